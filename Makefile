@@ -1,0 +1,57 @@
+# Tablao: `make run` starts the all-in-one farm, `make test` runs the checks and the test suite.
+# Both create .venv on first use. HEADLESS=1 runs the farm without the desktop window.
+
+PYTHON ?= python3
+VENV := .venv
+UV := $(VENV)/bin/uv
+PY := $(VENV)/bin/python
+HEADLESS ?=
+WORKERS ?= 2
+STAMP := $(VENV)/.synced
+
+.PHONY: run test lint check venv system-deps bench screenshots package clean
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
+
+# uv.lock pins every dependency; a changed lock or pyproject re-syncs the venv.
+$(STAMP): $(UV) uv.lock pyproject.toml
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras --quiet
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Blender and ffmpeg for the end-to-end tests, Qt's X11 libraries for the desktop app.
+system-deps:
+	@bash scripts/system-deps.sh
+
+run: venv
+ifeq ($(HEADLESS),1)
+	$(VENV)/bin/tablao all-in-one --headless --demo --workers $(WORKERS)
+else
+	@bash scripts/system-deps.sh --gui-only
+	$(VENV)/bin/tablao all-in-one --demo --workers $(WORKERS)
+endif
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: venv system-deps lint
+	$(VENV)/bin/pytest -m "not bench" tests
+
+bench: venv system-deps
+	$(VENV)/bin/pytest -m bench -s -p no:randomly tests/bench
+
+screenshots: venv
+	QT_QPA_PLATFORM=offscreen $(PY) -m app.screenshots docs/screenshots
+
+package: venv
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras --group package --quiet
+	cd packaging && ../$(VENV)/bin/pyinstaller --noconfirm --distpath ../dist --workpath ../build tablao.spec
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what Tablao's tests and desktop app need from the operating system, where it is missing:
+# Blender and ffmpeg (the end-to-end tests run them for real) and the X11 libraries Qt's xcb plugin loads.
+# On Debian/Ubuntu it uses apt-get; elsewhere it says what to install.
+set -euo pipefail
+
+gui_only=0
+[ "${1:-}" = "--gui-only" ] && gui_only=1
+
+qt_libs="libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
+libxcb-xinerama0 libxcb-randr0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3"
+
+missing=()
+if [ "$gui_only" = 0 ]; then
+  command -v blender >/dev/null || missing+=(blender)
+  command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+  command -v ffprobe >/dev/null || missing+=(ffmpeg)
+fi
+if command -v dpkg-query >/dev/null; then
+  for lib in $qt_libs; do
+    dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "install ok installed" || missing+=("$lib")
+  done
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if command -v apt-get >/dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  echo "Installing from the distribution: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+elif [ "$(uname)" = Darwin ]; then
+  echo "Missing: ${missing[*]}. On macOS: 'brew install ffmpeg' and 'brew install --cask blender'," >&2
+  echo "then make sure 'blender' and 'ffmpeg' are on PATH." >&2
+  [ "$gui_only" = 1 ] || exit 1
+else
+  echo "Missing: ${missing[*]}. Install Blender and ffmpeg with your package manager and put them on PATH." >&2
+  exit 1
+fi

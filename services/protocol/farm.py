@@ -1,0 +1,125 @@
+"""Wire models of workers, managers, users, tokens, the farm status and the event stream."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from services.protocol.common import ResponseModel, WireModel
+from services.protocol.states import ManagerStatus, Role, WorkerStatus, WorkerStatusRequest
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+
+
+class Utilisation(WireModel):
+    """One sample of a worker machine's load."""
+
+    time: datetime
+    cpu_percent: float = Field(ge=0, le=100)
+    memory_percent: float = Field(ge=0, le=100)
+    memory_used_mb: float = Field(ge=0)
+    load_1m: float = Field(default=0.0, ge=0)
+    gpu_percent: float | None = Field(default=None, ge=0, le=100)
+
+
+class Worker(ResponseModel):
+    id: str
+    name: str
+    manager_id: int
+    platform: str
+    task_types: list[str]
+    tags: list[str]
+    software: dict[str, str]
+    status: WorkerStatus
+    status_requested: WorkerStatusRequest | None
+    current_task_id: int | None
+    last_seen: datetime | None
+    utilisation: Utilisation | None
+
+
+class WorkerStatusRequestBody(WireModel):
+    status: WorkerStatusRequest
+    # lazy: after the current task; otherwise at once (a running task is requeued)
+    lazy: bool = True
+
+
+class Manager(ResponseModel):
+    id: int
+    name: str
+    status: ManagerStatus
+    last_seen: datetime | None
+    created: datetime
+    workers_total: int = 0
+    workers_awake: int = 0
+
+
+class ManagerCreate(WireModel):
+    name: str = Field(pattern=NAME_PATTERN)
+
+
+class ManagerCreated(Manager):
+    token: str
+
+
+class User(ResponseModel):
+    id: int
+    name: str
+    role: Role
+    created: datetime
+
+
+class UserCreate(WireModel):
+    name: str = Field(pattern=NAME_PATTERN)
+    role: Role
+    password: str | None = Field(default=None, min_length=8, max_length=200)
+
+
+class LoginRequest(WireModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class ApiToken(ResponseModel):
+    id: int
+    user: str
+    name: str
+    created: datetime
+    last_used: datetime | None
+
+
+class TokenCreate(WireModel):
+    user: str = Field(min_length=1, max_length=64)
+    name: str = Field(default="", max_length=100)
+
+
+class TokenCreated(ApiToken):
+    token: str
+    role: Role
+
+
+class FarmStatus(ResponseModel):
+    jobs: dict[str, int]
+    tasks: dict[str, int]
+    workers: dict[str, int]
+    managers: dict[str, int]
+
+
+class Health(ResponseModel):
+    status: str
+    version: str
+
+
+class Event(ResponseModel):
+    """One change on the farm. `id` grows by one per event; SSE clients resume with Last-Event-ID.
+
+    Types: job-created, job-updated, job-deleted, job-tasks-changed (many tasks of `job_id` changed at once:
+    reload them), task-updated, worker-updated, manager-updated, reset (the client missed more than the
+    retention window and must reload everything).
+    """
+
+    id: int
+    type: str
+    time: datetime
+    data: dict[str, Any]

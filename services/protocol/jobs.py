@@ -1,0 +1,154 @@
+"""Wire models of jobs, tasks, commands, the job log and job types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field
+
+from services.protocol.common import ResponseModel, WireModel
+from services.protocol.states import JobStatus, TaskStatus
+
+NAME_MAX = 200
+
+
+class Command(WireModel):
+    """One step of a task, run by the Worker's command runner of the same name."""
+
+    name: str = Field(min_length=1, max_length=100)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class OnTaskFailure(StrEnum):
+    FAIL_JOB = "fail-job"  # a failed task fails the job and cancels its unfinished tasks
+    CONTINUE = "continue"  # the rest of the job keeps running
+
+
+class JobSubmission(WireModel):
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    type: str = Field(min_length=1, max_length=100)
+    settings: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(default=50, ge=0, le=100)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    manager_id: int | None = None
+    depends_on: list[int] = Field(default_factory=list, max_length=100)
+    max_task_failures: int = Field(default=3, ge=1, le=100)
+    on_task_failure: OnTaskFailure = OnTaskFailure.FAIL_JOB
+    start_paused: bool = False
+
+
+class Job(ResponseModel):
+    id: int
+    name: str
+    type: str
+    settings: dict[str, Any]
+    priority: int
+    submitter: str
+    tags: list[str]
+    manager_id: int | None
+    depends_on: list[int]
+    max_task_failures: int
+    on_task_failure: OnTaskFailure
+    status: JobStatus
+    activity: str
+    created: datetime
+    updated: datetime
+    tasks_total: int
+    tasks_completed: int
+    tasks_failed: int
+    tasks_canceled: int = 0
+    tasks_active: int
+
+    @property
+    def progress(self) -> float:
+        return self.tasks_completed / self.tasks_total if self.tasks_total else 0.0
+
+
+class TaskSummary(ResponseModel):
+    """A task without its commands: what lists and events carry."""
+
+    id: int
+    job_id: int
+    index: int
+    name: str
+    type: str
+    status: TaskStatus
+    attempt: int
+    failure_count: int
+    manager_id: int | None
+    worker_id: str | None
+    worker_name: str | None
+    activity: str
+    steps_done: int
+    steps_total: int
+    updated: datetime
+
+
+class Task(TaskSummary):
+    commands: list[Command]
+    depends_on: list[int]
+    log_tail: list[str]
+    created: datetime
+
+
+class JobLogEntry(ResponseModel):
+    time: datetime
+    user: str
+    message: str
+
+
+class JobDetail(Job):
+    tasks: list[TaskSummary]
+    tasks_next_cursor: str | None
+    log: list[JobLogEntry]
+
+
+class JobAction(StrEnum):
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    REQUEUE = "requeue"  # every unfinished or failed task, or all of a completed job
+    REQUEUE_FAILED = "requeue-failed"  # only failed, soft-failed and canceled tasks
+
+
+class JobActionRequest(WireModel):
+    action: JobAction
+    reason: str = Field(default="", max_length=500)
+
+
+class PriorityRequest(WireModel):
+    priority: int = Field(ge=0, le=100)
+
+
+class BulkJobRequest(WireModel):
+    """The same change for many jobs; exactly one of `action`, `priority` or `delete`."""
+
+    ids: list[int] = Field(min_length=1, max_length=10_000)
+    action: JobAction | None = None
+    priority: int | None = Field(default=None, ge=0, le=100)
+    delete: bool = False
+    reason: str = Field(default="", max_length=500)
+
+
+class BulkItemResult(ResponseModel):
+    id: int
+    ok: bool
+    error: str | None = None
+
+
+class BulkResult(ResponseModel):
+    results: list[BulkItemResult]
+
+
+class TaskActionRequest(WireModel):
+    action: Literal["requeue", "cancel"]
+    reason: str = Field(default="", max_length=500)
+
+
+class JobTypeInfo(ResponseModel):
+    name: str
+    label: str
+    description: str
+    settings_schema: dict[str, Any]

@@ -1,0 +1,120 @@
+"""Wire models of the Manager → Server link: claiming tasks and pushing batched updates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from services.protocol.common import ResponseModel, WireModel
+from services.protocol.farm import Utilisation
+from services.protocol.jobs import Command, OnTaskFailure
+from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
+
+LOG_TAIL_LINES = 20
+
+
+class ClaimRequest(WireModel):
+    capacity: int = Field(ge=0, le=10_000)
+    task_types: list[str] = Field(default_factory=list)
+    # tags offered by the Manager's workers; a job with tags goes only where all of them are offered
+    tags: list[str] = Field(default_factory=list)
+    # long polling: with nothing runnable, the Server holds the request up to this long and answers as soon as
+    # something becomes runnable (stay below the client's read timeout)
+    wait_seconds: float = Field(default=0.0, ge=0.0, le=25.0)
+
+
+class ClaimedTask(ResponseModel):
+    id: int
+    job_id: int
+    job_name: str
+    job_priority: int
+    job_created: datetime
+    job_tags: list[str]
+    max_task_failures: int
+    on_task_failure: OnTaskFailure
+    index: int
+    name: str
+    type: str
+    attempt: int  # the fencing token: every update about this hand-out carries it
+    failure_count: int
+    commands: list[Command]
+    steps_total: int
+
+
+class ClaimResponse(ResponseModel):
+    tasks: list[ClaimedTask]
+    lease_seconds: float
+
+
+class TaskUpdate(WireModel):
+    """What happened to one task at the Manager. Fields left None are unchanged."""
+
+    task_id: int
+    attempt: int
+    status: TaskStatus | None = None  # queued = given back unstarted
+    worker_id: str | None = None
+    worker_name: str | None = None
+    activity: str | None = Field(default=None, max_length=1000)
+    steps_done: int | None = Field(default=None, ge=0)
+    steps_total: int | None = Field(default=None, ge=0)
+    log_tail: list[str] = Field(default_factory=list, max_length=LOG_TAIL_LINES)
+    failure_count: int | None = Field(default=None, ge=0)
+    time: datetime | None = None
+
+
+class WorkerReport(WireModel):
+    id: str
+    name: str
+    platform: str
+    task_types: list[str]
+    tags: list[str]
+    software: dict[str, str] = Field(default_factory=dict)
+    status: WorkerStatus
+    current_task_id: int | None = None
+    last_seen: datetime | None = None
+    utilisation: Utilisation | None = None
+
+
+class UpdateBatch(WireModel):
+    """Sent in order; `seq` grows by one per batch, so the Server applies each batch exactly once."""
+
+    seq: int = Field(ge=1)
+    task_updates: list[TaskUpdate] = Field(default_factory=list, max_length=10_000)
+    workers: list[WorkerReport] = Field(default_factory=list, max_length=10_000)
+    # tasks the Manager still holds: their leases are renewed
+    held_task_ids: list[int] = Field(default_factory=list, max_length=100_000)
+
+
+class RejectedUpdate(ResponseModel):
+    task_id: int
+    reason: str
+    attempt: int | None = None  # the attempt the refused update carried
+
+
+class WorkerInstruction(ResponseModel):
+    worker_id: str
+    status: WorkerStatusRequest
+    lazy: bool
+
+
+class UpdateAck(ResponseModel):
+    """The Server's answer; it carries what the Server wants of the Manager (calls go bottom-up only)."""
+
+    last_seq: int
+    rejected: list[RejectedUpdate] = Field(default_factory=list)
+    cancel_task_ids: list[int] = Field(default_factory=list)
+    upload_log_task_ids: list[int] = Field(default_factory=list)
+    worker_requests: list[WorkerInstruction] = Field(default_factory=list)
+    lease_seconds: float
+
+
+class ClientTokenCheck(WireModel):
+    """The Manager asks the Server who holds a client's API token (to serve full task logs)."""
+
+    token: str = Field(min_length=1, max_length=200)
+
+
+class ClientIdentity(ResponseModel):
+    user: str
+    role: str

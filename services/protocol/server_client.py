@@ -1,0 +1,245 @@
+"""A typed async client of the Server's client API, used by the CLI and the desktop app.
+
+Errors come back as `ApiError` with the Server's one-line `detail` and per-field errors. For live views,
+open `events()` first and load snapshots after: events are full objects, so applying one twice is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import httpx
+
+from services.protocol import API_PREFIX
+from services.protocol.common import FieldError, Page
+from services.protocol.farm import (
+    ApiToken,
+    Event,
+    FarmStatus,
+    Health,
+    Manager,
+    ManagerCreated,
+    TokenCreated,
+    User,
+    Worker,
+)
+from services.protocol.jobs import (
+    BulkResult,
+    Job,
+    JobAction,
+    JobDetail,
+    JobLogEntry,
+    JobSubmission,
+    JobTypeInfo,
+    Task,
+    TaskSummary,
+)
+from services.protocol.states import JobStatus, Role, TaskStatus, WorkerStatusRequest
+
+
+class ApiError(Exception):
+    def __init__(self, status_code: int, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(f"{status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+        self.errors = errors or []
+
+    def field_errors(self) -> dict[str, str]:
+        return {e.field: e.message for e in self.errors}
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+        detail = str(body.get("detail", response.reason_phrase))
+        errors = [FieldError.model_validate(e) for e in body.get("errors", [])]
+    except (ValueError, AttributeError):
+        detail, errors = response.text[:500] or response.reason_phrase, []
+    raise ApiError(response.status_code, detail, errors)
+
+
+class ServerClient:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + API_PREFIX, headers=headers, timeout=timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> ServerClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._http.request(method, path, **kwargs)
+        raise_for_error(response)
+        return response.json() if response.content else None
+
+    # ---- farm ----
+    async def health(self) -> Health:
+        return Health.model_validate(await self._call("GET", "/health"))
+
+    async def farm_status(self) -> FarmStatus:
+        return FarmStatus.model_validate(await self._call("GET", "/farm/status"))
+
+    async def job_types(self) -> list[JobTypeInfo]:
+        return [JobTypeInfo.model_validate(x) for x in await self._call("GET", "/job-types")]
+
+    async def job_type(self, name: str) -> JobTypeInfo:
+        return JobTypeInfo.model_validate(await self._call("GET", f"/job-types/{name}"))
+
+    async def workers(self) -> list[Worker]:
+        return [Worker.model_validate(x) for x in await self._call("GET", "/workers")]
+
+    async def request_worker_status(self, worker_id: str, status: WorkerStatusRequest, lazy: bool = True) -> Worker:
+        body = {"status": status, "lazy": lazy}
+        return Worker.model_validate(await self._call("POST", f"/workers/{worker_id}/status-request", json=body))
+
+    async def managers(self) -> list[Manager]:
+        return [Manager.model_validate(x) for x in await self._call("GET", "/managers")]
+
+    async def create_manager(self, name: str) -> ManagerCreated:
+        return ManagerCreated.model_validate(await self._call("POST", "/managers", json={"name": name}))
+
+    # ---- jobs ----
+    async def submit_job(self, job: JobSubmission | dict[str, Any]) -> Job:
+        body = job.model_dump(mode="json") if isinstance(job, JobSubmission) else job
+        return Job.model_validate(await self._call("POST", "/jobs", json=body))
+
+    async def list_jobs(
+        self,
+        *,
+        status: Sequence[JobStatus] = (),
+        submitter: str | None = None,
+        type: str | None = None,
+        search: str | None = None,
+        sort: str = "-created",
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Job]:
+        params: dict[str, Any] = {"sort": sort, "limit": limit}
+        if status:
+            params["status"] = [str(s) for s in status]
+        for key, value in (("submitter", submitter), ("type", type), ("search", search), ("cursor", cursor)):
+            if value:
+                params[key] = value
+        return Page[Job].model_validate(await self._call("GET", "/jobs", params=params))
+
+    async def get_job(self, job_id: int, tasks_limit: int = 100) -> JobDetail:
+        return JobDetail.model_validate(await self._call("GET", f"/jobs/{job_id}", params={"tasks_limit": tasks_limit}))
+
+    async def job_action(self, job_id: int, action: JobAction, reason: str = "") -> Job:
+        body = {"action": action, "reason": reason}
+        return Job.model_validate(await self._call("POST", f"/jobs/{job_id}/status", json=body))
+
+    async def set_priority(self, job_id: int, priority: int) -> Job:
+        return Job.model_validate(await self._call("POST", f"/jobs/{job_id}/priority", json={"priority": priority}))
+
+    async def bulk(
+        self,
+        ids: Sequence[int],
+        *,
+        action: JobAction | None = None,
+        priority: int | None = None,
+        delete: bool = False,
+        reason: str = "",
+    ) -> BulkResult:
+        body: dict[str, Any] = {"ids": list(ids), "delete": delete, "reason": reason}
+        if action is not None:
+            body["action"] = action
+        if priority is not None:
+            body["priority"] = priority
+        return BulkResult.model_validate(await self._call("POST", "/jobs/bulk", json=body))
+
+    async def delete_job(self, job_id: int) -> None:
+        await self._call("DELETE", f"/jobs/{job_id}")
+
+    async def list_tasks(
+        self, job_id: int, *, status: Sequence[TaskStatus] = (), limit: int = 100, cursor: str | None = None
+    ) -> Page[TaskSummary]:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = [str(s) for s in status]
+        if cursor:
+            params["cursor"] = cursor
+        return Page[TaskSummary].model_validate(await self._call("GET", f"/jobs/{job_id}/tasks", params=params))
+
+    async def all_tasks(self, job_id: int, page_size: int = 1000) -> list[TaskSummary]:
+        out: list[TaskSummary] = []
+        cursor = None
+        while True:
+            page = await self.list_tasks(job_id, limit=page_size, cursor=cursor)
+            out.extend(page.items)
+            if not page.next_cursor:
+                return out
+            cursor = page.next_cursor
+
+    async def job_log(self, job_id: int, limit: int = 1000) -> list[JobLogEntry]:
+        rows = await self._call("GET", f"/jobs/{job_id}/log", params={"limit": limit})
+        return [JobLogEntry.model_validate(x) for x in rows]
+
+    async def get_task(self, task_id: int) -> Task:
+        return Task.model_validate(await self._call("GET", f"/tasks/{task_id}"))
+
+    async def task_action(self, task_id: int, action: str, reason: str = "") -> Task:
+        body = {"action": action, "reason": reason}
+        return Task.model_validate(await self._call("POST", f"/tasks/{task_id}/status", json=body))
+
+    # ---- auth ----
+    async def login(self, username: str, password: str) -> TokenCreated:
+        body = {"username": username, "password": password}
+        return TokenCreated.model_validate(await self._call("POST", "/auth/login", json=body))
+
+    async def users(self) -> list[User]:
+        return [User.model_validate(x) for x in await self._call("GET", "/users")]
+
+    async def add_user(self, name: str, role: Role, password: str | None = None) -> User:
+        body = {"name": name, "role": role, "password": password}
+        return User.model_validate(await self._call("POST", "/users", json=body))
+
+    async def tokens(self) -> list[ApiToken]:
+        return [ApiToken.model_validate(x) for x in await self._call("GET", "/tokens")]
+
+    async def create_token(self, user: str, name: str = "") -> TokenCreated:
+        return TokenCreated.model_validate(await self._call("POST", "/tokens", json={"user": user, "name": name}))
+
+    # ---- events ----
+    async def events(
+        self, last_event_id: int | None = None, on_open: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncIterator[Event]:
+        """Yield events as they come. Ends when the connection drops; resume with the last id seen.
+
+        `on_open` is awaited once the stream is open (its start is then fixed) and before any event is read:
+        the place to load snapshots so that no change falls between the snapshot and the stream.
+        """
+        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+        timeout = httpx.Timeout(10.0, read=60.0)
+        async with self._http.stream("GET", "/events", headers=headers, timeout=timeout) as response:
+            if not response.is_success:
+                await response.aread()
+                raise_for_error(response)
+            if on_open is not None:
+                await on_open()
+            data: list[str] = []
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+                elif not line and data:
+                    yield Event.model_validate(json.loads("\n".join(data)))
+                    data = []

@@ -1,0 +1,92 @@
+"""Wire models of the Worker → Manager API: registration, the task life cycle and heartbeats."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from services.protocol.common import ResponseModel, WireModel
+from services.protocol.farm import Utilisation
+from services.protocol.jobs import Command
+from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
+
+LOG_CHUNK_MAX_LINES = 5_000
+LOG_LINE_MAX_CHARS = 10_000
+
+
+class RegisterRequest(WireModel):
+    registration_secret: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=64)
+    platform: str = Field(min_length=1, max_length=32)
+
+
+class RegisterResponse(ResponseModel):
+    worker_id: str
+    secret: str
+
+
+class SignOnRequest(WireModel):
+    name: str = Field(min_length=1, max_length=64)
+    platform: str = Field(min_length=1, max_length=32)
+    task_types: list[str] = Field(min_length=1, max_length=50)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    software: dict[str, str] = Field(default_factory=dict)
+    can_restart: bool = False
+
+
+class StatusAnswer(ResponseModel):
+    status_requested: WorkerStatusRequest | None = None
+    lazy: bool = True
+
+
+class WorkerTaskUpdate(WireModel):
+    """One update of a running task. `seq` is per worker, across tasks; the Manager ignores repeats."""
+
+    seq: int = Field(ge=1)
+    attempt: int
+    status: TaskStatus | None = None  # active, completed, failed, or queued (given back)
+    activity: str | None = Field(default=None, max_length=1000)
+    steps_done: int | None = Field(default=None, ge=0)
+    steps_total: int | None = Field(default=None, ge=0)
+    log_lines: list[str] = Field(default_factory=list, max_length=LOG_CHUNK_MAX_LINES)
+    output_files: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class WorkerTaskUpdates(WireModel):
+    updates: list[WorkerTaskUpdate] = Field(min_length=1, max_length=1000)
+
+
+class UpdatesAck(ResponseModel):
+    last_seq: int
+
+
+class TaskRequest(WireModel):
+    # long polling: an idle worker's request waits at the Manager up to this long for a task
+    wait_seconds: float = Field(default=0.0, ge=0, le=60)
+    # "report done and ask for the next task" in one round trip
+    finished: WorkerTaskUpdates | None = None
+    finished_task_id: int | None = None
+
+
+class AssignedTask(ResponseModel):
+    id: int
+    job_id: int
+    job_name: str
+    name: str
+    type: str
+    attempt: int
+    commands: list[Command]
+    steps_total: int
+    # the farm's path variables, already resolved for this worker's platform
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
+class MayIRun(ResponseModel):
+    may_keep_running: bool
+    reason: str = ""
+    status_requested: WorkerStatusRequest | None = None
+
+
+class Heartbeat(WireModel):
+    status: WorkerStatus
+    current_task_id: int | None = None
+    utilisation: Utilisation | None = None

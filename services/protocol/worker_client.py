@@ -1,0 +1,137 @@
+"""A typed httpx client for the Worker → Manager API (`/api/v1/worker/...`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+
+from services.protocol import API_PREFIX
+from services.protocol.worker_api import (
+    AssignedTask,
+    Heartbeat,
+    MayIRun,
+    RegisterRequest,
+    RegisterResponse,
+    SignOnRequest,
+    StatusAnswer,
+    UpdatesAck,
+)
+
+JSON = {"Content-Type": "application/json"}
+
+
+class ManagerError(Exception):
+    """The Manager answered with an error status; `detail` is its readable message."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class StaleTask(ManagerError):
+    """409: the attempt is stale or the task was taken away; stop it and drop its updates."""
+
+
+class Unauthorized(ManagerError):
+    """401/403: the worker's credentials are not (or no longer) known to this Manager."""
+
+
+class NoTask:
+    """A 204 answer to a task request; `retry_after` is the Manager's advice in seconds."""
+
+    __slots__ = ("retry_after",)
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = retry_after
+
+
+def _raise_for(resp: httpx.Response) -> None:
+    if resp.status_code < 400:
+        return
+    try:
+        detail = str(resp.json().get("detail", resp.text))
+    except ValueError:
+        detail = resp.text or resp.reason_phrase
+    cls = {409: StaleTask, 401: Unauthorized, 403: Unauthorized}.get(resp.status_code, ManagerError)
+    raise cls(resp.status_code, detail)
+
+
+class WorkerClient:
+    """One keep-alive connection pool to the Manager. Network failures surface as `httpx.TransportError`."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + API_PREFIX + "/worker", timeout=timeout, transport=transport
+        )
+
+    def set_credentials(self, worker_id: str, secret: str) -> None:
+        self._http.auth = httpx.BasicAuth(worker_id, secret)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def register(self, body: RegisterRequest) -> RegisterResponse:
+        resp = await self._http.post("/register", content=body.model_dump_json(), headers=JSON)
+        _raise_for(resp)
+        return RegisterResponse.model_validate_json(resp.content)
+
+    async def sign_on(self, body: SignOnRequest) -> StatusAnswer:
+        resp = await self._http.post("/sign-on", content=body.model_dump_json(), headers=JSON)
+        _raise_for(resp)
+        return StatusAnswer.model_validate_json(resp.content) if resp.content else StatusAnswer()
+
+    async def sign_off(self) -> None:
+        _raise_for(await self._http.post("/sign-off"))
+
+    async def heartbeat(self, body: Heartbeat) -> StatusAnswer:
+        resp = await self._http.post("/heartbeat", content=body.model_dump_json(), headers=JSON)
+        _raise_for(resp)
+        return StatusAnswer.model_validate_json(resp.content) if resp.content else StatusAnswer()
+
+    async def request_task(
+        self,
+        *,
+        wait_seconds: float = 0.0,
+        finished_task_id: int | None = None,
+        finished_updates: Sequence[str] = (),
+    ) -> AssignedTask | NoTask:
+        """Ask for a task, optionally reporting the last one's final updates (JSON texts) in the same trip."""
+        # the body is assembled from the buffer's stored JSON so a finished task is not re-validated
+        body = '{"wait_seconds":' + repr(float(wait_seconds))
+        if finished_task_id is not None and finished_updates:
+            updates = ",".join(finished_updates)
+            body += f',"finished_task_id":{int(finished_task_id)},"finished":{{"updates":[{updates}]}}'
+        body += "}"
+        resp = await self._http.post("/task", content=body, headers=JSON, timeout=self.timeout + wait_seconds)
+        _raise_for(resp)
+        if resp.status_code == 204:
+            return NoTask(_retry_after(resp))
+        return AssignedTask.model_validate_json(resp.content)
+
+    async def send_updates(self, task_id: int, updates: Sequence[str]) -> UpdatesAck:
+        """Send updates (each a WorkerTaskUpdate as JSON text) of one task, in seq order."""
+        body = '{"updates":[' + ",".join(updates) + "]}"
+        resp = await self._http.post(f"/tasks/{task_id}/updates", content=body, headers=JSON)
+        _raise_for(resp)
+        return UpdatesAck.model_validate_json(resp.content)
+
+    async def may_i_run(self, task_id: int, attempt: int | None = None) -> MayIRun:
+        params = {"attempt": attempt} if attempt is not None else None
+        resp = await self._http.get(f"/tasks/{task_id}/may-i-run", params=params)
+        _raise_for(resp)
+        return MayIRun.model_validate_json(resp.content)
+
+    async def upload_output(self, task_id: int, data: bytes, content_type: str) -> None:
+        resp = await self._http.post(f"/tasks/{task_id}/output", content=data, headers={"Content-Type": content_type})
+        _raise_for(resp)
+
+
+def _retry_after(resp: httpx.Response) -> float:
+    try:
+        return max(0.0, float(resp.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0

@@ -1,0 +1,145 @@
+"""`tablao submit`, `tablao jobs` and `tablao job`: the command-line client of a Server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+from services.protocol.jobs import Job, JobAction, JobDetail
+from services.protocol.server_client import ApiError, ServerClient
+from services.server.config import DEFAULT_PORT, default_data_dir
+
+
+def connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("TABLAO_SERVER", f"http://127.0.0.1:{DEFAULT_PORT}"),
+        help="the Server's URL (env TABLAO_SERVER; default: the local all-in-one farm)",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="file holding an API token (env TABLAO_TOKEN holds one directly; default: the local farm's admin.token)",
+    )
+
+
+def read_token(args: argparse.Namespace) -> str:
+    if args.token_file is None and (env := os.environ.get("TABLAO_TOKEN")):
+        return env
+    path = args.token_file or default_data_dir() / "admin.token"
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise SystemExit(f"cannot read the API token from {path}: {exc.strerror}") from exc
+
+
+def _progress(job: Job) -> str:
+    return f"{job.tasks_completed}/{job.tasks_total}"
+
+
+def print_jobs(jobs: list[Job]) -> None:
+    if not jobs:
+        print("no jobs")
+        return
+    print(f"{'ID':>6}  {'STATUS':<18} {'PRIO':>4}  {'DONE':>11}  {'TYPE':<15} {'SUBMITTER':<12} NAME")
+    for j in jobs:
+        print(f"{j.id:>6}  {j.status:<18} {j.priority:>4}  {_progress(j):>11}  {j.type:<15} {j.submitter:<12} {j.name}")
+
+
+def print_job(job: JobDetail) -> None:
+    print(f"Job {job.id}: {job.name}")
+    print(f"  type {job.type}, status {job.status}, priority {job.priority}, submitted by {job.submitter}")
+    print(
+        f"  tasks: {job.tasks_completed} completed, {job.tasks_active} running, {job.tasks_failed} failed, "
+        f"{job.tasks_canceled} canceled, {job.tasks_total} in all"
+    )
+    if job.activity:
+        print(f"  activity: {job.activity}")
+    print("  tasks:")
+    for t in job.tasks:
+        extra = f"  ({t.activity})" if t.activity else ""
+        worker = f" on {t.worker_name}" if t.worker_name else ""
+        print(f"    {t.id:>8}  {t.status:<12} {t.name}{worker}{extra}")
+    if job.tasks_next_cursor:
+        print("    …")
+    print("  log:")
+    for entry in job.log[-20:]:
+        print(f"    {entry.time:%Y-%m-%d %H:%M:%S}  {entry.user}: {entry.message}")
+
+
+async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
+    try:
+        body = json.loads(args.file.read_text())
+    except OSError as exc:
+        raise SystemExit(f"cannot read {args.file}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{args.file} is not valid JSON: {exc}") from exc
+    job = await client.submit_job(body)
+    print(f"submitted job {job.id} ({job.name}): {job.tasks_total} tasks, {job.status}")
+    return 0
+
+
+async def _jobs(client: ServerClient, args: argparse.Namespace) -> int:
+    page = await client.list_jobs(status=args.status or (), search=args.search, limit=args.limit)
+    print_jobs(page.items)
+    return 0
+
+
+async def _job(client: ServerClient, args: argparse.Namespace) -> int:
+    if args.action:
+        await client.job_action(args.id, JobAction(args.action))
+    print_job(await client.get_job(args.id))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[ServerClient, argparse.Namespace], Awaitable[int]]] = {
+    "submit": _submit,
+    "jobs": _jobs,
+    "job": _job,
+}
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"tablao {command}")
+    connection_args(parser)
+    if command == "submit":
+        parser.add_argument("file", type=Path, help="a JSON job: {name, type, settings, priority, ...}")
+    elif command == "jobs":
+        parser.add_argument("--status", action="append", help="only jobs with this status (repeatable)")
+        parser.add_argument("--search", help="only jobs whose name contains this")
+        parser.add_argument("--limit", type=int, default=50)
+    elif command == "job":
+        parser.add_argument("id", type=int)
+        parser.add_argument("--action", choices=[a.value for a in JobAction], help="change the job first")
+    return parser
+
+
+def main(command: str, argv: list[str]) -> int:
+    args = build_parser(command).parse_args(argv)
+    token = read_token(args)
+
+    async def run() -> int:
+        async with ServerClient(args.server, token) as client:
+            return await COMMANDS[command](client, args)
+
+    return run_reporting_errors(command, run)
+
+
+def run_reporting_errors(command: str, run: Callable[[], Awaitable[int]]) -> int:
+    try:
+        return asyncio.run(run())  # type: ignore[arg-type]
+    except ApiError as exc:
+        print(f"tablao {command}: {exc.detail} (HTTP {exc.status_code})", file=sys.stderr)
+    except httpx.HTTPError as exc:
+        print(f"tablao {command}: cannot reach the Server: {exc or type(exc).__name__}", file=sys.stderr)
+    except SystemExit as exc:
+        print(f"tablao {command}: {exc}", file=sys.stderr)
+    return 1

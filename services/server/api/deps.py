@@ -1,0 +1,118 @@
+"""FastAPI dependencies: database sessions, the authenticated user or Manager, role checks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.protocol.states import Role
+from services.server.config import ServerConfig
+from services.server.db.tables import ManagerRow
+from services.server.store import auth
+from services.server.store.errors import Forbidden, StoreError
+from services.server.store.farm import manager_for_token
+from services.server.store.jobs import Actor
+
+_bearer = HTTPBearer(auto_error=False)
+_TOKEN_CACHE_SECONDS = 10.0
+
+
+class Unauthorized(StoreError):
+    status_code = 401
+
+
+def _makers(request: Request) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
+    return request.app.state.read_sessions, request.app.state.write_sessions
+
+
+def read_session(request: Request) -> Iterator[Session]:
+    with _makers(request)[0]() as session:
+        yield session
+
+
+def write_session(request: Request) -> Iterator[Session]:
+    """A session that begins with the write lock (SQLite); the route commits what it changed."""
+    with _makers(request)[1]() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(read_session)]
+SessionDep = Annotated[Session, Depends(write_session)]
+
+
+def config(request: Request) -> ServerConfig:
+    cfg: ServerConfig = request.app.state.config
+    return cfg
+
+
+ConfigDep = Annotated[ServerConfig, Depends(config)]
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthorized("this route needs an API token: send 'Authorization: Bearer <token>'", field="token")
+    return credentials.credentials
+
+
+def current_user(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Actor:
+    token = _token(credentials)
+    cache: dict[str, tuple[float, Actor | None]] = request.app.state.token_cache
+    now = time.monotonic()
+    hit = cache.get(token)
+    if hit is not None and hit[0] > now:
+        actor = hit[1]
+    else:
+        with request.app.state.read_sessions() as session:
+            found = auth.user_for_token(session, token)
+        actor = Actor(found[0].name, Role(found[0].role)) if found else None
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[token] = (now + _TOKEN_CACHE_SECONDS, actor)
+    if actor is None:
+        raise Unauthorized("the API token is not valid (revoked, or from another farm)", field="token")
+    return actor
+
+
+UserDep = Annotated[Actor, Depends(current_user)]
+
+
+def require(*roles: Role):  # type: ignore[no-untyped-def]
+    def check(user: UserDep) -> Actor:
+        if user.role not in roles:
+            allowed = " or ".join(roles)
+            raise Forbidden(f"this needs the role {allowed}; {user.name} is {user.role}")
+        return user
+
+    return Depends(check)
+
+
+WranglerDep = Annotated[Actor, require(Role.ADMIN, Role.WRANGLER)]
+AdminDep = Annotated[Actor, require(Role.ADMIN)]
+
+
+def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+    return _token(credentials)
+
+
+TokenDep = Annotated[str, Depends(bearer_token)]
+
+
+def manager_by_token(session: Session, token: str) -> ManagerRow:
+    manager = manager_for_token(session, token)
+    if manager is None:
+        raise Unauthorized("not a Manager token of this farm", field="token")
+    return manager
+
+
+def current_manager(session: SessionDep, token: TokenDep) -> ManagerRow:
+    return manager_by_token(session, token)
+
+
+ManagerDep = Annotated[ManagerRow, Depends(current_manager)]

@@ -1,0 +1,78 @@
+"""Routes for the farm: health, status counts, job types, workers and Managers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from services.protocol import VERSION
+from services.protocol.farm import (
+    FarmStatus,
+    Health,
+    Manager,
+    ManagerCreate,
+    ManagerCreated,
+    Worker,
+    WorkerStatusRequestBody,
+)
+from services.protocol.jobs import JobTypeInfo
+from services.protocol.states import ManagerStatus
+from services.server.api.deps import AdminDep, ConfigDep, ReadSessionDep, SessionDep, UserDep, WranglerDep
+from services.server.db.tables import WorkerRow
+from services.server.jobtypes.registry import get_job_type, job_types
+from services.server.store import farm as store
+from services.server.store.convert import manager_to_wire, worker_to_wire
+from services.server.store.errors import NotFound
+
+router = APIRouter(tags=["farm"])
+
+
+@router.get("/health")
+def health() -> Health:
+    return Health(status="ok", version=VERSION)
+
+
+@router.get("/farm/status")
+def farm_status(session: ReadSessionDep, _: UserDep, cfg: ConfigDep) -> FarmStatus:
+    return store.farm_status(session, cfg.lease_seconds)
+
+
+def _job_type_info(name: str) -> JobTypeInfo:
+    jt = get_job_type(name)
+    if jt is None:
+        raise NotFound(f"no job type named {name!r} (known: {', '.join(job_types())})", field="name")
+    return JobTypeInfo(name=name, label=jt.label, description=jt.description, settings_schema=jt.settings_schema())
+
+
+@router.get("/job-types")
+def list_job_types(_: UserDep) -> list[JobTypeInfo]:
+    return [_job_type_info(name) for name in job_types()]
+
+
+@router.get("/job-types/{name}")
+def get_job_type_info(name: str, _: UserDep) -> JobTypeInfo:
+    return _job_type_info(name)
+
+
+@router.get("/workers")
+def list_workers(session: ReadSessionDep, _: UserDep) -> list[Worker]:
+    return [worker_to_wire(w) for w in session.scalars(select(WorkerRow).order_by(WorkerRow.name))]
+
+
+@router.post("/workers/{worker_id}/status-request")
+def request_worker_status(worker_id: str, req: WorkerStatusRequestBody, session: SessionDep, _: WranglerDep) -> Worker:
+    worker = store.request_worker_status(session, worker_id, req.status, req.lazy)
+    session.commit()
+    return worker_to_wire(worker)
+
+
+@router.get("/managers")
+def list_managers(session: ReadSessionDep, _: UserDep, cfg: ConfigDep) -> list[Manager]:
+    return store.list_managers(session, cfg.lease_seconds)
+
+
+@router.post("/managers", status_code=201)
+def create_manager(req: ManagerCreate, session: SessionDep, _: AdminDep) -> ManagerCreated:
+    row, token = store.create_manager(session, req.name)
+    session.commit()
+    return ManagerCreated(**manager_to_wire(row, ManagerStatus.NEVER_SEEN, 0, 0).model_dump(), token=token)

@@ -1,0 +1,143 @@
+"""Routes for jobs: submit, list, detail, status and priority changes (one or many), delete, tasks, log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from services.protocol.common import Page
+from services.protocol.jobs import (
+    BulkItemResult,
+    BulkJobRequest,
+    BulkResult,
+    Job,
+    JobActionRequest,
+    JobDetail,
+    JobLogEntry,
+    JobSubmission,
+    PriorityRequest,
+    TaskSummary,
+)
+from services.protocol.states import JobStatus, TaskStatus
+from services.server.api.deps import ReadSessionDep, SessionDep, UserDep
+from services.server.store import jobs as store
+from services.server.store.convert import job_to_wire, log_entry, task_summary
+from services.server.store.errors import Invalid, StoreError
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=201)
+def submit_job(sub: JobSubmission, session: SessionDep, user: UserDep) -> Job:
+    job = store.submit(session, sub, user)
+    session.commit()
+    return job_to_wire(job)
+
+
+@router.get("")
+def list_jobs(
+    session: ReadSessionDep,
+    _: UserDep,
+    status: Annotated[list[JobStatus] | None, Query()] = None,
+    submitter: str | None = None,
+    type: str | None = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    sort: str = "-created",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: str | None = None,
+) -> Page[Job]:
+    rows, next_cursor = store.list_jobs(
+        session,
+        status=status,
+        submitter=submitter,
+        type_=type,
+        search=search,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page[Job](items=[job_to_wire(j) for j in rows], next_cursor=next_cursor)
+
+
+@router.post("/bulk")
+def bulk(req: BulkJobRequest, session: SessionDep, user: UserDep) -> BulkResult:
+    chosen = [req.action is not None, req.priority is not None, req.delete]
+    if sum(chosen) != 1:
+        raise Invalid("give exactly one of action, priority or delete", field="action")
+    results = []
+    for job_id in dict.fromkeys(req.ids):
+        savepoint = session.begin_nested()
+        try:
+            job = store.get(session, job_id, for_update=True)
+            if req.action is not None:
+                store.apply_action(session, job, req.action, user, req.reason)
+            elif req.priority is not None:
+                store.set_priority(session, job, req.priority, user)
+            else:
+                store.delete_job(session, job, user)
+            savepoint.commit()
+            results.append(BulkItemResult(id=job_id, ok=True))
+        except (StoreError, ValueError) as exc:
+            savepoint.rollback()
+            results.append(BulkItemResult(id=job_id, ok=False, error=str(getattr(exc, "message", exc))))
+    session.commit()
+    return BulkResult(results=results)
+
+
+@router.get("/{job_id}")
+def get_job(
+    job_id: int, session: ReadSessionDep, _: UserDep, tasks_limit: Annotated[int, Query(ge=0, le=1000)] = 100
+) -> JobDetail:
+    job = store.get(session, job_id)
+    tasks, next_cursor = store.list_tasks(session, job_id, limit=tasks_limit) if tasks_limit else ([], None)
+    return JobDetail(
+        **job_to_wire(job).model_dump(),
+        tasks=[task_summary(t) for t in tasks],
+        tasks_next_cursor=next_cursor,
+        log=[log_entry(r) for r in store.job_log(session, job_id, limit=200)],
+    )
+
+
+@router.delete("/{job_id}", status_code=204)
+def delete_job(job_id: int, session: SessionDep, user: UserDep) -> Response:
+    store.delete_job(session, store.get(session, job_id, for_update=True), user)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post("/{job_id}/status")
+def change_status(job_id: int, req: JobActionRequest, session: SessionDep, user: UserDep) -> Job:
+    job = store.get(session, job_id, for_update=True)
+    store.apply_action(session, job, req.action, user, req.reason)
+    session.commit()
+    return job_to_wire(job)
+
+
+@router.post("/{job_id}/priority")
+def change_priority(job_id: int, req: PriorityRequest, session: SessionDep, user: UserDep) -> Job:
+    job = store.get(session, job_id, for_update=True)
+    store.set_priority(session, job, req.priority, user)
+    session.commit()
+    return job_to_wire(job)
+
+
+@router.get("/{job_id}/tasks")
+def list_tasks(
+    job_id: int,
+    session: ReadSessionDep,
+    _: UserDep,
+    status: Annotated[list[TaskStatus] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+    cursor: str | None = None,
+) -> Page[TaskSummary]:
+    rows, next_cursor = store.list_tasks(session, job_id, status=status, limit=limit, cursor=cursor)
+    return Page[TaskSummary](items=[task_summary(t) for t in rows], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}/log")
+def get_log(
+    job_id: int, session: ReadSessionDep, _: UserDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000
+) -> list[JobLogEntry]:
+    store.get(session, job_id)
+    return [log_entry(r) for r in store.job_log(session, job_id, limit=limit)]

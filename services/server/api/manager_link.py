@@ -1,0 +1,91 @@
+"""The Manager → Server link: claim tasks, push update batches, upload a full task log, check client tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from services.protocol.link import (
+    ClaimedTask,
+    ClaimRequest,
+    ClaimResponse,
+    ClientIdentity,
+    ClientTokenCheck,
+    UpdateAck,
+    UpdateBatch,
+)
+from services.server import background, events
+from services.server.api.deps import ConfigDep, ManagerDep, SessionDep, TokenDep, manager_by_token
+from services.server.store import auth
+from services.server.store import link as store
+from services.server.store.errors import Invalid, NotFound
+
+router = APIRouter(prefix="/manager", tags=["manager link"])
+
+MAX_LOG_BYTES = 64 * 1024 * 1024
+
+# the Server's housekeeping loop expires the leases of silent Managers (background.py's hook)
+if store.lease_sweep not in background.SWEEPS:
+    background.SWEEPS.append(store.lease_sweep)
+
+
+@router.post("/claim")
+async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: ConfigDep) -> ClaimResponse:
+    """Lease up to `capacity` runnable tasks, in scheduler order, for the Manager's workers.
+
+    With `wait_seconds` and nothing runnable, the request waits and looks again after every committed change
+    (a job submitted or resumed, a task requeued or completed), so a Manager hears of new work at once.
+    """
+    writers = request.app.state.write_sessions
+
+    def claim_once() -> list[ClaimedTask]:
+        # one short write transaction per look: no lock is held while the request waits
+        with writers() as session:
+            manager = manager_by_token(session, token)
+            tasks = store.claim(session, manager, req, cfg.lease_seconds)
+            session.commit()
+            return tasks
+
+    deadline = time.monotonic() + req.wait_seconds
+    with events.NOTIFIER.subscribe() as changed:
+        while True:
+            changed.clear()  # before looking, so a change committed during the look wakes the next one
+            tasks = await run_in_threadpool(claim_once)
+            remaining = deadline - time.monotonic()
+            if tasks or remaining <= 0 or await request.is_disconnected():
+                return ClaimResponse(tasks=tasks, lease_seconds=cfg.lease_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+
+@router.post("/updates")
+def updates(batch: UpdateBatch, session: SessionDep, manager: ManagerDep, cfg: ConfigDep) -> UpdateAck:
+    """Apply a batch of updates exactly once (by `seq`); the answer carries instructions for the Manager."""
+    ack = store.apply_batch(session, manager, batch, cfg.lease_seconds)
+    session.commit()
+    return ack
+
+
+@router.post("/tasks/{task_id}/log", status_code=204)
+async def upload_log(
+    task_id: int, request: Request, session: SessionDep, manager: ManagerDep, cfg: ConfigDep
+) -> Response:
+    """The full log of a task, uploaded when the Server asked for it."""
+    body = await request.body()
+    if len(body) > MAX_LOG_BYTES:
+        raise Invalid(f"the log is larger than {MAX_LOG_BYTES} bytes", field="body")
+    store.store_full_log(session, manager, task_id, cfg.data_dir, body)
+    return Response(status_code=204)
+
+
+@router.post("/client-token")
+def client_token(req: ClientTokenCheck, session: SessionDep, _manager: ManagerDep) -> ClientIdentity:
+    """Who holds this API token: the Manager serves full task logs to the Server's users."""
+    found = auth.user_for_token(session, req.token)
+    if found is None:
+        raise NotFound("unknown or revoked API token", field="token")
+    return ClientIdentity(user=found[0].name, role=found[0].role)

@@ -1,0 +1,47 @@
+"""Routes for single tasks: read one, requeue or cancel it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.protocol.jobs import Task, TaskActionRequest
+from services.server.api.deps import ReadSessionDep, SessionDep, UserDep
+from services.server.db.tables import TaskDependencyRow, TaskRow
+from services.server.store import jobs as job_store
+from services.server.store import tasks as store
+from services.server.store.convert import task_to_wire
+from services.server.store.errors import NotFound
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+def _task(session: Session, task_id: int) -> TaskRow:
+    task = session.get(TaskRow, task_id)
+    if task is None:
+        raise NotFound(f"no task with id {task_id}", field="id")
+    return task
+
+
+def _wire(session: Session, task: TaskRow) -> Task:
+    deps = session.scalars(select(TaskDependencyRow.depends_on_id).where(TaskDependencyRow.task_id == task.id)).all()
+    return task_to_wire(task, list(deps))
+
+
+@router.get("/{task_id}")
+def get_task(task_id: int, session: ReadSessionDep, _: UserDep) -> Task:
+    return _wire(session, _task(session, task_id))
+
+
+@router.post("/{task_id}/status")
+def change_task_status(task_id: int, req: TaskActionRequest, session: SessionDep, user: UserDep) -> Task:
+    task = _task(session, task_id)
+    job = job_store.get(session, task.job_id, for_update=True)
+    job_store.check_may_manage(job, user)
+    if req.action == "requeue":
+        store.requeue_task(session, task, job, actor=user.name, reason=req.reason)
+    else:
+        store.cancel_task(session, task, job, actor=user.name, reason=req.reason)
+    session.commit()
+    return _wire(session, task)

@@ -1,0 +1,119 @@
+"""`tablao server` and the Server's local admin commands (`tablao users|tokens|managers ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from services.protocol.states import Role
+from services.server.config import ServerConfig
+
+
+def _storage_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="where the Server keeps its database and admin.token")
+    parser.add_argument("--database-url", help="e.g. postgresql+psycopg://user@host/db (env TABLAO_DATABASE_URL)")
+
+
+def _config(args: argparse.Namespace, **extra: object) -> ServerConfig:
+    return ServerConfig.from_env(data_dir=args.data_dir, database_url=args.database_url, **extra)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tablao server", description="Run the Tablao Server.")
+    _storage_args(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the network)")
+    parser.add_argument("--port", type=int, default=None, help="port to listen on (default 8470)")
+    parser.add_argument("--lease-seconds", type=float, default=None, help="a Manager silent this long loses its tasks")
+    args = parser.parse_args(argv)
+    cfg = _config(args, host=args.host, port=args.port, lease_seconds=args.lease_seconds)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    import uvicorn
+
+    from services.server.app import create_app
+
+    try:
+        app = create_app(cfg)
+    except Exception as exc:  # a readable line instead of a traceback: bad URL, unreachable database
+        print(f"tablao server: cannot start: {exc}", file=sys.stderr)
+        return 1
+    token_note = "preset by TABLAO_ADMIN_TOKEN" if cfg.admin_token else str(cfg.data_dir / "admin.token")
+    print(f"Tablao Server on http://{cfg.host}:{cfg.port} (admin token: {token_note})", flush=True)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    return 0
+
+
+def admin_main(kind: str, argv: list[str]) -> int:
+    """Local admin commands, run on the Server's machine against its database."""
+    parser = argparse.ArgumentParser(prog=f"tablao {kind}")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    if kind == "users":
+        p = sub.add_parser("add", help="add a user")
+        p.add_argument("name")
+        p.add_argument("--role", required=True, choices=[r.value for r in Role])
+        p.add_argument("--password", help="for logging in from the desktop app (optional)")
+        sub.add_parser("list", help="list users")
+    elif kind == "tokens":
+        p = sub.add_parser("create", help="create an API token for a user and print it")
+        p.add_argument("user")
+        p.add_argument("--name", default="")
+    elif kind == "managers":
+        p = sub.add_parser("add", help="register a Manager and print its token (shown once)")
+        p.add_argument("name")
+        p.add_argument("--token-file", type=Path, help="write the token to this file (mode 0600) instead")
+        sub.add_parser("list", help="list Managers")
+    for p in sub.choices.values():
+        _storage_args(p)
+    args = parser.parse_args(argv)
+    cfg = _config(args)
+
+    from services.server.db.engine import make_engine, make_sessionmakers, sqlite_url
+    from services.server.db.migrate import upgrade
+    from services.server.store import auth, farm
+    from services.server.store.errors import StoreError
+
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(cfg.database_url or sqlite_url(cfg.data_dir))
+    upgrade(engine)
+    _, writers = make_sessionmakers(engine)
+    try:
+        with writers() as session:
+            if kind == "users" and args.verb == "add":
+                user = auth.add_user(session, args.name, Role(args.role), args.password)
+                print(f"user {user.name} ({user.role}) added")
+            elif kind == "users":
+                from sqlalchemy import select
+
+                from services.server.db.tables import UserRow
+
+                for u in session.scalars(select(UserRow).order_by(UserRow.name)):
+                    print(f"{u.name}\t{u.role}")
+            elif kind == "tokens":
+                found = auth.user_by_name(session, args.user)
+                if found is None:
+                    raise StoreError(f"no user named {args.user!r}")
+                _, token = auth.create_token(session, found, args.name)
+                print(token)
+            elif kind == "managers" and args.verb == "add":
+                row, token = farm.create_manager(session, args.name)
+                if args.token_file:
+                    auth.write_secret(args.token_file, token)
+                    print(f"manager {row.name} (id {row.id}) added; token written to {args.token_file}")
+                else:
+                    print(token)
+            else:
+                for m in farm.list_managers(session, cfg.lease_seconds):
+                    print(f"{m.id}\t{m.name}\t{m.status}")
+            session.commit()
+    except StoreError as exc:
+        print(f"tablao {kind}: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

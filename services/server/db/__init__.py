@@ -1,0 +1,1 @@
+"""The Server's storage: tables, engine set-up and Alembic migrations."""

@@ -1,0 +1,127 @@
+"""The farm's event stream: events are rows written in the same transaction as the change they describe.
+
+Writers call `publish()` (or `mark_job_dirty()`, which coalesces many changes of one job into one
+job-updated event at commit). Readers (the SSE endpoint) read rows after a Last-Event-ID; `EventNotifier`
+wakes them in-process right after a commit, and they poll as a fallback (other Server processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, event, func, insert, select, text
+from sqlalchemy.orm import Session
+
+from services.protocol.common import utcnow
+from services.server.db.tables import EventRow, JobRow
+
+_DIRTY_JOBS = "tablao_dirty_jobs"
+_PENDING = "tablao_pending_events"
+
+
+def publish(session: Session, type_: str, data: dict[str, Any]) -> None:
+    """Queue an event; it is written just before the session commits, in the same transaction."""
+    session.info.setdefault(_PENDING, []).append((type_, data))
+
+
+def mark_job_dirty(session: Session, job: JobRow) -> None:
+    session.info.setdefault(_DIRTY_JOBS, {})[job.id] = job
+
+
+def _job_event_data(job: JobRow) -> dict[str, Any]:
+    from services.server.store.convert import job_to_wire
+
+    return job_to_wire(job).model_dump(mode="json")
+
+
+@event.listens_for(Session, "before_commit")
+def _write_events(session: Session) -> None:
+    dirty: dict[int, JobRow] = session.info.pop(_DIRTY_JOBS, {})
+    pending: list[tuple[str, dict[str, Any]]] = session.info.pop(_PENDING, [])
+    for job in dirty.values():
+        if job in session and job not in session.deleted:
+            pending.append(("job-updated", _job_event_data(job)))
+    if not pending:
+        return
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        # Serialise event writers so ids become visible in order: a reader never skips an id that
+        # commits later than a higher one.
+        session.execute(text("SELECT pg_advisory_xact_lock(7316)"))
+    now = utcnow()
+    session.execute(insert(EventRow), [{"time": now, "type": t, "data": d} for t, d in pending])
+    session.info["tablao_events_written"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _notify(session: Session) -> None:
+    if session.info.pop("tablao_events_written", False):
+        NOTIFIER.notify()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_DIRTY_JOBS, None)
+    session.info.pop(_PENDING, None)
+    session.info.pop("tablao_events_written", None)
+
+
+class EventNotifier:
+    """Wakes SSE readers of this process when events were committed (from any thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    def notify(self) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, ev in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                loop.call_soon_threadsafe(ev.set)
+
+    async def wait(self, max_wait: float) -> None:
+        with self.subscribe() as ev, contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ev.wait(), max_wait)
+
+    @contextlib.contextmanager
+    def subscribe(self) -> Iterator[asyncio.Event]:
+        """An event set at every commit with events while the block runs; clear it before each look."""
+        ev = asyncio.Event()
+        key = (asyncio.get_running_loop(), ev)
+        with self._lock:
+            self._waiters.add(key)
+        try:
+            yield ev
+        finally:
+            with self._lock:
+                self._waiters.discard(key)
+
+
+NOTIFIER = EventNotifier()
+
+
+def read_after(session: Session, last_id: int, limit: int = 1000) -> list[EventRow]:
+    rows = session.scalars(select(EventRow).where(EventRow.id > last_id).order_by(EventRow.id).limit(limit))
+    return list(rows)
+
+
+def oldest_id(session: Session) -> int | None:
+    return session.scalar(select(func.min(EventRow.id)))
+
+
+def newest_id(session: Session) -> int:
+    return session.scalar(select(func.max(EventRow.id))) or 0
+
+
+def prune(session: Session, retention_seconds: float) -> int:
+    cutoff = utcnow() - timedelta(seconds=retention_seconds)
+    # keep the newest event whatever its age, so ids never restart and resumes can tell a gap
+    newest = newest_id(session)
+    result = session.execute(delete(EventRow).where(EventRow.time < cutoff, EventRow.id < newest))
+    return int(getattr(result, "rowcount", 0) or 0)

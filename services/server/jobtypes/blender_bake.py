@@ -1,0 +1,131 @@
+"""The `blender-bake` job type: one task per simulation cache, then a task that checks every cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings
+from services.server.jobtypes.fields import PathStr, blendfile_field, invalid
+
+VERIFY_TASK = "verify-bake"
+
+
+class CacheTarget(StrEnum):
+    POINT_CACHE = "point-cache"
+    FLUID = "fluid"
+    CLOTH = "cloth"
+
+
+class CacheSpec(BaseModel):
+    """One cache to bake: a kind of simulation, optionally narrowed to one object's modifier."""
+
+    model_config = ConfigDict(extra="forbid", title="Cache")
+
+    target: CacheTarget = Field(title="Simulation", description="The kind of simulation to bake.")
+    object: str | None = Field(
+        None, min_length=1, title="Object", description="Object holding the simulation; empty: every object."
+    )
+    modifier: str | None = Field(
+        None, min_length=1, title="Modifier", description="Modifier of that object; empty: every one."
+    )
+
+    @field_validator("modifier")
+    @classmethod
+    def _modifier_needs_object(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and "object" in info.data and info.data["object"] is None:
+            raise invalid("a modifier is named within an object: set `object` too")
+        return value
+
+    def describe(self) -> str:
+        return "/".join(p for p in (self.target.value, self.object, self.modifier) if p)
+
+    def covers(self, other: CacheSpec) -> bool:
+        """Whether baking `self` also writes `other`'s cache (so both in parallel would collide)."""
+        if self.target != other.target:
+            return False
+        if self.object is None or other.object is None:
+            return True
+        if self.object != other.object:
+            return False
+        return self.modifier is None or other.modifier is None or self.modifier == other.modifier
+
+
+class BlenderBakeSettings(JobTypeSettings):
+    model_config = ConfigDict(title="Blender bake")
+
+    blendfile: PathStr = blendfile_field()
+    caches: list[CacheSpec] = Field(
+        min_length=1,
+        max_length=100,
+        title="Caches",
+        description="Simulations to bake, each in its own task and in parallel; they must not overlap.",
+    )
+    frame_start: int = Field(1, ge=-1_000_000, le=1_000_000, title="First frame", description="First frame.")
+    frame_end: int = Field(250, ge=-1_000_000, le=1_000_000, title="Last frame", description="Last frame.")
+
+    @field_validator("caches")
+    @classmethod
+    def _no_overlap(cls, caches: list[CacheSpec]) -> list[CacheSpec]:
+        for i, a in enumerate(caches):
+            for b in caches[:i]:
+                if b.covers(a) or a.covers(b):
+                    raise invalid(
+                        f"caches {b.describe()!r} and {a.describe()!r} overlap; two tasks would write the same cache"
+                    )
+        return caches
+
+    @field_validator("frame_end")
+    @classmethod
+    def _end_after_start(cls, value: int, info: ValidationInfo) -> int:
+        start = info.data.get("frame_start")
+        if start is not None and value < start:
+            raise invalid(f"the last frame {value} comes before the first frame {start}")
+        return value
+
+
+class BlenderBake(JobType):
+    name = "blender-bake"
+    label = "Blender bake"
+    description = "Bake simulation caches (point caches, fluid, cloth) in parallel, then check them."
+    Settings = BlenderBakeSettings
+
+    def compile(self, ctx: JobContext, settings: Any) -> Sequence[CompiledTask]:
+        s = BlenderBakeSettings.model_validate(settings)
+        frames = s.frame_end - s.frame_start + 1
+        tasks: list[CompiledTask] = []
+        for cache in s.caches:
+            parameters: dict[str, Any] = {"blendfile": s.blendfile, "target": cache.target.value}
+            if cache.object is not None:
+                parameters["object"] = cache.object
+            if cache.modifier is not None:
+                parameters["modifier"] = cache.modifier
+            parameters["frame_start"] = s.frame_start
+            parameters["frame_end"] = s.frame_end
+            tasks.append(
+                CompiledTask(
+                    name=f"bake {cache.describe()}",
+                    type="blender",
+                    commands=[{"name": "blender-bake", "parameters": parameters}],
+                    steps_total=frames,
+                )
+            )
+        verify = {
+            "blendfile": s.blendfile,
+            "target": "verify",
+            "caches": [{"target": c.target.value, "object": c.object, "modifier": c.modifier} for c in s.caches],
+            "frame_start": s.frame_start,
+            "frame_end": s.frame_end,
+        }
+        tasks.append(
+            CompiledTask(
+                name=VERIFY_TASK,
+                type="blender",
+                commands=[{"name": "blender-bake", "parameters": verify}],
+                depends_on=list(range(len(tasks))),
+            )
+        )
+        return tasks

@@ -1,0 +1,123 @@
+"""The `exec` job type: a program run once per frame chunk, with `{start}`, `{end}`, `{frame}` filled in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+
+from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings, paused_gc
+from services.server.jobtypes.fields import FrameRange, PathStr, frames_field, invalid, path_field
+from services.server.jobtypes.frames import chunk_frames, parse_frames
+
+# Only these three are ours; any other `{name}` is a path variable the Worker resolves.
+_PLACEHOLDER = re.compile(r"\{(start|end|frame)\}")
+
+
+class ExecSettings(JobTypeSettings):
+    model_config = ConfigDict(title="Command line")
+
+    command: list[str] = Field(
+        min_length=1,
+        max_length=1000,
+        title="Command",
+        description="The program and its arguments, one item each (no shell, no quoting). `{start}` and "
+        "`{end}` become the chunk's first and last frame, `{frame}` the frame when chunks hold one frame.",
+        examples=[["my-tool", "--from", "{start}", "--to", "{end}"]],
+    )
+    cwd: PathStr | None = path_field(
+        "Working folder", "Folder to run in; empty: the Worker's.", mode="directory", default=None
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        title="Environment",
+        description="Extra environment variables; the placeholders work in values too.",
+    )
+    frames: FrameRange = frames_field(default="1")
+    chunk_size: int = Field(
+        1,
+        ge=1,
+        le=1_000_000,
+        title="Chunk size",
+        description="Frames per run; a chunk never spans a gap in the frames, so {start}..{end} is exact.",
+    )
+    task_type: str = Field(
+        "exec",
+        pattern=r"^[a-z][a-z0-9-]{0,49}$",
+        title="Task type",
+        description="Which workers may run it: those offering this task type.",
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _program_named(cls, value: list[str]) -> list[str]:
+        if not value[0].strip():
+            raise invalid("the first item must name the program")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not name or "=" in name or "\0" in name:
+                raise invalid(f"{name!r} is not an environment variable name")
+        return value
+
+    @field_validator("chunk_size")
+    @classmethod
+    def _frame_needs_single_frames(cls, value: int, info: ValidationInfo) -> int:
+        if value == 1:
+            return value
+        places = [
+            name
+            for name, texts in (
+                ("command", info.data.get("command") or ()),
+                ("cwd", [info.data.get("cwd") or ""]),
+                ("env", (info.data.get("env") or {}).values()),
+            )
+            if any("{frame}" in t for t in texts)
+        ]
+        if places:
+            raise invalid(
+                f"`{{frame}}` in {' and '.join(places)} needs chunk_size 1 (it is {value}); "
+                "use `{start}` and `{end}` for chunks of several frames"
+            )
+        return value
+
+
+def substitute(text: str, start: int, end: int) -> str:
+    if "{" not in text:
+        return text
+    values = {"start": str(start), "end": str(end), "frame": str(start)}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+class ExecJob(JobType):
+    name = "exec"
+    label = "Command line"
+    description = "Run a program once per chunk of frames, with the frame numbers in its arguments."
+    Settings = ExecSettings
+
+    def compile(self, ctx: JobContext, settings: Any) -> Sequence[CompiledTask]:
+        s = ExecSettings.model_validate(settings)
+        frames = parse_frames(s.frames)
+        tasks: list[CompiledTask] = []
+        with paused_gc():
+            for chunk in chunk_frames(frames, s.chunk_size, split_at_gaps=True):
+                start, end = chunk.start, chunk.end
+                parameters: dict[str, Any] = {"argv": [substitute(a, start, end) for a in s.command]}
+                if s.cwd is not None:
+                    parameters["cwd"] = substitute(s.cwd, start, end)
+                if s.env:
+                    parameters["env"] = {k: substitute(v, start, end) for k, v in s.env.items()}
+                tasks.append(
+                    CompiledTask(
+                        name=chunk.name,
+                        type=s.task_type,
+                        commands=[{"name": "exec", "parameters": parameters}],
+                        steps_total=len(chunk.frames),
+                    )
+                )
+        return tasks

@@ -1,0 +1,172 @@
+"""The `ffmpeg-encode` job type: an image sequence encoded in parallel segments, then joined."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+
+from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings
+from services.server.jobtypes.fields import PathStr, invalid, path_field
+from services.server.jobtypes.paths import split, stem_and_extension
+
+CONCAT_TASK = "concat"
+SEGMENT_CLOCK_BASE = 10.0  # seconds
+_PRINTF = re.compile(r"%0?\d*d")
+_HASHES = re.compile(r"#+")
+
+
+class Codec(StrEnum):
+    H264 = "h264"
+    H265 = "h265"
+    PRORES = "prores"
+
+
+CONTAINERS = (".mp4", ".mov", ".mkv")
+
+
+class FfmpegEncodeSettings(JobTypeSettings):
+    model_config = ConfigDict(title="ffmpeg encode")
+
+    input_pattern: PathStr = path_field(
+        "Input frames",
+        "The image sequence, with the frame number as `%04d` or `####`, e.g. `{render_root}/shot/frame_%04d.png`.",
+    )
+    frame_start: int = Field(1, ge=0, le=10_000_000, title="First frame", description="First frame number.")
+    frame_end: int = Field(250, ge=0, le=10_000_000, title="Last frame", description="Last frame number.")
+    fps: float = Field(24, gt=0, le=1000, title="Frame rate", description="Frames per second of the video.")
+    output_path: PathStr = path_field("Output video", "The video file: .mp4, .mov or .mkv.", mode="save")
+    codec: Codec = Field(
+        Codec.H264,
+        title="Codec",
+        description="h264 or h265 (segments encoded in parallel), or prores (for .mov/.mkv, one task).",
+    )
+    crf: int = Field(
+        20,
+        ge=0,
+        le=51,
+        title="Quality (CRF)",
+        description="Constant rate factor: lower is better; not for prores.",
+    )
+    segment_frames: int = Field(
+        500, ge=1, le=1_000_000, title="Frames per segment", description="Frames encoded by one task."
+    )
+
+    @field_validator("input_pattern")
+    @classmethod
+    def _one_frame_number(cls, value: str) -> str:
+        name = split(value)[1]
+        numbers = len(_PRINTF.findall(name.replace("%%", ""))) + len(_HASHES.findall(name))
+        if numbers != 1:
+            raise invalid("the file name must hold the frame number once, as %04d or ####")
+        return value
+
+    @field_validator("frame_end")
+    @classmethod
+    def _end_after_start(cls, value: int, info: ValidationInfo) -> int:
+        start = info.data.get("frame_start")
+        if start is not None and value < start:
+            raise invalid(f"the last frame {value} comes before the first frame {start}")
+        return value
+
+    @field_validator("output_path")
+    @classmethod
+    def _container(cls, value: str) -> str:
+        if not value.lower().endswith(CONTAINERS):
+            raise invalid(f"the video must end in {', '.join(CONTAINERS)}")
+        return value
+
+    @field_validator("codec")
+    @classmethod
+    def _codec_fits(cls, value: Codec, info: ValidationInfo) -> Codec:
+        output = info.data.get("output_path")
+        if value is Codec.PRORES and output is not None and output.lower().endswith(".mp4"):
+            raise invalid("prores goes in .mov or .mkv, not .mp4")
+        return value
+
+
+def printf_pattern(pattern: str) -> str:
+    """`frame_####.png` → `frame_%04d.png`; a printf pattern is kept as it is."""
+    folder, name = split(pattern)
+    match = _HASHES.search(name)
+    if match is None:
+        return pattern
+    # A `%` of the name is a literal for the submitter but a directive for ffmpeg.
+    name = (
+        name[: match.start()].replace("%", "%%") + f"%0{len(match.group())}d" + name[match.end() :].replace("%", "%%")
+    )
+    return folder + name
+
+
+def codec_args(codec: Codec, crf: int, container: str) -> list[str]:
+    if codec is Codec.PRORES:
+        return ["-c:v", "prores_ks", "-profile:v", "3", "-pix_fmt", "yuv422p10le"]
+    # 4:2:0 needs even sizes; the scale only rounds odd ones down.
+    args = ["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-pix_fmt", "yuv420p", "-crf", str(crf)]
+    if codec is Codec.H264:
+        return ["-c:v", "libx264", *args]
+    # hvc1 is the tag Apple's players want for H.265 in MP4 and QuickTime.
+    tag = ["-tag:v", "hvc1"] if container in (".mp4", ".mov") else []
+    return ["-c:v", "libx265", *args, *tag]
+
+
+class FfmpegEncode(JobType):
+    name = "ffmpeg-encode"
+    label = "ffmpeg encode"
+    description = "Encode an image sequence into a video: segments in parallel, then joined without re-encoding."
+    Settings = FfmpegEncodeSettings
+
+    def compile(self, ctx: JobContext, settings: Any) -> Sequence[CompiledTask]:
+        s = FfmpegEncodeSettings.model_validate(settings)
+        stem, container = stem_and_extension(s.output_path)
+        container = container.lower()
+        pattern = printf_pattern(s.input_pattern)
+        fps = f"{s.fps:g}"
+        total = s.frame_end - s.frame_start + 1
+        faststart = ["-movflags", "+faststart"] if container in (".mp4", ".mov") else []
+        codec = codec_args(s.codec, s.crf, container)
+        # MPEG-TS, the one container joined by plain concatenation, cannot carry ProRes: ProRes is intra-only
+        # and quick, so it is encoded in one task.
+        segment = total if s.codec is Codec.PRORES else s.segment_frames
+        starts = list(range(s.frame_start, s.frame_end + 1, segment))
+
+        def inputs(start: int, count: int) -> list[str]:
+            return ["-framerate", fps, "-start_number", str(start), "-i", pattern, "-frames:v", str(count)]
+
+        if len(starts) == 1:
+            args = [*inputs(s.frame_start, total), *codec, *faststart, s.output_path]
+            return [_ffmpeg_task(f"encode frames {s.frame_start}-{s.frame_end}", args, total, s.output_path)]
+
+        tasks: list[CompiledTask] = []
+        segments: list[str] = []
+        for n, start in enumerate(starts):
+            count = min(segment, s.frame_end - start + 1)
+            path = f"{stem}_segment_{n:04d}.ts"
+            # Each segment's clock continues where the previous one stopped, so the joined stream's
+            # timestamps keep rising. The base keeps B-frame decode times positive in every segment:
+            # otherwise ffmpeg shifts only the first segment's timestamps and frames overlap at the seam.
+            offset = f"{SEGMENT_CLOCK_BASE + (start - s.frame_start) / s.fps:.6f}"
+            args = [*inputs(start, count), *codec, "-output_ts_offset", offset, "-f", "mpegts", path]
+            tasks.append(_ffmpeg_task(f"encode frames {start}-{start + count - 1}", args, count, path))
+            segments.append(path)
+        concat = ["-i", "concat:" + "|".join(segments), "-c", "copy", *faststart, s.output_path]
+        joined = _ffmpeg_task(CONCAT_TASK, concat, total, s.output_path, depends_on=list(range(len(tasks))))
+        # The segments are only a means to the video: removed once it is written.
+        joined.commands += [{"name": "remove-path", "parameters": {"path": p}} for p in segments]
+        tasks.append(joined)
+        return tasks
+
+
+def _ffmpeg_task(
+    name: str, args: list[str], frames: int, output: str, depends_on: list[int] | None = None
+) -> CompiledTask:
+    return CompiledTask(
+        name=name,
+        type="ffmpeg",
+        commands=[{"name": "ffmpeg", "parameters": {"args": args, "total_frames": frames, "output": output}}],
+        depends_on=depends_on or [],
+        steps_total=frames,
+    )

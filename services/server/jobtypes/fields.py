@@ -1,0 +1,79 @@
+"""Settings building blocks shared by the job types: paths, frame ranges, image formats, readable errors."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
+
+from services.server.jobtypes.frames import parse_frames
+
+
+def invalid(message: str) -> PydanticCustomError:
+    """A validation error whose `msg` is exactly `message` (no "Value error, " prefix, braces kept)."""
+    return PydanticCustomError("invalid_setting", "{reason}", {"reason": message})
+
+
+def _path(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise invalid("a path is required")
+    if "\0" in value:
+        raise invalid("a path cannot contain a NUL character")
+    return value
+
+
+def _frames(value: str) -> str:
+    try:
+        parse_frames(value)
+    except ValueError as e:
+        raise invalid(str(e)) from None
+    return value.strip()
+
+
+# A non-empty path as the submitter wrote it, variables such as `{render_root}` included; the Worker
+# resolves it for its own platform, so the Server never touches the file system.
+PathStr = Annotated[str, AfterValidator(_path)]
+FrameRange = Annotated[str, AfterValidator(_frames)]
+
+
+def path_field(title: str, description: str, *, mode: str = "open", default: Any = ...) -> Any:
+    """A path setting; `format: path` and `x-path-mode` (open, save, directory) tell the form to browse."""
+    return Field(
+        default,
+        title=title,
+        description=description,
+        json_schema_extra={"format": "path", "x-path-mode": mode},
+    )
+
+
+def frames_field(default: str = "1-250") -> Any:
+    return Field(
+        default,
+        title="Frames",
+        description="Frames to render: single frames and ranges separated by commas, `x` sets a step, "
+        "e.g. `1-250` or `1-9,20,30-40x2`.",
+        examples=["1-250", "1-9,20,30-40x2"],
+    )
+
+
+def blendfile_field() -> Any:
+    return path_field("Blend file", "The .blend file to open, as the workers see it (path variables allowed).")
+
+
+class ImageFormat(StrEnum):
+    PNG = "PNG"
+    JPEG = "JPEG"
+    OPEN_EXR = "OPEN_EXR"
+    TIFF = "TIFF"
+
+
+# Extensions Blender accepts as already right for each format; the first is the one it appends.
+FORMAT_EXTENSIONS: dict[ImageFormat, tuple[str, ...]] = {
+    ImageFormat.PNG: (".png",),
+    ImageFormat.JPEG: (".jpg", ".jpeg"),
+    ImageFormat.OPEN_EXR: (".exr",),
+    ImageFormat.TIFF: (".tif", ".tiff"),
+}

@@ -1,0 +1,115 @@
+"""Users, roles and API tokens. Tokens are random 256-bit strings stored as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.protocol.common import utcnow
+from services.protocol.states import Role
+from services.server.db.tables import ApiTokenRow, UserRow
+from services.server.store.errors import Conflict, Invalid, NotFound
+
+ADMIN_NAME = "admin"
+TOKEN_PREFIX = "tbl_"
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str | None) -> bool:
+    if not stored or not stored.startswith("scrypt$"):
+        return False
+    _, salt_hex, digest_hex = stored.split("$")
+    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def user_by_name(session: Session, name: str) -> UserRow | None:
+    return session.scalar(select(UserRow).where(UserRow.name == name))
+
+
+def add_user(session: Session, name: str, role: Role, password: str | None = None) -> UserRow:
+    if user_by_name(session, name) is not None:
+        raise Conflict(f"a user named {name!r} exists already", field="name")
+    user = UserRow(name=name, role=role, password_hash=hash_password(password) if password else None, created=utcnow())
+    session.add(user)
+    session.flush()
+    return user
+
+
+def create_token(session: Session, user: UserRow, name: str = "", token: str | None = None) -> tuple[ApiTokenRow, str]:
+    token = token or new_token()
+    row = ApiTokenRow(user_id=user.id, name=name, token_hash=hash_token(token), created=utcnow())
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def user_for_token(session: Session, token: str) -> tuple[UserRow, ApiTokenRow] | None:
+    row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(token)))
+    if row is None:
+        return None
+    user = session.get(UserRow, row.user_id)
+    return (user, row) if user is not None else None
+
+
+def login(session: Session, name: str, password: str) -> tuple[UserRow, str]:
+    user = user_by_name(session, name)
+    if user is None or not check_password(password, user.password_hash):
+        raise Invalid("wrong user name or password", field="password")
+    _, token = create_token(session, user, name="login")
+    return user, token
+
+
+def revoke_token(session: Session, token_id: int) -> None:
+    row = session.get(ApiTokenRow, token_id)
+    if row is None:
+        raise NotFound(f"no token with id {token_id}", field="id")
+    session.delete(row)
+
+
+def bootstrap_admin(session: Session, data_dir: Path, preset_token: str | None) -> None:
+    """On the first start make an admin and write its token to data_dir/admin.token (mode 0600).
+
+    With TABLAO_ADMIN_TOKEN set, that token is made valid for the admin instead, and nothing is written.
+    """
+    admin = user_by_name(session, ADMIN_NAME)
+    if admin is None:
+        admin = add_user(session, ADMIN_NAME, Role.ADMIN)
+    if preset_token:
+        if user_for_token(session, preset_token) is None:
+            create_token(session, admin, name="preset", token=preset_token)
+        return
+    path = data_dir / "admin.token"
+    if path.exists():
+        existing = path.read_text().strip()
+        if existing and user_for_token(session, existing) is not None:
+            return
+    _, token = create_token(session, admin, name="admin.token")
+    write_secret(path, token)
+
+
+def write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    path.chmod(0o600)

@@ -1,0 +1,103 @@
+"""Turns table rows into wire models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.protocol.farm import Manager, Utilisation, Worker
+from services.protocol.jobs import Command, Job, JobLogEntry, OnTaskFailure, Task, TaskSummary
+from services.protocol.states import JobStatus, ManagerStatus, TaskStatus, WorkerStatus, WorkerStatusRequest
+from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskRow, WorkerRow
+
+
+def aware(t: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every time we store is UTC."""
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def job_to_wire(j: JobRow) -> Job:
+    return Job(
+        id=j.id,
+        name=j.name,
+        type=j.type,
+        settings=j.settings,
+        priority=j.priority,
+        submitter=j.submitter,
+        tags=j.tags,
+        manager_id=j.manager_id,
+        depends_on=j.depends_on,
+        max_task_failures=j.max_task_failures,
+        on_task_failure=OnTaskFailure(j.on_task_failure),
+        status=JobStatus(j.status),
+        activity=j.activity,
+        created=aware(j.created),
+        updated=aware(j.updated),
+        tasks_total=j.tasks_total,
+        tasks_completed=j.tasks_completed,
+        tasks_failed=j.tasks_failed,
+        tasks_canceled=j.tasks_canceled,
+        tasks_active=j.tasks_active,
+    )
+
+
+def task_summary(t: TaskRow) -> TaskSummary:
+    return TaskSummary(
+        id=t.id,
+        job_id=t.job_id,
+        index=t.index,
+        name=t.name,
+        type=t.type,
+        status=TaskStatus(t.status),
+        attempt=t.attempt,
+        failure_count=t.failure_count,
+        manager_id=t.manager_id,
+        worker_id=t.worker_id,
+        worker_name=t.worker_name,
+        activity=t.activity,
+        steps_done=t.steps_done,
+        steps_total=t.steps_total,
+        updated=aware(t.updated),
+    )
+
+
+def task_to_wire(t: TaskRow, depends_on: list[int]) -> Task:
+    return Task(
+        **task_summary(t).model_dump(),
+        commands=[Command.model_validate(c) for c in t.commands],
+        depends_on=depends_on,
+        log_tail=t.log_tail,
+        created=aware(t.created),
+    )
+
+
+def log_entry(r: JobLogRow) -> JobLogEntry:
+    return JobLogEntry(time=aware(r.time), user=r.user, message=r.message)
+
+
+def worker_to_wire(w: WorkerRow) -> Worker:
+    return Worker(
+        id=w.id,
+        name=w.name,
+        manager_id=w.manager_id,
+        platform=w.platform,
+        task_types=w.task_types,
+        tags=w.tags,
+        software=w.software,
+        status=WorkerStatus(w.status),
+        status_requested=WorkerStatusRequest(w.status_requested) if w.status_requested else None,
+        current_task_id=w.current_task_id,
+        last_seen=aware(w.last_seen) if w.last_seen else None,
+        utilisation=Utilisation.model_validate(w.utilisation) if w.utilisation else None,
+    )
+
+
+def manager_to_wire(m: ManagerRow, status: ManagerStatus, workers_total: int, workers_awake: int) -> Manager:
+    return Manager(
+        id=m.id,
+        name=m.name,
+        status=status,
+        last_seen=aware(m.last_seen) if m.last_seen else None,
+        created=aware(m.created),
+        workers_total=workers_total,
+        workers_awake=workers_awake,
+    )

@@ -1,0 +1,98 @@
+"""Managers, workers and the farm-wide counts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.protocol.common import utcnow
+from services.protocol.farm import FarmStatus, Manager
+from services.protocol.states import ManagerStatus, WorkerStatus, WorkerStatusRequest
+from services.server import events
+from services.server.db.tables import JobRow, ManagerRow, WorkerRow
+from services.server.store.auth import hash_token, new_token
+from services.server.store.convert import aware, manager_to_wire, worker_to_wire
+from services.server.store.errors import Conflict, NotFound
+
+
+def manager_status(m: ManagerRow, lease_seconds: float) -> ManagerStatus:
+    if m.last_seen is None:
+        return ManagerStatus.NEVER_SEEN
+    if utcnow() - aware(m.last_seen) > timedelta(seconds=lease_seconds):
+        return ManagerStatus.OFFLINE
+    return ManagerStatus.ONLINE
+
+
+def create_manager(session: Session, name: str) -> tuple[ManagerRow, str]:
+    if session.scalar(select(ManagerRow).where(ManagerRow.name == name)) is not None:
+        raise Conflict(f"a manager named {name!r} exists already", field="name")
+    token = new_token()
+    row = ManagerRow(name=name, token_hash=hash_token(token), created=utcnow(), last_seq=0)
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def manager_for_token(session: Session, token: str) -> ManagerRow | None:
+    return session.scalar(select(ManagerRow).where(ManagerRow.token_hash == hash_token(token)))
+
+
+def list_managers(session: Session, lease_seconds: float) -> list[Manager]:
+    counts = dict(session.execute(select(WorkerRow.manager_id, func.count()).group_by(WorkerRow.manager_id)).all())
+    awake = dict(
+        session.execute(
+            select(WorkerRow.manager_id, func.count())
+            .where(WorkerRow.status == WorkerStatus.AWAKE)
+            .group_by(WorkerRow.manager_id)
+        ).all()
+    )
+    return [
+        manager_to_wire(m, manager_status(m, lease_seconds), counts.get(m.id, 0), awake.get(m.id, 0))
+        for m in session.scalars(select(ManagerRow).order_by(ManagerRow.id))
+    ]
+
+
+def request_worker_status(session: Session, worker_id: str, status: WorkerStatusRequest, lazy: bool) -> WorkerRow:
+    worker = session.get(WorkerRow, worker_id)
+    if worker is None:
+        raise NotFound(f"no worker with id {worker_id!r}", field="id")
+    worker.status_requested = status
+    worker.status_request_lazy = lazy
+    events.publish(session, "worker-updated", worker_to_wire(worker).model_dump(mode="json"))
+    return worker
+
+
+def farm_status(session: Session, lease_seconds: float) -> FarmStatus:
+    def by_status(col: object, table: object) -> dict[str, int]:
+        rows = session.execute(select(col, func.count()).select_from(table).group_by(col)).all()  # type: ignore[call-overload]
+        return {str(s): int(n) for s, n in rows}
+
+    managers: dict[str, int] = {}
+    for m in session.scalars(select(ManagerRow)):
+        key = manager_status(m, lease_seconds).value
+        managers[key] = managers.get(key, 0) + 1
+    # Task counts come from the jobs' counters: counting a million task rows per call would not scale.
+    total, completed, failed, canceled, running = session.execute(
+        select(
+            func.coalesce(func.sum(JobRow.tasks_total), 0),
+            func.coalesce(func.sum(JobRow.tasks_completed), 0),
+            func.coalesce(func.sum(JobRow.tasks_failed), 0),
+            func.coalesce(func.sum(JobRow.tasks_canceled), 0),
+            func.coalesce(func.sum(JobRow.tasks_active), 0),
+        )
+    ).one()
+    tasks = {
+        "completed": int(completed),
+        "failed": int(failed),
+        "canceled": int(canceled),
+        "running": int(running),  # assigned, active or soft-failed
+        "waiting": int(total - completed - failed - canceled - running),  # queued or paused
+    }
+    return FarmStatus(
+        jobs=by_status(JobRow.status, JobRow),
+        tasks=tasks,
+        workers=by_status(WorkerRow.status, WorkerRow),
+        managers=managers,
+    )

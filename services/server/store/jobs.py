@@ -1,0 +1,316 @@
+"""Jobs: submission with compilation, listing, detail, wrangler actions, priority and deletion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import delete, func, select, text, tuple_, update
+from sqlalchemy.orm import Session
+
+from services.protocol.common import utcnow
+from services.protocol.jobs import JobAction, JobSubmission
+from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, Role, TaskStatus
+from services.server import events
+from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDependencyRow, TaskRow
+from services.server.jobtypes.base import CompiledTask, CompileError, JobContext
+from services.server.jobtypes.registry import get_job_type, job_types
+from services.server.states import jobs as job_states
+from services.server.store import paging
+from services.server.store.convert import job_to_wire
+from services.server.store.errors import Conflict, Forbidden, Invalid, NotFound
+from services.server.store.tasks import log_job, requeue_where, set_job_status, stop_unfinished
+
+T = TaskStatus
+J = JobStatus
+
+SORTABLE = {
+    "created": JobRow.created,
+    "updated": JobRow.updated,
+    "priority": JobRow.priority,
+    "name": JobRow.name,
+    "status": JobRow.status,
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    role: Role
+
+
+def pydantic_errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append((loc, msg))
+    return out
+
+
+def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
+    """Validate, compile and store a job with all its tasks, in the caller's transaction."""
+    jt = get_job_type(sub.type)
+    if jt is None:
+        known = ", ".join(job_types())
+        raise Invalid(f"unknown job type {sub.type!r} (known: {known})", field="type")
+    try:
+        settings = jt.Settings.model_validate(sub.settings)
+    except ValidationError as exc:
+        errors = pydantic_errors(exc, "settings")
+        raise Invalid("; ".join(f"{f}: {m}" for f, m in errors), errors=errors) from exc
+    if sub.manager_id is not None and session.get(ManagerRow, sub.manager_id) is None:
+        raise Invalid(f"no manager with id {sub.manager_id}", field="manager_id")
+    if sub.depends_on:
+        found = set(session.scalars(select(JobRow.id).where(JobRow.id.in_(sub.depends_on))))
+        if missing := sorted(set(sub.depends_on) - found):
+            raise Invalid(f"no job with id {missing[0]}", field="depends_on")
+
+    now = utcnow()
+    job = JobRow(
+        name=sub.name,
+        type=sub.type,
+        settings=settings.model_dump(mode="json"),
+        priority=sub.priority,
+        submitter=actor.name,
+        tags=sorted(set(sub.tags)),
+        manager_id=sub.manager_id,
+        depends_on=sorted(set(sub.depends_on)),
+        max_task_failures=sub.max_task_failures,
+        on_task_failure=sub.on_task_failure,
+        status=J.UNDER_CONSTRUCTION,
+        activity="",
+        created=now,
+        updated=now,
+    )
+    session.add(job)
+    session.flush()
+    try:
+        compiled = jt.compile(JobContext(job.id, job.name, actor.name, now), settings)
+    except CompileError as exc:
+        raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
+    if not compiled:
+        raise Invalid("the settings produce no tasks", field="settings")
+    _store_tasks(session, job, compiled, now)
+    job.tasks_total = len(compiled)
+    initial = J.PAUSED if sub.start_paused else J.QUEUED
+    if initial == J.PAUSED:
+        session.execute(update_status(job.id, T.QUEUED, T.PAUSED))
+    job.status = initial
+    log_job(session, job, actor.name, f"submitted by {actor.name}: {len(compiled)} tasks, {initial}")
+    events.publish(session, "job-created", job_to_wire(job).model_dump(mode="json"))
+    return job
+
+
+def update_status(job_id: int, old: TaskStatus, new: TaskStatus) -> Any:
+    return (
+        update(TaskRow)
+        .where(TaskRow.job_id == job_id, TaskRow.status == old)
+        .values(status=new)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _store_tasks(session: Session, job: JobRow, compiled: Sequence[CompiledTask], now: datetime) -> None:
+    for i, ct in enumerate(compiled):
+        for d in ct.depends_on:
+            if not 0 <= d < i:
+                raise Invalid(f"task {ct.name!r} depends on a task that does not come before it", field="settings")
+    ids = _allocate_task_ids(session, len(compiled))
+    table = TaskRow.__table__
+    dialect = session.get_bind().dialect
+    stamp = table.c.created.type.dialect_impl(dialect).bind_processor(dialect)
+    when = stamp(now) if stamp else now
+    rows = [
+        (ids[i], job.id, i, ct.name, ct.type, orjson.dumps(ct.commands).decode(), T.QUEUED.value, len(ct.depends_on),
+         ct.steps_total, 0, 0, 0, "", "[]", when, when)
+        for i, ct in enumerate(compiled)
+    ]  # fmt: skip
+    deps = [(ids[i], ids[d]) for i, ct in enumerate(compiled) for d in ct.depends_on]
+    # Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than the insert itself.
+    # Values are prepared the way the column types would prepare them (JSON text, the dialect's timestamps).
+    columns = ("id", "job_id", "index", "name", "type", "commands", "status", "deps_pending", "steps_total",
+               "steps_done", "attempt", "failure_count", "activity", "log_tail", "created", "updated")  # fmt: skip
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    quoted = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
+    insert_tasks = f"INSERT INTO tasks ({quoted}) VALUES ({', '.join([mark] * len(columns))})"
+    insert_deps = f"INSERT INTO task_dependencies (task_id, depends_on_id) VALUES ({mark}, {mark})"
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.executemany(insert_tasks, rows)
+        if deps:
+            cursor.executemany(insert_deps, deps)
+    finally:
+        cursor.close()
+
+
+def _allocate_task_ids(session: Session, n: int) -> list[int]:
+    if session.get_bind().dialect.name == "postgresql":
+        seq = session.execute(
+            text("SELECT nextval(pg_get_serial_sequence('tasks', 'id')) FROM generate_series(1, :n)"), {"n": n}
+        )
+        return sorted(int(x) for (x,) in seq)
+    # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), so nobody else takes these ids
+    start = (session.scalar(select(func.max(TaskRow.id))) or 0) + 1
+    return list(range(start, start + n))
+
+
+# ---- reading -----------------------------------------------------------------------------------
+
+
+def get(session: Session, job_id: int, *, for_update: bool = False) -> JobRow:
+    stmt = select(JobRow).where(JobRow.id == job_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    job = session.scalar(stmt)
+    if job is None:
+        raise NotFound(f"no job with id {job_id}", field="id")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    *,
+    status: list[JobStatus] | None = None,
+    submitter: str | None = None,
+    type_: str | None = None,
+    search: str | None = None,
+    sort: str = "-created",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[JobRow], str | None]:
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    if key not in SORTABLE:
+        raise Invalid(f"cannot sort by {key!r} (choose from {', '.join(SORTABLE)})", field="sort")
+    col = SORTABLE[key]
+    stmt = select(JobRow)
+    if status:
+        stmt = stmt.where(JobRow.status.in_(status))
+    if submitter:
+        stmt = stmt.where(JobRow.submitter == submitter)
+    if type_:
+        stmt = stmt.where(JobRow.type == type_)
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(JobRow.name.ilike(pattern, escape="\\"))
+    if cursor:
+        value, last_id = paging.decode(cursor)
+        after = tuple_(col, JobRow.id) < tuple_(value, last_id)
+        before = tuple_(col, JobRow.id) > tuple_(value, last_id)
+        stmt = stmt.where(after if descending else before)
+    order = (col.desc(), JobRow.id.desc()) if descending else (col.asc(), JobRow.id.asc())
+    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = paging.encode(getattr(last, key), last.id)
+    return rows, next_cursor
+
+
+def list_tasks(
+    session: Session,
+    job_id: int,
+    *,
+    status: list[TaskStatus] | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> tuple[list[TaskRow], str | None]:
+    get(session, job_id)
+    stmt = select(TaskRow).where(TaskRow.job_id == job_id)
+    if status:
+        stmt = stmt.where(TaskRow.status.in_(status))
+    if cursor:
+        index, _ = paging.decode(cursor)
+        stmt = stmt.where(TaskRow.index > index)
+    rows = list(session.scalars(stmt.order_by(TaskRow.index).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = paging.encode(rows[-1].index, rows[-1].id)
+    return rows, next_cursor
+
+
+def job_log(session: Session, job_id: int, limit: int = 1000) -> list[JobLogRow]:
+    rows = session.scalars(
+        select(JobLogRow).where(JobLogRow.job_id == job_id).order_by(JobLogRow.id.desc()).limit(limit)
+    )
+    return list(reversed(list(rows)))
+
+
+# ---- changing ----------------------------------------------------------------------------------
+
+
+def check_may_manage(job: JobRow, actor: Actor) -> None:
+    if actor.role == Role.ARTIST and job.submitter != actor.name:
+        raise Forbidden(f"job {job.id} belongs to {job.submitter}; artists manage only their own jobs")
+
+
+def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor, reason: str = "") -> None:
+    check_may_manage(job, actor)
+    status = J(job.status)
+    try:
+        job_states.check_action(action, status)
+    except job_states.IllegalJobAction as exc:
+        raise Conflict(str(exc), field="action") from exc
+    who = actor.name
+    why = f" ({reason})" if reason else ""
+    if action == JobAction.PAUSE:
+        running = stop_unfinished(session, job, to=T.PAUSED, actor=who)
+        set_job_status(session, job, J.PAUSE_REQUESTED if running else J.PAUSED, actor=who, reason=reason)
+        job.activity = f"paused by {who}{why}" if not running else f"pausing: {running} tasks still running"
+    elif action == JobAction.RESUME:
+        requeue_where(session, job, [T.PAUSED], actor=who)
+        target = J.ACTIVE if job.tasks_active or job.tasks_completed else J.QUEUED
+        set_job_status(session, job, target, actor=who, reason=f"resumed{why}")
+        job.activity = f"resumed by {who}"
+    elif action == JobAction.CANCEL:
+        running = stop_unfinished(session, job, to=T.CANCELED, actor=who)
+        set_job_status(session, job, J.CANCEL_REQUESTED if running else J.CANCELED, actor=who, reason=reason)
+        job.activity = f"canceled by {who}{why}" if not running else f"canceling: {running} tasks still running"
+    elif action in (JobAction.REQUEUE, JobAction.REQUEUE_FAILED):
+        if action == JobAction.REQUEUE and status == J.COMPLETED:
+            which = [T.COMPLETED, T.FAILED, T.CANCELED, T.PAUSED]
+        elif action == JobAction.REQUEUE:
+            which = [T.FAILED, T.CANCELED, T.PAUSED]
+        else:
+            which = [T.FAILED, T.CANCELED]
+        if status in FINISHED_JOB_STATUSES or status == J.PAUSED:
+            set_job_status(session, job, J.REQUEUEING, actor=who, reason=reason)
+        n = requeue_where(session, job, which, actor=who)
+        if job.status == J.REQUEUEING:
+            set_job_status(session, job, J.QUEUED, actor=who, reason=f"{n} tasks requeued")
+        job.activity = f"{n} tasks requeued by {who}"
+    events.mark_job_dirty(session, job)
+
+
+def set_priority(session: Session, job: JobRow, priority: int, actor: Actor) -> None:
+    check_may_manage(job, actor)
+    if job.priority == priority:
+        return
+    log_job(session, job, actor.name, f"priority {job.priority} → {priority}")
+    job.priority = priority
+    job.updated = utcnow()
+    events.mark_job_dirty(session, job)
+
+
+def delete_job(session: Session, job: JobRow, actor: Actor) -> None:
+    check_may_manage(job, actor)
+    if J(job.status) not in FINISHED_JOB_STATUSES:
+        raise Conflict(
+            f"job {job.id} is {job.status}; only completed, canceled or failed jobs can be deleted (cancel it first)",
+            field="status",
+        )
+    job_id = job.id
+    # dependencies first: deleting them by job keeps SQLite from a per-row cascade over the task table
+    task_ids = select(TaskRow.id).where(TaskRow.job_id == job_id)
+    session.execute(delete(TaskDependencyRow).where(TaskDependencyRow.task_id.in_(task_ids)))
+    session.execute(delete(TaskRow).where(TaskRow.job_id == job_id))
+    session.execute(delete(JobLogRow).where(JobLogRow.job_id == job_id))
+    session.delete(job)
+    events.publish(session, "job-deleted", {"id": job_id})

@@ -1,0 +1,286 @@
+"""The Server's side of the Manager link: claiming tasks, applying update batches, expiring leases.
+
+Every status change goes through `store.tasks.set_task_status`. Claims walk the runnable jobs in scheduler
+order and read tasks through the partial index of runnable tasks, so their cost does not grow with the
+number of finished tasks; on PostgreSQL, `FOR UPDATE SKIP LOCKED` lets several Server processes claim at once.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from services.protocol.common import utcnow
+from services.protocol.jobs import Command, OnTaskFailure
+from services.protocol.link import (
+    LOG_TAIL_LINES,
+    ClaimedTask,
+    ClaimRequest,
+    RejectedUpdate,
+    TaskUpdate,
+    UpdateAck,
+    UpdateBatch,
+    WorkerInstruction,
+    WorkerReport,
+)
+from services.protocol.states import RUNNABLE_JOB_STATUSES, TaskStatus, WorkerStatusRequest
+from services.server import events
+from services.server.config import ServerConfig
+from services.server.db.tables import JobRow, ManagerRow, PendingInstructionRow, TaskRow, WorkerRow
+from services.server.states.tasks import HELD, IllegalTaskTransition
+from services.server.store.convert import aware, worker_to_wire
+from services.server.store.errors import Conflict
+from services.server.store.tasks import set_task_status
+
+T = TaskStatus
+_STARTED = time.monotonic()  # leases get a grace period after a Server start (see expire_leases)
+RUNNABLE = text("tasks.status = 'queued' AND tasks.deps_pending = 0")  # literal: matches ix_tasks_runnable
+
+
+def _actor(manager: ManagerRow) -> str:
+    return f"manager {manager.name}"
+
+
+# ---- claim ---------------------------------------------------------------------------------------------------
+
+
+def claim(session: Session, manager: ManagerRow, req: ClaimRequest, lease_seconds: float) -> list[ClaimedTask]:
+    """Lease up to `capacity` runnable tasks to the Manager, in scheduler order."""
+    now = utcnow()
+    manager.last_seen = now
+    if req.capacity == 0:
+        return []
+    offered = set(req.tags)
+    jobs = session.scalars(
+        select(JobRow)
+        .where(JobRow.status.in_(list(RUNNABLE_JOB_STATUSES)))
+        .order_by(JobRow.priority.desc(), JobRow.created, JobRow.id)
+    ).all()
+    lease = now + timedelta(seconds=lease_seconds)
+    pg = session.get_bind().dialect.name == "postgresql"
+    out: list[ClaimedTask] = []
+    for job in jobs:
+        if job.manager_id is not None and job.manager_id != manager.id:
+            continue
+        if not offered.issuperset(job.tags or []):
+            continue
+        q = select(TaskRow).where(TaskRow.job_id == job.id, RUNNABLE)
+        if req.task_types:
+            q = q.where(TaskRow.type.in_(req.task_types))
+        q = q.order_by(TaskRow.index).limit(req.capacity - len(out))
+        if pg:
+            q = q.with_for_update(skip_locked=True)
+        for task in session.scalars(q):
+            task.attempt += 1
+            task.manager_id = manager.id
+            task.worker_id = task.worker_name = None
+            task.lease_expires = lease
+            with session.no_autoflush:
+                set_task_status(session, task, T.ASSIGNED, actor=_actor(manager), activity="", job=job)
+            out.append(_claimed(task, job))
+        if len(out) >= req.capacity:
+            break
+    return out
+
+
+def _claimed(task: TaskRow, job: JobRow) -> ClaimedTask:
+    return ClaimedTask(
+        id=task.id, job_id=job.id, job_name=job.name, job_priority=job.priority, job_created=aware(job.created),
+        job_tags=list(job.tags or []), max_task_failures=job.max_task_failures,
+        on_task_failure=OnTaskFailure(job.on_task_failure), index=task.index, name=task.name, type=task.type,
+        attempt=task.attempt, failure_count=task.failure_count,
+        commands=[Command.model_validate(c) for c in task.commands], steps_total=task.steps_total,
+    )  # fmt: skip
+
+
+# ---- update batches ------------------------------------------------------------------------------------------
+
+
+def apply_batch(session: Session, manager: ManagerRow, batch: UpdateBatch, lease_seconds: float) -> UpdateAck:
+    """Apply a batch once (by seq), renew the leases of held tasks, and hand over pending instructions."""
+    now = utcnow()
+    manager.last_seen = now
+    rejected: list[RejectedUpdate] = []
+    if batch.seq > manager.last_seq + 1:
+        expected = manager.last_seq + 1
+        raise Conflict(
+            f"update batch seq {batch.seq} skips ahead of this Server: the next expected is {expected}",
+            errors=[("seq", f"expected {expected}")],
+        )
+    if batch.seq == manager.last_seq + 1:
+        rejected = _apply_updates(session, manager, batch.task_updates, now + timedelta(seconds=lease_seconds))
+        manager.last_seq = batch.seq
+    # repeats (seq <= last_seq) change nothing; their worker states and leases are current, so use them
+    _apply_workers(session, manager, batch.workers)
+    _renew(session, manager, batch.held_task_ids, now + timedelta(seconds=lease_seconds))
+    ack = UpdateAck(last_seq=manager.last_seq, rejected=rejected, lease_seconds=lease_seconds)
+    for instr in session.scalars(
+        select(PendingInstructionRow).where(PendingInstructionRow.manager_id == manager.id)
+    ).all():
+        (ack.cancel_task_ids if instr.kind == "cancel-task" else ack.upload_log_task_ids).append(instr.task_id)
+        session.delete(instr)
+    ack.worker_requests = [
+        WorkerInstruction(
+            worker_id=w.id, status=WorkerStatusRequest(w.status_requested or ""), lazy=w.status_request_lazy
+        )
+        for w in session.scalars(
+            select(WorkerRow).where(WorkerRow.manager_id == manager.id, WorkerRow.status_requested.is_not(None))
+        )
+    ]
+    return ack
+
+
+def _apply_updates(
+    session: Session, manager: ManagerRow, updates: list[TaskUpdate], lease: datetime
+) -> list[RejectedUpdate]:
+    tasks: dict[int, TaskRow] = {}
+    ids = sorted({u.task_id for u in updates})
+    for i in range(0, len(ids), 500):
+        for row in session.scalars(select(TaskRow).where(TaskRow.id.in_(ids[i : i + 500]))):
+            tasks[row.id] = row
+    jobs: dict[int, JobRow] = {}
+    rejected: list[RejectedUpdate] = []
+    for u in updates:
+        task = tasks.get(u.task_id)
+        reason = _refusal(task, manager, u)
+        if reason is not None or task is None:
+            rejected.append(RejectedUpdate(task_id=u.task_id, reason=reason or "", attempt=u.attempt))
+            continue
+        job = jobs.get(task.job_id) or jobs.setdefault(task.job_id, session.get_one(JobRow, task.job_id))
+        if u.worker_id is not None:
+            task.worker_id, task.worker_name = u.worker_id, u.worker_name
+        if u.steps_total is not None:
+            task.steps_total = u.steps_total
+        if u.steps_done is not None:
+            task.steps_done = u.steps_done
+        if u.failure_count is not None:
+            task.failure_count = u.failure_count
+        if u.log_tail:
+            task.log_tail = [*(task.log_tail or []), *u.log_tail][-LOG_TAIL_LINES:]
+        new = u.status or T(task.status)
+        try:
+            # Without autoflush: set_task_status's UPDATE of the dependents would otherwise flush every
+            # pending row first, once per task (most of a batch's cost). Failures read other tasks'
+            # statuses (cancel_dependents), so they keep autoflush.
+            if new in (T.FAILED, T.CANCELED):
+                set_task_status(session, task, new, actor=_actor(manager), activity=u.activity, job=job)
+            else:
+                with session.no_autoflush:
+                    set_task_status(session, task, new, actor=_actor(manager), activity=u.activity, job=job)
+        except IllegalTaskTransition as exc:
+            rejected.append(RejectedUpdate(task_id=u.task_id, reason=str(exc), attempt=u.attempt))
+            continue
+        if new in HELD:
+            task.lease_expires = lease
+    return rejected
+
+
+def _refusal(task: TaskRow | None, manager: ManagerRow, u: TaskUpdate) -> str | None:
+    if task is None:
+        return f"no task with id {u.task_id}"
+    if task.manager_id != manager.id:
+        return f"task {u.task_id} is not held by this Manager"
+    if task.attempt != u.attempt:
+        return f"attempt {u.attempt} of task {u.task_id} is stale (current: {task.attempt})"
+    if T(task.status) not in HELD:
+        return f"task {u.task_id} is {task.status}"
+    return None
+
+
+def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerReport]) -> None:
+    for r in reports:
+        row = session.get(WorkerRow, r.id)
+        if row is None:
+            row = WorkerRow(id=r.id, manager_id=manager.id, status_requested=None, status_request_lazy=True)
+            session.add(row)
+        elif row.manager_id != manager.id:
+            continue  # another Manager's worker id: not this Manager's to report
+        changed = (row.status, row.current_task_id, row.name) != (r.status.value, r.current_task_id, r.name)
+        row.name, row.platform = r.name, r.platform
+        row.task_types, row.tags, row.software = list(r.task_types), list(r.tags), dict(r.software)
+        row.status, row.current_task_id = r.status.value, r.current_task_id
+        row.last_seen = r.last_seen or row.last_seen
+        if r.utilisation is not None:
+            row.utilisation = r.utilisation.model_dump(mode="json")
+            changed = True
+        if row.status_requested is not None and row.status_requested == r.status.value:
+            row.status_requested = None  # the worker got there
+            changed = True
+        if changed:
+            session.flush()
+            events.publish(session, "worker-updated", worker_to_wire(row).model_dump(mode="json"))
+
+
+def _renew(session: Session, manager: ManagerRow, held: list[int], lease: datetime) -> None:
+    for i in range(0, len(held), 1000):
+        session.execute(
+            update(TaskRow)
+            .where(
+                TaskRow.id.in_(held[i : i + 1000]),
+                TaskRow.manager_id == manager.id,
+                TaskRow.status.in_(list(HELD)),
+            )
+            .values(lease_expires=lease)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# ---- leases and logs -----------------------------------------------------------------------------------------
+
+
+def expire_leases(session: Session, cfg: ServerConfig, limit: int = 1000) -> int:
+    """Tasks whose Manager went silent go back to `queued`; a started one counts as a soft failure.
+
+    For one lease period after the Server starts nothing expires: Managers that kept working while the
+    Server was away get the chance to renew first.
+    """
+    if time.monotonic() - _STARTED < cfg.lease_seconds:
+        return 0
+    now = utcnow()
+    rows = session.scalars(
+        select(TaskRow)
+        .where(text("tasks.lease_expires IS NOT NULL"), TaskRow.lease_expires < now)
+        .order_by(TaskRow.lease_expires)
+        .limit(limit)
+    ).all()
+    for task in rows:
+        if T(task.status) not in HELD:
+            task.lease_expires = None
+            continue
+        job = session.get_one(JobRow, task.job_id)
+        if T(task.status) == T.ACTIVE:
+            task.failure_count += 1
+        if task.failure_count >= job.max_task_failures:
+            set_task_status(
+                session, task, T.FAILED, actor="server", activity="failed: its Manager went silent", job=job
+            )
+        else:
+            set_task_status(
+                session, task, T.QUEUED, actor="server", activity="requeued: its Manager went silent", job=job
+            )
+    return len(rows)
+
+
+def lease_sweep(session: Session, cfg: ServerConfig) -> None:
+    expire_leases(session, cfg)
+
+
+def store_full_log(session: Session, manager: ManagerRow, task_id: int, data_dir: Path, body: bytes) -> Path:
+    task = session.get(TaskRow, task_id)
+    if task is None:
+        from services.server.store.errors import NotFound
+
+        raise NotFound(f"no task with id {task_id}", field="id")
+    if task.manager_id != manager.id:
+        raise Conflict(f"task {task_id} is not held by this Manager", field="id")
+    folder = data_dir / "task-logs" / f"job-{task.job_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"task-{task_id}.log"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(body)
+    tmp.replace(path)
+    return path

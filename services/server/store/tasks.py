@@ -1,0 +1,309 @@
+"""Task status changes, the one place they happen, and the job bookkeeping that follows them.
+
+`set_task_status` is used for single tasks (a Manager's update, a wrangler's requeue); whole-job actions use
+the bulk helpers at the bottom, which change many rows with one statement and then recount the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from services.protocol.common import utcnow
+from services.protocol.jobs import OnTaskFailure
+from services.protocol.states import JobStatus, TaskStatus
+from services.server import events
+from services.server.db.tables import JobLogRow, JobRow, PendingInstructionRow, TaskDependencyRow, TaskRow
+from services.server.states import jobs as job_states
+from services.server.states.tasks import HELD, check_transition
+from services.server.store.convert import task_summary
+
+T = TaskStatus
+
+_COUNTER_OF = {
+    T.COMPLETED: "tasks_completed",
+    T.FAILED: "tasks_failed",
+    T.CANCELED: "tasks_canceled",
+    T.ASSIGNED: "tasks_active",
+    T.ACTIVE: "tasks_active",
+    T.SOFT_FAILED: "tasks_active",
+}
+
+
+def set_task_status(
+    session: Session,
+    task: TaskRow,
+    new: TaskStatus,
+    *,
+    actor: str,
+    activity: str | None = None,
+    job: JobRow | None = None,
+) -> None:
+    """Move one task to `new` and keep everything that depends on it true.
+
+    Raises `IllegalTaskTransition` for a change the task state machine refuses. Keeps the job's counters,
+    the dependents' `deps_pending`, the job's status (which follows its tasks) and publishes events.
+    """
+    old = T(task.status)
+    if activity is not None:
+        task.activity = activity
+    if old == new:
+        task.updated = utcnow()
+        events.publish(session, "task-updated", task_summary(task).model_dump(mode="json"))
+        return
+    check_transition(old, new)
+    job = job or session.get_one(JobRow, task.job_id)
+    task.status = new
+    task.updated = utcnow()
+    if (field := _COUNTER_OF.get(old)) is not None:
+        setattr(job, field, getattr(job, field) - 1)
+    if (field := _COUNTER_OF.get(new)) is not None:
+        setattr(job, field, getattr(job, field) + 1)
+    if new == T.COMPLETED:
+        _shift_dependents(session, [task.id], -1)
+        task.steps_done = task.steps_total
+    elif old == T.COMPLETED:
+        _shift_dependents(session, [task.id], +1)
+    if new not in HELD:
+        task.lease_expires = None
+    if new in (T.QUEUED, T.PAUSED):
+        task.manager_id = None
+        task.worker_id = None
+        task.worker_name = None
+    if new == T.QUEUED:
+        task.steps_done = 0
+    events.publish(session, "task-updated", task_summary(task).model_dump(mode="json"))
+    if new in (T.FAILED, T.CANCELED):
+        cancel_dependents(session, job, [task.id], actor=actor)
+    follow_job(session, job, actor=actor)
+
+
+def _shift_dependents(session: Session, task_ids: list[int], delta: int) -> None:
+    dependents = select(TaskDependencyRow.task_id).where(TaskDependencyRow.depends_on_id.in_(task_ids))
+    session.execute(
+        update(TaskRow)
+        .where(TaskRow.id.in_(dependents))
+        .values(deps_pending=TaskRow.deps_pending + delta)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def cancel_dependents(session: Session, job: JobRow, task_ids: list[int], *, actor: str) -> None:
+    """Tasks that wait on a failed or canceled task can never run: cancel them, transitively."""
+    frontier = task_ids
+    while frontier:
+        dependents = select(TaskDependencyRow.task_id).where(TaskDependencyRow.depends_on_id.in_(frontier))
+        rows = session.scalars(
+            select(TaskRow).where(TaskRow.id.in_(dependents), TaskRow.status.in_([T.QUEUED, T.PAUSED]))
+        ).all()
+        for row in rows:
+            row.status = T.CANCELED
+            row.activity = "canceled: a task it depends on did not complete"
+            row.updated = utcnow()
+            job.tasks_canceled += 1
+            events.publish(session, "task-updated", task_summary(row).model_dump(mode="json"))
+        frontier = [r.id for r in rows]
+
+
+def log_job(session: Session, job: JobRow, actor: str, message: str) -> None:
+    session.add(JobLogRow(job_id=job.id, time=utcnow(), user=actor, message=message))
+
+
+def set_job_status(session: Session, job: JobRow, new: JobStatus, *, actor: str, reason: str = "") -> None:
+    old = JobStatus(job.status)
+    if old == new:
+        return
+    if not job_states.can_transition(old, new):
+        raise job_states.IllegalJobTransition(old, new)
+    job.status = new
+    job.updated = utcnow()
+    message = f"status {old} → {new}" + (f": {reason}" if reason else "")
+    log_job(session, job, actor, message)
+    events.mark_job_dirty(session, job)
+
+
+def counts_of(job: JobRow) -> job_states.TaskCounts:
+    return job_states.TaskCounts(
+        total=job.tasks_total,
+        completed=job.tasks_completed,
+        failed=job.tasks_failed,
+        canceled=job.tasks_canceled,
+        running=job.tasks_active,
+    )
+
+
+def follow_job(session: Session, job: JobRow, *, actor: str) -> None:
+    """Let the job's status follow its tasks; a job that fails cancels what is left of it."""
+    old = JobStatus(job.status)
+    new = job_states.follow_tasks(
+        old, counts_of(job), fail_on_task_failure=job.on_task_failure == OnTaskFailure.FAIL_JOB
+    )
+    job.updated = utcnow()
+    events.mark_job_dirty(session, job)
+    if new == old:
+        return
+    reason = {
+        JobStatus.FAILED: "a task failed",
+        JobStatus.COMPLETED: "all tasks completed",
+    }.get(new, "")
+    set_job_status(session, job, new, actor=actor, reason=reason)
+    if new == JobStatus.FAILED:
+        job.activity = "failed: a task failed"
+        stop_unfinished(session, job, to=T.CANCELED, actor=actor)
+    elif new == JobStatus.COMPLETED:
+        job.activity = "completed"
+
+
+# ---- bulk changes of a whole job ---------------------------------------------------------------
+
+
+def instruct(session: Session, manager_id: int, kind: str, task_ids: Iterable[int]) -> None:
+    now = utcnow()
+    session.add_all(
+        PendingInstructionRow(manager_id=manager_id, kind=kind, task_id=tid, created=now) for tid in task_ids
+    )
+
+
+def stop_unfinished(session: Session, job: JobRow, *, to: TaskStatus, actor: str) -> int:
+    """Pause or cancel every task of the job that has not started; ask Managers to drop what they hold.
+
+    Tasks already running (`active`) keep running and are asked to stop when `to` is canceled; their
+    Manager's report then settles them. Returns the number of tasks still running.
+    """
+    held = session.execute(
+        select(TaskRow.id, TaskRow.manager_id, TaskRow.status).where(
+            TaskRow.job_id == job.id, TaskRow.status.in_(list(HELD))
+        )
+    ).all()
+    by_manager: dict[int, list[int]] = {}
+    for tid, mid, status in held:
+        if mid is not None and (status != T.ACTIVE or to == T.CANCELED):
+            by_manager.setdefault(mid, []).append(tid)
+    for mid, tids in by_manager.items():
+        instruct(session, mid, "cancel-task", tids)
+    now = utcnow()
+    session.execute(
+        update(TaskRow)
+        .where(TaskRow.job_id == job.id, TaskRow.status.in_([T.QUEUED, T.ASSIGNED, T.SOFT_FAILED, T.PAUSED]))
+        .values(
+            status=to,
+            manager_id=None,
+            worker_id=None,
+            worker_name=None,
+            lease_expires=None,
+            updated=now,
+            activity="paused" if to == T.PAUSED else "canceled",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    recount(session, job)
+    events.publish(session, "job-tasks-changed", {"job_id": job.id})
+    return job.tasks_active
+
+
+def requeue_where(session: Session, job: JobRow, statuses: list[TaskStatus], *, actor: str) -> int:
+    """Requeue the job's tasks in `statuses`, resetting their failure counts; returns how many."""
+    ids = session.scalars(select(TaskRow.id).where(TaskRow.job_id == job.id, TaskRow.status.in_(statuses))).all()
+    if not ids:
+        return 0
+    now = utcnow()
+    session.execute(
+        update(TaskRow)
+        .where(TaskRow.job_id == job.id, TaskRow.status.in_(statuses))
+        .values(
+            status=T.QUEUED,
+            failure_count=0,
+            manager_id=None,
+            worker_id=None,
+            worker_name=None,
+            lease_expires=None,
+            steps_done=0,
+            activity="",
+            updated=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if T.COMPLETED in statuses:
+        recompute_deps_pending(session, job.id)
+    recount(session, job)
+    events.publish(session, "job-tasks-changed", {"job_id": job.id})
+    return len(ids)
+
+
+def recompute_deps_pending(session: Session, job_id: int) -> None:
+    dep = TaskDependencyRow.__table__.alias("d")
+    parent = TaskRow.__table__.alias("p")
+    pending = (
+        select(func.count())
+        .select_from(dep.join(parent, parent.c.id == dep.c.depends_on_id))
+        .where(dep.c.task_id == TaskRow.id, parent.c.status != T.COMPLETED)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(TaskRow)
+        .where(TaskRow.job_id == job_id)
+        .values(deps_pending=pending)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def recount(session: Session, job: JobRow) -> None:
+    rows = session.execute(
+        select(TaskRow.status, func.count()).where(TaskRow.job_id == job.id).group_by(TaskRow.status)
+    ).all()
+    counts = {T(status): n for status, n in rows}
+    job.tasks_total = sum(counts.values())
+    job.tasks_completed = counts.get(T.COMPLETED, 0)
+    job.tasks_failed = counts.get(T.FAILED, 0)
+    job.tasks_canceled = counts.get(T.CANCELED, 0)
+    job.tasks_active = sum(counts.get(s, 0) for s in HELD)
+    job.updated = utcnow()
+    events.mark_job_dirty(session, job)
+
+
+# ---- a wrangler's action on one task -----------------------------------------------------------
+
+
+def requeue_task(session: Session, task: TaskRow, job: JobRow, *, actor: str, reason: str = "") -> None:
+    from services.server.states.tasks import REQUEUEABLE
+
+    old = T(task.status)
+    if old not in REQUEUEABLE:
+        raise IllegalTaskAction(f"cannot requeue a task that is {old} (only from: {_names(REQUEUEABLE)})")
+    if old == T.SOFT_FAILED and task.manager_id is not None:
+        instruct(session, task.manager_id, "cancel-task", [task.id])
+    if JobStatus(job.status) in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED):
+        set_job_status(session, job, JobStatus.REQUEUEING, actor=actor, reason=f"task {task.name} requeued")
+        set_job_status(session, job, JobStatus.QUEUED, actor=actor)
+    if old == T.PAUSED and JobStatus(job.status) in (JobStatus.PAUSED, JobStatus.PAUSE_REQUESTED):
+        raise IllegalTaskAction("the job is paused: resume the job to run its tasks")
+    task.failure_count = 0
+    set_task_status(session, task, T.QUEUED, actor=actor, activity=f"requeued by {actor}", job=job)
+    log_job(session, job, actor, f"task {task.name} requeued" + (f": {reason}" if reason else ""))
+
+
+def cancel_task(session: Session, task: TaskRow, job: JobRow, *, actor: str, reason: str = "") -> None:
+    from services.server.states.tasks import CANCELABLE
+
+    old = T(task.status)
+    if old not in CANCELABLE:
+        raise IllegalTaskAction(f"cannot cancel a task that is {old} (only from: {_names(CANCELABLE)})")
+    log_job(session, job, actor, f"task {task.name} canceled" + (f": {reason}" if reason else ""))
+    if old in HELD and task.manager_id is not None:
+        instruct(session, task.manager_id, "cancel-task", [task.id])
+    if old == T.ACTIVE:
+        # it stops when its Manager hears of it; the Manager's report settles it as canceled
+        task.activity = f"cancel requested by {actor}"
+        events.publish(session, "task-updated", task_summary(task).model_dump(mode="json"))
+        return
+    set_task_status(session, task, T.CANCELED, actor=actor, activity=f"canceled by {actor}", job=job)
+
+
+class IllegalTaskAction(ValueError):
+    pass
+
+
+def _names(statuses: frozenset[TaskStatus]) -> str:
+    return ", ".join(sorted(statuses))

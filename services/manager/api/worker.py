@@ -1,0 +1,136 @@
+"""The Worker API: registration, sign-on/off, asking for tasks, task updates, heartbeats, output images."""
+# Every route and dependency touching the farm is `async def`: they all run on the event loop thread, so the
+# farm and its one SQLite connection are never used from two threads (sync routes would run in a pool).
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+
+from services.manager import task_updates
+from services.manager.api.deps import FarmDep, WorkerDep
+from services.manager.errors import Conflict, Invalid
+from services.manager.farm import Farm
+from services.manager.model import HeldTask, WorkerState
+from services.manager.store.db import transaction
+from services.protocol.worker_api import (
+    AssignedTask,
+    Heartbeat,
+    MayIRun,
+    RegisterRequest,
+    RegisterResponse,
+    SignOnRequest,
+    TaskRequest,
+    UpdatesAck,
+    WorkerTaskUpdates,
+)
+
+router = APIRouter(prefix="/api/v1/worker", tags=["worker"])
+
+IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/tiff": "tif"}
+
+
+def _json(model: object, status_code: int = 200) -> Response:
+    # skip FastAPI's response validation on the hot path: the models are ours and already valid
+    return Response(model.model_dump_json(), status_code, media_type="application/json")  # type: ignore[attr-defined]
+
+
+@router.post("/register", response_model=RegisterResponse, status_code=200)
+async def register(body: RegisterRequest, request: Request, farm: FarmDep) -> Response:
+    worker_id, secret = farm.register(
+        body.registration_secret, request.app.state.registration_secret, body.name, body.platform
+    )
+    return _json(RegisterResponse(worker_id=worker_id, secret=secret))
+
+
+@router.post("/sign-on")
+async def sign_on(body: SignOnRequest, worker: WorkerDep, farm: FarmDep) -> Response:
+    return _json(farm.sign_on(worker, body))
+
+
+@router.post("/sign-off", status_code=204)
+async def sign_off(worker: WorkerDep, farm: FarmDep) -> Response:
+    farm.sign_off(worker)
+    return Response(status_code=204)
+
+
+@router.post("/heartbeat")
+async def heartbeat(body: Heartbeat, worker: WorkerDep, farm: FarmDep) -> Response:
+    return _json(farm.heartbeat(worker, body))
+
+
+@router.post("/task", responses={200: {"model": AssignedTask}, 204: {"description": "no task for now"}})
+async def ask_for_task(body: TaskRequest, worker: WorkerDep, farm: FarmDep) -> Response:
+    """Report a finished task (optional) and get the next one; waits up to `wait_seconds` for one."""
+    if not worker.signed_on:
+        raise Conflict("this worker has not signed on: call /api/v1/worker/sign-on first", "worker")
+    if body.finished is not None:
+        if body.finished_task_id is None:
+            raise Invalid("finished_task_id is required with finished", "finished_task_id")
+        task_updates.validate(body.finished.updates, "finished.updates")
+        task_updates.apply(farm, worker, body.finished_task_id, body.finished.updates)
+    with transaction(farm.conn):
+        if worker.current_task_id is not None:
+            # asking for a new task while holding one: the worker has abandoned it
+            farm.take_back(worker, "the worker asked for a new task without finishing this one")
+        task = farm.next_task(worker)
+    if task is None and body.wait_seconds > 0 and worker.available:
+        task = await farm.wait_for_task(worker, body.wait_seconds)
+    if task is None:
+        retry = farm.config.retry_after
+        return Response(status_code=204, headers={"Retry-After": str(max(1, round(retry)))})
+    return _json(_assigned(farm, task, worker))
+
+
+def _assigned(farm: Farm, task: HeldTask, worker: WorkerState) -> AssignedTask:
+    c = task.claim
+    return AssignedTask(
+        id=c.id, job_id=c.job_id, job_name=c.job_name, name=c.name, type=c.type, attempt=task.handout,
+        commands=c.commands, steps_total=c.steps_total,
+        variables=farm.config.resolved_variables(worker.platform),
+    )  # fmt: skip
+
+
+@router.post("/tasks/{task_id}/updates")
+async def task_updates_route(task_id: int, body: WorkerTaskUpdates, worker: WorkerDep, farm: FarmDep) -> Response:
+    last = task_updates.apply(farm, worker, task_id, body.updates)
+    return _json(UpdatesAck(last_seq=last))
+
+
+@router.get("/tasks/{task_id}/may-i-run")
+async def may_i_run(task_id: int, worker: WorkerDep, farm: FarmDep, attempt: int | None = None) -> Response:
+    task = farm.tasks.get(task_id)
+    req = worker.status_requested
+    if task is None or task.worker_id != worker.id:
+        answer = MayIRun(may_keep_running=False, reason="the task is no longer assigned to this worker")
+    elif attempt is not None and attempt != task.handout:
+        answer = MayIRun(may_keep_running=False, reason=f"attempt {attempt} is stale")
+    elif req is not None and req.value in ("asleep", "shutdown", "restart") and not worker.lazy:
+        answer = MayIRun(may_keep_running=False, reason=f"asked to {req.value} now", status_requested=req)
+    else:
+        answer = MayIRun(may_keep_running=True, status_requested=req)
+    return _json(answer)
+
+
+@router.post("/tasks/{task_id}/output", status_code=204)
+async def upload_output(task_id: int, request: Request, worker: WorkerDep, farm: FarmDep) -> Response:
+    """The last rendered image of a task, kept per job for the clients' preview."""
+    task_updates.held_by(farm, worker, task_id)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in IMAGE_TYPES:
+        raise Invalid(f"content-type must be one of {', '.join(IMAGE_TYPES)}", "content-type")
+    data = await request.body()
+    if not data:
+        raise Invalid("the image is empty", "body")
+    if len(data) > farm.config.max_output_bytes:
+        raise Invalid(f"the image is larger than {farm.config.max_output_bytes} bytes", "body")
+    job_id = farm.tasks[task_id].claim.job_id
+    folder = Path(farm.config.data_dir) / "last-rendered"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(f"job-{job_id}.*"):
+        old.unlink(missing_ok=True)
+    tmp = folder / f".job-{job_id}.tmp"
+    tmp.write_bytes(data)
+    tmp.replace(folder / f"job-{job_id}.{IMAGE_TYPES[ctype]}")
+    return Response(status_code=204)

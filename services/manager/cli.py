@@ -1,0 +1,80 @@
+"""`tablao manager`: runs a Manager against a Server (also `python -m services.manager.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from services.manager.app import create_app
+from services.manager.config import DEFAULT_PORT, ManagerConfig, default_data_dir
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="tablao manager", description="Run a Tablao Manager.")
+    p.add_argument("--server", required=True, help="the Server's URL, e.g. http://127.0.0.1:8470")
+    p.add_argument("--token-file", required=True, type=Path, help="file holding this Manager's token")
+    p.add_argument("--data-dir", type=Path, default=None, help=f"default: {default_data_dir()}")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    p.add_argument("--name", default=None)
+    p.add_argument("--worker-timeout", type=float, default=None, help="seconds without heartbeat")
+    p.add_argument("--blocklist-threshold", type=int, default=None)
+    p.add_argument("--prefetch-margin", type=int, default=None)
+    p.add_argument(
+        "--variables", type=Path, default=None,
+        help='JSON file of path variables: {"render_root": {"linux": "/r", "windows": "R:\\\\"}}',
+    )  # fmt: skip
+    p.add_argument("--port-file", type=Path, default=None, help="write the port listened on here")
+    p.add_argument("--log-level", default="info")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        token = args.token_file.read_text().strip()
+    except OSError as exc:
+        print(f"tablao manager: cannot read --token-file: {exc}", file=sys.stderr)
+        return 2
+    variables = json.loads(args.variables.read_text()) if args.variables else None
+    config = ManagerConfig.from_env(
+        args.server, token, data_dir=args.data_dir, host=args.host, port=args.port, name=args.name,
+        worker_timeout=args.worker_timeout, blocklist_threshold=args.blocklist_threshold,
+        prefetch_margin=args.prefetch_margin, variables=variables,
+    )  # fmt: skip
+    app = create_app(config)
+    uconfig = uvicorn.Config(
+        app, host=config.host, port=config.port, loop="uvloop", http="httptools",
+        log_level=args.log_level, access_log=False, timeout_graceful_shutdown=5,
+    )  # fmt: skip
+    server = uvicorn.Server(uconfig)
+    if args.port_file is not None:
+        _report_port(server, args.port_file)
+    server.run()
+    return 0
+
+
+def _report_port(server: uvicorn.Server, port_file: Path) -> None:
+    """Write the bound port once uvicorn listens (so --port 0 works for tests and embedded mode)."""
+    original = server.startup
+
+    async def startup(sockets: object = None) -> None:
+        await original(sockets)  # type: ignore[arg-type]
+        for srv in server.servers:
+            for sock in srv.sockets:
+                tmp = port_file.with_suffix(".tmp")
+                tmp.write_text(str(sock.getsockname()[1]))
+                tmp.replace(port_file)
+                return
+
+    server.startup = startup  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

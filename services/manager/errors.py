@@ -1,0 +1,34 @@
+"""Errors the Manager's core raises; the API turns them into 4xx answers that name the field."""
+
+from __future__ import annotations
+
+
+class FarmError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(FarmError):
+    status_code = 404
+
+
+class Conflict(FarmError):
+    """A stale attempt, a task that is not this worker's, a worker that has not signed on."""
+
+    status_code = 409
+
+
+class Invalid(FarmError):
+    status_code = 422
+
+
+class Unauthorized(FarmError):
+    status_code = 401
+
+
+class Unavailable(FarmError):
+    status_code = 503

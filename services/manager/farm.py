@@ -1,0 +1,361 @@
+"""The Manager's core: the tasks it holds and its workers in memory, written through to SQLite per request.
+
+Every worker request touches only this object and at most one SQLite write transaction; everything for the
+Server goes into the durable outbox (store/outbox.py) and leaves in batches (server_link.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import time
+import uuid
+from datetime import UTC, datetime
+
+from services.manager import scheduler
+from services.manager.config import ManagerConfig
+from services.manager.errors import Conflict, Unauthorized
+from services.manager.model import HeldTask, WorkerState
+from services.manager.store import logs, outbox
+from services.manager.store import tasks as store
+from services.manager.store.db import set_meta, transaction
+from services.protocol.farm import Utilisation
+from services.protocol.link import ClaimedTask, ClaimRequest, TaskUpdate, WorkerInstruction, WorkerReport
+from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
+from services.protocol.worker_api import Heartbeat, SignOnRequest, StatusAnswer
+
+Waiter = tuple[WorkerState, "asyncio.Future[HeldTask | None]"]
+
+
+def _report(w: WorkerState) -> WorkerReport:
+    return WorkerReport(
+        id=w.id, name=w.name, platform=w.platform, task_types=sorted(w.task_types), tags=sorted(w.tags),
+        software=w.software, status=w.status, current_task_id=w.current_task_id, last_seen=w.last_seen_wall,
+        utilisation=w.utilisation,
+    )  # fmt: skip
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class Farm:
+    def __init__(self, conn: sqlite3.Connection, config: ManagerConfig) -> None:
+        self.conn = conn
+        self.config = config
+        self.tasks: dict[int, HeldTask] = {t.id: t for t in store.load_tasks(conn)}
+        self.ready = scheduler.ReadyQueue()
+        self.workers: dict[str, WorkerState] = {w.id: w for w in store.load_workers(conn)}
+        self.blocklist = store.load_blocklist(conn)
+        self.handout = store.max_handout(conn)
+        self.waiters: list[Waiter] = []
+        self.dirty_workers: set[str] = set(self.workers)
+        # set when there is something for the Server, or a worker is waiting for tasks
+        self.link_wakeup = asyncio.Event()
+        # set when a worker may want a task the Manager does not hold yet
+        self.claim_wakeup = asyncio.Event()
+        for task in self.tasks.values():
+            worker = self.workers.get(task.worker_id) if task.worker_id else None
+            if worker is None:
+                task.worker_id = None
+                self.ready.add(task)
+            else:
+                worker.current_task_id = task.id
+
+    # --- workers ---------------------------------------------------------------------------------------------
+
+    def register(self, registration_secret: str, expected: str, name: str, platform: str) -> tuple[str, str]:
+        if not hmac.compare_digest(registration_secret.encode(), expected.encode()):
+            raise Unauthorized("wrong registration_secret", "registration_secret")
+        worker_id = str(uuid.uuid4())
+        secret = secrets.token_urlsafe(32)
+        worker = WorkerState(
+            id=worker_id, secret_hash=hash_secret(secret), name=name, platform=platform,
+            status=WorkerStatus.STARTING,
+        )  # fmt: skip
+        with transaction(self.conn):
+            store.insert_worker(self.conn, worker)
+        self.workers[worker_id] = worker
+        return worker_id, secret
+
+    def authenticate(self, worker_id: str, secret: str) -> WorkerState:
+        worker = self.workers.get(worker_id)
+        if worker is None or not hmac.compare_digest(worker.secret_hash, hash_secret(secret)):
+            raise Unauthorized("unknown worker id or wrong secret", "authorization")
+        worker.last_seen = time.monotonic()
+        worker.last_seen_wall = datetime.now(UTC)
+        if worker.status == WorkerStatus.OFFLINE and worker.signed_on:
+            worker.status = WorkerStatus.AWAKE
+        return worker
+
+    def sign_on(self, worker: WorkerState, req: SignOnRequest) -> StatusAnswer:
+        worker.name, worker.platform = req.name, req.platform
+        worker.task_types, worker.tags = frozenset(req.task_types), frozenset(req.tags)
+        worker.software = dict(req.software)
+        worker.signed_on = True
+        worker.status = (
+            WorkerStatus.AWAKE if worker.status_requested != WorkerStatusRequest.ASLEEP else (WorkerStatus.ASLEEP)
+        )
+        with transaction(self.conn):
+            store.save_worker(self.conn, worker)
+            self._feed_waiters()
+        self._worker_changed(worker)
+        self.claim_wakeup.set()
+        return StatusAnswer(status_requested=worker.status_requested, lazy=worker.lazy)
+
+    def sign_off(self, worker: WorkerState) -> None:
+        with transaction(self.conn):
+            self.take_back(worker, "worker signed off")
+            worker.signed_on = False
+            worker.status = WorkerStatus.OFFLINE
+            store.save_worker(self.conn, worker)
+        self._worker_changed(worker)
+
+    def heartbeat(self, worker: WorkerState, hb: Heartbeat) -> StatusAnswer:
+        if hb.utilisation is not None:
+            worker.utilisation = hb.utilisation
+            self.dirty_workers.add(worker.id)
+        if hb.status != worker.status or self._request_fulfilled(worker, hb.status):
+            worker.status = hb.status
+            if self._request_fulfilled(worker, hb.status):
+                worker.status_requested = None
+            with transaction(self.conn):
+                store.save_worker(self.conn, worker)
+                if worker.available:
+                    self._feed_waiters()
+            self._worker_changed(worker)
+        return StatusAnswer(status_requested=worker.status_requested, lazy=worker.lazy)
+
+    @staticmethod
+    def _request_fulfilled(worker: WorkerState, status: WorkerStatus) -> bool:
+        req = worker.status_requested
+        return req is not None and req.value == status.value
+
+    def sweep_timeouts(self, now: float | None = None) -> list[str]:
+        """Workers silent longer than the timeout go offline; their tasks go back to the ready queue."""
+        now = time.monotonic() if now is None else now
+        gone = [
+            w
+            for w in self.workers.values()
+            if w.status != WorkerStatus.OFFLINE and now - w.last_seen > self.config.worker_timeout
+        ]
+        if gone:
+            with transaction(self.conn):
+                for worker in gone:
+                    self.take_back(worker, f"worker {worker.name} timed out")
+                    worker.status = WorkerStatus.OFFLINE
+                    store.save_worker(self.conn, worker)
+                    self._worker_changed(worker)
+        return [w.id for w in gone]
+
+    def apply_instructions(self, requests: list[WorkerInstruction]) -> None:
+        with transaction(self.conn):
+            for req in requests:
+                worker = self.workers.get(req.worker_id)
+                if worker is None or (worker.status_requested, worker.lazy) == (req.status, req.lazy):
+                    continue
+                worker.status_requested, worker.lazy = req.status, req.lazy
+                store.save_worker(self.conn, worker)
+
+    def worker_reports(self, everything: bool = False) -> list[WorkerReport]:
+        ids = list(self.workers) if everything else list(self.dirty_workers)
+        self.dirty_workers.clear()
+        return [_report(self.workers[i]) for i in ids if i in self.workers]
+
+    def _worker_changed(self, worker: WorkerState) -> None:
+        self.dirty_workers.add(worker.id)
+
+    # --- tasks: hand-out -------------------------------------------------------------------------------------
+
+    def claim_request(self) -> ClaimRequest | None:
+        """What to ask the Server for: enough for the idle workers plus a margin, of the kinds they run."""
+        available = [w for w in self.workers.values() if w.available]
+        if not available:
+            return None
+        idle = sum(1 for w in available if w.current_task_id is None)
+        margin = self.config.prefetch_margin
+        if margin is None:
+            margin = max(2, len(available) // 4)
+        capacity = idle + margin - len(self.ready)
+        if capacity <= 0:
+            return None
+        types = sorted(set().union(*(w.task_types for w in available)))
+        tags = sorted(set().union(*(w.tags for w in available)))
+        return ClaimRequest(capacity=capacity, task_types=types, tags=tags)
+
+    def add_claimed(self, claims: list[ClaimedTask]) -> None:
+        with transaction(self.conn):
+            for c in claims:
+                old = self.tasks.pop(c.id, None)
+                if old is not None:  # the Server handed it out again: the old hand-out is stale
+                    self._forget(old)
+            store.insert_tasks(self.conn, claims)
+            for c in claims:
+                task = HeldTask(claim=c, failure_count=c.failure_count)
+                self.tasks[c.id] = task
+                self.ready.add(task)
+            self._feed_waiters()
+
+    def next_task(self, worker: WorkerState) -> HeldTask | None:
+        """Hand the best ready task to this worker (the caller holds the write transaction)."""
+        if not worker.available:
+            return None
+        task = scheduler.pick(
+            self.ready, worker, self.blocklist, self.config.blocklist_threshold, self._others_could_run
+        )
+        if task is not None:
+            self._assign(task, worker)
+        return task
+
+    async def wait_for_task(self, worker: WorkerState, wait: float) -> HeldTask | None:
+        fut: asyncio.Future[HeldTask | None] = asyncio.get_running_loop().create_future()
+        entry: Waiter = (worker, fut)
+        self.waiters.append(entry)
+        self.claim_wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), wait)
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            # the worker went away while waiting: a task handed to it goes back to the queue
+            if fut.done() and fut.result() is not None:
+                with transaction(self.conn):
+                    self.take_back(worker, "worker stopped waiting")
+            raise
+        finally:
+            if entry in self.waiters:
+                self.waiters.remove(entry)
+        return fut.result() if fut.done() else None
+
+    def _feed_waiters(self) -> None:
+        for entry in list(self.waiters):
+            worker, fut = entry
+            if fut.done():
+                continue
+            if worker.current_task_id is None and (task := self.next_task(worker)) is not None:
+                self.waiters.remove(entry)
+                fut.set_result(task)
+            if not self.ready:
+                break
+
+    def _others_could_run(self, task: HeldTask) -> bool:
+        return any(
+            w.available
+            and w.id not in task.failed_on
+            and scheduler.can_run(task, w, self.blocklist, self.config.blocklist_threshold)
+            for w in self.workers.values()
+        )
+
+    def _assign(self, task: HeldTask, worker: WorkerState) -> None:
+        self.handout += 1
+        set_meta(self.conn, "handout", str(self.handout))
+        self.ready.remove(task)
+        task.worker_id, task.handout, task.started = worker.id, self.handout, False
+        worker.current_task_id = task.id
+        self.claim_wakeup.set()
+        store.save_task(self.conn, task)
+        logs.rotate(self.conn, task.id, self.config.log_keep_attempts)
+        self._worker_changed(worker)
+
+    # --- tasks: taking back, finishing -----------------------------------------------------------------------
+
+    def take_back(self, worker: WorkerState, reason: str) -> None:
+        """The worker lost its task (timeout, sign-off, abandoned): a started one counts as a soft failure."""
+        task = self.tasks.get(worker.current_task_id) if worker.current_task_id is not None else None
+        worker.current_task_id = None
+        if task is None or task.worker_id != worker.id:
+            return
+        if task.started:
+            self.fail(task, worker, reason, blocklist=False)
+        else:
+            self._back_to_ready(task)
+
+    def fail(self, task: HeldTask, worker: WorkerState, reason: str, *, blocklist: bool = True) -> None:
+        c = task.claim
+        task.failure_count += 1
+        task.failed_on.add(worker.id)
+        if blocklist:
+            key = (c.job_id, worker.id, c.type)
+            self.blocklist[key] = self.blocklist.get(key, 0) + 1
+            store.add_blocklist_failure(self.conn, *key)
+        final = task.failure_count >= c.max_task_failures
+        status = TaskStatus.FAILED if final else TaskStatus.SOFT_FAILED
+        self.emit([self.update_for(task, status=status, activity=reason, failure_count=task.failure_count)])
+        if final:
+            self.finish(task)
+        else:
+            self._back_to_ready(task)
+        if worker.current_task_id == task.id:
+            worker.current_task_id = None
+            self._worker_changed(worker)
+
+    def _back_to_ready(self, task: HeldTask) -> None:
+        task.worker_id, task.started = None, False
+        store.save_task(self.conn, task)
+        self.ready.add(task)
+        self._feed_waiters()
+
+    def finish(self, task: HeldTask) -> None:
+        """The task leaves this Manager (done, failed, given back): its final update is already queued."""
+        self._forget(task)
+
+    def _forget(self, task: HeldTask) -> None:
+        self.tasks.pop(task.id, None)
+        self.ready.remove(task)
+        worker = self.workers.get(task.worker_id) if task.worker_id else None
+        if worker is not None and worker.current_task_id == task.id:
+            worker.current_task_id = None
+            self._worker_changed(worker)
+        task.worker_id = None
+        store.delete_task(self.conn, task.id)
+
+    def drop(self, task_ids: list[int], attempt: int | None = None, *, canceled: bool = False) -> None:
+        """The Server canceled these tasks or refused our update: stop holding them.
+
+        A canceled task that was running is reported back as canceled (the Server waits for that report);
+        its worker learns it from its next update (409) or may-i-run.
+        """
+        with transaction(self.conn):
+            for task_id in task_ids:
+                task = self.tasks.get(task_id)
+                if task is None or (attempt is not None and task.claim.attempt != attempt):
+                    continue
+                if canceled and task.started:
+                    self.emit([self.update_for(task, status=TaskStatus.CANCELED, activity="canceled")])
+                self._forget(task)
+
+    def give_back_ready(self) -> int:
+        """On a clean shutdown: tasks not handed to a worker go back to the Server's queue."""
+        with transaction(self.conn):
+            back = list(self.ready)
+            self.emit([self.update_for(t, status=TaskStatus.QUEUED) for t in back])
+            for task in back:
+                self._forget(task)
+        return len(back)
+
+    def update_for(self, task: HeldTask, **fields: object) -> TaskUpdate:
+        worker = self.workers.get(task.worker_id) if task.worker_id else None
+        return TaskUpdate(
+            task_id=task.id,
+            attempt=task.claim.attempt,
+            worker_id=worker.id if worker else None,
+            worker_name=worker.name if worker else None,
+            time=datetime.now(UTC),
+            **fields,
+        )
+
+    def emit(self, updates: list[TaskUpdate]) -> None:
+        if updates:
+            outbox.enqueue(self.conn, updates)
+            self.link_wakeup.set()
+
+    def utilisation_of(self, worker_id: str) -> Utilisation | None:
+        worker = self.workers.get(worker_id)
+        return worker.utilisation if worker else None
+
+    def ensure_worker_not_busy(self, worker: WorkerState) -> None:
+        if not worker.signed_on:
+            raise Conflict("this worker has not signed on: call /api/v1/worker/sign-on first", "worker")

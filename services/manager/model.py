@@ -1,0 +1,60 @@
+"""The Manager's in-memory records of the tasks it holds and the workers it serves."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.protocol.farm import Utilisation
+from services.protocol.link import ClaimedTask
+from services.protocol.states import WorkerStatus, WorkerStatusRequest
+
+
+@dataclass(eq=False)
+class HeldTask:
+    claim: ClaimedTask
+    worker_id: str | None = None  # None: waiting in the ready queue
+    handout: int = 0  # the attempt number the worker sees: unique per hand-out at this Manager
+    started: bool = False  # the worker reported it active
+    failure_count: int = 0
+    failed_on: set[str] = field(default_factory=set)  # workers that failed it: retry elsewhere first
+
+    @property
+    def id(self) -> int:
+        return self.claim.id
+
+    @property
+    def sort_key(self) -> tuple[int, datetime, int, int, int]:
+        c = self.claim
+        return (-c.job_priority, c.job_created, c.job_id, c.index, c.id)
+
+
+@dataclass(eq=False)
+class WorkerState:
+    id: str
+    secret_hash: str
+    name: str
+    platform: str
+    status: WorkerStatus
+    task_types: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    software: dict[str, str] = field(default_factory=dict)
+    last_seq: int = 0
+    status_requested: WorkerStatusRequest | None = None
+    lazy: bool = True
+    current_task_id: int | None = None
+    signed_on: bool = False
+    last_seen: float = field(default_factory=time.monotonic)
+    last_seen_wall: datetime | None = None
+    utilisation: Utilisation | None = None
+
+    @property
+    def available(self) -> bool:
+        """Signed on, awake, with nothing asked of it that forbids new work."""
+        return (
+            self.signed_on
+            and self.status == WorkerStatus.AWAKE
+            and self.status_requested
+            not in (WorkerStatusRequest.ASLEEP, WorkerStatusRequest.SHUTDOWN, WorkerStatusRequest.RESTART)
+        )

@@ -1,0 +1,218 @@
+"""The Manager's link to the Server: the claim loop and the sender of the durable update buffer.
+
+While the Server is away both loops back off (exponentially, with jitter) and the farm keeps working on the
+tasks it holds; updates wait in SQLite and leave in order, each batch exactly once by its sequence number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+
+from services.manager.farm import Farm
+from services.manager.store import logs, outbox
+from services.manager.store.db import get_meta, set_meta, transaction
+from services.protocol.link import UpdateAck, UpdateBatch
+from services.protocol.manager_client import LinkError, LinkRefused, ManagerClient
+
+log = logging.getLogger(__name__)
+
+REPORT_INTERVAL = 3.0
+
+
+class ServerLink:
+    def __init__(self, farm: Farm, client: ManagerClient) -> None:
+        self.farm = farm
+        self.client = client
+        self.config = farm.config
+        self.server_up = False
+        self.lease_seconds = 60.0
+        self._last_push = 0.0
+        self._last_reports = 0.0
+        self._last_renewal = 0.0
+        self._uploads: set[asyncio.Task[None]] = set()
+        # one request at a time to the Server: a claim and a batch in flight together would only contend for
+        # the Server's write lock (SQLite's busy handler sleeps in steps of up to 100 ms)
+        self._turn = asyncio.Lock()
+
+    async def run(self) -> None:
+        await asyncio.gather(self._push_loop(), self._claim_loop(), self._sweep_loop())
+
+    # --- updates ---------------------------------------------------------------------------------------------
+
+    async def _push_loop(self) -> None:
+        failures = 0
+        while True:
+            keepalive = self._renew_every()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.farm.link_wakeup.wait(), keepalive)
+            await asyncio.sleep(self.config.push_interval)  # gather updates into one batch
+            self.farm.link_wakeup.clear()
+            try:
+                await self.push_pending()
+                failures = 0
+            except LinkError as exc:
+                failures += 1
+                self._went_down(exc)
+                await asyncio.sleep(self._backoff(failures))
+                self.farm.link_wakeup.set()  # try again
+            except LinkRefused as exc:
+                failures += 1
+                log.error("the Server refused an update batch: %s", exc)
+                await asyncio.sleep(self._backoff(failures))
+                self.farm.link_wakeup.set()
+
+    async def push_pending(self) -> int:
+        """Send every waiting batch, or a keep-alive when one is due; returns how many were sent."""
+        sent = 0
+        conn = self.farm.conn
+        if get_meta(conn, "synced") is None and outbox.next_batch(conn, 0) is None:
+            outbox.new_seq(conn)  # a fresh store says hello with an empty batch first (see _acknowledge)
+        while True:
+            now = time.monotonic()
+            frozen = outbox.next_batch(conn, self.config.batch_max_updates)
+            if frozen is None:
+                keepalive_due = now - self._last_renewal >= self._renew_every() * 0.9
+                reports_due = self.farm.dirty_workers and now - self._last_reports >= REPORT_INTERVAL
+                if sent or not (keepalive_due or reports_due):
+                    return sent
+                frozen = (outbox.new_seq(conn), [])
+            seq, updates = frozen
+            # worker states ride along every few seconds: they are a view, not a history
+            reports = self.farm.worker_reports() if now - self._last_reports >= REPORT_INTERVAL else []
+            # leases are renewed a few times per lease period, not with every batch (updates renew their own)
+            renew = now - self._last_renewal >= self._renew_every() * 0.8
+            held = list(self.farm.tasks) if renew else []
+            batch = UpdateBatch(seq=seq, task_updates=updates, workers=reports, held_task_ids=held)
+            try:
+                async with self._turn:
+                    ack = await self.client.push(batch)
+            except LinkRefused as exc:
+                self.farm.dirty_workers.update(r.id for r in reports)
+                expected = exc.field_message("seq") if exc.status_code == 409 else None
+                if expected and expected.split()[-1].isdigit():
+                    # the Server forgot batches (a restored database): continue after what it knows
+                    outbox.resync(conn, int(expected.split()[-1]) - 1)
+                    continue
+                raise
+            except LinkError:
+                self.farm.dirty_workers.update(r.id for r in reports)
+                raise
+            self._last_push = time.monotonic()
+            if renew:
+                self._last_renewal = now
+            if reports:
+                self._last_reports = self._last_push
+            self._came_up()
+            self._acknowledge(seq, ack)
+            sent += 1
+
+    def _acknowledge(self, seq: int, ack: UpdateAck) -> None:
+        conn = self.farm.conn
+        self.lease_seconds = ack.lease_seconds
+        if ack.last_seq > seq:
+            # the Server knows a higher number than this store ever sent: it did not apply this batch;
+            # renumber what is waiting to follow the Server's count (happens once for a fresh store)
+            outbox.resync(conn, ack.last_seq)
+        else:
+            outbox.acknowledge(conn, seq)
+        if get_meta(conn, "synced") is None:
+            with transaction(conn):
+                set_meta(conn, "synced", "1")
+        for rej in ack.rejected:
+            log.warning("the Server refused the update of task %s: %s", rej.task_id, rej.reason)
+            self.farm.drop([rej.task_id], rej.attempt)
+        if ack.cancel_task_ids:
+            self.farm.drop(ack.cancel_task_ids, canceled=True)
+        if ack.worker_requests:
+            self.farm.apply_instructions(ack.worker_requests)
+        for task_id in ack.upload_log_task_ids:
+            job = asyncio.create_task(self._upload_log(task_id))
+            self._uploads.add(job)
+            job.add_done_callback(self._uploads.discard)
+
+    async def _upload_log(self, task_id: int) -> None:
+        text = "".join(chunk for _id, _h, chunk in logs.read_chunks(self.farm.conn, task_id, limit=1_000_000))
+        for attempt in range(5):
+            try:
+                await self.client.upload_log(task_id, text)
+                return
+            except LinkError:
+                await asyncio.sleep(self._backoff(attempt + 1))
+            except LinkRefused as exc:
+                log.warning("the Server refused the log of task %s: %s", task_id, exc)
+                return
+
+    # --- claims ----------------------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        failures = 0
+        found_nothing = False
+        while True:
+            req = self.farm.claim_request()
+            if req is None:
+                self.farm.claim_wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.farm.claim_wakeup.wait(), 1.0)
+                continue
+            # After a claim found nothing, wait at the Server until something is runnable (long polling). A
+            # waiting claim holds no lock there, so it does not take the turn the update batches need.
+            wait = self.config.claim_wait if found_nothing else 0.0
+            started = time.monotonic()
+            try:
+                if wait:
+                    resp = await self.client.claim(req.model_copy(update={"wait_seconds": wait}))
+                else:
+                    async with self._turn:
+                        resp = await self.client.claim(req)
+            except (LinkError, LinkRefused) as exc:
+                failures += 1
+                self._went_down(exc)
+                await asyncio.sleep(self._backoff(failures))
+                continue
+            failures = 0
+            self._came_up()
+            self.lease_seconds = resp.lease_seconds
+            found_nothing = not resp.tasks
+            if resp.tasks:
+                self.farm.add_claimed(resp.tasks)
+                self.farm.link_wakeup.set()  # renew their leases soon
+            elif wait and time.monotonic() - started < wait / 2:
+                # the Server answered "nothing" without holding the claim (an older Server): pace the retries
+                await asyncio.sleep(self.config.claim_retry)
+
+    # --- housekeeping ----------------------------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.config.worker_timeout / 4))
+            if self.farm.sweep_timeouts():
+                self.farm.link_wakeup.set()
+
+    async def give_back(self, within: float = 5.0) -> None:
+        """Clean shutdown: hand unstarted tasks back to the Server and flush the buffer (best effort)."""
+        self.farm.give_back_ready()
+        try:
+            await asyncio.wait_for(self.push_pending(), within)
+        except (TimeoutError, LinkError, LinkRefused) as exc:
+            log.warning("could not flush the update buffer at shutdown (kept for the next start): %r", exc)
+
+    def _renew_every(self) -> float:
+        return min(self.config.keepalive, self.lease_seconds / 4)
+
+    def _backoff(self, failures: int) -> float:
+        base = min(self.config.backoff_max, 0.1 * 2.0 ** min(failures, 10))
+        return base * random.uniform(0.5, 1.0)
+
+    def _went_down(self, exc: Exception) -> None:
+        if self.server_up:
+            log.warning("lost the Server: %s", exc)
+        self.server_up = False
+
+    def _came_up(self) -> None:
+        if not self.server_up:
+            log.info("connected to the Server")
+        self.server_up = True

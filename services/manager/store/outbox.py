@@ -1,0 +1,95 @@
+"""The durable outgoing update buffer: updates are queued, then frozen into numbered batches for the Server.
+
+A batch keeps its sequence number and content until the Server acknowledges it, so a resend after a crash or
+an outage carries exactly what the Server may already have applied, and the Server's dedup by seq is exact.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from services.manager.store.db import get_meta, set_meta, transaction
+from services.protocol.link import LOG_TAIL_LINES, TaskUpdate
+from services.protocol.states import TaskStatus
+
+
+def enqueue(conn: sqlite3.Connection, updates: list[TaskUpdate]) -> None:
+    conn.executemany(
+        "INSERT INTO outbox (task_id, body) VALUES (?, ?)",
+        [(u.task_id, u.model_dump_json(exclude_defaults=True)) for u in updates],
+    )
+
+
+def pending_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+
+def next_batch(conn: sqlite3.Connection, max_updates: int) -> tuple[int, list[TaskUpdate]] | None:
+    """The oldest unacknowledged batch, or a new one frozen from the queue; None when nothing is waiting."""
+    row = conn.execute("SELECT seq, body FROM batches ORDER BY seq LIMIT 1").fetchone()
+    if row is not None:
+        return int(row[0]), _decode(row[1])
+    with transaction(conn):
+        rows = conn.execute("SELECT id, body FROM outbox ORDER BY id LIMIT ?", (max_updates,)).fetchall()
+        if not rows:
+            return None
+        seq = int(get_meta(conn, "next_seq") or "1")
+        merged = coalesce([TaskUpdate.model_validate_json(r[1]) for r in rows])
+        body = "[" + ",".join(u.model_dump_json(exclude_defaults=True) for u in merged) + "]"
+        conn.execute("INSERT INTO batches (seq, body) VALUES (?, ?)", (seq, body))
+        conn.execute("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
+        set_meta(conn, "next_seq", str(seq + 1))
+    return seq, _decode(body)
+
+
+def new_seq(conn: sqlite3.Connection) -> int:
+    """A sequence number for a batch without task updates (a keep-alive), frozen like any other."""
+    with transaction(conn):
+        seq = int(get_meta(conn, "next_seq") or "1")
+        conn.execute("INSERT INTO batches (seq, body) VALUES (?, '[]')", (seq,))
+        set_meta(conn, "next_seq", str(seq + 1))
+    return seq
+
+
+def acknowledge(conn: sqlite3.Connection, seq: int) -> None:
+    with transaction(conn):
+        conn.execute("DELETE FROM batches WHERE seq <= ?", (seq,))
+
+
+def resync(conn: sqlite3.Connection, server_last_seq: int) -> None:
+    """A fresh store meets a Server that already knows this Manager: continue after the Server's number."""
+    with transaction(conn):
+        conn.execute("DELETE FROM batches WHERE body = '[]'")
+        rows = conn.execute("SELECT seq, body FROM batches ORDER BY seq").fetchall()
+        conn.execute("DELETE FROM batches")
+        seq = server_last_seq + 1
+        for _old, body in rows:
+            conn.execute("INSERT INTO batches (seq, body) VALUES (?, ?)", (seq, body))
+            seq += 1
+        set_meta(conn, "next_seq", str(seq))
+
+
+def coalesce(updates: list[TaskUpdate]) -> list[TaskUpdate]:
+    """Merge each task's run of updates where nothing is lost: a later update takes over an earlier one whose
+    status is none or `active` (the Server goes assigned → completed directly); log tails are joined."""
+    out: list[TaskUpdate] = []
+    last: dict[int, int] = {}  # task id -> index in out of its latest update
+    for u in updates:
+        i = last.get(u.task_id)
+        prev = out[i] if i is not None else None
+        if prev is None or prev.attempt != u.attempt or prev.status not in (None, TaskStatus.ACTIVE):
+            last[u.task_id] = len(out)
+            out.append(u.model_copy())
+            continue
+        merged = prev.model_copy(update={k: v for k, v in u if v is not None and k != "log_tail"})
+        merged.log_tail = [*prev.log_tail, *u.log_tail][-LOG_TAIL_LINES:]
+        if u.status is None:
+            merged.status = prev.status
+        out[i] = merged  # type: ignore[index]
+    return out
+
+
+def _decode(body: str) -> list[TaskUpdate]:
+    import json
+
+    return [TaskUpdate.model_validate(item) for item in json.loads(body)]

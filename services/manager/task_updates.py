@@ -1,0 +1,110 @@
+"""Applies a worker's batch of task updates: fencing, dedup by seq, the full log, and updates for the Server."""
+
+from __future__ import annotations
+
+from services.manager.errors import Conflict, Invalid
+from services.manager.farm import Farm
+from services.manager.model import HeldTask, WorkerState
+from services.manager.store import logs
+from services.manager.store import tasks as store
+from services.manager.store.db import transaction
+from services.protocol.link import LOG_TAIL_LINES, TaskUpdate
+from services.protocol.states import TaskStatus
+from services.protocol.worker_api import LOG_LINE_MAX_CHARS, WorkerTaskUpdate
+
+WORKER_STATUSES = (TaskStatus.ACTIVE, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.QUEUED)
+
+
+def validate(updates: list[WorkerTaskUpdate], prefix: str = "updates") -> None:
+    """Checks pydantic cannot express: seq strictly increasing, statuses a worker may send, line lengths."""
+    for i, u in enumerate(updates):
+        if i and u.seq <= updates[i - 1].seq:
+            raise Invalid(f"seq must increase within a batch: {u.seq} after {updates[i - 1].seq}", f"{prefix}[{i}].seq")
+        if u.status is not None and u.status not in WORKER_STATUSES:
+            raise Invalid(f"a worker may not set status {u.status.value!r}", f"{prefix}[{i}].status")
+        for j, line in enumerate(u.log_lines):
+            if len(line) > LOG_LINE_MAX_CHARS:
+                raise Invalid(f"log line longer than {LOG_LINE_MAX_CHARS} characters", f"{prefix}[{i}].log_lines[{j}]")
+
+
+def held_by(farm: Farm, worker: WorkerState, task_id: int) -> HeldTask:
+    task = farm.tasks.get(task_id)
+    if task is None or task.worker_id != worker.id:
+        raise Conflict(f"task {task_id} is not assigned to this worker: stop it", "task_id")
+    return task
+
+
+def apply(farm: Farm, worker: WorkerState, task_id: int, updates: list[WorkerTaskUpdate]) -> int:
+    """Apply the updates not seen before (seq > the worker's last); returns the worker's last seq."""
+    validate(updates)
+    new = [u for u in updates if u.seq > worker.last_seq]
+    if not new:
+        return worker.last_seq  # all repeats: nothing is stored twice
+    task = held_by(farm, worker, task_id)
+    for u in new:
+        if u.attempt != task.handout:
+            raise Conflict(
+                f"attempt {u.attempt} of task {task_id} is stale (current: {task.handout}): stop it",
+                f"updates[{updates.index(u)}].attempt",
+            )
+    with transaction(farm.conn):
+        outgoing = _apply(farm, worker, task, new)
+        worker.last_seq = new[-1].seq
+        store.save_worker_seq(farm.conn, worker.id, worker.last_seq)
+        farm.emit(outgoing)
+    return worker.last_seq
+
+
+def _apply(farm: Farm, worker: WorkerState, task: HeldTask, new: list[WorkerTaskUpdate]) -> list[TaskUpdate]:
+    out: list[TaskUpdate] = []
+    cur = farm.update_for(task)
+    tail: list[str] = []
+    touched = False
+
+    def flush() -> None:
+        nonlocal cur, tail, touched
+        if touched:
+            cur.log_tail = tail[-LOG_TAIL_LINES:]
+            out.append(cur)
+        cur, tail, touched = farm.update_for(task), [], False
+
+    for u in new:
+        if u.log_lines:
+            logs.append_log(farm.conn, task.id, task.handout, u.log_lines)
+            tail.extend(u.log_lines)
+            touched = True
+        for name in ("activity", "steps_done", "steps_total"):
+            value = getattr(u, name)
+            if value is not None:
+                setattr(cur, name, value)
+                touched = True
+        if u.status is None or (u.status == TaskStatus.ACTIVE and task.started):
+            continue
+        if cur.status is not None:
+            flush()
+        if u.status == TaskStatus.ACTIVE:
+            task.started = True
+            cur.status = TaskStatus.ACTIVE
+            touched = True
+            store.save_task(farm.conn, task)
+        elif u.status == TaskStatus.COMPLETED:
+            cur.status = TaskStatus.COMPLETED
+            cur.steps_done = cur.steps_done if cur.steps_done is not None else task.claim.steps_total
+            touched = True
+            flush()
+            farm.finish(task)
+            return out
+        elif u.status == TaskStatus.QUEUED:
+            # the worker gives the task back (stopped by its user): back to the Server's queue
+            cur.status = TaskStatus.QUEUED
+            touched = True
+            flush()
+            farm.finish(task)
+            return out
+        else:  # failed: soft-failed and retried, or failed for good (Farm.fail decides)
+            flush()
+            farm.emit(out)  # the log lines before the failure go first
+            farm.fail(task, worker, u.activity or "the task failed")
+            return []
+    flush()
+    return out

@@ -1,0 +1,354 @@
+"""The Worker's main loop: register, sign on, ask for work, run it, heartbeat, obey the Manager, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import platform
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from services.protocol.states import WorkerStatus, WorkerStatusRequest
+from services.protocol.worker_api import AssignedTask, Heartbeat, RegisterRequest, SignOnRequest
+from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
+from services.worker import credentials
+from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
+from services.worker.runners import Programs, available_task_types
+from services.worker.sampler import Sampler
+from services.worker.software import software_versions
+from services.worker.taskrun import TaskRun
+
+log = logging.getLogger("tablao.worker")
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_RESTART = 75  # EX_TEMPFAIL: the supervisor (all-in-one, systemd, the tray) starts us again
+
+
+class FatalError(Exception):
+    """Something only a person can fix (a refused registration secret); the worker exits with a message."""
+
+
+@dataclass(slots=True)
+class AgentConfig:
+    manager_url: str
+    data_dir: Path
+    name: str = field(default_factory=socket.gethostname)
+    tags: list[str] = field(default_factory=list)
+    task_types: list[str] | None = None  # None: every type whose programs were found
+    registration_secret: str | None = None
+    programs: Programs = field(default_factory=Programs)
+    heartbeat_interval: float = 5.0
+    may_i_run_interval: float = 2.0
+    poll_wait: float = 10.0  # long-polling: how long an idle request may wait at the Manager
+    batch_delay: float = 0.5
+    flush_interval: float = 0.25
+    grace_seconds: float = 0.5
+    shutdown_flush_seconds: float = 5.0
+
+
+def platform_name() -> str:
+    return platform.system().lower() or "unknown"  # linux, windows, darwin
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.config = config
+        self.client = WorkerClient(config.manager_url, transport=transport)
+        self.status = WorkerStatus.STARTING
+        self.exit_code = EXIT_OK
+        self.current: TaskRun | None = None
+        self.task_types: list[str] = []
+        self._finished_task: int | None = None  # its final update may ride on the next task request
+        self._exit_after_task = False
+        self._stopping = False
+        self._work: asyncio.Task[None] | None = None
+        self._state_changed = asyncio.Event()
+        self._heartbeat_now = asyncio.Event()
+        self._backoff = Backoff(base=0.2, cap=10.0)
+        self.buffer: UpdateBuffer | None = None
+        self._sign_on_body: SignOnRequest | None = None
+
+    # -- life cycle ----------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until told to stop; returns the process exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # Windows has no loop signal handlers: Ctrl-C arrives as KeyboardInterrupt in cli.py instead
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop, EXIT_OK, f"signal {sig.name}")
+        self.buffer = open_buffer(
+            self.config.data_dir, self.client, on_stale=self._on_stale, batch_delay=self.config.batch_delay
+        )
+        background: list[asyncio.Task[None]] = []
+        try:
+            self._work = asyncio.create_task(self._start_and_work(background))
+            try:
+                await self._work
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+        except FatalError as exc:
+            log.error("%s", exc)
+            self.exit_code = EXIT_ERROR
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self._close()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+        return self.exit_code
+
+    def stop(self, code: int = EXIT_OK, why: str = "asked to stop") -> None:
+        """Stop now: a running task is stopped and given back; then flush, sign off and exit with code."""
+        if self._stopping:
+            return
+        log.info("stopping: %s", why)
+        self._stopping = True
+        self.exit_code = code
+        if self._work is not None:
+            self._work.cancel()
+
+    async def _close(self) -> None:
+        assert self.buffer is not None
+        if self.status != WorkerStatus.STARTING:
+            if not await self.buffer.flush(self.config.shutdown_flush_seconds):
+                log.warning(
+                    "%d updates not delivered yet; they are kept and sent on the next start",
+                    self.buffer.pending_count(),
+                )
+            try:
+                await asyncio.wait_for(self.client.sign_off(), 3.0)
+            except (httpx.HTTPError, ManagerError, TimeoutError) as exc:
+                log.warning("sign-off failed: %s", exc)
+        self.buffer.close()
+        await self.client.aclose()
+
+    async def _start_and_work(self, background: list[asyncio.Task[None]]) -> None:
+        await self._sign_on()
+        assert self.buffer is not None
+        background.append(asyncio.create_task(self.buffer.run_sender()))
+        background.append(asyncio.create_task(self._heartbeat_loop()))
+        await self._work_loop()
+
+    # -- registration and sign-on --------------------------------------------------------------------------
+
+    async def _sign_on(self) -> None:
+        cfg = self.config
+        if self._sign_on_body is None:
+            self._sign_on_body = await self._sign_on_request()
+        body = self._sign_on_body
+        try:
+            creds = credentials.load(cfg.data_dir, cfg.manager_url)
+        except ValueError as exc:
+            raise FatalError(str(exc)) from exc
+        while True:
+            try:
+                if creds is None:
+                    creds = await self._register()
+                self.client.set_credentials(creds.worker_id, creds.secret)
+                answer = await self.client.sign_on(body)
+                break
+            except Unauthorized:
+                if creds is None or not cfg.registration_secret:
+                    raise FatalError(
+                        "the Manager does not know this worker and no registration secret "
+                        "was given (--registration-secret-file or "
+                        "TABLAO_WORKER_REGISTRATION_SECRET)"
+                    ) from None
+                log.warning("the Manager does not know worker %s any more; registering again", creds.worker_id)
+                creds = None
+            except (httpx.TransportError, ManagerError) as exc:
+                delay = self._backoff.next_delay()
+                log.warning("cannot sign on at %s (%s); retrying in %.1f s", cfg.manager_url, exc, delay)
+                await asyncio.sleep(delay)
+        self._backoff.reset()
+        self.status = WorkerStatus.AWAKE
+        log.info(
+            "signed on at %s as %s (%s), task types %s",
+            cfg.manager_url, cfg.name, creds.worker_id, ",".join(body.task_types),
+        )  # fmt: skip
+        if answer.status_requested is not None:
+            self._apply(answer.status_requested, answer.lazy)
+
+    async def _sign_on_request(self) -> SignOnRequest:
+        cfg = self.config
+        programs, versions = cfg.programs, await software_versions(cfg.programs)
+        offered = available_task_types(programs)
+        if cfg.task_types is not None:
+            missing = [t for t in cfg.task_types if t not in offered]
+            for t in missing:
+                log.warning("task type %r needs a program this worker does not have; not offered", t)
+            offered = [t for t in cfg.task_types if t in offered]
+        if not offered:
+            raise FatalError("this worker can run none of the requested task types")
+        self.task_types = offered
+        return SignOnRequest(
+            name=cfg.name,
+            platform=platform_name(),
+            task_types=offered,
+            tags=cfg.tags,
+            software=versions,
+            can_restart=True,
+        )
+
+    async def _register(self) -> credentials.Credentials:
+        cfg = self.config
+        if not cfg.registration_secret:
+            raise FatalError(
+                "this worker is not registered yet and no registration secret was given "
+                "(--registration-secret-file or TABLAO_WORKER_REGISTRATION_SECRET)"
+            )
+        try:
+            answer = await self.client.register(
+                RegisterRequest(registration_secret=cfg.registration_secret, name=cfg.name, platform=platform_name())
+            )
+        except Unauthorized as exc:
+            raise FatalError(f"the Manager refused the registration secret: {exc.detail}") from exc
+        creds = credentials.Credentials(cfg.manager_url, answer.worker_id, answer.secret)
+        credentials.save(cfg.data_dir, creds)
+        log.info("registered at %s as worker %s", cfg.manager_url, creds.worker_id)
+        return creds
+
+    # -- the work loop -------------------------------------------------------------------------------------
+
+    async def _work_loop(self) -> None:
+        while not self._exit_after_task:
+            if self.status == WorkerStatus.ASLEEP:
+                self._state_changed.clear()
+                await self._state_changed.wait()
+                continue
+            task = await self._next_task()
+            if task is not None:
+                await self._run(task)
+        # a lazy shutdown or restart: the task is done, leave
+        self.stop(self.exit_code, "requested by the Manager")
+
+    async def _next_task(self) -> AssignedTask | None:
+        """One task request (long-polling), carrying the previous task's final updates when it can."""
+        buffer = self.buffer
+        assert buffer is not None
+        try:
+            async with buffer.lock:
+                rows = buffer.only_task_pending(self._finished_task) if self._finished_task else []
+                if rows is None:
+                    # older updates are queued first: send them in order, then ask again
+                    await buffer.send_head()
+                    return None
+                try:
+                    answer = await self.client.request_task(
+                        wait_seconds=self.config.poll_wait,
+                        finished_task_id=self._finished_task if rows else None,
+                        finished_updates=[r.body for r in rows],
+                    )
+                except StaleTask as exc:
+                    if not rows:
+                        # "not signed on": the Manager lost track of us (restored from a backup, say)
+                        log.warning("the Manager refused the task request (%s); signing on again", exc.detail)
+                        await self._sign_on()
+                        return None
+                    buffer.stale_from(rows, exc)
+                    self._finished_task = None
+                    return None
+                buffer.ack(rows)
+                self._finished_task = None
+        except Unauthorized as exc:
+            raise FatalError(f"the Manager refused this worker's credentials: {exc.detail}") from exc
+        except (httpx.TransportError, ManagerError) as exc:
+            delay = self._backoff.next_delay()
+            log.warning("asking for a task failed (%s); retrying in %.1f s", exc, delay)
+            await self._sleep_or_state_change(delay)
+            return None
+        self._backoff.reset()
+        if isinstance(answer, NoTask):
+            # after a long poll the Manager had nothing; its Retry-After is the pace it wants
+            await self._sleep_or_state_change(min(answer.retry_after, self.config.poll_wait or 1.0))
+            return None
+        return answer
+
+    async def _sleep_or_state_change(self, seconds: float) -> None:
+        self._state_changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._state_changed.wait(), seconds)
+
+    async def _run(self, task: AssignedTask) -> None:
+        assert self.buffer is not None
+        cfg = self.config
+        run = TaskRun(
+            task,
+            client=self.client,
+            buffer=self.buffer,
+            programs=cfg.programs,
+            worker_name=cfg.name,
+            may_i_run_interval=cfg.may_i_run_interval,
+            flush_interval=cfg.flush_interval,
+            grace_seconds=cfg.grace_seconds,
+            on_status_request=lambda req: self._apply(req, True),
+        )
+        self.current = run
+        log.info("task %d (%s) attempt %d started", task.id, task.name, task.attempt)
+        try:
+            wrote_final = await run.run()
+        finally:
+            self.current = None
+        self._finished_task = task.id if wrote_final else None
+        log.info("task %d finished", task.id)
+
+    def _on_stale(self, task_id: int, attempt: int) -> None:
+        if self.current is not None and self.current.task.id == task_id and self.current.task.attempt <= attempt:
+            self.current.stale()
+        if self._finished_task == task_id:
+            self._finished_task = None
+
+    # -- heartbeats and requested state changes ----------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        sampler = Sampler()
+        while True:
+            self._heartbeat_now.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._heartbeat_now.wait(), self.config.heartbeat_interval)
+            current = self.current.task.id if self.current else None
+            body = Heartbeat(status=self.status, current_task_id=current, utilisation=await sampler.sample())
+            try:
+                answer = await self.client.heartbeat(body)
+            except (httpx.TransportError, ManagerError) as exc:
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            if answer.status_requested is not None:
+                self._apply(answer.status_requested, answer.lazy)
+
+    def _apply(self, request: WorkerStatusRequest, lazy: bool) -> None:
+        """Obey a requested state change; lazy ones wait for the running task to end."""
+        if request == WorkerStatusRequest.AWAKE:
+            if self.status != WorkerStatus.AWAKE:
+                log.info("waking up")
+                self.status = WorkerStatus.AWAKE
+                self._changed()
+        elif request == WorkerStatusRequest.ASLEEP:
+            if self.status != WorkerStatus.ASLEEP:
+                log.info("going to sleep%s", " after the current task" if lazy and self.current else "")
+                self.status = WorkerStatus.ASLEEP
+                if not lazy and self.current is not None:
+                    self.current.interrupt("the worker was sent to sleep", give_back=True)
+                self._changed()
+        else:
+            code = EXIT_OK if request == WorkerStatusRequest.SHUTDOWN else EXIT_RESTART
+            if lazy and self.current is not None:
+                log.info("%s requested: after the current task", request.value)
+                self.exit_code = code
+                self._exit_after_task = True
+            else:
+                self.stop(code, f"{request.value} requested by the Manager")
+
+    def _changed(self) -> None:
+        self._state_changed.set()
+        self._heartbeat_now.set()  # tell the Manager at once, so it stops repeating the request

@@ -1,0 +1,240 @@
+"""The durable update queue: every task update is stored in SQLite first, then sent in order, in batches.
+
+Sequence numbers are per worker and survive restarts; the Manager deduplicates by them, so sending an
+update twice (a lost answer, a crash after sending) is harmless, while losing one is impossible: a row is
+deleted only after the Manager acknowledged it. Rows are sent strictly in seq order, one task's run at a
+time, so the Manager's "ignore seq <= last seen" never skips anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
+
+log = logging.getLogger("tablao.worker.buffer")
+
+BATCH_MAX_ROWS = 1000  # WorkerTaskUpdates.updates max_length
+BATCH_MAX_CHARS = 4_000_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS updates (
+    seq INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, attempt INTEGER NOT NULL, body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    seq: int
+    task_id: int
+    attempt: int
+    body: str  # the WorkerTaskUpdate as JSON, seq included
+
+
+class Backoff:
+    """Exponential back-off with full jitter: the n-th wait is uniform in [0, min(cap, base·2ⁿ)]."""
+
+    def __init__(self, base: float = 0.1, cap: float = 30.0) -> None:
+        self.base, self.cap, self.failures = base, cap, 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * 2**self.failures)
+        self.failures += 1
+        return max(0.01, random.uniform(0, ceiling))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class UpdateBuffer:
+    def __init__(
+        self,
+        path: Path,
+        client: WorkerClient,
+        *,
+        on_stale: Callable[[int, int], None] | None = None,
+        batch_delay: float = 0.5,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.path = path
+        self.client = client
+        self.on_stale = on_stale
+        self.batch_delay = batch_delay
+        self.backoff = backoff or Backoff()
+        # held while rows are in flight, so two senders never race and order holds
+        self.lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute(
+            "SELECT max(coalesce((SELECT max(seq) FROM updates), 0),"
+            " coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0))"
+        ).fetchone()
+        self.last_seq: int = int(row[0])
+        self._note_drained()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- writing -----------------------------------------------------------------------------------------
+
+    def put(self, task_id: int, attempt: int, **fields: Any) -> int:
+        """Store one update (WorkerTaskUpdate fields besides seq and attempt) and wake the sender."""
+        seq = self.last_seq + 1
+        body = json.dumps({"seq": seq, "attempt": attempt, **fields}, separators=(",", ":"))
+        self._db.execute(
+            "INSERT INTO updates (seq, task_id, attempt, body) VALUES (?, ?, ?, ?)",
+            (seq, task_id, attempt, body),
+        )
+        self.last_seq = seq
+        self._drained.clear()
+        self._wake.set()
+        return seq
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def pending_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM updates").fetchone()[0])
+
+    def head(self) -> list[Row]:
+        """The next batch to send: the leading rows that belong to one task, in seq order."""
+        rows = self._db.execute(
+            "SELECT seq, task_id, attempt, body FROM updates ORDER BY seq LIMIT ?", (BATCH_MAX_ROWS,)
+        ).fetchall()
+        batch: list[Row] = []
+        size = 0
+        for seq, task_id, attempt, body in rows:
+            if batch and (task_id != batch[0].task_id or size + len(body) > BATCH_MAX_CHARS):
+                break
+            batch.append(Row(seq, task_id, attempt, body))
+            size += len(body)
+        return batch
+
+    def only_task_pending(self, task_id: int) -> list[Row] | None:
+        """All pending rows when every one belongs to task_id and they fit one batch; otherwise None."""
+        batch = self.head()
+        if not batch:
+            return []
+        if batch[0].task_id != task_id or len(batch) != self.pending_count():
+            return None
+        return batch
+
+    def ack(self, rows: list[Row]) -> None:
+        if not rows:
+            return
+        last = rows[-1].seq
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM updates WHERE seq <= ?", (last,))
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_seq', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                (last,),
+            )
+        self._note_drained()
+
+    def drop_task(self, task_id: int, attempt: int) -> int:
+        """Forget the queued updates of a task attempt the Manager refused (409)."""
+        cur = self._db.execute("DELETE FROM updates WHERE task_id = ? AND attempt <= ?", (task_id, attempt))
+        self._note_drained()
+        return cur.rowcount
+
+    def _note_drained(self) -> None:
+        if not self.pending_count():
+            self._drained.set()
+
+    async def drained(self) -> None:
+        """Return once nothing is pending (the sender delivered everything)."""
+        await self._drained.wait()
+
+    # -- sending -----------------------------------------------------------------------------------------
+
+    async def send_head(self) -> bool:
+        """Send one batch (call with the lock held). True if something was sent or dropped."""
+        batch = self.head()
+        if not batch:
+            return False
+        log.debug("sending %d updates of task %d", len(batch), batch[0].task_id)
+        try:
+            await self.client.send_updates(batch[0].task_id, [r.body for r in batch])
+        except StaleTask as exc:
+            self._stale(batch[0].task_id, batch[0].attempt, exc)
+            return True
+        except ManagerError as exc:
+            if exc.status in (400, 404, 422):
+                # the Manager will never take these (unknown task, malformed); retrying forever helps no one
+                log.error("Manager refused updates of task %d for good: %s", batch[0].task_id, exc)
+                self.drop_task(batch[0].task_id, batch[-1].attempt)
+                return True
+            raise
+        self.ack(batch)
+        return True
+
+    def _stale(self, task_id: int, attempt: int, exc: Exception) -> None:
+        dropped = self.drop_task(task_id, attempt)
+        log.info("task %d attempt %d is stale (%s); dropped %d updates", task_id, attempt, exc, dropped)
+        if self.on_stale is not None:
+            self.on_stale(task_id, attempt)
+
+    async def flush(self, within: float) -> bool:
+        """Send everything pending, retrying with back-off, for at most `within` seconds."""
+        try:
+            async with asyncio.timeout(within):
+                while self.pending_count():
+                    try:
+                        async with self.lock:
+                            await self.send_head()
+                        self.backoff.reset()
+                    except (httpx.TransportError, ManagerError) as exc:
+                        delay = self.backoff.next_delay()
+                        log.warning("sending updates failed (%s); retrying in %.2f s", exc, delay)
+                        await asyncio.sleep(delay)
+        except TimeoutError:
+            return False
+        return True
+
+    async def run_sender(self) -> None:
+        """Background loop: wait for rows, let them gather for `batch_delay`, send, back off on failure."""
+        while True:
+            if not self.pending_count():
+                self._wake.clear()
+                await self._wake.wait()
+            # coalesce: a running task's log lines ride in one request every batch_delay
+            await asyncio.sleep(self.batch_delay)
+            while self.pending_count():
+                try:
+                    async with self.lock:
+                        await self.send_head()
+                    self.backoff.reset()
+                except (httpx.TransportError, ManagerError) as exc:
+                    delay = self.backoff.next_delay()
+                    log.warning("sending updates failed (%s); retrying in %.2f s", exc, delay)
+                    await asyncio.sleep(delay)
+
+    def stale_from(self, rows: list[Row], exc: StaleTask) -> None:
+        """The Manager refused the given rows as stale in a combined request."""
+        if rows:
+            self._stale(rows[0].task_id, rows[-1].attempt, exc)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+
+def open_buffer(data_dir: Path, client: WorkerClient, **kwargs: Any) -> UpdateBuffer:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return UpdateBuffer(data_dir / "updates.sqlite", client, **kwargs)

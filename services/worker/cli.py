@@ -1,0 +1,137 @@
+"""`tablao worker`: parse the command line, build the agent's configuration and run it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import socket
+import sys
+from pathlib import Path
+
+# httpx imports its own command-line tool (click, rich, pygments: ~5 MB of an idle worker's memory) whenever
+# those happen to be installed; a None entry makes that optional import fail quietly. Only effective when
+# this module is imported before httpx, as with `python -m services.worker.cli`.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+from services.worker.agent import EXIT_ERROR, Agent, AgentConfig  # noqa: E402 - after the line above
+from services.worker.runners import Programs  # noqa: E402
+
+EXIT_USAGE = 2
+SECRET_ENV = "TABLAO_WORKER_REGISTRATION_SECRET"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tablao worker", description="Run a Tablao worker: it asks a Manager for tasks and runs them.")
+    p.add_argument("--manager", required=True, metavar="URL", help="the Manager's URL, e.g. http://127.0.0.1:8081")
+    p.add_argument("--data-dir", type=Path, metavar="D", help="where credentials and the update buffer live")
+    p.add_argument("--name", help="the worker's name (default: this machine's host name)")
+    p.add_argument("--tags", default="", metavar="a,b", help="tags this worker has (jobs may require tags)")
+    p.add_argument("--task-types", metavar="t1,t2", help="offer only these task types")
+    p.add_argument(
+        "--registration-secret-file",
+        type=Path,
+        metavar="F",
+        help=f"file holding the farm's registration secret (or set {SECRET_ENV})",
+    )
+    p.add_argument("--blender", metavar="PATH", help="the Blender program (or TABLAO_BLENDER; default: PATH)")
+    p.add_argument("--ffmpeg", metavar="PATH", help="the ffmpeg program (or TABLAO_FFMPEG; default: PATH)")
+    p.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument("--poll-wait", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    return p
+
+
+def _csv(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def make_config(args: argparse.Namespace) -> AgentConfig:
+    url = str(args.manager).strip()
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise UsageError(f"--manager: {url!r} is not an http:// or https:// URL")
+    name = args.name or socket.gethostname().split(".")[0] or "worker"
+    if not _NAME.match(name):
+        raise UsageError(f"--name: {name!r} must be 1-64 letters, digits, '.', '_', '@' or '-'")
+    secret = os.environ.get(SECRET_ENV) or None
+    if args.registration_secret_file is not None:
+        try:
+            secret = args.registration_secret_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(
+                f"--registration-secret-file: cannot read {args.registration_secret_file}: {exc.strerror}"
+            ) from exc
+        if not secret:
+            raise UsageError(f"--registration-secret-file: {args.registration_secret_file} is empty")
+    programs = Programs.find(args.blender, args.ffmpeg)
+    for flag, given, found in (
+        ("--blender", args.blender, programs.blender),
+        ("--ffmpeg", args.ffmpeg, programs.ffmpeg),
+    ):
+        if given and found is None:
+            raise UsageError(f"{flag}: program {given!r} not found")
+    if args.data_dir is not None:
+        data_dir = args.data_dir
+    else:
+        from platformdirs import user_data_dir
+
+        data_dir = Path(user_data_dir("tablao")) / f"worker-{name}"
+    if args.heartbeat_interval <= 0 or args.poll_wait < 0 or args.poll_wait > 60:
+        raise UsageError("--heartbeat-interval must be > 0 and --poll-wait within 0..60")
+    task_types = _csv(args.task_types) if args.task_types is not None else None
+    if task_types is not None and not task_types:
+        raise UsageError("--task-types: give at least one task type")
+    return AgentConfig(
+        manager_url=url,
+        data_dir=data_dir,
+        name=name,
+        tags=_csv(args.tags),
+        task_types=task_types,
+        registration_secret=secret,
+        programs=programs,
+        heartbeat_interval=args.heartbeat_interval,
+        poll_wait=args.poll_wait,
+    )
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        config = make_config(args)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except UsageError as exc:
+        print(f"tablao worker: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"tablao worker: error: --data-dir: cannot create {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format=f"%(asctime)s worker {config.name} %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request at INFO: thousands of lines an hour that say nothing
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        return asyncio.run(Agent(config).run())
+    except KeyboardInterrupt:  # Windows, where the loop has no signal handlers
+        return 0
+    except Exception as exc:  # a last line of defence: one readable line, not a traceback
+        logging.getLogger("tablao.worker").exception("the worker crashed: %s", exc)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,167 @@
+"""The `blender-bake` command: bakes simulations into disk caches, or verifies them, inside Blender."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from services.worker.runners.base import (
+    CommandFailed,
+    RunContext,
+    need_program,
+    optional_str,
+    require_int,
+    require_str,
+)
+from services.worker.runners.blender import BlenderOutput
+from services.worker.runners.process import run_process
+
+NAME = "blender-bake"
+TARGETS = ("point-cache", "fluid", "cloth", "verify")
+_STEP = re.compile(r"^Tablao: (?:baked|verified) (\d+)/(\d+)")
+
+# Runs inside Blender. It never saves the .blend, so several workers can bake caches of one file at once;
+# the caches go to disk next to the file (point caches: blendcache_<name>/, fluid: the domain's directory).
+BAKE_SCRIPT = r"""
+import bpy, glob, os, sys
+P = json.loads(PARAMS)
+
+def fail(message):
+    print("Error: " + message)
+    sys.stdout.flush()
+    sys.exit(1)
+
+def say(message):
+    print("Tablao: " + message)
+    sys.stdout.flush()
+
+def caches(kind, obj_name, mod_name):
+    found = []
+    for ob in bpy.data.objects:
+        if obj_name and ob.name != obj_name:
+            continue
+        for md in ob.modifiers:
+            if mod_name and md.name != mod_name:
+                continue
+            if kind == "cloth" and md.type == "CLOTH":
+                found.append((ob, md, md.point_cache))
+            elif kind == "point-cache" and md.type == "PARTICLE_SYSTEM":
+                found.append((ob, md, md.particle_system.point_cache))
+            elif kind == "point-cache" and md.type == "SOFT_BODY":
+                found.append((ob, md, md.point_cache))
+            elif kind == "fluid" and md.type == "FLUID" and md.fluid_type == "DOMAIN":
+                found.append((ob, md, md.domain_settings))
+    return found
+
+def files_for(kind, ob, cache, frame):
+    if kind == "fluid":
+        root = bpy.path.abspath(cache.cache_directory)
+        return glob.glob(os.path.join(glob.escape(root), "data", "*_%04d.*" % frame))
+    if cache.use_external:
+        root = bpy.path.abspath(cache.filepath)
+    else:
+        blend = bpy.data.filepath
+        stem = os.path.splitext(os.path.basename(blend))[0]
+        root = os.path.join(os.path.dirname(blend), "blendcache_" + stem)
+    prefix = cache.name or "".join("%02X" % b for b in ob.name.encode())
+    return glob.glob(os.path.join(glob.escape(root), glob.escape(prefix) + "_%06d*.bphys" % frame))
+
+scene = bpy.context.scene
+fs, fe = P["frame_start"], P["frame_end"]
+# particle caches end where the scene ends, whatever their own range says; the file is never saved
+scene.frame_start, scene.frame_end = fs, fe
+if P["target"] == "verify":
+    entries = P["caches"]
+    for i, entry in enumerate(entries, 1):
+        kind = entry["target"]
+        found = caches(kind, entry.get("object"), entry.get("modifier"))
+        if not found:
+            fail("no %s simulation found for %r" % (kind, entry))
+        for ob, md, cache in found:
+            for frame in range(fs, fe + 1):
+                if not files_for(kind, ob, cache, frame):
+                    fail("%s cache of %s/%s has no file for frame %d" % (kind, ob.name, md.name, frame))
+        say("verified %d/%d" % (i, len(entries)))
+else:
+    kind = P["target"]
+    found = caches(kind, P.get("object"), P.get("modifier"))
+    if not found:
+        fail("no %s simulation found (object=%r, modifier=%r)" % (kind, P.get("object"), P.get("modifier")))
+    for i, (ob, md, cache) in enumerate(found, 1):
+        say("baking %s of %s/%s, frames %d-%d" % (kind, ob.name, md.name, fs, fe))
+        if kind == "fluid":
+            cache.cache_type = "ALL"
+            cache.cache_frame_start, cache.cache_frame_end = fs, fe
+            with bpy.context.temp_override(scene=scene, object=ob, active_object=ob):
+                result = bpy.ops.fluid.bake_all()
+        else:
+            cache.use_disk_cache = True
+            cache.frame_start, cache.frame_end = fs, fe
+            with bpy.context.temp_override(scene=scene, active_object=ob, point_cache=cache):
+                result = bpy.ops.ptcache.bake(bake=True)
+        if "FINISHED" not in result:
+            fail("baking %s/%s returned %s" % (ob.name, md.name, result))
+        say("baked %d/%d" % (i, len(found)))
+"""
+
+
+def bake_expression(params: Mapping[str, Any]) -> str:
+    """The Python expression for `--python-expr`: the parameters as JSON, then the script."""
+    return "import json\nPARAMS = " + repr(json.dumps(dict(params))) + "\n" + BAKE_SCRIPT
+
+
+def bake_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    target = require_str(NAME, params, "target")
+    if target not in TARGETS:
+        raise CommandFailed(f"{NAME}: parameter 'target' must be one of {', '.join(TARGETS)}, got {target!r}")
+    start, end = require_int(NAME, params, "frame_start"), require_int(NAME, params, "frame_end")
+    if end < start:
+        raise CommandFailed(f"{NAME}: 'frame_end' ({end}) is before 'frame_start' ({start})")
+    out: dict[str, Any] = {"target": target, "frame_start": start, "frame_end": end}
+    if target == "verify":
+        raw = params.get("caches")
+        if not isinstance(raw, list) or not raw:
+            raise CommandFailed(f"{NAME}: parameter 'caches' must be a non-empty list for target 'verify'")
+        entries = []
+        for i, entry in enumerate(raw):
+            if not isinstance(entry, dict) or entry.get("target") not in TARGETS[:3]:
+                raise CommandFailed(f"{NAME}: caches[{i}] needs a 'target' of point-cache, fluid or cloth")
+            entries.append(
+                {
+                    "target": entry["target"],
+                    "object": optional_str(NAME, entry, "object"),
+                    "modifier": optional_str(NAME, entry, "modifier"),
+                }
+            )
+        out["caches"] = entries
+    else:
+        out["object"] = optional_str(NAME, params, "object")
+        out["modifier"] = optional_str(NAME, params, "modifier")
+    return out
+
+
+class _BakeOutput(BlenderOutput):
+    def feed(self, line: str) -> None:
+        super().feed(line)
+        m = _STEP.match(line)
+        if m:
+            self.ctx.progress(int(m.group(1)), int(m.group(2)))
+
+
+async def run_blender_bake(params: Mapping[str, Any], ctx: RunContext) -> None:
+    blender = need_program(NAME, ctx.programs.blender, "blender")
+    blendfile = require_str(NAME, params, "blendfile")
+    checked = bake_params(params)
+    if not await asyncio.to_thread(Path(blendfile).is_file):
+        raise CommandFailed(f"{NAME}: blend file {blendfile} does not exist")
+    argv = [blender, "-b", blendfile, "--python-exit-code", "1", "--python-expr", bake_expression(checked)]
+    ctx.log(f"running: {blender} -b {blendfile} --python-expr <{checked['target']} script>")
+    parser = _BakeOutput(ctx, None)
+    status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds)
+    reason = parser.failure(status)
+    if reason:
+        raise CommandFailed(reason.replace("Blender:", f"{NAME}:", 1))

@@ -1,0 +1,108 @@
+"""The shared subprocess wrapper: own process group, output streamed line by line, cancel = TERM then KILL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+from services.worker.runners.base import CommandFailed
+
+LINE_MAX_CHARS = 10_000
+_CHUNK = 65_536
+
+
+async def run_process(
+    argv: Sequence[str],
+    on_line: Callable[[str], None],
+    *,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+    grace_seconds: float = 0.5,
+) -> int:
+    """Run argv to the end and return its exit status; cancelling the awaiting task stops the process.
+
+    stdout and stderr are merged so lines reach the callback in the order the program wrote them.
+    """
+    kwargs: dict[str, object] = {}
+    if sys.platform != "win32":
+        # a new session makes a process group we can signal as a whole (Blender, shell scripts' children)
+        kwargs["start_new_session"] = True
+    else:
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    except FileNotFoundError as exc:
+        raise CommandFailed(f"cannot start {argv[0]!r}: program or working directory not found") from exc
+    except OSError as exc:
+        raise CommandFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+    try:
+        assert proc.stdout is not None
+        await _pump(proc.stdout, on_line)
+        return await proc.wait()
+    except asyncio.CancelledError:
+        await terminate(proc, grace_seconds)
+        raise
+
+
+async def _pump(stream: asyncio.StreamReader, on_line: Callable[[str], None]) -> None:
+    pending = b""
+    while True:
+        chunk = await stream.read(_CHUNK)
+        if not chunk:
+            break
+        # progress bars rewrite one line with \r; treat it as a line break so each state is a line
+        pending += chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            _emit(raw, on_line)
+        if len(pending) > LINE_MAX_CHARS * 4:
+            _emit(pending, on_line)
+            pending = b""
+    if pending:
+        _emit(pending, on_line)
+
+
+def _emit(raw: bytes, on_line: Callable[[str], None]) -> None:
+    text = raw.decode("utf-8", errors="replace").rstrip()
+    if len(text) > LINE_MAX_CHARS:
+        text = text[: LINE_MAX_CHARS - 1] + "…"
+    on_line(text)
+
+
+async def terminate(proc: asyncio.subprocess.Process, grace_seconds: float) -> None:
+    """SIGTERM to the whole group, SIGKILL after the grace period; returns once the process is reaped."""
+    if proc.returncode is None:
+        _signal_group(proc, soft=True)
+        try:
+            await asyncio.wait_for(asyncio.shield(proc.wait()), grace_seconds)
+        except TimeoutError:
+            _signal_group(proc, soft=False)
+    # the group may outlive its leader (a child that ignores TERM); make sure nothing is left
+    _signal_group(proc, soft=False)
+    with contextlib.suppress(ProcessLookupError):
+        await proc.wait()
+
+
+def _signal_group(proc: asyncio.subprocess.Process, *, soft: bool) -> None:
+    try:
+        if sys.platform != "win32":
+            os.killpg(proc.pid, signal.SIGTERM if soft else signal.SIGKILL)
+        elif soft:
+            proc.send_signal(signal.CTRL_BREAK_EVENT)
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,149 @@
+"""Runs one assigned task: its commands in order, the may-I-run checks, and the final status."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from services.protocol.states import TaskStatus, WorkerStatusRequest
+from services.protocol.worker_api import AssignedTask
+from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
+from services.worker.buffer import UpdateBuffer
+from services.worker.reporter import TaskReporter
+from services.worker.runners import CommandFailed, Programs, RunContext, get_runner
+from services.worker.variables import substitute
+
+log = logging.getLogger("tablao.worker.task")
+
+
+@dataclass(slots=True)
+class Interrupt:
+    """Why a running task is stopped early; `give_back` reports it `queued` so it runs again elsewhere."""
+
+    reason: str
+    give_back: bool
+
+
+class TaskRun:
+    def __init__(
+        self,
+        task: AssignedTask,
+        *,
+        client: WorkerClient,
+        buffer: UpdateBuffer,
+        programs: Programs,
+        worker_name: str,
+        may_i_run_interval: float,
+        flush_interval: float,
+        grace_seconds: float,
+        on_status_request: Callable[[WorkerStatusRequest], None] = lambda request: None,
+    ) -> None:
+        self.task = task
+        self.client = client
+        self.programs = programs
+        self.worker_name = worker_name
+        self.may_i_run_interval = may_i_run_interval
+        self.flush_interval = flush_interval
+        self.grace_seconds = grace_seconds
+        self.reporter = TaskReporter(buffer, task.id, task.attempt, task.steps_total)
+        self.on_status_request = on_status_request
+        self._commands: asyncio.Task[None] | None = None
+        self._interrupt: Interrupt | None = None
+
+    def interrupt(self, reason: str, *, give_back: bool) -> None:
+        """Stop the running command now (its process gets SIGTERM, then SIGKILL after the grace period)."""
+        if self._interrupt is None:
+            self._interrupt = Interrupt(reason, give_back)
+        if self._commands is not None:
+            self._commands.cancel()
+
+    def stale(self) -> None:
+        self.reporter.discard()
+        self.interrupt("the Manager says this attempt is stale", give_back=False)
+
+    async def run(self) -> bool:
+        """Run to the end; True when a final status was written to the buffer.
+
+        Cancelling the caller (SIGTERM) stops the command, writes `queued` and re-raises.
+        """
+        task = self.task
+        self.reporter.log(f"task {task.name} (attempt {task.attempt}) started on worker {self.worker_name}")
+        self.reporter.flush(TaskStatus.ACTIVE)
+        self._commands = asyncio.create_task(self._run_commands())
+        helpers = [
+            asyncio.create_task(self._watch()),
+            asyncio.create_task(self.reporter.run_flusher(self.flush_interval)),
+        ]
+        try:
+            try:
+                await asyncio.wait({self._commands})
+            except asyncio.CancelledError:
+                self._commands.cancel()
+                await asyncio.wait({self._commands})
+                self.reporter.finish(TaskStatus.QUEUED, "given back: the worker is stopping")
+                raise
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+        return self._conclude(self._commands)
+
+    def _conclude(self, commands: asyncio.Task[None]) -> bool:
+        if commands.cancelled():
+            why = self._interrupt or Interrupt("stopped", give_back=True)
+            log.info("task %d stopped: %s", self.task.id, why.reason)
+            if why.give_back:
+                self.reporter.finish(TaskStatus.QUEUED, f"given back: {why.reason}")
+                return True
+            self.reporter.log(f"stopped: {why.reason}")
+            self.reporter.flush()
+            return False
+        exc = commands.exception()
+        if exc is None:
+            self.reporter.finish(TaskStatus.COMPLETED, "completed")
+        elif isinstance(exc, CommandFailed):
+            self.reporter.finish(TaskStatus.FAILED, f"failed: {exc}")
+        else:
+            log.exception("task %d crashed the runner", self.task.id, exc_info=exc)
+            self.reporter.finish(TaskStatus.FAILED, f"failed: internal error: {type(exc).__name__}: {exc}")
+        return True
+
+    async def _run_commands(self) -> None:
+        commands = self.task.commands
+        for i, command in enumerate(commands, 1):
+            runner = get_runner(command.name)
+            if runner is None:
+                raise CommandFailed(f"unknown command {command.name!r}")
+            params = substitute(command.parameters, self.task.variables)
+            self.reporter.activity(f"command {i}/{len(commands)}: {command.name}")
+            ctx = RunContext(
+                log=self.reporter.log,
+                progress=self.reporter.progress,
+                output_file=self.reporter.output_file,
+                programs=self.programs,
+                grace_seconds=self.grace_seconds,
+            )
+            await runner(params, ctx)
+
+    async def _watch(self) -> None:
+        """Ask may-I-keep-running every interval; a no stops the command at once."""
+        while True:
+            await asyncio.sleep(self.may_i_run_interval)
+            try:
+                answer = await self.client.may_i_run(self.task.id, self.task.attempt)
+            except StaleTask:
+                self.stale()
+                return
+            except (httpx.TransportError, ManagerError) as exc:
+                # an unreachable Manager is no reason to stop rendering; the lease rules decide later
+                log.debug("may-i-run failed: %s", exc)
+                continue
+            if answer.status_requested is not None:
+                self.on_status_request(answer.status_requested)
+            if not answer.may_keep_running:
+                self.interrupt(f"the Manager stopped it: {answer.reason or 'no reason given'}", give_back=False)
+                return

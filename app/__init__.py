@@ -1,0 +1,1 @@
+"""Tablao's desktop side: the command-line entry point, the Qt controller app and the tray worker."""

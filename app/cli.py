@@ -1,0 +1,70 @@
+"""The `tablao` command: no argument opens the desktop app; subcommands run services and clients.
+
+Nothing here imports Qt: the headless paths (server, manager, worker, all-in-one --headless and the
+client commands) must run on machines without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+
+USAGE = """usage: tablao [COMMAND] [ARGS...]
+
+With no command, opens the desktop app.
+
+Services:
+  server          run the Server
+  manager         run a Manager
+  worker          run a Worker
+  all-in-one      a Server, a Manager and local workers on this machine (--headless: no window)
+
+Clients (each takes --server URL --token-file F; default: the local all-in-one farm):
+  submit FILE     submit a job described in a JSON file
+  jobs            list jobs
+  job ID          show a job, its tasks and its log
+  demo            render the sample scene on the farm
+
+Administration (on the Server's machine, --data-dir / --database-url):
+  users add NAME --role admin|wrangler|artist
+  tokens create USER
+  managers add NAME
+"""
+
+
+def _run(module: str, function: str, *args: object) -> int:
+    """Import the command's module only when it runs: the headless ones must never pull in Qt."""
+    entry: Callable[..., int] = getattr(importlib.import_module(module), function)
+    return int(entry(*args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        return _run("app.desktop", "main", [])
+    command, rest = args[0], args[1:]
+    if command in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if command == "all-in-one" and "--headless" not in rest:
+        return _run("app.desktop", "main", ["--embedded", *rest])
+    if command in ("users", "tokens", "managers"):
+        return _run("services.server.cli", "admin_main", command, rest)
+    if command in ("submit", "jobs", "job"):
+        return _run("services.client_cli", "main", command, rest)
+    modules = {
+        "server": "services.server.cli",
+        "manager": "services.manager.cli",
+        "worker": "services.worker.cli",
+        "all-in-one": "services.all_in_one",
+        "demo": "services.demo",
+    }
+    if command in modules:
+        return _run(modules[command], "main", rest)
+    print(f"tablao: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

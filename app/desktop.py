@@ -1,0 +1,153 @@
+"""The desktop app's entry point: start-up choice, connection (tokens in the keyring), the window, clean exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import httpx
+import platformdirs
+
+from app.embedded import EmbeddedFarm, wait_healthy
+from app.models.store import ClientStore
+from app.models.sync import FarmSync
+from app.qt import QApplication, QDialog, QMessageBox
+from app.secrets import NO_KEYRING, load_token, save_token, secure_keyring
+from app.settings import APPLICATION, ORGANISATION, AppSettings
+from app.ui.main_window import MainWindow
+from app.ui.start_dialog import StartChoice, StartDialog
+from services.protocol.server_client import ApiError, ServerClient
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("tablao")) / "local-farm"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="tablao", description="The Tablao desktop app.")
+    p.add_argument("--embedded", action="store_true", help="run a farm on this computer (no start-up question)")
+    p.add_argument("--data-dir", type=Path, default=None, help="the local farm's folder (embedded mode)")
+    p.add_argument("--port", type=int, default=None, help="the local Server's port; the Manager uses port+1")
+    p.add_argument("--workers", type=int, default=None, help="local workers to start (embedded mode)")
+    p.add_argument("--server", default=None, help="connect to this Server URL (no start-up question)")
+    p.add_argument("--manager-url", default=None, help="the Manager full task logs are read from")
+    return p.parse_args(argv)
+
+
+async def start_embedded(
+    data_dir: Path, port: int, workers: int, manager_url: str = ""
+) -> tuple[MainWindow, EmbeddedFarm] | None:
+    """Start the local Server, open the window on it, and start the Manager and workers behind it."""
+    farm = EmbeddedFarm(data_dir, port, workers)
+    farm.server.start()
+    if not await wait_healthy(farm.server):
+        farm.stop_all()
+        tail = "\n".join(list(farm.server.lines)[-15:])
+        QMessageBox.critical(None, "Tablao", f"The local Server did not start ({farm.server.describe()}).\n\n{tail}")
+        return None
+    token = farm.admin_token()
+    sync = FarmSync(ClientStore(), ServerClient(farm.server_url, token))
+    window = MainWindow(sync, token, farm=farm, manager_url=manager_url)
+    window.show()
+    sync.start()
+    window.background.append(sync.spawn(farm.start_manager()))
+    return window, farm
+
+
+async def connect(choice: StartChoice) -> str:
+    """A checked token for the chosen Server: from the login, the pasted token or the keyring."""
+    token = choice.token
+    if choice.password:
+        async with ServerClient(choice.server_url) as anon:
+            token = (await anon.login(choice.username, choice.password)).token
+    if not token:
+        token = load_token(choice.server_url) or ""
+    if not token:
+        raise ApiError(401, "Give a password or an API token.")
+    async with ServerClient(choice.server_url, token) as client:
+        await client.farm_status()  # proves the token before anything is kept
+    return token
+
+
+async def run(args: argparse.Namespace) -> int:
+    settings = AppSettings.load()
+    manager_url = args.manager_url or settings.manager_url
+    if args.embedded:
+        started = await start_embedded(
+            args.data_dir or Path(settings.data_dir or default_data_dir()),
+            args.port or settings.port,
+            settings.workers if args.workers is None else args.workers,
+            manager_url,
+        )
+        if started is None:
+            return 1
+        return await until_closed(started[0])
+
+    choice: StartChoice | None = None
+    token = ""
+    remembered = load_token(args.server or settings.server_url) if (args.server or settings.mode == "connect") else None
+    if remembered:
+        choice = StartChoice("connect", Path(), 0, 0, args.server or settings.server_url, settings.username, "", "")
+        token = remembered
+    while choice is None:
+        dialog = StartDialog(settings, default_data_dir())
+        if args.server:
+            dialog.connect_.setChecked(True)
+            dialog.server_url.setText(args.server)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return 0
+        c = dialog.choice()
+        if c.mode == "embedded":
+            choice = c
+            break
+        try:
+            token = await connect(c)
+        except (ApiError, httpx.HTTPError, OSError) as exc:
+            QMessageBox.warning(None, "Tablao", f"Could not connect to {c.server_url}:\n{exc}")
+            continue
+        choice = c
+        if not save_token(c.server_url, token):
+            QMessageBox.information(None, "Tablao", dialog.keyring_warning.text())
+
+    settings.mode = choice.mode
+    if choice.mode == "embedded":
+        settings.data_dir, settings.port, settings.workers = str(choice.data_dir), choice.port, choice.workers
+        settings.save()
+        started = await start_embedded(choice.data_dir, choice.port, choice.workers, manager_url)
+        if started is None:
+            return 1
+        return await until_closed(started[0])
+    settings.server_url, settings.username = choice.server_url, choice.username
+    settings.save()
+    sync = FarmSync(ClientStore(), ServerClient(choice.server_url, token))
+    window = MainWindow(sync, token, manager_url=manager_url)
+    if not secure_keyring():
+        window.message_bar.show_message(NO_KEYRING, error=False)
+    window.show()
+    sync.start()
+    return await until_closed(window)
+
+
+async def until_closed(window: MainWindow) -> int:
+    closed = asyncio.Event()
+    window.closed.connect(closed.set)
+    await closed.wait()
+    await window.shutdown()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    import qasync
+
+    args = parse_args(argv)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    app.setQuitOnLastWindowClosed(False)  # quitting waits for the clean shutdown in `until_closed`
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    with loop:
+        return int(loop.run_until_complete(run(args)))

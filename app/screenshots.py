@@ -1,0 +1,124 @@
+"""Renders the main window over a running local farm into PNGs (`make screenshots` → docs/screenshots/)."""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from app.qt import QApplication, QWidget
+from services.protocol.jobs import JobAction
+
+JOBS = [
+    ("shot-010 comp", "1-40", ["sleep", "0.6"], 60),
+    ("shot-020 lighting", "1-24", ["sleep", "1.5"], 70),
+    ("asset turntable", "1-12", ["sleep", "2"], 40),
+    ("broken export", "1-3", ["false"], 50),
+]
+
+
+def free_port_pair() -> int:
+    for _ in range(50):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = int(a.getsockname()[1])
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two adjacent free ports")
+
+
+def grab(widget: QWidget, path: Path) -> None:
+    QApplication.processEvents()
+    widget.grab().save(str(path))
+    print(f"wrote {path}")
+
+
+async def shoot(out: Path, settle: float) -> int:
+    from app.desktop import start_embedded
+    from app.embedded import ServiceState
+
+    data = Path(tempfile.mkdtemp(prefix="tablao-shots-"))
+    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the loop has work
+    started = await start_embedded(data / "farm", free_port_pair(), workers=2)
+    if started is None:
+        return 1
+    window, farm = started
+    try:
+        for _ in range(600):
+            if farm.manager.state in (ServiceState.RUNNING, ServiceState.CRASHED):
+                break
+            await asyncio.sleep(0.1)
+        client = window.sync.client
+        ids = []
+        for name, frames, command, priority in JOBS:
+            body = {"name": name, "type": "exec", "priority": priority,
+                    "settings": {"command": command, "frames": frames}}  # fmt: skip
+            ids.append((await client.submit_job(body)).id)
+        await asyncio.sleep(settle)  # let the workers get going so progress, graphs and logs have content
+        await client.job_action(ids[2], JobAction.PAUSE)
+        await asyncio.sleep(1.5)
+        window.jobs.select_job(ids[1])  # the highest priority: the one the workers are on
+        await asyncio.sleep(1.0)
+        grab(window, out / "main-window-jobs.png")
+        window.jobs.detail_tabs.setCurrentIndex(1)
+        grab(window, out / "job-log.png")
+        window.jobs.detail_tabs.setCurrentIndex(0)
+        window.tabs.setCurrentWidget(window.workers)
+        if window.workers.model.rowCount():
+            window.workers.view.selectRow(0)
+        window.workers.tick()
+        grab(window, out / "workers-graphs.png")
+        if window.services is not None:
+            window.tabs.setCurrentWidget(window.services)
+            grab(window, out / "local-farm.png")
+        window.tabs.setCurrentWidget(window.jobs)
+        dialog = window.open_submit_dialog()
+        for _ in range(100):
+            if dialog.form is not None:
+                break
+            await asyncio.sleep(0.05)
+        dialog.type_box.setCurrentIndex(max(dialog.type_box.findData("blender-render"), 0))
+        await asyncio.sleep(0.5)
+        dialog.name.setText("shot-030 final")
+        if dialog.form is not None and "frames" in dialog.form.editors:
+            dialog.form.set_value("frames", "1-9,20,30-40x2")
+            dialog.form.set_value("blendfile", "")
+            dialog.submission()  # shows the "is required" line under the empty blend file
+        grab(dialog, out / "submit-dialog.png")
+        dialog.reject()
+    finally:
+        window.close()
+        await window.shutdown()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    import qasync
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    out = Path(argv[0]) if argv else Path("docs/screenshots")
+    settle = float(os.environ.get("TABLAO_SCREENSHOT_SETTLE", "12"))
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    # a watchdog: if anything hangs, print every thread's stack and exit rather than block `make`
+    faulthandler.dump_traceback_later(180, exit=True)
+    t0 = time.monotonic()
+    with loop:
+        code = int(loop.run_until_complete(shoot(out, settle)))
+    print(f"screenshots done in {time.monotonic() - t0:.0f} s")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,200 @@
+"""What a wrangler can do to jobs, tasks and workers: QActions over the selection, confirmed when destructive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from app.models.sync import FarmSync
+from app.qt import QAction, QInputDialog, QMessageBox, QObject, QWidget, Signal
+from services.protocol.jobs import BulkResult, JobAction
+from services.protocol.states import WorkerStatusRequest
+
+Confirm = Callable[[str, str], bool]
+AskInt = Callable[[str, str, int], int | None]
+
+
+def confirm_box(parent: QWidget | None) -> Confirm:
+    def confirm(title: str, text: str) -> bool:
+        answer = QMessageBox.question(parent, title, text)
+        return answer == QMessageBox.StandardButton.Yes
+
+    return confirm
+
+
+def ask_int_box(parent: QWidget | None) -> AskInt:
+    def ask(title: str, label: str, value: int) -> int | None:
+        number, ok = QInputDialog.getInt(parent, title, label, value, 0, 100)
+        return number if ok else None
+
+    return ask
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class JobActions(QObject):
+    """Toolbar and context-menu actions on the selected jobs; one job → its route, many → the bulk route."""
+
+    done = Signal(str)  # a short line for the status bar
+
+    def __init__(
+        self,
+        sync: FarmSync,
+        selected: Callable[[], list[int]],
+        parent: QWidget,
+        confirm: Confirm | None = None,
+        ask_int: AskInt | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.sync = sync
+        self.selected = selected
+        self.confirm = confirm or confirm_box(parent)
+        self.ask_int = ask_int or ask_int_box(parent)
+        self.pause = self._action("Pause", lambda ids: self._status(ids, JobAction.PAUSE), "Ctrl+P")
+        self.resume = self._action("Resume", lambda ids: self._status(ids, JobAction.RESUME), "Ctrl+R")
+        self.cancel = self._action("Cancel…", self._cancel)
+        self.requeue = self._action("Requeue…", self._requeue)
+        self.requeue_failed = self._action(
+            "Requeue failed tasks", lambda ids: self._status(ids, JobAction.REQUEUE_FAILED)
+        )
+        self.priority = self._action("Change priority…", self._priority)
+        self.delete = self._action("Delete…", self._delete, "Del")
+        self.all = [
+            self.pause,
+            self.resume,
+            self.cancel,
+            self.requeue,
+            self.requeue_failed,
+            self.priority,
+            self.delete,
+        ]
+
+    def _action(self, text: str, run: Callable[[list[int]], None], shortcut: str = "") -> QAction:
+        action = QAction(text, self)
+        action.setObjectName("job-" + text.lower().rstrip("…").replace(" ", "-"))
+        if shortcut:
+            action.setShortcut(shortcut)
+
+        def triggered() -> None:
+            ids = self.selected()
+            if ids:
+                run(ids)
+
+        action.triggered.connect(triggered)
+        return action
+
+    def update_enabled(self) -> None:
+        any_selected = bool(self.selected())
+        for a in self.all:
+            a.setEnabled(any_selected)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.sync.spawn(coro)
+
+    def _status(self, ids: list[int], action: JobAction) -> None:
+        self._spawn(self._send(ids, action=action))
+
+    def _cancel(self, ids: list[int]) -> None:
+        if self.confirm("Cancel jobs", f"Cancel {_plural(len(ids), 'job')}? Running tasks are stopped."):
+            self._status(ids, JobAction.CANCEL)
+
+    def _requeue(self, ids: list[int]) -> None:
+        if self.confirm("Requeue jobs", f"Requeue {_plural(len(ids), 'job')}? Finished tasks run again."):
+            self._status(ids, JobAction.REQUEUE)
+
+    def _delete(self, ids: list[int]) -> None:
+        if self.confirm("Delete jobs", f"Delete {_plural(len(ids), 'job')} and their tasks for good?"):
+            self._spawn(self._send(ids, delete=True))
+
+    def _priority(self, ids: list[int]) -> None:
+        job = self.sync.store.jobs.get(ids[0])
+        value = self.ask_int("Priority", "Priority (0–100, higher runs first):", job.priority if job else 50)
+        if value is not None:
+            self._spawn(self._send(ids, priority=value))
+
+    async def _send(
+        self, ids: list[int], action: JobAction | None = None, priority: int | None = None, delete: bool = False
+    ) -> None:
+        client = self.sync.client
+        what = "deleted" if delete else (action.value if action else f"priority {priority}")
+        if len(ids) == 1:
+            if delete:
+                await client.delete_job(ids[0])
+            elif action is not None:
+                await client.job_action(ids[0], action)
+            elif priority is not None:
+                await client.set_priority(ids[0], priority)
+            self.done.emit(f"Job {ids[0]}: {what}")
+            return
+        result: BulkResult = await client.bulk(ids, action=action, priority=priority, delete=delete)
+        failed = [r for r in result.results if not r.ok]
+        if failed:
+            lines = "; ".join(f"job {r.id}: {r.error}" for r in failed[:5])
+            more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+            raise RuntimeError(f"{len(failed)} of {len(ids)} jobs were not {what}: {lines}{more}")
+        self.done.emit(f"{_plural(len(ids), 'job')}: {what}")
+
+
+class TaskActions(QObject):
+    done = Signal(str)
+
+    def __init__(
+        self, sync: FarmSync, selected: Callable[[], list[int]], parent: QWidget, confirm: Confirm | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.sync = sync
+        self.selected = selected
+        self.confirm = confirm or confirm_box(parent)
+        self.requeue = QAction("Requeue task", self)
+        self.requeue.triggered.connect(lambda: self._run("requeue"))
+        self.cancel = QAction("Cancel task…", self)
+        self.cancel.triggered.connect(lambda: self._run("cancel"))
+
+    def _run(self, action: str) -> None:
+        ids = self.selected()
+        if not ids:
+            return
+        if action == "cancel" and not self.confirm("Cancel tasks", f"Cancel {_plural(len(ids), 'task')}?"):
+            return
+        self.sync.spawn(self._send(ids, action))
+
+    async def _send(self, ids: list[int], action: str) -> None:
+        for task_id in ids:
+            await self.sync.client.task_action(task_id, action)
+        self.done.emit(f"{_plural(len(ids), 'task')}: {action}")
+
+
+class WorkerActions(QObject):
+    done = Signal(str)
+
+    def __init__(
+        self, sync: FarmSync, selected: Callable[[], list[str]], parent: QWidget, confirm: Confirm | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.sync = sync
+        self.selected = selected
+        self.confirm = confirm or confirm_box(parent)
+        self.sleep = QAction("Sleep after the current task", self)
+        self.sleep.triggered.connect(lambda: self._run(WorkerStatusRequest.ASLEEP))
+        self.wake = QAction("Wake", self)
+        self.wake.triggered.connect(lambda: self._run(WorkerStatusRequest.AWAKE))
+        self.shutdown = QAction("Shut down…", self)
+        self.shutdown.triggered.connect(lambda: self._run(WorkerStatusRequest.SHUTDOWN))
+        self.all = [self.sleep, self.wake, self.shutdown]
+
+    def _run(self, status: WorkerStatusRequest) -> None:
+        ids = self.selected()
+        if not ids:
+            return
+        if status is WorkerStatusRequest.SHUTDOWN and not self.confirm(
+            "Shut down workers", f"Shut down {_plural(len(ids), 'worker')} after their current task?"
+        ):
+            return
+        self.sync.spawn(self._send(ids, status))
+
+    async def _send(self, ids: list[str], status: WorkerStatusRequest) -> None:
+        for worker_id in ids:
+            await self.sync.client.request_worker_status(worker_id, status)
+        self.done.emit(f"{_plural(len(ids), 'worker')}: asked to be {status.value}")

@@ -1,0 +1,38 @@
+"""Tells the wrangler when a job completes or fails: a desktop notification where a tray exists, else in-window."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.qt import QIcon, QObject, QSystemTrayIcon, QWidget
+from services.protocol.jobs import Job
+from services.protocol.states import JobStatus
+
+
+class Notifier(QObject):
+    def __init__(self, icon: QIcon, in_window: Callable[[str, str], None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.in_window = in_window
+        self.history: list[tuple[str, str]] = []
+        self.tray: QSystemTrayIcon | None = None
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray = QSystemTrayIcon(icon, self)
+            self.tray.setToolTip("Tablao")
+            self.tray.show()
+
+    @property
+    def desktop(self) -> bool:
+        return self.tray is not None and QSystemTrayIcon.supportsMessages()
+
+    def job_finished(self, job: Job) -> None:
+        if job.status is JobStatus.COMPLETED:
+            title, body = "Job completed", f"{job.name} (#{job.id}): {job.tasks_total} tasks done"
+            icon = QSystemTrayIcon.MessageIcon.Information
+        else:
+            title, body = "Job failed", f"{job.name} (#{job.id}): {job.tasks_failed} tasks failed. {job.activity}"
+            icon = QSystemTrayIcon.MessageIcon.Critical
+        self.history.append((title, body))
+        if self.desktop and self.tray is not None:
+            self.tray.showMessage(title, body, icon, 10_000)
+        else:
+            self.in_window(title, body)

@@ -1,0 +1,63 @@
+"""The workers tab: the workers table with its actions, one worker's CPU/memory graph and the farm graph."""
+
+from __future__ import annotations
+
+from app.models.farm_models import WorkersModel
+from app.models.sync import FarmSync
+from app.qt import QMenu, QPoint, QSplitter, Qt, QTimer, QVBoxLayout, QWidget
+from app.ui.actions import Confirm, WorkerActions
+from app.ui.graphs.plots import FarmPlot, UtilisationPlot
+from app.ui.tables import make_view, selected_keys
+
+SAMPLE_MS = 2000  # one farm sample and one redraw of the graphs every two seconds
+
+
+class WorkersPanel(QWidget):
+    def __init__(self, sync: FarmSync, confirm: Confirm | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.sync = sync
+        self.model = WorkersModel(sync.store, self)
+        self.view, self.proxy = make_view(self.model, self)
+        self.view.setObjectName("workers-table")
+        self.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.actions_ = WorkerActions(sync, self.selected_worker_ids, self, confirm=confirm)
+        self.view.customContextMenuRequested.connect(self._menu_at)
+        self.view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.utilisation = UtilisationPlot(sync.store, self)
+        self.farm = FarmPlot(sync.store, self)
+        graphs = QSplitter(Qt.Orientation.Horizontal, self)
+        graphs.addWidget(self.utilisation.widget)
+        graphs.addWidget(self.farm.widget)
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        split.addWidget(self.view)
+        split.addWidget(graphs)
+        split.setSizes([350, 250])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+        self.timer = QTimer(self)
+        self.timer.setInterval(SAMPLE_MS)
+        self.timer.timeout.connect(self.tick)
+        self.timer.start()
+        self.utilisation.show_worker(None)
+
+    def tick(self) -> None:
+        self.sync.store.sample_farm()
+        self.farm.redraw()
+        self.utilisation.redraw()
+
+    def selected_worker_ids(self) -> list[str]:
+        return [str(k) for k in selected_keys(self.view) if k is not None]
+
+    def _selection_changed(self) -> None:
+        ids = self.selected_worker_ids()
+        self.utilisation.show_worker(ids[0] if ids else None)
+
+    def menu(self) -> QMenu:
+        menu = QMenu(self)
+        for a in self.actions_.all:
+            menu.addAction(a)
+        return menu
+
+    def _menu_at(self, pos: QPoint) -> None:
+        self.menu().popup(self.view.viewport().mapToGlobal(pos))

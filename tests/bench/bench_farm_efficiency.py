@@ -1,0 +1,87 @@
+"""Farm efficiency on one machine: 1,000 `sleep 0.05` tasks on 4 local workers, and idle-worker latency.
+
+Each task runs `sh -c` around `sleep 0.05` and writes when the sleep began and ended, and the worker's pid, so
+the figures come from the commands themselves rather than from any component's bookkeeping:
+- efficiency = total sleep time / (workers × wall time from the first start to the last end);
+- the gap on a worker between one task's end and its next task's start (p50, p99);
+- the latency from a task becoming runnable (its job submitted) to its command starting on an idle worker.
+Run with `make bench`; not part of `make test`. Figures go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support.farm import local_farm
+
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(1800)]
+
+SCRIPT = 's=$(date +%s.%N); sleep 0.05; e=$(date +%s.%N); echo "$s $e $PPID" > {out}/{{frame}}'
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))]
+
+
+def test_efficiency_of_1000_sleep_tasks_on_4_workers(tmp_path: Path) -> None:
+    out = tmp_path / "times"
+    out.mkdir()
+    with local_farm(tmp_path / "farm", workers=4, worker_args=("--poll-wait", "10")) as farm:
+        time.sleep(3)  # let the workers sign on
+        farm.submit({
+            "name": "sleep 0.05 x 1000", "type": "exec",
+            "settings": {"command": ["sh", "-c", SCRIPT.format(out=out)], "frames": "1-1000", "chunk_size": 1},
+        })  # fmt: skip
+        farm.wait_for(lambda: len(list(out.iterdir())) == 1000, 600, lambda: f"{len(list(out.iterdir()))} done")
+        rss = {w.name: psutil.Process(w.proc.pid).memory_info().rss / 2**20 for w in farm.farm.workers if w.proc}
+    rows = [f.read_text().split() for f in out.iterdir()]
+    spans = [(float(s), float(e), pid) for s, e, pid in rows]
+    first = min(s for s, _, _ in spans)
+    last = max(e for _, e, _ in spans)
+    busy = sum(e - s for s, e, _ in spans)
+    workers = len({pid for _, _, pid in spans})
+    efficiency = busy / (4 * (last - first))
+    gaps: list[float] = []
+    by_worker: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for s, e, pid in spans:
+        by_worker[pid].append((s, e))
+    for runs in by_worker.values():
+        runs.sort()
+        gaps += [(b[0] - a[1]) * 1000 for a, b in itertools.pairwise(runs)]
+    print(
+        f"\n1,000 sleep-0.05 tasks on 4 workers ({workers} took part): wall {last - first:.1f} s, "
+        f"efficiency {efficiency:.3f}; gap between tasks on a worker p50 {pct(gaps, 0.5):.1f} ms, "
+        f"p99 {pct(gaps, 0.99):.1f} ms; worker RSS after the run {', '.join(f'{v:.0f}' for v in rss.values())} MB"
+    )
+
+
+def test_latency_from_runnable_to_start_on_an_idle_worker(tmp_path: Path) -> None:
+    out = tmp_path / "times"
+    out.mkdir()
+    with local_farm(tmp_path / "farm", workers=2, worker_args=("--poll-wait", "30")) as farm:
+        time.sleep(3)
+        idle_rss = [psutil.Process(w.proc.pid).memory_info().rss / 2**20 for w in farm.farm.workers if w.proc]
+        latencies = []
+        for i in range(40):
+            time.sleep(0.3)  # every worker idle, its request waiting at the Manager
+            submitted = time.time()
+            farm.submit({
+                "name": f"one sleep {i}", "type": "exec",
+                "settings": {"command": ["sh", "-c", SCRIPT.format(out=out)], "frames": str(i + 1), "chunk_size": 1},
+            })  # fmt: skip
+            done = out / str(i + 1)
+            farm.wait_for(done.exists, 30)
+            latencies.append((float(done.read_text().split()[0]) - submitted) * 1000)
+    print(
+        f"\nrunnable → command started on an idle worker (submit of a 1-task job, 40 runs): "
+        f"p50 {statistics.median(latencies):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms; "
+        f"idle worker RSS {', '.join(f'{v:.0f}' for v in idle_rss)} MB"
+    )

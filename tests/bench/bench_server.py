@@ -1,0 +1,113 @@
+"""Server benchmarks: compiling a 100,000-frame job, and first pages with 1,000 jobs and 1,000,000 tasks.
+
+Run with `make bench` (or `pytest -m bench -s tests/bench/bench_server.py`); figures are printed and
+recorded in docs/benchmarks.md. Not part of `make test`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.protocol.jobs import JobSubmission
+from services.protocol.states import Role
+from services.server.db.engine import make_engine, make_sessionmakers, sqlite_url
+from services.server.db.migrate import upgrade
+from services.server.store import jobs
+from tests.support.services import ServerProcess
+
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(1800)]
+
+ADMIN = jobs.Actor("admin", Role.ADMIN)
+
+
+def render(frames: str, name: str = "bench") -> JobSubmission:
+    return JobSubmission(
+        name=name,
+        type="blender-render",
+        settings={
+            "blendfile": "/projects/big.blend",
+            "frames": frames,
+            "chunk_size": 1,
+            "output_path": "/renders/big/frame_######",
+            "preview_video": True,
+        },
+    )
+
+
+def test_compile_and_store_100k_frames(tmp_path: Path) -> None:
+    engine = make_engine(sqlite_url(tmp_path))
+    upgrade(engine)
+    _, writers = make_sessionmakers(engine)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        with writers() as session:
+            job = jobs.submit(session, render("1-100000"), ADMIN)
+            session.commit()
+        times.append(time.perf_counter() - start)
+        assert job.tasks_total == 100_001
+    engine.dispose()
+    print(f"\ncompile+store blender-render 100,000 frames, chunk 1, with preview (SQLite): "
+          f"best {min(times):.2f} s, median {statistics.median(times):.2f} s of {len(times)}")  # fmt: skip
+
+
+def test_submit_100k_frames_over_http(tmp_path: Path) -> None:
+    srv = ServerProcess(data_dir=tmp_path / "server", database_url=None).start()
+    try:
+        start = time.perf_counter()
+        r = httpx.post(srv.url + "/api/v1/jobs", json=render("1-100000").model_dump(mode="json"),
+                       headers=srv.headers(), timeout=120)  # fmt: skip
+        elapsed = time.perf_counter() - start
+        assert r.status_code == 201, r.text
+        print(f"\nPOST /api/v1/jobs with 100,000 frames (SQLite, over HTTP): {elapsed:.2f} s")
+    finally:
+        srv.stop()
+
+
+def _latencies(client: httpx.Client, path: str, n: int = 100) -> tuple[float, float]:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        r = client.get(path)
+        samples.append((time.perf_counter() - start) * 1000)
+        assert r.status_code == 200, r.text
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_first_pages_with_a_million_tasks(tmp_path: Path, db: str) -> None:
+    from tests.support.databases import database_url
+
+    with database_url(db, tmp_path) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        _, writers = make_sessionmakers(engine)
+        start = time.perf_counter()
+        job_id = 0
+        for i in range(1000):
+            with writers() as session:
+                job_id = jobs.submit(session, render("1-999", name=f"shot {i:04d}"), ADMIN).id
+                session.commit()
+        print(f"\n[{db}] stored 1,000 jobs / 1,000,000 tasks in {time.perf_counter() - start:.1f} s")
+        engine.dispose()
+        srv = ServerProcess(data_dir=tmp_path / "server", database_url=url).start()
+        try:
+            with httpx.Client(base_url=srv.url + "/api/v1", headers=srv.headers(), timeout=30) as c:
+                for label, path in [
+                    ("GET /jobs (first page of 50)", "/jobs"),
+                    ("GET /jobs?sort=-priority", "/jobs?sort=-priority"),
+                    ("GET /jobs?status=queued&search=shot 09", "/jobs?status=queued&search=shot%2009"),
+                    ("GET /jobs/{id}/tasks (first page of 100)", f"/jobs/{job_id}/tasks"),
+                    ("GET /jobs/{id} (job + 100 tasks + log)", f"/jobs/{job_id}"),
+                    ("GET /farm/status", "/farm/status"),
+                ]:
+                    p50, p99 = _latencies(c, path)
+                    print(f"[{db}] {label}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        finally:
+            srv.stop()

@@ -1,0 +1,38 @@
+"""Fixtures shared by every test: a real Server on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.databases import database_url
+from tests.support.services import ServerProcess
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def db_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def db_url(db_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with database_url(db_kind, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def server(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real Server subprocess on an ephemeral port, shared by a module's tests; on SQLite and on PostgreSQL."""
+    srv = ServerProcess(data_dir=tmp_path_factory.mktemp("server"), database_url=db_url).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A Server of the test's own, on SQLite, for tests that need an empty farm or stop the Server."""
+    srv = ServerProcess(data_dir=tmp_path / "server", database_url=None).start()
+    yield srv
+    srv.stop()

@@ -1,0 +1,246 @@
+"""The Server's side of the Manager link over real HTTP, on SQLite and PostgreSQL: claim order and filters,
+update batches applied once by seq, stale attempts refused, leases expired, instructions delivered."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.manager import API, add_manager
+from tests.support.services import ServerProcess
+
+LEASE = 3.0
+
+
+@pytest.fixture(scope="module")
+def server(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = ServerProcess(
+        data_dir=tmp_path_factory.mktemp("server"), database_url=db_url, extra_args=("--lease-seconds", str(LEASE))
+    ).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def admin(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url + API, headers=server.headers(), timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+def link(server: ServerProcess) -> Iterator[httpx.Client]:
+    """A Manager of the test's own, speaking the link with plain HTTP."""
+    token = add_manager(server, f"m-{uuid.uuid4().hex[:8]}")
+    with httpx.Client(base_url=server.url + API + "/manager", headers={"Authorization": f"Bearer {token}"}) as c:
+        c.timeout = httpx.Timeout(30)
+        c.seq = 0  # type: ignore[attr-defined]
+        yield c
+
+
+def kind() -> str:
+    """A task type of the test's own, so tests sharing the Server never claim each other's tasks."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+def submit(admin: httpx.Client, ttype: str, frames: str = "1-3", **extra: Any) -> dict[str, Any]:
+    body = {
+        "name": f"job-{ttype}",
+        "type": "exec",
+        "settings": {"command": ["true"], "frames": frames, "task_type": ttype},
+        **extra,
+    }
+    r = admin.post("/jobs", json=body)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def claim(link: httpx.Client, types: list[str], capacity: int = 100, tags: list[str] | None = None) -> list[Any]:
+    r = link.post("/claim", json={"capacity": capacity, "task_types": types, "tags": tags or []})
+    assert r.status_code == 200, r.text
+    return list(r.json()["tasks"])
+
+
+def push(link: httpx.Client, updates: list[dict[str, Any]], seq: int | None = None, **extra: Any) -> httpx.Response:
+    if seq is None:
+        link.seq += 1  # type: ignore[attr-defined]
+        seq = link.seq  # type: ignore[attr-defined]
+    return link.post("/updates", json={"seq": seq, "task_updates": updates, **extra})
+
+
+def task(admin: httpx.Client, task_id: int) -> dict[str, Any]:
+    return dict(admin.get(f"/tasks/{task_id}").json())
+
+
+def test_claim_follows_priority_then_age_then_index(admin: httpx.Client, link: httpx.Client) -> None:
+    t = kind()
+    older = submit(admin, t, priority=50)
+    urgent = submit(admin, t, priority=80)
+    newer = submit(admin, t, priority=50)
+    got = claim(link, [t])
+    assert [c["job_id"] for c in got] == [urgent["id"]] * 3 + [older["id"]] * 3 + [newer["id"]] * 3
+    assert [c["index"] for c in got[:3]] == sorted(c["index"] for c in got[:3])
+    assert all(c["attempt"] == 1 for c in got)
+    assert task(admin, got[0]["id"])["status"] == "assigned"
+    assert claim(link, [t]) == []  # nothing is handed out twice
+
+
+def test_claim_respects_capacity_types_tags_pause_and_manager_restriction(
+    admin: httpx.Client, link: httpx.Client, server: ServerProcess
+) -> None:
+    t = kind()
+    other_id = admin.get("/managers").json()[0]["id"]
+    own = submit(admin, t, frames="1-2")
+    submit(admin, t, frames="1-2", start_paused=True)
+    submit(admin, t, frames="1-2", manager_id=other_id)
+    gpu = submit(admin, t, frames="1-2", tags=["gpu"])
+    assert claim(link, ["something-else"]) == []
+    first = claim(link, [t], capacity=1)
+    assert [c["job_id"] for c in first] == [own["id"]]
+    rest = claim(link, [t])
+    assert [c["job_id"] for c in rest] == [own["id"]]  # not paused, not another Manager's, not needing gpu
+    assert [c["job_id"] for c in claim(link, [t], tags=["gpu", "big"])] == [gpu["id"]] * 2
+    assert claim(link, [t], capacity=0) == []
+
+
+def test_only_tasks_whose_dependencies_completed_are_claimed(admin: httpx.Client, link: httpx.Client) -> None:
+    body = {
+        "name": "deps",
+        "type": "blender-render",
+        "settings": {
+            "blendfile": "/p/s.blend", "frames": "1-2", "chunk_size": 1,
+            "output_path": "/r/s/frame_####", "preview_video": True,
+        },
+    }  # fmt: skip
+    r = admin.post("/jobs", json=body)
+    assert r.status_code == 201, r.text
+    assert claim(link, ["ffmpeg"]) == []  # the preview waits for the renders
+    renders = claim(link, ["blender"])
+    assert len(renders) == 2
+    ack = push(link, [{"task_id": c["id"], "attempt": c["attempt"], "status": "completed"} for c in renders])
+    assert ack.status_code == 200 and ack.json()["rejected"] == []
+    preview = claim(link, ["ffmpeg"])
+    assert len(preview) == 1 and preview[0]["name"] == "preview-video"
+
+
+def test_batches_apply_once_by_seq_and_stale_attempts_are_refused(admin: httpx.Client, link: httpx.Client) -> None:
+    t = kind()
+    submit(admin, t, frames="1-2")
+    a, b = claim(link, [t])
+    lines = [f"line {i}" for i in range(12)]
+    ups = [
+        {"task_id": a["id"], "attempt": a["attempt"], "status": "active", "worker_id": "w1", "worker_name": "w1"},
+        {"task_id": a["id"], "attempt": a["attempt"], "log_tail": lines, "steps_done": 1},
+    ]
+    first = push(link, ups)
+    assert first.status_code == 200, first.text
+    seq = first.json()["last_seq"]
+    again = push(link, ups, seq=seq)  # the ack was lost: the Manager sends the same batch again
+    assert again.status_code == 200 and again.json()["last_seq"] == seq
+    got = task(admin, a["id"])
+    assert got["status"] == "active" and got["worker_name"] == "w1"
+    assert got["log_tail"] == lines  # not twice
+    # more lines: the Server keeps the last 20
+    more = [f"more {i}" for i in range(12)]
+    assert push(link, [{"task_id": a["id"], "attempt": a["attempt"], "log_tail": more}]).status_code == 200
+    assert task(admin, a["id"])["log_tail"] == (lines + more)[-20:]
+    # a batch that skips ahead is refused, naming the field
+    gap = push(link, [], seq=seq + 10)
+    assert gap.status_code == 409 and gap.json()["errors"][0]["field"] == "seq"
+    # stale attempt and unknown task: the batch goes through, those updates are listed as rejected
+    bad = push(
+        link,
+        [
+            {"task_id": b["id"], "attempt": b["attempt"] - 1, "status": "completed"},
+            {"task_id": 10**9, "attempt": 1, "status": "completed"},
+            {"task_id": a["id"], "attempt": a["attempt"], "status": "completed"},
+        ],
+    )
+    assert bad.status_code == 200, bad.text
+    rejected = {r["task_id"]: r["reason"] for r in bad.json()["rejected"]}
+    assert set(rejected) == {b["id"], 10**9}
+    assert "stale" in rejected[b["id"]]
+    assert task(admin, b["id"])["status"] == "assigned"
+    assert task(admin, a["id"])["status"] == "completed"
+    # a finished task takes no more status changes
+    late = push(link, [{"task_id": a["id"], "attempt": a["attempt"], "status": "active"}])
+    assert [r["task_id"] for r in late.json()["rejected"]] == [a["id"]]
+    assert task(admin, a["id"])["status"] == "completed"
+
+
+def test_bad_input_names_the_field(link: httpx.Client, server: ServerProcess) -> None:
+    r = link.post("/claim", json={"capacity": -1})
+    assert r.status_code == 422 and "capacity" in r.text
+    r = link.post("/updates", json={"seq": 0})
+    assert r.status_code == 422 and "seq" in r.text
+    r = link.post("/updates", json={"seq": 1, "task_updates": [{"task_id": 1, "attempt": 1, "status": "bogus"}]})
+    assert r.status_code == 422 and "status" in r.text
+    r = httpx.post(f"{server.url}{API}/manager/claim", json={"capacity": 1}, headers={"Authorization": "Bearer x"})
+    assert r.status_code == 401
+    r = link.post("/client-token", json={"token": server.admin_token})
+    assert r.status_code == 200 and r.json()["user"] == "admin"
+    assert link.post("/client-token", json={"token": "not-a-token"}).status_code == 404
+
+
+def test_cancel_reaches_the_manager_in_the_ack(admin: httpx.Client, link: httpx.Client) -> None:
+    t = kind()
+    job = submit(admin, t, frames="1")
+    (c,) = claim(link, [t])
+    assert push(link, [{"task_id": c["id"], "attempt": c["attempt"], "status": "active"}]).status_code == 200
+    r = admin.post(f"/jobs/{job['id']}/status", json={"action": "cancel"})
+    assert r.status_code == 200, r.text
+    ack = push(link, []).json()
+    assert ack["cancel_task_ids"] == [c["id"]]
+    assert push(link, []).json()["cancel_task_ids"] == []  # delivered once
+    # the Manager's report settles the running task as canceled
+    settle = push(link, [{"task_id": c["id"], "attempt": c["attempt"], "status": "canceled"}])
+    assert settle.json()["rejected"] == []
+    assert task(admin, c["id"])["status"] == "canceled"
+
+
+@pytest.mark.timeout(60)
+def test_expired_leases_requeue_and_a_started_task_counts_a_failure(admin: httpx.Client, link: httpx.Client) -> None:
+    t = kind()
+    submit(admin, t, frames="1-2")
+    started, idle = claim(link, [t])
+    assert (
+        push(link, [{"task_id": started["id"], "attempt": started["attempt"], "status": "active"}]).status_code == 200
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if task(admin, started["id"])["status"] == "queued" and task(admin, idle["id"])["status"] == "queued":
+            break
+        time.sleep(0.5)
+    s, i = task(admin, started["id"]), task(admin, idle["id"])
+    assert (s["status"], s["failure_count"], s["manager_id"]) == ("queued", 1, None)
+    assert (i["status"], i["failure_count"]) == ("queued", 0)
+    late = push(link, [{"task_id": started["id"], "attempt": started["attempt"], "status": "completed"}])
+    assert [r["task_id"] for r in late.json()["rejected"]] == [started["id"]]
+    again = claim(link, [t])
+    assert {c["id"]: c["attempt"] for c in again} == {started["id"]: 2, idle["id"]: 2}
+
+
+def test_renewed_leases_do_not_expire(admin: httpx.Client, link: httpx.Client) -> None:
+    t = kind()
+    submit(admin, t, frames="1")
+    (c,) = claim(link, [t])
+    for _ in range(8):  # 8 s, well past the 3 s lease and a sweep
+        assert push(link, [], held_task_ids=[c["id"]]).status_code == 200
+        time.sleep(1.0)
+    assert task(admin, c["id"])["status"] == "assigned"
+
+
+def test_full_log_upload(link: httpx.Client, admin: httpx.Client, server: ServerProcess, tmp_path: Path) -> None:
+    t = kind()
+    submit(admin, t, frames="1")
+    (c,) = claim(link, [t])
+    r = link.post(f"/tasks/{c['id']}/log", content=b"all\nthe\nlines\n", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 204, r.text
+    stored = list(server.data_dir.glob(f"task-logs/*/task-{c['id']}.log"))
+    assert [p.read_text() for p in stored] == ["all\nthe\nlines\n"]
+    assert link.post("/tasks/999999999/log", content=b"x").status_code == 404

@@ -1,0 +1,145 @@
+"""Bad input at the Manager's Worker API: clear 4xx answers naming the field, nothing stored twice, nothing lost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_manager_basics import exec_job, submit
+from tests.support.manager import API, ManagerProcess, ScriptedWorker, add_manager
+from tests.support.services import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ManagerProcess]]:
+    server = ServerProcess(data_dir=tmp_path_factory.mktemp("server"), database_url=None).start()
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path_factory.mktemp("mgr") / "manager").start()
+    submit(server, exec_job("bad-input", frames="1-40"))
+    yield server, mgr
+    mgr.stop()
+    server.stop()
+
+
+@pytest.fixture
+def worker(farm: tuple[ServerProcess, ManagerProcess]) -> Iterator[ScriptedWorker]:
+    w = ScriptedWorker(farm[1].url, "w").register(farm[1].registration_secret)
+    w.sign_on()
+    yield w
+    w.close()
+
+
+def field_of(r: httpx.Response) -> list[str]:
+    return [e["field"] for e in r.json()["errors"]]
+
+
+def test_registration_secret_file_is_private(farm: tuple[ServerProcess, ManagerProcess]) -> None:
+    path = farm[1].data_dir / "worker-registration.secret"
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_wrong_registration_secret_and_wrong_worker_secret(farm: tuple[ServerProcess, ManagerProcess]) -> None:
+    url = farm[1].url + API + "/worker"
+    r = httpx.post(url + "/register", json={"registration_secret": "nope", "name": "x", "platform": "linux"})
+    assert r.status_code == 401 and field_of(r) == ["registration_secret"]
+    w = ScriptedWorker(farm[1].url, "w2").register(farm[1].registration_secret)
+    try:
+        r = httpx.post(url + "/heartbeat", json={"status": "awake"}, auth=(w.worker_id, "wrong"))
+        assert r.status_code == 401
+        r = httpx.post(url + "/heartbeat", json={"status": "awake"})
+        assert r.status_code == 401 and "Basic" in r.json()["detail"]
+        r = httpx.post(url + "/heartbeat", json={"status": "awake"}, auth=("no-such-worker", "x"))
+        assert r.status_code == 401
+        # asking for work before signing on
+        r = w.ask()
+        assert r.status_code == 409 and field_of(r) == ["worker"]
+    finally:
+        w.close()
+
+
+def test_updates_for_unknown_or_foreign_tasks_and_stale_attempts(
+    farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker
+) -> None:
+    other = ScriptedWorker(farm[1].url, "other").register(farm[1].registration_secret)
+    try:
+        other.sign_on()
+        mine = worker.next_task()
+        theirs = other.next_task()
+        assert mine is not None and theirs is not None
+        r = worker.send(10**9, [worker.update(attempt=1, status="active")])
+        assert r.status_code == 409 and field_of(r) == ["task_id"]
+        r = worker.send(theirs["id"], [worker.update(attempt=theirs["attempt"], status="completed")])
+        assert r.status_code == 409 and "not assigned to this worker" in r.json()["detail"]
+        r = worker.send(mine["id"], [worker.update(attempt=mine["attempt"] + 100, status="active")])
+        assert r.status_code == 409 and field_of(r) == ["updates[0].attempt"]
+        may = worker.http.get(f"/tasks/{theirs['id']}/may-i-run").json()
+        assert may["may_keep_running"] is False
+        # the refused updates changed nothing: both can still finish their own task
+        assert worker.run_task(mine).status_code == 200
+        assert other.run_task(theirs).status_code == 200
+    finally:
+        other.close()
+
+
+def test_repeated_and_out_of_order_seq(farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker) -> None:
+    server, mgr = farm
+    task = worker.next_task()
+    assert task is not None
+    a = task["attempt"]
+    first = [worker.update(attempt=a, status="active"), worker.update(attempt=a, log_lines=["one", "two"])]
+    assert worker.send(task["id"], first).json()["last_seq"] == first[-1]["seq"]
+    # the same batch again (the answer was lost): accepted, nothing stored twice
+    again = worker.send(task["id"], first)
+    assert again.status_code == 200 and again.json()["last_seq"] == first[-1]["seq"]
+    # out of order inside a batch: refused, naming the field
+    x, y = worker.update(attempt=a, log_lines=["x"]), worker.update(attempt=a, log_lines=["y"])
+    r = worker.send(task["id"], [y, x])
+    assert r.status_code == 422 and field_of(r) == ["updates[1].seq"]
+    # and nothing of it was stored: in order, both go through
+    assert worker.send(task["id"], [x, y]).status_code == 200
+    log = httpx.get(f"{mgr.url}{API}/tasks/{task['id']}/log", headers=server.headers()).text
+    assert log.splitlines() == ["one", "two", "x", "y"]
+
+
+def test_oversized_log_chunks_and_bodies(farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker) -> None:
+    task = worker.next_task()
+    assert task is not None
+    a = task["attempt"]
+    r = worker.send(task["id"], [{"seq": worker.seq + 1, "attempt": a, "log_lines": ["x"] * 5001}])
+    assert (r.status_code == 422 and field_of(r) == ["updates.0.log_lines"]) or "log_lines" in r.text
+    r = worker.send(task["id"], [{"seq": worker.seq + 1, "attempt": a, "log_lines": ["x" * 10_001]}])
+    assert r.status_code == 422 and field_of(r) == ["updates[0].log_lines[0]"]
+    r = worker.http.post(
+        f"/tasks/{task['id']}/updates", content=b"{" + b" " * (9 * 1024 * 1024) + b"}",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert r.status_code == 413
+    r = worker.http.post(
+        f"/tasks/{task['id']}/updates", content=b"not json", headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422
+    r = worker.ask(finished=(task["id"], []))
+    assert r.status_code == 422  # finished needs at least one update
+    body: dict[str, Any] = {"finished": {"updates": [{"seq": worker.seq + 1, "attempt": a, "status": "completed"}]}}
+    r = worker.http.post("/task", json=body)
+    assert r.status_code == 422 and field_of(r) == ["finished_task_id"]
+    r = worker.send(task["id"], [{"seq": worker.seq + 1, "attempt": a, "status": "assigned"}])
+    assert r.status_code == 422 and field_of(r) == ["updates[0].status"]
+    # the task is still this worker's, untouched
+    assert worker.run_task(task).status_code == 200
+
+
+def test_output_upload(farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker) -> None:
+    server, mgr = farm
+    task = worker.next_task()
+    assert task is not None
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+    r = worker.http.post(f"/tasks/{task['id']}/output", content=png, headers={"Content-Type": "image/png"})
+    assert r.status_code == 204, r.text
+    r = worker.http.post(f"/tasks/{task['id']}/output", content=b"x", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 422 and field_of(r) == ["content-type"]
+    got = httpx.get(f"{mgr.url}{API}/jobs/{task['job_id']}/last-rendered", headers=server.headers())
+    assert got.status_code == 200 and got.content == png
+    assert worker.run_task(task).status_code == 200

@@ -1,0 +1,94 @@
+"""A Manager against a real Server: workers register, get tasks in order, and the Server sees every result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.manager import API, ManagerProcess, WorkerFactory, add_manager, worker_factory
+from tests.support.services import ServerProcess
+
+
+def exec_job(name: str, frames: str = "1-6", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": "exec", "settings": {"command": ["true", "{frame}"], "frames": frames}, **extra}
+
+
+def submit(server: ServerProcess, body: dict[str, Any]) -> dict[str, Any]:
+    r = httpx.post(f"{server.url}{API}/jobs", json=body, headers=server.headers(), timeout=30)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def job_tasks(server: ServerProcess, job_id: int) -> list[dict[str, Any]]:
+    r = httpx.get(f"{server.url}{API}/jobs/{job_id}/tasks", headers=server.headers(), timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return list(body["items"] if isinstance(body, dict) else body)
+
+
+def wait_for(check: Any, timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def new_worker() -> Iterator[WorkerFactory]:
+    with worker_factory() as make:
+        yield make
+
+
+@pytest.fixture
+def farm(fresh_server: ServerProcess, tmp_path: Path):
+    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager").start()
+    yield fresh_server, mgr
+    mgr.stop()
+
+
+def test_two_workers_complete_a_job_and_the_server_sees_it(
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+) -> None:
+    server, mgr = farm
+    job = submit(server, exec_job("basic"))
+    workers = [new_worker(mgr, f"w{i}") for i in range(2)]
+    for w in workers:
+        w.sign_on()
+    seen: list[int] = []
+    while len(seen) < 6:
+        for w in workers:
+            task = w.next_task(wait=10)
+            if task is None:
+                continue
+            assert task["variables"]["render_root"].endswith("render")
+            r = w.run_task(task)
+            assert r.status_code == 200, r.text
+            seen.append(task["id"])
+    assert len(set(seen)) == 6
+    # scheduler order: task ids (frames) in order
+    assert seen == sorted(seen)
+
+    def done() -> list[dict[str, Any]] | None:
+        tasks = job_tasks(server, job["id"])
+        return tasks if all(t["status"] == "completed" for t in tasks) else None
+
+    tasks = wait_for(done, what="the Server to see every task completed")
+    assert {t["worker_name"] for t in tasks} == {"w0", "w1"}
+    one = httpx.get(f"{server.url}{API}/tasks/{tasks[0]['id']}", headers=server.headers()).json()
+    assert one["log_tail"] == [f"{one['name']} line {i}" for i in range(3)]
+    j = httpx.get(f"{server.url}{API}/jobs/{job['id']}", headers=server.headers()).json()
+    assert j["status"] == "completed"
+    # the full log is served by the Manager to a client holding a Server API token
+    log = httpx.get(f"{mgr.url}{API}/tasks/{tasks[0]['id']}/log", headers=server.headers())
+    assert log.status_code == 200, log.text
+    assert log.text.splitlines() == [f"{one['name']} line {i}" for i in range(3)]
+    bad = httpx.get(f"{mgr.url}{API}/tasks/{tasks[0]['id']}/log", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401

@@ -1,0 +1,230 @@
+"""The Manager's faults to survive, with real processes on 127.0.0.1: a Server outage of 30 s, a Manager
+killed with SIGKILL and restarted, and a worker whose heartbeats stop (its late update gets 409)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_manager_basics import exec_job, job_tasks, submit, wait_for
+from tests.support.manager import API, ManagerProcess, ScriptedWorker, WorkerFactory, add_manager, worker_factory
+from tests.support.services import ServerProcess
+
+LINES = 25  # more than the Server's log tail keeps (20)
+
+
+def lines_of(task: dict[str, Any], worker: str) -> list[str]:
+    return [f"{task['name']} {worker} line {i}" for i in range(LINES)]
+
+
+def run(w: ScriptedWorker, task: dict[str, Any], *, retry_for: float = 0.0) -> None:
+    """Report the task done like a Worker would: active, log lines, completed; resend from its buffer."""
+    a = task["attempt"]
+    ups = [
+        w.update(attempt=a, status="active"),
+        w.update(attempt=a, log_lines=lines_of(task, w.name), steps_done=1),
+        w.update(attempt=a, status="completed"),
+    ]
+    send_until_accepted(w, task["id"], ups, retry_for)
+
+
+def send_until_accepted(w: ScriptedWorker, task_id: int, ups: list[dict[str, Any]], retry_for: float) -> None:
+    deadline = time.monotonic() + retry_for
+    while True:
+        try:
+            r = w.send(task_id, ups)
+            assert r.status_code == 200, r.text
+            assert r.json()["last_seq"] == ups[-1]["seq"]
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def server_events(server: ServerProcess) -> list[dict[str, Any]]:
+    """Every event the Server recorded (reads the SSE stream until it goes quiet)."""
+    out: list[dict[str, Any]] = []
+    timeout = httpx.Timeout(10.0, read=1.5)
+    try:
+        with httpx.stream("GET", f"{server.url}{API}/events?after=0", headers=server.headers(), timeout=timeout) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    out.append(json.loads(line[6:]))
+    except httpx.ReadTimeout:
+        pass
+    return out
+
+
+def assert_server_view_complete(server: ServerProcess, job_id: int, done_by: dict[int, str]) -> None:
+    """Every task completed once, by the worker that did it, with exactly its last 20 log lines."""
+
+    def all_done() -> list[dict[str, Any]] | None:
+        tasks = job_tasks(server, job_id)
+        return tasks if all(t["status"] == "completed" for t in tasks) else None
+
+    tasks = wait_for(all_done, timeout=30, what="every task completed at the Server")
+    assert {t["id"] for t in tasks} == set(done_by)
+    for t in tasks:
+        full = httpx.get(f"{server.url}{API}/tasks/{t['id']}", headers=server.headers()).json()
+        assert full["worker_name"] == done_by[t["id"]]
+        assert full["log_tail"] == lines_of(full, done_by[t["id"]])[-20:], "log tail lost or applied twice"
+    job = httpx.get(f"{server.url}{API}/jobs/{job_id}", headers=server.headers()).json()
+    assert job["status"] == "completed"
+    assert job["tasks_completed"] == len(done_by)
+    completed = Counter(
+        e["data"]["id"]
+        for e in server_events(server)
+        if e["type"] == "task-updated" and e["data"]["status"] == "completed" and e["data"]["job_id"] == job_id
+    )
+    assert completed == Counter({tid: 1 for tid in done_by}), "a completion was applied twice or not at all"
+
+
+@pytest.fixture
+def new_worker() -> Iterator[WorkerFactory]:
+    with worker_factory() as make:
+        yield make
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    srv = ServerProcess(data_dir=tmp_path / "server", database_url=None).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.timeout(180)
+def test_server_away_for_30_s_loses_nothing(server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory) -> None:
+    mgr = ManagerProcess(
+        server.url, add_manager(server, "m1"), tmp_path / "manager", extra_args=("--prefetch-margin", "30")
+    ).start()
+    job = submit(server, exec_job("outage", frames="1-24"))
+    workers = [new_worker(mgr, f"w{i}") for i in range(2)]
+    for w in workers:
+        w.sign_on()
+    done_by: dict[int, str] = {}
+    for w in workers:  # some work while the Server is there
+        task = w.next_task()
+        assert task is not None
+        run(w, task)
+        done_by[task["id"]] = w.name
+    # let the Manager prefetch for both workers plus its margin before the Server goes away
+    time.sleep(1.0)
+    server.stop()
+    away = time.monotonic()
+    during = 0
+    while time.monotonic() - away < 30:
+        for w in workers:
+            task = w.next_task(wait=0.5)
+            if task is None:
+                continue
+            run(w, task)
+            done_by[task["id"]] = w.name
+            during += 1
+        time.sleep(0.4)
+    assert during >= 20, f"the Manager handed out only {during} held tasks while the Server was away"
+    server.start()
+    while len(done_by) < 24:
+        for w in workers:
+            task = w.next_task(wait=5)
+            if task is not None:
+                run(w, task)
+                done_by[task["id"]] = w.name
+    assert_server_view_complete(server, job["id"], done_by)
+    assert "refused" not in mgr.log_text()
+    mgr.stop()
+
+
+@pytest.mark.timeout(180)
+def test_manager_killed_and_restarted_resumes_from_its_store(
+    server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory
+) -> None:
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "manager").start()
+    job = submit(server, exec_job("sigkill", frames="1-8"))
+    a, b = new_worker(mgr, "a"), new_worker(mgr, "b")
+    a.sign_on()
+    b.sign_on()
+    done_by: dict[int, str] = {}
+    ta, tb = a.next_task(), b.next_task()
+    assert ta is not None and tb is not None
+    # a finishes its task: accepted (200) and so durable, even though the Manager dies right after
+    run(a, ta)
+    done_by[ta["id"]] = "a"
+    # b is half-way: active and some lines accepted ...
+    first = [
+        b.update(attempt=tb["attempt"], status="active"),
+        b.update(attempt=tb["attempt"], log_lines=lines_of(tb, "b")[:10]),
+    ]
+    assert b.send(tb["id"], first).status_code == 200
+    mgr.kill()
+    # ... and the rest waits in b's buffer while the Manager is down
+    rest = [
+        b.update(attempt=tb["attempt"], log_lines=lines_of(tb, "b")[10:]),
+        b.update(attempt=tb["attempt"], status="completed"),
+    ]
+    with pytest.raises(httpx.TransportError):
+        b.send(tb["id"], rest)
+    mgr.start()
+    # b never heard the answer to its first batch either: resending it stores nothing twice
+    r = b.send(tb["id"], first)
+    assert r.status_code == 200 and r.json()["last_seq"] == first[-1]["seq"]
+    send_until_accepted(b, tb["id"], rest, retry_for=10)
+    done_by[tb["id"]] = "b"
+    log = httpx.get(f"{mgr.url}{API}/tasks/{tb['id']}/log", headers=server.headers()).text
+    assert log.splitlines() == lines_of(tb, "b")
+    while len(done_by) < 8:
+        for w in (a, b):
+            task = w.next_task(wait=5)
+            if task is not None:
+                run(w, task)
+                done_by[task["id"]] = w.name
+    assert_server_view_complete(server, job["id"], done_by)
+    mgr.stop()
+
+
+@pytest.mark.timeout(120)
+def test_worker_without_heartbeat_loses_its_task_and_its_late_update_gets_409(
+    server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory
+) -> None:
+    mgr = ManagerProcess(
+        server.url, add_manager(server, "m1"), tmp_path / "manager", env={"TABLAO_WORKER_TIMEOUT": "2"}
+    ).start()
+    job = submit(server, exec_job("timeout", frames="1"))
+    slow, other = new_worker(mgr, "slow"), new_worker(mgr, "other")
+    slow.sign_on()
+    task = slow.next_task()
+    assert task is not None
+    started = slow.update(attempt=task["attempt"], status="active", log_lines=["slow started"])
+    assert slow.send(task["id"], [started]).status_code == 200
+    other.sign_on()
+    # `other` keeps its heartbeats up and waits; `slow` goes silent
+    again = None
+    deadline = time.monotonic() + 15
+    while again is None and time.monotonic() < deadline:
+        assert other.heartbeat().status_code == 200
+        again = other.next_task(wait=1)
+    assert again is not None, "the silent worker's task was not requeued"
+    assert again["id"] == task["id"] and again["attempt"] != task["attempt"]
+    # the late update of the first attempt is refused and changes nothing
+    late = slow.send(task["id"], [slow.update(attempt=task["attempt"], status="completed", log_lines=["late"])])
+    assert late.status_code == 409, late.text
+    assert "task_id" in late.text or "attempt" in late.text
+    may = slow.http.get(f"/tasks/{task['id']}/may-i-run", params={"attempt": task["attempt"]}).json()
+    assert may["may_keep_running"] is False
+    run(other, again)
+    assert_server_view_complete(server, job["id"], {task["id"]: "other"})
+    full = httpx.get(f"{server.url}{API}/tasks/{task['id']}", headers=server.headers()).json()
+    assert full["failure_count"] == 1  # it had started: the timeout counts as a soft failure
+    log = httpx.get(f"{mgr.url}{API}/tasks/{task['id']}/log", headers=server.headers()).text
+    assert "late" not in log and "slow started" in log
+    workers = httpx.get(f"{server.url}{API}/workers", headers=server.headers()).json()
+    items = workers["items"] if isinstance(workers, dict) else workers
+    assert {w["name"] for w in items} >= {"slow", "other"}
+    mgr.stop()

@@ -1,0 +1,113 @@
+"""Bad input gets a 4xx naming the field and the reason, and changes nothing already stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_server_jobs import render_job, submit
+from tests.support.services import ServerProcess
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url + API, headers=server.headers(), timeout=30) as c:
+        yield c
+
+
+def snapshot(client: httpx.Client) -> Any:
+    jobs = client.get("/jobs", params={"limit": 1000}).json()["items"]
+    return [(j, client.get(f"/jobs/{j['id']}/tasks", params={"limit": 1000}).json()["items"]) for j in jobs]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "reason"),
+    [
+        (render_job(frames="5-1"), 422, "settings.frames", "ends before it starts"),
+        (render_job(chunk=0), 422, "settings.chunk_size", "greater than or equal to 1"),
+        (
+            {**render_job(), "settings": {"frames": "1-3", "output_path": "/r/f_####"}},
+            422,
+            "settings.blendfile",
+            "Field required",
+        ),
+        ({**render_job(), "type": "maya-render"}, 422, "type", "unknown job type 'maya-render'"),
+        ({**render_job(), "priority": 101}, 422, "priority", "less than or equal to 100"),
+        ({**render_job(), "name": ""}, 422, "name", "at least 1 character"),
+        ({**render_job(), "depends_on": [987654]}, 422, "depends_on", "no job with id 987654"),
+        ({**render_job(), "bogus": 1}, 422, "bogus", "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_submissions(client: httpx.Client, body: dict[str, Any], status: int, field: str, reason: str) -> None:
+    submit(client, render_job(name="kept"))
+    before = snapshot(client)
+    r = client.post("/jobs", json=body)
+    assert r.status_code == status, r.text
+    errors = {e["field"]: e["message"] for e in r.json()["errors"]}
+    assert field in errors, r.json()
+    assert reason in errors[field]
+    assert reason in r.json()["detail"]
+    assert snapshot(client) == before
+
+
+def test_malformed_json(client: httpx.Client) -> None:
+    r = client.post("/jobs", content=b'{"name": "x", ', headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "body"
+    assert "malformed JSON" in r.json()["detail"]
+
+
+def test_oversized_body(client: httpx.Client) -> None:
+    before = snapshot(client)
+    huge = render_job()
+    huge["settings"]["scene"] = "x" * (9 * 1024 * 1024)
+    r = client.post("/jobs", json=huge)
+    assert r.status_code == 413
+    assert r.json()["errors"][0]["field"] == "body"
+    assert "over the limit" in r.json()["detail"]
+    assert snapshot(client) == before
+
+
+def test_unknown_ids(client: httpx.Client) -> None:
+    for method, path, body in [
+        ("GET", "/jobs/424242", None),
+        ("GET", "/jobs/424242/tasks", None),
+        ("GET", "/jobs/424242/log", None),
+        ("POST", "/jobs/424242/status", {"action": "pause"}),
+        ("POST", "/jobs/424242/priority", {"priority": 3}),
+        ("DELETE", "/jobs/424242", None),
+        ("GET", "/tasks/424242", None),
+        ("POST", "/tasks/424242/status", {"action": "cancel"}),
+        ("POST", "/workers/nope/status-request", {"status": "asleep"}),
+    ]:
+        r = client.request(method, path, json=body)
+        assert r.status_code == 404, (method, path, r.text)
+        assert r.json()["errors"][0]["field"] == "id"
+    r = client.get("/jobs/not-a-number")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "job_id"
+
+
+def test_illegal_transitions_change_nothing(client: httpx.Client) -> None:
+    jid = submit(client, render_job())["id"]
+    before = snapshot(client)
+    for action in ("resume", "requeue"):
+        r = client.post(f"/jobs/{jid}/status", json={"action": action})
+        assert r.status_code == 409, r.text
+        assert f"cannot {action} a job that is queued" in r.json()["detail"]
+    r = client.post(f"/jobs/{jid}/status", json={"action": "explode"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "action"
+    assert snapshot(client) == before
+
+
+def test_bad_query_parameters(client: httpx.Client) -> None:
+    r = client.get("/jobs", params={"sort": "colour"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sort"
+    r = client.get("/jobs", params={"cursor": "garbage!"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cursor"
+    r = client.get("/jobs", params={"status": "sleeping"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("status")

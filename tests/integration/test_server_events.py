@@ -1,0 +1,96 @@
+"""The SSE event stream: every event has an id, and a client that reconnects with Last-Event-ID misses nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from tests.integration.test_server_jobs import render_job
+from tests.support.services import ServerProcess
+
+API = "/api/v1"
+
+
+def read_events(server: ServerProcess, last_event_id: int | None, count: int) -> list[dict[str, Any]]:
+    """Open the stream, read `count` events, and drop the connection."""
+    headers = server.headers()
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = str(last_event_id)
+    out: list[dict[str, Any]] = []
+    with httpx.stream("GET", server.url + API + "/events", headers=headers, timeout=20) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for frame in _frames(r.iter_lines()):
+            assert int(frame["id"]) == json.loads(frame["data"])["id"]
+            out.append(json.loads(frame["data"]))
+            if len(out) == count:
+                break
+    return out
+
+
+def _frames(lines: Iterator[str]) -> Iterator[dict[str, str]]:
+    frame: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if "data" in frame:
+                yield frame
+            frame = {}
+        elif not line.startswith(":") and ":" in line:
+            key, _, value = line.partition(":")
+            frame[key] = value.lstrip()
+
+
+def test_reconnect_with_last_event_id_gets_every_missed_event_in_order(server: ServerProcess) -> None:
+    with httpx.Client(base_url=server.url + API, headers=server.headers()) as c:
+        first = c.post("/jobs", json=render_job(name="ev-0")).json()
+        # a client connected from the beginning sees the job-created event; it then drops its connection
+        seen = read_events(server, 0, 1)
+        last_id = max(e["id"] for e in seen)
+        # while it is away, jobs change
+        created = [c.post("/jobs", json=render_job(name=f"ev-{i}")).json() for i in (1, 2)]
+        c.post(f"/jobs/{first['id']}/status", json={"action": "pause"}).raise_for_status()
+        c.post(f"/jobs/{created[0]['id']}/priority", json={"priority": 7}).raise_for_status()
+        c.post(f"/jobs/{created[1]['id']}/status", json={"action": "cancel"}).raise_for_status()
+        c.delete(f"/jobs/{created[1]['id']}").raise_for_status()
+    missed = read_events(server, last_id, 8)
+    ids = [e["id"] for e in missed]
+    assert ids == sorted(ids) and ids[0] == last_id + 1
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # no gap
+    types = [(e["type"], e["data"].get("name") or e["data"].get("id") or e["data"].get("job_id")) for e in missed]
+    assert ("job-created", "ev-1") in types and ("job-created", "ev-2") in types
+    assert ("job-deleted", created[1]["id"]) in types
+    updates = [e for e in missed if e["type"] == "job-updated" and e["data"]["id"] == first["id"]]
+    assert updates and updates[-1]["data"]["status"] == "paused"
+    prio = [e for e in missed if e["type"] == "job-updated" and e["data"]["id"] == created[0]["id"]]
+    assert prio[-1]["data"]["priority"] == 7
+
+
+def test_live_events_arrive_without_polling_delay(server: ServerProcess) -> None:
+    import threading
+    import time
+
+    with httpx.Client(base_url=server.url + API, headers=server.headers()) as c:
+        newest = c.post("/jobs", json=render_job(name="live-0")).json()["id"]
+
+        def submit_later() -> None:
+            time.sleep(0.5)
+            c.post("/jobs", json=render_job(name="live-1")).raise_for_status()
+
+        t = threading.Thread(target=submit_later)
+        start = time.monotonic()
+        t.start()
+        # connect without Last-Event-ID: only what happens from now on
+        events = read_events(server, None, 1)
+        t.join()
+    assert events[0]["type"] == "job-created" and events[0]["data"]["name"] == "live-1"
+    assert events[0]["data"]["id"] > newest
+    assert time.monotonic() - start < 5
+
+
+def test_bad_last_event_id(server: ServerProcess) -> None:
+    r = httpx.get(server.url + API + "/events", headers={**server.headers(), "Last-Event-ID": "yesterday"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "Last-Event-ID"
+    assert httpx.get(server.url + API + "/events").status_code == 401

@@ -1,0 +1,216 @@
+"""The real worker agent (`python -m services.worker.cli`) against a real Manager and Server."""
+
+from __future__ import annotations
+
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.support.manager import API, ManagerProcess, add_manager
+from tests.support.services import ROOT, ServerProcess, child_env
+
+
+class AgentProcess:
+    def __init__(self, mgr: ManagerProcess, data_dir: Path, name: str) -> None:
+        secret = data_dir.parent / f"{name}.secret"
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        secret.write_text(mgr.registration_secret + "\n")
+        self.data_dir = data_dir
+        self.log_path = data_dir.parent / f"{name}.log"
+        argv = [
+            sys.executable, "-m", "services.worker.cli", "--manager", mgr.url, "--data-dir", str(data_dir),
+            "--name", name, "--registration-secret-file", str(secret), "--task-types", "exec,misc",
+            "--heartbeat-interval", "0.5", "--poll-wait", "2",
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=log, stderr=log)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_for(check: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def submit(server: ServerProcess, command: list[str], frames: str) -> int:
+    body = {"name": "agent-test", "type": "exec", "settings": {"command": command, "frames": frames}}
+    r = httpx.post(f"{server.url}{API}/jobs", json=body, headers=server.headers(), timeout=30)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def tasks_of(server: ServerProcess, job_id: int) -> list[dict[str, Any]]:
+    r = httpx.get(f"{server.url}{API}/jobs/{job_id}/tasks", headers=server.headers(), timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return list(body["items"] if isinstance(body, dict) else body)
+
+
+def task_log(server: ServerProcess, mgr: ManagerProcess, task_id: int) -> str:
+    r = httpx.get(f"{mgr.url}{API}/tasks/{task_id}/log", headers=server.headers(), timeout=30)
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+@pytest.fixture
+def farm(fresh_server: ServerProcess, tmp_path: Path) -> Iterator[tuple[ServerProcess, ManagerProcess]]:
+    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager").start()
+    yield fresh_server, mgr
+    mgr.stop()
+
+
+def test_agent_registers_runs_tasks_and_reports_their_logs(farm, tmp_path: Path) -> None:
+    server, mgr = farm
+    agent = AgentProcess(mgr, tmp_path / "w1", "w1")
+    try:
+        job = submit(server, ["sh", "-c", "echo hello frame {frame}; echo to stderr >&2; sleep 0.2"], "1-3")
+
+        def all_done() -> list[dict[str, Any]] | None:
+            tasks = tasks_of(server, job)
+            return tasks if all(t["status"] == "completed" for t in tasks) else None
+
+        tasks = wait_for(all_done, what=f"the job's tasks to complete; worker log:\n{agent.log_text()}")
+        assert {t["worker_name"] for t in tasks} == {"w1"}
+        for t in tasks:
+            log = task_log(server, mgr, t["id"])
+            frame = t["name"].split()[-1]
+            assert f"hello frame {frame}" in log, log
+            assert "to stderr" in log
+            assert log.rstrip().endswith("completed")
+        creds = tmp_path / "w1" / "worker.json"
+        assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+        agent.proc.send_signal(signal.SIGTERM)
+        assert agent.proc.wait(15) == 0
+        assert (tmp_path / "w1" / "updates.sqlite").exists()
+    finally:
+        agent.stop()
+    # a restart reuses the stored credentials: no second registration
+    again = AgentProcess(mgr, tmp_path / "w1", "w1")
+    try:
+        # both runs write to the same log file
+        wait_for(lambda: again.log_text().count("signed on") == 2, what="the second sign-on")
+        assert again.log_text().count("registered at") == 1
+    finally:
+        again.proc.send_signal(signal.SIGTERM)
+        again.proc.wait(15)
+        again.stop()
+
+
+def test_sigterm_stops_the_command_and_gives_the_task_back(farm, tmp_path: Path) -> None:
+    server, mgr = farm
+    marker = tmp_path / "started"
+    agent = AgentProcess(mgr, tmp_path / "w2", "w2")
+    try:
+        job = submit(server, ["sh", "-c", f"touch {marker}; echo long task; sleep 60"], "1")
+        wait_for(marker.exists, what=f"the command to start; worker log:\n{agent.log_text()}")
+        task_id = tasks_of(server, job)[0]["id"]
+        start = time.monotonic()
+        agent.proc.send_signal(signal.SIGTERM)
+        assert agent.proc.wait(15) == 0, agent.log_text()
+        assert time.monotonic() - start < 5.0
+        log = wait_for(lambda: (text := task_log(server, mgr, task_id)) and "given back" in text and text,
+                       what="the given-back line in the task log")  # fmt: skip
+        assert "long task" in log
+        assert "given back: the worker is stopping" in log
+
+        def requeued() -> bool:
+            return tasks_of(server, job)[0]["status"] in ("queued", "assigned")
+
+        wait_for(requeued, what="the task to be queued again at the Server")
+        assert tasks_of(server, job)[0]["failure_count"] == 0
+        assert "signal SIGTERM" in agent.log_text()
+    finally:
+        agent.stop()
+
+
+def test_a_shutdown_request_from_the_server_stops_the_worker(farm, tmp_path: Path) -> None:
+    server, mgr = farm
+    agent = AgentProcess(mgr, tmp_path / "w3", "w3")
+    try:
+
+        def worker_id() -> str | None:
+            r = httpx.get(f"{server.url}{API}/workers", headers=server.headers(), timeout=30)
+            body = r.json()
+            items = body["items"] if isinstance(body, dict) else body
+            return next((w["id"] for w in items if w["name"] == "w3"), None)
+
+        wid = wait_for(worker_id, what="the Server to know the worker")
+        # the idle worker is small: the goal is under 60 MB resident
+        rss_mb = psutil.Process(agent.proc.pid).memory_info().rss / 2**20
+        print(f"idle worker RSS: {rss_mb:.1f} MB")
+        assert rss_mb < 60, f"idle worker RSS {rss_mb:.1f} MB"
+        r = httpx.post(f"{server.url}{API}/workers/{wid}/status-request", json={"status": "shutdown", "lazy": True},
+                       headers=server.headers(), timeout=30)  # fmt: skip
+        assert r.status_code in (200, 202, 204), r.text
+        assert agent.proc.wait(30) == 0, agent.log_text()
+        assert "shutdown requested by the Manager" in agent.log_text()
+    finally:
+        agent.stop()
+
+
+@pytest.mark.timeout(240)  # each request travels Server → Manager on its keep-alive (up to 10 s)
+def test_sleep_wake_cancel_and_restart(farm, tmp_path: Path) -> None:
+    """Requests from the Server reach the worker through its Manager: asleep, awake, a canceled job, restart."""
+    server, mgr = farm
+    agent = AgentProcess(mgr, tmp_path / "w4", "w4")
+    marker = tmp_path / "running"
+    try:
+        wid = wait_for(lambda: _worker(server, "w4"), what="the Server to know the worker")["id"]
+        _request(server, wid, "asleep")
+        wait_for(lambda: (_worker(server, "w4") or {}).get("status") == "asleep", what="the worker to fall asleep")
+        job = submit(server, ["sh", "-c", f"touch {marker}; echo sleeping; exec sleep 60"], "1")
+        time.sleep(3)
+        assert not marker.exists(), "an asleep worker ran a task"
+        _request(server, wid, "awake")
+        wait_for(marker.exists, what=f"the awake worker to start the task; log:\n{agent.log_text()}")
+        sleeper = wait_for(lambda: _child_sleep(agent.proc.pid), what="the command's process")
+        r = httpx.post(f"{server.url}{API}/jobs/{job}/status", json={"action": "cancel"}, headers=server.headers(),
+                       timeout=30)  # fmt: skip
+        assert r.status_code in (200, 202, 204), r.text
+        # the Manager learns of it with its next exchange with the Server, the worker at its next may-i-run
+        wait_for(lambda: not sleeper.is_running() or sleeper.status() == psutil.STATUS_ZOMBIE,
+                 what="the canceled command to be stopped")  # fmt: skip
+        assert agent.proc.poll() is None, "the worker must keep running after a canceled task"
+        assert "stopped: the Manager stopped it" in agent.log_text()
+        _request(server, wid, "restart")
+        assert agent.proc.wait(40) == 75, agent.log_text()
+    finally:
+        agent.stop()
+
+
+def _worker(server: ServerProcess, name: str) -> dict[str, Any] | None:
+    r = httpx.get(f"{server.url}{API}/workers", headers=server.headers(), timeout=30)
+    body = r.json()
+    items = body["items"] if isinstance(body, dict) else body
+    return next((dict(w) for w in items if w["name"] == name), None)
+
+
+def _request(server: ServerProcess, worker_id: str, status: str) -> None:
+    r = httpx.post(f"{server.url}{API}/workers/{worker_id}/status-request", json={"status": status, "lazy": True},
+                   headers=server.headers(), timeout=30)  # fmt: skip
+    assert r.status_code in (200, 202, 204), r.text
+
+
+def _child_sleep(pid: int) -> psutil.Process | None:
+    return next((p for p in psutil.Process(pid).children(recursive=True) if p.name() == "sleep"), None)

@@ -1,0 +1,80 @@
+"""Start real Tablao services for tests: the Server as a subprocess on an ephemeral port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.ports import free_port, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tablao_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "app.cli", *args]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("TABLAO_ADMIN_TOKEN", None)
+    env.pop("TABLAO_DATABASE_URL", None)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    data_dir: Path
+    database_url: str | None
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_token(self) -> str:
+        return (self.data_dir / "admin.token").read_text().strip()
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        args = ["server", "--data-dir", str(self.data_dir), "--port", str(self.port), *self.extra_args]
+        if self.database_url:
+            args += ["--database-url", self.database_url]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen(tablao_command(*args), cwd=ROOT, env=child_env(), stdout=log, stderr=log)
+        log.close()
+        try:
+            wait_http(f"{self.url}/api/v1/health", timeout=timeout, proc=self.proc)
+        except Exception as exc:
+            raise RuntimeError(f"the Server did not start:\n{self.log_path.read_text()[-3000:]}") from exc
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.admin_token}"}

@@ -1,0 +1,131 @@
+"""The durable update buffer against a real HTTP receiver: order, batching, restarts, outages, 409s."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.protocol.worker_client import WorkerClient
+from services.worker.buffer import Backoff, UpdateBuffer
+from tests.unit.worker.receiver import Receiver, free_port
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+async def test_updates_arrive_in_seq_order_in_few_batches(tmp_path: Path, receiver: Receiver):
+    client = WorkerClient(receiver.url)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.05)
+    for i in range(300):
+        buf.put(1 if i < 150 else 2, 1, log_lines=[f"line {i}"])
+    sender = asyncio.create_task(buf.run_sender())
+    async with asyncio.timeout(5):
+        await buf.drained()
+    sender.cancel()
+    await client.aclose()
+    buf.close()
+    seqs = [u["seq"] for _, u in receiver.updates]
+    assert seqs == list(range(1, 301))
+    assert [t for t, _ in receiver.updates] == [1] * 150 + [2] * 150
+    assert [u["log_lines"] for _, u in receiver.updates] == [[f"line {i}"] for i in range(300)]
+    assert len(receiver.requests) == 2  # one batch per task run, not one request per update
+
+
+async def test_seq_numbers_and_pending_updates_survive_a_restart(tmp_path: Path, receiver: Receiver):
+    client = WorkerClient(receiver.url)
+    path = tmp_path / "u.sqlite"
+    buf = UpdateBuffer(path, client)
+    assert [buf.put(7, 1, activity=f"a{i}") for i in range(3)] == [1, 2, 3]
+    async with buf.lock:
+        await buf.send_head()
+    assert buf.put(7, 1, activity="after") == 4
+    buf.close()  # the worker stops with one update not sent
+
+    again = UpdateBuffer(path, client)
+    assert again.pending_count() == 1
+    assert again.put(7, 1, status="completed") == 5  # numbering goes on, never reused
+    assert await again.flush(5.0)
+    again.close()
+    third = UpdateBuffer(path, client)  # even with an empty queue the counter persists
+    assert third.put(8, 1, activity="x") == 6
+    third.close()
+    await client.aclose()
+    assert [u["seq"] for _, u in receiver.updates] == [1, 2, 3, 4, 5]
+    assert receiver.updates[-1][1] == {"seq": 5, "attempt": 1, "status": "completed"}
+
+
+async def test_an_outage_is_bridged_with_back_off(tmp_path: Path):
+    port = free_port()  # nothing listens here yet: the Manager is down
+    client = WorkerClient(f"http://127.0.0.1:{port}", timeout=1.0)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.01, backoff=Backoff(base=0.05, cap=0.4))
+    for i in range(5):
+        buf.put(3, 2, log_lines=[f"during outage {i}"])
+    sender = asyncio.create_task(buf.run_sender())
+    await asyncio.sleep(0.8)
+    assert buf.pending_count() == 5
+    assert buf.backoff.failures >= 3
+    receiver = Receiver(port)  # the Manager comes back, and first says it is busy
+    receiver.fail_next = 2
+    try:
+        async with asyncio.timeout(5):
+            await buf.drained()
+    finally:
+        sender.cancel()
+        receiver.close()
+        await client.aclose()
+        buf.close()
+    assert [u["log_lines"][0] for _, u in receiver.updates] == [f"during outage {i}" for i in range(5)]
+    assert len(receiver.requests) == 3  # two 503s, then the batch
+
+
+async def test_a_stale_task_drops_its_updates_and_tells_the_agent(tmp_path: Path, receiver: Receiver):
+    stale: list[tuple[int, int]] = []
+    client = WorkerClient(receiver.url)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, on_stale=lambda t, a: stale.append((t, a)))
+    receiver.stale_tasks.add(5)
+    buf.put(4, 1, activity="ok")
+    buf.put(5, 3, activity="refused")
+    buf.put(5, 3, activity="refused too")
+    buf.put(6, 1, activity="ok after")
+    assert await buf.flush(5.0)
+    await client.aclose()
+    buf.close()
+    assert stale == [(5, 3)]
+    assert [(t, u["activity"]) for t, u in receiver.updates] == [(4, "ok"), (6, "ok after")]
+
+
+async def test_flush_gives_up_after_its_deadline_and_keeps_the_updates(tmp_path: Path):
+    client = WorkerClient(f"http://127.0.0.1:{free_port()}", timeout=0.5)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, backoff=Backoff(base=0.02, cap=0.1))
+    buf.put(1, 1, activity="x")
+    start = time.monotonic()
+    assert not await buf.flush(0.5)
+    assert time.monotonic() - start < 1.5
+    assert buf.pending_count() == 1
+    await client.aclose()
+    buf.close()
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_the_cap():
+    samples: dict[int, list[float]] = {n: [] for n in range(8)}
+    for _ in range(400):
+        b = Backoff(base=0.1, cap=3.0)
+        for n in range(8):
+            samples[n].append(b.next_delay())
+    for n, delays in samples.items():
+        ceiling = min(3.0, 0.1 * 2**n)
+        assert max(delays) <= ceiling
+        assert len(set(delays)) > 300  # jittered, not a fixed schedule
+    means = [statistics.mean(samples[n]) for n in range(6)]
+    assert all(later > 1.6 * earlier for earlier, later in itertools.pairwise(means))
+    assert statistics.mean(samples[7]) < 1.7  # capped: uniform in [0, 3]

@@ -1,0 +1,85 @@
+"""`tablao worker` argument errors, defaults and the credentials file, in real processes where it matters."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.worker import credentials
+from services.worker.cli import build_parser, main, make_config
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: --manager"),
+        (["--manager", "localhost:8081"], "--manager: 'localhost:8081' is not an http"),
+        (["--manager", "http://h", "--name", "bad name!"], "--name: 'bad name!' must be"),
+        (["--manager", "http://h", "--registration-secret-file", "/nonexistent/secret"], "cannot read"),
+        (["--manager", "http://h", "--blender", "/nonexistent/blender"], "--blender: program '/nonexistent/blender'"),
+        (["--manager", "http://h", "--task-types", ","], "--task-types: give at least one"),
+        (["--manager", "http://h", "--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_input_is_one_readable_line_and_exit_2(argv, message, capsys, tmp_path):
+    assert main([*argv, "--data-dir", str(tmp_path)] if argv else argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tablao worker: error: ")
+    assert message in err
+    assert "\n" not in err
+
+
+def test_empty_secret_file_is_refused(tmp_path, capsys):
+    secret = tmp_path / "secret"
+    secret.write_text("\n")
+    assert main(["--manager", "http://h", "--registration-secret-file", str(secret), "--data-dir", str(tmp_path)]) == 2
+    assert "is empty" in capsys.readouterr().err
+
+
+def test_defaults_work_on_one_machine(monkeypatch, tmp_path):
+    monkeypatch.setenv("TABLAO_WORKER_REGISTRATION_SECRET", "from-env")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    cfg = make_config(build_parser().parse_args(["--manager", "http://127.0.0.1:8081/", "--tags", "gpu, big ,"]))
+    assert cfg.registration_secret == "from-env"
+    assert cfg.tags == ["gpu", "big"]
+    assert cfg.task_types is None
+    assert cfg.data_dir.name == f"worker-{cfg.name}"
+    assert "tablao" in str(cfg.data_dir)
+
+
+def test_the_secret_file_wins_over_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("TABLAO_WORKER_REGISTRATION_SECRET", "from-env")
+    secret = tmp_path / "s"
+    secret.write_text("from-file\n")
+    cfg = make_config(build_parser().parse_args(["--manager", "http://h", "--registration-secret-file", str(secret)]))
+    assert cfg.registration_secret == "from-file"
+
+
+def test_module_entry_point_runs_and_fails_cleanly_without_a_secret(tmp_path):
+    # nothing listens on port 9 and the worker is not registered: it must say what is missing and exit 1
+    env = {k: v for k, v in os.environ.items() if k != "TABLAO_WORKER_REGISTRATION_SECRET"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.worker.cli", "--manager", "http://127.0.0.1:9", "--data-dir", str(tmp_path),
+         "--task-types", "misc"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "no registration secret was given" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_credentials_file_is_private_and_bound_to_its_manager(tmp_path: Path):
+    creds = credentials.Credentials("http://m:8081", "w-1", "s3cret")
+    credentials.save(tmp_path, creds)
+    path = tmp_path / credentials.FILE_NAME
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert credentials.load(tmp_path, "http://m:8081/") == creds
+    assert credentials.load(tmp_path, "http://other:8081") is None
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="delete it to register again"):
+        credentials.load(tmp_path, "http://m:8081")

@@ -294,7 +294,7 @@ class Agent:
             on_status_request=lambda req: self._apply(req, True),
         )
         self.current = run
-        log.info("task %d (%s) attempt %d started", task.id, task.name, task.attempt)
+        log.info("task %d (%s) hand-out %d started", task.id, task.name, task.attempt)
         try:
             wrote_final = await run.run()
         finally:

@@ -187,7 +187,7 @@ class UpdateBuffer:
 
     def _stale(self, task_id: int, attempt: int, exc: Exception) -> None:
         dropped = self.drop_task(task_id, attempt)
-        log.info("task %d attempt %d is stale (%s); dropped %d updates", task_id, attempt, exc, dropped)
+        log.info("task %d hand-out %d is stale (%s); dropped %d updates", task_id, attempt, exc, dropped)
         if self.on_stale is not None:
             self.on_stale(task_id, attempt)
 

@@ -71,7 +71,7 @@ class TaskRun:
         Cancelling the caller (SIGTERM) stops the command, writes `queued` and re-raises.
         """
         task = self.task
-        self.reporter.log(f"task {task.name} (attempt {task.attempt}) started on worker {self.worker_name}")
+        self.reporter.log(f"task {task.name} (hand-out {task.attempt}) started on worker {self.worker_name}")
         self.reporter.flush(TaskStatus.ACTIVE)
         self._commands = asyncio.create_task(self._run_commands())
         helpers = [

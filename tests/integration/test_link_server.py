@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,40 @@ def test_only_tasks_whose_dependencies_completed_are_claimed(admin: httpx.Client
     assert ack.status_code == 200 and ack.json()["rejected"] == []
     preview = claim(link, ["ffmpeg"])
     assert len(preview) == 1 and preview[0]["name"] == "preview-video"
+
+
+def test_a_job_waits_for_the_jobs_it_depends_on(admin: httpx.Client, link: httpx.Client) -> None:
+    t = kind()
+    first = submit(admin, t, frames="1")
+    second = submit(admin, t, frames="1", depends_on=[first["id"]], priority=90)
+    got = claim(link, [t])
+    assert [c["job_id"] for c in got] == [first["id"]]  # the urgent job waits for the one it depends on
+    c = got[0]
+    assert push(link, [{"task_id": c["id"], "attempt": c["attempt"], "status": "completed"}]).status_code == 200
+    assert admin.get(f"/jobs/{first['id']}").json()["status"] == "completed"
+    assert [c["job_id"] for c in claim(link, [t])] == [second["id"]]
+
+
+def test_a_waiting_claim_answers_as_soon_as_a_task_becomes_runnable(admin: httpx.Client, link: httpx.Client) -> None:
+    t = kind()
+    started = time.monotonic()
+    r = link.post("/claim", json={"capacity": 5, "task_types": [t], "wait_seconds": 0.5})
+    assert r.status_code == 200 and r.json()["tasks"] == []
+    assert time.monotonic() - started >= 0.45  # it waited the time asked for
+
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(link.post, "/claim", json={"capacity": 5, "task_types": [t], "wait_seconds": 20})
+        time.sleep(0.5)
+        assert not waiting.done()
+        submitted = time.monotonic()
+        job = submit(admin, t, frames="1-2")
+        answer = waiting.result(timeout=10)
+        woke_after = time.monotonic() - submitted
+    assert answer.status_code == 200, answer.text
+    assert [c["job_id"] for c in answer.json()["tasks"]] == [job["id"]] * 2
+    assert woke_after < 5  # not the 20 s the claim was allowed to wait
+    r = link.post("/claim", json={"capacity": 1, "task_types": [t], "wait_seconds": 30})
+    assert r.status_code == 422 and "wait_seconds" in r.text
 
 
 def test_batches_apply_once_by_seq_and_stale_attempts_are_refused(admin: httpx.Client, link: httpx.Client) -> None:

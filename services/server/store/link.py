@@ -27,7 +27,7 @@ from services.protocol.link import (
     WorkerInstruction,
     WorkerReport,
 )
-from services.protocol.states import RUNNABLE_JOB_STATUSES, TaskStatus, WorkerStatusRequest
+from services.protocol.states import RUNNABLE_JOB_STATUSES, JobStatus, TaskStatus, WorkerStatusRequest
 from services.server import events
 from services.server.config import ServerConfig
 from services.server.db.tables import JobRow, ManagerRow, PendingInstructionRow, TaskRow, WorkerRow
@@ -63,11 +63,19 @@ def claim(session: Session, manager: ManagerRow, req: ClaimRequest, lease_second
     lease = now + timedelta(seconds=lease_seconds)
     pg = session.get_bind().dialect.name == "postgresql"
     out: list[ClaimedTask] = []
+    waiting_on = {d for job in jobs for d in job.depends_on or []}
+    unfinished = (
+        set(session.scalars(select(JobRow.id).where(JobRow.id.in_(waiting_on), JobRow.status != JobStatus.COMPLETED)))
+        if waiting_on
+        else set()
+    )
     for job in jobs:
         if job.manager_id is not None and job.manager_id != manager.id:
             continue
         if not offered.issuperset(job.tags or []):
             continue
+        if unfinished.intersection(job.depends_on or []):
+            continue  # a job runs after the jobs it depends on have completed (a deleted one counts as done)
         q = select(TaskRow).where(TaskRow.job_id == job.id, RUNNABLE)
         if req.task_types:
             q = q.where(TaskRow.type.in_(req.task_types))

@@ -178,9 +178,13 @@ class Farm:
         idle = sum(1 for w in available if w.current_task_id is None)
         margin = self.config.prefetch_margin
         if margin is None:
-            margin = max(2, len(available) // 4)
+            margin = max(2, len(available))  # a next task at hand for every worker
         capacity = idle + margin - len(self.ready)
         if capacity <= 0:
+            return None
+        if idle <= len(self.ready) and capacity < max(1, margin // 2):
+            # nobody is waiting: let the shortfall grow to half the margin, so one claim brings several
+            # tasks instead of one claim per finished task (claims cost the Server a write transaction)
             return None
         types = sorted(set().union(*(w.task_types for w in available)))
         tags = sorted(set().union(*(w.tags for w in available)))

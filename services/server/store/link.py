@@ -55,9 +55,14 @@ def claim(session: Session, manager: ManagerRow, req: ClaimRequest, lease_second
     if req.capacity == 0:
         return []
     offered = set(req.tags)
+    # Only jobs with a runnable task of an offered type: one probe of ix_tasks_runnable per job, in the
+    # database, rather than a query per job in Python (active jobs whose tasks are all out cost nothing).
+    has_runnable = select(TaskRow.id).where(TaskRow.job_id == JobRow.id, RUNNABLE)
+    if req.task_types:
+        has_runnable = has_runnable.where(TaskRow.type.in_(req.task_types))
     jobs = session.scalars(
         select(JobRow)
-        .where(JobRow.status.in_(list(RUNNABLE_JOB_STATUSES)))
+        .where(JobRow.status.in_(list(RUNNABLE_JOB_STATUSES)), has_runnable.exists())
         .order_by(JobRow.priority.desc(), JobRow.created, JobRow.id)
     ).all()
     lease = now + timedelta(seconds=lease_seconds)

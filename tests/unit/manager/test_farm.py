@@ -95,6 +95,35 @@ def test_scheduler_order_types_and_tags(tmp_path: Path) -> None:
     assert take(farm, worker(farm, "d")) is None  # only the blender task is left
 
 
+def test_prefetch_asks_for_idle_workers_plus_a_margin_and_claims_in_batches(tmp_path: Path) -> None:
+    farm = make_farm(tmp_path)
+    assert farm.claim_request() is None  # no worker, nothing to ask for
+    ws = [worker(farm, f"w{i}", types=("exec",), tags=("gpu",) if i == 0 else ()) for i in range(4)]
+    req = farm.claim_request()
+    assert req is not None
+    assert (req.capacity, req.task_types, req.tags) == (4 + 4, ["exec"], ["gpu"])  # 4 idle + one spare each
+    farm.add_claimed([claimed(i) for i in range(1, 9)])
+    assert farm.claim_request() is None
+    for w in ws:
+        assert take(farm, w) is not None
+    assert farm.claim_request() is None  # 4 busy, 4 spare at hand: the margin is full
+    report(farm, ws[0], farm.workers[ws[0].id].current_task_id or 0, "active", "completed")
+    take(farm, ws[0])
+    assert farm.claim_request() is None  # one short of the margin: not worth a claim yet
+    report(farm, ws[1], farm.workers[ws[1].id].current_task_id or 0, "active", "completed")
+    take(farm, ws[1])
+    req = farm.claim_request()
+    assert req is not None and req.capacity == 2  # half the margin: one claim for both
+    for w in ws[2:]:
+        report(farm, w, farm.workers[w.id].current_task_id or 0, "active", "completed")
+        assert take(farm, w) is not None
+    req = farm.claim_request()
+    assert req is not None and req.capacity == 4  # nothing at hand any more
+    report(farm, ws[0], farm.workers[ws[0].id].current_task_id or 0, "active", "completed")
+    req = farm.claim_request()
+    assert req is not None and req.capacity == 5  # and a worker is idle
+
+
 def test_soft_failure_retries_elsewhere_then_fails_and_blocklists(tmp_path: Path) -> None:
     farm = make_farm(tmp_path, blocklist_threshold=2)
     farm.add_claimed([claimed(1, max_task_failures=3), claimed(2, index=1, max_task_failures=3)])

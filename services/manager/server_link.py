@@ -180,6 +180,7 @@ class ServerLink:
             if resp.tasks:
                 self.farm.add_claimed(resp.tasks)
                 self.farm.link_wakeup.set()  # renew their leases soon
+                await asyncio.sleep(0)  # let the waiting workers' answers leave before the next claim is built
             elif wait and time.monotonic() - started < wait / 2:
                 # the Server answered "nothing" without holding the claim (an older Server): pace the retries
                 await asyncio.sleep(self.config.claim_retry)

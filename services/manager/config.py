@@ -41,6 +41,7 @@ class ManagerConfig:
     prefetch_margin: int | None = None
     claim_retry: float = 1.0  # pause after a claim that found nothing and did not wait (a Server without long polling)
     claim_wait: float = 10.0  # long polling: how long the Server may hold a claim until something is runnable
+    claim_max: int = 200  # tasks per claim: a big answer holds the event loop while it is stored
     push_interval: float = 0.05  # gather updates this long before sending a batch upstream
     batch_max_updates: int = 300  # small batches let claims in between (one request at a time)
     backoff_max: float = 5.0  # cap of the exponential back-off while the Server is away

@@ -186,6 +186,7 @@ class Farm:
             # nobody is waiting: let the shortfall grow to half the margin, so one claim brings several
             # tasks instead of one claim per finished task (claims cost the Server a write transaction)
             return None
+        capacity = min(capacity, self.config.claim_max)
         types = sorted(set().union(*(w.task_types for w in available)))
         tags = sorted(set().union(*(w.tags for w in available)))
         return ClaimRequest(capacity=capacity, task_types=types, tags=tags)

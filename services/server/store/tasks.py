@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
@@ -21,6 +21,7 @@ from services.server.states.tasks import HELD, check_transition
 from services.server.store.convert import task_summary
 
 T = TaskStatus
+_SHIFTS = "tablao_dependency_shifts"
 
 _COUNTER_OF = {
     T.COMPLETED: "tasks_completed",
@@ -62,10 +63,10 @@ def set_task_status(
     if (field := _COUNTER_OF.get(new)) is not None:
         setattr(job, field, getattr(job, field) + 1)
     if new == T.COMPLETED:
-        _shift_dependents(session, [task.id], -1)
+        _queue_shift(session, task.id, -1)
         task.steps_done = task.steps_total
     elif old == T.COMPLETED:
-        _shift_dependents(session, [task.id], +1)
+        _queue_shift(session, task.id, +1)
     if new not in HELD:
         task.lease_expires = None
     if new in (T.QUEUED, T.PAUSED):
@@ -80,12 +81,53 @@ def set_task_status(
     follow_job(session, job, actor=actor)
 
 
+def _queue_shift(session: Session, task_id: int, delta: int) -> None:
+    # A batch of updates completes many tasks; their dependents are adjusted with one statement at the next
+    # flush or commit instead of one statement per task (a fifth of the Server's time under load).
+    shifts: dict[int, int] = session.info.setdefault(_SHIFTS, {})
+    shifts[task_id] = shifts.get(task_id, 0) + delta
+
+
+@event.listens_for(Session, "before_flush")
+def _shift_before_flush(session: Session, _context: object, _instances: object) -> None:
+    apply_dependency_shifts(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _shift_before_commit(session: Session) -> None:
+    apply_dependency_shifts(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_shifts(session: Session) -> None:
+    session.info.pop(_SHIFTS, None)
+
+
+def apply_dependency_shifts(session: Session) -> None:
+    """Move `deps_pending` of the dependents of tasks that completed (-1) or were un-completed (+1)."""
+    shifts: dict[int, int] = session.info.pop(_SHIFTS, {})
+    by_delta: dict[int, list[int]] = {}
+    for task_id, delta in shifts.items():
+        if delta:
+            by_delta.setdefault(delta, []).append(task_id)
+    for delta, ids in by_delta.items():
+        for start in range(0, len(ids), 500):
+            _shift_dependents(session, ids[start : start + 500], delta)
+
+
 def _shift_dependents(session: Session, task_ids: list[int], delta: int) -> None:
+    # a dependent may wait on several of these tasks: it moves by delta once per task it waits on
+    hits = (
+        select(func.count())
+        .select_from(TaskDependencyRow)
+        .where(TaskDependencyRow.task_id == TaskRow.id, TaskDependencyRow.depends_on_id.in_(task_ids))
+        .scalar_subquery()
+    )
     dependents = select(TaskDependencyRow.task_id).where(TaskDependencyRow.depends_on_id.in_(task_ids))
     session.execute(
         update(TaskRow)
         .where(TaskRow.id.in_(dependents))
-        .values(deps_pending=TaskRow.deps_pending + delta)
+        .values(deps_pending=TaskRow.deps_pending + delta * hits)
         .execution_options(synchronize_session=False)
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -12,6 +13,8 @@ import time
 from pathlib import Path
 
 from app.qt import QApplication, QWidget
+from resources.scenes import make_sample_scene
+from services.demo import demo_job
 from services.protocol.jobs import JobAction
 
 JOBS = [
@@ -62,10 +65,25 @@ async def shoot(out: Path, settle: float) -> int:
             body = {"name": name, "type": "exec", "priority": priority,
                     "settings": {"command": command, "frames": frames}}  # fmt: skip
             ids.append((await client.submit_job(body)).id)
-        await asyncio.sleep(settle)  # let the workers get going so progress, graphs and logs have content
+        shown = ids[1]  # the highest priority: the one the workers are on
+        if blender := shutil.which("blender"):
+            # the sample scene, rendered for real, at the top of the queue
+            blend = await asyncio.to_thread(
+                make_sample_scene, data / "sample.blend", blender=blender, frames=48, size=(640, 360), samples=8
+            )
+            body = demo_job(blend, data / "render", 48)
+            body["priority"] = 80
+            shown = (await client.submit_job(body)).id
+        # let the workers get going so progress, graphs and logs have content; shoot the render half-way
+        deadline = time.monotonic() + settle
+        while time.monotonic() < deadline:
+            job = await client.get_job(shown, tasks_limit=0)
+            if job.tasks_completed * 2 >= job.tasks_total:
+                break
+            await asyncio.sleep(0.5)
         await client.job_action(ids[2], JobAction.PAUSE)
         await asyncio.sleep(1.5)
-        window.jobs.select_job(ids[1])  # the highest priority: the one the workers are on
+        window.jobs.select_job(shown)
         await asyncio.sleep(1.0)
         grab(window, out / "main-window-jobs.png")
         window.jobs.detail_tabs.setCurrentIndex(1)
@@ -105,7 +123,7 @@ def main(argv: list[str]) -> int:
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     out = Path(argv[0]) if argv else Path("docs/screenshots")
-    settle = float(os.environ.get("TABLAO_SCREENSHOT_SETTLE", "12"))
+    settle = float(os.environ.get("TABLAO_SCREENSHOT_SETTLE", "40"))
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import platformdirs
 from app.embedded import EmbeddedFarm, wait_healthy
 from app.models.store import ClientStore
 from app.models.sync import FarmSync
-from app.qt import QApplication, QDialog, QMessageBox
+from app.qt import QApplication, QDialog, QMessageBox, QTimer
 from app.secrets import NO_KEYRING, load_token, save_token, secure_keyring
 from app.settings import APPLICATION, ORGANISATION, AppSettings
 from app.ui.main_window import MainWindow
@@ -33,6 +34,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None, help="local workers to start (embedded mode)")
     p.add_argument("--server", default=None, help="connect to this Server URL (no start-up question)")
     p.add_argument("--manager-url", default=None, help="the Manager full task logs are read from")
+    p.add_argument("--demo", action="store_true", help="render the sample scene on the local farm (embedded mode)")
     return p.parse_args(argv)
 
 
@@ -83,6 +85,11 @@ async def run(args: argparse.Namespace) -> int:
         )
         if started is None:
             return 1
+        if args.demo:
+            from app.demo import submit_demo
+
+            window, farm = started
+            window.background.append(window.sync.spawn(submit_demo(window, farm)))
         return await until_closed(started[0])
 
     choice: StartChoice | None = None
@@ -138,6 +145,28 @@ async def until_closed(window: MainWindow) -> int:
     return 0
 
 
+def close_on_signals(app: QApplication) -> QTimer:
+    """Ctrl-C or SIGTERM closes the windows, which runs the same clean shutdown as closing them by hand.
+
+    Python runs signal handlers only between bytecodes, and the Qt loop may sit in C for long; the returned timer
+    (keep a reference) hands control to Python a few times a second so the handler runs promptly.
+    """
+
+    def request_close(signum: int, _frame: object) -> None:
+        for widget in app.topLevelWidgets():
+            if isinstance(widget, MainWindow):
+                widget.close()
+        if not any(isinstance(w, MainWindow) for w in app.topLevelWidgets()):
+            app.quit()  # still at the start-up question: nothing runs yet
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_close)
+    timer = QTimer()
+    timer.timeout.connect(lambda: None)
+    timer.start(200)
+    return timer
+
+
 def main(argv: list[str]) -> int:
     import qasync
 
@@ -149,5 +178,6 @@ def main(argv: list[str]) -> int:
     app.setQuitOnLastWindowClosed(False)  # quitting waits for the clean shutdown in `until_closed`
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    _keep = close_on_signals(app)
     with loop:
         return int(loop.run_until_complete(run(args)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from collections import deque
 from enum import StrEnum
@@ -15,6 +14,7 @@ import httpx
 from app.qt import QObject, QProcess, QProcessEnvironment, Signal
 from services.protocol import API_PREFIX
 from services.protocol.server_client import ApiError, ServerClient
+from services.supervisor import tablao_argv
 
 LOG_LINES = 500
 START_TIMEOUT = 40.0
@@ -85,7 +85,8 @@ class Service(QObject):
         self.exit_code = None
         self._set(ServiceState.STARTING)
         self.lines.append(f"$ tablao {' '.join(self.args)}")
-        self.process.start(sys.executable, ["-m", "app.cli", *self.args])
+        program, *args = tablao_argv(*self.args)
+        self.process.start(program, args)
 
     def mark_running(self) -> None:
         if self.state is ServiceState.STARTING:

@@ -16,6 +16,9 @@ import httpx
 
 
 def tablao_argv(*args: str) -> list[str]:
+    """The command line that runs `tablao ARGS` with this same installation."""
+    if getattr(sys, "frozen", False):  # a PyInstaller bundle: the executable is `tablao` itself
+        return [sys.executable, *args]
     return [sys.executable, "-m", "app.cli", *args]
 
 

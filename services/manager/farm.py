@@ -317,6 +317,15 @@ class Farm:
         task.worker_id = None
         store.delete_task(self.conn, task.id)
 
+    def reset_blocklist(self, job_ids: list[int]) -> None:
+        """A wrangler requeued these jobs: every worker may try them again."""
+        jobs = set(job_ids)
+        for key in [k for k in self.blocklist if k[0] in jobs]:
+            del self.blocklist[key]
+        with transaction(self.conn):
+            store.clear_blocklist(self.conn, sorted(jobs))
+            self._feed_waiters()  # a waiting worker may take one of their tasks now
+
     def drop(self, task_ids: list[int], attempt: int | None = None, *, canceled: bool = False) -> None:
         """The Server canceled these tasks or refused our update: stop holding them.
 

@@ -127,6 +127,8 @@ class ServerLink:
             self.farm.drop([rej.task_id], rej.attempt)
         if ack.cancel_task_ids:
             self.farm.drop(ack.cancel_task_ids, canceled=True)
+        if ack.reset_blocklist_job_ids:
+            self.farm.reset_blocklist(ack.reset_blocklist_job_ids)
         if ack.worker_requests:
             self.farm.apply_instructions(ack.worker_requests)
         for task_id in ack.upload_log_task_ids:

@@ -105,6 +105,8 @@ class UpdateAck(ResponseModel):
     rejected: list[RejectedUpdate] = Field(default_factory=list)
     cancel_task_ids: list[int] = Field(default_factory=list)
     upload_log_task_ids: list[int] = Field(default_factory=list)
+    # jobs a wrangler requeued: forget which workers failed them (the cause may be fixed)
+    reset_blocklist_job_ids: list[int] = Field(default_factory=list)
     worker_requests: list[WorkerInstruction] = Field(default_factory=list)
     lease_seconds: float
 

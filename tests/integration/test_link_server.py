@@ -238,6 +238,22 @@ def test_cancel_reaches_the_manager_in_the_ack(admin: httpx.Client, link: httpx.
     assert task(admin, c["id"])["status"] == "canceled"
 
 
+def test_requeueing_a_failed_job_tells_every_manager_to_forget_its_blocklist(
+    admin: httpx.Client, link: httpx.Client
+) -> None:
+    t = kind()
+    job = submit(admin, t, frames="1", max_task_failures=1)
+    (c,) = claim(link, [t])
+    failed = push(link, [{"task_id": c["id"], "attempt": c["attempt"], "status": "failed"}])
+    assert failed.status_code == 200 and failed.json()["reset_blocklist_job_ids"] == []
+    assert admin.get(f"/jobs/{job['id']}").json()["status"] == "failed"
+    r = admin.post(f"/jobs/{job['id']}/status", json={"action": "requeue"})
+    assert r.status_code == 200, r.text
+    assert push(link, []).json()["reset_blocklist_job_ids"] == [job["id"]]
+    assert push(link, []).json()["reset_blocklist_job_ids"] == []  # delivered once
+    assert [x["id"] for x in claim(link, [t])] == [c["id"]]
+
+
 @pytest.mark.timeout(60)
 def test_expired_leases_requeue_and_a_started_task_counts_a_failure(admin: httpx.Client, link: httpx.Client) -> None:
     t = kind()

@@ -122,6 +122,10 @@ def add_blocklist_failure(conn: sqlite3.Connection, job_id: int, worker_id: str,
     )
 
 
+def clear_blocklist(conn: sqlite3.Connection, job_ids: list[int]) -> None:
+    conn.executemany("DELETE FROM blocklist WHERE job_id = ?", [(j,) for j in job_ids])
+
+
 def load_blocklist(conn: sqlite3.Connection) -> dict[tuple[int, str, str], int]:
     rows = conn.execute("SELECT job_id, worker_id, task_type, failures FROM blocklist").fetchall()
     return {(r[0], r[1], r[2]): r[3] for r in rows}

@@ -134,7 +134,11 @@ def apply_batch(session: Session, manager: ManagerRow, batch: UpdateBatch, lease
     for instr in session.scalars(
         select(PendingInstructionRow).where(PendingInstructionRow.manager_id == manager.id)
     ).all():
-        (ack.cancel_task_ids if instr.kind == "cancel-task" else ack.upload_log_task_ids).append(instr.task_id)
+        {
+            "cancel-task": ack.cancel_task_ids,
+            "upload-log": ack.upload_log_task_ids,
+            "reset-blocklist": ack.reset_blocklist_job_ids,
+        }[instr.kind].append(instr.task_id)
         session.delete(instr)
     ack.worker_requests = [
         WorkerInstruction(

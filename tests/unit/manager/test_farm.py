@@ -148,6 +148,22 @@ def test_soft_failure_retries_elsewhere_then_fails_and_blocklists(tmp_path: Path
     assert [u.status for u in sent(farm)] == [TaskStatus.FAILED]
 
 
+def test_a_requeued_job_is_forgiven_by_the_blocklist_and_it_survives_a_restart(tmp_path: Path) -> None:
+    farm = make_farm(tmp_path, blocklist_threshold=1)
+    farm.add_claimed([claimed(1, max_task_failures=5), claimed(2, job_id=2, max_task_failures=5)])
+    a = worker(farm, "a")
+    assert take(farm, a) == 1
+    report(farm, a, 1, "active", "failed")  # one failure is enough to blocklist a for job 1 here
+    assert take(farm, a) == 2  # only job 2 is left for a
+    report(farm, a, 2, "active", "completed")
+    assert take(farm, a) is None
+    farm.reset_blocklist([1])  # the wrangler fixed the scene and requeued job 1
+    assert farm.blocklist == {}
+    again = make_farm(tmp_path, blocklist_threshold=1)
+    assert again.blocklist == {}  # gone from the store too
+    assert take(farm, a) == 1
+
+
 def test_worker_timeout_requeues_and_counts_a_started_task(tmp_path: Path) -> None:
     farm = make_farm(tmp_path, worker_timeout=5)
     farm.add_claimed([claimed(1), claimed(2, index=1)])

@@ -195,15 +195,7 @@ class UpdateBuffer:
         """Send everything pending, retrying with back-off, for at most `within` seconds."""
         try:
             async with asyncio.timeout(within):
-                while self.pending_count():
-                    try:
-                        async with self.lock:
-                            await self.send_head()
-                        self.backoff.reset()
-                    except (httpx.TransportError, ManagerError) as exc:
-                        delay = self.backoff.next_delay()
-                        log.warning("sending updates failed (%s); retrying in %.2f s", exc, delay)
-                        await asyncio.sleep(delay)
+                await self._send_pending()
         except TimeoutError:
             return False
         return True
@@ -216,15 +208,19 @@ class UpdateBuffer:
                 await self._wake.wait()
             # coalesce: a running task's log lines ride in one request every batch_delay
             await asyncio.sleep(self.batch_delay)
-            while self.pending_count():
-                try:
-                    async with self.lock:
-                        await self.send_head()
-                    self.backoff.reset()
-                except (httpx.TransportError, ManagerError) as exc:
-                    delay = self.backoff.next_delay()
-                    log.warning("sending updates failed (%s); retrying in %.2f s", exc, delay)
-                    await asyncio.sleep(delay)
+            await self._send_pending()
+
+    async def _send_pending(self) -> None:
+        """Send batch after batch until nothing is pending; a failed send waits with back-off and tries again."""
+        while self.pending_count():
+            try:
+                async with self.lock:
+                    await self.send_head()
+                self.backoff.reset()
+            except (httpx.TransportError, ManagerError) as exc:
+                delay = self.backoff.next_delay()
+                log.warning("sending updates failed (%s); retrying in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
 
     def stale_from(self, rows: list[Row], exc: StaleTask) -> None:
         """The Manager refused the given rows as stale in a combined request."""

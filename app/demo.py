@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from datetime import datetime
 
 from app.embedded import EmbeddedFarm, ServiceState
 from app.ui.main_window import MainWindow
-from resources.scenes import SceneError, make_sample_scene
-from services.demo import demo_job
+from resources.scenes import SceneError
+from services.demo import DEMO_FRAMES, demo_job, demo_output_dir, make_demo_scene
 from services.protocol.server_client import ApiError
-
-DEMO_FRAMES = 24
 
 
 async def submit_demo(window: MainWindow, farm: EmbeddedFarm, frames: int = DEMO_FRAMES) -> None:
@@ -31,11 +28,9 @@ async def submit_demo(window: MainWindow, farm: EmbeddedFarm, frames: int = DEMO
         )
         return
     work = farm.data_dir / "demo"
-    out_dir = work / datetime.now().strftime("render-%Y%m%d-%H%M%S")
+    out_dir = demo_output_dir(work)
     try:
-        blend = await asyncio.to_thread(
-            make_sample_scene, work / "sample.blend", blender=blender, frames=frames, size=(320, 180), samples=4
-        )
+        blend = await asyncio.to_thread(make_demo_scene, work, blender, frames)
         job = await window.sync.client.submit_job(demo_job(blend, out_dir, frames))
     except (SceneError, ApiError) as exc:
         window.message_bar.show_message(f"The demo job could not be submitted: {exc}")

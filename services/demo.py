@@ -15,6 +15,20 @@ from services.all_in_one import default_data_dir
 from services.client_cli import connection_args, read_token, run_reporting_errors
 from services.protocol.server_client import ServerClient
 
+DEMO_FRAMES = 24
+
+
+def make_demo_scene(work_dir: Path, blender: str, frames: int) -> Path:
+    """The sample scene at the demo's size and quality, in work_dir (raises SceneError)."""
+    from resources.scenes import make_sample_scene
+
+    return make_sample_scene(work_dir / "sample.blend", blender=blender, frames=frames, size=(320, 180), samples=4)
+
+
+def demo_output_dir(work_dir: Path) -> Path:
+    """A new folder name per run, so a second demo does not overwrite the first one's frames."""
+    return work_dir / datetime.now().strftime("render-%Y%m%d-%H%M%S")
+
 
 def demo_job(blendfile: Path, out_dir: Path, frames: int) -> dict[str, object]:
     return {
@@ -37,24 +51,23 @@ def demo_job(blendfile: Path, out_dir: Path, frames: int) -> dict[str, object]:
 class DemoRun:
     """Submits the demo job and reports on it; used by `tablao demo` and `all-in-one --demo`."""
 
-    def __init__(self, server_url: str, token: str, work_dir: Path, frames: int = 24) -> None:
+    def __init__(self, server_url: str, token: str, work_dir: Path, frames: int = DEMO_FRAMES) -> None:
         self.server_url = server_url
         self.headers = {"Authorization": f"Bearer {token}"}
         self.work_dir = work_dir
         self.frames = frames
-        self.out_dir = work_dir / datetime.now().strftime("render-%Y%m%d-%H%M%S")
+        self.out_dir = demo_output_dir(work_dir)
         self.job_id: int | None = None
         self._last = ""
 
     def submit(self) -> int:
-        from resources.scenes import SceneError, make_sample_scene
+        from resources.scenes import SceneError
 
         blender = shutil.which("blender")
         if blender is None:
             raise SystemExit("Blender is not on PATH: install it (Debian/Ubuntu: apt-get install blender)")
         try:
-            blend = make_sample_scene(self.work_dir / "sample.blend", blender=blender, frames=self.frames,
-                                      size=(320, 180), samples=4)  # fmt: skip
+            blend = make_demo_scene(self.work_dir, blender, self.frames)
         except SceneError as exc:
             raise SystemExit(str(exc)) from exc
         body = demo_job(blend, self.out_dir, self.frames)

@@ -4,7 +4,6 @@ process behind when it quits."""
 from __future__ import annotations
 
 import contextlib
-import socket
 from pathlib import Path
 
 import psutil
@@ -13,23 +12,7 @@ from app.desktop import start_embedded
 from app.embedded import ServiceState
 from app.models.sync import ConnectionState
 from tests.gui.conftest import until
-
-
-def free_port_pair() -> int:
-    """A port p with p + 1 free too (the Manager listens on the Server's port + 1)."""
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = int(a.getsockname()[1])
-            if port >= 65535:
-                continue
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no two adjacent free ports")
+from tests.support.farm import free_port_pair
 
 
 def test_embedded_mode_runs_and_stops_its_farm(qloop, qtbot, tmp_path: Path) -> None:

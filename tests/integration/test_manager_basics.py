@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from tests.support.manager import API, ManagerProcess, WorkerFactory, add_manager, worker_factory
 from tests.support.services import ServerProcess
+from tests.support.waiting import wait_for
 
 
 def exec_job(name: str, frames: str = "1-6", **extra: Any) -> dict[str, Any]:
@@ -29,16 +29,6 @@ def job_tasks(server: ServerProcess, job_id: int) -> list[dict[str, Any]]:
     assert r.status_code == 200, r.text
     body = r.json()
     return list(body["items"] if isinstance(body, dict) else body)
-
-
-def wait_for(check: Any, timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_manager_basics import exec_job, job_tasks, submit, wait_for
+from tests.integration.test_manager_basics import exec_job, job_tasks, submit
 from tests.support.manager import API, ManagerProcess, ScriptedWorker, WorkerFactory, add_manager, worker_factory
 from tests.support.services import ServerProcess
+from tests.support.waiting import wait_for
 
 LINES = 25  # more than the Server's log tail keeps (20)
 

@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.manager import API, ManagerProcess, add_manager
 from tests.support.services import ROOT, ServerProcess, child_env
+from tests.support.waiting import wait_for
 
 
 class AgentProcess:
@@ -41,16 +42,6 @@ class AgentProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-def wait_for(check: Any, timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def submit(server: ServerProcess, command: list[str], frames: str) -> int:

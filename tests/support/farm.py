@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,9 +21,9 @@ def free_port_pair() -> int:
     """A port P with P + 1 free too (the Manager takes the Server's port + 1)."""
     for _ in range(50):
         p = free_port()
+        if p >= 65535:
+            continue
         try:
-            import socket
-
             with socket.socket() as s:
                 s.bind(("127.0.0.1", p + 1))
             return p

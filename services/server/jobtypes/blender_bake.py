@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings
-from services.server.jobtypes.fields import PathStr, blendfile_field, invalid
+from services.server.jobtypes.fields import PathStr, blendfile_field, frame_end_not_before_start, invalid
 
 VERIFY_TASK = "verify-bake"
 
@@ -78,13 +78,7 @@ class BlenderBakeSettings(JobTypeSettings):
                     )
         return caches
 
-    @field_validator("frame_end")
-    @classmethod
-    def _end_after_start(cls, value: int, info: ValidationInfo) -> int:
-        start = info.data.get("frame_start")
-        if start is not None and value < start:
-            raise invalid(f"the last frame {value} comes before the first frame {start}")
-        return value
+    _end_after_start = field_validator("frame_end")(frame_end_not_before_start)
 
 
 class BlenderBake(JobType):

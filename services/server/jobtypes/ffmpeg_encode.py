@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings
-from services.server.jobtypes.fields import PathStr, invalid, path_field
+from services.server.jobtypes.fields import PathStr, frame_end_not_before_start, invalid, path_field
 from services.server.jobtypes.paths import split, stem_and_extension
 
 CONCAT_TASK = "concat"
@@ -64,13 +64,7 @@ class FfmpegEncodeSettings(JobTypeSettings):
             raise invalid("the file name must hold the frame number once, as %04d or ####")
         return value
 
-    @field_validator("frame_end")
-    @classmethod
-    def _end_after_start(cls, value: int, info: ValidationInfo) -> int:
-        start = info.data.get("frame_start")
-        if start is not None and value < start:
-            raise invalid(f"the last frame {value} comes before the first frame {start}")
-        return value
+    _end_after_start = field_validator("frame_end")(frame_end_not_before_start)
 
     @field_validator("output_path")
     @classmethod

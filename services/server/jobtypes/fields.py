@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from services.server.jobtypes.frames import parse_frames
@@ -14,6 +14,14 @@ from services.server.jobtypes.frames import parse_frames
 def invalid(message: str) -> PydanticCustomError:
     """A validation error whose `msg` is exactly `message` (no "Value error, " prefix, braces kept)."""
     return PydanticCustomError("invalid_setting", "{reason}", {"reason": message})
+
+
+def frame_end_not_before_start(cls: type, value: int, info: ValidationInfo) -> int:
+    """A field validator for `frame_end` of settings that also have `frame_start` (declared first)."""
+    start = info.data.get("frame_start")
+    if start is not None and value < start:
+        raise invalid(f"the last frame {value} comes before the first frame {start}")
+    return value
 
 
 def _path(value: str) -> str:

@@ -37,6 +37,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if logging.getLogger().level > logging.DEBUG:
+        # httpx logs every request at INFO: dozens of lines a second about claims and update batches
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         token = args.token_file.read_text().strip()
     except OSError as exc:

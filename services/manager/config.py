@@ -37,8 +37,10 @@ class ManagerConfig:
     # failure handling (DESIGN.md section 2); max_task_failures itself comes with each job from the Server
     blocklist_threshold: int = 3
     worker_timeout: float = 60.0  # no heartbeat for this long: the worker goes offline, its task is requeued
-    # prefetch: enough tasks for the idle workers plus this margin (None: a quarter of the awake workers, >= 2)
+    # prefetch: enough tasks for the idle workers plus this margin (None: one per awake worker, >= 2, or more
+    # when the workers finish tasks quickly: as many as they take in `prefetch_seconds`)
     prefetch_margin: int | None = None
+    prefetch_seconds: float = 0.5
     claim_retry: float = 1.0  # pause after a claim that found nothing and did not wait (a Server without long polling)
     claim_wait: float = 10.0  # long polling: how long the Server may hold a claim until something is runnable
     claim_max: int = 200  # tasks per claim: a big answer holds the event loop while it is stored

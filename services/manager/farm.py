@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import math
 import secrets
 import sqlite3
 import time
 import uuid
+from collections import deque
 from datetime import UTC, datetime
 
 from services.manager import scheduler
@@ -28,6 +30,9 @@ from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusReque
 from services.protocol.worker_api import Heartbeat, SignOnRequest, StatusAnswer
 
 Waiter = tuple[WorkerState, "asyncio.Future[HeldTask | None]"]
+
+HANDOUT_WINDOW = 2.0  # seconds over which the hand-out rate is measured for the prefetch margin
+HANDOUT_RATE_MAX = 2000  # hand-outs remembered; beyond 1,000 per second the margin stops growing
 
 
 def _report(w: WorkerState) -> WorkerReport:
@@ -52,6 +57,7 @@ class Farm:
         self.blocklist = store.load_blocklist(conn)
         self.handout = store.max_handout(conn)
         self.waiters: list[Waiter] = []
+        self._recent_handouts: deque[float] = deque(maxlen=HANDOUT_RATE_MAX)
         self.dirty_workers: set[str] = set(self.workers)
         # set when there is something for the Server, or a worker is waiting for tasks
         self.link_wakeup = asyncio.Event()
@@ -178,7 +184,9 @@ class Farm:
         idle = sum(1 for w in available if w.current_task_id is None)
         margin = self.config.prefetch_margin
         if margin is None:
-            margin = max(2, len(available))  # a next task at hand for every worker
+            # a next task at hand for every worker; with short tasks, enough for the next prefetch_seconds, so
+            # one claim brings many (each claim is a write transaction at the Server)
+            margin = max(2, len(available), math.ceil(self._handout_rate() * self.config.prefetch_seconds))
         capacity = idle + margin - len(self.ready)
         if capacity <= 0:
             return None
@@ -190,6 +198,14 @@ class Farm:
         types = sorted(set().union(*(w.task_types for w in available)))
         tags = sorted(set().union(*(w.tags for w in available)))
         return ClaimRequest(capacity=capacity, task_types=types, tags=tags)
+
+    def _handout_rate(self) -> float:
+        """Hand-outs per second over the last HANDOUT_WINDOW seconds."""
+        recent = self._recent_handouts
+        cutoff = time.monotonic() - HANDOUT_WINDOW
+        while recent and recent[0] < cutoff:
+            recent.popleft()
+        return len(recent) / HANDOUT_WINDOW
 
     def add_claimed(self, claims: list[ClaimedTask]) -> None:
         with transaction(self.conn):
@@ -256,6 +272,7 @@ class Farm:
 
     def _assign(self, task: HeldTask, worker: WorkerState) -> None:
         self.handout += 1
+        self._recent_handouts.append(time.monotonic())
         set_meta(self.conn, "handout", str(self.handout))
         self.ready.remove(task)
         task.worker_id, task.handout, task.started = worker.id, self.handout, False

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from services.protocol import API_PREFIX
+from services.protocol.lean_transport import transport_for
 from services.protocol.link import (
     ClaimRequest,
     ClaimResponse,
@@ -50,7 +51,7 @@ class ManagerClient:
             base_url=base_url.rstrip("/") + API_PREFIX,
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(timeout, connect=5.0),
-            transport=transport,
+            transport=transport or transport_for(base_url),
         )
 
     async def aclose(self) -> None:

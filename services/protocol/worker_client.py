@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import httpx
 
 from services.protocol import API_PREFIX
+from services.protocol.lean_transport import transport_for
 from services.protocol.worker_api import (
     AssignedTask,
     Heartbeat,
@@ -65,7 +66,9 @@ class WorkerClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._http = httpx.AsyncClient(
-            base_url=self.base_url + API_PREFIX + "/worker", timeout=timeout, transport=transport
+            base_url=self.base_url + API_PREFIX + "/worker",
+            timeout=timeout,
+            transport=transport or transport_for(self.base_url),
         )
 
     def set_credentials(self, worker_id: str, secret: str) -> None:

@@ -143,3 +143,36 @@ def test_output_upload(farm: tuple[ServerProcess, ManagerProcess], worker: Scrip
     got = httpx.get(f"{mgr.url}{API}/jobs/{task['job_id']}/last-rendered", headers=server.headers())
     assert got.status_code == 200 and got.content == png
     assert worker.run_task(task).status_code == 200
+
+
+def test_bad_task_requests_name_the_field(farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker) -> None:
+    """`/task` reads its own body (the hot route skips FastAPI's body handling); errors must stay as clear."""
+    r = worker.http.post("/task", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    r = worker.http.post("/task", json={"wait_seconds": 600})
+    assert r.status_code == 422 and field_of(r) == ["wait_seconds"], r.text
+    bad_update = {"finished_task_id": 1, "finished": {"updates": [{"seq": 0, "attempt": 1}]}}
+    r = worker.http.post("/task", json=bad_update)
+    assert r.status_code == 422 and field_of(r) == ["finished.updates[0].seq"], r.text
+    r = worker.http.post("/task", json={"finished": {"updates": [worker.update(attempt=1)]}})
+    assert r.status_code == 422 and field_of(r) == ["finished_task_id"], r.text
+    r = httpx.post(f"{farm[1].url}{API}/worker/task", json={})
+    assert r.status_code == 401 and field_of(r) == ["authorization"], r.text
+    # nothing of that was taken as a request for work: the worker holds no task
+    assert worker.http.post("/heartbeat", json={"status": "awake"}).status_code == 200
+
+
+def test_the_task_route_documents_its_body(farm: tuple[ServerProcess, ManagerProcess]) -> None:
+    spec = httpx.get(f"{farm[1].url}/api/v1/openapi.json").json()
+    schema = spec["paths"]["/api/v1/worker/task"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(schema["properties"]) == {"wait_seconds", "finished", "finished_task_id"}
+    refs = [ref.rsplit("/", 1)[1] for ref in _refs(schema)]
+    assert refs and all(name in spec["components"]["schemas"] for name in refs)
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "$ref"] + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []

@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from services.manager import task_updates
-from services.manager.api.deps import FarmDep, WorkerDep
+from services.manager.api.deps import FarmDep, WorkerDep, authenticated_worker
 from services.manager.errors import Conflict, Invalid
 from services.manager.farm import Farm
 from services.manager.model import HeldTask, WorkerState
@@ -60,9 +62,28 @@ async def heartbeat(body: Heartbeat, worker: WorkerDep, farm: FarmDep) -> Respon
     return _json(farm.heartbeat(worker, body))
 
 
-@router.post("/task", responses={200: {"model": AssignedTask}, 204: {"description": "no task for now"}})
-async def ask_for_task(body: TaskRequest, worker: WorkerDep, farm: FarmDep) -> Response:
+# The hot route: every finished task comes back through it. It reads its own body and checks the worker
+# itself, which saves FastAPI's dependency and body machinery (half of the route's time here); the request
+# body is still documented and validated as a TaskRequest.
+_TASK_REQUEST_SCHEMA = TaskRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+_TASK_REQUEST_SCHEMA.pop("$defs", None)
+
+
+@router.post(
+    "/task",
+    responses={200: {"model": AssignedTask}, 204: {"description": "no task for now"}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _TASK_REQUEST_SCHEMA}}}
+    },
+)
+async def ask_for_task(request: Request) -> Response:
     """Report a finished task (optional) and get the next one; waits up to `wait_seconds` for one."""
+    worker = await authenticated_worker(request)
+    farm: Farm = request.app.state.farm
+    try:
+        body = TaskRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
     if not worker.signed_on:
         raise Conflict("this worker has not signed on: call /api/v1/worker/sign-on first", "worker")
     if body.finished is not None:

@@ -45,7 +45,7 @@ ReadSessionDep = Annotated[Session, Depends(read_session)]
 SessionDep = Annotated[Session, Depends(write_session)]
 
 
-def config(request: Request) -> ServerConfig:
+async def config(request: Request) -> ServerConfig:  # async: no trip to the thread pool for a lookup
     cfg: ServerConfig = request.app.state.config
     return cfg
 
@@ -97,7 +97,7 @@ WranglerDep = Annotated[Actor, require(Role.ADMIN, Role.WRANGLER)]
 AdminDep = Annotated[Actor, require(Role.ADMIN)]
 
 
-def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+async def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
     return _token(credentials)
 
 

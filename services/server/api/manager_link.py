@@ -62,12 +62,22 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
                 await asyncio.wait_for(changed.wait(), remaining)
 
 
-@router.post("/updates")
-def updates(batch: UpdateBatch, session: SessionDep, manager: ManagerDep, cfg: ConfigDep) -> UpdateAck:
+@router.post("/updates", response_model=UpdateAck)
+async def updates(batch: UpdateBatch, request: Request, token: TokenDep, cfg: ConfigDep) -> Response:
     """Apply a batch of updates exactly once (by `seq`); the answer carries instructions for the Manager."""
-    ack = store.apply_batch(session, manager, batch, cfg.lease_seconds)
-    session.commit()
-    return ack
+    writers = request.app.state.write_sessions
+
+    def apply() -> UpdateAck:
+        # one trip to the thread pool for the session, the token check and the batch: each sync dependency
+        # would be a trip of its own (several per batch, tens of batches a second)
+        with writers() as session:
+            manager = manager_by_token(session, token)
+            ack = store.apply_batch(session, manager, batch, cfg.lease_seconds)
+            session.commit()
+            return ack
+
+    ack = await run_in_threadpool(apply)
+    return Response(ack.model_dump_json(), media_type="application/json")
 
 
 @router.post("/tasks/{task_id}/log", status_code=204)

@@ -124,6 +124,26 @@ def test_prefetch_asks_for_idle_workers_plus_a_margin_and_claims_in_batches(tmp_
     assert req is not None and req.capacity == 5  # and a worker is idle
 
 
+def test_prefetch_margin_grows_with_the_hand_out_rate_and_shrinks_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    farm = make_farm(tmp_path)
+    w = worker(farm, "w")
+    now = [1000.0]
+    monkeypatch.setattr("services.manager.farm.time.monotonic", lambda: now[0])
+    farm.add_claimed([claimed(i) for i in range(1, 41)])
+    for _ in range(40):  # 40 short tasks in 2 s: 20 per second
+        task_id = take(farm, w)
+        assert task_id is not None
+        report(farm, w, task_id, "active", "completed")
+        now[0] += 0.05
+    req = farm.claim_request()
+    assert req is not None and req.capacity == 1 + 10  # idle + what it takes in prefetch_seconds (0.5 s)
+    now[0] += 5  # the worker has been quiet: back to one spare task per worker (at least 2)
+    req = farm.claim_request()
+    assert req is not None and req.capacity == 1 + 2
+
+
 def test_soft_failure_retries_elsewhere_then_fails_and_blocklists(tmp_path: Path) -> None:
     farm = make_farm(tmp_path, blocklist_threshold=2)
     farm.add_claimed([claimed(1, max_task_failures=3), claimed(2, index=1, max_task_failures=3)])

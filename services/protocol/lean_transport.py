@@ -34,6 +34,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = time.monotonic()
         self._waiter: asyncio.Future[None] | None = None
+        self._writable = asyncio.Event()  # cleared while the socket's send buffer is full (a big upload)
+        self._writable.set()
         self._received_any = False
         self.status = 0
         self.keep_alive = False
@@ -56,8 +58,15 @@ class _Connection(asyncio.Protocol):
             self._fail(httpx.RemoteProtocolError(f"malformed response: {exc}"))
             self.close()
 
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._writable.set()
         if self._received_any:
             self._fail(httpx.RemoteProtocolError("the server closed the connection in the middle of an answer"))
         else:
@@ -77,6 +86,7 @@ class _Connection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        self._writable.set()  # an answer before the whole body went out (413): stop sending
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -91,7 +101,9 @@ class _Connection(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(exc)
 
-    async def exchange(self, head: bytes, body: bytes, read_timeout: float | None) -> httpx.Response:
+    async def exchange(
+        self, head: bytes, body: bytes, write_timeout: float | None, read_timeout: float | None
+    ) -> httpx.Response:
         assert self.transport is not None
         self.headers, self.body, self._received_any, self.status, self.keep_alive = [], [], False, 0, False
         self._waiter = asyncio.get_running_loop().create_future()
@@ -99,10 +111,18 @@ class _Connection(asyncio.Protocol):
         if len(body) >= 65536:
             self.transport.write(body)  # no copy of a big upload into the head
         try:
-            async with asyncio.timeout(read_timeout):
-                await self._waiter
-        except TimeoutError:
-            raise httpx.ReadTimeout("no answer within the read timeout") from None
+            if not self._writable.is_set():
+                # the write timeout covers getting a big body out, the read timeout waiting for the answer
+                try:
+                    async with asyncio.timeout(write_timeout):
+                        await self._writable.wait()
+                except TimeoutError:
+                    raise httpx.WriteTimeout("the request body was not taken within the write timeout") from None
+            try:
+                async with asyncio.timeout(read_timeout):
+                    await self._waiter
+            except TimeoutError:
+                raise httpx.ReadTimeout("no answer within the read timeout") from None
         finally:
             self._waiter = None
         if not self.keep_alive:
@@ -131,7 +151,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         head = _request_head(request, body)
         conn = await self._acquire(request.url, timeouts.get("connect"))
         try:
-            response = await conn.exchange(head, body, timeouts.get("read"))
+            response = await conn.exchange(head, body, timeouts.get("write"), timeouts.get("read"))
         except BaseException:
             # an unanswered or cancelled exchange leaves the connection in an unknown state
             conn.close()

@@ -213,3 +213,36 @@ def test_https_and_proxied_hosts_use_httpx_own_transport(monkeypatch: pytest.Mon
     monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
     assert isinstance(transport_for("http://manager:8471"), httpx.AsyncHTTPTransport)
     assert isinstance(transport_for("http://127.0.0.1:8471"), LeanTransport)
+
+
+async def test_a_big_upload_goes_out_whole(serve: Serve) -> None:
+    async def count(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(answer(200, str(len(request.split(b"\r\n\r\n", 1)[1])).encode()))
+        return True
+
+    server = await serve(count)
+    async with client(server.port) as http:
+        resp = await http.post("/output", content=b"x" * (16 * 2**20))
+    assert resp.text == str(16 * 2**20)
+
+
+async def test_a_body_nobody_reads_hits_the_write_timeout() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        timeout = httpx.Timeout(5.0, write=0.3)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", transport=LeanTransport(), timeout=timeout
+        ) as http:
+            with pytest.raises(httpx.WriteTimeout):
+                await http.post("/output", content=b"x" * (64 * 2**20))
+    finally:
+        for w in accepted:
+            w.close()
+        server.close()
+        await server.wait_closed()

@@ -15,7 +15,7 @@ import time
 from services.manager.farm import Farm
 from services.manager.store import logs, outbox
 from services.manager.store.db import get_meta, set_meta, transaction
-from services.protocol.link import UpdateAck, UpdateBatch
+from services.protocol.link import ClaimRequest, ClaimResponse, UpdateAck, UpdateBatch
 from services.protocol.manager_client import LinkError, LinkRefused, ManagerClient
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,9 @@ class ServerLink:
             started = time.monotonic()
             try:
                 if wait:
-                    resp = await self.client.claim(req.model_copy(update={"wait_seconds": wait}))
+                    resp = await self._long_claim(req, wait)
+                    if resp is None:
+                        continue  # a worker came that the waiting claim did not ask for: ask again at once
                 else:
                     async with self._turn:
                         resp = await self.client.claim(req)
@@ -186,6 +188,31 @@ class ServerLink:
             elif wait and time.monotonic() - started < wait / 2:
                 # the Server answered "nothing" without holding the claim (an older Server): pace the retries
                 await asyncio.sleep(self.config.claim_retry)
+
+    async def _long_claim(self, req: ClaimRequest, wait: float) -> ClaimResponse | None:
+        """A claim waiting at the Server; None when it was given up because it no longer asks for enough.
+
+        The waiting claim names the task types and tags of the workers there were when it left. A worker that
+        signs on with others would wait for its timeout (up to `claim_wait`) before anything of its kinds is
+        claimed, so the claim is dropped and asked again (the Server gives back what it leased to a claim
+        whose Manager hung up).
+        """
+        claim = asyncio.ensure_future(self.client.claim(req.model_copy(update={"wait_seconds": wait})))
+        try:
+            while True:
+                self.farm.claim_wakeup.clear()
+                woke = asyncio.ensure_future(self.farm.claim_wakeup.wait())
+                await asyncio.wait({claim, woke}, return_when=asyncio.FIRST_COMPLETED)
+                woke.cancel()
+                if claim.done():
+                    return claim.result()
+                if _outgrown(req, self.farm.claim_request()):
+                    claim.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await claim
+                    return None if claim.cancelled() else claim.result()
+        finally:
+            claim.cancel()
 
     # --- housekeeping ----------------------------------------------------------------------------------------
 
@@ -219,3 +246,10 @@ class ServerLink:
         if not self.server_up:
             log.info("connected to the Server")
         self.server_up = True
+
+
+def _outgrown(waiting: ClaimRequest, now: ClaimRequest | None) -> bool:
+    """True when the workers now offer task types or tags the waiting claim does not ask for."""
+    if now is None:
+        return False
+    return not (set(now.task_types) <= set(waiting.task_types) and set(now.tags) <= set(waiting.tags))

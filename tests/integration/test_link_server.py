@@ -163,6 +163,22 @@ def test_a_waiting_claim_answers_as_soon_as_a_task_becomes_runnable(admin: httpx
     assert r.status_code == 422 and "wait_seconds" in r.text
 
 
+def test_what_a_waiting_claim_leases_after_its_manager_hung_up_goes_back_to_the_queue(
+    server: ServerProcess, admin: httpx.Client, link: httpx.Client
+) -> None:
+    t = kind()
+    impatient = httpx.Client(base_url=str(link.base_url), headers=dict(link.headers), timeout=1.0)
+    with pytest.raises(httpx.ReadTimeout):  # the Manager gives up after 1 s: the claim waits on at the Server
+        impatient.post("/claim", json={"capacity": 5, "task_types": [t], "wait_seconds": 20})
+    impatient.close()
+    job = submit(admin, t, frames="1-2")  # wakes the abandoned claim, which leases both, then gives them back
+    asked = time.monotonic()
+    r = link.post("/claim", json={"capacity": 5, "task_types": [t], "wait_seconds": 10})
+    assert r.status_code == 200, r.text
+    assert [c["job_id"] for c in r.json()["tasks"]] == [job["id"]] * 2
+    assert time.monotonic() - asked < 2  # given back at once, not when the lease of the lost answer expired
+
+
 def test_batches_apply_once_by_seq_and_stale_attempts_are_refused(admin: httpx.Client, link: httpx.Client) -> None:
     t = kind()
     submit(admin, t, frames="1-2")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +84,23 @@ def test_two_workers_complete_a_job_and_the_server_sees_it(
     assert log.text.splitlines() == [f"{one['name']} line {i}" for i in range(3)]
     bad = httpx.get(f"{mgr.url}{API}/tasks/{tasks[0]['id']}/log", headers={"Authorization": "Bearer nope"})
     assert bad.status_code == 401
+
+
+def test_a_worker_with_new_tags_does_not_wait_for_the_claim_already_waiting(
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+) -> None:
+    """The Manager's waiting claim asks for its workers' tags at the time; a worker with others re-asks at once."""
+    server, mgr = farm
+    new_worker(mgr, "plain").sign_on()
+    time.sleep(1.5)  # the Manager found nothing; its claim now waits at the Server, for untagged jobs only
+    gpu = new_worker(mgr, "gpu")
+    gpu.sign_on(tags=("gpu",))
+    with ThreadPoolExecutor(1) as pool:
+        asking = pool.submit(gpu.next_task, 20)
+        time.sleep(0.5)
+        submitted = time.monotonic()
+        job = submit(server, exec_job("needs a gpu", frames="1", tags=["gpu"]))
+        task = asking.result(timeout=30)
+        took = time.monotonic() - submitted
+    assert task is not None and task["job_id"] == job["id"]
+    assert took < 3, f"{took:.1f} s: the worker waited for the Manager's earlier claim to time out"

@@ -50,13 +50,24 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
             session.commit()
             return tasks
 
+    def give_back(task_ids: list[int]) -> None:
+        with writers() as session:
+            store.release_claim(session, manager_by_token(session, token), task_ids)
+            session.commit()
+
     deadline = time.monotonic() + req.wait_seconds
     with events.NOTIFIER.subscribe() as changed:
         while True:
             changed.clear()  # before looking, so a change committed during the look wakes the next one
             tasks = await run_in_threadpool(claim_once)
             remaining = deadline - time.monotonic()
-            if tasks or remaining <= 0 or await request.is_disconnected():
+            if req.wait_seconds and await request.is_disconnected():
+                # the Manager gave up waiting (it asks again for other task types, or it stopped): what this
+                # look leased would never reach it and would wait for the lease to expire
+                if tasks:
+                    await run_in_threadpool(give_back, [t.id for t in tasks])
+                return ClaimResponse(tasks=[], lease_seconds=cfg.lease_seconds)
+            if tasks or remaining <= 0:
                 return ClaimResponse(tasks=tasks, lease_seconds=cfg.lease_seconds)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), remaining)

@@ -100,6 +100,13 @@ def claim(session: Session, manager: ManagerRow, req: ClaimRequest, lease_second
     return out
 
 
+def release_claim(session: Session, manager: ManagerRow, task_ids: list[int]) -> None:
+    """Put tasks this Manager claimed but never received back in the queue (it hung up while waiting)."""
+    for task in session.scalars(select(TaskRow).where(TaskRow.id.in_(task_ids), TaskRow.manager_id == manager.id)):
+        if T(task.status) == T.ASSIGNED:
+            set_task_status(session, task, T.QUEUED, actor=_actor(manager), activity="claim not delivered")
+
+
 def _claimed(task: TaskRow, job: JobRow) -> ClaimedTask:
     return ClaimedTask(
         id=task.id, job_id=job.id, job_name=job.name, job_priority=job.priority, job_created=aware(job.created),

@@ -101,11 +101,23 @@ def server(tmp_path: Path):
     srv.stop()
 
 
+@pytest.fixture
+def stop_at_end() -> Iterator[list[ManagerProcess]]:
+    """Managers a test starts itself: stopped at its end even when an assertion failed half-way."""
+    started: list[ManagerProcess] = []
+    yield started
+    for mgr in started:
+        mgr.stop()
+
+
 @pytest.mark.timeout(180)
-def test_server_away_for_30_s_loses_nothing(server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory) -> None:
+def test_server_away_for_30_s_loses_nothing(
+    server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory, stop_at_end: list[ManagerProcess]
+) -> None:
     mgr = ManagerProcess(
         server.url, add_manager(server, "m1"), tmp_path / "manager", extra_args=("--prefetch-margin", "30")
     ).start()
+    stop_at_end.append(mgr)
     job = submit(server, exec_job("outage", frames="1-24"))
     workers = [new_worker(mgr, f"w{i}") for i in range(2)]
     for w in workers:
@@ -145,9 +157,10 @@ def test_server_away_for_30_s_loses_nothing(server: ServerProcess, tmp_path: Pat
 
 @pytest.mark.timeout(180)
 def test_manager_killed_and_restarted_resumes_from_its_store(
-    server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory
+    server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory, stop_at_end: list[ManagerProcess]
 ) -> None:
     mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "manager").start()
+    stop_at_end.append(mgr)
     job = submit(server, exec_job("sigkill", frames="1-8"))
     a, b = new_worker(mgr, "a"), new_worker(mgr, "b")
     a.sign_on()
@@ -192,11 +205,12 @@ def test_manager_killed_and_restarted_resumes_from_its_store(
 
 @pytest.mark.timeout(120)
 def test_worker_without_heartbeat_loses_its_task_and_its_late_update_gets_409(
-    server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory
+    server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory, stop_at_end: list[ManagerProcess]
 ) -> None:
     mgr = ManagerProcess(
         server.url, add_manager(server, "m1"), tmp_path / "manager", env={"TABLAO_WORKER_TIMEOUT": "2"}
     ).start()
+    stop_at_end.append(mgr)
     job = submit(server, exec_job("timeout", frames="1"))
     slow, other = new_worker(mgr, "slow"), new_worker(mgr, "other")
     slow.sign_on()

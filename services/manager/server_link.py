@@ -11,6 +11,7 @@ import contextlib
 import logging
 import random
 import time
+from typing import Any
 
 from services.manager.farm import Farm
 from services.manager.store import logs, outbox
@@ -198,6 +199,7 @@ class ServerLink:
         whose Manager hung up).
         """
         claim = asyncio.ensure_future(self.client.claim(req.model_copy(update={"wait_seconds": wait})))
+        woke: asyncio.Task[Any] | None = None
         try:
             while True:
                 self.farm.claim_wakeup.clear()
@@ -213,6 +215,8 @@ class ServerLink:
                     return None if claim.cancelled() else claim.result()
         finally:
             claim.cancel()
+            if woke is not None:
+                woke.cancel()
 
     # --- housekeeping ----------------------------------------------------------------------------------------
 

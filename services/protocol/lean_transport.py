@@ -3,9 +3,9 @@
 Workers ask their Manager for a task, and Managers claim from the Server, many times a second; on those
 paths httpx's default transport (httpcore over anyio, h11 in pure Python) costs about 0.7 ms of client CPU
 per request here (0.29 ms with this one), more than three times the whole round trip through uvicorn measured
-with a bare socket (0.2 ms). This transport keeps httpx's
-client API (auth, timeouts, errors, the Response type) and replaces only the connection layer: an asyncio
-protocol per connection and httptools' C parser (llhttp, already here because uvicorn uses it).
+with a bare socket (0.2 ms). This transport keeps httpx's client API (auth, timeouts, errors, the Response
+type) and replaces only the connection layer: an asyncio protocol per connection and httptools' C parser
+(llhttp, already here because uvicorn uses it).
 
 It speaks plain HTTP/1.1 to one origin and nothing else; `transport_for` falls back to httpx's own transport
 for https and for hosts an environment proxy applies to.
@@ -108,8 +108,10 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.headers, self.body, self._received_any, self.status, self.keep_alive = [], [], False, 0, False
         self._waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(head + body if len(body) < 65536 else head)
-        if len(body) >= 65536:
+        if len(body) < 65536:
+            self.transport.write(head + body)  # one segment for the usual small request
+        else:
+            self.transport.write(head)
             self.transport.write(body)  # no copy of a big upload into the head
         try:
             if not self._writable.is_set():

@@ -6,7 +6,6 @@ import asyncio
 import faulthandler
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from app.qt import QApplication, QWidget
 from resources.scenes import make_sample_scene
 from services.demo import demo_job
+from services.local_ports import free_ports
 from services.protocol.jobs import JobAction
 
 JOBS = [
@@ -23,19 +23,6 @@ JOBS = [
     ("asset turntable", "1-12", ["sleep", "2"], 40),
     ("broken export", "1-3", ["false"], 50),
 ]
-
-
-def free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", 0))
-            port = int(a.getsockname()[1])
-            try:
-                b.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no two adjacent free ports")
 
 
 def grab(widget: QWidget, path: Path) -> None:
@@ -50,7 +37,7 @@ async def shoot(out: Path, settle: float) -> int:
 
     data = Path(tempfile.mkdtemp(prefix="tablao-shots-"))
     out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the loop has work
-    started = await start_embedded(data / "farm", free_port_pair(), workers=2)
+    started = await start_embedded(data / "farm", free_ports(2), workers=2)
     if started is None:
         return 1
     window, farm = started

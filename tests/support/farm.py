@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,22 +13,12 @@ import httpx
 import pytest
 
 from services.all_in_one import LocalFarm
-from tests.support.ports import free_port
+from services.local_ports import free_ports
 
 
 def free_port_pair() -> int:
     """A port P with P + 1 free too (the Manager takes the Server's port + 1)."""
-    for _ in range(50):
-        p = free_port()
-        if p >= 65535:
-            continue
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", p + 1))
-            return p
-        except OSError:
-            continue
-    raise RuntimeError("no two consecutive free ports")
+    return free_ports(2)
 
 
 def need_programs(*names: str) -> None:

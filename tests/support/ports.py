@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 
 import httpx
 
+from services.local_ports import free_ports
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)
 
 
 def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> None:

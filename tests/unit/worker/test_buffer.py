@@ -13,7 +13,8 @@ import pytest
 
 from services.protocol.worker_client import WorkerClient
 from services.worker.buffer import Backoff, UpdateBuffer
-from tests.unit.worker.receiver import Receiver, free_port
+from tests.support.ports import free_port
+from tests.unit.worker.receiver import Receiver
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from services.server.background import sweep_forever
 from services.server.config import ServerConfig
 from services.server.db.engine import make_engine, make_sessionmakers, sqlite_url
 from services.server.db.migrate import upgrade
+from services.server.dispatch import Dispatcher
 from services.server.store.auth import bootstrap_admin
 
 
@@ -51,6 +52,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.read_sessions = read_sessions
     app.state.write_sessions = write_sessions
     app.state.token_cache = {}
+    app.state.dispatcher = Dispatcher()
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

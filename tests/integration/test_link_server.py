@@ -3,6 +3,7 @@ update batches applied once by seq, stale attempts refused, leases expired, inst
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,6 +38,12 @@ def admin(server: ServerProcess) -> Iterator[httpx.Client]:
 @pytest.fixture
 def link(server: ServerProcess) -> Iterator[httpx.Client]:
     """A Manager of the test's own, speaking the link with plain HTTP."""
+    with new_link(server) as c:
+        yield c
+
+
+@contextlib.contextmanager
+def new_link(server: ServerProcess) -> Iterator[httpx.Client]:
     token = add_manager(server, f"m-{uuid.uuid4().hex[:8]}")
     with httpx.Client(base_url=server.url + API + "/manager", headers={"Authorization": f"Bearer {token}"}) as c:
         c.timeout = httpx.Timeout(30)
@@ -161,6 +168,49 @@ def test_a_waiting_claim_answers_as_soon_as_a_task_becomes_runnable(admin: httpx
     assert woke_after < 5  # not the 20 s the claim was allowed to wait
     r = link.post("/claim", json={"capacity": 1, "task_types": [t], "wait_seconds": 30})
     assert r.status_code == 422 and "wait_seconds" in r.text
+
+
+def test_a_job_submitted_while_claims_wait_is_handed_to_them_as_it_is_stored(
+    server: ServerProcess, admin: httpx.Client, link: httpx.Client
+) -> None:
+    t = kind()
+    with new_link(server) as second, ThreadPoolExecutor(3) as pool:
+        wait = {"task_types": [t], "wait_seconds": 20}
+        first = pool.submit(link.post, "/claim", json={"capacity": 1, **wait})
+        time.sleep(0.3)  # oldest first: this claim is offered tasks before the next one
+        then = pool.submit(second.post, "/claim", json={"capacity": 5, **wait})
+        other_type = pool.submit(link.post, "/claim", json={"capacity": 5, "task_types": [kind()], "wait_seconds": 3})
+        time.sleep(0.5)
+        job = submit(admin, t, frames="1-3")
+        # the leases were part of the submit's transaction: when it answers, no task is left in the queue
+        statuses = [x["status"] for x in admin.get(f"/jobs/{job['id']}/tasks").json()["items"]]
+        assert statuses == ["assigned"] * 3
+        got_first, got_then = first.result(timeout=10), then.result(timeout=10)
+        assert [c["index"] for c in got_first.json()["tasks"]] == [0]
+        assert [c["index"] for c in got_then.json()["tasks"]] == [1, 2]
+        assert other_type.result(timeout=10).json()["tasks"] == []  # offered nothing: waited its 3 s out
+    assert admin.get(f"/jobs/{job['id']}").json()["status"] == "active"
+
+
+def test_a_waiting_claim_gets_a_resumed_job_but_not_a_paused_one_or_another_managers(
+    server: ServerProcess, admin: httpx.Client, link: httpx.Client
+) -> None:
+    t = kind()
+    with new_link(server), ThreadPoolExecutor(1) as pool:
+        other_id = max(m["id"] for m in admin.get("/managers").json())  # the one just added, not `link`'s
+        waiting = pool.submit(link.post, "/claim", json={"capacity": 5, "task_types": [t], "wait_seconds": 20})
+        time.sleep(0.5)
+        paused = submit(admin, t, frames="1-2", start_paused=True)
+        bound = submit(admin, t, frames="1-2", manager_id=other_id)
+        time.sleep(0.3)
+        assert not waiting.done()
+        r = admin.post(f"/jobs/{paused['id']}/status", json={"action": "resume"})
+        assert r.status_code == 200, r.text
+        statuses = {x["status"] for x in admin.get(f"/jobs/{paused['id']}/tasks").json()["items"]}
+        assert statuses == {"assigned"}
+        answer = waiting.result(timeout=10)
+    assert [c["job_id"] for c in answer.json()["tasks"]] == [paused["id"]] * 2
+    assert {x["status"] for x in admin.get(f"/jobs/{bound['id']}/tasks").json()["items"]} == {"queued"}
 
 
 def test_what_a_waiting_claim_leases_after_its_manager_hung_up_goes_back_to_the_queue(

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.protocol.states import Role
 from services.server.config import ServerConfig
 from services.server.db.tables import ManagerRow
+from services.server.dispatch import Dispatcher
 from services.server.store import auth
 from services.server.store.errors import Forbidden, StoreError
 from services.server.store.farm import manager_for_token
@@ -51,6 +52,14 @@ async def config(request: Request) -> ServerConfig:  # async: no trip to the thr
 
 
 ConfigDep = Annotated[ServerConfig, Depends(config)]
+
+
+async def dispatcher(request: Request) -> Dispatcher:
+    found: Dispatcher = request.app.state.dispatcher
+    return found
+
+
+DispatcherDep = Annotated[Dispatcher, Depends(dispatcher)]
 
 
 def _token(credentials: HTTPAuthorizationCredentials | None) -> str:

@@ -20,18 +20,22 @@ from services.protocol.jobs import (
     TaskSummary,
 )
 from services.protocol.states import JobStatus, TaskStatus
-from services.server.api.deps import ReadSessionDep, SessionDep, UserDep
+from services.server.api.deps import ConfigDep, DispatcherDep, ReadSessionDep, SessionDep, UserDep
 from services.server.store import jobs as store
 from services.server.store.convert import job_to_wire, log_entry, task_summary
 from services.server.store.errors import Invalid, StoreError
+from services.server.store.link import handing_off
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=201)
-def submit_job(sub: JobSubmission, session: SessionDep, user: UserDep) -> Job:
+def submit_job(
+    sub: JobSubmission, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
+) -> Job:
     job = store.submit(session, sub, user)
-    session.commit()
+    with handing_off(session, dispatcher, [job], cfg.lease_seconds):  # to Managers waiting for work
+        session.commit()
     return job_to_wire(job)
 
 
@@ -107,10 +111,13 @@ def delete_job(job_id: int, session: SessionDep, user: UserDep) -> Response:
 
 
 @router.post("/{job_id}/status")
-def change_status(job_id: int, req: JobActionRequest, session: SessionDep, user: UserDep) -> Job:
+def change_status(
+    job_id: int, req: JobActionRequest, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
+) -> Job:
     job = store.get(session, job_id, for_update=True)
     store.apply_action(session, job, req.action, user, req.reason)
-    session.commit()
+    with handing_off(session, dispatcher, [job], cfg.lease_seconds):  # a resumed or requeued job's tasks
+        session.commit()
     return job_to_wire(job)
 
 

@@ -20,6 +20,7 @@ from services.protocol.link import (
 )
 from services.server import background, events
 from services.server.api.deps import ConfigDep, ManagerDep, SessionDep, TokenDep, manager_by_token
+from services.server.dispatch import Dispatcher
 from services.server.store import auth
 from services.server.store import link as store
 from services.server.store.errors import Invalid, NotFound
@@ -37,15 +38,21 @@ if store.lease_sweep not in background.SWEEPS:
 async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: ConfigDep) -> ClaimResponse:
     """Lease up to `capacity` runnable tasks, in scheduler order, for the Manager's workers.
 
-    With `wait_seconds` and nothing runnable, the request waits and looks again after every committed change
-    (a job submitted or resumed, a task requeued or completed), so a Manager hears of new work at once.
+    With `wait_seconds` and nothing runnable, the request waits: a job submitted, resumed or requeued in this
+    Server process hands its tasks straight to it (dispatch.py), and after every other committed change (a
+    task requeued or completed, another Server process's work) it looks again, so a Manager hears of new work
+    at once.
     """
     writers = request.app.state.write_sessions
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    manager_id = 0
 
     def claim_once() -> list[ClaimedTask]:
+        nonlocal manager_id
         # one short write transaction per look: no lock is held while the request waits
         with writers() as session:
             manager = manager_by_token(session, token)
+            manager_id = manager.id
             tasks = store.claim(session, manager, req, cfg.lease_seconds)
             session.commit()
             return tasks
@@ -55,22 +62,33 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
             store.release_claim(session, manager_by_token(session, token), task_ids)
             session.commit()
 
+    def answer(tasks: list[ClaimedTask]) -> ClaimResponse:
+        return ClaimResponse(tasks=tasks, lease_seconds=cfg.lease_seconds)
+
     deadline = time.monotonic() + req.wait_seconds
     with events.NOTIFIER.subscribe() as changed:
-        while True:
-            changed.clear()  # before looking, so a change committed during the look wakes the next one
-            tasks = await run_in_threadpool(claim_once)
-            remaining = deadline - time.monotonic()
-            if req.wait_seconds and await request.is_disconnected():
-                # the Manager gave up waiting (it asks again for other task types, or it stopped): what this
-                # look leased would never reach it and would wait for the lease to expire
-                if tasks:
-                    await run_in_threadpool(give_back, [t.id for t in tasks])
-                return ClaimResponse(tasks=[], lease_seconds=cfg.lease_seconds)
-            if tasks or remaining <= 0:
-                return ClaimResponse(tasks=tasks, lease_seconds=cfg.lease_seconds)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
+        tasks = await run_in_threadpool(claim_once)
+        if tasks or not req.wait_seconds:
+            return answer(tasks)
+        with dispatcher.waiting(manager_id, req, changed) as slot:
+            while True:
+                dispatcher.open(slot)
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), remaining)
+                tasks = await dispatcher.close(slot)
+                if not tasks:
+                    changed.clear()  # before looking, so a change committed during the look wakes the next one
+                    tasks = await run_in_threadpool(claim_once)
+                if await request.is_disconnected():
+                    # the Manager gave up waiting (it asks again for other task types, or it stopped): what
+                    # it was given would never reach it and would wait for the lease to expire
+                    if tasks:
+                        await run_in_threadpool(give_back, [t.id for t in tasks])
+                    return answer([])
+                if tasks or deadline - time.monotonic() <= 0:
+                    return answer(tasks)
 
 
 @router.post("/updates", response_model=UpdateAck)

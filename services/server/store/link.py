@@ -7,7 +7,9 @@ number of finished tasks; on PostgreSQL, `FOR UPDATE SKIP LOCKED` lets several S
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from services.protocol.states import RUNNABLE_JOB_STATUSES, JobStatus, TaskStatu
 from services.server import events
 from services.server.config import ServerConfig
 from services.server.db.tables import JobRow, ManagerRow, PendingInstructionRow, TaskRow, WorkerRow
+from services.server.dispatch import Dispatcher, WaitingClaim
 from services.server.states.tasks import HELD, IllegalTaskTransition
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
@@ -50,11 +53,9 @@ def _actor(manager: ManagerRow) -> str:
 
 def claim(session: Session, manager: ManagerRow, req: ClaimRequest, lease_seconds: float) -> list[ClaimedTask]:
     """Lease up to `capacity` runnable tasks to the Manager, in scheduler order."""
-    now = utcnow()
-    manager.last_seen = now
+    manager.last_seen = utcnow()
     if req.capacity == 0:
         return []
-    offered = set(req.tags)
     # Only jobs with a runnable task of an offered type: one probe of ix_tasks_runnable per job, in the
     # database, rather than a query per job in Python (active jobs whose tasks are all out cost nothing).
     has_runnable = select(TaskRow.id).where(TaskRow.job_id == JobRow.id, RUNNABLE)
@@ -65,7 +66,48 @@ def claim(session: Session, manager: ManagerRow, req: ClaimRequest, lease_second
         .where(JobRow.status.in_(list(RUNNABLE_JOB_STATUSES)), has_runnable.exists())
         .order_by(JobRow.priority.desc(), JobRow.created, JobRow.id)
     ).all()
-    lease = now + timedelta(seconds=lease_seconds)
+    return _lease(session, manager, req, jobs, lease_seconds)
+
+
+@contextlib.contextmanager
+def handing_off(session: Session, dispatcher: Dispatcher, jobs: list[JobRow], lease_seconds: float) -> Iterator[None]:
+    """Lease these jobs' runnable tasks to the claims waiting in this process; the block commits.
+
+    Used where a transaction makes a job's tasks runnable (submitted, resumed, requeued); see dispatch.py.
+    """
+    runnable = [j for j in jobs if JobStatus(j.status) in RUNNABLE_JOB_STATUSES]
+
+    def accepts(waiting: WaitingClaim) -> bool:
+        # runs under the dispatcher's lock: attributes already loaded, no queries
+        return waiting.request.capacity > 0 and any(
+            _may_take(j, waiting.manager_id, set(waiting.request.tags)) for j in runnable
+        )
+
+    def lease(waiting: WaitingClaim) -> list[ClaimedTask]:
+        manager = session.get(ManagerRow, waiting.manager_id)
+        if manager is None:
+            return []
+        manager.last_seen = utcnow()
+        return _lease(session, manager, waiting.request, runnable, lease_seconds)
+
+    if not runnable:
+        yield
+        return
+    with dispatcher.offering(accepts, lease):
+        yield
+
+
+def _may_take(job: JobRow, manager_id: int, offered: set[str]) -> bool:
+    """The job may go to this Manager: it is not bound to another, and the workers offer all its tags."""
+    return job.manager_id in (None, manager_id) and offered.issuperset(job.tags or [])
+
+
+def _lease(
+    session: Session, manager: ManagerRow, req: ClaimRequest, jobs: Sequence[JobRow], lease_seconds: float
+) -> list[ClaimedTask]:
+    """Lease up to `capacity` runnable tasks of these jobs (in the order given) to the Manager."""
+    offered = set(req.tags)
+    lease = utcnow() + timedelta(seconds=lease_seconds)
     pg = session.get_bind().dialect.name == "postgresql"
     out: list[ClaimedTask] = []
     waiting_on = {d for job in jobs for d in job.depends_on or []}
@@ -75,9 +117,7 @@ def claim(session: Session, manager: ManagerRow, req: ClaimRequest, lease_second
         else set()
     )
     for job in jobs:
-        if job.manager_id is not None and job.manager_id != manager.id:
-            continue
-        if not offered.issuperset(job.tags or []):
+        if not _may_take(job, manager.id, offered):
             continue
         if unfinished.intersection(job.depends_on or []):
             continue  # a job runs after the jobs it depends on have completed (a deleted one counts as done)

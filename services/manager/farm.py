@@ -43,6 +43,11 @@ def _report(w: WorkerState) -> WorkerReport:
     )  # fmt: skip
 
 
+def _resolve(fut: asyncio.Future[HeldTask | None], value: HeldTask | None) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -232,24 +237,26 @@ class Farm:
         return task
 
     async def wait_for_task(self, worker: WorkerState, wait: float) -> HeldTask | None:
-        fut: asyncio.Future[HeldTask | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[HeldTask | None] = loop.create_future()
         entry: Waiter = (worker, fut)
         self.waiters.append(entry)
         self.claim_wakeup.set()
+        # a timer rather than wait_for(shield(...)): the request resumes one loop turn after its task is set,
+        # which is what lets the claim loop send the worker's answer before its next claim (server_link.py)
+        timer = loop.call_later(wait, _resolve, fut, None)
         try:
-            await asyncio.wait_for(asyncio.shield(fut), wait)
-        except TimeoutError:
-            pass
+            return await fut
         except asyncio.CancelledError:
             # the worker went away while waiting: a task handed to it goes back to the queue
-            if fut.done() and fut.result() is not None:
+            if fut.done() and not fut.cancelled() and fut.result() is not None:
                 with transaction(self.conn):
                     self.take_back(worker, "worker stopped waiting")
             raise
         finally:
+            timer.cancel()
             if entry in self.waiters:
                 self.waiters.remove(entry)
-        return fut.result() if fut.done() else None
 
     def _feed_waiters(self) -> None:
         for entry in list(self.waiters):

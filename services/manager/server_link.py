@@ -181,7 +181,8 @@ class ServerLink:
             failures = 0
             self._came_up()
             self.lease_seconds = resp.lease_seconds
-            found_nothing = not resp.tasks
+            # fewer than asked for: the Server has no more for now, so the next claim waits there for more
+            found_nothing = len(resp.tasks) < req.capacity
             if resp.tasks:
                 self.farm.add_claimed(resp.tasks)
                 self.farm.link_wakeup.set()  # renew their leases soon

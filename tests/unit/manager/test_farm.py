@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -245,3 +246,31 @@ def test_a_canceled_running_task_is_reported_canceled_and_its_worker_gets_409(tm
         task_updates.apply(
             farm, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, attempt=handout, status=TaskStatus.COMPLETED)]
         )
+
+
+async def test_a_waiting_worker_gets_a_claimed_task_at_once_or_none_when_its_wait_ends(tmp_path: Path) -> None:
+    farm = make_farm(tmp_path)
+    w = worker(farm, "w1")
+    started = time.monotonic()
+    assert await farm.wait_for_task(w, 0.2) is None
+    assert 0.15 < time.monotonic() - started < 2
+    assert farm.waiters == []
+    waiting = asyncio.ensure_future(farm.wait_for_task(w, 10))
+    await asyncio.sleep(0.01)
+    farm.add_claimed([claimed(1)])
+    got = await asyncio.wait_for(waiting, 1)
+    assert got is not None and got.id == 1 and w.current_task_id == 1
+
+
+async def test_a_worker_that_hangs_up_after_being_handed_a_task_gives_it_back(tmp_path: Path) -> None:
+    farm = make_farm(tmp_path)
+    w = worker(farm, "w1")
+    waiting = asyncio.ensure_future(farm.wait_for_task(w, 10))
+    await asyncio.sleep(0.01)
+    farm.add_claimed([claimed(1)])  # handed to the waiting request ...
+    waiting.cancel()  # ... whose worker went away before the answer left
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert w.current_task_id is None and [t.id for t in farm.ready] == [1]
+    other = worker(farm, "w2")
+    assert take(farm, other) == 1

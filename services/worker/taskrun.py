@@ -72,8 +72,11 @@ class TaskRun:
         """
         task = self.task
         self.reporter.log(f"task {task.name} (hand-out {task.attempt}) started on worker {self.worker_name}")
-        self.reporter.flush(TaskStatus.ACTIVE)
         self._commands = asyncio.create_task(self._run_commands())
+        # `active` is written right after the first command's process has started (that happens in the
+        # commands task's first step, scheduled before this) and before any of its output can be read, so
+        # the buffer keeps its order while the command does not wait for a SQLite commit
+        asyncio.get_running_loop().call_soon(self.reporter.flush, TaskStatus.ACTIVE)
         helpers = [
             asyncio.create_task(self._watch()),
             asyncio.create_task(self.reporter.run_flusher(self.flush_interval)),

@@ -1,0 +1,53 @@
+"""A task's updates in the durable buffer: `active` first, then the command's output, then the final status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.protocol.jobs import Command
+from services.protocol.worker_api import AssignedTask
+from services.protocol.worker_client import WorkerClient
+from services.worker.buffer import UpdateBuffer
+from services.worker.runners import Programs
+from services.worker.taskrun import TaskRun
+
+
+async def run_task(tmp_path: Path, *commands: Command) -> list[dict[str, Any]]:
+    client = WorkerClient("http://127.0.0.1:9")  # never called: the may-i-run interval outlasts the task
+    buffer = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=60)
+    task = AssignedTask(
+        id=7, job_id=1, job_name="j", name="t", type="exec", attempt=1, commands=list(commands), steps_total=1
+    )
+    run = TaskRun(
+        task, client=client, buffer=buffer, programs=Programs(), worker_name="w", may_i_run_interval=60,
+        flush_interval=60, grace_seconds=0.5,
+    )  # fmt: skip
+    assert await run.run()
+    rows = [json.loads(r.body) for r in buffer.head()]
+    buffer.close()
+    await client.aclose()
+    return rows
+
+
+async def test_active_comes_before_the_commands_output_and_the_final_status_last(tmp_path: Path) -> None:
+    printing = Command(name="exec", parameters={"argv": ["sh", "-c", "echo first; echo second"]})
+    rows = await run_task(tmp_path, printing)
+    statuses = [(i, r["status"]) for i, r in enumerate(rows) if r.get("status")]
+    assert [s for _, s in statuses] == ["active", "completed"] and statuses[1][0] == len(rows) - 1
+    first_output = min(i for i, r in enumerate(rows) if "first" in r.get("log_lines", []))
+    assert statuses[0][0] < first_output  # the command's output never rides on (or before) the `active` row
+    lines = [ln for r in rows for ln in r.get("log_lines", [])]
+    assert lines.index("first") < lines.index("second")
+    assert "started on worker w" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "command", [Command(name="no-such-command"), Command(name="exec", parameters={"argv": ["no-such-program-here"]})]
+)
+async def test_a_command_that_cannot_start_still_reports_active_then_failed(tmp_path: Path, command: Command) -> None:
+    rows = await run_task(tmp_path, command)
+    assert [r["status"] for r in rows if r.get("status")] == ["active", "failed"]

@@ -65,11 +65,22 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
     def answer(tasks: list[ClaimedTask]) -> ClaimResponse:
         return ClaimResponse(tasks=tasks, lease_seconds=cfg.lease_seconds)
 
+    async def hung_up(tasks: list[ClaimedTask]) -> bool:
+        """The Manager gave up waiting (it asks again for other task types, or it stopped): what it was given
+        would never reach it and would wait for the lease to expire, so it goes back to the queue."""
+        if not await request.is_disconnected():
+            return False
+        if tasks:
+            await run_in_threadpool(give_back, [t.id for t in tasks])
+        return True
+
     deadline = time.monotonic() + req.wait_seconds
     with events.NOTIFIER.subscribe() as changed:
         tasks = await run_in_threadpool(claim_once)
-        if tasks or not req.wait_seconds:
+        if not req.wait_seconds:
             return answer(tasks)
+        if tasks:
+            return answer([] if await hung_up(tasks) else tasks)
         with dispatcher.waiting(manager_id, req, changed) as slot:
             while True:
                 dispatcher.open(slot)
@@ -81,11 +92,7 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
                 if not tasks:
                     changed.clear()  # before looking, so a change committed during the look wakes the next one
                     tasks = await run_in_threadpool(claim_once)
-                if await request.is_disconnected():
-                    # the Manager gave up waiting (it asks again for other task types, or it stopped): what
-                    # it was given would never reach it and would wait for the lease to expire
-                    if tasks:
-                        await run_in_threadpool(give_back, [t.id for t in tasks])
+                if await hung_up(tasks):
                     return answer([])
                 if tasks or deadline - time.monotonic() <= 0:
                     return answer(tasks)

@@ -73,9 +73,9 @@ class TaskRun:
         task = self.task
         self.reporter.log(f"task {task.name} (hand-out {task.attempt}) started on worker {self.worker_name}")
         self._commands = asyncio.create_task(self._run_commands())
-        # `active` is written right after the first command's process has started (that happens in the
-        # commands task's first step, scheduled before this) and before any of its output can be read, so
-        # the buffer keeps its order while the command does not wait for a SQLite commit
+        # `active` is written after the commands task's first step, which starts the first command's process
+        # when its runner needs no wait before that (`exec` without a cwd check), and before any output can
+        # be read: the buffer keeps its order, and a short command does not wait for a SQLite commit
         asyncio.get_running_loop().call_soon(self.reporter.flush, TaskStatus.ACTIVE)
         helpers = [
             asyncio.create_task(self._watch()),

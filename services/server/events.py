@@ -60,6 +60,10 @@ def _write_events(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _notify(session: Session) -> None:
+    # SQLAlchemy calls this for a savepoint's release too; readers are woken when the outermost transaction
+    # commits, or they would look before the events are visible and not be told again
+    if session.in_nested_transaction():
+        return
     if session.info.pop("tablao_events_written", False):
         NOTIFIER.notify()
 
@@ -68,7 +72,8 @@ def _notify(session: Session) -> None:
 def _forget(session: Session) -> None:
     session.info.pop(_DIRTY_JOBS, None)
     session.info.pop(_PENDING, None)
-    session.info.pop("tablao_events_written", None)
+    if not session.in_nested_transaction():  # what earlier savepoints wrote is still to be announced
+        session.info.pop("tablao_events_written", None)
 
 
 class EventNotifier:

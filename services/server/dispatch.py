@@ -105,21 +105,20 @@ class Dispatcher:
         if not reserved:
             yield
             return
-        leased: dict[int, list[ClaimedTask]] = {}
         try:
             for c in reserved:
-                leased[id(c)] = lease(c)
+                c.tasks = lease(c)  # a reserved claim's tasks are read only once it is delivered
             yield
         except BaseException:
-            self._settle(reserved, {})
+            self._settle(reserved, committed=False)
             raise
-        self._settle(reserved, leased)
+        self._settle(reserved, committed=True)
 
-    def _settle(self, reserved: list[WaitingClaim], leased: dict[int, list[ClaimedTask]]) -> None:
+    def _settle(self, reserved: list[WaitingClaim], *, committed: bool) -> None:
         with self._lock:
             for c in reserved:
-                tasks = leased.get(id(c)) or []
-                c.tasks = tasks
-                c.state = SlotState.DELIVERED if tasks else SlotState.OPEN
+                if not committed:
+                    c.tasks = []
+                c.state = SlotState.DELIVERED if c.tasks else SlotState.OPEN
                 with contextlib.suppress(RuntimeError):  # the claim's loop has closed (the Server stopped)
                     c.loop.call_soon_threadsafe(c.wake.set)

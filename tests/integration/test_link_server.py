@@ -214,6 +214,24 @@ def test_a_waiting_claim_gets_a_resumed_job_but_not_a_paused_one_or_another_mana
     assert {x["status"] for x in admin.get(f"/jobs/{bound['id']}/tasks").json()["items"]} == {"queued"}
 
 
+def test_jobs_resumed_together_are_handed_to_a_waiting_claim(admin: httpx.Client, link: httpx.Client) -> None:
+    t = kind()
+    paused = [submit(admin, t, frames="1", start_paused=True) for _ in range(2)]
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(link.post, "/claim", json={"capacity": 5, "task_types": [t], "wait_seconds": 20})
+        time.sleep(0.5)
+        # the unknown job in the middle rolls back its savepoint; the others still go out, and the claim is
+        # not woken by a savepoint (it would be looking, not waiting, when the change commits)
+        ids = [paused[0]["id"], 999_999, paused[1]["id"]]
+        r = admin.post("/jobs/bulk", json={"ids": ids, "action": "resume"})
+        assert r.status_code == 200, r.text
+        assert [x["ok"] for x in r.json()["results"]] == [True, False, True]
+        for job in paused:  # leased in the bulk change's own transaction
+            assert {x["status"] for x in admin.get(f"/jobs/{job['id']}/tasks").json()["items"]} == {"assigned"}
+        answer = waiting.result(timeout=10)
+    assert sorted(c["job_id"] for c in answer.json()["tasks"]) == sorted(j["id"] for j in paused)
+
+
 def test_what_a_waiting_claim_leases_after_its_manager_hung_up_goes_back_to_the_queue(
     server: ServerProcess, admin: httpx.Client, link: httpx.Client
 ) -> None:

@@ -65,11 +65,14 @@ def list_jobs(
 
 
 @router.post("/bulk")
-def bulk(req: BulkJobRequest, session: SessionDep, user: UserDep) -> BulkResult:
+def bulk(
+    req: BulkJobRequest, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
+) -> BulkResult:
     chosen = [req.action is not None, req.priority is not None, req.delete]
     if sum(chosen) != 1:
         raise Invalid("give exactly one of action, priority or delete", field="action")
     results = []
+    acted_on = []
     for job_id in dict.fromkeys(req.ids):
         savepoint = session.begin_nested()
         try:
@@ -82,10 +85,14 @@ def bulk(req: BulkJobRequest, session: SessionDep, user: UserDep) -> BulkResult:
                 store.delete_job(session, job, user)
             savepoint.commit()
             results.append(BulkItemResult(id=job_id, ok=True))
+            if req.action is not None:
+                acted_on.append(job)
         except (StoreError, ValueError) as exc:
             savepoint.rollback()
             results.append(BulkItemResult(id=job_id, ok=False, error=str(getattr(exc, "message", exc))))
-    session.commit()
+    # resumed or requeued jobs go to waiting claims in this transaction, after every savepoint has ended
+    with handing_off(session, dispatcher, acted_on, cfg.lease_seconds):
+        session.commit()
     return BulkResult(results=results)
 
 

@@ -36,7 +36,8 @@ async def test_only_open_claims_are_offered_tasks_and_they_get_them_after_the_co
             return [claimed(10)]
 
         with dispatcher.offering(lambda c: True, lease):
-            assert a.state == SlotState.RESERVED and not a.tasks  # nothing delivered before the commit
+            assert a.state == SlotState.RESERVED  # nothing delivered before the commit
+            assert not wake_a.is_set()
         assert offered == [1]
         await asyncio.wait_for(wake_a.wait(), 1)
         assert not wake_b.is_set()

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from services.protocol.commands import BLENDER_BAKE, BakeParams, CacheEntry, TaskType, VerifyBakeParams
 from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import PathStr, blendfile_field, frame_end_not_before_start, invalid
 
@@ -92,33 +93,39 @@ class BlenderBake(JobType):
         frames = s.frame_end - s.frame_start + 1
         tasks: list[CompiledTask] = []
         for cache in s.caches:
-            parameters: dict[str, Any] = {"blendfile": s.blendfile, "target": cache.target.value}
+            parameters: BakeParams = {
+                "blendfile": s.blendfile,
+                "target": cache.target.value,
+                "frame_start": s.frame_start,
+                "frame_end": s.frame_end,
+            }
             if cache.object is not None:
                 parameters["object"] = cache.object
             if cache.modifier is not None:
                 parameters["modifier"] = cache.modifier
-            parameters["frame_start"] = s.frame_start
-            parameters["frame_end"] = s.frame_end
             tasks.append(
                 CompiledTask(
                     name=f"bake {cache.describe()}",
-                    type="blender",
-                    commands=[{"name": "blender-bake", "parameters": parameters}],
+                    type=TaskType.BLENDER,
+                    commands=[BLENDER_BAKE(parameters)],
                     steps_total=frames,
                 )
             )
-        verify = {
+        caches: list[CacheEntry] = [
+            {"target": c.target.value, "object": c.object, "modifier": c.modifier} for c in s.caches
+        ]
+        verify: VerifyBakeParams = {
             "blendfile": s.blendfile,
             "target": "verify",
-            "caches": [{"target": c.target.value, "object": c.object, "modifier": c.modifier} for c in s.caches],
+            "caches": caches,
             "frame_start": s.frame_start,
             "frame_end": s.frame_end,
         }
         tasks.append(
             CompiledTask(
                 name=VERIFY_TASK,
-                type="blender",
-                commands=[{"name": "blender-bake", "parameters": verify}],
+                type=TaskType.BLENDER,
+                commands=[BLENDER_BAKE(verify)],
                 depends_on=list(range(len(tasks))),
             )
         )

@@ -8,6 +8,14 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
+from services.protocol.commands import (
+    BLENDER_RENDER,
+    MERGE_IMAGES,
+    BlenderRenderParams,
+    MergeAverageParams,
+    MergeTilesParams,
+    TaskType,
+)
 from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import (
     FORMAT_EXTENSIONS,
@@ -163,7 +171,7 @@ class BlenderStill(JobType):
         tasks: list[CompiledTask] = []
         files: list[str] = []
         for name, pattern, expr in parts:
-            parameters: dict[str, Any] = {
+            parameters: BlenderRenderParams = {
                 "blendfile": s.blendfile,
                 "output": pattern,
                 "format": part_format.value,
@@ -172,13 +180,11 @@ class BlenderStill(JobType):
             }
             if s.scene is not None:
                 parameters["scene"] = s.scene
-            tasks.append(
-                CompiledTask(name=name, type="blender", commands=[{"name": "blender-render", "parameters": parameters}])
-            )
+            tasks.append(CompiledTask(name=name, type=TaskType.BLENDER, commands=[BLENDER_RENDER(parameters)]))
             # Blender puts the padded frame number in place of the `#`s and appends the extension.
             files.append(blender_output(pattern, part_format, padded(pattern, s.frame)))
 
-        merge: dict[str, Any]
+        merge: MergeTilesParams | MergeAverageParams
         if s.split is StillSplit.TILES:
             merge = {
                 "mode": "tiles",
@@ -193,8 +199,8 @@ class BlenderStill(JobType):
         tasks.append(
             CompiledTask(
                 name=MERGE_TASK,
-                type="image",
-                commands=[{"name": "merge-images", "parameters": merge}],
+                type=TaskType.IMAGE,
+                commands=[MERGE_IMAGES(merge)],
                 depends_on=list(range(len(tasks))),
             )
         )

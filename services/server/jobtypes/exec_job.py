@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
+from services.protocol.commands import EXEC, ExecParams
 from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings, paused_gc
 from services.server.jobtypes.fields import FrameRange, PathStr, frames_field, invalid, path_field
 from services.server.jobtypes.frames import chunk_frames, parse_frames
@@ -107,7 +108,7 @@ class ExecJob(JobType):
         with paused_gc():
             for chunk in chunk_frames(frames, s.chunk_size, split_at_gaps=True):
                 start, end = chunk.start, chunk.end
-                parameters: dict[str, Any] = {"argv": [substitute(a, start, end) for a in s.command]}
+                parameters: ExecParams = {"argv": [substitute(a, start, end) for a in s.command]}
                 if s.cwd is not None:
                     parameters["cwd"] = substitute(s.cwd, start, end)
                 if s.env:
@@ -116,7 +117,7 @@ class ExecJob(JobType):
                     CompiledTask(
                         name=chunk.name,
                         type=s.task_type,
-                        commands=[{"name": "exec", "parameters": parameters}],
+                        commands=[EXEC(parameters)],
                         steps_total=len(chunk.frames),
                     )
                 )

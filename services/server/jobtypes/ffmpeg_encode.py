@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
+from services.protocol.commands import FFMPEG, REMOVE_PATH, TaskType
 from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import PathStr, frame_end_not_before_start, invalid, path_field
 from services.server.jobtypes.paths import split, stem_and_extension
@@ -149,7 +150,7 @@ class FfmpegEncode(JobType):
         concat = ["-i", "concat:" + "|".join(segments), "-c", "copy", *faststart, s.output_path]
         joined = _ffmpeg_task(CONCAT_TASK, concat, total, s.output_path, depends_on=list(range(len(tasks))))
         # The segments are only a means to the video: removed once it is written.
-        joined.commands += [{"name": "remove-path", "parameters": {"path": p}} for p in segments]
+        joined.commands += [REMOVE_PATH({"path": p}) for p in segments]
         tasks.append(joined)
         return tasks
 
@@ -159,8 +160,8 @@ def _ffmpeg_task(
 ) -> CompiledTask:
     return CompiledTask(
         name=name,
-        type="ffmpeg",
-        commands=[{"name": "ffmpeg", "parameters": {"args": args, "total_frames": frames, "output": output}}],
+        type=TaskType.FFMPEG,
+        commands=[FFMPEG({"args": args, "total_frames": frames, "output": output})],
         depends_on=depends_on or [],
         steps_total=frames,
     )

@@ -2,35 +2,31 @@
 
 from __future__ import annotations
 
+from services.protocol import commands
+from services.protocol.commands import TASK_TYPE_PROGRAMS
 from services.worker.runners.bake import run_blender_bake
-from services.worker.runners.base import CommandFailed, Programs, RunContext, Runner
+from services.worker.runners.base import CommandFailed, Programs, Registered, RunContext, Runner
 from services.worker.runners.basic import run_echo, run_exec, run_sleep
 from services.worker.runners.blender import run_blender_render
 from services.worker.runners.ffmpeg import run_ffmpeg
 from services.worker.runners.files import run_copy_file, run_move_out_of_way, run_remove_path
 from services.worker.runners.images import run_merge_images
 
+# One runner per command of the contract, under the command's name; each checks its parameters first.
 RUNNERS: dict[str, Runner] = {
-    "blender-render": run_blender_render,
-    "blender-bake": run_blender_bake,
-    "merge-images": run_merge_images,
-    "ffmpeg": run_ffmpeg,
-    "exec": run_exec,
-    "move-out-of-way": run_move_out_of_way,
-    "copy-file": run_copy_file,
-    "remove-path": run_remove_path,
-    "echo": run_echo,
-    "sleep": run_sleep,
-}
-
-# which task types a worker can offer, and the program each needs (None: always available)
-TASK_TYPE_PROGRAMS: dict[str, str | None] = {
-    "blender": "blender",
-    "ffmpeg": "ffmpeg",
-    "image": None,
-    "file-management": None,
-    "exec": None,
-    "misc": None,
+    r.spec.name: r
+    for r in (
+        Registered(commands.BLENDER_RENDER, run_blender_render),
+        Registered(commands.BLENDER_BAKE, run_blender_bake),
+        Registered(commands.MERGE_IMAGES, run_merge_images),
+        Registered(commands.FFMPEG, run_ffmpeg),
+        Registered(commands.EXEC, run_exec),
+        Registered(commands.MOVE_OUT_OF_WAY, run_move_out_of_way),
+        Registered(commands.COPY_FILE, run_copy_file),
+        Registered(commands.REMOVE_PATH, run_remove_path),
+        Registered(commands.ECHO, run_echo),
+        Registered(commands.SLEEP, run_sleep),
+    )
 }
 
 
@@ -40,7 +36,7 @@ def get_runner(name: str) -> Runner | None:
 
 def available_task_types(programs: Programs) -> list[str]:
     found = {"blender": programs.blender, "ffmpeg": programs.ffmpeg}
-    return [t for t, prog in TASK_TYPE_PROGRAMS.items() if prog is None or found[prog] is not None]
+    return [t.value for t, prog in TASK_TYPE_PROGRAMS.items() if prog is None or found[prog] is not None]
 
 
 __all__ = [

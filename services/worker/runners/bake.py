@@ -5,23 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from services.worker.runners.base import (
-    CommandFailed,
-    RunContext,
-    need_program,
-    optional_str,
-    require_int,
-    require_str,
-)
+from services.protocol.commands import BakeParams, VerifyBakeParams
+from services.worker.runners.base import CommandFailed, RunContext, need_program
 from services.worker.runners.blender import BlenderOutput
 from services.worker.runners.process import run_process
 
 NAME = "blender-bake"
-TARGETS = ("point-cache", "fluid", "cloth", "verify")
 _STEP = re.compile(r"^Tablao: (?:baked|verified) (\d+)/(\d+)")
 
 # Runs inside Blender. It never saves the .blend, so several workers can bake caches of one file at once;
@@ -109,38 +101,24 @@ else:
 """
 
 
-def bake_expression(params: Mapping[str, Any]) -> str:
+def bake_expression(params: dict[str, Any]) -> str:
     """The Python expression for `--python-expr`: the parameters as JSON, then the script."""
-    return "import json\nPARAMS = " + repr(json.dumps(dict(params))) + "\n" + BAKE_SCRIPT
+    return "import json\nPARAMS = " + repr(json.dumps(params)) + "\n" + BAKE_SCRIPT
 
 
-def bake_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    target = require_str(NAME, params, "target")
-    if target not in TARGETS:
-        raise CommandFailed(f"{NAME}: parameter 'target' must be one of {', '.join(TARGETS)}, got {target!r}")
-    start, end = require_int(NAME, params, "frame_start"), require_int(NAME, params, "frame_end")
+def bake_params(params: BakeParams | VerifyBakeParams) -> dict[str, Any]:
+    """What the script reads: the frames, and the simulation to bake or the caches to verify."""
+    start, end = params["frame_start"], params["frame_end"]
     if end < start:
         raise CommandFailed(f"{NAME}: 'frame_end' ({end}) is before 'frame_start' ({start})")
-    out: dict[str, Any] = {"target": target, "frame_start": start, "frame_end": end}
-    if target == "verify":
-        raw = params.get("caches")
-        if not isinstance(raw, list) or not raw:
-            raise CommandFailed(f"{NAME}: parameter 'caches' must be a non-empty list for target 'verify'")
-        entries = []
-        for i, entry in enumerate(raw):
-            if not isinstance(entry, dict) or entry.get("target") not in TARGETS[:3]:
-                raise CommandFailed(f"{NAME}: caches[{i}] needs a 'target' of point-cache, fluid or cloth")
-            entries.append(
-                {
-                    "target": entry["target"],
-                    "object": optional_str(NAME, entry, "object"),
-                    "modifier": optional_str(NAME, entry, "modifier"),
-                }
-            )
-        out["caches"] = entries
+    out: dict[str, Any] = {"target": params["target"], "frame_start": start, "frame_end": end}
+    if params["target"] == "verify":
+        out["caches"] = [
+            {"target": c["target"], "object": c.get("object"), "modifier": c.get("modifier")} for c in params["caches"]
+        ]
     else:
-        out["object"] = optional_str(NAME, params, "object")
-        out["modifier"] = optional_str(NAME, params, "modifier")
+        out["object"] = params.get("object")
+        out["modifier"] = params.get("modifier")
     return out
 
 
@@ -152,9 +130,9 @@ class _BakeOutput(BlenderOutput):
             self.ctx.progress(int(m.group(1)), int(m.group(2)))
 
 
-async def run_blender_bake(params: Mapping[str, Any], ctx: RunContext) -> None:
+async def run_blender_bake(params: BakeParams | VerifyBakeParams, ctx: RunContext) -> None:
     blender = need_program(NAME, ctx.programs.blender, "blender")
-    blendfile = require_str(NAME, params, "blendfile")
+    blendfile = params["blendfile"]
     checked = bake_params(params)
     if not await asyncio.to_thread(Path(blendfile).is_file):
         raise CommandFailed(f"{NAME}: blend file {blendfile} does not exist")

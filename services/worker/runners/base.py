@@ -1,4 +1,4 @@
-"""What every command runner gets and gives: the run context, the failure type and parameter checks."""
+"""What every command runner gets and gives: the run context, the failure type, and its checked parameters."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import os
 import shutil
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from services.protocol.commands import CommandSpec, InvalidParameters
+
+P = TypeVar("P")
 
 
 class CommandFailed(Exception):
@@ -48,39 +52,23 @@ class RunContext:
     grace_seconds: float = 0.5
 
 
+# What the task runner calls: the parameters as they came (variables resolved), not yet checked.
 Runner = Callable[[Mapping[str, Any], RunContext], Coroutine[Any, Any, None]]
 
 
-def require_str(command: str, params: Mapping[str, Any], key: str) -> str:
-    value = params.get(key)
-    if not isinstance(value, str) or not value:
-        raise CommandFailed(f"{command}: parameter '{key}' must be a non-empty string, got {value!r}")
-    return value
+@dataclass(frozen=True, slots=True)
+class Registered(Generic[P]):
+    """A runner bound to its command of the contract: the parameters are checked before it runs."""
 
+    spec: CommandSpec[P]
+    run: Callable[[P, RunContext], Coroutine[Any, Any, None]]
 
-def optional_str(command: str, params: Mapping[str, Any], key: str) -> str | None:
-    value = params.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise CommandFailed(f"{command}: parameter '{key}' must be a string, got {value!r}")
-    return value
-
-
-def require_int(command: str, params: Mapping[str, Any], key: str) -> int:
-    value = params.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise CommandFailed(f"{command}: parameter '{key}' must be an integer, got {value!r}")
-    return value
-
-
-def str_list(command: str, params: Mapping[str, Any], key: str, *, required: bool = True) -> list[str]:
-    value = params.get(key)
-    if value is None and not required:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise CommandFailed(f"{command}: parameter '{key}' must be a list of strings, got {value!r}")
-    return list(value)
+    async def __call__(self, parameters: Mapping[str, Any], ctx: RunContext) -> None:
+        try:
+            checked = self.spec.validate(parameters)
+        except InvalidParameters as exc:
+            raise CommandFailed(str(exc)) from None
+        await self.run(checked, ctx)
 
 
 def need_program(command: str, path: str | None, name: str) -> str:

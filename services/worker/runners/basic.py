@@ -5,26 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from services.worker.runners.base import CommandFailed, RunContext, optional_str, str_list
+from services.protocol.commands import EchoParams, ExecParams, SleepParams
+from services.worker.runners.base import CommandFailed, RunContext
 from services.worker.runners.process import run_process
 
 
-async def run_exec(params: Mapping[str, Any], ctx: RunContext) -> None:
-    argv = str_list("exec", params, "argv")
-    if not argv:
-        raise CommandFailed("exec: parameter 'argv' must not be empty")
-    cwd = optional_str("exec", params, "cwd")
+async def run_exec(params: ExecParams, ctx: RunContext) -> None:
+    argv = params["argv"]
+    cwd = params.get("cwd")
     if cwd is not None and not await asyncio.to_thread(Path(cwd).is_dir):
         raise CommandFailed(f"exec: working directory {cwd!r} does not exist")
-    extra_env = params.get("env") or {}
-    if not isinstance(extra_env, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in extra_env.items()
-    ):
-        raise CommandFailed(f"exec: parameter 'env' must map strings to strings, got {extra_env!r}")
+    extra_env = params.get("env")
     program = shutil.which(argv[0])
     if program is None:
         raise CommandFailed(f"exec: program {argv[0]!r} not found")
@@ -34,16 +27,10 @@ async def run_exec(params: Mapping[str, Any], ctx: RunContext) -> None:
         raise CommandFailed(f"exec: {argv[0]} exited with status {status}")
 
 
-async def run_echo(params: Mapping[str, Any], ctx: RunContext) -> None:
-    message = params.get("message")
-    if not isinstance(message, str):
-        raise CommandFailed(f"echo: parameter 'message' must be a string, got {message!r}")
-    for line in message.splitlines() or [""]:
+async def run_echo(params: EchoParams, ctx: RunContext) -> None:
+    for line in params["message"].splitlines() or [""]:
         ctx.log(line)
 
 
-async def run_sleep(params: Mapping[str, Any], ctx: RunContext) -> None:
-    duration = params.get("duration")
-    if not isinstance(duration, int | float) or isinstance(duration, bool) or duration < 0:
-        raise CommandFailed(f"sleep: parameter 'duration' must be a number of seconds >= 0, got {duration!r}")
-    await asyncio.sleep(float(duration))
+async def run_sleep(params: SleepParams, ctx: RunContext) -> None:
+    await asyncio.sleep(float(params["duration"]))

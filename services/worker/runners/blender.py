@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from services.worker.runners.base import (
-    CommandFailed,
-    RunContext,
-    need_program,
-    optional_str,
-    require_str,
-    str_list,
-)
+from services.protocol.commands import BlenderRenderParams
+from services.worker.runners.base import CommandFailed, RunContext, need_program
 from services.worker.runners.process import run_process
 
 NAME = "blender-render"
-FORMATS = ("PNG", "JPEG", "OPEN_EXR", "OPEN_EXR_MULTILAYER", "TIFF", "BMP", "TGA", "WEBP")
 _FRA = re.compile(r"^Fra:(-?\d+)\b")
 _SAVED = re.compile(r"^Saved: '(.+)'")
 _FRAMES = re.compile(r"^\s*(-?\d+)\s*(?:\.\.\s*(-?\d+)\s*)?$")
@@ -76,33 +67,27 @@ class BlenderOutput:
         return None
 
 
-def render_argv(blender: str, params: Mapping[str, Any]) -> list[str]:
-    blendfile = require_str(NAME, params, "blendfile")
-    output = require_str(NAME, params, "output")
-    fmt = require_str(NAME, params, "format")
-    if fmt not in FORMATS:
-        raise CommandFailed(f"{NAME}: parameter 'format' must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    frames = require_str(NAME, params, "frames")
-    argv = [blender, "-b", blendfile]
-    expr = optional_str(NAME, params, "python_expr")
+def render_argv(blender: str, params: BlenderRenderParams) -> list[str]:
+    argv = [blender, "-b", params["blendfile"]]
+    expr = params.get("python_expr")
     if expr:
         argv += ["--python-exit-code", "1", "--python-expr", expr]
-    scene = optional_str(NAME, params, "scene")
+    scene = params.get("scene")
     if scene:
         argv += ["-S", scene]
-    argv += str_list(NAME, params, "args", required=False)
+    argv += params.get("args", [])
     # Blender applies -o and -F only to renders that come after them on the command line
-    argv += ["-o", output, "-F", fmt, "-f", frames]
+    argv += ["-o", params["output"], "-F", params["format"], "-f", params["frames"]]
     return argv
 
 
-async def run_blender_render(params: Mapping[str, Any], ctx: RunContext) -> None:
+async def run_blender_render(params: BlenderRenderParams, ctx: RunContext) -> None:
     blender = need_program(NAME, ctx.programs.blender, "blender")
     argv = render_argv(blender, params)
-    if not await asyncio.to_thread(Path(argv[2]).is_file):
+    blendfile, frames = params["blendfile"], params["frames"]
+    if not await asyncio.to_thread(Path(blendfile).is_file):
         # Blender would say so too, but only after a second of start-up
-        raise CommandFailed(f"{NAME}: blend file {argv[2]} does not exist")
-    frames = require_str(NAME, params, "frames")
+        raise CommandFailed(f"{NAME}: blend file {blendfile} does not exist")
     parser = BlenderOutput(ctx, count_frames(frames))
     ctx.log("running: " + " ".join(argv))
     status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from services.worker.runners.base import CommandFailed, RunContext, need_program, optional_str, str_list
+from services.protocol.commands import FfmpegParams
+from services.worker.runners.base import CommandFailed, RunContext, need_program
 from services.worker.runners.process import run_process
 
 NAME = "ffmpeg"
@@ -46,17 +45,11 @@ class FfmpegProgress:
         self.last_lines = [*self.last_lines[-2:], line]
 
 
-async def run_ffmpeg(params: Mapping[str, Any], ctx: RunContext) -> None:
-    args = str_list(NAME, params, "args")
-    if not args:
-        raise CommandFailed(f"{NAME}: parameter 'args' must not be empty")
-    total = params.get("total_frames")
-    if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
-        raise CommandFailed(f"{NAME}: parameter 'total_frames' must be a whole number, got {total!r}")
-    output = optional_str(NAME, params, "output")
+async def run_ffmpeg(params: FfmpegParams, ctx: RunContext) -> None:
+    output = params.get("output")
     program = need_program(NAME, ctx.programs.ffmpeg, "ffmpeg")
-    progress = FfmpegProgress(ctx, total)
-    argv = [program, "-y", "-nostdin", "-progress", "pipe:1", "-nostats", *args]
+    progress = FfmpegProgress(ctx, params.get("total_frames"))
+    argv = [program, "-y", "-nostdin", "-progress", "pipe:1", "-nostats", *params["args"]]
     ctx.log("running: " + " ".join(argv))
     status = await run_process(argv, progress.feed, grace_seconds=ctx.grace_seconds)
     if status != 0:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from services.worker.runners.base import CommandFailed, RunContext, require_str
+from services.protocol.commands import CopyFileParams, PathParams, RemovePathParams
+from services.worker.runners.base import CommandFailed, RunContext
 
 # The work runs in a thread: on a network share a stat or a copy can take seconds, and the agent's
 # heartbeats and cancellation checks must keep going meanwhile.
 
 
-async def run_move_out_of_way(params: Mapping[str, Any], ctx: RunContext) -> None:
-    path = Path(require_str("move-out-of-way", params, "path"))
+async def run_move_out_of_way(params: PathParams, ctx: RunContext) -> None:
+    path = Path(params["path"])
     ctx.log(await asyncio.to_thread(_move_out_of_way, path))
 
 
@@ -37,9 +36,8 @@ def _move_out_of_way(path: Path) -> str:
     return f"moved {path} out of the way to {target}"
 
 
-async def run_copy_file(params: Mapping[str, Any], ctx: RunContext) -> None:
-    src = Path(require_str("copy-file", params, "src"))
-    dest = Path(require_str("copy-file", params, "dest"))
+async def run_copy_file(params: CopyFileParams, ctx: RunContext) -> None:
+    src, dest = Path(params["src"]), Path(params["dest"])
     ctx.log(await asyncio.to_thread(_copy_file, src, dest))
 
 
@@ -54,12 +52,8 @@ def _copy_file(src: Path, dest: Path) -> str:
     return f"copied {src} to {dest}"
 
 
-async def run_remove_path(params: Mapping[str, Any], ctx: RunContext) -> None:
-    path = Path(require_str("remove-path", params, "path"))
-    recursive = params.get("recursive", False)
-    if not isinstance(recursive, bool):
-        raise CommandFailed(f"remove-path: parameter 'recursive' must be true or false, got {recursive!r}")
-    ctx.log(await asyncio.to_thread(_remove_path, path, recursive))
+async def run_remove_path(params: RemovePathParams, ctx: RunContext) -> None:
+    ctx.log(await asyncio.to_thread(_remove_path, Path(params["path"]), params.get("recursive", False)))
 
 
 def _remove_path(path: Path, recursive: bool) -> str:

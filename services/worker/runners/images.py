@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from services.worker.runners.base import CommandFailed, RunContext, require_int, require_str, str_list
+from services.protocol.commands import MergeAverageParams, MergeTilesParams
+from services.worker.runners.base import CommandFailed, RunContext
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -15,39 +15,18 @@ if TYPE_CHECKING:
 NAME = "merge-images"
 
 
-async def run_merge_images(params: Mapping[str, Any], ctx: RunContext) -> None:
-    mode = params.get("mode")
-    output = Path(require_str(NAME, params, "output"))
-    if mode == "tiles":
-        tiles = _tiles(params)
-        width, height = require_int(NAME, params, "width"), require_int(NAME, params, "height")
-        if width <= 0 or height <= 0:
-            raise CommandFailed(f"{NAME}: 'width' and 'height' must be positive, got {width}×{height}")
+async def run_merge_images(params: MergeTilesParams | MergeAverageParams, ctx: RunContext) -> None:
+    output = Path(params["output"])
+    if params["mode"] == "tiles":
+        tiles = [(Path(t["path"]), t["x"], t["y"]) for t in params["tiles"]]
+        width, height = params["width"], params["height"]
         await asyncio.to_thread(_stitch, tiles, width, height, output)
         ctx.log(f"stitched {len(tiles)} tiles into {output} ({width}×{height})")
-    elif mode == "average":
-        inputs = str_list(NAME, params, "inputs")
-        if not inputs:
-            raise CommandFailed(f"{NAME}: parameter 'inputs' must list at least one image")
+    else:
+        inputs = params["inputs"]
         await asyncio.to_thread(_average, [Path(p) for p in inputs], output)
         ctx.log(f"averaged {len(inputs)} images into {output}")
-    else:
-        raise CommandFailed(f"{NAME}: parameter 'mode' must be 'tiles' or 'average', got {mode!r}")
     ctx.output_file(str(output))
-
-
-def _tiles(params: Mapping[str, Any]) -> list[tuple[Path, int, int]]:
-    raw = params.get("tiles")
-    if not isinstance(raw, list) or not raw:
-        raise CommandFailed(f"{NAME}: parameter 'tiles' must be a non-empty list of {{path, x, y}}")
-    tiles = []
-    for i, tile in enumerate(raw):
-        if not isinstance(tile, dict):
-            raise CommandFailed(f"{NAME}: tiles[{i}] must be an object with path, x and y")
-        path = require_str(NAME, tile, "path")
-        x, y = require_int(NAME, tile, "x"), require_int(NAME, tile, "y")
-        tiles.append((Path(path), x, y))
-    return tiles
 
 
 def _open(path: Path) -> Image.Image:

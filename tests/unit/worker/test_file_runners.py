@@ -114,11 +114,15 @@ async def test_merge_average_of_seed_chunks(tmp_path: Path, rec):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"mode": "blend", "output": "/tmp/x.png"}, "'mode' must be"),
-        ({"mode": "average", "inputs": [], "output": "/tmp/x.png"}, "at least one"),
+        ({"mode": "blend", "output": "/tmp/x.png"}, "parameter 'mode': must be one of 'tiles', 'average', got 'blend'"),
+        ({"output": "/tmp/x.png"}, "parameter 'mode': field required"),
+        ({"mode": "average", "inputs": [], "output": "/tmp/x.png"}, "parameter 'inputs': list should have at least 1"),
         ({"mode": "average", "inputs": ["/nonexistent.png"], "output": "/tmp/x.png"}, "does not exist"),
         ({"mode": "tiles", "tiles": [], "width": 4, "height": 4, "output": "/tmp/x.png"}, "'tiles'"),
-        ({"mode": "tiles", "tiles": [{"path": "/a.png", "x": 0}], "width": 4, "height": 4, "output": "/t.png"}, "'y'"),
+        (
+            {"mode": "tiles", "tiles": [{"path": "/a.png", "x": 0}], "width": 4, "height": 4, "output": "/t.png"},
+            r"parameter 'tiles\[0\]\.y': field required",
+        ),
         ({"mode": "average", "inputs": ["/a.png"]}, "'output'"),
     ],
 )

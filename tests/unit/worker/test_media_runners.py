@@ -68,14 +68,25 @@ def test_render_command_line_puts_output_and_format_before_frames():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"output": "/o", "format": "PNG", "frames": "1"}, "'blendfile'"),
-        ({"blendfile": "/b", "output": "/o", "format": "GIF", "frames": "1"}, "'format' must be one of"),
-        ({"blendfile": "/b", "output": "/o", "format": "PNG", "frames": "1", "args": "-t 1"}, "'args'"),
+        ({"output": "/o", "format": "PNG", "frames": "1"}, "blender-render: parameter 'blendfile': field required"),
+        (
+            {"blendfile": "/b", "output": "/o", "format": "GIF", "frames": "1"},
+            "parameter 'format': input should be 'PNG', 'JPEG', .* got 'GIF'",
+        ),
+        (
+            {"blendfile": "/b", "output": "/o", "format": "PNG", "frames": "1", "args": "-t 1"},
+            "parameter 'args': input should be a valid list, got '-t 1'",
+        ),
+        ({"blendfile": "", "output": "/o", "format": "PNG", "frames": "1"}, "parameter 'blendfile': string should"),
+        ({"blendfile": "/b", "output": "/o", "format": "PNG", "frames": 1}, "parameter 'frames': .* got 1"),
     ],
 )
-def test_render_bad_parameters(params, message):
+async def test_render_bad_parameters_fail_before_blender_starts(params, message, rec):
+    run = get_runner("blender-render")
+    assert run is not None
+    # a program that would succeed: only the parameter check can fail the command
     with pytest.raises(CommandFailed, match=message):
-        render_argv("/usr/bin/blender", params)
+        await run(params, rec.context(Programs(blender="/usr/bin/true")))
 
 
 async def test_render_without_blender_is_a_clear_failure(rec):
@@ -94,18 +105,38 @@ async def test_render_of_a_missing_blend_file_fails_before_starting_blender(rec)
         await run(params, rec.context(Programs(blender="/usr/bin/true")))
 
 
-def test_bake_parameters_are_checked_and_embedded_as_json():
+def test_bake_parameters_are_embedded_as_json():
     p = bake_params({"target": "cloth", "object": "Flag", "frame_start": 1, "frame_end": 10, "blendfile": "/b"})
     assert p == {"target": "cloth", "frame_start": 1, "frame_end": 10, "object": "Flag", "modifier": None}
     expr = bake_expression(p)
     compile(expr, "<bake>", "exec")  # it is valid Python
     assert '"object": "Flag"' in expr
-    with pytest.raises(CommandFailed, match="'target' must be one of"):
-        bake_params({"target": "smoke", "frame_start": 1, "frame_end": 2})
     with pytest.raises(CommandFailed, match="'frame_end' \\(1\\) is before"):
-        bake_params({"target": "fluid", "frame_start": 5, "frame_end": 1})
-    with pytest.raises(CommandFailed, match="'caches'"):
-        bake_params({"target": "verify", "frame_start": 1, "frame_end": 2})
+        bake_params({"target": "fluid", "frame_start": 5, "frame_end": 1, "blendfile": "/b"})
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"target": "smoke", "frame_start": 1, "frame_end": 2},
+            "blender-bake: parameter 'target': must be one of 'point-cache', 'fluid', 'cloth', 'verify', got 'smoke'",
+        ),
+        ({"target": "verify", "frame_start": 1, "frame_end": 2}, "parameter 'caches': field required"),
+        (
+            {"target": "verify", "caches": [{"target": "fluid", "object": 3}], "frame_start": 1, "frame_end": 2},
+            r"parameter 'caches\[0\]\.object': .* got 3",
+        ),
+        ({"target": "fluid", "frame_start": 5, "frame_end": 1}, "'frame_end' \\(1\\) is before"),
+    ],
+)
+async def test_bake_bad_parameters_fail_before_blender_starts(params, message, tmp_path: Path, rec):
+    blend = tmp_path / "b.blend"
+    blend.write_bytes(b"")
+    run = get_runner("blender-bake")
+    assert run is not None
+    with pytest.raises(CommandFailed, match=message):
+        await run({"blendfile": str(blend), **params}, rec.context(Programs(blender="/usr/bin/true")))
 
 
 @needs_ffmpeg

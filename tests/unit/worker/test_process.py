@@ -101,10 +101,11 @@ async def test_exec_runs_a_program_with_cwd_and_env(tmp_path: Path, rec):
     [
         ({"argv": [PY, "-c", "raise SystemExit(2)"]}, "exited with status 2"),
         ({"argv": ["tablao-no-such-program"]}, "not found"),
-        ({"argv": []}, "must not be empty"),
-        ({"argv": "ls -l"}, "'argv' must be a list of strings"),
+        ({"argv": []}, "exec: parameter 'argv': list should have at least 1 item"),
+        ({"argv": "ls -l"}, "exec: parameter 'argv': input should be a valid list, got 'ls -l'"),
         ({"argv": [PY], "cwd": "/nonexistent/dir"}, "working directory"),
-        ({"argv": [PY], "env": {"A": 1}}, "'env' must map strings"),
+        ({"argv": [PY], "env": {"A": 1}}, r"exec: parameter 'env\.A': input should be a valid string, got 1"),
+        ({"argv": [PY], "cmd": "x"}, "exec: parameter 'cmd': extra inputs are not permitted"),
     ],
 )
 async def test_exec_failures_name_the_reason(params, message, rec):

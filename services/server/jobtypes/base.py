@@ -2,8 +2,9 @@
 
 A job type is a class registered under the `tablao.job_types` entry-point group. Compilation is pure:
 `compile()` gets the validated settings and a little context and returns tasks; the Server stores them
-in one transaction. Commands are plain dicts (`{"name": ..., "parameters": {...}}`) rather than pydantic
-models so compiling 100,000 tasks stays cheap; `docs/commands.md` lists every command and its parameters.
+in one transaction. Commands are built by calling the specs of `services/protocol/commands.py` with their typed
+parameter records; they are plain dicts (`{"name": ..., "parameters": {...}}`) rather than pydantic models so
+compiling 100,000 tasks stays cheap. `docs/commands.md`, generated from that module, lists them all.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class JobContext:
 @dataclass(slots=True)
 class CompiledTask:
     name: str
-    type: str  # task type: blender, ffmpeg, image, file-management, exec, misc
+    type: str  # a TaskType of the command contract, or the task type an `exec` job names
     commands: list[dict[str, Any]]
     # indexes into the list of tasks compile() returned; they must point at earlier tasks
     depends_on: list[int] = field(default_factory=list)

@@ -18,7 +18,7 @@ from services.protocol.worker_api import AssignedTask, Heartbeat, RegisterReques
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
 from services.worker import credentials
 from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
-from services.worker.runners import Programs, available_task_types
+from services.worker.runners import Programs, available_task_types, prepare_checks
 from services.worker.sampler import Sampler
 from services.worker.software import software_versions
 from services.worker.taskrun import TaskRun
@@ -181,6 +181,7 @@ class Agent:
 
     async def _sign_on_request(self) -> SignOnRequest:
         cfg = self.config
+        prepare_checks()
         programs, versions = cfg.programs, await software_versions(cfg.programs)
         offered = available_task_types(programs)
         if cfg.task_types is not None:

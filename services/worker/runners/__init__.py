@@ -34,6 +34,15 @@ def get_runner(name: str) -> Runner | None:
     return RUNNERS.get(name)
 
 
+def prepare_checks() -> None:
+    """Build every runner's parameter check now, so the first task of each command does not wait for it.
+
+    Each is built on first use otherwise, and the first one built in a process takes tens of milliseconds.
+    """
+    for spec in commands.COMMANDS.values():
+        _ = spec.adapter
+
+
 def available_task_types(programs: Programs) -> list[str]:
     found = {"blender": programs.blender, "ffmpeg": programs.ffmpeg}
     return [t.value for t, prog in TASK_TYPE_PROGRAMS.items() if prog is None or found[prog] is not None]
@@ -47,4 +56,5 @@ __all__ = [
     "Runner",
     "available_task_types",
     "get_runner",
+    "prepare_checks",
 ]

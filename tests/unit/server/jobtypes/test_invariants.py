@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from services.protocol.commands import COMMANDS, TaskType
 from services.protocol.jobs import Command
 from services.server.jobtypes.base import paused_gc
 from services.server.jobtypes.registry import get_job_type
@@ -24,8 +25,7 @@ SAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("ffmpeg-encode", {"input_pattern": "/r/f_####.png", "output_path": "/r/v.mp4", "segment_frames": 60}),
     ("exec", {"command": ["echo", "{start}", "{end}"], "frames": "1-10", "chunk_size": 3}),
 ]
-TASK_TYPES = {"blender", "ffmpeg", "image", "file-management", "exec", "misc"}
-COMMANDS = {"blender-render", "blender-bake", "merge-images", "ffmpeg", "exec", "remove-path"}
+TASK_TYPES = {t.value for t in TaskType}
 
 
 @pytest.mark.parametrize(("name", "settings"), SAMPLES)

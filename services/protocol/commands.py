@@ -6,10 +6,7 @@ registered under the same spec, which gets the parameters validated against the 
 are TypedDicts, so on the wire, in the database and while compiling 100,000 tasks they stay plain dicts;
 mypy checks the job types' side, pydantic the Worker's.
 
-Adding a command: write its parameter record (one TypedDict, `Annotated[..., Field(description=...)]` per
-parameter), a `CommandSpec` for it, add the spec to `COMMANDS`, register a runner for it in
-`services/worker/runners/__init__.py`, and regenerate the doc (`python -m services.protocol.commands
---markdown > docs/commands.md`).
+Adding a command: see "Adding a command" in docs/commands.md (generated from `commands_doc.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +27,7 @@ P = TypeVar("P")
 _STRICT = ConfigDict(strict=True, extra="forbid")
 
 Text = Annotated[str, Field(min_length=1)]
+# a path as the job type wrote it; the Worker has replaced its `{variables}` before the check
 PathText = Annotated[str, Field(min_length=1)]
 
 
@@ -225,8 +223,9 @@ class CommandSpec(Generic[P]):
         return f"{self.name}: " + "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
 
 
-def _tagged(*records: Any, tag: str) -> Any:
-    return Annotated[records[0] | records[1], Field(discriminator=tag)]
+def _tagged(first: Any, second: Any, *, tag: str) -> Any:
+    """A record of two shapes, told apart by the value of the parameter `tag`."""
+    return Annotated[first | second, Field(discriminator=tag)]
 
 
 BLENDER_RENDER: CommandSpec[BlenderRenderParams] = CommandSpec(

@@ -23,6 +23,18 @@ ones and values of the wrong type fail the task with a message naming the parame
 Every string parameter may hold path variables such as `{render_root}`: the Worker replaces each `{name}` that
 is in the variable table it got with the task (resolved for its own platform) before the check, and leaves any
 other braces alone. Programs (`blender`, `ffmpeg`) are found by the Worker's configuration, then `PATH`.
+
+Adding a command:
+
+1. In `services/protocol/commands.py`, write its parameter record: a `TypedDict` decorated with
+   `@with_config(_STRICT)`, one `Annotated[type, Field(description=...)]` per parameter, `NotRequired[...]` for
+   optional ones (two shapes told apart by one parameter: two records joined with `_tagged`).
+2. Declare its `CommandSpec` (name, record, summary, an example that passes the check) and add it to `COMMANDS`.
+3. Write the runner as `async def run_x(params: XParams, ctx: RunContext)` and register it in
+   `services/worker/runners/__init__.py` as `Registered(commands.X, run_x)`; it gets checked parameters.
+4. Build it in job types with `X({...})` (mypy checks the keys and types), add settings that reach it to
+   `CASES` in `tests/unit/server/jobtypes/test_contract.py` for a new job type, and regenerate this document:
+   `python -m services.protocol.commands --markdown > docs/commands.md`.
 """
 
 

@@ -51,3 +51,13 @@ async def test_active_comes_before_the_commands_output_and_the_final_status_last
 async def test_a_command_that_cannot_start_still_reports_active_then_failed(tmp_path: Path, command: Command) -> None:
     rows = await run_task(tmp_path, command)
     assert [r["status"] for r in rows if r.get("status")] == ["active", "failed"]
+
+
+async def test_a_bad_parameter_fails_the_task_naming_it_and_later_commands_do_not_run(tmp_path: Path) -> None:
+    bad = Command(name="sleep", parameters={"duration": "5"})
+    after = Command(name="echo", parameters={"message": "never printed"})
+    rows = await run_task(tmp_path, bad, after)
+    assert [r["status"] for r in rows if r.get("status")] == ["active", "failed"]
+    final = json.dumps(rows[-1])
+    assert "sleep: parameter 'duration': input should be a valid number, got '5'" in final
+    assert "never printed" not in json.dumps(rows)

@@ -59,7 +59,7 @@ class JobContext:
 @dataclass(slots=True)
 class CompiledTask:
     name: str
-    type: str  # a TaskType of the command contract, or the task type an `exec` job names
+    type: str  # a TaskType's value (a plain str), or the task type an `exec` job names
     commands: list[dict[str, Any]]
     # indexes into the list of tasks compile() returned; they must point at earlier tasks
     depends_on: list[int] = field(default_factory=list)

@@ -106,7 +106,7 @@ class BlenderBake(JobType):
             tasks.append(
                 CompiledTask(
                     name=f"bake {cache.describe()}",
-                    type=TaskType.BLENDER,
+                    type=TaskType.BLENDER.value,
                     commands=[BLENDER_BAKE(parameters)],
                     steps_total=frames,
                 )
@@ -124,7 +124,7 @@ class BlenderBake(JobType):
         tasks.append(
             CompiledTask(
                 name=VERIFY_TASK,
-                type=TaskType.BLENDER,
+                type=TaskType.BLENDER.value,
                 commands=[BLENDER_BAKE(verify)],
                 depends_on=list(range(len(tasks))),
             )

@@ -180,7 +180,7 @@ class BlenderStill(JobType):
             }
             if s.scene is not None:
                 parameters["scene"] = s.scene
-            tasks.append(CompiledTask(name=name, type=TaskType.BLENDER, commands=[BLENDER_RENDER(parameters)]))
+            tasks.append(CompiledTask(name=name, type=TaskType.BLENDER.value, commands=[BLENDER_RENDER(parameters)]))
             # Blender puts the padded frame number in place of the `#`s and appends the extension.
             files.append(blender_output(pattern, part_format, padded(pattern, s.frame)))
 
@@ -199,7 +199,7 @@ class BlenderStill(JobType):
         tasks.append(
             CompiledTask(
                 name=MERGE_TASK,
-                type=TaskType.IMAGE,
+                type=TaskType.IMAGE.value,
                 commands=[MERGE_IMAGES(merge)],
                 depends_on=list(range(len(tasks))),
             )

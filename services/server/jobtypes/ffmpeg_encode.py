@@ -160,7 +160,7 @@ def _ffmpeg_task(
 ) -> CompiledTask:
     return CompiledTask(
         name=name,
-        type=TaskType.FFMPEG,
+        type=TaskType.FFMPEG.value,
         commands=[FFMPEG({"args": args, "total_frames": frames, "output": output})],
         depends_on=depends_on or [],
         steps_total=frames,

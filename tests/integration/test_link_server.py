@@ -232,6 +232,31 @@ def test_jobs_resumed_together_are_handed_to_a_waiting_claim(admin: httpx.Client
     assert sorted(c["job_id"] for c in answer.json()["tasks"]) == sorted(j["id"] for j in paused)
 
 
+def test_a_requeued_task_is_handed_to_a_waiting_claim_as_it_is_requeued(
+    admin: httpx.Client, link: httpx.Client
+) -> None:
+    t = kind()
+    job = submit(admin, t, frames="1-2")
+    a, b = claim(link, [t])
+    done = [
+        {"task_id": a["id"], "attempt": a["attempt"], "status": "completed", "worker_id": "w1", "worker_name": "w1"},
+        {"task_id": b["id"], "attempt": b["attempt"], "status": "completed", "worker_id": "w1", "worker_name": "w1"},
+    ]
+    assert push(link, done).status_code == 200
+    assert admin.get(f"/jobs/{job['id']}").json()["status"] == "completed"
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(link.post, "/claim", json={"capacity": 5, "task_types": [t], "wait_seconds": 20})
+        time.sleep(0.5)
+        assert not waiting.done()
+        r = admin.post(f"/tasks/{b['id']}/status", json={"action": "requeue", "reason": "bad frame"})
+        assert r.status_code == 200, r.text
+        # leased in the requeue's own transaction, not at the claim's next look
+        assert r.json()["status"] == "assigned"
+        answer = waiting.result(timeout=10)
+    assert [(c["id"], c["attempt"]) for c in answer.json()["tasks"]] == [(b["id"], b["attempt"] + 1)]
+    assert task(admin, a["id"])["status"] == "completed"
+
+
 def test_what_a_waiting_claim_leases_after_its_manager_hung_up_goes_back_to_the_queue(
     server: ServerProcess, admin: httpx.Client, link: httpx.Client
 ) -> None:

@@ -350,6 +350,25 @@ class Farm:
             store.clear_blocklist(self.conn, sorted(jobs))
             self._feed_waiters()  # a waiting worker may take one of their tasks now
 
+    def reprioritize(self, priorities: dict[int, int]) -> None:
+        """A wrangler changed these jobs' priorities: their held tasks take their new place in the ready queue."""
+        changed = [
+            t
+            for t in self.tasks.values()
+            if t.claim.job_id in priorities and t.claim.job_priority != priorities[t.claim.job_id]
+        ]
+        if not changed:
+            return
+        with transaction(self.conn):
+            for task in changed:
+                ready = task in self.ready
+                self.ready.remove(task)  # its place depends on the priority: out under the old key
+                task.claim = task.claim.model_copy(update={"job_priority": priorities[task.claim.job_id]})
+                if ready:
+                    self.ready.add(task)
+            store.save_claims(self.conn, [t.claim for t in changed])
+            self._feed_waiters()
+
     def drop(self, task_ids: list[int], attempt: int | None = None, *, canceled: bool = False) -> None:
         """The Server canceled these tasks or refused our update: stop holding them.
 

@@ -128,6 +128,8 @@ class ServerLink:
             self.farm.drop([rej.task_id], rej.attempt)
         if ack.cancel_task_ids:
             self.farm.drop(ack.cancel_task_ids, canceled=True)
+        if ack.job_priorities:
+            self.farm.reprioritize({p.job_id: p.priority for p in ack.job_priorities})
         if ack.reset_blocklist_job_ids:
             self.farm.reset_blocklist(ack.reset_blocklist_job_ids)
         if ack.worker_requests:

@@ -98,6 +98,11 @@ class WorkerInstruction(ResponseModel):
     lazy: bool
 
 
+class JobPriority(ResponseModel):
+    job_id: int
+    priority: int
+
+
 class UpdateAck(ResponseModel):
     """The Server's answer; it carries what the Server wants of the Manager (calls go bottom-up only)."""
 
@@ -107,6 +112,8 @@ class UpdateAck(ResponseModel):
     upload_log_task_ids: list[int] = Field(default_factory=list)
     # jobs a wrangler requeued: forget which workers failed them (the cause may be fixed)
     reset_blocklist_job_ids: list[int] = Field(default_factory=list)
+    # jobs whose priority changed while this Manager holds tasks of them: reorder those tasks
+    job_priorities: list[JobPriority] = Field(default_factory=list)
     worker_requests: list[WorkerInstruction] = Field(default_factory=list)
     lease_seconds: float
 

@@ -348,6 +348,26 @@ def test_cancel_reaches_the_manager_in_the_ack(admin: httpx.Client, link: httpx.
     assert task(admin, c["id"])["status"] == "canceled"
 
 
+def test_a_priority_change_reaches_the_managers_holding_tasks_of_the_job(
+    server: ServerProcess, admin: httpx.Client, link: httpx.Client
+) -> None:
+    t = kind()
+    held = submit(admin, t, frames="1-2")
+    assert len(claim(link, [t], capacity=1)) == 1  # this Manager holds one task of the job
+    unheld = submit(admin, t + "x", frames="1")
+    r = admin.post(f"/jobs/{held['id']}/priority", json={"priority": 90})
+    assert r.status_code == 200, r.text
+    r = admin.post(f"/jobs/{held['id']}/priority", json={"priority": 95})  # the latest one is what counts
+    assert r.status_code == 200, r.text
+    assert admin.post(f"/jobs/{unheld['id']}/priority", json={"priority": 10}).status_code == 200
+    with new_link(server) as other:  # holds nothing of the job: told nothing
+        assert push(other, []).json()["job_priorities"] == []
+    ack = push(link, [])
+    assert ack.status_code == 200, ack.text
+    assert ack.json()["job_priorities"] == [{"job_id": held["id"], "priority": 95}]
+    assert push(link, []).json()["job_priorities"] == []  # delivered once
+
+
 def test_requeueing_a_failed_job_tells_every_manager_to_forget_its_blocklist(
     admin: httpx.Client, link: httpx.Client
 ) -> None:

@@ -187,6 +187,6 @@ class PendingInstructionRow(Base):
     __tablename__ = "manager_instructions"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # cancel-task | upload-log | reset-blocklist
-    task_id: Mapped[int] = mapped_column(BigInteger)  # the job's id for reset-blocklist
+    kind: Mapped[str] = mapped_column(String(16))  # cancel-task | upload-log | reset-blocklist | reprioritize
+    task_id: Mapped[int] = mapped_column(BigInteger)  # the job's id for reset-blocklist and reprioritize
     created: Mapped[datetime]

@@ -20,6 +20,7 @@ from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDepende
 from services.server.jobtypes.base import CompiledTask, CompileError, JobContext
 from services.server.jobtypes.registry import get_job_type, job_types
 from services.server.states import jobs as job_states
+from services.server.states.tasks import HELD as HELD_STATUSES
 from services.server.store import paging
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Forbidden, Invalid, NotFound
@@ -301,6 +302,15 @@ def set_priority(session: Session, job: JobRow, priority: int, actor: Actor) -> 
     job.priority = priority
     job.updated = utcnow()
     events.mark_job_dirty(session, job)
+    # Managers already holding tasks of the job reorder them (the answer to their next update batch says so)
+    holders = session.scalars(
+        select(TaskRow.manager_id)
+        .where(TaskRow.job_id == job.id, TaskRow.status.in_(list(HELD_STATUSES)), TaskRow.manager_id.is_not(None))
+        .distinct()
+    ).all()
+    for manager_id in holders:
+        if manager_id is not None:
+            instruct(session, manager_id, "reprioritize", [job.id])
 
 
 def delete_job(session: Session, job: JobRow, actor: Actor) -> None:

@@ -22,6 +22,7 @@ from services.protocol.link import (
     LOG_TAIL_LINES,
     ClaimedTask,
     ClaimRequest,
+    JobPriority,
     RejectedUpdate,
     TaskUpdate,
     UpdateAck,
@@ -178,15 +179,26 @@ def apply_batch(session: Session, manager: ManagerRow, batch: UpdateBatch, lease
     _apply_workers(session, manager, batch.workers)
     _renew(session, manager, batch.held_task_ids, now + timedelta(seconds=lease_seconds))
     ack = UpdateAck(last_seq=manager.last_seq, rejected=rejected, lease_seconds=lease_seconds)
+    reprioritized: set[int] = set()
     for instr in session.scalars(
         select(PendingInstructionRow).where(PendingInstructionRow.manager_id == manager.id)
     ).all():
-        {
-            "cancel-task": ack.cancel_task_ids,
-            "upload-log": ack.upload_log_task_ids,
-            "reset-blocklist": ack.reset_blocklist_job_ids,
-        }[instr.kind].append(instr.task_id)
+        if instr.kind == "reprioritize":
+            reprioritized.add(instr.task_id)  # a job id: the priority sent is the job's current one
+        else:
+            {
+                "cancel-task": ack.cancel_task_ids,
+                "upload-log": ack.upload_log_task_ids,
+                "reset-blocklist": ack.reset_blocklist_job_ids,
+            }[instr.kind].append(instr.task_id)
         session.delete(instr)
+    if reprioritized:
+        ack.job_priorities = [
+            JobPriority(job_id=job_id, priority=priority)
+            for job_id, priority in session.execute(
+                select(JobRow.id, JobRow.priority).where(JobRow.id.in_(sorted(reprioritized)))
+            )
+        ]
     ack.worker_requests = [
         WorkerInstruction(
             worker_id=w.id, status=WorkerStatusRequest(w.status_requested or ""), lazy=w.status_request_lazy

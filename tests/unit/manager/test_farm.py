@@ -274,3 +274,19 @@ async def test_a_worker_that_hangs_up_after_being_handed_a_task_gives_it_back(tm
     assert w.current_task_id is None and [t.id for t in farm.ready] == [1]
     other = worker(farm, "w2")
     assert take(farm, other) == 1
+
+
+def test_a_new_job_priority_reorders_the_tasks_held_and_survives_a_restart(tmp_path: Path) -> None:
+    farm = make_farm(tmp_path)
+    farm.add_claimed([claimed(1, job_id=1, priority=60), claimed(2, job_id=1, priority=60, index=1)])
+    farm.add_claimed([claimed(3, job_id=2, priority=50, age=5), claimed(4, job_id=2, priority=50, age=5, index=1)])
+    w = worker(farm, "w1")
+    assert take(farm, w) == 1  # job 1 first: higher priority
+    farm.reprioritize({2: 90, 99: 10})  # job 99 is not held here: nothing to do for it
+    farm.fail(farm.tasks[1], w, "boom", blocklist=False)  # task 1 goes back to the ready queue, priority 60
+    assert [t.id for t in farm.ready] == [3, 4, 1, 2]
+    assert farm.tasks[1].claim.job_priority == 60 and farm.tasks[3].claim.job_priority == 90
+    farm.conn.close()
+
+    again = make_farm(tmp_path)  # the new priority was stored with the held claims
+    assert [t.id for t in again.ready] == [3, 4, 1, 2]

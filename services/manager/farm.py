@@ -320,6 +320,28 @@ class Farm:
         if worker.current_task_id == task.id:
             worker.current_task_id = None
             self._worker_changed(worker)
+        if blocklist:
+            self._give_back_unrunnable(c.job_id, c.type)
+
+    def _give_back_unrunnable(self, job_id: int, task_type: str) -> None:
+        """Every worker here that could run this job's tasks of this type is blocklisted for it: those tasks go
+        back to the Server, which offers them to other Managers or fails them with the reason (else they would
+        wait here for ever, their leases renewed by every keep-alive)."""
+        threshold = self.config.blocklist_threshold
+        stuck: list[HeldTask] = []
+        for task in self.ready:
+            c = task.claim
+            if c.job_id != job_id or c.type != task_type:
+                continue
+            capable = [w for w in self.workers.values() if c.type in w.task_types and w.tags.issuperset(c.job_tags)]
+            if capable and all(self.blocklist.get((job_id, w.id, c.type), 0) >= threshold for w in capable):
+                stuck.append(task)
+        if not stuck:
+            return
+        why = f"no worker of manager {self.config.name} may run it: all are blocklisted for this job"
+        self.emit([self.update_for(t, status=TaskStatus.QUEUED, activity=why, unrunnable_here=True) for t in stuck])
+        for task in stuck:
+            self._forget(task)
 
     def _back_to_ready(self, task: HeldTask) -> None:
         task.worker_id, task.started = None, False

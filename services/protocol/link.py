@@ -61,6 +61,9 @@ class TaskUpdate(WireModel):
     log_tail: list[str] = Field(default_factory=list, max_length=LOG_TAIL_LINES)
     failure_count: int | None = Field(default=None, ge=0)
     time: datetime | None = None
+    # with status queued: given back because no worker of this Manager may run it (every one that could is
+    # blocklisted for its job); the Server offers it to other Managers, or fails it when there is none
+    unrunnable_here: bool = False
 
 
 class WorkerReport(WireModel):

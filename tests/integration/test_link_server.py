@@ -368,6 +368,44 @@ def test_a_priority_change_reaches_the_managers_holding_tasks_of_the_job(
     assert push(link, []).json()["job_priorities"] == []  # delivered once
 
 
+def worker_report(name: str, task_type: str, status: str = "awake") -> dict[str, Any]:
+    return {"id": f"{name}-{uuid.uuid4().hex[:6]}", "name": name, "platform": "linux", "task_types": [task_type],
+            "tags": [], "status": status}  # fmt: skip
+
+
+def test_a_task_no_worker_of_its_manager_may_run_goes_to_another_manager_or_fails_with_the_reason(
+    server: ServerProcess, admin: httpx.Client, link: httpx.Client
+) -> None:
+    t = kind()
+    job = submit(admin, t, frames="1-2", max_task_failures=5)
+    a, b = claim(link, [t])
+    failed_a = {"task_id": a["id"], "attempt": a["attempt"], "status": "soft-failed", "failure_count": 1}
+    back = [{"task_id": x["id"], "attempt": x["attempt"], "status": "queued", "unrunnable_here": True} for x in (a, b)]
+    with new_link(server) as other:
+        # another Manager with an awake worker of this type: the tasks wait for it
+        assert push(other, [], workers=[worker_report("o1", t)]).status_code == 200
+        r = push(link, [failed_a, *back])
+        assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+        assert task(admin, a["id"])["status"] == "queued"
+        assert claim(link, [t]) == []  # never offered again to the Manager that gave them back
+        got = claim(other, [t])
+        assert sorted(c["id"] for c in got) == [a["id"], b["id"]]
+        # the other Manager's workers are blocklisted too: nobody is left, the task fails with the reason
+        ga, _gb = sorted(got, key=lambda c: c["id"])
+        r = push(other, [{"task_id": ga["id"], "attempt": ga["attempt"], "status": "queued", "unrunnable_here": True}])
+        assert r.status_code == 200, r.text
+    failed = task(admin, ga["id"])
+    assert failed["status"] == "failed"
+    assert "no worker may run it" in failed["activity"]
+    log = admin.get(f"/jobs/{job['id']}/log").json()
+    entries = log["items"] if isinstance(log, dict) else log
+    assert any("no worker may run it" in e["message"] for e in entries)
+    # a requeue (after a fix) lets the first Manager try again
+    assert admin.post(f"/jobs/{job['id']}/status", json={"action": "requeue"}).status_code == 200
+    again = claim(link, [t])
+    assert ga["id"] in [c["id"] for c in again]
+
+
 def test_requeueing_a_failed_job_tells_every_manager_to_forget_its_blocklist(
     admin: httpx.Client, link: httpx.Client
 ) -> None:

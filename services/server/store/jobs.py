@@ -24,7 +24,14 @@ from services.server.states.tasks import HELD as HELD_STATUSES
 from services.server.store import paging
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Forbidden, Invalid, NotFound
-from services.server.store.tasks import instruct, log_job, requeue_where, set_job_status, stop_unfinished
+from services.server.store.tasks import (
+    give_workers_another_chance,
+    instruct,
+    log_job,
+    requeue_where,
+    set_job_status,
+    stop_unfinished,
+)
 
 T = TaskStatus
 J = JobStatus
@@ -285,9 +292,7 @@ def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor,
             set_job_status(session, job, J.REQUEUEING, actor=who, reason=reason)
         n = requeue_where(session, job, which, actor=who)
         if n:
-            # a requeue usually follows a fix: every Manager forgets which workers failed this job
-            for manager_id in session.scalars(select(ManagerRow.id)):
-                instruct(session, manager_id, "reset-blocklist", [job.id])
+            give_workers_another_chance(session, job)  # a requeue usually follows a fix
         if job.status == J.REQUEUEING:
             set_job_status(session, job, J.QUEUED, actor=who, reason=f"{n} tasks requeued")
         job.activity = f"{n} tasks requeued by {who}"

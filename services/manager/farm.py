@@ -178,6 +178,11 @@ class Farm:
 
     def _worker_changed(self, worker: WorkerState) -> None:
         self.dirty_workers.add(worker.id)
+        self.claim_wakeup.set()  # a claim waiting at the Server may no longer fit the workers there are
+
+    def available_worker_ids(self) -> frozenset[str]:
+        """The workers that may take new work now: what a claim waiting at the Server was asked for."""
+        return frozenset(w.id for w in self.workers.values() if w.available)
 
     # --- tasks: hand-out -------------------------------------------------------------------------------------
 

@@ -248,12 +248,13 @@ class ServerLink:
 
     def _went_down(self, exc: Exception) -> None:
         if self.server_up:
-            log.warning("lost the Server: %s", exc)
+            others = f"; trying {self.client.server_url} next" if len(self.client.urls) > 1 else ""
+            log.warning("lost the Server: %s%s", exc, others)
         self.server_up = False
 
     def _came_up(self) -> None:
         if not self.server_up:
-            log.info("connected to the Server")
+            log.info("connected to the Server at %s", self.client.server_url)
         self.server_up = True
 
 

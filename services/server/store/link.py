@@ -368,12 +368,17 @@ def expire_leases(session: Session, cfg: ServerConfig, limit: int = 1000) -> int
     if time.monotonic() - _STARTED < cfg.lease_seconds:
         return 0
     now = utcnow()
-    rows = session.scalars(
+    q = (
         select(TaskRow)
         .where(text("tasks.lease_expires IS NOT NULL"), TaskRow.lease_expires < now)
         .order_by(TaskRow.lease_expires)
         .limit(limit)
-    ).all()
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # every Server process runs this sweep: each task expires in exactly one of them (a second would count
+        # the soft failure twice), and a Manager's update renewing the lease meanwhile is not waited for
+        q = q.with_for_update(skip_locked=True)
+    rows = session.scalars(q).all()
     for task in rows:
         if T(task.status) not in HELD:
             task.lease_expires = None

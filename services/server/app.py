@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.protocol import API_PREFIX, VERSION
+from services.server import events
 from services.server.api import ROUTERS, errors
 from services.server.background import sweep_forever
 from services.server.config import ServerConfig
+from services.server.db import notify
 from services.server.db.engine import make_engine, make_sessionmakers, sqlite_url
 from services.server.db.migrate import take_first_start_turn, upgrade
 from services.server.db.server_lock import hold_sqlite
@@ -33,13 +35,17 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(sweep_forever(write_sessions, config))
+        tasks = [asyncio.create_task(sweep_forever(write_sessions, config))]
+        if engine.dialect.name == "postgresql":  # other Server processes' commits wake this one's readers
+            tasks.append(asyncio.create_task(notify.listen(engine.url, events.NOTIFIER.notify)))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             engine.dispose()
             if server_lock is not None:
                 server_lock.release()

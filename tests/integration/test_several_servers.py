@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -122,3 +123,40 @@ def test_a_manager_moves_to_the_next_server_and_nothing_is_lost_or_done_twice(tm
         mgr.stop()
         for s in (a, b, c):
             s.stop()
+
+
+def test_work_submitted_at_one_server_wakes_claims_and_event_streams_waiting_at_another(
+    tmp_path: Path, pg_url: str
+) -> None:
+    a, b = start_together(tmp_path, pg_url, 2)
+    try:
+        token = add_manager(a, "m1")
+        link = httpx.Client(base_url=b.url + API + "/manager", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        events = httpx.Client(base_url=b.url + API, headers=b.headers(), timeout=30)
+        with link, events, ThreadPoolExecutor(2) as pool:
+
+            def first_job_event() -> float:
+                with events.stream("GET", "/events") as stream:
+                    for line in stream.iter_lines():
+                        if line.startswith("data:") and '"job-created"' in line:
+                            return time.monotonic()
+                return 0.0
+
+            heard = pool.submit(first_job_event)
+            waiting = pool.submit(link.post, "/claim", json={"capacity": 1, "task_types": ["exec"], "wait_seconds": 20})
+            time.sleep(1.0)  # both wait at Server B
+            assert not waiting.done()
+            body = {"name": "via A", "type": "exec", "settings": {"command": ["true"], "frames": "1"}}
+            submitted = time.monotonic()
+            r = httpx.post(f"{a.url}{API}/jobs", json=body, headers=a.headers(), timeout=30)
+            assert r.status_code == 201, r.text
+            answer = waiting.result(timeout=30)
+            claimed_after = time.monotonic() - submitted
+            streamed_after = heard.result(timeout=30) - submitted
+        assert [t["job_id"] for t in answer.json()["tasks"]] == [r.json()["id"]]
+        # a notice at the commit, not the next poll (about 1-2 s); generous for a loaded machine
+        assert claimed_after < 1.0, f"{claimed_after:.2f} s"
+        assert streamed_after < 1.0, f"{streamed_after:.2f} s"
+    finally:
+        a.stop()
+        b.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from resources.scenes import make_sample_scene
+from resources.scenes import make_sample_scene, make_simulation_scene
 from services.worker.runners import CommandFailed, Programs, RunContext, get_runner
 
 BLENDER = shutil.which("blender")
@@ -22,19 +22,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(BLENDER is None, reason="blender is not on PATH (Debian: apt-get install -y blender)"),
 ]
-
-# a scene for bakes: a cloth plane and a particle emitter, made by Blender itself
-SIM_SCENE = """
-import bpy, sys
-bpy.ops.wm.read_factory_settings(use_empty=True)
-bpy.ops.mesh.primitive_plane_add(size=2, location=(0, 0, 1))
-bpy.context.active_object.name = "Flag"
-bpy.ops.object.modifier_add(type="CLOTH")
-bpy.ops.mesh.primitive_ico_sphere_add(radius=0.5, location=(0, 0, 3))
-bpy.context.active_object.name = "Emitter"
-bpy.ops.object.particle_system_add()
-bpy.ops.wm.save_as_mainfile(filepath=sys.argv[sys.argv.index("--") + 1])
-"""
 
 
 class Recorder:
@@ -138,12 +125,8 @@ async def test_a_missing_blend_file_fails_with_blenders_reason(tmp_path: Path) -
 
 
 async def test_bake_cloth_and_particles_into_disk_caches_then_verify(tmp_path: Path) -> None:
-    blend = tmp_path / "sim.blend"
     assert BLENDER is not None
-    await asyncio.to_thread(
-        subprocess.run, [BLENDER, "-b", "--factory-startup", "--python-expr", SIM_SCENE, "--", str(blend)],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+    blend = await asyncio.to_thread(make_simulation_scene, tmp_path / "sim.blend", BLENDER)
     run = get_runner("blender-bake")
     assert run is not None
     rec = Recorder()

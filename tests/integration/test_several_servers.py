@@ -3,6 +3,7 @@ when the Server it talks to is killed, with nothing lost or done twice."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.protocol.server_client import ServerClient
 from tests.support.databases import fresh_postgres_database
 from tests.support.manager import API, ManagerProcess, add_manager
 from tests.support.services import ROOT, ServerProcess, child_env
@@ -160,3 +162,51 @@ def test_work_submitted_at_one_server_wakes_claims_and_event_streams_waiting_at_
     finally:
         a.stop()
         b.stop()
+
+
+async def test_a_client_event_stream_moves_to_the_next_server_and_resumes_where_it_was(
+    tmp_path: Path, pg_url: str
+) -> None:
+    a, b = start_together(tmp_path, pg_url, 2)
+    client = ServerClient(f"{a.url},{b.url}", a.admin_token)
+    seen: list[tuple[int, str]] = []
+    arrived = asyncio.Event()
+    try:
+
+        async def follow() -> None:
+            last: int | None = None
+            while True:  # what the desktop app's sync loop does: reconnect after a drop, from the last id
+                try:
+                    async for event in client.events(last):
+                        last = event.id
+                        if event.type == "job-created":
+                            seen.append((event.id, str(event.data["name"])))
+                            arrived.set()
+                except (httpx.HTTPError, OSError):
+                    await asyncio.sleep(0.2)
+
+        follower = asyncio.create_task(follow())
+        await asyncio.sleep(1.0)
+        await client.submit_job({"name": "before", "type": "exec", "settings": {"command": ["true"], "frames": "1"}})
+        await wait_seen(seen, arrived, 1)
+        a.kill()
+        # written while the stream is moving: Last-Event-ID brings it at Server B
+        async with ServerClient(b.url, b.admin_token) as at_b:
+            await at_b.submit_job({"name": "after", "type": "exec", "settings": {"command": ["true"], "frames": "1"}})
+        await wait_seen(seen, arrived, 2)
+        assert [name for _, name in seen] == ["before", "after"]
+        assert client.base_url == b.url
+        jobs = await client.list_jobs()  # plain calls go to Server B too
+        assert sorted(j.name for j in jobs.items) == ["after", "before"]
+        follower.cancel()
+    finally:
+        await client.aclose()
+        a.stop()
+        b.stop()
+
+
+async def wait_seen(seen: list[tuple[int, str]], arrived: asyncio.Event, count: int) -> None:
+    async with asyncio.timeout(30):
+        while len(seen) < count:
+            arrived.clear()
+            await arrived.wait()

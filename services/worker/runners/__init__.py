@@ -9,11 +9,13 @@ from services.worker.runners.blender import run_blender_render
 from services.worker.runners.ffmpeg import run_ffmpeg
 from services.worker.runners.files import run_copy_file, run_move_out_of_way, run_remove_path
 from services.worker.runners.images import run_merge_images
+from services.worker.runners.sample_merge import run_merge_samples
 
 RUNNERS: dict[str, Runner] = {
     "blender-render": run_blender_render,
     "blender-bake": run_blender_bake,
     "merge-images": run_merge_images,
+    "merge-samples": run_merge_samples,
     "ffmpeg": run_ffmpeg,
     "exec": run_exec,
     "move-out-of-way": run_move_out_of_way,

@@ -25,7 +25,7 @@ SAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("exec", {"command": ["echo", "{start}", "{end}"], "frames": "1-10", "chunk_size": 3}),
 ]
 TASK_TYPES = {"blender", "ffmpeg", "image", "file-management", "exec", "misc"}
-COMMANDS = {"blender-render", "blender-bake", "merge-images", "ffmpeg", "exec", "remove-path"}
+COMMANDS = {"blender-render", "blender-bake", "merge-images", "merge-samples", "ffmpeg", "exec", "remove-path"}
 
 
 @pytest.mark.parametrize(("name", "settings"), SAMPLES)

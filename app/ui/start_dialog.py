@@ -66,6 +66,10 @@ class StartDialog(QDialog):
         self.token = QLineEdit(self)
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("or paste an API token instead of a password")
+        self.server_url.setToolTip(
+            "The Server's address. For a farm with several Servers, list them separated by commas: "
+            "the app moves to the next when one stops answering."
+        )
         rf.addRow("Server URL", self.server_url)
         rf.addRow("User", self.username)
         rf.addRow("Password", self.password)

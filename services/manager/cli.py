@@ -12,11 +12,16 @@ import uvicorn
 
 from services.manager.app import create_app
 from services.manager.config import DEFAULT_PORT, ManagerConfig, default_data_dir
+from services.protocol.manager_client import server_urls
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="tablao manager", description="Run a Tablao Manager.")
-    p.add_argument("--server", required=True, help="the Server's URL, e.g. http://127.0.0.1:8470")
+    p.add_argument(
+        "--server", required=True,
+        help="the Server's URL, e.g. http://127.0.0.1:8470; several Servers of one farm separated by commas "
+        "(the Manager moves to the next when one stops answering)",
+    )  # fmt: skip
     p.add_argument("--token-file", required=True, type=Path, help="file holding this Manager's token")
     p.add_argument("--data-dir", type=Path, default=None, help=f"default: {default_data_dir()}")
     p.add_argument("--host", default="127.0.0.1")
@@ -40,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     if logging.getLogger().level > logging.DEBUG:
         # httpx logs every request at INFO: dozens of lines a second about claims and update batches
         logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        server_urls(args.server)
+    except ValueError as exc:
+        print(f"tablao manager: --server: {exc}", file=sys.stderr)
+        return 2
     try:
         token = args.token_file.read_text().strip()
     except OSError as exc:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from platformdirs import user_data_dir
+
+from services.protocol import platforms
 
 DEFAULT_PORT = 8471
 
@@ -16,12 +17,12 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("TABLAO_DATA_DIR") or user_data_dir("tablao", appauthor=False)) / "manager"
 
 
-def current_platform() -> str:
-    if sys.platform.startswith("win"):
-        return "windows"
-    if sys.platform == "darwin":
-        return "macos"
-    return "linux"
+def _platform_key(name: str) -> str:
+    """A platform name as the variable tables key it (`darwin` and `macos` are one platform)."""
+    try:
+        return platforms.normalize(name).value
+    except ValueError:
+        return name  # "all", or a name the farm does not know: matched as written
 
 
 @dataclass
@@ -60,10 +61,12 @@ class ManagerConfig:
         return self.data_dir / "worker-registration.secret"
 
     def resolved_variables(self, platform: str) -> dict[str, str]:
-        table = {"render_root": {current_platform(): str(self.data_dir / "render")}}
+        table = {"render_root": {platforms.current().value: str(self.data_dir / "render")}}
         table.update(self.variables)
+        platform = _platform_key(platform)
         out: dict[str, str] = {}
-        for name, by_platform in table.items():
+        for name, raw in table.items():
+            by_platform = {_platform_key(k): v for k, v in raw.items()}
             value = by_platform.get(platform, by_platform.get("all"))
             if value is None and len(by_platform) == 1:
                 value = next(iter(by_platform.values()))

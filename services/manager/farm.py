@@ -178,6 +178,11 @@ class Farm:
 
     def _worker_changed(self, worker: WorkerState) -> None:
         self.dirty_workers.add(worker.id)
+        self.claim_wakeup.set()  # a claim waiting at the Server may no longer fit the workers there are
+
+    def available_worker_ids(self) -> frozenset[str]:
+        """The workers that may take new work now: what a claim waiting at the Server was asked for."""
+        return frozenset(w.id for w in self.workers.values() if w.available)
 
     # --- tasks: hand-out -------------------------------------------------------------------------------------
 
@@ -320,6 +325,28 @@ class Farm:
         if worker.current_task_id == task.id:
             worker.current_task_id = None
             self._worker_changed(worker)
+        if blocklist:
+            self._give_back_unrunnable(c.job_id, c.type)
+
+    def _give_back_unrunnable(self, job_id: int, task_type: str) -> None:
+        """Every worker here that could run this job's tasks of this type is blocklisted for it: those tasks go
+        back to the Server, which offers them to other Managers or fails them with the reason (else they would
+        wait here for ever, their leases renewed by every keep-alive)."""
+        threshold = self.config.blocklist_threshold
+        stuck: list[HeldTask] = []
+        for task in self.ready:
+            c = task.claim
+            if c.job_id != job_id or c.type != task_type:
+                continue
+            capable = [w for w in self.workers.values() if c.type in w.task_types and w.tags.issuperset(c.job_tags)]
+            if capable and all(self.blocklist.get((job_id, w.id, c.type), 0) >= threshold for w in capable):
+                stuck.append(task)
+        if not stuck:
+            return
+        why = f"no worker of manager {self.config.name} may run it: all are blocklisted for this job"
+        self.emit([self.update_for(t, status=TaskStatus.QUEUED, activity=why, unrunnable_here=True) for t in stuck])
+        for task in stuck:
+            self._forget(task)
 
     def _back_to_ready(self, task: HeldTask) -> None:
         task.worker_id, task.started = None, False
@@ -349,6 +376,25 @@ class Farm:
         with transaction(self.conn):
             store.clear_blocklist(self.conn, sorted(jobs))
             self._feed_waiters()  # a waiting worker may take one of their tasks now
+
+    def reprioritize(self, priorities: dict[int, int]) -> None:
+        """A wrangler changed these jobs' priorities: their held tasks take their new place in the ready queue."""
+        changed = [
+            t
+            for t in self.tasks.values()
+            if t.claim.job_id in priorities and t.claim.job_priority != priorities[t.claim.job_id]
+        ]
+        if not changed:
+            return
+        with transaction(self.conn):
+            for task in changed:
+                ready = task in self.ready
+                self.ready.remove(task)  # its place depends on the priority: out under the old key
+                task.claim = task.claim.model_copy(update={"job_priority": priorities[task.claim.job_id]})
+                if ready:
+                    self.ready.add(task)
+            store.save_claims(self.conn, [t.claim for t in changed])
+            self._feed_waiters()
 
     def drop(self, task_ids: list[int], attempt: int | None = None, *, canceled: bool = False) -> None:
         """The Server canceled these tasks or refused our update: stop holding them.

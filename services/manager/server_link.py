@@ -128,6 +128,8 @@ class ServerLink:
             self.farm.drop([rej.task_id], rej.attempt)
         if ack.cancel_task_ids:
             self.farm.drop(ack.cancel_task_ids, canceled=True)
+        if ack.job_priorities:
+            self.farm.reprioritize({p.job_id: p.priority for p in ack.job_priorities})
         if ack.reset_blocklist_job_ids:
             self.farm.reset_blocklist(ack.reset_blocklist_job_ids)
         if ack.worker_requests:
@@ -192,13 +194,15 @@ class ServerLink:
                 await asyncio.sleep(self.config.claim_retry)
 
     async def _long_claim(self, req: ClaimRequest, wait: float) -> ClaimResponse | None:
-        """A claim waiting at the Server; None when it was given up because it no longer asks for enough.
+        """A claim waiting at the Server; None when it was given up because it no longer fits the workers.
 
-        The waiting claim names the task types and tags of the workers there were when it left. A worker that
-        signs on with others would wait for its timeout (up to `claim_wait`) before anything of its kinds is
-        claimed, so the claim is dropped and asked again (the Server gives back what it leased to a claim
-        whose Manager hung up).
+        The waiting claim names the capacity, task types and tags of the workers there were when it left. When
+        that set of workers changes (one signs on with other kinds, goes to sleep, signs off, times out), the
+        claim would bring too little, the wrong kinds, or tasks nobody here will run for a while: it is
+        dropped and, if anyone is left to work, asked again at once (the Server gives back what it leased to a
+        claim whose Manager hung up).
         """
+        workers = self.farm.available_worker_ids()
         claim = asyncio.ensure_future(self.client.claim(req.model_copy(update={"wait_seconds": wait})))
         woke: asyncio.Task[Any] | None = None
         try:
@@ -209,7 +213,7 @@ class ServerLink:
                 woke.cancel()
                 if claim.done():
                     return claim.result()
-                if _outgrown(req, self.farm.claim_request()):
+                if self.farm.available_worker_ids() != workers or _outgrown(req, self.farm.claim_request()):
                     claim.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await claim
@@ -244,12 +248,13 @@ class ServerLink:
 
     def _went_down(self, exc: Exception) -> None:
         if self.server_up:
-            log.warning("lost the Server: %s", exc)
+            others = f"; trying {self.client.server_url} next" if len(self.client.urls) > 1 else ""
+            log.warning("lost the Server: %s%s", exc, others)
         self.server_up = False
 
     def _came_up(self) -> None:
         if not self.server_up:
-            log.info("connected to the Server")
+            log.info("connected to the Server at %s", self.client.server_url)
         self.server_up = True
 
 

@@ -122,6 +122,24 @@ class MergeAverageParams(TypedDict):
 
 
 @with_config(_STRICT)
+class SampleChunk(TypedDict):
+    path: PathText
+    weight: Annotated[int, Field(ge=1)]
+
+
+@with_config(_STRICT)
+class MergeSamplesParams(TypedDict):
+    blendfile: Annotated[PathText, Field(description="the .blend whose scene's colour management applies")]
+    inputs: Annotated[
+        list[SampleChunk],
+        Field(min_length=1, description="32-bit OpenEXR sample chunks and their samples: `{path, weight}` each"),
+    ]
+    output: Annotated[PathText, Field(description="the merged image")]
+    format: Annotated[Literal["PNG", "JPEG", "TIFF", "OPEN_EXR"], Field(description="its format")]
+    scene: NotRequired[Annotated[Text, Field(description="scene by name; absent: the file's active scene")]]
+
+
+@with_config(_STRICT)
 class FfmpegParams(TypedDict):
     args: Annotated[list[str], Field(min_length=1, description="everything after `ffmpeg`, ending with the output")]
     total_frames: NotRequired[Annotated[int, Field(ge=0, description="frames it will write, for progress")]]
@@ -258,12 +276,29 @@ BLENDER_BAKE: CommandSpec[BakeParams | VerifyBakeParams] = CommandSpec(
 MERGE_IMAGES: CommandSpec[MergeTilesParams | MergeAverageParams] = CommandSpec(
     "merge-images",
     _tagged(MergeTilesParams, MergeAverageParams, tag="mode"),
-    "Stitches tiles into one image of `width`×`height`, or averages equally-sized images (seed chunks).",
+    "Stitches tiles into one image of `width`×`height`, or averages equally-sized 8-bit images (display values; "
+    "`blender-still` merges its sample chunks in linear light with `merge-samples` instead).",
     discriminator="mode",
     example={
         "mode": "average",
         "inputs": ["{render_root}/a_part_0_0001.png", "{render_root}/a_part_1_0001.png"],
         "output": "{render_root}/a.png",
+    },
+)
+MERGE_SAMPLES: CommandSpec[MergeSamplesParams] = CommandSpec(
+    "merge-samples",
+    MergeSamplesParams,
+    "Inside `blender -b BLENDFILE`: the mean of the sample chunks weighted by their samples, in linear light, "
+    "written by the render pipeline through a compositor that shows only the merged image (no scene render), "
+    "so the scene's colour management, dither and rounding apply as to a full render of all the samples.",
+    example={
+        "blendfile": "/projects/poster.blend",
+        "inputs": [
+            {"path": "{render_root}/poster_part_0_0001.exr", "weight": 64},
+            {"path": "{render_root}/poster_part_1_0001.exr", "weight": 64},
+        ],
+        "output": "{render_root}/poster.png",
+        "format": "PNG",
     },
 )
 FFMPEG: CommandSpec[FfmpegParams] = CommandSpec(
@@ -311,6 +346,7 @@ COMMANDS: dict[str, CommandSpec[Any]] = {
         BLENDER_RENDER,
         BLENDER_BAKE,
         MERGE_IMAGES,
+        MERGE_SAMPLES,
         FFMPEG,
         EXEC,
         MOVE_OUT_OF_WAY,

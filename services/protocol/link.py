@@ -61,6 +61,9 @@ class TaskUpdate(WireModel):
     log_tail: list[str] = Field(default_factory=list, max_length=LOG_TAIL_LINES)
     failure_count: int | None = Field(default=None, ge=0)
     time: datetime | None = None
+    # with status queued: given back because no worker of this Manager may run it (every one that could is
+    # blocklisted for its job); the Server offers it to other Managers, or fails it when there is none
+    unrunnable_here: bool = False
 
 
 class WorkerReport(WireModel):
@@ -98,6 +101,11 @@ class WorkerInstruction(ResponseModel):
     lazy: bool
 
 
+class JobPriority(ResponseModel):
+    job_id: int
+    priority: int
+
+
 class UpdateAck(ResponseModel):
     """The Server's answer; it carries what the Server wants of the Manager (calls go bottom-up only)."""
 
@@ -107,6 +115,8 @@ class UpdateAck(ResponseModel):
     upload_log_task_ids: list[int] = Field(default_factory=list)
     # jobs a wrangler requeued: forget which workers failed them (the cause may be fixed)
     reset_blocklist_job_ids: list[int] = Field(default_factory=list)
+    # jobs whose priority changed while this Manager holds tasks of them: reorder those tasks
+    job_priorities: list[JobPriority] = Field(default_factory=list)
     worker_requests: list[WorkerInstruction] = Field(default_factory=list)
     lease_seconds: float
 

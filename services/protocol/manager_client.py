@@ -1,7 +1,14 @@
-"""Typed async HTTP client of the Manager → Server link (claim, update batches, log upload, client tokens)."""
+"""Typed async HTTP client of the Manager → Server link (claim, update batches, log upload, client tokens).
+
+It may know several Servers of one farm (several Server processes on one PostgreSQL database, or addresses of
+one behind a load balancer): when the one in use stops answering, the next request goes to the next. Nothing
+is lost or repeated by the move: update batches are numbered per Manager in the shared database, so a batch
+one Server applied and another receives again is recognised as a repeat.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -38,24 +45,53 @@ class LinkRefused(Exception):
         return None
 
 
+def server_urls(spec: str | Sequence[str]) -> list[str]:
+    """The Server URLs of `--server`: one, or several separated by commas, in the order to try them."""
+    parts = spec.split(",") if isinstance(spec, str) else list(spec)
+    urls = [p.strip().rstrip("/") for p in parts if p.strip()]
+    if not urls:
+        raise ValueError("no Server URL given")
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {url!r}")
+    return urls
+
+
 class ManagerClient:
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         token: str,
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + API_PREFIX,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(timeout, connect=5.0),
-            transport=transport or transport_for(base_url),
-        )
+        self.urls = server_urls(base_url)
+        self._current = 0
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=url + API_PREFIX,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=httpx.Timeout(timeout, connect=5.0),
+                transport=transport or transport_for(url),
+            )
+            for url in self.urls
+        ]
+
+    @property
+    def server_url(self) -> str:
+        """The Server the next request goes to."""
+        return self.urls[self._current]
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for http in self._clients:
+            await http.aclose()
+
+    def _move_on(self, failed: int) -> None:
+        """The Server at `failed` did not answer: the next request tries the next one (once per failure, even
+        when a claim and a batch fail together)."""
+        if self._current == failed:
+            self._current = (failed + 1) % len(self.urls)
 
     async def claim(self, req: ClaimRequest) -> ClaimResponse:
         resp = await self._send("POST", "/manager/claim", content=req.model_dump_json())
@@ -87,12 +123,15 @@ class ManagerClient:
 
     async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Content-Type": "application/json", **kwargs.pop("headers", {})}
+        index = self._current
         try:
-            resp = await self._http.request(method, path, headers=headers, **kwargs)
+            resp = await self._clients[index].request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
-            raise LinkError(f"{method} {path}: {exc!r}") from exc
-        if resp.status_code >= 500:
-            raise LinkError(f"{method} {path}: HTTP {resp.status_code}")
+            self._move_on(index)
+            raise LinkError(f"{method} {self.urls[index]}{path}: {exc!r}") from exc
+        if resp.status_code >= 500:  # a Server failing, or a load balancer with no Server behind it
+            self._move_on(index)
+            raise LinkError(f"{method} {self.urls[index]}{path}: HTTP {resp.status_code}")
         if resp.status_code >= 400:
             try:
                 body = resp.json()

@@ -2,6 +2,10 @@
 
 Errors come back as `ApiError` with the Server's one-line `detail` and per-field errors. For live views,
 open `events()` first and load snapshots after: events are full objects, so applying one twice is harmless.
+
+A client may be given several addresses of one farm's Servers (comma-separated): when the one in use does not
+answer (no connection, or 502/503/504 from a load balancer), the call fails as usual and the next call, or the
+event stream's reconnection, goes to the next address; `Last-Event-ID` resumes on any Server of the farm.
 """
 
 from __future__ import annotations
@@ -62,6 +66,9 @@ def raise_for_error(response: httpx.Response) -> None:
     raise ApiError(response.status_code, detail, errors)
 
 
+_UNAVAILABLE = (502, 503, 504)  # a load balancer with no Server behind it, or a Server going down
+
+
 class ServerClient:
     def __init__(
         self,
@@ -72,10 +79,25 @@ class ServerClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url + API_PREFIX, headers=headers, timeout=timeout, transport=transport
-        )
+        self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()] or [base_url.rstrip("/")]
+        self._current = 0
+        self._clients = [
+            httpx.AsyncClient(base_url=url + API_PREFIX, headers=headers, timeout=timeout, transport=transport)
+            for url in self.urls
+        ]
+
+    @property
+    def base_url(self) -> str:
+        """The Server address in use (the next one after it stops answering)."""
+        return self.urls[self._current]
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        return self._clients[self._current]
+
+    def _move_on(self, failed: int) -> None:
+        if self._current == failed and len(self.urls) > 1:
+            self._current = (failed + 1) % len(self.urls)
 
     async def __aenter__(self) -> ServerClient:
         return self
@@ -84,10 +106,18 @@ class ServerClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for http in self._clients:
+            await http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = await self._http.request(method, path, **kwargs)
+        index = self._current
+        try:
+            response = await self._clients[index].request(method, path, **kwargs)
+        except httpx.TransportError:
+            self._move_on(index)
+            raise
+        if response.status_code in _UNAVAILABLE:
+            self._move_on(index)
         raise_for_error(response)
         return response.json() if response.content else None
 
@@ -229,8 +259,24 @@ class ServerClient:
         the place to load snapshots so that no change falls between the snapshot and the stream.
         """
         headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+        index = self._current
+        try:
+            async for event in self._stream(self._clients[index], headers, on_open):
+                yield event
+        except httpx.TransportError:
+            self._move_on(index)  # the caller reconnects, to the next Server
+            raise
+
+    async def _stream(
+        self,
+        http: httpx.AsyncClient,
+        headers: dict[str, str],
+        on_open: Callable[[], Awaitable[None]] | None,
+    ) -> AsyncIterator[Event]:
         timeout = httpx.Timeout(10.0, read=60.0)
-        async with self._http.stream("GET", "/events", headers=headers, timeout=timeout) as response:
+        async with http.stream("GET", "/events", headers=headers, timeout=timeout) as response:
+            if response.status_code in _UNAVAILABLE:
+                self._move_on(self._clients.index(http))
             if not response.is_success:
                 await response.aread()
                 raise_for_error(response)

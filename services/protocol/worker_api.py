@@ -7,6 +7,7 @@ from pydantic import Field
 from services.protocol.common import ResponseModel, WireModel
 from services.protocol.farm import Utilisation
 from services.protocol.jobs import Command
+from services.protocol.platforms import PlatformField
 from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
 
 LOG_CHUNK_MAX_LINES = 5_000
@@ -16,7 +17,7 @@ LOG_LINE_MAX_CHARS = 10_000
 class RegisterRequest(WireModel):
     registration_secret: str = Field(min_length=1, max_length=200)
     name: str = Field(min_length=1, max_length=64)
-    platform: str = Field(min_length=1, max_length=32)
+    platform: PlatformField
 
 
 class RegisterResponse(ResponseModel):
@@ -26,7 +27,7 @@ class RegisterResponse(ResponseModel):
 
 class SignOnRequest(WireModel):
     name: str = Field(min_length=1, max_length=64)
-    platform: str = Field(min_length=1, max_length=32)
+    platform: PlatformField
     task_types: list[str] = Field(min_length=1, max_length=50)
     tags: list[str] = Field(default_factory=list, max_length=50)
     software: dict[str, str] = Field(default_factory=dict)

@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.protocol import API_PREFIX, VERSION
+from services.server import events
 from services.server.api import ROUTERS, errors
 from services.server.background import sweep_forever
 from services.server.config import ServerConfig
+from services.server.db import notify
 from services.server.db.engine import make_engine, make_sessionmakers, sqlite_url
-from services.server.db.migrate import upgrade
+from services.server.db.migrate import take_first_start_turn, upgrade
+from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
 from services.server.store.auth import bootstrap_admin
 
@@ -21,23 +24,31 @@ from services.server.store.auth import bootstrap_admin
 def create_app(config: ServerConfig) -> FastAPI:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     url = config.database_url or sqlite_url(config.data_dir)
+    server_lock = hold_sqlite(url)  # SQLite serves one Server process: a second one stops here, saying why
     engine = make_engine(url)
     upgrade(engine)
     read_sessions, write_sessions = make_sessionmakers(engine)
     with write_sessions() as session:
+        take_first_start_turn(session)  # Servers starting together would each make the first admin
         bootstrap_admin(session, config.data_dir, config.admin_token)
         session.commit()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(sweep_forever(write_sessions, config))
+        tasks = [asyncio.create_task(sweep_forever(write_sessions, config))]
+        if engine.dialect.name == "postgresql":  # other Server processes' commits wake this one's readers
+            tasks.append(asyncio.create_task(notify.listen(engine.url, events.NOTIFIER.notify)))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             engine.dispose()
+            if server_lock is not None:
+                server_lock.release()
 
     app = FastAPI(
         title="Tablao Server",

@@ -2,7 +2,8 @@
 
 Writers call `publish()` (or `mark_job_dirty()`, which coalesces many changes of one job into one
 job-updated event at commit). Readers (the SSE endpoint) read rows after a Last-Event-ID; `EventNotifier`
-wakes them in-process right after a commit, and they poll as a fallback (other Server processes).
+wakes them in-process right after a commit; on PostgreSQL, commits of other Server processes wake them through
+a notice (db/notify.py), and they poll as a fallback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import delete, event, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
+from services.server.db import notify
 from services.server.db.tables import EventRow, JobRow
 
 _DIRTY_JOBS = "tablao_dirty_jobs"
@@ -53,6 +55,7 @@ def _write_events(session: Session) -> None:
         # Serialise event writers so ids become visible in order: a reader never skips an id that
         # commits later than a higher one.
         session.execute(text("SELECT pg_advisory_xact_lock(7316)"))
+        notify.send(session)  # other Server processes wake their readers and waiting claims at the commit
     now = utcnow()
     session.execute(insert(EventRow), [{"time": now, "type": t, "data": d} for t, d in pending])
     session.info["tablao_events_written"] = True

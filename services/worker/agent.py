@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import platform
 import signal
 import socket
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from services.protocol import platforms
 from services.protocol.states import WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import AssignedTask, Heartbeat, RegisterRequest, SignOnRequest
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
@@ -53,7 +53,7 @@ class AgentConfig:
 
 
 def platform_name() -> str:
-    return platform.system().lower() or "unknown"  # linux, windows, darwin
+    return platforms.current().value  # the farm's name: linux, windows, macos
 
 
 class Agent:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from resources.scenes import make_sample_scene
+from resources.scenes import make_sample_scene, make_simulation_scene
 from tests.support.farm import FarmClient, local_farm, need_programs
 from tests.support.services import ROOT, child_env, tablao_command
 
@@ -75,6 +75,30 @@ def test_render_with_preview_video(farm: FarmClient, scene: Path, tmp_path: Path
             assert "Fra:" in log
         else:
             assert "frame=" in log or "ffmpeg" in log.lower()
+
+
+def test_simulation_bake_runs_through_the_farm(farm: FarmClient, tmp_path: Path) -> None:
+    blend = make_simulation_scene(tmp_path / "sim.blend")
+    job = farm.submit(
+        {
+            "name": "bake the flag and the emitter",
+            "type": "blender-bake",
+            "settings": {
+                "blendfile": str(blend),
+                "caches": [{"target": "cloth", "object": "Flag"}, {"target": "point-cache", "object": "Emitter"}],
+                "frame_start": 1,
+                "frame_end": 6,
+            },
+        }
+    )
+    done = farm.wait_job(job["id"], {"completed", "failed", "canceled"})
+    assert done["status"] == "completed", done["activity"]
+    by_name = {t["name"]: t for t in done["tasks"]}
+    assert set(by_name) == {"bake cloth/Flag", "bake point-cache/Emitter", "verify-bake"}
+    assert all(t["status"] == "completed" for t in done["tasks"])
+    caches = sorted(p.name for p in (tmp_path / "blendcache_sim").iterdir())
+    assert len(caches) == 12, caches  # 6 frames of each of the two caches, on disk next to the .blend
+    assert "verified" in farm.task_log(by_name["verify-bake"]["id"])
 
 
 def test_still_split_into_tiles_merges_to_full_size(farm: FarmClient, scene: Path, tmp_path: Path) -> None:

@@ -232,6 +232,31 @@ def test_jobs_resumed_together_are_handed_to_a_waiting_claim(admin: httpx.Client
     assert sorted(c["job_id"] for c in answer.json()["tasks"]) == sorted(j["id"] for j in paused)
 
 
+def test_a_requeued_task_is_handed_to_a_waiting_claim_as_it_is_requeued(
+    admin: httpx.Client, link: httpx.Client
+) -> None:
+    t = kind()
+    job = submit(admin, t, frames="1-2")
+    a, b = claim(link, [t])
+    done = [
+        {"task_id": a["id"], "attempt": a["attempt"], "status": "completed", "worker_id": "w1", "worker_name": "w1"},
+        {"task_id": b["id"], "attempt": b["attempt"], "status": "completed", "worker_id": "w1", "worker_name": "w1"},
+    ]
+    assert push(link, done).status_code == 200
+    assert admin.get(f"/jobs/{job['id']}").json()["status"] == "completed"
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(link.post, "/claim", json={"capacity": 5, "task_types": [t], "wait_seconds": 20})
+        time.sleep(0.5)
+        assert not waiting.done()
+        r = admin.post(f"/tasks/{b['id']}/status", json={"action": "requeue", "reason": "bad frame"})
+        assert r.status_code == 200, r.text
+        # leased in the requeue's own transaction, not at the claim's next look
+        assert r.json()["status"] == "assigned"
+        answer = waiting.result(timeout=10)
+    assert [(c["id"], c["attempt"]) for c in answer.json()["tasks"]] == [(b["id"], b["attempt"] + 1)]
+    assert task(admin, a["id"])["status"] == "completed"
+
+
 def test_what_a_waiting_claim_leases_after_its_manager_hung_up_goes_back_to_the_queue(
     server: ServerProcess, admin: httpx.Client, link: httpx.Client
 ) -> None:
@@ -321,6 +346,64 @@ def test_cancel_reaches_the_manager_in_the_ack(admin: httpx.Client, link: httpx.
     settle = push(link, [{"task_id": c["id"], "attempt": c["attempt"], "status": "canceled"}])
     assert settle.json()["rejected"] == []
     assert task(admin, c["id"])["status"] == "canceled"
+
+
+def test_a_priority_change_reaches_the_managers_holding_tasks_of_the_job(
+    server: ServerProcess, admin: httpx.Client, link: httpx.Client
+) -> None:
+    t = kind()
+    held = submit(admin, t, frames="1-2")
+    assert len(claim(link, [t], capacity=1)) == 1  # this Manager holds one task of the job
+    unheld = submit(admin, t + "x", frames="1")
+    r = admin.post(f"/jobs/{held['id']}/priority", json={"priority": 90})
+    assert r.status_code == 200, r.text
+    r = admin.post(f"/jobs/{held['id']}/priority", json={"priority": 95})  # the latest one is what counts
+    assert r.status_code == 200, r.text
+    assert admin.post(f"/jobs/{unheld['id']}/priority", json={"priority": 10}).status_code == 200
+    with new_link(server) as other:  # holds nothing of the job: told nothing
+        assert push(other, []).json()["job_priorities"] == []
+    ack = push(link, [])
+    assert ack.status_code == 200, ack.text
+    assert ack.json()["job_priorities"] == [{"job_id": held["id"], "priority": 95}]
+    assert push(link, []).json()["job_priorities"] == []  # delivered once
+
+
+def worker_report(name: str, task_type: str, status: str = "awake") -> dict[str, Any]:
+    return {"id": f"{name}-{uuid.uuid4().hex[:6]}", "name": name, "platform": "linux", "task_types": [task_type],
+            "tags": [], "status": status}  # fmt: skip
+
+
+def test_a_task_no_worker_of_its_manager_may_run_goes_to_another_manager_or_fails_with_the_reason(
+    server: ServerProcess, admin: httpx.Client, link: httpx.Client
+) -> None:
+    t = kind()
+    job = submit(admin, t, frames="1-2", max_task_failures=5)
+    a, b = claim(link, [t])
+    failed_a = {"task_id": a["id"], "attempt": a["attempt"], "status": "soft-failed", "failure_count": 1}
+    back = [{"task_id": x["id"], "attempt": x["attempt"], "status": "queued", "unrunnable_here": True} for x in (a, b)]
+    with new_link(server) as other:
+        # another Manager with an awake worker of this type: the tasks wait for it
+        assert push(other, [], workers=[worker_report("o1", t)]).status_code == 200
+        r = push(link, [failed_a, *back])
+        assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+        assert task(admin, a["id"])["status"] == "queued"
+        assert claim(link, [t]) == []  # never offered again to the Manager that gave them back
+        got = claim(other, [t])
+        assert sorted(c["id"] for c in got) == [a["id"], b["id"]]
+        # the other Manager's workers are blocklisted too: nobody is left, the task fails with the reason
+        ga, _gb = sorted(got, key=lambda c: c["id"])
+        r = push(other, [{"task_id": ga["id"], "attempt": ga["attempt"], "status": "queued", "unrunnable_here": True}])
+        assert r.status_code == 200, r.text
+    failed = task(admin, ga["id"])
+    assert failed["status"] == "failed"
+    assert "no worker may run it" in failed["activity"]
+    log = admin.get(f"/jobs/{job['id']}/log").json()
+    entries = log["items"] if isinstance(log, dict) else log
+    assert any("no worker may run it" in e["message"] for e in entries)
+    # a requeue (after a fix) lets the first Manager try again
+    assert admin.post(f"/jobs/{job['id']}/status", json={"action": "requeue"}).status_code == 200
+    again = claim(link, [t])
+    assert ga["id"] in [c["id"] for c in again]
 
 
 def test_requeueing_a_failed_job_tells_every_manager_to_forget_its_blocklist(

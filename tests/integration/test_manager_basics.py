@@ -104,3 +104,27 @@ def test_a_worker_with_new_tags_does_not_wait_for_the_claim_already_waiting(
         took = time.monotonic() - submitted
     assert task is not None and task["job_id"] == job["id"]
     assert took < 3, f"{took:.1f} s: the worker waited for the Manager's earlier claim to time out"
+
+
+def test_a_waiting_claim_is_dropped_when_its_workers_go_to_sleep_and_renewed_when_they_wake(
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+) -> None:
+    """A claim waiting at the Server fits the workers there were when it left; it follows their changes at once."""
+    server, mgr = farm
+    w = new_worker(mgr, "nightly")
+    w.sign_on()
+    time.sleep(1.5)  # the Manager found nothing; its claim now waits at the Server for this worker
+    assert w.heartbeat("asleep").status_code == 200
+    time.sleep(0.5)
+    job = submit(server, exec_job("while everyone sleeps", frames="1"))
+    time.sleep(1.0)
+    # nobody here would run it: the task stays at the Server, free for any other Manager
+    assert [t["status"] for t in job_tasks(server, job["id"])] == ["queued"]
+    assert w.heartbeat("awake").status_code == 200
+    with ThreadPoolExecutor(1) as pool:
+        asking = pool.submit(w.next_task, 20)
+        woke = time.monotonic()
+        task = asking.result(timeout=30)
+        took = time.monotonic() - woke
+    assert task is not None and task["job_id"] == job["id"]
+    assert took < 3, f"{took:.1f} s: the worker waited for an old claim to time out"

@@ -205,3 +205,35 @@ def _request(server: ServerProcess, worker_id: str, status: str) -> None:
 
 def _child_sleep(pid: int) -> psutil.Process | None:
     return next((p for p in psutil.Process(pid).children(recursive=True) if p.name() == "sleep"), None)
+
+
+def test_a_task_every_worker_is_blocklisted_for_fails_with_the_reason_instead_of_waiting(
+    fresh_server: ServerProcess, tmp_path: Path
+) -> None:
+    # a blocklist threshold (1) below the job's failure limit (3): after one failure the only worker may not
+    # run the job's tasks any more; the task used to stay soft-failed at its Manager for ever
+    mgr = ManagerProcess(
+        fresh_server.url,
+        add_manager(fresh_server, "m1"),
+        tmp_path / "manager",
+        extra_args=("--blocklist-threshold", "1"),
+    ).start()
+    agent = AgentProcess(mgr, tmp_path / "w1", "w1")
+    try:
+        body = {"name": "broken", "type": "exec", "max_task_failures": 3,
+                "settings": {"command": ["sh", "-c", "exit 3"], "frames": "1"}}  # fmt: skip
+        r = httpx.post(f"{fresh_server.url}{API}/jobs", json=body, headers=fresh_server.headers(), timeout=30)
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+
+        def job_status() -> str | None:
+            got = httpx.get(f"{fresh_server.url}{API}/jobs/{job_id}", headers=fresh_server.headers(), timeout=30)
+            return str(got.json()["status"]) if got.json()["status"] in ("failed", "completed") else None
+
+        assert wait_for(job_status, timeout=60, what=f"the job to end; worker log:\n{agent.log_text()}") == "failed"
+        (only,) = tasks_of(fresh_server, job_id)
+        assert only["status"] == "failed" and "no worker may run it" in only["activity"]
+        assert only["failure_count"] == 1  # it failed once; it was not run again on the blocklisted worker
+    finally:
+        agent.stop()
+        mgr.stop()

@@ -32,6 +32,11 @@ def save_task(conn: sqlite3.Connection, task: HeldTask) -> None:
     )
 
 
+def save_claims(conn: sqlite3.Connection, claims: list[ClaimedTask]) -> None:
+    """Store changed claims (a new job priority) of tasks already held, keeping their hand-out state."""
+    conn.executemany("UPDATE tasks SET claim = ? WHERE id = ?", [(c.model_dump_json(), c.id) for c in claims])
+
+
 def delete_task(conn: sqlite3.Connection, task_id: int) -> None:
     conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
 

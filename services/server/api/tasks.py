@@ -7,12 +7,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.protocol.jobs import Task, TaskActionRequest
-from services.server.api.deps import ReadSessionDep, SessionDep, UserDep
+from services.server.api.deps import ConfigDep, DispatcherDep, ReadSessionDep, SessionDep, UserDep
 from services.server.db.tables import TaskDependencyRow, TaskRow
 from services.server.store import jobs as job_store
 from services.server.store import tasks as store
 from services.server.store.convert import task_to_wire
 from services.server.store.errors import NotFound
+from services.server.store.link import handing_off
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
@@ -35,7 +36,14 @@ def get_task(task_id: int, session: ReadSessionDep, _: UserDep) -> Task:
 
 
 @router.post("/{task_id}/status")
-def change_task_status(task_id: int, req: TaskActionRequest, session: SessionDep, user: UserDep) -> Task:
+def change_task_status(
+    task_id: int,
+    req: TaskActionRequest,
+    session: SessionDep,
+    user: UserDep,
+    dispatcher: DispatcherDep,
+    cfg: ConfigDep,
+) -> Task:
     task = _task(session, task_id)
     job = job_store.get(session, task.job_id, for_update=True)
     job_store.check_may_manage(job, user)
@@ -43,5 +51,7 @@ def change_task_status(task_id: int, req: TaskActionRequest, session: SessionDep
         store.requeue_task(session, task, job, actor=user.name, reason=req.reason)
     else:
         store.cancel_task(session, task, job, actor=user.name, reason=req.reason)
-    session.commit()
+    # a requeued task is runnable now: a Manager waiting for work gets it in this transaction, like a new job's
+    with handing_off(session, dispatcher, [job], cfg.lease_seconds):
+        session.commit()
     return _wire(session, task)

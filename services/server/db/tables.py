@@ -187,6 +187,19 @@ class PendingInstructionRow(Base):
     __tablename__ = "manager_instructions"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # cancel-task | upload-log | reset-blocklist
-    task_id: Mapped[int] = mapped_column(BigInteger)  # the job's id for reset-blocklist
+    kind: Mapped[str] = mapped_column(String(16))  # cancel-task | upload-log | reset-blocklist | reprioritize
+    task_id: Mapped[int] = mapped_column(BigInteger)  # the job's id for reset-blocklist and reprioritize
+    created: Mapped[datetime]
+
+
+class ManagerExclusionRow(Base):
+    """A Manager none of whose workers may run a job's tasks of one type (all of them blocklisted for it).
+
+    Its claims skip those tasks; a requeue of the job forgets the exclusion, as it resets the blocklists.
+    """
+
+    __tablename__ = "manager_exclusions"
+    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, index=True)
+    task_type: Mapped[str] = mapped_column(String(64), primary_key=True)
     created: Mapped[datetime]

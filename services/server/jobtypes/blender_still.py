@@ -11,8 +11,9 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from services.protocol.commands import (
     BLENDER_RENDER,
     MERGE_IMAGES,
+    MERGE_SAMPLES,
     BlenderRenderParams,
-    MergeAverageParams,
+    MergeSamplesParams,
     MergeTilesParams,
     TaskType,
 )
@@ -137,8 +138,12 @@ class BlenderStill(JobType):
 
     def compile(self, ctx: JobContext, settings: Any) -> Sequence[CompiledTask]:
         s = BlenderStillSettings.model_validate(settings)
-        # JPEG parts would compound compression artefacts; PNG is lossless and what the merge reads best.
-        part_format = ImageFormat.TIFF if s.format is StillFormat.TIFF else ImageFormat.PNG
+        # Tiles: JPEG parts would compound compression artefacts; PNG is lossless and what the merge reads best.
+        # Sample chunks: 32-bit OpenEXR, scene-linear, so the merge averages light, not display values.
+        if s.split is StillSplit.SAMPLES:
+            part_format = ImageFormat.OPEN_EXR
+        else:
+            part_format = ImageFormat.TIFF if s.format is StillFormat.TIFF else ImageFormat.PNG
         stem, _ = stem_and_extension(s.output_path)
         scene = f"bpy.data.scenes[{s.scene!r}]" if s.scene else "bpy.context.scene"
         # Runs before `-S` switches scenes, hence the scene by name.
@@ -148,6 +153,7 @@ class BlenderStill(JobType):
         )
         parts: list[tuple[str, str, str]] = []  # (task name, part pattern, python expression)
         rects = []
+        weights: list[int] = []  # samples of each chunk
         if s.split is StillSplit.TILES:
             rects = tile_rects(s.width, s.height, s.tiles_x, s.tiles_y)
             for n, (x0, y0, x1, y1) in enumerate(rects):
@@ -165,7 +171,14 @@ class BlenderStill(JobType):
             base, extra = divmod(s.samples, s.chunks)
             for n in range(s.chunks):
                 samples = base + (1 if n < extra else 0)
-                expr = setup + f"r.use_border = False; s.cycles.seed = {n}; s.cycles.samples = {samples}"
+                weights.append(samples)
+                # `-F OPEN_EXR` comes after this expression on Blender's command line and sets half floats:
+                # full float is set when the render starts
+                expr = (
+                    setup + f"r.use_border = False; s.cycles.seed = {n}; s.cycles.samples = {samples}; "
+                    "bpy.app.handlers.render_pre.append("
+                    "lambda sc, *a: setattr(sc.render.image_settings, 'color_depth', '32'))"
+                )
                 parts.append((f"samples {n} (seed {n}, {samples} samples)", f"{stem}_part_{n}_####", expr))
 
         tasks: list[CompiledTask] = []
@@ -184,9 +197,8 @@ class BlenderStill(JobType):
             # Blender puts the padded frame number in place of the `#`s and appends the extension.
             files.append(blender_output(pattern, part_format, padded(pattern, s.frame)))
 
-        merge: MergeTilesParams | MergeAverageParams
         if s.split is StillSplit.TILES:
-            merge = {
+            merge: MergeTilesParams = {
                 "mode": "tiles",
                 "inputs": files,
                 "output": s.output_path,
@@ -194,14 +206,27 @@ class BlenderStill(JobType):
                 "width": s.width,
                 "height": s.height,
             }
-        else:
-            merge = {"mode": "average", "inputs": files, "output": s.output_path}
-        tasks.append(
-            CompiledTask(
+            merge_task = CompiledTask(
                 name=MERGE_TASK,
                 type=TaskType.IMAGE.value,
                 commands=[MERGE_IMAGES(merge)],
                 depends_on=list(range(len(tasks))),
             )
-        )
+        else:
+            # in Blender, averaging linear light, then written with the scene's colour management
+            merge_samples: MergeSamplesParams = {
+                "blendfile": s.blendfile,
+                "inputs": [{"path": f, "weight": w} for f, w in zip(files, weights, strict=True)],
+                "output": s.output_path,
+                "format": s.format.value,
+            }
+            if s.scene is not None:
+                merge_samples["scene"] = s.scene
+            merge_task = CompiledTask(
+                name=MERGE_TASK,
+                type=TaskType.BLENDER.value,
+                commands=[MERGE_SAMPLES(merge_samples)],
+                depends_on=list(range(len(tasks))),
+            )
+        tasks.append(merge_task)
         return tasks

@@ -20,10 +20,18 @@ from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDepende
 from services.server.jobtypes.base import CompiledTask, CompileError, JobContext
 from services.server.jobtypes.registry import get_job_type, job_types
 from services.server.states import jobs as job_states
+from services.server.states.tasks import HELD as HELD_STATUSES
 from services.server.store import paging
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Forbidden, Invalid, NotFound
-from services.server.store.tasks import instruct, log_job, requeue_where, set_job_status, stop_unfinished
+from services.server.store.tasks import (
+    give_workers_another_chance,
+    instruct,
+    log_job,
+    requeue_where,
+    set_job_status,
+    stop_unfinished,
+)
 
 T = TaskStatus
 J = JobStatus
@@ -284,9 +292,7 @@ def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor,
             set_job_status(session, job, J.REQUEUEING, actor=who, reason=reason)
         n = requeue_where(session, job, which, actor=who)
         if n:
-            # a requeue usually follows a fix: every Manager forgets which workers failed this job
-            for manager_id in session.scalars(select(ManagerRow.id)):
-                instruct(session, manager_id, "reset-blocklist", [job.id])
+            give_workers_another_chance(session, job)  # a requeue usually follows a fix
         if job.status == J.REQUEUEING:
             set_job_status(session, job, J.QUEUED, actor=who, reason=f"{n} tasks requeued")
         job.activity = f"{n} tasks requeued by {who}"
@@ -301,6 +307,15 @@ def set_priority(session: Session, job: JobRow, priority: int, actor: Actor) -> 
     job.priority = priority
     job.updated = utcnow()
     events.mark_job_dirty(session, job)
+    # Managers already holding tasks of the job reorder them (the answer to their next update batch says so)
+    holders = session.scalars(
+        select(TaskRow.manager_id)
+        .where(TaskRow.job_id == job.id, TaskRow.status.in_(list(HELD_STATUSES)), TaskRow.manager_id.is_not(None))
+        .distinct()
+    ).all()
+    for manager_id in holders:
+        if manager_id is not None:
+            instruct(session, manager_id, "reprioritize", [job.id])
 
 
 def delete_job(session: Session, job: JobRow, actor: Actor) -> None:

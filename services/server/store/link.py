@@ -22,6 +22,7 @@ from services.protocol.link import (
     LOG_TAIL_LINES,
     ClaimedTask,
     ClaimRequest,
+    JobPriority,
     RejectedUpdate,
     TaskUpdate,
     UpdateAck,
@@ -29,15 +30,22 @@ from services.protocol.link import (
     WorkerInstruction,
     WorkerReport,
 )
-from services.protocol.states import RUNNABLE_JOB_STATUSES, JobStatus, TaskStatus, WorkerStatusRequest
+from services.protocol.states import RUNNABLE_JOB_STATUSES, JobStatus, TaskStatus, WorkerStatus, WorkerStatusRequest
 from services.server import events
 from services.server.config import ServerConfig
-from services.server.db.tables import JobRow, ManagerRow, PendingInstructionRow, TaskRow, WorkerRow
+from services.server.db.tables import (
+    JobRow,
+    ManagerExclusionRow,
+    ManagerRow,
+    PendingInstructionRow,
+    TaskRow,
+    WorkerRow,
+)
 from services.server.dispatch import Dispatcher, WaitingClaim
 from services.server.states.tasks import HELD, IllegalTaskTransition
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
-from services.server.store.tasks import set_task_status
+from services.server.store.tasks import log_job, set_task_status
 
 T = TaskStatus
 _STARTED = time.monotonic()  # leases get a grace period after a Server start (see expire_leases)
@@ -107,6 +115,13 @@ def _lease(
 ) -> list[ClaimedTask]:
     """Lease up to `capacity` runnable tasks of these jobs (in the order given) to the Manager."""
     offered = set(req.tags)
+    excluded: dict[int, list[str]] = {}  # job -> task types none of this Manager's workers may run
+    for job_id, task_type in session.execute(
+        select(ManagerExclusionRow.job_id, ManagerExclusionRow.task_type).where(
+            ManagerExclusionRow.manager_id == manager.id
+        )
+    ):
+        excluded.setdefault(job_id, []).append(task_type)
     lease = utcnow() + timedelta(seconds=lease_seconds)
     pg = session.get_bind().dialect.name == "postgresql"
     out: list[ClaimedTask] = []
@@ -124,6 +139,8 @@ def _lease(
         q = select(TaskRow).where(TaskRow.job_id == job.id, RUNNABLE)
         if req.task_types:
             q = q.where(TaskRow.type.in_(req.task_types))
+        if job.id in excluded:
+            q = q.where(TaskRow.type.not_in(excluded[job.id]))
         q = q.order_by(TaskRow.index).limit(req.capacity - len(out))
         if pg:
             q = q.with_for_update(skip_locked=True)
@@ -178,15 +195,26 @@ def apply_batch(session: Session, manager: ManagerRow, batch: UpdateBatch, lease
     _apply_workers(session, manager, batch.workers)
     _renew(session, manager, batch.held_task_ids, now + timedelta(seconds=lease_seconds))
     ack = UpdateAck(last_seq=manager.last_seq, rejected=rejected, lease_seconds=lease_seconds)
+    reprioritized: set[int] = set()
     for instr in session.scalars(
         select(PendingInstructionRow).where(PendingInstructionRow.manager_id == manager.id)
     ).all():
-        {
-            "cancel-task": ack.cancel_task_ids,
-            "upload-log": ack.upload_log_task_ids,
-            "reset-blocklist": ack.reset_blocklist_job_ids,
-        }[instr.kind].append(instr.task_id)
+        if instr.kind == "reprioritize":
+            reprioritized.add(instr.task_id)  # a job id: the priority sent is the job's current one
+        else:
+            {
+                "cancel-task": ack.cancel_task_ids,
+                "upload-log": ack.upload_log_task_ids,
+                "reset-blocklist": ack.reset_blocklist_job_ids,
+            }[instr.kind].append(instr.task_id)
         session.delete(instr)
+    if reprioritized:
+        ack.job_priorities = [
+            JobPriority(job_id=job_id, priority=priority)
+            for job_id, priority in session.execute(
+                select(JobRow.id, JobRow.priority).where(JobRow.id.in_(sorted(reprioritized)))
+            )
+        ]
     ack.worker_requests = [
         WorkerInstruction(
             worker_id=w.id, status=WorkerStatusRequest(w.status_requested or ""), lazy=w.status_request_lazy
@@ -226,21 +254,56 @@ def _apply_updates(
         if u.log_tail:
             task.log_tail = [*(task.log_tail or []), *u.log_tail][-LOG_TAIL_LINES:]
         new = u.status or T(task.status)
+        activity = u.activity
+        if u.unrunnable_here and new == T.QUEUED and (reason := _exclude(session, manager, task, job)) is not None:
+            new, activity = T.FAILED, reason
+            log_job(session, job, _actor(manager), f"task {task.name} failed: {reason}")
         try:
             # Without autoflush: set_task_status's UPDATE of the dependents would otherwise flush every
             # pending row first, once per task (most of a batch's cost). Failures read other tasks'
             # statuses (cancel_dependents), so they keep autoflush.
             if new in (T.FAILED, T.CANCELED):
-                set_task_status(session, task, new, actor=_actor(manager), activity=u.activity, job=job)
+                set_task_status(session, task, new, actor=_actor(manager), activity=activity, job=job)
             else:
                 with session.no_autoflush:
-                    set_task_status(session, task, new, actor=_actor(manager), activity=u.activity, job=job)
+                    set_task_status(session, task, new, actor=_actor(manager), activity=activity, job=job)
         except IllegalTaskTransition as exc:
             rejected.append(RejectedUpdate(task_id=u.task_id, reason=str(exc), attempt=u.attempt))
             continue
         if new in HELD:
             task.lease_expires = lease
     return rejected
+
+
+def _exclude(session: Session, manager: ManagerRow, task: TaskRow, job: JobRow) -> str | None:
+    """The Manager gave the task back because none of its workers may run it (all blocklisted for the job).
+
+    Its claims skip the job's tasks of that type from now on. Returns why the task fails when no other
+    Manager has a worker (not offline) that could run it, else None: the task waits for another Manager.
+    """
+    if session.get(ManagerExclusionRow, (manager.id, job.id, task.type)) is None:
+        session.add(ManagerExclusionRow(manager_id=manager.id, job_id=job.id, task_type=task.type, created=utcnow()))
+        session.flush()
+    excluded = set(
+        session.scalars(
+            select(ManagerExclusionRow.manager_id).where(
+                ManagerExclusionRow.job_id == job.id, ManagerExclusionRow.task_type == task.type
+            )
+        )
+    )
+    needed = set(job.tags or [])
+    candidates = select(WorkerRow).where(
+        WorkerRow.manager_id.not_in(excluded), WorkerRow.status != WorkerStatus.OFFLINE.value
+    )
+    if job.manager_id is not None:
+        candidates = candidates.where(WorkerRow.manager_id == job.manager_id)
+    for worker in session.scalars(candidates):
+        if task.type in (worker.task_types or []) and needed <= set(worker.tags or []):
+            return None
+    return (
+        f"no worker may run it: every {task.type} worker that could is blocklisted for this job "
+        f"(last: manager {manager.name}); requeue the job to let them try again"
+    )
 
 
 def _refusal(task: TaskRow | None, manager: ManagerRow, u: TaskUpdate) -> str | None:
@@ -305,12 +368,17 @@ def expire_leases(session: Session, cfg: ServerConfig, limit: int = 1000) -> int
     if time.monotonic() - _STARTED < cfg.lease_seconds:
         return 0
     now = utcnow()
-    rows = session.scalars(
+    q = (
         select(TaskRow)
         .where(text("tasks.lease_expires IS NOT NULL"), TaskRow.lease_expires < now)
         .order_by(TaskRow.lease_expires)
         .limit(limit)
-    ).all()
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # every Server process runs this sweep: each task expires in exactly one of them (a second would count
+        # the soft failure twice), and a Manager's update renewing the lease meanwhile is not waited for
+        q = q.with_for_update(skip_locked=True)
+    rows = session.scalars(q).all()
     for task in rows:
         if T(task.status) not in HELD:
             task.lease_expires = None

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
 from services.protocol.jobs import OnTaskFailure
 from services.protocol.states import JobStatus, TaskStatus
 from services.server import events
-from services.server.db.tables import JobLogRow, JobRow, PendingInstructionRow, TaskDependencyRow, TaskRow
+from services.server.db.tables import (
+    JobLogRow,
+    JobRow,
+    ManagerExclusionRow,
+    ManagerRow,
+    PendingInstructionRow,
+    TaskDependencyRow,
+    TaskRow,
+)
 from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD, check_transition
 from services.server.store.convert import task_summary
@@ -208,6 +216,17 @@ def instruct(session: Session, manager_id: int, kind: str, task_ids: Iterable[in
     )
 
 
+def give_workers_another_chance(session: Session, job: JobRow, task_type: str | None = None) -> None:
+    """A wrangler requeued (tasks of) this job, usually after a fix: every Manager forgets which workers failed
+    it, and Managers that had none left that may run it are offered its tasks again."""
+    for manager_id in session.scalars(select(ManagerRow.id)):
+        instruct(session, manager_id, "reset-blocklist", [job.id])
+    gone = delete(ManagerExclusionRow).where(ManagerExclusionRow.job_id == job.id)
+    if task_type is not None:
+        gone = gone.where(ManagerExclusionRow.task_type == task_type)
+    session.execute(gone)
+
+
 def stop_unfinished(session: Session, job: JobRow, *, to: TaskStatus, actor: str) -> int:
     """Pause or cancel every task of the job that has not started; ask Managers to drop what they hold.
 
@@ -322,6 +341,7 @@ def requeue_task(session: Session, task: TaskRow, job: JobRow, *, actor: str, re
     if old == T.PAUSED and JobStatus(job.status) in (JobStatus.PAUSED, JobStatus.PAUSE_REQUESTED):
         raise IllegalTaskAction("the job is paused: resume the job to run its tasks")
     task.failure_count = 0
+    give_workers_another_chance(session, job, task.type)
     set_task_status(session, task, T.QUEUED, actor=actor, activity=f"requeued by {actor}", job=job)
     log_job(session, job, actor, f"task {task.name} requeued" + (f": {reason}" if reason else ""))
 

@@ -11,6 +11,7 @@ from services.worker.runners.blender import run_blender_render
 from services.worker.runners.ffmpeg import run_ffmpeg
 from services.worker.runners.files import run_copy_file, run_move_out_of_way, run_remove_path
 from services.worker.runners.images import run_merge_images
+from services.worker.runners.sample_merge import run_merge_samples
 
 # One runner per command of the contract, under the command's name; each checks its parameters first.
 RUNNERS: dict[str, Runner] = {
@@ -19,6 +20,7 @@ RUNNERS: dict[str, Runner] = {
         Registered(commands.BLENDER_RENDER, run_blender_render),
         Registered(commands.BLENDER_BAKE, run_blender_bake),
         Registered(commands.MERGE_IMAGES, run_merge_images),
+        Registered(commands.MERGE_SAMPLES, run_merge_samples),
         Registered(commands.FFMPEG, run_ffmpeg),
         Registered(commands.EXEC, run_exec),
         Registered(commands.MOVE_OUT_OF_WAY, run_move_out_of_way),

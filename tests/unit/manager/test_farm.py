@@ -166,7 +166,9 @@ def test_soft_failure_retries_elsewhere_then_fails_and_blocklists(tmp_path: Path
     assert take(farm, b) == 1  # scheduler order; b failed it once, but no other worker may run it
     report(farm, b, 1, "failed")  # third failure of task 1: failed for good
     assert 1 not in farm.tasks
-    assert [u.status for u in sent(farm)] == [TaskStatus.FAILED]
+    # b's second failure blocklists b too: task 2 has no worker left here and goes back to the Server
+    assert [(u.task_id, u.status) for u in sent(farm)] == [(1, TaskStatus.FAILED), (2, TaskStatus.QUEUED)]
+    assert farm.tasks == {}
 
 
 def test_a_requeued_job_is_forgiven_by_the_blocklist_and_it_survives_a_restart(tmp_path: Path) -> None:
@@ -175,6 +177,7 @@ def test_a_requeued_job_is_forgiven_by_the_blocklist_and_it_survives_a_restart(t
     a = worker(farm, "a")
     assert take(farm, a) == 1
     report(farm, a, 1, "active", "failed")  # one failure is enough to blocklist a for job 1 here
+    assert 1 not in farm.tasks  # no worker here may run it: given back to the Server
     assert take(farm, a) == 2  # only job 2 is left for a
     report(farm, a, 2, "active", "completed")
     assert take(farm, a) is None
@@ -182,7 +185,37 @@ def test_a_requeued_job_is_forgiven_by_the_blocklist_and_it_survives_a_restart(t
     assert farm.blocklist == {}
     again = make_farm(tmp_path, blocklist_threshold=1)
     assert again.blocklist == {}  # gone from the store too
+    farm.add_claimed([claimed(1, max_task_failures=5, attempt=2)])  # the Server hands it out again
     assert take(farm, a) == 1
+
+
+def test_a_task_no_worker_here_may_run_goes_back_to_the_server_instead_of_waiting_for_ever(tmp_path: Path) -> None:
+    farm = make_farm(tmp_path, blocklist_threshold=1)  # below the job's failure limit
+    farm.add_claimed([claimed(1, max_task_failures=3), claimed(2, index=1, max_task_failures=3), claimed(3, job_id=2)])
+    a, b = worker(farm, "a"), worker(farm, "b", types=("blender",))  # b does not run exec at all
+    assert take(farm, a) == 1
+    report(farm, a, 1, "active", "failed")
+    updates = [(u.task_id, u.status, u.unrunnable_here) for u in sent(farm) if u.status != TaskStatus.ACTIVE]
+    # task 1 failed softly; it and task 2 (same job, same type) have no worker left here that may run them
+    assert updates == [
+        (1, TaskStatus.SOFT_FAILED, False),
+        (1, TaskStatus.QUEUED, True),
+        (2, TaskStatus.QUEUED, True),
+    ]
+    assert sorted(farm.tasks) == [3]  # job 2 is not affected
+    assert take(farm, a) == 3
+    assert take(farm, b) is None
+
+
+def test_a_blocklisted_worker_leaves_the_task_to_others_that_may_run_it(tmp_path: Path) -> None:
+    farm = make_farm(tmp_path, blocklist_threshold=1)
+    farm.add_claimed([claimed(1, max_task_failures=3)])
+    a, b = worker(farm, "a"), worker(farm, "b")
+    assert take(farm, a) == 1
+    report(farm, a, 1, "active", "failed")
+    assert not [u for u in sent(farm) if u.unrunnable_here]
+    assert take(farm, a) is None
+    assert take(farm, b) == 1  # b may still run it: it stays here
 
 
 def test_worker_timeout_requeues_and_counts_a_started_task(tmp_path: Path) -> None:
@@ -274,3 +307,19 @@ async def test_a_worker_that_hangs_up_after_being_handed_a_task_gives_it_back(tm
     assert w.current_task_id is None and [t.id for t in farm.ready] == [1]
     other = worker(farm, "w2")
     assert take(farm, other) == 1
+
+
+def test_a_new_job_priority_reorders_the_tasks_held_and_survives_a_restart(tmp_path: Path) -> None:
+    farm = make_farm(tmp_path)
+    farm.add_claimed([claimed(1, job_id=1, priority=60), claimed(2, job_id=1, priority=60, index=1)])
+    farm.add_claimed([claimed(3, job_id=2, priority=50, age=5), claimed(4, job_id=2, priority=50, age=5, index=1)])
+    w = worker(farm, "w1")
+    assert take(farm, w) == 1  # job 1 first: higher priority
+    farm.reprioritize({2: 90, 99: 10})  # job 99 is not held here: nothing to do for it
+    farm.fail(farm.tasks[1], w, "boom", blocklist=False)  # task 1 goes back to the ready queue, priority 60
+    assert [t.id for t in farm.ready] == [3, 4, 1, 2]
+    assert farm.tasks[1].claim.job_priority == 60 and farm.tasks[3].claim.job_priority == 90
+    farm.conn.close()
+
+    again = make_farm(tmp_path)  # the new priority was stored with the held claims
+    assert [t.id for t in again.ready] == [3, 4, 1, 2]

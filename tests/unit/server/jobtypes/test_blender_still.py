@@ -107,12 +107,22 @@ def test_sample_chunks_by_example() -> None:
     assert [int(v["s.cycles.samples"]) for v in seeds] == [4, 3, 3]
     assert all(v["r.use_border"] == "False" for v in seeds)
     assert all("bpy.data.scenes['Sc']" in params(t)["python_expr"] for t in parts)
-    assert all(params(t)["scene"] == "Sc" and params(t)["format"] == "TIFF" for t in parts)
+    # the parts are scene-linear, full-float OpenEXR, whatever the final format
+    assert all(params(t)["scene"] == "Sc" and params(t)["format"] == "OPEN_EXR" for t in parts)
+    assert all("'color_depth', '32'" in params(t)["python_expr"] for t in parts)
     assert merge.depends_on == [0, 1, 2]
+    assert merge.type == "blender" and merge.commands[0]["name"] == "merge-samples"
     assert params(merge) == {
-        "mode": "average",
-        "inputs": ["/r/p_part_0_0012.tif", "/r/p_part_1_0012.tif", "/r/p_part_2_0012.tif"],
+        "blendfile": BASE["blendfile"],
+        "scene": "Sc",
+        # weighted by each chunk's samples: the mean of all 10 samples
+        "inputs": [
+            {"path": "/r/p_part_0_0012.exr", "weight": 4},
+            {"path": "/r/p_part_1_0012.exr", "weight": 3},
+            {"path": "/r/p_part_2_0012.exr", "weight": 3},
+        ],
         "output": "/r/p.tif",
+        "format": "TIFF",
     }
 
 

@@ -113,7 +113,7 @@ def test_the_cases_reach_every_command_and_shape_job_types_use() -> None:
         ("blender-bake", "point-cache"),
         ("blender-bake", "verify"),
         ("merge-images", "tiles"),
-        ("merge-images", "average"),
+        ("merge-samples", ""),  # sample chunks (merge-images' average mode is for hand-made jobs)
         ("ffmpeg", ""),
         ("exec", ""),
         ("remove-path", ""),

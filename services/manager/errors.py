@@ -17,7 +17,7 @@ class NotFound(FarmError):
 
 
 class Conflict(FarmError):
-    """A stale attempt, a task that is not this worker's, a worker that has not signed on."""
+    """A stale hand-out, a task that is not this worker's, a worker that has not signed on."""
 
     status_code = 409
 

@@ -286,7 +286,7 @@ class Farm:
         worker.current_task_id = task.id
         self.claim_wakeup.set()
         store.save_task(self.conn, task)
-        logs.rotate(self.conn, task.id, self.config.log_keep_attempts)
+        logs.rotate(self.conn, task.id, self.config.log_keep_handouts)
         self._worker_changed(worker)
 
     # --- tasks: taking back, finishing -----------------------------------------------------------------------

@@ -139,12 +139,12 @@ class ServerLink:
 
     async def _upload_log(self, task_id: int) -> None:
         text = "".join(chunk for _id, _h, chunk in logs.read_chunks(self.farm.conn, task_id, limit=1_000_000))
-        for attempt in range(5):
+        for tries in range(1, 6):
             try:
                 await self.client.upload_log(task_id, text)
                 return
             except LinkError:
-                await asyncio.sleep(self._backoff(attempt + 1))
+                await asyncio.sleep(self._backoff(tries))
             except LinkRefused as exc:
                 log.warning("the Server refused the log of task %s: %s", task_id, exc)
                 return

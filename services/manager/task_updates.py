@@ -42,10 +42,10 @@ def apply(farm: Farm, worker: WorkerState, task_id: int, updates: list[WorkerTas
         return worker.last_seq  # all repeats: nothing is stored twice
     task = held_by(farm, worker, task_id)
     for u in new:
-        if u.attempt != task.handout:
+        if u.handout != task.handout:
             raise Conflict(
-                f"attempt {u.attempt} of task {task_id} is stale (current: {task.handout}): stop it",
-                f"updates[{updates.index(u)}].attempt",
+                f"hand-out {u.handout} of task {task_id} is stale (current: {task.handout}): stop it",
+                f"updates[{updates.index(u)}].handout",
             )
     with transaction(farm.conn):
         outgoing = _apply(farm, worker, task, new)

@@ -44,7 +44,7 @@ async def status(_client: ClientDep, farm: FarmDep, request: Request) -> dict[st
 
 @router.get("/tasks/{task_id}/log", response_class=StreamingResponse)
 async def task_log(task_id: int, _client: ClientDep, farm: FarmDep, follow: bool = False) -> Response:
-    """The full log of a task's recent attempts as text; `?follow=1` keeps streaming new lines."""
+    """The full log of a task's recent hand-outs as text; `?follow=1` keeps streaming new lines."""
     if not logs.has_log(farm.conn, task_id) and task_id not in farm.tasks:
         raise NotFound(f"this Manager has no log of task {task_id}", "task_id")
     if not follow:

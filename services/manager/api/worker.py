@@ -107,7 +107,7 @@ async def ask_for_task(request: Request) -> Response:
 def _assigned(farm: Farm, task: HeldTask, worker: WorkerState) -> AssignedTask:
     c = task.claim
     return AssignedTask(
-        id=c.id, job_id=c.job_id, job_name=c.job_name, name=c.name, type=c.type, attempt=task.handout,
+        id=c.id, job_id=c.job_id, job_name=c.job_name, name=c.name, type=c.type, handout=task.handout,
         commands=c.commands, steps_total=c.steps_total,
         variables=farm.config.resolved_variables(worker.platform),
     )  # fmt: skip
@@ -120,13 +120,13 @@ async def task_updates_route(task_id: int, body: WorkerTaskUpdates, worker: Work
 
 
 @router.get("/tasks/{task_id}/may-i-run")
-async def may_i_run(task_id: int, worker: WorkerDep, farm: FarmDep, attempt: int | None = None) -> Response:
+async def may_i_run(task_id: int, worker: WorkerDep, farm: FarmDep, handout: int | None = None) -> Response:
     task = farm.tasks.get(task_id)
     req = worker.status_requested
     if task is None or task.worker_id != worker.id:
         answer = MayIRun(may_keep_running=False, reason="the task is no longer assigned to this worker")
-    elif attempt is not None and attempt != task.handout:
-        answer = MayIRun(may_keep_running=False, reason=f"attempt {attempt} is stale")
+    elif handout is not None and handout != task.handout:
+        answer = MayIRun(may_keep_running=False, reason=f"hand-out {handout} is stale")
     elif req is not None and req.value in ("asleep", "shutdown", "restart") and not worker.lazy:
         answer = MayIRun(may_keep_running=False, reason=f"asked to {req.value} now", status_requested=req)
     else:

@@ -61,7 +61,7 @@ def report(farm: Farm, w: WorkerState, task_id: int, *statuses: str) -> None:
     handout = farm.tasks[task_id].handout
     ups: list[WorkerTaskUpdate] = []
     for s in statuses:
-        ups.append(WorkerTaskUpdate(seq=w.last_seq + len(ups) + 1, attempt=handout, status=TaskStatus(s)))
+        ups.append(WorkerTaskUpdate(seq=w.last_seq + len(ups) + 1, handout=handout, status=TaskStatus(s)))
     task_updates.apply(farm, w, task_id, ups)
 
 
@@ -198,7 +198,7 @@ def test_worker_timeout_requeues_and_counts_a_started_task(tmp_path: Path) -> No
     assert a.status == "offline" and farm.tasks[1].worker_id is None
     assert farm.tasks[1].failure_count == 1
     with pytest.raises(Conflict):
-        task_updates.apply(farm, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, attempt=old, status=TaskStatus.COMPLETED)])
+        task_updates.apply(farm, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, handout=old, status=TaskStatus.COMPLETED)])
     c = worker(farm, "c")
     assert take(farm, c) == 1 and farm.tasks[1].handout != old
 
@@ -244,7 +244,7 @@ def test_a_canceled_running_task_is_reported_canceled_and_its_worker_gets_409(tm
     assert farm.tasks == {} and a.current_task_id is None
     with pytest.raises(Conflict):
         task_updates.apply(
-            farm, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, attempt=handout, status=TaskStatus.COMPLETED)]
+            farm, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, handout=handout, status=TaskStatus.COMPLETED)]
         )
 
 

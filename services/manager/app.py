@@ -1,4 +1,4 @@
-"""The Manager's app factory: the store, the farm core, the Server link and the HTTP API, wired together."""
+"""The Manager's app factory: the store, the core (tasks, workers), the Server link and the API, wired together."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.manager.api import clients, worker
 from services.manager.api.deps import ClientTokens
 from services.manager.config import ManagerConfig
-from services.manager.errors import FarmError
-from services.manager.farm import Farm
+from services.manager.core import ManagerCore
+from services.manager.errors import ApiError
 from services.manager.server_link import ServerLink
 from services.manager.store.db import connect
 from services.protocol import VERSION
@@ -67,10 +67,10 @@ def create_app(config: ManagerConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         conn = connect(config.data_dir / "tablao-manager.sqlite")
-        farm = Farm(conn, config)
+        core = ManagerCore(conn, config)
         client = ManagerClient(config.server_url, config.token)
-        link = ServerLink(farm, client)
-        app.state.farm = farm
+        link = ServerLink(core, client)
+        app.state.core = core
         app.state.link = link
         app.state.registration_secret = registration_secret(config)
         app.state.client_tokens = ClientTokens(client, config.client_token_cache_seconds)
@@ -97,8 +97,8 @@ def create_app(config: ManagerConfig) -> FastAPI:
     app.include_router(clients.router)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
 
-    @app.exception_handler(FarmError)
-    async def farm_error(_request: Request, exc: FarmError) -> JSONResponse:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         errors = [FieldError(field=exc.field, message=exc.message)] if exc.field else []
         body = ErrorResponse(detail=exc.message, errors=errors)
         headers = {"WWW-Authenticate": "Basic"} if exc.status_code == 401 else None

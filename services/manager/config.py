@@ -49,7 +49,7 @@ class ManagerConfig:
     batch_max_updates: int = 300  # small batches let claims in between (one request at a time)
     backoff_max: float = 5.0  # cap of the exponential back-off while the Server is away
     keepalive: float = 10.0  # an empty batch at least this often renews leases and reports workers
-    log_keep_attempts: int = 3  # full task logs kept per task: the last N hand-outs
+    log_keep_handouts: int = 3  # full task logs kept per task: the last N hand-outs
     max_body_bytes: int = 8 * 1024 * 1024
     max_output_bytes: int = 32 * 1024 * 1024
     retry_after: float = 2.0  # suggested delay of a 204 "no task"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-class FarmError(Exception):
+class ApiError(Exception):
     status_code = 400
 
     def __init__(self, message: str, field: str = "") -> None:
@@ -12,23 +12,23 @@ class FarmError(Exception):
         self.field = field
 
 
-class NotFound(FarmError):
+class NotFound(ApiError):
     status_code = 404
 
 
-class Conflict(FarmError):
-    """A stale attempt, a task that is not this worker's, a worker that has not signed on."""
+class Conflict(ApiError):
+    """A stale hand-out, a task that is not this worker's, a worker that has not signed on."""
 
     status_code = 409
 
 
-class Invalid(FarmError):
+class Invalid(ApiError):
     status_code = 422
 
 
-class Unauthorized(FarmError):
+class Unauthorized(ApiError):
     status_code = 401
 
 
-class Unavailable(FarmError):
+class Unavailable(ApiError):
     status_code = 503

@@ -15,7 +15,7 @@ from services.protocol.states import WorkerStatus, WorkerStatusRequest
 class HeldTask:
     claim: ClaimedTask
     worker_id: str | None = None  # None: waiting in the ready queue
-    handout: int = 0  # the attempt number the worker sees: unique per hand-out at this Manager
+    handout: int = 0  # the number the worker sees (AssignedTask.handout): unique per hand-out at this Manager
     started: bool = False  # the worker reported it active
     failure_count: int = 0
     failed_on: set[str] = field(default_factory=set)  # workers that failed it: retry elsewhere first

@@ -1,6 +1,6 @@
 """The Manager's link to the Server: the claim loop and the sender of the durable update buffer.
 
-While the Server is away both loops back off (exponentially, with jitter) and the farm keeps working on the
+While the Server is away both loops back off (exponentially, with jitter) and the Manager keeps working on the
 tasks it holds; updates wait in SQLite and leave in order, each batch exactly once by its sequence number.
 """
 
@@ -13,7 +13,7 @@ import random
 import time
 from typing import Any
 
-from services.manager.farm import Farm
+from services.manager.core import ManagerCore
 from services.manager.store import logs, outbox
 from services.manager.store.db import get_meta, set_meta, transaction
 from services.protocol.link import ClaimRequest, ClaimResponse, UpdateAck, UpdateBatch
@@ -25,10 +25,10 @@ REPORT_INTERVAL = 3.0
 
 
 class ServerLink:
-    def __init__(self, farm: Farm, client: ManagerClient) -> None:
-        self.farm = farm
+    def __init__(self, core: ManagerCore, client: ManagerClient) -> None:
+        self.core = core
         self.client = client
-        self.config = farm.config
+        self.config = core.config
         self.server_up = False
         self.lease_seconds = 60.0
         self._last_push = 0.0
@@ -49,9 +49,9 @@ class ServerLink:
         while True:
             keepalive = self._renew_every()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.farm.link_wakeup.wait(), keepalive)
+                await asyncio.wait_for(self.core.link_wakeup.wait(), keepalive)
             await asyncio.sleep(self.config.push_interval)  # gather updates into one batch
-            self.farm.link_wakeup.clear()
+            self.core.link_wakeup.clear()
             try:
                 await self.push_pending()
                 failures = 0
@@ -59,17 +59,17 @@ class ServerLink:
                 failures += 1
                 self._went_down(exc)
                 await asyncio.sleep(self._backoff(failures))
-                self.farm.link_wakeup.set()  # try again
+                self.core.link_wakeup.set()  # try again
             except LinkRefused as exc:
                 failures += 1
                 log.error("the Server refused an update batch: %s", exc)
                 await asyncio.sleep(self._backoff(failures))
-                self.farm.link_wakeup.set()
+                self.core.link_wakeup.set()
 
     async def push_pending(self) -> int:
         """Send every waiting batch, or a keep-alive when one is due; returns how many were sent."""
         sent = 0
-        conn = self.farm.conn
+        conn = self.core.conn
         if get_meta(conn, "synced") is None and outbox.next_batch(conn, 0) is None:
             outbox.new_seq(conn)  # a fresh store says hello with an empty batch first (see _acknowledge)
         while True:
@@ -77,22 +77,22 @@ class ServerLink:
             frozen = outbox.next_batch(conn, self.config.batch_max_updates)
             if frozen is None:
                 keepalive_due = now - self._last_renewal >= self._renew_every() * 0.9
-                reports_due = self.farm.dirty_workers and now - self._last_reports >= REPORT_INTERVAL
+                reports_due = self.core.workers.dirty and now - self._last_reports >= REPORT_INTERVAL
                 if sent or not (keepalive_due or reports_due):
                     return sent
                 frozen = (outbox.new_seq(conn), [])
             seq, updates = frozen
             # worker states ride along every few seconds: they are a view, not a history
-            reports = self.farm.worker_reports() if now - self._last_reports >= REPORT_INTERVAL else []
+            reports = self.core.workers.reports() if now - self._last_reports >= REPORT_INTERVAL else []
             # leases are renewed a few times per lease period, not with every batch (updates renew their own)
             renew = now - self._last_renewal >= self._renew_every() * 0.8
-            held = list(self.farm.tasks) if renew else []
+            held = list(self.core.tasks) if renew else []
             batch = UpdateBatch(seq=seq, task_updates=updates, workers=reports, held_task_ids=held)
             try:
                 async with self._turn:
                     ack = await self.client.push(batch)
             except LinkRefused as exc:
-                self.farm.dirty_workers.update(r.id for r in reports)
+                self.core.workers.dirty.update(r.id for r in reports)
                 expected = exc.field_message("seq") if exc.status_code == 409 else None
                 if expected and expected.split()[-1].isdigit():
                     # the Server forgot batches (a restored database): continue after what it knows
@@ -100,7 +100,7 @@ class ServerLink:
                     continue
                 raise
             except LinkError:
-                self.farm.dirty_workers.update(r.id for r in reports)
+                self.core.workers.dirty.update(r.id for r in reports)
                 raise
             self._last_push = time.monotonic()
             if renew:
@@ -112,7 +112,7 @@ class ServerLink:
             sent += 1
 
     def _acknowledge(self, seq: int, ack: UpdateAck) -> None:
-        conn = self.farm.conn
+        conn = self.core.conn
         self.lease_seconds = ack.lease_seconds
         if ack.last_seq > seq:
             # the Server knows a higher number than this store ever sent: it did not apply this batch;
@@ -125,28 +125,28 @@ class ServerLink:
                 set_meta(conn, "synced", "1")
         for rej in ack.rejected:
             log.warning("the Server refused the update of task %s: %s", rej.task_id, rej.reason)
-            self.farm.drop([rej.task_id], rej.attempt)
+            self.core.drop([rej.task_id], rej.attempt)
         if ack.cancel_task_ids:
-            self.farm.drop(ack.cancel_task_ids, canceled=True)
+            self.core.drop(ack.cancel_task_ids, canceled=True)
         if ack.job_priorities:
-            self.farm.reprioritize({p.job_id: p.priority for p in ack.job_priorities})
+            self.core.reprioritize({p.job_id: p.priority for p in ack.job_priorities})
         if ack.reset_blocklist_job_ids:
-            self.farm.reset_blocklist(ack.reset_blocklist_job_ids)
+            self.core.reset_blocklist(ack.reset_blocklist_job_ids)
         if ack.worker_requests:
-            self.farm.apply_instructions(ack.worker_requests)
+            self.core.workers.apply_instructions(ack.worker_requests)
         for task_id in ack.upload_log_task_ids:
             job = asyncio.create_task(self._upload_log(task_id))
             self._uploads.add(job)
             job.add_done_callback(self._uploads.discard)
 
     async def _upload_log(self, task_id: int) -> None:
-        text = "".join(chunk for _id, _h, chunk in logs.read_chunks(self.farm.conn, task_id, limit=1_000_000))
-        for attempt in range(5):
+        text = "".join(chunk for _id, _h, chunk in logs.read_chunks(self.core.conn, task_id, limit=1_000_000))
+        for tries in range(1, 6):
             try:
                 await self.client.upload_log(task_id, text)
                 return
             except LinkError:
-                await asyncio.sleep(self._backoff(attempt + 1))
+                await asyncio.sleep(self._backoff(tries))
             except LinkRefused as exc:
                 log.warning("the Server refused the log of task %s: %s", task_id, exc)
                 return
@@ -157,11 +157,11 @@ class ServerLink:
         failures = 0
         found_nothing = False
         while True:
-            req = self.farm.claim_request()
+            req = self.core.claim_request()
             if req is None:
-                self.farm.claim_wakeup.clear()
+                self.core.claim_wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.farm.claim_wakeup.wait(), 1.0)
+                    await asyncio.wait_for(self.core.claim_wakeup.wait(), 1.0)
                 continue
             # After a claim found nothing, wait at the Server until something is runnable (long polling). A
             # waiting claim holds no lock there, so it does not take the turn the update batches need.
@@ -186,8 +186,8 @@ class ServerLink:
             # fewer than asked for: the Server has no more for now, so the next claim waits there for more
             found_nothing = len(resp.tasks) < req.capacity
             if resp.tasks:
-                self.farm.add_claimed(resp.tasks)
-                self.farm.link_wakeup.set()  # renew their leases soon
+                self.core.add_claimed(resp.tasks)
+                self.core.link_wakeup.set()  # renew their leases soon
                 await asyncio.sleep(0)  # let the waiting workers' answers leave before the next claim is built
             elif wait and time.monotonic() - started < wait / 2:
                 # the Server answered "nothing" without holding the claim (an older Server): pace the retries
@@ -202,18 +202,18 @@ class ServerLink:
         dropped and, if anyone is left to work, asked again at once (the Server gives back what it leased to a
         claim whose Manager hung up).
         """
-        workers = self.farm.available_worker_ids()
+        workers = self.core.available_worker_ids()
         claim = asyncio.ensure_future(self.client.claim(req.model_copy(update={"wait_seconds": wait})))
         woke: asyncio.Task[Any] | None = None
         try:
             while True:
-                self.farm.claim_wakeup.clear()
-                woke = asyncio.ensure_future(self.farm.claim_wakeup.wait())
+                self.core.claim_wakeup.clear()
+                woke = asyncio.ensure_future(self.core.claim_wakeup.wait())
                 await asyncio.wait({claim, woke}, return_when=asyncio.FIRST_COMPLETED)
                 woke.cancel()
                 if claim.done():
                     return claim.result()
-                if self.farm.available_worker_ids() != workers or _outgrown(req, self.farm.claim_request()):
+                if self.core.available_worker_ids() != workers or _outgrown(req, self.core.claim_request()):
                     claim.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await claim
@@ -228,12 +228,12 @@ class ServerLink:
     async def _sweep_loop(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.config.worker_timeout / 4))
-            if self.farm.sweep_timeouts():
-                self.farm.link_wakeup.set()
+            if self.core.sweep_timeouts():
+                self.core.link_wakeup.set()
 
     async def give_back(self, within: float = 5.0) -> None:
         """Clean shutdown: hand unstarted tasks back to the Server and flush the buffer (best effort)."""
-        self.farm.give_back_ready()
+        self.core.give_back_ready()
         try:
             await asyncio.wait_for(self.push_pending(), within)
         except (TimeoutError, LinkError, LinkRefused) as exc:

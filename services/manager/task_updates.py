@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from services.manager.core import ManagerCore
 from services.manager.errors import Conflict, Invalid
-from services.manager.farm import Farm
 from services.manager.model import HeldTask, WorkerState
 from services.manager.store import logs
 from services.manager.store import tasks as store
@@ -27,37 +27,37 @@ def validate(updates: list[WorkerTaskUpdate], prefix: str = "updates") -> None:
                 raise Invalid(f"log line longer than {LOG_LINE_MAX_CHARS} characters", f"{prefix}[{i}].log_lines[{j}]")
 
 
-def held_by(farm: Farm, worker: WorkerState, task_id: int) -> HeldTask:
-    task = farm.tasks.get(task_id)
+def held_by(core: ManagerCore, worker: WorkerState, task_id: int) -> HeldTask:
+    task = core.tasks.get(task_id)
     if task is None or task.worker_id != worker.id:
         raise Conflict(f"task {task_id} is not assigned to this worker: stop it", "task_id")
     return task
 
 
-def apply(farm: Farm, worker: WorkerState, task_id: int, updates: list[WorkerTaskUpdate]) -> int:
+def apply(core: ManagerCore, worker: WorkerState, task_id: int, updates: list[WorkerTaskUpdate]) -> int:
     """Apply the updates not seen before (seq > the worker's last); returns the worker's last seq."""
     validate(updates)
     new = [u for u in updates if u.seq > worker.last_seq]
     if not new:
         return worker.last_seq  # all repeats: nothing is stored twice
-    task = held_by(farm, worker, task_id)
+    task = held_by(core, worker, task_id)
     for u in new:
-        if u.attempt != task.handout:
+        if u.handout != task.handout:
             raise Conflict(
-                f"attempt {u.attempt} of task {task_id} is stale (current: {task.handout}): stop it",
-                f"updates[{updates.index(u)}].attempt",
+                f"hand-out {u.handout} of task {task_id} is stale (current: {task.handout}): stop it",
+                f"updates[{updates.index(u)}].handout",
             )
-    with transaction(farm.conn):
-        outgoing = _apply(farm, worker, task, new)
+    with transaction(core.conn):
+        outgoing = _apply(core, worker, task, new)
         worker.last_seq = new[-1].seq
-        store.save_worker_seq(farm.conn, worker.id, worker.last_seq)
-        farm.emit(outgoing)
+        store.save_worker_seq(core.conn, worker.id, worker.last_seq)
+        core.emit(outgoing)
     return worker.last_seq
 
 
-def _apply(farm: Farm, worker: WorkerState, task: HeldTask, new: list[WorkerTaskUpdate]) -> list[TaskUpdate]:
+def _apply(core: ManagerCore, worker: WorkerState, task: HeldTask, new: list[WorkerTaskUpdate]) -> list[TaskUpdate]:
     out: list[TaskUpdate] = []
-    cur = farm.update_for(task)
+    cur = core.update_for(task)
     tail: list[str] = []
     touched = False
 
@@ -66,11 +66,11 @@ def _apply(farm: Farm, worker: WorkerState, task: HeldTask, new: list[WorkerTask
         if touched:
             cur.log_tail = tail[-LOG_TAIL_LINES:]
             out.append(cur)
-        cur, tail, touched = farm.update_for(task), [], False
+        cur, tail, touched = core.update_for(task), [], False
 
     for u in new:
         if u.log_lines:
-            logs.append_log(farm.conn, task.id, task.handout, u.log_lines)
+            logs.append_log(core.conn, task.id, task.handout, u.log_lines)
             tail.extend(u.log_lines)
             touched = True
         for name in ("activity", "steps_done", "steps_total"):
@@ -86,25 +86,25 @@ def _apply(farm: Farm, worker: WorkerState, task: HeldTask, new: list[WorkerTask
             task.started = True
             cur.status = TaskStatus.ACTIVE
             touched = True
-            store.save_task(farm.conn, task)
+            store.save_task(core.conn, task)
         elif u.status == TaskStatus.COMPLETED:
             cur.status = TaskStatus.COMPLETED
             cur.steps_done = cur.steps_done if cur.steps_done is not None else task.claim.steps_total
             touched = True
             flush()
-            farm.finish(task)
+            core.finish(task)
             return out
         elif u.status == TaskStatus.QUEUED:
             # the worker gives the task back (stopped by its user): back to the Server's queue
             cur.status = TaskStatus.QUEUED
             touched = True
             flush()
-            farm.finish(task)
+            core.finish(task)
             return out
-        else:  # failed: soft-failed and retried, or failed for good (Farm.fail decides)
+        else:  # failed: soft-failed and retried, or failed for good (ManagerCore.fail decides)
             flush()
-            farm.emit(out)  # the log lines before the failure go first
-            farm.fail(task, worker, u.activity or "the task failed")
+            core.emit(out)  # the log lines before the failure go first
+            core.fail(task, worker, u.activity or "the task failed")
             return []
     flush()
     return out

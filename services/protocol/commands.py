@@ -11,7 +11,6 @@ Adding a command: see "Adding a command" in docs/commands.md (generated from `co
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -356,17 +355,3 @@ COMMANDS: dict[str, CommandSpec[Any]] = {
         SLEEP,
     )
 }
-
-
-def main(argv: list[str]) -> int:
-    if argv != ["--markdown"]:
-        print("usage: python -m services.protocol.commands --markdown", file=sys.stderr)
-        return 2
-    from services.protocol.commands_doc import markdown
-
-    sys.stdout.write(markdown())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

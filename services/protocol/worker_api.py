@@ -43,7 +43,7 @@ class WorkerTaskUpdate(WireModel):
     """One update of a running task. `seq` is per worker, across tasks; the Manager ignores repeats."""
 
     seq: int = Field(ge=1)
-    attempt: int
+    handout: int  # the Manager's hand-out number of this run of the task (AssignedTask.handout)
     status: TaskStatus | None = None  # active, completed, failed, or queued (given back)
     activity: str | None = Field(default=None, max_length=1000)
     steps_done: int | None = Field(default=None, ge=0)
@@ -74,7 +74,7 @@ class AssignedTask(ResponseModel):
     job_name: str
     name: str
     type: str
-    attempt: int
+    handout: int  # numbers this hand-out of the task at the Manager: updates and may-i-run carry it
     commands: list[Command]
     steps_total: int
     # the farm's path variables, already resolved for this worker's platform

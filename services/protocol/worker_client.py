@@ -32,7 +32,7 @@ class ManagerError(Exception):
 
 
 class StaleTask(ManagerError):
-    """409: the attempt is stale or the task was taken away; stop it and drop its updates."""
+    """409: the hand-out is stale or the task was taken away; stop it and drop its updates."""
 
 
 class Unauthorized(ManagerError):
@@ -122,8 +122,8 @@ class WorkerClient:
         _raise_for(resp)
         return UpdatesAck.model_validate_json(resp.content)
 
-    async def may_i_run(self, task_id: int, attempt: int | None = None) -> MayIRun:
-        params = {"attempt": attempt} if attempt is not None else None
+    async def may_i_run(self, task_id: int, handout: int | None = None) -> MayIRun:
+        params = {"handout": handout} if handout is not None else None
         resp = await self._http.get(f"/tasks/{task_id}/may-i-run", params=params)
         _raise_for(resp)
         return MayIRun.model_validate_json(resp.content)

@@ -1,24 +1,31 @@
-"""Builds the Server's FastAPI application: storage set-up, migrations, the first admin, routes, housekeeping."""
+"""Builds the Server's FastAPI application: storage set-up, migrations, the first admin, routes, housekeeping.
+
+All the Server's wiring is here: the engine and its session factories (with the store's commit hooks installed
+on them and on nothing else), the event notifier and claim dispatcher of this app, and the sweeps its
+housekeeping loop runs. Nothing registers itself at import time, so two apps in one process stay apart.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
 from services.protocol import API_PREFIX, VERSION
-from services.server import events
 from services.server.api import ROUTERS, errors
-from services.server.background import sweep_forever
+from services.server.background import Sweep, sweep_forever
 from services.server.config import ServerConfig
 from services.server.db import notify
-from services.server.db.engine import make_engine, make_sessionmakers, sqlite_url
+from services.server.db.engine import make_engine, sqlite_url
 from services.server.db.migrate import take_first_start_turn, upgrade
 from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
+from services.server.store import events, link
 from services.server.store.auth import bootstrap_admin
+from services.server.store.sessions import open_sessions
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -27,17 +34,24 @@ def create_app(config: ServerConfig) -> FastAPI:
     server_lock = hold_sqlite(url)  # SQLite serves one Server process: a second one stops here, saying why
     engine = make_engine(url)
     upgrade(engine)
-    read_sessions, write_sessions = make_sessionmakers(engine)
+    notifier = events.EventNotifier()  # wakes this app's event readers and waiting claims after a commit
+    read_sessions, write_sessions = open_sessions(engine, notifier)
     with write_sessions() as session:
         take_first_start_turn(session)  # Servers starting together would each make the first admin
         bootstrap_admin(session, config.data_dir, config.admin_token)
         session.commit()
 
+    started = time.monotonic()  # leases get one lease period of grace after a start (see expire_leases)
+    sweeps = [
+        Sweep("prune events", lambda s: events.prune(s, config.event_retention_seconds)),
+        Sweep("expire leases", lambda s: link.expire_leases(s, config.lease_seconds, started=started)),
+    ]
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(sweep_forever(write_sessions, config))]
+        tasks = [asyncio.create_task(sweep_forever(write_sessions, sweeps, config.sweep_interval))]
         if engine.dialect.name == "postgresql":  # other Server processes' commits wake this one's readers
-            tasks.append(asyncio.create_task(notify.listen(engine.url, events.NOTIFIER.notify)))
+            tasks.append(asyncio.create_task(notify.listen(engine.url, notifier.notify)))
         try:
             yield
         finally:
@@ -62,6 +76,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.engine = engine
     app.state.read_sessions = read_sessions
     app.state.write_sessions = write_sessions
+    app.state.notifier = notifier
+    app.state.sweeps = sweeps
     app.state.token_cache = {}
     app.state.dispatcher = Dispatcher()
     errors.install(app)

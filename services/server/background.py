@@ -1,41 +1,38 @@
-"""Periodic housekeeping of the Server: pruning old events, expiring leases (registered by the link)."""
+"""Periodic housekeeping of the Server: each sweep runs in a write transaction of its own, one after another.
+
+The app factory (app.py) decides which sweeps run; nothing registers itself here.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from services.server import events
-from services.server.config import ServerConfig
-
 log = logging.getLogger(__name__)
 
-Sweep = Callable[[Session, ServerConfig], None]
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    run: Callable[[Session], object]
 
 
-def prune_events(session: Session, cfg: ServerConfig) -> None:
-    events.prune(session, cfg.event_retention_seconds)
-
-
-# Each sweep runs in its own write transaction, committed after it returns.
-SWEEPS: list[Sweep] = [prune_events]
-
-
-def run_sweeps_once(write_sessions: sessionmaker[Session], cfg: ServerConfig) -> None:
-    for sweep in SWEEPS:
+def run_sweeps_once(write_sessions: sessionmaker[Session], sweeps: Sequence[Sweep]) -> None:
+    for sweep in sweeps:
         try:
             with write_sessions() as session:
-                sweep(session, cfg)
+                sweep.run(session)
                 session.commit()
         except Exception:
-            log.exception("sweep %s failed", getattr(sweep, "__name__", sweep))
+            log.exception("sweep %r failed", sweep.name)
 
 
-async def sweep_forever(write_sessions: sessionmaker[Session], cfg: ServerConfig) -> None:
+async def sweep_forever(write_sessions: sessionmaker[Session], sweeps: Sequence[Sweep], interval: float) -> None:
     while True:
-        await run_in_threadpool(run_sweeps_once, write_sessions, cfg)
-        await asyncio.sleep(cfg.sweep_interval)
+        await run_in_threadpool(run_sweeps_once, write_sessions, sweeps)
+        await asyncio.sleep(interval)

@@ -69,15 +69,16 @@ def admin_main(kind: str, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     cfg = _config(args)
 
-    from services.server.db.engine import make_engine, make_sessionmakers, sqlite_url
+    from services.server.db.engine import make_engine, sqlite_url
     from services.server.db.migrate import upgrade
     from services.server.store import auth, farm
     from services.server.store.errors import StoreError
+    from services.server.store.sessions import open_sessions
 
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(cfg.database_url or sqlite_url(cfg.data_dir))
     upgrade(engine)
-    _, writers = make_sessionmakers(engine)
+    _, writers = open_sessions(engine)
     try:
         with writers() as session:
             if kind == "users" and args.verb == "add":

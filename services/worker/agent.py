@@ -295,7 +295,7 @@ class Agent:
             on_status_request=lambda req: self._apply(req, True),
         )
         self.current = run
-        log.info("task %d (%s) hand-out %d started", task.id, task.name, task.attempt)
+        log.info("task %d (%s) hand-out %d started", task.id, task.name, task.handout)
         try:
             wrote_final = await run.run()
         finally:
@@ -303,8 +303,8 @@ class Agent:
         self._finished_task = task.id if wrote_final else None
         log.info("task %d finished", task.id)
 
-    def _on_stale(self, task_id: int, attempt: int) -> None:
-        if self.current is not None and self.current.task.id == task_id and self.current.task.attempt <= attempt:
+    def _on_stale(self, task_id: int, handout: int) -> None:
+        if self.current is not None and self.current.task.id == task_id and self.current.task.handout <= handout:
             self.current.stale()
         if self._finished_task == task_id:
             self._finished_task = None

@@ -29,7 +29,7 @@ BATCH_MAX_CHARS = 4_000_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS updates (
-    seq INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, attempt INTEGER NOT NULL, body TEXT NOT NULL
+    seq INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, handout INTEGER NOT NULL, body TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 class Row:
     seq: int
     task_id: int
-    attempt: int
+    handout: int
     body: str  # the WorkerTaskUpdate as JSON, seq included
 
 
@@ -93,13 +93,13 @@ class UpdateBuffer:
 
     # -- writing -----------------------------------------------------------------------------------------
 
-    def put(self, task_id: int, attempt: int, **fields: Any) -> int:
-        """Store one update (WorkerTaskUpdate fields besides seq and attempt) and wake the sender."""
+    def put(self, task_id: int, handout: int, **fields: Any) -> int:
+        """Store one update (WorkerTaskUpdate fields besides seq and handout) and wake the sender."""
         seq = self.last_seq + 1
-        body = json.dumps({"seq": seq, "attempt": attempt, **fields}, separators=(",", ":"))
+        body = json.dumps({"seq": seq, "handout": handout, **fields}, separators=(",", ":"))
         self._db.execute(
-            "INSERT INTO updates (seq, task_id, attempt, body) VALUES (?, ?, ?, ?)",
-            (seq, task_id, attempt, body),
+            "INSERT INTO updates (seq, task_id, handout, body) VALUES (?, ?, ?, ?)",
+            (seq, task_id, handout, body),
         )
         self.last_seq = seq
         self._drained.clear()
@@ -114,14 +114,14 @@ class UpdateBuffer:
     def head(self) -> list[Row]:
         """The next batch to send: the leading rows that belong to one task, in seq order."""
         rows = self._db.execute(
-            "SELECT seq, task_id, attempt, body FROM updates ORDER BY seq LIMIT ?", (BATCH_MAX_ROWS,)
+            "SELECT seq, task_id, handout, body FROM updates ORDER BY seq LIMIT ?", (BATCH_MAX_ROWS,)
         ).fetchall()
         batch: list[Row] = []
         size = 0
-        for seq, task_id, attempt, body in rows:
+        for seq, task_id, handout, body in rows:
             if batch and (task_id != batch[0].task_id or size + len(body) > BATCH_MAX_CHARS):
                 break
-            batch.append(Row(seq, task_id, attempt, body))
+            batch.append(Row(seq, task_id, handout, body))
             size += len(body)
         return batch
 
@@ -148,9 +148,9 @@ class UpdateBuffer:
             )
         self._note_drained()
 
-    def drop_task(self, task_id: int, attempt: int) -> int:
-        """Forget the queued updates of a task attempt the Manager refused (409)."""
-        cur = self._db.execute("DELETE FROM updates WHERE task_id = ? AND attempt <= ?", (task_id, attempt))
+    def drop_task(self, task_id: int, handout: int) -> int:
+        """Forget the queued updates of a hand-out of a task the Manager refused (409)."""
+        cur = self._db.execute("DELETE FROM updates WHERE task_id = ? AND handout <= ?", (task_id, handout))
         self._note_drained()
         return cur.rowcount
 
@@ -173,23 +173,23 @@ class UpdateBuffer:
         try:
             await self.client.send_updates(batch[0].task_id, [r.body for r in batch])
         except StaleTask as exc:
-            self._stale(batch[0].task_id, batch[0].attempt, exc)
+            self._stale(batch[0].task_id, batch[0].handout, exc)
             return True
         except ManagerError as exc:
             if exc.status in (400, 404, 422):
                 # the Manager will never take these (unknown task, malformed); retrying forever helps no one
                 log.error("Manager refused updates of task %d for good: %s", batch[0].task_id, exc)
-                self.drop_task(batch[0].task_id, batch[-1].attempt)
+                self.drop_task(batch[0].task_id, batch[-1].handout)
                 return True
             raise
         self.ack(batch)
         return True
 
-    def _stale(self, task_id: int, attempt: int, exc: Exception) -> None:
-        dropped = self.drop_task(task_id, attempt)
-        log.info("task %d hand-out %d is stale (%s); dropped %d updates", task_id, attempt, exc, dropped)
+    def _stale(self, task_id: int, handout: int, exc: Exception) -> None:
+        dropped = self.drop_task(task_id, handout)
+        log.info("task %d hand-out %d is stale (%s); dropped %d updates", task_id, handout, exc, dropped)
         if self.on_stale is not None:
-            self.on_stale(task_id, attempt)
+            self.on_stale(task_id, handout)
 
     async def flush(self, within: float) -> bool:
         """Send everything pending, retrying with back-off, for at most `within` seconds."""
@@ -225,7 +225,7 @@ class UpdateBuffer:
     def stale_from(self, rows: list[Row], exc: StaleTask) -> None:
         """The Manager refused the given rows as stale in a combined request."""
         if rows:
-            self._stale(rows[0].task_id, rows[-1].attempt, exc)
+            self._stale(rows[0].task_id, rows[-1].handout, exc)
 
     def wake(self) -> None:
         self._wake.set()

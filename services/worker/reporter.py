@@ -19,10 +19,10 @@ class TaskReporter:
     which is what keeps short tasks cheap for the Manager.
     """
 
-    def __init__(self, buffer: UpdateBuffer, task_id: int, attempt: int, steps_total: int) -> None:
+    def __init__(self, buffer: UpdateBuffer, task_id: int, handout: int, steps_total: int) -> None:
         self.buffer = buffer
         self.task_id = task_id
-        self.attempt = attempt
+        self.handout = handout
         self.steps_total = steps_total
         self.steps_done = 0
         self._lines: list[str] = []
@@ -67,7 +67,7 @@ class TaskReporter:
         if self._outputs:
             fields["output_files"] = self._outputs
         self._lines, self._fields, self._outputs = [], {}, []
-        return self.buffer.put(self.task_id, self.attempt, **fields)
+        return self.buffer.put(self.task_id, self.handout, **fields)
 
     def finish(self, status: TaskStatus, activity: str) -> None:
         if status == TaskStatus.COMPLETED:

@@ -49,7 +49,7 @@ class TaskRun:
         self.may_i_run_interval = may_i_run_interval
         self.flush_interval = flush_interval
         self.grace_seconds = grace_seconds
-        self.reporter = TaskReporter(buffer, task.id, task.attempt, task.steps_total)
+        self.reporter = TaskReporter(buffer, task.id, task.handout, task.steps_total)
         self.on_status_request = on_status_request
         self._commands: asyncio.Task[None] | None = None
         self._interrupt: Interrupt | None = None
@@ -63,7 +63,7 @@ class TaskRun:
 
     def stale(self) -> None:
         self.reporter.discard()
-        self.interrupt("the Manager says this attempt is stale", give_back=False)
+        self.interrupt("the Manager says this hand-out is stale", give_back=False)
 
     async def run(self) -> bool:
         """Run to the end; True when a final status was written to the buffer.
@@ -71,7 +71,7 @@ class TaskRun:
         Cancelling the caller (SIGTERM) stops the command, writes `queued` and re-raises.
         """
         task = self.task
-        self.reporter.log(f"task {task.name} (hand-out {task.attempt}) started on worker {self.worker_name}")
+        self.reporter.log(f"task {task.name} (hand-out {task.handout}) started on worker {self.worker_name}")
         self._commands = asyncio.create_task(self._run_commands())
         # `active` is written after the commands task's first step, which starts the first command's process
         # when its runner needs no wait before that (`exec` without a cwd check), and before any output can
@@ -137,7 +137,7 @@ class TaskRun:
         while True:
             await asyncio.sleep(self.may_i_run_interval)
             try:
-                answer = await self.client.may_i_run(self.task.id, self.task.attempt)
+                answer = await self.client.may_i_run(self.task.id, self.task.handout)
             except StaleTask:
                 self.stale()
                 return

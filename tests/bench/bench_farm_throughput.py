@@ -97,11 +97,11 @@ async def simulated_worker(
         if task_seconds:
             await asyncio.sleep(task_seconds)  # "runs" the task
         done += 1
-        a = task["attempt"]
+        a = task["handout"]
         finished = (
             f',"finished_task_id":{task["id"]},"finished":{{"updates":['
-            f'{{"seq":{seq + 1},"attempt":{a},"status":"active"}},'
-            f'{{"seq":{seq + 2},"attempt":{a},"status":"completed"}}]}}'
+            f'{{"seq":{seq + 1},"handout":{a},"status":"active"}},'
+            f'{{"seq":{seq + 2},"handout":{a},"status":"completed"}}]}}'
         )
         seq += 2
     if finished:  # report the last one

@@ -15,9 +15,10 @@ import pytest
 
 from services.protocol.jobs import JobSubmission
 from services.protocol.states import Role
-from services.server.db.engine import make_engine, make_sessionmakers, sqlite_url
+from services.server.db.engine import make_engine, sqlite_url
 from services.server.db.migrate import upgrade
 from services.server.store import jobs
+from services.server.store.sessions import open_sessions
 from tests.support.services import ServerProcess
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(1800)]
@@ -42,7 +43,7 @@ def render(frames: str, name: str = "bench") -> JobSubmission:
 def test_compile_and_store_100k_frames(tmp_path: Path) -> None:
     engine = make_engine(sqlite_url(tmp_path))
     upgrade(engine)
-    _, writers = make_sessionmakers(engine)
+    _, writers = open_sessions(engine)
     times = []
     for _ in range(3):
         start = time.perf_counter()
@@ -87,7 +88,7 @@ def test_first_pages_with_a_million_tasks(tmp_path: Path, db: str) -> None:
     with database_url(db, tmp_path) as url:
         engine = make_engine(url)
         upgrade(engine)
-        _, writers = make_sessionmakers(engine)
+        _, writers = open_sessions(engine)
         start = time.perf_counter()
         job_id = 0
         for i in range(1000):

@@ -59,7 +59,7 @@ def test_wrong_registration_secret_and_wrong_worker_secret(farm: tuple[ServerPro
         w.close()
 
 
-def test_updates_for_unknown_or_foreign_tasks_and_stale_attempts(
+def test_updates_for_unknown_or_foreign_tasks_and_stale_handouts(
     farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker
 ) -> None:
     other = ScriptedWorker(farm[1].url, "other").register(farm[1].registration_secret)
@@ -68,12 +68,12 @@ def test_updates_for_unknown_or_foreign_tasks_and_stale_attempts(
         mine = worker.next_task()
         theirs = other.next_task()
         assert mine is not None and theirs is not None
-        r = worker.send(10**9, [worker.update(attempt=1, status="active")])
+        r = worker.send(10**9, [worker.update(handout=1, status="active")])
         assert r.status_code == 409 and field_of(r) == ["task_id"]
-        r = worker.send(theirs["id"], [worker.update(attempt=theirs["attempt"], status="completed")])
+        r = worker.send(theirs["id"], [worker.update(handout=theirs["handout"], status="completed")])
         assert r.status_code == 409 and "not assigned to this worker" in r.json()["detail"]
-        r = worker.send(mine["id"], [worker.update(attempt=mine["attempt"] + 100, status="active")])
-        assert r.status_code == 409 and field_of(r) == ["updates[0].attempt"]
+        r = worker.send(mine["id"], [worker.update(handout=mine["handout"] + 100, status="active")])
+        assert r.status_code == 409 and field_of(r) == ["updates[0].handout"]
         may = worker.http.get(f"/tasks/{theirs['id']}/may-i-run").json()
         assert may["may_keep_running"] is False
         # the refused updates changed nothing: both can still finish their own task
@@ -87,14 +87,14 @@ def test_repeated_and_out_of_order_seq(farm: tuple[ServerProcess, ManagerProcess
     server, mgr = farm
     task = worker.next_task()
     assert task is not None
-    a = task["attempt"]
-    first = [worker.update(attempt=a, status="active"), worker.update(attempt=a, log_lines=["one", "two"])]
+    a = task["handout"]
+    first = [worker.update(handout=a, status="active"), worker.update(handout=a, log_lines=["one", "two"])]
     assert worker.send(task["id"], first).json()["last_seq"] == first[-1]["seq"]
     # the same batch again (the answer was lost): accepted, nothing stored twice
     again = worker.send(task["id"], first)
     assert again.status_code == 200 and again.json()["last_seq"] == first[-1]["seq"]
     # out of order inside a batch: refused, naming the field
-    x, y = worker.update(attempt=a, log_lines=["x"]), worker.update(attempt=a, log_lines=["y"])
+    x, y = worker.update(handout=a, log_lines=["x"]), worker.update(handout=a, log_lines=["y"])
     r = worker.send(task["id"], [y, x])
     assert r.status_code == 422 and field_of(r) == ["updates[1].seq"]
     # and nothing of it was stored: in order, both go through
@@ -106,10 +106,10 @@ def test_repeated_and_out_of_order_seq(farm: tuple[ServerProcess, ManagerProcess
 def test_oversized_log_chunks_and_bodies(farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker) -> None:
     task = worker.next_task()
     assert task is not None
-    a = task["attempt"]
-    r = worker.send(task["id"], [{"seq": worker.seq + 1, "attempt": a, "log_lines": ["x"] * 5001}])
+    a = task["handout"]
+    r = worker.send(task["id"], [{"seq": worker.seq + 1, "handout": a, "log_lines": ["x"] * 5001}])
     assert (r.status_code == 422 and field_of(r) == ["updates.0.log_lines"]) or "log_lines" in r.text
-    r = worker.send(task["id"], [{"seq": worker.seq + 1, "attempt": a, "log_lines": ["x" * 10_001]}])
+    r = worker.send(task["id"], [{"seq": worker.seq + 1, "handout": a, "log_lines": ["x" * 10_001]}])
     assert r.status_code == 422 and field_of(r) == ["updates[0].log_lines[0]"]
     r = worker.http.post(
         f"/tasks/{task['id']}/updates", content=b"{" + b" " * (9 * 1024 * 1024) + b"}",
@@ -122,10 +122,10 @@ def test_oversized_log_chunks_and_bodies(farm: tuple[ServerProcess, ManagerProce
     assert r.status_code == 422
     r = worker.ask(finished=(task["id"], []))
     assert r.status_code == 422  # finished needs at least one update
-    body: dict[str, Any] = {"finished": {"updates": [{"seq": worker.seq + 1, "attempt": a, "status": "completed"}]}}
+    body: dict[str, Any] = {"finished": {"updates": [{"seq": worker.seq + 1, "handout": a, "status": "completed"}]}}
     r = worker.http.post("/task", json=body)
     assert r.status_code == 422 and field_of(r) == ["finished_task_id"]
-    r = worker.send(task["id"], [{"seq": worker.seq + 1, "attempt": a, "status": "assigned"}])
+    r = worker.send(task["id"], [{"seq": worker.seq + 1, "handout": a, "status": "assigned"}])
     assert r.status_code == 422 and field_of(r) == ["updates[0].status"]
     # the task is still this worker's, untouched
     assert worker.run_task(task).status_code == 200
@@ -151,10 +151,10 @@ def test_bad_task_requests_name_the_field(farm: tuple[ServerProcess, ManagerProc
     assert r.status_code == 422, r.text
     r = worker.http.post("/task", json={"wait_seconds": 600})
     assert r.status_code == 422 and field_of(r) == ["wait_seconds"], r.text
-    bad_update = {"finished_task_id": 1, "finished": {"updates": [{"seq": 0, "attempt": 1}]}}
+    bad_update = {"finished_task_id": 1, "finished": {"updates": [{"seq": 0, "handout": 1}]}}
     r = worker.http.post("/task", json=bad_update)
     assert r.status_code == 422 and field_of(r) == ["finished.updates[0].seq"], r.text
-    r = worker.http.post("/task", json={"finished": {"updates": [worker.update(attempt=1)]}})
+    r = worker.http.post("/task", json={"finished": {"updates": [worker.update(handout=1)]}})
     assert r.status_code == 422 and field_of(r) == ["finished_task_id"], r.text
     r = httpx.post(f"{farm[1].url}{API}/worker/task", json={})
     assert r.status_code == 401 and field_of(r) == ["authorization"], r.text

@@ -27,11 +27,11 @@ def lines_of(task: dict[str, Any], worker: str) -> list[str]:
 
 def run(w: ScriptedWorker, task: dict[str, Any], *, retry_for: float = 0.0) -> None:
     """Report the task done like a Worker would: active, log lines, completed; resend from its buffer."""
-    a = task["attempt"]
+    a = task["handout"]
     ups = [
-        w.update(attempt=a, status="active"),
-        w.update(attempt=a, log_lines=lines_of(task, w.name), steps_done=1),
-        w.update(attempt=a, status="completed"),
+        w.update(handout=a, status="active"),
+        w.update(handout=a, log_lines=lines_of(task, w.name), steps_done=1),
+        w.update(handout=a, status="completed"),
     ]
     send_until_accepted(w, task["id"], ups, retry_for)
 
@@ -173,15 +173,15 @@ def test_manager_killed_and_restarted_resumes_from_its_store(
     done_by[ta["id"]] = "a"
     # b is half-way: active and some lines accepted ...
     first = [
-        b.update(attempt=tb["attempt"], status="active"),
-        b.update(attempt=tb["attempt"], log_lines=lines_of(tb, "b")[:10]),
+        b.update(handout=tb["handout"], status="active"),
+        b.update(handout=tb["handout"], log_lines=lines_of(tb, "b")[:10]),
     ]
     assert b.send(tb["id"], first).status_code == 200
     mgr.kill()
     # ... and the rest waits in b's buffer while the Manager is down
     rest = [
-        b.update(attempt=tb["attempt"], log_lines=lines_of(tb, "b")[10:]),
-        b.update(attempt=tb["attempt"], status="completed"),
+        b.update(handout=tb["handout"], log_lines=lines_of(tb, "b")[10:]),
+        b.update(handout=tb["handout"], status="completed"),
     ]
     with pytest.raises(httpx.TransportError):
         b.send(tb["id"], rest)
@@ -216,7 +216,7 @@ def test_worker_without_heartbeat_loses_its_task_and_its_late_update_gets_409(
     slow.sign_on()
     task = slow.next_task()
     assert task is not None
-    started = slow.update(attempt=task["attempt"], status="active", log_lines=["slow started"])
+    started = slow.update(handout=task["handout"], status="active", log_lines=["slow started"])
     assert slow.send(task["id"], [started]).status_code == 200
     other.sign_on()
     # `other` keeps its heartbeats up and waits; `slow` goes silent
@@ -226,12 +226,12 @@ def test_worker_without_heartbeat_loses_its_task_and_its_late_update_gets_409(
         assert other.heartbeat().status_code == 200
         again = other.next_task(wait=1)
     assert again is not None, "the silent worker's task was not requeued"
-    assert again["id"] == task["id"] and again["attempt"] != task["attempt"]
-    # the late update of the first attempt is refused and changes nothing
-    late = slow.send(task["id"], [slow.update(attempt=task["attempt"], status="completed", log_lines=["late"])])
+    assert again["id"] == task["id"] and again["handout"] != task["handout"]
+    # the late update of the first hand-out is refused and changes nothing
+    late = slow.send(task["id"], [slow.update(handout=task["handout"], status="completed", log_lines=["late"])])
     assert late.status_code == 409, late.text
-    assert "task_id" in late.text or "attempt" in late.text
-    may = slow.http.get(f"/tasks/{task['id']}/may-i-run", params={"attempt": task["attempt"]}).json()
+    assert "task_id" in late.text or "handout" in late.text
+    may = slow.http.get(f"/tasks/{task['id']}/may-i-run", params={"handout": task["handout"]}).json()
     assert may["may_keep_running"] is False
     run(other, again)
     assert_server_view_complete(server, job["id"], {task["id"]: "other"})

@@ -140,11 +140,11 @@ class ScriptedWorker:
 
     def run_task(self, task: dict[str, Any], lines: int = 3) -> httpx.Response:
         """Report active, a few log lines, then completed, in one batch."""
-        a = task["attempt"]
+        a = task["handout"]
         ups = [
-            self.update(attempt=a, status="active", activity="starting"),
-            self.update(attempt=a, log_lines=[f"{task['name']} line {i}" for i in range(lines)], steps_done=1),
-            self.update(attempt=a, status="completed", activity="done"),
+            self.update(handout=a, status="active", activity="starting"),
+            self.update(handout=a, log_lines=[f"{task['name']} line {i}" for i in range(lines)], steps_done=1),
+            self.update(handout=a, status="completed", activity="done"),
         ]
         return self.send(task["id"], ups)
 

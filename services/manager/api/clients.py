@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from services.manager.api.deps import ClientDep, FarmDep
+from services.manager.api.deps import ClientDep, CoreDep
 from services.manager.errors import NotFound
 from services.manager.model import HeldTask
 from services.manager.store import logs
@@ -28,29 +28,29 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/status")
-async def status(_client: ClientDep, farm: FarmDep, request: Request) -> dict[str, object]:
+async def status(_client: ClientDep, core: CoreDep, request: Request) -> dict[str, object]:
     workers: dict[str, int] = {}
-    for w in farm.workers.values():
+    for w in core.workers:
         workers[w.status.value] = workers.get(w.status.value, 0) + 1
     link = request.app.state.link
     return {
-        "name": farm.config.name,
+        "name": core.config.name,
         "server_up": link.server_up,
-        "tasks_held": len(farm.tasks),
-        "tasks_ready": len(farm.ready),
+        "tasks_held": len(core.tasks),
+        "tasks_ready": len(core.ready),
         "workers": workers,
     }
 
 
 @router.get("/tasks/{task_id}/log", response_class=StreamingResponse)
-async def task_log(task_id: int, _client: ClientDep, farm: FarmDep, follow: bool = False) -> Response:
-    """The full log of a task's recent attempts as text; `?follow=1` keeps streaming new lines."""
-    if not logs.has_log(farm.conn, task_id) and task_id not in farm.tasks:
+async def task_log(task_id: int, _client: ClientDep, core: CoreDep, follow: bool = False) -> Response:
+    """The full log of a task's recent hand-outs as text; `?follow=1` keeps streaming new lines."""
+    if not logs.has_log(core.conn, task_id) and task_id not in core.tasks:
         raise NotFound(f"this Manager has no log of task {task_id}", "task_id")
     if not follow:
-        text = "".join(c for _i, _h, c in logs.read_chunks(farm.conn, task_id, limit=1_000_000))
+        text = "".join(c for _i, _h, c in logs.read_chunks(core.conn, task_id, limit=1_000_000))
         return Response(text, media_type="text/plain; charset=utf-8")
-    return StreamingResponse(_follow(farm.conn, farm.tasks, task_id), media_type="text/plain; charset=utf-8")
+    return StreamingResponse(_follow(core.conn, core.tasks, task_id), media_type="text/plain; charset=utf-8")
 
 
 async def _follow(conn: sqlite3.Connection, held: dict[int, HeldTask], task_id: int) -> AsyncIterator[str]:
@@ -71,8 +71,8 @@ async def _follow(conn: sqlite3.Connection, held: dict[int, HeldTask], task_id: 
 
 
 @router.get("/jobs/{job_id}/last-rendered")
-async def last_rendered(job_id: int, _client: ClientDep, farm: FarmDep) -> Response:
-    folder = Path(farm.config.data_dir) / "last-rendered"
+async def last_rendered(job_id: int, _client: ClientDep, core: CoreDep) -> Response:
+    folder = Path(core.config.data_dir) / "last-rendered"
     found = sorted(folder.glob(f"job-{job_id}.*")) if folder.exists() else []
     if not found:
         raise NotFound(f"no image rendered yet for job {job_id}", "job_id")

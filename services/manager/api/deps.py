@@ -1,4 +1,4 @@
-"""Dependencies of the Manager's routers: the farm, worker authentication, client token checks."""
+"""Dependencies of the Manager's routers: the core, worker authentication, client token checks."""
 
 from __future__ import annotations
 
@@ -10,19 +10,19 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.manager.core import ManagerCore
 from services.manager.errors import Unauthorized, Unavailable
-from services.manager.farm import Farm
 from services.manager.model import WorkerState
 from services.protocol.link import ClientIdentity
 from services.protocol.manager_client import LinkError, ManagerClient
 
 
-async def get_farm(request: Request) -> Farm:
-    farm: Farm = request.app.state.farm
-    return farm
+async def get_core(request: Request) -> ManagerCore:
+    core: ManagerCore = request.app.state.core
+    return core
 
 
-FarmDep = Annotated[Farm, Depends(get_farm)]
+CoreDep = Annotated[ManagerCore, Depends(get_core)]
 
 
 async def authenticated_worker(request: Request) -> WorkerState:
@@ -35,8 +35,8 @@ async def authenticated_worker(request: Request) -> WorkerState:
         worker_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise Unauthorized("malformed Basic authorization", "authorization") from exc
-    farm: Farm = request.app.state.farm
-    return farm.authenticate(worker_id, secret)
+    core: ManagerCore = request.app.state.core
+    return core.workers.authenticate(worker_id, secret)
 
 
 WorkerDep = Annotated[WorkerState, Depends(authenticated_worker)]

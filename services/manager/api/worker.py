@@ -1,6 +1,6 @@
 """The Worker API: registration, sign-on/off, asking for tasks, task updates, heartbeats, output images."""
-# Every route and dependency touching the farm is `async def`: they all run on the event loop thread, so the
-# farm and its one SQLite connection are never used from two threads (sync routes would run in a pool).
+# Every route and dependency touching the core is `async def`: they all run on the event loop thread, so the
+# core and its one SQLite connection are never used from two threads (sync routes would run in a pool).
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from services.manager import task_updates
-from services.manager.api.deps import FarmDep, WorkerDep, authenticated_worker
+from services.manager.api.deps import CoreDep, WorkerDep, authenticated_worker
+from services.manager.core import ManagerCore
 from services.manager.errors import Conflict, Invalid
-from services.manager.farm import Farm
 from services.manager.model import HeldTask, WorkerState
 from services.manager.store.db import transaction
 from services.protocol.worker_api import (
@@ -39,27 +39,27 @@ def _json(model: object, status_code: int = 200) -> Response:
 
 
 @router.post("/register", response_model=RegisterResponse, status_code=200)
-async def register(body: RegisterRequest, request: Request, farm: FarmDep) -> Response:
-    worker_id, secret = farm.register(
+async def register(body: RegisterRequest, request: Request, core: CoreDep) -> Response:
+    worker_id, secret = core.workers.register(
         body.registration_secret, request.app.state.registration_secret, body.name, body.platform
     )
     return _json(RegisterResponse(worker_id=worker_id, secret=secret))
 
 
 @router.post("/sign-on")
-async def sign_on(body: SignOnRequest, worker: WorkerDep, farm: FarmDep) -> Response:
-    return _json(farm.sign_on(worker, body))
+async def sign_on(body: SignOnRequest, worker: WorkerDep, core: CoreDep) -> Response:
+    return _json(core.sign_on(worker, body))
 
 
 @router.post("/sign-off", status_code=204)
-async def sign_off(worker: WorkerDep, farm: FarmDep) -> Response:
-    farm.sign_off(worker)
+async def sign_off(worker: WorkerDep, core: CoreDep) -> Response:
+    core.sign_off(worker)
     return Response(status_code=204)
 
 
 @router.post("/heartbeat")
-async def heartbeat(body: Heartbeat, worker: WorkerDep, farm: FarmDep) -> Response:
-    return _json(farm.heartbeat(worker, body))
+async def heartbeat(body: Heartbeat, worker: WorkerDep, core: CoreDep) -> Response:
+    return _json(core.heartbeat(worker, body))
 
 
 # The hot route: every finished task comes back through it. It reads its own body and checks the worker
@@ -79,7 +79,7 @@ _TASK_REQUEST_SCHEMA.pop("$defs", None)
 async def ask_for_task(request: Request) -> Response:
     """Report a finished task (optional) and get the next one; waits up to `wait_seconds` for one."""
     worker = await authenticated_worker(request)
-    farm: Farm = request.app.state.farm
+    core: ManagerCore = request.app.state.core
     try:
         body = TaskRequest.model_validate_json(await request.body())
     except ValidationError as exc:
@@ -90,43 +90,43 @@ async def ask_for_task(request: Request) -> Response:
         if body.finished_task_id is None:
             raise Invalid("finished_task_id is required with finished", "finished_task_id")
         task_updates.validate(body.finished.updates, "finished.updates")
-        task_updates.apply(farm, worker, body.finished_task_id, body.finished.updates)
-    with transaction(farm.conn):
+        task_updates.apply(core, worker, body.finished_task_id, body.finished.updates)
+    with transaction(core.conn):
         if worker.current_task_id is not None:
             # asking for a new task while holding one: the worker has abandoned it
-            farm.take_back(worker, "the worker asked for a new task without finishing this one")
-        task = farm.next_task(worker)
+            core.take_back(worker, "the worker asked for a new task without finishing this one")
+        task = core.next_task(worker)
     if task is None and body.wait_seconds > 0 and worker.available:
-        task = await farm.wait_for_task(worker, body.wait_seconds)
+        task = await core.wait_for_task(worker, body.wait_seconds)
     if task is None:
-        retry = farm.config.retry_after
+        retry = core.config.retry_after
         return Response(status_code=204, headers={"Retry-After": str(max(1, round(retry)))})
-    return _json(_assigned(farm, task, worker))
+    return _json(_assigned(core, task, worker))
 
 
-def _assigned(farm: Farm, task: HeldTask, worker: WorkerState) -> AssignedTask:
+def _assigned(core: ManagerCore, task: HeldTask, worker: WorkerState) -> AssignedTask:
     c = task.claim
     return AssignedTask(
-        id=c.id, job_id=c.job_id, job_name=c.job_name, name=c.name, type=c.type, attempt=task.handout,
+        id=c.id, job_id=c.job_id, job_name=c.job_name, name=c.name, type=c.type, handout=task.handout,
         commands=c.commands, steps_total=c.steps_total,
-        variables=farm.config.resolved_variables(worker.platform),
+        variables=core.config.resolved_variables(worker.platform),
     )  # fmt: skip
 
 
 @router.post("/tasks/{task_id}/updates")
-async def task_updates_route(task_id: int, body: WorkerTaskUpdates, worker: WorkerDep, farm: FarmDep) -> Response:
-    last = task_updates.apply(farm, worker, task_id, body.updates)
+async def task_updates_route(task_id: int, body: WorkerTaskUpdates, worker: WorkerDep, core: CoreDep) -> Response:
+    last = task_updates.apply(core, worker, task_id, body.updates)
     return _json(UpdatesAck(last_seq=last))
 
 
 @router.get("/tasks/{task_id}/may-i-run")
-async def may_i_run(task_id: int, worker: WorkerDep, farm: FarmDep, attempt: int | None = None) -> Response:
-    task = farm.tasks.get(task_id)
+async def may_i_run(task_id: int, worker: WorkerDep, core: CoreDep, handout: int | None = None) -> Response:
+    task = core.tasks.get(task_id)
     req = worker.status_requested
     if task is None or task.worker_id != worker.id:
         answer = MayIRun(may_keep_running=False, reason="the task is no longer assigned to this worker")
-    elif attempt is not None and attempt != task.handout:
-        answer = MayIRun(may_keep_running=False, reason=f"attempt {attempt} is stale")
+    elif handout is not None and handout != task.handout:
+        answer = MayIRun(may_keep_running=False, reason=f"hand-out {handout} is stale")
     elif req is not None and req.value in ("asleep", "shutdown", "restart") and not worker.lazy:
         answer = MayIRun(may_keep_running=False, reason=f"asked to {req.value} now", status_requested=req)
     else:
@@ -135,19 +135,19 @@ async def may_i_run(task_id: int, worker: WorkerDep, farm: FarmDep, attempt: int
 
 
 @router.post("/tasks/{task_id}/output", status_code=204)
-async def upload_output(task_id: int, request: Request, worker: WorkerDep, farm: FarmDep) -> Response:
+async def upload_output(task_id: int, request: Request, worker: WorkerDep, core: CoreDep) -> Response:
     """The last rendered image of a task, kept per job for the clients' preview."""
-    task_updates.held_by(farm, worker, task_id)
+    task_updates.held_by(core, worker, task_id)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in IMAGE_TYPES:
         raise Invalid(f"content-type must be one of {', '.join(IMAGE_TYPES)}", "content-type")
     data = await request.body()
     if not data:
         raise Invalid("the image is empty", "body")
-    if len(data) > farm.config.max_output_bytes:
-        raise Invalid(f"the image is larger than {farm.config.max_output_bytes} bytes", "body")
-    job_id = farm.tasks[task_id].claim.job_id
-    folder = Path(farm.config.data_dir) / "last-rendered"
+    if len(data) > core.config.max_output_bytes:
+        raise Invalid(f"the image is larger than {core.config.max_output_bytes} bytes", "body")
+    job_id = core.tasks[task_id].claim.job_id
+    folder = Path(core.config.data_dir) / "last-rendered"
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob(f"job-{job_id}.*"):
         old.unlink(missing_ok=True)

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS blocklist (
     failures INTEGER NOT NULL,
     PRIMARY KEY (job_id, worker_id, task_type)
 );
--- full task logs, one row per chunk; `handout` tells the attempts apart so old ones can be rotated out
+-- full task logs, one row per chunk; `handout` tells the hand-outs apart so old ones can be rotated out
 CREATE TABLE IF NOT EXISTS task_logs (
     id INTEGER PRIMARY KEY,
     task_id INTEGER NOT NULL,

@@ -12,8 +12,8 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from services.protocol.common import utcnow
-from services.server import events
 from services.server.api.deps import UserDep
+from services.server.store import events
 from services.server.store.convert import aware
 from services.server.store.errors import Invalid
 
@@ -36,6 +36,7 @@ async def event_stream(
     after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
 ) -> StreamingResponse:
     makers = request.app.state.read_sessions
+    notifier: events.EventNotifier = request.app.state.notifier
 
     def newest() -> int:
         with makers() as s:
@@ -80,7 +81,7 @@ async def event_stream(
                 yield b": keep-alive\n\n"
                 idle = 0.0
             started = asyncio.get_running_loop().time()
-            await events.NOTIFIER.wait(POLL_SECONDS)
+            await notifier.wait(POLL_SECONDS)
             idle += asyncio.get_running_loop().time() - started
 
     return StreamingResponse(

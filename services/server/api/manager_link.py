@@ -18,20 +18,16 @@ from services.protocol.link import (
     UpdateAck,
     UpdateBatch,
 )
-from services.server import background, events
 from services.server.api.deps import ConfigDep, ManagerDep, SessionDep, TokenDep, manager_by_token
 from services.server.dispatch import Dispatcher
 from services.server.store import auth
 from services.server.store import link as store
 from services.server.store.errors import Invalid, NotFound
+from services.server.store.events import EventNotifier
 
 router = APIRouter(prefix="/manager", tags=["manager link"])
 
 MAX_LOG_BYTES = 64 * 1024 * 1024
-
-# the Server's housekeeping loop expires the leases of silent Managers (background.py's hook)
-if store.lease_sweep not in background.SWEEPS:
-    background.SWEEPS.append(store.lease_sweep)
 
 
 @router.post("/claim")
@@ -45,6 +41,7 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
     """
     writers = request.app.state.write_sessions
     dispatcher: Dispatcher = request.app.state.dispatcher
+    notifier: EventNotifier = request.app.state.notifier
     manager_id = 0
 
     def claim_once() -> list[ClaimedTask]:
@@ -75,7 +72,7 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
         return True
 
     deadline = time.monotonic() + req.wait_seconds
-    with events.NOTIFIER.subscribe() as changed:
+    with notifier.subscribe() as changed:
         tasks = await run_in_threadpool(claim_once)
         if not req.wait_seconds:
             return answer(tasks)

@@ -4,48 +4,71 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.protocol.jobs import JobAction as A
-from services.protocol.states import JobStatus as J
+from services.protocol.jobs import JobAction
+from services.protocol.states import JobStatus
 
 # The statuses each action is allowed from. Anything else is refused with a 409 naming both.
-ACTION_FROM: dict[A, frozenset[J]] = {
-    A.PAUSE: frozenset({J.QUEUED, J.ACTIVE}),
-    A.RESUME: frozenset({J.PAUSED, J.PAUSE_REQUESTED}),
-    A.CANCEL: frozenset({J.QUEUED, J.ACTIVE, J.PAUSED, J.PAUSE_REQUESTED, J.UNDER_CONSTRUCTION}),
-    A.REQUEUE: frozenset({J.COMPLETED, J.CANCELED, J.FAILED, J.PAUSED}),
-    A.REQUEUE_FAILED: frozenset({J.ACTIVE, J.QUEUED, J.FAILED, J.CANCELED, J.PAUSED}),
+ACTION_FROM: dict[JobAction, frozenset[JobStatus]] = {
+    JobAction.PAUSE: frozenset({JobStatus.QUEUED, JobStatus.ACTIVE}),
+    JobAction.RESUME: frozenset({JobStatus.PAUSED, JobStatus.PAUSE_REQUESTED}),
+    JobAction.CANCEL: frozenset(
+        {JobStatus.QUEUED, JobStatus.ACTIVE, JobStatus.PAUSED, JobStatus.PAUSE_REQUESTED, JobStatus.UNDER_CONSTRUCTION}
+    ),
+    JobAction.REQUEUE: frozenset({JobStatus.COMPLETED, JobStatus.CANCELED, JobStatus.FAILED, JobStatus.PAUSED}),
+    JobAction.REQUEUE_FAILED: frozenset(
+        {JobStatus.ACTIVE, JobStatus.QUEUED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.PAUSED}
+    ),
 }
 
 # Every status change a job can make, by action or by following its tasks.
-TRANSITIONS: dict[J, frozenset[J]] = {
-    J.UNDER_CONSTRUCTION: frozenset({J.QUEUED, J.PAUSED, J.CANCELED}),
-    J.QUEUED: frozenset(
-        {J.ACTIVE, J.PAUSE_REQUESTED, J.PAUSED, J.CANCEL_REQUESTED, J.CANCELED, J.COMPLETED, J.FAILED, J.REQUEUEING}
-    ),
-    J.ACTIVE: frozenset(
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.UNDER_CONSTRUCTION: frozenset({JobStatus.QUEUED, JobStatus.PAUSED, JobStatus.CANCELED}),
+    JobStatus.QUEUED: frozenset(
         {
-            J.QUEUED,
-            J.PAUSE_REQUESTED,
-            J.PAUSED,
-            J.CANCEL_REQUESTED,
-            J.CANCELED,
-            J.COMPLETED,
-            J.FAILED,
-            J.REQUEUEING,
+            JobStatus.ACTIVE,
+            JobStatus.PAUSE_REQUESTED,
+            JobStatus.PAUSED,
+            JobStatus.CANCEL_REQUESTED,
+            JobStatus.CANCELED,
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.REQUEUEING,
         }
     ),
-    J.PAUSE_REQUESTED: frozenset({J.PAUSED, J.QUEUED, J.ACTIVE, J.CANCEL_REQUESTED, J.CANCELED, J.FAILED, J.COMPLETED}),
-    J.PAUSED: frozenset({J.QUEUED, J.ACTIVE, J.CANCELED, J.REQUEUEING}),
-    J.CANCEL_REQUESTED: frozenset({J.CANCELED}),
-    J.CANCELED: frozenset({J.REQUEUEING}),
-    J.REQUEUEING: frozenset({J.QUEUED}),
-    J.COMPLETED: frozenset({J.REQUEUEING}),
-    J.FAILED: frozenset({J.REQUEUEING}),
+    JobStatus.ACTIVE: frozenset(
+        {
+            JobStatus.QUEUED,
+            JobStatus.PAUSE_REQUESTED,
+            JobStatus.PAUSED,
+            JobStatus.CANCEL_REQUESTED,
+            JobStatus.CANCELED,
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.REQUEUEING,
+        }
+    ),
+    JobStatus.PAUSE_REQUESTED: frozenset(
+        {
+            JobStatus.PAUSED,
+            JobStatus.QUEUED,
+            JobStatus.ACTIVE,
+            JobStatus.CANCEL_REQUESTED,
+            JobStatus.CANCELED,
+            JobStatus.FAILED,
+            JobStatus.COMPLETED,
+        }
+    ),
+    JobStatus.PAUSED: frozenset({JobStatus.QUEUED, JobStatus.ACTIVE, JobStatus.CANCELED, JobStatus.REQUEUEING}),
+    JobStatus.CANCEL_REQUESTED: frozenset({JobStatus.CANCELED}),
+    JobStatus.CANCELED: frozenset({JobStatus.REQUEUEING}),
+    JobStatus.REQUEUEING: frozenset({JobStatus.QUEUED}),
+    JobStatus.COMPLETED: frozenset({JobStatus.REQUEUEING}),
+    JobStatus.FAILED: frozenset({JobStatus.REQUEUEING}),
 }
 
 
 class IllegalJobAction(ValueError):
-    def __init__(self, action: A, status: J) -> None:
+    def __init__(self, action: JobAction, status: JobStatus) -> None:
         allowed = ", ".join(sorted(ACTION_FROM[action]))
         super().__init__(f"cannot {action} a job that is {status} (only from: {allowed})")
         self.action = action
@@ -53,18 +76,18 @@ class IllegalJobAction(ValueError):
 
 
 class IllegalJobTransition(ValueError):
-    def __init__(self, old: J, new: J) -> None:
+    def __init__(self, old: JobStatus, new: JobStatus) -> None:
         super().__init__(f"a job cannot go from {old} to {new}")
         self.old = old
         self.new = new
 
 
-def check_action(action: A, status: J) -> None:
+def check_action(action: JobAction, status: JobStatus) -> None:
     if status not in ACTION_FROM[action]:
         raise IllegalJobAction(action, status)
 
 
-def can_transition(old: J, new: J) -> bool:
+def can_transition(old: JobStatus, new: JobStatus) -> bool:
     return old == new or new in TRANSITIONS[old]
 
 
@@ -77,21 +100,28 @@ class TaskCounts:
     running: int  # assigned, active or soft-failed (held by a Manager)
 
 
-def follow_tasks(status: J, counts: TaskCounts, *, fail_on_task_failure: bool) -> J:
+def follow_tasks(status: JobStatus, counts: TaskCounts, *, fail_on_task_failure: bool) -> JobStatus:
     """The status a job moves to after its tasks changed; unchanged when nothing follows."""
-    if status in (J.CANCELED, J.FAILED, J.COMPLETED, J.PAUSED, J.UNDER_CONSTRUCTION, J.REQUEUEING):
+    if status in (
+        JobStatus.CANCELED,
+        JobStatus.FAILED,
+        JobStatus.COMPLETED,
+        JobStatus.PAUSED,
+        JobStatus.UNDER_CONSTRUCTION,
+        JobStatus.REQUEUEING,
+    ):
         return status
-    if status == J.CANCEL_REQUESTED:
-        return J.CANCELED if counts.running == 0 else status
+    if status == JobStatus.CANCEL_REQUESTED:
+        return JobStatus.CANCELED if counts.running == 0 else status
     if counts.failed and fail_on_task_failure:
-        return J.FAILED
+        return JobStatus.FAILED
     if counts.total and counts.completed == counts.total:
-        return J.COMPLETED
-    if status == J.PAUSE_REQUESTED:
-        return J.PAUSED if counts.running == 0 else status
+        return JobStatus.COMPLETED
+    if status == JobStatus.PAUSE_REQUESTED:
+        return JobStatus.PAUSED if counts.running == 0 else status
     if counts.total and counts.completed + counts.failed + counts.canceled == counts.total:
         # every task finished but not all completed: failed if any failed, else canceled
-        return J.FAILED if counts.failed else J.CANCELED
+        return JobStatus.FAILED if counts.failed else JobStatus.CANCELED
     if counts.running or counts.completed or counts.failed or counts.canceled:
-        return J.ACTIVE
+        return JobStatus.ACTIVE
     return status

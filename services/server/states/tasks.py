@@ -2,40 +2,66 @@
 
 from __future__ import annotations
 
-from services.protocol.states import TaskStatus as T
+from services.protocol.states import TaskStatus
 
-TRANSITIONS: dict[T, frozenset[T]] = {
+TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     # queued → assigned when a Manager claims it
-    T.QUEUED: frozenset({T.ASSIGNED, T.PAUSED, T.CANCELED}),
+    TaskStatus.QUEUED: frozenset({TaskStatus.ASSIGNED, TaskStatus.PAUSED, TaskStatus.CANCELED}),
     # assigned → queued when the Manager gives it back or its lease expires
-    T.ASSIGNED: frozenset({T.ACTIVE, T.COMPLETED, T.SOFT_FAILED, T.FAILED, T.QUEUED, T.PAUSED, T.CANCELED}),
-    T.ACTIVE: frozenset({T.COMPLETED, T.SOFT_FAILED, T.FAILED, T.QUEUED, T.CANCELED}),
+    TaskStatus.ASSIGNED: frozenset(
+        {
+            TaskStatus.ACTIVE,
+            TaskStatus.COMPLETED,
+            TaskStatus.SOFT_FAILED,
+            TaskStatus.FAILED,
+            TaskStatus.QUEUED,
+            TaskStatus.PAUSED,
+            TaskStatus.CANCELED,
+        }
+    ),
+    TaskStatus.ACTIVE: frozenset(
+        {TaskStatus.COMPLETED, TaskStatus.SOFT_FAILED, TaskStatus.FAILED, TaskStatus.QUEUED, TaskStatus.CANCELED}
+    ),
     # soft-failed: still held by its Manager, which retries it on another worker
-    T.SOFT_FAILED: frozenset({T.ASSIGNED, T.ACTIVE, T.COMPLETED, T.FAILED, T.QUEUED, T.PAUSED, T.CANCELED}),
-    T.COMPLETED: frozenset({T.QUEUED}),  # requeue
-    T.FAILED: frozenset({T.QUEUED}),  # requeue
-    T.CANCELED: frozenset({T.QUEUED}),  # requeue
-    T.PAUSED: frozenset({T.QUEUED, T.CANCELED}),  # resume, cancel
+    TaskStatus.SOFT_FAILED: frozenset(
+        {
+            TaskStatus.ASSIGNED,
+            TaskStatus.ACTIVE,
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.QUEUED,
+            TaskStatus.PAUSED,
+            TaskStatus.CANCELED,
+        }
+    ),
+    TaskStatus.COMPLETED: frozenset({TaskStatus.QUEUED}),  # requeue
+    TaskStatus.FAILED: frozenset({TaskStatus.QUEUED}),  # requeue
+    TaskStatus.CANCELED: frozenset({TaskStatus.QUEUED}),  # requeue
+    TaskStatus.PAUSED: frozenset({TaskStatus.QUEUED, TaskStatus.CANCELED}),  # resume, cancel
 }
 
 # statuses in which a Manager holds the task and reports on it
-HELD = frozenset({T.ASSIGNED, T.ACTIVE, T.SOFT_FAILED})
+HELD = frozenset({TaskStatus.ASSIGNED, TaskStatus.ACTIVE, TaskStatus.SOFT_FAILED})
 # statuses a wrangler may requeue from, task by task
-REQUEUEABLE = frozenset({T.COMPLETED, T.FAILED, T.CANCELED, T.PAUSED, T.SOFT_FAILED})
-CANCELABLE = frozenset({T.QUEUED, T.ASSIGNED, T.ACTIVE, T.SOFT_FAILED, T.PAUSED})
+REQUEUEABLE = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.PAUSED, TaskStatus.SOFT_FAILED}
+)
+CANCELABLE = frozenset(
+    {TaskStatus.QUEUED, TaskStatus.ASSIGNED, TaskStatus.ACTIVE, TaskStatus.SOFT_FAILED, TaskStatus.PAUSED}
+)
 
 
 class IllegalTaskTransition(ValueError):
-    def __init__(self, old: T, new: T) -> None:
+    def __init__(self, old: TaskStatus, new: TaskStatus) -> None:
         super().__init__(f"a task cannot go from {old} to {new}")
         self.old = old
         self.new = new
 
 
-def can_transition(old: T, new: T) -> bool:
+def can_transition(old: TaskStatus, new: TaskStatus) -> bool:
     return new in TRANSITIONS[old]
 
 
-def check_transition(old: T, new: T) -> None:
+def check_transition(old: TaskStatus, new: TaskStatus) -> None:
     if not can_transition(old, new):
         raise IllegalTaskTransition(old, new)

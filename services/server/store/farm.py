@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from services.protocol.common import utcnow
 from services.protocol.farm import FarmStatus, Manager
 from services.protocol.states import ManagerStatus, WorkerStatus, WorkerStatusRequest
-from services.server import events
 from services.server.db.tables import JobRow, ManagerRow, WorkerRow
+from services.server.store import events
 from services.server.store.auth import hash_token, new_token
 from services.server.store.convert import aware, manager_to_wire, worker_to_wire
 from services.server.store.errors import Conflict, NotFound

@@ -15,13 +15,12 @@ from sqlalchemy.orm import Session
 from services.protocol.common import utcnow
 from services.protocol.jobs import JobAction, JobSubmission
 from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, Role, TaskStatus
-from services.server import events
 from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDependencyRow, TaskRow
 from services.server.jobtypes.base import CompiledTask, CompileError, JobContext
 from services.server.jobtypes.registry import get_job_type, job_types
 from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD as HELD_STATUSES
-from services.server.store import paging
+from services.server.store import events, paging
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Forbidden, Invalid, NotFound
 from services.server.store.tasks import (
@@ -32,9 +31,6 @@ from services.server.store.tasks import (
     set_job_status,
     stop_unfinished,
 )
-
-T = TaskStatus
-J = JobStatus
 
 SORTABLE = {
     "created": JobRow.created,
@@ -90,7 +86,7 @@ def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
         depends_on=sorted(set(sub.depends_on)),
         max_task_failures=sub.max_task_failures,
         on_task_failure=sub.on_task_failure,
-        status=J.UNDER_CONSTRUCTION,
+        status=JobStatus.UNDER_CONSTRUCTION,
         activity="",
         created=now,
         updated=now,
@@ -105,9 +101,9 @@ def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
         raise Invalid("the settings produce no tasks", field="settings")
     _store_tasks(session, job, compiled, now)
     job.tasks_total = len(compiled)
-    initial = J.PAUSED if sub.start_paused else J.QUEUED
-    if initial == J.PAUSED:
-        session.execute(update_status(job.id, T.QUEUED, T.PAUSED))
+    initial = JobStatus.PAUSED if sub.start_paused else JobStatus.QUEUED
+    if initial == JobStatus.PAUSED:
+        session.execute(update_status(job.id, TaskStatus.QUEUED, TaskStatus.PAUSED))
     job.status = initial
     log_job(session, job, actor.name, f"submitted by {actor.name}: {len(compiled)} tasks, {initial}")
     events.publish(session, "job-created", job_to_wire(job).model_dump(mode="json"))
@@ -134,8 +130,8 @@ def _store_tasks(session: Session, job: JobRow, compiled: Sequence[CompiledTask]
     stamp = table.c.created.type.dialect_impl(dialect).bind_processor(dialect)
     when = stamp(now) if stamp else now
     rows = [
-        (ids[i], job.id, i, ct.name, ct.type, orjson.dumps(ct.commands).decode(), T.QUEUED.value, len(ct.depends_on),
-         ct.steps_total, 0, 0, 0, "", "[]", when, when)
+        (ids[i], job.id, i, ct.name, ct.type, orjson.dumps(ct.commands).decode(), TaskStatus.QUEUED.value,
+         len(ct.depends_on), ct.steps_total, 0, 0, 0, "", "[]", when, when)
         for i, ct in enumerate(compiled)
     ]  # fmt: skip
     deps = [(ids[i], ids[d]) for i, ct in enumerate(compiled) for d in ct.depends_on]
@@ -261,7 +257,7 @@ def check_may_manage(job: JobRow, actor: Actor) -> None:
 
 def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor, reason: str = "") -> None:
     check_may_manage(job, actor)
-    status = J(job.status)
+    status = JobStatus(job.status)
     try:
         job_states.check_action(action, status)
     except job_states.IllegalJobAction as exc:
@@ -269,32 +265,36 @@ def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor,
     who = actor.name
     why = f" ({reason})" if reason else ""
     if action == JobAction.PAUSE:
-        running = stop_unfinished(session, job, to=T.PAUSED, actor=who)
-        set_job_status(session, job, J.PAUSE_REQUESTED if running else J.PAUSED, actor=who, reason=reason)
+        running = stop_unfinished(session, job, to=TaskStatus.PAUSED, actor=who)
+        set_job_status(
+            session, job, JobStatus.PAUSE_REQUESTED if running else JobStatus.PAUSED, actor=who, reason=reason
+        )
         job.activity = f"paused by {who}{why}" if not running else f"pausing: {running} tasks still running"
     elif action == JobAction.RESUME:
-        requeue_where(session, job, [T.PAUSED], actor=who)
-        target = J.ACTIVE if job.tasks_active or job.tasks_completed else J.QUEUED
+        requeue_where(session, job, [TaskStatus.PAUSED], actor=who)
+        target = JobStatus.ACTIVE if job.tasks_active or job.tasks_completed else JobStatus.QUEUED
         set_job_status(session, job, target, actor=who, reason=f"resumed{why}")
         job.activity = f"resumed by {who}"
     elif action == JobAction.CANCEL:
-        running = stop_unfinished(session, job, to=T.CANCELED, actor=who)
-        set_job_status(session, job, J.CANCEL_REQUESTED if running else J.CANCELED, actor=who, reason=reason)
+        running = stop_unfinished(session, job, to=TaskStatus.CANCELED, actor=who)
+        set_job_status(
+            session, job, JobStatus.CANCEL_REQUESTED if running else JobStatus.CANCELED, actor=who, reason=reason
+        )
         job.activity = f"canceled by {who}{why}" if not running else f"canceling: {running} tasks still running"
     elif action in (JobAction.REQUEUE, JobAction.REQUEUE_FAILED):
-        if action == JobAction.REQUEUE and status == J.COMPLETED:
-            which = [T.COMPLETED, T.FAILED, T.CANCELED, T.PAUSED]
+        if action == JobAction.REQUEUE and status == JobStatus.COMPLETED:
+            which = [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.PAUSED]
         elif action == JobAction.REQUEUE:
-            which = [T.FAILED, T.CANCELED, T.PAUSED]
+            which = [TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.PAUSED]
         else:
-            which = [T.FAILED, T.CANCELED]
-        if status in FINISHED_JOB_STATUSES or status == J.PAUSED:
-            set_job_status(session, job, J.REQUEUEING, actor=who, reason=reason)
+            which = [TaskStatus.FAILED, TaskStatus.CANCELED]
+        if status in FINISHED_JOB_STATUSES or status == JobStatus.PAUSED:
+            set_job_status(session, job, JobStatus.REQUEUEING, actor=who, reason=reason)
         n = requeue_where(session, job, which, actor=who)
         if n:
             give_workers_another_chance(session, job)  # a requeue usually follows a fix
-        if job.status == J.REQUEUEING:
-            set_job_status(session, job, J.QUEUED, actor=who, reason=f"{n} tasks requeued")
+        if job.status == JobStatus.REQUEUEING:
+            set_job_status(session, job, JobStatus.QUEUED, actor=who, reason=f"{n} tasks requeued")
         job.activity = f"{n} tasks requeued by {who}"
     events.mark_job_dirty(session, job)
 
@@ -320,7 +320,7 @@ def set_priority(session: Session, job: JobRow, priority: int, actor: Actor) -> 
 
 def delete_job(session: Session, job: JobRow, actor: Actor) -> None:
     check_may_manage(job, actor)
-    if J(job.status) not in FINISHED_JOB_STATUSES:
+    if JobStatus(job.status) not in FINISHED_JOB_STATUSES:
         raise Conflict(
             f"job {job.id} is {job.status}; only completed, canceled or failed jobs can be deleted (cancel it first)",
             field="status",

@@ -31,8 +31,6 @@ from services.protocol.link import (
     WorkerReport,
 )
 from services.protocol.states import RUNNABLE_JOB_STATUSES, JobStatus, TaskStatus, WorkerStatus, WorkerStatusRequest
-from services.server import events
-from services.server.config import ServerConfig
 from services.server.db.tables import (
     JobRow,
     ManagerExclusionRow,
@@ -43,12 +41,11 @@ from services.server.db.tables import (
 )
 from services.server.dispatch import Dispatcher, WaitingClaim
 from services.server.states.tasks import HELD, IllegalTaskTransition
+from services.server.store import events
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
 from services.server.store.tasks import log_job, set_task_status
 
-T = TaskStatus
-_STARTED = time.monotonic()  # leases get a grace period after a Server start (see expire_leases)
 RUNNABLE = text("tasks.status = 'queued' AND tasks.deps_pending = 0")  # literal: matches ix_tasks_runnable
 
 
@@ -150,7 +147,7 @@ def _lease(
             task.worker_id = task.worker_name = None
             task.lease_expires = lease
             with session.no_autoflush:
-                set_task_status(session, task, T.ASSIGNED, actor=_actor(manager), activity="", job=job)
+                set_task_status(session, task, TaskStatus.ASSIGNED, actor=_actor(manager), activity="", job=job)
             out.append(_claimed(task, job))
         if len(out) >= req.capacity:
             break
@@ -160,8 +157,8 @@ def _lease(
 def release_claim(session: Session, manager: ManagerRow, task_ids: list[int]) -> None:
     """Put tasks this Manager claimed but never received back in the queue (it hung up while waiting)."""
     for task in session.scalars(select(TaskRow).where(TaskRow.id.in_(task_ids), TaskRow.manager_id == manager.id)):
-        if T(task.status) == T.ASSIGNED:
-            set_task_status(session, task, T.QUEUED, actor=_actor(manager), activity="claim not delivered")
+        if TaskStatus(task.status) == TaskStatus.ASSIGNED:
+            set_task_status(session, task, TaskStatus.QUEUED, actor=_actor(manager), activity="claim not delivered")
 
 
 def _claimed(task: TaskRow, job: JobRow) -> ClaimedTask:
@@ -253,16 +250,20 @@ def _apply_updates(
             task.failure_count = u.failure_count
         if u.log_tail:
             task.log_tail = [*(task.log_tail or []), *u.log_tail][-LOG_TAIL_LINES:]
-        new = u.status or T(task.status)
+        new = u.status or TaskStatus(task.status)
         activity = u.activity
-        if u.unrunnable_here and new == T.QUEUED and (reason := _exclude(session, manager, task, job)) is not None:
-            new, activity = T.FAILED, reason
+        if (
+            u.unrunnable_here
+            and new == TaskStatus.QUEUED
+            and (reason := _exclude(session, manager, task, job)) is not None
+        ):
+            new, activity = TaskStatus.FAILED, reason
             log_job(session, job, _actor(manager), f"task {task.name} failed: {reason}")
         try:
             # Without autoflush: set_task_status's UPDATE of the dependents would otherwise flush every
             # pending row first, once per task (most of a batch's cost). Failures read other tasks'
             # statuses (cancel_dependents), so they keep autoflush.
-            if new in (T.FAILED, T.CANCELED):
+            if new in (TaskStatus.FAILED, TaskStatus.CANCELED):
                 set_task_status(session, task, new, actor=_actor(manager), activity=activity, job=job)
             else:
                 with session.no_autoflush:
@@ -313,7 +314,7 @@ def _refusal(task: TaskRow | None, manager: ManagerRow, u: TaskUpdate) -> str | 
         return f"task {u.task_id} is not held by this Manager"
     if task.attempt != u.attempt:
         return f"attempt {u.attempt} of task {u.task_id} is stale (current: {task.attempt})"
-    if T(task.status) not in HELD:
+    if TaskStatus(task.status) not in HELD:
         return f"task {u.task_id} is {task.status}"
     return None
 
@@ -359,13 +360,13 @@ def _renew(session: Session, manager: ManagerRow, held: list[int], lease: dateti
 # ---- leases and logs -----------------------------------------------------------------------------------------
 
 
-def expire_leases(session: Session, cfg: ServerConfig, limit: int = 1000) -> int:
+def expire_leases(session: Session, lease_seconds: float, *, started: float, limit: int = 1000) -> int:
     """Tasks whose Manager went silent go back to `queued`; a started one counts as a soft failure.
 
-    For one lease period after the Server starts nothing expires: Managers that kept working while the
-    Server was away get the chance to renew first.
+    For one lease period after the Server started (`started`, a `time.monotonic()`) nothing expires: Managers
+    that kept working while the Server was away get the chance to renew first.
     """
-    if time.monotonic() - _STARTED < cfg.lease_seconds:
+    if time.monotonic() - started < lease_seconds:
         return 0
     now = utcnow()
     q = (
@@ -380,25 +381,21 @@ def expire_leases(session: Session, cfg: ServerConfig, limit: int = 1000) -> int
         q = q.with_for_update(skip_locked=True)
     rows = session.scalars(q).all()
     for task in rows:
-        if T(task.status) not in HELD:
+        if TaskStatus(task.status) not in HELD:
             task.lease_expires = None
             continue
         job = session.get_one(JobRow, task.job_id)
-        if T(task.status) == T.ACTIVE:
+        if TaskStatus(task.status) == TaskStatus.ACTIVE:
             task.failure_count += 1
         if task.failure_count >= job.max_task_failures:
             set_task_status(
-                session, task, T.FAILED, actor="server", activity="failed: its Manager went silent", job=job
+                session, task, TaskStatus.FAILED, actor="server", activity="failed: its Manager went silent", job=job
             )
         else:
             set_task_status(
-                session, task, T.QUEUED, actor="server", activity="requeued: its Manager went silent", job=job
+                session, task, TaskStatus.QUEUED, actor="server", activity="requeued: its Manager went silent", job=job
             )
     return len(rows)
-
-
-def lease_sweep(session: Session, cfg: ServerConfig) -> None:
-    expire_leases(session, cfg)
 
 
 def store_full_log(session: Session, manager: ManagerRow, task_id: int, data_dir: Path, body: bytes) -> Path:

@@ -1,7 +1,8 @@
 """Task status changes, the one place they happen, and the job bookkeeping that follows them.
 
 `set_task_status` is used for single tasks (a Manager's update, a wrangler's requeue); whole-job actions use
-the bulk helpers at the bottom, which change many rows with one statement and then recount the job.
+the bulk helpers at the bottom, which change many rows with one statement and then recount the job. Dependents
+of completed tasks are adjusted at flush and commit by the hooks `install()` puts on a session factory.
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import delete, event, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import utcnow
 from services.protocol.jobs import OnTaskFailure
 from services.protocol.states import JobStatus, TaskStatus
-from services.server import events
 from services.server.db.tables import (
     JobLogRow,
     JobRow,
@@ -26,18 +26,18 @@ from services.server.db.tables import (
 )
 from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD, check_transition
+from services.server.store import events
 from services.server.store.convert import task_summary
 
-T = TaskStatus
 _SHIFTS = "tablao_dependency_shifts"
 
 _COUNTER_OF = {
-    T.COMPLETED: "tasks_completed",
-    T.FAILED: "tasks_failed",
-    T.CANCELED: "tasks_canceled",
-    T.ASSIGNED: "tasks_active",
-    T.ACTIVE: "tasks_active",
-    T.SOFT_FAILED: "tasks_active",
+    TaskStatus.COMPLETED: "tasks_completed",
+    TaskStatus.FAILED: "tasks_failed",
+    TaskStatus.CANCELED: "tasks_canceled",
+    TaskStatus.ASSIGNED: "tasks_active",
+    TaskStatus.ACTIVE: "tasks_active",
+    TaskStatus.SOFT_FAILED: "tasks_active",
 }
 
 
@@ -55,7 +55,7 @@ def set_task_status(
     Raises `IllegalTaskTransition` for a change the task state machine refuses. Keeps the job's counters,
     the dependents' `deps_pending`, the job's status (which follows its tasks) and publishes events.
     """
-    old = T(task.status)
+    old = TaskStatus(task.status)
     if activity is not None:
         task.activity = activity
     if old == new:
@@ -70,21 +70,21 @@ def set_task_status(
         setattr(job, field, getattr(job, field) - 1)
     if (field := _COUNTER_OF.get(new)) is not None:
         setattr(job, field, getattr(job, field) + 1)
-    if new == T.COMPLETED:
+    if new == TaskStatus.COMPLETED:
         _queue_shift(session, task.id, -1)
         task.steps_done = task.steps_total
-    elif old == T.COMPLETED:
+    elif old == TaskStatus.COMPLETED:
         _queue_shift(session, task.id, +1)
     if new not in HELD:
         task.lease_expires = None
-    if new in (T.QUEUED, T.PAUSED):
+    if new in (TaskStatus.QUEUED, TaskStatus.PAUSED):
         task.manager_id = None
         task.worker_id = None
         task.worker_name = None
-    if new == T.QUEUED:
+    if new == TaskStatus.QUEUED:
         task.steps_done = 0
     events.publish(session, "task-updated", task_summary(task).model_dump(mode="json"))
-    if new in (T.FAILED, T.CANCELED):
+    if new in (TaskStatus.FAILED, TaskStatus.CANCELED):
         cancel_dependents(session, job, [task.id], actor=actor)
     follow_job(session, job, actor=actor)
 
@@ -96,17 +96,17 @@ def _queue_shift(session: Session, task_id: int, delta: int) -> None:
     shifts[task_id] = shifts.get(task_id, 0) + delta
 
 
-@event.listens_for(Session, "before_flush")
+def install(sessions: sessionmaker[Session]) -> None:
+    """Apply the queued dependency shifts of the factory's sessions at each flush and before commit."""
+    event.listen(sessions, "before_flush", _shift_before_flush)
+    event.listen(sessions, "before_commit", apply_dependency_shifts)
+    event.listen(sessions, "after_rollback", _forget_shifts)
+
+
 def _shift_before_flush(session: Session, _context: object, _instances: object) -> None:
     apply_dependency_shifts(session)
 
 
-@event.listens_for(Session, "before_commit")
-def _shift_before_commit(session: Session) -> None:
-    apply_dependency_shifts(session)
-
-
-@event.listens_for(Session, "after_rollback")
 def _forget_shifts(session: Session) -> None:
     session.info.pop(_SHIFTS, None)
 
@@ -146,10 +146,12 @@ def cancel_dependents(session: Session, job: JobRow, task_ids: list[int], *, act
     while frontier:
         dependents = select(TaskDependencyRow.task_id).where(TaskDependencyRow.depends_on_id.in_(frontier))
         rows = session.scalars(
-            select(TaskRow).where(TaskRow.id.in_(dependents), TaskRow.status.in_([T.QUEUED, T.PAUSED]))
+            select(TaskRow).where(
+                TaskRow.id.in_(dependents), TaskRow.status.in_([TaskStatus.QUEUED, TaskStatus.PAUSED])
+            )
         ).all()
         for row in rows:
-            row.status = T.CANCELED
+            row.status = TaskStatus.CANCELED
             row.activity = "canceled: a task it depends on did not complete"
             row.updated = utcnow()
             job.tasks_canceled += 1
@@ -201,7 +203,7 @@ def follow_job(session: Session, job: JobRow, *, actor: str) -> None:
     set_job_status(session, job, new, actor=actor, reason=reason)
     if new == JobStatus.FAILED:
         job.activity = "failed: a task failed"
-        stop_unfinished(session, job, to=T.CANCELED, actor=actor)
+        stop_unfinished(session, job, to=TaskStatus.CANCELED, actor=actor)
     elif new == JobStatus.COMPLETED:
         job.activity = "completed"
 
@@ -240,14 +242,17 @@ def stop_unfinished(session: Session, job: JobRow, *, to: TaskStatus, actor: str
     ).all()
     by_manager: dict[int, list[int]] = {}
     for tid, mid, status in held:
-        if mid is not None and (status != T.ACTIVE or to == T.CANCELED):
+        if mid is not None and (status != TaskStatus.ACTIVE or to == TaskStatus.CANCELED):
             by_manager.setdefault(mid, []).append(tid)
     for mid, tids in by_manager.items():
         instruct(session, mid, "cancel-task", tids)
     now = utcnow()
     session.execute(
         update(TaskRow)
-        .where(TaskRow.job_id == job.id, TaskRow.status.in_([T.QUEUED, T.ASSIGNED, T.SOFT_FAILED, T.PAUSED]))
+        .where(
+            TaskRow.job_id == job.id,
+            TaskRow.status.in_([TaskStatus.QUEUED, TaskStatus.ASSIGNED, TaskStatus.SOFT_FAILED, TaskStatus.PAUSED]),
+        )
         .values(
             status=to,
             manager_id=None,
@@ -255,7 +260,7 @@ def stop_unfinished(session: Session, job: JobRow, *, to: TaskStatus, actor: str
             worker_name=None,
             lease_expires=None,
             updated=now,
-            activity="paused" if to == T.PAUSED else "canceled",
+            activity="paused" if to == TaskStatus.PAUSED else "canceled",
         )
         .execution_options(synchronize_session=False)
     )
@@ -274,7 +279,7 @@ def requeue_where(session: Session, job: JobRow, statuses: list[TaskStatus], *, 
         update(TaskRow)
         .where(TaskRow.job_id == job.id, TaskRow.status.in_(statuses))
         .values(
-            status=T.QUEUED,
+            status=TaskStatus.QUEUED,
             failure_count=0,
             manager_id=None,
             worker_id=None,
@@ -286,7 +291,7 @@ def requeue_where(session: Session, job: JobRow, statuses: list[TaskStatus], *, 
         )
         .execution_options(synchronize_session=False)
     )
-    if T.COMPLETED in statuses:
+    if TaskStatus.COMPLETED in statuses:
         recompute_deps_pending(session, job.id)
     recount(session, job)
     events.publish(session, "job-tasks-changed", {"job_id": job.id})
@@ -299,7 +304,7 @@ def recompute_deps_pending(session: Session, job_id: int) -> None:
     pending = (
         select(func.count())
         .select_from(dep.join(parent, parent.c.id == dep.c.depends_on_id))
-        .where(dep.c.task_id == TaskRow.id, parent.c.status != T.COMPLETED)
+        .where(dep.c.task_id == TaskRow.id, parent.c.status != TaskStatus.COMPLETED)
         .scalar_subquery()
     )
     session.execute(
@@ -314,11 +319,11 @@ def recount(session: Session, job: JobRow) -> None:
     rows = session.execute(
         select(TaskRow.status, func.count()).where(TaskRow.job_id == job.id).group_by(TaskRow.status)
     ).all()
-    counts = {T(status): n for status, n in rows}
+    counts = {TaskStatus(status): n for status, n in rows}
     job.tasks_total = sum(counts.values())
-    job.tasks_completed = counts.get(T.COMPLETED, 0)
-    job.tasks_failed = counts.get(T.FAILED, 0)
-    job.tasks_canceled = counts.get(T.CANCELED, 0)
+    job.tasks_completed = counts.get(TaskStatus.COMPLETED, 0)
+    job.tasks_failed = counts.get(TaskStatus.FAILED, 0)
+    job.tasks_canceled = counts.get(TaskStatus.CANCELED, 0)
     job.tasks_active = sum(counts.get(s, 0) for s in HELD)
     job.updated = utcnow()
     events.mark_job_dirty(session, job)
@@ -330,37 +335,37 @@ def recount(session: Session, job: JobRow) -> None:
 def requeue_task(session: Session, task: TaskRow, job: JobRow, *, actor: str, reason: str = "") -> None:
     from services.server.states.tasks import REQUEUEABLE
 
-    old = T(task.status)
+    old = TaskStatus(task.status)
     if old not in REQUEUEABLE:
         raise IllegalTaskAction(f"cannot requeue a task that is {old} (only from: {_names(REQUEUEABLE)})")
-    if old == T.SOFT_FAILED and task.manager_id is not None:
+    if old == TaskStatus.SOFT_FAILED and task.manager_id is not None:
         instruct(session, task.manager_id, "cancel-task", [task.id])
     if JobStatus(job.status) in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED):
         set_job_status(session, job, JobStatus.REQUEUEING, actor=actor, reason=f"task {task.name} requeued")
         set_job_status(session, job, JobStatus.QUEUED, actor=actor)
-    if old == T.PAUSED and JobStatus(job.status) in (JobStatus.PAUSED, JobStatus.PAUSE_REQUESTED):
+    if old == TaskStatus.PAUSED and JobStatus(job.status) in (JobStatus.PAUSED, JobStatus.PAUSE_REQUESTED):
         raise IllegalTaskAction("the job is paused: resume the job to run its tasks")
     task.failure_count = 0
     give_workers_another_chance(session, job, task.type)
-    set_task_status(session, task, T.QUEUED, actor=actor, activity=f"requeued by {actor}", job=job)
+    set_task_status(session, task, TaskStatus.QUEUED, actor=actor, activity=f"requeued by {actor}", job=job)
     log_job(session, job, actor, f"task {task.name} requeued" + (f": {reason}" if reason else ""))
 
 
 def cancel_task(session: Session, task: TaskRow, job: JobRow, *, actor: str, reason: str = "") -> None:
     from services.server.states.tasks import CANCELABLE
 
-    old = T(task.status)
+    old = TaskStatus(task.status)
     if old not in CANCELABLE:
         raise IllegalTaskAction(f"cannot cancel a task that is {old} (only from: {_names(CANCELABLE)})")
     log_job(session, job, actor, f"task {task.name} canceled" + (f": {reason}" if reason else ""))
     if old in HELD and task.manager_id is not None:
         instruct(session, task.manager_id, "cancel-task", [task.id])
-    if old == T.ACTIVE:
+    if old == TaskStatus.ACTIVE:
         # it stops when its Manager hears of it; the Manager's report settles it as canceled
         task.activity = f"cancel requested by {actor}"
         events.publish(session, "task-updated", task_summary(task).model_dump(mode="json"))
         return
-    set_task_status(session, task, T.CANCELED, actor=actor, activity=f"canceled by {actor}", job=job)
+    set_task_status(session, task, TaskStatus.CANCELED, actor=actor, activity=f"canceled by {actor}", job=job)
 
 
 class IllegalTaskAction(ValueError):

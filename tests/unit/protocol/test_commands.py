@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_docs_commands_md_is_generated_from_the_contract() -> None:
     committed = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
     assert committed == markdown(), (
-        "docs/commands.md is stale: run `python -m services.protocol.commands --markdown > docs/commands.md`"
+        "docs/commands.md is stale: run `python -m services.protocol.commands_doc --markdown > docs/commands.md`"
     )
 
 
 def test_the_generator_runs_as_a_module() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "services.protocol.commands", "--markdown"],
+        [sys.executable, "-m", "services.protocol.commands_doc", "--markdown"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -42,7 +42,7 @@ def test_the_generator_runs_as_a_module() -> None:
     for name in COMMANDS:
         assert f"### `{name}`" in done.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "services.protocol.commands"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "services.protocol.commands_doc"], cwd=ROOT, capture_output=True, text=True, timeout=60,
         check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and "usage" in bad.stderr

@@ -62,7 +62,7 @@ async def test_seq_numbers_and_pending_updates_survive_a_restart(tmp_path: Path,
     third.close()
     await client.aclose()
     assert [u["seq"] for _, u in receiver.updates] == [1, 2, 3, 4, 5]
-    assert receiver.updates[-1][1] == {"seq": 5, "attempt": 1, "status": "completed"}
+    assert receiver.updates[-1][1] == {"seq": 5, "handout": 1, "status": "completed"}
 
 
 async def test_an_outage_is_bridged_with_back_off(tmp_path: Path):

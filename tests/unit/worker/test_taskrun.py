@@ -20,7 +20,7 @@ async def run_task(tmp_path: Path, *commands: Command) -> list[dict[str, Any]]:
     client = WorkerClient("http://127.0.0.1:9")  # never called: the may-i-run interval outlasts the task
     buffer = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=60)
     task = AssignedTask(
-        id=7, job_id=1, job_name="j", name="t", type="exec", attempt=1, commands=list(commands), steps_total=1
+        id=7, job_id=1, job_name="j", name="t", type="exec", handout=1, commands=list(commands), steps_total=1
     )
     run = TaskRun(
         task, client=client, buffer=buffer, programs=Programs(), worker_name="w", may_i_run_interval=60,

@@ -1,4 +1,4 @@
-"""The Manager's core: the tasks it holds and its workers in memory, written through to SQLite per request.
+"""The Manager's core: the tasks it holds, handed out to its workers (workers.py), in memory and in SQLite.
 
 Every worker request touches only this object and at most one SQLite write transaction; everything for the
 Server goes into the durable outbox (store/outbox.py) and leaves in batches (server_link.py).
@@ -7,25 +7,21 @@ Server goes into the durable outbox (store/outbox.py) and leaves in batches (ser
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import math
-import secrets
 import sqlite3
 import time
-import uuid
 from collections import deque
 from datetime import UTC, datetime
 
 from services.manager import scheduler
 from services.manager.config import ManagerConfig
-from services.manager.errors import Conflict, Unauthorized
+from services.manager.errors import Conflict
 from services.manager.model import HeldTask, WorkerState
 from services.manager.store import logs, outbox
 from services.manager.store import tasks as store
 from services.manager.store.db import set_meta, transaction
-from services.protocol.farm import Utilisation
-from services.protocol.link import ClaimedTask, ClaimRequest, TaskUpdate, WorkerInstruction, WorkerReport
+from services.manager.workers import WorkerRegistry
+from services.protocol.link import ClaimedTask, ClaimRequest, TaskUpdate
 from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import Heartbeat, SignOnRequest, StatusAnswer
 
@@ -35,72 +31,36 @@ HANDOUT_WINDOW = 2.0  # seconds over which the hand-out rate is measured for the
 HANDOUT_RATE_MAX = 2000  # hand-outs remembered; beyond 1,000 per second the margin stops growing
 
 
-def _report(w: WorkerState) -> WorkerReport:
-    return WorkerReport(
-        id=w.id, name=w.name, platform=w.platform, task_types=sorted(w.task_types), tags=sorted(w.tags),
-        software=w.software, status=w.status, current_task_id=w.current_task_id, last_seen=w.last_seen_wall,
-        utilisation=w.utilisation,
-    )  # fmt: skip
-
-
 def _resolve(fut: asyncio.Future[HeldTask | None], value: HeldTask | None) -> None:
     if not fut.done():
         fut.set_result(value)
 
 
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-class Farm:
+class ManagerCore:
     def __init__(self, conn: sqlite3.Connection, config: ManagerConfig) -> None:
         self.conn = conn
         self.config = config
         self.tasks: dict[int, HeldTask] = {t.id: t for t in store.load_tasks(conn)}
         self.ready = scheduler.ReadyQueue()
-        self.workers: dict[str, WorkerState] = {w.id: w for w in store.load_workers(conn)}
+        # set when a worker may want a task the Manager does not hold yet, or the workers changed (a claim
+        # waiting at the Server may no longer fit them)
+        self.claim_wakeup = asyncio.Event()
+        self.workers = WorkerRegistry(conn, config, on_change=self.claim_wakeup.set)
         self.blocklist = store.load_blocklist(conn)
         self.handout = store.max_handout(conn)
         self.waiters: list[Waiter] = []
         self._recent_handouts: deque[float] = deque(maxlen=HANDOUT_RATE_MAX)
-        self.dirty_workers: set[str] = set(self.workers)
         # set when there is something for the Server, or a worker is waiting for tasks
         self.link_wakeup = asyncio.Event()
-        # set when a worker may want a task the Manager does not hold yet
-        self.claim_wakeup = asyncio.Event()
         for task in self.tasks.values():
-            worker = self.workers.get(task.worker_id) if task.worker_id else None
+            worker = self.workers.get(task.worker_id)
             if worker is None:
                 task.worker_id = None
                 self.ready.add(task)
             else:
                 worker.current_task_id = task.id
 
-    # --- workers ---------------------------------------------------------------------------------------------
-
-    def register(self, registration_secret: str, expected: str, name: str, platform: str) -> tuple[str, str]:
-        if not hmac.compare_digest(registration_secret.encode(), expected.encode()):
-            raise Unauthorized("wrong registration_secret", "registration_secret")
-        worker_id = str(uuid.uuid4())
-        secret = secrets.token_urlsafe(32)
-        worker = WorkerState(
-            id=worker_id, secret_hash=hash_secret(secret), name=name, platform=platform,
-            status=WorkerStatus.STARTING,
-        )  # fmt: skip
-        with transaction(self.conn):
-            store.insert_worker(self.conn, worker)
-        self.workers[worker_id] = worker
-        return worker_id, secret
-
-    def authenticate(self, worker_id: str, secret: str) -> WorkerState:
-        worker = self.workers.get(worker_id)
-        if worker is None or not hmac.compare_digest(worker.secret_hash, hash_secret(secret)):
-            raise Unauthorized("unknown worker id or wrong secret", "authorization")
-        worker.last_seen = time.monotonic()
-        worker.last_seen_wall = datetime.now(UTC)
-        if worker.status == WorkerStatus.OFFLINE and worker.signed_on:
-            worker.status = WorkerStatus.AWAKE
-        return worker
+    # --- workers: what their changes do to tasks --------------------------------------------------------------
 
     def sign_on(self, worker: WorkerState, req: SignOnRequest) -> StatusAnswer:
         worker.name, worker.platform = req.name, req.platform
@@ -111,9 +71,8 @@ class Farm:
             WorkerStatus.AWAKE if worker.status_requested != WorkerStatusRequest.ASLEEP else (WorkerStatus.ASLEEP)
         )
         with transaction(self.conn):
-            store.save_worker(self.conn, worker)
+            self.workers.save(worker)
             self._feed_waiters()
-        self._worker_changed(worker)
         self.claim_wakeup.set()
         return StatusAnswer(status_requested=worker.status_requested, lazy=worker.lazy)
 
@@ -122,22 +81,20 @@ class Farm:
             self.take_back(worker, "worker signed off")
             worker.signed_on = False
             worker.status = WorkerStatus.OFFLINE
-            store.save_worker(self.conn, worker)
-        self._worker_changed(worker)
+            self.workers.save(worker)
 
     def heartbeat(self, worker: WorkerState, hb: Heartbeat) -> StatusAnswer:
         if hb.utilisation is not None:
             worker.utilisation = hb.utilisation
-            self.dirty_workers.add(worker.id)
+            self.workers.changed(worker)
         if hb.status != worker.status or self._request_fulfilled(worker, hb.status):
             worker.status = hb.status
             if self._request_fulfilled(worker, hb.status):
                 worker.status_requested = None
             with transaction(self.conn):
-                store.save_worker(self.conn, worker)
+                self.workers.save(worker)
                 if worker.available:
                     self._feed_waiters()
-            self._worker_changed(worker)
         return StatusAnswer(status_requested=worker.status_requested, lazy=worker.lazy)
 
     @staticmethod
@@ -147,48 +104,24 @@ class Farm:
 
     def sweep_timeouts(self, now: float | None = None) -> list[str]:
         """Workers silent longer than the timeout go offline; their tasks go back to the ready queue."""
-        now = time.monotonic() if now is None else now
-        gone = [
-            w
-            for w in self.workers.values()
-            if w.status != WorkerStatus.OFFLINE and now - w.last_seen > self.config.worker_timeout
-        ]
+        gone = self.workers.silent(time.monotonic() if now is None else now)
         if gone:
             with transaction(self.conn):
                 for worker in gone:
                     self.take_back(worker, f"worker {worker.name} timed out")
                     worker.status = WorkerStatus.OFFLINE
-                    store.save_worker(self.conn, worker)
-                    self._worker_changed(worker)
+                    self.workers.save(worker)
         return [w.id for w in gone]
-
-    def apply_instructions(self, requests: list[WorkerInstruction]) -> None:
-        with transaction(self.conn):
-            for req in requests:
-                worker = self.workers.get(req.worker_id)
-                if worker is None or (worker.status_requested, worker.lazy) == (req.status, req.lazy):
-                    continue
-                worker.status_requested, worker.lazy = req.status, req.lazy
-                store.save_worker(self.conn, worker)
-
-    def worker_reports(self, everything: bool = False) -> list[WorkerReport]:
-        ids = list(self.workers) if everything else list(self.dirty_workers)
-        self.dirty_workers.clear()
-        return [_report(self.workers[i]) for i in ids if i in self.workers]
-
-    def _worker_changed(self, worker: WorkerState) -> None:
-        self.dirty_workers.add(worker.id)
-        self.claim_wakeup.set()  # a claim waiting at the Server may no longer fit the workers there are
 
     def available_worker_ids(self) -> frozenset[str]:
         """The workers that may take new work now: what a claim waiting at the Server was asked for."""
-        return frozenset(w.id for w in self.workers.values() if w.available)
+        return frozenset(w.id for w in self.workers.available())
 
     # --- tasks: hand-out -------------------------------------------------------------------------------------
 
     def claim_request(self) -> ClaimRequest | None:
         """What to ask the Server for: enough for the idle workers plus a margin, of the kinds they run."""
-        available = [w for w in self.workers.values() if w.available]
+        available = self.workers.available()
         if not available:
             return None
         idle = sum(1 for w in available if w.current_task_id is None)
@@ -279,7 +212,7 @@ class Farm:
             w.available
             and w.id not in task.failed_on
             and scheduler.can_run(task, w, self.blocklist, self.config.blocklist_threshold)
-            for w in self.workers.values()
+            for w in self.workers
         )
 
     def _assign(self, task: HeldTask, worker: WorkerState) -> None:
@@ -291,8 +224,8 @@ class Farm:
         worker.current_task_id = task.id
         self.claim_wakeup.set()
         store.save_task(self.conn, task)
-        logs.rotate(self.conn, task.id, self.config.log_keep_attempts)
-        self._worker_changed(worker)
+        logs.rotate(self.conn, task.id, self.config.log_keep_handouts)
+        self.workers.changed(worker)
 
     # --- tasks: taking back, finishing -----------------------------------------------------------------------
 
@@ -324,7 +257,7 @@ class Farm:
             self._back_to_ready(task)
         if worker.current_task_id == task.id:
             worker.current_task_id = None
-            self._worker_changed(worker)
+            self.workers.changed(worker)
         if blocklist:
             self._give_back_unrunnable(c.job_id, c.type)
 
@@ -338,7 +271,7 @@ class Farm:
             c = task.claim
             if c.job_id != job_id or c.type != task_type:
                 continue
-            capable = [w for w in self.workers.values() if c.type in w.task_types and w.tags.issuperset(c.job_tags)]
+            capable = [w for w in self.workers if c.type in w.task_types and w.tags.issuperset(c.job_tags)]
             if capable and all(self.blocklist.get((job_id, w.id, c.type), 0) >= threshold for w in capable):
                 stuck.append(task)
         if not stuck:
@@ -361,10 +294,10 @@ class Farm:
     def _forget(self, task: HeldTask) -> None:
         self.tasks.pop(task.id, None)
         self.ready.remove(task)
-        worker = self.workers.get(task.worker_id) if task.worker_id else None
+        worker = self.workers.get(task.worker_id)
         if worker is not None and worker.current_task_id == task.id:
             worker.current_task_id = None
-            self._worker_changed(worker)
+            self.workers.changed(worker)
         task.worker_id = None
         store.delete_task(self.conn, task.id)
 
@@ -421,7 +354,7 @@ class Farm:
         return len(back)
 
     def update_for(self, task: HeldTask, **fields: object) -> TaskUpdate:
-        worker = self.workers.get(task.worker_id) if task.worker_id else None
+        worker = self.workers.get(task.worker_id)
         return TaskUpdate(
             task_id=task.id,
             attempt=task.claim.attempt,
@@ -435,10 +368,6 @@ class Farm:
         if updates:
             outbox.enqueue(self.conn, updates)
             self.link_wakeup.set()
-
-    def utilisation_of(self, worker_id: str) -> Utilisation | None:
-        worker = self.workers.get(worker_id)
-        return worker.utilisation if worker else None
 
     def ensure_worker_not_busy(self, worker: WorkerState) -> None:
         if not worker.signed_on:

@@ -3,7 +3,8 @@
 Writers call `publish()` (or `mark_job_dirty()`, which coalesces many changes of one job into one
 job-updated event at commit). Readers (the SSE endpoint) read rows after a Last-Event-ID; `EventNotifier`
 wakes them in-process right after a commit; on PostgreSQL, commits of other Server processes wake them through
-a notice (db/notify.py), and they poll as a fallback.
+a notice (db/notify.py), and they poll as a fallback. Nothing is written unless `install()` put the hooks on
+the session factory (the app factory does).
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, event, func, insert, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import utcnow
 from services.server.db import notify
 from services.server.db.tables import EventRow, JobRow
+from services.server.store.convert import job_to_wire
 
 _DIRTY_JOBS = "tablao_dirty_jobs"
 _PENDING = "tablao_pending_events"
+_WRITTEN = "tablao_events_written"
 
 
 def publish(session: Session, type_: str, data: dict[str, Any]) -> None:
@@ -36,12 +39,17 @@ def mark_job_dirty(session: Session, job: JobRow) -> None:
 
 
 def _job_event_data(job: JobRow) -> dict[str, Any]:
-    from services.server.store.convert import job_to_wire
-
     return job_to_wire(job).model_dump(mode="json")
 
 
-@event.listens_for(Session, "before_commit")
+def install(sessions: sessionmaker[Session], notifier: EventNotifier | None) -> None:
+    """Write the queued events of the factory's sessions at commit and wake `notifier`'s readers after it."""
+    event.listen(sessions, "before_commit", _write_events)
+    event.listen(sessions, "after_rollback", _forget)
+    if notifier is not None:
+        event.listen(sessions, "after_commit", notifier.after_commit)
+
+
 def _write_events(session: Session) -> None:
     dirty: dict[int, JobRow] = session.info.pop(_DIRTY_JOBS, {})
     pending: list[tuple[str, dict[str, Any]]] = session.info.pop(_PENDING, [])
@@ -58,25 +66,14 @@ def _write_events(session: Session) -> None:
         notify.send(session)  # other Server processes wake their readers and waiting claims at the commit
     now = utcnow()
     session.execute(insert(EventRow), [{"time": now, "type": t, "data": d} for t, d in pending])
-    session.info["tablao_events_written"] = True
+    session.info[_WRITTEN] = True
 
 
-@event.listens_for(Session, "after_commit")
-def _notify(session: Session) -> None:
-    # SQLAlchemy calls this for a savepoint's release too; readers are woken when the outermost transaction
-    # commits, or they would look before the events are visible and not be told again
-    if session.in_nested_transaction():
-        return
-    if session.info.pop("tablao_events_written", False):
-        NOTIFIER.notify()
-
-
-@event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_DIRTY_JOBS, None)
     session.info.pop(_PENDING, None)
     if not session.in_nested_transaction():  # what earlier savepoints wrote is still to be announced
-        session.info.pop("tablao_events_written", None)
+        session.info.pop(_WRITTEN, None)
 
 
 class EventNotifier:
@@ -85,6 +82,14 @@ class EventNotifier:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+    def after_commit(self, session: Session) -> None:
+        # SQLAlchemy calls this for a savepoint's release too; readers are woken when the outermost transaction
+        # commits, or they would look before the events are visible and not be told again
+        if session.in_nested_transaction():
+            return
+        if session.info.pop(_WRITTEN, False):
+            self.notify()
 
     def notify(self) -> None:
         with self._lock:
@@ -109,9 +114,6 @@ class EventNotifier:
         finally:
             with self._lock:
                 self._waiters.discard(key)
-
-
-NOTIFIER = EventNotifier()
 
 
 def read_after(session: Session, last_id: int, limit: int = 1000) -> list[EventRow]:

@@ -1,0 +1,118 @@
+"""The workers a Manager serves: registration, authentication, their records, and what the Server hears of them.
+
+Records live in memory and are written through to SQLite (store/tasks.py) in the caller's transaction. What a
+worker's change does to tasks (sign-off, time-out, a worker waking up) is the core's business (core.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+from services.manager.config import ManagerConfig
+from services.manager.errors import Unauthorized
+from services.manager.model import WorkerState
+from services.manager.store import tasks as store
+from services.manager.store.db import transaction
+from services.protocol.link import WorkerInstruction, WorkerReport
+from services.protocol.states import WorkerStatus
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _report(w: WorkerState) -> WorkerReport:
+    return WorkerReport(
+        id=w.id, name=w.name, platform=w.platform, task_types=sorted(w.task_types), tags=sorted(w.tags),
+        software=w.software, status=w.status, current_task_id=w.current_task_id, last_seen=w.last_seen_wall,
+        utilisation=w.utilisation,
+    )  # fmt: skip
+
+
+class WorkerRegistry:
+    def __init__(
+        self, conn: sqlite3.Connection, config: ManagerConfig, on_change: Callable[[], None] | None = None
+    ) -> None:
+        self.conn = conn
+        self.config = config
+        self._on_change = on_change  # told of every change of a worker
+        self._workers: dict[str, WorkerState] = {w.id: w for w in store.load_workers(conn)}
+        # workers whose report the Server has not had yet (all of them after a start)
+        self.dirty: set[str] = set(self._workers)
+
+    def __getitem__(self, worker_id: str) -> WorkerState:
+        return self._workers[worker_id]
+
+    def __iter__(self) -> Iterator[WorkerState]:
+        return iter(self._workers.values())
+
+    def __len__(self) -> int:
+        return len(self._workers)
+
+    def get(self, worker_id: str | None) -> WorkerState | None:
+        return self._workers.get(worker_id) if worker_id is not None else None
+
+    def available(self) -> list[WorkerState]:
+        return [w for w in self._workers.values() if w.available]
+
+    def register(self, registration_secret: str, expected: str, name: str, platform: str) -> tuple[str, str]:
+        if not hmac.compare_digest(registration_secret.encode(), expected.encode()):
+            raise Unauthorized("wrong registration_secret", "registration_secret")
+        worker_id = str(uuid.uuid4())
+        secret = secrets.token_urlsafe(32)
+        worker = WorkerState(
+            id=worker_id, secret_hash=hash_secret(secret), name=name, platform=platform,
+            status=WorkerStatus.STARTING,
+        )  # fmt: skip
+        with transaction(self.conn):
+            store.insert_worker(self.conn, worker)
+        self._workers[worker_id] = worker
+        return worker_id, secret
+
+    def authenticate(self, worker_id: str, secret: str) -> WorkerState:
+        worker = self._workers.get(worker_id)
+        if worker is None or not hmac.compare_digest(worker.secret_hash, hash_secret(secret)):
+            raise Unauthorized("unknown worker id or wrong secret", "authorization")
+        worker.last_seen = time.monotonic()
+        worker.last_seen_wall = datetime.now(UTC)
+        if worker.status == WorkerStatus.OFFLINE and worker.signed_on:
+            worker.status = WorkerStatus.AWAKE
+        return worker
+
+    def save(self, worker: WorkerState) -> None:
+        """Write the worker's record (in the caller's transaction); the Server hears of it in the next report."""
+        store.save_worker(self.conn, worker)
+        self.changed(worker)
+
+    def changed(self, worker: WorkerState) -> None:
+        self.dirty.add(worker.id)
+        if self._on_change is not None:
+            self._on_change()
+
+    def silent(self, now: float) -> list[WorkerState]:
+        """Workers not offline that were not heard of for longer than the worker timeout."""
+        timeout = self.config.worker_timeout
+        return [w for w in self._workers.values() if w.status != WorkerStatus.OFFLINE and now - w.last_seen > timeout]
+
+    def apply_instructions(self, requests: list[WorkerInstruction]) -> None:
+        """Status changes the Server asks of workers; each worker hears of its own at its next request."""
+        with transaction(self.conn):
+            for req in requests:
+                worker = self._workers.get(req.worker_id)
+                if worker is None or (worker.status_requested, worker.lazy) == (req.status, req.lazy):
+                    continue
+                worker.status_requested, worker.lazy = req.status, req.lazy
+                store.save_worker(self.conn, worker)
+
+    def reports(self, everything: bool = False) -> list[WorkerReport]:
+        """Reports of the workers that changed since the last call (or of all of them) for the Server."""
+        ids = list(self._workers) if everything else list(self.dirty)
+        self.dirty.clear()
+        return [_report(self._workers[i]) for i in ids if i in self._workers]

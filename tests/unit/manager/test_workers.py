@@ -1,0 +1,61 @@
+"""The Manager's worker registry on a real SQLite file: registration, authentication, reports, silence."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from services.manager.config import ManagerConfig
+from services.manager.errors import Unauthorized
+from services.manager.store.db import connect
+from services.manager.workers import WorkerRegistry
+from services.protocol.states import WorkerStatus
+
+
+def registry(tmp_path: Path) -> WorkerRegistry:
+    config = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, worker_timeout=5.0)
+    return WorkerRegistry(connect(tmp_path / "m.sqlite"), config)
+
+
+def test_register_needs_the_registration_secret(tmp_path: Path) -> None:
+    workers = registry(tmp_path)
+    with pytest.raises(Unauthorized) as exc:
+        workers.register("wrong", "right", "w", "linux")
+    assert exc.value.field == "registration_secret"
+    assert len(workers) == 0
+
+
+def test_a_registered_worker_authenticates_with_its_secret_only(tmp_path: Path) -> None:
+    workers = registry(tmp_path)
+    worker_id, secret = workers.register("s", "s", "w", "linux")
+    assert workers.authenticate(worker_id, secret) is workers[worker_id]
+    for wid, sec in ((worker_id, secret + "x"), ("no-such-worker", secret)):
+        with pytest.raises(Unauthorized):
+            workers.authenticate(wid, sec)
+    # the record survives a restart of the Manager
+    again = registry(tmp_path)
+    assert again.authenticate(worker_id, secret).name == "w"
+
+
+def test_reports_carry_what_changed_since_the_last_ones(tmp_path: Path) -> None:
+    workers = registry(tmp_path)
+    wid, _ = workers.register("s", "s", "w", "linux")
+    assert workers.reports() == []  # registered, not yet changed
+    workers.changed(workers[wid])
+    assert [r.id for r in workers.reports()] == [wid]
+    assert workers.reports() == []
+    assert [r.id for r in workers.reports(everything=True)] == [wid]
+    # after a start the Server hears of every worker again
+    assert [r.id for r in registry(tmp_path).reports()] == [wid]
+
+
+def test_silent_workers_are_the_ones_past_the_timeout_and_not_offline(tmp_path: Path) -> None:
+    workers = registry(tmp_path)
+    a, _ = workers.register("s", "s", "a", "linux")
+    b, _ = workers.register("s", "s", "b", "linux")
+    workers[b].status = WorkerStatus.OFFLINE
+    now = time.monotonic()
+    assert workers.silent(now) == []
+    assert [w.id for w in workers.silent(now + 10)] == [a]

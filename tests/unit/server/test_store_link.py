@@ -1,0 +1,221 @@
+"""The store's claim, lease and fencing logic, in process on a real SQLite file and a real PostgreSQL database.
+
+No Server process and no HTTP: the functions the Manager link calls, on sessions of `open_sessions`, with a
+fresh database per test. The HTTP tests (tests/integration/test_link_server.py) cover the same rules end to end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.protocol.jobs import JobSubmission
+from services.protocol.link import ClaimRequest, TaskUpdate, UpdateBatch
+from services.protocol.states import Role, TaskStatus
+from services.server.db.engine import make_engine
+from services.server.db.migrate import upgrade
+from services.server.db.tables import JobRow, ManagerRow, TaskRow
+from services.server.store import farm, jobs, link
+from services.server.store.sessions import open_sessions
+from tests.support.databases import database_url
+
+pytestmark = pytest.mark.timeout(90)
+
+ADMIN = jobs.Actor("admin", Role.ADMIN)
+LEASE = 60.0
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def writers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    with database_url(str(request.param), tmp_path) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        _, write_sessions = open_sessions(engine)
+        yield write_sessions
+        engine.dispose()
+
+
+class Link:
+    """One Manager's side of the link, called the way api/manager_link.py calls the store."""
+
+    def __init__(self, writers: sessionmaker[Session], name: str) -> None:
+        self.writers = writers
+        with writers() as s:
+            row, _ = farm.create_manager(s, name)
+            s.commit()
+            self.id = row.id
+        self.seq = 0
+
+    def claim(self, capacity: int, lease_seconds: float = LEASE) -> dict[int, int]:
+        """{task id: attempt} of the tasks leased."""
+        with self.writers() as s:
+            claimed = link.claim(s, s.get_one(ManagerRow, self.id), ClaimRequest(capacity=capacity), lease_seconds)
+            s.commit()
+        return {t.id: t.attempt for t in claimed}
+
+    def send(self, *updates: TaskUpdate) -> list[str]:
+        """Reasons of the refused updates."""
+        self.seq += 1
+        with self.writers() as s:
+            ack = link.apply_batch(
+                s, s.get_one(ManagerRow, self.id), UpdateBatch(seq=self.seq, task_updates=list(updates)), LEASE
+            )
+            s.commit()
+        return [r.reason for r in ack.rejected]
+
+
+def submit(writers: sessionmaker[Session], frames: str = "1-10", max_task_failures: int = 3) -> int:
+    with writers() as s:
+        settings = {"command": ["true", "{frame}"], "frames": frames}
+        sub = JobSubmission(name="store test", type="exec", settings=settings, max_task_failures=max_task_failures)
+        job = jobs.submit(s, sub, ADMIN)
+        s.commit()
+        return job.id
+
+
+def task(writers: sessionmaker[Session], task_id: int) -> TaskRow:
+    with writers() as s:
+        return s.get_one(TaskRow, task_id)
+
+
+def job(writers: sessionmaker[Session], job_id: int) -> JobRow:
+    with writers() as s:
+        return s.get_one(JobRow, job_id)
+
+
+def expire(writers: sessionmaker[Session]) -> int:
+    with writers() as s:
+        # a Server started long ago: no grace period
+        n = link.expire_leases(s, LEASE, started=time.monotonic() - 2 * LEASE)
+        s.commit()
+    return n
+
+
+def update(task_id: int, attempt: int, status: TaskStatus, **fields: object) -> TaskUpdate:
+    return TaskUpdate.model_validate({"task_id": task_id, "attempt": attempt, "status": status, **fields})
+
+
+def test_claims_hand_out_distinct_tasks_until_none_is_left(writers: sessionmaker[Session]) -> None:
+    submit(writers, "1-10")
+    a, b = Link(writers, "a"), Link(writers, "b")
+    first, second = a.claim(4), b.claim(4)
+    assert len(first) == len(second) == 4
+    assert not first.keys() & second.keys()
+    rest = a.claim(10)
+    assert len(rest) == 2
+    assert not rest.keys() & (first.keys() | second.keys())
+    assert b.claim(10) == {}
+    assert all(task(writers, t).status == TaskStatus.ASSIGNED for t in [*first, *second, *rest])
+
+
+def test_concurrent_claims_never_share_a_task(writers: sessionmaker[Session]) -> None:
+    submit(writers, "1-60")
+    links = [Link(writers, f"m{i}") for i in range(4)]
+    start = threading.Barrier(len(links))
+
+    def drain(m: Link) -> list[int]:
+        start.wait(timeout=30)
+        got: list[int] = []
+        while claimed := m.claim(3):
+            got.extend(claimed)
+        return got
+
+    with ThreadPoolExecutor(len(links)) as pool:
+        results = list(pool.map(drain, links))
+    everything = [t for got in results for t in got]
+    assert len(everything) == 60
+    assert len(set(everything)) == 60
+
+
+def test_an_expired_lease_requeues_an_unstarted_task_without_counting_a_failure(
+    writers: sessionmaker[Session],
+) -> None:
+    submit(writers, "1")
+    m = Link(writers, "m")
+    (tid, attempt) = next(iter(m.claim(1, lease_seconds=0.0).items()))
+    time.sleep(0.01)
+    assert expire(writers) == 1
+    row = task(writers, tid)
+    assert (row.status, row.failure_count, row.manager_id, row.lease_expires) == (TaskStatus.QUEUED, 0, None, None)
+    assert m.claim(1) == {tid: attempt + 1}
+
+
+def test_an_expired_lease_of_a_started_task_is_a_soft_failure(writers: sessionmaker[Session]) -> None:
+    job_id = submit(writers, "1", max_task_failures=2)
+    m = Link(writers, "m")
+    for failures, status in ((1, TaskStatus.QUEUED), (2, TaskStatus.FAILED)):
+        (tid, attempt) = next(iter(m.claim(1).items()))
+        assert m.send(update(tid, attempt, TaskStatus.ACTIVE, worker_id="w1", worker_name="w1")) == []
+        with writers() as s:  # the Manager goes silent: its lease runs out
+            s.get_one(TaskRow, tid).lease_expires = s.get_one(TaskRow, tid).updated
+            s.commit()
+        assert expire(writers) == 1
+        row = task(writers, tid)
+        assert (row.status, row.failure_count) == (status, failures)
+    assert job(writers, job_id).tasks_failed == 1
+
+
+def test_nothing_expires_during_the_grace_period_after_a_start(writers: sessionmaker[Session]) -> None:
+    submit(writers, "1")
+    tid = next(iter(Link(writers, "m").claim(1, lease_seconds=0.0)))
+    time.sleep(0.01)
+    with writers() as s:
+        assert link.expire_leases(s, LEASE, started=time.monotonic()) == 0
+        s.commit()
+    assert task(writers, tid).status == TaskStatus.ASSIGNED
+
+
+def test_a_stale_attempt_is_refused_and_changes_nothing(writers: sessionmaker[Session]) -> None:
+    submit(writers, "1")
+    m = Link(writers, "m")
+    (tid, old) = next(iter(m.claim(1, lease_seconds=0.0).items()))
+    time.sleep(0.01)
+    expire(writers)
+    (_, new) = next(iter(m.claim(1).items()))
+    assert new == old + 1
+    refused = m.send(update(tid, old, TaskStatus.COMPLETED, steps_done=1))
+    assert len(refused) == 1 and "stale" in refused[0]
+    assert task(writers, tid).status == TaskStatus.ASSIGNED
+    assert m.send(update(tid, new, TaskStatus.COMPLETED, steps_done=1)) == []
+    assert task(writers, tid).status == TaskStatus.COMPLETED
+
+
+def test_a_task_is_never_completed_twice(writers: sessionmaker[Session]) -> None:
+    job_id = submit(writers, "1-2")
+    a, b = Link(writers, "a"), Link(writers, "b")
+    claimed_a = a.claim(1, lease_seconds=0.0)
+    (tid, attempt_a) = next(iter(claimed_a.items()))
+    assert a.send(update(tid, attempt_a, TaskStatus.ACTIVE)) == []
+    with writers() as s:  # a's lease runs out while its worker is still rendering
+        s.get_one(TaskRow, tid).lease_expires = s.get_one(TaskRow, tid).updated
+        s.commit()
+    expire(writers)
+    claimed_b = b.claim(2)
+    attempt_b = claimed_b[tid]
+    assert b.send(update(tid, attempt_b, TaskStatus.COMPLETED)) == []
+    # the first Manager's worker finishes too, late: refused, whatever attempt it names
+    assert len(a.send(update(tid, attempt_a, TaskStatus.COMPLETED))) == 1
+    assert len(a.send(update(tid, attempt_b, TaskStatus.COMPLETED))) == 1
+    # the same Manager reporting it again (a new batch) is refused: the task is no longer held
+    assert len(b.send(update(tid, attempt_b, TaskStatus.COMPLETED))) == 1
+    counts = job(writers, job_id)
+    assert (counts.tasks_completed, counts.tasks_total) == (1, 2)
+
+
+def test_a_repeated_batch_is_applied_once(writers: sessionmaker[Session]) -> None:
+    job_id = submit(writers, "1-2")
+    m = Link(writers, "m")
+    claimed = m.claim(2)
+    batch = UpdateBatch(seq=1, task_updates=[update(t, a, TaskStatus.COMPLETED) for t, a in claimed.items()])
+    for _ in range(2):  # the Manager did not hear the first answer and sends the batch again
+        with writers() as s:
+            ack = link.apply_batch(s, s.get_one(ManagerRow, m.id), batch, LEASE)
+            s.commit()
+        assert (ack.last_seq, ack.rejected) == (1, [])
+    assert job(writers, job_id).tasks_completed == 2

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from services.all_in_one import default_data_dir
 from services.client_cli import connection_args, read_token, run_reporting_errors
+from services.localfarm.layout import FarmLayout
 from services.protocol.server_client import ServerClient
 
 DEMO_FRAMES = 24
@@ -105,7 +105,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-wait", action="store_true", help="submit and return")
     args = parser.parse_args(argv)
     token = read_token(args)
-    work_dir = (args.work_dir or default_data_dir() / "demo").resolve()
+    work_dir = (args.work_dir or FarmLayout.default().demo_dir).resolve()
 
     async def check_server() -> int:
         async with ServerClient(args.server, token) as client:

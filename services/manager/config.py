@@ -7,13 +7,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platformdirs import user_data_dir
+from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 
-DEFAULT_PORT = 8471
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("TABLAO_DATA_DIR") or user_data_dir("tablao", appauthor=False)) / "manager"
+DEFAULT_PORT = DEFAULT_SERVER_PORT + 1
 
 
 def current_platform() -> str:
@@ -28,7 +24,7 @@ def current_platform() -> str:
 class ManagerConfig:
     server_url: str
     token: str
-    data_dir: Path = field(default_factory=default_data_dir)
+    data_dir: Path = field(default_factory=lambda: FarmLayout.default().manager_dir)
     name: str = "manager"
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT

@@ -87,7 +87,14 @@ def test_a_second_all_in_one_on_a_running_farm_says_so_and_starts_nothing(tmp_pa
         assert "already running" in second.stderr and str(family[0].pid) in second.stderr, second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
         assert [p.pid for p in psutil.Process(family[0].pid).children()] == [p.pid for p in family[1:]]
-        assert not alive([]) and len(alive(family)) == 3
+        assert len(alive(family)) == 3
+        # the command-line client finds this farm's token by the same data-directory rule
+        jobs = subprocess.run(
+            tablao_command("jobs", "--server", f"http://127.0.0.1:{first.port}"),
+            cwd=ROOT, env=child_env(TABLAO_DATA_DIR=str(tmp_path / "farm")), capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert jobs.returncode == 0 and "no jobs" in jobs.stdout, jobs
     finally:
         first.close()
 

@@ -22,10 +22,9 @@ pytestmark = [pytest.mark.bench, pytest.mark.timeout(1800)]
 RUNS = 3
 
 
-def _gone_times(procs: list[psutil.Process], within: float = 20) -> dict[str, float]:
-    """Seconds from now until each process is gone, by its role (supervisor, server, manager, worker-N)."""
+def _gone_times(procs: list[psutil.Process], names: dict[int, str], within: float = 20) -> dict[str, float]:
+    """Seconds from now until each process is gone, by its role (all-in-one, server, manager, local-N)."""
     start = time.monotonic()
-    names = {p.pid: _role(p) for p in procs}
     times: dict[str, float] = {}
     while len(times) < len(procs) and time.monotonic() - start < within:
         for p in procs:
@@ -69,8 +68,9 @@ def _one(tmp: Path, sig: signal.Signals, rendering: bool) -> dict[str, float]:
         if rendering:
             _render(farm, 2)
         everything = [psutil.Process(farm.proc.pid), *psutil.Process(farm.proc.pid).children(recursive=True)]  # type: ignore[union-attr]
+        names = {p.pid: _role(p) for p in everything}
         farm.signal(sig)
-        times = _gone_times(everything)
+        times = _gone_times(everything, names)
         assert len(times) == len(everything), f"left running: {set(map(_role, family)) - set(times)}"
         return times
     finally:

@@ -64,7 +64,16 @@ def test_embedded_mode_runs_and_stops_its_farm(qloop, qtbot, tmp_path: Path) -> 
             await until(lambda: len(window.sync.store.workers) == 1, within=45, what="the local worker's row")
             assert window.manager_url == f"http://127.0.0.1:{port + 1}"
             await until(lambda: len(_family(farm)) == 4, within=30, what="supervisor, Server, Manager, worker")
+            # Restart in the panel is a request to the supervisor: the worker runs again as a new process
+            worker_row = window.services.rows[2]
+            old_pid = worker_row.service.pid
+            worker_row.restart_button.click()
+            await until(
+                lambda: worker_row.service.pid not in (None, old_pid) and f"pid {worker_row.service.pid}"
+                in worker_row.where.text(), within=30, what="the worker to run again as a new process",
+            )  # fmt: skip
             family = _family(farm)
+            assert len(family) == 4
         finally:
             await _quit(window)
         _gone, alive = psutil.wait_procs(family, timeout=10)

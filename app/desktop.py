@@ -44,11 +44,16 @@ async def start_embedded(
     farm = EmbeddedFarm(data_dir, port, workers)
     farm.leave_running = bool(settings and settings.leave_running)
     messages: list[str] = []
-    farm.message.connect(messages.append)
-    if not await farm.start():
+
+    def collect(text: str) -> None:
+        messages.append(text)
+
+    farm.message.connect(collect)
+    started = await farm.start()
+    farm.message.disconnect(collect)
+    if not started:
         QMessageBox.critical(None, "Tablao", "\n\n".join(messages) or "The local farm did not start.")
         return None
-    farm.message.disconnect(messages.append)
     token = farm.admin_token()
     sync = FarmSync(ClientStore(), ServerClient(farm.server_url, token))
     window = MainWindow(sync, token, farm=farm, manager_url=manager_url)

@@ -104,6 +104,7 @@ class Child:
         self.exit_code: int | None = None
         self._started_mono = 0.0
         self._restart_at: float | None = None
+        self._health: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -147,6 +148,14 @@ class Child:
         self.exit_code = None
         self._restart_at = None
         self._set(ChildState.STARTING if self.spec.health_url else ChildState.RUNNING)
+        if self.spec.health_url:
+            # a restart (after a crash, or asked for) is RUNNING once it answers, whoever waits for it or not
+            with contextlib.suppress(RuntimeError):  # no running loop: only an explicit wait_healthy() tells
+                self._health = asyncio.get_running_loop().create_task(self._note_healthy())
+
+    async def _note_healthy(self) -> None:
+        with contextlib.suppress(RuntimeError, TimeoutError):
+            await self.wait_healthy(within=120.0)
 
     async def wait_healthy(self, within: float = 30.0) -> None:
         """Wait until the health URL answers 200; RuntimeError if the child exits, TimeoutError if it is slow."""
@@ -184,6 +193,8 @@ class Child:
     async def stop(self, grace: float | None = None) -> None:
         """Ask the child to stop and wait; kill its whole group if it is still there after `grace` seconds."""
         self._restart_at = None
+        if self._health is not None:
+            self._health.cancel()
         if not self.alive:
             if self.state not in (ChildState.NOT_STARTED, ChildState.CRASHED):
                 self._set(ChildState.STOPPED)

@@ -51,8 +51,8 @@ class AgentConfig:
     grace_seconds: float = 0.5
     # stopping must take under a second or two: what is not delivered by then stays in the durable buffer for the
     # next start, and a worker that does not sign off is marked offline by the Manager's timeout
-    shutdown_flush_seconds: float = 1.0
-    sign_off_seconds: float = 0.5
+    shutdown_flush_seconds: float = 0.5
+    sign_off_seconds: float = 0.3
 
 
 def platform_name() -> str:

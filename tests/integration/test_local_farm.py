@@ -230,3 +230,30 @@ def test_a_child_whose_supervisor_died_before_it_held_its_lifeline_dies_at_once(
     took, left = wait_gone([child], within=10)
     assert not left, "a child whose supervisor was already gone kept running"
     assert took < 5.0
+
+
+def test_a_service_restarted_on_request_runs_again_and_a_crashed_one_comes_back(tmp_path: Path) -> None:
+    from services.localfarm.farm import request
+
+    farm = AllInOne(tmp_path / "farm", workers=0).start()
+    try:
+        family = farm.wait_running()
+        manager, server = _by_role(family, "manager")[0], _by_role(family, "server")[0]
+        request(tmp_path / "farm" / "farm", "manager", "restart")
+        manager.wait(15)  # raises if it is still there
+        _wait_state(tmp_path, "manager", "running", other_than=manager.pid)
+        server.kill()  # a crash: the supervisor starts it again after its back-off
+        _wait_state(tmp_path, "server", "running", other_than=server.pid)
+    finally:
+        farm.close()
+
+
+def _wait_state(tmp_path: Path, name: str, state: str, other_than: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rec = records.load(tmp_path / "farm" / "farm")
+        srv = rec.services.get(name) if rec else None
+        if srv is not None and srv.pid != other_than and srv.state == state and srv.process() is not None:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{name} is not {state} again: {records.load(tmp_path / 'farm' / 'farm')}")

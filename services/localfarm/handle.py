@@ -192,9 +192,10 @@ class FarmHandle:
             sup = self.record.supervisor if self.record else None
             if sup is not None and (proc := sup.process()) is not None:
                 proc.kill()  # its services die with it
-        if self.process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(1)
+        for _ in range(20):  # reap it, without blocking the caller's event loop
+            if self.process is None or self.process.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
 
     def tail(self, lines: int = 15) -> str:
         tail = LogTail(self.supervisor_log, start_at_end=True)

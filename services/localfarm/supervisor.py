@@ -220,6 +220,9 @@ class Child:
         now = time.monotonic()
         if self.state in (ChildState.STARTING, ChildState.RUNNING) and not self.alive:
             self.exit_code = self.returncode()
+            if self.exit_code == 0:  # it chose to end (a worker told to shut down): not a crash, no restart
+                self._set(ChildState.STOPPED)
+                return
             delay = self.backoff.next_delay(now - self._started_mono) if self.spec.restart else None
             if delay is None:
                 self._set(ChildState.CRASHED)

@@ -75,3 +75,33 @@ def test_one_data_directory_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     write_secret(lay.manager_token_file, "secret")
     assert lay.manager_token_file.read_text() == "secret\n"
     assert oct(lay.manager_token_file.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_a_child_that_crashes_is_restarted_after_its_back_off_and_one_that_ends_is_not(tmp_path: Path) -> None:
+    import asyncio
+
+    from services.localfarm.supervisor import ChildSpec, ChildState, Supervisor
+
+    seen: list[tuple[str, ChildState]] = []
+    sup = Supervisor(on_change=lambda c: seen.append((c.name, c.state)))
+    crasher = sup.add(
+        ChildSpec("crasher", [sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path / "c.log"),
+        Backoff(first=0.2, give_up_after=2),
+    )
+    ender = sup.add(ChildSpec("ender", [sys.executable, "-c", "print('bye')"], tmp_path / "e.log"))
+    crasher.start()
+    ender.start()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(sup.run(stop, interval=0.02))
+    for _ in range(500):
+        if crasher.state is ChildState.CRASHED and ender.state is ChildState.STOPPED:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await runner
+    assert crasher.state is ChildState.CRASHED and crasher.exit_code == 3
+    assert [s for n, s in seen if n == "crasher"].count(ChildState.RESTARTING) == 2  # then it gave up
+    assert ender.state is ChildState.STOPPED and ender.exit_code == 0
+    assert ("ender", ChildState.RESTARTING) not in seen
+    assert "bye" in ender.tail()
+    await sup.stop_all()

@@ -38,6 +38,9 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@# the Windows and macOS paths of the local farm's lifelines are type-checked as those platforms see them
+	$(VENV)/bin/mypy --platform win32 services/localfarm services/worker/runners/process.py
+	$(VENV)/bin/mypy --platform darwin services/localfarm services/worker/runners/process.py
 	$(VENV)/bin/lint-imports
 
 test: venv system-deps lint

@@ -41,6 +41,10 @@ def _run(module: str, function: str, *args: object) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    # a service started by a supervisor (all-in-one, the app, the tray) dies with it, however it ends
+    from services.localfarm.lifeline import hold_from_environment
+
+    hold_from_environment()
     if not args:
         return _run("app.desktop", "main", [])
     command, rest = args[0], args[1:]
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         "server": "services.server.cli",
         "manager": "services.manager.cli",
         "worker": "services.worker.cli",
-        "all-in-one": "services.all_in_one",
+        "all-in-one": "services.localfarm.cli",
         "demo": "services.demo",
     }
     if command in modules:

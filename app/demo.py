@@ -11,7 +11,7 @@ import shutil
 from app.embedded import EmbeddedFarm, ServiceState
 from app.ui.main_window import MainWindow
 from resources.scenes import SceneError
-from services.demo import DEMO_FRAMES, demo_job, demo_output_dir, make_demo_scene
+from services.localfarm.demo_run import DEMO_FRAMES, demo_job, demo_output_dir, make_demo_scene
 from services.protocol.server_client import ApiError
 
 

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import httpx
-import platformdirs
 
-from app.embedded import EmbeddedFarm, wait_healthy
+from app.embedded import EmbeddedFarm
 from app.models.store import ClientStore
 from app.models.sync import FarmSync
 from app.qt import QApplication, QDialog, QMessageBox, QTimer
@@ -19,11 +18,8 @@ from app.secrets import NO_KEYRING, load_token, save_token, secure_keyring
 from app.settings import APPLICATION, ORGANISATION, AppSettings
 from app.ui.main_window import MainWindow
 from app.ui.start_dialog import StartChoice, StartDialog
+from services.localfarm.layout import default_data_dir
 from services.protocol.server_client import ApiError, ServerClient
-
-
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("tablao")) / "local-farm"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -39,23 +35,40 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def start_embedded(
-    data_dir: Path, port: int, workers: int, manager_url: str = ""
+    data_dir: Path, port: int, workers: int, manager_url: str = "", settings: AppSettings | None = None
 ) -> tuple[MainWindow, EmbeddedFarm] | None:
-    """Start the local Server, open the window on it, and start the Manager and workers behind it."""
+    """Adopt the local farm running on data_dir or start one, and open the window once its Server answers.
+
+    The Manager and workers come up behind the window; the "Local farm" tab shows them. With settings, the
+    "leave running" choice is read from and saved to them."""
     farm = EmbeddedFarm(data_dir, port, workers)
-    farm.server.start()
-    if not await wait_healthy(farm.server):
-        farm.stop_all()
-        tail = "\n".join(list(farm.server.lines)[-15:])
-        QMessageBox.critical(None, "Tablao", f"The local Server did not start ({farm.server.describe()}).\n\n{tail}")
+    farm.leave_running = bool(settings and settings.leave_running)
+    messages: list[str] = []
+
+    def collect(text: str) -> None:
+        messages.append(text)
+
+    farm.message.connect(collect)
+    started = await farm.start()
+    farm.message.disconnect(collect)
+    if not started:
+        QMessageBox.critical(None, "Tablao", "\n\n".join(messages) or "The local farm did not start.")
         return None
     token = farm.admin_token()
     sync = FarmSync(ClientStore(), ServerClient(farm.server_url, token))
     window = MainWindow(sync, token, farm=farm, manager_url=manager_url)
+    for text in messages:  # "Adopted the local farm ..."
+        window.message_bar.show_message(text, error=False)
+    if settings is not None and window.services is not None:
+        window.services.leave.toggled.connect(lambda on: _save_leave_running(settings, on))
     window.show()
     sync.start()
-    window.background.append(sync.spawn(farm.start_manager()))
     return window, farm
+
+
+def _save_leave_running(settings: AppSettings, on: bool) -> None:
+    settings.leave_running = on
+    settings.save()
 
 
 async def connect(choice: StartChoice) -> str:
@@ -82,6 +95,7 @@ async def run(args: argparse.Namespace) -> int:
             args.port or settings.port,
             settings.workers if args.workers is None else args.workers,
             manager_url,
+            settings,
         )
         if started is None:
             return 1
@@ -122,7 +136,7 @@ async def run(args: argparse.Namespace) -> int:
     if choice.mode == "embedded":
         settings.data_dir, settings.port, settings.workers = str(choice.data_dir), choice.port, choice.workers
         settings.save()
-        started = await start_embedded(choice.data_dir, choice.port, choice.workers, manager_url)
+        started = await start_embedded(choice.data_dir, choice.port, choice.workers, manager_url, settings)
         if started is None:
             return 1
         return await until_closed(started[0])

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from app.qt import QApplication, QWidget
 from resources.scenes import make_sample_scene
-from services.demo import demo_job
 from services.local_ports import free_ports
+from services.localfarm.demo_run import demo_job
 from services.protocol.jobs import JobAction
 
 JOBS = [

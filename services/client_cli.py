@@ -12,15 +12,15 @@ from pathlib import Path
 
 import httpx
 
+from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol.jobs import Job, JobAction, JobDetail
 from services.protocol.server_client import ApiError, ServerClient
-from services.server.config import DEFAULT_PORT, default_data_dir
 
 
 def connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server",
-        default=os.environ.get("TABLAO_SERVER", f"http://127.0.0.1:{DEFAULT_PORT}"),
+        default=os.environ.get("TABLAO_SERVER", f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"),
         help="the Server's URL (env TABLAO_SERVER; default: the local all-in-one farm)",
     )
     parser.add_argument(
@@ -34,7 +34,7 @@ def connection_args(parser: argparse.ArgumentParser) -> None:
 def read_token(args: argparse.Namespace) -> str:
     if args.token_file is None and (env := os.environ.get("TABLAO_TOKEN")):
         return env
-    path = args.token_file or default_data_dir() / "admin.token"
+    path = args.token_file or FarmLayout.default().admin_token_file
     try:
         return path.read_text().strip()
     except OSError as exc:

@@ -202,7 +202,7 @@ class MainWindow(QMainWindow):
         await self.sync.stop()
         await self.sync.client.aclose()
         if self.farm is not None:
-            self.farm.stop_all()
+            await self.farm.stop_all()
         await asyncio.sleep(0)
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -1,8 +1,8 @@
-"""The embedded-services panel: state, ports, start/stop/restart and recent log lines of the local farm."""
+"""The embedded-services panel: state, ports, start/stop/restart and recent log lines of the local farm.
+
+Start, Stop and Restart are requests to the farm's supervisor; the row shows what the supervisor reports."""
 
 from __future__ import annotations
-
-import asyncio
 
 from app.embedded import EmbeddedFarm, Service, ServiceState
 from app.models.columns import status_colour
@@ -41,10 +41,9 @@ class ServiceRow(QFrame):
         self.start_button = QPushButton("Start", self)
         self.stop_button = QPushButton("Stop", self)
         self.restart_button = QPushButton("Restart", self)
-        self.start_button.clicked.connect(self._start)
+        self.start_button.clicked.connect(lambda: service.start())
         self.stop_button.clicked.connect(lambda: service.stop())
-        self.restart_button.clicked.connect(self._start)
-        self._job: asyncio.Future[None] | None = None
+        self.restart_button.clicked.connect(lambda: service.restart())
         row = QHBoxLayout(self)
         row.setContentsMargins(2, 2, 2, 2)
         for w in (self.name, self.state, self.where):
@@ -55,15 +54,12 @@ class ServiceRow(QFrame):
         service.changed.connect(self.refresh)
         self.refresh()
 
-    def _start(self) -> None:
-        self._job = asyncio.ensure_future(self.farm.restart(self.service))
-
     def refresh(self) -> None:
         s = self.service
         colour = STATE_COLOURS.get(s.state, "#777777")
         self.state.setText(f"<span style='color:{colour}'>● {s.describe()}</span>")
         parts = [f"port {s.port}"] if s.port else []
-        if s.is_alive():
+        if s.pid is not None:
             parts.append(f"pid {s.pid}")
         self.where.setText(", ".join(parts))
         alive = s.is_alive()
@@ -76,7 +72,9 @@ class ServicesPanel(QWidget):
         super().__init__(parent)
         self.farm = farm
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"Local farm in <code>{farm.data_dir}</code>", self))
+        self.header = QLabel(self)
+        layout.addWidget(self.header)
+        self.show_header()
         self.rows = [ServiceRow(farm, s, self) for s in farm.services]
         for r in self.rows:
             layout.addWidget(r)
@@ -97,6 +95,13 @@ class ServicesPanel(QWidget):
         for s in farm.services:
             s.line.connect(lambda ln, s=s: self._line(s, ln))
         self._show_log()
+
+    def show_header(self) -> None:
+        text = f"Local farm in <code>{self.farm.data_dir}</code>"
+        if self.farm.adopted:
+            pid = self.farm.handle.supervisor_pid()
+            text += f" — <b>adopted</b>: it was already running (supervisor pid {pid}) and the app took it over"
+        self.header.setText(text)
 
     def current(self) -> Service:
         name = self.which.currentData()

@@ -81,7 +81,7 @@ def create_app(config: ManagerConfig) -> FastAPI:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-            await link.give_back()
+            await link.give_back(within=1.0)  # the Server is still up when a local farm stops
             await client.aclose()
             conn.close()
 

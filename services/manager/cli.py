@@ -10,9 +10,11 @@ from pathlib import Path
 
 import uvicorn
 
+from services.localfarm.layout import FarmLayout
 from services.manager.app import create_app
-from services.manager.config import DEFAULT_PORT, ManagerConfig, default_data_dir
+from services.manager.config import DEFAULT_PORT, ManagerConfig
 from services.protocol.manager_client import server_urls
+from services.protocol.serving import quick_server
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -23,7 +25,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "(the Manager moves to the next when one stops answering)",
     )  # fmt: skip
     p.add_argument("--token-file", required=True, type=Path, help="file holding this Manager's token")
-    p.add_argument("--data-dir", type=Path, default=None, help=f"default: {default_data_dir()}")
+    p.add_argument("--data-dir", type=Path, default=None, help=f"default: {FarmLayout.default().manager_dir}")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     p.add_argument("--name", default=None)
@@ -62,11 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         prefetch_margin=args.prefetch_margin, variables=variables,
     )  # fmt: skip
     app = create_app(config)
-    uconfig = uvicorn.Config(
+    server = quick_server(
         app, host=config.host, port=config.port, loop="uvloop", http="httptools",
-        log_level=args.log_level, access_log=False, timeout_graceful_shutdown=5,
+        log_level=args.log_level, access_log=False,
     )  # fmt: skip
-    server = uvicorn.Server(uconfig)
     if args.port_file is not None:
         _report_port(server, args.port_file)
     server.run()

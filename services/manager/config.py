@@ -6,15 +6,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platformdirs import user_data_dir
-
+from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import platforms
 
-DEFAULT_PORT = 8471
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("TABLAO_DATA_DIR") or user_data_dir("tablao", appauthor=False)) / "manager"
+DEFAULT_PORT = DEFAULT_SERVER_PORT + 1
 
 
 def _platform_key(name: str) -> str:
@@ -29,7 +24,7 @@ def _platform_key(name: str) -> str:
 class ManagerConfig:
     server_url: str
     token: str
-    data_dir: Path = field(default_factory=default_data_dir)
+    data_dir: Path = field(default_factory=lambda: FarmLayout.default().manager_dir)
     name: str = "manager"
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT

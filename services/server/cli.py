@@ -30,8 +30,7 @@ def main(argv: list[str]) -> int:
     cfg = _config(args, host=args.host, port=args.port, lease_seconds=args.lease_seconds)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    import uvicorn
-
+    from services.protocol.serving import quick_server
     from services.server.app import create_app
 
     try:
@@ -41,7 +40,7 @@ def main(argv: list[str]) -> int:
         return 1
     token_note = "preset by TABLAO_ADMIN_TOKEN" if cfg.admin_token else str(cfg.data_dir / "admin.token")
     print(f"Tablao Server on http://{cfg.host}:{cfg.port} (admin token: {token_note})", flush=True)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    quick_server(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False).run()
     return 0
 
 

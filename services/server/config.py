@@ -6,18 +6,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from platformdirs import user_data_dir
+from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 
-DEFAULT_PORT = 8470
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("TABLAO_DATA_DIR") or user_data_dir("tablao", appauthor=False)) / "server"
+DEFAULT_PORT = DEFAULT_SERVER_PORT
 
 
 @dataclass
 class ServerConfig:
-    data_dir: Path = field(default_factory=default_data_dir)
+    data_dir: Path = field(default_factory=lambda: FarmLayout.default().server_dir)
     database_url: str | None = None  # None: SQLite in data_dir
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT

@@ -49,7 +49,10 @@ class AgentConfig:
     batch_delay: float = 0.5
     flush_interval: float = 0.25
     grace_seconds: float = 0.5
-    shutdown_flush_seconds: float = 5.0
+    # stopping must take under a second or two: what is not delivered by then stays in the durable buffer for the
+    # next start, and a worker that does not sign off is marked offline by the Manager's timeout
+    shutdown_flush_seconds: float = 0.5
+    sign_off_seconds: float = 0.3
 
 
 def platform_name() -> str:
@@ -126,7 +129,7 @@ class Agent:
                     self.buffer.pending_count(),
                 )
             try:
-                await asyncio.wait_for(self.client.sign_off(), 3.0)
+                await asyncio.wait_for(self.client.sign_off(), self.config.sign_off_seconds)
             except (httpx.HTTPError, ManagerError, TimeoutError) as exc:
                 log.warning("sign-off failed: %s", exc)
         self.buffer.close()

@@ -85,9 +85,9 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
     if args.data_dir is not None:
         data_dir = args.data_dir
     else:
-        from platformdirs import user_data_dir
+        from services.localfarm.layout import FarmLayout
 
-        data_dir = Path(user_data_dir("tablao")) / f"worker-{name}"
+        data_dir = FarmLayout.default().worker_dir(name)
     if args.heartbeat_interval <= 0 or args.poll_wait < 0 or args.poll_wait > 60:
         raise UsageError("--heartbeat-interval must be > 0 and --poll-wait within 0..60")
     task_types = _csv(args.task_types) if args.task_types is not None else None

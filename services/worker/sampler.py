@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import psutil
 
+from services.localfarm.lifeline import program_hook
 from services.protocol.farm import Utilisation
 
 
@@ -44,6 +45,7 @@ class Sampler:
                 "--format=csv,noheader,nounits",
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL,
+                preexec_fn=program_hook(),  # dies with the worker
             )
             out, _ = await asyncio.wait_for(proc.communicate(), 2.0)
             values = [float(v) for v in out.decode().split()]

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
+from services.localfarm.lifeline import program_hook
 from services.worker.runners import Programs
 
 
 async def _first_line(argv: list[str]) -> str | None:
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
+            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            preexec_fn=program_hook(),  # a worker killed while Blender starts up takes it along
+        )  # fmt: skip
     except OSError:
         return None
     try:

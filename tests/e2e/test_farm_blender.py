@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from resources.scenes import make_sample_scene, make_simulation_scene
+from services.localfarm.supervisor import Child
 from tests.support.farm import FarmClient, local_farm, need_programs
 from tests.support.services import ROOT, child_env, tablao_command
 
@@ -169,7 +170,6 @@ def test_worker_interrupted_mid_blender_task(tmp_path: Path, scene: Path, sig: s
         task = _running_task(farm, job["id"])
         victim = _worker(farm, str(task["worker_name"]))
         assert victim.proc is not None
-        victim.stopping = True
         victim.proc.send_signal(sig)
         victim.proc.wait(20)
         if sig == signal.SIGTERM:
@@ -189,6 +189,12 @@ def test_worker_interrupted_mid_blender_task(tmp_path: Path, scene: Path, sig: s
         assert len(list((tmp_path / "out").glob("frame_*.png"))) == 8
 
 
+async def _restart(child: Child) -> None:
+    # started on the loop's thread: Linux ties a child's parent-death signal to the thread that started it
+    child.start()
+    await child.wait_healthy()
+
+
 def test_manager_restart_mid_job_loses_no_log_line(tmp_path: Path) -> None:
     need_programs("python3")
     with local_farm(tmp_path / "farm", workers=2) as farm:
@@ -200,10 +206,10 @@ def test_manager_restart_mid_job_loses_no_log_line(tmp_path: Path) -> None:
             "settings": {"command": ["python3", "-c", script], "frames": "1-6", "chunk_size": 1},
         })  # fmt: skip
         farm.wait_for(lambda: farm.job(job["id"])["tasks_completed"] >= 1, 60)
-        farm.farm.manager.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
-        farm.farm.manager.proc.wait(10)  # type: ignore[union-attr]
-        farm.farm.manager.start()
-        farm.farm.manager.wait_healthy()
+        assert farm.farm.manager.proc is not None
+        farm.farm.manager.proc.send_signal(signal.SIGKILL)
+        farm.farm.manager.proc.wait(10)
+        farm.loop.run(_restart(farm.farm.manager))
         done = farm.wait_job(job["id"], {"completed", "failed", "canceled"}, timeout=180)
         assert done["status"] == "completed", done["activity"]
         for task in done["tasks"]:

@@ -1,18 +1,46 @@
-"""Embedded mode: the app starts its own Server, Manager and a worker, shows them running, and leaves no
-process behind when it quits."""
+"""Embedded mode: the app runs the local farm under its own supervisor, shows it, stops it on quit, and when told
+to leave it running, leaves it running; the app started again adopts that farm instead of starting another."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 
+import httpx
 import psutil
+import pytest
 
 from app.desktop import start_embedded
-from app.embedded import ServiceState
+from app.embedded import EmbeddedFarm, ServiceState
 from app.models.sync import ConnectionState
+from app.ui.main_window import MainWindow
 from tests.gui.conftest import until
 from tests.support.farm import free_port_pair
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _family(farm: EmbeddedFarm) -> list[psutil.Process]:
+    """The supervisor and the services it started (not their short-lived helpers, such as a Blender probe)."""
+    pid = farm.handle.supervisor_pid()
+    assert pid is not None
+    sup = psutil.Process(pid)
+    return [sup, *sup.children()]
+
+
+def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+    return alive
+
+
+async def _quit(window: MainWindow) -> None:
+    window.close()
+    await window.shutdown()
 
 
 def test_embedded_mode_runs_and_stops_its_farm(qloop, qtbot, tmp_path: Path) -> None:
@@ -20,36 +48,78 @@ def test_embedded_mode_runs_and_stops_its_farm(qloop, qtbot, tmp_path: Path) -> 
 
     async def scenario() -> None:
         started = await start_embedded(tmp_path / "farm", port, workers=1)
-        assert started is not None, "the embedded Server did not start"
+        assert started is not None, "the embedded farm did not start"
         window, farm = started
         qtbot.addWidget(window)
         try:
+            assert not farm.adopted
             assert farm.server.state is ServiceState.RUNNING
-            await until(
-                lambda: farm.manager.state in (ServiceState.RUNNING, ServiceState.CRASHED),
-                within=60,
-                what="the Manager to start or fail",
-            )
-            assert farm.manager.state is ServiceState.RUNNING, "\n".join(farm.manager.lines)
+            await until(lambda: farm.manager.state is ServiceState.RUNNING, within=60, what="the Manager to start")
             assert window.services is not None
+            await until(lambda: "running" in window.services.rows[1].state.text(), what="the Manager's row")
             assert "running" in window.services.rows[0].state.text()
-            assert "running" in window.services.rows[1].state.text()
+            assert "adopted" not in window.services.header.text()
             assert oct((tmp_path / "farm" / "manager.token").stat().st_mode & 0o777) == "0o600"
             await until(lambda: window.sync.state == ConnectionState.CONNECTED, what="the app to connect")
-            await until(lambda: len(window.sync.store.managers) == 1, within=30, what="the Manager row")
             await until(lambda: len(window.sync.store.workers) == 1, within=45, what="the local worker's row")
             assert window.manager_url == f"http://127.0.0.1:{port + 1}"
+            await until(lambda: len(_family(farm)) == 4, within=30, what="supervisor, Server, Manager, worker")
+            # Restart in the panel is a request to the supervisor: the worker runs again as a new process
+            worker_row = window.services.rows[2]
+            old_pid = worker_row.service.pid
+            worker_row.restart_button.click()
+            await until(
+                lambda: worker_row.service.pid not in (None, old_pid) and f"pid {worker_row.service.pid}"
+                in worker_row.where.text(), within=30, what="the worker to run again as a new process",
+            )  # fmt: skip
+            family = _family(farm)
+            assert len(family) == 4
         finally:
-            pids = [s.pid for s in farm.services if s.is_alive()]
-            family = set(pids)
-            for pid in pids:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    family |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
-            window.close()
-            await window.shutdown()
-        assert len(pids) == 3, "Server, Manager and one worker were running"
-        left = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        assert left == [], f"orphans left after quitting: {left}"
-        assert all(s.state is ServiceState.STOPPED for s in farm.services)
+            await _quit(window)
+        _gone, alive = psutil.wait_procs(family, timeout=10)
+        assert not alive, f"left running after quitting: {[p.pid for p in alive]}"
+        assert all(s.state in (ServiceState.STOPPED, ServiceState.NOT_STARTED) for s in farm.services)
+
+    qloop.run_until_complete(scenario())
+
+
+def test_leave_running_keeps_the_farm_and_the_next_start_adopts_it(qloop, qtbot, tmp_path: Path) -> None:
+    port = free_port_pair()
+    data = tmp_path / "farm"
+
+    async def scenario() -> None:
+        first = await start_embedded(data, port, workers=1)
+        assert first is not None
+        window, farm = first
+        qtbot.addWidget(window)
+        await until(lambda: farm.manager.state is ServiceState.RUNNING, within=60, what="the Manager to start")
+        await until(lambda: len(_family(farm)) == 4, within=30, what="supervisor, Server, Manager, worker")
+        family = _family(farm)
+        assert window.services is not None
+        window.services.leave.setChecked(True)
+        await _quit(window)
+        await asyncio.sleep(1.0)  # the supervisor looks at its owner every half second
+        assert len(_alive(family)) == 4, "the farm was stopped although told to leave it running"
+        async with httpx.AsyncClient(timeout=5) as http:
+            assert (await http.get(f"http://127.0.0.1:{port}/api/v1/health")).status_code == 200
+
+        # the app again, on the same folder (even asking for another port): it adopts the running farm
+        second = await start_embedded(data, free_port_pair(), workers=3)
+        assert second is not None
+        window2, farm2 = second
+        qtbot.addWidget(window2)
+        try:
+            assert farm2.adopted
+            assert farm2.server_url == f"http://127.0.0.1:{port}"
+            assert window2.services is not None
+            assert "adopted" in window2.services.header.text()
+            assert [s.key for s in farm2.services] == ["server", "manager", "worker-1"]
+            await until(lambda: farm2.server.pid == family[1].pid, what="the adopted Server's pid")
+            assert {p.pid for p in _family(farm2)} == {p.pid for p in family}, "a second farm was started"
+            await until(lambda: window2.sync.state == ConnectionState.CONNECTED, what="the app to connect")
+        finally:
+            await _quit(window2)  # leave_running is off in this session: quitting stops the adopted farm
+        _gone, alive = psutil.wait_procs(family, timeout=10)
+        assert not alive, f"left running after quitting: {[p.pid for p in alive]}"
 
     qloop.run_until_complete(scenario())

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
-from services.all_in_one import LocalFarm
 from services.local_ports import free_ports
+from services.localfarm.farm import LocalFarm
+
+T = TypeVar("T")
 
 
 def free_port_pair() -> int:
@@ -38,20 +42,42 @@ def local_farm(
         manager_args=("--worker-timeout", "6", *manager_args),
         worker_args=("--heartbeat-interval", "1", "--poll-wait", "2", *worker_args),
     )
+    loop = LoopThread()
     client = None
     try:
-        farm.start()
-        client = FarmClient(farm)
+        farm.claim()
+        loop.run(farm.start())
+        client = FarmClient(farm, loop)
         yield client
     finally:
         if client is not None:
             client.close()
-        farm.stop()
+        loop.run(farm.stop())
+        loop.close()
+
+
+class LoopThread:
+    """An asyncio loop in a thread that lives as long as the farm (children die with the thread that started
+    them on Linux), for tests written as plain functions."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 120) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
 
 
 class FarmClient:
-    def __init__(self, farm: LocalFarm) -> None:
+    def __init__(self, farm: LocalFarm, loop: LoopThread) -> None:
         self.farm = farm
+        self.loop = loop
         token = farm.admin_token_file.read_text().strip()
         self.headers = {"Authorization": f"Bearer {token}"}
         self.server = httpx.Client(base_url=farm.server_url + "/api/v1", headers=self.headers, timeout=30)

@@ -1,4 +1,5 @@
-"""The shared subprocess wrapper: own process group, output streamed line by line, cancel = TERM then KILL."""
+"""The shared subprocess wrapper: own process group, output streamed line by line, cancel = TERM then KILL;
+the program dies with the worker however the worker ends (services.localfarm.lifeline)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 
+from services.localfarm.lifeline import Lifeline, program_hook
 from services.worker.runners.base import CommandFailed
 
 LINE_MAX_CHARS = 10_000
@@ -32,6 +35,7 @@ async def run_process(
     if sys.platform != "win32":
         # a new session makes a process group we can signal as a whole (Blender, shell scripts' children)
         kwargs["start_new_session"] = True
+        kwargs["preexec_fn"] = program_hook()  # a worker killed outright takes its render with it
     else:
         kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
     try:
@@ -48,6 +52,7 @@ async def run_process(
         raise CommandFailed(f"cannot start {argv[0]!r}: program or working directory not found") from exc
     except OSError as exc:
         raise CommandFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+    _lifeline().bind(proc.pid)  # Windows: the worker's kill-on-close job
     try:
         assert proc.stdout is not None
         await _pump(proc.stdout, on_line)
@@ -55,6 +60,11 @@ async def run_process(
     except asyncio.CancelledError:
         await terminate(proc, grace_seconds)
         raise
+
+
+@cache
+def _lifeline() -> Lifeline:
+    return Lifeline()
 
 
 async def _pump(stream: asyncio.StreamReader, on_line: Callable[[str], None]) -> None:

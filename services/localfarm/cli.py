@@ -1,0 +1,128 @@
+"""`tablao all-in-one --headless`: a Server, a Manager and local workers on this machine, with no configuration.
+
+The Server listens on --port, the Manager on --port + 1; the admin token is in <data-dir>/server/admin.token.
+Without --headless, `tablao all-in-one` opens the desktop app, which runs this same command in the background
+and shows the farm (embedded mode); this module imports no Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+from services.localfarm.farm import FarmRunning, LocalFarm
+from services.localfarm.layout import DEFAULT_SERVER_PORT, default_data_dir
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tablao all-in-one", description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--headless", action="store_true", help="no desktop window (for servers)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: TABLAO_DATA_DIR or the user data dir")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_SERVER_PORT, help="the Server's port; the Manager takes the next"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="local workers to start (0 for none)")
+    parser.add_argument("--demo", action="store_true", help="render the sample scene once the farm is up")
+    # the desktop app: stop the farm when this process ends (unless it is told to leave the farm running)
+    parser.add_argument("--owned-by", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.workers < 0:
+        parser.error("--workers must be 0 or more")
+    if not 1 <= args.port <= 65534:
+        parser.error("--port must be within 1..65534 (the Manager takes the next port)")
+    if not args.headless:
+        parser.error("without --headless the desktop app runs the farm: start it with `tablao all-in-one`")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    try:
+        return asyncio.run(run(args, data_dir))
+    except KeyboardInterrupt:  # Windows, where the loop has no signal handlers
+        return 0
+
+
+async def run(args: argparse.Namespace, data_dir: Path) -> int:
+    farm = LocalFarm(data_dir, args.port, args.workers, say=lambda line: print(line, flush=True))
+    try:
+        farm.claim(owner_pid=args.owned_by)
+    except FarmRunning as exc:
+        print(f"tablao all-in-one: {exc}", file=sys.stderr)
+        return 3
+    except (RuntimeError, OSError) as exc:
+        print(f"tablao all-in-one: cannot start the farm: {exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        if not await _start(farm, stop):
+            return 0 if stop.is_set() else 1
+        _banner(farm, data_dir)
+        demo = asyncio.create_task(_demo(farm, data_dir)) if args.demo else None
+        await farm.run(stop)
+        if demo is not None:
+            demo.cancel()
+        print("Stopping the farm…", flush=True)
+    finally:
+        await farm.stop()
+    print("Stopped.", flush=True)
+    return 0
+
+
+async def _start(farm: LocalFarm, stop: asyncio.Event) -> bool:
+    """Start the farm; False if it could not start (said why) or a stop came first."""
+    starting = asyncio.create_task(farm.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([starting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return False
+    try:
+        starting.result()
+    except (RuntimeError, TimeoutError, OSError, httpx.HTTPError) as exc:
+        print(f"tablao all-in-one: cannot start the farm: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _banner(farm: LocalFarm, data_dir: Path) -> None:
+    print(
+        f"Tablao farm running on this machine:\n"
+        f"  Server   {farm.server_url}   (admin token in {farm.admin_token_file})\n"
+        f"  Manager  {farm.manager_url}   (renders under {farm.render_root})\n"
+        f"  Workers  {len(farm.workers)}\n"
+        f"  Data     {data_dir}\n"
+        f"Submit with: tablao submit JOB.json --server {farm.server_url} --token-file {farm.admin_token_file}\n"
+        f"Press Ctrl-C to stop.",
+        flush=True,
+    )
+
+
+async def _demo(farm: LocalFarm, data_dir: Path) -> None:
+    """Submit the demo job and report its progress until it ends (Blender runs in a thread, not on the loop)."""
+    from services.localfarm.demo_run import DemoRun
+
+    demo = DemoRun(farm.server_url, farm.admin_token_file.read_text().strip(), data_dir / "demo")
+    try:
+        await asyncio.to_thread(demo.submit)
+        for _ in itertools.count():
+            if await asyncio.to_thread(demo.poll):
+                break
+            await asyncio.sleep(1)
+    except (SystemExit, httpx.HTTPError) as exc:
+        print(f"tablao all-in-one: the demo job: {exc}", flush=True)

@@ -1,0 +1,160 @@
+"""What a farm's data directory records about the processes a run started, and the lock that makes it one run.
+
+Each process is recorded with its pid and its start time as the OS reports it (psutil's create_time), so a pid
+the OS has since given to another program is never mistaken for ours. The lock is held by the running
+supervisor for its whole life and released by the OS however it ends, so a second start on the same data
+directory can tell a running farm from the leftovers of a crashed one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+RECORD_FILE = "processes.json"
+LOCK_FILE = "supervisor.lock"
+
+
+@dataclass
+class ProcessRecord:
+    """One process a run started: name, pid and start time, its state as the supervisor last saw it."""
+
+    name: str
+    pid: int
+    started: float  # psutil create_time (seconds since the epoch)
+    state: str = "starting"
+    url: str | None = None
+    exit_code: int | None = None
+
+    @classmethod
+    def of(cls, name: str, pid: int, **extra: Any) -> ProcessRecord:
+        return cls(name, pid, start_time(pid) or 0.0, **extra)
+
+    def process(self) -> psutil.Process | None:
+        """The live process this record names, or None (gone, a zombie, or the pid now someone else's)."""
+        try:
+            proc = psutil.Process(self.pid)
+            if abs(proc.create_time() - self.started) > 0.05 or proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+        return proc
+
+
+@dataclass
+class FarmRecord:
+    """The record of one run: its supervisor, where it listens, and each service it started."""
+
+    supervisor: ProcessRecord | None = None
+    server_url: str = ""
+    manager_url: str = ""
+    services: dict[str, ProcessRecord] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> FarmRecord:
+        raw = json.loads(text)
+        sup = raw.get("supervisor")
+        return cls(
+            supervisor=ProcessRecord(**sup) if sup else None,
+            server_url=str(raw.get("server_url", "")),
+            manager_url=str(raw.get("manager_url", "")),
+            services={k: ProcessRecord(**v) for k, v in dict(raw.get("services", {})).items()},
+        )
+
+
+def start_time(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def load(farm_dir: Path) -> FarmRecord | None:
+    """The record in farm_dir, or None when there is none or it cannot be read (a torn write is replaced)."""
+    try:
+        return FarmRecord.from_json((farm_dir / RECORD_FILE).read_text())
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def save(farm_dir: Path, record: FarmRecord) -> None:
+    """Replace the record in one step, so a reader never sees half of it."""
+    farm_dir.mkdir(parents=True, exist_ok=True)
+    tmp = farm_dir / f"{RECORD_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(record.to_json())
+    tmp.replace(farm_dir / RECORD_FILE)
+
+
+def leftovers(record: FarmRecord, data_dir: Path) -> list[tuple[ProcessRecord, psutil.Process]]:
+    """The recorded services still running and still ours: same start time, data directory on the command line."""
+    found = []
+    for rec in record.services.values():
+        proc = rec.process()
+        if proc is None:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if any(str(data_dir) in arg for arg in proc.cmdline()):
+                found.append((rec, proc))
+    return found
+
+
+class FarmLock:
+    """An exclusive lock on a farm's data directory, held while its supervisor runs (the OS drops it on exit)."""
+
+    def __init__(self, farm_dir: Path) -> None:
+        self.path = farm_dir / LOCK_FILE
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> bool:
+        """True if this process now holds the lock; False if another running process does."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")  # noqa: SIM115 - kept open while the lock is held
+        try:
+            _lock(f)
+        except OSError:
+            f.close()
+            return False
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the lock
+            self._file = None
+
+    def held_elsewhere(self) -> bool:
+        """True if another process holds the lock now (tries it and lets go at once)."""
+        if self._file is not None:
+            return False
+        if not self.acquire():
+            return True
+        self.release()
+        return False
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _lock(f: IO[str]) -> None:
+        f.seek(0)
+        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(f: IO[str]) -> None:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,0 +1,107 @@
+"""The local farm's plain parts: restart back-off, the process record, log tails, the data-directory rule."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.localfarm import records
+from services.localfarm.handle import LogTail
+from services.localfarm.layout import FarmLayout, default_data_dir, write_secret
+from services.localfarm.records import FarmLock, FarmRecord, ProcessRecord
+from services.localfarm.supervisor import Backoff
+
+
+def test_backoff_doubles_to_its_cap_gives_up_and_forgives_a_long_run() -> None:
+    b = Backoff(first=0.5, cap=3.0, healthy_after=60, give_up_after=5)
+    assert [b.next_delay(1.0) for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert b.next_delay(1.0) is None  # the sixth quick exit in a row: left crashed
+    assert b.next_delay(120.0) == 0.5  # it ran long enough: starts over
+    forever = Backoff(first=1, cap=60, give_up_after=None)
+    assert all(forever.next_delay(0) is not None for _ in range(100))
+
+
+def test_a_record_names_a_process_by_pid_and_start_time(tmp_path: Path) -> None:
+    me = ProcessRecord.of("me", os.getpid())
+    assert me.process() is not None
+    assert ProcessRecord("me", os.getpid(), me.started - 10).process() is None  # the pid, reused by another
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    assert ProcessRecord("gone", done.pid, 0.0).process() is None
+    rec = FarmRecord(supervisor=me, server_url="http://127.0.0.1:1", services={"server": me})
+    records.save(tmp_path, rec)
+    assert records.load(tmp_path) == rec
+    (tmp_path / records.RECORD_FILE).write_text("{not json")
+    assert records.load(tmp_path) is None  # a damaged record is as good as none, never a crash
+
+
+def test_the_lock_is_one_holder_at_a_time(tmp_path: Path) -> None:
+    first, second = FarmLock(tmp_path), FarmLock(tmp_path)
+    assert first.acquire()
+    assert second.held_elsewhere()
+    first.release()
+    assert not second.held_elsewhere()
+    assert second.acquire()
+    second.release()
+
+
+def test_a_log_tail_returns_whole_new_lines_only(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    tail = LogTail(log)
+    assert tail.read_new() == []
+    log.write_text("one\ntw")
+    assert tail.read_new() == ["one"]
+    with log.open("a") as f:
+        f.write("o\nthree\n")
+    assert tail.read_new() == ["two", "three"]
+    log.write_text("new\n")  # replaced by a shorter file
+    assert tail.read_new() == ["new"]
+
+
+def test_one_data_directory_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLAO_DATA_DIR", str(tmp_path))
+    assert default_data_dir() == tmp_path
+    lay = FarmLayout.default()
+    assert lay.admin_token_file == tmp_path / "server" / "admin.token"
+    from services.manager.config import ManagerConfig
+    from services.server.config import ServerConfig
+
+    assert ServerConfig().data_dir == lay.server_dir
+    assert ManagerConfig("http://s", "t").data_dir == lay.manager_dir
+    write_secret(lay.manager_token_file, "secret")
+    assert lay.manager_token_file.read_text() == "secret\n"
+    assert oct(lay.manager_token_file.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_a_child_that_crashes_is_restarted_after_its_back_off_and_one_that_ends_is_not(tmp_path: Path) -> None:
+    import asyncio
+
+    from services.localfarm.supervisor import ChildSpec, ChildState, Supervisor
+
+    seen: list[tuple[str, ChildState]] = []
+    sup = Supervisor(on_change=lambda c: seen.append((c.name, c.state)))
+    crasher = sup.add(
+        ChildSpec("crasher", [sys.executable, "-c", "import sys; sys.exit(3)"], tmp_path / "c.log"),
+        Backoff(first=0.2, give_up_after=2),
+    )
+    ender = sup.add(ChildSpec("ender", [sys.executable, "-c", "print('bye')"], tmp_path / "e.log"))
+    crasher.start()
+    ender.start()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(sup.run(stop, interval=0.02))
+    for _ in range(500):
+        if crasher.state is ChildState.CRASHED and ender.state is ChildState.STOPPED:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await runner
+    assert crasher.state is ChildState.CRASHED and crasher.exit_code == 3
+    assert [s for n, s in seen if n == "crasher"].count(ChildState.RESTARTING) == 2  # then it gave up
+    assert ender.state is ChildState.STOPPED and ender.exit_code == 0
+    assert ("ender", ChildState.RESTARTING) not in seen
+    assert "bye" in ender.tail()
+    await sup.stop_all()

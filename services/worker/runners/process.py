@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
+from services.worker import render_limits
 from services.worker.runners.base import CommandFailed
 
 LINE_MAX_CHARS = 10_000
@@ -32,8 +33,12 @@ async def run_process(
     if sys.platform != "win32":
         # a new session makes a process group we can signal as a whole (Blender, shell scripts' children)
         kwargs["start_new_session"] = True
+        if (lower := render_limits.preexec()) is not None:
+            kwargs["preexec_fn"] = lower
     else:
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | render_limits.creationflags()
+    # the tray's limits: lower priority and CPU threads for renders (no-ops unless configured)
+    env = render_limits.child_env(env)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -48,6 +53,7 @@ async def run_process(
         raise CommandFailed(f"cannot start {argv[0]!r}: program or working directory not found") from exc
     except OSError as exc:
         raise CommandFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+    render_limits.apply(proc.pid)
     try:
         assert proc.stdout is not None
         await _pump(proc.stdout, on_line)

@@ -43,6 +43,7 @@ class AgentConfig:
     tags: list[str] = field(default_factory=list)
     task_types: list[str] | None = None  # None: every type whose programs were found
     registration_secret: str | None = None
+    credentials_in_keyring: bool = False  # the tray's worker: the OS keychain, not worker.json
     programs: Programs = field(default_factory=Programs)
     heartbeat_interval: float = 5.0
     may_i_run_interval: float = 2.0
@@ -154,7 +155,7 @@ class Agent:
             self._sign_on_body = await self._sign_on_request()
         body = self._sign_on_body
         try:
-            creds = credentials.load(cfg.data_dir, cfg.manager_url)
+            creds = credentials.load(cfg.data_dir, cfg.manager_url, in_keyring=cfg.credentials_in_keyring)
         except ValueError as exc:
             raise FatalError(str(exc)) from exc
         while True:
@@ -221,7 +222,10 @@ class Agent:
         except Unauthorized as exc:
             raise FatalError(f"the Manager refused the registration secret: {exc.detail}") from exc
         creds = credentials.Credentials(cfg.manager_url, answer.worker_id, answer.secret)
-        credentials.save(cfg.data_dir, creds)
+        try:
+            credentials.save(cfg.data_dir, creds, in_keyring=cfg.credentials_in_keyring)
+        except ValueError as exc:
+            raise FatalError(str(exc)) from exc
         log.info("registered at %s as worker %s", cfg.manager_url, creds.worker_id)
         return creds
 

@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="normal",
         help="OS priority of render processes: low is nice 10 / BELOW_NORMAL_PRIORITY_CLASS",
     )
+    p.add_argument(
+        "--credentials",
+        choices=("file", "keyring"),
+        default="file",
+        help="keep this worker's credentials in worker.json (0600) or in the OS keyring",
+    )
     p.add_argument("--control", choices=("stdio",), help=argparse.SUPPRESS)  # the tray drives the worker
     p.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--poll-wait", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS)
@@ -113,6 +119,7 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         tags=_csv(args.tags),
         task_types=task_types,
         registration_secret=secret,
+        credentials_in_keyring=args.credentials == "keyring",
         programs=programs,
         heartbeat_interval=args.heartbeat_interval,
         poll_wait=args.poll_wait,

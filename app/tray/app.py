@@ -75,6 +75,7 @@ class TrayApp(QObject):
         self.child.exited.connect(self._on_exit)
         self.icon = QSystemTrayIcon(self)
         self.icons = {s: QIcon(str(icon_path(s))) for s in TrayState}
+        self.icon.setIcon(self.icons[TrayState.STOPPED])
         self.menu = QMenu()
         self._build_menu()
         self.icon.setContextMenu(self.menu)

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 EXIT_ALREADY_RUNNING = 3
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--away-after", type=float, metavar="S", help="render only after S seconds without input")
     p.add_argument("--hours", metavar="JSON", help="rendering hours for this run, as stored in the settings")
     p.add_argument("--no-save", action="store_true", help="do not save settings changed in this run")
+    # tries a schedule as if the clock showed this local time now (and runs on from there): for tests and demos
+    p.add_argument("--pretend-time", metavar="ISO", help=argparse.SUPPRESS)
     p.add_argument("--worker-arg", action="append", default=[], metavar="ARG", help=argparse.SUPPRESS)
     return p
 
@@ -53,6 +56,13 @@ def main(argv: list[str]) -> int:
             hours = RenderingHours.from_json(json.loads(args.hours))
         except (ValueError, HoursError) as exc:
             print(f"tablao tray: error: --hours: {exc}", file=sys.stderr)
+            return 2
+    offset = timedelta(0)
+    if args.pretend_time:
+        try:
+            offset = datetime.fromisoformat(args.pretend_time).astimezone() - datetime.now().astimezone()
+        except ValueError as exc:
+            print(f"tablao tray: error: --pretend-time: {exc}", file=sys.stderr)
             return 2
     secret = None
     if args.registration_secret_file is not None:
@@ -106,6 +116,7 @@ def main(argv: list[str]) -> int:
         autostart=autostart.for_this_platform(),
         save_settings=not args.no_save,
         worker_extra=list(args.worker_arg),
+        now=lambda: datetime.now().astimezone() + offset,
     )
     tray.on_quit = app.quit
     QTimer.singleShot(0, tray.start)

@@ -122,6 +122,7 @@ def worker_columns(store: ClientStore) -> list[Column]:
             foreground=lambda w: status_colour(w.status.value),
         ),
         Column("Current task", lambda w: "" if w.current_task_id is None else w.current_task_id),
+        Column("Unavailable because", unavailable_text),
         Column("Manager", manager_name),
         Column("Tags", lambda w: ", ".join(w.tags)),
         Column("Platform", lambda w: w.platform),
@@ -129,6 +130,19 @@ def worker_columns(store: ClientStore) -> list[Column]:
         Column("Memory", mem, sort=lambda w: w.utilisation.memory_percent if w.utilisation else -1.0),
         Column("Last seen", lambda w: fmt_time(w.last_seen), sort=lambda w: fmt_time(w.last_seen)),
     ]
+
+
+UNAVAILABLE_TEXT = {
+    "paused-by-user": "paused by its user",
+    "user-active": "its user is at the computer",
+    "outside-hours": "outside its rendering hours",
+    "asleep": "asleep (sleep schedule)",
+}
+
+
+def unavailable_text(w: Worker) -> str:
+    """The worker's own reason for claiming no work, in words (empty when it would take work)."""
+    return "" if w.unavailable is None else UNAVAILABLE_TEXT.get(w.unavailable.value, w.unavailable.value)
 
 
 def worker_status(w: Worker) -> str:

@@ -39,7 +39,7 @@ def _report(w: WorkerState) -> WorkerReport:
     return WorkerReport(
         id=w.id, name=w.name, platform=w.platform, task_types=sorted(w.task_types), tags=sorted(w.tags),
         software=w.software, status=w.status, current_task_id=w.current_task_id, last_seen=w.last_seen_wall,
-        utilisation=w.utilisation,
+        utilisation=w.utilisation, unavailable=w.unavailable,
     )  # fmt: skip
 
 
@@ -128,6 +128,9 @@ class Farm:
     def heartbeat(self, worker: WorkerState, hb: Heartbeat) -> StatusAnswer:
         if hb.utilisation is not None:
             worker.utilisation = hb.utilisation
+            self.dirty_workers.add(worker.id)
+        if hb.unavailable != worker.unavailable:
+            worker.unavailable = hb.unavailable
             self.dirty_workers.add(worker.id)
         if hb.status != worker.status or self._request_fulfilled(worker, hb.status):
             worker.status = hb.status

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from services.protocol.common import ResponseModel, WireModel
-from services.protocol.states import ManagerStatus, Role, WorkerStatus, WorkerStatusRequest
+from services.protocol.states import ManagerStatus, Role, Unavailability, WorkerStatus, WorkerStatusRequest
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 
@@ -37,6 +37,7 @@ class Worker(ResponseModel):
     current_task_id: int | None
     last_seen: datetime | None
     utilisation: Utilisation | None
+    unavailable: Unavailability | None = None  # why it claims no work although awake
 
 
 class WorkerStatusRequestBody(WireModel):

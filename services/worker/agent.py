@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from services.protocol.states import WorkerStatus, WorkerStatusRequest
+from services.protocol.states import Unavailability, WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import AssignedTask, Heartbeat, RegisterRequest, SignOnRequest
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
 from services.worker import credentials
@@ -52,6 +52,13 @@ class AgentConfig:
     flush_interval: float = 0.25
     grace_seconds: float = 0.5
     shutdown_flush_seconds: float = 5.0
+
+
+def _reason(text: str | None) -> Unavailability | None:
+    try:
+        return Unavailability(text or "paused-by-user")
+    except ValueError:
+        return Unavailability.PAUSED_BY_USER
 
 
 def platform_name() -> str:
@@ -344,7 +351,12 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._heartbeat_now.wait(), self.config.heartbeat_interval)
             current = self.current.task.id if self.current else None
-            body = Heartbeat(status=self.status, current_task_id=current, utilisation=await sampler.sample())
+            body = Heartbeat(
+                status=self.status,
+                current_task_id=current,
+                utilisation=await sampler.sample(),
+                unavailable=_reason(self.unavailable) if self.paused else None,
+            )
             try:
                 answer = await self.client.heartbeat(body)
             except (httpx.TransportError, ManagerError) as exc:

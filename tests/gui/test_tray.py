@@ -207,3 +207,19 @@ def test_settings_persist_and_the_secret_goes_to_the_keyring(qtbot, memory_keyri
     s.save()
     again = TraySettings.load()
     assert again == s
+
+
+def test_the_workers_tab_says_why_a_worker_is_unavailable() -> None:
+    from app.models.columns import worker_columns
+    from services.protocol.farm import Worker
+    from services.protocol.states import Unavailability, WorkerStatus
+
+    class Store:
+        managers: dict[int, Any] = {}
+
+    w = Worker(id="w1", name="anna-ws", manager_id=1, platform="linux", task_types=["exec"], tags=[], software={},
+               status=WorkerStatus.AWAKE, status_requested=None, current_task_id=None, last_seen=None,
+               utilisation=None, unavailable=Unavailability.USER_ACTIVE)  # fmt: skip
+    column = next(c for c in worker_columns(Store()) if c.title == "Unavailable because")  # type: ignore[arg-type]
+    assert column.display(w) == "its user is at the computer"
+    assert column.display(w.model_copy(update={"unavailable": None})) == ""

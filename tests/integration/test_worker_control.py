@@ -11,13 +11,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
 from tests.integration.test_worker_agent import farm, submit, task_log, tasks_of  # noqa: F401 - the fixture
-from tests.support.manager import ManagerProcess
-from tests.support.services import ROOT, child_env
+from tests.support.manager import API, ManagerProcess
+from tests.support.services import ROOT, ServerProcess, child_env
 from tests.support.waiting import wait_for
+
+
+def server_worker(server: ServerProcess, name: str) -> dict[str, Any]:
+    r = httpx.get(f"{server.url}{API}/workers", headers=server.headers(), timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    items = body["items"] if isinstance(body, dict) else body
+    return next((w for w in items if w["name"] == name), {})
 
 
 class ControlledWorker:
@@ -81,6 +90,9 @@ def test_pause_resume_stop_now_and_stop_through_the_channel(farm, tmp_path: Path
     try:
         worker.send(cmd="pause", now=False, reason="outside-hours")
         worker.expect(lambda e: e["event"] == "state" and e["unavailable"] == "outside-hours")
+        # the reason travels with the heartbeat to the Manager, and on to the Server's worker list
+        wait_for(lambda: server_worker(server, "wc").get("unavailable") == "outside-hours",
+                 what="the Server to show why the worker claims nothing")  # fmt: skip
         worker.send(cmd="nonsense")
         assert "unknown command" in worker.expect(lambda e: e["event"] == "error")["detail"]
         worker.proc.stdin.write(b"not json\n")  # type: ignore[union-attr]
@@ -96,6 +108,7 @@ def test_pause_resume_stop_now_and_stop_through_the_channel(farm, tmp_path: Path
         assert all(t["worker_name"] in (None, "") for t in tasks_of(server, job))
 
         worker.send(cmd="resume")
+        wait_for(lambda: server_worker(server, "wc").get("unavailable", "x") is None, what="the reason cleared")
         started = worker.expect(lambda e: e["event"] == "task-started")
         assert started["task"]["job_id"] == job and started["task"]["name"]
         task_id = started["task"]["id"]

@@ -30,5 +30,9 @@ class Unauthorized(FarmError):
     status_code = 401
 
 
+class Forbidden(FarmError):
+    status_code = 403
+
+
 class Unavailable(FarmError):
     status_code = 503

@@ -21,12 +21,13 @@ from services.manager import scheduler
 from services.manager.config import ManagerConfig
 from services.manager.errors import Conflict, Unauthorized
 from services.manager.model import HeldTask, WorkerState
+from services.manager.sleep import SleepSchedules
 from services.manager.store import logs, outbox
 from services.manager.store import tasks as store
 from services.manager.store.db import set_meta, transaction
 from services.protocol.farm import Utilisation
 from services.protocol.link import ClaimedTask, ClaimRequest, TaskUpdate, WorkerInstruction, WorkerReport
-from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
+from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import Heartbeat, SignOnRequest, StatusAnswer
 
 Waiter = tuple[WorkerState, "asyncio.Future[HeldTask | None]"]
@@ -39,7 +40,8 @@ def _report(w: WorkerState) -> WorkerReport:
     return WorkerReport(
         id=w.id, name=w.name, platform=w.platform, task_types=sorted(w.task_types), tags=sorted(w.tags),
         software=w.software, status=w.status, current_task_id=w.current_task_id, last_seen=w.last_seen_wall,
-        utilisation=w.utilisation, unavailable=w.unavailable,
+        utilisation=w.utilisation,
+        unavailable=w.unavailable or (Unavailability.ASLEEP if w.status == WorkerStatus.ASLEEP else None),
     )  # fmt: skip
 
 
@@ -59,6 +61,7 @@ class Farm:
         self.tasks: dict[int, HeldTask] = {t.id: t for t in store.load_tasks(conn)}
         self.ready = scheduler.ReadyQueue()
         self.workers: dict[str, WorkerState] = {w.id: w for w in store.load_workers(conn)}
+        self.sleep = SleepSchedules(conn)
         self.blocklist = store.load_blocklist(conn)
         self.handout = store.max_handout(conn)
         self.waiters: list[Waiter] = []
@@ -132,6 +135,10 @@ class Farm:
         if hb.unavailable != worker.unavailable:
             worker.unavailable = hb.unavailable
             self.dirty_workers.add(worker.id)
+        if self.sleep.apply(worker, datetime.now().astimezone()):
+            with transaction(self.conn):
+                store.save_worker(self.conn, worker)
+            self._worker_changed(worker)
         if hb.status != worker.status or self._request_fulfilled(worker, hb.status):
             worker.status = hb.status
             if self._request_fulfilled(worker, hb.status):

@@ -152,3 +152,46 @@ def test_closing_the_channel_stops_the_worker(farm, tmp_path: Path) -> None:  # 
         assert "closed the control channel" in worker.log_path.read_text()
     finally:
         worker.stop()
+
+
+@pytest.mark.timeout(180)
+def test_the_managers_sleep_schedule_puts_the_worker_to_sleep_and_wakes_it(farm, tmp_path: Path) -> None:  # noqa: F811
+    from datetime import datetime, timedelta
+
+    server, mgr = farm
+    worker = ControlledWorker(mgr, tmp_path, "wsl")
+    try:
+        worker.expect(lambda e: e["event"] == "state" and e["status"] == "awake")
+        wid = wait_for(lambda: server_worker(server, "wsl").get("id"), what="the worker at the Server")
+        url = f"{mgr.url}{API}/workers/{wid}/sleep-schedule"
+        now = datetime.now().astimezone()
+        window = {"active": True, "days": list(range(7)), "start": f"{now - timedelta(minutes=1):%H:%M}",
+                  "end": f"{now + timedelta(minutes=30):%H:%M}"}  # fmt: skip
+        # who may do this: a token is needed, and a wrangler's role
+        assert httpx.put(url, json=window, timeout=30).status_code == 401
+        with httpx.Client(base_url=server.url + API, headers=server.headers(), timeout=30) as admin:
+            assert (
+                admin.post("/users", json={"name": "ana", "role": "artist", "password": "ana-password"}).status_code
+                == 201
+            )
+            artist = admin.post("/tokens", json={"user": "ana", "name": "t"}).json()["token"]
+        r = httpx.put(url, json=window, headers={"Authorization": f"Bearer {artist}"}, timeout=30)
+        assert r.status_code == 403, r.text
+        bad = httpx.put(url, json={**window, "start": "7pm"}, headers=server.headers(), timeout=30)
+        assert bad.status_code == 422 and "start" in bad.text
+        missing = httpx.put(url.replace(wid, "nobody"), json=window, headers=server.headers(), timeout=30)
+        assert missing.status_code == 404
+        r = httpx.put(url, json=window, headers=server.headers(), timeout=30)
+        assert r.status_code == 200, r.text
+        assert httpx.get(url, headers=server.headers(), timeout=30).json() == window
+
+        worker.expect(lambda e: e["event"] == "state" and e["status"] == "asleep")
+        wait_for(lambda: (w := server_worker(server, "wsl")).get("status") == "asleep" and w["unavailable"] == "asleep",
+                 what="the Server to show the worker asleep, because of its schedule")  # fmt: skip
+        r = httpx.put(url, json={**window, "active": False}, headers=server.headers(), timeout=30)
+        assert r.status_code == 200
+        worker.expect(lambda e: e["event"] == "state" and e["status"] == "awake")
+        wait_for(lambda: (w := server_worker(server, "wsl")).get("status") == "awake" and w["unavailable"] is None,
+                 what="the worker awake again")  # fmt: skip
+    finally:
+        worker.stop()

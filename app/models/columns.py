@@ -122,7 +122,7 @@ def worker_columns(store: ClientStore) -> list[Column]:
             foreground=lambda w: status_colour(w.status.value),
         ),
         Column("Current task", lambda w: "" if w.current_task_id is None else w.current_task_id),
-        Column("Unavailable because", unavailable_text),
+        Column("Unavailable", unavailable_text),
         Column("Manager", manager_name),
         Column("Tags", lambda w: ", ".join(w.tags)),
         Column("Platform", lambda w: w.platform),
@@ -132,11 +132,12 @@ def worker_columns(store: ClientStore) -> list[Column]:
     ]
 
 
+# short: the column is narrow; the tooltip-free table shows why a worker takes no work at a glance
 UNAVAILABLE_TEXT = {
-    "paused-by-user": "paused by its user",
-    "user-active": "its user is at the computer",
-    "outside-hours": "outside its rendering hours",
-    "asleep": "asleep (sleep schedule)",
+    "paused-by-user": "paused by user",
+    "user-active": "user at desk",
+    "outside-hours": "outside hours",
+    "asleep": "asleep",
 }
 
 

@@ -220,6 +220,6 @@ def test_the_workers_tab_says_why_a_worker_is_unavailable() -> None:
     w = Worker(id="w1", name="anna-ws", manager_id=1, platform="linux", task_types=["exec"], tags=[], software={},
                status=WorkerStatus.AWAKE, status_requested=None, current_task_id=None, last_seen=None,
                utilisation=None, unavailable=Unavailability.USER_ACTIVE)  # fmt: skip
-    column = next(c for c in worker_columns(Store()) if c.title == "Unavailable because")  # type: ignore[arg-type]
-    assert column.display(w) == "its user is at the computer"
+    column = next(c for c in worker_columns(Store()) if c.title == "Unavailable")  # type: ignore[arg-type]
+    assert column.display(w) == "user at desk"
     assert column.display(w.model_copy(update={"unavailable": None})) == ""

@@ -27,7 +27,7 @@ from tests.support.xserver import XServer
 
 pytestmark = pytest.mark.timeout(300)
 
-TASK_SECONDS = 3
+TASK_SECONDS = 3  # long enough to be interrupted mid-render
 
 
 def need_x_tools() -> None:

@@ -122,13 +122,14 @@ def worker_columns(store: ClientStore) -> list[Column]:
             foreground=lambda w: status_colour(w.status.value),
         ),
         Column("Current task", lambda w: "" if w.current_task_id is None else w.current_task_id),
-        Column("Unavailable", unavailable_text),
         Column("Manager", manager_name),
         Column("Tags", lambda w: ", ".join(w.tags)),
         Column("Platform", lambda w: w.platform),
         Column("CPU", cpu, sort=lambda w: w.utilisation.cpu_percent if w.utilisation else -1.0),
         Column("Memory", mem, sort=lambda w: w.utilisation.memory_percent if w.utilisation else -1.0),
         Column("Last seen", lambda w: fmt_time(w.last_seen), sort=lambda w: fmt_time(w.last_seen)),
+        # last, so the columns before keep their places
+        Column("Unavailable", unavailable_text),
     ]
 
 

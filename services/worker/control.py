@@ -23,12 +23,13 @@ import sys
 import threading
 from typing import IO, Any
 
+from services.protocol.states import Unavailability
 from services.worker.agent import EXIT_OK, Agent
 
 log = logging.getLogger("tablao.worker.control")
 
 LINE_MAX_BYTES = 4096
-REASONS = frozenset({"paused-by-user", "user-active", "outside-hours", "asleep"})
+REASONS = frozenset(r.value for r in Unavailability)
 
 
 def snapshot(agent: Agent) -> dict[str, Any]:

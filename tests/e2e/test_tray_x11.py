@@ -141,7 +141,7 @@ def test_user_input_stops_the_render_and_rendering_resumes_when_away(tmp_path: P
                                capture_output=True, timeout=60)  # fmt: skip
         assert again.returncode == 3 and b"already running" in again.stderr
     print(f"\ninput -> render gone: {stop_seconds:.2f} s; resumed {resumed_after:.2f} s after the input stopped")
-    assert stop_seconds < 1.5, f"the render took {stop_seconds:.2f} s to stop (target 1 s; see the benchmark)"
+    assert stop_seconds < 1.0, f"the render took {stop_seconds:.2f} s to stop (the issue asks for 1 s)"
 
 
 def test_the_end_of_the_rendering_hours_lets_the_task_finish_and_claims_nothing_after(tmp_path: Path) -> None:

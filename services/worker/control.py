@@ -16,11 +16,13 @@ stops the worker as "stop" does. Qt-free: the agent stays a plain asyncio progra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import IO, Any
 
 from services.protocol.states import Unavailability
@@ -91,8 +93,6 @@ class ControlChannel:
     # -- in ---------------------------------------------------------------------------------------------
 
     def _read(self) -> None:
-        loop = self._loop
-        assert loop is not None
         pending = b""
         skipping = False  # inside an over-long line: its rest is dropped, not read as commands
         while True:
@@ -101,18 +101,26 @@ class ControlChannel:
             except OSError:
                 chunk = b""
             if not chunk:
-                loop.call_soon_threadsafe(self.agent.stop, EXIT_OK, "the controller closed the control channel")
+                self._post(self.agent.stop, EXIT_OK, "the controller closed the control channel")
                 return
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for raw in lines:
                 if skipping:
-                    skipping = False
+                    skipping = False  # the end of a line already refused
+                elif len(raw) > LINE_MAX_BYTES:
+                    self._post(self._error, f"a command line is longer than {LINE_MAX_BYTES} bytes")
                 elif raw.strip():
-                    loop.call_soon_threadsafe(self.apply_line, raw)
+                    self._post(self.apply_line, raw)
             if len(pending) > LINE_MAX_BYTES:
                 pending, skipping = b"", True
-                loop.call_soon_threadsafe(self._error, f"a command line is longer than {LINE_MAX_BYTES} bytes")
+                self._post(self._error, f"a command line is longer than {LINE_MAX_BYTES} bytes")
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        # a closed loop (the worker is exiting) raises RuntimeError: then there is nothing left to tell
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(fn, *args)
 
     def _error(self, detail: str) -> None:
         log.warning("control: %s", detail)

@@ -51,6 +51,7 @@ bench: venv system-deps
 
 screenshots: venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m app.screenshots docs/screenshots
+	QT_QPA_PLATFORM=offscreen $(PY) -m app.tray.screenshots docs/screenshots
 
 package: venv
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras --group package --quiet

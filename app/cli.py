@@ -19,6 +19,7 @@ Services:
   manager         run a Manager
   worker          run a Worker
   all-in-one      a Server, a Manager and local workers on this machine (--headless: no window)
+  tray            the tray worker agent: render on this workstation after hours
 
 Clients (each takes --server URL --token-file F; default: the local all-in-one farm):
   submit FILE     submit a job described in a JSON file
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker": "services.worker.cli",
         "all-in-one": "services.localfarm.cli",
         "demo": "services.demo",
+        "tray": "app.tray.main",
     }
     if command in modules:
         return _run(modules[command], "main", rest)

@@ -19,6 +19,7 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
     QTimer,
+    QUrl,
     Signal,
     Slot,
 )
@@ -27,6 +28,7 @@ from PySide6.QtGui import (
     QBrush,
     QCloseEvent,
     QColor,
+    QDesktopServices,
     QFont,
     QFontDatabase,
     QGuiApplication,
@@ -36,6 +38,7 @@ from PySide6.QtGui import (
     QPixmap,
     QTextCursor,
 )
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -89,6 +92,7 @@ __all__ = [
     "QCloseEvent",
     "QColor",
     "QComboBox",
+    "QDesktopServices",
     "QDialog",
     "QDialogButtonBox",
     "QDockWidget",
@@ -109,6 +113,8 @@ __all__ = [
     "QKeySequence",
     "QLabel",
     "QLineEdit",
+    "QLocalServer",
+    "QLocalSocket",
     "QMainWindow",
     "QMenu",
     "QMessageBox",
@@ -141,6 +147,7 @@ __all__ = [
     "QTimer",
     "QToolBar",
     "QToolButton",
+    "QUrl",
     "QVBoxLayout",
     "QWidget",
     "Qt",

@@ -6,6 +6,7 @@ import asyncio
 import faulthandler
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,6 +17,7 @@ from resources.scenes import make_sample_scene
 from services.local_ports import free_ports
 from services.localfarm.demo_run import demo_job
 from services.protocol.jobs import JobAction
+from services.localfarm.supervisor import tablao_argv
 
 JOBS = [
     ("shot-010 comp", "1-40", ["sleep", "0.6"], 60),
@@ -23,6 +25,20 @@ JOBS = [
     ("asset turntable", "1-12", ["sleep", "2"], 40),
     ("broken export", "1-3", ["false"], 50),
 ]
+
+
+def tray_worker(farm_dir: Path, manager_url: str) -> subprocess.Popen[bytes]:
+    """A workstation's worker as the tray runs it, paused because its artist is at the computer."""
+    argv = tablao_argv(
+        "worker", "--manager", manager_url, "--name", "anna-ws", "--data-dir", str(farm_dir / "anna-ws"),
+        "--registration-secret-file", str(farm_dir / "manager" / "worker-registration.secret"),
+        "--control", "stdio", "--heartbeat-interval", "1",
+    )  # fmt: skip
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    proc.stdin.write(b'{"cmd": "pause", "now": true, "reason": "user-active"}\n')
+    proc.stdin.flush()
+    return proc
 
 
 def grab(widget: QWidget, path: Path) -> None:
@@ -46,6 +62,7 @@ async def shoot(out: Path, settle: float) -> int:
             if farm.manager.state in (ServiceState.RUNNING, ServiceState.CRASHED):
                 break
             await asyncio.sleep(0.1)
+        anna = tray_worker(data / "farm", farm.manager_url)
         client = window.sync.client
         ids = []
         for name, frames, command, priority in JOBS:
@@ -100,6 +117,9 @@ async def shoot(out: Path, settle: float) -> int:
         grab(dialog, out / "submit-dialog.png")
         dialog.reject()
     finally:
+        if "anna" in locals():
+            anna.terminate()
+            anna.wait(15)
         window.close()
         await window.shutdown()
     return 0

@@ -8,13 +8,18 @@ gui_only=0
 [ "${1:-}" = "--gui-only" ] && gui_only=1
 
 qt_libs="libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
-libxcb-xinerama0 libxcb-randr0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3"
+libxcb-xinerama0 libxcb-randr0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 libdbus-1-3 libxss1"
 
 missing=()
 if [ "$gui_only" = 0 ]; then
   command -v blender >/dev/null || missing+=(blender)
   command -v ffmpeg >/dev/null || missing+=(ffmpeg)
   command -v ffprobe >/dev/null || missing+=(ffmpeg)
+  # the tray's end-to-end test: a real X server, a window manager and a tray host, and simulated input
+  command -v Xvfb >/dev/null || missing+=(xvfb)
+  command -v openbox >/dev/null || missing+=(openbox)
+  command -v trayer >/dev/null || missing+=(trayer)
+  command -v xdotool >/dev/null || missing+=(xdotool)
 fi
 if command -v dpkg-query >/dev/null; then
   for lib in $qt_libs; do

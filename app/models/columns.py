@@ -128,7 +128,23 @@ def worker_columns(store: ClientStore) -> list[Column]:
         Column("CPU", cpu, sort=lambda w: w.utilisation.cpu_percent if w.utilisation else -1.0),
         Column("Memory", mem, sort=lambda w: w.utilisation.memory_percent if w.utilisation else -1.0),
         Column("Last seen", lambda w: fmt_time(w.last_seen), sort=lambda w: fmt_time(w.last_seen)),
+        # last, so the columns before keep their places
+        Column("Unavailable", unavailable_text),
     ]
+
+
+# short: the column is narrow; the tooltip-free table shows why a worker takes no work at a glance
+UNAVAILABLE_TEXT = {
+    "paused-by-user": "paused by user",
+    "user-active": "user at desk",
+    "outside-hours": "outside hours",
+    "asleep": "asleep",
+}
+
+
+def unavailable_text(w: Worker) -> str:
+    """The worker's own reason for claiming no work, in words (empty when it would take work)."""
+    return "" if w.unavailable is None else UNAVAILABLE_TEXT.get(w.unavailable.value, w.unavailable.value)
 
 
 def worker_status(w: Worker) -> str:

@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
 
         self.message_bar = MessageBar(self)
         self.jobs = JobsPanel(sync, confirm=confirm, parent=self)
-        self.workers = WorkersPanel(sync, confirm=confirm, parent=self)
+        self.workers = WorkersPanel(sync, confirm=confirm, parent=self, manager=lambda: (self.manager_url, self.token))
         self.managers = ManagersPanel(sync, self)
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.jobs, "Jobs")

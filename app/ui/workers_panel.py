@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.models.farm_models import WorkersModel
 from app.models.sync import FarmSync
-from app.qt import QMenu, QPoint, QSplitter, Qt, QTimer, QVBoxLayout, QWidget
+from app.qt import QAction, QMenu, QPoint, QSplitter, Qt, QTimer, QVBoxLayout, QWidget
 from app.ui.actions import Confirm, WorkerActions
 from app.ui.graphs.plots import FarmPlot, UtilisationPlot
+from app.ui.sleep_schedule import ManagerSchedules, SleepScheduleDialog
 from app.ui.tables import make_view, selected_keys
 
 SAMPLE_MS = 2000  # one farm sample and one redraw of the graphs every two seconds
 
 
 class WorkersPanel(QWidget):
-    def __init__(self, sync: FarmSync, confirm: Confirm | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        sync: FarmSync,
+        confirm: Confirm | None = None,
+        parent: QWidget | None = None,
+        manager: Callable[[], tuple[str, str]] = lambda: ("", ""),
+    ) -> None:
         super().__init__(parent)
         self.sync = sync
+        self.schedules = ManagerSchedules(manager)
+        self.schedule_action = QAction("Sleep schedule…", self)
+        self.schedule_action.triggered.connect(self.edit_schedule)
         self.model = WorkersModel(sync.store, self)
         self.view, self.proxy = make_view(self.model, self)
         self.view.setObjectName("workers-table")
@@ -57,7 +69,20 @@ class WorkersPanel(QWidget):
         menu = QMenu(self)
         for a in self.actions_.all:
             menu.addAction(a)
+        menu.addAction(self.schedule_action)
         return menu
+
+    def edit_schedule(self) -> None:
+        ids = self.selected_worker_ids()
+        if ids:
+            self.sync.spawn(self._edit_schedule(ids[0]))
+
+    async def _edit_schedule(self, worker_id: str) -> None:
+        worker = self.sync.store.workers.get(worker_id)
+        dialog = SleepScheduleDialog(worker.name if worker else worker_id, await self.schedules.get(worker_id), self)
+        dialog.accepted.connect(lambda: self.sync.spawn(self.schedules.put(worker_id, dialog.result_schedule)))
+        dialog.open()
+        self.schedule_dialog = dialog
 
     def _menu_at(self, pos: QPoint) -> None:
         self.menu().popup(self.view.viewport().mapToGlobal(pos))

@@ -17,6 +17,7 @@ from services.manager import scheduler
 from services.manager.config import ManagerConfig
 from services.manager.errors import Conflict
 from services.manager.model import HeldTask, WorkerState
+from services.manager.sleep import SleepSchedules
 from services.manager.store import logs, outbox
 from services.manager.store import tasks as store
 from services.manager.store.db import set_meta, transaction
@@ -46,6 +47,7 @@ class ManagerCore:
         # waiting at the Server may no longer fit them)
         self.claim_wakeup = asyncio.Event()
         self.workers = WorkerRegistry(conn, config, on_change=self.claim_wakeup.set)
+        self.sleep = SleepSchedules(conn)
         self.blocklist = store.load_blocklist(conn)
         self.handout = store.max_handout(conn)
         self.waiters: list[Waiter] = []
@@ -87,6 +89,12 @@ class ManagerCore:
         if hb.utilisation is not None:
             worker.utilisation = hb.utilisation
             self.workers.changed(worker)
+        if hb.unavailable != worker.unavailable:
+            worker.unavailable = hb.unavailable
+            self.workers.changed(worker)
+        if self.sleep.apply(worker, datetime.now().astimezone()):
+            with transaction(self.conn):
+                self.workers.save(worker)
         if hb.status != worker.status or self._request_fulfilled(worker, hb.status):
             worker.status = hb.status
             if self._request_fulfilled(worker, hb.status):

@@ -30,5 +30,9 @@ class Unauthorized(ApiError):
     status_code = 401
 
 
+class Forbidden(ApiError):
+    status_code = 403
+
+
 class Unavailable(ApiError):
     status_code = 503

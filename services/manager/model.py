@@ -8,7 +8,7 @@ from datetime import datetime
 
 from services.protocol.farm import Utilisation
 from services.protocol.link import ClaimedTask
-from services.protocol.states import WorkerStatus, WorkerStatusRequest
+from services.protocol.states import Unavailability, WorkerStatus, WorkerStatusRequest
 
 
 @dataclass(eq=False)
@@ -48,6 +48,7 @@ class WorkerState:
     last_seen: float = field(default_factory=time.monotonic)
     last_seen_wall: datetime | None = None
     utilisation: Utilisation | None = None
+    unavailable: Unavailability | None = None  # the worker's own reason for claiming nothing
 
     @property
     def available(self) -> bool:

@@ -21,7 +21,7 @@ from services.manager.model import WorkerState
 from services.manager.store import tasks as store
 from services.manager.store.db import transaction
 from services.protocol.link import WorkerInstruction, WorkerReport
-from services.protocol.states import WorkerStatus
+from services.protocol.states import Unavailability, WorkerStatus
 
 
 def hash_secret(secret: str) -> str:
@@ -33,6 +33,7 @@ def _report(w: WorkerState) -> WorkerReport:
         id=w.id, name=w.name, platform=w.platform, task_types=sorted(w.task_types), tags=sorted(w.tags),
         software=w.software, status=w.status, current_task_id=w.current_task_id, last_seen=w.last_seen_wall,
         utilisation=w.utilisation,
+        unavailable=w.unavailable or (Unavailability.ASLEEP if w.status == WorkerStatus.ASLEEP else None),
     )  # fmt: skip
 
 

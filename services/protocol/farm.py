@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from services.protocol.common import ResponseModel, WireModel
-from services.protocol.states import ManagerStatus, Role, WorkerStatus, WorkerStatusRequest
+from services.protocol.states import ManagerStatus, Role, Unavailability, WorkerStatus, WorkerStatusRequest
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 
@@ -37,6 +37,39 @@ class Worker(ResponseModel):
     current_task_id: int | None
     last_seen: datetime | None
     utilisation: Utilisation | None
+    unavailable: Unavailability | None = None  # why it claims no work although awake
+
+
+class SleepSchedule(WireModel):
+    """A worker's sleep schedule, evaluated by its Manager in the Manager's local time (as Flamenco's).
+
+    On the given days (0 = Monday) the worker sleeps from `start` to `end` ("HH:MM"); an end at or before the
+    start runs past midnight into the next day. Inactive, it is kept but not applied.
+    """
+
+    active: bool = False
+    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], max_length=7)
+    start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(default="18:00", pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, days: list[int]) -> list[int]:
+        if any(not 0 <= d <= 6 for d in days):
+            raise ValueError("days are 0 (Monday) to 6 (Sunday)")
+        return sorted(set(days))
+
+    def asleep_at(self, local: datetime) -> bool:
+        """True when the schedule is active and `local` (the Manager's wall clock) is inside a sleep window."""
+        if not self.active:
+            return False
+        start = int(self.start[:2]) * 60 + int(self.start[3:])
+        end = int(self.end[:2]) * 60 + int(self.end[3:])
+        minute = local.hour * 60 + local.minute
+        today, yesterday = local.weekday(), (local.weekday() - 1) % 7
+        if end > start:
+            return today in self.days and start <= minute < end
+        return (today in self.days and minute >= start) or (yesterday in self.days and minute < end)
 
 
 class WorkerStatusRequestBody(WireModel):

@@ -9,7 +9,7 @@ from pydantic import Field
 from services.protocol.common import ResponseModel, WireModel
 from services.protocol.farm import Utilisation
 from services.protocol.jobs import Command, OnTaskFailure
-from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
+from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
 
 LOG_TAIL_LINES = 20
 
@@ -77,6 +77,7 @@ class WorkerReport(WireModel):
     current_task_id: int | None = None
     last_seen: datetime | None = None
     utilisation: Utilisation | None = None
+    unavailable: Unavailability | None = None
 
 
 class UpdateBatch(WireModel):

@@ -44,6 +44,15 @@ class WorkerStatusRequest(StrEnum):
     RESTART = "restart"
 
 
+class Unavailability(StrEnum):
+    """Why an awake worker claims no work (set on the workstation by the tray, or by a sleep schedule)."""
+
+    PAUSED_BY_USER = "paused-by-user"
+    USER_ACTIVE = "user-active"
+    OUTSIDE_HOURS = "outside-hours"
+    ASLEEP = "asleep"
+
+
 class ManagerStatus(StrEnum):
     NEVER_SEEN = "never-seen"
     ONLINE = "online"

@@ -8,7 +8,7 @@ from services.protocol.common import ResponseModel, WireModel
 from services.protocol.farm import Utilisation
 from services.protocol.jobs import Command
 from services.protocol.platforms import PlatformField
-from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
+from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
 
 LOG_CHUNK_MAX_LINES = 5_000
 LOG_LINE_MAX_CHARS = 10_000
@@ -91,3 +91,5 @@ class Heartbeat(WireModel):
     status: WorkerStatus
     current_task_id: int | None = None
     utilisation: Utilisation | None = None
+    # why it claims nothing although awake (the tray's pause, the artist's hours, the user at the machine)
+    unavailable: Unavailability | None = None

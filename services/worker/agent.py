@@ -7,13 +7,14 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from services.protocol import platforms
-from services.protocol.states import WorkerStatus, WorkerStatusRequest
+from services.protocol.states import Unavailability, WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import AssignedTask, Heartbeat, RegisterRequest, SignOnRequest
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
 from services.worker import credentials
@@ -42,6 +43,7 @@ class AgentConfig:
     tags: list[str] = field(default_factory=list)
     task_types: list[str] | None = None  # None: every type whose programs were found
     registration_secret: str | None = None
+    credentials_in_keyring: bool = False  # the tray's worker: the OS keychain, not worker.json
     programs: Programs = field(default_factory=Programs)
     heartbeat_interval: float = 5.0
     may_i_run_interval: float = 2.0
@@ -53,6 +55,13 @@ class AgentConfig:
     # next start, and a worker that does not sign off is marked offline by the Manager's timeout
     shutdown_flush_seconds: float = 0.5
     sign_off_seconds: float = 0.3
+
+
+def _reason(text: str | None) -> Unavailability | None:
+    try:
+        return Unavailability(text or "paused-by-user")
+    except ValueError:
+        return Unavailability.PAUSED_BY_USER
 
 
 def platform_name() -> str:
@@ -76,6 +85,12 @@ class Agent:
         self._backoff = Backoff(base=0.2, cap=10.0)
         self.buffer: UpdateBuffer | None = None
         self._sign_on_body: SignOnRequest | None = None
+        # set by a local controller (the tray, through services.worker.control): no new work while paused
+        self.paused = False
+        self.unavailable: str | None = None  # why it claims nothing: "user-active", "outside-hours", ...
+        self.reachable = True  # the Manager answered the last request
+        self.listeners: list[Callable[[str], None]] = []  # told "state", "task-started", "task-finished:<status>"
+        self._poll: asyncio.Task[AssignedTask | None] | None = None
 
     # -- life cycle ----------------------------------------------------------------------------------------
 
@@ -150,7 +165,7 @@ class Agent:
             self._sign_on_body = await self._sign_on_request()
         body = self._sign_on_body
         try:
-            creds = credentials.load(cfg.data_dir, cfg.manager_url)
+            creds = credentials.load(cfg.data_dir, cfg.manager_url, in_keyring=cfg.credentials_in_keyring)
         except ValueError as exc:
             raise FatalError(str(exc)) from exc
         while True:
@@ -218,7 +233,10 @@ class Agent:
         except Unauthorized as exc:
             raise FatalError(f"the Manager refused the registration secret: {exc.detail}") from exc
         creds = credentials.Credentials(cfg.manager_url, answer.worker_id, answer.secret)
-        credentials.save(cfg.data_dir, creds)
+        try:
+            credentials.save(cfg.data_dir, creds, in_keyring=cfg.credentials_in_keyring)
+        except ValueError as exc:
+            raise FatalError(str(exc)) from exc
         log.info("registered at %s as worker %s", cfg.manager_url, creds.worker_id)
         return creds
 
@@ -226,15 +244,27 @@ class Agent:
 
     async def _work_loop(self) -> None:
         while not self._exit_after_task:
-            if self.status == WorkerStatus.ASLEEP:
+            if self._held():
                 self._state_changed.clear()
                 await self._state_changed.wait()
                 continue
-            task = await self._next_task()
+            self._poll = asyncio.create_task(self._next_task())
+            try:
+                task = await self._poll
+            except asyncio.CancelledError:
+                if self._poll.cancelled() and self._held() and not self._stopping:
+                    continue  # paused during the long poll: a task handed out meanwhile is given back by the Manager
+                raise
+            finally:
+                self._poll = None
             if task is not None:
                 await self._run(task)
         # a lazy shutdown or restart: the task is done, leave
         self.stop(self.exit_code, "requested by the Manager")
+
+    def _held(self) -> bool:
+        """Asleep (the Manager) or paused (the local controller): no new work is asked for."""
+        return self.status == WorkerStatus.ASLEEP or self.paused
 
     async def _next_task(self) -> AssignedTask | None:
         """One task request (long-polling), carrying the previous task's final updates when it can."""
@@ -269,9 +299,11 @@ class Agent:
         except (httpx.TransportError, ManagerError) as exc:
             delay = self._backoff.next_delay()
             log.warning("asking for a task failed (%s); retrying in %.1f s", exc, delay)
+            self._set_reachable(False)
             await self._sleep_or_state_change(delay)
             return None
         self._backoff.reset()
+        self._set_reachable(True)
         if isinstance(answer, NoTask):
             # after a long poll the Manager had nothing; its Retry-After is the pace it wants
             await self._sleep_or_state_change(min(answer.retry_after, self.config.poll_wait or 1.0))
@@ -299,12 +331,14 @@ class Agent:
         )
         self.current = run
         log.info("task %d (%s) hand-out %d started", task.id, task.name, task.handout)
+        self._tell("task-started")
         try:
             wrote_final = await run.run()
         finally:
             self.current = None
         self._finished_task = task.id if wrote_final else None
         log.info("task %d finished", task.id)
+        self._tell(f"task-finished:{run.outcome.value if run.outcome else 'stopped'}")
 
     def _on_stale(self, task_id: int, handout: int) -> None:
         if self.current is not None and self.current.task.id == task_id and self.current.task.handout <= handout:
@@ -321,12 +355,20 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._heartbeat_now.wait(), self.config.heartbeat_interval)
             current = self.current.task.id if self.current else None
-            body = Heartbeat(status=self.status, current_task_id=current, utilisation=await sampler.sample())
+            body = Heartbeat(
+                status=self.status,
+                current_task_id=current,
+                utilisation=await sampler.sample(),
+                unavailable=_reason(self.unavailable) if self.paused else None,
+            )
             try:
                 answer = await self.client.heartbeat(body)
             except (httpx.TransportError, ManagerError) as exc:
                 log.warning("heartbeat failed: %s", exc)
+                self._set_reachable(False)
                 continue
+            self._set_reachable(True)
+            self._tell("state")  # the controller's periodic view of progress
             if answer.status_requested is not None:
                 self._apply(answer.status_requested, answer.lazy)
 
@@ -356,3 +398,36 @@ class Agent:
     def _changed(self) -> None:
         self._state_changed.set()
         self._heartbeat_now.set()  # tell the Manager at once, so it stops repeating the request
+        self._tell("state")
+
+    # -- local control (the tray) ---------------------------------------------------------------------------
+
+    def pause(self, *, now: bool, reason: str | None) -> None:
+        """Claim nothing new; `now` also stops the running task and gives it back (not a failure)."""
+        self.paused = True
+        self.unavailable = reason or "paused-by-user"
+        if self._poll is not None:
+            self._poll.cancel()
+        if now and self.current is not None:
+            self.current.interrupt(f"paused on this computer ({self.unavailable})", give_back=True)
+        log.info("paused (%s)%s", self.unavailable, ", the running task is given back" if now else "")
+        self._changed()
+
+    def resume(self) -> None:
+        if self.paused:
+            log.info("resumed")
+        self.paused = False
+        self.unavailable = None
+        self._changed()
+
+    def _set_reachable(self, reachable: bool) -> None:
+        if reachable != self.reachable:
+            self.reachable = reachable
+            self._tell("state")
+
+    def _tell(self, event: str) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # a broken controller must not stop the renders
+                log.exception("a control listener failed")

@@ -16,7 +16,8 @@ from pathlib import Path
 # this module is imported before httpx, as with `python -m services.worker.cli`.
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from services.worker.agent import EXIT_ERROR, Agent, AgentConfig  # noqa: E402 - after the line above
+from services.worker import render_limits  # noqa: E402 - after the line above
+from services.worker.agent import EXIT_ERROR, Agent, AgentConfig  # noqa: E402
 from services.worker.runners import Programs  # noqa: E402
 
 EXIT_USAGE = 2
@@ -48,6 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--blender", metavar="PATH", help="the Blender program (or TABLAO_BLENDER; default: PATH)")
     p.add_argument("--ffmpeg", metavar="PATH", help="the ffmpeg program (or TABLAO_FFMPEG; default: PATH)")
+    p.add_argument(
+        "--render-threads", type=int, metavar="N", help="CPU threads render processes may use (default: all)"
+    )
+    p.add_argument(
+        "--render-priority",
+        choices=("normal", "low"),
+        default="normal",
+        help="OS priority of render processes: low is nice 10 / BELOW_NORMAL_PRIORITY_CLASS",
+    )
+    p.add_argument(
+        "--credentials",
+        choices=("file", "keyring"),
+        default="file",
+        help="keep this worker's credentials in worker.json (0600) or in the OS keyring",
+    )
+    p.add_argument("--control", choices=("stdio",), help=argparse.SUPPRESS)  # the tray drives the worker
     p.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--poll-wait", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -90,6 +107,8 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         data_dir = FarmLayout.default().worker_dir(name)
     if args.heartbeat_interval <= 0 or args.poll_wait < 0 or args.poll_wait > 60:
         raise UsageError("--heartbeat-interval must be > 0 and --poll-wait within 0..60")
+    if args.render_threads is not None and not 1 <= args.render_threads <= 4096:
+        raise UsageError("--render-threads must be within 1..4096")
     task_types = _csv(args.task_types) if args.task_types is not None else None
     if task_types is not None and not task_types:
         raise UsageError("--task-types: give at least one task type")
@@ -100,6 +119,7 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         tags=_csv(args.tags),
         task_types=task_types,
         registration_secret=secret,
+        credentials_in_keyring=args.credentials == "keyring",
         programs=programs,
         heartbeat_interval=args.heartbeat_interval,
         poll_wait=args.poll_wait,
@@ -124,13 +144,25 @@ def main(argv: list[str]) -> int:
     )
     # httpx logs every request at INFO: thousands of lines an hour that say nothing
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    render_limits.configure(
+        render_limits.RenderLimits(threads=args.render_threads, low_priority=args.render_priority == "low")
+    )
     try:
-        return asyncio.run(Agent(config).run())
+        return asyncio.run(_run(config, control=args.control == "stdio"))
     except KeyboardInterrupt:  # Windows, where the loop has no signal handlers
         return 0
     except Exception as exc:  # a last line of defence: one readable line, not a traceback
         logging.getLogger("tablao.worker").exception("the worker crashed: %s", exc)
         return EXIT_ERROR
+
+
+async def _run(config: AgentConfig, *, control: bool) -> int:
+    agent = Agent(config)
+    if control:
+        from services.worker.control import ControlChannel
+
+        ControlChannel(agent).start(asyncio.get_running_loop())
+    return await agent.run()
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ class TaskRun:
         self.on_status_request = on_status_request
         self._commands: asyncio.Task[None] | None = None
         self._interrupt: Interrupt | None = None
+        self.outcome: TaskStatus | None = None  # the final status written, once run() returns
 
     def interrupt(self, reason: str, *, give_back: bool) -> None:
         """Stop the running command now (its process gets SIGTERM, then SIGKILL after the grace period)."""
@@ -101,11 +102,13 @@ class TaskRun:
             log.info("task %d stopped: %s", self.task.id, why.reason)
             if why.give_back:
                 self.reporter.finish(TaskStatus.QUEUED, f"given back: {why.reason}")
+                self.outcome = TaskStatus.QUEUED
                 return True
             self.reporter.log(f"stopped: {why.reason}")
             self.reporter.flush()
             return False
         exc = commands.exception()
+        self.outcome = TaskStatus.COMPLETED if exc is None else TaskStatus.FAILED
         if exc is None:
             self.reporter.finish(TaskStatus.COMPLETED, "completed")
         elif isinstance(exc, CommandFailed):

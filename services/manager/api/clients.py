@@ -11,10 +11,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
 from services.manager.api.deps import ClientDep, CoreDep
-from services.manager.errors import NotFound
+from services.manager.errors import Forbidden, NotFound
 from services.manager.model import HeldTask
 from services.manager.store import logs
+from services.manager.store.db import transaction
 from services.protocol import VERSION
+from services.protocol.farm import SleepSchedule
+from services.protocol.link import ClientIdentity
 
 router = APIRouter(prefix="/api/v1", tags=["clients"])
 
@@ -77,3 +80,26 @@ async def last_rendered(job_id: int, _client: ClientDep, core: CoreDep) -> Respo
     if not found:
         raise NotFound(f"no image rendered yet for job {job_id}", "job_id")
     return FileResponse(found[0])
+
+
+def _wrangler(client: ClientIdentity) -> None:
+    if client.role not in ("admin", "wrangler"):
+        raise Forbidden("only wranglers and admins may change a worker's sleep schedule", "authorization")
+
+
+@router.get("/workers/{worker_id}/sleep-schedule")
+async def get_sleep_schedule(worker_id: str, _client: ClientDep, core: CoreDep) -> SleepSchedule:
+    if core.workers.get(worker_id) is None:
+        raise NotFound(f"this Manager has no worker {worker_id!r}", "worker_id")
+    return core.sleep.get(worker_id)
+
+
+@router.put("/workers/{worker_id}/sleep-schedule")
+async def put_sleep_schedule(worker_id: str, body: SleepSchedule, client: ClientDep, core: CoreDep) -> SleepSchedule:
+    """Set the schedule; the Manager applies it at the worker's next heartbeat."""
+    _wrangler(client)
+    if core.workers.get(worker_id) is None:
+        raise NotFound(f"this Manager has no worker {worker_id!r}", "worker_id")
+    with transaction(core.conn):
+        core.sleep.set(worker_id, body)
+    return body

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS workers (
     status_requested TEXT,
     lazy INTEGER NOT NULL DEFAULT 1
 );
+CREATE TABLE IF NOT EXISTS sleep_schedules (worker_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocklist (
     job_id INTEGER NOT NULL,
     worker_id TEXT NOT NULL,

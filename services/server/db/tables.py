@@ -169,6 +169,7 @@ class WorkerRow(Base):
     current_task_id: Mapped[int | None] = mapped_column(BigInteger)
     last_seen: Mapped[datetime | None]
     utilisation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    unavailable: Mapped[str | None] = mapped_column(String(32))
 
 
 class EventRow(Base):

@@ -6,8 +6,17 @@ from datetime import UTC, datetime
 
 from services.protocol.farm import Manager, Utilisation, Worker
 from services.protocol.jobs import Command, Job, JobLogEntry, OnTaskFailure, Task, TaskSummary
-from services.protocol.states import JobStatus, ManagerStatus, TaskStatus, WorkerStatus, WorkerStatusRequest
+from services.protocol.states import (
+    JobStatus,
+    ManagerStatus,
+    TaskStatus,
+    Unavailability,
+    WorkerStatus,
+    WorkerStatusRequest,
+)
 from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskRow, WorkerRow
+
+_REASONS = frozenset(r.value for r in Unavailability)
 
 
 def aware(t: datetime) -> datetime:
@@ -88,6 +97,7 @@ def worker_to_wire(w: WorkerRow) -> Worker:
         current_task_id=w.current_task_id,
         last_seen=aware(w.last_seen) if w.last_seen else None,
         utilisation=Utilisation.model_validate(w.utilisation) if w.utilisation else None,
+        unavailable=Unavailability(w.unavailable) if w.unavailable in _REASONS else None,
     )
 
 

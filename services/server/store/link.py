@@ -335,6 +335,10 @@ def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerRe
         if r.utilisation is not None:
             row.utilisation = r.utilisation.model_dump(mode="json")
             changed = True
+        unavailable = r.unavailable.value if r.unavailable else None
+        if unavailable != row.unavailable:
+            row.unavailable = unavailable
+            changed = True
         if row.status_requested is not None and row.status_requested == r.status.value:
             row.status_requested = None  # the worker got there
             changed = True

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 
 from services.localfarm.lifeline import Lifeline, program_hook
+from services.worker import render_limits
 from services.worker.runners.base import CommandFailed
 
 LINE_MAX_CHARS = 10_000
@@ -35,9 +36,14 @@ async def run_process(
     if sys.platform != "win32":
         # a new session makes a process group we can signal as a whole (Blender, shell scripts' children)
         kwargs["start_new_session"] = True
-        kwargs["preexec_fn"] = program_hook()  # a worker killed outright takes its render with it
+        # a worker killed outright takes its render with it; the tray's lower priority (none unless configured)
+        hooks = [h for h in (program_hook(), render_limits.preexec()) if h is not None]
+        if hooks:
+            kwargs["preexec_fn"] = hooks[0] if len(hooks) == 1 else _in_turn(hooks)
     else:
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | render_limits.creationflags()
+    # the tray's limits: lower priority and CPU threads for renders (no-ops unless configured)
+    env = render_limits.child_env(env)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -53,6 +59,7 @@ async def run_process(
     except OSError as exc:
         raise CommandFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
     _lifeline().bind(proc.pid)  # Windows: the worker's kill-on-close job
+    render_limits.apply(proc.pid)
     try:
         assert proc.stdout is not None
         await _pump(proc.stdout, on_line)
@@ -116,3 +123,13 @@ def _signal_group(proc: asyncio.subprocess.Process, *, soft: bool) -> None:
             proc.kill()
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _in_turn(hooks: list[Callable[[], None]]) -> Callable[[], None]:
+    """One pre-exec function running several, in order (each takes no lock, so neither does this)."""
+
+    def run() -> None:
+        for hook in hooks:
+            hook()
+
+    return run

@@ -1,0 +1,125 @@
+"""`tablao tray`: the command line (parsed before Qt loads, so --help needs no display), one instance per
+user session, and the Qt application around the TrayApp."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import json
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+EXIT_ALREADY_RUNNING = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tablao tray",
+        description="The tray worker agent: renders for the farm on this workstation when you allow it.",
+    )
+    p.add_argument("--manager", metavar="URL", help="the Manager's URL for this run (default: from Settings…)")
+    p.add_argument("--name", help="the worker's name for this run (default: from Settings…)")
+    p.add_argument("--data-dir", type=Path, metavar="D", help="where the tray's worker keeps its files")
+    p.add_argument(
+        "--registration-secret-file", type=Path, metavar="F", help="read the farm's registration secret from F "
+        "and keep it in the keyring"
+    )  # fmt: skip
+    p.add_argument("--away-after", type=float, metavar="S", help="render only after S seconds without input")
+    p.add_argument("--hours", metavar="JSON", help="rendering hours for this run, as stored in the settings")
+    p.add_argument("--no-save", action="store_true", help="do not save settings changed in this run")
+    # tries a schedule as if the clock showed this local time now (and runs on from there): for tests and demos
+    p.add_argument("--pretend-time", metavar="ISO", help=argparse.SUPPRESS)
+    p.add_argument("--worker-arg", action="append", default=[], metavar="ARG", help=argparse.SUPPRESS)
+    return p
+
+
+def instance_name() -> str:
+    """One name per user and desktop session: two sessions of one user each get their own tray."""
+    session = os.environ.get("XDG_SESSION_ID") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    key = f"{getpass.getuser()}|{session or 'console'}"
+    return "tablao-tray-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.away_after is not None and args.away_after <= 0:
+        print("tablao tray: error: --away-after must be > 0", file=sys.stderr)
+        return 2
+    from app.tray.hours import HoursError, RenderingHours
+
+    hours = None
+    if args.hours:
+        try:
+            hours = RenderingHours.from_json(json.loads(args.hours))
+        except (ValueError, HoursError) as exc:
+            print(f"tablao tray: error: --hours: {exc}", file=sys.stderr)
+            return 2
+    offset = timedelta(0)
+    if args.pretend_time:
+        try:
+            offset = datetime.fromisoformat(args.pretend_time).astimezone() - datetime.now().astimezone()
+        except ValueError as exc:
+            print(f"tablao tray: error: --pretend-time: {exc}", file=sys.stderr)
+            return 2
+    secret = None
+    if args.registration_secret_file is not None:
+        try:
+            secret = args.registration_secret_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            print(f"tablao tray: error: --registration-secret-file: {exc.strerror}", file=sys.stderr)
+            return 2
+
+    from app.qt import QApplication, QLocalServer, QLocalSocket, QMessageBox, QSystemTrayIcon, QTimer
+    from app.tray import autostart, idle
+    from app.tray.app import TrayApp
+    from app.tray.settings import TraySettings, default_data_dir, save_registration_secret
+
+    app = QApplication(["tablao tray"])
+    app.setQuitOnLastWindowClosed(False)  # dialogs close; the tray stays
+    name = instance_name()
+    probe = QLocalSocket()
+    probe.connectToServer(name)
+    if probe.waitForConnected(1000):
+        print("tablao tray: already running in this session", file=sys.stderr)
+        return EXIT_ALREADY_RUNNING
+    server = QLocalServer()
+    server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)  # only this user may connect
+    if not server.listen(name):
+        QLocalServer.removeServer(name)  # a socket left by a crashed tray
+        if not server.listen(name):
+            print(f"tablao tray: error: cannot claim the session's instance lock: {server.errorString()}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+
+    settings = TraySettings.load()
+    if args.manager:
+        settings.manager_url = args.manager.rstrip("/")
+    if args.name:
+        settings.worker_name = args.name
+    if args.away_after is not None:
+        settings.away_only, settings.away_minutes = True, args.away_after / 60.0
+    if hours is not None:
+        settings.hours = hours
+    if secret and not save_registration_secret(settings.manager_url, secret):
+        print("tablao tray: error: no secure keyring to keep the registration secret in", file=sys.stderr)
+        return 1
+    if not QSystemTrayIcon.isSystemTrayAvailable():
+        QMessageBox.critical(None, "Tablao tray", "This desktop has no system tray to show the Tablao icon in.")
+        return 1
+    tray = TrayApp(
+        settings,
+        data_dir=args.data_dir or default_data_dir(),
+        idle=idle.detect(),
+        autostart=autostart.for_this_platform(),
+        save_settings=not args.no_save,
+        worker_extra=list(args.worker_arg),
+        now=lambda: datetime.now().astimezone() + offset,
+    )
+    tray.on_quit = app.quit
+    QTimer.singleShot(0, tray.start)
+    code = app.exec()
+    server.close()
+    return int(code)

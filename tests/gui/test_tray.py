@@ -1,0 +1,225 @@
+"""The tray offscreen: menu actions change the state and what the worker is told; dialogs round-trip;
+settings persist and the registration secret goes to the keyring (the in-memory backend)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.tray.autostart import XdgAutostart
+from app.tray.dialogs import HoursDialog, SettingsDialog
+from app.tray.hours import RenderingHours
+from app.tray.idle import Detection, FakeIdle
+from app.tray.policy import TrayState
+from app.tray.settings import TraySettings, load_registration_secret, save_registration_secret
+
+
+class FakeChild:
+    """Stands in for the worker process: records the control lines it is sent."""
+
+    def __init__(self) -> None:
+        self.running = True
+        self.sent: list[dict[str, Any]] = []
+        self.stopped = False
+
+    def send(self, command: dict[str, Any]) -> None:
+        self.sent.append(command)
+
+    def stop(self, timeout_ms: int = 0) -> None:
+        self.stopped = True
+        self.running = False
+
+    def wait_stopped(self, timeout_ms: int = 0) -> bool:
+        return True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def tray(qapp, tmp_path: Path):
+    from app.tray.app import TrayApp
+
+    clock = Clock()
+    idle = FakeIdle(clock)
+    now = [datetime(2026, 12, 7, 12, 0, tzinfo=UTC)]  # a Monday noon
+    settings = TraySettings(manager_url="http://127.0.0.1:9", away_minutes=1.0)
+    app = TrayApp(
+        settings,
+        data_dir=tmp_path,
+        idle=Detection(idle, []),
+        autostart=XdgAutostart(tmp_path / "home"),
+        save_settings=False,
+        now=lambda: now[0],
+    )
+    app.child = FakeChild()  # type: ignore[assignment]
+    app.info = {"status": "awake", "reachable": True, "task": None, "paused": False}
+    app.clock, app.fake_idle, app.clock_now = clock, idle, now  # type: ignore[attr-defined]
+    yield app
+    app.timer.stop()
+
+
+def rendering(app: Any) -> None:
+    app.info = {"status": "awake", "reachable": True, "paused": False,
+                "task": {"id": 7, "name": "frame 3", "job_id": 1, "job_name": "shot", "steps_done": 1,
+                         "steps_total": 2}}  # fmt: skip
+
+
+def test_menu_actions_change_the_state(tray) -> None:
+    tray.tick()
+    assert tray.decision.state == TrayState.WAITING
+    assert tray.icon.toolTip() == "Tablao: Waiting for work"
+    rendering(tray)
+    tray.tick()
+    assert tray.icon.toolTip() == "Tablao: Rendering shot: frame 3 (1/2)"
+    assert tray.a_finish.isEnabled()
+
+    tray.a_pause.trigger()  # the task goes back now
+    assert tray.child.sent[-2:] == [
+        {"cmd": "pause", "now": True, "reason": "paused-by-user"},
+        {"cmd": "pause", "now": False, "reason": "paused-by-user"},
+    ]
+    tray.info["task"] = None
+    tray.tick()
+    assert tray.decision.state == TrayState.PAUSED
+    assert tray.a_resume.isVisible() and not tray.a_pause.isVisible()
+    tray.a_resume.trigger()
+    assert tray.child.sent[-1] == {"cmd": "resume"}
+    assert tray.decision.state == TrayState.WAITING
+
+    tray.a_hour.trigger()
+    assert tray.decision.state == TrayState.PAUSED
+    assert "until Mon 13:00" in tray.icon.toolTip()
+    tray.clock_now[0] += timedelta(hours=1, seconds=1)
+    tray.tick()
+    assert tray.decision.state == TrayState.WAITING and tray.child.sent[-1] == {"cmd": "resume"}
+
+    rendering(tray)
+    tray.tick()
+    tray.a_finish.trigger()  # lazy: the task keeps rendering
+    assert tray.child.sent[-1] == {"cmd": "pause", "now": False, "reason": "paused-by-user"}
+    assert tray.decision.state == TrayState.RENDERING
+    tray.a_resume.trigger()
+
+    tray.a_stop.trigger()
+    assert tray.child.stopped
+    assert tray.decision.state == TrayState.STOPPED and "by you" in tray.icon.toolTip()
+    assert tray.a_start.isVisible()
+
+
+def test_away_only_stops_a_render_when_the_user_returns_and_notifies(tray) -> None:
+    tray.a_away.setChecked(True)  # away after 1 minute
+    assert tray.child.sent[-1] == {"cmd": "pause", "now": False, "reason": "user-active"}
+    assert tray.decision.state == TrayState.USER_ACTIVE
+    assert "resumes after 1 minutes away" in tray.icon.toolTip()
+    tray.clock.t += 61
+    tray.tick()
+    assert tray.child.sent[-1] == {"cmd": "resume"}
+    rendering(tray)
+    tray._on_event({**tray.info, "event": "task-started"})
+    assert tray.notices[-1][0] == "Rendering started"
+    tray.fake_idle.touch()  # the user is back
+    tray.tick()
+    assert tray.child.sent[-1] == {"cmd": "pause", "now": True, "reason": "user-active"}
+    assert tray.notices[-1][0] == "Rendering stopped"
+    tray._on_event({**tray.info, "event": "task-finished", "outcome": "failed", "task": None})
+    assert tray.notices[-1][0] == "A task failed"
+
+
+def test_outside_hours_and_asleep_show_their_state(tray) -> None:
+    tray.settings.hours = RenderingHours.after_hours()
+    tray.tick()
+    assert tray.decision.state == TrayState.OUTSIDE_HOURS
+    assert "next start Mon 19:00" in tray.icon.toolTip()
+    assert tray.child.sent[-1] == {"cmd": "pause", "now": False, "reason": "outside-hours"}
+    tray.settings.hours = RenderingHours()
+    tray.info["status"] = "asleep"
+    tray.tick()
+    assert tray.decision.state == TrayState.ASLEEP
+    tray.info = {**tray.info, "status": "awake", "reachable": False}
+    tray.tick()
+    assert tray.decision.state == TrayState.UNREACHABLE
+    assert "Cannot reach the Manager at http://127.0.0.1:9" in tray.icon.toolTip()
+
+
+def test_no_idle_detection_disables_the_option_with_the_reason(qapp, tmp_path: Path) -> None:
+    from app.tray.app import TrayApp
+
+    app = TrayApp(TraySettings(), data_dir=tmp_path, idle=Detection(None, ["X11: no X display"]),
+                  autostart=XdgAutostart(tmp_path), save_settings=False)  # fmt: skip
+    assert not app.a_away.isEnabled()
+    assert "unavailable: X11: no X display" in app.a_away.text()
+    app.tick()
+    assert app.decision is not None and app.decision.state == TrayState.STOPPED
+    assert "set the Manager address" in app.icon.toolTip()
+
+
+def test_start_at_login_writes_and_removes_the_autostart_file(tray, tmp_path: Path) -> None:
+    tray.a_login.setChecked(True)
+    path = tmp_path / "home" / ".config" / "autostart" / "org.tablao.Tray.desktop"
+    assert path.is_file() and "app.cli tray" in path.read_text()
+    tray.a_login.setChecked(False)
+    assert not path.exists()
+
+
+def test_the_hours_dialog_round_trips(qtbot) -> None:
+    hours = RenderingHours.after_hours()
+    dialog = HoursDialog(hours)
+    qtbot.addWidget(dialog)
+    assert dialog.days[0].text() == "19:00-08:00"
+    assert dialog.hours() == hours
+    dialog.days[2].setText("12:00-13:00, 22:00-02:00")
+    got = dialog.hours()
+    assert [w.text() for w in got.days[2]] == ["12:00–13:00", "22:00–02:00"]
+    dialog.days[3].setText("25:00-08:00")
+    dialog._accept()
+    assert "Thursday" in dialog.error.text() and dialog.result() == 0
+    dialog.always.setChecked(True)
+    assert not dialog.days[0].isEnabled()
+
+
+def test_settings_persist_and_the_secret_goes_to_the_keyring(qtbot, memory_keyring) -> None:
+    s = TraySettings()
+    dialog = SettingsDialog(s, secret_known=False)
+    qtbot.addWidget(dialog)
+    dialog.manager.setText("ftp://nope")
+    dialog._accept()
+    assert "http://" in dialog.error.text()
+    dialog.manager.setText("http://mgr.lan:8081/")
+    dialog.name.setText("anna-ws")
+    dialog.threads.setValue(4)
+    dialog.secret.setText("  farm-secret ")
+    dialog._accept()
+    assert (s.manager_url, s.worker_name, s.render_threads) == ("http://mgr.lan:8081", "anna-ws", 4)
+    assert save_registration_secret(s.manager_url, dialog.new_secret())
+    assert load_registration_secret("http://mgr.lan:8081") == "farm-secret"
+    assert ("tablao-tray", "http://mgr.lan:8081") in memory_keyring.secrets
+    s.hours = RenderingHours.after_hours()
+    s.away_only = True
+    s.save()
+    again = TraySettings.load()
+    assert again == s
+
+
+def test_the_workers_tab_says_why_a_worker_is_unavailable() -> None:
+    from app.models.columns import worker_columns
+    from services.protocol.farm import Worker
+    from services.protocol.states import Unavailability, WorkerStatus
+
+    class Store:
+        managers: dict[int, Any] = {}
+
+    w = Worker(id="w1", name="anna-ws", manager_id=1, platform="linux", task_types=["exec"], tags=[], software={},
+               status=WorkerStatus.AWAKE, status_requested=None, current_task_id=None, last_seen=None,
+               utilisation=None, unavailable=Unavailability.USER_ACTIVE)  # fmt: skip
+    column = next(c for c in worker_columns(Store()) if c.title == "Unavailable")  # type: ignore[arg-type]
+    assert column.display(w) == "user at desk"
+    assert column.display(w.model_copy(update={"unavailable": None})) == ""

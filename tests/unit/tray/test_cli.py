@@ -1,0 +1,36 @@
+"""`tablao tray --help` works without a display and without loading Qt; bad options get one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.services import ROOT
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    code = (
+        "import sys; from app.cli import main; rc = main(sys.argv[1:]); "
+        "assert 'PySide6' not in sys.modules, 'Qt was loaded'; sys.exit(rc)"
+    )
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+def test_help_needs_no_display() -> None:
+    r = run("tray", "--help")
+    assert r.returncode == 0, r.stderr
+    assert "usage: tablao tray" in r.stdout and "--away-after" in r.stdout
+
+
+@pytest.mark.timeout(120)
+def test_bad_options_are_one_line_errors() -> None:
+    r = run("tray", "--away-after", "0")
+    assert r.returncode == 2 and r.stderr.strip() == "tablao tray: error: --away-after must be > 0"
+    r = run("tray", "--hours", '{"days": {"moonday": []}}')
+    assert r.returncode == 2 and "unknown day" in r.stderr and len(r.stderr.strip().splitlines()) == 1

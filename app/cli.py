@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 USAGE = """usage: tablao [COMMAND] [ARGS...]
 
-With no command, opens the desktop app.
+With no command, opens the desktop app. `tablao --version` prints the version.
 
 Services:
   server          run the Server
@@ -39,6 +39,17 @@ def _run(module: str, function: str, *args: object) -> int:
     return int(entry(*args))
 
 
+def version() -> str:
+    """The installed distribution's version (the bundle carries its metadata too)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("tablao")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
@@ -46,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command in ("-h", "--help", "help"):
         print(USAGE)
+        return 0
+    if command in ("-V", "--version", "version"):
+        print(f"tablao {version()}")
         return 0
     if command == "all-in-one" and "--headless" not in rest:
         return _run("app.desktop", "main", ["--embedded", *rest])

@@ -17,7 +17,7 @@ $(UV):
 
 # uv.lock pins every dependency; a changed lock or pyproject re-syncs the venv.
 $(STAMP): $(UV) uv.lock pyproject.toml
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras --quiet
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras --group package --quiet
 	touch $(STAMP)
 
 venv: $(STAMP)

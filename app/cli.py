@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 USAGE = """usage: tablao [COMMAND] [ARGS...]
 
-With no command, opens the desktop app. `tablao --version` prints the version.
+With no command, opens the desktop app (`tablao desktop [--embedded ...]` with its options).
+`tablao --version` prints the version.
 
 Services:
   server          run the Server
@@ -31,6 +32,10 @@ Administration (on the Server's machine, --data-dir / --database-url):
   tokens create USER
   managers add NAME
 """
+
+
+# Subcommands a bundle's windowed programs pass straight through: they are how a farm's children are started.
+SERVICE_COMMANDS = ("server", "manager", "worker", "all-in-one")
 
 
 def _run(module: str, function: str, *args: object) -> int:
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if command in ("-V", "--version", "version"):
         print(f"tablao {version()}")
         return 0
+    if command == "desktop":
+        return _run("app.desktop", "main", rest)
     if command == "all-in-one" and "--headless" not in rest:
         return _run("app.desktop", "main", ["--embedded", *rest])
     if command in ("users", "tokens", "managers"):

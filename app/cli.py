@@ -27,6 +27,10 @@ Clients (each takes --server URL --token-file F; default: the local all-in-one f
   job ID          show a job, its tasks and its log
   demo            render the sample scene on the farm
 
+Services of the operating system (systemd on Linux, launchd on macOS):
+  service install server|manager|worker [--user] [--data-dir D] [-- SERVICE FLAGS]
+  service remove server|manager|worker [--user]
+
 Administration (on the Server's machine, --data-dir / --database-url):
   users add NAME --role admin|wrangler|artist
   tokens create USER
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker": "services.worker.cli",
         "all-in-one": "services.all_in_one",
         "demo": "services.demo",
+        "service": "services.system.cli",
     }
     if command in modules:
         return _run(modules[command], "main", rest)

@@ -19,7 +19,7 @@ DESKTOP, TRAY = "tablao-desktop", "tablao-tray"
 def program_argv(program: str, args: list[str]) -> list[str]:
     """The `tablao` arguments that the program named `program` (an executable's name) runs for `args`."""
     name = PureWindowsPath(program).name.lower().removesuffix(".exe")  # splits on "\\" and "/" alike
-    if args and args[0] in SERVICE_COMMANDS:
+    if args and args[0] in (*SERVICE_COMMANDS, "desktop", "tray"):  # `tablao-tray tray` is the tray, not "tray tray"
         return args
     if name == DESKTOP:
         return ["desktop", *args]

@@ -18,6 +18,8 @@ from app.launcher import program_argv
         ("/opt/tablao/tablao-tray", [], ["tray"]),
         ("/opt/tablao/tablao-tray", ["--manager", "http://m:8471"], ["tray", "--manager", "http://m:8471"]),
         ("/opt/tablao/tablao-tray", ["worker", "--name", "w"], ["worker", "--name", "w"]),
+        ("/opt/tablao/tablao-tray", ["tray", "--manager", "u"], ["tray", "--manager", "u"]),
+        ("/opt/tablao/tablao-desktop", ["tray"], ["tray"]),
         ("/opt/tablao/tablao-desktop", ["server", "--port", "9"], ["server", "--port", "9"]),
         ("/Applications/Tablao.app/Contents/MacOS/tablao-desktop", ["manager"], ["manager"]),
     ],

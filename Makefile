@@ -49,9 +49,12 @@ bench: venv system-deps
 screenshots: venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m app.screenshots docs/screenshots
 
+# The one-folder bundle in dist/tablao/ (tablao, tablao-desktop, tablao-tray); on Linux also the release tarball
+# dist/tablao-VERSION-linux-ARCH.tar.gz. Windows installer: packaging/windows/build_installer.py (see
+# docs/operations.md); macOS: dist/Tablao.app, made by the same spec on a Mac.
 package: venv
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras --group package --quiet
 	cd packaging && ../$(VENV)/bin/pyinstaller --noconfirm --distpath ../dist --workpath ../build tablao.spec
+	@if [ "$$(uname)" = Linux ]; then $(PY) packaging/linux/make_tarball.py dist/tablao dist; fi
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

@@ -22,6 +22,7 @@ if [ "$gui_only" = 0 ]; then
     command -v readelf >/dev/null || missing+=(binutils)
     command -v makensis >/dev/null || missing+=(nsis)
     command -v desktop-file-validate >/dev/null || missing+=(desktop-file-utils)
+    command -v shellcheck >/dev/null || missing+=(shellcheck)  # actionlint checks the workflows' scripts with it
     if [ "$(uname -m)" = x86_64 ] && command -v dpkg-query >/dev/null; then
       command -v wineserver >/dev/null || missing+=(wine wine64)
     fi

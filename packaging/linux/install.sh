@@ -42,5 +42,7 @@ for dir in "$here"/share/icons/hicolor/*/apps; do
   mkdir -p "$icons/$size/apps"
   cp "$dir"/* "$icons/$size/apps/"
 done
-command -v update-desktop-database >/dev/null && update-desktop-database -q "$apps" 2>/dev/null || true
+if command -v update-desktop-database >/dev/null; then
+  update-desktop-database -q "$apps" 2>/dev/null || true  # only a cache of MIME types: not worth failing for
+fi
 echo "Tablao installed in $lib; \`tablao\` is in $prefix/bin"

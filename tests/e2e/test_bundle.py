@@ -198,3 +198,9 @@ def test_no_kept_library_needs_a_dropped_one(bundle: Path) -> None:
                 needs[line.rsplit("[", 1)[1].rstrip("]")] = str(path.relative_to(bundle))
     assert needs, "readelf found no dependencies at all"
     assert {name: by for name, by in needs.items() if bundle_filter.dropped(name)} == {}
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT)
+def test_the_ci_smoke_test_passes_on_the_bundle(bundle: Path, tmp_path: Path) -> None:
+    """packaging/smoke_test.py is what the CI workflow runs after installing on each platform."""
+    _load("smoke_test").run(bundle / "tablao", tmp_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import plistlib
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,10 @@ def add_tray_helper(app: Path, version: str, icon: Path | None = None) -> Path:
     if source.exists():
         shutil.copy2(source, helper / "Contents" / "Resources" / "tablao.icns")
     return helper
+
+
+def sign_ad_hoc(app: Path) -> None:
+    """Seal the app again after the helper was added (PyInstaller signed it before): an ad-hoc signature, which is
+    what runs on Apple silicon without a developer identity; a release signs with its own identity instead."""
+    if shutil.which("codesign"):
+        subprocess.run(["codesign", "--force", "--deep", "--sign", "-", str(app)], check=True)

@@ -17,7 +17,7 @@ $(UV):
 
 # uv.lock pins every dependency; a changed lock or pyproject re-syncs the venv.
 $(STAMP): $(UV) uv.lock pyproject.toml
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras --quiet
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras --group package --quiet
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -53,9 +53,12 @@ screenshots: venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m app.screenshots docs/screenshots
 	QT_QPA_PLATFORM=offscreen $(PY) -m app.tray.screenshots docs/screenshots
 
+# The one-folder bundle in dist/tablao/ (tablao, tablao-desktop, tablao-tray); on Linux also the release tarball
+# dist/tablao-VERSION-linux-ARCH.tar.gz. Windows installer: packaging/windows/build_installer.py (see
+# docs/operations.md); macOS: dist/Tablao.app, made by the same spec on a Mac.
 package: venv
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --all-extras --group package --quiet
 	cd packaging && ../$(VENV)/bin/pyinstaller --noconfirm --distpath ../dist --workpath ../build tablao.spec
+	@if [ "$$(uname)" = Linux ]; then $(PY) packaging/linux/make_tarball.py dist/tablao dist; fi
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache

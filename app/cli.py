@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 USAGE = """usage: tablao [COMMAND] [ARGS...]
 
-With no command, opens the desktop app.
+With no command, opens the desktop app (`tablao desktop [--embedded ...]` with its options).
+`tablao --version` prints the version.
 
 Services:
   server          run the Server
@@ -27,6 +28,10 @@ Clients (each takes --server URL --token-file F; default: the local all-in-one f
   job ID          show a job, its tasks and its log
   demo            render the sample scene on the farm
 
+Services of the operating system (systemd on Linux, launchd on macOS):
+  service install server|manager|worker [--user] [--data-dir D] [-- SERVICE FLAGS]
+  service remove server|manager|worker [--user]
+
 Administration (on the Server's machine, --data-dir / --database-url):
   users add NAME --role admin|wrangler|artist
   tokens create USER
@@ -34,10 +39,25 @@ Administration (on the Server's machine, --data-dir / --database-url):
 """
 
 
+# Subcommands a bundle's windowed programs pass straight through: they are how a farm's children are started.
+SERVICE_COMMANDS = ("server", "manager", "worker", "all-in-one")
+
+
 def _run(module: str, function: str, *args: object) -> int:
     """Import the command's module only when it runs: the headless ones must never pull in Qt."""
     entry: Callable[..., int] = getattr(importlib.import_module(module), function)
     return int(entry(*args))
+
+
+def version() -> str:
+    """The installed distribution's version (the bundle carries its metadata too)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("tablao")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     if command in ("-h", "--help", "help"):
         print(USAGE)
         return 0
+    if command in ("-V", "--version", "version"):
+        print(f"tablao {version()}")
+        return 0
+    if command == "desktop":
+        return _run("app.desktop", "main", rest)
     if command == "all-in-one" and "--headless" not in rest:
         return _run("app.desktop", "main", ["--embedded", *rest])
     if command in ("users", "tokens", "managers"):
@@ -65,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "all-in-one": "services.localfarm.cli",
         "demo": "services.demo",
         "tray": "app.tray.main",
+        "service": "services.system.cli",
     }
     if command in modules:
         return _run(modules[command], "main", rest)

@@ -16,8 +16,8 @@ from app.qt import QApplication, QWidget
 from resources.scenes import make_sample_scene
 from services.local_ports import free_ports
 from services.localfarm.demo_run import demo_job
-from services.protocol.jobs import JobAction
 from services.localfarm.supervisor import tablao_argv
+from services.protocol.jobs import JobAction
 
 JOBS = [
     ("shot-010 comp", "1-40", ["sleep", "0.6"], 60),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Tablao's tests and desktop app need from the operating system, where it is missing:
-# Blender and ffmpeg (the end-to-end tests run them for real) and the X11 libraries Qt's xcb plugin loads.
+# Blender and ffmpeg (the end-to-end tests run them for real), the X11 libraries Qt's xcb plugin loads, and the
+# packaging tools (binutils, NSIS, Wine).
 # On Debian/Ubuntu it uses apt-get; elsewhere it says what to install.
 set -euo pipefail
 
@@ -20,6 +21,17 @@ if [ "$gui_only" = 0 ]; then
   command -v openbox >/dev/null || missing+=(openbox)
   command -v trayer >/dev/null || missing+=(trayer)
   command -v xdotool >/dev/null || missing+=(xdotool)
+  # packaging tests: strip/readelf for the bundle, makensis for the Windows installer and 64-bit Wine to run it
+  # silently (the installer is 64-bit, so no i386 multiarch is needed; ~25 s to install without recommends)
+  if [ "$(uname)" = Linux ]; then
+    command -v readelf >/dev/null || missing+=(binutils)
+    command -v makensis >/dev/null || missing+=(nsis)
+    command -v desktop-file-validate >/dev/null || missing+=(desktop-file-utils)
+    command -v shellcheck >/dev/null || missing+=(shellcheck)  # actionlint checks the workflows' scripts with it
+    if [ "$(uname -m)" = x86_64 ] && command -v dpkg-query >/dev/null; then
+      command -v wineserver >/dev/null || missing+=(wine wine64)
+    fi
+  fi
 fi
 if command -v dpkg-query >/dev/null; then
   for lib in $qt_libs; do

@@ -25,6 +25,7 @@ from app.qt import (
     Signal,
 )
 from app.ui.actions import Confirm
+from app.ui.app_icon import app_icon
 from app.ui.jobs_panel import JobsPanel
 from app.ui.managers_panel import ManagersPanel
 from app.ui.notifications import Notifier
@@ -86,7 +87,7 @@ class MainWindow(QMainWindow):
         self.manager_url = manager_url or (farm.manager_url if farm else "")
         self.setWindowTitle(f"Tablao — {sync.client.base_url}")
         self.resize(1280, 800)
-        icon = self.style().standardIcon(QStyle.StandardPixmap.SP_ComputerIcon)
+        icon = app_icon() or self.style().standardIcon(QStyle.StandardPixmap.SP_ComputerIcon)
         self.setWindowIcon(icon)
         self._dialogs: list[Any] = []
         self.background: list[asyncio.Task[None]] = []  # start-up work the window outlives

@@ -1,0 +1,143 @@
+"""What the PyInstaller bundle leaves out, and the Windows version resource of its programs (used by tablao.spec).
+
+Kept out: Python packages that only development pulls in, Qt modules and plugins Tablao never loads, Qt's
+translations (the app is in English only) and the GTK stack that only Qt's GTK theme plugin needs (that plugin is
+dropped: the app draws its own widgets, and its file dialogs fall back to Qt's own). tests/e2e/test_bundle.py
+checks that no bundled library still needs a library dropped here, and that the bundle keeps every feature.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import re
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+EXCLUDES = [
+    # development and test tools some dependencies import optionally
+    "tkinter",
+    "_tkinter",
+    "mypy",
+    "mypyc",
+    "ast_serialize",
+    "hypothesis",
+    "pytest",
+    "_pytest",
+    "setuptools",
+    "pkg_resources",
+    "pip",
+    "IPython",
+    "numpy.f2py",
+    "numpy.distutils",
+    "lib2to3",
+    "pydoc_data",
+    # httpx's own command line (its imports are optional: `httpx.main` then says what is missing)
+    "rich",
+    "pygments",
+    "markdown_it",
+    "mdurl",
+    # uvicorn extras Tablao does not use: YAML logging configs and --reload
+    "yaml",
+    "watchfiles",
+    # Pillow pieces no job type reads or writes
+    "PIL.ImageTk",
+    "PIL.ImageQt",
+    "PIL.AvifImagePlugin",
+    "PIL._avif",
+    # Qt modules Tablao never imports (pyqtgraph needs QtOpenGL; QtSvg draws SVG theme icons)
+    "PySide6.QtQml",
+    "PySide6.QtQuick",
+    "PySide6.QtQuickWidgets",
+    "PySide6.QtWebEngineCore",
+    "PySide6.QtTest",
+    "PySide6.QtDesigner",
+    "PySide6.QtHelp",
+    "PySide6.QtPrintSupport",
+    "PySide6.QtSql",
+    "PySide6.QtXml",
+    "PySide6.QtConcurrent",
+    "PySide6.QtNetworkAuth",
+    "pyqtgraph.opengl",
+    "pyqtgraph.examples",
+    "pyqtgraph.jupyter",
+]
+
+# Destination paths in the bundle that are dropped after the analysis (regular expressions, "/" separators).
+DROPPED = [
+    r"PySide6/Qt/translations/",
+    r"PySide6/Qt/plugins/platformthemes/libqgtk3\.",
+    r"PySide6/Qt/plugins/(egldeviceintegrations|generic)/",  # embedded-Linux input and KMS output
+    r"PySide6/Qt/plugins/platforms/libq(eglfs|minimalegl|vkkhrdisplay)\.",  # full-screen embedded platforms
+    r"PySide6/Qt/lib/libQt6(EglFSDeviceIntegration|EglFsKmsSupport|Test|Qml\w*|Quick\w*)\.",
+    r"(^|/)libQt6(EglFSDeviceIntegration|EglFsKmsSupport|Test)\.",
+    # the GTK stack, loaded only by the GTK theme plugin dropped above
+    r"^lib(gtk-3|gdk-3|gdk_pixbuf-2\.0|atk-1\.0|atk-bridge-2\.0|cairo|cairo-gobject|pango-1\.0|pangocairo-1\.0"
+    r"|pangoft2-1\.0|harfbuzz|fribidi|thai|datrie|graphite2|pixman-1|epoxy)\.so",
+    # caches and type stubs some packages ship
+    r"(^|/)__pycache__/",
+    r"\.pyi$",
+]
+_DROPPED = re.compile("|".join(f"(?:{pattern})" for pattern in DROPPED))
+
+
+def dropped(dest: str) -> bool:
+    return _DROPPED.search(dest.replace("\\", "/")) is not None
+
+
+def keep(toc: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The TOC entries (destination, source, type) that stay in the bundle."""
+    return [entry for entry in toc if not dropped(entry[0])]
+
+
+def windows_version_info(version: str, name: str, description: str) -> Any:
+    """The version resource Windows shows in a program's properties and the installer's file list."""
+    from PyInstaller.utils.win32 import versioninfo as vi
+
+    numbers = [int(n) for n in re.findall(r"\d+", version)[:4]]
+    numbers += [0] * (4 - len(numbers))
+    strings = {
+        "CompanyName": "Tablao",
+        "FileDescription": description,
+        "FileVersion": version,
+        "InternalName": name,
+        "LegalCopyright": "GPL-3.0-or-later",
+        "OriginalFilename": f"{name}.exe",
+        "ProductName": "Tablao",
+        "ProductVersion": version,
+    }
+    return vi.VSVersionInfo(
+        ffi=vi.FixedFileInfo(filevers=tuple(numbers), prodvers=tuple(numbers)),
+        kids=[
+            vi.StringFileInfo([vi.StringTable("040904B0", [vi.StringStruct(k, v) for k, v in strings.items()])]),
+            vi.VarFileInfo([vi.VarStruct("Translation", [0x0409, 1200])]),
+        ],
+    )
+
+
+def share_archives(folder: Path, main: str, others: list[str]) -> None:
+    """Replace the other programs' archives (NAME.pkg) by links to the main one's, where they are the same bytes."""
+    archive = folder / f"{main}.pkg"
+    for name in others:
+        copy = folder / f"{name}.pkg"
+        if not filecmp.cmp(archive, copy, shallow=False):
+            raise SystemExit(f"bundle_filter: {copy} differs from {archive}; cannot share it")
+        copy.unlink()
+        copy.symlink_to(archive.name)
+
+
+def strip_libraries(folder: Path) -> None:
+    """Strip debug symbols from the bundle's ELF libraries (a fifth of its size), except wheels' vendored ones.
+
+    Libraries auditwheel vendored into `NAME.libs/` were rewritten by patchelf; `strip` breaks their layout
+    (numpy's OpenBLAS then fails to load: "ELF load command address/offset not page-aligned"), so they stay as they
+    are. PyInstaller's own `strip=True` cannot leave them out, hence this step after COLLECT.
+    """
+    libraries = [
+        str(path)
+        for path in folder.rglob("*.so*")
+        if path.is_file() and not path.is_symlink() and not any(part.endswith(".libs") for part in path.parts)
+    ]
+    for start in range(0, len(libraries), 200):
+        subprocess.run(["strip", "--strip-unneeded", *libraries[start : start + 200]], check=True)

@@ -1,0 +1,1 @@
+"""Tablao as an operating-system service: systemd units and launchd plists for the Server, Managers and Workers."""

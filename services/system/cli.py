@@ -1,0 +1,163 @@
+"""`tablao service install|remove server|manager|worker`: run a Tablao service at boot (or login) on this machine.
+
+Linux: a systemd unit (/etc/systemd/system, or ~/.config/systemd/user with --user), enabled and started with
+systemctl. macOS: a launchd plist (/Library/LaunchDaemons, or ~/Library/LaunchAgents with --user), loaded with
+launchctl. The unit runs this same installation (the bundle's `tablao`, or this Python environment) with
+`--data-dir` and the flags given after `--`. `--root DIR` writes under DIR instead and runs nothing: for packagers
+and tests. Removing stops and disables the service and deletes its file; its data directory is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from services.system.units import ROLES, ServiceSpec, launchd_plist_bytes, systemd_unit
+
+PROG = "tablao service"
+
+
+def tablao_program() -> list[str]:
+    """The command that runs `tablao` from this very installation, as a service manager will start it."""
+    if getattr(sys, "frozen", False):  # the PyInstaller bundle: the console program is `tablao` itself
+        return [str(Path(sys.executable).with_name("tablao" + (".exe" if os.name == "nt" else "")))]
+    script = Path(sys.executable).with_name("tablao")
+    if script.exists():  # a virtual environment's entry-point script
+        return [str(script)]
+    return [sys.executable, "-m", "app.cli"]
+
+
+def default_platform() -> str:
+    return "launchd" if sys.platform == "darwin" else "systemd"
+
+
+def default_data_dir(role: str, user_scope: bool, instance: str) -> Path:
+    name = role + (f"-{instance}" if instance else "")
+    if user_scope:
+        from platformdirs import user_data_dir
+
+        return Path(user_data_dir("tablao")) / name
+    return Path("/Library/Application Support/tablao" if sys.platform == "darwin" else "/var/lib/tablao") / name
+
+
+def service_path(spec: ServiceSpec, platform: str, root: Path | None) -> Path:
+    """Where the unit or plist goes; under `root` when given."""
+    home = Path.home()
+    if platform == "systemd":
+        folder = home / ".config/systemd/user" if spec.user_scope else Path("/etc/systemd/system")
+        path = folder / f"{spec.name}.service"
+    else:
+        folder = home / "Library/LaunchAgents" if spec.user_scope else Path("/Library/LaunchDaemons")
+        path = folder / f"{spec.label}.plist"
+    if root is None:
+        return path
+    return root / (path.relative_to(home) if spec.user_scope else path.relative_to(path.anchor))
+
+
+def _commands(spec: ServiceSpec, platform: str, path: Path, install: bool) -> list[list[str]]:
+    """The service manager's commands that enable and start (or stop and disable) the service."""
+    if platform == "systemd":
+        ctl = ["systemctl", "--user"] if spec.user_scope else ["systemctl"]
+        if install:
+            return [[*ctl, "daemon-reload"], [*ctl, "enable", "--now", f"{spec.name}.service"]]
+        return [[*ctl, "disable", "--now", f"{spec.name}.service"], [*ctl, "daemon-reload"]]
+    domain = f"gui/{os.getuid()}" if spec.user_scope else "system"
+    if install:
+        return [["launchctl", "bootstrap", domain, str(path)]]
+    return [["launchctl", "bootout", f"{domain}/{spec.label}"]]
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    flags: list[str] = []
+    if "--" in argv:  # everything after `--` goes to the service itself
+        cut = argv.index("--")
+        argv, flags = argv[:cut], argv[cut + 1 :]
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("action", choices=["install", "remove"])
+    parser.add_argument("role", choices=ROLES)
+    parser.add_argument("--user", action="store_true", help="a per-user service, started at login (no root needed)")
+    parser.add_argument("--instance", default="", help="a name for a second service of one role on this machine")
+    parser.add_argument("--data-dir", type=Path, help="the service's data directory (default: per role)")
+    parser.add_argument("--run-as", default="", help="system services: the account to run as (default: you)")
+    parser.add_argument("--platform", choices=["systemd", "launchd"], default=default_platform())
+    parser.add_argument("--root", type=Path, help="write under this folder and run no service manager")
+    parser.add_argument("--no-start", action="store_true", help="write the file only; enable and start nothing")
+    return parser.parse_args(argv), flags
+
+
+def main(argv: list[str]) -> int:
+    args, flags = parse(argv)
+    if "--data-dir" in flags:
+        print(f"{PROG}: give --data-dir before `--`, as an option of `tablao service`", file=sys.stderr)
+        return 2
+    if os.name == "nt":
+        print(f"{PROG}: not on Windows; run the Server or Manager with a Windows service wrapper", file=sys.stderr)
+        return 2
+    data_dir = (args.data_dir or default_data_dir(args.role, args.user, args.instance)).absolute()
+    run_as = "" if args.user else (args.run_as or os.environ.get("SUDO_USER") or getpass.getuser())
+    try:
+        spec = ServiceSpec(
+            role=args.role,
+            argv=(*tablao_program(), args.role, "--data-dir", str(data_dir), *flags),
+            data_dir=data_dir,
+            user_scope=args.user,
+            instance=args.instance,
+            run_as=run_as,
+        )
+    except ValueError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    path = service_path(spec, args.platform, args.root)
+    run = args.root is None and not args.no_start
+    if run and shutil.which("systemctl" if args.platform == "systemd" else "launchctl") is None:
+        print(f"{PROG}: {args.platform} is not available here; use --root DIR to only write the file", file=sys.stderr)
+        return 1
+    try:
+        if args.action == "install":
+            _install(spec, args.platform, path, data_dir if args.root is None else None, run)
+        elif not _remove(spec, args.platform, path, run):
+            return 1
+    except PermissionError as exc:
+        print(f"{PROG}: {exc.strerror}: {exc.filename} (system services need root; or use --user)", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        print(f"{PROG}: `{shlex.join(exc.cmd)}` failed with exit code {exc.returncode}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _install(spec: ServiceSpec, platform: str, path: Path, data_dir: Path | None, run: bool) -> None:
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not spec.user_scope and spec.run_as and os.geteuid() == 0:
+            shutil.chown(data_dir, spec.run_as)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = systemd_unit(spec).encode() if platform == "systemd" else launchd_plist_bytes(spec)
+    replaced = path.exists()
+    if replaced and run and platform == "launchd":  # launchd refuses to bootstrap a label already loaded
+        subprocess.run(_commands(spec, platform, path, install=False)[0], check=False, capture_output=True)
+    path.write_bytes(content)
+    path.chmod(0o644)
+    print(f"{'replaced' if replaced else 'wrote'} {path}")
+    for command in _commands(spec, platform, path, install=True) if run else []:
+        subprocess.run(command, check=True)
+    print(f"{spec.name}: " + ("enabled and started" if run else "not started (start it with your service manager)"))
+
+
+def _remove(spec: ServiceSpec, platform: str, path: Path, run: bool) -> bool:
+    if not path.exists():
+        print(f"{PROG}: no {path}: {spec.name} is not installed", file=sys.stderr)
+        return False
+    for command in _commands(spec, platform, path, install=False) if run else []:
+        subprocess.run(command, check=False)  # already stopped or never loaded is fine: the file goes anyway
+    path.unlink()
+    if run and platform == "systemd":
+        subprocess.run(_commands(spec, platform, path, install=False)[-1], check=False)
+    print(f"removed {path}; the data directory {spec.data_dir} is kept")
+    return True

@@ -25,6 +25,7 @@ Clients (each takes --server URL --token-file F; default: the local all-in-one f
   jobs            list jobs
   job ID          show a job, its tasks and its log
   demo            render the sample scene on the farm
+  blender-addon --output FILE.zip   make the installable zip of the Blender add-on
 
 Administration (on the Server's machine, --data-dir / --database-url):
   users add NAME --role admin|wrangler|artist
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run("services.server.cli", "admin_main", command, rest)
     if command in ("submit", "jobs", "job"):
         return _run("services.client_cli", "main", command, rest)
+    if command == "blender-addon":
+        return _run("resources.addon_zip", "main", rest)
     modules = {
         "server": "services.server.cli",
         "manager": "services.manager.cli",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from app.blender_install import InstallResult, install_addon
 from app.embedded import EmbeddedFarm
 from app.models.sync import ConnectionState, FarmSync
 from app.qt import (
@@ -146,6 +147,11 @@ class MainWindow(QMainWindow):
         manager = QAction("Manager address…", self)
         manager.triggered.connect(self._ask_manager_url)
         bar.addAction(manager)
+        self.last_addon_install: InstallResult | None = None
+        self.install_addon_action = QAction("Install the Blender add-on", self)
+        self.install_addon_action.setToolTip("Install and enable Tablao's add-on in the Blender found on this machine")
+        self.install_addon_action.triggered.connect(lambda: self.sync.spawn(self.install_blender_addon()))
+        bar.addAction(self.install_addon_action)
 
     # --- status ---------------------------------------------------------------------------------
     def _state_changed(self, state: str) -> None:
@@ -184,6 +190,18 @@ class MainWindow(QMainWindow):
         dialog.show()
         dialog.start()
         return dialog
+
+    async def install_blender_addon(self) -> None:
+        self.install_addon_action.setEnabled(False)
+        self.statusBar().showMessage("Installing the Blender add-on…")
+        try:
+            result = await install_addon()
+        finally:
+            self.install_addon_action.setEnabled(True)
+        self.statusBar().showMessage(result.message, 10000)
+        self.last_addon_install = result
+        if not result.ok:
+            self.message_bar.show_message(result.message, error=True)
 
     def _ask_manager_url(self) -> None:
         text, ok = QInputDialog.getText(

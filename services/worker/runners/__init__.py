@@ -9,6 +9,7 @@ from services.worker.runners.blender import run_blender_render
 from services.worker.runners.ffmpeg import run_ffmpeg
 from services.worker.runners.files import run_copy_file, run_move_out_of_way, run_remove_path
 from services.worker.runners.images import run_merge_images
+from services.worker.runners.openjd import run_openjd_task
 
 RUNNERS: dict[str, Runner] = {
     "blender-render": run_blender_render,
@@ -16,6 +17,7 @@ RUNNERS: dict[str, Runner] = {
     "merge-images": run_merge_images,
     "ffmpeg": run_ffmpeg,
     "exec": run_exec,
+    "openjd-task": run_openjd_task,
     "move-out-of-way": run_move_out_of_way,
     "copy-file": run_copy_file,
     "remove-path": run_remove_path,
@@ -30,6 +32,7 @@ TASK_TYPE_PROGRAMS: dict[str, str | None] = {
     "image": None,
     "file-management": None,
     "exec": None,
+    "openjd": None,
     "misc": None,
 }
 

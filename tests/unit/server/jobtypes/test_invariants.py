@@ -23,9 +23,30 @@ SAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("blender-still", {"blendfile": "/a.blend", "output_path": "/r/s.png", "split": "samples"}),
     ("ffmpeg-encode", {"input_pattern": "/r/f_####.png", "output_path": "/r/v.mp4", "segment_frames": 60}),
     ("exec", {"command": ["echo", "{start}", "{end}"], "frames": "1-10", "chunk_size": 3}),
+    (
+        "openjd",
+        {
+            "template": {
+                "specificationVersion": "jobtemplate-2023-09",
+                "name": "j",
+                "steps": [
+                    {
+                        "name": "A",
+                        "parameterSpace": {"taskParameterDefinitions": [{"name": "F", "type": "INT", "range": "1-5"}]},
+                        "script": {"actions": {"onRun": {"command": "echo", "args": ["{{Task.Param.F}}"]}}},
+                    },
+                    {
+                        "name": "B",
+                        "dependencies": [{"dependsOn": "A"}],
+                        "script": {"actions": {"onRun": {"command": "echo"}}},
+                    },
+                ],
+            }
+        },
+    ),
 ]
-TASK_TYPES = {"blender", "ffmpeg", "image", "file-management", "exec", "misc"}
-COMMANDS = {"blender-render", "blender-bake", "merge-images", "ffmpeg", "exec", "remove-path"}
+TASK_TYPES = {"blender", "ffmpeg", "image", "file-management", "exec", "misc", "openjd"}
+COMMANDS = {"blender-render", "blender-bake", "merge-images", "ffmpeg", "exec", "remove-path", "openjd-task", "echo"}
 
 
 @pytest.mark.parametrize(("name", "settings"), SAMPLES)

@@ -26,6 +26,7 @@ Clients (each takes --server URL --token-file F; default: the local all-in-one f
   job ID          show a job, its tasks and its log
   demo            render the sample scene on the farm
   blender-addon --output FILE.zip   make the installable zip of the Blender add-on
+  tablao://job/ID                   open the desktop app on a job (the Blender add-on's links)
 
 Administration (on the Server's machine, --data-dir / --database-url):
   users add NAME --role admin|wrangler|artist
@@ -40,11 +41,24 @@ def _run(module: str, function: str, *args: object) -> int:
     return int(entry(*args))
 
 
+def _open_link(link: str, rest: list[str]) -> int:
+    """`tablao tablao://job/ID`, as a desktop's URL handler runs it: the desktop app opens on that job."""
+    from app.job_links import job_of
+
+    job_id = job_of(link)
+    if job_id is None:
+        print(f"tablao: {link!r} is not a Tablao link (expected tablao://job/ID)", file=sys.stderr)
+        return 2
+    return _run("app.desktop", "main", ["--open-job", str(job_id), *rest])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         return _run("app.desktop", "main", [])
     command, rest = args[0], args[1:]
+    if command.lower().startswith("tablao://"):
+        return _open_link(command, rest)
     if command in ("-h", "--help", "help"):
         print(USAGE)
         return 0

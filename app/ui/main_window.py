@@ -191,6 +191,25 @@ class MainWindow(QMainWindow):
         dialog.start()
         return dialog
 
+    def reveal_job_later(self, job_id: int) -> None:
+        """Select a job once the store has it (a `tablao://job/ID` link opened the app)."""
+
+        async def reveal() -> None:
+            await self.reveal_job(job_id)
+
+        self.background.append(self.sync.spawn(reveal()))
+
+    async def reveal_job(self, job_id: int, within: float = 30.0) -> bool:
+        deadline = asyncio.get_running_loop().time() + within
+        while self.sync.store.jobs.get(job_id) is None:
+            if asyncio.get_running_loop().time() > deadline:
+                self.message_bar.show_message(f"Job {job_id} was not found on this Server.")
+                return False
+            await asyncio.sleep(0.1)
+        self.tabs.setCurrentWidget(self.jobs)
+        self.jobs.select_job(job_id)
+        return True
+
     async def install_blender_addon(self) -> None:
         self.install_addon_action.setEnabled(False)
         self.statusBar().showMessage("Installing the Blender add-on…")

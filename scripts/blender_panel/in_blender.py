@@ -19,7 +19,7 @@ prefs.server_url = "http://farm.example:8470"
 prefs.api_token = "tbl_secret"
 tablao_submit.STATE.update(
     connection="Connected as ana (artist)",
-    status="Submitted job 42: open it with `tablao job 42` or the Tablao app",
+    status="Submitted job 42: open it with `tablao job 42` or tablao://job/42",
     job_id=42,
 )
 settings = bpy.context.scene.tablao

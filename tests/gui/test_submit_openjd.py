@@ -64,3 +64,25 @@ def test_template_file_builds_the_parameter_form_and_submits(
     assert submitted
     detail = httpx.get(f"{fresh_server.url}/api/v1/jobs/{submitted[0].id}", headers=fresh_server.headers()).json()
     assert detail["settings"]["parameters"] == {"OutDir": str(tmp_path / "out"), "Frames": "1-2", "Shot": "sh010"}
+
+
+def test_a_job_link_selects_its_job(qloop, qtbot, fresh_server: ServerProcess) -> None:
+    from app.models.store import ClientStore
+    from app.models.sync import FarmSync
+    from app.ui.main_window import MainWindow
+
+    body = {"name": "linked", "type": "exec", "settings": {"command": ["true"]}}
+    job_id = httpx.post(f"{fresh_server.url}/api/v1/jobs", json=body, headers=fresh_server.headers()).json()["id"]
+    sync = FarmSync(ClientStore(), ServerClient(fresh_server.url, fresh_server.admin_token))
+    window = MainWindow(sync, fresh_server.admin_token, confirm=lambda title, text: True)
+    qtbot.addWidget(window)
+    window.show()
+
+    async def scenario() -> None:
+        sync.start()
+        assert await window.reveal_job(job_id)
+        assert window.jobs.selected_job_ids() == [job_id]
+        assert not await window.reveal_job(job_id + 1000, within=1)
+        assert f"Job {job_id + 1000} was not found" in window.message_bar.label.text()
+
+    qloop.run_until_complete(scenario())

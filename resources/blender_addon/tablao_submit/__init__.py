@@ -153,7 +153,9 @@ class TABLAO_PT_submit(bpy.types.Panel):  # type: ignore[misc]
         if STATE["status"]:
             layout.label(text=STATE["status"], icon="ERROR" if STATE["level"] == "ERROR" else "INFO")
         if STATE["job_id"]:
-            layout.operator(TABLAO_OT_copy_job_command.bl_idname, icon="COPYDOWN")
+            row = layout.row()
+            row.operator(TABLAO_OT_open_job.bl_idname, icon="URL")
+            row.operator(TABLAO_OT_copy_job_command.bl_idname, icon="COPYDOWN")
 
 
 def _connection(context: Any) -> farm.Connection:
@@ -192,6 +194,17 @@ class TABLAO_OT_copy_job_command(bpy.types.Operator):  # type: ignore[misc]
 
     def execute(self, context: Any) -> set[str]:
         context.window_manager.clipboard = f"tablao job {STATE['job_id']}"
+        return {"FINISHED"}
+
+
+class TABLAO_OT_open_job(bpy.types.Operator):  # type: ignore[misc]
+    """Open the submitted job in the Tablao desktop app (through its tablao:// link)"""
+
+    bl_idname = "tablao.open_job"
+    bl_label = "Open in Tablao"
+
+    def execute(self, context: Any) -> set[str]:
+        bpy.ops.wm.url_open(url=farm.job_link(STATE["job_id"]))
         return {"FINISHED"}
 
 
@@ -287,6 +300,7 @@ CLASSES = (
     TablaoJobSettings,
     TABLAO_OT_check_connection,
     TABLAO_OT_copy_job_command,
+    TABLAO_OT_open_job,
     TABLAO_OT_submit,
     TABLAO_PT_submit,
 )

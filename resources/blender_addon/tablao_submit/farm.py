@@ -259,5 +259,10 @@ def parse_tags(text: str) -> list[str]:
     return [t.strip() for t in text.replace(";", ",").split(",") if t.strip()]
 
 
+def job_link(job_id: int) -> str:
+    """The link the desktop app opens on the job (where `tablao` is registered for tablao:// links)."""
+    return f"tablao://job/{job_id}"
+
+
 def open_hint(job_id: int) -> str:
-    return f"open it with `tablao job {job_id}` or the Tablao app"
+    return f"open it with `tablao job {job_id}` or {job_link(job_id)}"

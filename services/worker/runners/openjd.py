@@ -99,7 +99,11 @@ class _Run:
         self.loop = asyncio.get_running_loop()
         self.changed = asyncio.Event()
 
-    def callback(self, _session_id: str, _status: ActionStatus) -> None:
+    def callback(self, _session_id: str, status: ActionStatus) -> None:
+        if status.state == ActionState.RUNNING and status.progress is not None:
+            # `openjd_progress: N` lines (0-100) become the task's progress
+            done = max(0, min(100, round(status.progress)))
+            self.loop.call_soon_threadsafe(self.ctx.progress, done, 100)
         self.loop.call_soon_threadsafe(self.changed.set)
 
     async def finished(self, session: Session) -> ActionStatus:

@@ -80,11 +80,14 @@ def test_submit_from_blender_renders_on_the_farm(
         blend, addon_zip, tmp_path, "--server", farm.farm.server_url, "--token", token, "--action", "check"
     )
     assert check["connection"] == "Connected as ana (artist)", check
-    result = run_addon(blend, addon_zip, tmp_path, "--server", farm.farm.server_url, "--token", token)
+    url = farm.farm.server_url
+    result = run_addon(blend, addon_zip, tmp_path, "--server", url, "--token", token, "--priority", "61")
     assert result["raised"] == "" and result["job_id"] > 0, result
+    again = run_addon(blend, addon_zip, tmp_path, "--server", url, "--token", token, "--action", "check")
+    assert again["saved_priority"] == 61, again  # the submission saved the .blend, panel settings and all
     assert f"tablao job {result['job_id']}" in result["status"]
     job = farm.job(result["job_id"])
-    assert job["submitter"] == "ana" and job["type"] == "blender-render"
+    assert job["submitter"] == "ana" and job["type"] == "blender-render" and job["priority"] == 61
     # the add-on rewrote the paths with the farm's variables so every worker resolves them for itself
     assert job["settings"]["blendfile"] == "{project}/sample.blend"
     assert job["settings"]["output_path"] == "{render_root}/addon/frame_####"

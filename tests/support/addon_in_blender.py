@@ -33,6 +33,7 @@ def main() -> None:
     prefs.server_url = args.server
     prefs.api_token = args.token
     s = bpy.context.scene.tablao
+    saved_priority = s.priority  # what the .blend held when opened: proves a submission saved it first
     s.job_type = args.job_type
     s.output_path = args.output_path
     s.chunk_size = args.chunk_size
@@ -47,7 +48,8 @@ def main() -> None:
     except RuntimeError as exc:
         raised = str(exc)
     state = dict(tablao_submit.STATE)
-    print("TABLAO_RESULT " + json.dumps({"raised": raised, **state}), flush=True)
+    result = {"raised": raised, "saved_priority": saved_priority, **state}
+    print("TABLAO_RESULT " + json.dumps(result), flush=True)
 
 
 main()

@@ -256,8 +256,13 @@ class TABLAO_OT_submit(bpy.types.Operator):  # type: ignore[misc]
         STATE.update(status="", errors={}, job_id=0)
         if not bpy.data.filepath:
             return _fail(self, "Save the .blend first: the farm renders the saved file", {"blendfile": "not saved"})
-        if bpy.data.is_dirty:
-            bpy.ops.wm.save_mainfile()
+        # always saved: the farm renders the file on disk, and Blender does not mark every change as unsaved
+        try:
+            saved = bpy.ops.wm.save_mainfile()
+        except RuntimeError as exc:
+            return _fail(self, f"Could not save the .blend: {exc}", {"blendfile": "could not be saved"})
+        if "FINISHED" not in saved:
+            return _fail(self, "Could not save the .blend", {"blendfile": "could not be saved"})
         conn = _connection(context)
         try:
             variables = farm.farm_variables(conn)

@@ -153,6 +153,8 @@ async def run_openjd_task(params: Mapping[str, Any], ctx: RunContext) -> None:
     if step is None:
         raise CommandFailed(f"{COMMAND}: the template has no step {step_name!r}")
     task_values = task_parameters(params)
+    if step.hostRequirements is not None:
+        ctx.log(f"note: step {step.name!r} has hostRequirements; Tablao does not match them to workers (use job tags)")
     run = _Run(ctx)
     session_id = f"tablao-{uuid.uuid4().hex[:12]}"
     forward = _Forward(session_id, run.loop, ctx)

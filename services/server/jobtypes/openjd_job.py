@@ -194,12 +194,14 @@ class OpenJDJob(JobType):
         if (total := sum(counts.values())) > MAX_TASKS:
             raise CompileError("template", f"the template makes {total:,} tasks; a job may have at most {MAX_TASKS:,}")
         payloads = {i: step_template(s.template, job.steps[i].name) for i in order}
-        stored = sum(template_size(payloads[i]) * counts[i] for i in order)
+        # every task carries its step's template and all job parameter values: count both
+        per_task_values = template_size({"job_parameters": job_parameters})
+        stored = sum((template_size(payloads[i]) + per_task_values) * counts[i] for i in order)
         if stored > MAX_STORED_BYTES:
             raise CompileError(
                 "template",
-                f"the tasks would store {stored // (1024 * 1024)} MiB of template; make the template or its "
-                "parameter space smaller",
+                f"the tasks would store {stored // (1024 * 1024)} MiB of template and parameter values; make "
+                "them or the parameter space smaller",
             )
         tasks: list[CompiledTask] = []
         by_step: dict[str, list[int]] = {}

@@ -115,3 +115,12 @@ def test_large_fan_in_goes_through_one_barrier_task() -> None:
     barrier = tasks[200]
     assert barrier.depends_on == list(range(200)) and barrier.commands[0]["name"] == "echo"
     assert all(task.depends_on == [200] for task in tasks[201:])
+
+
+def test_large_values_times_many_tasks_are_refused() -> None:
+    # 50 values of 8 KB each are fine once, not copied into 100,000 tasks
+    t = one_step([{"name": "X", "type": "INT", "range": "1-100000"}])
+    t["parameterDefinitions"] = [{"name": f"P{i}", "type": "STRING"} for i in range(50)]
+    values = {f"P{i}": "v" * 8000 for i in range(50)}
+    with pytest.raises(CompileError, match="MiB of template and parameter values"):
+        compile_({"template": t, "parameters": values})

@@ -27,6 +27,8 @@ Clients (each takes --server URL --token-file F; default: the local all-in-one f
   jobs            list jobs
   job ID          show a job, its tasks and its log
   demo            render the sample scene on the farm
+  blender-addon --output FILE.zip   make the installable zip of the Blender add-on
+  tablao://job/ID                   open the desktop app on a job (the Blender add-on's links)
 
 Services of the operating system (systemd on Linux, launchd on macOS):
   service install server|manager|worker [--user] [--data-dir D] [-- SERVICE FLAGS]
@@ -60,6 +62,17 @@ def version() -> str:
         return "unknown"
 
 
+def _open_link(link: str, rest: list[str]) -> int:
+    """`tablao tablao://job/ID`, as a desktop's URL handler runs it: the desktop app opens on that job."""
+    from app.job_links import job_of
+
+    job_id = job_of(link)
+    if job_id is None:
+        print(f"tablao: {link!r} is not a Tablao link (expected tablao://job/ID)", file=sys.stderr)
+        return 2
+    return _run("app.desktop", "main", ["--open-job", str(job_id), *rest])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     # a service started by a supervisor (all-in-one, the app, the tray) dies with it, however it ends
@@ -69,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args:
         return _run("app.desktop", "main", [])
     command, rest = args[0], args[1:]
+    if command.lower().startswith("tablao://"):
+        return _open_link(command, rest)
     if command in ("-h", "--help", "help"):
         print(USAGE)
         return 0
@@ -83,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run("services.server.cli", "admin_main", command, rest)
     if command in ("submit", "jobs", "job"):
         return _run("services.client_cli", "main", command, rest)
+    if command == "blender-addon":
+        return _run("resources.addon_zip", "main", rest)
     modules = {
         "server": "services.server.cli",
         "manager": "services.manager.cli",

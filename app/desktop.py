@@ -31,6 +31,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--server", default=None, help="connect to this Server URL (no start-up question)")
     p.add_argument("--manager-url", default=None, help="the Manager full task logs are read from")
     p.add_argument("--demo", action="store_true", help="render the sample scene on the local farm (embedded mode)")
+    p.add_argument("--open-job", type=int, default=None, metavar="ID", help="select this job once it is loaded")
     return p.parse_args(argv)
 
 
@@ -99,6 +100,8 @@ async def run(args: argparse.Namespace) -> int:
         )
         if started is None:
             return 1
+        if args.open_job is not None:
+            started[0].reveal_job_later(args.open_job)
         if args.demo:
             from app.demo import submit_demo
 
@@ -139,6 +142,8 @@ async def run(args: argparse.Namespace) -> int:
         started = await start_embedded(choice.data_dir, choice.port, choice.workers, manager_url, settings)
         if started is None:
             return 1
+        if args.open_job is not None:
+            started[0].reveal_job_later(args.open_job)
         return await until_closed(started[0])
     settings.server_url, settings.username = choice.server_url, choice.username
     settings.save()
@@ -148,6 +153,8 @@ async def run(args: argparse.Namespace) -> int:
         window.message_bar.show_message(NO_KEYRING, error=False)
     window.show()
     sync.start()
+    if args.open_job is not None:
+        window.reveal_job_later(args.open_job)
     return await until_closed(window)
 
 

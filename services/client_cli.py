@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from services import openjd_submit
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol.jobs import Job, JobAction, JobDetail
 from services.protocol.server_client import ApiError, ServerClient
@@ -77,11 +78,18 @@ def print_job(job: JobDetail) -> None:
 
 async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
     try:
-        body = json.loads(args.file.read_text())
-    except OSError as exc:
-        raise SystemExit(f"cannot read {args.file}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"{args.file} is not valid JSON: {exc}") from exc
+        text = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if openjd_submit.is_template(args.file, text):
+        body = openjd_submit.submission(args.file, text, args.param, await client.farm_variables(), args.priority)
+    else:
+        if args.param:
+            raise SystemExit("-p sets an Open Job Description template's parameters; this file is a JSON job")
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"{args.file} is not valid JSON: {exc}") from exc
     job = await client.submit_job(body)
     print(f"submitted job {job.id} ({job.name}): {job.tasks_total} tasks, {job.status}")
     return 0
@@ -111,7 +119,16 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"tablao {command}")
     connection_args(parser)
     if command == "submit":
-        parser.add_argument("file", type=Path, help="a JSON job: {name, type, settings, priority, ...}")
+        parser.add_argument(
+            "file", type=Path,
+            help="a JSON job {name, type, settings, priority, ...}, or an Open Job Description job template "
+            "(YAML or JSON; docs/openjd.md)",
+        )  # fmt: skip
+        parser.add_argument(
+            "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+            help="a template parameter's value (repeatable)",
+        )  # fmt: skip
+        parser.add_argument("--priority", type=int, default=None, help="the template job's priority (0-100)")
     elif command == "jobs":
         parser.add_argument("--status", action="append", help="only jobs with this status (repeatable)")
         parser.add_argument("--search", help="only jobs whose name contains this")

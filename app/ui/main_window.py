@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from app.blender_install import InstallResult, install_addon
 from app.embedded import EmbeddedFarm
 from app.models.sync import ConnectionState, FarmSync
 from app.qt import (
@@ -147,6 +148,11 @@ class MainWindow(QMainWindow):
         manager = QAction("Manager address…", self)
         manager.triggered.connect(self._ask_manager_url)
         bar.addAction(manager)
+        self.last_addon_install: InstallResult | None = None
+        self.install_addon_action = QAction("Install the Blender add-on", self)
+        self.install_addon_action.setToolTip("Install and enable Tablao's add-on in the Blender found on this machine")
+        self.install_addon_action.triggered.connect(lambda: self.sync.spawn(self.install_blender_addon()))
+        bar.addAction(self.install_addon_action)
 
     # --- status ---------------------------------------------------------------------------------
     def _state_changed(self, state: str) -> None:
@@ -185,6 +191,37 @@ class MainWindow(QMainWindow):
         dialog.show()
         dialog.start()
         return dialog
+
+    def reveal_job_later(self, job_id: int) -> None:
+        """Select a job once the store has it (a `tablao://job/ID` link opened the app)."""
+
+        async def reveal() -> None:
+            await self.reveal_job(job_id)
+
+        self.background.append(self.sync.spawn(reveal()))
+
+    async def reveal_job(self, job_id: int, within: float = 30.0) -> bool:
+        deadline = asyncio.get_running_loop().time() + within
+        while self.sync.store.jobs.get(job_id) is None:
+            if asyncio.get_running_loop().time() > deadline:
+                self.message_bar.show_message(f"Job {job_id} was not found on this Server.")
+                return False
+            await asyncio.sleep(0.1)
+        self.tabs.setCurrentWidget(self.jobs)
+        self.jobs.select_job(job_id)
+        return True
+
+    async def install_blender_addon(self) -> None:
+        self.install_addon_action.setEnabled(False)
+        self.statusBar().showMessage("Installing the Blender add-on…")
+        try:
+            result = await install_addon()
+        finally:
+            self.install_addon_action.setEnabled(True)
+        self.statusBar().showMessage(result.message, 10000)
+        self.last_addon_install = result
+        if not result.ok:
+            self.message_bar.show_message(result.message, error=True)
 
     def _ask_manager_url(self) -> None:
         text, ok = QInputDialog.getText(

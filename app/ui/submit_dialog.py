@@ -19,7 +19,9 @@ from app.qt import (
     Signal,
 )
 from app.schema import parse_schema
+from app.ui.openjd_form import OpenJDForm
 from app.ui.schema_form import ERROR_STYLE, ErrorLabel, SchemaForm
+from services.openjd_submit import farm_path_values
 from services.protocol.jobs import Job, JobTypeInfo
 from services.protocol.server_client import ApiError, ServerClient
 
@@ -108,9 +110,18 @@ class SubmitDialog(QDialog):
         if self.form is not None:
             self.form_holder.removeWidget(self.form)
             self.form.deleteLater()
-        self.form = SchemaForm(parse_schema(info.settings_schema), self)
+        if name == "openjd":
+            form = OpenJDForm(self)
+            form.template_loaded.connect(self._template_named)
+            self.form = form
+        else:
+            self.form = SchemaForm(parse_schema(info.settings_schema), self)
         self.form_holder.addWidget(self.form)
         self.description.setText(info.description)
+
+    def _template_named(self, name: str) -> None:
+        if name and not self.name.text().strip():
+            self.name.setText(name)
 
     def submission(self) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The body to send, or None and the errors found before sending."""
@@ -142,6 +153,11 @@ class SubmitDialog(QDialog):
             return None
         self.message.setText("Submitting…")
         try:
+            if isinstance(self.form, OpenJDForm) and self.form.template is not None:
+                # PATH values in the farm's shared folders go as {variable}/rest, as `tablao submit` sends them
+                variables = await self.client.farm_variables()
+                settings = body["settings"]
+                settings["parameters"] = farm_path_values(self.form.template, settings["parameters"], variables)
             job = await self.client.submit_job(body)
         except ApiError as exc:
             self.show_server_errors(exc)

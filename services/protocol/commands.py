@@ -38,6 +38,7 @@ class TaskType(StrEnum):
     IMAGE = "image"
     FILE_MANAGEMENT = "file-management"
     EXEC = "exec"
+    OPENJD = "openjd"
     MISC = "misc"
 
 
@@ -48,6 +49,7 @@ TASK_TYPE_PROGRAMS: dict[TaskType, str | None] = {
     TaskType.IMAGE: None,
     TaskType.FILE_MANAGEMENT: None,
     TaskType.EXEC: None,
+    TaskType.OPENJD: None,  # openjd-sessions runs the template's own commands
     TaskType.MISC: None,
 }
 
@@ -136,6 +138,25 @@ class MergeSamplesParams(TypedDict):
     output: Annotated[PathText, Field(description="the merged image")]
     format: Annotated[Literal["PNG", "JPEG", "TIFF", "OPEN_EXR"], Field(description="its format")]
     scene: NotRequired[Annotated[Text, Field(description="scene by name; absent: the file's active scene")]]
+
+
+@with_config(_STRICT)
+class OpenjdParameterValue(TypedDict):
+    type: Literal["INT", "FLOAT", "STRING", "PATH", "CHUNK[INT]"]
+    value: str
+
+
+@with_config(_STRICT)
+class OpenjdTaskParams(TypedDict):
+    template: Annotated[
+        dict[str, Any],
+        Field(description="the job template cut to this task's step, with the job's parameters and environments"),
+    ]
+    job_parameters: Annotated[dict[str, str], Field(description="every job parameter's value, defaults applied")]
+    step: Annotated[Text, Field(description="the step's name")]
+    task_parameters: Annotated[
+        dict[str, OpenjdParameterValue], Field(description="this task's parameter set: `{name: {type, value}}`")
+    ]
 
 
 @with_config(_STRICT)
@@ -300,6 +321,29 @@ MERGE_SAMPLES: CommandSpec[MergeSamplesParams] = CommandSpec(
         "format": "PNG",
     },
 )
+OPENJD_TASK: CommandSpec[OpenjdTaskParams] = CommandSpec(
+    "openjd-task",
+    OpenjdTaskParams,
+    "One Open Job Description task through openjd-sessions: enters the job's and the step's environments, runs the "
+    "task's script with its parameter set, and exits the entered environments in reverse order, also after a "
+    "failure or cancel (which follows the action's own cancelation mode).",
+    example={
+        "template": {
+            "specificationVersion": "jobtemplate-2023-09",
+            "name": "hello",
+            "steps": [
+                {
+                    "name": "say",
+                    "script": {"actions": {"onRun": {"command": "echo", "args": ["{{Task.Param.N}}"]}}},
+                    "parameterSpace": {"taskParameterDefinitions": [{"name": "N", "type": "INT", "range": "1-3"}]},
+                }
+            ],
+        },
+        "job_parameters": {},
+        "step": "say",
+        "task_parameters": {"N": {"type": "INT", "value": "2"}},
+    },
+)
 FFMPEG: CommandSpec[FfmpegParams] = CommandSpec(
     "ffmpeg",
     FfmpegParams,
@@ -348,6 +392,7 @@ COMMANDS: dict[str, CommandSpec[Any]] = {
         MERGE_SAMPLES,
         FFMPEG,
         EXEC,
+        OPENJD_TASK,
         MOVE_OUT_OF_WAY,
         COPY_FILE,
         REMOVE_PATH,

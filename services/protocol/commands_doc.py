@@ -83,7 +83,9 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def _type(node: dict[str, Any], defs: dict[str, Any]) -> str:
+def _type(node: dict[str, Any] | bool, defs: dict[str, Any]) -> str:
+    if not isinstance(node, dict):  # JSON Schema's `true`: anything (e.g. the values of a free-form object)
+        return "any"
     node = _resolve(node, defs)
     if "anyOf" in node:
         return " or ".join(_type(n, defs) for n in node["anyOf"])

@@ -139,6 +139,20 @@ class FarmStatus(ResponseModel):
     managers: dict[str, int]
 
 
+class Me(ResponseModel):
+    """Who the presented API token belongs to (`GET /api/v1/me`)."""
+
+    name: str
+    role: Role
+
+
+class FarmVariables(ResponseModel):
+    """The farm's path variables as the Server knows them: name -> {platform ("linux", "windows", "macos",
+    or "all") -> value}."""
+
+    variables: dict[str, dict[str, str]]
+
+
 class Health(ResponseModel):
     status: str
     version: str

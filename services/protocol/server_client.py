@@ -22,9 +22,11 @@ from services.protocol.farm import (
     ApiToken,
     Event,
     FarmStatus,
+    FarmVariables,
     Health,
     Manager,
     ManagerCreated,
+    Me,
     TokenCreated,
     User,
     Worker,
@@ -124,6 +126,12 @@ class ServerClient:
     # ---- farm ----
     async def health(self) -> Health:
         return Health.model_validate(await self._call("GET", "/health"))
+
+    async def me(self) -> Me:
+        return Me.model_validate(await self._call("GET", "/me"))
+
+    async def farm_variables(self) -> dict[str, dict[str, str]]:
+        return FarmVariables.model_validate(await self._call("GET", "/farm/variables")).variables
 
     async def farm_status(self) -> FarmStatus:
         return FarmStatus.model_validate(await self._call("GET", "/farm/status"))

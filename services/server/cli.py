@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from services.protocol.states import Role
-from services.server.config import ServerConfig
+from services.server.config import ServerConfig, load_variables
 
 
 def _storage_args(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +26,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the network)")
     parser.add_argument("--port", type=int, default=None, help="port to listen on (default 8470)")
     parser.add_argument("--lease-seconds", type=float, default=None, help="a Manager silent this long loses its tasks")
+    parser.add_argument(
+        "--variables", type=Path, default=None,
+        help='JSON file of the farm\'s path variables, published to clients (env TABLAO_VARIABLES)',
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    cfg = _config(args, host=args.host, port=args.port, lease_seconds=args.lease_seconds)
+    try:
+        variables = load_variables(args.variables) if args.variables else None
+        cfg = _config(args, host=args.host, port=args.port, lease_seconds=args.lease_seconds, variables=variables)
+    except ValueError as exc:
+        print(f"tablao server: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from services.protocol.serving import quick_server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,23 @@ from pathlib import Path
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 
 DEFAULT_PORT = DEFAULT_SERVER_PORT
+
+
+def load_variables(path: Path) -> dict[str, dict[str, str]]:
+    """Read a path-variables file (`{"render_root": {"linux": "/r", "windows": "R:\\\\"}}`), checking its shape."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read path variables from {path}: {exc}") from exc
+    ok = isinstance(data, dict) and all(
+        isinstance(name, str)
+        and isinstance(table, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in table.items())
+        for name, table in data.items()
+    )
+    if not ok:
+        raise ValueError(f"{path}: path variables must map names to {{platform: value}} tables of strings")
+    return {name: dict(table) for name, table in data.items()}
 
 
 @dataclass
@@ -22,6 +40,9 @@ class ServerConfig:
     event_retention_seconds: float = 24 * 3600.0
     max_body_bytes: int = 8 * 1024 * 1024
     sweep_interval: float = 5.0
+    # path variables the farm shares, name -> {platform -> value}, as the Managers' `--variables` files give
+    # them; published to clients (the Blender add-on checks that files lie under one of them)
+    variables: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerConfig:
@@ -30,6 +51,8 @@ class ServerConfig:
             cfg.database_url = url
         if token := os.environ.get("TABLAO_ADMIN_TOKEN"):
             cfg.admin_token = token
+        if variables := os.environ.get("TABLAO_VARIABLES"):
+            cfg.variables = load_variables(Path(variables))
         for key, value in overrides.items():
             if value is not None:
                 setattr(cfg, key, value)

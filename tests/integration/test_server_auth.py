@@ -97,3 +97,12 @@ def test_admin_creates_manager_and_gets_token_once(server: ServerProcess, tokens
         assert admin.post("/managers", json={"name": "room-b"}).status_code == 409
         r = admin.post("/managers", json={"name": "bad name!"})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name"
+
+
+def test_me_names_the_token_owner_and_role(server: ServerProcess, tokens: dict[str, str]) -> None:
+    with as_user(server, tokens["ana"]) as ana, as_user(server, tokens["wes"]) as wes:
+        assert ana.get("/me").json() == {"name": "ana", "role": "artist"}
+        assert wes.get("/me").json() == {"name": "wes", "role": "wrangler"}
+        # a Server started without --variables publishes an empty table rather than guessing
+        assert ana.get("/farm/variables").json() == {"variables": {}}
+    assert httpx.get(server.url + API + "/me").status_code == 401

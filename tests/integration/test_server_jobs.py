@@ -155,7 +155,7 @@ def test_delete_only_finished_jobs(client: httpx.Client) -> None:
 
 def test_job_types_and_farm_status(client: httpx.Client) -> None:
     types = {t["name"]: t for t in client.get("/job-types").json()}
-    assert set(types) == {"blender-render", "blender-bake", "blender-still", "ffmpeg-encode", "exec"}
+    assert set(types) == {"blender-render", "blender-bake", "blender-still", "ffmpeg-encode", "exec", "openjd"}
     schema = client.get("/job-types/blender-render").json()["settings_schema"]
     assert "blendfile" in schema["required"]
     assert client.get("/job-types/nope").status_code == 404

@@ -8,10 +8,12 @@ from sqlalchemy import select
 from services.protocol import VERSION
 from services.protocol.farm import (
     FarmStatus,
+    FarmVariables,
     Health,
     Manager,
     ManagerCreate,
     ManagerCreated,
+    Me,
     Worker,
     WorkerStatusRequestBody,
 )
@@ -30,6 +32,16 @@ router = APIRouter(tags=["farm"])
 @router.get("/health")
 def health() -> Health:
     return Health(status="ok", version=VERSION)
+
+
+@router.get("/me")
+def who_am_i(user: UserDep) -> Me:
+    return Me(name=user.name, role=user.role)
+
+
+@router.get("/farm/variables")
+def farm_variables(_: UserDep, cfg: ConfigDep) -> FarmVariables:
+    return FarmVariables(variables=cfg.variables)
 
 
 @router.get("/farm/status")

@@ -11,6 +11,7 @@ from services.worker.runners.blender import run_blender_render
 from services.worker.runners.ffmpeg import run_ffmpeg
 from services.worker.runners.files import run_copy_file, run_move_out_of_way, run_remove_path
 from services.worker.runners.images import run_merge_images
+from services.worker.runners.openjd import run_openjd_task
 from services.worker.runners.sample_merge import run_merge_samples
 
 # One runner per command of the contract, under the command's name; each checks its parameters first.
@@ -23,6 +24,7 @@ RUNNERS: dict[str, Runner] = {
         Registered(commands.MERGE_SAMPLES, run_merge_samples),
         Registered(commands.FFMPEG, run_ffmpeg),
         Registered(commands.EXEC, run_exec),
+        Registered(commands.OPENJD_TASK, run_openjd_task),
         Registered(commands.MOVE_OUT_OF_WAY, run_move_out_of_way),
         Registered(commands.COPY_FILE, run_copy_file),
         Registered(commands.REMOVE_PATH, run_remove_path),

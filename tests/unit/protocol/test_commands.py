@@ -93,4 +93,4 @@ def test_the_message_stays_short_for_hostile_input() -> None:
 
 def test_task_types_are_plain_strings_on_the_wire() -> None:
     assert isinstance(TaskType.BLENDER, str) and str(TaskType.BLENDER) == "blender"
-    assert {t.value for t in TaskType} == {"blender", "ffmpeg", "image", "file-management", "exec", "misc"}
+    assert {t.value for t in TaskType} == {"blender", "ffmpeg", "image", "file-management", "exec", "openjd", "misc"}

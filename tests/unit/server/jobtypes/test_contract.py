@@ -8,6 +8,7 @@ the wire, and must pass the parameter check of the Worker's runner of that name.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,32 @@ from tests.unit.server.jobtypes.helpers import compile_job
 RENDER = {"blendfile": "/p/a.blend", "output_path": "{render_root}/a/f_####"}
 STILL = {"blendfile": "/p/a.blend", "output_path": "/r/s.png", "width": 64, "height": 36}
 ENCODE = {"input_pattern": "/r/f_####.png", "output_path": "/r/v.mp4", "frame_start": 1, "frame_end": 100}
+
+OPENJD_TEMPLATES = Path(__file__).parents[3] / "support" / "openjd"
+_ECHO_SCRIPT = {"actions": {"onRun": {"command": "echo"}}}
+OPENJD_CHUNKED = {
+    "specificationVersion": "jobtemplate-2023-09",
+    "extensions": ["TASK_CHUNKING"],
+    "name": "chunked",
+    "steps": [{"name": "S", "script": _ECHO_SCRIPT, "parameterSpace": {"taskParameterDefinitions": [
+        {"name": "F", "type": "CHUNK[INT]", "range": "1-10",
+         "chunks": {"defaultTaskCount": 3, "rangeConstraint": "CONTIGUOUS"}},
+    ]}}],
+}  # fmt: skip
+OPENJD_FAN_IN = {
+    "specificationVersion": "jobtemplate-2023-09",
+    "name": "fan-in",
+    "steps": [
+        {"name": "S", "script": _ECHO_SCRIPT,
+         "parameterSpace": {"taskParameterDefinitions": [{"name": "X", "type": "FLOAT", "range": [0.5, 1.5]}]}},
+        {"name": "T", "script": _ECHO_SCRIPT, "dependencies": [{"dependsOn": "S"}],
+         "parameterSpace": {"taskParameterDefinitions": [{"name": "P", "type": "PATH", "range": ["/a", "/b"]}]}},
+        {"name": "Big", "script": _ECHO_SCRIPT,
+         "parameterSpace": {"taskParameterDefinitions": [{"name": "Y", "type": "INT", "range": "1-200"}]}},
+        {"name": "After", "script": _ECHO_SCRIPT, "dependencies": [{"dependsOn": "Big"}],
+         "parameterSpace": {"taskParameterDefinitions": [{"name": "Z", "type": "INT", "range": "1-100"}]}},
+    ],
+}  # fmt: skip
 
 CASES: dict[str, list[dict[str, Any]]] = {
     "blender-render": [
@@ -51,6 +78,13 @@ CASES: dict[str, list[dict[str, Any]]] = {
         {**ENCODE, "segment_frames": 30},
         {**ENCODE, "output_path": "/r/v.mkv", "codec": "h265", "segment_frames": 40, "fps": 25},
         {**ENCODE, "output_path": "/r/v.mov", "codec": "prores"},
+    ],
+    "openjd": [
+        # several steps: a range x list space, then a step depending on it
+        {"template": (OPENJD_TEMPLATES / "several_steps.yaml").read_text(), "parameters": {"OutDir": "/o"}},
+        # a chunked range (TASK_CHUNKING), and a fan-in large enough to go through one barrier task (echo)
+        {"template": OPENJD_CHUNKED},
+        {"template": OPENJD_FAN_IN},
     ],
     "exec": [
         {"command": ["echo", "{frame}"], "frames": "1-3"},
@@ -116,6 +150,8 @@ def test_the_cases_reach_every_command_and_shape_job_types_use() -> None:
         ("merge-samples", ""),  # sample chunks (merge-images' average mode is for hand-made jobs)
         ("ffmpeg", ""),
         ("exec", ""),
+        ("openjd-task", ""),
+        ("echo", ""),  # an OpenJD step's barrier task
         ("remove-path", ""),
     }
 

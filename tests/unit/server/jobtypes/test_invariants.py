@@ -24,6 +24,27 @@ SAMPLES: list[tuple[str, dict[str, Any]]] = [
     ("blender-still", {"blendfile": "/a.blend", "output_path": "/r/s.png", "split": "samples"}),
     ("ffmpeg-encode", {"input_pattern": "/r/f_####.png", "output_path": "/r/v.mp4", "segment_frames": 60}),
     ("exec", {"command": ["echo", "{start}", "{end}"], "frames": "1-10", "chunk_size": 3}),
+    (
+        "openjd",
+        {
+            "template": {
+                "specificationVersion": "jobtemplate-2023-09",
+                "name": "j",
+                "steps": [
+                    {
+                        "name": "A",
+                        "parameterSpace": {"taskParameterDefinitions": [{"name": "F", "type": "INT", "range": "1-5"}]},
+                        "script": {"actions": {"onRun": {"command": "echo", "args": ["{{Task.Param.F}}"]}}},
+                    },
+                    {
+                        "name": "B",
+                        "dependencies": [{"dependsOn": "A"}],
+                        "script": {"actions": {"onRun": {"command": "echo"}}},
+                    },
+                ],
+            }
+        },
+    ),
 ]
 TASK_TYPES = {t.value for t in TaskType}
 

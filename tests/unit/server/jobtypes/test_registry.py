@@ -1,4 +1,4 @@
-"""The entry-point registry finds the five job types, and each one's settings schema is usable by a form."""
+"""The entry-point registry finds the six job types, and each one's settings schema is usable by a form."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ REQUIRED = {
     "blender-still": {"blendfile", "output_path"},
     "ffmpeg-encode": {"input_pattern", "output_path"},
     "exec": {"command"},
+    "openjd": {"template"},
 }
 
 
-def test_all_five_are_registered() -> None:
+def test_all_six_are_registered() -> None:
     found = job_types()
     assert sorted(found) == sorted(REQUIRED)
     for name, job_type in found.items():

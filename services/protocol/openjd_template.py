@@ -1,0 +1,57 @@
+"""Reads an Open Job Description job template from YAML or JSON text, safely, for the CLI, the app and the Server.
+
+A template is user input that the Server compiles: the text is bounded in size, YAML anchors and aliases are
+refused (an alias "bomb" expands exponentially once turned into JSON), and only plain data comes back.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+MAX_TEMPLATE_BYTES = 256 * 1024
+SPECIFICATION = "jobtemplate-2023-09"
+# Extensions Tablao implements; a template naming another is refused by openjd-model with its reason.
+SUPPORTED_EXTENSIONS = ("TASK_CHUNKING",)
+
+
+class TemplateTextError(ValueError):
+    """The text is not a template document; the message says why, in one line."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise TemplateTextError(
+                f"YAML aliases are not accepted in job templates (line {event.start_mark.line + 1}); write the "
+                "value out"
+            )
+        return super().compose_node(parent, index)
+
+
+def parse_template_text(text: str) -> dict[str, Any]:
+    """The template document as a dict; TemplateTextError when it is too big, malformed or not a mapping."""
+    size = len(text.encode("utf-8"))
+    if size > MAX_TEMPLATE_BYTES:
+        raise TemplateTextError(f"the template is {size} bytes; at most {MAX_TEMPLATE_BYTES} are accepted")
+    stripped = text.lstrip()
+    try:
+        # YAML dates and the like become strings, as the same template written in JSON would hold
+        data = json.loads(
+            text if stripped.startswith("{") else json.dumps(yaml.load(text, _NoAliasLoader), default=str)
+        )
+    except json.JSONDecodeError as exc:
+        raise TemplateTextError(f"not valid JSON: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise TemplateTextError(f"not valid YAML: {' '.join(str(exc).split())}") from exc
+    if not isinstance(data, dict):
+        raise TemplateTextError("a job template is a mapping with specificationVersion, name and steps")
+    return data
+
+
+def template_size(template: dict[str, Any]) -> int:
+    """Bytes of the template as compact JSON, the form in which it is stored."""
+    return len(json.dumps(template, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))

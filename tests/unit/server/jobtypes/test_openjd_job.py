@@ -1,0 +1,126 @@
+"""The openjd job type: openjd-model validates, parameter spaces become tasks, sizes are refused cheaply."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.server.jobtypes.base import CompileError, JobContext
+from services.server.jobtypes.openjd_job import MAX_TASKS, OpenJDJob, OpenJDSettings
+
+TEMPLATES = Path(__file__).parents[3] / "support" / "openjd"
+CTX = JobContext(1, "j", "ana", datetime.now(UTC))
+
+
+def compile_(settings: dict[str, Any]) -> list[Any]:
+    return list(OpenJDJob().compile(CTX, OpenJDSettings.model_validate(settings)))
+
+
+def one_step(space: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "specificationVersion": "jobtemplate-2023-09",
+        "name": "t",
+        **extra,
+        "steps": [{"name": "S", "parameterSpace": {"taskParameterDefinitions": space},
+                   "script": {"actions": {"onRun": {"command": "echo"}}}}],
+    }  # fmt: skip
+
+
+def errors(settings: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ValidationError) as info:
+        OpenJDSettings.model_validate(settings)
+    return {".".join(map(str, e["loc"])): e["msg"] for e in info.value.errors()}
+
+
+def test_yaml_template_with_defaults_compiles_to_tasks_with_dependencies() -> None:
+    text = (TEMPLATES / "several_steps.yaml").read_text()
+    tasks = compile_({"template": text, "parameters": {"OutDir": "/tmp/o", "Frames": "1-2"}})
+    render, collect = tasks[:4], tasks[4]
+    assert [t.name for t in render] == ["Render Frame=1 Layer=fg", "Render Frame=1 Layer=bg",
+                                        "Render Frame=2 Layer=fg", "Render Frame=2 Layer=bg"]  # fmt: skip
+    assert collect.name == "Collect" and collect.depends_on == [0, 1, 2, 3]
+    params = render[3].commands[0]["parameters"]
+    assert render[3].commands[0]["name"] == "openjd-task" and render[3].type == "openjd"
+    assert params["task_parameters"] == {
+        "Frame": {"type": "INT", "value": "2"},
+        "Layer": {"type": "STRING", "value": "bg"},
+    }
+    assert params["job_parameters"] == {"Shot": "sh010", "Frames": "1-2", "OutDir": "/tmp/o"}
+    # a task carries its own step only, without the dependency the Server already turned into task order
+    assert [s["name"] for s in params["template"]["steps"]] == ["Render"]
+    assert "dependencies" not in collect.commands[0]["parameters"]["template"]["steps"][0]
+
+
+def test_steps_are_ordered_by_dependency_not_by_position() -> None:
+    t = one_step([{"name": "X", "type": "INT", "range": [1, 2]}])
+    t["steps"].insert(0, {"name": "Late", "dependencies": [{"dependsOn": "S"}],
+                          "script": {"actions": {"onRun": {"command": "echo"}}}})  # fmt: skip
+    tasks = compile_({"template": t})
+    assert [t.name for t in tasks] == ["S X=1", "S X=2", "Late"] and tasks[2].depends_on == [0, 1]
+
+
+def test_chunked_parameter_makes_one_task_per_chunk() -> None:
+    space = [{"name": "F", "type": "CHUNK[INT]", "range": "1-10",
+              "chunks": {"defaultTaskCount": 4, "rangeConstraint": "CONTIGUOUS"}}]  # fmt: skip
+    tasks = compile_({"template": one_step(space, extensions=["TASK_CHUNKING"])})
+    # chunks of at most defaultTaskCount values, evened out by openjd-model
+    assert [t.commands[0]["parameters"]["task_parameters"]["F"]["value"] for t in tasks] == ["1-4", "5-7", "8-10"]
+
+
+def test_invalid_templates_and_values_carry_the_models_reason() -> None:
+    e = errors({"template": {"specificationVersion": "jobtemplate-2023-09", "name": "x", "steps": [{"name": "A"}]}})
+    assert "steps[0]" in e["template"] and "script" in e["template"], e
+    e = errors({"template": {"specificationVersion": "jobtemplate-1999-01", "name": "x", "steps": []}})
+    assert "template" in e
+    e = errors({"template": "a: [unclosed"})
+    assert e["template"].startswith("not valid YAML"), e
+    e = errors({"template": "base: &b [1]\nother: *b\n"})
+    assert "aliases are not accepted" in e["template"]
+    text = (TEMPLATES / "several_steps.yaml").read_text()
+    e = errors({"template": text, "parameters": {"Nope": "1"}})  # OutDir missing and Nope unknown
+    assert "OutDir" in e["parameters"] and "Nope" in e["parameters"], e
+
+
+@pytest.mark.timeout(10)
+def test_billions_of_tasks_are_refused_without_expanding() -> None:
+    space = [{"name": "X", "type": "INT", "range": "1-1000000000"}, {"name": "Y", "type": "INT", "range": "1-1000"}]
+    start = time.monotonic()
+    with pytest.raises(CompileError, match=f"at most {MAX_TASKS:,}") as info:
+        compile_({"template": one_step(space)})
+    assert "1,000,000,000,000 tasks" in info.value.message
+    chunked = [{"name": "F", "type": "CHUNK[INT]", "range": "1-1000000000",
+                "chunks": {"defaultTaskCount": 10, "rangeConstraint": "CONTIGUOUS"}}]  # fmt: skip
+    with pytest.raises(CompileError, match="1,000,000,000 values"):
+        compile_({"template": one_step(chunked, extensions=["TASK_CHUNKING"])})
+    assert time.monotonic() - start < 2
+
+
+def test_huge_template_text_is_refused() -> None:
+    big = {"template": one_step([{"name": "X", "type": "STRING", "range": ["x" * 1000] * 300}])}
+    assert "at most" in errors(big)["template"]
+
+
+def test_large_fan_in_goes_through_one_barrier_task() -> None:
+    t = one_step([{"name": "X", "type": "INT", "range": "1-200"}])
+    t["steps"].append({"name": "After", "dependencies": [{"dependsOn": "S"}],
+                       "parameterSpace": {"taskParameterDefinitions": [{"name": "Y", "type": "INT", "range": "1-100"}]},
+                       "script": {"actions": {"onRun": {"command": "echo"}}}})  # fmt: skip
+    tasks = compile_({"template": t})
+    assert len(tasks) == 200 + 1 + 100
+    barrier = tasks[200]
+    assert barrier.depends_on == list(range(200)) and barrier.commands[0]["name"] == "echo"
+    assert all(task.depends_on == [200] for task in tasks[201:])
+
+
+def test_large_values_times_many_tasks_are_refused() -> None:
+    # 50 values of 8 KB each are fine once, not copied into 100,000 tasks
+    t = one_step([{"name": "X", "type": "INT", "range": "1-100000"}])
+    t["parameterDefinitions"] = [{"name": f"P{i}", "type": "STRING"} for i in range(50)]
+    values = {f"P{i}": "v" * 8000 for i in range(50)}
+    with pytest.raises(CompileError, match="MiB of template and parameter values"):
+        compile_({"template": t, "parameters": values})

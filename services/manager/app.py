@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.manager.api import clients, worker
 from services.manager.api.deps import ClientTokens
@@ -22,11 +21,20 @@ from services.manager.errors import FarmError
 from services.manager.farm import Farm
 from services.manager.server_link import ServerLink
 from services.manager.store.db import connect
-from services.protocol import VERSION
+from services.protocol import VERSION, api_contract
+from services.protocol.body_limit import BodyLimit
 from services.protocol.common import ErrorResponse, FieldError
 from services.protocol.manager_client import ManagerClient
 
 log = logging.getLogger(__name__)
+
+# statuses the rule of thumb in api_contract._statuses does not see (route -> extra statuses)
+EXTRA_STATUSES: dict[str, set[int]] = {
+    "POST /api/v1/worker/register": {401, 403, 429},  # a wrong registration secret
+    "GET /api/v1/status": {503},
+    "GET /api/v1/tasks/{task_id}/log": {503},
+    "GET /api/v1/jobs/{job_id}/last-rendered": {503},
+}
 
 
 def registration_secret(config: ManagerConfig) -> str:
@@ -44,22 +52,24 @@ def registration_secret(config: ManagerConfig) -> str:
     return secret
 
 
-class BodyLimit:
-    """Refuses request bodies larger than the limit with 413 before reading them (pure ASGI: cheap)."""
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "WorkerBasic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "worker_id:secret as handed out by /api/v1/worker/register",
+    },
+    "ServerToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "a user's API token of the Server this Manager works for (checked with that Server)",
+    },
+}
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and int(value or 0) > self.limit:
-                    body = ErrorResponse(detail=f"request body larger than {self.limit} bytes")
-                    resp = JSONResponse(body.model_dump(), status_code=413)
-                    await resp(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+def _secured_by(path: str) -> str | None:
+    if path in ("/api/v1/health", "/api/v1/worker/register"):
+        return None
+    return "WorkerBasic" if path.startswith("/api/v1/worker/") else "ServerToken"
 
 
 def create_app(config: ManagerConfig) -> FastAPI:
@@ -95,7 +105,10 @@ def create_app(config: ManagerConfig) -> FastAPI:
     )
     app.include_router(worker.router)
     app.include_router(clients.router)
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    api_contract.install_error_shape(app)
+    api_contract.document_errors(app, EXTRA_STATUSES, SECURITY_SCHEMES, _secured_by)
+    api_contract.serve_docs_offline(app, "/api/v1")
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
 
     @app.exception_handler(FarmError)
     async def farm_error(_request: Request, exc: FarmError) -> JSONResponse:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
 
-from services.protocol.common import ResponseModel, WireModel
+from pydantic import Field, StringConstraints
+
+from services.protocol.common import ID_MAX, Id, PathText, ResponseModel, ShortText, WireModel, bounded_json
 from services.protocol.farm import Utilisation
 from services.protocol.jobs import Command
 from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
 
 LOG_CHUNK_MAX_LINES = 5_000
 LOG_LINE_MAX_CHARS = 10_000
+SOFTWARE_MAX_BYTES = 16 * 1024  # a worker's software versions
 
 
 class RegisterRequest(WireModel):
@@ -27,9 +30,9 @@ class RegisterResponse(ResponseModel):
 class SignOnRequest(WireModel):
     name: str = Field(min_length=1, max_length=64)
     platform: str = Field(min_length=1, max_length=32)
-    task_types: list[str] = Field(min_length=1, max_length=50)
-    tags: list[str] = Field(default_factory=list, max_length=50)
-    software: dict[str, str] = Field(default_factory=dict)
+    task_types: list[ShortText] = Field(min_length=1, max_length=50)
+    tags: list[ShortText] = Field(default_factory=list, max_length=50)
+    software: Annotated[dict[str, str], bounded_json(SOFTWARE_MAX_BYTES)] = Field(default_factory=dict)
     can_restart: bool = False
 
 
@@ -41,14 +44,16 @@ class StatusAnswer(ResponseModel):
 class WorkerTaskUpdate(WireModel):
     """One update of a running task. `seq` is per worker, across tasks; the Manager ignores repeats."""
 
-    seq: int = Field(ge=1)
-    attempt: int
+    seq: int = Field(ge=1, le=ID_MAX)
+    attempt: Id
     status: TaskStatus | None = None  # active, completed, failed, or queued (given back)
     activity: str | None = Field(default=None, max_length=1000)
     steps_done: int | None = Field(default=None, ge=0)
     steps_total: int | None = Field(default=None, ge=0)
-    log_lines: list[str] = Field(default_factory=list, max_length=LOG_CHUNK_MAX_LINES)
-    output_files: list[str] = Field(default_factory=list, max_length=1000)
+    log_lines: list[Annotated[str, StringConstraints(max_length=LOG_LINE_MAX_CHARS)]] = Field(
+        default_factory=list, max_length=LOG_CHUNK_MAX_LINES
+    )
+    output_files: list[PathText] = Field(default_factory=list, max_length=1000)
 
 
 class WorkerTaskUpdates(WireModel):
@@ -64,7 +69,7 @@ class TaskRequest(WireModel):
     wait_seconds: float = Field(default=0.0, ge=0, le=60)
     # "report done and ask for the next task" in one round trip
     finished: WorkerTaskUpdates | None = None
-    finished_task_id: int | None = None
+    finished_task_id: Id | None = None
 
 
 class AssignedTask(ResponseModel):
@@ -88,5 +93,5 @@ class MayIRun(ResponseModel):
 
 class Heartbeat(WireModel):
     status: WorkerStatus
-    current_task_id: int | None = None
+    current_task_id: Id | None = None
     utilisation: Utilisation | None = None

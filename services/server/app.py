@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from services.protocol import API_PREFIX, VERSION
+from services.protocol import API_PREFIX, VERSION, api_contract
+from services.protocol.body_limit import BodyLimit
 from services.server.api import ROUTERS, errors
 from services.server.background import sweep_forever
 from services.server.config import ServerConfig
@@ -43,7 +44,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         title="Tablao Server",
         version=VERSION,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served offline below
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -56,5 +57,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
-    app.add_middleware(errors.BodyLimit, max_bytes=config.max_body_bytes)
+    api_contract.document_errors(app, errors.EXTRA_STATUSES)
+    api_contract.serve_docs_offline(app, API_PREFIX)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     return app

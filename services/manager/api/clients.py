@@ -15,6 +15,7 @@ from services.manager.errors import NotFound
 from services.manager.model import HeldTask
 from services.manager.store import logs
 from services.protocol import VERSION
+from services.protocol.common import Id
 
 router = APIRouter(prefix="/api/v1", tags=["clients"])
 
@@ -43,7 +44,7 @@ async def status(_client: ClientDep, farm: FarmDep, request: Request) -> dict[st
 
 
 @router.get("/tasks/{task_id}/log", response_class=StreamingResponse)
-async def task_log(task_id: int, _client: ClientDep, farm: FarmDep, follow: bool = False) -> Response:
+async def task_log(task_id: Id, _client: ClientDep, farm: FarmDep, follow: bool = False) -> Response:
     """The full log of a task's recent attempts as text; `?follow=1` keeps streaming new lines."""
     if not logs.has_log(farm.conn, task_id) and task_id not in farm.tasks:
         raise NotFound(f"this Manager has no log of task {task_id}", "task_id")
@@ -71,7 +72,7 @@ async def _follow(conn: sqlite3.Connection, held: dict[int, HeldTask], task_id: 
 
 
 @router.get("/jobs/{job_id}/last-rendered")
-async def last_rendered(job_id: int, _client: ClientDep, farm: FarmDep) -> Response:
+async def last_rendered(job_id: Id, _client: ClientDep, farm: FarmDep) -> Response:
     folder = Path(farm.config.data_dir) / "last-rendered"
     found = sorted(folder.glob(f"job-{job_id}.*")) if folder.exists() else []
     if not found:

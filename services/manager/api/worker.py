@@ -16,6 +16,7 @@ from services.manager.errors import Conflict, Invalid
 from services.manager.farm import Farm
 from services.manager.model import HeldTask, WorkerState
 from services.manager.store.db import transaction
+from services.protocol.common import Id
 from services.protocol.worker_api import (
     AssignedTask,
     Heartbeat,
@@ -114,13 +115,13 @@ def _assigned(farm: Farm, task: HeldTask, worker: WorkerState) -> AssignedTask:
 
 
 @router.post("/tasks/{task_id}/updates")
-async def task_updates_route(task_id: int, body: WorkerTaskUpdates, worker: WorkerDep, farm: FarmDep) -> Response:
+async def task_updates_route(task_id: Id, body: WorkerTaskUpdates, worker: WorkerDep, farm: FarmDep) -> Response:
     last = task_updates.apply(farm, worker, task_id, body.updates)
     return _json(UpdatesAck(last_seq=last))
 
 
 @router.get("/tasks/{task_id}/may-i-run")
-async def may_i_run(task_id: int, worker: WorkerDep, farm: FarmDep, attempt: int | None = None) -> Response:
+async def may_i_run(task_id: Id, worker: WorkerDep, farm: FarmDep, attempt: Id | None = None) -> Response:
     task = farm.tasks.get(task_id)
     req = worker.status_requested
     if task is None or task.worker_id != worker.id:
@@ -135,7 +136,7 @@ async def may_i_run(task_id: int, worker: WorkerDep, farm: FarmDep, attempt: int
 
 
 @router.post("/tasks/{task_id}/output", status_code=204)
-async def upload_output(task_id: int, request: Request, worker: WorkerDep, farm: FarmDep) -> Response:
+async def upload_output(task_id: Id, request: Request, worker: WorkerDep, farm: FarmDep) -> Response:
     """The last rendered image of a task, kept per job for the clients' preview."""
     task_updates.held_by(farm, worker, task_id)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()

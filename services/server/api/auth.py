@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
+from services.protocol.common import Id
 from services.protocol.farm import ApiToken, LoginRequest, TokenCreate, TokenCreated, User, UserCreate
 from services.protocol.states import Role
 from services.server.api.deps import AdminDep, ReadSessionDep, SessionDep
@@ -67,7 +68,7 @@ def create_token(req: TokenCreate, session: SessionDep, _: AdminDep) -> TokenCre
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, request: Request, session: SessionDep, _: AdminDep) -> Response:
+def revoke_token(token_id: Id, request: Request, session: SessionDep, _: AdminDep) -> Response:
     if session.get(ApiTokenRow, token_id) is None:
         raise NotFound(f"no token with id {token_id}", field="id")
     store.revoke_token(session, token_id)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from services.protocol.common import utcnow
+from services.protocol.common import ID_MAX, utcnow
 from services.server import events
 from services.server.api.deps import UserDep
 from services.server.store.convert import aware
@@ -33,7 +33,7 @@ async def event_stream(
     request: Request,
     _: UserDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
+    after: Annotated[int | None, Query(ge=0, le=ID_MAX, description="resume after this event id")] = None,
 ) -> StreamingResponse:
     makers = request.app.state.read_sessions
 
@@ -46,9 +46,10 @@ async def event_stream(
             return events.oldest_id(s)
 
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise Invalid("Last-Event-ID must be an event id (a whole number)", field="Last-Event-ID")
-        start = int(last_event_id)
+        text = last_event_id.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= ID_MAX):
+            raise Invalid(f"Last-Event-ID must be an event id (a whole number up to {ID_MAX})", field="Last-Event-ID")
+        start = int(text)
     elif after is not None:
         start = after
     else:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from services.protocol.common import Page
+from services.protocol.common import Id, Page
 from services.protocol.jobs import (
     BulkItemResult,
     BulkJobRequest,
@@ -98,7 +98,7 @@ def bulk(
 
 @router.get("/{job_id}")
 def get_job(
-    job_id: int, session: ReadSessionDep, _: UserDep, tasks_limit: Annotated[int, Query(ge=0, le=1000)] = 100
+    job_id: Id, session: ReadSessionDep, _: UserDep, tasks_limit: Annotated[int, Query(ge=0, le=1000)] = 100
 ) -> JobDetail:
     job = store.get(session, job_id)
     tasks, next_cursor = store.list_tasks(session, job_id, limit=tasks_limit) if tasks_limit else ([], None)
@@ -111,7 +111,7 @@ def get_job(
 
 
 @router.delete("/{job_id}", status_code=204)
-def delete_job(job_id: int, session: SessionDep, user: UserDep) -> Response:
+def delete_job(job_id: Id, session: SessionDep, user: UserDep) -> Response:
     store.delete_job(session, store.get(session, job_id, for_update=True), user)
     session.commit()
     return Response(status_code=204)
@@ -119,7 +119,7 @@ def delete_job(job_id: int, session: SessionDep, user: UserDep) -> Response:
 
 @router.post("/{job_id}/status")
 def change_status(
-    job_id: int, req: JobActionRequest, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
+    job_id: Id, req: JobActionRequest, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
 ) -> Job:
     job = store.get(session, job_id, for_update=True)
     store.apply_action(session, job, req.action, user, req.reason)
@@ -129,7 +129,7 @@ def change_status(
 
 
 @router.post("/{job_id}/priority")
-def change_priority(job_id: int, req: PriorityRequest, session: SessionDep, user: UserDep) -> Job:
+def change_priority(job_id: Id, req: PriorityRequest, session: SessionDep, user: UserDep) -> Job:
     job = store.get(session, job_id, for_update=True)
     store.set_priority(session, job, req.priority, user)
     session.commit()
@@ -138,7 +138,7 @@ def change_priority(job_id: int, req: PriorityRequest, session: SessionDep, user
 
 @router.get("/{job_id}/tasks")
 def list_tasks(
-    job_id: int,
+    job_id: Id,
     session: ReadSessionDep,
     _: UserDep,
     status: Annotated[list[TaskStatus] | None, Query()] = None,
@@ -151,7 +151,7 @@ def list_tasks(
 
 @router.get("/{job_id}/log")
 def get_log(
-    job_id: int, session: ReadSessionDep, _: UserDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000
+    job_id: Id, session: ReadSessionDep, _: UserDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000
 ) -> list[JobLogEntry]:
     store.get(session, job_id)
     return [log_entry(r) for r in store.job_log(session, job_id, limit=limit)]

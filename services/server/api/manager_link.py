@@ -9,6 +9,7 @@ import time
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from services.protocol.common import Id
 from services.protocol.link import (
     ClaimedTask,
     ClaimRequest,
@@ -118,7 +119,7 @@ async def updates(batch: UpdateBatch, request: Request, token: TokenDep, cfg: Co
 
 @router.post("/tasks/{task_id}/log", status_code=204)
 async def upload_log(
-    task_id: int, request: Request, session: SessionDep, manager: ManagerDep, cfg: ConfigDep
+    task_id: Id, request: Request, session: SessionDep, manager: ManagerDep, cfg: ConfigDep
 ) -> Response:
     """The full log of a task, uploaded when the Server asked for it."""
     body = await request.body()

@@ -17,11 +17,12 @@ from fastapi.responses import JSONResponse
 from services.manager.api import clients, worker
 from services.manager.api.deps import ClientTokens
 from services.manager.config import ManagerConfig
-from services.manager.errors import FarmError
+from services.manager.errors import FarmError, TooManyAttempts
 from services.manager.farm import Farm
 from services.manager.server_link import ServerLink
 from services.manager.store.db import connect
 from services.protocol import VERSION, api_contract
+from services.protocol.backoff import Backoff, retry_after_header
 from services.protocol.body_limit import BodyLimit
 from services.protocol.common import ErrorResponse, FieldError
 from services.protocol.manager_client import ManagerClient
@@ -83,7 +84,13 @@ def create_app(config: ManagerConfig) -> FastAPI:
         app.state.farm = farm
         app.state.link = link
         app.state.registration_secret = registration_secret(config)
-        app.state.client_tokens = ClientTokens(client, config.client_token_cache_seconds)
+        app.state.client_tokens = ClientTokens(
+            client,
+            config.client_token_cache_seconds,
+            config.client_token_offline_seconds,
+            Backoff(free=config.auth_free_failures),
+        )
+        app.state.registration_backoff = Backoff(free=config.auth_free_failures)
         runner = asyncio.create_task(link.run(), name="server-link")
         try:
             yield
@@ -115,6 +122,8 @@ def create_app(config: ManagerConfig) -> FastAPI:
         errors = [FieldError(field=exc.field, message=exc.message)] if exc.field else []
         body = ErrorResponse(detail=exc.message, errors=errors)
         headers = {"WWW-Authenticate": "Basic"} if exc.status_code == 401 else None
+        if isinstance(exc, TooManyAttempts):
+            headers = retry_after_header(exc.retry_after)
         return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -32,3 +32,13 @@ class Unauthorized(FarmError):
 
 class Unavailable(FarmError):
     status_code = 503
+
+
+class TooManyAttempts(FarmError):
+    """429: too many failed attempts from this address; `retry_after` is in seconds."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: float, field: str = "") -> None:
+        super().__init__(message, field)
+        self.retry_after = retry_after

@@ -87,11 +87,13 @@ class ApiToken(ResponseModel):
     name: str
     created: datetime
     last_used: datetime | None
+    expires: datetime | None = None  # None: valid until revoked
 
 
 class TokenCreate(WireModel):
     user: str = Field(min_length=1, max_length=64)
     name: str = Field(default="", max_length=100)
+    expires_days: float | None = Field(default=None, gt=0, le=3650, description="None: valid until revoked")
 
 
 class TokenCreated(ApiToken):

@@ -13,6 +13,7 @@ from services.protocol.jobs import Command, OnTaskFailure
 from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
 
 LOG_TAIL_LINES = 20
+TOKEN_MAX_CHARS = 200  # API tokens are 47 characters; longer strings are not tokens
 SOFTWARE_MAX_BYTES = 16 * 1024  # a worker's software versions
 
 
@@ -116,9 +117,10 @@ class UpdateAck(ResponseModel):
 class ClientTokenCheck(WireModel):
     """The Manager asks the Server who holds a client's API token (to serve full task logs)."""
 
-    token: str = Field(min_length=1, max_length=200)
+    token: str = Field(min_length=1, max_length=TOKEN_MAX_CHARS)
 
 
 class ClientIdentity(ResponseModel):
     user: str
     role: str
+    expires: datetime | None = None  # the token's expiry: the Manager remembers it no longer than that

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.protocol import API_PREFIX, VERSION, api_contract
+from services.protocol.backoff import Backoff
 from services.protocol.body_limit import BodyLimit
 from services.server.api import ROUTERS, errors
 from services.server.background import sweep_forever
@@ -53,6 +54,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.read_sessions = read_sessions
     app.state.write_sessions = write_sessions
     app.state.token_cache = {}
+    app.state.auth_backoff = Backoff(free=config.auth_free_failures)  # bad tokens, per client address
+    app.state.login_backoff = Backoff(free=config.auth_free_failures)  # failed logins, per address and user
+    app.state.known_tokens = set()  # hashes of tokens seen valid: they pass while their address waits
     app.state.dispatcher = Dispatcher()
     errors.install(app)
     for router in ROUTERS:

@@ -25,6 +25,10 @@ class ServerConfig:
     lease_seconds: float = 60.0  # a Manager silent this long loses its assigned tasks
     event_retention_seconds: float = 24 * 3600.0
     max_body_bytes: int = 8 * 1024 * 1024
+    login_token_days: float = 30.0  # tokens made by logging in expire after this long
+    # failed logins or bad tokens a client address (or, for logins, a user name) may have before it must
+    # wait, 1 s then twice as long after each further failure, up to 5 minutes (TABLAO_AUTH_FREE_FAILURES)
+    auth_free_failures: int = 10
     sweep_interval: float = 5.0
 
     @classmethod
@@ -34,6 +38,8 @@ class ServerConfig:
             cfg.database_url = url
         if token := os.environ.get("TABLAO_ADMIN_TOKEN"):
             cfg.admin_token = token
+        if free := os.environ.get("TABLAO_AUTH_FREE_FAILURES"):
+            cfg.auth_free_failures = int(free)
         for key, value in overrides.items():
             if value is not None:
                 setattr(cfg, key, value)

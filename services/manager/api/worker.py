@@ -12,10 +12,11 @@ from pydantic import ValidationError
 
 from services.manager import task_updates
 from services.manager.api.deps import FarmDep, WorkerDep, authenticated_worker
-from services.manager.errors import Conflict, Invalid
+from services.manager.errors import Conflict, Invalid, TooManyAttempts, Unauthorized
 from services.manager.farm import Farm
 from services.manager.model import HeldTask, WorkerState
 from services.manager.store.db import transaction
+from services.protocol.backoff import Backoff
 from services.protocol.common import Id
 from services.protocol.worker_api import (
     AssignedTask,
@@ -41,9 +42,24 @@ def _json(model: object, status_code: int = 200) -> Response:
 
 @router.post("/register", response_model=RegisterResponse, status_code=200)
 async def register(body: RegisterRequest, request: Request, farm: FarmDep) -> Response:
-    worker_id, secret = farm.register(
-        body.registration_secret, request.app.state.registration_secret, body.name, body.platform
-    )
+    backoff: Backoff = request.app.state.registration_backoff
+    address = request.client.host if request.client else "unknown"
+    if wait := backoff.retry_after(address):
+        raise TooManyAttempts(
+            f"too many wrong registration secrets from this address: try again in {wait:.0f} s",
+            wait,
+            "registration_secret",
+        )
+    try:
+        worker_id, secret = farm.register(
+            body.registration_secret, request.app.state.registration_secret, body.name, body.platform
+        )
+    except Unauthorized:
+        if wait := backoff.failed(address):
+            raise TooManyAttempts(
+                f"wrong registration_secret; try again in {wait:.0f} s", wait, "registration_secret"
+            ) from None
+        raise
     return _json(RegisterResponse(worker_id=worker_id, secret=secret))
 
 

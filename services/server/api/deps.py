@@ -10,12 +10,15 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.protocol.backoff import Backoff
+from services.protocol.common import utcnow
 from services.protocol.states import Role
 from services.server.config import ServerConfig
 from services.server.db.tables import ManagerRow
 from services.server.dispatch import Dispatcher
 from services.server.store import auth
-from services.server.store.errors import Forbidden, StoreError
+from services.server.store.convert import aware
+from services.server.store.errors import Forbidden, StoreError, TooManyAttempts
 from services.server.store.farm import manager_for_token
 from services.server.store.jobs import Actor
 
@@ -68,6 +71,10 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def current_user(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Actor:
@@ -78,14 +85,32 @@ def current_user(
     if hit is not None and hit[0] > now:
         actor = hit[1]
     else:
+        backoff: Backoff = request.app.state.auth_backoff
+        address = ("address", client_address(request))
+        known: set[str] = request.app.state.known_tokens
+        token_hash = auth.hash_token(token)
+        wait = backoff.retry_after(address)
+        if wait and token_hash not in known:
+            # an address guessing tokens waits; tokens seen valid before still pass (and are checked again)
+            raise TooManyAttempts(f"too many bad API tokens from this address: try again in {wait:.0f} s", wait)
         with request.app.state.read_sessions() as session:
             found = auth.user_for_token(session, token)
         actor = Actor(found[0].name, Role(found[0].role)) if found else None
+        # an expiring token is remembered no longer than it is valid
+        ttl = _TOKEN_CACHE_SECONDS
+        if found is not None and found[1].expires is not None:
+            ttl = min(ttl, (aware(found[1].expires) - utcnow()).total_seconds())
         if len(cache) > 10_000:
             cache.clear()
-        cache[token] = (now + _TOKEN_CACHE_SECONDS, actor)
+        cache[token] = (now + ttl, actor)
+        if actor is None:
+            known.discard(token_hash)
+            if wait := backoff.failed(address):
+                raise TooManyAttempts(f"too many bad API tokens from this address: try again in {wait:.0f} s", wait)
+        elif len(known) < 100_000:
+            known.add(token_hash)
     if actor is None:
-        raise Unauthorized("the API token is not valid (revoked, or from another farm)", field="token")
+        raise Unauthorized("the API token is not valid (revoked, expired, or from another farm)", field="token")
     return actor
 
 

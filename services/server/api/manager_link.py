@@ -24,6 +24,7 @@ from services.server.api.deps import ConfigDep, ManagerDep, SessionDep, TokenDep
 from services.server.dispatch import Dispatcher
 from services.server.store import auth
 from services.server.store import link as store
+from services.server.store.convert import aware
 from services.server.store.errors import Invalid, NotFound
 
 router = APIRouter(prefix="/manager", tags=["manager link"])
@@ -135,4 +136,5 @@ def client_token(req: ClientTokenCheck, session: SessionDep, _manager: ManagerDe
     found = auth.user_for_token(session, req.token)
     if found is None:
         raise NotFound("unknown or revoked API token", field="token")
-    return ClientIdentity(user=found[0].name, role=found[0].role)
+    expires = aware(found[1].expires) if found[1].expires is not None else None
+    return ClientIdentity(user=found[0].name, role=found[0].role, expires=expires)

@@ -116,7 +116,8 @@ class Health(ResponseModel):
 class Event(ResponseModel):
     """One change on the farm. `id` grows by one per event; SSE clients resume with Last-Event-ID.
 
-    Types: job-created, job-updated, job-deleted, job-tasks-changed (many tasks of `job_id` changed at once:
+    Types: job-created, job-updated (the job without its settings, which never change after submission),
+    job-deleted, job-tasks-changed (many tasks of `job_id` changed at once:
     reload them), task-updated, worker-updated, manager-updated, reset (the client missed more than the
     retention window and must reload everything).
     """

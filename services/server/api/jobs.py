@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from services.protocol.common import Id, Page
 from services.protocol.jobs import (
@@ -21,21 +23,27 @@ from services.protocol.jobs import (
 )
 from services.protocol.states import JobStatus, TaskStatus
 from services.server.api.deps import ConfigDep, DispatcherDep, ReadSessionDep, SessionDep, UserDep
+from services.server.db.tables import JobRow
 from services.server.store import jobs as store
+from services.server.store import submission
 from services.server.store.convert import job_to_wire, log_entry, task_summary
 from services.server.store.errors import Invalid, StoreError
 from services.server.store.link import handing_off
+from services.server.store.submission import Limits
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=201)
-def submit_job(
-    sub: JobSubmission, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
-) -> Job:
-    job = store.submit(session, sub, user)
-    with handing_off(session, dispatcher, [job], cfg.lease_seconds):  # to Managers waiting for work
-        session.commit()
+def submit_job(sub: JobSubmission, request: Request, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep) -> Job:
+    """Compiled outside any lock and stored in short transactions (see store/submission.py)."""
+    limits = Limits(cfg.max_tasks_per_job, cfg.max_active_jobs_per_user, cfg.max_unfinished_tasks_per_user)
+
+    def finish(session: Session, job: JobRow) -> AbstractContextManager[object]:
+        return handing_off(session, dispatcher, [job], cfg.lease_seconds)  # to Managers waiting for work
+
+    state = request.app.state
+    job = submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish)
     return job_to_wire(job)
 
 
@@ -44,12 +52,12 @@ def list_jobs(
     session: ReadSessionDep,
     _: UserDep,
     status: Annotated[list[JobStatus] | None, Query()] = None,
-    submitter: str | None = None,
-    type: str | None = None,
+    submitter: Annotated[str | None, Query(max_length=64)] = None,
+    type: Annotated[str | None, Query(max_length=100)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
-    sort: str = "-created",
+    sort: Annotated[str, Query(max_length=20)] = "-created",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[Job]:
     rows, next_cursor = store.list_jobs(
         session,
@@ -143,7 +151,7 @@ def list_tasks(
     _: UserDep,
     status: Annotated[list[TaskStatus] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[TaskSummary]:
     rows, next_cursor = store.list_tasks(session, job_id, status=status, limit=limit, cursor=cursor)
     return Page[TaskSummary](items=[task_summary(t) for t in rows], next_cursor=next_cursor)

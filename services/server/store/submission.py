@@ -1,0 +1,160 @@
+"""Job submission without holding other writers: the job row first (under construction, so nothing runs it),
+compilation outside any lock, the tasks in chunks of short transactions, then the job made queued atomically.
+
+A failure anywhere removes what was stored, so a refused job leaves nothing behind; the job-created event is
+written only with the final step. The farm's job-size limit and per-user quotas are checked on the way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from sqlalchemy import ColumnElement, and_, delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.protocol.common import utcnow
+from services.protocol.jobs import JobSubmission
+from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, TaskStatus
+from services.server import events
+from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDependencyRow, TaskRow
+from services.server.jobtypes.base import CompiledTask, CompileError, JobContext
+from services.server.jobtypes.registry import get_job_type, job_types
+from services.server.store.convert import job_to_wire
+from services.server.store.errors import Conflict, Invalid
+from services.server.store.jobs import Actor, pydantic_errors, store_task_rows
+from services.server.store.tasks import log_job
+
+CHUNK = 20_000  # tasks per transaction: ~0.1-0.3 s of writing here, so other writers wait at most that long
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The farm's limits on load (ServerConfig); None: no limit."""
+
+    max_tasks_per_job: int | None = None
+    max_active_jobs_per_user: int | None = None
+    max_unfinished_tasks_per_user: int | None = None
+
+
+def submit(
+    read_sessions: sessionmaker[Session],
+    write_sessions: sessionmaker[Session],
+    sub: JobSubmission,
+    actor: Actor,
+    limits: Limits,
+    finish: Callable[[Session, JobRow], AbstractContextManager[object]],
+) -> JobRow:
+    """Validate, compile and store a job; `finish(session, job)` wraps the final commit (the hand-off to
+    waiting Managers). Returns the job as committed."""
+    jt = get_job_type(sub.type)
+    if jt is None:
+        raise Invalid(f"unknown job type {sub.type!r} (known: {', '.join(job_types())})", field="type")
+    try:
+        settings = jt.Settings.model_validate(sub.settings)
+    except ValidationError as exc:
+        errors = pydantic_errors(exc, "settings")
+        raise Invalid("; ".join(f"{f}: {m}" for f, m in errors), errors=errors) from exc
+
+    now = utcnow()
+    with write_sessions() as session:
+        _check_references(session, sub)
+        _check_active_jobs(session, actor, limits)
+        job = JobRow(
+            name=sub.name, type=sub.type, settings=settings.model_dump(mode="json"), priority=sub.priority,
+            submitter=actor.name, tags=sorted(set(sub.tags)), manager_id=sub.manager_id,
+            depends_on=sorted(set(sub.depends_on)), max_task_failures=sub.max_task_failures,
+            on_task_failure=sub.on_task_failure, status=JobStatus.UNDER_CONSTRUCTION, activity="",
+            created=now, updated=now,
+        )  # fmt: skip
+        session.add(job)
+        session.commit()
+        job_id = job.id
+    try:
+        try:
+            compiled = jt.compile(JobContext(job_id, sub.name, actor.name, now), settings)
+        except CompileError as exc:
+            raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
+        _check_size(read_sessions, actor, compiled, limits)
+        initial = JobStatus.PAUSED if sub.start_paused else JobStatus.QUEUED
+        status = TaskStatus.PAUSED if sub.start_paused else TaskStatus.QUEUED
+        ids: list[int] = []
+        # every chunk but the last in a transaction of its own; the last one with the switch to queued
+        for start in range(0, len(compiled) - CHUNK, CHUNK):
+            with write_sessions() as session:
+                store_task_rows(session, job_id, compiled, now, start, start + CHUNK, ids, status)
+                session.commit()
+        last = len(ids)
+        with write_sessions() as session:
+            store_task_rows(session, job_id, compiled, now, last, len(compiled), ids, status)
+            job = session.get_one(JobRow, job_id)
+            job.tasks_total = len(compiled)
+            job.status = initial
+            log_job(session, job, actor.name, f"submitted by {actor.name}: {len(compiled)} tasks, {initial}")
+            events.publish(session, "job-created", job_to_wire(job).model_dump(mode="json"))
+            with finish(session, job):
+                session.commit()
+            return job
+    except BaseException:
+        _discard(write_sessions, job_id)
+        raise
+
+
+def _check_references(session: Session, sub: JobSubmission) -> None:
+    if sub.manager_id is not None and session.get(ManagerRow, sub.manager_id) is None:
+        raise Invalid(f"no manager with id {sub.manager_id}", field="manager_id")
+    if sub.depends_on:
+        found = set(session.scalars(select(JobRow.id).where(JobRow.id.in_(sub.depends_on))))
+        if missing := sorted(set(sub.depends_on) - found):
+            raise Invalid(f"no job with id {missing[0]}", field="depends_on")
+
+
+def _unfinished(actor: Actor) -> ColumnElement[bool]:
+    return and_(JobRow.submitter == actor.name, JobRow.status.not_in([s.value for s in FINISHED_JOB_STATUSES]))
+
+
+def _check_active_jobs(session: Session, actor: Actor, limits: Limits) -> None:
+    cap = limits.max_active_jobs_per_user
+    if cap is None:
+        return
+    active = session.scalar(select(func.count()).select_from(JobRow).where(_unfinished(actor))) or 0
+    if active >= cap:
+        raise Conflict(
+            f"{actor.name} has {active} unfinished jobs, the farm's limit per user (finish or cancel some first)",
+            field="quota",
+        )
+
+
+def _check_size(
+    read_sessions: sessionmaker[Session], actor: Actor, compiled: Sequence[CompiledTask], limits: Limits
+) -> None:
+    n = len(compiled)
+    if not n:
+        raise Invalid("the settings produce no tasks", field="settings")
+    if limits.max_tasks_per_job is not None and n > limits.max_tasks_per_job:
+        raise Invalid(f"the settings produce {n} tasks, over the farm's limit of {limits.max_tasks_per_job} per job",
+                      field="settings")  # fmt: skip
+    cap = limits.max_unfinished_tasks_per_user
+    if cap is None:
+        return
+    left = JobRow.tasks_total - JobRow.tasks_completed - JobRow.tasks_failed - JobRow.tasks_canceled
+    with read_sessions() as session:
+        held = session.scalar(select(func.coalesce(func.sum(left), 0)).where(_unfinished(actor))) or 0
+    if held + n > cap:
+        raise Conflict(
+            f"{actor.name} has {held} unfinished tasks; {n} more would pass the farm's limit of {cap} per user",
+            field="quota",
+        )
+
+
+def _discard(write_sessions: sessionmaker[Session], job_id: int) -> None:
+    """Removes a job that could not be built, with whatever of it was stored."""
+    with write_sessions() as session:
+        task_ids = select(TaskRow.id).where(TaskRow.job_id == job_id)
+        session.execute(delete(TaskDependencyRow).where(TaskDependencyRow.task_id.in_(task_ids)))
+        session.execute(delete(TaskRow).where(TaskRow.job_id == job_id))
+        session.execute(delete(JobLogRow).where(JobLogRow.job_id == job_id))
+        session.execute(delete(JobRow).where(JobRow.id == job_id))
+        session.commit()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -14,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from services.protocol.common import ID_MAX, utcnow
 from services.server import events
 from services.server.api.deps import UserDep
-from services.server.store.convert import aware
+from services.server.api.event_hub import EventHub, frame, read_frames
 from services.server.store.errors import Invalid
 
 router = APIRouter(tags=["events"])
@@ -23,9 +22,12 @@ POLL_SECONDS = 1.0  # fallback for events written by other Server processes
 KEEPALIVE_SECONDS = 15.0
 
 
-def _frame(event_id: int, type_: str, time: str, data: object) -> bytes:
-    body = json.dumps({"id": event_id, "type": type_, "time": time, "data": data}, separators=(",", ":"))
-    return f"id: {event_id}\nevent: {type_}\ndata: {body}\n\n".encode()
+def _hub(request: Request) -> EventHub:
+    """The process's one event watcher, made at the first event-stream client."""
+    hub: EventHub | None = getattr(request.app.state, "event_hub", None)
+    if hub is None:
+        hub = request.app.state.event_hub = EventHub(request.app.state.read_sessions, POLL_SECONDS)
+    return hub
 
 
 @router.get("/events", response_class=StreamingResponse)
@@ -55,34 +57,33 @@ async def event_stream(
     else:
         start = await run_in_threadpool(newest)
 
+    hub = _hub(request)
+
     async def stream() -> AsyncIterator[bytes]:
         last = start
         yield b"retry: 1000\n\n"
         first = await run_in_threadpool(oldest)
         if last and first is not None and first > last + 1:
             # the client missed more than the retention window: it must reload everything
-            yield _frame(first - 1, "reset", utcnow().isoformat(), {"reason": "events expired"})
+            yield frame(first - 1, "reset", utcnow().isoformat(), {"reason": "events expired"})
             last = first - 1
-        idle = 0.0
-        while not await request.is_disconnected():
-
-            def read(after_id: int = last) -> list[tuple[int, str, str, object]]:
-                with makers() as s:
-                    return [(r.id, r.type, aware(r.time).isoformat(), r.data) for r in events.read_after(s, after_id)]
-
-            rows = await run_in_threadpool(read)
-            for event_id, type_, time, data in rows:
-                yield _frame(event_id, type_, time, data)
-                last = event_id
-            if rows:
-                idle = 0.0
-                continue
-            if idle >= KEEPALIVE_SECONDS:
-                yield b": keep-alive\n\n"
-                idle = 0.0
-            started = asyncio.get_running_loop().time()
-            await events.NOTIFIER.wait(POLL_SECONDS)
-            idle += asyncio.get_running_loop().time() - started
+        with hub.listening():
+            while True:
+                frames = hub.frames_after(last)
+                if frames is None:  # from further back than the hub remembers: from the database, a page at a time
+                    frames = await run_in_threadpool(read_frames, makers, last)
+                    if not frames:  # nothing newer stored: the hub has not made its first read yet
+                        await hub.wait(POLL_SECONDS)
+                        continue
+                for event_id, data in frames:
+                    yield data
+                    last = event_id
+                if frames:
+                    continue
+                started = asyncio.get_running_loop().time()
+                await hub.wait(KEEPALIVE_SECONDS)
+                if asyncio.get_running_loop().time() - started >= KEEPALIVE_SECONDS and not hub.frames_after(last):
+                    yield b": keep-alive\n\n"
 
     return StreamingResponse(
         stream(),

@@ -4,6 +4,7 @@ listener resuming from before the hub's memory catches up from the database firs
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,7 @@ async def test_a_listener_from_far_back_catches_up_from_the_database(
     monkeypatch.setattr(event_hub, "BUFFER", 5)
     _publish(writers, 20, "old")
     hub = EventHub(readers, poll_seconds=0.2)
-    hub._frames = event_hub.deque(maxlen=5)
+    hub._frames = deque(maxlen=5)
     early: list[int] = []
     with hub.listening():
         await asyncio.sleep(0.3)  # the hub starts at the newest event

@@ -46,6 +46,8 @@ def _writes(server: ServerProcess, job_id: int, stop: threading.Event, out: list
             t = time.perf_counter()
             r = c.post(f"/jobs/{job_id}/priority", json={"priority": 10 + i % 80})
             out.append(time.perf_counter() - t)
+            if out[-1] > 0.5:
+                print(f"  slow write: {out[-1]:.2f} s, ended at {time.perf_counter():.1f}")
             assert r.status_code == 200, r.text
             i += 1
             time.sleep(0.02)
@@ -71,6 +73,7 @@ def test_other_writes_while_a_million_task_job_is_submitted(tmp_path: Path) -> N
         peak = _rss_mb(proc)
         writer.start()
         started = time.perf_counter()
+        print(f"  submission starts at {started:.1f}")
         answer: list[httpx.Response] = []
         body = render_job("million", frames="1-1000000", chunk=1, preview_video=False)
         submit = threading.Thread(
@@ -117,14 +120,12 @@ def test_500_idle_event_stream_clients(tmp_path: Path) -> None:
         assert server.proc is not None
         proc = psutil.Process(server.proc.pid)
 
-        async def run() -> dict[str, Any]:
-            streams = await _open_streams(server.url, server.admin_token, 500)
-            await asyncio.sleep(3)
+        async def probe(seconds: float) -> dict[str, Any]:
             cpu0 = proc.cpu_times()
             wall0 = time.perf_counter()
             times: list[float] = []
             async with httpx.AsyncClient(base_url=server.url + API) as c:
-                end = time.perf_counter() + 15
+                end = time.perf_counter() + seconds
                 while time.perf_counter() < end:
                     t = time.perf_counter()
                     assert (await c.get("/health")).status_code == 200
@@ -132,16 +133,25 @@ def test_500_idle_event_stream_clients(tmp_path: Path) -> None:
                     await asyncio.sleep(0.05)
             cpu1 = proc.cpu_times()
             wall = time.perf_counter() - wall0
-            for _, w in streams:
-                w.close()
             # the health probe itself costs some of it: this is an upper bound on the idle streams' cost
             cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / wall * 100
             return {"cpu": cpu, "p50": statistics.median(times), "p99": _pct(times, 0.99), "n": len(times)}
 
-        fig = asyncio.run(run())
+        async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+            quiet = await probe(15)
+            streams = await _open_streams(server.url, server.admin_token, 500)
+            await asyncio.sleep(3)
+            busy = await probe(15)
+            for _, w in streams:
+                w.close()
+            return quiet, busy
+
+        quiet, fig = asyncio.run(run())
         print(
             f"\n500 idle event-stream clients: Server CPU {fig['cpu']:.1f} % of a core (with the health probe); "
-            f"health p50 {fig['p50'] * 1000:.1f} ms, p99 {fig['p99'] * 1000:.1f} ms over {fig['n']} requests"
+            f"health p50 {fig['p50'] * 1000:.1f} ms, p99 {fig['p99'] * 1000:.1f} ms over {fig['n']} requests; "
+            f"without them: CPU {quiet['cpu']:.1f} %, health p50 {quiet['p50'] * 1000:.1f} ms, "
+            f"p99 {quiet['p99'] * 1000:.1f} ms"
         )
     finally:
         server.stop()

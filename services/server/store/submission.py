@@ -7,9 +7,14 @@ written only with the final step. The farm's job-size limit and per-user quotas 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import gc
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, and_, delete, func, select
@@ -20,14 +25,42 @@ from services.protocol.jobs import JobSubmission
 from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, TaskStatus
 from services.server import events
 from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDependencyRow, TaskRow
-from services.server.jobtypes.base import CompiledTask, CompileError, JobContext
+from services.server.jobtypes.base import CompiledTask, CompileError, JobContext, JobType
 from services.server.jobtypes.registry import get_job_type, job_types
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Invalid
 from services.server.store.jobs import Actor, pydantic_errors, store_task_rows
 from services.server.store.tasks import log_job
 
-CHUNK = 20_000  # tasks per transaction: ~0.1-0.3 s of writing here, so other writers wait at most that long
+CHUNK = 5_000  # tasks per transaction: well under 0.1 s of writing, so other writers wait at most that long
+# between chunks: preparing rows is Python holding the GIL, and other requests' threads need a turn too
+CHUNK_PAUSE = 0.01
+
+_STORED = CompiledTask(name="", type="", commands=[])  # in place of the tasks already stored
+
+_collector = threading.Lock()
+_collector_holders = 0
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a job is built: a million tasks are some ten million objects,
+    and each full collection over them holds the GIL for seconds, stalling every other request. Reference
+    counting still frees them; the collector comes back when the last submission in progress ends."""
+    global _collector_holders
+    with _collector:
+        ours = _collector_holders > 0 or gc.isenabled()  # off already, by someone else: leave it to them
+        if ours:
+            gc.disable()
+            _collector_holders += 1
+    try:
+        yield
+    finally:
+        if ours:
+            with _collector:
+                _collector_holders -= 1
+                if _collector_holders == 0:
+                    gc.enable()
 
 
 @dataclass(frozen=True)
@@ -58,6 +91,20 @@ def submit(
         errors = pydantic_errors(exc, "settings")
         raise Invalid("; ".join(f"{f}: {m}" for f, m in errors), errors=errors) from exc
 
+    with _collector_paused():
+        return _build(read_sessions, write_sessions, sub, actor, limits, finish, jt, settings)
+
+
+def _build(
+    read_sessions: sessionmaker[Session],
+    write_sessions: sessionmaker[Session],
+    sub: JobSubmission,
+    actor: Actor,
+    limits: Limits,
+    finish: Callable[[Session, JobRow], AbstractContextManager[object]],
+    jt: JobType,
+    settings: Any,
+) -> JobRow:
     now = utcnow()
     with write_sessions() as session:
         _check_references(session, sub)
@@ -74,7 +121,9 @@ def submit(
         job_id = job.id
     try:
         try:
-            compiled = jt.compile(JobContext(job_id, sub.name, actor.name, now), settings)
+            # our own list, so each chunk's tasks can be let go once stored: freeing a million at the end would
+            # hold the GIL for a second
+            compiled = list(jt.compile(JobContext(job_id, sub.name, actor.name, now), settings))
         except CompileError as exc:
             raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
         _check_size(read_sessions, actor, compiled, limits)
@@ -86,13 +135,16 @@ def submit(
             with write_sessions() as session:
                 store_task_rows(session, job_id, compiled, now, start, start + CHUNK, ids, status)
                 session.commit()
+            compiled[start : start + CHUNK] = [_STORED] * CHUNK
+            time.sleep(CHUNK_PAUSE)
         last = len(ids)
+        total = len(compiled)
         with write_sessions() as session:
             store_task_rows(session, job_id, compiled, now, last, len(compiled), ids, status)
             job = session.get_one(JobRow, job_id)
-            job.tasks_total = len(compiled)
+            job.tasks_total = total
             job.status = initial
-            log_job(session, job, actor.name, f"submitted by {actor.name}: {len(compiled)} tasks, {initial}")
+            log_job(session, job, actor.name, f"submitted by {actor.name}: {total} tasks, {initial}")
             events.publish(session, "job-created", job_to_wire(job).model_dump(mode="json"))
             with finish(session, job):
                 session.commit()

@@ -56,7 +56,6 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.token_cache = {}
     app.state.auth_backoff = Backoff(free=config.auth_free_failures)  # bad tokens, per client address
     app.state.login_backoff = Backoff(free=config.auth_free_failures)  # failed logins, per address and user
-    app.state.known_tokens = set()  # hashes of tokens seen valid: they pass while their address waits
     app.state.dispatcher = Dispatcher()
     errors.install(app)
     for router in ROUTERS:

@@ -135,3 +135,13 @@ def test_wrong_registration_secrets_back_off(server: ServerProcess, tmp_path_fac
         assert httpx.get(f"{mgr.url}{API}/health").status_code == 200
     finally:
         mgr.stop()
+
+
+def test_bad_manager_tokens_back_off_but_managers_keep_working(server: ServerProcess) -> None:
+    good = add_manager(server, "m3")
+    url = f"{server.url}{API}/manager/claim"
+    codes = [httpx.post(url, json={"capacity": 0}, headers=server.headers(f"bad-{i}")).status_code for i in range(11)]
+    assert codes[:10] == [401] * 10 and codes[10] == 429
+    r = httpx.post(url, json={"capacity": 0}, headers=server.headers("bad-again"))
+    assert r.status_code == 429 and "Retry-After" in r.headers
+    assert httpx.post(url, json={"capacity": 0}, headers=server.headers(good)).status_code == 200

@@ -130,15 +130,22 @@ async def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | Non
 TokenDep = Annotated[str, Depends(bearer_token)]
 
 
-def manager_by_token(session: Session, token: str) -> ManagerRow:
+def manager_by_token(session: Session, token: str, request: Request | None = None) -> ManagerRow:
+    """The Manager holding `token`; with `request`, bad tokens count towards the address's back-off (a valid
+    token always passes, so Managers behind an address that sent bad ones are not locked out)."""
     manager = manager_for_token(session, token)
     if manager is None:
+        if request is not None:
+            backoff: Backoff = request.app.state.auth_backoff
+            key = ("manager-address", client_address(request))
+            if wait := backoff.retry_after(key) or backoff.failed(key):
+                raise TooManyAttempts(f"too many bad Manager tokens from this address: try again in {wait:.0f} s", wait)
         raise Unauthorized("not a Manager token of this farm", field="token")
     return manager
 
 
-def current_manager(session: SessionDep, token: TokenDep) -> ManagerRow:
-    return manager_by_token(session, token)
+def current_manager(request: Request, session: SessionDep, token: TokenDep) -> ManagerRow:
+    return manager_by_token(session, token, request)
 
 
 ManagerDep = Annotated[ManagerRow, Depends(current_manager)]

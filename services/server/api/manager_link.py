@@ -53,7 +53,7 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
         nonlocal manager_id
         # one short write transaction per look: no lock is held while the request waits
         with writers() as session:
-            manager = manager_by_token(session, token)
+            manager = manager_by_token(session, token, request)
             manager_id = manager.id
             tasks = store.claim(session, manager, req, cfg.lease_seconds)
             session.commit()
@@ -61,7 +61,7 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
 
     def give_back(task_ids: list[int]) -> None:
         with writers() as session:
-            store.release_claim(session, manager_by_token(session, token), task_ids)
+            store.release_claim(session, manager_by_token(session, token, request), task_ids)
             session.commit()
 
     def answer(tasks: list[ClaimedTask]) -> ClaimResponse:
@@ -109,7 +109,7 @@ async def updates(batch: UpdateBatch, request: Request, token: TokenDep, cfg: Co
         # one trip to the thread pool for the session, the token check and the batch: each sync dependency
         # would be a trip of its own (several per batch, tens of batches a second)
         with writers() as session:
-            manager = manager_by_token(session, token)
+            manager = manager_by_token(session, token, request)
             ack = store.apply_batch(session, manager, batch, cfg.lease_seconds)
             session.commit()
             return ack

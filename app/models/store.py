@@ -157,6 +157,9 @@ class ClientStore:
 
     def apply(self, type_: str, data: dict[str, Any]) -> Reload | None:
         if type_ in ("job-created", "job-updated"):
+            if "settings" not in data:  # job-updated leaves out the settings: they never change after submission
+                known = self.jobs.get(int(data["id"]))
+                data = {**data, "settings": known.settings if known is not None else {}}
             job = Job.model_validate(data)
             old = self.jobs.upsert(job)
             self._maybe_notify(old, job)

@@ -13,20 +13,29 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.manager.api import clients, worker
 from services.manager.api.deps import ClientTokens
 from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
-from services.manager.errors import ApiError
+from services.manager.errors import ApiError, TooManyAttempts
 from services.manager.server_link import ServerLink
 from services.manager.store.db import connect
-from services.protocol import VERSION
+from services.protocol import VERSION, api_contract
+from services.protocol.backoff import Backoff, retry_after_header
+from services.protocol.body_limit import BodyLimit
 from services.protocol.common import ErrorResponse, FieldError
 from services.protocol.manager_client import ManagerClient
 
 log = logging.getLogger(__name__)
+
+# statuses the rule of thumb in api_contract._statuses does not see (route -> extra statuses)
+EXTRA_STATUSES: dict[str, set[int]] = {
+    "POST /api/v1/worker/register": {401, 403, 429},  # a wrong registration secret
+    "GET /api/v1/status": {503},
+    "GET /api/v1/tasks/{task_id}/log": {503},
+    "GET /api/v1/jobs/{job_id}/last-rendered": {503},
+}
 
 
 def registration_secret(config: ManagerConfig) -> str:
@@ -44,22 +53,24 @@ def registration_secret(config: ManagerConfig) -> str:
     return secret
 
 
-class BodyLimit:
-    """Refuses request bodies larger than the limit with 413 before reading them (pure ASGI: cheap)."""
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "WorkerBasic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "worker_id:secret as handed out by /api/v1/worker/register",
+    },
+    "ServerToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "a user's API token of the Server this Manager works for (checked with that Server)",
+    },
+}
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and int(value or 0) > self.limit:
-                    body = ErrorResponse(detail=f"request body larger than {self.limit} bytes")
-                    resp = JSONResponse(body.model_dump(), status_code=413)
-                    await resp(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+def _secured_by(path: str) -> str | None:
+    if path in ("/api/v1/health", "/api/v1/worker/register"):
+        return None
+    return "WorkerBasic" if path.startswith("/api/v1/worker/") else "ServerToken"
 
 
 def create_app(config: ManagerConfig) -> FastAPI:
@@ -73,7 +84,13 @@ def create_app(config: ManagerConfig) -> FastAPI:
         app.state.core = core
         app.state.link = link
         app.state.registration_secret = registration_secret(config)
-        app.state.client_tokens = ClientTokens(client, config.client_token_cache_seconds)
+        app.state.client_tokens = ClientTokens(
+            client,
+            config.client_token_cache_seconds,
+            config.client_token_offline_seconds,
+            Backoff(free=config.auth_free_failures),
+        )
+        app.state.registration_backoff = Backoff(free=config.auth_free_failures)
         runner = asyncio.create_task(link.run(), name="server-link")
         try:
             yield
@@ -95,13 +112,18 @@ def create_app(config: ManagerConfig) -> FastAPI:
     )
     app.include_router(worker.router)
     app.include_router(clients.router)
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    api_contract.install_error_shape(app)
+    api_contract.document_errors(app, EXTRA_STATUSES, SECURITY_SCHEMES, _secured_by)
+    api_contract.serve_docs_offline(app, "/api/v1")
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         errors = [FieldError(field=exc.field, message=exc.message)] if exc.field else []
         body = ErrorResponse(detail=exc.message, errors=errors)
         headers = {"WWW-Authenticate": "Basic"} if exc.status_code == 401 else None
+        if isinstance(exc, TooManyAttempts):
+            headers = retry_after_header(exc.retry_after)
         return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

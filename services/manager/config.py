@@ -48,7 +48,13 @@ class ManagerConfig:
     max_body_bytes: int = 8 * 1024 * 1024
     max_output_bytes: int = 32 * 1024 * 1024
     retry_after: float = 2.0  # suggested delay of a 204 "no task"
-    client_token_cache_seconds: float = 60.0
+    # a client token the Server confirmed is trusted this long without asking again: the bound on how long a
+    # token revoked at the Server still works here while the Server is reachable
+    client_token_cache_seconds: float = 5.0
+    # while the Server is away, tokens it confirmed before are still trusted, but only if confirmed within
+    # this long: a token revoked during the outage works here at most this long after its last confirmation
+    client_token_offline_seconds: float = 300.0
+    auth_free_failures: int = 10  # wrong registration secrets or worker secrets per address before back-off
     # path variables: name -> {platform -> value}; render_root defaults to <data_dir>/render
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -77,6 +83,7 @@ class ManagerConfig:
         for env, key in (
             ("TABLAO_WORKER_TIMEOUT", "worker_timeout"),
             ("TABLAO_BLOCKLIST_THRESHOLD", "blocklist_threshold"),
+            ("TABLAO_AUTH_FREE_FAILURES", "auth_free_failures"),
         ):
             if raw := os.environ.get(env):
                 setattr(cfg, key, type(getattr(cfg, key))(raw))

@@ -36,3 +36,13 @@ class Forbidden(ApiError):
 
 class Unavailable(ApiError):
     status_code = 503
+
+
+class TooManyAttempts(ApiError):
+    """429: too many failed attempts from this address; `retry_after` is in seconds."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: float, field: str = "") -> None:
+        super().__init__(message, field)
+        self.retry_after = retry_after

@@ -2,12 +2,52 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from annotated_types import Ge, Le
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 T = TypeVar("T")
+
+ID_MAX = 2**63 - 1  # the largest id a database integer key holds; larger ones are refused with 422, not a 500
+Id = Annotated[int, Ge(0), Le(ID_MAX)]
+"""A database id in a path, query or body: range-checked so no id reaches a query it would overflow."""
+
+# Every string and list a client sends is bounded, so the body limit is not the only thing between a
+# hostile request and the database; a field over its bound is a 422 naming it.
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+"""Names, tags, platforms, worker ids: one short line."""
+PathText = Annotated[str, StringConstraints(max_length=4096)]
+"""A file path."""
+LongText = Annotated[str, StringConstraints(max_length=10_000)]
+"""A log line or a message."""
+JSON_MAX_DEPTH = 32
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > JSON_MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def bounded_json(max_bytes: int) -> AfterValidator:
+    """A free-form JSON value (settings, software versions) of at most `max_bytes` and nesting 32 deep."""
+
+    def check(value: Any) -> Any:
+        if _depth(value) > JSON_MAX_DEPTH:
+            raise ValueError(f"nested more than {JSON_MAX_DEPTH} levels deep")
+        size = len(json.dumps(value, separators=(",", ":"), default=str))
+        if size > max_bytes:
+            raise ValueError(f"{size} bytes of JSON, over the limit of {max_bytes}")
+        return value
+
+    return AfterValidator(check)
 
 
 def utcnow() -> datetime:

@@ -120,11 +120,13 @@ class ApiToken(ResponseModel):
     name: str
     created: datetime
     last_used: datetime | None
+    expires: datetime | None = None  # None: valid until revoked
 
 
 class TokenCreate(WireModel):
     user: str = Field(min_length=1, max_length=64)
     name: str = Field(default="", max_length=100)
+    expires_days: float | None = Field(default=None, gt=0, le=3650, description="None: valid until revoked")
 
 
 class TokenCreated(ApiToken):
@@ -161,7 +163,8 @@ class Health(ResponseModel):
 class Event(ResponseModel):
     """One change on the farm. `id` grows by one per event; SSE clients resume with Last-Event-ID.
 
-    Types: job-created, job-updated, job-deleted, job-tasks-changed (many tasks of `job_id` changed at once:
+    Types: job-created, job-updated (the job without its settings, which never change after submission),
+    job-deleted, job-tasks-changed (many tasks of `job_id` changed at once:
     reload them), task-updated, worker-updated, manager-updated, reset (the client missed more than the
     retention window and must reload everything).
     """

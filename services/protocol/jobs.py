@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
-from services.protocol.common import ResponseModel, WireModel
+from services.protocol.common import Id, ResponseModel, WireModel, bounded_json
 from services.protocol.states import JobStatus, TaskStatus
 
 NAME_MAX = 200
+SETTINGS_MAX_BYTES = 256 * 1024  # a job's settings; big inputs belong in files, not in every job event
 
 
 class Command(WireModel):
@@ -29,11 +30,11 @@ class OnTaskFailure(StrEnum):
 class JobSubmission(WireModel):
     name: str = Field(min_length=1, max_length=NAME_MAX)
     type: str = Field(min_length=1, max_length=100)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: Annotated[dict[str, Any], bounded_json(SETTINGS_MAX_BYTES)] = Field(default_factory=dict)
     priority: int = Field(default=50, ge=0, le=100)
-    tags: list[str] = Field(default_factory=list, max_length=20)
-    manager_id: int | None = None
-    depends_on: list[int] = Field(default_factory=list, max_length=100)
+    tags: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list, max_length=20)
+    manager_id: Id | None = None
+    depends_on: list[Id] = Field(default_factory=list, max_length=100)
     max_task_failures: int = Field(default=3, ge=1, le=100)
     on_task_failure: OnTaskFailure = OnTaskFailure.FAIL_JOB
     start_paused: bool = False
@@ -125,7 +126,7 @@ class PriorityRequest(WireModel):
 class BulkJobRequest(WireModel):
     """The same change for many jobs; exactly one of `action`, `priority` or `delete`."""
 
-    ids: list[int] = Field(min_length=1, max_length=10_000)
+    ids: list[Id] = Field(min_length=1, max_length=10_000)
     action: JobAction | None = None
     priority: int | None = Field(default=None, ge=0, le=100)
     delete: bool = False

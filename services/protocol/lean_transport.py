@@ -24,6 +24,8 @@ import httpx
 
 # uvicorn closes a connection idle for 5 s; dropping ours sooner avoids sending on one it is closing
 IDLE_EXPIRY_SECONDS = 4.0
+# an answer larger than this is refused as it arrives: a broken or hostile peer cannot grow us without bound
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 class _Connection(asyncio.Protocol):
@@ -42,6 +44,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
+        self.body_size = 0
 
     # asyncio.Protocol
 
@@ -84,6 +87,11 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.body_size > MAX_RESPONSE_BYTES:
+            self._fail(httpx.RemoteProtocolError(f"the answer is larger than {MAX_RESPONSE_BYTES} bytes"))
+            self.close()
+            return
         self.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -107,6 +115,7 @@ class _Connection(asyncio.Protocol):
     ) -> httpx.Response:
         assert self.transport is not None
         self.headers, self.body, self._received_any, self.status, self.keep_alive = [], [], False, 0, False
+        self.body_size = 0
         self._waiter = asyncio.get_running_loop().create_future()
         if len(body) < 65536:
             self.transport.write(head + body)  # one segment for the usual small request

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 
-from services.protocol.common import ResponseModel, WireModel
+from services.protocol.common import Id, LongText, ResponseModel, ShortText, WireModel, bounded_json
 from services.protocol.farm import Utilisation
 from services.protocol.jobs import Command, OnTaskFailure
 from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
 
 LOG_TAIL_LINES = 20
+TOKEN_MAX_CHARS = 200  # API tokens are 47 characters; longer strings are not tokens
+SOFTWARE_MAX_BYTES = 16 * 1024  # a worker's software versions
 
 
 class ClaimRequest(WireModel):
     capacity: int = Field(ge=0, le=10_000)
-    task_types: list[str] = Field(default_factory=list)
+    task_types: list[ShortText] = Field(default_factory=list, max_length=1000)
     # tags offered by the Manager's workers; a job with tags goes only where all of them are offered
-    tags: list[str] = Field(default_factory=list)
+    tags: list[ShortText] = Field(default_factory=list, max_length=1000)
     # long polling: with nothing runnable, the Server holds the request up to this long and answers as soon as
     # something becomes runnable (stay below the client's read timeout)
     wait_seconds: float = Field(default=0.0, ge=0.0, le=25.0)
@@ -50,15 +53,15 @@ class ClaimResponse(ResponseModel):
 class TaskUpdate(WireModel):
     """What happened to one task at the Manager. Fields left None are unchanged."""
 
-    task_id: int
-    attempt: int
+    task_id: Id
+    attempt: Id
     status: TaskStatus | None = None  # queued = given back unstarted
-    worker_id: str | None = None
-    worker_name: str | None = None
+    worker_id: ShortText | None = None
+    worker_name: ShortText | None = None
     activity: str | None = Field(default=None, max_length=1000)
     steps_done: int | None = Field(default=None, ge=0)
     steps_total: int | None = Field(default=None, ge=0)
-    log_tail: list[str] = Field(default_factory=list, max_length=LOG_TAIL_LINES)
+    log_tail: list[LongText] = Field(default_factory=list, max_length=LOG_TAIL_LINES)
     failure_count: int | None = Field(default=None, ge=0)
     time: datetime | None = None
     # with status queued: given back because no worker of this Manager may run it (every one that could is
@@ -67,14 +70,14 @@ class TaskUpdate(WireModel):
 
 
 class WorkerReport(WireModel):
-    id: str
-    name: str
-    platform: str
-    task_types: list[str]
-    tags: list[str]
-    software: dict[str, str] = Field(default_factory=dict)
+    id: ShortText
+    name: ShortText
+    platform: ShortText
+    task_types: list[ShortText] = Field(max_length=1000)
+    tags: list[ShortText] = Field(max_length=1000)
+    software: Annotated[dict[str, str], bounded_json(SOFTWARE_MAX_BYTES)] = Field(default_factory=dict)
     status: WorkerStatus
-    current_task_id: int | None = None
+    current_task_id: Id | None = None
     last_seen: datetime | None = None
     utilisation: Utilisation | None = None
     unavailable: Unavailability | None = None
@@ -87,7 +90,7 @@ class UpdateBatch(WireModel):
     task_updates: list[TaskUpdate] = Field(default_factory=list, max_length=10_000)
     workers: list[WorkerReport] = Field(default_factory=list, max_length=10_000)
     # tasks the Manager still holds: their leases are renewed
-    held_task_ids: list[int] = Field(default_factory=list, max_length=100_000)
+    held_task_ids: list[Id] = Field(default_factory=list, max_length=100_000)
 
 
 class RejectedUpdate(ResponseModel):
@@ -125,9 +128,10 @@ class UpdateAck(ResponseModel):
 class ClientTokenCheck(WireModel):
     """The Manager asks the Server who holds a client's API token (to serve full task logs)."""
 
-    token: str = Field(min_length=1, max_length=200)
+    token: str = Field(min_length=1, max_length=TOKEN_MAX_CHARS)
 
 
 class ClientIdentity(ResponseModel):
     user: str
     role: str
+    expires: datetime | None = None  # the token's expiry: the Manager remembers it no longer than that

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
 
-from services.protocol.common import ResponseModel, WireModel
+from pydantic import Field, StringConstraints
+
+from services.protocol.common import ID_MAX, Id, PathText, ResponseModel, ShortText, WireModel, bounded_json
 from services.protocol.farm import Utilisation
 from services.protocol.jobs import Command
 from services.protocol.platforms import PlatformField
@@ -12,6 +14,7 @@ from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, W
 
 LOG_CHUNK_MAX_LINES = 5_000
 LOG_LINE_MAX_CHARS = 10_000
+SOFTWARE_MAX_BYTES = 16 * 1024  # a worker's software versions
 
 
 class RegisterRequest(WireModel):
@@ -28,9 +31,9 @@ class RegisterResponse(ResponseModel):
 class SignOnRequest(WireModel):
     name: str = Field(min_length=1, max_length=64)
     platform: PlatformField
-    task_types: list[str] = Field(min_length=1, max_length=50)
-    tags: list[str] = Field(default_factory=list, max_length=50)
-    software: dict[str, str] = Field(default_factory=dict)
+    task_types: list[ShortText] = Field(min_length=1, max_length=50)
+    tags: list[ShortText] = Field(default_factory=list, max_length=50)
+    software: Annotated[dict[str, str], bounded_json(SOFTWARE_MAX_BYTES)] = Field(default_factory=dict)
     can_restart: bool = False
 
 
@@ -42,14 +45,16 @@ class StatusAnswer(ResponseModel):
 class WorkerTaskUpdate(WireModel):
     """One update of a running task. `seq` is per worker, across tasks; the Manager ignores repeats."""
 
-    seq: int = Field(ge=1)
-    handout: int  # the Manager's hand-out number of this run of the task (AssignedTask.handout)
+    seq: int = Field(ge=1, le=ID_MAX)
+    handout: Id  # the Manager's hand-out number of this run of the task (AssignedTask.handout)
     status: TaskStatus | None = None  # active, completed, failed, or queued (given back)
     activity: str | None = Field(default=None, max_length=1000)
     steps_done: int | None = Field(default=None, ge=0)
     steps_total: int | None = Field(default=None, ge=0)
-    log_lines: list[str] = Field(default_factory=list, max_length=LOG_CHUNK_MAX_LINES)
-    output_files: list[str] = Field(default_factory=list, max_length=1000)
+    log_lines: list[Annotated[str, StringConstraints(max_length=LOG_LINE_MAX_CHARS)]] = Field(
+        default_factory=list, max_length=LOG_CHUNK_MAX_LINES
+    )
+    output_files: list[PathText] = Field(default_factory=list, max_length=1000)
 
 
 class WorkerTaskUpdates(WireModel):
@@ -65,7 +70,7 @@ class TaskRequest(WireModel):
     wait_seconds: float = Field(default=0.0, ge=0, le=60)
     # "report done and ask for the next task" in one round trip
     finished: WorkerTaskUpdates | None = None
-    finished_task_id: int | None = None
+    finished_task_id: Id | None = None
 
 
 class AssignedTask(ResponseModel):
@@ -89,7 +94,7 @@ class MayIRun(ResponseModel):
 
 class Heartbeat(WireModel):
     status: WorkerStatus
-    current_task_id: int | None = None
+    current_task_id: Id | None = None
     utilisation: Utilisation | None = None
     # why it claims nothing although awake (the tray's pause, the artist's hours, the user at the machine)
     unavailable: Unavailability | None = None

@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from services.protocol import API_PREFIX, VERSION
+from services.protocol import API_PREFIX, VERSION, api_contract
+from services.protocol.backoff import Backoff
+from services.protocol.body_limit import BodyLimit
 from services.server.api import ROUTERS, errors
 from services.server.background import Sweep, sweep_forever
 from services.server.config import ServerConfig
@@ -68,7 +70,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         title="Tablao Server",
         version=VERSION,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served offline below
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -79,9 +81,13 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.notifier = notifier
     app.state.sweeps = sweeps
     app.state.token_cache = {}
+    app.state.auth_backoff = Backoff(free=config.auth_free_failures)  # bad tokens, per client address
+    app.state.login_backoff = Backoff(free=config.auth_free_failures)  # failed logins, per address and user
     app.state.dispatcher = Dispatcher()
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
-    app.add_middleware(errors.BodyLimit, max_bytes=config.max_body_bytes)
+    api_contract.document_errors(app, errors.EXTRA_STATUSES)
+    api_contract.serve_docs_offline(app, API_PREFIX)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     return app

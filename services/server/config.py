@@ -39,6 +39,15 @@ class ServerConfig:
     lease_seconds: float = 60.0  # a Manager silent this long loses its assigned tasks
     event_retention_seconds: float = 24 * 3600.0
     max_body_bytes: int = 8 * 1024 * 1024
+    # limits on load: None for no limit (TABLAO_MAX_TASKS_PER_JOB, TABLAO_MAX_ACTIVE_JOBS_PER_USER,
+    # TABLAO_MAX_UNFINISHED_TASKS_PER_USER)
+    max_tasks_per_job: int | None = 1_000_000
+    max_active_jobs_per_user: int | None = 1_000
+    max_unfinished_tasks_per_user: int | None = 5_000_000
+    login_token_days: float = 30.0  # tokens made by logging in expire after this long
+    # failed logins or bad tokens a client address (or, for logins, a user name) may have before it must
+    # wait, 1 s then twice as long after each further failure, up to 5 minutes (TABLAO_AUTH_FREE_FAILURES)
+    auth_free_failures: int = 10
     sweep_interval: float = 5.0
     # path variables the farm shares, name -> {platform -> value}, as the Managers' `--variables` files give
     # them; published to clients (the Blender add-on checks that files lie under one of them)
@@ -53,6 +62,11 @@ class ServerConfig:
             cfg.admin_token = token
         if variables := os.environ.get("TABLAO_VARIABLES"):
             cfg.variables = load_variables(Path(variables))
+        if free := os.environ.get("TABLAO_AUTH_FREE_FAILURES"):
+            cfg.auth_free_failures = int(free)
+        for key in ("max_tasks_per_job", "max_active_jobs_per_user", "max_unfinished_tasks_per_user"):
+            if (raw := os.environ.get(f"TABLAO_{key.upper()}")) is not None:
+                setattr(cfg, key, int(raw) if raw.strip().lower() not in ("", "none") else None)
         for key, value in overrides.items():
             if value is not None:
                 setattr(cfg, key, value)

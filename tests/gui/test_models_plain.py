@@ -253,3 +253,14 @@ def test_unknown_rows_read_as_nothing() -> None:
     store = ClientStore()
     model = JobsModel(store)
     assert model.data(QModelIndex()) is None
+
+
+def test_job_updated_without_settings_keeps_the_known_settings() -> None:
+    store = ClientStore()
+    store.apply("job-created", {**job(1), "settings": {"frames": "1-9"}})
+    updated = {k: v for k, v in job(1, status="paused").items() if k != "settings"}
+    store.apply("job-updated", updated)
+    kept = store.jobs.get(1)
+    assert kept is not None and kept.status == "paused" and kept.settings == {"frames": "1-9"}
+    store.apply("job-updated", {**updated, "id": 2})  # a job not seen before: no settings known yet
+    assert store.jobs.get(2) is not None

@@ -66,6 +66,9 @@ def test_reconnect_with_last_event_id_gets_every_missed_event_in_order(server: S
     assert updates and updates[-1]["data"]["status"] == "paused"
     prio = [e for e in missed if e["type"] == "job-updated" and e["data"]["id"] == created[0]["id"]]
     assert prio[-1]["data"]["priority"] == 7
+    # changes carry what changed, not the settings (they never change after submission, and may be large)
+    assert all("settings" not in e["data"] for e in updates + prio)
+    assert all("settings" in e["data"] for e in missed if e["type"] == "job-created")
 
 
 def test_live_events_arrive_without_polling_delay(server: ServerProcess) -> None:

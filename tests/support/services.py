@@ -34,6 +34,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -53,7 +54,7 @@ class ServerProcess:
             args += ["--database-url", self.database_url]
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen(tablao_command(*args), cwd=ROOT, env=child_env(), stdout=log, stderr=log)
+        self.proc = subprocess.Popen(tablao_command(*args), cwd=ROOT, env=child_env(**self.env), stdout=log, stderr=log)
         log.close()
         try:
             wait_http(f"{self.url}/api/v1/health", timeout=timeout, proc=self.proc)

@@ -16,6 +16,7 @@ from services.manager.model import HeldTask
 from services.manager.store import logs
 from services.manager.store.db import transaction
 from services.protocol import VERSION
+from services.protocol.common import Id
 from services.protocol.farm import SleepSchedule
 from services.protocol.link import ClientIdentity
 
@@ -46,7 +47,7 @@ async def status(_client: ClientDep, core: CoreDep, request: Request) -> dict[st
 
 
 @router.get("/tasks/{task_id}/log", response_class=StreamingResponse)
-async def task_log(task_id: int, _client: ClientDep, core: CoreDep, follow: bool = False) -> Response:
+async def task_log(task_id: Id, _client: ClientDep, core: CoreDep, follow: bool = False) -> Response:
     """The full log of a task's recent hand-outs as text; `?follow=1` keeps streaming new lines."""
     if not logs.has_log(core.conn, task_id) and task_id not in core.tasks:
         raise NotFound(f"this Manager has no log of task {task_id}", "task_id")
@@ -74,7 +75,7 @@ async def _follow(conn: sqlite3.Connection, held: dict[int, HeldTask], task_id: 
 
 
 @router.get("/jobs/{job_id}/last-rendered")
-async def last_rendered(job_id: int, _client: ClientDep, core: CoreDep) -> Response:
+async def last_rendered(job_id: Id, _client: ClientDep, core: CoreDep) -> Response:
     folder = Path(core.config.data_dir) / "last-rendered"
     found = sorted(folder.glob(f"job-{job_id}.*")) if folder.exists() else []
     if not found:

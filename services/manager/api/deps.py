@@ -11,9 +11,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.manager.core import ManagerCore
-from services.manager.errors import Unauthorized, Unavailable
+from services.manager.errors import TooManyAttempts, Unauthorized, Unavailable
 from services.manager.model import WorkerState
-from services.protocol.link import ClientIdentity
+from services.protocol.backoff import Backoff
+from services.protocol.common import utcnow
+from services.protocol.link import TOKEN_MAX_CHARS, ClientIdentity
 from services.protocol.manager_client import LinkError, ManagerClient
 
 
@@ -43,32 +45,59 @@ WorkerDep = Annotated[WorkerState, Depends(authenticated_worker)]
 
 
 class ClientTokens:
-    """Checks client API tokens with the Server once and remembers the answer for a while."""
+    """Checks client API tokens with the Server and remembers the answer briefly.
 
-    def __init__(self, client: ManagerClient, ttl: float) -> None:
+    The bound on revocation: while the Server is reachable, a token revoked there stops working here within
+    `ttl` seconds (and an expired one at its expiry). While the Server is away, only tokens the Server
+    confirmed within the last `offline` seconds are accepted; a token never confirmed, or refused, is not.
+    """
+
+    def __init__(self, client: ManagerClient, ttl: float, offline: float, backoff: Backoff) -> None:
         self.client = client
         self.ttl = ttl
-        self._cache: dict[str, tuple[float, ClientIdentity | None]] = {}
+        self.offline = offline
+        self.backoff = backoff
+        # sha256 of the token -> (when the Server last answered, trusted until, who or None)
+        self._cache: dict[str, tuple[float, float, ClientIdentity | None]] = {}
 
-    async def identify(self, token: str) -> ClientIdentity:
+    async def identify(self, token: str, address: str) -> ClientIdentity:
+        if len(token) > TOKEN_MAX_CHARS:
+            raise Unauthorized("unknown or revoked API token", "authorization")
         key = hashlib.sha256(token.encode()).hexdigest()
         now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is None or hit[0] < now:
+        if hit is None or hit[1] <= now:
+            wait = self.backoff.retry_after(address)
+            if wait and (hit is None or hit[2] is None):
+                raise TooManyAttempts(
+                    f"too many bad API tokens from this address: try again in {wait:.0f} s", wait, "authorization"
+                )
             try:
                 who = await self.client.check_client_token(token)
             except LinkError as exc:
-                if hit is not None and hit[1] is not None:
-                    return hit[1]  # the Server is away: a token it confirmed before still counts
+                if hit is not None and hit[2] is not None and now - hit[0] <= self.offline:
+                    return _unexpired(hit[2])  # the Server is away: a recent confirmation still counts
                 raise Unavailable("cannot check the token: the Server is not reachable", "authorization") from exc
             # unknown tokens are remembered briefly so a flood of bad tokens does not flood the Server
-            self._cache[key] = (now + (self.ttl if who else 5.0), who)
+            trusted = self.ttl if who else 5.0
+            if who is not None and who.expires is not None:
+                trusted = min(trusted, (who.expires - utcnow()).total_seconds())
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            hit = self._cache[key]
-        if hit[1] is None:
+            hit = self._cache[key] = (now, now + trusted, who)
+            if who is None and (wait := self.backoff.failed(address)):
+                raise TooManyAttempts(
+                    f"too many bad API tokens from this address: try again in {wait:.0f} s", wait, "authorization"
+                )
+        if hit[2] is None:
             raise Unauthorized("unknown or revoked API token", "authorization")
-        return hit[1]
+        return _unexpired(hit[2])
+
+
+def _unexpired(who: ClientIdentity) -> ClientIdentity:
+    if who.expires is not None and who.expires <= utcnow():
+        raise Unauthorized("the API token has expired", "authorization")
+    return who
 
 
 async def authenticated_client(request: Request) -> ClientIdentity:
@@ -77,7 +106,7 @@ async def authenticated_client(request: Request) -> ClientIdentity:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("a Server API token is required: Authorization: Bearer <token>", "authorization")
     tokens: ClientTokens = request.app.state.client_tokens
-    return await tokens.identify(token.strip())
+    return await tokens.identify(token.strip(), request.client.host if request.client else "unknown")
 
 
 ClientDep = Annotated[ClientIdentity, Depends(authenticated_client)]

@@ -13,9 +13,11 @@ from pydantic import ValidationError
 from services.manager import task_updates
 from services.manager.api.deps import CoreDep, WorkerDep, authenticated_worker
 from services.manager.core import ManagerCore
-from services.manager.errors import Conflict, Invalid
+from services.manager.errors import Conflict, Invalid, TooManyAttempts, Unauthorized
 from services.manager.model import HeldTask, WorkerState
 from services.manager.store.db import transaction
+from services.protocol.backoff import Backoff
+from services.protocol.common import Id
 from services.protocol.worker_api import (
     AssignedTask,
     Heartbeat,
@@ -40,9 +42,24 @@ def _json(model: object, status_code: int = 200) -> Response:
 
 @router.post("/register", response_model=RegisterResponse, status_code=200)
 async def register(body: RegisterRequest, request: Request, core: CoreDep) -> Response:
-    worker_id, secret = core.workers.register(
-        body.registration_secret, request.app.state.registration_secret, body.name, body.platform
-    )
+    backoff: Backoff = request.app.state.registration_backoff
+    address = request.client.host if request.client else "unknown"
+    if wait := backoff.retry_after(address):
+        raise TooManyAttempts(
+            f"too many wrong registration secrets from this address: try again in {wait:.0f} s",
+            wait,
+            "registration_secret",
+        )
+    try:
+        worker_id, secret = core.workers.register(
+            body.registration_secret, request.app.state.registration_secret, body.name, body.platform
+        )
+    except Unauthorized:
+        if wait := backoff.failed(address):
+            raise TooManyAttempts(
+                f"wrong registration_secret; try again in {wait:.0f} s", wait, "registration_secret"
+            ) from None
+        raise
     return _json(RegisterResponse(worker_id=worker_id, secret=secret))
 
 
@@ -114,13 +131,13 @@ def _assigned(core: ManagerCore, task: HeldTask, worker: WorkerState) -> Assigne
 
 
 @router.post("/tasks/{task_id}/updates")
-async def task_updates_route(task_id: int, body: WorkerTaskUpdates, worker: WorkerDep, core: CoreDep) -> Response:
+async def task_updates_route(task_id: Id, body: WorkerTaskUpdates, worker: WorkerDep, core: CoreDep) -> Response:
     last = task_updates.apply(core, worker, task_id, body.updates)
     return _json(UpdatesAck(last_seq=last))
 
 
 @router.get("/tasks/{task_id}/may-i-run")
-async def may_i_run(task_id: int, worker: WorkerDep, core: CoreDep, handout: int | None = None) -> Response:
+async def may_i_run(task_id: Id, worker: WorkerDep, core: CoreDep, handout: Id | None = None) -> Response:
     task = core.tasks.get(task_id)
     req = worker.status_requested
     if task is None or task.worker_id != worker.id:
@@ -135,7 +152,7 @@ async def may_i_run(task_id: int, worker: WorkerDep, core: CoreDep, handout: int
 
 
 @router.post("/tasks/{task_id}/output", status_code=204)
-async def upload_output(task_id: int, request: Request, worker: WorkerDep, core: CoreDep) -> Response:
+async def upload_output(task_id: Id, request: Request, worker: WorkerDep, core: CoreDep) -> Response:
     """The last rendered image of a task, kept per job for the clients' preview."""
     task_updates.held_by(core, worker, task_id)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
+from services.protocol.backoff import Backoff
+from services.protocol.common import Id, utcnow
 from services.protocol.farm import ApiToken, LoginRequest, TokenCreate, TokenCreated, User, UserCreate
 from services.protocol.states import Role
-from services.server.api.deps import AdminDep, ReadSessionDep, SessionDep
+from services.server.api.deps import AdminDep, ConfigDep, ReadSessionDep, SessionDep, client_address
 from services.server.db.tables import ApiTokenRow, UserRow
 from services.server.store import auth as store
 from services.server.store.convert import aware
-from services.server.store.errors import Invalid, NotFound
+from services.server.store.errors import Invalid, NotFound, TooManyAttempts
 
 router = APIRouter(tags=["auth"])
 
@@ -27,15 +33,73 @@ def _token(t: ApiTokenRow, user: str) -> ApiToken:
         name=t.name,
         created=aware(t.created),
         last_used=aware(t.last_used) if t.last_used else None,
+        expires=aware(t.expires) if t.expires else None,
     )
 
 
+# scrypt costs tens of ms of CPU and 16 MB each: hashed one at a time, so a flood of logins takes at most one
+# core from the other requests, and with more than this many waiting the next ones are told to come back
+_LOGINS_WAITING_MAX = 50
+
+
+class _PasswordChecks:
+    def __init__(self) -> None:
+        self.gate = asyncio.Semaphore(1)
+        self.waiting = 0
+
+
 @router.post("/auth/login")
-def login(req: LoginRequest, session: SessionDep) -> TokenCreated:
-    user, token = store.login(session, req.username, req.password)
-    session.commit()
-    row = session.scalars(select(ApiTokenRow).where(ApiTokenRow.token_hash == store.hash_token(token))).one()
-    return TokenCreated(**_token(row, user.name).model_dump(), token=token, role=Role(user.role))
+async def login(req: LoginRequest, request: Request, cfg: ConfigDep) -> TokenCreated:
+    """A new API token for a user name and password; it expires after the farm's `login_token_days`.
+
+    The password hash is computed with no database session open (no lock held while scrypt runs), one at a time,
+    and as slowly for unknown users; failures are counted per client address and per user name (429 when over).
+    """
+    backoff: Backoff = request.app.state.login_backoff
+    keys = (("address", client_address(request)), ("user", req.username))
+    wait = max(backoff.retry_after(k) for k in keys)
+    if wait:
+        raise TooManyAttempts(
+            f"too many failed logins from this address or for this user: try again in {wait:.0f} s",
+            wait,
+            field="password",
+        )
+    checks: _PasswordChecks | None = getattr(request.app.state, "password_checks", None)
+    if checks is None:
+        checks = request.app.state.password_checks = _PasswordChecks()
+    if checks.waiting >= _LOGINS_WAITING_MAX:
+        raise TooManyAttempts("too many logins at once: try again in a second", 1.0, field="password")
+
+    def stored_hash() -> str | None:
+        with request.app.state.read_sessions() as session:
+            found = store.user_by_name(session, req.username)
+            return found.password_hash if found is not None else None
+
+    checks.waiting += 1
+    try:
+        stored = await run_in_threadpool(stored_hash)
+        async with checks.gate:
+            ok = await run_in_threadpool(store.check_password, req.password, stored)
+    finally:
+        checks.waiting -= 1
+    if not ok:
+        wait = max([backoff.failed(k) for k in keys])
+        if wait:
+            raise TooManyAttempts(f"wrong user name or password; try again in {wait:.0f} s", wait, field="password")
+        raise Invalid("wrong user name or password", field="password")
+    backoff.succeeded(keys[1])
+    expires = utcnow() + timedelta(days=cfg.login_token_days)
+
+    def new_token() -> TokenCreated:
+        with request.app.state.write_sessions() as session:
+            user = store.user_by_name(session, req.username)
+            if user is None:  # deleted between the two sessions
+                raise Invalid("wrong user name or password", field="password")
+            row, token = store.create_token(session, user, name="login", expires=expires)
+            session.commit()
+            return TokenCreated(**_token(row, user.name).model_dump(), token=token, role=Role(user.role))
+
+    return await run_in_threadpool(new_token)
 
 
 @router.get("/users")
@@ -61,13 +125,14 @@ def create_token(req: TokenCreate, session: SessionDep, _: AdminDep) -> TokenCre
     user = store.user_by_name(session, req.user)
     if user is None:
         raise Invalid(f"no user named {req.user!r}", field="user")
-    row, token = store.create_token(session, user, req.name)
+    expires = utcnow() + timedelta(days=req.expires_days) if req.expires_days else None
+    row, token = store.create_token(session, user, req.name, expires=expires)
     session.commit()
     return TokenCreated(**_token(row, user.name).model_dump(), token=token, role=Role(user.role))
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: int, request: Request, session: SessionDep, _: AdminDep) -> Response:
+def revoke_token(token_id: Id, request: Request, session: SessionDep, _: AdminDep) -> Response:
     if session.get(ApiTokenRow, token_id) is None:
         raise NotFound(f"no token with id {token_id}", field="id")
     store.revoke_token(session, token_id)

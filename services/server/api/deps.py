@@ -10,12 +10,15 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.protocol.backoff import Backoff
+from services.protocol.common import utcnow
 from services.protocol.states import Role
 from services.server.config import ServerConfig
 from services.server.db.tables import ManagerRow
 from services.server.dispatch import Dispatcher
 from services.server.store import auth
-from services.server.store.errors import Forbidden, StoreError
+from services.server.store.convert import aware
+from services.server.store.errors import Forbidden, StoreError, TooManyAttempts
 from services.server.store.farm import manager_for_token
 from services.server.store.jobs import Actor
 
@@ -68,6 +71,10 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def current_user(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Actor:
@@ -78,14 +85,24 @@ def current_user(
     if hit is not None and hit[0] > now:
         actor = hit[1]
     else:
+        backoff: Backoff = request.app.state.auth_backoff
+        address = ("address", client_address(request))
         with request.app.state.read_sessions() as session:
             found = auth.user_for_token(session, token)
         actor = Actor(found[0].name, Role(found[0].role)) if found else None
+        # an expiring token is remembered no longer than it is valid
+        ttl = _TOKEN_CACHE_SECONDS
+        if found is not None and found[1].expires is not None:
+            ttl = min(ttl, (aware(found[1].expires) - utcnow()).total_seconds())
         if len(cache) > 10_000:
             cache.clear()
-        cache[token] = (now + _TOKEN_CACHE_SECONDS, actor)
+        cache[token] = (now + ttl, actor)
+        # An address sending bad tokens must wait (429), but a valid token still passes: tokens are 256-bit random,
+        # so the wait is not what stops guessing; it keeps one stale client from locking out its neighbours.
+        if actor is None and (wait := backoff.retry_after(address) or backoff.failed(address)):
+            raise TooManyAttempts(f"too many bad API tokens from this address: try again in {wait:.0f} s", wait)
     if actor is None:
-        raise Unauthorized("the API token is not valid (revoked, or from another farm)", field="token")
+        raise Unauthorized("the API token is not valid (revoked, expired, or from another farm)", field="token")
     return actor
 
 
@@ -113,15 +130,22 @@ async def bearer_token(credentials: Annotated[HTTPAuthorizationCredentials | Non
 TokenDep = Annotated[str, Depends(bearer_token)]
 
 
-def manager_by_token(session: Session, token: str) -> ManagerRow:
+def manager_by_token(session: Session, token: str, request: Request | None = None) -> ManagerRow:
+    """The Manager holding `token`; with `request`, bad tokens count towards the address's back-off (a valid
+    token always passes, so Managers behind an address that sent bad ones are not locked out)."""
     manager = manager_for_token(session, token)
     if manager is None:
+        if request is not None:
+            backoff: Backoff = request.app.state.auth_backoff
+            key = ("manager-address", client_address(request))
+            if wait := backoff.retry_after(key) or backoff.failed(key):
+                raise TooManyAttempts(f"too many bad Manager tokens from this address: try again in {wait:.0f} s", wait)
         raise Unauthorized("not a Manager token of this farm", field="token")
     return manager
 
 
-def current_manager(session: SessionDep, token: TokenDep) -> ManagerRow:
-    return manager_by_token(session, token)
+def current_manager(request: Request, session: SessionDep, token: TokenDep) -> ManagerRow:
+    return manager_by_token(session, token, request)
 
 
 ManagerDep = Annotated[ManagerRow, Depends(current_manager)]

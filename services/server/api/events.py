@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -11,10 +10,10 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from services.protocol.common import utcnow
+from services.protocol.common import ID_MAX, utcnow
 from services.server.api.deps import UserDep
+from services.server.api.event_hub import EventHub, frame, read_frames
 from services.server.store import events
-from services.server.store.convert import aware
 from services.server.store.errors import Invalid
 
 router = APIRouter(tags=["events"])
@@ -23,9 +22,14 @@ POLL_SECONDS = 1.0  # fallback for events written by other Server processes
 KEEPALIVE_SECONDS = 15.0
 
 
-def _frame(event_id: int, type_: str, time: str, data: object) -> bytes:
-    body = json.dumps({"id": event_id, "type": type_, "time": time, "data": data}, separators=(",", ":"))
-    return f"id: {event_id}\nevent: {type_}\ndata: {body}\n\n".encode()
+def _hub(request: Request) -> EventHub:
+    """The process's one event watcher, made at the first event-stream client."""
+    hub: EventHub | None = getattr(request.app.state, "event_hub", None)
+    if hub is None:
+        hub = request.app.state.event_hub = EventHub(
+            request.app.state.read_sessions, request.app.state.notifier, POLL_SECONDS
+        )
+    return hub
 
 
 @router.get("/events", response_class=StreamingResponse)
@@ -33,10 +37,9 @@ async def event_stream(
     request: Request,
     _: UserDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
+    after: Annotated[int | None, Query(ge=0, le=ID_MAX, description="resume after this event id")] = None,
 ) -> StreamingResponse:
     makers = request.app.state.read_sessions
-    notifier: events.EventNotifier = request.app.state.notifier
 
     def newest() -> int:
         with makers() as s:
@@ -47,13 +50,16 @@ async def event_stream(
             return events.oldest_id(s)
 
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise Invalid("Last-Event-ID must be an event id (a whole number)", field="Last-Event-ID")
-        start = int(last_event_id)
+        text = last_event_id.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= ID_MAX):
+            raise Invalid(f"Last-Event-ID must be an event id (a whole number up to {ID_MAX})", field="Last-Event-ID")
+        start = int(text)
     elif after is not None:
         start = after
     else:
         start = await run_in_threadpool(newest)
+
+    hub = _hub(request)
 
     async def stream() -> AsyncIterator[bytes]:
         last = start
@@ -61,28 +67,25 @@ async def event_stream(
         first = await run_in_threadpool(oldest)
         if last and first is not None and first > last + 1:
             # the client missed more than the retention window: it must reload everything
-            yield _frame(first - 1, "reset", utcnow().isoformat(), {"reason": "events expired"})
+            yield frame(first - 1, "reset", utcnow().isoformat(), {"reason": "events expired"})
             last = first - 1
-        idle = 0.0
-        while not await request.is_disconnected():
-
-            def read(after_id: int = last) -> list[tuple[int, str, str, object]]:
-                with makers() as s:
-                    return [(r.id, r.type, aware(r.time).isoformat(), r.data) for r in events.read_after(s, after_id)]
-
-            rows = await run_in_threadpool(read)
-            for event_id, type_, time, data in rows:
-                yield _frame(event_id, type_, time, data)
-                last = event_id
-            if rows:
-                idle = 0.0
-                continue
-            if idle >= KEEPALIVE_SECONDS:
-                yield b": keep-alive\n\n"
-                idle = 0.0
-            started = asyncio.get_running_loop().time()
-            await notifier.wait(POLL_SECONDS)
-            idle += asyncio.get_running_loop().time() - started
+        with hub.listening():
+            while True:
+                frames = hub.frames_after(last)
+                if frames is None:  # from further back than the hub remembers: from the database, a page at a time
+                    frames = await run_in_threadpool(read_frames, makers, last)
+                    if not frames:  # nothing newer stored: the hub has not made its first read yet
+                        await hub.wait(POLL_SECONDS)
+                        continue
+                for event_id, data in frames:
+                    yield data
+                    last = event_id
+                if frames:
+                    continue
+                started = asyncio.get_running_loop().time()
+                await hub.wait(KEEPALIVE_SECONDS)
+                if asyncio.get_running_loop().time() - started >= KEEPALIVE_SECONDS and not hub.frames_after(last):
+                    yield b": keep-alive\n\n"
 
     return StreamingResponse(
         stream(),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 
-from services.protocol.common import Page
+from services.protocol.common import Id, Page
 from services.protocol.jobs import (
     BulkItemResult,
     BulkJobRequest,
@@ -21,21 +23,27 @@ from services.protocol.jobs import (
 )
 from services.protocol.states import JobStatus, TaskStatus
 from services.server.api.deps import ConfigDep, DispatcherDep, ReadSessionDep, SessionDep, UserDep
+from services.server.db.tables import JobRow
 from services.server.store import jobs as store
+from services.server.store import submission
 from services.server.store.convert import job_to_wire, log_entry, task_summary
 from services.server.store.errors import Invalid, StoreError
 from services.server.store.link import handing_off
+from services.server.store.submission import Limits
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=201)
-def submit_job(
-    sub: JobSubmission, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
-) -> Job:
-    job = store.submit(session, sub, user)
-    with handing_off(session, dispatcher, [job], cfg.lease_seconds):  # to Managers waiting for work
-        session.commit()
+def submit_job(sub: JobSubmission, request: Request, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep) -> Job:
+    """Compiled outside any lock and stored in short transactions (see store/submission.py)."""
+    limits = Limits(cfg.max_tasks_per_job, cfg.max_active_jobs_per_user, cfg.max_unfinished_tasks_per_user)
+
+    def finish(session: Session, job: JobRow) -> AbstractContextManager[object]:
+        return handing_off(session, dispatcher, [job], cfg.lease_seconds)  # to Managers waiting for work
+
+    state = request.app.state
+    job = submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish)
     return job_to_wire(job)
 
 
@@ -44,12 +52,12 @@ def list_jobs(
     session: ReadSessionDep,
     _: UserDep,
     status: Annotated[list[JobStatus] | None, Query()] = None,
-    submitter: str | None = None,
-    type: str | None = None,
+    submitter: Annotated[str | None, Query(max_length=64)] = None,
+    type: Annotated[str | None, Query(max_length=100)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
-    sort: str = "-created",
+    sort: Annotated[str, Query(max_length=20)] = "-created",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[Job]:
     rows, next_cursor = store.list_jobs(
         session,
@@ -98,7 +106,7 @@ def bulk(
 
 @router.get("/{job_id}")
 def get_job(
-    job_id: int, session: ReadSessionDep, _: UserDep, tasks_limit: Annotated[int, Query(ge=0, le=1000)] = 100
+    job_id: Id, session: ReadSessionDep, _: UserDep, tasks_limit: Annotated[int, Query(ge=0, le=1000)] = 100
 ) -> JobDetail:
     job = store.get(session, job_id)
     tasks, next_cursor = store.list_tasks(session, job_id, limit=tasks_limit) if tasks_limit else ([], None)
@@ -111,7 +119,7 @@ def get_job(
 
 
 @router.delete("/{job_id}", status_code=204)
-def delete_job(job_id: int, session: SessionDep, user: UserDep) -> Response:
+def delete_job(job_id: Id, session: SessionDep, user: UserDep) -> Response:
     store.delete_job(session, store.get(session, job_id, for_update=True), user)
     session.commit()
     return Response(status_code=204)
@@ -119,7 +127,7 @@ def delete_job(job_id: int, session: SessionDep, user: UserDep) -> Response:
 
 @router.post("/{job_id}/status")
 def change_status(
-    job_id: int, req: JobActionRequest, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
+    job_id: Id, req: JobActionRequest, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
 ) -> Job:
     job = store.get(session, job_id, for_update=True)
     store.apply_action(session, job, req.action, user, req.reason)
@@ -129,7 +137,7 @@ def change_status(
 
 
 @router.post("/{job_id}/priority")
-def change_priority(job_id: int, req: PriorityRequest, session: SessionDep, user: UserDep) -> Job:
+def change_priority(job_id: Id, req: PriorityRequest, session: SessionDep, user: UserDep) -> Job:
     job = store.get(session, job_id, for_update=True)
     store.set_priority(session, job, req.priority, user)
     session.commit()
@@ -138,12 +146,12 @@ def change_priority(job_id: int, req: PriorityRequest, session: SessionDep, user
 
 @router.get("/{job_id}/tasks")
 def list_tasks(
-    job_id: int,
+    job_id: Id,
     session: ReadSessionDep,
     _: UserDep,
     status: Annotated[list[TaskStatus] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[TaskSummary]:
     rows, next_cursor = store.list_tasks(session, job_id, status=status, limit=limit, cursor=cursor)
     return Page[TaskSummary](items=[task_summary(t) for t in rows], next_cursor=next_cursor)
@@ -151,7 +159,7 @@ def list_tasks(
 
 @router.get("/{job_id}/log")
 def get_log(
-    job_id: int, session: ReadSessionDep, _: UserDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000
+    job_id: Id, session: ReadSessionDep, _: UserDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000
 ) -> list[JobLogEntry]:
     store.get(session, job_id)
     return [log_entry(r) for r in store.job_log(session, job_id, limit=limit)]

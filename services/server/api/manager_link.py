@@ -9,6 +9,7 @@ import time
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from services.protocol.common import Id
 from services.protocol.link import (
     ClaimedTask,
     ClaimRequest,
@@ -22,6 +23,7 @@ from services.server.api.deps import ConfigDep, ManagerDep, SessionDep, TokenDep
 from services.server.dispatch import Dispatcher
 from services.server.store import auth
 from services.server.store import link as store
+from services.server.store.convert import aware
 from services.server.store.errors import Invalid, NotFound
 from services.server.store.events import EventNotifier
 
@@ -48,7 +50,7 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
         nonlocal manager_id
         # one short write transaction per look: no lock is held while the request waits
         with writers() as session:
-            manager = manager_by_token(session, token)
+            manager = manager_by_token(session, token, request)
             manager_id = manager.id
             tasks = store.claim(session, manager, req, cfg.lease_seconds)
             session.commit()
@@ -56,7 +58,7 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
 
     def give_back(task_ids: list[int]) -> None:
         with writers() as session:
-            store.release_claim(session, manager_by_token(session, token), task_ids)
+            store.release_claim(session, manager_by_token(session, token, request), task_ids)
             session.commit()
 
     def answer(tasks: list[ClaimedTask]) -> ClaimResponse:
@@ -104,7 +106,7 @@ async def updates(batch: UpdateBatch, request: Request, token: TokenDep, cfg: Co
         # one trip to the thread pool for the session, the token check and the batch: each sync dependency
         # would be a trip of its own (several per batch, tens of batches a second)
         with writers() as session:
-            manager = manager_by_token(session, token)
+            manager = manager_by_token(session, token, request)
             ack = store.apply_batch(session, manager, batch, cfg.lease_seconds)
             session.commit()
             return ack
@@ -115,7 +117,7 @@ async def updates(batch: UpdateBatch, request: Request, token: TokenDep, cfg: Co
 
 @router.post("/tasks/{task_id}/log", status_code=204)
 async def upload_log(
-    task_id: int, request: Request, session: SessionDep, manager: ManagerDep, cfg: ConfigDep
+    task_id: Id, request: Request, session: SessionDep, manager: ManagerDep, cfg: ConfigDep
 ) -> Response:
     """The full log of a task, uploaded when the Server asked for it."""
     body = await request.body()
@@ -131,4 +133,5 @@ def client_token(req: ClientTokenCheck, session: SessionDep, _manager: ManagerDe
     found = auth.user_for_token(session, req.token)
     if found is None:
         raise NotFound("unknown or revoked API token", field="token")
-    return ClientIdentity(user=found[0].name, role=found[0].role)
+    expires = aware(found[1].expires) if found[1].expires is not None else None
+    return ClientIdentity(user=found[0].name, role=found[0].role, expires=expires)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.protocol.common import Id
 from services.protocol.jobs import Task, TaskActionRequest
 from services.server.api.deps import ConfigDep, DispatcherDep, ReadSessionDep, SessionDep, UserDep
 from services.server.db.tables import TaskDependencyRow, TaskRow
@@ -31,13 +32,13 @@ def _wire(session: Session, task: TaskRow) -> Task:
 
 
 @router.get("/{task_id}")
-def get_task(task_id: int, session: ReadSessionDep, _: UserDep) -> Task:
+def get_task(task_id: Id, session: ReadSessionDep, _: UserDep) -> Task:
     return _wire(session, _task(session, task_id))
 
 
 @router.post("/{task_id}/status")
 def change_task_status(
-    task_id: int,
+    task_id: Id,
     req: TaskActionRequest,
     session: SessionDep,
     user: UserDep,

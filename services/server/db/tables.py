@@ -44,6 +44,7 @@ class ApiTokenRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of a 256-bit token
     created: Mapped[datetime]
     last_used: Mapped[datetime | None]
+    expires: Mapped[datetime | None]  # None: until revoked
 
 
 class ManagerRow(Base):

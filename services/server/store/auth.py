@@ -1,4 +1,5 @@
-"""Users, roles and API tokens. Tokens are random 256-bit strings stored as SHA-256 hashes."""
+"""Users, roles and API tokens. Tokens are random 256-bit strings stored as SHA-256 hashes, with an optional
+expiry; passwords are scrypt hashes, checked in the same time whether the user exists or not."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -14,7 +16,8 @@ from sqlalchemy.orm import Session
 from services.protocol.common import utcnow
 from services.protocol.states import Role
 from services.server.db.tables import ApiTokenRow, UserRow
-from services.server.store.errors import Conflict, Invalid, NotFound
+from services.server.store.convert import aware
+from services.server.store.errors import Conflict, NotFound
 
 ADMIN_NAME = "admin"
 TOKEN_PREFIX = "tbl_"
@@ -34,12 +37,17 @@ def hash_password(password: str) -> str:
     return f"scrypt${salt.hex()}${digest.hex()}"
 
 
+# Hashed in place of a missing user's or a password-less user's hash, so that the answer takes as long as for
+# a real user: the time of a failed login does not tell which user names exist.
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
 def check_password(password: str, stored: str | None) -> bool:
-    if not stored or not stored.startswith("scrypt$"):
-        return False
-    _, salt_hex, digest_hex = stored.split("$")
+    """Whether `password` matches `stored`; slow by design (scrypt): call it outside any database lock."""
+    real = bool(stored) and stored is not None and stored.startswith("scrypt$") and stored.count("$") == 2
+    _, salt_hex, digest_hex = (stored if real and stored else _DUMMY_HASH).split("$")
     digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
-    return hmac.compare_digest(digest.hex(), digest_hex)
+    return hmac.compare_digest(digest.hex(), digest_hex) and real
 
 
 def user_by_name(session: Session, name: str) -> UserRow | None:
@@ -55,9 +63,11 @@ def add_user(session: Session, name: str, role: Role, password: str | None = Non
     return user
 
 
-def create_token(session: Session, user: UserRow, name: str = "", token: str | None = None) -> tuple[ApiTokenRow, str]:
+def create_token(
+    session: Session, user: UserRow, name: str = "", token: str | None = None, expires: datetime | None = None
+) -> tuple[ApiTokenRow, str]:
     token = token or new_token()
-    row = ApiTokenRow(user_id=user.id, name=name, token_hash=hash_token(token), created=utcnow())
+    row = ApiTokenRow(user_id=user.id, name=name, token_hash=hash_token(token), created=utcnow(), expires=expires)
     session.add(row)
     session.flush()
     return row, token
@@ -65,18 +75,10 @@ def create_token(session: Session, user: UserRow, name: str = "", token: str | N
 
 def user_for_token(session: Session, token: str) -> tuple[UserRow, ApiTokenRow] | None:
     row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(token)))
-    if row is None:
+    if row is None or (row.expires is not None and aware(row.expires) <= utcnow()):
         return None
     user = session.get(UserRow, row.user_id)
     return (user, row) if user is not None else None
-
-
-def login(session: Session, name: str, password: str) -> tuple[UserRow, str]:
-    user = user_by_name(session, name)
-    if user is None or not check_password(password, user.password_hash):
-        raise Invalid("wrong user name or password", field="password")
-    _, token = create_token(session, user, name="login")
-    return user, token
 
 
 def revoke_token(session: Session, token_id: int) -> None:

@@ -27,3 +27,13 @@ class Conflict(StoreError):
 
 class Forbidden(StoreError):
     status_code = 403
+
+
+class TooManyAttempts(StoreError):
+    """429: too many failed attempts from this client or for this user; `retry_after` is in seconds."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: float, *, field: str | None = None):
+        super().__init__(message, field=field)
+        self.retry_after = retry_after

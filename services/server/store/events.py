@@ -39,7 +39,8 @@ def mark_job_dirty(session: Session, job: JobRow) -> None:
 
 
 def _job_event_data(job: JobRow) -> dict[str, Any]:
-    return job_to_wire(job).model_dump(mode="json")
+    # no settings: they never change after submission (job-created carries them), and they may be large
+    return job_to_wire(job).model_dump(mode="json", exclude={"settings"})
 
 
 def install(sessions: sessionmaker[Session], notifier: EventNotifier | None) -> None:

@@ -120,21 +120,37 @@ def update_status(job_id: int, old: TaskStatus, new: TaskStatus) -> Any:
 
 
 def _store_tasks(session: Session, job: JobRow, compiled: Sequence[CompiledTask], now: datetime) -> None:
-    for i, ct in enumerate(compiled):
+    store_task_rows(session, job.id, compiled, now, 0, len(compiled), [])
+
+
+def store_task_rows(
+    session: Session,
+    job_id: int,
+    compiled: Sequence[CompiledTask],
+    now: datetime,
+    start: int,
+    stop: int,
+    ids: list[int],
+    status: TaskStatus = TaskStatus.QUEUED,
+) -> None:
+    """Stores `compiled[start:stop]` as tasks of the job; `ids` has the ids of the tasks before `start`, and gets
+    this chunk's appended (a task may depend on any task before it, in this chunk or an earlier one)."""
+    for i in range(start, stop):
+        ct = compiled[i]
         for d in ct.depends_on:
             if not 0 <= d < i:
                 raise Invalid(f"task {ct.name!r} depends on a task that does not come before it", field="settings")
-    ids = _allocate_task_ids(session, len(compiled))
+    ids.extend(_allocate_task_ids(session, stop - start))
     table = TaskRow.__table__
     dialect = session.get_bind().dialect
     stamp = table.c.created.type.dialect_impl(dialect).bind_processor(dialect)
     when = stamp(now) if stamp else now
     rows = [
-        (ids[i], job.id, i, ct.name, ct.type, orjson.dumps(ct.commands).decode(), TaskStatus.QUEUED.value,
-         len(ct.depends_on), ct.steps_total, 0, 0, 0, "", "[]", when, when)
-        for i, ct in enumerate(compiled)
+        (ids[i], job_id, i, ct.name, ct.type, orjson.dumps(ct.commands).decode(), status.value, len(ct.depends_on),
+         ct.steps_total, 0, 0, 0, "", "[]", when, when)
+        for i, ct in ((i, compiled[i]) for i in range(start, stop))
     ]  # fmt: skip
-    deps = [(ids[i], ids[d]) for i, ct in enumerate(compiled) for d in ct.depends_on]
+    deps = [(ids[i], ids[d]) for i in range(start, stop) for d in compiled[i].depends_on]
     # Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than the insert itself.
     # Values are prepared the way the column types would prepare them (JSON text, the dialect's timestamps).
     columns = ("id", "job_id", "index", "name", "type", "commands", "status", "deps_pending", "steps_total",

@@ -246,3 +246,25 @@ async def test_a_body_nobody_reads_hits_the_write_timeout() -> None:
             w.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_an_endless_answer_is_refused_past_the_limit(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.protocol import lean_transport
+
+    monkeypatch.setattr(lean_transport, "MAX_RESPONSE_BYTES", 1_000_000)
+
+    async def endless(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        piece = b"x" * 65536
+        for _ in range(100):  # 6.5 MB, far past the limit; a real attacker would not stop
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            try:
+                await writer.drain()
+            except ConnectionError:
+                return False
+        return False
+
+    server = await serve(endless)
+    async with client(server.port) as http:
+        with pytest.raises(httpx.RemoteProtocolError, match="larger than 1000000"):
+            await http.get("/")

@@ -1,0 +1,136 @@
+"""What both services' HTTP APIs promise alike: the error body of every error (500s included), the error
+statuses and schema their OpenAPI documents declare, and an API docs page that needs no network."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.protocol.common import ErrorResponse
+
+log = logging.getLogger(__name__)
+
+_DESCRIPTIONS = {
+    400: "The request could not be read (e.g. a body that is not JSON where JSON is expected)",
+    401: "No credentials, or credentials this service does not accept (`WWW-Authenticate` says which kind)",
+    403: "The credentials are valid but their role may not do this",
+    404: "No such object (an id out of range is a 422 instead)",
+    409: "The object's state does not allow this now",
+    413: "The request body is over the service's limit (counted on the bytes read, chunked or not)",
+    422: "A field is missing, malformed or out of range; `errors` names each field",
+    429: "Too many failed attempts from this client or for this user; `Retry-After` says when to try again",
+    500: "An error inside the service; the body still has the documented shape",
+    503: "A service this one depends on (the Manager's Server) cannot be reached now",
+}
+_WRITES = {"post", "put", "patch", "delete"}
+
+
+def error_json(
+    status: int, detail: str, field: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    errors = [{"field": field, "message": detail}] if field else []
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=status, headers=headers)
+
+
+def install_error_shape(app: FastAPI) -> None:
+    """Plain HTTP errors (404 for an unknown path, 405, 413) and unexpected exceptions get the documented body."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_json(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("error inside %s %s", request.method, request.url.path, exc_info=exc)
+        return error_json(500, "an error inside the service; its log has the details")
+
+
+def _statuses(method: str, operation: dict[str, Any]) -> set[int]:
+    """The error statuses an operation can answer, from what it takes and whether it is secured."""
+    codes = {500}
+    params = operation.get("parameters", [])
+    has_body = "requestBody" in operation
+    if params or has_body:
+        codes.add(422)
+    if has_body or method in _WRITES:
+        codes |= {400, 413, 422}
+    if operation.get("security"):
+        codes |= {401, 403, 429}
+    if any(p.get("in") == "path" for p in params) or method in _WRITES:
+        codes.add(404)
+    if method in _WRITES:
+        codes.add(409)
+    return codes
+
+
+def document_errors(
+    app: FastAPI,
+    extra: dict[str, set[int]] | None = None,
+    schemes: dict[str, dict[str, Any]] | None = None,
+    secured_by: Callable[[str], str | None] | None = None,
+) -> None:
+    """Makes the app's OpenAPI document declare its real error body and statuses instead of FastAPI's default.
+
+    `extra` adds statuses per "METHOD /path" where the rule of thumb in `_statuses` falls short. `schemes`
+    and `secured_by` (path -> scheme name) declare security that routes check by hand rather than through
+    FastAPI's security dependencies.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in error_schema.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas["ErrorResponse"] = error_schema
+        ref = {"$ref": "#/components/schemas/ErrorResponse"}
+        if schemes:
+            doc["components"].setdefault("securitySchemes", {}).update(schemes)
+        for path, item in doc.get("paths", {}).items():
+            for method, operation in item.items():
+                scheme = secured_by(path) if secured_by else None
+                if scheme:
+                    operation["security"] = [{scheme: []}]
+                codes = _statuses(method, operation) | (extra or {}).get(f"{method.upper()} {path}", set())
+                responses = operation.setdefault("responses", {})
+                for code in sorted(codes):
+                    entry = responses.setdefault(str(code), {"description": _DESCRIPTIONS[code]})
+                    entry["content"] = {"application/json": {"schema": ref}}
+                    if code == 429:
+                        entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def serve_docs_offline(app: FastAPI, prefix: str) -> None:
+    """The Swagger UI page at `{prefix}/docs`, its scripts served by the service itself (no CDN)."""
+    import fastapi_offline  # ships the Swagger UI files
+
+    static = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(f"{prefix}/docs-assets", StaticFiles(directory=static), name="docs-assets")
+    openapi_url = app.openapi_url or f"{prefix}/openapi.json"
+
+    @app.get(f"{prefix}/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} API",
+            swagger_js_url=f"{prefix}/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{prefix}/docs-assets/swagger-ui.css",
+            swagger_favicon_url=f"{prefix}/docs-assets/favicon.png",
+        )

@@ -1,0 +1,225 @@
+"""Input just over each limit, at both services: a clear 4xx with the `{detail, errors}` body, and a service that
+keeps answering meanwhile (body size counted on the bytes read, chunked or not; field sizes; id ranges)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_manager_basics import exec_job, submit
+from tests.support.manager import API, ManagerProcess, ScriptedWorker, add_manager
+from tests.support.services import ServerProcess
+
+BODY_LIMIT = 8 * 1024 * 1024  # both services' default
+TOO_BIG_ID = 2**63
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ManagerProcess]]:
+    server = ServerProcess(data_dir=tmp_path_factory.mktemp("server"), database_url=None).start()
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path_factory.mktemp("mgr") / "manager").start()
+    yield server, mgr
+    mgr.stop()
+    server.stop()
+
+
+def _chunks(total: int, pause: float = 0.0) -> Iterator[bytes]:
+    """A JSON-looking body sent without Content-Length (chunked), `total` bytes in 64 KiB pieces."""
+    sent = 0
+    yield b'{"name": "'
+    while sent < total:
+        piece = min(65536, total - sent)
+        yield b"x" * piece
+        sent += piece
+        if pause:
+            time.sleep(pause)
+    yield b'"}'
+
+
+def _assert_413(r: httpx.Response) -> None:
+    assert r.status_code == 413, r.text[:300]
+    body = r.json()
+    assert "over the limit" in body["detail"] and [e["field"] for e in body["errors"]] == ["body"]
+
+
+def _health_p_max(url: str, stop: threading.Event, worst: list[float]) -> None:
+    with httpx.Client(timeout=10) as client:
+        while not stop.is_set():
+            t = time.monotonic()
+            assert client.get(url).status_code == 200
+            worst.append(time.monotonic() - t)
+            time.sleep(0.02)
+
+
+def _send_while_checking_health(health_url: str, send: Any) -> httpx.Response:
+    stop, times = threading.Event(), []  # type: ignore[var-annotated]
+    probe = threading.Thread(target=_health_p_max, args=(health_url, stop, times))
+    probe.start()
+    try:
+        r = send()
+    finally:
+        stop.set()
+        probe.join(timeout=20)
+    assert not times or max(times) < 5.0, f"health took up to {max(times):.2f} s during the upload"
+    assert httpx.get(health_url, timeout=5).status_code == 200
+    return r  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+def test_server_body_limit(farm: tuple[ServerProcess, ManagerProcess], chunked: bool) -> None:
+    server = farm[0]
+    content: Any = _chunks(BODY_LIMIT, pause=0.001) if chunked else b"x" * (BODY_LIMIT + 1)
+    for path, headers in (("/jobs", server.headers()), ("/auth/login", {})):  # authenticated and not
+        r = _send_while_checking_health(
+            f"{server.url}{API}/health",
+            lambda p=path, h=headers, c=content: httpx.post(
+                f"{server.url}{API}{p}", content=c, headers={**h, "content-type": "application/json"}, timeout=60
+            ),
+        )
+        _assert_413(r)
+        content = _chunks(BODY_LIMIT) if chunked else content
+    # just under the limit is read and judged on its merits
+    r = httpx.post(f"{server.url}{API}/auth/login", content=b" " * (BODY_LIMIT - 10) + b"{}", timeout=60)
+    assert r.status_code == 422
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
+def test_manager_body_limit_on_unauthenticated_worker_routes(
+    farm: tuple[ServerProcess, ManagerProcess], chunked: bool
+) -> None:
+    mgr = farm[1]
+    w = ScriptedWorker(mgr.url, "big-bodies").register(mgr.registration_secret)
+    w.sign_on()
+    worker_auth = httpx.BasicAuth(w.worker_id, w.secret)
+    w.close()
+    # register reads the body unauthenticated; the other two read it after checking the worker
+    for path, auth in (("/worker/register", None), ("/worker/task", worker_auth), ("/worker/heartbeat", worker_auth)):
+        content: Any = _chunks(BODY_LIMIT, pause=0.001) if chunked else b"x" * (BODY_LIMIT + 1)
+        r = _send_while_checking_health(
+            f"{mgr.url}{API}/health",
+            lambda p=path, c=content, a=auth: httpx.post(
+                f"{mgr.url}{API}{p}", content=c, headers={"content-type": "application/json"}, auth=a, timeout=60
+            ),
+        )
+        _assert_413(r)
+    # without credentials the body is not read at all: 401 at once
+    r = httpx.post(f"{mgr.url}{API}/worker/task", content=_chunks(BODY_LIMIT), timeout=60)
+    assert r.status_code == 401
+
+
+def _fields(r: httpx.Response) -> list[str]:
+    return [e["field"] for e in r.json()["errors"]]
+
+
+def test_field_size_limits_name_the_field(farm: tuple[ServerProcess, ManagerProcess]) -> None:
+    server, mgr = farm
+    url, headers = f"{server.url}{API}/jobs", server.headers()
+    r = httpx.post(url, json=exec_job("tags", tags=["t" * 65]), headers=headers)
+    assert r.status_code == 422 and _fields(r) == ["tags.0"], r.text
+    big = exec_job("settings")
+    big["settings"]["padding"] = "x" * (256 * 1024)
+    r = httpx.post(url, json=big, headers=headers)
+    assert r.status_code == 422 and _fields(r) == ["settings"], r.text
+    deep: Any = {}
+    for _ in range(40):
+        deep = {"d": deep}
+    r = httpx.post(url, json={**exec_job("deep"), "settings": deep}, headers=headers)
+    assert r.status_code == 422 and _fields(r) == ["settings"], r.text
+    w = ScriptedWorker(mgr.url, "sizes").register(mgr.registration_secret)
+    try:
+        body = {"name": "sizes", "platform": "linux", "task_types": ["exec"], "software": {"x": "v" * 20_000}}
+        r = w.http.post(f"{mgr.url}{API}/worker/sign-on", json=body)
+        assert r.status_code == 422 and _fields(r) == ["software"], r.text
+        body = {"name": "sizes", "platform": "linux", "task_types": ["e" * 201]}
+        r = w.http.post(f"{mgr.url}{API}/worker/sign-on", json=body)
+        assert r.status_code == 422 and _fields(r) == ["task_types[0]"], r.text
+    finally:
+        w.close()
+    assert httpx.get(f"{server.url}{API}/health").status_code == 200
+
+
+def test_ids_out_of_range_are_422_never_500(farm: tuple[ServerProcess, ManagerProcess]) -> None:
+    server, mgr = farm
+    job = submit(server, exec_job("ids", frames="1"))
+    h = server.headers()
+    big = str(TOO_BIG_ID)
+    calls = [
+        ("GET", f"/jobs/{big}", None),
+        ("DELETE", f"/jobs/{big}", None),
+        ("POST", f"/jobs/{big}/status", {"action": "pause"}),
+        ("POST", f"/jobs/{big}/priority", {"priority": 5}),
+        ("GET", f"/jobs/{big}/tasks", None),
+        ("GET", f"/jobs/{big}/log", None),
+        ("GET", f"/tasks/{big}", None),
+        ("POST", f"/tasks/{big}/status", {"action": "cancel"}),
+        ("DELETE", f"/tokens/{big}", None),
+        ("GET", f"/events?after={big}", None),
+        ("POST", "/jobs/bulk", {"ids": [job["id"], TOO_BIG_ID], "action": "pause"}),
+        ("POST", "/jobs", {**exec_job("deps"), "depends_on": [TOO_BIG_ID]}),
+        ("POST", "/jobs", {**exec_job("mgr"), "manager_id": TOO_BIG_ID}),
+    ]
+    for method, path, body in calls:
+        r = httpx.request(method, f"{server.url}{API}{path}", json=body, headers=h, timeout=10)
+        assert r.status_code == 422, (method, path, r.status_code, r.text)
+        assert r.json()["errors"], r.text
+    r = httpx.get(f"{server.url}{API}/events", headers={**h, "Last-Event-ID": big}, timeout=10)
+    assert r.status_code == 422 and _fields(r) == ["Last-Event-ID"], r.text
+    for path in (f"/tasks/{big}/log", f"/jobs/{big}/last-rendered"):
+        r = httpx.get(f"{mgr.url}{API}{path}", headers=h, timeout=10)
+        assert r.status_code == 422, (path, r.text)
+    w = ScriptedWorker(mgr.url, "ids").register(mgr.registration_secret)
+    try:
+        w.sign_on()
+        r = w.http.get(f"{mgr.url}{API}/worker/tasks/{big}/may-i-run")
+        assert r.status_code == 422, r.text
+        r = w.send(TOO_BIG_ID, [w.update(status="active", attempt=1)])
+        assert r.status_code == 422, r.text
+        r = w.http.post(f"{mgr.url}{API}/worker/heartbeat", json={"status": "awake", "current_task_id": TOO_BIG_ID})
+        assert r.status_code == 422 and _fields(r) == ["current_task_id"], r.text
+    finally:
+        w.close()
+
+
+def test_every_error_has_the_documented_shape(farm: tuple[ServerProcess, ManagerProcess]) -> None:
+    for base in (farm[0].url, farm[1].url):
+        for method, path in (("GET", "/no/such/route"), ("PUT", f"{API}/health")):
+            r = httpx.request(method, base + path)
+            assert r.status_code in (404, 405)
+            assert set(r.json()) == {"detail", "errors"}, r.text
+
+
+def test_openapi_documents_declare_real_errors_and_security(farm: tuple[ServerProcess, ManagerProcess]) -> None:
+    for base, schemes in ((farm[0].url, {"HTTPBearer"}), (farm[1].url, {"WorkerBasic", "ServerToken"})):
+        doc = httpx.get(f"{base}{API}/openapi.json").json()
+        assert "HTTPValidationError" not in doc["components"]["schemas"]
+        assert set(doc["components"]["securitySchemes"]) == schemes
+        for path, item in doc["paths"].items():
+            for method, op in item.items():
+                responses = op["responses"]
+                assert "500" in responses, (method, path)
+                for code, entry in responses.items():
+                    if code.startswith(("4", "5")):
+                        assert entry["content"]["application/json"]["schema"] == {
+                            "$ref": "#/components/schemas/ErrorResponse"
+                        }, (method, path, code)
+                if op.get("security"):
+                    assert {"401", "403", "429"} <= set(responses), (method, path)
+                if "requestBody" in op:
+                    assert {"413", "422"} <= set(responses), (method, path)
+
+
+def test_docs_page_works_offline(farm: tuple[ServerProcess, ManagerProcess]) -> None:
+    for base in (farm[0].url, farm[1].url):
+        page = httpx.get(f"{base}{API}/docs")
+        assert page.status_code == 200
+        assert "cdn" not in page.text.lower() and "https://" not in page.text
+        for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+            r = httpx.get(f"{base}{API}/docs-assets/{asset}")
+            assert r.status_code == 200 and len(r.content) > 10_000

@@ -1,0 +1,147 @@
+"""Logins and tokens: hashing that does not tell which users exist, back-off with 429 + Retry-After for
+failed logins, bad tokens and registration secrets, token expiry, and revocation that reaches a Manager
+within seconds (and, while the Server is away, a Manager that trusts only tokens it had confirmed)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.manager import API, ManagerProcess, add_manager
+from tests.support.services import ServerProcess
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = ServerProcess(data_dir=tmp_path_factory.mktemp("server"), database_url=None).start()
+    yield srv
+    srv.stop()
+
+
+def _add_user(server: ServerProcess, name: str, role: str = "artist") -> str:
+    r = httpx.post(
+        f"{server.url}{API}/users",
+        json={"name": name, "role": role, "password": f"{name}-password"},
+        headers=server.headers(),
+    )
+    assert r.status_code == 201, r.text
+    r = httpx.post(f"{server.url}{API}/tokens", json={"user": name}, headers=server.headers())
+    return str(r.json()["token"])
+
+
+def _login(server: ServerProcess, user: str, password: str) -> httpx.Response:
+    return httpx.post(f"{server.url}{API}/auth/login", json={"username": user, "password": password}, timeout=30)
+
+
+def test_failed_logins_take_as_long_for_unknown_users(server: ServerProcess) -> None:
+    _add_user(server, "ana")
+
+    def timed(user: str) -> float:
+        t = time.perf_counter()
+        assert _login(server, user, "wrong-password").status_code == 422
+        return time.perf_counter() - t
+
+    known, unknown = [], []
+    for _ in range(4):  # interleaved, within the free failures of the address
+        known.append(timed("ana"))
+        unknown.append(timed("nobody-by-this-name"))
+    k, u = statistics.median(known), statistics.median(unknown)
+    # scrypt dominates both (tens of ms); without the dummy hash the unknown user answers in ~1 ms
+    assert u > 0.5 * k, f"unknown user {u * 1000:.1f} ms vs known user {k * 1000:.1f} ms"
+    r = _login(server, "ana", "ana-password")
+    assert r.status_code == 200 and r.json()["expires"] is not None
+
+
+def test_failed_logins_back_off_per_address_and_user(server: ServerProcess) -> None:
+    token = _add_user(server, "bo")
+    codes = [_login(server, "bo", "wrong-password").status_code for _ in range(11)]
+    assert codes[:10] == [422] * 10 and codes[10] == 429
+    r = _login(server, "bo", "bo-password")  # even the right password waits now
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert [e["field"] for e in r.json()["errors"]] == ["password"]
+    # tokens are not logins: the user's token and the admin's still work from this address
+    assert httpx.get(f"{server.url}{API}/jobs", headers=server.headers(token)).status_code == 200
+    assert httpx.get(f"{server.url}{API}/users", headers=server.headers()).status_code == 200
+
+
+def test_bad_tokens_back_off_but_valid_tokens_pass(server: ServerProcess) -> None:
+    token = _add_user(server, "cy")
+    assert httpx.get(f"{server.url}{API}/jobs", headers=server.headers(token)).status_code == 200
+    codes = [httpx.get(f"{server.url}{API}/jobs", headers=server.headers(f"bad-{i}")).status_code for i in range(11)]
+    assert codes[:10] == [401] * 10 and codes[10] == 429
+    r = httpx.get(f"{server.url}{API}/jobs", headers=server.headers("bad-again"))
+    assert r.status_code == 429 and "Retry-After" in r.headers
+    assert httpx.get(f"{server.url}{API}/jobs", headers=server.headers(token)).status_code == 200
+    fresh = httpx.post(f"{server.url}{API}/tokens", json={"user": "cy"}, headers=server.headers()).json()["token"]
+    assert httpx.get(f"{server.url}{API}/jobs", headers=server.headers(fresh)).status_code == 200
+
+
+def test_tokens_expire(server: ServerProcess) -> None:
+    _add_user(server, "di")
+    r = httpx.post(
+        f"{server.url}{API}/tokens", json={"user": "di", "expires_days": 3 / 86400}, headers=server.headers()
+    )
+    assert r.status_code == 201 and r.json()["expires"] is not None
+    token = r.json()["token"]
+    assert httpx.get(f"{server.url}{API}/jobs", headers=server.headers(token)).status_code == 200
+    time.sleep(3.5)
+    r = httpx.get(f"{server.url}{API}/jobs", headers=server.headers(token))
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+
+
+def test_revocation_reaches_the_manager_within_seconds(
+    server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path_factory.mktemp("mgr") / "manager").start()
+    try:
+        token = _add_user(server, "el")
+        other = _add_user(server, "fa")
+        status = f"{mgr.url}{API}/status"
+        assert httpx.get(status, headers=server.headers(token)).status_code == 200
+        tokens = httpx.get(f"{server.url}{API}/tokens", headers=server.headers()).json()
+        token_id = next(t["id"] for t in tokens if t["user"] == "el")
+        assert httpx.delete(f"{server.url}{API}/tokens/{token_id}", headers=server.headers()).status_code == 204
+        revoked = time.monotonic()
+        while httpx.get(status, headers=server.headers(token)).status_code == 200:
+            assert time.monotonic() - revoked < 8, "the revoked token still works at the Manager"
+            time.sleep(0.2)
+        # the Server goes away: a token confirmed before is still trusted, one never seen is not
+        assert httpx.get(status, headers=server.headers(other)).status_code == 200
+        server.stop()
+        time.sleep(6)  # past the Manager's cache: it must ask the Server, which is away
+        assert httpx.get(status, headers=server.headers(other)).status_code == 200
+        r = httpx.get(status, headers=server.headers(server.admin_token))
+        assert r.status_code == 503, r.text
+        assert httpx.get(status, headers=server.headers(token)).status_code in (401, 503)  # refused either way
+    finally:
+        mgr.stop()
+
+
+def test_wrong_registration_secrets_back_off(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> None:
+    mgr = ManagerProcess(server.url, add_manager(server, "m2"), tmp_path_factory.mktemp("mgr") / "manager").start()
+    try:
+        url = f"{mgr.url}{API}/worker/register"
+        body = {"registration_secret": "wrong", "name": "w", "platform": "linux"}
+        codes = [httpx.post(url, json=body).status_code for _ in range(11)]
+        assert codes[:10] == [401] * 10 and codes[10] == 429
+        r = httpx.post(url, json={**body, "registration_secret": mgr.registration_secret})
+        assert r.status_code == 429 and "Retry-After" in r.headers
+        assert httpx.get(f"{mgr.url}{API}/health").status_code == 200
+    finally:
+        mgr.stop()
+
+
+def test_bad_manager_tokens_back_off_but_managers_keep_working(server: ServerProcess) -> None:
+    good = add_manager(server, "m3")
+    url = f"{server.url}{API}/manager/claim"
+    codes = [httpx.post(url, json={"capacity": 0}, headers=server.headers(f"bad-{i}")).status_code for i in range(11)]
+    assert codes[:10] == [401] * 10 and codes[10] == 429
+    r = httpx.post(url, json={"capacity": 0}, headers=server.headers("bad-again"))
+    assert r.status_code == 429 and "Retry-After" in r.headers
+    assert httpx.post(url, json={"capacity": 0}, headers=server.headers(good)).status_code == 200

@@ -54,6 +54,7 @@ class LocalFarm:
         host: str = "127.0.0.1",
         manager_args: tuple[str, ...] = (),
         worker_args: tuple[str, ...] = (),
+        output_roots: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -63,9 +64,13 @@ class LocalFarm:
         self.admin_token_file = server_dir / "admin.token"
         self.manager_token_file = data_dir / "manager.token"
         self.render_root = manager_dir / "render"
+        # outputs go under the render root, the demo's folder and what the user adds; tasks never reach the
+        # rest of the data directory, where every service keeps its secrets (docs/security.md)
+        self.output_roots = ("{render_root}", str(self.render_root), str(data_dir / "demo"), *output_roots)
+        roots = [arg for root in self.output_roots for arg in ("--output-root", root)]
         self.server = Child(
             "server",
-            tablao_argv("server", "--data-dir", str(server_dir), "--host", host, "--port", str(port)),
+            tablao_argv("server", "--data-dir", str(server_dir), "--host", host, "--port", str(port), *roots),
             server_dir / "server.log",
             health_url=f"{self.server_url}/api/v1/health",
         )
@@ -90,6 +95,9 @@ class LocalFarm:
                     str(data_dir / f"worker-{i}"),
                     "--registration-secret-file",
                     str(manager_dir / "worker-registration.secret"),
+                    "--protect",
+                    str(data_dir),
+                    *roots,
                     *worker_args,
                 ),
                 data_dir / f"worker-{i}" / "worker.log",
@@ -144,6 +152,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="the Server's port; the Manager takes the next")
     parser.add_argument("--workers", type=int, default=2, help="local workers to start (0 for none)")
     parser.add_argument("--demo", action="store_true", help="render the sample scene once the farm is up")
+    parser.add_argument(
+        "--output-root", action="append", default=[], metavar="DIR",
+        help="jobs may also write under this folder (repeatable; the render root is always one)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.workers < 0:
         parser.error("--workers must be 0 or more")
@@ -152,7 +164,7 @@ def main(argv: list[str]) -> int:
     if not args.headless:
         parser.error("without --headless the desktop app runs the farm: start it with `tablao all-in-one`")
 
-    farm = LocalFarm(data_dir, args.port, args.workers)
+    farm = LocalFarm(data_dir, args.port, args.workers, output_roots=tuple(args.output_root))
     stop_requested = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

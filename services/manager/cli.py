@@ -12,6 +12,7 @@ import uvicorn
 
 from services.manager.app import create_app
 from services.manager.config import DEFAULT_PORT, ManagerConfig, default_data_dir
+from services.protocol import process_guard
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         worker_timeout=args.worker_timeout, blocklist_threshold=args.blocklist_threshold,
         prefetch_margin=args.prefetch_margin, variables=variables,
     )  # fmt: skip
+    # the registration secret was read; keep it out of /proc/PID/environ and this process out of reach
+    process_guard.forget_env(["TABLAO_WORKER_REGISTRATION_SECRET"])
+    process_guard.harden()
     app = create_app(config)
     uconfig = uvicorn.Config(
         app, host=config.host, port=config.port, loop="uvloop", http="httptools",

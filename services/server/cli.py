@@ -7,8 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
+from services.protocol import process_guard
 from services.protocol.states import Role
 from services.server.config import ServerConfig
+from services.server.policy import FarmPolicy, PolicyError
 
 
 def _storage_args(parser: argparse.ArgumentParser) -> None:
@@ -20,14 +22,35 @@ def _config(args: argparse.Namespace, **extra: object) -> ServerConfig:
     return ServerConfig.from_env(data_dir=args.data_dir, database_url=args.database_url, **extra)
 
 
+def _policy(path: Path, roots: list[str], *, required: bool) -> FarmPolicy:
+    if path.is_file() or required:
+        return FarmPolicy.load(path, roots)
+    return FarmPolicy(output_roots=tuple(roots))
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tablao server", description="Run the Tablao Server.")
     _storage_args(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the network)")
     parser.add_argument("--port", type=int, default=None, help="port to listen on (default 8470)")
     parser.add_argument("--lease-seconds", type=float, default=None, help="a Manager silent this long loses its tasks")
+    parser.add_argument(
+        "--policy", type=Path, help="the farm's trust policy, TOML (default: policy.toml in the data dir)"
+    )
+    parser.add_argument(
+        "--output-root", action="append", default=[], metavar="DIR",
+        help="jobs may write only under these folders (repeatable; path variables allowed)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     cfg = _config(args, host=args.host, port=args.port, lease_seconds=args.lease_seconds)
+    try:
+        cfg.policy = _policy(args.policy or cfg.data_dir / "policy.toml", args.output_root, required=bool(args.policy))
+    except PolicyError as exc:
+        print(f"tablao server: cannot start: {exc}", file=sys.stderr)
+        return 2
+    # the admin token and a database URL's password were read; keep them from other processes of this user
+    process_guard.forget_env(["TABLAO_ADMIN_TOKEN", "TABLAO_DATABASE_URL"])
+    process_guard.harden()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     import uvicorn

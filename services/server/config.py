@@ -8,6 +8,8 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
+from services.server.policy import FarmPolicy
+
 DEFAULT_PORT = 8470
 
 
@@ -26,6 +28,8 @@ class ServerConfig:
     event_retention_seconds: float = 24 * 3600.0
     max_body_bytes: int = 8 * 1024 * 1024
     sweep_interval: float = 5.0
+    # who may submit which job types, and where outputs may go (docs/security.md)
+    policy: FarmPolicy = field(default_factory=FarmPolicy)
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerConfig:

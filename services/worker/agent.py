@@ -21,6 +21,7 @@ from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
 from services.worker.runners import Programs, available_task_types
 from services.worker.sampler import Sampler
 from services.worker.software import software_versions
+from services.worker.task_policy import TaskPolicy, effective_policy, use_policy
 from services.worker.taskrun import TaskRun
 
 log = logging.getLogger("tablao.worker")
@@ -50,6 +51,8 @@ class AgentConfig:
     flush_interval: float = 0.25
     grace_seconds: float = 0.5
     shutdown_flush_seconds: float = 5.0
+    # what tasks may see and touch (environment, output roots, secrets out of reach, Blender scripts)
+    task_policy: TaskPolicy = field(default_factory=TaskPolicy)
 
 
 def platform_name() -> str:
@@ -83,6 +86,8 @@ class Agent:
             # Windows has no loop signal handlers: Ctrl-C arrives as KeyboardInterrupt in cli.py instead
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop, EXIT_OK, f"signal {sig.name}")
+        # set here so every task created below inherits it; the worker's own files are never a task's to read
+        use_policy(effective_policy(self.config.task_policy, self.config.data_dir))
         self.buffer = open_buffer(
             self.config.data_dir, self.client, on_stale=self._on_stale, batch_delay=self.config.batch_delay
         )

@@ -16,8 +16,10 @@ from pathlib import Path
 # this module is imported before httpx, as with `python -m services.worker.cli`.
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
+from services.protocol import process_guard  # noqa: E402
 from services.worker.agent import EXIT_ERROR, Agent, AgentConfig  # noqa: E402 - after the line above
 from services.worker.runners import Programs  # noqa: E402
+from services.worker.task_policy import TaskPolicy  # noqa: E402
 
 EXIT_USAGE = 2
 SECRET_ENV = "TABLAO_WORKER_REGISTRATION_SECRET"
@@ -48,6 +50,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--blender", metavar="PATH", help="the Blender program (or TABLAO_BLENDER; default: PATH)")
     p.add_argument("--ffmpeg", metavar="PATH", help="the ffmpeg program (or TABLAO_FFMPEG; default: PATH)")
+    trust = p.add_argument_group("what tasks may do (docs/security.md)")
+    trust.add_argument(
+        "--output-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="commands may write only under these folders (repeatable; path variables allowed, e.g. {render_root})",
+    )
+    trust.add_argument(
+        "--env-allow",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also pass this inherited environment variable to tasks (repeatable; * allowed)",
+    )
+    trust.add_argument(
+        "--protect",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="a file or folder tasks may never read or write (repeatable; the worker's data "
+        "directory, Tablao's data folders and the secret file are always protected)",
+    )
+    trust.add_argument(
+        "--allow-blender-autoexec",
+        action="store_true",
+        help="let Blender run Python scripts stored in blend files (off by default)",
+    )
+    trust.add_argument(
+        "--no-confine",
+        action="store_true",
+        help="do not confine tasks with Landlock (they can then read this user's secrets)",
+    )
+    trust.add_argument("--run-as", metavar="USER", help="run task processes as this OS user (needs root)")
     p.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--poll-wait", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -93,7 +130,19 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
     task_types = _csv(args.task_types) if args.task_types is not None else None
     if task_types is not None and not task_types:
         raise UsageError("--task-types: give at least one task type")
+    protect = list(args.protect)
+    if args.registration_secret_file is not None:
+        protect.append(args.registration_secret_file)
+    policy = TaskPolicy(
+        env_allow=tuple(args.env_allow),
+        output_roots=tuple(args.output_root),
+        protect=tuple(protect),
+        blender_autoexec=args.allow_blender_autoexec,
+        confine=not args.no_confine,
+        run_as=args.run_as,
+    )
     return AgentConfig(
+        task_policy=policy,
         manager_url=url,
         data_dir=data_dir,
         name=name,
@@ -111,6 +160,9 @@ def main(argv: list[str]) -> int:
         args = build_parser().parse_args(argv)
         config = make_config(args)
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        # the registration secret was read; tasks must not find it in /proc/PID/environ or in our memory
+        process_guard.forget_env([SECRET_ENV])
+        process_guard.harden()
     except UsageError as exc:
         print(f"tablao worker: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

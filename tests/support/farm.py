@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ def local_farm(
         workers,
         manager_args=("--worker-timeout", "6", *manager_args),
         worker_args=("--heartbeat-interval", "1", "--poll-wait", "2", *worker_args),
+        # tests write their outputs into their own temporary folders; the farm's data stays protected
+        output_roots=(tempfile.gettempdir(),),
     )
     client = None
     try:

@@ -21,6 +21,7 @@ from services.protocol.jobs import (
 )
 from services.protocol.states import JobStatus, TaskStatus
 from services.server.api.deps import ConfigDep, DispatcherDep, ReadSessionDep, SessionDep, UserDep
+from services.server.jobtypes.registry import get_job_type
 from services.server.store import jobs as store
 from services.server.store.convert import job_to_wire, log_entry, task_summary
 from services.server.store.errors import Invalid, StoreError
@@ -33,6 +34,8 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 def submit_job(
     sub: JobSubmission, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
 ) -> Job:
+    if (job_type := get_job_type(sub.type)) is not None:  # an unknown type gets its 422 from the store
+        cfg.policy.check_submission(sub.type, job_type, sub.settings, user.role)
     job = store.submit(session, sub, user)
     with handing_off(session, dispatcher, [job], cfg.lease_seconds):  # to Managers waiting for work
         session.commit()

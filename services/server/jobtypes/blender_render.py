@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings, paused_gc
+from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings, paused_gc
 from services.server.jobtypes.fields import (
     FrameRange,
     ImageFormat,
@@ -84,6 +84,7 @@ class BlenderRenderSettings(JobTypeSettings):
 
 class BlenderRender(JobType):
     name = "blender-render"
+    capability = Capability.PROGRAM
     label = "Blender render"
     description = "Render an animation with Blender, in chunks of frames; optionally a preview video after."
     Settings = BlenderRenderSettings

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings
+from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import (
     FORMAT_EXTENSIONS,
     ImageFormat,
@@ -123,6 +123,7 @@ def _border(lo: int, hi: int, size: int) -> tuple[float, float]:
 
 class BlenderStill(JobType):
     name = "blender-still"
+    capability = Capability.PROGRAM
     label = "Blender still"
     description = "Render one frame on several workers, as tiles or as sample chunks, and merge the parts."
     Settings = BlenderStillSettings

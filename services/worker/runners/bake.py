@@ -19,6 +19,7 @@ from services.worker.runners.base import (
 )
 from services.worker.runners.blender import BlenderOutput
 from services.worker.runners.process import run_process
+from services.worker.task_policy import blender_autoexec_args
 
 NAME = "blender-bake"
 TARGETS = ("point-cache", "fluid", "cloth", "verify")
@@ -158,7 +159,16 @@ async def run_blender_bake(params: Mapping[str, Any], ctx: RunContext) -> None:
     checked = bake_params(params)
     if not await asyncio.to_thread(Path(blendfile).is_file):
         raise CommandFailed(f"{NAME}: blend file {blendfile} does not exist")
-    argv = [blender, "-b", blendfile, "--python-exit-code", "1", "--python-expr", bake_expression(checked)]
+    argv = [
+        blender,
+        *blender_autoexec_args(),
+        "-b",
+        blendfile,
+        "--python-exit-code",
+        "1",
+        "--python-expr",
+        bake_expression(checked),
+    ]
     ctx.log(f"running: {blender} -b {blendfile} --python-expr <{checked['target']} script>")
     parser = _BakeOutput(ctx, None)
     status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 from services.worker.runners.base import CommandFailed, RunContext, optional_str, str_list
 from services.worker.runners.process import run_process
+from services.worker.task_env import refused
 
 
 async def run_exec(params: Mapping[str, Any], ctx: RunContext) -> None:
@@ -28,8 +28,9 @@ async def run_exec(params: Mapping[str, Any], ctx: RunContext) -> None:
     program = shutil.which(argv[0])
     if program is None:
         raise CommandFailed(f"exec: program {argv[0]!r} not found")
-    env = {**os.environ, **extra_env} if extra_env else None
-    status = await run_process([program, *argv[1:]], ctx.log, cwd=cwd, env=env, grace_seconds=ctx.grace_seconds)
+    if dropped := refused(extra_env):
+        ctx.log(f"exec: not passed on (they change how programs load, or look like secrets): {', '.join(dropped)}")
+    status = await run_process([program, *argv[1:]], ctx.log, cwd=cwd, env=extra_env, grace_seconds=ctx.grace_seconds)
     if status != 0:
         raise CommandFailed(f"exec: {argv[0]} exited with status {status}")
 

@@ -17,6 +17,7 @@ from services.worker.runners.base import (
     str_list,
 )
 from services.worker.runners.process import run_process
+from services.worker.task_policy import blender_autoexec_args
 
 NAME = "blender-render"
 FORMATS = ("PNG", "JPEG", "OPEN_EXR", "OPEN_EXR_MULTILAYER", "TIFF", "BMP", "TGA", "WEBP")
@@ -83,7 +84,8 @@ def render_argv(blender: str, params: Mapping[str, Any]) -> list[str]:
     if fmt not in FORMATS:
         raise CommandFailed(f"{NAME}: parameter 'format' must be one of {', '.join(FORMATS)}, got {fmt!r}")
     frames = require_str(NAME, params, "frames")
-    argv = [blender, "-b", blendfile]
+    # scripts stored in the blend file run only where the farm allows it; the flag must precede the file
+    argv = [blender, *blender_autoexec_args(), "-b", blendfile]
     expr = optional_str(NAME, params, "python_expr")
     if expr:
         argv += ["--python-exit-code", "1", "--python-expr", expr]
@@ -99,9 +101,10 @@ def render_argv(blender: str, params: Mapping[str, Any]) -> list[str]:
 async def run_blender_render(params: Mapping[str, Any], ctx: RunContext) -> None:
     blender = need_program(NAME, ctx.programs.blender, "blender")
     argv = render_argv(blender, params)
-    if not await asyncio.to_thread(Path(argv[2]).is_file):
+    blendfile = require_str(NAME, params, "blendfile")
+    if not await asyncio.to_thread(Path(blendfile).is_file):
         # Blender would say so too, but only after a second of start-up
-        raise CommandFailed(f"{NAME}: blend file {argv[2]} does not exist")
+        raise CommandFailed(f"{NAME}: blend file {blendfile} does not exist")
     frames = require_str(NAME, params, "frames")
     parser = BlenderOutput(ctx, count_frames(frames))
     ctx.log("running: " + " ".join(argv))

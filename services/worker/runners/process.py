@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
+from services.worker import task_policy
 from services.worker.runners.base import CommandFailed
 
 LINE_MAX_CHARS = 10_000
@@ -26,9 +27,27 @@ async def run_process(
 ) -> int:
     """Run argv to the end and return its exit status; cancelling the awaiting task stops the process.
 
-    stdout and stderr are merged so lines reach the callback in the order the program wrote them.
+    stdout and stderr are merged so lines reach the callback in the order the program wrote them. `env`
+    holds the command's own variables, added to the worker's scrubbed environment (see task_policy).
     """
-    kwargs: dict[str, object] = {}
+    # the task's environment and confinement (Landlock, another user): built off the loop, it walks folders
+    prepared = await asyncio.to_thread(task_policy.prepare, env)
+    try:
+        return await _run(argv, on_line, cwd, prepared, grace_seconds)
+    finally:
+        prepared.close()
+
+
+async def _run(
+    argv: Sequence[str],
+    on_line: Callable[[str], None],
+    cwd: str | None,
+    prepared: task_policy.Prepared,
+    grace_seconds: float,
+) -> int:
+    kwargs: dict[str, object] = dict(prepared.spawn)
+    if prepared.preexec is not None:
+        kwargs["preexec_fn"] = prepared.preexec
     if sys.platform != "win32":
         # a new session makes a process group we can signal as a whole (Blender, shell scripts' children)
         kwargs["start_new_session"] = True
@@ -41,13 +60,15 @@ async def run_process(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env=prepared.env,
             **kwargs,  # type: ignore[arg-type]
         )
     except FileNotFoundError as exc:
         raise CommandFailed(f"cannot start {argv[0]!r}: program or working directory not found") from exc
     except OSError as exc:
         raise CommandFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+    except subprocess.SubprocessError as exc:  # the pre-exec hook failed: never run a task unconfined
+        raise CommandFailed(f"cannot start {argv[0]!r} confined: {exc}") from exc
     try:
         assert proc.stdout is not None
         await _pump(proc.stdout, on_line)

@@ -18,6 +18,7 @@ from types import FrameType
 import httpx
 from platformdirs import user_data_dir
 
+from services.protocol import process_guard
 from services.server.config import DEFAULT_PORT
 from services.supervisor import Child, tablao_argv
 
@@ -164,6 +165,10 @@ def main(argv: list[str]) -> int:
     if not args.headless:
         parser.error("without --headless the desktop app runs the farm: start it with `tablao all-in-one`")
 
+    # every service's data, logs and secrets in a 0700 folder, files 0600; this process holds the admin token
+    process_guard.private_files()
+    process_guard.private_dir(data_dir)
+    process_guard.harden()
     farm = LocalFarm(data_dir, args.port, args.workers, output_roots=tuple(args.output_root))
     stop_requested = False
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from services.protocol import process_guard
+
 
 def tablao_argv(*args: str) -> list[str]:
     """The command line that runs `tablao ARGS` with this same installation."""
@@ -35,7 +37,8 @@ class Child:
     stopping: bool = False
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        process_guard.private_dir(self.log_path.parent)
+        process_guard.private_file(self.log_path)  # logs name paths, users and errors: the user's only
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.argv,

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     # the registration secret was read; keep it out of /proc/PID/environ and this process out of reach
     process_guard.forget_env(["TABLAO_WORKER_REGISTRATION_SECRET"])
     process_guard.harden()
+    process_guard.private_files()  # the store, its WAL and logs: 0600
     app = create_app(config)
     uconfig = uvicorn.Config(
         app, host=config.host, port=config.port, loop="uvloop", http="httptools",

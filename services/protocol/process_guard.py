@@ -12,6 +12,7 @@ import ctypes
 import os
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 _PR_SET_DUMPABLE = 4
 
@@ -53,3 +54,26 @@ def forget_env(names: Iterable[str]) -> None:
             i += 1
     for name in names:
         os.environ.pop(name, None)
+
+
+def private_files() -> int:
+    """From now on, files and folders this process creates are its user's only (0600, 0700).
+
+    Returns the previous mask, which the worker gives back to the programs it starts (render outputs keep
+    the farm's usual permissions).
+    """
+    return os.umask(0o077)
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` if needed and make it 0700 (also when an older version created it readable by all)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if sys.platform != "win32":
+        path.chmod(0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create `path` empty if missing and make it 0600; SQLite gives its WAL and journal files the same mode."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if sys.platform != "win32":
+        path.chmod(0o600)

@@ -8,18 +8,20 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from services.protocol import API_PREFIX, VERSION
+from services.protocol import API_PREFIX, VERSION, process_guard
 from services.server.api import ROUTERS, errors
 from services.server.background import sweep_forever
 from services.server.config import ServerConfig
-from services.server.db.engine import make_engine, make_sessionmakers, sqlite_url
+from services.server.db.engine import SQLITE_NAME, make_engine, make_sessionmakers, sqlite_url
 from services.server.db.migrate import upgrade
 from services.server.dispatch import Dispatcher
 from services.server.store.auth import bootstrap_admin
 
 
 def create_app(config: ServerConfig) -> FastAPI:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    process_guard.private_dir(config.data_dir)  # 0700: the database and admin.token are the farm's keys
+    if config.database_url is None:
+        process_guard.private_file(config.data_dir / SQLITE_NAME)
     url = config.database_url or sqlite_url(config.data_dir)
     engine = make_engine(url)
     upgrade(engine)

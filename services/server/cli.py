@@ -51,6 +51,7 @@ def main(argv: list[str]) -> int:
     # the admin token and a database URL's password were read; keep them from other processes of this user
     process_guard.forget_env(["TABLAO_ADMIN_TOKEN", "TABLAO_DATABASE_URL"])
     process_guard.harden()
+    process_guard.private_files()  # the database, its WAL and logs: 0600
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     import uvicorn

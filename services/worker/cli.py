@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 # httpx imports its own command-line tool (click, rich, pygments: ~5 MB of an idle worker's memory) whenever
@@ -163,6 +164,8 @@ def main(argv: list[str]) -> int:
         # the registration secret was read; tasks must not find it in /proc/PID/environ or in our memory
         process_guard.forget_env([SECRET_ENV])
         process_guard.harden()
+        # the buffer and credentials 0600; programs the worker starts get the previous mask back
+        task_umask = process_guard.private_files()
     except UsageError as exc:
         print(f"tablao worker: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -177,6 +180,7 @@ def main(argv: list[str]) -> int:
     # httpx logs every request at INFO: thousands of lines an hour that say nothing
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
+        config.task_policy = replace(config.task_policy, umask=task_umask)
         return asyncio.run(Agent(config).run())
     except KeyboardInterrupt:  # Windows, where the loop has no signal handlers
         return 0

@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from services.protocol import process_guard
+
 FILE_NAME = "worker.json"
 
 
@@ -31,7 +33,7 @@ def load(data_dir: Path, manager_url: str) -> Credentials | None:
 
 
 def save(data_dir: Path, creds: Credentials) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    process_guard.private_dir(data_dir)
     path = data_dir / FILE_NAME
     tmp = path.with_suffix(".tmp")
     # created 0600 from the start: the secret is never readable by others, not even briefly

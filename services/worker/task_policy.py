@@ -42,6 +42,8 @@ class TaskPolicy:
     run_as: str | None = None
     # where each process gets a private temporary folder (inside a protected folder, opened as a hole)
     scratch_dir: Path | None = None
+    # the file mode mask task processes start with (the worker itself runs with 077); None: inherit
+    umask: int | None = None
 
 
 _POLICY: contextvars.ContextVar[TaskPolicy | None] = contextvars.ContextVar("tablao_task_policy", default=None)
@@ -123,6 +125,8 @@ def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
     policy = current()
     env = task_environment(os.environ, extra_env, policy.env_allow)
     prepared = Prepared(env)
+    if policy.umask is not None and sys.platform != "win32":
+        prepared.spawn["umask"] = policy.umask
     if policy.run_as and sys.platform != "win32":
         prepared.spawn["user"] = policy.run_as
     if not policy.confine or sys.platform == "win32":

@@ -119,3 +119,20 @@ def test_artist_job_reaches_no_secret_and_writes_only_under_the_output_roots(tmp
         # the same task could write where it should: the check is not a broken worker
         assert (render_root / "ok.txt").read_text() == "in-root\n"
         artist.close()
+        _assert_private(data)
+
+
+def _assert_private(data: Path) -> None:
+    """Every service's folder 0700; databases (with their WAL), secrets and logs 0600."""
+    checked = 0
+    for service in ("server", "manager", "worker-1"):
+        assert (data / service).stat().st_mode & 0o777 == 0o700, service
+    for path in data.rglob("*"):
+        if path.is_symlink() or "render" in path.parts:
+            continue  # the render root holds outputs, which keep the farm's usual modes
+        if path.suffix in {".sqlite", ".token", ".secret", ".json", ".log"} or path.name.endswith(
+            (".sqlite-wal", ".sqlite-shm")
+        ):
+            assert path.stat().st_mode & 0o777 == 0o600, f"{path} is {oct(path.stat().st_mode & 0o777)}"
+            checked += 1
+    assert checked >= 8

@@ -21,6 +21,7 @@ from services.manager.config import ManagerConfig
 from services.manager.errors import FarmError
 from services.manager.farm import Farm
 from services.manager.server_link import ServerLink
+from services.manager.store.check import store_path
 from services.manager.store.db import connect
 from services.protocol import VERSION
 from services.protocol.common import ErrorResponse, FieldError
@@ -66,7 +67,7 @@ def create_app(config: ManagerConfig) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        conn = connect(config.data_dir / "tablao-manager.sqlite")
+        conn = connect(store_path(config.data_dir))
         farm = Farm(conn, config)
         client = ManagerClient(config.server_url, config.token)
         link = ServerLink(farm, client)

@@ -12,6 +12,7 @@ import uvicorn
 
 from services.manager.app import create_app
 from services.manager.config import DEFAULT_PORT, ManagerConfig, default_data_dir
+from services.manager.store.check import StoreUnusable, check_store
 from services.protocol import process_guard
 
 
@@ -31,6 +32,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help='JSON file of path variables: {"render_root": {"linux": "/r", "windows": "R:\\\\"}}',
     )  # fmt: skip
     p.add_argument("--port-file", type=Path, default=None, help="write the port listened on here")
+    p.add_argument(
+        "--fresh-store", action="store_true",
+        help="start with an empty store when the old one is missing or damaged (it is kept aside)",
+    )  # fmt: skip
     p.add_argument("--log-level", default="info")
     return p.parse_args(argv)
 
@@ -56,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     process_guard.forget_env(["TABLAO_WORKER_REGISTRATION_SECRET"])
     process_guard.harden()
     process_guard.private_files()  # the store, its WAL and logs: 0600
+    try:
+        check_store(config.data_dir, fresh=args.fresh_store)
+    except StoreUnusable as exc:
+        print(f"tablao manager: cannot start: {exc}", file=sys.stderr)
+        return 2
     app = create_app(config)
     uconfig = uvicorn.Config(
         app, host=config.host, port=config.port, loop="uvloop", http="httptools",

@@ -31,6 +31,10 @@ EXIT_ERROR = 1
 EXIT_RESTART = 75  # EX_TEMPFAIL: the supervisor (all-in-one, systemd, the tray) starts us again
 
 
+class _Refused(Exception):
+    """The Manager no longer accepts this worker's credentials (the agent registers again)."""
+
+
 class FatalError(Exception):
     """Something only a person can fix (a refused registration secret); the worker exits with a message."""
 
@@ -138,11 +142,25 @@ class Agent:
         await self.client.aclose()
 
     async def _start_and_work(self, background: list[asyncio.Task[None]]) -> None:
-        await self._sign_on()
-        assert self.buffer is not None
-        background.append(asyncio.create_task(self.buffer.run_sender()))
-        background.append(asyncio.create_task(self._heartbeat_loop()))
-        await self._work_loop()
+        while True:
+            await self._sign_on()
+            assert self.buffer is not None
+            if not background:
+                background.append(asyncio.create_task(self.buffer.run_sender()))
+                background.append(asyncio.create_task(self._heartbeat_loop()))
+            try:
+                await self._work_loop()
+                return
+            except _Refused as exc:
+                # a Manager that lost its store (started fresh) no longer knows us: register again
+                if not self.config.registration_secret:
+                    raise FatalError(
+                        f"the Manager refused this worker's credentials ({exc}) and no registration secret "
+                        "was given to register again (--registration-secret-file or "
+                        "TABLAO_WORKER_REGISTRATION_SECRET)"
+                    ) from exc
+                log.warning("the Manager refused this worker's credentials (%s); registering again", exc)
+                self.status = WorkerStatus.STARTING
 
     # -- registration and sign-on --------------------------------------------------------------------------
 
@@ -266,7 +284,7 @@ class Agent:
                 buffer.ack(rows)
                 self._finished_task = None
         except Unauthorized as exc:
-            raise FatalError(f"the Manager refused this worker's credentials: {exc.detail}") from exc
+            raise _Refused(exc.detail) from exc
         except (httpx.TransportError, ManagerError) as exc:
             delay = self._backoff.next_delay()
             log.warning("asking for a task failed (%s); retrying in %.1f s", exc, delay)

@@ -66,3 +66,27 @@ def problem(command: str, params: Mapping[str, Any], roots: list[Path], protecte
                 f"{command}: parameter '{key}' ({value}) resolves to {real}, outside the farm's output roots: {where}"
             )
     return None
+
+
+# commands whose written path is a new file, whose folder may not exist yet
+_MAKE_FOLDER = frozenset({"blender-render", "ffmpeg", "merge-images", "copy-file"})
+
+
+def folders_to_make(command: str, params: Mapping[str, Any], protected: Iterable[Path]) -> list[Path]:
+    """The missing folders of a command's new files, outside protected folders.
+
+    The worker makes them before a confined task starts: Landlock grants what exists when the task starts,
+    so a folder the program would create beside a protected one (e.g. next to the worker's data directory)
+    would otherwise be out of its reach.
+    """
+    if command not in _MAKE_FOLDER:
+        return []
+    guarded = [Path(p).resolve() for p in protected]
+    out = []
+    for key in WRITTEN_PARAMETERS.get(command, ()):
+        value = params.get(key)
+        if isinstance(value, str) and value:
+            folder = Path(value).expanduser().resolve().parent
+            if not folder.exists() and _deepest(folder, guarded) is None:
+                out.append(folder)
+    return out

@@ -95,6 +95,17 @@ def output_problem(command: str, params: Mapping[str, Any]) -> str | None:
     return output_roots.problem(command, params, resolved_roots(), current().protect)
 
 
+def make_output_folders(command: str, params: Mapping[str, Any]) -> None:
+    """Create the folders a confined command's new files go to (call after `output_problem` said none)."""
+    if not current().confine:
+        return
+    for folder in output_roots.folders_to_make(command, params, current().protect):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the command reports it in its own words
+            log.debug("cannot make %s: %s", folder, exc)
+
+
 def blender_autoexec_args() -> list[str]:
     """Blender's flag for scripts stored in blend files; must come before the blend file on the command line."""
     return ["--enable-autoexec"] if current().blender_autoexec else ["--disable-autoexec"]

@@ -126,6 +126,7 @@ class TaskRun:
             params = substitute(command.parameters, self.task.variables)
             if problem := task_policy.output_problem(command.name, params):
                 raise CommandFailed(problem)
+            await asyncio.to_thread(task_policy.make_output_folders, command.name, params)
             self.reporter.activity(f"command {i}/{len(commands)}: {command.name}")
             ctx = RunContext(
                 log=self.reporter.log,

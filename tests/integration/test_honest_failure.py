@@ -1,0 +1,64 @@
+"""Failures that say so: a Manager refuses a store that went missing or bad, and its workers register again."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_worker_agent import AgentProcess, submit, tasks_of
+from tests.support.manager import ManagerProcess, add_manager
+from tests.support.services import ROOT, ServerProcess, child_env
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _start_refused(mgr: ManagerProcess, *extra: str) -> subprocess.CompletedProcess[str]:
+    token_file = mgr.data_dir.parent / f"{mgr.data_dir.name}.token"
+    argv = [sys.executable, "-m", "services.manager.cli", "--server", mgr.server_url, "--token-file", str(token_file),
+            "--data-dir", str(mgr.data_dir), "--port", str(mgr.port), *extra]  # fmt: skip
+    return subprocess.run(argv, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=60)
+
+
+def _job_completes(server: ServerProcess, marker: Path) -> None:
+    job = submit(server, ["sh", "-c", f"echo run >> {marker}"], "1")
+    wait_for(lambda: tasks_of(server, job)[0]["status"] == "completed", timeout=60, what=f"job {job} to complete")
+
+
+def test_a_manager_with_a_lost_store_refuses_to_start_and_workers_register_again(tmp_path: Path) -> None:
+    server = ServerProcess(data_dir=tmp_path / "server", database_url=None).start()
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "manager").start()
+    out = tmp_path / "out"
+    out.mkdir()
+    agent = AgentProcess(mgr, tmp_path / "w" / "data", "w1")
+    try:
+        _job_completes(server, out / "runs")
+        store = mgr.data_dir / "tablao-manager.sqlite"
+        mgr.stop()
+
+        for damage, says in ((b"", "is empty"), (b"this is not a database" * 100, "is damaged")):
+            store.write_bytes(damage)
+            for name in ("-wal", "-shm"):
+                store.with_name(store.name + name).unlink(missing_ok=True)
+            refused = _start_refused(mgr)
+            assert refused.returncode == 2, refused.stderr
+            lines = refused.stderr.strip().splitlines()
+            assert len(lines) == 1 and says in lines[0] and "--fresh-store" in lines[0], refused.stderr
+        store.unlink()
+        refused = _start_refused(mgr)
+        assert refused.returncode == 2 and "is missing" in refused.stderr, refused.stderr
+
+        # told to start fresh, it keeps the old file aside; the worker it forgot registers again and works
+        mgr.extra_args = ("--fresh-store",)
+        mgr.start()
+        assert list(mgr.data_dir.glob("tablao-manager.sqlite.damaged-*")) == []  # missing: nothing to keep
+        _job_completes(server, out / "runs")
+        assert agent.proc.poll() is None, agent.log_text()
+        assert "registering again" in agent.log_text()
+    finally:
+        agent.stop()
+        mgr.stop()
+        server.stop()

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.server import events
 from services.server.config import ServerConfig
+from services.server.store.silent import offline_workers_of_silent_managers
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def prune_events(session: Session, cfg: ServerConfig) -> None:
 
 
 # Each sweep runs in its own write transaction, committed after it returns.
-SWEEPS: list[Sweep] = [prune_events]
+SWEEPS: list[Sweep] = [prune_events, offline_workers_of_silent_managers]
 
 
 def run_sweeps_once(write_sessions: sessionmaker[Session], cfg: ServerConfig) -> None:

@@ -1,15 +1,18 @@
-"""Failures that say so: a Manager refuses a store that went missing or bad, and its workers register again."""
+"""Failures that say so: a Manager refuses a lost store, workers register again, silent Managers' workers go offline."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.test_worker_agent import AgentProcess, submit, tasks_of
-from tests.support.manager import ManagerProcess, add_manager
+from tests.support.manager import API, ManagerProcess, ScriptedWorker, add_manager
 from tests.support.services import ROOT, ServerProcess, child_env
 from tests.support.waiting import wait_for
 
@@ -60,5 +63,32 @@ def test_a_manager_with_a_lost_store_refuses_to_start_and_workers_register_again
         assert "registering again" in agent.log_text()
     finally:
         agent.stop()
+        mgr.stop()
+        server.stop()
+
+
+def test_the_server_shows_a_silent_managers_workers_offline_and_back_when_it_reports(tmp_path: Path) -> None:
+    server = ServerProcess(data_dir=tmp_path / "server", database_url=None, extra_args=("--lease-seconds", "3")).start()
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "manager").start()
+    worker = ScriptedWorker(mgr.url, "w1").register(mgr.registration_secret)
+    worker.sign_on()
+
+    def status_at_server() -> str | None:
+        r = httpx.get(f"{server.url}{API}/workers", headers=server.headers(), timeout=30)
+        found = [w["status"] for w in r.json() if w["name"] == "w1"]
+        return found[0] if found else None
+
+    try:
+        wait_for(lambda: status_at_server() == "awake", timeout=60, what="the worker awake at the Server")
+        assert mgr.proc is not None
+        os.kill(mgr.proc.pid, signal.SIGSTOP)  # silent, but not gone: no sign-off reaches anyone
+        try:
+            wait_for(lambda: status_at_server() == "offline", timeout=60, what="the worker offline at the Server")
+        finally:
+            os.kill(mgr.proc.pid, signal.SIGCONT)
+        worker.heartbeat()
+        wait_for(lambda: status_at_server() == "awake", timeout=60, what="the worker awake again")
+    finally:
+        worker.close()
         mgr.stop()
         server.stop()

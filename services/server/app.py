@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from services.protocol import API_PREFIX, VERSION, process_guard
-from services.server.api import ROUTERS, errors
+from services.server.api import ROUTERS, errors, storage_errors
 from services.server.background import sweep_forever
 from services.server.config import ServerConfig
 from services.server.db.engine import SQLITE_NAME, make_engine, make_sessionmakers, sqlite_url
@@ -56,6 +56,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.token_cache = {}
     app.state.dispatcher = Dispatcher()
     errors.install(app)
+    storage_errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     app.add_middleware(errors.BodyLimit, max_bytes=config.max_body_bytes)

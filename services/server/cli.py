@@ -28,6 +28,15 @@ def _policy(path: Path, roots: list[str], *, required: bool) -> FarmPolicy:
     return FarmPolicy(output_roots=tuple(roots))
 
 
+def _database_problem(exc: BaseException, cfg: ServerConfig) -> str:
+    """The error in plain words when it is the database's (full disk, damaged file, unreachable), else as is."""
+    from services.server.db.engine import sqlite_url
+    from services.server.db.problems import describe, safe_url
+
+    where = safe_url(cfg.database_url) if cfg.database_url else sqlite_url(cfg.data_dir).removeprefix("sqlite:///")
+    return describe(exc, where) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tablao server", description="Run the Tablao Server.")
     _storage_args(parser)
@@ -61,7 +70,7 @@ def main(argv: list[str]) -> int:
     try:
         app = create_app(cfg)
     except Exception as exc:  # a readable line instead of a traceback: bad URL, unreachable database
-        print(f"tablao server: cannot start: {exc}", file=sys.stderr)
+        print(f"tablao server: cannot start: {_database_problem(exc, cfg)}", file=sys.stderr)
         return 1
     token_note = "preset by TABLAO_ADMIN_TOKEN" if cfg.admin_token else str(cfg.data_dir / "admin.token")
     print(f"Tablao Server on http://{cfg.host}:{cfg.port} (admin token: {token_note})", flush=True)
@@ -93,6 +102,8 @@ def admin_main(kind: str, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     cfg = _config(args)
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from services.server.db.engine import make_engine, make_sessionmakers, sqlite_url
     from services.server.db.migrate import upgrade
     from services.server.store import auth, farm
@@ -100,7 +111,12 @@ def admin_main(kind: str, argv: list[str]) -> int:
 
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(cfg.database_url or sqlite_url(cfg.data_dir))
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"tablao {kind}: {_database_problem(exc, cfg)}", file=sys.stderr)
+        engine.dispose()
+        return 1
     _, writers = make_sessionmakers(engine)
     try:
         with writers() as session:
@@ -133,6 +149,9 @@ def admin_main(kind: str, argv: list[str]) -> int:
             session.commit()
     except StoreError as exc:
         print(f"tablao {kind}: {exc.message}", file=sys.stderr)
+        return 1
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"tablao {kind}: {_database_problem(exc, cfg)}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()

@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.test_worker_agent import AgentProcess, submit, tasks_of
 from tests.support.manager import API, ManagerProcess, ScriptedWorker, add_manager
-from tests.support.services import ROOT, ServerProcess, child_env
+from tests.support.services import ROOT, ServerProcess, child_env, tablao_command
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -92,3 +92,19 @@ def test_the_server_shows_a_silent_managers_workers_offline_and_back_when_it_rep
         worker.close()
         mgr.stop()
         server.stop()
+
+
+def test_a_damaged_server_database_and_an_unreachable_one_are_said_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "tablao-server.sqlite").write_bytes(b"garbage, not SQLite" * 500)
+    cases = [
+        (["server", "--data-dir", str(tmp_path), "--port", "0"], "is damaged"),
+        (["users", "list", "--data-dir", str(tmp_path)], "is damaged"),
+        (["users", "list", "--database-url", "postgresql+psycopg://u:pw@127.0.0.1:1/x"], "cannot reach the database"),
+    ]
+    for args, says in cases:
+        done = subprocess.run(tablao_command(*args), cwd=ROOT, env=child_env(), capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert says in last and "Traceback" not in done.stderr, done.stderr
+        assert "pw@" not in done.stderr  # a password in a database URL is never printed

@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
     work_dir = (args.work_dir or default_data_dir() / "demo").resolve()
 
     async def check_server() -> int:
-        async with ServerClient(args.server, token) as client:
+        async with ServerClient(args.server, token, ca_bundle=args.ca_bundle) as client:
             await client.farm_status()
         return 0
 

@@ -69,7 +69,7 @@ def create_app(config: ManagerConfig) -> FastAPI:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         conn = connect(store_path(config.data_dir))
         farm = Farm(conn, config)
-        client = ManagerClient(config.server_url, config.token)
+        client = ManagerClient(config.server_url, config.token, ca_bundle=config.ca_bundle)
         link = ServerLink(farm, client)
         app.state.farm = farm
         app.state.link = link

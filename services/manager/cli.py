@@ -13,7 +13,7 @@ import uvicorn
 from services.manager.app import create_app
 from services.manager.config import DEFAULT_PORT, ManagerConfig, default_data_dir
 from services.manager.store.check import StoreUnusable, check_store
-from services.protocol import process_guard
+from services.protocol import process_guard, tls
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -37,6 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="start with an empty store when the old one is missing or damaged (it is kept aside)",
     )  # fmt: skip
     p.add_argument("--log-level", default="info")
+    tls.tls_args(p, client=True)
     return p.parse_args(argv)
 
 
@@ -51,11 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"tablao manager: cannot read --token-file: {exc}", file=sys.stderr)
         return 2
+    if problem := tls.listen_problem(args.host, args.tls_cert, args.tls_key, insecure_http=args.insecure_http):
+        print(f"tablao manager: cannot start: {problem}", file=sys.stderr)
+        return 2
     variables = json.loads(args.variables.read_text()) if args.variables else None
     config = ManagerConfig.from_env(
         args.server, token, data_dir=args.data_dir, host=args.host, port=args.port, name=args.name,
         worker_timeout=args.worker_timeout, blocklist_threshold=args.blocklist_threshold,
-        prefetch_margin=args.prefetch_margin, variables=variables,
+        prefetch_margin=args.prefetch_margin, variables=variables, ca_bundle=args.ca_bundle,
     )  # fmt: skip
     # the registration secret was read; keep it out of /proc/PID/environ and this process out of reach
     process_guard.forget_env(["TABLAO_WORKER_REGISTRATION_SECRET"])
@@ -70,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     uconfig = uvicorn.Config(
         app, host=config.host, port=config.port, loop="uvloop", http="httptools",
         log_level=args.log_level, access_log=False, timeout_graceful_shutdown=5,
+        ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
     )  # fmt: skip
     server = uvicorn.Server(uconfig)
     if args.port_file is not None:

@@ -46,12 +46,13 @@ class ManagerClient:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + API_PREFIX,
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(timeout, connect=5.0),
-            transport=transport or transport_for(base_url),
+            transport=transport or transport_for(base_url, ca_bundle=ca_bundle),
         )
 
     async def aclose(self) -> None:

@@ -37,6 +37,7 @@ from services.protocol.jobs import (
     TaskSummary,
 )
 from services.protocol.states import JobStatus, Role, TaskStatus, WorkerStatusRequest
+from services.protocol.tls import client_context
 
 
 class ApiError(Exception):
@@ -70,11 +71,14 @@ class ServerClient:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
+        # https is verified against ca_bundle, else TABLAO_CA_BUNDLE, else the system's CAs (tls.py)
+        verify = client_context(ca_bundle) if self.base_url.startswith("https:") else True
         self._http = httpx.AsyncClient(
-            base_url=self.base_url + API_PREFIX, headers=headers, timeout=timeout, transport=transport
+            base_url=self.base_url + API_PREFIX, headers=headers, timeout=timeout, transport=transport, verify=verify
         )
 
     async def __aenter__(self) -> ServerClient:

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from services.protocol import process_guard
+from services.protocol import process_guard, tls
 from services.protocol.states import Role
 from services.server.config import ServerConfig
 from services.server.policy import FarmPolicy, PolicyError
@@ -50,7 +50,11 @@ def main(argv: list[str]) -> int:
         "--output-root", action="append", default=[], metavar="DIR",
         help="jobs may write only under these folders (repeatable; path variables allowed)",
     )  # fmt: skip
+    tls.tls_args(parser, client=False)
     args = parser.parse_args(argv)
+    if problem := tls.listen_problem(args.host, args.tls_cert, args.tls_key, insecure_http=args.insecure_http):
+        print(f"tablao server: cannot start: {problem}", file=sys.stderr)
+        return 2
     cfg = _config(args, host=args.host, port=args.port, lease_seconds=args.lease_seconds)
     try:
         cfg.policy = _policy(args.policy or cfg.data_dir / "policy.toml", args.output_root, required=bool(args.policy))
@@ -73,8 +77,13 @@ def main(argv: list[str]) -> int:
         print(f"tablao server: cannot start: {_database_problem(exc, cfg)}", file=sys.stderr)
         return 1
     token_note = "preset by TABLAO_ADMIN_TOKEN" if cfg.admin_token else str(cfg.data_dir / "admin.token")
-    print(f"Tablao Server on http://{cfg.host}:{cfg.port} (admin token: {token_note})", flush=True)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    print(
+        f"Tablao Server on {tls.scheme(args.tls_cert)}://{cfg.host}:{cfg.port} (admin token: {token_note})", flush=True
+    )
+    uvicorn.run(
+        app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+        ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+    )  # fmt: skip
     return 0
 
 

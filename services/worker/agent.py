@@ -57,6 +57,8 @@ class AgentConfig:
     shutdown_flush_seconds: float = 5.0
     # what tasks may see and touch (environment, output roots, secrets out of reach, Blender scripts)
     task_policy: TaskPolicy = field(default_factory=TaskPolicy)
+    # CA certificates to verify an https Manager (None: TABLAO_CA_BUNDLE, else the system's)
+    ca_bundle: str | None = None
 
 
 def platform_name() -> str:
@@ -66,7 +68,7 @@ def platform_name() -> str:
 class Agent:
     def __init__(self, config: AgentConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
-        self.client = WorkerClient(config.manager_url, transport=transport)
+        self.client = WorkerClient(config.manager_url, transport=transport, ca_bundle=config.ca_bundle)
         self.status = WorkerStatus.STARTING
         self.exit_code = EXIT_OK
         self.current: TaskRun | None = None

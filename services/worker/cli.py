@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not confine tasks with Landlock (they can then read this user's secrets)",
     )
     trust.add_argument("--run-as", metavar="USER", help="run task processes as this OS user (needs root)")
+    p.add_argument(
+        "--ca-bundle", metavar="PEM", help="CA certificates to verify an https Manager (or TABLAO_CA_BUNDLE)"
+    )
     p.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--poll-wait", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -143,6 +146,7 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         run_as=args.run_as,
     )
     return AgentConfig(
+        ca_bundle=args.ca_bundle,
         task_policy=policy,
         manager_url=url,
         data_dir=data_dir,

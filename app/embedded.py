@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from app.qt import QObject, QProcess, QProcessEnvironment, Signal
+from services.all_in_one import trust_args
 from services.protocol import API_PREFIX
 from services.protocol.server_client import ApiError, ServerClient
 from services.supervisor import tablao_argv
@@ -155,9 +156,11 @@ class EmbeddedFarm(QObject):
         self.port = port
         self.leave_running = False
         d = data_dir
+        server_trust, self._worker_trust = trust_args(d)  # output roots, protected data (docs/security.md)
         self.server = Service(
-            "Server", ["server", "--data-dir", str(d / "server"), "--port", str(port)], d / "server", port, self
-        )
+            "Server", ["server", "--data-dir", str(d / "server"), "--port", str(port), *server_trust], d / "server",
+            port, self,
+        )  # fmt: skip
         manager_args = [
             "manager", "--server", f"http://127.0.0.1:{port}", "--token-file", str(d / "manager.token"),
             "--data-dir", str(d / "manager"), "--port", str(port + 1),
@@ -174,7 +177,7 @@ class EmbeddedFarm(QObject):
         return [
             "worker", "--manager", f"http://127.0.0.1:{self.port + 1}",
             "--registration-secret-file", str(d / "manager" / "worker-registration.secret"),
-            "--data-dir", str(d / f"worker-{i}"), "--name", f"local-{i}",
+            "--data-dir", str(d / f"worker-{i}"), "--name", f"local-{i}", *self._worker_trust,
         ]  # fmt: skip
 
     @property

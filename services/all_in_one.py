@@ -46,6 +46,17 @@ def ensure_manager_token(server_url: str, admin_token: str, token_file: Path, na
     raise RuntimeError("cannot register the local Manager: too many with the same name")
 
 
+def trust_args(data_dir: Path, output_roots: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """The Server's and each worker's flags of a farm on this machine (docs/security.md).
+
+    Outputs go under the render root, the demo's folder and what the user adds; tasks never reach the rest
+    of the data directory, where every service keeps its secrets. Shared with the desktop app's farm.
+    """
+    roots = ("{render_root}", str(data_dir / "manager" / "render"), str(data_dir / "demo"), *output_roots)
+    root_args = [arg for root in roots for arg in ("--output-root", root)]
+    return root_args, ["--protect", str(data_dir), *root_args]
+
+
 class LocalFarm:
     def __init__(
         self,
@@ -65,13 +76,10 @@ class LocalFarm:
         self.admin_token_file = server_dir / "admin.token"
         self.manager_token_file = data_dir / "manager.token"
         self.render_root = manager_dir / "render"
-        # outputs go under the render root, the demo's folder and what the user adds; tasks never reach the
-        # rest of the data directory, where every service keeps its secrets (docs/security.md)
-        self.output_roots = ("{render_root}", str(self.render_root), str(data_dir / "demo"), *output_roots)
-        roots = [arg for root in self.output_roots for arg in ("--output-root", root)]
+        server_trust, worker_trust = trust_args(data_dir, output_roots)
         self.server = Child(
             "server",
-            tablao_argv("server", "--data-dir", str(server_dir), "--host", host, "--port", str(port), *roots),
+            tablao_argv("server", "--data-dir", str(server_dir), "--host", host, "--port", str(port), *server_trust),
             server_dir / "server.log",
             health_url=f"{self.server_url}/api/v1/health",
         )
@@ -96,9 +104,7 @@ class LocalFarm:
                     str(data_dir / f"worker-{i}"),
                     "--registration-secret-file",
                     str(manager_dir / "worker-registration.secret"),
-                    "--protect",
-                    str(data_dir),
-                    *roots,
+                    *worker_trust,
                     *worker_args,
                 ),
                 data_dir / f"worker-{i}" / "worker.log",

@@ -99,6 +99,19 @@ def _csv(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
+def _check_run_as(user: str) -> None:
+    if sys.platform == "win32":
+        raise UsageError("--run-as: not available on Windows")
+    import pwd
+
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise UsageError(f"--run-as: no user named {user!r}") from None
+    if os.geteuid() != 0:
+        raise UsageError("--run-as: the worker must run as root to start tasks as another user")
+
+
 def make_config(args: argparse.Namespace) -> AgentConfig:
     url = str(args.manager).strip()
     if not re.match(r"^https?://[^/\s]+", url):
@@ -134,6 +147,8 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
     task_types = _csv(args.task_types) if args.task_types is not None else None
     if task_types is not None and not task_types:
         raise UsageError("--task-types: give at least one task type")
+    if args.run_as is not None:
+        _check_run_as(args.run_as)
     protect = list(args.protect)
     if args.registration_secret_file is not None:
         protect.append(args.registration_secret_file)

@@ -139,7 +139,7 @@ def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
     if policy.umask is not None and sys.platform != "win32":
         prepared.spawn["umask"] = policy.umask
     if policy.run_as and sys.platform != "win32":
-        prepared.spawn["user"] = policy.run_as
+        _run_as(policy.run_as, prepared)
     if not policy.confine or sys.platform == "win32":
         return prepared
     if landlock.abi_version() < 1:
@@ -147,8 +147,11 @@ def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
         return prepared
     scratch = None
     if policy.scratch_dir is not None:
-        policy.scratch_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        scratch = tempfile.TemporaryDirectory(prefix="task-", dir=policy.scratch_dir)
+        # another user cannot enter the worker's 0700 data directory: its scratch goes to the system's
+        parent = None if policy.run_as else policy.scratch_dir
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        scratch = tempfile.TemporaryDirectory(prefix="tablao-task-", dir=parent)
         prepared._scratch = scratch
         for name in ("TMPDIR", "TEMP", "TMP"):
             env[name] = scratch.name
@@ -161,6 +164,17 @@ def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
         return prepared
     prepared.preexec = prepared._ruleset.restrict_self
     return prepared
+
+
+def _run_as(user: str, prepared: Prepared) -> None:
+    """Start the process as `user`: its uid, primary and supplementary groups, and its own HOME."""
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    prepared.spawn.update(
+        user=entry.pw_uid, group=entry.pw_gid, extra_groups=os.getgrouplist(entry.pw_name, entry.pw_gid)
+    )
+    prepared.env.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
 
 
 def _grants(policy: TaskPolicy, scratch: str | None) -> list[landlock.Grant]:

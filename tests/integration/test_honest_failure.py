@@ -94,9 +94,13 @@ def test_the_server_shows_a_silent_managers_workers_offline_and_back_when_it_rep
         server.stop()
 
 
-def test_a_damaged_server_database_and_an_unreachable_one_are_said_in_one_line(tmp_path: Path) -> None:
+def test_damaged_or_unreachable_databases_and_unreachable_servers_are_said_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "tablao-server.sqlite").write_bytes(b"garbage, not SQLite" * 500)
+    (tmp_path / "token").write_text("some-token")
+    unreachable = ["--server", "http://127.0.0.1:1", "--token-file", str(tmp_path / "token")]
     cases = [
+        (["jobs", *unreachable], "cannot reach the Server"),
+        (["job", "1", *unreachable], "cannot reach the Server"),
         (["server", "--data-dir", str(tmp_path), "--port", "0"], "is damaged"),
         (["users", "list", "--data-dir", str(tmp_path)], "is damaged"),
         (["users", "list", "--database-url", "postgresql+psycopg://u:pw@127.0.0.1:1/x"], "cannot reach the database"),

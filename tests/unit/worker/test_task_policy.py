@@ -99,3 +99,22 @@ def test_forget_env_blanks_the_value_proc_shows(monkeypatch: pytest.MonkeyPatch)
     if sys.platform.startswith("linux"):
         assert out.stdout.split() == ["True", "False", "False"]
     assert process_guard is not None
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="switching users needs root")
+async def test_run_as_starts_tasks_as_another_user_with_their_own_scratch_folder(tmp_path: Path) -> None:
+    import pwd
+
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' here")
+    secret = tmp_path / "data" / "admin.token"
+    secret.parent.mkdir(mode=0o700)
+    secret.write_text("s3cret")
+    task_policy.use_policy(task_policy.effective_policy(task_policy.TaskPolicy(run_as="nobody"), tmp_path / "w"))
+    lines: list[str] = []
+    status = await run_process(["sh", "-c", f"id -u; echo t > $TMPDIR/t && cat $TMPDIR/t; cat {secret}"], lines.append)
+    assert lines[0] == str(nobody.pw_uid)
+    assert "t" in lines and "s3cret" not in "\n".join(lines)
+    assert status != 0  # the last command, reading the secret, failed

@@ -171,3 +171,8 @@ class Ruleset:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    def __del__(self) -> None:
+        # shared by a cache and the processes starting with it: closed when the last one lets go
+        if getattr(self, "fd", -1) >= 0:
+            self.close()

@@ -13,6 +13,8 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -76,8 +78,9 @@ def use_policy(policy: TaskPolicy) -> None:
 
 
 def use_variables(variables: Mapping[str, str]) -> None:
-    """The running task's path variables, for output roots written with them."""
+    """The running task's path variables, for output roots written with them; called as each task starts."""
     _VARIABLES.set(dict(variables))
+    forget_rulesets()  # folders made since the last task (a new shot's) are granted when the ruleset is rebuilt
 
 
 def current() -> TaskPolicy:
@@ -100,6 +103,7 @@ def make_output_folders(command: str, params: Mapping[str, Any]) -> None:
     if not current().confine:
         return
     for folder in output_roots.folders_to_make(command, params, current().protect):
+        forget_rulesets()  # a cached ruleset would not know the new folder
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # the command reports it in its own words
@@ -125,8 +129,7 @@ class Prepared:
     _scratch: tempfile.TemporaryDirectory[str] | None = None
 
     def close(self) -> None:
-        if self._ruleset is not None:
-            self._ruleset.close()
+        self._ruleset = None  # shared through the cache: its descriptor closes when the last user lets go
         if self._scratch is not None:
             self._scratch.cleanup()
 
@@ -145,25 +148,58 @@ def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
     if landlock.abi_version() < 1:
         _warn_unconfined("this kernel has no Landlock")
         return prepared
-    scratch = None
-    if policy.scratch_dir is not None:
-        # another user cannot enter the worker's 0700 data directory: its scratch goes to the system's
-        parent = None if policy.run_as else policy.scratch_dir
-        if parent is not None:
-            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        scratch = tempfile.TemporaryDirectory(prefix="tablao-task-", dir=parent)
+    parent = _scratch_parent(policy)
+    if parent is not None:
+        scratch = tempfile.TemporaryDirectory(prefix="task-", dir=parent)
         prepared._scratch = scratch
         for name in ("TMPDIR", "TEMP", "TMP"):
             env[name] = scratch.name
         if policy.run_as:
             shutil.chown(scratch.name, user=policy.run_as)
     try:
-        prepared._ruleset = landlock.Ruleset(_grants(policy, scratch.name if scratch else None))
+        prepared._ruleset = _ruleset(policy, parent)
     except landlock.LandlockError as exc:
         _warn_unconfined(str(exc))
         return prepared
     prepared.preexec = prepared._ruleset.restrict_self
     return prepared
+
+
+def _scratch_parent(policy: TaskPolicy) -> Path | None:
+    """The folder each process's private temporary folder is made in (one grant covers them all)."""
+    if policy.scratch_dir is None:
+        return None
+    # another user cannot enter the worker's 0700 data directory: its scratch goes to the system's
+    parent = Path(tempfile.gettempdir()) / f"tablao-{policy.run_as}-scratch" if policy.run_as else policy.scratch_dir
+    parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if policy.run_as:
+        shutil.chown(parent, user=policy.run_as)
+    return parent
+
+
+# Building a ruleset walks folders (tens of milliseconds); one serves the processes of one task started
+# within a few seconds. Folders made since then beside a protected one would be missed, hence the short
+# life, and `forget_rulesets` at each task's start and when the worker makes output folders.
+_RULESET_SECONDS = 10.0
+_rulesets: dict[tuple[object, ...], tuple[float, landlock.Ruleset]] = {}
+_rulesets_lock = threading.Lock()
+
+
+def forget_rulesets() -> None:
+    with _rulesets_lock:
+        _rulesets.clear()
+
+
+def _ruleset(policy: TaskPolicy, scratch: Path | None) -> landlock.Ruleset:
+    key = (policy.protect, tuple(resolved_roots()), scratch)
+    now = time.monotonic()
+    with _rulesets_lock:
+        cached = _rulesets.get(key)
+        if cached is not None and now - cached[0] < _RULESET_SECONDS:
+            return cached[1]
+        ruleset = landlock.Ruleset(_grants(policy, str(scratch) if scratch else None))
+        _rulesets[key] = (now, ruleset)
+        return ruleset
 
 
 def _run_as(user: str, prepared: Prepared) -> None:

@@ -30,6 +30,7 @@ def connection_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="file holding an API token (env TABLAO_TOKEN holds one directly; default: the local farm's admin.token)",
     )
+    parser.add_argument("--ca-bundle", help="CA certificates to verify an https Server (env TABLAO_CA_BUNDLE)")
 
 
 def read_token(args: argparse.Namespace) -> str:
@@ -144,7 +145,7 @@ def main(command: str, argv: list[str]) -> int:
     token = read_token(args)
 
     async def run() -> int:
-        async with ServerClient(args.server, token) as client:
+        async with ServerClient(args.server, token, ca_bundle=args.ca_bundle) as client:
             return await COMMANDS[command](client, args)
 
     return run_reporting_errors(command, run)
@@ -158,5 +159,7 @@ def run_reporting_errors(command: str, run: Callable[[], Awaitable[int]]) -> int
     except httpx.HTTPError as exc:
         print(f"tablao {command}: cannot reach the Server: {exc or type(exc).__name__}", file=sys.stderr)
     except SystemExit as exc:
+        print(f"tablao {command}: {exc}", file=sys.stderr)
+    except OSError as exc:  # a CA bundle that is not there
         print(f"tablao {command}: {exc}", file=sys.stderr)
     return 1

@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
     work_dir = (args.work_dir or FarmLayout.default().demo_dir).resolve()
 
     async def check_server() -> int:
-        async with ServerClient(args.server, token) as client:
+        async with ServerClient(args.server, token, ca_bundle=args.ca_bundle) as client:
             await client.farm_status()
         return 0
 

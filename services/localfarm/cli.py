@@ -19,6 +19,7 @@ import httpx
 
 from services.localfarm.farm import FarmRunning, LocalFarm
 from services.localfarm.layout import DEFAULT_SERVER_PORT, default_data_dir
+from services.protocol import process_guard
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -30,6 +31,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--workers", type=int, default=2, help="local workers to start (0 for none)")
     parser.add_argument("--demo", action="store_true", help="render the sample scene once the farm is up")
+    parser.add_argument(
+        "--output-root", action="append", default=[], metavar="DIR",
+        help="jobs may also write under this folder (repeatable; the render root is always one)",
+    )  # fmt: skip
     # the desktop app: stop the farm when this process ends (unless it is told to leave the farm running)
     parser.add_argument("--owned-by", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -52,7 +57,17 @@ def main(argv: list[str]) -> int:
 
 
 async def run(args: argparse.Namespace, data_dir: Path) -> int:
-    farm = LocalFarm(data_dir, args.port, args.workers, say=lambda line: print(line, flush=True))
+    # every service's data, logs and secrets in a 0700 folder, files 0600; this process holds the admin token
+    process_guard.private_files()
+    process_guard.private_dir(data_dir)
+    process_guard.harden()
+    farm = LocalFarm(
+        data_dir,
+        args.port,
+        args.workers,
+        output_roots=tuple(args.output_root),
+        say=lambda line: print(line, flush=True),
+    )
     try:
         farm.claim(owner_pid=args.owned_by)
     except FarmRunning as exc:

@@ -47,6 +47,17 @@ def display_name(name: str) -> str:
     return name.replace("-", " ").capitalize()
 
 
+def trust_args(layout: FarmLayout, output_roots: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """The Server's and each worker's flags of a farm on this machine (docs/security.md).
+
+    Outputs go under the render root, the demo's folder and what the user adds; tasks never reach the rest of
+    the data directory, where every service keeps its secrets.
+    """
+    roots = ("{render_root}", str(layout.render_root), str(layout.demo_dir), *output_roots)
+    root_args = [arg for root in roots for arg in ("--output-root", root)]
+    return root_args, ["--protect", str(layout.root), *root_args]
+
+
 class LocalFarm:
     """Start, watch and stop one local farm. All methods run on one asyncio loop and never block it."""
 
@@ -58,6 +69,7 @@ class LocalFarm:
         host: str = "127.0.0.1",
         manager_args: tuple[str, ...] = (),
         worker_args: tuple[str, ...] = (),
+        output_roots: tuple[str, ...] = (),
         say: Callable[[str], None] = print,
         on_change: Callable[[Child], None] | None = None,
     ) -> None:
@@ -72,10 +84,13 @@ class LocalFarm:
         self.lock = FarmLock(self.layout.farm_dir)
         self.supervisor = Supervisor(on_change=self._changed)
         lay = self.layout
+        server_trust, worker_trust = trust_args(lay, output_roots)
         self.server = self.supervisor.add(
             ChildSpec(
                 "server",
-                tablao_argv("server", "--data-dir", str(lay.server_dir), "--host", host, "--port", str(port)),
+                tablao_argv(
+                    "server", "--data-dir", str(lay.server_dir), "--host", host, "--port", str(port), *server_trust
+                ),
                 lay.server_dir / "server.log",
                 health_url=f"{self.server_url}/api/v1/health",
             )
@@ -90,7 +105,8 @@ class LocalFarm:
                 health_url=f"{self.manager_url}/api/v1/health",
             )
         )  # fmt: skip
-        self.workers = [self.supervisor.add(self._worker_spec(i, worker_args)) for i in range(1, workers + 1)]
+        worker_extra = (*worker_trust, *worker_args)
+        self.workers = [self.supervisor.add(self._worker_spec(i, worker_extra)) for i in range(1, workers + 1)]
         self.record = FarmRecord(server_url=self.server_url, manager_url=self.manager_url)
 
     def _worker_spec(self, i: int, extra: tuple[str, ...]) -> ChildSpec:

@@ -30,6 +30,7 @@ import httpx
 
 from services.localfarm.lifeline import Lifeline
 from services.localfarm.records import start_time
+from services.protocol import process_guard
 
 POLL_SECONDS = 0.02
 
@@ -128,7 +129,8 @@ class Child:
         """Start the process (returns at once); it writes to spec.log_path and dies with this process."""
         if self.alive:
             return
-        self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        process_guard.private_dir(self.spec.log_path.parent)
+        process_guard.private_file(self.spec.log_path)  # logs name paths, users and errors: the user's only
         env = {**os.environ, **self.spec.env, **self.lifeline.child_env(), "PYTHONUNBUFFERED": "1"}
         kwargs: dict[str, object] = {}
         if sys.platform == "win32":

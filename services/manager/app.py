@@ -20,6 +20,7 @@ from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
 from services.manager.errors import ApiError, TooManyAttempts
 from services.manager.server_link import ServerLink
+from services.manager.store.check import store_path
 from services.manager.store.db import connect
 from services.protocol import VERSION, api_contract
 from services.protocol.backoff import Backoff, retry_after_header
@@ -77,9 +78,9 @@ def create_app(config: ManagerConfig) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        conn = connect(config.data_dir / "tablao-manager.sqlite")
+        conn = connect(store_path(config.data_dir))
         core = ManagerCore(conn, config)
-        client = ManagerClient(config.server_url, config.token)
+        client = ManagerClient(config.server_url, config.token, ca_bundle=config.ca_bundle)
         link = ServerLink(core, client)
         app.state.core = core
         app.state.link = link

@@ -13,6 +13,8 @@ import uvicorn
 from services.localfarm.layout import FarmLayout
 from services.manager.app import create_app
 from services.manager.config import DEFAULT_PORT, ManagerConfig
+from services.manager.store.check import StoreUnusable, check_store
+from services.protocol import process_guard, tls
 from services.protocol.manager_client import server_urls
 from services.protocol.serving import quick_server
 
@@ -37,7 +39,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help='JSON file of path variables: {"render_root": {"linux": "/r", "windows": "R:\\\\"}}',
     )  # fmt: skip
     p.add_argument("--port-file", type=Path, default=None, help="write the port listened on here")
+    p.add_argument(
+        "--fresh-store", action="store_true",
+        help="start with an empty store when the old one is missing or damaged (it is kept aside)",
+    )  # fmt: skip
     p.add_argument("--log-level", default="info")
+    tls.tls_args(p, client=True)
     return p.parse_args(argv)
 
 
@@ -57,16 +64,29 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"tablao manager: cannot read --token-file: {exc}", file=sys.stderr)
         return 2
+    if problem := tls.listen_problem(args.host, args.tls_cert, args.tls_key, insecure_http=args.insecure_http):
+        print(f"tablao manager: cannot start: {problem}", file=sys.stderr)
+        return 2
     variables = json.loads(args.variables.read_text()) if args.variables else None
     config = ManagerConfig.from_env(
         args.server, token, data_dir=args.data_dir, host=args.host, port=args.port, name=args.name,
         worker_timeout=args.worker_timeout, blocklist_threshold=args.blocklist_threshold,
-        prefetch_margin=args.prefetch_margin, variables=variables,
+        prefetch_margin=args.prefetch_margin, variables=variables, ca_bundle=args.ca_bundle,
     )  # fmt: skip
+    # the registration secret was read; keep it out of /proc/PID/environ and this process out of reach
+    process_guard.forget_env(["TABLAO_WORKER_REGISTRATION_SECRET"])
+    process_guard.harden()
+    process_guard.private_files()  # the store, its WAL and logs: 0600
+    try:
+        check_store(config.data_dir, fresh=args.fresh_store)
+    except StoreUnusable as exc:
+        print(f"tablao manager: cannot start: {exc}", file=sys.stderr)
+        return 2
     app = create_app(config)
     server = quick_server(
         app, host=config.host, port=config.port, loop="uvloop", http="httptools",
         log_level=args.log_level, access_log=False,
+        ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
     )  # fmt: skip
     if args.port_file is not None:
         _report_port(server, args.port_file)

@@ -57,6 +57,8 @@ class ManagerConfig:
     auth_free_failures: int = 10  # wrong registration secrets or worker secrets per address before back-off
     # path variables: name -> {platform -> value}; render_root defaults to <data_dir>/render
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    # CA certificates to verify an https Server (None: TABLAO_CA_BUNDLE, else the system's)
+    ca_bundle: str | None = None
 
     def registration_secret_file(self) -> Path:
         return self.data_dir / "worker-registration.secret"

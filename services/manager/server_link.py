@@ -82,10 +82,15 @@ class ServerLink:
                     return sent
                 frozen = (outbox.new_seq(conn), [])
             seq, updates = frozen
-            # worker states ride along every few seconds: they are a view, not a history
-            reports = self.core.workers.reports() if now - self._last_reports >= REPORT_INTERVAL else []
             # leases are renewed a few times per lease period, not with every batch (updates renew their own)
             renew = now - self._last_renewal >= self._renew_every() * 0.8
+            # worker states ride along every few seconds: they are a view, not a history; all of them with each
+            # renewal, so a Server that marked them offline while this Manager was silent sees them again
+            reports = (
+                self.core.workers.reports(everything=renew)
+                if renew or now - self._last_reports >= REPORT_INTERVAL
+                else []
+            )
             held = list(self.core.tasks) if renew else []
             batch = UpdateBatch(seq=seq, task_updates=updates, workers=reports, held_task_ids=held)
             try:

@@ -7,13 +7,14 @@ with a bare socket (0.2 ms). This transport keeps httpx's client API (auth, time
 type) and replaces only the connection layer: an asyncio protocol per connection and httptools' C parser
 (llhttp, already here because uvicorn uses it).
 
-It speaks plain HTTP/1.1 to one origin and nothing else; `transport_for` falls back to httpx's own transport
-for https and for hosts an environment proxy applies to.
+It speaks HTTP/1.1 to one origin, in plain or over TLS (with a verifying client context); `transport_for`
+falls back to httpx's own transport for hosts an environment proxy applies to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import urllib.request
 from collections import deque
@@ -21,6 +22,8 @@ from typing import Any, cast
 
 import httptools
 import httpx
+
+from services.protocol.tls import client_context
 
 # uvicorn closes a connection idle for 5 s; dropping ours sooner avoids sending on one it is closing
 IDLE_EXPIRY_SECONDS = 4.0
@@ -151,13 +154,15 @@ class _Connection(asyncio.Protocol):
 class LeanTransport(httpx.AsyncBaseTransport):
     """Plain-HTTP keep-alive connections to one host; as many as there are requests at the same time."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._idle: deque[_Connection] = deque()
         self._open: set[_Connection] = set()
+        self._ssl = ssl_context  # https when given
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.scheme != "http":
-            raise httpx.UnsupportedProtocol(f"the lean transport speaks plain http, not {request.url.scheme!r}")
+        wanted = "https" if self._ssl is not None else "http"
+        if request.url.scheme != wanted:
+            raise httpx.UnsupportedProtocol(f"this lean transport speaks {wanted}, not {request.url.scheme!r}")
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         body = await request.aread()
         head = _request_head(request, body)
@@ -184,13 +189,16 @@ class LeanTransport(httpx.AsyncBaseTransport):
             conn.close()
             self._open.discard(conn)
         host = url.host
-        port = url.port or 80
+        port = url.port or (443 if self._ssl is not None else 80)
         loop = asyncio.get_running_loop()
+        tls: dict[str, Any] = {"ssl": self._ssl, "server_hostname": host} if self._ssl is not None else {}
         try:
             async with asyncio.timeout(connect_timeout):
-                _transport, conn = await loop.create_connection(_Connection, host, port)
+                _transport, conn = await loop.create_connection(_Connection, host, port, **tls)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {connect_timeout} s") from None
+        except ssl.SSLError as exc:  # a certificate we cannot verify: never fall back to plain
+            raise httpx.ConnectError(f"TLS with {host}:{port} failed: {exc.reason or exc}") from exc
         except OSError as exc:
             raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
         self._open.add(conn)
@@ -214,14 +222,15 @@ def _request_head(request: httpx.Request, body: bytes) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-def transport_for(base_url: str, **kwargs: Any) -> httpx.AsyncBaseTransport:
-    """The lean transport for a plain-http URL reached directly; httpx's own for https or through a proxy.
-
-    kwargs go to httpx.AsyncHTTPTransport when that is the one chosen.
+def transport_for(base_url: str, *, ca_bundle: str | None = None, **kwargs: Any) -> httpx.AsyncBaseTransport:
+    """The lean transport for a URL reached directly (https verified against `ca_bundle`, see tls.py);
+    httpx's own through a proxy. kwargs go to httpx.AsyncHTTPTransport when that is the one chosen.
     """
     url = httpx.URL(base_url)
+    https = url.scheme == "https"
     proxies = urllib.request.getproxies()
-    proxied = bool(proxies.get("http") or proxies.get("all")) and not urllib.request.proxy_bypass(url.host)
-    if url.scheme == "http" and not proxied:
-        return LeanTransport()
-    return httpx.AsyncHTTPTransport(**kwargs)
+    proxy = proxies.get("https" if https else "http") or proxies.get("all")
+    proxied = bool(proxy) and not urllib.request.proxy_bypass(url.host)
+    if proxied:
+        return httpx.AsyncHTTPTransport(verify=client_context(ca_bundle), **kwargs)
+    return LeanTransport(client_context(ca_bundle) if https else None)

@@ -65,6 +65,7 @@ class ManagerClient:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         self.urls = server_urls(base_url)
         self._current = 0
@@ -73,7 +74,7 @@ class ManagerClient:
                 base_url=url + API_PREFIX,
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=httpx.Timeout(timeout, connect=5.0),
-                transport=transport or transport_for(url),
+                transport=transport or transport_for(url, ca_bundle=ca_bundle),
             )
             for url in self.urls
         ]

@@ -43,6 +43,7 @@ from services.protocol.jobs import (
     TaskSummary,
 )
 from services.protocol.states import JobStatus, Role, TaskStatus, WorkerStatusRequest
+from services.protocol.tls import client_context
 
 
 class ApiError(Exception):
@@ -79,12 +80,20 @@ class ServerClient:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()] or [base_url.rstrip("/")]
         self._current = 0
+        # https is verified against ca_bundle, else TABLAO_CA_BUNDLE, else the system's CAs (tls.py)
         self._clients = [
-            httpx.AsyncClient(base_url=url + API_PREFIX, headers=headers, timeout=timeout, transport=transport)
+            httpx.AsyncClient(
+                base_url=url + API_PREFIX,
+                headers=headers,
+                timeout=timeout,
+                transport=transport,
+                verify=client_context(ca_bundle) if url.startswith("https:") else True,
+            )
             for url in self.urls
         ]
 

@@ -62,13 +62,20 @@ def _raise_for(resp: httpx.Response) -> None:
 class WorkerClient:
     """One keep-alive connection pool to the Manager. Network failures surface as `httpx.TransportError`."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        ca_bundle: str | None = None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._http = httpx.AsyncClient(
             base_url=self.base_url + API_PREFIX + "/worker",
             timeout=timeout,
-            transport=transport or transport_for(self.base_url),
+            transport=transport or transport_for(self.base_url, ca_bundle=ca_bundle),
         )
 
     def set_credentials(self, worker_id: str, secret: str) -> None:

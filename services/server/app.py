@@ -14,24 +14,26 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from services.protocol import API_PREFIX, VERSION, api_contract
+from services.protocol import API_PREFIX, VERSION, api_contract, process_guard
 from services.protocol.backoff import Backoff
 from services.protocol.body_limit import BodyLimit
-from services.server.api import ROUTERS, errors
+from services.server.api import ROUTERS, errors, storage_errors
 from services.server.background import Sweep, sweep_forever
 from services.server.config import ServerConfig
 from services.server.db import notify
-from services.server.db.engine import make_engine, sqlite_url
+from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url
 from services.server.db.migrate import take_first_start_turn, upgrade
 from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
-from services.server.store import events, link
+from services.server.store import events, link, silent
 from services.server.store.auth import bootstrap_admin
 from services.server.store.sessions import open_sessions
 
 
 def create_app(config: ServerConfig) -> FastAPI:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    process_guard.private_dir(config.data_dir)  # 0700: the database and admin.token are the farm's keys
+    if config.database_url is None:
+        process_guard.private_file(config.data_dir / SQLITE_NAME)
     url = config.database_url or sqlite_url(config.data_dir)
     server_lock = hold_sqlite(url)  # SQLite serves one Server process: a second one stops here, saying why
     engine = make_engine(url)
@@ -47,6 +49,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     sweeps = [
         Sweep("prune events", lambda s: events.prune(s, config.event_retention_seconds)),
         Sweep("expire leases", lambda s: link.expire_leases(s, config.lease_seconds, started=started)),
+        Sweep(
+            "offline workers of silent managers",
+            lambda s: silent.offline_workers_of_silent_managers(s, config.lease_seconds, started=started),
+        ),
     ]
 
     @contextlib.asynccontextmanager
@@ -85,6 +91,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.login_backoff = Backoff(free=config.auth_free_failures)  # failed logins, per address and user
     app.state.dispatcher = Dispatcher()
     errors.install(app)
+    storage_errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     api_contract.document_errors(app, errors.EXTRA_STATUSES)

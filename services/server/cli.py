@@ -7,8 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
+from services.protocol import process_guard, tls
 from services.protocol.states import Role
 from services.server.config import ServerConfig, load_variables
+from services.server.policy import FarmPolicy, PolicyError
 
 
 def _storage_args(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +20,21 @@ def _storage_args(parser: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace, **extra: object) -> ServerConfig:
     return ServerConfig.from_env(data_dir=args.data_dir, database_url=args.database_url, **extra)
+
+
+def _policy(path: Path, roots: list[str], *, required: bool) -> FarmPolicy:
+    if path.is_file() or required:
+        return FarmPolicy.load(path, roots)
+    return FarmPolicy(output_roots=tuple(roots))
+
+
+def _database_problem(exc: BaseException, cfg: ServerConfig) -> str:
+    """The error in plain words when it is the database's (full disk, damaged file, unreachable), else as is."""
+    from services.server.db.engine import sqlite_url
+    from services.server.db.problems import describe, safe_url
+
+    where = safe_url(cfg.database_url) if cfg.database_url else sqlite_url(cfg.data_dir).removeprefix("sqlite:///")
+    return describe(exc, where) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def main(argv: list[str]) -> int:
@@ -30,13 +47,33 @@ def main(argv: list[str]) -> int:
         "--variables", type=Path, default=None,
         help='JSON file of the farm\'s path variables, published to clients (env TABLAO_VARIABLES)',
     )  # fmt: skip
+    parser.add_argument(
+        "--policy", type=Path, help="the farm's trust policy, TOML (default: policy.toml in the data dir)"
+    )
+    parser.add_argument(
+        "--output-root", action="append", default=[], metavar="DIR",
+        help="jobs may write only under these folders (repeatable; path variables allowed)",
+    )  # fmt: skip
+    tls.tls_args(parser, client=False)
     args = parser.parse_args(argv)
+    if problem := tls.listen_problem(args.host, args.tls_cert, args.tls_key, insecure_http=args.insecure_http):
+        print(f"tablao server: cannot start: {problem}", file=sys.stderr)
+        return 2
     try:
         variables = load_variables(args.variables) if args.variables else None
         cfg = _config(args, host=args.host, port=args.port, lease_seconds=args.lease_seconds, variables=variables)
     except ValueError as exc:
         print(f"tablao server: {exc}", file=sys.stderr)
         return 2
+    try:
+        cfg.policy = _policy(args.policy or cfg.data_dir / "policy.toml", args.output_root, required=bool(args.policy))
+    except PolicyError as exc:
+        print(f"tablao server: cannot start: {exc}", file=sys.stderr)
+        return 2
+    # the admin token and a database URL's password were read; keep them from other processes of this user
+    process_guard.forget_env(["TABLAO_ADMIN_TOKEN", "TABLAO_DATABASE_URL"])
+    process_guard.harden()
+    process_guard.private_files()  # the database, its WAL and logs: 0600
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from services.protocol.serving import quick_server
@@ -45,11 +82,16 @@ def main(argv: list[str]) -> int:
     try:
         app = create_app(cfg)
     except Exception as exc:  # a readable line instead of a traceback: bad URL, unreachable database
-        print(f"tablao server: cannot start: {exc}", file=sys.stderr)
+        print(f"tablao server: cannot start: {_database_problem(exc, cfg)}", file=sys.stderr)
         return 1
     token_note = "preset by TABLAO_ADMIN_TOKEN" if cfg.admin_token else str(cfg.data_dir / "admin.token")
-    print(f"Tablao Server on http://{cfg.host}:{cfg.port} (admin token: {token_note})", flush=True)
-    quick_server(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False).run()
+    print(
+        f"Tablao Server on {tls.scheme(args.tls_cert)}://{cfg.host}:{cfg.port} (admin token: {token_note})", flush=True
+    )
+    quick_server(
+        app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+        ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+    ).run()  # fmt: skip
     return 0
 
 
@@ -77,6 +119,8 @@ def admin_main(kind: str, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     cfg = _config(args)
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from services.server.db.engine import make_engine, sqlite_url
     from services.server.db.migrate import upgrade
     from services.server.store import auth, farm
@@ -85,7 +129,12 @@ def admin_main(kind: str, argv: list[str]) -> int:
 
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(cfg.database_url or sqlite_url(cfg.data_dir))
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"tablao {kind}: {_database_problem(exc, cfg)}", file=sys.stderr)
+        engine.dispose()
+        return 1
     _, writers = open_sessions(engine)
     try:
         with writers() as session:
@@ -118,6 +167,9 @@ def admin_main(kind: str, argv: list[str]) -> int:
             session.commit()
     except StoreError as exc:
         print(f"tablao {kind}: {exc.message}", file=sys.stderr)
+        return 1
+    except (SQLAlchemyError, OSError) as exc:
+        print(f"tablao {kind}: {_database_problem(exc, cfg)}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
+from services.server.policy import FarmPolicy
 
 DEFAULT_PORT = DEFAULT_SERVER_PORT
 
@@ -52,6 +53,8 @@ class ServerConfig:
     # path variables the farm shares, name -> {platform -> value}, as the Managers' `--variables` files give
     # them; published to clients (the Blender add-on checks that files lie under one of them)
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    # who may submit which job types, and where outputs may go (docs/security.md)
+    policy: FarmPolicy = field(default_factory=FarmPolicy)
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerConfig:

@@ -22,6 +22,7 @@ from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
 from services.worker.runners import Programs, available_task_types, prepare_checks
 from services.worker.sampler import Sampler
 from services.worker.software import software_versions
+from services.worker.task_policy import TaskPolicy, effective_policy, use_policy
 from services.worker.taskrun import TaskRun
 
 log = logging.getLogger("tablao.worker")
@@ -29,6 +30,10 @@ log = logging.getLogger("tablao.worker")
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_RESTART = 75  # EX_TEMPFAIL: the supervisor (all-in-one, systemd, the tray) starts us again
+
+
+class _Refused(Exception):
+    """The Manager no longer accepts this worker's credentials (the agent registers again)."""
 
 
 class FatalError(Exception):
@@ -55,6 +60,10 @@ class AgentConfig:
     # next start, and a worker that does not sign off is marked offline by the Manager's timeout
     shutdown_flush_seconds: float = 0.5
     sign_off_seconds: float = 0.3
+    # what tasks may see and touch (environment, output roots, secrets out of reach, Blender scripts)
+    task_policy: TaskPolicy = field(default_factory=TaskPolicy)
+    # CA certificates to verify an https Manager (None: TABLAO_CA_BUNDLE, else the system's)
+    ca_bundle: str | None = None
 
 
 def _reason(text: str | None) -> Unavailability | None:
@@ -71,7 +80,7 @@ def platform_name() -> str:
 class Agent:
     def __init__(self, config: AgentConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
-        self.client = WorkerClient(config.manager_url, transport=transport)
+        self.client = WorkerClient(config.manager_url, transport=transport, ca_bundle=config.ca_bundle)
         self.status = WorkerStatus.STARTING
         self.exit_code = EXIT_OK
         self.current: TaskRun | None = None
@@ -101,6 +110,8 @@ class Agent:
             # Windows has no loop signal handlers: Ctrl-C arrives as KeyboardInterrupt in cli.py instead
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop, EXIT_OK, f"signal {sig.name}")
+        # set here so every task created below inherits it; the worker's own files are never a task's to read
+        use_policy(effective_policy(self.config.task_policy, self.config.data_dir))
         self.buffer = open_buffer(
             self.config.data_dir, self.client, on_stale=self._on_stale, batch_delay=self.config.batch_delay
         )
@@ -151,11 +162,25 @@ class Agent:
         await self.client.aclose()
 
     async def _start_and_work(self, background: list[asyncio.Task[None]]) -> None:
-        await self._sign_on()
-        assert self.buffer is not None
-        background.append(asyncio.create_task(self.buffer.run_sender()))
-        background.append(asyncio.create_task(self._heartbeat_loop()))
-        await self._work_loop()
+        while True:
+            await self._sign_on()
+            assert self.buffer is not None
+            if not background:
+                background.append(asyncio.create_task(self.buffer.run_sender()))
+                background.append(asyncio.create_task(self._heartbeat_loop()))
+            try:
+                await self._work_loop()
+                return
+            except _Refused as exc:
+                # a Manager that lost its store (started fresh) no longer knows us: register again
+                if not self.config.registration_secret:
+                    raise FatalError(
+                        f"the Manager refused this worker's credentials ({exc}) and no registration secret "
+                        "was given to register again (--registration-secret-file or "
+                        "TABLAO_WORKER_REGISTRATION_SECRET)"
+                    ) from exc
+                log.warning("the Manager refused this worker's credentials (%s); registering again", exc)
+                self.status = WorkerStatus.STARTING
 
     # -- registration and sign-on --------------------------------------------------------------------------
 
@@ -295,7 +320,7 @@ class Agent:
                 buffer.ack(rows)
                 self._finished_task = None
         except Unauthorized as exc:
-            raise FatalError(f"the Manager refused this worker's credentials: {exc.detail}") from exc
+            raise _Refused(exc.detail) from exc
         except (httpx.TransportError, ManagerError) as exc:
             delay = self._backoff.next_delay()
             log.warning("asking for a task failed (%s); retrying in %.1f s", exc, delay)

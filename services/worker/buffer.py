@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from services.protocol import process_guard
 from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
 
 log = logging.getLogger("tablao.worker.buffer")
@@ -232,5 +233,6 @@ class UpdateBuffer:
 
 
 def open_buffer(data_dir: Path, client: WorkerClient, **kwargs: Any) -> UpdateBuffer:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    process_guard.private_dir(data_dir)
+    process_guard.private_file(data_dir / "updates.sqlite")
     return UpdateBuffer(data_dir / "updates.sqlite", client, **kwargs)

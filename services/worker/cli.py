@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 # httpx imports its own command-line tool (click, rich, pygments: ~5 MB of an idle worker's memory) whenever
@@ -16,9 +17,11 @@ from pathlib import Path
 # this module is imported before httpx, as with `python -m services.worker.cli`.
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from services.worker import render_limits  # noqa: E402 - after the line above
+from services.protocol import process_guard  # noqa: E402 - after the line above
+from services.worker import render_limits  # noqa: E402
 from services.worker.agent import EXIT_ERROR, Agent, AgentConfig  # noqa: E402
 from services.worker.runners import Programs  # noqa: E402
+from services.worker.task_policy import TaskPolicy  # noqa: E402
 
 EXIT_USAGE = 2
 SECRET_ENV = "TABLAO_WORKER_REGISTRATION_SECRET"
@@ -65,6 +68,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep this worker's credentials in worker.json (0600) or in the OS keyring",
     )
     p.add_argument("--control", choices=("stdio",), help=argparse.SUPPRESS)  # the tray drives the worker
+    trust = p.add_argument_group("what tasks may do (docs/security.md)")
+    trust.add_argument(
+        "--output-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="commands may write only under these folders (repeatable; path variables allowed, e.g. {render_root})",
+    )
+    trust.add_argument(
+        "--env-allow",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also pass this inherited environment variable to tasks (repeatable; * allowed)",
+    )
+    trust.add_argument(
+        "--protect",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="a file or folder tasks may never read or write (repeatable; the worker's data "
+        "directory, Tablao's data folders and the secret file are always protected)",
+    )
+    trust.add_argument(
+        "--allow-blender-autoexec",
+        action="store_true",
+        help="let Blender run Python scripts stored in blend files (off by default)",
+    )
+    trust.add_argument(
+        "--no-confine",
+        action="store_true",
+        help="do not confine tasks with Landlock (they can then read this user's secrets)",
+    )
+    trust.add_argument("--run-as", metavar="USER", help="run task processes as this OS user (needs root)")
+    p.add_argument(
+        "--ca-bundle", metavar="PEM", help="CA certificates to verify an https Manager (or TABLAO_CA_BUNDLE)"
+    )
     p.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--poll-wait", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -73,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _csv(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _check_run_as(user: str) -> None:
+    if sys.platform == "win32":
+        raise UsageError("--run-as: not available on Windows")
+    import pwd
+
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise UsageError(f"--run-as: no user named {user!r}") from None
+    if os.geteuid() != 0:
+        raise UsageError("--run-as: the worker must run as root to start tasks as another user")
 
 
 def make_config(args: argparse.Namespace) -> AgentConfig:
@@ -112,7 +166,22 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
     task_types = _csv(args.task_types) if args.task_types is not None else None
     if task_types is not None and not task_types:
         raise UsageError("--task-types: give at least one task type")
+    if args.run_as is not None:
+        _check_run_as(args.run_as)
+    protect = list(args.protect)
+    if args.registration_secret_file is not None:
+        protect.append(args.registration_secret_file)
+    policy = TaskPolicy(
+        env_allow=tuple(args.env_allow),
+        output_roots=tuple(args.output_root),
+        protect=tuple(protect),
+        blender_autoexec=args.allow_blender_autoexec,
+        confine=not args.no_confine,
+        run_as=args.run_as,
+    )
     return AgentConfig(
+        ca_bundle=args.ca_bundle,
+        task_policy=policy,
         manager_url=url,
         data_dir=data_dir,
         name=name,
@@ -131,6 +200,11 @@ def main(argv: list[str]) -> int:
         args = build_parser().parse_args(argv)
         config = make_config(args)
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        # the registration secret was read; tasks must not find it in /proc/PID/environ or in our memory
+        process_guard.forget_env([SECRET_ENV])
+        process_guard.harden()
+        # the buffer and credentials 0600; programs the worker starts get the previous mask back
+        task_umask = process_guard.private_files()
     except UsageError as exc:
         print(f"tablao worker: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -148,6 +222,7 @@ def main(argv: list[str]) -> int:
         render_limits.RenderLimits(threads=args.render_threads, low_priority=args.render_priority == "low")
     )
     try:
+        config.task_policy = replace(config.task_policy, umask=task_umask)
         return asyncio.run(_run(config, control=args.control == "stdio"))
     except KeyboardInterrupt:  # Windows, where the loop has no signal handlers
         return 0

@@ -11,6 +11,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from services.protocol import process_guard
+
 FILE_NAME = "worker.json"
 KEYRING_SERVICE = "tablao-worker"
 
@@ -42,7 +44,7 @@ def load(data_dir: Path, manager_url: str, *, in_keyring: bool = False) -> Crede
 
 
 def save(data_dir: Path, creds: Credentials, *, in_keyring: bool = False) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    process_guard.private_dir(data_dir)
     if in_keyring:
         _keyring_set(data_dir, json.dumps(asdict(creds)))
         return

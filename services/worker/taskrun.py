@@ -12,6 +12,7 @@ import httpx
 from services.protocol.states import TaskStatus, WorkerStatusRequest
 from services.protocol.worker_api import AssignedTask
 from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
+from services.worker import task_policy
 from services.worker.buffer import UpdateBuffer
 from services.worker.reporter import TaskReporter
 from services.worker.runners import CommandFailed, Programs, RunContext, get_runner
@@ -120,11 +121,15 @@ class TaskRun:
 
     async def _run_commands(self) -> None:
         commands = self.task.commands
+        task_policy.use_variables(self.task.variables)  # for output roots written with path variables
         for i, command in enumerate(commands, 1):
             runner = get_runner(command.name)
             if runner is None:
                 raise CommandFailed(f"unknown command {command.name!r}")
             params = substitute(command.parameters, self.task.variables)
+            if problem := task_policy.output_problem(command.name, params):
+                raise CommandFailed(problem)
+            await asyncio.to_thread(task_policy.make_output_folders, command.name, params)
             self.reporter.activity(f"command {i}/{len(commands)}: {command.name}")
             ctx = RunContext(
                 log=self.reporter.log,

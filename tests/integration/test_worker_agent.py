@@ -110,7 +110,9 @@ def test_agent_registers_runs_tasks_and_reports_their_logs(farm, tmp_path: Path)
 
 def test_sigterm_stops_the_command_and_gives_the_task_back(farm, tmp_path: Path) -> None:
     server, mgr = farm
-    marker = tmp_path / "started"
+    # in a folder of its own: a task cannot create files beside the worker's protected data directory
+    marker = tmp_path / "out" / "started"
+    marker.parent.mkdir()
     agent = AgentProcess(mgr, tmp_path / "w2", "w2")
     try:
         job = submit(server, ["sh", "-c", f"touch {marker}; echo long task; sleep 60"], "1")
@@ -165,7 +167,8 @@ def test_sleep_wake_cancel_and_restart(farm, tmp_path: Path) -> None:
     """Requests from the Server reach the worker through its Manager: asleep, awake, a canceled job, restart."""
     server, mgr = farm
     agent = AgentProcess(mgr, tmp_path / "w4", "w4")
-    marker = tmp_path / "running"
+    marker = tmp_path / "out" / "running"
+    marker.parent.mkdir()
     try:
         wid = wait_for(lambda: _worker(server, "w4"), what="the Server to know the worker")["id"]
         _request(server, wid, "asleep")

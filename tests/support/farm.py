@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -41,6 +42,8 @@ def local_farm(
         workers,
         manager_args=("--worker-timeout", "6", *manager_args),
         worker_args=("--heartbeat-interval", "1", "--poll-wait", "2", *worker_args),
+        # tests write their outputs into their own temporary folders; the farm's data stays protected
+        output_roots=(tempfile.gettempdir(),),
     )
     loop = LoopThread()
     client = None

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from services.protocol import process_guard
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- tasks held: the claim as the Server sent it (JSON) plus where the task is at this Manager
@@ -55,7 +57,8 @@ CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY, body TEXT NOT NULL)
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    process_guard.private_dir(path.parent)
+    process_guard.private_file(path)  # 0600, and so its WAL: it holds the workers' credentials
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, one write transaction per request
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")

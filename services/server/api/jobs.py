@@ -24,6 +24,7 @@ from services.protocol.jobs import (
 from services.protocol.states import JobStatus, TaskStatus
 from services.server.api.deps import ConfigDep, DispatcherDep, ReadSessionDep, SessionDep, UserDep
 from services.server.db.tables import JobRow
+from services.server.jobtypes.registry import get_job_type
 from services.server.store import jobs as store
 from services.server.store import submission
 from services.server.store.convert import job_to_wire, log_entry, task_summary
@@ -37,6 +38,8 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 @router.post("", status_code=201)
 def submit_job(sub: JobSubmission, request: Request, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep) -> Job:
     """Compiled outside any lock and stored in short transactions (see store/submission.py)."""
+    if (job_type := get_job_type(sub.type)) is not None:  # an unknown type gets its 422 from the store
+        cfg.policy.check_submission(sub.type, job_type, sub.settings, user.role)
     limits = Limits(cfg.max_tasks_per_job, cfg.max_active_jobs_per_user, cfg.max_unfinished_tasks_per_user)
 
     def finish(session: Session, job: JobRow) -> AbstractContextManager[object]:

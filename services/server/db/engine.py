@@ -10,9 +10,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+SQLITE_NAME = "tablao-server.sqlite"
+
 
 def sqlite_url(data_dir: Path) -> str:
-    return f"sqlite:///{data_dir / 'tablao-server.sqlite'}"
+    return f"sqlite:///{data_dir / SQLITE_NAME}"
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -75,8 +76,17 @@ class CompileError(ValueError):
         self.message = message
 
 
+class Capability(StrEnum):
+    """How much a job type lets its submitter do on the workers (docs/security.md)."""
+
+    COMMAND = "command"  # runs whatever program the submitter names: as powerful as a shell there
+    PROGRAM = "program"  # runs known programs with settings the job type checks
+
+
 class JobType(ABC):
     name: ClassVar[str]
+    # unknown job types are trusted least: a plug-in says `program` when its commands are fixed
+    capability: ClassVar[Capability] = Capability.COMMAND
     label: ClassVar[str]
     description: ClassVar[str]
     Settings: ClassVar[type[JobTypeSettings]]

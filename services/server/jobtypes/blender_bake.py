@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from services.protocol.commands import BLENDER_BAKE, BakeParams, CacheEntry, TaskType, VerifyBakeParams
-from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings
+from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import PathStr, blendfile_field, frame_end_not_before_start, invalid
 
 VERIFY_TASK = "verify-bake"
@@ -84,6 +84,7 @@ class BlenderBakeSettings(JobTypeSettings):
 
 class BlenderBake(JobType):
     name = "blender-bake"
+    capability = Capability.PROGRAM
     label = "Blender bake"
     description = "Bake simulation caches (point caches, fluid, cloth) in parallel, then check them."
     Settings = BlenderBakeSettings

@@ -14,7 +14,7 @@ from services.protocol.commands import (
     FfmpegParams,
     TaskType,
 )
-from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings, paused_gc
+from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings, paused_gc
 from services.server.jobtypes.fields import (
     FrameRange,
     ImageFormat,
@@ -91,6 +91,7 @@ class BlenderRenderSettings(JobTypeSettings):
 
 class BlenderRender(JobType):
     name = "blender-render"
+    capability = Capability.PROGRAM
     label = "Blender render"
     description = "Render an animation with Blender, in chunks of frames; optionally a preview video after."
     Settings = BlenderRenderSettings

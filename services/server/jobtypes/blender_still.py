@@ -17,7 +17,7 @@ from services.protocol.commands import (
     MergeTilesParams,
     TaskType,
 )
-from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings
+from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import (
     FORMAT_EXTENSIONS,
     ImageFormat,
@@ -132,6 +132,7 @@ def _border(lo: int, hi: int, size: int) -> tuple[float, float]:
 
 class BlenderStill(JobType):
     name = "blender-still"
+    capability = Capability.PROGRAM
     label = "Blender still"
     description = "Render one frame on several workers, as tiles or as sample chunks, and merge the parts."
     Settings = BlenderStillSettings

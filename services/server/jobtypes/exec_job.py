@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from services.protocol.commands import EXEC, ExecParams
-from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings, paused_gc
+from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings, paused_gc
 from services.server.jobtypes.fields import FrameRange, PathStr, frames_field, invalid, path_field
 from services.server.jobtypes.frames import chunk_frames, parse_frames
 
@@ -97,6 +97,7 @@ def substitute(text: str, start: int, end: int) -> str:
 
 class ExecJob(JobType):
     name = "exec"
+    capability = Capability.COMMAND  # the submitter names the program: wranglers and admins by default
     label = "Command line"
     description = "Run a program once per chunk of frames, with the frame numbers in its arguments."
     Settings = ExecSettings

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from services.protocol.commands import FFMPEG, REMOVE_PATH, TaskType
-from services.server.jobtypes.base import CompiledTask, JobContext, JobType, JobTypeSettings
+from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import PathStr, frame_end_not_before_start, invalid, path_field
 from services.server.jobtypes.paths import split, stem_and_extension
 
@@ -110,6 +110,7 @@ def codec_args(codec: Codec, crf: int, container: str) -> list[str]:
 
 class FfmpegEncode(JobType):
     name = "ffmpeg-encode"
+    capability = Capability.PROGRAM
     label = "ffmpeg encode"
     description = "Encode an image sequence into a video: segments in parallel, then joined without re-encoding."
     Settings = FfmpegEncodeSettings

@@ -12,6 +12,7 @@ from services.protocol.commands import BakeParams, VerifyBakeParams
 from services.worker.runners.base import CommandFailed, RunContext, need_program
 from services.worker.runners.blender import BlenderOutput
 from services.worker.runners.process import run_process
+from services.worker.task_policy import blender_autoexec_args
 
 NAME = "blender-bake"
 _STEP = re.compile(r"^Tablao: (?:baked|verified) (\d+)/(\d+)")
@@ -136,7 +137,16 @@ async def run_blender_bake(params: BakeParams | VerifyBakeParams, ctx: RunContex
     checked = bake_params(params)
     if not await asyncio.to_thread(Path(blendfile).is_file):
         raise CommandFailed(f"{NAME}: blend file {blendfile} does not exist")
-    argv = [blender, "-b", blendfile, "--python-exit-code", "1", "--python-expr", bake_expression(checked)]
+    argv = [
+        blender,
+        *blender_autoexec_args(),
+        "-b",
+        blendfile,
+        "--python-exit-code",
+        "1",
+        "--python-expr",
+        bake_expression(checked),
+    ]
     ctx.log(f"running: {blender} -b {blendfile} --python-expr <{checked['target']} script>")
     parser = _BakeOutput(ctx, None)
     status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from pathlib import Path
 
 from services.protocol.commands import EchoParams, ExecParams, SleepParams
 from services.worker.runners.base import CommandFailed, RunContext
 from services.worker.runners.process import run_process
+from services.worker.task_env import refused
 
 
 async def run_exec(params: ExecParams, ctx: RunContext) -> None:
@@ -21,8 +21,9 @@ async def run_exec(params: ExecParams, ctx: RunContext) -> None:
     program = shutil.which(argv[0])
     if program is None:
         raise CommandFailed(f"exec: program {argv[0]!r} not found")
-    env = {**os.environ, **extra_env} if extra_env else None
-    status = await run_process([program, *argv[1:]], ctx.log, cwd=cwd, env=env, grace_seconds=ctx.grace_seconds)
+    if dropped := refused(extra_env):
+        ctx.log(f"exec: not passed on (they change how programs load, or look like secrets): {', '.join(dropped)}")
+    status = await run_process([program, *argv[1:]], ctx.log, cwd=cwd, env=extra_env, grace_seconds=ctx.grace_seconds)
     if status != 0:
         raise CommandFailed(f"exec: {argv[0]} exited with status {status}")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from services.protocol.commands import BlenderRenderParams
 from services.worker.runners.base import CommandFailed, RunContext, need_program
 from services.worker.runners.process import run_process
+from services.worker.task_policy import blender_autoexec_args
 
 NAME = "blender-render"
 _FRA = re.compile(r"^Fra:(-?\d+)\b")
@@ -68,7 +69,8 @@ class BlenderOutput:
 
 
 def render_argv(blender: str, params: BlenderRenderParams) -> list[str]:
-    argv = [blender, "-b", params["blendfile"]]
+    # scripts stored in the blend file run only where the farm allows it; the flag must precede the file
+    argv = [blender, *blender_autoexec_args(), "-b", params["blendfile"]]
     expr = params.get("python_expr")
     if expr:
         argv += ["--python-exit-code", "1", "--python-expr", expr]

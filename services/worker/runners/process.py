@@ -1,5 +1,6 @@
 """The shared subprocess wrapper: own process group, output streamed line by line, cancel = TERM then KILL;
-the program dies with the worker however the worker ends (services.localfarm.lifeline)."""
+the program dies with the worker however the worker ends (services.localfarm.lifeline), sees a scrubbed
+environment and, where the farm asks, is confined (services.worker.task_policy)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 
 from services.localfarm.lifeline import Lifeline, program_hook
-from services.worker import render_limits
+from services.worker import render_limits, task_policy
 from services.worker.runners.base import CommandFailed
 
 LINE_MAX_CHARS = 10_000
@@ -30,20 +31,37 @@ async def run_process(
 ) -> int:
     """Run argv to the end and return its exit status; cancelling the awaiting task stops the process.
 
-    stdout and stderr are merged so lines reach the callback in the order the program wrote them.
+    stdout and stderr are merged so lines reach the callback in the order the program wrote them. `env`
+    holds the command's own variables, added to the worker's scrubbed environment (see task_policy).
     """
-    kwargs: dict[str, object] = {}
+    # the task's environment and confinement (Landlock, another user): built off the loop, it walks folders
+    prepared = await asyncio.to_thread(task_policy.prepare, env)
+    try:
+        return await _run(argv, on_line, cwd, prepared, grace_seconds)
+    finally:
+        prepared.close()
+
+
+async def _run(
+    argv: Sequence[str],
+    on_line: Callable[[str], None],
+    cwd: str | None,
+    prepared: task_policy.Prepared,
+    grace_seconds: float,
+) -> int:
+    kwargs: dict[str, object] = dict(prepared.spawn)
     if sys.platform != "win32":
         # a new session makes a process group we can signal as a whole (Blender, shell scripts' children)
         kwargs["start_new_session"] = True
-        # a worker killed outright takes its render with it; the tray's lower priority (none unless configured)
-        hooks = [h for h in (program_hook(), render_limits.preexec()) if h is not None]
+        # between fork and exec, in this order: the program dies with the worker however the worker ends; the
+        # tray's lower priority (none unless configured); last the task's confinement (Landlock)
+        hooks = [h for h in (program_hook(), render_limits.preexec(), prepared.preexec) if h is not None]
         if hooks:
             kwargs["preexec_fn"] = hooks[0] if len(hooks) == 1 else _in_turn(hooks)
     else:
         kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | render_limits.creationflags()
-    # the tray's limits: lower priority and CPU threads for renders (no-ops unless configured)
-    env = render_limits.child_env(env)
+    # the tray's limits: CPU threads for renders (no-op unless configured), on top of the scrubbed environment
+    env = render_limits.child_env(prepared.env)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -58,6 +76,8 @@ async def run_process(
         raise CommandFailed(f"cannot start {argv[0]!r}: program or working directory not found") from exc
     except OSError as exc:
         raise CommandFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+    except subprocess.SubprocessError as exc:  # a pre-exec hook failed: never run a task unconfined
+        raise CommandFailed(f"cannot start {argv[0]!r} confined: {exc}") from exc
     _lifeline().bind(proc.pid)  # Windows: the worker's kill-on-close job
     render_limits.apply(proc.pid)
     try:

@@ -19,6 +19,7 @@ from services.protocol.commands import MergeSamplesParams
 from services.worker.runners.base import CommandFailed, RunContext, need_program
 from services.worker.runners.blender import BlenderOutput
 from services.worker.runners.process import run_process
+from services.worker.task_policy import blender_autoexec_args
 
 NAME = "merge-samples"
 
@@ -95,7 +96,8 @@ async def run_merge_samples(params: MergeSamplesParams, ctx: RunContext) -> None
     await asyncio.to_thread(Path(params["output"]).parent.mkdir, parents=True, exist_ok=True)
     script_params = {k: params[k] for k in ("inputs", "output", "format")} | {"scene": params.get("scene")}
     expr = "import json\nPARAMS = " + repr(json.dumps(script_params)) + "\n" + MERGE_SCRIPT
-    argv = [blender, "-b", blendfile, "--python-exit-code", "1", "--python-expr", expr]
+    # scripts stored in the blend file run only where the farm allows it; the flag must precede the file
+    argv = [blender, *blender_autoexec_args(), "-b", blendfile, "--python-exit-code", "1", "--python-expr", expr]
     ctx.log(f"running: {blender} -b {blendfile} --python-expr <merge {len(params['inputs'])} sample chunks>")
     parser = BlenderOutput(ctx, 1)
     status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds)

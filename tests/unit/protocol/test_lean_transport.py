@@ -204,14 +204,19 @@ async def test_a_cancelled_request_does_not_leave_its_connection_for_the_next(
     assert server.connections == 2
 
 
-def test_https_and_proxied_hosts_use_httpx_own_transport(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+def test_proxied_hosts_use_httpx_own_transport_and_https_the_lean_one_over_tls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+                 "NO_PROXY"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     assert isinstance(transport_for("http://manager:8471"), LeanTransport)
-    assert isinstance(transport_for("https://manager:8471"), httpx.AsyncHTTPTransport)
+    assert isinstance(transport_for("https://manager:8471"), LeanTransport)  # verified TLS (tests/e2e/test_tls.py)
     monkeypatch.setenv("http_proxy", "http://proxy:3128")
+    monkeypatch.setenv("https_proxy", "http://proxy:3128")
     monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
     assert isinstance(transport_for("http://manager:8471"), httpx.AsyncHTTPTransport)
+    assert isinstance(transport_for("https://manager:8471"), httpx.AsyncHTTPTransport)
     assert isinstance(transport_for("http://127.0.0.1:8471"), LeanTransport)
 
 

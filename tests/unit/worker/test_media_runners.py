@@ -61,7 +61,8 @@ def test_render_command_line_puts_output_and_format_before_frames():
         {"blendfile": "/s.blend", "output": "/r/frame_####", "format": "PNG", "frames": "1..2", "scene": "Main",
          "python_expr": "import bpy", "args": ["--threads", "1"]},
     )  # fmt: skip
-    assert argv == ["/usr/bin/blender", "-b", "/s.blend", "--python-exit-code", "1", "--python-expr", "import bpy",
+    assert argv == ["/usr/bin/blender", "--disable-autoexec", "-b", "/s.blend", "--python-exit-code", "1",
+                    "--python-expr", "import bpy",
                     "-S", "Main", "--threads", "1", "-o", "/r/frame_####", "-F", "PNG", "-f", "1..2"]  # fmt: skip
 
 

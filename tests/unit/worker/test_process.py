@@ -91,8 +91,8 @@ async def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(rec):
 async def test_exec_runs_a_program_with_cwd_and_env(tmp_path: Path, rec):
     run = get_runner("exec")
     assert run is not None
-    code = "import os; print(os.getcwd()); print(os.environ['TABLAO_TEST'])"
-    await run({"argv": [PY, "-c", code], "cwd": str(tmp_path), "env": {"TABLAO_TEST": "hello"}}, rec.context())
+    code = "import os; print(os.getcwd()); print(os.environ['FARM_TEST'])"
+    await run({"argv": [PY, "-c", code], "cwd": str(tmp_path), "env": {"FARM_TEST": "hello"}}, rec.context())
     assert rec.lines == [str(tmp_path), "hello"]
 
 

@@ -1,0 +1,30 @@
+"""Database failures during a request, answered in plain words: 507 for a full disk, 503 for a damaged or
+unreachable database, instead of an anonymous 500."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from services.server.api.errors import error_body
+from services.server.db.problems import DATABASE_ERRORS, describe, kind, safe_url
+
+log = logging.getLogger("tablao.server.storage")
+_STATUS = {"full": 507, "damaged": 503, "unreachable": 503}
+
+
+def install(app: FastAPI) -> None:
+    async def storage_problem(request: Request, exc: Exception) -> JSONResponse:
+        found = kind(exc)
+        if found is None:
+            raise exc  # not the storage's fault: the generic 500 handling applies
+        where = safe_url(str(request.app.state.engine.url))
+        message = describe(exc, where) or str(exc)
+        log.error("%s %s: %s", request.method, request.url.path, message)
+        return JSONResponse(error_body(message), status_code=_STATUS[found])
+
+    for error in DATABASE_ERRORS:
+        if error is not OSError:  # an OSError is the database's only when it carries its error (ENOSPC)
+            app.add_exception_handler(error, storage_problem)

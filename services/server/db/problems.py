@@ -1,0 +1,69 @@
+"""Database failures in plain words: a full disk, a damaged file, a database that cannot be reached."""
+
+from __future__ import annotations
+
+import errno
+import re
+import sqlite3
+
+from sqlalchemy.exc import SQLAlchemyError
+
+_FULL = re.compile(r"disk is full|no space left|could not extend file|disk full|quota exceeded", re.IGNORECASE)
+_DAMAGED = re.compile(r"not a database|malformed|disk image|corrupt|file is encrypted", re.IGNORECASE)
+_UNREACHABLE = re.compile(
+    r"connection refused|could not connect|connection failed|timeout expired|name or service not known|"
+    r"no such host|unable to open database file",
+    re.IGNORECASE,
+)
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    found: list[type[Exception]] = [SQLAlchemyError, OSError, sqlite3.Error]
+    try:  # PostgreSQL's driver, for the raw cursor the bulk task insert uses
+        import psycopg
+
+        found.append(psycopg.Error)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+# what a database call may raise: SQLAlchemy's wrappers, or a driver's own errors from a raw cursor
+DATABASE_ERRORS = _driver_errors()
+
+
+def _root(exc: BaseException) -> BaseException:
+    orig = getattr(exc, "orig", None)
+    return orig if isinstance(orig, BaseException) else exc
+
+
+def kind(exc: BaseException) -> str | None:
+    """`full`, `damaged`, `unreachable`, or None when the error is none of these."""
+    root = _root(exc)
+    if isinstance(root, OSError) and root.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "full"
+    if not isinstance(exc, DATABASE_ERRORS):
+        return None
+    text = str(root)
+    for name, pattern in (("full", _FULL), ("damaged", _DAMAGED), ("unreachable", _UNREACHABLE)):
+        if pattern.search(text):
+            return name
+    return None
+
+
+def describe(exc: BaseException, where: str) -> str | None:
+    """One line saying what is wrong with the database at `where` and what to do, or None if unknown."""
+    found = kind(exc)
+    first = str(_root(exc)).strip().splitlines()[0] if str(_root(exc)).strip() else type(exc).__name__
+    if found == "full":
+        return f"the disk holding the database {where} is full ({first}): free some space; nothing was lost"
+    if found == "damaged":
+        return f"the database {where} is damaged ({first}): restore it from a backup"
+    if found == "unreachable":
+        return f"cannot reach the database {where} ({first})"
+    return None
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)

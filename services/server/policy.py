@@ -1,0 +1,138 @@
+"""The farm's trust policy at submission: who may submit which job type, and where outputs may go.
+
+Job types carry a capability: `command` (runs whatever program the submitter names, e.g. `exec`) or
+`program` (runs known programs with checked settings, e.g. `blender-render`). By default artists may submit
+`program` job types only; wranglers and admins may submit both. A TOML file (`--policy`, or `policy.toml`
+in the Server's data directory) changes that per capability or per job type, and names the output roots:
+
+    [submit]
+    command = ["wrangler", "admin"]
+    program = ["artist", "wrangler", "admin"]
+    [submit.job_types]
+    exec = ["admin"]
+    [outputs]
+    roots = ["{render_root}", "/srv/renders"]
+
+Paths are checked as text here (the Server never sees the workers' disks); each worker checks them again
+after path variables and symbolic links are resolved (services/worker/output_roots.py).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from services.protocol.states import Role
+from services.server.jobtypes.base import Capability, JobType
+from services.server.store.errors import Forbidden, Invalid
+
+DEFAULT_ROLES: dict[Capability, frozenset[Role]] = {
+    Capability.COMMAND: frozenset({Role.WRANGLER, Role.ADMIN}),
+    Capability.PROGRAM: frozenset({Role.ARTIST, Role.WRANGLER, Role.ADMIN}),
+}
+_DRIVE = re.compile(r"^[A-Za-z]:/")
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class FarmPolicy:
+    capability_roles: Mapping[Capability, frozenset[Role]] = field(default_factory=lambda: dict(DEFAULT_ROLES))
+    job_type_roles: Mapping[str, frozenset[Role]] = field(default_factory=dict)
+    output_roots: tuple[str, ...] = ()
+
+    @classmethod
+    def load(cls, path: Path, extra_roots: Iterable[str] = ()) -> FarmPolicy:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise PolicyError(f"{path}: {exc}") from exc
+        return cls.from_dict(raw, str(path), extra_roots)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], where: str = "policy", extra_roots: Iterable[str] = ()) -> FarmPolicy:
+        submit = raw.get("submit", {})
+        capability_roles = dict(DEFAULT_ROLES)
+        for cap in Capability:
+            if cap.value in submit:
+                capability_roles[cap] = _roles(submit[cap.value], f"{where}: submit.{cap.value}")
+        per_type = submit.get("job_types", {})
+        if not isinstance(per_type, dict):
+            raise PolicyError(f"{where}: submit.job_types must be a table of job type = [roles]")
+        job_type_roles = {name: _roles(v, f"{where}: submit.job_types.{name}") for name, v in per_type.items()}
+        roots = raw.get("outputs", {}).get("roots", [])
+        if not isinstance(roots, list) or not all(isinstance(r, str) and r.strip() for r in roots):
+            raise PolicyError(f"{where}: outputs.roots must be a list of folder paths")
+        return cls(capability_roles, job_type_roles, tuple(dict.fromkeys([*roots, *extra_roots])))
+
+    def roles_for(self, name: str, job_type: JobType) -> frozenset[Role]:
+        if name in self.job_type_roles:
+            return self.job_type_roles[name]
+        return self.capability_roles[job_type.capability]
+
+    def check_submission(self, name: str, job_type: JobType, settings: Mapping[str, Any], role: Role) -> None:
+        """Forbidden (403) when the role may not submit this job type; Invalid (422) for an output path outside."""
+        allowed = self.roles_for(name, job_type)
+        if role not in allowed:
+            who = " or ".join(sorted(allowed)) or "nobody"
+            raise Forbidden(
+                f"job type {name!r} ({job_type.capability} capability) may be submitted by {who} on this farm; "
+                f"you are {role}",
+                field="type",
+            )
+        if not self.output_roots:
+            return
+        for key in output_fields(job_type):
+            value = settings.get(key)
+            if isinstance(value, str) and value.strip() and not under_roots(value, self.output_roots):
+                raise Invalid(
+                    f"{value!r} is outside the farm's output roots ({', '.join(self.output_roots)})",
+                    field=f"settings.{key}",
+                )
+
+
+def _roles(value: Any, where: str) -> frozenset[Role]:
+    valid = {r.value for r in Role}
+    if not isinstance(value, list) or not all(isinstance(v, str) and v in valid for v in value):
+        raise PolicyError(f"{where} must be a list of roles among {', '.join(sorted(valid))}")
+    return frozenset(Role(v) for v in value)
+
+
+def output_fields(job_type: JobType) -> list[str]:
+    """The settings a job type writes to: path fields the form offers to save (`x-path-mode: save`)."""
+    props = job_type.settings_schema().get("properties", {})
+    return [name for name, spec in props.items() if _is_save_path(spec)]
+
+
+def _is_save_path(spec: Mapping[str, Any]) -> bool:
+    if spec.get("x-path-mode") == "save":
+        return True
+    return any(isinstance(alt, dict) and alt.get("x-path-mode") == "save" for alt in spec.get("anyOf", []))
+
+
+def _normal(path: str) -> str:
+    """Separators as `/`, `.` and `..` folded away, so `{render_root}/../x` cannot pass as under a root."""
+    text = path.strip().replace("\\", "/")
+    drive = bool(_DRIVE.match(text))
+    folded = posixpath.normpath(text)
+    if drive:  # Windows paths compare without regard to case
+        folded = folded.lower()
+    return folded
+
+
+def under_roots(path: str, roots: Iterable[str]) -> bool:
+    p = _normal(path)
+    if not (p.startswith("/") or p.startswith("{") or _DRIVE.match(p)):
+        return False  # relative: it would land wherever the worker happens to run
+    for root in roots:
+        r = _normal(root).rstrip("/") or "/"
+        if p == r or p.startswith(r if r.endswith("/") else r + "/"):
+            return True
+    return False

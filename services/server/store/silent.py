@@ -1,0 +1,36 @@
+"""Workers of a silent Manager are shown offline: the Server cannot vouch for what nobody reports."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.protocol.common import utcnow
+from services.protocol.states import WorkerStatus
+from services.server.db.tables import ManagerRow, WorkerRow
+from services.server.store import events
+from services.server.store.convert import worker_to_wire
+
+
+def offline_workers_of_silent_managers(session: Session, lease_seconds: float, *, started: float) -> None:
+    """Mark offline the workers of every Manager silent for a lease period (a housekeeping sweep).
+
+    For one lease period after the Server starts nothing changes, as with leases: Managers that kept
+    working while the Server was away report their workers' real states first (`started`, a
+    `time.monotonic()` of the app's start). The next report of a
+    Manager that comes back sets them right again.
+    """
+    if time.monotonic() - started < lease_seconds:
+        return
+    cutoff = utcnow() - timedelta(seconds=lease_seconds)
+    silent = select(ManagerRow.id).where(ManagerRow.last_seen.is_not(None), ManagerRow.last_seen < cutoff)
+    rows = session.scalars(
+        select(WorkerRow).where(WorkerRow.manager_id.in_(silent), WorkerRow.status != WorkerStatus.OFFLINE)
+    ).all()
+    for worker in rows:
+        worker.status = WorkerStatus.OFFLINE
+        worker.current_task_id = None
+        events.publish(session, "worker-updated", worker_to_wire(worker).model_dump(mode="json"))

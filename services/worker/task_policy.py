@@ -1,0 +1,241 @@
+"""What a task's processes may see and touch on this worker, and how the process wrapper applies it.
+
+The agent sets the worker's `TaskPolicy` for its run and each task sets its path variables; both travel in
+context variables, so the process wrapper (runners/process.py) needs one call, `prepare()`, to get the
+scrubbed environment and the function the child runs before exec (Landlock, optionally another user).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from services.worker import landlock, output_roots
+from services.worker.task_env import task_environment
+
+log = logging.getLogger("tablao.worker.policy")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPolicy:
+    """The farm's rules for tasks on this worker (flags of `tablao worker`)."""
+
+    # inherited environment variables tasks may see, besides task_env.DEFAULT_ALLOW (fnmatch patterns)
+    env_allow: tuple[str, ...] = ()
+    # where commands may write; path variables allowed (`{render_root}`); empty: anywhere not protected
+    output_roots: tuple[str, ...] = ()
+    # files and folders no task may read or write: the worker adds its data directory and secret file
+    protect: tuple[Path, ...] = ()
+    # Blender may run Python scripts stored in blend files (off: `--disable-autoexec`)
+    blender_autoexec: bool = False
+    # Landlock on Linux; False runs tasks unconfined (and says so in the worker's log)
+    confine: bool = True
+    # run task processes as this OS user (the worker must be root to switch)
+    run_as: str | None = None
+    # where each process gets a private temporary folder (inside a protected folder, opened as a hole)
+    scratch_dir: Path | None = None
+    # the file mode mask task processes start with (the worker itself runs with 077); None: inherit
+    umask: int | None = None
+
+
+_POLICY: contextvars.ContextVar[TaskPolicy | None] = contextvars.ContextVar("tablao_task_policy", default=None)
+_VARIABLES: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("tablao_task_vars", default=None)
+_DEFAULT = TaskPolicy()
+
+
+def default_protected() -> list[Path]:
+    """Where a shared-user machine keeps Tablao's secrets and the desktop keyring's files."""
+    from platformdirs import user_config_dir, user_data_dir
+
+    places = [Path(user_data_dir("tablao", appauthor=False)), Path(user_config_dir("tablao", appauthor=False)),
+              Path(user_data_dir("keyrings", appauthor=False))]  # fmt: skip
+    if configured := os.environ.get("TABLAO_DATA_DIR"):
+        places.append(Path(configured))
+    return places
+
+
+def effective_policy(policy: TaskPolicy, data_dir: Path) -> TaskPolicy:
+    """The policy with the worker's own data directory (credentials, buffer) and the defaults protected."""
+    protect = (*policy.protect, data_dir, *default_protected())
+    return replace(
+        policy, protect=tuple(dict.fromkeys(protect)), scratch_dir=policy.scratch_dir or data_dir / "scratch"
+    )
+
+
+def use_policy(policy: TaskPolicy) -> None:
+    """For the calling context and tasks created from it (the agent's run)."""
+    _POLICY.set(policy)
+
+
+def use_variables(variables: Mapping[str, str]) -> None:
+    """The running task's path variables, for output roots written with them; called as each task starts."""
+    _VARIABLES.set(dict(variables))
+    forget_rulesets()  # folders made since the last task (a new shot's) are granted when the ruleset is rebuilt
+
+
+def current() -> TaskPolicy:
+    return _POLICY.get() or _DEFAULT
+
+
+def resolved_roots() -> list[Path]:
+    return output_roots.resolve_roots(current().output_roots, _VARIABLES.get() or {})
+
+
+def output_problem(command: str, params: Mapping[str, Any]) -> str | None:
+    """The worker-side output-root check of a command's written paths (None when fine or no roots are set)."""
+    if not current().output_roots:
+        return None
+    return output_roots.problem(command, params, resolved_roots(), current().protect)
+
+
+def make_output_folders(command: str, params: Mapping[str, Any]) -> None:
+    """Create the folders a confined command's new files go to (call after `output_problem` said none)."""
+    if not current().confine:
+        return
+    for folder in output_roots.folders_to_make(command, params, current().protect):
+        forget_rulesets()  # a cached ruleset would not know the new folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the command reports it in its own words
+            log.debug("cannot make %s: %s", folder, exc)
+
+
+def blender_autoexec_args() -> list[str]:
+    """Blender's flag for scripts stored in blend files; must come before the blend file on the command line."""
+    return ["--enable-autoexec"] if current().blender_autoexec else ["--disable-autoexec"]
+
+
+_warned_unconfined = False
+
+
+@dataclass(slots=True)
+class Prepared:
+    """What run_process passes to the child: its environment, a pre-exec hook and extra spawn options."""
+
+    env: dict[str, str]
+    preexec: Callable[[], None] | None = None
+    spawn: dict[str, Any] = field(default_factory=dict)
+    _ruleset: landlock.Ruleset | None = None
+    _scratch: tempfile.TemporaryDirectory[str] | None = None
+
+    def close(self) -> None:
+        self._ruleset = None  # shared through the cache: its descriptor closes when the last user lets go
+        if self._scratch is not None:
+            self._scratch.cleanup()
+
+
+def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
+    """Build the child's environment and confinement; blocking (walks folders), so call it off the loop."""
+    policy = current()
+    env = task_environment(os.environ, extra_env, policy.env_allow)
+    prepared = Prepared(env)
+    if policy.umask is not None and sys.platform != "win32":
+        prepared.spawn["umask"] = policy.umask
+    if policy.run_as and sys.platform != "win32":
+        _run_as(policy.run_as, prepared)
+    if not policy.confine or sys.platform == "win32":
+        return prepared
+    if landlock.abi_version() < 1:
+        _warn_unconfined("this kernel has no Landlock")
+        return prepared
+    parent = _scratch_parent(policy)
+    if parent is not None:
+        scratch = tempfile.TemporaryDirectory(prefix="task-", dir=parent)
+        prepared._scratch = scratch
+        for name in ("TMPDIR", "TEMP", "TMP"):
+            env[name] = scratch.name
+        if policy.run_as:
+            shutil.chown(scratch.name, user=policy.run_as)
+    try:
+        prepared._ruleset = _ruleset(policy, parent)
+    except landlock.LandlockError as exc:
+        _warn_unconfined(str(exc))
+        return prepared
+    prepared.preexec = prepared._ruleset.restrict_self
+    return prepared
+
+
+def _scratch_parent(policy: TaskPolicy) -> Path | None:
+    """The folder each process's private temporary folder is made in (one grant covers them all)."""
+    if policy.scratch_dir is None:
+        return None
+    # another user cannot enter the worker's 0700 data directory: its scratch goes to the system's
+    parent = Path(tempfile.gettempdir()) / f"tablao-{policy.run_as}-scratch" if policy.run_as else policy.scratch_dir
+    parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if policy.run_as:
+        shutil.chown(parent, user=policy.run_as)
+    return parent
+
+
+# Building a ruleset walks folders (tens of milliseconds); one serves the processes of one task started
+# within a few seconds. Folders made since then beside a protected one would be missed, hence the short
+# life, and `forget_rulesets` at each task's start and when the worker makes output folders.
+_RULESET_SECONDS = 10.0
+_rulesets: dict[tuple[object, ...], tuple[float, landlock.Ruleset]] = {}
+_rulesets_lock = threading.Lock()
+
+
+def forget_rulesets() -> None:
+    with _rulesets_lock:
+        _rulesets.clear()
+
+
+def _ruleset(policy: TaskPolicy, scratch: Path | None) -> landlock.Ruleset:
+    key = (policy.protect, tuple(resolved_roots()), scratch)
+    now = time.monotonic()
+    with _rulesets_lock:
+        cached = _rulesets.get(key)
+        if cached is not None and now - cached[0] < _RULESET_SECONDS:
+            return cached[1]
+        ruleset = landlock.Ruleset(_grants(policy, str(scratch) if scratch else None))
+        _rulesets[key] = (now, ruleset)
+        return ruleset
+
+
+def _run_as(user: str, prepared: Prepared) -> None:
+    """Start the process as `user`: its uid, primary and supplementary groups, and its own HOME."""
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    prepared.spawn.update(
+        user=entry.pw_uid, group=entry.pw_gid, extra_groups=os.getgrouplist(entry.pw_name, entry.pw_gid)
+    )
+    prepared.env.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
+
+
+def _grants(policy: TaskPolicy, scratch: str | None) -> list[landlock.Grant]:
+    protected = sorted({Path(os.path.realpath(p)) for p in policy.protect})
+    roots = resolved_roots()
+    everything = ~0
+    if roots:
+        for root in roots:
+            root.mkdir(parents=True, exist_ok=True)
+        # read everywhere not protected; write only in the roots, the private scratch folder and /dev
+        grants = landlock.cover(Path("/"), protected, landlock.READ | landlock.IOCTL_DEV)
+        writable = [*roots, Path("/dev")]
+    else:
+        grants = landlock.cover(Path("/"), protected, everything)
+        writable = []
+    if scratch is not None:
+        writable.append(Path(os.path.realpath(scratch)))
+    for place in writable:
+        # a root inside a protected folder is a hole in it; protected files inside a root stay shut
+        grants += landlock.cover(place, [p for p in protected if p != place], everything)
+    return grants
+
+
+def _warn_unconfined(why: str) -> None:
+    global _warned_unconfined
+    if not _warned_unconfined:
+        _warned_unconfined = True
+        log.warning("tasks run unconfined (%s): they can read this user's files, secrets included", why)

@@ -1,0 +1,121 @@
+"""What task processes get: a scrubbed environment, output roots checked after links, secrets out of reach."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.protocol import process_guard
+from services.protocol.commands import BlenderRenderParams
+from services.worker import landlock, task_policy
+from services.worker.runners import get_runner
+from services.worker.runners.blender import render_argv
+from services.worker.runners.process import run_process
+from services.worker.task_env import task_environment
+
+PY = sys.executable
+needs_landlock = pytest.mark.skipif(landlock.abi_version() < 1, reason="this kernel has no Landlock")
+
+
+def test_environment_keeps_the_allow_list_and_drops_loaders_and_secrets() -> None:
+    inherited = {"PATH": "/bin", "LANG": "C", "LD_PRELOAD": "/x.so", "TABLAO_ADMIN_TOKEN": "t", "AWS_SECRET": "s",
+                 "STUDIO_LICENSE": "lic", "PYTHONPATH": "/evil"}  # fmt: skip
+    extra = {"SHOT": "010", "LD_LIBRARY_PATH": "/evil", "DYLD_INSERT_LIBRARIES": "/x", "MY_TOKEN": "t"}
+    env = task_environment(inherited, extra, allow=["STUDIO_*", "PYTHONPATH"])
+    # the farm may allow its own names, never a loader variable; the job's own names pass unless denied
+    assert env == {"PATH": "/bin", "LANG": "C", "STUDIO_LICENSE": "lic", "SHOT": "010"}
+
+
+async def test_exec_task_sees_no_tablao_secret_nor_loader_variable(rec, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLAO_WORKER_REGISTRATION_SECRET", "s3cret")
+    run = get_runner("exec")
+    assert run is not None
+    code = "import os; print(sorted(k for k in os.environ if k.startswith(('TABLAO', 'LD_'))))"
+    await run({"argv": [PY, "-c", code], "env": {"LD_PRELOAD": "/x.so", "SHOT": "1"}}, rec.context())
+    assert rec.lines[-1] == "[]"
+    assert "LD_PRELOAD" in rec.lines[0]  # the task log says what was not passed on
+
+
+def test_blender_runs_without_scripts_from_blend_files_unless_allowed() -> None:
+    params: BlenderRenderParams = {"blendfile": "/s.blend", "output": "/o/####", "format": "PNG", "frames": "1"}
+    argv = render_argv("blender", params)
+    assert argv.index("--disable-autoexec") < argv.index("/s.blend")
+    task_policy.use_policy(task_policy.TaskPolicy(blender_autoexec=True))
+    assert "--enable-autoexec" in render_argv("blender", params)
+
+
+def test_written_paths_must_resolve_under_a_root_after_variables_and_links(tmp_path: Path) -> None:
+    root, secret = tmp_path / "renders", tmp_path / "service"
+    root.mkdir()
+    secret.mkdir()
+    (root / "link").symlink_to(secret)
+    policy = task_policy.TaskPolicy(output_roots=("{render_root}",), protect=(tmp_path / "service",))
+    task_policy.use_policy(policy)
+    task_policy.use_variables({"render_root": str(root)})
+    assert task_policy.output_problem("blender-render", {"output": str(root / "shot" / "f_####")}) is None
+    assert "outside the farm's output roots" in str(task_policy.output_problem("ffmpeg", {"output": "/var/x.mp4"}))
+    assert "outside" in str(task_policy.output_problem("copy-file", {"dest": f"{root}/../escape"}))
+    assert "parameter 'output'" in str(task_policy.output_problem("merge-images", {"output": f"{root}/link/x"}))
+    assert task_policy.output_problem("echo", {"output": "/anything"}) is None
+
+
+@needs_landlock
+async def test_confined_task_cannot_read_protected_files_nor_write_outside_the_roots(tmp_path: Path) -> None:
+    data, roots = tmp_path / "data", tmp_path / "renders"
+    (data / "server").mkdir(parents=True)
+    (data / "server" / "admin.token").write_text("s3cret")
+    (data / "render").mkdir()
+    policy = task_policy.TaskPolicy(output_roots=(str(data / "render"),), protect=(data,))
+    task_policy.use_policy(task_policy.effective_policy(policy, data / "worker"))
+    script = (
+        f"cat {data}/server/admin.token; echo in > {data}/render/ok; echo out > {tmp_path}/planted; "
+        f"echo tmp > $TMPDIR/t && cat $TMPDIR/t; kill -0 {os.getpid()} || echo no-signal"
+    )
+    lines: list[str] = []
+    await run_process(["sh", "-c", script], lines.append)
+    text = "\n".join(lines)
+    assert "s3cret" not in text and "Permission denied" in text
+    assert (data / "render" / "ok").read_text() == "in\n"
+    assert not (tmp_path / "planted").exists()
+    assert "tmp" in lines
+    if landlock.abi_version() >= 6:
+        assert "no-signal" in lines
+    del roots
+
+
+def test_forget_env_blanks_the_value_proc_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a child started with the secret in its environment, which then forgets it
+    import subprocess
+
+    code = (
+        "import os, sys; from services.protocol.process_guard import forget_env, harden\n"
+        "forget_env(['TABLAO_ADMIN_TOKEN']); print(harden())\n"
+        "print(b'topsecret' in open(f'/proc/{os.getpid()}/environ', 'rb').read(), 'TABLAO_ADMIN_TOKEN' in os.environ)"
+    )
+    env = {**os.environ, "TABLAO_ADMIN_TOKEN": "topsecret"}
+    out = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True, timeout=30, check=True)
+    if sys.platform.startswith("linux"):
+        assert out.stdout.split() == ["True", "False", "False"]
+    assert process_guard is not None
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="switching users needs root")
+async def test_run_as_starts_tasks_as_another_user_with_their_own_scratch_folder(tmp_path: Path) -> None:
+    import pwd
+
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' here")
+    secret = tmp_path / "data" / "admin.token"
+    secret.parent.mkdir(mode=0o700)
+    secret.write_text("s3cret")
+    task_policy.use_policy(task_policy.effective_policy(task_policy.TaskPolicy(run_as="nobody"), tmp_path / "w"))
+    lines: list[str] = []
+    status = await run_process(["sh", "-c", f"id -u; echo t > $TMPDIR/t && cat $TMPDIR/t; cat {secret}"], lines.append)
+    assert lines[0] == str(nobody.pw_uid)
+    assert "t" in lines and "s3cret" not in "\n".join(lines)
+    assert status != 0  # the last command, reading the secret, failed

@@ -26,6 +26,7 @@ from services.localfarm.layout import FarmLayout, write_secret
 from services.localfarm.ports import busy_message
 from services.localfarm.records import FarmLock, FarmRecord, ProcessRecord
 from services.localfarm.supervisor import Child, ChildSpec, ChildState, Supervisor, tablao_argv
+from services.protocol import process_guard
 
 OWNER_FILE = "owner.json"
 REQUESTS_DIR = "requests"
@@ -175,7 +176,7 @@ class LocalFarm:
             manager_url=self.manager_url,
         )
         records.save(farm_dir, self.record)
-        (farm_dir / REQUESTS_DIR).mkdir(parents=True, exist_ok=True)
+        process_guard.private_dir(farm_dir / REQUESTS_DIR)
         for stale in (farm_dir / REQUESTS_DIR).iterdir():
             stale.unlink(missing_ok=True)
         set_owner(farm_dir, owner_pid)
@@ -276,10 +277,7 @@ def set_owner(farm_dir: Path, pid: int | None) -> None:
     if pid is None:
         path.unlink(missing_ok=True)
         return
-    farm_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"pid": pid, "started": records.start_time(pid)}))
-    tmp.replace(path)
+    records.write_private(path, json.dumps({"pid": pid, "started": records.start_time(pid)}))
 
 
 def owner_gone(farm_dir: Path) -> bool:
@@ -295,8 +293,7 @@ def owner_gone(farm_dir: Path) -> bool:
 def request(farm_dir: Path, service: str, action: str) -> None:
     """Ask a running farm's supervisor to start, stop or restart one service ('farm', 'stop': the whole farm)."""
     folder = farm_dir / REQUESTS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{service}.{action}").write_text(str(time.time()))
+    records.write_private(folder / f"{service}.{action}", str(time.time()))
 
 
 def running_farm(layout: FarmLayout) -> FarmRecord | None:

@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import psutil
 
+from services.protocol import process_guard
+
 RECORD_FILE = "processes.json"
 LOCK_FILE = "supervisor.lock"
 
@@ -89,10 +91,18 @@ def load(farm_dir: Path) -> FarmRecord | None:
 
 def save(farm_dir: Path, record: FarmRecord) -> None:
     """Replace the record in one step, so a reader never sees half of it."""
-    farm_dir.mkdir(parents=True, exist_ok=True)
-    tmp = farm_dir / f"{RECORD_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(record.to_json())
-    tmp.replace(farm_dir / RECORD_FILE)
+    write_private(farm_dir / RECORD_FILE, record.to_json())
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace a file of the farm's folder in one step, readable by this user only (0700 folder, 0600 file):
+    whoever runs the farm, a process's command line names its data directory, nothing for other users."""
+    process_guard.private_dir(path.parent)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    tmp.replace(path)
 
 
 def leftovers(record: FarmRecord, data_dir: Path) -> list[tuple[ProcessRecord, psutil.Process]]:
@@ -117,7 +127,8 @@ class FarmLock:
 
     def acquire(self) -> bool:
         """True if this process now holds the lock; False if another running process does."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        process_guard.private_dir(self.path.parent)
+        process_guard.private_file(self.path)
         f = open(self.path, "a+")  # noqa: SIM115 - kept open while the lock is held
         try:
             _lock(f)

@@ -85,6 +85,10 @@ def test_bundled_all_in_one_runs_an_exec_job_to_completion(bundle: Path, tmp_pat
     port = free_port_pair()
     log_path = tmp_path / "farm.log"
     argv = [str(bundle / "tablao"), "all-in-one", "--headless", "--data-dir", str(tmp_path / "farm")]
+    # the job writes its markers under an output root of the farm (tasks may write nowhere else)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv += ["--output-root", str(out)]
     with log_path.open("w") as log:
         farm = subprocess.Popen(
             [*argv, "--port", str(port), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, env=_env()
@@ -93,7 +97,7 @@ def test_bundled_all_in_one_runs_an_exec_job_to_completion(bundle: Path, tmp_pat
         token_file = tmp_path / "farm" / "server" / "admin.token"
         token = _wait_token(farm, token_file, log_path)
         job_file = tmp_path / "job.json"
-        marker = tmp_path / "ran"
+        marker = out / "ran"
         job_file.write_text(
             json.dumps({
                 "name": "bundle exec", "type": "exec",

@@ -75,6 +75,14 @@ def submit(farm: FarmClient, marks: Path, frames: str) -> int:
     return int(job["id"])
 
 
+def marks_file(tmp: Path) -> Path:
+    """Where the tasks write: a folder of its own, since a task may create nothing directly beside the
+    folders its worker protects (tmp/tray; docs/security.md)."""
+    folder = tmp / "out"
+    folder.mkdir()
+    return folder / "marks.txt"
+
+
 def lines(marks: Path) -> list[list[str]]:
     return [line.split() for line in marks.read_text().splitlines()] if marks.exists() else []
 
@@ -103,7 +111,7 @@ def task_statuses(farm: FarmClient, job: int) -> list[dict[str, Any]]:
 
 def test_user_input_stops_the_render_and_rendering_resumes_when_away(tmp_path: Path) -> None:
     need_x_tools()
-    marks = tmp_path / "marks.txt"
+    marks = marks_file(tmp_path)
     with XServer(tmp_path, with_tray=True) as x, local_farm(tmp_path / "farm", workers=0) as farm, \
             tray(x, farm, tmp_path, "--away-after", "2") as proc:  # fmt: skip
         job = submit(farm, marks, "1-4")
@@ -146,7 +154,7 @@ def test_user_input_stops_the_render_and_rendering_resumes_when_away(tmp_path: P
 
 def test_the_end_of_the_rendering_hours_lets_the_task_finish_and_claims_nothing_after(tmp_path: Path) -> None:
     need_x_tools()
-    marks = tmp_path / "marks.txt"
+    marks = marks_file(tmp_path)
     # the tray starts at Tuesday 07:59:40 local: Monday's 19:00-08:00 window ends 20 s into the run
     hours = json.dumps({"days": {"mon": [["19:00", "08:00"]]}})
     with XServer(tmp_path, with_tray=True) as x, local_farm(tmp_path / "farm", workers=0) as farm:

@@ -154,6 +154,8 @@ SERVER: dict[str, tuple[Call, dict[str, int]]] = {
     "GET /api/v1/health": (fixed("/health"), PUBLIC),
     "POST /api/v1/auth/login": (fixed("/auth/login", {"username": "ana", "password": "ana-password"}), PUBLIC),
     "GET /api/v1/farm/status": (fixed("/farm/status"), users(200)),
+    "GET /api/v1/farm/variables": (fixed("/farm/variables"), users(200)),
+    "GET /api/v1/me": (fixed("/me"), users(200)),
     "GET /api/v1/job-types": (fixed("/job-types"), users(200)),
     "GET /api/v1/job-types/{name}": (fixed("/job-types/blender-render"), users(200)),
     "GET /api/v1/workers": (fixed("/workers"), users(200)),
@@ -211,7 +213,7 @@ MANAGER: dict[str, tuple[Call, dict[str, int]]] = {
     "POST /api/v1/worker/task": (fixed("/worker/task", {"wait_seconds": 0}), only_worker(204)),
     # tasks this worker does not hold: known worker, refused task
     "POST /api/v1/worker/tasks/{task_id}/updates": (
-        fixed("/worker/tasks/1/updates", {"updates": [{"seq": 1, "attempt": 1, "status": "active"}]}),
+        fixed("/worker/tasks/1/updates", {"updates": [{"seq": 1, "handout": 1, "status": "active"}]}),
         only_worker(409),
     ),
     "GET /api/v1/worker/tasks/{task_id}/may-i-run": (fixed("/worker/tasks/1/may-i-run"), only_worker(200)),
@@ -220,6 +222,12 @@ MANAGER: dict[str, tuple[Call, dict[str, int]]] = {
     "GET /api/v1/status": (fixed("/status"), users(200)),
     "GET /api/v1/tasks/{task_id}/log": (fixed("/tasks/1/log"), users(404)),
     "GET /api/v1/jobs/{job_id}/last-rendered": (fixed("/jobs/1/last-rendered"), users(404)),
+    # a worker's sleep schedule: any user reads it; only wranglers and admins set it (the role first)
+    "GET /api/v1/workers/{worker_id}/sleep-schedule": (fixed("/workers/no-such-worker/sleep-schedule"), users(404)),
+    "PUT /api/v1/workers/{worker_id}/sleep-schedule": (
+        fixed("/workers/no-such-worker/sleep-schedule", {"active": True, "days": [5, 6]}),
+        users(404, artist=403),
+    ),
 }
 
 

@@ -89,7 +89,10 @@ def test_a_manager_moves_to_the_next_server_and_nothing_is_lost_or_done_twice(tm
     token = add_manager(a, "m1")
     mgr = ManagerProcess(",".join(s.url for s in (a, b, c)), token, tmp_path / "manager").start()
     workers = [start_worker(mgr, tmp_path, f"w{i}") for i in range(2)]
-    ran = tmp_path / "ran.txt"
+    # the tasks write in a folder of their own: a task may create nothing directly beside the folders its
+    # worker protects (its data directory; docs/security.md)
+    (tmp_path / "out").mkdir()
+    ran = tmp_path / "out" / "ran.txt"
     try:
         jobs: list[tuple[ServerProcess, int]] = []
         for server in (a, b, c):  # a job through each Server

@@ -44,6 +44,14 @@ class AgentProcess:
             self.proc.wait()
 
 
+def process_gone(proc: psutil.Process) -> bool:
+    """Ended, or a zombie; psutil can raise a plain OSError when the process vanishes mid-read."""
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except (psutil.Error, OSError):
+        return True
+
+
 def submit(server: ServerProcess, command: list[str], frames: str) -> int:
     body = {"name": "agent-test", "type": "exec", "settings": {"command": command, "frames": frames}}
     r = httpx.post(f"{server.url}{API}/jobs", json=body, headers=server.headers(), timeout=30)
@@ -183,7 +191,7 @@ def test_sleep_wake_cancel_and_restart(farm, tmp_path: Path) -> None:
                        timeout=30)  # fmt: skip
         assert r.status_code in (200, 202, 204), r.text
         # the Manager learns of it with its next exchange with the Server, the worker at its next may-i-run
-        wait_for(lambda: not sleeper.is_running() or sleeper.status() == psutil.STATUS_ZOMBIE,
+        wait_for(lambda: process_gone(sleeper),
                  what="the canceled command to be stopped")  # fmt: skip
         assert agent.proc.poll() is None, "the worker must keep running after a canceled task"
         assert "stopped: the Manager stopped it" in agent.log_text()

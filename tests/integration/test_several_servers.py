@@ -86,9 +86,10 @@ def start_worker(mgr: ManagerProcess, tmp_path: Path, name: str) -> subprocess.P
 def test_a_manager_moves_to_the_next_server_and_nothing_is_lost_or_done_twice(tmp_path: Path, pg_url: str) -> None:
     # short leases: what a claim leased at the Server that dies, its answer lost, comes back within seconds
     a, b, c = start_together(tmp_path, pg_url, 3, "--lease-seconds", "4")
-    token = add_manager(a, "m1")
-    mgr = ManagerProcess(",".join(s.url for s in (a, b, c)), token, tmp_path / "manager").start()
-    workers = [start_worker(mgr, tmp_path, f"w{i}") for i in range(2)]
+    # two Managers, one talking to Server A first (it dies), the other to Server B first; a worker each
+    mgr = ManagerProcess(",".join(s.url for s in (a, b, c)), add_manager(a, "m1"), tmp_path / "manager").start()
+    other = ManagerProcess(",".join(s.url for s in (b, c, a)), add_manager(b, "m2"), tmp_path / "manager2").start()
+    workers = [start_worker(mgr, tmp_path, "w0"), start_worker(other, tmp_path, "w1")]
     # the tasks write in a folder of their own: a task may create nothing directly beside the folders its
     # worker protects (its data directory; docs/security.md)
     (tmp_path / "out").mkdir()
@@ -126,6 +127,7 @@ def test_a_manager_moves_to_the_next_server_and_nothing_is_lost_or_done_twice(tm
             w.kill()
             w.wait()
         mgr.stop()
+        other.stop()
         for s in (a, b, c):
             s.stop()
 

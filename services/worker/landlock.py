@@ -87,8 +87,12 @@ def _covers(root: Path, path: Path) -> bool:
     return path == root or root in path.parents
 
 
-def cover(root: Path, excluded: Iterable[Path], access: int) -> list[Grant]:
-    """Grants giving `access` to everything under `root` except the `excluded` paths (resolved, absolute)."""
+def cover(root: Path, excluded: Iterable[Path], access: int, scanned: dict[Path, int] | None = None) -> list[Grant]:
+    """Grants giving `access` to everything under `root` except the `excluded` paths (resolved, absolute).
+
+    The folders whose entries were listed go into `scanned` with their modification time: an entry added to
+    or removed from one of them later changes that time, and only then do the grants need building again.
+    """
     inside = [e for e in excluded if _covers(root, e)]
     if not inside:
         return [Grant(root, access)]
@@ -96,6 +100,8 @@ def cover(root: Path, excluded: Iterable[Path], access: int) -> list[Grant]:
         return []
     grants: list[Grant] = []
     try:
+        if scanned is not None:
+            scanned[root] = root.stat().st_mtime_ns
         entries = list(os.scandir(root))
     except OSError:
         return grants
@@ -105,7 +111,7 @@ def cover(root: Path, excluded: Iterable[Path], access: int) -> list[Grant]:
             if entry.is_symlink():
                 continue  # access goes by the target's own rule, never through the link
             if entry.is_dir(follow_symlinks=False):
-                grants += cover(path, inside, access)
+                grants += cover(path, inside, access, scanned)
             elif path not in inside:
                 grants.append(Grant(path, access & _FILE_RIGHTS))
         except OSError:

@@ -80,7 +80,6 @@ def use_policy(policy: TaskPolicy) -> None:
 def use_variables(variables: Mapping[str, str]) -> None:
     """The running task's path variables, for output roots written with them; called as each task starts."""
     _VARIABLES.set(dict(variables))
-    forget_rulesets()  # folders made since the last task (a new shot's) are granted when the ruleset is rebuilt
 
 
 def current() -> TaskPolicy:
@@ -177,11 +176,13 @@ def _scratch_parent(policy: TaskPolicy) -> Path | None:
     return parent
 
 
-# Building a ruleset walks folders (tens of milliseconds); one serves the processes of one task started
-# within a few seconds. Folders made since then beside a protected one would be missed, hence the short
-# life, and `forget_rulesets` at each task's start and when the worker makes output folders.
-_RULESET_SECONDS = 10.0
-_rulesets: dict[tuple[object, ...], tuple[float, landlock.Ruleset]] = {}
+# Building a ruleset walks the folders on the way to protected ones (tens of milliseconds with a busy /tmp),
+# too slow to do for every task of short tasks. A ruleset is reused while none of the folders it listed has
+# changed (their modification times, a few stat calls): an entry made beside a protected folder since (a new
+# shot's output folder) changes its parent's time, and the next task gets a ruleset that grants it. Entries
+# made inside a granted folder are covered by that grant already. A ruleset is rebuilt after a while anyway.
+_RULESET_SECONDS = 300.0
+_rulesets: dict[tuple[object, ...], tuple[float, landlock.Ruleset, dict[Path, int]]] = {}
 _rulesets_lock = threading.Lock()
 
 
@@ -195,11 +196,20 @@ def _ruleset(policy: TaskPolicy, scratch: Path | None) -> landlock.Ruleset:
     now = time.monotonic()
     with _rulesets_lock:
         cached = _rulesets.get(key)
-        if cached is not None and now - cached[0] < _RULESET_SECONDS:
+        if cached is not None and now - cached[0] < _RULESET_SECONDS and _unchanged(cached[2]):
             return cached[1]
-        ruleset = landlock.Ruleset(_grants(policy, str(scratch) if scratch else None))
-        _rulesets[key] = (now, ruleset)
+        scanned: dict[Path, int] = {}
+        ruleset = landlock.Ruleset(_grants(policy, str(scratch) if scratch else None, scanned))
+        _rulesets[key] = (now, ruleset, scanned)
         return ruleset
+
+
+def _unchanged(scanned: dict[Path, int]) -> bool:
+    """No entry was added to or removed from the folders a ruleset listed."""
+    try:
+        return all(folder.stat().st_mtime_ns == stamp for folder, stamp in scanned.items())
+    except OSError:
+        return False
 
 
 def _run_as(user: str, prepared: Prepared) -> None:
@@ -213,7 +223,7 @@ def _run_as(user: str, prepared: Prepared) -> None:
     prepared.env.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
 
 
-def _grants(policy: TaskPolicy, scratch: str | None) -> list[landlock.Grant]:
+def _grants(policy: TaskPolicy, scratch: str | None, scanned: dict[Path, int]) -> list[landlock.Grant]:
     protected = sorted({Path(os.path.realpath(p)) for p in policy.protect})
     roots = resolved_roots()
     everything = ~0
@@ -221,16 +231,16 @@ def _grants(policy: TaskPolicy, scratch: str | None) -> list[landlock.Grant]:
         for root in roots:
             root.mkdir(parents=True, exist_ok=True)
         # read everywhere not protected; write only in the roots, the private scratch folder and /dev
-        grants = landlock.cover(Path("/"), protected, landlock.READ | landlock.IOCTL_DEV)
+        grants = landlock.cover(Path("/"), protected, landlock.READ | landlock.IOCTL_DEV, scanned)
         writable = [*roots, Path("/dev")]
     else:
-        grants = landlock.cover(Path("/"), protected, everything)
+        grants = landlock.cover(Path("/"), protected, everything, scanned)
         writable = []
     if scratch is not None:
         writable.append(Path(os.path.realpath(scratch)))
     for place in writable:
         # a root inside a protected folder is a hole in it; protected files inside a root stay shut
-        grants += landlock.cover(place, [p for p in protected if p != place], everything)
+        grants += landlock.cover(place, [p for p in protected if p != place], everything, scanned)
     return grants
 
 

@@ -46,7 +46,7 @@ def test_confinement_cost_at_task_start(tmp_path: Path) -> None:
         prepare.append(time.perf_counter() - start)
     with_confinement = asyncio.run(_runs(confined))
     without = asyncio.run(_runs(task_policy.TaskPolicy(confine=False)))
-    grants = len(task_policy._grants(confined, None))
+    grants = len(task_policy._grants(confined, None, {}))
 
     def ms(values: list[float]) -> str:
         return f"median {statistics.median(values) * 1000:.1f} ms, max {max(values) * 1000:.1f} ms"

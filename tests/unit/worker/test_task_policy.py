@@ -119,3 +119,21 @@ async def test_run_as_starts_tasks_as_another_user_with_their_own_scratch_folder
     assert lines[0] == str(nobody.pw_uid)
     assert "t" in lines and "s3cret" not in "\n".join(lines)
     assert status != 0  # the last command, reading the secret, failed
+
+
+@needs_landlock
+def test_a_ruleset_is_reused_until_an_entry_appears_beside_a_protected_folder(tmp_path: Path) -> None:
+    # building one walks folders: tasks of a few tens of milliseconds must not pay for it each time
+    secrets, out = tmp_path / "farm", tmp_path / "out"
+    secrets.mkdir()
+    out.mkdir()
+    policy = task_policy.TaskPolicy(output_roots=(str(tmp_path),), protect=(secrets,))
+    task_policy.use_policy(policy)
+    task_policy.forget_rulesets()
+    first = task_policy._ruleset(policy, None)
+    (out / "frame_0001.png").write_text("x")  # inside a granted folder: the ruleset still covers it
+    assert task_policy._ruleset(policy, None) is first
+    (tmp_path / "shot020").mkdir()  # beside the protected folder: the next task gets a ruleset granting it
+    second = task_policy._ruleset(policy, None)
+    assert second is not first
+    assert task_policy._ruleset(policy, None) is second

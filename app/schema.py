@@ -151,7 +151,7 @@ def _kind(prop: dict[str, Any]) -> Kind:
         return "bool"
     if t == "array":
         items = prop.get("items")
-        if not isinstance(items, dict) or items.get("type") == "string" and "enum" not in items:
+        if not isinstance(items, dict) or (items.get("type") == "string" and "enum" not in items):
             return "list"
         if items.get("type") == "object" and isinstance(items.get("properties"), dict):
             return "objects"

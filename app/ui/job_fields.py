@@ -16,9 +16,9 @@ from app.qt import (
     QListWidget,
     QListWidgetItem,
     QSpinBox,
+    Qt,
     QVBoxLayout,
     QWidget,
-    Qt,
 )
 from app.ui.schema_form import ErrorLabel
 from services.protocol.jobs import JobSubmission, OnTaskFailure

@@ -142,9 +142,9 @@ class SchemaForm(QWidget):
             dspin = QDoubleSpinBox(self)
             dspin.setDecimals(4)
             # an exclusive bound is kept by the check before sending; the spin box stops at the bound itself
-            low = spec.minimum if spec.minimum is not None else spec.exclusive_minimum
-            high = spec.maximum if spec.maximum is not None else spec.exclusive_maximum
-            dspin.setRange(low if low is not None else -1e9, high if high is not None else 1e9)
+            bottom = spec.minimum if spec.minimum is not None else spec.exclusive_minimum
+            top = spec.maximum if spec.maximum is not None else spec.exclusive_maximum
+            dspin.setRange(bottom if bottom is not None else -1e9, top if top is not None else 1e9)
             dspin.setValue(float(initial))
             return dspin
         if spec.kind == "dict":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import platforms
+from services.protocol.path_mapping import PathMapping, derive_path_mappings
 
 DEFAULT_PORT = DEFAULT_SERVER_PORT + 1
 
@@ -63,9 +64,20 @@ class ManagerConfig:
     def registration_secret_file(self) -> Path:
         return self.data_dir / "worker-registration.secret"
 
-    def resolved_variables(self, platform: str) -> dict[str, str]:
+    def variable_table(self) -> dict[str, dict[str, str]]:
         table = {"render_root": {platforms.current().value: str(self.data_dir / "render")}}
         table.update(self.variables)
+        return table
+
+    def path_mappings(self, platform: str) -> list[PathMapping]:
+        """OpenJD path mapping rules for a worker on `platform`, from the same variables (protocol/path_mapping)."""
+        try:
+            return derive_path_mappings(self.variable_table(), platform)
+        except ValueError:  # a platform the farm does not know: its paths are left as written
+            return []
+
+    def resolved_variables(self, platform: str) -> dict[str, str]:
+        table = self.variable_table()
         platform = _platform_key(platform)
         out: dict[str, str] = {}
         for name, raw in table.items():

@@ -57,7 +57,19 @@ def test_mapped_paths_and_host_requirements(farm: FarmClient, shared: Path) -> N
     # written as a Windows artist would: the worker maps W:\proj to its own folder for the share
     body = {"name": "hosts", "type": "openjd",
             "settings": {"template": template, "parameters": {"Out": "W:\\proj\\mapped.txt"}}}  # fmt: skip
-    job_id = farm.submit(body)["id"]
+    # the Server knows what the worker offers (its Manager reports it)
+    workers = farm.wait_for(lambda: [w for w in farm.server.get("/workers").json() if w["capabilities"]], 30)
+    caps = workers[0]["capabilities"]
+    assert caps["attributes"]["attr.custom.lic"] == ["nuke"] and caps["amounts"]["amount.worker.gpu"] == 1
+    assert caps["attributes"]["attr.worker.os.family"] == ["linux"] and caps["amounts"]["amount.worker.vcpu"] >= 1
+    job = farm.submit(body)
+    job_id = job["id"]
+    # at once, farm-wide: the step no worker meets is named in the job's activity and log
+    assert job["activity"].startswith("step 'Huge': no worker on the farm meets its host requirements"), job
+    assert "amount.worker.vcpu ≥ 100000" in job["activity"]
+    log = farm.server.get(f"/jobs/{job_id}/log").json()
+    assert any("step 'Huge': no worker" in e["message"] for e in log), log
+    assert not any("step 'Fits'" in e["message"] for e in log)
 
     def by_name() -> dict[str, dict[str, Any]]:
         return {t["name"]: t for t in farm.job(job_id)["tasks"]}

@@ -27,8 +27,8 @@ _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64"}
 class HostCapabilities(WireModel):
     """What a worker offers: attribute values by name and amounts by name (names as OpenJD spells them)."""
 
-    attributes: dict[Name, list[Annotated[str, StringConstraints(max_length=100)]]] = Field(
-        default_factory=dict, max_length=100
+    attributes: dict[Name, Annotated[list[Annotated[str, StringConstraints(max_length=100)]], Field(max_length=50)]] = (
+        Field(default_factory=dict, max_length=100)
     )
     amounts: dict[Name, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
         default_factory=dict, max_length=100

@@ -71,3 +71,5 @@ def test_capabilities_are_bounded_and_arch_names_normalised() -> None:
         HostCapabilities(amounts={"amount.worker.vcpu": float("inf")})
     with pytest.raises(ValidationError):
         HostCapabilities(attributes={f"a{n}": [] for n in range(101)})
+    with pytest.raises(ValidationError):
+        HostCapabilities(attributes={"attr.custom.x": [str(n) for n in range(51)]})

@@ -195,6 +195,17 @@ def test_server_field_errors_land_next_to_nested_and_scheduling_fields(
         assert await dialog.send() is None
         assert form.errors["caches"].text() == "is required"
         assert dialog.job_fields.errors["tags"].text() == "at most 20 tags"
+
+        # a job's settings shown in the form (as Clone would) come back out unchanged
+        caches_in = [{"target": "cloth", "object": "Flag"}, {"target": "fluid"}]
+        job_settings = {"blendfile": "/p/b.blend", "caches": caches_in, "frame_start": 5, "frame_end": 9}
+        form.fill(job_settings)
+        assert len(caches.forms) == 2
+        assert form.settings() == (job_settings, {})
+        dialog.job_fields.fill({"tags": ["a", "b"], "max_task_failures": 7, "on_task_failure": "continue"})
+        values, errors = dialog.job_fields.values()
+        assert errors == {} and values["tags"] == ["a", "b"] and values["max_task_failures"] == 7
+        assert values["on_task_failure"] == "continue" and values["depends_on"] == []
         await client.aclose()
 
     qloop.run_until_complete(scenario())

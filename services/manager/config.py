@@ -58,6 +58,8 @@ class ManagerConfig:
     auth_free_failures: int = 10  # wrong registration secrets or worker secrets per address before back-off
     # path variables: name -> {platform -> value}; render_root defaults to <data_dir>/render
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    # path mapping rules by worker platform, made once per variables table (every hand-out carries them)
+    _mappings: dict[str, tuple[object, list[PathMapping]]] = field(default_factory=dict, repr=False, compare=False)
     # CA certificates to verify an https Server (None: TABLAO_CA_BUNDLE, else the system's)
     ca_bundle: str | None = None
 
@@ -71,10 +73,15 @@ class ManagerConfig:
 
     def path_mappings(self, platform: str) -> list[PathMapping]:
         """OpenJD path mapping rules for a worker on `platform`, from the same variables (protocol/path_mapping)."""
+        cached = self._mappings.get(platform)
+        if cached is not None and cached[0] is self.variables:
+            return cached[1]
         try:
-            return derive_path_mappings(self.variable_table(), platform)
+            rules = derive_path_mappings(self.variable_table(), platform)
         except ValueError:  # a platform the farm does not know: its paths are left as written
-            return []
+            rules = []
+        self._mappings[platform] = (self.variables, rules)
+        return rules
 
     def resolved_variables(self, platform: str) -> dict[str, str]:
         table = self.variable_table()

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from services.manager.model import HeldTask, WorkerState
-from services.protocol.host_requirements import OS_FAMILY, HostCapabilities, describe, unmet
+from services.protocol.host_requirements import OS_FAMILY, HostCapabilities, Offer, describe, offer, unmet
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS worker_capabilities (worker_id TEXT PRIMARY KEY, body TEXT NOT NULL);"
 
@@ -25,8 +25,20 @@ def capabilities_of(worker: WorkerState) -> HostCapabilities:
     return HostCapabilities(attributes={OS_FAMILY: [worker.platform]})
 
 
+_offers: dict[str, tuple[HostCapabilities | None, str, Offer]] = {}  # worker id -> (its capabilities, platform, offer)
+
+
+def _offer(worker: WorkerState) -> Offer:
+    """The worker's capabilities made ready for matching, remade only when it signs on with others."""
+    cached = _offers.get(worker.id)
+    if cached is None or cached[0] is not worker.capabilities or cached[1] != worker.platform:
+        cached = (worker.capabilities, worker.platform, offer(capabilities_of(worker)))
+        _offers[worker.id] = cached
+    return cached[2]
+
+
 def meets(task: HeldTask, worker: WorkerState) -> bool:
-    return task.requirements is None or unmet(task.requirements, capabilities_of(worker)) is None
+    return task.requirements is None or unmet(task.requirements, _offer(worker)) is None
 
 
 def why_none(task: HeldTask, workers: Iterable[WorkerState]) -> str | None:
@@ -38,7 +50,7 @@ def why_none(task: HeldTask, workers: Iterable[WorkerState]) -> str | None:
     for w in workers:
         if c.type not in w.task_types or not w.tags.issuperset(c.job_tags):
             continue
-        reason = unmet(task.requirements, capabilities_of(w))
+        reason = unmet(task.requirements, _offer(w))
         if reason is None:
             return None
         reasons.append(f"{w.name}: {reason}")

@@ -81,15 +81,28 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def unmet(req: Requirements, caps: HostCapabilities | None) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Capabilities with names and values in lower case, made once per worker for repeated matching."""
+
+    attributes: dict[str, frozenset[str]]
+    amounts: dict[str, float]
+
+
+def offer(caps: HostCapabilities | None) -> Offer:
+    attributes = {k.lower(): frozenset(v.lower() for v in vs) for k, vs in (caps.attributes if caps else {}).items()}
+    return Offer(attributes, {k.lower(): v for k, v in (caps.amounts if caps else {}).items()})
+
+
+def unmet(req: Requirements, caps: HostCapabilities | Offer | None) -> str | None:
     """Why a worker with these capabilities cannot run the task, or None when it can."""
-    attributes = {k.lower(): {v.lower() for v in vs} for k, vs in (caps.attributes if caps else {}).items()}
-    amounts = {k.lower(): v for k, v in (caps.amounts if caps else {}).items()}
+    found = caps if isinstance(caps, Offer) else offer(caps)
+    attributes, amounts = found.attributes, found.amounts
     for name, wanted in req.any_of:
-        if not attributes.get(name, set()) & wanted:
+        if not attributes.get(name, frozenset()) & wanted:
             return f"{name} is none of {', '.join(sorted(wanted))}"
     for name, wanted in req.all_of:
-        if missing := wanted - attributes.get(name, set()):
+        if missing := wanted - attributes.get(name, frozenset()):
             return f"{name} lacks {', '.join(sorted(missing))}"
     for name, low, high in req.amounts:
         have = amounts.get(name)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import IntEnum
 from typing import Literal
 
 import pytest
 from pydantic import BaseModel, Field
 
-from app.schema import parse_schema
+from app.schema import FieldSpec, parse_schema
 from app.schema_values import as_raw, build_settings, convert
 from services.server.jobtypes.blender_bake import BlenderBake
 from services.server.jobtypes.blender_render import BlenderRender
@@ -160,3 +161,17 @@ def test_other_shapes_round_trip() -> None:
     back = {s.name: as_raw(s, settings[s.name]) for s in specs.values() if s.name in settings}
     again, errors = build_settings(list(specs.values()), {**raw, **back})
     assert errors == {} and again == settings
+
+
+def test_every_shipped_setting_gets_a_real_field() -> None:
+    """Only the OpenJD template (which has its own form) falls back to JSON; every other shape is modelled."""
+    from services.server.jobtypes.registry import job_types
+
+    def kinds(specs: list[FieldSpec], where: str) -> Iterator[tuple[str, str]]:
+        for s in specs:
+            yield f"{where}{s.name}", s.kind
+            yield from kinds(s.fields, f"{where}{s.name}.")
+
+    found = dict(kv for name, jt in job_types().items() for kv in kinds(parse_schema(jt.settings_schema()), f"{name}:"))
+    assert {k for k, v in found.items() if v == "json"} == {"openjd:template"}
+    assert found["blender-bake:caches"] == "objects" and found["blender-bake:caches.target"] == "enum"

@@ -1,16 +1,18 @@
-"""A job type's settings JSON schema read as a list of form fields, and the form's text turned into settings.
+"""A job type's settings JSON schema read as a tree of form fields (no Qt, unit-testable).
 
-No Qt here: the submission dialog builds widgets from these specs, and the rules can be unit-tested alone.
+Each property becomes a `FieldSpec`: scalars (text, path, numbers with their bounds, booleans, enums), lists of
+scalars, mappings of name to scalar, nested objects, lists of objects, and, for any shape a form cannot
+model, a JSON text field. `app/schema_values.py` turns the form's raw values back into settings.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["text", "path", "int", "float", "bool", "enum", "list", "dict"]
+Kind = Literal["text", "path", "int", "float", "bool", "enum", "list", "dict", "object", "objects", "json"]
+SCALARS = ("text", "path", "int", "float", "bool", "enum")
 
 
 @dataclass
@@ -25,12 +27,29 @@ class FieldSpec:
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: float | None = None
+    exclusive_maximum: float | None = None
     pattern: str | None = None
     min_length: int | None = None
+    max_length: int | None = None
     min_items: int | None = None
-    choices: list[str] = field(default_factory=list)
+    max_items: int | None = None
+    choices: list[str] = field(default_factory=list)  # as shown
+    choice_values: list[Any] = field(default_factory=list)  # as sent, same order
     path_mode: str = "open"  # open, save or directory: which file dialog the browse button shows
     example: str = ""
+    examples: list[Any] = field(default_factory=list)  # the schema's own, as values
+    fields: list[FieldSpec] = field(default_factory=list)  # object: its properties; objects: an item's
+    item: FieldSpec | None = None  # list: the kind of its items; dict: the kind of its values
+    item_title: str = ""  # objects: what one item is called ("Cache")
+    json_type: str = ""  # json: the JSON type the value must have (object, array or "" for any)
+
+
+def _merge_all_of(prop: dict[str, Any]) -> dict[str, Any]:
+    """Older pydantic wraps a referenced model in a one-item allOf to add a description: unwrap it."""
+    parts = prop.get("allOf")
+    if isinstance(parts, list) and len(parts) == 1 and isinstance(parts[0], dict):
+        return {**parts[0], **{k: v for k, v in prop.items() if k != "allOf"}}
+    return prop
 
 
 def _resolve(schema: dict[str, Any], prop: dict[str, Any]) -> dict[str, Any]:
@@ -38,50 +57,87 @@ def _resolve(schema: dict[str, Any], prop: dict[str, Any]) -> dict[str, Any]:
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
         merged = dict(schema.get("$defs", {}).get(ref.split("/")[-1], {}))
         merged.update({k: v for k, v in prop.items() if k != "$ref"})
-        return merged
-    return prop
+        return _merge_all_of(merged)
+    return _merge_all_of(prop)
 
 
 def parse_schema(schema: dict[str, Any]) -> list[FieldSpec]:
-    """One spec per property, in the schema's order. Unknown shapes become plain text fields."""
-    required = set(schema.get("required", []))
-    specs: list[FieldSpec] = []
-    for name, raw in schema.get("properties", {}).items():
-        prop = _resolve(schema, raw)
-        nullable = False
-        if "anyOf" in prop:  # pydantic's `X | None`
-            options = [_resolve(schema, o) for o in prop["anyOf"]]
-            nullable = any(o.get("type") == "null" for o in options)
-            concrete = [o for o in options if o.get("type") != "null"]
-            inner = concrete[0] if concrete else {"type": "string"}
-            prop = {**inner, **{k: v for k, v in prop.items() if k != "anyOf"}}
-        kind = _kind(prop)
-        examples = prop.get("examples") or []
-        example = examples[0] if examples else ""
-        specs.append(
-            FieldSpec(
-                name=name,
-                title=str(prop.get("title") or name.replace("_", " ").capitalize()),
-                kind=kind,
-                description=str(prop.get("description", "")),
-                required=name in required,
-                nullable=nullable,
-                default=prop.get("default"),
-                minimum=prop.get("minimum"),
-                maximum=prop.get("maximum"),
-                exclusive_minimum=prop.get("exclusiveMinimum"),
-                pattern=prop.get("pattern"),
-                min_length=prop.get("minLength"),
-                min_items=prop.get("minItems"),
-                choices=[str(c) for c in prop.get("enum", [])],
-                path_mode=str(prop.get("x-path-mode", "open")),
-                example=shlex.join(example) if isinstance(example, list) else str(example),
-            )
-        )
-    return specs
+    """One spec per property, in the schema's order."""
+    return _properties(schema, schema)
+
+
+def _properties(root: dict[str, Any], obj: dict[str, Any]) -> list[FieldSpec]:
+    required = set(obj.get("required", []))
+    return [_field(root, name, raw, name in required) for name, raw in obj.get("properties", {}).items()]
+
+
+def _field(root: dict[str, Any], name: str, raw: dict[str, Any], required: bool) -> FieldSpec:
+    prop = _resolve(root, raw)
+    nullable = False
+    union = prop.get("anyOf") or prop.get("oneOf")
+    if isinstance(union, list):
+        options = [_resolve(root, o) for o in union]
+        nullable = any(o.get("type") == "null" for o in options)
+        concrete = [o for o in options if o.get("type") != "null"]
+        if len(concrete) == 1:  # pydantic's `X | None`
+            prop = {**concrete[0], **{k: v for k, v in prop.items() if k not in ("anyOf", "oneOf")}}
+        elif all(o.get("type") in ("string", "integer", "number") for o in concrete):
+            prop = {"type": "string", **{k: v for k, v in prop.items() if k not in ("anyOf", "oneOf")}}
+        else:  # a union of shapes (e.g. tagged models): the form offers JSON
+            prop = {"x-json": True, **{k: v for k, v in prop.items() if k not in ("anyOf", "oneOf")}}
+    for key in ("items", "additionalProperties"):
+        if isinstance(prop.get(key), dict):
+            prop = {**prop, key: _resolve(root, prop[key])}
+    if "const" in prop and "enum" not in prop:
+        prop = {**prop, "enum": [prop["const"]]}
+    examples = prop.get("examples") or []
+    example = examples[0] if examples and not isinstance(examples[0], dict) else ""
+    spec = FieldSpec(
+        name=name,
+        title=str(prop.get("title") or name.replace("_", " ").capitalize()),
+        kind=_kind(prop),
+        description=str(prop.get("description", "")),
+        required=required,
+        nullable=nullable,
+        default=prop.get("default"),
+        minimum=prop.get("minimum"),
+        maximum=prop.get("maximum"),
+        exclusive_minimum=prop.get("exclusiveMinimum"),
+        exclusive_maximum=prop.get("exclusiveMaximum"),
+        pattern=prop.get("pattern"),
+        min_length=prop.get("minLength"),
+        max_length=prop.get("maxLength"),
+        min_items=prop.get("minItems", prop.get("minProperties")),
+        max_items=prop.get("maxItems", prop.get("maxProperties")),
+        choices=[str(c) for c in prop.get("enum", [])],
+        choice_values=list(prop.get("enum", [])),
+        path_mode=str(prop.get("x-path-mode", "open")),
+        example=shlex.join(example) if isinstance(example, list) else str(example),
+        examples=list(examples),
+    )
+    if spec.kind == "object":
+        spec.fields = _properties(root, prop)
+    elif spec.kind == "objects":
+        item = _resolve(root, prop["items"])
+        spec.fields = _properties(root, item)
+        spec.item_title = str(item.get("title") or "Item")
+    elif spec.kind == "list":
+        spec.item = _field(root, "item", prop.get("items") or {"type": "string"}, True)
+    elif spec.kind == "dict":
+        values = prop.get("additionalProperties")
+        spec.item = _field(root, "value", values if isinstance(values, dict) else {"type": "string"}, True)
+    elif spec.kind == "json":
+        spec.json_type = str(prop.get("type", "")) if prop.get("type") in ("object", "array") else ""
+    return spec
+
+
+def _scalar(prop: dict[str, Any]) -> bool:
+    return prop.get("type") in ("string", "integer", "number", "boolean") or "enum" in prop
 
 
 def _kind(prop: dict[str, Any]) -> Kind:
+    if prop.get("x-json"):
+        return "json"
     if "enum" in prop:
         return "enum"
     t = prop.get("type")
@@ -94,93 +150,24 @@ def _kind(prop: dict[str, Any]) -> Kind:
     if t == "boolean":
         return "bool"
     if t == "array":
+        items = prop.get("items")
+        if not isinstance(items, dict) or (items.get("type") == "string" and "enum" not in items):
+            return "list"
+        if items.get("type") == "object" and isinstance(items.get("properties"), dict):
+            return "objects"
+        if "anyOf" in items or not _scalar(items):
+            return "json"
         return "list"
     if t == "object":
-        return "dict"
+        if isinstance(prop.get("properties"), dict) and prop["properties"]:
+            return "object"
+        values = prop.get("additionalProperties")
+        if values is True or values is None:
+            return "json"
+        if isinstance(values, dict):
+            union = values.get("anyOf")
+            if isinstance(union, list) and all(_scalar(o) for o in union):
+                return "dict"
+            return "dict" if _scalar(values) else "json"
+        return "json"
     return "text"
-
-
-def convert(spec: FieldSpec, raw: Any) -> Any:
-    """The form's raw value (text, number or bool) → the setting's value; ValueError says what is wrong."""
-    if spec.kind == "bool":
-        return bool(raw)
-    if spec.kind in ("int", "float"):
-        if raw is None or str(raw).strip() == "":
-            if spec.required:
-                raise ValueError("is required")
-            return spec.default
-        try:
-            number: float = int(raw) if spec.kind == "int" else float(raw)
-        except ValueError:
-            raise ValueError("must be a whole number" if spec.kind == "int" else "must be a number") from None
-        if spec.minimum is not None and number < spec.minimum:
-            raise ValueError(f"must be at least {spec.minimum:g}")
-        if spec.exclusive_minimum is not None and number <= spec.exclusive_minimum:
-            raise ValueError(f"must be more than {spec.exclusive_minimum:g}")
-        if spec.maximum is not None and number > spec.maximum:
-            raise ValueError(f"must be at most {spec.maximum:g}")
-        return number
-    text = str(raw).strip()
-    if spec.kind == "list":
-        try:
-            items = shlex.split(text)
-        except ValueError as exc:
-            raise ValueError(f"cannot split into items: {exc}") from None
-        if spec.min_items and len(items) < spec.min_items:
-            raise ValueError("is required" if not items else f"needs at least {spec.min_items} items")
-        return items
-    if spec.kind == "dict":
-        out: dict[str, str] = {}
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            key, sep, value = line.partition("=")
-            if not sep or not key.strip():
-                raise ValueError(f"line {n}: write NAME=value")
-            out[key.strip()] = value
-        return out
-    if not text:
-        if spec.nullable:
-            return None
-        if spec.required:
-            raise ValueError("is required")
-        if spec.default is not None:
-            return spec.default
-    if spec.min_length and len(text) < spec.min_length:
-        raise ValueError(f"needs at least {spec.min_length} characters")
-    if spec.pattern and not re.search(spec.pattern, text):
-        raise ValueError(f"must match {spec.pattern}")
-    if spec.kind == "enum" and spec.choices and text not in spec.choices:
-        raise ValueError(f"must be one of {', '.join(spec.choices)}")
-    return text
-
-
-def build_settings(specs: list[FieldSpec], raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Settings from raw form values, and errors by field name. Settings left at an empty optional value
-    are left out so the job type's defaults apply."""
-    settings: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for spec in specs:
-        try:
-            value = convert(spec, raw.get(spec.name, ""))
-        except ValueError as exc:
-            errors[spec.name] = str(exc)
-            continue
-        if value is None and not spec.required:
-            continue
-        if spec.kind == "dict" and not value and not spec.required:
-            continue
-        settings[spec.name] = value
-    return settings, errors
-
-
-def initial_text(spec: FieldSpec) -> Any:
-    """What the form shows before the user types: the default, in the form's own terms."""
-    d = spec.default
-    if spec.kind == "bool":
-        return bool(d)
-    if spec.kind == "list":
-        return shlex.join(d) if isinstance(d, list) else ""
-    if spec.kind == "dict":
-        return "\n".join(f"{k}={v}" for k, v in d.items()) if isinstance(d, dict) else ""
-    return "" if d is None else d

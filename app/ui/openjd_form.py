@@ -88,5 +88,13 @@ class OpenJDForm(SchemaForm):
         parameters = {k: v if isinstance(v, str) else repr(v) for k, v in values.items()}
         return {"template": self.template, "parameters": parameters}, {}
 
-    def show_errors(self, errors: dict[str, str]) -> None:
-        self.errors["template"].show_error(errors.get("template") or errors.get("parameters"))
+    def show_errors(self, errors: dict[str, str]) -> list[str]:
+        """A named parameter's error under its field; the template's and openjd-model's own under the template."""
+        named = {k.removeprefix("parameters."): v for k, v in errors.items() if k.startswith("parameters.")}
+        here = [errors[k] for k in ("template", "parameters") if k in errors]
+        if self.params is not None:
+            here += self.params.show_errors(named)
+        else:
+            here += [f"{k}: {v}" for k, v in named.items()]
+        self.errors["template"].show_error("; ".join(here) or None)
+        return [f"{k}: {v}" for k, v in errors.items() if k.split(".")[0] not in ("template", "parameters")]

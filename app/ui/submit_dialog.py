@@ -1,5 +1,6 @@
-"""The job submission dialog: name, type, priority and the type's own settings form; the Server's field
-errors are shown next to their fields."""
+"""The job submission dialog: name, type, priority, the type's own settings form and the job's scheduling
+fields (tags, dependencies, Manager, failure limits, start paused); the Server's field errors are shown next
+to their fields."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from app.qt import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
     Signal,
 )
 from app.schema import parse_schema
+from app.ui.job_fields import JobFields
 from app.ui.openjd_form import OpenJDForm
 from app.ui.schema_form import ERROR_STYLE, ErrorLabel, SchemaForm
 from services.openjd_submit import farm_path_values
@@ -32,7 +35,7 @@ class SubmitDialog(QDialog):
     def __init__(self, client: ServerClient, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Submit a job")
-        self.resize(560, 520)
+        self.resize(620, 700)
         self.client = client
         self.form: SchemaForm | None = None
         self.job_types: dict[str, JobTypeInfo] = {}
@@ -58,6 +61,18 @@ class SubmitDialog(QDialog):
         head.addRow("Name *", self._with_error(self.name, self.common_errors["name"]))
         head.addRow("Priority", self._with_error(self.priority, self.common_errors["priority"]))
         self.form_holder = QVBoxLayout()
+        self.job_fields = JobFields(self)
+        self.form_type: str | None = None  # the job type whose form is shown
+        body = QWidget(self)
+        body_layout = QVBoxLayout(body)
+        body_layout.setContentsMargins(0, 0, 0, 0)
+        body_layout.addWidget(self.description)
+        body_layout.addLayout(self.form_holder)
+        body_layout.addWidget(self.job_fields)
+        body_layout.addStretch(1)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
@@ -67,8 +82,7 @@ class SubmitDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(head)
-        layout.addWidget(self.description)
-        layout.addLayout(self.form_holder, 1)
+        layout.addWidget(scroll, 1)
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
 
@@ -81,8 +95,9 @@ class SubmitDialog(QDialog):
         return cell
 
     async def load(self, preferred: str | None = None) -> None:
-        """Fetch the job types and build the form of the first (or `preferred`) one."""
+        """Fetch the job types and build the form of the first (or `preferred`) one; list Managers and jobs."""
         infos = await self.client.job_types()
+        await self.job_fields.load(self.client)
         self.job_types = {}
         self.type_box.blockSignals(True)
         self.type_box.clear()
@@ -117,6 +132,7 @@ class SubmitDialog(QDialog):
         else:
             self.form = SchemaForm(parse_schema(info.settings_schema), self)
         self.form_holder.addWidget(self.form)
+        self.form_type = name
         self.description.setText(info.description)
 
     def _template_named(self, name: str) -> None:
@@ -127,12 +143,13 @@ class SubmitDialog(QDialog):
         """The body to send, or None and the errors found before sending."""
         assert self.form is not None
         settings, errors = self.form.settings()
+        job_values, job_errors = self.job_fields.values()
         common: dict[str, str] = {}
         if not self.name.text().strip():
             common["name"] = "is required"
         for key, label in self.common_errors.items():
             label.show_error(common.get(key))
-        errors = {**{f"settings.{k}": v for k, v in errors.items()}, **common}
+        errors = {**{f"settings.{k}": v for k, v in errors.items()}, **job_errors, **common}
         if errors:
             self.message.setText("Please correct the fields marked in red.")
             return None, errors
@@ -141,6 +158,7 @@ class SubmitDialog(QDialog):
             "type": self.type_box.currentData(),
             "settings": settings,
             "priority": self.priority.value(),
+            **job_values,
         }
         return body, {}
 
@@ -168,18 +186,17 @@ class SubmitDialog(QDialog):
         return job
 
     def show_server_errors(self, exc: ApiError) -> None:
+        """Each field error next to its field, nested settings included (`settings.caches.0.target`)."""
         assert self.form is not None
         settings_errors: dict[str, str] = {}
-        unplaced: list[str] = []
+        others: dict[str, str] = {}
         for e in exc.errors:
             if e.field.startswith("settings."):
-                key = e.field.removeprefix("settings.").split(".")[0]
-                if key in self.form.editors:
-                    settings_errors[key] = e.message
-                    continue
-            if e.field in self.common_errors:
+                settings_errors[e.field.removeprefix("settings.")] = e.message
+            elif e.field in self.common_errors:
                 self.common_errors[e.field].show_error(e.message)
-                continue
-            unplaced.append(f"{e.field}: {e.message}")
-        self.form.show_errors(settings_errors)
+            else:
+                others[e.field] = e.message
+        unplaced = self.form.show_errors(settings_errors)
+        unplaced += self.job_fields.show_errors(others)
         self.message.setText("\n".join([f"The Server refused the job: {exc.detail}", *unplaced]))

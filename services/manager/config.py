@@ -8,6 +8,7 @@ from pathlib import Path
 
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import platforms
+from services.protocol.path_mapping import PathMapping, derive_path_mappings
 
 DEFAULT_PORT = DEFAULT_SERVER_PORT + 1
 
@@ -57,15 +58,33 @@ class ManagerConfig:
     auth_free_failures: int = 10  # wrong registration secrets or worker secrets per address before back-off
     # path variables: name -> {platform -> value}; render_root defaults to <data_dir>/render
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    # path mapping rules by worker platform, made once per variables table (every hand-out carries them)
+    _mappings: dict[str, tuple[object, list[PathMapping]]] = field(default_factory=dict, repr=False, compare=False)
     # CA certificates to verify an https Server (None: TABLAO_CA_BUNDLE, else the system's)
     ca_bundle: str | None = None
 
     def registration_secret_file(self) -> Path:
         return self.data_dir / "worker-registration.secret"
 
-    def resolved_variables(self, platform: str) -> dict[str, str]:
+    def variable_table(self) -> dict[str, dict[str, str]]:
         table = {"render_root": {platforms.current().value: str(self.data_dir / "render")}}
         table.update(self.variables)
+        return table
+
+    def path_mappings(self, platform: str) -> list[PathMapping]:
+        """OpenJD path mapping rules for a worker on `platform`, from the same variables (protocol/path_mapping)."""
+        cached = self._mappings.get(platform)
+        if cached is not None and cached[0] is self.variables:
+            return cached[1]
+        try:
+            rules = derive_path_mappings(self.variable_table(), platform)
+        except ValueError:  # a platform the farm does not know: its paths are left as written
+            rules = []
+        self._mappings[platform] = (self.variables, rules)
+        return rules
+
+    def resolved_variables(self, platform: str) -> dict[str, str]:
+        table = self.variable_table()
         platform = _platform_key(platform)
         out: dict[str, str] = {}
         for name, raw in table.items():

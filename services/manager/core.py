@@ -13,7 +13,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
-from services.manager import scheduler
+from services.manager import host_match, scheduler
 from services.manager.config import ManagerConfig
 from services.manager.errors import Conflict
 from services.manager.model import HeldTask, WorkerState
@@ -68,12 +68,17 @@ class ManagerCore:
         worker.name, worker.platform = req.name, req.platform
         worker.task_types, worker.tags = frozenset(req.task_types), frozenset(req.tags)
         worker.software = dict(req.software)
+        worker.capabilities = req.capabilities
         worker.signed_on = True
         worker.status = (
             WorkerStatus.AWAKE if worker.status_requested != WorkerStatusRequest.ASLEEP else (WorkerStatus.ASLEEP)
         )
         with transaction(self.conn):
             self.workers.save(worker)
+            host_match.save(self.conn, worker)
+            for task in self.ready:  # what it offers may meet tasks that waited for such a worker
+                if task.unmeetable and host_match.meets(task, worker):
+                    task.unmeetable = None
             self._feed_waiters()
         self.claim_wakeup.set()
         return StatusAnswer(status_requested=worker.status_requested, lazy=worker.lazy)
@@ -138,7 +143,9 @@ class ManagerCore:
             # a next task at hand for every worker; with short tasks, enough for the next prefetch_seconds, so
             # one claim brings many (each claim is a write transaction at the Server)
             margin = max(2, len(available), math.ceil(self._handout_rate() * self.config.prefetch_seconds))
-        capacity = idle + margin - len(self.ready)
+        # tasks no worker here meets wait without filling the prefetch (up to one claim's worth of them)
+        waiting = min(sum(1 for t in self.ready if t.unmeetable), self.config.claim_max)
+        capacity = idle + margin - len(self.ready) + waiting
         if capacity <= 0:
             return None
         if idle <= len(self.ready) and capacity < max(1, margin // 2):
@@ -169,6 +176,9 @@ class ManagerCore:
                 task = HeldTask(claim=c, failure_count=c.failure_count)
                 self.tasks[c.id] = task
                 self.ready.add(task)
+                if task.requirements is not None and (why := host_match.why_none(task, self.workers)):
+                    task.unmeetable = why
+                    self.emit([self.update_for(task, activity=why)])
             self._feed_waiters()
 
     def next_task(self, worker: WorkerState) -> HeldTask | None:

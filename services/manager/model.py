@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.protocol.farm import Utilisation
+from services.protocol.host_requirements import HostCapabilities, Requirements, of_commands
 from services.protocol.link import ClaimedTask
 from services.protocol.states import Unavailability, WorkerStatus, WorkerStatusRequest
 
@@ -19,6 +20,12 @@ class HeldTask:
     started: bool = False  # the worker reported it active
     failure_count: int = 0
     failed_on: set[str] = field(default_factory=set)  # workers that failed it: retry elsewhere first
+    # its OpenJD step's host requirements, read once here so matching a worker stays cheap (host_match.py)
+    requirements: Requirements | None = field(init=False)
+    unmeetable: str | None = None  # why no worker of this Manager meets them, once said
+
+    def __post_init__(self) -> None:
+        self.requirements = of_commands(self.claim.commands)
 
     @property
     def id(self) -> int:
@@ -49,6 +56,7 @@ class WorkerState:
     last_seen_wall: datetime | None = None
     utilisation: Utilisation | None = None
     unavailable: Unavailability | None = None  # the worker's own reason for claiming nothing
+    capabilities: HostCapabilities | None = None  # for OpenJD host requirements, from its sign-on
 
     @property
     def available(self) -> bool:

@@ -6,6 +6,7 @@ import bisect
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+from services.manager import host_match
 from services.manager.model import HeldTask, WorkerState
 
 SortKey = tuple[int, datetime, int, int, int]
@@ -46,6 +47,8 @@ def can_run(task: HeldTask, worker: WorkerState, blocklist: Blocklist, threshold
     if c.type not in worker.task_types:
         return False
     if not worker.tags.issuperset(c.job_tags):
+        return False
+    if task.requirements is not None and not host_match.meets(task, worker):
         return False
     return blocklist.get((c.job_id, worker.id, c.type), 0) < threshold
 

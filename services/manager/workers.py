@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from services.manager import host_match
 from services.manager.config import ManagerConfig
 from services.manager.errors import Unauthorized
 from services.manager.model import WorkerState
@@ -32,7 +33,7 @@ def _report(w: WorkerState) -> WorkerReport:
     return WorkerReport(
         id=w.id, name=w.name, platform=w.platform, task_types=sorted(w.task_types), tags=sorted(w.tags),
         software=w.software, status=w.status, current_task_id=w.current_task_id, last_seen=w.last_seen_wall,
-        utilisation=w.utilisation,
+        utilisation=w.utilisation, capabilities=w.capabilities,
         unavailable=w.unavailable or (Unavailability.ASLEEP if w.status == WorkerStatus.ASLEEP else None),
     )  # fmt: skip
 
@@ -45,6 +46,7 @@ class WorkerRegistry:
         self.config = config
         self._on_change = on_change  # told of every change of a worker
         self._workers: dict[str, WorkerState] = {w.id: w for w in store.load_workers(conn)}
+        host_match.load_into(conn, self._workers)
         # workers whose report the Server has not had yet (all of them after a start)
         self.dirty: set[str] = set(self._workers)
 

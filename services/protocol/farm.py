@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from services.protocol.common import ResponseModel, WireModel
+from services.protocol.host_requirements import HostCapabilities
 from services.protocol.states import ManagerStatus, Role, Unavailability, WorkerStatus, WorkerStatusRequest
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
@@ -38,6 +39,7 @@ class Worker(ResponseModel):
     last_seen: datetime | None
     utilisation: Utilisation | None
     unavailable: Unavailability | None = None  # why it claims no work although awake
+    capabilities: HostCapabilities | None = None  # what it offers for OpenJD host requirements
 
 
 class SleepSchedule(WireModel):

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from services.protocol.common import Id, LongText, ResponseModel, ShortText, WireModel, bounded_json
 from services.protocol.farm import Utilisation
+from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command, OnTaskFailure
 from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
 
@@ -81,6 +82,7 @@ class WorkerReport(WireModel):
     last_seen: datetime | None = None
     utilisation: Utilisation | None = None
     unavailable: Unavailability | None = None
+    capabilities: HostCapabilities | None = None  # for OpenJD host requirements
 
 
 class UpdateBatch(WireModel):

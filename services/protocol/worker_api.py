@@ -8,7 +8,9 @@ from pydantic import Field, StringConstraints
 
 from services.protocol.common import ID_MAX, Id, PathText, ResponseModel, ShortText, WireModel, bounded_json
 from services.protocol.farm import Utilisation
+from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command
+from services.protocol.path_mapping import PathMapping
 from services.protocol.platforms import PlatformField
 from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
 
@@ -35,6 +37,8 @@ class SignOnRequest(WireModel):
     tags: list[ShortText] = Field(default_factory=list, max_length=50)
     software: Annotated[dict[str, str], bounded_json(SOFTWARE_MAX_BYTES)] = Field(default_factory=dict)
     can_restart: bool = False
+    # for OpenJD host requirements; None from an older worker (it then meets only requirement-free steps)
+    capabilities: HostCapabilities | None = None
 
 
 class StatusAnswer(ResponseModel):
@@ -84,6 +88,8 @@ class AssignedTask(ResponseModel):
     steps_total: int
     # the farm's path variables, already resolved for this worker's platform
     variables: dict[str, str] = Field(default_factory=dict)
+    # the same variables as path mapping rules from the other platforms' paths (for OpenJD sessions)
+    path_mappings: list[PathMapping] = Field(default_factory=list)
 
 
 class MayIRun(ResponseModel):

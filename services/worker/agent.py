@@ -17,7 +17,7 @@ from services.protocol import platforms
 from services.protocol.states import Unavailability, WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import AssignedTask, Heartbeat, RegisterRequest, SignOnRequest
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
-from services.worker import credentials
+from services.worker import capabilities, credentials
 from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
 from services.worker.runners import Programs, available_task_types, prepare_checks
 from services.worker.sampler import Sampler
@@ -46,6 +46,9 @@ class AgentConfig:
     data_dir: Path
     name: str = field(default_factory=socket.gethostname)
     tags: list[str] = field(default_factory=list)
+    # NAME=VALUE pairs added to the measured capabilities (OpenJD host requirements, capabilities.py)
+    host_attributes: tuple[str, ...] = ()
+    host_amounts: tuple[str, ...] = ()
     task_types: list[str] | None = None  # None: every type whose programs were found
     registration_secret: str | None = None
     credentials_in_keyring: bool = False  # the tray's worker: the OS keychain, not worker.json
@@ -242,6 +245,7 @@ class Agent:
             tags=cfg.tags,
             software=versions,
             can_restart=True,
+            capabilities=capabilities.gather(cfg.host_attributes, cfg.host_amounts),
         )
 
     async def _register(self) -> credentials.Credentials:

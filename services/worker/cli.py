@@ -18,7 +18,7 @@ from pathlib import Path
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from services.protocol import process_guard  # noqa: E402 - after the line above
-from services.worker import render_limits  # noqa: E402
+from services.worker import capabilities, render_limits  # noqa: E402
 from services.worker.agent import EXIT_ERROR, Agent, AgentConfig  # noqa: E402
 from services.worker.runners import Programs  # noqa: E402
 from services.worker.task_policy import TaskPolicy  # noqa: E402
@@ -44,6 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="the worker's name (default: this machine's host name)")
     p.add_argument("--tags", default="", metavar="a,b", help="tags this worker has (jobs may require tags)")
     p.add_argument("--task-types", metavar="t1,t2", help="offer only these task types")
+    p.add_argument(
+        "--host-attribute",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an attribute for OpenJD host requirements, e.g. lic=nuke (attr.custom.lic); repeatable",
+    )
+    p.add_argument(
+        "--host-amount",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="an amount for OpenJD host requirements, e.g. amount.worker.gpu=2; repeatable",
+    )
     p.add_argument(
         "--registration-secret-file",
         type=Path,
@@ -168,6 +182,10 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         raise UsageError("--task-types: give at least one task type")
     if args.run_as is not None:
         _check_run_as(args.run_as)
+    try:
+        capabilities.gather(args.host_attribute, args.host_amount)
+    except ValueError as exc:
+        raise UsageError(f"--host-attribute/--host-amount: {exc}") from None
     protect = list(args.protect)
     if args.registration_secret_file is not None:
         protect.append(args.registration_secret_file)
@@ -186,6 +204,8 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         data_dir=data_dir,
         name=name,
         tags=_csv(args.tags),
+        host_attributes=tuple(args.host_attribute),
+        host_amounts=tuple(args.host_amount),
         task_types=task_types,
         registration_secret=secret,
         credentials_in_keyring=args.credentials == "keyring",

@@ -137,6 +137,7 @@ class TaskRun:
                 output_file=self.reporter.output_file,
                 programs=self.programs,
                 grace_seconds=self.grace_seconds,
+                path_mappings=self.task.path_mappings,
             )
             await runner(params, ctx)
 

@@ -127,6 +127,7 @@ def _assigned(core: ManagerCore, task: HeldTask, worker: WorkerState) -> Assigne
         id=c.id, job_id=c.job_id, job_name=c.job_name, name=c.name, type=c.type, handout=task.handout,
         commands=c.commands, steps_total=c.steps_total,
         variables=core.config.resolved_variables(worker.platform),
+        path_mappings=core.config.path_mappings(worker.platform),
     )  # fmt: skip
 
 

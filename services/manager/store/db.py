@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS workers (
     lazy INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS sleep_schedules (worker_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+-- what each worker offers for OpenJD host requirements (host_match.py), as it said at sign-on
+CREATE TABLE IF NOT EXISTS worker_capabilities (worker_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blocklist (
     job_id INTEGER NOT NULL,
     worker_id TEXT NOT NULL,

@@ -171,6 +171,8 @@ class WorkerRow(Base):
     last_seen: Mapped[datetime | None]
     utilisation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     unavailable: Mapped[str | None] = mapped_column(String(32))
+    # for OpenJD host requirements: {"attributes": {...}, "amounts": {...}} (protocol/host_requirements.py)
+    capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class EventRow(Base):

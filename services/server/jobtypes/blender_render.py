@@ -55,6 +55,7 @@ class BlenderRenderSettings(JobTypeSettings):
         "Output",
         "Where frames go: Blender's output pattern, `#` marks the zero-padded frame number "
         "(e.g. `{render_root}/myjob/frame_####`); the format's extension is added.",
+        example="{render_root}/myjob/frame_####",
         mode="save",
     )
     format: ImageFormat = Field(ImageFormat.PNG, title="Format", description="Image file format of the frames.")

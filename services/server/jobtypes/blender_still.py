@@ -57,6 +57,7 @@ class BlenderStillSettings(JobTypeSettings):
     output_path: PathStr = path_field(
         "Output image",
         "The final image, e.g. `{render_root}/poster.png`; parts are written next to it.",
+        example="{render_root}/poster.png",
         mode="save",
     )
     format: StillFormat = Field(

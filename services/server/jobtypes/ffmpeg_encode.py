@@ -35,11 +35,14 @@ class FfmpegEncodeSettings(JobTypeSettings):
     input_pattern: PathStr = path_field(
         "Input frames",
         "The image sequence, with the frame number as `%04d` or `####`, e.g. `{render_root}/shot/frame_%04d.png`.",
+        example="{render_root}/shot/frame_%04d.png",
     )
     frame_start: int = Field(1, ge=0, le=10_000_000, title="First frame", description="First frame number.")
     frame_end: int = Field(250, ge=0, le=10_000_000, title="Last frame", description="Last frame number.")
     fps: float = Field(24, gt=0, le=1000, title="Frame rate", description="Frames per second of the video.")
-    output_path: PathStr = path_field("Output video", "The video file: .mp4, .mov or .mkv.", mode="save")
+    output_path: PathStr = path_field(
+        "Output video", "The video file: .mp4, .mov or .mkv.", mode="save", example="{render_root}/shot/shot.mp4"
+    )
     codec: Codec = Field(
         Codec.H264,
         title="Codec",

@@ -47,12 +47,16 @@ PathStr = Annotated[str, AfterValidator(_path)]
 FrameRange = Annotated[str, AfterValidator(_frames)]
 
 
-def path_field(title: str, description: str, *, mode: str = "open", default: Any = ...) -> Any:
-    """A path setting; `format: path` and `x-path-mode` (open, save, directory) tell the form to browse."""
+def path_field(
+    title: str, description: str, *, mode: str = "open", default: Any = ..., example: str | None = None
+) -> Any:
+    """A path setting; `format: path` and `x-path-mode` (open, save, directory) tell the form to browse.
+    A required path gives an `example` this job type accepts: the form shows it, and tests submit it."""
     return Field(
         default,
         title=title,
         description=description,
+        examples=[example] if example is not None else None,
         json_schema_extra={"format": "path", "x-path-mode": mode},
     )
 
@@ -68,7 +72,11 @@ def frames_field(default: str = "1-250") -> Any:
 
 
 def blendfile_field() -> Any:
-    return path_field("Blend file", "The .blend file to open, as the workers see it (path variables allowed).")
+    return path_field(
+        "Blend file",
+        "The .blend file to open, as the workers see it (path variables allowed).",
+        example="{render_root}/sh010/sh010.blend",
+    )
 
 
 class ImageFormat(StrEnum):

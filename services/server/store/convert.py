@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from services.protocol.farm import Manager, Utilisation, Worker
+from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command, Job, JobLogEntry, OnTaskFailure, Task, TaskSummary
 from services.protocol.states import (
     JobStatus,
@@ -98,6 +99,7 @@ def worker_to_wire(w: WorkerRow) -> Worker:
         last_seen=aware(w.last_seen) if w.last_seen else None,
         utilisation=Utilisation.model_validate(w.utilisation) if w.utilisation else None,
         unavailable=Unavailability(w.unavailable) if w.unavailable in _REASONS else None,
+        capabilities=HostCapabilities.model_validate(w.capabilities) if w.capabilities else None,
     )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from services.protocol.commands import CommandSpec, InvalidParameters
+from services.protocol.path_mapping import PathMapping
 
 P = TypeVar("P")
 
@@ -50,6 +51,8 @@ class RunContext:
     programs: Programs = field(default_factory=Programs)
     # seconds between SIGTERM and SIGKILL when a command is cancelled
     grace_seconds: float = 0.5
+    # the farm's path variables as rules from other platforms' paths to this worker's (OpenJD sessions use them)
+    path_mappings: Sequence[PathMapping] = ()
 
 
 # What the task runner calls: the parameters as they came (variables resolved), not yet checked.

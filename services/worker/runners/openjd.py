@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from openjd.model import (
@@ -27,10 +27,11 @@ from openjd.model import (
     decode_job_template,
     preprocess_job_parameters,
 )
-from openjd.sessions import LOG, ActionState, ActionStatus, Session, SessionState
+from openjd.sessions import LOG, ActionState, ActionStatus, PathFormat, PathMappingRule, Session, SessionState
 
 from services.protocol.commands import OpenjdTaskParams
 from services.protocol.openjd_template import SUPPORTED_EXTENSIONS
+from services.protocol.path_mapping import PathMapping
 from services.worker.runners.base import CommandFailed, RunContext
 
 COMMAND = "openjd-task"
@@ -90,6 +91,23 @@ def task_parameters(params: Mapping[str, Any]) -> dict[str, ParameterValue]:
         except (KeyError, TypeError, ValueError) as exc:
             raise CommandFailed(f"{COMMAND}: task parameter {name!r} is not {{type, value}}: {item!r}") from exc
     return out
+
+
+def mapping_rules(mappings: Sequence[PathMapping]) -> list[PathMappingRule]:
+    """The farm's path variables as openjd-sessions rules: PATH values written with another platform's folder
+    are read as under this worker's (Windows sources match regardless of case and slash direction)."""
+    rules = []
+    for m in mappings:
+        windows = m.source_format == "windows"
+        source: PurePath = PureWindowsPath(m.source_path) if windows else PurePosixPath(m.source_path)
+        rules.append(
+            PathMappingRule(
+                source_path_format=PathFormat.WINDOWS if windows else PathFormat.POSIX,
+                source_path=source,
+                destination_path=PurePath(m.destination_path),
+            )
+        )
+    return rules
 
 
 class _Run:
@@ -154,8 +172,9 @@ async def run_openjd_task(params: OpenjdTaskParams, ctx: RunContext) -> None:
     if step is None:
         raise CommandFailed(f"{COMMAND}: the template has no step {step_name!r}")
     task_values = task_parameters(params)
-    if step.hostRequirements is not None:
-        ctx.log(f"note: step {step.name!r} has hostRequirements; Tablao does not match them to workers (use job tags)")
+    rules = mapping_rules(ctx.path_mappings)
+    for m in ctx.path_mappings:
+        ctx.log(f"path mapping: {m.source_path} ({m.source_format}) -> {m.destination_path}")
     run = _Run(ctx)
     session_id = f"tablao-{uuid.uuid4().hex[:12]}"
     forward = _Forward(session_id, run.loop, ctx)
@@ -164,7 +183,11 @@ async def run_openjd_task(params: OpenjdTaskParams, ctx: RunContext) -> None:
     failure: str | None = None
     try:
         with Session(
-            session_id=session_id, job_parameter_values=values, job_name=job.name, callback=run.callback
+            session_id=session_id,
+            job_parameter_values=values,
+            job_name=job.name,
+            callback=run.callback,
+            path_mapping_rules=rules or None,
         ) as session:
             try:
                 for env in [*(job.jobEnvironments or []), *(step.stepEnvironments or [])]:

@@ -1,0 +1,54 @@
+"""Says, when an `openjd` job is submitted, which of its steps no worker on the farm can run (host requirements).
+
+The Managers match each task to a worker (services/manager/host_match.py); this is the farm-wide view, from
+the capabilities the Managers report for their workers, so a job nobody can run says so in its log and
+activity at once instead of waiting silently. Its tasks still wait: a worker that fits may yet sign on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.protocol.host_requirements import OS_FAMILY, HostCapabilities, describe, parse, unmet
+from services.server.db.tables import JobRow, WorkerRow
+
+TASK_TYPE = "openjd"
+
+
+def _capabilities(w: WorkerRow) -> HostCapabilities:
+    if w.capabilities:
+        return HostCapabilities.model_validate(w.capabilities)
+    return HostCapabilities(attributes={OS_FAMILY: [w.platform]})  # an older worker: its platform only
+
+
+def unmet_steps(session: Session, job: JobRow) -> list[str]:
+    """A sentence per step with host requirements that no (tag-eligible) worker of the farm meets."""
+    template: Any = (job.settings or {}).get("template")
+    if job.type != TASK_TYPE or not isinstance(template, dict):
+        return []
+    steps = [
+        (s.get("name"), parse(s.get("hostRequirements"))) for s in template.get("steps") or [] if isinstance(s, dict)
+    ]
+    wanted = [(name, req) for name, req in steps if req is not None]
+    if not wanted:
+        return []
+    q = select(WorkerRow)
+    if job.manager_id is not None:
+        q = q.where(WorkerRow.manager_id == job.manager_id)
+    needed = set(job.tags or [])
+    workers = [
+        _capabilities(w)
+        for w in session.scalars(q)
+        if TASK_TYPE in (w.task_types or []) and needed <= set(w.tags or [])
+    ]
+    if not workers:
+        return []  # no openjd worker at all: nothing is special about these steps
+    return [
+        f"step {name!r}: no worker on the farm meets its host requirements ({describe(req)}); its tasks wait "
+        "until one signs on"
+        for name, req in wanted
+        if all(unmet(req, caps) is not None for caps in workers)
+    ]

@@ -10,6 +10,7 @@ from services.protocol.common import ID_MAX, Id, PathText, ResponseModel, ShortT
 from services.protocol.farm import Utilisation
 from services.protocol.jobs import Command
 from services.protocol.platforms import PlatformField
+from services.protocol.preview import Preview
 from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
 
 LOG_CHUNK_MAX_LINES = 5_000
@@ -55,6 +56,7 @@ class WorkerTaskUpdate(WireModel):
         default_factory=list, max_length=LOG_CHUNK_MAX_LINES
     )
     output_files: list[PathText] = Field(default_factory=list, max_length=1000)
+    preview: Preview | None = None  # a thumbnail of the newest frame the task saved
 
 
 class WorkerTaskUpdates(WireModel):

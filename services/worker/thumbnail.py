@@ -72,11 +72,15 @@ def make_thumbnail(path: Path, max_pixels: int = PREVIEW_MAX_PIXELS, max_bytes: 
         raise NoThumbnail(f"no preview of {path.name}: {exc}") from None
     except OSError as exc:
         raise NoThumbnail(f"no preview of {path.name}: cannot read it ({exc})") from None
-    for quality in QUALITIES:
-        out = io.BytesIO()
-        small.save(out, "JPEG", quality=quality, optimize=True)
-        if out.tell() <= max_bytes:
-            return Thumbnail(out.getvalue(), "image/jpeg", small.width, small.height, *frame_size)
+    # a frame of fine noise (an early, unconverged sample) may not fit at full size: lower the quality, then
+    # halve the size, rather than show nothing
+    for _ in range(3):
+        for quality in QUALITIES:
+            out = io.BytesIO()
+            small.save(out, "JPEG", quality=quality, optimize=True)
+            if out.tell() <= max_bytes:
+                return Thumbnail(out.getvalue(), "image/jpeg", small.width, small.height, *frame_size)
+        small = small.resize((max(1, small.width // 2), max(1, small.height // 2)), Image.Resampling.BILINEAR)
     raise NoThumbnail(f"no preview of {path.name}: the thumbnail stays over {max_bytes} bytes")
 
 

@@ -76,7 +76,7 @@ class Feeder(threading.Thread):
                 tags=[],
                 status=WorkerStatus.AWAKE,
                 current_task_id=t["id"],
-            )  # fmt: skip
+            )
             for i, t in enumerate(self.tasks)
         ]
         self.images = thumbnails(50)
@@ -84,6 +84,13 @@ class Feeder(threading.Thread):
         self.seq = 0
         self.sent = 0
         self.stop_at = 0.0
+
+    @staticmethod
+    def worker(i: int, task_id: int) -> WorkerReport:
+        return WorkerReport(
+            id=f"w{i}", name=f"render-{i:02d}", platform="linux", task_types=["exec"], tags=[],
+            status=WorkerStatus.AWAKE, current_task_id=task_id,
+        )  # fmt: skip
 
     def push(self, index: int, workers: list[WorkerReport]) -> None:
         task, worker = self.tasks[index % JOBS], self.workers[index % JOBS]

@@ -61,6 +61,11 @@ class ScriptedManager:
         assert r.status_code == 200, r.text
 
 
+def find_row(jobs: JobsPanel, job_id: int) -> int | None:
+    jobs.jobs_model.flush()
+    return jobs.jobs_model.row_of(job_id)
+
+
 def test_the_preview_follows_the_selected_job_and_worker(qloop, qtbot, fresh_server: ServerProcess, tmp_path: Path):
     frame = tmp_path / "frame_0001.png"
     frame.write_bytes(b"the full-size frame")  # readable here: a click may open it
@@ -78,11 +83,16 @@ def test_the_preview_follows_the_selected_job_and_worker(qloop, qtbot, fresh_ser
         qtbot.addWidget(workers)
         jobs.resize(1000, 700)
         jobs.show()
-        jobs.preview.opener = lambda url: bool(opened.append(url)) or True
+
+        def opener(url: QUrl) -> bool:
+            opened.append(url)
+            return True
+
+        jobs.preview.opener = opener
         sync.start()
         try:
             await until(lambda: sync.state == ConnectionState.CONNECTED, what="connected")
-            await until(lambda: jobs.jobs_model.flush() is None and jobs.jobs_model.row_of(job["id"]) is not None)
+            await until(lambda: find_row(jobs, job["id"]) is not None, what="the job's row")
             jobs.select_job(job["id"])
             source = jobs.preview.source
             await until(lambda: source.owner == job["id"], what="the job shown")
@@ -90,7 +100,7 @@ def test_the_preview_follows_the_selected_job_and_worker(qloop, qtbot, fresh_ser
 
             manager.push_preview(frame, (96, 54), "red")
             await until(lambda: source.image is not None, what="the first preview")
-            assert (source.image.width(), source.image.height()) == (96, 54)
+            assert source.image is not None and (source.image.width(), source.image.height()) == (96, 54)
             assert source.info is not None and source.info.worker_name == "render-07"
             assert source.frame_readable
             assert "frame_0001.png · 384×216 · render-07" in jobs.preview.caption.text()
@@ -101,7 +111,7 @@ def test_the_preview_follows_the_selected_job_and_worker(qloop, qtbot, fresh_ser
 
             manager.push_preview(Path(away), (160, 90), "blue")  # live: a new frame, nothing clicked
             await until(lambda: source.info is not None and source.info.version == 2, what="the second preview")
-            assert (source.image.width(), source.image.height()) == (160, 90)
+            assert source.image is not None and (source.image.width(), source.image.height()) == (160, 90)
             colour = source.image.pixelColor(80, 45)
             assert colour.blue() > 200 and colour.red() < 50
             assert not source.frame_readable and not jobs.preview.open_frame()  # not readable here: nothing opens

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BeforeValidator, Field, PlainSerializer
 
-from services.protocol.common import Id, PathText, ResponseModel, ShortText, WireModel
+from services.protocol.common import Id, PathText, ResponseModel, WireModel
 
 PREVIEW_MAX_PIXELS = 512  # the longer side of a thumbnail
 PREVIEW_MAX_BYTES = 256 * 1024  # the encoded image; the Worker lowers the quality until it fits
@@ -67,8 +67,8 @@ class PreviewReport(WireModel):
 
     task_id: Id
     job_id: Id
-    worker_id: ShortText
-    worker_name: ShortText
+    worker_id: str = Field(min_length=1, max_length=64)  # as the Server's workers table holds them
+    worker_name: str = Field(min_length=1, max_length=64)
     time: AwareDatetime
     preview: Preview
 

@@ -41,9 +41,10 @@ def apply_reports(session: Session, manager: ManagerRow, reports: list[PreviewRe
 
 
 def _put(session: Session, scope: str, owner: str, r: PreviewReport) -> LastRenderedRow | None:
-    """Store the report as the latest of (scope, owner); None when a newer one is already there."""
+    """Store the report as the latest of (scope, owner); None when it or a newer one is already there (a
+    repeated batch carries the same one again)."""
     row = session.get(LastRenderedRow, (scope, owner))
-    if row is not None and aware(row.time) > r.time:
+    if row is not None and aware(row.time) >= r.time:
         return None
     p = r.preview
     fields = {

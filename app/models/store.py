@@ -111,6 +111,7 @@ class ClientStore:
         self.farm_history: deque[FarmSample] = deque(maxlen=HISTORY_LENGTH)
         self.job_finished_listeners: list[JobFinishedCallback] = []
         self.job_log_listeners: list[Callable[[], None]] = []
+        self.preview_listeners: list[Callable[[dict[str, Any]], None]] = []  # told of last-rendered events
         # task events of the selected job that arrive while its tasks load; applied on top of the snapshot
         self._task_buffer: list[dict[str, Any]] | None = None
 
@@ -185,6 +186,9 @@ class ClientStore:
             self._record_utilisation(worker)
         elif type_ == "manager-updated":
             self.managers.upsert(Manager.model_validate(data))
+        elif type_ == "last-rendered":
+            for cb in self.preview_listeners:
+                cb(data)
         elif type_ == "reset":
             return Reload.ALL
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.models.farm_models import JobsModel, TasksModel
+from app.models.previews import PreviewSource
 from app.models.sync import FarmSync
 from app.models.table import KeyRole
 from app.qt import (
@@ -22,6 +23,7 @@ from app.qt import (
     Signal,
 )
 from app.ui.actions import Confirm, JobActions, TaskActions
+from app.ui.preview_view import PreviewView
 from app.ui.tables import make_big_view, make_view, selected_keys
 
 STATUS_FILTERS: list[tuple[str, frozenset[str] | None]] = [
@@ -95,9 +97,15 @@ class JobsPanel(QWidget):
         self.detail_tabs = QTabWidget(self)
         self.detail_tabs.addTab(self.tasks_view, "Tasks")
         self.detail_tabs.addTab(self.job_log, "Job log")
+        self.preview = PreviewView(PreviewSource(sync, "jobs", self), self)  # the job's last-rendered frame
+        self.preview.setObjectName("job-preview")
+        details = QSplitter(Qt.Orientation.Horizontal, self)
+        details.addWidget(self.detail_tabs)
+        details.addWidget(self.preview)
+        details.setSizes([700, 300])
         split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(top)
-        split.addWidget(self.detail_tabs)
+        split.addWidget(details)
         split.setSizes([400, 300])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -126,6 +134,7 @@ class JobsPanel(QWidget):
         if job_id not in ids:
             job_id = ids[0] if ids else None
         self.sync.select_job(job_id)
+        self.preview.source.show(job_id)
 
     def _show_job_log(self) -> None:
         lines = [

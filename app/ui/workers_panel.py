@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.models.farm_models import WorkersModel
+from app.models.previews import PreviewSource
 from app.models.sync import FarmSync
 from app.qt import QAction, QMenu, QPoint, QSplitter, Qt, QTimer, QVBoxLayout, QWidget
 from app.ui.actions import Confirm, WorkerActions
 from app.ui.graphs.plots import FarmPlot, UtilisationPlot
+from app.ui.preview_view import PreviewView
 from app.ui.sleep_schedule import ManagerSchedules, SleepScheduleDialog
 from app.ui.tables import make_view, selected_keys
 
@@ -40,6 +42,9 @@ class WorkersPanel(QWidget):
         graphs = QSplitter(Qt.Orientation.Horizontal, self)
         graphs.addWidget(self.utilisation.widget)
         graphs.addWidget(self.farm.widget)
+        self.preview = PreviewView(PreviewSource(sync, "workers", self), self)  # the worker's last-rendered frame
+        self.preview.setObjectName("worker-preview")
+        graphs.addWidget(self.preview)
         split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(self.view)
         split.addWidget(graphs)
@@ -64,6 +69,7 @@ class WorkersPanel(QWidget):
     def _selection_changed(self) -> None:
         ids = self.selected_worker_ids()
         self.utilisation.show_worker(ids[0] if ids else None)
+        self.preview.source.show(ids[0] if ids else None)
 
     def menu(self) -> QMenu:
         menu = QMenu(self)

@@ -35,7 +35,6 @@ EXTRA_STATUSES: dict[str, set[int]] = {
     "POST /api/v1/worker/register": {401, 403, 429},  # a wrong registration secret
     "GET /api/v1/status": {503},
     "GET /api/v1/tasks/{task_id}/log": {503},
-    "GET /api/v1/jobs/{job_id}/last-rendered": {503},
 }
 
 

@@ -47,7 +47,6 @@ class ManagerConfig:
     keepalive: float = 10.0  # an empty batch at least this often renews leases and reports workers
     log_keep_handouts: int = 3  # full task logs kept per task: the last N hand-outs
     max_body_bytes: int = 8 * 1024 * 1024
-    max_output_bytes: int = 32 * 1024 * 1024
     retry_after: float = 2.0  # suggested delay of a 204 "no task"
     # a client token the Server confirmed is trusted this long without asking again: the bound on how long a
     # token revoked at the Server still works here while the Server is reachable

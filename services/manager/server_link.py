@@ -14,10 +14,11 @@ import time
 from typing import Any
 
 from services.manager.core import ManagerCore
-from services.manager.store import logs, outbox
+from services.manager.store import logs, outbox, previews
 from services.manager.store.db import get_meta, set_meta, transaction
 from services.protocol.link import ClaimRequest, ClaimResponse, UpdateAck, UpdateBatch
 from services.protocol.manager_client import LinkError, LinkRefused, ManagerClient
+from services.protocol.preview import PREVIEWS_PER_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class ServerLink:
             if frozen is None:
                 keepalive_due = now - self._last_renewal >= self._renew_every() * 0.9
                 reports_due = self.core.workers.dirty and now - self._last_reports >= REPORT_INTERVAL
-                if sent or not (keepalive_due or reports_due):
+                if sent or not (keepalive_due or reports_due or previews.has_unsent(conn)):
                     return sent
                 frozen = (outbox.new_seq(conn), [])
             seq, updates = frozen
@@ -92,7 +93,11 @@ class ServerLink:
                 else []
             )
             held = list(self.core.tasks) if renew else []
-            batch = UpdateBatch(seq=seq, task_updates=updates, workers=reports, held_task_ids=held)
+            # new previews ride along like the worker states: a view, sent until the Server has them
+            shown = previews.unsent(conn, PREVIEWS_PER_BATCH)
+            batch = UpdateBatch(
+                seq=seq, task_updates=updates, workers=reports, held_task_ids=held, previews=[r for _i, r in shown]
+            )
             try:
                 async with self._turn:
                     ack = await self.client.push(batch)
@@ -113,6 +118,11 @@ class ServerLink:
             if reports:
                 self._last_reports = self._last_push
             self._came_up()
+            if shown:
+                with transaction(conn):
+                    previews.mark_sent(conn, [i for i, _r in shown])
+                if len(shown) == PREVIEWS_PER_BATCH:
+                    self.core.link_wakeup.set()  # more are waiting
             self._acknowledge(seq, ack)
             sent += 1
 

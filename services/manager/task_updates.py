@@ -5,10 +5,12 @@ from __future__ import annotations
 from services.manager.core import ManagerCore
 from services.manager.errors import Conflict, Invalid
 from services.manager.model import HeldTask, WorkerState
-from services.manager.store import logs
+from services.manager.store import logs, previews
 from services.manager.store import tasks as store
 from services.manager.store.db import transaction
+from services.protocol.common import utcnow
 from services.protocol.link import LOG_TAIL_LINES, TaskUpdate
+from services.protocol.preview import PreviewReport
 from services.protocol.states import TaskStatus
 from services.protocol.worker_api import LOG_LINE_MAX_CHARS, WorkerTaskUpdate
 
@@ -69,6 +71,14 @@ def _apply(core: ManagerCore, worker: WorkerState, task: HeldTask, new: list[Wor
         cur, tail, touched = core.update_for(task), [], False
 
     for u in new:
+        if u.preview is not None:
+            c = task.claim
+            report = PreviewReport(
+                task_id=c.id, job_id=c.job_id, worker_id=worker.id, worker_name=worker.name, time=utcnow(),
+                preview=u.preview,
+            )  # fmt: skip
+            previews.keep(core.conn, report)
+            core.link_wakeup.set()
         if u.log_lines:
             logs.append_log(core.conn, task.id, task.handout, u.log_lines)
             tail.extend(u.log_lines)

@@ -167,7 +167,8 @@ class Event(ResponseModel):
 
     Types: job-created, job-updated (the job without its settings, which never change after submission),
     job-deleted, job-tasks-changed (many tasks of `job_id` changed at once:
-    reload them), task-updated, worker-updated, manager-updated, reset (the client missed more than the
+    reload them), task-updated, worker-updated, manager-updated, last-rendered (a new preview of `job_id`
+    and, when `worker_version` is set, of `worker_id`: fetch the image), reset (the client missed more than the
     retention window and must reload everything).
     """
 

@@ -11,6 +11,7 @@ from services.protocol.common import Id, LongText, ResponseModel, ShortText, Wir
 from services.protocol.farm import Utilisation
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command, OnTaskFailure
+from services.protocol.preview import PREVIEWS_PER_BATCH, PreviewReport
 from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
 
 LOG_TAIL_LINES = 20
@@ -93,6 +94,9 @@ class UpdateBatch(WireModel):
     workers: list[WorkerReport] = Field(default_factory=list, max_length=10_000)
     # tasks the Manager still holds: their leases are renewed
     held_task_ids: list[Id] = Field(default_factory=list, max_length=100_000)
+    # the latest thumbnails of jobs and workers not sent yet: a view like the worker states, applied even in a
+    # repeated batch (the newest per job and per worker wins at the Server)
+    previews: list[PreviewReport] = Field(default_factory=list, max_length=PREVIEWS_PER_BATCH)
 
 
 class RejectedUpdate(ResponseModel):

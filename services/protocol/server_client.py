@@ -42,6 +42,7 @@ from services.protocol.jobs import (
     Task,
     TaskSummary,
 )
+from services.protocol.preview import LastRendered
 from services.protocol.states import JobStatus, Role, TaskStatus, WorkerStatusRequest
 from services.protocol.tls import client_context
 
@@ -132,6 +133,19 @@ class ServerClient:
         raise_for_error(response)
         return response.json() if response.content else None
 
+    async def _bytes(self, path: str) -> bytes | None:
+        """A binary GET; None on 404."""
+        index = self._current
+        try:
+            response = await self._clients[index].get(path)
+        except httpx.TransportError:
+            self._move_on(index)
+            raise
+        if response.status_code == 404:
+            return None
+        raise_for_error(response)
+        return response.content
+
     # ---- farm ----
     async def health(self) -> Health:
         return Health.model_validate(await self._call("GET", "/health"))
@@ -157,6 +171,18 @@ class ServerClient:
     async def request_worker_status(self, worker_id: str, status: WorkerStatusRequest, lazy: bool = True) -> Worker:
         body = {"status": status, "lazy": lazy}
         return Worker.model_validate(await self._call("POST", f"/workers/{worker_id}/status-request", json=body))
+
+    async def last_rendered(self, scope: str, owner: int | str) -> tuple[LastRendered, bytes] | None:
+        """The latest preview of a job (scope "jobs") or a worker ("workers"): what it shows and the image;
+        None before the first."""
+        try:
+            info = LastRendered.model_validate(await self._call("GET", f"/{scope}/{owner}/last-rendered/info"))
+        except ApiError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        image = await self._bytes(f"/{scope}/{owner}/last-rendered")
+        return None if image is None else (info, image)
 
     async def managers(self) -> list[Manager]:
         return [Manager.model_validate(x) for x in await self._call("GET", "/managers")]

@@ -12,6 +12,7 @@ from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command
 from services.protocol.path_mapping import PathMapping
 from services.protocol.platforms import PlatformField
+from services.protocol.preview import Preview
 from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
 
 LOG_CHUNK_MAX_LINES = 5_000
@@ -59,6 +60,7 @@ class WorkerTaskUpdate(WireModel):
         default_factory=list, max_length=LOG_CHUNK_MAX_LINES
     )
     output_files: list[PathText] = Field(default_factory=list, max_length=1000)
+    preview: Preview | None = None  # a thumbnail of the newest frame the task saved
 
 
 class WorkerTaskUpdates(WireModel):

@@ -135,10 +135,6 @@ class WorkerClient:
         _raise_for(resp)
         return MayIRun.model_validate_json(resp.content)
 
-    async def upload_output(self, task_id: int, data: bytes, content_type: str) -> None:
-        resp = await self._http.post(f"/tasks/{task_id}/output", content=data, headers={"Content-Type": content_type})
-        _raise_for(resp)
-
 
 def _retry_after(resp: httpx.Response) -> float:
     try:

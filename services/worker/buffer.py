@@ -27,10 +27,14 @@ log = logging.getLogger("tablao.worker.buffer")
 
 BATCH_MAX_ROWS = 1000  # WorkerTaskUpdates.updates max_length
 BATCH_MAX_CHARS = 4_000_000
+# rows holding a preview (each up to ~350 kB of JSON): the newest per task is kept, and at most this many in all,
+# so a long Manager outage with frames saved every second does not grow the buffer
+PREVIEW_ROWS_MAX = 8
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS updates (
-    seq INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, handout INTEGER NOT NULL, body TEXT NOT NULL
+    seq INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, handout INTEGER NOT NULL, body TEXT NOT NULL,
+    preview INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -82,6 +86,9 @@ class UpdateBuffer:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        if "preview" not in {r[1] for r in self._db.execute("PRAGMA table_info(updates)")}:
+            # a buffer from before previews: the column marks the rows a newer preview may replace
+            self._db.execute("ALTER TABLE updates ADD COLUMN preview INTEGER NOT NULL DEFAULT 0")
         row = self._db.execute(
             "SELECT max(coalesce((SELECT max(seq) FROM updates), 0),"
             " coalesce((SELECT value FROM meta WHERE key = 'last_seq'), 0))"
@@ -106,6 +113,34 @@ class UpdateBuffer:
         self._drained.clear()
         self._wake.set()
         return seq
+
+    def put_preview(self, task_id: int, handout: int, preview: dict[str, Any]) -> int:
+        """Store a preview as an update of its own, replacing the task's older preview not sent yet.
+
+        Dropping an unsent preview row leaves a gap in the seqs, which the Manager's "newer than the last seen"
+        rule does not mind; only previews are ever dropped this way, never a log line or a status.
+        """
+        seq = self.last_seq + 1
+        body = json.dumps({"seq": seq, "handout": handout, "preview": preview}, separators=(",", ":"))
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM updates WHERE preview = 1 AND task_id = ?", (task_id,))
+            self._db.execute(
+                "INSERT INTO updates (seq, task_id, handout, body, preview) VALUES (?, ?, ?, ?, 1)",
+                (seq, task_id, handout, body),
+            )
+            self._db.execute(
+                "DELETE FROM updates WHERE preview = 1 AND seq NOT IN"
+                " (SELECT seq FROM updates WHERE preview = 1 ORDER BY seq DESC LIMIT ?)",
+                (PREVIEW_ROWS_MAX,),
+            )
+        self.last_seq = seq
+        self._drained.clear()
+        self._wake.set()
+        return seq
+
+    def preview_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM updates WHERE preview = 1").fetchone()[0])
 
     # -- reading -----------------------------------------------------------------------------------------
 

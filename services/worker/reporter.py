@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from services.protocol.preview import Preview
 from services.protocol.states import TaskStatus
 from services.protocol.worker_api import LOG_CHUNK_MAX_LINES
 from services.worker.buffer import UpdateBuffer
@@ -47,6 +48,11 @@ class TaskReporter:
 
     def output_file(self, path: str) -> None:
         self._outputs.append(path)
+
+    def preview(self, preview: Preview) -> None:
+        """A thumbnail of a saved frame: a buffer row of its own, which the task's next preview replaces."""
+        if not self.discarded:
+            self.buffer.put_preview(self.task_id, self.handout, preview.model_dump(mode="json"))
 
     def discard(self) -> None:
         """The task is no longer ours (409): nothing more of it goes out."""

@@ -14,6 +14,7 @@ from services.protocol.worker_api import AssignedTask
 from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
 from services.worker import task_policy
 from services.worker.buffer import UpdateBuffer
+from services.worker.previews import PreviewMaker
 from services.worker.reporter import TaskReporter
 from services.worker.runners import CommandFailed, Programs, RunContext, get_runner
 from services.worker.variables import substitute
@@ -51,6 +52,7 @@ class TaskRun:
         self.flush_interval = flush_interval
         self.grace_seconds = grace_seconds
         self.reporter = TaskReporter(buffer, task.id, task.handout, task.steps_total)
+        self.previews = PreviewMaker(self.reporter.preview, note=self.reporter.log)
         self.on_status_request = on_status_request
         self._commands: asyncio.Task[None] | None = None
         self._interrupt: Interrupt | None = None
@@ -82,10 +84,13 @@ class TaskRun:
         helpers = [
             asyncio.create_task(self._watch()),
             asyncio.create_task(self.reporter.run_flusher(self.flush_interval)),
+            asyncio.create_task(self.previews.run()),
         ]
         try:
             try:
                 await asyncio.wait({self._commands})
+                if not self._commands.cancelled():
+                    await self.previews.settle()  # the last frame's preview goes before the final status
             except asyncio.CancelledError:
                 self._commands.cancel()
                 await asyncio.wait({self._commands})
@@ -134,12 +139,16 @@ class TaskRun:
             ctx = RunContext(
                 log=self.reporter.log,
                 progress=self.reporter.progress,
-                output_file=self.reporter.output_file,
+                output_file=self._saved,
                 programs=self.programs,
                 grace_seconds=self.grace_seconds,
                 path_mappings=self.task.path_mappings,
             )
             await runner(params, ctx)
+
+    def _saved(self, path: str) -> None:
+        self.reporter.output_file(path)
+        self.previews.offer(path)
 
     async def _watch(self) -> None:
         """Ask may-I-keep-running every interval; a no stops the command at once."""

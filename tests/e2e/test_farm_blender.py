@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -68,6 +69,14 @@ def test_render_with_preview_video(farm: FarmClient, scene: Path, tmp_path: Path
     assert ffprobe_frames(tmp_path / "out" / "preview.mp4") == 8
     workers = {t["worker_name"] for t in done["tasks"]}
     assert workers <= {"local-1", "local-2"} and None not in workers
+    # the last-rendered preview came up Worker → Manager → Server: a JPEG of one of this job's frames, at the
+    # frame's own size (64×36 fits in 512 px), and the worker that rendered it has it as its latest too
+    shown = last_rendered(farm, f"/jobs/{job['id']}")
+    assert shown["frame_path"] in {str(f) for f in frames}
+    assert (shown["width"], shown["height"], shown["frame_width"], shown["frame_height"]) == (64, 36, 64, 36)
+    assert shown["worker_name"] in workers
+    worker_latest = farm.server.get(f"/workers/{shown['worker_id']}/last-rendered/info")
+    assert worker_latest.status_code == 200 and worker_latest.json()["job_id"] == job["id"]
     for task in done["tasks"]:
         assert task["status"] == "completed"
         log = farm.task_log(task["id"])
@@ -76,6 +85,43 @@ def test_render_with_preview_video(farm: FarmClient, scene: Path, tmp_path: Path
             assert "Fra:" in log
         else:
             assert "frame=" in log or "ffmpeg" in log.lower()
+
+
+def last_rendered(farm: FarmClient, owner: str) -> dict[str, object]:
+    """What `owner` (/jobs/ID or /workers/ID) last rendered, once the Server has it; checks the image too."""
+    got = farm.wait_for(
+        lambda: (r := farm.server.get(f"{owner}/last-rendered/info")).status_code == 200 and r.json(),
+        30,
+        lambda: f"no preview of {owner}",
+    )
+    image = farm.server.get(f"{owner}/last-rendered")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(image.content)) as img:
+        assert (img.format, img.size) == ("JPEG", (got["width"], got["height"]))
+    return dict(got)
+
+
+def test_last_rendered_preview_of_a_large_frame_is_512_px(farm: FarmClient, tmp_path: Path) -> None:
+    big = make_sample_scene(tmp_path / "hd.blend", frames=2, size=(1280, 720), samples=1)
+    job = farm.submit(render_job(big, tmp_path / "out", frames="1-2", chunk=2, preview=False))
+    done = farm.wait_job(job["id"], {"completed", "failed", "canceled"})
+    assert done["status"] == "completed", done["activity"]
+    shown = last_rendered(farm, f"/jobs/{job['id']}")
+    assert (shown["width"], shown["height"]) == (512, 288)
+    assert (shown["frame_width"], shown["frame_height"]) == (1280, 720)
+    assert shown["frame_path"] == str(tmp_path / "out" / "frame_0002.png")  # the task's newest frame wins
+
+
+def test_exr_frames_render_without_a_preview(farm: FarmClient, scene: Path, tmp_path: Path) -> None:
+    body = render_job(scene, tmp_path / "exr", frames="1-2", chunk=2, preview=False)
+    body["settings"]["format"] = "OPEN_EXR"  # type: ignore[index]
+    job = farm.submit(body)
+    done = farm.wait_job(job["id"], {"completed", "failed", "canceled"})
+    assert done["status"] == "completed", done["activity"]
+    assert len(list((tmp_path / "exr").glob("frame_*.exr"))) == 2
+    assert farm.server.get(f"/jobs/{job['id']}/last-rendered").status_code == 404
+    log = farm.task_log(done["tasks"][0]["id"])
+    assert log.count("no preview of frame_0001.exr: not an image Pillow reads") == 1, log[-2000:]
 
 
 def test_simulation_bake_runs_through_the_farm(farm: FarmClient, tmp_path: Path) -> None:

@@ -131,20 +131,6 @@ def test_oversized_log_chunks_and_bodies(farm: tuple[ServerProcess, ManagerProce
     assert worker.run_task(task).status_code == 200
 
 
-def test_output_upload(farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker) -> None:
-    server, mgr = farm
-    task = worker.next_task()
-    assert task is not None
-    png = b"\x89PNG\r\n\x1a\n" + b"0" * 100
-    r = worker.http.post(f"/tasks/{task['id']}/output", content=png, headers={"Content-Type": "image/png"})
-    assert r.status_code == 204, r.text
-    r = worker.http.post(f"/tasks/{task['id']}/output", content=b"x", headers={"Content-Type": "text/plain"})
-    assert r.status_code == 422 and field_of(r) == ["content-type"]
-    got = httpx.get(f"{mgr.url}{API}/jobs/{task['job_id']}/last-rendered", headers=server.headers())
-    assert got.status_code == 200 and got.content == png
-    assert worker.run_task(task).status_code == 200
-
-
 def test_bad_task_requests_name_the_field(farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker) -> None:
     """`/task` reads its own body (the hot route skips FastAPI's body handling); errors must stay as clear."""
     r = worker.http.post("/task", content=b"{not json", headers={"Content-Type": "application/json"})

@@ -181,6 +181,14 @@ SERVER: dict[str, tuple[Call, dict[str, int]]] = {
     "POST /api/v1/jobs/{job_id}/priority": (on_job("/jobs/{id}/priority", {"priority": 70}), users(200, other=403)),
     "GET /api/v1/jobs/{job_id}/tasks": (on_job("/jobs/{id}/tasks"), users(200)),
     "GET /api/v1/jobs/{job_id}/log": (on_job("/jobs/{id}/log"), users(200)),
+    # previews: any user reads them (as the jobs they show); a fresh job or unknown worker has none yet
+    "GET /api/v1/jobs/{job_id}/last-rendered": (on_job("/jobs/{id}/last-rendered"), users(404)),
+    "GET /api/v1/jobs/{job_id}/last-rendered/info": (on_job("/jobs/{id}/last-rendered/info"), users(404)),
+    "GET /api/v1/workers/{worker_id}/last-rendered": (fixed("/workers/no-such-worker/last-rendered"), users(404)),
+    "GET /api/v1/workers/{worker_id}/last-rendered/info": (
+        fixed("/workers/no-such-worker/last-rendered/info"),
+        users(404),
+    ),
     "GET /api/v1/tasks/{task_id}": (on_task("/tasks/{id}"), users(200)),
     "POST /api/v1/tasks/{task_id}/status": (on_task("/tasks/{id}/status", {"action": "cancel"}), users(200, other=403)),
     "GET /api/v1/events": (fixed("/events"), users(200)),
@@ -217,11 +225,9 @@ MANAGER: dict[str, tuple[Call, dict[str, int]]] = {
         only_worker(409),
     ),
     "GET /api/v1/worker/tasks/{task_id}/may-i-run": (fixed("/worker/tasks/1/may-i-run"), only_worker(200)),
-    "POST /api/v1/worker/tasks/{task_id}/output": (fixed("/worker/tasks/1/output"), only_worker(409)),
     # client routes: any user token of the Manager's Server; a Manager token is not a user's
     "GET /api/v1/status": (fixed("/status"), users(200)),
     "GET /api/v1/tasks/{task_id}/log": (fixed("/tasks/1/log"), users(404)),
-    "GET /api/v1/jobs/{job_id}/last-rendered": (fixed("/jobs/1/last-rendered"), users(404)),
     # a worker's sleep schedule: any user reads it; only wranglers and admins set it (the role first)
     "GET /api/v1/workers/{worker_id}/sleep-schedule": (fixed("/workers/no-such-worker/sleep-schedule"), users(404)),
     "PUT /api/v1/workers/{worker_id}/sleep-schedule": (

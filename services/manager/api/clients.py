@@ -1,14 +1,16 @@
-"""What clients read from the Manager: full task logs (with a live tail), the last rendered image, status."""
+"""What clients read from the Manager: full task logs (with a live tail), status, sleep schedules.
+
+Last-rendered previews are not served here: they go up to the Server with the update batches.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from services.manager.api.deps import ClientDep, CoreDep
 from services.manager.errors import Forbidden, NotFound
@@ -72,15 +74,6 @@ async def _follow(conn: sqlite3.Connection, held: dict[int, HeldTask], task_id: 
             if idle >= FOLLOW_IDLE_END:
                 return
         await asyncio.sleep(FOLLOW_POLL)
-
-
-@router.get("/jobs/{job_id}/last-rendered")
-async def last_rendered(job_id: Id, _client: ClientDep, core: CoreDep) -> Response:
-    folder = Path(core.config.data_dir) / "last-rendered"
-    found = sorted(folder.glob(f"job-{job_id}.*")) if folder.exists() else []
-    if not found:
-        raise NotFound(f"no image rendered yet for job {job_id}", "job_id")
-    return FileResponse(found[0])
 
 
 def _wrangler(client: ClientIdentity) -> None:

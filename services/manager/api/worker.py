@@ -1,10 +1,8 @@
-"""The Worker API: registration, sign-on/off, asking for tasks, task updates, heartbeats, output images."""
+"""The Worker API: registration, sign-on/off, asking for tasks, task updates (previews among them), heartbeats."""
 # Every route and dependency touching the core is `async def`: they all run on the event loop thread, so the
 # core and its one SQLite connection are never used from two threads (sync routes would run in a pool).
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -31,8 +29,6 @@ from services.protocol.worker_api import (
 )
 
 router = APIRouter(prefix="/api/v1/worker", tags=["worker"])
-
-IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/tiff": "tif"}
 
 
 def _json(model: object, status_code: int = 200) -> Response:
@@ -150,26 +146,3 @@ async def may_i_run(task_id: Id, worker: WorkerDep, core: CoreDep, handout: Id |
     else:
         answer = MayIRun(may_keep_running=True, status_requested=req)
     return _json(answer)
-
-
-@router.post("/tasks/{task_id}/output", status_code=204)
-async def upload_output(task_id: Id, request: Request, worker: WorkerDep, core: CoreDep) -> Response:
-    """The last rendered image of a task, kept per job for the clients' preview."""
-    task_updates.held_by(core, worker, task_id)
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype not in IMAGE_TYPES:
-        raise Invalid(f"content-type must be one of {', '.join(IMAGE_TYPES)}", "content-type")
-    data = await request.body()
-    if not data:
-        raise Invalid("the image is empty", "body")
-    if len(data) > core.config.max_output_bytes:
-        raise Invalid(f"the image is larger than {core.config.max_output_bytes} bytes", "body")
-    job_id = core.tasks[task_id].claim.job_id
-    folder = Path(core.config.data_dir) / "last-rendered"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob(f"job-{job_id}.*"):
-        old.unlink(missing_ok=True)
-    tmp = folder / f".job-{job_id}.tmp"
-    tmp.write_bytes(data)
-    tmp.replace(folder / f"job-{job_id}.{IMAGE_TYPES[ctype]}")
-    return Response(status_code=204)

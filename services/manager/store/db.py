@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from services.manager.store import previews
 from services.protocol import process_guard
 
 SCHEMA = """
@@ -68,6 +69,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA journal_size_limit=67108864")
     conn.executescript(SCHEMA)
+    conn.executescript(previews.SCHEMA)
     return conn
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     text,
@@ -207,3 +208,25 @@ class ManagerExclusionRow(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, index=True)
     task_type: Mapped[str] = mapped_column(String(64), primary_key=True)
     created: Mapped[datetime]
+
+
+class LastRenderedRow(Base):
+    """The latest preview of a job (scope "job", owner = the job id) or of a worker (scope "worker", owner = the
+    worker id), as a Manager passed it on: a small JPEG and where the full frame is."""
+
+    __tablename__ = "last_rendered"
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int] = mapped_column(BigInteger)
+    worker_id: Mapped[str] = mapped_column(String(64))
+    worker_name: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime]
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    frame_path: Mapped[str] = mapped_column(Text)
+    frame_width: Mapped[int | None] = mapped_column(Integer)
+    frame_height: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(BigInteger, default=1)  # +1 per new image: clients fetch on a change
+    data: Mapped[bytes] = mapped_column(LargeBinary)

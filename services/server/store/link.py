@@ -41,7 +41,7 @@ from services.server.db.tables import (
 )
 from services.server.dispatch import Dispatcher, WaitingClaim
 from services.server.states.tasks import HELD, IllegalTaskTransition
-from services.server.store import events
+from services.server.store import events, previews
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
 from services.server.store.tasks import log_job, set_task_status
@@ -190,6 +190,7 @@ def apply_batch(session: Session, manager: ManagerRow, batch: UpdateBatch, lease
         manager.last_seq = batch.seq
     # repeats (seq <= last_seq) change nothing; their worker states and leases are current, so use them
     _apply_workers(session, manager, batch.workers)
+    previews.apply_reports(session, manager, batch.previews)  # after the workers: a new worker's row exists
     _renew(session, manager, batch.held_task_ids, now + timedelta(seconds=lease_seconds))
     ack = UpdateAck(last_seq=manager.last_seq, rejected=rejected, lease_seconds=lease_seconds)
     reprioritized: set[int] = set()

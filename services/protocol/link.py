@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from services.protocol.common import Id, LongText, ResponseModel, ShortText, WireModel, bounded_json
+from services.protocol.failures import BLOCKLIST_REPORT_MAX, BlocklistReport, Unblock
 from services.protocol.farm import Utilisation
 from services.protocol.jobs import Command, OnTaskFailure
 from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
@@ -91,6 +92,11 @@ class UpdateBatch(WireModel):
     workers: list[WorkerReport] = Field(default_factory=list, max_length=10_000)
     # tasks the Manager still holds: their leases are renewed
     held_task_ids: list[Id] = Field(default_factory=list, max_length=100_000)
+    # blocklist entries that changed (all of them with each lease renewal, `blocklist_complete`)
+    blocklist: list[BlocklistReport] = Field(default_factory=list, max_length=BLOCKLIST_REPORT_MAX)
+    blocklist_complete: bool = False
+    # where the Server's users reach this Manager (full task logs), e.g. http://render-a.lan:8471
+    client_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
 
 
 class RejectedUpdate(ResponseModel):
@@ -122,6 +128,8 @@ class UpdateAck(ResponseModel):
     # jobs whose priority changed while this Manager holds tasks of them: reorder those tasks
     job_priorities: list[JobPriority] = Field(default_factory=list)
     worker_requests: list[WorkerInstruction] = Field(default_factory=list)
+    # blocklist entries a wrangler cleared: those workers may run those tasks of the job again
+    unblock: list[Unblock] = Field(default_factory=list)
     lease_seconds: float
 
 

@@ -37,3 +37,32 @@ def read_chunks(
 
 def has_log(conn: sqlite3.Connection, task_id: int) -> bool:
     return conn.execute("SELECT 1 FROM task_logs WHERE task_id = ? LIMIT 1", (task_id,)).fetchone() is not None
+
+
+def read_tail(
+    conn: sqlite3.Connection, task_id: int, max_bytes: int, before_id: int | None = None
+) -> list[tuple[int, str]]:
+    """(chunk id, text) of the last chunks (before `before_id`) holding about `max_bytes`, in order.
+
+    Reads backwards and stops as soon as it has enough, so the end of a huge log costs what the end costs.
+    """
+    out: list[tuple[int, str]] = []
+    size = 0
+    rows = conn.execute(
+        "SELECT id, lines FROM task_logs WHERE task_id = ? AND id < ? ORDER BY id DESC",
+        (task_id, before_id if before_id is not None else 2**62),
+    )
+    for chunk_id, text in rows:
+        if out and size + len(text) > max_bytes:
+            break
+        out.append((int(chunk_id), str(text)))
+        size += len(text)
+        if size >= max_bytes:
+            break
+    out.reverse()
+    return out
+
+
+def has_before(conn: sqlite3.Connection, task_id: int, chunk_id: int) -> bool:
+    query = "SELECT 1 FROM task_logs WHERE task_id = ? AND id < ? LIMIT 1"
+    return conn.execute(query, (task_id, chunk_id)).fetchone() is not None

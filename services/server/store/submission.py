@@ -26,7 +26,7 @@ from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, TaskStatu
 from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDependencyRow, TaskRow
 from services.server.jobtypes.base import CompiledTask, CompileError, JobContext, JobType
 from services.server.jobtypes.registry import get_job_type, job_types
-from services.server.store import events
+from services.server.store import events, failures
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Invalid
 from services.server.store.jobs import Actor, pydantic_errors, store_task_rows
@@ -145,6 +145,7 @@ def _build(
             job.tasks_total = total
             job.status = initial
             log_job(session, job, actor.name, f"submitted by {actor.name}: {total} tasks, {initial}")
+            failures.note_blocked_at_submission(session, job)
             events.publish(session, "job-created", job_to_wire(job).model_dump(mode="json"))
             with finish(session, job):
                 session.commit()

@@ -21,7 +21,7 @@ from services.protocol.failures import LogSource
 from services.protocol.states import ManagerStatus
 from services.server.api.deps import ConfigDep, ReadSessionDep, SessionDep, UserDep
 from services.server.db.tables import ManagerRow, PendingInstructionRow, TaskRow
-from services.server.store.errors import Conflict, NotFound
+from services.server.store.errors import Conflict, Invalid, NotFound
 from services.server.store.farm import manager_status
 from services.server.store.tasks import instruct
 
@@ -82,7 +82,7 @@ def read_copy(
             f"the Server has no copy of task {task_id}'s log: ask for one (POST .../log/request)", field="id"
         )
     if sum(x is not None for x in (tail, before, after)) > 1:
-        raise Conflict("give at most one of tail, before and after", field="tail")
+        raise Invalid("give at most one of tail, before and after", field="tail")
     size = path.stat().st_size
     if tail is not None:
         start, end = max(0, size - tail), size

@@ -159,7 +159,7 @@ class ServerLink:
 
     async def _upload_log(self, task_id: int) -> None:
         # the end of a log too big for one upload: what a reader of a failed task looks at first
-        text = "".join(c for _id, c in logs.read_tail(self.core.conn, task_id, UPLOAD_MAX_BYTES))
+        text = logs.read_tail(self.core.conn, task_id, UPLOAD_MAX_BYTES)[0]
         for tries in range(1, 6):
             try:
                 await self.client.upload_log(task_id, text)

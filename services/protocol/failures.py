@@ -3,6 +3,7 @@ where a task's full log is read (the Manager that ran it, or the Server's upload
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
 
@@ -87,3 +88,23 @@ class LogSource(ResponseModel):
     manager_online: bool
     server_copy_bytes: int | None  # the copy the Manager uploaded to the Server, None: none yet
     log_tail: list[str]  # the Server's last lines: shown at once, and when nothing else is reachable
+
+
+class LogPart(ResponseModel):
+    """Part of a full task log, from the Manager or the Server's copy: `first` / `last` are the cursors for
+    the next `before` / `after` (chunk ids at a Manager, byte offsets at the Server), `earlier` whether there
+    is more before it."""
+
+    text: str
+    first: int
+    last: int
+    earlier: bool
+
+    @classmethod
+    def from_answer(cls, text: str, headers: Mapping[str, str]) -> LogPart:
+        def number(name: str) -> int:
+            raw = headers.get(name, "0")
+            return int(raw) if raw.isdigit() else 0
+
+        return cls(text=text, first=number("x-log-first"), last=number("x-log-last"),
+                   earlier=headers.get("x-log-earlier") == "1")  # fmt: skip

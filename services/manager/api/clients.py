@@ -61,10 +61,10 @@ async def task_log(
 ) -> Response:
     """The full log of a task's recent hand-outs as text; `?follow=1` keeps streaming new lines.
 
-    For long logs, parts of it: `tail` (about that many characters of its end), `before` a chunk id (`limit`
-    characters), `after` a chunk id (with `follow`, what comes after it). The answer's `X-Log-First` and
-    `X-Log-Last` are the chunk ids it covers (the cursors for the next `before` / `after`), `X-Log-Earlier`
-    whether there is more before.
+    For long logs, parts of it: `tail` (about that many characters of its end), `before` a position (`limit`
+    characters), `after` a position (with `follow`, what comes after it). The answer's `X-Log-First` and
+    `X-Log-Last` are the positions it covers (the cursors for the next `before` / `after`; see store/logs.py),
+    `X-Log-Earlier` whether there is more before.
     """
     if not logs.has_log(core.conn, task_id) and task_id not in core.tasks:
         raise NotFound(f"this Manager has no log of task {task_id}", "task_id")
@@ -72,16 +72,15 @@ async def task_log(
         raise Invalid("give one of tail, before, or after (with follow)", "tail")
     text_type = "text/plain; charset=utf-8"
     if tail is not None or before is not None:
-        chunks = logs.read_tail(core.conn, task_id, tail or limit, before_id=before)
-        first = chunks[0][0] if chunks else (before or 0)
-        last = chunks[-1][0] if chunks else (before or 0)
-        earlier = logs.has_before(core.conn, task_id, first) if chunks or before else False
+        text, first, last = logs.read_tail(core.conn, task_id, tail or limit, before=before)
+        earlier = logs.has_before(core.conn, task_id, first)
         headers = {"X-Log-First": str(first), "X-Log-Last": str(last), "X-Log-Earlier": str(int(earlier))}
-        return Response("".join(c for _i, c in chunks), media_type=text_type, headers=headers)
+        return Response(text, media_type=text_type, headers=headers)
+    after_id = max(0, (after >> logs.SHIFT) - 1) if after else 0  # a position: from the chunk it starts
     if not follow:
-        text = "".join(c for _i, _h, c in logs.read_chunks(core.conn, task_id, after_id=after or 0, limit=1_000_000))
+        text = "".join(c for _i, _h, c in logs.read_chunks(core.conn, task_id, after_id=after_id, limit=1_000_000))
         return Response(text, media_type=text_type)
-    return StreamingResponse(_follow(core.conn, core.tasks, task_id, after or 0), media_type=text_type)
+    return StreamingResponse(_follow(core.conn, core.tasks, task_id, after_id), media_type=text_type)
 
 
 async def _follow(

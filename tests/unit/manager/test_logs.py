@@ -37,7 +37,7 @@ def test_pages_join_into_the_whole_log_in_order_and_start_at_lines(tmp_path: Pat
         lines, pages = read_all_backwards(conn, page)
         assert lines == expected, page
         assert pages >= (sum(len(x) + 1 for x in expected) // page) if page < 10**7 else pages == 1
-    text, first, end = logs.read_tail(conn, 7, 100)
+    text, first, _end = logs.read_tail(conn, 7, 100)
     assert len(text) <= 100 and text.startswith("b") and text.endswith("b39-2\n")
     assert first & logs.MASK == 0 or text.split("\n")[0] in expected  # it begins at a whole line
 

@@ -22,6 +22,7 @@ from app.qt import (
     Signal,
 )
 from app.ui.actions import Confirm, JobActions, TaskActions
+from app.ui.job_failures import JobFailuresPanel
 from app.ui.tables import make_big_view, make_view, selected_keys
 
 STATUS_FILTERS: list[tuple[str, frozenset[str] | None]] = [
@@ -95,6 +96,8 @@ class JobsPanel(QWidget):
         self.detail_tabs = QTabWidget(self)
         self.detail_tabs.addTab(self.tasks_view, "Tasks")
         self.detail_tabs.addTab(self.job_log, "Job log")
+        self.failures = JobFailuresPanel(sync, self, confirm=confirm)  # blocklist, dependencies that failed
+        self.detail_tabs.addTab(self.failures, "Failures")
         split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(top)
         split.addWidget(self.detail_tabs)

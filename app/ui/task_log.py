@@ -50,8 +50,9 @@ class TaskLogDialog(QDialog):
             self.view.source.setText(f"Could not find the log: {getattr(exc, 'detail', exc)}")
             return
         self.first = part.first
-        self.view.source.setText(self.reader.note + (":" if self.reader.place != Place.MANAGER else ", live:"))
-        self.view.prepend(part.text or "(no lines yet)\n", part.earlier)
+        live = ", live" if self.reader.place == Place.MANAGER else ""
+        self.view.source.setText(f"{self.reader.note}{live}{'' if part.text else ' (no lines yet)'}:")
+        self.view.prepend(part.text, part.earlier)
         if self.reader.place != Place.MANAGER:
             self.finished_reading = True
             return

@@ -11,6 +11,7 @@ import httpx
 
 from app.models.store import ClientStore
 from app.models.sync import ConnectionState, FarmSync
+from app.qt import QTableWidget
 from app.ui.jobs_panel import JobsPanel
 from services.protocol.server_client import ServerClient
 from tests.gui.conftest import until
@@ -31,6 +32,16 @@ def entry(job_id: int, worker: str, failures: int) -> dict[str, Any]:
             "failures": failures, "threshold": 2}  # fmt: skip
 
 
+def row_of(panel: JobsPanel, job_id: int) -> int | None:
+    panel.jobs_model.flush()
+    return panel.jobs_model.row_of(job_id)
+
+
+def cell(table: QTableWidget, row: int, col: int) -> str:
+    item = table.item(row, col)
+    return item.text() if item is not None else ""
+
+
 def test_the_failures_tab_shows_clears_releases_and_cancels(qloop, qtbot, fresh_server: ServerProcess) -> None:
     admin = httpx.Client(base_url=fresh_server.url + API, headers=fresh_server.headers(), timeout=30)
     blocked_job = submit(admin, "flaky scene")
@@ -44,7 +55,12 @@ def test_the_failures_tab_shows_clears_releases_and_cancels(qloop, qtbot, fresh_
 
     sync = FarmSync(ClientStore(), ServerClient(fresh_server.url, fresh_server.admin_token))
     asked: list[str] = []
-    panel = JobsPanel(sync, confirm=lambda title, _text: asked.append(title) or True)
+
+    def confirm(title: str, _text: str) -> bool:
+        asked.append(title)
+        return True
+
+    panel = JobsPanel(sync, confirm=confirm)
     qtbot.addWidget(panel)
     panel.show()
     failures = panel.failures
@@ -53,19 +69,19 @@ def test_the_failures_tab_shows_clears_releases_and_cancels(qloop, qtbot, fresh_
     async def scenario() -> None:
         sync.start()
         await until(lambda: sync.state == ConnectionState.CONNECTED, what="connected")
-        await until(lambda: panel.jobs_model.flush() or panel.jobs_model.row_of(also_waiting) is not None)
+        await until(lambda: row_of(panel, also_waiting) is not None, what="the jobs")
         panel.select_job(blocked_job)
         await until(lambda: failures.job_id == blocked_job and table.rowCount() == 2, what="the blocklist")
-        rows = {table.item(r, 0).text(): table.item(r, 3).text() for r in range(2)}
+        rows = {cell(table, r, 0): cell(table, r, 3) for r in range(2)}
         assert rows["ws-anna"] == "no (blocklisted)" and rows["ws-bo"].startswith("yes (1 more")
         assert "1 of 2 workers" in failures.blocklist_note.text()
         assert not failures.clear_button.isEnabled()  # nothing selected
-        anna = next(r for r in range(2) if table.item(r, 0).text() == "ws-anna")
+        anna = next(r for r in range(2) if cell(table, r, 0) == "ws-anna")
         table.selectRow(anna)
         assert failures.clear_button.isEnabled()
         failures.clear_button.click()
         await until(lambda: table.rowCount() == 1, what="the cleared entry gone")
-        assert table.item(0, 0).text() == "ws-bo"
+        assert cell(table, 0, 0) == "ws-bo"
         assert [e.worker_id for e in await sync.client.blocklist(blocked_job)] == ["ws-bo"]  # at the Server
 
         panel.select_job(waiting)
@@ -106,7 +122,7 @@ def test_an_artists_clear_of_another_users_job_is_refused_and_shown(qloop, qtbot
     async def scenario() -> None:
         sync.start()
         await until(lambda: sync.state == ConnectionState.CONNECTED, what="connected")
-        await until(lambda: panel.jobs_model.flush() or panel.jobs_model.row_of(job) is not None)
+        await until(lambda: row_of(panel, job) is not None, what="the job")
         panel.select_job(job)
         await until(lambda: failures.blocklist.rowCount() == 1, what="the blocklist, readable by anyone")
         failures.blocklist.selectRow(0)

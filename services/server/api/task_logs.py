@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import PlainTextResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -60,7 +61,7 @@ def log_source(task_id: Id, session: ReadSessionDep, _: UserDep, cfg: ConfigDep)
     )
 
 
-@router.get("/{task_id}/log")
+@router.get("/{task_id}/log", response_class=PlainTextResponse)
 def read_copy(
     task_id: Id,
     session: ReadSessionDep,

@@ -7,6 +7,10 @@ previous match (wrapping), highlights the matches in view, and counts them up to
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import re
+
 from app.qt import (
     QCheckBox,
     QColor,
@@ -22,6 +26,7 @@ from app.qt import (
     QTextCursor,
     QTextDocument,
     QTextEdit,
+    QTimer,
     QVBoxLayout,
     QWidget,
     Signal,
@@ -29,7 +34,8 @@ from app.qt import (
 
 MAX_LINES = 200_000  # lines held: a 100 MB log is read a part at a time, never whole
 COUNT_MAX = 10_000  # matches counted; beyond that the count says "10000+"
-HIGHLIGHT_MAX = 2_000  # matches highlighted at once
+SEARCH_DELAY_MS = 150
+HIGHLIGHT_MAX = 500  # matches highlighted at once, around the current one
 
 
 class LogView(QWidget):
@@ -55,7 +61,12 @@ class LogView(QWidget):
         self.search.setObjectName("log-search")
         self.search.setPlaceholderText("Find in the log (Enter: next, Shift+Enter: previous)")
         self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(self._query_changed)
+        # typing waits for a pause: each search of a full view reads all its text
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(self._query_changed)
+        self.search.textChanged.connect(self._search_timer.start)
         self.search.returnPressed.connect(self.find_next)
         self.previous_button = QPushButton("Previous", self)
         self.previous_button.clicked.connect(self.find_previous)
@@ -88,6 +99,8 @@ class LogView(QWidget):
         self.dropped_top = False  # lines pushed out by new ones: the earlier parts can no longer join on
         self.loading = False
         self.match_count = 0
+        self._found: list[int] = []
+        self._found_key: tuple[str, int] = ("", -1)
 
     # --- text -------------------------------------------------------------------------------------------------
 
@@ -100,18 +113,27 @@ class LogView(QWidget):
             return
         bar = self.text.verticalScrollBar()
         keep = bar.value()
-        cursor = QTextCursor(self.text.document())
+        doc = self.text.document()
+        query = self.search.text()
+        known = bool(query) and self._found_key == (query, doc.revision())
+        cursor = QTextCursor(doc)
         cursor.movePosition(QTextCursor.MoveOperation.End)
+        base = cursor.position()
         cursor.insertText(chunk)
         excess = self.lines() - MAX_LINES
-        if excess > 0:
-            self._drop_top(excess)
+        removed = self._drop_top(excess) if excess > 0 else 0
         if self.follow.isChecked():
             self._scroll_to_end()
         else:
             bar.setValue(keep)
-        query = self.search.text()
-        if query and (excess > 0 or query.casefold() in chunk.casefold()):
+        if not query:
+            return
+        if known:  # the matches so far, moved by what was dropped, and those of the new text
+            new = (base + m.start() for m in re.finditer(re.escape(query), chunk, re.IGNORECASE))
+            moved = (p - removed for p in itertools.chain(self._found, new))
+            self._found = list(itertools.islice((p for p in moved if p >= 0), COUNT_MAX))
+            self._found_key = (query, doc.revision())
+        if removed or query.casefold() in chunk.casefold():
             self._refresh_matches()  # a tail that brings no match leaves the count as it was
 
     def prepend(self, chunk: str, more_before: bool) -> None:
@@ -141,14 +163,17 @@ class LogView(QWidget):
             self.earlier.setText("From the first line")
         self._refresh_matches()
 
-    def _drop_top(self, blocks: int) -> None:
+    def _drop_top(self, blocks: int) -> int:
+        """Remove the first lines; returns how many characters went."""
         cursor = QTextCursor(self.text.document())
         cursor.movePosition(QTextCursor.MoveOperation.Start)
         cursor.movePosition(QTextCursor.MoveOperation.NextBlock, QTextCursor.MoveMode.KeepAnchor, blocks)
+        removed = cursor.selectionEnd() - cursor.selectionStart()
         cursor.removeSelectedText()
         self.dropped_top = True
         self.earlier.setEnabled(False)
         self.earlier.setText("Older lines dropped from view")
+        return removed
 
     def _follow_toggled(self, on: bool) -> None:
         if on:
@@ -173,6 +198,10 @@ class LogView(QWidget):
         return self._find(backward=True)
 
     def _find(self, backward: bool) -> bool:
+        if self._search_timer.isActive():  # Enter before the pause: the query first
+            self._search_timer.stop()
+            self._query_changed()
+            return bool(self.match_count)
         query = self.search.text()
         if not query:
             return False
@@ -189,7 +218,7 @@ class LogView(QWidget):
         self.follow.setChecked(False)  # new lines must not pull the view away from what was found
         self.text.setTextCursor(found)
         self.text.centerCursor()
-        self._show_count(found)
+        self._refresh_matches()  # the highlights move with it (the matches are known already)
         return True
 
     def _query_changed(self) -> None:
@@ -200,28 +229,42 @@ class LogView(QWidget):
             self.text.setTextCursor(cursor)
             self.find_next()
 
+    def _positions(self) -> list[int]:
+        """Where the query matches (case-insensitive), up to COUNT_MAX: one pass over the plain text, kept until
+        the text or the query changes (QTextDocument.find per match would take seconds for thousands)."""
+        query = self.search.text()
+        key = (query, self.text.document().revision())
+        if key != self._found_key:
+            found = re.finditer(re.escape(query), self.text.toPlainText(), re.IGNORECASE)
+            self._found = [m.start() for m in itertools.islice(found, COUNT_MAX)]
+            self._found_key = key
+        return self._found
+
     def _refresh_matches(self) -> None:
         query = self.search.text()
         selections: list[QTextEdit.ExtraSelection] = []
         if not query:
+            self.match_count = 0
             self.matches.setText("")
             self.text.setExtraSelections(selections)
             return
+        positions = self._positions()
+        self.match_count = len(positions)
+        # the matches around the current one are highlighted: the ones a reader sees
+        around = bisect.bisect_left(positions, self.text.textCursor().selectionStart())
+        start = max(0, around - HIGHLIGHT_MAX // 2)
         doc = self.text.document()
         fmt = QTextCharFormat()
         fmt.setBackground(QColor("#ffe066"))
-        cursor = doc.find(query, 0)
-        count = 0
-        while not cursor.isNull() and count < COUNT_MAX:
-            count += 1
-            if count <= HIGHLIGHT_MAX:
-                sel = QTextEdit.ExtraSelection()
-                sel.cursor = cursor
-                sel.format = fmt
-                selections.append(sel)
-            cursor = doc.find(query, cursor)
+        for p in positions[start : start + HIGHLIGHT_MAX]:
+            cursor = QTextCursor(doc)
+            cursor.setPosition(p)
+            cursor.setPosition(p + len(query), QTextCursor.MoveMode.KeepAnchor)
+            sel = QTextEdit.ExtraSelection()
+            sel.cursor = cursor
+            sel.format = fmt
+            selections.append(sel)
         self.text.setExtraSelections(selections)
-        self.match_count = count
         self._show_count(self.text.textCursor())
 
     def _show_count(self, at: QTextCursor) -> None:
@@ -231,9 +274,5 @@ class LogView(QWidget):
         if not at.hasSelection() or self.match_count == 0:
             self.matches.setText(f"{total} matches" if self.match_count else "not found")
             return
-        doc = self.text.document()
-        before, probe = 0, doc.find(self.search.text(), 0)
-        while not probe.isNull() and probe.selectionStart() < at.selectionStart() and before < COUNT_MAX:
-            before += 1
-            probe = doc.find(self.search.text(), probe)
-        self.matches.setText(f"{before + 1} of {total}")
+        index = bisect.bisect_left(self._positions(), at.selectionStart())
+        self.matches.setText(f"{index + 1} of {total}" if index < COUNT_MAX else f"match past {COUNT_MAX}")

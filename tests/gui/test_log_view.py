@@ -76,8 +76,8 @@ def test_search_finds_highlights_counts_and_wraps(qtbot) -> None:
     view.show()
     lines = [f"Fra:{i} rendering" if i % 100 else f"Error: tile {i} failed" for i in range(1, 1001)]
     view.prepend("\n".join(lines) + "\n", more_before=False)
-    qtbot.keyClicks(view.search, "error:")  # typing finds as it goes, case-insensitive
-    assert view.match_count == 10
+    qtbot.keyClicks(view.search, "error:")  # typing finds after a pause, case-insensitive
+    qtbot.waitUntil(lambda: view.match_count == 10)
     assert len(view.text.extraSelections()) == 10
     first = selected(view)
     assert first == (99, "Error:") and view.matches.text() == "1 of 10"
@@ -93,9 +93,11 @@ def test_search_finds_highlights_counts_and_wraps(qtbot) -> None:
     qtbot.keyClick(view.search, "\r")
     assert selected(view)[0] == 199
     view.search.setText("no such text")
-    assert view.matches.text() == "not found" and not view.find_next()
+    qtbot.waitUntil(lambda: view.matches.text() == "not found")
+    assert not view.find_next()
     view.search.clear()
-    assert view.text.extraSelections() == [] and view.matches.text() == ""
+    qtbot.waitUntil(lambda: view.matches.text() == "")
+    assert view.text.extraSelections() == []
 
 
 def test_a_big_log_shows_its_end_quickly_and_search_stays_bounded(qtbot) -> None:
@@ -105,10 +107,30 @@ def test_a_big_log_shows_its_end_quickly_and_search_stays_bounded(qtbot) -> None
     part = "".join(f"{i:07d} some render output line with a few words in it\n" for i in range(4000))  # ~256 KB
     started = time.perf_counter()
     view.prepend(part, more_before=True)
-    view.search.setText("render")  # 4000 matches: counted, the first 2000 highlighted
+    view.search.setText("render")
+    qtbot.keyClick(view.search, "\r")  # Enter searches at once
     elapsed = time.perf_counter() - started
+    # 4000 matches: counted, those around the current one highlighted
     assert view.match_count == 4000 and len(view.text.extraSelections()) == log_view.HIGHLIGHT_MAX
     assert elapsed < 5.0, f"{elapsed:.2f} s to show and search one part"
+
+
+def test_matches_follow_a_tail_past_the_bound(qtbot, monkeypatch) -> None:
+    monkeypatch.setattr(log_view, "MAX_LINES", 300)
+    view = LogView()
+    qtbot.addWidget(view)
+    view.prepend("".join(f"{'ERR' if i % 10 == 0 else 'ok'} {i}\n" for i in range(250)), more_before=False)
+    view.search.setText("err")
+    qtbot.keyClick(view.search, "\r")
+    assert view.match_count == 25
+    for start in range(250, 1000, 50):  # the oldest lines (and their matches) go as new ones come
+        view.append("".join(f"{'ERR' if i % 10 == 0 else 'ok'} {i}\n" for i in range(start, start + 50)))
+    text = view.text.toPlainText()
+    assert view.match_count == text.count("ERR") == 29  # lines 701-999 held: 710, 720 … 990
+    assert all(text[p : p + 3] == "ERR" for p in view._positions())  # positions still point at the matches
+    view.search.setText("ERR ")  # a fresh search of the whole text agrees
+    qtbot.waitUntil(lambda: view._found_key[0] == "ERR ")
+    assert view.match_count == 29
 
 
 @pytest.mark.timeout(240)
@@ -134,6 +156,7 @@ def test_the_dialog_reads_a_real_tasks_log_and_follows_it(qloop, qtbot, tmp_path
             assert [f"tick {i}" in text for i in range(1, 9)] == [True] * 8
             assert "manager" in dialog.view.source.text()
             dialog.view.search.setText("tick 5")
+            await until(lambda: dialog.view.matches.text() == "1 of 1", what="the match")
             assert dialog.view.matches.text() == "1 of 1" and dialog.view.text.textCursor().selectedText() == "tick 5"
             await until(lambda: dialog.finished_reading, within=30, what="the end of the live tail")
             dialog.close()

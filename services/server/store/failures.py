@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, cast, delete, select
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
@@ -153,7 +153,12 @@ def _blocked_message(dep: JobRow) -> str:
 def tell_dependents(session: Session, job: JobRow) -> None:
     """`job` failed or was canceled: the unfinished jobs waiting for it say so (they would wait silently)."""
     waiting = session.scalars(
-        select(JobRow).where(JobRow.status.not_in([s.value for s in FINISHED_JOB_STATUSES]), JobRow.id != job.id)
+        select(JobRow).where(
+            JobRow.status.not_in([s.value for s in FINISHED_JOB_STATUSES]),
+            JobRow.id != job.id,
+            # a coarse filter in the database (the JSON list as text names the id), the exact check below
+            cast(JobRow.depends_on, String).like(f"%{job.id}%"),
+        )
     )
     for other in waiting:
         if job.id in (other.depends_on or []):

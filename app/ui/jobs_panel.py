@@ -23,6 +23,7 @@ from app.qt import (
     Signal,
 )
 from app.ui.actions import Confirm, JobActions, TaskActions
+from app.ui.job_failures import JobFailuresPanel
 from app.ui.preview_view import PreviewView
 from app.ui.tables import make_big_view, make_view, selected_keys
 
@@ -103,6 +104,8 @@ class JobsPanel(QWidget):
         details.addWidget(self.detail_tabs)
         details.addWidget(self.preview)
         details.setSizes([700, 300])
+        self.failures = JobFailuresPanel(sync, self, confirm=confirm)  # blocklist, dependencies that failed
+        self.detail_tabs.addTab(self.failures, "Failures")
         split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(top)
         split.addWidget(details)

@@ -121,7 +121,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.counts)
         sync.state_changed.connect(self._state_changed)
         sync.error.connect(self.message_bar.show_message)
-        for actions in (self.jobs.job_actions, self.jobs.task_actions, self.workers.actions_):
+        for actions in (self.jobs.job_actions, self.jobs.task_actions, self.workers.actions_, self.jobs.failures):
             actions.done.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.jobs.task_log_requested.connect(self.open_task_log)
         self.notifier = Notifier(icon, self._notify_in_window, self)
@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         return dialog
 
     def open_task_log(self, task_id: int) -> TaskLogDialog:
-        dialog = TaskLogDialog(self.sync.client, self.token, task_id, self.manager_url, self)
+        dialog = TaskLogDialog(self.sync.client, self.token, task_id, self)
         dialog.finished.connect(lambda _r: self._dialogs.remove(dialog))
         self._dialogs.append(dialog)
         dialog.show()
@@ -225,7 +225,7 @@ class MainWindow(QMainWindow):
 
     def _ask_manager_url(self) -> None:
         text, ok = QInputDialog.getText(
-            self, "Manager address", "Full task logs are read from this Manager:", text=self.manager_url
+            self, "Manager address", "Workers' sleep schedules are read from this Manager:", text=self.manager_url
         )
         if ok:
             self.manager_url = text.strip()

@@ -1,4 +1,5 @@
-"""The task log viewer: the full log from the task's Manager with a live tail, or the Server's tail."""
+"""The task log viewer: the full log from the Manager that ran the task (found through the Server), with a
+live tail, search and earlier parts on demand; else the Server's copy, else its last lines (task_log_source.py)."""
 
 from __future__ import annotations
 
@@ -7,103 +8,75 @@ import contextlib
 
 import httpx
 
-from app.qt import (
-    QCheckBox,
-    QDialog,
-    QFontDatabase,
-    QHBoxLayout,
-    QLabel,
-    QPlainTextEdit,
-    QTextCursor,
-    QVBoxLayout,
-    QWidget,
-)
-from services.protocol import API_PREFIX
+from app.qt import QDialog, QVBoxLayout, QWidget
+from app.task_log_source import PAGE_CHARS, Place, TaskLogReader
+from app.ui.log_view import LogView
 from services.protocol.server_client import ApiError, ServerClient
-
-MAX_LINES = 20_000  # older lines scroll away so a chatty render cannot eat the app's memory
 
 
 class TaskLogDialog(QDialog):
-    def __init__(
-        self,
-        client: ServerClient,
-        token: str,
-        task_id: int,
-        manager_url: str | None,
-        parent: QWidget | None = None,
-    ) -> None:
+    def __init__(self, client: ServerClient, token: str, task_id: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Task {task_id}: log")
-        self.resize(820, 520)
-        self.client = client
-        self.token = token
-        self.task_id = task_id
-        self.manager_url = (manager_url or "").rstrip("/") or None
-        self.text = QPlainTextEdit(self)
-        self.text.setReadOnly(True)
-        self.text.setMaximumBlockCount(MAX_LINES)
-        self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.follow = QCheckBox("Follow new lines", self)
-        self.follow.setChecked(True)
-        self.source = QLabel(self)
-        bar = QHBoxLayout()
-        bar.addWidget(self.source, 1)
-        bar.addWidget(self.follow)
+        self.resize(900, 600)
+        self.reader = TaskLogReader(client, token, task_id)
+        self.view = LogView(self)
+        self.view.earlier_requested.connect(self._load_earlier)
         layout = QVBoxLayout(self)
-        layout.addLayout(bar)
-        layout.addWidget(self.text)
-        self._task: asyncio.Task[None] | None = None
+        layout.addWidget(self.view)
+        self.first = 0  # the reader's cursor of the earliest text shown
+        self.finished_reading = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._task = asyncio.ensure_future(self.run())
+        self._spawn(self.run())
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def done(self, result: int) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self._spawn(self.reader.aclose())
         super().done(result)
 
-    def append(self, chunk: str) -> None:
-        cursor = self.text.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        cursor.insertText(chunk)
-        if self.follow.isChecked():
-            self.text.moveCursor(QTextCursor.MoveOperation.End)
-
     async def run(self) -> None:
-        if self.manager_url:
-            try:
-                await self._stream_from_manager()
-                return
-            except (httpx.HTTPError, OSError) as exc:
-                self.source.setText(f"The Manager at {self.manager_url} did not answer ({exc}); the Server's tail:")
-        else:
-            self.source.setText("No Manager address set (Settings): showing the Server's last lines of the log.")
-        await self._server_tail()
-
-    async def _stream_from_manager(self) -> None:
-        url = f"{self.manager_url}{API_PREFIX}/tasks/{self.task_id}/log"
-        headers = {"Authorization": f"Bearer {self.token}"}
-        timeout = httpx.Timeout(10.0, read=None)
-        async with (
-            httpx.AsyncClient(timeout=timeout) as http,
-            http.stream("GET", url, params={"follow": 1}, headers=headers) as response,
-        ):
-            if response.status_code == 404:
-                self.source.setText("This task's Manager has no log of it (not run there yet, or pruned).")
-                await self._server_tail()
-                return
-            response.raise_for_status()
-            self.source.setText(f"Full log from the Manager at {self.manager_url}, live:")
-            async for chunk in response.aiter_text():
-                self.append(chunk)
-            self.source.setText(f"Full log from the Manager at {self.manager_url} (the task has finished).")
-
-    async def _server_tail(self) -> None:
+        self.view.source.setText("Looking for the log…")
         try:
-            task = await self.client.get_task(self.task_id)
-        except ApiError as exc:
-            self.append(f"Could not read the task: {exc.detail}\n")
+            part = await self.reader.open(PAGE_CHARS)
+        except (ApiError, httpx.HTTPError, OSError) as exc:
+            self.view.source.setText(f"Could not find the log: {getattr(exc, 'detail', exc)}")
             return
+        self.first = part.first
+        live = ", live" if self.reader.place == Place.MANAGER else ""
+        self.view.source.setText(f"{self.reader.note}{live}{'' if part.text else ' (no lines yet)'}:")
+        self.view.prepend(part.text, part.earlier)
+        if self.reader.place != Place.MANAGER:
+            self.finished_reading = True
+            return
+        try:
+            async for chunk in self.reader.follow(part.last):
+                self.view.append(chunk)
+        except (httpx.HTTPError, OSError) as exc:
+            self.view.source.setText(f"{self.reader.note}: the live tail stopped ({exc})")
+            return
+        finally:
+            self.finished_reading = True
         with contextlib.suppress(RuntimeError):  # the dialog may be gone by now
-            self.append("\n".join(task.log_tail) + ("\n" if task.log_tail else "(no lines yet)\n"))
+            self.view.source.setText(f"{self.reader.note} (the task is no longer running there)")
+
+    def _load_earlier(self) -> None:
+        self._spawn(self._earlier())
+
+    async def _earlier(self) -> None:
+        try:
+            part = await self.reader.earlier(self.first, PAGE_CHARS)
+        except (ApiError, httpx.HTTPError, OSError) as exc:
+            self.view.loading = False
+            self.view.earlier.setEnabled(True)
+            self.view.source.setText(f"Could not read earlier lines: {getattr(exc, 'detail', exc)}")
+            return
+        self.first = part.first
+        self.view.prepend(part.text, part.earlier)

@@ -40,6 +40,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--port-file", type=Path, default=None, help="write the port listened on here")
     p.add_argument(
+        "--public-url", default=None,
+        help="where the Server's users reach this Manager for full task logs (default: the address listened on)",
+    )  # fmt: skip
+    p.add_argument(
         "--fresh-store", action="store_true",
         help="start with an empty store when the old one is missing or damaged (it is kept aside)",
     )  # fmt: skip
@@ -72,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         args.server, token, data_dir=args.data_dir, host=args.host, port=args.port, name=args.name,
         worker_timeout=args.worker_timeout, blocklist_threshold=args.blocklist_threshold,
         prefetch_margin=args.prefetch_margin, variables=variables, ca_bundle=args.ca_bundle,
+        public_url=args.public_url.rstrip("/") if args.public_url else None,
     )  # fmt: skip
     # the registration secret was read; keep it out of /proc/PID/environ and this process out of reach
     process_guard.forget_env(["TABLAO_WORKER_REGISTRATION_SECRET"])
@@ -90,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     if args.port_file is not None:
         _report_port(server, args.port_file)
+    if config.public_url is None:
+        _learn_public_url(server, config, https=args.tls_cert is not None)
     server.run()
     return 0
 
@@ -105,6 +112,23 @@ def _report_port(server: uvicorn.Server, port_file: Path) -> None:
                 tmp = port_file.with_suffix(".tmp")
                 tmp.write_text(str(sock.getsockname()[1]))
                 tmp.replace(port_file)
+                return
+
+    server.startup = startup  # type: ignore[method-assign]
+
+
+def _learn_public_url(server: uvicorn.Server, config: ManagerConfig, https: bool) -> None:
+    """Tell the Server the address listened on (with --port 0, known once bound)."""
+    if config.port:
+        config.public_url = config.listening_url(config.port, https)
+        return
+    original = server.startup
+
+    async def startup(sockets: object = None) -> None:
+        await original(sockets)  # type: ignore[arg-type]
+        for srv in server.servers:
+            for sock in srv.sockets:
+                config.public_url = config.listening_url(int(sock.getsockname()[1]), https)
                 return
 
     server.startup = startup  # type: ignore[method-assign]

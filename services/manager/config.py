@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,9 @@ class ManagerConfig:
     _mappings: dict[str, tuple[object, list[PathMapping]]] = field(default_factory=dict, repr=False, compare=False)
     # CA certificates to verify an https Server (None: TABLAO_CA_BUNDLE, else the system's)
     ca_bundle: str | None = None
+    # where the Server's users (the app) reach this Manager for full task logs; told to the Server, which tells
+    # the app. None: learned from the address it listens on (cli.py), e.g. http://render-a.lan:8471
+    public_url: str | None = None
 
     def registration_secret_file(self) -> Path:
         return self.data_dir / "worker-registration.secret"
@@ -95,6 +99,13 @@ class ManagerConfig:
                 out[name] = value
         return out
 
+    def listening_url(self, port: int, https: bool) -> str:
+        """The address clients reach when nobody named one: the host listened on, or this machine's name."""
+        host = self.host if self.host not in ("", "0.0.0.0", "::") else socket.getfqdn()
+        if ":" in host:
+            host = f"[{host}]"  # an IPv6 address
+        return f"{'https' if https else 'http'}://{host}:{port}"
+
     @classmethod
     def from_env(cls, server_url: str, token: str, **overrides: object) -> ManagerConfig:
         cfg = cls(server_url=server_url, token=token)
@@ -104,6 +115,7 @@ class ManagerConfig:
             ("TABLAO_WORKER_TIMEOUT", "worker_timeout"),
             ("TABLAO_BLOCKLIST_THRESHOLD", "blocklist_threshold"),
             ("TABLAO_AUTH_FREE_FAILURES", "auth_free_failures"),
+            ("TABLAO_MANAGER_PUBLIC_URL", "public_url"),
         ):
             if raw := os.environ.get(env):
                 setattr(cfg, key, type(getattr(cfg, key))(raw))

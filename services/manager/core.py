@@ -49,6 +49,8 @@ class ManagerCore:
         self.workers = WorkerRegistry(conn, config, on_change=self.claim_wakeup.set)
         self.sleep = SleepSchedules(conn)
         self.blocklist = store.load_blocklist(conn)
+        # entries the Server has not heard of since they changed (blocklist_sync.py); a fresh start reports all
+        self.blocklist_dirty: set[tuple[int, str, str]] = set(self.blocklist)
         self.handout = store.max_handout(conn)
         self.waiters: list[Waiter] = []
         self._recent_handouts: deque[float] = deque(maxlen=HANDOUT_RATE_MAX)
@@ -266,6 +268,7 @@ class ManagerCore:
             key = (c.job_id, worker.id, c.type)
             self.blocklist[key] = self.blocklist.get(key, 0) + 1
             store.add_blocklist_failure(self.conn, *key)
+            self.blocklist_dirty.add(key)
         final = task.failure_count >= c.max_task_failures
         status = TaskStatus.FAILED if final else TaskStatus.SOFT_FAILED
         self.emit([self.update_for(task, status=status, activity=reason, failure_count=task.failure_count)])
@@ -324,6 +327,7 @@ class ManagerCore:
         jobs = set(job_ids)
         for key in [k for k in self.blocklist if k[0] in jobs]:
             del self.blocklist[key]
+            self.blocklist_dirty.add(key)  # reported as gone
         with transaction(self.conn):
             store.clear_blocklist(self.conn, sorted(jobs))
             self._feed_waiters()  # a waiting worker may take one of their tasks now

@@ -13,6 +13,7 @@ import random
 import time
 from typing import Any
 
+from services.manager import blocklist_sync
 from services.manager.core import ManagerCore
 from services.manager.store import logs, outbox, previews
 from services.manager.store.db import get_meta, set_meta, transaction
@@ -23,6 +24,7 @@ from services.protocol.preview import PREVIEWS_PER_BATCH
 log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 3.0
+UPLOAD_MAX_BYTES = 32 * 1024 * 1024  # a full log uploaded to the Server (it accepts up to 64 MB)
 
 
 class ServerLink:
@@ -36,6 +38,7 @@ class ServerLink:
         self._last_reports = 0.0
         self._last_renewal = 0.0
         self._uploads: set[asyncio.Task[None]] = set()
+        self._url_sent: str | None = None
         # one request at a time to the Server: a claim and a batch in flight together would only contend for
         # the Server's write lock (SQLite's busy handler sleeps in steps of up to 100 ms)
         self._turn = asyncio.Lock()
@@ -79,7 +82,8 @@ class ServerLink:
             if frozen is None:
                 keepalive_due = now - self._last_renewal >= self._renew_every() * 0.9
                 reports_due = self.core.workers.dirty and now - self._last_reports >= REPORT_INTERVAL
-                if sent or not (keepalive_due or reports_due or previews.has_unsent(conn)):
+                blocklist_due = bool(self.core.blocklist_dirty) and not sent
+                if sent or not (keepalive_due or reports_due or blocklist_due or previews.has_unsent(conn)):
                     return sent
                 frozen = (outbox.new_seq(conn), [])
             seq, updates = frozen
@@ -95,14 +99,17 @@ class ServerLink:
             held = list(self.core.tasks) if renew else []
             # new previews ride along like the worker states: a view, sent until the Server has them
             shown = previews.unsent(conn, PREVIEWS_PER_BATCH)
+            blocked, complete, keys = blocklist_sync.take_reports(self.core, everything=renew)
             batch = UpdateBatch(
-                seq=seq, task_updates=updates, workers=reports, held_task_ids=held, previews=[r for _i, r in shown]
-            )
+                seq=seq, task_updates=updates, workers=reports, held_task_ids=held, blocklist=blocked,
+                blocklist_complete=complete, client_url=self._client_url(renew), previews=[r for _i, r in shown],
+            )  # fmt: skip
             try:
                 async with self._turn:
                     ack = await self.client.push(batch)
             except LinkRefused as exc:
                 self.core.workers.dirty.update(r.id for r in reports)
+                blocklist_sync.put_back(self.core, keys)
                 expected = exc.field_message("seq") if exc.status_code == 409 else None
                 if expected and expected.split()[-1].isdigit():
                     # the Server forgot batches (a restored database): continue after what it knows
@@ -111,6 +118,7 @@ class ServerLink:
                 raise
             except LinkError:
                 self.core.workers.dirty.update(r.id for r in reports)
+                blocklist_sync.put_back(self.core, keys)
                 raise
             self._last_push = time.monotonic()
             if renew:
@@ -123,6 +131,7 @@ class ServerLink:
                     previews.mark_sent(conn, [i for i, _r in shown])
                 if len(shown) == PREVIEWS_PER_BATCH:
                     self.core.link_wakeup.set()  # more are waiting
+            self._url_sent = batch.client_url or self._url_sent
             self._acknowledge(seq, ack)
             sent += 1
 
@@ -147,6 +156,8 @@ class ServerLink:
             self.core.reprioritize({p.job_id: p.priority for p in ack.job_priorities})
         if ack.reset_blocklist_job_ids:
             self.core.reset_blocklist(ack.reset_blocklist_job_ids)
+        if ack.unblock:
+            blocklist_sync.unblock(self.core, ack.unblock)
         if ack.worker_requests:
             self.core.workers.apply_instructions(ack.worker_requests)
         for task_id in ack.upload_log_task_ids:
@@ -155,7 +166,8 @@ class ServerLink:
             job.add_done_callback(self._uploads.discard)
 
     async def _upload_log(self, task_id: int) -> None:
-        text = "".join(chunk for _id, _h, chunk in logs.read_chunks(self.core.conn, task_id, limit=1_000_000))
+        # the end of a log too big for one upload: what a reader of a failed task looks at first
+        text = logs.read_tail(self.core.conn, task_id, UPLOAD_MAX_BYTES)[0]
         for tries in range(1, 6):
             try:
                 await self.client.upload_log(task_id, text)
@@ -253,6 +265,11 @@ class ServerLink:
             await asyncio.wait_for(self.push_pending(), within)
         except (TimeoutError, LinkError, LinkRefused) as exc:
             log.warning("could not flush the update buffer at shutdown (kept for the next start): %r", exc)
+
+    def _client_url(self, renew: bool) -> str | None:
+        """Where users reach this Manager: told with each renewal, and at once when it changes."""
+        url = self.config.public_url
+        return url if url and (renew or url != self._url_sent) else None
 
     def _renew_every(self) -> float:
         return min(self.config.keepalive, self.lease_seconds / 4)

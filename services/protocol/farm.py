@@ -88,6 +88,7 @@ class Manager(ResponseModel):
     created: datetime
     workers_total: int = 0
     workers_awake: int = 0
+    client_url: str | None = None  # where users read full task logs from it (it reports this itself)
 
 
 class ManagerCreate(WireModel):

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from services.protocol.common import Id, LongText, ResponseModel, ShortText, WireModel, bounded_json
+from services.protocol.failures import BLOCKLIST_REPORT_MAX, BlocklistReport, Unblock
 from services.protocol.farm import Utilisation
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command, OnTaskFailure
@@ -97,6 +98,11 @@ class UpdateBatch(WireModel):
     # the latest thumbnails of jobs and workers not sent yet: a view like the worker states, applied even in a
     # repeated batch (the newest per job and per worker wins at the Server)
     previews: list[PreviewReport] = Field(default_factory=list, max_length=PREVIEWS_PER_BATCH)
+    # blocklist entries that changed (all of them with each lease renewal, `blocklist_complete`)
+    blocklist: list[BlocklistReport] = Field(default_factory=list, max_length=BLOCKLIST_REPORT_MAX)
+    blocklist_complete: bool = False
+    # where the Server's users reach this Manager (full task logs), e.g. http://render-a.lan:8471
+    client_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
 
 
 class RejectedUpdate(ResponseModel):
@@ -128,6 +134,8 @@ class UpdateAck(ResponseModel):
     # jobs whose priority changed while this Manager holds tasks of them: reorder those tasks
     job_priorities: list[JobPriority] = Field(default_factory=list)
     worker_requests: list[WorkerInstruction] = Field(default_factory=list)
+    # blocklist entries a wrangler cleared: those workers may run those tasks of the job again
+    unblock: list[Unblock] = Field(default_factory=list)
     lease_seconds: float
 
 

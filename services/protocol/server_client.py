@@ -18,6 +18,7 @@ import httpx
 
 from services.protocol import API_PREFIX
 from services.protocol.common import FieldError, Page
+from services.protocol.failures import BlocklistEntry, Dependency, LogPart, LogSource
 from services.protocol.farm import (
     ApiToken,
     Event,
@@ -122,6 +123,10 @@ class ServerClient:
             await http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._response(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    async def _response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         index = self._current
         try:
             response = await self._clients[index].request(method, path, **kwargs)
@@ -131,7 +136,7 @@ class ServerClient:
         if response.status_code in _UNAVAILABLE:
             self._move_on(index)
         raise_for_error(response)
-        return response.json() if response.content else None
+        return response
 
     async def _bytes(self, path: str) -> bytes | None:
         """A binary GET; None on 404."""
@@ -273,6 +278,32 @@ class ServerClient:
     async def task_action(self, task_id: int, action: str, reason: str = "") -> Task:
         body = {"action": action, "reason": reason}
         return Task.model_validate(await self._call("POST", f"/tasks/{task_id}/status", json=body))
+
+    # ---- a job's failures, task logs (services/protocol/failures.py) ----
+    async def blocklist(self, job_id: int) -> list[BlocklistEntry]:
+        return [BlocklistEntry.model_validate(x) for x in await self._call("GET", f"/jobs/{job_id}/blocklist")]
+
+    async def clear_blocklist(self, job_id: int, entries: Sequence[tuple[str, str]]) -> int:
+        body = {"entries": [{"worker_id": w, "task_type": t} for w, t in entries]}
+        return int((await self._call("POST", f"/jobs/{job_id}/blocklist/clear", json=body))["cleared"])
+
+    async def dependencies(self, job_id: int) -> list[Dependency]:
+        return [Dependency.model_validate(x) for x in await self._call("GET", f"/jobs/{job_id}/dependencies")]
+
+    async def release_job(self, job_id: int, job_ids: list[int] | None = None, reason: str = "") -> Job:
+        body: dict[str, Any] = {"reason": reason} if job_ids is None else {"job_ids": job_ids, "reason": reason}
+        return Job.model_validate(await self._call("POST", f"/jobs/{job_id}/release", json=body))
+
+    async def log_source(self, task_id: int) -> LogSource:
+        return LogSource.model_validate(await self._call("GET", f"/tasks/{task_id}/log-source"))
+
+    async def request_log_copy(self, task_id: int) -> None:
+        await self._call("POST", f"/tasks/{task_id}/log/request")
+
+    async def log_copy(self, task_id: int, **params: int) -> LogPart:
+        """The Server's copy of a task's full log: `tail=`, `before=` or `after=` (with `limit=`) bytes."""
+        response = await self._response("GET", f"/tasks/{task_id}/log", params=params)
+        return LogPart.from_answer(response.text, response.headers)
 
     # ---- auth ----
     async def login(self, username: str, password: str) -> TokenCreated:

@@ -190,6 +190,18 @@ SERVER: dict[str, tuple[Call, dict[str, int]]] = {
         users(404),
     ),
     "GET /api/v1/tasks/{task_id}": (on_task("/tasks/{id}"), users(200)),
+    # a job's failures: anyone reads; clearing and releasing as the other job actions (the owner, wranglers)
+    "GET /api/v1/jobs/{job_id}/blocklist": (on_job("/jobs/{id}/blocklist"), users(200)),
+    "POST /api/v1/jobs/{job_id}/blocklist/clear": (
+        on_job("/jobs/{id}/blocklist/clear", {"entries": [{"worker_id": "w", "task_type": "blender"}]}),
+        users(200, other=403),
+    ),
+    "GET /api/v1/jobs/{job_id}/dependencies": (on_job("/jobs/{id}/dependencies"), users(200)),
+    "POST /api/v1/jobs/{job_id}/release": (on_job("/jobs/{id}/release", {}), users(200, other=403)),
+    # task logs: where to read one; the Server's copy (none: never uploaded); asking for one (never run: 409)
+    "GET /api/v1/tasks/{task_id}/log-source": (on_task("/tasks/{id}/log-source"), users(200)),
+    "GET /api/v1/tasks/{task_id}/log": (on_task("/tasks/{id}/log"), users(404)),
+    "POST /api/v1/tasks/{task_id}/log/request": (on_task("/tasks/{id}/log/request"), users(409)),
     "POST /api/v1/tasks/{task_id}/status": (on_task("/tasks/{id}/status", {"action": "cancel"}), users(200, other=403)),
     "GET /api/v1/events": (fixed("/events"), users(200)),
     "POST /api/v1/manager/claim": (fixed("/manager/claim", {"capacity": 0}), only_manager(200)),

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.manager.api.deps import ClientDep, CoreDep
-from services.manager.errors import Forbidden, NotFound
+from services.manager.errors import Forbidden, Invalid, NotFound
 from services.manager.model import HeldTask
 from services.manager.store import logs
 from services.manager.store.db import transaction
@@ -25,6 +26,7 @@ from services.protocol.link import ClientIdentity
 router = APIRouter(prefix="/api/v1", tags=["clients"])
 
 FOLLOW_POLL = 0.25
+READ_MAX = 16 * 1024 * 1024  # characters per answer: a client pages through a bigger log
 FOLLOW_IDLE_END = 2.0  # after the task left this Manager, stop once nothing new came for this long
 
 
@@ -49,18 +51,43 @@ async def status(_client: ClientDep, core: CoreDep, request: Request) -> dict[st
 
 
 @router.get("/tasks/{task_id}/log", response_class=StreamingResponse)
-async def task_log(task_id: Id, _client: ClientDep, core: CoreDep, follow: bool = False) -> Response:
-    """The full log of a task's recent hand-outs as text; `?follow=1` keeps streaming new lines."""
+async def task_log(
+    task_id: Id,
+    _client: ClientDep,
+    core: CoreDep,
+    follow: bool = False,
+    tail: Annotated[int | None, Query(ge=1, le=READ_MAX)] = None,
+    before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=READ_MAX)] = READ_MAX,
+) -> Response:
+    """The full log of a task's recent hand-outs as text; `?follow=1` keeps streaming new lines.
+
+    For long logs, parts of it: `tail` (about that many characters of its end), `before` a position (`limit`
+    characters), `after` a position (with `follow`, what comes after it). The answer's `X-Log-First` and
+    `X-Log-Last` are the positions it covers (the cursors for the next `before` / `after`; see store/logs.py),
+    `X-Log-Earlier` whether there is more before.
+    """
     if not logs.has_log(core.conn, task_id) and task_id not in core.tasks:
         raise NotFound(f"this Manager has no log of task {task_id}", "task_id")
+    if sum(x is not None for x in (tail, before)) > 1 or (follow and (tail is not None or before is not None)):
+        raise Invalid("give one of tail, before, or after (with follow)", "tail")
+    text_type = "text/plain; charset=utf-8"
+    if tail is not None or before is not None:
+        text, first, last = logs.read_tail(core.conn, task_id, tail or limit, before=before)
+        earlier = logs.has_before(core.conn, task_id, first)
+        headers = {"X-Log-First": str(first), "X-Log-Last": str(last), "X-Log-Earlier": str(int(earlier))}
+        return Response(text, media_type=text_type, headers=headers)
+    after_id = max(0, (after >> logs.SHIFT) - 1) if after else 0  # a position: from the chunk it starts
     if not follow:
-        text = "".join(c for _i, _h, c in logs.read_chunks(core.conn, task_id, limit=1_000_000))
-        return Response(text, media_type="text/plain; charset=utf-8")
-    return StreamingResponse(_follow(core.conn, core.tasks, task_id), media_type="text/plain; charset=utf-8")
+        text = "".join(c for _i, _h, c in logs.read_chunks(core.conn, task_id, after_id=after_id, limit=1_000_000))
+        return Response(text, media_type=text_type)
+    return StreamingResponse(_follow(core.conn, core.tasks, task_id, after_id), media_type=text_type)
 
 
-async def _follow(conn: sqlite3.Connection, held: dict[int, HeldTask], task_id: int) -> AsyncIterator[str]:
-    last_id = 0
+async def _follow(
+    conn: sqlite3.Connection, held: dict[int, HeldTask], task_id: int, last_id: int = 0
+) -> AsyncIterator[str]:
     idle = 0.0
     while True:
         chunks = logs.read_chunks(conn, task_id, after_id=last_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Iterator
 
 
 def append_log(conn: sqlite3.Connection, task_id: int, handout: int, lines: list[str]) -> None:
@@ -37,3 +38,68 @@ def read_chunks(
 
 def has_log(conn: sqlite3.Connection, task_id: int) -> bool:
     return conn.execute("SELECT 1 FROM task_logs WHERE task_id = ? LIMIT 1", (task_id,)).fetchone() is not None
+
+
+SHIFT = 24  # a position in a log: chunk id << SHIFT | offset in the chunk (a chunk is one worker update, < 16 MB)
+MASK = (1 << SHIFT) - 1
+
+
+def read_tail(
+    conn: sqlite3.Connection, task_id: int, max_chars: int, before: int | None = None
+) -> tuple[str, int, int]:
+    """About `max_chars` of the log ending at position `before` (None: its end), starting at a line where it can.
+
+    Returns (text, position of its start, position of its end): the cursors for the next `before` and for a
+    follow. Reads backwards and stops as soon as it has enough, so the end of a huge log costs what the end costs.
+    """
+    candidates: list[tuple[int, str]] = []
+    end: int | None = before
+    upper = 2**62
+    if before is not None:
+        upper = before >> SHIFT
+        if before & MASK:
+            row = conn.execute("SELECT lines FROM task_logs WHERE task_id = ? AND id = ?", (task_id, upper)).fetchone()
+            if row is not None:
+                candidates.append((upper, str(row[0])[: before & MASK]))
+    rows = conn.execute(
+        "SELECT id, lines FROM task_logs WHERE task_id = ? AND id < ? ORDER BY id DESC", (task_id, upper)
+    )
+    parts: list[str] = []
+    size = 0
+    first = before or 0
+    for chunk_id, text in _chain(candidates, rows):
+        if end is None:
+            end = (chunk_id + 1) << SHIFT  # the end of the log: where the next chunk begins
+        room = max_chars - size
+        if len(text) <= room:
+            parts.append(text)
+            size += len(text)
+            first = chunk_id << SHIFT
+            continue
+        cut = len(text) - room  # keep text[cut:], from the first whole line in it
+        newline = text.find("\n", cut - 1)
+        if 0 <= newline < len(text) - 1:
+            start = newline + 1
+        elif not parts:
+            start = cut  # one line longer than asked for: its end
+        else:
+            break
+        parts.append(text[start:])
+        first = (chunk_id << SHIFT) | start
+        break
+    parts.reverse()
+    return "".join(parts), first, end if end is not None else first
+
+
+def _chain(first: list[tuple[int, str]], rest: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    for chunk_id, text in first:
+        yield int(chunk_id), str(text)
+    for chunk_id, text in rest:
+        yield int(chunk_id), str(text)
+
+
+def has_before(conn: sqlite3.Connection, task_id: int, position: int) -> bool:
+    if position & MASK:
+        return True
+    query = "SELECT 1 FROM task_logs WHERE task_id = ? AND id < ? LIMIT 1"
+    return conn.execute(query, (task_id, position >> SHIFT)).fetchone() is not None

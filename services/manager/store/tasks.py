@@ -127,6 +127,12 @@ def add_blocklist_failure(conn: sqlite3.Connection, job_id: int, worker_id: str,
     )
 
 
+def remove_blocklist_entry(conn: sqlite3.Connection, job_id: int, worker_id: str, task_type: str) -> None:
+    conn.execute(
+        "DELETE FROM blocklist WHERE job_id = ? AND worker_id = ? AND task_type = ?", (job_id, worker_id, task_type)
+    )
+
+
 def clear_blocklist(conn: sqlite3.Connection, job_ids: list[int]) -> None:
     conn.executemany("DELETE FROM blocklist WHERE job_id = ?", [(j,) for j in job_ids])
 

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from services.server.api import auth, events, farm, jobs, manager_link, previews, tasks
+from services.server.api import auth, events, failures, farm, jobs, manager_link, previews, task_logs, tasks
 
 ROUTERS: list[APIRouter] = [
     farm.router,
@@ -12,4 +12,6 @@ ROUTERS: list[APIRouter] = [
     events.router,
     manager_link.router,
     previews.router,
+    failures.router,
+    task_logs.router,
 ]

@@ -56,6 +56,7 @@ class ManagerRow(Base):
     created: Mapped[datetime]
     last_seen: Mapped[datetime | None]
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # last update batch applied
+    client_url: Mapped[str | None] = mapped_column(String(500))  # where users read full task logs from it
 
 
 class JobRow(Base):
@@ -230,3 +231,21 @@ class LastRenderedRow(Base):
     frame_height: Mapped[int | None] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(BigInteger, default=1)  # +1 per new image: clients fetch on a change
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class BlocklistRow(Base):
+    """How often a worker failed a job's tasks of one type, as its Manager (which decides) reports it.
+
+    `clear_requested`: a wrangler cleared it; the Manager is told with its next update answer, then it goes.
+    """
+
+    __tablename__ = "blocklist"
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"), index=True)
+    worker_name: Mapped[str] = mapped_column(String(64), default="")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    threshold: Mapped[int] = mapped_column(Integer, default=1)
+    clear_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated: Mapped[datetime]

@@ -112,4 +112,5 @@ def manager_to_wire(m: ManagerRow, status: ManagerStatus, workers_total: int, wo
         created=aware(m.created),
         workers_total=workers_total,
         workers_awake=workers_awake,
+        client_url=m.client_url,
     )

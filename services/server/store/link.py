@@ -41,7 +41,7 @@ from services.server.db.tables import (
 )
 from services.server.dispatch import Dispatcher, WaitingClaim
 from services.server.states.tasks import HELD, IllegalTaskTransition
-from services.server.store import events, previews
+from services.server.store import events, failures, previews
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
 from services.server.store.tasks import log_job, set_task_status
@@ -192,7 +192,11 @@ def apply_batch(session: Session, manager: ManagerRow, batch: UpdateBatch, lease
     _apply_workers(session, manager, batch.workers)
     previews.apply_reports(session, manager, batch.previews)  # after the workers: a new worker's row exists
     _renew(session, manager, batch.held_task_ids, now + timedelta(seconds=lease_seconds))
+    failures.apply_reports(session, manager, batch.blocklist, batch.blocklist_complete)
+    if batch.client_url is not None and batch.client_url != manager.client_url:
+        manager.client_url = batch.client_url  # where the app reads this Manager's full task logs
     ack = UpdateAck(last_seq=manager.last_seq, rejected=rejected, lease_seconds=lease_seconds)
+    ack.unblock = failures.take_unblocks(session, manager)
     reprioritized: set[int] = set()
     for instr in session.scalars(
         select(PendingInstructionRow).where(PendingInstructionRow.manager_id == manager.id)

@@ -26,7 +26,7 @@ from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, TaskStatu
 from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDependencyRow, TaskRow
 from services.server.jobtypes.base import CompiledTask, CompileError, JobContext, JobType
 from services.server.jobtypes.registry import get_job_type, job_types
-from services.server.store import events, host_check
+from services.server.store import events, failures, host_check
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Invalid
 from services.server.store.jobs import Actor, pydantic_errors, store_task_rows
@@ -148,6 +148,7 @@ def _build(
             for problem in host_check.unmet_steps(session, job):  # openjd hostRequirements nobody meets
                 log_job(session, job, "tablao", problem)
                 job.activity = problem
+            failures.note_blocked_at_submission(session, job)
             events.publish(session, "job-created", job_to_wire(job).model_dump(mode="json"))
             with finish(session, job):
                 session.commit()

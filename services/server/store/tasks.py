@@ -26,7 +26,7 @@ from services.server.db.tables import (
 )
 from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD, check_transition
-from services.server.store import events
+from services.server.store import events, failures
 from services.server.store.convert import task_summary
 
 _SHIFTS = "tablao_dependency_shifts"
@@ -174,6 +174,8 @@ def set_job_status(session: Session, job: JobRow, new: JobStatus, *, actor: str,
     message = f"status {old} → {new}" + (f": {reason}" if reason else "")
     log_job(session, job, actor, message)
     events.mark_job_dirty(session, job)
+    if new in failures.BLOCKING and old not in failures.BLOCKING:
+        failures.tell_dependents(session, job)  # jobs waiting for this one would wait for ever
 
 
 def counts_of(job: JobRow) -> job_states.TaskCounts:
@@ -227,6 +229,7 @@ def give_workers_another_chance(session: Session, job: JobRow, task_type: str | 
     if task_type is not None:
         gone = gone.where(ManagerExclusionRow.task_type == task_type)
     session.execute(gone)
+    failures.forget_job(session, job.id)
 
 
 def stop_unfinished(session: Session, job: JobRow, *, to: TaskStatus, actor: str) -> int:

@@ -1,0 +1,121 @@
+"""Routes for a task's full log as a client reads it: where it is, and the copy a Manager uploaded.
+
+The full log stays at the Manager that ran the task; the Server knows which one that is and where its users
+reach it (each Manager reports its client address with its update batches). The app reads and follows the
+log there with the user's own token (the Manager checks it with the Server). When the app cannot reach that
+Manager, it asks the Server for a copy: the Server asks the Manager to upload one in the answer to its next
+update batch (calls go bottom-up only) and serves it from then on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.protocol.common import Id
+from services.protocol.failures import LogSource
+from services.protocol.states import ManagerStatus
+from services.server.api.deps import ConfigDep, ReadSessionDep, SessionDep, UserDep
+from services.server.db.tables import ManagerRow, PendingInstructionRow, TaskRow
+from services.server.store.errors import Conflict, Invalid, NotFound
+from services.server.store.farm import manager_status
+from services.server.store.tasks import instruct
+
+router = APIRouter(prefix="/tasks", tags=["task logs"])
+
+READ_MAX = 16 * 1024 * 1024  # bytes per answer: a client pages through a bigger log
+
+
+def _task(session: Session, task_id: int) -> TaskRow:
+    task = session.get(TaskRow, task_id)
+    if task is None:
+        raise NotFound(f"no task with id {task_id}", field="id")
+    return task
+
+
+def copy_path(data_dir: Path, task: TaskRow) -> Path:
+    """Where store.link.store_full_log keeps the copy a Manager uploaded."""
+    return data_dir / "task-logs" / f"job-{task.job_id}" / f"task-{task.id}.log"
+
+
+@router.get("/{task_id}/log-source")
+def log_source(task_id: Id, session: ReadSessionDep, _: UserDep, cfg: ConfigDep) -> LogSource:
+    """Which Manager ran the task (the last hand-out) and where to read its full log."""
+    task = _task(session, task_id)
+    manager = session.get(ManagerRow, task.manager_id) if task.manager_id is not None else None
+    path = copy_path(cfg.data_dir, task)
+    return LogSource(
+        task_id=task.id,
+        task_status=task.status,
+        manager_id=manager.id if manager else None,
+        manager_name=manager.name if manager else None,
+        manager_url=manager.client_url if manager else None,
+        manager_online=manager is not None and manager_status(manager, cfg.lease_seconds) == ManagerStatus.ONLINE,
+        server_copy_bytes=path.stat().st_size if path.exists() else None,
+        log_tail=list(task.log_tail or []),
+    )
+
+
+@router.get("/{task_id}/log", response_class=PlainTextResponse)
+def read_copy(
+    task_id: Id,
+    session: ReadSessionDep,
+    _: UserDep,
+    cfg: ConfigDep,
+    tail: Annotated[int | None, Query(ge=1, le=READ_MAX)] = None,
+    before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=READ_MAX)] = READ_MAX,
+) -> Response:
+    """The uploaded copy, or part of it: `tail` (the last bytes), `before` / `after` a byte offset.
+
+    The answer's `X-Log-First` and `X-Log-Last` are the offsets it covers and `X-Log-Earlier` says whether
+    there is more before it; ranges start at a line (a cut line is left for the next page).
+    """
+    path = copy_path(cfg.data_dir, _task(session, task_id))
+    if not path.exists():
+        raise NotFound(
+            f"the Server has no copy of task {task_id}'s log: ask for one (POST .../log/request)", field="id"
+        )
+    if sum(x is not None for x in (tail, before, after)) > 1:
+        raise Invalid("give at most one of tail, before and after", field="tail")
+    size = path.stat().st_size
+    if tail is not None:
+        start, end = max(0, size - tail), size
+    elif before is not None:
+        end = min(before, size)
+        start = max(0, end - limit)
+    else:
+        start = min(after or 0, size)
+        end = min(size, start + limit)
+    with path.open("rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    if start > 0 and (cut := data.find(b"\n")) >= 0 and cut + 1 < len(data):
+        data, start = data[cut + 1 :], start + cut + 1  # begin at a whole line
+    headers = {"X-Log-First": str(start), "X-Log-Last": str(start + len(data)), "X-Log-Earlier": str(int(start > 0))}
+    return Response(data, media_type="text/plain; charset=utf-8", headers=headers)
+
+
+@router.post("/{task_id}/log/request", status_code=202)
+def request_copy(task_id: Id, session: SessionDep, _: UserDep) -> dict[str, object]:
+    """Ask the task's Manager to upload its full log (delivered with the answer to its next update batch)."""
+    task = _task(session, task_id)
+    if task.manager_id is None:
+        raise Conflict(f"task {task_id} has not been run by any Manager", field="id")
+    pending = session.scalar(
+        select(PendingInstructionRow.id).where(
+            PendingInstructionRow.manager_id == task.manager_id,
+            PendingInstructionRow.kind == "upload-log",
+            PendingInstructionRow.task_id == task.id,
+        )
+    )
+    if pending is None:  # asked once until the Manager has it: repeated clicks cost nothing
+        instruct(session, task.manager_id, "upload-log", [task.id])
+        session.commit()
+    return {"task_id": task.id, "manager_id": task.manager_id, "requested": True}

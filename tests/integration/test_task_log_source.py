@@ -1,0 +1,99 @@
+"""A task's full log read the way the app reads it, on a real local farm (Server, Manager, worker processes):
+found through the Server, read from the Manager that ran it with an artist's own token, the end first and
+earlier parts on demand, followed live; and the Server's copy when that Manager cannot be reached from here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.task_log_source import Place, TaskLogReader
+from services.protocol.server_client import ServerClient
+from tests.support.farm import FarmClient, local_farm
+
+pytestmark = pytest.mark.timeout(300)
+LINES = 3000
+
+
+def artist_token(farm: FarmClient) -> str:
+    assert farm.server.post("/users", json={"name": "ana", "role": "artist"}).status_code == 201
+    return str(farm.server.post("/tokens", json={"user": "ana"}).json()["token"])
+
+
+def run_job(farm: FarmClient, script: str) -> int:
+    job = farm.submit({"name": "chatty", "type": "exec", "settings": {"command": ["sh", "-c", script]}})
+    return int(farm.job(job["id"])["tasks"][0]["id"])
+
+
+def test_the_log_of_a_task_is_read_from_the_manager_that_ran_it(tmp_path: Path) -> None:
+    with local_farm(tmp_path / "farm", workers=1) as farm:
+        token = artist_token(farm)
+        task_id = run_job(farm, f'for i in $(seq 1 {LINES}); do echo "line $i"; done')
+        job_id = farm.server.get(f"/tasks/{task_id}").json()["job_id"]
+        farm.wait_job(job_id, {"completed"}, timeout=120)
+
+        async def read() -> tuple[TaskLogReader, list[str]]:
+            reader = TaskLogReader(ServerClient(farm.farm.server_url, token), token, task_id)
+            end = await reader.open(chars=2000)
+            parts = [end.text]
+            part = end
+            while part.earlier:
+                part = await reader.earlier(part.first, chars=20_000)
+                parts.insert(0, part.text)
+            await reader.aclose()
+            await reader.client.aclose()
+            return reader, parts
+
+        reader, parts = farm.loop.run(read())
+        assert reader.source is not None and reader.source.manager_url == farm.farm.manager_url
+        assert reader.place == Place.MANAGER and "manager" in reader.note
+        assert 100 < len(parts[-1]) <= 2000 + 200  # the end alone first: a huge log is not read whole
+        assert f"line {LINES}\n" in parts[-1]  # the end (the runner's closing line follows the program's output)
+        lines = [x for x in "".join(parts).splitlines() if x.startswith("line ")]
+        assert lines == [f"line {i}" for i in range(1, LINES + 1)]  # the parts join into the whole, in order
+
+        # a running task: its new lines are followed live
+        task_id = run_job(farm, 'for i in 1 2 3 4 5 6; do echo "tick $i"; sleep 0.5; done')
+        farm.wait_for(lambda: farm.server.get(f"/tasks/{task_id}").json()["status"] == "active", 60)
+
+        async def follow() -> str:
+            reader = TaskLogReader(ServerClient(farm.farm.server_url, token), token, task_id)
+            seen = (await reader.open()).text
+            start = await reader._from_manager(farm.farm.manager_url, tail=1)  # the cursor of the end
+            async for chunk in reader.follow(start.last):
+                seen += chunk
+                if "tick 6" in seen:
+                    break
+            await reader.aclose()
+            await reader.client.aclose()
+            return seen
+
+        seen = farm.loop.run(follow(), timeout=60)
+        assert [f"tick {i}" in seen for i in range(1, 7)] == [True] * 6
+
+
+def test_a_manager_out_of_reach_is_read_through_the_servers_copy(tmp_path: Path) -> None:
+    # the Manager tells the Server an address this machine cannot reach (as from another site would be)
+    with local_farm(tmp_path / "farm", workers=1, manager_args=("--public-url", "http://127.0.0.1:9")) as farm:
+        token = artist_token(farm)
+        task_id = run_job(farm, 'for i in $(seq 1 500); do echo "row $i"; done')
+        job_id = farm.server.get(f"/tasks/{task_id}").json()["job_id"]
+        farm.wait_job(job_id, {"completed"}, timeout=120)
+        farm.wait_for(lambda: farm.server.get(f"/tasks/{task_id}/log-source").json()["manager_url"], 30)
+
+        async def read() -> tuple[TaskLogReader, str, str]:
+            reader = TaskLogReader(ServerClient(farm.farm.server_url, token), token, task_id, copy_wait=30)
+            end = await reader.open(chars=1000)
+            earlier = await reader.earlier(end.first, chars=100_000)
+            await reader.aclose()
+            await reader.client.aclose()
+            return reader, end.text, earlier.text
+
+        reader, end, earlier = farm.loop.run(read())
+        assert reader.place == Place.SERVER_COPY, reader.note
+        assert "cannot be reached" in reader.note
+        assert "row 500\n" in end and len(end) <= 1000
+        assert earlier.startswith(("row 1\n", "")) and "row 1\n" in earlier
+        rows = [x for x in (earlier + end).splitlines() if x.startswith("row ")]
+        assert rows == [f"row {i}" for i in range(1, 501)]

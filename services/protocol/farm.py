@@ -101,6 +101,7 @@ class User(ResponseModel):
     name: str
     role: Role
     created: datetime
+    disabled: bool = False  # a disabled user can neither log in nor use its tokens
 
 
 class UserCreate(WireModel):

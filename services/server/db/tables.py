@@ -34,6 +34,7 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str | None] = mapped_column(String(200))
     created: Mapped[datetime]
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class ApiTokenRow(Base):
@@ -205,3 +206,7 @@ class ManagerExclusionRow(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True, index=True)
     task_type: Mapped[str] = mapped_column(String(64), primary_key=True)
     created: Mapped[datetime]
+
+
+# the webhooks and their outbox live in a module of their own; imported here so Base.metadata holds them
+from services.server.db import webhook_tables as _webhook_tables  # noqa: E402,F401

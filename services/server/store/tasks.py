@@ -26,7 +26,7 @@ from services.server.db.tables import (
 )
 from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD, check_transition
-from services.server.store import events
+from services.server.store import events, webhooks
 from services.server.store.convert import task_summary
 
 _SHIFTS = "tablao_dependency_shifts"
@@ -174,6 +174,7 @@ def set_job_status(session: Session, job: JobRow, new: JobStatus, *, actor: str,
     message = f"status {old} → {new}" + (f": {reason}" if reason else "")
     log_job(session, job, actor, message)
     events.mark_job_dirty(session, job)
+    webhooks.job_finished(session, job, new)  # queues the farm's webhook calls in this same transaction
 
 
 def counts_of(job: JobRow) -> job_states.TaskCounts:

@@ -36,11 +36,12 @@ EVENT_OF = {
 
 def _text(event: WebhookEvent, job: JobRow) -> str:
     """A line a chat shows as it is (Slack, Mattermost and Rocket.Chat read `text`)."""
+    who = f"Job '{job.name}' (#{job.id}) of {job.submitter}"
     if event == WebhookEvent.JOB_COMPLETED:
-        return f"Job '{job.name}' (#{job.id}) of {job.submitter} completed: {job.tasks_completed} tasks."
+        return f"{who} completed: {job.tasks_completed} tasks."
     if event == WebhookEvent.JOB_FAILED:
-        return f"Job '{job.name}' (#{job.id}) of {job.submitter} failed: {job.tasks_failed} of {job.tasks_total} tasks failed."
-    return f"Job '{job.name}' (#{job.id}) of {job.submitter} was canceled."
+        return f"{who} failed: {job.tasks_failed} of {job.tasks_total} tasks failed."
+    return f"{who} was canceled."
 
 
 def _job(job: JobRow) -> dict[str, Any]:

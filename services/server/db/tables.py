@@ -208,5 +208,38 @@ class ManagerExclusionRow(Base):
     created: Mapped[datetime]
 
 
-# the webhooks and their outbox live in a module of their own; imported here so Base.metadata holds them
-from services.server.db import webhook_tables as _webhook_tables  # noqa: E402,F401
+class WebhookRow(Base):
+    """A URL the Server calls on job events (services/server/webhooks.py). Its calls wait in `webhook_outbox`,
+    written in the transaction of the change they announce, so a Server that stops before calling loses none."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[Any]]
+    secret: Mapped[str] = mapped_column(String(100))  # signs each call's body (HMAC-SHA256)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))
+    last_delivered: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class WebhookOutboxRow(Base):
+    """One call still to make. `claimed_until` keeps other deliverers (other Server processes) off it while
+    one calls; a deliverer that died mid-call leaves a claim that simply runs out."""
+
+    __tablename__ = "webhook_outbox"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # the idempotency key the receiver sees
+    event: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]]
+    created: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_webhook_outbox_due", "next_attempt", "id"),)

@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 from services.protocol.admin import Webhook, WebhookCreate, WebhookEvent, WebhookUpdate
 from services.protocol.common import utcnow
 from services.protocol.states import JobStatus
-from services.server.db.tables import JobRow
-from services.server.db.webhook_tables import WebhookOutboxRow, WebhookRow
+from services.server.db.tables import JobRow, WebhookOutboxRow, WebhookRow
 from services.server.store.convert import aware
 from services.server.store.errors import Conflict, Invalid, NotFound
 

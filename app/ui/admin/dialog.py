@@ -100,6 +100,5 @@ class AdminAccess(QObject):
         if self.dialog is None:
             self.dialog = AdminDialog(self.sync.client, self.spawn, self.confirm, self.window)
         self.dialog.show()
-        self.dialog.raise_()
         self.spawn(self.dialog.refresh_all())
         return self.dialog

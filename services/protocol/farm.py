@@ -166,7 +166,8 @@ class Event(ResponseModel):
 
     Types: job-created, job-updated (the job without its settings, which never change after submission),
     job-deleted, job-tasks-changed (many tasks of `job_id` changed at once:
-    reload them), task-updated, worker-updated, manager-updated, reset (the client missed more than the
+    reload them), task-updated, worker-updated, manager-updated, manager-deleted (`{id, name}`: its workers
+    went with it), reset (the client missed more than the
     retention window and must reload everything).
     """
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from app.models.sync import ConnectionState, FarmSync
 from app.qt import QAction, QDialog, QMainWindow, QMenu, QObject, QPushButton, QTabWidget, QVBoxLayout, QWidget
 from app.ui.actions import Confirm, confirm_box
@@ -80,11 +82,11 @@ class AdminAccess(QObject):
         self._checking = True
         try:
             self.role = (await self.sync.client.me()).role
-        except (ApiError, OSError) as exc:  # a refused token is the sync's to report
-            if isinstance(exc, ApiError) and exc.status_code not in (401, 403):
-                raise
-            return None
-        except Exception:
+        except ApiError as exc:
+            if exc.status_code in (401, 403):  # a refused token is the sync's to report
+                return None
+            raise
+        except (httpx.HTTPError, OSError):  # not reachable now: asked again once the sync connects
             return None
         finally:
             self._checking = False

@@ -52,6 +52,7 @@ bench: venv system-deps
 screenshots: venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m app.screenshots docs/screenshots
 	QT_QPA_PLATFORM=offscreen $(PY) -m app.tray.screenshots docs/screenshots
+	QT_QPA_PLATFORM=offscreen $(PY) -m app.admin_screenshots docs/screenshots
 
 # The one-folder bundle in dist/tablao/ (tablao, tablao-desktop, tablao-tray); on Linux also the release tarball
 # dist/tablao-VERSION-linux-ARCH.tar.gz. Windows installer: packaging/windows/build_installer.py (see

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from app.embedded import EmbeddedFarm
+from app.login import REFUSED, check_remembered, forget_when_refused
 from app.models.store import ClientStore
 from app.models.sync import FarmSync
 from app.qt import QApplication, QDialog, QMessageBox, QTimer
@@ -111,15 +112,20 @@ async def run(args: argparse.Namespace) -> int:
 
     choice: StartChoice | None = None
     token = ""
-    remembered = load_token(args.server or settings.server_url) if (args.server or settings.mode == "connect") else None
+    url = args.server or settings.server_url
+    remembered = load_token(url) if (args.server or settings.mode == "connect") else None
+    refused = ""
+    if remembered and await check_remembered(url, remembered) is False:  # forgotten now: ask again
+        refused, remembered = REFUSED.format(url=url), None
     if remembered:
-        choice = StartChoice("connect", Path(), 0, 0, args.server or settings.server_url, settings.username, "", "")
+        choice = StartChoice("connect", Path(), 0, 0, url, settings.username, "", "")
         token = remembered
     while choice is None:
         dialog = StartDialog(settings, default_data_dir())
-        if args.server:
+        if args.server or refused:
             dialog.connect_.setChecked(True)
-            dialog.server_url.setText(args.server)
+            dialog.server_url.setText(url)
+        dialog.error.setText(refused)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return 0
         c = dialog.choice()
@@ -149,6 +155,7 @@ async def run(args: argparse.Namespace) -> int:
     settings.save()
     sync = FarmSync(ClientStore(), ServerClient(choice.server_url, token))
     window = MainWindow(sync, token, manager_url=manager_url)
+    forget_when_refused(sync, choice.server_url, token)
     if not secure_keyring():
         window.message_bar.show_message(NO_KEYRING, error=False)
     window.show()

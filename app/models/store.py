@@ -189,6 +189,11 @@ class ClientStore:
         elif type_ == "last-rendered":
             for cb in self.preview_listeners:
                 cb(data)
+        elif type_ == "manager-deleted":  # an admin removed it: its workers went with it
+            manager_id = int(data["id"])
+            self.managers.remove(manager_id)
+            for worker in [w for w in self.workers.values() if w.manager_id == manager_id]:
+                self.workers.remove(worker.id)
         elif type_ == "reset":
             return Reload.ALL
         return None

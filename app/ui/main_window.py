@@ -26,6 +26,7 @@ from app.qt import (
     Signal,
 )
 from app.ui.actions import Confirm
+from app.ui.admin import AdminAccess
 from app.ui.app_icon import app_icon
 from app.ui.jobs_panel import JobsPanel
 from app.ui.managers_panel import ManagersPanel
@@ -126,6 +127,7 @@ class MainWindow(QMainWindow):
         self.jobs.task_log_requested.connect(self.open_task_log)
         self.notifier = Notifier(icon, self._notify_in_window, self)
         sync.store.job_finished_listeners.append(self.notifier.job_finished)
+        self.admin = AdminAccess(self, sync, confirm)  # the Administration menu, for an admin's token only
         self._state_changed(sync.state.value)
         self.counts_timer = QTimer(self)
         self.counts_timer.setInterval(500)

@@ -104,6 +104,7 @@ class User(ResponseModel):
     name: str
     role: Role
     created: datetime
+    disabled: bool = False  # a disabled user can neither log in nor use its tokens
 
 
 class UserCreate(WireModel):
@@ -168,8 +169,9 @@ class Event(ResponseModel):
 
     Types: job-created, job-updated (the job without its settings, which never change after submission),
     job-deleted, job-tasks-changed (many tasks of `job_id` changed at once:
-    reload them), task-updated, worker-updated, manager-updated, last-rendered (a new preview of `job_id`
-    and, when `worker_version` is set, of `worker_id`: fetch the image), reset (the client missed more than the
+    reload them), task-updated, worker-updated, manager-updated, manager-deleted (`{id, name}`: its workers
+    went with it), last-rendered (a new preview of `job_id` and, when `worker_version` is set, of `worker_id`:
+    fetch the image), reset (the client missed more than the
     retention window and must reload everything).
     """
 

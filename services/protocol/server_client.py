@@ -151,6 +151,11 @@ class ServerClient:
         raise_for_error(response)
         return response.content
 
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Any route under /api/v1 (the parsed JSON answer, or None): for clients of routes listed elsewhere,
+        e.g. admin_client.py."""
+        return await self._call(method, path, **kwargs)
+
     # ---- farm ----
     async def health(self) -> Health:
         return Health.model_validate(await self._call("GET", "/health"))

@@ -28,6 +28,7 @@ from services.server.dispatch import Dispatcher
 from services.server.store import events, link, silent
 from services.server.store.auth import bootstrap_admin
 from services.server.store.sessions import open_sessions
+from services.server.webhooks import deliver_forever
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -57,7 +58,10 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(sweep_forever(write_sessions, sweeps, config.sweep_interval))]
+        tasks = [
+            asyncio.create_task(sweep_forever(write_sessions, sweeps, config.sweep_interval)),
+            asyncio.create_task(deliver_forever(read_sessions, write_sessions, notifier, config.webhooks)),
+        ]
         if engine.dialect.name == "postgresql":  # other Server processes' commits wake this one's readers
             tasks.append(asyncio.create_task(notify.listen(engine.url, notifier.notify)))
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.server.policy import FarmPolicy
+from services.server.webhook_settings import WebhookSettings
 
 DEFAULT_PORT = DEFAULT_SERVER_PORT
 
@@ -55,6 +56,7 @@ class ServerConfig:
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
     # who may submit which job types, and where outputs may go (docs/security.md)
     policy: FarmPolicy = field(default_factory=FarmPolicy)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)  # calls to the farm's webhooks
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerConfig:
@@ -65,6 +67,7 @@ class ServerConfig:
             cfg.admin_token = token
         if variables := os.environ.get("TABLAO_VARIABLES"):
             cfg.variables = load_variables(Path(variables))
+        cfg.webhooks = WebhookSettings.from_env()
         if free := os.environ.get("TABLAO_AUTH_FREE_FAILURES"):
             cfg.auth_free_failures = int(free)
         for key in ("max_tasks_per_job", "max_active_jobs_per_user", "max_unfinished_tasks_per_user"):

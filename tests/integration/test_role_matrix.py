@@ -68,6 +68,18 @@ class Farm:
         r = httpx.get(f"{self.server.url}{API}/jobs/{job['id']}/tasks", headers=self.headers("artist"), timeout=30)
         return int(r.json()["items"][0]["id"])
 
+    def fresh_id(self, kind: str) -> int:
+        """A new user, Manager or webhook, made by the admin, for a call that changes or removes it."""
+        n = next(_names)
+        body = {
+            "users": {"name": f"u-{n}", "role": "artist"},
+            "managers": {"name": f"gone-{n}"},
+            "webhooks": {"name": f"hook-{n}", "url": "http://127.0.0.1:9/hook"},
+        }[kind]
+        r = httpx.post(f"{self.server.url}{API}/{kind}", json=body, headers=self.headers("admin"), timeout=30)
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
     def token_id(self) -> int:
         r = httpx.post(
             f"{self.server.url}{API}/tokens", json={"user": "ana"}, headers=self.headers("admin"), timeout=30
@@ -138,6 +150,8 @@ def unique(kind: str) -> Call:
             return "/managers", {"name": f"mgr-{n}"}
         if kind == "users":
             return "/users", {"name": f"user-{n}", "role": "artist"}
+        if kind == "webhooks":
+            return "/webhooks", {"name": f"chat-{n}", "url": "http://127.0.0.1:9/hook", "events": ["job-failed"]}
         return "/tokens", {"user": "ana", "name": f"t{n}"}
 
     return call
@@ -171,6 +185,28 @@ SERVER: dict[str, tuple[Call, dict[str, int]]] = {
     "GET /api/v1/tokens": (fixed("/tokens"), only_admin(200)),
     "POST /api/v1/tokens": (unique("tokens"), only_admin(201)),
     "DELETE /api/v1/tokens/{token_id}": (lambda farm: (f"/tokens/{farm.token_id()}", None), only_admin(204)),
+    "PATCH /api/v1/users/{user_id}": (
+        lambda farm: (f"/users/{farm.fresh_id('users')}", {"role": "wrangler"}),
+        only_admin(200),
+    ),
+    "DELETE /api/v1/managers/{manager_id}": (
+        lambda farm: (f"/managers/{farm.fresh_id('managers')}", None),
+        only_admin(204),
+    ),
+    "GET /api/v1/webhooks": (fixed("/webhooks"), only_admin(200)),
+    "POST /api/v1/webhooks": (unique("webhooks"), only_admin(201)),
+    "PATCH /api/v1/webhooks/{webhook_id}": (
+        lambda farm: (f"/webhooks/{farm.fresh_id('webhooks')}", {"enabled": False}),
+        only_admin(200),
+    ),
+    "DELETE /api/v1/webhooks/{webhook_id}": (
+        lambda farm: (f"/webhooks/{farm.fresh_id('webhooks')}", None),
+        only_admin(204),
+    ),
+    "POST /api/v1/webhooks/{webhook_id}/test": (
+        lambda farm: (f"/webhooks/{farm.fresh_id('webhooks')}/test", None),
+        only_admin(202),
+    ),
     "POST /api/v1/jobs": (lambda _farm: ("/jobs", render_job(f"s{next(_names)}")), users(201)),
     "GET /api/v1/jobs": (fixed("/jobs"), users(200)),
     # per-job refusals of bulk changes are reported per item: the request itself succeeds

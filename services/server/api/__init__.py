@@ -2,7 +2,19 @@
 
 from fastapi import APIRouter
 
-from services.server.api import auth, events, failures, farm, jobs, manager_link, previews, task_logs, tasks
+from services.server.api import (
+    admin,
+    auth,
+    events,
+    failures,
+    farm,
+    jobs,
+    manager_link,
+    previews,
+    task_logs,
+    tasks,
+    webhooks,
+)
 
 ROUTERS: list[APIRouter] = [
     farm.router,
@@ -14,4 +26,6 @@ ROUTERS: list[APIRouter] = [
     previews.router,
     failures.router,
     task_logs.router,
+    admin.router,
+    webhooks.router,
 ]

@@ -17,13 +17,13 @@ from services.server.api.deps import AdminDep, ConfigDep, ReadSessionDep, Sessio
 from services.server.db.tables import ApiTokenRow, UserRow
 from services.server.store import auth as store
 from services.server.store.convert import aware
-from services.server.store.errors import Invalid, NotFound, TooManyAttempts
+from services.server.store.errors import Forbidden, Invalid, NotFound, TooManyAttempts
 
 router = APIRouter(tags=["auth"])
 
 
 def _user(u: UserRow) -> User:
-    return User(id=u.id, name=u.name, role=Role(u.role), created=aware(u.created))
+    return User(id=u.id, name=u.name, role=Role(u.role), created=aware(u.created), disabled=u.disabled)
 
 
 def _token(t: ApiTokenRow, user: str) -> ApiToken:
@@ -70,14 +70,14 @@ async def login(req: LoginRequest, request: Request, cfg: ConfigDep) -> TokenCre
     if checks.waiting >= _LOGINS_WAITING_MAX:
         raise TooManyAttempts("too many logins at once: try again in a second", 1.0, field="password")
 
-    def stored_hash() -> str | None:
+    def stored_hash() -> tuple[str | None, bool]:
         with request.app.state.read_sessions() as session:
             found = store.user_by_name(session, req.username)
-            return found.password_hash if found is not None else None
+            return (found.password_hash, found.disabled) if found is not None else (None, False)
 
     checks.waiting += 1
     try:
-        stored = await run_in_threadpool(stored_hash)
+        stored, disabled = await run_in_threadpool(stored_hash)
         async with checks.gate:
             ok = await run_in_threadpool(store.check_password, req.password, stored)
     finally:
@@ -88,12 +88,14 @@ async def login(req: LoginRequest, request: Request, cfg: ConfigDep) -> TokenCre
             raise TooManyAttempts(f"wrong user name or password; try again in {wait:.0f} s", wait, field="password")
         raise Invalid("wrong user name or password", field="password")
     backoff.succeeded(keys[1])
+    if disabled:  # said only to who knows the password: it tells nothing to someone guessing
+        raise Forbidden("this user is disabled: ask an admin of the farm")
     expires = utcnow() + timedelta(days=cfg.login_token_days)
 
     def new_token() -> TokenCreated:
         with request.app.state.write_sessions() as session:
             user = store.user_by_name(session, req.username)
-            if user is None:  # deleted between the two sessions
+            if user is None or user.disabled:  # deleted or disabled between the two sessions
                 raise Invalid("wrong user name or password", field="password")
             row, token = store.create_token(session, user, name="login", expires=expires)
             session.commit()

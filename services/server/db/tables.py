@@ -35,6 +35,7 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str | None] = mapped_column(String(200))
     created: Mapped[datetime]
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class ApiTokenRow(Base):
@@ -249,3 +250,40 @@ class BlocklistRow(Base):
     threshold: Mapped[int] = mapped_column(Integer, default=1)
     clear_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     updated: Mapped[datetime]
+
+
+class WebhookRow(Base):
+    """A URL the Server calls on job events (services/server/webhooks.py). Its calls wait in `webhook_outbox`,
+    written in the transaction of the change they announce, so a Server that stops before calling loses none."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[Any]]
+    secret: Mapped[str] = mapped_column(String(100))  # signs each call's body (HMAC-SHA256)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(64))
+    last_delivered: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class WebhookOutboxRow(Base):
+    """One call still to make. `claimed_until` keeps other deliverers (other Server processes) off it while
+    one calls; a deliverer that died mid-call leaves a claim that simply runs out."""
+
+    __tablename__ = "webhook_outbox"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # the idempotency key the receiver sees
+    event: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]]
+    created: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_webhook_outbox_due", "next_attempt", "id"),)

@@ -78,7 +78,7 @@ def user_for_token(session: Session, token: str) -> tuple[UserRow, ApiTokenRow] 
     if row is None or (row.expires is not None and aware(row.expires) <= utcnow()):
         return None
     user = session.get(UserRow, row.user_id)
-    return (user, row) if user is not None else None
+    return (user, row) if user is not None and not user.disabled else None
 
 
 def revoke_token(session: Session, token_id: int) -> None:

@@ -26,7 +26,7 @@ from services.server.db.tables import (
 )
 from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD, check_transition
-from services.server.store import events, failures
+from services.server.store import events, failures, webhooks
 from services.server.store.convert import task_summary
 
 _SHIFTS = "tablao_dependency_shifts"
@@ -176,6 +176,7 @@ def set_job_status(session: Session, job: JobRow, new: JobStatus, *, actor: str,
     events.mark_job_dirty(session, job)
     if new in failures.BLOCKING and old not in failures.BLOCKING:
         failures.tell_dependents(session, job)  # jobs waiting for this one would wait for ever
+    webhooks.job_finished(session, job, new)  # queues the farm's webhook calls in this same transaction
 
 
 def counts_of(job: JobRow) -> job_states.TaskCounts:

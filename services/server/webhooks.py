@@ -1,0 +1,183 @@
+"""The webhook deliverer: a background task of each Server process that makes the calls queued in the outbox.
+
+It never blocks the Server: calls run on the event loop with a time limit each, and no database transaction is
+open while one is in flight (rows are claimed, called, then settled in short transactions of their own). A call
+that fails waits longer each time (doubling, with jitter) and is given up after `max_attempts` or `max_age`.
+Delivery is at least once: each call carries an idempotency key (the `Idempotency-Key` header and the payload's
+`id`), so a receiver drops the rare repeat (a Server that stopped after the receiver took a call but before it
+could record that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from services.protocol import VERSION
+from services.protocol.common import utcnow
+from services.server.store import webhooks as store
+from services.server.store.events import EventNotifier
+from services.server.webhook_settings import WebhookSettings
+
+log = logging.getLogger(__name__)
+
+ANSWER_BYTES = 300  # of a refusing receiver's answer, kept as the reason
+
+
+def backoff_seconds(attempts: int, settings: WebhookSettings) -> float:
+    """The wait after `attempts` failed calls: doubling from backoff_min up to backoff_max, ±20 % jitter so
+    calls that failed together (a receiver down) do not all come back at the same moment."""
+    base = min(settings.backoff_max, settings.backoff_min * 2 ** max(0, attempts - 1))
+    return float(base * random.uniform(0.8, 1.2))
+
+
+def retry_at(call: store.Call, settings: WebhookSettings, now: datetime) -> datetime | None:
+    """When to try `call` again after this failed attempt, or None to give up."""
+    attempts = call.attempts + 1
+    if attempts >= settings.max_attempts:
+        return None
+    at = now + timedelta(seconds=backoff_seconds(attempts, settings))
+    if at - call.created > timedelta(seconds=settings.max_age_seconds):
+        return None
+    return at
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def call_once(http: httpx.AsyncClient, call: store.Call) -> str | None:
+    """Make one call; None when the receiver took it (a 2xx), else why not."""
+    body = json.dumps(call.payload, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": call.key,
+        "X-Tablao-Event": call.event,
+        "X-Tablao-Attempt": str(call.attempts + 1),
+        "X-Tablao-Signature": signature(call.secret, body),
+    }
+    try:
+        async with http.stream("POST", call.url, content=body, headers=headers) as r:
+            if r.is_success:
+                return None
+            answer = b""
+            async for chunk in r.aiter_bytes():  # a little of the answer, never all of a huge one
+                answer += chunk
+                if len(answer) >= ANSWER_BYTES:
+                    break
+            reason = f"HTTP {r.status_code}"
+            if r.is_redirect:
+                reason += f" (redirected to {r.headers.get('location', '?')}: give the final URL)"
+            text = answer[:ANSWER_BYTES].decode(errors="replace").strip()
+            return f"{reason}: {text}" if text else reason
+    except httpx.TimeoutException as exc:
+        return f"no answer within the time limit ({type(exc).__name__})"
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class Deliverer:
+    """Claims due calls, makes them concurrently (bounded), and records each outcome."""
+
+    def __init__(
+        self, read_sessions: sessionmaker[Session], write_sessions: sessionmaker[Session], settings: WebhookSettings
+    ) -> None:
+        self.read_sessions = read_sessions
+        self.write_sessions = write_sessions
+        self.settings = settings
+        self.http = httpx.AsyncClient(
+            timeout=settings.timeout,
+            follow_redirects=False,  # a redirect is reported, not followed to wherever it points
+            headers={"User-Agent": f"Tablao/{VERSION} webhook"},
+            limits=httpx.Limits(max_connections=settings.concurrency),
+        )
+        self._gate = asyncio.Semaphore(settings.concurrency)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def _claim(self) -> list[store.Call]:
+        # most wake-ups (every commit with events) find nothing due: a read says so without the write lock
+        with self.read_sessions() as session:
+            if not store.any_due(session):
+                return []
+        # the claim outlives one call's time limit, so no other deliverer takes a row while it is in flight
+        with self.write_sessions() as session:
+            calls = store.claim_due(session, self.settings.batch, self.settings.timeout + 30)
+            session.commit()
+            return calls
+
+    def _settle(self, outcomes: Sequence[tuple[store.Call, str | None]]) -> None:
+        now = utcnow()
+        with self.write_sessions() as session:
+            for call, error in outcomes:
+                if error is None:
+                    store.delivered(session, call)
+                else:
+                    store.failed(session, call, error, retry_at(call, self.settings, now))
+            session.commit()
+
+    async def _make(self, call: store.Call) -> tuple[store.Call, str | None]:
+        async with self._gate:
+            error = await call_once(self.http, call)
+        if error is not None:
+            log.info("webhook call %s (%s) to %s failed: %s", call.key, call.event, call.url, error)
+        return call, error
+
+    async def run_once(self) -> int:
+        """Make the calls due now (one batch); returns how many were made."""
+        calls = await run_in_threadpool(self._claim)
+        if not calls:
+            return 0
+        outcomes = await asyncio.gather(*(self._make(c) for c in calls))
+        await run_in_threadpool(self._settle, outcomes)
+        return len(calls)
+
+    def prune(self) -> None:
+        with self.write_sessions() as session:
+            store.prune(session, self.settings.max_age_seconds)
+            session.commit()
+
+
+WAKE_GAP = 0.1  # seconds between rounds woken by commits: a burst of commits costs one look, not hundreds
+
+
+async def deliver_forever(
+    read_sessions: sessionmaker[Session],
+    write_sessions: sessionmaker[Session],
+    notifier: EventNotifier,
+    settings: WebhookSettings,
+) -> None:
+    """Run until canceled: after commits with events (a job finishing is one), and every poll_seconds."""
+    deliverer = Deliverer(read_sessions, write_sessions, settings)
+    rounds = 0
+    try:
+        with notifier.subscribe() as woke:
+            while True:
+                woke.clear()
+                try:
+                    made = await deliverer.run_once()
+                    rounds += 1
+                    if rounds % 100 == 0:
+                        await run_in_threadpool(deliverer.prune)
+                except Exception:  # a database hiccup must not end delivery for good
+                    log.exception("webhook delivery round failed")
+                    made = 0
+                if made >= settings.batch:
+                    continue  # more may be due
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woke.wait(), settings.poll_seconds)
+                await asyncio.sleep(WAKE_GAP)
+    finally:
+        await deliverer.aclose()

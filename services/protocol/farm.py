@@ -139,6 +139,12 @@ class FarmStatus(ResponseModel):
     tasks: dict[str, int]
     workers: dict[str, int]
     managers: dict[str, int]
+    # the farm view: workers running a task, awake or asleep without one, offline (or in error)
+    workers_busy: int = 0
+    workers_idle: int = 0
+    workers_offline: int = 0
+    tasks_per_minute: float = 0.0  # tasks completed per minute over the last `rate_minutes` whole minutes
+    rate_minutes: int = 5
 
 
 class Me(ResponseModel):

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from services.server.api import auth, events, farm, jobs, manager_link, tasks
+from services.server.api import auth, events, farm, jobs, manager_link, tasks, workers
 
 ROUTERS: list[APIRouter] = [
     farm.router,
@@ -11,4 +11,5 @@ ROUTERS: list[APIRouter] = [
     tasks.router,
     events.router,
     manager_link.router,
+    workers.router,
 ]

@@ -122,7 +122,12 @@ def _scenario(qloop, qtbot, server: ServerProcess, manager: ManagerProcess, w: S
         assert w.http.post("/sign-off").status_code == 204
         await until(lambda: _server_worker(server, w.worker_id).get("status") == "offline", what="offline")
         panel.actions_.forget.trigger()
-        await until(lambda: (panel.model.flush() or panel.model.rowCount()) == 0, what="the row gone")
+
+        def rows() -> int:
+            panel.model.flush()
+            return panel.model.rowCount()
+
+        await until(lambda: rows() == 0, what="the row gone")
         assert not _server_worker(server, w.worker_id)
         assert asked.count("Forget workers") == 2
 

@@ -63,8 +63,7 @@ def count_completed(session: Session, manager_id: int, n: int) -> None:
     if n <= 0:
         return
     minute = _minute(utcnow())
-    with session.no_autoflush:
-        row = session.get(FarmMinuteRow, (minute, manager_id))
+    row = session.get(FarmMinuteRow, (minute, manager_id))
     if row is None:
         session.add(FarmMinuteRow(minute=minute, manager_id=manager_id, tasks_completed=n))
     else:

@@ -171,8 +171,8 @@ class Event(ResponseModel):
 
     Types: job-created, job-updated (the job without its settings, which never change after submission),
     job-deleted, job-tasks-changed (many tasks of `job_id` changed at once:
-    reload them), task-updated, worker-updated, manager-updated, reset (the client missed more than the
-    retention window and must reload everything).
+    reload them), task-updated, worker-updated, worker-deleted ({id}: a wrangler forgot it), manager-updated,
+    reset (the client missed more than the retention window and must reload everything).
     """
 
     id: int

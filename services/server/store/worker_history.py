@@ -22,9 +22,13 @@ HISTORY_SECONDS = 24 * 3600.0
 
 
 def record_sample(session: Session, worker: WorkerRow, u: Utilisation, sample_seconds: float = SAMPLE_SECONDS) -> bool:
-    """Keep this sample when the worker's newest kept one is at least `sample_seconds` older; True if kept."""
+    """Keep this sample when the worker's newest kept one is at least `sample_seconds` older; True if kept.
+
+    Times are the worker's clock: one set back (newer samples with older times) starts the spacing afresh
+    rather than silencing the worker until its clock catches up.
+    """
     last = worker.utilisation_sampled
-    if last is not None and (u.time - aware(last)).total_seconds() < sample_seconds:
+    if last is not None and 0 <= (u.time - aware(last)).total_seconds() < sample_seconds:
         return False
     session.add(
         WorkerSampleRow(worker_id=worker.id, time=u.time, cpu=u.cpu_percent, memory=u.memory_percent, gpu=u.gpu_percent)

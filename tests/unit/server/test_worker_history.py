@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import utcnow
 from services.protocol.farm import Utilisation
-from services.protocol.link import UpdateBatch, WorkerReport
+from services.protocol.link import UpdateAck, UpdateBatch, WorkerReport
 from services.protocol.states import WorkerStatus, WorkerStatusRequest
 from services.server.db.engine import make_engine
 from services.server.db.migrate import upgrade
@@ -56,7 +56,7 @@ class Farm:
             self.manager_id = farm.create_manager(s, "m1")[0].id
             s.commit()
 
-    def push(self, *reports: WorkerReport, sample_seconds: float = 30.0) -> link.UpdateAck:
+    def push(self, *reports: WorkerReport, sample_seconds: float = 30.0) -> UpdateAck:
         self.seq += 1
         with self.writers() as s:
             manager = s.get_one(ManagerRow, self.manager_id)

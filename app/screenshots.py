@@ -62,9 +62,11 @@ async def shoot_workers(window: MainWindow, out: Path) -> None:
         if len(window.sync.store.utilisation.get(worker_id, ())) > 100:
             break
         await asyncio.sleep(0.1)
-    panel.farm_view.refresh(force=True)
+    await panel.farm_view.load()  # awaited here: nothing in flight while grab() processes Qt events
+    panel.sync.store.sample_farm()
+    panel.farm.redraw()
+    panel.utilisation.redraw()
     await asyncio.sleep(0.5)
-    panel.tick()
     grab(window, out / "workers-graphs.png")
 
 

@@ -52,7 +52,7 @@ def worker_utilisation(
     """The worker's CPU, memory and GPU samples since `since` (at most `limit`, the newest), oldest first."""
     if session.get(WorkerRow, worker_id) is None:
         raise NotFound(f"no worker with id {worker_id!r}", field="id")
-    start = since if since is not None else utcnow() - timedelta(seconds=cfg.history_seconds)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=utcnow().tzinfo)
+    start = worker_history.as_utc(since) if since is not None else utcnow() - timedelta(seconds=cfg.history_seconds)
+    if start is None:  # a time no UTC clock reaches (year 1 ahead of UTC): everything kept is after it
+        start = utcnow() - timedelta(seconds=cfg.history_seconds)
     return worker_history.history(session, worker_id, start, limit, cfg.utilisation_sample_seconds)

@@ -6,7 +6,7 @@ A worker's samples are thinned as they arrive (at most one per `sample_seconds`)
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -19,6 +19,17 @@ from services.server.store.convert import aware
 
 SAMPLE_SECONDS = 30.0
 HISTORY_SECONDS = 24 * 3600.0
+FUTURE_SECONDS = 300.0  # a sample dated further ahead than this is a wrong clock: not kept (it would never be pruned)
+
+
+def as_utc(t: datetime) -> datetime | None:
+    """The time in UTC (naive ones are taken as UTC); None when it cannot be one (year 1 with a +05:00 offset)."""
+    if t.tzinfo is None:
+        return t.replace(tzinfo=UTC)
+    try:
+        return t.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def record_sample(session: Session, worker: WorkerRow, u: Utilisation, sample_seconds: float = SAMPLE_SECONDS) -> bool:
@@ -27,13 +38,17 @@ def record_sample(session: Session, worker: WorkerRow, u: Utilisation, sample_se
     Times are the worker's clock: one set back (newer samples with older times) starts the spacing afresh
     rather than silencing the worker until its clock catches up.
     """
+    at = as_utc(u.time)
+    now = utcnow()
+    if at is None or not now - timedelta(seconds=HISTORY_SECONDS) <= at <= now + timedelta(seconds=FUTURE_SECONDS):
+        return False  # outside what the history keeps
     last = worker.utilisation_sampled
-    if last is not None and 0 <= (u.time - aware(last)).total_seconds() < sample_seconds:
+    if last is not None and 0 <= (at - aware(last)).total_seconds() < sample_seconds:
         return False
     session.add(
-        WorkerSampleRow(worker_id=worker.id, time=u.time, cpu=u.cpu_percent, memory=u.memory_percent, gpu=u.gpu_percent)
+        WorkerSampleRow(worker_id=worker.id, time=at, cpu=u.cpu_percent, memory=u.memory_percent, gpu=u.gpu_percent)
     )
-    worker.utilisation_sampled = u.time
+    worker.utilisation_sampled = at
     return True
 
 

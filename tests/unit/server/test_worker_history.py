@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -71,27 +71,33 @@ class Farm:
 
 def test_samples_are_thinned_as_they_come_and_pruned_after_a_day(writers: sessionmaker[Session]) -> None:
     f = Farm(writers)
-    start = utcnow() - timedelta(hours=30)
-    # a sample every 10 s for 2 minutes, then one 30 hours old... kept at most one per 30 s
+    start = utcnow() - timedelta(hours=23)
+    # a sample every 10 s for 2 minutes: kept at most one per 30 s
     for i in range(13):
         f.push(_report("w1", utilisation=_sample(start + timedelta(seconds=10 * i), cpu=float(i))))
     assert f.count(WorkerSampleRow) == 5  # at 0, 30, 60, 90 and 120 s
     recent = utcnow() - timedelta(minutes=5)
-    f.push(_report("w1", utilisation=_sample(recent, cpu=99.0, gpu=40.0)))
+    # given in another time zone: kept in UTC, so `since` finds it
+    f.push(_report("w1", utilisation=_sample(recent.astimezone(timezone(timedelta(hours=5))), cpu=99.0, gpu=40.0)))
+    # wrong clocks: two days old, or an hour ahead; neither is kept (a future row would never be pruned)
+    f.push(_report("w1", utilisation=_sample(utcnow() - timedelta(days=2), cpu=1.0)))
+    f.push(_report("w1", utilisation=_sample(utcnow() + timedelta(hours=1), cpu=2.0)))
+    assert f.count(WorkerSampleRow) == 6
     with writers() as s:
         everything = worker_history.history(s, "w1", start - timedelta(hours=1), limit=100)
         newest_two = worker_history.history(s, "w1", start - timedelta(hours=1), limit=2)
-        last_day = worker_history.history(s, "w1", utcnow() - timedelta(days=1), limit=100)
+        last_hour = worker_history.history(s, "w1", utcnow() - timedelta(hours=1), limit=100)
     assert [p.cpu_percent for p in everything.samples] == [0.0, 3.0, 6.0, 9.0, 12.0, 99.0]
     assert [p.cpu_percent for p in newest_two.samples] == [12.0, 99.0]
-    assert [(p.cpu_percent, p.gpu_percent) for p in last_day.samples] == [(99.0, 40.0)]
+    assert [(p.cpu_percent, p.gpu_percent) for p in last_hour.samples] == [(99.0, 40.0)]
+    assert abs((last_hour.samples[0].time - recent).total_seconds()) < 1
 
-    # the sweep drops what is older than a day, and only that
+    # the sweep drops what is older than the time kept, and only that (22 h here, so the 23 h old ones go)
     with writers() as s:
         s.add(FarmMinuteRow(minute=start.replace(second=0, microsecond=0), manager_id=f.manager_id, tasks_completed=3))
         s.add(ForgottenWorkerRow(worker_id="gone", manager_id=f.manager_id, time=start))
         s.commit()
-        assert worker_history.prune(s, 24 * 3600.0) == 5 + 1 + 1
+        assert worker_history.prune(s, 22 * 3600.0) == 5 + 1 + 1
         s.commit()
     assert f.count(WorkerSampleRow) == 1 and f.count(FarmMinuteRow) == 0 and f.count(ForgottenWorkerRow) == 0
 

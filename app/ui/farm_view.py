@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from app.models.sync import FarmSync
 from app.qt import QLabel, QWidget
 from services.protocol.farm import FarmStatus
+from services.protocol.server_client import ApiError
 
 REFRESH_SECONDS = 10.0
 
@@ -41,5 +44,10 @@ class FarmHeader(QLabel):
         self._busy = self.sync.spawn(self.load())
 
     async def load(self) -> None:
-        self.status = await self.sync.client.farm_status()
+        # quietly: the connection line already says when the Server is away; a bar message every 10 s would not
+        try:
+            self.status = await self.sync.client.farm_status()
+        except (httpx.HTTPError, ApiError) as exc:
+            self.setText(f"Farm: no answer from the Server ({type(exc).__name__})")
+            return
         self.setText(farm_text(self.status))

@@ -11,13 +11,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.qt import QApplication, QWidget
+from app.screenshot_history import replay_day
 from resources.scenes import make_sample_scene
 from services.local_ports import free_ports
 from services.localfarm.demo_run import demo_job
 from services.localfarm.supervisor import tablao_argv
 from services.protocol.jobs import JobAction
+
+if TYPE_CHECKING:
+    from app.ui.main_window import MainWindow
 
 JOBS = [
     ("shot-010 comp", "1-40", ["sleep", "0.6"], 60),
@@ -39,6 +44,30 @@ def tray_worker(farm_dir: Path, manager_url: str) -> subprocess.Popen[bytes]:
     proc.stdin.write(b'{"cmd": "pause", "now": true, "reason": "user-active"}\n')
     proc.stdin.flush()
     return proc
+
+
+async def shoot_workers(window: MainWindow, out: Path) -> None:
+    """The workers tab with a worker's past day (replayed: see screenshot_history.py) and the farm view."""
+    worker_id = await replay_day(window.sync.client.base_url, window.token)
+    panel = window.workers
+    for _ in range(100):
+        row = panel.model.row_of(worker_id)
+        if row is not None:
+            panel.view.selectRow(panel.proxy.mapFromSource(panel.model.index(row, 0)).row())
+            break
+        panel.model.flush()
+        await asyncio.sleep(0.1)
+    panel.utilisation.window_box.setCurrentIndex(3)  # the last day
+    for _ in range(100):
+        if len(window.sync.store.utilisation.get(worker_id, ())) > 100:
+            break
+        await asyncio.sleep(0.1)
+    await panel.farm_view.load()  # awaited here: nothing in flight while grab() processes Qt events
+    panel.sync.store.sample_farm()
+    panel.farm.redraw()
+    panel.utilisation.redraw()
+    await asyncio.sleep(0.5)
+    grab(window, out / "workers-graphs.png")
 
 
 def grab(widget: QWidget, path: Path) -> None:
@@ -75,7 +104,7 @@ async def shoot(out: Path, settle: float) -> int:
             blend = await asyncio.to_thread(
                 make_sample_scene, data / "sample.blend", blender=blender, frames=48, size=(640, 360), samples=8
             )
-            body = demo_job(blend, data / "render", 48)
+            body = demo_job(blend, data / "farm" / "demo", 48)  # under an output root of the local farm
             body["priority"] = 80
             shown = (await client.submit_job(body)).id
         # let the workers get going so progress, graphs and logs have content; shoot the render half-way
@@ -94,10 +123,7 @@ async def shoot(out: Path, settle: float) -> int:
         grab(window, out / "job-log.png")
         window.jobs.detail_tabs.setCurrentIndex(0)
         window.tabs.setCurrentWidget(window.workers)
-        if window.workers.model.rowCount():
-            window.workers.view.selectRow(0)
-        window.workers.tick()
-        grab(window, out / "workers-graphs.png")
+        await shoot_workers(window, out)
         if window.services is not None:
             window.tabs.setCurrentWidget(window.services)
             grab(window, out / "local-farm.png")

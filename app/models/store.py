@@ -76,6 +76,7 @@ class Sample:
     time: float
     cpu: float
     memory: float
+    gpu: float | None = None  # None: the worker reports no GPU
 
 
 @dataclass(slots=True)
@@ -184,6 +185,9 @@ class ClientStore:
             worker = Worker.model_validate(data)
             self.workers.upsert(worker)
             self._record_utilisation(worker)
+        elif type_ == "worker-deleted":  # a wrangler forgot it
+            self.workers.remove(str(data["id"]))
+            self.utilisation.pop(str(data["id"]), None)
         elif type_ == "manager-updated":
             self.managers.upsert(Manager.model_validate(data))
         elif type_ == "last-rendered":
@@ -213,7 +217,7 @@ class ClientStore:
         t = u.time.timestamp()
         if series and series[-1].time >= t:
             return  # the same sample again (a worker-updated for a status change)
-        series.append(Sample(t, u.cpu_percent, u.memory_percent))
+        series.append(Sample(t, u.cpu_percent, u.memory_percent, u.gpu_percent))
 
     # --- derived figures -------------------------------------------------------------------------
     def counts(self) -> FarmCounts:

@@ -8,7 +8,6 @@ from typing import Any
 from app.models.sync import FarmSync
 from app.qt import QAction, QInputDialog, QMessageBox, QObject, QWidget, Signal
 from services.protocol.jobs import BulkResult, JobAction
-from services.protocol.states import WorkerStatusRequest
 
 Confirm = Callable[[str, str], bool]
 AskInt = Callable[[str, str, int], int | None]
@@ -164,37 +163,3 @@ class TaskActions(QObject):
         for task_id in ids:
             await self.sync.client.task_action(task_id, action)
         self.done.emit(f"{_plural(len(ids), 'task')}: {action}")
-
-
-class WorkerActions(QObject):
-    done = Signal(str)
-
-    def __init__(
-        self, sync: FarmSync, selected: Callable[[], list[str]], parent: QWidget, confirm: Confirm | None = None
-    ) -> None:
-        super().__init__(parent)
-        self.sync = sync
-        self.selected = selected
-        self.confirm = confirm or confirm_box(parent)
-        self.sleep = QAction("Sleep after the current task", self)
-        self.sleep.triggered.connect(lambda: self._run(WorkerStatusRequest.ASLEEP))
-        self.wake = QAction("Wake", self)
-        self.wake.triggered.connect(lambda: self._run(WorkerStatusRequest.AWAKE))
-        self.shutdown = QAction("Shut down…", self)
-        self.shutdown.triggered.connect(lambda: self._run(WorkerStatusRequest.SHUTDOWN))
-        self.all = [self.sleep, self.wake, self.shutdown]
-
-    def _run(self, status: WorkerStatusRequest) -> None:
-        ids = self.selected()
-        if not ids:
-            return
-        if status is WorkerStatusRequest.SHUTDOWN and not self.confirm(
-            "Shut down workers", f"Shut down {_plural(len(ids), 'worker')} after their current task?"
-        ):
-            return
-        self.sync.spawn(self._send(ids, status))
-
-    async def _send(self, ids: list[str], status: WorkerStatusRequest) -> None:
-        for worker_id in ids:
-            await self.sync.client.request_worker_status(worker_id, status)
-        self.done.emit(f"{_plural(len(ids), 'worker')}: asked to be {status.value}")

@@ -1,4 +1,5 @@
-"""The workers tab: the workers table with its actions, one worker's CPU/memory graph and the farm graph."""
+"""The workers tab: the farm view, the workers table with its actions, one worker's utilisation graph (with the
+history the Server keeps) and the farm graph."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from collections.abc import Callable
 from app.models.farm_models import WorkersModel
 from app.models.previews import PreviewSource
 from app.models.sync import FarmSync
+from app.models.worker_history import HistoryLoader
 from app.qt import QAction, QMenu, QPoint, QSplitter, Qt, QTimer, QVBoxLayout, QWidget
-from app.ui.actions import Confirm, WorkerActions
+from app.ui.actions import Confirm
+from app.ui.farm_view import FarmHeader
 from app.ui.graphs.plots import FarmPlot, UtilisationPlot
 from app.ui.preview_view import PreviewView
 from app.ui.sleep_schedule import ManagerSchedules, SleepScheduleDialog
 from app.ui.tables import make_view, selected_keys
+from app.ui.worker_actions import AskText, WorkerActions
 
 SAMPLE_MS = 2000  # one farm sample and one redraw of the graphs every two seconds
 
@@ -24,6 +28,7 @@ class WorkersPanel(QWidget):
         confirm: Confirm | None = None,
         parent: QWidget | None = None,
         manager: Callable[[], tuple[str, str]] = lambda: ("", ""),
+        ask_text: AskText | None = None,
     ) -> None:
         super().__init__(parent)
         self.sync = sync
@@ -34,7 +39,9 @@ class WorkersPanel(QWidget):
         self.view, self.proxy = make_view(self.model, self)
         self.view.setObjectName("workers-table")
         self.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.actions_ = WorkerActions(sync, self.selected_worker_ids, self, confirm=confirm)
+        self.actions_ = WorkerActions(sync, self.selected_worker_ids, self, confirm=confirm, ask_text=ask_text)
+        self.history = HistoryLoader(sync.store, sync.client)
+        self.farm_view = FarmHeader(sync, self)
         self.view.customContextMenuRequested.connect(self._menu_at)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.utilisation = UtilisationPlot(sync.store, self)
@@ -51,6 +58,7 @@ class WorkersPanel(QWidget):
         split.setSizes([350, 250])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.farm_view)
         layout.addWidget(split)
         self.timer = QTimer(self)
         self.timer.setInterval(SAMPLE_MS)
@@ -59,6 +67,7 @@ class WorkersPanel(QWidget):
         self.utilisation.show_worker(None)
 
     def tick(self) -> None:
+        self.farm_view.refresh()
         self.sync.store.sample_farm()
         self.farm.redraw()
         self.utilisation.redraw()
@@ -70,6 +79,12 @@ class WorkersPanel(QWidget):
         ids = self.selected_worker_ids()
         self.utilisation.show_worker(ids[0] if ids else None)
         self.preview.source.show(ids[0] if ids else None)
+        if ids:
+            self.history_load = self.sync.spawn(self._load_history(ids[0]))
+
+    async def _load_history(self, worker_id: str) -> None:
+        if await self.history.load(worker_id) and self.utilisation.worker_id == worker_id:
+            self.utilisation.redraw()
 
     def menu(self) -> QMenu:
         menu = QMenu(self)

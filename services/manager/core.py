@@ -13,7 +13,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
-from services.manager import host_match, scheduler
+from services.manager import host_match, scheduler, worker_controls
 from services.manager.config import ManagerConfig
 from services.manager.errors import Conflict
 from services.manager.model import HeldTask, WorkerState
@@ -68,10 +68,13 @@ class ManagerCore:
 
     def sign_on(self, worker: WorkerState, req: SignOnRequest) -> StatusAnswer:
         worker.name, worker.platform = req.name, req.platform
-        worker.task_types, worker.tags = frozenset(req.task_types), frozenset(req.tags)
+        worker.task_types = frozenset(req.task_types)
+        # tags a wrangler gave the worker win over the ones it brings
+        worker.tags = worker.tags_override if worker.tags_override is not None else frozenset(req.tags)
         worker.software = dict(req.software)
         worker.capabilities = req.capabilities
         worker.signed_on = True
+        worker_controls.leaving_done(worker)  # it (re)started: a restart asked of it is done, a shutdown is over
         worker.status = (
             WorkerStatus.AWAKE if worker.status_requested != WorkerStatusRequest.ASLEEP else (WorkerStatus.ASLEEP)
         )
@@ -90,6 +93,7 @@ class ManagerCore:
             self.take_back(worker, "worker signed off")
             worker.signed_on = False
             worker.status = WorkerStatus.OFFLINE
+            worker_controls.leaving_done(worker)
             self.workers.save(worker)
 
     def heartbeat(self, worker: WorkerState, hb: Heartbeat) -> StatusAnswer:
@@ -125,8 +129,18 @@ class ManagerCore:
                 for worker in gone:
                     self.take_back(worker, f"worker {worker.name} timed out")
                     worker.status = WorkerStatus.OFFLINE
+                    worker_controls.leaving_done(worker)
                     self.workers.save(worker)
         return [w.id for w in gone]
+
+    def forget_workers(self, worker_ids: list[str]) -> None:
+        """A wrangler forgot these workers: their records, credentials, schedules and blocklist entries go."""
+        with transaction(self.conn):
+            for worker in filter(None, map(self.workers.get, worker_ids)):
+                self.take_back(worker, f"worker {worker.name} was forgotten")
+                self.workers.forget(worker.id)
+                worker_controls.forget_schedule_and_blocklist(self.sleep, self.blocklist, worker.id)
+        self.claim_wakeup.set()
 
     def available_worker_ids(self) -> frozenset[str]:
         """The workers that may take new work now: what a claim waiting at the Server was asked for."""

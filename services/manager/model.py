@@ -57,6 +57,8 @@ class WorkerState:
     utilisation: Utilisation | None = None
     unavailable: Unavailability | None = None  # the worker's own reason for claiming nothing
     capabilities: HostCapabilities | None = None  # for OpenJD host requirements, from its sign-on
+    request_id: int = 0  # the Server's number of the wrangler's status request held (worker_controls.py)
+    tags_override: frozenset[str] | None = None  # tags a wrangler gave it, in place of its own
 
     @property
     def available(self) -> bool:

@@ -158,8 +158,12 @@ class ServerLink:
             self.core.reset_blocklist(ack.reset_blocklist_job_ids)
         if ack.unblock:
             blocklist_sync.unblock(self.core, ack.unblock)
+        if ack.forget_worker_ids:
+            self.core.forget_workers(ack.forget_worker_ids)
         if ack.worker_requests:
             self.core.workers.apply_instructions(ack.worker_requests)
+        if ack.worker_tags:
+            self.core.workers.apply_tags(ack.worker_tags)
         for task_id in ack.upload_log_task_ids:
             job = asyncio.create_task(self._upload_log(task_id))
             self._uploads.add(job)

@@ -15,13 +15,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
-from services.manager import host_match
+from services.manager import host_match, worker_controls
 from services.manager.config import ManagerConfig
 from services.manager.errors import Unauthorized
 from services.manager.model import WorkerState
 from services.manager.store import tasks as store
 from services.manager.store.db import transaction
-from services.protocol.link import WorkerInstruction, WorkerReport
+from services.protocol.link import WorkerInstruction, WorkerReport, WorkerTags
 from services.protocol.states import Unavailability, WorkerStatus
 
 
@@ -35,6 +35,7 @@ def _report(w: WorkerState) -> WorkerReport:
         software=w.software, status=w.status, current_task_id=w.current_task_id, last_seen=w.last_seen_wall,
         utilisation=w.utilisation, capabilities=w.capabilities,
         unavailable=w.unavailable or (Unavailability.ASLEEP if w.status == WorkerStatus.ASLEEP else None),
+        status_requested=w.status_requested, request_id=w.request_id,
     )  # fmt: skip
 
 
@@ -47,6 +48,7 @@ class WorkerRegistry:
         self._on_change = on_change  # told of every change of a worker
         self._workers: dict[str, WorkerState] = {w.id: w for w in store.load_workers(conn)}
         host_match.load_into(conn, self._workers)
+        worker_controls.load(conn, self._workers)
         # workers whose report the Server has not had yet (all of them after a start)
         self.dirty: set[str] = set(self._workers)
 
@@ -105,14 +107,47 @@ class WorkerRegistry:
         return [w for w in self._workers.values() if w.status != WorkerStatus.OFFLINE and now - w.last_seen > timeout]
 
     def apply_instructions(self, requests: list[WorkerInstruction]) -> None:
-        """Status changes the Server asks of workers; each worker hears of its own at its next request."""
+        """Status changes the Server asks of workers; each worker hears of its own at its next request.
+
+        The Server repeats a request until a report says it is done; a numbered request already taken on is
+        not taken again (a worker that restarted would otherwise restart once more).
+        """
         with transaction(self.conn):
             for req in requests:
                 worker = self._workers.get(req.worker_id)
-                if worker is None or (worker.status_requested, worker.lazy) == (req.status, req.lazy):
+                if worker is None:
+                    continue
+                if req.request_id:
+                    if req.request_id == worker.request_id:
+                        continue
+                elif (worker.status_requested, worker.lazy) == (req.status, req.lazy):
                     continue
                 worker.status_requested, worker.lazy = req.status, req.lazy
+                worker.request_id = req.request_id
                 store.save_worker(self.conn, worker)
+                worker_controls.save(self.conn, worker)
+                self.changed(worker)
+
+    def apply_tags(self, edits: list[WorkerTags]) -> None:
+        """Tags a wrangler gave workers: they replace the workers' own from now on (kept across sign-ons)."""
+        with transaction(self.conn):
+            for edit in edits:
+                worker = self._workers.get(edit.worker_id)
+                tags = frozenset(edit.tags)
+                if worker is None or (worker.tags_override == tags and worker.tags == tags):
+                    continue
+                worker.tags = worker.tags_override = tags
+                store.save_worker(self.conn, worker)
+                worker_controls.save(self.conn, worker)
+                self.changed(worker)
+
+    def forget(self, worker_id: str) -> WorkerState | None:
+        """Drop the worker and its credentials (a wrangler forgot it); the caller holds the transaction."""
+        worker = self._workers.pop(worker_id, None)
+        if worker is not None:
+            worker_controls.forget(self.conn, worker_id)
+            self.dirty.discard(worker_id)
+        return worker
 
     def reports(self, everything: bool = False) -> list[WorkerReport]:
         """Reports of the workers that changed since the last call (or of all of them) for the Server."""

@@ -143,6 +143,12 @@ class FarmStatus(ResponseModel):
     tasks: dict[str, int]
     workers: dict[str, int]
     managers: dict[str, int]
+    # the farm view: workers running a task, awake or asleep without one, offline (or in error)
+    workers_busy: int = 0
+    workers_idle: int = 0
+    workers_offline: int = 0
+    tasks_per_minute: float = 0.0  # tasks completed per minute over the last `rate_minutes` whole minutes
+    rate_minutes: int = 5
 
 
 class Me(ResponseModel):
@@ -169,10 +175,10 @@ class Event(ResponseModel):
 
     Types: job-created, job-updated (the job without its settings, which never change after submission),
     job-deleted, job-tasks-changed (many tasks of `job_id` changed at once:
-    reload them), task-updated, worker-updated, manager-updated, manager-deleted (`{id, name}`: its workers
-    went with it), last-rendered (a new preview of `job_id` and, when `worker_version` is set, of `worker_id`:
-    fetch the image), reset (the client missed more than the
-    retention window and must reload everything).
+    reload them), task-updated, worker-updated, worker-deleted ({id}: a wrangler forgot it), manager-updated,
+    manager-deleted (`{id, name}`: its workers went with it), last-rendered (a new preview of `job_id` and, when
+    `worker_version` is set, of `worker_id`: fetch the image), reset (the client missed more than the retention
+    window and must reload everything).
     """
 
     id: int

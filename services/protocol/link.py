@@ -85,6 +85,10 @@ class WorkerReport(WireModel):
     utilisation: Utilisation | None = None
     unavailable: Unavailability | None = None
     capabilities: HostCapabilities | None = None  # for OpenJD host requirements
+    # the wrangler's request the Manager holds for the worker, and its number: a request with this number and
+    # no status requested any more is done, and the Server stops asking
+    status_requested: WorkerStatusRequest | None = None
+    request_id: int = Field(default=0, ge=0)
 
 
 class UpdateBatch(WireModel):
@@ -115,6 +119,12 @@ class WorkerInstruction(ResponseModel):
     worker_id: str
     status: WorkerStatusRequest
     lazy: bool
+    request_id: int = 0  # numbers the wrangler's requests of this worker (0: a Server that does not number them)
+
+
+class WorkerTags(ResponseModel):
+    worker_id: str
+    tags: list[str]
 
 
 class JobPriority(ResponseModel):
@@ -136,6 +146,10 @@ class UpdateAck(ResponseModel):
     worker_requests: list[WorkerInstruction] = Field(default_factory=list)
     # blocklist entries a wrangler cleared: those workers may run those tasks of the job again
     unblock: list[Unblock] = Field(default_factory=list)
+    # tags a wrangler gave workers of this Manager (they replace the ones the workers signed on with)
+    worker_tags: list[WorkerTags] = Field(default_factory=list)
+    # workers a wrangler forgot: the Manager forgets them too (their credentials stop working)
+    forget_worker_ids: list[str] = Field(default_factory=list)
     lease_seconds: float
 
 

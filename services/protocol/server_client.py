@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -46,6 +47,7 @@ from services.protocol.jobs import (
 from services.protocol.preview import LastRendered
 from services.protocol.states import JobStatus, Role, TaskStatus, WorkerStatusRequest
 from services.protocol.tls import client_context
+from services.protocol.workers import UtilisationHistory
 
 
 class ApiError(Exception):
@@ -193,6 +195,23 @@ class ServerClient:
             raise
         image = await self._bytes(f"/{scope}/{owner}/last-rendered")
         return None if image is None else (info, image)
+
+    async def set_worker_tags(self, worker_id: str, tags: Sequence[str]) -> Worker:
+        body = {"tags": list(tags)}
+        return Worker.model_validate(await self._call("PUT", f"/workers/{worker_id}/tags", json=body))
+
+    async def forget_worker(self, worker_id: str) -> None:
+        await self._call("DELETE", f"/workers/{worker_id}")
+
+    async def worker_utilisation(
+        self, worker_id: str, since: datetime | None = None, limit: int = 3000
+    ) -> UtilisationHistory:
+        params: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            params["since"] = since.isoformat()
+        return UtilisationHistory.model_validate(
+            await self._call("GET", f"/workers/{worker_id}/utilisation", params=params)
+        )
 
     async def managers(self) -> list[Manager]:
         return [Manager.model_validate(x) for x in await self._call("GET", "/managers")]

@@ -25,7 +25,7 @@ from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url
 from services.server.db.migrate import take_first_start_turn, upgrade
 from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
-from services.server.store import events, link, silent
+from services.server.store import events, link, silent, worker_history
 from services.server.store.auth import bootstrap_admin
 from services.server.store.sessions import open_sessions
 from services.server.webhooks import deliver_forever
@@ -54,6 +54,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             "offline workers of silent managers",
             lambda s: silent.offline_workers_of_silent_managers(s, config.lease_seconds, started=started),
         ),
+        Sweep("prune worker history", lambda s: worker_history.prune(s, config.history_seconds)),
     ]
 
     @contextlib.asynccontextmanager

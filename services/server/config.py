@@ -51,6 +51,10 @@ class ServerConfig:
     # wait, 1 s then twice as long after each further failure, up to 5 minutes (TABLAO_AUTH_FREE_FAILURES)
     auth_free_failures: int = 10
     sweep_interval: float = 5.0
+    # workers' utilisation history: at most one sample per worker this often, kept this long
+    # (TABLAO_UTILISATION_SAMPLE_SECONDS)
+    utilisation_sample_seconds: float = 30.0
+    history_seconds: float = 24 * 3600.0
     # path variables the farm shares, name -> {platform -> value}, as the Managers' `--variables` files give
     # them; published to clients (the Blender add-on checks that files lie under one of them)
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -70,6 +74,8 @@ class ServerConfig:
         cfg.webhooks = WebhookSettings.from_env()
         if free := os.environ.get("TABLAO_AUTH_FREE_FAILURES"):
             cfg.auth_free_failures = int(free)
+        if sample := os.environ.get("TABLAO_UTILISATION_SAMPLE_SECONDS"):
+            cfg.utilisation_sample_seconds = float(sample)
         for key in ("max_tasks_per_job", "max_active_jobs_per_user", "max_unfinished_tasks_per_user"):
             if (raw := os.environ.get(f"TABLAO_{key.upper()}")) is not None:
                 setattr(cfg, key, int(raw) if raw.strip().lower() not in ("", "none") else None)

@@ -178,6 +178,13 @@ SERVER: dict[str, tuple[Call, dict[str, int]]] = {
         fixed("/workers/no-such-worker/status-request", {"status": "asleep"}),
         users(404, artist=403),
     ),
+    # a worker's tags and forgetting it: wranglers and admins (the role first); its history: anyone
+    "PUT /api/v1/workers/{worker_id}/tags": (
+        fixed("/workers/no-such-worker/tags", {"tags": ["gpu"]}),
+        users(404, artist=403),
+    ),
+    "DELETE /api/v1/workers/{worker_id}": (fixed("/workers/no-such-worker"), users(404, artist=403)),
+    "GET /api/v1/workers/{worker_id}/utilisation": (fixed("/workers/no-such-worker/utilisation"), users(404)),
     "GET /api/v1/managers": (fixed("/managers"), users(200)),
     "POST /api/v1/managers": (unique("managers"), only_admin(201)),
     "GET /api/v1/users": (fixed("/users"), only_admin(200)),

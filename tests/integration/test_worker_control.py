@@ -195,3 +195,61 @@ def test_the_managers_sleep_schedule_puts_the_worker_to_sleep_and_wakes_it(farm,
                  what="the worker awake again")  # fmt: skip
     finally:
         worker.stop()
+
+
+def _request(server: ServerProcess, worker_id: str, status: str, lazy: bool) -> dict[str, Any]:
+    r = httpx.post(f"{server.url}{API}/workers/{worker_id}/status-request", json={"status": status, "lazy": lazy},
+                   headers=server.headers(), timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+@pytest.mark.timeout(300)
+def test_a_wranglers_requests_reach_the_worker_through_the_manager(farm, tmp_path: Path) -> None:  # noqa: F811
+    """Sleep now, wake, restart at once, and shut down after the task: asked at the Server, carried by the
+    Manager's update answers and the worker's heartbeat answers, and each request cleared once done."""
+    server, mgr = farm
+    marker = tmp_path / "marks"
+    marker.mkdir()
+    worker = ControlledWorker(mgr, tmp_path, "wr")
+    try:
+        worker.expect(lambda e: e["event"] == "state" and e["status"] == "awake")
+        wid = wait_for(lambda: server_worker(server, "wr").get("id"), what="the worker at the Server")
+        job = submit(server, ["sh", "-c", f"touch {marker}/{{frame}}; sleep 6"], "1")
+        started = worker.expect(lambda e: e["event"] == "task-started")
+        task_id = started["task"]["id"]
+
+        # sleep now: the running task is given back (not a failure) and the worker sleeps
+        assert _request(server, wid, "asleep", lazy=False)["status_requested"] == "asleep"
+        finished = worker.expect(lambda e: e["event"] == "task-finished")
+        assert finished["outcome"] == "queued" and finished["status"] == "asleep"
+        wait_for(lambda: (w := server_worker(server, "wr"))["status"] == "asleep" and w["status_requested"] is None,
+                 what="the Server to see the worker asleep and the request done")  # fmt: skip
+        task = next(t for t in tasks_of(server, job) if t["id"] == task_id)
+        assert task["failure_count"] == 0
+
+        # wake: it takes the task again
+        _request(server, wid, "awake", lazy=True)
+        again = worker.expect(lambda e: e["event"] == "task-started")
+        assert again["task"]["id"] == task_id
+
+        # restart at once: the process exits with the restart code, and the request is done (no restart loop)
+        _request(server, wid, "restart", lazy=False)
+        assert worker.proc.wait(30) == 75
+        wait_for(lambda: server_worker(server, "wr")["status_requested"] is None, what="the restart request done")
+        worker.stop()
+        worker = ControlledWorker(mgr, tmp_path, "wr")  # what a supervisor does: start it again, same identity
+        worker.expect(lambda e: e["event"] == "task-started", timeout=60)
+        assert server_worker(server, "wr")["id"] == wid
+        assert worker.proc.poll() is None, "the restarted worker was told to restart again"
+
+        # shut down after the task: the task completes, then the worker exits 0
+        _request(server, wid, "shutdown", lazy=True)
+        finished = worker.expect(lambda e: e["event"] == "task-finished", timeout=60)
+        assert finished["outcome"] == "completed"
+        assert worker.proc.wait(30) == 0
+        wait_for(lambda: (w := server_worker(server, "wr"))["status"] == "offline" and w["status_requested"] is None,
+                 what="the worker offline and the request done")  # fmt: skip
+        assert all(t["status"] == "completed" for t in tasks_of(server, job))
+    finally:
+        worker.stop()

@@ -14,6 +14,7 @@ from services.server.api import (
     task_logs,
     tasks,
     webhooks,
+    workers,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -28,4 +29,5 @@ ROUTERS: list[APIRouter] = [
     task_logs.router,
     admin.router,
     webhooks.router,
+    workers.router,
 ]

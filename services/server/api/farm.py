@@ -20,9 +20,11 @@ from services.protocol.farm import (
 from services.protocol.jobs import JobTypeInfo
 from services.protocol.states import ManagerStatus
 from services.server.api.deps import AdminDep, ConfigDep, ReadSessionDep, SessionDep, UserDep, WranglerDep
+from services.server.api.workers import WorkerId
 from services.server.db.tables import WorkerRow
 from services.server.jobtypes.registry import get_job_type, job_types
 from services.server.store import farm as store
+from services.server.store import worker_admin
 from services.server.store.convert import manager_to_wire, worker_to_wire
 from services.server.store.errors import NotFound
 
@@ -72,8 +74,11 @@ def list_workers(session: ReadSessionDep, _: UserDep) -> list[Worker]:
 
 
 @router.post("/workers/{worker_id}/status-request")
-def request_worker_status(worker_id: str, req: WorkerStatusRequestBody, session: SessionDep, _: WranglerDep) -> Worker:
-    worker = store.request_worker_status(session, worker_id, req.status, req.lazy)
+def request_worker_status(
+    worker_id: WorkerId, req: WorkerStatusRequestBody, session: SessionDep, _: WranglerDep
+) -> Worker:
+    """Ask a worker to sleep, wake, restart or shut down (lazy: after its task; else at once, requeueing it)."""
+    worker = worker_admin.request_status(session, worker_id, req.status, req.lazy)
     session.commit()
     return worker_to_wire(worker)
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -176,6 +177,43 @@ class WorkerRow(Base):
     unavailable: Mapped[str | None] = mapped_column(String(32))
     # for OpenJD host requirements: {"attributes": {...}, "amounts": {...}} (protocol/host_requirements.py)
     capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # numbers the wrangler's requests: the Manager echoes the one it finished (store/worker_admin.py)
+    status_request_id: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # edited tags its Manager has not confirmed yet
+    tags_requested: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
+    utilisation_sampled: Mapped[datetime | None]  # the time of its newest row in worker_samples
+
+
+class WorkerSampleRow(Base):
+    """A worker's utilisation history, at most one sample per `sample_seconds`, kept for a day."""
+
+    __tablename__ = "worker_samples"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    worker_id: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(index=True)
+    cpu: Mapped[float] = mapped_column(Float)
+    memory: Mapped[float] = mapped_column(Float)
+    gpu: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_worker_samples_worker_time", "worker_id", "time"),)
+
+
+class ForgottenWorkerRow(Base):
+    """A worker a wrangler forgot: its Manager is told to forget it too, and its reports are ignored meanwhile."""
+
+    __tablename__ = "forgotten_workers"
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"), index=True)
+    time: Mapped[datetime]
+
+
+class FarmMinuteRow(Base):
+    """Tasks completed per minute and Manager (one row per Manager, so Managers never wait for each other)."""
+
+    __tablename__ = "farm_minutes"
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id", ondelete="CASCADE"), primary_key=True)
+    tasks_completed: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class EventRow(Base):

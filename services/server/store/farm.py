@@ -9,12 +9,14 @@ from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
 from services.protocol.farm import FarmStatus, Manager
-from services.protocol.states import ManagerStatus, WorkerStatus, WorkerStatusRequest
+from services.protocol.states import ManagerStatus, WorkerStatus
 from services.server.db.tables import JobRow, ManagerRow, WorkerRow
-from services.server.store import events
+from services.server.store import worker_history
 from services.server.store.auth import hash_token, new_token
-from services.server.store.convert import aware, manager_to_wire, worker_to_wire
-from services.server.store.errors import Conflict, NotFound
+from services.server.store.convert import aware, manager_to_wire
+from services.server.store.errors import Conflict
+
+RATE_MINUTES = 5  # tasks per minute are averaged over this many whole minutes
 
 
 def manager_status(m: ManagerRow, lease_seconds: float) -> ManagerStatus:
@@ -54,16 +56,6 @@ def list_managers(session: Session, lease_seconds: float) -> list[Manager]:
     ]
 
 
-def request_worker_status(session: Session, worker_id: str, status: WorkerStatusRequest, lazy: bool) -> WorkerRow:
-    worker = session.get(WorkerRow, worker_id)
-    if worker is None:
-        raise NotFound(f"no worker with id {worker_id!r}", field="id")
-    worker.status_requested = status
-    worker.status_request_lazy = lazy
-    events.publish(session, "worker-updated", worker_to_wire(worker).model_dump(mode="json"))
-    return worker
-
-
 def farm_status(session: Session, lease_seconds: float) -> FarmStatus:
     def by_status(col: object, table: object) -> dict[str, int]:
         rows = session.execute(select(col, func.count()).select_from(table).group_by(col)).all()  # type: ignore[call-overload]
@@ -90,9 +82,27 @@ def farm_status(session: Session, lease_seconds: float) -> FarmStatus:
         "running": int(running),  # assigned, active or soft-failed
         "waiting": int(total - completed - failed - canceled - running),  # queued or paused
     }
+    offline = (WorkerStatus.OFFLINE.value, WorkerStatus.ERROR.value)
+    busy = idle = gone = 0
+    for status, on_task, n in session.execute(
+        select(WorkerRow.status, WorkerRow.current_task_id.is_not(None), func.count()).group_by(
+            WorkerRow.status, WorkerRow.current_task_id.is_not(None)
+        )
+    ):
+        if status in offline:
+            gone += n
+        elif on_task:
+            busy += n
+        else:
+            idle += n  # awake without a task, or asleep (it can be woken)
     return FarmStatus(
         jobs=by_status(JobRow.status, JobRow),
         tasks=tasks,
         workers=by_status(WorkerRow.status, WorkerRow),
         managers=managers,
+        workers_busy=busy,
+        workers_idle=idle,
+        workers_offline=gone,
+        tasks_per_minute=worker_history.tasks_per_minute(session, RATE_MINUTES),
+        rate_minutes=RATE_MINUTES,
     )

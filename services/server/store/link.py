@@ -27,10 +27,9 @@ from services.protocol.link import (
     TaskUpdate,
     UpdateAck,
     UpdateBatch,
-    WorkerInstruction,
     WorkerReport,
 )
-from services.protocol.states import RUNNABLE_JOB_STATUSES, JobStatus, TaskStatus, WorkerStatus, WorkerStatusRequest
+from services.protocol.states import RUNNABLE_JOB_STATUSES, JobStatus, TaskStatus, WorkerStatus
 from services.server.db.tables import (
     JobRow,
     ManagerExclusionRow,
@@ -41,7 +40,7 @@ from services.server.db.tables import (
 )
 from services.server.dispatch import Dispatcher, WaitingClaim
 from services.server.states.tasks import HELD, IllegalTaskTransition
-from services.server.store import events, failures, previews
+from services.server.store import events, failures, previews, worker_admin, worker_history
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
 from services.server.store.tasks import log_job, set_task_status
@@ -174,7 +173,13 @@ def _claimed(task: TaskRow, job: JobRow) -> ClaimedTask:
 # ---- update batches ------------------------------------------------------------------------------------------
 
 
-def apply_batch(session: Session, manager: ManagerRow, batch: UpdateBatch, lease_seconds: float) -> UpdateAck:
+def apply_batch(
+    session: Session,
+    manager: ManagerRow,
+    batch: UpdateBatch,
+    lease_seconds: float,
+    sample_seconds: float = worker_history.SAMPLE_SECONDS,
+) -> UpdateAck:
     """Apply a batch once (by seq), renew the leases of held tasks, and hand over pending instructions."""
     now = utcnow()
     manager.last_seen = now
@@ -189,7 +194,7 @@ def apply_batch(session: Session, manager: ManagerRow, batch: UpdateBatch, lease
         rejected = _apply_updates(session, manager, batch.task_updates, now + timedelta(seconds=lease_seconds))
         manager.last_seq = batch.seq
     # repeats (seq <= last_seq) change nothing; their worker states and leases are current, so use them
-    _apply_workers(session, manager, batch.workers)
+    _apply_workers(session, manager, batch.workers, sample_seconds)
     previews.apply_reports(session, manager, batch.previews)  # after the workers: a new worker's row exists
     _renew(session, manager, batch.held_task_ids, now + timedelta(seconds=lease_seconds))
     failures.apply_reports(session, manager, batch.blocklist, batch.blocklist_complete)
@@ -217,14 +222,8 @@ def apply_batch(session: Session, manager: ManagerRow, batch: UpdateBatch, lease
                 select(JobRow.id, JobRow.priority).where(JobRow.id.in_(sorted(reprioritized)))
             )
         ]
-    ack.worker_requests = [
-        WorkerInstruction(
-            worker_id=w.id, status=WorkerStatusRequest(w.status_requested or ""), lazy=w.status_request_lazy
-        )
-        for w in session.scalars(
-            select(WorkerRow).where(WorkerRow.manager_id == manager.id, WorkerRow.status_requested.is_not(None))
-        )
-    ]
+    ack.worker_requests, ack.worker_tags = worker_admin.instructions(session, manager)
+    ack.forget_worker_ids = worker_admin.forgotten_ids(session, manager)
     return ack
 
 
@@ -238,6 +237,7 @@ def _apply_updates(
             tasks[row.id] = row
     jobs: dict[int, JobRow] = {}
     rejected: list[RejectedUpdate] = []
+    completed = 0
     for u in updates:
         task = tasks.get(u.task_id)
         reason = _refusal(task, manager, u)
@@ -278,6 +278,9 @@ def _apply_updates(
             continue
         if new in HELD:
             task.lease_expires = lease
+        elif new == TaskStatus.COMPLETED and u.status is not None:
+            completed += 1
+    worker_history.count_completed(session, manager.id, completed)
     return rejected
 
 
@@ -324,8 +327,11 @@ def _refusal(task: TaskRow | None, manager: ManagerRow, u: TaskUpdate) -> str | 
     return None
 
 
-def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerReport]) -> None:
+def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerReport], sample_seconds: float) -> None:
+    forgotten = set(worker_admin.forgotten_ids(session, manager)) if reports else set()
     for r in reports:
+        if r.id in forgotten:
+            continue  # a wrangler forgot it; this Manager forgets it with the answer to this batch
         row = session.get(WorkerRow, r.id)
         if row is None:
             row = WorkerRow(id=r.id, manager_id=manager.id, status_requested=None, status_request_lazy=True)
@@ -340,7 +346,9 @@ def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerRe
         row.last_seen = r.last_seen or row.last_seen
         if r.utilisation is not None:
             row.utilisation = r.utilisation.model_dump(mode="json")
+            worker_history.record_sample(session, row, r.utilisation, sample_seconds)
             changed = True
+        changed = worker_admin.reconcile(row, r) or changed
         unavailable = r.unavailable.value if r.unavailable else None
         if unavailable != row.unavailable:
             row.unavailable = unavailable

@@ -1,0 +1,132 @@
+"""What a wrangler can do to the selected workers: sleep now or after the task, wake, restart, shut down,
+edit tags, forget; each a QAction, confirmed when it stops work or cannot be undone.
+
+The Server checks the role (wranglers and admins) and refuses to forget a worker that is not offline; its
+answer is shown in the window's message bar like every other refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.models.sync import FarmSync
+from app.qt import QAction, QInputDialog, QLineEdit, QObject, QWidget, Signal
+from app.ui.actions import Confirm, confirm_box
+from services.protocol.states import WorkerStatusRequest
+
+AskText = Callable[[str, str, str], str | None]  # (title, label, current) -> text, None when canceled
+
+
+def ask_text_box(parent: QWidget | None) -> AskText:
+    def ask(title: str, label: str, value: str) -> str | None:
+        text, ok = QInputDialog.getText(parent, title, label, QLineEdit.EchoMode.Normal, value)
+        return text if ok else None
+
+    return ask
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def parse_tags(text: str) -> list[str]:
+    """Tags as typed: separated by commas or spaces, duplicates dropped, in order."""
+    return list(dict.fromkeys(t for t in text.replace(",", " ").split() if t))
+
+
+class WorkerActions(QObject):
+    done = Signal(str)  # a short line for the status bar
+
+    def __init__(
+        self,
+        sync: FarmSync,
+        selected: Callable[[], list[str]],
+        parent: QWidget,
+        confirm: Confirm | None = None,
+        ask_text: AskText | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.sync = sync
+        self.selected = selected
+        self.confirm = confirm or confirm_box(parent)
+        self.ask_text = ask_text or ask_text_box(parent)
+        self.sleep_now = self._action("Sleep now…", "worker-sleep-now", lambda ids: self._status(ids, "asleep", False))
+        self.sleep = self._action(
+            "Sleep after the current task", "worker-sleep", lambda ids: self._status(ids, "asleep")
+        )
+        self.wake = self._action("Wake", "worker-wake", lambda ids: self._status(ids, "awake"))
+        self.restart = self._action("Restart…", "worker-restart", lambda ids: self._status(ids, "restart"))
+        self.shutdown = self._action("Shut down…", "worker-shutdown", lambda ids: self._status(ids, "shutdown"))
+        self.tags = self._action("Edit tags…", "worker-tags", self._edit_tags)
+        self.forget = self._action("Forget…", "worker-forget", self._forget)
+        self.all = [self.sleep_now, self.sleep, self.wake, self.restart, self.shutdown, self.tags, self.forget]
+
+    def _action(self, text: str, name: str, run: Callable[[list[str]], None]) -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+
+        def triggered() -> None:
+            ids = self.selected()
+            if ids:
+                run(ids)
+
+        action.triggered.connect(triggered)
+        return action
+
+    def _names(self, ids: list[str]) -> str:
+        names = [w.name if (w := self.sync.store.workers.get(i)) else i for i in ids[:5]]
+        return ", ".join(names) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+    # --- status requests ------------------------------------------------------------------------
+    def _status(self, ids: list[str], status: str, lazy: bool = True) -> None:
+        request = WorkerStatusRequest(status)
+        questions = {
+            ("asleep", False): ("Sleep now", "Send {w} to sleep now? Their running tasks are given back to the queue."),
+            ("restart", True): ("Restart workers", "Restart {w}? A running task is finished first."),
+            ("shutdown", True): ("Shut down workers", "Shut down {w} after their current task?"),
+        }
+        question = questions.get((status, lazy))
+        if question and not self.confirm(question[0], question[1].format(w=self._names(ids))):
+            return
+        self.sync.spawn(self._send_status(ids, request, lazy))
+
+    async def _send_status(self, ids: list[str], status: WorkerStatusRequest, lazy: bool) -> None:
+        for worker_id in ids:
+            await self.sync.client.request_worker_status(worker_id, status, lazy=lazy)
+        when = "" if status == WorkerStatusRequest.AWAKE else (" after the current task" if lazy else " now")
+        self.done.emit(f"{_plural(len(ids), 'worker')}: asked to {status.value}{when}")
+
+    # --- tags -----------------------------------------------------------------------------------
+    def _edit_tags(self, ids: list[str]) -> None:
+        first = self.sync.store.workers.get(ids[0])
+        current = " ".join(first.tags) if first else ""
+        text = self.ask_text(
+            "Worker tags",
+            f"Tags of {self._names(ids)} (separated by spaces or commas; jobs with tags run only on workers "
+            "that have all of them):",
+            current,
+        )
+        if text is not None:
+            self.sync.spawn(self._send_tags(ids, parse_tags(text)))
+
+    async def _send_tags(self, ids: list[str], tags: list[str]) -> None:
+        for worker_id in ids:
+            worker = await self.sync.client.set_worker_tags(worker_id, tags)
+            self.sync.store.workers.upsert(worker)  # at once; the event stream confirms it
+        self.done.emit(f"{_plural(len(ids), 'worker')}: tags {', '.join(tags) or '(none)'}")
+
+    # --- forget ---------------------------------------------------------------------------------
+    def _forget(self, ids: list[str]) -> None:
+        if self.confirm(
+            "Forget workers",
+            f"Forget {self._names(ids)}? They disappear from the farm with their history; if one comes back "
+            "it must register again. Only offline workers can be forgotten.",
+        ):
+            self.sync.spawn(self._send_forget(ids))
+
+    async def _send_forget(self, ids: list[str]) -> None:
+        for worker_id in ids:
+            await self.sync.client.forget_worker(worker_id)
+            self.sync.store.workers.remove(worker_id)
+            self.sync.store.utilisation.pop(worker_id, None)
+        self.done.emit(f"{_plural(len(ids), 'worker')} forgotten")

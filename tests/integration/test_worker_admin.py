@@ -1,0 +1,145 @@
+"""A wrangler's work on workers over real HTTP: edit tags, forget a worker, its utilisation history, the farm
+view; with a real Manager between the Server and a scripted worker (the changes travel in the Manager's
+update answers)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_worker_agent import farm, submit  # noqa: F401 - the fixture
+from tests.support.manager import API, ManagerProcess, ScriptedWorker
+from tests.support.services import ServerProcess
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _user_token(server: ServerProcess, name: str, role: str) -> dict[str, str]:
+    with httpx.Client(base_url=server.url + API, headers=server.headers(), timeout=30) as admin:
+        r = admin.post("/users", json={"name": name, "role": role, "password": f"{name}-password"})
+        assert r.status_code == 201, r.text
+        token = admin.post("/tokens", json={"user": name}).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _workers(server: ServerProcess) -> dict[str, dict[str, Any]]:
+    r = httpx.get(f"{server.url}{API}/workers", headers=server.headers(), timeout=30)
+    assert r.status_code == 200, r.text
+    return {w["id"]: w for w in r.json()}
+
+
+def _heartbeat(w: ScriptedWorker, cpu: float, memory: float, status: str = "awake") -> httpx.Response:
+    sample = {"time": datetime.now(UTC).isoformat(), "cpu_percent": cpu, "memory_percent": memory,
+              "memory_used_mb": 1000.0}  # fmt: skip
+    return w.http.post("/heartbeat", json={"status": status, "utilisation": sample})
+
+
+@pytest.fixture
+def signed_on(farm: tuple[ServerProcess, ManagerProcess]) -> Iterator[tuple[ServerProcess, ScriptedWorker]]:  # noqa: F811
+    server, mgr = farm
+    w = ScriptedWorker(mgr.url, "wa").register(mgr.registration_secret)
+    w.sign_on(tags=("cpu",))
+    assert _heartbeat(w, 50.0, 40.0).status_code == 200
+    wait_for(lambda: (_workers(server).get(w.worker_id) or {}).get("utilisation"), what="the worker at the Server")
+    yield server, w
+    w.close()
+
+
+def test_history_tags_and_forgetting(signed_on: tuple[ServerProcess, ScriptedWorker]) -> None:
+    server, w = signed_on
+    base = f"{server.url}{API}/workers/{w.worker_id}"
+    admin = server.headers()
+    artist = _user_token(server, "ana", "artist")
+    wrangler = _user_token(server, "wes", "wrangler")
+
+    # the history: the sample the heartbeat carried, with no GPU (this machine has none it can measure)
+    hist = httpx.get(f"{base}/utilisation", headers=artist, timeout=30).json()
+    assert hist["worker_id"] == w.worker_id and hist["sample_seconds"] > 0
+    assert [(s["cpu_percent"], s["memory_percent"], s["gpu_percent"]) for s in hist["samples"]] == [(50.0, 40.0, None)]
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert httpx.get(f"{base}/utilisation", params={"since": future}, headers=admin, timeout=30).json()["samples"] == []
+    for params, field in (({"limit": 0}, "limit"), ({"limit": 10**6}, "limit"), ({"since": "yesterday"}, "since")):
+        r = httpx.get(f"{base}/utilisation", params=params, headers=admin, timeout=30)
+        assert r.status_code == 422 and field in r.text, r.text
+    assert httpx.get(f"{server.url}{API}/workers/nobody/utilisation", headers=admin, timeout=30).status_code == 404
+
+    # tags: a job that wants "gpu" waits while the worker offers only "cpu"
+    job = httpx.post(
+        f"{server.url}{API}/jobs",
+        json={"name": "gpu-job", "type": "exec", "settings": {"command": ["true"], "frames": "1"}, "tags": ["gpu"]},
+        headers=admin,
+        timeout=30,
+    )
+    assert job.status_code == 201, job.text
+    assert w.next_task(wait=2.0) is None
+    assert httpx.put(f"{base}/tags", json={"tags": ["gpu"]}, headers=artist, timeout=30).status_code == 403
+    for body in ({"tags": ["no spaces"]}, {"tags": ["x" * 65]}, {"tags": [f"t{i}" for i in range(51)]}, {}):
+        r = httpx.put(f"{base}/tags", json=body, headers=wrangler, timeout=30)
+        assert r.status_code == 422 and "tags" in r.text, r.text
+    long_id = httpx.put(f"{server.url}{API}/workers/{'x' * 65}/tags", json={"tags": []}, headers=admin, timeout=30)
+    assert long_id.status_code == 422
+    missing = httpx.put(f"{server.url}{API}/workers/nobody/tags", json={"tags": []}, headers=admin, timeout=30)
+    assert missing.status_code == 404
+    r = httpx.put(f"{base}/tags", json={"tags": ["gpu", "cpu", "gpu"]}, headers=wrangler, timeout=30)
+    assert r.status_code == 200 and r.json()["tags"] == ["cpu", "gpu"], r.text
+    # the edit reaches the Manager in the answer to its next batch: then the job's task comes to the worker
+    task = wait_for(lambda: w.next_task(wait=1.0), what="the tagged task once the Manager has the new tags")
+    assert task["job_name"] == "gpu-job"
+    assert w.run_task(task).status_code == 200
+    # the worker's own tags at its next sign-on do not undo the wrangler's edit, at the Manager or the Server
+    w.sign_on(tags=("cpu",))
+    _heartbeat(w, 10.0, 20.0)
+    time.sleep(4)  # more than a report interval
+    assert _workers(server)[w.worker_id]["tags"] == ["cpu", "gpu"]
+
+    # the farm view
+    status = httpx.get(f"{server.url}{API}/farm/status", headers=artist, timeout=30).json()
+    assert status["workers_busy"] + status["workers_idle"] == 1 and status["workers_offline"] == 0
+    assert status["rate_minutes"] == 5 and status["tasks_per_minute"] >= 0
+
+    # forgetting: refused while the worker is online, and to artists
+    r = httpx.delete(base, headers=wrangler, timeout=30)
+    assert r.status_code == 409 and "offline" in r.json()["detail"], r.text
+    assert w.http.post("/sign-off").status_code == 204
+    wait_for(lambda: _workers(server)[w.worker_id]["status"] == "offline", what="the worker offline at the Server")
+    assert httpx.delete(base, headers=artist, timeout=30).status_code == 403
+    assert httpx.delete(base, headers=wrangler, timeout=30).status_code == 204
+    assert httpx.delete(base, headers=wrangler, timeout=30).status_code == 404
+    assert w.worker_id not in _workers(server)
+    assert httpx.get(f"{base}/utilisation", headers=admin, timeout=30).status_code == 404
+    # the Manager forgets it too: its credentials stop working, and it does not come back at the Server
+    wait_for(lambda: w.heartbeat().status_code == 401, what="the Manager to forget the worker")
+    time.sleep(4)
+    assert w.worker_id not in _workers(server)
+    status = httpx.get(f"{server.url}{API}/farm/status", headers=admin, timeout=30).json()
+    assert status["workers_busy"] + status["workers_idle"] + status["workers_offline"] == 0
+
+
+def test_status_requests_of_an_offline_worker(signed_on: tuple[ServerProcess, ScriptedWorker]) -> None:
+    server, w = signed_on
+    url = f"{server.url}{API}/workers/{w.worker_id}/status-request"
+    assert w.http.post("/sign-off").status_code == 204
+    wait_for(lambda: _workers(server)[w.worker_id]["status"] == "offline", what="the worker offline")
+    for status in ("shutdown", "restart"):
+        r = httpx.post(url, json={"status": status}, headers=server.headers(), timeout=30)
+        assert r.status_code == 409 and "offline" in r.text, r.text
+    bad = httpx.post(url, json={"status": "explode"}, headers=server.headers(), timeout=30)
+    assert bad.status_code == 422 and "status" in bad.text
+    # a sleep request waits for the worker: it signs on asleep
+    r = httpx.post(url, json={"status": "asleep"}, headers=server.headers(), timeout=30)
+    assert r.status_code == 200 and r.json()["status_requested"] == "asleep"
+    answer = wait_for(
+        lambda: (a := w.sign_on().json())["status_requested"] == "asleep" and a, what="the request at the Manager"
+    )
+    assert answer["lazy"] is True
+    assert w.heartbeat("asleep").status_code == 200
+    wait_for(
+        lambda: (x := _workers(server)[w.worker_id])["status"] == "asleep" and x["status_requested"] is None,
+        what="the request fulfilled at the Server",
+    )

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from services.protocol.common import utcnow
 from services.protocol.farm import Manager, Utilisation, Worker
 from services.protocol.jobs import Command, Job, JobLogEntry, OnTaskFailure, Task, TaskSummary
 from services.protocol.states import (
+    FINISHED_JOB_STATUSES,
     JobStatus,
     ManagerStatus,
     TaskStatus,
@@ -17,6 +20,7 @@ from services.protocol.states import (
 from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskRow, WorkerRow
 
 _REASONS = frozenset(r.value for r in Unavailability)
+_FINISHED = frozenset(s.value for s in FINISHED_JOB_STATUSES)
 
 
 def aware(t: datetime) -> datetime:
@@ -46,7 +50,33 @@ def job_to_wire(j: JobRow) -> Job:
         tasks_failed=j.tasks_failed,
         tasks_canceled=j.tasks_canceled,
         tasks_active=j.tasks_active,
+        **job_times(j),
     )
+
+
+def job_times(j: JobRow) -> dict[str, Any]:
+    """The job's time fields, from its row alone (store/task_times.py keeps them); the ETA is added by the
+    routes that answer GET (api/timing.py), as it depends on the workers."""
+    now = utcnow()
+    started = aware(j.started) if j.started else None
+    finished = aware(j.finished) if j.finished else None
+    elapsed = None
+    if started is not None:
+        end = finished if j.status in _FINISHED and finished is not None else now
+        elapsed = max((end - started).total_seconds(), 0.0)
+    return {
+        "task_types": list(j.task_types or []),
+        "started": started,
+        "finished": finished,
+        "elapsed_seconds": elapsed,
+        "tasks_timed": j.tasks_timed,
+        "task_seconds_mean": j.task_seconds_total / j.tasks_timed if j.tasks_timed else None,
+        "task_seconds_max": j.task_seconds_max if j.tasks_timed else None,
+        "tasks_running": j.tasks_running,
+        "running_since_mean": (
+            datetime.fromtimestamp(j.running_since_total / j.tasks_running, UTC) if j.tasks_running > 0 else None
+        ),
+    }
 
 
 def task_summary(t: TaskRow) -> TaskSummary:
@@ -66,6 +96,9 @@ def task_summary(t: TaskRow) -> TaskSummary:
         steps_done=t.steps_done,
         steps_total=t.steps_total,
         updated=aware(t.updated),
+        started=aware(t.started) if t.started else None,
+        finished=aware(t.finished) if t.finished else None,
+        render_seconds=t.render_seconds,
     )
 
 

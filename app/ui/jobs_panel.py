@@ -17,11 +17,13 @@ from app.qt import (
     QSplitter,
     Qt,
     QTabWidget,
+    QTimer,
     QVBoxLayout,
     QWidget,
     Signal,
 )
 from app.ui.actions import Confirm, JobActions, TaskActions
+from app.ui.job_details import JobDetails
 from app.ui.tables import make_big_view, make_view, selected_keys
 
 STATUS_FILTERS: list[tuple[str, frozenset[str] | None]] = [
@@ -95,6 +97,9 @@ class JobsPanel(QWidget):
         self.detail_tabs = QTabWidget(self)
         self.detail_tabs.addTab(self.tasks_view, "Tasks")
         self.detail_tabs.addTab(self.job_log, "Job log")
+        self.details = JobDetails(sync, self, confirm=confirm)
+        self.details.submitted.connect(lambda job: QTimer.singleShot(200, lambda: self.select_job(job.id)))
+        self.detail_tabs.addTab(self.details, "Details")
         split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(top)
         split.addWidget(self.detail_tabs)
@@ -126,6 +131,7 @@ class JobsPanel(QWidget):
         if job_id not in ids:
             job_id = ids[0] if ids else None
         self.sync.select_job(job_id)
+        self.details.show_job(job_id)
 
     def _show_job_log(self) -> None:
         lines = [

@@ -48,6 +48,12 @@ class SubmitDialog(QDialog):
         self.description = QLabel(self)
         self.description.setWordWrap(True)
         self.common_errors = {"name": ErrorLabel(self), "priority": ErrorLabel(self)}
+        # fields of the submission beside the form's (a cloned job's tags, dependencies, Manager, failure limits)
+        self.extra_fields: dict[str, Any] = {}
+        self.extra = QLabel(self)
+        self.extra.setObjectName("submit-extra-fields")
+        self.extra.setWordWrap(True)
+        self.extra.hide()
         self.message = QLabel(self)
         self.message.setStyleSheet(ERROR_STYLE)
         self.message.setWordWrap(True)
@@ -69,6 +75,7 @@ class SubmitDialog(QDialog):
         layout.addLayout(head)
         layout.addWidget(self.description)
         layout.addLayout(self.form_holder, 1)
+        layout.addWidget(self.extra)
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
 
@@ -141,8 +148,16 @@ class SubmitDialog(QDialog):
             "type": self.type_box.currentData(),
             "settings": settings,
             "priority": self.priority.value(),
+            **self.extra_fields,
         }
         return body, {}
+
+    def set_extra_fields(self, fields: dict[str, Any]) -> None:
+        """Send these with the job too, and say so under the form."""
+        self.extra_fields = dict(fields)
+        shown = [f"{k.replace('_', ' ')}: {v}" for k, v in fields.items() if v not in (None, [], "")]
+        self.extra.setText("Also sent: " + "; ".join(shown) if shown else "")
+        self.extra.setVisible(bool(shown))
 
     def submit(self) -> None:
         self._pending = asyncio.ensure_future(self.send())

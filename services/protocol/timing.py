@@ -15,9 +15,7 @@ from services.protocol.jobs import Job
 from services.protocol.states import FINISHED_JOB_STATUSES, RUNNABLE_JOB_STATUSES, WorkerStatus
 
 
-def estimate(
-    *, left: int, running: int, running_elapsed: float, mean: float | None, workers: int
-) -> float | None:
+def estimate(*, left: int, running: int, running_elapsed: float, mean: float | None, workers: int) -> float | None:
     """Seconds until the last of `left` tasks (of which `running` run, for `running_elapsed` seconds together)
     ends, when each takes `mean` seconds and `workers` run them side by side; None when it cannot be told.
 

@@ -46,9 +46,7 @@ class Link:
 
     def push(self, *updates: dict[str, Any]) -> None:
         self.seq += 1
-        r = self.client.post(
-            "/updates", json={"seq": self.seq, "task_updates": list(updates), "workers": self.workers}
-        )
+        r = self.client.post("/updates", json={"seq": self.seq, "task_updates": list(updates), "workers": self.workers})
         assert r.status_code == 200, r.text
         assert r.json()["rejected"] == []
 
@@ -62,7 +60,11 @@ def link(server: ServerProcess) -> Iterator[Link]:
 
 
 def submit(admin: httpx.Client, link: Link, frames: str) -> dict[str, Any]:
-    body = {"name": "timed", "type": "exec", "settings": {"command": ["true"], "frames": frames, "task_type": link.type}}
+    body = {
+        "name": "timed",
+        "type": "exec",
+        "settings": {"command": ["true"], "frames": frames, "task_type": link.type},
+    }
     r = admin.post("/jobs", json=body)
     assert r.status_code == 201, r.text
     return dict(r.json())
@@ -126,9 +128,7 @@ def test_task_times_and_the_jobs_figures(admin: httpx.Client, link: Link) -> Non
     assert fresh["tasks_timed"] == 0 and fresh["task_seconds_mean"] is None and fresh["started"] is None
 
 
-def test_eta_from_the_tasks_left_their_mean_and_the_workers_that_can_run_them(
-    admin: httpx.Client, link: Link
-) -> None:
+def test_eta_from_the_tasks_left_their_mean_and_the_workers_that_can_run_them(admin: httpx.Client, link: Link) -> None:
     link.worker()
     link.worker()
     link.worker(task_types=["something-else"])  # cannot run it

@@ -102,8 +102,9 @@ def recount(session: Session, job: JobRow) -> None:
     """Rebuild the job's time figures from its tasks: aggregates in the database, no task read into Python
     but the running ones (no more than there are workers)."""
     timed, total, longest = session.execute(
-        select(func.count(TaskRow.render_seconds), func.sum(TaskRow.render_seconds), func.max(TaskRow.render_seconds))
-        .where(TaskRow.job_id == job.id, TaskRow.status == TaskStatus.COMPLETED)
+        select(
+            func.count(TaskRow.render_seconds), func.sum(TaskRow.render_seconds), func.max(TaskRow.render_seconds)
+        ).where(TaskRow.job_id == job.id, TaskRow.status == TaskStatus.COMPLETED)
     ).one()
     first, last = session.execute(
         select(func.min(TaskRow.started), func.max(TaskRow.finished)).where(TaskRow.job_id == job.id)

@@ -8,7 +8,7 @@ tasks, its running tasks and their mean start, and the number of workers that ca
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from services.protocol.farm import Worker
 from services.protocol.jobs import Job
@@ -37,13 +37,19 @@ def tasks_left(job: Job) -> int:
 
 def worker_can_run(job: Job, worker: Worker) -> bool:
     """The worker would take this job's tasks now: awake, available, of its Manager, with its tags and types."""
+    return fits(job.manager_id, job.tags, job.task_types, worker)
+
+
+def fits(manager_id: int | None, tags: Iterable[str], task_types: Iterable[str], worker: Worker) -> bool:
+    """`worker_can_run` for a job given by its Manager restriction, tags and task types."""
     if worker.status != WorkerStatus.AWAKE or worker.unavailable is not None:
         return False
-    if job.manager_id is not None and worker.manager_id != job.manager_id:
+    if manager_id is not None and worker.manager_id != manager_id:
         return False
-    if not set(job.tags) <= set(worker.tags):
+    if not set(tags) <= set(worker.tags):
         return False
-    return not job.task_types or bool(set(job.task_types) & set(worker.task_types))
+    types = set(task_types)
+    return not types or bool(types & set(worker.task_types))
 
 
 def usable_workers(job: Job, workers: Iterable[Worker]) -> int:
@@ -63,18 +69,6 @@ def job_estimate(job: Job, workers: int, now: datetime) -> float | None:
         running_elapsed=running_elapsed,
         mean=job.task_seconds_mean,
         workers=workers,
-    )
-
-
-def with_estimate(job: Job, workers: int, now: datetime) -> Job:
-    """The job with its ETA fields filled in for `now`."""
-    seconds = job_estimate(job, workers, now)
-    return job.model_copy(
-        update={
-            "eta_workers": workers,
-            "eta_seconds": seconds,
-            "eta": None if seconds is None else now + timedelta(seconds=seconds),
-        }
     )
 
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from app.models.columns import TIME_COLUMNS
-from app.models.sync import ConnectionState, FarmSync
 from app.models.store import ClientStore
+from app.models.sync import ConnectionState, FarmSync
 from app.qt import QUrl
 from app.ui.jobs_panel import JobsPanel
 from app.ui.schema_form import SchemaForm
@@ -128,28 +128,33 @@ def test_times_and_eta_show_in_the_tables_and_the_details(qloop, qtbot, fresh_se
     qtbot.addWidget(p.panel)
     ttype = f"t{uuid.uuid4().hex[:8]}"
     token = add_manager(fresh_server, "m")
-    link = httpx.Client(base_url=fresh_server.url + API + "/manager", headers={"Authorization": f"Bearer {token}"})
     workers = [{"id": f"w{i}", "name": f"w{i}", "platform": "linux", "task_types": [ttype], "tags": [],
                 "status": "awake"} for i in range(2)]  # fmt: skip
     seq = 0
 
-    def push(*updates: dict[str, Any]) -> None:
-        nonlocal seq
-        seq += 1
-        r = link.post("/updates", json={"seq": seq, "task_updates": list(updates), "workers": workers})
-        assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+    def ran(c: dict[str, Any], status: str, started: datetime, ended: datetime | None = None) -> dict[str, Any]:
+        times = {"started": started.isoformat()} | ({"time": ended.isoformat()} if ended else {})
+        return {"task_id": c["id"], "attempt": c["attempt"], "status": status, **times}
 
     async def scenario() -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        link = httpx.AsyncClient(base_url=fresh_server.url + API + "/manager", headers=headers, timeout=30)
+
+        async def push(*updates: dict[str, Any]) -> None:
+            nonlocal seq
+            seq += 1
+            r = await link.post("/updates", json={"seq": seq, "task_updates": list(updates), "workers": workers})
+            assert r.status_code == 200 and r.json()["rejected"] == [], r.text
+
+        settings = {"command": ["true"], "frames": "1-5", "task_type": ttype}
         async with ServerClient(fresh_server.url, fresh_server.admin_token) as actor:
-            job = await actor.submit_job({"name": "timed", "type": "exec",
-                                          "settings": {"command": ["true"], "frames": "1-5", "task_type": ttype}})  # fmt: skip
+            job = await actor.submit_job({"name": "timed", "type": "exec", "settings": settings})
         await p.start()
         await p.show(job.id)
-        claimed = link.post("/claim", json={"capacity": 10, "task_types": [ttype]}).json()["tasks"]
+        claimed = (await link.post("/claim", json={"capacity": 10, "task_types": [ttype]})).json()["tasks"]
         now = datetime.now(UTC)
-        push(*[{"task_id": c["id"], "attempt": c["attempt"], "status": "completed",
-                "started": (now - timedelta(seconds=20 + 4 * i)).isoformat(),
-                "time": (now - timedelta(seconds=16 + 4 * i)).isoformat()} for i, c in enumerate(claimed[:2])])  # fmt: skip
+        await push(*[ran(c, "completed", now - timedelta(seconds=20 + 4 * i), now - timedelta(seconds=16 + 4 * i))
+                     for i, c in enumerate(claimed[:2])])  # fmt: skip
         await until(lambda: p.store.jobs.items[job.id].tasks_timed == 2, what="the figures by event")
         model = p.panel.jobs_model
         model.flush()
@@ -167,21 +172,21 @@ def test_times_and_eta_show_in_the_tables_and_the_details(qloop, qtbot, fresh_se
         assert "since" in p.details.fields["time"].text()
         # the tasks table has each task's start, end and render time
         tasks = p.panel.tasks_model
-        await until(lambda: tasks.rowCount() == 5 and p.store.tasks.items[claimed[0]["id"]].render_seconds, what="tasks")
+        first_id = claimed[0]["id"]
+        await until(lambda: tasks.rowCount() == 5 and p.store.tasks.items[first_id].render_seconds, what="tasks")
         tasks.flush()
         t_titles = [c.title for c in tasks.columns]
-        trow = tasks.row_of(claimed[0]["id"])
+        trow = tasks.row_of(first_id)
         assert trow is not None
         assert tasks.data(tasks.index(trow, t_titles.index("Render time"))) == "4.0 s"
         assert tasks.data(tasks.index(trow, t_titles.index("Started"))) != ""
         # the clock moves the ETA without any event: the elapsed time of a running task counts
-        push({"task_id": claimed[2]["id"], "attempt": claimed[2]["attempt"], "status": "active",
-              "started": datetime.now(UTC).isoformat()})  # fmt: skip
+        await push(ran(claimed[2], "active", datetime.now(UTC)))
         await until(lambda: p.store.jobs.items[job.id].tasks_running == 1, what="a running task")
         first = model.data(model.index(row, titles.index("ETA")))
         await until(lambda: model.data(model.index(row, titles.index("ETA"))) != first, within=5, what="a tick")
         await p.stop()
-        link.close()
+        await link.aclose()
 
     qloop.run_until_complete(scenario())
 

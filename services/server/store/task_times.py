@@ -10,6 +10,7 @@ are kept no later than the Server's now, so a worker clock running ahead cannot 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -17,11 +18,12 @@ from sqlalchemy.orm import Session
 
 from services.protocol import timing
 from services.protocol.common import utcnow
-from services.protocol.jobs import Job
+from services.protocol.farm import Worker
 from services.protocol.states import RUNNABLE_JOB_STATUSES, TaskStatus, WorkerStatus
 from services.server.db.tables import JobRow, TaskRow, WorkerRow
 from services.server.store.convert import aware, worker_to_wire
 
+_RUNNABLE = frozenset(s.value for s in RUNNABLE_JOB_STATUSES)
 # statuses that end a run that had started
 _ENDS_RUN = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SOFT_FAILED, TaskStatus.CANCELED})
 
@@ -123,26 +125,29 @@ def recount(session: Session, job: JobRow) -> None:
     job.running_since_total = sum(_epoch(s) for s in starts if s is not None)
 
 
-def with_estimates(session: Session, jobs: list[Job]) -> list[Job]:
-    """The jobs with their ETA filled in: one query of the awake workers for all of them, whatever their number;
-    jobs asking the same of a worker (Manager, tags, task types) are counted once."""
-    if not any(j.status in RUNNABLE_JOB_STATUSES for j in jobs):
-        return jobs
-    awake = [
-        worker_to_wire(w)
-        for w in session.scalars(
-            select(WorkerRow).where(WorkerRow.status == WorkerStatus.AWAKE.value, WorkerRow.unavailable.is_(None))
-        )
-    ]
-    now = utcnow()
+def worker_counts(session: Session) -> Callable[[JobRow], int | None]:
+    """How many workers can run a job, for its ETA: one query of the awake workers per answer, whatever the
+    number of jobs in it, and jobs asking the same of a worker (Manager, tags, task types) counted once.
+    None for jobs that are not running (they have no ETA)."""
+    awake: list[Worker] | None = None
     counted: dict[tuple[int | None, tuple[str, ...], tuple[str, ...]], int] = {}
-    out = []
-    for job in jobs:
-        if job.status not in RUNNABLE_JOB_STATUSES:
-            out.append(job)
-            continue
-        key = (job.manager_id, tuple(job.tags), tuple(job.task_types))
+
+    def count(job: JobRow) -> int | None:
+        nonlocal awake
+        if job.status not in _RUNNABLE:
+            return None
+        key = (job.manager_id, tuple(job.tags or []), tuple(job.task_types or []))
         if key not in counted:
-            counted[key] = timing.usable_workers(job, awake)
-        out.append(timing.with_estimate(job, counted[key], now))
-    return out
+            if awake is None:
+                awake = [
+                    worker_to_wire(w)
+                    for w in session.scalars(
+                        select(WorkerRow).where(
+                            WorkerRow.status == WorkerStatus.AWAKE.value, WorkerRow.unavailable.is_(None)
+                        )
+                    )
+                ]
+            counted[key] = sum(1 for w in awake if timing.fits(key[0], key[1], key[2], w))
+        return counted[key]
+
+    return count

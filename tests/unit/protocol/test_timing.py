@@ -51,10 +51,8 @@ def test_job_estimate_takes_the_running_tasks_elapsed_from_their_mean_start() ->
     j = job(tasks_running=2, running_since_mean=NOW - timedelta(seconds=1.5))
     # 6 left, 2 running 1.5 s each: 4 × 2 + 2 × 0.5 = 9 s over 3 workers
     assert timing.job_estimate(j, 3, NOW) == pytest.approx(3.0)
-    filled = timing.with_estimate(j, 3, NOW)
-    assert filled.eta_workers == 3 and filled.eta == NOW + timedelta(seconds=3)
     assert timing.job_estimate(job(status="paused"), 3, NOW) is None
-    assert timing.with_estimate(job(status="completed"), 3, NOW).eta is None
+    assert timing.job_estimate(job(status="completed"), 3, NOW) is None
 
 
 def test_worker_can_run_needs_awake_available_manager_tags_and_a_task_type() -> None:

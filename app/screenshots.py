@@ -75,7 +75,7 @@ async def shoot(out: Path, settle: float) -> int:
             blend = await asyncio.to_thread(
                 make_sample_scene, data / "sample.blend", blender=blender, frames=48, size=(640, 360), samples=8
             )
-            body = demo_job(blend, data / "render", 48)
+            body = demo_job(blend, data / "farm" / "demo", 48)  # under the local farm's output roots
             body["priority"] = 80
             shown = (await client.submit_job(body)).id
         # let the workers get going so progress, graphs and logs have content; shoot the render half-way

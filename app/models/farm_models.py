@@ -23,11 +23,14 @@ class JobsModel(RecordTableModel):
         self._clock.start()
 
     def tick(self) -> None:
-        """The elapsed time and the ETA of unfinished jobs move with the clock: repaint those cells."""
+        """The elapsed time and the ETA of started, unfinished jobs move with the clock: repaint those cells
+        (only those: a sorting, filtering proxy looks again at every row it is told of)."""
         rows = [
             row
             for key, job in self.store.jobs.items.items()
-            if job.status not in FINISHED_JOB_STATUSES and (row := self.row_of(key)) is not None
+            if job.started is not None
+            and job.status not in FINISHED_JOB_STATUSES
+            and (row := self.row_of(key)) is not None
         ]
         first, last = self._time_columns
         for top, bottom in contiguous_ranges(rows):

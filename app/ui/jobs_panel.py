@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 from app.models.farm_models import JobsModel, TasksModel
 from app.models.sync import FarmSync
-from app.models.table import KeyRole
+from app.models.table import Column, KeyRole
 from app.qt import (
     QComboBox,
     QHBoxLayout,
+    QHeaderView,
     QLineEdit,
     QMenu,
     QPlainTextEdit,
@@ -58,6 +59,9 @@ class JobsPanel(QWidget):
         for col in (6, 7):  # created, updated
             self.jobs_view.setColumnWidth(col, 150)
         self.tasks_view.setColumnWidth(9, 150)
+        # the time columns come last in the models (the others keep their numbers) but show next to the progress
+        _show_after(self.jobs_view.horizontalHeader(), self.jobs_model.columns, "Progress", ("Elapsed", "ETA"))
+        _show_after(self.tasks_view.horizontalHeader(), self.tasks_model.columns, "Worker", ("Started", "Render time"))
 
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search jobs (name, type, submitter, activity…)")
@@ -172,3 +176,10 @@ class JobsPanel(QWidget):
     def _popup(make: Callable[[], QMenu], at: QPoint) -> None:
         menu = make()
         menu.popup(at)  # not exec(): a nested event loop would stall the qasync loop's network work
+
+
+def _show_after(header: QHeaderView, columns: list[Column], after: str, titles: tuple[str, ...]) -> None:
+    """Move columns, by title, to show right after another (the view's order only; the model's stays)."""
+    index = [c.title for c in columns].index
+    for offset, title in enumerate(titles, start=1):
+        header.moveSection(header.visualIndex(index(title)), header.visualIndex(index(after)) + offset)

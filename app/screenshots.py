@@ -121,6 +121,8 @@ async def shoot(out: Path, settle: float) -> int:
         grab(window, out / "main-window-jobs.png")
         window.jobs.detail_tabs.setCurrentIndex(1)
         grab(window, out / "job-log.png")
+        window.jobs.detail_tabs.setCurrentWidget(window.jobs.details)  # times, ETA, settings, Clone, Resubmit
+        grab(window, out / "job-details.png")
         window.jobs.detail_tabs.setCurrentIndex(0)
         window.tabs.setCurrentWidget(window.workers)
         await shoot_workers(window, out)

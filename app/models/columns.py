@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
+from app.job_info import duration
 from app.models.store import ClientStore, TaskRow
 from app.models.table import Column
 from app.qt import QColor
+from services.protocol import timing
 from services.protocol.farm import Manager, Worker
 from services.protocol.jobs import Job
 
@@ -50,7 +52,7 @@ def fmt_iso(s: str) -> str:
     return s[:19].replace("T", " ")
 
 
-def job_columns() -> list[Column]:
+def job_columns(store: ClientStore | None = None) -> list[Column]:
     return [
         Column("Name", lambda j: j.name),
         Column("Status", lambda j: j.status.value, foreground=lambda j: status_colour(j.status.value)),
@@ -67,6 +69,40 @@ def job_columns() -> list[Column]:
         Column("Updated", lambda j: fmt_time(j.updated), sort=lambda j: j.updated.isoformat()),
         Column("Activity", lambda j: j.activity),
         Column("ID", lambda j: j.id, align_right=True),
+        # last, so the columns before keep their places; these move with the clock (JobsModel ticks them)
+        *job_time_columns(store),
+    ]
+
+
+TIME_COLUMNS = ("Elapsed", "ETA", "Mean task", "Longest task")
+
+
+def job_time_columns(store: ClientStore | None) -> list[Column]:
+    def eta(j: Job) -> float | None:
+        workers = store.workers.values() if store is not None else []
+        return timing.job_estimate(j, timing.usable_workers(j, workers), datetime.now(UTC))
+
+    def elapsed(j: Job) -> float | None:
+        return timing.elapsed(j, datetime.now(UTC))
+
+    def none_last(value: float | None) -> float:
+        return float("inf") if value is None else value
+
+    return [
+        Column("Elapsed", lambda j: duration(elapsed(j)), sort=lambda j: none_last(elapsed(j)), align_right=True),
+        Column("ETA", lambda j: duration(eta(j)), sort=lambda j: none_last(eta(j)), align_right=True),
+        Column(
+            "Mean task",
+            lambda j: duration(j.task_seconds_mean),
+            sort=lambda j: none_last(j.task_seconds_mean),
+            align_right=True,
+        ),
+        Column(
+            "Longest task",
+            lambda j: duration(j.task_seconds_max),
+            sort=lambda j: none_last(j.task_seconds_max),
+            align_right=True,
+        ),
     ]
 
 
@@ -96,6 +132,14 @@ def task_columns() -> list[Column]:
         Column("Activity", lambda t: t.activity),
         Column("Updated", lambda t: fmt_iso(t.updated), sort=lambda t: t.updated),
         Column("ID", lambda t: t.id, align_right=True),
+        Column("Started", lambda t: fmt_iso(t.started) if t.started else "", sort=lambda t: t.started or ""),
+        Column("Ended", lambda t: fmt_iso(t.finished) if t.finished else "", sort=lambda t: t.finished or ""),
+        Column(
+            "Render time",
+            lambda t: duration(t.render_seconds),
+            sort=lambda t: -1.0 if t.render_seconds is None else t.render_seconds,
+            align_right=True,
+        ),
     ]
 
 

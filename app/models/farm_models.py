@@ -4,13 +4,37 @@ from __future__ import annotations
 
 from app.models import columns as cols
 from app.models.store import ClientStore
-from app.models.table import RecordTableModel, SortRole, StatusRole
-from app.qt import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from app.models.table import RecordTableModel, SortRole, StatusRole, contiguous_ranges
+from app.qt import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer
+from services.protocol.states import FINISHED_JOB_STATUSES
 
 
 class JobsModel(RecordTableModel):
+    TICK_MS = 1000
+
     def __init__(self, store: ClientStore, parent: QObject | None = None) -> None:
-        super().__init__(store.jobs, cols.job_columns(), cols.job_status, parent)
+        super().__init__(store.jobs, cols.job_columns(store), cols.job_status, parent)
+        self.store = store
+        titles = [c.title for c in self.columns]
+        self._time_columns = (titles.index(cols.TIME_COLUMNS[0]), titles.index(cols.TIME_COLUMNS[-1]))
+        self._clock = QTimer(self)
+        self._clock.setInterval(self.TICK_MS)
+        self._clock.timeout.connect(self.tick)
+        self._clock.start()
+
+    def tick(self) -> None:
+        """The elapsed time and the ETA of started, unfinished jobs move with the clock: repaint those cells
+        (only those: a sorting, filtering proxy looks again at every row it is told of)."""
+        rows = [
+            row
+            for key, job in self.store.jobs.items.items()
+            if job.started is not None
+            and job.status not in FINISHED_JOB_STATUSES
+            and (row := self.row_of(key)) is not None
+        ]
+        first, last = self._time_columns
+        for top, bottom in contiguous_ranges(rows):
+            self.dataChanged.emit(self.index(top, first), self.index(bottom, last), [Qt.ItemDataRole.DisplayRole])
 
 
 class TasksModel(RecordTableModel):

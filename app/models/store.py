@@ -37,6 +37,9 @@ class TaskRow:
     steps_done: int
     steps_total: int
     updated: str
+    started: str | None = None  # ISO times, as the tables show them
+    finished: str | None = None
+    render_seconds: float | None = None
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> TaskRow:
@@ -56,6 +59,9 @@ class TaskRow:
             int(d.get("steps_done", 0)),
             int(d.get("steps_total", 0)),
             str(d.get("updated", "")),
+            d.get("started"),
+            d.get("finished"),
+            d.get("render_seconds"),
         )
 
     @classmethod

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from app.models.farm_models import JobsModel, TasksModel
 from app.models.previews import PreviewSource
 from app.models.sync import FarmSync
-from app.models.table import KeyRole
+from app.models.table import Column, KeyRole
 from app.qt import (
     QComboBox,
     QHBoxLayout,
+    QHeaderView,
     QLineEdit,
     QMenu,
     QPlainTextEdit,
@@ -18,11 +19,13 @@ from app.qt import (
     QSplitter,
     Qt,
     QTabWidget,
+    QTimer,
     QVBoxLayout,
     QWidget,
     Signal,
 )
 from app.ui.actions import Confirm, JobActions, TaskActions
+from app.ui.job_details import JobDetails
 from app.ui.job_failures import JobFailuresPanel
 from app.ui.preview_view import PreviewView
 from app.ui.tables import make_big_view, make_view, selected_keys
@@ -59,6 +62,9 @@ class JobsPanel(QWidget):
         for col in (6, 7):  # created, updated
             self.jobs_view.setColumnWidth(col, 150)
         self.tasks_view.setColumnWidth(9, 150)
+        # the time columns come last in the models (the others keep their numbers) but show next to the progress
+        _show_after(self.jobs_view.horizontalHeader(), self.jobs_model.columns, "Progress", ("Elapsed", "ETA"))
+        _show_after(self.tasks_view.horizontalHeader(), self.tasks_model.columns, "Worker", ("Started", "Render time"))
 
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search jobs (name, type, submitter, activity…)")
@@ -106,6 +112,9 @@ class JobsPanel(QWidget):
         details.setSizes([700, 300])
         self.failures = JobFailuresPanel(sync, self, confirm=confirm)  # blocklist, dependencies that failed
         self.detail_tabs.addTab(self.failures, "Failures")
+        self.details = JobDetails(sync, self, confirm=confirm)
+        self.details.submitted.connect(lambda job: QTimer.singleShot(200, lambda: self.select_job(job.id)))
+        self.detail_tabs.addTab(self.details, "Details")
         split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(top)
         split.addWidget(details)
@@ -138,6 +147,7 @@ class JobsPanel(QWidget):
             job_id = ids[0] if ids else None
         self.sync.select_job(job_id)
         self.preview.source.show(job_id)
+        self.details.show_job(job_id)
 
     def _show_job_log(self) -> None:
         lines = [
@@ -178,3 +188,10 @@ class JobsPanel(QWidget):
     def _popup(make: Callable[[], QMenu], at: QPoint) -> None:
         menu = make()
         menu.popup(at)  # not exec(): a nested event loop would stall the qasync loop's network work
+
+
+def _show_after(header: QHeaderView, columns: list[Column], after: str, titles: tuple[str, ...]) -> None:
+    """Move columns, by title, to show right after another (the view's order only; the model's stays)."""
+    index = [c.title for c in columns].index
+    for offset, title in enumerate(titles, start=1):
+        header.moveSection(header.visualIndex(index(title)), header.visualIndex(index(after)) + offset)

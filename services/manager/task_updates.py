@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from services.manager.core import ManagerCore
 from services.manager.errors import Conflict, Invalid
 from services.manager.model import HeldTask, WorkerState
@@ -27,6 +29,12 @@ def validate(updates: list[WorkerTaskUpdate], prefix: str = "updates") -> None:
         for j, line in enumerate(u.log_lines):
             if len(line) > LOG_LINE_MAX_CHARS:
                 raise Invalid(f"log line longer than {LOG_LINE_MAX_CHARS} characters", f"{prefix}[{i}].log_lines[{j}]")
+
+
+def _when(u: WorkerTaskUpdate) -> datetime:
+    """When the worker says a status change happened (its clock), never later than now by ours."""
+    now = datetime.now(UTC)
+    return now if u.time is None else min(u.time if u.time.tzinfo else u.time.replace(tzinfo=UTC), now)
 
 
 def held_by(core: ManagerCore, worker: WorkerState, task_id: int) -> HeldTask:
@@ -95,10 +103,12 @@ def _apply(core: ManagerCore, worker: WorkerState, task: HeldTask, new: list[Wor
         if u.status == TaskStatus.ACTIVE:
             task.started = True
             cur.status = TaskStatus.ACTIVE
+            cur.started = _when(u)
             touched = True
             store.save_task(core.conn, task)
         elif u.status == TaskStatus.COMPLETED:
             cur.status = TaskStatus.COMPLETED
+            cur.time = _when(u)
             cur.steps_done = cur.steps_done if cur.steps_done is not None else task.claim.steps_total
             touched = True
             flush()

@@ -61,6 +61,19 @@ class Job(ResponseModel):
     tasks_failed: int
     tasks_canceled: int = 0
     tasks_active: int
+    # time (docs/api.md "Time"): seconds by the workers' clocks; the estimate is services.protocol.timing's
+    task_types: list[str] = Field(default_factory=list)
+    started: datetime | None = None  # its first task's start
+    finished: datetime | None = None  # the latest end of one of its tasks
+    elapsed_seconds: float | None = None  # first start to now, or to the last end once it has finished
+    tasks_timed: int = 0  # completed tasks the mean and the longest are taken from
+    task_seconds_mean: float | None = None
+    task_seconds_max: float | None = None
+    tasks_running: int = 0
+    running_since_mean: datetime | None = None  # the mean start of its running tasks
+    eta_workers: int | None = None  # workers that can run it (only in answers to GET, not in events)
+    eta_seconds: float | None = None  # left to run, by services.protocol.timing.estimate
+    eta: datetime | None = None
 
     @property
     def progress(self) -> float:
@@ -85,6 +98,9 @@ class TaskSummary(ResponseModel):
     steps_done: int
     steps_total: int
     updated: datetime
+    started: datetime | None = None  # this attempt's start on its worker
+    finished: datetime | None = None
+    render_seconds: float | None = None  # finished - started, once it has ended
 
 
 class Task(TaskSummary):

@@ -66,7 +66,8 @@ class TaskUpdate(WireModel):
     steps_total: int | None = Field(default=None, ge=0)
     log_tail: list[LongText] = Field(default_factory=list, max_length=LOG_TAIL_LINES)
     failure_count: int | None = Field(default=None, ge=0)
-    time: datetime | None = None
+    time: datetime | None = None  # when it happened: with a final status, the end of the run
+    started: datetime | None = None  # with status active: when the run began on its worker (kept by coalescing)
     # with status queued: given back because no worker of this Manager may run it (every one that could is
     # blocklisted for its job); the Server offers it to other Managers, or fails it when there is none
     unrunnable_here: bool = False

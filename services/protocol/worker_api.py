@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field, StringConstraints
@@ -53,6 +54,7 @@ class WorkerTaskUpdate(WireModel):
     seq: int = Field(ge=1, le=ID_MAX)
     handout: Id  # the Manager's hand-out number of this run of the task (AssignedTask.handout)
     status: TaskStatus | None = None  # active, completed, failed, or queued (given back)
+    time: datetime | None = None  # with a status: when it happened, by the worker's clock
     activity: str | None = Field(default=None, max_length=1000)
     steps_done: int | None = Field(default=None, ge=0)
     steps_total: int | None = Field(default=None, ge=0)

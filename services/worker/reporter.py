@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from services.protocol.preview import Preview
@@ -68,6 +69,7 @@ class TaskReporter:
         fields = dict(self._fields)
         if status is not None:
             fields["status"] = status.value
+            fields["time"] = datetime.now(UTC).isoformat()  # the Manager may hear of it later (buffered)
         if self._lines:
             fields["log_lines"] = self._lines
         if self._outputs:

@@ -26,7 +26,7 @@ from services.server.api.deps import ConfigDep, DispatcherDep, ReadSessionDep, S
 from services.server.db.tables import JobRow
 from services.server.jobtypes.registry import get_job_type
 from services.server.store import jobs as store
-from services.server.store import submission
+from services.server.store import submission, task_times
 from services.server.store.convert import job_to_wire, log_entry, task_summary
 from services.server.store.errors import Invalid, StoreError
 from services.server.store.link import handing_off
@@ -72,7 +72,8 @@ def list_jobs(
         limit=limit,
         cursor=cursor,
     )
-    return Page[Job](items=[job_to_wire(j) for j in rows], next_cursor=next_cursor)
+    workers = task_times.worker_counts(session)  # for the ETAs: one query, whatever the number of jobs
+    return Page[Job](items=[job_to_wire(j, workers(j)) for j in rows], next_cursor=next_cursor)
 
 
 @router.post("/bulk")
@@ -114,7 +115,7 @@ def get_job(
     job = store.get(session, job_id)
     tasks, next_cursor = store.list_tasks(session, job_id, limit=tasks_limit) if tasks_limit else ([], None)
     return JobDetail(
-        **job_to_wire(job).model_dump(),
+        **job_to_wire(job, task_times.worker_counts(session)(job)).model_dump(),
         tasks=[task_summary(t) for t in tasks],
         tasks_next_cursor=next_cursor,
         log=[log_entry(r) for r in store.job_log(session, job_id, limit=200)],

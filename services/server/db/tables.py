@@ -84,6 +84,15 @@ class JobRow(Base):
     tasks_failed: Mapped[int] = mapped_column(Integer, default=0)
     tasks_canceled: Mapped[int] = mapped_column(Integer, default=0)
     tasks_active: Mapped[int] = mapped_column(Integer, default=0)  # held by a Manager: assigned, active, soft-failed
+    # time figures, kept by store.task_times like the counts above, so lists never aggregate tasks
+    task_types: Mapped[list[Any]] = mapped_column(JSON, default=list)  # of its tasks: which workers can run it
+    started: Mapped[datetime | None]  # its first task's start
+    finished: Mapped[datetime | None]  # the latest end of one of its tasks
+    tasks_timed: Mapped[int] = mapped_column(Integer, default=0)  # completed tasks with a render time
+    task_seconds_total: Mapped[float] = mapped_column(Float, default=0.0)  # their render times added up
+    task_seconds_max: Mapped[float] = mapped_column(Float, default=0.0)
+    tasks_running: Mapped[int] = mapped_column(Integer, default=0)  # active tasks with a start time
+    running_since_total: Mapped[float] = mapped_column(Float, default=0.0)  # their starts, Unix seconds, added up
 
     __table_args__ = (
         Index("ix_jobs_updated_id", "updated", "id"),
@@ -116,6 +125,9 @@ class TaskRow(Base):
     activity: Mapped[str] = mapped_column(Text, default="")
     log_tail: Mapped[list[Any]]
     lease_expires: Mapped[datetime | None]
+    started: Mapped[datetime | None]  # this attempt's start on its worker
+    finished: Mapped[datetime | None]  # and its end (completed, failed, canceled)
+    render_seconds: Mapped[float | None] = mapped_column(Float)  # finished - started, by the worker's clock
     created: Mapped[datetime]
     updated: Mapped[datetime]
 

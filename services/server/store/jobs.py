@@ -101,6 +101,7 @@ def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
         raise Invalid("the settings produce no tasks", field="settings")
     _store_tasks(session, job, compiled, now)
     job.tasks_total = len(compiled)
+    job.task_types = sorted({t.type for t in compiled})
     initial = JobStatus.PAUSED if sub.start_paused else JobStatus.QUEUED
     if initial == JobStatus.PAUSED:
         session.execute(update_status(job.id, TaskStatus.QUEUED, TaskStatus.PAUSED))

@@ -127,6 +127,7 @@ def _build(
         except CompileError as exc:
             raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
         _check_size(read_sessions, actor, compiled, limits)
+        task_types = sorted({t.type for t in compiled})  # before the chunks below let the tasks go
         initial = JobStatus.PAUSED if sub.start_paused else JobStatus.QUEUED
         status = TaskStatus.PAUSED if sub.start_paused else TaskStatus.QUEUED
         ids: list[int] = []
@@ -143,6 +144,7 @@ def _build(
             store_task_rows(session, job_id, compiled, now, last, len(compiled), ids, status)
             job = session.get_one(JobRow, job_id)
             job.tasks_total = total
+            job.task_types = task_types
             job.status = initial
             log_job(session, job, actor.name, f"submitted by {actor.name}: {total} tasks, {initial}")
             for problem in host_check.unmet_steps(session, job):  # openjd hostRequirements nobody meets

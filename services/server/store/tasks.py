@@ -8,6 +8,7 @@ of completed tasks are adjusted at flush and commit by the hooks `install()` put
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,7 +27,7 @@ from services.server.db.tables import (
 )
 from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD, check_transition
-from services.server.store import events, failures, webhooks
+from services.server.store import events, failures, task_times, webhooks
 from services.server.store.convert import task_summary
 
 _SHIFTS = "tablao_dependency_shifts"
@@ -49,11 +50,14 @@ def set_task_status(
     actor: str,
     activity: str | None = None,
     job: JobRow | None = None,
+    started: datetime | None = None,
+    ended: datetime | None = None,
 ) -> None:
     """Move one task to `new` and keep everything that depends on it true.
 
-    Raises `IllegalTaskTransition` for a change the task state machine refuses. Keeps the job's counters,
-    the dependents' `deps_pending`, the job's status (which follows its tasks) and publishes events.
+    Raises `IllegalTaskTransition` for a change the task state machine refuses. Keeps the job's counters and
+    time figures (`started`, `ended`: when its run began and ended, see store/task_times.py), the dependents'
+    `deps_pending`, the job's status (which follows its tasks) and publishes events.
     """
     old = TaskStatus(task.status)
     if activity is not None:
@@ -64,6 +68,7 @@ def set_task_status(
         return
     check_transition(old, new)
     job = job or session.get_one(JobRow, task.job_id)
+    task_times.note(session, task, job, old, new, started=started, ended=ended)
     task.status = new
     task.updated = utcnow()
     if (field := _COUNTER_OF.get(old)) is not None:
@@ -292,6 +297,9 @@ def requeue_where(session: Session, job: JobRow, statuses: list[TaskStatus], *, 
             steps_done=0,
             activity="",
             updated=now,
+            started=None,
+            finished=None,
+            render_seconds=None,
         )
         .execution_options(synchronize_session=False)
     )
@@ -329,6 +337,7 @@ def recount(session: Session, job: JobRow) -> None:
     job.tasks_failed = counts.get(TaskStatus.FAILED, 0)
     job.tasks_canceled = counts.get(TaskStatus.CANCELED, 0)
     job.tasks_active = sum(counts.get(s, 0) for s in HELD)
+    task_times.recount(session, job)
     job.updated = utcnow()
     events.mark_job_dirty(session, job)
 

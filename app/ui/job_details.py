@@ -1,0 +1,267 @@
+"""The selected job's details: its times and ETA, settings as submitted and as this machine reads them, output
+folder, dependencies, tags and Manager; Clone (the submission dialog filled in) and Resubmit (the same again)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app import job_info
+from app.models.columns import fmt_time
+from app.models.sync import FarmSync
+from app.qt import (
+    QDesktopServices,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    Qt,
+    QTabWidget,
+    QTimer,
+    QUrl,
+    QVBoxLayout,
+    QWidget,
+    Signal,
+)
+from app.ui.actions import Confirm, confirm_box
+from app.ui.clone import fill_submit_dialog
+from app.ui.submit_dialog import SubmitDialog
+from services.protocol import timing
+from services.protocol.farm_paths import current_platform
+from services.protocol.jobs import Job
+from services.protocol.server_client import ApiError
+
+OpenUrl = Callable[[QUrl], bool]
+
+
+class JobDetails(QWidget):
+    """Follows one job of the store; refreshed every second (its times move with the clock)."""
+
+    submitted = Signal(object)  # a Job made by Clone or Resubmit
+
+    def __init__(
+        self,
+        sync: FarmSync,
+        parent: QWidget | None = None,
+        confirm: Confirm | None = None,
+        open_url: OpenUrl | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("job-details")
+        self.sync = sync
+        self.confirm = confirm or confirm_box(self)
+        self.open_url = open_url or QDesktopServices.openUrl
+        self.platform = current_platform()
+        self.job_id: int | None = None
+        self.variables: dict[str, dict[str, str]] | None = None  # the farm's, fetched once
+        self.dialogs: list[SubmitDialog] = []
+        self.fields: dict[str, QLabel] = {}
+
+        form = QFormLayout()
+        for key, title in [
+            ("job", "Job"), ("time", "Time"), ("eta", "ETA"), ("tasks", "Task times"), ("type", "Type"),
+            ("submitter", "Submitter"), ("tags", "Tags"), ("manager", "Manager"), ("depends", "Depends on"),
+            ("failures", "Failures"),
+        ]:  # fmt: skip
+            label = QLabel(self)
+            label.setObjectName(f"detail-{key}")
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setWordWrap(True)
+            form.addRow(title, label)
+            self.fields[key] = label
+        self.output = QLabel(self)
+        self.output.setObjectName("detail-output")
+        self.output.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.open_folder_button = QPushButton("Open folder", self)
+        self.open_folder_button.setObjectName("open-output-folder")
+        self.open_folder_button.clicked.connect(self.open_folder)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.output, 1)
+        out_row.addWidget(self.open_folder_button)
+        form.addRow("Output", out_row)
+
+        self.settings_submitted = self._text("settings-submitted")
+        self.settings_resolved = self._text("settings-resolved")
+        self.settings_tabs = QTabWidget(self)
+        self.settings_tabs.addTab(self.settings_submitted, "Settings as submitted")
+        self.settings_tabs.addTab(self.settings_resolved, f"On this machine ({self.platform})")
+
+        self.clone_button = QPushButton("Clone…", self)
+        self.clone_button.setObjectName("clone-job")
+        self.clone_button.setToolTip("Open the submission form filled in with this job's type, settings and fields")
+        self.clone_button.clicked.connect(lambda: self.sync.spawn(self._clone()))
+        self.resubmit_button = QPushButton("Resubmit…", self)
+        self.resubmit_button.setObjectName("resubmit-job")
+        self.resubmit_button.setToolTip("Submit this job again as it is")
+        self.resubmit_button.clicked.connect(lambda: self.sync.spawn(self._resubmit()))
+        self.message = QLabel(self)
+        self.message.setObjectName("detail-message")
+        self.message.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.clone_button)
+        buttons.addWidget(self.resubmit_button)
+        buttons.addWidget(self.message, 1)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.settings_tabs, 1)
+        layout.addLayout(buttons)
+        self.clock = QTimer(self)
+        self.clock.setInterval(1000)
+        self.clock.timeout.connect(self.refresh)
+        self.clock.start()
+        self.show_job(None)
+
+    def _text(self, name: str) -> QPlainTextEdit:
+        text = QPlainTextEdit(self)
+        text.setObjectName(name)
+        text.setReadOnly(True)
+        return text
+
+    # --- showing --------------------------------------------------------------------------------
+    def job(self) -> Job | None:
+        return None if self.job_id is None else self.sync.store.jobs.get(self.job_id)
+
+    def show_job(self, job_id: int | None) -> None:
+        changed = job_id != self.job_id
+        self.job_id = job_id
+        if changed:
+            self.message.setText("")
+            self._show_settings()
+        if self.variables is None and job_id is not None:
+            self.variables = {}  # asked once; an old Server without the route leaves them empty
+            self.sync.spawn(self._load_variables())
+        self.refresh()
+
+    async def _load_variables(self) -> None:
+        try:
+            self.variables = await self.sync.client.farm_variables()
+        except ApiError:
+            self.variables = {}
+        self._show_settings()
+        self.refresh()
+
+    def values(self) -> dict[str, str]:
+        return job_info.variable_values(self.variables or {}, self.platform)
+
+    def _show_settings(self) -> None:
+        job = self.job()
+        settings = job.settings if job is not None else {}
+        self.settings_submitted.setPlainText(json.dumps(settings, indent=2) if job else "")
+        resolved = job_info.resolve(settings, self.values())
+        self.settings_resolved.setPlainText(json.dumps(resolved, indent=2) if job else "")
+
+    def refresh(self) -> None:
+        job = self.job()
+        for b in (self.clone_button, self.resubmit_button):
+            b.setEnabled(job is not None)
+        if job is None:
+            for label in self.fields.values():
+                label.setText("")
+            self.output.setText("")
+            self.open_folder_button.setEnabled(False)
+            return
+        if not self.settings_submitted.toPlainText() and job.settings:
+            self._show_settings()  # the job arrived after it was chosen
+        self.fields["job"].setText(f"{job.name} (#{job.id}), {job.status.value}")
+        self.fields["time"].setText(self.time_text(job))
+        self.fields["eta"].setText(self.eta_text(job))
+        mean, longest = job_info.duration(job.task_seconds_mean), job_info.duration(job.task_seconds_max)
+        self.fields["tasks"].setText(f"mean {mean}, longest {longest} ({job.tasks_timed} completed)" if mean else "")
+        self.fields["type"].setText(f"{job.type}, priority {job.priority}")
+        self.fields["submitter"].setText(job.submitter)
+        self.fields["tags"].setText(", ".join(job.tags) or "none (any worker)")
+        self.fields["manager"].setText(self.manager_text(job))
+        self.fields["depends"].setText(self.depends_text(job))
+        self.fields["failures"].setText(
+            f"{job.max_task_failures} per task, then {job.on_task_failure.value}; {job.tasks_failed} failed"
+        )
+        folder = self.output_folder()
+        self.output.setText(folder or "(this job type names no output folder)")
+        self.open_folder_button.setEnabled(folder is not None and Path(folder).is_dir())
+
+    def time_text(self, job: Job) -> str:
+        if job.started is None:
+            return "not started"
+        now = datetime.now(UTC)
+        end = f", last end {fmt_time(job.finished)}" if job.finished is not None else ""
+        return f"{job_info.duration(timing.elapsed(job, now))} since {fmt_time(job.started)}{end}"
+
+    def eta_text(self, job: Job) -> str:
+        workers = timing.usable_workers(job, self.sync.store.workers.values())
+        seconds = timing.job_estimate(job, workers, datetime.now(UTC))
+        if seconds is None:
+            if job.status.value not in ("queued", "active"):
+                return ""
+            why = "no worker can run it now" if workers == 0 else "after its first task completes"
+            return f"unknown ({why})"
+        return f"{job_info.duration(seconds)} with {workers} worker{'' if workers == 1 else 's'}"
+
+    def manager_text(self, job: Job) -> str:
+        if job.manager_id is None:
+            return "any"
+        m = self.sync.store.managers.get(job.manager_id)
+        return f"{m.name} (#{m.id})" if m is not None else f"#{job.manager_id}"
+
+    def depends_text(self, job: Job) -> str:
+        parts = []
+        for dep_id in job.depends_on:
+            dep = self.sync.store.jobs.get(dep_id)
+            parts.append(f"{dep.name} (#{dep_id}, {dep.status.value})" if dep else f"#{dep_id} (deleted)")
+        return ", ".join(parts) or "none"
+
+    def output_folder(self) -> str | None:
+        """The job's output folder as this machine reads it (path variables resolved), if it names one."""
+        job = self.job()
+        where = job_info.output_location(job.type, job.settings) if job is not None else None
+        return job_info.resolve(where, self.values()) if where is not None else None
+
+    def open_folder(self) -> bool:
+        folder = self.output_folder()
+        return folder is not None and self.open_url(QUrl.fromLocalFile(folder))
+
+    # --- actions --------------------------------------------------------------------------------
+    async def _clone(self) -> None:
+        await self.clone()
+
+    async def clone(self) -> SubmitDialog | None:
+        """The submission dialog with this job's type, settings and other fields filled in, for the user to edit."""
+        job = self.job()
+        if job is None:
+            return None
+        dialog = SubmitDialog(self.sync.client, self.window())
+        dialog.setWindowTitle(f"Submit a job like {job.name}")
+        dialog.submitted.connect(self.submitted.emit)
+        dialog.finished.connect(lambda _r: self.dialogs.remove(dialog) if dialog in self.dialogs else None)
+        self.dialogs.append(dialog)
+        dialog.open()
+        await dialog.load(preferred=job.type)
+        if dialog._pending is not None:  # choosing the type in its box builds the form once more: fill the last
+            await dialog._pending
+        fill_submit_dialog(dialog, job)
+        return dialog
+
+    async def _resubmit(self) -> None:
+        await self.resubmit()
+
+    async def resubmit(self) -> Job | None:
+        """Submit the same job again, once the user agrees."""
+        job = self.job()
+        if job is None:
+            return None
+        if not self.confirm("Resubmit", f"Submit {job.name!r} (#{job.id}) again, with the same settings?"):
+            return None
+        self.message.setText("Submitting…")
+        body: dict[str, Any] = job_info.clone_submission(job)
+        try:
+            made = await self.sync.client.submit_job(body)
+        except ApiError as exc:
+            self.message.setText(f"The Server refused it: {exc.detail}")
+            return None
+        self.message.setText(f"Submitted again as job {made.id}.")
+        self.submitted.emit(made)
+        return made

@@ -38,6 +38,7 @@ class Worker(ResponseModel):
     last_seen: datetime | None
     utilisation: Utilisation | None
     unavailable: Unavailability | None = None  # why it claims no work although awake
+    next_task_id: int | None = None  # prefetched: the task it runs right after the current one
 
 
 class SleepSchedule(WireModel):

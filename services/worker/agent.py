@@ -19,6 +19,7 @@ from services.protocol.worker_api import AssignedTask, Heartbeat, RegisterReques
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
 from services.worker import credentials
 from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
+from services.worker.prefetcher import Prefetcher
 from services.worker.runners import Programs, available_task_types, prepare_checks
 from services.worker.sampler import Sampler
 from services.worker.software import software_versions
@@ -64,6 +65,8 @@ class AgentConfig:
     task_policy: TaskPolicy = field(default_factory=TaskPolicy)
     # CA certificates to verify an https Manager (None: TABLAO_CA_BUNDLE, else the system's)
     ca_bundle: str | None = None
+    # ask for the next task while one runs, so it starts the moment the running one ends (prefetcher.py)
+    prefetch: bool = True
 
 
 def _reason(text: str | None) -> Unavailability | None:
@@ -100,6 +103,7 @@ class Agent:
         self.reachable = True  # the Manager answered the last request
         self.listeners: list[Callable[[str], None]] = []  # told "state", "task-started", "task-finished:<status>"
         self._poll: asyncio.Task[AssignedTask | None] | None = None
+        self.prefetch: Prefetcher | None = None
 
     # -- life cycle ----------------------------------------------------------------------------------------
 
@@ -115,6 +119,10 @@ class Agent:
         self.buffer = open_buffer(
             self.config.data_dir, self.client, on_stale=self._on_stale, batch_delay=self.config.batch_delay
         )
+        if self.config.prefetch:
+            self.prefetch = Prefetcher(
+                self.client, self.buffer, poll_wait=self.config.poll_wait, may_ask=self._may_take
+            )
         background: list[asyncio.Task[None]] = []
         try:
             self._work = asyncio.create_task(self._start_and_work(background))
@@ -148,6 +156,7 @@ class Agent:
 
     async def _close(self) -> None:
         assert self.buffer is not None
+        self._give_back_next("the worker is stopping")
         if self.status != WorkerStatus.STARTING:
             if not await self.buffer.flush(self.config.shutdown_flush_seconds):
                 log.warning(
@@ -270,8 +279,13 @@ class Agent:
     async def _work_loop(self) -> None:
         while not self._exit_after_task:
             if self._held():
+                self._give_back_next("the worker takes no new work")
                 self._state_changed.clear()
                 await self._state_changed.wait()
+                continue
+            task = self.prefetch.take() if self.prefetch else None
+            if task is not None:
+                await self._run(task)  # prefetched while the task before ran: no round trip in between
                 continue
             self._poll = asyncio.create_task(self._next_task())
             try:
@@ -285,11 +299,20 @@ class Agent:
             if task is not None:
                 await self._run(task)
         # a lazy shutdown or restart: the task is done, leave
+        self._give_back_next("the worker is stopping after its task")
         self.stop(self.exit_code, "requested by the Manager")
 
     def _held(self) -> bool:
         """Asleep (the Manager) or paused (the local controller): no new work is asked for."""
         return self.status == WorkerStatus.ASLEEP or self.paused
+
+    def _may_take(self) -> bool:
+        """May take a next task: not held, not stopping, not told to leave after the running one."""
+        return not (self._held() or self._stopping or self._exit_after_task)
+
+    def _give_back_next(self, why: str) -> None:
+        if self.prefetch is not None:
+            self.prefetch.give_back(why)
 
     async def _next_task(self) -> AssignedTask | None:
         """One task request (long-polling), carrying the previous task's final updates when it can."""
@@ -353,6 +376,7 @@ class Agent:
             flush_interval=cfg.flush_interval,
             grace_seconds=cfg.grace_seconds,
             on_status_request=lambda req: self._apply(req, True),
+            on_started=lambda: self._started(task),
         )
         self.current = run
         log.info("task %d (%s) hand-out %d started", task.id, task.name, task.handout)
@@ -362,14 +386,24 @@ class Agent:
         finally:
             self.current = None
         self._finished_task = task.id if wrote_final else None
+        if self.prefetch is not None and self.prefetch.task is None:
+            self.prefetch.cancel()  # nothing leased yet: the work loop asks, carrying this task's final report
         log.info("task %d finished", task.id)
         self._tell(f"task-finished:{run.outcome.value if run.outcome else 'stopped'}")
+
+    def _started(self, task: AssignedTask) -> None:
+        if self.prefetch is not None and self.current is not None and self.current.task is task:
+            # the task before's final report rides on the prefetch request
+            finished, self._finished_task = self._finished_task, None
+            self.prefetch.start(task, finished)
 
     def _on_stale(self, task_id: int, handout: int) -> None:
         if self.current is not None and self.current.task.id == task_id and self.current.task.handout <= handout:
             self.current.stale()
         if self._finished_task == task_id:
             self._finished_task = None
+        if self.prefetch is not None and self.prefetch.task is not None and self.prefetch.task.id == task_id:
+            self.prefetch.task = None  # the Manager took it from us
 
     # -- heartbeats and requested state changes ----------------------------------------------------------
 
@@ -408,6 +442,7 @@ class Agent:
             if self.status != WorkerStatus.ASLEEP:
                 log.info("going to sleep%s", " after the current task" if lazy and self.current else "")
                 self.status = WorkerStatus.ASLEEP
+                self._give_back_next("the worker was sent to sleep")
                 if not lazy and self.current is not None:
                     self.current.interrupt("the worker was sent to sleep", give_back=True)
                 self._changed()
@@ -417,6 +452,7 @@ class Agent:
                 log.info("%s requested: after the current task", request.value)
                 self.exit_code = code
                 self._exit_after_task = True
+                self._give_back_next(f"{request.value} requested after the current task")
             else:
                 self.stop(code, f"{request.value} requested by the Manager")
 
@@ -431,6 +467,7 @@ class Agent:
         """Claim nothing new; `now` also stops the running task and gives it back (not a failure)."""
         self.paused = True
         self.unavailable = reason or "paused-by-user"
+        self._give_back_next(f"paused on this computer ({self.unavailable})")
         if self._poll is not None:
             self._poll.cancel()
         if now and self.current is not None:

@@ -42,6 +42,7 @@ class TaskRun:
         flush_interval: float,
         grace_seconds: float,
         on_status_request: Callable[[WorkerStatusRequest], None] = lambda request: None,
+        on_started: Callable[[], None] = lambda: None,
     ) -> None:
         self.task = task
         self.client = client
@@ -52,6 +53,7 @@ class TaskRun:
         self.grace_seconds = grace_seconds
         self.reporter = TaskReporter(buffer, task.id, task.handout, task.steps_total)
         self.on_status_request = on_status_request
+        self.on_started = on_started  # its first command was started (the Worker's prefetch asks then)
         self._commands: asyncio.Task[None] | None = None
         self._interrupt: Interrupt | None = None
         self.outcome: TaskStatus | None = None  # the final status written, once run() returns
@@ -78,7 +80,7 @@ class TaskRun:
         # `active` is written after the commands task's first step, which starts the first command's process
         # when its runner needs no wait before that (`exec` without a cwd check), and before any output can
         # be read: the buffer keeps its order, and a short command does not wait for a SQLite commit
-        asyncio.get_running_loop().call_soon(self.reporter.flush, TaskStatus.ACTIVE)
+        asyncio.get_running_loop().call_soon(self._started)
         helpers = [
             asyncio.create_task(self._watch()),
             asyncio.create_task(self.reporter.run_flusher(self.flush_interval)),
@@ -96,6 +98,10 @@ class TaskRun:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
         return self._conclude(self._commands)
+
+    def _started(self) -> None:
+        self.reporter.flush(TaskStatus.ACTIVE)
+        self.on_started()
 
     def _conclude(self, commands: asyncio.Task[None]) -> bool:
         if commands.cancelled():

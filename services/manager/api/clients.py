@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
+from services.manager import prefetch
 from services.manager.api.deps import ClientDep, CoreDep
 from services.manager.errors import Forbidden, NotFound
 from services.manager.model import HeldTask
@@ -42,6 +43,7 @@ async def status(_client: ClientDep, core: CoreDep, request: Request) -> dict[st
         "server_up": link.server_up,
         "tasks_held": len(core.tasks),
         "tasks_ready": len(core.ready),
+        "tasks_prefetched": prefetch.prefetched(core),
         "workers": workers,
     }
 

@@ -98,6 +98,7 @@ def worker_to_wire(w: WorkerRow) -> Worker:
         last_seen=aware(w.last_seen) if w.last_seen else None,
         utilisation=Utilisation.model_validate(w.utilisation) if w.utilisation else None,
         unavailable=Unavailability(w.unavailable) if w.unavailable in _REASONS else None,
+        next_task_id=w.next_task_id,
     )
 
 

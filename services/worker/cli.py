@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--poll-wait", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--no-prefetch", action="store_true", help="do not lease the next task while one runs (one task at a time)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
 
@@ -192,6 +195,7 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         programs=programs,
         heartbeat_interval=args.heartbeat_interval,
         poll_wait=args.poll_wait,
+        prefetch=not args.no_prefetch,
     )
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, and_, delete, func, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import utcnow
@@ -194,15 +194,23 @@ def _check_references(session: Session, sub: JobSubmission) -> None:
             raise Invalid(f"no job with id {missing[0]}", field="depends_on")
 
 
-def _unfinished(actor: Actor) -> ColumnElement[bool]:
-    return and_(JobRow.submitter == actor.name, JobRow.status.not_in([s.value for s in FINISHED_JOB_STATUSES]))
+# the quota queries, built once (building them took longer than running them): the submitter is a parameter
+_UNFINISHED: ColumnElement[bool] = and_(
+    JobRow.submitter == bindparam("submitter"), JobRow.status.not_in([s.value for s in FINISHED_JOB_STATUSES])
+)
+_ACTIVE_JOBS = select(func.count()).select_from(JobRow).where(_UNFINISHED)
+_TASKS_LEFT = select(
+    func.coalesce(
+        func.sum(JobRow.tasks_total - JobRow.tasks_completed - JobRow.tasks_failed - JobRow.tasks_canceled), 0
+    )
+).where(_UNFINISHED)
 
 
 def _check_active_jobs(session: Session, actor: Actor, limits: Limits) -> None:
     cap = limits.max_active_jobs_per_user
     if cap is None:
         return
-    active = session.scalar(select(func.count()).select_from(JobRow).where(_unfinished(actor))) or 0
+    active = session.scalar(_ACTIVE_JOBS, {"submitter": actor.name}) or 0
     if active >= cap:
         raise Conflict(
             f"{actor.name} has {active} unfinished jobs, the farm's limit per user (finish or cancel some first)",
@@ -220,8 +228,7 @@ def _check_size(session: Session, actor: Actor, compiled: Sequence[CompiledTask]
     cap = limits.max_unfinished_tasks_per_user
     if cap is None:
         return
-    left = JobRow.tasks_total - JobRow.tasks_completed - JobRow.tasks_failed - JobRow.tasks_canceled
-    held = session.scalar(select(func.coalesce(func.sum(left), 0)).where(_unfinished(actor))) or 0
+    held = session.scalar(_TASKS_LEFT, {"submitter": actor.name}) or 0
     if held + n > cap:
         raise Conflict(
             f"{actor.name} has {held} unfinished tasks; {n} more would pass the farm's limit of {cap} per user",

@@ -12,7 +12,7 @@ import httpx
 from services.protocol.states import TaskStatus, WorkerStatusRequest
 from services.protocol.worker_api import AssignedTask
 from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
-from services.worker import task_policy
+from services.worker import output_roots, task_policy
 from services.worker.buffer import UpdateBuffer
 from services.worker.reporter import TaskReporter
 from services.worker.runners import CommandFailed, Programs, RunContext, get_runner
@@ -135,7 +135,8 @@ class TaskRun:
             params = substitute(command.parameters, self.task.variables)
             if problem := task_policy.output_problem(command.name, params):
                 raise CommandFailed(problem)
-            await asyncio.to_thread(task_policy.make_output_folders, command.name, params)
+            if output_roots.makes_folders(command.name):  # no trip to a thread for the rest (`exec`, most)
+                await asyncio.to_thread(task_policy.make_output_folders, command.name, params)
             self.reporter.activity(f"command {i}/{len(commands)}: {command.name}")
             ctx = RunContext(
                 log=self.reporter.log,

@@ -19,7 +19,8 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from services.protocol import process_guard  # noqa: E402 - after the line above
 from services.worker import render_limits  # noqa: E402
-from services.worker.agent import EXIT_ERROR, Agent, AgentConfig  # noqa: E402
+from services.worker.agent import EXIT_ERROR, Agent  # noqa: E402
+from services.worker.agent_config import AgentConfig  # noqa: E402
 from services.worker.runners import Programs  # noqa: E402
 from services.worker.task_policy import TaskPolicy  # noqa: E402
 

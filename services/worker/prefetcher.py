@@ -27,11 +27,10 @@ RETRY_MAX = 2.0  # seconds between prefetch attempts the Manager answered with n
 
 
 class Prefetcher:
-    def __init__(
-        self, client: WorkerClient, buffer: UpdateBuffer, *, poll_wait: float, may_ask: Callable[[], bool]
-    ) -> None:
+    def __init__(self, client: WorkerClient, *, poll_wait: float, may_ask: Callable[[], bool], on: bool = True) -> None:
         self.client = client
-        self.buffer = buffer
+        self.on = on  # off: the worker asks for its next task only when the running one ended
+        self.buffer: UpdateBuffer | None = None  # the agent's, set once it is open
         self.poll_wait = poll_wait
         self.may_ask = may_ask  # False while the worker takes no new work (asleep, paused, stopping)
         self.task: AssignedTask | None = None  # leased to us: the one we run next
@@ -40,7 +39,7 @@ class Prefetcher:
     def start(self, running: AssignedTask, finished: int | None) -> None:
         """The command of `running` has started: ask for the next task, carrying `finished`'s final report."""
         self.cancel()
-        if self.task is None and self.may_ask():
+        if self.on and self.buffer is not None and self.task is None and self.may_ask():
             self._poll = asyncio.create_task(self._ask(running.id, finished))
 
     def take(self) -> AssignedTask | None:
@@ -58,9 +57,14 @@ class Prefetcher:
         """This worker will not run the prefetched task next: it goes back to the Manager (through the buffer)."""
         self.cancel()
         task, self.task = self.task, None
-        if task is not None:
+        if task is not None and self.buffer is not None:
             log.info("task %d (prefetched) given back: %s", task.id, why)
             self.buffer.put(task.id, task.handout, status=TaskStatus.QUEUED.value, activity=f"given back: {why}")
+
+    def forget(self, task_id: int) -> None:
+        """The Manager took this task from us (409): it is not ours to run."""
+        if self.task is not None and self.task.id == task_id:
+            self.task = None
 
     async def _ask(self, running: int, finished: int | None) -> None:
         first = True
@@ -88,6 +92,7 @@ class Prefetcher:
         """One prefetch request; the first carries the finished task's updates and does not wait (the buffer's
         lock is held meanwhile, and the running task's own updates must not wait behind a long poll)."""
         buffer = self.buffer
+        assert buffer is not None
         if wait is None:
             async with buffer.lock:
                 await self._send_older(running)
@@ -115,5 +120,6 @@ class Prefetcher:
     async def _send_older(self, running: int, keep: int | None = None) -> None:
         """Deliver the queued updates of tasks before `running` (bar `keep`'s, which ride on the request), so
         the Manager has its report of the task before when it reads the request."""
+        assert self.buffer is not None
         while (batch := self.buffer.head()) and batch[0].task_id not in (running, keep):
             await self.buffer.send_head()

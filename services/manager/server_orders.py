@@ -5,14 +5,29 @@ Functions over the ManagerCore (core.py), which calls them; each runs in the cor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sqlite3
+from typing import Protocol
 
+from services.manager.model import HeldTask
+from services.manager.scheduler import Blocklist, ReadyQueue
 from services.manager.store import tasks as store
 from services.manager.store.db import transaction
+from services.protocol.link import TaskUpdate
 from services.protocol.states import TaskStatus
 
-if TYPE_CHECKING:
-    from services.manager.core import ManagerCore
+
+class ManagerCore(Protocol):
+    """What these orders use of services.manager.core.ManagerCore (named here so the core may import us)."""
+
+    conn: sqlite3.Connection
+    tasks: dict[int, HeldTask]
+    ready: ReadyQueue
+    blocklist: Blocklist
+
+    def feed_waiters(self) -> None: ...
+    def forget(self, task: HeldTask) -> None: ...
+    def emit(self, updates: list[TaskUpdate]) -> None: ...
+    def update_for(self, task: HeldTask, **fields: object) -> TaskUpdate: ...
 
 
 def reset_blocklist(core: ManagerCore, job_ids: list[int]) -> None:

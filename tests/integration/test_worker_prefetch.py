@@ -52,7 +52,7 @@ def with_next_task(server: ServerProcess, name: str) -> dict[str, Any] | None:
     return w if w and w.get("next_task_id") is not None and w.get("current_task_id") is not None else None
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_workers_run_every_task_once_with_a_next_one_leased_shown_at_the_manager_and_the_server(
     farm, tmp_path: Path
 ) -> None:
@@ -60,14 +60,15 @@ def test_workers_run_every_task_once_with_a_next_one_leased_shown_at_the_manager
     agents = [AgentProcess(mgr, tmp_path / name, name) for name in ("w1", "w2")]
     out = tmp_path / "out"
     try:
-        job = frames_job(server, out, "1-12", 0.6)
-        seen = wait_for(lambda: with_next_task(server, "w1") or with_next_task(server, "w2"),
+        # tasks long enough for the Manager's report of a worker holding two to reach the Server on a busy machine
+        job = frames_job(server, out, "1-8", 3)
+        seen = wait_for(lambda: with_next_task(server, "w1") or with_next_task(server, "w2"), timeout=120,
                         what="a worker with a prefetched task at the Server")  # fmt: skip
         assert seen["next_task_id"] != seen["current_task_id"]
         status = httpx.get(f"{mgr.url}{API}/status", headers=server.headers(), timeout=30).json()
         assert "tasks_prefetched" in status
         wait_for(lambda: all_completed(server, job), timeout=180, what="the job to complete")
-        assert ran(out) == Counter(range(1, 13)), "every frame ran exactly once"
+        assert ran(out) == Counter(range(1, 9)), "every frame ran exactly once"
         wait_for(lambda: all((_worker(server, n) or {}).get("next_task_id") is None for n in ("w1", "w2")),
                  what="no next task left once the job is done")  # fmt: skip
     finally:

@@ -9,7 +9,7 @@ HEADLESS ?=
 WORKERS ?= 2
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint check venv system-deps bench screenshots package clean
+.PHONY: run test lint check venv system-deps bench bench-peers screenshots package clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ test: venv system-deps lint
 
 bench: venv system-deps
 	$(VENV)/bin/pytest -m bench -s -p no:randomly tests/bench
+
+# Celery (Redis on loopback, installed under ~/.cache/peerbench) beside Tablao in one run; prints the ratios
+bench-peers: venv system-deps
+	$(VENV)/bin/python scripts/bench_peers.py
 
 screenshots: venv
 	QT_QPA_PLATFORM=offscreen $(PY) -m app.screenshots docs/screenshots

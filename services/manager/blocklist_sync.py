@@ -46,6 +46,6 @@ def unblock(core: ManagerCore, entries: list[Unblock]) -> None:
             core.blocklist.pop(key, None)
             core.blocklist_dirty.add(key)  # reported as gone, so the Server's copy agrees
             store.remove_blocklist_entry(core.conn, *key)
-        core._feed_waiters()  # a waiting worker may take one of those tasks now
+        core.feed_waiters()  # a waiting worker may take one of those tasks now
     core.claim_wakeup.set()
     core.link_wakeup.set()  # the Server hears they are gone with the next batch

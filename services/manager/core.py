@@ -13,7 +13,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
-from services.manager import host_match, scheduler, worker_controls
+from services.manager import host_match, scheduler, server_orders, worker_controls
 from services.manager.config import ManagerConfig
 from services.manager.errors import Conflict
 from services.manager.model import HeldTask, WorkerState
@@ -26,10 +26,22 @@ from services.protocol.link import ClaimedTask, ClaimRequest, TaskUpdate
 from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import Heartbeat, SignOnRequest, StatusAnswer
 
-Waiter = tuple[WorkerState, "asyncio.Future[HeldTask | None]"]
+# a waiting task request: the worker, its answer, and for a prefetch the task it is running (None: it is idle)
+Waiter = tuple[WorkerState, "asyncio.Future[HeldTask | None]", int | None]
 
 HANDOUT_WINDOW = 2.0  # seconds over which the hand-out rate is measured for the prefetch margin
 HANDOUT_RATE_MAX = 2000  # hand-outs remembered; beyond 1,000 per second the margin stops growing
+
+
+def _release(worker: WorkerState, task_id: int) -> bool:
+    """The task left the worker: a finished current one makes its prefetched next one current."""
+    if worker.current_task_id == task_id:
+        worker.current_task_id, worker.next_task_id = worker.next_task_id, None
+        return True
+    if worker.next_task_id == task_id:
+        worker.next_task_id = None
+        return True
+    return False
 
 
 def _resolve(fut: asyncio.Future[HeldTask | None], value: HeldTask | None) -> None:
@@ -52,17 +64,20 @@ class ManagerCore:
         # entries the Server has not heard of since they changed (blocklist_sync.py); a fresh start reports all
         self.blocklist_dirty: set[tuple[int, str, str]] = set(self.blocklist)
         self.handout = store.max_handout(conn)
-        self.waiters: list[Waiter] = []
+        self.waiters: dict[str, Waiter] = {}  # by worker id, oldest first
         self._recent_handouts: deque[float] = deque(maxlen=HANDOUT_RATE_MAX)
         # set when there is something for the Server, or a worker is waiting for tasks
         self.link_wakeup = asyncio.Event()
-        for task in self.tasks.values():
+        # a worker holds at most two: the earlier hand-out is the one it runs, the later its prefetched next
+        for task in sorted(self.tasks.values(), key=lambda t: t.handout):
             worker = self.workers.get(task.worker_id)
-            if worker is None:
+            if worker is None or worker.next_task_id is not None:
                 task.worker_id = None
                 self.ready.add(task)
-            else:
+            elif worker.current_task_id is None:
                 worker.current_task_id = task.id
+            else:
+                worker.next_task_id = task.id
 
     # --- workers: what their changes do to tasks --------------------------------------------------------------
 
@@ -84,7 +99,7 @@ class ManagerCore:
             for task in self.ready:  # what it offers may meet tasks that waited for such a worker
                 if task.unmeetable and host_match.meets(task, worker):
                     task.unmeetable = None
-            self._feed_waiters()
+            self.feed_waiters()
         self.claim_wakeup.set()
         return StatusAnswer(status_requested=worker.status_requested, lazy=worker.lazy)
 
@@ -103,6 +118,10 @@ class ManagerCore:
         if hb.unavailable != worker.unavailable:
             worker.unavailable = hb.unavailable
             self.workers.changed(worker)
+        if worker.next_task_id is not None and (hb.status == WorkerStatus.ASLEEP or hb.unavailable is not None):
+            # it said it takes no new work: it will not start its prefetched task (it gives it back too)
+            with transaction(self.conn):
+                self.give_back_next(worker)
         if self.sleep.apply(worker, datetime.now().astimezone()):
             with transaction(self.conn):
                 self.workers.save(worker)
@@ -113,7 +132,7 @@ class ManagerCore:
             with transaction(self.conn):
                 self.workers.save(worker)
                 if worker.available:
-                    self._feed_waiters()
+                    self.feed_waiters()
         return StatusAnswer(status_requested=worker.status_requested, lazy=worker.lazy)
 
     @staticmethod
@@ -186,7 +205,7 @@ class ManagerCore:
             for c in claims:
                 old = self.tasks.pop(c.id, None)
                 if old is not None:  # the Server handed it out again: the old hand-out is stale
-                    self._forget(old)
+                    self.forget(old)
             store.insert_tasks(self.conn, claims)
             for c in claims:
                 task = HeldTask(claim=c, failure_count=c.failure_count)
@@ -195,24 +214,29 @@ class ManagerCore:
                 if task.requirements is not None and (why := host_match.why_none(task, self.workers)):
                     task.unmeetable = why
                     self.emit([self.update_for(task, activity=why)])
-            self._feed_waiters()
+            self.feed_waiters()
 
-    def next_task(self, worker: WorkerState) -> HeldTask | None:
-        """Hand the best ready task to this worker (the caller holds the write transaction)."""
+    def next_task(self, worker: WorkerState, *, prefetch: bool = False) -> HeldTask | None:
+        """Hand the best ready task to this worker (the caller holds the write transaction).
+
+        `prefetch`: as its next task, while it runs its current one (prefetch.py decides when that is allowed).
+        """
         if not worker.available:
             return None
         task = scheduler.pick(
             self.ready, worker, self.blocklist, self.config.blocklist_threshold, self._others_could_run
         )
         if task is not None:
-            self._assign(task, worker)
+            self._assign(task, worker, prefetch=prefetch)
         return task
 
-    async def wait_for_task(self, worker: WorkerState, wait: float) -> HeldTask | None:
+    async def wait_for_task(self, worker: WorkerState, wait: float, running: int | None = None) -> HeldTask | None:
+        """Wait for a task for this worker; `running`: a prefetch while it runs that task."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[HeldTask | None] = loop.create_future()
-        entry: Waiter = (worker, fut)
-        self.waiters.append(entry)
+        entry: Waiter = (worker, fut, running)
+        self.supersede(worker)
+        self.waiters[worker.id] = entry
         self.claim_wakeup.set()
         # a timer rather than wait_for(shield(...)): the request resumes one loop turn after its task is set,
         # which is what lets the claim loop send the worker's answer before its next claim (server_link.py)
@@ -221,22 +245,37 @@ class ManagerCore:
             return await fut
         except asyncio.CancelledError:
             # the worker went away while waiting: a task handed to it goes back to the queue
-            if fut.done() and not fut.cancelled() and fut.result() is not None:
+            task = fut.result() if fut.done() and not fut.cancelled() else None
+            if task is not None:
                 with transaction(self.conn):
-                    self.take_back(worker, "worker stopped waiting")
+                    if running is not None and worker.next_task_id == task.id:
+                        self.give_back_next(worker)
+                    else:
+                        self.take_back(worker, "worker stopped waiting")
             raise
         finally:
             timer.cancel()
-            if entry in self.waiters:
-                self.waiters.remove(entry)
+            if self.waiters.get(worker.id) is entry:
+                del self.waiters[worker.id]
 
-    def _feed_waiters(self) -> None:
-        for entry in list(self.waiters):
-            worker, fut = entry
+    def supersede(self, worker: WorkerState) -> None:
+        """A worker has one task request at a time: an older one still waiting was given up by the worker (its
+        connection dropped), and must not take a task the worker would never hear of."""
+        old = self.waiters.pop(worker.id, None)
+        if old is not None:
+            _resolve(old[1], None)
+
+    def feed_waiters(self) -> None:
+        for entry in list(self.waiters.values()):
+            worker, fut, running = entry
             if fut.done():
                 continue
-            if worker.current_task_id is None and (task := self.next_task(worker)) is not None:
-                self.waiters.remove(entry)
+            if running is None:
+                wants = worker.current_task_id is None
+            else:
+                wants = worker.current_task_id == running and worker.next_task_id is None
+            if wants and (task := self.next_task(worker, prefetch=running is not None)) is not None:
+                del self.waiters[worker.id]
                 fut.set_result(task)
             if not self.ready:
                 break
@@ -249,13 +288,16 @@ class ManagerCore:
             for w in self.workers
         )
 
-    def _assign(self, task: HeldTask, worker: WorkerState) -> None:
+    def _assign(self, task: HeldTask, worker: WorkerState, *, prefetch: bool = False) -> None:
         self.handout += 1
         self._recent_handouts.append(time.monotonic())
         set_meta(self.conn, "handout", str(self.handout))
         self.ready.remove(task)
         task.worker_id, task.handout, task.started = worker.id, self.handout, False
-        worker.current_task_id = task.id
+        if prefetch:
+            worker.next_task_id = task.id
+        else:
+            worker.current_task_id = task.id
         self.claim_wakeup.set()
         store.save_task(self.conn, task)
         logs.rotate(self.conn, task.id, self.config.log_keep_handouts)
@@ -264,7 +306,9 @@ class ManagerCore:
     # --- tasks: taking back, finishing -----------------------------------------------------------------------
 
     def take_back(self, worker: WorkerState, reason: str) -> None:
-        """The worker lost its task (timeout, sign-off, abandoned): a started one counts as a soft failure."""
+        """The worker lost its tasks (timeout, sign-off, abandoned): a started one counts as a soft failure; a
+        prefetched one, never started, goes back to the ready queue."""
+        self.give_back_next(worker)
         task = self.tasks.get(worker.current_task_id) if worker.current_task_id is not None else None
         worker.current_task_id = None
         if task is None or task.worker_id != worker.id:
@@ -290,8 +334,7 @@ class ManagerCore:
             self.finish(task)
         else:
             self._back_to_ready(task)
-        if worker.current_task_id == task.id:
-            worker.current_task_id = None
+        if _release(worker, task.id):
             self.workers.changed(worker)
         if blocklist:
             self._give_back_unrunnable(c.job_id, c.type)
@@ -314,80 +357,53 @@ class ManagerCore:
         why = f"no worker of manager {self.config.name} may run it: all are blocklisted for this job"
         self.emit([self.update_for(t, status=TaskStatus.QUEUED, activity=why, unrunnable_here=True) for t in stuck])
         for task in stuck:
-            self._forget(task)
+            self.forget(task)
 
     def _back_to_ready(self, task: HeldTask) -> None:
         task.worker_id, task.started = None, False
         store.save_task(self.conn, task)
         self.ready.add(task)
-        self._feed_waiters()
+        self.feed_waiters()
 
     def finish(self, task: HeldTask) -> None:
         """The task leaves this Manager (done, failed, given back): its final update is already queued."""
-        self._forget(task)
+        self.forget(task)
 
-    def _forget(self, task: HeldTask) -> None:
+    def forget(self, task: HeldTask) -> None:
         self.tasks.pop(task.id, None)
         self.ready.remove(task)
         worker = self.workers.get(task.worker_id)
-        if worker is not None and worker.current_task_id == task.id:
-            worker.current_task_id = None
+        if worker is not None and _release(worker, task.id):
             self.workers.changed(worker)
         task.worker_id = None
         store.delete_task(self.conn, task.id)
 
+    def give_back(self, worker: WorkerState, task: HeldTask) -> None:
+        """The worker gives back a task it never started: it waits in the ready queue for another worker."""
+        if _release(worker, task.id):
+            self.workers.changed(worker)
+        self._back_to_ready(task)
+
+    def give_back_next(self, worker: WorkerState) -> None:
+        """The worker's prefetched task goes back to the ready queue (it was never started)."""
+        task = self.tasks.get(worker.next_task_id) if worker.next_task_id is not None else None
+        worker.next_task_id = None
+        self.workers.changed(worker)
+        if task is not None and task.worker_id == worker.id:
+            self._back_to_ready(task)
+
+    # orders from the Server and its wranglers (server_orders.py)
     def reset_blocklist(self, job_ids: list[int]) -> None:
-        """A wrangler requeued these jobs: every worker may try them again."""
-        jobs = set(job_ids)
-        for key in [k for k in self.blocklist if k[0] in jobs]:
-            del self.blocklist[key]
-            self.blocklist_dirty.add(key)  # reported as gone
-        with transaction(self.conn):
-            store.clear_blocklist(self.conn, sorted(jobs))
-            self._feed_waiters()  # a waiting worker may take one of their tasks now
+        server_orders.reset_blocklist(self, job_ids)
 
     def reprioritize(self, priorities: dict[int, int]) -> None:
-        """A wrangler changed these jobs' priorities: their held tasks take their new place in the ready queue."""
-        changed = [
-            t
-            for t in self.tasks.values()
-            if t.claim.job_id in priorities and t.claim.job_priority != priorities[t.claim.job_id]
-        ]
-        if not changed:
-            return
-        with transaction(self.conn):
-            for task in changed:
-                ready = task in self.ready
-                self.ready.remove(task)  # its place depends on the priority: out under the old key
-                task.claim = task.claim.model_copy(update={"job_priority": priorities[task.claim.job_id]})
-                if ready:
-                    self.ready.add(task)
-            store.save_claims(self.conn, [t.claim for t in changed])
-            self._feed_waiters()
+        server_orders.reprioritize(self, priorities)
 
     def drop(self, task_ids: list[int], attempt: int | None = None, *, canceled: bool = False) -> None:
-        """The Server canceled these tasks or refused our update: stop holding them.
-
-        A canceled task that was running is reported back as canceled (the Server waits for that report);
-        its worker learns it from its next update (409) or may-i-run.
-        """
-        with transaction(self.conn):
-            for task_id in task_ids:
-                task = self.tasks.get(task_id)
-                if task is None or (attempt is not None and task.claim.attempt != attempt):
-                    continue
-                if canceled and task.started:
-                    self.emit([self.update_for(task, status=TaskStatus.CANCELED, activity="canceled")])
-                self._forget(task)
+        server_orders.drop(self, task_ids, attempt, canceled=canceled)
 
     def give_back_ready(self) -> int:
-        """On a clean shutdown: tasks not handed to a worker go back to the Server's queue."""
-        with transaction(self.conn):
-            back = list(self.ready)
-            self.emit([self.update_for(t, status=TaskStatus.QUEUED) for t in back])
-            for task in back:
-                self._forget(task)
-        return len(back)
+        return server_orders.give_back_ready(self)
 
     def update_for(self, task: HeldTask, **fields: object) -> TaskUpdate:
         worker = self.workers.get(task.worker_id)

@@ -51,6 +51,9 @@ class WorkerState:
     status_requested: WorkerStatusRequest | None = None
     lazy: bool = True
     current_task_id: int | None = None
+    # prefetched: leased to this worker, which starts it the moment the current one ends (no round trip between
+    # tasks); only ever set while current_task_id is, and only handed to a worker that is available
+    next_task_id: int | None = None
     signed_on: bool = False
     last_seen: float = field(default_factory=time.monotonic)
     last_seen_wall: datetime | None = None

@@ -114,6 +114,11 @@ def _apply(core: ManagerCore, worker: WorkerState, task: HeldTask, new: list[Wor
             flush()
             core.finish(task)
             return out
+        elif u.status == TaskStatus.QUEUED and not task.started:
+            # given back before it started (a prefetched task of a worker going to sleep, pausing, stopping):
+            # back to this Manager's ready queue, for another worker; the Server saw it only as leased
+            core.give_back(worker, task)
+            return out
         elif u.status == TaskStatus.QUEUED:
             # the worker gives the task back (stopped by its user): back to the Server's queue
             cur.status = TaskStatus.QUEUED

@@ -32,8 +32,8 @@ def hash_secret(secret: str) -> str:
 def _report(w: WorkerState) -> WorkerReport:
     return WorkerReport(
         id=w.id, name=w.name, platform=w.platform, task_types=sorted(w.task_types), tags=sorted(w.tags),
-        software=w.software, status=w.status, current_task_id=w.current_task_id, last_seen=w.last_seen_wall,
-        utilisation=w.utilisation, capabilities=w.capabilities,
+        software=w.software, status=w.status, current_task_id=w.current_task_id, next_task_id=w.next_task_id,
+        last_seen=w.last_seen_wall, utilisation=w.utilisation, capabilities=w.capabilities,
         unavailable=w.unavailable or (Unavailability.ASLEEP if w.status == WorkerStatus.ASLEEP else None),
         status_requested=w.status_requested, request_id=w.request_id,
     )  # fmt: skip

@@ -40,6 +40,7 @@ class Worker(ResponseModel):
     utilisation: Utilisation | None
     unavailable: Unavailability | None = None  # why it claims no work although awake
     capabilities: HostCapabilities | None = None  # what it offers for OpenJD host requirements
+    next_task_id: int | None = None  # prefetched: the task it runs right after the current one
 
 
 class SleepSchedule(WireModel):

@@ -82,6 +82,7 @@ class WorkerReport(WireModel):
     software: Annotated[dict[str, str], bounded_json(SOFTWARE_MAX_BYTES)] = Field(default_factory=dict)
     status: WorkerStatus
     current_task_id: Id | None = None
+    next_task_id: Id | None = None  # prefetched: leased to the worker, which runs it right after the current one
     last_seen: datetime | None = None
     utilisation: Utilisation | None = None
     unavailable: Unavailability | None = None

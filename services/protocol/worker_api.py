@@ -79,6 +79,8 @@ class TaskRequest(WireModel):
     # "report done and ask for the next task" in one round trip
     finished: WorkerTaskUpdates | None = None
     finished_task_id: Id | None = None
+    # a prefetch: the worker is running this task (its hand-out) and asks for the one it will run right after
+    running_task_id: Id | None = None
 
 
 class AssignedTask(ResponseModel):

@@ -108,6 +108,7 @@ class WorkerClient:
         wait_seconds: float = 0.0,
         finished_task_id: int | None = None,
         finished_updates: Sequence[str] = (),
+        running_task_id: int | None = None,
     ) -> AssignedTask | NoTask:
         """Ask for a task, optionally reporting the last one's final updates (JSON texts) in the same trip."""
         # the body is assembled from the buffer's stored JSON so a finished task is not re-validated
@@ -115,6 +116,8 @@ class WorkerClient:
         if finished_task_id is not None and finished_updates:
             updates = ",".join(finished_updates)
             body += f',"finished_task_id":{int(finished_task_id)},"finished":{{"updates":[{updates}]}}'
+        if running_task_id is not None:
+            body += f',"running_task_id":{int(running_task_id)}'
         body += "}"
         resp = await self._http.post("/task", content=body, headers=JSON, timeout=self.timeout + wait_seconds)
         _raise_for(resp)

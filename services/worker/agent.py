@@ -6,23 +6,19 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
-from services.protocol import platforms
-from services.protocol.states import Unavailability, WorkerStatus, WorkerStatusRequest
-from services.protocol.worker_api import AssignedTask, Heartbeat, RegisterRequest, SignOnRequest
+from services.protocol.states import WorkerStatus, WorkerStatusRequest
+from services.protocol.worker_api import AssignedTask, Heartbeat, SignOnRequest
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
-from services.worker import capabilities, credentials
+from services.worker import credentials
+from services.worker.agent_config import AgentConfig, FatalError, register, sign_on_request, unavailability
 from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
-from services.worker.runners import Programs, available_task_types, prepare_checks
+from services.worker.prefetcher import Prefetcher
 from services.worker.sampler import Sampler
-from services.worker.software import software_versions
-from services.worker.task_policy import TaskPolicy, effective_policy, use_policy
+from services.worker.task_policy import effective_policy, use_policy
 from services.worker.taskrun import TaskRun
 
 log = logging.getLogger("tablao.worker")
@@ -34,50 +30,6 @@ EXIT_RESTART = 75  # EX_TEMPFAIL: the supervisor (all-in-one, systemd, the tray)
 
 class _Refused(Exception):
     """The Manager no longer accepts this worker's credentials (the agent registers again)."""
-
-
-class FatalError(Exception):
-    """Something only a person can fix (a refused registration secret); the worker exits with a message."""
-
-
-@dataclass(slots=True)
-class AgentConfig:
-    manager_url: str
-    data_dir: Path
-    name: str = field(default_factory=socket.gethostname)
-    tags: list[str] = field(default_factory=list)
-    # NAME=VALUE pairs added to the measured capabilities (OpenJD host requirements, capabilities.py)
-    host_attributes: tuple[str, ...] = ()
-    host_amounts: tuple[str, ...] = ()
-    task_types: list[str] | None = None  # None: every type whose programs were found
-    registration_secret: str | None = None
-    credentials_in_keyring: bool = False  # the tray's worker: the OS keychain, not worker.json
-    programs: Programs = field(default_factory=Programs)
-    heartbeat_interval: float = 5.0
-    may_i_run_interval: float = 2.0
-    poll_wait: float = 10.0  # long-polling: how long an idle request may wait at the Manager
-    batch_delay: float = 0.5
-    flush_interval: float = 0.25
-    grace_seconds: float = 0.5
-    # stopping must take under a second or two: what is not delivered by then stays in the durable buffer for the
-    # next start, and a worker that does not sign off is marked offline by the Manager's timeout
-    shutdown_flush_seconds: float = 0.5
-    sign_off_seconds: float = 0.3
-    # what tasks may see and touch (environment, output roots, secrets out of reach, Blender scripts)
-    task_policy: TaskPolicy = field(default_factory=TaskPolicy)
-    # CA certificates to verify an https Manager (None: TABLAO_CA_BUNDLE, else the system's)
-    ca_bundle: str | None = None
-
-
-def _reason(text: str | None) -> Unavailability | None:
-    try:
-        return Unavailability(text or "paused-by-user")
-    except ValueError:
-        return Unavailability.PAUSED_BY_USER
-
-
-def platform_name() -> str:
-    return platforms.current().value  # the farm's name: linux, windows, macos
 
 
 class Agent:
@@ -103,6 +55,7 @@ class Agent:
         self.reachable = True  # the Manager answered the last request
         self.listeners: list[Callable[[str], None]] = []  # told "state", "task-started", "task-finished:<status>"
         self._poll: asyncio.Task[AssignedTask | None] | None = None
+        self.prefetch = Prefetcher(self.client, poll_wait=config.poll_wait, may_ask=self._may_take, on=config.prefetch)
 
     # -- life cycle ----------------------------------------------------------------------------------------
 
@@ -118,6 +71,7 @@ class Agent:
         self.buffer = open_buffer(
             self.config.data_dir, self.client, on_stale=self._on_stale, batch_delay=self.config.batch_delay
         )
+        self.prefetch.buffer = self.buffer
         background: list[asyncio.Task[None]] = []
         try:
             self._work = asyncio.create_task(self._start_and_work(background))
@@ -151,6 +105,7 @@ class Agent:
 
     async def _close(self) -> None:
         assert self.buffer is not None
+        self.prefetch.give_back("the worker is stopping")
         if self.status != WorkerStatus.STARTING:
             if not await self.buffer.flush(self.config.shutdown_flush_seconds):
                 log.warning(
@@ -190,7 +145,8 @@ class Agent:
     async def _sign_on(self) -> None:
         cfg = self.config
         if self._sign_on_body is None:
-            self._sign_on_body = await self._sign_on_request()
+            self._sign_on_body = await sign_on_request(cfg)
+            self.task_types = list(self._sign_on_body.task_types)
         body = self._sign_on_body
         try:
             creds = credentials.load(cfg.data_dir, cfg.manager_url, in_keyring=cfg.credentials_in_keyring)
@@ -199,7 +155,7 @@ class Agent:
         while True:
             try:
                 if creds is None:
-                    creds = await self._register()
+                    creds = await register(cfg, self.client)
                 self.client.set_credentials(creds.worker_id, creds.secret)
                 answer = await self.client.sign_on(body)
                 break
@@ -225,57 +181,18 @@ class Agent:
         if answer.status_requested is not None:
             self._apply(answer.status_requested, answer.lazy)
 
-    async def _sign_on_request(self) -> SignOnRequest:
-        cfg = self.config
-        prepare_checks()
-        programs, versions = cfg.programs, await software_versions(cfg.programs)
-        offered = available_task_types(programs)
-        if cfg.task_types is not None:
-            missing = [t for t in cfg.task_types if t not in offered]
-            for t in missing:
-                log.warning("task type %r needs a program this worker does not have; not offered", t)
-            offered = [t for t in cfg.task_types if t in offered]
-        if not offered:
-            raise FatalError("this worker can run none of the requested task types")
-        self.task_types = offered
-        return SignOnRequest(
-            name=cfg.name,
-            platform=platform_name(),
-            task_types=offered,
-            tags=cfg.tags,
-            software=versions,
-            can_restart=True,
-            capabilities=capabilities.gather(cfg.host_attributes, cfg.host_amounts),
-        )
-
-    async def _register(self) -> credentials.Credentials:
-        cfg = self.config
-        if not cfg.registration_secret:
-            raise FatalError(
-                "this worker is not registered yet and no registration secret was given "
-                "(--registration-secret-file or TABLAO_WORKER_REGISTRATION_SECRET)"
-            )
-        try:
-            answer = await self.client.register(
-                RegisterRequest(registration_secret=cfg.registration_secret, name=cfg.name, platform=platform_name())
-            )
-        except Unauthorized as exc:
-            raise FatalError(f"the Manager refused the registration secret: {exc.detail}") from exc
-        creds = credentials.Credentials(cfg.manager_url, answer.worker_id, answer.secret)
-        try:
-            credentials.save(cfg.data_dir, creds, in_keyring=cfg.credentials_in_keyring)
-        except ValueError as exc:
-            raise FatalError(str(exc)) from exc
-        log.info("registered at %s as worker %s", cfg.manager_url, creds.worker_id)
-        return creds
-
     # -- the work loop -------------------------------------------------------------------------------------
 
     async def _work_loop(self) -> None:
         while not self._exit_after_task:
             if self._held():
+                self.prefetch.give_back("the worker takes no new work")
                 self._state_changed.clear()
                 await self._state_changed.wait()
+                continue
+            task = self.prefetch.take()
+            if task is not None:
+                await self._run(task)  # prefetched while the task before ran: no round trip in between
                 continue
             self._poll = asyncio.create_task(self._next_task())
             try:
@@ -289,11 +206,16 @@ class Agent:
             if task is not None:
                 await self._run(task)
         # a lazy shutdown or restart: the task is done, leave
+        self.prefetch.give_back("the worker is stopping after its task")
         self.stop(self.exit_code, "requested by the Manager")
 
     def _held(self) -> bool:
         """Asleep (the Manager) or paused (the local controller): no new work is asked for."""
         return self.status == WorkerStatus.ASLEEP or self.paused
+
+    def _may_take(self) -> bool:
+        """May take a next task: not held, not stopping, not told to leave after the running one."""
+        return not (self._held() or self._stopping or self._exit_after_task)
 
     async def _next_task(self) -> AssignedTask | None:
         """One task request (long-polling), carrying the previous task's final updates when it can."""
@@ -357,6 +279,7 @@ class Agent:
             flush_interval=cfg.flush_interval,
             grace_seconds=cfg.grace_seconds,
             on_status_request=lambda req: self._apply(req, True),
+            on_started=lambda: self._started(task),
         )
         self.current = run
         log.info("task %d (%s) hand-out %d started", task.id, task.name, task.handout)
@@ -366,14 +289,23 @@ class Agent:
         finally:
             self.current = None
         self._finished_task = task.id if wrote_final else None
+        if self.prefetch.task is None:
+            self.prefetch.cancel()  # nothing leased yet: the work loop asks, carrying this task's final report
         log.info("task %d finished", task.id)
         self._tell(f"task-finished:{run.outcome.value if run.outcome else 'stopped'}")
+
+    def _started(self, task: AssignedTask) -> None:
+        if self.current is not None and self.current.task is task:
+            # the task before's final report rides on the prefetch request
+            finished, self._finished_task = self._finished_task, None
+            self.prefetch.start(task, finished)
 
     def _on_stale(self, task_id: int, handout: int) -> None:
         if self.current is not None and self.current.task.id == task_id and self.current.task.handout <= handout:
             self.current.stale()
         if self._finished_task == task_id:
             self._finished_task = None
+        self.prefetch.forget(task_id)
 
     # -- heartbeats and requested state changes ----------------------------------------------------------
 
@@ -388,7 +320,7 @@ class Agent:
                 status=self.status,
                 current_task_id=current,
                 utilisation=await sampler.sample(),
-                unavailable=_reason(self.unavailable) if self.paused else None,
+                unavailable=unavailability(self.unavailable) if self.paused else None,
             )
             try:
                 answer = await self.client.heartbeat(body)
@@ -412,6 +344,7 @@ class Agent:
             if self.status != WorkerStatus.ASLEEP:
                 log.info("going to sleep%s", " after the current task" if lazy and self.current else "")
                 self.status = WorkerStatus.ASLEEP
+                self.prefetch.give_back("the worker was sent to sleep")
                 if not lazy and self.current is not None:
                     self.current.interrupt("the worker was sent to sleep", give_back=True)
                 self._changed()
@@ -421,6 +354,7 @@ class Agent:
                 log.info("%s requested: after the current task", request.value)
                 self.exit_code = code
                 self._exit_after_task = True
+                self.prefetch.give_back(f"{request.value} requested after the current task")
             else:
                 self.stop(code, f"{request.value} requested by the Manager")
 
@@ -435,6 +369,7 @@ class Agent:
         """Claim nothing new; `now` also stops the running task and gives it back (not a failure)."""
         self.paused = True
         self.unavailable = reason or "paused-by-user"
+        self.prefetch.give_back(f"paused on this computer ({self.unavailable})")
         if self._poll is not None:
             self._poll.cancel()
         if now and self.current is not None:

@@ -19,7 +19,8 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from services.protocol import process_guard  # noqa: E402 - after the line above
 from services.worker import capabilities, render_limits  # noqa: E402
-from services.worker.agent import EXIT_ERROR, Agent, AgentConfig  # noqa: E402
+from services.worker.agent import EXIT_ERROR, Agent  # noqa: E402
+from services.worker.agent_config import AgentConfig  # noqa: E402
 from services.worker.runners import Programs  # noqa: E402
 from services.worker.task_policy import TaskPolicy  # noqa: E402
 
@@ -122,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--poll-wait", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--no-prefetch", action="store_true", help="do not lease the next task while one runs (one task at a time)"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
 
@@ -212,6 +216,7 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         programs=programs,
         heartbeat_interval=args.heartbeat_interval,
         poll_wait=args.poll_wait,
+        prefetch=not args.no_prefetch,
     )
 
 

@@ -73,6 +73,11 @@ def problem(command: str, params: Mapping[str, Any], roots: list[Path], protecte
 _MAKE_FOLDER = frozenset({"blender-render", "ffmpeg", "merge-images", "merge-samples", "copy-file"})
 
 
+def makes_folders(command: str) -> bool:
+    """Whether `folders_to_make` may return anything for this command (without touching the disk)."""
+    return command in _MAKE_FOLDER
+
+
 def folders_to_make(command: str, params: Mapping[str, Any], protected: Iterable[Path]) -> list[Path]:
     """The missing folders of a command's new files, outside protected folders.
 

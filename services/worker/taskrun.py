@@ -12,7 +12,7 @@ import httpx
 from services.protocol.states import TaskStatus, WorkerStatusRequest
 from services.protocol.worker_api import AssignedTask
 from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
-from services.worker import task_policy
+from services.worker import output_roots, task_policy
 from services.worker.buffer import UpdateBuffer
 from services.worker.previews import PreviewMaker
 from services.worker.reporter import TaskReporter
@@ -43,6 +43,7 @@ class TaskRun:
         flush_interval: float,
         grace_seconds: float,
         on_status_request: Callable[[WorkerStatusRequest], None] = lambda request: None,
+        on_started: Callable[[], None] = lambda: None,
     ) -> None:
         self.task = task
         self.client = client
@@ -54,6 +55,7 @@ class TaskRun:
         self.reporter = TaskReporter(buffer, task.id, task.handout, task.steps_total)
         self.previews = PreviewMaker(self.reporter.preview, note=self.reporter.log)
         self.on_status_request = on_status_request
+        self.on_started = on_started  # its first command was started (the Worker's prefetch asks then)
         self._commands: asyncio.Task[None] | None = None
         self._interrupt: Interrupt | None = None
         self.outcome: TaskStatus | None = None  # the final status written, once run() returns
@@ -80,7 +82,7 @@ class TaskRun:
         # `active` is written after the commands task's first step, which starts the first command's process
         # when its runner needs no wait before that (`exec` without a cwd check), and before any output can
         # be read: the buffer keeps its order, and a short command does not wait for a SQLite commit
-        asyncio.get_running_loop().call_soon(self.reporter.flush, TaskStatus.ACTIVE)
+        asyncio.get_running_loop().call_soon(self._started)
         helpers = [
             asyncio.create_task(self._watch()),
             asyncio.create_task(self.reporter.run_flusher(self.flush_interval)),
@@ -101,6 +103,10 @@ class TaskRun:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
         return self._conclude(self._commands)
+
+    def _started(self) -> None:
+        self.reporter.flush(TaskStatus.ACTIVE)
+        self.on_started()
 
     def _conclude(self, commands: asyncio.Task[None]) -> bool:
         if commands.cancelled():
@@ -134,7 +140,8 @@ class TaskRun:
             params = substitute(command.parameters, self.task.variables)
             if problem := task_policy.output_problem(command.name, params):
                 raise CommandFailed(problem)
-            await asyncio.to_thread(task_policy.make_output_folders, command.name, params)
+            if output_roots.makes_folders(command.name):  # no trip to a thread for the rest (`exec`, most)
+                await asyncio.to_thread(task_policy.make_output_folders, command.name, params)
             self.reporter.activity(f"command {i}/{len(commands)}: {command.name}")
             ctx = RunContext(
                 log=self.reporter.log,

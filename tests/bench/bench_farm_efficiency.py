@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import statistics
 import time
 from collections import defaultdict
@@ -23,9 +24,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.bench.results import record
 from tests.support.farm import FarmClient, local_farm
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(1800)]
+
+# for A/B runs in one tree, e.g. TABLAO_BENCH_WORKER_ARGS=--no-prefetch (or --no-confine)
+EXTRA_WORKER_ARGS = tuple(os.environ.get("TABLAO_BENCH_WORKER_ARGS", "").split())
 
 # bash's $EPOCHREALTIME reads the clock without starting a process, so the measurement adds no fork to the task
 SCRIPT = 's=$EPOCHREALTIME; sleep 0.05; e=$EPOCHREALTIME; echo "$s $e $PPID" > {out}/{{frame}}'
@@ -39,7 +44,7 @@ def pct(values: list[float], q: float) -> float:
 def test_efficiency_of_1000_sleep_tasks_on_4_workers(tmp_path: Path) -> None:
     out = tmp_path / "times"
     out.mkdir()
-    with local_farm(tmp_path / "farm", workers=4, worker_args=("--poll-wait", "10")) as farm:
+    with local_farm(tmp_path / "farm", workers=4, worker_args=("--poll-wait", "10", *EXTRA_WORKER_ARGS)) as farm:
         time.sleep(3)  # let the workers sign on
         farm.submit({
             "name": "sleep 0.05 x 1000", "type": "exec",
@@ -66,6 +71,8 @@ def test_efficiency_of_1000_sleep_tasks_on_4_workers(tmp_path: Path) -> None:
         f"efficiency {efficiency:.3f}; gap between tasks on a worker p50 {pct(gaps, 0.5):.1f} ms, "
         f"p99 {pct(gaps, 0.99):.1f} ms; worker RSS after the run {', '.join(f'{v:.0f}' for v in rss.values())} MB"
     )
+    record("efficiency", efficiency)
+    record("gap_p50_ms", pct(gaps, 0.5))
 
 
 def test_latency_from_runnable_to_start_on_an_idle_worker(tmp_path: Path) -> None:
@@ -77,7 +84,9 @@ def test_latency_from_runnable_to_start_on_an_idle_worker(tmp_path: Path) -> Non
     for farm_no in range(3):
         out = tmp_path / f"times-{farm_no}"
         out.mkdir()
-        with local_farm(tmp_path / f"farm-{farm_no}", workers=2, worker_args=("--poll-wait", "30")) as farm:
+        with local_farm(
+            tmp_path / f"farm-{farm_no}", workers=2, worker_args=("--poll-wait", "30", *EXTRA_WORKER_ARGS)
+        ) as farm:
             time.sleep(3)
             idle_rss += [psutil.Process(w.proc.pid).memory_info().rss / 2**20 for w in farm.farm.workers if w.proc]
             these: list[tuple[int, float, float, float]] = []
@@ -106,6 +115,8 @@ def test_latency_from_runnable_to_start_on_an_idle_worker(tmp_path: Path) -> Non
         f"p99 {pct(from_answer, 0.99):.1f} ms; from the submit's request p50 {statistics.median(from_request):.1f} "
         f"ms, p99 {pct(from_request, 0.99):.1f} ms; idle worker RSS {', '.join(f'{v:.0f}' for v in idle_rss)} MB"
     )
+    record("latency_from_request_p50_ms", statistics.median(from_request))
+    record("latency_from_answer_p50_ms", statistics.median(from_answer))
 
 
 def commit_times(farm: FarmClient, job_ids: list[int]) -> dict[int, float]:

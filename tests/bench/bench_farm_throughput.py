@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.bench.results import record  # noqa: E402 - the load generator runs this file as a script
 
 # ---- the load generator (runs in child processes) -----------------------------------------------------------
 
@@ -258,6 +259,9 @@ def _report(res: dict[str, Any]) -> None:
         f"Manager {res['manager_cpu_s']:.1f} s ({100 * res['manager_cpu_s'] / el:.0f}%), "
         f"load generator {res['loadgen_cpu_s']:.1f} s ({100 * res['loadgen_cpu_s'] / el:.0f}%)"
     )
+    what = f"paced_{res['task_ms']}ms" if res["task_ms"] else "noop"
+    record(f"{what}_{res['tasks']}_tasks_per_s", res["tasks_per_s"])
+    record(f"{what}_{res['tasks']}_ask_p99_ms", res["ask_p99_ms"])
 
 
 @pytest.mark.bench

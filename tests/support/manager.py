@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -14,6 +15,9 @@ import httpx
 
 from tests.support.ports import free_port, wait_http
 from tests.support.services import ROOT, ServerProcess, child_env
+
+# a busy shared machine can take longer than this to import and migrate; TABLAO_TEST_START_TIMEOUT raises it
+START_TIMEOUT = float(os.environ.get("TABLAO_TEST_START_TIMEOUT", "30"))
 
 API = "/api/v1"
 
@@ -47,7 +51,7 @@ class ManagerProcess:
     def registration_secret(self) -> str:
         return (self.data_dir / "worker-registration.secret").read_text().strip()
 
-    def start(self, timeout: float = 30.0) -> ManagerProcess:
+    def start(self, timeout: float = START_TIMEOUT) -> ManagerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         token_file = self.data_dir.parent / f"{self.data_dir.name}.token"
         token_file.write_text(self.token)

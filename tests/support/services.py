@@ -11,6 +11,9 @@ from pathlib import Path
 
 from tests.support.ports import free_port, wait_http
 
+# a busy shared machine can take longer than this to import and migrate; TABLAO_TEST_START_TIMEOUT raises it
+START_TIMEOUT = float(os.environ.get("TABLAO_TEST_START_TIMEOUT", "30"))
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -48,7 +51,7 @@ class ServerProcess:
     def log_path(self) -> Path:
         return self.data_dir / "server.log"
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = START_TIMEOUT) -> ServerProcess:
         args = ["server", "--data-dir", str(self.data_dir), "--port", str(self.port), *self.extra_args]
         if self.database_url:
             args += ["--database-url", self.database_url]

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from services.manager import prefetch
 from services.manager.api.deps import ClientDep, CoreDep
 from services.manager.errors import Forbidden, Invalid, NotFound
 from services.manager.model import HeldTask
@@ -46,6 +47,7 @@ async def status(_client: ClientDep, core: CoreDep, request: Request) -> dict[st
         "server_up": link.server_up,
         "tasks_held": len(core.tasks),
         "tasks_ready": len(core.ready),
+        "tasks_prefetched": prefetch.prefetched(core),
         "workers": workers,
     }
 

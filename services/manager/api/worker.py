@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from services.manager import task_updates
+from services.manager import prefetch, task_updates
 from services.manager.api.deps import CoreDep, WorkerDep, authenticated_worker
 from services.manager.core import ManagerCore
 from services.manager.errors import Conflict, Invalid, TooManyAttempts, Unauthorized
@@ -104,13 +104,20 @@ async def ask_for_task(request: Request) -> Response:
             raise Invalid("finished_task_id is required with finished", "finished_task_id")
         task_updates.validate(body.finished.updates, "finished.updates")
         task_updates.apply(core, worker, body.finished_task_id, body.finished.updates)
-    with transaction(core.conn):
-        if worker.current_task_id is not None:
-            # asking for a new task while holding one: the worker has abandoned it
-            core.take_back(worker, "the worker asked for a new task without finishing this one")
-        task = core.next_task(worker)
-    if task is None and body.wait_seconds > 0 and worker.available:
-        task = await core.wait_for_task(worker, body.wait_seconds)
+    core.supersede(worker)
+    running = body.running_task_id
+    if running is not None:  # a prefetch: the next task, while the worker runs this one (prefetch.py)
+        task = prefetch.next_for(core, worker, running)
+        if task is None and body.wait_seconds > 0 and prefetch.may_prefetch(worker, running):
+            task = await core.wait_for_task(worker, body.wait_seconds, running)
+    else:
+        with transaction(core.conn):
+            if worker.current_task_id is not None:
+                # asking for a new task while holding one: the worker has abandoned it (and its prefetched one)
+                core.take_back(worker, "the worker asked for a new task without finishing this one")
+            task = core.next_task(worker)
+        if task is None and body.wait_seconds > 0 and worker.available:
+            task = await core.wait_for_task(worker, body.wait_seconds)
     if task is None:
         retry = core.config.retry_after
         return Response(status_code=204, headers={"Retry-After": str(max(1, round(retry)))})

@@ -184,6 +184,7 @@ class WorkerRow(Base):
     status_requested: Mapped[str | None] = mapped_column(String(16))
     status_request_lazy: Mapped[bool] = mapped_column(Boolean, default=True)
     current_task_id: Mapped[int | None] = mapped_column(BigInteger)
+    next_task_id: Mapped[int | None] = mapped_column(BigInteger)  # prefetched: runs right after the current one
     last_seen: Mapped[datetime | None]
     utilisation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     unavailable: Mapped[str | None] = mapped_column(String(32))

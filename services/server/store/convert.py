@@ -157,6 +157,7 @@ def worker_to_wire(w: WorkerRow) -> Worker:
         utilisation=Utilisation.model_validate(w.utilisation) if w.utilisation else None,
         unavailable=Unavailability(w.unavailable) if w.unavailable in _REASONS else None,
         capabilities=HostCapabilities.model_validate(w.capabilities) if w.capabilities else None,
+        next_task_id=w.next_task_id,
     )
 
 

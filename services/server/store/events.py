@@ -46,7 +46,7 @@ def _job_event_data(job: JobRow) -> dict[str, Any]:
 def install(sessions: sessionmaker[Session], notifier: EventNotifier | None) -> None:
     """Write the queued events of the factory's sessions at commit and wake `notifier`'s readers after it."""
     event.listen(sessions, "before_commit", _write_events)
-    event.listen(sessions, "after_rollback", _forget)
+    event.listen(sessions, "after_rollback", forget)
     if notifier is not None:
         event.listen(sessions, "after_commit", notifier.after_commit)
 
@@ -70,7 +70,7 @@ def _write_events(session: Session) -> None:
     session.info[_WRITTEN] = True
 
 
-def _forget(session: Session) -> None:
+def forget(session: Session) -> None:
     session.info.pop(_DIRTY_JOBS, None)
     session.info.pop(_PENDING, None)
     if not session.in_nested_transaction():  # what earlier savepoints wrote is still to be announced

@@ -341,11 +341,16 @@ def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerRe
             session.add(row)
         elif row.manager_id != manager.id:
             continue  # another Manager's worker id: not this Manager's to report
-        changed = (row.status, row.current_task_id, row.name) != (r.status.value, r.current_task_id, r.name)
+        changed = (row.status, row.current_task_id, row.next_task_id, row.name) != (
+            r.status.value,
+            r.current_task_id,
+            r.next_task_id,
+            r.name,
+        )
         row.name, row.platform = r.name, r.platform
         row.task_types, row.tags, row.software = list(r.task_types), list(r.tags), dict(r.software)
         row.capabilities = r.capabilities.model_dump(mode="json") if r.capabilities is not None else None
-        row.status, row.current_task_id = r.status.value, r.current_task_id
+        row.status, row.current_task_id, row.next_task_id = r.status.value, r.current_task_id, r.next_task_id
         row.last_seen = r.last_seen or row.last_seen
         if r.utilisation is not None:
             row.utilisation = r.utilisation.model_dump(mode="json")

@@ -32,5 +32,5 @@ def offline_workers_of_silent_managers(session: Session, lease_seconds: float, *
     ).all()
     for worker in rows:
         worker.status = WorkerStatus.OFFLINE
-        worker.current_task_id = None
+        worker.current_task_id = worker.next_task_id = None
         events.publish(session, "worker-updated", worker_to_wire(worker).model_dump(mode="json"))

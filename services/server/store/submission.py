@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, and_, delete, func, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import utcnow
@@ -35,6 +37,9 @@ from services.server.store.tasks import log_job
 CHUNK = 5_000  # tasks per transaction: well under 0.1 s of writing, so other writers wait at most that long
 # between chunks: preparing rows is Python holding the GIL, and other requests' threads need a turn too
 CHUNK_PAUSE = 0.01
+# a job of at most this many tasks is compiled and stored in one transaction (compiling it takes well under a
+# millisecond): one commit instead of two, which is most of a small job's submit time
+SMALL_JOB = 100
 
 _STORED = CompiledTask(name="", type="", commands=[])  # in place of the tasks already stored
 
@@ -117,18 +122,28 @@ def _build(
             created=now, updated=now,
         )  # fmt: skip
         session.add(job)
-        session.commit()
+        session.flush()  # its id, for the compiler
         job_id = job.id
+        context = JobContext(job_id, sub.name, actor.name, now)
+        try:
+            tasks = iter(jt.compile(context, settings))
+            head = list(itertools.islice(tasks, SMALL_JOB + 1))
+        except CompileError as exc:  # nothing committed: the rollback leaves nothing behind
+            raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
+        if len(head) <= SMALL_JOB:
+            _check_size(session, actor, head, limits)
+            return _store_last(session, job, head, _task_types(head), 0, [], sub, actor, now, finish)
+        session.commit()
     try:
         try:
             # our own list, so each chunk's tasks can be let go once stored: freeing a million at the end would
             # hold the GIL for a second
-            compiled = list(jt.compile(JobContext(job_id, sub.name, actor.name, now), settings))
+            compiled = head + list(tasks)
         except CompileError as exc:
             raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
-        _check_size(read_sessions, actor, compiled, limits)
-        task_types = sorted({t.type for t in compiled})  # before the chunks below let the tasks go
-        initial = JobStatus.PAUSED if sub.start_paused else JobStatus.QUEUED
+        with read_sessions() as session:
+            _check_size(session, actor, compiled, limits)
+        task_types = _task_types(compiled)  # before the chunks below let the tasks go
         status = TaskStatus.PAUSED if sub.start_paused else TaskStatus.QUEUED
         ids: list[int] = []
         # every chunk but the last in a transaction of its own; the last one with the switch to queued
@@ -138,26 +153,47 @@ def _build(
                 session.commit()
             compiled[start : start + CHUNK] = [_STORED] * CHUNK
             time.sleep(CHUNK_PAUSE)
-        last = len(ids)
-        total = len(compiled)
         with write_sessions() as session:
-            store_task_rows(session, job_id, compiled, now, last, len(compiled), ids, status)
             job = session.get_one(JobRow, job_id)
-            job.tasks_total = total
-            job.task_types = task_types
-            job.status = initial
-            log_job(session, job, actor.name, f"submitted by {actor.name}: {total} tasks, {initial}")
-            for problem in host_check.unmet_steps(session, job):  # openjd hostRequirements nobody meets
-                log_job(session, job, "tablao", problem)
-                job.activity = problem
-            failures.note_blocked_at_submission(session, job)
-            events.publish(session, "job-created", job_to_wire(job).model_dump(mode="json"))
-            with finish(session, job):
-                session.commit()
-            return job
+            return _store_last(session, job, compiled, task_types, len(ids), ids, sub, actor, now, finish)
     except BaseException:
         _discard(write_sessions, job_id)
         raise
+
+
+def _store_last(
+    session: Session,
+    job: JobRow,
+    compiled: list[CompiledTask],
+    task_types: list[str],
+    last: int,
+    ids: list[int],
+    sub: JobSubmission,
+    actor: Actor,
+    now: datetime,
+    finish: Callable[[Session, JobRow], AbstractContextManager[object]],
+) -> JobRow:
+    """The job's last tasks (all of a small job's) and its switch to queued, in the caller's session."""
+    initial = JobStatus.PAUSED if sub.start_paused else JobStatus.QUEUED
+    status = TaskStatus.PAUSED if sub.start_paused else TaskStatus.QUEUED
+    total = len(compiled)
+    store_task_rows(session, job.id, compiled, now, last, total, ids, status)
+    job.tasks_total = total
+    job.task_types = task_types
+    job.status = initial
+    log_job(session, job, actor.name, f"submitted by {actor.name}: {total} tasks, {initial}")
+    for problem in host_check.unmet_steps(session, job):  # openjd hostRequirements nobody meets
+        log_job(session, job, "tablao", problem)
+        job.activity = problem
+    failures.note_blocked_at_submission(session, job)
+    events.publish(session, "job-created", job_to_wire(job).model_dump(mode="json"))
+    with finish(session, job):
+        session.commit()
+    return job
+
+
+def _task_types(compiled: Sequence[CompiledTask]) -> list[str]:
+    return sorted({t.type for t in compiled})
 
 
 def _check_references(session: Session, sub: JobSubmission) -> None:
@@ -169,15 +205,23 @@ def _check_references(session: Session, sub: JobSubmission) -> None:
             raise Invalid(f"no job with id {missing[0]}", field="depends_on")
 
 
-def _unfinished(actor: Actor) -> ColumnElement[bool]:
-    return and_(JobRow.submitter == actor.name, JobRow.status.not_in([s.value for s in FINISHED_JOB_STATUSES]))
+# the quota queries, built once (building them took longer than running them): the submitter is a parameter
+_UNFINISHED: ColumnElement[bool] = and_(
+    JobRow.submitter == bindparam("submitter"), JobRow.status.not_in([s.value for s in FINISHED_JOB_STATUSES])
+)
+_ACTIVE_JOBS = select(func.count()).select_from(JobRow).where(_UNFINISHED)
+_TASKS_LEFT = select(
+    func.coalesce(
+        func.sum(JobRow.tasks_total - JobRow.tasks_completed - JobRow.tasks_failed - JobRow.tasks_canceled), 0
+    )
+).where(_UNFINISHED)
 
 
 def _check_active_jobs(session: Session, actor: Actor, limits: Limits) -> None:
     cap = limits.max_active_jobs_per_user
     if cap is None:
         return
-    active = session.scalar(select(func.count()).select_from(JobRow).where(_unfinished(actor))) or 0
+    active = session.scalar(_ACTIVE_JOBS, {"submitter": actor.name}) or 0
     if active >= cap:
         raise Conflict(
             f"{actor.name} has {active} unfinished jobs, the farm's limit per user (finish or cancel some first)",
@@ -185,9 +229,7 @@ def _check_active_jobs(session: Session, actor: Actor, limits: Limits) -> None:
         )
 
 
-def _check_size(
-    read_sessions: sessionmaker[Session], actor: Actor, compiled: Sequence[CompiledTask], limits: Limits
-) -> None:
+def _check_size(session: Session, actor: Actor, compiled: Sequence[CompiledTask], limits: Limits) -> None:
     n = len(compiled)
     if not n:
         raise Invalid("the settings produce no tasks", field="settings")
@@ -197,9 +239,7 @@ def _check_size(
     cap = limits.max_unfinished_tasks_per_user
     if cap is None:
         return
-    left = JobRow.tasks_total - JobRow.tasks_completed - JobRow.tasks_failed - JobRow.tasks_canceled
-    with read_sessions() as session:
-        held = session.scalar(select(func.coalesce(func.sum(left), 0)).where(_unfinished(actor))) or 0
+    held = session.scalar(_TASKS_LEFT, {"submitter": actor.name}) or 0
     if held + n > cap:
         raise Conflict(
             f"{actor.name} has {held} unfinished tasks; {n} more would pass the farm's limit of {cap} per user",

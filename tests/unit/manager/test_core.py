@@ -287,7 +287,7 @@ async def test_a_waiting_worker_gets_a_claimed_task_at_once_or_none_when_its_wai
     started = time.monotonic()
     assert await core.wait_for_task(w, 0.2) is None
     assert 0.15 < time.monotonic() - started < 2
-    assert core.waiters == []
+    assert core.waiters == {}
     waiting = asyncio.ensure_future(core.wait_for_task(w, 10))
     await asyncio.sleep(0.01)
     core.add_claimed([claimed(1)])

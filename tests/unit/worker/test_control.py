@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.worker.agent import Agent, AgentConfig
+from services.worker.agent import Agent
+from services.worker.agent_config import AgentConfig
 from services.worker.control import LINE_MAX_BYTES, ControlChannel
 
 

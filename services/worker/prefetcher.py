@@ -1,0 +1,125 @@
+"""The Worker's prefetch of one: while a task runs, ask for the next one, so it starts with no round trip.
+
+Once the running task's command has started, `start()` sends the previous task's final updates (when they
+are still in the buffer) together with a request for the next task (`running_task_id`), then long-polls
+until the Manager leases one. When the running task ends, `take()` hands the prefetched task over, or None.
+A worker that will not run it next (asleep, paused, stopping, told to stop after this task) gives it back
+at once (`give_back`): a `queued` update on a task it never started, which the Manager puts back in its
+ready queue. See services/manager/prefetch.py for the Manager's half and the guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import httpx
+
+from services.protocol.states import TaskStatus
+from services.protocol.worker_api import AssignedTask
+from services.protocol.worker_client import ManagerError, NoTask, StaleTask, WorkerClient
+from services.worker.buffer import UpdateBuffer
+
+log = logging.getLogger("tablao.worker.prefetch")
+
+RETRY_MAX = 2.0  # seconds between prefetch attempts the Manager answered with no task at once
+
+
+class Prefetcher:
+    def __init__(self, client: WorkerClient, *, poll_wait: float, may_ask: Callable[[], bool], on: bool = True) -> None:
+        self.client = client
+        self.on = on  # off: the worker asks for its next task only when the running one ended
+        self.buffer: UpdateBuffer | None = None  # the agent's, set once it is open
+        self.poll_wait = poll_wait
+        self.may_ask = may_ask  # False while the worker takes no new work (asleep, paused, stopping)
+        self.task: AssignedTask | None = None  # leased to us: the one we run next
+        self._poll: asyncio.Task[None] | None = None
+
+    def start(self, running: AssignedTask, finished: int | None) -> None:
+        """The command of `running` has started: ask for the next task, carrying `finished`'s final report."""
+        self.cancel()
+        if self.on and self.buffer is not None and self.task is None and self.may_ask():
+            self._poll = asyncio.create_task(self._ask(running.id, finished))
+
+    def take(self) -> AssignedTask | None:
+        """The running task ended: stop asking; the prefetched task (if any) is the caller's to run now."""
+        self.cancel()
+        task, self.task = self.task, None
+        return task
+
+    def cancel(self) -> None:
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
+
+    def give_back(self, why: str) -> None:
+        """This worker will not run the prefetched task next: it goes back to the Manager (through the buffer)."""
+        self.cancel()
+        task, self.task = self.task, None
+        if task is not None and self.buffer is not None:
+            log.info("task %d (prefetched) given back: %s", task.id, why)
+            self.buffer.put(task.id, task.handout, status=TaskStatus.QUEUED.value, activity=f"given back: {why}")
+
+    def forget(self, task_id: int) -> None:
+        """The Manager took this task from us (409): it is not ours to run."""
+        if self.task is not None and self.task.id == task_id:
+            self.task = None
+
+    async def _ask(self, running: int, finished: int | None) -> None:
+        first = True
+        while self.task is None and self.may_ask():
+            try:
+                answer = await self._request(running, finished if first else None, wait=0 if first else None)
+            except (httpx.TransportError, ManagerError) as exc:
+                # the work loop's own request meets the same trouble after this task and deals with it
+                log.debug("prefetch failed: %s", exc)
+                await asyncio.sleep(RETRY_MAX)
+                continue
+            if isinstance(answer, AssignedTask):
+                if self.may_ask():
+                    self.task = answer
+                    log.debug("task %d prefetched (hand-out %d)", answer.id, answer.handout)
+                else:  # went to sleep or paused while the answer was on its way
+                    self.task = answer
+                    self.give_back("the worker takes no new work")
+                return
+            if not first:
+                await asyncio.sleep(min(answer.retry_after, RETRY_MAX))
+            first = False
+
+    async def _request(self, running: int, finished: int | None, wait: float | None) -> AssignedTask | NoTask:
+        """One prefetch request; the first carries the finished task's updates and does not wait (the buffer's
+        lock is held meanwhile, and the running task's own updates must not wait behind a long poll)."""
+        buffer = self.buffer
+        assert buffer is not None
+        if wait is None:
+            async with buffer.lock:
+                await self._send_older(running)
+            return await self.client.request_task(wait_seconds=self.poll_wait, running_task_id=running)
+        async with buffer.lock:
+            await self._send_older(running, keep=finished)
+            rows = buffer.head() if finished is not None else []
+            if not rows or rows[0].task_id != finished:
+                rows = []
+            try:
+                answer = await self.client.request_task(
+                    wait_seconds=wait,
+                    finished_task_id=finished if rows else None,
+                    finished_updates=[r.body for r in rows],
+                    running_task_id=running,
+                )
+            except StaleTask as exc:
+                if not rows:
+                    raise
+                buffer.stale_from(rows, exc)
+                return NoTask(0)
+            buffer.ack(rows)
+            return answer
+
+    async def _send_older(self, running: int, keep: int | None = None) -> None:
+        """Deliver the queued updates of tasks before `running` (bar `keep`'s, which ride on the request), so
+        the Manager has its report of the task before when it reads the request."""
+        assert self.buffer is not None
+        while (batch := self.buffer.head()) and batch[0].task_id not in (running, keep):
+            await self.buffer.send_head()

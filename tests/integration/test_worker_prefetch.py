@@ -1,0 +1,151 @@
+"""The prefetch of one with real Server, Manager and Worker processes: shown at both, run once, given back, killed."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.test_worker_agent import AgentProcess, _request, _worker, submit, tasks_of
+from tests.support.manager import API, ManagerProcess, add_manager
+from tests.support.services import ServerProcess
+from tests.support.waiting import wait_for
+
+
+@pytest.fixture
+def farm(fresh_server: ServerProcess, tmp_path: Path) -> Iterator[tuple[ServerProcess, ManagerProcess]]:
+    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager").start()
+    yield fresh_server, mgr
+    mgr.stop()
+
+
+def frames_job(server: ServerProcess, out: Path, frames: str, seconds: float) -> int:
+    """Each task appends its frame to out/ran.txt when its command starts, then sleeps."""
+    out.mkdir(parents=True, exist_ok=True)
+    return submit(server, ["sh", "-c", f"echo {{frame}} >> {out}/ran.txt; sleep {seconds}"], frames)
+
+
+def ran(out: Path) -> Counter[int]:
+    path = out / "ran.txt"
+    return Counter(int(x) for x in path.read_text().split()) if path.exists() else Counter()
+
+
+def frame_of(server: ServerProcess, job: int, task_id: int) -> int:
+    task = next(t for t in tasks_of(server, job) if t["id"] == task_id)
+    return int(task["name"].split()[-1])
+
+
+def all_completed(server: ServerProcess, job: int) -> list[dict[str, Any]] | None:
+    tasks = tasks_of(server, job)
+    return tasks if all(t["status"] == "completed" for t in tasks) else None
+
+
+def with_next_task(server: ServerProcess, name: str) -> dict[str, Any] | None:
+    w = _worker(server, name)
+    return w if w and w.get("next_task_id") is not None and w.get("current_task_id") is not None else None
+
+
+@pytest.mark.timeout(300)
+def test_workers_run_every_task_once_with_a_next_one_leased_shown_at_the_manager_and_the_server(
+    farm, tmp_path: Path
+) -> None:
+    server, mgr = farm
+    agents = [AgentProcess(mgr, tmp_path / name, name) for name in ("w1", "w2")]
+    out = tmp_path / "out"
+    try:
+        # tasks long enough for the Manager's report of a worker holding two to reach the Server on a busy machine
+        job = frames_job(server, out, "1-8", 3)
+        seen = wait_for(lambda: with_next_task(server, "w1") or with_next_task(server, "w2"), timeout=120,
+                        what="a worker with a prefetched task at the Server")  # fmt: skip
+        assert seen["next_task_id"] != seen["current_task_id"]
+        status = httpx.get(f"{mgr.url}{API}/status", headers=server.headers(), timeout=30).json()
+        assert "tasks_prefetched" in status
+        wait_for(lambda: all_completed(server, job), timeout=180, what="the job to complete")
+        assert ran(out) == Counter(range(1, 9)), "every frame ran exactly once"
+        wait_for(lambda: all((_worker(server, n) or {}).get("next_task_id") is None for n in ("w1", "w2")),
+                 what="no next task left once the job is done")  # fmt: skip
+    finally:
+        for agent in agents:
+            agent.stop()
+
+
+@pytest.mark.timeout(240)
+def test_sleep_after_this_task_gives_the_prefetched_task_back_unrun(farm, tmp_path: Path) -> None:
+    server, mgr = farm
+    agent = AgentProcess(mgr, tmp_path / "w1", "w1")
+    out = tmp_path / "out"
+    try:
+        job = frames_job(server, out, "1-3", 8)
+        w = wait_for(lambda: with_next_task(server, "w1"), what="the worker's prefetched task at the Server")
+        # lazy: after the running task. The request reaches the worker through the Manager's next exchange with
+        # the Server, so it may land in a later task: the log says which task was prefetched then
+        _request(server, w["id"], "asleep")
+        given = wait_for(lambda: re.search(r"task (\d+) \(prefetched\) given back", agent.log_text()), timeout=60,
+                         what=f"the prefetched task to be given back; log:\n{agent.log_text()}")  # fmt: skip
+        wait_for(lambda: (_worker(server, "w1") or {}).get("status") == "asleep", timeout=60,
+                 what="the worker to fall asleep after its task")  # fmt: skip
+        time.sleep(2)
+        assert (_worker(server, "w1") or {}).get("next_task_id") is None
+        started = re.findall(r"task (\d+) \(frame \d+\) hand-out \d+ started", agent.log_text())
+        assert given.group(1) not in started, "the given-back task ran on a worker going to sleep"
+        assert ran(out)[frame_of(server, job, int(given.group(1)))] == 0
+        assert sum(ran(out).values()) == len(started), "a worker told to sleep after its task started another"
+        _request(server, w["id"], "awake")
+        wait_for(lambda: all_completed(server, job), timeout=120, what="the job to complete once awake")
+        assert ran(out) == Counter(range(1, 4))
+    finally:
+        agent.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_worker_s_prefetched_task_runs_once_elsewhere(fresh_server: ServerProcess, tmp_path: Path) -> None:
+    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager",
+                         extra_args=("--worker-timeout", "3")).start()  # fmt: skip
+    out = tmp_path / "out"
+    first = AgentProcess(mgr, tmp_path / "w1", "w1")
+    second: AgentProcess | None = None
+    try:
+        job = frames_job(fresh_server, out, "1-3", 4)
+        w = wait_for(lambda: with_next_task(fresh_server, "w1"), what="the worker's prefetched task")
+        next_frame = frame_of(fresh_server, job, w["next_task_id"])
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait()
+        second = AgentProcess(mgr, tmp_path / "w2", "w2")
+        wait_for(lambda: all_completed(fresh_server, job), timeout=200,
+                 what=f"the job to complete on the second worker; log:\n{second.log_text()}")  # fmt: skip
+        counts = ran(out)
+        assert counts[next_frame] == 1, f"the prefetched task ran {counts[next_frame]} times"
+        assert set(counts) == {1, 2, 3}
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        mgr.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_manager_killed_and_started_again_keeps_current_and_next_and_each_task_runs_once(
+    fresh_server: ServerProcess, tmp_path: Path
+) -> None:
+    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager").start()
+    out = tmp_path / "out"
+    agent = AgentProcess(mgr, tmp_path / "w1", "w1")
+    try:
+        job = frames_job(fresh_server, out, "1-4", 2)
+        wait_for(lambda: with_next_task(fresh_server, "w1"), what="the worker's prefetched task")
+        mgr.kill()
+        time.sleep(1)
+        mgr.start()
+        wait_for(lambda: all_completed(fresh_server, job), timeout=200,
+                 what=f"the job to complete; worker log:\n{agent.log_text()}")  # fmt: skip
+        assert ran(out) == Counter(range(1, 5)), "every frame ran exactly once across the Manager's restart"
+    finally:
+        agent.stop()
+        mgr.stop()

@@ -50,6 +50,9 @@ class ServerConfig:
     # wait, 1 s then twice as long after each further failure, up to 5 minutes (TABLAO_AUTH_FREE_FAILURES)
     auth_free_failures: int = 10
     sweep_interval: float = 5.0
+    # a job still under construction with nothing written to it for this long is a Server's leftover and is
+    # removed (store/orphans.py; TABLAO_ORPHAN_SECONDS); its writer touches it every chunk, well under a second
+    orphan_seconds: float = 300.0
     # path variables the farm shares, name -> {platform -> value}, as the Managers' `--variables` files give
     # them; published to clients (the Blender add-on checks that files lie under one of them)
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -67,6 +70,8 @@ class ServerConfig:
             cfg.variables = load_variables(Path(variables))
         if free := os.environ.get("TABLAO_AUTH_FREE_FAILURES"):
             cfg.auth_free_failures = int(free)
+        if orphan := os.environ.get("TABLAO_ORPHAN_SECONDS"):
+            cfg.orphan_seconds = float(orphan)
         for key in ("max_tasks_per_job", "max_active_jobs_per_user", "max_unfinished_tasks_per_user"):
             if (raw := os.environ.get(f"TABLAO_{key.upper()}")) is not None:
                 setattr(cfg, key, int(raw) if raw.strip().lower() not in ("", "none") else None)

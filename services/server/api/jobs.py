@@ -46,7 +46,7 @@ def submit_job(sub: JobSubmission, request: Request, user: UserDep, dispatcher: 
         return handing_off(session, dispatcher, [job], cfg.lease_seconds)  # to Managers waiting for work
 
     state = request.app.state
-    job = submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish)
+    job = submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish, state.builds)
     return job_to_wire(job)
 
 

@@ -3,6 +3,7 @@ sweep once a Server runs again (at once on SQLite, after the bound on PostgreSQL
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,11 +45,9 @@ def _start_big_submission(server: ServerProcess) -> int:
     """Starts submitting a big job and returns its id once some of its tasks are stored."""
 
     def post() -> None:
-        try:
+        with contextlib.suppress(httpx.HTTPError):  # the Server is killed under it
             httpx.post(f"{server.url}{API}/jobs", json=render_job("big", frames=f"1-{BIG}", chunk=1),
                        headers=server.headers(), timeout=300)  # fmt: skip
-        except httpx.HTTPError:
-            pass  # the Server is killed under it
 
     threading.Thread(target=post, daemon=True).start()
     with httpx.Client(base_url=server.url + API, headers=server.headers(), timeout=30) as c:

@@ -126,6 +126,8 @@ def run(tmp: Path, n_servers: int, tasks: int, workers: int, procs: int) -> dict
                         raise AssertionError(f"not done after 30 min: {done} of {tasks}")
                     time.sleep(0.2)
             elapsed = time.perf_counter() - t0
+            # the job's counters against its tasks: lost or doubled counts would show here
+            counters = httpx.get(f"{servers[0].url}{API}/jobs/{job_id}", headers=h, timeout=60).json()
             cpu = {k: farm._cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
             pg_cpu = pg.stop()
             load1 = os.getloadavg()[0]
@@ -142,6 +144,7 @@ def run(tmp: Path, n_servers: int, tasks: int, workers: int, procs: int) -> dict
                 "cpu": cpu, "pg_backend_s": pg_cpu["backend"], "pg_shared_s": pg_cpu["shared"],
                 "loadgen_s": sum(res["cpu"] for res in results), "done": sum(res["done"] for res in results),
                 "ask_p50_ms": statistics.median(lat) * 1000, "load": (load0, load1),
+                "counters": {k: counters[k] for k in ("status", "tasks_completed", "tasks_active")},
             }  # fmt: skip
         finally:
             for g in gens:
@@ -170,7 +173,7 @@ def report(res: dict[str, Any]) -> str:
         f"Managers {sum(managers) * ms:.2f} ms, PostgreSQL backends {res['pg_backend_s'] * ms:.2f} ms "
         f"(+ shared processes {res['pg_shared_s'] * ms:.2f} ms), load generator {res['loadgen_s'] * ms:.2f} ms; "
         f"all {total * ms:.2f} ms = {total / res['elapsed_s']:.2f} cores busy; worker answer p50 "
-        f"{res['ask_p50_ms']:.0f} ms"
+        f"{res['ask_p50_ms']:.0f} ms; the job's counters at the end {res['counters']}"
     )
 
 

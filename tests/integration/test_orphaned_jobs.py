@@ -82,8 +82,12 @@ def _intact(url: str, before: dict[int, tuple[str, int, int]], orphan: int) -> N
     after = _counts(url)
     assert orphan not in after
     assert after == {k: v for k, v in before.items() if k != orphan}
-    with create_engine(url).connect() as c:  # nothing of the orphan left behind
-        assert c.execute(text("SELECT count(*) FROM job_log WHERE job_id = :j"), {"j": orphan}).scalar() == 0
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:  # nothing of the orphan left behind
+            assert c.execute(text("SELECT count(*) FROM job_log WHERE job_id = :j"), {"j": orphan}).scalar() == 0
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_server_killed_mid_submission_removes_the_orphan_on_restart(tmp_path: Path) -> None:

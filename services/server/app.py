@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from services.protocol import API_PREFIX, VERSION, api_contract, process_guard
 from services.protocol.backoff import Backoff
 from services.protocol.body_limit import BodyLimit
+from services.protocol.common import utcnow
 from services.server.api import ROUTERS, errors, storage_errors
 from services.server.background import Sweep, sweep_forever
 from services.server.config import ServerConfig
@@ -25,7 +26,7 @@ from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url
 from services.server.db.migrate import take_first_start_turn, upgrade
 from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
-from services.server.store import events, link, silent, worker_history
+from services.server.store import events, link, orphans, silent, worker_history
 from services.server.store.auth import bootstrap_admin
 from services.server.store.sessions import open_sessions
 from services.server.webhooks import deliver_forever
@@ -47,6 +48,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         session.commit()
 
     started = time.monotonic()  # leases get one lease period of grace after a start (see expire_leases)
+    builds = orphans.Builds()  # the jobs this process is writing: not orphans, however long they take
+    # on SQLite this process is the only writer, so a job under construction from before its start is an orphan
+    sole_since = utcnow() if server_lock is not None else None
     sweeps = [
         Sweep("prune events", lambda s: events.prune(s, config.event_retention_seconds)),
         Sweep("expire leases", lambda s: link.expire_leases(s, config.lease_seconds, started=started)),
@@ -55,6 +59,11 @@ def create_app(config: ServerConfig) -> FastAPI:
             lambda s: silent.offline_workers_of_silent_managers(s, config.lease_seconds, started=started),
         ),
         Sweep("prune worker history", lambda s: worker_history.prune(s, config.history_seconds)),
+        Sweep(
+            "orphaned jobs under construction",
+            lambda s: orphans.sweep(s, bound=config.orphan_seconds, builds=builds, started=sole_since),
+            repeat_for=2.0,
+        ),
     ]
 
     @contextlib.asynccontextmanager
@@ -91,6 +100,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.write_sessions = write_sessions
     app.state.notifier = notifier
     app.state.sweeps = sweeps
+    app.state.builds = builds
     app.state.token_cache = {}
     app.state.auth_backoff = Backoff(free=config.auth_free_failures)  # bad tokens, per client address
     app.state.login_backoff = Backoff(free=config.auth_free_failures)  # failed logins, per address and user

@@ -55,6 +55,9 @@ class ServerConfig:
     # (TABLAO_UTILISATION_SAMPLE_SECONDS)
     utilisation_sample_seconds: float = 30.0
     history_seconds: float = 24 * 3600.0
+    # a job still under construction with nothing written to it for this long is a Server's leftover and is
+    # removed (store/orphans.py; TABLAO_ORPHAN_SECONDS); its writer touches it every chunk, well under a second
+    orphan_seconds: float = 300.0
     # path variables the farm shares, name -> {platform -> value}, as the Managers' `--variables` files give
     # them; published to clients (the Blender add-on checks that files lie under one of them)
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -76,6 +79,8 @@ class ServerConfig:
             cfg.auth_free_failures = int(free)
         if sample := os.environ.get("TABLAO_UTILISATION_SAMPLE_SECONDS"):
             cfg.utilisation_sample_seconds = float(sample)
+        if orphan := os.environ.get("TABLAO_ORPHAN_SECONDS"):
+            cfg.orphan_seconds = float(orphan)
         for key in ("max_tasks_per_job", "max_active_jobs_per_user", "max_unfinished_tasks_per_user"):
             if (raw := os.environ.get(f"TABLAO_{key.upper()}")) is not None:
                 setattr(cfg, key, int(raw) if raw.strip().lower() not in ("", "none") else None)

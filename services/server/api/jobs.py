@@ -48,7 +48,7 @@ def submit_job(
         return handing_off(session, dispatcher, [job], cfg.lease_seconds)  # to Managers waiting for work
 
     state = request.app.state
-    job = submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish)
+    job = submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish, state.builds)
     # our model, valid already: no second validation (for a sync route, another trip to the thread pool)
     return Response(job_to_wire(job).model_dump_json(), 201, media_type="application/json")
 

@@ -1,17 +1,19 @@
 """What every job type provides, and the plain records a compilation yields.
 
 A job type is a class registered under the `tablao.job_types` entry-point group. Compilation is pure:
-`compile()` gets the validated settings and a little context and returns tasks; the Server stores them
-in one transaction. Commands are built by calling the specs of `services/protocol/commands.py` with their typed
-parameter records; they are plain dicts (`{"name": ..., "parameters": {...}}`) rather than pydantic models so
-compiling 100,000 tasks stays cheap. `docs/commands.md`, generated from that module, lists them all.
+`compile()` gets the validated settings and a little context and yields tasks, dependencies first; the Server
+stores them as they come, in chunks (store/submission.py), so a job of a million tasks is never all in memory.
+A compiler that yields as it goes (a generator) keeps the Server's memory flat; one that returns a list works
+too, at the cost of holding it. Commands are built by calling the specs of `services/protocol/commands.py`
+with their typed parameter records; they are plain dicts (`{"name": ..., "parameters": {...}}`) rather than
+pydantic models so compiling 100,000 tasks stays cheap. `docs/commands.md`, generated from that module, lists them all.
 """
 
 from __future__ import annotations
 
 import gc
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,8 +64,10 @@ class CompiledTask:
     name: str
     type: str  # a TaskType's value (a plain str), or the task type an `exec` job names
     commands: list[dict[str, Any]]
-    # indexes into the list of tasks compile() returned; they must point at earlier tasks
-    depends_on: list[int] = field(default_factory=list)
+    # indexes, in the order compile() yields tasks, of the tasks this one waits for; they must point at earlier
+    # tasks. A `range` says "all of these" in a few bytes (a preview after a million frames), and one sequence
+    # may be shared by many tasks: the Server only reads it.
+    depends_on: Sequence[int] = field(default_factory=list)
     steps_total: int = 1
 
 
@@ -99,8 +103,9 @@ class JobType(ABC):
         return inlined
 
     @abstractmethod
-    def compile(self, ctx: JobContext, settings: Any) -> Sequence[CompiledTask]:
-        """Turn validated settings (an instance of `Settings`) into tasks, dependencies first."""
+    def compile(self, ctx: JobContext, settings: Any) -> Iterable[CompiledTask]:
+        """Turn validated settings (an instance of `Settings`) into tasks, dependencies first (best yielded one
+        by one: the Server stores each chunk while the next is compiled)."""
 
 
 @contextmanager
@@ -108,7 +113,9 @@ def paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector while building many acyclic objects.
 
     Compiling 100,000 tasks allocates ~500,000 containers; the collector's repeated passes over them cost
-    two thirds of the time and would find nothing, since compiled tasks hold no reference cycles.
+    two thirds of the time and would find nothing, since compiled tasks hold no reference cycles. Whoever
+    consumes a compilation pauses it (store/submission.py, store/jobs.py), not the compilers: a generator
+    paused there would keep the collector off for as long as it lay unfinished.
     """
     was_enabled = gc.isenabled()
     gc.disable()

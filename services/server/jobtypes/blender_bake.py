@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -89,7 +88,7 @@ class BlenderBake(JobType):
     description = "Bake simulation caches (point caches, fluid, cloth) in parallel, then check them."
     Settings = BlenderBakeSettings
 
-    def compile(self, ctx: JobContext, settings: Any) -> Sequence[CompiledTask]:
+    def compile(self, ctx: JobContext, settings: Any) -> list[CompiledTask]:  # one task per cache: a list is fine
         s = BlenderBakeSettings.model_validate(settings)
         frames = s.frame_end - s.frame_start + 1
         tasks: list[CompiledTask] = []
@@ -127,7 +126,7 @@ class BlenderBake(JobType):
                 name=VERIFY_TASK,
                 type=TaskType.BLENDER.value,
                 commands=[BLENDER_BAKE(verify)],
-                depends_on=list(range(len(tasks))),
+                depends_on=range(len(tasks)),
             )
         )
         return tasks

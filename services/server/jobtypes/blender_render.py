@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
@@ -14,7 +14,7 @@ from services.protocol.commands import (
     FfmpegParams,
     TaskType,
 )
-from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings, paused_gc
+from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import (
     FrameRange,
     ImageFormat,
@@ -24,7 +24,7 @@ from services.server.jobtypes.fields import (
     invalid,
     path_field,
 )
-from services.server.jobtypes.frames import chunk_frames, parse_frames
+from services.server.jobtypes.frames import frame_sequence, iter_chunks
 from services.server.jobtypes.paths import blender_output, hashes_in_name, printf_token, sibling
 
 PREVIEW_TASK = "preview-video"
@@ -97,9 +97,9 @@ class BlenderRender(JobType):
     description = "Render an animation with Blender, in chunks of frames; optionally a preview video after."
     Settings = BlenderRenderSettings
 
-    def compile(self, ctx: JobContext, settings: Any) -> Sequence[CompiledTask]:
+    def compile(self, ctx: JobContext, settings: Any) -> Iterator[CompiledTask]:
         s = BlenderRenderSettings.model_validate(settings)
-        frames = parse_frames(s.frames)
+        frames = frame_sequence(s.frames)
         base: BlenderRenderParams = {
             "blendfile": s.blendfile,
             "output": s.output_path,
@@ -109,33 +109,28 @@ class BlenderRender(JobType):
         if s.scene is not None:
             base["scene"] = s.scene
         blender = TaskType.BLENDER.value  # a plain str: the database binds it faster than a str subclass
-        # Plain dicts in one pass with the collector paused: 100,000 frames compile in a fraction of a second.
-        with paused_gc():
-            if s.chunk_size == 1:
-                tasks = [
-                    CompiledTask(
-                        name=f"render frame {f}",
-                        type=blender,
-                        commands=[BLENDER_RENDER({**base, "frames": str(f)})],
-                    )
-                    for f in frames
-                ]
-            else:
-                tasks = [
-                    CompiledTask(
-                        name=f"render {chunk.name}",
-                        type=blender,
-                        commands=[BLENDER_RENDER({**base, "frames": chunk.blender})],
-                        steps_total=len(chunk.frames),
-                    )
-                    for chunk in chunk_frames(frames, s.chunk_size)
-                ]
-            if s.preview_video and s.format is not ImageFormat.OPEN_EXR:
-                tasks.append(self._preview(s, frames, depends_on=list(range(len(tasks)))))
-        return tasks
+        # Plain dicts, one task at a time: 100,000 frames compile in a fraction of a second.
+        n = 0
+        if s.chunk_size == 1:
+            for f in frames:
+                yield CompiledTask(
+                    name=f"render frame {f}", type=blender, commands=[BLENDER_RENDER({**base, "frames": str(f)})]
+                )
+            n = len(frames)
+        else:
+            for chunk in iter_chunks(frames, s.chunk_size):
+                yield CompiledTask(
+                    name=f"render {chunk.name}",
+                    type=blender,
+                    commands=[BLENDER_RENDER({**base, "frames": chunk.blender})],
+                    steps_total=len(chunk.frames),
+                )
+                n += 1
+        if s.preview_video and s.format is not ImageFormat.OPEN_EXR:
+            yield self._preview(s, frames, depends_on=range(n))
 
     @staticmethod
-    def _preview(s: BlenderRenderSettings, frames: list[int], depends_on: list[int]) -> CompiledTask:
+    def _preview(s: BlenderRenderSettings, frames: Sequence[int], depends_on: Sequence[int]) -> CompiledTask:
         output = s.preview_path or sibling(s.output_path, "preview.mp4")
         fps = f"{s.fps:g}"
         if frames[-1] - frames[0] == len(frames) - 1:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -138,7 +137,7 @@ class BlenderStill(JobType):
     description = "Render one frame on several workers, as tiles or as sample chunks, and merge the parts."
     Settings = BlenderStillSettings
 
-    def compile(self, ctx: JobContext, settings: Any) -> Sequence[CompiledTask]:
+    def compile(self, ctx: JobContext, settings: Any) -> list[CompiledTask]:  # a few tasks: a list is fine
         s = BlenderStillSettings.model_validate(settings)
         # Tiles: JPEG parts would compound compression artefacts; PNG is lossless and what the merge reads best.
         # Sample chunks: 32-bit OpenEXR, scene-linear, so the merge averages light, not display values.
@@ -212,7 +211,7 @@ class BlenderStill(JobType):
                 name=MERGE_TASK,
                 type=TaskType.IMAGE.value,
                 commands=[MERGE_IMAGES(merge)],
-                depends_on=list(range(len(tasks))),
+                depends_on=range(len(tasks)),
             )
         else:
             # in Blender, averaging linear light, then written with the scene's colour management
@@ -228,7 +227,7 @@ class BlenderStill(JobType):
                 name=MERGE_TASK,
                 type=TaskType.BLENDER.value,
                 commands=[MERGE_SAMPLES(merge_samples)],
-                depends_on=list(range(len(tasks))),
+                depends_on=range(len(tasks)),
             )
         tasks.append(merge_task)
         return tasks

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from services.protocol.commands import EXEC, ExecParams
-from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings, paused_gc
+from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import FrameRange, PathStr, frames_field, invalid, path_field
-from services.server.jobtypes.frames import chunk_frames, parse_frames
+from services.server.jobtypes.frames import frame_sequence, iter_chunks
 
 # Only these three are ours; any other `{name}` is a path variable the Worker resolves.
 _PLACEHOLDER = re.compile(r"\{(start|end|frame)\}")
@@ -102,24 +102,15 @@ class ExecJob(JobType):
     description = "Run a program once per chunk of frames, with the frame numbers in its arguments."
     Settings = ExecSettings
 
-    def compile(self, ctx: JobContext, settings: Any) -> Sequence[CompiledTask]:
+    def compile(self, ctx: JobContext, settings: Any) -> Iterator[CompiledTask]:
         s = ExecSettings.model_validate(settings)
-        frames = parse_frames(s.frames)
-        tasks: list[CompiledTask] = []
-        with paused_gc():
-            for chunk in chunk_frames(frames, s.chunk_size, split_at_gaps=True):
-                start, end = chunk.start, chunk.end
-                parameters: ExecParams = {"argv": [substitute(a, start, end) for a in s.command]}
-                if s.cwd is not None:
-                    parameters["cwd"] = substitute(s.cwd, start, end)
-                if s.env:
-                    parameters["env"] = {k: substitute(v, start, end) for k, v in s.env.items()}
-                tasks.append(
-                    CompiledTask(
-                        name=chunk.name,
-                        type=s.task_type,
-                        commands=[EXEC(parameters)],
-                        steps_total=len(chunk.frames),
-                    )
-                )
-        return tasks
+        for chunk in iter_chunks(frame_sequence(s.frames), s.chunk_size, split_at_gaps=True):
+            start, end = chunk.start, chunk.end
+            parameters: ExecParams = {"argv": [substitute(a, start, end) for a in s.command]}
+            if s.cwd is not None:
+                parameters["cwd"] = substitute(s.cwd, start, end)
+            if s.env:
+                parameters["env"] = {k: substitute(v, start, end) for k, v in s.env.items()}
+            yield CompiledTask(
+                name=chunk.name, type=s.task_type, commands=[EXEC(parameters)], steps_total=len(chunk.frames)
+            )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -118,7 +118,7 @@ class FfmpegEncode(JobType):
     description = "Encode an image sequence into a video: segments in parallel, then joined without re-encoding."
     Settings = FfmpegEncodeSettings
 
-    def compile(self, ctx: JobContext, settings: Any) -> Sequence[CompiledTask]:
+    def compile(self, ctx: JobContext, settings: Any) -> Iterator[CompiledTask]:
         s = FfmpegEncodeSettings.model_validate(settings)
         stem, container = stem_and_extension(s.output_path)
         container = container.lower()
@@ -130,16 +130,16 @@ class FfmpegEncode(JobType):
         # MPEG-TS, the one container joined by plain concatenation, cannot carry ProRes: ProRes is intra-only
         # and quick, so it is encoded in one task.
         segment = total if s.codec is Codec.PRORES else s.segment_frames
-        starts = list(range(s.frame_start, s.frame_end + 1, segment))
+        starts = range(s.frame_start, s.frame_end + 1, segment)
 
         def inputs(start: int, count: int) -> list[str]:
             return ["-framerate", fps, "-start_number", str(start), "-i", pattern, "-frames:v", str(count)]
 
         if len(starts) == 1:
             args = [*inputs(s.frame_start, total), *codec, *faststart, s.output_path]
-            return [_ffmpeg_task(f"encode frames {s.frame_start}-{s.frame_end}", args, total, s.output_path)]
+            yield _ffmpeg_task(f"encode frames {s.frame_start}-{s.frame_end}", args, total, s.output_path)
+            return
 
-        tasks: list[CompiledTask] = []
         segments: list[str] = []
         for n, start in enumerate(starts):
             count = min(segment, s.frame_end - start + 1)
@@ -149,23 +149,20 @@ class FfmpegEncode(JobType):
             # otherwise ffmpeg shifts only the first segment's timestamps and frames overlap at the seam.
             offset = f"{SEGMENT_CLOCK_BASE + (start - s.frame_start) / s.fps:.6f}"
             args = [*inputs(start, count), *codec, "-output_ts_offset", offset, "-f", "mpegts", path]
-            tasks.append(_ffmpeg_task(f"encode frames {start}-{start + count - 1}", args, count, path))
+            yield _ffmpeg_task(f"encode frames {start}-{start + count - 1}", args, count, path)
             segments.append(path)
         concat = ["-i", "concat:" + "|".join(segments), "-c", "copy", *faststart, s.output_path]
-        joined = _ffmpeg_task(CONCAT_TASK, concat, total, s.output_path, depends_on=list(range(len(tasks))))
+        joined = _ffmpeg_task(CONCAT_TASK, concat, total, s.output_path, depends_on=range(len(segments)))
         # The segments are only a means to the video: removed once it is written.
         joined.commands += [REMOVE_PATH({"path": p}) for p in segments]
-        tasks.append(joined)
-        return tasks
+        yield joined
 
 
-def _ffmpeg_task(
-    name: str, args: list[str], frames: int, output: str, depends_on: list[int] | None = None
-) -> CompiledTask:
+def _ffmpeg_task(name: str, args: list[str], frames: int, output: str, depends_on: Sequence[int] = ()) -> CompiledTask:
     return CompiledTask(
         name=name,
         type=TaskType.FFMPEG.value,
         commands=[FFMPEG({"args": args, "total_frames": frames, "output": output})],
-        depends_on=depends_on or [],
+        depends_on=depends_on,
         steps_total=frames,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 MAX_FRAMES = 1_000_000
@@ -15,6 +15,12 @@ _PART = re.compile(r"^([0-9]+)(?:\s*-\s*([0-9]+)(?:\s*[xX]\s*([0-9]+))?)?$")
 
 def parse_frames(text: str) -> list[int]:
     """The sorted unique frames of `text`, e.g. `1-9, 20, 30-40x2`; ValueError says what is wrong."""
+    return list(frame_sequence(text))
+
+
+def frame_sequence(text: str) -> Sequence[int]:
+    """`parse_frames` without building a list for one plain range (a million frames are then a `range`, not
+    36 MB of ints): what compilers use."""
     parts = [p.strip() for p in text.split(",")]
     if all(p == "" for p in parts):
         raise ValueError("frame range is empty")
@@ -45,7 +51,7 @@ def parse_frames(text: str) -> list[int]:
             raise ValueError(f"more than {MAX_FRAMES:,} frames")
         ranges.append(span)
     if len(ranges) == 1 and ranges[0].step == 1:
-        return list(ranges[0])  # the common case, already sorted and unique
+        return ranges[0]  # the common case, already sorted and unique
     unique: set[int] = set()
     for span in ranges:
         unique.update(span)
@@ -135,14 +141,21 @@ def chunk_frames(frames: Sequence[int], chunk_size: int, *, split_at_gaps: bool 
     With `split_at_gaps`, a chunk never spans a missing frame, so its first..last range holds exactly its
     frames (what a program given only `{start}` and `{end}` needs).
     """
+    return list(iter_chunks(frames, chunk_size, split_at_gaps=split_at_gaps))
+
+
+def iter_chunks(frames: Sequence[int], chunk_size: int, *, split_at_gaps: bool = False) -> Iterator[Chunk]:
+    """`chunk_frames` one chunk at a time, so a compiler never holds a million of them."""
     if chunk_size < 1:
         raise ValueError("chunk size must be ≥ 1")
     if chunk_size == 1:
-        return [Chunk((f,)) for f in frames]
-    if not split_at_gaps:
-        return [Chunk(frames[i : i + chunk_size]) for i in range(0, len(frames), chunk_size)]
-    chunks: list[Chunk] = []
-    for first, last in runs(frames):
-        for start in range(first, last + 1, chunk_size):
-            chunks.append(Chunk(range(start, min(start + chunk_size - 1, last) + 1)))
-    return chunks
+        yield from (Chunk((f,)) for f in frames)
+    elif not split_at_gaps:
+        yield from (Chunk(frames[i : i + chunk_size]) for i in range(0, len(frames), chunk_size))
+    elif isinstance(frames, range) and frames.step == 1:  # one run: no need to look for gaps
+        for start in range(frames.start, frames.stop, chunk_size):
+            yield Chunk(range(start, min(start + chunk_size, frames.stop)))
+    else:
+        for first, last in runs(frames):
+            for start in range(first, last + 1, chunk_size):
+                yield Chunk(range(start, min(start + chunk_size - 1, last) + 1))

@@ -8,7 +8,7 @@ before anything is expanded: a parameter space of billions of tasks is refused f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from services.protocol.openjd_template import (
     parse_template_text,
     template_size,
 )
-from services.server.jobtypes.base import CompiledTask, CompileError, JobContext, JobType, JobTypeSettings, paused_gc
+from services.server.jobtypes.base import CompiledTask, CompileError, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import invalid
 
 MAX_TASKS = 100_000
@@ -185,7 +185,7 @@ class OpenJDJob(JobType):
     description = "Run an Open Job Description job template: one task per parameter combination of each step."
     Settings = OpenJDSettings
 
-    def compile(self, ctx: JobContext, settings: Any) -> Sequence[CompiledTask]:
+    def compile(self, ctx: JobContext, settings: Any) -> Iterator[CompiledTask]:
         s = OpenJDSettings.model_validate(settings)
         job, values = instantiate(s.template, as_strings(s.parameters))
         job_parameters = {name: v.value for name, v in values.items()}
@@ -204,52 +204,54 @@ class OpenJDJob(JobType):
                 f"the tasks would store {stored // (1024 * 1024)} MiB of template and parameter values; make "
                 "them or the parameter space smaller",
             )
-        tasks: list[CompiledTask] = []
-        by_step: dict[str, list[int]] = {}
+        n = 0  # tasks yielded so far: the index of the next one
+        by_step: dict[str, range] = {}  # each step's tasks come one after another
         barriers: dict[str, int] = {}
-        with paused_gc():
-            for i in order:
-                step = job.steps[i]
-                depends: list[int] = []
-                for dep in step.dependencies or []:
-                    depends.extend(self._wait_for(tasks, by_step, barriers, dep.dependsOn, counts[i]))
-                space = spaces[i]
-                combos: Iterable[Mapping[str, Any]] = space if space is not None else [{}]
-                mine = by_step.setdefault(step.name, [])
-                for params in combos:
-                    parameters: OpenjdTaskParams = {
-                        "template": payloads[i],
-                        "job_parameters": job_parameters,
-                        "step": step.name,
-                        "task_parameters": {k: {"type": p.type.value, "value": p.value} for k, p in params.items()},
-                    }
-                    mine.append(len(tasks))
-                    tasks.append(
-                        CompiledTask(
-                            name=task_name(step.name, dict(params)),
-                            type=TASK_TYPE,
-                            commands=[OPENJD_TASK(parameters)],
-                            depends_on=list(depends),
-                        )
-                    )
-        return tasks
+        for i in order:
+            step = job.steps[i]
+            depends: list[int] = []
+            for dep in step.dependencies or []:
+                waited, barrier = self._wait_for(n, by_step, barriers, dep.dependsOn, counts[i])
+                if barrier is not None:
+                    yield barrier
+                    n += 1
+                depends.extend(waited)
+            shared = tuple(depends)  # one sequence for all the step's tasks: the Server only reads it
+            space = spaces[i]
+            combos: Iterable[Mapping[str, Any]] = space if space is not None else [{}]
+            first = n
+            for params in combos:
+                parameters: OpenjdTaskParams = {
+                    "template": payloads[i],
+                    "job_parameters": job_parameters,
+                    "step": step.name,
+                    "task_parameters": {k: {"type": p.type.value, "value": p.value} for k, p in params.items()},
+                }
+                yield CompiledTask(
+                    name=task_name(step.name, dict(params)),
+                    type=TASK_TYPE,
+                    commands=[OPENJD_TASK(parameters)],
+                    depends_on=shared,
+                )
+                n += 1
+            by_step[step.name] = range(first, n)
 
     @staticmethod
     def _wait_for(
-        tasks: list[CompiledTask], by_step: dict[str, list[int]], barriers: dict[str, int], step: str, waiting: int
-    ) -> list[int]:
-        """The tasks a task of a dependent step waits on: the step's tasks, or one barrier task after them."""
+        n: int, by_step: dict[str, range], barriers: dict[str, int], step: str, waiting: int
+    ) -> tuple[Sequence[int], CompiledTask | None]:
+        """The tasks a task of a dependent step waits on: the step's tasks, or one barrier task after them (with
+        the barrier to yield first, as task `n`, when it is new)."""
         before = by_step[step]
         if len(before) * waiting <= MAX_DIRECT_EDGES:
-            return before
-        if step not in barriers:
-            barriers[step] = len(tasks)
-            tasks.append(
-                CompiledTask(
-                    name=f"{step}: all tasks done"[:TASK_NAME_MAX],
-                    type=TaskType.MISC.value,
-                    commands=[ECHO({"message": f"step {step!r} is done"})],
-                    depends_on=list(before),
-                )
-            )
-        return [barriers[step]]
+            return before, None
+        if step in barriers:
+            return [barriers[step]], None
+        barriers[step] = n
+        barrier = CompiledTask(
+            name=f"{step}: all tasks done"[:TASK_NAME_MAX],
+            type=TaskType.MISC.value,
+            commands=[ECHO({"message": f"step {step!r} is done"})],
+            depends_on=before,
+        )
+        return [n], barrier

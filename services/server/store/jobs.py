@@ -1,28 +1,28 @@
-"""Jobs: submission with compilation, listing, detail, wrangler actions, priority and deletion."""
+"""Jobs: submission in one transaction (for tests and set-ups; the API's is store/submission.py), listing,
+detail, wrangler actions, priority and deletion."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from itertools import islice
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select, text, tuple_, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
 from services.protocol.jobs import JobAction, JobSubmission
 from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, Role, TaskStatus
 from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDependencyRow, TaskRow
-from services.server.jobtypes.base import CompiledTask, CompileError, JobContext
+from services.server.jobtypes.base import CompileError, JobContext, paused_gc
 from services.server.jobtypes.registry import get_job_type, job_types
 from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD as HELD_STATUSES
 from services.server.store import events, paging
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Forbidden, Invalid, NotFound
+from services.server.store.task_writer import TaskWriter
 from services.server.store.tasks import (
     give_workers_another_chance,
     instruct,
@@ -31,6 +31,8 @@ from services.server.store.tasks import (
     set_job_status,
     stop_unfinished,
 )
+
+TASK_CHUNK = 10_000  # tasks compiled and inserted at a time, so a big job is never all in memory
 
 SORTABLE = {
     "created": JobRow.created,
@@ -93,20 +95,22 @@ def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
     )
     session.add(job)
     session.flush()
-    try:
-        compiled = jt.compile(JobContext(job.id, job.name, actor.name, now), settings)
-    except CompileError as exc:
-        raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
-    if not compiled:
-        raise Invalid("the settings produce no tasks", field="settings")
-    _store_tasks(session, job, compiled, now)
-    job.tasks_total = len(compiled)
-    job.task_types = sorted({t.type for t in compiled})
     initial = JobStatus.PAUSED if sub.start_paused else JobStatus.QUEUED
-    if initial == JobStatus.PAUSED:
-        session.execute(update_status(job.id, TaskStatus.QUEUED, TaskStatus.PAUSED))
+    writer = TaskWriter(job.id, now, TaskStatus.PAUSED if sub.start_paused else TaskStatus.QUEUED)
+    stream = iter(jt.compile(JobContext(job.id, job.name, actor.name, now), settings))
+    with paused_gc():
+        try:
+            while chunk := list(islice(stream, TASK_CHUNK)):
+                writer.add(session, chunk)
+                writer.write_dependencies(session)
+        except CompileError as exc:
+            raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
+    if not writer.count:
+        raise Invalid("the settings produce no tasks", field="settings")
+    job.tasks_total = writer.count
+    job.task_types = sorted(writer.types)
     job.status = initial
-    log_job(session, job, actor.name, f"submitted by {actor.name}: {len(compiled)} tasks, {initial}")
+    log_job(session, job, actor.name, f"submitted by {actor.name}: {writer.count} tasks, {initial}")
     events.publish(session, "job-created", job_to_wire(job).model_dump(mode="json"))
     return job
 
@@ -118,66 +122,6 @@ def update_status(job_id: int, old: TaskStatus, new: TaskStatus) -> Any:
         .values(status=new)
         .execution_options(synchronize_session=False)
     )
-
-
-def _store_tasks(session: Session, job: JobRow, compiled: Sequence[CompiledTask], now: datetime) -> None:
-    store_task_rows(session, job.id, compiled, now, 0, len(compiled), [])
-
-
-def store_task_rows(
-    session: Session,
-    job_id: int,
-    compiled: Sequence[CompiledTask],
-    now: datetime,
-    start: int,
-    stop: int,
-    ids: list[int],
-    status: TaskStatus = TaskStatus.QUEUED,
-) -> None:
-    """Stores `compiled[start:stop]` as tasks of the job; `ids` has the ids of the tasks before `start`, and gets
-    this chunk's appended (a task may depend on any task before it, in this chunk or an earlier one)."""
-    for i in range(start, stop):
-        ct = compiled[i]
-        for d in ct.depends_on:
-            if not 0 <= d < i:
-                raise Invalid(f"task {ct.name!r} depends on a task that does not come before it", field="settings")
-    ids.extend(_allocate_task_ids(session, stop - start))
-    table = TaskRow.__table__
-    dialect = session.get_bind().dialect
-    stamp = table.c.created.type.dialect_impl(dialect).bind_processor(dialect)
-    when = stamp(now) if stamp else now
-    rows = [
-        (ids[i], job_id, i, ct.name, ct.type, orjson.dumps(ct.commands).decode(), status.value, len(ct.depends_on),
-         ct.steps_total, 0, 0, 0, "", "[]", when, when)
-        for i, ct in ((i, compiled[i]) for i in range(start, stop))
-    ]  # fmt: skip
-    deps = [(ids[i], ids[d]) for i in range(start, stop) for d in compiled[i].depends_on]
-    # Straight to the driver: SQLAlchemy's per-row parameter handling would cost more than the insert itself.
-    # Values are prepared the way the column types would prepare them (JSON text, the dialect's timestamps).
-    columns = ("id", "job_id", "index", "name", "type", "commands", "status", "deps_pending", "steps_total",
-               "steps_done", "attempt", "failure_count", "activity", "log_tail", "created", "updated")  # fmt: skip
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    quoted = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
-    insert_tasks = f"INSERT INTO tasks ({quoted}) VALUES ({', '.join([mark] * len(columns))})"
-    insert_deps = f"INSERT INTO task_dependencies (task_id, depends_on_id) VALUES ({mark}, {mark})"
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.executemany(insert_tasks, rows)
-        if deps:
-            cursor.executemany(insert_deps, deps)
-    finally:
-        cursor.close()
-
-
-def _allocate_task_ids(session: Session, n: int) -> list[int]:
-    if session.get_bind().dialect.name == "postgresql":
-        seq = session.execute(
-            text("SELECT nextval(pg_get_serial_sequence('tasks', 'id')) FROM generate_series(1, :n)"), {"n": n}
-        )
-        return sorted(int(x) for (x,) in seq)
-    # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), so nobody else takes these ids
-    start = (session.scalar(select(func.max(TaskRow.id))) or 0) + 1
-    return list(range(start, start + n))
 
 
 # ---- reading -----------------------------------------------------------------------------------

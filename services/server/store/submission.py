@@ -1,47 +1,49 @@
-"""Job submission without holding other writers: the job row first (under construction, so nothing runs it),
-compilation outside any lock, the tasks in chunks of short transactions, then the job made queued atomically.
+"""Job submission without holding other writers or the whole job in memory: the job row first (under
+construction, so nothing runs it), then a chunk of tasks compiled (outside any lock) and stored in a short
+transaction, the next chunk compiled, and so on; last, the job made queued atomically.
 
-A failure anywhere removes what was stored, so a refused job leaves nothing behind; the job-created event is
-written only with the final step. The farm's job-size limit and per-user quotas are checked on the way.
+Each chunk's transaction touches the job's `updated` (the heartbeat the orphan sweep watches, store/orphans.py)
+and stops the submission if the job was canceled or is being removed meanwhile. A failure anywhere removes what
+was stored, in batches, so a refused job leaves nothing behind; the job-created event is written only with the
+final step. The farm's job-size limit and per-user quotas are checked as the tasks come.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement, and_, bindparam, delete, func, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import utcnow
 from services.protocol.jobs import JobSubmission
 from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, TaskStatus
-from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDependencyRow, TaskRow
+from services.server.db.tables import JobRow, ManagerRow
 from services.server.jobtypes.base import CompiledTask, CompileError, JobContext, JobType
 from services.server.jobtypes.registry import get_job_type, job_types
-from services.server.store import events, failures, host_check
+from services.server.store import events, failures, host_check, orphans
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Invalid
-from services.server.store.jobs import Actor, pydantic_errors, store_task_rows
+from services.server.store.jobs import Actor, pydantic_errors
+from services.server.store.task_writer import TaskWriter
 from services.server.store.tasks import log_job
 
 CHUNK = 5_000  # tasks per transaction: well under 0.1 s of writing, so other writers wait at most that long
+DEPENDENCY_SLICE = 20_000  # dependency rows per transaction (two integers each, four times quicker than a task)
 # between chunks: preparing rows is Python holding the GIL, and other requests' threads need a turn too
 CHUNK_PAUSE = 0.01
 # a job of at most this many tasks is compiled and stored in one transaction (compiling it takes well under a
-# millisecond): one commit instead of two, which is most of a small job's submit time
+# millisecond): one commit instead of several, which is most of a small job's submit time
 SMALL_JOB = 100
-
-_STORED = CompiledTask(name="", type="", commands=[])  # in place of the tasks already stored
 
 _collector = threading.Lock()
 _collector_holders = 0
@@ -84,9 +86,11 @@ def submit(
     actor: Actor,
     limits: Limits,
     finish: Callable[[Session, JobRow], AbstractContextManager[object]],
+    builds: orphans.Builds | None = None,
 ) -> JobRow:
     """Validate, compile and store a job; `finish(session, job)` wraps the final commit (the hand-off to
-    waiting Managers). Returns the job as committed."""
+    waiting Managers); `builds` tells this process's orphan sweep which jobs are being written. Returns the job
+    as committed."""
     jt = get_job_type(sub.type)
     if jt is None:
         raise Invalid(f"unknown job type {sub.type!r} (known: {', '.join(job_types())})", field="type")
@@ -97,7 +101,8 @@ def submit(
         raise Invalid("; ".join(f"{f}: {m}" for f, m in errors), errors=errors) from exc
 
     with _collector_paused():
-        return _build(read_sessions, write_sessions, sub, actor, limits, finish, jt, settings)
+        builds = builds or orphans.Builds()
+        return _build(read_sessions, write_sessions, sub, actor, limits, finish, jt, settings, builds)
 
 
 def _build(
@@ -109,6 +114,7 @@ def _build(
     finish: Callable[[Session, JobRow], AbstractContextManager[object]],
     jt: JobType,
     settings: Any,
+    builds: orphans.Builds,
 ) -> JobRow:
     now = utcnow()
     with write_sessions() as session:
@@ -124,64 +130,42 @@ def _build(
         session.add(job)
         session.flush()  # its id, for the compiler
         job_id = job.id
-        context = JobContext(job_id, sub.name, actor.name, now)
-        try:
-            tasks = iter(jt.compile(context, settings))
-            head = list(itertools.islice(tasks, SMALL_JOB + 1))
-        except CompileError as exc:  # nothing committed: the rollback leaves nothing behind
-            raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
-        if len(head) <= SMALL_JOB:
-            _check_size(session, actor, head, limits)
-            return _store_last(session, job, head, _task_types(head), 0, [], sub, actor, now, finish)
+        writer = TaskWriter(job_id, now, TaskStatus.PAUSED if sub.start_paused else TaskStatus.QUEUED)
+        stream = iter(jt.compile(JobContext(job_id, sub.name, actor.name, now), settings))
+        head = _next_chunk(stream, SMALL_JOB + 1)  # a refusal here rolls back: nothing is left behind
+        if len(head) <= SMALL_JOB:  # a small job is stored in this one transaction: one commit, not several
+            _check_size(len(head), _held_tasks(session, actor, limits), actor, limits)
+            writer.add(session, head)
+            writer.write_dependencies(session)
+            return _finish_job(session, job, writer, sub, actor, finish)
         session.commit()
-    try:
+    with builds.writing(job_id):
         try:
-            # our own list, so each chunk's tasks can be let go once stored: freeing a million at the end would
-            # hold the GIL for a second
-            compiled = head + list(tasks)
-        except CompileError as exc:
-            raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
-        with read_sessions() as session:
-            _check_size(session, actor, compiled, limits)
-        task_types = _task_types(compiled)  # before the chunks below let the tasks go
-        status = TaskStatus.PAUSED if sub.start_paused else TaskStatus.QUEUED
-        ids: list[int] = []
-        # every chunk but the last in a transaction of its own; the last one with the switch to queued
-        for start in range(0, len(compiled) - CHUNK, CHUNK):
+            _store_tasks(read_sessions, write_sessions, actor, limits, writer, head, stream)
             with write_sessions() as session:
-                store_task_rows(session, job_id, compiled, now, start, start + CHUNK, ids, status)
-                session.commit()
-            compiled[start : start + CHUNK] = [_STORED] * CHUNK
-            time.sleep(CHUNK_PAUSE)
-        with write_sessions() as session:
-            job = session.get_one(JobRow, job_id)
-            return _store_last(session, job, compiled, task_types, len(ids), ids, sub, actor, now, finish)
-    except BaseException:
-        _discard(write_sessions, job_id)
-        raise
+                _heartbeat(session, job_id)
+                return _finish_job(session, session.get_one(JobRow, job_id), writer, sub, actor, finish)
+        except BaseException:
+            _discard(write_sessions, job_id)
+            raise
 
 
-def _store_last(
+def _finish_job(
     session: Session,
     job: JobRow,
-    compiled: list[CompiledTask],
-    task_types: list[str],
-    last: int,
-    ids: list[int],
+    writer: TaskWriter,
     sub: JobSubmission,
     actor: Actor,
-    now: datetime,
     finish: Callable[[Session, JobRow], AbstractContextManager[object]],
 ) -> JobRow:
-    """The job's last tasks (all of a small job's) and its switch to queued, in the caller's session."""
+    """The switch from under construction to queued (or paused), with what the job's log and activity say."""
+    if not writer.count:
+        raise Invalid("the settings produce no tasks", field="settings")
     initial = JobStatus.PAUSED if sub.start_paused else JobStatus.QUEUED
-    status = TaskStatus.PAUSED if sub.start_paused else TaskStatus.QUEUED
-    total = len(compiled)
-    store_task_rows(session, job.id, compiled, now, last, total, ids, status)
-    job.tasks_total = total
-    job.task_types = task_types
+    job.tasks_total = writer.count
+    job.task_types = sorted(writer.types)
     job.status = initial
-    log_job(session, job, actor.name, f"submitted by {actor.name}: {total} tasks, {initial}")
+    log_job(session, job, actor.name, f"submitted by {actor.name}: {writer.count} tasks, {initial}")
     for problem in host_check.unmet_steps(session, job):  # openjd hostRequirements nobody meets
         log_job(session, job, "tablao", problem)
         job.activity = problem
@@ -192,8 +176,59 @@ def _store_last(
     return job
 
 
-def _task_types(compiled: Sequence[CompiledTask]) -> list[str]:
-    return sorted({t.type for t in compiled})
+def _next_chunk(stream: Iterator[CompiledTask], n: int) -> list[CompiledTask]:
+    try:
+        return list(islice(stream, n))  # compiled here, outside any transaction of the big-job path
+    except CompileError as exc:
+        raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
+
+
+def _store_tasks(
+    read_sessions: sessionmaker[Session],
+    write_sessions: sessionmaker[Session],
+    actor: Actor,
+    limits: Limits,
+    writer: TaskWriter,
+    chunk: list[CompiledTask],
+    stream: Iterator[CompiledTask],
+) -> None:
+    """Stores `chunk`, then compiles and stores the rest of `stream` a chunk at a time."""
+    with read_sessions() as session:
+        held = _held_tasks(session, actor, limits)
+    while chunk:
+        _check_size(writer.count + len(chunk), held, actor, limits)
+        more, first = True, True
+        while more:  # the chunk's tasks, then its dependency rows a slice per transaction
+            with write_sessions() as session:
+                _heartbeat(session, writer.job_id)
+                if first:
+                    writer.add(session, chunk)
+                    first = False
+                more = writer.write_dependencies(session, DEPENDENCY_SLICE)
+                session.commit()
+            time.sleep(CHUNK_PAUSE)
+        del chunk  # let the stored tasks go before the next chunk is compiled
+        chunk = _next_chunk(stream, CHUNK)
+
+
+def _heartbeat(session: Session, job_id: int) -> None:
+    """Marks the job as being written (the orphan sweep's clue), or stops if someone canceled it or the sweep
+    took it for an orphan meanwhile."""
+    touched = session.execute(
+        update(JobRow)
+        .where(
+            JobRow.id == job_id,
+            JobRow.status == JobStatus.UNDER_CONSTRUCTION.value,
+            JobRow.activity != orphans.REMOVING,
+        )
+        .values(updated=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if touched.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            f"job {job_id} was canceled or removed while its tasks were being stored; submit it again",
+            field="status",
+        )
 
 
 def _check_references(session: Session, sub: JobSubmission) -> None:
@@ -229,30 +264,32 @@ def _check_active_jobs(session: Session, actor: Actor, limits: Limits) -> None:
         )
 
 
-def _check_size(session: Session, actor: Actor, compiled: Sequence[CompiledTask], limits: Limits) -> None:
-    n = len(compiled)
-    if not n:
-        raise Invalid("the settings produce no tasks", field="settings")
+def _held_tasks(session: Session, actor: Actor, limits: Limits) -> int:
+    """The actor's tasks not finished yet, if the farm has a quota on them."""
+    if limits.max_unfinished_tasks_per_user is None:
+        return 0
+    return session.scalar(_TASKS_LEFT, {"submitter": actor.name}) or 0
+
+
+def _check_size(n: int, held: int, actor: Actor, limits: Limits) -> None:
+    """`n`: the tasks compiled so far, before any more are stored."""
     if limits.max_tasks_per_job is not None and n > limits.max_tasks_per_job:
-        raise Invalid(f"the settings produce {n} tasks, over the farm's limit of {limits.max_tasks_per_job} per job",
-                      field="settings")  # fmt: skip
+        raise Invalid(f"the settings produce more than {limits.max_tasks_per_job} tasks, over the farm's limit of "
+                      f"{limits.max_tasks_per_job} per job", field="settings")  # fmt: skip
     cap = limits.max_unfinished_tasks_per_user
-    if cap is None:
-        return
-    held = session.scalar(_TASKS_LEFT, {"submitter": actor.name}) or 0
-    if held + n > cap:
+    if cap is not None and held + n > cap:
         raise Conflict(
-            f"{actor.name} has {held} unfinished tasks; {n} more would pass the farm's limit of {cap} per user",
+            f"{actor.name} has {held} unfinished tasks; {n} or more would pass the farm's limit of {cap} per user",
             field="quota",
         )
 
 
 def _discard(write_sessions: sessionmaker[Session], job_id: int) -> None:
-    """Removes a job that could not be built, with whatever of it was stored."""
-    with write_sessions() as session:
-        task_ids = select(TaskRow.id).where(TaskRow.job_id == job_id)
-        session.execute(delete(TaskDependencyRow).where(TaskDependencyRow.task_id.in_(task_ids)))
-        session.execute(delete(TaskRow).where(TaskRow.job_id == job_id))
-        session.execute(delete(JobLogRow).where(JobLogRow.job_id == job_id))
-        session.execute(delete(JobRow).where(JobRow.id == job_id))
-        session.commit()
+    """Removes a job that could not be built, with whatever of it was stored, in short transactions."""
+    more = True
+    while more:
+        with write_sessions() as session:
+            more = orphans.remove_batch(session, job_id)
+            session.commit()
+        if more:
+            time.sleep(CHUNK_PAUSE)

@@ -29,6 +29,7 @@ from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD, check_transition
 from services.server.store import events, failures, task_times, webhooks
 from services.server.store.convert import task_summary
+from services.server.store.job_counts import lock_counters
 
 _SHIFTS = "tablao_dependency_shifts"
 
@@ -71,6 +72,7 @@ def set_task_status(
     task_times.note(session, task, job, old, new, started=started, ended=ended)
     task.status = new
     task.updated = utcnow()
+    lock_counters(session, job)  # another transaction may have moved them since `job` was loaded
     if (field := _COUNTER_OF.get(old)) is not None:
         setattr(job, field, getattr(job, field) - 1)
     if (field := _COUNTER_OF.get(new)) is not None:

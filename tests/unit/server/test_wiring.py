@@ -61,7 +61,13 @@ def test_sessions_not_made_by_an_app_carry_no_hooks(tmp_path: Path) -> None:
 
 def test_each_app_lists_its_own_sweeps(tmp_path: Path) -> None:
     a, b = _app(tmp_path, "a"), _app(tmp_path, "b")
-    names = ["prune events", "expire leases", "offline workers of silent managers"]
+    names = [
+        "prune events",
+        "expire leases",
+        "offline workers of silent managers",
+        "prune worker history",
+        "orphaned jobs under construction",
+    ]
     assert [s.name for s in a.state.sweeps] == names
     assert [s.name for s in b.state.sweeps] == names
     assert a.state.sweeps is not b.state.sweeps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,16 @@ CTX = JobContext(job_id=1, name="job", submitter="ann", created=datetime(2026, 1
 
 
 def compile_job(job_type: JobType, **settings: Any) -> list[CompiledTask]:
-    return list(job_type.compile(CTX, job_type.Settings.model_validate(settings)))
+    return listed(job_type.compile(CTX, job_type.Settings.model_validate(settings)))
+
+
+def listed(stream: Iterable[CompiledTask]) -> list[CompiledTask]:
+    """A compilation as a list, each task's dependencies as a list (compilers may give a `range` or a tuple
+    shared by many tasks), so tests compare them with plain lists."""
+    tasks = list(stream)
+    for t in tasks:
+        t.depends_on = list(t.depends_on)
+    return tasks
 
 
 def params(task: CompiledTask, index: int = 0) -> dict[str, Any]:

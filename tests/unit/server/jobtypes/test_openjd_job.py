@@ -12,13 +12,14 @@ from pydantic import ValidationError
 
 from services.server.jobtypes.base import CompileError, JobContext
 from services.server.jobtypes.openjd_job import MAX_TASKS, OpenJDJob, OpenJDSettings
+from tests.unit.server.jobtypes.helpers import listed
 
 TEMPLATES = Path(__file__).parents[3] / "support" / "openjd"
 CTX = JobContext(1, "j", "ana", datetime.now(UTC))
 
 
 def compile_(settings: dict[str, Any]) -> list[Any]:
-    return list(OpenJDJob().compile(CTX, OpenJDSettings.model_validate(settings)))
+    return listed(OpenJDJob().compile(CTX, OpenJDSettings.model_validate(settings)))
 
 
 def one_step(space: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:

@@ -1,0 +1,124 @@
+"""Jobs left half-written: a Server stopped (killed, crashed, power cut) while it stored a job in chunks.
+
+A job is written under construction, and its writer touches the job's `updated` with every chunk (the
+heartbeat, store/submission.py). The sweep removes a job that is still under construction when nobody wrote
+to it for longer than the bound (`orphan_seconds`), or, on SQLite, that was last written before this Server
+started (one Server process per SQLite database, so no one else can be writing it). Jobs this process is
+writing are never touched, whatever their age.
+
+Removal goes in batches of short transactions (dependency rows, then tasks, from the job's last task back,
+then its log and the job), marked in the job's activity and job log first, so the job's writer, if it is
+alive after all, stops at its next chunk instead of finishing a job with holes. With several Servers on
+PostgreSQL every Server runs the sweep: each batch locks the job's row (`FOR UPDATE SKIP LOCKED`), so two
+sweeps take turns on one job and never remove the same rows twice; a sweep killed half-way is finished by
+the next one, since the job still matches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from services.protocol.common import utcnow
+from services.protocol.states import JobStatus
+from services.server.db.tables import JobLogRow, JobRow, TaskDependencyRow, TaskRow
+from services.server.store import events
+from services.server.store.tasks import log_job
+
+log = logging.getLogger(__name__)
+
+REMOVING = "orphaned: being removed"  # the activity of a job the sweep is removing
+TASK_BATCH = 5_000  # tasks removed per transaction
+DEPENDENCY_BATCH = 10_000  # dependency rows removed per transaction
+SWEEPER = "server"  # the job log's author of the sweep's entry
+
+
+class Builds:
+    """The jobs this process is writing now; the sweep leaves them alone."""
+
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def writing(self, job_id: int) -> Iterator[None]:
+        with self._lock:
+            self._ids.add(job_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._ids.discard(job_id)
+
+    def ids(self) -> list[int]:
+        with self._lock:
+            return sorted(self._ids)
+
+
+def remove_batch(session: Session, job_id: int) -> bool:
+    """Removes one batch of a job's rows, from its last task back; True while some are left. The job's own row
+    and log go with the last batch. Safe to repeat, and on a job already gone."""
+    ids = session.scalars(
+        select(TaskRow.id).where(TaskRow.job_id == job_id).order_by(TaskRow.index.desc()).limit(TASK_BATCH)
+    ).all()
+    if ids:
+        # later tasks wait for earlier ones, never the reverse: none of the tasks left waits for these
+        pairs = session.execute(
+            select(TaskDependencyRow.task_id, TaskDependencyRow.depends_on_id)
+            .where(TaskDependencyRow.task_id.in_(ids))
+            .limit(DEPENDENCY_BATCH)
+        ).all()
+        if pairs:
+            key = tuple_(TaskDependencyRow.task_id, TaskDependencyRow.depends_on_id)
+            session.execute(delete(TaskDependencyRow).where(key.in_([tuple(p) for p in pairs])))
+        if len(pairs) < DEPENDENCY_BATCH:
+            session.execute(delete(TaskRow).where(TaskRow.id.in_(ids)))
+        return True
+    session.execute(delete(JobLogRow).where(JobLogRow.job_id == job_id))
+    session.execute(delete(JobRow).where(JobRow.id == job_id))
+    return False
+
+
+def sweep(session: Session, *, bound: float, builds: Builds, started: datetime | None = None) -> bool:
+    """One step of removing orphaned jobs, in the caller's transaction: True when there may be more to do.
+
+    `started`: when this Server started, if it is the only one that can write the database (SQLite)."""
+    now = utcnow()
+    stale = JobRow.updated < now - timedelta(seconds=bound)
+    stmt = select(JobRow).where(
+        JobRow.status == JobStatus.UNDER_CONSTRUCTION.value,
+        or_(stale, JobRow.updated < started) if started is not None else stale,
+    )
+    if mine := builds.ids():
+        stmt = stmt.where(JobRow.id.not_in(mine))
+    stmt = stmt.order_by(JobRow.id).limit(1)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)  # another Server's sweep has it: leave it to that one
+    job = session.scalars(stmt).first()
+    if job is None:
+        return False
+    if job.activity != REMOVING:
+        # `updated` stays as it was, so whichever Server sweeps next carries on where this one stopped
+        idle = (now - _aware(job.updated)).total_seconds()
+        message = (
+            f"removed: left under construction (created {_aware(job.created):%Y-%m-%d %H:%M:%S} UTC, nothing "
+            f"written to it for {idle:.0f} s; the Server writing it stopped before it was complete)"
+        )
+        log_job(session, job, SWEEPER, message)
+        job.activity = REMOVING
+        log.warning("job %d %r: %s", job.id, job.name, message)
+        return True  # the mark is committed before any task goes, so a live writer stops at its next chunk
+    if not remove_batch(session, job.id):
+        events.publish(session, "job-deleted", {"id": job.id})
+        log.warning("job %d %r: orphaned job removed", job.id, job.name)
+    return True
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite gives them back without a zone

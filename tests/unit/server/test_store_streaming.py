@@ -63,6 +63,7 @@ def test_a_job_stored_in_chunks_keeps_its_dependencies_across_them(
     sessions: tuple[Any, sessionmaker[Session]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(submission, "CHUNK", 7)  # chunks end inside the job
+    monkeypatch.setattr(submission, "SMALL_JOB", 4)  # not stored in one transaction as a small job
     monkeypatch.setattr(submission, "DEPENDENCY_SLICE", 5)  # the preview's rows go in several transactions
     monkeypatch.setattr(submission, "CHUNK_PAUSE", 0)
     job = submit(sessions, render("1-30"))
@@ -80,6 +81,7 @@ def test_openjd_steps_stored_in_chunks_wait_for_the_right_tasks(
     sessions: tuple[Any, sessionmaker[Session]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(submission, "CHUNK", 3)
+    monkeypatch.setattr(submission, "SMALL_JOB", 1)  # the first chunk, of 2 tasks, ends inside step A
     monkeypatch.setattr(submission, "CHUNK_PAUSE", 0)
     run = {"actions": {"onRun": {"command": "echo"}}}
     template = {
@@ -180,6 +182,7 @@ def test_a_writer_taken_for_dead_stops_at_its_next_chunk_and_leaves_nothing(
     sessions: tuple[Any, sessionmaker[Session]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(submission, "CHUNK", 10)
+    monkeypatch.setattr(submission, "SMALL_JOB", 5)  # 35 tasks: not a small job stored in one transaction
     monkeypatch.setattr(submission, "CHUNK_PAUSE", 0)
     _, writes = sessions
     calls = []

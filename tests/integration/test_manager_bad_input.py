@@ -151,7 +151,7 @@ def test_bad_task_requests_name_the_field(farm: tuple[ServerProcess, ManagerProc
 def test_the_task_route_documents_its_body(farm: tuple[ServerProcess, ManagerProcess]) -> None:
     spec = httpx.get(f"{farm[1].url}/api/v1/openapi.json").json()
     schema = spec["paths"]["/api/v1/worker/task"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert set(schema["properties"]) == {"wait_seconds", "finished", "finished_task_id"}
+    assert set(schema["properties"]) == {"wait_seconds", "finished", "finished_task_id", "running_task_id"}
     refs = [ref.rsplit("/", 1)[1] for ref in _refs(schema)]
     assert refs and all(name in spec["components"]["schemas"] for name in refs)
 

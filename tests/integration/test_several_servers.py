@@ -83,6 +83,7 @@ def start_worker(mgr: ManagerProcess, tmp_path: Path, name: str) -> subprocess.P
         return subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=log, stderr=log)
 
 
+@pytest.mark.timeout(300)  # three Servers, two Managers and two workers start on two cores
 def test_a_manager_moves_to_the_next_server_and_nothing_is_lost_or_done_twice(tmp_path: Path, pg_url: str) -> None:
     # short leases: what a claim leased at the Server that dies, its answer lost, comes back within seconds
     a, b, c = start_together(tmp_path, pg_url, 3, "--lease-seconds", "4")

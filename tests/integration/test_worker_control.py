@@ -242,6 +242,8 @@ def test_a_wranglers_requests_reach_the_worker_through_the_manager(farm, tmp_pat
         worker.expect(lambda e: e["event"] == "task-started", timeout=60)
         assert server_worker(server, "wr")["id"] == wid
         assert worker.proc.poll() is None, "the restarted worker was told to restart again"
+        # the Server hears of it with the Manager's next worker reports (an offline worker cannot be shut down)
+        wait_for(lambda: server_worker(server, "wr")["status"] != "offline", what="the Server to see it back")
 
         # shut down after the task: the task completes, then the worker exits 0
         _request(server, wid, "shutdown", lazy=True)

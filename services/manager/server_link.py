@@ -91,14 +91,16 @@ class ServerLink:
             renew = now - self._last_renewal >= self._renew_every() * 0.8
             # worker states ride along every few seconds: they are a view, not a history; all of them with each
             # renewal, so a Server that marked them offline while this Manager was silent sees them again
+            # new previews ride along like the worker states: a view, sent until the Server has them
+            shown = previews.unsent(conn, PREVIEWS_PER_BATCH)
+            # a preview of a worker the Server has not heard of yet would lose its worker half: its state goes too
+            unreported = any(r.worker_id in self.core.workers.dirty for _i, r in shown)
             reports = (
                 self.core.workers.reports(everything=renew)
-                if renew or now - self._last_reports >= REPORT_INTERVAL
+                if renew or unreported or now - self._last_reports >= REPORT_INTERVAL
                 else []
             )
             held = list(self.core.tasks) if renew else []
-            # new previews ride along like the worker states: a view, sent until the Server has them
-            shown = previews.unsent(conn, PREVIEWS_PER_BATCH)
             blocked, complete, keys = blocklist_sync.take_reports(self.core, everything=renew)
             batch = UpdateBatch(
                 seq=seq, task_updates=updates, workers=reports, held_task_ids=held, blocklist=blocked,

@@ -157,3 +157,29 @@ def test_a_server_outage_queues_the_latest_preview_only(farm: tuple[ServerProces
         assert task_now["status"] == "completed"
     finally:
         worker.close()
+
+
+def test_a_new_workers_first_preview_is_kept_as_the_workers_too(farm: tuple[ServerProcess, ManagerProcess]) -> None:
+    """Worker states ride along only every few seconds; a worker that registers and renders within that time still
+    gets its preview at the Server (its state goes up with the preview instead of after it)."""
+    server, mgr = farm
+    job = submit(server, exec_job("new-worker", frames="1-2"))
+    first = ScriptedWorker(mgr.url, "w-first").register(mgr.registration_secret)
+    worker = ScriptedWorker(mgr.url, "w-new")
+    try:
+        first.sign_on()
+        known = lambda: httpx.get(f"{server.url}{API}/workers", headers=server.headers(), timeout=10).json()  # noqa: E731
+        wait_for(lambda: any(w["name"] == "w-first" for w in known()), what="the first worker at the Server")
+        # the Manager has just reported its workers: the next report is seconds away
+        worker.register(mgr.registration_secret)
+        worker.sign_on()
+        task = worker.next_task()
+        assert task is not None and task["job_id"] == job["id"]
+        r = worker.send(task["id"], [worker.update(handout=task["handout"], status="active", preview=preview(32, 18))])
+        assert r.status_code == 200, r.text
+        wait_for(lambda: info(server, f"/jobs/{job['id']}"), what="the job's preview at the Server")
+        mine = info(server, f"/workers/{worker.worker_id}")
+        assert mine is not None and mine["task_id"] == task["id"]
+    finally:
+        worker.close()
+        first.close()

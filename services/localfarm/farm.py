@@ -231,7 +231,8 @@ class LocalFarm:
                 self.say("The app that owned this farm is gone; stopping the farm.")
                 stop.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.1)
+                async with asyncio.timeout(0.1):  # not wait_for, which can lose a cancel on 3.11
+                    await stop.wait()
 
     async def _handle_requests(self, stop: asyncio.Event) -> None:
         folder = self.layout.farm_dir / REQUESTS_DIR

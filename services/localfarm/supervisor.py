@@ -272,7 +272,8 @@ class Supervisor:
         while not stop.is_set():
             self.check()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+                async with asyncio.timeout(interval):  # not wait_for, which can lose a cancel on 3.11
+                    await stop.wait()
 
     async def stop_all(self, order: Sequence[Sequence[Child]] | None = None) -> None:
         """Stop the children, group by group (each group at once): by default all at once."""

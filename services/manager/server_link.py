@@ -53,7 +53,8 @@ class ServerLink:
         while True:
             keepalive = self._renew_every()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.core.link_wakeup.wait(), keepalive)
+                async with asyncio.timeout(keepalive):  # not wait_for, which can lose a cancel on 3.11
+                    await self.core.link_wakeup.wait()
             await asyncio.sleep(self.config.push_interval)  # gather updates into one batch
             self.core.link_wakeup.clear()
             try:
@@ -194,7 +195,8 @@ class ServerLink:
             if req is None:
                 self.core.claim_wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.core.claim_wakeup.wait(), 1.0)
+                    async with asyncio.timeout(1.0):  # not wait_for, which can lose a cancel on 3.11
+                        await self.core.claim_wakeup.wait()
                 continue
             # After a claim found nothing, wait at the Server until something is runnable (long polling). A
             # waiting claim holds no lock there, so it does not take the turn the update batches need.

@@ -177,7 +177,8 @@ async def deliver_forever(
                 if made >= settings.batch:
                     continue  # more may be due
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woke.wait(), settings.poll_seconds)
+                    async with asyncio.timeout(settings.poll_seconds):  # not wait_for, which can lose a cancel on 3.11
+                        await woke.wait()
                 await asyncio.sleep(WAKE_GAP)
     finally:
         await deliverer.aclose()

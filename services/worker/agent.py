@@ -264,7 +264,8 @@ class Agent:
     async def _sleep_or_state_change(self, seconds: float) -> None:
         self._state_changed.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._state_changed.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for, which can lose a cancel on 3.11
+                await self._state_changed.wait()
 
     async def _run(self, task: AssignedTask) -> None:
         assert self.buffer is not None
@@ -314,7 +315,10 @@ class Agent:
         while True:
             self._heartbeat_now.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._heartbeat_now.wait(), self.config.heartbeat_interval)
+                async with asyncio.timeout(
+                    self.config.heartbeat_interval
+                ):  # not wait_for, which can lose a cancel on 3.11
+                    await self._heartbeat_now.wait()
             current = self.current.task.id if self.current else None
             body = Heartbeat(
                 status=self.status,

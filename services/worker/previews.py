@@ -55,7 +55,8 @@ class PreviewMaker:
     async def settle(self, within: float = SETTLE_SECONDS) -> None:
         """Wait until the newest frame offered has been delivered (or given up on), at most `within` seconds."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), within)
+            async with asyncio.timeout(within):  # not wait_for, which can lose a cancel on 3.11
+                await self._idle.wait()
 
     async def _make(self, path: str) -> None:
         try:

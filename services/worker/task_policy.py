@@ -124,11 +124,11 @@ class Prepared:
     env: dict[str, str]
     preexec: Callable[[], None] | None = None
     spawn: dict[str, Any] = field(default_factory=dict)
-    _ruleset: landlock.Ruleset | None = None
+    ruleset: landlock.Ruleset | None = None  # the confinement, for a runner that applies it another way
     _scratch: tempfile.TemporaryDirectory[str] | None = None
 
     def close(self) -> None:
-        self._ruleset = None  # shared through the cache: its descriptor closes when the last user lets go
+        self.ruleset = None  # shared through the cache: its descriptor closes when the last user lets go
         if self._scratch is not None:
             self._scratch.cleanup()
 
@@ -156,11 +156,11 @@ def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
         if policy.run_as:
             shutil.chown(scratch.name, user=policy.run_as)
     try:
-        prepared._ruleset = _ruleset(policy, parent)
+        prepared.ruleset = _ruleset(policy, parent)
     except landlock.LandlockError as exc:
         _warn_unconfined(str(exc))
         return prepared
-    prepared.preexec = prepared._ruleset.restrict_self
+    prepared.preexec = prepared.ruleset.restrict_self
     return prepared
 
 

@@ -168,8 +168,12 @@ def test_a_new_workers_first_preview_is_kept_as_the_workers_too(farm: tuple[Serv
     worker = ScriptedWorker(mgr.url, "w-new")
     try:
         first.sign_on()
-        known = lambda: httpx.get(f"{server.url}{API}/workers", headers=server.headers(), timeout=10).json()  # noqa: E731
-        wait_for(lambda: any(w["name"] == "w-first" for w in known()), what="the first worker at the Server")
+
+        def known() -> list[str]:
+            r = httpx.get(f"{server.url}{API}/workers", headers=server.headers(), timeout=10)
+            return [w["name"] for w in r.json()]
+
+        wait_for(lambda: "w-first" in known(), what="the first worker at the Server")
         # the Manager has just reported its workers: the next report is seconds away
         worker.register(mgr.registration_secret)
         worker.sign_on()

@@ -89,7 +89,8 @@ class EventHub:
         """Until the next batch of frames, at most `max_seconds`."""
         tick = self._tick
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(tick.wait(), max_seconds)
+            async with asyncio.timeout(max_seconds):  # not wait_for, which can lose a cancel on 3.11
+                await tick.wait()
 
     async def _watch(self) -> None:
         with self.notifier.subscribe() as committed:
@@ -115,7 +116,8 @@ class EventHub:
                     if len(new) == PAGE:
                         continue  # more are waiting
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(committed.wait(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):  # not wait_for, which can lose a cancel on 3.11
+                        await committed.wait()
 
     def _wake(self) -> None:
         tick, self._tick = self._tick, asyncio.Event()

@@ -86,7 +86,8 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
                 remaining = deadline - time.monotonic()
                 if remaining > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(changed.wait(), remaining)
+                        async with asyncio.timeout(remaining):  # not wait_for, which can lose a cancel on 3.11
+                            await changed.wait()
                 tasks = await dispatcher.close(slot)
                 if not tasks:
                     changed.clear()  # before looking, so a change committed during the look wakes the next one

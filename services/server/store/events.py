@@ -101,7 +101,8 @@ class EventNotifier:
 
     async def wait(self, max_wait: float) -> None:
         with self.subscribe() as ev, contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ev.wait(), max_wait)
+            async with asyncio.timeout(max_wait):  # not wait_for, which can lose a cancel on 3.11
+                await ev.wait()
 
     @contextlib.contextmanager
     def subscribe(self) -> Iterator[asyncio.Event]:

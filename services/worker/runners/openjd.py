@@ -10,7 +10,6 @@ to the task log; they do not also go to the Worker's own log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -131,8 +130,13 @@ class _Run:
             self.changed.clear()  # cleared before looking, so a callback after the look still wakes us
             if session.state not in (SessionState.RUNNING, SessionState.CANCELING):
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), _POLL_SECONDS)
+            # not wait_for: on Python 3.11 it can swallow a cancel that lands as the event is set (bpo-42130),
+            # and a canceled task would then run to its end
+            woken = asyncio.ensure_future(self.changed.wait())
+            try:
+                await asyncio.wait({woken}, timeout=_POLL_SECONDS)
+            finally:
+                woken.cancel()
         status = session.action_status
         if status is None:
             raise CommandFailed(f"{COMMAND}: the session reported no action status")

@@ -12,12 +12,15 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
+from typing import TypeAlias
 
 from services.localfarm.lifeline import Lifeline, program_hook
 from services.worker import render_limits, task_policy
+from services.worker.runners import thread_spawn
 from services.worker.runners.base import CommandFailed
 
 LINE_MAX_CHARS = 10_000
+Process: TypeAlias = "asyncio.subprocess.Process | thread_spawn.ThreadSpawned"
 _CHUNK = 65_536
 
 
@@ -49,6 +52,36 @@ async def _run(
     prepared: task_policy.Prepared,
     grace_seconds: float,
 ) -> int:
+    env = render_limits.child_env(prepared.env)  # the tray's CPU-thread limit, on top of the scrubbed environment
+    proc: Process
+    try:
+        if thread_spawn.usable(prepared.spawn):  # Linux: no pre-exec function, so no fork of the whole worker
+            nice = render_limits.NICE_LOW if render_limits.preexec() is not None else 0
+            proc = await thread_spawn.start(
+                argv, cwd=cwd, env=env, ruleset=prepared.ruleset, nice=nice, spawn_options=prepared.spawn
+            )
+        else:
+            proc = await _start_with_hooks(argv, cwd, env, prepared)
+    except FileNotFoundError as exc:
+        raise CommandFailed(f"cannot start {argv[0]!r}: program or working directory not found") from exc
+    except OSError as exc:
+        raise CommandFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
+    except subprocess.SubprocessError as exc:  # confinement failed: never run a task unconfined
+        raise CommandFailed(f"cannot start {argv[0]!r} confined: {exc}") from exc
+    _lifeline().bind(proc.pid)  # Windows: the worker's kill-on-close job
+    render_limits.apply(proc.pid)
+    try:
+        assert proc.stdout is not None
+        await _pump(proc.stdout, on_line)
+        return await proc.wait()
+    except asyncio.CancelledError:
+        await terminate(proc, grace_seconds)
+        raise
+
+
+async def _start_with_hooks(
+    argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None, prepared: task_policy.Prepared
+) -> asyncio.subprocess.Process:
     kwargs: dict[str, object] = dict(prepared.spawn)
     if sys.platform != "win32":
         # a new session makes a process group we can signal as a whole (Blender, shell scripts' children)
@@ -60,33 +93,15 @@ async def _run(
             kwargs["preexec_fn"] = hooks[0] if len(hooks) == 1 else _in_turn(hooks)
     else:
         kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | render_limits.creationflags()
-    # the tray's limits: CPU threads for renders (no-op unless configured), on top of the scrubbed environment
-    env = render_limits.child_env(prepared.env)
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=dict(env) if env is not None else None,
-            **kwargs,  # type: ignore[arg-type]
-        )
-    except FileNotFoundError as exc:
-        raise CommandFailed(f"cannot start {argv[0]!r}: program or working directory not found") from exc
-    except OSError as exc:
-        raise CommandFailed(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
-    except subprocess.SubprocessError as exc:  # a pre-exec hook failed: never run a task unconfined
-        raise CommandFailed(f"cannot start {argv[0]!r} confined: {exc}") from exc
-    _lifeline().bind(proc.pid)  # Windows: the worker's kill-on-close job
-    render_limits.apply(proc.pid)
-    try:
-        assert proc.stdout is not None
-        await _pump(proc.stdout, on_line)
-        return await proc.wait()
-    except asyncio.CancelledError:
-        await terminate(proc, grace_seconds)
-        raise
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 @cache
@@ -119,7 +134,7 @@ def _emit(raw: bytes, on_line: Callable[[str], None]) -> None:
     on_line(text)
 
 
-async def terminate(proc: asyncio.subprocess.Process, grace_seconds: float) -> None:
+async def terminate(proc: Process, grace_seconds: float) -> None:
     """SIGTERM to the whole group, SIGKILL after the grace period; returns once the process is reaped."""
     if proc.returncode is None:
         _signal_group(proc, soft=True)
@@ -133,7 +148,7 @@ async def terminate(proc: asyncio.subprocess.Process, grace_seconds: float) -> N
         await proc.wait()
 
 
-def _signal_group(proc: asyncio.subprocess.Process, *, soft: bool) -> None:
+def _signal_group(proc: Process, *, soft: bool) -> None:
     try:
         if sys.platform != "win32":
             os.killpg(proc.pid, signal.SIGTERM if soft else signal.SIGKILL)

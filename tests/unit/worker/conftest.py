@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from services.worker.runners import Programs, RunContext
+from services.worker.runners import Programs, RunContext, thread_spawn
 
 
 @dataclass
@@ -28,3 +28,14 @@ class Recorder:
 @pytest.fixture
 def rec() -> Recorder:
     return Recorder()
+
+
+@pytest.fixture(params=["thread", "hooks"])
+def spawn_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each process test runs both ways a task's process can start: from its own thread with setpriv (Linux),
+    and through asyncio with pre-exec hooks (elsewhere, or without setpriv, or when switching users)."""
+    if request.param == "thread" and not thread_spawn.usable({}):
+        pytest.skip("needs Linux and util-linux's setpriv")
+    if request.param == "hooks":
+        monkeypatch.setattr(thread_spawn, "usable", lambda spawn_options: False)
+    return str(request.param)

@@ -13,6 +13,8 @@ import pytest
 from services.worker.runners import CommandFailed, get_runner
 from services.worker.runners.process import run_process
 
+pytestmark = pytest.mark.usefixtures("spawn_way")
+
 PY = sys.executable
 
 

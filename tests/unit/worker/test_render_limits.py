@@ -12,6 +12,8 @@ from services.worker import render_limits
 from services.worker.render_limits import RenderLimits
 from services.worker.runners.process import run_process
 
+pytestmark = pytest.mark.usefixtures("spawn_way")
+
 PROBE = (
     "import os, psutil; p = psutil.Process(); "
     "print(os.nice(0), os.environ.get('OMP_NUM_THREADS'), len(p.cpu_affinity()))"

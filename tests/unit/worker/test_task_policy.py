@@ -19,6 +19,8 @@ from services.worker.task_env import task_environment
 PY = sys.executable
 needs_landlock = pytest.mark.skipif(landlock.abi_version() < 1, reason="this kernel has no Landlock")
 
+pytestmark = pytest.mark.usefixtures("spawn_way")
+
 
 def test_environment_keeps_the_allow_list_and_drops_loaders_and_secrets() -> None:
     inherited = {"PATH": "/bin", "LANG": "C", "LD_PRELOAD": "/x.so", "TABLAO_ADMIN_TOKEN": "t", "AWS_SECRET": "s",
@@ -44,7 +46,10 @@ def test_blender_runs_without_scripts_from_blend_files_unless_allowed() -> None:
     argv = render_argv("blender", params)
     assert argv.index("--disable-autoexec") < argv.index("/s.blend")
     task_policy.use_policy(task_policy.TaskPolicy(blender_autoexec=True))
-    assert "--enable-autoexec" in render_argv("blender", params)
+    try:
+        assert "--enable-autoexec" in render_argv("blender", params)
+    finally:
+        task_policy.use_policy(task_policy.TaskPolicy())  # a sync test sets it for the tests after it too
 
 
 def test_written_paths_must_resolve_under_a_root_after_variables_and_links(tmp_path: Path) -> None:
@@ -84,6 +89,37 @@ async def test_confined_task_cannot_read_protected_files_nor_write_outside_the_r
     if landlock.abi_version() >= 6:
         assert "no-signal" in lines
     del roots
+
+
+@needs_landlock
+async def test_the_worker_itself_stays_unconfined_and_at_its_priority(tmp_path: Path) -> None:
+    """Confinement and the lower priority are the task's: the worker still reads its own protected files after
+    starting a confined process, from its loop's thread and from any other, at its own priority."""
+    import threading
+
+    import psutil
+
+    from services.worker import render_limits
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "secret").write_text("mine")
+    task_policy.use_policy(task_policy.effective_policy(task_policy.TaskPolicy(protect=(data,)), tmp_path / "w"))
+    render_limits.configure(render_limits.RenderLimits(low_priority=True))
+    nice = psutil.Process().nice()
+    try:
+        lines: list[str] = []
+        await run_process(["sh", "-c", f"cat {data}/secret; nice"], lines.append)
+        assert "mine" not in lines and str(min(19, nice + render_limits.NICE_LOW)) in lines
+    finally:
+        render_limits.configure(render_limits.RenderLimits())
+    assert (data / "secret").read_text() == "mine"
+    assert psutil.Process().nice() == nice
+    seen: list[str] = []
+    other = threading.Thread(target=lambda: seen.append((data / "secret").read_text()))
+    other.start()
+    other.join()
+    assert seen == ["mine"]
 
 
 def test_forget_env_blanks_the_value_proc_shows(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ dropped, so a job cannot take over the programs the worker runs nor read a servi
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Iterable, Mapping
 
@@ -35,15 +36,20 @@ _DENIED_PATTERNS: tuple[str, ...] = (
 _SECRET_WORDS = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|PRIVATE_?KEY|AUTH", re.IGNORECASE)
 
 
+@functools.cache
+def _matcher(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regular expression for a set of case-insensitive shell patterns (a task start checks every
+    inherited variable against them: one match each instead of one fnmatch per pattern)."""
+    return re.compile("|".join(fnmatch.translate(p.upper()) for p in patterns))
+
+
 def denied(name: str) -> bool:
     """Whether `name` may never reach a task, whatever the job or the allow-list says."""
-    upper = name.upper()
-    return any(fnmatch.fnmatchcase(upper, p) for p in _DENIED_PATTERNS) or bool(_SECRET_WORDS.search(name))
+    return bool(_matcher(_DENIED_PATTERNS).match(name.upper())) or bool(_SECRET_WORDS.search(name))
 
 
-def _allowed(name: str, allow: Iterable[str]) -> bool:
-    upper = name.upper()
-    return any(fnmatch.fnmatchcase(upper, p.upper()) for p in allow)
+def _allowed(name: str, allow: tuple[str, ...]) -> bool:
+    return bool(_matcher(allow).match(name.upper()))
 
 
 def task_environment(

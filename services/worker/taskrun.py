@@ -21,6 +21,10 @@ from services.worker.variables import substitute
 
 log = logging.getLogger("tablao.worker.task")
 
+# a command without a program of its own says `active` this long after it began (one with a program, when that
+# program has started)
+START_FALLBACK_SECONDS = 0.005
+
 
 @dataclass(slots=True)
 class Interrupt:
@@ -57,6 +61,8 @@ class TaskRun:
         self.on_status_request = on_status_request
         self.on_started = on_started  # its first command was started (the Worker's prefetch asks then)
         self._commands: asyncio.Task[None] | None = None
+        self._began = False  # `active` written
+        self._start_fallback: asyncio.TimerHandle | None = None
         self._interrupt: Interrupt | None = None
         self.outcome: TaskStatus | None = None  # the final status written, once run() returns
 
@@ -79,10 +85,11 @@ class TaskRun:
         task = self.task
         self.reporter.log(f"task {task.name} (hand-out {task.handout}) started on worker {self.worker_name}")
         self._commands = asyncio.create_task(self._run_commands())
-        # `active` is written after the commands task's first step, which starts the first command's process
-        # when its runner needs no wait before that (`exec` without a cwd check), and before any output can
-        # be read: the buffer keeps its order, and a short command does not wait for a SQLite commit
-        asyncio.get_running_loop().call_soon(self._started)
+        # `active` is written (and the next task asked for) once the first command's program has started,
+        # before any of its output is read: the buffer keeps its order, the start does not wait for a SQLite
+        # commit, and the loop's work does not hold up the thread that starts the program. A command without
+        # a program (echo, sleep, file copies) gets it a moment later, or when it ends, whichever is first.
+        self._start_fallback = asyncio.get_running_loop().call_later(START_FALLBACK_SECONDS, self._started)
         helpers = [
             asyncio.create_task(self._watch()),
             asyncio.create_task(self.reporter.run_flusher(self.flush_interval)),
@@ -91,11 +98,13 @@ class TaskRun:
         try:
             try:
                 await asyncio.wait({self._commands})
+                self._started()  # a command that ended before it was due
                 if not self._commands.cancelled():
                     await self.previews.settle()  # the last frame's preview goes before the final status
             except asyncio.CancelledError:
                 self._commands.cancel()
                 await asyncio.wait({self._commands})
+                self._started()
                 self.reporter.finish(TaskStatus.QUEUED, "given back: the worker is stopping")
                 raise
         finally:
@@ -105,6 +114,11 @@ class TaskRun:
         return self._conclude(self._commands)
 
     def _started(self) -> None:
+        if self._began:
+            return
+        self._began = True
+        if self._start_fallback is not None:
+            self._start_fallback.cancel()
         self.reporter.flush(TaskStatus.ACTIVE)
         self.on_started()
 
@@ -150,6 +164,7 @@ class TaskRun:
                 programs=self.programs,
                 grace_seconds=self.grace_seconds,
                 path_mappings=self.task.path_mappings,
+                started=self._started,
             )
             await runner(params, ctx)
 

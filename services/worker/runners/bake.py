@@ -149,7 +149,7 @@ async def run_blender_bake(params: BakeParams | VerifyBakeParams, ctx: RunContex
     ]
     ctx.log(f"running: {blender} -b {blendfile} --python-expr <{checked['target']} script>")
     parser = _BakeOutput(ctx, None)
-    status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds)
+    status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds, started=ctx.started)
     reason = parser.failure(status)
     if reason:
         raise CommandFailed(reason.replace("Blender:", f"{NAME}:", 1))

@@ -53,6 +53,8 @@ class RunContext:
     grace_seconds: float = 0.5
     # the farm's path variables as rules from other platforms' paths to this worker's (OpenJD sessions use them)
     path_mappings: Sequence[PathMapping] = ()
+    # the command's program has started (the task tells the Manager it runs, and asks for its next one)
+    started: Callable[[], None] = lambda: None
 
 
 # What the task runner calls: the parameters as they came (variables resolved), not yet checked.

@@ -23,7 +23,9 @@ async def run_exec(params: ExecParams, ctx: RunContext) -> None:
         raise CommandFailed(f"exec: program {argv[0]!r} not found")
     if dropped := refused(extra_env):
         ctx.log(f"exec: not passed on (they change how programs load, or look like secrets): {', '.join(dropped)}")
-    status = await run_process([program, *argv[1:]], ctx.log, cwd=cwd, env=extra_env, grace_seconds=ctx.grace_seconds)
+    status = await run_process(
+        [program, *argv[1:]], ctx.log, cwd=cwd, env=extra_env, grace_seconds=ctx.grace_seconds, started=ctx.started
+    )
     if status != 0:
         raise CommandFailed(f"exec: {argv[0]} exited with status {status}")
 

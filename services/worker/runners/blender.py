@@ -92,7 +92,7 @@ async def run_blender_render(params: BlenderRenderParams, ctx: RunContext) -> No
         raise CommandFailed(f"{NAME}: blend file {blendfile} does not exist")
     parser = BlenderOutput(ctx, count_frames(frames))
     ctx.log("running: " + " ".join(argv))
-    status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds)
+    status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds, started=ctx.started)
     reason = parser.failure(status)
     if reason:
         raise CommandFailed(reason)

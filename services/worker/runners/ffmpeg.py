@@ -51,7 +51,7 @@ async def run_ffmpeg(params: FfmpegParams, ctx: RunContext) -> None:
     progress = FfmpegProgress(ctx, params.get("total_frames"))
     argv = [program, "-y", "-nostdin", "-progress", "pipe:1", "-nostats", *params["args"]]
     ctx.log("running: " + " ".join(argv))
-    status = await run_process(argv, progress.feed, grace_seconds=ctx.grace_seconds)
+    status = await run_process(argv, progress.feed, grace_seconds=ctx.grace_seconds, started=ctx.started)
     if status != 0:
         last = progress.last_lines[-1] if progress.last_lines else "no output"
         raise CommandFailed(f"{NAME} exited with status {status}: {last}")

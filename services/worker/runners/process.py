@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cache
 from typing import TypeAlias
 
@@ -31,37 +31,31 @@ async def run_process(
     cwd: str | None = None,
     env: Mapping[str, str] | None = None,
     grace_seconds: float = 0.5,
+    started: Callable[[], None] = lambda: None,
 ) -> int:
     """Run argv to the end and return its exit status; cancelling the awaiting task stops the process.
 
     stdout and stderr are merged so lines reach the callback in the order the program wrote them. `env`
     holds the command's own variables, added to the worker's scrubbed environment (see task_policy).
     """
+    if thread_spawn.usable(task_policy.current()):  # Linux: no pre-exec function, so no fork of the whole worker
+        proc = await _started(argv, thread_spawn.start(argv, cwd=cwd, extra_env=env))
+        started()
+        return await _follow(proc, on_line, grace_seconds)
     # the task's environment and confinement (Landlock, another user): built off the loop, it walks folders
     prepared = await asyncio.to_thread(task_policy.prepare, env)
     try:
-        return await _run(argv, on_line, cwd, prepared, grace_seconds)
+        proc = await _started(argv, _start_with_hooks(argv, cwd, render_limits.child_env(prepared.env), prepared))
+        started()
+        return await _follow(proc, on_line, grace_seconds)
     finally:
         prepared.close()
 
 
-async def _run(
-    argv: Sequence[str],
-    on_line: Callable[[str], None],
-    cwd: str | None,
-    prepared: task_policy.Prepared,
-    grace_seconds: float,
-) -> int:
-    env = render_limits.child_env(prepared.env)  # the tray's CPU-thread limit, on top of the scrubbed environment
-    proc: Process
+async def _started(argv: Sequence[str], starting: Awaitable[Process]) -> Process:
+    """The started process, or CommandFailed saying why it could not start."""
     try:
-        if thread_spawn.usable(prepared.spawn):  # Linux: no pre-exec function, so no fork of the whole worker
-            nice = render_limits.NICE_LOW if render_limits.preexec() is not None else 0
-            proc = await thread_spawn.start(
-                argv, cwd=cwd, env=env, ruleset=prepared.ruleset, nice=nice, spawn_options=prepared.spawn
-            )
-        else:
-            proc = await _start_with_hooks(argv, cwd, env, prepared)
+        proc = await starting
     except FileNotFoundError as exc:
         raise CommandFailed(f"cannot start {argv[0]!r}: program or working directory not found") from exc
     except OSError as exc:
@@ -70,6 +64,11 @@ async def _run(
         raise CommandFailed(f"cannot start {argv[0]!r} confined: {exc}") from exc
     _lifeline().bind(proc.pid)  # Windows: the worker's kill-on-close job
     render_limits.apply(proc.pid)
+    return proc
+
+
+async def _follow(proc: Process, on_line: Callable[[str], None], grace_seconds: float) -> int:
+    """Its output line by line until it ends; its exit status."""
     try:
         assert proc.stdout is not None
         await _pump(proc.stdout, on_line)

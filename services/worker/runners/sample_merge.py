@@ -100,7 +100,7 @@ async def run_merge_samples(params: MergeSamplesParams, ctx: RunContext) -> None
     argv = [blender, *blender_autoexec_args(), "-b", blendfile, "--python-exit-code", "1", "--python-expr", expr]
     ctx.log(f"running: {blender} -b {blendfile} --python-expr <merge {len(params['inputs'])} sample chunks>")
     parser = BlenderOutput(ctx, 1)
-    status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds)
+    status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds, started=ctx.started)
     reason = parser.failure(status)
     if reason:
         raise CommandFailed(reason.replace("Blender:", f"{NAME}:", 1))

@@ -13,13 +13,15 @@ another way, all of them Linux behaviour that is per thread and inherited by a t
   it waits for the child's exit and hands the status to the event loop.
 
 Used when `setpriv` is there and no other user is asked for (switching users makes CPython fork anyway);
-otherwise the runner uses asyncio's own subprocess support with pre-exec hooks.
+otherwise the runner uses asyncio's own subprocess support with pre-exec hooks. The thread also builds the
+task's environment and confinement, which touch files, so a task start costs the event loop no other hop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import os
 import shutil
@@ -30,7 +32,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-from services.worker import landlock
+from services.worker import landlock, render_limits, task_policy
 
 _PIPE_LIMIT = 2**16
 
@@ -50,9 +52,9 @@ def setpriv() -> str | None:
     return path if done.returncode == 0 else None
 
 
-def usable(spawn_options: Mapping[str, Any]) -> bool:
-    """This way can start the process: Linux with setpriv, and no other user or groups to switch to."""
-    return setpriv() is not None and not {"user", "group", "extra_groups"} & spawn_options.keys()
+def usable(policy: task_policy.TaskPolicy) -> bool:
+    """This way can start the process: Linux with setpriv, and no other user to switch to."""
+    return setpriv() is not None and not policy.run_as
 
 
 class ThreadSpawned:
@@ -87,52 +89,55 @@ class ThreadSpawned:
                 self._transport.close()
 
 
-async def start(
-    argv: Sequence[str],
-    *,
-    cwd: str | None,
-    env: Mapping[str, str] | None,
-    ruleset: landlock.Ruleset | None,
-    nice: int,
-    spawn_options: Mapping[str, Any],
-) -> ThreadSpawned:
-    """Start argv (stdout and stderr merged into one pipe) in a new session; OSError as Popen raises it."""
+async def start(argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str, str] | None) -> ThreadSpawned:
+    """Start argv (stdout and stderr merged into one pipe) in a new session; OSError as Popen raises it.
+
+    The task's environment and confinement are prepared in the process's thread too (it touches files), and
+    its scratch folder is removed there once the process has ended, before the loop hears of the end.
+    """
     wrapper = setpriv()
     assert wrapper is not None
-    program = shutil.which(argv[0], path=(env or os.environ).get("PATH", os.defpath))
-    if program is None:
-        # setpriv would report it as exit status 127; the runner says it in its own words instead
-        raise FileNotFoundError(2, "No such file or directory", argv[0])
     loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()  # the worker's task policy, as the awaiting task sees it
     started: asyncio.Future[subprocess.Popen[bytes]] = loop.create_future()
     holder: list[ThreadSpawned] = []
-    ended = threading.Event()  # the loop's object exists before the exit is handed over
+    ended = threading.Event()  # the loop's object exists (or never will) before the exit is handed over
 
     def deliver(callback: Any, *args: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
             loop.call_soon_threadsafe(callback, *args)
 
     def run() -> None:
+        prepared: task_policy.Prepared | None = None
         try:
-            if nice:
-                os.nice(nice)  # Linux: this thread only, and what it starts
-            if ruleset is not None:
-                ruleset.restrict_self()  # this thread only, and what it starts
+            prepared = context.run(task_policy.prepare, extra_env)
+            env = render_limits.child_env(prepared.env)
+            program = shutil.which(argv[0], path=(env or os.environ).get("PATH", os.defpath))
+            if program is None:
+                # setpriv would report it as exit status 127; the runner says it in its own words instead
+                raise FileNotFoundError(2, "No such file or directory", argv[0])
+            if render_limits.preexec() is not None:
+                os.nice(render_limits.NICE_LOW)  # Linux: this thread only, and what it starts
+            if prepared.ruleset is not None:
+                prepared.ruleset.restrict_self()  # this thread only, and what it starts
             popen = subprocess.Popen(
                 [wrapper, "--pdeathsig", "KILL", "--", program, *argv[1:]],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
-                env=dict(env) if env is not None else None,
+                env=env,
                 start_new_session=True,
-                **spawn_options,
+                **prepared.spawn,
             )
         except BaseException as exc:
+            if prepared is not None:
+                prepared.close()
             deliver(_fail, started, exc)
             return
         deliver(_succeed, started, popen)
         status = popen.wait()
+        prepared.close()
         ended.wait()
         deliver(lambda: holder[0]._exited(status) if holder else None)
 

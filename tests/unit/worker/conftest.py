@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from services.worker.runners import Programs, RunContext, thread_spawn
+from services.worker.task_policy import TaskPolicy
 
 
 @dataclass
@@ -34,8 +35,8 @@ def rec() -> Recorder:
 def spawn_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each process test runs both ways a task's process can start: from its own thread with setpriv (Linux),
     and through asyncio with pre-exec hooks (elsewhere, or without setpriv, or when switching users)."""
-    if request.param == "thread" and not thread_spawn.usable({}):
+    if request.param == "thread" and not thread_spawn.usable(TaskPolicy()):
         pytest.skip("needs Linux and util-linux's setpriv")
     if request.param == "hooks":
-        monkeypatch.setattr(thread_spawn, "usable", lambda spawn_options: False)
+        monkeypatch.setattr(thread_spawn, "usable", lambda policy: False)
     return str(request.param)

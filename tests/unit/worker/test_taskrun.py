@@ -15,6 +15,8 @@ from services.worker.buffer import UpdateBuffer
 from services.worker.runners import Programs
 from services.worker.taskrun import TaskRun
 
+pytestmark = pytest.mark.usefixtures("spawn_way")
+
 
 async def run_task(tmp_path: Path, *commands: Command) -> list[dict[str, Any]]:
     client = WorkerClient("http://127.0.0.1:9")  # never called: the may-i-run interval outlasts the task
@@ -61,3 +63,14 @@ async def test_a_bad_parameter_fails_the_task_naming_it_and_later_commands_do_no
     final = json.dumps(rows[-1])
     assert "sleep: parameter 'duration': input should be a valid number, got '5'" in final
     assert "never printed" not in json.dumps(rows)
+
+
+async def test_a_command_without_a_program_reports_active_before_its_end(tmp_path: Path) -> None:
+    quick = Command(name="echo", parameters={"message": "hello"})
+    slow = Command(name="sleep", parameters={"duration": 0.05})
+    for commands in ((quick,), (slow, quick)):
+        (tmp_path / str(len(commands))).mkdir()
+        rows = await run_task(tmp_path / str(len(commands)), *commands)
+        statuses = [(i, r["status"]) for i, r in enumerate(rows) if r.get("status")]
+        assert [s for _, s in statuses] == ["active", "completed"], rows
+        assert statuses[1][0] == len(rows) - 1

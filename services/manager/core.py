@@ -7,13 +7,12 @@ Server goes into the durable outbox (store/outbox.py) and leaves in batches (ser
 from __future__ import annotations
 
 import asyncio
-import math
 import sqlite3
 import time
-from collections import deque
 from datetime import UTC, datetime
 
 from services.manager import host_match, scheduler, server_orders, worker_controls
+from services.manager.claim_sizing import ClaimSizer
 from services.manager.config import ManagerConfig
 from services.manager.errors import Conflict
 from services.manager.model import HeldTask, WorkerState
@@ -28,9 +27,6 @@ from services.protocol.worker_api import Heartbeat, SignOnRequest, StatusAnswer
 
 # a waiting task request: the worker, its answer, and for a prefetch the task it is running (None: it is idle)
 Waiter = tuple[WorkerState, "asyncio.Future[HeldTask | None]", int | None]
-
-HANDOUT_WINDOW = 2.0  # seconds over which the hand-out rate is measured for the prefetch margin
-HANDOUT_RATE_MAX = 2000  # hand-outs remembered; beyond 1,000 per second the margin stops growing
 
 
 def _release(worker: WorkerState, task_id: int) -> bool:
@@ -65,7 +61,7 @@ class ManagerCore:
         self.blocklist_dirty: set[tuple[int, str, str]] = set(self.blocklist)
         self.handout = store.max_handout(conn)
         self.waiters: dict[str, Waiter] = {}  # by worker id, oldest first
-        self._recent_handouts: deque[float] = deque(maxlen=HANDOUT_RATE_MAX)
+        self.claims = ClaimSizer(config)  # how much to claim, from the workers and the hand-out rate
         # set when there is something for the Server, or a worker is waiting for tasks
         self.link_wakeup = asyncio.Event()
         # a worker holds at most two: the earlier hand-out is the one it runs, the later its prefetched next
@@ -168,37 +164,8 @@ class ManagerCore:
     # --- tasks: hand-out -------------------------------------------------------------------------------------
 
     def claim_request(self) -> ClaimRequest | None:
-        """What to ask the Server for: enough for the idle workers plus a margin, of the kinds they run."""
-        available = self.workers.available()
-        if not available:
-            return None
-        idle = sum(1 for w in available if w.current_task_id is None)
-        margin = self.config.prefetch_margin
-        if margin is None:
-            # a next task at hand for every worker; with short tasks, enough for the next prefetch_seconds, so
-            # one claim brings many (each claim is a write transaction at the Server)
-            margin = max(2, len(available), math.ceil(self._handout_rate() * self.config.prefetch_seconds))
-        # tasks no worker here meets wait without filling the prefetch (up to one claim's worth of them)
-        waiting = min(sum(1 for t in self.ready if t.unmeetable), self.config.claim_max)
-        capacity = idle + margin - len(self.ready) + waiting
-        if capacity <= 0:
-            return None
-        if idle <= len(self.ready) and capacity < max(1, margin // 2):
-            # nobody is waiting: let the shortfall grow to half the margin, so one claim brings several
-            # tasks instead of one claim per finished task (claims cost the Server a write transaction)
-            return None
-        capacity = min(capacity, self.config.claim_max)
-        types = sorted(set().union(*(w.task_types for w in available)))
-        tags = sorted(set().union(*(w.tags for w in available)))
-        return ClaimRequest(capacity=capacity, task_types=types, tags=tags)
-
-    def _handout_rate(self) -> float:
-        """Hand-outs per second over the last HANDOUT_WINDOW seconds."""
-        recent = self._recent_handouts
-        cutoff = time.monotonic() - HANDOUT_WINDOW
-        while recent and recent[0] < cutoff:
-            recent.popleft()
-        return len(recent) / HANDOUT_WINDOW
+        """What to ask the Server for (claim_sizing.py)."""
+        return self.claims.request(self.workers.available(), self.ready)
 
     def add_claimed(self, claims: list[ClaimedTask]) -> None:
         with transaction(self.conn):
@@ -290,7 +257,7 @@ class ManagerCore:
 
     def _assign(self, task: HeldTask, worker: WorkerState, *, prefetch: bool = False) -> None:
         self.handout += 1
-        self._recent_handouts.append(time.monotonic())
+        self.claims.handed_out()
         set_meta(self.conn, "handout", str(self.handout))
         self.ready.remove(task)
         task.worker_id, task.handout, task.started = worker.id, self.handout, False

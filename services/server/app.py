@@ -26,7 +26,7 @@ from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url
 from services.server.db.migrate import take_first_start_turn, upgrade
 from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
-from services.server.store import events, link, orphans, silent, worker_history
+from services.server.store import events, lease_expiry, orphans, silent, worker_history
 from services.server.store.auth import bootstrap_admin
 from services.server.store.sessions import open_sessions
 from services.server.webhooks import deliver_forever
@@ -53,7 +53,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     sole_since = utcnow() if server_lock is not None else None
     sweeps = [
         Sweep("prune events", lambda s: events.prune(s, config.event_retention_seconds)),
-        Sweep("expire leases", lambda s: link.expire_leases(s, config.lease_seconds, started=started)),
+        Sweep("expire leases", lambda s: lease_expiry.expire_leases(s, config.lease_seconds, started=started)),
         Sweep(
             "offline workers of silent managers",
             lambda s: silent.offline_workers_of_silent_managers(s, config.lease_seconds, started=started),

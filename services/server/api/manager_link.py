@@ -21,7 +21,7 @@ from services.protocol.link import (
 )
 from services.server.api.deps import ConfigDep, ManagerDep, SessionDep, TokenDep, manager_by_token
 from services.server.dispatch import Dispatcher
-from services.server.store import auth
+from services.server.store import auth, log_copies
 from services.server.store import link as store
 from services.server.store.convert import aware
 from services.server.store.errors import Invalid, NotFound
@@ -124,7 +124,7 @@ async def upload_log(
     body = await request.body()
     if len(body) > MAX_LOG_BYTES:
         raise Invalid(f"the log is larger than {MAX_LOG_BYTES} bytes", field="body")
-    store.store_full_log(session, manager, task_id, cfg.data_dir, body)
+    log_copies.store(session, manager, task_id, cfg.data_dir, body)
     return Response(status_code=204)
 
 

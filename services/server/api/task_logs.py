@@ -39,7 +39,7 @@ def _task(session: Session, task_id: int) -> TaskRow:
 
 
 def copy_path(data_dir: Path, task: TaskRow) -> Path:
-    """Where store.link.store_full_log keeps the copy a Manager uploaded."""
+    """Where store.log_copies.store keeps the copy a Manager uploaded."""
     return data_dir / "task-logs" / f"job-{task.job_id}" / f"task-{task.id}.log"
 
 

@@ -1,4 +1,4 @@
-"""The Server's side of the Manager link: claiming tasks, applying update batches, expiring leases.
+"""The Server's side of the Manager link: claiming tasks and applying update batches (lease expiry: lease_expiry.py).
 
 Every status change goes through `store.tasks.set_task_status`. Claims walk the runnable jobs in scheduler
 order and read tasks through the partial index of runnable tasks, so their cost does not grow with the
@@ -8,10 +8,8 @@ number of finished tasks; on PostgreSQL, `FOR UPDATE SKIP LOCKED` lets several S
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
@@ -381,61 +379,3 @@ def _renew(session: Session, manager: ManagerRow, held: list[int], lease: dateti
             .values(lease_expires=lease)
             .execution_options(synchronize_session=False)
         )
-
-
-# ---- leases and logs -----------------------------------------------------------------------------------------
-
-
-def expire_leases(session: Session, lease_seconds: float, *, started: float, limit: int = 1000) -> int:
-    """Tasks whose Manager went silent go back to `queued`; a started one counts as a soft failure.
-
-    For one lease period after the Server started (`started`, a `time.monotonic()`) nothing expires: Managers
-    that kept working while the Server was away get the chance to renew first.
-    """
-    if time.monotonic() - started < lease_seconds:
-        return 0
-    now = utcnow()
-    q = (
-        select(TaskRow)
-        .where(text("tasks.lease_expires IS NOT NULL"), TaskRow.lease_expires < now)
-        .order_by(TaskRow.lease_expires)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # every Server process runs this sweep: each task expires in exactly one of them (a second would count
-        # the soft failure twice), and a Manager's update renewing the lease meanwhile is not waited for
-        q = q.with_for_update(skip_locked=True)
-    rows = session.scalars(q).all()
-    for task in rows:
-        if TaskStatus(task.status) not in HELD:
-            task.lease_expires = None
-            continue
-        job = session.get_one(JobRow, task.job_id)
-        if TaskStatus(task.status) == TaskStatus.ACTIVE:
-            task.failure_count += 1
-        if task.failure_count >= job.max_task_failures:
-            set_task_status(
-                session, task, TaskStatus.FAILED, actor="server", activity="failed: its Manager went silent", job=job
-            )
-        else:
-            set_task_status(
-                session, task, TaskStatus.QUEUED, actor="server", activity="requeued: its Manager went silent", job=job
-            )
-    return len(rows)
-
-
-def store_full_log(session: Session, manager: ManagerRow, task_id: int, data_dir: Path, body: bytes) -> Path:
-    task = session.get(TaskRow, task_id)
-    if task is None:
-        from services.server.store.errors import NotFound
-
-        raise NotFound(f"no task with id {task_id}", field="id")
-    if task.manager_id != manager.id:
-        raise Conflict(f"task {task_id} is not held by this Manager", field="id")
-    folder = data_dir / "task-logs" / f"job-{task.job_id}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"task-{task_id}.log"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(body)
-    tmp.replace(path)
-    return path

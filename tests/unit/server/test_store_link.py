@@ -21,7 +21,7 @@ from services.protocol.states import Role, TaskStatus
 from services.server.db.engine import make_engine
 from services.server.db.migrate import upgrade
 from services.server.db.tables import JobRow, ManagerRow, TaskRow
-from services.server.store import farm, jobs, link
+from services.server.store import farm, jobs, lease_expiry, link
 from services.server.store.sessions import open_sessions
 from tests.support.databases import database_url
 
@@ -92,7 +92,7 @@ def job(writers: sessionmaker[Session], job_id: int) -> JobRow:
 def expire(writers: sessionmaker[Session]) -> int:
     with writers() as s:
         # a Server started long ago: no grace period
-        n = link.expire_leases(s, LEASE, started=time.monotonic() - 2 * LEASE)
+        n = lease_expiry.expire_leases(s, LEASE, started=time.monotonic() - 2 * LEASE)
         s.commit()
     return n
 
@@ -166,7 +166,7 @@ def test_nothing_expires_during_the_grace_period_after_a_start(writers: sessionm
     tid = next(iter(Link(writers, "m").claim(1, lease_seconds=0.0)))
     time.sleep(0.01)
     with writers() as s:
-        assert link.expire_leases(s, LEASE, started=time.monotonic()) == 0
+        assert lease_expiry.expire_leases(s, LEASE, started=time.monotonic()) == 0
         s.commit()
     assert task(writers, tid).status == TaskStatus.ASSIGNED
 

@@ -1,0 +1,55 @@
+"""The lease-expiry sweep: tasks whose Manager went silent go back to the queue (or fail, at their limit).
+
+Listed with the Server's other sweeps in services/server/app.py; every Server process runs it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from services.protocol.common import utcnow
+from services.protocol.states import TaskStatus
+from services.server.db.tables import JobRow, TaskRow
+from services.server.states.tasks import HELD
+from services.server.store.tasks import set_task_status
+
+
+def expire_leases(session: Session, lease_seconds: float, *, started: float, limit: int = 1000) -> int:
+    """Tasks whose Manager went silent go back to `queued`; a started one counts as a soft failure.
+
+    For one lease period after the Server started (`started`, a `time.monotonic()`) nothing expires: Managers
+    that kept working while the Server was away get the chance to renew first.
+    """
+    if time.monotonic() - started < lease_seconds:
+        return 0
+    now = utcnow()
+    q = (
+        select(TaskRow)
+        .where(text("tasks.lease_expires IS NOT NULL"), TaskRow.lease_expires < now)
+        .order_by(TaskRow.lease_expires)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # every Server process runs this sweep: each task expires in exactly one of them (a second would count
+        # the soft failure twice), and a Manager's update renewing the lease meanwhile is not waited for
+        q = q.with_for_update(skip_locked=True)
+    rows = session.scalars(q).all()
+    for task in rows:
+        if TaskStatus(task.status) not in HELD:
+            task.lease_expires = None
+            continue
+        job = session.get_one(JobRow, task.job_id)
+        if TaskStatus(task.status) == TaskStatus.ACTIVE:
+            task.failure_count += 1
+        if task.failure_count >= job.max_task_failures:
+            set_task_status(
+                session, task, TaskStatus.FAILED, actor="server", activity="failed: its Manager went silent", job=job
+            )
+        else:
+            set_task_status(
+                session, task, TaskStatus.QUEUED, actor="server", activity="requeued: its Manager went silent", job=job
+            )
+    return len(rows)

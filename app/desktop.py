@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from app.embedded import EmbeddedFarm
+from app.link_events import LinkOpener
 from app.login import REFUSED, check_remembered, forget_when_refused
 from app.models.store import ClientStore
 from app.models.sync import FarmSync
@@ -88,7 +89,7 @@ async def connect(choice: StartChoice) -> str:
     return token
 
 
-async def run(args: argparse.Namespace) -> int:
+async def run(args: argparse.Namespace, links: LinkOpener | None = None) -> int:
     settings = AppSettings.load()
     manager_url = args.manager_url or settings.manager_url
     if args.embedded:
@@ -108,7 +109,7 @@ async def run(args: argparse.Namespace) -> int:
 
             window, farm = started
             window.background.append(window.sync.spawn(submit_demo(window, farm)))
-        return await until_closed(started[0])
+        return await until_closed(started[0], links)
 
     choice: StartChoice | None = None
     token = ""
@@ -150,7 +151,7 @@ async def run(args: argparse.Namespace) -> int:
             return 1
         if args.open_job is not None:
             started[0].reveal_job_later(args.open_job)
-        return await until_closed(started[0])
+        return await until_closed(started[0], links)
     settings.server_url, settings.username = choice.server_url, choice.username
     settings.save()
     sync = FarmSync(ClientStore(), ServerClient(choice.server_url, token))
@@ -162,10 +163,12 @@ async def run(args: argparse.Namespace) -> int:
     sync.start()
     if args.open_job is not None:
         window.reveal_job_later(args.open_job)
-    return await until_closed(window)
+    return await until_closed(window, links)
 
 
-async def until_closed(window: MainWindow) -> int:
+async def until_closed(window: MainWindow, links: LinkOpener | None = None) -> int:
+    if links is not None:  # tablao:// links macOS hands to the running app open their job here
+        links.set_reveal(window.reveal_job_later)
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     await closed.wait()
@@ -207,5 +210,7 @@ def main(argv: list[str]) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     _keep = close_on_signals(app)
+    links = LinkOpener()
+    app.installEventFilter(links)
     with loop:
-        return int(loop.run_until_complete(run(args)))
+        return int(loop.run_until_complete(run(args, links)))

@@ -21,6 +21,8 @@ def program_argv(program: str, args: list[str]) -> list[str]:
     name = PureWindowsPath(program).name.lower().removesuffix(".exe")  # splits on "\\" and "/" alike
     if args and args[0] in (*SERVICE_COMMANDS, "desktop", "tray"):  # `tablao-tray tray` is the tray, not "tray tray"
         return args
+    if args and args[0].lower().startswith("tablao://"):  # a desktop's URL handler: the app opens on the job
+        return args
     if name == DESKTOP:
         return ["desktop", *args]
     if name == TRAY:

@@ -33,6 +33,8 @@ def app_info(version: str) -> dict[str, Any]:
         "LSMinimumSystemVersion": MINIMUM_MACOS,
         "NSHighResolutionCapable": True,
         "NSHumanReadableCopyright": "GPL-3.0-or-later",
+        # tablao://job/ID links (the Blender add-on shows them): macOS hands them to the app, which opens the job
+        "CFBundleURLTypes": [{"CFBundleURLName": f"{BUNDLE_ID}.job-link", "CFBundleURLSchemes": ["tablao"]}],
     }
 
 

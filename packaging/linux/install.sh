@@ -24,6 +24,9 @@ if [ "$action" = uninstall ]; then
   rm -f "$prefix/bin/tablao" "$apps/org.tablao.Tablao.desktop" "$apps/org.tablao.Tray.desktop"
   for png in "$icons"/*/apps/org.tablao.Tablao.png; do rm -f "$png"; done
   rm -f "$icons/scalable/apps/org.tablao.Tablao.svg"
+  if command -v update-desktop-database >/dev/null && [ -d "$apps" ]; then
+    update-desktop-database -q "$apps" 2>/dev/null || true  # no tablao:// handler left in the cache
+  fi
   echo "Tablao removed from $prefix (your data in ~/.local/share/tablao is kept)"
   exit 0
 fi
@@ -44,5 +47,10 @@ for dir in "$here"/share/icons/hicolor/*/apps; do
 done
 if command -v update-desktop-database >/dev/null; then
   update-desktop-database -q "$apps" 2>/dev/null || true  # only a cache of MIME types: not worth failing for
+fi
+# tablao://job/ID links (the Blender add-on shows them) open the app on that job; a system-wide install leaves the
+# choice of handler to each user's desktop
+if [ "$prefix" = "${HOME}/.local" ] && command -v xdg-mime >/dev/null; then
+  xdg-mime default org.tablao.Tablao.desktop x-scheme-handler/tablao 2>/dev/null || true
 fi
 echo "Tablao installed in $lib; \`tablao\` is in $prefix/bin"

@@ -7,7 +7,7 @@
 ; agent starts at login. Silent roll-out:
 ;   Tablao-setup.exe /S [/ALLUSERS] [/MANAGER=http://manager:8471] [/SECRET=... | /SECRETFILE=path]
 ;                       [/AUTOSTART=0|1] [/D=C:\path\Tablao]
-; (/AUTOSTART is on by default when /MANAGER is given.) The uninstaller removes the program, its shortcuts and its
+; (/AUTOSTART is on by default when /MANAGER is given.) tablao:// links open the desktop app. The uninstaller removes the program, its shortcuts and its
 ; autostart entry and keeps the user's data and settings, unless /PURGE is given (or the user says so).
 
 Unicode true
@@ -34,6 +34,15 @@ ManifestDPIAware true
 !define RUN_KEY "Software\Microsoft\Windows\CurrentVersion\Run"
 ; The same value the tray agent's own "Start at login" writes, so either can turn it off.
 !define RUN_VALUE "Tablao Tray"
+; tablao://job/ID links (the Blender add-on shows them after a submit) open the desktop app on that job
+!define URL_KEY "Software\Classes\tablao"
+
+!macro RegisterLinks ROOT
+  WriteRegStr ${ROOT} "${URL_KEY}" "" "URL:Tablao job link"
+  WriteRegStr ${ROOT} "${URL_KEY}" "URL Protocol" ""
+  WriteRegStr ${ROOT} "${URL_KEY}\DefaultIcon" "" "$INSTDIR\tablao.ico"
+  WriteRegStr ${ROOT} "${URL_KEY}\shell\open\command" "" '"$INSTDIR\tablao-desktop.exe" "%1"'
+!macroend
 
 !include "MUI2.nsh"
 !include "FileFunc.nsh"
@@ -111,6 +120,7 @@ Section "Tablao (required)" SecMain
     WriteRegStr HKLM "${UNINSTALL_KEY}" "QuietUninstallString" '"$INSTDIR\Uninstall.exe" /S'
     WriteRegDWORD HKLM "${UNINSTALL_KEY}" "NoModify" 1
     WriteRegDWORD HKLM "${UNINSTALL_KEY}" "NoRepair" 1
+    !insertmacro RegisterLinks HKLM
   ${Else}
     WriteRegStr HKCU "${UNINSTALL_KEY}" "DisplayName" "${APP}"
     WriteRegStr HKCU "${UNINSTALL_KEY}" "DisplayVersion" "${VERSION}"
@@ -121,6 +131,7 @@ Section "Tablao (required)" SecMain
     WriteRegStr HKCU "${UNINSTALL_KEY}" "QuietUninstallString" '"$INSTDIR\Uninstall.exe" /S'
     WriteRegDWORD HKCU "${UNINSTALL_KEY}" "NoModify" 1
     WriteRegDWORD HKCU "${UNINSTALL_KEY}" "NoRepair" 1
+    !insertmacro RegisterLinks HKCU
   ${EndIf}
 SectionEnd
 
@@ -283,8 +294,10 @@ Section "Uninstall"
   ${If} $AllUsers == 1
     DeleteRegValue HKLM "${RUN_KEY}" "${RUN_VALUE}"
     DeleteRegKey HKLM "${UNINSTALL_KEY}"
+    DeleteRegKey HKLM "${URL_KEY}"
   ${Else}
     DeleteRegKey HKCU "${UNINSTALL_KEY}"
+    DeleteRegKey HKCU "${URL_KEY}"
   ${EndIf}
 
   ${If} $Purge == 1

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.timeout(240)
 PROGRAMS = ("tablao.exe", "tablao-desktop.exe", "tablao-tray.exe")
 RUN_KEY = r"[Software\\Microsoft\\Windows\\CurrentVersion\\Run]"
 UNINSTALL_KEY = r"[Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\Tablao]"
+LINK_KEY = r"[Software\\Classes\\tablao]"
+LINK_COMMAND_KEY = r"[Software\\Classes\\tablao\\shell\\open\\command]"
 
 
 def _need(*programs: str) -> None:
@@ -81,8 +83,8 @@ class Wine:
         for line in text.splitlines():
             if line.startswith("["):
                 inside = line.split("]")[0] + "]" == key.split("]")[0] + "]"
-            elif inside and (m := re.match(r'^"(.+?)"="(.*)"$', line)):
-                values[m[1]] = m[2].replace('\\"', '"').replace("\\\\", "\\")
+            elif inside and (m := re.match(r'^(?:"(.+?)"|@)="(.*)"$', line)):
+                values[m[1] or ""] = m[2].replace('\\"', '"').replace("\\\\", "\\")  # @: the key's default
         return values
 
 
@@ -108,12 +110,17 @@ def test_silent_per_user_install_and_uninstall(installer: Path, tmp_path: Path) 
     uninstall = wine.registry("user.reg", UNINSTALL_KEY)
     assert uninstall["DisplayVersion"] == "0.1.0" and uninstall["QuietUninstallString"].endswith('Uninstall.exe" /S')
     assert wine.registry("system.reg", UNINSTALL_KEY) == {}, "a per-user install writes nothing machine-wide"
+    # tablao:// links (shown by the Blender add-on) open the desktop app on their job
+    assert "URL Protocol" in wine.registry("user.reg", LINK_KEY)
+    command = wine.registry("user.reg", LINK_COMMAND_KEY)[""]
+    assert command.endswith('\\Programs\\Tablao\\tablao-desktop.exe" "%1"') and command.startswith('"C:\\users\\')
 
     assert wine.run(str(app / "Uninstall.exe"), "/S") == 0
     assert not app.exists()
     assert not menu.exists()
     assert "Tablao Tray" not in wine.registry("user.reg", RUN_KEY)
     assert wine.registry("user.reg", UNINSTALL_KEY) == {}
+    assert wine.registry("user.reg", LINK_COMMAND_KEY) == {} and wine.registry("user.reg", LINK_KEY) == {}
     assert secret.read_text() == "s3cret-value", "the user's data stays unless /PURGE"
 
 
@@ -141,6 +148,9 @@ def test_silent_all_users_install_with_autostart_for_everyone(installer: Path, t
     machine_run = wine.registry("system.reg", r"[Software\\Microsoft\\Windows\\CurrentVersion\\Run]")
     assert machine_run["Tablao Tray"] == '"C:\\Program Files\\Tablao\\tablao-tray.exe"'
     assert wine.registry("system.reg", UNINSTALL_KEY)["InstallLocation"] == "C:\\Program Files\\Tablao"
+    machine_link = wine.registry("system.reg", LINK_COMMAND_KEY)
+    assert machine_link[""] == '"C:\\Program Files\\Tablao\\tablao-desktop.exe" "%1"'
     assert wine.run(str(app / "Uninstall.exe"), "/S") == 0
     assert not app.exists() and not menu.exists()
     assert "Tablao Tray" not in wine.registry("system.reg", r"[Software\\Microsoft\\Windows\\CurrentVersion\\Run]")
+    assert wine.registry("system.reg", LINK_COMMAND_KEY) == {}

@@ -22,6 +22,9 @@ from app.launcher import program_argv
         ("/opt/tablao/tablao-desktop", ["tray"], ["tray"]),
         ("/opt/tablao/tablao-desktop", ["server", "--port", "9"], ["server", "--port", "9"]),
         ("/Applications/Tablao.app/Contents/MacOS/tablao-desktop", ["manager"], ["manager"]),
+        # a desktop's URL handler (Linux %u, Windows "%1"): `tablao` opens the app on the link's job
+        ("/opt/tablao/tablao-desktop", ["tablao://job/42"], ["tablao://job/42"]),
+        (r"C:\Program Files\Tablao\tablao-desktop.exe", ["TABLAO://job/7/"], ["TABLAO://job/7/"]),
     ],
 )
 def test_program_argv(program: str, args: list[str], expected: list[str]) -> None:

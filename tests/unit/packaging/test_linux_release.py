@@ -54,11 +54,19 @@ def test_tarball_installs_and_uninstalls_for_one_user(bundle: Path, tmp_path: Pa
         desktop = prefix / "share" / "applications" / f"{entry}.desktop"
         parser = configparser.ConfigParser(interpolation=None)
         parser.read(desktop)
-        assert parser["Desktop Entry"]["Exec"] == f'"{prefix}/lib/tablao/{program}"'  # quoted: the path has a space
+        # quoted: the path has a space; the app takes tablao:// links (%u) from the desktop's URL handling
+        link = " %u" if program == "tablao-desktop" else ""
+        assert parser["Desktop Entry"]["Exec"] == f'"{prefix}/lib/tablao/{program}"{link}'
         assert parser["Desktop Entry"]["Icon"] == "org.tablao.Tablao"
         if shutil.which("desktop-file-validate"):
             check = subprocess.run(["desktop-file-validate", str(desktop)], capture_output=True, text=True)
             assert check.returncode == 0, check.stdout
+    app_entry = configparser.ConfigParser(interpolation=None)
+    app_entry.read(prefix / "share" / "applications" / "org.tablao.Tablao.desktop")
+    assert app_entry["Desktop Entry"]["MimeType"] == "x-scheme-handler/tablao;"
+    if shutil.which("update-desktop-database"):  # the cache desktops read to find a link's handler
+        cache = (prefix / "share" / "applications" / "mimeinfo.cache").read_text()
+        assert "x-scheme-handler/tablao=org.tablao.Tablao.desktop;" in cache
     assert (prefix / "share/icons/hicolor/256x256/apps/org.tablao.Tablao.png").is_file()
     assert (prefix / "share/icons/hicolor/scalable/apps/org.tablao.Tablao.svg").is_file()
 
@@ -67,6 +75,8 @@ def test_tarball_installs_and_uninstalls_for_one_user(bundle: Path, tmp_path: Pa
     assert out.returncode == 0, out.stderr
     assert not (prefix / "lib" / "tablao").exists() and not (prefix / "bin" / "tablao").exists()
     assert not list((prefix / "share" / "applications").glob("org.tablao.*"))
+    if shutil.which("update-desktop-database"):
+        assert "tablao" not in (prefix / "share" / "applications" / "mimeinfo.cache").read_text()
     assert not list((prefix / "share" / "icons").rglob("org.tablao.*"))
 
 

@@ -30,6 +30,7 @@ def test_app_info_plist(macos: ModuleType) -> None:
     assert info["CFBundleIconFile"] == "tablao.icns"
     assert info["CFBundlePackageType"] == "APPL"
     assert "LSUIElement" not in info, "the desktop app has a Dock icon"
+    assert [t["CFBundleURLSchemes"] for t in info["CFBundleURLTypes"]] == [["tablao"]]  # tablao://job/ID links
 
 
 @pytest.mark.timeout(30)

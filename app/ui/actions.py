@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from app.models.sync import FarmSync
 from app.qt import QAction, QInputDialog, QMessageBox, QObject, QWidget, Signal
@@ -11,6 +11,7 @@ from services.protocol.jobs import BulkResult, JobAction
 
 Confirm = Callable[[str, str], bool]
 AskInt = Callable[[str, str, int], int | None]
+K = TypeVar("K", int, str)  # what the selection holds: job and task ids, worker ids
 
 
 def confirm_box(parent: QWidget | None) -> Confirm:
@@ -29,50 +30,28 @@ def ask_int_box(parent: QWidget | None) -> AskInt:
     return ask
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-class JobActions(QObject):
-    """Toolbar and context-menu actions on the selected jobs; one job → its route, many → the bulk route."""
+class SelectionActions(QObject, Generic[K]):
+    """QActions on what a table has selected: each runs on the selection (nothing when it is empty), asks
+    `confirm` first where it stops work or cannot be undone, and says what it did through `done`."""
 
     done = Signal(str)  # a short line for the status bar
 
     def __init__(
-        self,
-        sync: FarmSync,
-        selected: Callable[[], list[int]],
-        parent: QWidget,
-        confirm: Confirm | None = None,
-        ask_int: AskInt | None = None,
+        self, sync: FarmSync, selected: Callable[[], list[K]], parent: QWidget, confirm: Confirm | None = None
     ) -> None:
         super().__init__(parent)
         self.sync = sync
-        self.selected = selected
+        self.selected: Callable[[], list[K]] = selected
         self.confirm = confirm or confirm_box(parent)
-        self.ask_int = ask_int or ask_int_box(parent)
-        self.pause = self._action("Pause", lambda ids: self._status(ids, JobAction.PAUSE), "Ctrl+P")
-        self.resume = self._action("Resume", lambda ids: self._status(ids, JobAction.RESUME), "Ctrl+R")
-        self.cancel = self._action("Cancel…", self._cancel)
-        self.requeue = self._action("Requeue…", self._requeue)
-        self.requeue_failed = self._action(
-            "Requeue failed tasks", lambda ids: self._status(ids, JobAction.REQUEUE_FAILED)
-        )
-        self.priority = self._action("Change priority…", self._priority)
-        self.delete = self._action("Delete…", self._delete, "Del")
-        self.all = [
-            self.pause,
-            self.resume,
-            self.cancel,
-            self.requeue,
-            self.requeue_failed,
-            self.priority,
-            self.delete,
-        ]
+        self.all: list[QAction] = []
 
-    def _action(self, text: str, run: Callable[[list[int]], None], shortcut: str = "") -> QAction:
+    def _action(self, text: str, name: str, run: Callable[[list[K]], None], shortcut: str = "") -> QAction:
         action = QAction(text, self)
-        action.setObjectName("job-" + text.lower().rstrip("…").replace(" ", "-"))
+        action.setObjectName(name)
         if shortcut:
             action.setShortcut(shortcut)
 
@@ -82,12 +61,40 @@ class JobActions(QObject):
                 run(ids)
 
         action.triggered.connect(triggered)
+        self.all.append(action)
         return action
 
     def update_enabled(self) -> None:
         any_selected = bool(self.selected())
         for a in self.all:
             a.setEnabled(any_selected)
+
+
+class JobActions(SelectionActions[int]):
+    """Toolbar and context-menu actions on the selected jobs; one job → its route, many → the bulk route."""
+
+    def __init__(
+        self,
+        sync: FarmSync,
+        selected: Callable[[], list[int]],
+        parent: QWidget,
+        confirm: Confirm | None = None,
+        ask_int: AskInt | None = None,
+    ) -> None:
+        super().__init__(sync, selected, parent, confirm)
+        self.ask_int = ask_int or ask_int_box(parent)
+        self.pause = self._job_action("Pause", lambda ids: self._status(ids, JobAction.PAUSE), "Ctrl+P")
+        self.resume = self._job_action("Resume", lambda ids: self._status(ids, JobAction.RESUME), "Ctrl+R")
+        self.cancel = self._job_action("Cancel…", self._cancel)
+        self.requeue = self._job_action("Requeue…", self._requeue)
+        self.requeue_failed = self._job_action(
+            "Requeue failed tasks", lambda ids: self._status(ids, JobAction.REQUEUE_FAILED)
+        )
+        self.priority = self._job_action("Change priority…", self._priority)
+        self.delete = self._job_action("Delete…", self._delete, "Del")
+
+    def _job_action(self, text: str, run: Callable[[list[int]], None], shortcut: str = "") -> QAction:
+        return self._action(text, "job-" + text.lower().rstrip("…").replace(" ", "-"), run, shortcut)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         self.sync.spawn(coro)
@@ -96,15 +103,15 @@ class JobActions(QObject):
         self._spawn(self._send(ids, action=action))
 
     def _cancel(self, ids: list[int]) -> None:
-        if self.confirm("Cancel jobs", f"Cancel {_plural(len(ids), 'job')}? Running tasks are stopped."):
+        if self.confirm("Cancel jobs", f"Cancel {plural(len(ids), 'job')}? Running tasks are stopped."):
             self._status(ids, JobAction.CANCEL)
 
     def _requeue(self, ids: list[int]) -> None:
-        if self.confirm("Requeue jobs", f"Requeue {_plural(len(ids), 'job')}? Finished tasks run again."):
+        if self.confirm("Requeue jobs", f"Requeue {plural(len(ids), 'job')}? Finished tasks run again."):
             self._status(ids, JobAction.REQUEUE)
 
     def _delete(self, ids: list[int]) -> None:
-        if self.confirm("Delete jobs", f"Delete {_plural(len(ids), 'job')} and their tasks for good?"):
+        if self.confirm("Delete jobs", f"Delete {plural(len(ids), 'job')} and their tasks for good?"):
             self._spawn(self._send(ids, delete=True))
 
     def _priority(self, ids: list[int]) -> None:
@@ -133,33 +140,23 @@ class JobActions(QObject):
             lines = "; ".join(f"job {r.id}: {r.error}" for r in failed[:5])
             more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
             raise RuntimeError(f"{len(failed)} of {len(ids)} jobs were not {what}: {lines}{more}")
-        self.done.emit(f"{_plural(len(ids), 'job')}: {what}")
+        self.done.emit(f"{plural(len(ids), 'job')}: {what}")
 
 
-class TaskActions(QObject):
-    done = Signal(str)
-
+class TaskActions(SelectionActions[int]):
     def __init__(
         self, sync: FarmSync, selected: Callable[[], list[int]], parent: QWidget, confirm: Confirm | None = None
     ) -> None:
-        super().__init__(parent)
-        self.sync = sync
-        self.selected = selected
-        self.confirm = confirm or confirm_box(parent)
-        self.requeue = QAction("Requeue task", self)
-        self.requeue.triggered.connect(lambda: self._run("requeue"))
-        self.cancel = QAction("Cancel task…", self)
-        self.cancel.triggered.connect(lambda: self._run("cancel"))
+        super().__init__(sync, selected, parent, confirm)
+        self.requeue = self._action("Requeue task", "task-requeue", lambda ids: self._run(ids, "requeue"))
+        self.cancel = self._action("Cancel task…", "task-cancel", lambda ids: self._run(ids, "cancel"))
 
-    def _run(self, action: str) -> None:
-        ids = self.selected()
-        if not ids:
-            return
-        if action == "cancel" and not self.confirm("Cancel tasks", f"Cancel {_plural(len(ids), 'task')}?"):
+    def _run(self, ids: list[int], action: str) -> None:
+        if action == "cancel" and not self.confirm("Cancel tasks", f"Cancel {plural(len(ids), 'task')}?"):
             return
         self.sync.spawn(self._send(ids, action))
 
     async def _send(self, ids: list[int], action: str) -> None:
         for task_id in ids:
             await self.sync.client.task_action(task_id, action)
-        self.done.emit(f"{_plural(len(ids), 'task')}: {action}")
+        self.done.emit(f"{plural(len(ids), 'task')}: {action}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.models.sync import FarmSync
-from app.qt import QAction, QInputDialog, QLineEdit, QObject, QWidget, Signal
-from app.ui.actions import Confirm, confirm_box
+from app.qt import QInputDialog, QLineEdit, QWidget
+from app.ui.actions import Confirm, SelectionActions, plural
 from services.protocol.states import WorkerStatusRequest
 
 AskText = Callable[[str, str, str], str | None]  # (title, label, current) -> text, None when canceled
@@ -25,18 +25,12 @@ def ask_text_box(parent: QWidget | None) -> AskText:
     return ask
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def parse_tags(text: str) -> list[str]:
     """Tags as typed: separated by commas or spaces, duplicates dropped, in order."""
     return list(dict.fromkeys(t for t in text.replace(",", " ").split() if t))
 
 
-class WorkerActions(QObject):
-    done = Signal(str)  # a short line for the status bar
-
+class WorkerActions(SelectionActions[str]):
     def __init__(
         self,
         sync: FarmSync,
@@ -45,10 +39,7 @@ class WorkerActions(QObject):
         confirm: Confirm | None = None,
         ask_text: AskText | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.sync = sync
-        self.selected = selected
-        self.confirm = confirm or confirm_box(parent)
+        super().__init__(sync, selected, parent, confirm)
         self.ask_text = ask_text or ask_text_box(parent)
         self.sleep_now = self._action("Sleep now…", "worker-sleep-now", lambda ids: self._status(ids, "asleep", False))
         self.sleep = self._action(
@@ -59,19 +50,6 @@ class WorkerActions(QObject):
         self.shutdown = self._action("Shut down…", "worker-shutdown", lambda ids: self._status(ids, "shutdown"))
         self.tags = self._action("Edit tags…", "worker-tags", self._edit_tags)
         self.forget = self._action("Forget…", "worker-forget", self._forget)
-        self.all = [self.sleep_now, self.sleep, self.wake, self.restart, self.shutdown, self.tags, self.forget]
-
-    def _action(self, text: str, name: str, run: Callable[[list[str]], None]) -> QAction:
-        action = QAction(text, self)
-        action.setObjectName(name)
-
-        def triggered() -> None:
-            ids = self.selected()
-            if ids:
-                run(ids)
-
-        action.triggered.connect(triggered)
-        return action
 
     def _names(self, ids: list[str]) -> str:
         names = [w.name if (w := self.sync.store.workers.get(i)) else i for i in ids[:5]]
@@ -94,7 +72,7 @@ class WorkerActions(QObject):
         for worker_id in ids:
             await self.sync.client.request_worker_status(worker_id, status, lazy=lazy)
         when = "" if status == WorkerStatusRequest.AWAKE else (" after the current task" if lazy else " now")
-        self.done.emit(f"{_plural(len(ids), 'worker')}: asked to {status.value}{when}")
+        self.done.emit(f"{plural(len(ids), 'worker')}: asked to {status.value}{when}")
 
     # --- tags -----------------------------------------------------------------------------------
     def _edit_tags(self, ids: list[str]) -> None:
@@ -113,7 +91,7 @@ class WorkerActions(QObject):
         for worker_id in ids:
             worker = await self.sync.client.set_worker_tags(worker_id, tags)
             self.sync.store.workers.upsert(worker)  # at once; the event stream confirms it
-        self.done.emit(f"{_plural(len(ids), 'worker')}: tags {', '.join(tags) or '(none)'}")
+        self.done.emit(f"{plural(len(ids), 'worker')}: tags {', '.join(tags) or '(none)'}")
 
     # --- forget ---------------------------------------------------------------------------------
     def _forget(self, ids: list[str]) -> None:
@@ -129,4 +107,4 @@ class WorkerActions(QObject):
             await self.sync.client.forget_worker(worker_id)
             self.sync.store.workers.remove(worker_id)
             self.sync.store.utilisation.pop(worker_id, None)
-        self.done.emit(f"{_plural(len(ids), 'worker')} forgotten")
+        self.done.emit(f"{plural(len(ids), 'worker')} forgotten")

@@ -7,12 +7,28 @@ tasks, its running tasks and their mean start, and the number of workers that ca
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from services.protocol.farm import Worker
 from services.protocol.jobs import Job
 from services.protocol.states import FINISHED_JOB_STATUSES, RUNNABLE_JOB_STATUSES, WorkerStatus
+
+
+class WorkerLike(Protocol):
+    """What `fits` reads of a worker: the wire model, or a lighter row the Server reads for many at once."""
+
+    @property
+    def status(self) -> WorkerStatus: ...
+    @property
+    def unavailable(self) -> object | None: ...
+    @property
+    def manager_id(self) -> int | None: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def task_types(self) -> Sequence[str]: ...
 
 
 def estimate(*, left: int, running: int, running_elapsed: float, mean: float | None, workers: int) -> float | None:
@@ -40,7 +56,7 @@ def worker_can_run(job: Job, worker: Worker) -> bool:
     return fits(job.manager_id, job.tags, job.task_types, worker)
 
 
-def fits(manager_id: int | None, tags: Iterable[str], task_types: Iterable[str], worker: Worker) -> bool:
+def fits(manager_id: int | None, tags: Iterable[str], task_types: Iterable[str], worker: WorkerLike) -> bool:
     """`worker_can_run` for a job given by its Manager restriction, tags and task types."""
     if worker.status != WorkerStatus.AWAKE or worker.unavailable is not None:
         return False

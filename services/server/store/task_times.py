@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.protocol import timing
 from services.protocol.common import utcnow
-from services.protocol.farm import Worker
 from services.protocol.states import RUNNABLE_JOB_STATUSES, TaskStatus, WorkerStatus
 from services.server.db.tables import JobRow, TaskRow, WorkerRow
-from services.server.store.convert import aware, worker_to_wire
+from services.server.store.convert import aware
 
 _RUNNABLE = frozenset(s.value for s in RUNNABLE_JOB_STATUSES)
 # statuses that end a run that had started
@@ -125,11 +125,21 @@ def recount(session: Session, job: JobRow) -> None:
     job.running_since_total = sum(_epoch(s) for s in starts if s is not None)
 
 
+class _AwakeWorker(NamedTuple):
+    """The columns of an awake, available worker that `timing.fits` reads (no wire model per worker)."""
+
+    manager_id: int | None
+    tags: list[str]
+    task_types: list[str]
+    status: WorkerStatus = WorkerStatus.AWAKE
+    unavailable: None = None
+
+
 def worker_counts(session: Session) -> Callable[[JobRow], int | None]:
     """How many workers can run a job, for its ETA: one query of the awake workers per answer, whatever the
     number of jobs in it, and jobs asking the same of a worker (Manager, tags, task types) counted once.
     None for jobs that are not running (they have no ETA)."""
-    awake: list[Worker] | None = None
+    awake: list[_AwakeWorker] | None = None
     counted: dict[tuple[int | None, tuple[str, ...], tuple[str, ...]], int] = {}
 
     def count(job: JobRow) -> int | None:
@@ -139,14 +149,12 @@ def worker_counts(session: Session) -> Callable[[JobRow], int | None]:
         key = (job.manager_id, tuple(job.tags or []), tuple(job.task_types or []))
         if key not in counted:
             if awake is None:
-                awake = [
-                    worker_to_wire(w)
-                    for w in session.scalars(
-                        select(WorkerRow).where(
-                            WorkerRow.status == WorkerStatus.AWAKE.value, WorkerRow.unavailable.is_(None)
-                        )
+                rows = session.execute(
+                    select(WorkerRow.manager_id, WorkerRow.tags, WorkerRow.task_types).where(
+                        WorkerRow.status == WorkerStatus.AWAKE.value, WorkerRow.unavailable.is_(None)
                     )
-                ]
+                )
+                awake = [_AwakeWorker(m, list(t or []), list(tt or [])) for m, t, tt in rows]
             counted[key] = sum(1 for w in awake if timing.fits(key[0], key[1], key[2], w))
         return counted[key]
 

@@ -1,7 +1,8 @@
 """Linux Landlock through ctypes: confine a task's processes to the files they may touch.
 
-The worker builds a ruleset in its own process (nothing is restricted there), then the child calls
-`restrict_self` between fork and exec. Landlock can only grant, never carve a hole out of a grant, so
+The worker builds a ruleset in its own process (nothing is restricted there); `restrict_self` then confines
+the calling thread for good, and everything it starts: a thread made for one task process
+(runners/thread_spawn.py), or the child between fork and exec where that way is not available. Landlock can only grant, never carve a hole out of a grant, so
 "everything except the secrets" is built by walking from `/` down to each protected path and granting
 every sibling on the way. A Landlocked process also cannot ptrace, read `/proc/PID/environ|mem|fd` of, or
 (kernel ABI 6+) signal, a process outside its domain, such as the worker, Manager and Server.
@@ -120,7 +121,7 @@ def cover(root: Path, excluded: Iterable[Path], access: int, scanned: dict[Path,
 
 
 class Ruleset:
-    """An open Landlock ruleset; `restrict_self` is what the child calls before exec."""
+    """An open Landlock ruleset; `restrict_self` confines the thread (or child) that calls it."""
 
     def __init__(self, grants: Iterable[Grant]) -> None:
         assert _LIBC is not None
@@ -166,7 +167,8 @@ class Ruleset:
             os.close(fd)
 
     def restrict_self(self) -> None:
-        """Called in the child after fork: no new privileges, then the ruleset for good."""
+        """No new privileges, then the ruleset, for good: on the calling thread only (Linux keeps both per
+        thread), and inherited by whatever it starts."""
         assert _LIBC is not None
         if _LIBC.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise LandlockError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")

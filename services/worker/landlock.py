@@ -4,8 +4,9 @@ The worker builds a ruleset in its own process (nothing is restricted there); `r
 the calling thread for good, and everything it starts: a thread made for one task process
 (runners/thread_spawn.py), or the child between fork and exec where that way is not available. Landlock can
 only grant, never carve a hole out of a grant, so "everything except the secrets" is built by walking from
-`/` down to each protected path and granting every sibling on the way. A Landlocked process also cannot ptrace, read `/proc/PID/environ|mem|fd` of, or
-(kernel ABI 6+) signal, a process outside its domain, such as the worker, Manager and Server.
+`/` down to each protected path and granting every sibling on the way. A Landlocked process also cannot
+ptrace, read `/proc/PID/environ|mem|fd` of, or (kernel ABI 6+) signal, a process outside its domain, such as
+the worker, Manager and Server.
 """
 
 from __future__ import annotations

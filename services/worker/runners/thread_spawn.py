@@ -112,10 +112,7 @@ async def start(argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str,
         try:
             prepared = context.run(task_policy.prepare, extra_env)
             env = render_limits.child_env(prepared.env)
-            program = shutil.which(argv[0], path=(env or os.environ).get("PATH", os.defpath))
-            if program is None:
-                # setpriv would report it as exit status 127; the runner says it in its own words instead
-                raise FileNotFoundError(2, "No such file or directory", argv[0])
+            program = _program(argv[0], cwd, (env or os.environ).get("PATH", os.defpath))
             if render_limits.preexec() is not None:
                 os.nice(render_limits.NICE_LOW)  # Linux: this thread only, and what it starts
             if prepared.ruleset is not None:
@@ -164,6 +161,20 @@ async def start(argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str,
         return proc
     finally:
         ended.set()
+
+
+def _program(name: str, cwd: str | None, path: str) -> str:
+    """The program to run, as exec would find it: a name with a slash relative to the working directory, else
+    on PATH. Looked up here because setpriv would only report a missing one as exit status 127."""
+    if os.sep in name:
+        found = os.path.join(cwd or os.getcwd(), name)
+        if os.path.isfile(found) and os.access(found, os.X_OK):
+            return found
+        raise FileNotFoundError(2, "No such file or directory", name)
+    program = shutil.which(name, path=path)
+    if program is None:
+        raise FileNotFoundError(2, "No such file or directory", name)
+    return program
 
 
 def _kill_abandoned(started: asyncio.Future[subprocess.Popen[bytes]]) -> None:

@@ -142,3 +142,15 @@ async def test_sleep_waits_and_cancels_at_once(rec):
     for bad in (-1, "5", None, True):
         with pytest.raises(CommandFailed, match="'duration'"):
             await run({"duration": bad}, rec.context())
+
+
+async def test_a_relative_program_is_found_in_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    script = tmp_path / "bin" / "hello.sh"
+    script.write_text("#!/bin/sh\necho hello from $(basename $(pwd))\n")
+    script.chmod(0o755)
+    lines: list[str] = []
+    assert await run_process(["./bin/hello.sh"], lines.append, cwd=str(tmp_path)) == 0
+    assert lines == [f"hello from {tmp_path.name}"]
+    with pytest.raises(CommandFailed, match="not found"):
+        await run_process(["./bin/missing.sh"], lines.append, cwd=str(tmp_path))

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 from services.worker import landlock, render_limits, task_policy
@@ -167,9 +168,9 @@ def _program(name: str, cwd: str | None, path: str) -> str:
     """The program to run, as exec would find it: a name with a slash relative to the working directory, else
     on PATH. Looked up here because setpriv would only report a missing one as exit status 127."""
     if os.sep in name:
-        found = os.path.join(cwd or os.getcwd(), name)
-        if os.path.isfile(found) and os.access(found, os.X_OK):
-            return found
+        found = Path(cwd) / name if cwd else Path(name).absolute()
+        if found.is_file() and os.access(found, os.X_OK):
+            return str(found)
         raise FileNotFoundError(2, "No such file or directory", name)
     program = shutil.which(name, path=path)
     if program is None:

@@ -149,6 +149,59 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class LoadGenerators:
+    """The simulated workers' processes for one run: `start` (each serves one Manager, `per` workers), then
+    `go` together, `stop` for each one's figures; `close` kills what is left (use it in a `finally`)."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def start(self, mgr_port: int, secret: str, workers: int, prefix: str, task_seconds: float = 0.0) -> None:
+        args = ["127.0.0.1", str(mgr_port), secret, str(workers), prefix, str(task_seconds)]
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, __file__, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+            )
+        )
+
+    def ready(self) -> None:
+        for g in self.procs:
+            assert g.stdout is not None and g.stdout.readline().strip() == "ready"
+
+    def _say(self, word: str) -> None:
+        for g in self.procs:
+            assert g.stdin is not None
+            g.stdin.write(word + "\n")
+            g.stdin.flush()
+
+    def go(self) -> None:
+        self._say("go")
+
+    def stop(self) -> list[dict[str, Any]]:
+        results = []
+        for g in self.procs:
+            assert g.stdin is not None and g.stdout is not None
+            g.stdin.write("stop\n")
+            g.stdin.flush()
+            results.append(json.loads(g.stdout.readline()))
+            g.wait(30)
+        return results
+
+    def close(self) -> None:
+        for g in self.procs:
+            if g.poll() is None:
+                g.kill()
+                g.wait()
+            for pipe in (g.stdin, g.stdout):
+                if pipe is not None:
+                    pipe.close()
+
+
+def shares(workers: int, procs: int) -> list[int]:
+    """Workers per generator process, as even as can be."""
+    return [workers // procs + (1 if i < workers % procs else 0) for i in range(procs)]
+
+
 def run_farm(tmp: Path, tasks: int, workers: int, procs: int, prefetch: int, task_ms: int = 0) -> dict[str, Any]:
     import httpx
 
@@ -159,7 +212,7 @@ def run_farm(tmp: Path, tasks: int, workers: int, procs: int, prefetch: int, tas
     mgr = ManagerProcess(
         server.url, add_manager(server, "bench"), tmp / "manager", extra_args=("--prefetch-margin", str(prefetch))
     ).start()
-    gens: list[subprocess.Popen[str]] = []
+    gens = LoadGenerators()
     try:
         t_submit = time.perf_counter()
         body = {"name": "noop", "type": "exec", "settings": {"command": ["true"], "frames": f"1-{tasks}"}}
@@ -167,34 +220,12 @@ def run_farm(tmp: Path, tasks: int, workers: int, procs: int, prefetch: int, tas
         assert r.status_code == 201, r.text
         job_id = r.json()["id"]
         submit_s = time.perf_counter() - t_submit
-        per = [workers // procs + (1 if i < workers % procs else 0) for i in range(procs)]
-        for i, n in enumerate(per):
-            gens.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        __file__,
-                        "127.0.0.1",
-                        str(mgr.port),
-                        mgr.registration_secret,
-                        str(n),
-                        f"g{i}",
-                        str(task_ms / 1000),
-                    ],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                    cwd=ROOT,
-                )
-            )
-        for g in gens:
-            assert g.stdout is not None and g.stdout.readline().strip() == "ready"
+        for i, n in enumerate(shares(workers, procs)):
+            gens.start(mgr.port, mgr.registration_secret, n, f"g{i}", task_ms / 1000)
+        gens.ready()
         cpu0 = {p.pid: _cpu_seconds(p.pid) for p in (server.proc, mgr.proc) if p}
         t0 = time.perf_counter()
-        for g in gens:
-            assert g.stdin is not None
-            g.stdin.write("go\n")
-            g.stdin.flush()
+        gens.go()
         with httpx.Client(base_url=server.url + API, headers=server.headers(), timeout=60) as c:
             while True:
                 job = c.get(f"/jobs/{job_id}").json()
@@ -206,13 +237,7 @@ def run_farm(tmp: Path, tasks: int, workers: int, procs: int, prefetch: int, tas
         elapsed = time.perf_counter() - t0
         cpu = {pid: _cpu_seconds(pid) - c0 for pid, c0 in cpu0.items()}
         rss = _peak_rss_mb(mgr.proc.pid) if mgr.proc else float("nan")
-        results = []
-        for g in gens:
-            assert g.stdin is not None and g.stdout is not None
-            g.stdin.write("stop\n")
-            g.stdin.flush()
-            results.append(json.loads(g.stdout.readline()))
-            g.wait(30)
+        results = gens.stop()
         lat = sorted(x for res in results for x in res["lat"])
         steady = sorted(x for res in results for x in res["steady"])
         return {
@@ -234,13 +259,7 @@ def run_farm(tmp: Path, tasks: int, workers: int, procs: int, prefetch: int, tas
             "loadgen_cpu_s": sum(res["cpu"] for res in results),
         }
     finally:
-        for g in gens:
-            if g.poll() is None:
-                g.kill()
-                g.wait()
-            for pipe in (g.stdin, g.stdout):
-                if pipe is not None:
-                    pipe.close()
+        gens.close()
         mgr.stop()
         server.stop()
 

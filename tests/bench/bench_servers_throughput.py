@@ -13,11 +13,8 @@ writer, checkpointer) serve every database on the machine and are reported apart
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -90,7 +87,7 @@ def run(tmp: Path, n_servers: int, tasks: int, workers: int, procs: int) -> dict
         database = url.rsplit("/", 1)[1]
         servers = [ServerProcess(data_dir=tmp / f"server{i}", database_url=url).start(120) for i in range(n_servers)]
         managers: list[ManagerProcess] = []
-        gens: list[subprocess.Popen[str]] = []
+        gens = farm.LoadGenerators()
         try:
             for i, s in enumerate(servers):
                 token = add_manager(servers[0], f"bench{i}")
@@ -101,14 +98,10 @@ def run(tmp: Path, n_servers: int, tasks: int, workers: int, procs: int) -> dict
             r = httpx.post(f"{servers[0].url}{API}/jobs", json=body, headers=h, timeout=600)
             assert r.status_code == 201, r.text
             job_id = r.json()["id"]
-            for i in range(procs):  # generator i serves Manager i % n, so each Manager gets its share
+            for i, n in enumerate(farm.shares(workers, procs)):  # generator i serves Manager i % n
                 mgr = managers[i % n_servers]
-                n = workers // procs + (1 if i < workers % procs else 0)
-                args = ["127.0.0.1", str(mgr.port), mgr.registration_secret, str(n), f"g{i}", "0"]
-                gens.append(subprocess.Popen([sys.executable, farm.__file__, *args], stdin=subprocess.PIPE,
-                                             stdout=subprocess.PIPE, text=True, cwd=farm.ROOT))  # fmt: skip
-            for g in gens:
-                assert g.stdout is not None and g.stdout.readline().strip() == "ready"
+                gens.start(mgr.port, mgr.registration_secret, n, f"g{i}")
+            gens.ready()
             pids = {f"server{i}": s.proc.pid for i, s in enumerate(servers) if s.proc}
             pids |= {f"manager{i}": m.proc.pid for i, m in enumerate(managers) if m.proc}
             cpu0 = {k: farm._cpu_seconds(p) for k, p in pids.items()}
@@ -116,10 +109,7 @@ def run(tmp: Path, n_servers: int, tasks: int, workers: int, procs: int) -> dict
             pg.start()
             load0 = os.getloadavg()[0]
             t0 = time.perf_counter()
-            for g in gens:
-                assert g.stdin is not None
-                g.stdin.write("go\n")
-                g.stdin.flush()
+            gens.go()
             with httpx.Client(base_url=servers[-1].url + API, headers=h, timeout=60) as c:
                 while (done := c.get(f"/jobs/{job_id}").json()["tasks_completed"]) < tasks:
                     if time.perf_counter() - t0 > 1800:
@@ -131,13 +121,7 @@ def run(tmp: Path, n_servers: int, tasks: int, workers: int, procs: int) -> dict
             cpu = {k: farm._cpu_seconds(p) - cpu0[k] for k, p in pids.items()}
             pg_cpu = pg.stop()
             load1 = os.getloadavg()[0]
-            results = []
-            for g in gens:
-                assert g.stdin is not None and g.stdout is not None
-                g.stdin.write("stop\n")
-                g.stdin.flush()
-                results.append(json.loads(g.stdout.readline()))
-                g.wait(30)
+            results = gens.stop()
             lat = sorted(x for res in results for x in res["steady"])
             return {
                 "servers": n_servers, "tasks": tasks, "elapsed_s": elapsed, "tasks_per_s": tasks / elapsed,
@@ -147,13 +131,7 @@ def run(tmp: Path, n_servers: int, tasks: int, workers: int, procs: int) -> dict
                 "counters": {k: counters[k] for k in ("status", "tasks_completed", "tasks_active")},
             }  # fmt: skip
         finally:
-            for g in gens:
-                if g.poll() is None:
-                    g.kill()
-                    g.wait()
-                for pipe in (g.stdin, g.stdout):
-                    if pipe is not None:
-                        pipe.close()
+            gens.close()
             for m in managers:
                 m.stop()
             for s in servers:

@@ -1,14 +1,16 @@
-"""Swaps numpy's OpenBLAS (25 MB) in the Linux bundle for the reference BLAS and LAPACK (about 8 MB).
+"""Swaps numpy's OpenBLAS (25 MB) in the Linux bundle for the reference BLAS and LAPACK (under 2 MB).
 
 numpy's wheels bring OpenBLAS built for every x86 CPU generation (`numpy.libs/libscipy_openblas64_-*.so`). Tablao
 uses numpy only through pyqtgraph's graphs, which need no fast linear algebra; but numpy loads the library on
-import, so it must be there. The replacement keeps every numpy function working: a small library under OpenBLAS's
-file name and soname whose functions jump to the same routines of Debian's reference BLAS and LAPACK with 64-bit
-integers (packages libblas64-3 and liblapack64-3, copied in beside it). OpenBLAS names them `scipy_dgesv_64_` and
-`scipy_cblas_dgemm64_`; the reference libraries `dgesv_` and `cblas_dgemm`, with the same (ILP64) arguments.
-LAPACK's Fortran runtime is numpy's own copy of libgfortran, under the name LAPACK asks for.
+import, so it must be there. The replacement keeps every numpy function working: a library under OpenBLAS's file
+name and soname whose functions jump to the same routines of the reference BLAS and LAPACK with 64-bit integers
+(Debian's libblas64 and liblapack64). OpenBLAS names them `scipy_dgesv_64_` and `scipy_cblas_dgemm64_`; the
+reference libraries `dgesv_` and `cblas_dgemm`, with the same (ILP64) arguments. LAPACK is linked in from its
+position-independent archive (liblapack64_pic.a, package liblapack64-dev), so only the routines numpy calls and
+what they call come along (1.2 MB of its 7.4); BLAS is copied in as a library (its archive is not
+position-independent). LAPACK's Fortran runtime is numpy's own copy of libgfortran.
 
-tests/unit/packaging/test_numpy_blas.py checks numpy's results with the replacement against known answers.
+tests/unit/packaging/test_numpy_blas.py checks numpy's results with the replacement against OpenBLAS's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-REFERENCE = ("libblas64.so.3", "liblapack64.so.3")  # Debian's libblas64-3 and liblapack64-3
+BLAS = "libblas64.so.3"  # Debian's libblas64-3
+LAPACK_ARCHIVES = [Path("/usr/lib/x86_64-linux-gnu/liblapack64_pic.a")]  # Debian's liblapack64-dev
 _NAME = re.compile(r"scipy_(cblas_(\w+?)64_|(\w+?)_64_)$")
 
 
@@ -33,15 +36,6 @@ def undefined(library: Path) -> set[str]:
     for line in _readelf("--dyn-syms", "-W", str(library)).splitlines():
         fields = line.split()
         if len(fields) >= 8 and fields[6] == "UND":
-            names.add(fields[7].split("@")[0])
-    return names
-
-
-def defined(library: Path) -> set[str]:
-    names = set()
-    for line in _readelf("--dyn-syms", "-W", str(library)).splitlines():
-        fields = line.split()
-        if len(fields) >= 8 and fields[6] != "UND" and fields[3] in ("FUNC", "IFUNC"):
             names.add(fields[7].split("@")[0])
     return names
 
@@ -72,41 +66,49 @@ def system_library(name: str) -> Path:
         match = re.match(rf"\s*{re.escape(name)} \(libc6,x86-64\) => (\S+)", line)
         if match:
             return Path(match.group(1)).resolve()
-    raise SystemExit(f"numpy_blas: {name} is missing (Debian: apt-get install libblas64-3 liblapack64-3)")
+    raise SystemExit(f"numpy_blas: {name} is missing (Debian: apt-get install liblapack64-dev)")
 
 
-def build_shim(folder: Path, name: str, routines: set[str]) -> Path:
-    """`folder/name`: a library of `routines`, each a jump to the reference routine, which it loads from $ORIGIN."""
+def lapack_archive() -> Path:
+    for archive in LAPACK_ARCHIVES:
+        if archive.exists():
+            return archive
+    raise SystemExit("numpy_blas: no liblapack64_pic.a (Debian: apt-get install liblapack64-dev)")
+
+
+def build_shim(folder: Path, name: str, routines: set[str], gfortran: Path) -> Path:
+    """`folder/name`: `routines`, each a jump to the reference routine; LAPACK's linked in, BLAS from $ORIGIN."""
     lines = ['\t.section .note.GNU-stack,"",@progbits', "\t.text"]
     for routine in sorted(routines):
         lines += [f"\t.globl {routine}", f"\t.type {routine}, @function", f"{routine}:"]
         lines += [f"\tjmp {reference_name(routine)}@PLT", f"\t.size {routine}, . - {routine}"]
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "shim.s").write_text("\n".join(lines) + "\n")
-        (Path(tmp) / "empty.s").write_text('\t.section .note.GNU-stack,"",@progbits\n')
         subprocess.run(["as", "-o", "shim.o", "shim.s"], cwd=tmp, check=True)
-        subprocess.run(["as", "-o", "empty.o", "empty.s"], cwd=tmp, check=True)
-        # The shim needs libgfortran.so.5 by that name, and first: it is found beside the shim ($ORIGIN), and LAPACK,
-        # which has no search path of its own, then finds it loaded under the name it asks for. Linking against
-        # numpy's copy would record its auditwheel name instead, so the link uses an empty library of that soname.
-        stub = Path(tmp) / "stub"
-        stub.mkdir()
+        built = Path(tmp) / name
         subprocess.run(
-            ["ld", "-shared", "-soname", "libgfortran.so.5", "-o", str(stub / "libgfortran.so.5"), "empty.o"],
-            cwd=tmp,
-            check=True,
-        )
-        libraries = [f"-l:{library}" for library in ("libgfortran.so.5", *REFERENCE)]
-        subprocess.run(
-            ["ld", "-shared", "-z", "noexecstack", "--no-as-needed", "-soname", name, "-rpath", "$ORIGIN",
-             "-L", str(stub), "-L", str(folder), "-o", str(Path(tmp) / name), "shim.o", *libraries],
+            ["ld", "-shared", "-z", "noexecstack", "--gc-sections", "-soname", name, "-rpath", "$ORIGIN",
+             "-o", str(built), "shim.o", str(lapack_archive()), str(gfortran), str(folder / BLAS), "-lm", "-lc"],
             cwd=tmp,
             check=True,
         )  # fmt: skip
+        missing = [r for r in undefined(built) if r.endswith("_") and not r.startswith("_gfortran")]
+        provided = _defined(folder / BLAS)
+        if not set(missing) <= provided:
+            raise SystemExit(f"numpy_blas: the reference BLAS lacks {sorted(set(missing) - provided)}")
         (folder / name).unlink(missing_ok=True)
-        shutil.copyfile(Path(tmp) / name, folder / name)
+        shutil.copyfile(built, folder / name)
     (folder / name).chmod(0o755)
     return folder / name
+
+
+def _defined(library: Path) -> set[str]:
+    names = set()
+    for line in _readelf("--dyn-syms", "-W", str(library)).splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and fields[6] != "UND" and fields[3] in ("FUNC", "IFUNC"):
+            names.add(fields[7].split("@")[0])
+    return names
 
 
 def replace_openblas(internal: Path) -> tuple[int, int]:
@@ -121,20 +123,18 @@ def replace_openblas(internal: Path) -> tuple[int, int]:
     for extension in (internal / "numpy").rglob("*.so"):
         if name in needed(extension):
             routines |= {symbol for symbol in undefined(extension) if symbol.startswith("scipy_")}
+    if not routines:
+        raise SystemExit(f"numpy_blas: no numpy extension takes a routine from {name}")
     gfortran = [p for p in libs.glob("libgfortran-*.so.5*") if not p.is_symlink()]
     if len(gfortran) != 1:
         raise SystemExit(f"numpy_blas: expected numpy's libgfortran in {libs}, found {gfortran}")
-    # LAPACK asks for libgfortran.so.5: numpy's copy (the same runtime, renamed by auditwheel) answers to it
-    (libs / "libgfortran.so.5").unlink(missing_ok=True)
-    (libs / "libgfortran.so.5").symlink_to(gfortran[0].name)
-    provided = set()
-    for library in REFERENCE:
-        shutil.copyfile(system_library(library), libs / library)
-        (libs / library).chmod(0o755)
-        provided |= defined(libs / library)
-    missing = sorted(r for r in routines if reference_name(r) not in provided)
-    if not routines or missing:
-        raise SystemExit(f"numpy_blas: the reference libraries lack {missing} (numpy needs {len(routines)})")
+    shutil.copyfile(system_library(BLAS), libs / BLAS)
+    (libs / BLAS).chmod(0o755)
     openblas[0].unlink()
-    build_shim(libs, openblas[0].name, routines)
+    # linked under OpenBLAS's name; every routine must resolve in what the shim was linked with, or ld's
+    # result has them undefined: check the jump targets are all defined in the shim or BLAS
+    shim = build_shim(libs, openblas[0].name, routines, gfortran[0])
+    unresolved = {reference_name(r) for r in routines} - _defined(shim) - _defined(libs / BLAS)
+    if unresolved:
+        raise SystemExit(f"numpy_blas: the reference libraries lack {sorted(unresolved)}")
     return before, sum(p.stat().st_size for p in libs.iterdir() if not p.is_symlink())

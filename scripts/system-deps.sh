@@ -27,7 +27,7 @@ if [ "$gui_only" = 0 ]; then
     command -v readelf >/dev/null || missing+=(binutils)
     # the bundle's numpy uses the reference BLAS and LAPACK (64-bit integers) instead of OpenBLAS
     if command -v dpkg-query >/dev/null; then
-      for lib in libblas64-3 liblapack64-3; do
+      for lib in libblas64-3 liblapack64-dev; do
         dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "install ok installed" || missing+=("$lib")
       done
     fi

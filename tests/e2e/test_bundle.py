@@ -234,13 +234,14 @@ def test_wheels_libraries_load_from_the_bundle_with_what_they_share(bundle: Path
         "libzstd",
         "liblzma",
         "libgfortran",
-        "liblapack64",
+        "libscipy_openblas64_",
         "libblas64",
         "libpq",
     ):
         copies = [path for path in loaded if f"/{name}" in path]
         assert copies and all(path.startswith(str(internal)) for path in copies), (name, copies)
     assert len([path for path in loaded if "/libcrypto" in path]) == 1, "two OpenSSLs loaded"
+    assert not [path for path in loaded if "liblapack" in path], "LAPACK is linked into numpy's BLAS library"
 
 
 @pytest.mark.timeout(BUILD_TIMEOUT)

@@ -40,6 +40,8 @@ EXCLUDES = [
     "mdurl",
     # uvicorn's --reload, which Tablao does not use (YAML stays: Open Job Description templates are YAML)
     "watchfiles",
+    # websockets' optional URL router (uvicorn serves websockets without it)
+    "werkzeug",
     # Pillow pieces no job type reads or writes
     "PIL.ImageTk",
     "PIL.ImageQt",
@@ -69,6 +71,9 @@ DROPPED = [
     r"PySide6/Qt/plugins/platformthemes/libqgtk3\.",
     r"PySide6/Qt/plugins/(egldeviceintegrations|generic)/",  # embedded-Linux input and KMS output
     r"PySide6/Qt/plugins/platforms/libq(eglfs|minimalegl|vkkhrdisplay)\.",  # full-screen embedded platforms
+    r"PySide6/Qt/plugins/platforms/libq(linuxfb|vnc)\.",  # framebuffer devices and a VNC server as the screen
+    # TIFF and WebP images: the app shows the workers' JPEG previews and its own PNG and SVG icons only
+    r"PySide6/Qt/plugins/imageformats/libq(tiff|webp)\.",
     r"PySide6/Qt/lib/libQt6(EglFSDeviceIntegration|EglFsKmsSupport|Test|Qml\w*|Quick\w*)\.",
     r"(^|/)libQt6(EglFSDeviceIntegration|EglFsKmsSupport|Test)\.",
     # the GTK stack, loaded only by the GTK theme plugin dropped above

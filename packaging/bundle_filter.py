@@ -47,7 +47,9 @@ EXCLUDES = [
     "PIL.ImageQt",
     "PIL.AvifImagePlugin",
     "PIL._avif",
-    # Qt modules Tablao never imports (pyqtgraph needs QtOpenGL; QtSvg draws SVG theme icons)
+    # Qt modules Tablao never imports (QtSvg draws SVG theme icons). pyqtgraph imports QtOpenGL but uses it only to
+    # draw with OpenGL, which Tablao never turns on: packaging/rth_no_qtopengl.py stands in for it (8.9 MB)
+    "PySide6.QtOpenGL",
     "PySide6.QtQml",
     "PySide6.QtQuick",
     "PySide6.QtQuickWidgets",
@@ -79,6 +81,8 @@ DROPPED = [
     # the GTK stack, loaded only by the GTK theme plugin dropped above
     r"^lib(gtk-3|gdk-3|gdk_pixbuf-2\.0|atk-1\.0|atk-bridge-2\.0|cairo|cairo-gobject|pango-1\.0|pangocairo-1\.0"
     r"|pangoft2-1\.0|harfbuzz|fribidi|thai|datrie|graphite2|pixman-1|epoxy)\.so",
+    # the ReDoc page's script: the Server and Manager serve Swagger UI only (redoc_url=None)
+    r"fastapi_offline/static/redoc\.",
     # caches and type stubs some packages ship
     r"(^|/)__pycache__/",
     r"\.pyi$",

@@ -81,6 +81,8 @@ DROPPED = [
     # the GTK stack, loaded only by the GTK theme plugin dropped above
     r"^lib(gtk-3|gdk-3|gdk_pixbuf-2\.0|atk-1\.0|atk-bridge-2\.0|cairo|cairo-gobject|pango-1\.0|pangocairo-1\.0"
     r"|pangoft2-1\.0|harfbuzz|fribidi|thai|datrie|graphite2|pixman-1|epoxy)\.so",
+    # pyqtgraph's logo in eight sizes, set only by its own pg.mkQApp (Tablao makes its QApplication itself)
+    r"pyqtgraph/icons/peegee/",
     # the ReDoc page's script: the Server and Manager serve Swagger UI only (redoc_url=None)
     r"fastapi_offline/static/redoc\.",
     # caches and type stubs some packages ship

@@ -40,12 +40,16 @@ EXCLUDES = [
     "mdurl",
     # uvicorn's --reload, which Tablao does not use (YAML stays: Open Job Description templates are YAML)
     "watchfiles",
+    # websockets' optional URL router (uvicorn serves websockets without it)
+    "werkzeug",
     # Pillow pieces no job type reads or writes
     "PIL.ImageTk",
     "PIL.ImageQt",
     "PIL.AvifImagePlugin",
     "PIL._avif",
-    # Qt modules Tablao never imports (pyqtgraph needs QtOpenGL; QtSvg draws SVG theme icons)
+    # Qt modules Tablao never imports (QtSvg draws SVG theme icons). pyqtgraph imports QtOpenGL but uses it only to
+    # draw with OpenGL, which Tablao never turns on: packaging/rth_no_qtopengl.py stands in for it (8.9 MB)
+    "PySide6.QtOpenGL",
     "PySide6.QtQml",
     "PySide6.QtQuick",
     "PySide6.QtQuickWidgets",
@@ -69,11 +73,18 @@ DROPPED = [
     r"PySide6/Qt/plugins/platformthemes/libqgtk3\.",
     r"PySide6/Qt/plugins/(egldeviceintegrations|generic)/",  # embedded-Linux input and KMS output
     r"PySide6/Qt/plugins/platforms/libq(eglfs|minimalegl|vkkhrdisplay)\.",  # full-screen embedded platforms
+    r"PySide6/Qt/plugins/platforms/libq(linuxfb|vnc)\.",  # framebuffer devices and a VNC server as the screen
+    # TIFF and WebP images: the app shows the workers' JPEG previews and its own PNG and SVG icons only
+    r"PySide6/Qt/plugins/imageformats/libq(tiff|webp)\.",
     r"PySide6/Qt/lib/libQt6(EglFSDeviceIntegration|EglFsKmsSupport|Test|Qml\w*|Quick\w*)\.",
     r"(^|/)libQt6(EglFSDeviceIntegration|EglFsKmsSupport|Test)\.",
     # the GTK stack, loaded only by the GTK theme plugin dropped above
     r"^lib(gtk-3|gdk-3|gdk_pixbuf-2\.0|atk-1\.0|atk-bridge-2\.0|cairo|cairo-gobject|pango-1\.0|pangocairo-1\.0"
     r"|pangoft2-1\.0|harfbuzz|fribidi|thai|datrie|graphite2|pixman-1|epoxy)\.so",
+    # pyqtgraph's logo in eight sizes, set only by its own pg.mkQApp (Tablao makes its QApplication itself)
+    r"pyqtgraph/icons/peegee/",
+    # the ReDoc page's script: the Server and Manager serve Swagger UI only (redoc_url=None)
+    r"fastapi_offline/static/redoc\.",
     # caches and type stubs some packages ship
     r"(^|/)__pycache__/",
     r"\.pyi$",

@@ -25,6 +25,12 @@ if [ "$gui_only" = 0 ]; then
   # silently (the installer is 64-bit, so no i386 multiarch is needed; ~25 s to install without recommends)
   if [ "$(uname)" = Linux ]; then
     command -v readelf >/dev/null || missing+=(binutils)
+    # the bundle's numpy uses the reference BLAS and LAPACK (64-bit integers) instead of OpenBLAS
+    if command -v dpkg-query >/dev/null; then
+      for lib in libblas64-3 liblapack64-dev; do
+        dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "install ok installed" || missing+=("$lib")
+      done
+    fi
     command -v makensis >/dev/null || missing+=(nsis)
     command -v desktop-file-validate >/dev/null || missing+=(desktop-file-utils)
     command -v shellcheck >/dev/null || missing+=(shellcheck)  # actionlint checks the workflows' scripts with it

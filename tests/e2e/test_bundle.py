@@ -204,6 +204,48 @@ def test_no_kept_library_needs_a_dropped_one(bundle: Path) -> None:
     assert {name: by for name, by in needs.items() if bundle_filter.dropped(name)} == {}
 
 
+LOAD_ALL = """
+import ctypes, os, sys
+from pathlib import Path
+internal = Path(sys.argv[1])
+for folder in ("PIL", "psycopg_binary", "numpy"):
+    for extension in sorted((internal / folder).rglob("*.so")):
+        ctypes.CDLL(str(extension), mode=os.RTLD_NOW | os.RTLD_LOCAL)
+print("\\n".join(sorted({line.split()[-1] for line in open("/proc/self/maps") if ".so" in line})))
+"""
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT)
+@pytest.mark.skipif(sys.platform != "linux", reason="ELF libraries")
+def test_wheels_libraries_load_from_the_bundle_with_what_they_share(bundle: Path) -> None:
+    """Pillow's, psycopg's and numpy's extensions resolve every symbol (RTLD_NOW) with the libraries the build
+    swapped or shared (packaging/numpy_blas.py, shared_libs.py), and none of those comes from the system."""
+    internal = bundle / "_internal"
+    env = _env(LD_LIBRARY_PATH=str(internal))  # as the bundle's programs run: PyInstaller's bootloader sets it
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_ALL, str(internal)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = done.stdout.split()
+    for name in (
+        "libcrypto",
+        "libssl",
+        "libXau",
+        "libzstd",
+        "liblzma",
+        "libgfortran",
+        "libscipy_openblas64_",
+        "libblas64",
+        "libpq",
+        "libgssapi_krb5",
+        "libkrb5",
+    ):
+        copies = [path for path in loaded if f"/{name}" in path]
+        assert copies and all(path.startswith(str(internal)) for path in copies), (name, copies)
+    assert len([path for path in loaded if "/libcrypto" in path]) == 1, "two OpenSSLs loaded"
+    assert not [path for path in loaded if "liblapack" in path], "LAPACK is linked into numpy's BLAS library"
+
+
 @pytest.mark.timeout(BUILD_TIMEOUT)
 def test_the_ci_smoke_test_passes_on_the_bundle(bundle: Path, tmp_path: Path) -> None:
     """packaging/smoke_test.py is what the CI workflow runs after installing on each platform."""

@@ -26,6 +26,10 @@ def bundle_filter() -> ModuleType:
         "PySide6/Qt/translations/qtbase_de.qm",
         "PySide6/Qt/plugins/platformthemes/libqgtk3.so",
         "PySide6/Qt/plugins/platforms/libqeglfs.so",
+        "PySide6/Qt/plugins/platforms/libqvnc.so",
+        "PySide6/Qt/plugins/imageformats/libqtiff.so",
+        "pyqtgraph/icons/peegee/peegee_512px@2x.png",
+        "fastapi_offline/static/redoc.standalone.js",
         "libgtk-3.so.0",
         "libcairo.so.2",
         "libharfbuzz.so.0",
@@ -47,6 +51,10 @@ def test_dropped(bundle_filter: ModuleType, dest: str) -> None:
         "PySide6/Qt/plugins/platforms/libqoffscreen.so",
         "PySide6/Qt/plugins/platformthemes/libqxdgdesktopportal.so",
         "PySide6/Qt/plugins/imageformats/libqsvg.so",
+        "PySide6/Qt/plugins/imageformats/libqjpeg.so",
+        "pyqtgraph/icons/auto.png",  # the plots' auto-range button
+        "fastapi_offline/static/swagger-ui-bundle.js",
+        "PySide6/Qt/plugins/platforms/libqwayland.so",
         "pillow.libs/libharfbuzz-fb49c9fc.so.0.61450.0",  # Pillow's own copy, which its font code needs
         "libfontconfig.so.1",
         "libglib-2.0.so.0",

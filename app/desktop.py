@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -55,7 +56,8 @@ async def start_embedded(
     started = await farm.start()
     farm.message.disconnect(collect)
     if not started:
-        QMessageBox.critical(None, "Tablao", "\n\n".join(messages) or "The local farm did not start.")
+        if not CLOSE.requested:
+            QMessageBox.critical(None, "Tablao", "\n\n".join(messages) or "The local farm did not start.")
         return None
     token = farm.admin_token()
     sync = FarmSync(ClientStore(), ServerClient(farm.server_url, token))
@@ -122,6 +124,8 @@ async def run(args: argparse.Namespace, links: LinkOpener | None = None) -> int:
         choice = StartChoice("connect", Path(), 0, 0, url, settings.username, "", "")
         token = remembered
     while choice is None:
+        if CLOSE.requested:
+            return 0
         dialog = StartDialog(settings, default_data_dir())
         if args.server or refused:
             dialog.connect_.setChecked(True)
@@ -171,9 +175,22 @@ async def until_closed(window: MainWindow, links: LinkOpener | None = None) -> i
         links.set_reveal(window.reveal_job_later)
     closed = asyncio.Event()
     window.closed.connect(closed.set)
+    if CLOSE.requested:  # asked to stop while the window was still coming up
+        window.close()
     await closed.wait()
     await window.shutdown()
     return 0
+
+
+@dataclass
+class CloseRequest:
+    """Ctrl-C or SIGTERM arrived. Windows close at once; a start still under way (the farm coming up, a
+    connection being checked) closes its window, and so stops cleanly, as soon as it has one."""
+
+    requested: bool = False
+
+
+CLOSE = CloseRequest()
 
 
 def close_on_signals(app: QApplication) -> QTimer:
@@ -182,13 +199,17 @@ def close_on_signals(app: QApplication) -> QTimer:
     Python runs signal handlers only between bytecodes, and the Qt loop may sit in C for long; the returned timer
     (keep a reference) hands control to Python a few times a second so the handler runs promptly.
     """
+    CLOSE.requested = False
 
     def request_close(signum: int, _frame: object) -> None:
+        # not app.quit(): a start under way would then resume with no loop running and fail half-way, leaving
+        # what it started behind
+        CLOSE.requested = True
         for widget in app.topLevelWidgets():
             if isinstance(widget, MainWindow):
                 widget.close()
-        if not any(isinstance(w, MainWindow) for w in app.topLevelWidgets()):
-            app.quit()  # still at the start-up question: nothing runs yet
+            elif isinstance(widget, QDialog) and widget.isVisible():
+                widget.reject()  # the start-up question, or a message the start is showing
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, request_close)

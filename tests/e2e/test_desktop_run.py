@@ -69,3 +69,42 @@ def test_make_run_renders_the_demo_in_the_app_and_sigterm_leaves_nothing_behind(
             if p.is_running():
                 p.kill()
         log.close()
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_while_the_farm_comes_up_stops_it_cleanly(tmp_path: Path) -> None:
+    """SIGTERM as soon as the embedded Server answers, while the window is still coming up: the app exits 0
+    within seconds and stops what it started (it used to stop its loop half-way, exit 1 with a traceback and,
+    from the bundle, sometimes hang with the farm left running)."""
+    port = free_port_pair()
+    data = tmp_path / "farm"
+    env = child_env(
+        QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "share")
+    )
+    argv = tablao_command("all-in-one", "--workers", "1", "--data-dir", str(data), "--port", str(port))
+    log = (tmp_path / "app.log").open("w")
+    app = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert app.poll() is None, (tmp_path / "app.log").read_text()
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/v1/jobs", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.02)
+        children = psutil.Process(app.pid).children(recursive=True)
+        app.send_signal(signal.SIGTERM)
+        assert app.wait(30) == 0, (tmp_path / "app.log").read_text()
+        assert "Traceback" not in (tmp_path / "app.log").read_text()
+        _gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+        for p in children:
+            if p.is_running():
+                p.kill()
+        log.close()

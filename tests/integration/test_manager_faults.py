@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.test_manager_basics import exec_job, job_tasks, submit
 from tests.support.manager import API, ManagerProcess, ScriptedWorker, WorkerFactory, add_manager, worker_factory
-from tests.support.services import QUICK_LEASE, ServerProcess
+from tests.support.services import ServerProcess
 from tests.support.waiting import wait_for
 
 LINES = 25  # more than the Server's log tail keeps (20)
@@ -99,13 +99,6 @@ def new_worker() -> Iterator[WorkerFactory]:
 @pytest.fixture
 def server(tmp_path: Path):
     srv = ServerProcess(data_dir=tmp_path / "server", database_url=None).start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def quick_lease_server(tmp_path: Path):
-    srv = ServerProcess(data_dir=tmp_path / "server", database_url=None, extra_args=QUICK_LEASE).start()
     yield srv
     srv.stop()
 

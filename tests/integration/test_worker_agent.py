@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from tests.support.manager import API, ManagerProcess, add_manager
-from tests.support.services import QUICK_LEASE, ROOT, ServerProcess, child_env
+from tests.support.services import ROOT, ServerProcess, child_env
 from tests.support.waiting import wait_for
 
 
@@ -73,18 +73,15 @@ def task_log(server: ServerProcess, mgr: ManagerProcess, task_id: int) -> str:
 
 
 @pytest.fixture
-def farm(tmp_path: Path) -> Iterator[tuple[ServerProcess, ManagerProcess]]:
+def farm(quick_lease_server: ServerProcess, tmp_path: Path) -> Iterator[tuple[ServerProcess, ManagerProcess]]:
     """A Server of the test's own and a Manager. The wrangler's requests reach the Manager in the answers to
     its update batches, and the worker states the Server shows ride along with them: on a farm with nothing
     else to report that is the Manager's keep-alive, a quarter of the lease (10 s with the default 60 s lease;
     2.5 s here). No test here stops a service, so the short lease changes nothing else."""
-    server = ServerProcess(tmp_path / "server", None, extra_args=QUICK_LEASE).start()
-    try:
-        mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "manager").start()
-        yield server, mgr
-        mgr.stop()
-    finally:
-        server.stop()
+    server = quick_lease_server
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "manager").start()
+    yield server, mgr
+    mgr.stop()
 
 
 def test_agent_registers_runs_tasks_and_reports_their_logs(farm, tmp_path: Path) -> None:

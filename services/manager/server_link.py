@@ -44,6 +44,9 @@ class ServerLink:
         self._turn = asyncio.Lock()
 
     async def run(self) -> None:
+        # a start has news at once: a fresh store's hello, the renewal of the leases its tasks hold, the state of
+        # every worker; the first batch used to wait a whole keep-alive period (10 s) before leaving
+        self.core.link_wakeup.set()
         await asyncio.gather(self._push_loop(), self._claim_loop(), self._sweep_loop())
 
     # --- updates ---------------------------------------------------------------------------------------------

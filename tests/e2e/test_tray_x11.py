@@ -155,13 +155,14 @@ def test_user_input_stops_the_render_and_rendering_resumes_when_away(tmp_path: P
 def test_the_end_of_the_rendering_hours_lets_the_task_finish_and_claims_nothing_after(tmp_path: Path) -> None:
     need_x_tools()
     marks = marks_file(tmp_path)
-    # the tray starts at Tuesday 07:59:40 local: Monday's 19:00-08:00 window ends 20 s into the run
+    # the tray starts at Tuesday 07:59:48 local: Monday's 19:00-08:00 window ends 12 s into the run (the first
+    # render starts ~2 s into it here: time enough on a slower machine too)
     hours = json.dumps({"days": {"mon": [["19:00", "08:00"]]}})
     with XServer(tmp_path, with_tray=True) as x, local_farm(tmp_path / "farm", workers=0) as farm:
         job = submit(farm, marks, "1-20")
-        with tray(x, farm, tmp_path, "--hours", hours, "--pretend-time", "2026-12-08T07:59:40"):
-            hours_end = time.monotonic() + 20
-            farm.wait_for(lambda: running_pids(marks), 20, lambda: (tmp_path / "tray.log").read_text())
+        with tray(x, farm, tmp_path, "--hours", hours, "--pretend-time", "2026-12-08T07:59:48"):
+            hours_end = time.monotonic() + 12
+            farm.wait_for(lambda: running_pids(marks), 12, lambda: (tmp_path / "tray.log").read_text())
             time.sleep(max(0.0, hours_end - time.monotonic()) + 1.0)
             starts = [ln[1] for ln in lines(marks) if ln[0] == "start"]
             time.sleep(TASK_SECONDS + 3)  # long enough for the last task to finish and a next one to start

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture
-def manager(fresh_server: ServerProcess, tmp_path: Path) -> Iterator[ManagerProcess]:
-    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager").start()
+def manager(quick_lease_server: ServerProcess, tmp_path: Path) -> Iterator[ManagerProcess]:
+    # the samples and worker states reach the Server with the Manager's keep-alive: every 2.5 s with this lease
+    mgr = ManagerProcess(quick_lease_server.url, add_manager(quick_lease_server, "m1"), tmp_path / "manager").start()
     yield mgr
     mgr.stop()
 
@@ -47,8 +48,10 @@ def _history(server: ServerProcess, worker_id: str) -> list[dict[str, object]]:
     return list(r.json()["samples"]) if r.status_code == 200 else []  # 404 until the Manager reports it
 
 
-def test_history_farm_view_and_actions(qloop, qtbot, fresh_server: ServerProcess, manager: ManagerProcess) -> None:
-    server = fresh_server
+def test_history_farm_view_and_actions(
+    qloop, qtbot, quick_lease_server: ServerProcess, manager: ManagerProcess
+) -> None:
+    server = quick_lease_server
     w = ScriptedWorker(manager.url, "render-01")
     try:
         _scenario(qloop, qtbot, server, manager, w)

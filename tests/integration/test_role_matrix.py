@@ -38,6 +38,9 @@ class Farm:
     manager: ManagerProcess
     tokens: dict[str, str]  # artist, other, wrangler, admin, manager
     secret: str  # the Manager's worker registration secret
+    # one client for the ~900 calls: httpx's module-level functions make a client, and with it an SSL context
+    # (~25 ms of CPU loading the CA bundle), per call
+    http: httpx.Client
 
     def headers(self, who: str) -> dict[str, str]:
         if who == "none":
@@ -55,17 +58,17 @@ class Farm:
     def job(self, canceled: bool = False) -> dict[str, Any]:
         """A fresh job of the artist's."""
         h = self.headers("artist")
-        r = httpx.post(f"{self.server.url}{API}/jobs", json=render_job(f"m{next(_names)}"), headers=h, timeout=30)
+        r = self.http.post(f"{self.server.url}{API}/jobs", json=render_job(f"m{next(_names)}"), headers=h)
         assert r.status_code == 201, r.text
         job: dict[str, Any] = r.json()
         if canceled:
             url = f"{self.server.url}{API}/jobs/{job['id']}/status"
-            assert httpx.post(url, json={"action": "cancel"}, headers=h, timeout=30).status_code == 200
+            assert self.http.post(url, json={"action": "cancel"}, headers=h).status_code == 200
         return job
 
     def task_id(self) -> int:
         job = self.job()
-        r = httpx.get(f"{self.server.url}{API}/jobs/{job['id']}/tasks", headers=self.headers("artist"), timeout=30)
+        r = self.http.get(f"{self.server.url}{API}/jobs/{job['id']}/tasks", headers=self.headers("artist"))
         return int(r.json()["items"][0]["id"])
 
     def fresh_id(self, kind: str) -> int:
@@ -76,14 +79,12 @@ class Farm:
             "managers": {"name": f"gone-{n}"},
             "webhooks": {"name": f"hook-{n}", "url": "http://127.0.0.1:9/hook"},
         }[kind]
-        r = httpx.post(f"{self.server.url}{API}/{kind}", json=body, headers=self.headers("admin"), timeout=30)
+        r = self.http.post(f"{self.server.url}{API}/{kind}", json=body, headers=self.headers("admin"))
         assert r.status_code == 201, r.text
         return int(r.json()["id"])
 
     def token_id(self) -> int:
-        r = httpx.post(
-            f"{self.server.url}{API}/tokens", json={"user": "ana"}, headers=self.headers("admin"), timeout=30
-        )
+        r = self.http.post(f"{self.server.url}{API}/tokens", json={"user": "ana"}, headers=self.headers("admin"))
         return int(r.json()["id"])
 
 
@@ -102,7 +103,8 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
         ):
             assert c.post("/users", json={"name": name, "role": role, "password": f"{name}-password"}).is_success
             tokens[who] = c.post("/tokens", json={"user": name}).json()["token"]
-    yield Farm(server, mgr, tokens, mgr.registration_secret)
+    with httpx.Client(timeout=30) as http:
+        yield Farm(server, mgr, tokens, mgr.registration_secret, http)
     mgr.stop()
     server.stop()
 
@@ -301,11 +303,12 @@ def route_table(app: FastAPI) -> set[str]:
     return out
 
 
-def _status(base: str, method: str, path: str, body: Any, headers: dict[str, str]) -> int:
-    kwargs: dict[str, Any] = {"headers": headers, "timeout": 30}
+def _status(http: httpx.Client, base: str, method: str, path: str, body: Any, headers: dict[str, str]) -> int:
+    kwargs: dict[str, Any] = {"headers": headers}
     if body is not None:
         kwargs["json"] = body
-    with httpx.stream(method, base + API + path, **kwargs) as r:  # streamed: /events never ends
+    http.cookies.clear()  # each call stands alone: only its own headers say who calls
+    with http.stream(method, base + API + path, **kwargs) as r:  # streamed: /events never ends
         return r.status_code
 
 
@@ -315,7 +318,7 @@ def _check(farm: Farm, base: str, table: dict[str, tuple[Call, dict[str, int]]])
         method = route.split()[0]
         for who in WHO:
             path, body = call(farm)
-            got = _status(base, method, path, body, farm.headers(who))
+            got = _status(farm.http, base, method, path, body, farm.headers(who))
             if got != expected[who]:
                 wrong.append(f"{route} as {who}: {got}, expected {expected[who]}")
     assert not wrong, "\n".join(wrong)

@@ -73,9 +73,14 @@ def task_log(server: ServerProcess, mgr: ManagerProcess, task_id: int) -> str:
 
 
 @pytest.fixture
-def farm(fresh_server: ServerProcess, tmp_path: Path) -> Iterator[tuple[ServerProcess, ManagerProcess]]:
-    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager").start()
-    yield fresh_server, mgr
+def farm(quick_lease_server: ServerProcess, tmp_path: Path) -> Iterator[tuple[ServerProcess, ManagerProcess]]:
+    """A Server of the test's own and a Manager. The wrangler's requests reach the Manager in the answers to
+    its update batches, and the worker states the Server shows ride along with them: on a farm with nothing
+    else to report that is the Manager's keep-alive, a quarter of the lease (10 s with the default 60 s lease;
+    2.5 s here). No test here stops a service, so the short lease changes nothing else."""
+    server = quick_lease_server
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "manager").start()
+    yield server, mgr
     mgr.stop()
 
 
@@ -170,7 +175,7 @@ def test_a_shutdown_request_from_the_server_stops_the_worker(farm, tmp_path: Pat
         agent.stop()
 
 
-@pytest.mark.timeout(240)  # each request travels Server → Manager on its keep-alive (up to 10 s)
+@pytest.mark.timeout(240)  # each request travels Server → Manager on its keep-alive (2.5 s with QUICK_LEASE)
 def test_sleep_wake_cancel_and_restart(farm, tmp_path: Path) -> None:
     """Requests from the Server reach the worker through its Manager: asleep, awake, a canceled job, restart."""
     server, mgr = farm

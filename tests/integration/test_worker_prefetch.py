@@ -6,24 +6,16 @@ import re
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.test_worker_agent import AgentProcess, _request, _worker, submit, tasks_of
+from tests.integration.test_worker_agent import AgentProcess, _request, _worker, farm, submit, tasks_of  # noqa: F401 - farm: the fixture
 from tests.support.manager import API, ManagerProcess, add_manager
 from tests.support.services import ServerProcess
 from tests.support.waiting import wait_for
-
-
-@pytest.fixture
-def farm(fresh_server: ServerProcess, tmp_path: Path) -> Iterator[tuple[ServerProcess, ManagerProcess]]:
-    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager").start()
-    yield fresh_server, mgr
-    mgr.stop()
 
 
 def frames_job(server: ServerProcess, out: Path, frames: str, seconds: float) -> int:
@@ -54,7 +46,8 @@ def with_next_task(server: ServerProcess, name: str) -> dict[str, Any] | None:
 
 @pytest.mark.timeout(300)
 def test_workers_run_every_task_once_with_a_next_one_leased_shown_at_the_manager_and_the_server(
-    farm, tmp_path: Path
+    farm,  # noqa: F811 - the fixture
+    tmp_path: Path,
 ) -> None:
     server, mgr = farm
     agents = [AgentProcess(mgr, tmp_path / name, name) for name in ("w1", "w2")]
@@ -77,7 +70,7 @@ def test_workers_run_every_task_once_with_a_next_one_leased_shown_at_the_manager
 
 
 @pytest.mark.timeout(240)
-def test_sleep_after_this_task_gives_the_prefetched_task_back_unrun(farm, tmp_path: Path) -> None:
+def test_sleep_after_this_task_gives_the_prefetched_task_back_unrun(farm, tmp_path: Path) -> None:  # noqa: F811
     server, mgr = farm
     agent = AgentProcess(mgr, tmp_path / "w1", "w1")
     out = tmp_path / "out"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,10 @@ from tests.support.services import ROOT, ServerProcess, child_env
 START_TIMEOUT = float(os.environ.get("TABLAO_TEST_START_TIMEOUT", "30"))
 
 API = "/api/v1"
+
+# one SSL context for every scripted worker: each new one loads the CA bundle (~25 ms of CPU), and tests make
+# workers by the hundred
+_TLS = ssl.create_default_context()
 
 
 def add_manager(server: ServerProcess, name: str) -> str:
@@ -96,7 +101,7 @@ class ScriptedWorker:
     """A worker as plain HTTP calls: registers, signs on, asks for tasks and reports, with its own seq."""
 
     def __init__(self, manager_url: str, name: str, task_types: tuple[str, ...] = ("exec",)) -> None:
-        self.http = httpx.Client(base_url=manager_url + API + "/worker", timeout=30)
+        self.http = httpx.Client(base_url=manager_url + API + "/worker", timeout=30, verify=_TLS)
         self.name = name
         self.task_types = list(task_types)
         self.seq = 0

@@ -16,6 +16,11 @@ START_TIMEOUT = float(os.environ.get("TABLAO_TEST_START_TIMEOUT", "30"))
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# A Server lease of 10 s instead of 60 s: the Manager sends its keep-alive batch (which carries its workers'
+# states to the Server and brings back a wrangler's requests) every quarter lease, 2.5 s instead of 10 s, and a
+# task whose claim answer was lost returns to the queue after 10 s. For tests that stop no service for that long.
+QUICK_LEASE = ("--lease-seconds", "10")
+
 
 def tablao_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "app.cli", *args]

@@ -1,0 +1,44 @@
+"""The Manager's link to the Server against a stand-in Server (httpx's mock transport): what leaves when."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import httpx
+
+from services.manager.config import ManagerConfig
+from services.manager.core import ManagerCore
+from services.manager.server_link import ServerLink
+from services.manager.store.db import connect
+from services.protocol.link import ClaimResponse, UpdateAck, UpdateBatch
+from services.protocol.manager_client import ManagerClient
+
+
+async def test_a_started_manager_reports_its_workers_at_once_not_after_a_keep_alive(tmp_path: Path) -> None:
+    batches: list[UpdateBatch] = []
+    pushed = asyncio.Event()
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/manager/updates"):
+            batches.append(UpdateBatch.model_validate_json(request.content))
+            pushed.set()
+            return httpx.Response(200, content=UpdateAck(last_seq=batches[-1].seq, lease_seconds=60).model_dump_json())
+        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
+
+    config = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path)
+    core = ManagerCore(connect(tmp_path / "m.sqlite"), config)
+    wid, _secret = core.workers.register("s", "s", "w1", "linux")  # known from an earlier run
+    client = ManagerClient(config.server_url, config.token, transport=httpx.MockTransport(server))
+    runner = asyncio.create_task(ServerLink(core, client).run())
+    try:
+        # the keep-alive is 10 s: a batch well before that is the start's own
+        await asyncio.wait_for(pushed.wait(), config.keepalive / 4)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await client.aclose()
+        core.conn.close()
+    assert [w.id for w in batches[0].workers] == [wid]

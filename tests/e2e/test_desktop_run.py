@@ -62,12 +62,7 @@ def test_make_run_renders_the_demo_in_the_app_and_sigterm_leaves_nothing_behind(
         _gone, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, f"left running: {[p.cmdline() for p in alive]}"
     finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
-        for p in children:
-            if p.is_running():
-                p.kill()
+        _kill_all(app, children)
         log.close()
 
 
@@ -101,10 +96,15 @@ def test_sigterm_while_the_farm_comes_up_stops_it_cleanly(tmp_path: Path) -> Non
         _gone, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, f"left running: {[p.cmdline() for p in alive]}"
     finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
-        for p in children:
-            if p.is_running():
-                p.kill()
+        _kill_all(app, children)
         log.close()
+
+
+def _kill_all(app: subprocess.Popen[bytes], children: list[psutil.Process]) -> None:
+    """What a failed test left running: the app and the processes it had started."""
+    if app.poll() is None:
+        app.kill()
+        app.wait()
+    for p in children:
+        if p.is_running():
+            p.kill()

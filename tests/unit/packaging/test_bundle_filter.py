@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from types import ModuleType
 
 import pytest
 
-from tests.support.services import ROOT
+from tests.support.packaging import load_packaging
 
 
 @pytest.fixture(scope="module")
 def bundle_filter() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bundle_filter", ROOT / "packaging" / "bundle_filter.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_packaging("bundle_filter")
 
 
 @pytest.mark.parametrize(

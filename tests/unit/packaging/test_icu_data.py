@@ -6,7 +6,6 @@ QtCore's libicudata.so.NN) and compares what Qt's ICU-backed calls give with and
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -18,16 +17,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.services import ROOT
+from tests.support.packaging import load_packaging
 
 
 @pytest.fixture(scope="module")
 def icu_data() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("icu_data", ROOT / "packaging" / "icu_data.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_packaging("icu_data")
 
 
 @pytest.mark.parametrize(

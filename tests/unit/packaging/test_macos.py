@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import plistlib
 import subprocess
 from pathlib import Path
@@ -10,16 +9,13 @@ from types import ModuleType
 
 import pytest
 
+from tests.support.packaging import load_packaging
 from tests.support.services import ROOT
 
 
 @pytest.fixture(scope="module")
 def macos() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("macos", ROOT / "packaging" / "macos.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_packaging("macos")
 
 
 def test_app_info_plist(macos: ModuleType) -> None:

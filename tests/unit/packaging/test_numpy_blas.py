@@ -8,7 +8,6 @@ which uses OpenBLAS.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import platform
@@ -21,16 +20,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.services import ROOT
+from tests.support.packaging import load_packaging
 
 
 @pytest.fixture(scope="module")
 def numpy_blas() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("numpy_blas", ROOT / "packaging" / "numpy_blas.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_packaging("numpy_blas")
 
 
 def test_reference_names(numpy_blas: ModuleType) -> None:

@@ -149,7 +149,8 @@ def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
         return prepared
     parent = _scratch_parent(policy)
     if parent is not None:
-        scratch = tempfile.TemporaryDirectory(prefix="task-", dir=parent)
+        # a process the task left behind may still write there: removing what it can is enough
+        scratch = tempfile.TemporaryDirectory(prefix="task-", dir=parent, ignore_cleanup_errors=True)
         prepared._scratch = scratch
         for name in ("TMPDIR", "TEMP", "TMP"):
             env[name] = scratch.name

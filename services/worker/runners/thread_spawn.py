@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import logging
 import os
 import shutil
 import signal
@@ -36,6 +37,7 @@ from typing import IO, Any
 from services.worker import landlock, render_limits, task_policy
 
 _PIPE_LIMIT = 2**16
+log = logging.getLogger("tablao.worker.process")
 
 
 @functools.cache
@@ -135,9 +137,13 @@ async def start(argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str,
             return
         deliver(_succeed, started, popen)
         status = popen.wait()
-        prepared.close()
-        ended.wait()
-        deliver(lambda: holder[0]._exited(status) if holder else None)
+        try:
+            prepared.close()
+        except Exception:  # what the task left in its scratch folder must not keep the task from ending
+            log.warning("could not remove the scratch folder of %s", argv[0], exc_info=True)
+        finally:
+            ended.wait()
+            deliver(lambda: holder[0]._exited(status) if holder else None)
 
     threading.Thread(target=run, name=f"task-process {argv[0]}", daemon=True).start()
     try:

@@ -154,3 +154,20 @@ async def test_a_relative_program_is_found_in_the_working_directory(tmp_path: Pa
     assert lines == [f"hello from {tmp_path.name}"]
     with pytest.raises(CommandFailed, match="not found"):
         await run_process(["./bin/missing.sh"], lines.append, cwd=str(tmp_path))
+
+
+async def test_a_scratch_folder_that_cannot_be_removed_does_not_keep_the_task_from_ending(
+    spawn_way: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread that started a process hands its exit to the loop whatever its clean-up meets."""
+    if spawn_way != "thread":
+        pytest.skip("the clean-up runs in the starting thread only on that way")
+    from services.worker import task_policy
+
+    def refuse(self: task_policy.Prepared) -> None:
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(task_policy.Prepared, "close", refuse)
+    lines: list[str] = []
+    status = await asyncio.wait_for(run_process(["sh", "-c", "echo done"], lines.append), 10)
+    assert status == 0 and lines == ["done"]

@@ -8,7 +8,6 @@ it until a source, the lock or the spec changes.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -16,30 +15,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
 
 from tests.support.farm import free_port_pair
-from tests.support.services import ROOT
+from tests.support.packaging import load_packaging
 
 pytestmark = [pytest.mark.frozen]
 BUILD_TIMEOUT = 900  # a cold build under load; a cached one takes a fraction of a second
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "packaging" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bundle() -> Path:
     pytest.importorskip("PyInstaller", reason="PyInstaller is in the `package` dependency group")
-    return Path(_load("build_bundle").build())
+    return Path(load_packaging("build_bundle").build())
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -191,7 +181,7 @@ def test_bundled_tray_program_starts_the_tray_agent(bundle: Path, tmp_path: Path
 @pytest.mark.timeout(BUILD_TIMEOUT)
 @pytest.mark.skipif(sys.platform != "linux", reason="ELF libraries")
 def test_no_kept_library_needs_a_dropped_one(bundle: Path) -> None:
-    bundle_filter = _load("bundle_filter")
+    bundle_filter = load_packaging("bundle_filter")
     needs: dict[str, str] = {}
     for path in (bundle / "_internal").rglob("*.so*"):
         if path.is_symlink() or not path.is_file():
@@ -249,4 +239,4 @@ def test_wheels_libraries_load_from_the_bundle_with_what_they_share(bundle: Path
 @pytest.mark.timeout(BUILD_TIMEOUT)
 def test_the_ci_smoke_test_passes_on_the_bundle(bundle: Path, tmp_path: Path) -> None:
     """packaging/smoke_test.py is what the CI workflow runs after installing on each platform."""
-    _load("smoke_test").run(bundle / "tablao", tmp_path)
+    load_packaging("smoke_test").run(bundle / "tablao", tmp_path)

@@ -113,7 +113,8 @@ class JobsPanel(QWidget):
         self.failures = JobFailuresPanel(sync, self, confirm=confirm)  # blocklist, dependencies that failed
         self.detail_tabs.addTab(self.failures, "Failures")
         self.details = JobDetails(sync, self, confirm=confirm)
-        self.details.submitted.connect(lambda job: QTimer.singleShot(200, lambda: self.select_job(job.id)))
+        # The context object cancels the timer when the panel goes first (a test or the app closing within 200 ms).
+        self.details.submitted.connect(lambda job: QTimer.singleShot(200, self, lambda: self.select_job(job.id)))
         self.detail_tabs.addTab(self.details, "Details")
         split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(top)

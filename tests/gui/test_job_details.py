@@ -263,3 +263,12 @@ def test_resubmit_after_confirmation_and_not_without(qloop, qtbot, farm_server: 
             await panel.stop()
 
     qloop.run_until_complete(scenario())
+
+
+def test_a_panel_closed_right_after_a_clone_is_not_touched_by_the_delayed_selection(qtbot) -> None:
+    """Selecting the new job waits 200 ms for the event stream; a panel gone by then must be left alone."""
+    store = ClientStore()
+    panel = JobsPanel(FarmSync(store, ServerClient("http://127.0.0.1:9", "unused")), confirm=lambda *_: True)
+    panel.details.submitted.emit(type("Made", (), {"id": 7})())
+    panel.deleteLater()
+    qtbot.wait(400)  # an exception in the delayed call fails the test through pytest-qt

@@ -11,15 +11,13 @@ Adding a command: see "Adding a command" in docs/commands.md (generated from `co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
-from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
-P = TypeVar("P")
+from services.protocol.command_spec import CommandSpec, tagged
 
 # Strict: a number is not a string and "5" is not a number; unknown parameters are errors, so a parameter
 # renamed on one side and not the other fails the task with its name instead of being silently ignored.
@@ -200,72 +198,6 @@ class SleepParams(TypedDict):
     duration: Annotated[float, Field(ge=0, allow_inf_nan=False, description="seconds")]
 
 
-class InvalidParameters(ValueError):
-    """Parameters that do not fit their command's record; the message names the command and parameter."""
-
-
-_REPR_MAX = 80
-
-
-@dataclass(frozen=True, eq=False)
-class CommandSpec(Generic[P]):
-    """One command of the contract: its name, its parameter record, and what it does.
-
-    Calling it builds the command dict a task holds: `BLENDER_RENDER({"blendfile": ..., ...})`.
-    """
-
-    name: str
-    # the parameter record (P at run time; an annotated union for commands with several shapes)
-    record: Any
-    summary: str
-    # the parameter whose value selects the shape, for commands with several
-    discriminator: str | None = None
-    example: dict[str, Any] = field(default_factory=dict)
-
-    def __call__(self, parameters: P) -> dict[str, Any]:
-        return {"name": self.name, "parameters": parameters}
-
-    @cached_property
-    def adapter(self) -> TypeAdapter[P]:
-        # built on first use: a worker pays only for the commands it runs
-        return TypeAdapter(self.record)
-
-    def validate(self, parameters: Any) -> P:
-        """The parameters checked against the record; InvalidParameters names what is wrong."""
-        try:
-            return self.adapter.validate_python(parameters)
-        except ValidationError as exc:
-            raise InvalidParameters(self._describe(exc)) from None
-
-    def _describe(self, exc: ValidationError) -> str:
-        problems = []
-        for error in exc.errors(include_url=False)[:3]:
-            loc = list(error["loc"])
-            message, shown = error["msg"], error.get("input")
-            if self.discriminator is not None:
-                # a tagged union's location starts with the tag's value; errors about the tag itself have none
-                loc = loc[1:] if loc else [self.discriminator]
-                context = error.get("ctx") or {}
-                if error["type"] == "union_tag_invalid":
-                    message, shown = f"must be one of {context.get('expected_tags')}", context.get("tag")
-                elif error["type"] == "union_tag_not_found":
-                    error["type"], message = "missing", "Field required"
-            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-            text = f"parameter '{where}': " if where else "parameters: "
-            text += message[:1].lower() + message[1:]
-            if error["type"] != "missing":
-                got = repr(shown)
-                text += f", got {got if len(got) <= _REPR_MAX else got[: _REPR_MAX - 1] + '…'}"
-            problems.append(text)
-        more = exc.error_count() - len(problems)
-        return f"{self.name}: " + "; ".join(problems) + (f" (and {more} more)" if more > 0 else "")
-
-
-def _tagged(first: Any, second: Any, *, tag: str) -> Any:
-    """A record of two shapes, told apart by the value of the parameter `tag`."""
-    return Annotated[first | second, Field(discriminator=tag)]
-
-
 BLENDER_RENDER: CommandSpec[BlenderRenderParams] = CommandSpec(
     "blender-render",
     BlenderRenderParams,
@@ -280,7 +212,7 @@ BLENDER_RENDER: CommandSpec[BlenderRenderParams] = CommandSpec(
 )
 BLENDER_BAKE: CommandSpec[BakeParams | VerifyBakeParams] = CommandSpec(
     "blender-bake",
-    _tagged(BakeParams, VerifyBakeParams, tag="target"),
+    tagged(BakeParams, VerifyBakeParams, tag="target"),
     "Bakes simulations into disk caches with a Python script run by `blender -b BLENDFILE --python-expr …`, never "
     "saving the .blend (so bakes of one file run in parallel on several workers); `verify` checks that each listed "
     "cache has files for every frame and fails naming the first one missing.",
@@ -295,7 +227,7 @@ BLENDER_BAKE: CommandSpec[BakeParams | VerifyBakeParams] = CommandSpec(
 )
 MERGE_IMAGES: CommandSpec[MergeTilesParams | MergeAverageParams] = CommandSpec(
     "merge-images",
-    _tagged(MergeTilesParams, MergeAverageParams, tag="mode"),
+    tagged(MergeTilesParams, MergeAverageParams, tag="mode"),
     "Stitches tiles into one image of `width`×`height`, or averages equally-sized 8-bit images (display values; "
     "`blender-still` merges its sample chunks in linear light with `merge-samples` instead).",
     discriminator="mode",

@@ -6,7 +6,8 @@ import json
 import sys
 from typing import Any
 
-from services.protocol.commands import COMMANDS, TASK_TYPE_PROGRAMS, CommandSpec
+from services.protocol.command_spec import CommandSpec
+from services.protocol.commands import COMMANDS, TASK_TYPE_PROGRAMS
 
 INTRO = """\
 # Commands: the contract between job types and the Worker's runners
@@ -29,8 +30,9 @@ Adding a command:
 
 1. In `services/protocol/commands.py`, write its parameter record: a `TypedDict` decorated with
    `@with_config(_STRICT)`, one `Annotated[type, Field(description=...)]` per parameter, `NotRequired[...]` for
-   optional ones (two shapes told apart by one parameter: two records joined with `_tagged`).
-2. Declare its `CommandSpec` (name, record, summary, an example that passes the check) and add it to `COMMANDS`.
+   optional ones (two shapes told apart by one parameter: two records joined with `tagged`).
+2. Declare its `CommandSpec` (from `command_spec.py`: name, record, summary, an example that passes the check)
+   and add it to `COMMANDS`.
 3. Write the runner as `async def run_x(params: XParams, ctx: RunContext)` and register it in
    `services/worker/runners/__init__.py` as `Registered(commands.X, run_x)`; it gets checked parameters.
 4. Build it in job types with `X({...})` (mypy checks the keys and types), add settings that reach it to

@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from services.protocol.commands import CommandSpec, InvalidParameters
+from services.protocol.command_spec import CommandSpec, InvalidParameters
 from services.protocol.path_mapping import PathMapping
 
 P = TypeVar("P")

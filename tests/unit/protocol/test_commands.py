@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from services.protocol.command_spec import InvalidParameters
 from services.protocol.commands import (
     BLENDER_RENDER,
     COMMANDS,
@@ -17,7 +18,6 @@ from services.protocol.commands import (
     EXEC,
     MERGE_IMAGES,
     SLEEP,
-    InvalidParameters,
     TaskType,
 )
 from services.protocol.commands_doc import markdown

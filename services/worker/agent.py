@@ -13,9 +13,9 @@ import httpx
 from services.protocol.states import WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import AssignedTask, Heartbeat, SignOnRequest
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
-from services.worker import credentials
-from services.worker.agent_config import AgentConfig, FatalError, register, sign_on_request, unavailability
+from services.worker.agent_config import AgentConfig, FatalError, unavailability
 from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
+from services.worker.joining import sign_on, sign_on_request
 from services.worker.prefetcher import Prefetcher
 from services.worker.sampler import Sampler
 from services.worker.task_policy import effective_policy, use_policy
@@ -148,31 +148,7 @@ class Agent:
             self._sign_on_body = await sign_on_request(cfg)
             self.task_types = list(self._sign_on_body.task_types)
         body = self._sign_on_body
-        try:
-            creds = credentials.load(cfg.data_dir, cfg.manager_url, in_keyring=cfg.credentials_in_keyring)
-        except ValueError as exc:
-            raise FatalError(str(exc)) from exc
-        while True:
-            try:
-                if creds is None:
-                    creds = await register(cfg, self.client)
-                self.client.set_credentials(creds.worker_id, creds.secret)
-                answer = await self.client.sign_on(body)
-                break
-            except Unauthorized:
-                if creds is None or not cfg.registration_secret:
-                    raise FatalError(
-                        "the Manager does not know this worker and no registration secret "
-                        "was given (--registration-secret-file or "
-                        "TABLAO_WORKER_REGISTRATION_SECRET)"
-                    ) from None
-                log.warning("the Manager does not know worker %s any more; registering again", creds.worker_id)
-                creds = None
-            except (httpx.TransportError, ManagerError) as exc:
-                delay = self._backoff.next_delay()
-                log.warning("cannot sign on at %s (%s); retrying in %.1f s", cfg.manager_url, exc, delay)
-                await asyncio.sleep(delay)
-        self._backoff.reset()
+        creds, answer = await sign_on(cfg, self.client, body, self._backoff)
         self.status = WorkerStatus.AWAKE
         log.info(
             "signed on at %s as %s (%s), task types %s",

@@ -1,22 +1,14 @@
-"""The Worker agent's settings (AgentConfig), and what it says of itself when it signs on or registers."""
+"""The Worker agent's settings (AgentConfig) and the error that only a person can fix (FatalError)."""
 
 from __future__ import annotations
 
-import logging
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.protocol import platforms
 from services.protocol.states import Unavailability
-from services.protocol.worker_api import RegisterRequest, SignOnRequest
-from services.protocol.worker_client import Unauthorized, WorkerClient
-from services.worker import capabilities, credentials
-from services.worker.runners import Programs, available_task_types, prepare_checks
-from services.worker.software import software_versions
+from services.worker.runners import Programs
 from services.worker.task_policy import TaskPolicy
-
-log = logging.getLogger("tablao.worker")
 
 
 class FatalError(Exception):
@@ -59,52 +51,3 @@ def unavailability(text: str | None) -> Unavailability | None:
         return Unavailability(text or "paused-by-user")
     except ValueError:
         return Unavailability.PAUSED_BY_USER
-
-
-def platform_name() -> str:
-    return platforms.current().value  # the farm's name: linux, windows, macos
-
-
-async def sign_on_request(cfg: AgentConfig) -> SignOnRequest:
-    """What the worker tells the Manager at sign-on: the task types whose programs it has, its software."""
-    prepare_checks()
-    programs, versions = cfg.programs, await software_versions(cfg.programs)
-    offered = available_task_types(programs)
-    if cfg.task_types is not None:
-        missing = [t for t in cfg.task_types if t not in offered]
-        for t in missing:
-            log.warning("task type %r needs a program this worker does not have; not offered", t)
-        offered = [t for t in cfg.task_types if t in offered]
-    if not offered:
-        raise FatalError("this worker can run none of the requested task types")
-    return SignOnRequest(
-        name=cfg.name,
-        platform=platform_name(),
-        task_types=offered,
-        tags=cfg.tags,
-        software=versions,
-        can_restart=True,
-        capabilities=capabilities.gather(cfg.host_attributes, cfg.host_amounts),
-    )
-
-
-async def register(cfg: AgentConfig, client: WorkerClient) -> credentials.Credentials:
-    """Register with the registration secret; the credentials are stored for the next start."""
-    if not cfg.registration_secret:
-        raise FatalError(
-            "this worker is not registered yet and no registration secret was given "
-            "(--registration-secret-file or TABLAO_WORKER_REGISTRATION_SECRET)"
-        )
-    try:
-        answer = await client.register(
-            RegisterRequest(registration_secret=cfg.registration_secret, name=cfg.name, platform=platform_name())
-        )
-    except Unauthorized as exc:
-        raise FatalError(f"the Manager refused the registration secret: {exc.detail}") from exc
-    creds = credentials.Credentials(cfg.manager_url, answer.worker_id, answer.secret)
-    try:
-        credentials.save(cfg.data_dir, creds, in_keyring=cfg.credentials_in_keyring)
-    except ValueError as exc:
-        raise FatalError(str(exc)) from exc
-    log.info("registered at %s as worker %s", cfg.manager_url, creds.worker_id)
-    return creds

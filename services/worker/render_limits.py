@@ -74,6 +74,16 @@ def child_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
     return out
 
 
+def pin_this_thread() -> None:
+    """Linux: pin the calling thread to N CPUs before it starts a process, which inherits the mask from its
+    first instruction (`apply` after the start leaves a moment in which the process sees every CPU)."""
+    if _current.threads is None or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > _current.threads:
+        os.sched_setaffinity(0, cpus[: _current.threads])  # 0: this thread only
+
+
 def apply(pid: int) -> None:
     """Pin a just-started process to N CPUs (its later threads and children inherit the mask)."""
     limits = _current

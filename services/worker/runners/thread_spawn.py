@@ -118,6 +118,7 @@ async def start(argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str,
             program = _program(argv[0], cwd, (env or os.environ).get("PATH", os.defpath))
             if render_limits.preexec() is not None:
                 os.nice(render_limits.NICE_LOW)  # Linux: this thread only, and what it starts
+            render_limits.pin_this_thread()
             if prepared.ruleset is not None:
                 prepared.ruleset.restrict_self()  # this thread only, and what it starts
             popen = subprocess.Popen(

@@ -49,8 +49,8 @@ def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def quick_lease_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """Like `fresh_server`, with a 10 s lease (QUICK_LEASE): its Managers report their workers and fetch a
-    wrangler's requests every 2.5 s instead of every 10 s; for tests that stop no service for long."""
+    """Like `fresh_server`, with a 10 s lease (QUICK_LEASE): its Managers report their workers every 2.5 s instead
+    of every 10 s when nothing else is sent; for tests that stop no service for long."""
     srv = ServerProcess(data_dir=tmp_path / "server", database_url=None, extra_args=QUICK_LEASE).start()
     yield srv
     srv.stop()

@@ -225,6 +225,12 @@ class ManagerCore:
             if self.waiters.get(worker.id) is entry:
                 del self.waiters[worker.id]
 
+    def tell_waiting(self, worker: WorkerState) -> None:
+        """End the worker's wait for a task (not a prefetch's): the answer carries its status request."""
+        entry = self.waiters.get(worker.id)
+        if entry is not None and entry[2] is None:
+            _resolve(entry[1], None)
+
     def supersede(self, worker: WorkerState) -> None:
         """A worker has one task request at a time: an older one still waiting was given up by the worker (its
         connection dropped), and must not take a task the worker would never hear of."""

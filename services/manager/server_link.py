@@ -24,6 +24,7 @@ from services.protocol.preview import PREVIEWS_PER_BATCH
 log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 3.0
+COLLECT_WAIT = 5.0  # seconds a claim that announced instructions waits for the batch that collects them
 UPLOAD_MAX_BYTES = 32 * 1024 * 1024  # a full log uploaded to the Server (it accepts up to 64 MB)
 
 
@@ -39,6 +40,9 @@ class ServerLink:
         self._last_renewal = 0.0
         self._uploads: set[asyncio.Task[None]] = set()
         self._url_sent: str | None = None
+        # a claim ended with "instructions": the next batch leaves even with nothing to report, to collect them
+        self._collect = False
+        self._pushed = asyncio.Event()  # set after each batch the Server took
         # one request at a time to the Server: a claim and a batch in flight together would only contend for
         # the Server's write lock (SQLite's busy handler sleeps in steps of up to 100 ms)
         self._turn = asyncio.Lock()
@@ -84,7 +88,7 @@ class ServerLink:
             now = time.monotonic()
             frozen = outbox.next_batch(conn, self.config.batch_max_updates)
             if frozen is None:
-                keepalive_due = now - self._last_renewal >= self._renew_every() * 0.9
+                keepalive_due = self._collect or now - self._last_renewal >= self._renew_every() * 0.9
                 reports_due = self.core.workers.dirty and now - self._last_reports >= REPORT_INTERVAL
                 blocklist_due = bool(self.core.blocklist_dirty) and not sent
                 if sent or not (keepalive_due or reports_due or blocklist_due or previews.has_unsent(conn)):
@@ -139,6 +143,8 @@ class ServerLink:
                     self.core.link_wakeup.set()  # more are waiting
             self._url_sent = batch.client_url or self._url_sent
             self._acknowledge(seq, ack)
+            self._collect = False
+            self._pushed.set()
             sent += 1
 
     def _acknowledge(self, seq: int, ack: UpdateAck) -> None:
@@ -167,7 +173,8 @@ class ServerLink:
         if ack.forget_worker_ids:
             self.core.forget_workers(ack.forget_worker_ids)
         if ack.worker_requests:
-            self.core.workers.apply_instructions(ack.worker_requests)
+            for worker in self.core.workers.apply_instructions(ack.worker_requests):
+                self.core.tell_waiting(worker)  # an idle worker waiting for a task hears of it now
         if ack.worker_tags:
             self.core.workers.apply_tags(ack.worker_tags)
         for task_id in ack.upload_log_task_ids:
@@ -195,6 +202,10 @@ class ServerLink:
         found_nothing = False
         while True:
             req = self.core.claim_request()
+            if req is None and self.server_up and not any(w.current_task_id is not None for w in self.core.workers):
+                # nobody works here, so no update batch would leave before the keep-alive: a claim for no tasks
+                # waits at the Server for a wrangler's instructions instead (wake the sleeping workers, ...)
+                req, found_nothing = ClaimRequest(capacity=0), True
             if req is None:
                 self.core.claim_wakeup.clear()
                 with contextlib.suppress(TimeoutError):
@@ -221,15 +232,27 @@ class ServerLink:
             failures = 0
             self._came_up()
             self.lease_seconds = resp.lease_seconds
+            if resp.instructions:
+                await self._collect_instructions()
             # fewer than asked for: the Server has no more for now, so the next claim waits there for more
-            found_nothing = len(resp.tasks) < req.capacity
+            found_nothing = len(resp.tasks) < req.capacity or not req.capacity
             if resp.tasks:
                 self.core.add_claimed(resp.tasks)
                 self.core.link_wakeup.set()  # renew their leases soon
                 await asyncio.sleep(0)  # let the waiting workers' answers leave before the next claim is built
-            elif wait and time.monotonic() - started < wait / 2:
+            elif wait and time.monotonic() - started < wait / 2 and not resp.instructions:
                 # the Server answered "nothing" without holding the claim (an older Server): pace the retries
                 await asyncio.sleep(self.config.claim_retry)
+
+    async def _collect_instructions(self) -> None:
+        """Send a batch now and wait until the Server took it: its answer carries the instructions, and a claim
+        sent before that would only be told about them again."""
+        self._collect = True
+        self._pushed.clear()
+        self.core.link_wakeup.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(COLLECT_WAIT):  # not wait_for, which can lose a cancel on 3.11
+                await self._pushed.wait()
 
     async def _long_claim(self, req: ClaimRequest, wait: float) -> ClaimResponse | None:
         """A claim waiting at the Server; None when it was given up because it no longer fits the workers.
@@ -251,7 +274,8 @@ class ServerLink:
                 woke.cancel()
                 if claim.done():
                     return claim.result()
-                if self.core.available_worker_ids() != workers or _outgrown(req, self.core.claim_request()):
+                now = self.core.claim_request()
+                if self.core.available_worker_ids() != workers or _outgrown(req, now) or (now and not req.capacity):
                     claim.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await claim

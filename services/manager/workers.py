@@ -106,12 +106,14 @@ class WorkerRegistry:
         timeout = self.config.worker_timeout
         return [w for w in self._workers.values() if w.status != WorkerStatus.OFFLINE and now - w.last_seen > timeout]
 
-    def apply_instructions(self, requests: list[WorkerInstruction]) -> None:
+    def apply_instructions(self, requests: list[WorkerInstruction]) -> list[WorkerState]:
         """Status changes the Server asks of workers; each worker hears of its own at its next request.
+        Returns the workers whose request changed.
 
         The Server repeats a request until a report says it is done; a numbered request already taken on is
         not taken again (a worker that restarted would otherwise restart once more).
         """
+        changed: list[WorkerState] = []
         with transaction(self.conn):
             for req in requests:
                 worker = self._workers.get(req.worker_id)
@@ -127,6 +129,8 @@ class WorkerRegistry:
                 store.save_worker(self.conn, worker)
                 worker_controls.save(self.conn, worker)
                 self.changed(worker)
+                changed.append(worker)
+        return changed
 
     def apply_tags(self, edits: list[WorkerTags]) -> None:
         """Tags a wrangler gave workers: they replace the workers' own from now on (kept across sign-ons)."""

@@ -51,6 +51,9 @@ class ClaimedTask(ResponseModel):
 class ClaimResponse(ResponseModel):
     tasks: list[ClaimedTask]
     lease_seconds: float
+    # the Server holds new instructions for this Manager (a wrangler's request): send an update batch now to
+    # collect them, rather than at the next keep-alive. A waiting claim ends early to say so.
+    instructions: bool = False
 
 
 class TaskUpdate(WireModel):

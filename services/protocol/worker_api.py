@@ -21,6 +21,10 @@ LOG_LINE_MAX_CHARS = 10_000
 SOFTWARE_MAX_BYTES = 16 * 1024  # a worker's software versions
 
 
+STATUS_REQUESTED_HEADER = "Tablao-Status-Requested"  # on a 204 to a task request: what a wrangler asked of it
+STATUS_LAZY_HEADER = "Tablao-Status-Lazy"  # "1": after the running task (there is none when asking for one)
+
+
 class RegisterRequest(WireModel):
     registration_secret: str = Field(min_length=1, max_length=200)
     name: str = Field(min_length=1, max_length=64)

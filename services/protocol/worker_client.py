@@ -8,7 +8,10 @@ import httpx
 
 from services.protocol import API_PREFIX
 from services.protocol.lean_transport import transport_for
+from services.protocol.states import WorkerStatusRequest
 from services.protocol.worker_api import (
+    STATUS_LAZY_HEADER,
+    STATUS_REQUESTED_HEADER,
     AssignedTask,
     Heartbeat,
     MayIRun,
@@ -40,12 +43,17 @@ class Unauthorized(ManagerError):
 
 
 class NoTask:
-    """A 204 answer to a task request; `retry_after` is the Manager's advice in seconds."""
+    """A 204 answer to a task request; `retry_after` is the Manager's advice in seconds, `status_requested` a
+    state change a wrangler asked of this worker (the wait ended early to say so), as a heartbeat answer has it."""
 
-    __slots__ = ("retry_after",)
+    __slots__ = ("lazy", "retry_after", "status_requested")
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(
+        self, retry_after: float, status_requested: WorkerStatusRequest | None = None, lazy: bool = True
+    ) -> None:
         self.retry_after = retry_after
+        self.status_requested = status_requested
+        self.lazy = lazy
 
 
 def _raise_for(resp: httpx.Response) -> None:
@@ -122,7 +130,7 @@ class WorkerClient:
         resp = await self._http.post("/task", content=body, headers=JSON, timeout=self.timeout + wait_seconds)
         _raise_for(resp)
         if resp.status_code == 204:
-            return NoTask(_retry_after(resp))
+            return _no_task(resp)
         return AssignedTask.model_validate_json(resp.content)
 
     async def send_updates(self, task_id: int, updates: Sequence[str]) -> UpdatesAck:
@@ -137,6 +145,14 @@ class WorkerClient:
         resp = await self._http.get(f"/tasks/{task_id}/may-i-run", params=params)
         _raise_for(resp)
         return MayIRun.model_validate_json(resp.content)
+
+
+def _no_task(resp: httpx.Response) -> NoTask:
+    try:
+        requested = WorkerStatusRequest(resp.headers.get(STATUS_REQUESTED_HEADER, ""))
+    except ValueError:
+        requested = None  # none, or one this worker does not know: the heartbeat answer says it again
+    return NoTask(_retry_after(resp), requested, resp.headers.get(STATUS_LAZY_HEADER) != "0")
 
 
 def _retry_after(resp: httpx.Response) -> float:

@@ -232,6 +232,11 @@ class Agent:
         self._backoff.reset()
         self._set_reachable(True)
         if isinstance(answer, NoTask):
+            if answer.status_requested is not None:
+                before = (self.status, self._exit_after_task, self._stopping)
+                self._apply(answer.status_requested, answer.lazy)  # the wait ended early to say so
+                if (self.status, self._exit_after_task, self._stopping) != before:
+                    return None  # one already carried out paces like any other answer (below)
             # after a long poll the Manager had nothing; its Retry-After is the pace it wants
             await self._sleep_or_state_change(min(answer.retry_after, self.config.poll_wait or 1.0))
             return None

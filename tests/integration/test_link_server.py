@@ -463,3 +463,53 @@ def test_full_log_upload(link: httpx.Client, admin: httpx.Client, server: Server
     stored = list(server.data_dir.glob(f"task-logs/*/task-{c['id']}.log"))
     assert [p.read_text() for p in stored] == ["all\nthe\nlines\n"]
     assert link.post("/tasks/999999999/log", content=b"x").status_code == 404
+
+
+def _report(worker_id: str) -> dict[str, Any]:
+    return {"id": worker_id, "name": worker_id, "platform": "linux", "task_types": ["exec"], "tags": [],
+            "status": "awake"}  # fmt: skip
+
+
+def test_a_waiting_claim_ends_when_instructions_for_its_manager_appear(
+    admin: httpx.Client, link: httpx.Client, server: ServerProcess
+) -> None:
+    t = kind()
+    job = submit(admin, t, frames="1")
+    (c,) = claim(link, [t])
+    worker = f"w-{uuid.uuid4().hex[:8]}"
+    ack = push(link, [{"task_id": c["id"], "attempt": c["attempt"], "status": "active"}], workers=[_report(worker)])
+    assert ack.status_code == 200, ack.text
+    waiting = {"task_types": [kind()], "wait_seconds": 20}
+    with new_link(server) as other, ThreadPoolExecutor(3) as pool:
+        for_tasks = pool.submit(link.post, "/claim", json={"capacity": 5, **waiting})
+        for_nothing = pool.submit(link.post, "/claim", json={"capacity": 0, "wait_seconds": 20})
+        another_managers = pool.submit(other.post, "/claim", json={"capacity": 0, "wait_seconds": 2})
+        time.sleep(0.5)
+        assert not for_tasks.done() and not for_nothing.done()
+        asked = time.monotonic()
+        assert admin.post(f"/jobs/{job['id']}/status", json={"action": "cancel"}).status_code == 200
+        answers = [for_tasks.result(timeout=10), for_nothing.result(timeout=10)]
+        assert time.monotonic() - asked < 5  # not the 20 s the claims were allowed to wait
+        for r in answers:
+            assert r.status_code == 200 and r.json()["instructions"] is True and r.json()["tasks"] == [], r.text
+        assert another_managers.result(timeout=10).json()["instructions"] is False  # not its instructions
+
+    # undelivered one-shot instructions: a claim that may wait says so at once
+    r = link.post("/claim", json={"capacity": 0, "wait_seconds": 20})
+    assert r.json()["instructions"] is True
+    assert push(link, []).json()["cancel_task_ids"] == [c["id"]]
+
+    # a wrangler's request to a worker is repeated in every answer until done: a claim ends only when it is new
+    with ThreadPoolExecutor(1) as pool:
+        waiting_claim = pool.submit(link.post, "/claim", json={"capacity": 0, "wait_seconds": 20})
+        time.sleep(0.5)
+        r = admin.post(f"/workers/{worker}/status-request", json={"status": "asleep"})
+        assert r.status_code == 200, r.text
+        assert waiting_claim.result(timeout=10).json()["instructions"] is True
+    assert [i["status"] for i in push(link, []).json()["worker_requests"]] == ["asleep"]
+    started = time.monotonic()
+    r = link.post("/claim", json={"capacity": 0, "wait_seconds": 1})
+    assert r.json()["instructions"] is False and time.monotonic() - started >= 0.9  # known already: waited
+    # a claim that may not wait is not told: its Manager is busy and sends batches anyway
+    assert admin.post(f"/tasks/{c['id']}/log/request").status_code in (202, 409)
+    assert link.post("/claim", json={"capacity": 1, "task_types": [t]}).json()["instructions"] is False

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.test_worker_agent import farm, submit  # noqa: F401 - the fixture
-from tests.support.manager import API, ManagerProcess, ScriptedWorker
+from tests.support.manager import API, ManagerProcess, ScriptedWorker, add_manager
 from tests.support.services import ServerProcess
 from tests.support.waiting import wait_for
 
@@ -143,3 +145,36 @@ def test_status_requests_of_an_offline_worker(signed_on: tuple[ServerProcess, Sc
         lambda: (x := _workers(server)[w.worker_id])["status"] == "asleep" and x["status_requested"] is None,
         what="the request fulfilled at the Server",
     )
+
+
+def test_a_wranglers_request_reaches_an_idle_worker_at_once(fresh_server: ServerProcess, tmp_path: Path) -> None:
+    """On an idle farm nothing would carry the request before the Manager's keep-alive (10 s with the default
+    lease) and the worker's next heartbeat: the Manager's waiting claim ends to collect it, and the worker's
+    waiting task request ends to hand it over."""
+    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "idle"), tmp_path / "manager").start()
+    w = ScriptedWorker(mgr.url, "wi").register(mgr.registration_secret)
+    try:
+        w.sign_on()
+        assert w.heartbeat().status_code == 200
+        wait_for(lambda: w.worker_id in _workers(fresh_server), what="the worker at the Server")
+        time.sleep(0.5)  # the Manager's claim waits at the Server now (nothing to run)
+        with ThreadPoolExecutor(1) as pool:
+            asking = pool.submit(w.ask, 20.0)  # an idle worker waiting for a task
+            time.sleep(0.5)
+            asked = time.monotonic()
+            url = f"{fresh_server.url}{API}/workers/{w.worker_id}/status-request"
+            r = httpx.post(url, json={"status": "asleep", "lazy": False}, headers=fresh_server.headers(), timeout=30)
+            assert r.status_code == 200, r.text
+            answer = asking.result(timeout=30)
+            took = time.monotonic() - asked
+        assert answer.status_code == 204, answer.text
+        assert answer.headers["Tablao-Status-Requested"] == "asleep" and answer.headers["Tablao-Status-Lazy"] == "0"
+        assert took < 4.0, f"the request took {took:.1f} s to reach the worker"
+        # a later task request still says it while the worker has not carried it out, but does not end early
+        again = w.ask(0.0)
+        assert again.status_code == 204 and again.headers["Tablao-Status-Requested"] == "asleep"
+        assert w.heartbeat("asleep").status_code == 200
+        assert "Tablao-Status-Requested" not in w.ask(0.0).headers
+    finally:
+        w.close()
+        mgr.stop()

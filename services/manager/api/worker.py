@@ -16,7 +16,10 @@ from services.manager.model import HeldTask, WorkerState
 from services.manager.store.db import transaction
 from services.protocol.backoff import Backoff
 from services.protocol.common import Id
+from services.protocol.states import WorkerStatusRequest
 from services.protocol.worker_api import (
+    STATUS_LAZY_HEADER,
+    STATUS_REQUESTED_HEADER,
     AssignedTask,
     Heartbeat,
     MayIRun,
@@ -84,7 +87,23 @@ _TASK_REQUEST_SCHEMA.pop("$defs", None)
 
 @router.post(
     "/task",
-    responses={200: {"model": AssignedTask}, 204: {"description": "no task for now"}},
+    responses={
+        200: {"model": AssignedTask},
+        204: {
+            "description": "no task for now; a wait ends early when a wrangler asks something of the worker",
+            "headers": {
+                "Retry-After": {"description": "seconds before asking again", "schema": {"type": "integer"}},
+                STATUS_REQUESTED_HEADER: {
+                    "description": "a state change asked of this worker, as a heartbeat answer gives it",
+                    "schema": {"type": "string", "enum": [s.value for s in WorkerStatusRequest]},
+                },
+                STATUS_LAZY_HEADER: {
+                    "description": "1: after the running task; 0: now",
+                    "schema": {"type": "string", "enum": ["0", "1"]},
+                },
+            },
+        },
+    },
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": _TASK_REQUEST_SCHEMA}}}
     },
@@ -119,8 +138,11 @@ async def ask_for_task(request: Request) -> Response:
         if task is None and body.wait_seconds > 0 and worker.available:
             task = await core.wait_for_task(worker, body.wait_seconds)
     if task is None:
-        retry = core.config.retry_after
-        return Response(status_code=204, headers={"Retry-After": str(max(1, round(retry)))})
+        headers = {"Retry-After": str(max(1, round(core.config.retry_after)))}
+        if worker.status_requested is not None:
+            headers[STATUS_REQUESTED_HEADER] = worker.status_requested.value
+            headers[STATUS_LAZY_HEADER] = "1" if worker.lazy else "0"
+        return Response(status_code=204, headers=headers)
     return _json(_assigned(core, task, worker))
 
 

@@ -21,7 +21,7 @@ from services.protocol.link import (
 )
 from services.server.api.deps import ConfigDep, ManagerDep, SessionDep, TokenDep, manager_by_token
 from services.server.dispatch import Dispatcher
-from services.server.store import auth, log_copies
+from services.server.store import auth, instructions, log_copies
 from services.server.store import link as store
 from services.server.store.convert import aware
 from services.server.store.errors import Invalid, NotFound
@@ -39,30 +39,38 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
     With `wait_seconds` and nothing runnable, the request waits: a job submitted, resumed or requeued in this
     Server process hands its tasks straight to it (dispatch.py), and after every other committed change (a
     task requeued or completed, another Server process's work) it looks again, so a Manager hears of new work
-    at once.
+    at once. It also ends, with `instructions` set, when new instructions for the Manager appear (a wrangler's
+    request; store/instructions.py); a claim for no tasks (capacity 0) waits for those only.
     """
-    writers = request.app.state.write_sessions
+    writers, readers = request.app.state.write_sessions, request.app.state.read_sessions
     dispatcher: Dispatcher = request.app.state.dispatcher
     notifier: EventNotifier = request.app.state.notifier
     manager_id = 0
 
-    def claim_once() -> list[ClaimedTask]:
+    def claim_once() -> tuple[list[ClaimedTask], instructions.Mark | None]:
         nonlocal manager_id
         # one short write transaction per look: no lock is held while the request waits
         with writers() as session:
             manager = manager_by_token(session, token, request)
             manager_id = manager.id
             tasks = store.claim(session, manager, req, cfg.lease_seconds)
+            # only a claim that may wait needs to know: the others' Managers are busy and send batches anyway
+            seen = instructions.mark(session, manager.id) if req.wait_seconds else None
             session.commit()
-            return tasks
+            return tasks, seen
+
+    def look_for_instructions() -> instructions.Mark:
+        # a claim for no tasks (the Manager's workers are all asleep or busy) waits for instructions only
+        with readers() as session:
+            return instructions.mark(session, manager_id)
 
     def give_back(task_ids: list[int]) -> None:
         with writers() as session:
             store.release_claim(session, manager_by_token(session, token, request), task_ids)
             session.commit()
 
-    def answer(tasks: list[ClaimedTask]) -> ClaimResponse:
-        return ClaimResponse(tasks=tasks, lease_seconds=cfg.lease_seconds)
+    def answer(tasks: list[ClaimedTask], called: bool = False) -> ClaimResponse:
+        return ClaimResponse(tasks=tasks, lease_seconds=cfg.lease_seconds, instructions=called)
 
     async def hung_up(tasks: list[ClaimedTask]) -> bool:
         """The Manager gave up waiting (it asks again for other task types, or it stopped): what it was given
@@ -75,11 +83,11 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
 
     deadline = time.monotonic() + req.wait_seconds
     with notifier.subscribe() as changed:
-        tasks = await run_in_threadpool(claim_once)
-        if not req.wait_seconds:
+        tasks, start = await run_in_threadpool(claim_once)
+        if start is None:
             return answer(tasks)
-        if tasks:
-            return answer([] if await hung_up(tasks) else tasks)
+        if tasks or start.one_shot:
+            return answer([] if await hung_up(tasks) else tasks, start.one_shot)
         with dispatcher.waiting(manager_id, req, changed) as slot:
             while True:
                 dispatcher.open(slot)
@@ -89,13 +97,18 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
                         async with asyncio.timeout(remaining):  # not wait_for, which can lose a cancel on 3.11
                             await changed.wait()
                 tasks = await dispatcher.close(slot)
+                seen: instructions.Mark | None = None
                 if not tasks:
                     changed.clear()  # before looking, so a change committed during the look wakes the next one
-                    tasks = await run_in_threadpool(claim_once)
+                    if req.capacity:
+                        tasks, seen = await run_in_threadpool(claim_once)
+                    else:
+                        seen = await run_in_threadpool(look_for_instructions)
                 if await hung_up(tasks):
                     return answer([])
-                if tasks or deadline - time.monotonic() <= 0:
-                    return answer(tasks)
+                called = seen is not None and seen.calls_after(start)
+                if tasks or called or deadline - time.monotonic() <= 0:
+                    return answer(tasks, called)
 
 
 @router.post("/updates", response_model=UpdateAck)

@@ -70,6 +70,14 @@ def _write_events(session: Session) -> None:
     session.info[_WRITTEN] = True
 
 
+def wake_at_commit(session: Session) -> None:
+    """Wake the waiting claims and readers of every Server process when this transaction commits, though it
+    writes no event (an instruction for a Manager: its waiting claim ends to collect it, store/instructions.py)."""
+    if session.get_bind().dialect.name == "postgresql":
+        notify.send(session)
+    session.info[_WRITTEN] = True
+
+
 def forget(session: Session) -> None:
     session.info.pop(_DIRTY_JOBS, None)
     session.info.pop(_PENDING, None)

@@ -20,7 +20,6 @@ from services.protocol.link import (
     LOG_TAIL_LINES,
     ClaimedTask,
     ClaimRequest,
-    JobPriority,
     RejectedUpdate,
     TaskUpdate,
     UpdateAck,
@@ -32,13 +31,12 @@ from services.server.db.tables import (
     JobRow,
     ManagerExclusionRow,
     ManagerRow,
-    PendingInstructionRow,
     TaskRow,
     WorkerRow,
 )
 from services.server.dispatch import Dispatcher, WaitingClaim
 from services.server.states.tasks import HELD, IllegalTaskTransition
-from services.server.store import events, failures, previews, worker_admin, worker_history
+from services.server.store import events, failures, instructions, previews, worker_admin, worker_history
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
 from services.server.store.tasks import log_job, set_task_status
@@ -199,29 +197,7 @@ def apply_batch(
     if batch.client_url is not None and batch.client_url != manager.client_url:
         manager.client_url = batch.client_url  # where the app reads this Manager's full task logs
     ack = UpdateAck(last_seq=manager.last_seq, rejected=rejected, lease_seconds=lease_seconds)
-    ack.unblock = failures.take_unblocks(session, manager)
-    reprioritized: set[int] = set()
-    for instr in session.scalars(
-        select(PendingInstructionRow).where(PendingInstructionRow.manager_id == manager.id)
-    ).all():
-        if instr.kind == "reprioritize":
-            reprioritized.add(instr.task_id)  # a job id: the priority sent is the job's current one
-        else:
-            {
-                "cancel-task": ack.cancel_task_ids,
-                "upload-log": ack.upload_log_task_ids,
-                "reset-blocklist": ack.reset_blocklist_job_ids,
-            }[instr.kind].append(instr.task_id)
-        session.delete(instr)
-    if reprioritized:
-        ack.job_priorities = [
-            JobPriority(job_id=job_id, priority=priority)
-            for job_id, priority in session.execute(
-                select(JobRow.id, JobRow.priority).where(JobRow.id.in_(sorted(reprioritized)))
-            )
-        ]
-    ack.worker_requests, ack.worker_tags = worker_admin.instructions(session, manager)
-    ack.forget_worker_ids = worker_admin.forgotten_ids(session, manager)
+    instructions.hand_over(session, manager, ack)
     return ack
 
 

@@ -223,9 +223,10 @@ def follow_job(session: Session, job: JobRow, *, actor: str) -> None:
 
 def instruct(session: Session, manager_id: int, kind: str, task_ids: Iterable[int]) -> None:
     now = utcnow()
-    session.add_all(
-        PendingInstructionRow(manager_id=manager_id, kind=kind, task_id=tid, created=now) for tid in task_ids
-    )
+    rows = [PendingInstructionRow(manager_id=manager_id, kind=kind, task_id=tid, created=now) for tid in task_ids]
+    if rows:
+        session.add_all(rows)
+        events.wake_at_commit(session)  # the Manager's waiting claim ends so that it collects them at once
 
 
 def give_workers_another_chance(session: Session, job: JobRow, task_type: str | None = None) -> None:

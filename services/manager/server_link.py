@@ -40,8 +40,10 @@ class ServerLink:
         self._last_renewal = 0.0
         self._uploads: set[asyncio.Task[None]] = set()
         self._url_sent: str | None = None
-        # a claim ended with "instructions": the next batch leaves even with nothing to report, to collect them
-        self._collect = False
+        # claims that ended with "instructions", and how many of them a batch built after them has collected: a
+        # batch leaves even with nothing to report while some are not (one in flight before may not carry them)
+        self._collects = 0
+        self._collected = 0
         self._pushed = asyncio.Event()  # set after each batch the Server took
         # one request at a time to the Server: a claim and a batch in flight together would only contend for
         # the Server's write lock (SQLite's busy handler sleeps in steps of up to 100 ms)
@@ -88,13 +90,16 @@ class ServerLink:
             now = time.monotonic()
             frozen = outbox.next_batch(conn, self.config.batch_max_updates)
             if frozen is None:
-                keepalive_due = self._collect or now - self._last_renewal >= self._renew_every() * 0.9
+                keepalive_due = (
+                    self._collected < self._collects or now - self._last_renewal >= self._renew_every() * 0.9
+                )
                 reports_due = self.core.workers.dirty and now - self._last_reports >= REPORT_INTERVAL
                 blocklist_due = bool(self.core.blocklist_dirty) and not sent
                 if sent or not (keepalive_due or reports_due or blocklist_due or previews.has_unsent(conn)):
                     return sent
                 frozen = (outbox.new_seq(conn), [])
             seq, updates = frozen
+            collects = self._collects
             # leases are renewed a few times per lease period, not with every batch (updates renew their own)
             renew = now - self._last_renewal >= self._renew_every() * 0.8
             # worker states ride along every few seconds: they are a view, not a history; all of them with each
@@ -143,7 +148,7 @@ class ServerLink:
                     self.core.link_wakeup.set()  # more are waiting
             self._url_sent = batch.client_url or self._url_sent
             self._acknowledge(seq, ack)
-            self._collect = False
+            self._collected = max(self._collected, collects)
             self._pushed.set()
             sent += 1
 
@@ -247,12 +252,14 @@ class ServerLink:
     async def _collect_instructions(self) -> None:
         """Send a batch now and wait until the Server took it: its answer carries the instructions, and a claim
         sent before that would only be told about them again."""
-        self._collect = True
-        self._pushed.clear()
+        self._collects += 1
+        mine = self._collects
         self.core.link_wakeup.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(COLLECT_WAIT):  # not wait_for, which can lose a cancel on 3.11
-                await self._pushed.wait()
+                while self._collected < mine:
+                    self._pushed.clear()
+                    await self._pushed.wait()
 
     async def _long_claim(self, req: ClaimRequest, wait: float) -> ClaimResponse | None:
         """A claim waiting at the Server; None when it was given up because it no longer fits the workers.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from pathlib import Path
 
 import httpx
@@ -42,3 +43,43 @@ async def test_a_started_manager_reports_its_workers_at_once_not_after_a_keep_al
         await client.aclose()
         core.conn.close()
     assert [w.id for w in batches[0].workers] == [wid]
+
+
+async def test_a_claim_that_says_instructions_wait_brings_a_batch_at_once_and_waits_for_it(tmp_path: Path) -> None:
+    """No worker works (the only one is not signed on): the Manager's claim asks for no tasks and waits for
+    instructions; when the answer says some wait, a batch leaves at once, and the next claim only after it."""
+    log: list[str] = []
+    claims: list[dict[str, object]] = []
+    collected = asyncio.Event()
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/manager/updates"):
+            seq = UpdateBatch.model_validate_json(request.content).seq
+            log.append("batch")
+            if len(claims) >= 2:
+                collected.set()
+            return httpx.Response(200, content=UpdateAck(last_seq=seq, lease_seconds=60).model_dump_json())
+        claims.append(json.loads(request.content))
+        log.append("claim")
+        # the first claim is told of instructions; later ones wait as a real Server would (not long here)
+        answer = ClaimResponse(tasks=[], lease_seconds=60, instructions=len(claims) == 2)
+        return httpx.Response(200, content=answer.model_dump_json())
+
+    config = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, claim_retry=0.05)
+    core = ManagerCore(connect(tmp_path / "m.sqlite"), config)
+    core.workers.register("s", "s", "w1", "linux")
+    client = ManagerClient(config.server_url, config.token, transport=httpx.MockTransport(server))
+    runner = asyncio.create_task(ServerLink(core, client).run())
+    try:
+        await asyncio.wait_for(collected.wait(), config.keepalive / 4)  # well before a keep-alive
+        await asyncio.sleep(0.2)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await client.aclose()
+        core.conn.close()
+    assert {c["capacity"] for c in claims} == {0} and all(c["wait_seconds"] for c in claims)
+    told = [i for i, entry in enumerate(log) if entry == "claim"][1]
+    # after the claim that was told: a batch before any further claim
+    assert log[told + 1] == "batch", log

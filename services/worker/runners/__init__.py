@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.protocol import commands
 from services.protocol.commands import TASK_TYPE_PROGRAMS
+from services.worker.runners import thread_spawn
 from services.worker.runners.bake import run_blender_bake
 from services.worker.runners.base import CommandFailed, Programs, Registered, RunContext, Runner
 from services.worker.runners.basic import run_echo, run_exec, run_sleep
@@ -39,12 +40,15 @@ def get_runner(name: str) -> Runner | None:
 
 
 def prepare_checks() -> None:
-    """Build every runner's parameter check now, so the first task of each command does not wait for it.
+    """Build every runner's parameter check now, and look for setpriv (thread_spawn.py), so the first task of
+    each command does not wait for them.
 
-    Each is built on first use otherwise, and the first one built in a process takes tens of milliseconds.
+    Each is built on first use otherwise, and the first one built in a process takes tens of milliseconds; the
+    setpriv probe runs a program.
     """
     for spec in commands.COMMANDS.values():
         _ = spec.adapter
+    thread_spawn.setpriv()
 
 
 def available_task_types(programs: Programs) -> list[str]:

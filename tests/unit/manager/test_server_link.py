@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,26 @@ from services.manager.server_link import ServerLink
 from services.manager.store.db import connect
 from services.protocol.link import ClaimResponse, UpdateAck, UpdateBatch
 from services.protocol.manager_client import ManagerClient
+
+
+@contextlib.asynccontextmanager
+async def linked(
+    tmp_path: Path, server: Callable[[httpx.Request], httpx.Response], **config: float
+) -> AsyncIterator[tuple[ManagerCore, ManagerConfig]]:
+    """A Manager core with one registered (not signed-on) worker, its link running against `server`."""
+    cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, **config)  # type: ignore[arg-type]
+    core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
+    core.workers.register("s", "s", "w1", "linux")  # known from an earlier run
+    client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
+    runner = asyncio.create_task(ServerLink(core, client).run())
+    try:
+        yield core, cfg
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await client.aclose()
+        core.conn.close()
 
 
 async def test_a_started_manager_reports_its_workers_at_once_not_after_a_keep_alive(tmp_path: Path) -> None:
@@ -28,20 +49,10 @@ async def test_a_started_manager_reports_its_workers_at_once_not_after_a_keep_al
             return httpx.Response(200, content=UpdateAck(last_seq=batches[-1].seq, lease_seconds=60).model_dump_json())
         return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
 
-    config = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path)
-    core = ManagerCore(connect(tmp_path / "m.sqlite"), config)
-    wid, _secret = core.workers.register("s", "s", "w1", "linux")  # known from an earlier run
-    client = ManagerClient(config.server_url, config.token, transport=httpx.MockTransport(server))
-    runner = asyncio.create_task(ServerLink(core, client).run())
-    try:
+    async with linked(tmp_path, server) as (core, config):
         # the keep-alive is 10 s: a batch well before that is the start's own
         await asyncio.wait_for(pushed.wait(), config.keepalive / 4)
-    finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        await client.aclose()
-        core.conn.close()
+        wid = next(iter(core.workers)).id
     assert [w.id for w in batches[0].workers] == [wid]
 
 
@@ -65,20 +76,9 @@ async def test_a_claim_that_says_instructions_wait_brings_a_batch_at_once_and_wa
         answer = ClaimResponse(tasks=[], lease_seconds=60, instructions=len(claims) == 2)
         return httpx.Response(200, content=answer.model_dump_json())
 
-    config = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, claim_retry=0.05)
-    core = ManagerCore(connect(tmp_path / "m.sqlite"), config)
-    core.workers.register("s", "s", "w1", "linux")
-    client = ManagerClient(config.server_url, config.token, transport=httpx.MockTransport(server))
-    runner = asyncio.create_task(ServerLink(core, client).run())
-    try:
+    async with linked(tmp_path, server, claim_retry=0.05) as (_core, config):
         await asyncio.wait_for(collected.wait(), config.keepalive / 4)  # well before a keep-alive
         await asyncio.sleep(0.2)
-    finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        await client.aclose()
-        core.conn.close()
     assert {c["capacity"] for c in claims} == {0} and all(c["wait_seconds"] for c in claims)
     told = [i for i, entry in enumerate(log) if entry == "claim"][1]
     # after the claim that was told: a batch before any further claim

@@ -65,7 +65,30 @@ EXCLUDES = [
     "pyqtgraph.opengl",
     "pyqtgraph.examples",
     "pyqtgraph.jupyter",
+    "pyqtgraph.flowchart",
+    "pyqtgraph.canvas",
+    "pyqtgraph.console",
+    # SQLAlchemy's dialects for databases Tablao does not support (it stores in SQLite or PostgreSQL)
+    "sqlalchemy.dialects.mysql",
+    "sqlalchemy.dialects.mssql",
+    "sqlalchemy.dialects.oracle",
+    # keyring's Secret Service backend needs only AES-CBC of it, which packaging/rth_secret_service_cipher.py gives
+    # from the bundle's OpenSSL on Linux (12 MB); keyring's Windows and macOS backends do not use it at all
+    "cryptography",
+    "cffi",
+    "_cffi_backend",
+    # numpy's random numbers (2.5 MB): pyqtgraph uses them only to scatter a beeswarm plot, which Tablao never draws
+    "numpy.random",
+    # line editing for interactive prompts (pdb, the REPL): Tablao's commands read no interactive input
+    "readline",
 ]
+
+# Libraries the bundle takes from the system, as it takes OpenGL and EGL: the D-Bus client library, which Qt's D-Bus
+# module links and every Linux desktop has (the desktop app and the tray run in a desktop session; the headless
+# services load no Qt), and what Debian's build of it links (systemd's library, libgcrypt, ...): 2.9 MB.
+# scripts/system-deps.sh installs it with Qt's X11 libraries for `make run`.
+FROM_THE_SYSTEM = [r"^lib(dbus-1|systemd|gcrypt|gpg-error|lz4|cap)\.so"]
+_FROM_THE_SYSTEM = re.compile("|".join(FROM_THE_SYSTEM))
 
 # Destination paths in the bundle that are dropped after the analysis (regular expressions, "/" separators).
 DROPPED = [
@@ -74,17 +97,26 @@ DROPPED = [
     r"PySide6/Qt/plugins/(egldeviceintegrations|generic)/",  # embedded-Linux input and KMS output
     r"PySide6/Qt/plugins/platforms/libq(eglfs|minimalegl|vkkhrdisplay)\.",  # full-screen embedded platforms
     r"PySide6/Qt/plugins/platforms/libq(linuxfb|vnc)\.",  # framebuffer devices and a VNC server as the screen
+    # Qt's network reachability and TLS back-ends: the app talks HTTP through httpx, and uses Qt's network module
+    # only for the local socket that keeps one instance of it (no QNetworkInformation, no QSslSocket)
+    r"PySide6/Qt/plugins/(networkinformation|tls)/",
+    # GIO and what it loads, needed only by the GLib network-reachability plugin dropped above
+    r"^lib(gio-2\.0|gobject-2\.0|gmodule-2\.0|mount|blkid|selinux)\.so",
+    # numpy's test extension
+    r"numpy/_core/_multiarray_tests\.",
     # TIFF and WebP images: the app shows the workers' JPEG previews and its own PNG and SVG icons only
     r"PySide6/Qt/plugins/imageformats/libq(tiff|webp)\.",
     r"PySide6/Qt/lib/libQt6(EglFSDeviceIntegration|EglFsKmsSupport|Test|Qml\w*|Quick\w*)\.",
     r"(^|/)libQt6(EglFSDeviceIntegration|EglFsKmsSupport|Test)\.",
     # the GTK stack, loaded only by the GTK theme plugin dropped above
     r"^lib(gtk-3|gdk-3|gdk_pixbuf-2\.0|atk-1\.0|atk-bridge-2\.0|cairo|cairo-gobject|pango-1\.0|pangocairo-1\.0"
-    r"|pangoft2-1\.0|harfbuzz|fribidi|thai|datrie|graphite2|pixman-1|epoxy)\.so",
+    r"|pangoft2-1\.0|harfbuzz|fribidi|thai|datrie|graphite2|pixman-1|epoxy|atspi|Xcomposite|Xcursor|Xdamage"
+    r"|Xinerama|Xrandr)\.so",
     # pyqtgraph's logo in eight sizes, set only by its own pg.mkQApp (Tablao makes its QApplication itself)
     r"pyqtgraph/icons/peegee/",
     # the ReDoc page's script: the Server and Manager serve Swagger UI only (redoc_url=None)
     r"fastapi_offline/static/redoc\.",
+    *FROM_THE_SYSTEM,
     # caches and type stubs some packages ship
     r"(^|/)__pycache__/",
     r"\.pyi$",
@@ -94,6 +126,11 @@ _DROPPED = re.compile("|".join(f"(?:{pattern})" for pattern in DROPPED))
 
 def dropped(dest: str) -> bool:
     return _DROPPED.search(dest.replace("\\", "/")) is not None
+
+
+def from_the_system(name: str) -> bool:
+    """Whether a library the bundle leaves out is one it expects the system to have."""
+    return _FROM_THE_SYSTEM.search(name) is not None
 
 
 def keep(toc: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, str]]:

@@ -21,6 +21,11 @@ if [ "$gui_only" = 0 ]; then
   command -v openbox >/dev/null || missing+=(openbox)
   command -v trayer >/dev/null || missing+=(trayer)
   command -v xdotool >/dev/null || missing+=(xdotool)
+  # a real Secret Service for the keyring tests (the bundle's own AES for it): gnome-keyring in a private D-Bus session
+  if [ "$(uname)" = Linux ]; then
+    command -v dbus-run-session >/dev/null || missing+=(dbus-daemon)
+    command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
+  fi
   # packaging tests: strip/readelf for the bundle, makensis for the Windows installer and 64-bit Wine to run it
   # silently (the installer is 64-bit, so no i386 multiarch is needed; ~25 s to install without recommends)
   if [ "$(uname)" = Linux ]; then

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.support.farm import free_port_pair
@@ -116,6 +118,11 @@ def test_bundled_all_in_one_runs_an_exec_job_to_completion(bundle: Path, tmp_pat
         assert status == "completed", log_path.read_text()
         assert sorted(p.name for p in marker.iterdir()) == ["1", "2", "3"]
         assert {"blender-render", "blender-still", "ffmpeg-encode", "exec"} <= types
+        if sys.platform == "linux":  # headless, nothing the bundle leaves to a desktop is loaded (docs/operations.md)
+            processes = [psutil.Process(farm.pid), *psutil.Process(farm.pid).children(recursive=True)]
+            assert len(processes) >= 4, processes  # the farm, its Server, its Manager and its worker
+            maps = "".join(Path(f"/proc/{p.pid}/maps").read_text() for p in processes)
+            assert not [name for name in ("libdbus-1", "libGL", "libEGL", "libQt6") if name in maps]
         assert _stop(farm) == 0, log_path.read_text()
     finally:
         if farm.poll() is None:
@@ -152,6 +159,77 @@ def test_bundled_desktop_app_starts_offscreen_and_stops_cleanly(bundle: Path, tm
         if app.poll() is None:
             app.kill()
             app.wait()
+
+
+# Run inside one private D-Bus session with gnome-keyring: the bundled worker registers with its credentials in the
+# Secret Service (so through the bundle's own AES, rth_secret_service_cipher.py), stops, and signs on with them
+# again; then keyring with the real `cryptography` reads what it stored.
+KEYRING_DRIVER = """
+import json, signal, subprocess, sys, time
+import httpx, keyring.backends.SecretService as secret_service
+program, manager, data, secret, server, token = sys.argv[1:]
+subprocess.run("echo -n unlock | gnome-keyring-daemon --unlock --components=secrets", shell=True, check=True,
+               stdout=subprocess.DEVNULL)
+seen = []
+for run in (1, 2):
+    worker = subprocess.Popen([program, "worker", "--manager", manager, "--data-dir", data, "--name", "keyring-kept",
+                               "--credentials", "keyring", "--registration-secret-file", secret, "--no-confine"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, f"the worker exited with {worker.returncode}"
+        ours = [w for w in httpx.get(server + "/api/v1/workers", headers={"Authorization": "Bearer " + token}).json()
+                if w["name"] == "keyring-kept"]
+        if ours and ours[0]["status"] == "awake":
+            seen.append([w["id"] for w in ours])
+            break
+        time.sleep(0.3)
+    worker.send_signal(signal.SIGTERM)
+    code = worker.wait(30)
+    assert code in (0, -signal.SIGTERM), code  # it stops cleanly, then ends by the signal it was sent
+stored = json.loads(secret_service.Keyring().get_password("tablao-worker", data))
+print(json.dumps({"seen": seen, "stored": stored}))
+"""
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT)
+@pytest.mark.skipif(
+    not (shutil.which("dbus-run-session") and shutil.which("gnome-keyring-daemon")),
+    reason="needs dbus-run-session and gnome-keyring (make system-deps installs them)",
+)
+def test_bundled_worker_keeps_its_credentials_in_a_real_secret_service(bundle: Path, tmp_path: Path) -> None:
+    port = free_port_pair()
+    log_path = tmp_path / "farm.log"
+    argv = [str(bundle / "tablao"), "all-in-one", "--headless", "--data-dir", str(tmp_path / "farm")]
+    with log_path.open("w") as log:
+        farm = subprocess.Popen(
+            [*argv, "--port", str(port), "--workers", "0"], stdout=log, stderr=subprocess.STDOUT, env=_env()
+        )
+    try:
+        token = _wait_token(farm, tmp_path / "farm" / "server" / "admin.token", log_path)
+        data = tmp_path / "worker"
+        secret = tmp_path / "farm" / "manager" / "worker-registration.secret"
+        deadline = time.monotonic() + 60  # the Manager writes it when it starts, after the Server
+        while not (secret.exists() and secret.read_text().strip()) and time.monotonic() < deadline:
+            assert farm.poll() is None, log_path.read_text()
+            time.sleep(0.3)
+        env = {k: v for k, v in _env().items() if not k.startswith(("DBUS_", "XDG_"))}
+        env.update(HOME=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path))
+        done = subprocess.run(
+            ["dbus-run-session", "--", sys.executable, "-c", KEYRING_DRIVER, str(bundle / "tablao"),
+             f"http://127.0.0.1:{port + 1}", str(data), str(secret), f"http://127.0.0.1:{port}", token],
+            capture_output=True, text=True, timeout=240, env=env, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-4000:]
+        result = json.loads(done.stdout.splitlines()[-1])
+        first, second = result["seen"]
+        assert len(first) == 1 and first == second, "the second start registered again instead of signing on"
+        assert result["stored"]["worker_id"] == first[0] and result["stored"]["secret"]
+        assert not (data / "worker.json").exists(), "the credentials went to a file, not the keyring"
+        assert _stop(farm) == 0, log_path.read_text()
+    finally:
+        if farm.poll() is None:
+            farm.kill()
+            farm.wait()
 
 
 @pytest.mark.timeout(BUILD_TIMEOUT)
@@ -191,7 +269,12 @@ def test_no_kept_library_needs_a_dropped_one(bundle: Path) -> None:
             if "(NEEDED)" in line:
                 needs[line.rsplit("[", 1)[1].rstrip("]")] = str(path.relative_to(bundle))
     assert needs, "readelf found no dependencies at all"
-    assert {name: by for name, by in needs.items() if bundle_filter.dropped(name)} == {}
+    assert {name: by for name, by in needs.items() if bundle_filter.dropped(name)} == {
+        name: by for name, by in needs.items() if bundle_filter.from_the_system(name)
+    }
+    # what the bundle expects from the system is on this one (scripts/system-deps.sh), so its tests load it
+    known = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=30).stdout
+    assert all(f"{name} " in known for name in needs if bundle_filter.from_the_system(name))
 
 
 LOAD_ALL = """

@@ -19,6 +19,7 @@ from services.manager import host_match, worker_controls
 from services.manager.config import ManagerConfig
 from services.manager.errors import Unauthorized
 from services.manager.model import WorkerState
+from services.manager.run_watch import RunWatch
 from services.manager.store import tasks as store
 from services.manager.store.db import transaction
 from services.protocol.link import WorkerInstruction, WorkerReport, WorkerTags
@@ -46,6 +47,7 @@ class WorkerRegistry:
         self.conn = conn
         self.config = config
         self._on_change = on_change  # told of every change of a worker
+        self.run_watch = RunWatch()  # a running task's long-polled may-i-run looks again at each change
         self._workers: dict[str, WorkerState] = {w.id: w for w in store.load_workers(conn)}
         host_match.load_into(conn, self._workers)
         worker_controls.load(conn, self._workers)
@@ -98,6 +100,7 @@ class WorkerRegistry:
 
     def changed(self, worker: WorkerState) -> None:
         self.dirty.add(worker.id)
+        self.run_watch.tell(worker.id)
         if self._on_change is not None:
             self._on_change()
 

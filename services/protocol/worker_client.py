@@ -140,9 +140,17 @@ class WorkerClient:
         _raise_for(resp)
         return UpdatesAck.model_validate_json(resp.content)
 
-    async def may_i_run(self, task_id: int, handout: int | None = None) -> MayIRun:
-        params = {"handout": handout} if handout is not None else None
-        resp = await self._http.get(f"/tasks/{task_id}/may-i-run", params=params)
+    async def may_i_run(
+        self, task_id: int, handout: int | None = None, *, wait: float = 0, heard: WorkerStatusRequest | None = None
+    ) -> MayIRun:
+        """With `wait`, the Manager answers once its answer says something new (stop, or a status request other
+        than `heard`), or after `wait` seconds."""
+        params: dict[str, str | int | float] = {"handout": handout} if handout is not None else {}
+        if wait > 0:
+            params["wait"] = wait
+        if heard is not None:
+            params["heard"] = heard.value
+        resp = await self._http.get(f"/tasks/{task_id}/may-i-run", params=params, timeout=self.timeout + wait)
         _raise_for(resp)
         return MayIRun.model_validate_json(resp.content)
 

@@ -258,6 +258,7 @@ class Agent:
             programs=cfg.programs,
             worker_name=cfg.name,
             may_i_run_interval=cfg.may_i_run_interval,
+            may_i_run_wait=cfg.may_i_run_wait,
             flush_interval=cfg.flush_interval,
             grace_seconds=cfg.grace_seconds,
             on_status_request=lambda req: self._apply(req, True),

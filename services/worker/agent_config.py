@@ -29,7 +29,8 @@ class AgentConfig:
     credentials_in_keyring: bool = False  # the tray's worker: the OS keychain, not worker.json
     programs: Programs = field(default_factory=Programs)
     heartbeat_interval: float = 5.0
-    may_i_run_interval: float = 2.0
+    may_i_run_interval: float = 2.0  # the may-i-run pace when the Manager answers at once (one that does not wait)
+    may_i_run_wait: float = 20.0  # how long a running task's may-i-run waits at the Manager for news (long poll)
     poll_wait: float = 10.0  # long-polling: how long an idle request may wait at the Manager
     batch_delay: float = 0.5
     flush_interval: float = 0.25

@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--poll-wait", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument("--may-i-run-interval", type=float, default=2.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument(
         "--no-prefetch", action="store_true", help="do not lease the next task while one runs (one task at a time)"
     )
@@ -177,8 +178,8 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         from services.localfarm.layout import FarmLayout
 
         data_dir = FarmLayout.default().worker_dir(name)
-    if args.heartbeat_interval <= 0 or args.poll_wait < 0 or args.poll_wait > 60:
-        raise UsageError("--heartbeat-interval must be > 0 and --poll-wait within 0..60")
+    if args.heartbeat_interval <= 0 or args.may_i_run_interval <= 0 or args.poll_wait < 0 or args.poll_wait > 60:
+        raise UsageError("--heartbeat-interval and --may-i-run-interval must be > 0, --poll-wait within 0..60")
     if args.render_threads is not None and not 1 <= args.render_threads <= 4096:
         raise UsageError("--render-threads must be within 1..4096")
     task_types = _csv(args.task_types) if args.task_types is not None else None
@@ -215,6 +216,7 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         credentials_in_keyring=args.credentials == "keyring",
         programs=programs,
         heartbeat_interval=args.heartbeat_interval,
+        may_i_run_interval=args.may_i_run_interval,
         poll_wait=args.poll_wait,
         prefetch=not args.no_prefetch,
     )

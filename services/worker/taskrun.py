@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,9 @@ log = logging.getLogger("tablao.worker.task")
 # a command without a program of its own says `active` this long after it began (one with a program, when that
 # program has started)
 START_FALLBACK_SECONDS = 0.005
+# the first may-i-run of a task leaves after this long (or the poll interval, when shorter): tasks shorter than
+# this cost no request; longer ones are watched from here on by one waiting request at a time
+FIRST_LOOK = 0.5
 
 
 @dataclass(slots=True)
@@ -44,6 +48,7 @@ class TaskRun:
         programs: Programs,
         worker_name: str,
         may_i_run_interval: float,
+        may_i_run_wait: float,
         flush_interval: float,
         grace_seconds: float,
         on_status_request: Callable[[WorkerStatusRequest], None] = lambda request: None,
@@ -53,7 +58,8 @@ class TaskRun:
         self.client = client
         self.programs = programs
         self.worker_name = worker_name
-        self.may_i_run_interval = may_i_run_interval
+        self.may_i_run_interval = may_i_run_interval  # the pace when the Manager answers at once, and after errors
+        self.may_i_run_wait = may_i_run_wait  # how long one may-i-run may wait at the Manager for news
         self.flush_interval = flush_interval
         self.grace_seconds = grace_seconds
         self.reporter = TaskReporter(buffer, task.id, task.handout, task.steps_total)
@@ -173,20 +179,30 @@ class TaskRun:
         self.previews.offer(path)
 
     async def _watch(self) -> None:
-        """Ask may-I-keep-running every interval; a no stops the command at once."""
+        """Ask may-I-keep-running while the task runs, long-polled: the Manager answers when its answer changes
+        (manager/run_watch.py), so a no stops the command at once, and a status request ("asleep after this
+        task") is heard while the task runs, in time to give back a prefetched next task before it starts."""
+        heard: WorkerStatusRequest | None = None
+        await asyncio.sleep(min(FIRST_LOOK, self.may_i_run_interval))
         while True:
-            await asyncio.sleep(self.may_i_run_interval)
+            asked = time.monotonic()
             try:
-                answer = await self.client.may_i_run(self.task.id, self.task.handout)
+                answer = await self.client.may_i_run(
+                    self.task.id, self.task.handout, wait=self.may_i_run_wait, heard=heard
+                )
             except StaleTask:
                 self.stale()
                 return
             except (httpx.TransportError, ManagerError) as exc:
                 # an unreachable Manager is no reason to stop rendering; the lease rules decide later
                 log.debug("may-i-run failed: %s", exc)
+                await asyncio.sleep(self.may_i_run_interval)
                 continue
             if answer.status_requested is not None:
                 self.on_status_request(answer.status_requested)
             if not answer.may_keep_running:
                 self.interrupt(f"the Manager stopped it: {answer.reason or 'no reason given'}", give_back=False)
                 return
+            if answer.status_requested == heard:  # nothing new, yet answered early: a Manager that does not wait
+                await asyncio.sleep(max(0.0, self.may_i_run_interval - (time.monotonic() - asked)))
+            heard = answer.status_requested

@@ -21,7 +21,7 @@ from tests.support.waiting import wait_for
 
 
 class AgentProcess:
-    def __init__(self, mgr: ManagerProcess, data_dir: Path, name: str) -> None:
+    def __init__(self, mgr: ManagerProcess, data_dir: Path, name: str, extra: tuple[str, ...] = ()) -> None:
         secret = data_dir.parent / f"{name}.secret"
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         secret.write_text(mgr.registration_secret + "\n")
@@ -30,7 +30,7 @@ class AgentProcess:
         argv = [
             sys.executable, "-m", "services.worker.cli", "--manager", mgr.url, "--data-dir", str(data_dir),
             "--name", name, "--registration-secret-file", str(secret), "--task-types", "exec,misc",
-            "--heartbeat-interval", "0.5", "--poll-wait", "2",
+            "--heartbeat-interval", "0.5", "--poll-wait", "2", *extra,
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=log, stderr=log)

@@ -98,6 +98,34 @@ def test_sleep_after_this_task_gives_the_prefetched_task_back_unrun(farm, tmp_pa
 
 
 @pytest.mark.timeout(300)
+def test_a_sleep_request_late_in_a_task_keeps_its_prefetched_task_from_starting(
+    farm,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    """ "Asleep after this task" is heard while the task runs, however late: the running task's may-i-run waits at
+    the Manager for news (manager/run_watch.py). Heartbeats and the may-i-run pace are set far beyond the task
+    here, so only that waiting request can tell the worker before its prefetched task would start."""
+    server, mgr = farm
+    slow = ("--heartbeat-interval", "30", "--may-i-run-interval", "60")
+    agent = AgentProcess(mgr, tmp_path / "w1", "w1", extra=slow)
+    out = tmp_path / "out"
+    try:
+        job = frames_job(server, out, "1-3", 8)
+        w = wait_for(lambda: with_next_task(server, "w1"), what="the worker's prefetched task at the Server")
+        running, prefetched = w["current_task_id"], w["next_task_id"]
+        time.sleep(2)  # past the task's first may-i-run (half a second in), which would hear it without waiting
+        _request(server, w["id"], "asleep")
+        wait_for(lambda: (_worker(server, "w1") or {}).get("status") == "asleep", timeout=60,
+                 what=f"the worker to fall asleep after its task; log:\n{agent.log_text()}")  # fmt: skip
+        time.sleep(1)
+        assert f"task {prefetched} (prefetched) given back" in agent.log_text()
+        assert ran(out) == Counter({frame_of(server, job, running): 1}), "a task started after the request"
+        assert (_worker(server, "w1") or {}).get("next_task_id") is None
+    finally:
+        agent.stop()
+
+
+@pytest.mark.timeout(300)
 def test_a_killed_worker_s_prefetched_task_runs_once_elsewhere(fresh_server: ServerProcess, tmp_path: Path) -> None:
     mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager",
                          extra_args=("--worker-timeout", "3")).start()  # fmt: skip

@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -13,6 +16,7 @@ from services.manager.api.deps import CoreDep, WorkerDep, authenticated_worker
 from services.manager.core import ManagerCore
 from services.manager.errors import Conflict, Invalid, TooManyAttempts, Unauthorized
 from services.manager.model import HeldTask, WorkerState
+from services.manager.run_watch import MAX_WAIT
 from services.manager.store.db import transaction
 from services.protocol.backoff import Backoff
 from services.protocol.common import Id
@@ -163,15 +167,32 @@ async def task_updates_route(task_id: Id, body: WorkerTaskUpdates, worker: Worke
 
 
 @router.get("/tasks/{task_id}/may-i-run")
-async def may_i_run(task_id: Id, worker: WorkerDep, core: CoreDep, handout: Id | None = None) -> Response:
+async def may_i_run(
+    task_id: Id,
+    worker: WorkerDep,
+    core: CoreDep,
+    handout: Id | None = None,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
+    heard: WorkerStatusRequest | None = None,
+) -> Response:
+    """May the worker keep running this task? With `wait`, the answer waits (long poll, run_watch.py) until it
+    says something new: stop, or a status request other than `heard`, the one the worker already knows."""
+    deadline = time.monotonic() + wait
+    while True:
+        answer = _may_i_run(core, worker, task_id, handout)
+        remaining = deadline - time.monotonic()
+        if not answer.may_keep_running or answer.status_requested != heard or remaining <= 0:
+            return _json(answer)
+        await core.workers.run_watch.wait(worker.id, remaining)
+
+
+def _may_i_run(core: ManagerCore, worker: WorkerState, task_id: int, handout: int | None) -> MayIRun:
     task = core.tasks.get(task_id)
     req = worker.status_requested
     if task is None or task.worker_id != worker.id:
-        answer = MayIRun(may_keep_running=False, reason="the task is no longer assigned to this worker")
-    elif handout is not None and handout != task.handout:
-        answer = MayIRun(may_keep_running=False, reason=f"hand-out {handout} is stale")
-    elif req is not None and req.value in ("asleep", "shutdown", "restart") and not worker.lazy:
-        answer = MayIRun(may_keep_running=False, reason=f"asked to {req.value} now", status_requested=req)
-    else:
-        answer = MayIRun(may_keep_running=True, status_requested=req)
-    return _json(answer)
+        return MayIRun(may_keep_running=False, reason="the task is no longer assigned to this worker")
+    if handout is not None and handout != task.handout:
+        return MayIRun(may_keep_running=False, reason=f"hand-out {handout} is stale")
+    if req is not None and req.value in ("asleep", "shutdown", "restart") and not worker.lazy:
+        return MayIRun(may_keep_running=False, reason=f"asked to {req.value} now", status_requested=req)
+    return MayIRun(may_keep_running=True, status_requested=req)

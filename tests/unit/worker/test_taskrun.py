@@ -19,14 +19,14 @@ pytestmark = pytest.mark.usefixtures("spawn_way")
 
 
 async def run_task(tmp_path: Path, *commands: Command) -> list[dict[str, Any]]:
-    client = WorkerClient("http://127.0.0.1:9")  # never called: the may-i-run interval outlasts the task
+    client = WorkerClient("http://127.0.0.1:9")  # nothing listens: a may-i-run fails, which changes nothing
     buffer = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=60)
     task = AssignedTask(
         id=7, job_id=1, job_name="j", name="t", type="exec", handout=1, commands=list(commands), steps_total=1
     )
     run = TaskRun(
         task, client=client, buffer=buffer, programs=Programs(), worker_name="w", may_i_run_interval=60,
-        flush_interval=60, grace_seconds=0.5,
+        may_i_run_wait=20, flush_interval=60, grace_seconds=0.5,
     )  # fmt: skip
     assert await run.run()
     rows = [json.loads(r.body) for r in buffer.head()]

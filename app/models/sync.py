@@ -70,9 +70,12 @@ class FarmSync(QObject):
         self._set_state(ConnectionState.CONNECTING)
         while True:
             try:
-                async for event in self.client.events(self.store.last_event_id, on_open=self._opened):
-                    backoff = 0.25
-                    await self._handle(self.store.apply_event(event))
+                # closed on any way out, a cancel while an event is handled included: its connection goes with it
+                events = self.client.events(self.store.last_event_id, on_open=self._opened)
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        backoff = 0.25
+                        await self._handle(self.store.apply_event(event))
             except ApiError as exc:
                 if exc.status_code in (401, 403):
                     self._set_state(ConnectionState.UNAUTHORIZED)

@@ -10,8 +10,9 @@ event stream's reconnection, goes to the next address; `Last-Event-ID` resumes o
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -350,7 +351,7 @@ class ServerClient:
     # ---- events ----
     async def events(
         self, last_event_id: int | None = None, on_open: Callable[[], Awaitable[None]] | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Yield events as they come. Ends when the connection drops; resume with the last id seen.
 
         `on_open` is awaited once the stream is open (its start is then fixed) and before any event is read:
@@ -359,8 +360,11 @@ class ServerClient:
         headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
         index = self._current
         try:
-            async for event in self._stream(self._clients[index], headers, on_open):
-                yield event
+            # closed at once however the caller leaves (its task canceled while it handles an event, too), so the
+            # streaming response and its connection are released now, not when a garbage collection finds them
+            async with contextlib.aclosing(self._stream(self._clients[index], headers, on_open)) as stream:
+                async for event in stream:
+                    yield event
         except httpx.TransportError:
             self._move_on(index)  # the caller reconnects, to the next Server
             raise
@@ -370,7 +374,7 @@ class ServerClient:
         http: httpx.AsyncClient,
         headers: dict[str, str],
         on_open: Callable[[], Awaitable[None]] | None,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         timeout = httpx.Timeout(10.0, read=60.0)
         async with http.stream("GET", "/events", headers=headers, timeout=timeout) as response:
             if response.status_code in _UNAVAILABLE:

@@ -106,6 +106,7 @@ class MayIRun(ResponseModel):
     may_keep_running: bool
     reason: str = ""
     status_requested: WorkerStatusRequest | None = None
+    lazy: bool = True  # the status request waits for the running task (False: now, and the task is given back)
 
 
 class Heartbeat(WireModel):

@@ -261,7 +261,7 @@ class Agent:
             may_i_run_wait=cfg.may_i_run_wait,
             flush_interval=cfg.flush_interval,
             grace_seconds=cfg.grace_seconds,
-            on_status_request=lambda req: self._apply(req, True),
+            on_status_request=self._apply,
             on_started=lambda: self._started(task),
         )
         self.current = run

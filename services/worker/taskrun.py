@@ -51,7 +51,7 @@ class TaskRun:
         may_i_run_wait: float,
         flush_interval: float,
         grace_seconds: float,
-        on_status_request: Callable[[WorkerStatusRequest], None] = lambda request: None,
+        on_status_request: Callable[[WorkerStatusRequest, bool], None] = lambda request, lazy: None,
         on_started: Callable[[], None] = lambda: None,
     ) -> None:
         self.task = task
@@ -199,9 +199,11 @@ class TaskRun:
                 await asyncio.sleep(self.may_i_run_interval)
                 continue
             if answer.status_requested is not None:
-                self.on_status_request(answer.status_requested)
+                self.on_status_request(answer.status_requested, answer.lazy)
             if not answer.may_keep_running:
-                self.interrupt(f"the Manager stopped it: {answer.reason or 'no reason given'}", give_back=False)
+                # asleep, shut down or restart now: the task goes back to the queue, as when a heartbeat says so
+                now = answer.status_requested is not None and not answer.lazy
+                self.interrupt(f"the Manager stopped it: {answer.reason or 'no reason given'}", give_back=now)
                 return
             if answer.status_requested == heard:  # nothing new, yet answered early: a Manager that does not wait
                 await asyncio.sleep(max(0.0, self.may_i_run_interval - (time.monotonic() - asked)))

@@ -195,13 +195,15 @@ def test_sleep_wake_cancel_and_restart(farm, tmp_path: Path) -> None:
         r = httpx.post(f"{server.url}{API}/jobs/{job}/status", json={"action": "cancel"}, headers=server.headers(),
                        timeout=30)  # fmt: skip
         assert r.status_code in (200, 202, 204), r.text
-        # the Manager learns of it at once (its waiting claim ends to collect it), the worker at its next
+        # the Manager learns of it at once (its waiting claim ends to collect it), the worker from its waiting
         # may-i-run or from the answer to its next update (the Manager no longer holds the task)
         wait_for(lambda: process_gone(sleeper),
                  what="the canceled command to be stopped")  # fmt: skip
         assert agent.proc.poll() is None, "the worker must keep running after a canceled task"
-        log = agent.log_text()
-        assert "stopped: the Manager stopped it" in log or "stopped: the Manager says this hand-out is stale" in log
+        # the worker logs the stop once the command's process has ended
+        wait_for(lambda: any(f"stopped: {why}" in agent.log_text() for why in (
+            "the Manager stopped it", "the Manager says this hand-out is stale")),
+            timeout=10, what=f"the stop in the worker's log:\n{agent.log_text()}")  # fmt: skip
         _request(server, wid, "restart")
         assert agent.proc.wait(40) == 75, agent.log_text()
     finally:

@@ -194,5 +194,5 @@ def _may_i_run(core: ManagerCore, worker: WorkerState, task_id: int, handout: in
     if handout is not None and handout != task.handout:
         return MayIRun(may_keep_running=False, reason=f"hand-out {handout} is stale")
     if req is not None and req.value in ("asleep", "shutdown", "restart") and not worker.lazy:
-        return MayIRun(may_keep_running=False, reason=f"asked to {req.value} now", status_requested=req)
-    return MayIRun(may_keep_running=True, status_requested=req)
+        return MayIRun(may_keep_running=False, reason=f"asked to {req.value} now", status_requested=req, lazy=False)
+    return MayIRun(may_keep_running=True, status_requested=req, lazy=worker.lazy)

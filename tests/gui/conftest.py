@@ -68,16 +68,36 @@ def isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 def qloop(qapp):
     """A qasync event loop over the test's QApplication: coroutines and Qt timers run together."""
     import asyncio
+    import contextlib
+    import weakref
 
+    import httpx
     import qasync
 
     qapp.setQuitOnLastWindowClosed(False)  # as the app does: closing a window must not stop the loop
     loop = qasync.QEventLoop(qapp, already_running=False)
     asyncio.set_event_loop(loop)
-    yield loop
-    loop.run_until_complete(asyncio.sleep(0))
-    loop.close()
-    asyncio.set_event_loop(None)
+    # A window a test does not shut down keeps its HTTP clients, and their pooled sockets then close at some later
+    # garbage collection, a ResourceWarning in whichever test runs then. Clients made here are closed on this loop.
+    opened: weakref.WeakSet[httpx.AsyncClient] = weakref.WeakSet()
+    original = httpx.AsyncClient.__init__
+
+    def tracking(self: httpx.AsyncClient, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        opened.add(self)
+
+    httpx.AsyncClient.__init__ = tracking  # type: ignore[method-assign]
+    try:
+        yield loop
+    finally:
+        httpx.AsyncClient.__init__ = original  # type: ignore[method-assign]
+        for client in list(opened):
+            if not client.is_closed:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(client.aclose())
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+        asyncio.set_event_loop(None)
 
 
 async def until(predicate, within: float = 10.0, what: str = "") -> None:

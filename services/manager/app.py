@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from services.manager.api import clients, worker
 from services.manager.api.deps import ClientTokens
+from services.manager.api.hot_path import HotRoute
 from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
 from services.manager.errors import ApiError, TooManyAttempts
@@ -115,6 +116,8 @@ def create_app(config: ManagerConfig) -> FastAPI:
     api_contract.install_error_shape(app)
     api_contract.document_errors(app, EXTRA_STATUSES, SECURITY_SCHEMES, _secured_by)
     api_contract.serve_docs_offline(app, "/api/v1")
+    # added before the body limit, which so wraps it: the hot route's bodies are counted too
+    app.add_middleware(HotRoute, method="POST", path="/api/v1/worker/task", handler=worker.ask_for_task)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
 
     @app.exception_handler(ApiError)

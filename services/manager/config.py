@@ -43,7 +43,7 @@ class ManagerConfig:
     claim_wait: float = 10.0  # long polling: how long the Server may hold a claim until something is runnable
     claim_max: int = 200  # tasks per claim: a big answer holds the event loop while it is stored
     push_interval: float = 0.05  # gather updates this long before sending a batch upstream
-    batch_max_updates: int = 300  # small batches let claims in between (one request at a time)
+    batch_max_updates: int = 300  # a batch is one write transaction at the Server: a big one holds up claims
     backoff_max: float = 5.0  # cap of the exponential back-off while the Server is away
     keepalive: float = 10.0  # an empty batch at least this often renews leases and reports workers
     log_keep_handouts: int = 3  # full task logs kept per task: the last N hand-outs

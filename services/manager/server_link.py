@@ -45,9 +45,9 @@ class ServerLink:
         self._collects = 0
         self._collected = 0
         self._pushed = asyncio.Event()  # set after each batch the Server took
-        # one request at a time to the Server: a claim and a batch in flight together would only contend for
-        # the Server's write lock (SQLite's busy handler sleeps in steps of up to 100 ms)
-        self._turn = asyncio.Lock()
+        # Claims and batches go to the Server side by side: the Server's writers take turns on a lock of their
+        # own (db/engine.py), so neither meets SQLite's busy handler, and taking turns here as well left both
+        # processes idle half the time, each waiting for the other's answer.
 
     async def run(self) -> None:
         # a start has news at once: a fresh store's hello, the renewal of the leases its tasks hold, the state of
@@ -120,8 +120,7 @@ class ServerLink:
                 blocklist_complete=complete, client_url=self._client_url(renew), previews=[r for _i, r in shown],
             )  # fmt: skip
             try:
-                async with self._turn:
-                    ack = await self.client.push(batch)
+                ack = await self.client.push(batch)
             except LinkRefused as exc:
                 self.core.workers.dirty.update(r.id for r in reports)
                 blocklist_sync.put_back(self.core, keys)
@@ -227,8 +226,7 @@ class ServerLink:
                     if resp is None:
                         continue  # a worker came that the waiting claim did not ask for: ask again at once
                 else:
-                    async with self._turn:
-                        resp = await self.client.claim(req)
+                    resp = await self.client.claim(req)
             except (LinkError, LinkRefused) as exc:
                 failures += 1
                 self._went_down(exc)

@@ -12,6 +12,7 @@ the worker, Manager and Server.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 from collections.abc import Iterable
@@ -46,8 +47,11 @@ def _libc() -> ctypes.CDLL | None:
 _LIBC = _libc()
 
 
+@functools.cache
 def abi_version() -> int:
-    """The kernel's Landlock ABI version; 0 when there is no Landlock (other OS, old or disabled kernel)."""
+    """The kernel's Landlock ABI version; 0 when there is no Landlock (other OS, old or disabled kernel).
+
+    Asked once: the kernel's answer cannot change while it runs, and every task start asks."""
     if _LIBC is None:
         return 0
     version = _LIBC.syscall(_SYS_CREATE, None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
+from services.worker import task_policy
 from services.worker.runners import Programs, RunContext, thread_spawn
 from services.worker.task_policy import TaskPolicy
 
@@ -40,3 +42,12 @@ def spawn_way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "hooks":
         monkeypatch.setattr(thread_spawn, "usable", lambda policy: False)
     return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def default_task_policy() -> Iterator[None]:
+    """A sync test's task policy and variables stay in the main thread's context after it: each test starts
+    from the defaults (a confining policy left behind kept the next test's processes from writing)."""
+    yield
+    task_policy.use_policy(TaskPolicy())
+    task_policy.use_variables({})

@@ -37,6 +37,15 @@ def resolve_roots(roots: Iterable[str], variables: Mapping[str, str]) -> list[Pa
     return out
 
 
+def written_paths(command: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (parameter, path) pairs this command writes to; most commands (`exec`) write none."""
+    return [
+        (key, value)
+        for key in WRITTEN_PARAMETERS.get(command, ())
+        if isinstance(value := params.get(key), str) and value
+    ]
+
+
 def _under(path: Path, roots: Iterable[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
@@ -51,11 +60,9 @@ def problem(command: str, params: Mapping[str, Any], roots: list[Path], protecte
     A path inside a protected folder (a service's data) is refused too, unless a root lies within that
     folder and holds the path (the all-in-one farm's render root inside the Manager's folder).
     """
-    guarded = [Path(p).resolve() for p in protected]
-    for key in WRITTEN_PARAMETERS.get(command, ()):
-        value = params.get(key)
-        if not isinstance(value, str) or not value:
-            continue
+    written = written_paths(command, params)
+    guarded = [Path(p).resolve() for p in protected] if written else []
+    for key, value in written:
         real = Path(value).expanduser().resolve()
         root = _deepest(real, roots)
         guard = _deepest(real, guarded)

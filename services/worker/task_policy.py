@@ -92,8 +92,8 @@ def resolved_roots() -> list[Path]:
 
 def output_problem(command: str, params: Mapping[str, Any]) -> str | None:
     """The worker-side output-root check of a command's written paths (None when fine or no roots are set)."""
-    if not current().output_roots:
-        return None
+    if not current().output_roots or not output_roots.written_paths(command, params):
+        return None  # resolving the roots costs a few stat calls per task; a command writing nothing needs none
     return output_roots.problem(command, params, resolved_roots(), current().protect)
 
 

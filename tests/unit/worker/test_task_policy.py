@@ -31,6 +31,23 @@ def test_environment_keeps_the_allow_list_and_drops_loaders_and_secrets() -> Non
     assert env == {"PATH": "/bin", "LANG": "C", "STUDIO_LICENSE": "lic", "SHOT": "010"}
 
 
+def test_a_change_to_the_workers_environment_reaches_the_next_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the filtered environment is kept between task starts while the worker's own does not change
+    monkeypatch.setenv("LC_TABLAO_PROBE", "a")
+    assert task_environment(os.environ)["LC_TABLAO_PROBE"] == "a"
+    monkeypatch.setenv("LC_TABLAO_PROBE", "b")
+    assert task_environment(os.environ)["LC_TABLAO_PROBE"] == "b"
+    monkeypatch.setenv("LD_PRELOAD", "/x.so")
+    assert "LD_PRELOAD" not in task_environment(os.environ, allow=["LD_*"])
+    monkeypatch.delenv("LC_TABLAO_PROBE")
+    assert "LC_TABLAO_PROBE" not in task_environment(os.environ)
+    # what one task's environment adds or changes stays with that task
+    first = task_environment(os.environ, {"SHOT": "010"})
+    first["PATH"] = "/elsewhere"
+    after = task_environment(os.environ)
+    assert "SHOT" not in after and after["PATH"] == os.environ["PATH"]
+
+
 async def test_exec_task_sees_no_tablao_secret_nor_loader_variable(rec, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TABLAO_WORKER_REGISTRATION_SECRET", "s3cret")
     run = get_runner("exec")

@@ -13,14 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.protocol.common import utcnow
 from services.protocol.jobs import JobSubmission
 from services.protocol.link import ClaimRequest, TaskUpdate, UpdateBatch
 from services.protocol.states import Role, TaskStatus
 from services.server.db.engine import make_engine
 from services.server.db.migrate import upgrade
-from services.server.db.tables import JobRow, ManagerRow, TaskRow
+from services.server.db.tables import JobRow, ManagerExclusionRow, ManagerRow, TaskRow
 from services.server.store import farm, jobs, lease_expiry, link
 from services.server.store.sessions import open_sessions
 from tests.support.databases import database_url
@@ -219,3 +221,23 @@ def test_a_repeated_batch_is_applied_once(writers: sessionmaker[Session]) -> Non
             s.commit()
         assert (ack.last_seq, ack.rejected) == (1, [])
     assert job(writers, job_id).tasks_completed == 2
+
+
+def test_a_task_type_excluded_for_a_manager_on_one_job_goes_to_the_others_only(
+    writers: sessionmaker[Session],
+) -> None:
+    # what the Manager reported as runnable by none of its workers (failures.py writes these rows)
+    excluded_job, other_job = submit(writers, "1-3"), submit(writers, "1-3")
+    a, b = Link(writers, "a"), Link(writers, "b")
+    with writers() as s:
+        kind = s.get_one(TaskRow, next(iter(_task_ids(s, excluded_job)))).type
+        s.add(ManagerExclusionRow(manager_id=a.id, job_id=excluded_job, task_type=kind, created=utcnow()))
+        s.commit()
+    got_a = a.claim(10)
+    assert {task(writers, t).job_id for t in got_a} == {other_job} and len(got_a) == 3
+    got_b = b.claim(10)
+    assert {task(writers, t).job_id for t in got_b} == {excluded_job} and len(got_b) == 3
+
+
+def _task_ids(s: Session, job_id: int) -> list[int]:
+    return list(s.scalars(select(TaskRow.id).where(TaskRow.job_id == job_id)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -26,10 +27,13 @@ from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url
 from services.server.db.migrate import take_first_start_turn, upgrade
 from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
+from services.server.jobtypes.registry import job_types
 from services.server.store import events, lease_expiry, orphans, silent, worker_history
 from services.server.store.auth import bootstrap_admin
 from services.server.store.sessions import open_sessions
 from services.server.webhooks import deliver_forever
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -74,6 +78,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         ]
         if engine.dialect.name == "postgresql":  # other Server processes' commits wake this one's readers
             tasks.append(asyncio.create_task(notify.listen(engine.url, notifier.notify)))
+        # the job types load on first use (entry points and their modules: a few hundred ms); load them now,
+        # beside the first requests, rather than inside the farm's first submission
+        warming = asyncio.get_running_loop().run_in_executor(None, _load_job_types)
         try:
             yield
         finally:
@@ -82,6 +89,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await warming
             engine.dispose()
             if server_lock is not None:
                 server_lock.release()
@@ -113,3 +121,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     api_contract.serve_docs_offline(app, API_PREFIX)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     return app
+
+
+def _load_job_types() -> None:
+    try:
+        job_types()
+    except Exception:  # a broken job type is reported where it is used (submit, /job-types); not a reason to stop
+        log.warning("could not load the job types ahead of their first use", exc_info=True)

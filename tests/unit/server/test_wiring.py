@@ -14,6 +14,7 @@ import services.server.api  # noqa: F401  (every Server module is imported: none
 from services.server.app import create_app
 from services.server.config import ServerConfig
 from services.server.db.tables import EventRow
+from services.server.jobtypes import registry
 from services.server.store import events
 
 pytestmark = pytest.mark.timeout(60)
@@ -71,3 +72,31 @@ def test_each_app_lists_its_own_sweeps(tmp_path: Path) -> None:
     assert [s.name for s in a.state.sweeps] == names
     assert [s.name for s in b.state.sweeps] == names
     assert a.state.sweeps is not b.state.sweeps
+
+
+async def test_the_job_types_load_at_start_and_a_broken_one_does_not_stop_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry.job_types.cache_clear()
+    app = _app(tmp_path, "a")
+    async with app.router.lifespan_context(app):
+        for _ in range(200):  # loaded beside the first requests, not inside the first submission
+            if registry.job_types.cache_info().currsize:
+                break
+            await asyncio.sleep(0.05)
+        assert "exec" in registry.job_types()
+    registry.job_types.cache_clear()
+
+    class Broken:
+        name = "broken"
+
+        def load(self) -> object:
+            return object  # not a JobType
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [Broken()])
+    app = _app(tmp_path, "b")
+    async with app.router.lifespan_context(app):
+        pass  # the start finished, the load was awaited at the stop
+    assert "could not load the job types" in caplog.text
+    monkeypatch.undo()
+    registry.job_types.cache_clear()

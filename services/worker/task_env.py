@@ -76,11 +76,13 @@ def _inherited(inherited: Mapping[str, str], patterns: tuple[str, ...]) -> dict[
     global _last
     # CPython keeps os.environ's variables, encoded, in a plain dict: comparing it needs no decoding
     raw = getattr(inherited, "_data", None) if inherited is os.environ else None
+    if not isinstance(raw, dict):
+        raw = None
     last = _last
     if raw is not None and last is not None and last[1] == patterns and last[0] == raw:
         return dict(last[2])
     env = {k: v for k, v in inherited.items() if _allowed(k, patterns) and not denied(k)}
-    if isinstance(raw, dict):
+    if raw is not None:
         _last = (dict(raw), patterns, dict(env))
     return env
 

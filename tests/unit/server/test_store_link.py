@@ -230,14 +230,10 @@ def test_a_task_type_excluded_for_a_manager_on_one_job_goes_to_the_others_only(
     excluded_job, other_job = submit(writers, "1-3"), submit(writers, "1-3")
     a, b = Link(writers, "a"), Link(writers, "b")
     with writers() as s:
-        kind = s.get_one(TaskRow, next(iter(_task_ids(s, excluded_job)))).type
+        kind = s.scalars(select(TaskRow.type).where(TaskRow.job_id == excluded_job).limit(1)).one()
         s.add(ManagerExclusionRow(manager_id=a.id, job_id=excluded_job, task_type=kind, created=utcnow()))
         s.commit()
     got_a = a.claim(10)
     assert {task(writers, t).job_id for t in got_a} == {other_job} and len(got_a) == 3
     got_b = b.claim(10)
     assert {task(writers, t).job_id for t in got_b} == {excluded_job} and len(got_b) == 3
-
-
-def _task_ids(s: Session, job_id: int) -> list[int]:
-    return list(s.scalars(select(TaskRow.id).where(TaskRow.job_id == job_id)))

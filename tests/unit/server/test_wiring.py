@@ -84,6 +84,7 @@ async def test_the_job_types_load_at_start_and_a_broken_one_does_not_stop_the_se
             if registry.job_types.cache_info().currsize:
                 break
             await asyncio.sleep(0.05)
+        assert registry.job_types.cache_info().currsize == 1, "nothing loaded the job types as the Server started"
         assert "exec" in registry.job_types()
     registry.job_types.cache_clear()
 

@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +44,37 @@ def link(server: ServerProcess) -> Iterator[httpx.Client]:
 
 @contextlib.contextmanager
 def new_link(server: ServerProcess) -> Iterator[httpx.Client]:
-    token = add_manager(server, f"m-{uuid.uuid4().hex[:8]}")
+    name = f"m-{uuid.uuid4().hex[:8]}"
+    token = add_manager(server, name)
     with httpx.Client(base_url=server.url + API + "/manager", headers={"Authorization": f"Bearer {token}"}) as c:
         c.timeout = httpx.Timeout(30)
         c.seq = 0  # type: ignore[attr-defined]
+        c.manager_name = name  # type: ignore[attr-defined]
         yield c
+
+
+def _last_seen(admin: httpx.Client, name: str) -> str | None:
+    (manager,) = [m for m in admin.get("/managers").json() if m["name"] == name]
+    seen: str | None = manager["last_seen"]
+    return seen
+
+
+def claim_that_waits(
+    pool: ThreadPoolExecutor, admin: httpx.Client, link: httpx.Client, body: dict[str, Any]
+) -> Future[httpx.Response]:
+    """Send a claim that waits, and return once the Server has looked at the queue for it and holds it open.
+
+    A hand-off reaches only an open claim; a fixed sleep was not always long enough on a loaded machine."""
+    name = link.manager_name  # type: ignore[attr-defined]
+    before = _last_seen(admin, name)
+    answer = pool.submit(link.post, "/claim", json=body)
+    deadline = time.monotonic() + 20
+    while _last_seen(admin, name) == before:  # the claim's first look has committed
+        assert not answer.done(), answer.result().text
+        assert time.monotonic() < deadline, "the Server never looked at the claim"
+        time.sleep(0.02)
+    time.sleep(0.2)  # from that commit to the claim opening: a few steps of the Server's event loop
+    return answer
 
 
 def kind() -> str:
@@ -176,11 +202,11 @@ def test_a_job_submitted_while_claims_wait_is_handed_to_them_as_it_is_stored(
     t = kind()
     with new_link(server) as second, ThreadPoolExecutor(3) as pool:
         wait = {"task_types": [t], "wait_seconds": 20}
-        first = pool.submit(link.post, "/claim", json={"capacity": 1, **wait})
-        time.sleep(0.3)  # oldest first: this claim is offered tasks before the next one
-        then = pool.submit(second.post, "/claim", json={"capacity": 5, **wait})
+        # oldest first: the first claim is offered tasks before the next one
+        first = claim_that_waits(pool, admin, link, {"capacity": 1, **wait})
+        then = claim_that_waits(pool, admin, second, {"capacity": 5, **wait})
         other_type = pool.submit(link.post, "/claim", json={"capacity": 5, "task_types": [kind()], "wait_seconds": 3})
-        time.sleep(0.5)
+        time.sleep(0.2)
         job = submit(admin, t, frames="1-3")
         # the leases were part of the submit's transaction: when it answers, no task is left in the queue
         statuses = [x["status"] for x in admin.get(f"/jobs/{job['id']}/tasks").json()["items"]]
@@ -199,8 +225,7 @@ def test_a_waiting_claim_gets_a_resumed_job_but_not_a_paused_one_or_another_mana
     t = kind()
     with new_link(server), ThreadPoolExecutor(1) as pool:
         other_id = max(m["id"] for m in admin.get("/managers").json())  # the one just added, not `link`'s
-        waiting = pool.submit(link.post, "/claim", json={"capacity": 5, "task_types": [t], "wait_seconds": 20})
-        time.sleep(0.5)
+        waiting = claim_that_waits(pool, admin, link, {"capacity": 5, "task_types": [t], "wait_seconds": 20})
         paused = submit(admin, t, frames="1-2", start_paused=True)
         bound = submit(admin, t, frames="1-2", manager_id=other_id)
         time.sleep(0.3)
@@ -218,8 +243,7 @@ def test_jobs_resumed_together_are_handed_to_a_waiting_claim(admin: httpx.Client
     t = kind()
     paused = [submit(admin, t, frames="1", start_paused=True) for _ in range(2)]
     with ThreadPoolExecutor(1) as pool:
-        waiting = pool.submit(link.post, "/claim", json={"capacity": 5, "task_types": [t], "wait_seconds": 20})
-        time.sleep(0.5)
+        waiting = claim_that_waits(pool, admin, link, {"capacity": 5, "task_types": [t], "wait_seconds": 20})
         # the unknown job in the middle rolls back its savepoint; the others still go out, and the claim is
         # not woken by a savepoint (it would be looking, not waiting, when the change commits)
         ids = [paused[0]["id"], 999_999, paused[1]["id"]]
@@ -245,8 +269,7 @@ def test_a_requeued_task_is_handed_to_a_waiting_claim_as_it_is_requeued(
     assert push(link, done).status_code == 200
     assert admin.get(f"/jobs/{job['id']}").json()["status"] == "completed"
     with ThreadPoolExecutor(1) as pool:
-        waiting = pool.submit(link.post, "/claim", json={"capacity": 5, "task_types": [t], "wait_seconds": 20})
-        time.sleep(0.5)
+        waiting = claim_that_waits(pool, admin, link, {"capacity": 5, "task_types": [t], "wait_seconds": 20})
         assert not waiting.done()
         r = admin.post(f"/tasks/{b['id']}/status", json={"action": "requeue", "reason": "bad frame"})
         assert r.status_code == 200, r.text

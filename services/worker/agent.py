@@ -17,6 +17,7 @@ from services.worker.agent_config import AgentConfig, FatalError, unavailability
 from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
 from services.worker.joining import sign_on, sign_on_request
 from services.worker.prefetcher import Prefetcher
+from services.worker.runners import warm_start
 from services.worker.sampler import Sampler
 from services.worker.task_policy import effective_policy, use_policy
 from services.worker.taskrun import TaskRun
@@ -55,7 +56,13 @@ class Agent:
         self.reachable = True  # the Manager answered the last request
         self.listeners: list[Callable[[str], None]] = []  # told "state", "task-started", "task-finished:<status>"
         self._poll: asyncio.Task[AssignedTask | None] | None = None
-        self.prefetch = Prefetcher(self.client, poll_wait=config.poll_wait, may_ask=self._may_take, on=config.prefetch)
+        self.prefetch = Prefetcher(
+            self.client,
+            poll_wait=config.poll_wait,
+            may_ask=self._may_take,
+            on=config.prefetch,
+            warm_starts=config.warm_start,
+        )
 
     # -- life cycle ----------------------------------------------------------------------------------------
 
@@ -166,9 +173,9 @@ class Agent:
                 self._state_changed.clear()
                 await self._state_changed.wait()
                 continue
-            task = self.prefetch.take()
-            if task is not None:
-                await self._run(task)  # prefetched while the task before ran: no round trip in between
+            prefetched = self.prefetch.take()
+            if prefetched is not None:
+                await self._run(*prefetched)  # prefetched while the task before ran: no round trip in between
                 continue
             self._poll = asyncio.create_task(self._next_task())
             try:
@@ -248,7 +255,7 @@ class Agent:
             async with asyncio.timeout(seconds):  # not wait_for, which can lose a cancel on 3.11
                 await self._state_changed.wait()
 
-    async def _run(self, task: AssignedTask) -> None:
+    async def _run(self, task: AssignedTask, warm: warm_start.WarmStart | None = None) -> None:
         assert self.buffer is not None
         cfg = self.config
         run = TaskRun(
@@ -263,6 +270,7 @@ class Agent:
             grace_seconds=cfg.grace_seconds,
             on_status_request=self._apply,
             on_started=lambda: self._started(task),
+            warm=warm,
         )
         self.current = run
         log.info("task %d (%s) hand-out %d started", task.id, task.name, task.handout)

@@ -45,6 +45,8 @@ class AgentConfig:
     ca_bundle: str | None = None
     # ask for the next task while one runs, so it starts the moment the running one ends (prefetcher.py)
     prefetch: bool = True
+    # make the prefetched task's first process (held before its program) while the task before runs
+    warm_start: bool = True
 
 
 def unavailability(text: str | None) -> Unavailability | None:

@@ -127,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-prefetch", action="store_true", help="do not lease the next task while one runs (one task at a time)"
     )
+    p.add_argument(
+        "--no-warm-start",
+        action="store_true",
+        help="do not make the prefetched task's process while the task before runs (it is made when it starts)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
 
@@ -219,6 +224,7 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         may_i_run_interval=args.may_i_run_interval,
         poll_wait=args.poll_wait,
         prefetch=not args.no_prefetch,
+        warm_start=not args.no_warm_start,
     )
 
 

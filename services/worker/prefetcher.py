@@ -2,7 +2,8 @@
 
 Once the running task's command has started, `start()` sends the previous task's final updates (when they
 are still in the buffer) together with a request for the next task (`running_task_id`), then long-polls
-until the Manager leases one. When the running task ends, `take()` hands the prefetched task over, or None.
+until the Manager leases one, and has the first process of that task made, held before its program
+(runners/warm_start.py). When the running task ends, `take()` hands the prefetched task over, or None.
 A worker that will not run it next (asleep, paused, stopping, told to stop after this task) gives it back
 at once (`give_back`): a `queued` update on a task it never started, which the Manager puts back in its
 ready queue. See services/manager/prefetch.py for the Manager's half and the guarantees.
@@ -20,6 +21,7 @@ from services.protocol.states import TaskStatus
 from services.protocol.worker_api import AssignedTask
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, WorkerClient
 from services.worker.buffer import UpdateBuffer
+from services.worker.runners import warm_start
 
 log = logging.getLogger("tablao.worker.prefetch")
 
@@ -27,13 +29,23 @@ RETRY_MAX = 2.0  # seconds between prefetch attempts the Manager answered with n
 
 
 class Prefetcher:
-    def __init__(self, client: WorkerClient, *, poll_wait: float, may_ask: Callable[[], bool], on: bool = True) -> None:
+    def __init__(
+        self,
+        client: WorkerClient,
+        *,
+        poll_wait: float,
+        may_ask: Callable[[], bool],
+        on: bool = True,
+        warm_starts: bool = True,
+    ) -> None:
         self.client = client
         self.on = on  # off: the worker asks for its next task only when the running one ended
+        self.warm_starts = warm_starts  # off: the prefetched task's process is made when it starts
         self.buffer: UpdateBuffer | None = None  # the agent's, set once it is open
         self.poll_wait = poll_wait
         self.may_ask = may_ask  # False while the worker takes no new work (asleep, paused, stopping)
         self.task: AssignedTask | None = None  # leased to us: the one we run next
+        self.warm: warm_start.WarmStart | None = None  # its first process, made ahead (runners/warm_start.py)
         self._poll: asyncio.Task[None] | None = None
 
     def start(self, running: AssignedTask, finished: int | None) -> None:
@@ -42,11 +54,15 @@ class Prefetcher:
         if self.on and self.buffer is not None and self.task is None and self.may_ask():
             self._poll = asyncio.create_task(self._ask(running.id, finished))
 
-    def take(self) -> AssignedTask | None:
-        """The running task ended: stop asking; the prefetched task (if any) is the caller's to run now."""
+    def take(self) -> tuple[AssignedTask, warm_start.WarmStart | None] | None:
+        """The running task ended: stop asking; the prefetched task (if any) and its process made ahead (if
+        any) are the caller's to run now."""
         self.cancel()
         task, self.task = self.task, None
-        return task
+        warm, self.warm = self.warm, None
+        if task is None:
+            return None
+        return task, warm
 
     def cancel(self) -> None:
         if self._poll is not None:
@@ -57,6 +73,7 @@ class Prefetcher:
         """This worker will not run the prefetched task next: it goes back to the Manager (through the buffer)."""
         self.cancel()
         task, self.task = self.task, None
+        self._drop_warm()
         if task is not None and self.buffer is not None:
             log.info("task %d (prefetched) given back: %s", task.id, why)
             self.buffer.put(task.id, task.handout, status=TaskStatus.QUEUED.value, activity=f"given back: {why}")
@@ -65,6 +82,12 @@ class Prefetcher:
         """The Manager took this task from us (409): it is not ours to run."""
         if self.task is not None and self.task.id == task_id:
             self.task = None
+            self._drop_warm()
+
+    def _drop_warm(self) -> None:
+        warm, self.warm = self.warm, None
+        if warm is not None:
+            warm.discard()
 
     async def _ask(self, running: int, finished: int | None) -> None:
         first = True
@@ -80,6 +103,8 @@ class Prefetcher:
                 if self.may_ask():
                     self.task = answer
                     log.debug("task %d prefetched (hand-out %d)", answer.id, answer.handout)
+                    if self.warm_starts:
+                        self.warm = warm_start.begin(answer)
                 else:  # went to sleep or paused while the answer was on its way
                     self.task = answer
                     self.give_back("the worker takes no new work")

@@ -122,6 +122,7 @@ class Prepared:
     """What run_process passes to the child: its environment, a pre-exec hook and extra spawn options."""
 
     env: dict[str, str]
+    base_env: dict[str, str] = field(default_factory=dict)  # `env` before the process's own additions
     preexec: Callable[[], None] | None = None
     spawn: dict[str, Any] = field(default_factory=dict)
     ruleset: landlock.Ruleset | None = None  # the confinement, for a runner that applies it another way
@@ -136,8 +137,9 @@ class Prepared:
 def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
     """Build the child's environment and confinement; blocking (walks folders), so call it off the loop."""
     policy = current()
-    env = task_environment(os.environ, extra_env, policy.env_allow)
-    prepared = Prepared(env)
+    base_env = task_environment(os.environ, extra_env, policy.env_allow)
+    env = dict(base_env)
+    prepared = Prepared(env, base_env)
     if policy.umask is not None and sys.platform != "win32":
         prepared.spawn["umask"] = policy.umask
     if policy.run_as and sys.platform != "win32":
@@ -163,6 +165,17 @@ def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
         return prepared
     prepared.preexec = prepared.ruleset.restrict_self
     return prepared
+
+
+def current_ruleset() -> landlock.Ruleset | None:
+    """The confinement `prepare` would give a process now (None: unconfined); the same object while valid."""
+    policy = current()
+    if not policy.confine or sys.platform == "win32" or landlock.abi_version() < 1:
+        return None
+    try:
+        return _ruleset(policy, _scratch_parent(policy))
+    except landlock.LandlockError:
+        return None
 
 
 def _scratch_parent(policy: TaskPolicy) -> Path | None:

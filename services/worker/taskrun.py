@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from services.protocol.jobs import Command
 from services.protocol.states import TaskStatus, WorkerStatusRequest
 from services.protocol.worker_api import AssignedTask
 from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
@@ -17,7 +18,7 @@ from services.worker import output_roots, task_policy
 from services.worker.buffer import UpdateBuffer
 from services.worker.previews import PreviewMaker
 from services.worker.reporter import TaskReporter
-from services.worker.runners import CommandFailed, Programs, RunContext, get_runner
+from services.worker.runners import CommandFailed, Programs, RunContext, get_runner, warm_start
 from services.worker.variables import substitute
 
 log = logging.getLogger("tablao.worker.task")
@@ -53,6 +54,7 @@ class TaskRun:
         grace_seconds: float,
         on_status_request: Callable[[WorkerStatusRequest, bool], None] = lambda request, lazy: None,
         on_started: Callable[[], None] = lambda: None,
+        warm: warm_start.WarmStart | None = None,
     ) -> None:
         self.task = task
         self.client = client
@@ -66,6 +68,7 @@ class TaskRun:
         self.previews = PreviewMaker(self.reporter.preview, note=self.reporter.log)
         self.on_status_request = on_status_request
         self.on_started = on_started  # its first command was started (the Worker's prefetch asks then)
+        self.warm = warm  # its first command's process, made while the task before ran
         self._commands: asyncio.Task[None] | None = None
         self._began = False  # `active` written
         self._start_fallback: asyncio.TimerHandle | None = None
@@ -153,6 +156,14 @@ class TaskRun:
     async def _run_commands(self) -> None:
         commands = self.task.commands
         task_policy.use_variables(self.task.variables)  # for output roots written with path variables
+        warm_start.offer(self.warm)  # to the first command that starts a process (the one it was made for)
+        try:
+            await self._run_each(commands)
+        finally:
+            if self.warm is not None:
+                self.warm.discard()  # unused (another command, or the task ended first): it never runs
+
+    async def _run_each(self, commands: list[Command]) -> None:
         for i, command in enumerate(commands, 1):
             runner = get_runner(command.name)
             if runner is None:

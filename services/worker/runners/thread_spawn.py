@@ -67,6 +67,9 @@ class ThreadSpawned:
         self.pid = popen.pid
         self.stdout = stdout
         self.returncode: int | None = None
+        # what it was started with (a warm start checks them against what a start now would use)
+        self.base_env: Mapping[str, str] | None = None
+        self.ruleset: landlock.Ruleset | None = None
         self._popen = popen
         self._transport = transport
         self._ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -92,17 +95,27 @@ class ThreadSpawned:
                 self._transport.close()
 
 
-async def start(argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str, str] | None) -> ThreadSpawned:
+# Holds a started process before its program: `sh` reads a line from its standard input (a pipe the worker
+# keeps) and only then becomes the program, with /dev/null as its input as a program started at once has. The
+# end of that pipe without a line (the worker let go of it, or died) ends the process without running anything.
+_GATE_SCRIPT = 'read -r go && exec "$@" </dev/null'
+
+
+async def start(
+    argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str, str] | None, gate: int | None = None
+) -> ThreadSpawned:
     """Start argv (stdout and stderr merged into one pipe) in a new session; OSError as Popen raises it.
 
     The task's environment and confinement are prepared in the process's thread too (it touches files), and
     its scratch folder is removed there once the process has ended, before the loop hears of the end.
+    With `gate` (the reading end of a pipe, closed here once the child has it), the process is made, confined
+    and waits, and its program runs once a line is written to the pipe (runners/warm_start.py).
     """
     wrapper = setpriv()
     assert wrapper is not None
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()  # the worker's task policy, as the awaiting task sees it
-    started: asyncio.Future[subprocess.Popen[bytes]] = loop.create_future()
+    started: asyncio.Future[tuple[subprocess.Popen[bytes], task_policy.Prepared]] = loop.create_future()
     holder: list[ThreadSpawned] = []
     ended = threading.Event()  # the loop's object exists (or never will) before the exit is handed over
 
@@ -121,9 +134,10 @@ async def start(argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str,
             render_limits.pin_this_thread()
             if prepared.ruleset is not None:
                 prepared.ruleset.restrict_self()  # this thread only, and what it starts
+            gated = [] if gate is None else [_shell(), "-c", _GATE_SCRIPT, "tablao-gate"]
             popen = subprocess.Popen(
-                [wrapper, "--pdeathsig", "KILL", "--", program, *argv[1:]],
-                stdin=subprocess.DEVNULL,
+                [wrapper, "--pdeathsig", "KILL", "--", *gated, program, *argv[1:]],
+                stdin=subprocess.DEVNULL if gate is None else gate,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
@@ -136,7 +150,10 @@ async def start(argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str,
                 prepared.close()
             deliver(_fail, started, exc)
             return
-        deliver(_succeed, started, popen)
+        finally:
+            if gate is not None:
+                os.close(gate)  # the child has its copy (or there is none)
+        deliver(_succeed, started, (popen, prepared))
         status = popen.wait()
         try:
             prepared.close()
@@ -149,7 +166,7 @@ async def start(argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str,
     threading.Thread(target=run, name=f"task-process {argv[0]}", daemon=True).start()
     try:
         try:
-            popen = await asyncio.shield(started)
+            popen, prepared = await asyncio.shield(started)
         except asyncio.CancelledError:
             started.add_done_callback(_kill_abandoned)  # started after all: nobody will read or stop it
             raise
@@ -165,6 +182,7 @@ async def start(argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str,
             _kill(popen.pid)
             raise
         proc = ThreadSpawned(popen, reader, transport)
+        proc.base_env, proc.ruleset = prepared.base_env, prepared.ruleset
         holder.append(proc)
         return proc
     finally:
@@ -185,9 +203,14 @@ def _program(name: str, cwd: str | None, path: str) -> str:
     return program
 
 
-def _kill_abandoned(started: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+@functools.cache
+def _shell() -> str:
+    return shutil.which("sh") or "/bin/sh"
+
+
+def _kill_abandoned(started: asyncio.Future[tuple[subprocess.Popen[bytes], task_policy.Prepared]]) -> None:
     if not started.cancelled() and started.exception() is None:
-        _kill(started.result().pid)
+        _kill(started.result()[0].pid)
 
 
 def _kill(pid: int) -> None:

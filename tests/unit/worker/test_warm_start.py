@@ -1,0 +1,182 @@
+"""A prefetched task's process made ahead: it runs its program only when its task starts and asks for exactly it;
+otherwise it ends unrun. Real processes, started from their own thread through setpriv (Linux)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from services.protocol.jobs import Command
+from services.protocol.worker_api import AssignedTask
+from services.worker import landlock, task_policy
+from services.worker.runners import thread_spawn, warm_start
+from services.worker.runners.process import run_process
+
+pytestmark = pytest.mark.skipif(
+    not thread_spawn.usable(task_policy.TaskPolicy()), reason="needs Linux and util-linux's setpriv"
+)
+
+
+SH = str(shutil.which("sh"))
+
+
+def _task(argv: list[str], **params: object) -> AssignedTask:
+    command = Command(name="exec", parameters={"argv": argv, **params})
+    return AssignedTask(
+        id=3, job_id=1, job_name="j", name="t 1", type="exec", handout=1, commands=[command], steps_total=1
+    )
+
+
+def _script(marker: Path) -> list[str]:
+    """Records that it ran and its process id, then says its id."""
+    return [SH, "-c", f"echo $$ >> {marker}; echo $$"]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+async def _made(warm: warm_start.WarmStart) -> int:
+    """The held process's id, once it exists."""
+    deadline = time.monotonic() + 10
+    while warm.pid is None:
+        assert time.monotonic() < deadline, "the held process was never made"
+        await asyncio.sleep(0.01)
+    return warm.pid
+
+
+async def _until_gone(pid: int) -> None:
+    deadline = time.monotonic() + 5
+    while not _gone(pid):
+        assert time.monotonic() < deadline, f"process {pid} still there"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_held_process_runs_its_program_only_when_its_command_starts(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    argv = _script(marker)
+    warm = warm_start.begin(_task(argv))
+    assert warm is not None
+    pid = await _made(warm)
+    await asyncio.sleep(0.3)
+    assert not marker.exists()  # made, confined, waiting: the program has not run
+    assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+    warm_start.offer(warm)
+    lines: list[str] = []
+    assert await run_process(argv, lines.append) == 0
+    assert lines == [str(pid)] and marker.read_text().split() == [str(pid)]  # that process, once
+
+
+async def test_a_discarded_held_process_ends_without_running_and_leaves_no_scratch_folder(tmp_path: Path) -> None:
+    marker, data = tmp_path / "ran", tmp_path / "worker"
+    task_policy.use_policy(task_policy.effective_policy(task_policy.TaskPolicy(), data))
+    warm = warm_start.begin(_task(_script(marker)))
+    assert warm is not None
+    pid = await _made(warm)
+    if landlock.abi_version() >= 1:
+        assert len(list((data / "scratch").iterdir())) == 1  # its private temporary folder
+    warm.discard()
+    await _until_gone(pid)
+    await asyncio.sleep(0.2)
+    assert not marker.exists()
+    if landlock.abi_version() >= 1:
+        assert list((data / "scratch").iterdir()) == []
+
+
+async def test_a_held_process_given_up_before_it_was_made_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    warm = warm_start.begin(_task(_script(marker)))
+    assert warm is not None
+    warm.discard()  # at once: the thread making it may not have started it yet
+    await asyncio.sleep(0.5)
+    assert warm.pid is None or _gone(warm.pid)
+    assert not marker.exists()
+
+
+async def test_another_command_line_or_a_changed_environment_gets_a_new_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held, other = tmp_path / "held", tmp_path / "other"
+    warm = warm_start.begin(_task(_script(held)))
+    assert warm is not None
+    pid = await _made(warm)
+    warm_start.offer(warm)
+    lines: list[str] = []
+    assert await run_process(_script(other), lines.append) == 0
+    assert lines != [str(pid)] and other.exists()
+    await _until_gone(pid)
+    assert not held.exists()
+
+    warm = warm_start.begin(_task(_script(held)))
+    assert warm is not None
+    pid = await _made(warm)
+    monkeypatch.setenv("LANG", "tablao-test.UTF-8")  # inherited by tasks: a process made before lacks it
+    warm_start.offer(warm)
+    lines.clear()
+    assert await run_process(_script(held), lines.append) == 0
+    assert lines != [str(pid)]
+    await _until_gone(pid)
+    assert held.read_text().split() == lines  # only the new process ran
+
+
+async def test_a_folder_made_beside_a_protected_one_after_the_process_was_held_gets_a_new_process(
+    tmp_path: Path,
+) -> None:
+    if landlock.abi_version() < 1:
+        pytest.skip("this kernel has no Landlock")
+    data = tmp_path / "data"
+    (data / "secret").mkdir(parents=True)
+    policy = task_policy.TaskPolicy(protect=(data / "secret",))
+    task_policy.use_policy(task_policy.effective_policy(policy, tmp_path / "worker"))
+    out = data / "shot"  # beside the protected folder: the held process's confinement does not grant it
+    script = [SH, "-c", f"echo $$; echo frame > {out}/f.txt"]
+    warm = warm_start.begin(_task(script))
+    assert warm is not None
+    pid = await _made(warm)
+    out.mkdir()
+    warm_start.offer(warm)
+    lines: list[str] = []
+    assert await run_process(script, lines.append) == 0, lines
+    assert lines[0] != str(pid) and (out / "f.txt").read_text() == "frame\n"
+
+
+async def test_the_held_process_is_confined_like_any_task_process(tmp_path: Path) -> None:
+    if landlock.abi_version() < 1:
+        pytest.skip("this kernel has no Landlock")
+    data = tmp_path / "data"
+    (data / "server").mkdir(parents=True)
+    (data / "server" / "admin.token").write_text("s3cret")
+    task_policy.use_policy(task_policy.effective_policy(task_policy.TaskPolicy(protect=(data,)), tmp_path / "w"))
+    argv = [SH, "-c", f"echo $$; cat {data}/server/admin.token; echo tmp > $TMPDIR/t"]
+    warm = warm_start.begin(_task(argv))
+    assert warm is not None
+    pid = await _made(warm)
+    warm_start.offer(warm)
+    lines: list[str] = []
+    await run_process(argv, lines.append)
+    text = "\n".join(lines)
+    assert lines[0] == str(pid)
+    assert "s3cret" not in text and "Permission denied" in text
+
+
+def test_only_a_plain_exec_of_a_program_that_can_start_as_it_is_is_made_ahead(tmp_path: Path) -> None:
+    text_script = tmp_path / "no-shebang"
+    text_script.write_text("echo hi\n")
+    text_script.chmod(0o755)
+    assert warm_start.begin(_task([str(text_script)])) is None  # a shell would run it; a direct start refuses
+    assert warm_start.begin(_task(["tablao-no-such-program"])) is None
+    assert warm_start.begin(_task([SH, "-c", "true"], cwd=str(tmp_path / "missing"))) is None
+    echo = AssignedTask(
+        id=1, job_id=1, job_name="j", name="t", type="echo", handout=1, steps_total=1,
+        commands=[Command(name="echo", parameters={"message": "hi"})],
+    )  # fmt: skip
+    assert warm_start.begin(echo) is None

@@ -167,23 +167,32 @@ def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
     return prepared
 
 
-def current_ruleset() -> landlock.Ruleset | None:
-    """The confinement `prepare` would give a process now (None: unconfined); the same object while valid."""
+def confines_as_now(ruleset: landlock.Ruleset | None) -> bool:
+    """`ruleset` (None: unconfined) is the confinement `prepare` would give a process now. Asks the cache only
+    (a few stat calls): building a ruleset walks folders, which is for the thread that starts a process."""
     policy = current()
     if not policy.confine or sys.platform == "win32" or landlock.abi_version() < 1:
+        return ruleset is None
+    key = (policy.protect, tuple(resolved_roots()), _scratch_parent_path(policy))
+    with _rulesets_lock:
+        cached = _rulesets.get(key)
+    if cached is None or cached[1] is not ruleset or time.monotonic() - cached[0] >= _RULESET_SECONDS:
+        return False
+    return _unchanged(cached[2])
+
+
+def _scratch_parent_path(policy: TaskPolicy) -> Path | None:
+    if policy.scratch_dir is None:
         return None
-    try:
-        return _ruleset(policy, _scratch_parent(policy))
-    except landlock.LandlockError:
-        return None
+    # another user cannot enter the worker's 0700 data directory: its scratch goes to the system's
+    return Path(tempfile.gettempdir()) / f"tablao-{policy.run_as}-scratch" if policy.run_as else policy.scratch_dir
 
 
 def _scratch_parent(policy: TaskPolicy) -> Path | None:
     """The folder each process's private temporary folder is made in (one grant covers them all)."""
-    if policy.scratch_dir is None:
+    parent = _scratch_parent_path(policy)
+    if parent is None:
         return None
-    # another user cannot enter the worker's 0700 data directory: its scratch goes to the system's
-    parent = Path(tempfile.gettempdir()) / f"tablao-{policy.run_as}-scratch" if policy.run_as else policy.scratch_dir
     parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if policy.run_as:
         shutil.chown(parent, user=policy.run_as)

@@ -97,7 +97,7 @@ class WarmStart:
             return False
         if task_environment(os.environ, env, policy.env_allow) != proc.base_env:
             return False  # the worker's own environment changed since
-        return task_policy.current_ruleset() is proc.ruleset  # a folder appeared that the confinement must know
+        return task_policy.confines_as_now(proc.ruleset)  # not when a folder appeared that it must know
 
     def discard(self) -> None:
         """Not needed: the process ends without running its program."""
@@ -142,7 +142,11 @@ def begin(task: AssignedTask) -> WarmStart | None:
     program = shutil.which(argv[0])
     if program is None or not _executable_as_is(program) or (cwd is not None and not Path(cwd).is_dir()):
         return None  # the task's own start reports these in its words
-    return WarmStart(task, [program, *argv[1:]], cwd, env)
+    try:
+        return WarmStart(task, [program, *argv[1:]], cwd, env)
+    except OSError as exc:  # out of file descriptors, say: the task starts its process when it runs
+        log.debug("no warm start for task %d: %s", task.id, exc)
+        return None
 
 
 def _executable_as_is(program: str) -> bool:

@@ -91,6 +91,14 @@ def qloop(qapp):
         yield loop
     finally:
         httpx.AsyncClient.__init__ = original  # type: ignore[method-assign]
+        # What a test left running (a window it did not shut down keeps syncing) ends here, as asyncio.run ends
+        # it: cancelled and awaited on this loop. Left pending, it was destroyed at some later garbage
+        # collection, inside another test's loop, together with the Qt objects it still referred to.
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=10))
         for client in list(opened):
             if not client.is_closed:
                 with contextlib.suppress(Exception):

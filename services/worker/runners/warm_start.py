@@ -106,6 +106,11 @@ class WarmStart:
         if making is not None:
             making.add_done_callback(_end_made)
 
+    def __del__(self) -> None:
+        # one dropped without `take` or `discard` (an error between the prefetch and the task's start) still
+        # ends unrun: its held process sees the pipe close
+        self._close_gate()
+
     def _close_gate(self) -> None:
         if self._gate >= 0:
             with contextlib.suppress(OSError):

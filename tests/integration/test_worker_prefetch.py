@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tests.integration.test_worker_agent import AgentProcess, _request, _worker, farm, submit, tasks_of  # noqa: F401 - farm: the fixture
@@ -32,6 +34,16 @@ def ran(out: Path) -> Counter[int]:
 def frame_of(server: ServerProcess, job: int, task_id: int) -> int:
     task = next(t for t in tasks_of(server, job) if t["id"] == task_id)
     return int(task["name"].split()[-1])
+
+
+def _held_processes(worker_pid: int) -> list[psutil.Process]:
+    """The worker's task processes still held before their program (a shell waiting on the gate's pipe)."""
+    held = []
+    for child in psutil.Process(worker_pid).children():
+        with contextlib.suppress(psutil.Error):
+            if "tablao-gate" in child.cmdline():
+                held.append(child)
+    return held
 
 
 def all_completed(server: ServerProcess, job: int) -> list[dict[str, Any]] | None:
@@ -120,6 +132,7 @@ def test_a_sleep_request_late_in_a_task_keeps_its_prefetched_task_from_starting(
         time.sleep(1)
         assert f"task {prefetched} (prefetched) given back" in agent.log_text()
         assert ran(out) == Counter({frame_of(server, job, running): 1}), "a task started after the request"
+        assert _held_processes(agent.proc.pid) == [], "the given-back task's process made ahead is still held"
         assert (_worker(server, "w1") or {}).get("next_task_id") is None
     finally:
         agent.stop()
@@ -136,8 +149,12 @@ def test_a_killed_worker_s_prefetched_task_runs_once_elsewhere(fresh_server: Ser
         job = frames_job(fresh_server, out, "1-3", 4)
         w = wait_for(lambda: with_next_task(fresh_server, "w1"), what="the worker's prefetched task")
         next_frame = frame_of(fresh_server, job, w["next_task_id"])
+        # its process is made ahead, held before its program (runners/warm_start.py): it goes with the worker
+        held = wait_for(lambda: _held_processes(first.proc.pid), what="the prefetched task's process made ahead")
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait()
+        wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in held), timeout=10,
+                 what="the held process to end with its worker")  # fmt: skip
         second = AgentProcess(mgr, tmp_path / "w2", "w2")
         wait_for(lambda: all_completed(fresh_server, job), timeout=200,
                  what=f"the job to complete on the second worker; log:\n{second.log_text()}")  # fmt: skip

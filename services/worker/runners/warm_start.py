@@ -112,7 +112,7 @@ class WarmStart:
         self._close_gate()
 
     def _close_gate(self) -> None:
-        if self._gate >= 0:
+        if getattr(self, "_gate", -1) >= 0:  # (not set when the pipe could not be made)
             with contextlib.suppress(OSError):
                 os.close(self._gate)
             self._gate = -1

@@ -173,12 +173,10 @@ def confines_as_now(ruleset: landlock.Ruleset | None) -> bool:
     policy = current()
     if not policy.confine or sys.platform == "win32" or landlock.abi_version() < 1:
         return ruleset is None
-    key = (policy.protect, tuple(resolved_roots()), _scratch_parent_path(policy))
+    if ruleset is None:
+        return False  # made unconfined where confinement is asked for: a start now may confine
     with _rulesets_lock:
-        cached = _rulesets.get(key)
-    if cached is None or cached[1] is not ruleset or time.monotonic() - cached[0] >= _RULESET_SECONDS:
-        return False
-    return _unchanged(cached[2])
+        return _cached_ruleset(policy, _scratch_parent_path(policy)) is ruleset
 
 
 def _scratch_parent_path(policy: TaskPolicy) -> Path | None:
@@ -214,16 +212,25 @@ def forget_rulesets() -> None:
         _rulesets.clear()
 
 
+def _ruleset_key(policy: TaskPolicy, scratch: Path | None) -> tuple[object, ...]:
+    return policy.protect, tuple(resolved_roots()), scratch
+
+
+def _cached_ruleset(policy: TaskPolicy, scratch: Path | None) -> landlock.Ruleset | None:
+    """The cached ruleset for this policy, roots and scratch folder while still valid (hold the lock)."""
+    cached = _rulesets.get(_ruleset_key(policy, scratch))
+    if cached is not None and time.monotonic() - cached[0] < _RULESET_SECONDS and _unchanged(cached[2]):
+        return cached[1]
+    return None
+
+
 def _ruleset(policy: TaskPolicy, scratch: Path | None) -> landlock.Ruleset:
-    key = (policy.protect, tuple(resolved_roots()), scratch)
-    now = time.monotonic()
     with _rulesets_lock:
-        cached = _rulesets.get(key)
-        if cached is not None and now - cached[0] < _RULESET_SECONDS and _unchanged(cached[2]):
-            return cached[1]
+        if (cached := _cached_ruleset(policy, scratch)) is not None:
+            return cached
         scanned: dict[Path, int] = {}
         ruleset = landlock.Ruleset(_grants(policy, str(scratch) if scratch else None, scanned))
-        _rulesets[key] = (now, ruleset, scanned)
+        _rulesets[_ruleset_key(policy, scratch)] = (time.monotonic(), ruleset, scanned)
         return ruleset
 
 

@@ -76,6 +76,13 @@ class Registered(Generic[P]):
         await self.run(checked, ctx)
 
 
+def exec_argv(argv: Sequence[str]) -> list[str] | None:
+    """`exec`'s command line as it starts: its program found on the worker's PATH (None when it is not there).
+    One rule for the command's start and for a process made ahead for it (warm_start.py), which must agree."""
+    program = shutil.which(argv[0])
+    return None if program is None else [program, *argv[1:]]
+
+
 def need_program(command: str, path: str | None, name: str) -> str:
     if path is None:
         raise CommandFailed(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
 from services.protocol.commands import EchoParams, ExecParams, SleepParams
-from services.worker.runners.base import CommandFailed, RunContext
+from services.worker.runners.base import CommandFailed, RunContext, exec_argv
 from services.worker.runners.process import run_process
 from services.worker.task_env import refused
 
@@ -18,13 +17,13 @@ async def run_exec(params: ExecParams, ctx: RunContext) -> None:
     if cwd is not None and not await asyncio.to_thread(Path(cwd).is_dir):
         raise CommandFailed(f"exec: working directory {cwd!r} does not exist")
     extra_env = params.get("env")
-    program = shutil.which(argv[0])
-    if program is None:
+    command_line = exec_argv(argv)
+    if command_line is None:
         raise CommandFailed(f"exec: program {argv[0]!r} not found")
     if dropped := refused(extra_env):
         ctx.log(f"exec: not passed on (they change how programs load, or look like secrets): {', '.join(dropped)}")
     status = await run_process(
-        [program, *argv[1:]], ctx.log, cwd=cwd, env=extra_env, grace_seconds=ctx.grace_seconds, started=ctx.started
+        command_line, ctx.log, cwd=cwd, env=extra_env, grace_seconds=ctx.grace_seconds, started=ctx.started
     )
     if status != 0:
         raise CommandFailed(f"exec: {argv[0]} exited with status {status}")

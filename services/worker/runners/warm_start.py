@@ -18,13 +18,15 @@ import contextlib
 import contextvars
 import logging
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from services.protocol import commands
+from services.protocol.command_spec import InvalidParameters
 from services.protocol.worker_api import AssignedTask
 from services.worker import task_policy
 from services.worker.runners import thread_spawn
+from services.worker.runners.base import exec_argv
 from services.worker.task_env import task_environment
 from services.worker.variables import substitute
 
@@ -138,17 +140,16 @@ def begin(task: AssignedTask) -> WarmStart | None:
     """Hold the first process of `task` (prefetched) when its first command is a plain `exec`; else None."""
     if not task.commands or task.commands[0].name != "exec" or not thread_spawn.usable(task_policy.current()):
         return None
-    params = substitute(task.commands[0].parameters, task.variables)
-    argv, cwd, env = params.get("argv"), params.get("cwd"), params.get("env")
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+    try:  # the parameters as the command's runner will see them, checked by the same contract
+        params = commands.EXEC.validate(substitute(task.commands[0].parameters, task.variables))
+    except InvalidParameters:
+        return None  # the task's own start reports it in its words, as below
+    cwd, env = params.get("cwd"), params.get("env")
+    argv = exec_argv(params["argv"])
+    if argv is None or not _executable_as_is(argv[0]) or (cwd is not None and not Path(cwd).is_dir()):
         return None
-    if not (cwd is None or isinstance(cwd, str)) or not (env is None or isinstance(env, dict)):
-        return None
-    program = shutil.which(argv[0])
-    if program is None or not _executable_as_is(program) or (cwd is not None and not Path(cwd).is_dir()):
-        return None  # the task's own start reports these in its words
     try:
-        return WarmStart(task, [program, *argv[1:]], cwd, env)
+        return WarmStart(task, argv, cwd, env)
     except OSError as exc:  # out of file descriptors, say: the task starts its process when it runs
         log.debug("no warm start for task %d: %s", task.id, exc)
         return None

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from app.embedded import EmbeddedFarm
+from app.gui_thread_gc import GuiThreadCollector
 from app.link_events import LinkOpener
 from app.login import REFUSED, check_remembered, forget_when_refused
 from app.models.store import ClientStore
@@ -228,6 +229,7 @@ def main(argv: list[str]) -> int:
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setQuitOnLastWindowClosed(False)  # quitting waits for the clean shutdown in `until_closed`
+    GuiThreadCollector(parent=app).start()
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     _keep = close_on_signals(app)

@@ -72,6 +72,7 @@ def main(argv: list[str]) -> int:
             print(f"tablao tray: error: --registration-secret-file: {exc.strerror}", file=sys.stderr)
             return 2
 
+    from app.gui_thread_gc import GuiThreadCollector
     from app.qt import QApplication, QLocalServer, QLocalSocket, QMessageBox, QSystemTrayIcon, QTimer
     from app.tray import autostart, idle
     from app.tray.app import TrayApp
@@ -79,6 +80,7 @@ def main(argv: list[str]) -> int:
 
     app = QApplication(["tablao tray"])
     app.setQuitOnLastWindowClosed(False)  # dialogs close; the tray stays
+    GuiThreadCollector(parent=app).start()
     name = instance_name()
     probe = QLocalSocket()
     probe.connectToServer(name)

@@ -64,6 +64,20 @@ def isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     yield
 
 
+@pytest.fixture(autouse=True)
+def gui_thread_gc(qapp):
+    """Cyclic garbage collected in the GUI thread only, as the desktop app and the tray do (app/gui_thread_gc.py).
+
+    Without it a Qt object left in a cycle by one test was at times collected by a thread of another (a local
+    farm's, an executor's), and the GUI thread then crashed firing a timer of that deleted object."""
+    from app.gui_thread_gc import GuiThreadCollector
+
+    collector = GuiThreadCollector()
+    collector.start()
+    yield collector
+    collector.stop()  # what the test left is collected here, in the GUI thread
+
+
 @pytest.fixture
 def qloop(qapp):
     """A qasync event loop over the test's QApplication: coroutines and Qt timers run together."""

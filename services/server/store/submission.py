@@ -119,7 +119,7 @@ def _build(
     now = utcnow()
     with write_sessions() as session:
         _check_references(session, sub)
-        _check_active_jobs(session, actor, limits)
+        held = _check_active_jobs(session, actor, limits)
         job = JobRow(
             name=sub.name, type=sub.type, settings=settings.model_dump(mode="json"), priority=sub.priority,
             submitter=actor.name, tags=sorted(set(sub.tags)), manager_id=sub.manager_id,
@@ -134,7 +134,7 @@ def _build(
         stream = iter(jt.compile(JobContext(job_id, sub.name, actor.name, now), settings))
         head = _next_chunk(stream, SMALL_JOB + 1)  # a refusal here rolls back: nothing is left behind
         if len(head) <= SMALL_JOB:  # a small job is stored in this one transaction: one commit, not several
-            _check_size(len(head), _held_tasks(session, actor, limits), actor, limits)
+            _check_size(len(head), held, actor, limits)
             writer.add(session, head)
             writer.write_dependencies(session)
             return _finish_job(session, job, writer, sub, actor, finish)
@@ -244,24 +244,26 @@ def _check_references(session: Session, sub: JobSubmission) -> None:
 _UNFINISHED: ColumnElement[bool] = and_(
     JobRow.submitter == bindparam("submitter"), JobRow.status.not_in([s.value for s in FINISHED_JOB_STATUSES])
 )
-_ACTIVE_JOBS = select(func.count()).select_from(JobRow).where(_UNFINISHED)
-_TASKS_LEFT = select(
-    func.coalesce(
-        func.sum(JobRow.tasks_total - JobRow.tasks_completed - JobRow.tasks_failed - JobRow.tasks_canceled), 0
-    )
-).where(_UNFINISHED)
+_TASKS_LEFT_SUM = func.coalesce(
+    func.sum(JobRow.tasks_total - JobRow.tasks_completed - JobRow.tasks_failed - JobRow.tasks_canceled), 0
+)
+_QUOTA_USE = select(func.count(), _TASKS_LEFT_SUM).select_from(JobRow).where(_UNFINISHED)
+_TASKS_LEFT = select(_TASKS_LEFT_SUM).where(_UNFINISHED)
 
 
-def _check_active_jobs(session: Session, actor: Actor, limits: Limits) -> None:
+def _check_active_jobs(session: Session, actor: Actor, limits: Limits) -> int:
+    """Refuses a job over the actor's quota of unfinished jobs; returns the actor's unfinished tasks, read in
+    the same statement (a small job's submission is a handful of statements: each one counts)."""
+    if limits.max_active_jobs_per_user is None and limits.max_unfinished_tasks_per_user is None:
+        return 0
+    active, held = session.execute(_QUOTA_USE, {"submitter": actor.name}).one()
     cap = limits.max_active_jobs_per_user
-    if cap is None:
-        return
-    active = session.scalar(_ACTIVE_JOBS, {"submitter": actor.name}) or 0
-    if active >= cap:
+    if cap is not None and active >= cap:
         raise Conflict(
             f"{actor.name} has {active} unfinished jobs, the farm's limit per user (finish or cancel some first)",
             field="quota",
         )
+    return int(held or 0)
 
 
 def _held_tasks(session: Session, actor: Actor, limits: Limits) -> int:

@@ -98,7 +98,43 @@ class ThreadSpawned:
 # Holds a started process before its program: `sh` reads a line from its standard input (a pipe the worker
 # keeps) and only then becomes the program, with /dev/null as its input as a program started at once has. The
 # end of that pipe without a line (the worker let go of it, or died) ends the process without running anything.
-_GATE_SCRIPT = 'read -r go && exec "$@" </dev/null'
+# The shell sets PWD for itself (and exports it); each variable a shell manages is put back as the environment
+# had it, or removed, before the exec, so the program sees the environment a direct start gives it.
+_SHELL_VARIABLES = ("PWD", "OLDPWD", "SHLVL")
+_GATE_SCRIPT = (
+    "read -r go || exit; "
+    + "".join(
+        f'if [ "${n}" = - ]; then unset {v}; else {v}=${{{n}#+}}; export {v}; fi; '
+        for n, v in enumerate(_SHELL_VARIABLES, 1)
+    )
+    + f'shift {len(_SHELL_VARIABLES)}; exec "$@" </dev/null'
+)
+
+
+def _gate(env: Mapping[str, str]) -> list[str]:
+    """The gate's command line before the program's: "-" for a variable the environment lacks, "+value" else."""
+    kept = ("+" + env[v] if v in env else "-" for v in _SHELL_VARIABLES)
+    return [_shell(), "-c", _GATE_SCRIPT, "tablao-gate", *kept]
+
+
+@functools.cache
+def gate_keeps_environment() -> bool:
+    """Whether this system's `sh`, as the gate, hands the program exactly the environment it was given. dash
+    does; bash as `sh` changes SHLVL as it execs, and then no process is held (one probe per worker)."""
+    program = shutil.which("env")
+    if program is None:
+        return False
+    probes = ({"TABLAO_PROBE": "1"}, {"TABLAO_PROBE": "1", "PWD": "/nowhere", "OLDPWD": "/before", "SHLVL": "7"})
+    for env in probes:
+        try:
+            seen = subprocess.run(
+                [*_gate(env), program], input=b"go\n", env=env, cwd="/", capture_output=True, timeout=10, check=True
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return False
+        if sorted(seen.decode(errors="replace").splitlines()) != sorted(f"{k}={v}" for k, v in env.items()):
+            return False
+    return True
 
 
 async def start(
@@ -134,7 +170,7 @@ async def start(
             render_limits.pin_this_thread()
             if prepared.ruleset is not None:
                 prepared.ruleset.restrict_self()  # this thread only, and what it starts
-            gated = [] if gate is None else [_shell(), "-c", _GATE_SCRIPT, "tablao-gate"]
+            gated = [] if gate is None else _gate(env if env is not None else os.environ)
             popen = subprocess.Popen(
                 [wrapper, "--pdeathsig", "KILL", "--", *gated, program, *argv[1:]],
                 stdin=subprocess.DEVNULL if gate is None else gate,

@@ -140,6 +140,8 @@ def begin(task: AssignedTask) -> WarmStart | None:
     """Hold the first process of `task` (prefetched) when its first command is a plain `exec`; else None."""
     if not task.commands or task.commands[0].name != "exec" or not thread_spawn.usable(task_policy.current()):
         return None
+    if not thread_spawn.gate_keeps_environment():
+        return None
     try:  # the parameters as the command's runner will see them, checked by the same contract
         params = commands.EXEC.validate(substitute(task.commands[0].parameters, task.variables))
     except InvalidParameters:

@@ -4,6 +4,7 @@ otherwise it ends unrun. Real processes, started from their own thread through s
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from pathlib import Path
@@ -17,12 +18,15 @@ from services.worker import landlock, task_policy
 from services.worker.runners import thread_spawn, warm_start
 from services.worker.runners.process import run_process
 
-pytestmark = pytest.mark.skipif(
-    not thread_spawn.usable(task_policy.TaskPolicy()), reason="needs Linux and util-linux's setpriv"
-)
-
-
 SH = str(shutil.which("sh"))
+
+# Where `sh` is dash (Debian, Ubuntu) processes are held, and these tests fail if they are not; elsewhere only
+# where this system's `sh` passes the probe.
+pytestmark = pytest.mark.skipif(
+    not thread_spawn.usable(task_policy.TaskPolicy())
+    or not (Path(os.path.realpath(SH)).name == "dash" or thread_spawn.gate_keeps_environment()),
+    reason="needs Linux, util-linux's setpriv and an `sh` that execs with the environment it was given",
+)
 
 
 def _task(argv: list[str], **params: object) -> AssignedTask:
@@ -74,6 +78,26 @@ async def test_the_held_process_runs_its_program_only_when_its_command_starts(tm
     lines: list[str] = []
     assert await run_process(argv, lines.append) == 0
     assert lines == [str(pid)] and marker.read_text().split() == [str(pid)]  # that process, once
+
+
+@pytest.mark.parametrize("own", [{}, {"PWD": "/elsewhere", "STAGE": "lighting"}], ids=["plain", "own-pwd"])
+async def test_the_held_process_sees_exactly_the_environment_a_direct_start_gives(
+    tmp_path: Path, own: dict[str, str]
+) -> None:
+    """The gate's shell sets PWD for itself; the program must not inherit that (nor lose the job's own PWD)."""
+    env_program = str(shutil.which("env"))
+    cold: list[str] = []
+    assert await run_process([env_program], cold.append, cwd=str(tmp_path), env=own) == 0
+
+    warm = warm_start.begin(_task([env_program], cwd=str(tmp_path), env=own))
+    assert warm is not None
+    pid = await _made(warm)
+    warm_start.offer(warm)
+    lines: list[str] = []
+    assert await run_process([env_program], lines.append, cwd=str(tmp_path), env=own) == 0
+    assert warm.pid == pid
+    assert sorted(lines) == sorted(cold)
+    assert ("PWD=/elsewhere" in lines) == ("PWD" in own)
 
 
 async def test_a_discarded_held_process_ends_without_running_and_leaves_no_scratch_folder(tmp_path: Path) -> None:
@@ -180,3 +204,16 @@ def test_only_a_plain_exec_of_a_program_that_can_start_as_it_is_is_made_ahead(tm
         commands=[Command(name="echo", parameters={"message": "hi"})],
     )  # fmt: skip
     assert warm_start.begin(echo) is None
+
+
+def test_no_process_is_held_where_sh_changes_the_environment_as_it_execs(monkeypatch: pytest.MonkeyPatch) -> None:
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("needs bash")
+    thread_spawn.gate_keeps_environment.cache_clear()
+    monkeypatch.setattr(thread_spawn, "_shell", lambda: bash)  # bash as `sh` sets SHLVL at its exec
+    try:
+        assert not thread_spawn.gate_keeps_environment()
+        assert warm_start.begin(_task([SH, "-c", "true"])) is None
+    finally:
+        thread_spawn.gate_keeps_environment.cache_clear()

@@ -25,6 +25,7 @@ import contextvars
 import functools
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -98,9 +99,11 @@ class ThreadSpawned:
 # Holds a started process before its program: `sh` reads a line from its standard input (a pipe the worker
 # keeps) and only then becomes the program, with /dev/null as its input as a program started at once has. The
 # end of that pipe without a line (the worker let go of it, or died) ends the process without running anything.
-# The shell sets PWD for itself (and exports it); each variable a shell manages is put back as the environment
-# had it, or removed, before the exec, so the program sees the environment a direct start gives it.
-_SHELL_VARIABLES = ("PWD", "OLDPWD", "SHLVL")
+# The program must see the environment a direct start gives it, and a shell changes some of its variables
+# (dash sets and exports PWD, sets PPID; IFS it resets too, but no task gets IFS, task_env.py): each of those is
+# put back as the environment had it, or removed, before the exec. A variable whose name is not a shell name the
+# shell drops, and OPTIND it resets and takes back only as a number it accepts: such an environment is not held.
+_SHELL_VARIABLES = ("PWD", "OLDPWD", "SHLVL", "PPID")
 _GATE_SCRIPT = (
     "read -r go || exit; "
     + "".join(
@@ -109,10 +112,14 @@ _GATE_SCRIPT = (
     )
     + f'shift {len(_SHELL_VARIABLES)}; exec "$@" </dev/null'
 )
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def _gate(env: Mapping[str, str]) -> list[str]:
-    """The gate's command line before the program's: "-" for a variable the environment lacks, "+value" else."""
+    """The gate's command line before the program's: "-" for a variable the environment lacks, "+value" else.
+    ValueError for an environment the shell cannot hand on as it is."""
+    if dropped := [name for name in env if not _SHELL_NAME.match(name) or name == "OPTIND"]:
+        raise ValueError(f"a shell would not pass on {dropped[0]!r}: started directly instead")
     kept = ("+" + env[v] if v in env else "-" for v in _SHELL_VARIABLES)
     return [_shell(), "-c", _GATE_SCRIPT, "tablao-gate", *kept]
 
@@ -124,8 +131,8 @@ def gate_keeps_environment() -> bool:
     program = shutil.which("env")
     if program is None:
         return False
-    probes = ({"TABLAO_PROBE": "1"}, {"TABLAO_PROBE": "1", "PWD": "/nowhere", "OLDPWD": "/before", "SHLVL": "7"})
-    for env in probes:
+    every = {"TABLAO_PROBE": "1", **{v: f"/probe-{v.lower()}" for v in _SHELL_VARIABLES}}
+    for env in ({"TABLAO_PROBE": "1"}, every):
         try:
             seen = subprocess.run(
                 [*_gate(env), program], input=b"go\n", env=env, cwd="/", capture_output=True, timeout=10, check=True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -80,24 +81,37 @@ async def test_the_held_process_runs_its_program_only_when_its_command_starts(tm
     assert lines == [str(pid)] and marker.read_text().split() == [str(pid)]  # that process, once
 
 
-@pytest.mark.parametrize("own", [{}, {"PWD": "/elsewhere", "STAGE": "lighting"}], ids=["plain", "own-pwd"])
-async def test_the_held_process_sees_exactly_the_environment_a_direct_start_gives(
-    tmp_path: Path, own: dict[str, str]
-) -> None:
-    """The gate's shell sets PWD for itself; the program must not inherit that (nor lose the job's own PWD)."""
-    env_program = str(shutil.which("env"))
-    cold: list[str] = []
-    assert await run_process([env_program], cold.append, cwd=str(tmp_path), env=own) == 0
+# prints its process id, then its environment, as it got it (Python adds nothing to it)
+_SHOW_ENV = "import os; print(os.getpid()); print(*sorted(f'{k}={v}' for k, v in os.environ.items()), sep=chr(10))"
 
-    warm = warm_start.begin(_task([env_program], cwd=str(tmp_path), env=own))
+
+@pytest.mark.parametrize(
+    ("own", "held"),
+    [
+        ({}, True),
+        ({"PWD": "/elsewhere", "STAGE": "lighting"}, True),  # the shell would put its folder in PWD
+        ({"PPID": "77", "SHLVL": "3", "OLDPWD": "/before"}, True),  # the shell would set or change these
+        ({"render.pass": "beauty"}, False),  # not a shell name: the shell would drop it, so no held process
+        ({"OPTIND": "-1"}, False),  # the shell resets it, and refuses to take this value back
+    ],
+    ids=["plain", "own-pwd", "shell-variables", "not-a-shell-name", "optind"],
+)
+async def test_the_held_process_sees_exactly_the_environment_a_direct_start_gives(
+    tmp_path: Path, own: dict[str, str], held: bool
+) -> None:
+    argv = [sys.executable, "-c", _SHOW_ENV]
+    cold: list[str] = []
+    assert await run_process(argv, cold.append, cwd=str(tmp_path), env=own) == 0
+
+    warm = warm_start.begin(_task(argv, cwd=str(tmp_path), env=own))
     assert warm is not None
-    pid = await _made(warm)
+    pid = await _made(warm) if held else None
     warm_start.offer(warm)
     lines: list[str] = []
-    assert await run_process([env_program], lines.append, cwd=str(tmp_path), env=own) == 0
-    assert warm.pid == pid
-    assert sorted(lines) == sorted(cold)
-    assert ("PWD=/elsewhere" in lines) == ("PWD" in own)
+    assert await run_process(argv, lines.append, cwd=str(tmp_path), env=own) == 0
+    assert (lines[0] == str(pid)) is held  # the held process ran the program, or a direct start did
+    assert lines[1:] == cold[1:]
+    assert all(f"{k}={v}" in lines for k, v in own.items())
 
 
 async def test_a_discarded_held_process_ends_without_running_and_leaves_no_scratch_folder(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from services.localfarm.layout import FarmLayout
 from services.manager.app import create_app
 from services.manager.config import DEFAULT_PORT, ManagerConfig
 from services.manager.store.check import StoreUnusable, check_store
-from services.protocol import process_guard, tls
+from services.protocol import gc_tuning, process_guard, tls
 from services.protocol.manager_client import server_urls
 from services.protocol.serving import quick_server
 
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         _report_port(server, args.port_file)
     if config.public_url is None:
         _learn_public_url(server, config, https=args.tls_cert is not None)
+    gc_tuning.settle_long_lived()
     server.run()
     return 0
 

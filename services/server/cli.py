@@ -76,6 +76,7 @@ def main(argv: list[str]) -> int:
     process_guard.private_files()  # the database, its WAL and logs: 0600
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from services.protocol import gc_tuning
     from services.protocol.serving import quick_server
     from services.server.app import create_app
 
@@ -88,10 +89,12 @@ def main(argv: list[str]) -> int:
     print(
         f"Tablao Server on {tls.scheme(args.tls_cert)}://{cfg.host}:{cfg.port} (admin token: {token_note})", flush=True
     )
-    quick_server(
+    server = quick_server(
         app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
         ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
-    ).run()  # fmt: skip
+    )  # fmt: skip
+    gc_tuning.settle_long_lived()
+    server.run()
     return 0
 
 

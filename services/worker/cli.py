@@ -17,7 +17,7 @@ from pathlib import Path
 # this module is imported before httpx, as with `python -m services.worker.cli`.
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from services.protocol import process_guard  # noqa: E402 - after the line above
+from services.protocol import gc_tuning, process_guard  # noqa: E402 - after the line above
 from services.worker import capabilities, render_limits  # noqa: E402
 from services.worker.agent import EXIT_ERROR, Agent  # noqa: E402
 from services.worker.agent_config import AgentConfig  # noqa: E402
@@ -256,6 +256,7 @@ def main(argv: list[str]) -> int:
     )
     try:
         config.task_policy = replace(config.task_policy, umask=task_umask)
+        gc_tuning.settle_long_lived()
         return asyncio.run(_run(config, control=args.control == "stdio"))
     except KeyboardInterrupt:  # Windows, where the loop has no signal handlers
         return 0

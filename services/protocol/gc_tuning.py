@@ -7,7 +7,7 @@ GIL held, and every request waited behind it. Frozen once the service is built, 
 collection. A young generation of 7,000 objects instead of Python's 700 is collected a tenth as often: the
 objects of a request mostly die by reference count before a collection would have moved them on to the older
 generations. Measured under the throughput benchmark: the collector's time per run fell from about 0.9 s to
-0.25 s in the Server and from 1.1 s to 0.45 s in the Manager.
+0.25 s in the Server and from 1.1 s to 0.45 – 0.6 s in the Manager.
 
 Only for a process that is the service (its command line's `main`): a process that hosts other things (a test
 session, the desktop app) keeps its own settings, since a frozen object that later becomes garbage in a cycle is

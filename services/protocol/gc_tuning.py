@@ -22,11 +22,13 @@ YOUNG_THRESHOLD = 7000
 
 
 def settle_long_lived() -> None:
-    """Collect once, freeze what is left, and collect the young generation less often.
+    """Collect the young generations, freeze what is left, and collect the young generation less often.
 
-    Call it in a service's `main`, after its imports and its app are built and before it serves.
+    Call it in a service's `main`, after its imports and its app are built and before it serves. Not a full
+    collection: that is the very walk of every long-lived object this avoids (about 100 ms in the Server at each
+    start), and it found no garbage there that the younger generations' collection (2 – 3 ms) had left.
     """
-    gc.collect()
+    gc.collect(1)
     gc.freeze()
     _young, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)

@@ -80,35 +80,38 @@ def test_submit_of_a_one_task_job_while_a_claim_waits(tmp_path: Path) -> None:
     answered = threading.Event()
     stop = threading.Event()
     try:
-        link = httpx.Client(base_url=srv.url + API + "/manager", headers=srv.headers(add_manager(srv, "m")), timeout=30)
-        admin = httpx.Client(base_url=srv.url + API, headers=srv.headers(), timeout=30)
+        token = add_manager(srv, "m")
+        with (
+            httpx.Client(base_url=srv.url + API + "/manager", headers=srv.headers(token), timeout=30) as link,
+            httpx.Client(base_url=srv.url + API, headers=srv.headers(), timeout=30) as admin,
+        ):
 
-        def claims() -> None:
-            while not stop.is_set():
-                r = link.post("/claim", json={"capacity": 1, "task_types": ["bench"], "wait_seconds": 5})
-                assert r.status_code == 200, r.text
-                if r.json()["tasks"]:
-                    answered.set()
+            def claims() -> None:
+                while not stop.is_set():
+                    r = link.post("/claim", json={"capacity": 1, "task_types": ["bench"], "wait_seconds": 5})
+                    assert r.status_code == 200, r.text
+                    if r.json()["tasks"]:
+                        answered.set()
 
-        waiting = threading.Thread(target=claims, daemon=True)
-        waiting.start()
-        samples = []
-        for i in range(200):
-            time.sleep(0.1)  # the claim is open again, and the Server idle as an idle farm's is
-            answered.clear()
-            body = {"name": f"one {i}", "type": "exec",
-                    "settings": {"command": ["true"], "frames": str(i + 1), "task_type": "bench"}}  # fmt: skip
-            start = time.perf_counter()
-            r = admin.post("/jobs", json=body)
-            samples.append((time.perf_counter() - start) * 1000)
-            assert r.status_code == 201, r.text
-            assert answered.wait(5), "the waiting claim did not get the task"
-        stop.set()
-        samples.sort()
-        print(f"\nPOST /api/v1/jobs, one task, handed to a waiting claim (SQLite, over HTTP, 200 jobs): "
-              f"p50 {statistics.median(samples):.2f} ms, p90 {samples[179]:.2f} ms")  # fmt: skip
-        record("submit_one_task_to_waiting_claim_p50_ms", statistics.median(samples))
-        waiting.join(10)
+            waiting = threading.Thread(target=claims, daemon=True)
+            waiting.start()
+            samples = []
+            for i in range(200):
+                time.sleep(0.1)  # the claim is open again, and the Server idle as an idle farm's is
+                answered.clear()
+                body = {"name": f"one {i}", "type": "exec",
+                        "settings": {"command": ["true"], "frames": str(i + 1), "task_type": "bench"}}  # fmt: skip
+                start = time.perf_counter()
+                r = admin.post("/jobs", json=body)
+                samples.append((time.perf_counter() - start) * 1000)
+                assert r.status_code == 201, r.text
+                assert answered.wait(5), "the waiting claim did not get the task"
+            stop.set()
+            samples.sort()
+            print(f"\nPOST /api/v1/jobs, one task, handed to a waiting claim (SQLite, over HTTP, 200 jobs): "
+                  f"p50 {statistics.median(samples):.2f} ms, p90 {samples[179]:.2f} ms")  # fmt: skip
+            record("submit_one_task_to_waiting_claim_p50_ms", statistics.median(samples))
+            waiting.join(10)
     finally:
         stop.set()
         srv.stop()

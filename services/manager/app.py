@@ -28,6 +28,7 @@ from services.protocol.backoff import Backoff, retry_after_header
 from services.protocol.body_limit import BodyLimit
 from services.protocol.common import ErrorResponse, FieldError
 from services.protocol.manager_client import ManagerClient
+from services.protocol.nul_guard import NulGuard
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,9 @@ def create_app(config: ManagerConfig) -> FastAPI:
     api_contract.install_error_shape(app)
     api_contract.document_errors(app, EXTRA_STATUSES, SECURITY_SCHEMES, _secured_by)
     api_contract.serve_docs_offline(app, "/api/v1")
-    # added before the body limit, which so wraps it: the hot route's bodies are counted too
+    # added before the body limit, which so wraps them: the hot route's bodies are counted and guarded too
     app.add_middleware(HotRoute, method="POST", path="/api/v1/worker/task", handler=worker.ask_for_task)
+    app.add_middleware(NulGuard, name_field=api_contract.indexed)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
 
     @app.exception_handler(ApiError)
@@ -139,8 +141,5 @@ def create_app(config: ManagerConfig) -> FastAPI:
 
 
 def _field_error(err: Any) -> FieldError:
-    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-    field = ""
-    for part in loc:
-        field += f"[{part}]" if part.isdigit() else (f".{part}" if field else part)
-    return FieldError(field=field or "body", message=str(err.get("msg", "invalid")))
+    loc = tuple(p for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+    return FieldError(field=api_contract.indexed(loc), message=str(err.get("msg", "invalid")))

@@ -33,6 +33,22 @@ _DESCRIPTIONS = {
 }
 _WRITES = {"post", "put", "patch", "delete"}
 
+Location = tuple[str | int, ...]
+"""Where a field is in a request: keys and list indexes, from the top (a pydantic error's `loc`)."""
+
+
+def dotted(loc: Location) -> str:
+    """A field as the Server names it in errors: `settings.command.1`."""
+    return ".".join(str(p) for p in loc) or "body"
+
+
+def indexed(loc: Location) -> str:
+    """A field as the Manager names it in errors: `updates[0].log_lines[2]`."""
+    field = ""
+    for part in loc:
+        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else part)
+    return field or "body"
+
 
 def error_json(
     status: int, detail: str, field: str | None = None, headers: Mapping[str, str] | None = None

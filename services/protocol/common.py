@@ -14,11 +14,21 @@ T = TypeVar("T")
 ID_MAX = 2**63 - 1  # the largest id a database integer key holds; larger ones are refused with 422, not a 500
 Id = Annotated[int, Ge(0), Le(ID_MAX)]
 """A database id in a path, query or body: range-checked so no id reaches a query it would overflow."""
+INT_MAX = 2**31 - 1  # the largest value of a 32-bit database integer (PostgreSQL's `integer`)
+SmallId = Annotated[int, Ge(0), Le(INT_MAX)]
+"""The id of a user, token, Manager or webhook: 32-bit keys, so a larger one is a 422, not PostgreSQL's
+"integer out of range" as a 500."""
+Count = Annotated[int, Ge(0), Le(INT_MAX)]
+"""A count a client reports that the Server keeps in a 32-bit column (steps, failures, request numbers)."""
 
 # Every string and list a client sends is bounded, so the body limit is not the only thing between a
 # hostile request and the database; a field over its bound is a 422 naming it.
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 """Names, tags, platforms, worker ids: one short line."""
+WorkerKey = Annotated[str, StringConstraints(max_length=64)]
+"""A worker's id or name: 64 characters, as the Manager registers them and the Server's tables hold them."""
+PlatformText = Annotated[str, StringConstraints(max_length=32)]
+"""An operating system's name as a worker reports it."""
 PathText = Annotated[str, StringConstraints(max_length=4096)]
 """A file path."""
 LongText = Annotated[str, StringConstraints(max_length=10_000)]

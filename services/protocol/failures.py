@@ -9,9 +9,9 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from services.protocol.common import Id, ResponseModel, WireModel
+from services.protocol.common import Id, ResponseModel, WireModel, WorkerKey
 
-WorkerId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+WorkerId = Annotated[WorkerKey, StringConstraints(min_length=1)]
 TaskType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 BLOCKLIST_REPORT_MAX = 10_000  # entries per update batch; a Manager with more sends the rest with the next ones
 
@@ -22,7 +22,7 @@ class BlocklistReport(WireModel):
     job_id: Id
     worker_id: WorkerId
     task_type: TaskType
-    worker_name: Annotated[str, StringConstraints(max_length=64)] = ""
+    worker_name: WorkerKey = ""
     failures: int = Field(ge=0, le=1_000_000)
     threshold: int = Field(ge=1, le=1_000_000)  # the Manager's blocklist threshold: at it, the worker is blocked
 

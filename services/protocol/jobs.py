@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from services.protocol.common import Id, ResponseModel, WireModel, bounded_json
+from services.protocol.common import Id, ResponseModel, SmallId, WireModel, bounded_json
 from services.protocol.states import JobStatus, TaskStatus
 
 NAME_MAX = 200
@@ -33,7 +33,7 @@ class JobSubmission(WireModel):
     settings: Annotated[dict[str, Any], bounded_json(SETTINGS_MAX_BYTES)] = Field(default_factory=dict)
     priority: int = Field(default=50, ge=0, le=100)
     tags: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list, max_length=20)
-    manager_id: Id | None = None
+    manager_id: SmallId | None = None
     depends_on: list[Id] = Field(default_factory=list, max_length=100)
     max_task_failures: int = Field(default=3, ge=1, le=100)
     on_task_failure: OnTaskFailure = OnTaskFailure.FAIL_JOB

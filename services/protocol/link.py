@@ -7,7 +7,18 @@ from typing import Annotated
 
 from pydantic import Field
 
-from services.protocol.common import Id, LongText, ResponseModel, ShortText, WireModel, bounded_json
+from services.protocol.common import (
+    ID_MAX,
+    Count,
+    Id,
+    LongText,
+    PlatformText,
+    ResponseModel,
+    ShortText,
+    WireModel,
+    WorkerKey,
+    bounded_json,
+)
 from services.protocol.failures import BLOCKLIST_REPORT_MAX, BlocklistReport, Unblock
 from services.protocol.farm import Utilisation
 from services.protocol.host_requirements import HostCapabilities
@@ -62,13 +73,13 @@ class TaskUpdate(WireModel):
     task_id: Id
     attempt: Id
     status: TaskStatus | None = None  # queued = given back unstarted
-    worker_id: ShortText | None = None
-    worker_name: ShortText | None = None
+    worker_id: WorkerKey | None = None
+    worker_name: WorkerKey | None = None
     activity: str | None = Field(default=None, max_length=1000)
-    steps_done: int | None = Field(default=None, ge=0)
-    steps_total: int | None = Field(default=None, ge=0)
+    steps_done: Count | None = None
+    steps_total: Count | None = None
     log_tail: list[LongText] = Field(default_factory=list, max_length=LOG_TAIL_LINES)
-    failure_count: int | None = Field(default=None, ge=0)
+    failure_count: Count | None = None
     time: datetime | None = None  # when it happened: with a final status, the end of the run
     started: datetime | None = None  # with status active: when the run began on its worker (kept by coalescing)
     # with status queued: given back because no worker of this Manager may run it (every one that could is
@@ -77,9 +88,9 @@ class TaskUpdate(WireModel):
 
 
 class WorkerReport(WireModel):
-    id: ShortText
-    name: ShortText
-    platform: ShortText
+    id: WorkerKey
+    name: WorkerKey
+    platform: PlatformText
     task_types: list[ShortText] = Field(max_length=1000)
     tags: list[ShortText] = Field(max_length=1000)
     software: Annotated[dict[str, str], bounded_json(SOFTWARE_MAX_BYTES)] = Field(default_factory=dict)
@@ -93,13 +104,13 @@ class WorkerReport(WireModel):
     # the wrangler's request the Manager holds for the worker, and its number: a request with this number and
     # no status requested any more is done, and the Server stops asking
     status_requested: WorkerStatusRequest | None = None
-    request_id: int = Field(default=0, ge=0)
+    request_id: Count = 0
 
 
 class UpdateBatch(WireModel):
     """Sent in order; `seq` grows by one per batch, so the Server applies each batch exactly once."""
 
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=ID_MAX)
     task_updates: list[TaskUpdate] = Field(default_factory=list, max_length=10_000)
     workers: list[WorkerReport] = Field(default_factory=list, max_length=10_000)
     # tasks the Manager still holds: their leases are renewed

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from services.protocol.common import ID_MAX, Id, PathText, ResponseModel, ShortText, WireModel, bounded_json
+from services.protocol.common import ID_MAX, Count, Id, PathText, ResponseModel, ShortText, WireModel, bounded_json
 from services.protocol.farm import Utilisation
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command
@@ -60,8 +60,8 @@ class WorkerTaskUpdate(WireModel):
     status: TaskStatus | None = None  # active, completed, failed, or queued (given back)
     time: datetime | None = None  # with a status: when it happened, by the worker's clock
     activity: str | None = Field(default=None, max_length=1000)
-    steps_done: int | None = Field(default=None, ge=0)
-    steps_total: int | None = Field(default=None, ge=0)
+    steps_done: Count | None = None
+    steps_total: Count | None = None
     log_lines: list[Annotated[str, StringConstraints(max_length=LOG_LINE_MAX_CHARS)]] = Field(
         default_factory=list, max_length=LOG_CHUNK_MAX_LINES
     )

@@ -104,7 +104,7 @@ class UpdateBuffer:
     def put(self, task_id: int, handout: int, **fields: Any) -> int:
         """Store one update (WorkerTaskUpdate fields besides seq and handout) and wake the sender."""
         seq = self.last_seq + 1
-        body = json.dumps({"seq": seq, "handout": handout, **fields}, separators=(",", ":"))
+        body = _dumps({"seq": seq, "handout": handout, **fields})
         self._db.execute(
             "INSERT INTO updates (seq, task_id, handout, body) VALUES (?, ?, ?, ?)",
             (seq, task_id, handout, body),
@@ -121,7 +121,7 @@ class UpdateBuffer:
         rule does not mind; only previews are ever dropped this way, never a log line or a status.
         """
         seq = self.last_seq + 1
-        body = json.dumps({"seq": seq, "handout": handout, "preview": preview}, separators=(",", ":"))
+        body = _dumps({"seq": seq, "handout": handout, "preview": preview})
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM updates WHERE preview = 1 AND task_id = ?", (task_id,))
@@ -265,6 +265,25 @@ class UpdateBuffer:
 
     def wake(self) -> None:
         self._wake.set()
+
+
+def _dumps(update: dict[str, Any]) -> str:
+    """The update as stored and sent, with any NUL a task printed replaced by U+FFFD, as undecodable bytes are:
+    the Manager refuses NULs (a 422, which would drop the task's updates), and no database column takes them."""
+    body = json.dumps(update, separators=(",", ":"))
+    if "\\u0000" in body:  # rare: a second pass rather than a scan of every string of every update
+        body = json.dumps(_without_nul(update), separators=(",", ":"))
+    return body
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def open_buffer(data_dir: Path, client: WorkerClient, **kwargs: Any) -> UpdateBuffer:

@@ -25,7 +25,7 @@ async def _first_line(argv: list[str]) -> str | None:
         return None
     for line in out.decode("utf-8", errors="replace").splitlines():
         if line.strip():
-            return line.strip()[:200]
+            return line.strip()[:200].replace("\x00", "\ufffd")  # the Manager refuses NULs
     return None
 
 

@@ -148,6 +148,25 @@ def test_bad_task_requests_name_the_field(farm: tuple[ServerProcess, ManagerProc
     assert worker.http.post("/heartbeat", json={"status": "awake"}).status_code == 200
 
 
+def test_a_nul_character_is_refused_naming_the_field(
+    farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker
+) -> None:
+    """The Server's database may be PostgreSQL, which stores no NUL: the Manager takes none in (a Worker replaces
+    those its tasks print, services/worker/buffer.py)."""
+    task = worker.next_task()
+    assert task is not None
+    line = {"seq": worker.seq + 1, "handout": task["handout"], "log_lines": ["fine", "a\x00b"]}
+    r = worker.send(task["id"], [line])
+    assert r.status_code == 422 and field_of(r) == ["updates[0].log_lines[1]"], r.text
+    r = worker.ask(finished=(task["id"], [{**line, "status": "completed"}]))  # the hot route too
+    assert r.status_code == 422 and field_of(r) == ["finished.updates[0].log_lines[1]"], r.text
+    signing_on = {"name": worker.name, "platform": "linux", "task_types": ["exec"], "tags": ["gpu", "\x00"]}
+    r = worker.http.post("/sign-on", json=signing_on)
+    assert r.status_code == 422 and field_of(r) == ["tags[1]"], r.text
+    # nothing of it was taken: the task is still this worker's, and runs
+    assert worker.run_task(task).status_code == 200
+
+
 def test_the_task_route_documents_its_body(farm: tuple[ServerProcess, ManagerProcess]) -> None:
     spec = httpx.get(f"{farm[1].url}/api/v1/openapi.json").json()
     schema = spec["paths"]["/api/v1/worker/task"]["post"]["requestBody"]["content"]["application/json"]["schema"]

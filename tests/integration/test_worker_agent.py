@@ -88,7 +88,9 @@ def test_agent_registers_runs_tasks_and_reports_their_logs(farm, tmp_path: Path)
     server, mgr = farm
     agent = AgentProcess(mgr, tmp_path / "w1", "w1")
     try:
-        job = submit(server, ["sh", "-c", "echo hello frame {frame}; echo to stderr >&2; sleep 0.2"], "1-3")
+        # a NUL in the output (which the Manager would refuse) arrives as U+FFFD, and the task completes
+        script = "echo hello frame {frame}; printf 'nul\\000here\\n'; echo to stderr >&2; sleep 0.2"
+        job = submit(server, ["sh", "-c", script], "1-3")
 
         def all_done() -> list[dict[str, Any]] | None:
             tasks = tasks_of(server, job)
@@ -101,6 +103,7 @@ def test_agent_registers_runs_tasks_and_reports_their_logs(farm, tmp_path: Path)
             frame = t["name"].split()[-1]
             assert f"hello frame {frame}" in log, log
             assert "to stderr" in log
+            assert "nul\ufffdhere" in log, log
             assert log.rstrip().endswith("completed")
         creds = tmp_path / "w1" / "worker.json"
         assert stat.S_IMODE(creds.stat().st_mode) == 0o600

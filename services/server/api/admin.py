@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from services.protocol.admin import UserUpdate
-from services.protocol.common import Id
+from services.protocol.common import SmallId
 from services.protocol.farm import User
 from services.protocol.states import Role
 from services.server.api.deps import AdminDep, SessionDep
@@ -16,7 +16,7 @@ router = APIRouter(tags=["admin"])
 
 
 @router.patch("/users/{user_id}")
-def change_user(user_id: Id, req: UserUpdate, request: Request, session: SessionDep, admin: AdminDep) -> User:
+def change_user(user_id: SmallId, req: UserUpdate, request: Request, session: SessionDep, admin: AdminDep) -> User:
     """Change a user's role, disable or enable it, or set its password; its tokens follow at once."""
     user = store.change_user(session, user_id, req, actor=admin.name)
     session.commit()
@@ -25,7 +25,7 @@ def change_user(user_id: Id, req: UserUpdate, request: Request, session: Session
 
 
 @router.delete("/managers/{manager_id}", status_code=204)
-def remove_manager(manager_id: Id, session: SessionDep, admin: AdminDep) -> Response:
+def remove_manager(manager_id: SmallId, session: SessionDep, admin: AdminDep) -> Response:
     """Forget a Manager: its token stops working, its workers are forgotten, the tasks it held are queued."""
     store.remove_manager(session, manager_id, actor=admin.name)
     session.commit()

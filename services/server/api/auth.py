@@ -10,7 +10,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from services.protocol.backoff import Backoff
-from services.protocol.common import Id, utcnow
+from services.protocol.common import SmallId, utcnow
 from services.protocol.farm import ApiToken, LoginRequest, TokenCreate, TokenCreated, User, UserCreate
 from services.protocol.states import Role
 from services.server.api.deps import AdminDep, ConfigDep, ReadSessionDep, SessionDep, client_address
@@ -134,7 +134,7 @@ def create_token(req: TokenCreate, session: SessionDep, _: AdminDep) -> TokenCre
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: Id, request: Request, session: SessionDep, _: AdminDep) -> Response:
+def revoke_token(token_id: SmallId, request: Request, session: SessionDep, _: AdminDep) -> Response:
     if session.get(ApiTokenRow, token_id) is None:
         raise NotFound(f"no token with id {token_id}", field="id")
     store.revoke_token(session, token_id)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from services.protocol import api_contract
 from services.protocol.backoff import retry_after_header
@@ -14,6 +16,8 @@ from services.server.states.jobs import IllegalJobAction, IllegalJobTransition
 from services.server.states.tasks import IllegalTaskTransition
 from services.server.store.errors import StoreError, TooManyAttempts
 from services.server.store.tasks import IllegalTaskAction
+
+log = logging.getLogger(__name__)
 
 
 def error_body(detail: str, errors: list[tuple[str, str]] | None = None) -> dict[str, Any]:
@@ -54,6 +58,16 @@ def install(app: FastAPI) -> None:
             errors.append((field, msg))
         detail = "; ".join(f"{f}: {m}" for f, m in errors) or "invalid request"
         return JSONResponse(error_body(detail, errors), status_code=422)
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses (PostgreSQL: a number out of a column's range, a string over its length):
+        # the wire models bound every field to what its column holds, so this is a gap in them, and the
+        # transaction has rolled back. The client still gets a 4xx saying so, not a 500.
+        log.warning("the database refused a value of %s %s: %s", request.method, request.url.path, exc)
+        reason = str(exc.orig or exc).splitlines()[0][:200]
+        msg = f"a value is out of what the database can store ({reason})"
+        return JSONResponse(error_body(msg, [("body", msg)]), status_code=422)
 
     @app.exception_handler(IllegalTaskTransition)
     @app.exception_handler(IllegalTaskAction)

@@ -42,6 +42,25 @@ async def test_updates_arrive_in_seq_order_in_few_batches(tmp_path: Path, receiv
     assert len(receiver.requests) == 2  # one batch per task run, not one request per update
 
 
+async def test_a_nul_a_task_printed_is_replaced_before_it_is_stored(tmp_path: Path, receiver: Receiver):
+    """The Manager refuses NULs (422, which would drop the task's updates): they become U+FFFD, as undecodable
+    bytes do; a backslash followed by `u0000` is ordinary text and stays."""
+    client = WorkerClient(receiver.url)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.01)
+    buf.put(1, 1, log_lines=["a\x00b", "\\u0000", "plain"], activity="frame\x00 1")
+    buf.put_preview(1, 1, {"frame_path": "/out/f\x00.png"})
+    sender = asyncio.create_task(buf.run_sender())
+    async with asyncio.timeout(5):
+        await buf.drained()
+    sender.cancel()
+    await client.aclose()
+    buf.close()
+    first, preview = (u for _, u in receiver.updates)
+    assert first["log_lines"] == ["a\ufffdb", "\\u0000", "plain"]
+    assert first["activity"] == "frame\ufffd 1"
+    assert preview["preview"] == {"frame_path": "/out/f\ufffd.png"}
+
+
 async def test_seq_numbers_and_pending_updates_survive_a_restart(tmp_path: Path, receiver: Receiver):
     client = WorkerClient(receiver.url)
     path = tmp_path / "u.sqlite"

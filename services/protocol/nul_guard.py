@@ -1,0 +1,155 @@
+"""The NUL character refused at the door of both services: a 422 naming the field, before any route runs.
+
+No name, path, tag, message or id of the farm has a use for U+0000, and PostgreSQL cannot store it in a text
+column: a job named `"a\\u0000b"` reached the database and came back as a 500 there, as did a worker id or a
+search term holding `%00`. Checking each field would miss the next one added, so this middleware looks once,
+where every request passes: the path, the query string and a JSON body. The common case costs a substring
+search; only a request that may hold a NUL is parsed, to name the field (`settings.command.1`, `search`) the
+way the services' other 422s do. A body that does not parse as JSON is left to the route (its own 422).
+
+Process output is not refused here: the Worker replaces NULs in what its tasks print (services/worker/buffer.py)
+before anything is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi.routing import iter_route_contexts
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.protocol.api_contract import Location, dotted
+
+NUL = "\x00"
+_ESCAPED = b"\\u0000"  # the only way JSON writes U+0000 (a raw NUL byte is malformed JSON)
+
+
+def refusal(field: str) -> bytes:
+    msg = "contains the NUL character (U+0000), which no field accepts"
+    body = json.dumps(
+        {"detail": f"{field}: {msg}", "errors": [{"field": field, "message": msg}]}, separators=(",", ":")
+    )
+    return body.encode()
+
+
+def nul_in(value: Any, at: Location = ()) -> Location | None:
+    """Where the first string (or key) holding a NUL is in a parsed JSON value; None if none does."""
+    if isinstance(value, str):
+        return at if NUL in value else None
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and NUL in key:
+            return at
+        if (found := nul_in(item, (*at, key))) is not None:
+            return found
+    return None
+
+
+def _path_field(scope: Scope) -> str | None:
+    """The route parameter holding the NUL, as the route names it; None when no route's parameter holds it
+    (the app answers 404 as for any path it does not know)."""
+    for route in iter_route_contexts(getattr(scope.get("app"), "routes", [])):
+        template = getattr(route, "path", None)
+        if not isinstance(template, str) or "{" not in template:
+            continue
+        regex, _format, _convertors = compile_path(template)
+        if (match := regex.match(scope["path"])) is not None:
+            for name, value in match.groupdict().items():
+                if NUL in value:
+                    return name
+    return None
+
+
+def _query_field(query: bytes) -> str | None:
+    if b"%00" not in query:
+        return None
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if NUL in key:
+            return "query"
+        if NUL in value:
+            return key
+    return None
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return b"json" in value.lower()
+    return False
+
+
+class NulGuard:
+    """Pure ASGI middleware: 422 for a NUL in the path, the query string or a JSON body."""
+
+    def __init__(self, app: ASGIApp, name_field: Callable[[Location], str] = dotted) -> None:
+        self.app = app
+        self.name_field = name_field
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        field = _path_field(scope) if NUL in scope["path"] else _query_field(scope.get("query_string", b""))
+        if field is not None:
+            await _refuse(send, field)
+            return
+        if scope["method"] in ("GET", "HEAD", "DELETE") or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        # the whole body first (the route would read it all anyway; the body limit outside counts it), then
+        # the same bytes to the route, and what comes after (a disconnect) from the client as usual
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left before the whole body came
+                await self.app(scope, _replay(None, message, receive), send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if _ESCAPED in body and (loc := _body_location(body)) is not None:
+            await _refuse(send, self.name_field(loc))
+            return
+        await self.app(scope, _replay(body, None, receive), send)
+
+
+def _body_location(body: bytes) -> Location | None:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # malformed or absurdly deep: the route says so
+    try:
+        return nul_in(value)
+    except RecursionError:
+        return ()
+
+
+def _replay(body: bytes | None, then: Message | None, receive: Receive) -> Receive:
+    """The route's receive: `body` whole (or `then`, what came instead of it) first, then the client's own."""
+    first: Message | None = then if body is None else {"type": "http.request", "body": body, "more_body": False}
+
+    async def replayed() -> Message:
+        nonlocal first
+        if first is not None:
+            message, first = first, None
+            return message
+        return await receive()
+
+    return replayed
+
+
+async def _refuse(send: Send, field: str) -> None:
+    body = refusal(field)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 422,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

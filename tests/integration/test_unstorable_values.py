@@ -1,0 +1,107 @@
+"""Values no database column of the farm can hold get a 422 naming the field, on SQLite and on PostgreSQL.
+
+PostgreSQL refuses the NUL character in text and numbers past a column's range, where SQLite takes both: each
+of these was a 500 there (and for a Manager's update batch, one it would have sent again for ever)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.manager import API, add_manager
+from tests.support.services import ServerProcess
+
+BIG = 2**40  # past a 32-bit column, within the 64-bit ids
+NUL_MSG = "contains the NUL character (U+0000), which no field accepts"
+
+
+@pytest.fixture(scope="module")
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url + API, headers=server.headers(), timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def manager_link(server: ServerProcess) -> Iterator[httpx.Client]:
+    token = add_manager(server, "unstorable")
+    with httpx.Client(base_url=server.url + API + "/manager", headers=server.headers(token), timeout=30) as c:
+        yield c
+
+
+def job(name: str = "ok", **settings: Any) -> dict[str, Any]:
+    return {"name": name, "type": "exec", "settings": {"command": ["true"], "frames": "1", **settings}}
+
+
+def refused(r: httpx.Response, field: str, message: str | None = None) -> None:
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert [e["field"] for e in errors] == [field], r.text
+    if message is not None:
+        assert errors[0]["message"] == message
+        assert r.json()["detail"] == f"{field}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (job("a\x00b"), "name"),
+        (job(command=["true", "x\x00y"]), "settings.command.1"),
+        (job(env={"A\x00": "1"}), "settings.env"),  # a key: the field is the object holding it
+        ({**job(), "tags": ["gpu", "\x00"]}, "tags.1"),
+    ],
+)
+def test_a_nul_anywhere_in_a_submission_is_refused(api: httpx.Client, body: dict[str, Any], field: str) -> None:
+    before = api.get("/jobs").json()["total"]
+    refused(api.post("/jobs", json=body), field, NUL_MSG)
+    assert api.get("/jobs").json()["total"] == before  # nothing stored
+
+
+def test_a_nul_in_a_query_path_or_login_is_refused(api: httpx.Client) -> None:
+    refused(api.get("/jobs", params={"search": "a\x00b"}), "search", NUL_MSG)
+    refused(api.get("/workers/w%00/utilisation"), "worker_id", NUL_MSG)
+    refused(api.post("/auth/login", json={"username": "ana\x00", "password": "x"}), "username", NUL_MSG)
+    assert api.get("/nothing-here/%00").status_code == 404  # a path no route has stays a 404
+
+
+def test_text_that_only_looks_like_an_escaped_nul_is_kept(api: httpx.Client) -> None:
+    """A backslash followed by `u0000` is six ordinary characters, not a NUL."""
+    r = api.post("/jobs", json=job("C:\\u0000 folder", command=["echo", "\\u0000"]))
+    assert r.status_code == 201, r.text
+    stored = api.get(f"/jobs/{r.json()['id']}").json()
+    assert stored["name"] == "C:\\u0000 folder"
+    assert stored["settings"]["command"] == ["echo", "\\u0000"]
+
+
+def test_ids_past_their_column_are_refused(api: httpx.Client) -> None:
+    refused(api.post("/jobs", json={**job(), "manager_id": BIG}), "manager_id")
+    refused(api.delete(f"/managers/{BIG}"), "manager_id")
+    refused(api.patch(f"/users/{BIG}", json={"disabled": True}), "user_id")
+    refused(api.delete(f"/tokens/{BIG}"), "token_id")
+    refused(api.delete(f"/webhooks/{BIG}"), "webhook_id")
+    assert api.get(f"/jobs/{BIG}").status_code == 404  # jobs and tasks have 64-bit ids: simply not there
+
+
+def test_a_manager_batch_the_database_could_not_hold_is_refused_and_the_link_goes_on(
+    api: httpx.Client, manager_link: httpx.Client
+) -> None:
+    worker = {"id": "w1", "name": "w1", "platform": "linux", "task_types": ["exec"], "tags": [], "status": "awake"}
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"task_updates": [{"task_id": 1, "attempt": 1, "steps_total": BIG}]}, "task_updates.0.steps_total"),
+        ({"task_updates": [{"task_id": 1, "attempt": 1, "failure_count": BIG}]}, "task_updates.0.failure_count"),
+        ({"task_updates": [{"task_id": 1, "attempt": 1, "worker_name": "n" * 65}]}, "task_updates.0.worker_name"),
+        ({"workers": [{**worker, "name": "n" * 65}]}, "workers.0.name"),
+        ({"workers": [{**worker, "platform": "p" * 33}]}, "workers.0.platform"),
+        ({"workers": [{**worker, "request_id": BIG}]}, "workers.0.request_id"),
+        ({"workers": [{**worker, "name": "w\x001"}]}, "workers.0.name"),
+    ]
+    for body, field in bad:
+        refused(manager_link.post("/updates", json={"seq": 1, **body}), field)
+    refused(manager_link.post("/updates", json={"seq": 2**63}), "seq")
+    # none of them was applied: the first batch is still the one expected, and it goes through
+    r = manager_link.post("/updates", json={"seq": 1, "workers": [worker]})
+    assert r.status_code == 200, r.text
+    assert r.json()["last_seq"] == 1
+    assert any(w["name"] == "w1" for w in api.get("/workers").json())

@@ -27,8 +27,8 @@ from services.protocol import VERSION, api_contract
 from services.protocol.backoff import Backoff, retry_after_header
 from services.protocol.body_limit import BodyLimit
 from services.protocol.common import ErrorResponse, FieldError
+from services.protocol.input_guard import InputGuard
 from services.protocol.manager_client import ManagerClient
-from services.protocol.nul_guard import NulGuard
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def create_app(config: ManagerConfig) -> FastAPI:
     api_contract.serve_docs_offline(app, "/api/v1")
     # added before the body limit, which so wraps them: the hot route's bodies are counted and guarded too
     app.add_middleware(HotRoute, method="POST", path="/api/v1/worker/task", handler=worker.ask_for_task)
-    app.add_middleware(NulGuard, name_field=api_contract.indexed)
+    app.add_middleware(InputGuard, name_field=api_contract.indexed)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
 
     @app.exception_handler(ApiError)

@@ -19,7 +19,7 @@ from services.protocol import API_PREFIX, VERSION, api_contract, process_guard
 from services.protocol.backoff import Backoff
 from services.protocol.body_limit import BodyLimit
 from services.protocol.common import utcnow
-from services.protocol.nul_guard import NulGuard
+from services.protocol.input_guard import InputGuard
 from services.server.api import ROUTERS, errors, storage_errors
 from services.server.background import Sweep, sweep_forever
 from services.server.config import ServerConfig
@@ -120,7 +120,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     api_contract.document_errors(app, errors.EXTRA_STATUSES)
     api_contract.serve_docs_offline(app, API_PREFIX)
-    app.add_middleware(NulGuard)  # inside the body limit, which counts what it reads
+    app.add_middleware(InputGuard)  # inside the body limit, which counts what it reads
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     return app
 

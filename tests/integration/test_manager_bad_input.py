@@ -167,6 +167,21 @@ def test_a_nul_character_is_refused_naming_the_field(
     assert worker.run_task(task).status_code == 200
 
 
+def test_nan_and_infinity_are_refused_naming_the_field(worker: ScriptedWorker) -> None:
+    """Not JSON, though Python's parser takes them; the Server's PostgreSQL JSON columns would not: a worker's
+    sample holding one would have stopped its Manager's batches."""
+    sample = '{"time": "2026-12-03T10:00:00Z", "cpu_percent": 5, "memory_percent": 5, "memory_used_mb": Infinity}'
+    for heartbeat in (f'{{"status": "awake", "utilisation": {sample}}}', '{"status": "awake", "current_task_id": NaN}'):
+        r = worker.http.post("/heartbeat", content=heartbeat, headers={"Content-Type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["message"] == "NaN and Infinity are not JSON numbers; no field accepts them"
+    assert field_of(r) == ["current_task_id"]
+    r = worker.http.post(
+        "/heartbeat", content=heartbeat.replace("NaN", "null"), headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 200, r.text
+
+
 def test_the_task_route_documents_its_body(farm: tuple[ServerProcess, ManagerProcess]) -> None:
     spec = httpx.get(f"{farm[1].url}/api/v1/openapi.json").json()
     schema = spec["paths"]["/api/v1/worker/task"]["post"]["requestBody"]["content"]["application/json"]["schema"]

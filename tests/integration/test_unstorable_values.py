@@ -5,6 +5,7 @@ of these was a 500 there (and for a Manager's update batch, one it would have se
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,6 +67,15 @@ def test_a_nul_in_a_query_path_or_login_is_refused(api: httpx.Client) -> None:
     assert api.get("/nothing-here/%00").status_code == 404  # a path no route has stays a 404
 
 
+def test_nan_and_infinity_are_refused_and_the_words_kept(api: httpx.Client) -> None:
+    raw = '{"name": "x", "type": "exec", "priority": NaN, "settings": {"command": ["true"], "frames": "1"}}'
+    r = api.post("/jobs", content=raw, headers={"Content-Type": "application/json"})
+    refused(r, "priority", "NaN and Infinity are not JSON numbers; no field accepts them")
+    raw = raw.replace("NaN", "50").replace('"x"', '"NaN -Infinity"')  # words inside strings are only words
+    r = api.post("/jobs", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 201 and r.json()["name"] == "NaN -Infinity", r.text
+
+
 def test_text_that_only_looks_like_an_escaped_nul_is_kept(api: httpx.Client) -> None:
     """A backslash followed by `u0000` is six ordinary characters, not a NUL."""
     r = api.post("/jobs", json=job("C:\\u0000 folder", command=["echo", "\\u0000"]))
@@ -100,6 +110,10 @@ def test_a_manager_batch_the_database_could_not_hold_is_refused_and_the_link_goe
     for body, field in bad:
         refused(manager_link.post("/updates", json={"seq": 1, **body}), field)
     refused(manager_link.post("/updates", json={"seq": 2**63}), "seq")
+    sample = {"time": "2026-12-03T10:00:00Z", "cpu_percent": 5, "memory_percent": 5, "memory_used_mb": 1.0}
+    raw = json.dumps({"seq": 1, "workers": [{**worker, "utilisation": sample}]}).replace("1.0", "Infinity")
+    r = manager_link.post("/updates", content=raw, headers={"Content-Type": "application/json"})
+    refused(r, "workers.0.utilisation.memory_used_mb")
     # none of them was applied: the first batch is still the one expected, and it goes through
     r = manager_link.post("/updates", json={"seq": 1, "workers": [worker]})
     assert r.status_code == 200, r.text

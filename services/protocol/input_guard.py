@@ -1,4 +1,5 @@
-"""The NUL character refused at the door of both services: a 422 naming the field, before any route runs.
+"""Values no field of the farm accepts, refused at the door of both services: a 422 naming the field, before
+any route runs. They are the NUL character (U+0000) anywhere, and the numbers NaN and Infinity in a JSON body.
 
 No name, path, tag, message or id of the farm has a use for U+0000, and PostgreSQL cannot store it in a text
 column: a job named `"a\\u0000b"` reached the database and came back as a 500 there, as did a worker id or a
@@ -6,6 +7,11 @@ search term holding `%00`. Checking each field would miss the next one added, so
 where every request passes: the path, the query string and a JSON body. The common case costs a substring
 search; only a request that may hold a NUL is parsed, to name the field (`settings.command.1`, `search`) the
 way the services' other 422s do. A body that does not parse as JSON is left to the route (its own 422).
+
+`NaN`, `Infinity` and `-Infinity` are not JSON (RFC 8259), but Python's parser takes them: a Manager's batch
+with a worker's memory use of `Infinity` reached the Server's JSON column, which PostgreSQL refused; the Server
+answered 422, and the Manager sent the batch again for ever. Checked the same way (a substring search, then a
+parse that names the field).
 
 Process output is not refused here: the Worker replaces NULs in what its tasks print (services/worker/buffer.py)
 before anything is stored.
@@ -28,25 +34,45 @@ NUL = "\x00"
 _ESCAPED = b"\\u0000"  # the only way JSON writes U+0000 (a raw NUL byte is malformed JSON)
 
 
-def refusal(field: str) -> bytes:
-    msg = "contains the NUL character (U+0000), which no field accepts"
+NUL_MESSAGE = "contains the NUL character (U+0000), which no field accepts"
+NOT_A_NUMBER_MESSAGE = "NaN and Infinity are not JSON numbers; no field accepts them"
+
+
+def refusal(field: str, msg: str = NUL_MESSAGE) -> bytes:
     body = json.dumps(
         {"detail": f"{field}: {msg}", "errors": [{"field": field, "message": msg}]}, separators=(",", ":")
     )
     return body.encode()
 
 
-def nul_in(value: Any, at: Location = ()) -> Location | None:
-    """Where the first string (or key) holding a NUL is in a parsed JSON value; None if none does."""
-    if isinstance(value, str):
-        return at if NUL in value else None
+class _NotANumber(float):
+    """What the parser makes of NaN and Infinity here, so the walk can find where they were."""
+
+
+def _not_a_number(_constant: str) -> float:
+    return _NotANumber("nan")
+
+
+def _found(value: Any, bad: Callable[[Any], bool], at: Location = ()) -> Location | None:
+    """Where the first value (or key) that is `bad` is in a parsed JSON value; None if there is none."""
+    if bad(value):
+        return at
     items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
     for key, item in items:
-        if isinstance(key, str) and NUL in key:
+        if isinstance(key, str) and bad(key):
             return at
-        if (found := nul_in(item, (*at, key))) is not None:
+        if (found := _found(item, bad, (*at, key))) is not None:
             return found
     return None
+
+
+def _has_nul(value: Any) -> bool:
+    return isinstance(value, str) and NUL in value
+
+
+def nul_in(value: Any) -> Location | None:
+    """Where the first string (or key) holding a NUL is in a parsed JSON value; None if none does."""
+    return _found(value, _has_nul)
 
 
 def _path_field(scope: Scope) -> str | None:
@@ -82,8 +108,9 @@ def _is_json(scope: Scope) -> bool:
     return False
 
 
-class NulGuard:
-    """Pure ASGI middleware: 422 for a NUL in the path, the query string or a JSON body."""
+class InputGuard:
+    """Pure ASGI middleware: 422 for a NUL in the path, the query string or a JSON body, and for NaN or
+    Infinity in a JSON body."""
 
     def __init__(self, app: ASGIApp, name_field: Callable[[Location], str] = dotted) -> None:
         self.app = app
@@ -112,21 +139,30 @@ class NulGuard:
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if _ESCAPED in body and (loc := _body_location(body)) is not None:
-            await _refuse(send, self.name_field(loc))
-            return
+        if _ESCAPED in body or b"NaN" in body or b"Infinity" in body:  # else nothing to parse (nearly always)
+            found = _body_refusal(body)
+            if found is not None:
+                loc, msg = found
+                await _refuse(send, self.name_field(loc), msg)
+                return
         await self.app(scope, _replay(body, None, receive), send)
 
 
-def _body_location(body: bytes) -> Location | None:
+def _body_refusal(body: bytes) -> tuple[Location, str] | None:
+    """Where the body holds a NUL or a NaN or Infinity, and what to say; None if it holds neither (the words
+    were inside strings) or is not JSON at all (the route says so)."""
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_not_a_number)
     except (ValueError, RecursionError):
-        return None  # malformed or absurdly deep: the route says so
+        return None
     try:
-        return nul_in(value)
+        if (loc := _found(value, lambda v: isinstance(v, _NotANumber))) is not None:
+            return loc, NOT_A_NUMBER_MESSAGE
+        if (loc := nul_in(value)) is not None:
+            return loc, NUL_MESSAGE
     except RecursionError:
-        return ()
+        return (), NUL_MESSAGE
+    return None
 
 
 def _replay(body: bytes | None, then: Message | None, receive: Receive) -> Receive:
@@ -143,8 +179,8 @@ def _replay(body: bytes | None, then: Message | None, receive: Receive) -> Recei
     return replayed
 
 
-async def _refuse(send: Send, field: str) -> None:
-    body = refusal(field)
+async def _refuse(send: Send, field: str, msg: str = NUL_MESSAGE) -> None:
+    body = refusal(field, msg)
     await send(
         {
             "type": "http.response.start",

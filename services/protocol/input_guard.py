@@ -1,5 +1,6 @@
 """Values no field of the farm accepts, refused at the door of both services: a 422 naming the field, before
-any route runs. They are the NUL character (U+0000) anywhere, and the numbers NaN and Infinity in a JSON body.
+any route runs. They are the NUL character (U+0000) anywhere, and in a JSON body a lone surrogate
+(`\\ud800`, half of a pair, which is no character and cannot be written as UTF-8) and the numbers NaN and Infinity.
 
 No name, path, tag, message or id of the farm has a use for U+0000, and PostgreSQL cannot store it in a text
 column: a job named `"a\\u0000b"` reached the database and came back as a 500 there, as did a worker id or a
@@ -12,6 +13,9 @@ way the services' other 422s do. A body that does not parse as JSON is left to t
 with a worker's memory use of `Infinity` reached the Server's JSON column, which PostgreSQL refused; the Server
 answered 422, and the Manager sent the batch again for ever. Checked the same way (a substring search, then a
 parse that names the field).
+
+A lone surrogate in a string the route passes on as it is (a command's argument) failed when the database
+encoded it, as a 500 on SQLite and PostgreSQL alike.
 
 Process output is not refused here: the Worker replaces NULs in what its tasks print (services/worker/buffer.py)
 before anything is stored.
@@ -35,6 +39,7 @@ _ESCAPED = b"\\u0000"  # the only way JSON writes U+0000 (a raw NUL byte is malf
 
 
 NUL_MESSAGE = "contains the NUL character (U+0000), which no field accepts"
+SURROGATE_MESSAGE = "contains a lone surrogate (\\ud800 to \\udfff without its pair), which is not text"
 NOT_A_NUMBER_MESSAGE = "NaN and Infinity are not JSON numbers; no field accepts them"
 
 
@@ -68,6 +73,16 @@ def _found(value: Any, bad: Callable[[Any], bool], at: Location = ()) -> Locatio
 
 def _has_nul(value: Any) -> bool:
     return isinstance(value, str) and NUL in value
+
+
+def _not_text(value: Any) -> bool:
+    if not isinstance(value, str) or value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def nul_in(value: Any) -> Location | None:
@@ -139,13 +154,19 @@ class InputGuard:
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if _ESCAPED in body or b"NaN" in body or b"Infinity" in body:  # else nothing to parse (nearly always)
+        if _suspect(body):  # else nothing to parse (nearly always)
             found = _body_refusal(body)
             if found is not None:
                 loc, msg = found
                 await _refuse(send, self.name_field(loc), msg)
                 return
         await self.app(scope, _replay(body, None, receive), send)
+
+
+def _suspect(body: bytes) -> bool:
+    """The body may hold a value refused here. A surrogate pair (`\\ud83d\\ude00`, how Python's own encoder
+    writes an emoji) is a false alarm the parse clears."""
+    return _ESCAPED in body or b"NaN" in body or b"Infinity" in body or b"\\ud" in body or b"\\uD" in body
 
 
 def _body_refusal(body: bytes) -> tuple[Location, str] | None:
@@ -160,6 +181,8 @@ def _body_refusal(body: bytes) -> tuple[Location, str] | None:
             return loc, NOT_A_NUMBER_MESSAGE
         if (loc := nul_in(value)) is not None:
             return loc, NUL_MESSAGE
+        if (loc := _found(value, _not_text)) is not None:
+            return loc, SURROGATE_MESSAGE
     except RecursionError:
         return (), NUL_MESSAGE
     return None

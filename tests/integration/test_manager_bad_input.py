@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,6 +161,9 @@ def test_a_nul_character_is_refused_naming_the_field(
     assert r.status_code == 422 and field_of(r) == ["updates[0].log_lines[1]"], r.text
     r = worker.ask(finished=(task["id"], [{**line, "status": "completed"}]))  # the hot route too
     assert r.status_code == 422 and field_of(r) == ["finished.updates[0].log_lines[1]"], r.text
+    half = json.dumps({"updates": [{**line, "log_lines": ["\ud800"]}]})  # ASCII, the surrogate escaped
+    r = worker.http.post(f"/tasks/{task['id']}/updates", content=half, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and field_of(r) == ["updates[0].log_lines[0]"], r.text
     signing_on = {"name": worker.name, "platform": "linux", "task_types": ["exec"], "tags": ["gpu", "\x00"]}
     r = worker.http.post("/sign-on", json=signing_on)
     assert r.status_code == 422 and field_of(r) == ["tags[1]"], r.text

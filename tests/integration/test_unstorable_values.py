@@ -36,6 +36,11 @@ def job(name: str = "ok", **settings: Any) -> dict[str, Any]:
     return {"name": name, "type": "exec", "settings": {"command": ["true"], "frames": "1", **settings}}
 
 
+def as_python_writes_it(api: httpx.Client, body: dict[str, Any]) -> httpx.Response:
+    """POST /jobs with the body as `json.dumps` writes it: ASCII, everything else escaped (httpx writes UTF-8)."""
+    return api.post("/jobs", content=json.dumps(body), headers={"Content-Type": "application/json"})
+
+
 def refused(r: httpx.Response, field: str, message: str | None = None) -> None:
     assert r.status_code == 422, r.text
     errors = r.json()["errors"]
@@ -74,6 +79,17 @@ def test_nan_and_infinity_are_refused_and_the_words_kept(api: httpx.Client) -> N
     raw = raw.replace("NaN", "50").replace('"x"', '"NaN -Infinity"')  # words inside strings are only words
     r = api.post("/jobs", content=raw, headers={"Content-Type": "application/json"})
     assert r.status_code == 201 and r.json()["name"] == "NaN -Infinity", r.text
+
+
+def test_a_lone_surrogate_is_refused_and_a_pair_kept(api: httpx.Client) -> None:
+    """`\\ud800` alone is half of a character: no database encodes it (a 500 on SQLite as on PostgreSQL).
+    Python's encoder writes an emoji as an escaped pair, which is a character like any other."""
+    refused(as_python_writes_it(api, job(command=["true", "\ud800"])), "settings.command.1")
+    refused(as_python_writes_it(api, job(env={"\udfff": "x"})), "settings.env")
+    r = as_python_writes_it(api, job("frame \U0001f600", command=["echo", "\U0001f600"]))
+    assert r.status_code == 201, r.text
+    stored = api.get(f"/jobs/{r.json()['id']}").json()
+    assert stored["name"] == "frame \U0001f600" and stored["settings"]["command"][1] == "\U0001f600"
 
 
 def test_text_that_only_looks_like_an_escaped_nul_is_kept(api: httpx.Client) -> None:

@@ -129,6 +129,8 @@ class ServerLink:
                     # the Server forgot batches (a restored database): continue after what it knows
                     outbox.resync(conn, int(expected.split()[-1]) - 1)
                     continue
+                if exc.status_code == 422 and self._drop_refused(seq, exc):
+                    continue
                 raise
             except LinkError:
                 self.core.workers.dirty.update(r.id for r in reports)
@@ -150,6 +152,25 @@ class ServerLink:
             self._collected = max(self._collected, collects)
             self._pushed.set()
             sent += 1
+
+    def _drop_refused(self, seq: int, exc: LinkRefused) -> bool:
+        """The Server will never take the task updates its 422 names (an update stored by an older Manager that
+        holds what the Server now refuses, say): take them out of the batch and send the rest, rather than
+        send the same batch for ever while every update after it waits. Their tasks are given up here as the
+        Server's own refusals are; the Server requeues them when their lease runs out. True if any was dropped."""
+        named = {
+            int(parts[1])
+            for err in exc.body.get("errors", [])
+            if isinstance(err, dict)
+            and len(parts := str(err.get("field", "")).split(".")) >= 2
+            and parts[0] == "task_updates"
+            and parts[1].isdigit()
+        }
+        dropped = outbox.drop_from_batch(self.core.conn, seq, named) if named else []
+        for u in dropped:
+            log.error("the Server refused an update of task %s for good; dropped: %s", u.task_id, exc.detail)
+            self.core.drop([u.task_id], u.attempt)
+        return bool(dropped)
 
     def _acknowledge(self, seq: int, ack: UpdateAck) -> None:
         conn = self.core.conn

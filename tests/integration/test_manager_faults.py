@@ -5,6 +5,7 @@ heartbeats stop (its late update gets 409)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.manager.store.check import store_path
 from tests.integration.test_manager_basics import exec_job, job_tasks, submit
 from tests.support.manager import API, ManagerProcess, ScriptedWorker, WorkerFactory, add_manager, worker_factory
 from tests.support.services import ServerProcess
@@ -251,3 +253,33 @@ def test_worker_without_heartbeat_loses_its_task_and_its_late_update_gets_409(
     items = workers["items"] if isinstance(workers, dict) else workers
     assert {w["name"] for w in items} >= {"slow", "other"}
     mgr.stop()
+
+
+@pytest.mark.timeout(120)
+def test_an_update_the_server_refuses_for_good_is_dropped_and_the_rest_goes_on(
+    server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory, stop_at_end: list[ManagerProcess]
+) -> None:
+    """An update in the Manager's store that the Server will never take (here a NUL in a log line, which an
+    older Manager stored and the Server now refuses with 422): the Manager drops it and sends the rest, rather
+    than the same batch for ever with every later update behind it."""
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "manager").start()
+    stop_at_end.append(mgr)
+    job = submit(server, exec_job("poison", frames="1-3"))
+    w = new_worker(mgr, "w")
+    w.sign_on()
+    first = w.next_task()
+    assert first is not None
+    run(w, first)
+    mgr.stop()
+    poison = {"task_id": first["id"], "attempt": 1, "log_tail": ["a\x00b"]}
+    with sqlite3.connect(store_path(mgr.data_dir)) as store:
+        store.execute("INSERT INTO outbox (task_id, body) VALUES (?, ?)", (first["id"], json.dumps(poison)))
+    mgr.start()
+    done_by = {first["id"]: "w"}
+    while len(done_by) < 3:
+        task = w.next_task(wait=5)
+        if task is not None:
+            run(w, task)
+            done_by[task["id"]] = "w"
+    assert_server_view_complete(server, job["id"], done_by)
+    wait_for(lambda: "refused an update of task" in mgr.log_text(), what="the Manager's note of the dropped update")

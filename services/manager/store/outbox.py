@@ -42,6 +42,20 @@ def next_batch(conn: sqlite3.Connection, max_updates: int) -> tuple[int, list[Ta
     return seq, _decode(body)
 
 
+def drop_from_batch(conn: sqlite3.Connection, seq: int, indexes: set[int]) -> list[TaskUpdate]:
+    """Take the updates at these positions out of frozen batch `seq` (the Server will never take them); the
+    batch keeps its number, so the Server's count is unchanged. Returns what was dropped."""
+    with transaction(conn):
+        row = conn.execute("SELECT body FROM batches WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            return []
+        updates = _decode(row[0])
+        kept = [u for i, u in enumerate(updates) if i not in indexes]
+        body = "[" + ",".join(u.model_dump_json(exclude_defaults=True) for u in kept) + "]"
+        conn.execute("UPDATE batches SET body = ? WHERE seq = ?", (body, seq))
+    return [u for i, u in enumerate(updates) if i in indexes]
+
+
 def new_seq(conn: sqlite3.Connection) -> int:
     """A sequence number for a batch without task updates (a keep-alive), frozen like any other."""
     with transaction(conn):

@@ -24,17 +24,21 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-async def test_updates_arrive_in_seq_order_in_few_batches(tmp_path: Path, receiver: Receiver):
-    client = WorkerClient(receiver.url)
-    buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.05)
-    for i in range(300):
-        buf.put(1 if i < 150 else 2, 1, log_lines=[f"line {i}"])
+async def send_all_and_close(buf: UpdateBuffer, client: WorkerClient) -> None:
     sender = asyncio.create_task(buf.run_sender())
     async with asyncio.timeout(5):
         await buf.drained()
     sender.cancel()
     await client.aclose()
     buf.close()
+
+
+async def test_updates_arrive_in_seq_order_in_few_batches(tmp_path: Path, receiver: Receiver):
+    client = WorkerClient(receiver.url)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.05)
+    for i in range(300):
+        buf.put(1 if i < 150 else 2, 1, log_lines=[f"line {i}"])
+    await send_all_and_close(buf, client)
     seqs = [u["seq"] for _, u in receiver.updates]
     assert seqs == list(range(1, 301))
     assert [t for t, _ in receiver.updates] == [1] * 150 + [2] * 150
@@ -49,12 +53,7 @@ async def test_a_nul_a_task_printed_is_replaced_before_it_is_stored(tmp_path: Pa
     buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.01)
     buf.put(1, 1, log_lines=["a\x00b", "\\u0000", "plain"], activity="frame\x00 1")
     buf.put_preview(1, 1, {"frame_path": "/out/f\x00.png"})
-    sender = asyncio.create_task(buf.run_sender())
-    async with asyncio.timeout(5):
-        await buf.drained()
-    sender.cancel()
-    await client.aclose()
-    buf.close()
+    await send_all_and_close(buf, client)
     first, preview = (u for _, u in receiver.updates)
     assert first["log_lines"] == ["a\ufffdb", "\\u0000", "plain"]
     assert first["activity"] == "frame\ufffd 1"

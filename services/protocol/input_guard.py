@@ -10,8 +10,8 @@ search; only a request that may hold a NUL is parsed, to name the field (`settin
 way the services' other 422s do. A body that does not parse as JSON is left to the route (its own 422).
 
 `NaN`, `Infinity` and `-Infinity` are not JSON (RFC 8259), but Python's parser takes them: a Manager's batch
-with a worker's memory use of `Infinity` reached the Server's JSON column, which PostgreSQL refused; the Server
-answered 422, and the Manager sent the batch again for ever. Checked the same way (a substring search, then a
+with a worker's memory use of `Infinity` reached the Server's JSON column, which PostgreSQL refused, and the
+Manager sent the batch again for ever. Checked the same way (a substring search, then a
 parse that names the field).
 
 A lone surrogate in a string the route passes on as it is (a command's argument) failed when the database
@@ -36,7 +36,6 @@ from services.protocol.api_contract import Location, dotted
 
 NUL = "\x00"
 _ESCAPED = b"\\u0000"  # the only way JSON writes U+0000 (a raw NUL byte is malformed JSON)
-
 
 NUL_MESSAGE = "contains the NUL character (U+0000), which no field accepts"
 SURROGATE_MESSAGE = "contains a lone surrogate (\\ud800 to \\udfff without its pair), which is not text"

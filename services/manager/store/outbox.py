@@ -34,8 +34,7 @@ def next_batch(conn: sqlite3.Connection, max_updates: int) -> tuple[int, list[Ta
         if not rows:
             return None
         seq = int(get_meta(conn, "next_seq") or "1")
-        merged = coalesce([TaskUpdate.model_validate_json(r[1]) for r in rows])
-        body = "[" + ",".join(u.model_dump_json(exclude_defaults=True) for u in merged) + "]"
+        body = _encode(coalesce([TaskUpdate.model_validate_json(r[1]) for r in rows]))
         conn.execute("INSERT INTO batches (seq, body) VALUES (?, ?)", (seq, body))
         conn.execute("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
         set_meta(conn, "next_seq", str(seq + 1))
@@ -51,8 +50,7 @@ def drop_from_batch(conn: sqlite3.Connection, seq: int, indexes: set[int]) -> li
             return []
         updates = _decode(row[0])
         kept = [u for i, u in enumerate(updates) if i not in indexes]
-        body = "[" + ",".join(u.model_dump_json(exclude_defaults=True) for u in kept) + "]"
-        conn.execute("UPDATE batches SET body = ? WHERE seq = ?", (body, seq))
+        conn.execute("UPDATE batches SET body = ? WHERE seq = ?", (_encode(kept), seq))
     return [u for i, u in enumerate(updates) if i in indexes]
 
 
@@ -101,6 +99,10 @@ def coalesce(updates: list[TaskUpdate]) -> list[TaskUpdate]:
             merged.status = prev.status
         out[i] = merged  # type: ignore[index]
     return out
+
+
+def _encode(updates: list[TaskUpdate]) -> str:
+    return "[" + ",".join(u.model_dump_json(exclude_defaults=True) for u in updates) + "]"
 
 
 def _decode(body: str) -> list[TaskUpdate]:

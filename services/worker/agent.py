@@ -112,7 +112,7 @@ class Agent:
 
     async def _close(self) -> None:
         assert self.buffer is not None
-        self.prefetch.give_back("the worker is stopping")
+        self.prefetch.give_back("the worker is stopping", now=True)
         if self.status != WorkerStatus.STARTING:
             if not await self.buffer.flush(self.config.shutdown_flush_seconds):
                 log.warning(
@@ -167,8 +167,9 @@ class Agent:
     # -- the work loop -------------------------------------------------------------------------------------
 
     async def _work_loop(self) -> None:
-        while not self._exit_after_task:
-            if self._held():
+        # a prefetched task that started as the task before ended runs whatever was asked meanwhile
+        while not self._exit_after_task or self.prefetch.started_early():
+            if self._held() and not self.prefetch.started_early():
                 self.prefetch.give_back("the worker takes no new work")
                 self._state_changed.clear()
                 await self._state_changed.wait()
@@ -271,6 +272,7 @@ class Agent:
             on_status_request=self._apply,
             on_started=lambda: self._started(task),
             warm=warm,
+            hand_on=self.prefetch.last_process_started,
         )
         self.current = run
         log.info("task %d (%s) hand-out %d started", task.id, task.name, task.handout)
@@ -338,7 +340,7 @@ class Agent:
             if self.status != WorkerStatus.ASLEEP:
                 log.info("going to sleep%s", " after the current task" if lazy and self.current else "")
                 self.status = WorkerStatus.ASLEEP
-                self.prefetch.give_back("the worker was sent to sleep")
+                self.prefetch.give_back("the worker was sent to sleep", now=not lazy)
                 if not lazy and self.current is not None:
                     self.current.interrupt("the worker was sent to sleep", give_back=True)
                 self._changed()
@@ -363,7 +365,7 @@ class Agent:
         """Claim nothing new; `now` also stops the running task and gives it back (not a failure)."""
         self.paused = True
         self.unavailable = reason or "paused-by-user"
-        self.prefetch.give_back(f"paused on this computer ({self.unavailable})")
+        self.prefetch.give_back(f"paused on this computer ({self.unavailable})", now=now)
         if self._poll is not None:
             self._poll.cancel()
         if now and self.current is not None:

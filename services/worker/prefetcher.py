@@ -21,7 +21,7 @@ from services.protocol.states import TaskStatus
 from services.protocol.worker_api import AssignedTask
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, WorkerClient
 from services.worker.buffer import UpdateBuffer
-from services.worker.runners import warm_start
+from services.worker.runners import thread_spawn, warm_start
 
 log = logging.getLogger("tablao.worker.prefetch")
 
@@ -47,6 +47,7 @@ class Prefetcher:
         self.task: AssignedTask | None = None  # leased to us: the one we run next
         self.warm: warm_start.WarmStart | None = None  # its first process, made ahead (runners/warm_start.py)
         self._poll: asyncio.Task[None] | None = None
+        self._last: thread_spawn.ThreadSpawned | None = None  # the running task's last process, once started
 
     def start(self, running: AssignedTask, finished: int | None) -> None:
         """The command of `running` has started: ask for the next task, carrying `finished`'s final report."""
@@ -58,20 +59,46 @@ class Prefetcher:
         """The running task ended: stop asking; the prefetched task (if any) and its process made ahead (if
         any) are the caller's to run now."""
         self.cancel()
+        self._last = None
         task, self.task = self.task, None
         warm, self.warm = self.warm, None
         if task is None:
             return None
         return task, warm
 
+    def started_early(self) -> bool:
+        """The prefetched task's program runs already: it started as the task before's last process ended."""
+        return self.warm is not None and self.warm.opened_early
+
+    def last_process_started(self, proc: thread_spawn.ThreadSpawned) -> None:
+        """The running task's last command has started its process: the prefetched task's process made ahead
+        starts the moment that one ends (runners/warm_start.py), once both exist."""
+        self._last = proc
+        self._hand_on()
+
+    def _hand_on(self) -> None:
+        warm, last = self.warm, self._last
+        if warm is None or last is None or not warm.made():
+            return
+        self._last = None  # one try: a process that does not fit now starts when its task does
+        if warm.open_when_ended(last):
+            log.debug("task %d starts as the running task's process ends", warm.task_id)
+
     def cancel(self) -> None:
         if self._poll is not None:
             self._poll.cancel()
             self._poll = None
 
-    def give_back(self, why: str) -> None:
-        """This worker will not run the prefetched task next: it goes back to the Manager (through the buffer)."""
+    def give_back(self, why: str, *, now: bool = False) -> None:
+        """This worker will not run the prefetched task next: it goes back to the Manager (through the buffer).
+
+        A task that started already as the task before ended (`started_early`) is running: it is kept and runs
+        to its end, unless `now`, when its process is stopped and it is given back as any running task is."""
         self.cancel()
+        self._last = None
+        if not now and self.warm is not None and not self.warm.withdraw():
+            log.info("task %d (prefetched) started already as the task before ended: it runs", self.warm.task_id)
+            return
         task, self.task = self.task, None
         self._drop_warm()
         if task is not None and self.buffer is not None:
@@ -79,7 +106,7 @@ class Prefetcher:
             self.buffer.put(task.id, task.handout, status=TaskStatus.QUEUED.value, activity=f"given back: {why}")
 
     def forget(self, task_id: int) -> None:
-        """The Manager took this task from us (409): it is not ours to run."""
+        """The Manager took this task from us (409): it is not ours to run (a program started early is stopped)."""
         if self.task is not None and self.task.id == task_id:
             self.task = None
             self._drop_warm()
@@ -104,7 +131,9 @@ class Prefetcher:
                     self.task = answer
                     log.debug("task %d prefetched (hand-out %d)", answer.id, answer.handout)
                     if self.warm_starts:
-                        self.warm = warm_start.begin(answer)
+                        self.warm = warm = warm_start.begin(answer)
+                        if warm is not None:
+                            warm.when_made(self._hand_on)
                 else:  # went to sleep or paused while the answer was on its way
                     self.task = answer
                     self.give_back("the worker takes no new work")

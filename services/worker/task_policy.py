@@ -170,13 +170,26 @@ def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
 def confines_as_now(ruleset: landlock.Ruleset | None) -> bool:
     """`ruleset` (None: unconfined) is the confinement `prepare` would give a process now. Asks the cache only
     (a few stat calls): building a ruleset walks folders, which is for the thread that starts a process."""
+    return still_confines(ruleset)()
+
+
+def still_confines(ruleset: landlock.Ruleset | None) -> Callable[[], bool]:
+    """`confines_as_now` to ask later, from any thread: the policy, the task's variables and so its output
+    roots are taken now (resolving the roots is most of the cost); the call asks only whether `ruleset` is
+    still the valid cached one (no folder appeared in or vanished from what it lists, not expired)."""
     policy = current()
     if not policy.confine or sys.platform == "win32" or landlock.abi_version() < 1:
-        return ruleset is None
+        unconfined = ruleset is None
+        return lambda: unconfined
     if ruleset is None:
-        return False  # made unconfined where confinement is asked for: a start now may confine
-    with _rulesets_lock:
-        return _cached_ruleset(policy, _scratch_parent_path(policy)) is ruleset
+        return lambda: False  # made unconfined where confinement is asked for: a start now may confine
+    key = _ruleset_key(policy, _scratch_parent_path(policy))
+
+    def check() -> bool:
+        with _rulesets_lock:
+            return _cached_by_key(key) is ruleset
+
+    return check
 
 
 def _scratch_parent_path(policy: TaskPolicy) -> Path | None:
@@ -218,7 +231,11 @@ def _ruleset_key(policy: TaskPolicy, scratch: Path | None) -> tuple[object, ...]
 
 def _cached_ruleset(policy: TaskPolicy, scratch: Path | None) -> landlock.Ruleset | None:
     """The cached ruleset for this policy, roots and scratch folder while still valid (hold the lock)."""
-    cached = _rulesets.get(_ruleset_key(policy, scratch))
+    return _cached_by_key(_ruleset_key(policy, scratch))
+
+
+def _cached_by_key(key: tuple[object, ...]) -> landlock.Ruleset | None:
+    cached = _rulesets.get(key)
     if cached is not None and time.monotonic() - cached[0] < _RULESET_SECONDS and _unchanged(cached[2]):
         return cached[1]
     return None

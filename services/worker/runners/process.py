@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cache
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from services.localfarm.lifeline import Lifeline, program_hook
 from services.worker import render_limits, task_policy
@@ -21,6 +21,7 @@ from services.worker.runners.base import CommandFailed
 
 LINE_MAX_CHARS = 10_000
 Process: TypeAlias = "asyncio.subprocess.Process | thread_spawn.ThreadSpawned"
+AnyProcess = TypeVar("AnyProcess", asyncio.subprocess.Process, thread_spawn.ThreadSpawned)
 _CHUNK = 65_536
 
 
@@ -40,24 +41,27 @@ async def run_process(
     """
     if thread_spawn.usable(task_policy.current()):  # Linux: no pre-exec function, so no fork of the whole worker
         proc = await _started(argv, _thread_start(argv, cwd, env))
+        warm_start.last_started(proc)
         started()
         return await _follow(proc, on_line, grace_seconds)
     # the task's environment and confinement (Landlock, another user): built off the loop, it walks folders
     prepared = await asyncio.to_thread(task_policy.prepare, env)
     try:
-        proc = await _started(argv, _start_with_hooks(argv, cwd, render_limits.child_env(prepared.env), prepared))
+        hooked = await _started(argv, _start_with_hooks(argv, cwd, render_limits.child_env(prepared.env), prepared))
         started()
-        return await _follow(proc, on_line, grace_seconds)
+        return await _follow(hooked, on_line, grace_seconds)
     finally:
         prepared.close()
 
 
-async def _thread_start(argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None) -> Process:
+async def _thread_start(
+    argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None
+) -> thread_spawn.ThreadSpawned:
     """The process made ahead for this command (a prefetched task's), when there is one; else a new one."""
     return await warm_start.start_offered(argv, cwd, env) or await thread_spawn.start(argv, cwd=cwd, extra_env=env)
 
 
-async def _started(argv: Sequence[str], starting: Awaitable[Process]) -> Process:
+async def _started(argv: Sequence[str], starting: Awaitable[AnyProcess]) -> AnyProcess:
     """The started process, or CommandFailed saying why it could not start."""
     try:
         proc = await starting
@@ -140,6 +144,8 @@ def _emit(raw: bytes, on_line: Callable[[str], None]) -> None:
 
 async def terminate(proc: Process, grace_seconds: float) -> None:
     """SIGTERM to the whole group, SIGKILL after the grace period; returns once the process is reaped."""
+    if isinstance(proc, thread_spawn.ThreadSpawned):
+        proc.at_exit.never()  # stopped, not ended by itself: the next task's process made ahead waits for the loop
     if proc.returncode is None:
         _signal_group(proc, soft=True)
         try:

@@ -15,6 +15,8 @@ another way, all of them Linux behaviour that is per thread and inherited by a t
 Used when `setpriv` is there and no other user is asked for (switching users makes CPython fork anyway);
 otherwise the runner uses asyncio's own subprocess support with pre-exec hooks. The thread also builds the
 task's environment and confinement, which touch files, so a task start costs the event loop no other hop.
+As the process ends, the thread first runs the hook set on it (`ExitHook`: the next task's process made ahead
+starting), then removes the scratch folder, then tells the loop.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -61,11 +63,49 @@ def usable(policy: task_policy.TaskPolicy) -> bool:
     return setpriv() is not None and not policy.run_as
 
 
+class ExitHook:
+    """One function run in a process's thread the moment the process ends, before anything else hears of it:
+    how the next task's process made ahead starts without waiting for the event loop (runners/warm_start.py)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hook: Callable[[], None] | None = None
+        self._ended = False
+
+    def set(self, hook: Callable[[], None]) -> bool:
+        """Run `hook` when the process ends; False (and it never runs) when it has ended already."""
+        with self._lock:
+            if self._ended:
+                return False
+            self._hook = hook
+            return True
+
+    def never(self) -> None:
+        """No hook runs at this process's end, nor may one be set any more (it is being stopped)."""
+        with self._lock:
+            self._hook = None
+            self._ended = True
+
+    def fire(self) -> None:
+        """In the process's thread, once it has ended."""
+        with self._lock:
+            self._ended = True
+            hook, self._hook = self._hook, None
+        if hook is not None:
+            try:
+                hook()
+            except Exception:  # the process's end must still reach the loop
+                log.exception("the hook at the end of a process failed")
+
+
 class ThreadSpawned:
     """A process started from its own thread; what the runner needs of `asyncio.subprocess.Process`."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], stdout: asyncio.StreamReader, transport: Any) -> None:
+    def __init__(
+        self, popen: subprocess.Popen[bytes], stdout: asyncio.StreamReader, transport: Any, at_exit: ExitHook
+    ) -> None:
         self.pid = popen.pid
+        self.at_exit = at_exit  # runs in the process's thread as it ends (`set` before, `never` to take back)
         self.stdout = stdout
         self.returncode: int | None = None
         # what it was started with (a warm start checks them against what a start now would use)
@@ -160,6 +200,7 @@ async def start(
     context = contextvars.copy_context()  # the worker's task policy, as the awaiting task sees it
     started: asyncio.Future[tuple[subprocess.Popen[bytes], task_policy.Prepared]] = loop.create_future()
     holder: list[ThreadSpawned] = []
+    at_exit = ExitHook()
     ended = threading.Event()  # the loop's object exists (or never will) before the exit is handed over
 
     def deliver(callback: Any, *args: Any) -> None:
@@ -198,6 +239,7 @@ async def start(
                 os.close(gate)  # the child has its copy (or there is none)
         deliver(_succeed, started, (popen, prepared))
         status = popen.wait()
+        at_exit.fire()
         try:
             prepared.close()
         except Exception:  # what the task left in its scratch folder must not keep the task from ending
@@ -224,7 +266,7 @@ async def start(
         except BaseException:
             _kill(popen.pid)
             raise
-        proc = ThreadSpawned(popen, reader, transport)
+        proc = ThreadSpawned(popen, reader, transport, at_exit)
         proc.base_env, proc.ruleset = prepared.base_env, prepared.ruleset
         holder.append(proc)
         return proc

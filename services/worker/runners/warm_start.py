@@ -18,7 +18,8 @@ import contextlib
 import contextvars
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from services.protocol import commands
@@ -33,6 +34,9 @@ from services.worker.variables import substitute
 log = logging.getLogger("tablao.worker.warm")
 
 _OFFERED: contextvars.ContextVar[WarmStart | None] = contextvars.ContextVar("tablao_warm_start", default=None)
+_LAST: contextvars.ContextVar[Callable[[thread_spawn.ThreadSpawned], None] | None] = contextvars.ContextVar(
+    "tablao_last_process", default=None
+)
 
 
 def _key(argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None) -> tuple[object, ...]:
@@ -45,8 +49,14 @@ class WarmStart:
     def __init__(self, task: AssignedTask, argv: list[str], cwd: str | None, env: Mapping[str, str] | None) -> None:
         self.task_id = task.id
         self.pid: int | None = None  # the held process, once made
+        self.opened_early = False  # its program was let run as the task before's last process ended
+        self._asked = (argv, cwd, env)
         self._key = _key(argv, cwd, env)
         self._policy = task_policy.current()
+        self._variables = task.variables
+        # the gate is written from the thread of the task before's process too (`open_when_ended`): the lock
+        # keeps that thread from writing to a gate closed meanwhile (or to whatever file reused its number)
+        self._lock = threading.Lock()
         read, self._gate = os.pipe()
         os.set_blocking(self._gate, False)  # a line fits in the pipe; the loop never waits on it
 
@@ -75,19 +85,73 @@ class WarmStart:
             log.debug("warm start of task %d failed: %s", self.task_id, exc)
             self._close_gate()
             return None
-        if not self._fits(proc, argv, cwd, env):
+        if self.opened_early:
             self._close_gate()
+            if _key(argv, cwd, env) == self._key:
+                return proc
+            # cannot be (the same task's command, worked out alike): never let it stand for another command
+            log.error("task %d: the process started early is not the one its command asks for", self.task_id)
             _end(proc)
             return None
-        try:
-            os.write(self._gate, b"go\n")
-        except OSError:  # the held process is gone (killed from outside)
+        if not self._fits(proc, argv, cwd, env) or not self._open():
             self._close_gate()
             _end(proc)
             return None
         self._close_gate()
         log.debug("task %d starts in process %d, made while the task before ran", self.task_id, proc.pid)
         return proc
+
+    def made(self) -> bool:
+        """The process exists (or could not be made), so `open_when_ended` can say."""
+        return self._making is not None and self._making.done()
+
+    def when_made(self, callback: Callable[[], None]) -> None:
+        """Call back on the loop once the process is made (or could not be)."""
+        if self._making is not None:
+            self._making.add_done_callback(lambda _: callback())
+
+    def open_when_ended(self, running: thread_spawn.ThreadSpawned) -> bool:
+        """Let the program run the moment `running` (the last process of the task before) ends, from that
+        process's own thread, so the next task's program does not wait for the loop to wind up the task
+        before; True when so arranged. Only a made process that `take` would accept now; whether a start would
+        still confine it alike is asked again as it opens. `withdraw` (or `discard`) takes it back."""
+        making = self._making
+        if making is None or not making.done() or making.cancelled() or making.exception() is not None:
+            return False
+        proc = making.result()
+
+        def check() -> Callable[[], bool] | None:
+            task_policy.use_variables(self._variables)  # as its TaskRun sets them, for its output roots
+            return task_policy.still_confines(proc.ruleset) if self._fits(proc, *self._asked) else None
+
+        still_confines = contextvars.copy_context().run(check)  # (the variables stay in that copy)
+        if still_confines is None:
+            return False
+        return running.at_exit.set(lambda: self._open_in_thread(proc, still_confines))
+
+    def _open_in_thread(self, proc: thread_spawn.ThreadSpawned, still_confines: Callable[[], bool]) -> None:
+        if proc.returncode is None and still_confines():
+            self._open(early=True)
+
+    def withdraw(self) -> bool:
+        """Keep the program from running (the process ends unrun); False when it was let run already."""
+        with self._lock:
+            if self.opened_early:
+                return False
+            self._close_gate_locked()
+        self.discard()
+        return True
+
+    def _open(self, *, early: bool = False) -> bool:
+        with self._lock:
+            if self._gate < 0:
+                return False
+            try:
+                os.write(self._gate, b"go\n")
+            except OSError:  # the held process is gone (killed from outside)
+                return False
+            self.opened_early = early
+            return True
 
     def _fits(
         self, proc: thread_spawn.ThreadSpawned, argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None
@@ -114,7 +178,13 @@ class WarmStart:
         self._close_gate()
 
     def _close_gate(self) -> None:
-        if getattr(self, "_gate", -1) >= 0:  # (not set when the pipe could not be made)
+        if getattr(self, "_gate", -1) < 0:  # (not set when the pipe could not be made)
+            return
+        with self._lock:
+            self._close_gate_locked()
+
+    def _close_gate_locked(self) -> None:
+        if self._gate >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._gate)
             self._gate = -1
@@ -171,6 +241,20 @@ def _executable_as_is(program: str) -> bool:
 def offer(warm: WarmStart | None) -> None:
     """For the commands of the task that runs now (their own asyncio task: the offer stays with them)."""
     _OFFERED.set(warm)
+
+
+def hand_on_after(callback: Callable[[thread_spawn.ThreadSpawned], None] | None) -> None:
+    """For a task's last command: `callback` gets the one process it starts (see `open_when_ended`)."""
+    _LAST.set(callback)
+
+
+def last_started(proc: thread_spawn.ThreadSpawned) -> None:
+    """The process of a task's command has started: when that command is the task's last, the next task's
+    process made ahead may start as this one ends."""
+    callback = _LAST.get()
+    if callback is not None:
+        _LAST.set(None)
+        callback(proc)
 
 
 async def start_offered(

@@ -128,6 +128,11 @@ class ThreadSpawned:
         if self.returncode is None:
             self._popen.kill()
 
+    def kill_group(self) -> None:
+        """SIGKILL to it and whatever it started, unless it has been reaped (its number may be another's)."""
+        if self._popen.poll() is None:
+            kill_group(self.pid)
+
     async def wait(self) -> int:
         try:
             return await asyncio.shield(self._ended)
@@ -264,7 +269,7 @@ async def start(
             protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
             transport, _ = await loop.connect_read_pipe(lambda: protocol, stdout)
         except BaseException:
-            _kill(popen.pid)
+            kill_group(popen.pid)
             raise
         proc = ThreadSpawned(popen, reader, transport, at_exit)
         proc.base_env, proc.ruleset = prepared.base_env, prepared.ruleset
@@ -295,10 +300,11 @@ def _shell() -> str:
 
 def _kill_abandoned(started: asyncio.Future[tuple[subprocess.Popen[bytes], task_policy.Prepared]]) -> None:
     if not started.cancelled() and started.exception() is None:
-        _kill(started.result()[0].pid)
+        kill_group(started.result()[0].pid)
 
 
-def _kill(pid: int) -> None:
+def kill_group(pid: int) -> None:
+    """SIGKILL to the process group a process started here leads (its own session), whatever it started."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
 

@@ -199,8 +199,9 @@ _ending: set[asyncio.Task[int]] = set()  # the loop keeps only weak references t
 
 
 def _end(proc: thread_spawn.ThreadSpawned) -> None:
-    """Its gate is closed, so it is leaving; the kill is for a held process that ignores that."""
-    proc.kill()
+    """Its gate is closed, so it is leaving; the kill is for a held process that ignores that, and for a
+    program started early (`open_when_ended`) and then stopped, with whatever it started."""
+    proc.kill_group()
     ending = asyncio.ensure_future(proc.wait())  # reaped by its thread; this closes the loop's end of its output
     _ending.add(ending)
     ending.add_done_callback(_ending.discard)

@@ -75,15 +75,19 @@ async def test_taken_back_before_the_end_it_never_runs_and_after_it_cannot_be(tm
     await asyncio.sleep(0.2)
     assert not marker.exists()
 
-    late = tmp_path / "late"
-    warm, _, pid = await _held(late)
-    before = await thread_spawn.start([SH, "-c", "true"], cwd=None, extra_env=None)
-    assert warm.open_when_ended(before)
+    late, child = tmp_path / "late", tmp_path / "child"
+    argv = [SH, "-c", f"sleep 30 & echo $! > {child}; echo $$ > {late}; wait"]  # a program with a child
+    started = warm_start.begin(_task(9, argv))
+    assert started is not None
+    pid = await _made(started)
+    before = await thread_spawn.start([SH, "-c", "sleep 0.2"], cwd=None, extra_env=None)
+    assert started.open_when_ended(before)
     await before.wait()
     await _wait_for(late)
-    assert not warm.withdraw()  # running: not ours to take back quietly
-    warm.discard()  # stopped as a running task is (the worker stopping now)
+    assert not started.withdraw()  # running: not ours to take back quietly
+    started.discard()  # stopped as a running task is (the worker stopping now), with what it started
     await _until_gone(pid)
+    await _until_gone(int(child.read_text()))
 
 
 async def test_a_process_that_ended_already_or_was_stopped_starts_nothing(tmp_path: Path) -> None:

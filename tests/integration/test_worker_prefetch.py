@@ -82,6 +82,27 @@ def test_workers_run_every_task_once_with_a_next_one_leased_shown_at_the_manager
 
 
 @pytest.mark.timeout(240)
+def test_a_prefetched_task_starts_as_the_task_before_ends_and_each_runs_once(
+    farm,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    """Its process made ahead is let run by the thread that sees the task before's process end
+    (runners/warm_start.py `open_when_ended`); the worker's log says so (-v)."""
+    server, mgr = farm
+    agent = AgentProcess(mgr, tmp_path / "w1", "w1", extra=("-v",))
+    out = tmp_path / "out"
+    try:
+        job = frames_job(server, out, "1-6", 0.5)
+        wait_for(lambda: all_completed(server, job), timeout=120, what=f"the job to complete; log:\n{agent.log_text()}")
+        assert ran(out) == Counter(range(1, 7)), "every frame ran exactly once"
+        early = re.findall(r"task (\d+) runs in process \d+, started as the task before ended", agent.log_text())
+        assert early, f"no task started as the one before ended; log:\n{agent.log_text()}"
+        assert len(set(early)) == len(early)
+    finally:
+        agent.stop()
+
+
+@pytest.mark.timeout(240)
 def test_sleep_after_this_task_gives_the_prefetched_task_back_unrun(farm, tmp_path: Path) -> None:  # noqa: F811
     server, mgr = farm
     agent = AgentProcess(mgr, tmp_path / "w1", "w1")

@@ -88,6 +88,7 @@ class WarmStart:
         if self.opened_early:
             self._close_gate()
             if _key(argv, cwd, env) == self._key:
+                log.debug("task %d runs in process %d, started as the task before ended", self.task_id, proc.pid)
                 return proc
             # cannot be (the same task's command, worked out alike): never let it stand for another command
             log.error("task %d: the process started early is not the one its command asks for", self.task_id)

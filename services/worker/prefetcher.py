@@ -131,7 +131,7 @@ class Prefetcher:
                     self.task = answer
                     log.debug("task %d prefetched (hand-out %d)", answer.id, answer.handout)
                     if self.warm_starts:
-                        self.warm = warm = warm_start.begin(answer)
+                        self.warm = warm = warm_start.begin(answer, self._last)
                         if warm is not None:
                             warm.when_made(self._hand_on)
                 else:  # went to sleep or paused while the answer was on its way

@@ -12,6 +12,7 @@ Run with `make bench`; not part of `make test`. Figures go to docs/benchmarks.md
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -46,12 +47,14 @@ def test_efficiency_of_1000_sleep_tasks_on_4_workers(tmp_path: Path) -> None:
     out.mkdir()
     with local_farm(tmp_path / "farm", workers=4, worker_args=("--poll-wait", "10", *EXTRA_WORKER_ARGS)) as farm:
         time.sleep(3)  # let the workers sign on
+        cpu_before = cpu_seconds(farm)
         farm.submit({
             "name": "sleep 0.05 x 1000", "type": "exec",
             "settings": {"command": ["bash", "-c", SCRIPT.format(out=out)], "frames": "1-1000", "chunk_size": 1},
         })  # fmt: skip
         farm.wait_for(lambda: len(list(out.iterdir())) == 1000, 600, lambda: f"{len(list(out.iterdir()))} done")
         rss = {w.name: psutil.Process(w.proc.pid).memory_info().rss / 2**20 for w in farm.farm.workers if w.proc}
+        cpu = {name: spent - cpu_before.get(name, 0.0) for name, spent in cpu_seconds(farm).items()}
     rows = [f.read_text().split() for f in out.iterdir()]
     spans = [(float(s), float(e), pid) for s, e, pid in rows]
     first = min(s for s, _, _ in spans)
@@ -71,8 +74,26 @@ def test_efficiency_of_1000_sleep_tasks_on_4_workers(tmp_path: Path) -> None:
         f"efficiency {efficiency:.3f}; gap between tasks on a worker p50 {pct(gaps, 0.5):.1f} ms, "
         f"p99 {pct(gaps, 0.99):.1f} ms; worker RSS after the run {', '.join(f'{v:.0f}' for v in rss.values())} MB"
     )
+    per_task = {name: spent * 1000 / 1000 for name, spent in cpu.items()}  # ms of CPU per task (1,000 tasks)
+    print(
+        "CPU per task (the farm's own processes, not the tasks'): "
+        + ", ".join(f"{name} {ms:.2f} ms" for name, ms in per_task.items())
+        + f"; all {sum(per_task.values()):.2f} ms"
+    )
     record("efficiency", efficiency)
     record("gap_p50_ms", pct(gaps, 0.5))
+
+
+def cpu_seconds(farm: FarmClient) -> dict[str, float]:
+    """User + system CPU seconds so far of the Server, the Manager and the workers (all workers summed)."""
+    spent: dict[str, float] = defaultdict(float)
+    for child in farm.farm.children:
+        if child.proc is None:
+            continue
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(child.proc.pid).cpu_times()
+            spent["workers" if child in farm.farm.workers else child.name] += times.user + times.system
+    return dict(spent)
 
 
 def test_latency_from_runnable_to_start_on_an_idle_worker(tmp_path: Path) -> None:

@@ -58,7 +58,9 @@ async def _thread_start(
     argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None
 ) -> thread_spawn.ThreadSpawned:
     """The process made ahead for this command (a prefetched task's), when there is one; else a new one."""
-    return await warm_start.start_offered(argv, cwd, env) or await thread_spawn.start(argv, cwd=cwd, extra_env=env)
+    return await warm_start.start_offered(argv, cwd, env) or await thread_spawn.start(
+        argv, cwd=cwd, extra_env=env, hands_on=warm_start.hands_on()
+    )
 
 
 async def _started(argv: Sequence[str], starting: Awaitable[AnyProcess]) -> AnyProcess:

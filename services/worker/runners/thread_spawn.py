@@ -17,6 +17,12 @@ otherwise the runner uses asyncio's own subprocess support with pre-exec hooks. 
 task's environment and confinement, which touch files, so a task start costs the event loop no other hop.
 As the process ends, the thread first runs the hook set on it (`ExitHook`: the next task's process made ahead
 starting), then removes the scratch folder, then tells the loop.
+
+A process started with `hands_on` carries a baton: the writing end of a pipe, inherited at a descriptor number
+above 2 and never written. It closes when the process and whatever inherited it have ended, which the kernel
+tells any reader of the pipe at once: a process held before its program for the next task (`after`, the
+reading end as its standard error while it waits) can start the moment the process before ends, with no
+thread of the worker in between (runners/warm_start.py).
 """
 
 from __future__ import annotations
@@ -24,14 +30,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import fcntl
 import functools
 import logging
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -70,14 +79,16 @@ class ExitHook:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hook: Callable[[], None] | None = None
+        self._on_never: Callable[[], object] | None = None
         self._ended = False
 
-    def set(self, hook: Callable[[], None]) -> bool:
-        """Run `hook` when the process ends; False (and it never runs) when it has ended already."""
+    def set(self, hook: Callable[[], None], on_never: Callable[[], object] | None = None) -> bool:
+        """Run `hook` when the process ends, or `on_never` (on the loop) when it is stopped first; False (and
+        neither runs) when it has ended already."""
         with self._lock:
             if self._ended:
                 return False
-            self._hook = hook
+            self._hook, self._on_never = hook, on_never
             return True
 
     def never(self) -> None:
@@ -85,12 +96,15 @@ class ExitHook:
         with self._lock:
             self._hook = None
             self._ended = True
+            on_never, self._on_never = self._on_never, None
+        if on_never is not None:
+            on_never()
 
     def fire(self) -> None:
         """In the process's thread, once it has ended."""
         with self._lock:
             self._ended = True
-            hook, self._hook = self._hook, None
+            hook, self._hook, self._on_never = self._hook, None, None
         if hook is not None:
             try:
                 hook()
@@ -108,6 +122,7 @@ class ThreadSpawned:
         self.at_exit = at_exit  # runs in the process's thread as it ends (`set` before, `never` to take back)
         self.stdout = stdout
         self.returncode: int | None = None
+        self.baton: int | None = None  # the reading end of its baton (`hands_on`), until it is reaped
         # what it was started with (a warm start checks them against what a start now would use)
         self.base_env: Mapping[str, str] | None = None
         self.ruleset: landlock.Ruleset | None = None
@@ -139,11 +154,18 @@ class ThreadSpawned:
         finally:
             if self._ended.done():
                 self._transport.close()
+                if self.baton is not None:
+                    os.close(self.baton)
+                    self.baton = None
 
 
 # Holds a started process before its program: `sh` reads a line from its standard input (a pipe the worker
 # keeps) and only then becomes the program, with /dev/null as its input as a program started at once has. The
 # end of that pipe without a line (the worker let go of it, or died) ends the process without running anything.
+# A first line "after" says: start once the process before has ended, that is once its baton (the standard error
+# meanwhile) reads as ended, and then only on a second line, which the worker can still read back itself to take
+# its word back (`sh` reads a byte at a time, so one of the two gets the last byte). The program gets standard
+# error merged into its output, as a program started at once has.
 # The program must see the environment a direct start gives it, and a shell changes some of its variables
 # (dash sets and exports PWD, sets PPID; IFS it resets too, but no task gets IFS, task_env.py): each of those is
 # put back as the environment had it, or removed, before the exec. A variable whose name is not a shell name the
@@ -151,11 +173,12 @@ class ThreadSpawned:
 _SHELL_VARIABLES = ("PWD", "OLDPWD", "SHLVL", "PPID")
 _GATE_SCRIPT = (
     "read -r go || exit; "
+    'if [ "$go" = after ]; then while read -r _ <&2; do :; done; read -r go || exit; fi; '
     + "".join(
         f'if [ "${n}" = - ]; then unset {v}; else {v}=${{{n}#+}}; export {v}; fi; '
         for n, v in enumerate(_SHELL_VARIABLES, 1)
     )
-    + f'shift {len(_SHELL_VARIABLES)}; exec "$@" </dev/null'
+    + f'shift {len(_SHELL_VARIABLES)}; exec "$@" </dev/null 2>&1'
 )
 _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -190,20 +213,28 @@ def gate_keeps_environment() -> bool:
 
 
 async def start(
-    argv: Sequence[str], *, cwd: str | None, extra_env: Mapping[str, str] | None, gate: int | None = None
+    argv: Sequence[str],
+    *,
+    cwd: str | None,
+    extra_env: Mapping[str, str] | None,
+    gate: int | None = None,
+    after: int | None = None,
+    hands_on: bool = False,
 ) -> ThreadSpawned:
     """Start argv (stdout and stderr merged into one pipe) in a new session; OSError as Popen raises it.
 
     The task's environment and confinement are prepared in the process's thread too (it touches files), and
     its scratch folder is removed there once the process has ended, before the loop hears of the end.
     With `gate` (the reading end of a pipe, closed here once the child has it), the process is made, confined
-    and waits, and its program runs once a line is written to the pipe (runners/warm_start.py).
+    and waits, and its program runs once a line is written to the pipe (runners/warm_start.py); with `after`
+    too (the reading end of the baton of the process before, closed here likewise), the gate can be told to
+    open by itself as that process ends. With `hands_on`, the process carries a baton (`ThreadSpawned.baton`).
     """
     wrapper = setpriv()
     assert wrapper is not None
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()  # the worker's task policy, as the awaiting task sees it
-    started: asyncio.Future[tuple[subprocess.Popen[bytes], task_policy.Prepared]] = loop.create_future()
+    started: asyncio.Future[tuple[subprocess.Popen[bytes], task_policy.Prepared, int | None]] = loop.create_future()
     holder: list[ThreadSpawned] = []
     at_exit = ExitHook()
     ended = threading.Event()  # the loop's object exists (or never will) before the exit is handed over
@@ -214,6 +245,7 @@ async def start(
 
     def run() -> None:
         prepared: task_policy.Prepared | None = None
+        baton: tuple[int, ...] = ()
         try:
             prepared = context.run(task_policy.prepare, extra_env)
             env = render_limits.child_env(prepared.env)
@@ -224,25 +256,31 @@ async def start(
             if prepared.ruleset is not None:
                 prepared.ruleset.restrict_self()  # this thread only, and what it starts
             gated = [] if gate is None else _gate(env if env is not None else os.environ)
+            if hands_on:
+                baton = os.pipe()
             popen = subprocess.Popen(
                 [wrapper, "--pdeathsig", "KILL", "--", *gated, program, *argv[1:]],
                 stdin=subprocess.DEVNULL if gate is None else gate,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT if after is None or gate is None else after,
                 cwd=cwd,
                 env=env,
                 start_new_session=True,
+                pass_fds=baton[1:],
                 **prepared.spawn,
             )
         except BaseException as exc:
             if prepared is not None:
                 prepared.close()
+            if baton:
+                os.close(baton[0])
             deliver(_fail, started, exc)
             return
         finally:
-            if gate is not None:
-                os.close(gate)  # the child has its copy (or there is none)
-        deliver(_succeed, started, (popen, prepared))
+            for fd in (gate, after, *baton[1:]):
+                if fd is not None:
+                    os.close(fd)  # the child has its copy (or there is none)
+        deliver(_succeed, started, (popen, prepared, baton[0] if baton else None))
         status = popen.wait()
         at_exit.fire()
         try:
@@ -256,7 +294,7 @@ async def start(
     threading.Thread(target=run, name=f"task-process {argv[0]}", daemon=True).start()
     try:
         try:
-            popen, prepared = await asyncio.shield(started)
+            popen, prepared, baton_end = await asyncio.shield(started)
         except asyncio.CancelledError:
             started.add_done_callback(_kill_abandoned)  # started after all: nobody will read or stop it
             raise
@@ -270,8 +308,11 @@ async def start(
             transport, _ = await loop.connect_read_pipe(lambda: protocol, stdout)
         except BaseException:
             kill_group(popen.pid)
+            if baton_end is not None:
+                os.close(baton_end)
             raise
         proc = ThreadSpawned(popen, reader, transport, at_exit)
+        proc.baton = baton_end
         proc.base_env, proc.ruleset = prepared.base_env, prepared.ruleset
         holder.append(proc)
         return proc
@@ -298,15 +339,35 @@ def _shell() -> str:
     return shutil.which("sh") or "/bin/sh"
 
 
-def _kill_abandoned(started: asyncio.Future[tuple[subprocess.Popen[bytes], task_policy.Prepared]]) -> None:
+def _kill_abandoned(
+    started: asyncio.Future[tuple[subprocess.Popen[bytes], task_policy.Prepared, int | None]],
+) -> None:
     if not started.cancelled() and started.exception() is None:
-        kill_group(started.result()[0].pid)
+        popen, _, baton_end = started.result()
+        kill_group(popen.pid)
+        if baton_end is not None:
+            os.close(baton_end)
 
 
 def kill_group(pid: int) -> None:
     """SIGKILL to the process group a process started here leads (its own session), whatever it started."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def reopen(fd: int) -> int:
+    """A new open file of the pipe end `fd` reads, not blocking (Linux)."""
+    return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
+def unread(fd: int) -> int:
+    """Bytes waiting in the pipe `fd` reads from; 0 once it is closed."""
+    if fd < 0:
+        return 0
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
+    except OSError:
+        return 0
 
 
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:

@@ -9,6 +9,15 @@ folder and variables, and the environment and confinement a start now would give
 otherwise, and whenever the prefetched task does not run next (given back, taken away, the worker
 stopping), the gate's pipe is closed and the process ends without running anything. A worker that dies
 takes its held process with it: the pipe closes and the parent-death signal fires.
+
+The program may also start before the loop hears that the task before ended (`open_when_ended`). When the
+process held was made while the task before's last process ran, it holds that process's baton
+(runners/thread_spawn.py) and is told "after": the kernel wakes it as that process ends, with no thread of the
+worker in between. The worker can take that word back until the held process has read it (a sleep, a stop,
+a confinement that no longer fits, looked at again every RECHECK_SECONDS); what it read, it runs, once.
+A process before that closes its baton early (a program closing descriptors it did not open) lets the next
+task's program start that much earlier on the same worker, still once. Otherwise the process before's own
+thread opens the gate as that process ends.
 """
 
 from __future__ import annotations
@@ -33,6 +42,9 @@ from services.worker.variables import substitute
 
 log = logging.getLogger("tablao.worker.warm")
 
+RECHECK_SECONDS = 0.1  # while told "after": how often the held process's confinement is compared with a start now
+_AFTER = b"after\n\n"  # the gate's two lines: "after", then the word the worker can still read back
+
 _OFFERED: contextvars.ContextVar[WarmStart | None] = contextvars.ContextVar("tablao_warm_start", default=None)
 _LAST: contextvars.ContextVar[Callable[[thread_spawn.ThreadSpawned], None] | None] = contextvars.ContextVar(
     "tablao_last_process", default=None
@@ -46,10 +58,19 @@ def _key(argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None) ->
 class WarmStart:
     """One process held before its program, for one task's first command."""
 
-    def __init__(self, task: AssignedTask, argv: list[str], cwd: str | None, env: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        task: AssignedTask,
+        argv: list[str],
+        cwd: str | None,
+        env: Mapping[str, str] | None,
+        after: thread_spawn.ThreadSpawned | None = None,
+    ) -> None:
         self.task_id = task.id
         self.pid: int | None = None  # the held process, once made
-        self.opened_early = False  # its program was let run as the task before's last process ended
+        self._opened = False  # its program was let run as the task before's last process ended
+        self._told = False  # told "after", and the word not read back (`_take_word_back`)
+        self._recheck: asyncio.TimerHandle | None = None
         self._asked = (argv, cwd, env)
         self._key = _key(argv, cwd, env)
         self._policy = task_policy.current()
@@ -59,10 +80,19 @@ class WarmStart:
         self._lock = threading.Lock()
         read, self._gate = os.pipe()
         os.set_blocking(self._gate, False)  # a line fits in the pipe; the loop never waits on it
+        # the worker's own look at both pipes: new open files of them, so that not blocking is theirs alone (the
+        # held process's ends of the same pipes must block)
+        self._unread = thread_spawn.reopen(read)  # what the held process has not read of its gate
+        self._after: thread_spawn.ThreadSpawned | None = None  # the process before, whose baton it holds
+        self._before = -1  # that baton, to see whether it ended (with whatever inherited it)
+        after_end: int | None = None
+        if after is not None and after.baton is not None and after.returncode is None:
+            self._after, self._before, after_end = after, thread_spawn.reopen(after.baton), os.dup(after.baton)
+        hands_on = len(task.commands) == 1  # its first command is its last: it hands on to the task after
 
         async def make() -> thread_spawn.ThreadSpawned:
             task_policy.use_variables(task.variables)  # its confinement sees the task's output roots
-            proc = await thread_spawn.start(argv, cwd=cwd, extra_env=env, gate=read)
+            proc = await thread_spawn.start(argv, cwd=cwd, extra_env=env, gate=read, after=after_end, hands_on=hands_on)
             self.pid = proc.pid
             return proc
 
@@ -84,6 +114,13 @@ class WarmStart:
         except Exception as exc:  # a fresh start reports whatever this was, in the task's own words
             log.debug("warm start of task %d failed: %s", self.task_id, exc)
             self._close_gate()
+            return None
+        self._stop_rechecks()
+        if self._told and self._take_word_back() and not self._before_ended():
+            # what the task before started still holds its baton: the held process would wait for that too
+            log.debug("task %d: what the task before started is still running; a new process", self.task_id)
+            self._close_gate()
+            _end(proc)
             return None
         if self.opened_early:
             self._close_gate()
@@ -111,11 +148,16 @@ class WarmStart:
         if self._making is not None:
             self._making.add_done_callback(lambda _: callback())
 
+    @property
+    def opened_early(self) -> bool:
+        """Its program was let run as the task before's last process ended (or it read its word to)."""
+        return self._opened or (self._told and thread_spawn.unread(self._unread) == 0)
+
     def open_when_ended(self, running: thread_spawn.ThreadSpawned) -> bool:
-        """Let the program run the moment `running` (the last process of the task before) ends, from that
-        process's own thread, so the next task's program does not wait for the loop to wind up the task
-        before; True when so arranged. Only a made process that `take` would accept now; whether a start would
-        still confine it alike is asked again as it opens. `withdraw` (or `discard`) takes it back."""
+        """Let the program run the moment `running` (the last process of the task before) ends, so the next
+        task's program does not wait for the loop to wind up the task before; True when so arranged. Only a
+        made process that `take` would accept now; whether a start would still confine it alike is asked
+        again until it opens. `withdraw` (or `discard`) takes it back, as does stopping `running`."""
         making = self._making
         if making is None or not making.done() or making.cancelled() or making.exception() is not None:
             return False
@@ -128,7 +170,77 @@ class WarmStart:
         still_confines = contextvars.copy_context().run(check)  # (the variables stay in that copy)
         if still_confines is None:
             return False
+        if running is self._after:
+            return self._tell_after(running, still_confines)
         return running.at_exit.set(lambda: self._open_in_thread(proc, still_confines))
+
+    def _tell_after(self, running: thread_spawn.ThreadSpawned, still_confines: Callable[[], bool]) -> bool:
+        """The held process starts by itself as `running` ends (it holds its baton); its word is read back
+        when `running` is stopped instead, or when its confinement no longer is what a start would give."""
+
+        def at_end() -> None:  # in `running`'s thread: a last look, which the held process may have beaten
+            if not still_confines():
+                self._take_word_back()
+
+        if not running.at_exit.set(at_end, on_never=self._take_word_back):
+            return False
+        with self._lock:
+            if self._gate < 0:
+                return False
+            try:
+                os.write(self._gate, _AFTER)
+            except OSError:  # the held process is gone (killed from outside)
+                return False
+            self._told = True
+        self._watch(still_confines)
+        return True
+
+    def _watch(self, still_confines: Callable[[], bool]) -> None:
+        self._recheck = None
+        if not self._told or self._opened:
+            return
+        if not still_confines():
+            self._take_word_back()
+            return
+        self._recheck = asyncio.get_running_loop().call_later(RECHECK_SECONDS, self._watch, still_confines)
+
+    def _stop_rechecks(self) -> None:
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
+
+    def _take_word_back(self) -> bool:
+        """Read back the word "after" gave, if the held process has not read it: True when its program will not
+        start by itself (any more); False when it read it, and so runs."""
+        with self._lock:
+            return self._take_word_back_locked()
+
+    def _take_word_back_locked(self) -> bool:
+        if not self._told:
+            return not self._opened
+        self._told = False
+        try:
+            left = os.read(self._unread, len(_AFTER))
+        except BlockingIOError:  # nothing left: it read its word
+            left = b""
+        if left:
+            return True  # the held process cannot complete its second line: it waits for a new word
+        self._opened = True
+        return False
+
+    def _before_ended(self) -> bool:
+        """Every holder of the baton of the process before has let go of it: the process before ended, and
+        whatever it started and left running ended too (or closed it)."""
+        if self._before < 0:
+            return True
+        try:
+            while os.read(self._before, 4096):
+                pass  # what was written there (nothing should be)
+        except BlockingIOError:
+            return False
+        except OSError:
+            pass
+        return True
 
     def _open_in_thread(self, proc: thread_spawn.ThreadSpawned, still_confines: Callable[[], bool]) -> None:
         if proc.returncode is None and still_confines():
@@ -136,8 +248,10 @@ class WarmStart:
 
     def withdraw(self) -> bool:
         """Keep the program from running (the process ends unrun); False when it was let run already."""
+        if not self._take_word_back():
+            return False
         with self._lock:
-            if self.opened_early:
+            if self._opened:
                 return False
             self._close_gate_locked()
         self.discard()
@@ -151,7 +265,7 @@ class WarmStart:
                 os.write(self._gate, b"go\n")
             except OSError:  # the held process is gone (killed from outside)
                 return False
-            self.opened_early = early
+            self._opened = early
             return True
 
     def _fits(
@@ -167,7 +281,9 @@ class WarmStart:
         return task_policy.confines_as_now(proc.ruleset)  # not when a folder appeared that it must know
 
     def discard(self) -> None:
-        """Not needed: the process ends without running its program."""
+        """Not needed: the process ends without running its program (one that started early is stopped)."""
+        self._stop_rechecks()
+        self._take_word_back()
         self._close_gate()
         making, self._making = self._making, None
         if making is not None:
@@ -185,10 +301,13 @@ class WarmStart:
             self._close_gate_locked()
 
     def _close_gate_locked(self) -> None:
+        self._take_word_back_locked()  # (`_told` never outlives the pipes)
         if self._gate >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._gate)
-            self._gate = -1
+            for fd in (self._gate, self._unread, self._before):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._gate = self._unread = self._before = -1
 
 
 def _end_made(making: asyncio.Task[thread_spawn.ThreadSpawned]) -> None:
@@ -208,8 +327,9 @@ def _end(proc: thread_spawn.ThreadSpawned) -> None:
     ending.add_done_callback(_ending.discard)
 
 
-def begin(task: AssignedTask) -> WarmStart | None:
-    """Hold the first process of `task` (prefetched) when its first command is a plain `exec`; else None."""
+def begin(task: AssignedTask, after: thread_spawn.ThreadSpawned | None = None) -> WarmStart | None:
+    """Hold the first process of `task` (prefetched) when its first command is a plain `exec`; else None.
+    `after`: the running task's last process, when it has started (see `open_when_ended`)."""
     if not task.commands or task.commands[0].name != "exec" or not thread_spawn.usable(task_policy.current()):
         return None
     if not thread_spawn.gate_keeps_environment():
@@ -223,7 +343,7 @@ def begin(task: AssignedTask) -> WarmStart | None:
     if argv is None or not _executable_as_is(argv[0]) or (cwd is not None and not Path(cwd).is_dir()):
         return None
     try:
-        return WarmStart(task, argv, cwd, env)
+        return WarmStart(task, argv, cwd, env, after)
     except OSError as exc:  # out of file descriptors, say: the task starts its process when it runs
         log.debug("no warm start for task %d: %s", task.id, exc)
         return None
@@ -243,6 +363,11 @@ def _executable_as_is(program: str) -> bool:
 def offer(warm: WarmStart | None) -> None:
     """For the commands of the task that runs now (their own asyncio task: the offer stays with them)."""
     _OFFERED.set(warm)
+
+
+def hands_on() -> bool:
+    """The command about to start its process is its task's last, whose end may start the next task's."""
+    return _LAST.get() is not None
 
 
 def hand_on_after(callback: Callable[[thread_spawn.ThreadSpawned], None] | None) -> None:

@@ -197,8 +197,8 @@ class WarmStart:
 
     def _watch(self, still_confines: Callable[[], bool]) -> None:
         self._recheck = None
-        if not self._told or self._opened:
-            return
+        if not self._told or self._opened or self._after is None or self._after.returncode is not None:
+            return  # (once the process before has ended, the held one has read its word or waits for the loop)
         if not still_confines():
             self._take_word_back()
             return

@@ -19,6 +19,7 @@ after path variables and symbolic links are resolved (services/worker/output_roo
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import tomllib
@@ -105,10 +106,16 @@ def _roles(value: Any, where: str) -> frozenset[Role]:
     return frozenset(Role(v) for v in value)
 
 
-def output_fields(job_type: JobType) -> list[str]:
+def output_fields(job_type: JobType | type[JobType]) -> tuple[str, ...]:
     """The settings a job type writes to: path fields the form offers to save (`x-path-mode: save`)."""
+    return _output_fields(job_type if isinstance(job_type, type) else type(job_type))
+
+
+@functools.cache
+def _output_fields(job_type: type[JobType]) -> tuple[str, ...]:
+    # a job type's settings schema depends on its class alone, and building it is most of a small job's checks
     props = job_type.settings_schema().get("properties", {})
-    return [name for name, spec in props.items() if _is_save_path(spec)]
+    return tuple(name for name, spec in props.items() if _is_save_path(spec))
 
 
 def _is_save_path(spec: Mapping[str, Any]) -> bool:

@@ -17,7 +17,7 @@ from services.manager import blocklist_sync
 from services.manager.core import ManagerCore
 from services.manager.store import logs, outbox, previews
 from services.manager.store.db import get_meta, set_meta, transaction
-from services.protocol.link import ClaimRequest, ClaimResponse, UpdateAck, UpdateBatch
+from services.protocol.link import ClaimRequest, ClaimResponse, UpdateAck, UpdateBatch, WorkerReport
 from services.protocol.manager_client import LinkError, LinkRefused, ManagerClient
 from services.protocol.preview import PREVIEWS_PER_BATCH
 
@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 REPORT_INTERVAL = 3.0
 COLLECT_WAIT = 5.0  # seconds a claim that announced instructions waits for the batch that collects them
 UPLOAD_MAX_BYTES = 32 * 1024 * 1024  # a full log uploaded to the Server (it accepts up to 64 MB)
+# worker reports in one batch: beside 300 updates, 100,000 held task ids and the previews, well inside the Server's
+# body limit (8 MB by default) however many workers there are and however much each reports (up to ~0.4 MB)
+REPORT_BYTES_PER_BATCH = 2 * 1024 * 1024
+REPORTS_PER_BATCH = 1000  # and as many worker rows as one write transaction at the Server should take
 
 
 class ServerLink:
@@ -38,6 +42,7 @@ class ServerLink:
         self._last_push = 0.0
         self._last_reports = 0.0
         self._last_renewal = 0.0
+        self._reports_left = False  # reports that did not fit the last batch follow in the next ones, at once
         self._uploads: set[asyncio.Task[None]] = set()
         self._url_sent: str | None = None
         # claims that ended with "instructions", and how many of them a batch built after them has collected: a
@@ -93,7 +98,9 @@ class ServerLink:
                 keepalive_due = (
                     self._collected < self._collects or now - self._last_renewal >= self._renew_every() * 0.9
                 )
-                reports_due = self.core.workers.dirty and now - self._last_reports >= REPORT_INTERVAL
+                reports_due = self.core.workers.dirty and (
+                    self._reports_left or now - self._last_reports >= REPORT_INTERVAL
+                )
                 blocklist_due = bool(self.core.blocklist_dirty) and not sent
                 if sent or not (keepalive_due or reports_due or blocklist_due or previews.has_unsent(conn)):
                     return sent
@@ -110,9 +117,13 @@ class ServerLink:
             unreported = any(r.worker_id in self.core.workers.dirty for _i, r in shown)
             reports = (
                 self.core.workers.reports(everything=renew)
-                if renew or unreported or now - self._last_reports >= REPORT_INTERVAL
+                if renew or unreported or self._reports_left or now - self._last_reports >= REPORT_INTERVAL
                 else []
             )
+            previewed = {r.worker_id for _i, r in shown}
+            reports, later = fit_reports(sorted(reports, key=lambda r: r.id not in previewed))
+            self.core.workers.dirty.update(r.id for r in later)
+            self._reports_left = bool(later)
             held = list(self.core.tasks) if renew else []
             blocked, complete, keys = blocklist_sync.take_reports(self.core, everything=renew)
             batch = UpdateBatch(
@@ -147,6 +158,8 @@ class ServerLink:
                     previews.mark_sent(conn, [i for i, _r in shown])
                 if len(shown) == PREVIEWS_PER_BATCH:
                     self.core.link_wakeup.set()  # more are waiting
+            if self._reports_left:
+                self.core.link_wakeup.set()
             self._url_sent = batch.client_url or self._url_sent
             self._acknowledge(seq, ack)
             self._collected = max(self._collected, collects)
@@ -349,6 +362,20 @@ class ServerLink:
         if not self.server_up:
             log.info("connected to the Server at %s", self.client.server_url)
         self.server_up = True
+
+
+def fit_reports(
+    reports: list[WorkerReport], budget: int = REPORT_BYTES_PER_BATCH, most: int = REPORTS_PER_BATCH
+) -> tuple[list[WorkerReport], list[WorkerReport]]:
+    """The reports (in order) that fit `budget` bytes of JSON and `most` reports, at least one, and the rest for
+    the next batch: a renewal carries every worker's report, and a batch the Server refuses as too big would be
+    sent again for ever while every update after it waits."""
+    used = 0
+    for n, report in enumerate(reports):
+        used += len(report.model_dump_json())
+        if n and (used > budget or n >= most):
+            return reports[:n], reports[n:]
+    return reports, []
 
 
 def _outgrown(waiting: ClaimRequest, now: ClaimRequest | None) -> bool:

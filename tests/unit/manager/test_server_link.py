@@ -83,3 +83,40 @@ async def test_a_claim_that_says_instructions_wait_brings_a_batch_at_once_and_wa
     told = [i for i, entry in enumerate(log) if entry == "claim"][1]
     # after the claim that was told: a batch before any further claim
     assert log[told + 1] == "batch", log
+
+
+async def test_a_renewal_of_many_big_worker_reports_leaves_in_batches_the_server_takes(tmp_path: Path) -> None:
+    """Every worker's report rides on a renewal; 40 workers reporting 1,000 tags each (~6 MB of reports) would
+    make one batch the Server refuses as too big, and then every update after it would wait for ever."""
+    batches: list[tuple[int, UpdateBatch]] = []
+    reported: set[str] = set()
+    everyone = asyncio.Event()
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/manager/updates"):
+            batch = UpdateBatch.model_validate_json(request.content)
+            batches.append((len(request.content), batch))
+            reported.update(w.id for w in batch.workers)
+            if len(reported) == 41:
+                everyone.set()
+            return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
+        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
+
+    cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path)
+    core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
+    for i in range(41):
+        wid, _ = core.workers.register("s", "s", f"w{i}", "linux")
+        core.workers[wid].tags = frozenset(f"{i}-{n}-".ljust(150, "t") for n in range(1000))
+    client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
+    runner = asyncio.create_task(ServerLink(core, client).run())
+    try:
+        await asyncio.wait_for(everyone.wait(), 5)  # at once, one batch after the other: not one per interval
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await client.aclose()
+        core.conn.close()
+    assert len(batches) >= 3
+    assert all(size < 3 * 1024 * 1024 for size, _ in batches)  # the Server's default limit is 8 MB
+    assert sum(len(b.workers) for _, b in batches) == 41  # each once

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from services.manager import blocklist_sync
+from services.manager.batch_parts import fit_reports, refused_parts
 from services.manager.core import ManagerCore
 from services.manager.store import logs, outbox, previews
 from services.manager.store.db import get_meta, set_meta, transaction
@@ -26,10 +27,6 @@ log = logging.getLogger(__name__)
 REPORT_INTERVAL = 3.0
 COLLECT_WAIT = 5.0  # seconds a claim that announced instructions waits for the batch that collects them
 UPLOAD_MAX_BYTES = 32 * 1024 * 1024  # a full log uploaded to the Server (it accepts up to 64 MB)
-# worker reports in one batch: beside 300 updates, 100,000 held task ids and the previews, well inside the Server's
-# body limit (8 MB by default) however many workers there are and however much each reports (up to ~0.4 MB)
-REPORT_BYTES_PER_BATCH = 2 * 1024 * 1024
-REPORTS_PER_BATCH = 1000  # and as many worker rows as one write transaction at the Server should take
 
 
 class ServerLink:
@@ -43,6 +40,7 @@ class ServerLink:
         self._last_reports = 0.0
         self._last_renewal = 0.0
         self._reports_left = False  # reports that did not fit the last batch follow in the next ones, at once
+        self._refused: dict[str, float] = {}  # workers whose report the Server refused (422), and when
         self._uploads: set[asyncio.Task[None]] = set()
         self._url_sent: str | None = None
         # claims that ended with "instructions", and how many of them a batch built after them has collected: a
@@ -121,6 +119,9 @@ class ServerLink:
                 else []
             )
             previewed = {r.worker_id for _i, r in shown}
+            if self._refused:  # left out for a renewal period, then offered again
+                self._refused = {w: t for w, t in self._refused.items() if now - t < self._renew_every()}
+                reports = [r for r in reports if r.id not in self._refused]
             reports, later = fit_reports(sorted(reports, key=lambda r: r.id not in previewed))
             self.core.workers.dirty.update(r.id for r in later)
             self._reports_left = bool(later)
@@ -140,7 +141,7 @@ class ServerLink:
                     # the Server forgot batches (a restored database): continue after what it knows
                     outbox.resync(conn, int(expected.split()[-1]) - 1)
                     continue
-                if exc.status_code == 422 and self._drop_refused(seq, exc):
+                if exc.status_code == 422 and self._drop_refused(seq, exc, reports, [i for i, _r in shown]):
                     continue
                 raise
             except LinkError:
@@ -166,24 +167,28 @@ class ServerLink:
             self._pushed.set()
             sent += 1
 
-    def _drop_refused(self, seq: int, exc: LinkRefused) -> bool:
+    def _drop_refused(self, seq: int, exc: LinkRefused, reports: list[WorkerReport], shown: list[int]) -> bool:
         """The Server will never take the task updates its 422 names (an update stored by an older Manager that
         holds what the Server now refuses, say): take them out of the batch and send the rest, rather than
         send the same batch for ever while every update after it waits. Their tasks are given up here as the
-        Server's own refusals are; the Server requeues them when their lease runs out. True if any was dropped."""
-        named = {
-            int(parts[1])
-            for err in exc.body.get("errors", [])
-            if isinstance(err, dict)
-            and len(parts := str(err.get("field", "")).split(".")) >= 2
-            and parts[0] == "task_updates"
-            and parts[1].isdigit()
-        }
+        Server's own refusals are; the Server requeues them when their lease runs out. A worker report it names
+        is left out of the batches for a renewal period, a preview it names is not sent again. True if any was
+        dropped."""
+        named = refused_parts(exc, "task_updates")
         dropped = outbox.drop_from_batch(self.core.conn, seq, named) if named else []
         for u in dropped:
             log.error("the Server refused an update of task %s for good; dropped: %s", u.task_id, exc.detail)
             self.core.drop([u.task_id], u.attempt)
-        return bool(dropped)
+        workers = {reports[i].id for i in refused_parts(exc, "workers") if i < len(reports)}
+        for worker_id in workers:
+            log.error("the Server refused the report of worker %s; left out for now: %s", worker_id, exc.detail)
+            self._refused[worker_id] = time.monotonic()
+        refused_previews = [shown[i] for i in refused_parts(exc, "previews") if i < len(shown)]
+        if refused_previews:
+            log.error("the Server refused %d preview(s); dropped: %s", len(refused_previews), exc.detail)
+            with transaction(self.core.conn):
+                previews.mark_sent(self.core.conn, refused_previews)
+        return bool(dropped or workers or refused_previews)
 
     def _acknowledge(self, seq: int, ack: UpdateAck) -> None:
         conn = self.core.conn
@@ -362,20 +367,6 @@ class ServerLink:
         if not self.server_up:
             log.info("connected to the Server at %s", self.client.server_url)
         self.server_up = True
-
-
-def fit_reports(
-    reports: list[WorkerReport], budget: int = REPORT_BYTES_PER_BATCH, most: int = REPORTS_PER_BATCH
-) -> tuple[list[WorkerReport], list[WorkerReport]]:
-    """The reports (in order) that fit `budget` bytes of JSON and `most` reports, at least one, and the rest for
-    the next batch: a renewal carries every worker's report, and a batch the Server refuses as too big would be
-    sent again for ever while every update after it waits."""
-    used = 0
-    for n, report in enumerate(reports):
-        used += len(report.model_dump_json())
-        if n and (used > budget or n >= most):
-            return reports[:n], reports[n:]
-    return reports, []
 
 
 def _outgrown(waiting: ClaimRequest, now: ClaimRequest | None) -> bool:

@@ -120,3 +120,47 @@ async def test_a_renewal_of_many_big_worker_reports_leaves_in_batches_the_server
     assert len(batches) >= 3
     assert all(size < 3 * 1024 * 1024 for size, _ in batches)  # the Server's default limit is 8 MB
     assert sum(len(b.workers) for _, b in batches) == 41  # each once
+
+
+async def test_a_worker_report_the_server_refuses_is_left_out_and_the_batch_goes_without_it(tmp_path: Path) -> None:
+    """A Server that refuses one worker's report (a newer Server's tighter rule, say) names it in its 422: the
+    batch goes again at once without it, rather than for ever with it while every update behind it waits."""
+    refusals: list[int] = []
+    taken: list[UpdateBatch] = []
+    bad: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/manager/updates"):
+            batch = UpdateBatch.model_validate_json(request.content)
+            for i, w in enumerate(batch.workers):
+                if w.id in bad:
+                    refusals.append(batch.seq)
+                    body = {"detail": "no", "errors": [{"field": f"workers.{i}.name", "message": "not allowed"}]}
+                    return httpx.Response(422, json=body)
+            taken.append(batch)
+            return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
+        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
+
+    cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path)
+    core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
+    good, _ = core.workers.register("s", "s", "good", "linux")
+    bad.append(core.workers.register("s", "s", "bad", "linux")[0])
+    client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
+    runner = asyncio.create_task(ServerLink(core, client).run())
+    try:
+        for _ in range(100):
+            if taken:
+                break
+            await asyncio.sleep(0.02)
+        core.workers.dirty.update([good, bad[0]])  # both change again: only the good one goes
+        core.link_wakeup.set()
+        await asyncio.sleep(0.5)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await client.aclose()
+        core.conn.close()
+    assert refusals == [taken[0].seq]  # refused once; the same batch then went without that report
+    assert [w.id for w in taken[0].workers] == [good]
+    assert all(bad[0] not in [w.id for w in b.workers] for b in taken)

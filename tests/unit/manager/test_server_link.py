@@ -20,12 +20,16 @@ from services.protocol.manager_client import ManagerClient
 
 @contextlib.asynccontextmanager
 async def linked(
-    tmp_path: Path, server: Callable[[httpx.Request], httpx.Response], **config: float
+    tmp_path: Path,
+    server: Callable[[httpx.Request], httpx.Response],
+    workers: Callable[[ManagerCore], object] = lambda core: core.workers.register("s", "s", "w1", "linux"),
+    **config: float,
 ) -> AsyncIterator[tuple[ManagerCore, ManagerConfig]]:
-    """A Manager core with one registered (not signed-on) worker, its link running against `server`."""
+    """A Manager core with registered (not signed-on) workers known from an earlier run (by default one), its
+    link running against `server`."""
     cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, **config)  # type: ignore[arg-type]
     core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
-    core.workers.register("s", "s", "w1", "linux")  # known from an earlier run
+    workers(core)
     client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
     runner = asyncio.create_task(ServerLink(core, client).run())
     try:
@@ -102,21 +106,13 @@ async def test_a_renewal_of_many_big_worker_reports_leaves_in_batches_the_server
             return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
         return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
 
-    cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path)
-    core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
-    for i in range(41):
-        wid, _ = core.workers.register("s", "s", f"w{i}", "linux")
-        core.workers[wid].tags = frozenset(f"{i}-{n}-".ljust(150, "t") for n in range(1000))
-    client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
-    runner = asyncio.create_task(ServerLink(core, client).run())
-    try:
+    def big_workers(core: ManagerCore) -> None:
+        for i in range(41):
+            wid, _ = core.workers.register("s", "s", f"w{i}", "linux")
+            core.workers[wid].tags = frozenset(f"{i}-{n}-".ljust(150, "t") for n in range(1000))
+
+    async with linked(tmp_path, server, big_workers):
         await asyncio.wait_for(everyone.wait(), 5)  # at once, one batch after the other: not one per interval
-    finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        await client.aclose()
-        core.conn.close()
     assert len(batches) >= 3
     assert all(size < 3 * 1024 * 1024 for size, _ in batches)  # the Server's default limit is 8 MB
     assert sum(len(b.workers) for _, b in batches) == 41  # each once
@@ -141,26 +137,17 @@ async def test_a_worker_report_the_server_refuses_is_left_out_and_the_batch_goes
             return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
         return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
 
-    cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path)
-    core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
-    good, _ = core.workers.register("s", "s", "good", "linux")
-    bad.append(core.workers.register("s", "s", "bad", "linux")[0])
-    client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
-    runner = asyncio.create_task(ServerLink(core, client).run())
-    try:
+    def good_and_bad(core: ManagerCore) -> None:
+        good.append(core.workers.register("s", "s", "good", "linux")[0])
+        bad.append(core.workers.register("s", "s", "bad", "linux")[0])
+
+    good: list[str] = []
+    async with linked(tmp_path, server, good_and_bad):
         for _ in range(100):
             if taken:
                 break
             await asyncio.sleep(0.02)
-        core.workers.dirty.update([good, bad[0]])  # both change again: only the good one goes
-        core.link_wakeup.set()
-        await asyncio.sleep(0.5)
-    finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        await client.aclose()
-        core.conn.close()
+        await asyncio.sleep(0.3)
     assert refusals == [taken[0].seq]  # refused once; the same batch then went without that report
-    assert [w.id for w in taken[0].workers] == [good]
+    assert [w.id for w in taken[0].workers] == good
     assert all(bad[0] not in [w.id for w in b.workers] for b in taken)

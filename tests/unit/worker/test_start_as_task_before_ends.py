@@ -112,7 +112,8 @@ async def test_a_process_that_ended_already_or_was_stopped_starts_nothing(tmp_pa
     await _until_gone(pid)
 
 
-async def test_a_folder_made_beside_a_protected_one_meanwhile_keeps_it_from_starting_early(tmp_path: Path) -> None:
+def protect_a_secret_beside(tmp_path: Path) -> Path:
+    """Confine tasks with `data/secret` protected; returns `data`, where a new folder changes the rules."""
     if landlock.abi_version() < 1:
         pytest.skip("this kernel has no Landlock")
     data = tmp_path / "data"
@@ -120,6 +121,11 @@ async def test_a_folder_made_beside_a_protected_one_meanwhile_keeps_it_from_star
     task_policy.use_policy(
         task_policy.effective_policy(task_policy.TaskPolicy(protect=(data / "secret",)), tmp_path / "worker")
     )
+    return data
+
+
+async def test_a_folder_made_beside_a_protected_one_meanwhile_keeps_it_from_starting_early(tmp_path: Path) -> None:
+    data = protect_a_secret_beside(tmp_path)
     marker = tmp_path / "ran"
     warm, argv, pid = await _held(marker)
     before = await thread_spawn.start([SH, "-c", "sleep 0.3"], cwd=None, extra_env=None)

@@ -15,9 +15,9 @@ import pytest
 
 from services.protocol.jobs import Command
 from services.protocol.worker_api import AssignedTask
-from services.worker import landlock, task_policy
 from services.worker.runners import thread_spawn, warm_start
 from services.worker.runners.process import run_process
+from tests.unit.worker.test_start_as_task_before_ends import protect_a_secret_beside
 from tests.unit.worker.test_warm_start import SH, _made, _script, _until_gone, pytestmark  # noqa: F401
 
 BASH = shutil.which("bash")
@@ -157,13 +157,7 @@ async def test_what_the_task_before_left_running_with_its_baton_keeps_it_from_st
 
 
 async def test_a_folder_made_beside_a_protected_one_meanwhile_takes_the_word_back(tmp_path: Path) -> None:
-    if landlock.abi_version() < 1:
-        pytest.skip("this kernel has no Landlock")
-    data = tmp_path / "data"
-    (data / "secret").mkdir(parents=True)
-    task_policy.use_policy(
-        task_policy.effective_policy(task_policy.TaskPolicy(protect=(data / "secret",)), tmp_path / "worker")
-    )
+    data = protect_a_secret_beside(tmp_path)
     marker = tmp_path / "ran"
     before, warm, argv, pid = await _before_and_held(marker, [SH, "-c", "sleep 0.6"])
     assert warm.open_when_ended(before)

@@ -78,13 +78,18 @@ class WarmStart:
         # the gate is written from the thread of the task before's process too (`open_when_ended`): the lock
         # keeps that thread from writing to a gate closed meanwhile (or to whatever file reused its number)
         self._lock = threading.Lock()
+        self._unread = self._before = -1  # (set before anything can fail: `__del__` closes what there is)
         read, self._gate = os.pipe()
         os.set_blocking(self._gate, False)  # a line fits in the pipe; the loop never waits on it
         # the worker's own look at both pipes: new open files of them, so that not blocking is theirs alone (the
         # held process's ends of the same pipes must block)
-        self._unread = thread_spawn.reopen(read)  # what the held process has not read of its gate
+        try:
+            self._unread = thread_spawn.reopen(read)  # what the held process has not read of its gate
+        except OSError:
+            os.close(read)
+            raise
         self._after: thread_spawn.ThreadSpawned | None = None  # the process before, whose baton it holds
-        self._before = -1  # that baton, to see whether it ended (with whatever inherited it)
+        # self._before: that baton, to see whether it ended (with whatever inherited it)
         after_end: int | None = None
         if after is not None and after.baton is not None and after.returncode is None:
             self._after, self._before, after_end = after, thread_spawn.reopen(after.baton), os.dup(after.baton)

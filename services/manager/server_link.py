@@ -40,7 +40,8 @@ class ServerLink:
         self._last_reports = 0.0
         self._last_renewal = 0.0
         self._reports_left = False  # reports that did not fit the last batch follow in the next ones, at once
-        self._refused: dict[str, float] = {}  # workers whose report the Server refused (422), and when
+        # what the Server refused (422) of the worker reports (by worker id) and blocklist entries, and when
+        self._refused: dict[object, float] = {}
         self._uploads: set[asyncio.Task[None]] = set()
         self._url_sent: str | None = None
         # claims that ended with "instructions", and how many of them a batch built after them has collected: a
@@ -127,6 +128,9 @@ class ServerLink:
             self._reports_left = bool(later)
             held = list(self.core.tasks) if renew else []
             blocked, complete, keys = blocklist_sync.take_reports(self.core, everything=renew)
+            if self._refused:
+                blocked = [b for b, k in zip(blocked, keys, strict=True) if k not in self._refused]
+                keys = [k for k in keys if k not in self._refused]
             batch = UpdateBatch(
                 seq=seq, task_updates=updates, workers=reports, held_task_ids=held, blocklist=blocked,
                 blocklist_complete=complete, client_url=self._client_url(renew), previews=[r for _i, r in shown],
@@ -141,7 +145,7 @@ class ServerLink:
                     # the Server forgot batches (a restored database): continue after what it knows
                     outbox.resync(conn, int(expected.split()[-1]) - 1)
                     continue
-                if exc.status_code == 422 and self._drop_refused(seq, exc, reports, [i for i, _r in shown]):
+                if exc.status_code == 422 and self._drop_refused(seq, exc, reports, keys, [i for i, _r in shown]):
                     continue
                 raise
             except LinkError:
@@ -167,28 +171,31 @@ class ServerLink:
             self._pushed.set()
             sent += 1
 
-    def _drop_refused(self, seq: int, exc: LinkRefused, reports: list[WorkerReport], shown: list[int]) -> bool:
+    def _drop_refused(
+        self, seq: int, exc: LinkRefused, reports: list[WorkerReport], keys: list[blocklist_sync.Key], shown: list[int]
+    ) -> bool:
         """The Server will never take the task updates its 422 names (an update stored by an older Manager that
         holds what the Server now refuses, say): take them out of the batch and send the rest, rather than
         send the same batch for ever while every update after it waits. Their tasks are given up here as the
-        Server's own refusals are; the Server requeues them when their lease runs out. A worker report it names
-        is left out of the batches for a renewal period, a preview it names is not sent again. True if any was
-        dropped."""
+        Server's own refusals are; the Server requeues them when their lease runs out. A worker report or
+        blocklist entry it names is left out of the batches for a renewal period, a preview it names is not sent
+        again. True if any was dropped."""
         named = refused_parts(exc, "task_updates")
         dropped = outbox.drop_from_batch(self.core.conn, seq, named) if named else []
         for u in dropped:
             log.error("the Server refused an update of task %s for good; dropped: %s", u.task_id, exc.detail)
             self.core.drop([u.task_id], u.attempt)
         workers = {reports[i].id for i in refused_parts(exc, "workers") if i < len(reports)}
-        for worker_id in workers:
-            log.error("the Server refused the report of worker %s; left out for now: %s", worker_id, exc.detail)
-            self._refused[worker_id] = time.monotonic()
+        blocks = {keys[i] for i in refused_parts(exc, "blocklist") if i < len(keys)}
+        for part in (*workers, *blocks):
+            log.error("the Server refused the report of %s; left out for now: %s", part, exc.detail)
+            self._refused[part] = time.monotonic()
         refused_previews = [shown[i] for i in refused_parts(exc, "previews") if i < len(shown)]
         if refused_previews:
             log.error("the Server refused %d preview(s); dropped: %s", len(refused_previews), exc.detail)
             with transaction(self.core.conn):
                 previews.mark_sent(self.core.conn, refused_previews)
-        return bool(dropped or workers or refused_previews)
+        return bool(dropped or workers or blocks or refused_previews)
 
     def _acknowledge(self, seq: int, ack: UpdateAck) -> None:
         conn = self.core.conn

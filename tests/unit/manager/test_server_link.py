@@ -151,3 +151,35 @@ async def test_a_worker_report_the_server_refuses_is_left_out_and_the_batch_goes
     assert refusals == [taken[0].seq]  # refused once; the same batch then went without that report
     assert [w.id for w in taken[0].workers] == good
     assert all(bad[0] not in [w.id for w in b.workers] for b in taken)
+
+
+async def test_a_blocklist_entry_the_server_refuses_is_left_out_likewise(tmp_path: Path) -> None:
+    refusals: list[int] = []
+    taken: list[UpdateBatch] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/manager/updates"):
+            batch = UpdateBatch.model_validate_json(request.content)
+            for i, entry in enumerate(batch.blocklist):
+                if entry.job_id == 666:
+                    refusals.append(batch.seq)
+                    body = {"detail": "no", "errors": [{"field": f"blocklist.{i}.job_id", "message": "not allowed"}]}
+                    return httpx.Response(422, json=body)
+            taken.append(batch)
+            return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
+        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
+
+    def blocked_twice(core: ManagerCore) -> None:
+        wid, _ = core.workers.register("s", "s", "w1", "linux")
+        for job_id in (1, 666):
+            core.blocklist[(job_id, wid, "exec")] = 3
+            core.blocklist_dirty.add((job_id, wid, "exec"))
+
+    async with linked(tmp_path, server, blocked_twice):
+        for _ in range(100):
+            if taken:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+    assert refusals == [taken[0].seq]  # refused once; the same batch then went without that entry
+    assert [b.job_id for b in taken[0].blocklist] == [1]

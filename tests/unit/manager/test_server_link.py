@@ -118,68 +118,60 @@ async def test_a_renewal_of_many_big_worker_reports_leaves_in_batches_the_server
     assert sum(len(b.workers) for _, b in batches) == 41  # each once
 
 
-async def test_a_worker_report_the_server_refuses_is_left_out_and_the_batch_goes_without_it(tmp_path: Path) -> None:
-    """A Server that refuses one worker's report (a newer Server's tighter rule, say) names it in its 422: the
-    batch goes again at once without it, rather than for ever with it while every update behind it waits."""
+async def _refused_once(
+    tmp_path: Path, workers: Callable[[ManagerCore], object], refuse: Callable[[UpdateBatch], str | None]
+) -> list[UpdateBatch]:
+    """Run the link against a Server that refuses a batch when `refuse` names a field of it (a newer Server's
+    tighter rule, say); the batches it took, after checking it refused just one, which then went without."""
     refusals: list[int] = []
     taken: list[UpdateBatch] = []
-    bad: list[str] = []
 
     def server(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/manager/updates"):
             batch = UpdateBatch.model_validate_json(request.content)
-            for i, w in enumerate(batch.workers):
-                if w.id in bad:
-                    refusals.append(batch.seq)
-                    body = {"detail": "no", "errors": [{"field": f"workers.{i}.name", "message": "not allowed"}]}
-                    return httpx.Response(422, json=body)
+            if (field := refuse(batch)) is not None:
+                refusals.append(batch.seq)
+                return httpx.Response(422, json={"detail": "no", "errors": [{"field": field, "message": "no"}]})
             taken.append(batch)
             return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
         return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
 
-    def good_and_bad(core: ManagerCore) -> None:
-        good.append(core.workers.register("s", "s", "good", "linux")[0])
-        bad.append(core.workers.register("s", "s", "bad", "linux")[0])
-
-    good: list[str] = []
-    async with linked(tmp_path, server, good_and_bad):
+    async with linked(tmp_path, server, workers):
         for _ in range(100):
             if taken:
                 break
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)
-    assert refusals == [taken[0].seq]  # refused once; the same batch then went without that report
+    assert refusals == [taken[0].seq]  # refused once; the same batch then went at once without that part
+    return taken
+
+
+async def test_a_worker_report_the_server_refuses_is_left_out_and_the_batch_goes_without_it(tmp_path: Path) -> None:
+    """Not the same batch for ever while every update behind it waits."""
+    good: list[str] = []
+    bad: list[str] = []
+
+    def good_and_bad(core: ManagerCore) -> None:
+        good.append(core.workers.register("s", "s", "good", "linux")[0])
+        bad.append(core.workers.register("s", "s", "bad", "linux")[0])
+
+    def refuse(batch: UpdateBatch) -> str | None:
+        return next((f"workers.{i}.name" for i, w in enumerate(batch.workers) if w.id in bad), None)
+
+    taken = await _refused_once(tmp_path, good_and_bad, refuse)
     assert [w.id for w in taken[0].workers] == good
     assert all(bad[0] not in [w.id for w in b.workers] for b in taken)
 
 
 async def test_a_blocklist_entry_the_server_refuses_is_left_out_likewise(tmp_path: Path) -> None:
-    refusals: list[int] = []
-    taken: list[UpdateBatch] = []
-
-    def server(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/manager/updates"):
-            batch = UpdateBatch.model_validate_json(request.content)
-            for i, entry in enumerate(batch.blocklist):
-                if entry.job_id == 666:
-                    refusals.append(batch.seq)
-                    body = {"detail": "no", "errors": [{"field": f"blocklist.{i}.job_id", "message": "not allowed"}]}
-                    return httpx.Response(422, json=body)
-            taken.append(batch)
-            return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
-        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
-
     def blocked_twice(core: ManagerCore) -> None:
         wid, _ = core.workers.register("s", "s", "w1", "linux")
         for job_id in (1, 666):
             core.blocklist[(job_id, wid, "exec")] = 3
             core.blocklist_dirty.add((job_id, wid, "exec"))
 
-    async with linked(tmp_path, server, blocked_twice):
-        for _ in range(100):
-            if taken:
-                break
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)
-    assert refusals == [taken[0].seq]  # refused once; the same batch then went without that entry
+    def refuse(batch: UpdateBatch) -> str | None:
+        return next((f"blocklist.{i}.job_id" for i, e in enumerate(batch.blocklist) if e.job_id == 666), None)
+
+    taken = await _refused_once(tmp_path, blocked_twice, refuse)
     assert [b.job_id for b in taken[0].blocklist] == [1]

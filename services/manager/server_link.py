@@ -91,6 +91,14 @@ class ServerLink:
         if get_meta(conn, "synced") is None and outbox.next_batch(conn, 0) is None:
             outbox.new_seq(conn)  # a fresh store says hello with an empty batch first (see _acknowledge)
         while True:
+            if sent:
+                # what came in while a batch was on its way waits for the next gathering, unless a whole batch
+                # is there: small batches sent back to back cost the Server a write transaction each
+                anything, whole = outbox.waiting(conn, self.config.batch_max_updates)
+                if not whole:
+                    if anything:
+                        self.core.link_wakeup.set()
+                    return sent
             now = time.monotonic()
             frozen = outbox.next_batch(conn, self.config.batch_max_updates)
             if frozen is None:

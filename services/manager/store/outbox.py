@@ -24,6 +24,14 @@ def pending_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
 
+def waiting(conn: sqlite3.Connection, max_updates: int) -> tuple[bool, bool]:
+    """(anything waiting, a whole batch waiting): a frozen batch, or updates in the queue, up to `max_updates`."""
+    if conn.execute("SELECT 1 FROM batches LIMIT 1").fetchone() is not None:
+        return True, True
+    queued = int(conn.execute("SELECT COUNT(*) FROM (SELECT 1 FROM outbox LIMIT ?)", (max_updates,)).fetchone()[0])
+    return queued > 0, queued >= max_updates
+
+
 def next_batch(conn: sqlite3.Connection, max_updates: int) -> tuple[int, list[TaskUpdate]] | None:
     """The oldest unacknowledged batch, or a new one frozen from the queue; None when nothing is waiting."""
     row = conn.execute("SELECT seq, body FROM batches ORDER BY seq LIMIT 1").fetchone()

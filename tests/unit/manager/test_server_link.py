@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 
 import httpx
@@ -13,15 +14,18 @@ import httpx
 from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
 from services.manager.server_link import ServerLink
+from services.manager.store import outbox
 from services.manager.store.db import connect
-from services.protocol.link import ClaimResponse, UpdateAck, UpdateBatch
+from services.protocol.link import ClaimResponse, TaskUpdate, UpdateAck, UpdateBatch
 from services.protocol.manager_client import ManagerClient
+from services.protocol.states import TaskStatus
 
 
 @contextlib.asynccontextmanager
 async def linked(
     tmp_path: Path,
-    server: Callable[[httpx.Request], httpx.Response],
+    server: Callable[[httpx.Request], httpx.Response]
+    | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]],
     workers: Callable[[ManagerCore], object] = lambda core: core.workers.register("s", "s", "w1", "linux"),
     **config: float,
 ) -> AsyncIterator[tuple[ManagerCore, ManagerConfig]]:
@@ -175,3 +179,46 @@ async def test_a_blocklist_entry_the_server_refuses_is_left_out_likewise(tmp_pat
 
     taken = await _refused_once(tmp_path, blocked_twice, refuse)
     assert [b.job_id for b in taken[0].blocklist] == [1]
+
+
+async def _updates_sent_during_a_push(tmp_path: Path, coming: int) -> tuple[float, list[UpdateBatch]]:
+    """`coming` task updates reach the outbox while the first batch is on its way (a Server taking 0.1 s);
+    how long after that batch's answer the next batch with task updates left, and every batch taken."""
+    taken: list[tuple[float, UpdateBatch]] = []
+    core_ref: list[ManagerCore] = []
+    arrived = asyncio.Event()
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/manager/updates"):
+            batch = UpdateBatch.model_validate_json(request.content)
+            if not taken:
+                updates = [TaskUpdate(task_id=i, attempt=1, status=TaskStatus.ACTIVE) for i in range(1, coming + 1)]
+                outbox.enqueue(core_ref[0].conn, updates)
+                await asyncio.sleep(0.1)
+            taken.append((time.monotonic(), batch))
+            if sum(len(b.task_updates) for _t, b in taken) >= coming:
+                arrived.set()
+            return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
+        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
+
+    async with linked(tmp_path, server, push_interval=0.4, batch_max_updates=5) as (core, _config):
+        core_ref.append(core)
+        await asyncio.wait_for(arrived.wait(), 5)
+    first = taken[0][0]
+    after = next(t for t, b in taken if b.task_updates) - first
+    return after, [b for _t, b in taken]
+
+
+async def test_updates_that_came_during_a_push_wait_for_the_next_gathering(tmp_path: Path) -> None:
+    """Small batches back to back cost the Server a write transaction each: what came in while a batch was on
+    its way leaves with the next gathering (push_interval), all of it in one batch."""
+    after, batches = await _updates_sent_during_a_push(tmp_path, coming=3)
+    assert after >= 0.35, after
+    assert [len(b.task_updates) for b in batches if b.task_updates] == [3]
+
+
+async def test_a_whole_batch_that_came_during_a_push_leaves_at_once(tmp_path: Path) -> None:
+    """A backlog is not held back: a whole batch (batch_max_updates) goes as soon as the one before was taken."""
+    after, batches = await _updates_sent_during_a_push(tmp_path, coming=7)
+    assert after < 0.2, after
+    assert [len(b.task_updates) for b in batches if b.task_updates] == [5, 2]

@@ -84,14 +84,15 @@ class ServerLink:
                 await asyncio.sleep(self._backoff(failures))
                 self.core.link_wakeup.set()
 
-    async def push_pending(self) -> int:
-        """Send every waiting batch, or a keep-alive when one is due; returns how many were sent."""
+    async def push_pending(self, everything: bool = False) -> int:
+        """Send the waiting batch (and whole batches after it), or a keep-alive when one is due; with
+        `everything`, all that waits (a shutdown's flush). Returns how many were sent."""
         sent = 0
         conn = self.core.conn
         if get_meta(conn, "synced") is None and outbox.next_batch(conn, 0) is None:
             outbox.new_seq(conn)  # a fresh store says hello with an empty batch first (see _acknowledge)
         while True:
-            if sent:
+            if sent and not everything:
                 # what came in while a batch was on its way waits for the next gathering, unless a whole batch
                 # is there: small batches sent back to back cost the Server a write transaction each
                 anything, whole = outbox.waiting(conn, self.config.batch_max_updates)
@@ -356,7 +357,7 @@ class ServerLink:
         """Clean shutdown: hand unstarted tasks back to the Server and flush the buffer (best effort)."""
         self.core.give_back_ready()
         try:
-            await asyncio.wait_for(self.push_pending(), within)
+            await asyncio.wait_for(self.push_pending(everything=True), within)
         except (TimeoutError, LinkError, LinkRefused) as exc:
             log.warning("could not flush the update buffer at shutdown (kept for the next start): %r", exc)
 

@@ -222,3 +222,29 @@ async def test_a_whole_batch_that_came_during_a_push_leaves_at_once(tmp_path: Pa
     after, batches = await _updates_sent_during_a_push(tmp_path, coming=7)
     assert after < 0.2, after
     assert [len(b.task_updates) for b in batches if b.task_updates] == [5, 2]
+
+
+async def test_a_clean_shutdown_flushes_everything_that_waits(tmp_path: Path) -> None:
+    """The shutdown's flush does not leave for a next gathering what came in while a batch was on its way: the
+    tasks it gives back reach the Server now, not when their leases run out."""
+    taken: list[UpdateBatch] = []
+    cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, batch_max_updates=5)
+    core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        batch = UpdateBatch.model_validate_json(request.content)
+        if not taken:
+            outbox.enqueue(core.conn, [TaskUpdate(task_id=i, attempt=1, status=TaskStatus.QUEUED) for i in (3, 4)])
+            await asyncio.sleep(0.05)
+        taken.append(batch)
+        return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
+
+    outbox.enqueue(core.conn, [TaskUpdate(task_id=i, attempt=1, status=TaskStatus.QUEUED) for i in (1, 2)])
+    client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
+    try:
+        await ServerLink(core, client).give_back(within=5)
+    finally:
+        await client.aclose()
+    assert sorted(u.task_id for b in taken for u in b.task_updates) == [1, 2, 3, 4]
+    assert outbox.waiting(core.conn, 5) == (False, False)
+    core.conn.close()

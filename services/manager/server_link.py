@@ -92,9 +92,10 @@ class ServerLink:
         if get_meta(conn, "synced") is None and outbox.next_batch(conn, 0) is None:
             outbox.new_seq(conn)  # a fresh store says hello with an empty batch first (see _acknowledge)
         while True:
-            if sent and not everything:
+            if sent and not everything and self._collected >= self._collects:
                 # what came in while a batch was on its way waits for the next gathering, unless a whole batch
-                # is there: small batches sent back to back cost the Server a write transaction each
+                # is there or instructions wait to be collected: small batches sent back to back cost the
+                # Server a write transaction each
                 anything, whole = outbox.waiting(conn, self.config.batch_max_updates)
                 if not whole:
                     if anything:

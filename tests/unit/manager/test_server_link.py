@@ -248,3 +248,31 @@ async def test_a_clean_shutdown_flushes_everything_that_waits(tmp_path: Path) ->
     assert sorted(u.task_id for b in taken for u in b.task_updates) == [1, 2, 3, 4]
     assert outbox.waiting(core.conn, 5) == (False, False)
     core.conn.close()
+
+
+async def test_instructions_waiting_to_be_collected_take_what_came_during_a_push_at_once(tmp_path: Path) -> None:
+    """A claim told of instructions while a batch is on its way needs a batch taken after that: it leaves at
+    once with the updates that came meanwhile, not at the next gathering."""
+    taken: list[UpdateBatch] = []
+    cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, push_interval=5)
+    core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
+    collecting: list[asyncio.Task[None]] = []
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        batch = UpdateBatch.model_validate_json(request.content)
+        if not taken:
+            outbox.enqueue(core.conn, [TaskUpdate(task_id=7, attempt=1, status=TaskStatus.ACTIVE)])
+            collecting.append(asyncio.ensure_future(link._collect_instructions()))
+            await asyncio.sleep(0.05)
+        taken.append(batch)
+        return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
+
+    client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
+    link = ServerLink(core, client)
+    try:
+        assert await link.push_pending() == 2
+        await asyncio.wait_for(collecting[0], 1)  # collected by the second batch, not after a timeout
+    finally:
+        await client.aclose()
+        core.conn.close()
+    assert [u.task_id for u in taken[1].task_updates] == [7]

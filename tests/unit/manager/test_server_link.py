@@ -181,29 +181,39 @@ async def test_a_blocklist_entry_the_server_refuses_is_left_out_likewise(tmp_pat
     assert [b.job_id for b in taken[0].blocklist] == [1]
 
 
-async def _updates_sent_during_a_push(tmp_path: Path, coming: int) -> tuple[float, list[UpdateBatch]]:
-    """`coming` task updates reach the outbox while the first batch is on its way (a Server taking 0.1 s);
-    how long after that batch's answer the next batch with task updates left, and every batch taken."""
-    taken: list[tuple[float, UpdateBatch]] = []
-    core_ref: list[ManagerCore] = []
-    arrived = asyncio.Event()
+def _first_batch_slow(
+    taken: list[tuple[float, UpdateBatch]], meanwhile: Callable[[], object]
+) -> Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]:
+    """A stand-in Server that takes 0.1 s over the first batch, during which `meanwhile` runs (updates reach the
+    outbox, say); every batch it takes goes to `taken` with the time it was taken."""
 
     async def server(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/manager/updates"):
-            batch = UpdateBatch.model_validate_json(request.content)
-            if not taken:
-                updates = [TaskUpdate(task_id=i, attempt=1, status=TaskStatus.ACTIVE) for i in range(1, coming + 1)]
-                outbox.enqueue(core_ref[0].conn, updates)
-                await asyncio.sleep(0.1)
-            taken.append((time.monotonic(), batch))
-            if sum(len(b.task_updates) for _t, b in taken) >= coming:
-                arrived.set()
-            return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
-        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
+        if not request.url.path.endswith("/manager/updates"):
+            return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
+        batch = UpdateBatch.model_validate_json(request.content)
+        if not taken:
+            meanwhile()
+            await asyncio.sleep(0.1)
+        taken.append((time.monotonic(), batch))
+        return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
 
+    return server
+
+
+def _updates(*task_ids: int, status: TaskStatus = TaskStatus.ACTIVE) -> list[TaskUpdate]:
+    return [TaskUpdate(task_id=i, attempt=1, status=status) for i in task_ids]
+
+
+async def _updates_sent_during_a_push(tmp_path: Path, coming: int) -> tuple[float, list[UpdateBatch]]:
+    """`coming` task updates reach the outbox while the first batch is on its way; how long after that batch's
+    answer the next batch with task updates left, and every batch taken."""
+    taken: list[tuple[float, UpdateBatch]] = []
+    server = _first_batch_slow(taken, lambda: outbox.enqueue(core.conn, _updates(*range(1, coming + 1))))
     async with linked(tmp_path, server, push_interval=0.4, batch_max_updates=5) as (core, _config):
-        core_ref.append(core)
-        await asyncio.wait_for(arrived.wait(), 5)
+        for _ in range(50):
+            if sum(len(b.task_updates) for _t, b in taken) >= coming:
+                break
+            await asyncio.sleep(0.1)
     first = taken[0][0]
     after = next(t for t, b in taken if b.task_updates) - first
     return after, [b for _t, b in taken]
@@ -224,55 +234,44 @@ async def test_a_whole_batch_that_came_during_a_push_leaves_at_once(tmp_path: Pa
     assert [len(b.task_updates) for b in batches if b.task_updates] == [5, 2]
 
 
+@contextlib.asynccontextmanager
+async def unstarted_link(
+    tmp_path: Path, server: Callable[[httpx.Request], Coroutine[None, None, httpx.Response]], **config: float
+) -> AsyncIterator[tuple[ManagerCore, ServerLink]]:
+    """A Manager core and its link to `server`, not running: the test calls the link itself."""
+    cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, **config)  # type: ignore[arg-type]
+    core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
+    client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
+    try:
+        yield core, ServerLink(core, client)
+    finally:
+        await client.aclose()
+        core.conn.close()
+
+
 async def test_a_clean_shutdown_flushes_everything_that_waits(tmp_path: Path) -> None:
     """The shutdown's flush does not leave for a next gathering what came in while a batch was on its way: the
     tasks it gives back reach the Server now, not when their leases run out."""
-    taken: list[UpdateBatch] = []
-    cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, batch_max_updates=5)
-    core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
-
-    async def server(request: httpx.Request) -> httpx.Response:
-        batch = UpdateBatch.model_validate_json(request.content)
-        if not taken:
-            outbox.enqueue(core.conn, [TaskUpdate(task_id=i, attempt=1, status=TaskStatus.QUEUED) for i in (3, 4)])
-            await asyncio.sleep(0.05)
-        taken.append(batch)
-        return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
-
-    outbox.enqueue(core.conn, [TaskUpdate(task_id=i, attempt=1, status=TaskStatus.QUEUED) for i in (1, 2)])
-    client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
-    try:
-        await ServerLink(core, client).give_back(within=5)
-    finally:
-        await client.aclose()
-    assert sorted(u.task_id for b in taken for u in b.task_updates) == [1, 2, 3, 4]
-    assert outbox.waiting(core.conn, 5) == (False, False)
-    core.conn.close()
+    taken: list[tuple[float, UpdateBatch]] = []
+    server = _first_batch_slow(taken, lambda: outbox.enqueue(core.conn, _updates(3, 4, status=TaskStatus.QUEUED)))
+    async with unstarted_link(tmp_path, server, batch_max_updates=5) as (core, link):
+        outbox.enqueue(core.conn, _updates(1, 2, status=TaskStatus.QUEUED))
+        await link.give_back(within=5)
+        assert outbox.waiting(core.conn, 5) == (False, False)
+    assert sorted(u.task_id for _t, b in taken for u in b.task_updates) == [1, 2, 3, 4]
 
 
 async def test_instructions_waiting_to_be_collected_take_what_came_during_a_push_at_once(tmp_path: Path) -> None:
     """A claim told of instructions while a batch is on its way needs a batch taken after that: it leaves at
     once with the updates that came meanwhile, not at the next gathering."""
-    taken: list[UpdateBatch] = []
-    cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, push_interval=5)
-    core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
-    collecting: list[asyncio.Task[None]] = []
+    taken: list[tuple[float, UpdateBatch]] = []
+    collecting: list[asyncio.Future[None]] = []
 
-    async def server(request: httpx.Request) -> httpx.Response:
-        batch = UpdateBatch.model_validate_json(request.content)
-        if not taken:
-            outbox.enqueue(core.conn, [TaskUpdate(task_id=7, attempt=1, status=TaskStatus.ACTIVE)])
-            collecting.append(asyncio.ensure_future(link._collect_instructions()))
-            await asyncio.sleep(0.05)
-        taken.append(batch)
-        return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
+    def meanwhile() -> None:
+        outbox.enqueue(core.conn, _updates(7))
+        collecting.append(asyncio.ensure_future(link._collect_instructions()))
 
-    client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
-    link = ServerLink(core, client)
-    try:
+    async with unstarted_link(tmp_path, _first_batch_slow(taken, meanwhile), push_interval=5) as (core, link):
         assert await link.push_pending() == 2
         await asyncio.wait_for(collecting[0], 1)  # collected by the second batch, not after a timeout
-    finally:
-        await client.aclose()
-        core.conn.close()
-    assert [u.task_id for u in taken[1].task_updates] == [7]
+    assert [u.task_id for u in taken[1][1].task_updates] == [7]

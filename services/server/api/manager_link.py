@@ -19,6 +19,7 @@ from services.protocol.link import (
     UpdateAck,
     UpdateBatch,
 )
+from services.server.api import hang_up
 from services.server.api.deps import ConfigDep, ManagerDep, SessionDep, TokenDep, manager_by_token
 from services.server.dispatch import Dispatcher
 from services.server.store import auth, instructions, log_copies
@@ -81,13 +82,8 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
             await run_in_threadpool(give_back, [t.id for t in tasks])
         return True
 
-    deadline = time.monotonic() + req.wait_seconds
-    with notifier.subscribe() as changed:
-        tasks, start = await run_in_threadpool(claim_once)
-        if start is None:
-            return answer(tasks)
-        if tasks or start.one_shot:
-            return answer([] if await hung_up(tasks) else tasks, start.one_shot)
+    async def wait_for_work(start: instructions.Mark, gone: hang_up.HangUp) -> ClaimResponse:
+        """Nothing was runnable: wait in the dispatcher for a hand-off, a commit or the deadline."""
         with dispatcher.waiting(manager_id, req, changed) as slot:
             while True:
                 dispatcher.open(slot)
@@ -98,17 +94,30 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
                             await changed.wait()
                 tasks = await dispatcher.close(slot)
                 seen: instructions.Mark | None = None
-                if not tasks:
+                if not tasks and not gone.heard:
                     changed.clear()  # before looking, so a change committed during the look wakes the next one
                     if req.capacity:
                         tasks, seen = await run_in_threadpool(claim_once)
                     else:
                         seen = await run_in_threadpool(look_for_instructions)
-                if await hung_up(tasks):
+                # a flag, not a look at the connection: the answer goes out without yielding to other requests
+                if gone.heard:
+                    if tasks:
+                        await run_in_threadpool(give_back, [t.id for t in tasks])
                     return answer([])
                 called = seen is not None and seen.calls_after(start)
                 if tasks or called or deadline - time.monotonic() <= 0:
                     return answer(tasks, called)
+
+    deadline = time.monotonic() + req.wait_seconds
+    with notifier.subscribe() as changed:
+        tasks, start = await run_in_threadpool(claim_once)
+        if start is None:
+            return answer(tasks)
+        if tasks or start.one_shot:
+            return answer([] if await hung_up(tasks) else tasks, start.one_shot)
+        async with hang_up.listening(request, changed) as gone:
+            return await wait_for_work(start, gone)
 
 
 @router.post("/updates", response_model=UpdateAck)

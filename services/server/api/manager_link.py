@@ -73,13 +73,16 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
     def answer(tasks: list[ClaimedTask], called: bool = False) -> ClaimResponse:
         return ClaimResponse(tasks=tasks, lease_seconds=cfg.lease_seconds, instructions=called)
 
-    async def hung_up(tasks: list[ClaimedTask]) -> bool:
+    async def hand_back(tasks: list[ClaimedTask]) -> None:
         """The Manager gave up waiting (it asks again for other task types, or it stopped): what it was given
         would never reach it and would wait for the lease to expire, so it goes back to the queue."""
-        if not await request.is_disconnected():
-            return False
         if tasks:
             await run_in_threadpool(give_back, [t.id for t in tasks])
+
+    async def hung_up(tasks: list[ClaimedTask]) -> bool:
+        if not await request.is_disconnected():
+            return False
+        await hand_back(tasks)
         return True
 
     async def wait_for_work(start: instructions.Mark, gone: hang_up.HangUp) -> ClaimResponse:
@@ -102,8 +105,7 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
                         seen = await run_in_threadpool(look_for_instructions)
                 # a flag, not a look at the connection: the answer goes out without yielding to other requests
                 if gone.heard:
-                    if tasks:
-                        await run_in_threadpool(give_back, [t.id for t in tasks])
+                    await hand_back(tasks)
                     return answer([])
                 called = seen is not None and seen.calls_after(start)
                 if tasks or called or deadline - time.monotonic() <= 0:

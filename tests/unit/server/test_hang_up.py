@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
 
 from services.server.api import hang_up
 
-
-def _request(messages: asyncio.Queue[dict[str, Any]]) -> Request:
-    async def receive() -> dict[str, Any]:
-        return await messages.get()
-
-    return Request({"type": "http", "method": "POST", "path": "/", "headers": []}, receive)
+Messages = asyncio.Queue[dict[str, Any]]
 
 
 async def _settle() -> None:
@@ -22,12 +19,24 @@ async def _settle() -> None:
         await asyncio.sleep(0)
 
 
+@contextlib.asynccontextmanager
+async def _listening() -> AsyncIterator[tuple[Messages, asyncio.Event, hang_up.HangUp]]:
+    """A request whose server says what the test puts in `messages`, listened to (the listener started)."""
+    messages: Messages = asyncio.Queue()
+
+    async def receive() -> dict[str, Any]:
+        return await messages.get()
+
+    wake = asyncio.Event()
+    request = Request({"type": "http", "method": "POST", "path": "/", "headers": []}, receive)
+    async with hang_up.listening(request, wake) as gone:
+        await _settle()
+        yield messages, wake, gone
+
+
 def test_a_hang_up_while_the_block_runs_sets_the_flag_and_wakes_the_wait() -> None:
     async def scenario() -> None:
-        messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        wake = asyncio.Event()
-        async with hang_up.listening(_request(messages), wake) as gone:
-            await _settle()
+        async with _listening() as (messages, wake, gone):
             assert not gone.heard and not wake.is_set()
             messages.put_nowait({"type": "http.request", "body": b"", "more_body": False})  # a trailing empty part
             await _settle()
@@ -41,10 +50,8 @@ def test_a_hang_up_while_the_block_runs_sets_the_flag_and_wakes_the_wait() -> No
 
 def test_after_the_block_nothing_listens() -> None:
     async def scenario() -> None:
-        messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        wake = asyncio.Event()
-        async with hang_up.listening(_request(messages), wake) as gone:
-            await _settle()
+        async with _listening() as (messages, wake, gone):
+            pass
         await _settle()
         messages.put_nowait({"type": "http.disconnect"})  # what the server says once the answer is sent
         await _settle()

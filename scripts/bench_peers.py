@@ -44,7 +44,11 @@ def celery(log: Path) -> dict[str, float]:
     log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         sys.exit(f"peerbench.sh failed ({proc.returncode}); see {log}")
-    text = proc.stdout
+    return parse_celery(proc.stdout)
+
+
+def parse_celery(text: str) -> dict[str, float]:
+    """Celery's best figures from peerbench.sh's RESULT lines (the better prefetch setting of each)."""
     script = SCRIPT.findall(text)
     return {
         "noop_tasks_per_s": max(float(x) for x in NOOP.findall(text)),

@@ -170,10 +170,13 @@ class ThreadSpawned:
 # (dash sets and exports PWD, sets PPID; IFS it resets too, but no task gets IFS, task_env.py): each of those is
 # put back as the environment had it, or removed, before the exec. A variable whose name is not a shell name the
 # shell drops, and OPTIND it resets and takes back only as a number it accepts: such an environment is not held.
+# The gate reads its words into one variable of its own, which no environment it holds may have (the shell
+# would export the word in its place).
 _SHELL_VARIABLES = ("PWD", "OLDPWD", "SHLVL", "PPID")
+GATE_WORD = "tablao_gate_word"
 _GATE_SCRIPT = (
-    "read -r go || exit; "
-    'if [ "$go" = after ]; then while read -r _ <&2; do :; done; read -r go || exit; fi; '
+    f"read -r {GATE_WORD} || exit; "
+    f'if [ "${GATE_WORD}" = after ]; then while read -r {GATE_WORD} <&2; do :; done; read -r {GATE_WORD} || exit; fi; '
     + "".join(
         f'if [ "${n}" = - ]; then unset {v}; else {v}=${{{n}#+}}; export {v}; fi; '
         for n, v in enumerate(_SHELL_VARIABLES, 1)
@@ -186,7 +189,7 @@ _SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 def _gate(env: Mapping[str, str]) -> list[str]:
     """The gate's command line before the program's: "-" for a variable the environment lacks, "+value" else.
     ValueError for an environment the shell cannot hand on as it is."""
-    if dropped := [name for name in env if not _SHELL_NAME.match(name) or name == "OPTIND"]:
+    if dropped := [name for name in env if not _SHELL_NAME.match(name) or name in ("OPTIND", GATE_WORD)]:
         raise ValueError(f"a shell would not pass on {dropped[0]!r}: started directly instead")
     kept = ("+" + env[v] if v in env else "-" for v in _SHELL_VARIABLES)
     return [_shell(), "-c", _GATE_SCRIPT, "tablao-gate", *kept]

@@ -15,7 +15,7 @@ import pytest
 
 from services.protocol.jobs import Command
 from services.protocol.worker_api import AssignedTask
-from services.worker import landlock, task_policy
+from services.worker import landlock, task_env, task_policy
 from services.worker.runners import thread_spawn, warm_start
 from services.worker.runners.process import run_process
 
@@ -93,8 +93,9 @@ _SHOW_ENV = "import os; print(os.getpid()); print(*sorted(f'{k}={v}' for k, v in
         ({"PPID": "77", "SHLVL": "3", "OLDPWD": "/before"}, True),  # the shell would set or change these
         ({"render.pass": "beauty"}, False),  # not a shell name: the shell would drop it, so no held process
         ({"OPTIND": "-1"}, False),  # the shell resets it, and refuses to take this value back
+        ({"go": "mine", "_": "mine too"}, True),  # names a shell script might well use for itself
     ],
-    ids=["plain", "own-pwd", "shell-variables", "not-a-shell-name", "optind"],
+    ids=["plain", "own-pwd", "shell-variables", "not-a-shell-name", "optind", "script-like-names"],
 )
 async def test_the_held_process_sees_exactly_the_environment_a_direct_start_gives(
     tmp_path: Path, own: dict[str, str], held: bool
@@ -112,6 +113,12 @@ async def test_the_held_process_sees_exactly_the_environment_a_direct_start_give
     assert (lines[0] == str(pid)) is held  # the held process ran the program, or a direct start did
     assert lines[1:] == cold[1:]
     assert all(f"{k}={v}" in lines for k, v in own.items())
+
+
+def test_no_environment_a_gate_holds_has_the_gates_own_variable() -> None:
+    assert task_env.denied(thread_spawn.GATE_WORD)  # a task never gets it, whatever its job asks
+    with pytest.raises(ValueError, match=thread_spawn.GATE_WORD):
+        thread_spawn._gate({thread_spawn.GATE_WORD: "x"})  # and a gate would not hold one that had it
 
 
 async def test_a_discarded_held_process_ends_without_running_and_leaves_no_scratch_folder(tmp_path: Path) -> None:

@@ -44,18 +44,32 @@ def celery(log: Path) -> dict[str, float]:
     log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         sys.exit(f"peerbench.sh failed ({proc.returncode}); see {log}")
-    return parse_celery(proc.stdout)
+    try:
+        return parse_celery(proc.stdout)
+    except ValueError as exc:
+        sys.exit(f"{exc}; see {log}")
 
 
 def parse_celery(text: str) -> dict[str, float]:
     """Celery's best figures from peerbench.sh's RESULT lines (the better prefetch setting of each)."""
-    script = SCRIPT.findall(text)
+    found = {
+        name: pattern.findall(text)
+        for name, pattern in (
+            ("no-op", NOOP),
+            ("latency", LATENCY),
+            ("script efficiency", SCRIPT),
+            ("bash efficiency", SHELL),
+        )
+    }
+    if missing := [name for name, figures in found.items() if not figures]:
+        raise ValueError(f"peerbench.sh printed no Celery {', '.join(missing)} figure")
+    script = found["script efficiency"]
     return {
-        "noop_tasks_per_s": max(float(x) for x in NOOP.findall(text)),
-        "latency_p50_ms": min(float(x) for x in LATENCY.findall(text)),
+        "noop_tasks_per_s": max(float(x) for x in found["no-op"]),
+        "latency_p50_ms": min(float(x) for x in found["latency"]),
         "efficiency": max(float(x) for x, _ in script) / 100,
         "efficiency_nominal": max(float(x) for _, x in script) / 100,
-        "efficiency_sleep_only": max(float(x) for x in SHELL.findall(text)) / 100,
+        "efficiency_sleep_only": max(float(x) for x in found["bash efficiency"]) / 100,
     }
 
 

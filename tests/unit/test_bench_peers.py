@@ -60,5 +60,5 @@ def test_celery_runs_the_very_script_the_efficiency_benchmark_runs(bench_peers: 
 
 def test_a_run_without_the_script_group_is_a_clear_error(bench_peers: ModuleType) -> None:
     without = "\n".join(line for line in OUTPUT.splitlines() if "script x" not in line)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no Celery script efficiency figure"):
         bench_peers.parse_celery(without)

@@ -75,7 +75,8 @@ def parse_celery(text: str) -> dict[str, float]:
 
 def shell_script() -> str:
     """The efficiency benchmark's task script, with `{out}` and `{frame}` left for peerbench.sh to fill in."""
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:  # run as a script, its own folder comes first
+        sys.path.insert(0, str(ROOT))
     from tests.bench.bench_farm_efficiency import SCRIPT as TEMPLATE
 
     return TEMPLATE.replace("{{frame}}", "{frame}")

@@ -23,7 +23,7 @@ from services.manager.store.db import set_meta, transaction
 from services.manager.workers import WorkerRegistry
 from services.protocol.link import ClaimedTask, ClaimRequest, TaskUpdate
 from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
-from services.protocol.worker_api import Heartbeat, SignOnRequest, StatusAnswer
+from services.protocol.worker_api import Heartbeat, SignOnAnswer, SignOnRequest, StatusAnswer
 
 # a waiting task request: the worker, its answer, and for a prefetch the task it is running (None: it is idle)
 Waiter = tuple[WorkerState, "asyncio.Future[HeldTask | None]", int | None]
@@ -77,7 +77,7 @@ class ManagerCore:
 
     # --- workers: what their changes do to tasks --------------------------------------------------------------
 
-    def sign_on(self, worker: WorkerState, req: SignOnRequest) -> StatusAnswer:
+    def sign_on(self, worker: WorkerState, req: SignOnRequest) -> SignOnAnswer:
         worker.name, worker.platform = req.name, req.platform
         worker.task_types = frozenset(req.task_types)
         # tags a wrangler gave the worker win over the ones it brings
@@ -97,7 +97,8 @@ class ManagerCore:
                     task.unmeetable = None
             self.feed_waiters()
         self.claim_wakeup.set()
-        return StatusAnswer(status_requested=worker.status_requested, lazy=worker.lazy)
+        variables = self.config.resolved_variables(worker.platform)
+        return SignOnAnswer(status_requested=worker.status_requested, lazy=worker.lazy, variables=variables)
 
     def sign_off(self, worker: WorkerState) -> None:
         with transaction(self.conn):

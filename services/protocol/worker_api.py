@@ -52,6 +52,12 @@ class StatusAnswer(ResponseModel):
     lazy: bool = True
 
 
+class SignOnAnswer(StatusAnswer):
+    # the farm's path variables resolved for this worker's platform, as its tasks will carry them: an idle
+    # worker confines the process it holds for its next task with them (empty from an older Manager)
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
 class WorkerTaskUpdate(WireModel):
     """One update of a running task. `seq` is per worker, across tasks; the Manager ignores repeats."""
 

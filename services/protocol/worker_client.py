@@ -17,6 +17,7 @@ from services.protocol.worker_api import (
     MayIRun,
     RegisterRequest,
     RegisterResponse,
+    SignOnAnswer,
     SignOnRequest,
     StatusAnswer,
     UpdatesAck,
@@ -97,10 +98,10 @@ class WorkerClient:
         _raise_for(resp)
         return RegisterResponse.model_validate_json(resp.content)
 
-    async def sign_on(self, body: SignOnRequest) -> StatusAnswer:
+    async def sign_on(self, body: SignOnRequest) -> SignOnAnswer:
         resp = await self._http.post("/sign-on", content=body.model_dump_json(), headers=JSON)
         _raise_for(resp)
-        return StatusAnswer.model_validate_json(resp.content) if resp.content else StatusAnswer()
+        return SignOnAnswer.model_validate_json(resp.content) if resp.content else SignOnAnswer()
 
     async def sign_off(self) -> None:
         _raise_for(await self._http.post("/sign-off"))

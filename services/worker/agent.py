@@ -17,7 +17,7 @@ from services.worker.agent_config import AgentConfig, FatalError, unavailability
 from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
 from services.worker.joining import sign_on, sign_on_request
 from services.worker.prefetcher import Prefetcher
-from services.worker.runners import warm_start
+from services.worker.runners import offer, spare
 from services.worker.sampler import Sampler
 from services.worker.task_policy import effective_policy, use_policy
 from services.worker.taskrun import TaskRun
@@ -56,6 +56,8 @@ class Agent:
         self.reachable = True  # the Manager answered the last request
         self.listeners: list[Callable[[str], None]] = []  # told "state", "task-started", "task-finished:<status>"
         self._poll: asyncio.Task[AssignedTask | None] | None = None
+        self._spare: spare.Spare | None = None  # while idle: a process held for the next task (runners/spare.py)
+        self._variables: dict[str, str] = {}  # the farm's path variables, for the spare (from sign-on, then tasks)
         self.prefetch = Prefetcher(
             self.client,
             poll_wait=config.poll_wait,
@@ -113,6 +115,7 @@ class Agent:
     async def _close(self) -> None:
         assert self.buffer is not None
         self.prefetch.give_back("the worker is stopping", now=True)
+        self._drop_spare()
         if self.status != WorkerStatus.STARTING:
             if not await self.buffer.flush(self.config.shutdown_flush_seconds):
                 log.warning(
@@ -161,6 +164,7 @@ class Agent:
             "signed on at %s as %s (%s), task types %s",
             cfg.manager_url, cfg.name, creds.worker_id, ",".join(body.task_types),
         )  # fmt: skip
+        self._variables = answer.variables  # (each task carries them too, and the last one's are kept)
         if answer.status_requested is not None:
             self._apply(answer.status_requested, answer.lazy)
 
@@ -171,6 +175,7 @@ class Agent:
         while not self._exit_after_task or self.prefetch.started_early():
             if self._held() and not self.prefetch.started_early():
                 self.prefetch.give_back("the worker takes no new work")
+                self._drop_spare()
                 self._state_changed.clear()
                 await self._state_changed.wait()
                 continue
@@ -178,6 +183,7 @@ class Agent:
             if prefetched is not None:
                 await self._run(*prefetched)  # prefetched while the task before ran: no round trip in between
                 continue
+            self._keep_spare()
             self._poll = asyncio.create_task(self._next_task())
             try:
                 task = await self._poll
@@ -188,10 +194,23 @@ class Agent:
             finally:
                 self._poll = None
             if task is not None:
-                await self._run(task)
+                held, self._spare = self._spare, None
+                await self._run(task, held)
         # a lazy shutdown or restart: the task is done, leave
         self.prefetch.give_back("the worker is stopping after its task")
         self.stop(self.exit_code, "requested by the Manager")
+
+    def _keep_spare(self) -> None:
+        """Idle, about to ask for a task: hold a process ready for its first command, made now or still fit."""
+        if self._spare is not None and not self._spare.usable():
+            self._drop_spare()
+        if self._spare is None:
+            self._spare = spare.begin(self._variables, self.config.warm_start)
+
+    def _drop_spare(self) -> None:
+        held, self._spare = self._spare, None
+        if held is not None:
+            held.discard()
 
     def _held(self) -> bool:
         """Asleep (the Manager) or paused (the local controller): no new work is asked for."""
@@ -256,7 +275,7 @@ class Agent:
             async with asyncio.timeout(seconds):  # not wait_for, which can lose a cancel on 3.11
                 await self._state_changed.wait()
 
-    async def _run(self, task: AssignedTask, warm: warm_start.WarmStart | None = None) -> None:
+    async def _run(self, task: AssignedTask, warm: offer.Held | None = None) -> None:
         assert self.buffer is not None
         cfg = self.config
         run = TaskRun(
@@ -275,6 +294,7 @@ class Agent:
             hand_on=self.prefetch.last_process_started,
         )
         self.current = run
+        self._variables = task.variables
         log.info("task %d (%s) hand-out %d started", task.id, task.name, task.handout)
         self._tell("task-started")
         try:

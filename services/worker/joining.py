@@ -12,7 +12,7 @@ import logging
 import httpx
 
 from services.protocol import platforms
-from services.protocol.worker_api import RegisterRequest, SignOnRequest, StatusAnswer
+from services.protocol.worker_api import RegisterRequest, SignOnAnswer, SignOnRequest
 from services.protocol.worker_client import ManagerError, Unauthorized, WorkerClient
 from services.worker import capabilities, credentials
 from services.worker.agent_config import AgentConfig, FatalError
@@ -74,7 +74,7 @@ async def register(cfg: AgentConfig, client: WorkerClient) -> credentials.Creden
 
 async def sign_on(
     cfg: AgentConfig, client: WorkerClient, body: SignOnRequest, backoff: Backoff
-) -> tuple[credentials.Credentials, StatusAnswer]:
+) -> tuple[credentials.Credentials, SignOnAnswer]:
     """Sign on with the stored credentials (registering first when there are none), retrying while the
     Manager is unreachable; the client carries the credentials afterwards."""
     try:

@@ -18,7 +18,7 @@ from services.worker import output_roots, task_policy
 from services.worker.buffer import UpdateBuffer
 from services.worker.previews import PreviewMaker
 from services.worker.reporter import TaskReporter
-from services.worker.runners import CommandFailed, Programs, RunContext, get_runner, thread_spawn, warm_start
+from services.worker.runners import CommandFailed, Programs, RunContext, get_runner, offer, thread_spawn
 from services.worker.variables import substitute
 
 log = logging.getLogger("tablao.worker.task")
@@ -54,7 +54,7 @@ class TaskRun:
         grace_seconds: float,
         on_status_request: Callable[[WorkerStatusRequest, bool], None] = lambda request, lazy: None,
         on_started: Callable[[], None] = lambda: None,
-        warm: warm_start.WarmStart | None = None,
+        warm: offer.Held | None = None,
         hand_on: Callable[[thread_spawn.ThreadSpawned], None] | None = None,
     ) -> None:
         self.task = task
@@ -69,7 +69,7 @@ class TaskRun:
         self.previews = PreviewMaker(self.reporter.preview, note=self.reporter.log)
         self.on_status_request = on_status_request
         self.on_started = on_started  # its first command was started (the Worker's prefetch asks then)
-        self.warm = warm  # its first command's process, made while the task before ran
+        self.warm = warm  # its first command's process, made while the task before ran (or while idle)
         self.hand_on = hand_on  # gets its last command's process (`exec`), so the next task starts as it ends
         self._commands: asyncio.Task[None] | None = None
         self._began = False  # `active` written
@@ -158,7 +158,7 @@ class TaskRun:
     async def _run_commands(self) -> None:
         commands = self.task.commands
         task_policy.use_variables(self.task.variables)  # for output roots written with path variables
-        warm_start.offer(self.warm)  # to the first command that starts a process (the one it was made for)
+        offer.offer(self.warm)  # to the first command that starts a process (the one it was made for)
         try:
             await self._run_each(commands)
         finally:
@@ -176,7 +176,7 @@ class TaskRun:
             if output_roots.makes_folders(command.name):  # no trip to a thread for the rest (`exec`, most)
                 await asyncio.to_thread(task_policy.make_output_folders, command.name, params)
             if i == len(commands) and command.name == "exec":  # one process, whose end is the task's
-                warm_start.hand_on_after(self.hand_on)
+                offer.hand_on_after(self.hand_on)
             self.reporter.activity(f"command {i}/{len(commands)}: {command.name}")
             ctx = RunContext(
                 log=self.reporter.log,

@@ -52,19 +52,22 @@ def test_two_workers_complete_a_job_and_the_server_sees_it(
     server, mgr = farm
     job = submit(server, exec_job("basic"))
     workers = [new_worker(mgr, f"w{i}") for i in range(2)]
-    for w in workers:
-        w.sign_on()
+    signed_on = [w.sign_on() for w in workers]
     seen: list[int] = []
+    first_variables = None
     while len(seen) < 6:
         for w in workers:
             task = w.next_task(wait=10)
             if task is None:
                 continue
             assert task["variables"]["render_root"].endswith("render")
+            first_variables = first_variables or task["variables"]
             r = w.run_task(task)
             assert r.status_code == 200, r.text
             seen.append(task["id"])
     assert len(set(seen)) == 6
+    # the sign-on told each worker the path variables its tasks carry (it confines its spare process with them)
+    assert all(r.status_code == 200 and r.json()["variables"] == first_variables for r in signed_on)
     # scheduler order: task ids (frames) in order
     assert seen == sorted(seen)
 

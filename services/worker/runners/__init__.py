@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.protocol import commands
 from services.protocol.commands import TASK_TYPE_PROGRAMS
-from services.worker.runners import thread_spawn
+from services.worker.runners import gates, thread_spawn
 from services.worker.runners.bake import run_blender_bake
 from services.worker.runners.base import CommandFailed, Programs, Registered, RunContext, Runner
 from services.worker.runners.basic import run_echo, run_exec, run_sleep
@@ -40,15 +40,16 @@ def get_runner(name: str) -> Runner | None:
 
 
 def prepare_checks() -> None:
-    """Build every runner's parameter check now, and look for setpriv (thread_spawn.py), so the first task of
-    each command does not wait for them.
+    """Build every runner's parameter check now, and look for setpriv (thread_spawn.py) and a shell that can hold
+    a process (gates.py), so the first task of each command, and the first process held, do not wait for them.
 
     Each is built on first use otherwise, and the first one built in a process takes tens of milliseconds; the
-    setpriv probe runs a program.
+    probes run programs.
     """
     for spec in commands.COMMANDS.values():
         _ = spec.adapter
-    thread_spawn.setpriv()
+    if thread_spawn.setpriv() is not None:
+        gates.keep_environment()
 
 
 def available_task_types(programs: Programs) -> list[str]:

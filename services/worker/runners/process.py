@@ -16,7 +16,7 @@ from typing import TypeAlias, TypeVar
 
 from services.localfarm.lifeline import Lifeline, program_hook
 from services.worker import render_limits, task_policy
-from services.worker.runners import thread_spawn, warm_start
+from services.worker.runners import offer, thread_spawn
 from services.worker.runners.base import CommandFailed
 
 LINE_MAX_CHARS = 10_000
@@ -41,7 +41,7 @@ async def run_process(
     """
     if thread_spawn.usable(task_policy.current()):  # Linux: no pre-exec function, so no fork of the whole worker
         proc = await _started(argv, _thread_start(argv, cwd, env))
-        warm_start.last_started(proc)
+        offer.last_started(proc)
         started()
         return await _follow(proc, on_line, grace_seconds)
     # the task's environment and confinement (Landlock, another user): built off the loop, it walks folders
@@ -58,8 +58,8 @@ async def _thread_start(
     argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None
 ) -> thread_spawn.ThreadSpawned:
     """The process made ahead for this command (a prefetched task's), when there is one; else a new one."""
-    return await warm_start.start_offered(argv, cwd, env) or await thread_spawn.start(
-        argv, cwd=cwd, extra_env=env, hands_on=warm_start.hands_on()
+    return await offer.start_offered(argv, cwd, env) or await thread_spawn.start(
+        argv, cwd=cwd, extra_env=env, hands_on=offer.hands_on()
     )
 
 

@@ -34,7 +34,6 @@ import fcntl
 import functools
 import logging
 import os
-import re
 import shutil
 import signal
 import struct
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from services.worker import landlock, render_limits, task_policy
+from services.worker.runners import gates
 
 _PIPE_LIMIT = 2**16
 log = logging.getLogger("tablao.worker.process")
@@ -126,6 +126,7 @@ class ThreadSpawned:
         # what it was started with (a warm start checks them against what a start now would use)
         self.base_env: Mapping[str, str] | None = None
         self.ruleset: landlock.Ruleset | None = None
+        self.search_path = os.defpath  # a spare's (`start(spare=True)`): the PATH a start now would search
         self._popen = popen
         self._transport = transport
         self._ended: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -159,62 +160,6 @@ class ThreadSpawned:
                     self.baton = None
 
 
-# Holds a started process before its program: `sh` reads a line from its standard input (a pipe the worker
-# keeps) and only then becomes the program, with /dev/null as its input as a program started at once has. The
-# end of that pipe without a line (the worker let go of it, or died) ends the process without running anything.
-# A first line "after" says: start once the process before has ended, that is once its baton (the standard error
-# meanwhile) reads as ended, and then only on a second line, which the worker can still read back itself to take
-# its word back (`sh` reads a byte at a time, so one of the two gets the last byte). The program gets standard
-# error merged into its output, as a program started at once has.
-# The program must see the environment a direct start gives it, and a shell changes some of its variables
-# (dash sets and exports PWD, sets PPID; IFS it resets too, but no task gets IFS, task_env.py): each of those is
-# put back as the environment had it, or removed, before the exec. A variable whose name is not a shell name the
-# shell drops, and OPTIND it resets and takes back only as a number it accepts: such an environment is not held.
-# The gate reads its words into one variable of its own, which no environment it holds may have (the shell
-# would export the word in its place).
-_SHELL_VARIABLES = ("PWD", "OLDPWD", "SHLVL", "PPID")
-GATE_WORD = "tablao_gate_word"
-_GATE_SCRIPT = (
-    f"read -r {GATE_WORD} || exit; "
-    f'if [ "${GATE_WORD}" = after ]; then while read -r {GATE_WORD} <&2; do :; done; read -r {GATE_WORD} || exit; fi; '
-    + "".join(
-        f'if [ "${n}" = - ]; then unset {v}; else {v}=${{{n}#+}}; export {v}; fi; '
-        for n, v in enumerate(_SHELL_VARIABLES, 1)
-    )
-    + f'shift {len(_SHELL_VARIABLES)}; exec "$@" </dev/null 2>&1'
-)
-_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def _gate(env: Mapping[str, str]) -> list[str]:
-    """The gate's command line before the program's: "-" for a variable the environment lacks, "+value" else.
-    ValueError for an environment the shell cannot hand on as it is."""
-    if dropped := [name for name in env if not _SHELL_NAME.match(name) or name in ("OPTIND", GATE_WORD)]:
-        raise ValueError(f"a shell would not pass on {dropped[0]!r}: started directly instead")
-    kept = ("+" + env[v] if v in env else "-" for v in _SHELL_VARIABLES)
-    return [_shell(), "-c", _GATE_SCRIPT, "tablao-gate", *kept]
-
-
-@functools.cache
-def gate_keeps_environment() -> bool:
-    """Whether this system's `sh`, as the gate, hands the program exactly the environment it was given. dash
-    does; bash as `sh` changes SHLVL as it execs, and then no process is held (one probe per worker)."""
-    program = shutil.which("env")
-    if program is None:
-        return False
-    every = {"TABLAO_PROBE": "1", **{v: f"/probe-{v.lower()}" for v in _SHELL_VARIABLES}}
-    for env in ({"TABLAO_PROBE": "1"}, every):
-        try:
-            seen = subprocess.run(
-                [*_gate(env), program], input=b"go\n", env=env, cwd="/", capture_output=True, timeout=10, check=True
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            return False
-        if sorted(seen.decode(errors="replace").splitlines()) != sorted(f"{k}={v}" for k, v in env.items()):
-            return False
-    return True
-
-
 async def start(
     argv: Sequence[str],
     *,
@@ -223,6 +168,7 @@ async def start(
     gate: int | None = None,
     after: int | None = None,
     hands_on: bool = False,
+    spare: bool = False,
 ) -> ThreadSpawned:
     """Start argv (stdout and stderr merged into one pipe) in a new session; OSError as Popen raises it.
 
@@ -232,6 +178,8 @@ async def start(
     and waits, and its program runs once a line is written to the pipe (runners/warm_start.py); with `after`
     too (the reading end of the baton of the process before, closed here likewise), the gate can be told to
     open by itself as that process ends. With `hands_on`, the process carries a baton (`ThreadSpawned.baton`).
+    With `spare` (and `gate`, and no `argv`), the process is held before any program: what the gate reads
+    says which (runners/spare.py).
     """
     wrapper = setpriv()
     assert wrapper is not None
@@ -252,17 +200,21 @@ async def start(
         try:
             prepared = context.run(task_policy.prepare, extra_env)
             env = render_limits.child_env(prepared.env)
-            program = _program(argv[0], cwd, (env or os.environ).get("PATH", os.defpath))
+            kept = env if env is not None else os.environ
+            if spare:
+                command = gates.spare(kept)
+            else:
+                program = find_program(argv[0], cwd, kept.get("PATH", os.defpath))
+                command = [*([] if gate is None else gates.prefetched(kept)), program, *argv[1:]]
             if render_limits.preexec() is not None:
                 os.nice(render_limits.NICE_LOW)  # Linux: this thread only, and what it starts
             render_limits.pin_this_thread()
             if prepared.ruleset is not None:
                 prepared.ruleset.restrict_self()  # this thread only, and what it starts
-            gated = [] if gate is None else _gate(env if env is not None else os.environ)
             if hands_on:
                 baton = os.pipe()
             popen = subprocess.Popen(
-                [wrapper, "--pdeathsig", "KILL", "--", *gated, program, *argv[1:]],
+                [wrapper, "--pdeathsig", "KILL", "--", *command],
                 stdin=subprocess.DEVNULL if gate is None else gate,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT if after is None or gate is None else after,
@@ -294,7 +246,7 @@ async def start(
             ended.wait()
             deliver(lambda: holder[0]._exited(status) if holder else None)
 
-    threading.Thread(target=run, name=f"task-process {argv[0]}", daemon=True).start()
+    threading.Thread(target=run, name=f"task-process {argv[0] if argv else 'spare'}", daemon=True).start()
     try:
         try:
             popen, prepared, baton_end = await asyncio.shield(started)
@@ -317,13 +269,15 @@ async def start(
         proc = ThreadSpawned(popen, reader, transport, at_exit)
         proc.baton = baton_end
         proc.base_env, proc.ruleset = prepared.base_env, prepared.ruleset
+        if spare:  # where its program is looked for, once the gate is told which (runners/spare.py)
+            proc.search_path = (render_limits.child_env(prepared.env) or os.environ).get("PATH", os.defpath)
         holder.append(proc)
         return proc
     finally:
         ended.set()
 
 
-def _program(name: str, cwd: str | None, path: str) -> str:
+def find_program(name: str, cwd: str | None, path: str) -> str:
     """The program to run, as exec would find it: a name with a slash relative to the working directory, else
     on PATH. Looked up here because setpriv would only report a missing one as exit status 127."""
     if os.sep in name:
@@ -335,11 +289,6 @@ def _program(name: str, cwd: str | None, path: str) -> str:
     if program is None:
         raise FileNotFoundError(2, "No such file or directory", name)
     return program
-
-
-@functools.cache
-def _shell() -> str:
-    return shutil.which("sh") or "/bin/sh"
 
 
 def _kill_abandoned(

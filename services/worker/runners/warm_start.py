@@ -3,7 +3,7 @@
 Starting a confined process costs milliseconds (the task's environment, its scratch folder and Landlock
 ruleset, a thread, `setpriv`), and a farm of short tasks pays them in the gap between two tasks. When the
 Worker holds a prefetched task whose first command is `exec`, it starts that process ahead, held before
-its program by a gate (runners/thread_spawn.py): the process exists and is confined, the program has not
+its program by a gate (runners/gates.py): the process exists and is confined, the program has not
 run. When the task starts and its first command asks for exactly that process (the same program, arguments,
 folder and variables, and the environment and confinement a start now would give it), the gate opens;
 otherwise, and whenever the prefetched task does not run next (given back, taken away, the worker
@@ -35,7 +35,7 @@ from services.protocol import commands
 from services.protocol.command_spec import InvalidParameters
 from services.protocol.worker_api import AssignedTask
 from services.worker import task_policy
-from services.worker.runners import thread_spawn
+from services.worker.runners import gates, thread_spawn
 from services.worker.runners.base import exec_argv
 from services.worker.task_env import task_environment
 from services.worker.variables import substitute
@@ -44,11 +44,6 @@ log = logging.getLogger("tablao.worker.warm")
 
 RECHECK_SECONDS = 0.1  # while told "after": how often the held process's confinement is compared with a start now
 _AFTER = b"after\n\n"  # the gate's two lines: "after", then the word the worker can still read back
-
-_OFFERED: contextvars.ContextVar[WarmStart | None] = contextvars.ContextVar("tablao_warm_start", default=None)
-_LAST: contextvars.ContextVar[Callable[[thread_spawn.ThreadSpawned], None] | None] = contextvars.ContextVar(
-    "tablao_last_process", default=None
-)
 
 
 def _key(argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None) -> tuple[object, ...]:
@@ -114,7 +109,7 @@ class WarmStart:
             proc = await asyncio.shield(making)
         except asyncio.CancelledError:
             self._close_gate()
-            making.add_done_callback(_end_made)
+            making.add_done_callback(end_made)
             raise
         except Exception as exc:  # a fresh start reports whatever this was, in the task's own words
             log.debug("warm start of task %d failed: %s", self.task_id, exc)
@@ -292,7 +287,7 @@ class WarmStart:
         self._close_gate()
         making, self._making = self._making, None
         if making is not None:
-            making.add_done_callback(_end_made)
+            making.add_done_callback(end_made)
 
     def __del__(self) -> None:
         # one dropped without `take` or `discard` (an error between the prefetch and the task's start) still
@@ -315,7 +310,7 @@ class WarmStart:
             self._gate = self._unread = self._before = -1
 
 
-def _end_made(making: asyncio.Task[thread_spawn.ThreadSpawned]) -> None:
+def end_made(making: asyncio.Task[thread_spawn.ThreadSpawned]) -> None:
     if not making.cancelled() and making.exception() is None:
         _end(making.result())
 
@@ -337,7 +332,7 @@ def begin(task: AssignedTask, after: thread_spawn.ThreadSpawned | None = None) -
     `after`: the running task's last process, when it has started (see `open_when_ended`)."""
     if not task.commands or task.commands[0].name != "exec" or not thread_spawn.usable(task_policy.current()):
         return None
-    if not thread_spawn.gate_keeps_environment():
+    if not gates.keep_environment():
         return None
     try:  # the parameters as the command's runner will see them, checked by the same contract
         params = commands.EXEC.validate(substitute(task.commands[0].parameters, task.variables))
@@ -345,7 +340,7 @@ def begin(task: AssignedTask, after: thread_spawn.ThreadSpawned | None = None) -
         return None  # the task's own start reports it in its words, as below
     cwd, env = params.get("cwd"), params.get("env")
     argv = exec_argv(params["argv"])
-    if argv is None or not _executable_as_is(argv[0]) or (cwd is not None and not Path(cwd).is_dir()):
+    if argv is None or not executable_as_is(argv[0]) or (cwd is not None and not Path(cwd).is_dir()):
         return None
     try:
         return WarmStart(task, argv, cwd, env, after)
@@ -354,7 +349,7 @@ def begin(task: AssignedTask, after: thread_spawn.ThreadSpawned | None = None) -
         return None
 
 
-def _executable_as_is(program: str) -> bool:
+def executable_as_is(program: str) -> bool:
     """A binary or a script naming its interpreter: the gate's `exec` runs it as a direct start would (a shell
     would run a text file without `#!` as a shell script, where a direct start refuses it)."""
     try:
@@ -363,38 +358,3 @@ def _executable_as_is(program: str) -> bool:
     except OSError:
         return False
     return head.startswith((b"#!", b"\x7fELF"))
-
-
-def offer(warm: WarmStart | None) -> None:
-    """For the commands of the task that runs now (their own asyncio task: the offer stays with them)."""
-    _OFFERED.set(warm)
-
-
-def hands_on() -> bool:
-    """The command about to start its process is its task's last, whose end may start the next task's."""
-    return _LAST.get() is not None
-
-
-def hand_on_after(callback: Callable[[thread_spawn.ThreadSpawned], None] | None) -> None:
-    """For a task's last command: `callback` gets the one process it starts (see `open_when_ended`)."""
-    _LAST.set(callback)
-
-
-def last_started(proc: thread_spawn.ThreadSpawned) -> None:
-    """The process of a task's command has started: when that command is the task's last, the next task's
-    process made ahead may start as this one ends."""
-    callback = _LAST.get()
-    if callback is not None:
-        _LAST.set(None)
-        callback(proc)
-
-
-async def start_offered(
-    argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None
-) -> thread_spawn.ThreadSpawned | None:
-    """The offered process when it is the one asked for; the offer is used up either way."""
-    warm = _OFFERED.get()
-    if warm is None:
-        return None
-    _OFFERED.set(None)
-    return await warm.take(argv, cwd, env)

@@ -19,7 +19,7 @@ from services.protocol.worker_client import WorkerClient
 from services.worker import landlock, task_policy
 from services.worker.buffer import UpdateBuffer
 from services.worker.prefetcher import Prefetcher
-from services.worker.runners import Programs, thread_spawn, warm_start
+from services.worker.runners import Programs, offer, thread_spawn, warm_start
 from services.worker.runners.process import run_process
 from services.worker.taskrun import TaskRun
 from tests.unit.worker.test_warm_start import SH, _gone, _made, _script, _until_gone, pytestmark  # noqa: F401
@@ -58,7 +58,7 @@ async def test_the_next_process_starts_from_the_thread_as_the_one_before_ends_wh
     assert marker.read_text().split() == [str(pid)] and warm.opened_early
     assert await before.wait() == 0
 
-    warm_start.offer(warm)  # its task's command finds its program running, and follows it to the end
+    offer.offer(warm)  # its task's command finds its program running, and follows it to the end
     lines: list[str] = []
     assert await run_process(argv, lines.append) == 0
     assert lines == [str(pid)] and marker.read_text().split() == [str(pid)]  # once
@@ -99,7 +99,7 @@ async def test_a_process_that_ended_already_or_was_stopped_starts_nothing(tmp_pa
 
     # a command stopped (the task cancelled, the worker stopping) is not a task that ended: the next waits
     armed: list[bool] = []
-    warm_start.hand_on_after(lambda proc: armed.append(warm.open_when_ended(proc)))
+    offer.hand_on_after(lambda proc: armed.append(warm.open_when_ended(proc)))
     stopped = asyncio.create_task(run_process([SH, "-c", "sleep 30"], lambda line: None))
     await asyncio.sleep(0.5)
     assert armed == [True]
@@ -135,7 +135,7 @@ async def test_a_folder_made_beside_a_protected_one_meanwhile_keeps_it_from_star
     await asyncio.sleep(0.2)
     assert not marker.exists() and not warm.opened_early
 
-    warm_start.offer(warm)  # the task's own start then makes a new process
+    offer.offer(warm)  # the task's own start then makes a new process
     lines: list[str] = []
     assert await run_process(argv, lines.append) == 0
     assert lines[0] != str(pid)

@@ -15,7 +15,7 @@ import pytest
 
 from services.protocol.jobs import Command
 from services.protocol.worker_api import AssignedTask
-from services.worker.runners import thread_spawn, warm_start
+from services.worker.runners import offer, thread_spawn, warm_start
 from services.worker.runners.process import run_process
 from tests.unit.worker.test_start_as_task_before_ends import protect_a_secret_beside
 from tests.unit.worker.test_warm_start import SH, _made, _script, _until_gone, pytestmark  # noqa: F401
@@ -43,7 +43,7 @@ async def _before_and_held(
 
 
 async def _run_offered(warm: warm_start.WarmStart, argv: list[str]) -> list[str]:
-    warm_start.offer(warm)
+    offer.offer(warm)
     lines: list[str] = []
     assert await run_process(argv, lines.append) == 0
     return lines
@@ -102,9 +102,9 @@ async def test_when_the_process_before_is_stopped_the_next_waits_for_its_own_sta
         assert warm is not None
         warm.when_made(lambda: armed.append(warm is not None and warm.open_when_ended(proc)))
 
-    warm_start.hand_on_after(hand_on)
+    offer.hand_on_after(hand_on)
     stopped = asyncio.create_task(run_process([SH, "-c", "sleep 30"], lambda line: None))
-    warm_start.hand_on_after(None)  # (the task above has its own copy; the command below is not a last one)
+    offer.hand_on_after(None)  # (the task above has its own copy; the command below is not a last one)
     deadline = time.monotonic() + 10
     while not armed:
         assert time.monotonic() < deadline

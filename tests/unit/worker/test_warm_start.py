@@ -16,7 +16,7 @@ import pytest
 from services.protocol.jobs import Command
 from services.protocol.worker_api import AssignedTask
 from services.worker import landlock, task_env, task_policy
-from services.worker.runners import thread_spawn, warm_start
+from services.worker.runners import gates, offer, thread_spawn, warm_start
 from services.worker.runners.process import run_process
 
 SH = str(shutil.which("sh"))
@@ -25,7 +25,7 @@ SH = str(shutil.which("sh"))
 # where this system's `sh` passes the probe.
 pytestmark = pytest.mark.skipif(
     not thread_spawn.usable(task_policy.TaskPolicy())
-    or not (Path(os.path.realpath(SH)).name == "dash" or thread_spawn.gate_keeps_environment()),
+    or not (Path(os.path.realpath(SH)).name == "dash" or gates.keep_environment()),
     reason="needs Linux, util-linux's setpriv and an `sh` that execs with the environment it was given",
 )
 
@@ -75,7 +75,7 @@ async def test_the_held_process_runs_its_program_only_when_its_command_starts(tm
     assert not marker.exists()  # made, confined, waiting: the program has not run
     assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
 
-    warm_start.offer(warm)
+    offer.offer(warm)
     lines: list[str] = []
     assert await run_process(argv, lines.append) == 0
     assert lines == [str(pid)] and marker.read_text().split() == [str(pid)]  # that process, once
@@ -107,7 +107,7 @@ async def test_the_held_process_sees_exactly_the_environment_a_direct_start_give
     warm = warm_start.begin(_task(argv, cwd=str(tmp_path), env=own))
     assert warm is not None
     pid = await _made(warm) if held else None
-    warm_start.offer(warm)
+    offer.offer(warm)
     lines: list[str] = []
     assert await run_process(argv, lines.append, cwd=str(tmp_path), env=own) == 0
     assert (lines[0] == str(pid)) is held  # the held process ran the program, or a direct start did
@@ -116,9 +116,9 @@ async def test_the_held_process_sees_exactly_the_environment_a_direct_start_give
 
 
 def test_no_environment_a_gate_holds_has_the_gates_own_variable() -> None:
-    assert task_env.denied(thread_spawn.GATE_WORD)  # a task never gets it, whatever its job asks
-    with pytest.raises(ValueError, match=thread_spawn.GATE_WORD):
-        thread_spawn._gate({thread_spawn.GATE_WORD: "x"})  # and a gate would not hold one that had it
+    assert task_env.denied(gates.GATE_WORD)  # a task never gets it, whatever its job asks
+    with pytest.raises(ValueError, match=gates.GATE_WORD):
+        gates.prefetched({gates.GATE_WORD: "x"})  # and a gate would not hold one that had it
 
 
 async def test_a_discarded_held_process_ends_without_running_and_leaves_no_scratch_folder(tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ async def test_another_command_line_or_a_changed_environment_gets_a_new_process(
     warm = warm_start.begin(_task(_script(held)))
     assert warm is not None
     pid = await _made(warm)
-    warm_start.offer(warm)
+    offer.offer(warm)
     lines: list[str] = []
     assert await run_process(_script(other), lines.append) == 0
     assert lines != [str(pid)] and other.exists()
@@ -165,7 +165,7 @@ async def test_another_command_line_or_a_changed_environment_gets_a_new_process(
     assert warm is not None
     pid = await _made(warm)
     monkeypatch.setenv("LANG", "tablao-test.UTF-8")  # inherited by tasks: a process made before lacks it
-    warm_start.offer(warm)
+    offer.offer(warm)
     lines.clear()
     assert await run_process(_script(held), lines.append) == 0
     assert lines != [str(pid)]
@@ -188,7 +188,7 @@ async def test_a_folder_made_beside_a_protected_one_after_the_process_was_held_g
     assert warm is not None
     pid = await _made(warm)
     out.mkdir()
-    warm_start.offer(warm)
+    offer.offer(warm)
     lines: list[str] = []
     assert await run_process(script, lines.append) == 0, lines
     assert lines[0] != str(pid) and (out / "f.txt").read_text() == "frame\n"
@@ -205,7 +205,7 @@ async def test_the_held_process_is_confined_like_any_task_process(tmp_path: Path
     warm = warm_start.begin(_task(argv))
     assert warm is not None
     pid = await _made(warm)
-    warm_start.offer(warm)
+    offer.offer(warm)
     lines: list[str] = []
     await run_process(argv, lines.append)
     text = "\n".join(lines)
@@ -231,10 +231,10 @@ def test_no_process_is_held_where_sh_changes_the_environment_as_it_execs(monkeyp
     bash = shutil.which("bash")
     if bash is None:
         pytest.skip("needs bash")
-    thread_spawn.gate_keeps_environment.cache_clear()
-    monkeypatch.setattr(thread_spawn, "_shell", lambda: bash)  # bash as `sh` sets SHLVL at its exec
+    gates.keep_environment.cache_clear()
+    monkeypatch.setattr(gates, "_shell", lambda: bash)  # bash as `sh` sets SHLVL at its exec
     try:
-        assert not thread_spawn.gate_keeps_environment()
+        assert not gates.keep_environment()
         assert warm_start.begin(_task([SH, "-c", "true"])) is None
     finally:
-        thread_spawn.gate_keeps_environment.cache_clear()
+        gates.keep_environment.cache_clear()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -96,3 +98,10 @@ async def test_cancel_exits_the_environment() -> None:
         await task
     await asyncio.sleep(0)
     assert any("leaving" in ln for ln in lines), lines
+
+
+def test_a_worker_loads_openjd_only_for_its_first_openjd_task() -> None:
+    # openjd-model and openjd-sessions add about 13 MB to an idle worker that may never see an OpenJD job
+    code = "import sys, services.worker.cli; print(sorted(m for m in sys.modules if m.startswith('openjd')))"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert shown.stdout.strip() == "[]", shown.stdout

@@ -57,7 +57,8 @@ async def run_process(
 async def _thread_start(
     argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None
 ) -> thread_spawn.ThreadSpawned:
-    """The process made ahead for this command (a prefetched task's), when there is one; else a new one."""
+    """The process made ahead for this command (a prefetched task's, or the idle worker's spare), when there is
+    one that fits; else a new one."""
     return await offer.start_offered(argv, cwd, env) or await thread_spawn.start(
         argv, cwd=cwd, extra_env=env, hands_on=offer.hands_on()
     )

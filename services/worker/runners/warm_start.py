@@ -351,7 +351,7 @@ def begin(task: AssignedTask, after: thread_spawn.ThreadSpawned | None = None) -
 
 def executable_as_is(program: str) -> bool:
     """A binary or a script naming its interpreter: the gate's `exec` runs it as a direct start would (a shell
-    would run a text file without `#!` as a shell script, where a direct start refuses it)."""
+    runs a text file without `#!` as a shell script, where execve refuses it; such a file starts directly)."""
     try:
         with open(program, "rb") as f:
             head = f.read(4)

@@ -53,22 +53,13 @@ class Spare:
     ) -> thread_spawn.ThreadSpawned | None:
         """The held process, now running `argv`, when a start now would make it alike; else None (and it ends)."""
         making, self._making = self._making, None
-        if making is None:
-            return None
-        try:
-            proc = await asyncio.shield(making)
-        except asyncio.CancelledError:
-            self._close_gate()
-            making.add_done_callback(warm_start.end_made)
-            raise
-        except Exception as exc:  # a fresh start reports whatever this was, in the task's own words
-            log.debug("the spare process could not be made: %s", exc)
-            self._close_gate()
+        proc = await warm_start.made_for_taking(making, self._close_gate, "the spare process")
+        if proc is None:
             return None
         message = self._message(proc, argv, cwd, env)
         if message is None or not self._write(message):
             self._close_gate()
-            warm_start.end_made(making)
+            warm_start.end_held(proc)
             return None
         self._close_gate()  # (what was written stays to be read)
         log.debug("%s starts in process %d, held while the worker was idle", argv[0], proc.pid)

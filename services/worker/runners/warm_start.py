@@ -103,24 +103,15 @@ class WarmStart:
     ) -> thread_spawn.ThreadSpawned | None:
         """The held process, now running `argv`, when it is the one asked for; else None (and it is ended)."""
         making, self._making = self._making, None
-        if making is None:
-            return None
-        try:
-            proc = await asyncio.shield(making)
-        except asyncio.CancelledError:
-            self._close_gate()
-            making.add_done_callback(end_made)
-            raise
-        except Exception as exc:  # a fresh start reports whatever this was, in the task's own words
-            log.debug("warm start of task %d failed: %s", self.task_id, exc)
-            self._close_gate()
+        proc = await made_for_taking(making, self._close_gate, f"the warm start of task {self.task_id}")
+        if proc is None:
             return None
         self._stop_rechecks()
         if self._told and self._take_word_back() and not self._before_ended():
             # what the task before started still holds its baton: the held process would wait for that too
             log.debug("task %d: what the task before started is still running; a new process", self.task_id)
             self._close_gate()
-            _end(proc)
+            end_held(proc)
             return None
         if self.opened_early:
             self._close_gate()
@@ -129,11 +120,11 @@ class WarmStart:
                 return proc
             # cannot be (the same task's command, worked out alike): never let it stand for another command
             log.error("task %d: the process started early is not the one its command asks for", self.task_id)
-            _end(proc)
+            end_held(proc)
             return None
         if not self._fits(proc, argv, cwd, env) or not self._open():
             self._close_gate()
-            _end(proc)
+            end_held(proc)
             return None
         self._close_gate()
         log.debug("task %d starts in process %d, made while the task before ran", self.task_id, proc.pid)
@@ -310,15 +301,34 @@ class WarmStart:
             self._gate = self._unread = self._before = -1
 
 
+async def made_for_taking(
+    making: asyncio.Task[thread_spawn.ThreadSpawned] | None, close_gate: Callable[[], None], what: str
+) -> thread_spawn.ThreadSpawned | None:
+    """The held process once made, for `take`; None (its gate closed) when there is none or it could not be
+    made. Cancelled meanwhile: its gate is closed, and it is ended once made."""
+    if making is None:
+        return None
+    try:
+        return await asyncio.shield(making)
+    except asyncio.CancelledError:
+        close_gate()
+        making.add_done_callback(end_made)
+        raise
+    except Exception as exc:  # a fresh start reports whatever this was, in the task's own words
+        log.debug("%s could not be made: %s", what, exc)
+        close_gate()
+        return None
+
+
 def end_made(making: asyncio.Task[thread_spawn.ThreadSpawned]) -> None:
     if not making.cancelled() and making.exception() is None:
-        _end(making.result())
+        end_held(making.result())
 
 
 _ending: set[asyncio.Task[int]] = set()  # the loop keeps only weak references to tasks
 
 
-def _end(proc: thread_spawn.ThreadSpawned) -> None:
+def end_held(proc: thread_spawn.ThreadSpawned) -> None:
     """Its gate is closed, so it is leaving; the kill is for a held process that ignores that, and for a
     program started early (`open_when_ended`) and then stopped, with whatever it started."""
     proc.kill_group()

@@ -5,55 +5,23 @@ Real processes, started from their own thread through setpriv (Linux)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import stat
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from services.worker import landlock, task_policy
-from services.worker.runners import gates, offer, spare, thread_spawn
+from services.worker.runners import gates, offer, spare
 from services.worker.runners.process import run_process
-
-SH = str(shutil.which("sh"))
-
-pytestmark = pytest.mark.skipif(
-    not thread_spawn.usable(task_policy.TaskPolicy())
-    or not (Path(os.path.realpath(SH)).name == "dash" or gates.keep_environment()),
-    reason="needs Linux, util-linux's setpriv and an `sh` that execs with the environment it was given",
-)
+from tests.unit.worker.test_warm_start import SH, _gone, _made, _protected_secret, _until_gone, pytestmark  # noqa: F401
 
 # prints its process id, its arguments one per line as Python's repr, then its environment
 _SHOW = (
     "import os, sys; print(os.getpid()); print(*map(repr, sys.argv[1:]), sep=chr(10)); "
     "print(*sorted(f'{k}={v}' for k, v in os.environ.items()), sep=chr(10))"
 )
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-async def _made(held: spare.Spare) -> int:
-    deadline = time.monotonic() + 10
-    while held.pid is None:
-        assert time.monotonic() < deadline, "the spare process was never made"
-        await asyncio.sleep(0.01)
-    return held.pid
-
-
-async def _until_gone(pid: int) -> None:
-    deadline = time.monotonic() + 5
-    while not _gone(pid):
-        assert time.monotonic() < deadline, f"process {pid} still there"
-        await asyncio.sleep(0.02)
 
 
 async def _run(held: spare.Spare | None, argv: list[str], **kwargs: object) -> tuple[int, list[str]]:
@@ -156,16 +124,11 @@ async def test_a_missing_program_is_reported_as_a_direct_start_reports_it() -> N
 
 
 async def test_the_spare_is_confined_like_any_task_process(tmp_path: Path) -> None:
-    if landlock.abi_version() < 1:
-        pytest.skip("this kernel has no Landlock")
-    data = tmp_path / "data"
-    (data / "server").mkdir(parents=True)
-    (data / "server" / "admin.token").write_text("s3cret")
-    task_policy.use_policy(task_policy.effective_policy(task_policy.TaskPolicy(protect=(data,)), tmp_path / "w"))
+    argv = _protected_secret(tmp_path)
     held = spare.begin({})
     assert held is not None
     pid = await _made(held)
-    _, lines = await _run(held, [SH, "-c", f"echo $$; cat {data}/server/admin.token; echo tmp > $TMPDIR/t"])
+    _, lines = await _run(held, argv)
     text = "\n".join(lines)
     assert lines[0] == str(pid)
     assert "s3cret" not in text and "Permission denied" in text

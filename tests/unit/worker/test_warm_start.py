@@ -16,7 +16,7 @@ import pytest
 from services.protocol.jobs import Command
 from services.protocol.worker_api import AssignedTask
 from services.worker import landlock, task_env, task_policy
-from services.worker.runners import gates, offer, thread_spawn, warm_start
+from services.worker.runners import gates, offer, spare, thread_spawn, warm_start
 from services.worker.runners.process import run_process
 
 SH = str(shutil.which("sh"))
@@ -49,7 +49,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
-async def _made(warm: warm_start.WarmStart) -> int:
+async def _made(warm: warm_start.WarmStart | spare.Spare) -> int:
     """The held process's id, once it exists."""
     deadline = time.monotonic() + 10
     while warm.pid is None:
@@ -194,14 +194,20 @@ async def test_a_folder_made_beside_a_protected_one_after_the_process_was_held_g
     assert lines[0] != str(pid) and (out / "f.txt").read_text() == "frame\n"
 
 
-async def test_the_held_process_is_confined_like_any_task_process(tmp_path: Path) -> None:
+def _protected_secret(tmp_path: Path) -> list[str]:
+    """Protects a folder holding a secret ("s3cret") for the tasks of this context; a command that says its
+    process id, then tries to read the secret and to write to its own temporary folder."""
     if landlock.abi_version() < 1:
         pytest.skip("this kernel has no Landlock")
     data = tmp_path / "data"
     (data / "server").mkdir(parents=True)
     (data / "server" / "admin.token").write_text("s3cret")
     task_policy.use_policy(task_policy.effective_policy(task_policy.TaskPolicy(protect=(data,)), tmp_path / "w"))
-    argv = [SH, "-c", f"echo $$; cat {data}/server/admin.token; echo tmp > $TMPDIR/t"]
+    return [SH, "-c", f"echo $$; cat {data}/server/admin.token; echo tmp > $TMPDIR/t"]
+
+
+async def test_the_held_process_is_confined_like_any_task_process(tmp_path: Path) -> None:
+    argv = _protected_secret(tmp_path)
     warm = warm_start.begin(_task(argv))
     assert warm is not None
     pid = await _made(warm)

@@ -4,8 +4,9 @@ An idle worker's task arrives with nothing made for it: its first process needs 
 scratch folder and Landlock ruleset, a thread and `setpriv`, milliseconds on the path from the job's submit to
 its command running. While the worker waits for a task it holds a spare: a process made as a task's process is
 made now (no command of its own yet, so no working folder or variables of a command; the output roots as the
-farm's path variables resolve them, which every task from the Manager shares: the worker takes them from the
-last task it ran), confined, and held by the spare's gate (runners/gates.py) before any program.
+farm's path variables resolve them, which every task from the Manager shares: the worker has them from its
+sign-on answer, then from the last task it ran), confined, and held by the spare's gate (runners/gates.py) before
+any program.
 The first command of the next task that starts a process takes it when a start now would make that process
 alike: no working folder of its own, the same environment, the same policy, priority and confinement; the
 gate then reads that command's program and arguments and becomes it. Otherwise (and when the worker sleeps,
@@ -22,9 +23,8 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 
-from services.worker import render_limits, task_policy
+from services.worker import task_policy
 from services.worker.runners import gates, thread_spawn, warm_start
-from services.worker.task_env import task_environment
 
 log = logging.getLogger("tablao.worker.spare")
 
@@ -37,7 +37,7 @@ class Spare:
         self._gate = -1  # (set before anything can fail: `__del__` closes what there is)
         read, self._gate = os.pipe()
         os.set_blocking(self._gate, False)  # a command line fits in the pipe (`spare_message`); never waited on
-        self._policy, self._limits = task_policy.current(), render_limits.current()
+        self._made_under = warm_start.made_under()
         self._variables = dict(variables)
 
         async def make() -> thread_spawn.ThreadSpawned:
@@ -105,22 +105,10 @@ class Spare:
         return gates.spare_message([program, *argv[1:]])
 
     def _fits(self, proc: thread_spawn.ThreadSpawned, env: Mapping[str, str] | None) -> bool:
-        why = self._unfit(proc, env)
+        why = warm_start.unlike_a_start_now(proc, self._made_under, env)
         if why is not None:
             log.debug("the spare process %d does not fit: %s", proc.pid, why)
         return why is None
-
-    def _unfit(self, proc: thread_spawn.ThreadSpawned, env: Mapping[str, str] | None) -> str | None:
-        if proc.returncode is not None:
-            return "it ended"
-        policy = task_policy.current()
-        if policy is not self._policy or render_limits.current() is not self._limits:
-            return "the worker's task policy or priority changed"
-        if task_environment(os.environ, env, policy.env_allow) != proc.base_env:
-            return "the command's own variables, or the worker's environment changed"
-        if not task_policy.confines_as_now(proc.ruleset):
-            return "a start now confines otherwise (the task's output roots, or a folder it must know)"
-        return None
 
     def _write(self, message: bytes) -> bool:
         if self._gate < 0:

@@ -34,7 +34,7 @@ from pathlib import Path
 from services.protocol import commands
 from services.protocol.command_spec import InvalidParameters
 from services.protocol.worker_api import AssignedTask
-from services.worker import task_policy
+from services.worker import render_limits, task_policy
 from services.worker.runners import gates, thread_spawn
 from services.worker.runners.base import exec_argv
 from services.worker.task_env import task_environment
@@ -68,7 +68,7 @@ class WarmStart:
         self._recheck: asyncio.TimerHandle | None = None
         self._asked = (argv, cwd, env)
         self._key = _key(argv, cwd, env)
-        self._policy = task_policy.current()
+        self._made_under = made_under()
         self._variables = task.variables
         # the gate is written from the thread of the task before's process too (`open_when_ended`): the lock
         # keeps that thread from writing to a gate closed meanwhile (or to whatever file reused its number)
@@ -262,14 +262,9 @@ class WarmStart:
     def _fits(
         self, proc: thread_spawn.ThreadSpawned, argv: Sequence[str], cwd: str | None, env: Mapping[str, str] | None
     ) -> bool:
-        if proc.returncode is not None or _key(argv, cwd, env) != self._key:
+        if _key(argv, cwd, env) != self._key:
             return False
-        policy = task_policy.current()
-        if policy is not self._policy:
-            return False
-        if task_environment(os.environ, env, policy.env_allow) != proc.base_env:
-            return False  # the worker's own environment changed since
-        return task_policy.confines_as_now(proc.ruleset)  # not when a folder appeared that it must know
+        return unlike_a_start_now(proc, self._made_under, env) is None
 
     def discard(self) -> None:
         """Not needed: the process ends without running its program (one that started early is stopped)."""
@@ -301,6 +296,23 @@ class WarmStart:
             self._gate = self._unread = self._before = -1
 
 
+def unlike_a_start_now(
+    proc: thread_spawn.ThreadSpawned, made_under: tuple[object, object], env: Mapping[str, str] | None
+) -> str | None:
+    """Why a process held since (made under `made_under`: the task policy and priority then) is not what a start
+    now with the command's `env` would make; None when it is. Asks in the calling context (its task's roots)."""
+    if proc.returncode is not None:
+        return "it ended"
+    policy = task_policy.current()
+    if (policy, render_limits.current()) != made_under:
+        return "the worker's task policy or priority changed"
+    if task_environment(os.environ, env, policy.env_allow) != proc.base_env:
+        return "the command's own variables, or the worker's environment changed"
+    if not task_policy.confines_as_now(proc.ruleset):
+        return "a start now confines otherwise (the task's output roots, or a folder it must know)"
+    return None
+
+
 async def made_for_taking(
     making: asyncio.Task[thread_spawn.ThreadSpawned] | None, close_gate: Callable[[], None], what: str
 ) -> thread_spawn.ThreadSpawned | None:
@@ -326,6 +338,11 @@ def end_made(making: asyncio.Task[thread_spawn.ThreadSpawned]) -> None:
 
 
 _ending: set[asyncio.Task[int]] = set()  # the loop keeps only weak references to tasks
+
+
+def made_under() -> tuple[object, object]:
+    """What a held process is made under and must still be taken under: the task policy and the priority."""
+    return task_policy.current(), render_limits.current()
 
 
 def end_held(proc: thread_spawn.ThreadSpawned) -> None:

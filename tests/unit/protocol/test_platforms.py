@@ -59,3 +59,14 @@ def test_a_macos_worker_gets_the_variables_keyed_macos(tmp_path: Path) -> None:
         got = cfg.resolved_variables(reported)
         assert got == {"render_root": "/Volumes/render", "projects": "/Volumes/projects", "tools": "/opt/tools"}
     assert cfg.resolved_variables("windows")["render_root"] == "R:\\"
+
+
+def test_resolved_variables_follow_a_new_table_and_each_caller_gets_its_own_copy(tmp_path: Path) -> None:
+    cfg = ManagerConfig(server_url="http://s", token="t", data_dir=tmp_path)
+    cfg.variables = {"projects": {"linux": "/mnt/projects", "windows": "P:\\"}}
+    first = cfg.resolved_variables("linux")
+    first["projects"] = "/changed/by/a/caller"
+    assert cfg.resolved_variables("linux")["projects"] == "/mnt/projects"
+    assert cfg.resolved_variables("windows")["projects"] == "P:\\"
+    cfg.variables = {"projects": {"linux": "/srv/projects"}}  # the Manager's table replaced
+    assert cfg.resolved_variables("linux")["projects"] == "/srv/projects"

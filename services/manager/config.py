@@ -58,10 +58,11 @@ class ManagerConfig:
     auth_free_failures: int = 10  # wrong registration secrets or worker secrets per address before back-off
     # path variables: name -> {platform -> value}; render_root defaults to <data_dir>/render
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
-    # path mapping rules and resolved variables by worker platform, made once per variables table (every
-    # hand-out carries both, and resolving them for each one cost the Manager 5 % of its CPU on no-op tasks)
-    _mappings: dict[str, tuple[object, list[PathMapping]]] = field(default_factory=dict, repr=False, compare=False)
-    _resolved: dict[str, tuple[object, dict[str, str]]] = field(default_factory=dict, repr=False, compare=False)
+    # by worker platform: the variables table they were made from, its path mapping rules and resolved variables
+    # (every hand-out carries both; making them for each one cost the Manager 5 % of its CPU on no-op tasks)
+    _by_platform: dict[str, tuple[object, list[PathMapping], dict[str, str]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
     # CA certificates to verify an https Server (None: TABLAO_CA_BUNDLE, else the system's)
     ca_bundle: str | None = None
     # where the Server's users (the app) reach this Manager for full task logs; told to the Server, which tells
@@ -78,22 +79,28 @@ class ManagerConfig:
 
     def path_mappings(self, platform: str) -> list[PathMapping]:
         """OpenJD path mapping rules for a worker on `platform`, from the same variables (protocol/path_mapping)."""
-        cached = self._mappings.get(platform)
-        if cached is not None and cached[0] is self.variables:
-            return cached[1]
-        try:
-            rules = derive_path_mappings(self.variable_table(), platform)
-        except ValueError:  # a platform the farm does not know: its paths are left as written
-            rules = []
-        self._mappings[platform] = (self.variables, rules)
-        return rules
+        return self._for_platform(platform)[0]
 
     def resolved_variables(self, platform: str) -> dict[str, str]:
         """Each path variable's value for a worker on `platform` (a copy: callers may change it)."""
-        cached = self._resolved.get(platform)
+        return dict(self._for_platform(platform)[1])
+
+    def _for_platform(self, platform: str) -> tuple[list[PathMapping], dict[str, str]]:
+        """Made once per variables table (a replaced table is made anew)."""
+        cached = self._by_platform.get(platform)
         if cached is None or cached[0] is not self.variables:
-            cached = self._resolved[platform] = (self.variables, self._resolve(platform))
-        return dict(cached[1])
+            cached = self._by_platform[platform] = (
+                self.variables,
+                self._mapping_rules(platform),
+                self._resolve(platform),
+            )
+        return cached[1], cached[2]
+
+    def _mapping_rules(self, platform: str) -> list[PathMapping]:
+        try:
+            return derive_path_mappings(self.variable_table(), platform)
+        except ValueError:  # a platform the farm does not know: its paths are left as written
+            return []
 
     def _resolve(self, platform: str) -> dict[str, str]:
         table = self.variable_table()

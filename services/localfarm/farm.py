@@ -235,14 +235,7 @@ class LocalFarm:
                     await stop.wait()
 
     async def _handle_requests(self, stop: asyncio.Event) -> None:
-        folder = self.layout.farm_dir / REQUESTS_DIR
-        try:
-            pending = sorted(folder.iterdir())
-        except OSError:
-            return
-        for path in pending:
-            path.unlink(missing_ok=True)
-            name, _, action = path.name.rpartition(".")
+        for name, action in take_requests(self.layout.farm_dir):
             if name == "farm" and action == "stop":
                 stop.set()
                 return
@@ -295,6 +288,24 @@ def request(farm_dir: Path, service: str, action: str) -> None:
     """Ask a running farm's supervisor to start, stop or restart one service ('farm', 'stop': the whole farm)."""
     folder = farm_dir / REQUESTS_DIR
     records.write_private(folder / f"{service}.{action}", str(time.time()))
+
+
+def take_requests(farm_dir: Path) -> list[tuple[str, str]]:
+    """The (service, action) requests waiting in the farm's folder, each removed as it is taken. A request still
+    being written (its writer's temporary file) is left alone: taking it would make the writer's rename fail."""
+    folder = farm_dir / REQUESTS_DIR
+    try:
+        pending = sorted(folder.iterdir())
+    except OSError:
+        return []
+    taken = []
+    for path in pending:
+        if path.name.endswith(records.TEMP_SUFFIX):
+            continue
+        path.unlink(missing_ok=True)
+        name, _, action = path.name.rpartition(".")
+        taken.append((name, action))
+    return taken
 
 
 def running_farm(layout: FarmLayout) -> FarmRecord | None:

@@ -22,6 +22,7 @@ from services.protocol import process_guard
 
 RECORD_FILE = "processes.json"
 LOCK_FILE = "supervisor.lock"
+TEMP_SUFFIX = ".tmp"  # write_private's file in progress, renamed over its target when whole
 
 
 @dataclass
@@ -98,7 +99,7 @@ def write_private(path: Path, text: str) -> None:
     """Replace a file of the farm's folder in one step, readable by this user only (0700 folder, 0600 file):
     whoever runs the farm, a process's command line names its data directory, nothing for other users."""
     process_guard.private_dir(path.parent)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}{TEMP_SUFFIX}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)

@@ -105,3 +105,17 @@ async def test_a_child_that_crashes_is_restarted_after_its_back_off_and_one_that
     assert ("ender", ChildState.RESTARTING) not in seen
     assert "bye" in ender.tail()
     await sup.stop_all()
+
+
+def test_the_supervisor_takes_whole_requests_and_leaves_one_being_written(tmp_path: Path) -> None:
+    from services.localfarm.farm import REQUESTS_DIR, request, take_requests
+
+    request(tmp_path, "manager", "restart")
+    folder = tmp_path / REQUESTS_DIR
+    in_flight = folder / f"farm.stop.{os.getpid()}{records.TEMP_SUFFIX}"
+    in_flight.write_text("1")  # the app, between writing its request and renaming it into place
+    assert take_requests(tmp_path) == [("manager", "restart")]
+    assert in_flight.exists()  # so the app's rename still works
+    in_flight.replace(folder / "farm.stop")
+    assert take_requests(tmp_path) == [("farm", "stop")]
+    assert take_requests(tmp_path) == [] and sorted(folder.iterdir()) == []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -11,6 +14,7 @@ from services.server.store.errors import Conflict, NotFound
 
 
 def store(session: Session, manager: ManagerRow, task_id: int, data_dir: Path, body: bytes) -> Path:
+    """Keep the uploaded log of a task this Manager holds, replacing an earlier copy in one step."""
     task = session.get(TaskRow, task_id)
     if task is None:
         raise NotFound(f"no task with id {task_id}", field="id")
@@ -19,7 +23,16 @@ def store(session: Session, manager: ManagerRow, task_id: int, data_dir: Path, b
     folder = data_dir / "task-logs" / f"job-{task.job_id}"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"task-{task_id}.log"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(body)
-    tmp.replace(path)
+    # a file of its own for each upload: a Manager's retry may arrive while its first try is still being
+    # written (or, with several Server processes, at another process); the last whole copy wins
+    fd, name = tempfile.mkstemp(dir=folder, prefix=f"{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # a full disk, say: no half copy is left behind
+        raise
     return path

@@ -1,0 +1,45 @@
+"""The Server's copies of full task logs (store/log_copies.py): uploads of the same task's log that overlap."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+from sqlalchemy.orm import Session
+
+from services.server.db.tables import ManagerRow
+from services.server.store import log_copies
+
+
+class OneTask:
+    """A session that knows one task, held by Manager 1."""
+
+    def get(self, _table: Any, task_id: int) -> SimpleNamespace:
+        return SimpleNamespace(id=task_id, job_id=3, manager_id=1)
+
+
+def test_overlapping_uploads_of_one_log_leave_one_whole_copy_and_no_leftovers(tmp_path: Path) -> None:
+    session, manager = cast("Session", OneTask()), cast("ManagerRow", SimpleNamespace(id=1))
+    bodies = [bytes([65 + i]) * (2 << 20) for i in range(6)]  # 2 MiB each: writes that take a while
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(bodies))
+
+    def upload(body: bytes) -> None:
+        start.wait()
+        try:
+            for _ in range(5):  # a Manager retrying while its first try is still being written
+                log_copies.store(session, manager, 7, tmp_path, body)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    folder = tmp_path / "task-logs" / "job-3"
+    assert [p.name for p in folder.iterdir()] == ["task-7.log"]
+    assert (folder / "task-7.log").read_bytes() in bodies  # one upload's copy, whole: never two mixed

@@ -30,6 +30,7 @@ from services.protocol import process_guard
 
 OWNER_FILE = "owner.json"
 REQUESTS_DIR = "requests"
+ABANDONED_WRITE_SECONDS = 60.0  # a request is written in well under a second
 ACTIONS = ("start", "stop", "restart")
 
 
@@ -177,8 +178,7 @@ class LocalFarm:
         )
         records.save(farm_dir, self.record)
         process_guard.private_dir(farm_dir / REQUESTS_DIR)
-        for stale in (farm_dir / REQUESTS_DIR).iterdir():
-            stale.unlink(missing_ok=True)
+        take_requests(farm_dir)  # an earlier run's: not for this one
         set_owner(farm_dir, owner_pid)
 
     async def start(self) -> None:
@@ -292,7 +292,8 @@ def request(farm_dir: Path, service: str, action: str) -> None:
 
 def take_requests(farm_dir: Path) -> list[tuple[str, str]]:
     """The (service, action) requests waiting in the farm's folder, each removed as it is taken. A request still
-    being written (its writer's temporary file) is left alone: taking it would make the writer's rename fail."""
+    being written (its writer's temporary file) is left alone: taking it would make the writer's rename fail;
+    one abandoned that long ago is removed."""
     folder = farm_dir / REQUESTS_DIR
     try:
         pending = sorted(folder.iterdir())
@@ -301,6 +302,9 @@ def take_requests(farm_dir: Path) -> list[tuple[str, str]]:
     taken = []
     for path in pending:
         if path.name.endswith(records.TEMP_SUFFIX):
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > ABANDONED_WRITE_SECONDS:
+                    path.unlink()  # its writer died between writing and renaming
             continue
         path.unlink(missing_ok=True)
         name, _, action = path.name.rpartition(".")

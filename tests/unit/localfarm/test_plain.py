@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,7 @@ def test_the_supervisor_takes_whole_requests_and_leaves_one_being_written(tmp_pa
     in_flight.replace(folder / "farm.stop")
     assert take_requests(tmp_path) == [("farm", "stop")]
     assert take_requests(tmp_path) == [] and sorted(folder.iterdir()) == []
+    abandoned = folder / f"manager.stop.1{records.TEMP_SUFFIX}"
+    abandoned.write_text("1")  # its writer killed before the rename
+    os.utime(abandoned, (time.time() - 3600, time.time() - 3600))
+    assert take_requests(tmp_path) == [] and not abandoned.exists()

@@ -11,6 +11,7 @@ import contextvars
 import logging
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -206,8 +207,25 @@ def _scratch_parent(policy: TaskPolicy) -> Path | None:
         return None
     parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if policy.run_as:
-        shutil.chown(parent, user=policy.run_as)
+        _take_shared_scratch(parent, policy.run_as)
     return parent
+
+
+def _take_shared_scratch(parent: Path, run_as: str) -> None:
+    """The run-as user's scratch parent lives in the system's shared temporary folder, where anyone may have
+    made it first: use it only when it is a real folder of ours or that user's, then make it that user's, 0700
+    (a world-writable one would let any user swap a task's temporary folder for their own)."""
+    import pwd
+
+    st = parent.lstat()
+    owners = {os.geteuid(), pwd.getpwnam(run_as).pw_uid}
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid not in owners:
+        what = "not a folder" if not stat.S_ISDIR(st.st_mode) else f"owned by another user (uid {st.st_uid})"
+        raise PermissionError(
+            f"{parent} is {what}: the worker will not put tasks' temporary files there; remove it and try again"
+        )
+    parent.chmod(0o700)
+    shutil.chown(parent, user=run_as)
 
 
 # Building a ruleset walks the folders on the way to protected ones (tens of milliseconds with a busy /tmp),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,40 @@ async def test_run_as_starts_tasks_as_another_user_with_their_own_scratch_folder
     assert lines[0] == str(nobody.pw_uid)
     assert "t" in lines and "s3cret" not in "\n".join(lines)
     assert status != 0  # the last command, reading the secret, failed
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="switching users needs root")
+def test_a_run_as_scratch_folder_another_user_made_first_is_refused_and_ours_is_made_private(tmp_path: Path) -> None:
+    import pwd
+    import shutil
+
+    try:
+        nobody, daemon = pwd.getpwnam("nobody"), pwd.getpwnam("daemon")
+    except KeyError:
+        pytest.skip("no users 'nobody' and 'daemon' here")
+    policy = task_policy.effective_policy(task_policy.TaskPolicy(run_as="nobody"), tmp_path / "w")
+    parent = task_policy._scratch_parent_path(policy)
+    assert parent is not None and parent.parent == Path(tempfile.gettempdir())
+    shutil.rmtree(parent, ignore_errors=True)
+    try:
+        parent.mkdir(mode=0o777)  # another local user's, made before the worker's first task
+        parent.chmod(0o777)
+        os.chown(parent, daemon.pw_uid, daemon.pw_gid)
+        with pytest.raises(PermissionError, match="owned by another user"):
+            task_policy._scratch_parent(policy)
+        parent.rmdir()
+        parent.symlink_to(tmp_path)  # a link to a folder of someone's choosing
+        with pytest.raises(PermissionError, match="not a folder"):
+            task_policy._scratch_parent(policy)
+        parent.unlink()
+        parent.mkdir(mode=0o777)  # ours, but left open (an older worker's)
+        parent.chmod(0o777)
+        assert task_policy._scratch_parent(policy) == parent
+        st = parent.lstat()
+        assert (st.st_mode & 0o777, st.st_uid) == (0o700, nobody.pw_uid)
+    finally:
+        if parent.is_symlink():
+            parent.unlink()
 
 
 @needs_landlock

@@ -22,11 +22,12 @@ import httpx
 import psutil
 
 from services.localfarm import records
-from services.localfarm.layout import FarmLayout, write_secret
+from services.localfarm.layout import FarmLayout
 from services.localfarm.ports import busy_message
 from services.localfarm.records import FarmLock, FarmRecord, ProcessRecord
 from services.localfarm.supervisor import Child, ChildSpec, ChildState, Supervisor, tablao_argv
 from services.protocol import process_guard
+from services.protocol.secret_files import write_secret
 
 OWNER_FILE = "owner.json"
 REQUESTS_DIR = "requests"

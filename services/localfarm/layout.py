@@ -67,12 +67,3 @@ class FarmLayout:
     @property
     def demo_dir(self) -> Path:
         return self.root / "demo"
-
-
-def write_secret(path: Path, secret: str) -> None:
-    """Write a credential readable by this user only (mode 0600 from the first byte)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
-    path.chmod(0o600)

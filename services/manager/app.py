@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +28,7 @@ from services.protocol.body_limit import BodyLimit
 from services.protocol.common import ErrorResponse, FieldError
 from services.protocol.input_guard import InputGuard
 from services.protocol.manager_client import ManagerClient
+from services.protocol.secret_files import read_secret, write_secret
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,12 @@ def registration_secret(config: ManagerConfig) -> str:
     if config.registration_secret:
         return config.registration_secret
     path = config.registration_secret_file()
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if existing := read_secret(path):
+        return existing
+    if path.exists():  # empty: its writer (an older Manager) died before writing it; no worker can use it
+        log.warning("%s was empty; a new worker registration secret was written to it", path)
     secret = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
+    write_secret(path, secret)
     return secret
 
 

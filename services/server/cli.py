@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from services.protocol import process_guard, tls
+from services.protocol.secret_files import write_secret
 from services.protocol.states import Role
 from services.server.config import ServerConfig, load_variables
 from services.server.policy import FarmPolicy, PolicyError
@@ -160,7 +161,7 @@ def admin_main(kind: str, argv: list[str]) -> int:
             elif kind == "managers" and args.verb == "add":
                 row, token = farm.create_manager(session, args.name)
                 if args.token_file:
-                    auth.write_secret(args.token_file, token)
+                    write_secret(args.token_file, token)
                     print(f"manager {row.name} (id {row.id}) added; token written to {args.token_file}")
                 else:
                     print(token)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
+from services.protocol.secret_files import read_secret, write_secret
 from services.protocol.states import Role
 from services.server.db.tables import ApiTokenRow, UserRow
 from services.server.store.convert import aware
@@ -101,17 +102,8 @@ def bootstrap_admin(session: Session, data_dir: Path, preset_token: str | None) 
             create_token(session, admin, name="preset", token=preset_token)
         return
     path = data_dir / "admin.token"
-    if path.exists():
-        existing = path.read_text().strip()
-        if existing and user_for_token(session, existing) is not None:
-            return
+    existing = read_secret(path)
+    if existing and user_for_token(session, existing) is not None:
+        return
     _, token = create_token(session, admin, name="admin.token")
     write_secret(path, token)
-
-
-def write_secret(path: Path, secret: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
-    path.chmod(0o600)

@@ -12,9 +12,10 @@ import pytest
 
 from services.localfarm import records
 from services.localfarm.handle import LogTail
-from services.localfarm.layout import FarmLayout, default_data_dir, write_secret
+from services.localfarm.layout import FarmLayout, default_data_dir
 from services.localfarm.records import FarmLock, FarmRecord, ProcessRecord
 from services.localfarm.supervisor import Backoff
+from services.protocol.secret_files import write_secret
 
 
 def test_backoff_doubles_to_its_cap_gives_up_and_forgives_a_long_run() -> None:

@@ -31,10 +31,16 @@ def validate(updates: list[WorkerTaskUpdate], prefix: str = "updates") -> None:
                 raise Invalid(f"log line longer than {LOG_LINE_MAX_CHARS} characters", f"{prefix}[{i}].log_lines[{j}]")
 
 
-def _when(u: WorkerTaskUpdate) -> datetime:
-    """When the worker says a status change happened (its clock), never later than now by ours."""
+def _when(u: WorkerTaskUpdate, task: HeldTask) -> datetime:
+    """When the worker says a status change happened (its clock, UTC from the wire model), never later than
+    now by ours nor earlier than the task's job was created: a worker's wrong clock must not give a run of
+    years (or none) to the task, its job's times and the farm's estimates."""
     now = datetime.now(UTC)
-    return now if u.time is None else min(u.time if u.time.tzinfo else u.time.replace(tzinfo=UTC), now)
+    if u.time is None:
+        return now
+    created = task.claim.job_created
+    earliest = created if created.tzinfo else created.replace(tzinfo=UTC)
+    return max(min(u.time, now), min(earliest, now))
 
 
 def held_by(core: ManagerCore, worker: WorkerState, task_id: int) -> HeldTask:
@@ -103,12 +109,12 @@ def _apply(core: ManagerCore, worker: WorkerState, task: HeldTask, new: list[Wor
         if u.status == TaskStatus.ACTIVE:
             task.started = True
             cur.status = TaskStatus.ACTIVE
-            cur.started = _when(u)
+            cur.started = _when(u, task)
             touched = True
             store.save_task(core.conn, task)
         elif u.status == TaskStatus.COMPLETED:
             cur.status = TaskStatus.COMPLETED
-            cur.time = _when(u)
+            cur.time = _when(u, task)
             cur.steps_done = cur.steps_done if cur.steps_done is not None else task.claim.steps_total
             touched = True
             flush()

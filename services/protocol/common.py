@@ -60,6 +60,21 @@ def bounded_json(max_bytes: int) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _in_utc(t: datetime) -> datetime:
+    if t.tzinfo is None:
+        return t.replace(tzinfo=UTC)  # naive times on the wire are UTC
+    try:
+        return t.astimezone(UTC)
+    except OverflowError:  # year 1 at +05:00, year 9999 at -05:00: no such time in UTC
+        raise ValueError("a time with no UTC equivalent (its offset takes it out of years 1 to 9999)") from None
+
+
+ReportedTime = Annotated[datetime, AfterValidator(_in_utc)]
+"""A time a worker or a Manager reports (when a task started or ended, when a worker was seen), made UTC on
+arrival: one whose offset takes it out of datetime's range is a 422 naming it, not a 500 where it is stored
+or compared, which would also stop every later batch behind it."""
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

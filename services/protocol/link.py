@@ -13,6 +13,7 @@ from services.protocol.common import (
     Id,
     LongText,
     PlatformText,
+    ReportedTime,
     ResponseModel,
     ShortText,
     WireModel,
@@ -80,8 +81,8 @@ class TaskUpdate(WireModel):
     steps_total: Count | None = None
     log_tail: list[LongText] = Field(default_factory=list, max_length=LOG_TAIL_LINES)
     failure_count: Count | None = None
-    time: datetime | None = None  # when it happened: with a final status, the end of the run
-    started: datetime | None = None  # with status active: when the run began on its worker (kept by coalescing)
+    time: ReportedTime | None = None  # when it happened: with a final status, the end of the run
+    started: ReportedTime | None = None  # with status active: when the run began on its worker (kept by coalescing)
     # with status queued: given back because no worker of this Manager may run it (every one that could is
     # blocklisted for its job); the Server offers it to other Managers, or fails it when there is none
     unrunnable_here: bool = False
@@ -97,7 +98,7 @@ class WorkerReport(WireModel):
     status: WorkerStatus
     current_task_id: Id | None = None
     next_task_id: Id | None = None  # prefetched: leased to the worker, which runs it right after the current one
-    last_seen: datetime | None = None
+    last_seen: ReportedTime | None = None
     utilisation: Utilisation | None = None
     unavailable: Unavailability | None = None
     capabilities: HostCapabilities | None = None  # for OpenJD host requirements

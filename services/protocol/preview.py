@@ -12,9 +12,9 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BeforeValidator, Field, PlainSerializer
+from pydantic import BeforeValidator, Field, PlainSerializer
 
-from services.protocol.common import Id, PathText, ResponseModel, WireModel
+from services.protocol.common import Id, PathText, ReportedTime, ResponseModel, WireModel
 
 PREVIEW_MAX_PIXELS = 512  # the longer side of a thumbnail
 PREVIEW_MAX_BYTES = 256 * 1024  # the encoded image; the Worker lowers the quality until it fits
@@ -69,7 +69,7 @@ class PreviewReport(WireModel):
     job_id: Id
     worker_id: str = Field(min_length=1, max_length=64)  # as the Server's workers table holds them
     worker_name: str = Field(min_length=1, max_length=64)
-    time: AwareDatetime
+    time: ReportedTime
     preview: Preview
 
 

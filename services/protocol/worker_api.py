@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from services.protocol.common import ID_MAX, Count, Id, PathText, ResponseModel, ShortText, WireModel, bounded_json
+from services.protocol.common import (
+    ID_MAX,
+    Count,
+    Id,
+    PathText,
+    ReportedTime,
+    ResponseModel,
+    ShortText,
+    WireModel,
+    bounded_json,
+)
 from services.protocol.farm import Utilisation
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command
@@ -64,7 +73,7 @@ class WorkerTaskUpdate(WireModel):
     seq: int = Field(ge=1, le=ID_MAX)
     handout: Id  # the Manager's hand-out number of this run of the task (AssignedTask.handout)
     status: TaskStatus | None = None  # active, completed, failed, or queued (given back)
-    time: datetime | None = None  # with a status: when it happened, by the worker's clock
+    time: ReportedTime | None = None  # with a status: when it happened, by the worker's clock
     activity: str | None = Field(default=None, max_length=1000)
     steps_done: Count | None = None
     steps_total: Count | None = None

@@ -357,6 +357,36 @@ def test_bad_input_names_the_field(link: httpx.Client, server: ServerProcess) ->
     assert link.post("/client-token", json={"token": "not-a-token"}).status_code == 404
 
 
+def test_reported_times_are_made_utc_and_one_with_no_utc_equivalent_is_refused_naming_it(
+    admin: httpx.Client, link: httpx.Client
+) -> None:
+    """A time whose offset takes it out of datetime's range stopped the Manager's every later batch (a 500 on
+    each resend) or, stored on PostgreSQL as a date BC, every job listing; one with an offset was stored on
+    SQLite as if it were UTC."""
+    ttype = kind()
+    submit(admin, ttype, frames="1")
+    (t,) = claim(link, [ttype])
+    no_utc = "0001-01-01T00:00:00+14:00"
+    for field in ("time", "started"):
+        update = {"task_id": t["id"], "attempt": t["attempt"], "status": "active", field: no_utc}
+        r = push(link, [update], seq=link.seq + 1)  # type: ignore[attr-defined]
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == [f"task_updates.0.{field}"]
+    report = {**worker_report("w", ttype), "last_seen": no_utc}
+    r = push(link, [], seq=link.seq + 1, workers=[report])  # type: ignore[attr-defined]
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["workers.0.last_seen"], r.text
+    started, ended = "2026-01-01T10:00:00+05:00", "2026-01-01T10:00:02+05:00"
+    update = {"task_id": t["id"], "attempt": t["attempt"], "status": "completed", "started": started, "time": ended}
+    assert push(link, [update]).status_code == 200
+    got = task(admin, t["id"])
+    assert (got["status"], got["started"], got["finished"]) == (
+        "completed",
+        "2026-01-01T05:00:00Z",
+        "2026-01-01T05:00:02Z",
+    )
+    assert admin.get("/jobs").status_code == 200
+
+
 def test_cancel_reaches_the_manager_in_the_ack(admin: httpx.Client, link: httpx.Client) -> None:
     t = kind()
     job = submit(admin, t, frames="1")

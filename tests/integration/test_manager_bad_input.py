@@ -12,6 +12,7 @@ import pytest
 from tests.integration.test_manager_basics import exec_job, submit
 from tests.support.manager import API, ManagerProcess, ScriptedWorker, add_manager
 from tests.support.services import ServerProcess
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +170,49 @@ def test_a_nul_character_is_refused_naming_the_field(
     assert r.status_code == 422 and field_of(r) == ["tags[1]"], r.text
     # nothing of it was taken: the task is still this worker's, and runs
     assert worker.run_task(task).status_code == 200
+
+
+def test_a_time_with_no_utc_equivalent_is_refused_and_a_wrong_clock_is_kept_within_the_job(
+    farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker
+) -> None:
+    """One such time, taken with a 200, stopped every later batch of the Manager at the Server (a 500 on each
+    resend); a worker's clock at year 1 made a run of two thousand years."""
+    server, _ = farm
+    task = worker.next_task()
+    assert task is not None
+    no_utc = {"handout": task["handout"], "status": "active", "time": "0001-01-01T00:00:00+23:59"}
+    r = worker.send(task["id"], [worker.update(**no_utc)])
+    assert r.status_code == 422 and field_of(r) == ["updates[0].time"], r.text
+    r = worker.ask(finished=(task["id"], [worker.update(**{**no_utc, "status": "completed"})]))
+    assert r.status_code == 422 and field_of(r) == ["finished.updates[0].time"], r.text
+    year_one = "0001-01-01T00:00:00Z"
+    a = task["handout"]
+    r = worker.send(task["id"], [worker.update(handout=a, status="active", time=year_one)])
+    assert r.status_code == 200, r.text
+    assert worker.send(task["id"], [worker.update(handout=a, status="completed", time=year_one)]).status_code == 200
+
+    def at_server() -> dict[str, Any] | None:
+        got = httpx.get(f"{server.url}{API}/tasks/{task['id']}", headers=server.headers()).json()
+        return got if got["status"] == "completed" else None
+
+    got = wait_for(at_server, 20, "the completion at the Server")
+    job = httpx.get(f"{server.url}{API}/jobs/{got['job_id']}", headers=server.headers()).json()
+    assert got["started"] >= job["created"] and got["finished"] >= job["created"]
+
+
+def test_the_task_route_takes_only_a_body_sent_as_json(worker: ScriptedWorker) -> None:
+    """The input guard looks for NULs and NaN in JSON bodies only: a body labelled otherwise went past it."""
+    task = worker.next_task()
+    assert task is not None
+    finished = {"updates": [worker.update(handout=task["handout"], status="completed", log_lines=["a\x00b"])]}
+    body = json.dumps({"wait_seconds": 0, "finished_task_id": task["id"], "finished": finished})
+    for kind in ("text/plain", None):
+        headers = {"Content-Type": kind} if kind else {}
+        r = worker.http.post("/task", content=body, headers=headers)
+        assert r.status_code == 422 and field_of(r) == ["body"], r.text
+    r = worker.http.post("/task", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and field_of(r) == ["finished.updates[0].log_lines[0]"], r.text
+    assert worker.run_task(task).status_code == 200  # nothing of it was taken
 
 
 def test_nan_and_infinity_are_refused_naming_the_field(worker: ScriptedWorker) -> None:

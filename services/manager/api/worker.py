@@ -116,6 +116,9 @@ async def ask_for_task(request: Request) -> Response:
     """Report a finished task (optional) and get the next one; waits up to `wait_seconds` for one."""
     worker = await authenticated_worker(request)
     core: ManagerCore = request.app.state.core
+    if "json" not in request.headers.get("content-type", "").lower():
+        # as FastAPI's routes refuse it; the input guard looks for NULs and NaN only in bodies sent as JSON
+        raise Invalid("send the body as JSON (Content-Type: application/json)", "body")
     try:
         body = TaskRequest.model_validate_json(await request.body())
     except ValidationError as exc:

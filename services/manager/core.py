@@ -98,7 +98,9 @@ class ManagerCore:
             self.feed_waiters()
         self.claim_wakeup.set()
         variables = self.config.resolved_variables(worker.platform)
-        return SignOnAnswer(status_requested=worker.status_requested, lazy=worker.lazy, variables=variables)
+        return SignOnAnswer(
+            status_requested=worker.status_requested, lazy=worker.lazy, variables=variables, last_seq=worker.last_seq
+        )
 
     def sign_off(self, worker: WorkerState) -> None:
         with transaction(self.conn):

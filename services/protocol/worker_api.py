@@ -65,6 +65,10 @@ class SignOnAnswer(StatusAnswer):
     # the farm's path variables resolved for this worker's platform, as its tasks will carry them: an idle
     # worker confines the process it holds for its next task with them (empty from an older Manager)
     variables: dict[str, str] = Field(default_factory=dict)
+    # the highest update seq the Manager has taken from this worker id: a worker whose update buffer is newer
+    # than its credentials (its data folder wiped, the credentials kept in the keyring) numbers its updates
+    # after it, or they would be taken for repeats and ignored (None from an older Manager)
+    last_seq: int | None = Field(default=None, ge=0, le=ID_MAX)
 
 
 class WorkerTaskUpdate(WireModel):

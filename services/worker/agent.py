@@ -165,6 +165,8 @@ class Agent:
             cfg.manager_url, cfg.name, creds.worker_id, ",".join(body.task_types),
         )  # fmt: skip
         self._variables = answer.variables  # (each task carries them too, and the last one's are kept)
+        if answer.last_seq is not None and self.buffer is not None:
+            self.buffer.move_past(answer.last_seq)
         if answer.status_requested is not None:
             self._apply(answer.status_requested, answer.lazy)
 

@@ -184,6 +184,32 @@ class UpdateBuffer:
             )
         self._note_drained()
 
+    def move_past(self, seen: int) -> int:
+        """The Manager has taken seqs up to `seen` from this worker id, more than this buffer ever numbered: it
+        is not the buffer the Manager knows (the data folder was wiped and the credentials kept, say), so none
+        of its rows reached the Manager. Number them after `seen`, in order, or the Manager would take them for
+        repeats and ignore them. Returns how many rows were renumbered."""
+        if seen <= self.last_seq:
+            return 0  # this buffer numbered `seen` itself: its rows up to there were taken or are resends
+        rows = self._db.execute("SELECT seq, body FROM updates ORDER BY seq").fetchall()
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("UPDATE updates SET seq = -seq")  # out of the way of the new numbers
+            for new, (old, body) in enumerate(rows, start=seen + 1):
+                renumbered = _dumps({**json.loads(body), "seq": new})
+                self._db.execute("UPDATE updates SET seq = ?, body = ? WHERE seq = ?", (new, renumbered, -old))
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_seq', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                (seen,),
+            )
+        self.last_seq = seen + len(rows)
+        log.warning(
+            "the Manager has seen updates up to %d from this worker, more than this update buffer numbered;"
+            " %d pending updates are numbered after it", seen, len(rows),
+        )  # fmt: skip
+        return len(rows)
+
     def drop_task(self, task_id: int, handout: int) -> int:
         """Forget the queued updates of a hand-out of a task the Manager refused (409)."""
         cur = self._db.execute("DELETE FROM updates WHERE task_id = ? AND handout <= ?", (task_id, handout))
@@ -207,7 +233,7 @@ class UpdateBuffer:
             return False
         log.debug("sending %d updates of task %d", len(batch), batch[0].task_id)
         try:
-            await self.client.send_updates(batch[0].task_id, [r.body for r in batch])
+            ack = await self.client.send_updates(batch[0].task_id, [r.body for r in batch])
         except StaleTask as exc:
             self._stale(batch[0].task_id, batch[0].handout, exc)
             return True
@@ -218,6 +244,8 @@ class UpdateBuffer:
                 self.drop_task(batch[0].task_id, batch[-1].handout)
                 return True
             raise
+        if self.move_past(ack.last_seq):
+            return True  # taken for repeats, not applied: sent again under their new numbers
         self.ack(batch)
         return True
 

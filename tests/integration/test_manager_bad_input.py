@@ -103,6 +103,9 @@ def test_repeated_and_out_of_order_seq(farm: tuple[ServerProcess, ManagerProcess
     assert worker.send(task["id"], [x, y]).status_code == 200
     log = httpx.get(f"{mgr.url}{API}/tasks/{task['id']}/log", headers=server.headers()).text
     assert log.splitlines() == ["one", "two", "x", "y"]
+    # signing on again tells the worker the last seq taken from it: a worker whose update buffer was wiped
+    # numbers its updates after it rather than have them ignored as repeats (services/worker/buffer.py)
+    assert worker.sign_on().json()["last_seq"] == worker.seq
 
 
 def test_oversized_log_chunks_and_bodies(farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker) -> None:

@@ -83,6 +83,35 @@ async def test_seq_numbers_and_pending_updates_survive_a_restart(tmp_path: Path,
     assert receiver.updates[-1][1] == {"seq": 5, "handout": 1, "status": "completed"}
 
 
+async def test_a_fresh_buffer_behind_the_managers_seq_numbers_its_updates_after_it(
+    tmp_path: Path, receiver: Receiver
+):
+    """The worker's data folder was wiped and its credentials kept (the tray keeps them in the keyring): the
+    Manager has taken seqs 1-6 from this worker id, and took 1-3 of the new buffer for repeats with a 200,
+    losing a completion without a word."""
+    receiver.last_seq = 6
+    client = WorkerClient(receiver.url)
+    path = tmp_path / "u.sqlite"
+    buf = UpdateBuffer(path, client)
+    buf.put(9, 1, status="active")
+    buf.put(9, 1, log_lines=["rendering"])
+    buf.put(9, 1, status="completed")
+    async with buf.lock:
+        assert await buf.send_head()  # answered last_seq 6: renumbered 7-9, not dropped
+    assert buf.pending_count() == 3 and buf.last_seq == 9
+    assert await buf.flush(5.0)
+    assert [(u["seq"], u.get("status")) for _, u in receiver.updates] == [(7, "active"), (8, None), (9, "completed")]
+    assert buf.move_past(8) == 0  # seqs this buffer numbered itself: nothing changes
+    buf.put(9, 1, activity="x")
+    buf.close()
+    again = UpdateBuffer(path, client)
+    assert again.last_seq == 10  # the new numbering outlives a restart
+    assert again.move_past(20) == 1 and again.last_seq == 21  # a sign-on telling of a higher seq
+    assert [r.seq for r in again.head()] == [21] and '"seq":21' in again.head()[0].body
+    again.close()
+    await client.aclose()
+
+
 async def test_an_outage_is_bridged_with_back_off(tmp_path: Path):
     port = free_port()  # nothing listens here yet: the Manager is down
     client = WorkerClient(f"http://127.0.0.1:{port}", timeout=1.0)

@@ -34,6 +34,10 @@ from services.server.store.submission import Limits
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
+# a cursor after a job sorted by name holds the name, JSON-escaped (up to 6 characters for each of its 100) and
+# in base64: longer than 200 characters for a long name in a non-Latin script
+CURSOR_MAX = 2000
+
 
 @router.post("", status_code=201, response_model=Job)
 def submit_job(
@@ -63,7 +67,7 @@ def list_jobs(
     search: Annotated[str | None, Query(max_length=200)] = None,
     sort: Annotated[str, Query(max_length=20)] = "-created",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX)] = None,
 ) -> Page[Job]:
     rows, next_cursor = store.list_jobs(
         session,
@@ -158,7 +162,7 @@ def list_tasks(
     _: UserDep,
     status: Annotated[list[TaskStatus] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX)] = None,
 ) -> Page[TaskSummary]:
     rows, next_cursor = store.list_tasks(session, job_id, status=status, limit=limit, cursor=cursor)
     return Page[TaskSummary](items=[task_summary(t) for t in rows], next_cursor=next_cursor)

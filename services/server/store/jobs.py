@@ -164,7 +164,7 @@ def list_jobs(
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(JobRow.name.ilike(pattern, escape="\\"))
     if cursor:
-        value, last_id = paging.decode(cursor)
+        value, last_id = paging.decode(cursor, col)
         after = tuple_(col, JobRow.id) < tuple_(value, last_id)
         before = tuple_(col, JobRow.id) > tuple_(value, last_id)
         stmt = stmt.where(after if descending else before)
@@ -191,7 +191,7 @@ def list_tasks(
     if status:
         stmt = stmt.where(TaskRow.status.in_(status))
     if cursor:
-        index, _ = paging.decode(cursor)
+        index, _ = paging.decode(cursor, TaskRow.index)
         stmt = stmt.where(TaskRow.index > index)
     rows = list(session.scalars(stmt.order_by(TaskRow.index).limit(limit + 1)))
     next_cursor = None

@@ -141,14 +141,21 @@ async def updates(batch: UpdateBatch, request: Request, token: TokenDep, cfg: Co
 
 
 @router.post("/tasks/{task_id}/log", status_code=204)
-async def upload_log(
-    task_id: Id, request: Request, session: SessionDep, manager: ManagerDep, cfg: ConfigDep
-) -> Response:
+async def upload_log(task_id: Id, request: Request, token: TokenDep, cfg: ConfigDep) -> Response:
     """The full log of a task, uploaded when the Server asked for it."""
+    # The body first, with no session open: a write session holds SQLite's write lock from its start, and a
+    # slow (or stalled) upload would keep every other write of the farm waiting behind it.
     body = await request.body()
     if len(body) > MAX_LOG_BYTES:
         raise Invalid(f"the log is larger than {MAX_LOG_BYTES} bytes", field="body")
-    log_copies.store(session, manager, task_id, cfg.data_dir, body)
+    writers = request.app.state.write_sessions
+
+    def keep() -> None:
+        # one trip to the thread pool for the session, the token check and the copy, as in `updates`
+        with writers() as session:
+            log_copies.store(session, manager_by_token(session, token, request), task_id, cfg.data_dir, body)
+
+    await run_in_threadpool(keep)
     return Response(status_code=204)
 
 

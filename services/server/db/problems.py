@@ -1,4 +1,5 @@
-"""Database failures in plain words: a full disk, a damaged file, a database that cannot be reached."""
+"""Database failures in plain words: a full disk, a damaged file, a database that cannot be reached or is too
+busy to take a write."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ _UNREACHABLE = re.compile(
     r"no such host|unable to open database file",
     re.IGNORECASE,
 )
+# SQLite's busy timeout, or the wait for this process's writer turn (db/engine.py), ran out behind another write
+_BUSY = re.compile(r"database is locked|database table is locked", re.IGNORECASE)
 
 
 def _driver_errors() -> tuple[type[Exception], ...]:
@@ -38,13 +41,19 @@ def _root(exc: BaseException) -> BaseException:
 
 
 def kind(exc: BaseException) -> str | None:
-    """`full`, `damaged`, `unreachable`, or None when the error is none of these."""
+    """`full`, `damaged`, `unreachable`, or None when the error is none of these.
+
+    A busy database counts as `unreachable`: like one that cannot be reached, it may take the same request a
+    moment later (a 503), and `describe` says which of the two it is.
+    """
     root = _root(exc)
     if isinstance(root, OSError) and root.errno in (errno.ENOSPC, errno.EDQUOT):
         return "full"
     if not isinstance(exc, DATABASE_ERRORS):
         return None
     text = str(root)
+    if _BUSY.search(text):
+        return "unreachable"
     for name, pattern in (("full", _FULL), ("damaged", _DAMAGED), ("unreachable", _UNREACHABLE)):
         if pattern.search(text):
             return name
@@ -59,6 +68,8 @@ def describe(exc: BaseException, where: str) -> str | None:
         return f"the disk holding the database {where} is full ({first}): free some space; nothing was lost"
     if found == "damaged":
         return f"the database {where} is damaged ({first}): restore it from a backup"
+    if found == "unreachable" and _BUSY.search(str(_root(exc))):
+        return f"storage busy: the database {where} took no write in time ({first}); try again in a moment"
     if found == "unreachable":
         return f"cannot reach the database {where} ({first})"
     return None

@@ -83,9 +83,7 @@ async def test_seq_numbers_and_pending_updates_survive_a_restart(tmp_path: Path,
     assert receiver.updates[-1][1] == {"seq": 5, "handout": 1, "status": "completed"}
 
 
-async def test_a_fresh_buffer_behind_the_managers_seq_numbers_its_updates_after_it(
-    tmp_path: Path, receiver: Receiver
-):
+async def test_a_fresh_buffer_behind_the_managers_seq_numbers_its_updates_after_it(tmp_path: Path, receiver: Receiver):
     """The worker's data folder was wiped and its credentials kept (the tray keeps them in the keyring): the
     Manager has taken seqs 1-6 from this worker id, and took 1-3 of the new buffer for repeats with a 200,
     losing a completion without a word."""

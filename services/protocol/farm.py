@@ -12,17 +12,22 @@ from services.protocol.host_requirements import HostCapabilities
 from services.protocol.states import ManagerStatus, Role, Unavailability, WorkerStatus, WorkerStatusRequest
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+MAX_MEMORY_MB = 2**40  # an exbibyte: far past any machine, well inside a float
+MAX_LOAD = 1e6  # run-queue length; a machine that loaded would not be sending heartbeats
 
 
 class Utilisation(WireModel):
-    """One sample of a worker machine's load."""
+    """One sample of a worker machine's load.
+
+    Every number is finite and bounded: the Server keeps samples in a JSON column, where PostgreSQL refuses
+    Infinity (a Manager's whole batch with it) and SQLite stores it to read back as null."""
 
     time: datetime
-    cpu_percent: float = Field(ge=0, le=100)
-    memory_percent: float = Field(ge=0, le=100)
-    memory_used_mb: float = Field(ge=0)
-    load_1m: float = Field(default=0.0, ge=0)
-    gpu_percent: float | None = Field(default=None, ge=0, le=100)
+    cpu_percent: float = Field(ge=0, le=100, allow_inf_nan=False)
+    memory_percent: float = Field(ge=0, le=100, allow_inf_nan=False)
+    memory_used_mb: float = Field(ge=0, le=MAX_MEMORY_MB, allow_inf_nan=False)
+    load_1m: float = Field(default=0.0, ge=0, le=MAX_LOAD, allow_inf_nan=False)
+    gpu_percent: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
 
 
 class Worker(ResponseModel):

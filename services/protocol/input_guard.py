@@ -12,7 +12,9 @@ way the services' other 422s do. A body that does not parse as JSON is left to t
 `NaN`, `Infinity` and `-Infinity` are not JSON (RFC 8259), but Python's parser takes them: a Manager's batch
 with a worker's memory use of `Infinity` reached the Server's JSON column, which PostgreSQL refused, and the
 Manager sent the batch again for ever. Checked the same way (a substring search, then a
-parse that names the field).
+parse that names the field). So is a number too large for a float (`1e999`, `-1E400`), which the parser
+silently makes Infinity: the cheap look is for a 3-digit exponent or a run of 200 digits (fewer cannot pass
+1.8e308 with an exponent under 100), then the parse says which literal was past the range.
 
 A lone surrogate in a string the route passes on as it is (a command's argument) failed when the database
 encoded it, as a 500 on SQLite and PostgreSQL alike.
@@ -24,6 +26,7 @@ before anything is stored.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -40,6 +43,13 @@ _ESCAPED = b"\\u0000"  # the only way JSON writes U+0000 (a raw NUL byte is malf
 NUL_MESSAGE = "contains the NUL character (U+0000), which no field accepts"
 SURROGATE_MESSAGE = "contains a lone surrogate (\\ud800 to \\udfff without its pair), which is not text"
 NOT_A_NUMBER_MESSAGE = "NaN and Infinity are not JSON numbers; no field accepts them"
+TOO_LARGE_MESSAGE = "numbers past a float's range (1.8e308) would be Infinity; no field accepts them"
+
+# A JSON number that may overflow a float has a 3-digit exponent after a digit (`1e999`, `2.5E-400`) or 200
+# digits in a row. Looked for in a copy with every digit made 0, E made e and - made +: three substring searches
+# on it cost a tenth of one regular expression on the body, which every JSON request would pay.
+_NUMBER_SHAPES = bytes.maketrans(b"123456789E-", b"000000000e+")
+_MAYBE_TOO_LARGE = (b"0e000", b"0e+000", b"0" * 200)
 
 
 def refusal(field: str, msg: str = NUL_MESSAGE) -> bytes:
@@ -53,8 +63,17 @@ class _NotANumber(float):
     """What the parser makes of NaN and Infinity here, so the walk can find where they were."""
 
 
+class _TooLarge(float):
+    """What the parser makes of a number literal past a float's range, so the walk can find where it was."""
+
+
 def _not_a_number(_constant: str) -> float:
     return _NotANumber("nan")
+
+
+def _float(literal: str) -> float:
+    value = float(literal)
+    return value if math.isfinite(value) else _TooLarge(value)
 
 
 def _found(value: Any, bad: Callable[[Any], bool], at: Location = ()) -> Location | None:
@@ -123,8 +142,8 @@ def _is_json(scope: Scope) -> bool:
 
 
 class InputGuard:
-    """Pure ASGI middleware: 422 for a NUL in the path, the query string or a JSON body, and for NaN or
-    Infinity in a JSON body."""
+    """Pure ASGI middleware: 422 for a NUL in the path, the query string or a JSON body, and for NaN,
+    Infinity or a number past a float's range in a JSON body."""
 
     def __init__(self, app: ASGIApp, name_field: Callable[[Location], str] = dotted) -> None:
         self.app = app
@@ -164,20 +183,34 @@ class InputGuard:
 
 def _suspect(body: bytes) -> bool:
     """The body may hold a value refused here. A surrogate pair (`\\ud83d\\ude00`, how Python's own encoder
-    writes an emoji) is a false alarm the parse clears."""
-    return _ESCAPED in body or b"NaN" in body or b"Infinity" in body or b"\\ud" in body or b"\\uD" in body
+    writes an emoji) is a false alarm the parse clears, as is `1e308` (a float) or `3e100` inside a string."""
+    return (
+        _ESCAPED in body
+        or b"NaN" in body
+        or b"Infinity" in body
+        or b"\\ud" in body
+        or b"\\uD" in body
+        or _may_be_too_large(body)
+    )
+
+
+def _may_be_too_large(body: bytes) -> bool:
+    shapes = body.translate(_NUMBER_SHAPES)
+    return any(shape in shapes for shape in _MAYBE_TOO_LARGE)
 
 
 def _body_refusal(body: bytes) -> tuple[Location, str] | None:
-    """Where the body holds a NUL or a NaN or Infinity, and what to say; None if it holds neither (the words
-    were inside strings) or is not JSON at all (the route says so)."""
+    """Where the body holds a NUL, a NaN or Infinity, or a number past a float's range, and what to say; None
+    if it holds none (the words were inside strings) or is not JSON at all (the route says so)."""
     try:
-        value = json.loads(body, parse_constant=_not_a_number)
+        value = json.loads(body, parse_constant=_not_a_number, parse_float=_float)
     except (ValueError, RecursionError):
         return None
     try:
         if (loc := _found(value, lambda v: isinstance(v, _NotANumber))) is not None:
             return loc, NOT_A_NUMBER_MESSAGE
+        if (loc := _found(value, lambda v: isinstance(v, _TooLarge))) is not None:
+            return loc, TOO_LARGE_MESSAGE
         if (loc := nul_in(value)) is not None:
             return loc, NUL_MESSAGE
         if (loc := _found(value, _not_text)) is not None:

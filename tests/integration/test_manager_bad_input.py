@@ -33,6 +33,9 @@ def worker(farm: tuple[ServerProcess, ManagerProcess]) -> Iterator[ScriptedWorke
     w.close()
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def field_of(r: httpx.Response) -> list[str]:
     return [e["field"] for e in r.json()["errors"]]
 
@@ -231,6 +234,20 @@ def test_nan_and_infinity_are_refused_naming_the_field(worker: ScriptedWorker) -
         "/heartbeat", content=heartbeat.replace("NaN", "null"), headers={"Content-Type": "application/json"}
     )
     assert r.status_code == 200, r.text
+    # numbers Python's parser makes Infinity are refused the same way, by the input guard (the model would too)
+    for number in ("1e999", "-1e999", "1E400"):
+        heartbeat = f'{{"status": "awake", "utilisation": {sample.replace("Infinity", number)}}}'
+        r = worker.http.post("/heartbeat", content=heartbeat, headers=JSON)
+        assert r.status_code == 422 and field_of(r) == ["utilisation.memory_used_mb"], r.text
+        assert "would be Infinity" in r.json()["errors"][0]["message"]
+    # ordinary floats with exponents are samples like any other; 1e308 is a float, past the field's bound
+    usage = sample.replace("Infinity", "1e3").replace('"cpu_percent": 5', '"cpu_percent": 2.5e-10')
+    r = worker.http.post("/heartbeat", content=f'{{"status": "awake", "utilisation": {usage}}}', headers=JSON)
+    assert r.status_code == 200, r.text
+    usage = sample.replace("Infinity", "1e308")
+    r = worker.http.post("/heartbeat", content=f'{{"status": "awake", "utilisation": {usage}}}', headers=JSON)
+    assert r.status_code == 422 and field_of(r) == ["utilisation.memory_used_mb"], r.text
+    assert "less than or equal" in r.json()["errors"][0]["message"]
 
 
 def test_the_task_route_documents_its_body(farm: tuple[ServerProcess, ManagerProcess]) -> None:

@@ -11,12 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.support.manager import API, add_manager
 from tests.support.services import ServerProcess
 
 BIG = 2**40  # past a 32-bit column, within the 64-bit ids
 NUL_MSG = "contains the NUL character (U+0000), which no field accepts"
+TOO_LARGE = "numbers past a float's range (1.8e308) would be Infinity; no field accepts them"
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +84,29 @@ def test_nan_and_infinity_are_refused_and_the_words_kept(api: httpx.Client) -> N
     assert r.status_code == 201 and r.json()["name"] == "NaN -Infinity", r.text
 
 
+FLOAT_JOB = """{"name": "f", "type": "openjd", "settings": {"parameters": {"Scale": NUMBER}, "template": {
+    "specificationVersion": "jobtemplate-2023-09", "name": "f",
+    "parameterDefinitions": [{"name": "Scale", "type": "FLOAT"}],
+    "steps": [{"name": "S", "script": {"actions": {"onRun": {"command": "echo", "args": ["{{Param.Scale}}"]}}}}]}}}"""
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "1E400", "1" + "0" * 400 + ".5"])
+def test_numbers_past_a_float_are_refused_naming_the_field(api: httpx.Client, number: str) -> None:
+    """Python's parser makes them Infinity, which a job's JSON settings cannot hold (nor give back)."""
+    before = api.get("/jobs").json()["total"]
+    r = api.post("/jobs", content=FLOAT_JOB.replace("NUMBER", number), headers=JSON)
+    refused(r, "settings.parameters.Scale", TOO_LARGE)
+    raw = json.dumps({**job(), "priority": 50}).replace("50", number)
+    refused(api.post("/jobs", content=raw, headers=JSON), "priority", TOO_LARGE)
+    assert api.get("/jobs").json()["total"] == before  # nothing stored
+
+
+@pytest.mark.parametrize("number", ["1e3", "2.5e-10", "1e308", "-1.5E+300"])
+def test_finite_floats_with_exponents_are_kept(api: httpx.Client, number: str) -> None:
+    r = api.post("/jobs", content=FLOAT_JOB.replace("NUMBER", number), headers=JSON)
+    assert r.status_code == 201 and r.json()["settings"]["parameters"]["Scale"] == float(number), r.text
+
+
 def test_a_lone_surrogate_is_refused_and_a_pair_kept(api: httpx.Client) -> None:
     """`\\ud800` alone is half of a character: no database encodes it (a 500 on SQLite as on PostgreSQL).
     Python's encoder writes an emoji as an escaped pair, which is a character like any other."""
@@ -130,8 +156,52 @@ def test_a_manager_batch_the_database_could_not_hold_is_refused_and_the_link_goe
     raw = json.dumps({"seq": 1, "workers": [{**worker, "utilisation": sample}]}).replace("1.0", "Infinity")
     r = manager_link.post("/updates", content=raw, headers={"Content-Type": "application/json"})
     refused(r, "workers.0.utilisation.memory_used_mb")
+    # numbers Python's parser makes Infinity: PostgreSQL answered 422 for the whole `body`, resent for ever
+    for number in ("1e999", "-1e999", "1E400"):
+        r = manager_link.post("/updates", content=raw.replace("Infinity", number), headers=JSON)
+        refused(r, "workers.0.utilisation.memory_used_mb", TOO_LARGE)
+    refused(manager_link.post("/updates", json={"seq": 1, "workers": [{**worker, "utilisation": {
+        **sample, "load_1m": 1e7}}]}), "workers.0.utilisation.load_1m")  # fmt: skip
     # none of them was applied: the first batch is still the one expected, and it goes through
     r = manager_link.post("/updates", json={"seq": 1, "workers": [worker]})
     assert r.status_code == 200, r.text
     assert r.json()["last_seq"] == 1
     assert any(w["name"] == "w1" for w in api.get("/workers").json())
+
+
+BIG_INT_YAML = """\
+specificationVersion: jobtemplate-2023-09
+name: big
+parameterDefinitions:
+- {name: N, type: INT, default: NUMBER}
+steps:
+- name: S
+  parameterSpace:
+    taskParameterDefinitions: [{name: X, type: INT, range: [1, RANGE]}]
+  script:
+    actions:
+      onRun: {command: echo, args: ["{{Param.N}}", "{{Task.Param.X}}"]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("number", "in_range", "as_json"),
+    [("99999999999999999999999999", "2", False), ("1", str(-(2**64)), False), ("1", str(2**63), True)],
+)
+def test_an_openjd_template_with_an_integer_past_64_bits_is_refused(
+    api: httpx.Client, number: str, in_range: str, as_json: bool
+) -> None:
+    """Each task stores its step's template, written by orjson, which holds 64-bit integers only: a 500 it was."""
+    before = api.get("/jobs").json()["total"]
+    text = BIG_INT_YAML.replace("NUMBER", number)
+    if as_json:  # the same template as JSON text, which the Server parses as JSON
+        text = json.dumps(yaml.safe_load(text)).replace('"RANGE"', in_range)
+    text = text.replace("RANGE", in_range)
+    r = api.post("/jobs", json={"name": "big", "type": "openjd", "settings": {"template": text}})
+    refused(r, "settings.template")
+    assert "integers in a template are at most 9223372036854775807" in r.json()["errors"][0]["message"]
+    assert api.get("/jobs").json()["total"] == before  # nothing stored
+    # within 64 bits the same template is a job
+    text = BIG_INT_YAML.replace("NUMBER", str(2**62)).replace("RANGE", str(-(2**62)))
+    r = api.post("/jobs", json={"name": "big", "type": "openjd", "settings": {"template": text}})
+    assert r.status_code == 201 and r.json()["tasks_total"] == 2, r.text

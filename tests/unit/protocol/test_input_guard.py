@@ -1,0 +1,70 @@
+"""The input guard refuses numbers that Python's JSON parser would make Infinity, naming the field, and lets
+every finite number through to the route unchanged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request, Response
+
+from services.protocol import api_contract
+from services.protocol.input_guard import TOO_LARGE_MESSAGE, InputGuard, _suspect
+
+
+async def echo(request: Request) -> Response:
+    return Response(await request.body(), 200, media_type="application/json")
+
+
+def make_app(name_field: Callable[[api_contract.Location], str] = api_contract.dotted) -> FastAPI:
+    app = FastAPI()
+    app.post("/echo")(echo)
+    app.add_middleware(InputGuard, name_field=name_field)
+    return app
+
+
+async def post(raw: str, app: FastAPI | None = None) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app or make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.post("/echo", content=raw, headers={"Content-Type": "application/json"})
+
+
+def sample(memory: str) -> str:
+    return f'{{"status": "awake", "utilisation": {{"cpu_percent": 5, "memory_used_mb": {memory}, "load_1m": 1}}}}'
+
+
+@pytest.mark.parametrize("literal", ["1e999", "-1e999", "1E400", "1e+400", "2.5E0400", "1" + "0" * 400 + ".0"])
+async def test_a_number_past_a_float_is_refused_naming_the_field(literal: str) -> None:
+    r = await post(sample(literal))
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"field": "utilisation.memory_used_mb", "message": TOO_LARGE_MESSAGE}]
+    r = await post(f'{{"settings": {{"parameters": {{"Scale": [1, {literal}]}}}}}}')
+    assert r.json()["errors"][0]["field"] == "settings.parameters.Scale.1", r.text
+
+
+async def test_the_manager_names_the_field_its_own_way() -> None:
+    r = await post('{"updates": [{"seq": 1}, {"seq": 1e999}]}', make_app(api_contract.indexed))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "updates[1].seq", r.text
+
+
+@pytest.mark.parametrize(
+    "literal", ["1e3", "2.5e-10", "1e308", "-1.7976931348623157e308", "1e-400", "1" + "0" * 300, "0.5"]
+)
+async def test_finite_numbers_pass_unchanged(literal: str) -> None:
+    raw = sample(literal)
+    r = await post(raw)
+    assert r.status_code == 200 and r.content == raw.encode(), r.text
+
+
+async def test_look_alikes_in_strings_pass() -> None:
+    raw = '{"name": "frame100 1e999 3E400", "hash": "' + "7" * 250 + '"}'
+    r = await post(raw)
+    assert r.status_code == 200 and r.content == raw.encode(), r.text
+
+
+def test_ordinary_bodies_are_not_parsed() -> None:
+    """The cheap look passes over what a farm sends nearly always, so those bodies are read once."""
+    assert not _suspect(sample("1.5e-05").encode())
+    assert not _suspect(b'{"log_lines": ["Rendering frame100 of 250, 12.5e3 samples"], "n": 123456789}')
+    assert _suspect(sample("1e999").encode()) and _suspect(("1" * 210 + ".0").encode())

@@ -46,12 +46,30 @@ MAX_DIRECT_EDGES = 10_000
 TASK_TYPE = TaskType.OPENJD.value
 COMMAND = OPENJD_TASK.name
 TASK_NAME_MAX = 200
+# the largest integer a template may hold, either side of zero: each task's template is stored through orjson,
+# which writes 64-bit integers only (a larger one was a 500 after the job had passed validation)
+MAX_INT = 2**63 - 1
 
 
 def model_message(exc: Exception) -> str:
     """openjd-model's multi-line message on one line, its wording kept."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return " ".join(ln if ln.endswith(":") else ln + ";" for ln in lines).rstrip(";")
+
+
+def outsized_int(template: dict[str, Any]) -> str | None:
+    """Where the first integer past ±MAX_INT is in a parsed template (`parameterDefinitions[0].default`); None if
+    there is none."""
+    stack: list[tuple[str, Any]] = [("", template)]
+    while stack:
+        at, value = stack.pop()
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            return at
+        items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        # reversed onto the stack, so the first integer in document order is the one named
+        for key, item in reversed(list(items)):
+            stack.append((f"{at}[{key}]" if isinstance(key, int) else f"{at}.{key}" if at else str(key), item))
+    return None
 
 
 def decode(template: dict[str, Any]) -> JobTemplate:
@@ -108,6 +126,8 @@ class OpenJDSettings(JobTypeSettings):
         if isinstance(value, dict):
             if (size := template_size(value)) > MAX_TEMPLATE_BYTES:
                 raise invalid(f"the template is {size} bytes as JSON; at most {MAX_TEMPLATE_BYTES} are accepted")
+            if (at := outsized_int(value)) is not None:
+                raise invalid(f"{at}: integers in a template are at most {MAX_INT} either side of zero")
             decode(value)
         return value
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -125,3 +127,45 @@ def test_large_values_times_many_tasks_are_refused() -> None:
     values = {f"P{i}": "v" * 8000 for i in range(50)}
     with pytest.raises(CompileError, match="MiB of template and parameter values"):
         compile_({"template": t, "parameters": values})
+
+
+BIG_DEFAULT_YAML = """\
+specificationVersion: jobtemplate-2023-09
+name: big
+parameterDefinitions:
+- {name: N, type: INT, default: 99999999999999999999999999}
+steps:
+- name: S
+  script:
+    actions:
+      onRun: {command: echo, args: ["{{Param.N}}"]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("template", "where"),
+    [
+        (BIG_DEFAULT_YAML, "parameterDefinitions[0].default"),
+        (json.dumps(one_step([{"name": "X", "type": "INT", "range": [1, 2**64]}])),  # JSON text
+         "steps[0].parameterSpace.taskParameterDefinitions[0].range[1]"),
+        (one_step([{"name": "X", "type": "INT", "range": [-(2**63), 1]}]),  # an object; -2**63 is past ±(2**63 - 1)
+         "steps[0].parameterSpace.taskParameterDefinitions[0].range[0]"),
+        (one_step([{"name": "X", "type": "INT", "range": [1]}], parameterDefinitions=[
+            {"name": "N", "type": "INT", "default": 1, "minValue": 0, "maxValue": 10**30}]),
+         "parameterDefinitions[0].maxValue"),
+    ],
+)  # fmt: skip
+def test_integers_past_64_bits_are_refused_naming_where(template: Any, where: str) -> None:
+    """Each task's template is written with orjson, which holds 64-bit integers only: the job passed validation,
+    then its submission was a 500."""
+    e = errors({"template": template})
+    assert e == {"template": f"{where}: integers in a template are at most {2**63 - 1} either side of zero"}, e
+
+
+def test_integers_within_64_bits_are_kept() -> None:
+    space = [{"name": "X", "type": "INT", "range": [2**62, 2**63 - 1, -(2**63) + 1]}]
+    tasks = compile_({"template": BIG_DEFAULT_YAML.replace("99999999999999999999999999", str(2**62))})
+    assert tasks[0].commands[0]["parameters"]["job_parameters"] == {"N": str(2**62)}
+    tasks = compile_({"template": one_step(space)})
+    assert [t.name for t in tasks] == [f"S X={2**62}", f"S X={2**63 - 1}", f"S X={-(2**63) + 1}"]
+    orjson.dumps([t.commands for t in tasks])  # as the task writer stores them

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import AfterValidator, Field
 
 from services.protocol.common import ResponseModel, WireModel
@@ -35,7 +36,8 @@ SUBSCRIBABLE = (WebhookEvent.JOB_COMPLETED, WebhookEvent.JOB_FAILED, WebhookEven
 
 
 def check_webhook_url(url: str) -> str:
-    """An absolute http(s) URL with a host, no credentials, no spaces or control characters."""
+    """An absolute http(s) URL with a host, no credentials, no spaces or control characters, that httpx (the
+    Server's webhook deliverer) can send a call to."""
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         raise ValueError("must not contain spaces or control characters")
     try:
@@ -51,6 +53,12 @@ def check_webhook_url(url: str) -> str:
         raise ValueError("must not carry a user name or password (use a token in the path or query instead)")
     if port == 0:
         raise ValueError("port 0 is not a port")
+    # urlsplit takes host names httpx refuses (`☃.com`, which IDNA does not allow, `1.2.3.999`, a malformed
+    # `xn--` label): a webhook with one was stored, then each call to it failed the deliverer's whole round
+    try:
+        httpx.Request("POST", url)
+    except (httpx.InvalidURL, ValueError) as exc:  # idna's errors are ValueErrors (UnicodeError)
+        raise ValueError(f"not a URL a call can be sent to: {exc}") from exc
     return url
 
 

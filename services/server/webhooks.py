@@ -58,16 +58,17 @@ def signature(secret: str, body: bytes) -> str:
 
 
 async def call_once(http: httpx.AsyncClient, call: store.Call) -> str | None:
-    """Make one call; None when the receiver took it (a 2xx), else why not."""
-    body = json.dumps(call.payload, separators=(",", ":")).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "Idempotency-Key": call.key,
-        "X-Tablao-Event": call.event,
-        "X-Tablao-Attempt": str(call.attempts + 1),
-        "X-Tablao-Signature": signature(call.secret, body),
-    }
+    """Make one call; None when the receiver took it (a 2xx), else why not. Whatever the call raises is its own
+    failure, never the round's: the calls made with it must still be settled."""
     try:
+        body = json.dumps(call.payload, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": call.key,
+            "X-Tablao-Event": call.event,
+            "X-Tablao-Attempt": str(call.attempts + 1),
+            "X-Tablao-Signature": signature(call.secret, body),
+        }
         async with http.stream("POST", call.url, content=body, headers=headers) as r:
             if r.is_success:
                 return None
@@ -84,7 +85,16 @@ async def call_once(http: httpx.AsyncClient, call: store.Call) -> str | None:
     except httpx.TimeoutException as exc:
         return f"no answer within the time limit ({type(exc).__name__})"
     except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return _reason(exc)
+    except httpx.InvalidURL as exc:  # not an HTTPError: a URL stored before the API checked it as httpx does
+        return f"the URL cannot be called: {exc}"
+    except Exception as exc:  # e.g. idna's errors for a host name; a bug, but this call's alone
+        log.warning("webhook call %s to %s raised", call.key, call.url, exc_info=True)
+        return _reason(exc)
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class Deliverer:
@@ -140,7 +150,17 @@ class Deliverer:
         calls = await run_in_threadpool(self._claim)
         if not calls:
             return 0
-        outcomes = await asyncio.gather(*(self._make(c) for c in calls))
+        # call_once answers for what a call raises; should anything still escape, it is that call's failure, so
+        # the others are settled all the same (an unsettled call is claimed and sent again and again)
+        results = await asyncio.gather(*(self._make(c) for c in calls), return_exceptions=True)
+        outcomes: list[tuple[store.Call, str | None]] = []
+        for call, result in zip(calls, results, strict=True):
+            if isinstance(result, Exception):
+                outcomes.append((call, _reason(result)))
+            elif isinstance(result, BaseException):
+                raise result  # a cancel ends the round, as it did
+            else:
+                outcomes.append(result)
         await run_in_threadpool(self._settle, outcomes)
         return len(calls)
 

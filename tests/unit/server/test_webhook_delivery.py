@@ -1,0 +1,99 @@
+"""A webhook call that cannot be made (a URL httpx refuses) fails alone: the other calls of its delivery round
+are made and settled once, and its own failure is recorded as the webhook's last error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from services.protocol.admin import SUBSCRIBABLE, WebhookCreate
+from services.server import webhooks
+from services.server.app import create_app
+from services.server.config import ServerConfig
+from services.server.db.tables import WebhookOutboxRow, WebhookRow
+from services.server.store import webhooks as store
+from services.server.webhook_settings import WebhookSettings
+from services.server.webhooks import Deliverer
+from tests.support.webhook_receiver import WebhookReceiver
+
+UNUSABLE = ["http://☃.com/x", "http://xn--a.com/", "http://1.2.3.999/"]  # each refused by httpx, not urlsplit
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[FastAPI]:
+    app = create_app(ServerConfig(data_dir=tmp_path))  # its lifespan (and own deliverer) never starts here
+    yield app
+    app.state.engine.dispose()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+def add_with_ping(app: FastAPI, name: str, url: str) -> int:
+    """A webhook stored as it is, past the API's URL check (as one stored before the check refused it), with a
+    test call queued."""
+    req = WebhookCreate.model_construct(name=name, url=url, events=list(SUBSCRIBABLE[:2]), enabled=True)
+    with app.state.write_sessions() as session:
+        row, _secret = store.create(session, req, "admin")
+        store.queue_ping(session, row.id, "admin")
+        session.commit()
+        return int(row.id)
+
+
+async def test_a_call_httpx_refuses_does_not_keep_the_round_from_settling(
+    app: FastAPI, receiver: WebhookReceiver
+) -> None:
+    bad = [add_with_ping(app, f"bad{i}", url) for i, url in enumerate(UNUSABLE)]
+    good = add_with_ping(app, "good", receiver.url)
+    deliverer = Deliverer(app.state.read_sessions, app.state.write_sessions, WebhookSettings(timeout=5))
+    try:
+        assert await deliverer.run_once() == 1 + len(UNUSABLE)
+        # the good call is settled: not claimed again, so not sent again
+        assert await deliverer.run_once() == 0
+    finally:
+        await deliverer.aclose()
+    assert [p["event"] for p in receiver.payloads()] == ["ping"]
+    with app.state.read_sessions() as session:
+        outbox = {r.webhook_id: r for r in session.scalars(select(WebhookOutboxRow))}
+        hooks = {r.id: r for r in session.scalars(select(WebhookRow))}
+        assert good not in outbox and hooks[good].last_delivered is not None and hooks[good].last_error == ""
+        for webhook_id in bad:
+            # failed once and waiting to be tried again, like any call that failed
+            assert outbox[webhook_id].attempts == 1 and outbox[webhook_id].claimed_until is None
+            assert hooks[webhook_id].last_error == outbox[webhook_id].last_error != ""
+        assert "cannot be called" in hooks[bad[0]].last_error and "IDNA" in hooks[bad[0]].last_error
+
+
+async def test_whatever_escapes_a_call_is_that_calls_failure(
+    app: FastAPI, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The round's backstop, should call_once itself let something through (a bug of its own)."""
+    broken = add_with_ping(app, "broken", receiver.url + "/broken")
+    good = add_with_ping(app, "good", receiver.url)
+    real = webhooks.call_once
+
+    async def call_once(http: httpx.AsyncClient, call: store.Call) -> str | None:
+        if call.webhook_id == broken:
+            raise RuntimeError("a bug")
+        return await real(http, call)
+
+    monkeypatch.setattr(webhooks, "call_once", call_once)
+    deliverer = Deliverer(app.state.read_sessions, app.state.write_sessions, WebhookSettings(timeout=5))
+    try:
+        assert await deliverer.run_once() == 2
+        assert await deliverer.run_once() == 0
+    finally:
+        await deliverer.aclose()
+    assert len(receiver.calls) == 1 and receiver.calls[0].path == "/hooks/farm"
+    with app.state.read_sessions() as session:
+        assert session.get(WebhookRow, good).last_error == ""
+        assert session.get(WebhookRow, broken).last_error == "RuntimeError: a bug"

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from services.localfarm.farm import FarmRunning, LocalFarm
-from services.localfarm.layout import DEFAULT_SERVER_PORT, default_data_dir
+from services.localfarm.layout import DATA_DIR_ENV, DEFAULT_SERVER_PORT, default_data_dir
 from services.protocol import process_guard
 
 
@@ -50,6 +50,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     data_dir = (args.data_dir or default_data_dir()).resolve()
+    if data_dir.exists() and not data_dir.is_dir():
+        named = "--data-dir" if args.data_dir else f"the data directory ({DATA_DIR_ENV} or the default)"
+        print(f"tablao all-in-one: {named}: {data_dir} is not a directory", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(run(args, data_dir))
     except KeyboardInterrupt:  # Windows, where the loop has no signal handlers
@@ -59,7 +63,11 @@ def main(argv: list[str]) -> int:
 async def run(args: argparse.Namespace, data_dir: Path) -> int:
     # every service's data, logs and secrets in a 0700 folder, files 0600; this process holds the admin token
     process_guard.private_files()
-    process_guard.private_dir(data_dir)
+    try:
+        process_guard.private_dir(data_dir)
+    except OSError as exc:  # not a folder on the way, not allowed, a read-only disk...
+        print(f"tablao all-in-one: cannot use the data directory {data_dir}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     process_guard.harden()
     farm = LocalFarm(
         data_dir,

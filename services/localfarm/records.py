@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 import psutil
 
@@ -40,15 +41,37 @@ class ProcessRecord:
     def of(cls, name: str, pid: int, **extra: Any) -> ProcessRecord:
         return cls(name, pid, start_time(pid) or 0.0, **extra)
 
+    @classmethod
+    def from_raw(cls, raw: object) -> ProcessRecord:
+        """The record a JSON object describes; ValueError if it is not one (a pid, a start time, names...)."""
+        if not isinstance(raw, dict) or not set(raw) <= _RECORD_FIELDS:
+            raise ValueError("not a process record")
+        name, pid, started = raw.get("name"), raw.get("pid"), raw.get("started")
+        state, url, exit_code = raw.get("state", "starting"), raw.get("url"), raw.get("exit_code")
+        if not isinstance(name, str) or not isinstance(state, str) or not isinstance(url, str | None):
+            raise ValueError("a process record's name, state and url are strings")
+        if not _is_int(pid) or pid <= 0 or (exit_code is not None and not _is_int(exit_code)):
+            raise ValueError("a process record's pid is a positive integer, its exit code an integer")
+        if not (_is_int(started) or isinstance(started, float)) or not math.isfinite(started):
+            raise ValueError("a process record's start time is a number")
+        return cls(name, pid, float(started), state, url, exit_code)
+
     def process(self) -> psutil.Process | None:
-        """The live process this record names, or None (gone, a zombie, or the pid now someone else's)."""
+        """The live process this record names, or None (gone, a zombie, the pid now someone else's or not one)."""
         try:
             proc = psutil.Process(self.pid)
             if abs(proc.create_time() - self.started) > 0.05 or proc.status() == psutil.STATUS_ZOMBIE:
                 return None
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        except (psutil.Error, ValueError, TypeError, OverflowError):  # psutil refuses a pid below 0, or no int
             return None
         return proc
+
+
+_RECORD_FIELDS = {"name", "pid", "started", "state", "url", "exit_code"}
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -65,28 +88,35 @@ class FarmRecord:
 
     @classmethod
     def from_json(cls, text: str) -> FarmRecord:
+        """The record `to_json` wrote; ValueError for anything else (not JSON, or JSON of another shape)."""
         raw = json.loads(text)
-        sup = raw.get("supervisor")
+        if not isinstance(raw, dict):
+            raise ValueError("a farm record is a JSON object")
+        sup, services = raw.get("supervisor"), raw.get("services", {})
+        server_url, manager_url = raw.get("server_url", ""), raw.get("manager_url", "")
+        if not isinstance(server_url, str) or not isinstance(manager_url, str) or not isinstance(services, dict):
+            raise ValueError("a farm record's urls are strings and its services an object")
         return cls(
-            supervisor=ProcessRecord(**sup) if sup else None,
-            server_url=str(raw.get("server_url", "")),
-            manager_url=str(raw.get("manager_url", "")),
-            services={k: ProcessRecord(**v) for k, v in dict(raw.get("services", {})).items()},
+            supervisor=None if sup is None else ProcessRecord.from_raw(sup),
+            server_url=server_url,
+            manager_url=manager_url,
+            services={name: ProcessRecord.from_raw(srv) for name, srv in services.items()},
         )
 
 
 def start_time(pid: int) -> float | None:
     try:
         return float(psutil.Process(pid).create_time())
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+    except (psutil.Error, ValueError):  # ValueError: a pid below 0
         return None
 
 
 def load(farm_dir: Path) -> FarmRecord | None:
-    """The record in farm_dir, or None when there is none or it cannot be read (a torn write is replaced)."""
+    """The record in farm_dir, or None when there is none or it cannot be read: a torn write, or a file of
+    another shape, is as good as none and replaced by the next save."""
     try:
         return FarmRecord.from_json((farm_dir / RECORD_FILE).read_text())
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
 
 

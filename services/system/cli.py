@@ -113,6 +113,9 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    if args.action == "install" and args.root is None and (problem := _unusable(spec)):
+        print(f"{PROG}: {problem}", file=sys.stderr)
+        return 2
     path = service_path(spec, args.platform, args.root)
     run = args.root is None and not args.no_start
     if run and shutil.which("systemctl" if args.platform == "systemd" else "launchctl") is None:
@@ -126,10 +129,30 @@ def main(argv: list[str]) -> int:
     except PermissionError as exc:
         print(f"{PROG}: {exc.strerror}: {exc.filename} (system services need root; or use --user)", file=sys.stderr)
         return 1
+    except OSError as exc:  # a folder on the way that is a file, a read-only disk...
+        print(f"{PROG}: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 1
+    except LookupError as exc:  # the --run-as account went away since it was checked
+        print(f"{PROG}: --run-as: {exc}", file=sys.stderr)
+        return 1
     except subprocess.CalledProcessError as exc:
         print(f"{PROG}: `{shlex.join(exc.cmd)}` failed with exit code {exc.returncode}", file=sys.stderr)
         return 1
     return 0
+
+
+def _unusable(spec: ServiceSpec) -> str | None:
+    """Why this machine cannot take the service as given (an account or a data directory), or None."""
+    if spec.run_as and not spec.user_scope:
+        import pwd
+
+        try:
+            pwd.getpwnam(spec.run_as)
+        except KeyError:
+            return f"--run-as: no user {spec.run_as!r} on this machine (create the account first)"
+    if Path(spec.data_dir).exists() and not Path(spec.data_dir).is_dir():
+        return f"--data-dir: {spec.data_dir} is not a directory"
+    return None
 
 
 def _install(spec: ServiceSpec, platform: str, path: Path, data_dir: Path | None, run: bool) -> None:

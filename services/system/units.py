@@ -15,8 +15,10 @@ from typing import Any
 ROLES = ("server", "manager", "worker")
 STOP_TIMEOUT_S = 60  # the services stop cleanly on SIGTERM well within this; a worker gives its task back first
 RESTART_DELAY_S = 5
-_INSTANCE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_INSTANCE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")  # each of these: fullmatch
 _SYSTEMD_SPECIAL = re.compile(r'[\s"\\\'$%;]')
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")  # a name systemd's User= and launchd's UserName take as is
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a unit is one directive a line; a plist's XML takes none of them
 
 
 @dataclass(frozen=True)
@@ -34,17 +36,19 @@ class ServiceSpec:
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise ValueError(f"unknown service {self.role!r}: choose one of {', '.join(ROLES)}")
-        if self.instance and not _INSTANCE.match(self.instance):
+        if self.instance and not _INSTANCE.fullmatch(self.instance):
             raise ValueError("--instance: 1-40 lower-case letters, digits and '-', starting with a letter or digit")
         if not PurePosixPath(str(self.data_dir)).is_absolute() and not Path(self.data_dir).is_absolute():
             raise ValueError(f"--data-dir must be an absolute path, not {self.data_dir}")
-        if any(c in str(self.data_dir) for c in "\n\r%$"):
-            raise ValueError("--data-dir: a path without line breaks, '%' or '$'")
-        if any("\n" in a or "\r" in a for a in self.argv):
-            raise ValueError("the service's flags must not contain line breaks")
-        for key in self.environment:
-            if not re.match(r"^[A-Z_][A-Z0-9_]*$", key):
-                raise ValueError(f"environment variable name {key!r} is not valid")
+        if _CONTROL.search(str(self.data_dir)) or any(c in str(self.data_dir) for c in "%$"):
+            raise ValueError("--data-dir: a path without line breaks or other control characters, '%' or '$'")
+        if self.run_as and not _USER.fullmatch(self.run_as):
+            raise ValueError(f"--run-as: {self.run_as!r} is not a user name (letters, digits, '_', '.', '-')")
+        if any(_CONTROL.search(a) for a in self.argv):
+            raise ValueError("the service's flags must not contain line breaks or other control characters")
+        for key, value in self.environment.items():
+            if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key) or _CONTROL.search(value):
+                raise ValueError(f"environment variable {key!r}: a name of A-Z, 0-9 and '_', a value on one line")
 
     @property
     def name(self) -> str:
@@ -60,7 +64,7 @@ class ServiceSpec:
 def _systemd_quote(arg: str) -> str:
     """One ExecStart word: quoted where systemd would split or expand it ($ and % are systemd's own expansions)."""
     escaped = arg.replace("%", "%%").replace("$", "$$")
-    if not _SYSTEMD_SPECIAL.search(arg):
+    if arg and not _SYSTEMD_SPECIAL.search(arg):  # an empty word is quoted too, or it would vanish
         return escaped
     return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
 

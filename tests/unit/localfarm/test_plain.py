@@ -41,6 +41,58 @@ def test_a_record_names_a_process_by_pid_and_start_time(tmp_path: Path) -> None:
     assert records.load(tmp_path) is None  # a damaged record is as good as none, never a crash
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        "null",
+        '"farm"',
+        "7",
+        "\xff\xfe",
+        "[" * 100_000,
+        '{"supervisor": []}',
+        '{"supervisor": {"pid": "abc", "name": "supervisor", "started": 0}}',
+        '{"supervisor": {"pid": -1, "name": "supervisor", "started": 0}}',
+        '{"supervisor": {"pid": 0, "name": "supervisor", "started": 0}}',
+        '{"supervisor": {"pid": true, "name": "supervisor", "started": 0}}',
+        '{"supervisor": {"pid": 1.5, "name": "supervisor", "started": 0}}',
+        '{"supervisor": {"pid": 1, "name": "supervisor", "started": "noon"}}',
+        '{"supervisor": {"pid": 1, "name": "supervisor", "started": NaN}}',
+        '{"supervisor": {"pid": 1, "name": 7, "started": 0}}',
+        '{"supervisor": {"pid": 1, "started": 0}}',
+        '{"supervisor": {"pid": 1, "name": "s", "started": 0, "colour": "red"}}',
+        '{"supervisor": {"pid": 1, "name": "s", "started": 0, "exit_code": "1"}}',
+        '{"server_url": 5}',
+        '{"services": []}',
+        '{"services": {"server": null}}',
+        '{"services": {"server": {"pid": -1, "name": "server", "started": 0}}}',
+        '{"services": {"server": {"pid": 1, "name": "server", "started": 0, "state": ["running"]}}}',
+    ],
+)
+def test_a_record_of_the_wrong_shape_is_none_and_the_farm_still_claims_its_directory(tmp_path: Path, text: str) -> None:
+    from services.localfarm.farm import LocalFarm
+    from tests.support.farm import free_port_pair
+
+    farm_dir = tmp_path / "farm"
+    farm_dir.mkdir()
+    (farm_dir / records.RECORD_FILE).write_bytes(text.encode("latin-1"))  # \xff\xfe: not UTF-8
+    assert records.load(farm_dir) is None
+    farm = LocalFarm(tmp_path, free_port_pair(), 0, say=lambda _line: None)
+    farm.claim()  # the damaged record does not stop a start
+    farm.lock.release()
+    assert records.load(farm_dir) == farm.record  # replaced by this run's
+
+
+def test_a_pid_psutil_refuses_names_no_process(tmp_path: Path) -> None:
+    assert ProcessRecord("x", -1, 0.0).process() is None
+    assert records.start_time(-1) is None
+    sup, server = ProcessRecord("supervisor", 1, 0.0), ProcessRecord("server", 2, 1.5, "crashed", "http://h", 3)
+    good = FarmRecord(supervisor=sup, server_url="http://h", services={"server": server})
+    assert FarmRecord.from_json(good.to_json()) == good
+    damaged = FarmRecord(services={"server": ProcessRecord("server", -1, 0.0)})
+    assert records.leftovers(damaged, tmp_path) == []
+
+
 def test_the_lock_is_one_holder_at_a_time(tmp_path: Path) -> None:
     first, second = FarmLock(tmp_path), FarmLock(tmp_path)
     assert first.acquire()

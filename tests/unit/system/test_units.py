@@ -93,6 +93,17 @@ def test_launchd_plists(tmp_path: Path, user: bool) -> None:
         (["install", "worker", "--instance", "../etc", "--root", "R"], "--instance"),
         (["install", "worker", "--root", "R", "--data-dir", "/tmp/$x"], "--data-dir"),
         (["install", "server", "--root", "R", "--", "--data-dir", "/x"], "before `--`"),
+        (["install", "server", "--root", "R", "--run-as", "root\nExecStartPre=/bin/touch /tmp/pwned"], "--run-as"),
+        (["install", "server", "--root", "R", "--run-as", "root\n"], "--run-as"),
+        (["install", "server", "--root", "R", "--run-as", "a b"], "--run-as"),
+        (["install", "server", "--root", "R", "--run-as=-rf"], "--run-as"),
+        (["install", "server", "--root", "R", "--run-as", "x" * 33], "--run-as"),
+        (["install", "server", "--platform", "launchd", "--root", "R", "--run-as", "r\x1bt"], "--run-as"),
+        (["install", "worker", "--root", "R", "--instance", "gpu2\n"], "--instance"),
+        (["install", "worker", "--root", "R", "--data-dir", "/srv/t\x1b"], "--data-dir"),
+        (["install", "server", "--root", "R", "--", "--port", "8470\nExecStartPre=/bin/true"], "flags"),
+        (["install", "server", "--root", "R", "--", "--name", "tab\there"], "flags"),
+        (["install", "server", "--platform", "launchd", "--root", "R", "--", "--name", "a\x00b"], "flags"),
     ],
 )
 def test_bad_input_is_one_clear_line(
@@ -102,7 +113,39 @@ def test_bad_input_is_one_clear_line(
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
-    assert not any(tmp_path.rglob("*.service"))
+    assert not any(tmp_path.rglob("*.service")) and not any(tmp_path.rglob("*.plist"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--run-as", "nosuchuser-tablao"], "--run-as: no user 'nosuchuser-tablao'"), ([], "is not a directory")],
+)
+def test_installing_for_real_checks_the_account_and_the_data_dir_first(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str],
+    message: str,
+) -> None:
+    """No --root: the account must exist here and the data directory be one; nothing is written otherwise."""
+    unit = tmp_path / "etc" / "tablao-server.service"
+    monkeypatch.setattr(cli, "service_path", lambda *_args: unit)  # never the real /etc/systemd/system
+    data = tmp_path / "data"
+    if not extra:
+        data.write_text("keep me")  # a file where the data directory should be
+    assert cli.main(["install", "server", "--no-start", "--data-dir", str(data), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not unit.exists()
+    assert data.read_text() == "keep me" if not extra else not data.exists()
+
+
+def test_flags_after_the_double_dash_stay_one_word_each_in_the_unit() -> None:
+    """The service's own flags are not checked here (the service refuses bad ones), but each stays one word."""
+    flags = ("--port", "abc", "--bogus", "", "a;b", "--name=x y")
+    spec = ServiceSpec("server", ("/opt/tablao/tablao", "server", *flags), PurePosixPath("/srv/t"), False)
+    [exec_start] = _unit_values(systemd_unit(spec), "ExecStart")
+    assert shlex.split(exec_start) == ["/opt/tablao/tablao", "server", *flags]
 
 
 def test_unknown_role_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

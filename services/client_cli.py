@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,9 +19,24 @@ from services.protocol.jobs import Job, JobAction, JobDetail
 from services.protocol.server_client import ApiError, ServerClient
 
 
+def server_url(text: str) -> str:
+    """`--server` (or TABLAO_SERVER): http(s) URLs with a host, comma-separated for several Servers; httpx's
+    InvalidURL would otherwise be a traceback."""
+    for part in [p.strip() for p in text.split(",") if p.strip()] or [text]:
+        try:
+            url = httpx.URL(part)
+            why = "" if url.scheme in ("http", "https") and url.host else "not http(s)://HOST[:PORT]"
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
+            why = str(exc)
+        if why:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a Server URL ({why}); e.g. http://HOST:8470")
+    return text
+
+
 def connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server",
+        type=server_url,
         default=os.environ.get("TABLAO_SERVER", f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"),
         help="the Server's URL (env TABLAO_SERVER; default: the local all-in-one farm)",
     )
@@ -91,9 +107,22 @@ async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
             body = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SystemExit(f"{args.file} is not valid JSON: {exc}") from exc
+    if not _finite(body):  # NaN or 1e999: JSON cannot carry it, and httpx would stop with a traceback
+        raise SystemExit(f"{args.file}: a number in the job is NaN or infinite; give a finite number")
     job = await client.submit_job(body)
     print(f"submitted job {job.id} ({job.name}): {job.tasks_total} tasks, {job.status}")
     return 0
+
+
+def _finite(value: object) -> bool:
+    """Whether every number in a JSON-like value is finite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True
 
 
 async def _jobs(client: ServerClient, args: argparse.Namespace) -> int:
@@ -158,6 +187,8 @@ def run_reporting_errors(command: str, run: Callable[[], Awaitable[int]]) -> int
         print(f"tablao {command}: {exc.detail} (HTTP {exc.status_code})", file=sys.stderr)
     except httpx.HTTPError as exc:
         print(f"tablao {command}: cannot reach the Server: {exc or type(exc).__name__}", file=sys.stderr)
+    except httpx.InvalidURL as exc:  # not an HTTPError; server_url checks --server, this catches the rest
+        print(f"tablao {command}: bad Server URL (--server or TABLAO_SERVER): {exc}", file=sys.stderr)
     except SystemExit as exc:
         print(f"tablao {command}: {exc}", file=sys.stderr)
     except OSError as exc:  # a CA bundle that is not there

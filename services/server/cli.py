@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel, ValidationError
+
 from services.protocol import process_guard, tls
+from services.protocol.farm import NAME_PATTERN, ManagerCreate, TokenCreate, UserCreate
 from services.protocol.secret_files import write_secret
 from services.protocol.states import Role
 from services.server.config import ServerConfig, load_variables
@@ -17,6 +21,28 @@ from services.server.policy import FarmPolicy, PolicyError
 def _storage_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="where the Server keeps its database and admin.token")
     parser.add_argument("--database-url", help="e.g. postgresql+psycopg://user@host/db (env TABLAO_DATABASE_URL)")
+
+
+def _port(text: str) -> int:
+    """`--port`: a TCP port; the socket layer would wrap 99999 to another port without a word."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
+    return port
+
+
+def _positive_seconds(text: str) -> float:
+    """A number of seconds above zero: NaN, infinity, zero and below mean nothing as a duration."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds above 0")
+    return value
 
 
 def _config(args: argparse.Namespace, **extra: object) -> ServerConfig:
@@ -42,8 +68,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tablao server", description="Run the Tablao Server.")
     _storage_args(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the network)")
-    parser.add_argument("--port", type=int, default=None, help="port to listen on (default 8470)")
-    parser.add_argument("--lease-seconds", type=float, default=None, help="a Manager silent this long loses its tasks")
+    parser.add_argument("--port", type=_port, default=None, help="port to listen on (default 8470)")
+    parser.add_argument(
+        "--lease-seconds", type=_positive_seconds, default=None, help="a Manager silent this long loses its tasks"
+    )
     parser.add_argument(
         "--variables", type=Path, default=None,
         help='JSON file of the farm\'s path variables, published to clients (env TABLAO_VARIABLES)',
@@ -99,6 +127,53 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+# the admin commands' arguments, by the field of the API's model they fill
+_ARGUMENTS = {"name": "NAME", "user": "USER", "password": "--password", "role": "--role"}
+_NAME_RULE = "1 to 64 letters, digits, '.', '_', '@' or '-', beginning with a letter or digit"
+
+
+def _unencodable(args: argparse.Namespace, names: dict[str, str]) -> str | None:
+    """The first argument holding bytes that are not text (a lone surrogate from the command line), if any."""
+    for key, value in vars(args).items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return names.get(key, "--" + key.replace("_", "-"))
+    return None
+
+
+def _admin_input_problem(kind: str, args: argparse.Namespace) -> str | None:
+    """What the HTTP API would refuse in these arguments, checked by the API's own models; None when fine."""
+    names = dict(_ARGUMENTS)
+    if kind == "tokens":
+        names["name"] = "--name"
+    if (bad := _unencodable(args, names)) is not None:
+        return f"{bad} is not valid text (it holds bytes that are not UTF-8)"
+    model: type[BaseModel] | None = None
+    fields: dict[str, object] = {}
+    if kind == "users" and args.verb == "add":
+        model, fields = UserCreate, {"name": args.name, "role": args.role, "password": args.password}
+    elif kind == "managers" and args.verb == "add":
+        model, fields = ManagerCreate, {"name": args.name}
+    elif kind == "tokens":
+        model, fields = TokenCreate, {"user": args.user, "name": args.name}
+    if model is None:
+        return None
+    try:
+        model.model_validate(fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        pattern = (error.get("ctx") or {}).get("pattern")
+        why = _NAME_RULE if pattern == NAME_PATTERN else error["msg"]
+        value = error.get("input")
+        # the value helps find a typo; a password is never shown, nor a value too long to read
+        shown = f" {value!r}" if field != "password" and isinstance(value, str) and len(value) <= 64 else ""
+        return f"{names.get(field, field)}{shown} is refused: {why}"
+    return None
+
+
 def admin_main(kind: str, argv: list[str]) -> int:
     """Local admin commands, run on the Server's machine against its database."""
     parser = argparse.ArgumentParser(prog=f"tablao {kind}")
@@ -107,7 +182,7 @@ def admin_main(kind: str, argv: list[str]) -> int:
         p = sub.add_parser("add", help="add a user")
         p.add_argument("name")
         p.add_argument("--role", required=True, choices=[r.value for r in Role])
-        p.add_argument("--password", help="for logging in from the desktop app (optional)")
+        p.add_argument("--password", help="for logging in from the desktop app (optional, 8 characters or more)")
         sub.add_parser("list", help="list users")
     elif kind == "tokens":
         p = sub.add_parser("create", help="create an API token for a user and print it")
@@ -121,21 +196,45 @@ def admin_main(kind: str, argv: list[str]) -> int:
     for p in sub.choices.values():
         _storage_args(p)
     args = parser.parse_args(argv)
-    cfg = _config(args)
+    if problem := _admin_input_problem(kind, args):
+        print(f"tablao {kind}: {problem}", file=sys.stderr)
+        return 2
+    try:
+        cfg = _config(args)
+    except ValueError as exc:  # an environment variable or the TABLAO_VARIABLES file
+        print(f"tablao {kind}: {exc}", file=sys.stderr)
+        return 2
 
+    from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
     from services.server.db.engine import make_engine, sqlite_url
     from services.server.db.migrate import upgrade
+    from services.server.db.problems import safe_url
     from services.server.store import auth, farm
     from services.server.store.errors import StoreError
     from services.server.store.sessions import open_sessions
 
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(cfg.database_url or sqlite_url(cfg.data_dir))
+    if not cfg.database_url:
+        try:
+            cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            where = "--data-dir" if args.data_dir else "the data folder"
+            print(f"tablao {kind}: cannot use {where} {cfg.data_dir}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    try:
+        engine = make_engine(cfg.database_url or sqlite_url(cfg.data_dir))
+    except Exception as exc:  # a readable line instead of a traceback: a URL that does not parse, a missing driver
+        if cfg.database_url:
+            source = "--database-url" if args.database_url else "TABLAO_DATABASE_URL"
+            where = f"{source} {safe_url(cfg.database_url)!r} is not usable"
+        else:
+            where = f"cannot open the database in {cfg.data_dir}"
+        print(f"tablao {kind}: {where}: {safe_url(_database_problem(exc, cfg))}", file=sys.stderr)
+        return 2
     try:
         upgrade(engine)
-    except (SQLAlchemyError, OSError) as exc:
+    except (SQLAlchemyError, OSError, CommandError) as exc:  # CommandError: a database of a newer Tablao
         print(f"tablao {kind}: {_database_problem(exc, cfg)}", file=sys.stderr)
         engine.dispose()
         return 1

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
@@ -29,6 +30,50 @@ def load_variables(path: Path) -> dict[str, dict[str, str]]:
     if not ok:
         raise ValueError(f"{path}: path variables must map names to {{platform: value}} tables of strings")
     return {name: dict(table) for name, table in data.items()}
+
+
+def env_int(name: str, *, least: int = 0) -> int | None:
+    """The whole number in environment variable `name` (None when unset or blank), at least `least`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if value < least:
+        raise ValueError(f"{name}={raw!r} must be at least {least}")
+    return value
+
+
+def env_seconds(name: str, *, zero: bool = False) -> float | None:
+    """The finite number of seconds in environment variable `name` (None when unset or blank), above 0, or
+    at least 0 when `zero` means something."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise ValueError(f"{name}={raw!r} must be a finite number of seconds {'0 or more' if zero else 'above 0'}")
+    return value
+
+
+# TABLAO_WEBHOOK_<FIELD>s that may be 0: no wait before the first retry
+_WEBHOOK_ZERO_ALLOWED = ("backoff_min",)
+
+
+def webhook_settings_from_env() -> WebhookSettings:
+    """WebhookSettings.from_env, after checking each TABLAO_WEBHOOK_<FIELD> so a bad one is named."""
+    for f in fields(WebhookSettings):
+        name = f"TABLAO_WEBHOOK_{f.name.upper()}"
+        if f.type in ("int", int):
+            env_int(name, least=1)
+        else:
+            env_seconds(name, zero=f.name in _WEBHOOK_ZERO_ALLOWED)
+    return WebhookSettings.from_env()
 
 
 @dataclass
@@ -73,17 +118,21 @@ class ServerConfig:
         if token := os.environ.get("TABLAO_ADMIN_TOKEN"):
             cfg.admin_token = token
         if variables := os.environ.get("TABLAO_VARIABLES"):
-            cfg.variables = load_variables(Path(variables))
-        cfg.webhooks = WebhookSettings.from_env()
-        if free := os.environ.get("TABLAO_AUTH_FREE_FAILURES"):
-            cfg.auth_free_failures = int(free)
-        if sample := os.environ.get("TABLAO_UTILISATION_SAMPLE_SECONDS"):
-            cfg.utilisation_sample_seconds = float(sample)
-        if orphan := os.environ.get("TABLAO_ORPHAN_SECONDS"):
-            cfg.orphan_seconds = float(orphan)
+            try:
+                cfg.variables = load_variables(Path(variables))
+            except ValueError as exc:
+                raise ValueError(f"TABLAO_VARIABLES: {exc}") from exc
+        cfg.webhooks = webhook_settings_from_env()
+        if (free := env_int("TABLAO_AUTH_FREE_FAILURES")) is not None:
+            cfg.auth_free_failures = free
+        if (sample := env_seconds("TABLAO_UTILISATION_SAMPLE_SECONDS", zero=True)) is not None:
+            cfg.utilisation_sample_seconds = sample
+        if (orphan := env_seconds("TABLAO_ORPHAN_SECONDS")) is not None:
+            cfg.orphan_seconds = orphan
         for key in ("max_tasks_per_job", "max_active_jobs_per_user", "max_unfinished_tasks_per_user"):
-            if (raw := os.environ.get(f"TABLAO_{key.upper()}")) is not None:
-                setattr(cfg, key, int(raw) if raw.strip().lower() not in ("", "none") else None)
+            name = f"TABLAO_{key.upper()}"
+            if (raw := os.environ.get(name)) is not None:
+                setattr(cfg, key, env_int(name) if raw.strip().lower() not in ("", "none") else None)
         for key, value in overrides.items():
             if value is not None:
                 setattr(cfg, key, value)

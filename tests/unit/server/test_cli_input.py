@@ -1,0 +1,151 @@
+"""`tablao server` and the admin commands refuse bad input in one line naming the option or variable."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from services.server.cli import admin_main, main
+from services.server.config import ServerConfig
+
+BAD_ENV = [
+    ("TABLAO_AUTH_FREE_FAILURES", "abc"),
+    ("TABLAO_AUTH_FREE_FAILURES", "-1"),
+    ("TABLAO_ORPHAN_SECONDS", "x"),
+    ("TABLAO_ORPHAN_SECONDS", "0"),
+    ("TABLAO_UTILISATION_SAMPLE_SECONDS", "-1"),
+    ("TABLAO_UTILISATION_SAMPLE_SECONDS", "inf"),
+    ("TABLAO_MAX_TASKS_PER_JOB", "lots"),
+    ("TABLAO_WEBHOOK_BACKOFF_MAX", "nan"),
+    ("TABLAO_WEBHOOK_TIMEOUT", "-3"),
+    ("TABLAO_WEBHOOK_MAX_ATTEMPTS", "abc"),
+    ("TABLAO_WEBHOOK_CONCURRENCY", "0"),
+]
+
+
+class WouldServe(Exception):
+    """`tablao server` accepted its input and was about to listen."""
+
+
+def _no_serving(*_args: object, **_kwargs: object) -> None:
+    raise WouldServe
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.protocol.serving.quick_server", _no_serving)  # never listen in these tests
+    for name in ("TABLAO_DATABASE_URL", "TABLAO_ADMIN_TOKEN", "TABLAO_VARIABLES", *(n for n, _ in BAD_ENV)):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _one_line_naming(err: str, name: str) -> None:
+    assert "Traceback" not in err and name in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--port", "99999"), ("--port", "-5"), ("--port", "x"), ("--lease-seconds", "nan"),
+     ("--lease-seconds", "inf"), ("--lease-seconds", "0"), ("--lease-seconds", "-1")],
+)  # fmt: skip
+def test_server_refuses_bad_numbers(flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--data-dir", str(tmp_path), flag, value])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # argparse: the usage, then one line
+    assert f"argument {flag}:" in err
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_ENV)
+def test_bad_environment_is_named(name: str, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=name):
+        ServerConfig.from_env()
+
+
+def test_good_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLAO_AUTH_FREE_FAILURES", "0")
+    monkeypatch.setenv("TABLAO_UTILISATION_SAMPLE_SECONDS", "0")
+    monkeypatch.setenv("TABLAO_MAX_TASKS_PER_JOB", "none")
+    monkeypatch.setenv("TABLAO_WEBHOOK_BACKOFF_MAX", "0.5")
+    monkeypatch.setenv("TABLAO_WEBHOOK_MAX_ATTEMPTS", "5")
+    cfg = ServerConfig.from_env()
+    assert cfg.auth_free_failures == 0 and cfg.utilisation_sample_seconds == 0 and cfg.max_tasks_per_job is None
+    assert cfg.webhooks.backoff_max == 0.5 and cfg.webhooks.max_attempts == 5
+
+
+@pytest.mark.parametrize(("name", "value"), [*BAD_ENV, ("TABLAO_VARIABLES", "/no/such/variables.json")])
+def test_server_and_admin_name_a_bad_variable(
+    name: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert main(["--data-dir", str(tmp_path)]) == 2
+    _one_line_naming(capsys.readouterr().err, name)
+    assert admin_main("users", ["list", "--data-dir", str(tmp_path)]) == 2
+    _one_line_naming(capsys.readouterr().err, name)
+
+
+def test_admin_data_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "f").write_text("")
+    for where in (tmp_path / "f", tmp_path / "f" / "sub"):
+        assert admin_main("users", ["list", "--data-dir", str(where)]) != 0
+        _one_line_naming(capsys.readouterr().err, "--data-dir")
+
+
+@pytest.mark.parametrize("url", ["notaurl", "postgresql://u:secret@h:abc/x"])
+def test_admin_bad_database_url(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert admin_main("managers", ["list", "--data-dir", str(tmp_path), "--database-url", url]) != 0
+    err = capsys.readouterr().err
+    _one_line_naming(err, "--database-url")
+    assert "secret" not in err
+
+
+def test_admin_database_of_a_newer_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert admin_main("users", ["list", "--data-dir", str(tmp_path)]) == 0
+    (db,) = tmp_path.glob("*.sqlite")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    conn.close()
+    assert admin_main("users", ["list", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    _one_line_naming(err, "Can't locate revision identified by '0099'")
+
+
+@pytest.mark.parametrize(
+    ("kind", "argv", "named"),
+    [
+        ("users", ["add", "", "--role", "admin"], "NAME"),
+        ("users", ["add", "a/;b", "--role", "admin"], "NAME"),
+        ("users", ["add", "x" * 300, "--role", "admin"], "NAME"),
+        ("users", ["add", "\udcff", "--role", "admin"], "NAME"),
+        ("users", ["add", "alice", "--role", "admin", "--password", "short"], "--password"),
+        ("users", ["add", "alice", "--role", "admin", "--password", "\udcff" * 9], "--password"),
+        ("managers", ["add", ""], "NAME"),
+        ("managers", ["add", "\udcff"], "NAME"),
+        ("tokens", ["create", "alice", "--name", "n" * 500], "--name"),
+        ("tokens", ["create", "alice", "--name", "\udcff"], "--name"),
+        ("tokens", ["create", "\udcff"], "USER"),
+    ],
+)
+def test_admin_refuses_what_the_api_refuses(
+    kind: str, argv: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert admin_main("users", ["add", "alice", "--role", "admin", "--data-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert admin_main(kind, [*argv, "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    _one_line_naming(err, named)
+    assert "short" not in err  # a password is never echoed
+    admin_main("users", ["list", "--data-dir", str(tmp_path)])
+    assert capsys.readouterr().out.split() == ["alice", "admin"]  # nothing was added
+
+
+def test_admin_accepts_good_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = ["--data-dir", str(tmp_path)]
+    assert admin_main("users", ["add", "bob.s@x", "--role", "artist", "--password", "long enough", *d]) == 0
+    assert admin_main("tokens", ["create", "bob.s@x", "--name", "laptop", *d]) == 0
+    assert admin_main("managers", ["add", "m-1", *d]) == 0
+    out = capsys.readouterr().out
+    assert "user bob.s@x (artist) added" in out

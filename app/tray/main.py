@@ -7,6 +7,7 @@ import argparse
 import getpass
 import hashlib
 import json
+import math
 import os
 import sys
 from datetime import datetime, timedelta
@@ -45,8 +46,8 @@ def instance_name() -> str:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.away_after is not None and args.away_after <= 0:
-        print("tablao tray: error: --away-after must be > 0", file=sys.stderr)
+    if args.away_after is not None and not (math.isfinite(args.away_after) and args.away_after > 0):
+        print("tablao tray: error: --away-after must be a finite number > 0", file=sys.stderr)
         return 2
     from app.tray.hours import HoursError, RenderingHours
 
@@ -70,6 +71,10 @@ def main(argv: list[str]) -> int:
             secret = args.registration_secret_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             print(f"tablao tray: error: --registration-secret-file: {exc.strerror}", file=sys.stderr)
+            return 2
+        if not secret:
+            print(f"tablao tray: error: --registration-secret-file: {args.registration_secret_file} is empty",
+                  file=sys.stderr)  # fmt: skip
             return 2
 
     from app.gui_thread_gc import GuiThreadCollector

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 import uvicorn
+from uvicorn.config import LOG_LEVELS
 
 from services.localfarm.layout import FarmLayout
 from services.manager.app import create_app
 from services.manager.config import DEFAULT_PORT, ManagerConfig
 from services.manager.store.check import StoreUnusable, check_store
-from services.protocol import gc_tuning, process_guard, tls
+from services.protocol import cli_args, gc_tuning, process_guard, tls
+from services.protocol.cli_args import non_negative_int, port, positive_float, positive_int
 from services.protocol.manager_client import server_urls
 from services.protocol.serving import quick_server
 
@@ -29,25 +30,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--token-file", required=True, type=Path, help="file holding this Manager's token")
     p.add_argument("--data-dir", type=Path, default=None, help=f"default: {FarmLayout.default().manager_dir}")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    p.add_argument("--port", type=port, default=DEFAULT_PORT, help="0 picks a free port")
     p.add_argument("--name", default=None)
-    p.add_argument("--worker-timeout", type=float, default=None, help="seconds without heartbeat")
-    p.add_argument("--blocklist-threshold", type=int, default=None)
-    p.add_argument("--prefetch-margin", type=int, default=None)
     p.add_argument(
-        "--variables", type=Path, default=None,
+        "--worker-timeout", type=positive_float, default=None, metavar="S",
+        help="seconds without heartbeat before a worker is offline (> 0; default: 60 or TABLAO_WORKER_TIMEOUT)",
+    )  # fmt: skip
+    p.add_argument(
+        "--blocklist-threshold", type=positive_int, default=None, metavar="N",
+        help="failures of one job's tasks on one worker before it may not run that job (>= 1; default: 3)",
+    )  # fmt: skip
+    p.add_argument(
+        "--prefetch-margin", type=non_negative_int, default=None, metavar="N",
+        help="tasks claimed beyond the idle workers' (>= 0, 0: none; default: from the workers and their pace)",
+    )  # fmt: skip
+    p.add_argument(
+        "--variables", type=cli_args.path_variables, default=None, metavar="FILE",
         help='JSON file of path variables: {"render_root": {"linux": "/r", "windows": "R:\\\\"}}',
     )  # fmt: skip
     p.add_argument("--port-file", type=Path, default=None, help="write the port listened on here")
     p.add_argument(
-        "--public-url", default=None,
+        "--public-url", type=cli_args.http_url, default=None,
         help="where the Server's users reach this Manager for full task logs (default: the address listened on)",
     )  # fmt: skip
     p.add_argument(
         "--fresh-store", action="store_true",
         help="start with an empty store when the old one is missing or damaged (it is kept aside)",
     )  # fmt: skip
-    p.add_argument("--log-level", default="info")
+    p.add_argument("--log-level", type=str.lower, choices=list(LOG_LEVELS), default="info")
     tls.tls_args(p, client=True)
     return p.parse_args(argv)
 
@@ -68,16 +78,22 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"tablao manager: cannot read --token-file: {exc}", file=sys.stderr)
         return 2
+    if not token:
+        print(f"tablao manager: --token-file: {args.token_file} is empty", file=sys.stderr)
+        return 2
     if problem := tls.listen_problem(args.host, args.tls_cert, args.tls_key, insecure_http=args.insecure_http):
         print(f"tablao manager: cannot start: {problem}", file=sys.stderr)
         return 2
-    variables = json.loads(args.variables.read_text()) if args.variables else None
-    config = ManagerConfig.from_env(
-        args.server, token, data_dir=args.data_dir, host=args.host, port=args.port, name=args.name,
-        worker_timeout=args.worker_timeout, blocklist_threshold=args.blocklist_threshold,
-        prefetch_margin=args.prefetch_margin, variables=variables, ca_bundle=args.ca_bundle,
-        public_url=args.public_url.rstrip("/") if args.public_url else None,
-    )  # fmt: skip
+    try:
+        config = ManagerConfig.from_env(
+            args.server, token, data_dir=args.data_dir, host=args.host, port=args.port, name=args.name,
+            worker_timeout=args.worker_timeout, blocklist_threshold=args.blocklist_threshold,
+            prefetch_margin=args.prefetch_margin, variables=args.variables, ca_bundle=args.ca_bundle,
+            public_url=args.public_url,
+        )  # fmt: skip
+    except ValueError as exc:  # a bad environment variable, named in the message
+        print(f"tablao manager: {exc}", file=sys.stderr)
+        return 2
     # the registration secret was read; keep it out of /proc/PID/environ and this process out of reach
     process_guard.forget_env(["TABLAO_WORKER_REGISTRATION_SECRET"])
     process_guard.harden()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
-from services.protocol import platforms
+from services.protocol import cli_args, platforms
 from services.protocol.path_mapping import PathMapping, derive_path_mappings
 
 DEFAULT_PORT = DEFAULT_SERVER_PORT + 1
@@ -124,18 +125,28 @@ class ManagerConfig:
 
     @classmethod
     def from_env(cls, server_url: str, token: str, **overrides: object) -> ManagerConfig:
+        """Defaults, then the environment, then `overrides` (the flags; None: not given).
+
+        Raises ValueError naming the environment variable when one holds a bad value."""
         cfg = cls(server_url=server_url, token=token)
         if secret := os.environ.get("TABLAO_WORKER_REGISTRATION_SECRET"):
             cfg.registration_secret = secret
-        for env, key in (
-            ("TABLAO_WORKER_TIMEOUT", "worker_timeout"),
-            ("TABLAO_BLOCKLIST_THRESHOLD", "blocklist_threshold"),
-            ("TABLAO_AUTH_FREE_FAILURES", "auth_free_failures"),
-            ("TABLAO_MANAGER_PUBLIC_URL", "public_url"),
-        ):
+        for env, key, convert in _ENVIRONMENT:
             if raw := os.environ.get(env):
-                setattr(cfg, key, type(getattr(cfg, key))(raw))
+                try:
+                    setattr(cfg, key, convert(raw))
+                except ValueError as exc:
+                    raise ValueError(f"{env}: {exc}") from None
         for key, value in overrides.items():
             if value is not None:
                 setattr(cfg, key, value)
         return cfg
+
+
+# environment variable, field, conversion (by the field's type, with its range: each raises ValueError)
+_ENVIRONMENT: tuple[tuple[str, str, Callable[[str], object]], ...] = (
+    ("TABLAO_WORKER_TIMEOUT", "worker_timeout", cli_args.positive_float),
+    ("TABLAO_BLOCKLIST_THRESHOLD", "blocklist_threshold", cli_args.positive_int),
+    ("TABLAO_AUTH_FREE_FAILURES", "auth_free_failures", cli_args.non_negative_int),
+    ("TABLAO_MANAGER_PUBLIC_URL", "public_url", cli_args.http_url),
+)

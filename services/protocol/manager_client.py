@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from services.protocol import API_PREFIX
+from services.protocol.cli_args import http_url
 from services.protocol.lean_transport import transport_for
 from services.protocol.link import (
     ClaimRequest,
@@ -48,12 +49,9 @@ class LinkRefused(Exception):
 def server_urls(spec: str | Sequence[str]) -> list[str]:
     """The Server URLs of `--server`: one, or several separated by commas, in the order to try them."""
     parts = spec.split(",") if isinstance(spec, str) else list(spec)
-    urls = [p.strip().rstrip("/") for p in parts if p.strip()]
+    urls = [http_url(p) for p in parts if p.strip()]  # a malformed one raises ValueError (cli_args.BadValue)
     if not urls:
         raise ValueError("no Server URL given")
-    for url in urls:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"not an http(s) URL: {url!r}")
     return urls
 
 

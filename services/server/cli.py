@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from services.protocol import process_guard, tls
+from services.protocol import cli_args, process_guard, tls
 from services.protocol.farm import NAME_PATTERN, ManagerCreate, TokenCreate, UserCreate
 from services.protocol.secret_files import write_secret
 from services.protocol.states import Role
@@ -21,28 +20,6 @@ from services.server.policy import FarmPolicy, PolicyError
 def _storage_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="where the Server keeps its database and admin.token")
     parser.add_argument("--database-url", help="e.g. postgresql+psycopg://user@host/db (env TABLAO_DATABASE_URL)")
-
-
-def _port(text: str) -> int:
-    """`--port`: a TCP port; the socket layer would wrap 99999 to another port without a word."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number (0 to 65535)")
-    return port
-
-
-def _positive_seconds(text: str) -> float:
-    """A number of seconds above zero: NaN, infinity, zero and below mean nothing as a duration."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds above 0")
-    return value
 
 
 def _config(args: argparse.Namespace, **extra: object) -> ServerConfig:
@@ -68,9 +45,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tablao server", description="Run the Tablao Server.")
     _storage_args(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the network)")
-    parser.add_argument("--port", type=_port, default=None, help="port to listen on (default 8470)")
+    parser.add_argument("--port", type=cli_args.port, default=None, help="port to listen on (default 8470)")
     parser.add_argument(
-        "--lease-seconds", type=_positive_seconds, default=None, help="a Manager silent this long loses its tasks"
+        "--lease-seconds", type=cli_args.positive_float, default=None, help="a Manager silent this long loses its tasks"
     )
     parser.add_argument(
         "--variables", type=Path, default=None,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
+from services.protocol import cli_args
 from services.server.policy import FarmPolicy
 from services.server.webhook_settings import WebhookSettings
 
@@ -16,20 +16,9 @@ DEFAULT_PORT = DEFAULT_SERVER_PORT
 
 
 def load_variables(path: Path) -> dict[str, dict[str, str]]:
-    """Read a path-variables file (`{"render_root": {"linux": "/r", "windows": "R:\\\\"}}`), checking its shape."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read path variables from {path}: {exc}") from exc
-    ok = isinstance(data, dict) and all(
-        isinstance(name, str)
-        and isinstance(table, dict)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in table.items())
-        for name, table in data.items()
-    )
-    if not ok:
-        raise ValueError(f"{path}: path variables must map names to {{platform: value}} tables of strings")
-    return {name: dict(table) for name, table in data.items()}
+    """Read a path-variables file (`{"render_root": {"linux": "/r", "windows": "R:\\\\"}}`), checking its shape;
+    ValueError naming the file otherwise (the Manager's --variables takes the same, services/protocol/cli_args.py)."""
+    return cli_args.path_variables(path)
 
 
 def env_int(name: str, *, least: int = 0) -> int | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from services.protocol import gc_tuning, process_guard  # noqa: E402 - after the line above
+from services.protocol.cli_args import BadValue, http_url, positive_float  # noqa: E402
 from services.worker import capabilities, render_limits  # noqa: E402
 from services.worker.agent import EXIT_ERROR, Agent  # noqa: E402
 from services.worker.agent_config import AgentConfig  # noqa: E402
@@ -121,9 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ca-bundle", metavar="PEM", help="CA certificates to verify an https Manager (or TABLAO_CA_BUNDLE)"
     )
-    p.add_argument("--heartbeat-interval", type=float, default=5.0, metavar="S", help=argparse.SUPPRESS)
-    p.add_argument("--poll-wait", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS)
-    p.add_argument("--may-i-run-interval", type=float, default=2.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument("--heartbeat-interval", type=positive_float, default=5.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument("--poll-wait", type=_poll_wait, default=10.0, metavar="S", help=argparse.SUPPRESS)
+    p.add_argument("--may-i-run-interval", type=positive_float, default=2.0, metavar="S", help=argparse.SUPPRESS)
     p.add_argument(
         "--no-prefetch", action="store_true", help="do not lease the next task while one runs (one task at a time)"
     )
@@ -134,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
+
+
+def _poll_wait(text: str) -> float:
+    """How long the Manager may hold a request for a task: 0 (answer at once) to 60 seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadValue(f"{text!r} is not a number") from None
+    if not 0 <= value <= 60:  # also refuses nan
+        raise BadValue(f"must be within 0..60, not {text!r}")
+    return value
 
 
 def _csv(text: str | None) -> list[str]:
@@ -154,9 +166,10 @@ def _check_run_as(user: str) -> None:
 
 
 def make_config(args: argparse.Namespace) -> AgentConfig:
-    url = str(args.manager).strip()
-    if not re.match(r"^https?://[^/\s]+", url):
-        raise UsageError(f"--manager: {url!r} is not an http:// or https:// URL")
+    try:
+        url = http_url(str(args.manager))
+    except BadValue as exc:
+        raise UsageError(f"--manager: {exc}") from None
     name = args.name or socket.gethostname().split(".")[0] or "worker"
     if not _NAME.match(name):
         raise UsageError(f"--name: {name!r} must be 1-64 letters, digits, '.', '_', '@' or '-'")
@@ -183,8 +196,7 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         from services.localfarm.layout import FarmLayout
 
         data_dir = FarmLayout.default().worker_dir(name)
-    if args.heartbeat_interval <= 0 or args.may_i_run_interval <= 0 or args.poll_wait < 0 or args.poll_wait > 60:
-        raise UsageError("--heartbeat-interval and --may-i-run-interval must be > 0, --poll-wait within 0..60")
+    # --heartbeat-interval, --may-i-run-interval and --poll-wait are checked by their argparse types
     if args.render_threads is not None and not 1 <= args.render_threads <= 4096:
         raise UsageError("--render-threads must be within 1..4096")
     task_types = _csv(args.task_types) if args.task_types is not None else None

@@ -31,6 +31,22 @@ def test_help_needs_no_display() -> None:
 @pytest.mark.timeout(120)
 def test_bad_options_are_one_line_errors() -> None:
     r = run("tray", "--away-after", "0")
-    assert r.returncode == 2 and r.stderr.strip() == "tablao tray: error: --away-after must be > 0"
+    assert r.returncode == 2 and r.stderr.strip() == "tablao tray: error: --away-after must be a finite number > 0"
     r = run("tray", "--hours", '{"days": {"moonday": []}}')
     assert r.returncode == 2 and "unknown day" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_away_after_must_be_finite(value: str) -> None:
+    r = run("tray", "--away-after", value)  # refused before Qt loads (the old code went on to start the tray)
+    assert r.returncode == 2 and r.stderr.strip() == "tablao tray: error: --away-after must be a finite number > 0"
+
+
+@pytest.mark.timeout(120)
+def test_an_empty_registration_secret_file_is_refused(tmp_path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("  \n")
+    r = run("tray", "--registration-secret-file", str(secret))
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"tablao tray: error: --registration-secret-file: {secret} is empty"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from services.worker import credentials
+from services.worker import cli, credentials
 from services.worker.cli import build_parser, main, make_config
 
 
@@ -24,9 +24,18 @@ from services.worker.cli import build_parser, main, make_config
         (["--manager", "http://h", "--blender", "/nonexistent/blender"], "--blender: program '/nonexistent/blender'"),
         (["--manager", "http://h", "--task-types", ","], "--task-types: give at least one"),
         (["--manager", "http://h", "--bogus"], "unrecognized arguments: --bogus"),
+        (["--manager", "http://127.0.0.1:abc"], "--manager: 'http://127.0.0.1:abc' is not a valid URL"),
+        (["--manager", "http://[::1"], "--manager: 'http://[::1' is not a valid URL"),
+        (["--manager", "http://h", "--poll-wait", "nan"], "argument --poll-wait: must be within 0..60"),
+        (["--manager", "http://h", "--poll-wait", "61"], "argument --poll-wait: must be within 0..60"),
+        (["--manager", "http://h", "--heartbeat-interval", "nan"], "argument --heartbeat-interval: 'nan' is not"),
+        (["--manager", "http://h", "--heartbeat-interval", "inf"], "argument --heartbeat-interval: 'inf' is not"),
+        (["--manager", "http://h", "--heartbeat-interval", "0"], "argument --heartbeat-interval: must be"),
+        (["--manager", "http://h", "--may-i-run-interval", "inf"], "argument --may-i-run-interval: 'inf' is not"),
     ],
 )
-def test_bad_input_is_one_readable_line_and_exit_2(argv, message, capsys, tmp_path):
+def test_bad_input_is_one_readable_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "process_guard", None)  # a worker that gets past its checks fails here, not runs
     assert main([*argv, "--data-dir", str(tmp_path)] if argv else argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tablao worker: error: ")

@@ -1,0 +1,104 @@
+"""Checkers of command-line and environment values shared by the services' CLIs (argparse `type=` functions).
+
+Each raises `BadValue`, which argparse reports as `argument --x: <message>` and which is also a ValueError, so
+code reading the same values from the environment catches it like any bad conversion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import httpx
+
+
+class BadValue(argparse.ArgumentTypeError, ValueError):
+    """A value out of range or malformed; its message says what is expected."""
+
+
+def _number(text: str, kind: type[int] | type[float]) -> float:
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise BadValue(f"{text!r} is not {'a whole' if kind is int else 'a'} number") from None
+    if not math.isfinite(value):
+        raise BadValue(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (a duration, an interval)."""
+    value = float(_number(text, float))
+    if value <= 0:
+        raise BadValue(f"must be a finite number > 0, not {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    value = float(_number(text, float))
+    if value < 0:
+        raise BadValue(f"must be a finite number >= 0, not {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1."""
+    value = int(_number(text, int))
+    if value < 1:
+        raise BadValue(f"must be a whole number >= 1, not {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """A whole number >= 0."""
+    value = int(_number(text, int))
+    if value < 0:
+        raise BadValue(f"must be a whole number >= 0, not {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 0..65535 (0: any free port)."""
+    value = int(_number(text, int))
+    if not 0 <= value <= 65535:
+        raise BadValue(f"{text!r} is not a port (0..65535)")
+    return value
+
+
+def http_url(text: str) -> str:
+    """An http:// or https:// URL with a host and a valid port, returned stripped of spaces and a final '/'."""
+    url = text.strip().rstrip("/")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise BadValue(f"{url!r} is not a valid URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not url.lower().startswith(("http://", "https://")):
+        raise BadValue(f"{url!r} is not an http:// or https:// URL")
+    if not parsed.host or any(c.isspace() for c in url):
+        raise BadValue(f"{url!r} names no valid host")
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise BadValue(f"{url!r}: port {parsed.port} is not within 1..65535")
+    return url
+
+
+def path_variables(text: str | Path) -> dict[str, dict[str, str]]:
+    """A path-variables JSON file (`{"render_root": {"linux": "/r", "windows": "R:\\\\"}}`), its shape checked."""
+    path = Path(text)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadValue(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise BadValue(f"{path} is not JSON: {exc}") from None
+    ok = isinstance(data, dict) and all(
+        isinstance(name, str)
+        and isinstance(table, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in table.items())
+        for name, table in data.items()
+    )
+    if not ok:
+        raise BadValue(f"{path}: path variables must map names to {{platform: value}} tables of strings")
+    return {name: dict(table) for name, table in data.items()}

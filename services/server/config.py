@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import cli_args
@@ -13,6 +14,7 @@ from services.server.policy import FarmPolicy
 from services.server.webhook_settings import WebhookSettings
 
 DEFAULT_PORT = DEFAULT_SERVER_PORT
+T = TypeVar("T")
 
 
 def load_variables(path: Path) -> dict[str, dict[str, str]]:
@@ -21,33 +23,27 @@ def load_variables(path: Path) -> dict[str, dict[str, str]]:
     return cli_args.path_variables(path)
 
 
-def env_int(name: str, *, least: int = 0) -> int | None:
-    """The whole number in environment variable `name` (None when unset or blank), at least `least`."""
+def _from_env(name: str, convert: Callable[[str], T]) -> T | None:
+    """Environment variable `name` through one of cli_args' checkers (None when unset or blank); a bad value is
+    a ValueError naming the variable."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return None
     try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number") from None
-    if value < least:
-        raise ValueError(f"{name}={raw!r} must be at least {least}")
-    return value
+        return convert(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def env_int(name: str, *, least: int = 0) -> int | None:
+    """The whole number in environment variable `name`, 0 or more (`least` 1: 1 or more)."""
+    return _from_env(name, cli_args.positive_int if least >= 1 else cli_args.non_negative_int)
 
 
 def env_seconds(name: str, *, zero: bool = False) -> float | None:
-    """The finite number of seconds in environment variable `name` (None when unset or blank), above 0, or
-    at least 0 when `zero` means something."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-        raise ValueError(f"{name}={raw!r} must be a finite number of seconds {'0 or more' if zero else 'above 0'}")
-    return value
+    """The finite number of seconds in environment variable `name`, above 0 (or 0 too when `zero` means
+    something)."""
+    return _from_env(name, cli_args.non_negative_float if zero else cli_args.positive_float)
 
 
 # TABLAO_WEBHOOK_<FIELD>s that may be 0: no wait before the first retry

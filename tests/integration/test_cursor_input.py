@@ -124,53 +124,34 @@ def test_extreme_but_possible_cursors_are_answered(
     assert r.status_code == 200, r.text
 
 
+def page_through(client: httpx.Client, path: str, **params: Any) -> list[int]:
+    """The ids of every row of a list, a page of `limit` at a time, following each answer's next_cursor."""
+    seen: list[int] = []
+    cursor: str | None = None
+    while True:
+        r = client.get(path, params={**params, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        seen += [row["id"] for row in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            return seen
+
+
 @pytest.mark.parametrize("sort", [*JOB_SORTS, *(f"-{key}" for key in JOB_SORTS)])
 def test_real_cursors_page_through_every_sort(client: httpx.Client, job_ids: list[int], sort: str) -> None:
     whole = client.get("/jobs", params={"sort": sort, "search": SEARCH, "limit": 100}).json()
     assert sorted(j["id"] for j in whole["items"]) == sorted(job_ids) and whole["next_cursor"] is None
-    seen: list[int] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"sort": sort, "search": SEARCH, "limit": 2, **({"cursor": cursor} if cursor else {})}
-        r = client.get("/jobs", params=params)
-        assert r.status_code == 200, r.text
-        seen += [j["id"] for j in r.json()["items"]]
-        cursor = r.json()["next_cursor"]
-        if not cursor:
-            break
-    assert seen == [j["id"] for j in whole["items"]]
+    assert page_through(client, "/jobs", sort=sort, search=SEARCH, limit=2) == [j["id"] for j in whole["items"]]
 
 
 def test_real_cursors_page_through_tasks(client: httpx.Client, job_ids: list[int]) -> None:
     whole = client.get(f"/jobs/{job_ids[0]}/tasks", params={"limit": 100}).json()["items"]
     assert len(whole) == 10
-    seen: list[int] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
-        r = client.get(f"/jobs/{job_ids[0]}/tasks", params=params)
-        assert r.status_code == 200, r.text
-        seen += [t["id"] for t in r.json()["items"]]
-        cursor = r.json()["next_cursor"]
-        if not cursor:
-            break
-    assert seen == [t["id"] for t in whole]
+    assert page_through(client, f"/jobs/{job_ids[0]}/tasks", limit=3) == [t["id"] for t in whole]
 
 
 def test_jobs_with_long_names_in_another_script_page_by_name(client: httpx.Client) -> None:
     """Such a name's cursor (JSON-escaped, then base64) is longer than the 200 characters the route once took."""
     prefix = "ж" * 95
     ids = [submit(client, render_job(name=f"{prefix} {i}", frames="1", chunk=1))["id"] for i in range(3)]
-    seen: list[int] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"sort": "name", "search": prefix, "limit": 1}
-        if cursor:
-            params["cursor"] = cursor
-        r = client.get("/jobs", params=params)
-        assert r.status_code == 200, r.text
-        seen += [j["id"] for j in r.json()["items"]]
-        cursor = r.json()["next_cursor"]
-        if not cursor:
-            break
-    assert seen == ids
+    assert page_through(client, "/jobs", sort="name", search=prefix, limit=1) == ids

@@ -28,36 +28,32 @@ def _number(text: str, kind: type[int] | type[float]) -> float:
     return value
 
 
+def _at_least(text: str, kind: type[int] | type[float], least: float, strict: bool) -> float:
+    value = _number(text, kind)
+    if value < least or (strict and value == least):
+        what = "a whole number" if kind is int else "a finite number"
+        raise BadValue(f"must be {what} {'>' if strict else '>='} {least:g}, not {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A finite number > 0 (a duration, an interval)."""
-    value = float(_number(text, float))
-    if value <= 0:
-        raise BadValue(f"must be a finite number > 0, not {text!r}")
-    return value
+    return float(_at_least(text, float, 0, strict=True))
 
 
 def non_negative_float(text: str) -> float:
     """A finite number >= 0."""
-    value = float(_number(text, float))
-    if value < 0:
-        raise BadValue(f"must be a finite number >= 0, not {text!r}")
-    return value
+    return float(_at_least(text, float, 0, strict=False))
 
 
 def positive_int(text: str) -> int:
     """A whole number >= 1."""
-    value = int(_number(text, int))
-    if value < 1:
-        raise BadValue(f"must be a whole number >= 1, not {text!r}")
-    return value
+    return int(_at_least(text, int, 1, strict=False))
 
 
 def non_negative_int(text: str) -> int:
     """A whole number >= 0."""
-    value = int(_number(text, int))
-    if value < 0:
-        raise BadValue(f"must be a whole number >= 0, not {text!r}")
-    return value
+    return int(_at_least(text, int, 0, strict=False))
 
 
 def port(text: str) -> int:

@@ -134,7 +134,8 @@ def _query_field(query: bytes) -> str | None:
     return None
 
 
-def _is_json(scope: Scope) -> bool:
+def is_json(scope: Scope) -> bool:
+    """The request says its body is JSON (its Content-Type); the guard looks into such bodies only."""
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
             return b"json" in value.lower()
@@ -157,7 +158,7 @@ class InputGuard:
         if field is not None:
             await _refuse(send, field)
             return
-        if scope["method"] in ("GET", "HEAD", "DELETE") or not _is_json(scope):
+        if scope["method"] in ("GET", "HEAD", "DELETE") or not is_json(scope):
             await self.app(scope, receive, send)
             return
         # the whole body first (the route would read it all anyway; the body limit outside counts it), then

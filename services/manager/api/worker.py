@@ -20,6 +20,7 @@ from services.manager.run_watch import MAX_WAIT
 from services.manager.store.db import transaction
 from services.protocol.backoff import Backoff
 from services.protocol.common import Id
+from services.protocol.input_guard import is_json
 from services.protocol.states import WorkerStatusRequest
 from services.protocol.worker_api import (
     STATUS_LAZY_HEADER,
@@ -116,7 +117,7 @@ async def ask_for_task(request: Request) -> Response:
     """Report a finished task (optional) and get the next one; waits up to `wait_seconds` for one."""
     worker = await authenticated_worker(request)
     core: ManagerCore = request.app.state.core
-    if "json" not in request.headers.get("content-type", "").lower():
+    if not is_json(request.scope):
         # as FastAPI's routes refuse it; the input guard looks for NULs and NaN only in bodies sent as JSON
         raise Invalid("send the body as JSON (Content-Type: application/json)", "body")
     try:

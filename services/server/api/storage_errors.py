@@ -1,5 +1,5 @@
-"""Database failures during a request, answered in plain words: 507 for a full disk, 503 for a damaged or
-unreachable database, instead of an anonymous 500."""
+"""Database failures during a request, answered in plain words: 507 for a full disk, 503 for a damaged,
+unreachable or busy database, instead of an anonymous 500."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from services.server.api.errors import error_body
 from services.server.db.problems import DATABASE_ERRORS, describe, kind, safe_url
 
 log = logging.getLogger("tablao.server.storage")
-_STATUS = {"full": 507, "damaged": 503, "unreachable": 503}
+_STATUS = {"full": 507, "damaged": 503, "unreachable": 503, "busy": 503}
 
 
 def install(app: FastAPI) -> None:

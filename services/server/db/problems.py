@@ -41,11 +41,8 @@ def _root(exc: BaseException) -> BaseException:
 
 
 def kind(exc: BaseException) -> str | None:
-    """`full`, `damaged`, `unreachable`, or None when the error is none of these.
-
-    A busy database counts as `unreachable`: like one that cannot be reached, it may take the same request a
-    moment later (a 503), and `describe` says which of the two it is.
-    """
+    """`full`, `damaged`, `unreachable`, `busy` (another write held it too long), or None when the error is
+    none of these."""
     root = _root(exc)
     if isinstance(root, OSError) and root.errno in (errno.ENOSPC, errno.EDQUOT):
         return "full"
@@ -53,7 +50,7 @@ def kind(exc: BaseException) -> str | None:
         return None
     text = str(root)
     if _BUSY.search(text):
-        return "unreachable"
+        return "busy"
     for name, pattern in (("full", _FULL), ("damaged", _DAMAGED), ("unreachable", _UNREACHABLE)):
         if pattern.search(text):
             return name
@@ -68,7 +65,7 @@ def describe(exc: BaseException, where: str) -> str | None:
         return f"the disk holding the database {where} is full ({first}): free some space; nothing was lost"
     if found == "damaged":
         return f"the database {where} is damaged ({first}): restore it from a backup"
-    if found == "unreachable" and _BUSY.search(str(_root(exc))):
+    if found == "busy":
         return f"storage busy: the database {where} took no write in time ({first}); try again in a moment"
     if found == "unreachable":
         return f"cannot reach the database {where} ({first})"

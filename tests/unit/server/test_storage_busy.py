@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
+from services.server.api.storage_errors import _STATUS
 from services.server.app import create_app
 from services.server.config import ServerConfig
 from services.server.db.engine import SQLITE_NAME
@@ -20,7 +21,8 @@ from services.server.db.problems import describe, kind
 def test_the_writer_turn_timing_out_is_named_busy() -> None:
     # what db/engine.py's _WriterTurn raises when another write of this process holds the turn too long
     exc = OperationalError("BEGIN IMMEDIATE", None, Exception("database is locked (writer turn timed out)"))
-    assert kind(exc) == "unreachable"  # the 503 kind: the same request may well succeed a moment later
+    assert kind(exc) == "busy"
+    assert _STATUS["busy"] == 503  # the same request may well succeed a moment later
     assert str(describe(exc, "db")).startswith("storage busy: the database db took no write in time")
 
 

@@ -12,14 +12,14 @@ import contextlib
 import json
 import math
 import os
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeGuard
+from typing import Any, TypeGuard
 
 import psutil
 
 from services.protocol import process_guard
+from services.protocol.dir_lock import DirLock, InUse
 
 RECORD_FILE = "processes.json"
 LOCK_FILE = "supervisor.lock"
@@ -154,49 +154,21 @@ class FarmLock:
 
     def __init__(self, farm_dir: Path) -> None:
         self.path = farm_dir / LOCK_FILE
-        self._file: IO[str] | None = None
+        self._lock = DirLock(self.path)
 
     def acquire(self) -> bool:
         """True if this process now holds the lock; False if another running process does."""
         process_guard.private_dir(self.path.parent)
         process_guard.private_file(self.path)
-        f = open(self.path, "a+")  # noqa: SIM115 - kept open while the lock is held
         try:
-            _lock(f)
-        except OSError:
-            f.close()
+            self._lock.acquire()
+        except InUse:
             return False
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        self._file = f
         return True
 
     def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # closing drops the lock
-            self._file = None
+        self._lock.release()
 
     def held_elsewhere(self) -> bool:
-        """True if another process holds the lock now (tries it and lets go at once)."""
-        if self._file is not None:
-            return False
-        if not self.acquire():
-            return True
-        self.release()
-        return False
-
-
-if sys.platform == "win32":
-    import msvcrt
-
-    def _lock(f: IO[str]) -> None:
-        f.seek(0)
-        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
-
-else:
-    import fcntl
-
-    def _lock(f: IO[str]) -> None:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        """True if another process holds the lock now (tries it and lets go at once, writing nothing)."""
+        return self._lock.held_elsewhere()

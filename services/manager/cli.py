@@ -14,10 +14,12 @@ from services.localfarm.layout import FarmLayout
 from services.manager.app import create_app
 from services.manager.config import DEFAULT_PORT, ManagerConfig
 from services.manager.store.check import StoreUnusable, check_store
-from services.protocol import cli_args, gc_tuning, process_guard, tls
+from services.protocol import cli_args, dir_lock, gc_tuning, process_guard, tls
 from services.protocol.cli_args import non_negative_int, port, positive_float, positive_int
 from services.protocol.manager_client import server_urls
 from services.protocol.serving import quick_server
+
+LOCK_NAME = "manager.lock"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -98,6 +100,35 @@ def main(argv: list[str] | None = None) -> int:
     process_guard.forget_env(["TABLAO_WORKER_REGISTRATION_SECRET"])
     process_guard.harden()
     process_guard.private_files()  # the store, its WAL and logs: 0600
+    try:
+        # before the store's check: --fresh-store must not set aside the store of a Manager that is running
+        lock = hold_data_dir(config.data_dir)
+    except dir_lock.InUse as exc:
+        holder = f" (process {exc.pid})" if exc.pid is not None else ""
+        print(
+            f"tablao manager: cannot start: another Manager{holder} is running with the data directory "
+            f"{config.data_dir}; each Manager needs its own --data-dir",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as exc:
+        print(f"tablao manager: cannot start: --data-dir: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _checked_run(args, config)
+    finally:
+        lock.release()
+
+
+def hold_data_dir(data_dir: Path) -> dir_lock.DirLock:
+    """One Manager per data directory: two would claim for one store and hand its tasks out twice."""
+    process_guard.private_dir(data_dir)
+    lock = dir_lock.DirLock(data_dir / LOCK_NAME)
+    lock.acquire()
+    return lock
+
+
+def _checked_run(args: argparse.Namespace, config: ManagerConfig) -> int:
     try:
         check_store(config.data_dir, fresh=args.fresh_store)
     except StoreUnusable as exc:

@@ -17,7 +17,7 @@ from pathlib import Path
 # this module is imported before httpx, as with `python -m services.worker.cli`.
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from services.protocol import gc_tuning, process_guard  # noqa: E402 - after the line above
+from services.protocol import dir_lock, gc_tuning, process_guard  # noqa: E402 - after the line above
 from services.protocol.cli_args import BadValue, http_url, positive_float  # noqa: E402
 from services.worker import capabilities, render_limits  # noqa: E402
 from services.worker.agent import EXIT_ERROR, Agent  # noqa: E402
@@ -26,6 +26,7 @@ from services.worker.runners import Programs  # noqa: E402
 from services.worker.task_policy import TaskPolicy  # noqa: E402
 
 EXIT_USAGE = 2
+LOCK_NAME = "worker.lock"
 SECRET_ENV = "TABLAO_WORKER_REGISTRATION_SECRET"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
@@ -245,6 +246,7 @@ def main(argv: list[str]) -> int:
         args = build_parser().parse_args(argv)
         config = make_config(args)
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = _hold_data_dir(config.data_dir)
         # the registration secret was read; tasks must not find it in /proc/PID/environ or in our memory
         process_guard.forget_env([SECRET_ENV])
         process_guard.harden()
@@ -256,6 +258,28 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"tablao worker: error: --data-dir: cannot create {exc.filename}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
+    except dir_lock.InUse as exc:
+        holder = f" (process {exc.pid})" if exc.pid is not None else ""
+        print(
+            f"tablao worker: error: another worker{holder} is running with the data directory {exc.path.parent}; "
+            "each worker needs its own --data-dir",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    try:
+        return _logged_run(args, config, task_umask)
+    finally:
+        lock.release()
+
+
+def _hold_data_dir(data_dir: Path) -> dir_lock.DirLock:
+    """One worker per data directory: two would send one buffer's updates twice and share one identity."""
+    lock = dir_lock.DirLock(data_dir / LOCK_NAME)
+    lock.acquire()
+    return lock
+
+
+def _logged_run(args: argparse.Namespace, config: AgentConfig, task_umask: int) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format=f"%(asctime)s worker {config.name} %(levelname)s %(message)s",

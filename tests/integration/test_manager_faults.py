@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ import pytest
 from services.manager.store.check import store_path
 from tests.integration.test_manager_basics import exec_job, job_tasks, submit
 from tests.support.manager import API, ManagerProcess, ScriptedWorker, WorkerFactory, add_manager, worker_factory
-from tests.support.services import ServerProcess
+from tests.support.services import ROOT, ServerProcess, child_env
 from tests.support.waiting import wait_for
 
 LINES = 25  # more than the Server's log tail keeps (20)
@@ -283,3 +285,27 @@ def test_an_update_the_server_refuses_for_good_is_dropped_and_the_rest_goes_on(
             done_by[task["id"]] = "w"
     assert_server_view_complete(server, job["id"], done_by)
     wait_for(lambda: "refused an update of task" in mgr.log_text(), what="the Manager's note of the dropped update")
+
+
+def test_a_second_manager_on_a_running_managers_data_dir_is_refused_and_leaves_its_store_alone(
+    server: ServerProcess, tmp_path: Path, stop_at_end: list[ManagerProcess]
+) -> None:
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "manager").start()
+    stop_at_end.append(mgr)
+    assert mgr.proc is not None
+    files = sorted(p.name for p in mgr.data_dir.iterdir())
+    # --fresh-store sets a damaged store aside: never the store of a Manager that is running
+    second = subprocess.run(
+        [sys.executable, "-m", "services.manager.cli", "--server", server.url,
+         "--token-file", str(tmp_path / "manager.token"), "--data-dir", str(mgr.data_dir), "--port", "0",
+         "--fresh-store"],
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert second.returncode == 2, second.stderr
+    assert f"another Manager (process {mgr.proc.pid}) is running with the data directory" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert sorted(p.name for p in mgr.data_dir.iterdir()) == files
+    assert httpx.get(f"{mgr.url}{API}/health", timeout=10).status_code == 200
+    # killed, it leaves no stale lock: the next start on the same folder goes ahead
+    mgr.kill()
+    mgr.start()

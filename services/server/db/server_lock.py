@@ -8,26 +8,15 @@ commands (`tablao users add`, …) open the database without it and keep working
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from services.protocol.dir_lock import DirLock, InUse
+
 
 class SecondServer(RuntimeError):
     """Another Server process already uses this SQLite database."""
-
-
-class ServerLock:
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self._fd: int | None = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the lock
-            self._fd = None
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -38,30 +27,19 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def hold_sqlite(url: str) -> ServerLock | None:
+def hold_sqlite(url: str) -> DirLock | None:
     """Take the one-Server lock of a SQLite database (None for PostgreSQL); SecondServer when it is taken."""
     db = sqlite_path(url)
     if db is None:
         return None
-    path = db.with_name(db.name + ".server-lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    lock = DirLock(db.with_name(db.name + ".server-lock"))
     try:
-        _lock(fd)
-    except OSError:
-        os.close(fd)
+        lock.acquire()
+    except InUse as exc:
+        holder = f" (process {exc.pid})" if exc.pid is not None else ""
         raise SecondServer(
-            f"another Tablao Server is already running on the SQLite database {db}. SQLite serves one Server "
-            "process: stop the other one, or use PostgreSQL (--database-url) to run several Servers on one farm"
+            f"another Tablao Server is already running on the SQLite database {db}{holder}. SQLite serves one "
+            "Server process: stop the other one, or use PostgreSQL (--database-url) to run several Servers on "
+            "one farm"
         ) from None
-    return ServerLock(path, fd)
-
-
-def _lock(fd: int) -> None:
-    if sys.platform == "win32":
-        import msvcrt
-
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    else:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return lock

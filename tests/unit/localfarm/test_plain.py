@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -101,6 +102,36 @@ def test_the_lock_is_one_holder_at_a_time(tmp_path: Path) -> None:
     assert not second.held_elsewhere()
     assert second.acquire()
     second.release()
+
+
+def test_a_probe_writes_nothing_and_does_not_turn_a_starting_supervisor_away(tmp_path: Path) -> None:
+    first = FarmLock(tmp_path)
+    assert first.acquire()
+    mine = first.path.read_text()
+    assert FarmLock(tmp_path).held_elsewhere()
+    assert first.path.read_text() == mine, "the probe wrote its own pid over the holder's"
+    first.release()
+    # probes in a tight loop (`running_farm`, as the app and `tablao farm status` call it while a farm starts):
+    # a starting supervisor waits a probe out instead of taking it for a running farm
+    stop = threading.Event()
+
+    def probe() -> None:
+        prober = FarmLock(tmp_path)
+        while not stop.is_set():
+            prober.held_elsewhere()
+
+    probes = [threading.Thread(target=probe) for _ in range(2)]
+    for t in probes:
+        t.start()
+    try:
+        for _ in range(30):
+            starter = FarmLock(tmp_path)
+            assert starter.acquire(), "a probe's moment with the lock turned a starting supervisor away"
+            starter.release()
+    finally:
+        stop.set()
+        for t in probes:
+            t.join()
 
 
 def test_a_log_tail_returns_whole_new_lines_only(tmp_path: Path) -> None:

@@ -6,12 +6,14 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from services.worker import cli, credentials
 from services.worker.cli import build_parser, main, make_config
+from tests.support.services import ROOT
 
 
 @pytest.mark.parametrize(
@@ -92,3 +94,28 @@ def test_credentials_file_is_private_and_bound_to_its_manager(tmp_path: Path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="delete it to register again"):
         credentials.load(tmp_path, "http://m:8081")
+
+
+def test_a_second_worker_on_a_running_workers_data_dir_is_refused(tmp_path, capsys):
+    # two workers on one data directory would send one buffer's updates twice under one identity
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    data = tmp_path / "w"
+    argv = ["--manager", "http://127.0.0.1:9", "--registration-secret-file", str(secret), "--data-dir", str(data),
+            "--task-types", "misc"]  # fmt: skip
+    first = subprocess.Popen([sys.executable, "-m", "services.worker.cli", *argv], stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        # nothing listens on port 9: the first keeps trying to register, holding the data directory
+        deadline = time.monotonic() + 30
+        lock = data / cli.LOCK_NAME
+        while not lock.exists() or lock.read_text() != str(first.pid):
+            assert first.poll() is None and time.monotonic() < deadline, "the first worker did not start"
+            time.sleep(0.05)
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert f"another worker (process {first.pid}) is running with the data directory {data}" in err
+        assert "each worker needs its own --data-dir" in err
+        assert first.poll() is None, "the refused start disturbed the running worker"
+    finally:
+        first.kill()
+        first.wait()

@@ -18,6 +18,7 @@ from services.localfarm.supervisor import tablao_argv
 
 EXIT_ERROR = 1
 EXIT_RESTART = 75
+EXIT_SUPERSEDED = 78  # another process signed on with this worker's identity (services/worker/agent.py)
 BACKOFF_START = 1.0
 BACKOFF_CAP = 60.0
 GOOD_RUN_SECONDS = 60.0
@@ -135,6 +136,9 @@ class WorkerChild(QObject):
         elif code == EXIT_ERROR:
             self.wanted = False
             why = "stopped: it needs your attention (see Show log)"
+        elif code == EXIT_SUPERSEDED:
+            self.wanted = False
+            why = "stopped: another computer signed on with this worker's identity (see Show log)"
         elif code == EXIT_RESTART:
             why = "restarting"
             self._restart.start(0)

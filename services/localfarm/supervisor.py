@@ -33,6 +33,8 @@ from services.localfarm.records import start_time
 from services.protocol import process_guard
 
 POLL_SECONDS = 0.02
+# a child that exits with EX_CONFIG needs a person, not a restart (a worker another process signed on as)
+EXIT_CONFIG = 78
 
 
 def tablao_argv(*args: str) -> list[str]:
@@ -225,7 +227,8 @@ class Child:
             if self.exit_code == 0:  # it chose to end (a worker told to shut down): not a crash, no restart
                 self._set(ChildState.STOPPED)
                 return
-            delay = self.backoff.next_delay(now - self._started_mono) if self.spec.restart else None
+            restart = self.spec.restart and self.exit_code != EXIT_CONFIG
+            delay = self.backoff.next_delay(now - self._started_mono) if restart else None
             if delay is None:
                 self._set(ChildState.CRASHED)
             else:

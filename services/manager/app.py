@@ -18,7 +18,7 @@ from services.manager.api.deps import ClientTokens
 from services.manager.api.hot_path import HotRoute
 from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
-from services.manager.errors import ApiError, TooManyAttempts
+from services.manager.errors import ApiError, Superseded, TooManyAttempts
 from services.manager.server_link import ServerLink
 from services.manager.store.check import store_path
 from services.manager.store.db import connect
@@ -29,6 +29,7 @@ from services.protocol.common import ErrorResponse, FieldError
 from services.protocol.input_guard import InputGuard
 from services.protocol.manager_client import ManagerClient
 from services.protocol.secret_files import read_secret, write_secret
+from services.protocol.worker_api import SUPERSEDED_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,8 @@ def create_app(config: ManagerConfig) -> FastAPI:
         headers = {"WWW-Authenticate": "Basic"} if exc.status_code == 401 else None
         if isinstance(exc, TooManyAttempts):
             headers = retry_after_header(exc.retry_after)
+        elif isinstance(exc, Superseded):
+            headers = {SUPERSEDED_HEADER: "1"}
         return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

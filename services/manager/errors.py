@@ -22,6 +22,10 @@ class Conflict(ApiError):
     status_code = 409
 
 
+class Superseded(Conflict):
+    """Another process signed on with this worker's identity since the one calling (worker_api.INSTANCE_HEADER)."""
+
+
 class Invalid(ApiError):
     status_code = 422
 

@@ -62,6 +62,11 @@ class WorkerState:
     capabilities: HostCapabilities | None = None  # for OpenJD host requirements, from its sign-on
     request_id: int = 0  # the Server's number of the wrangler's status request held (worker_controls.py)
     tags_override: frozenset[str] | None = None  # tags a wrangler gave it, in place of its own
+    # the process that signed on last with this identity (worker_api.INSTANCE_HEADER), from where and when;
+    # kept in memory only: after a Manager restart the first process heard from is taken as it
+    instance: str | None = None
+    instance_peer: str = ""
+    instance_since: datetime | None = None
 
     @property
     def available(self) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import sqlite3
 import time
@@ -17,17 +18,31 @@ from datetime import UTC, datetime
 
 from services.manager import host_match, worker_controls
 from services.manager.config import ManagerConfig
-from services.manager.errors import Unauthorized
+from services.manager.errors import Superseded, Unauthorized
 from services.manager.model import WorkerState
 from services.manager.run_watch import RunWatch
 from services.manager.store import tasks as store
 from services.manager.store.db import transaction
 from services.protocol.link import WorkerInstruction, WorkerReport, WorkerTags
 from services.protocol.states import Unavailability, WorkerStatus
+from services.protocol.worker_api import INSTANCE_HEADER
+
+log = logging.getLogger(__name__)
 
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _superseded(worker: WorkerState) -> Superseded:
+    since = worker.instance_since.strftime("%Y-%m-%d %H:%M:%S UTC") if worker.instance_since else "since"
+    peer = f" from {worker.instance_peer}" if worker.instance_peer else ""
+    return Superseded(
+        f"another process signed on as worker {worker.name!r} ({worker.id}){peer} at {since}; this one must "
+        "stop. Two machines cannot share one worker's identity: on a machine copied from another with its "
+        "worker's data folder, delete worker.json there (or the tray's keyring entry) so it registers anew",
+        INSTANCE_HEADER.lower(),
+    )
 
 
 def _report(w: WorkerState) -> WorkerReport:
@@ -83,15 +98,43 @@ class WorkerRegistry:
         self._workers[worker_id] = worker
         return worker_id, secret
 
-    def authenticate(self, worker_id: str, secret: str) -> WorkerState:
+    def authenticate(
+        self, worker_id: str, secret: str, instance: str | None = None, *, signing_on_from: str | None = None
+    ) -> WorkerState:
+        """The worker whose credentials these are. `instance`: the calling process's number; a process that
+        another one signed on after is refused (Superseded), one signing on (`signing_on_from` its address)
+        becomes the worker's from now on."""
         worker = self._workers.get(worker_id)
         if worker is None or not hmac.compare_digest(worker.secret_hash, hash_secret(secret)):
             raise Unauthorized("unknown worker id or wrong secret", "authorization")
+        if instance is not None and instance != worker.instance:
+            if signing_on_from is not None:
+                self._signed_on_again(worker, instance, signing_on_from)
+            elif worker.instance is None:  # the first process heard from since this Manager started
+                worker.instance, worker.instance_since = instance, datetime.now(UTC)
+            else:
+                raise _superseded(worker)
         worker.last_seen = time.monotonic()
         worker.last_seen_wall = datetime.now(UTC)
         if worker.status == WorkerStatus.OFFLINE and worker.signed_on:
             worker.status = WorkerStatus.AWAKE
         return worker
+
+    def still_current(self, worker: WorkerState, instance: str | None) -> None:
+        """Superseded if another process signed on as this worker since `instance`'s call began."""
+        if instance is not None and worker.instance is not None and instance != worker.instance:
+            raise _superseded(worker)
+
+    def _signed_on_again(self, worker: WorkerState, instance: str, peer: str) -> None:
+        if worker.instance is not None and worker.signed_on:
+            # a restart after a crash looks the same; two machines sharing one identity repeat it and say so
+            log.warning(
+                "worker %s (%s) signed on from %s in a new process while %s was signed on, heard from %.0f s ago; "
+                "the earlier process's calls are refused from now on",
+                worker.name, worker.id, peer, worker.instance_peer or "another process",
+                time.monotonic() - worker.last_seen,
+            )  # fmt: skip
+        worker.instance, worker.instance_peer, worker.instance_since = instance, peer, datetime.now(UTC)
 
     def save(self, worker: WorkerState) -> None:
         """Write the worker's record (in the caller's transaction); the Server hears of it in the next report."""

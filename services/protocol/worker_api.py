@@ -32,6 +32,12 @@ SOFTWARE_MAX_BYTES = 16 * 1024  # a worker's software versions
 
 STATUS_REQUESTED_HEADER = "Tablao-Status-Requested"  # on a 204 to a task request: what a wrangler asked of it
 STATUS_LAZY_HEADER = "Tablao-Status-Lazy"  # "1": after the running task (there is none when asking for one)
+# on every call of a worker process: a number it drew at start. The Manager answers the calls of the process that
+# signed on last for a worker id and refuses an earlier one's with a 409 carrying SUPERSEDED_HEADER: two machines
+# cloned with one worker's data folder would otherwise take each other's tasks back at every request
+INSTANCE_HEADER = "Tablao-Worker-Instance"
+INSTANCE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+SUPERSEDED_HEADER = "Tablao-Superseded"
 
 
 class RegisterRequest(WireModel):

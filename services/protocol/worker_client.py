@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -10,8 +11,10 @@ from services.protocol import API_PREFIX
 from services.protocol.lean_transport import transport_for
 from services.protocol.states import WorkerStatusRequest
 from services.protocol.worker_api import (
+    INSTANCE_HEADER,
     STATUS_LAZY_HEADER,
     STATUS_REQUESTED_HEADER,
+    SUPERSEDED_HEADER,
     AssignedTask,
     Heartbeat,
     MayIRun,
@@ -43,6 +46,10 @@ class Unauthorized(ManagerError):
     """401/403: the worker's credentials are not (or no longer) known to this Manager."""
 
 
+class Superseded(ManagerError):
+    """409 with SUPERSEDED_HEADER: another process signed on with this worker's identity since; this one stops."""
+
+
 class NoTask:
     """A 204 answer to a task request; `retry_after` is the Manager's advice in seconds, `status_requested` a
     state change a wrangler asked of this worker (the wait ended early to say so), as a heartbeat answer has it."""
@@ -64,6 +71,8 @@ def _raise_for(resp: httpx.Response) -> None:
         detail = str(resp.json().get("detail", resp.text))
     except ValueError:
         detail = resp.text or resp.reason_phrase
+    if resp.status_code == 409 and SUPERSEDED_HEADER in resp.headers:
+        raise Superseded(resp.status_code, detail)
     cls = {409: StaleTask, 401: Unauthorized, 403: Unauthorized}.get(resp.status_code, ManagerError)
     raise cls(resp.status_code, detail)
 
@@ -81,11 +90,20 @@ class WorkerClient:
     ):
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.instance = secrets.token_urlsafe(12)  # this process's, on every call (worker_api.INSTANCE_HEADER)
+        # told when the Manager says another process signed on with this worker's identity since
+        self.on_superseded: Callable[[], None] | None = None
         self._http = httpx.AsyncClient(
             base_url=self.base_url + API_PREFIX + "/worker",
             timeout=timeout,
             transport=transport or transport_for(self.base_url, ca_bundle=ca_bundle),
+            headers={INSTANCE_HEADER: self.instance},
+            event_hooks={"response": [self._heard]},
         )
+
+    async def _heard(self, resp: httpx.Response) -> None:
+        if resp.status_code == 409 and SUPERSEDED_HEADER in resp.headers and self.on_superseded is not None:
+            self.on_superseded()
 
     def set_credentials(self, worker_id: str, secret: str) -> None:
         self._http.auth = httpx.BasicAuth(worker_id, secret)

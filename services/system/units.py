@@ -79,6 +79,8 @@ def systemd_unit(spec: ServiceSpec) -> str:
         *(f"Environment={_systemd_quote(f'{k}={v}')}" for k, v in sorted(spec.environment.items())),
         "Restart=on-failure",
         f"RestartSec={RESTART_DELAY_S}",
+        # EX_CONFIG: needs a person (a worker another process signed on as would only take the identity back)
+        "RestartPreventExitStatus=78",
         # SIGTERM to the service only; it stops its own children (a worker's render) before exiting.
         "KillSignal=SIGTERM",
         "KillMode=mixed",

@@ -13,7 +13,8 @@ import httpx
 from services.protocol.states import WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import AssignedTask, Heartbeat, SignOnRequest
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
-from services.worker.agent_config import AgentConfig, FatalError, unavailability
+from services.worker import credentials
+from services.worker.agent_config import AgentConfig, FatalError, SupersededError, unavailability
 from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
 from services.worker.joining import sign_on, sign_on_request
 from services.worker.prefetcher import Prefetcher
@@ -27,6 +28,9 @@ log = logging.getLogger("tablao.worker")
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_RESTART = 75  # EX_TEMPFAIL: the supervisor (all-in-one, systemd, the tray) starts us again
+# EX_CONFIG: another process signed on with this worker's identity; starting again would only take it back from
+# that one (the systemd unit's RestartPreventExitStatus, the tray and the local farm do not restart it)
+EXIT_SUPERSEDED = 78
 
 
 class _Refused(Exception):
@@ -37,10 +41,12 @@ class Agent:
     def __init__(self, config: AgentConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
         self.client = WorkerClient(config.manager_url, transport=transport, ca_bundle=config.ca_bundle)
+        self.client.on_superseded = self._superseded
         self.status = WorkerStatus.STARTING
         self.exit_code = EXIT_OK
         self.current: TaskRun | None = None
         self.task_types: list[str] = []
+        self.worker_id: str | None = None  # the Manager's id of this worker, once signed on
         self._finished_task: int | None = None  # its final update may ride on the next task request
         self._exit_after_task = False
         self._stopping = False
@@ -91,7 +97,7 @@ class Agent:
                     raise
         except FatalError as exc:
             log.error("%s", exc)
-            self.exit_code = EXIT_ERROR
+            self.exit_code = EXIT_SUPERSEDED if isinstance(exc, SupersededError) else EXIT_ERROR
         finally:
             for task in background:
                 task.cancel()
@@ -112,11 +118,29 @@ class Agent:
         if self._work is not None:
             self._work.cancel()
 
+    def _superseded(self) -> None:
+        if self._stopping:
+            return
+        cfg = self.config
+        log.error(
+            "another process signed on at %s as this worker (%s): this one stops, and stays stopped when started "
+            "again. Two machines cannot share one worker's identity; on the machine copied from the other, "
+            "delete %s (or the tray's keyring entry) so that it registers anew",
+            cfg.manager_url, self.worker_id, cfg.data_dir / credentials.FILE_NAME,
+        )  # fmt: skip
+        if self.worker_id is not None:
+            try:
+                credentials.mark_superseded(cfg.data_dir, self.worker_id)
+            except OSError as exc:
+                log.warning("cannot write %s: %s", cfg.data_dir / credentials.SUPERSEDED_FILE, exc)
+        self.stop(EXIT_SUPERSEDED, "another process signed on with this worker's identity")
+
     async def _close(self) -> None:
         assert self.buffer is not None
         self.prefetch.give_back("the worker is stopping", now=True)
         self._drop_spare()
-        if self.status != WorkerStatus.STARTING:
+        # superseded, every call would be refused: the updates stay in the buffer, the other process signed on
+        if self.status != WorkerStatus.STARTING and self.exit_code != EXIT_SUPERSEDED:
             if not await self.buffer.flush(self.config.shutdown_flush_seconds):
                 log.warning(
                     "%d updates not delivered yet; they are kept and sent on the next start",
@@ -159,6 +183,7 @@ class Agent:
             self.task_types = list(self._sign_on_body.task_types)
         body = self._sign_on_body
         creds, answer = await sign_on(cfg, self.client, body, self._backoff)
+        self.worker_id = creds.worker_id
         self.status = WorkerStatus.AWAKE
         log.info(
             "signed on at %s as %s (%s), task types %s",

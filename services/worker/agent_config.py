@@ -15,6 +15,10 @@ class FatalError(Exception):
     """Something only a person can fix (a refused registration secret); the worker exits with a message."""
 
 
+class SupersededError(FatalError):
+    """Another process signed on with this worker's identity (credentials.superseded)."""
+
+
 @dataclass(slots=True)
 class AgentConfig:
     manager_url: str

@@ -7,13 +7,15 @@ under the service "tablao-worker" and the data directory's path, and never write
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from services.protocol import process_guard
+from services.protocol import process_guard, secret_files
 
 FILE_NAME = "worker.json"
+# written when another process signed on with these credentials (a copied machine): this one then stays down,
+# restarted or not, rather than take the identity back and forth; registering anew (a new id) clears it
+SUPERSEDED_FILE = "superseded"
 KEYRING_SERVICE = "tablao-worker"
 
 
@@ -48,13 +50,8 @@ def save(data_dir: Path, creds: Credentials, *, in_keyring: bool = False) -> Non
     if in_keyring:
         _keyring_set(data_dir, json.dumps(asdict(creds)))
         return
-    path = data_dir / FILE_NAME
-    tmp = path.with_suffix(".tmp")
-    # created 0600 from the start: the secret is never readable by others, not even briefly
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(asdict(creds), fh, indent=2)
-    tmp.replace(path)
+    # 0600 from the first byte, synced, then renamed: a crash never leaves a worker without its identity
+    secret_files.write_secret(data_dir / FILE_NAME, json.dumps(asdict(creds), indent=2))
 
 
 def _account(data_dir: Path) -> str:
@@ -79,3 +76,20 @@ def _keyring_set(data_dir: Path, value: str) -> None:
         keyring.set_password(KEYRING_SERVICE, _account(data_dir), value)
     except keyring.errors.KeyringError as exc:
         raise ValueError(f"no secure keyring to keep the worker's credentials in ({exc})") from exc
+
+
+def mark_superseded(data_dir: Path, worker_id: str) -> None:
+    (data_dir / SUPERSEDED_FILE).write_text(worker_id + "\n", encoding="utf-8")
+
+
+def superseded(data_dir: Path, worker_id: str) -> bool:
+    """True if another process signed on as `worker_id` since this data folder last used it."""
+    path = data_dir / SUPERSEDED_FILE
+    try:
+        marked = path.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError):
+        return False
+    if marked == worker_id:
+        return True
+    path.unlink(missing_ok=True)  # of credentials given up since
+    return False

@@ -15,7 +15,7 @@ from services.protocol import platforms
 from services.protocol.worker_api import RegisterRequest, SignOnAnswer, SignOnRequest
 from services.protocol.worker_client import ManagerError, Unauthorized, WorkerClient
 from services.worker import capabilities, credentials
-from services.worker.agent_config import AgentConfig, FatalError
+from services.worker.agent_config import AgentConfig, FatalError, SupersededError
 from services.worker.buffer import Backoff
 from services.worker.runners import available_task_types, prepare_checks
 from services.worker.software import software_versions
@@ -81,6 +81,13 @@ async def sign_on(
         creds = credentials.load(cfg.data_dir, cfg.manager_url, in_keyring=cfg.credentials_in_keyring)
     except ValueError as exc:
         raise FatalError(str(exc)) from exc
+    if creds is not None and credentials.superseded(cfg.data_dir, creds.worker_id):
+        creds_file, marker = cfg.data_dir / credentials.FILE_NAME, cfg.data_dir / credentials.SUPERSEDED_FILE
+        raise SupersededError(
+            f"another process signed on as worker {creds.worker_id} after this one: two machines cannot share "
+            f"one worker's identity. On the machine copied from the other, delete {creds_file} (or the tray's "
+            f"keyring entry) so that it registers anew; to take the identity back here instead, delete {marker}"
+        )
     while True:
         try:
             if creds is None:

@@ -260,3 +260,43 @@ def test_a_task_every_worker_is_blocklisted_for_fails_with_the_reason_instead_of
     finally:
         agent.stop()
         mgr.stop()
+
+
+def test_a_copied_workers_identity_is_the_last_signed_on_process_s_and_the_other_stays_down(
+    farm, tmp_path: Path
+) -> None:
+    """A machine cloned with its worker's data folder: both processes would take each other's tasks back at every
+    request. The process that signed on last keeps the identity; the other stops (78, EX_CONFIG), says what to
+    do, and stays stopped when started again instead of taking the identity back."""
+    server, mgr = farm
+    first = AgentProcess(mgr, tmp_path / "a" / "w", "w")
+    creds = tmp_path / "a" / "w" / "worker.json"
+    try:
+        wait_for(creds.exists, what=f"the first worker to register; log:\n{first.log_text()}")
+        job = submit(server, ["sh", "-c", "echo started; sleep 60"], "1")
+        wait_for(lambda: tasks_of(server, job)[0]["status"] == "active", what="the first worker to run the task")
+        copy = tmp_path / "b" / "w"
+        copy.mkdir(parents=True)
+        (copy / "worker.json").write_bytes(creds.read_bytes())
+        (copy / "worker.json").chmod(0o600)
+        second = AgentProcess(mgr, copy, "w")
+        try:
+            assert first.proc.wait(30) == 78, first.log_text()
+            assert "another process signed on" in first.log_text()
+            assert "so that it registers anew" in first.log_text()
+            assert "Traceback" not in first.log_text()
+            # the task goes on under the identity's new process: run again there, once, and no ping-pong
+            wait_for(
+                lambda: second.proc.poll() is None and tasks_of(server, job)[0]["status"] == "active",
+                what=f"the task to run on the second process; log:\n{second.log_text()}",
+            )
+            again = AgentProcess(mgr, tmp_path / "a" / "w", "w")
+            assert again.proc.wait(30) == 78, again.log_text()
+            assert "delete" in again.log_text() and str(tmp_path / "a" / "w" / "superseded") in again.log_text()
+            time.sleep(1.0)
+            assert second.proc.poll() is None, "the restarted copy took the identity back"
+            assert tasks_of(server, job)[0]["status"] == "active"
+        finally:
+            second.stop()
+    finally:
+        first.stop()

@@ -5,18 +5,22 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from services.manager.core import ManagerCore
-from services.manager.errors import TooManyAttempts, Unauthorized, Unavailable
+from services.manager.errors import Invalid, TooManyAttempts, Unauthorized, Unavailable
 from services.manager.model import WorkerState
 from services.protocol.backoff import Backoff
 from services.protocol.common import utcnow
 from services.protocol.link import TOKEN_MAX_CHARS, ClientIdentity
 from services.protocol.manager_client import LinkError, ManagerClient
+from services.protocol.worker_api import INSTANCE_HEADER, INSTANCE_PATTERN
+
+_INSTANCE = re.compile(INSTANCE_PATTERN)
 
 
 async def get_core(request: Request) -> ManagerCore:
@@ -28,7 +32,30 @@ CoreDep = Annotated[ManagerCore, Depends(get_core)]
 
 
 async def authenticated_worker(request: Request) -> WorkerState:
-    """HTTP Basic worker_id:secret, as handed out by /api/v1/worker/register."""
+    """HTTP Basic worker_id:secret, as handed out by /api/v1/worker/register; a process that another one signed
+    on after with the same identity is refused (409, worker_api.INSTANCE_HEADER)."""
+    worker_id, secret = _basic(request)
+    core: ManagerCore = request.app.state.core
+    return core.workers.authenticate(worker_id, secret, calling_instance(request))
+
+
+async def signing_on_worker(request: Request) -> WorkerState:
+    """As authenticated_worker, for the sign-on: the calling process becomes the worker's from now on."""
+    worker_id, secret = _basic(request)
+    core: ManagerCore = request.app.state.core
+    peer = request.client.host if request.client else "unknown"
+    return core.workers.authenticate(worker_id, secret, calling_instance(request), signing_on_from=peer)
+
+
+def calling_instance(request: Request) -> str | None:
+    """The calling process's number (None from a worker that sends none: older workers, scripts)."""
+    value = request.headers.get(INSTANCE_HEADER)
+    if value is not None and not _INSTANCE.fullmatch(value):
+        raise Invalid(f"{INSTANCE_HEADER} must be 1 to 64 letters, digits, '-' or '_'", INSTANCE_HEADER.lower())
+    return value
+
+
+def _basic(request: Request) -> tuple[str, str]:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
@@ -37,11 +64,11 @@ async def authenticated_worker(request: Request) -> WorkerState:
         worker_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise Unauthorized("malformed Basic authorization", "authorization") from exc
-    core: ManagerCore = request.app.state.core
-    return core.workers.authenticate(worker_id, secret)
+    return worker_id, secret
 
 
 WorkerDep = Annotated[WorkerState, Depends(authenticated_worker)]
+SigningOnWorkerDep = Annotated[WorkerState, Depends(signing_on_worker)]
 
 
 class ClientTokens:

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from services.manager import prefetch, task_updates
-from services.manager.api.deps import CoreDep, WorkerDep, authenticated_worker
+from services.manager.api.deps import CoreDep, SigningOnWorkerDep, WorkerDep, authenticated_worker, calling_instance
 from services.manager.core import ManagerCore
 from services.manager.errors import Conflict, Invalid, TooManyAttempts, Unauthorized
 from services.manager.model import HeldTask, WorkerState
@@ -68,7 +68,9 @@ async def register(body: RegisterRequest, request: Request, core: CoreDep) -> Re
 
 
 @router.post("/sign-on")
-async def sign_on(body: SignOnRequest, worker: WorkerDep, core: CoreDep) -> Response:
+async def sign_on(body: SignOnRequest, worker: SigningOnWorkerDep, core: CoreDep) -> Response:
+    # a task request an earlier process of this worker still waits on ends now: it must not be handed a task
+    core.supersede(worker)
     return _json(core.sign_on(worker, body))
 
 
@@ -172,6 +174,7 @@ async def task_updates_route(task_id: Id, body: WorkerTaskUpdates, worker: Worke
 
 @router.get("/tasks/{task_id}/may-i-run")
 async def may_i_run(
+    request: Request,
     task_id: Id,
     worker: WorkerDep,
     core: CoreDep,
@@ -182,7 +185,9 @@ async def may_i_run(
     """May the worker keep running this task? With `wait`, the answer waits (long poll, run_watch.py) until it
     says something new: stop, or a status request other than `heard`, the one the worker already knows."""
     deadline = time.monotonic() + wait
+    instance = calling_instance(request)
     while True:
+        core.workers.still_current(worker, instance)  # another process signed on as this worker meanwhile
         answer = _may_i_run(core, worker, task_id, handout)
         remaining = deadline - time.monotonic()
         if not answer.may_keep_running or answer.status_requested != heard or remaining <= 0:

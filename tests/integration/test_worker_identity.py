@@ -1,0 +1,124 @@
+"""One worker identity, one process: the last process to sign on with it is answered, an earlier one refused.
+
+A machine cloned with its worker's data folder runs a second process with the same credentials; without this
+each task request of one would take the other's task back (`Tablao-Worker-Instance`, docs/manager.md).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.test_manager_basics import exec_job, submit
+from tests.support.manager import ManagerProcess, ScriptedWorker, WorkerFactory, add_manager, worker_factory
+from tests.support.services import ServerProcess
+
+HEADER = "Tablao-Worker-Instance"
+
+
+@pytest.fixture
+def new_worker() -> Iterator[WorkerFactory]:
+    with worker_factory() as make:
+        yield make
+
+
+@pytest.fixture
+def farm(fresh_server: ServerProcess, tmp_path: Path) -> Iterator[tuple[ServerProcess, ManagerProcess]]:
+    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager").start()
+    yield fresh_server, mgr
+    mgr.stop()
+
+
+def _process(mgr: ManagerProcess, of: ScriptedWorker, instance: str) -> ScriptedWorker:
+    """Another process with `of`'s credentials (a copied data folder), calling as `instance`."""
+    other = ScriptedWorker(mgr.url, of.name)
+    other.worker_id, other.secret = of.worker_id, of.secret
+    other.http.auth = httpx.BasicAuth(of.worker_id, of.secret)
+    other.http.headers[HEADER] = instance
+    return other
+
+
+def _refused_as_superseded(r: httpx.Response) -> None:
+    assert r.status_code == 409, r.text
+    assert r.headers.get("Tablao-Superseded") == "1"
+    body = r.json()
+    assert "another process signed on as worker" in body["detail"]
+    assert body["errors"][0]["field"] == HEADER.lower()
+
+
+def test_the_last_process_signed_on_is_answered_and_the_earlier_one_refused_everywhere(
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+) -> None:
+    server, mgr = farm
+    registered = new_worker(mgr, "w")
+    first, second = _process(mgr, registered, "first-1"), _process(mgr, registered, "second-2")
+    try:
+        first.sign_on()
+        submit(server, exec_job("identity", frames="1-4"))
+        task = first.next_task()
+        assert task is not None
+        second.sign_on()
+        # every call of the earlier process: refused with the header that tells it to stop, nothing applied
+        _refused_as_superseded(first.ask())
+        _refused_as_superseded(first.heartbeat())
+        _refused_as_superseded(first.run_task(task))
+        _refused_as_superseded(first.http.get(f"/tasks/{task['id']}/may-i-run", params={"handout": task["handout"]}))
+        _refused_as_superseded(first.http.post("/sign-off"))
+        # the process signed on last works the identity: its task request gives the abandoned task back first
+        got = second.next_task()
+        assert got is not None
+        assert second.run_task(got).status_code == 200
+        # signing on again, the earlier process takes the identity back (a restart after a crash looks so)
+        first.sign_on()
+        _refused_as_superseded(second.ask())
+        assert first.ask().status_code in (200, 204)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_an_earlier_process_waiting_for_a_task_is_let_go_when_another_signs_on(
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+) -> None:
+    server, mgr = farm
+    registered = new_worker(mgr, "w")
+    first, second = _process(mgr, registered, "first"), _process(mgr, registered, "second")
+    try:
+        first.sign_on()
+        answer: list[httpx.Response] = []
+        waiting = threading.Thread(target=lambda: answer.append(first.ask(wait=20)))
+        waiting.start()
+        time.sleep(0.5)
+        second.sign_on()
+        waiting.join(10)
+        assert answer and answer[0].status_code == 204, "the earlier process's wait was not ended"
+        # a job submitted now goes to the process signed on last, not to the one that was waiting
+        submit(server, exec_job("after", frames="1"))
+        assert second.next_task() is not None
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_malformed_instance_is_a_422_naming_the_header_and_none_is_an_older_worker(
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+) -> None:
+    _server, mgr = farm
+    registered = new_worker(mgr, "w")
+    registered.sign_on()
+    for bad in (b"", b"x" * 65, b"a b", b"\xe9", b"../x"):
+        r = registered.http.post("/heartbeat", json={"status": "awake"}, headers={HEADER.encode(): bad})
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["errors"][0]["field"] == HEADER.lower()
+    # a worker that sends none (an older one, a script) is answered as before, whoever signed on last
+    other = _process(mgr, registered, "newer")
+    try:
+        other.sign_on()
+        assert registered.heartbeat().status_code == 200
+    finally:
+        other.close()

@@ -19,6 +19,7 @@ import logging
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,7 +58,14 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-async def call_once(http: httpx.AsyncClient, call: store.Call) -> str | None:
+class Failure(NamedTuple):
+    """Why a call failed; `final`: trying again cannot help (a URL httpx cannot call), so it is not retried."""
+
+    reason: str
+    final: bool = False
+
+
+async def call_once(http: httpx.AsyncClient, call: store.Call) -> Failure | None:
     """Make one call; None when the receiver took it (a 2xx), else why not. Whatever the call raises is its own
     failure, never the round's: the calls made with it must still be settled."""
     try:
@@ -81,16 +89,23 @@ async def call_once(http: httpx.AsyncClient, call: store.Call) -> str | None:
             if r.is_redirect:
                 reason += f" (redirected to {r.headers.get('location', '?')}: give the final URL)"
             text = answer[:ANSWER_BYTES].decode(errors="replace").strip()
-            return f"{reason}: {text}" if text else reason
+            return Failure(f"{reason}: {text}" if text else reason)
     except httpx.TimeoutException as exc:
-        return f"no answer within the time limit ({type(exc).__name__})"
+        return Failure(f"no answer within the time limit ({type(exc).__name__})")
+    except httpx.UnsupportedProtocol as exc:  # a URL stored before the API checked it as httpx does
+        return Failure(f"{_UNCALLABLE}: {exc}", final=True)
     except httpx.HTTPError as exc:
-        return _reason(exc)
-    except httpx.InvalidURL as exc:  # not an HTTPError: a URL stored before the API checked it as httpx does
-        return f"the URL cannot be called: {exc}"
-    except Exception as exc:  # e.g. idna's errors for a host name; a bug, but this call's alone
+        return Failure(_reason(exc))
+    except httpx.InvalidURL as exc:  # not an HTTPError: as above
+        return Failure(f"{_UNCALLABLE}: {exc}", final=True)
+    except UnicodeError as exc:  # idna's errors for a host name are UnicodeErrors: this URL can never be called
+        return Failure(f"{_UNCALLABLE}: {_reason(exc)}", final=True)
+    except Exception as exc:  # a bug, but this call's alone
         log.warning("webhook call %s to %s raised", call.key, call.url, exc_info=True)
-        return _reason(exc)
+        return Failure(_reason(exc))
+
+
+_UNCALLABLE = "the URL cannot be called (not tried again: give the webhook a URL that can be)"
 
 
 def _reason(exc: Exception) -> str:
@@ -128,21 +143,22 @@ class Deliverer:
             session.commit()
             return calls
 
-    def _settle(self, outcomes: Sequence[tuple[store.Call, str | None]]) -> None:
+    def _settle(self, outcomes: Sequence[tuple[store.Call, Failure | None]]) -> None:
         now = utcnow()
         with self.write_sessions() as session:
             for call, error in outcomes:
                 if error is None:
                     store.delivered(session, call)
                 else:
-                    store.failed(session, call, error, retry_at(call, self.settings, now))
+                    again = None if error.final else retry_at(call, self.settings, now)
+                    store.failed(session, call, error.reason, again)
             session.commit()
 
-    async def _make(self, call: store.Call) -> tuple[store.Call, str | None]:
+    async def _make(self, call: store.Call) -> tuple[store.Call, Failure | None]:
         async with self._gate:
             error = await call_once(self.http, call)
         if error is not None:
-            log.info("webhook call %s (%s) to %s failed: %s", call.key, call.event, call.url, error)
+            log.info("webhook call %s (%s) to %s failed: %s", call.key, call.event, call.url, error.reason)
         return call, error
 
     async def run_once(self) -> int:
@@ -153,10 +169,10 @@ class Deliverer:
         # call_once answers for what a call raises; should anything still escape, it is that call's failure, so
         # the others are settled all the same (an unsettled call is claimed and sent again and again)
         results = await asyncio.gather(*(self._make(c) for c in calls), return_exceptions=True)
-        outcomes: list[tuple[store.Call, str | None]] = []
+        outcomes: list[tuple[store.Call, Failure | None]] = []
         for call, result in zip(calls, results, strict=True):
             if isinstance(result, Exception):
-                outcomes.append((call, _reason(result)))
+                outcomes.append((call, Failure(_reason(result))))
             elif isinstance(result, BaseException):
                 raise result  # a cancel ends the round, as it did
             else:

@@ -1,5 +1,5 @@
-"""A webhook call that cannot be made (a URL httpx refuses) fails alone: the other calls of its delivery round
-are made and settled once, and its own failure is recorded as the webhook's last error."""
+"""A webhook call that cannot be made (a URL httpx refuses) fails alone and for good: the other calls of its
+delivery round are made and settled once, and its own failure, not tried again, is the webhook's last error."""
 
 from __future__ import annotations
 
@@ -67,10 +67,11 @@ async def test_a_call_httpx_refuses_does_not_keep_the_round_from_settling(
         hooks = {r.id: r for r in session.scalars(select(WebhookRow))}
         assert good not in outbox and hooks[good].last_delivered is not None and hooks[good].last_error == ""
         for webhook_id in bad:
-            # failed once and waiting to be tried again, like any call that failed
-            assert outbox[webhook_id].attempts == 1 and outbox[webhook_id].claimed_until is None
-            assert hooks[webhook_id].last_error == outbox[webhook_id].last_error != ""
-        assert "cannot be called" in hooks[bad[0]].last_error and "IDNA" in hooks[bad[0]].last_error
+            # given up at once: no attempt can ever reach such a URL, and it says so where the admin looks
+            assert webhook_id not in outbox
+            assert "gave up on ping call" in hooks[webhook_id].last_error
+            assert "the URL cannot be called (not tried again" in hooks[webhook_id].last_error
+        assert "IDNA" in hooks[bad[0]].last_error
 
 
 async def test_whatever_escapes_a_call_is_that_calls_failure(
@@ -81,7 +82,7 @@ async def test_whatever_escapes_a_call_is_that_calls_failure(
     good = add_with_ping(app, "good", receiver.url)
     real = webhooks.call_once
 
-    async def call_once(http: httpx.AsyncClient, call: store.Call) -> str | None:
+    async def call_once(http: httpx.AsyncClient, call: store.Call) -> webhooks.Failure | None:
         if call.webhook_id == broken:
             raise RuntimeError("a bug")
         return await real(http, call)

@@ -62,11 +62,14 @@ class WorkerState:
     capabilities: HostCapabilities | None = None  # for OpenJD host requirements, from its sign-on
     request_id: int = 0  # the Server's number of the wrangler's status request held (worker_controls.py)
     tags_override: frozenset[str] | None = None  # tags a wrangler gave it, in place of its own
-    # the process that signed on last with this identity (worker_api.INSTANCE_HEADER), from where and when;
-    # kept in memory only: after a Manager restart the first process heard from is taken as it
+    # the process that signed on last with this identity (worker_api.INSTANCE_HEADER), from where and when
+    # (workers.take_instance; kept in the store), when it was last heard from, and the warnings about others
     instance: str | None = None
     instance_peer: str = ""
     instance_since: datetime | None = None
+    instance_heard: float = 0.0
+    instance_warned: float = float("-inf")
+    instance_unwarned: int = 0
 
     @property
     def available(self) -> bool:

@@ -45,6 +45,8 @@ def forget(conn: sqlite3.Connection, worker_id: str) -> None:
         ("worker_controls", "worker_id"),
         ("sleep_schedules", "worker_id"),
         ("blocklist", "worker_id"),
+        ("worker_capabilities", "worker_id"),
+        ("worker_instances", "worker_id"),
         ("workers", "id"),
     ):
         conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (worker_id,))

@@ -6,6 +6,7 @@ worker's change does to tasks (sign-off, time-out, a worker waking up) is the co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -28,6 +29,7 @@ from services.protocol.states import Unavailability, WorkerStatus
 from services.protocol.worker_api import INSTANCE_HEADER
 
 log = logging.getLogger(__name__)
+WARN_EVERY_SECONDS = 60.0  # a worker signed on from another process: at most one warning line a minute
 
 
 def hash_secret(secret: str) -> str:
@@ -66,6 +68,7 @@ class WorkerRegistry:
         self._workers: dict[str, WorkerState] = {w.id: w for w in store.load_workers(conn)}
         host_match.load_into(conn, self._workers)
         worker_controls.load(conn, self._workers)
+        self._load_instances()
         # workers whose report the Server has not had yet (all of them after a start)
         self.dirty: set[str] = set(self._workers)
 
@@ -99,22 +102,21 @@ class WorkerRegistry:
         return worker_id, secret
 
     def authenticate(
-        self, worker_id: str, secret: str, instance: str | None = None, *, signing_on_from: str | None = None
+        self, worker_id: str, secret: str, instance: str | None = None, *, signing_on: bool = False
     ) -> WorkerState:
         """The worker whose credentials these are. `instance`: the calling process's number; a process that
-        another one signed on after is refused (Superseded), one signing on (`signing_on_from` its address)
-        becomes the worker's from now on."""
+        another one signed on after is refused (Superseded), unless it is signing on (take_instance follows)."""
         worker = self._workers.get(worker_id)
         if worker is None or not hmac.compare_digest(worker.secret_hash, hash_secret(secret)):
             raise Unauthorized("unknown worker id or wrong secret", "authorization")
-        if instance is not None and instance != worker.instance:
-            if signing_on_from is not None:
-                self._signed_on_again(worker, instance, signing_on_from)
-            elif worker.instance is None:  # the first process heard from since this Manager started
+        now = time.monotonic()
+        if instance is not None and not signing_on:
+            if worker.instance is None:  # a worker that has not signed on with a number since this store began
                 worker.instance, worker.instance_since = instance, datetime.now(UTC)
-            else:
+            elif instance != worker.instance:
                 raise _superseded(worker)
-        worker.last_seen = time.monotonic()
+            worker.instance_heard = now
+        worker.last_seen = now
         worker.last_seen_wall = datetime.now(UTC)
         if worker.status == WorkerStatus.OFFLINE and worker.signed_on:
             worker.status = WorkerStatus.AWAKE
@@ -125,16 +127,46 @@ class WorkerRegistry:
         if instance is not None and worker.instance is not None and instance != worker.instance:
             raise _superseded(worker)
 
-    def _signed_on_again(self, worker: WorkerState, instance: str, peer: str) -> None:
-        if worker.instance is not None and worker.signed_on:
-            # a restart after a crash looks the same; two machines sharing one identity repeat it and say so
-            log.warning(
-                "worker %s (%s) signed on from %s in a new process while %s was signed on, heard from %.0f s ago; "
-                "the earlier process's calls are refused from now on",
-                worker.name, worker.id, peer, worker.instance_peer or "another process",
-                time.monotonic() - worker.last_seen,
-            )  # fmt: skip
-        worker.instance, worker.instance_peer, worker.instance_since = instance, peer, datetime.now(UTC)
+    def take_instance(self, worker: WorkerState, instance: str, peer: str, *, was_signed_on: bool) -> None:
+        """After a sign-on the Manager accepted: the calling process is the worker's from now on. Kept in the
+        store, so a restarted Manager still refuses the process this one superseded."""
+        now = time.monotonic()
+        if instance != worker.instance:
+            if worker.instance is not None and was_signed_on:
+                self._warn_signed_on_again(worker, peer, now)
+            worker.instance, worker.instance_peer, worker.instance_since = instance, peer, datetime.now(UTC)
+            with transaction(self.conn):
+                self.conn.execute(
+                    "INSERT INTO worker_instances (worker_id, instance, peer, since) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(worker_id) DO UPDATE SET instance = excluded.instance, peer = excluded.peer,"
+                    " since = excluded.since",
+                    (worker.id, instance, peer, worker.instance_since.isoformat()),
+                )
+        worker.instance_heard = now
+
+    def _warn_signed_on_again(self, worker: WorkerState, peer: str, now: float) -> None:
+        # a restart after a crash looks the same; two machines sharing one identity repeat it, and a client with
+        # the credentials could repeat it in a loop: one line a minute per worker, counting the rest
+        if now - worker.instance_warned < WARN_EVERY_SECONDS:
+            worker.instance_unwarned += 1
+            return
+        more = f" ({worker.instance_unwarned} more times since the last such line)" if worker.instance_unwarned else ""
+        log.warning(
+            "worker %s (%s) signed on from %s in a new process while %s was signed on, heard from %.0f s ago; "
+            "the earlier process's calls are refused from now on%s",
+            worker.name, worker.id, peer, worker.instance_peer or "another process",
+            now - worker.instance_heard, more,
+        )  # fmt: skip
+        worker.instance_warned, worker.instance_unwarned = now, 0
+
+    def _load_instances(self) -> None:
+        for worker_id, instance, peer, since in self.conn.execute(
+            "SELECT worker_id, instance, peer, since FROM worker_instances"
+        ):
+            if (w := self._workers.get(worker_id)) is not None:
+                w.instance, w.instance_peer = instance, peer
+                with contextlib.suppress(ValueError):
+                    w.instance_since = datetime.fromisoformat(since)
 
     def save(self, worker: WorkerState) -> None:
         """Write the worker's record (in the caller's transaction); the Server hears of it in the next report."""

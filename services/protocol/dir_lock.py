@@ -10,10 +10,14 @@ so a crash never leaves a stale lock behind. The holder writes its pid into the 
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import sys
 import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # a probe (`held_elsewhere`) holds the lock for a moment: a process starting meanwhile tries again this long
 # before it concludes that another one holds it
@@ -41,7 +45,8 @@ class DirLock:
         return self._fd is not None
 
     def acquire(self, patience: float = PATIENCE_SECONDS) -> None:
-        """Take the lock, waiting up to `patience` seconds for a probe to let go; InUse if another holds it."""
+        """Take the lock, waiting up to `patience` seconds for a probe to let go; InUse if another holds it.
+        On a file system without locks (NFS without its lock service) the folder is used unguarded, saying so."""
         if self._fd is not None:
             return
         fd = _open(self.path)
@@ -50,7 +55,12 @@ class DirLock:
             try:
                 _lock(fd)
                 break
-            except OSError:
+            except OSError as exc:
+                if exc.errno not in _HELD:
+                    log.warning(
+                        "cannot lock %s (%s): a second process on this folder would not be refused", self.path, exc
+                    )
+                    break
                 if time.monotonic() >= deadline:
                     os.close(fd)
                     raise InUse(self.path, holder_pid(self.path)) from None
@@ -63,7 +73,7 @@ class DirLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor releases the lock
+            _close(self._fd)
             self._fd = None
 
     def held_elsewhere(self) -> bool:
@@ -76,15 +86,15 @@ class DirLock:
             return False
         try:
             _lock(fd)
-        except OSError:
-            return True
-        finally:
+        except OSError as exc:
             os.close(fd)
+            return exc.errno in _HELD
+        _close(fd)
         return False
 
 
 def holder_pid(path: Path) -> int | None:
-    """The pid the holder wrote, if it can be read (not on Windows, where the locked byte cannot)."""
+    """The pid the holder wrote, if it can be read."""
     try:
         text = path.read_text(encoding="ascii").strip()
     except (OSError, ValueError):
@@ -99,12 +109,28 @@ def _open(path: Path) -> int:
 if sys.platform == "win32":
     import msvcrt
 
+    # a byte far past the pid: Windows locks are mandatory, and the pid must stay readable to others
+    _LOCK_OFFSET = 1 << 20
+    _HELD = {errno.EACCES, errno.EDEADLOCK}
+
     def _lock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
+        os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+    def _close(fd: int) -> None:
+        # unlocked before the close: Windows frees a lock left at close only when it gets round to it
+        with contextlib.suppress(OSError):
+            os.lseek(fd, _LOCK_OFFSET, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        os.close(fd)
 
 else:
     import fcntl
 
+    _HELD = {errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES}
+
     def _lock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _close(fd: int) -> None:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -79,14 +79,15 @@ def systemd_unit(spec: ServiceSpec) -> str:
         *(f"Environment={_systemd_quote(f'{k}={v}')}" for k, v in sorted(spec.environment.items())),
         "Restart=on-failure",
         f"RestartSec={RESTART_DELAY_S}",
-        # EX_CONFIG: needs a person (a worker another process signed on as would only take the identity back)
-        "RestartPreventExitStatus=78",
         # SIGTERM to the service only; it stops its own children (a worker's render) before exiting.
         "KillSignal=SIGTERM",
         "KillMode=mixed",
         f"TimeoutStopSec={STOP_TIMEOUT_S}",
         "UMask=0077",
     ]
+    if spec.role == "worker":
+        # EX_CONFIG: another process signed on with this worker's identity; a restart would only say so again
+        service += ["RestartPreventExitStatus=78"]
     if not spec.user_scope:
         service += [f"User={spec.run_as}"] if spec.run_as else []
         service += ["NoNewPrivileges=yes"]

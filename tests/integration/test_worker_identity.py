@@ -122,3 +122,86 @@ def test_a_malformed_instance_is_a_422_naming_the_header_and_none_is_an_older_wo
         assert registered.heartbeat().status_code == 200
     finally:
         other.close()
+
+
+def test_a_sign_on_the_manager_refuses_takes_nothing_from_the_running_process(
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+) -> None:
+    _server, mgr = farm
+    registered = new_worker(mgr, "w")
+    first, second = _process(mgr, registered, "first"), _process(mgr, registered, "second")
+    try:
+        first.sign_on()
+        r = second.http.post("/sign-on", json={"name": "w", "platform": "linux", "task_types": "not a list"})
+        assert r.status_code == 422, r.text
+        assert first.heartbeat().status_code == 200, "a refused sign-on took the identity"
+        _refused_as_superseded(second.heartbeat())
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_task_set_aside_for_the_earlier_process_during_the_sign_on_goes_to_the_later_one(
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+) -> None:
+    """The sign-on itself can feed the earlier process's waiting request (the newer process offers a task type
+    the older did not, and such a task waits at the Manager): that request must not come back with the task."""
+    server, mgr = farm
+    busy = new_worker(mgr, "busy")  # an exec worker busy with one task, so the job's others wait at the Manager
+    registered = new_worker(mgr, "w")
+    first, second = _process(mgr, registered, "first"), _process(mgr, registered, "second")
+    first.task_types, second.task_types = ["misc"], ["exec", "misc"]
+    try:
+        busy.sign_on()
+        first.sign_on()
+        job = submit(server, exec_job("waits-for-exec", frames="1-4"))
+        assert busy.next_task() is not None
+        answer: list[httpx.Response] = []
+        waiting = threading.Thread(target=lambda: answer.append(first.ask(wait=20)))
+        waiting.start()
+        time.sleep(1.0)
+        second.sign_on()
+        waiting.join(10)
+        assert answer, "the earlier process's request did not end"
+        _refused_as_superseded(answer[0])  # not the task the sign-on set aside for it
+        task = second.next_task(wait=5)
+        assert task is not None and task["job_id"] == job["id"]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_restarted_manager_still_answers_the_process_that_signed_on_last(
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+) -> None:
+    _server, mgr = farm
+    registered = new_worker(mgr, "w")
+    first, second = _process(mgr, registered, "first"), _process(mgr, registered, "second")
+    try:
+        first.sign_on()
+        second.sign_on()
+        mgr.stop()
+        mgr.start()
+        # the earlier process calling first after the restart does not get the identity back
+        _refused_as_superseded(first.heartbeat())
+        assert second.heartbeat().status_code == 200
+    finally:
+        first.close()
+        second.close()
+
+
+def test_signing_on_in_a_loop_from_two_processes_logs_a_line_a_minute(
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+) -> None:
+    _server, mgr = farm
+    registered = new_worker(mgr, "w")
+    first, second = _process(mgr, registered, "first"), _process(mgr, registered, "second")
+    try:
+        for _ in range(50):
+            first.sign_on()
+            second.sign_on()
+        lines = [line for line in mgr.log_text().splitlines() if "signed on from" in line]
+        assert len(lines) == 1, lines
+    finally:
+        first.close()
+        second.close()

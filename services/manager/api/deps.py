@@ -40,11 +40,11 @@ async def authenticated_worker(request: Request) -> WorkerState:
 
 
 async def signing_on_worker(request: Request) -> WorkerState:
-    """As authenticated_worker, for the sign-on: the calling process becomes the worker's from now on."""
+    """As authenticated_worker, for the sign-on: any process of the worker may sign on; the route makes it the
+    worker's once the sign-on is accepted (a refused one, its body invalid, takes nothing from the running one)."""
     worker_id, secret = _basic(request)
     core: ManagerCore = request.app.state.core
-    peer = request.client.host if request.client else "unknown"
-    return core.workers.authenticate(worker_id, secret, calling_instance(request), signing_on_from=peer)
+    return core.workers.authenticate(worker_id, secret, signing_on=True)
 
 
 def calling_instance(request: Request) -> str | None:

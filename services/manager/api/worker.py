@@ -68,10 +68,16 @@ async def register(body: RegisterRequest, request: Request, core: CoreDep) -> Re
 
 
 @router.post("/sign-on")
-async def sign_on(body: SignOnRequest, worker: SigningOnWorkerDep, core: CoreDep) -> Response:
+async def sign_on(body: SignOnRequest, request: Request, worker: SigningOnWorkerDep, core: CoreDep) -> Response:
+    instance = calling_instance(request)
+    was_signed_on = worker.signed_on
+    answer = core.sign_on(worker, body)
+    if instance is not None:
+        peer = request.client.host if request.client else "unknown"
+        core.workers.take_instance(worker, instance, peer, was_signed_on=was_signed_on)
     # a task request an earlier process of this worker still waits on ends now: it must not be handed a task
     core.supersede(worker)
-    return _json(core.sign_on(worker, body))
+    return _json(answer)
 
 
 @router.post("/sign-off", status_code=204)
@@ -118,6 +124,7 @@ _TASK_REQUEST_SCHEMA.pop("$defs", None)
 async def ask_for_task(request: Request) -> Response:
     """Report a finished task (optional) and get the next one; waits up to `wait_seconds` for one."""
     worker = await authenticated_worker(request)
+    instance = calling_instance(request)
     core: ManagerCore = request.app.state.core
     if not is_json(request.scope):
         # as FastAPI's routes refuse it; the input guard looks for NULs and NaN only in bodies sent as JSON
@@ -147,6 +154,15 @@ async def ask_for_task(request: Request) -> Response:
             task = core.next_task(worker)
         if task is None and body.wait_seconds > 0 and worker.available:
             task = await core.wait_for_task(worker, body.wait_seconds)
+    if task is not None and instance is not None and instance != worker.instance:
+        # another process signed on as this worker while this request waited, after the task was set aside for
+        # it: the task goes back before this process, which is told to stop, could start it
+        with transaction(core.conn):
+            if running is not None and worker.next_task_id == task.claim.id:
+                core.give_back_next(worker)
+            elif worker.current_task_id == task.claim.id:
+                core.take_back(worker, "another process signed on as this worker")
+        core.workers.still_current(worker, instance)
     if task is None:
         headers = {"Retry-After": str(max(1, round(core.config.retry_after)))}
         if worker.status_requested is not None:

@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS workers (
     status_requested TEXT,
     lazy INTEGER NOT NULL DEFAULT 1
 );
+-- the process that signed on last with each worker identity (workers.take_instance)
+CREATE TABLE IF NOT EXISTS worker_instances (
+    worker_id TEXT PRIMARY KEY, instance TEXT NOT NULL, peer TEXT NOT NULL, since TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sleep_schedules (worker_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 -- what each worker offers for OpenJD host requirements (host_match.py), as it said at sign-on
 CREATE TABLE IF NOT EXISTS worker_capabilities (worker_id TEXT PRIMARY KEY, body TEXT NOT NULL);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from services.protocol import dir_lock
 from services.protocol.dir_lock import DirLock, InUse, holder_pid
 
 _HOLD = """
@@ -69,3 +71,19 @@ def test_a_second_lock_in_the_same_process_is_refused_too(tmp_path: Path) -> Non
     again = DirLock(path)
     again.acquire(patience=0)
     again.release()
+
+
+def test_a_file_system_without_locks_is_used_unguarded_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # NFS without its lock service answers ENOLCK: that is not "another process runs here"
+    def no_locks(fd: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(dir_lock, "_lock", no_locks)
+    lock = DirLock(tmp_path / "x.lock")
+    assert not lock.held_elsewhere()
+    lock.acquire(patience=0)
+    assert lock.held
+    assert "cannot lock" in caplog.text and "would not be refused" in caplog.text
+    lock.release()

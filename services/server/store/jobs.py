@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
@@ -113,15 +112,6 @@ def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
     log_job(session, job, actor.name, f"submitted by {actor.name}: {writer.count} tasks, {initial}")
     events.publish(session, "job-created", job_to_wire(job).model_dump(mode="json"))
     return job
-
-
-def update_status(job_id: int, old: TaskStatus, new: TaskStatus) -> Any:
-    return (
-        update(TaskRow)
-        .where(TaskRow.job_id == job_id, TaskRow.status == old)
-        .values(status=new)
-        .execution_options(synchronize_session=False)
-    )
 
 
 # ---- reading -----------------------------------------------------------------------------------

@@ -274,7 +274,9 @@ def stop_unfinished(session: Session, job: JobRow, *, to: TaskStatus, actor: str
             updated=now,
             activity="paused" if to == TaskStatus.PAUSED else "canceled",
         )
-        .execution_options(synchronize_session=False)
+        # the task rows this session holds take the new values too: a batch that goes on to report another of
+        # the job's tasks must see it canceled, not as it first loaded it (its flush would undo this update)
+        .execution_options(synchronize_session="evaluate")
     )
     recount(session, job)
     events.publish(session, "job-tasks-changed", {"job_id": job.id})
@@ -304,7 +306,7 @@ def requeue_where(session: Session, job: JobRow, statuses: list[TaskStatus], *, 
             finished=None,
             render_seconds=None,
         )
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session="evaluate")  # as in stop_unfinished
     )
     if TaskStatus.COMPLETED in statuses:
         recompute_deps_pending(session, job.id)

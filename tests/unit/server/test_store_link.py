@@ -237,3 +237,41 @@ def test_a_task_type_excluded_for_a_manager_on_one_job_goes_to_the_others_only(
     assert {task(writers, t).job_id for t in got_a} == {other_job} and len(got_a) == 3
     got_b = b.claim(10)
     assert {task(writers, t).job_id for t in got_b} == {excluded_job} and len(got_b) == 3
+
+
+def _consistent(writers: sessionmaker[Session], job_id: int) -> JobRow:
+    """The job's counters as its task rows have them, and no task running for a Manager that does not hold it."""
+    with writers() as s:
+        row = s.get_one(JobRow, job_id)
+        statuses = [t.status for t in s.scalars(select(TaskRow).where(TaskRow.job_id == job_id))]
+        held = [t for t in s.scalars(select(TaskRow).where(TaskRow.job_id == job_id)) if t.status in
+                (TaskStatus.ASSIGNED, TaskStatus.ACTIVE, TaskStatus.SOFT_FAILED)]  # fmt: skip
+        assert all(t.manager_id is not None for t in held), "a task held by no Manager"
+        counted = (row.tasks_completed, row.tasks_failed, row.tasks_canceled, row.tasks_active)
+        actual = (
+            statuses.count(TaskStatus.COMPLETED),
+            statuses.count(TaskStatus.FAILED),
+            statuses.count(TaskStatus.CANCELED),
+            sum(statuses.count(st) for st in (TaskStatus.ASSIGNED, TaskStatus.ACTIVE, TaskStatus.SOFT_FAILED)),
+        )
+        assert counted == actual, f"counters {counted}, task rows {actual}"
+        return row
+
+
+def test_a_job_failing_in_the_middle_of_a_batch_keeps_its_counters_true(writers: sessionmaker[Session]) -> None:
+    """One batch fails a task (the job fails and cancels the rest) and then reports others of the same job: the
+    ones it reports must be seen as the job's failure left them, not as the batch first loaded them."""
+    job_id = submit(writers, "1-8", max_task_failures=1)
+    m = Link(writers, "m")
+    leased = list(m.claim(8).items())
+    (t1, a1), (t2, a2), (t3, a3), (t4, a4) = leased[:4]
+    assert m.send(update(t2, a2, TaskStatus.ACTIVE, worker_id="w2", worker_name="w2")) == []
+    m.send(
+        update(t1, a1, TaskStatus.FAILED, worker_id="w1", worker_name="w1", failure_count=1),
+        update(t2, a2, TaskStatus.FAILED, worker_id="w2", worker_name="w2", failure_count=1),
+        update(t3, a3, TaskStatus.ACTIVE, worker_id="w3", worker_name="w3"),
+        update(t4, a4, TaskStatus.QUEUED, worker_id="w4", worker_name="w4"),
+    )
+    row = _consistent(writers, job_id)
+    assert row.status == "failed"
+    assert row.tasks_active >= 0

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -43,6 +44,23 @@ def _process(mgr: ManagerProcess, of: ScriptedWorker, instance: str) -> Scripted
     return other
 
 
+class Pair(NamedTuple):
+    """A registered worker and two processes using its credentials: `first` and `second`."""
+
+    registered: ScriptedWorker
+    first: ScriptedWorker
+    second: ScriptedWorker
+
+
+@pytest.fixture
+def pair(farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory) -> Iterator[Pair]:
+    registered = new_worker(farm[1], "w")
+    first, second = _process(farm[1], registered, "first-1"), _process(farm[1], registered, "second-2")
+    yield Pair(registered, first, second)
+    first.close()
+    second.close()
+
+
 def _refused_as_superseded(r: httpx.Response) -> None:
     assert r.status_code == 409, r.text
     assert r.headers.get("Tablao-Superseded") == "1"
@@ -52,156 +70,120 @@ def _refused_as_superseded(r: httpx.Response) -> None:
 
 
 def test_the_last_process_signed_on_is_answered_and_the_earlier_one_refused_everywhere(
-    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+    farm: tuple[ServerProcess, ManagerProcess], pair: Pair
 ) -> None:
-    server, mgr = farm
-    registered = new_worker(mgr, "w")
-    first, second = _process(mgr, registered, "first-1"), _process(mgr, registered, "second-2")
-    try:
-        first.sign_on()
-        submit(server, exec_job("identity", frames="1-4"))
-        task = first.next_task()
-        assert task is not None
-        second.sign_on()
-        # every call of the earlier process: refused with the header that tells it to stop, nothing applied
-        _refused_as_superseded(first.ask())
-        _refused_as_superseded(first.heartbeat())
-        _refused_as_superseded(first.run_task(task))
-        _refused_as_superseded(first.http.get(f"/tasks/{task['id']}/may-i-run", params={"handout": task["handout"]}))
-        _refused_as_superseded(first.http.post("/sign-off"))
-        # the process signed on last works the identity: its task request gives the abandoned task back first
-        got = second.next_task()
-        assert got is not None
-        assert second.run_task(got).status_code == 200
-        # signing on again, the earlier process takes the identity back (a restart after a crash looks so)
-        first.sign_on()
-        _refused_as_superseded(second.ask())
-        assert first.ask().status_code in (200, 204)
-    finally:
-        first.close()
-        second.close()
+    server, _mgr = farm
+    _registered, first, second = pair
+    first.sign_on()
+    submit(server, exec_job("identity", frames="1-4"))
+    task = first.next_task()
+    assert task is not None
+    second.sign_on()
+    # every call of the earlier process: refused with the header that tells it to stop, nothing applied
+    _refused_as_superseded(first.ask())
+    _refused_as_superseded(first.heartbeat())
+    _refused_as_superseded(first.run_task(task))
+    _refused_as_superseded(first.http.get(f"/tasks/{task['id']}/may-i-run", params={"handout": task["handout"]}))
+    _refused_as_superseded(first.http.post("/sign-off"))
+    # the process signed on last works the identity: its task request gives the abandoned task back first
+    got = second.next_task()
+    assert got is not None
+    assert second.run_task(got).status_code == 200
+    # signing on again, the earlier process takes the identity back (a restart after a crash looks so)
+    first.sign_on()
+    _refused_as_superseded(second.ask())
+    assert first.ask().status_code in (200, 204)
+
+
+def _ask_in_background(w: ScriptedWorker, answer: list[httpx.Response]) -> threading.Thread:
+    """A task request waiting up to 20 s; its answer lands in `answer`."""
+    waiting = threading.Thread(target=lambda: answer.append(w.ask(wait=20)))
+    waiting.start()
+    time.sleep(1.0)  # it waits at the Manager by now
+    return waiting
 
 
 def test_an_earlier_process_waiting_for_a_task_is_let_go_when_another_signs_on(
-    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+    farm: tuple[ServerProcess, ManagerProcess], pair: Pair
 ) -> None:
-    server, mgr = farm
-    registered = new_worker(mgr, "w")
-    first, second = _process(mgr, registered, "first"), _process(mgr, registered, "second")
-    try:
-        first.sign_on()
-        answer: list[httpx.Response] = []
-        waiting = threading.Thread(target=lambda: answer.append(first.ask(wait=20)))
-        waiting.start()
-        time.sleep(0.5)
-        second.sign_on()
-        waiting.join(10)
-        assert answer and answer[0].status_code == 204, "the earlier process's wait was not ended"
-        # a job submitted now goes to the process signed on last, not to the one that was waiting
-        submit(server, exec_job("after", frames="1"))
-        assert second.next_task() is not None
-    finally:
-        first.close()
-        second.close()
+    server, _mgr = farm
+    _registered, first, second = pair
+    first.sign_on()
+    answer: list[httpx.Response] = []
+    waiting = _ask_in_background(first, answer)
+    second.sign_on()
+    waiting.join(10)
+    assert answer and answer[0].status_code == 204, "the earlier process's wait was not ended"
+    # a job submitted now goes to the process signed on last, not to the one that was waiting
+    submit(server, exec_job("after", frames="1"))
+    assert second.next_task() is not None
 
 
-def test_a_malformed_instance_is_a_422_naming_the_header_and_none_is_an_older_worker(
-    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
-) -> None:
-    _server, mgr = farm
-    registered = new_worker(mgr, "w")
+def test_a_malformed_instance_is_a_422_naming_the_header_and_none_is_an_older_worker(pair: Pair) -> None:
+    registered, _first, second = pair
     registered.sign_on()
     for bad in (b"", b"x" * 65, b"a b", b"\xe9", b"../x"):
         r = registered.http.post("/heartbeat", json={"status": "awake"}, headers={HEADER.encode(): bad})
         assert r.status_code == 422, (bad, r.text)
         assert r.json()["errors"][0]["field"] == HEADER.lower()
     # a worker that sends none (an older one, a script) is answered as before, whoever signed on last
-    other = _process(mgr, registered, "newer")
-    try:
-        other.sign_on()
-        assert registered.heartbeat().status_code == 200
-    finally:
-        other.close()
+    second.sign_on()
+    assert registered.heartbeat().status_code == 200
 
 
-def test_a_sign_on_the_manager_refuses_takes_nothing_from_the_running_process(
-    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
-) -> None:
-    _server, mgr = farm
-    registered = new_worker(mgr, "w")
-    first, second = _process(mgr, registered, "first"), _process(mgr, registered, "second")
-    try:
-        first.sign_on()
-        r = second.http.post("/sign-on", json={"name": "w", "platform": "linux", "task_types": "not a list"})
-        assert r.status_code == 422, r.text
-        assert first.heartbeat().status_code == 200, "a refused sign-on took the identity"
-        _refused_as_superseded(second.heartbeat())
-    finally:
-        first.close()
-        second.close()
+def test_a_sign_on_the_manager_refuses_takes_nothing_from_the_running_process(pair: Pair) -> None:
+    _registered, first, second = pair
+    first.sign_on()
+    r = second.http.post("/sign-on", json={"name": "w", "platform": "linux", "task_types": "not a list"})
+    assert r.status_code == 422, r.text
+    assert first.heartbeat().status_code == 200, "a refused sign-on took the identity"
+    _refused_as_superseded(second.heartbeat())
 
 
 def test_a_task_set_aside_for_the_earlier_process_during_the_sign_on_goes_to_the_later_one(
-    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory, pair: Pair
 ) -> None:
     """The sign-on itself can feed the earlier process's waiting request (the newer process offers a task type
     the older did not, and such a task waits at the Manager): that request must not come back with the task."""
     server, mgr = farm
     busy = new_worker(mgr, "busy")  # an exec worker busy with one task, so the job's others wait at the Manager
-    registered = new_worker(mgr, "w")
-    first, second = _process(mgr, registered, "first"), _process(mgr, registered, "second")
+    _registered, first, second = pair
     first.task_types, second.task_types = ["misc"], ["exec", "misc"]
-    try:
-        busy.sign_on()
-        first.sign_on()
-        job = submit(server, exec_job("waits-for-exec", frames="1-4"))
-        assert busy.next_task() is not None
-        answer: list[httpx.Response] = []
-        waiting = threading.Thread(target=lambda: answer.append(first.ask(wait=20)))
-        waiting.start()
-        time.sleep(1.0)
-        second.sign_on()
-        waiting.join(10)
-        assert answer, "the earlier process's request did not end"
-        _refused_as_superseded(answer[0])  # not the task the sign-on set aside for it
-        task = second.next_task(wait=5)
-        assert task is not None and task["job_id"] == job["id"]
-    finally:
-        first.close()
-        second.close()
+    busy.sign_on()
+    first.sign_on()
+    job = submit(server, exec_job("waits-for-exec", frames="1-4"))
+    assert busy.next_task() is not None
+    answer: list[httpx.Response] = []
+    waiting = _ask_in_background(first, answer)
+    second.sign_on()
+    waiting.join(10)
+    assert answer, "the earlier process's request did not end"
+    _refused_as_superseded(answer[0])  # not the task the sign-on set aside for it
+    task = second.next_task(wait=5)
+    assert task is not None and task["job_id"] == job["id"]
 
 
 def test_a_restarted_manager_still_answers_the_process_that_signed_on_last(
-    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+    farm: tuple[ServerProcess, ManagerProcess], pair: Pair
 ) -> None:
     _server, mgr = farm
-    registered = new_worker(mgr, "w")
-    first, second = _process(mgr, registered, "first"), _process(mgr, registered, "second")
-    try:
-        first.sign_on()
-        second.sign_on()
-        mgr.stop()
-        mgr.start()
-        # the earlier process calling first after the restart does not get the identity back
-        _refused_as_superseded(first.heartbeat())
-        assert second.heartbeat().status_code == 200
-    finally:
-        first.close()
-        second.close()
+    _registered, first, second = pair
+    first.sign_on()
+    second.sign_on()
+    mgr.stop()
+    mgr.start()
+    # the earlier process calling first after the restart does not get the identity back
+    _refused_as_superseded(first.heartbeat())
+    assert second.heartbeat().status_code == 200
 
 
 def test_signing_on_in_a_loop_from_two_processes_logs_a_line_a_minute(
-    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+    farm: tuple[ServerProcess, ManagerProcess], pair: Pair
 ) -> None:
     _server, mgr = farm
-    registered = new_worker(mgr, "w")
-    first, second = _process(mgr, registered, "first"), _process(mgr, registered, "second")
-    try:
-        for _ in range(50):
-            first.sign_on()
-            second.sign_on()
-        lines = [line for line in mgr.log_text().splitlines() if "signed on from" in line]
-        assert len(lines) == 1, lines
-    finally:
-        first.close()
-        second.close()
+    _registered, first, second = pair
+    for _ in range(50):
+        first.sign_on()
+        second.sign_on()
+    lines = [line for line in mgr.log_text().splitlines() if "signed on from" in line]
+    assert len(lines) == 1, lines

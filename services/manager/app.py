@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.manager.api import clients, worker
-from services.manager.api.deps import ClientTokens
+from services.manager.api.deps import ClientTokens, wanted_at
 from services.manager.api.hot_path import HotRoute
 from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
@@ -26,6 +26,7 @@ from services.protocol import VERSION, api_contract
 from services.protocol.backoff import Backoff, retry_after_header
 from services.protocol.body_limit import BodyLimit
 from services.protocol.common import ErrorResponse, FieldError
+from services.protocol.credentials_first import CredentialsFirst
 from services.protocol.input_guard import InputGuard
 from services.protocol.manager_client import ManagerClient
 from services.protocol.secret_files import read_secret, write_secret
@@ -121,6 +122,10 @@ def create_app(config: ManagerConfig) -> FastAPI:
     app.add_middleware(HotRoute, method="POST", path="/api/v1/worker/task", handler=worker.ask_for_task)
     app.add_middleware(InputGuard, name_field=api_contract.indexed)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    # outermost: a write without credentials is refused before its body is read (registering needs none)
+    app.add_middleware(
+        CredentialsFirst, public={"/api/v1/worker/register"}, wanted=wanted_at, routes=lambda: app.routes
+    )
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:

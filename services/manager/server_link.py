@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 3.0
 COLLECT_WAIT = 5.0  # seconds a claim that announced instructions waits for the batch that collects them
-UPLOAD_MAX_BYTES = 32 * 1024 * 1024  # a full log uploaded to the Server (it accepts up to 64 MB)
+UPLOAD_MAX_BYTES = 32 * 1024 * 1024  # a full log uploaded to the Server, as UTF-8 (it accepts up to 64 MiB)
 
 
 class ServerLink:
@@ -122,18 +122,21 @@ class ServerLink:
             # renewal, so a Server that marked them offline while this Manager was silent sees them again
             # new previews ride along like the worker states: a view, sent until the Server has them
             shown = previews.unsent(conn, PREVIEWS_PER_BATCH)
-            # a preview of a worker the Server has not heard of yet would lose its worker half: its state goes too
-            unreported = any(r.worker_id in self.core.workers.dirty for _i, r in shown)
+            # a preview of a worker the Server has not heard of yet would lose its worker half, and its blocklist
+            # entry would be skipped there (an entry is taken only for a worker of this Manager): its state goes too
+            dirty = self.core.workers.dirty
+            blocklisted = {worker_id for _job, worker_id, _type in self.core.blocklist_dirty}
+            unreported = any(r.worker_id in dirty for _i, r in shown) or not blocklisted.isdisjoint(dirty)
             reports = (
                 self.core.workers.reports(everything=renew)
                 if renew or unreported or self._reports_left or now - self._last_reports >= REPORT_INTERVAL
                 else []
             )
-            previewed = {r.worker_id for _i, r in shown}
+            first = {r.worker_id for _i, r in shown} | blocklisted
             if self._refused:  # left out for a renewal period, then offered again
                 self._refused = {w: t for w, t in self._refused.items() if now - t < self._renew_every()}
                 reports = [r for r in reports if r.id not in self._refused]
-            reports, later = fit_reports(sorted(reports, key=lambda r: r.id not in previewed))
+            reports, later = fit_reports(sorted(reports, key=lambda r: r.id not in first))
             self.core.workers.dirty.update(r.id for r in later)
             self._reports_left = bool(later)
             held = list(self.core.tasks) if renew else []
@@ -244,7 +247,7 @@ class ServerLink:
 
     async def _upload_log(self, task_id: int) -> None:
         # the end of a log too big for one upload: what a reader of a failed task looks at first
-        text = logs.read_tail(self.core.conn, task_id, UPLOAD_MAX_BYTES)[0]
+        text = last_bytes(logs.read_tail(self.core.conn, task_id, UPLOAD_MAX_BYTES)[0], UPLOAD_MAX_BYTES)
         for tries in range(1, 6):
             try:
                 await self.client.upload_log(task_id, text)
@@ -384,6 +387,18 @@ class ServerLink:
         if not self.server_up:
             log.info("connected to the Server at %s", self.client.server_url)
         self.server_up = True
+
+
+def last_bytes(text: str, limit: int) -> str:
+    """The end of `text` that is at most `limit` bytes as UTF-8, from the start of a line where it can: the
+    store counts characters, and a log of accented or CJK text is up to 4 bytes each."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    data = data[-limit:]
+    cut = data.find(b"\n")
+    start = cut + 1 if 0 <= cut < len(data) - 1 else 0
+    return data[start:].decode(errors="ignore")  # a line longer than `limit`: a character cut in two goes
 
 
 def _outgrown(waiting: ClaimRequest, now: ClaimRequest | None) -> bool:

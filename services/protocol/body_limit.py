@@ -4,13 +4,18 @@ A Content-Length over the limit is refused before anything is read. Without one 
 bytes are counted as the route reads them and the read is cut at the limit: the route's own answer, if it
 still makes one, is dropped and the client gets 413 with the usual `{detail, errors}` body instead. Nothing
 beyond the limit is ever held in memory, and the event loop only sees chunks as they come.
+
+A route may have a limit of its own (`route_limits`, by method and path template): the Server's upload of a
+Manager's full task log is bigger than any other body, and only that route takes it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -28,19 +33,33 @@ def too_large_body(limit: int, size: int | None = None) -> bytes:
 
 
 class BodyLimit:
-    """Pure ASGI middleware: 413 for bodies over `max_bytes`, whether declared by Content-Length or not."""
+    """Pure ASGI middleware: 413 for bodies over `max_bytes`, whether declared by Content-Length or not.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `route_limits`: {(method, path template such as "/api/v1/manager/tasks/{task_id}/log"): bytes} for the
+    routes whose limit is another one.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, route_limits: Mapping[tuple[str, str], int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self._routes = [
+            (method.upper(), compile_path(path)[0], limit) for (method, path), limit in (route_limits or {}).items()
+        ]
+
+    def limit_for(self, scope: Scope) -> int:
+        for method, regex, limit in self._routes:
+            if scope.get("method") == method and regex.match(scope["path"]):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope) if self._routes else self.max_bytes
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.strip().isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send, int(value))
+            if name == b"content-length" and value.strip().isdigit() and int(value) > limit:
+                await self._refuse(send, limit, int(value))
                 return
         seen = 0
         refused = False
@@ -53,9 +72,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     refused = True
-                    raise BodyTooLarge(self.max_bytes)
+                    raise BodyTooLarge(limit)
             return message
 
         async def guarded(message: Message) -> None:
@@ -71,10 +90,10 @@ class BodyLimit:
             if not refused:
                 raise
         if refused and not started:
-            await self._refuse(send, seen)
+            await self._refuse(send, limit, seen)
 
-    async def _refuse(self, send: Send, size: int) -> None:
-        body = too_large_body(self.max_bytes, size)
+    async def _refuse(self, send: Send, limit: int, size: int) -> None:
+        body = too_large_body(limit, size)
         await send(
             {
                 "type": "http.response.start",

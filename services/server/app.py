@@ -19,8 +19,10 @@ from services.protocol import API_PREFIX, VERSION, api_contract, process_guard
 from services.protocol.backoff import Backoff
 from services.protocol.body_limit import BodyLimit
 from services.protocol.common import utcnow
+from services.protocol.credentials_first import CredentialsFirst
 from services.protocol.input_guard import InputGuard
-from services.server.api import ROUTERS, errors, storage_errors
+from services.server.api import ROUTERS, errors, manager_link, storage_errors
+from services.server.api.deps import NEEDS_TOKEN
 from services.server.background import Sweep, sweep_forever
 from services.server.config import ServerConfig
 from services.server.db import notify
@@ -121,7 +123,17 @@ def create_app(config: ServerConfig) -> FastAPI:
     api_contract.document_errors(app, errors.EXTRA_STATUSES)
     api_contract.serve_docs_offline(app, API_PREFIX)
     app.add_middleware(InputGuard)  # inside the body limit, which counts what it reads
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    # a Manager's full task log is bigger than any other body: that one route has the log's own limit
+    method, path = manager_link.LOG_UPLOAD_ROUTE
+    log_route = {(method, API_PREFIX + path): max(config.max_body_bytes, manager_link.MAX_LOG_BYTES)}
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, route_limits=log_route)
+    # outermost: a write without credentials is refused before its body is read (logging in needs none)
+    app.add_middleware(
+        CredentialsFirst,
+        public={API_PREFIX + "/auth/login"},
+        wanted=lambda _path: NEEDS_TOKEN,
+        routes=lambda: app.routes,
+    )
     return app
 
 

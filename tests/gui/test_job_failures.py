@@ -32,6 +32,11 @@ def entry(job_id: int, worker: str, failures: int) -> dict[str, Any]:
             "failures": failures, "threshold": 2}  # fmt: skip
 
 
+def worker_reports(*ids: str) -> list[dict[str, Any]]:
+    return [{"id": w, "name": w, "platform": "linux", "task_types": ["gui-failures"], "tags": [], "status": "awake"}
+            for w in ids]  # fmt: skip
+
+
 def row_of(panel: JobsPanel, job_id: int) -> int | None:
     panel.jobs_model.flush()
     return panel.jobs_model.row_of(job_id)
@@ -49,7 +54,10 @@ def test_the_failures_tab_shows_clears_releases_and_cancels(qloop, qtbot, fresh_
     waiting = submit(admin, "comp", depends_on=[first])
     also_waiting = submit(admin, "grade", depends_on=[first])
     with new_link(fresh_server) as link:
-        r = push(link, [], blocklist=[entry(blocked_job, "ws-anna", 2), entry(blocked_job, "ws-bo", 1)])
+        reported = worker_reports("ws-anna", "ws-bo")  # a Manager's entries are taken for its own workers only
+        r = push(
+            link, [], workers=reported, blocklist=[entry(blocked_job, "ws-anna", 2), entry(blocked_job, "ws-bo", 1)]
+        )
         assert r.status_code == 200, r.text
     assert admin.post(f"/jobs/{first}/status", json={"action": "cancel"}).status_code == 200
 
@@ -108,7 +116,7 @@ def test_an_artists_clear_of_another_users_job_is_refused_and_shown(qloop, qtbot
     admin = httpx.Client(base_url=fresh_server.url + API, headers=fresh_server.headers(), timeout=30)
     job = submit(admin, "the wrangler's")
     with new_link(fresh_server) as link:
-        push(link, [], blocklist=[entry(job, "ws-cy", 3)])
+        push(link, [], workers=worker_reports("ws-cy"), blocklist=[entry(job, "ws-cy", 3)])
     name = f"ana-{uuid.uuid4().hex[:6]}"
     assert admin.post("/users", json={"name": name, "role": "artist"}).status_code == 201
     token = admin.post("/tokens", json={"user": name}).json()["token"]

@@ -3,6 +3,8 @@ keeps answering meanwhile (body size counted on the bytes read, chunked or not; 
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -224,3 +226,56 @@ def test_docs_page_works_offline(farm: tuple[ServerProcess, ManagerProcess]) -> 
         for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
             r = httpx.get(f"{base}{API}/docs-assets/{asset}")
             assert r.status_code == 200 and len(r.content) > 10_000
+
+
+def _anonymous_write(url: str, method: str, path: str, timeout: float = 3.0) -> tuple[int, dict[str, Any]]:
+    """A JSON write announcing 1 MB and sending 7 bytes of it, with no credentials: the status and body of the
+    answer, which must come without the rest of the body."""
+    parsed = httpx.URL(url)
+    with socket.create_connection((parsed.host, parsed.port), timeout=timeout) as sock:
+        head = (
+            f"{method} {API}{path} HTTP/1.1\r\nHost: {parsed.host}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000000\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"a": 1')
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < _length(answer):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    return status, json.loads(answer.split(b"\r\n\r\n", 1)[1] or b"{}")
+
+
+def _length(answer: bytes) -> int:
+    for line in answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+def test_a_write_without_credentials_is_refused_before_its_body_is_read(
+    farm: tuple[ServerProcess, ManagerProcess],
+) -> None:
+    server, mgr = farm
+    for url, method, path, field in (
+        (server.url, "POST", "/jobs", "token"),
+        (server.url, "POST", "/users", "token"),
+        (server.url, "PATCH", "/users/1", "token"),
+        (server.url, "POST", "/manager/updates", "token"),
+        (server.url, "POST", "/manager/tasks/1/log", "token"),
+        (mgr.url, "POST", "/worker/heartbeat", "authorization"),
+        (mgr.url, "POST", "/worker/sign-on", "authorization"),
+        (mgr.url, "PUT", "/workers/w/sleep-schedule", "authorization"),
+    ):
+        status, body = _anonymous_write(url, method, path)  # a socket timeout here: the service waited for the body
+        assert status == 401, (path, body)
+        assert body["errors"][0]["field"] == field, (path, body)
+    # the routes public by design still read what they are sent
+    r = httpx.post(f"{server.url}{API}/auth/login", json={"username": "nobody", "password": "x" * 12}, timeout=10)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "password", r.text  # wrong password
+    r = httpx.post(f"{mgr.url}{API}/worker/register", json={"registration_secret": "no", "name": "w",
+                                                          "platform": "linux"}, timeout=10)  # fmt: skip
+    assert r.status_code in (401, 429) and "registration_secret" in r.text

@@ -50,6 +50,12 @@ def report(job_id: int, worker: str, ttype: str, failures: int, threshold: int =
             "failures": failures, "threshold": threshold}  # fmt: skip
 
 
+def workers(ttype: str, *ids: str) -> list[dict[str, Any]]:
+    """Worker reports of these ids: a Manager's blocklist entries are taken only for its own workers."""
+    return [{"id": w, "name": f"name-{w}", "platform": "linux", "task_types": [ttype], "tags": [], "status": "awake"}
+            for w in ids]  # fmt: skip
+
+
 def messages(client: httpx.Client, job_id: int) -> list[str]:
     return [e["message"] for e in client.get(f"/jobs/{job_id}/log").json()]
 
@@ -60,7 +66,7 @@ def test_a_reported_blocklist_is_shown_and_cleared_per_entry_by_those_who_may(
     t = kind()
     job = submit(people["artist"], t, frames="1-2")
     w1, w2 = f"w-{uuid.uuid4().hex[:8]}", f"w-{uuid.uuid4().hex[:8]}"
-    r = push(link, [], blocklist=[report(job["id"], w1, t, 2), report(job["id"], w2, t, 1)])
+    r = push(link, [], workers=workers(t, w1, w2), blocklist=[report(job["id"], w1, t, 2), report(job["id"], w2, t, 1)])
     assert r.status_code == 200, r.text
     entries = people["other"].get(f"/jobs/{job['id']}/blocklist").json()  # anyone reads
     got = sorted((e["worker_id"], e["failures"], e["blocked"]) for e in entries)
@@ -98,7 +104,7 @@ def test_clearing_lets_a_manager_that_gave_the_tasks_back_claim_them_again(
     worker = f"w-{uuid.uuid4().hex[:8]}"
     # the Manager's only worker is blocklisted: it gives the task back; with no other Manager, the task fails
     gone = {"task_id": c["id"], "attempt": c["attempt"], "status": "queued", "unrunnable_here": True}
-    push(link, [gone], blocklist=[report(job["id"], worker, t, 2)])
+    push(link, [gone], workers=workers(t, worker), blocklist=[report(job["id"], worker, t, 2)])
     people["admin"].post(f"/jobs/{job['id']}/status", json={"action": "requeue"})  # resets every blocklist
     assert people["admin"].get(f"/jobs/{job['id']}/blocklist").json() == []
     assert [x["id"] for x in claim(link, [t])] == [c["id"]]
@@ -110,7 +116,7 @@ def test_a_complete_report_drops_entries_the_manager_no_longer_has(
     t = kind()
     job = submit(people["admin"], t, frames="1")
     a, b = f"w-{uuid.uuid4().hex[:8]}", f"w-{uuid.uuid4().hex[:8]}"
-    push(link, [], blocklist=[report(job["id"], a, t, 2), report(job["id"], b, t, 2)])
+    push(link, [], workers=workers(t, a, b), blocklist=[report(job["id"], a, t, 2), report(job["id"], b, t, 2)])
     push(link, [], blocklist=[report(job["id"], b, t, 3)], blocklist_complete=True)
     entries = people["admin"].get(f"/jobs/{job['id']}/blocklist").json()
     assert [(e["worker_id"], e["failures"]) for e in entries] == [(b, 3)]

@@ -1,4 +1,5 @@
-"""A slow full-log upload from a Manager does not hold SQLite's write lock while its body trickles in.
+"""A slow full-log upload from a Manager does not hold SQLite's write lock while its body trickles in; the
+route takes logs past the body limit of every other route, and only from a Manager.
 
 The route once checked the Manager's token in a write session opened before it read the body: a client that
 sent 10 of 100,000 declared bytes kept every other write of the farm waiting 30 s, then failing with a 500.
@@ -6,6 +7,7 @@ sent 10 of 100,000 declared bytes kept every other write of the farm waiting 30 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -70,3 +72,63 @@ def test_a_bad_token_is_still_refused_after_the_body(fresh_server: ServerProcess
     )
     assert r.status_code == 401, r.text
     assert r.json()["errors"][0]["field"] == "token"
+
+
+def _answer(port: int, head: str, body: bytes = b"") -> bytes:
+    """The Server's whole answer to a request of which only the headers (and `body`) are sent; what came of it
+    if the answer is not complete within 5 s."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head.encode() + body)
+        data = b""
+        with contextlib.suppress(TimeoutError):
+            while not _complete(data) and (chunk := sock.recv(65536)):
+                data += chunk
+        return data
+
+
+def _complete(data: bytes) -> bool:
+    head, found, rest = data.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    lengths = [line.split(b":", 1)[1] for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+    return len(rest) >= int(lengths[0]) if lengths else False
+
+
+def _head(path: str, token: str, length: int, content_type: str = "text/plain") -> str:
+    return (
+        f"POST {API}{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
+    )
+
+
+def test_a_log_past_the_body_limit_is_taken_on_its_route_only(fresh_server: ServerProcess) -> None:
+    token = add_manager(fresh_server, "uploader")
+    manager = httpx.Client(base_url=f"{fresh_server.url}{API}/manager", headers={"Authorization": f"Bearer {token}"})
+    admin = httpx.Client(base_url=fresh_server.url + API, headers=fresh_server.headers(), timeout=30)
+    try:
+        body = {"name": "long log", "type": "exec", "settings": {"command": ["true"], "task_type": "upload-limit"}}
+        assert admin.post("/jobs", json=body).status_code == 201
+        r = manager.post("/claim", json={"capacity": 1, "task_types": ["upload-limit"]}, timeout=30)
+        (task,) = r.json()["tasks"]
+        log = b"".join(b"line %07d %s\n" % (i, b"y" * 100) for i in range(90_000))  # 9.5 MB
+        r = manager.post(f"/tasks/{task['id']}/log", content=log, headers={"Content-Type": "text/plain"}, timeout=60)
+        assert r.status_code == 204, r.text
+        assert admin.get(f"/tasks/{task['id']}/log-source").json()["server_copy_bytes"] == len(log)
+        assert admin.get(f"/tasks/{task['id']}/log", params={"tail": 200}).text.endswith(
+            "line 0089999 " + "y" * 100 + "\n"
+        )
+        # the log's own limit (64 MiB), told before anything is read
+        over = _answer(fresh_server.port, _head(f"/manager/tasks/{task['id']}/log", token, 64 * 1024 * 1024 + 1))
+        assert over.startswith(b"HTTP/1.1 413") and b"over the limit of 67108864 bytes" in over
+    finally:
+        manager.close()
+        admin.close()
+    # every other route keeps the services' limit, the Manager link's included
+    other = _answer(fresh_server.port, _head("/manager/updates", token, 9 * 1024 * 1024, "application/json"))
+    assert other.startswith(b"HTTP/1.1 413") and b"over the limit of 8388608 bytes" in other
+
+
+def test_the_token_is_checked_before_a_log_is_read(fresh_server: ServerProcess) -> None:
+    # a body far bigger than any other route's is read for a Manager only: without one, 401 with none of it read
+    answer = _answer(fresh_server.port, _head("/manager/tasks/1/log", "not-a-manager-token", 1024 * 1024), b"abc")
+    assert answer.startswith(b"HTTP/1.1 401"), answer

@@ -1,16 +1,21 @@
 """A task's full log read the way the app reads it, on a real local farm (Server, Manager, worker processes):
 found through the Server, read from the Manager that ran it with an artist's own token, the end first and
-earlier parts on demand, followed live; and the Server's copy when that Manager cannot be reached from here."""
+earlier parts on demand, followed live; and the Server's copy when that Manager cannot be reached from here,
+also of a log longer than the Server's limit on other request bodies."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.task_log_source import Place, TaskLogReader
 from services.protocol.server_client import ServerClient
 from tests.support.farm import FarmClient, local_farm
+from tests.support.manager import API, ManagerProcess, add_manager, worker_factory
+from tests.support.services import ServerProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 LINES = 3000
@@ -97,3 +102,44 @@ def test_a_manager_out_of_reach_is_read_through_the_servers_copy(tmp_path: Path)
         assert earlier.startswith(("row 1\n", "")) and "row 1\n" in earlier
         rows = [x for x in (earlier + end).splitlines() if x.startswith("row ")]
         assert rows == [f"row {i}" for i in range(1, 501)]
+
+
+def test_a_log_longer_than_the_servers_body_limit_reaches_its_copy_whole(
+    fresh_server: ServerProcess, tmp_path: Path
+) -> None:
+    # The Server's 8 MiB limit on request bodies refused the Manager's upload of a longer log with a 413; the
+    # Manager took that as final, and the app never had more than the task's last lines.
+    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager").start()
+    admin = httpx.Client(base_url=fresh_server.url + API, headers=fresh_server.headers(), timeout=60)
+    rows = [f"row {i:06d} {'x' * 1000}" for i in range(12_000)]  # 12 MB
+    try:
+        with worker_factory() as make:
+            worker = make(mgr, "chatty")
+            worker.sign_on()
+            admin.post("/jobs", json={"name": "chatty", "type": "exec", "settings": {"command": ["true"]}})
+            task = worker.next_task()
+            assert task is not None
+            handout = task["handout"]
+            assert worker.send(task["id"], [worker.update(handout=handout, status="active")]).status_code == 200
+            for start in range(0, len(rows), 3000):  # 3 MB per call: under the Manager's own body limit
+                ups = [
+                    worker.update(handout=handout, log_lines=rows[i : i + 1000])
+                    for i in range(start, start + 3000, 1000)
+                ]
+                r = worker.send(task["id"], ups)
+                assert r.status_code == 200, r.text
+            assert worker.send(task["id"], [worker.update(handout=handout, status="completed")]).status_code == 200
+            wait_for(lambda: admin.get(f"/tasks/{task['id']}").json()["status"] == "completed", what="completed")
+
+            assert admin.post(f"/tasks/{task['id']}/log/request").status_code == 202
+            size = wait_for(
+                lambda: admin.get(f"/tasks/{task['id']}/log-source").json()["server_copy_bytes"],
+                timeout=60, what="the Server's copy of the log",
+            )  # fmt: skip
+            assert size > 8 * 1024 * 1024
+            copy = admin.get(f"/tasks/{task['id']}/log")
+            assert copy.status_code == 200 and int(copy.headers["X-Log-Last"]) == size
+            assert [line for line in copy.text.splitlines() if line.startswith("row ")] == rows
+    finally:
+        admin.close()
+        mgr.stop()

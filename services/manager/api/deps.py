@@ -16,11 +16,21 @@ from services.manager.errors import Invalid, TooManyAttempts, Unauthorized, Unav
 from services.manager.model import WorkerState
 from services.protocol.backoff import Backoff
 from services.protocol.common import utcnow
+from services.protocol.credentials_first import Wanted
 from services.protocol.link import TOKEN_MAX_CHARS, ClientIdentity
 from services.protocol.manager_client import LinkError, ManagerClient
 from services.protocol.worker_api import INSTANCE_HEADER, INSTANCE_PATTERN
 
 _INSTANCE = re.compile(INSTANCE_PATTERN)
+# a request without credentials; also the answer of the door (credentials_first.py) to a write without them
+NEEDS_WORKER = Wanted("Basic", "HTTP Basic authorization with worker_id:secret is required", "authorization")
+NEEDS_TOKEN = Wanted("Bearer", "a Server API token is required: Authorization: Bearer <token>", "authorization")
+WORKER_PATHS = "/api/v1/worker/"
+
+
+def wanted_at(path: str) -> Wanted:
+    """What a route of `path` wants: a worker's Basic credentials under /worker/, a user's token elsewhere."""
+    return NEEDS_WORKER if path.startswith(WORKER_PATHS) else NEEDS_TOKEN
 
 
 async def get_core(request: Request) -> ManagerCore:
@@ -59,7 +69,7 @@ def _basic(request: Request) -> tuple[str, str]:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
-        raise Unauthorized("HTTP Basic authorization with worker_id:secret is required", "authorization")
+        raise Unauthorized(NEEDS_WORKER.message, NEEDS_WORKER.field)
     try:
         worker_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
@@ -131,7 +141,7 @@ async def authenticated_client(request: Request) -> ClientIdentity:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("a Server API token is required: Authorization: Bearer <token>", "authorization")
+        raise Unauthorized(NEEDS_TOKEN.message, NEEDS_TOKEN.field)
     tokens: ClientTokens = request.app.state.client_tokens
     return await tokens.identify(token.strip(), request.client.host if request.client else "unknown")
 

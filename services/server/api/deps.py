@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.protocol.backoff import Backoff
 from services.protocol.common import utcnow
+from services.protocol.credentials_first import Wanted
 from services.protocol.states import Role
 from services.server.config import ServerConfig
 from services.server.db.tables import ManagerRow
@@ -66,9 +67,13 @@ async def dispatcher(request: Request) -> Dispatcher:
 DispatcherDep = Annotated[Dispatcher, Depends(dispatcher)]
 
 
+# a request without credentials; also the answer of the door (credentials_first.py) to a write without them
+NEEDS_TOKEN = Wanted("Bearer", "this route needs an API token: send 'Authorization: Bearer <token>'", "token")
+
+
 def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise Unauthorized("this route needs an API token: send 'Authorization: Bearer <token>'", field="token")
+        raise Unauthorized(NEEDS_TOKEN.message, field=NEEDS_TOKEN.field)
     return credentials.credentials
 
 

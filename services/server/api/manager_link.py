@@ -31,6 +31,8 @@ from services.server.store.events import EventNotifier
 router = APIRouter(prefix="/manager", tags=["manager link"])
 
 MAX_LOG_BYTES = 64 * 1024 * 1024
+# the one route whose body may be bigger than the services' body limit: app.py gives it MAX_LOG_BYTES
+LOG_UPLOAD_ROUTE = ("POST", "/manager/tasks/{task_id}/log")
 
 
 @router.post("/claim")
@@ -142,16 +144,24 @@ async def updates(batch: UpdateBatch, request: Request, token: TokenDep, cfg: Co
 
 @router.post("/tasks/{task_id}/log", status_code=204)
 async def upload_log(task_id: Id, request: Request, token: TokenDep, cfg: ConfigDep) -> Response:
-    """The full log of a task, uploaded when the Server asked for it."""
-    # The body first, with no session open: a write session holds SQLite's write lock from its start, and a
-    # slow (or stalled) upload would keep every other write of the farm waiting behind it.
+    """The full log of a task, uploaded when the Server asked for it (at most MAX_LOG_BYTES)."""
+    # The token before the body: this route's body may be far bigger than any other's, and only a Manager's
+    # is read. In a read session, closed before the body: a write session holds SQLite's write lock from its
+    # start, and a slow (or stalled) upload would keep every other write of the farm waiting behind it.
+    readers, writers = request.app.state.read_sessions, request.app.state.write_sessions
+
+    def check_token() -> None:
+        with readers() as session:
+            manager_by_token(session, token, request)
+
+    await run_in_threadpool(check_token)
     body = await request.body()
     if len(body) > MAX_LOG_BYTES:
         raise Invalid(f"the log is larger than {MAX_LOG_BYTES} bytes", field="body")
-    writers = request.app.state.write_sessions
 
     def keep() -> None:
-        # one trip to the thread pool for the session, the token check and the copy, as in `updates`
+        # one trip to the thread pool for the session, the token check (again: the Manager may have been removed
+        # while its body came) and the copy, as in `updates`
         with writers() as session:
             log_copies.store(session, manager_by_token(session, token, request), task_id, cfg.data_dir, body)
 

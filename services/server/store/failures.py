@@ -2,7 +2,9 @@
 
 The Manager decides who is blocklisted (it counts failures per job, worker and task type); the Server keeps
 the copy its Managers report with their update batches, so the app can show it, and hands a wrangler's
-"clear this entry" back to the Manager in the answer to its next batch (calls go bottom-up only).
+"clear this entry" back to the Manager in the answer to its next batch (calls go bottom-up only). A Manager
+speaks only for its own workers, on jobs not bound to another Manager: an entry any Manager token wrote for
+another's worker hid that worker's real entry and took the wrangler's clear to the wrong Manager.
 
 A job waits until the jobs it depends on have completed. When one of them fails or is canceled that would be
 for ever, so the waiting job says so in its activity and job log, and may be released (the dependency
@@ -11,6 +13,7 @@ dropped) or canceled.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from sqlalchemy import String, cast, delete, select
@@ -19,10 +22,12 @@ from sqlalchemy.orm import Session
 from services.protocol.common import utcnow
 from services.protocol.failures import BlocklistEntry, BlocklistKey, BlocklistReport, Dependency, Unblock
 from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus
-from services.server.db.tables import BlocklistRow, JobLogRow, JobRow, ManagerExclusionRow, ManagerRow
+from services.server.db.tables import BlocklistRow, JobLogRow, JobRow, ManagerExclusionRow, ManagerRow, WorkerRow
 from services.server.store import events
 from services.server.store.convert import aware
 from services.server.store.errors import Invalid
+
+log = logging.getLogger(__name__)
 
 BLOCKING = frozenset({JobStatus.FAILED, JobStatus.CANCELED, JobStatus.CANCEL_REQUESTED})
 
@@ -35,28 +40,47 @@ def _log(session: Session, job: JobRow, actor: str, message: str) -> None:
 
 
 def apply_reports(session: Session, manager: ManagerRow, reports: list[BlocklistReport], complete: bool) -> None:
-    """Store what a Manager reports; `complete`: these are all its entries, any other of its rows is gone."""
+    """Store what a Manager reports; `complete`: these are all its entries, any other of its rows is gone.
+
+    An entry is taken only for a worker of this Manager and a job not bound to another Manager; any other is
+    skipped, the rest of the batch applies (a refused batch would be sent again for ever). The batch's worker
+    reports are applied first, and a Manager sends a worker's state with its entry, so a new worker's row exists.
+    """
     if not reports and not complete:
         return
     rows = {
         (r.job_id, r.worker_id, r.task_type): r
         for r in session.scalars(select(BlocklistRow).where(BlocklistRow.manager_id == manager.id))
     }
-    jobs = set(session.scalars(select(JobRow.id).where(JobRow.id.in_({r.job_id for r in reports}))))
+    job_ids = {r.job_id for r in reports}
+    jobs = dict(session.execute(select(JobRow.id, JobRow.manager_id).where(JobRow.id.in_(job_ids))).tuples().all())
+    worker_ids = {r.worker_id for r in reports}
+    owners = dict(
+        session.execute(select(WorkerRow.id, WorkerRow.manager_id).where(WorkerRow.id.in_(worker_ids))).tuples().all()
+    )
     now = utcnow()
     seen = set()
+    refused: list[str] = []
     for rep in reports:
         key = (rep.job_id, rep.worker_id, rep.task_type)
         seen.add(key)
         row = rows.get(key) or session.get(BlocklistRow, key)
-        if row is not None and row.manager_id != manager.id:
-            continue  # another Manager's worker id
-        if row is not None and row.clear_requested:
-            continue  # cleared: the Manager forgets it with this batch's answer and reports it gone
+        ours = row is not None and row.manager_id == manager.id
         if rep.failures == 0 or rep.job_id not in jobs:
-            if row is not None:
+            # gone: only this Manager's own row goes (a cleared one leaves with this batch's answer)
+            if row is not None and ours and not row.clear_requested:
                 session.delete(row)
             continue
+        if (why := _not_its_own(manager, rep, owners.get(rep.worker_id), jobs[rep.job_id])) is not None:
+            if why:
+                refused.append(why)
+            continue
+        if row is not None and not ours:
+            # written for this Manager's worker by another Manager (any Manager token could, before the check
+            # above): the report of the worker's own Manager replaces it, and a wrangler's clear reaches it
+            row.manager_id, row.clear_requested = manager.id, False
+        elif row is not None and row.clear_requested:
+            continue  # cleared: the Manager forgets it with this batch's answer and reports it gone
         if row is None:
             row = BlocklistRow(job_id=rep.job_id, worker_id=rep.worker_id, task_type=rep.task_type,
                                manager_id=manager.id, clear_requested=False)  # fmt: skip
@@ -66,7 +90,26 @@ def apply_reports(session: Session, manager: ManagerRow, reports: list[Blocklist
         for key, row in rows.items():
             if key not in seen and not row.clear_requested:
                 session.delete(row)
+    if refused:
+        # only a Manager that speaks for others' workers or jobs gets here: worth a look at who holds its token
+        log.warning(
+            "manager %s reported %d blocklist entr%s not its own to report; ignored: %s",
+            manager.name, len(refused), "y" if len(refused) == 1 else "ies", "; ".join(refused[:3]),
+        )  # fmt: skip
     session.flush()
+
+
+def _not_its_own(manager: ManagerRow, rep: BlocklistReport, owner: int | None, pinned: int | None) -> str | None:
+    """Why the Manager may not report this entry: a text to log, "" to skip it quietly; None: it may."""
+    if owner is None:
+        # a worker the Server has not heard of (yet, or forgotten by a wrangler): nobody's entry to show; the
+        # Manager reports all its entries again with each lease renewal, after its workers' states
+        return ""
+    if owner != manager.id:
+        return f"worker {rep.worker_id} belongs to another Manager (job {rep.job_id})"
+    if pinned not in (None, manager.id):
+        return f"job {rep.job_id} is bound to another Manager (worker {rep.worker_id})"
+    return None
 
 
 def take_unblocks(session: Session, manager: ManagerRow) -> list[Unblock]:

@@ -13,7 +13,7 @@ import httpx
 
 from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
-from services.manager.server_link import ServerLink
+from services.manager.server_link import ServerLink, last_bytes
 from services.manager.store import outbox
 from services.manager.store.db import connect
 from services.protocol.link import ClaimResponse, TaskUpdate, UpdateAck, UpdateBatch
@@ -275,3 +275,13 @@ async def test_instructions_waiting_to_be_collected_take_what_came_during_a_push
         assert await link.push_pending() == 2
         await asyncio.wait_for(collecting[0], 1)  # collected by the second batch, not after a timeout
     assert [u.task_id for u in taken[1][1].task_updates] == [7]
+
+
+def test_an_uploaded_log_is_cut_to_its_last_bytes_as_utf8_from_a_line() -> None:
+    text = "".join(f"zeile {i}: grüße 日本\n" for i in range(1000))  # 2 and 3 bytes a character
+    assert last_bytes(text, 10**6) == text
+    cut = last_bytes(text, 1000)
+    assert len(cut.encode()) <= 1000 and text.endswith(cut) and cut.startswith("zeile ")
+    assert len(cut) < 1000  # characters: the store's measure, which would have sent up to 4 times the bytes
+    one_line = "日" * 1000  # no line to start at: the end, with no half character
+    assert last_bytes(one_line, 100) == "日" * 33

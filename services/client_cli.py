@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,9 +16,17 @@ from pathlib import Path
 import httpx
 
 from services import openjd_submit
+from services.localfarm import records
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol.jobs import Job, JobAction, JobDetail
 from services.protocol.server_client import ApiError, ServerClient
+from services.protocol.service_probe import Service, which_service
+
+DEFAULT_SERVER = f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"
+EXIT_PIPE = 141  # what a shell reports for a program its reader's end of the pipe stopped (128 + SIGPIPE)
+START_LOCAL_FARM = "is the local farm running? start it with `make run HEADLESS=1`, or give --server and --token-file"
+# what OpenSSL says when the other end answers a TLS hello in plain HTTP
+_PLAIN_HTTP_REASONS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"}
 
 
 def server_url(text: str) -> str:
@@ -37,8 +47,8 @@ def connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server",
         type=server_url,
-        default=os.environ.get("TABLAO_SERVER", f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"),
-        help="the Server's URL (env TABLAO_SERVER; default: the local all-in-one farm)",
+        default=os.environ.get("TABLAO_SERVER"),
+        help=f"the Server's URL (env TABLAO_SERVER; default: the local all-in-one farm's, else {DEFAULT_SERVER})",
     )
     parser.add_argument(
         "--token-file",
@@ -50,13 +60,34 @@ def connection_args(parser: argparse.ArgumentParser) -> None:
 
 
 def read_token(args: argparse.Namespace) -> str:
+    """The API token: TABLAO_TOKEN, --token-file, else the local farm's admin.token; SystemExit saying why not."""
     if args.token_file is None and (env := os.environ.get("TABLAO_TOKEN")):
         return env
     path = args.token_file or FarmLayout.default().admin_token_file
+    hint = f"; {START_LOCAL_FARM}" if args.token_file is None else ""
     try:
-        return path.read_text().strip()
+        token = path.read_text().strip()
     except OSError as exc:
-        raise SystemExit(f"cannot read the API token from {path}: {exc.strerror}") from exc
+        raise SystemExit(f"cannot read the API token from {path}: {exc.strerror}{hint}") from exc
+    except UnicodeDecodeError as exc:
+        raise SystemExit(f"the API token file {path} is not text: {exc.reason}") from exc
+    if not token:
+        raise SystemExit(f"the API token file {path} is empty{hint}")
+    return token
+
+
+def connection(args: argparse.Namespace) -> tuple[str, str]:
+    """The Server's URL and the API token to use. With the local farm's admin token (no --token-file, no
+    TABLAO_TOKEN), the default Server is that farm's, where its supervisor recorded it (`tablao all-in-one
+    --port` may have moved it), so the token and the address belong together."""
+    token = read_token(args)
+    if args.server:
+        return args.server, token
+    if args.token_file is None and not os.environ.get("TABLAO_TOKEN"):
+        farm = records.running(FarmLayout.default().farm_dir)
+        if farm is not None and farm.server_url:
+            return farm.server_url, token
+    return DEFAULT_SERVER, token
 
 
 def _progress(job: Job) -> str:
@@ -75,9 +106,10 @@ def print_jobs(jobs: list[Job]) -> None:
 def print_job(job: JobDetail) -> None:
     print(f"Job {job.id}: {job.name}")
     print(f"  type {job.type}, status {job.status}, priority {job.priority}, submitted by {job.submitter}")
+    # tasks_active: handed out and not ended (assigned, active or soft-failed); tasks_running: started on a worker
     print(
-        f"  tasks: {job.tasks_completed} completed, {job.tasks_active} running, {job.tasks_failed} failed, "
-        f"{job.tasks_canceled} canceled, {job.tasks_total} in all"
+        f"  tasks: {job.tasks_completed} completed, {job.tasks_active} in progress ({job.tasks_running} running), "
+        f"{job.tasks_failed} failed, {job.tasks_canceled} canceled, {job.tasks_total} in all"
     )
     if job.activity:
         print(f"  activity: {job.activity}")
@@ -171,22 +203,46 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 def main(command: str, argv: list[str]) -> int:
     args = build_parser(command).parse_args(argv)
-    token = read_token(args)
 
     async def run() -> int:
-        async with ServerClient(args.server, token, ca_bundle=args.ca_bundle) as client:
-            return await COMMANDS[command](client, args)
+        server, token = connection(args)
+        async with ServerClient(server, token, ca_bundle=args.ca_bundle) as client:
+            try:
+                return await COMMANDS[command](client, args)
+            except ApiError as exc:
+                if exc.status_code == 404:
+                    await _check_is_a_server(client.base_url, exc.detail, args.ca_bundle)
+                raise
 
     return run_reporting_errors(command, run)
 
 
+async def _check_is_a_server(url: str, detail: str, ca_bundle: str | None) -> None:
+    """After a 404: SystemExit when url is not a Server's, naming the Manager when it is one's. A Server's own
+    404 (no such job) is left as it is."""
+    service = await which_service(url, ca_bundle=ca_bundle)
+    if service is Service.SERVER or (service is None and detail != "Not Found"):
+        return  # a Server's, or an answer that names what was not found: the Server's own words say more
+    what = "it is a Tablao Manager" if service is Service.MANAGER else f"it answered 404 {detail}"
+    raise SystemExit(
+        f"{url} is not a Tablao Server ({what}): give the Server's address with --server "
+        f"(a Server listens on port {DEFAULT_SERVER_PORT} unless told otherwise)"
+    )
+
+
 def run_reporting_errors(command: str, run: Callable[[], Awaitable[int]]) -> int:
     try:
-        return asyncio.run(run())  # type: ignore[arg-type]
+        code: int = asyncio.run(run())  # type: ignore[arg-type]
+        sys.stdout.flush()  # here, not at exit: a reader gone away (`| head`) is handled below
+        return code
+    except BrokenPipeError:
+        return reader_gone()
     except ApiError as exc:
         print(f"tablao {command}: {exc.detail} (HTTP {exc.status_code})", file=sys.stderr)
     except httpx.HTTPError as exc:
-        print(f"tablao {command}: cannot reach the Server: {exc or type(exc).__name__}", file=sys.stderr)
+        print(
+            f"tablao {command}: cannot reach the Server: {exc or type(exc).__name__}{_tls_hint(exc)}", file=sys.stderr
+        )
     except httpx.InvalidURL as exc:  # not an HTTPError; server_url checks --server, this catches the rest
         print(f"tablao {command}: bad Server URL (--server or TABLAO_SERVER): {exc}", file=sys.stderr)
     except SystemExit as exc:
@@ -194,3 +250,33 @@ def run_reporting_errors(command: str, run: Callable[[], Awaitable[int]]) -> int
     except OSError as exc:  # a CA bundle that is not there
         print(f"tablao {command}: {exc}", file=sys.stderr)
     return 1
+
+
+def reader_gone() -> int:
+    """stdout's reader went away (`tablao jobs | head`): say nothing more, as a program stopped by SIGPIPE."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit finds somewhere to write
+        os.close(devnull)
+    return EXIT_PIPE
+
+
+def _tls_hint(exc: httpx.HTTPError) -> str:
+    """A hint when an https connection met a plain-HTTP answer instead of a TLS handshake."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx's error, httpcore's, the ssl module's
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLError) and cause.reason in _PLAIN_HTTP_REASONS:
+            plain = f"http://{exc.request.url.netloc.decode()}" if _has_request(exc) else "http://"
+            return f"; this Server may not use TLS (try {plain})"
+        cause = cause.__cause__ or cause.__context__
+    return ""
+
+
+def _has_request(exc: httpx.HTTPError) -> bool:
+    try:
+        exc.request  # noqa: B018 - httpx raises RuntimeError when the error carries no request
+    except RuntimeError:
+        return False
+    return True

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from services.client_cli import connection_args, read_token, run_reporting_errors
+from services.client_cli import connection, connection_args, reader_gone, run_reporting_errors
 from services.localfarm.demo_run import DemoRun
 from services.localfarm.layout import FarmLayout
 from services.protocol.server_client import ServerClient
@@ -20,24 +20,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--work-dir", type=Path, default=None, help="where the scene and frames go")
     parser.add_argument("--no-wait", action="store_true", help="submit and return")
     args = parser.parse_args(argv)
-    token = read_token(args)
+    try:
+        server, token = connection(args)
+    except SystemExit as exc:
+        print(f"tablao demo: {exc}", file=sys.stderr)
+        return 1
     work_dir = (args.work_dir or FarmLayout.default().demo_dir).resolve()
 
     async def check_server() -> int:
-        async with ServerClient(args.server, token, ca_bundle=args.ca_bundle) as client:
+        async with ServerClient(server, token, ca_bundle=args.ca_bundle) as client:
             await client.farm_status()
         return 0
 
     if run_reporting_errors("demo", check_server) != 0:
         return 1
     try:
-        demo = DemoRun(args.server, token, work_dir, args.frames)
+        demo = DemoRun(server, token, work_dir, args.frames)
         demo.submit()
-        if args.no_wait:
-            return 0
-        while not demo.poll():
+        while not args.no_wait and not demo.poll():
             time.sleep(1)
+        sys.stdout.flush()  # here, not at exit: a reader gone away (`| head`) is handled below
     except SystemExit as exc:
         print(f"tablao demo: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return reader_gone()
     return 0

@@ -315,10 +315,7 @@ def take_requests(farm_dir: Path) -> list[tuple[str, str]]:
 
 def running_farm(layout: FarmLayout) -> FarmRecord | None:
     """The record of the farm running on this data directory (its supervisor alive and holding the lock)."""
-    rec = records.load(layout.farm_dir)
-    if rec is None or rec.supervisor is None or rec.supervisor.process() is None:
-        return None
-    return rec if FarmLock(layout.farm_dir).held_elsewhere() else None
+    return records.running(layout.farm_dir)
 
 
 def service_states(rec: FarmRecord) -> dict[str, ChildState]:

@@ -120,6 +120,14 @@ def load(farm_dir: Path) -> FarmRecord | None:
         return None
 
 
+def running(farm_dir: Path) -> FarmRecord | None:
+    """The record of the farm running on farm_dir (its supervisor alive and holding the lock), or None."""
+    rec = load(farm_dir)
+    if rec is None or rec.supervisor is None or rec.supervisor.process() is None:
+        return None
+    return rec if FarmLock(farm_dir).held_elsewhere() else None
+
+
 def save(farm_dir: Path, record: FarmRecord) -> None:
     """Replace the record in one step, so a reader never sees half of it."""
     write_private(farm_dir / RECORD_FILE, record.to_json())

@@ -60,7 +60,7 @@ class Job(ResponseModel):
     tasks_completed: int
     tasks_failed: int
     tasks_canceled: int = 0
-    tasks_active: int
+    tasks_active: int  # in progress: assigned, active or soft-failed (of them, tasks_running have started)
     # time (docs/api.md "Time"): seconds by the workers' clocks; the estimate is services.protocol.timing's
     task_types: list[str] = Field(default_factory=list)
     started: datetime | None = None  # its first task's start

@@ -331,7 +331,7 @@ class Agent:
         self._finished_task = task.id if wrote_final else None
         if self.prefetch.task is None:
             self.prefetch.cancel()  # nothing leased yet: the work loop asks, carrying this task's final report
-        log.info("task %d finished", task.id)
+        log.info("task %d %s", task.id, run.ending or "ended")
         self._tell(f"task-finished:{run.outcome.value if run.outcome else 'stopped'}")
 
     def _started(self, task: AssignedTask) -> None:

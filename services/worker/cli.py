@@ -42,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tablao worker", description="Run a Tablao worker: it asks a Manager for tasks and runs them.")
-    p.add_argument("--manager", required=True, metavar="URL", help="the Manager's URL, e.g. http://127.0.0.1:8081")
+    p.add_argument("--manager", required=True, metavar="URL", help="the Manager's URL, e.g. http://127.0.0.1:8471")
     p.add_argument("--data-dir", type=Path, metavar="D", help="where credentials and the update buffer live")
     p.add_argument("--name", help="the worker's name (default: this machine's host name)")
     p.add_argument("--tags", default="", metavar="a,b", help="tags this worker has (jobs may require tags)")

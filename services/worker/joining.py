@@ -1,7 +1,8 @@
 """How a worker joins its Manager: what it says of itself, registering with the secret, signing on.
 
 A Manager that no longer knows the stored credentials (its store was restored or started fresh) gets a new
-registration when a registration secret was given; without one the worker stops with a message.
+registration when a registration secret was given; without one the worker stops with a message. An address that
+answers without a worker API (a Server's, say) stops it too: retrying would never help.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import logging
 
 import httpx
 
+from services.localfarm.layout import DEFAULT_SERVER_PORT
 from services.protocol import platforms
+from services.protocol.service_probe import Service, which_service
 from services.protocol.worker_api import RegisterRequest, SignOnAnswer, SignOnRequest
 from services.protocol.worker_client import ManagerError, Unauthorized, WorkerClient
 from services.worker import capabilities, credentials
@@ -21,6 +24,7 @@ from services.worker.runners import available_task_types, prepare_checks
 from services.worker.software import software_versions
 
 log = logging.getLogger("tablao.worker")
+MANAGER_PORT = DEFAULT_SERVER_PORT + 1  # a Manager's default (services/manager/config.py)
 
 
 def platform_name() -> str:
@@ -72,6 +76,18 @@ async def register(cfg: AgentConfig, client: WorkerClient) -> credentials.Creden
     return creds
 
 
+async def not_a_manager(cfg: AgentConfig) -> str | None:
+    """Why --manager is wrong, after a 404 on the worker API; None when a Manager does answer there (retry)."""
+    service = await which_service(cfg.manager_url, ca_bundle=cfg.ca_bundle)
+    if service is Service.MANAGER:
+        return None
+    what = "it is a Tablao Server" if service is Service.SERVER else "it has no worker API"
+    return (
+        f"{cfg.manager_url} is not a Tablao Manager ({what}): give a Manager's address with --manager "
+        f"(a Manager listens on port {MANAGER_PORT} unless told otherwise)"
+    )
+
+
 async def sign_on(
     cfg: AgentConfig, client: WorkerClient, body: SignOnRequest, backoff: Backoff
 ) -> tuple[credentials.Credentials, SignOnAnswer]:
@@ -106,6 +122,8 @@ async def sign_on(
             log.warning("the Manager does not know worker %s any more; registering again", creds.worker_id)
             creds = None
         except (httpx.TransportError, ManagerError) as exc:
+            if isinstance(exc, ManagerError) and exc.status == 404 and (why := await not_a_manager(cfg)):
+                raise FatalError(why) from None
             delay = backoff.next_delay()
             log.warning("cannot sign on at %s (%s); retrying in %.1f s", cfg.manager_url, exc, delay)
             await asyncio.sleep(delay)

@@ -76,6 +76,7 @@ class TaskRun:
         self._start_fallback: asyncio.TimerHandle | None = None
         self._interrupt: Interrupt | None = None
         self.outcome: TaskStatus | None = None  # the final status written, once run() returns
+        self.ending = ""  # how it ended, in words, once run() returns: "completed", "failed: why", ...
 
     def interrupt(self, reason: str, *, give_back: bool) -> None:
         """Stop the running command now (its process gets SIGTERM, then SIGKILL after the grace period)."""
@@ -136,23 +137,25 @@ class TaskRun:
     def _conclude(self, commands: asyncio.Task[None]) -> bool:
         if commands.cancelled():
             why = self._interrupt or Interrupt("stopped", give_back=True)
-            log.info("task %d stopped: %s", self.task.id, why.reason)
             if why.give_back:
-                self.reporter.finish(TaskStatus.QUEUED, f"given back: {why.reason}")
+                self.ending = f"given back: {why.reason}"
+                self.reporter.finish(TaskStatus.QUEUED, self.ending)
                 self.outcome = TaskStatus.QUEUED
                 return True
-            self.reporter.log(f"stopped: {why.reason}")
+            self.ending = f"stopped: {why.reason}"  # canceled, or taken away: the Manager knows it has ended
+            self.reporter.log(self.ending)
             self.reporter.flush()
             return False
         exc = commands.exception()
         self.outcome = TaskStatus.COMPLETED if exc is None else TaskStatus.FAILED
         if exc is None:
-            self.reporter.finish(TaskStatus.COMPLETED, "completed")
+            self.ending = "completed"
         elif isinstance(exc, CommandFailed):
-            self.reporter.finish(TaskStatus.FAILED, f"failed: {exc}")
+            self.ending = f"failed: {exc}"
         else:
             log.exception("task %d crashed the runner", self.task.id, exc_info=exc)
-            self.reporter.finish(TaskStatus.FAILED, f"failed: internal error: {type(exc).__name__}: {exc}")
+            self.ending = f"failed: internal error: {type(exc).__name__}: {exc}"
+        self.reporter.finish(self.outcome, self.ending)
         return True
 
     async def _run_commands(self) -> None:

@@ -300,3 +300,47 @@ def test_a_copied_workers_identity_is_the_last_signed_on_process_s_and_the_other
             second.stop()
     finally:
         first.stop()
+
+
+def test_the_log_says_how_each_task_ended(farm, tmp_path: Path) -> None:
+    server, mgr = farm
+    agent = AgentProcess(mgr, tmp_path / "w1", "w1")
+    try:
+        body = {
+            "name": "endings", "type": "exec", "max_task_failures": 1,
+            "settings": {"command": ["sh", "-c", "test {frame} = 1"], "frames": "1-2"},
+        }  # fmt: skip
+        r = httpx.post(f"{server.url}{API}/jobs", json=body, headers=server.headers(), timeout=30)
+        assert r.status_code == 201, r.text
+
+        def ended() -> list[dict[str, Any]] | None:
+            tasks = sorted(tasks_of(server, int(r.json()["id"])), key=lambda t: t["name"])
+            return tasks if [t["status"] for t in tasks] == ["completed", "failed"] else None
+
+        first, second = wait_for(ended, what=f"one task to complete, one to fail; worker log:\n{agent.log_text()}")
+        wait_for(lambda: f"task {second['id']} " in agent.log_text(), what="the failed task's log line")
+        log = agent.log_text()
+        assert f"task {first['id']} completed" in log
+        assert f"task {second['id']} failed: " in log
+        assert " finished\n" not in log
+    finally:
+        agent.stop()
+
+
+def test_a_servers_address_given_as_the_managers_stops_the_worker_with_one_line(
+    fresh_server: ServerProcess, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.worker.cli", "--manager", fresh_server.url, "--data-dir", str(tmp_path / "w"),
+         "--registration-secret-file", str(secret), "--task-types", "misc"],
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "retrying" not in proc.stderr, proc.stderr
+    assert errors[0].endswith(
+        f"{fresh_server.url} is not a Tablao Manager (it is a Tablao Server): give a Manager's address with "
+        "--manager (a Manager listens on port 8471 unless told otherwise)"
+    )

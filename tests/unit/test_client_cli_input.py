@@ -1,11 +1,15 @@
-"""The client commands (`tablao jobs|submit|demo`) refuse a bad --server URL or a job with NaN in one line."""
+"""The client commands (`tablao jobs|submit|demo`) refuse bad input in one line: a bad --server URL, a job with
+NaN, a token file that is missing or empty; and say so when https meets a plain-HTTP Server."""
 
 from __future__ import annotations
 
+import http.server
+import threading
 from pathlib import Path
 
 import pytest
 
+from app import cli
 from services import client_cli, demo
 
 
@@ -50,3 +54,68 @@ def test_submit_refuses_numbers_json_cannot_carry(
     err = capsys.readouterr().err
     assert "Traceback" not in err and str(job) in err and "NaN or infinite" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_token_file_is_named_before_any_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.token"
+    empty.write_text("\n")
+    # port 9 (discard): a request would end in "cannot reach the Server"
+    assert client_cli.main("jobs", ["--token-file", str(empty), "--server", "http://127.0.0.1:9"]) == 1
+    assert capsys.readouterr().err == f"tablao jobs: the API token file {empty} is empty\n"
+
+
+def test_a_missing_token_file_is_one_prefixed_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.token"
+    assert client_cli.main("jobs", ["--token-file", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"tablao jobs: cannot read the API token from {missing}: No such file or directory\n"
+
+
+def test_a_missing_local_farm_token_says_how_to_start_the_farm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TABLAO_TOKEN")
+    monkeypatch.setenv("TABLAO_DATA_DIR", str(tmp_path))
+    assert client_cli.main("job", ["13"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tablao job: cannot read the API token from {tmp_path / 'server' / 'admin.token'}: ")
+    assert "is the local farm running? start it with `make run HEADLESS=1`, or give --server and --token-file" in err
+    assert len(err.splitlines()) == 1
+
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_https_to_a_plain_http_server_hints_at_http(capsys: pytest.CaptureFixture[str]) -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Quiet)  # answers a TLS hello with a plain-HTTP 400
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        assert client_cli.main("jobs", ["--server", f"https://127.0.0.1:{port}"]) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert err.startswith("tablao jobs: cannot reach the Server: ")
+    assert err.rstrip().endswith(f"; this Server may not use TLS (try http://127.0.0.1:{port})")
+
+
+def test_the_help_lists_every_admin_command_the_readme_does() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for command in ("users add", "users list", "tokens create", "managers add", "managers list"):
+        assert f"  {command}" in cli.USAGE
+        assert f"`tablao {command}" in readme
+
+
+def test_without_a_running_local_farm_the_default_server_is_8470(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TABLAO_TOKEN")
+    monkeypatch.setenv("TABLAO_DATA_DIR", str(tmp_path))
+    (tmp_path / "server").mkdir()
+    (tmp_path / "server" / "admin.token").write_text("tbl_local\n")
+    args = client_cli.build_parser("jobs").parse_args([])
+    assert client_cli.connection(args) == ("http://127.0.0.1:8470", "tbl_local")

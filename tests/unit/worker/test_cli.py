@@ -119,3 +119,8 @@ def test_a_second_worker_on_a_running_workers_data_dir_is_refused(tmp_path, caps
     finally:
         first.kill()
         first.wait()
+
+
+def test_the_help_shows_a_managers_default_port():
+    text = build_parser().format_help()
+    assert "http://127.0.0.1:8471" in text and "8081" not in text

@@ -19,6 +19,11 @@ pytestmark = pytest.mark.usefixtures("spawn_way")
 
 
 async def run_task(tmp_path: Path, *commands: Command) -> list[dict[str, Any]]:
+    return (await finished_run(tmp_path, *commands))[1]
+
+
+async def finished_run(tmp_path: Path, *commands: Command) -> tuple[TaskRun, list[dict[str, Any]]]:
+    """The task run to its end, and its rows in the buffer."""
     client = WorkerClient("http://127.0.0.1:9")  # nothing listens: a may-i-run fails, which changes nothing
     buffer = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=60)
     task = AssignedTask(
@@ -32,7 +37,7 @@ async def run_task(tmp_path: Path, *commands: Command) -> list[dict[str, Any]]:
     rows = [json.loads(r.body) for r in buffer.head()]
     buffer.close()
     await client.aclose()
-    return rows
+    return run, rows
 
 
 async def test_active_comes_before_the_commands_output_and_the_final_status_last(tmp_path: Path) -> None:
@@ -74,3 +79,12 @@ async def test_a_command_without_a_program_reports_active_before_its_end(tmp_pat
         statuses = [(i, r["status"]) for i, r in enumerate(rows) if r.get("status")]
         assert [s for _, s in statuses] == ["active", "completed"], rows
         assert statuses[1][0] == len(rows) - 1
+
+
+async def test_how_a_task_ended_is_said_in_words(tmp_path: Path) -> None:
+    # the worker's log line for the task ("task 94 completed", "task 94 failed: ..."), not "finished" for both
+    done, _ = await finished_run(tmp_path, Command(name="echo", parameters={"message": "hi"}))
+    assert done.ending == "completed"
+    (tmp_path / "2").mkdir()
+    failed, rows = await finished_run(tmp_path / "2", Command(name="exec", parameters={"argv": ["sh", "-c", "exit 3"]}))
+    assert failed.ending.startswith("failed: ") and failed.ending in json.dumps(rows[-1])

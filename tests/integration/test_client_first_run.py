@@ -1,0 +1,100 @@
+"""What `tablao submit|jobs|job` say on a first run: the wrong service's address, a reader that goes away
+(`| head`), a job's counts, and the local farm started on another port, against real services."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.allinone import AllInOne
+from tests.support.manager import API, ManagerProcess, add_manager
+from tests.support.services import ROOT, ServerProcess, child_env, tablao_command
+
+
+def client(*args: str, data_dir: Path | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = child_env()
+    for name in ("TABLAO_SERVER", "TABLAO_TOKEN"):
+        env.pop(name, None)
+    if data_dir is not None:
+        env["TABLAO_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        tablao_command(*args) if args[0] != "--argv" else list(args[1:]),
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def farm(fresh_server: ServerProcess, tmp_path: Path) -> Iterator[tuple[ServerProcess, ManagerProcess, Path]]:
+    token = tmp_path / "admin.token"
+    token.write_text(fresh_server.admin_token)
+    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager").start()
+    yield fresh_server, mgr, token
+    mgr.stop()
+
+
+def submit(server: ServerProcess, frames: str = "1-3") -> int:
+    body = {"name": "first-run", "type": "exec", "settings": {"command": ["true"], "frames": frames}}
+    r = httpx.post(f"{server.url}{API}/jobs", json=body, headers=server.headers(), timeout=30)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def test_a_managers_address_is_named_as_not_a_server(farm) -> None:
+    server, mgr, token = farm
+    r = client("jobs", "--server", mgr.url, "--token-file", str(token))
+    assert r.returncode == 1
+    assert r.stderr == (
+        f"tablao jobs: {mgr.url} is not a Tablao Server (it is a Tablao Manager): give the Server's address with "
+        "--server (a Server listens on port 8470 unless told otherwise)\n"
+    )
+    # a Server's own 404 keeps its words
+    r = client("job", "999", "--server", server.url, "--token-file", str(token))
+    assert (r.returncode, r.stderr) == (1, "tablao job: no job with id 999 (HTTP 404)\n")
+
+
+@pytest.mark.parametrize("argv", [("jobs",), ("job", "JOB", "--action", "pause")])
+def test_a_reader_that_goes_away_ends_the_command_quietly(farm, argv: tuple[str, ...]) -> None:
+    server, _, token = farm
+    job = submit(server)
+    args = [a.replace("JOB", str(job)) for a in argv]
+    proc = subprocess.Popen(
+        tablao_command(*args, "--server", server.url, "--token-file", str(token)),
+        cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # as `| head` does once it has its lines: every write now meets a broken pipe
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(60) == 141 and err == ""
+
+
+def test_a_jobs_tasks_in_progress_are_not_called_running(farm) -> None:
+    server, _, token = farm
+    job = submit(server, "1-2")
+    r = client("job", str(job), "--server", server.url, "--token-file", str(token))
+    assert r.returncode == 0, r.stderr
+    counts = next(line for line in r.stdout.splitlines() if line.startswith("  tasks: "))
+    assert " in progress (" in counts and " running, " not in counts, counts
+
+
+def test_the_local_farm_on_another_port_is_found_and_its_banner_command_runs(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    farm = AllInOne(data, workers=0).start()
+    try:
+        farm.wait_running()
+        # the farm's token, by default, goes to the farm's Server, wherever it listens
+        r = client("jobs", data_dir=data)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "no jobs\n", "")
+        # the banner's command is one a person can type as it is, from anywhere
+        line = next(ln for ln in farm.log().splitlines() if ln.startswith("Submit with: "))
+        argv = shlex.split(line.removeprefix("Submit with: "))
+        assert argv[1:3] == ["submit", "JOB.json"], line
+        r = client("--argv", *argv[:1], "jobs", *argv[3:], cwd=tmp_path)
+        assert (r.returncode, r.stdout, r.stderr) == (0, "no jobs\n", ""), line
+    finally:
+        farm.close()

@@ -34,10 +34,12 @@ Services of the operating system (systemd on Linux, launchd on macOS):
   service install server|manager|worker [--user] [--data-dir D] [-- SERVICE FLAGS]
   service remove server|manager|worker [--user]
 
-Administration (on the Server's machine, --data-dir / --database-url):
+Administration (on the Server's machine; --data-dir: the Server's or a local farm's folder, or --database-url):
   users add NAME --role admin|wrangler|artist
+  users list
   tokens create USER
   managers add NAME
+  managers list
 """
 
 
@@ -73,6 +75,27 @@ def _open_link(link: str, rest: list[str]) -> int:
     return _run("app.desktop", "main", ["--open-job", str(job_id), *rest])
 
 
+def _all_in_one(rest: list[str]) -> int:
+    """`tablao all-in-one`: one parser whatever the mode (its --help and errors); without --headless the desktop
+    app runs the farm, if there is a display to open its window on."""
+    from app.display import missing_display
+    from services.localfarm.cli import parse_args
+
+    args = parse_args(rest)
+    if args.headless:
+        return _run("services.localfarm.cli", "main", rest)
+    if missing_display():  # Qt would abort the process (SIGABRT) with a message about reinstalling
+        print("tablao all-in-one: no display: run with --headless (make run HEADLESS=1)", file=sys.stderr)
+        return 2
+    argv = ["--embedded", *(["--data-dir", str(args.data_dir)] if args.data_dir is not None else [])]
+    argv += ["--port", str(args.port)] if args.port is not None else []
+    argv += ["--workers", str(args.workers)] if args.workers is not None else []
+    argv += ["--demo"] if args.demo else []
+    for root in args.output_root:
+        argv += ["--output-root", root]
+    return _run("app.desktop", "main", argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     # a service started by a supervisor (all-in-one, the app, the tray) dies with it, however it ends
@@ -92,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "desktop":
         return _run("app.desktop", "main", rest)
-    if command == "all-in-one" and "--headless" not in rest:
-        return _run("app.desktop", "main", ["--embedded", *rest])
+    if command == "all-in-one":
+        return _all_in_one(rest)
     if command in ("users", "tokens", "managers"):
         return _run("services.server.cli", "admin_main", command, rest)
     if command in ("submit", "jobs", "job"):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from app.display import missing_display
 from app.embedded import EmbeddedFarm
 from app.gui_thread_gc import GuiThreadCollector
 from app.link_events import LinkOpener
@@ -35,18 +36,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--server", default=None, help="connect to this Server URL (no start-up question)")
     p.add_argument("--manager-url", default=None, help="the Manager full task logs are read from")
     p.add_argument("--demo", action="store_true", help="render the sample scene on the local farm (embedded mode)")
+    p.add_argument(
+        "--output-root", action="append", default=[], metavar="DIR",
+        help="jobs may also write under this folder (embedded mode; repeatable)",
+    )  # fmt: skip
     p.add_argument("--open-job", type=int, default=None, metavar="ID", help="select this job once it is loaded")
     return p.parse_args(argv)
 
 
 async def start_embedded(
-    data_dir: Path, port: int, workers: int, manager_url: str = "", settings: AppSettings | None = None
+    data_dir: Path,
+    port: int,
+    workers: int,
+    manager_url: str = "",
+    settings: AppSettings | None = None,
+    output_roots: tuple[str, ...] = (),
 ) -> tuple[MainWindow, EmbeddedFarm] | None:
     """Adopt the local farm running on data_dir or start one, and open the window once its Server answers.
 
     The Manager and workers come up behind the window; the "Local farm" tab shows them. With settings, the
-    "leave running" choice is read from and saved to them."""
-    farm = EmbeddedFarm(data_dir, port, workers)
+    "leave running" choice is read from and saved to them. `output_roots`: the started farm's --output-root."""
+    farm = EmbeddedFarm(data_dir, port, workers, output_roots=output_roots)
     farm.leave_running = bool(settings and settings.leave_running)
     messages: list[str] = []
 
@@ -102,6 +112,7 @@ async def run(args: argparse.Namespace, links: LinkOpener | None = None) -> int:
             settings.workers if args.workers is None else args.workers,
             manager_url,
             settings,
+            tuple(args.output_root),
         )
         if started is None:
             return 1
@@ -224,6 +235,13 @@ def main(argv: list[str]) -> int:
     import qasync
 
     args = parse_args(argv)
+    if missing_display():  # Qt would abort the process (SIGABRT) with a message about reinstalling
+        print(
+            "tablao: no display: the desktop app needs one (DISPLAY or WAYLAND_DISPLAY); "
+            "for a farm without a window: tablao all-in-one --headless",
+            file=sys.stderr,
+        )
+        return 2
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setOrganizationName(ORGANISATION)

@@ -74,9 +74,16 @@ class EmbeddedFarm(QObject):
     changed = Signal()
     message = Signal(str)
 
-    def __init__(self, data_dir: Path, port: int, workers: int = 1, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        workers: int = 1,
+        parent: QObject | None = None,
+        output_roots: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(parent)
-        self.handle = FarmHandle(data_dir, port, workers)
+        self.handle = FarmHandle(data_dir, port, workers, output_roots)
         self.data_dir = data_dir
         self._leave_running = False
         self.services: list[Service] = []

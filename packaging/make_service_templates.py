@@ -17,11 +17,16 @@ from services.system.units import ServiceSpec, launchd_plist_bytes, systemd_unit
 
 OUT = ROOT / "packaging" / "services"
 EXAMPLE_FLAGS = {
-    "server": ("--host", "0.0.0.0", "--port", "8470"),
-    "manager": ("--server", "http://tablao-server:8470", "--token-file", "/etc/tablao/manager.token",
-                "--host", "0.0.0.0", "--port", "8471"),
-    "worker": ("--manager", "http://tablao-manager:8471",
-               "--registration-secret-file", "/etc/tablao/worker-registration.secret"),
+    # TLS on every address other machines reach (docs/operations.md, "A farm on several machines"): a service
+    # refuses a non-loopback --host without it, and `tablao service install` refuses to write such a unit
+    "server": ("--host", "0.0.0.0", "--port", "8470",
+               "--tls-cert", "/etc/tablao/server.pem", "--tls-key", "/etc/tablao/server-key.pem"),
+    "manager": ("--server", "https://tablao-server:8470", "--ca-bundle", "/etc/tablao/ca.pem",
+                "--token-file", "/etc/tablao/manager.token", "--host", "0.0.0.0", "--port", "8471",
+                "--tls-cert", "/etc/tablao/manager.pem", "--tls-key", "/etc/tablao/manager-key.pem"),
+    "worker": ("--manager", "https://tablao-manager:8471", "--ca-bundle", "/etc/tablao/ca.pem",
+               "--registration-secret-file", "/etc/tablao/worker-registration.secret",
+               "--output-root", "{render_root}"),
 }  # fmt: skip
 
 

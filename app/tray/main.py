@@ -77,6 +77,13 @@ def main(argv: list[str]) -> int:
                   file=sys.stderr)  # fmt: skip
             return 2
 
+    from app.display import missing_display
+
+    if missing_display():  # Qt would abort the process (SIGABRT) with a message about reinstalling
+        print("tablao tray: no display: the tray agent runs in a desktop session (a worker without one: tablao worker)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+
     from app.gui_thread_gc import GuiThreadCollector
     from app.qt import QApplication, QLocalServer, QLocalSocket, QMessageBox, QSystemTrayIcon, QTimer
     from app.tray import autostart, idle

@@ -2,7 +2,8 @@
 
 The Server listens on --port, the Manager on --port + 1; the admin token is in <data-dir>/server/admin.token.
 Without --headless, `tablao all-in-one` opens the desktop app, which runs this same command in the background
-and shows the farm (embedded mode); this module imports no Qt.
+and shows the farm (embedded mode). Both modes parse their arguments here (`parse_args`: app/cli.py uses it before
+choosing), so --help and errors show the all-in-one usage either way; this module imports no Qt.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import shlex
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -21,15 +24,29 @@ from services.localfarm.farm import FarmRunning, LocalFarm
 from services.localfarm.layout import DATA_DIR_ENV, DEFAULT_SERVER_PORT, default_data_dir
 from services.protocol import process_guard
 
+DEFAULT_WORKERS = 2
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="tablao all-in-one", description=(__doc__ or "").splitlines()[0])
+
+def build_parser() -> argparse.ArgumentParser:
+    """`tablao all-in-one`'s one parser, with or without --headless: its --help and errors, whatever the mode.
+
+    --port and --workers default to None: the headless farm then takes DEFAULT_SERVER_PORT and DEFAULT_WORKERS,
+    the desktop app its saved settings."""
+    parser = argparse.ArgumentParser(
+        prog="tablao all-in-one",
+        description="A Server, a Manager and local workers on this machine, with no configuration, shown in the "
+        "desktop app (with --headless: no window).",
+    )
     parser.add_argument("--headless", action="store_true", help="no desktop window (for servers)")
     parser.add_argument("--data-dir", type=Path, default=None, help="default: TABLAO_DATA_DIR or the user data dir")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_SERVER_PORT, help="the Server's port; the Manager takes the next"
-    )
-    parser.add_argument("--workers", type=int, default=2, help="local workers to start (0 for none)")
+        "--port", type=int, default=None,
+        help=f"the Server's port; the Manager takes the next (default: {DEFAULT_SERVER_PORT}, or the app's setting)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, default=None,
+        help=f"local workers to start, 0 for none (default: {DEFAULT_WORKERS}, or the app's setting)",
+    )  # fmt: skip
     parser.add_argument("--demo", action="store_true", help="render the sample scene once the farm is up")
     parser.add_argument(
         "--output-root", action="append", default=[], metavar="DIR",
@@ -37,18 +54,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )  # fmt: skip
     # the desktop app: stop the farm when this process ends (unless it is told to leave the farm running)
     parser.add_argument("--owned-by", type=int, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The checked arguments of `tablao all-in-one`, in either mode (argparse's exit 2 with the usage if bad)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         parser.error("--workers must be 0 or more")
-    if not 1 <= args.port <= 65534:
+    if args.port is not None and not 1 <= args.port <= 65534:
         parser.error("--port must be within 1..65534 (the Manager takes the next port)")
-    if not args.headless:
-        parser.error("without --headless the desktop app runs the farm: start it with `tablao all-in-one`")
     return args
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if not args.headless:  # app/cli.py hands `tablao all-in-one` without --headless to the desktop app
+        build_parser().error("without --headless the desktop app runs the farm: start it with `tablao all-in-one`")
+    args.port = DEFAULT_SERVER_PORT if args.port is None else args.port
+    args.workers = DEFAULT_WORKERS if args.workers is None else args.workers
     data_dir = (args.data_dir or default_data_dir()).resolve()
     if data_dir.exists() and not data_dir.is_dir():
         named = "--data-dir" if args.data_dir else f"the data directory ({DATA_DIR_ENV} or the default)"
@@ -123,6 +148,25 @@ async def _start(farm: LocalFarm, stop: asyncio.Event) -> bool:
     return True
 
 
+def typed_tablao() -> str:
+    """`tablao` as a person can type it: the bare name when it is on PATH and is this installation, else the path
+    of this installation's entry point (`make run` does not put .venv/bin on PATH)."""
+    entry: Path | None
+    if getattr(sys, "frozen", False):  # a PyInstaller bundle: the executable is `tablao` itself
+        entry = Path(sys.executable)
+    else:
+        scripts = Path(sys.executable).parent  # a venv's bin (Scripts on Windows) holds the entry point
+        here = Path(sys.argv[0]) if sys.argv and Path(sys.argv[0]).stem == "tablao" else None
+        entry = here or next((p for p in (scripts / "tablao", scripts / "tablao.exe") if p.is_file()), None)
+        if entry is None:  # run from a source tree that was never installed
+            return f"{shlex.quote(sys.executable)} -m app.cli"
+    on_path = shutil.which("tablao")
+    with contextlib.suppress(OSError):
+        if on_path is not None and Path(on_path).resolve() == entry.resolve():
+            return "tablao"
+    return shlex.quote(str(entry.absolute()))
+
+
 def _banner(farm: LocalFarm, data_dir: Path) -> None:
     print(
         f"Tablao farm running on this machine:\n"
@@ -130,7 +174,8 @@ def _banner(farm: LocalFarm, data_dir: Path) -> None:
         f"  Manager  {farm.manager_url}   (renders under {farm.render_root})\n"
         f"  Workers  {len(farm.workers)}\n"
         f"  Data     {data_dir}\n"
-        f"Submit with: tablao submit JOB.json --server {farm.server_url} --token-file {farm.admin_token_file}\n"
+        f"Submit with: {typed_tablao()} submit JOB.json --server {farm.server_url} "
+        f"--token-file {farm.admin_token_file}\n"
         f"Press Ctrl-C to stop.",
         flush=True,
     )

@@ -55,11 +55,12 @@ class LogTail:
 class FarmHandle:
     """One local farm seen from outside its supervisor."""
 
-    def __init__(self, data_dir: Path, port: int, workers: int) -> None:
+    def __init__(self, data_dir: Path, port: int, workers: int, output_roots: tuple[str, ...] = ()) -> None:
         self.layout = FarmLayout(data_dir)
         self.data_dir = data_dir
         self.port = port
         self.workers = workers
+        self.output_roots = output_roots  # `--output-root`s of a farm this handle starts (an adopted one keeps its own)
         self.adopted = False
         self.record: FarmRecord | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -127,6 +128,8 @@ class FarmHandle:
     def _start_supervisor(self, owner_pid: int | None) -> None:
         argv = tablao_argv("all-in-one", "--headless", "--data-dir", str(self.data_dir), "--port", str(self.port),
                            "--workers", str(self.workers))  # fmt: skip
+        for root in self.output_roots:
+            argv += ["--output-root", root]
         if owner_pid is not None:
             argv += ["--owned-by", str(owner_pid)]
         self.layout.farm_dir.mkdir(parents=True, exist_ok=True)

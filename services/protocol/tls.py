@@ -34,13 +34,20 @@ def is_loopback(host: str) -> bool:
 
 
 def listen_problem(
-    host: str, cert: Path | None, key: Path | None, *, insecure_http: bool, flag_prefix: str = "--"
+    host: str,
+    cert: Path | None,
+    key: Path | None,
+    *,
+    insecure_http: bool,
+    flag_prefix: str = "--",
+    check_files: bool = True,
 ) -> str | None:
-    """Why the service must not start with these settings, or None."""
+    """Why the service must not start with these settings, or None. `check_files` False: the certificate and key
+    are another machine's (a service unit written for it), so only the settings themselves are checked."""
     if (cert is None) != (key is None):
         return f"{flag_prefix}tls-cert and {flag_prefix}tls-key go together: give both or neither"
     for label, path in (("tls-cert", cert), ("tls-key", key)):
-        if path is not None and not path.is_file():
+        if check_files and path is not None and not path.is_file():
             return f"{flag_prefix}{label}: {path} not found"
     if cert is None and not is_loopback(host) and not insecure_http:
         return (

@@ -1,4 +1,9 @@
-"""`tablao server` and the Server's local admin commands (`tablao users|tokens|managers ...`)."""
+"""`tablao server` and the Server's local admin commands (`tablao users|tokens|managers ...`).
+
+The admin commands work on the database of a Server that has started at least once: they never make one. Their
+`--data-dir` is the Server's own folder, or a local farm's folder (what `tablao all-in-one --data-dir` was given),
+whose Server keeps its database in `server/`; with neither they refuse in one line (`server_database_dir`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from services.localfarm.layout import DATA_DIR_ENV, FarmLayout
 from services.protocol import cli_args, process_guard, tls
 from services.protocol.farm import NAME_PATTERN, ManagerCreate, TokenCreate, UserCreate
 from services.protocol.secret_files import write_secret
@@ -16,9 +22,11 @@ from services.protocol.states import Role
 from services.server.config import ServerConfig, load_variables
 from services.server.policy import FarmPolicy, PolicyError
 
+ALEMBIC_TABLE = "alembic_version"  # every database a Server has started on has this table
 
-def _storage_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", type=Path, help="where the Server keeps its database and admin.token")
+
+def _storage_args(parser: argparse.ArgumentParser, data_dir_help: str) -> None:
+    parser.add_argument("--data-dir", type=Path, help=data_dir_help)
     parser.add_argument("--database-url", help="e.g. postgresql+psycopg://user@host/db (env TABLAO_DATABASE_URL)")
 
 
@@ -41,9 +49,10 @@ def _database_problem(exc: BaseException, cfg: ServerConfig) -> str:
     return describe(exc, where) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
-def main(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """`tablao server`'s arguments (`tablao service install server` checks a unit's flags with it too)."""
     parser = argparse.ArgumentParser(prog="tablao server", description="Run the Tablao Server.")
-    _storage_args(parser)
+    _storage_args(parser, "where the Server keeps its database and admin.token")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the network)")
     parser.add_argument("--port", type=cli_args.port, default=None, help="port to listen on (default 8470)")
     parser.add_argument(
@@ -61,7 +70,11 @@ def main(argv: list[str]) -> int:
         help="jobs may write only under these folders (repeatable; path variables allowed)",
     )  # fmt: skip
     tls.tls_args(parser, client=False)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
     if problem := tls.listen_problem(args.host, args.tls_cert, args.tls_key, insecure_http=args.insecure_http):
         print(f"tablao server: cannot start: {problem}", file=sys.stderr)
         return 2
@@ -151,6 +164,34 @@ def _admin_input_problem(kind: str, args: argparse.Namespace) -> str | None:
     return None
 
 
+class NoServerDatabase(ValueError):
+    """The admin commands' folder holds no Server database (or two): the message says which folder to give."""
+
+
+def server_database_dir(data_dir: Path, named: str) -> Path:
+    """The folder of the Server's SQLite database that `data_dir` means: itself when the database is there, else
+    the `server/` folder of the local farm whose folder it is. `named` says where `data_dir` came from, for the
+    message of NoServerDatabase when neither holds one (or both do). Looks only: nothing is created."""
+    from services.server.db.engine import SQLITE_NAME
+
+    if data_dir.exists() and not data_dir.is_dir():
+        raise NoServerDatabase(f"{data_dir} ({named}) is not a folder")
+    own, farm = data_dir / SQLITE_NAME, FarmLayout(data_dir).server_dir / SQLITE_NAME
+    if own.is_file() and farm.is_file():
+        raise NoServerDatabase(
+            f"{data_dir} ({named}) holds two Server databases, {own} and {farm} (its local farm's): give the folder "
+            "of the one the Server uses (admin commands of earlier versions made a database wherever they were told)"
+        )
+    if own.is_file():
+        return data_dir
+    if farm.is_file():
+        return farm.parent
+    raise NoServerDatabase(
+        f"no Server database in {data_dir} ({named}; nor in its server/ folder): give the --data-dir the Server "
+        "runs with, or the folder given to `tablao all-in-one`; a Server makes its database when it first starts"
+    )
+
+
 def admin_main(kind: str, argv: list[str]) -> int:
     """Local admin commands, run on the Server's machine against its database."""
     parser = argparse.ArgumentParser(prog=f"tablao {kind}")
@@ -171,7 +212,7 @@ def admin_main(kind: str, argv: list[str]) -> int:
         p.add_argument("--token-file", type=Path, help="write the token to this file (mode 0600) instead")
         sub.add_parser("list", help="list Managers")
     for p in sub.choices.values():
-        _storage_args(p)
+        _storage_args(p, "the Server's data directory, or a local farm's folder (its Server's is server/ in it)")
     args = parser.parse_args(argv)
     if problem := _admin_input_problem(kind, args):
         print(f"tablao {kind}: {problem}", file=sys.stderr)
@@ -183,21 +224,26 @@ def admin_main(kind: str, argv: list[str]) -> int:
         return 2
 
     from alembic.util import CommandError
+    from sqlalchemy import inspect
     from sqlalchemy.exc import SQLAlchemyError
 
-    from services.server.db.engine import make_engine, sqlite_url
+    from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url
     from services.server.db.migrate import upgrade
     from services.server.db.problems import safe_url
     from services.server.store import auth, farm
     from services.server.store.errors import StoreError
     from services.server.store.sessions import open_sessions
 
+    process_guard.private_files()  # the WAL and shared-memory files SQLite makes beside the database: 0600
     if not cfg.database_url:
+        named = "--data-dir" if args.data_dir else f"the default: {DATA_DIR_ENV} or the user data folder, then server/"
         try:
-            cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            where = "--data-dir" if args.data_dir else "the data folder"
-            print(f"tablao {kind}: cannot use {where} {cfg.data_dir}: {exc.strerror or exc}", file=sys.stderr)
+            cfg.data_dir = server_database_dir(cfg.data_dir, named)
+        except NoServerDatabase as exc:
+            print(f"tablao {kind}: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:  # a folder on the way that cannot be read
+            print(f"tablao {kind}: cannot use {cfg.data_dir}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     try:
         engine = make_engine(cfg.database_url or sqlite_url(cfg.data_dir))
@@ -210,6 +256,15 @@ def admin_main(kind: str, argv: list[str]) -> int:
         print(f"tablao {kind}: {where}: {safe_url(_database_problem(exc, cfg))}", file=sys.stderr)
         return 2
     try:
+        if not inspect(engine).has_table(ALEMBIC_TABLE):  # a database no Server has started on: not ours to make
+            where = safe_url(cfg.database_url) if cfg.database_url else str(cfg.data_dir / SQLITE_NAME)
+            print(
+                f"tablao {kind}: {where} holds no Tablao Server database: start the Server on it once first "
+                "(it makes its tables), or give the database it uses",
+                file=sys.stderr,
+            )
+            engine.dispose()
+            return 2
         upgrade(engine)
     except (SQLAlchemyError, OSError, CommandError) as exc:  # CommandError: a database of a newer Tablao
         print(f"tablao {kind}: {_database_problem(exc, cfg)}", file=sys.stderr)

@@ -3,8 +3,9 @@
 Linux: a systemd unit (/etc/systemd/system, or ~/.config/systemd/user with --user), enabled and started with
 systemctl. macOS: a launchd plist (/Library/LaunchDaemons, or ~/Library/LaunchAgents with --user), loaded with
 launchctl. The unit runs this same installation (the bundle's `tablao`, or this Python environment) with
-`--data-dir` and the flags given after `--`. `--root DIR` writes under DIR instead and runs nothing: for packagers
-and tests. Removing stops and disables the service and deletes its file; its data directory is kept.
+`--data-dir` and the flags given after `--`, which are checked first as the service will check them at its start
+(flags.py): a unit that would only crash-loop is not written. `--root DIR` writes under DIR instead and runs nothing:
+for packagers and tests. Removing stops and disables the service and deletes its file; its data directory is kept.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from services.system.flags import flags_problem
 from services.system.units import ROLES, ServiceSpec, launchd_plist_bytes, systemd_unit
 
 PROG = "tablao service"
@@ -112,6 +114,11 @@ def main(argv: list[str]) -> int:
         )
     except ValueError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    if args.action == "install" and (
+        problem := flags_problem(args.role, ["--data-dir", str(data_dir), *flags], check_files=args.root is None)
+    ):
+        print(f"{PROG}: {problem}", file=sys.stderr)
         return 2
     if args.action == "install" and args.root is None and (problem := _unusable(spec)):
         print(f"{PROG}: {problem}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -111,22 +112,25 @@ def test_client_errors(cli_server: ServerProcess, tmp_path: Path) -> None:
 
 
 def test_admin_commands(tmp_path: Path) -> None:
+    """Beside a running Server, on the database it made (0700 folder, 0600 file): the admin commands never make one."""
     data = ["--data-dir", str(tmp_path)]
-    r = tablao("users", "add", "wes", "--role", "wrangler", *data)
-    assert r.returncode == 0 and "user wes (wrangler) added" in r.stdout
-    r = tablao("users", "add", "wes", "--role", "wrangler", *data)
-    assert r.returncode == 1 and "exists already" in r.stderr
-    r = tablao("users", "add", "x", "--role", "boss", *data)
-    assert r.returncode == 2 and "invalid choice" in r.stderr
-    r = tablao("tokens", "create", "wes", *data)
-    assert r.returncode == 0 and r.stdout.startswith("tbl_")
-    token = r.stdout.strip()
-    r = tablao("tokens", "create", "nobody", *data)
-    assert r.returncode == 1 and "no user named 'nobody'" in r.stderr
-    r = tablao("managers", "add", "room-a", "--token-file", str(tmp_path / "m.token"), *data)
-    assert r.returncode == 0 and (tmp_path / "m.token").read_text().startswith("tbl_")
     srv = ServerProcess(data_dir=tmp_path, database_url=None).start()
     try:
+        assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
+        assert stat.S_IMODE((tmp_path / "tablao-server.sqlite").stat().st_mode) == 0o600
+        r = tablao("users", "add", "wes", "--role", "wrangler", *data)
+        assert r.returncode == 0 and "user wes (wrangler) added" in r.stdout
+        r = tablao("users", "add", "wes", "--role", "wrangler", *data)
+        assert r.returncode == 1 and "exists already" in r.stderr
+        r = tablao("users", "add", "x", "--role", "boss", *data)
+        assert r.returncode == 2 and "invalid choice" in r.stderr
+        r = tablao("tokens", "create", "wes", *data)
+        assert r.returncode == 0 and r.stdout.startswith("tbl_")
+        token = r.stdout.strip()
+        r = tablao("tokens", "create", "nobody", *data)
+        assert r.returncode == 1 and "no user named 'nobody'" in r.stderr
+        r = tablao("managers", "add", "room-a", "--token-file", str(tmp_path / "m.token"), *data)
+        assert r.returncode == 0 and (tmp_path / "m.token").read_text().startswith("tbl_")
         r2 = httpx.get(srv.url + "/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})
         assert r2.status_code == 200
     finally:

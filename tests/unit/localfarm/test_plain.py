@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.localfarm import records
-from services.localfarm.handle import LogTail
+from services.localfarm.handle import FarmHandle, LogTail
 from services.localfarm.layout import FarmLayout, default_data_dir
 from services.localfarm.records import FarmLock, FarmRecord, ProcessRecord
 from services.localfarm.supervisor import Backoff
@@ -208,3 +208,21 @@ def test_the_supervisor_takes_whole_requests_and_leaves_one_being_written(tmp_pa
     abandoned.write_text("1")  # its writer killed before the rename
     os.utime(abandoned, (time.time() - 3600, time.time() - 3600))
     assert take_requests(tmp_path) == [] and not abandoned.exists()
+
+
+def test_the_app_starts_its_farm_with_the_output_roots_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tablao all-in-one --output-root DIR` without --headless: the desktop app's farm gets DIR too."""
+    started: list[list[str]] = []
+
+    class Started:
+        def __init__(self, argv: list[str], **_kwargs: object) -> None:
+            started.append(argv)
+
+    monkeypatch.setattr(subprocess, "Popen", Started)
+    FarmHandle(tmp_path / "farm", 9000, 1, ("/renders", "/b c"))._start_supervisor(owner_pid=None)
+    [argv] = started
+    at = argv.index("all-in-one")
+    assert argv[at:] == ["all-in-one", "--headless", "--data-dir", str(tmp_path / "farm"), "--port", "9000",
+                         "--workers", "1", "--output-root", "/renders", "--output-root", "/b c"]  # fmt: skip

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from services.server.cli import admin_main, main
 from services.server.config import ServerConfig
+from tests.support.server_db import server_database
 
 BAD_ENV = [
     ("TABLAO_AUTH_FREE_FAILURES", "abc"),
@@ -38,6 +41,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("services.protocol.serving.quick_server", _no_serving)  # never listen in these tests
     for name in ("TABLAO_DATABASE_URL", "TABLAO_ADMIN_TOKEN", "TABLAO_VARIABLES", *(n for n, _ in BAD_ENV)):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _keep_umask() -> Iterator[None]:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    yield
+    os.umask(mask)  # the admin commands make their files private (umask 077)
 
 
 def _one_line_naming(err: str, name: str) -> None:
@@ -103,8 +114,8 @@ def test_admin_bad_database_url(url: str, tmp_path: Path, capsys: pytest.Capture
 
 
 def test_admin_database_of_a_newer_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = server_database(tmp_path)
     assert admin_main("users", ["list", "--data-dir", str(tmp_path)]) == 0
-    (db,) = tmp_path.glob("*.sqlite")
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '0099'")
     conn.close()
@@ -132,6 +143,7 @@ def test_admin_database_of_a_newer_version(tmp_path: Path, capsys: pytest.Captur
 def test_admin_refuses_what_the_api_refuses(
     kind: str, argv: list[str], named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    server_database(tmp_path)
     assert admin_main("users", ["add", "alice", "--role", "admin", "--data-dir", str(tmp_path)]) == 0
     capsys.readouterr()
     assert admin_main(kind, [*argv, "--data-dir", str(tmp_path)]) == 2
@@ -143,6 +155,7 @@ def test_admin_refuses_what_the_api_refuses(
 
 
 def test_admin_accepts_good_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server_database(tmp_path)
     d = ["--data-dir", str(tmp_path)]
     assert admin_main("users", ["add", "bob.s@x", "--role", "artist", "--password", "long enough", *d]) == 0
     assert admin_main("tokens", ["create", "bob.s@x", "--name", "laptop", *d]) == 0

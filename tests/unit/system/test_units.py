@@ -12,8 +12,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from services.system import cli
+from services.system.flags import flags_problem
 from services.system.units import ServiceSpec, systemd_unit
-from tests.support.services import ROOT
+from tests.support.services import ROOT, child_env, tablao_command
 
 
 def _unit_values(text: str, key: str) -> list[str]:
@@ -141,7 +142,7 @@ def test_installing_for_real_checks_the_account_and_the_data_dir_first(
 
 
 def test_flags_after_the_double_dash_stay_one_word_each_in_the_unit() -> None:
-    """The service's own flags are not checked here (the service refuses bad ones), but each stays one word."""
+    """The unit's text takes the flags as given (`tablao service install` checked them first), each one word."""
     flags = ("--port", "abc", "--bogus", "", "a;b", "--name=x y")
     spec = ServiceSpec("server", ("/opt/tablao/tablao", "server", *flags), PurePosixPath("/srv/t"), False)
     [exec_start] = _unit_values(systemd_unit(spec), "ExecStart")
@@ -174,3 +175,106 @@ def test_shipped_templates_are_what_the_code_writes() -> None:
     assert "User=tablao" in systemd_unit(
         ServiceSpec("server", ("/opt/tablao/tablao", "server"), PurePosixPath("/var/lib/x"), False, run_as="tablao")
     )
+
+
+@pytest.mark.parametrize(
+    ("role", "flags", "says"),
+    [
+        ("server", ["--hots", "0.0.0.0"], "`tablao server` refuses the flags after `--`: unrecognized arguments"),
+        ("server", ["--port", "99999"], "`tablao server` refuses the flags after `--`: argument --port:"),
+        ("server", ["--host", "0.0.0.0"], "`tablao server` would not start: listening on 0.0.0.0 without TLS"),
+        ("server", ["--host", "0.0.0.0", "--tls-cert", "/c.pem"], "--tls-cert and --tls-key go together"),
+        ("server", ["--help"], "they ask it for its help"),
+        ("manager", ["--server", "https://s:8470"], "required: --token-file"),
+        ("manager", ["--server", "https://s:8470", "--token-file", "/t", "--host", "10.0.0.5"], "without TLS"),
+        ("manager", ["--server", "ftp://s", "--token-file", "/t"], "--server: 'ftp://s' is not an http"),
+        ("worker", ["--registration-secret-file", "/s"], "required: --manager"),
+        ("worker", ["--manager", "https://m:8471", "--render-priority", "high"], "argument --render-priority"),
+        ("worker", ["--manager", "m:8471"], "--manager: 'm:8471' is not an http"),
+    ],
+)
+@pytest.mark.parametrize("platform", ["systemd", "launchd"])
+def test_flags_the_service_would_refuse_are_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], role: str, flags: list[str], says: str, platform: str
+) -> None:
+    """A unit whose service exits at start would only crash-loop: checked with the service's own parser."""
+    argv = ["install", role, "--platform", platform, "--root", str(tmp_path), "--no-start", "--data-dir", "/srv/t"]
+    assert cli.main([*argv, "--", *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("tablao service: ") and says in captured.err and captured.err.count("\n") == 1
+    assert captured.out == "" and list(tmp_path.rglob("*")) == []
+
+
+@pytest.mark.parametrize(
+    ("role", "flags"),
+    [
+        ("server", ["--host", "0.0.0.0", "--tls-cert", "/etc/tablao/s.pem", "--tls-key", "/etc/tablao/s-key.pem"]),
+        ("server", ["--host", "0.0.0.0", "--insecure-http"]),
+        ("server", []),
+        ("manager", ["--server", "https://s:8470", "--ca-bundle", "/etc/tablao/ca.pem", "--token-file", "/t",
+                     "--host", "0.0.0.0", "--tls-cert", "/etc/tablao/m.pem", "--tls-key", "/etc/tablao/m-key.pem"]),
+        ("worker", ["--manager", "https://m:8471", "--ca-bundle", "/etc/tablao/ca.pem",
+                    "--registration-secret-file", "/etc/tablao/s", "--output-root", "{render_root}"]),
+    ],
+)  # fmt: skip
+def test_good_flags_are_written_and_another_machines_certificates_are_not_looked_for_under_root(
+    tmp_path: Path, role: str, flags: list[str]
+) -> None:
+    assert cli.main(["install", role, "--root", str(tmp_path), "--data-dir", "/srv/t", "--", *flags]) == 0
+    assert (tmp_path / "etc" / "systemd" / "system" / f"tablao-{role}.service").is_file()
+
+
+def test_installing_for_real_looks_for_the_certificates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unit = tmp_path / "etc" / "tablao-server.service"
+    monkeypatch.setattr(cli, "service_path", lambda *_args: unit)  # never the real /etc/systemd/system
+    cert, key = tmp_path / "s.pem", tmp_path / "s-key.pem"
+    flags = ["--host", "0.0.0.0", "--tls-cert", str(cert), "--tls-key", str(key)]
+    argv = ["install", "server", "--no-start", "--data-dir", str(tmp_path / "data"), "--", *flags]
+    assert cli.main(argv) == 2
+    assert f"--tls-cert: {cert} not found" in capsys.readouterr().err
+    assert not unit.exists() and not (tmp_path / "data").exists()
+    cert.write_text("cert")
+    key.write_text("key")
+    assert cli.main(argv) == 0
+    assert unit.is_file()
+
+
+def test_the_newcomers_typo_is_refused_by_the_real_command(tmp_path: Path) -> None:
+    """`tablao service install server --root R --no-start -- --hots 0.0.0.0` used to write the unit, rc 0."""
+    argv = ["service", "install", "server", "--root", str(tmp_path), "--no-start", "--", "--hots", "0.0.0.0"]
+    r = subprocess.run(tablao_command(*argv), cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (
+        "tablao service: `tablao server` refuses the flags after `--`: unrecognized arguments: --hots 0.0.0.0\n"
+    )
+    assert list(tmp_path.rglob("*")) == []
+
+
+def _documented_installs() -> list[list[str]]:
+    """The `tablao service install` commands of docs/operations.md's services section, as argument lists."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    section = text.split("## The Server, Managers and Workers as services", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    found = [shlex.split(line, comments=True) for line in block.splitlines()]
+    return [words[words.index("install") :] for words in found if "install" in words]
+
+
+def test_the_documented_service_examples_and_shipped_templates_would_start() -> None:
+    """docs/operations.md's examples used to listen on 0.0.0.0 without TLS: units that crash-loop."""
+    installs = _documented_installs()
+    assert [argv[1] for argv in installs] == ["server", "manager", "worker"]
+    for argv in installs:
+        args, flags = cli.parse(argv)
+        assert flags_problem(args.role, ["--data-dir", "/srv/t", *flags], check_files=False) is None, argv
+        if args.role == "worker":
+            assert "--output-root" in flags and "--ca-bundle" in flags
+        assert not any(f.startswith("http://") for f in flags), argv
+    path = ROOT / "packaging" / "make_service_templates.py"
+    spec = importlib.util.spec_from_file_location("make_service_templates", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for role, flags in module.EXAMPLE_FLAGS.items():
+        assert flags_problem(role, ["--data-dir", "/srv/t", *flags], check_files=False) is None, role

@@ -50,3 +50,13 @@ def test_an_empty_registration_secret_file_is_refused(tmp_path) -> None:
     r = run("tray", "--registration-secret-file", str(secret))
     assert r.returncode == 2
     assert r.stderr.strip() == f"tablao tray: error: --registration-secret-file: {secret} is empty"
+
+
+@pytest.mark.timeout(120)
+def test_without_a_display_it_says_so_in_one_line(tmp_path) -> None:
+    """Qt used to abort the process (SIGABRT); now one line, before Qt loads (run() checks it was not loaded)."""
+    r = run("tray", "--no-save", "--data-dir", str(tmp_path / "tray"))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (
+        "tablao tray: no display: the tray agent runs in a desktop session (a worker without one: tablao worker)"
+    )

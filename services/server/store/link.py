@@ -257,6 +257,10 @@ def _apply_updates(
     return rejected
 
 
+UNRUNNABLE = "no worker may run it"
+CAUSE_MAX_CHARS = 300
+
+
 def _exclude(session: Session, manager: ManagerRow, task: TaskRow, job: JobRow) -> str | None:
     """The Manager gave the task back because none of its workers may run it (all blocklisted for the job).
 
@@ -282,10 +286,23 @@ def _exclude(session: Session, manager: ManagerRow, task: TaskRow, job: JobRow) 
     for worker in session.scalars(candidates):
         if task.type in (worker.task_types or []) and needed <= set(worker.tags or []):
             return None
-    return (
-        f"no worker may run it: every {task.type} worker that could is blocklisted for this job "
+    reason = (
+        f"{UNRUNNABLE}: every {task.type} worker that could is blocklisted for this job "
         f"(last: manager {manager.name}); requeue the job to let them try again"
     )
+    # what made them blocklisted, or a wrangler reading this sees no cause: the job's latest failure on a worker
+    cause = session.scalar(
+        select(TaskRow.activity)
+        .where(
+            TaskRow.job_id == job.id,
+            TaskRow.status.in_([TaskStatus.SOFT_FAILED, TaskStatus.FAILED]),
+            TaskRow.activity != "",
+            TaskRow.activity.not_like(f"{UNRUNNABLE}%"),
+        )
+        .order_by(TaskRow.updated.desc(), TaskRow.id.desc())
+        .limit(1)
+    )
+    return f"{reason}; the last failure: {cause[:CAUSE_MAX_CHARS]}" if cause else reason
 
 
 def _refusal(task: TaskRow | None, manager: ManagerRow, u: TaskUpdate) -> str | None:

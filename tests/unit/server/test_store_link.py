@@ -275,3 +275,24 @@ def test_a_job_failing_in_the_middle_of_a_batch_keeps_its_counters_true(writers:
     row = _consistent(writers, job_id)
     assert row.status == "failed"
     assert row.tasks_active >= 0
+
+
+def test_a_task_no_worker_may_run_fails_naming_the_failure_that_blocklisted_them(
+    writers: sessionmaker[Session],
+) -> None:
+    """Every worker is blocklisted for the job: the tasks fail saying why no worker may run them, and with the
+    job's last failure on a worker, which is what a wrangler needs to fix."""
+    job_id = submit(writers, "1-2", max_task_failures=3)
+    m = Link(writers, "m")
+    (t1, a1), (t2, a2) = m.claim(2).items()
+    assert m.send(update(t1, a1, TaskStatus.ACTIVE, worker_id="w1", worker_name="w1")) == []
+    soft = update(t1, a1, TaskStatus.SOFT_FAILED, worker_id="w1", worker_name="w1", failure_count=1,
+                  activity="failed: exit status 1: sh -c 'exit 1'")  # fmt: skip
+    assert m.send(soft) == []
+    given_back = update(t2, a2, TaskStatus.QUEUED, activity="no worker of manager m may run it", unrunnable_here=True)
+    assert m.send(given_back) == []
+    row = task(writers, t2)
+    assert row.status == TaskStatus.FAILED
+    assert row.activity.startswith("no worker may run it: every exec worker that could is blocklisted")
+    assert row.activity.endswith("; the last failure: failed: exit status 1: sh -c 'exit 1'")
+    assert job(writers, job_id).tasks_failed == 1

@@ -4,11 +4,13 @@ Both services read a JSON body whole before any route runs (the input guard look
 accepts), and FastAPI parses a body before a route's dependencies check the caller. So without this, anyone
 who can reach a service could make it wait for, and hold, up to a body's limit (8 MiB) on every connection,
 with no credentials at all. This middleware sits outside the others and answers a POST, PUT, PATCH or DELETE
-that carries no `Authorization` header with the services' usual 401 body, unless the route is one of the few
-that are public by design (logging in; registering a worker with the registration secret in its body), or no
-route takes that method at that path (the app's own 404 or 405 then). Whether the credentials sent are good is
-still the route's to say, after the body (read within its limit). Requests with credentials pay one look at
-their headers; only one without them is matched against the routes.
+that carries no credentials (no `Authorization` header, or a blank one) with the services' usual 401 body,
+unless the route is one of the few that are public by design (logging in; registering a worker with the
+registration secret in its body). Such a write to a path no route takes that way (an unknown path, another
+spelling of a real one: a trailing slash, `//`) is answered here too, 404 or 405 as the app would, since the
+input guard inside would otherwise read its body first. Whether credentials sent are good is still the route's
+to say, after the body (read within its limit). Requests with credentials pay one look at their headers; only
+one without them is matched against the routes. These answers close the connection: the body is never read.
 """
 
 from __future__ import annotations
@@ -57,17 +59,35 @@ class CredentialsFirst:
             scope["type"] != "http"
             or scope["method"] not in _WRITES
             or scope["path"] in self.public
-            or any(name == b"authorization" for name, _ in scope["headers"])
-            or not any(route.matches(scope)[0] == Match.FULL for route in self.routes())
+            or _has_credentials(scope["headers"])
         ):
             await self.app(scope, receive, send)
             return
-        wanted = self.wanted(scope["path"])
-        body = refusal(wanted)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", wanted.scheme.encode()),
-        ]
-        await send({"type": "http.response.start", "status": 401, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        matches = {route.matches(scope)[0] for route in self.routes()}
+        if Match.FULL in matches:
+            wanted = self.wanted(scope["path"])
+            await _answer(send, 401, refusal(wanted), [(b"www-authenticate", wanted.scheme.encode())])
+        elif Match.PARTIAL in matches:
+            await _answer(send, 405, _plain("Method Not Allowed"))
+        else:
+            await _answer(send, 404, _plain("Not Found"))
+
+
+def _has_credentials(headers: list[tuple[bytes, bytes]]) -> bool:
+    """An Authorization header with a scheme and a value: a blank one, or a scheme alone, is none."""
+    return any(name == b"authorization" and len(value.split(None, 1)) == 2 for name, value in headers)
+
+
+def _plain(detail: str) -> bytes:
+    return json.dumps({"detail": detail, "errors": []}).encode()
+
+
+async def _answer(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),  # the body, if any, is left unread
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

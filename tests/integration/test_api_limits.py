@@ -228,14 +228,17 @@ def test_docs_page_works_offline(farm: tuple[ServerProcess, ManagerProcess]) -> 
             assert r.status_code == 200 and len(r.content) > 10_000
 
 
-def _anonymous_write(url: str, method: str, path: str, timeout: float = 3.0) -> tuple[int, dict[str, Any]]:
-    """A JSON write announcing 1 MB and sending 7 bytes of it, with no credentials: the status and body of the
-    answer, which must come without the rest of the body."""
+def _anonymous_write(
+    url: str, method: str, path: str, timeout: float = 3.0, authorization: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """A JSON write announcing 1 MB and sending 7 bytes of it, with no credentials (or the `authorization` header
+    given, blank ones): the status and body of the answer, which must come without the rest of the body."""
     parsed = httpx.URL(url)
+    auth = f"Authorization: {authorization}\r\n" if authorization is not None else ""
     with socket.create_connection((parsed.host, parsed.port), timeout=timeout) as sock:
         head = (
-            f"{method} {API}{path} HTTP/1.1\r\nHost: {parsed.host}\r\nContent-Type: application/json\r\n"
-            "Content-Length: 1000000\r\n\r\n"
+            f"{method} {path if path.startswith('//') else API + path} HTTP/1.1\r\nHost: {parsed.host}\r\n"
+            f"{auth}Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n"
         )
         sock.sendall(head.encode() + b'{"a": 1')
         answer = b""
@@ -273,6 +276,21 @@ def test_a_write_without_credentials_is_refused_before_its_body_is_read(
         status, body = _anonymous_write(url, method, path)  # a socket timeout here: the service waited for the body
         assert status == 401, (path, body)
         assert body["errors"][0]["field"] == field, (path, body)
+    # a blank header is no credentials; a path no route takes is answered too, not read first (as the app would)
+    for authorization in ("", "Bearer", "Basic   "):
+        status, body = _anonymous_write(server.url, "POST", "/jobs", authorization=authorization)
+        assert status == 401, (authorization, body)
+    for url, path, status_wanted in (
+        (server.url, "/no/such/route", 404),
+        (server.url, "/jobs/", 404),
+        (server.url, "/auth/login/", 404),
+        (server.url, "//api/v1/jobs", 404),
+        (mgr.url, "/worker/register/", 404),
+        (mgr.url, "/no/such/route", 404),
+        (server.url, "/health", 405),
+    ):
+        status, body = _anonymous_write(url, "POST", path)
+        assert status == status_wanted and set(body) == {"detail", "errors"}, (path, status, body)
     # the routes public by design still read what they are sent
     r = httpx.post(f"{server.url}{API}/auth/login", json={"username": "nobody", "password": "x" * 12}, timeout=10)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "password", r.text  # wrong password

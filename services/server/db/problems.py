@@ -18,6 +18,9 @@ _UNREACHABLE = re.compile(
 )
 # SQLite's busy timeout, or the wait for this process's writer turn (db/engine.py), ran out behind another write
 _BUSY = re.compile(r"database is locked|database table is locked", re.IGNORECASE)
+# PostgreSQL gave the transaction up for another's sake (a deadlock between a claim, which locks tasks then their
+# job, and a pause, which locks the job then its tasks; a serialization failure): it is to be tried again
+_TRY_AGAIN_SQLSTATES = frozenset({"40P01", "40001"})
 
 
 def _driver_errors() -> tuple[type[Exception], ...]:
@@ -41,15 +44,15 @@ def _root(exc: BaseException) -> BaseException:
 
 
 def kind(exc: BaseException) -> str | None:
-    """`full`, `damaged`, `unreachable`, `busy` (another write held it too long), or None when the error is
-    none of these."""
+    """`full`, `damaged`, `unreachable`, `busy` (another write held it too long, or PostgreSQL gave this one up
+    for another's sake), or None when the error is none of these."""
     root = _root(exc)
     if isinstance(root, OSError) and root.errno in (errno.ENOSPC, errno.EDQUOT):
         return "full"
     if not isinstance(exc, DATABASE_ERRORS):
         return None
     text = str(root)
-    if _BUSY.search(text):
+    if _BUSY.search(text) or getattr(root, "sqlstate", None) in _TRY_AGAIN_SQLSTATES:
         return "busy"
     for name, pattern in (("full", _FULL), ("damaged", _DAMAGED), ("unreachable", _UNREACHABLE)):
         if pattern.search(text):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from services.server.api.storage_errors import _STATUS
@@ -16,6 +17,7 @@ from services.server.app import create_app
 from services.server.config import ServerConfig
 from services.server.db.engine import SQLITE_NAME
 from services.server.db.problems import describe, kind
+from tests.support.databases import fresh_postgres_database
 
 
 def test_the_writer_turn_timing_out_is_named_busy() -> None:
@@ -49,3 +51,34 @@ async def test_a_write_locked_out_by_another_process_is_a_503(tmp_path: Path) ->
         engine.dispose()
     assert r.status_code == 503, r.text
     assert r.json()["detail"].startswith("storage busy:"), r.text
+
+
+@pytest.mark.timeout(60)
+def test_a_postgresql_deadlock_is_busy_not_a_500() -> None:
+    """A claim locks tasks then their job, a pause the job then its tasks: PostgreSQL breaks such a deadlock by
+    failing one transaction, which is to be tried again (503), not an error inside the service (500)."""
+    with fresh_postgres_database() as url:
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (id int PRIMARY KEY)"))
+            conn.execute(text("INSERT INTO t VALUES (1), (2)"))
+        barrier, failures = threading.Barrier(2), []
+
+        def lock(first: int, second: int) -> None:
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text("SELECT id FROM t WHERE id = :i FOR UPDATE"), {"i": first})
+                    barrier.wait(10)
+                    conn.execute(text("SELECT id FROM t WHERE id = :i FOR UPDATE"), {"i": second})
+            except OperationalError as exc:
+                failures.append(exc)
+
+        threads = [threading.Thread(target=lock, args=order) for order in ((1, 2), (2, 1))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        engine.dispose()
+    assert len(failures) == 1, failures
+    assert kind(failures[0]) == "busy"
+    assert str(describe(failures[0], "db")).startswith("storage busy")

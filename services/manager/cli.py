@@ -31,7 +31,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )  # fmt: skip
     p.add_argument("--token-file", required=True, type=Path, help="file holding this Manager's token")
     p.add_argument("--data-dir", type=Path, default=None, help=f"default: {FarmLayout.default().manager_dir}")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument(
+        "--host", type=cli_args.listen_host, default="127.0.0.1",
+        help="address to listen on (0.0.0.0 or :: for the network; an IPv6 address with or without brackets)",
+    )  # fmt: skip
     p.add_argument("--port", type=port, default=DEFAULT_PORT, help="0 picks a free port")
     p.add_argument("--name", default=None)
     p.add_argument(

@@ -7,6 +7,7 @@ code reading the same values from the environment catches it like any bad conver
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import math
 from pathlib import Path
@@ -62,6 +63,30 @@ def port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise BadValue(f"{text!r} is not a port (0..65535)")
     return value
+
+
+def listen_host(text: str) -> str:
+    """An address to listen on (`--host`): a name or an IP address, an IPv6 one with or without its URL brackets
+    (`[::1]` -> `::1`), so the value checked is the value bound."""
+    host = text
+    if host.startswith("[") or host.endswith("]"):
+        if not (host.startswith("[") and host.endswith("]")):
+            raise BadValue(f"{text!r} has unbalanced brackets; give an IPv6 address as ::1 or [::1]")
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise BadValue(f"{text!r}: only an IPv6 address goes in brackets") from None
+    if not host:
+        raise BadValue("an address to listen on is needed, e.g. 127.0.0.1, 0.0.0.0 or ::1")
+    if any(c.isspace() or c in "/\\[]" for c in host):
+        raise BadValue(f"{text!r} is not an address to listen on (a host name or IP address, without spaces or '/')")
+    return host
+
+
+def url_host(host: str) -> str:
+    """`host` as it goes in a URL: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def http_url(text: str) -> str:

@@ -53,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     """`tablao server`'s arguments (`tablao service install server` checks a unit's flags with it too)."""
     parser = argparse.ArgumentParser(prog="tablao server", description="Run the Tablao Server.")
     _storage_args(parser, "where the Server keeps its database and admin.token")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for the network)")
+    parser.add_argument(
+        "--host",
+        type=cli_args.listen_host,
+        default="127.0.0.1",
+        help="address to listen on (0.0.0.0 or :: for the network; [::1] or ::1 for IPv6)",
+    )
     parser.add_argument("--port", type=cli_args.port, default=None, help="port to listen on (default 8470)")
     parser.add_argument(
         "--lease-seconds", type=cli_args.positive_float, default=None, help="a Manager silent this long loses its tasks"
@@ -105,9 +110,8 @@ def main(argv: list[str]) -> int:
         print(f"tablao server: cannot start: {_database_problem(exc, cfg)}", file=sys.stderr)
         return 1
     token_note = "preset by TABLAO_ADMIN_TOKEN" if cfg.admin_token else str(cfg.data_dir / "admin.token")
-    print(
-        f"Tablao Server on {tls.scheme(args.tls_cert)}://{cfg.host}:{cfg.port} (admin token: {token_note})", flush=True
-    )
+    address = f"{tls.scheme(args.tls_cert)}://{cli_args.url_host(cfg.host)}:{cfg.port}"
+    print(f"Tablao Server on {address} (admin token: {token_note})", flush=True)
     server = quick_server(
         app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
         ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,

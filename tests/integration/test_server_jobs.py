@@ -111,6 +111,36 @@ def test_pause_resume_cancel_requeue(client: httpx.Client) -> None:
     assert any("canceled → requeueing" in m for m in log)
 
 
+def test_requeue_failed_on_paused_job_keeps_it_paused(client: httpx.Client) -> None:
+    """requeue-failed on a paused job makes its canceled (and failed) tasks paused with the rest, the job stays
+    paused, and a resume runs them all: never a queued job whose tasks are all paused (which nothing can run)."""
+    single = submit(client, render_job(name="rqf single"))
+    bulk = submit(client, render_job(name="rqf bulk"))
+
+    def setup(jid: int) -> None:
+        first = client.get(f"/jobs/{jid}/tasks").json()["items"][0]
+        client.post(f"/tasks/{first['id']}/status", json={"action": "cancel"}).raise_for_status()
+        client.post(f"/jobs/{jid}/status", json={"action": "pause"}).raise_for_status()
+
+    def tasks_of(jid: int) -> list[str]:
+        return [t["status"] for t in client.get(f"/jobs/{jid}/tasks").json()["items"]]
+
+    for jid in (single["id"], bulk["id"]):
+        setup(jid)
+        assert "canceled" in tasks_of(jid) and "paused" in tasks_of(jid)
+    r = client.post(f"/jobs/{single['id']}/status", json={"action": "requeue-failed"})
+    assert r.status_code == 200, r.text
+    r = client.post("/jobs/bulk", json={"ids": [bulk["id"]], "action": "requeue-failed"})
+    assert r.status_code == 200 and r.json()["results"][0]["ok"] is True, r.text
+    for jid in (single["id"], bulk["id"]):
+        job = client.get(f"/jobs/{jid}").json()
+        assert job["status"] == "paused" and job["tasks_canceled"] == 0
+        assert set(tasks_of(jid)) == {"paused"}
+        r = client.post(f"/jobs/{jid}/status", json={"action": "resume"})
+        assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+        assert set(tasks_of(jid)) == {"queued"}
+
+
 def test_task_requeue_and_cancel(client: httpx.Client) -> None:
     job = submit(client, render_job())
     tasks = client.get(f"/jobs/{job['id']}/tasks").json()["items"]

@@ -239,6 +239,20 @@ def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor,
             which = [TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.PAUSED]
         else:
             which = [TaskStatus.FAILED, TaskStatus.CANCELED]
+        if action == JobAction.REQUEUE_FAILED and status == JobStatus.PAUSED:
+            # The job stays paused: its failed and canceled tasks are requeued (failure counts reset) and paused
+            # with the rest, so a resume runs them all. Moving it to queued would leave a queued job whose other
+            # tasks are paused (all of them, often), which nothing claims and neither resume nor requeue accepts.
+            n = requeue_where(session, job, which, actor=who)
+            if n:
+                stop_unfinished(session, job, to=TaskStatus.PAUSED, actor=who)
+                give_workers_another_chance(session, job)
+                log_job(
+                    session, job, who, f"{n} failed or canceled tasks requeued as paused; the job stays paused{why}"
+                )
+            job.activity = f"{n} tasks requeued (paused) by {who}"
+            events.mark_job_dirty(session, job)
+            return
         if status in FINISHED_JOB_STATUSES or status == JobStatus.PAUSED:
             set_job_status(session, job, JobStatus.REQUEUEING, actor=who, reason=reason)
         n = requeue_where(session, job, which, actor=who)

@@ -15,12 +15,13 @@ one without them is matched against the routes. These answers close the connecti
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.protocol.api_contract import error_json
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -31,11 +32,6 @@ class Wanted(NamedTuple):
     scheme: str
     message: str
     field: str
-
-
-def refusal(wanted: Wanted) -> bytes:
-    errors = [{"field": wanted.field, "message": wanted.message}]
-    return json.dumps({"detail": wanted.message, "errors": errors}).encode()
 
 
 class CredentialsFirst:
@@ -64,30 +60,17 @@ class CredentialsFirst:
             await self.app(scope, receive, send)
             return
         matches = {route.matches(scope)[0] for route in self.routes()}
+        close = {"connection": "close"}  # the body, if any, is left unread
         if Match.FULL in matches:
             wanted = self.wanted(scope["path"])
-            await _answer(send, 401, refusal(wanted), [(b"www-authenticate", wanted.scheme.encode())])
+            answer = error_json(401, wanted.message, wanted.field, {**close, "www-authenticate": wanted.scheme})
         elif Match.PARTIAL in matches:
-            await _answer(send, 405, _plain("Method Not Allowed"))
+            answer = error_json(405, "Method Not Allowed", headers=close)
         else:
-            await _answer(send, 404, _plain("Not Found"))
+            answer = error_json(404, "Not Found", headers=close)
+        await answer(scope, receive, send)
 
 
 def _has_credentials(headers: list[tuple[bytes, bytes]]) -> bool:
     """An Authorization header with a scheme and a value: a blank one, or a scheme alone, is none."""
     return any(name == b"authorization" and len(value.split(None, 1)) == 2 for name, value in headers)
-
-
-def _plain(detail: str) -> bytes:
-    return json.dumps({"detail": detail, "errors": []}).encode()
-
-
-async def _answer(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),  # the body, if any, is left unread
-        *(extra or []),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -18,14 +18,18 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.timeout(180)
 
 
+def _strict_manager(server: ServerProcess, tmp_path: Path) -> tuple[ManagerProcess, httpx.Client]:
+    """A Manager "m1" that blocklists a worker at its first failure, and an admin's client of the Server."""
+    mgr = ManagerProcess(
+        server.url, add_manager(server, "m1"), tmp_path / "manager", extra_args=("--blocklist-threshold", "1")
+    ).start()
+    return mgr, httpx.Client(base_url=server.url + API, headers=server.headers(), timeout=30)
+
+
 def test_a_cleared_entry_reaches_the_manager_and_the_worker_runs_the_job_again(
     fresh_server: ServerProcess, tmp_path: Path
 ) -> None:
-    mgr = ManagerProcess(
-        fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager",
-        extra_args=("--blocklist-threshold", "1"),
-    ).start()  # fmt: skip
-    admin = httpx.Client(base_url=fresh_server.url + API, headers=fresh_server.headers(), timeout=30)
+    mgr, admin = _strict_manager(fresh_server, tmp_path)
     try:
         with worker_factory() as make:
             flaky, steady = make(mgr, "flaky"), make(mgr, "steady")
@@ -75,11 +79,7 @@ def test_another_managers_token_cannot_write_entries_for_this_managers_workers_o
 ) -> None:
     # Any Manager token could: the real Manager's entry was then dropped as "another Manager's worker", and a
     # wrangler's clear of what the app showed went to the other Manager, so the worker stayed blocklisted.
-    mgr = ManagerProcess(
-        fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager",
-        extra_args=("--blocklist-threshold", "1"),
-    ).start()  # fmt: skip
-    admin = httpx.Client(base_url=fresh_server.url + API, headers=fresh_server.headers(), timeout=30)
+    mgr, admin = _strict_manager(fresh_server, tmp_path)
     other_token = add_manager(fresh_server, "other")
     other = httpx.Client(
         base_url=fresh_server.url + API + "/manager", headers={"Authorization": f"Bearer {other_token}"}, timeout=30
@@ -143,11 +143,7 @@ def test_a_new_workers_first_entry_reaches_the_server_with_the_workers_state(
 ) -> None:
     # The Server takes an entry only for a worker it knows as this Manager's. Worker states ride along every
     # 3 s; an entry of a worker that signed on since the last ones waited for the next lease renewal (~8 s).
-    mgr = ManagerProcess(
-        fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager",
-        extra_args=("--blocklist-threshold", "1"),
-    ).start()  # fmt: skip
-    admin = httpx.Client(base_url=fresh_server.url + API, headers=fresh_server.headers(), timeout=30)
+    mgr, admin = _strict_manager(fresh_server, tmp_path)
     try:
         with worker_factory() as make:
             steady = make(mgr, "steady")

@@ -18,6 +18,7 @@ import httpx
 from services import openjd_submit
 from services.localfarm import records
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
+from services.protocol.cli_args import http_url
 from services.protocol.jobs import Job, JobAction, JobDetail
 from services.protocol.server_client import ApiError, ServerClient
 from services.protocol.service_probe import Service, which_service
@@ -34,12 +35,9 @@ def server_url(text: str) -> str:
     InvalidURL would otherwise be a traceback."""
     for part in [p.strip() for p in text.split(",") if p.strip()] or [text]:
         try:
-            url = httpx.URL(part)
-            why = "" if url.scheme in ("http", "https") and url.host else "not http(s)://HOST[:PORT]"
-        except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            why = str(exc)
-        if why:
-            raise argparse.ArgumentTypeError(f"{part!r} is not a Server URL ({why}); e.g. http://HOST:8470")
+            http_url(part)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not a Server URL: {exc}; e.g. http://HOST:8470") from None
     return text
 
 

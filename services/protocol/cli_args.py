@@ -90,7 +90,8 @@ def url_host(host: str) -> str:
 
 
 def http_url(text: str) -> str:
-    """An http:// or https:// URL with a host and a valid port, returned stripped of spaces and a final '/'."""
+    """An http:// or https:// URL with a host, a valid port and perhaps a path (a reverse proxy's prefix), but no
+    user info, query or fragment; returned stripped of spaces and a final '/'."""
     url = text.strip().rstrip("/")
     try:
         parsed = httpx.URL(url)
@@ -102,7 +103,19 @@ def http_url(text: str) -> str:
         raise BadValue(f"{url!r} names no valid host")
     if parsed.port is not None and not 1 <= parsed.port <= 65535:
         raise BadValue(f"{url!r}: port {parsed.port} is not within 1..65535")
+    # a user name or password here would sit in unit files and process lists, and the services send their own
+    # credentials; a query or fragment would swallow the API path the clients add after the URL
+    if parsed.userinfo:
+        raise BadValue(f"{_without_userinfo(parsed)!r}: a URL must not carry a user name or password")
+    if parsed.query or "?" in url:
+        raise BadValue(f"{url!r}: a URL must not carry a query ('?...'); give scheme, host, port and path only")
+    if parsed.fragment or "#" in url:
+        raise BadValue(f"{url!r}: a URL must not carry a fragment ('#...'); give scheme, host, port and path only")
     return url
+
+
+def _without_userinfo(url: httpx.URL) -> str:
+    return str(url.copy_with(username=None, password=None))
 
 
 def path_variables(text: str | Path) -> dict[str, dict[str, str]]:

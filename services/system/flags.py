@@ -3,7 +3,8 @@
 A unit whose service refuses its flags would only crash-loop under systemd or launchd, so `tablao service install`
 parses them with the service's own parser (its message is the one shown) and refuses what the service would refuse
 at once without side effects: a non-loopback --host without TLS (services/protocol/tls.py `listen_problem`, as the
-Server and Manager check it) and a --server or --manager that is no http(s) URL. The tray is not a service role.
+Server and Manager check it), a --server or --manager that is no http(s) URL, and --port 0 (fine for a test, but
+a unit would listen somewhere new at each boot). The tray is not a service role.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def flags_problem(role: str, argv: list[str], *, check_files: bool) -> str | Non
         )
     ):
         return f"`tablao {role}` would not start: {problem}"
+    if role in ("server", "manager") and parsed.port == 0:
+        return (
+            f"`tablao {role}` --port 0 would listen on another free port at each start, where no "
+            f"{'Manager or client' if role == 'server' else 'worker'} could find it; give a fixed port"
+        )
     try:
         if role == "manager":
             server_urls(parsed.server)

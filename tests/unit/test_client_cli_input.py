@@ -19,7 +19,18 @@ def _token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TABLAO_SERVER", raising=False)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:abc", "ftp://h", "http://127.0.0.1:1,http://h:x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:abc",
+        "ftp://h",
+        "http://127.0.0.1:1,http://h:x",
+        "http://admin:secret@h:8470",
+        "http://h:8470?token=x",
+        "http://h:8470/#top",
+        "http://h:0",
+    ],
+)
 def test_bad_server_url_is_named(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     for command, argv in (("jobs", ["--server", url]), ("demo", ["--server", url])):
         with pytest.raises(SystemExit) as exited:
@@ -35,11 +46,12 @@ def test_bad_server_url_from_the_environment(
     monkeypatch.setenv("TABLAO_SERVER", "http://h:abc")
     with pytest.raises(SystemExit):
         client_cli.main("jobs", [])
-    assert "'http://h:abc' is not a Server URL" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a Server URL" in err and "'http://h:abc'" in err
 
 
 def test_good_server_urls_pass() -> None:
-    for url in ("http://127.0.0.1:8470", "https://farm.example", "http://a:1, http://b:2"):
+    for url in ("http://127.0.0.1:8470", "https://farm.example", "http://a:1, http://b:2", "https://proxy/tablao/"):
         assert client_cli.server_url(url) == url
 
 

@@ -191,6 +191,10 @@ def test_shipped_templates_are_what_the_code_writes() -> None:
         ("worker", ["--registration-secret-file", "/s"], "required: --manager"),
         ("worker", ["--manager", "https://m:8471", "--render-priority", "high"], "argument --render-priority"),
         ("worker", ["--manager", "m:8471"], "--manager: 'm:8471' is not an http"),
+        ("worker", ["--manager", "https://w:pw@m:8471"], "must not carry a user name or password"),
+        ("manager", ["--server", "https://s:8470/?x=1", "--token-file", "/t"], "must not carry a query"),
+        ("server", ["--port", "0"], "--port 0 would listen on another free port at each start"),
+        ("manager", ["--server", "https://s:8470", "--token-file", "/t", "--port", "0"], "--port 0 would listen"),
     ],
 )
 @pytest.mark.parametrize("platform", ["systemd", "launchd"])

@@ -115,7 +115,7 @@ def launchd_plist(spec: ServiceSpec) -> dict[str, Any]:
         "Label": spec.label,
         "ProgramArguments": list(spec.argv),
         "WorkingDirectory": str(spec.data_dir),
-        "EnvironmentVariables": {"PYTHONUNBUFFERED": "1", **spec.environment},
+        "EnvironmentVariables": {"PYTHONUNBUFFERED": "1", **_launchd_worker_environment(spec), **spec.environment},
         "RunAtLoad": True,
         "KeepAlive": {"SuccessfulExit": False},  # restart after a failure, not after a clean stop
         "ThrottleInterval": RESTART_DELAY_S,
@@ -128,6 +128,12 @@ def launchd_plist(spec: ServiceSpec) -> dict[str, Any]:
     if not spec.user_scope and spec.run_as:
         plist["UserName"] = spec.run_as
     return plist
+
+
+def _launchd_worker_environment(spec: ServiceSpec) -> dict[str, str]:
+    # KeepAlive restarts after any non-zero exit (no RestartPreventExitStatus): a worker another process took the
+    # identity of exits 0, or it would be started, and stop at its marker, every few seconds for good
+    return {"TABLAO_WORKER_SUPERSEDED_EXIT": "0"} if spec.role == "worker" else {}
 
 
 def launchd_plist_bytes(spec: ServiceSpec) -> bytes:

@@ -20,12 +20,15 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 from services.protocol import dir_lock, gc_tuning, process_guard  # noqa: E402 - after the line above
 from services.protocol.cli_args import BadValue, http_url, positive_float  # noqa: E402
 from services.worker import capabilities, render_limits  # noqa: E402
-from services.worker.agent import EXIT_ERROR, Agent  # noqa: E402
+from services.worker.agent import EXIT_ERROR, EXIT_SUPERSEDED, Agent  # noqa: E402
 from services.worker.agent_config import AgentConfig  # noqa: E402
 from services.worker.runners import Programs  # noqa: E402
 from services.worker.task_policy import TaskPolicy  # noqa: E402
 
 EXIT_USAGE = 2
+# launchd restarts a job after any non-zero exit and cannot be told that one status means "stay down"; a worker
+# plist asks for a clean exit when another process took this worker's identity (services/system/units.py)
+SUPERSEDED_EXIT_ENV = "TABLAO_WORKER_SUPERSEDED_EXIT"
 LOCK_NAME = "worker.lock"
 SECRET_ENV = "TABLAO_WORKER_REGISTRATION_SECRET"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -245,6 +248,7 @@ def main(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
         config = make_config(args)
+        superseded_exit = _superseded_exit_code()
         config.data_dir.mkdir(parents=True, exist_ok=True)
         lock = _hold_data_dir(config.data_dir)
         # the registration secret was read; tasks must not find it in /proc/PID/environ or in our memory
@@ -267,9 +271,19 @@ def main(argv: list[str]) -> int:
         )
         return EXIT_ERROR
     try:
-        return _logged_run(args, config, task_umask)
+        code = _logged_run(args, config, task_umask)
+        return superseded_exit if code == EXIT_SUPERSEDED else code
     finally:
         lock.release()
+
+
+def _superseded_exit_code() -> int:
+    text = os.environ.get(SUPERSEDED_EXIT_ENV, "").strip()
+    if not text:
+        return EXIT_SUPERSEDED
+    if not text.isdigit() or not 0 <= int(text) <= 255:
+        raise UsageError(f"{SUPERSEDED_EXIT_ENV}: an exit status 0..255, not {text!r}")
+    return int(text)
 
 
 def _hold_data_dir(data_dir: Path) -> dir_lock.DirLock:

@@ -21,7 +21,14 @@ from tests.support.waiting import wait_for
 
 
 class AgentProcess:
-    def __init__(self, mgr: ManagerProcess, data_dir: Path, name: str, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        mgr: ManagerProcess,
+        data_dir: Path,
+        name: str,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         secret = data_dir.parent / f"{name}.secret"
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         secret.write_text(mgr.registration_secret + "\n")
@@ -33,7 +40,7 @@ class AgentProcess:
             "--heartbeat-interval", "0.5", "--poll-wait", "2", *extra,
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(), stdout=log, stderr=log)
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env={**child_env(), **(env or {})}, stdout=log, stderr=log)
 
     def log_text(self) -> str:
         return self.log_path.read_text()
@@ -293,6 +300,12 @@ def test_a_copied_workers_identity_is_the_last_signed_on_process_s_and_the_other
             again = AgentProcess(mgr, tmp_path / "a" / "w", "w")
             assert again.proc.wait(30) == 78, again.log_text()
             assert "delete" in again.log_text() and str(tmp_path / "a" / "w" / "superseded") in again.log_text()
+            # launchd restarts after any non-zero exit: its worker plists ask for a clean one
+            under_launchd = AgentProcess(mgr, tmp_path / "a" / "w", "w", env={"TABLAO_WORKER_SUPERSEDED_EXIT": "0"})
+            assert under_launchd.proc.wait(30) == 0, under_launchd.log_text()
+            misset = AgentProcess(mgr, tmp_path / "a" / "w", "w", env={"TABLAO_WORKER_SUPERSEDED_EXIT": "no"})
+            assert misset.proc.wait(30) == 2
+            assert "TABLAO_WORKER_SUPERSEDED_EXIT: an exit status 0..255, not 'no'" in misset.log_text()
             time.sleep(1.0)
             assert second.proc.poll() is None, "the restarted copy took the identity back"
             assert tasks_of(server, job)[0]["status"] == "active"

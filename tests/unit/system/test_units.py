@@ -86,6 +86,18 @@ def test_launchd_plists(tmp_path: Path, user: bool) -> None:
     assert ("UserName" in plist) is (not user)
     if not user:
         assert plist["UserName"] == "_tablao"
+    assert "TABLAO_WORKER_SUPERSEDED_EXIT" not in plist["EnvironmentVariables"]
+
+
+def test_a_launchd_worker_exits_cleanly_when_another_process_took_its_identity(tmp_path: Path) -> None:
+    """KeepAlive restarts after any failure and has no RestartPreventExitStatus: exit 78 would be a restart
+    every few seconds for good (tests/integration/test_worker_agent.py runs the worker with this variable)."""
+    argv = ["install", "worker", "--platform", "launchd", "--root", str(tmp_path), "--data-dir", "/srv/w"]
+    assert cli.main([*argv, "--run-as", "_tablao", "--", "--manager", "https://m:8471"]) == 0
+    with (tmp_path / "Library/LaunchDaemons/org.tablao.worker.plist").open("rb") as f:
+        plist = plistlib.load(f)
+    assert plist["EnvironmentVariables"]["TABLAO_WORKER_SUPERSEDED_EXIT"] == "0"
+    assert plist["KeepAlive"] == {"SuccessfulExit": False}
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,10 @@ def test_another_managers_token_cannot_write_entries_for_this_managers_workers_o
             assert entries(pinned) == []
             assert entries(free) == [("other-w", "other", 1)]  # the rest of the batch applied
             assert "reported 3 blocklist entries not its own to report" in fresh_server.log_path.read_text()
+            # a Manager reports its entries again with each lease renewal: one warning, not one a renewal
+            r = other.post("/updates", json={"seq": 2, "workers": [its_own], "blocklist": batch})
+            assert r.status_code == 200, r.text
+            assert fresh_server.log_path.read_text().count("not its own to report") == 1
 
             # m1's own entry for flaky is shown, and the clear reaches m1
             task = flaky.next_task()

@@ -14,6 +14,7 @@ dropped) or canceled.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from sqlalchemy import String, cast, delete, select
@@ -91,12 +92,28 @@ def apply_reports(session: Session, manager: ManagerRow, reports: list[Blocklist
             if key not in seen and not row.clear_requested:
                 session.delete(row)
     if refused:
-        # only a Manager that speaks for others' workers or jobs gets here: worth a look at who holds its token
-        log.warning(
-            "manager %s reported %d blocklist entr%s not its own to report; ignored: %s",
-            manager.name, len(refused), "y" if len(refused) == 1 else "ies", "; ".join(refused[:3]),
-        )  # fmt: skip
+        _warn_refused(manager, refused)
     session.flush()
+
+
+REFUSED_WARN_EVERY_S = 600.0
+_refused_warned: dict[int, tuple[float, int]] = {}  # manager id -> (when last logged, batches refused since)
+
+
+def _warn_refused(manager: ManagerRow, refused: list[str]) -> None:
+    """Only a Manager that speaks for others' workers or jobs gets here: worth a look at who holds its token. It
+    reports all its entries again with each lease renewal, so one line per Manager every ten minutes at most."""
+    now = time.monotonic()
+    last, since = _refused_warned.get(manager.id, (float("-inf"), 0))
+    if now - last < REFUSED_WARN_EVERY_S:
+        _refused_warned[manager.id] = (last, since + 1)
+        return
+    _refused_warned[manager.id] = (now, 0)
+    log.warning(
+        "manager %s reported %d blocklist entr%s not its own to report; ignored: %s%s",
+        manager.name, len(refused), "y" if len(refused) == 1 else "ies", "; ".join(refused[:3]),
+        f" ({since} more such batches since the last warning)" if since else "",
+    )  # fmt: skip
 
 
 def _not_its_own(manager: ManagerRow, rep: BlocklistReport, owner: int | None, pinned: int | None) -> str | None:

@@ -5,6 +5,7 @@ within seconds (and, while the Server is away, a Manager that trusts only tokens
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 
@@ -145,3 +146,42 @@ def test_bad_manager_tokens_back_off_but_managers_keep_working(server: ServerPro
     r = httpx.post(url, json={"capacity": 0}, headers=server.headers("bad-again"))
     assert r.status_code == 429 and "Retry-After" in r.headers
     assert httpx.post(url, json={"capacity": 0}, headers=server.headers(good)).status_code == 200
+
+
+def test_an_open_event_stream_ends_when_its_token_is_revoked_or_its_user_disabled(server: ServerProcess) -> None:
+    """The stream's token was checked once, at its start: a revoked token kept receiving every job's events, and
+    the app kept showing "connected" instead of asking for a login (its reconnection gets the 401)."""
+    revoked, disabled, kept = _add_user(server, "gi"), _add_user(server, "ha"), _add_user(server, "io")
+    ended: dict[str, float] = {}
+
+    def listen(name: str, token: str) -> None:
+        try:
+            with httpx.stream("GET", f"{server.url}{API}/events", headers=server.headers(token), timeout=60) as r:
+                assert r.status_code == 200
+                for _ in r.iter_bytes():
+                    pass
+            ended[name] = time.monotonic()  # a clean end of the stream
+        except httpx.HTTPError:
+            pass  # the kept stream, cut when the Server stops after the test
+
+    threads = [
+        threading.Thread(target=listen, args=(n, t), daemon=True)
+        for n, t in (("revoked", revoked), ("disabled", disabled), ("kept", kept))
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    admin = server.headers()
+    token_id = next(t["id"] for t in httpx.get(f"{server.url}{API}/tokens", headers=admin).json() if t["user"] == "gi")
+    assert httpx.delete(f"{server.url}{API}/tokens/{token_id}", headers=admin).status_code == 204
+    user_id = next(u["id"] for u in httpx.get(f"{server.url}{API}/users", headers=admin).json() if u["name"] == "ha")
+    r = httpx.patch(f"{server.url}{API}/users/{user_id}", json={"disabled": True}, headers=admin)
+    assert r.status_code == 200, r.text
+    changed = time.monotonic()
+    threads[0].join(20)
+    threads[1].join(20)
+    assert set(ended) == {"revoked", "disabled"}, ended
+    assert all(when - changed < 12 for when in ended.values()), ended  # the re-check is every 5 s
+    assert threads[2].is_alive()  # a valid token's stream goes on
+    r = httpx.get(f"{server.url}{API}/events", headers=server.headers(revoked), timeout=10)
+    assert r.status_code == 401

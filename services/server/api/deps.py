@@ -87,18 +87,23 @@ async def current_user(
     # async: a token seen lately costs a dict lookup, not a trip to the thread pool (a few hundred µs on a busy
     # machine, on every request); an unknown one is looked up in the pool
     token = _token(credentials)
-    cache: dict[str, tuple[float, Actor | None]] = request.app.state.token_cache
-    hit = cache.get(token)
-    if hit is not None and hit[0] > time.monotonic():
-        actor = hit[1]
-    else:
-        actor = await run_in_threadpool(_look_up, request, token)
+    actor = await token_user(request, token, count_failure=True)
     if actor is None:
         raise Unauthorized("the API token is not valid (revoked, expired, or from another farm)", field="token")
     return actor
 
 
-def _look_up(request: Request, token: str) -> Actor | None:
+async def token_user(request: Request, token: str, *, count_failure: bool) -> Actor | None:
+    """The user `token` stands for now (None: revoked, expired, disabled, unknown); `count_failure`: a bad token
+    counts towards the address's back-off (a request's token does; an open event stream's re-check does not)."""
+    cache: dict[str, tuple[float, Actor | None]] = request.app.state.token_cache
+    hit = cache.get(token)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    return await run_in_threadpool(_look_up, request, token, count_failure)
+
+
+def _look_up(request: Request, token: str, count_failure: bool) -> Actor | None:
     """The token's user from the database, remembered for a while; bad tokens count towards a back-off."""
     cache: dict[str, tuple[float, Actor | None]] = request.app.state.token_cache
     now = time.monotonic()
@@ -116,7 +121,7 @@ def _look_up(request: Request, token: str) -> Actor | None:
     cache[token] = (now + ttl, actor)
     # An address sending bad tokens must wait (429), but a valid token still passes: tokens are 256-bit random,
     # so the wait is not what stops guessing; it keeps one stale client from locking out its neighbours.
-    if actor is None and (wait := backoff.retry_after(address) or backoff.failed(address)):
+    if actor is None and count_failure and (wait := backoff.retry_after(address) or backoff.failed(address)):
         raise TooManyAttempts(f"too many bad API tokens from this address: try again in {wait:.0f} s", wait)
     return actor
 

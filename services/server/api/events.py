@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from services.protocol.common import ID_MAX, utcnow
-from services.server.api.deps import UserDep
+from services.server.api.deps import TokenDep, UserDep, token_user
 from services.server.api.event_hub import EventHub, frame, read_frames
 from services.server.store import events
 from services.server.store.errors import Invalid
@@ -20,6 +20,9 @@ router = APIRouter(tags=["events"])
 
 POLL_SECONDS = 1.0  # fallback for events written by other Server processes
 KEEPALIVE_SECONDS = 15.0
+# an open stream's token is looked at again this often (a dict lookup; the database at most every 10 s): a revoked
+# or expired token, or a disabled user's, ends the stream, and the client's reconnection gets the 401
+TOKEN_RECHECK_SECONDS = 5.0
 
 
 def _hub(request: Request) -> EventHub:
@@ -36,6 +39,7 @@ def _hub(request: Request) -> EventHub:
 async def event_stream(
     request: Request,
     _: UserDep,
+    token: TokenDep,
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int | None, Query(ge=0, le=ID_MAX, description="resume after this event id")] = None,
 ) -> StreamingResponse:
@@ -69,8 +73,14 @@ async def event_stream(
             # the client missed more than the retention window: it must reload everything
             yield frame(first - 1, "reset", utcnow().isoformat(), {"reason": "events expired"})
             last = first - 1
+        clock = asyncio.get_running_loop().time
+        checked = sent = clock()
         with hub.listening():
             while True:
+                if clock() - checked >= TOKEN_RECHECK_SECONDS:
+                    if await token_user(request, token, count_failure=False) is None:
+                        return
+                    checked = clock()
                 frames = hub.frames_after(last)
                 if frames is None:  # from further back than the hub remembers: from the database, a page at a time
                     frames = await run_in_threadpool(read_frames, makers, last)
@@ -81,11 +91,12 @@ async def event_stream(
                     yield data
                     last = event_id
                 if frames:
+                    sent = clock()
                     continue
-                started = asyncio.get_running_loop().time()
-                await hub.wait(KEEPALIVE_SECONDS)
-                if asyncio.get_running_loop().time() - started >= KEEPALIVE_SECONDS and not hub.frames_after(last):
+                await hub.wait(TOKEN_RECHECK_SECONDS)
+                if clock() - sent >= KEEPALIVE_SECONDS and not hub.frames_after(last):
                     yield b": keep-alive\n\n"
+                    sent = clock()
 
     return StreamingResponse(
         stream(),

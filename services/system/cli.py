@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.system.flags import flags_problem
+from services.system.flags import DATA_DIR_BEFORE, flags_problem
 from services.system.units import ROLES, ServiceSpec, launchd_plist_bytes, systemd_unit
 
 PROG = "tablao service"
@@ -95,14 +95,23 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str]) -> int:
     args, flags = parse(argv)
-    if "--data-dir" in flags:
-        print(f"{PROG}: give --data-dir before `--`, as an option of `tablao service`", file=sys.stderr)
+    if any(f == "--data-dir" or f.startswith("--data-dir=") for f in flags):  # abbreviations: flags_problem
+        print(f"{PROG}: {DATA_DIR_BEFORE}", file=sys.stderr)
         return 2
     if os.name == "nt":
         print(f"{PROG}: not on Windows; run the Server or Manager with a Windows service wrapper", file=sys.stderr)
         return 2
     data_dir = (args.data_dir or default_data_dir(args.role, args.user, args.instance)).absolute()
     run_as = "" if args.user else (args.run_as or os.environ.get("SUDO_USER") or getpass.getuser())
+    if args.action == "install" and run_as == "root" and not args.run_as:
+        # an admin logged in as root (no sudo, so no SUDO_USER) would get services running as root unasked
+        print(
+            f"{PROG}: a system service would run as root; make an account for it (e.g. `useradd --system "
+            "--create-home tablao`) and give --run-as tablao, or give --run-as root if root is meant "
+            "(a worker that starts tasks as other users with its own --run-as needs that)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         spec = ServiceSpec(
             role=args.role,
@@ -116,7 +125,7 @@ def main(argv: list[str]) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     if args.action == "install" and (
-        problem := flags_problem(args.role, ["--data-dir", str(data_dir), *flags], check_files=args.root is None)
+        problem := flags_problem(args.role, flags, data_dir=str(data_dir), check_files=args.root is None)
     ):
         print(f"{PROG}: {problem}", file=sys.stderr)
         return 2

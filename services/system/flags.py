@@ -18,6 +18,8 @@ from services.protocol import tls
 from services.protocol.cli_args import http_url
 from services.protocol.manager_client import server_urls
 
+DATA_DIR_BEFORE = "give --data-dir before `--`, as an option of `tablao service`"
+
 
 def _parse(role: str, argv: list[str]) -> argparse.Namespace | str:
     """The service's own parse of `argv`, or its one-line refusal (usage and help printed nowhere)."""
@@ -47,14 +49,19 @@ def _parse(role: str, argv: list[str]) -> argparse.Namespace | str:
         return str(exc)
 
 
-def flags_problem(role: str, argv: list[str], *, check_files: bool) -> str | None:
-    """Why `tablao ROLE ARGV` would refuse to start, as far as that is known without side effects; None if not.
+def flags_problem(role: str, flags: list[str], *, data_dir: str, check_files: bool) -> str | None:
+    """Why `tablao ROLE --data-dir DATA_DIR FLAGS` would refuse to start, as far as that is known without side
+    effects; None if not.
 
     `check_files` False (a unit written under --root for another machine): its certificate files are not looked
     for here."""
-    parsed = _parse(role, argv)
+    parsed = _parse(role, ["--data-dir", data_dir, *flags])
     if isinstance(parsed, str):
         return f"`tablao {role}` refuses the flags after `--`: {parsed}"
+    if str(parsed.data_dir) != data_dir:
+        # `--data-dir=X`, an abbreviation (`--data X`): the service would use X, while the unit's working
+        # directory, the folder made for it and `service remove`'s message are the install's --data-dir
+        return f"the flags after `--` give the data directory again ({parsed.data_dir}): {DATA_DIR_BEFORE}"
     if role in ("server", "manager") and (
         problem := tls.listen_problem(
             parsed.host, parsed.tls_cert, parsed.tls_key, insecure_http=parsed.insecure_http, check_files=check_files

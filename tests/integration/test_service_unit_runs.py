@@ -17,7 +17,7 @@ from tests.support.services import child_env
 @pytest.mark.timeout(90)
 def test_the_units_command_serves_and_stops_cleanly(tmp_path: Path) -> None:
     port, data = free_port(), tmp_path / "server-data"
-    argv = ["install", "server", "--root", str(tmp_path / "root"), "--data-dir", str(data)]
+    argv = ["install", "server", "--root", str(tmp_path / "root"), "--data-dir", str(data), "--run-as", "daemon"]
     assert cli.main([*argv, "--", "--host", "127.0.0.1", "--port", str(port)]) == 0
     text = (tmp_path / "root/etc/systemd/system/tablao-server.service").read_text()
     [exec_start] = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ExecStart=")]

@@ -17,6 +17,12 @@ from services.system.units import ServiceSpec, systemd_unit
 from tests.support.services import ROOT, child_env, tablao_command
 
 
+@pytest.fixture(autouse=True)
+def _run_by_sudo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As an admin runs `sudo tablao service install`; these tests run as root, which a unit needs asked for."""
+    monkeypatch.setenv("SUDO_USER", "daemon")
+
+
 def _unit_values(text: str, key: str) -> list[str]:
     return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(f"{key}=")]
 
@@ -283,7 +289,7 @@ def test_the_documented_service_examples_and_shipped_templates_would_start() -> 
     assert [argv[1] for argv in installs] == ["server", "manager", "worker"]
     for argv in installs:
         args, flags = cli.parse(argv)
-        assert flags_problem(args.role, ["--data-dir", "/srv/t", *flags], check_files=False) is None, argv
+        assert flags_problem(args.role, flags, data_dir="/srv/t", check_files=False) is None, argv
         if args.role == "worker":
             assert "--output-root" in flags and "--ca-bundle" in flags
         assert not any(f.startswith("http://") for f in flags), argv
@@ -293,4 +299,35 @@ def test_the_documented_service_examples_and_shipped_templates_would_start() -> 
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     for role, flags in module.EXAMPLE_FLAGS.items():
-        assert flags_problem(role, ["--data-dir", "/srv/t", *flags], check_files=False) is None, role
+        assert flags_problem(role, flags, data_dir="/srv/t", check_files=False) is None, role
+
+
+@pytest.mark.parametrize("again", [["--data-dir=/tmp/other"], ["--data", "/tmp/abbr"], ["--data-d=/tmp/abbr"]])
+def test_the_data_directory_is_not_given_again_after_the_double_dash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], again: list[str]
+) -> None:
+    """The worker would take the last one, while the unit's working directory, the folder made for it and
+    `service remove` go by the install's --data-dir."""
+    argv = ["install", "worker", "--root", str(tmp_path), "--data-dir", "/srv/w", "--"]
+    assert cli.main([*argv, "--manager", "https://m:8471", *again]) == 2
+    err = capsys.readouterr().err
+    assert "give --data-dir before `--`" in err and err.count("\n") == 1
+    assert list(tmp_path.rglob("*")) == []
+
+
+def test_a_system_service_runs_as_root_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin logged in as root (no sudo): the unit said User=root without a word."""
+    monkeypatch.delenv("SUDO_USER")
+    monkeypatch.setattr(cli.getpass, "getuser", lambda: "root")
+    argv = ["install", "server", "--root", str(tmp_path), "--data-dir", "/srv/t"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "would run as root" in err and "--run-as" in err and err.count("\n") == 1
+    assert list(tmp_path.rglob("*")) == []
+    assert cli.main([*argv, "--run-as", "root"]) == 0
+    unit = tmp_path / "etc/systemd/system/tablao-server.service"
+    assert _unit_values(unit.read_text(), "User") == ["root"]
+    assert cli.main(["install", "server", "--user", "--root", str(tmp_path), "--data-dir", "/srv/u"]) == 0
+    assert cli.main(["remove", "server", "--root", str(tmp_path), "--data-dir", "/srv/t"]) == 0

@@ -320,7 +320,7 @@ def test_a_system_service_runs_as_root_only_when_asked(
 ) -> None:
     """An admin logged in as root (no sudo): the unit said User=root without a word."""
     monkeypatch.delenv("SUDO_USER")
-    monkeypatch.setattr(cli.getpass, "getuser", lambda: "root")
+    monkeypatch.setattr("getpass.getuser", lambda: "root")
     argv = ["install", "server", "--root", str(tmp_path), "--data-dir", "/srv/t"]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err

@@ -25,7 +25,7 @@ from app.qt import (
     QUrl,
 )
 from app.tray import autostart as autostart_mod
-from app.tray.child import WorkerChild
+from app.tray.child import WorkerChild, private_log
 from app.tray.dialogs import HoursDialog, SettingsDialog
 from app.tray.idle import Detection, IdleUnavailable
 from app.tray.policy import AgentState, Decision, Facts, Policy, TrayState, user_away
@@ -324,8 +324,7 @@ class TrayApp(QObject):
         QProcess.startDetached(argv[0], argv[1:])
 
     def show_log(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.touch()
+        private_log(self.log_path)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.log_path)))
 
     def quit(self, ask: bool = True) -> None:

@@ -18,10 +18,16 @@ from app.qt import (
     QWidget,
 )
 from app.tray.hours import DAYS, HoursError, RenderingHours
+from app.tray.limits import (
+    AWAY_MINUTES_MAX,
+    AWAY_MINUTES_MIN_SHOWN,
+    RENDER_THREADS_MAX,
+    valid_manager_url,
+    valid_worker_name,
+)
 from app.tray.settings import TraySettings
 
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
 class HoursDialog(QDialog):
@@ -111,13 +117,13 @@ class SettingsDialog(QDialog):
         self.name = QLineEdit(settings.worker_name)
         self.tags = QLineEdit(settings.tags)
         self.threads = QSpinBox()
-        self.threads.setRange(0, 4096)
+        self.threads.setRange(0, RENDER_THREADS_MAX)
         self.threads.setSpecialValueText("all")
         self.threads.setValue(settings.render_threads)
         self.low = QCheckBox("Lower process priority for renders")
         self.low.setChecked(settings.low_priority)
         self.away = QDoubleSpinBox()
-        self.away.setRange(0.02, 240)
+        self.away.setRange(AWAY_MINUTES_MIN_SHOWN, AWAY_MINUTES_MAX)
         self.away.setDecimals(2)
         self.away.setSuffix(" min")
         self.away.setValue(settings.away_minutes)
@@ -153,11 +159,11 @@ class SettingsDialog(QDialog):
 
     def _accept(self) -> None:
         url = self.manager.text().strip().rstrip("/")
-        if url and not re.match(r"^https?://[^/\s]+", url):
-            self.error.setText("Manager address: give an http:// or https:// URL")
+        if url and not valid_manager_url(url):
+            self.error.setText("Manager address: an http:// or https:// URL, without a user name, password or '?'")
             return
         name = self.name.text().strip()
-        if not _NAME.match(name):
+        if not valid_worker_name(name):
             self.error.setText("Worker name: 1-64 letters, digits, '.', '_', '@' or '-'")
             return
         s = self.settings

@@ -49,6 +49,11 @@ def main(argv: list[str]) -> int:
     if args.away_after is not None and not (math.isfinite(args.away_after) and args.away_after > 0):
         print("tablao tray: error: --away-after must be a finite number > 0", file=sys.stderr)
         return 2
+    from app.tray.limits import AWAY_MINUTES_MAX  # the settings' own limit: a saved value loads again
+
+    if args.away_after is not None and args.away_after > AWAY_MINUTES_MAX * 60:
+        print(f"tablao tray: error: --away-after: at most {AWAY_MINUTES_MAX * 60:g} seconds", file=sys.stderr)
+        return 2
     from app.tray.hours import HoursError, RenderingHours
 
     hours = None

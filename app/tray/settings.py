@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,18 @@ from app.qt import QSettings
 from app.secrets import secure_keyring
 from app.settings import APPLICATION, ORGANISATION
 from app.tray.hours import HoursError, RenderingHours
+from app.tray.limits import (
+    AWAY_MINUTES_MAX,
+    HOURS_MAX_CHARS,
+    RENDER_THREADS_MAX,
+    TEXT_MAX_CHARS,
+    valid_away_minutes,
+    valid_manager_url,
+    valid_render_threads,
+    valid_worker_name,
+)
+
+log = logging.getLogger(__name__)
 
 SECRET_SERVICE = "tablao-tray"
 
@@ -50,30 +64,75 @@ class TraySettings:
         q.beginGroup("tray")
         d = cls()
 
-        def text(key: str, default: str) -> str:
-            return str(q.value(key, default) or "")
+        def damaged(key: str, value: object, default: object, why: str) -> None:
+            try:
+                shown = repr(value[:60]) + ("..." if len(value) > 60 else "") if isinstance(value, str) else repr(value)
+            except ValueError:  # an integer too long to print
+                shown = "(a very long number)"
+            log.warning("tray setting %s=%s ignored (%s); using %r", key, shown[:100], why, default)
+
+        def text(
+            key: str, default: str, valid: Callable[[str], bool] | None = None, max_chars: int = TEXT_MAX_CHARS
+        ) -> str:
+            value = q.value(key)
+            if value is None or (isinstance(value, str) and not value):
+                return default
+            if not isinstance(value, str):
+                damaged(key, value, default, "not text")
+            elif len(value) > max_chars:
+                damaged(key, value, default, f"longer than {max_chars} characters")
+            elif valid is not None and not valid(value):
+                damaged(key, value, default, "not a valid value")
+            else:
+                return value
+            return default
 
         def flag(key: str, default: bool) -> bool:
-            return text(key, "true" if default else "false") == "true"
-
-        def number(key: str, default: float) -> float:
-            try:
-                return float(str(q.value(key, default)))
-            except (TypeError, ValueError):
+            value = q.value(key)
+            if value is None:
                 return default
+            word = str(value).strip().lower() if isinstance(value, (str, bool, int)) else ""
+            if word in ("true", "1"):
+                return True
+            if word in ("false", "0"):
+                return False
+            damaged(key, value, default, "neither true nor false")
+            return default
 
-        try:
-            hours = RenderingHours.from_json(json.loads(text("hours", "")))
-        except (ValueError, HoursError):
-            hours = d.hours  # unset or damaged: render any time, as on first start
+        def number(key: str, default: float, ok: Callable[[float], bool], why: str) -> float:
+            value = q.value(key)
+            if value is None:
+                return default
+            try:
+                if isinstance(value, bool) or not isinstance(value, (str, int, float)) or len(str(value)) > 40:
+                    raise ValueError
+                got = float(value)
+            except (ValueError, OverflowError):
+                damaged(key, value, default, "not a number")
+                return default
+            if not ok(got):
+                damaged(key, value, default, why)
+                return default
+            return got
+
+        hours = d.hours  # unset or damaged: render any time, as on first start
+        raw_hours = text("hours", "", max_chars=HOURS_MAX_CHARS)
+        if raw_hours:
+            try:
+                hours = RenderingHours.from_json(json.loads(raw_hours))
+            except (ValueError, RecursionError, HoursError) as exc:
+                damaged("hours", raw_hours, "any time", str(exc) or type(exc).__name__)
+        threads_why = f"not a whole number 0-{RENDER_THREADS_MAX}"
         out = cls(
-            manager_url=text("manager_url", d.manager_url),
-            worker_name=text("worker_name", d.worker_name) or d.worker_name,
+            manager_url=text("manager_url", d.manager_url, valid_manager_url),
+            worker_name=text("worker_name", d.worker_name, valid_worker_name),
             tags=text("tags", d.tags),
-            render_threads=int(number("render_threads", d.render_threads)),
+            render_threads=int(number("render_threads", d.render_threads, valid_render_threads, threads_why)),
             low_priority=flag("low_priority", d.low_priority),
             away_only=flag("away_only", d.away_only),
-            away_minutes=number("away_minutes", d.away_minutes),
+            away_minutes=number(
+                "away_minutes", d.away_minutes, valid_away_minutes, f"not above 0 and at most {AWAY_MINUTES_MAX:g}"
+            ),
             finish_on_return=flag("finish_on_return", d.finish_on_return),
             start_at_login=flag("start_at_login", d.start_at_login),
             notify_started=flag("notify_started", d.notify_started),

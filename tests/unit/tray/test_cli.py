@@ -60,3 +60,9 @@ def test_without_a_display_it_says_so_in_one_line(tmp_path) -> None:
     assert r.stderr.strip() == (
         "tablao tray: no display: the tray agent runs in a desktop session (a worker without one: tablao worker)"
     )
+
+
+@pytest.mark.timeout(120)
+def test_away_after_stays_within_what_the_settings_load_again() -> None:
+    r = run("tray", "--away-after", "14401")  # 4 h and a second: a saved run would not load back
+    assert r.returncode == 2 and r.stderr.strip() == "tablao tray: error: --away-after: at most 14400 seconds"

@@ -1,10 +1,15 @@
-"""What a wrangler can do to jobs, tasks and workers: QActions over the selection, confirmed when destructive."""
+"""What a wrangler can do to jobs, tasks and workers: QActions over the selection, confirmed when destructive.
+
+Each action is enabled only when something is selected and the signed-in user may act on it (app/models/access.py);
+a disabled one says why in its tooltip. The Server checks again and its refusal is shown as before.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
+from app.models.access import UserAccess
 from app.models.sync import FarmSync
 from app.qt import QAction, QInputDialog, QMessageBox, QObject, QWidget, Signal
 from services.protocol.jobs import BulkResult, JobAction
@@ -36,17 +41,25 @@ def plural(n: int, word: str) -> str:
 
 class SelectionActions(QObject, Generic[K]):
     """QActions on what a table has selected: each runs on the selection (nothing when it is empty), asks
-    `confirm` first where it stops work or cannot be undone, and says what it did through `done`."""
+    `confirm` first where it stops work or cannot be undone, and says what it did through `done`. They are enabled
+    when something is selected that `access` allows (`refusal` says why not); they follow a change of user."""
 
     done = Signal(str)  # a short line for the status bar
 
     def __init__(
-        self, sync: FarmSync, selected: Callable[[], list[K]], parent: QWidget, confirm: Confirm | None = None
+        self,
+        sync: FarmSync,
+        selected: Callable[[], list[K]],
+        parent: QWidget,
+        confirm: Confirm | None = None,
+        access: UserAccess | None = None,
     ) -> None:
         super().__init__(parent)
         self.sync = sync
         self.selected: Callable[[], list[K]] = selected
         self.confirm = confirm or confirm_box(parent)
+        self.access = access or UserAccess(self)  # a user not known: everything offered, the Server decides
+        self.access.changed.connect(self.update_enabled)
         self.all: list[QAction] = []
 
     def _action(self, text: str, name: str, run: Callable[[list[K]], None], shortcut: str = "") -> QAction:
@@ -64,10 +77,22 @@ class SelectionActions(QObject, Generic[K]):
         self.all.append(action)
         return action
 
+    def refusal(self, ids: list[K]) -> str:
+        """Why the user may not act on these (an empty string when they may); subclasses apply the Server's rules."""
+        return ""
+
     def update_enabled(self) -> None:
-        any_selected = bool(self.selected())
+        ids = self.selected()
+        why = self.refusal(ids) if ids else ""
         for a in self.all:
-            a.setEnabled(any_selected)
+            show_refusal(a, bool(ids), why)
+
+
+def show_refusal(action: QAction, selected: bool, why: str) -> None:
+    """Enable `action` when something is selected and nothing refuses it; a refused one says why."""
+    action.setEnabled(selected and not why)
+    action.setToolTip(why)  # empty: Qt's default, the action's text
+    action.setStatusTip(why)
 
 
 class JobActions(SelectionActions[int]):
@@ -80,8 +105,9 @@ class JobActions(SelectionActions[int]):
         parent: QWidget,
         confirm: Confirm | None = None,
         ask_int: AskInt | None = None,
+        access: UserAccess | None = None,
     ) -> None:
-        super().__init__(sync, selected, parent, confirm)
+        super().__init__(sync, selected, parent, confirm, access)
         self.ask_int = ask_int or ask_int_box(parent)
         self.pause = self._job_action("Pause", lambda ids: self._status(ids, JobAction.PAUSE), "Ctrl+P")
         self.resume = self._job_action("Resume", lambda ids: self._status(ids, JobAction.RESUME), "Ctrl+R")
@@ -92,6 +118,10 @@ class JobActions(SelectionActions[int]):
         )
         self.priority = self._job_action("Change priority…", self._priority)
         self.delete = self._job_action("Delete…", self._delete, "Del")
+
+    def refusal(self, ids: list[int]) -> str:
+        jobs = self.sync.store.jobs
+        return self.access.jobs_refusal((job.submitter if (job := jobs.get(i)) else None) for i in ids)
 
     def _job_action(self, text: str, run: Callable[[list[int]], None], shortcut: str = "") -> QAction:
         return self._action(text, "job-" + text.lower().rstrip("…").replace(" ", "-"), run, shortcut)
@@ -145,11 +175,23 @@ class JobActions(SelectionActions[int]):
 
 class TaskActions(SelectionActions[int]):
     def __init__(
-        self, sync: FarmSync, selected: Callable[[], list[int]], parent: QWidget, confirm: Confirm | None = None
+        self,
+        sync: FarmSync,
+        selected: Callable[[], list[int]],
+        parent: QWidget,
+        confirm: Confirm | None = None,
+        access: UserAccess | None = None,
     ) -> None:
-        super().__init__(sync, selected, parent, confirm)
+        super().__init__(sync, selected, parent, confirm, access)
         self.requeue = self._action("Requeue task", "task-requeue", lambda ids: self._run(ids, "requeue"))
         self.cancel = self._action("Cancel task…", "task-cancel", lambda ids: self._run(ids, "cancel"))
+
+    def refusal(self, ids: list[int]) -> str:
+        store = self.sync.store
+        job_ids = {task.job_id if (task := store.tasks.get(i)) else store.selected_job_id for i in ids}
+        return self.access.jobs_refusal(
+            (job.submitter if j is not None and (job := store.jobs.get(j)) else None) for j in job_ids
+        )
 
     def _run(self, ids: list[int], action: str) -> None:
         if action == "cancel" and not self.confirm("Cancel tasks", f"Cancel {plural(len(ids), 'task')}?"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.models.access import UserAccess
 from app.models.farm_models import JobsModel, TasksModel
 from app.models.previews import PreviewSource
 from app.models.sync import FarmSync
@@ -45,9 +46,16 @@ STATUS_FILTERS: list[tuple[str, frozenset[str] | None]] = [
 class JobsPanel(QWidget):
     task_log_requested = Signal(int)  # task id
 
-    def __init__(self, sync: FarmSync, confirm: Confirm | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        sync: FarmSync,
+        confirm: Confirm | None = None,
+        parent: QWidget | None = None,
+        access: UserAccess | None = None,
+    ) -> None:
         super().__init__(parent)
         self.sync = sync
+        self.access = access or UserAccess(self)
         store = sync.store
         self.jobs_model = JobsModel(store, self)
         self.tasks_model = TasksModel(store, self)
@@ -77,8 +85,8 @@ class JobsPanel(QWidget):
             lambda i: self.jobs_proxy.set_statuses(self.status_filter.itemData(i))
         )
 
-        self.job_actions = JobActions(sync, self.selected_job_ids, self, confirm=confirm)
-        self.task_actions = TaskActions(sync, self.selected_task_ids, self, confirm=confirm)
+        self.job_actions = JobActions(sync, self.selected_job_ids, self, confirm=confirm, access=self.access)
+        self.task_actions = TaskActions(sync, self.selected_task_ids, self, confirm=confirm, access=self.access)
         for a in self.job_actions.all:
             self.addAction(a)
         self.job_actions.update_enabled()
@@ -89,6 +97,7 @@ class JobsPanel(QWidget):
         store.job_log_listeners.append(self._show_job_log)
 
         self.jobs_view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.tasks_view.selectionModel().selectionChanged.connect(self.task_actions.update_enabled)
         self.jobs_view.customContextMenuRequested.connect(self._jobs_menu_at)
         self.tasks_view.customContextMenuRequested.connect(self._tasks_menu_at)
         self.tasks_view.doubleClicked.connect(lambda _i: self._open_task_log())
@@ -141,6 +150,7 @@ class JobsPanel(QWidget):
     def _selection_changed(self) -> None:
         ids = self.selected_job_ids()
         self.job_actions.update_enabled()
+        self.task_actions.update_enabled()
         # the detail shows the current (last clicked) job; with several selected, the first
         current = self.jobs_view.currentIndex()
         job_id = current.data(KeyRole) if current.isValid() else None

@@ -7,6 +7,7 @@ from typing import Any
 
 from app.blender_install import InstallResult, install_addon
 from app.embedded import EmbeddedFarm
+from app.models.access import UserAccess
 from app.models.sync import ConnectionState, FarmSync
 from app.qt import (
     QAction,
@@ -95,8 +96,11 @@ class MainWindow(QMainWindow):
         self.background: list[asyncio.Task[None]] = []  # start-up work the window outlives
 
         self.message_bar = MessageBar(self)
-        self.jobs = JobsPanel(sync, confirm=confirm, parent=self)
-        self.workers = WorkersPanel(sync, confirm=confirm, parent=self, manager=lambda: (self.manager_url, self.token))
+        self.access = UserAccess(self)  # who is signed in (learned by self.admin): the actions offered follow it
+        self.jobs = JobsPanel(sync, confirm=confirm, parent=self, access=self.access)
+        self.workers = WorkersPanel(
+            sync, confirm=confirm, parent=self, manager=lambda: (self.manager_url, self.token), access=self.access
+        )
         self.managers = ManagersPanel(sync, self)
         self.tabs = QTabWidget(self)
         self.tabs.addTab(self.jobs, "Jobs")
@@ -127,7 +131,8 @@ class MainWindow(QMainWindow):
         self.jobs.task_log_requested.connect(self.open_task_log)
         self.notifier = Notifier(icon, self._notify_in_window, self)
         sync.store.job_finished_listeners.append(self.notifier.job_finished)
-        self.admin = AdminAccess(self, sync, confirm)  # the Administration menu, for an admin's token only
+        # the user's role, and the Administration menu for an admin's token only
+        self.admin = AdminAccess(self, sync, confirm, self.access)
         self._state_changed(sync.state.value)
         self.counts_timer = QTimer(self)
         self.counts_timer.setInterval(500)

@@ -1,14 +1,16 @@
 """What a wrangler can do to the selected workers: sleep now or after the task, wake, restart, shut down,
 edit tags, forget; each a QAction, confirmed when it stops work or cannot be undone.
 
-The Server checks the role (wranglers and admins) and refuses to forget a worker that is not offline; its
-answer is shown in the window's message bar like every other refusal.
+They are offered to wranglers and admins only (an artist sees them disabled, the tooltip saying why); the Server
+checks the role again and refuses to forget a worker that is not offline; its answer is shown in the window's
+message bar like every other refusal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.models.access import UserAccess
 from app.models.sync import FarmSync
 from app.qt import QInputDialog, QLineEdit, QWidget
 from app.ui.actions import Confirm, SelectionActions, plural
@@ -38,8 +40,9 @@ class WorkerActions(SelectionActions[str]):
         parent: QWidget,
         confirm: Confirm | None = None,
         ask_text: AskText | None = None,
+        access: UserAccess | None = None,
     ) -> None:
-        super().__init__(sync, selected, parent, confirm)
+        super().__init__(sync, selected, parent, confirm, access)
         self.ask_text = ask_text or ask_text_box(parent)
         self.sleep_now = self._action("Sleep now…", "worker-sleep-now", lambda ids: self._status(ids, "asleep", False))
         self.sleep = self._action(
@@ -50,6 +53,9 @@ class WorkerActions(SelectionActions[str]):
         self.shutdown = self._action("Shut down…", "worker-shutdown", lambda ids: self._status(ids, "shutdown"))
         self.tags = self._action("Edit tags…", "worker-tags", self._edit_tags)
         self.forget = self._action("Forget…", "worker-forget", self._forget)
+
+    def refusal(self, ids: list[str]) -> str:
+        return self.access.workers_refusal()
 
     def _names(self, ids: list[str]) -> str:
         names = [w.name if (w := self.sync.store.workers.get(i)) else i for i in ids[:5]]

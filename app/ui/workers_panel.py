@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.models.access import UserAccess
 from app.models.farm_models import WorkersModel
 from app.models.previews import PreviewSource
 from app.models.sync import FarmSync
 from app.models.worker_history import HistoryLoader
 from app.qt import QAction, QMenu, QPoint, QSplitter, Qt, QTimer, QVBoxLayout, QWidget
-from app.ui.actions import Confirm
+from app.ui.actions import Confirm, show_refusal
 from app.ui.farm_view import FarmHeader
 from app.ui.graphs.plots import FarmPlot, UtilisationPlot
 from app.ui.preview_view import PreviewView
@@ -29,9 +30,11 @@ class WorkersPanel(QWidget):
         parent: QWidget | None = None,
         manager: Callable[[], tuple[str, str]] = lambda: ("", ""),
         ask_text: AskText | None = None,
+        access: UserAccess | None = None,
     ) -> None:
         super().__init__(parent)
         self.sync = sync
+        self.access = access or UserAccess(self)
         self.schedules = ManagerSchedules(manager)
         self.schedule_action = QAction("Sleep schedule…", self)
         self.schedule_action.triggered.connect(self.edit_schedule)
@@ -39,7 +42,10 @@ class WorkersPanel(QWidget):
         self.view, self.proxy = make_view(self.model, self)
         self.view.setObjectName("workers-table")
         self.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.actions_ = WorkerActions(sync, self.selected_worker_ids, self, confirm=confirm, ask_text=ask_text)
+        self.actions_ = WorkerActions(
+            sync, self.selected_worker_ids, self, confirm=confirm, ask_text=ask_text, access=self.access
+        )
+        self.access.changed.connect(self.update_enabled)
         self.history = HistoryLoader(sync.store, sync.client)
         self.farm_view = FarmHeader(sync, self)
         self.view.customContextMenuRequested.connect(self._menu_at)
@@ -65,6 +71,7 @@ class WorkersPanel(QWidget):
         self.timer.timeout.connect(self.tick)
         self.timer.start()
         self.utilisation.show_worker(None)
+        self.update_enabled()
 
     def tick(self) -> None:
         self.farm_view.refresh()
@@ -75,8 +82,14 @@ class WorkersPanel(QWidget):
     def selected_worker_ids(self) -> list[str]:
         return [str(k) for k in selected_keys(self.view) if k is not None]
 
+    def update_enabled(self) -> None:
+        """The worker actions and the sleep schedule (the Manager's rule: wranglers and admins change it)."""
+        self.actions_.update_enabled()
+        show_refusal(self.schedule_action, bool(self.selected_worker_ids()), self.access.workers_refusal())
+
     def _selection_changed(self) -> None:
         ids = self.selected_worker_ids()
+        self.update_enabled()
         self.utilisation.show_worker(ids[0] if ids else None)
         self.preview.source.show(ids[0] if ids else None)
         if ids:

@@ -10,6 +10,7 @@ import asyncio
 
 import httpx
 
+from app.models.access import UserAccess
 from app.models.sync import ConnectionState, FarmSync
 from app.qt import QAction, QDialog, QMainWindow, QMenu, QObject, QPushButton, QTabWidget, QVBoxLayout, QWidget
 from app.ui.actions import Confirm, confirm_box
@@ -58,13 +59,17 @@ class AdminDialog(QDialog):
 
 
 class AdminAccess(QObject):
-    """Learns the token's role from the Server (`/me`) and gives an admin the Administration menu."""
+    """Learns the token's user and role from the Server (`/me`) at each connection, tells `access` (the actions
+    offered follow it), and gives an admin the Administration menu."""
 
-    def __init__(self, window: QMainWindow, sync: FarmSync, confirm: Confirm | None = None) -> None:
+    def __init__(
+        self, window: QMainWindow, sync: FarmSync, confirm: Confirm | None = None, access: UserAccess | None = None
+    ) -> None:
         super().__init__(window)
         self.window = window
         self.sync = sync
         self.confirm = confirm or confirm_box(window)
+        self.access = access or UserAccess(self)
         self.spawn = spawner(sync.spawn)
         self.role: Role | None = None
         self.menu: QMenu | None = None
@@ -74,14 +79,15 @@ class AdminAccess(QObject):
         sync.state_changed.connect(self._state_changed)
 
     def _state_changed(self, state: str) -> None:
-        if state == ConnectionState.CONNECTED and self.role is None and not self._checking:
+        # asked at every (re)connection: an admin may have changed the user's role meanwhile
+        if state == ConnectionState.CONNECTED and not self._checking:
             self.spawn(self.check())
 
     async def check(self) -> Role | None:
         """Ask who the token belongs to; add the menu for an admin. Unreachable: asked again once connected."""
         self._checking = True
         try:
-            self.role = (await self.sync.client.me()).role
+            me = await self.sync.client.me()
         except ApiError as exc:
             if exc.status_code in (401, 403):  # a refused token is the sync's to report
                 return None
@@ -90,7 +96,11 @@ class AdminAccess(QObject):
             return None
         finally:
             self._checking = False
-        if self.role == Role.ADMIN and self.menu is None:
+        self.role = me.role
+        self.access.set_user(me.name, me.role)
+        if self.menu is not None:
+            self.menu.menuAction().setVisible(self.role == Role.ADMIN)
+        elif self.role == Role.ADMIN:
             self.menu = self.window.menuBar().addMenu("&Administration")
             self.menu.setObjectName("admin-menu")
             self.action = QAction("Users, tokens, Managers and webhooks…", self.window)

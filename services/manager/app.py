@@ -140,9 +140,12 @@ def create_app(config: ManagerConfig) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [_field_error(e) for e in exc.errors()]
-        detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or "invalid request"
-        return JSONResponse(ErrorResponse(detail=detail, errors=errors).model_dump(), status_code=422)
+        found = exc.errors()
+        errors = [_field_error(e) for e in found[: api_contract.ERRORS_SHOWN]]
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors) + api_contract.more_errors(len(found))
+        return JSONResponse(
+            ErrorResponse(detail=detail or "invalid request", errors=errors).model_dump(), status_code=422
+        )
 
     return app
 

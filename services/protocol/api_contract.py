@@ -50,6 +50,20 @@ def indexed(loc: Location) -> str:
     return field or "body"
 
 
+_FASTAPI_BODY_UNREADABLE = "There was an error parsing the body"
+UNREADABLE_BODY = (
+    "malformed JSON: not readable as JSON (it must be UTF-8, uncompressed, with numbers of at most "
+    "4300 digits and nested less than a thousand levels deep)"
+)
+ERRORS_SHOWN = 50  # a body of half a million unknown keys made an answer of 50 MB, one error each, twice over
+
+
+def more_errors(total: int) -> str:
+    """What an error answer's `detail` says of the errors it leaves out of its list ("" when none are)."""
+    left = total - ERRORS_SHOWN
+    return f"; and {left} more error{'s' if left != 1 else ''}" if left > 0 else ""
+
+
 def error_json(
     status: int, detail: str, field: str | None = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
@@ -62,6 +76,11 @@ def install_error_shape(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_UNREADABLE:
+            # FastAPI's answer when its JSON parse raises something other than a decode error (nesting too deep,
+            # a number too long, bytes that are not UTF-8): a malformed body like any other, named as such
+            body = {"detail": f"body: {UNREADABLE_BODY}", "errors": [{"field": "body", "message": UNREADABLE_BODY}]}
+            return JSONResponse(body, status_code=422)
         return error_json(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)

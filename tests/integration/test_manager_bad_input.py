@@ -264,3 +264,18 @@ def _refs(node: Any) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+def test_an_answer_lists_at_most_50_errors_and_unreadable_json_names_the_body(
+    farm: tuple[ServerProcess, ManagerProcess],
+) -> None:
+    """The public registration route: 500,000 unknown keys made a multi-megabyte answer; nesting too deep was a
+    400 naming no field."""
+    _, mgr = farm
+    url = f"{mgr.url}{API}/worker/register"
+    r = httpx.post(url, json={f"k{i}": 0 for i in range(100_000)}, timeout=60)
+    assert r.status_code == 422
+    assert len(r.json()["errors"]) == 50 and len(r.content) < 20_000
+    assert "more errors" in r.json()["detail"]
+    r = httpx.post(url, content=b"[" * 10_000 + b"]" * 10_000, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["body"], r.text

@@ -111,3 +111,37 @@ def test_bad_query_parameters(client: httpx.Client) -> None:
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cursor"
     r = client.get("/jobs", params={"status": "sleeping"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("status")
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"[" * 10_000 + b"]" * 10_000, {}),
+        (b'{"name": ' + b'{"a": ' * 10_000 + b"1" + b"}" * 10_001, {}),
+        (b'{"name": "x", "type": "exec", "priority": ' + b"9" * 5_000 + b"}", {}),
+        (b'{"name": "\xff\xfe", "type": "exec"}', {}),
+        (
+            b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xabV\xcaK\xccMU\xb2RP\xaaP\xaa\x05\x00",
+            {"Content-Encoding": "gzip"},
+        ),
+    ],
+    ids=["deep-list", "deep-object", "long-number", "not-utf8", "gzip"],
+)
+def test_a_body_json_cannot_read_is_a_422_naming_the_body(
+    client: httpx.Client, body: bytes, headers: dict[str, str]
+) -> None:
+    """FastAPI answered these 400 'There was an error parsing the body' with no field; other malformed JSON is a
+    422 naming the body."""
+    r = client.post("/jobs", content=body, headers={"Content-Type": "application/json", **headers})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"field": "body", "message": r.json()["detail"].removeprefix("body: ")}]
+    assert r.json()["detail"].startswith("body: malformed JSON")
+
+
+def test_an_answer_lists_at_most_50_errors(client: httpx.Client) -> None:
+    """Half a million unknown keys made an answer of 50 MB: every key in `errors` and again in `detail`."""
+    body = {**render_job(), **{f"k{i}": 0 for i in range(100_000)}}
+    r = client.post("/jobs", json=body)
+    assert r.status_code == 422
+    assert len(r.json()["errors"]) == 50 and len(r.content) < 20_000
+    assert r.json()["detail"].endswith("; and 99950 more errors")

@@ -50,14 +50,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
-        for err in exc.errors():
+        found = exc.errors()
+        for err in found[: api_contract.ERRORS_SHOWN]:
             field = _loc(tuple(err.get("loc", ())))
             msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             if err.get("type") == "json_invalid":
                 field, msg = "body", f"malformed JSON: {err.get('ctx', {}).get('error', msg)}"
             errors.append((field, msg))
-        detail = "; ".join(f"{f}: {m}" for f, m in errors) or "invalid request"
-        return JSONResponse(error_body(detail, errors), status_code=422)
+        detail = "; ".join(f"{f}: {m}" for f, m in errors) + api_contract.more_errors(len(found))
+        return JSONResponse(error_body(detail or "invalid request", errors), status_code=422)
 
     @app.exception_handler(DataError)
     async def unstorable(request: Request, exc: DataError) -> JSONResponse:

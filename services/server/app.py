@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -23,7 +22,7 @@ from services.protocol.credentials_first import CredentialsFirst
 from services.protocol.input_guard import InputGuard
 from services.server.api import ROUTERS, errors, manager_link, storage_errors
 from services.server.api.deps import NEEDS_TOKEN
-from services.server.background import Sweep, sweep_forever
+from services.server.background import Awake, Sweep, sweep_forever
 from services.server.config import ServerConfig
 from services.server.db import notify
 from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url
@@ -54,16 +53,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         bootstrap_admin(session, config.data_dir, config.admin_token)
         session.commit()
 
-    started = time.monotonic()  # leases get one lease period of grace after a start (see expire_leases)
+    # leases get one lease period of grace after a start, and after a stall of this process (see expire_leases)
+    awake = Awake(stall_after=config.sweep_interval + config.lease_seconds / 4)
     builds = orphans.Builds()  # the jobs this process is writing: not orphans, however long they take
     # on SQLite this process is the only writer, so a job under construction from before its start is an orphan
     sole_since = utcnow() if server_lock is not None else None
     sweeps = [
         Sweep("prune events", lambda s: events.prune(s, config.event_retention_seconds)),
-        Sweep("expire leases", lambda s: lease_expiry.expire_leases(s, config.lease_seconds, started=started)),
+        Sweep("expire leases", lambda s: lease_expiry.expire_leases(s, config.lease_seconds, started=awake.since)),
         Sweep(
             "offline workers of silent managers",
-            lambda s: silent.offline_workers_of_silent_managers(s, config.lease_seconds, started=started),
+            lambda s: silent.offline_workers_of_silent_managers(s, config.lease_seconds, started=awake.since),
         ),
         Sweep("prune worker history", lambda s: worker_history.prune(s, config.history_seconds)),
         Sweep(
@@ -76,7 +76,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tasks = [
-            asyncio.create_task(sweep_forever(write_sessions, sweeps, config.sweep_interval)),
+            asyncio.create_task(sweep_forever(write_sessions, sweeps, config.sweep_interval, awake)),
             asyncio.create_task(deliver_forever(read_sessions, write_sessions, notifier, config.webhooks)),
         ]
         if engine.dialect.name == "postgresql":  # other Server processes' commits wake this one's readers

@@ -27,6 +27,33 @@ class Sweep:
     repeat_for: float = 0.0  # seconds a round may spend repeating a sweep whose step returned True
 
 
+class Awake:
+    """Since when this process has been serving without a stall: its start, or the end of the last time it was
+    stopped (SIGSTOP, a paused VM, a suspended host) or blocked for longer than `stall_after` seconds.
+
+    Leases expire on the database's wall-clock times, which ran on while the process did not: without this, a
+    Server resumed after more than a lease period expired every lease at its first sweep, before the Managers'
+    waiting batches (which renew them and report finished tasks) were applied, and finished work ran again.
+    `tick` comes before each round of sweeps; both clocks count (the monotonic clock stands still while a host
+    sleeps)."""
+
+    def __init__(self, stall_after: float) -> None:
+        self.stall_after = stall_after
+        self.since = time.monotonic()
+        self._mono, self._wall = self.since, time.time()
+
+    def tick(self) -> None:
+        mono, wall = time.monotonic(), time.time()
+        gap = max(mono - self._mono, wall - self._wall)
+        self._mono, self._wall = mono, wall
+        if gap > self.stall_after:
+            log.warning(
+                "this Server process did not run for %.0f s (stopped, suspended or blocked): Managers get one lease "
+                "period to renew their leases, as after a start", gap,
+            )  # fmt: skip
+            self.since = mono
+
+
 BATCH_PAUSE = 0.01  # between two steps of a repeated sweep, so other writers get their turn
 
 
@@ -45,7 +72,11 @@ def run_sweeps_once(write_sessions: sessionmaker[Session], sweeps: Sequence[Swee
             log.exception("sweep %r failed", sweep.name)
 
 
-async def sweep_forever(write_sessions: sessionmaker[Session], sweeps: Sequence[Sweep], interval: float) -> None:
+async def sweep_forever(
+    write_sessions: sessionmaker[Session], sweeps: Sequence[Sweep], interval: float, awake: Awake | None = None
+) -> None:
     while True:
+        if awake is not None:
+            awake.tick()  # before the round, so a stall just ended gives its grace to this round's sweeps
         await run_in_threadpool(run_sweeps_once, write_sessions, sweeps)
         await asyncio.sleep(interval)

@@ -4,6 +4,7 @@ update batches applied once by seq, stale attempts refused, leases expired, inst
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -507,6 +508,32 @@ def test_renewed_leases_do_not_expire(admin: httpx.Client, link: httpx.Client) -
         assert push(link, [], held_task_ids=[c["id"]]).status_code == 200
         time.sleep(1.0)
     assert task(admin, c["id"])["status"] == "assigned"
+
+
+def test_a_server_stopped_for_longer_than_a_lease_gives_the_managers_a_lease_period_when_it_resumes(
+    admin: httpx.Client, link: httpx.Client, server: ServerProcess
+) -> None:
+    """A paused VM or a frozen process: the leases' wall-clock times ran on while it did not, and its first sweep
+    at resumption expired them all before the Managers' waiting batches arrived, so finished work ran again."""
+    t = kind()
+    submit(admin, t, frames="1-2")
+    running, waiting = claim(link, [t])
+    first = {"task_id": running["id"], "attempt": running["attempt"], "status": "active", "worker_id": "w1"}
+    assert push(link, [first], held_task_ids=[running["id"], waiting["id"]]).status_code == 200
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(LEASE + 5.0)  # past the lease, and past what the Server takes for a stall (5 s + a quarter lease)
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    time.sleep(1.0)  # its overdue sweep runs at once
+    done = {"task_id": running["id"], "attempt": running["attempt"], "status": "completed", "worker_id": "w1"}
+    ack = push(link, [done], held_task_ids=[waiting["id"]])
+    assert ack.status_code == 200 and ack.json()["rejected"] == [], ack.text
+    r, w = task(admin, running["id"]), task(admin, waiting["id"])
+    assert (r["status"], r["failure_count"]) == ("completed", 0)
+    assert (w["status"], w["attempt"]) == ("assigned", waiting["attempt"])
+    assert "did not run for" in server.log_path.read_text()
 
 
 def test_full_log_upload(link: httpx.Client, admin: httpx.Client, server: ServerProcess, tmp_path: Path) -> None:

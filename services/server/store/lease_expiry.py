@@ -20,8 +20,9 @@ from services.server.store.tasks import set_task_status
 def expire_leases(session: Session, lease_seconds: float, *, started: float, limit: int = 1000) -> int:
     """Tasks whose Manager went silent go back to `queued`; a started one counts as a soft failure.
 
-    For one lease period after the Server started (`started`, a `time.monotonic()`) nothing expires: Managers
-    that kept working while the Server was away get the chance to renew first.
+    For one lease period after the Server started, or resumed after a stall (`started`, a `time.monotonic()`;
+    background.Awake), nothing expires: Managers that kept working while the Server was away get the chance to
+    renew first.
     """
     if time.monotonic() - started < lease_seconds:
         return 0

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
 from services.manager.errors import ApiError, Superseded, TooManyAttempts
 from services.manager.server_link import ServerLink
-from services.manager.store.check import store_path
+from services.manager.store.check import disk_problem, store_path
 from services.manager.store.db import connect
 from services.protocol import VERSION, api_contract
 from services.protocol.backoff import Backoff, retry_after_header
@@ -35,6 +36,7 @@ from services.protocol.worker_api import SUPERSEDED_HEADER
 log = logging.getLogger(__name__)
 
 # statuses the rule of thumb in api_contract._statuses does not see (route -> extra statuses)
+STORE_RETRY_AFTER = 5.0  # seconds a client is told to wait while the Manager's store takes no write
 EXTRA_STATUSES: dict[str, set[int]] = {
     "POST /api/v1/worker/register": {401, 403, 429},  # a wrong registration secret
     "GET /api/v1/status": {503},
@@ -94,16 +96,19 @@ def create_app(config: ManagerConfig) -> FastAPI:
             Backoff(free=config.auth_free_failures),
         )
         app.state.registration_backoff = Backoff(free=config.auth_free_failures)
+        app.state.failed = False
         runner = asyncio.create_task(link.run(), name="server-link")
+        runner.add_done_callback(lambda task: _link_ended(app, task))
         try:
             yield
         finally:
             runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
-            await link.give_back(within=1.0)  # the Server is still up when a local farm stops
-            await client.aclose()
-            conn.close()
+            await asyncio.gather(runner, return_exceptions=True)  # its failure was logged when it happened
+            try:
+                await link.give_back(within=1.0)  # the Server is still up when a local farm stops
+            finally:
+                await client.aclose()
+                conn.close()
 
     app = FastAPI(
         title="Tablao Manager",
@@ -138,6 +143,15 @@ def create_app(config: ManagerConfig) -> FastAPI:
             headers = {SUPERSEDED_HEADER: "1"}
         return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=headers)
 
+    @app.exception_handler(sqlite3.OperationalError)
+    async def store_failed(_request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+        problem = disk_problem(exc, store_path(config.data_dir))
+        if problem is None:
+            raise exc  # a 500, logged with its traceback
+        log.error("a request failed: %s", problem)
+        body = ErrorResponse(detail=f"the Manager cannot store anything now: {problem}; try again later")
+        return JSONResponse(body.model_dump(), status_code=503, headers=retry_after_header(STORE_RETRY_AFTER))
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         found = exc.errors()
@@ -148,6 +162,20 @@ def create_app(config: ManagerConfig) -> FastAPI:
         )
 
     return app
+
+
+def _link_ended(app: FastAPI, task: asyncio.Task[None]) -> None:
+    """The link to the Server stopped by itself (a bug: its loops outlive the Server's and the store's troubles):
+    a Manager without it would hand out tasks whose leases nobody renews. Stop it, with a failure exit (cli.py),
+    so that its supervisor starts it again from its store."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    log.critical("the link to the Server stopped; the Manager stops", exc_info=exc)
+    app.state.failed = True
+    stop = getattr(app.state, "stop_serving", None)
+    if stop is not None:
+        stop()
 
 
 def _field_error(err: Any) -> FieldError:

@@ -138,18 +138,23 @@ def _checked_run(args: argparse.Namespace, config: ManagerConfig) -> int:
         print(f"tablao manager: cannot start: {exc}", file=sys.stderr)
         return 2
     app = create_app(config)
-    server = quick_server(
-        app, host=config.host, port=config.port, loop="uvloop", http="httptools",
-        log_level=args.log_level, access_log=False,
-        ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
-    )  # fmt: skip
+    try:
+        server = quick_server(
+            app, host=config.host, port=config.port, loop="uvloop",
+            log_level=args.log_level, access_log=False,
+            ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+        )  # fmt: skip
+    except ValueError as exc:  # TABLAO_REQUEST_IDLE_SECONDS
+        print(f"tablao manager: {exc}", file=sys.stderr)
+        return 2
     if args.port_file is not None:
         _report_port(server, args.port_file)
     if config.public_url is None:
         _learn_public_url(server, config, https=args.tls_cert is not None)
     gc_tuning.settle_long_lived()
+    app.state.stop_serving = lambda: setattr(server, "should_exit", True)
     server.run()
-    return 0
+    return 1 if getattr(app.state, "failed", False) else 0
 
 
 def _report_port(server: uvicorn.Server, port_file: Path) -> None:

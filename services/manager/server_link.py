@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from services.manager import blocklist_sync
 from services.manager.batch_parts import fit_reports, refused_parts
 from services.manager.core import ManagerCore
 from services.manager.store import logs, outbox, previews
+from services.manager.store.check import disk_problem, store_path
 from services.manager.store.db import get_meta, set_meta, transaction
 from services.protocol.link import ClaimRequest, ClaimResponse, UpdateAck, UpdateBatch, WorkerReport
 from services.protocol.manager_client import LinkError, LinkRefused, ManagerClient
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 REPORT_INTERVAL = 3.0
 COLLECT_WAIT = 5.0  # seconds a claim that announced instructions waits for the batch that collects them
 UPLOAD_MAX_BYTES = 32 * 1024 * 1024  # a full log uploaded to the Server, as UTF-8 (it accepts up to 64 MiB)
+STORE_ERRORS = (sqlite3.DatabaseError, OSError)  # the store took no write: a full disk, a failing one
+STORE_LOG_EVERY = 60.0  # seconds between two log lines about the same store trouble
 
 
 class ServerLink:
@@ -49,6 +53,7 @@ class ServerLink:
         self._collects = 0
         self._collected = 0
         self._pushed = asyncio.Event()  # set after each batch the Server took
+        self._store_trouble: tuple[str, float] | None = None  # what was last logged about the store, and when
         # Claims and batches go to the Server side by side: the Server's writers take turns on a lock of their
         # own (db/engine.py), so neither meets SQLite's busy handler, and taking turns here as well left both
         # processes idle half the time, each waiting for the other's answer.
@@ -57,7 +62,16 @@ class ServerLink:
         # a start has news at once: a fresh store's hello, the renewal of the leases its tasks hold, the state of
         # every worker; the first batch used to wait a whole keep-alive period (10 s) before leaving
         self.core.link_wakeup.set()
-        await asyncio.gather(self._push_loop(), self._claim_loop(), self._sweep_loop())
+        # no loop may end alone: the others would go on half-alive (claiming tasks whose leases nobody renews)
+        loops = [asyncio.create_task(f(), name=f.__name__) for f in (self._push_loop, self._claim_loop, self._sweep)]
+        try:
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
+            ended = done.pop()
+            raise ended.exception() or RuntimeError(f"{ended.get_name()} ended")
+        finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
     # --- updates ---------------------------------------------------------------------------------------------
 
@@ -81,6 +95,12 @@ class ServerLink:
             except LinkRefused as exc:
                 failures += 1
                 log.error("the Server refused an update batch: %s", exc)
+                await asyncio.sleep(self._backoff(failures))
+                self.core.link_wakeup.set()
+            except STORE_ERRORS as exc:
+                failures += 1
+                self._store_failed(exc, "updates wait")
+                await self._renew_leases()
                 await asyncio.sleep(self._backoff(failures))
                 self.core.link_wakeup.set()
 
@@ -179,6 +199,7 @@ class ServerLink:
             if self._reports_left:
                 self.core.link_wakeup.set()
             self._url_sent = batch.client_url or self._url_sent
+            self._store_works()
             self._acknowledge(seq, ack)
             self._collected = max(self._collected, collects)
             self._pushed.set()
@@ -222,6 +243,9 @@ class ServerLink:
         if get_meta(conn, "synced") is None:
             with transaction(conn):
                 set_meta(conn, "synced", "1")
+        self._apply_orders(ack)
+
+    def _apply_orders(self, ack: UpdateAck) -> None:
         for rej in ack.rejected:
             log.warning("the Server refused the update of task %s: %s", rej.task_id, rej.reason)
             self.core.drop([rej.task_id], rej.attempt)
@@ -299,7 +323,15 @@ class ServerLink:
             # fewer than asked for: the Server has no more for now, so the next claim waits there for more
             found_nothing = len(resp.tasks) < req.capacity or not req.capacity
             if resp.tasks:
-                self.core.add_claimed(resp.tasks)
+                try:
+                    self.core.add_claimed(resp.tasks)
+                except STORE_ERRORS as exc:
+                    # not held here, so not renewed: the Server hands them out again when their lease runs out
+                    self._store_failed(exc, f"{len(resp.tasks)} claimed task(s) go back to the Server")
+                    failures += 1
+                    await asyncio.sleep(self._backoff(failures))
+                    continue
+                self._store_works()
                 self.core.link_wakeup.set()  # renew their leases soon
                 await asyncio.sleep(0)  # let the waiting workers' answers leave before the next claim is built
             elif wait and time.monotonic() - started < wait / 2 and not resp.instructions:
@@ -351,19 +383,69 @@ class ServerLink:
 
     # --- housekeeping ----------------------------------------------------------------------------------------
 
-    async def _sweep_loop(self) -> None:
+    async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(min(1.0, self.config.worker_timeout / 4))
-            if self.core.sweep_timeouts():
-                self.core.link_wakeup.set()
+            try:
+                if self.core.sweep_timeouts():
+                    self.core.link_wakeup.set()
+            except STORE_ERRORS as exc:
+                self._store_failed(exc, "silent workers are looked at again in a moment")
 
     async def give_back(self, within: float = 5.0) -> None:
         """Clean shutdown: hand unstarted tasks back to the Server and flush the buffer (best effort)."""
-        self.core.give_back_ready()
         try:
+            self.core.give_back_ready()
             await asyncio.wait_for(self.push_pending(everything=True), within)
-        except (TimeoutError, LinkError, LinkRefused) as exc:
+        except (TimeoutError, LinkError, LinkRefused, *STORE_ERRORS) as exc:
             log.warning("could not flush the update buffer at shutdown (kept for the next start): %r", exc)
+
+    async def _renew_leases(self) -> None:
+        """While the store takes no write, renew the leases of the tasks held here with a repeat of a batch the
+        Server took (it applies nothing from a repeat but renews the leases it names), so that the tasks the
+        workers run are not handed out again elsewhere; a new batch needs a sequence number, which is a write."""
+        conn = self.core.conn
+        if time.monotonic() - self._last_renewal < self._renew_every() * 0.8:
+            return
+        try:
+            if get_meta(conn, "synced") is None:
+                return
+            oldest = conn.execute("SELECT MIN(seq) FROM batches").fetchone()[0]
+            taken = (int(oldest) if oldest is not None else int(get_meta(conn, "next_seq") or "1")) - 1
+        except STORE_ERRORS:
+            return
+        if taken < 1:
+            return
+        reports = self.core.workers.reports(everything=True)
+        batch = UpdateBatch(seq=taken, held_task_ids=list(self.core.tasks), workers=reports)
+        try:
+            ack = await self.client.push(batch)
+        except (LinkError, LinkRefused) as exc:
+            self._went_down(exc)
+            return
+        self._last_renewal = time.monotonic()
+        self.lease_seconds = ack.lease_seconds
+        try:
+            self._apply_orders(ack)  # one-shot orders (a cancel): the Server has acted on them already
+        except STORE_ERRORS as exc:
+            self._store_failed(exc, "orders from the Server were not all kept")
+
+    def _store_failed(self, exc: BaseException, consequence: str) -> None:
+        """One line about the store's trouble, not one per retry: again when it changes or a minute later."""
+        with contextlib.suppress(*STORE_ERRORS):
+            if self.core.conn.in_transaction:  # a failed COMMIT may leave it open; later writes would join it
+                self.core.conn.execute("ROLLBACK")
+        what = disk_problem(exc, store_path(self.config.data_dir)) or f"the Manager's store failed: {exc!r}"
+        now = time.monotonic()
+        last = self._store_trouble
+        if last is None or last[0] != what or now - last[1] >= STORE_LOG_EVERY:
+            log.error("%s; %s, retrying", what, consequence)
+            self._store_trouble = (what, now)
+
+    def _store_works(self) -> None:
+        if self._store_trouble is not None:
+            log.info("the Manager's store takes writes again")
+            self._store_trouble = None
 
     def _client_url(self, renew: bool) -> str | None:
         """Where users reach this Manager: told with each renewal, and at once when it changes."""

@@ -8,7 +8,9 @@ whose Server keeps its database in `server/`; with neither they refuse in one li
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from services.protocol.states import Role
 from services.server.config import ServerConfig, load_variables
 from services.server.policy import FarmPolicy, PolicyError
 
+FULL_BELOW = 1024 * 1024  # bytes free under which SQLite's "disk I/O error" is put down to a full disk
 ALEMBIC_TABLE = "alembic_version"  # every database a Server has started on has this table
 
 
@@ -46,7 +49,13 @@ def _database_problem(exc: BaseException, cfg: ServerConfig) -> str:
     from services.server.db.problems import describe, safe_url
 
     where = safe_url(cfg.database_url) if cfg.database_url else sqlite_url(cfg.data_dir).removeprefix("sqlite:///")
-    return describe(exc, where) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    found = describe(exc, where)
+    if found is None and not cfg.database_url and "disk I/O error" in str(exc):
+        # SQLite says only "disk I/O error" when it cannot grow its WAL or shared-memory file on a full disk
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(cfg.data_dir).free < FULL_BELOW:
+                return f"the disk holding the database {where} is full (disk I/O error): free some space"
+    return found or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,10 +121,14 @@ def main(argv: list[str]) -> int:
     token_note = "preset by TABLAO_ADMIN_TOKEN" if cfg.admin_token else str(cfg.data_dir / "admin.token")
     address = f"{tls.scheme(args.tls_cert)}://{cli_args.url_host(cfg.host)}:{cfg.port}"
     print(f"Tablao Server on {address} (admin token: {token_note})", flush=True)
-    server = quick_server(
-        app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
-        ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
-    )  # fmt: skip
+    try:
+        server = quick_server(
+            app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False,
+            ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key,
+        )  # fmt: skip
+    except ValueError as exc:  # TABLAO_REQUEST_IDLE_SECONDS
+        print(f"tablao server: {exc}", file=sys.stderr)
+        return 2
     gc_tuning.settle_long_lived()
     server.run()
     return 0

@@ -7,6 +7,8 @@ store is known to have existed by `store.created`, a small file written next to 
 from __future__ import annotations
 
 import contextlib
+import errno
+import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from services.protocol import process_guard
 STORE_NAME = "tablao-manager.sqlite"
 MARKER_NAME = "store.created"
 _TABLES = {"meta", "tasks", "workers", "blocklist", "task_logs"}
+FULL_BELOW = 1024 * 1024  # bytes free under which a failed write is put down to a full disk
 
 
 class StoreUnusable(Exception):
@@ -32,8 +35,9 @@ def check_store(data_dir: Path, *, fresh: bool) -> None:
     marker = data_dir / MARKER_NAME
     try:
         problem = _problem(path, marker.exists())
-    except OSError as exc:
-        raise StoreUnusable(f"cannot read the Manager's store {path}: {exc.strerror or exc}") from exc
+    except (OSError, sqlite3.DatabaseError) as exc:  # the disk's trouble, not the store's: it is not set aside
+        problem = disk_problem(exc, path) or f"cannot read the Manager's store {path}: {_reason(exc)}"
+        raise StoreUnusable(problem) from exc
     if problem is not None:
         if not fresh:
             raise StoreUnusable(
@@ -59,12 +63,36 @@ def _problem(path: Path, existed: bool) -> str | None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        if disk_problem(exc, path):
+            raise  # a full or failing disk: after freeing space or fixing it, the store is as it was
         return f"is damaged ({exc})"
     if verdict is None or verdict[0] != "ok":
         return f"is damaged (integrity check: {verdict[0] if verdict else 'no answer'})"
     if existed and (missing := _TABLES - tables):
         return f"is damaged (tables missing: {', '.join(sorted(missing))})"
     return None
+
+
+def disk_problem(exc: BaseException, path: Path) -> str | None:
+    """One line when a store error is the disk's (full, or failing reads and writes), not the store's; else None."""
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        return None  # not a database, malformed: the file's trouble
+    text = str(exc)
+    full = "database or disk is full" in text or (
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    )
+    if not full:
+        with contextlib.suppress(OSError):
+            full = shutil.disk_usage(path.parent).free < FULL_BELOW
+    if full:
+        return f"the disk holding the Manager's store {path} is full: free some space (nothing is lost)"
+    if (isinstance(exc, OSError) and exc.errno == errno.EIO) or "disk I/O error" in text:
+        return f"cannot read or write the Manager's store {path}: disk I/O error (look at the disk and its free space)"
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 def _set_aside(path: Path) -> None:

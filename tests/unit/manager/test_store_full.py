@@ -1,0 +1,181 @@
+"""A Manager whose store takes no write (a full disk): its link to the Server carries on, its requests answer 503,
+and a restart says the disk is full rather than that the store is damaged."""
+
+# ruff: noqa: ASYNC110  (polling what a stand-in Server saw; no event to wait on)
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sqlite3
+from collections import namedtuple
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.manager import app as manager_app
+from services.manager.config import ManagerConfig
+from services.manager.core import ManagerCore
+from services.manager.server_link import ServerLink
+from services.manager.store import check, outbox
+from services.manager.store.db import set_meta, transaction
+from services.protocol.link import ClaimedTask, ClaimResponse, UpdateAck, UpdateBatch
+from tests.unit.manager.test_core import claimed, worker
+from tests.unit.manager.test_server_link import linked
+
+FULL = "database or disk is full"
+Usage = namedtuple("Usage", "total used free")
+
+
+def full(*_args: object, **_kw: object) -> Any:
+    raise sqlite3.OperationalError(FULL)
+
+
+async def test_a_claim_the_store_cannot_keep_is_logged_once_and_the_claims_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    claims = 0
+
+    def server(request: httpx.Request) -> httpx.Response:
+        nonlocal claims
+        if request.url.path.endswith("/manager/updates"):
+            seq = UpdateBatch.model_validate_json(request.content).seq
+            return httpx.Response(200, content=UpdateAck(last_seq=seq, lease_seconds=60).model_dump_json())
+        claims += 1
+        return httpx.Response(200, content=ClaimResponse(tasks=[claimed(claims)], lease_seconds=60).model_dump_json())
+
+    monkeypatch.setattr(ServerLink, "_backoff", lambda self, failures: 0.05)
+    real = ManagerCore.add_claimed
+    failing = {"left": 5}
+
+    def add_claimed(self: ManagerCore, tasks: list[ClaimedTask]) -> None:
+        if failing["left"]:
+            failing["left"] -= 1
+            full()
+        real(self, tasks)
+
+    monkeypatch.setattr(ManagerCore, "add_claimed", add_claimed)
+    caplog.set_level(logging.ERROR, logger="services.manager.server_link")
+    async with linked(tmp_path, server, workers=lambda core: worker(core, "w1")) as (core, _config):
+        async with asyncio.timeout(10):
+            while not core.tasks:
+                await asyncio.sleep(0.05)
+    full_lines = [r for r in caplog.records if "is full" in r.getMessage()]
+    # not one per failed claim (the update batches that went through in between count as a recovery)
+    assert 1 <= len(full_lines) < 5, [r.getMessage() for r in caplog.records]
+    assert "go back to the Server" in full_lines[0].getMessage()
+
+
+async def test_leases_are_renewed_while_the_store_takes_no_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No new batch can be numbered (a write): a repeat of the last one the Server took renews the leases, so the
+    tasks the workers run here are not handed out again elsewhere; once the store writes again, batches go on."""
+    batches: list[UpdateBatch] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/manager/updates"):
+            batches.append(UpdateBatch.model_validate_json(request.content))
+            return httpx.Response(200, content=UpdateAck(last_seq=6, lease_seconds=2).model_dump_json())
+        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=2).model_dump_json())
+
+    def held(core: ManagerCore) -> None:
+        core.workers.register("s", "s", "w1", "linux")
+        core.add_claimed([claimed(7)])
+        with transaction(core.conn):
+            set_meta(core.conn, "synced", "1")
+            set_meta(core.conn, "next_seq", "7")
+            core.conn.execute("DELETE FROM outbox")
+            core.conn.execute("DELETE FROM batches")
+
+    monkeypatch.setattr(ServerLink, "_backoff", lambda self, failures: 0.05)
+    real_new_seq, real_next = outbox.new_seq, outbox.next_batch
+    monkeypatch.setattr(outbox, "new_seq", full)
+    monkeypatch.setattr(outbox, "next_batch", full)
+    async with linked(tmp_path, server, workers=held, keepalive=0.5, push_interval=0.01) as (_core, _config):
+        async with asyncio.timeout(10):
+            while len(batches) < 2:
+                await asyncio.sleep(0.05)
+        assert {b.seq for b in batches} == {6} and all(b.held_task_ids == [7] for b in batches)
+        assert not any(b.task_updates for b in batches)
+        monkeypatch.setattr(outbox, "new_seq", real_new_seq)
+        monkeypatch.setattr(outbox, "next_batch", real_next)
+        async with asyncio.timeout(10):
+            while not any(b.seq == 7 for b in batches):
+                await asyncio.sleep(0.05)
+
+
+async def test_a_link_that_stops_stops_the_manager_and_shutdown_still_closes_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(self: ServerLink) -> None:
+        raise RuntimeError("a bug in the sweep")
+
+    monkeypatch.setattr(ServerLink, "_sweep", broken)
+    app = manager_app.create_app(
+        ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, registration_secret="s")
+    )
+    stopped = asyncio.Event()
+    app.state.stop_serving = stopped.set
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(stopped.wait(), 5)
+        conn = app.state.core.conn
+    assert app.state.failed
+    assert any(
+        "a bug in the sweep" in r.getMessage() or r.exc_info for r in caplog.records if r.levelname == "CRITICAL"
+    )
+    with pytest.raises(sqlite3.ProgrammingError):
+        conn.execute("SELECT 1")  # closed
+
+
+async def test_a_request_on_a_full_store_answers_503_with_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = manager_app.create_app(
+        ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, registration_secret="s")
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://m") as client:
+            r = await client.post(
+                "/api/v1/worker/register", json={"registration_secret": "s", "name": "w1", "platform": "linux"}
+            )
+            assert r.status_code == 200, r.text
+            auth = (r.json()["worker_id"], r.json()["secret"])
+            monkeypatch.setattr(app.state.core, "sign_on", full)
+            body = {"name": "w1", "platform": "linux", "task_types": ["exec"]}
+            r = await client.post("/api/v1/worker/sign-on", json=body, auth=auth)
+    assert r.status_code == 503, r.text
+    assert "is full" in r.json()["detail"]
+    assert float(r.headers["Retry-After"]) > 0
+
+
+def test_a_store_on_a_full_disk_is_not_called_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = sqlite3.connect(check.store_path(tmp_path))
+    conn.execute("CREATE TABLE meta (key TEXT)")
+    conn.close()
+    (tmp_path / check.MARKER_NAME).write_text("x")
+
+    def io_error(*_args: object, **_kw: object) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite3, "connect", io_error)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: Usage(16 << 20, 16 << 20, 0))
+    for fresh in (False, True):
+        with pytest.raises(check.StoreUnusable) as caught:
+            check.check_store(tmp_path, fresh=fresh)
+        assert "is full" in str(caught.value) and "--fresh-store" not in str(caught.value)
+        assert check.store_path(tmp_path).exists()  # not set aside: it is fine once space is freed
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: Usage(16 << 30, 1 << 30, 15 << 30))
+    with pytest.raises(check.StoreUnusable, match="disk I/O error") as caught:
+        check.check_store(tmp_path, fresh=False)
+    assert "damaged" not in str(caught.value) and "--fresh-store" not in str(caught.value)
+
+
+def test_a_damaged_store_is_still_called_damaged(tmp_path: Path) -> None:
+    check.store_path(tmp_path).write_bytes(b"not a database at all" * 100)
+    (tmp_path / check.MARKER_NAME).write_text("x")
+    with pytest.raises(check.StoreUnusable, match=r"is damaged.*--fresh-store"):
+        check.check_store(tmp_path, fresh=False)

@@ -31,6 +31,7 @@ from services.protocol.credentials_first import CredentialsFirst
 from services.protocol.input_guard import InputGuard
 from services.protocol.manager_client import ManagerClient
 from services.protocol.secret_files import read_secret, write_secret
+from services.protocol.stopping import AnswerWhenStopping
 from services.protocol.worker_api import SUPERSEDED_HEADER
 
 log = logging.getLogger(__name__)
@@ -127,10 +128,11 @@ def create_app(config: ManagerConfig) -> FastAPI:
     app.add_middleware(HotRoute, method="POST", path="/api/v1/worker/task", handler=worker.ask_for_task)
     app.add_middleware(InputGuard, name_field=api_contract.indexed)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
-    # outermost: a write without credentials is refused before its body is read (registering needs none)
+    # outside the others: a write without credentials is refused before its body is read (registering needs none)
     app.add_middleware(
         CredentialsFirst, public={"/api/v1/worker/register"}, wanted=wanted_at, routes=lambda: app.routes
     )
+    app.add_middleware(AnswerWhenStopping)  # the very outermost: a request still open at a stop is a 503
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:

@@ -20,6 +20,7 @@ from services.protocol.body_limit import BodyLimit
 from services.protocol.common import utcnow
 from services.protocol.credentials_first import CredentialsFirst
 from services.protocol.input_guard import InputGuard
+from services.protocol.stopping import AnswerWhenStopping
 from services.server.api import ROUTERS, errors, manager_link, storage_errors
 from services.server.api.deps import NEEDS_TOKEN
 from services.server.background import Awake, Sweep, sweep_forever
@@ -127,13 +128,14 @@ def create_app(config: ServerConfig) -> FastAPI:
     method, path = manager_link.LOG_UPLOAD_ROUTE
     log_route = {(method, API_PREFIX + path): max(config.max_body_bytes, manager_link.MAX_LOG_BYTES)}
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, route_limits=log_route)
-    # outermost: a write without credentials is refused before its body is read (logging in needs none)
+    # outside the others: a write without credentials is refused before its body is read (logging in needs none)
     app.add_middleware(
         CredentialsFirst,
         public={API_PREFIX + "/auth/login"},
         wanted=lambda _path: NEEDS_TOKEN,
         routes=lambda: app.routes,
     )
+    app.add_middleware(AnswerWhenStopping)  # the very outermost: a request still open at a stop is a 503
     return app
 
 

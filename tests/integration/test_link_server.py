@@ -595,3 +595,23 @@ def test_a_waiting_claim_ends_when_instructions_for_its_manager_appear(
     # a claim that may not wait is not told: its Manager is busy and sends batches anyway
     assert admin.post(f"/tasks/{c['id']}/log/request").status_code in (202, 409)
     assert link.post("/claim", json={"capacity": 1, "task_types": [t]}).json()["instructions"] is False
+
+
+def test_a_claim_waiting_when_the_server_stops_is_answered_503_not_500(tmp_path: Path) -> None:
+    """uvicorn cancels the requests still open a moment after SIGTERM: a waiting claim was a 500 and a traceback
+    ('Exception in ASGI application') at every restart."""
+    srv = ServerProcess(data_dir=tmp_path / "s", database_url=None).start()
+    try:
+        with new_link(srv) as link, ThreadPoolExecutor(1) as pool:
+            admin = httpx.Client(base_url=srv.url + API, headers=srv.headers(), timeout=30)
+            answer = claim_that_waits(pool, admin, link, {"capacity": 1, "task_types": [kind()], "wait_seconds": 20})
+            assert srv.proc is not None
+            srv.proc.send_signal(signal.SIGTERM)
+            r = answer.result(timeout=30)
+            admin.close()
+        assert r.status_code == 503, r.text
+        assert r.json()["detail"] == "the service is stopping; try again in a moment" and "retry-after" in r.headers
+        assert srv.proc.wait(30) in (0, -signal.SIGTERM)
+        assert "Exception in ASGI application" not in srv.log_path.read_text()
+    finally:
+        srv.stop()

@@ -5,12 +5,14 @@ heartbeats stop (its late update gets 409)."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +311,22 @@ def test_a_second_manager_on_a_running_managers_data_dir_is_refused_and_leaves_i
     # killed, it leaves no stale lock: the next start on the same folder goes ahead
     mgr.kill()
     mgr.start()
+
+
+def test_a_worker_waiting_for_a_task_when_the_manager_stops_gets_503_not_500(
+    server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory, stop_at_end: list[ManagerProcess]
+) -> None:
+    """The long poll was cancelled by uvicorn's stop and answered 500 with a traceback in the Manager's log."""
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "mgr").start()
+    stop_at_end.append(mgr)
+    worker = new_worker(mgr, "w")
+    worker.sign_on()
+    with ThreadPoolExecutor(1) as pool:
+        asked = pool.submit(worker.ask, 20.0)
+        time.sleep(1.0)  # the request is waiting at the Manager
+        assert mgr.proc is not None and not asked.done()
+        mgr.proc.send_signal(signal.SIGTERM)
+        r = asked.result(timeout=30)
+    assert r.status_code in (204, 503), r.text  # the Manager may end the wait itself first
+    assert mgr.proc.wait(30) in (0, -signal.SIGTERM)
+    assert "Exception in ASGI application" not in mgr.log_path.read_text()

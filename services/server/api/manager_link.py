@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 from fastapi import APIRouter, Request, Response
@@ -94,9 +93,16 @@ async def claim(req: ClaimRequest, request: Request, token: TokenDep, cfg: Confi
                 dispatcher.open(slot)
                 remaining = deadline - time.monotonic()
                 if remaining > 0:
-                    with contextlib.suppress(TimeoutError):
+                    try:
                         async with asyncio.timeout(remaining):  # not wait_for, which can lose a cancel on 3.11
                             await changed.wait()
+                    except TimeoutError:
+                        pass
+                    except asyncio.CancelledError:
+                        # the Server is stopping (the request is answered 503, services/protocol/stopping.py):
+                        # what was handed to this claim would otherwise wait out its lease before anyone ran it
+                        await hand_back(await dispatcher.close(slot))
+                        raise
                 tasks = await dispatcher.close(slot)
                 seen: instructions.Mark | None = None
                 if not tasks and not gone.heard:

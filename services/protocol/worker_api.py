@@ -17,7 +17,7 @@ from services.protocol.common import (
     WireModel,
     bounded_json,
 )
-from services.protocol.farm import Utilisation
+from services.protocol.farm import NAME_PATTERN, Utilisation
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command
 from services.protocol.path_mapping import PathMapping
@@ -40,9 +40,14 @@ INSTANCE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 SUPERSEDED_HEADER = "Tablao-Superseded"
 
 
+# a worker's name goes into logs, the app and the Server's lists: the rule of `tablao worker --name`, so a name
+# cannot carry a line break ("w\nINFO ...") or a right-to-left override
+WorkerName = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
 class RegisterRequest(WireModel):
     registration_secret: str = Field(min_length=1, max_length=200)
-    name: str = Field(min_length=1, max_length=64)
+    name: WorkerName
     platform: PlatformField
 
 
@@ -52,7 +57,7 @@ class RegisterResponse(ResponseModel):
 
 
 class SignOnRequest(WireModel):
-    name: str = Field(min_length=1, max_length=64)
+    name: WorkerName
     platform: PlatformField
     task_types: list[ShortText] = Field(min_length=1, max_length=50)
     tags: list[ShortText] = Field(default_factory=list, max_length=50)

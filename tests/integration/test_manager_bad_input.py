@@ -279,3 +279,18 @@ def test_an_answer_lists_at_most_50_errors_and_unreadable_json_names_the_body(
     assert "more errors" in r.json()["detail"]
     r = httpx.post(url, content=b"[" * 10_000 + b"]" * 10_000, headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["body"], r.text
+
+
+@pytest.mark.parametrize("name", ["w\nINFO fake line", "\u202ew", "a b", "-w", "w" * 65])
+def test_a_worker_name_follows_the_rule_of_its_command_line(
+    farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker, name: str
+) -> None:
+    """Names go into logs and lists: a line break forged log lines, a right-to-left override turned names around."""
+    _, mgr = farm
+    r = httpx.post(
+        f"{mgr.url}{API}/worker/register",
+        json={"registration_secret": mgr.registration_secret, "name": name, "platform": "linux"},
+    )
+    assert r.status_code == 422 and field_of(r) == ["name"], r.text
+    r = worker.http.post("/sign-on", json={"name": name, "platform": "linux", "task_types": ["exec"]})
+    assert r.status_code == 422 and field_of(r) == ["name"], r.text

@@ -6,6 +6,7 @@ stops half-way: a client that sent 7 bytes of a 100-byte body held its connectio
 bounded here, below the application, where a request's bytes arrive:
 
 - a request's head (request line and headers) over `HEAD_MAX_BYTES` is answered 431 and the connection closed;
+- a request the parser cannot read is answered 400 with the services' `{detail, errors}` body;
 - a request begun and not complete (head or body) with no byte for `IDLE_SECONDS` (30; the environment's
   TABLAO_REQUEST_IDLE_SECONDS) is answered 408 and closed.
 
@@ -105,6 +106,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._partial = False
         super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """A request the parser cannot read (a control character in a header, a malformed request line): the
+        services' `{detail, errors}` body rather than uvicorn's plain text."""
+        self._disarm()
+        self.transport.write(_answer(b"400 Bad Request", f"the request could not be read as HTTP: {msg}", "request"))
+        self.transport.close()
 
     def _disarm(self) -> None:
         if self._idle is not None:

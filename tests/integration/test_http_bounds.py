@@ -109,3 +109,16 @@ def test_a_bad_idle_setting_is_one_line_at_start(tmp_path: Path, role: str) -> N
     out = subprocess.run(tablao_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines()[-1] == f"tablao {role}: TABLAO_REQUEST_IDLE_SECONDS: 'soon' is not a number"
+
+
+@pytest.mark.parametrize("service", ["server", "manager"])
+def test_a_request_the_parser_cannot_read_is_a_400_in_the_usual_shape(services: dict[str, str], service: str) -> None:
+    """uvicorn answered these in plain text: 'Invalid HTTP request received.'"""
+    port = httpx.URL(services[service]).port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /api/v1/health HTTP/1.1\r\nhost: x\r\nlast-event-id: zz\x01\r\n\r\n")
+        status, body, closed = _answer(sock)
+    assert status == 400 and closed
+    assert body["errors"] == [{"field": "request", "message": body["detail"]}]
+    assert str(body["detail"]).startswith("the request could not be read as HTTP")

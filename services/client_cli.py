@@ -20,12 +20,19 @@ from services.localfarm import records
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol.cli_args import http_url
 from services.protocol.jobs import Job, JobAction, JobDetail
-from services.protocol.server_client import ApiError, ServerClient
+from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
 from services.protocol.service_probe import Service, which_service
 
 DEFAULT_SERVER = f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"
 EXIT_PIPE = 141  # what a shell reports for a program its reader's end of the pipe stopped (128 + SIGPIPE)
 START_LOCAL_FARM = "is the local farm running? start it with `make run HEADLESS=1`, or give --server and --token-file"
+# a request and its whole answer (seconds; env TABLAO_CLIENT_DEADLINE): a Server dripping bytes waits no longer.
+# A submission uploads up to 8 MiB and the Server compiles its tasks, so it gets longer.
+DEADLINE = 60.0
+SUBMIT_DEADLINE = 300.0
+# no answer of a Server comes near (job lists are paged, ≤ 1000 jobs; a job's first tasks and last log entries)
+MAX_ANSWER = 64 * 2**20
+MAX_SHOWN = 500  # characters of a Server's message shown in an error line
 # what OpenSSL says when the other end answers a TLS hello in plain HTTP
 _PLAIN_HTTP_REASONS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"}
 
@@ -88,6 +95,36 @@ def connection(args: argparse.Namespace) -> tuple[str, str]:
     return DEFAULT_SERVER, token
 
 
+def deadline(command: str) -> float:
+    """Seconds a request and its answer may take: TABLAO_CLIENT_DEADLINE, else the command's default."""
+    text = os.environ.get("TABLAO_CLIENT_DEADLINE", "")
+    try:
+        value = float(text) if text else math.nan
+    except ValueError:
+        raise SystemExit(f"TABLAO_CLIENT_DEADLINE={text!r} is not a number of seconds") from None
+    if math.isnan(value):
+        return SUBMIT_DEADLINE if command == "submit" else DEADLINE
+    if not 0 < value < math.inf:
+        raise SystemExit(f"TABLAO_CLIENT_DEADLINE={text!r} is not a positive number of seconds")
+    return value
+
+
+def cli_client(command: str, server: str, token: str, ca_bundle: str | None) -> ServerClient:
+    """A ServerClient with the command-line client's deadline and answer size cap."""
+    return ServerClient(server, token, ca_bundle=ca_bundle, deadline=deadline(command), max_answer=MAX_ANSWER)
+
+
+def shown(text: object, limit: int | None = None) -> str:
+    """Text from the Server (or another user: a job's name) as one line a terminal shows as it is: control
+    characters, line breaks and other unprintables escaped as repr does (\x1b, \n, \u202e)."""
+    text = str(text)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _progress(job: Job) -> str:
     return f"{job.tasks_completed}/{job.tasks_total}"
 
@@ -98,29 +135,34 @@ def print_jobs(jobs: list[Job]) -> None:
         return
     print(f"{'ID':>6}  {'STATUS':<18} {'PRIO':>4}  {'DONE':>11}  {'TYPE':<15} {'SUBMITTER':<12} NAME")
     for j in jobs:
-        print(f"{j.id:>6}  {j.status:<18} {j.priority:>4}  {_progress(j):>11}  {j.type:<15} {j.submitter:<12} {j.name}")
+        print(
+            f"{j.id:>6}  {j.status:<18} {j.priority:>4}  {_progress(j):>11}  {shown(j.type):<15} "
+            f"{shown(j.submitter):<12} {shown(j.name)}"
+        )
 
 
 def print_job(job: JobDetail) -> None:
-    print(f"Job {job.id}: {job.name}")
-    print(f"  type {job.type}, status {job.status}, priority {job.priority}, submitted by {job.submitter}")
+    print(f"Job {job.id}: {shown(job.name)}")
+    print(
+        f"  type {shown(job.type)}, status {job.status}, priority {job.priority}, submitted by {shown(job.submitter)}"
+    )
     # tasks_active: handed out and not ended (assigned, active or soft-failed); tasks_running: started on a worker
     print(
         f"  tasks: {job.tasks_completed} completed, {job.tasks_active} in progress ({job.tasks_running} running), "
         f"{job.tasks_failed} failed, {job.tasks_canceled} canceled, {job.tasks_total} in all"
     )
     if job.activity:
-        print(f"  activity: {job.activity}")
+        print(f"  activity: {shown(job.activity)}")
     print("  tasks:")
     for t in job.tasks:
-        extra = f"  ({t.activity})" if t.activity else ""
-        worker = f" on {t.worker_name}" if t.worker_name else ""
-        print(f"    {t.id:>8}  {t.status:<12} {t.name}{worker}{extra}")
+        extra = f"  ({shown(t.activity)})" if t.activity else ""
+        worker = f" on {shown(t.worker_name)}" if t.worker_name else ""
+        print(f"    {t.id:>8}  {t.status:<12} {shown(t.name)}{worker}{extra}")
     if job.tasks_next_cursor:
         print("    …")
     print("  log:")
     for entry in job.log[-20:]:
-        print(f"    {entry.time:%Y-%m-%d %H:%M:%S}  {entry.user}: {entry.message}")
+        print(f"    {entry.time:%Y-%m-%d %H:%M:%S}  {shown(entry.user)}: {shown(entry.message)}")
 
 
 async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
@@ -140,7 +182,7 @@ async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
     if not _finite(body):  # NaN or 1e999: JSON cannot carry it, and httpx would stop with a traceback
         raise SystemExit(f"{args.file}: a number in the job is NaN or infinite; give a finite number")
     job = await client.submit_job(body)
-    print(f"submitted job {job.id} ({job.name}): {job.tasks_total} tasks, {job.status}")
+    print(f"submitted job {job.id} ({shown(job.name)}): {job.tasks_total} tasks, {job.status}")
     return 0
 
 
@@ -204,7 +246,7 @@ def main(command: str, argv: list[str]) -> int:
 
     async def run() -> int:
         server, token = connection(args)
-        async with ServerClient(server, token, ca_bundle=args.ca_bundle) as client:
+        async with cli_client(command, server, token, args.ca_bundle) as client:
             try:
                 return await COMMANDS[command](client, args)
             except ApiError as exc:
@@ -221,7 +263,7 @@ async def _check_is_a_server(url: str, detail: str, ca_bundle: str | None) -> No
     service = await which_service(url, ca_bundle=ca_bundle)
     if service is Service.SERVER or (service is None and detail != "Not Found"):
         return  # a Server's, or an answer that names what was not found: the Server's own words say more
-    what = "it is a Tablao Manager" if service is Service.MANAGER else f"it answered 404 {detail}"
+    what = "it is a Tablao Manager" if service is Service.MANAGER else f"it answered 404 {shown(detail, MAX_SHOWN)}"
     raise SystemExit(
         f"{url} is not a Tablao Server ({what}): give the Server's address with --server "
         f"(a Server listens on port {DEFAULT_SERVER_PORT} unless told otherwise)"
@@ -235,16 +277,19 @@ def run_reporting_errors(command: str, run: Callable[[], Awaitable[int]]) -> int
         return code
     except BrokenPipeError:
         return reader_gone()
+    except BadAnswer as exc:
+        print(f"tablao {command}: {shown(exc.detail, MAX_SHOWN)}", file=sys.stderr)
     except ApiError as exc:
-        print(f"tablao {command}: {exc.detail} (HTTP {exc.status_code})", file=sys.stderr)
+        print(f"tablao {command}: {shown(exc.detail, MAX_SHOWN)} (HTTP {exc.status_code})", file=sys.stderr)
+    except AnswerTimeout as exc:
+        print(f"tablao {command}: {exc} (TABLAO_CLIENT_DEADLINE sets the seconds)", file=sys.stderr)
     except httpx.HTTPError as exc:
-        print(
-            f"tablao {command}: cannot reach the Server: {exc or type(exc).__name__}{_tls_hint(exc)}", file=sys.stderr
-        )
+        reason = shown(exc or type(exc).__name__, MAX_SHOWN)
+        print(f"tablao {command}: cannot reach the Server: {reason}{_tls_hint(exc)}", file=sys.stderr)
     except httpx.InvalidURL as exc:  # not an HTTPError; server_url checks --server, this catches the rest
         print(f"tablao {command}: bad Server URL (--server or TABLAO_SERVER): {exc}", file=sys.stderr)
     except SystemExit as exc:
-        print(f"tablao {command}: {exc}", file=sys.stderr)
+        print(f"tablao {command}: {shown(exc)}", file=sys.stderr)
     except OSError as exc:  # a CA bundle that is not there
         print(f"tablao {command}: {exc}", file=sys.stderr)
     return 1

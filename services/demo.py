@@ -7,10 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from services.client_cli import connection, connection_args, reader_gone, run_reporting_errors
+from services.client_cli import cli_client, connection, connection_args, reader_gone, run_reporting_errors
 from services.localfarm.demo_run import DemoRun
 from services.localfarm.layout import FarmLayout
-from services.protocol.server_client import ServerClient
 
 
 def main(argv: list[str]) -> int:
@@ -28,7 +27,7 @@ def main(argv: list[str]) -> int:
     work_dir = (args.work_dir or FarmLayout.default().demo_dir).resolve()
 
     async def check_server() -> int:
-        async with ServerClient(server, token, ca_bundle=args.ca_bundle) as client:
+        async with cli_client("demo", server, token, args.ca_bundle) as client:
             await client.farm_status()
         return 0
 

@@ -10,13 +10,15 @@ event stream's reconnection, goes to the next address; `Last-Event-ID` resumes o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from services.protocol import API_PREFIX
 from services.protocol.common import FieldError, Page
@@ -50,6 +52,8 @@ from services.protocol.states import JobStatus, Role, TaskStatus, WorkerStatusRe
 from services.protocol.tls import client_context
 from services.protocol.workers import UtilisationHistory
 
+M = TypeVar("M", bound=BaseModel)
+
 
 class ApiError(Exception):
     def __init__(self, status_code: int, detail: str, errors: list[FieldError] | None = None) -> None:
@@ -62,6 +66,32 @@ class ApiError(Exception):
         return {e.field: e.message for e in self.errors}
 
 
+class BadAnswer(ApiError):
+    """A success (or an error) whose body is not what a Tablao Server sends: not JSON, not the expected shape, or
+    over the client's size cap. An ApiError, so every caller that reports those reports this too."""
+
+    def __init__(self, status_code: int, reason: str) -> None:
+        super().__init__(status_code, f"the Server's answer is not what a Tablao Server sends ({reason})")
+        self.reason = reason
+
+
+class AnswerTimeout(httpx.ReadTimeout):
+    """No whole answer within the client's deadline (a Server sending a byte now and then resets the read timeout
+    but not this)."""
+
+
+class Cleared(BaseModel):
+    cleared: int
+
+
+def _describe(exc: ValidationError) -> str:
+    """The first problem of an answer that does not fit its model, in a few words."""
+    first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    more = exc.error_count() - 1
+    return f"{where + ': ' if where else ''}{first['msg']}{f', and {more} more' if more else ''}"
+
+
 def raise_for_error(response: httpx.Response) -> None:
     if response.is_success:
         return
@@ -69,12 +99,48 @@ def raise_for_error(response: httpx.Response) -> None:
         body = response.json()
         detail = str(body.get("detail", response.reason_phrase))
         errors = [FieldError.model_validate(e) for e in body.get("errors", [])]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):  # not the Server's JSON: its text says more
         detail, errors = response.text[:500] or response.reason_phrase, []
     raise ApiError(response.status_code, detail, errors)
 
 
 _UNAVAILABLE = (502, 503, 504)  # a load balancer with no Server behind it, or a Server going down
+_BODY_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
+
+
+def _json(response: httpx.Response) -> Any:
+    """The answer's JSON (None for an empty body); BadAnswer when it is not JSON."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except RecursionError:
+        raise BadAnswer(response.status_code, "JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise BadAnswer(response.status_code, f"not JSON: {exc}") from None
+
+
+def _valid(model: type[M], answer: Any, status_code: int, where: str = "") -> M:
+    try:
+        return model.model_validate(answer)
+    except ValidationError as exc:
+        raise BadAnswer(status_code, f"{where}{_describe(exc)}") from None
+
+
+def _at_most(answer: Any, key: str, limit: int, status_code: int) -> None:
+    """BadAnswer when answer[key] is a list longer than the limit asked for."""
+    items = answer.get(key) if isinstance(answer, dict) else None
+    if isinstance(items, list) and len(items) > limit:
+        raise BadAnswer(status_code, f"{len(items):,} {key} where at most {limit} were asked for")
+
+
+def _kind(answer: Any) -> str:
+    kinds = {dict: "an object", str: "a string", bool: "true or false", int: "a number", float: "a number"}
+    return "nothing" if answer is None else kinds.get(type(answer), type(answer).__name__)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 class ServerClient:
@@ -86,7 +152,13 @@ class ServerClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         ca_bundle: str | None = None,
+        deadline: float | None = None,
+        max_answer: int | None = None,
     ) -> None:
+        """`deadline` (seconds) bounds each request and its whole answer, `max_answer` (bytes) an answer's size; both
+        leave the event stream alone (it is meant to stay open). The command-line client sets them."""
+        self.deadline = deadline
+        self.max_answer = max_answer
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()] or [base_url.rstrip("/")]
         self._current = 0
@@ -126,13 +198,33 @@ class ServerClient:
             await http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return _json(await self._response(method, path, **kwargs))
+
+    async def _model(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
         response = await self._response(method, path, **kwargs)
-        return response.json() if response.content else None
+        return _valid(model, _json(response), response.status_code)
+
+    async def _models(self, model: type[M], method: str, path: str, **kwargs: Any) -> list[M]:
+        response = await self._response(method, path, **kwargs)
+        answer = _json(response)
+        if not isinstance(answer, list):
+            raise BadAnswer(response.status_code, f"a list was expected, not {_kind(answer)}")
+        # one by one: the first that does not fit ends it (pydantic would list every problem of every item)
+        return [_valid(model, x, response.status_code, f"{i}.") for i, x in enumerate(answer)]
+
+    async def _page(self, model: type[M], path: str, at_most: dict[str, int], **kwargs: Any) -> M:
+        """A GET of lists no longer than asked for (`at_most`: list key → limit): longer ones are refused before
+        validation, whose cost grows with every item that does not fit."""
+        response = await self._response("GET", path, **kwargs)
+        answer = _json(response)
+        for key, limit in at_most.items():
+            _at_most(answer, key, limit, response.status_code)
+        return _valid(model, answer, response.status_code)
 
     async def _response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         index = self._current
         try:
-            response = await self._clients[index].request(method, path, **kwargs)
+            response = await self._send(index, method, path, **kwargs)
         except httpx.TransportError:
             self._move_on(index)
             raise
@@ -141,11 +233,48 @@ class ServerClient:
         raise_for_error(response)
         return response
 
+    async def _send(self, index: int, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request and its whole answer, within the deadline and the size cap when they are set."""
+        http = self._clients[index]
+        if self.deadline is None and self.max_answer is None:
+            return await http.request(method, path, **kwargs)
+        request = http.build_request(method, path, **kwargs)
+        try:
+            async with asyncio.timeout(self.deadline):
+                response = await http.send(request, stream=True)
+                try:
+                    body = await self._capped(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise AnswerTimeout(
+                f"the Server's answer did not come in whole within {self.deadline:g} s", request=request
+            ) from None
+        # the body as read (decoded): the new response must not decode it again
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_HEADERS]
+        return httpx.Response(
+            response.status_code, headers=headers, content=body, request=request, extensions=response.extensions
+        )
+
+    async def _capped(self, response: httpx.Response) -> bytes:
+        cap = self.max_answer
+        length = response.headers.get("content-length", "")
+        if cap is not None and length.isdigit() and int(length) > cap:
+            raise BadAnswer(response.status_code, f"{int(length):,} bytes announced, over the {_size(cap)} cap")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if cap is not None and size > cap:
+                raise BadAnswer(response.status_code, f"over {_size(cap)}")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def _bytes(self, path: str) -> bytes | None:
         """A binary GET; None on 404."""
         index = self._current
         try:
-            response = await self._clients[index].get(path)
+            response = await self._send(index, "GET", path)
         except httpx.TransportError:
             self._move_on(index)
             raise
@@ -161,35 +290,35 @@ class ServerClient:
 
     # ---- farm ----
     async def health(self) -> Health:
-        return Health.model_validate(await self._call("GET", "/health"))
+        return await self._model(Health, "GET", "/health")
 
     async def me(self) -> Me:
-        return Me.model_validate(await self._call("GET", "/me"))
+        return await self._model(Me, "GET", "/me")
 
     async def farm_variables(self) -> dict[str, dict[str, str]]:
-        return FarmVariables.model_validate(await self._call("GET", "/farm/variables")).variables
+        return (await self._model(FarmVariables, "GET", "/farm/variables")).variables
 
     async def farm_status(self) -> FarmStatus:
-        return FarmStatus.model_validate(await self._call("GET", "/farm/status"))
+        return await self._model(FarmStatus, "GET", "/farm/status")
 
     async def job_types(self) -> list[JobTypeInfo]:
-        return [JobTypeInfo.model_validate(x) for x in await self._call("GET", "/job-types")]
+        return await self._models(JobTypeInfo, "GET", "/job-types")
 
     async def job_type(self, name: str) -> JobTypeInfo:
-        return JobTypeInfo.model_validate(await self._call("GET", f"/job-types/{name}"))
+        return await self._model(JobTypeInfo, "GET", f"/job-types/{name}")
 
     async def workers(self) -> list[Worker]:
-        return [Worker.model_validate(x) for x in await self._call("GET", "/workers")]
+        return await self._models(Worker, "GET", "/workers")
 
     async def request_worker_status(self, worker_id: str, status: WorkerStatusRequest, lazy: bool = True) -> Worker:
         body = {"status": status, "lazy": lazy}
-        return Worker.model_validate(await self._call("POST", f"/workers/{worker_id}/status-request", json=body))
+        return await self._model(Worker, "POST", f"/workers/{worker_id}/status-request", json=body)
 
     async def last_rendered(self, scope: str, owner: int | str) -> tuple[LastRendered, bytes] | None:
         """The latest preview of a job (scope "jobs") or a worker ("workers"): what it shows and the image;
         None before the first."""
         try:
-            info = LastRendered.model_validate(await self._call("GET", f"/{scope}/{owner}/last-rendered/info"))
+            info = await self._model(LastRendered, "GET", f"/{scope}/{owner}/last-rendered/info")
         except ApiError as exc:
             if exc.status_code == 404:
                 return None
@@ -199,7 +328,7 @@ class ServerClient:
 
     async def set_worker_tags(self, worker_id: str, tags: Sequence[str]) -> Worker:
         body = {"tags": list(tags)}
-        return Worker.model_validate(await self._call("PUT", f"/workers/{worker_id}/tags", json=body))
+        return await self._model(Worker, "PUT", f"/workers/{worker_id}/tags", json=body)
 
     async def forget_worker(self, worker_id: str) -> None:
         await self._call("DELETE", f"/workers/{worker_id}")
@@ -210,20 +339,19 @@ class ServerClient:
         params: dict[str, Any] = {"limit": limit}
         if since is not None:
             params["since"] = since.isoformat()
-        return UtilisationHistory.model_validate(
-            await self._call("GET", f"/workers/{worker_id}/utilisation", params=params)
-        )
+        path = f"/workers/{worker_id}/utilisation"
+        return await self._page(UtilisationHistory, path, {"samples": limit}, params=params)
 
     async def managers(self) -> list[Manager]:
-        return [Manager.model_validate(x) for x in await self._call("GET", "/managers")]
+        return await self._models(Manager, "GET", "/managers")
 
     async def create_manager(self, name: str) -> ManagerCreated:
-        return ManagerCreated.model_validate(await self._call("POST", "/managers", json={"name": name}))
+        return await self._model(ManagerCreated, "POST", "/managers", json={"name": name})
 
     # ---- jobs ----
     async def submit_job(self, job: JobSubmission | dict[str, Any]) -> Job:
         body = job.model_dump(mode="json") if isinstance(job, JobSubmission) else job
-        return Job.model_validate(await self._call("POST", "/jobs", json=body))
+        return await self._model(Job, "POST", "/jobs", json=body)
 
     async def list_jobs(
         self,
@@ -242,17 +370,18 @@ class ServerClient:
         for key, value in (("submitter", submitter), ("type", type), ("search", search), ("cursor", cursor)):
             if value:
                 params[key] = value
-        return Page[Job].model_validate(await self._call("GET", "/jobs", params=params))
+        return await self._page(Page[Job], "/jobs", {"items": limit}, params=params)
 
     async def get_job(self, job_id: int, tasks_limit: int = 100) -> JobDetail:
-        return JobDetail.model_validate(await self._call("GET", f"/jobs/{job_id}", params={"tasks_limit": tasks_limit}))
+        params = {"tasks_limit": tasks_limit}
+        return await self._page(JobDetail, f"/jobs/{job_id}", {"tasks": tasks_limit}, params=params)
 
     async def job_action(self, job_id: int, action: JobAction, reason: str = "") -> Job:
         body = {"action": action, "reason": reason}
-        return Job.model_validate(await self._call("POST", f"/jobs/{job_id}/status", json=body))
+        return await self._model(Job, "POST", f"/jobs/{job_id}/status", json=body)
 
     async def set_priority(self, job_id: int, priority: int) -> Job:
-        return Job.model_validate(await self._call("POST", f"/jobs/{job_id}/priority", json={"priority": priority}))
+        return await self._model(Job, "POST", f"/jobs/{job_id}/priority", json={"priority": priority})
 
     async def bulk(
         self,
@@ -268,7 +397,7 @@ class ServerClient:
             body["action"] = action
         if priority is not None:
             body["priority"] = priority
-        return BulkResult.model_validate(await self._call("POST", "/jobs/bulk", json=body))
+        return await self._model(BulkResult, "POST", "/jobs/bulk", json=body)
 
     async def delete_job(self, job_id: int) -> None:
         await self._call("DELETE", f"/jobs/{job_id}")
@@ -281,7 +410,7 @@ class ServerClient:
             params["status"] = [str(s) for s in status]
         if cursor:
             params["cursor"] = cursor
-        return Page[TaskSummary].model_validate(await self._call("GET", f"/jobs/{job_id}/tasks", params=params))
+        return await self._page(Page[TaskSummary], f"/jobs/{job_id}/tasks", {"items": limit}, params=params)
 
     async def all_tasks(self, job_id: int, page_size: int = 1000) -> list[TaskSummary]:
         out: list[TaskSummary] = []
@@ -294,33 +423,32 @@ class ServerClient:
             cursor = page.next_cursor
 
     async def job_log(self, job_id: int, limit: int = 1000) -> list[JobLogEntry]:
-        rows = await self._call("GET", f"/jobs/{job_id}/log", params={"limit": limit})
-        return [JobLogEntry.model_validate(x) for x in rows]
+        return await self._models(JobLogEntry, "GET", f"/jobs/{job_id}/log", params={"limit": limit})
 
     async def get_task(self, task_id: int) -> Task:
-        return Task.model_validate(await self._call("GET", f"/tasks/{task_id}"))
+        return await self._model(Task, "GET", f"/tasks/{task_id}")
 
     async def task_action(self, task_id: int, action: str, reason: str = "") -> Task:
         body = {"action": action, "reason": reason}
-        return Task.model_validate(await self._call("POST", f"/tasks/{task_id}/status", json=body))
+        return await self._model(Task, "POST", f"/tasks/{task_id}/status", json=body)
 
     # ---- a job's failures, task logs (services/protocol/failures.py) ----
     async def blocklist(self, job_id: int) -> list[BlocklistEntry]:
-        return [BlocklistEntry.model_validate(x) for x in await self._call("GET", f"/jobs/{job_id}/blocklist")]
+        return await self._models(BlocklistEntry, "GET", f"/jobs/{job_id}/blocklist")
 
     async def clear_blocklist(self, job_id: int, entries: Sequence[tuple[str, str]]) -> int:
         body = {"entries": [{"worker_id": w, "task_type": t} for w, t in entries]}
-        return int((await self._call("POST", f"/jobs/{job_id}/blocklist/clear", json=body))["cleared"])
+        return (await self._model(Cleared, "POST", f"/jobs/{job_id}/blocklist/clear", json=body)).cleared
 
     async def dependencies(self, job_id: int) -> list[Dependency]:
-        return [Dependency.model_validate(x) for x in await self._call("GET", f"/jobs/{job_id}/dependencies")]
+        return await self._models(Dependency, "GET", f"/jobs/{job_id}/dependencies")
 
     async def release_job(self, job_id: int, job_ids: list[int] | None = None, reason: str = "") -> Job:
         body: dict[str, Any] = {"reason": reason} if job_ids is None else {"job_ids": job_ids, "reason": reason}
-        return Job.model_validate(await self._call("POST", f"/jobs/{job_id}/release", json=body))
+        return await self._model(Job, "POST", f"/jobs/{job_id}/release", json=body)
 
     async def log_source(self, task_id: int) -> LogSource:
-        return LogSource.model_validate(await self._call("GET", f"/tasks/{task_id}/log-source"))
+        return await self._model(LogSource, "GET", f"/tasks/{task_id}/log-source")
 
     async def request_log_copy(self, task_id: int) -> None:
         await self._call("POST", f"/tasks/{task_id}/log/request")
@@ -333,20 +461,20 @@ class ServerClient:
     # ---- auth ----
     async def login(self, username: str, password: str) -> TokenCreated:
         body = {"username": username, "password": password}
-        return TokenCreated.model_validate(await self._call("POST", "/auth/login", json=body))
+        return await self._model(TokenCreated, "POST", "/auth/login", json=body)
 
     async def users(self) -> list[User]:
-        return [User.model_validate(x) for x in await self._call("GET", "/users")]
+        return await self._models(User, "GET", "/users")
 
     async def add_user(self, name: str, role: Role, password: str | None = None) -> User:
         body = {"name": name, "role": role, "password": password}
-        return User.model_validate(await self._call("POST", "/users", json=body))
+        return await self._model(User, "POST", "/users", json=body)
 
     async def tokens(self) -> list[ApiToken]:
-        return [ApiToken.model_validate(x) for x in await self._call("GET", "/tokens")]
+        return await self._models(ApiToken, "GET", "/tokens")
 
     async def create_token(self, user: str, name: str = "") -> TokenCreated:
-        return TokenCreated.model_validate(await self._call("POST", "/tokens", json={"user": user, "name": name}))
+        return await self._model(TokenCreated, "POST", "/tokens", json={"user": user, "name": name})
 
     # ---- events ----
     async def events(

@@ -153,7 +153,8 @@ class WorkerChild(QObject):
             why = "stopped: it needs your attention (see Show log)"
         elif code == EXIT_SUPERSEDED:
             self.wanted = False
-            why = "stopped: another computer signed on with this worker's identity (see Show log)"
+            # EX_CONFIG: another computer took this worker's identity, or its update buffer is damaged
+            why = "stopped: it needs your attention, its log says why and what to do (see Show log)"
         elif code == EXIT_RESTART:
             why = "restarting"
             self._restart.start(0)

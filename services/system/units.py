@@ -86,7 +86,8 @@ def systemd_unit(spec: ServiceSpec) -> str:
         "UMask=0077",
     ]
     if spec.role == "worker":
-        # EX_CONFIG: another process signed on with this worker's identity; a restart would only say so again
+        # EX_CONFIG: another process signed on with this worker's identity, or its update buffer is missing or
+        # damaged; a person decides, and a restart would only say so again
         service += ["RestartPreventExitStatus=78"]
     if not spec.user_scope:
         service += [f"User={spec.run_as}"] if spec.run_as else []

@@ -15,7 +15,7 @@ from services.protocol.worker_api import AssignedTask, Heartbeat, SignOnRequest
 from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
 from services.worker import credentials
 from services.worker.agent_config import AgentConfig, FatalError, SupersededError, unavailability
-from services.worker.buffer import Backoff, UpdateBuffer, open_buffer
+from services.worker.buffer import Backoff, BufferFull, UpdateBuffer, open_buffer
 from services.worker.joining import sign_on, sign_on_request
 from services.worker.prefetcher import Prefetcher
 from services.worker.runners import offer, spare
@@ -141,6 +141,7 @@ class Agent:
         self._drop_spare()
         # superseded, every call would be refused: the updates stay in the buffer, the other process signed on
         if self.status != WorkerStatus.STARTING and self.exit_code != EXIT_SUPERSEDED:
+            self.buffer.store_unwritten()  # a disk that had filled may have room again: those go out too
             if not await self.buffer.flush(self.config.shutdown_flush_seconds):
                 log.warning(
                     "%d updates not delivered yet; they are kept and sent on the next start",
@@ -191,7 +192,10 @@ class Agent:
         )  # fmt: skip
         self._variables = answer.variables  # (each task carries them too, and the last one's are kept)
         if answer.last_seq is not None and self.buffer is not None:
-            self.buffer.move_past(answer.last_seq)
+            try:
+                self.buffer.move_past(answer.last_seq)
+            except BufferFull as exc:  # the Manager's next acknowledgement says the same, and it is tried again
+                log.warning("%s", exc)
         if answer.status_requested is not None:
             self._apply(answer.status_requested, answer.lazy)
 
@@ -200,6 +204,13 @@ class Agent:
     async def _work_loop(self) -> None:
         # a prefetched task that started as the task before ended runs whatever was asked meanwhile
         while not self._exit_after_task or self.prefetch.started_early():
+            assert self.buffer is not None
+            if not self.buffer.writable.is_set() and not self.prefetch.started_early():
+                # a full disk: no new task until the results kept in memory are stored (buffer.py)
+                self.prefetch.give_back("the worker cannot store results: its disk is full")
+                self._drop_spare()
+                await self.buffer.writable.wait()
+                continue
             if self._held() and not self.prefetch.started_early():
                 self.prefetch.give_back("the worker takes no new work")
                 self._drop_spare()
@@ -245,7 +256,8 @@ class Agent:
 
     def _may_take(self) -> bool:
         """May take a next task: not held, not stopping, not told to leave after the running one."""
-        return not (self._held() or self._stopping or self._exit_after_task)
+        full = self.buffer is not None and not self.buffer.writable.is_set()
+        return not (self._held() or self._stopping or self._exit_after_task or full)
 
     async def _next_task(self) -> AssignedTask | None:
         """One task request (long-polling), carrying the previous task's final updates when it can."""
@@ -277,7 +289,7 @@ class Agent:
                 self._finished_task = None
         except Unauthorized as exc:
             raise _Refused(exc.detail) from exc
-        except (httpx.TransportError, ManagerError) as exc:
+        except (httpx.TransportError, ManagerError, BufferFull) as exc:
             delay = self._backoff.next_delay()
             log.warning("asking for a task failed (%s); retrying in %.1f s", exc, delay)
             self._set_reachable(False)

@@ -4,11 +4,16 @@ Sequence numbers are per worker and survive restarts; the Manager deduplicates b
 update twice (a lost answer, a crash after sending) is harmless, while losing one is impossible: a row is
 deleted only after the Manager acknowledged it. Rows are sent strictly in seq order, one task's run at a
 time, so the Manager's "ignore seq <= last seen" never skips anything.
+
+A full disk does not stop the worker: an update SQLite cannot store is kept in memory (with every later one, in
+order) and written, with back-off, once space is freed; `writable` is clear meanwhile, and the agent takes no new
+task. Only stored rows are sent, so the Manager never hears of a result the buffer does not hold.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -22,6 +27,7 @@ import httpx
 
 from services.protocol import process_guard
 from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
+from services.worker.buffer_check import BUFFER_NAME, note_created
 
 log = logging.getLogger("tablao.worker.buffer")
 
@@ -46,6 +52,14 @@ class Row:
     task_id: int
     handout: int
     body: str  # the WorkerTaskUpdate as JSON, seq included
+
+
+class BufferFull(Exception):
+    """The disk holding the buffer is full: a change could not be stored (the caller backs off and tries again)."""
+
+
+def _is_full(exc: sqlite3.OperationalError) -> bool:
+    return exc.sqlite_errorcode == sqlite3.SQLITE_FULL
 
 
 class Backoff:
@@ -82,6 +96,12 @@ class UpdateBuffer:
         self.lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
+        # set while every update is stored; clear while the disk is full and some wait in `_unwritten`
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self._unwritten: list[tuple[Row, bool]] = []  # (row, is a preview), in seq order
+        self._acked = 0  # rows up to here were acknowledged but not deleted yet (a full disk): not sent again
+        self._retry: asyncio.Task[None] | None = None
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -97,6 +117,15 @@ class UpdateBuffer:
         self._note_drained()
 
     def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+        if self._unwritten and not self.store_unwritten():
+            lost = sorted({row.task_id for row, _ in self._unwritten})
+            log.error(
+                "the disk holding the worker's update buffer %s is still full: %d task updates could not be saved "
+                "and are lost (tasks %s); the Manager hands those tasks out again",
+                self.path, len(self._unwritten), ", ".join(map(str, lost)),
+            )  # fmt: skip
         self._db.close()
 
     # -- writing -----------------------------------------------------------------------------------------
@@ -104,11 +133,7 @@ class UpdateBuffer:
     def put(self, task_id: int, handout: int, **fields: Any) -> int:
         """Store one update (WorkerTaskUpdate fields besides seq and handout) and wake the sender."""
         seq = self.last_seq + 1
-        body = _dumps({"seq": seq, "handout": handout, **fields})
-        self._db.execute(
-            "INSERT INTO updates (seq, task_id, handout, body) VALUES (?, ?, ?, ?)",
-            (seq, task_id, handout, body),
-        )
+        self._write(Row(seq, task_id, handout, _dumps({"seq": seq, "handout": handout, **fields})), preview=False)
         self.last_seq = seq
         self._drained.clear()
         self._wake.set()
@@ -122,22 +147,86 @@ class UpdateBuffer:
         """
         seq = self.last_seq + 1
         body = _dumps({"seq": seq, "handout": handout, "preview": preview})
+        self._write(Row(seq, task_id, handout, body), preview=True)
+        self.last_seq = seq
+        self._drained.clear()
+        self._wake.set()
+        return seq
+
+    def _write(self, row: Row, *, preview: bool) -> None:
+        """Store a row, or keep it in memory behind the others the full disk refused (order holds)."""
+        if not self._unwritten:
+            try:
+                self._insert(row, preview)
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_full(exc):
+                    raise
+                self._disk_full()
+        if preview:  # as in the buffer: a task's newer preview replaces its older one not stored yet
+            self._unwritten = [(r, p) for r, p in self._unwritten if not (p and r.task_id == row.task_id)]
+        self._unwritten.append((row, preview))
+
+    def _insert(self, row: Row, preview: bool) -> None:
+        values = (row.seq, row.task_id, row.handout, row.body)
+        if not preview:
+            self._db.execute("INSERT INTO updates (seq, task_id, handout, body) VALUES (?, ?, ?, ?)", values)
+            return
         with self._db:
             self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM updates WHERE preview = 1 AND task_id = ?", (task_id,))
+            self._db.execute("DELETE FROM updates WHERE preview = 1 AND task_id = ?", (row.task_id,))
             self._db.execute(
-                "INSERT INTO updates (seq, task_id, handout, body, preview) VALUES (?, ?, ?, ?, 1)",
-                (seq, task_id, handout, body),
+                "INSERT INTO updates (seq, task_id, handout, body, preview) VALUES (?, ?, ?, ?, 1)", values
             )
             self._db.execute(
                 "DELETE FROM updates WHERE preview = 1 AND seq NOT IN"
                 " (SELECT seq FROM updates WHERE preview = 1 ORDER BY seq DESC LIMIT ?)",
                 (PREVIEW_ROWS_MAX,),
             )
-        self.last_seq = seq
-        self._drained.clear()
-        self._wake.set()
-        return seq
+
+    def _disk_full(self) -> None:
+        if self.writable.is_set():
+            self.writable.clear()
+            log.warning(
+                "the disk holding the worker's update buffer %s is full: task updates are kept in memory and "
+                "written once space is freed; no new tasks are taken meanwhile", self.path,
+            )  # fmt: skip
+        if self._retry is None or self._retry.done():
+            # with no loop running (a test), the next store_unwritten() call tries again
+            with contextlib.suppress(RuntimeError):
+                self._retry = asyncio.get_running_loop().create_task(self._retry_writes())
+
+    async def _retry_writes(self) -> None:
+        backoff = Backoff(base=0.5, cap=30.0)
+        while True:  # the disk sends no event when space is freed: try again, less often as time goes by
+            try:
+                if self.store_unwritten():
+                    return
+            except sqlite3.Error as exc:  # a failing disk, say: keep them and keep trying, but say so
+                log.error("cannot write to the update buffer %s: %s", self.path, exc)
+            await asyncio.sleep(backoff.next_delay())
+
+    def store_unwritten(self) -> bool:
+        """Write the updates kept in memory, in order; True once none is left."""
+        while self._unwritten:
+            row, preview = self._unwritten[0]
+            try:
+                self._insert(row, preview)
+            except sqlite3.OperationalError as exc:
+                if not _is_full(exc):
+                    raise
+                return False
+            del self._unwritten[0]
+        if not self.writable.is_set():
+            log.warning(
+                "the worker's update buffer %s has room again: the updates kept in memory are stored", self.path
+            )
+            self.writable.set()
+            self._wake.set()
+        return True
+
+    def unwritten_count(self) -> int:
+        return len(self._unwritten)
 
     def preview_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM updates WHERE preview = 1").fetchone()[0])
@@ -145,12 +234,14 @@ class UpdateBuffer:
     # -- reading -----------------------------------------------------------------------------------------
 
     def pending_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM updates").fetchone()[0])
+        """Stored rows not acknowledged yet (the ones kept in memory on a full disk are not counted)."""
+        return int(self._db.execute("SELECT count(*) FROM updates WHERE seq > ?", (self._acked,)).fetchone()[0])
 
     def head(self) -> list[Row]:
         """The next batch to send: the leading rows that belong to one task, in seq order."""
         rows = self._db.execute(
-            "SELECT seq, task_id, handout, body FROM updates ORDER BY seq LIMIT ?", (BATCH_MAX_ROWS,)
+            "SELECT seq, task_id, handout, body FROM updates WHERE seq > ? ORDER BY seq LIMIT ?",
+            (self._acked, BATCH_MAX_ROWS),
         ).fetchall()
         batch: list[Row] = []
         size = 0
@@ -174,14 +265,20 @@ class UpdateBuffer:
         if not rows:
             return
         last = rows[-1].seq
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM updates WHERE seq <= ?", (last,))
-            self._db.execute(
-                "INSERT INTO meta (key, value) VALUES ('last_seq', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-                (last,),
-            )
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute("DELETE FROM updates WHERE seq <= ?", (last,))
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('last_seq', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                    (last,),
+                )
+        except sqlite3.OperationalError as exc:
+            if not _is_full(exc):
+                raise
+            # the Manager has them: not sent again; deleted by a later ack (or resent after a restart: harmless)
+            self._acked = max(self._acked, last)
         self._note_drained()
 
     def move_past(self, seen: int) -> int:
@@ -192,18 +289,28 @@ class UpdateBuffer:
         if seen <= self.last_seq:
             return 0  # this buffer numbered `seen` itself: its rows up to there were taken or are resends
         rows = self._db.execute("SELECT seq, body FROM updates ORDER BY seq").fetchall()
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.execute("UPDATE updates SET seq = -seq")  # out of the way of the new numbers
-            for new, (old, body) in enumerate(rows, start=seen + 1):
-                renumbered = _dumps({**json.loads(body), "seq": new})
-                self._db.execute("UPDATE updates SET seq = ?, body = ? WHERE seq = ?", (new, renumbered, -old))
-            self._db.execute(
-                "INSERT INTO meta (key, value) VALUES ('last_seq', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-                (seen,),
-            )
-        self.last_seq = seen + len(rows)
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute("UPDATE updates SET seq = -seq")  # out of the way of the new numbers
+                for new, (old, body) in enumerate(rows, start=seen + 1):
+                    renumbered = _dumps({**json.loads(body), "seq": new})
+                    self._db.execute("UPDATE updates SET seq = ?, body = ? WHERE seq = ?", (new, renumbered, -old))
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('last_seq', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                    (seen,),
+                )
+        except sqlite3.OperationalError as exc:
+            if _is_full(exc):
+                raise BufferFull(f"cannot renumber the update buffer {self.path}: the disk is full") from exc
+            raise
+        self._acked = 0  # every stored row was renumbered past it
+        self._unwritten = [
+            (Row(new, row.task_id, row.handout, _dumps({**json.loads(row.body), "seq": new})), preview)
+            for new, (row, preview) in enumerate(self._unwritten, start=seen + 1 + len(rows))
+        ]
+        self.last_seq = seen + len(rows) + len(self._unwritten)
         log.warning(
             "the Manager has seen updates up to %d from this worker, more than this update buffer numbered;"
             " %d pending updates are numbered after it", seen, len(rows),
@@ -212,12 +319,17 @@ class UpdateBuffer:
 
     def drop_task(self, task_id: int, handout: int) -> int:
         """Forget the queued updates of a hand-out of a task the Manager refused (409)."""
-        cur = self._db.execute("DELETE FROM updates WHERE task_id = ? AND handout <= ?", (task_id, handout))
+        try:
+            cur = self._db.execute("DELETE FROM updates WHERE task_id = ? AND handout <= ?", (task_id, handout))
+        except sqlite3.OperationalError as exc:
+            if _is_full(exc):
+                raise BufferFull(f"cannot drop updates from the update buffer {self.path}: the disk is full") from exc
+            raise
         self._note_drained()
         return cur.rowcount
 
     def _note_drained(self) -> None:
-        if not self.pending_count():
+        if not self.pending_count() and not self._unwritten:
             self._drained.set()
 
     async def drained(self) -> None:
@@ -281,7 +393,7 @@ class UpdateBuffer:
                 async with self.lock:
                     await self.send_head()
                 self.backoff.reset()
-            except (httpx.TransportError, ManagerError) as exc:
+            except (httpx.TransportError, ManagerError, BufferFull) as exc:
                 delay = self.backoff.next_delay()
                 log.warning("sending updates failed (%s); retrying in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
@@ -316,5 +428,7 @@ def _without_nul(value: Any) -> Any:
 
 def open_buffer(data_dir: Path, client: WorkerClient, **kwargs: Any) -> UpdateBuffer:
     process_guard.private_dir(data_dir)
-    process_guard.private_file(data_dir / "updates.sqlite")
-    return UpdateBuffer(data_dir / "updates.sqlite", client, **kwargs)
+    process_guard.private_file(data_dir / BUFFER_NAME)
+    buffer = UpdateBuffer(data_dir / BUFFER_NAME, client, **kwargs)
+    note_created(data_dir)  # from now on a missing or emptied buffer is refused (buffer_check.py)
+    return buffer

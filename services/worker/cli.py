@@ -22,10 +22,14 @@ from services.protocol.cli_args import BadValue, http_url, positive_float  # noq
 from services.worker import capabilities, render_limits  # noqa: E402
 from services.worker.agent import EXIT_ERROR, EXIT_SUPERSEDED, Agent  # noqa: E402
 from services.worker.agent_config import AgentConfig  # noqa: E402
+from services.worker.buffer_check import BufferUnusable, check_buffer  # noqa: E402
 from services.worker.runners import Programs  # noqa: E402
 from services.worker.task_policy import TaskPolicy  # noqa: E402
 
 EXIT_USAGE = 2
+# EX_CONFIG, as a superseded worker: the update buffer is missing or damaged and only a person can decide (restore
+# it, or --fresh-buffer); the systemd unit's RestartPreventExitStatus, the tray and the local farm do not restart
+EXIT_BUFFER_UNUSABLE = EXIT_SUPERSEDED
 # launchd restarts a job after any non-zero exit and cannot be told that one status means "stay down"; a worker
 # plist asks for a clean exit when another process took this worker's identity (services/system/units.py)
 SUPERSEDED_EXIT_ENV = "TABLAO_WORKER_SUPERSEDED_EXIT"
@@ -86,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("file", "keyring"),
         default="file",
         help="keep this worker's credentials in worker.json (0600) or in the OS keyring",
+    )
+    p.add_argument(
+        "--fresh-buffer",
+        action="store_true",
+        help="start with an empty update buffer when the old one is missing or damaged (it is kept aside)",
     )
     p.add_argument("--control", choices=("stdio",), help=argparse.SUPPRESS)  # the tray drives the worker
     trust = p.add_argument_group("what tasks may do (docs/security.md)")
@@ -270,6 +279,16 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+    try:
+        # after taking the lock: --fresh-buffer must not set aside the buffer of a worker that is running
+        aside = check_buffer(config.data_dir, fresh=args.fresh_buffer)
+    except BufferUnusable as exc:
+        lock.release()
+        print(f"tablao worker: cannot start: {exc}", file=sys.stderr)
+        # EXIT_BUFFER_UNUSABLE, or the status a launchd plist asks for to stay down (see SUPERSEDED_EXIT_ENV)
+        return superseded_exit
+    if aside is not None:
+        print(f"tablao worker: the old update buffer was kept as {aside}; starting with an empty one", file=sys.stderr)
     try:
         code = _logged_run(args, config, task_umask)
         return superseded_exit if code == EXIT_SUPERSEDED else code

@@ -1,0 +1,118 @@
+"""The update buffer on a full disk (a real SQLITE_FULL, from PRAGMA max_page_count): nothing raises, the updates
+wait in memory in order, are stored once there is room, and only stored ones are sent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.protocol.worker_client import WorkerClient
+from services.worker.buffer import UpdateBuffer
+from tests.unit.worker.receiver import Receiver
+
+BIG = "x" * 20_000  # a few pages: past any room left in the file
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def fill(buf: UpdateBuffer) -> None:
+    """No page may be added to the buffer's file from now on: the disk is full, as SQLite sees it."""
+    pages = buf._db.execute("PRAGMA page_count").fetchone()[0]
+    buf._db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def free(buf: UpdateBuffer) -> None:
+    buf._db.execute("PRAGMA max_page_count = 1073741823")
+
+
+async def test_updates_wait_in_memory_on_a_full_disk_and_are_sent_in_order_once_stored(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = WorkerClient(receiver.url)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.01)
+    sender = asyncio.create_task(buf.run_sender())
+    try:
+        buf.put(1, 1, status="active")
+        async with asyncio.timeout(5):
+            await buf.drained()
+        fill(buf)
+        with caplog.at_level(logging.WARNING, logger="tablao.worker.buffer"):
+            seqs = [buf.put(1, 1, log_lines=[BIG]), buf.put(1, 1, status="completed"), buf.put(2, 1, log_lines=["b"])]
+            assert seqs == [2, 3, 4]
+            assert not buf.writable.is_set() and buf.unwritten_count() == 3
+            await asyncio.sleep(0.3)  # the sender sends nothing it has not stored
+            assert [u["seq"] for _, u in receiver.updates] == [1]
+            full = [r.getMessage() for r in caplog.records if "is full" in r.getMessage()]
+            assert len(full) == 1 and str(tmp_path / "u.sqlite") in full[0], full
+            free(buf)
+            async with asyncio.timeout(10):
+                await buf.writable.wait()
+                await buf.drained()
+        assert [(t, u["seq"]) for t, u in receiver.updates] == [(1, 1), (1, 2), (1, 3), (2, 4)]
+        assert receiver.updates[2][1]["status"] == "completed"
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        await client.aclose()
+        buf.close()
+
+
+async def test_an_ack_on_a_full_disk_does_not_send_the_rows_again(tmp_path: Path, receiver: Receiver) -> None:
+    client = WorkerClient(receiver.url)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.01)
+    try:
+        for i in range(40):
+            buf.put(1, 1, log_lines=[BIG[:3000] + str(i)])
+        fill(buf)
+        async with buf.lock:
+            assert await buf.send_head()
+        assert buf.pending_count() == 0 and buf.head() == []
+        assert len(receiver.requests) == 1
+        free(buf)
+    finally:
+        await client.aclose()
+        buf.close()
+    reopened = UpdateBuffer(tmp_path / "u.sqlite", client)
+    try:  # not deleted while full: sent again after a restart, which the Manager ignores as repeats
+        assert reopened.last_seq == 40
+    finally:
+        reopened.close()
+
+
+def test_previews_kept_in_memory_replace_the_tasks_older_one(tmp_path: Path) -> None:
+    buf = UpdateBuffer(tmp_path / "u.sqlite", WorkerClient("http://127.0.0.1:9"))
+    try:
+        fill(buf)
+        buf.put(1, 1, log_lines=[BIG])
+        buf.put_preview(1, 1, {"n": 1})
+        buf.put_preview(1, 1, {"n": 2})
+        assert buf.unwritten_count() == 2
+        free(buf)
+        assert buf.store_unwritten() and buf.writable.is_set()
+        assert [r.seq for r in buf.head()] == [1, 3] and buf.preview_count() == 1
+    finally:
+        buf.close()
+
+
+def test_closing_on_a_full_disk_says_which_tasks_updates_are_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    buf = UpdateBuffer(tmp_path / "u.sqlite", WorkerClient("http://127.0.0.1:9"))
+    fill(buf)
+    buf.put(7, 1, log_lines=[BIG])
+    buf.put(7, 1, status="completed")
+    buf.put(9, 2, status="queued")
+    with caplog.at_level(logging.ERROR, logger="tablao.worker.buffer"):
+        buf.close()
+    lost = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(lost) == 1, lost
+    assert "3 task updates could not be saved" in lost[0] and "tasks 7, 9" in lost[0], lost

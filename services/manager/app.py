@@ -25,7 +25,7 @@ from services.manager.store.check import disk_problem, store_path
 from services.manager.store.db import connect
 from services.protocol import VERSION, api_contract
 from services.protocol.backoff import Backoff, retry_after_header
-from services.protocol.body_limit import BodyLimit
+from services.protocol.body_limit import PUBLIC_BODY_BYTES, BodyLimit
 from services.protocol.common import ErrorResponse, FieldError
 from services.protocol.credentials_first import CredentialsFirst
 from services.protocol.input_guard import InputGuard
@@ -127,7 +127,9 @@ def create_app(config: ManagerConfig) -> FastAPI:
     # added before the body limit, which so wraps them: the hot route's bodies are counted and guarded too
     app.add_middleware(HotRoute, method="POST", path="/api/v1/worker/task", handler=worker.ask_for_task)
     app.add_middleware(InputGuard, name_field=api_contract.indexed)
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    # anyone may register (the secret is in the body): a secret, a name and a platform
+    public = {("POST", "/api/v1/worker/register"): PUBLIC_BODY_BYTES}
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, route_limits=public)
     # outside the others: a write without credentials is refused before its body is read (registering needs none)
     app.add_middleware(
         CredentialsFirst, public={"/api/v1/worker/register"}, wanted=wanted_at, routes=lambda: app.routes

@@ -6,7 +6,9 @@ still makes one, is dropped and the client gets 413 with the usual `{detail, err
 beyond the limit is ever held in memory, and the event loop only sees chunks as they come.
 
 A route may have a limit of its own (`route_limits`, by method and path template): the Server's upload of a
-Manager's full task log is bigger than any other body, and only that route takes it.
+Manager's full task log is bigger than any other body, and only that route takes it; the routes anyone may call
+without credentials (logging in, registering a worker) take only small bodies, so no one unknown can make a
+service parse megabytes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Mapping
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+PUBLIC_BODY_BYTES = 64 * 1024  # the body limit of a route anyone may call without credentials
 
 
 class BodyTooLarge(HTTPException):
@@ -42,11 +46,17 @@ class BodyLimit:
     def __init__(self, app: ASGIApp, max_bytes: int, route_limits: Mapping[tuple[str, str], int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        given = {(method.upper(), path): limit for (method, path), limit in (route_limits or {}).items()}
+        # a path without parameters is looked up, not matched: the Manager's hot routes pay a dict lookup
+        self._exact = {key: limit for key, limit in given.items() if "{" not in key[1]}
         self._routes = [
-            (method.upper(), compile_path(path)[0], limit) for (method, path), limit in (route_limits or {}).items()
+            (method, compile_path(path)[0], limit) for (method, path), limit in given.items() if "{" in path
         ]
 
     def limit_for(self, scope: Scope) -> int:
+        exact = self._exact.get((scope.get("method", ""), scope["path"]))
+        if exact is not None:
+            return exact
         for method, regex, limit in self._routes:
             if scope.get("method") == method and regex.match(scope["path"]):
                 return limit
@@ -56,7 +66,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope) if self._routes else self.max_bytes
+        limit = self.limit_for(scope) if self._routes or self._exact else self.max_bytes
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.strip().isdigit() and int(value) > limit:
                 await self._refuse(send, limit, int(value))

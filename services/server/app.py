@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from services.protocol import API_PREFIX, VERSION, api_contract, process_guard
 from services.protocol.backoff import Backoff
-from services.protocol.body_limit import BodyLimit
+from services.protocol.body_limit import PUBLIC_BODY_BYTES, BodyLimit
 from services.protocol.common import utcnow
 from services.protocol.credentials_first import CredentialsFirst
 from services.protocol.input_guard import InputGuard
@@ -126,8 +126,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.add_middleware(InputGuard)  # inside the body limit, which counts what it reads
     # a Manager's full task log is bigger than any other body: that one route has the log's own limit
     method, path = manager_link.LOG_UPLOAD_ROUTE
-    log_route = {(method, API_PREFIX + path): max(config.max_body_bytes, manager_link.MAX_LOG_BYTES)}
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, route_limits=log_route)
+    route_limits = {
+        (method, API_PREFIX + path): max(config.max_body_bytes, manager_link.MAX_LOG_BYTES),
+        ("POST", API_PREFIX + "/auth/login"): PUBLIC_BODY_BYTES,  # anyone may call it: a user name and password
+    }
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, route_limits=route_limits)
     # outside the others: a write without credentials is refused before its body is read (logging in needs none)
     app.add_middleware(
         CredentialsFirst,

@@ -145,3 +145,9 @@ def test_an_answer_lists_at_most_50_errors(client: httpx.Client) -> None:
     assert r.status_code == 422
     assert len(r.json()["errors"]) == 50 and len(r.content) < 20_000
     assert r.json()["detail"].endswith("; and 99950 more errors")
+
+
+def test_logging_in_takes_only_a_small_body(server: ServerProcess) -> None:
+    """Anyone may log in: a body of megabytes is refused before it is parsed."""
+    r = httpx.post(f"{server.url}{API}/auth/login", json={"username": "a", "password": "b" * 70_000})
+    assert r.status_code == 413 and "65536 bytes" in r.json()["detail"], r.text

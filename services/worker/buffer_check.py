@@ -4,17 +4,16 @@ start fresh.
 A worker that silently starts with an empty buffer loses the updates it had accepted (a finished task's
 report, say), and the task runs again; saying so is better. The buffer is known to have existed by
 `buffer.created`, a small file written next to it once it was first created (`note_created`, from
-buffer.open_buffer; as the Manager's store.created).
+buffer.open_buffer; services/protocol/sqlite_files.py, as the Manager's store.created).
 """
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-import time
 from pathlib import Path
 
-from services.protocol import process_guard
+from services.protocol import sqlite_files
+from services.protocol.sqlite_files import file_problem, set_aside
 
 BUFFER_NAME = "updates.sqlite"
 MARKER_NAME = "buffer.created"
@@ -35,7 +34,7 @@ def check_buffer(data_dir: Path, *, fresh: bool) -> Path | None:
     path = buffer_path(data_dir)
     marker = data_dir / MARKER_NAME
     try:
-        problem = _problem(path, marker.exists())
+        problem = file_problem(path, marker.exists(), _TABLES)
     except (OSError, sqlite3.OperationalError) as exc:  # the disk's trouble, not the buffer's: nothing is set aside
         reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
         raise BufferUnusable(f"cannot read the worker's update buffer {path}: {reason}") from exc
@@ -48,7 +47,7 @@ def check_buffer(data_dir: Path, *, fresh: bool) -> Path | None:
                 "files are kept aside; the Manager hands the unreported tasks out again)"
             )
         try:
-            aside = _set_aside(path)
+            aside = set_aside(path)
             marker.unlink(missing_ok=True)  # written again once the new buffer exists (open_buffer)
         except OSError as exc:
             raise BufferUnusable(f"cannot set aside the worker's update buffer {path}: {exc.strerror or exc}") from exc
@@ -57,40 +56,4 @@ def check_buffer(data_dir: Path, *, fresh: bool) -> Path | None:
 
 def note_created(data_dir: Path) -> None:
     """The buffer exists now (its tables were made): from here on, a missing or empty one is a loss."""
-    marker = data_dir / MARKER_NAME
-    if not marker.exists():
-        process_guard.private_dir(data_dir)
-        marker.write_text(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n", encoding="utf-8")
-
-
-def _problem(path: Path, existed: bool) -> str | None:
-    if not path.exists():
-        return "is missing" if existed else None
-    if path.stat().st_size == 0:
-        return "is empty" if existed else None
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            verdict = conn.execute("PRAGMA quick_check").fetchone()
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        finally:
-            conn.close()
-    except sqlite3.OperationalError:
-        raise  # cannot open or read it (permissions, a failing disk): not known to be damaged
-    except sqlite3.DatabaseError as exc:
-        return f"is damaged ({exc})"
-    if verdict is None or verdict[0] != "ok":
-        return f"is damaged (integrity check: {verdict[0] if verdict else 'no answer'})"
-    if existed and (missing := _TABLES - tables):
-        return f"is damaged (tables missing: {', '.join(sorted(missing))})"
-    return None
-
-
-def _set_aside(path: Path) -> Path:
-    """Keep the old files for a post-mortem (or a restore) rather than deleting them."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for suffix in ("", "-wal", "-shm"):
-        old = path.with_name(path.name + suffix)
-        with contextlib.suppress(FileNotFoundError):
-            old.rename(old.with_name(f"{old.name}.damaged-{stamp}"))
-    return path.with_name(f"{path.name}.damaged-{stamp}")
+    sqlite_files.note_created(data_dir / MARKER_NAME)

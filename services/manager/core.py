@@ -171,12 +171,15 @@ class ManagerCore:
         return self.claims.request(self.workers.available(), self.ready)
 
     def add_claimed(self, claims: list[ClaimedTask]) -> None:
+        # stored first, held after the commit: a claim the store could not keep (a full disk fails at COMMIT,
+        # after everything else) is not run here, where nothing would tell a restarted Manager it had been
         with transaction(self.conn):
             for c in claims:
                 old = self.tasks.pop(c.id, None)
                 if old is not None:  # the Server handed it out again: the old hand-out is stale
                     self.forget(old)
             store.insert_tasks(self.conn, claims)
+        with transaction(self.conn):
             for c in claims:
                 task = HeldTask(claim=c, failure_count=c.failure_count)
                 self.tasks[c.id] = task

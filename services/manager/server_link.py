@@ -54,6 +54,9 @@ class ServerLink:
         self._collected = 0
         self._pushed = asyncio.Event()  # set after each batch the Server took
         self._store_trouble: tuple[str, float] | None = None  # what was last logged about the store, and when
+        # answers whose one-shot orders (a cancel, a log upload...) are not all applied yet: the Server forgot them
+        # when it answered, so a store that failed half-way through them must not lose the rest
+        self._orders_due: list[UpdateAck] = []
         # Claims and batches go to the Server side by side: the Server's writers take turns on a lock of their
         # own (db/engine.py), so neither meets SQLite's busy handler, and taking turns here as well left both
         # processes idle half the time, each waiting for the other's answer.
@@ -109,6 +112,7 @@ class ServerLink:
         `everything`, all that waits (a shutdown's flush). Returns how many were sent."""
         sent = 0
         conn = self.core.conn
+        self._apply_due_orders()
         if get_meta(conn, "synced") is None and outbox.next_batch(conn, 0) is None:
             outbox.new_seq(conn)  # a fresh store says hello with an empty batch first (see _acknowledge)
         while True:
@@ -191,6 +195,7 @@ class ServerLink:
             if reports:
                 self._last_reports = self._last_push
             self._came_up()
+            self._take_orders(ack)  # first: the Server has forgotten them, the batch it would take again
             if shown:
                 with transaction(conn):
                     previews.mark_sent(conn, [i for i, _r in shown])
@@ -243,7 +248,17 @@ class ServerLink:
         if get_meta(conn, "synced") is None:
             with transaction(conn):
                 set_meta(conn, "synced", "1")
-        self._apply_orders(ack)
+
+    def _take_orders(self, ack: UpdateAck) -> None:
+        """Apply an answer's orders; those a failing store keeps from being applied are tried again before the next
+        batch (applying one twice is harmless: each says what to be, not what to change)."""
+        self._orders_due.append(ack)
+        self._apply_due_orders()
+
+    def _apply_due_orders(self) -> None:
+        while self._orders_due:
+            self._apply_orders(self._orders_due[0])
+            del self._orders_due[0]
 
     def _apply_orders(self, ack: UpdateAck) -> None:
         for rej in ack.rejected:
@@ -326,8 +341,9 @@ class ServerLink:
                 try:
                     self.core.add_claimed(resp.tasks)
                 except STORE_ERRORS as exc:
-                    # not held here, so not renewed: the Server hands them out again when their lease runs out
-                    self._store_failed(exc, f"{len(resp.tasks)} claimed task(s) go back to the Server")
+                    # stored before held (core.add_claimed): not held here, so not renewed, and the Server hands
+                    # them out again when their lease runs out
+                    self._store_failed(exc, f"{len(resp.tasks)} claimed task(s) not all stored (those not go back)")
                     failures += 1
                     await asyncio.sleep(self._backoff(failures))
                     continue
@@ -426,9 +442,9 @@ class ServerLink:
         self._last_renewal = time.monotonic()
         self.lease_seconds = ack.lease_seconds
         try:
-            self._apply_orders(ack)  # one-shot orders (a cancel): the Server has acted on them already
+            self._take_orders(ack)  # one-shot orders (a cancel): the Server has forgotten them
         except STORE_ERRORS as exc:
-            self._store_failed(exc, "orders from the Server were not all kept")
+            self._store_failed(exc, "orders from the Server wait to be applied")
 
     def _store_failed(self, exc: BaseException, consequence: str) -> None:
         """One line about the store's trouble, not one per retry: again when it changes or a minute later."""

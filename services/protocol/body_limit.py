@@ -7,8 +7,9 @@ beyond the limit is ever held in memory, and the event loop only sees chunks as 
 
 A route may have a limit of its own (`route_limits`, by method and path template): the Server's upload of a
 Manager's full task log is bigger than any other body, and only that route takes it; the routes anyone may call
-without credentials (logging in, registering a worker) take only small bodies, so no one unknown can make a
-service parse megabytes.
+without credentials (logging in, registering a worker) take only small bodies. (Other routes read and parse a
+body within the limit before their credentials are checked; credentials_first.py turns away only requests
+that carry none.)
 """
 
 from __future__ import annotations

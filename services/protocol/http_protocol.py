@@ -8,7 +8,8 @@ bounded here, below the application, where a request's bytes arrive:
 - a request's head (request line and headers) over `HEAD_MAX_BYTES` is answered 431 and the connection closed;
 - a request the parser cannot read is answered 400 with the services' `{detail, errors}` body;
 - a request begun and not complete (head or body) with no byte for `IDLE_SECONDS` (30; the environment's
-  TABLAO_REQUEST_IDLE_SECONDS) is answered 408 and closed.
+  TABLAO_REQUEST_IDLE_SECONDS) is answered 408 and closed, and a connection that sends nothing that long is
+  closed. (This bounds silence, not slowness: a byte every half-minute keeps a request going.)
 
 Neither costs a request that arrives whole in one read anything but a flag test; the idle timer is armed only
 while a request is partly read.
@@ -69,18 +70,26 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True  # a request's head is being read (or the first one is awaited)
         self._head_bytes = 0
+        self._began = False  # a request began during the read being parsed
         self._partial = False  # a request begun and not yet complete
+        self._silent = True  # connected, and not one byte received yet
         self._idle: TimerHandle | None = None
 
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        # a connection that never sends a byte would otherwise be held for good (uvicorn arms no timer before a
+        # first request; its keep-alive timeout covers the time between requests)
+        self._idle = self.loop.call_later(self.idle_seconds, self._stalled)
+
     def data_received(self, data: bytes) -> None:
-        counting = self._in_head
+        counting, self._began, self._silent = self._in_head, False, False
         super().data_received(data)
         if self.transport.is_closing():
             self._disarm()
             return
-        # counted per read, and a read in which a later request on the connection begins is not: the bound is
+        # counted per read, except a read in which a request began (it may end the one before): the bound is
         # approximate by at most one read, and a body's last bytes never count towards the next request's head
-        if counting and self._in_head:
+        if counting and self._in_head and not self._began:
             self._head_bytes += len(data)
             if self._head_bytes > HEAD_MAX_BYTES:
                 self._refuse(HEAD_TOO_LARGE)
@@ -97,7 +106,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head, self._head_bytes, self._partial = True, 0, True
+        self._in_head, self._head_bytes, self._partial, self._began = True, 0, True, True
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -121,7 +130,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _stalled(self) -> None:
         self._idle = None
-        if not self._partial or self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if self._silent:  # connected and silent since: nothing to answer
+            self.transport.close()
+            return
+        if not self._partial:
             return
         if self.flow.read_paused:  # the application has not read what came: the wait is ours, not the client's
             self._idle = self.loop.call_later(self.idle_seconds, self._stalled)
@@ -129,9 +143,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse(_stalled_answer(self.idle_seconds))
 
     def _refuse(self, answer: bytes) -> None:
-        """Answer (unless the application already began its own) and close; the application, if a request is
-        running, sees the client gone."""
+        """Answer and close; the application, if a request is running, sees the client gone. The answer is
+        written only where it answers the request at fault: while a head arrives, `cycle` is the request before
+        (a long poll, say), which may still answer; while a body does, `cycle` is this request's own, unless
+        pipelined behind one still running."""
         self._disarm()
-        if self.cycle is None or self.cycle.response_complete or not self.cycle.response_started:
+        if self._in_head:
+            ours = self.cycle is None or self.cycle.response_complete
+        else:
+            ours = self.cycle is not None and not self.cycle.response_started and not self.pipeline
+        if ours:
             self.transport.write(answer)
         self.transport.close()

@@ -42,6 +42,10 @@ class Awake:
         self.since = time.monotonic()
         self._mono, self._wall = self.since, time.time()
 
+    def rested(self) -> None:
+        """A round of sweeps ended: the next tick measures the wait from here (a slow round is no stall)."""
+        self._mono, self._wall = time.monotonic(), time.time()
+
     def tick(self) -> None:
         mono, wall = time.monotonic(), time.time()
         gap = max(mono - self._mono, wall - self._wall)
@@ -79,4 +83,6 @@ async def sweep_forever(
         if awake is not None:
             awake.tick()  # before the round, so a stall just ended gives its grace to this round's sweeps
         await run_in_threadpool(run_sweeps_once, write_sessions, sweeps)
+        if awake is not None:
+            awake.rested()
         await asyncio.sleep(interval)

@@ -243,14 +243,7 @@ class UpdateBuffer:
             "SELECT seq, task_id, handout, body FROM updates WHERE seq > ? ORDER BY seq LIMIT ?",
             (self._acked, BATCH_MAX_ROWS),
         ).fetchall()
-        batch: list[Row] = []
-        size = 0
-        for seq, task_id, handout, body in rows:
-            if batch and (task_id != batch[0].task_id or size + len(body) > BATCH_MAX_CHARS):
-                break
-            batch.append(Row(seq, task_id, handout, body))
-            size += len(body)
-        return batch
+        return _one_batch([Row(*r) for r in rows])
 
     def only_task_pending(self, task_id: int) -> list[Row] | None:
         """All pending rows when every one belongs to task_id and they fit one batch; otherwise None."""
@@ -288,10 +281,12 @@ class UpdateBuffer:
         repeats and ignore them. Returns how many rows were renumbered."""
         if seen <= self.last_seq:
             return 0  # this buffer numbered `seen` itself: its rows up to there were taken or are resends
-        rows = self._db.execute("SELECT seq, body FROM updates ORDER BY seq").fetchall()
+        rows = self._db.execute("SELECT seq, body FROM updates WHERE seq > ? ORDER BY seq", (self._acked,)).fetchall()
         try:
             with self._db:
                 self._db.execute("BEGIN")
+                # rows the Manager acknowledged that a full disk kept from being deleted: not sent again
+                self._db.execute("DELETE FROM updates WHERE seq <= ?", (self._acked,))
                 self._db.execute("UPDATE updates SET seq = -seq")  # out of the way of the new numbers
                 for new, (old, body) in enumerate(rows, start=seen + 1):
                     renumbered = _dumps({**json.loads(body), "seq": new})
@@ -368,13 +363,41 @@ class UpdateBuffer:
             self.on_stale(task_id, handout)
 
     async def flush(self, within: float) -> bool:
-        """Send everything pending, retrying with back-off, for at most `within` seconds."""
+        """Send everything pending, retrying with back-off, for at most `within` seconds; at a stop while the disk
+        is full, the updates kept in memory too (after the stored ones, in order), rather than lose them."""
         try:
             async with asyncio.timeout(within):
                 await self._send_pending()
+                async with self.lock:
+                    await self._send_unwritten()
         except TimeoutError:
             return False
         return True
+
+    async def _send_unwritten(self) -> None:
+        """Send the updates the full disk kept in memory straight to the Manager, a task's run at a time. Each
+        carries its sequence number, so the Manager takes each once, whatever was sent before."""
+        while self._unwritten:
+            batch = _one_batch([row for row, _preview in self._unwritten])
+            task_id, handout = batch[0].task_id, batch[-1].handout
+            try:
+                ack = await self.client.send_updates(task_id, [r.body for r in batch])
+            except StaleTask as exc:
+                log.info(
+                    "task %d hand-out %d is stale (%s); its updates kept in memory are dropped", task_id, handout, exc
+                )
+            except ManagerError as exc:
+                if exc.status not in (400, 404, 422):
+                    raise
+                log.error("Manager refused updates of task %d for good: %s", task_id, exc)
+            else:
+                if ack.last_seq > batch[-1].seq:
+                    log.error(
+                        "the Manager has seen updates up to %d from this worker, past the ones kept in memory "
+                        "(up to %d): they were not applied", ack.last_seq, batch[-1].seq,
+                    )  # fmt: skip
+                    return
+            del self._unwritten[: len(batch)]
 
     async def run_sender(self) -> None:
         """Background loop: wait for rows, let them gather for `batch_delay`, send, back off on failure."""
@@ -414,6 +437,18 @@ def _dumps(update: dict[str, Any]) -> str:
     if "\\u0000" in body:  # rare: a second pass rather than a scan of every string of every update
         body = json.dumps(_without_nul(update), separators=(",", ":"))
     return body
+
+
+def _one_batch(rows: list[Row]) -> list[Row]:
+    """The leading rows that belong to one task and fit one request, in seq order."""
+    batch: list[Row] = []
+    size = 0
+    for row in rows[:BATCH_MAX_ROWS]:
+        if batch and (row.task_id != batch[0].task_id or size + len(row.body) > BATCH_MAX_CHARS):
+            break
+        batch.append(row)
+        size += len(row.body)
+    return batch
 
 
 def _without_nul(value: Any) -> Any:

@@ -122,3 +122,14 @@ def test_a_request_the_parser_cannot_read_is_a_400_in_the_usual_shape(services: 
     assert status == 400 and closed
     assert body["errors"] == [{"field": "request", "message": body["detail"]}]
     assert str(body["detail"]).startswith("the request could not be read as HTTP")
+
+
+@pytest.mark.parametrize("service", ["server", "manager"])
+def test_a_connection_that_sends_nothing_is_closed(services: dict[str, str], service: str) -> None:
+    port = httpx.URL(services[service]).port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        started = time.monotonic()
+        sock.settimeout(10)
+        assert sock.recv(100) == b""  # closed, with nothing to answer
+        assert 1.0 < time.monotonic() - started < 8

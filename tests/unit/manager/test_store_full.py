@@ -22,7 +22,7 @@ from services.manager.server_link import ServerLink
 from services.manager.store import check, outbox
 from services.manager.store.db import set_meta, transaction
 from services.protocol.link import ClaimedTask, ClaimResponse, UpdateAck, UpdateBatch
-from tests.unit.manager.test_core import claimed, worker
+from tests.unit.manager.test_core import claimed, make_core, worker
 from tests.unit.manager.test_server_link import linked
 
 FULL = "database or disk is full"
@@ -65,7 +65,7 @@ async def test_a_claim_the_store_cannot_keep_is_logged_once_and_the_claims_go_on
     full_lines = [r for r in caplog.records if "is full" in r.getMessage()]
     # not one per failed claim (the update batches that went through in between count as a recovery)
     assert 1 <= len(full_lines) < 5, [r.getMessage() for r in caplog.records]
-    assert "go back to the Server" in full_lines[0].getMessage()
+    assert "not all stored" in full_lines[0].getMessage()
 
 
 async def test_leases_are_renewed_while_the_store_takes_no_write(
@@ -179,3 +179,74 @@ def test_a_damaged_store_is_still_called_damaged(tmp_path: Path) -> None:
     (tmp_path / check.MARKER_NAME).write_text("x")
     with pytest.raises(check.StoreUnusable, match=r"is damaged.*--fresh-store"):
         check.check_store(tmp_path, fresh=False)
+
+
+class CommitFails:
+    """The store's connection, whose next COMMIT fails as a full disk makes it fail (after every statement)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.failures = 0
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT" and self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError(FULL)
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_a_claim_whose_commit_fails_is_not_held(tmp_path: Path) -> None:
+    """Held in memory and run, but not in the store: a restarted Manager would not know it, its workers' reports
+    would be refused, and the Server would hand it out again when its lease ran out."""
+    core = make_core(tmp_path)
+    conn = CommitFails(core.conn)
+    core.conn = conn  # type: ignore[assignment]
+    conn.failures = 1
+    with pytest.raises(sqlite3.OperationalError):
+        core.add_claimed([claimed(5)])
+    conn.execute("ROLLBACK")
+    assert 5 not in core.tasks and not core.ready
+    core.add_claimed([claimed(5)])
+    assert 5 in core.tasks
+
+
+async def test_orders_in_an_answer_are_applied_though_the_store_fails_after_the_push(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Server forgets one-shot orders (a wrangler's cancel) as it answers: a store write failing after the
+    push lost them, and the canceled task ran to its end."""
+    answered = 0
+
+    def server(request: httpx.Request) -> httpx.Response:
+        nonlocal answered
+        if request.url.path.endswith("/manager/updates"):
+            seq = UpdateBatch.model_validate_json(request.content).seq
+            answered += 1
+            cancel = [7] if answered == 1 else []
+            ack = UpdateAck(last_seq=seq, lease_seconds=60, cancel_task_ids=cancel)
+            return httpx.Response(200, content=ack.model_dump_json())
+        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
+
+    def held(core: ManagerCore) -> None:
+        core.workers.register("s", "s", "w1", "linux")
+        core.add_claimed([claimed(7)])
+
+    real = outbox.acknowledge
+    failing = {"left": 1}
+
+    def acknowledge(conn: sqlite3.Connection, seq: int) -> None:
+        if failing["left"]:
+            failing["left"] -= 1
+            full()
+        real(conn, seq)
+
+    monkeypatch.setattr(ServerLink, "_backoff", lambda self, failures: 0.05)
+    monkeypatch.setattr(outbox, "acknowledge", acknowledge)
+    async with linked(tmp_path, server, workers=held, push_interval=0.01) as (core, _config):
+        async with asyncio.timeout(10):
+            while 7 in core.tasks or answered < 2:
+                await asyncio.sleep(0.05)
+    assert failing["left"] == 0

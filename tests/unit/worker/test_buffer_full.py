@@ -116,3 +116,46 @@ def test_closing_on_a_full_disk_says_which_tasks_updates_are_lost(
     lost = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(lost) == 1, lost
     assert "3 task updates could not be saved" in lost[0] and "tasks 7, 9" in lost[0], lost
+
+
+async def test_a_stop_while_the_disk_is_full_sends_what_is_kept_in_memory(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The updates are in memory, numbered after the stored ones: sent at the stop rather than lost (a finished
+    frame rendered again)."""
+    client = WorkerClient(receiver.url)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.01)
+    try:
+        buf.put(1, 1, status="active")
+        fill(buf)
+        buf.put(1, 1, log_lines=[BIG])
+        buf.put(1, 1, status="completed")
+        buf.put(2, 1, status="active")
+        assert buf.unwritten_count() == 3
+        assert await buf.flush(5)
+        assert [(t, u["seq"]) for t, u in receiver.updates] == [(1, 1), (1, 2), (1, 3), (2, 4)]
+        assert buf.unwritten_count() == 0
+        with caplog.at_level(logging.ERROR, logger="tablao.worker.buffer"):
+            buf.close()
+        assert not [r for r in caplog.records if "are lost" in r.getMessage()]
+    finally:
+        await client.aclose()
+
+
+async def test_rows_acknowledged_on_a_full_disk_are_not_renumbered_and_sent_again(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    client = WorkerClient(receiver.url)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.01)
+    try:
+        for i in range(3):
+            buf.put(1, 1, log_lines=[f"line {i}"])
+        fill(buf)
+        async with buf.lock:
+            assert await buf.send_head()  # acknowledged, not deleted: the disk is full
+        free(buf)
+        buf.move_past(10)  # the Manager has seen more than this buffer numbered (a restored data folder)
+        assert buf.pending_count() == 0 and buf.head() == []
+    finally:
+        await client.aclose()
+        buf.close()

@@ -19,6 +19,7 @@ from services.protocol.admin_client import AdminClient
 from services.protocol.server_client import ServerClient
 from services.protocol.states import Role
 from tests.gui.conftest import until
+from tests.gui.test_admin import _user_token
 from tests.integration.test_server_jobs import render_job
 from tests.support.manager import API, ManagerProcess, ScriptedWorker, add_manager
 from tests.support.services import ServerProcess
@@ -40,13 +41,6 @@ def worker(manager: ManagerProcess) -> Iterator[ScriptedWorker]:
     w.sign_on()
     yield w
     w.close()
-
-
-def _user_token(server: ServerProcess, name: str, role: str) -> str:
-    h = server.headers()
-    r = httpx.post(f"{server.url}{API}/users", json={"name": name, "role": role}, headers=h, timeout=30)
-    assert r.status_code == 201, r.text
-    return str(httpx.post(f"{server.url}{API}/tokens", json={"user": name}, headers=h, timeout=30).json()["token"])
 
 
 def _submit(server: ServerProcess, token: str, name: str) -> int:

@@ -6,8 +6,9 @@ deleted only after the Manager acknowledged it. Rows are sent strictly in seq or
 time, so the Manager's "ignore seq <= last seen" never skips anything.
 
 A full disk does not stop the worker: an update SQLite cannot store is kept in memory (with every later one, in
-order) and written, with back-off, once space is freed; `writable` is clear meanwhile, and the agent takes no new
-task. Only stored rows are sent, so the Manager never hears of a result the buffer does not hold.
+order, within a bound: held_updates.py) and written, with back-off, once space is freed; `writable` is clear
+meanwhile, and the agent takes no new task. Only stored rows are sent, so the Manager never hears of a result the
+buffer does not hold.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import logging
 import random
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import httpx
 from services.protocol import process_guard
 from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
 from services.worker.buffer_check import BUFFER_NAME, note_created
+from services.worker.held_updates import HeldUpdates, Row
 
 log = logging.getLogger("tablao.worker.buffer")
 
@@ -44,14 +45,6 @@ CREATE TABLE IF NOT EXISTS updates (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    seq: int
-    task_id: int
-    handout: int
-    body: str  # the WorkerTaskUpdate as JSON, seq included
 
 
 class BufferFull(Exception):
@@ -96,10 +89,10 @@ class UpdateBuffer:
         self.lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
-        # set while every update is stored; clear while the disk is full and some wait in `_unwritten`
+        # set while every update is stored; clear while the disk is full and some wait in `_held`
         self.writable = asyncio.Event()
         self.writable.set()
-        self._unwritten: list[tuple[Row, bool]] = []  # (row, is a preview), in seq order
+        self._held = HeldUpdates()
         self._acked = 0  # rows up to here were acknowledged but not deleted yet (a full disk): not sent again
         self._retry: asyncio.Task[None] | None = None
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -119,19 +112,25 @@ class UpdateBuffer:
     def close(self) -> None:
         if self._retry is not None:
             self._retry.cancel()
-        if self._unwritten and not self.store_unwritten():
-            lost = sorted({row.task_id for row, _ in self._unwritten})
+        if self._held and not self.store_unwritten():
+            lost = sorted({row.task_id for row, _ in self._held.rows})
             log.error(
                 "the disk holding the worker's update buffer %s is still full: %d task updates could not be saved "
                 "and are lost (tasks %s); the Manager hands those tasks out again",
-                self.path, len(self._unwritten), ", ".join(map(str, lost)),
+                self.path, len(self._held), ", ".join(map(str, lost)),
             )  # fmt: skip
         self._db.close()
 
     # -- writing -----------------------------------------------------------------------------------------
 
-    def put(self, task_id: int, handout: int, **fields: Any) -> int:
-        """Store one update (WorkerTaskUpdate fields besides seq and handout) and wake the sender."""
+    def put(self, task_id: int, handout: int, **fields: Any) -> int | None:
+        """Store one update (WorkerTaskUpdate fields besides seq and handout) and wake the sender; returns its seq,
+        or None when a full disk's bound dropped it (held_updates.py)."""
+        if self._held.active():
+            admitted = self._held.admit(task_id, fields)
+            if admitted is None:
+                return None
+            fields = admitted
         seq = self.last_seq + 1
         self._write(Row(seq, task_id, handout, _dumps({"seq": seq, "handout": handout, **fields})), preview=False)
         self.last_seq = seq
@@ -139,12 +138,14 @@ class UpdateBuffer:
         self._wake.set()
         return seq
 
-    def put_preview(self, task_id: int, handout: int, preview: dict[str, Any]) -> int:
+    def put_preview(self, task_id: int, handout: int, preview: dict[str, Any]) -> int | None:
         """Store a preview as an update of its own, replacing the task's older preview not sent yet.
 
         Dropping an unsent preview row leaves a gap in the seqs, which the Manager's "newer than the last seen"
-        rule does not mind; only previews are ever dropped this way, never a log line or a status.
+        rule does not mind; a status is never dropped, a log line only past a full disk's bound.
         """
+        if self._held and not self._held.may_hold_preview():
+            return None
         seq = self.last_seq + 1
         body = _dumps({"seq": seq, "handout": handout, "preview": preview})
         self._write(Row(seq, task_id, handout, body), preview=True)
@@ -155,7 +156,7 @@ class UpdateBuffer:
 
     def _write(self, row: Row, *, preview: bool) -> None:
         """Store a row, or keep it in memory behind the others the full disk refused (order holds)."""
-        if not self._unwritten:
+        if not self._held:
             try:
                 self._insert(row, preview)
                 return
@@ -163,9 +164,7 @@ class UpdateBuffer:
                 if not _is_full(exc):
                     raise
                 self._disk_full()
-        if preview:  # as in the buffer: a task's newer preview replaces its older one not stored yet
-            self._unwritten = [(r, p) for r, p in self._unwritten if not (p and r.task_id == row.task_id)]
-        self._unwritten.append((row, preview))
+        self._held.hold(row, preview)
 
     def _insert(self, row: Row, preview: bool) -> None:
         values = (row.seq, row.task_id, row.handout, row.body)
@@ -208,15 +207,15 @@ class UpdateBuffer:
 
     def store_unwritten(self) -> bool:
         """Write the updates kept in memory, in order; True once none is left."""
-        while self._unwritten:
-            row, preview = self._unwritten[0]
+        while self._held:
+            row, preview = self._held.first()
             try:
                 self._insert(row, preview)
             except sqlite3.OperationalError as exc:
                 if not _is_full(exc):
                     raise
                 return False
-            del self._unwritten[0]
+            self._held.remove_first()
         if not self.writable.is_set():
             log.warning(
                 "the worker's update buffer %s has room again: the updates kept in memory are stored", self.path
@@ -226,7 +225,7 @@ class UpdateBuffer:
         return True
 
     def unwritten_count(self) -> int:
-        return len(self._unwritten)
+        return len(self._held)
 
     def preview_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM updates WHERE preview = 1").fetchone()[0])
@@ -301,11 +300,11 @@ class UpdateBuffer:
                 raise BufferFull(f"cannot renumber the update buffer {self.path}: the disk is full") from exc
             raise
         self._acked = 0  # every stored row was renumbered past it
-        self._unwritten = [
+        self._held.replace([
             (Row(new, row.task_id, row.handout, _dumps({**json.loads(row.body), "seq": new})), preview)
-            for new, (row, preview) in enumerate(self._unwritten, start=seen + 1 + len(rows))
-        ]
-        self.last_seq = seen + len(rows) + len(self._unwritten)
+            for new, (row, preview) in enumerate(self._held.rows, start=seen + 1 + len(rows))
+        ])  # fmt: skip
+        self.last_seq = seen + len(rows) + len(self._held)
         log.warning(
             "the Manager has seen updates up to %d from this worker, more than this update buffer numbered;"
             " %d pending updates are numbered after it", seen, len(rows),
@@ -324,7 +323,7 @@ class UpdateBuffer:
         return cur.rowcount
 
     def _note_drained(self) -> None:
-        if not self.pending_count() and not self._unwritten:
+        if not self.pending_count() and not self._held:
             self._drained.set()
 
     async def drained(self) -> None:
@@ -377,8 +376,8 @@ class UpdateBuffer:
     async def _send_unwritten(self) -> None:
         """Send the updates the full disk kept in memory straight to the Manager, a task's run at a time. Each
         carries its sequence number, so the Manager takes each once, whatever was sent before."""
-        while self._unwritten:
-            batch = _one_batch([row for row, _preview in self._unwritten])
+        while self._held:
+            batch = _one_batch([row for row, _preview in self._held.rows])
             task_id, handout = batch[0].task_id, batch[-1].handout
             try:
                 ack = await self.client.send_updates(task_id, [r.body for r in batch])
@@ -397,7 +396,7 @@ class UpdateBuffer:
                         "(up to %d): they were not applied", ack.last_seq, batch[-1].seq,
                     )  # fmt: skip
                     return
-            del self._unwritten[: len(batch)]
+            self._held.remove_first(len(batch))
 
     async def run_sender(self) -> None:
         """Background loop: wait for rows, let them gather for `batch_delay`, send, back off on failure."""

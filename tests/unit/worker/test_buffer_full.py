@@ -4,6 +4,7 @@ wait in memory in order, are stored once there is room, and only stored ones are
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,4 +159,63 @@ async def test_rows_acknowledged_on_a_full_disk_are_not_renumbered_and_sent_agai
         assert buf.pending_count() == 0 and buf.head() == []
     finally:
         await client.aclose()
+        buf.close()
+
+
+async def test_what_a_full_disk_keeps_in_memory_is_bounded_and_the_log_shows_the_hole(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task logging heavily for hours on a full disk: past the bound only what decides the task's fate is
+    held (a status, its output files); the task's next held update says how many lines were dropped, once."""
+    client = WorkerClient(receiver.url)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.01)
+    buf._held.max_chars = 100_000
+    try:
+        buf.put(1, 1, status="active")
+        fill(buf)
+        with caplog.at_level(logging.ERROR, logger="tablao.worker.buffer"):
+            kept = [buf.put(1, 1, log_lines=[BIG, BIG], steps_done=i) for i in range(200)]  # 8 MB asked
+            assert buf.put_preview(1, 1, {"n": 1}) is None
+            assert buf.put(1, 1, steps_done=201, activity="rendering") is None
+            final = buf.put(1, 1, status="completed", log_lines=["done"], output_files=["/out/f1.png"])
+            stale = buf.put(2, 3, status="queued")
+        held = [s for s in kept if s is not None]
+        assert 0 < len(held) < 10 and kept[: len(held)] == held  # the first ones, up to the bound
+        assert final is not None and stale is not None
+        assert buf._held.chars < 100_000 + 2 * len(BIG) + 1_000
+        said = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+        assert len(said) == 1 and "task 1" in said[0], said
+        free(buf)
+        async with asyncio.timeout(10):
+            assert await buf.flush(5)
+        updates = {u["seq"]: u for _t, u in receiver.updates}
+        done = updates[final]
+        dropped = 2 * (200 - len(held))
+        assert done["status"] == "completed" and done["output_files"] == ["/out/f1.png"]
+        assert done["log_lines"] == [
+            f"[tablao] {dropped} log lines were dropped here: the worker's disk was full",
+            "done",
+        ]
+        assert updates[stale]["status"] == "queued" and "log_lines" not in updates[stale]
+        assert [u["seq"] for _t, u in receiver.updates] == sorted(updates)  # in order, gaps where dropped
+    finally:
+        await client.aclose()
+        buf.close()
+
+
+def test_lines_dropped_while_held_are_noted_even_once_the_disk_has_room(tmp_path: Path) -> None:
+    buf = UpdateBuffer(tmp_path / "u.sqlite", WorkerClient("http://127.0.0.1:9"))
+    buf._held.max_chars = 30_000
+    try:
+        fill(buf)
+        buf.put(1, 1, log_lines=[BIG, BIG])
+        assert buf.put(1, 1, log_lines=["a", "b", "c"]) is None
+        free(buf)
+        assert buf.store_unwritten()
+        assert buf.put(1, 1, log_lines=["d"]) is not None
+        bodies = [json.loads(r.body) for r in buf.head()]
+        assert bodies[-1]["log_lines"] == ["[tablao] 3 log lines were dropped here: the worker's disk was full", "d"]
+        assert buf.put(1, 1, log_lines=["e"]) is not None
+        assert json.loads(buf.head()[-1].body)["log_lines"] == ["e"]  # said once
+    finally:
         buf.close()

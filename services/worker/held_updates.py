@@ -1,0 +1,96 @@
+"""Updates a full disk kept out of the worker's update buffer: held in memory, in order, within a bound.
+
+A task that logs heavily for hours while the disk stays full would otherwise grow the worker without end. Past
+`HELD_CHARS_MAX` of held text, what only reports on a task's way (log lines, progress, activity, previews) is
+dropped and counted; what changes a task's fate (a status, the files it made) is always held. The task's next
+update that is held says how many of its log lines were dropped, so the log shows the hole, and the worker's
+log says it once per task.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("tablao.worker.buffer")
+
+# About 16 MB of JSON text. No new task is taken while the disk is full, so past this bound only the running
+# task (and one prefetched) can add anything, and only their statuses and output files are still held.
+HELD_CHARS_MAX = 16_000_000
+# The fields that decide a task's fate: an update with any of them is never dropped.
+FATEFUL = ("status", "output_files")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    seq: int
+    task_id: int
+    handout: int
+    body: str  # the WorkerTaskUpdate as JSON, seq included
+
+
+class HeldUpdates:
+    """The rows SQLite could not store, oldest first, with the size of their text and what was dropped."""
+
+    def __init__(self, max_chars: int = HELD_CHARS_MAX) -> None:
+        self.max_chars = max_chars
+        self.rows: list[tuple[Row, bool]] = []  # (row, is a preview), in seq order
+        self.chars = 0
+        self._dropped_lines: dict[int, int] = {}  # task id → its log lines dropped and not yet said so
+        self.dropped_updates = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def active(self) -> bool:
+        """Some updates are held, or a task is owed a note of its dropped lines."""
+        return bool(self.rows) or bool(self._dropped_lines)
+
+    def admit(self, task_id: int, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """The fields of an update about to be held, as they may be: None when it is dropped (the bound is
+        reached and it changes nothing of the task's fate); with a note of the lines dropped before it, else."""
+        if self.chars >= self.max_chars and not any(fields.get(k) for k in FATEFUL):
+            lines = len(fields.get("log_lines") or ())
+            if lines:
+                if task_id not in self._dropped_lines:
+                    log.error(
+                        "the worker's update buffer has held %d MB in memory since the disk filled: task %d's log "
+                        "lines and progress are dropped until there is room (its status and output files are kept)",
+                        self.chars // 1_000_000, task_id,
+                    )  # fmt: skip
+                self._dropped_lines[task_id] = self._dropped_lines.get(task_id, 0) + lines
+            self.dropped_updates += 1
+            return None
+        dropped = self._dropped_lines.pop(task_id, 0)
+        if dropped:
+            note = f"[tablao] {dropped} log lines were dropped here: the worker's disk was full"
+            fields = {**fields, "log_lines": [note, *(fields.get("log_lines") or ())]}
+        return fields
+
+    def may_hold_preview(self) -> bool:
+        return self.chars < self.max_chars
+
+    def hold(self, row: Row, preview: bool) -> None:
+        if preview:  # as in the buffer: a task's newer preview replaces its older one not stored yet
+            replaced = [r for r, p in self.rows if p and r.task_id == row.task_id]
+            if replaced:
+                self.rows = [(r, p) for r, p in self.rows if not (p and r.task_id == row.task_id)]
+                self.chars -= sum(len(r.body) for r in replaced)
+        self.rows.append((row, preview))
+        self.chars += len(row.body)
+
+    def first(self) -> tuple[Row, bool]:
+        return self.rows[0]
+
+    def remove_first(self, count: int = 1) -> None:
+        self.chars -= sum(len(r.body) for r, _ in self.rows[:count])
+        del self.rows[:count]
+
+    def replace(self, rows: list[tuple[Row, bool]]) -> None:
+        """The same updates renumbered (their bodies carry the new seq)."""
+        self.rows = rows
+        self.chars = sum(len(r.body) for r, _ in rows)

@@ -75,6 +75,7 @@ class ManagerProcess:
         try:
             wait_http(f"{self.url}{API}/health", timeout=timeout, proc=self.proc)
         except Exception as exc:
+            self.kill()  # one that is slow to start would otherwise outlive the test run
             raise RuntimeError(f"the Manager did not start:\n{self.log_path.read_text()[-3000:]}") from exc
         return self
 

@@ -67,6 +67,7 @@ class ServerProcess:
         try:
             wait_http(f"{self.url}/api/v1/health", timeout=timeout, proc=self.proc)
         except Exception as exc:
+            self.kill()  # one that is slow to start would otherwise outlive the test run
             raise RuntimeError(f"the Server did not start:\n{self.log_path.read_text()[-3000:]}") from exc
         return self
 

@@ -22,6 +22,7 @@ from app.tray.limits import (
     AWAY_MINUTES_MAX,
     AWAY_MINUTES_MIN_SHOWN,
     RENDER_THREADS_MAX,
+    tags_problem,
     valid_manager_url,
     valid_worker_name,
 )
@@ -166,8 +167,12 @@ class SettingsDialog(QDialog):
         if not valid_worker_name(name):
             self.error.setText("Worker name: 1-64 letters, digits, '.', '_', '@' or '-'")
             return
+        tags = self.tags.text().strip()
+        if problem := tags_problem(tags):
+            self.error.setText(f"Tags, separated by commas: {problem}")
+            return
         s = self.settings
-        s.manager_url, s.worker_name, s.tags = url, name, self.tags.text().strip()
+        s.manager_url, s.worker_name, s.tags = url, name, tags
         s.render_threads, s.low_priority = self.threads.value(), self.low.isChecked()
         s.away_minutes, s.finish_on_return = self.away.value(), self.finish.isChecked()
         s.notify_started, s.notify_stopped = self.n_started.isChecked(), self.n_stopped.isChecked()

@@ -10,6 +10,7 @@ import math
 import re
 
 from services.protocol.cli_args import http_url
+from services.protocol.tags import worker_tags
 
 MANAGER_URL = re.compile(r"^https?://[^/\s]+")
 WORKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")  # as `tablao worker --name` wants it
@@ -31,6 +32,19 @@ def valid_manager_url(url: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def tags_problem(text: str) -> str | None:
+    """Why the tags setting ("gpu, linux") would stop the worker from starting, or None."""
+    try:
+        worker_tags(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def valid_tags(text: str) -> bool:
+    return tags_problem(text) is None
 
 
 def valid_worker_name(name: str) -> bool:

@@ -26,6 +26,7 @@ from app.tray.limits import (
     valid_away_minutes,
     valid_manager_url,
     valid_render_threads,
+    valid_tags,
     valid_worker_name,
 )
 
@@ -126,7 +127,7 @@ class TraySettings:
         out = cls(
             manager_url=text("manager_url", d.manager_url, valid_manager_url),
             worker_name=text("worker_name", d.worker_name, valid_worker_name),
-            tags=text("tags", d.tags),
+            tags=text("tags", d.tags, valid_tags),
             render_threads=int(number("render_threads", d.render_threads, valid_render_threads, threads_why)),
             low_priority=flag("low_priority", d.low_priority),
             away_only=flag("away_only", d.away_only),

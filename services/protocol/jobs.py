@@ -6,10 +6,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from services.protocol.common import Id, ResponseModel, SmallId, WireModel, bounded_json
 from services.protocol.states import JobStatus, TaskStatus
+from services.protocol.workers import Tag
 
 NAME_MAX = 200
 SETTINGS_MAX_BYTES = 256 * 1024  # a job's settings; big inputs belong in files, not in every job event
@@ -32,7 +33,7 @@ class JobSubmission(WireModel):
     type: str = Field(min_length=1, max_length=100)
     settings: Annotated[dict[str, Any], bounded_json(SETTINGS_MAX_BYTES)] = Field(default_factory=dict)
     priority: int = Field(default=50, ge=0, le=100)
-    tags: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list, max_length=20)
+    tags: list[Tag] = Field(default_factory=list, max_length=20)  # only workers with all of them run it
     manager_id: SmallId | None = None
     depends_on: list[Id] = Field(default_factory=list, max_length=100)
     max_task_failures: int = Field(default=3, ge=1, le=100)

@@ -24,6 +24,8 @@ from services.protocol.path_mapping import PathMapping
 from services.protocol.platforms import PlatformField
 from services.protocol.preview import Preview
 from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
+from services.protocol.tags import TAGS_MAX
+from services.protocol.workers import Tag
 
 LOG_CHUNK_MAX_LINES = 5_000
 LOG_LINE_MAX_CHARS = 10_000
@@ -60,7 +62,7 @@ class SignOnRequest(WireModel):
     name: WorkerName
     platform: PlatformField
     task_types: list[ShortText] = Field(min_length=1, max_length=50)
-    tags: list[ShortText] = Field(default_factory=list, max_length=50)
+    tags: list[Tag] = Field(default_factory=list, max_length=TAGS_MAX)
     software: Annotated[dict[str, str], bounded_json(SOFTWARE_MAX_BYTES)] = Field(default_factory=dict)
     can_restart: bool = False
     # for OpenJD host requirements; None from an older worker (it then meets only requirement-free steps)

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from services.protocol.common import ResponseModel, WireModel
+from services.protocol.tags import TAGS_MAX, tag_problem
 
-TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,63}$"
-TAGS_MAX = 50  # as many as a worker may offer at sign-on
 HISTORY_LIMIT_MAX = 10_000
+
+
+def _checked_tag(tag: str) -> str:
+    problem = tag_problem(tag)
+    if problem:
+        raise ValueError(problem)
+    return tag
+
+
+Tag = Annotated[str, AfterValidator(_checked_tag)]  # the rule: services/protocol/tags.py
 
 
 class WorkerTagsBody(WireModel):
     """The tags the farm uses for a worker from now on (they replace the ones it signed on with)."""
 
-    tags: list[str] = Field(max_length=TAGS_MAX)
+    tags: list[Tag] = Field(max_length=TAGS_MAX)
 
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: list[str]) -> list[str]:
-        for tag in tags:
-            if not re.match(TAG_PATTERN, tag):
-                raise ValueError(f"{tag[:80]!r} is not a tag: letters, digits and . _ : @ + -, at most 64")
         return sorted(set(tags))
 
 

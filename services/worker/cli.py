@@ -19,6 +19,7 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from services.protocol import dir_lock, gc_tuning, process_guard  # noqa: E402 - after the line above
 from services.protocol.cli_args import BadValue, http_url, positive_float  # noqa: E402
+from services.protocol.tags import worker_tags  # noqa: E402
 from services.worker import capabilities, render_limits  # noqa: E402
 from services.worker.agent import EXIT_ERROR, EXIT_SUPERSEDED, Agent  # noqa: E402
 from services.worker.agent_config import AgentConfig  # noqa: E402
@@ -165,6 +166,13 @@ def _csv(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
+def _tags(text: str) -> list[str]:
+    try:
+        return worker_tags(text)
+    except ValueError as exc:
+        raise UsageError(f"--tags: {exc}") from None
+
+
 def _check_run_as(user: str) -> None:
     if sys.platform == "win32":
         raise UsageError("--run-as: not available on Windows")
@@ -238,7 +246,7 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
         manager_url=url,
         data_dir=data_dir,
         name=name,
-        tags=_csv(args.tags),
+        tags=_tags(args.tags),
         host_attributes=tuple(args.host_attribute),
         host_amounts=tuple(args.host_amount),
         task_types=task_types,

@@ -63,6 +63,8 @@ def stored(key: str, value: Any) -> None:
         ("worker_name", "anna ws; rm -rf"),
         ("worker_name", "a" * 65),
         ("tags", "gpu," * 100_000),
+        ("tags", "gpu, rtx 4090"),  # the worker would refuse it at every start
+        ("tags", "gpu, a\nb"),
         ("low_priority", "maybe"),
         ("away_only", "2"),
         ("notify_failed", ["true", "false"]),
@@ -101,6 +103,7 @@ def test_damaged_away_time_cannot_make_the_artist_look_away(caplog: pytest.LogCa
         ("away_minutes", str(AWAY_MINUTES_MAX), AWAY_MINUTES_MAX),
         ("low_priority", "false", False),
         ("worker_name", "anna-ws", "anna-ws"),
+        ("tags", "gpu, lic:nuke, cuda-12.4", "gpu, lic:nuke, cuda-12.4"),
         ("hours", json.dumps(EVENINGS), RenderingHours.from_json(EVENINGS)),
     ],
 )
@@ -127,3 +130,14 @@ def test_what_the_dialog_offers_loads_back(qtbot, ends: str, caplog: pytest.LogC
     with caplog.at_level(logging.WARNING, logger="app.tray.settings"):
         assert TraySettings.load() == s
     assert not caplog.records
+
+
+@pytest.mark.parametrize("tags", ["gpu, rtx 4090", "gpu;linux", "-gpu", "g" * 65])
+def test_the_dialog_refuses_tags_the_worker_would_refuse(qtbot, tags: str) -> None:
+    s = TraySettings(manager_url="http://mgr.lan:8081", worker_name="anna-ws", tags="gpu")
+    dialog = SettingsDialog(s, secret_known=True)
+    qtbot.addWidget(dialog)
+    dialog.tags.setText(tags)
+    dialog._accept()
+    assert s.tags == "gpu" and dialog.result() != dialog.DialogCode.Accepted
+    assert dialog.error.text().startswith("Tags") and "is not a tag" in dialog.error.text()

@@ -34,6 +34,9 @@ from tests.support.services import ROOT
         (["--manager", "http://h", "--heartbeat-interval", "inf"], "argument --heartbeat-interval: 'inf' is not"),
         (["--manager", "http://h", "--heartbeat-interval", "0"], "argument --heartbeat-interval: must be"),
         (["--manager", "http://h", "--may-i-run-interval", "inf"], "argument --may-i-run-interval: 'inf' is not"),
+        (["--manager", "http://h", "--tags", "gpu, rtx 4090"], "--tags: 'rtx 4090' is not a tag: letters"),
+        (["--manager", "http://h", "--tags", "gp\nu"], "--tags: 'gp\\nu' is not a tag"),
+        (["--manager", "http://h", "--tags", ",".join(f"t{i}" for i in range(51))], "--tags: at most 50 tags"),
     ],
 )
 def test_bad_input_is_one_readable_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):

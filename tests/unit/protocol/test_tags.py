@@ -1,0 +1,55 @@
+"""One rule for a tag wherever one is given: a job's required tags, a worker's sign-on tags and a wrangler's
+edit take and refuse the same values, so a worker's own tags can always be sent back unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.protocol.jobs import JobSubmission
+from services.protocol.tags import worker_tags
+from services.protocol.worker_api import SignOnRequest
+from services.protocol.workers import WorkerTagsBody
+
+
+def job(tags: list[str]) -> Any:
+    return JobSubmission(name="j", type="exec", tags=tags)
+
+
+def sign_on(tags: list[str]) -> Any:
+    return SignOnRequest(name="w1", platform="linux", task_types=["exec"], tags=tags)
+
+
+def edit(tags: list[str]) -> Any:
+    return WorkerTagsBody(tags=tags)
+
+
+GOOD = ["gpu", "lic:nuke", "cuda-12.4", "a@b+c_d", "G" * 64, "9"]
+BAD = ["rtx 4090", "gpu\n", "\ngpu", "-gpu", ".hidden", "", "g" * 65, "gpü", "a,b", "a;b", "a\x00", "\u202egpu"]
+
+
+@pytest.mark.parametrize("model", [job, sign_on, edit])
+def test_every_model_takes_the_same_tags(model: Any) -> None:
+    assert sorted(model(GOOD).tags) == sorted(GOOD)
+
+
+@pytest.mark.parametrize("model", [job, sign_on, edit])
+@pytest.mark.parametrize("tag", BAD)
+def test_every_model_refuses_the_same_tags_naming_the_one(model: Any, tag: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        model(["gpu", tag])
+    errors = caught.value.errors()
+    assert [e["loc"] for e in errors] == [("tags", 1)]
+
+
+def test_a_workers_own_tags_as_given_on_its_command_line() -> None:
+    assert worker_tags(" gpu, lic:nuke ,, gpu ") == ["gpu", "lic:nuke"]
+    assert worker_tags("") == []
+    for text, why in (
+        ("gpu, rtx 4090", "'rtx 4090' is not a tag"),
+        (",".join(f"t{i}" for i in range(51)), "at most 50 tags"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            worker_tags(text)

@@ -45,6 +45,8 @@ class FarmSync(QObject):
         self._main: asyncio.Task[None] | None = None
         self._tasks_load: asyncio.Task[None] | None = None
         self._log_load: asyncio.Task[None] | None = None
+        self._spawned: set[asyncio.Task[None]] = set()  # side requests in flight, ended by stop()
+        self._stopped = False  # by stop(), until start(): a side request asked for meanwhile is not made
 
     def _set_state(self, state: ConnectionState) -> None:
         if state != self.state:
@@ -52,12 +54,17 @@ class FarmSync(QObject):
             self.state_changed.emit(state.value)
 
     def start(self) -> None:
+        self._stopped = False
         if self._main is None:
             self._main = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
-        for t in (self._main, self._tasks_load, self._log_load):
-            if t is not None:
+        """End the stream and every request still in flight, so the client can be closed after it: a request
+        cancelled while it connects closes its socket only as it ends."""
+        self._stopped = True  # a Qt timer or signal firing from now on starts no request
+        me = asyncio.current_task()
+        for t in (self._main, self._tasks_load, self._log_load, *self._spawned):
+            if t is not None and t is not me:
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
@@ -168,6 +175,11 @@ class FarmSync(QObject):
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run a side request; a failure is reported on `error`, never swallowed."""
         task = asyncio.ensure_future(coro)
+        if self._stopped:
+            task.cancel()  # before its first step: the coroutine ends at once, having asked nothing
+            return task
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
         task.add_done_callback(self._report)
         return task
 

@@ -118,16 +118,22 @@ def qloop(qapp):
         # What a test left running (a window it did not shut down keeps syncing) ends here, as asyncio.run ends
         # it: cancelled and awaited on this loop. Left pending, it was destroyed at some later garbage
         # collection, inside another test's loop, together with the Qt objects it still referred to.
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
+        # Rounds, as a task ending (or a Qt timer firing meanwhile) may start another: one left pending when the
+        # loop closes never closes the socket it was opening.
+        for _round in range(5):
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
             loop.run_until_complete(asyncio.wait(pending, timeout=10))
         for client in list(opened):
             if not client.is_closed:
                 with contextlib.suppress(Exception):
                     loop.run_until_complete(client.aclose())
-        loop.run_until_complete(asyncio.sleep(0))
+        # A socket closes at the loop turn after its transport's close(), and qasync runs a turn's callbacks as
+        # Qt timers, which a closed loop drops: a turn of 50 ms runs the chains of zero-delay ones still due.
+        loop.run_until_complete(asyncio.sleep(0.05))
         loop.close()
         asyncio.set_event_loop(None)
 

@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from services.protocol import API_PREFIX
-from services.protocol.common import FieldError, Page
+from services.protocol.common import Page
 from services.protocol.failures import BlocklistEntry, Dependency, LogPart, LogSource
 from services.protocol.farm import (
     ApiToken,
@@ -48,99 +48,33 @@ from services.protocol.jobs import (
     TaskSummary,
 )
 from services.protocol.preview import LastRendered
+from services.protocol.server_answers import (
+    AnswerTimeout,
+    ApiError,
+    BadAnswer,
+    json_of,
+    kind,
+    no_longer_than,
+    raise_for_error,
+    shown_size,
+    valid,
+)
 from services.protocol.states import JobStatus, Role, TaskStatus, WorkerStatusRequest
 from services.protocol.tls import client_context
 from services.protocol.workers import UtilisationHistory
 
+# the errors every caller of the client catches: defined with the answers' checks, importable from here
+__all__ = ["AnswerTimeout", "ApiError", "BadAnswer", "ServerClient", "raise_for_error"]
+
 M = TypeVar("M", bound=BaseModel)
-
-
-class ApiError(Exception):
-    def __init__(self, status_code: int, detail: str, errors: list[FieldError] | None = None) -> None:
-        super().__init__(f"{status_code}: {detail}")
-        self.status_code = status_code
-        self.detail = detail
-        self.errors = errors or []
-
-    def field_errors(self) -> dict[str, str]:
-        return {e.field: e.message for e in self.errors}
-
-
-class BadAnswer(ApiError):
-    """A success (or an error) whose body is not what a Tablao Server sends: not JSON, not the expected shape, or
-    over the client's size cap. An ApiError, so every caller that reports those reports this too."""
-
-    def __init__(self, status_code: int, reason: str) -> None:
-        super().__init__(status_code, f"the Server's answer is not what a Tablao Server sends ({reason})")
-        self.reason = reason
-
-
-class AnswerTimeout(httpx.ReadTimeout):
-    """No whole answer within the client's deadline (a Server sending a byte now and then resets the read timeout
-    but not this)."""
 
 
 class Cleared(BaseModel):
     cleared: int
 
 
-def _describe(exc: ValidationError) -> str:
-    """The first problem of an answer that does not fit its model, in a few words."""
-    first = exc.errors(include_url=False, include_context=False, include_input=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    more = exc.error_count() - 1
-    return f"{where + ': ' if where else ''}{first['msg']}{f', and {more} more' if more else ''}"
-
-
-def raise_for_error(response: httpx.Response) -> None:
-    if response.is_success:
-        return
-    try:
-        body = response.json()
-        detail = str(body.get("detail", response.reason_phrase))
-        errors = [FieldError.model_validate(e) for e in body.get("errors", [])]
-    except (ValueError, AttributeError, TypeError, RecursionError):  # not the Server's JSON: its text says more
-        detail, errors = response.text[:500] or response.reason_phrase, []
-    raise ApiError(response.status_code, detail, errors)
-
-
 _UNAVAILABLE = (502, 503, 504)  # a load balancer with no Server behind it, or a Server going down
 _BODY_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
-
-
-def _json(response: httpx.Response) -> Any:
-    """The answer's JSON (None for an empty body); BadAnswer when it is not JSON."""
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except RecursionError:
-        raise BadAnswer(response.status_code, "JSON nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise BadAnswer(response.status_code, f"not JSON: {exc}") from None
-
-
-def _valid(model: type[M], answer: Any, status_code: int, where: str = "") -> M:
-    try:
-        return model.model_validate(answer)
-    except ValidationError as exc:
-        raise BadAnswer(status_code, f"{where}{_describe(exc)}") from None
-
-
-def _at_most(answer: Any, key: str, limit: int, status_code: int) -> None:
-    """BadAnswer when answer[key] is a list longer than the limit asked for."""
-    items = answer.get(key) if isinstance(answer, dict) else None
-    if isinstance(items, list) and len(items) > limit:
-        raise BadAnswer(status_code, f"{len(items):,} {key} where at most {limit} were asked for")
-
-
-def _kind(answer: Any) -> str:
-    kinds = {dict: "an object", str: "a string", bool: "true or false", int: "a number", float: "a number"}
-    return "nothing" if answer is None else kinds.get(type(answer), type(answer).__name__)
-
-
-def _size(n: int) -> str:
-    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 class ServerClient:
@@ -198,28 +132,28 @@ class ServerClient:
             await http.aclose()
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return _json(await self._response(method, path, **kwargs))
+        return json_of(await self._response(method, path, **kwargs))
 
     async def _model(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
         response = await self._response(method, path, **kwargs)
-        return _valid(model, _json(response), response.status_code)
+        return valid(model, json_of(response), response.status_code)
 
     async def _models(self, model: type[M], method: str, path: str, **kwargs: Any) -> list[M]:
         response = await self._response(method, path, **kwargs)
-        answer = _json(response)
+        answer = json_of(response)
         if not isinstance(answer, list):
-            raise BadAnswer(response.status_code, f"a list was expected, not {_kind(answer)}")
+            raise BadAnswer(response.status_code, f"a list was expected, not {kind(answer)}")
         # one by one: the first that does not fit ends it (pydantic would list every problem of every item)
-        return [_valid(model, x, response.status_code, f"{i}.") for i, x in enumerate(answer)]
+        return [valid(model, x, response.status_code, f"{i}.") for i, x in enumerate(answer)]
 
     async def _page(self, model: type[M], path: str, at_most: dict[str, int], **kwargs: Any) -> M:
         """A GET of lists no longer than asked for (`at_most`: list key → limit): longer ones are refused before
         validation, whose cost grows with every item that does not fit."""
         response = await self._response("GET", path, **kwargs)
-        answer = _json(response)
+        answer = json_of(response)
         for key, limit in at_most.items():
-            _at_most(answer, key, limit, response.status_code)
-        return _valid(model, answer, response.status_code)
+            no_longer_than(answer, key, limit, response.status_code)
+        return valid(model, answer, response.status_code)
 
     async def _response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         index = self._current
@@ -260,13 +194,13 @@ class ServerClient:
         cap = self.max_answer
         length = response.headers.get("content-length", "")
         if cap is not None and length.isdigit() and int(length) > cap:
-            raise BadAnswer(response.status_code, f"{int(length):,} bytes announced, over the {_size(cap)} cap")
+            raise BadAnswer(response.status_code, f"{int(length):,} bytes announced, over the {shown_size(cap)} cap")
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if cap is not None and size > cap:
-                raise BadAnswer(response.status_code, f"over {_size(cap)}")
+                raise BadAnswer(response.status_code, f"over {shown_size(cap)}")
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -15,9 +15,10 @@ import time
 from typing import Any
 
 from services.manager import blocklist_sync
+from services.manager.answer_orders import AnswerOrders
 from services.manager.batch_parts import fit_reports, refused_parts
 from services.manager.core import ManagerCore
-from services.manager.store import logs, outbox, previews
+from services.manager.store import outbox, previews
 from services.manager.store.check import disk_problem, store_path
 from services.manager.store.db import get_meta, set_meta, transaction
 from services.protocol.link import ClaimRequest, ClaimResponse, UpdateAck, UpdateBatch, WorkerReport
@@ -28,7 +29,6 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 3.0
 COLLECT_WAIT = 5.0  # seconds a claim that announced instructions waits for the batch that collects them
-UPLOAD_MAX_BYTES = 32 * 1024 * 1024  # a full log uploaded to the Server, as UTF-8 (it accepts up to 64 MiB)
 STORE_ERRORS = (sqlite3.DatabaseError, OSError)  # the store took no write: a full disk, a failing one
 STORE_LOG_EVERY = 60.0  # seconds between two log lines about the same store trouble
 
@@ -46,7 +46,6 @@ class ServerLink:
         self._reports_left = False  # reports that did not fit the last batch follow in the next ones, at once
         # what the Server refused (422) of the worker reports (by worker id) and blocklist entries, and when
         self._refused: dict[object, float] = {}
-        self._uploads: set[asyncio.Task[None]] = set()
         self._url_sent: str | None = None
         # claims that ended with "instructions", and how many of them a batch built after them has collected: a
         # batch leaves even with nothing to report while some are not (one in flight before may not carry them)
@@ -54,9 +53,7 @@ class ServerLink:
         self._collected = 0
         self._pushed = asyncio.Event()  # set after each batch the Server took
         self._store_trouble: tuple[str, float] | None = None  # what was last logged about the store, and when
-        # answers whose one-shot orders (a cancel, a log upload...) are not all applied yet: the Server forgot them
-        # when it answered, so a store that failed half-way through them must not lose the rest
-        self._orders_due: list[UpdateAck] = []
+        self.orders = AnswerOrders(core, client, self._backoff)  # what the Server's answers tell this Manager
         # Claims and batches go to the Server side by side: the Server's writers take turns on a lock of their
         # own (db/engine.py), so neither meets SQLite's busy handler, and taking turns here as well left both
         # processes idle half the time, each waiting for the other's answer.
@@ -112,7 +109,7 @@ class ServerLink:
         `everything`, all that waits (a shutdown's flush). Returns how many were sent."""
         sent = 0
         conn = self.core.conn
-        self._apply_due_orders()
+        self.orders.apply_due()
         if get_meta(conn, "synced") is None and outbox.next_batch(conn, 0) is None:
             outbox.new_seq(conn)  # a fresh store says hello with an empty batch first (see _acknowledge)
         while True:
@@ -195,7 +192,7 @@ class ServerLink:
             if reports:
                 self._last_reports = self._last_push
             self._came_up()
-            self._take_orders(ack)  # first: the Server has forgotten them, the batch it would take again
+            self.orders.take(ack)  # first: the Server has forgotten them, the batch it would take again
             if shown:
                 with transaction(conn):
                     previews.mark_sent(conn, [i for i, _r in shown])
@@ -248,54 +245,6 @@ class ServerLink:
         if get_meta(conn, "synced") is None:
             with transaction(conn):
                 set_meta(conn, "synced", "1")
-
-    def _take_orders(self, ack: UpdateAck) -> None:
-        """Apply an answer's orders; those a failing store keeps from being applied are tried again before the next
-        batch (applying one twice is harmless: each says what to be, not what to change)."""
-        self._orders_due.append(ack)
-        self._apply_due_orders()
-
-    def _apply_due_orders(self) -> None:
-        while self._orders_due:
-            self._apply_orders(self._orders_due[0])
-            del self._orders_due[0]
-
-    def _apply_orders(self, ack: UpdateAck) -> None:
-        for rej in ack.rejected:
-            log.warning("the Server refused the update of task %s: %s", rej.task_id, rej.reason)
-            self.core.drop([rej.task_id], rej.attempt)
-        if ack.cancel_task_ids:
-            self.core.drop(ack.cancel_task_ids, canceled=True)
-        if ack.job_priorities:
-            self.core.reprioritize({p.job_id: p.priority for p in ack.job_priorities})
-        if ack.reset_blocklist_job_ids:
-            self.core.reset_blocklist(ack.reset_blocklist_job_ids)
-        if ack.unblock:
-            blocklist_sync.unblock(self.core, ack.unblock)
-        if ack.forget_worker_ids:
-            self.core.forget_workers(ack.forget_worker_ids)
-        if ack.worker_requests:
-            for worker in self.core.workers.apply_instructions(ack.worker_requests):
-                self.core.tell_waiting(worker)  # an idle worker waiting for a task hears of it now
-        if ack.worker_tags:
-            self.core.workers.apply_tags(ack.worker_tags)
-        for task_id in ack.upload_log_task_ids:
-            job = asyncio.create_task(self._upload_log(task_id))
-            self._uploads.add(job)
-            job.add_done_callback(self._uploads.discard)
-
-    async def _upload_log(self, task_id: int) -> None:
-        # the end of a log too big for one upload: what a reader of a failed task looks at first
-        text = last_bytes(logs.read_tail(self.core.conn, task_id, UPLOAD_MAX_BYTES)[0], UPLOAD_MAX_BYTES)
-        for tries in range(1, 6):
-            try:
-                await self.client.upload_log(task_id, text)
-                return
-            except LinkError:
-                await asyncio.sleep(self._backoff(tries))
-            except LinkRefused as exc:
-                log.warning("the Server refused the log of task %s: %s", task_id, exc)
-                return
 
     # --- claims ----------------------------------------------------------------------------------------------
 
@@ -442,7 +391,7 @@ class ServerLink:
         self._last_renewal = time.monotonic()
         self.lease_seconds = ack.lease_seconds
         try:
-            self._take_orders(ack)  # one-shot orders (a cancel): the Server has forgotten them
+            self.orders.take(ack)  # one-shot orders (a cancel): the Server has forgotten them
         except STORE_ERRORS as exc:
             self._store_failed(exc, "orders from the Server wait to be applied")
 
@@ -485,18 +434,6 @@ class ServerLink:
         if not self.server_up:
             log.info("connected to the Server at %s", self.client.server_url)
         self.server_up = True
-
-
-def last_bytes(text: str, limit: int) -> str:
-    """The end of `text` that is at most `limit` bytes as UTF-8, from the start of a line where it can: the
-    store counts characters, and a log of accented or CJK text is up to 4 bytes each."""
-    data = text.encode()
-    if len(data) <= limit:
-        return text
-    data = data[-limit:]
-    cut = data.find(b"\n")
-    start = cut + 1 if 0 <= cut < len(data) - 1 else 0
-    return data[start:].decode(errors="ignore")  # a line longer than `limit`: a character cut in two goes
 
 
 def _outgrown(waiting: ClaimRequest, now: ClaimRequest | None) -> bool:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import httpx
 
+from services.manager.answer_orders import last_bytes
 from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
-from services.manager.server_link import ServerLink, last_bytes
+from services.manager.server_link import ServerLink
 from services.manager.store import outbox
 from services.manager.store.db import connect
 from services.protocol.link import ClaimResponse, TaskUpdate, UpdateAck, UpdateBatch

@@ -20,7 +20,7 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 from services.protocol import dir_lock, gc_tuning, process_guard  # noqa: E402 - after the line above
 from services.protocol.cli_args import BadValue, http_url, positive_float  # noqa: E402
 from services.protocol.tags import worker_tags  # noqa: E402
-from services.worker import capabilities, render_limits  # noqa: E402
+from services.worker import capabilities, leftovers, render_limits  # noqa: E402
 from services.worker.agent import EXIT_ERROR, EXIT_SUPERSEDED, Agent  # noqa: E402
 from services.worker.agent_config import AgentConfig  # noqa: E402
 from services.worker.buffer_check import BufferUnusable, check_buffer  # noqa: E402
@@ -333,6 +333,8 @@ def _logged_run(args: argparse.Namespace, config: AgentConfig, task_umask: int) 
     )
     try:
         config.task_policy = replace(config.task_policy, umask=task_umask)
+        # with the data directory's lock held, before any task: what an earlier run killed outright left running
+        leftovers.end(config.data_dir)
         gc_tuning.settle_long_lived()
         return asyncio.run(_run(config, control=args.control == "stdio"))
     except KeyboardInterrupt:  # Windows, where the loop has no signal handlers

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from services.worker import landlock, output_roots
+from services.worker import landlock, leftovers, output_roots
 from services.worker.task_env import task_environment
 
 log = logging.getLogger("tablao.worker.policy")
@@ -47,6 +47,9 @@ class TaskPolicy:
     scratch_dir: Path | None = None
     # the file mode mask task processes start with (the worker itself runs with 077); None: inherit
     umask: int | None = None
+    # the mark every task process carries in its environment, so a later start of this worker ends what a task
+    # left running when the worker was killed outright (leftovers.py); None: unmarked
+    mark: str | None = None
 
 
 _POLICY: contextvars.ContextVar[TaskPolicy | None] = contextvars.ContextVar("tablao_task_policy", default=None)
@@ -69,7 +72,10 @@ def effective_policy(policy: TaskPolicy, data_dir: Path) -> TaskPolicy:
     """The policy with the worker's own data directory (credentials, buffer) and the defaults protected."""
     protect = (*policy.protect, data_dir, *default_protected())
     return replace(
-        policy, protect=tuple(dict.fromkeys(protect)), scratch_dir=policy.scratch_dir or data_dir / "scratch"
+        policy,
+        protect=tuple(dict.fromkeys(protect)),
+        scratch_dir=policy.scratch_dir or data_dir / "scratch",
+        mark=leftovers.mark_of(data_dir),
     )
 
 
@@ -140,6 +146,8 @@ def prepare(extra_env: Mapping[str, str] | None) -> Prepared:
     policy = current()
     base_env = task_environment(os.environ, extra_env, policy.env_allow)
     env = dict(base_env)
+    if policy.mark is not None:
+        env[leftovers.MARK] = policy.mark
     prepared = Prepared(env, base_env)
     if policy.umask is not None and sys.platform != "win32":
         prepared.spawn["umask"] = policy.umask

@@ -74,6 +74,44 @@ def test_sigkill_of_the_all_in_one_takes_every_child_and_the_next_start_works(tm
         again.close()
 
 
+def test_what_a_task_started_is_ended_when_its_worker_starts_again_after_a_sigkill(tmp_path: Path) -> None:
+    """The task's own process dies with its worker, but what it started (a wrapper's Blender, here the shell's
+    sleep) is reparented and went on rendering while the task ran again after the restart."""
+    farm = AllInOne(tmp_path / "farm", workers=1).start()
+    try:
+        family = farm.wait_running()
+        body = {
+            "name": "wrapped",
+            "type": "exec",
+            "settings": {"command": ["sh", "-c", "sleep 120; true"], "frames": "1"},
+        }
+        r = httpx.post(
+            f"http://127.0.0.1:{farm.port}/api/v1/jobs", json=body, headers=_headers(farm.data_dir), timeout=30
+        )
+        assert r.status_code == 201, r.text
+        (sleep,) = _sleeps_under(_by_role(family, "worker")[0])
+        farm.signal(signal.SIGKILL)
+        wait_gone(family, within=5)
+        time.sleep(0.5)
+        assert sleep.is_running() and sleep.status() != psutil.STATUS_ZOMBIE  # left by the kernel's rules
+    finally:
+        farm.close()
+    again = AllInOne(tmp_path / "farm", workers=1, port=farm.port).start()
+    try:
+        again.wait_running()
+        _, left = wait_gone([sleep], within=30)
+        assert not left, "the task's child outlived its worker's restart"
+        assert "ended 1 process(es) that tasks of this worker's earlier run left running" in _worker_logs(again)
+    finally:
+        again.close()
+        if sleep.is_running():
+            sleep.kill()
+
+
+def _worker_logs(farm: AllInOne) -> str:
+    return "".join(p.read_text(errors="replace") for p in farm.data_dir.rglob("*.log"))
+
+
 def test_a_second_all_in_one_on_a_running_farm_says_so_and_starts_nothing(tmp_path: Path) -> None:
     first = AllInOne(tmp_path / "farm", workers=0).start()
     try:

@@ -1,0 +1,84 @@
+"""What a task left running when its worker was killed outright is found by the mark in its environment and
+ended at the worker's next start; other workers' processes and unmarked ones are left alone."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from services.worker import leftovers, task_policy
+from services.worker.task_policy import TaskPolicy, effective_policy
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="found through /proc")
+
+
+def _orphan(mark: str | None) -> int:
+    """A process started by a shell that has exited (as a task's child outlives it), with or without a mark."""
+    env = {**os.environ}
+    if mark is not None:
+        env[leftovers.MARK] = mark
+    out = subprocess.run(["sh", "-c", "sleep 120 >/dev/null 2>&1 & echo $!"], env=env, capture_output=True, text=True)
+    return int(out.stdout.strip())
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture
+def started() -> Iterator[list[int]]:
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        if _running(pid):
+            os.kill(pid, 9)
+
+
+def test_a_workers_leftovers_are_ended_and_no_one_elses(
+    tmp_path: Path, started: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    ours, other = tmp_path / "worker-a", tmp_path / "worker-b"
+    left = [_orphan(leftovers.mark_of(ours)) for _ in range(2)]
+    theirs = _orphan(leftovers.mark_of(other))
+    plain = _orphan(None)
+    prefix = _orphan(leftovers.mark_of(ours) + "x")  # a data directory whose path starts like ours
+    started.extend([*left, theirs, plain, prefix])
+    assert leftovers.find(ours) == sorted(left)
+    with caplog.at_level(logging.WARNING, logger="tablao.worker.leftovers"):
+        assert leftovers.end(ours) == sorted(left)
+    deadline = time.monotonic() + 5
+    while any(map(_running, left)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_running, left))
+    assert all(map(_running, (theirs, plain, prefix)))
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "ended 2 process(es)" in said[0] and str(left[0]) in said[0], said
+    assert leftovers.end(ours) == []  # nothing more, and nothing said
+
+
+def test_every_task_process_carries_the_mark_of_its_workers_data_directory(tmp_path: Path) -> None:
+    policy = effective_policy(TaskPolicy(confine=False), tmp_path / "worker")
+
+    def prepare() -> task_policy.Prepared:  # in a context of its own: the policy is not left to later tests
+        task_policy.use_policy(policy)
+        return task_policy.prepare({"TABLAO_TASK_OF": "/elsewhere", "SHOT": "010"})  # a job cannot set the mark
+
+    prepared = contextvars.copy_context().run(prepare)
+    try:
+        assert prepared.env[leftovers.MARK] == str((tmp_path / "worker").resolve())
+        assert prepared.env["SHOT"] == "010"
+        assert leftovers.MARK not in prepared.base_env  # the variables a held process is compared on
+    finally:
+        prepared.close()

@@ -1,12 +1,16 @@
 # Tablao: `make run` starts the all-in-one farm, `make test` runs the checks and the test suite.
-# Both create .venv on first use. HEADLESS=1 runs the farm without the desktop window.
+# Both create .venv on first use. HEADLESS=1 runs the farm without the desktop window; PORT=N puts its Server on
+# port N and its Manager on N+1 (default: 8470, or the desktop app's setting).
 
 PYTHON ?= python3
 VENV := .venv
 UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
 HEADLESS ?=
+# := rather than ?=: a PORT exported for other programs (web apps use it) must not move the farm
+PORT :=
 WORKERS ?= 2
+PORT_ARG := $(if $(PORT), --port $(PORT))
 STAMP := $(VENV)/.synced
 
 .PHONY: run test lint check venv system-deps bench bench-peers screenshots package clean
@@ -28,10 +32,10 @@ system-deps:
 
 run: venv
 ifeq ($(HEADLESS),1)
-	$(VENV)/bin/tablao all-in-one --headless --demo --workers $(WORKERS)
+	$(VENV)/bin/tablao all-in-one --headless --demo --workers $(WORKERS)$(PORT_ARG)
 else
 	@bash scripts/system-deps.sh --gui-only
-	$(VENV)/bin/tablao all-in-one --demo --workers $(WORKERS)
+	$(VENV)/bin/tablao all-in-one --demo --workers $(WORKERS)$(PORT_ARG)
 endif
 
 lint: venv

@@ -10,7 +10,7 @@ import math
 import os
 import ssl
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,6 +18,7 @@ import httpx
 from services import openjd_submit
 from services.localfarm import records
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
+from services.protocol import API_PREFIX
 from services.protocol.cli_args import http_url
 from services.protocol.jobs import Job, JobAction, JobDetail
 from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
@@ -26,6 +27,8 @@ from services.protocol.service_probe import Service, which_service
 DEFAULT_SERVER = f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"
 EXIT_PIPE = 141  # what a shell reports for a program its reader's end of the pipe stopped (128 + SIGPIPE)
 START_LOCAL_FARM = "is the local farm running? start it with `make run HEADLESS=1`, or give --server and --token-file"
+# after a refused connection to the local farm's address (no --server given)
+LOCAL_FARM_DOWN = "is the local farm running? start it with `make run` or `tablao all-in-one`, or give --server"
 # a request and its whole answer (seconds; env TABLAO_CLIENT_DEADLINE): a Server dripping bytes waits no longer.
 # A submission uploads up to 8 MiB and the Server compiles its tasks, so it gets longer.
 DEADLINE = 60.0
@@ -33,6 +36,8 @@ SUBMIT_DEADLINE = 300.0
 # no answer of a Server comes near (job lists are paged, ≤ 1000 jobs; a job's first tasks and last log entries)
 MAX_ANSWER = 64 * 2**20
 MAX_SHOWN = 500  # characters of a Server's message shown in an error line
+MAX_URL_SHOWN = 100  # characters of one Server address named in an error line
+MAX_URLS_SHOWN = 3  # addresses of --server named when none can be reached
 # what OpenSSL says when the other end answers a TLS hello in plain HTTP
 _PLAIN_HTTP_REASONS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"}
 
@@ -254,7 +259,7 @@ def main(command: str, argv: list[str]) -> int:
                     await _check_is_a_server(client.base_url, exc.detail, args.ca_bundle)
                 raise
 
-    return run_reporting_errors(command, run)
+    return run_reporting_errors(command, run, given=args.server, local=not args.server)
 
 
 async def _check_is_a_server(url: str, detail: str, ca_bundle: str | None) -> None:
@@ -270,7 +275,11 @@ async def _check_is_a_server(url: str, detail: str, ca_bundle: str | None) -> No
     )
 
 
-def run_reporting_errors(command: str, run: Callable[[], Awaitable[int]]) -> int:
+def run_reporting_errors(
+    command: str, run: Callable[[], Awaitable[int]], *, given: str | None = None, local: bool = False
+) -> int:
+    """Run the command, each error one line on stderr. `given`: the --server text, whose addresses an error
+    reaching one names; `local`: the address is the local farm's (no --server), so a refusal says how to start it."""
     try:
         code: int = asyncio.run(run())  # type: ignore[arg-type]
         sys.stdout.flush()  # here, not at exit: a reader gone away (`| head`) is handled below
@@ -284,8 +293,7 @@ def run_reporting_errors(command: str, run: Callable[[], Awaitable[int]]) -> int
     except AnswerTimeout as exc:
         print(f"tablao {command}: {exc} (TABLAO_CLIENT_DEADLINE sets the seconds)", file=sys.stderr)
     except httpx.HTTPError as exc:
-        reason = shown(exc or type(exc).__name__, MAX_SHOWN)
-        print(f"tablao {command}: cannot reach the Server: {reason}{_tls_hint(exc)}", file=sys.stderr)
+        print(f"tablao {command}: {_unreachable(exc, given, local)}", file=sys.stderr)
     except httpx.InvalidURL as exc:  # not an HTTPError; server_url checks --server, this catches the rest
         print(f"tablao {command}: bad Server URL (--server or TABLAO_SERVER): {exc}", file=sys.stderr)
     except SystemExit as exc:
@@ -304,16 +312,73 @@ def reader_gone() -> int:
     return EXIT_PIPE
 
 
+def _unreachable(exc: httpx.HTTPError, given: str | None, local: bool) -> str:
+    """'cannot reach the Server: connection refused (tried http://h:8470)': the address (every one given, when
+    none could be connected to: the client tries the next at once), a TLS hint, and how to start the local farm
+    when its address refused."""
+    reason = "connection refused" if _refused(exc) else shown(exc or type(exc).__name__, MAX_SHOWN)
+    urls = [u.strip() for u in (given or "").split(",") if u.strip()]
+    tried = _request_url(exc)
+    if tried is not None:
+        tried = next((u for u in urls if _same_origin(u, tried)), tried)
+    elif len(urls) == 1:
+        tried = urls[0]
+    if len(urls) > 1 and isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        where = f" (tried {_addresses(urls)})"
+    else:
+        where = f" (tried {_address(tried)})" if tried is not None else ""
+    hint = f"; {LOCAL_FARM_DOWN}" if local and isinstance(exc, httpx.ConnectError) else ""
+    return f"cannot reach the Server: {reason}{where}{_tls_hint(exc)}{hint}"
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """exc and what it came from: httpx's error, httpcore's, anyio's, the socket's or the ssl module's."""
+    cause: BaseException | None = exc
+    for _ in range(8):
+        if cause is None:
+            return
+        yield cause
+        cause = cause.__cause__ or cause.__context__
+
+
+def _refused(exc: httpx.HTTPError) -> bool:
+    return any(isinstance(cause, ConnectionRefusedError) for cause in _causes(exc))
+
+
+def _request_url(exc: httpx.HTTPError) -> str | None:
+    """The Server address the failed request went to: its URL up to the API's path."""
+    return str(exc.request.url).partition(API_PREFIX + "/")[0] if _has_request(exc) else None
+
+
+def _same_origin(a: str, b: str) -> bool:
+    try:
+        x, y = httpx.URL(a), httpx.URL(b)
+    except httpx.InvalidURL:
+        return False
+    return (x.scheme, x.host, x.port) == (y.scheme, y.host, y.port)
+
+
+def _address(url: str) -> str:
+    """A Server address to show: scheme, host, port and path, never a user, password or query (a token)."""
+    try:
+        parsed = httpx.URL(url)
+        text = f"{parsed.scheme}://{parsed.netloc.decode('ascii', 'replace')}{parsed.path}".rstrip("/")
+    except (httpx.InvalidURL, ValueError):
+        text = url.split("@")[-1].split("?")[0]
+    return shown(text, MAX_URL_SHOWN)
+
+
+def _addresses(urls: list[str]) -> str:
+    named = ", ".join(_address(u) for u in urls[:MAX_URLS_SHOWN])
+    return named + (f" and {len(urls) - MAX_URLS_SHOWN} more" if len(urls) > MAX_URLS_SHOWN else "")
+
+
 def _tls_hint(exc: httpx.HTTPError) -> str:
     """A hint when an https connection met a plain-HTTP answer instead of a TLS handshake."""
-    cause: BaseException | None = exc
-    for _ in range(8):  # httpx's error, httpcore's, the ssl module's
-        if cause is None:
-            break
+    for cause in _causes(exc):
         if isinstance(cause, ssl.SSLError) and cause.reason in _PLAIN_HTTP_REASONS:
             plain = f"http://{exc.request.url.netloc.decode()}" if _has_request(exc) else "http://"
             return f"; this Server may not use TLS (try {plain})"
-        cause = cause.__cause__ or cause.__context__
     return ""
 
 

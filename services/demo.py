@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
             await client.farm_status()
         return 0
 
-    if run_reporting_errors("demo", check_server) != 0:
+    if run_reporting_errors("demo", check_server, given=args.server, local=not args.server) != 0:
         return 1
     try:
         demo = DemoRun(server, token, work_dir, args.frames)

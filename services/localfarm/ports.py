@@ -7,6 +7,9 @@ import socket
 
 import psutil
 
+# the Server's port (the Manager takes the next), as `tablao all-in-one` and `make run` are told it
+CHOOSE_PORT = "--port N (make run PORT=N)"
+
 
 def bindable(host: str, port: int) -> bool:
     with socket.socket() as s:
@@ -38,4 +41,4 @@ def busy_message(host: str, port: int, role: str) -> str | None:
         return None
     who = holder(port)
     held = f"held by {who}" if who else "held by another program (one this user cannot see)"
-    return f"port {port} on {host}, needed for the {role}, is {held}; stop it or choose another --port"
+    return f"port {port} on {host}, needed for the {role}, is {held}; stop it or choose another port: {CHOOSE_PORT}"

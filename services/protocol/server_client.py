@@ -3,9 +3,10 @@
 Errors come back as `ApiError` with the Server's one-line `detail` and per-field errors. For live views,
 open `events()` first and load snapshots after: events are full objects, so applying one twice is harmless.
 
-A client may be given several addresses of one farm's Servers (comma-separated): when the one in use does not
-answer (no connection, or 502/503/504 from a load balancer), the call fails as usual and the next call, or the
-event stream's reconnection, goes to the next address; `Last-Event-ID` resumes on any Server of the farm.
+A client may be given several addresses of one farm's Servers (comma-separated): when no connection can be made
+to the one in use, the call goes to the next at once (nothing was sent); when one fails after that, or answers
+502/503/504 from a load balancer, the call fails as usual and the next call, or the event stream's reconnection,
+goes to the next address; `Last-Event-ID` resumes on any Server of the farm.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class Cleared(BaseModel):
     cleared: int
 
 
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)  # the connection was never made
 _UNAVAILABLE = (502, 503, 504)  # a load balancer with no Server behind it, or a Server going down
 _BODY_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
 
@@ -156,12 +158,19 @@ class ServerClient:
         return valid(model, answer, response.status_code)
 
     async def _response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        index = self._current
-        try:
-            response = await self._send(index, method, path, **kwargs)
-        except httpx.TransportError:
-            self._move_on(index)
-            raise
+        for _other in range(len(self.urls)):
+            index = self._current
+            try:
+                response = await self._send(index, method, path, **kwargs)
+                break
+            except _NOT_SENT:
+                # no connection was made, so nothing was sent: the next address is asked at once, any request
+                self._move_on(index)
+                if self._current == index or _other == len(self.urls) - 1:
+                    raise
+            except httpx.TransportError:
+                self._move_on(index)  # it may have been sent: the next call goes elsewhere, this one fails
+                raise
         if response.status_code in _UNAVAILABLE:
             self._move_on(index)
         raise_for_error(response)

@@ -1,0 +1,133 @@
+"""The client commands (`tablao jobs|job|submit|demo`) facing no Server: one line naming the address tried (and
+the others given), never the token; how to start the local farm when its address was the one refused."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from services import client_cli, demo
+from services.localfarm import records
+from tests.support.services import ServerProcess
+
+TOKEN = "tbl_secret_do_not_show"
+
+
+@pytest.fixture
+def closed_url() -> str:
+    """http://127.0.0.1:PORT where nothing listens (a port just bound and let go)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLAO_TOKEN", TOKEN)
+    monkeypatch.delenv("TABLAO_SERVER", raising=False)
+    monkeypatch.setenv("TABLAO_CLIENT_DEADLINE", "5")
+
+
+def _argv(command: str, tmp_path: Path) -> list[str]:
+    if command == "submit":
+        job = tmp_path / "job.json"
+        job.write_text(json.dumps({"name": "a", "type": "exec", "settings": {}, "priority": 50}))
+        return [str(job)]
+    return ["1"] if command == "job" else []
+
+
+def _line(err: str) -> str:
+    assert "Traceback" not in err and TOKEN not in err
+    lines = err.strip("\n").split("\n")
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["jobs", "job", "submit"])
+def test_an_explicit_server_that_refuses_is_named(
+    command: str, closed_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert client_cli.main(command, [*_argv(command, tmp_path), "--server", closed_url]) == 1
+    line = _line(capsys.readouterr().err)
+    assert line == f"tablao {command}: cannot reach the Server: connection refused (tried {closed_url})"
+
+
+def test_a_server_from_the_environment_is_named_without_the_local_farm_hint(
+    closed_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TABLAO_SERVER", closed_url + "/")
+    assert client_cli.main("jobs", []) == 1
+    line = _line(capsys.readouterr().err)
+    assert f"(tried {closed_url})" in line and "local farm" not in line
+
+
+def test_demo_names_the_server_it_tried(closed_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert demo.main(["--server", closed_url, "--no-wait"]) == 1
+    line = _line(capsys.readouterr().err)
+    assert line == f"tablao demo: cannot reach the Server: connection refused (tried {closed_url})"
+
+
+def test_several_servers_none_answering_are_all_named(closed_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    others = []
+    for _ in range(4):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            others.append(f"http://127.0.0.1:{s.getsockname()[1]}")
+    assert client_cli.main("jobs", ["--server", ", ".join([closed_url, *others])]) == 1
+    line = _line(capsys.readouterr().err)
+    assert line == (
+        f"tablao jobs: cannot reach the Server: connection refused (tried {closed_url}, {others[0]}, {others[1]} "
+        "and 2 more)"
+    )
+
+
+def test_a_server_that_refuses_hands_the_command_to_the_next_one(
+    closed_url: str, fresh_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No connection was made to the first: nothing was sent, so the same request goes to the next at once."""
+    monkeypatch.setenv("TABLAO_TOKEN", fresh_server.admin_token)
+    assert client_cli.main("jobs", ["--server", f"{closed_url},{fresh_server.url}"]) == 0
+    assert "no jobs" in capsys.readouterr().out
+
+
+def test_the_default_local_farm_address_says_how_to_start_the_farm(
+    closed_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No --server, no TABLAO_TOKEN: the local farm's admin token, and (no farm recorded) the default address."""
+    monkeypatch.delenv("TABLAO_TOKEN")
+    monkeypatch.setenv("TABLAO_DATA_DIR", str(tmp_path))
+    (tmp_path / "server").mkdir()
+    (tmp_path / "server" / "admin.token").write_text(TOKEN + "\n")
+    monkeypatch.setattr(client_cli, "DEFAULT_SERVER", closed_url)  # 8470 may be a real farm's on this machine
+    assert client_cli.main("jobs", []) == 1
+    line = _line(capsys.readouterr().err)
+    assert line == (
+        f"tablao jobs: cannot reach the Server: connection refused (tried {closed_url}); is the local farm running? "
+        "start it with `make run` or `tablao all-in-one`, or give --server"
+    )
+
+
+def test_a_recorded_local_farm_that_refuses_says_how_to_start_the_farm(
+    closed_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A farm's record (it moved with `tablao all-in-one --port`) whose Server does not answer."""
+    monkeypatch.delenv("TABLAO_TOKEN")
+    monkeypatch.setenv("TABLAO_DATA_DIR", str(tmp_path))
+    (tmp_path / "server").mkdir()
+    (tmp_path / "server" / "admin.token").write_text(TOKEN + "\n")
+    monkeypatch.setattr(records, "running", lambda _farm_dir: records.FarmRecord(server_url=closed_url))
+    assert client_cli.main("jobs", []) == 1
+    line = _line(capsys.readouterr().err)
+    assert f"(tried {closed_url}); is the local farm running? start it with `make run`" in line
+
+
+def test_an_address_is_shown_without_user_password_or_query() -> None:
+    assert client_cli._address("http://ana:s3cret@h:8470/farm/?token=tbl_x#top") == "http://h:8470/farm"
+    assert client_cli._address("https://[::1]:8470/") == "https://[::1]:8470"
+    long = client_cli._address("http://h:1/" + "a" * 500)
+    assert len(long) == client_cli.MAX_URL_SHOWN + 1 and long.endswith("…")
+    assert client_cli._address("http://h:1/\x1b[2J") == "http://h:1/\\x1b[2J"  # escaped as shown() does

@@ -1,5 +1,6 @@
 """The task log viewer: the full log from the Manager that ran the task (found through the Server), with a
-live tail, search and earlier parts on demand; else the Server's copy, else its last lines (task_log_source.py)."""
+live tail, search and earlier parts on demand; else the Server's copy, else its last lines
+(services/protocol/task_log_source.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import contextlib
 import httpx
 
 from app.qt import QDialog, QVBoxLayout, QWidget
-from app.task_log_source import PAGE_CHARS, Place, TaskLogReader
 from app.ui.log_view import LogView
 from services.protocol.server_client import ApiError, ServerClient
+from services.protocol.task_log_source import PAGE_CHARS, Place, TaskLogReader
 
 
 class TaskLogDialog(QDialog):

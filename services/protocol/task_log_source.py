@@ -1,4 +1,5 @@
-"""Reading a task's full log for the app, wherever it is; no Qt here (the viewer is app/ui/task_log.py).
+"""Reading a task's full log, wherever it is, for the desktop app (its viewer: app/ui/task_log.py) and
+`tablao log`; no Qt here.
 
 The Server says which Manager ran the task and where its users reach it (`GET /tasks/{id}/log-source`). The
 log is read there with the user's own token (the Manager checks it with the Server), a part at a time: the

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from app.task_log_source import Place
 from app.ui import log_view
 from app.ui.log_view import LogView
 from app.ui.task_log import TaskLogDialog
 from services.protocol.server_client import ServerClient
+from services.protocol.task_log_source import Place
 from tests.gui.conftest import until
 from tests.support.farm import local_farm
 

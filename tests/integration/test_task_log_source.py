@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.task_log_source import Place, TaskLogReader
 from services.protocol.server_client import ServerClient
+from services.protocol.task_log_source import Place, TaskLogReader
 from tests.support.farm import FarmClient, local_farm
 from tests.support.manager import API, ManagerProcess, add_manager, worker_factory
 from tests.support.services import ServerProcess

@@ -67,7 +67,7 @@ class WorkerState:
     instance: str | None = None
     instance_peer: str = ""
     instance_since: datetime | None = None
-    instance_heard: float = 0.0
+    instance_heard: float | None = None  # monotonic; None: not since this Manager started
     instance_warned: float = float("-inf")
     instance_unwarned: int = 0
 

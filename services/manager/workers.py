@@ -151,11 +151,16 @@ class WorkerRegistry:
             worker.instance_unwarned += 1
             return
         more = f" ({worker.instance_unwarned} more times since the last such line)" if worker.instance_unwarned else ""
+        # the age only of a call this Manager heard: one restored from the store has none (a monotonic 0 gave the
+        # machine's uptime)
+        heard = worker.instance_heard
+        when = (
+            f"heard from {now - heard:.0f} s ago" if heard is not None else "not heard from since this Manager started"
+        )
         log.warning(
-            "worker %s (%s) signed on from %s in a new process while %s was signed on, heard from %.0f s ago; "
+            "worker %s (%s) signed on from %s in a new process while %s was signed on, %s; "
             "the earlier process's calls are refused from now on%s",
-            worker.name, worker.id, peer, worker.instance_peer or "another process",
-            now - worker.instance_heard, more,
+            worker.name, worker.id, peer, worker.instance_peer or "another process", when, more,
         )  # fmt: skip
         worker.instance_warned, worker.instance_unwarned = now, 0
 

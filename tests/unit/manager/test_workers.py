@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -59,3 +60,20 @@ def test_silent_workers_are_the_ones_past_the_timeout_and_not_offline(tmp_path: 
     now = time.monotonic()
     assert workers.silent(now) == []
     assert [w.id for w in workers.silent(now + 10)] == [a]
+
+
+def test_a_new_process_after_a_restart_is_not_said_to_follow_one_heard_from_since_boot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The earlier process's last call is not known to a restarted Manager: a monotonic 0 gave the machine's
+    uptime as its age ("heard from 2882 s ago" a minute after it was)."""
+    workers = registry(tmp_path)
+    wid, _ = workers.register("s", "s", "w", "linux")
+    workers.take_instance(workers[wid], "first", "127.0.0.1", was_signed_on=False)
+    again = registry(tmp_path)  # the Manager restarted
+    with caplog.at_level(logging.WARNING, logger="services.manager.workers"):
+        again.take_instance(again[wid], "second", "127.0.0.1", was_signed_on=True)
+        workers.take_instance(workers[wid], "third", "127.0.0.1", was_signed_on=True)  # heard by this one: an age
+    restarted, running = [r.getMessage() for r in caplog.records]
+    assert "in a new process" in restarted and "not heard from since this Manager started" in restarted, restarted
+    assert "while 127.0.0.1 was signed on, heard from 0 s ago" in running, running

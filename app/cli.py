@@ -26,6 +26,7 @@ Clients (each takes --server URL --token-file F; default: the local all-in-one f
   submit FILE     submit a job described in a JSON file
   jobs            list jobs
   job ID          show a job, its tasks and its log
+  log TASK        a task's full log (--all: from the start; -f: follow it)
   demo            render the sample scene on the farm
   blender-addon --output FILE.zip   make the installable zip of the Blender add-on
   tablao://job/ID                   open the desktop app on a job (the Blender add-on's links)
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         return _all_in_one(rest)
     if command in ("users", "tokens", "managers"):
         return _run("services.server.cli", "admin_main", command, rest)
-    if command in ("submit", "jobs", "job"):
+    if command in ("submit", "jobs", "job", "log"):
         return _run("services.client_cli", "main", command, rest)
     if command == "blender-addon":
         return _run("resources.addon_zip", "main", rest)

@@ -1,4 +1,4 @@
-"""`tablao submit`, `tablao jobs` and `tablao job`: the command-line client of a Server."""
+"""`tablao submit`, `tablao jobs`, `tablao job` and `tablao log`: the command-line client of a Server."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from services.protocol.cli_args import http_url
 from services.protocol.jobs import Job, JobAction, JobDetail
 from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
 from services.protocol.service_probe import Service, which_service
+from services.protocol.task_log_source import TaskLogReader
 
 DEFAULT_SERVER = f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"
 EXIT_PIPE = 141  # what a shell reports for a program its reader's end of the pipe stopped (128 + SIGPIPE)
@@ -36,6 +37,7 @@ SUBMIT_DEADLINE = 300.0
 # no answer of a Server comes near (job lists are paged, ≤ 1000 jobs; a job's first tasks and last log entries)
 MAX_ANSWER = 64 * 2**20
 MAX_SHOWN = 500  # characters of a Server's message shown in an error line
+MAX_LOG_CHARS = 256 * 2**20  # `tablao log --all` prints at most this much of a log (held in memory to print)
 MAX_URL_SHOWN = 100  # characters of one Server address named in an error line
 MAX_URLS_SHOWN = 3  # addresses of --server named when none can be reached
 # what OpenSSL says when the other end answers a TLS hello in plain HTTP
@@ -215,10 +217,52 @@ async def _job(client: ServerClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _log(client: ServerClient, args: argparse.Namespace) -> int:
+    """A task's full log, as the desktop app finds it (the Manager that ran it, else the Server's copy, else its
+    last lines): the end, or all of it; with --follow, new lines while the task runs. Where it comes from goes to
+    stderr; control characters a task printed are escaped, as a job's name is."""
+    reader = TaskLogReader(client, client.token or "", args.id)
+    try:
+        # the Manager is read with no read timeout (a followed log may be quiet): each part has the deadline
+        within = client.deadline
+        async with asyncio.timeout(within):
+            end = part = await reader.open()
+        print(f"# {shown(reader.note, MAX_SHOWN)}", file=sys.stderr)
+        parts = [part.text]
+        size = len(part.text)
+        while args.all and part.earlier and size < MAX_LOG_CHARS:
+            async with asyncio.timeout(within):
+                part = await reader.earlier(part.first)
+            parts.append(part.text)
+            size += len(part.text)
+        if part.earlier:
+            more = f"the rest: over {MAX_LOG_CHARS // 2**20} MiB" if args.all else "--all prints them"
+            print(f"# earlier lines not shown ({more})", file=sys.stderr)
+        for text in reversed(parts):
+            sys.stdout.write(log_text(text))
+        if args.follow:
+            sys.stdout.flush()
+            async for chunk in reader.follow(end.last):
+                sys.stdout.write(log_text(chunk))
+                sys.stdout.flush()
+    finally:
+        await reader.aclose()
+    return 0
+
+
+def log_text(text: str) -> str:
+    """A task's output for a terminal: line breaks and tabs kept, other control characters escaped (a task
+    could otherwise move the cursor, retitle the window or hide lines from whoever reads its log)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+
+
 COMMANDS: dict[str, Callable[[ServerClient, argparse.Namespace], Awaitable[int]]] = {
     "submit": _submit,
     "jobs": _jobs,
     "job": _job,
+    "log": _log,
 }
 
 
@@ -243,6 +287,10 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     elif command == "job":
         parser.add_argument("id", type=int)
         parser.add_argument("--action", choices=[a.value for a in JobAction], help="change the job first")
+    elif command == "log":
+        parser.add_argument("id", type=int, help="the task's id (`tablao job ID` lists its tasks)")
+        parser.add_argument("--all", action="store_true", help="the whole log, not only its end")
+        parser.add_argument("--follow", "-f", action="store_true", help="then new lines while the task runs")
     return parser
 
 

@@ -95,6 +95,7 @@ class ServerClient:
         leave the event stream alone (it is meant to stay open). The command-line client sets them."""
         self.deadline = deadline
         self.max_answer = max_answer
+        self.token = token  # also for the Managers a task's log is read from (task_log_source.py)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()] or [base_url.rstrip("/")]
         self._current = 0

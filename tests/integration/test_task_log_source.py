@@ -143,3 +143,50 @@ def test_a_log_longer_than_the_servers_body_limit_reaches_its_copy_whole(
     finally:
         admin.close()
         mgr.stop()
+
+
+def test_tablao_log_prints_a_tasks_full_log_escaping_what_a_terminal_would_obey(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command-line client reads the log as the app does: the end by default (saying that earlier lines are
+    left out), all of it with --all; a task's escape sequences are shown, not obeyed by the reader's terminal."""
+    from services import client_cli
+
+    with local_farm(tmp_path / "farm", workers=1) as farm:
+        token = artist_token(farm)
+        count = 80_000  # about 470 kB: more than the 256 kB end the command prints by default
+        task_id = run_job(farm, f'printf "\\033]0;owned\\007title\\n"; seq 1 {count}')
+        job_id = farm.server.get(f"/tasks/{task_id}").json()["job_id"]
+        farm.wait_job(job_id, {"completed"}, timeout=120)
+        monkeypatch.setenv("TABLAO_TOKEN", token)
+        server = ["--server", farm.farm.server_url]
+
+        assert client_cli.main("log", [str(task_id), *server]) == 0
+        end = capsys.readouterr()
+        assert f"\n{count}\n" in end.out and "\n1\n" not in end.out
+        assert "Full log from manager" in end.err and "--all prints them" in end.err
+
+        assert client_cli.main("log", [str(task_id), *server, "--all"]) == 0
+        whole = capsys.readouterr()
+        numbers = [line for line in whole.out.splitlines() if line.isdigit()]
+        assert numbers == [str(i) for i in range(1, count + 1)]
+        assert "\\x1b]0;owned\\x07title" in whole.out and "\x1b" not in whole.out and "\x07" not in whole.out
+        assert "not shown" not in whole.err
+
+        assert client_cli.main("log", ["999999", *server]) == 1
+        assert capsys.readouterr().err.startswith("tablao log: ")
+
+
+def test_tablao_log_follow_prints_each_line_once_until_the_task_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services import client_cli
+
+    with local_farm(tmp_path / "farm", workers=1) as farm:
+        monkeypatch.setenv("TABLAO_TOKEN", artist_token(farm))
+        task_id = run_job(farm, "for i in 1 2 3 4 5 6 7 8; do echo tick $i; sleep 0.4; done")
+        wait_for(lambda: farm.server.get(f"/tasks/{task_id}").json()["status"] == "active", what="the task running")
+        assert client_cli.main("log", [str(task_id), "--server", farm.farm.server_url, "-f"]) == 0
+        ticks = [line for line in capsys.readouterr().out.splitlines() if line.startswith("tick ")]
+        assert ticks == [f"tick {i}" for i in range(1, 9)]
+        assert farm.server.get(f"/tasks/{task_id}").json()["status"] == "completed"

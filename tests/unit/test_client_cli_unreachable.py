@@ -16,13 +16,24 @@ from tests.support.services import ServerProcess
 TOKEN = "tbl_secret_do_not_show"
 
 
-@pytest.fixture
-def closed_url() -> str:
+def _closed() -> str:
     """http://127.0.0.1:PORT where nothing listens (a port just bound and let go)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture
+def closed_url() -> str:
+    return _closed()
+
+
+def _local_farm_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --server, no TABLAO_TOKEN: the local farm's admin token, as a newcomer's client finds it."""
+    monkeypatch.delenv("TABLAO_TOKEN")
+    monkeypatch.setenv("TABLAO_DATA_DIR", str(tmp_path))
+    (tmp_path / "server").mkdir()
+    (tmp_path / "server" / "admin.token").write_text(TOKEN + "\n")
 
 
 @pytest.fixture(autouse=True)
@@ -72,11 +83,7 @@ def test_demo_names_the_server_it_tried(closed_url: str, capsys: pytest.CaptureF
 
 
 def test_several_servers_none_answering_are_all_named(closed_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    others = []
-    for _ in range(4):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            others.append(f"http://127.0.0.1:{s.getsockname()[1]}")
+    others = [_closed() for _ in range(4)]
     assert client_cli.main("jobs", ["--server", ", ".join([closed_url, *others])]) == 1
     line = _line(capsys.readouterr().err)
     assert line == (
@@ -97,11 +104,8 @@ def test_a_server_that_refuses_hands_the_command_to_the_next_one(
 def test_the_default_local_farm_address_says_how_to_start_the_farm(
     closed_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """No --server, no TABLAO_TOKEN: the local farm's admin token, and (no farm recorded) the default address."""
-    monkeypatch.delenv("TABLAO_TOKEN")
-    monkeypatch.setenv("TABLAO_DATA_DIR", str(tmp_path))
-    (tmp_path / "server").mkdir()
-    (tmp_path / "server" / "admin.token").write_text(TOKEN + "\n")
+    """The local farm's admin token and, no farm recorded, the default address."""
+    _local_farm_token(tmp_path, monkeypatch)
     monkeypatch.setattr(client_cli, "DEFAULT_SERVER", closed_url)  # 8470 may be a real farm's on this machine
     assert client_cli.main("jobs", []) == 1
     line = _line(capsys.readouterr().err)
@@ -115,10 +119,7 @@ def test_a_recorded_local_farm_that_refuses_says_how_to_start_the_farm(
     closed_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A farm's record (it moved with `tablao all-in-one --port`) whose Server does not answer."""
-    monkeypatch.delenv("TABLAO_TOKEN")
-    monkeypatch.setenv("TABLAO_DATA_DIR", str(tmp_path))
-    (tmp_path / "server").mkdir()
-    (tmp_path / "server" / "admin.token").write_text(TOKEN + "\n")
+    _local_farm_token(tmp_path, monkeypatch)
     monkeypatch.setattr(records, "running", lambda _farm_dir: records.FarmRecord(server_url=closed_url))
     assert client_cli.main("jobs", []) == 1
     line = _line(capsys.readouterr().err)

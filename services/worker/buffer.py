@@ -127,10 +127,15 @@ class UpdateBuffer:
         """Store one update (WorkerTaskUpdate fields besides seq and handout) and wake the sender; returns its seq,
         or None when a full disk's bound dropped it (held_updates.py)."""
         if self._held.active():
-            admitted = self._held.admit(task_id, fields)
+            admitted, note = self._held.admit(task_id, fields)
+            if note is not None:
+                self._put(task_id, handout, {"log_lines": [note]})
             if admitted is None:
                 return None
             fields = admitted
+        return self._put(task_id, handout, fields)
+
+    def _put(self, task_id: int, handout: int, fields: dict[str, Any]) -> int:
         seq = self.last_seq + 1
         self._write(Row(seq, task_id, handout, _dumps({"seq": seq, "handout": handout, **fields})), preview=False)
         self.last_seq = seq

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from services.protocol.worker_api import LOG_CHUNK_MAX_LINES, WorkerTaskUpdates
 from services.protocol.worker_client import WorkerClient
 from services.worker.buffer import UpdateBuffer
 from tests.unit.worker.receiver import Receiver
@@ -166,7 +167,7 @@ async def test_what_a_full_disk_keeps_in_memory_is_bounded_and_the_log_shows_the
     tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A task logging heavily for hours on a full disk: past the bound only what decides the task's fate is
-    held (a status, its output files); the task's next held update says how many lines were dropped, once."""
+    held (a status, its output files), without log lines; a line of its own says how many were dropped."""
     client = WorkerClient(receiver.url)
     buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.01)
     buf._held.max_chars = 100_000
@@ -177,33 +178,40 @@ async def test_what_a_full_disk_keeps_in_memory_is_bounded_and_the_log_shows_the
             kept = [buf.put(1, 1, log_lines=[BIG, BIG], steps_done=i) for i in range(200)]  # 8 MB asked
             assert buf.put_preview(1, 1, {"n": 1}) is None
             assert buf.put(1, 1, steps_done=201, activity="rendering") is None
-            final = buf.put(1, 1, status="completed", log_lines=["done"], output_files=["/out/f1.png"])
+            # a frame saved while over the bound: kept, its lines are not
+            frame = buf.put(1, 1, log_lines=[BIG, "Saved: f1.png"], output_files=["/out/f1.png"])
+            more = [buf.put(1, 1, log_lines=[BIG]) for _ in range(50)]
+            final = buf.put(1, 1, status="completed", log_lines=["done"], output_files=["/out/f2.png"])
             stale = buf.put(2, 3, status="queued")
         held = [s for s in kept if s is not None]
         assert 0 < len(held) < 10 and kept[: len(held)] == held  # the first ones, up to the bound
-        assert final is not None and stale is not None
-        assert buf._held.chars < 100_000 + 2 * len(BIG) + 1_000
+        assert frame is not None and final is not None and stale is not None and more == [None] * 50
+        assert buf._held.chars < 100_000 + 2 * len(BIG) + 5_000  # the frames' rows are small
         said = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
         assert len(said) == 1 and "task 1" in said[0], said
         free(buf)
         async with asyncio.timeout(10):
             assert await buf.flush(5)
-        updates = {u["seq"]: u for _t, u in receiver.updates}
-        done = updates[final]
-        dropped = 2 * (200 - len(held))
-        assert done["status"] == "completed" and done["output_files"] == ["/out/f1.png"]
-        assert done["log_lines"] == [
-            f"[tablao] {dropped} log lines were dropped here: the worker's disk was full",
-            "done",
+        updates = [u for _t, u in receiver.updates]
+        assert [u["seq"] for u in updates] == sorted(u["seq"] for u in updates)  # in order, gaps where dropped
+        by_seq = {u["seq"]: u for u in updates}
+        first_note = by_seq[frame - 1]["log_lines"]
+        assert first_note == [
+            f"[tablao] {2 * (200 - len(held)) + 2} log lines were dropped here: the worker's disk was full"
         ]
-        assert updates[stale]["status"] == "queued" and "log_lines" not in updates[stale]
-        assert [u["seq"] for _t, u in receiver.updates] == sorted(updates)  # in order, gaps where dropped
+        assert by_seq[frame]["output_files"] == ["/out/f1.png"] and "log_lines" not in by_seq[frame]
+        assert by_seq[final - 1]["log_lines"] == ["[tablao] 51 log lines were dropped here: the worker's disk was full"]
+        done = by_seq[final]
+        assert done["status"] == "completed" and done["output_files"] == ["/out/f2.png"] and "log_lines" not in done
+        assert by_seq[stale]["status"] == "queued"
     finally:
         await client.aclose()
         buf.close()
 
 
 def test_lines_dropped_while_held_are_noted_even_once_the_disk_has_room(tmp_path: Path) -> None:
+    """The note is an update of its own: the update after it may carry as many lines as one may (5,000), and one
+    more would have the Manager refuse the batch, and with it the task's result."""
     buf = UpdateBuffer(tmp_path / "u.sqlite", WorkerClient("http://127.0.0.1:9"))
     buf._held.max_chars = 30_000
     try:
@@ -212,9 +220,13 @@ def test_lines_dropped_while_held_are_noted_even_once_the_disk_has_room(tmp_path
         assert buf.put(1, 1, log_lines=["a", "b", "c"]) is None
         free(buf)
         assert buf.store_unwritten()
-        assert buf.put(1, 1, log_lines=["d"]) is not None
-        bodies = [json.loads(r.body) for r in buf.head()]
-        assert bodies[-1]["log_lines"] == ["[tablao] 3 log lines were dropped here: the worker's disk was full", "d"]
+        full = [f"line {i}" for i in range(LOG_CHUNK_MAX_LINES)]
+        assert buf.put(1, 1, log_lines=full, status="completed") is not None
+        rows = buf.head()
+        bodies = [json.loads(r.body) for r in rows]
+        assert bodies[-2]["log_lines"] == ["[tablao] 3 log lines were dropped here: the worker's disk was full"]
+        assert bodies[-1]["log_lines"] == full
+        WorkerTaskUpdates.model_validate({"updates": bodies[-2:]})  # what the Manager takes: both rows
         assert buf.put(1, 1, log_lines=["e"]) is not None
         assert json.loads(buf.head()[-1].body)["log_lines"] == ["e"]  # said once
     finally:

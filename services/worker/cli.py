@@ -334,7 +334,7 @@ def _logged_run(args: argparse.Namespace, config: AgentConfig, task_umask: int) 
     try:
         config.task_policy = replace(config.task_policy, umask=task_umask)
         # with the data directory's lock held, before any task: what an earlier run killed outright left running
-        leftovers.end(config.data_dir)
+        leftovers.end(config.data_dir, leftovers.task_uids(config.task_policy.run_as))
         gc_tuning.settle_long_lived()
         return asyncio.run(_run(config, control=args.control == "stdio"))
     except KeyboardInterrupt:  # Windows, where the loop has no signal handlers

@@ -12,14 +12,18 @@ found. A process that rewrote its environment is not found.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import sys
+import threading
 from pathlib import Path
 
 log = logging.getLogger("tablao.worker.leftovers")
 
 MARK = "TABLAO_TASK_OF"  # denied to a job's own variables (task_env.py: TABLAO_*), so no job sets it
+SCAN_SECONDS = 10.0
 
 
 def mark_of(data_dir: Path) -> str:
@@ -27,8 +31,9 @@ def mark_of(data_dir: Path) -> str:
     return str(data_dir.resolve())
 
 
-def find(data_dir: Path, proc: Path = Path("/proc")) -> list[int]:
-    """The processes carrying this worker's mark, oldest pid first; not the calling process."""
+def find(data_dir: Path, uids: frozenset[int] | None = None, proc: Path = Path("/proc")) -> list[int]:
+    """The processes carrying this worker's mark, oldest pid first; not the calling process. `uids`: only those
+    owned by these users (the worker's own, and the one it runs tasks as) are looked at."""
     wanted = f"{MARK}={mark_of(data_dir)}".encode()
     me = os.getpid()
     found: list[int] = []
@@ -40,6 +45,8 @@ def find(data_dir: Path, proc: Path = Path("/proc")) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
         try:
+            if uids is not None and entry.stat().st_uid not in uids:
+                continue
             environ = (Path(entry.path) / "environ").read_bytes()
         except OSError:  # gone meanwhile, another user's, a kernel thread
             continue
@@ -48,10 +55,26 @@ def find(data_dir: Path, proc: Path = Path("/proc")) -> list[int]:
     return sorted(found)
 
 
-def end(data_dir: Path) -> list[int]:
-    """End (SIGKILL) the processes an earlier run of this worker left; returns their pids, said in the log."""
+def end(data_dir: Path, uids: frozenset[int] | None = None, within: float = SCAN_SECONDS) -> list[int]:
+    """End (SIGKILL) the processes an earlier run of this worker left; returns their pids, said in the log.
+
+    The scan runs in a thread of its own for at most `within` seconds: reading a process's environment waits
+    for its memory map, which a process stuck in the kernel (a dead network share) may hold for good, and a
+    worker must start all the same."""
+    if not sys.platform.startswith("linux"):
+        return []
+    result: list[list[int]] = []
+    scan = threading.Thread(target=lambda: result.append(find(data_dir, uids)), name="leftovers", daemon=True)
+    scan.start()
+    scan.join(within)
+    if not result:
+        log.warning(
+            "could not look at every process within %.0f s for what an earlier run of this worker left running "
+            "(one may be stuck in the kernel, on a network share); starting without", within,
+        )  # fmt: skip
+        return []
     ended: list[int] = []
-    for pid in find(data_dir):
+    for pid in result[0]:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -64,3 +87,16 @@ def end(data_dir: Path) -> list[int]:
             len(ended), ", ".join(map(str, ended[:20])) + (" …" if len(ended) > 20 else ""),
         )  # fmt: skip
     return ended
+
+
+def task_uids(run_as: str | None) -> frozenset[int] | None:
+    """Whose processes a task's may be: the worker's user's, and the user it runs tasks as (None: anyone's)."""
+    if sys.platform == "win32":
+        return None
+    uids = {os.getuid()}
+    if run_as:
+        import pwd
+
+        with contextlib.suppress(KeyError):
+            uids.add(pwd.getpwnam(run_as).pw_uid)
+    return frozenset(uids)

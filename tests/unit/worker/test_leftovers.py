@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,24 @@ def test_every_task_process_carries_the_mark_of_its_workers_data_directory(tmp_p
         assert leftovers.MARK not in prepared.base_env  # the variables a held process is compared on
     finally:
         prepared.close()
+
+
+def test_only_the_workers_and_the_task_users_processes_are_looked_at(tmp_path: Path, started: list[int]) -> None:
+    ours = tmp_path / "worker"
+    started.append(pid := _orphan(leftovers.mark_of(ours)))
+    assert leftovers.find(ours, leftovers.task_uids(None)) == [pid]
+    assert leftovers.find(ours, frozenset({os.getuid() + 4242})) == []  # another user's: not even read
+
+
+def test_a_scan_that_hangs_does_not_keep_the_worker_from_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reading a process's environment waits for its memory map, which one stuck on a dead share holds."""
+    stuck = threading.Event()
+    monkeypatch.setattr(leftovers, "find", lambda *_a, **_k: stuck.wait(60) and [])
+    t0 = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="tablao.worker.leftovers"):
+        assert leftovers.end(tmp_path / "worker", within=0.3) == []
+    assert time.monotonic() - t0 < 5
+    assert "could not look at every process within 0 s" in caplog.text
+    stuck.set()

@@ -23,7 +23,7 @@ from services.protocol.cli_args import http_url
 from services.protocol.jobs import Job, JobAction, JobDetail
 from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
 from services.protocol.service_probe import Service, which_service
-from services.protocol.task_log_source import TaskLogReader
+from services.protocol.task_log_source import Place, TaskLogReader
 
 DEFAULT_SERVER = f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"
 EXIT_PIPE = 141  # what a shell reports for a program its reader's end of the pipe stopped (128 + SIGPIPE)
@@ -240,11 +240,23 @@ async def _log(client: ServerClient, args: argparse.Namespace) -> int:
             print(f"# earlier lines not shown ({more})", file=sys.stderr)
         for text in reversed(parts):
             sys.stdout.write(log_text(text))
-        if args.follow:
+        if args.follow and reader.place != Place.MANAGER:
+            print("# not followed: only the Manager that ran the task has its new lines", file=sys.stderr)
+        elif args.follow:
             sys.stdout.flush()
             async for chunk in reader.follow(end.last):
                 sys.stdout.write(log_text(chunk))
                 sys.stdout.flush()
+    except httpx.HTTPError as exc:
+        source = reader.source
+        if reader.place != Place.MANAGER or source is None:
+            raise
+        # the Server answered; what failed is the Manager, which the usual "cannot reach the Server" would not say
+        why = f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError) else str(exc) or "failed"
+        raise SystemExit(
+            f"reading the log from manager {shown(source.manager_name, 100)} at {shown(source.manager_url, 200)}: "
+            f"{shown(why, MAX_SHOWN)}"
+        ) from None
     finally:
         await reader.aclose()
     return 0

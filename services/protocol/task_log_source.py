@@ -104,9 +104,16 @@ class TaskLogReader:
                 yield chunk
 
     async def _from_manager(self, url: str, **params: int) -> LogPart:
-        response = await self._manager_http(url).get("/log", params=params)
-        response.raise_for_status()
-        return LogPart.from_answer(response.text, response.headers)
+        # a part is what was asked for (a few hundred kB as UTF-8 at most): a Manager sending more is cut off
+        limit = 4 * max(params.get("tail", 0), params.get("limit", 0), PAGE_CHARS) + 65_536
+        async with self._manager_http(url).stream("GET", "/log", params=params) as response:
+            response.raise_for_status()
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise httpx.DecodingError(f"the Manager's answer is over {limit:,} bytes", request=response.request)
+            return LogPart.from_answer(body.decode(errors="replace"), response.headers)
 
     async def _copy_ready(self, src: LogSource) -> bool:
         """The Server has a copy, or gets one within copy_wait (asked for here)."""

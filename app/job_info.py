@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from services.protocol.jobs import Job
+from services.protocol.tags import normal_tag
 
 _BRACED = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 
@@ -78,7 +79,7 @@ def clone_submission(job: Job) -> dict[str, Any]:
         "type": job.type,
         "settings": job.settings,
         "priority": job.priority,
-        "tags": list(job.tags),
+        "tags": [normal_tag(t) for t in job.tags],  # as a worker has it now (one stored before the rule)
         "manager_id": job.manager_id,
         "depends_on": list(job.depends_on),
         "max_task_failures": job.max_task_failures,

@@ -10,7 +10,7 @@ import math
 import re
 
 from services.protocol.cli_args import http_url
-from services.protocol.tags import worker_tags
+from services.protocol.tags import TAGS_MAX, tag_problem, worker_tags
 
 MANAGER_URL = re.compile(r"^https?://[^/\s]+")
 WORKER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")  # as `tablao worker --name` wants it
@@ -43,8 +43,14 @@ def tags_problem(text: str) -> str | None:
     return None
 
 
-def valid_tags(text: str) -> bool:
-    return tags_problem(text) is None
+def usable_tags(text: str) -> tuple[str, list[str]]:
+    """The tags of a setting the worker would take ("gpu, linux"), and those it would refuse (a setting saved
+    before the tag rule, a hand edit): one bad tag must not cost the worker its good ones."""
+    kept: list[str] = []
+    refused: list[str] = []
+    for tag in dict.fromkeys(part.strip() for part in text.split(",") if part.strip()):
+        (refused if tag_problem(tag) or len(kept) >= TAGS_MAX else kept).append(tag)
+    return ", ".join(kept), refused
 
 
 def valid_worker_name(name: str) -> bool:

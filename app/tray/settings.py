@@ -23,10 +23,10 @@ from app.tray.limits import (
     HOURS_MAX_CHARS,
     RENDER_THREADS_MAX,
     TEXT_MAX_CHARS,
+    usable_tags,
     valid_away_minutes,
     valid_manager_url,
     valid_render_threads,
-    valid_tags,
     valid_worker_name,
 )
 
@@ -124,10 +124,14 @@ class TraySettings:
             except (ValueError, RecursionError, HoursError) as exc:
                 damaged("hours", raw_hours, "any time", str(exc) or type(exc).__name__)
         threads_why = f"not a whole number 0-{RENDER_THREADS_MAX}"
+        raw_tags = text("tags", d.tags)
+        tags, refused = usable_tags(raw_tags)
+        if refused:
+            damaged("tags", raw_tags, tags, f"not tags the worker takes: {', '.join(map(repr, refused))[:120]}")
         out = cls(
             manager_url=text("manager_url", d.manager_url, valid_manager_url),
             worker_name=text("worker_name", d.worker_name, valid_worker_name),
-            tags=text("tags", d.tags, valid_tags),
+            tags=tags,
             render_threads=int(number("render_threads", d.render_threads, valid_render_threads, threads_why)),
             low_priority=flag("low_priority", d.low_priority),
             away_only=flag("away_only", d.away_only),

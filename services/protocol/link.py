@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from services.protocol.common import (
     ID_MAX,
@@ -26,6 +26,7 @@ from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command, OnTaskFailure
 from services.protocol.preview import PREVIEWS_PER_BATCH, PreviewReport
 from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
+from services.protocol.tags import required_tags
 
 LOG_TAIL_LINES = 20
 TOKEN_MAX_CHARS = 200  # API tokens are 47 characters; longer strings are not tokens
@@ -58,6 +59,12 @@ class ClaimedTask(ResponseModel):
     failure_count: int
     commands: list[Command]
     steps_total: int
+
+    @field_validator("job_tags")
+    @classmethod
+    def _as_tags(cls, tags: list[str]) -> list[str]:
+        # a task a Manager held from before the tag rule (its store) is matched as the Server now matches it
+        return sorted(required_tags(tags))
 
 
 class ClaimResponse(ResponseModel):

@@ -6,7 +6,9 @@ Free of pydantic, so the worker's and the tray's command lines check their optio
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 
 # matched whole (fullmatch): a pattern ending in `$` would let a trailing line break through
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,63}")
@@ -14,9 +16,29 @@ TAG_RULE = "letters, digits and . _ : @ + -, at most 64, the first a letter or d
 TAGS_MAX = 50  # as many as a worker may offer at sign-on
 
 
+_NOT_IN_A_TAG = re.compile(r"[^A-Za-z0-9._:@+-]+")
+
+
 def tag_problem(tag: str) -> str | None:
-    """Why `tag` is not a tag, or None when it is one."""
-    return None if TAG_PATTERN.fullmatch(tag) else f"{tag[:80]!r} is not a tag: {TAG_RULE}"
+    """Why `tag` is not a tag, or None when it is one (saying the tag it would be)."""
+    if TAG_PATTERN.fullmatch(tag):
+        return None
+    return f"{tag[:80]!r} is not a tag: {TAG_RULE} (as a tag: {normal_tag(tag)!r})"
+
+
+def normal_tag(text: str) -> str:
+    """The tag `text` stands for: itself when it is one. A job stored before the rule (`rtx 4090`) is matched
+    through this, with what a worker now signs on with (`rtx-4090`, which `--tags` suggests): each run of other
+    characters a dash, no leading punctuation, 64 at most; a text with nothing of a tag, a tag of its hash."""
+    if TAG_PATTERN.fullmatch(text):
+        return text
+    tag = _NOT_IN_A_TAG.sub("-", text).lstrip("._:@+-").rstrip("-")[:64].rstrip("-")
+    return tag or "tag-" + hashlib.sha256(text.encode(errors="replace")).hexdigest()[:8]
+
+
+def required_tags(tags: Iterable[str] | None) -> set[str]:
+    """A job's tags (as stored, some from before the rule) as the tags a worker must have."""
+    return {normal_tag(t) for t in tags or ()}
 
 
 def worker_tags(text: str) -> list[str]:

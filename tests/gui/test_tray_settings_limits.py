@@ -63,8 +63,6 @@ def stored(key: str, value: Any) -> None:
         ("worker_name", "anna ws; rm -rf"),
         ("worker_name", "a" * 65),
         ("tags", "gpu," * 100_000),
-        ("tags", "gpu, rtx 4090"),  # the worker would refuse it at every start
-        ("tags", "gpu, a\nb"),
         ("low_priority", "maybe"),
         ("away_only", "2"),
         ("notify_failed", ["true", "false"]),
@@ -141,3 +139,21 @@ def test_the_dialog_refuses_tags_the_worker_would_refuse(qtbot, tags: str) -> No
     dialog._accept()
     assert s.tags == "gpu" and dialog.result() != dialog.DialogCode.Accepted
     assert dialog.error.text().startswith("Tags") and "is not a tag" in dialog.error.text()
+
+
+@pytest.mark.parametrize(
+    ("stored_tags", "kept", "refused"),
+    [
+        ("gpu, rtx 4090", "gpu", "'rtx 4090'"),  # saved before the tag rule: the worker would refuse it at start
+        ("gpu, a\nb, linux", "gpu, linux", "'a\\nb'"),
+        (",".join(f"t{i}" for i in range(52)), ", ".join(f"t{i}" for i in range(50)), "'t50', 't51'"),
+    ],
+)
+def test_a_tag_the_worker_would_refuse_is_dropped_and_the_good_ones_kept(
+    stored_tags: str, kept: str, refused: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    stored("tags", stored_tags)
+    with caplog.at_level(logging.WARNING, logger="app.tray.settings"):
+        assert TraySettings.load().tags == kept
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("tray setting tags=") and refused in line and f"using {kept!r}" in line, line

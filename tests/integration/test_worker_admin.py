@@ -4,6 +4,8 @@ update answers)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.server.db.engine import SQLITE_NAME
 from tests.integration.test_worker_agent import farm, submit  # noqa: F401 - the fixture
 from tests.support.manager import API, ManagerProcess, ScriptedWorker, add_manager
 from tests.support.services import ServerProcess
@@ -178,3 +181,34 @@ def test_a_wranglers_request_reaches_an_idle_worker_at_once(fresh_server: Server
     finally:
         w.close()
         mgr.stop()
+
+
+def test_a_job_stored_with_a_tag_from_before_the_rule_runs_on_a_worker_with_that_tag_now(
+    farm: tuple[ServerProcess, ManagerProcess],  # noqa: F811
+) -> None:
+    """`rtx 4090` was a tag until one rule held everywhere; a worker signs on with `rtx-4090` now (which `--tags`
+    suggests), and the job queued before still runs there. Its stored tags are shown as they were."""
+    server, mgr = farm
+    body = {"name": "old-tags", "type": "exec", "settings": {"command": ["true"], "frames": "1"}, "tags": ["gpu"],
+            "start_paused": True}  # fmt: skip
+    r = httpx.post(f"{server.url}{API}/jobs", json=body, headers=server.headers(), timeout=30)
+    assert r.status_code == 201, r.text
+    job_id = int(r.json()["id"])
+    with sqlite3.connect(server.data_dir / SQLITE_NAME) as db:  # as a farm from before the rule stored it
+        db.execute("UPDATE jobs SET tags = ? WHERE id = ?", (json.dumps(["rtx 4090"]), job_id))
+    other = ScriptedWorker(mgr.url, "cpu-only").register(mgr.registration_secret)
+    other.sign_on(tags=("cpu",))
+    w = ScriptedWorker(mgr.url, "rtx").register(mgr.registration_secret)
+    w.sign_on(tags=("rtx-4090",))
+    try:
+        r = httpx.post(f"{server.url}{API}/jobs/{job_id}/status", json={"action": "resume"}, headers=server.headers(),
+                       timeout=30)  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert other.next_task(wait=2.0) is None
+        task = wait_for(lambda: w.next_task(wait=1.0), what="the old job's task on the rtx-4090 worker")
+        assert task["job_id"] == job_id
+        shown = httpx.get(f"{server.url}{API}/jobs/{job_id}", headers=server.headers(), timeout=30).json()
+        assert shown["tags"] == ["rtx 4090"]
+    finally:
+        w.close()
+        other.close()

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.protocol.host_requirements import OS_FAMILY, HostCapabilities, describe, parse, unmet
+from services.protocol.tags import required_tags
 from services.server.db.tables import JobRow, WorkerRow
 
 TASK_TYPE = "openjd"
@@ -38,7 +39,7 @@ def unmet_steps(session: Session, job: JobRow) -> list[str]:
     q = select(WorkerRow)
     if job.manager_id is not None:
         q = q.where(WorkerRow.manager_id == job.manager_id)
-    needed = set(job.tags or [])
+    needed = required_tags(job.tags)
     workers = [
         _capabilities(w)
         for w in session.scalars(q)

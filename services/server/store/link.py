@@ -27,6 +27,7 @@ from services.protocol.link import (
     WorkerReport,
 )
 from services.protocol.states import RUNNABLE_JOB_STATUSES, JobStatus, TaskStatus, WorkerStatus
+from services.protocol.tags import required_tags
 from services.server.db.tables import (
     JobRow,
     ManagerExclusionRow,
@@ -99,7 +100,7 @@ def handing_off(session: Session, dispatcher: Dispatcher, jobs: list[JobRow], le
 
 def _may_take(job: JobRow, manager_id: int, offered: set[str]) -> bool:
     """The job may go to this Manager: it is not bound to another, and the workers offer all its tags."""
-    return job.manager_id in (None, manager_id) and offered.issuperset(job.tags or [])
+    return job.manager_id in (None, manager_id) and offered.issuperset(required_tags(job.tags))
 
 
 def _lease(
@@ -155,7 +156,7 @@ def release_claim(session: Session, manager: ManagerRow, task_ids: list[int]) ->
 def _claimed(task: TaskRow, job: JobRow) -> ClaimedTask:
     return ClaimedTask(
         id=task.id, job_id=job.id, job_name=job.name, job_priority=job.priority, job_created=aware(job.created),
-        job_tags=list(job.tags or []), max_task_failures=job.max_task_failures,
+        job_tags=sorted(required_tags(job.tags)), max_task_failures=job.max_task_failures,
         on_task_failure=OnTaskFailure(job.on_task_failure), index=task.index, name=task.name, type=task.type,
         attempt=task.attempt, failure_count=task.failure_count,
         commands=[Command.model_validate(c) for c in task.commands], steps_total=task.steps_total,
@@ -277,7 +278,7 @@ def _exclude(session: Session, manager: ManagerRow, task: TaskRow, job: JobRow) 
             )
         )
     )
-    needed = set(job.tags or [])
+    needed = required_tags(job.tags)
     candidates = select(WorkerRow).where(
         WorkerRow.manager_id.not_in(excluded), WorkerRow.status != WorkerStatus.OFFLINE.value
     )

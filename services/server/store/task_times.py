@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from services.protocol import timing
 from services.protocol.common import utcnow
 from services.protocol.states import RUNNABLE_JOB_STATUSES, TaskStatus, WorkerStatus
+from services.protocol.tags import required_tags
 from services.server.db.tables import JobRow, TaskRow, WorkerRow
 from services.server.store.convert import aware
 
@@ -146,7 +147,7 @@ def worker_counts(session: Session) -> Callable[[JobRow], int | None]:
         nonlocal awake
         if job.status not in _RUNNABLE:
             return None
-        key = (job.manager_id, tuple(job.tags or []), tuple(job.task_types or []))
+        key = (job.manager_id, tuple(sorted(required_tags(job.tags))), tuple(job.task_types or []))
         if key not in counted:
             if awake is None:
                 rows = session.execute(

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.protocol.jobs import JobSubmission
-from services.protocol.tags import worker_tags
+from services.protocol.tags import TAG_PATTERN, normal_tag, required_tags, worker_tags
 from services.protocol.worker_api import SignOnRequest
 from services.protocol.workers import WorkerTagsBody
 
@@ -53,3 +53,41 @@ def test_a_workers_own_tags_as_given_on_its_command_line() -> None:
     ):
         with pytest.raises(ValueError, match=why):
             worker_tags(text)
+
+
+@pytest.mark.parametrize(
+    ("stored", "tag"),
+    [
+        ("rtx 4090", "rtx-4090"),
+        (" gpu ", "gpu"),
+        ("-gpu", "gpu"),
+        ("a  b", "a-b"),
+        ("x" * 70, "x" * 64),
+        ("gpu\n", "gpu"),
+        (".hidden", "hidden"),
+    ],
+)
+def test_a_tag_stored_before_the_rule_stands_for_the_tag_a_worker_now_has(stored: str, tag: str) -> None:
+    assert normal_tag(stored) == tag
+    if stored.strip() != tag:  # a worker's --tags strips spaces itself; what is left is refused, saying the tag
+        assert f"(as a tag: {tag!r})" in (worker_problem := _problem(stored)), worker_problem
+
+
+def _problem(text: str) -> str:
+    with pytest.raises(ValueError) as caught:
+        worker_tags(text + ", gpu")
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("text", [*GOOD, "!!!", "—", "日本", "a-"])
+def test_every_normal_tag_is_a_tag_and_a_tag_stands_for_itself(text: str) -> None:
+    tag = normal_tag(text)
+    assert TAG_PATTERN.fullmatch(tag) and normal_tag(tag) == tag
+    if TAG_PATTERN.fullmatch(text):
+        assert tag == text
+    assert normal_tag("!!!") != normal_tag("???")  # nothing of a tag: distinct, and no worker's by chance
+
+
+def test_a_jobs_required_tags_are_the_normal_ones() -> None:
+    assert required_tags(["rtx 4090", "gpu", "gpu "]) == {"rtx-4090", "gpu"}
+    assert required_tags(None) == set()

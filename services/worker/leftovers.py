@@ -3,8 +3,11 @@
 A task's own process dies with the worker (the parent-death signal), but what it started (a wrapper script's
 Blender or ffmpeg, `sh -c 'sleep 300; …'`'s sleep) is reparented and goes on, using the machine and writing
 frames, while the task, back in the queue, runs again. Every process a task starts carries a mark in its
-environment naming the worker's data directory, which its children inherit; a worker that starts with that data
-directory (its lock held: no other worker uses it) ends the marked processes it finds before it takes a task.
+environment standing for the worker's data directory (a hash of its path: a task learns nothing of where the
+worker keeps its files, and no `TABLAO_*` variable reaches a task), which its children inherit; a worker that
+starts with that data directory (its lock held: no other worker uses it) ends the marked processes it finds
+before it takes a task. A job cannot set the mark (task_env.py denies it, and the worker sets it last); a
+process a task starts with a forged one is only ever ended by that worker.
 
 Linux only (it reads /proc/PID/environ, readable for the worker's own user and by root); elsewhere nothing is
 found. A process that rewrote its environment is not found.
@@ -13,6 +16,7 @@ found. A process that rewrote its environment is not found.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import signal
@@ -22,13 +26,13 @@ from pathlib import Path
 
 log = logging.getLogger("tablao.worker.leftovers")
 
-MARK = "TABLAO_TASK_OF"  # denied to a job's own variables (task_env.py: TABLAO_*), so no job sets it
+MARK = "RENDER_FARM_TASK"
 SCAN_SECONDS = 10.0
 
 
 def mark_of(data_dir: Path) -> str:
     """The mark's value for the worker with this data directory."""
-    return str(data_dir.resolve())
+    return "tablao-" + hashlib.sha256(str(data_dir.resolve()).encode(errors="surrogateescape")).hexdigest()[:24]
 
 
 def find(data_dir: Path, uids: frozenset[int] | None = None, proc: Path = Path("/proc")) -> list[int]:

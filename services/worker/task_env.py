@@ -25,7 +25,8 @@ DEFAULT_ALLOW: tuple[str, ...] = (
 )  # fmt: skip
 
 # Never passed on, not even when a job sets them: they change which code a program loads or runs, or they
-# are ours (TABLAO_* holds tokens and internals).
+# are ours (TABLAO_* holds tokens and internals; RENDER_FARM_TASK is the worker's mark on its tasks' processes,
+# leftovers.py).
 _DENIED_PATTERNS: tuple[str, ...] = (
     "LD_*", "DYLD_*", "_RLD*", "LIBPATH", "SHLIB_PATH", "GCONV_PATH", "GETCONF_DIR", "HOSTALIASES",
     "LOCPATH", "MALLOC_*", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPPREFIX",
@@ -33,7 +34,8 @@ _DENIED_PATTERNS: tuple[str, ...] = (
     "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "CLASSPATH", "BASH_ENV", "ENV", "BASH_FUNC_*", "SHELLOPTS",
     "PS4", "IFS", "BLENDER_SYSTEM_SCRIPTS", "BLENDER_USER_SCRIPTS", "BLENDER_SYSTEM_PYTHON",
     "QT_PLUGIN_PATH", "QT_QPA_PLATFORM_PLUGIN_PATH", "OCIO_*", "GTK_MODULES", "GIO_EXTRA_MODULES",
-    "TABLAO_*", "PYTHON_KEYRING_*", "DBUS_SESSION_BUS_ADDRESS", "SSH_AUTH_SOCK", "GPG_AGENT_INFO",
+    "TABLAO_*", "RENDER_FARM_TASK", "PYTHON_KEYRING_*", "DBUS_SESSION_BUS_ADDRESS", "SSH_AUTH_SOCK",
+    "GPG_AGENT_INFO",
 )  # fmt: skip
 _SECRET_WORDS = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|PRIVATE_?KEY|AUTH", re.IGNORECASE)
 

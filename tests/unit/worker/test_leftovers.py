@@ -74,11 +74,13 @@ def test_every_task_process_carries_the_mark_of_its_workers_data_directory(tmp_p
 
     def prepare() -> task_policy.Prepared:  # in a context of its own: the policy is not left to later tests
         task_policy.use_policy(policy)
-        return task_policy.prepare({"TABLAO_TASK_OF": "/elsewhere", "SHOT": "010"})  # a job cannot set the mark
+        return task_policy.prepare({leftovers.MARK: "forged", "SHOT": "010"})  # a job cannot set the mark
 
     prepared = contextvars.copy_context().run(prepare)
     try:
-        assert prepared.env[leftovers.MARK] == str((tmp_path / "worker").resolve())
+        assert prepared.env[leftovers.MARK] == leftovers.mark_of(tmp_path / "worker")
+        assert str(tmp_path) not in prepared.env[leftovers.MARK]  # where the worker keeps its files is not said
+        assert not [name for name in prepared.env if name.startswith("TABLAO_")]
         assert prepared.env["SHOT"] == "010"
         assert leftovers.MARK not in prepared.base_env  # the variables a held process is compared on
     finally:

@@ -41,7 +41,6 @@ class HeldUpdates:
         self.chars = 0
         self._dropped_lines: dict[int, int] = {}  # task id → its log lines dropped and not yet said so
         self._said: set[int] = set()  # tasks whose dropped lines the worker's log has mentioned
-        self.dropped_updates = 0
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -66,7 +65,6 @@ class HeldUpdates:
             if lines:
                 self._drop_lines(task_id, lines)
             if not any(fields.get(k) for k in FATEFUL):
-                self.dropped_updates += 1
                 return None, None
             fields = {k: v for k, v in fields.items() if k in KEPT_PAST_BOUND}
         dropped = self._dropped_lines.pop(task_id, 0)

@@ -156,7 +156,7 @@ def release_claim(session: Session, manager: ManagerRow, task_ids: list[int]) ->
 def _claimed(task: TaskRow, job: JobRow) -> ClaimedTask:
     return ClaimedTask(
         id=task.id, job_id=job.id, job_name=job.name, job_priority=job.priority, job_created=aware(job.created),
-        job_tags=sorted(required_tags(job.tags)), max_task_failures=job.max_task_failures,
+        job_tags=list(job.tags or []), max_task_failures=job.max_task_failures,  # normalised by ClaimedTask
         on_task_failure=OnTaskFailure(job.on_task_failure), index=task.index, name=task.name, type=task.type,
         attempt=task.attempt, failure_count=task.failure_count,
         commands=[Command.model_validate(c) for c in task.commands], steps_total=task.steps_total,

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from services.manager.api import clients, worker
+from services.manager.api import clients, door, worker
 from services.manager.api.deps import ClientTokens, wanted_at
 from services.manager.api.hot_path import HotRoute
 from services.manager.config import ManagerConfig
@@ -130,9 +130,14 @@ def create_app(config: ManagerConfig) -> FastAPI:
     # anyone may register (the secret is in the body): a secret, a name and a platform
     public = {("POST", "/api/v1/worker/register"): PUBLIC_BODY_BYTES}
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, route_limits=public)
-    # outside the others: a write without credentials is refused before its body is read (registering needs none)
+    # outside the others: a write without good credentials is refused before its body is read (registering needs
+    # none)
     app.add_middleware(
-        CredentialsFirst, public={"/api/v1/worker/register"}, wanted=wanted_at, routes=lambda: app.routes
+        CredentialsFirst,
+        public={"/api/v1/worker/register"},
+        wanted=wanted_at,
+        routes=lambda: app.routes,
+        vouch=lambda scope, authorization: door.vouch(app.state, scope, authorization),
     )
     app.add_middleware(AnswerWhenStopping)  # the very outermost: a request still open at a stop is a 503
 

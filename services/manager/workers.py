@@ -106,9 +106,7 @@ class WorkerRegistry:
     ) -> WorkerState:
         """The worker whose credentials these are. `instance`: the calling process's number; a process that
         another one signed on after is refused (Superseded), unless it is signing on (take_instance follows)."""
-        worker = self._workers.get(worker_id)
-        if worker is None or not hmac.compare_digest(worker.secret_hash, hash_secret(secret)):
-            raise Unauthorized("unknown worker id or wrong secret", "authorization")
+        worker = self.check_secret(worker_id, secret)
         now = time.monotonic()
         if instance is not None and not signing_on:
             if worker.instance is None:  # a worker that has not signed on with a number since this store began
@@ -120,6 +118,13 @@ class WorkerRegistry:
         worker.last_seen_wall = datetime.now(UTC)
         if worker.status == WorkerStatus.OFFLINE and worker.signed_on:
             worker.status = WorkerStatus.AWAKE
+        return worker
+
+    def check_secret(self, worker_id: str, secret: str) -> WorkerState:
+        """The worker whose credentials these are, nothing noted of the call; Unauthorized if none is."""
+        worker = self._workers.get(worker_id)
+        if worker is None or not hmac.compare_digest(worker.secret_hash, hash_secret(secret)):
+            raise Unauthorized("unknown worker id or wrong secret", "authorization")
         return worker
 
     def still_current(self, worker: WorkerState, instance: str | None) -> None:

@@ -21,7 +21,7 @@ from services.protocol.common import utcnow
 from services.protocol.credentials_first import CredentialsFirst
 from services.protocol.input_guard import InputGuard
 from services.protocol.stopping import AnswerWhenStopping
-from services.server.api import ROUTERS, errors, manager_link, storage_errors
+from services.server.api import ROUTERS, door, errors, manager_link, storage_errors
 from services.server.api.deps import NEEDS_TOKEN
 from services.server.background import Awake, Sweep, sweep_forever
 from services.server.config import ServerConfig
@@ -114,6 +114,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.sweeps = sweeps
     app.state.builds = builds
     app.state.token_cache = {}
+    app.state.manager_tokens_seen = {}  # the door's (api/door.py): Manager tokens found good lately
     app.state.auth_backoff = Backoff(free=config.auth_free_failures)  # bad tokens, per client address
     app.state.login_backoff = Backoff(free=config.auth_free_failures)  # failed logins, per address and user
     app.state.dispatcher = Dispatcher()
@@ -131,12 +132,15 @@ def create_app(config: ServerConfig) -> FastAPI:
         ("POST", API_PREFIX + "/auth/login"): PUBLIC_BODY_BYTES,  # anyone may call it: a user name and password
     }
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes, route_limits=route_limits)
-    # outside the others: a write without credentials is refused before its body is read (logging in needs none)
+    # outside the others: a write without good credentials is refused before its body is read (logging in needs
+    # none)
+    manager_routes = API_PREFIX + manager_link.router.prefix + "/"
     app.add_middleware(
         CredentialsFirst,
         public={API_PREFIX + "/auth/login"},
         wanted=lambda _path: NEEDS_TOKEN,
         routes=lambda: app.routes,
+        vouch=lambda scope, authorization: door.vouch(app.state, manager_routes, scope, authorization),
     )
     app.add_middleware(AnswerWhenStopping)  # the very outermost: a request still open at a stop is a 503
     return app

@@ -300,3 +300,58 @@ def test_a_write_without_credentials_is_refused_before_its_body_is_read(
     r = httpx.post(f"{mgr.url}{API}/worker/register", json={"registration_secret": "no", "name": "w",
                                                           "platform": "linux"}, timeout=10)  # fmt: skip
     assert r.status_code in (401, 429) and "registration_secret" in r.text
+
+
+def test_a_write_with_credentials_the_route_would_refuse_is_refused_before_its_body_is_read(
+    farm: tuple[ServerProcess, ManagerProcess],
+) -> None:
+    """Made-up credentials used to buy a read of up to 8 MiB (64 MiB for a log upload): the route checked them
+    only once the body had arrived. Each answer below must come while 999,993 bytes of the body are unsent."""
+    server, mgr = farm
+    manager_token = mgr.token
+    user = f"Bearer {server.admin_token}"
+    for url, path, authorization, field, words in (
+        (server.url, "/jobs", "Bearer made-up", "token", "not valid"),
+        (server.url, "/jobs", f"Bearer {manager_token}", "token", "not valid"),  # a Manager's token, a user's route
+        (server.url, "/jobs", "Basic dXNlcjpwYXNz", "token", "needs an API token"),  # another scheme
+        (server.url, "/manager/updates", "Bearer made-up", "token", "not a Manager token"),
+        (server.url, "/manager/tasks/1/log", user, "token", "not a Manager token"),  # a user's token, a Manager's
+        (mgr.url, "/worker/heartbeat", "Basic bm8tc3VjaDp3b3JrZXI=", "authorization", "wrong secret"),
+        (mgr.url, "/worker/task", "Bearer made-up", "authorization", "Basic"),  # a token where a worker's id is due
+        (mgr.url, "/workers/w/sleep-schedule", "Bearer made-up", "authorization", "unknown or revoked"),
+        (mgr.url, "/workers/w/sleep-schedule", "Basic bm8tc3VjaDp3b3JrZXI=", "authorization", "Server API token"),
+    ):
+        status, body = _anonymous_write(
+            url, "POST" if "sleep" not in path else "PUT", path, authorization=authorization
+        )
+        assert status == 401, (path, authorization, body)
+        assert body["errors"][0]["field"] == field and words in body["detail"], (path, authorization, body)
+    # a path no route takes is still a 404, good credentials or not
+    status, body = _anonymous_write(server.url, "POST", "/no/such/route", authorization="Bearer made-up")
+    assert status == 404, body
+    # good credentials still reach the route, which reads the body (here a broken one, so a 422 names it)
+    r = httpx.post(f"{server.url}{API}/jobs", content=b'{"a": 1', headers=server.headers(), timeout=10)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body", r.text
+    r = httpx.post(
+        f"{server.url}{API}/manager/updates", content=b"{", headers=server.headers(manager_token), timeout=10
+    )
+    assert r.status_code == 422, r.text
+
+
+def test_an_address_sending_bad_tokens_waits_before_its_bodies_are_read(tmp_path: Any) -> None:
+    """The back-off for bad tokens holds at the door too: 429 with Retry-After, and a good token still passes."""
+    server = ServerProcess(
+        data_dir=tmp_path / "server", database_url=None, env={"TABLAO_AUTH_FREE_FAILURES": "2"}
+    ).start()
+    try:
+        statuses = [_anonymous_write(server.url, "POST", "/jobs", authorization=f"Bearer bad-{i}")[0] for i in range(4)]
+        assert statuses[:2] == [401, 401] and statuses[-1] == 429, statuses
+        manager_statuses = [
+            _anonymous_write(server.url, "POST", "/manager/updates", authorization=f"Bearer bad-{i}")[0]
+            for i in range(4)
+        ]
+        assert manager_statuses[:2] == [401, 401] and manager_statuses[-1] == 429, manager_statuses
+        r = httpx.post(f"{server.url}{API}/jobs", content=b"{", headers=server.headers(), timeout=10)
+        assert r.status_code == 422, r.text
+    finally:
+        server.stop()

@@ -66,7 +66,11 @@ def calling_instance(request: Request) -> str | None:
 
 
 def _basic(request: Request) -> tuple[str, str]:
-    header = request.headers.get("authorization", "")
+    return basic_credentials(request.headers.get("authorization", ""))
+
+
+def basic_credentials(header: str) -> tuple[str, str]:
+    """The worker id and secret of an `Authorization: Basic …` header; Unauthorized when it is not one."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
         raise Unauthorized(NEEDS_WORKER.message, NEEDS_WORKER.field)
@@ -138,12 +142,17 @@ def _unexpired(who: ClientIdentity) -> ClientIdentity:
 
 
 async def authenticated_client(request: Request) -> ClientIdentity:
-    header = request.headers.get("authorization", "")
+    tokens: ClientTokens = request.app.state.client_tokens
+    address = request.client.host if request.client else "unknown"
+    return await client_identity(tokens, request.headers.get("authorization", ""), address)
+
+
+async def client_identity(tokens: ClientTokens, header: str, address: str) -> ClientIdentity:
+    """Who the `Authorization: Bearer …` header sent from `address` stands for, as the Server says."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized(NEEDS_TOKEN.message, NEEDS_TOKEN.field)
-    tokens: ClientTokens = request.app.state.client_tokens
-    return await tokens.identify(token.strip(), request.client.host if request.client else "unknown")
+    return await tokens.identify(token.strip(), address)
 
 
 ClientDep = Annotated[ClientIdentity, Depends(authenticated_client)]

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 from services.protocol.backoff import Backoff
 from services.protocol.common import utcnow
@@ -69,6 +70,8 @@ DispatcherDep = Annotated[Dispatcher, Depends(dispatcher)]
 
 # a request without credentials; also the answer of the door (credentials_first.py) to a write without them
 NEEDS_TOKEN = Wanted("Bearer", "this route needs an API token: send 'Authorization: Bearer <token>'", "token")
+BAD_USER_TOKEN = "the API token is not valid (revoked, expired, or from another farm)"
+NOT_A_MANAGER_TOKEN = "not a Manager token of this farm"
 
 
 def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
@@ -89,27 +92,30 @@ async def current_user(
     token = _token(credentials)
     actor = await token_user(request, token, count_failure=True)
     if actor is None:
-        raise Unauthorized("the API token is not valid (revoked, expired, or from another farm)", field="token")
+        raise Unauthorized(BAD_USER_TOKEN, field="token")
     return actor
 
 
 async def token_user(request: Request, token: str, *, count_failure: bool) -> Actor | None:
     """The user `token` stands for now (None: revoked, expired, disabled, unknown); `count_failure`: a bad token
     counts towards the address's back-off (a request's token does; an open event stream's re-check does not)."""
-    cache: dict[str, tuple[float, Actor | None]] = request.app.state.token_cache
+    return await cached_user(request.app.state, client_address(request), token, count_failure=count_failure)
+
+
+async def cached_user(state: State, address: str, token: str, *, count_failure: bool) -> Actor | None:
+    """As token_user, for the caller at `address` of the app whose state is `state`."""
+    cache: dict[str, tuple[float, Actor | None]] = state.token_cache
     hit = cache.get(token)
     if hit is not None and hit[0] > time.monotonic():
         return hit[1]
-    return await run_in_threadpool(_look_up, request, token, count_failure)
+    return await run_in_threadpool(_look_up, state, address, token, count_failure)
 
 
-def _look_up(request: Request, token: str, count_failure: bool) -> Actor | None:
+def _look_up(state: State, address: str, token: str, count_failure: bool) -> Actor | None:
     """The token's user from the database, remembered for a while; bad tokens count towards a back-off."""
-    cache: dict[str, tuple[float, Actor | None]] = request.app.state.token_cache
+    cache: dict[str, tuple[float, Actor | None]] = state.token_cache
     now = time.monotonic()
-    backoff: Backoff = request.app.state.auth_backoff
-    address = ("address", client_address(request))
-    with request.app.state.read_sessions() as session:
+    with state.read_sessions() as session:
         found = auth.user_for_token(session, token)
     actor = Actor(found[0].name, Role(found[0].role)) if found else None
     # an expiring token is remembered no longer than it is valid
@@ -121,7 +127,9 @@ def _look_up(request: Request, token: str, count_failure: bool) -> Actor | None:
     cache[token] = (now + ttl, actor)
     # An address sending bad tokens must wait (429), but a valid token still passes: tokens are 256-bit random,
     # so the wait is not what stops guessing; it keeps one stale client from locking out its neighbours.
-    if actor is None and count_failure and (wait := backoff.retry_after(address) or backoff.failed(address)):
+    backoff: Backoff = state.auth_backoff
+    key = ("address", address)
+    if actor is None and count_failure and (wait := backoff.retry_after(key) or backoff.failed(key)):
         raise TooManyAttempts(f"too many bad API tokens from this address: try again in {wait:.0f} s", wait)
     return actor
 
@@ -156,12 +164,16 @@ def manager_by_token(session: Session, token: str, request: Request | None = Non
     manager = manager_for_token(session, token)
     if manager is None:
         if request is not None:
-            backoff: Backoff = request.app.state.auth_backoff
-            key = ("manager-address", client_address(request))
-            if wait := backoff.retry_after(key) or backoff.failed(key):
-                raise TooManyAttempts(f"too many bad Manager tokens from this address: try again in {wait:.0f} s", wait)
-        raise Unauthorized("not a Manager token of this farm", field="token")
+            refuse_manager_token(request.app.state.auth_backoff, client_address(request))
+        raise Unauthorized(NOT_A_MANAGER_TOKEN, field="token")
     return manager
+
+
+def refuse_manager_token(backoff: Backoff, address: str) -> None:
+    """A bad Manager token from `address`: TooManyAttempts once the address has sent too many."""
+    key = ("manager-address", address)
+    if wait := backoff.retry_after(key) or backoff.failed(key):
+        raise TooManyAttempts(f"too many bad Manager tokens from this address: try again in {wait:.0f} s", wait)
 
 
 def current_manager(request: Request, session: SessionDep, token: TokenDep) -> ManagerRow:

@@ -26,7 +26,7 @@ from services.server.api.deps import ConfigDep, DispatcherDep, ReadSessionDep, S
 from services.server.db.tables import JobRow
 from services.server.jobtypes.registry import get_job_type
 from services.server.store import jobs as store
-from services.server.store import submission, task_times
+from services.server.store import log_copies, submission, task_times
 from services.server.store.convert import job_to_wire, log_entry, task_summary
 from services.server.store.errors import Invalid, StoreError
 from services.server.store.link import handing_off
@@ -92,6 +92,7 @@ def bulk(
         raise Invalid("give exactly one of action, priority or delete", field="action")
     results = []
     acted_on = []
+    deleted: list[int] = []
     for job_id in dict.fromkeys(req.ids):
         savepoint = session.begin_nested()
         try:
@@ -106,12 +107,16 @@ def bulk(
             results.append(BulkItemResult(id=job_id, ok=True))
             if req.action is not None:
                 acted_on.append(job)
+            else:
+                deleted.append(job_id)
         except (StoreError, ValueError) as exc:
             savepoint.rollback()
             results.append(BulkItemResult(id=job_id, ok=False, error=str(getattr(exc, "message", exc))))
     # resumed or requeued jobs go to waiting claims in this transaction, after every savepoint has ended
     with handing_off(session, dispatcher, acted_on, cfg.lease_seconds):
         session.commit()
+    for job_id in deleted:
+        log_copies.forget_job(cfg.data_dir, job_id)
     return BulkResult(results=results)
 
 
@@ -130,9 +135,10 @@ def get_job(
 
 
 @router.delete("/{job_id}", status_code=204)
-def delete_job(job_id: Id, session: SessionDep, user: UserDep) -> Response:
+def delete_job(job_id: Id, session: SessionDep, user: UserDep, cfg: ConfigDep) -> Response:
     store.delete_job(session, store.get(session, job_id, for_update=True), user)
     session.commit()
+    log_copies.forget_job(cfg.data_dir, job_id)
     return Response(status_code=204)
 
 

@@ -22,6 +22,7 @@ from services.protocol.failures import LogSource
 from services.protocol.states import ManagerStatus
 from services.server.api.deps import ConfigDep, ReadSessionDep, SessionDep, UserDep
 from services.server.db.tables import ManagerRow, PendingInstructionRow, TaskRow
+from services.server.store import log_copies
 from services.server.store.errors import Conflict, Invalid, NotFound
 from services.server.store.farm import manager_status
 from services.server.store.tasks import instruct
@@ -40,7 +41,7 @@ def _task(session: Session, task_id: int) -> TaskRow:
 
 def copy_path(data_dir: Path, task: TaskRow) -> Path:
     """Where store.log_copies.store keeps the copy a Manager uploaded."""
-    return data_dir / "task-logs" / f"job-{task.job_id}" / f"task-{task.id}.log"
+    return log_copies.job_folder(data_dir, task.job_id) / f"task-{task.id}.log"
 
 
 @router.get("/{task_id}/log-source")

@@ -338,3 +338,12 @@ class WebhookOutboxRow(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
 
     __table_args__ = (Index("ix_webhook_outbox_due", "next_attempt", "id"),)
+
+
+class IdFloorRow(Base):
+    """The highest id a table ever gave, where it may have been deleted since (SQLite gives the highest id in
+    the table plus one, so a deleted job's ids would come back): new ids are above it (store/id_floors.py)."""
+
+    __tablename__ = "id_floors"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_id: Mapped[int] = mapped_column(BigInteger)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from pydantic import ValidationError
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
@@ -18,7 +18,7 @@ from services.server.jobtypes.base import CompileError, JobContext, paused_gc
 from services.server.jobtypes.registry import get_job_type, job_types
 from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD as HELD_STATUSES
-from services.server.store import events, paging
+from services.server.store import events, id_floors, paging
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Forbidden, Invalid, NotFound
 from services.server.store.task_writer import TaskWriter
@@ -77,6 +77,7 @@ def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
 
     now = utcnow()
     job = JobRow(
+        id=id_floors.new_job_id(session),
         name=sub.name,
         type=sub.type,
         settings=settings.model_dump(mode="json"),
@@ -293,6 +294,9 @@ def delete_job(session: Session, job: JobRow, actor: Actor) -> None:
     job_id = job.id
     # dependencies first: deleting them by job keeps SQLite from a per-row cascade over the task table
     task_ids = select(TaskRow.id).where(TaskRow.job_id == job_id)
+    highest_task = session.scalar(select(func.max(TaskRow.id)).where(TaskRow.job_id == job_id))
+    id_floors.note_deleted(session, id_floors.TASKS, highest_task)
+    id_floors.note_deleted(session, id_floors.JOBS, job_id)
     session.execute(delete(TaskDependencyRow).where(TaskDependencyRow.task_id.in_(task_ids)))
     session.execute(delete(TaskRow).where(TaskRow.job_id == job_id))
     session.execute(delete(JobLogRow).where(JobLogRow.job_id == job_id))

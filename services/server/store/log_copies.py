@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def store(session: Session, manager: ManagerRow, task_id: int, data_dir: Path, b
         raise NotFound(f"no task with id {task_id}", field="id")
     if task.manager_id != manager.id:
         raise Conflict(f"task {task_id} is not held by this Manager", field="id")
-    folder = data_dir / "task-logs" / f"job-{task.job_id}"
+    folder = job_folder(data_dir, task.job_id)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"task-{task_id}.log"
     # a file of its own for each upload: a Manager's retry may arrive while its first try is still being
@@ -36,3 +37,12 @@ def store(session: Session, manager: ManagerRow, task_id: int, data_dir: Path, b
             tmp.unlink()  # a full disk, say: no half copy is left behind
         raise
     return path
+
+
+def job_folder(data_dir: Path, job_id: int) -> Path:
+    return data_dir / "task-logs" / f"job-{job_id}"
+
+
+def forget_job(data_dir: Path, job_id: int) -> None:
+    """A deleted job's copies go with it (after its rows are gone: a failure here leaves files, never rows)."""
+    shutil.rmtree(job_folder(data_dir, job_id), ignore_errors=True)

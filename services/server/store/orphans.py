@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from services.protocol.common import utcnow
 from services.protocol.states import JobStatus
 from services.server.db.tables import JobLogRow, JobRow, TaskDependencyRow, TaskRow
-from services.server.store import events
+from services.server.store import events, id_floors
 from services.server.store.tasks import log_job
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,10 @@ def remove_batch(session: Session, job_id: int) -> bool:
             key = tuple_(TaskDependencyRow.task_id, TaskDependencyRow.depends_on_id)
             session.execute(delete(TaskDependencyRow).where(key.in_([tuple(p) for p in pairs])))
         if len(pairs) < DEPENDENCY_BATCH:
+            id_floors.note_deleted(session, id_floors.TASKS, max(ids))
             session.execute(delete(TaskRow).where(TaskRow.id.in_(ids)))
         return True
+    id_floors.note_deleted(session, id_floors.JOBS, job_id)
     session.execute(delete(JobLogRow).where(JobLogRow.job_id == job_id))
     session.execute(delete(JobRow).where(JobRow.id == job_id))
     return False

@@ -30,7 +30,7 @@ from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, TaskStatu
 from services.server.db.tables import JobRow, ManagerRow
 from services.server.jobtypes.base import CompiledTask, CompileError, JobContext, JobType
 from services.server.jobtypes.registry import get_job_type, job_types
-from services.server.store import events, failures, host_check, orphans
+from services.server.store import events, failures, host_check, id_floors, orphans
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Invalid
 from services.server.store.jobs import Actor, pydantic_errors
@@ -121,6 +121,7 @@ def _build(
         _check_references(session, sub)
         held = _check_active_jobs(session, actor, limits)
         job = JobRow(
+            id=id_floors.new_job_id(session),
             name=sub.name, type=sub.type, settings=settings.model_dump(mode="json"), priority=sub.priority,
             submitter=actor.name, tags=sorted(set(sub.tags)), manager_id=sub.manager_id,
             depends_on=sorted(set(sub.depends_on)), max_task_failures=sub.max_task_failures,

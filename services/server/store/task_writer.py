@@ -16,12 +16,13 @@ from datetime import datetime
 from itertools import islice
 
 import orjson
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from services.protocol.states import TaskStatus
 from services.server.db.tables import TaskRow
 from services.server.jobtypes.base import CompiledTask
+from services.server.store import id_floors
 from services.server.store.errors import Invalid
 
 _COLUMNS = ("id", "job_id", "index", "name", "type", "commands", "status", "deps_pending", "steps_total",
@@ -129,5 +130,5 @@ def _allocate_ids(session: Session, n: int) -> list[int]:
         )
         return sorted(int(x) for (x,) in seq)
     # SQLite: this transaction holds the write lock (BEGIN IMMEDIATE), so nobody else takes these ids
-    start = (session.scalar(select(func.max(TaskRow.id))) or 0) + 1
+    start = id_floors.next_id(session, id_floors.TASKS, TaskRow.id)
     return list(range(start, start + n))

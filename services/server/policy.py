@@ -30,6 +30,7 @@ from typing import Any
 
 from services.protocol.states import Role
 from services.server.jobtypes.base import Capability, JobType
+from services.server.jobtypes.registry import get_job_type
 from services.server.store.errors import Forbidden, Invalid
 
 DEFAULT_ROLES: dict[Capability, frozenset[Role]] = {
@@ -78,13 +79,15 @@ class FarmPolicy:
             return self.job_type_roles[name]
         return self.capability_roles[job_type.capability]
 
-    def check_submission(self, name: str, job_type: JobType, settings: Mapping[str, Any], role: Role) -> None:
+    def check_submission(
+        self, name: str, job_type: JobType, settings: Mapping[str, Any], role: Role, doing: str = "submitted"
+    ) -> None:
         """Forbidden (403) when the role may not submit this job type; Invalid (422) for an output path outside."""
         allowed = self.roles_for(name, job_type)
         if role not in allowed:
             who = " or ".join(sorted(allowed)) or "nobody"
             raise Forbidden(
-                f"job type {name!r} ({job_type.capability} capability) may be submitted by {who} on this farm; "
+                f"job type {name!r} ({job_type.capability} capability) may be {doing} by {who} on this farm; "
                 f"you are {role}",
                 field="type",
             )
@@ -97,6 +100,14 @@ class FarmPolicy:
                     f"{value!r} is outside the farm's output roots ({', '.join(self.output_roots)})",
                     field=f"settings.{key}",
                 )
+
+    def check_run_again(self, name: str, settings: Mapping[str, Any], role: Role) -> None:
+        """As check_submission, for a job's tasks made runnable again (requeued, resumed): what a role may not
+        submit today (the policy tightened since, the user demoted since) it may not run again either. A job
+        type no longer on the farm has nothing to check: its tasks can only fail."""
+        job_type = get_job_type(name)
+        if job_type is not None:
+            self.check_submission(name, job_type, settings, role, doing="submitted or run again")
 
 
 def _roles(value: Any, where: str) -> frozenset[Role]:

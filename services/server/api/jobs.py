@@ -14,6 +14,7 @@ from services.protocol.jobs import (
     BulkJobRequest,
     BulkResult,
     Job,
+    JobAction,
     JobActionRequest,
     JobDetail,
     JobLogEntry,
@@ -83,6 +84,10 @@ def list_jobs(
     return Page[Job](items=[job_to_wire(j, workers(j)) for j in rows], next_cursor=next_cursor)
 
 
+# actions that make a job's tasks runnable again: judged by today's policy, as a submission is
+RUN_AGAIN = frozenset({JobAction.RESUME, JobAction.REQUEUE, JobAction.REQUEUE_FAILED})
+
+
 @router.post("/bulk")
 def bulk(
     req: BulkJobRequest, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
@@ -98,6 +103,9 @@ def bulk(
         try:
             job = store.get(session, job_id, for_update=True)
             if req.action is not None:
+                if req.action in RUN_AGAIN:
+                    store.check_may_manage(job, user)
+                    cfg.policy.check_run_again(job.type, job.settings, user.role)
                 store.apply_action(session, job, req.action, user, req.reason)
             elif req.priority is not None:
                 store.set_priority(session, job, req.priority, user)
@@ -147,6 +155,9 @@ def change_status(
     job_id: Id, req: JobActionRequest, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
 ) -> Job:
     job = store.get(session, job_id, for_update=True)
+    if req.action in RUN_AGAIN:
+        store.check_may_manage(job, user)  # someone else's job: that is the refusal to name
+        cfg.policy.check_run_again(job.type, job.settings, user.role)
     store.apply_action(session, job, req.action, user, req.reason)
     with handing_off(session, dispatcher, [job], cfg.lease_seconds):  # a resumed or requeued job's tasks
         session.commit()

@@ -49,6 +49,7 @@ def change_task_status(
     job = job_store.get(session, task.job_id, for_update=True)
     job_store.check_may_manage(job, user)
     if req.action == "requeue":
+        cfg.policy.check_run_again(job.type, job.settings, user.role)
         store.requeue_task(session, task, job, actor=user.name, reason=req.reason)
     else:
         store.cancel_task(session, task, job, actor=user.name, reason=req.reason)

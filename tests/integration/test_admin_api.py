@@ -53,14 +53,14 @@ def test_role_changes_and_disabling_reach_the_users_tokens_at_once(admin: httpx.
     assert r.status_code == 200 and r.json()["disabled"] is True
     assert me(server, token).status_code == 401
     assert login(server, user["name"], password).status_code == 403  # the right password: told why
-    assert login(server, user["name"], "not-the-password").status_code == 422  # else: nothing learnt
+    assert login(server, user["name"], "not-the-password").status_code == 401  # else: nothing learnt
     listed = next(u for u in admin.get("/users").json() if u["id"] == user["id"])
     assert listed["disabled"] is True
 
     r = admin.patch(f"/users/{user['id']}", json={"disabled": False, "role": "wrangler", "password": "another-one!"})
     assert r.status_code == 200 and r.json() == {**listed, "disabled": False, "role": "wrangler"}
     assert me(server, token).json()["role"] == "wrangler"
-    assert login(server, user["name"], password).status_code == 422
+    assert login(server, user["name"], password).status_code == 401
     assert login(server, user["name"], "another-one!").status_code == 200
 
 

@@ -296,7 +296,7 @@ def test_a_write_without_credentials_is_refused_before_its_body_is_read(
         assert status == status_wanted and set(body) == {"detail", "errors"}, (path, status, body)
     # the routes public by design still read what they are sent
     r = httpx.post(f"{server.url}{API}/auth/login", json={"username": "nobody", "password": "x" * 12}, timeout=10)
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "password", r.text  # wrong password
+    assert r.status_code == 401 and r.json()["errors"][0]["field"] == "password", r.text  # wrong password
     r = httpx.post(f"{mgr.url}{API}/worker/register", json={"registration_secret": "no", "name": "w",
                                                           "platform": "linux"}, timeout=10)  # fmt: skip
     assert r.status_code in (401, 429) and "registration_secret" in r.text

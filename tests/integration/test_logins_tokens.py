@@ -45,7 +45,7 @@ def test_failed_logins_take_as_long_for_unknown_users(server: ServerProcess) -> 
 
     def timed(user: str) -> float:
         t = time.perf_counter()
-        assert _login(server, user, "wrong-password").status_code == 422
+        assert _login(server, user, "wrong-password").status_code == 401
         return time.perf_counter() - t
 
     known, unknown = [], []
@@ -62,7 +62,7 @@ def test_failed_logins_take_as_long_for_unknown_users(server: ServerProcess) -> 
 def test_failed_logins_back_off_per_address_and_user(server: ServerProcess) -> None:
     token = _add_user(server, "bo")
     codes = [_login(server, "bo", "wrong-password").status_code for _ in range(11)]
-    assert codes[:10] == [422] * 10 and codes[10] == 429
+    assert codes[:10] == [401] * 10 and codes[10] == 429
     r = _login(server, "bo", "bo-password")  # even the right password waits now
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
     assert [e["field"] for e in r.json()["errors"]] == ["password"]

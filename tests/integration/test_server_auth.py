@@ -75,7 +75,7 @@ def test_wranglers_manage_all_jobs_but_not_users(server: ServerProcess, tokens: 
 
 def test_login_and_revoke(server: ServerProcess, tokens: dict[str, str]) -> None:
     r = httpx.post(server.url + API + "/auth/login", json={"username": "wes", "password": "nope-nope"})
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "password"
+    assert r.status_code == 401 and r.json()["errors"][0]["field"] == "password"
     r = httpx.post(server.url + API + "/auth/login", json={"username": "wes", "password": "wes-password"})
     assert r.status_code == 200 and r.json()["role"] == "wrangler"
     token, token_id = r.json()["token"], r.json()["id"]

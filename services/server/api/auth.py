@@ -13,7 +13,7 @@ from services.protocol.backoff import Backoff
 from services.protocol.common import SmallId, utcnow
 from services.protocol.farm import ApiToken, LoginRequest, TokenCreate, TokenCreated, User, UserCreate
 from services.protocol.states import Role
-from services.server.api.deps import AdminDep, ConfigDep, ReadSessionDep, SessionDep, client_address
+from services.server.api.deps import AdminDep, ConfigDep, ReadSessionDep, SessionDep, Unauthorized, client_address
 from services.server.db.tables import ApiTokenRow, UserRow
 from services.server.store import auth as store
 from services.server.store.convert import aware
@@ -86,7 +86,7 @@ async def login(req: LoginRequest, request: Request, cfg: ConfigDep) -> TokenCre
         wait = max([backoff.failed(k) for k in keys])
         if wait:
             raise TooManyAttempts(f"wrong user name or password; try again in {wait:.0f} s", wait, field="password")
-        raise Invalid("wrong user name or password", field="password")
+        raise Unauthorized("wrong user name or password", field="password")
     backoff.succeeded(keys[1])
     if disabled:  # said only to who knows the password: it tells nothing to someone guessing
         raise Forbidden("this user is disabled: ask an admin of the farm")
@@ -96,7 +96,7 @@ async def login(req: LoginRequest, request: Request, cfg: ConfigDep) -> TokenCre
         with request.app.state.write_sessions() as session:
             user = store.user_by_name(session, req.username)
             if user is None or user.disabled:  # deleted or disabled between the two sessions
-                raise Invalid("wrong user name or password", field="password")
+                raise Unauthorized("wrong user name or password", field="password")
             row, token = store.create_token(session, user, name="login", expires=expires)
             session.commit()
             return TokenCreated(**_token(row, user.name).model_dump(), token=token, role=Role(user.role))

@@ -312,7 +312,7 @@ def test_a_write_with_credentials_the_route_would_refuse_is_refused_before_its_b
     user = f"Bearer {server.admin_token}"
     for url, path, authorization, field, words in (
         (server.url, "/jobs", "Bearer made-up", "token", "not valid"),
-        (server.url, "/jobs", f"Bearer {manager_token}", "token", "not valid"),  # a Manager's token, a user's route
+        (server.url, "/jobs", f"Bearer {manager_token}", "token", "a Manager's token"),  # at a user's route
         (server.url, "/jobs", "Basic dXNlcjpwYXNz", "token", "needs an API token"),  # another scheme
         (server.url, "/manager/updates", "Bearer made-up", "token", "not a Manager token"),
         (server.url, "/manager/tasks/1/log", user, "token", "not a Manager token"),  # a user's token, a Manager's
@@ -326,6 +326,9 @@ def test_a_write_with_credentials_the_route_would_refuse_is_refused_before_its_b
         )
         assert status == 401, (path, authorization, body)
         assert body["errors"][0]["field"] == field and words in body["detail"], (path, authorization, body)
+    # a read says so too: a Manager's token is named for what it is
+    r = httpx.get(f"{server.url}{API}/jobs", headers=server.headers(manager_token), timeout=10)
+    assert r.status_code == 401 and "a Manager's token" in r.json()["detail"], r.text
     # a path no route takes is still a 404, good credentials or not
     status, body = _anonymous_write(server.url, "POST", "/no/such/route", authorization="Bearer made-up")
     assert status == 404, body

@@ -71,6 +71,7 @@ DispatcherDep = Annotated[Dispatcher, Depends(dispatcher)]
 # a request without credentials; also the answer of the door (credentials_first.py) to a write without them
 NEEDS_TOKEN = Wanted("Bearer", "this route needs an API token: send 'Authorization: Bearer <token>'", "token")
 BAD_USER_TOKEN = "the API token is not valid (revoked, expired, or from another farm)"
+MANAGER_TOKEN_AT_USER_ROUTE = "this is a Manager's token; this route needs a user's API token"
 NOT_A_MANAGER_TOKEN = "not a Manager token of this farm"
 
 
@@ -92,8 +93,18 @@ async def current_user(
     token = _token(credentials)
     actor = await token_user(request, token, count_failure=True)
     if actor is None:
-        raise Unauthorized(BAD_USER_TOKEN, field="token")
+        raise Unauthorized(await bad_user_token(request.app.state, token), field="token")
     return actor
+
+
+async def bad_user_token(state: State, token: str) -> str:
+    """Why a token no user holds is refused: a Manager's, sent where a user's is due, is named as such."""
+
+    def held_by_a_manager() -> bool:
+        with state.read_sessions() as session:
+            return manager_for_token(session, token) is not None
+
+    return MANAGER_TOKEN_AT_USER_ROUTE if await run_in_threadpool(held_by_a_manager) else BAD_USER_TOKEN
 
 
 async def token_user(request: Request, token: str, *, count_failure: bool) -> Actor | None:

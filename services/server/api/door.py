@@ -20,9 +20,9 @@ from starlette.types import Scope
 from services.protocol.backoff import retry_after_header
 from services.protocol.credentials_first import Refusal
 from services.server.api.deps import (
-    BAD_USER_TOKEN,
     NEEDS_TOKEN,
     NOT_A_MANAGER_TOKEN,
+    bad_user_token,
     cached_user,
     refuse_manager_token,
 )
@@ -48,7 +48,7 @@ async def vouch(state: State, manager_routes: str, scope: Scope, authorization: 
         else:
             if await cached_user(state, address, token, count_failure=True) is not None:
                 return None
-            message = BAD_USER_TOKEN
+            message = await bad_user_token(state, token)
     except TooManyAttempts as exc:
         return Refusal(429, exc.message, exc.field, retry_after_header(exc.retry_after))
     return Refusal(401, message, "token", {"www-authenticate": "Bearer"})

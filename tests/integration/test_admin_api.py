@@ -126,3 +126,13 @@ def test_a_removed_manager_loses_its_token_and_its_tasks_are_queued_again(
     assert all(f"{name} was removed" in x["activity"] for x in held)
     assert all(x["failure_count"] == 0 for x in held), "a removal is no failure of the task"
     assert admin.delete(f"/managers/{manager_id}").status_code == 404
+
+
+def test_user_names_differ_by_more_than_case(admin: httpx.Client) -> None:
+    name = f"ana{uuid.uuid4().hex[:8]}"
+    assert admin.post("/users", json={"name": name, "role": "artist"}).status_code == 201
+    for other in (name, name.upper(), name.capitalize()):
+        r = admin.post("/users", json={"name": other, "role": "wrangler"})
+        assert r.status_code == 409 and r.json()["errors"][0]["field"] == "name", r.text
+        assert repr(name) in r.json()["detail"]
+    assert [u["name"] for u in admin.get("/users").json()].count(name) == 1

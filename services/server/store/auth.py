@@ -10,7 +10,7 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
@@ -56,8 +56,11 @@ def user_by_name(session: Session, name: str) -> UserRow | None:
 
 
 def add_user(session: Session, name: str, role: Role, password: str | None = None) -> UserRow:
-    if user_by_name(session, name) is not None:
-        raise Conflict(f"a user named {name!r} exists already", field="name")
+    # names differing only in case would be two people in every list that looks the same (`ana`, `Ana`)
+    same = session.scalar(select(UserRow.name).where(func.lower(UserRow.name) == name.lower()))
+    if same is not None:
+        case = "" if same == name else " (user names must differ by more than case)"
+        raise Conflict(f"a user named {same!r} exists already{case}", field="name")
     user = UserRow(name=name, role=role, password_hash=hash_password(password) if password else None, created=utcnow())
     session.add(user)
     session.flush()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable
 
 # matched whole (fullmatch): a pattern ending in `$` would let a trailing line break through
@@ -28,12 +29,18 @@ def tag_problem(tag: str) -> str | None:
 
 def normal_tag(text: str) -> str:
     """The tag `text` stands for: itself when it is one. A job stored before the rule (`rtx 4090`) is matched
-    through this, with what a worker now signs on with (`rtx-4090`, which `--tags` suggests): each run of other
-    characters a dash, no leading punctuation, 64 at most; a text with nothing of a tag, a tag of its hash."""
+    through this, with what a worker now signs on with (`rtx-4090`, which `--tags` suggests): accented letters
+    without their accents (`gpü`: `gpu`), each run of other characters a dash, no leading punctuation, 64 at most.
+    Letters with no plain form (`日本`) cannot be dropped without making another tag (`gpu日本` is not `gpu`), so
+    a text with any, or with nothing of a tag, ends in a hash of itself: no worker has such a tag by chance."""
     if TAG_PATTERN.fullmatch(text):
         return text
-    tag = _NOT_IN_A_TAG.sub("-", text).lstrip("._:@+-").rstrip("-")[:64].rstrip("-")
-    return tag or "tag-" + hashlib.sha256(text.encode(errors="replace")).hexdigest()[:8]
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    tag = _NOT_IN_A_TAG.sub("-", plain).lstrip("._:@+-").rstrip("-")
+    if tag and plain.isascii():
+        return tag[:64].rstrip("-")
+    digest = hashlib.sha256(text.encode(errors="replace")).hexdigest()[:8]
+    return f"{tag[:55].rstrip('-')}-{digest}" if tag else f"tag-{digest}"
 
 
 def required_tags(tags: Iterable[str] | None) -> set[str]:

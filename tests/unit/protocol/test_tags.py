@@ -65,6 +65,8 @@ def test_a_workers_own_tags_as_given_on_its_command_line() -> None:
         ("x" * 70, "x" * 64),
         ("gpu\n", "gpu"),
         (".hidden", "hidden"),
+        ("gpü", "gpu"),  # an accent dropped, not the letter: it used to be `gp`
+        ("Ｒｅｎｄｅｒ", "Render"),  # full-width letters are the plain ones
     ],
 )
 def test_a_tag_stored_before_the_rule_stands_for_the_tag_a_worker_now_has(stored: str, tag: str) -> None:
@@ -86,6 +88,12 @@ def test_every_normal_tag_is_a_tag_and_a_tag_stands_for_itself(text: str) -> Non
     if TAG_PATTERN.fullmatch(text):
         assert tag == text
     assert normal_tag("!!!") != normal_tag("???")  # nothing of a tag: distinct, and no worker's by chance
+
+
+def test_letters_with_no_plain_form_are_not_dropped_into_another_tag() -> None:
+    assert normal_tag("gpu日本").startswith("gpu-") and normal_tag("gpu日本") != normal_tag("gpu中国")
+    assert normal_tag("日本").startswith("tag-")
+    assert TAG_PATTERN.fullmatch(normal_tag("x" * 60 + "日本"))
 
 
 def test_a_jobs_required_tags_are_the_normal_ones() -> None:

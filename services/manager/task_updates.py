@@ -55,7 +55,13 @@ def apply(core: ManagerCore, worker: WorkerState, task_id: int, updates: list[Wo
     validate(updates)
     new = [u for u in updates if u.seq > worker.last_seq]
     if not new:
-        return worker.last_seq  # all repeats: nothing is stored twice
+        # All repeats: nothing is stored twice. Seqs are the worker's own, so a batch for another worker's task
+        # may look like a repeat: it is refused as a new one would be, not acknowledged. A task no worker holds
+        # (finished, given back: what a repeat whose answer was lost usually finds) is acknowledged.
+        held = core.tasks.get(task_id)
+        if held is not None and held.worker_id is not None and held.worker_id != worker.id:
+            raise Conflict(f"task {task_id} is not assigned to this worker: stop it", "task_id")
+        return worker.last_seq
     task = held_by(core, worker, task_id)
     for u in new:
         if u.handout != task.handout:

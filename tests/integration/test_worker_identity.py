@@ -187,3 +187,34 @@ def test_signing_on_in_a_loop_from_two_processes_logs_a_line_a_minute(
         second.sign_on()
     lines = [line for line in mgr.log_text().splitlines() if "signed on from" in line]
     assert len(lines) == 1, lines
+
+
+def test_a_worker_gets_a_409_for_another_workers_task_even_with_seqs_it_already_sent(
+    farm: tuple[ServerProcess, ManagerProcess], new_worker: WorkerFactory
+) -> None:
+    """Seqs are per worker, so one taken from another worker's task looks like a repeat: it must still be a 409
+    naming the task as not this worker's, not a 200 `last_seq` that hides it. The worker that runs the task still
+    gets a 200 for a batch it sends again (its answer lost), after the task is done too."""
+    server, mgr = farm
+    a, c = new_worker(mgr, "a"), new_worker(mgr, "c")
+    a.sign_on()
+    c.sign_on()
+    submit(server, exec_job("owned", frames="1-2"))
+    ta, tc = a.next_task(), c.next_task()
+    assert ta is not None and tc is not None
+    assert a.send(ta["id"], [a.update(handout=ta["handout"], status="active")]).status_code == 200
+    r = c.send(tc["id"], [c.update(handout=tc["handout"], log_lines=[f"c {i}"]) for i in range(50)])
+    assert r.status_code == 200 and r.json()["last_seq"] == 50
+    for seq in (5, 50, 60):
+        inject = [{"seq": seq, "handout": ta["handout"], "status": "failed", "log_lines": ["C-INJECT"]}]
+        for r in (c.send(ta["id"], inject), c.ask(finished=(ta["id"], inject))):
+            assert r.status_code == 409, (seq, r.text)
+            assert "not assigned to this worker" in r.json()["detail"]
+    # a's task is untouched: a finishes it, and sends that batch again as if the answer had been lost
+    done = [a.update(handout=ta["handout"], log_lines=["a line"]), a.update(handout=ta["handout"], status="completed")]
+    for _ in range(2):
+        r = a.send(ta["id"], done)
+        assert r.status_code == 200 and r.json()["last_seq"] == done[-1]["seq"], r.text
+    assert a.ask(finished=(ta["id"], done)).status_code == 204, "a repeat riding on a task request was refused"
+    log = httpx.get(f"{mgr.url}/api/v1/tasks/{ta['id']}/log", headers=server.headers(), timeout=30).text
+    assert "a line" in log and "C-INJECT" not in log

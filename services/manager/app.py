@@ -19,7 +19,7 @@ from services.manager.api.deps import ClientTokens, wanted_at
 from services.manager.api.hot_path import HotRoute
 from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
-from services.manager.errors import ApiError, Superseded, TooManyAttempts
+from services.manager.errors import ApiError, NotSignedOn, Superseded, TooManyAttempts
 from services.manager.server_link import ServerLink
 from services.manager.store.check import disk_problem, store_path
 from services.manager.store.db import connect
@@ -32,7 +32,7 @@ from services.protocol.input_guard import InputGuard
 from services.protocol.manager_client import ManagerClient
 from services.protocol.secret_files import read_secret, write_secret
 from services.protocol.stopping import AnswerWhenStopping
-from services.protocol.worker_api import SUPERSEDED_HEADER
+from services.protocol.worker_api import SIGN_ON_HEADER, SUPERSEDED_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,8 @@ def create_app(config: ManagerConfig) -> FastAPI:
             headers = retry_after_header(exc.retry_after)
         elif isinstance(exc, Superseded):
             headers = {SUPERSEDED_HEADER: "1"}
+        elif isinstance(exc, NotSignedOn):
+            headers = {SIGN_ON_HEADER: "1"}
         return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(sqlite3.OperationalError)

@@ -22,6 +22,11 @@ class Conflict(ApiError):
     status_code = 409
 
 
+class NotSignedOn(Conflict):
+    """A task request from a worker this Manager has no sign-on of (restarted since): sign on first
+    (worker_api.SIGN_ON_HEADER); the request's finished updates were not looked at."""
+
+
 class Superseded(Conflict):
     """Another process signed on with this worker's identity since the one calling (worker_api.INSTANCE_HEADER)."""
 

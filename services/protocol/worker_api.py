@@ -40,6 +40,9 @@ STATUS_LAZY_HEADER = "Tablao-Status-Lazy"  # "1": after the running task (there 
 INSTANCE_HEADER = "Tablao-Worker-Instance"
 INSTANCE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 SUPERSEDED_HEADER = "Tablao-Superseded"
+# on a 409 to a task request from a worker the Manager has no sign-on of (it restarted): the finished task's
+# updates the request carried were not looked at, so the worker signs on and sends them again (not stale)
+SIGN_ON_HEADER = "Tablao-Sign-On-First"
 
 
 # a worker's name goes into logs, the app and the Server's lists: the rule of `tablao worker --name`, so a name

@@ -12,6 +12,7 @@ from services.protocol.lean_transport import transport_for
 from services.protocol.states import WorkerStatusRequest
 from services.protocol.worker_api import (
     INSTANCE_HEADER,
+    SIGN_ON_HEADER,
     STATUS_LAZY_HEADER,
     STATUS_REQUESTED_HEADER,
     SUPERSEDED_HEADER,
@@ -46,6 +47,11 @@ class Unauthorized(ManagerError):
     """401/403: the worker's credentials are not (or no longer) known to this Manager."""
 
 
+class NotSignedOn(StaleTask):
+    """409 with SIGN_ON_HEADER: the Manager has no sign-on of this worker (it restarted); what the request carried
+    was not looked at. Sign on and send it again; nothing is stale."""
+
+
 class Superseded(ManagerError):
     """409 with SUPERSEDED_HEADER: another process signed on with this worker's identity since; this one stops."""
 
@@ -73,6 +79,8 @@ def _raise_for(resp: httpx.Response) -> None:
         detail = resp.text or resp.reason_phrase
     if resp.status_code == 409 and SUPERSEDED_HEADER in resp.headers:
         raise Superseded(resp.status_code, detail)
+    if resp.status_code == 409 and SIGN_ON_HEADER in resp.headers:
+        raise NotSignedOn(resp.status_code, detail)
     cls = {409: StaleTask, 401: Unauthorized, 403: Unauthorized}.get(resp.status_code, ManagerError)
     raise cls(resp.status_code, detail)
 

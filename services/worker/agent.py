@@ -12,7 +12,14 @@ import httpx
 
 from services.protocol.states import WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import AssignedTask, Heartbeat, SignOnRequest
-from services.protocol.worker_client import ManagerError, NoTask, StaleTask, Unauthorized, WorkerClient
+from services.protocol.worker_client import (
+    ManagerError,
+    NoTask,
+    NotSignedOn,
+    StaleTask,
+    Unauthorized,
+    WorkerClient,
+)
 from services.worker import credentials
 from services.worker.agent_config import AgentConfig, FatalError, SupersededError, unavailability
 from services.worker.buffer import Backoff, BufferFull, UpdateBuffer, open_buffer
@@ -277,8 +284,9 @@ class Agent:
                         finished_updates=[r.body for r in rows],
                     )
                 except StaleTask as exc:
-                    if not rows:
-                        # "not signed on": the Manager lost track of us (restored from a backup, say)
+                    if not rows or isinstance(exc, NotSignedOn):
+                        # "not signed on": the Manager lost track of us (restarted, restored from a backup); the
+                        # finished task's updates were not looked at and stay in the buffer for the next request
                         log.warning("the Manager refused the task request (%s); signing on again", exc.detail)
                         await self._sign_on()
                         return None

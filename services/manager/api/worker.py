@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from services.manager import prefetch, task_updates
 from services.manager.api.deps import CoreDep, SigningOnWorkerDep, WorkerDep, authenticated_worker, calling_instance
 from services.manager.core import ManagerCore
-from services.manager.errors import Conflict, Invalid, TooManyAttempts, Unauthorized
+from services.manager.errors import Invalid, NotSignedOn, TooManyAttempts, Unauthorized
 from services.manager.model import HeldTask, WorkerState
 from services.manager.run_watch import MAX_WAIT
 from services.manager.store.db import transaction
@@ -134,7 +134,7 @@ async def ask_for_task(request: Request) -> Response:
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
     if not worker.signed_on:
-        raise Conflict("this worker has not signed on: call /api/v1/worker/sign-on first", "worker")
+        raise NotSignedOn("this worker has not signed on: call /api/v1/worker/sign-on first", "worker")
     if body.finished is not None:
         if body.finished_task_id is None:
             raise Invalid("finished_task_id is required with finished", "finished_task_id")

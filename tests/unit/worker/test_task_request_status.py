@@ -3,8 +3,10 @@ once, and a request it has already carried out does not make it ask again withou
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,5 +52,45 @@ async def test_a_request_already_carried_out_or_unknown_is_paced(tmp_path: Path,
     assert agent.status == WorkerStatus.AWAKE
     assert time.monotonic() - started >= 0.9  # waited out Retry-After (1 s, the poll wait): no busy loop
     assert agent.buffer is not None
+    agent.buffer.close()
+    await agent.client.aclose()
+
+
+@pytest.mark.timeout(30)
+async def test_a_finished_tasks_updates_refused_for_want_of_a_sign_on_are_sent_again_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Manager restarted (SIGKILL) between a task's end and the request carrying its result has no sign-on of
+    the worker: its 409 says so (Tablao-Sign-On-First) and the result was not looked at. The worker used to take
+    it for a stale hand-out and drop the result, and the task ran again; it signs on and sends it again."""
+    bodies: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        if len(bodies) == 1:
+            detail = "this worker has not signed on: call /api/v1/worker/sign-on first"
+            return httpx.Response(409, json={"detail": detail, "errors": []}, headers={"Tablao-Sign-On-First": "1"})
+        return httpx.Response(204, headers={"Retry-After": "0.1"})
+
+    agent = Agent(
+        AgentConfig(manager_url="http://127.0.0.1:9", data_dir=tmp_path, poll_wait=0.1),
+        transport=httpx.MockTransport(answer),
+    )
+    agent.buffer = open_buffer(tmp_path, agent.client)
+    agent.status = WorkerStatus.AWAKE
+    agent.buffer.put(7, 3, status="completed", log_lines=["rendered"])
+    agent._finished_task = 7
+    signed_on: list[bool] = []
+
+    async def sign_on() -> None:
+        signed_on.append(True)
+
+    monkeypatch.setattr(agent, "_sign_on", sign_on)
+    assert await agent._next_task() is None
+    assert signed_on == [True] and agent.buffer.pending_count() == 1  # kept, not dropped as stale
+    assert await agent._next_task() is None
+    assert bodies[1]["finished_task_id"] == 7
+    assert [u["status"] for u in bodies[1]["finished"]["updates"]] == ["completed"]
+    assert agent.buffer.pending_count() == 0
     agent.buffer.close()
     await agent.client.aclose()

@@ -25,9 +25,10 @@ from services.server.api import ROUTERS, door, errors, manager_link, storage_err
 from services.server.api.deps import NEEDS_TOKEN
 from services.server.background import Awake, Sweep, sweep_forever
 from services.server.config import ServerConfig
-from services.server.db import notify
+from services.server.db import notify, problems
 from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url
 from services.server.db.migrate import take_first_start_turn, upgrade
+from services.server.db.problems import safe_url
 from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
 from services.server.jobtypes.registry import job_types
@@ -74,10 +75,15 @@ def create_app(config: ServerConfig) -> FastAPI:
         ),
     ]
 
+    where = safe_url(str(engine.url))
+
+    def storage_problem(exc: BaseException) -> str | None:
+        return problems.describe(exc, where)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tasks = [
-            asyncio.create_task(sweep_forever(write_sessions, sweeps, config.sweep_interval, awake)),
+            asyncio.create_task(sweep_forever(write_sessions, sweeps, config.sweep_interval, awake, storage_problem)),
             asyncio.create_task(deliver_forever(read_sessions, write_sessions, notifier, config.webhooks)),
         ]
         if engine.dialect.name == "postgresql":  # other Server processes' commits wake this one's readers

@@ -61,7 +61,13 @@ class Awake:
 BATCH_PAUSE = 0.01  # between two steps of a repeated sweep, so other writers get their turn
 
 
-def run_sweeps_once(write_sessions: sessionmaker[Session], sweeps: Sequence[Sweep]) -> None:
+# an error -> one line saying what is wrong with the storage, or None when it is not the storage's (app.py's)
+Describe = Callable[[BaseException], str | None]
+
+
+def run_sweeps_once(
+    write_sessions: sessionmaker[Session], sweeps: Sequence[Sweep], describe: Describe = lambda _exc: None
+) -> None:
     for sweep in sweeps:
         until = time.monotonic() + sweep.repeat_for
         try:
@@ -72,17 +78,39 @@ def run_sweeps_once(write_sessions: sessionmaker[Session], sweeps: Sequence[Swee
                 if not (sweep.repeat_for and more is True and time.monotonic() < until):
                     break
                 time.sleep(BATCH_PAUSE)
-        except Exception:
-            log.exception("sweep %r failed", sweep.name)
+        except Exception as exc:
+            _sweep_failed(sweep.name, exc, describe)
+
+
+STORAGE_LOG_EVERY = 60.0  # seconds between two lines about the same storage trouble of a sweep
+_storage_logged: dict[str, tuple[str, float]] = {}  # sweep -> what was last said of its storage, and when
+
+
+def _sweep_failed(name: str, exc: Exception, describe: Describe) -> None:
+    """A traceback for a bug; for the storage's trouble (a full disk, a database out of reach) the one line the
+    requests give, again when it changes or a minute later: the sweep runs again every few seconds meanwhile."""
+    message = describe(exc)
+    if message is None:
+        log.exception("sweep %r failed", name)
+        return
+    now = time.monotonic()
+    last = _storage_logged.get(name)
+    if last is None or last[0] != message or now - last[1] >= STORAGE_LOG_EVERY:
+        log.error("sweep %r waits: %s", name, message)
+        _storage_logged[name] = (message, now)
 
 
 async def sweep_forever(
-    write_sessions: sessionmaker[Session], sweeps: Sequence[Sweep], interval: float, awake: Awake | None = None
+    write_sessions: sessionmaker[Session],
+    sweeps: Sequence[Sweep],
+    interval: float,
+    awake: Awake | None = None,
+    describe: Describe = lambda _exc: None,
 ) -> None:
     while True:
         if awake is not None:
             awake.tick()  # before the round, so a stall just ended gives its grace to this round's sweeps
-        await run_in_threadpool(run_sweeps_once, write_sessions, sweeps)
+        await run_in_threadpool(run_sweeps_once, write_sessions, sweeps, describe)
         if awake is not None:
             awake.rested()
         await asyncio.sleep(interval)

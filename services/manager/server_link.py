@@ -52,7 +52,9 @@ class ServerLink:
         self._collects = 0
         self._collected = 0
         self._pushed = asyncio.Event()  # set after each batch the Server took
-        self._store_trouble: tuple[str, float] | None = None  # what was last logged about the store, and when
+        self._store_trouble: str | None = None  # what is wrong with the store now (None: it takes writes)
+        self._store_said: tuple[str, float] | None = None  # what was last logged about it, and when
+        self._store_said_since = False  # a trouble was logged since the store last took writes
         self.orders = AnswerOrders(core, client, self._backoff)  # what the Server's answers tell this Manager
         # Claims and batches go to the Server side by side: the Server's writers take turns on a lock of their
         # own (db/engine.py), so neither meets SQLite's busy handler, and taking turns here as well left both
@@ -263,6 +265,12 @@ class ServerLink:
                     async with asyncio.timeout(1.0):  # not wait_for, which can lose a cancel on 3.11
                         await self.core.claim_wakeup.wait()
                 continue
+            if req.capacity and self._store_trouble is not None and not self._store_takes_writes():
+                # tasks claimed now could not be stored: they would wait out their leases at the Server, held
+                # from the other Managers, and the whole queue could end up here; claim again once it writes
+                failures += 1
+                await asyncio.sleep(self._backoff(failures))
+                continue
             # After a claim found nothing, wait at the Server until something is runnable (long polling). A
             # waiting claim holds no lock there, so it does not take the turn the update batches need.
             wait = self.config.claim_wait if found_nothing else 0.0
@@ -402,15 +410,29 @@ class ServerLink:
                 self.core.conn.execute("ROLLBACK")
         what = disk_problem(exc, store_path(self.config.data_dir)) or f"the Manager's store failed: {exc!r}"
         now = time.monotonic()
-        last = self._store_trouble
+        self._store_trouble = what
+        last = self._store_said  # a store that takes a write now and then is not logged at each turn either
         if last is None or last[0] != what or now - last[1] >= STORE_LOG_EVERY:
             log.error("%s; %s, retrying", what, consequence)
-            self._store_trouble = (what, now)
+            self._store_said, self._store_said_since = (what, now), True
+
+    def _store_takes_writes(self) -> bool:
+        """A write of a few bytes, to learn whether the store took its trouble behind it."""
+        try:
+            with transaction(self.core.conn):
+                set_meta(self.core.conn, "store_probe", str(time.time()))
+        except STORE_ERRORS as exc:
+            self._store_failed(exc, "no tasks are claimed")
+            return False
+        self._store_works()
+        return True
 
     def _store_works(self) -> None:
         if self._store_trouble is not None:
-            log.info("the Manager's store takes writes again")
             self._store_trouble = None
+            if self._store_said_since:
+                log.info("the Manager's store takes writes again")
+                self._store_said_since = False
 
     def _client_url(self, renew: bool) -> str | None:
         """Where users reach this Manager: told with each renewal, and at once when it changes."""

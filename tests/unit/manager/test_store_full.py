@@ -250,3 +250,50 @@ async def test_orders_in_an_answer_are_applied_though_the_store_fails_after_the_
             while 7 in core.tasks or answered < 2:
                 await asyncio.sleep(0.05)
     assert failing["left"] == 0
+
+
+async def test_no_tasks_are_claimed_while_the_store_cannot_keep_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim the store could not keep left its tasks leased here until the lease ran out, and the claims went
+    on: the whole queue ended up held by a Manager that could run none of it (a fault-injection audit saw 161).
+    After one failed claim, the next waits until a small write goes through."""
+    from services.manager import server_link
+
+    claims: list[int] = []
+    disk = {"full": True}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/manager/updates"):
+            seq = UpdateBatch.model_validate_json(request.content).seq
+            return httpx.Response(200, content=UpdateAck(last_seq=seq, lease_seconds=60).model_dump_json())
+        claims.append(len(claims) + 1)
+        return httpx.Response(
+            200, content=ClaimResponse(tasks=[claimed(len(claims))], lease_seconds=60).model_dump_json()
+        )
+
+    monkeypatch.setattr(ServerLink, "_backoff", lambda self, failures: 0.05)
+    real_add, real_set_meta = ManagerCore.add_claimed, server_link.set_meta
+
+    def add_claimed(self: ManagerCore, tasks: list[ClaimedTask]) -> None:
+        if disk["full"]:
+            full()
+        real_add(self, tasks)
+
+    def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+        if disk["full"]:
+            full()
+        real_set_meta(conn, key, value)
+
+    monkeypatch.setattr(ManagerCore, "add_claimed", add_claimed)
+    monkeypatch.setattr(server_link, "set_meta", set_meta)
+    async with linked(tmp_path, server, workers=lambda core: worker(core, "w1")) as (core, _config):
+        async with asyncio.timeout(10):
+            while not claims:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # some twenty back-offs
+        assert len(claims) == 1, claims
+        disk["full"] = False
+        async with asyncio.timeout(10):
+            while not core.tasks:
+                await asyncio.sleep(0.05)

@@ -408,6 +408,11 @@ class ServerLink:
         with contextlib.suppress(*STORE_ERRORS):
             if self.core.conn.in_transaction:  # a failed COMMIT may leave it open; later writes would join it
                 self.core.conn.execute("ROLLBACK")
+        with contextlib.suppress(*STORE_ERRORS):
+            # The write-ahead log is copied into the store only after a commit that went through, and on a full
+            # disk none does: it keeps up to 4 MB of the disk (1000 pages) for a store of a few hundred KB. Copied
+            # and cut now, that space comes back, and the writes may go on.
+            self.core.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         what = disk_problem(exc, store_path(self.config.data_dir)) or f"the Manager's store failed: {exc!r}"
         now = time.monotonic()
         self._store_trouble = what

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.manager.core import ManagerCore
@@ -69,12 +72,59 @@ def apply(core: ManagerCore, worker: WorkerState, task_id: int, updates: list[Wo
                 f"hand-out {u.handout} of task {task_id} is stale (current: {task.handout}): stop it",
                 f"updates[{updates.index(u)}].handout",
             )
-    with transaction(core.conn):
-        outgoing = _apply(core, worker, task, new)
-        worker.last_seq = new[-1].seq
-        store.save_worker_seq(core.conn, worker.id, worker.last_seq)
-        core.emit(outgoing)
+    before = _Before.of(worker, task)
+    try:
+        with transaction(core.conn):
+            outgoing = _apply(core, worker, task, new)
+            worker.last_seq = new[-1].seq
+            store.save_worker_seq(core.conn, worker.id, worker.last_seq)
+            core.emit(outgoing)
+    except Exception:
+        before.restore(core, worker, task)
+        raise
     return worker.last_seq
+
+
+@dataclass(frozen=True)
+class _Before:
+    """What applying a batch changes in memory as it goes, for when its transaction then fails (a full disk fails
+    the COMMIT, after everything else). Left changed, the retry of the same updates would be taken for repeats
+    (the worker's seq had moved) and acknowledged, and a finished task, no longer held here, would be renewed
+    no more and run again after its lease: the worker would have dropped a result nothing had stored."""
+
+    last_seq: int
+    current_task_id: int | None
+    next_task_id: int | None
+    task_worker_id: str | None
+    started: bool
+    failure_count: int
+    failed_on: frozenset[str]
+
+    @classmethod
+    def of(cls, worker: WorkerState, task: HeldTask) -> _Before:
+        return cls(worker.last_seq, worker.current_task_id, worker.next_task_id, task.worker_id, task.started,
+                   task.failure_count, frozenset(task.failed_on))  # fmt: skip
+
+    def restore(self, core: ManagerCore, worker: WorkerState, task: HeldTask) -> None:
+        worker.last_seq = self.last_seq
+        if task.worker_id not in (None, self.task_worker_id):
+            return  # a failure or a give-back put it in the ready queue and another worker took it: it stays so
+        worker.current_task_id, worker.next_task_id = self.current_task_id, self.next_task_id
+        task.worker_id, task.started = self.task_worker_id, self.started
+        task.failure_count, task.failed_on = self.failure_count, set(self.failed_on)
+        if task in core.ready:
+            core.ready.remove(task)
+        core.tasks[task.id] = task
+        core.workers.changed(worker)
+        # a failure also counted towards the blocklist and may have given back the job's other tasks: the store,
+        # rolled back, still has them as they were
+        with contextlib.suppress(sqlite3.Error):
+            core.blocklist = store.load_blocklist(core.conn)
+            for kept in store.load_tasks(core.conn):
+                if kept.id not in core.tasks:
+                    kept.worker_id = None
+                    core.tasks[kept.id] = kept
+                    core.ready.add(kept)
 
 
 def _apply(core: ManagerCore, worker: WorkerState, task: HeldTask, new: list[WorkerTaskUpdate]) -> list[TaskUpdate]:

@@ -1,0 +1,74 @@
+"""A worker's updates whose transaction fails at its COMMIT (a full disk fails it there, after every statement):
+nothing of them may stay in the Manager's memory. Before, the worker's seq had moved, so the retry was taken for
+repeats and acknowledged (the worker dropped a result nothing had stored), and a completed task was no longer
+held here, so its lease was renewed no more and it ran again elsewhere (found by a fault-injection audit)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.manager import task_updates
+from services.manager.core import ManagerCore
+from services.manager.model import WorkerState
+from services.protocol.states import TaskStatus
+from services.protocol.worker_api import WorkerTaskUpdate
+from tests.unit.manager.test_core import claimed, make_core, sent, take, worker
+
+
+class FailingCommits:
+    """The store's connection, whose next `fail` COMMITs fail as on a full disk."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.fail = 0
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and self.fail:
+            self.fail -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def _updates(w: WorkerState, handout: int, *statuses: str) -> list[WorkerTaskUpdate]:
+    return [
+        WorkerTaskUpdate(seq=w.last_seq + i, handout=handout, status=TaskStatus(s), log_lines=[f"{s} line"])
+        for i, s in enumerate(statuses, 1)
+    ]
+
+
+def _failing(core: ManagerCore) -> FailingCommits:
+    conn = FailingCommits(core.conn)
+    core.conn = conn  # type: ignore[assignment]
+    return conn
+
+
+@pytest.mark.parametrize("ending", ["completed", "failed", "queued"])
+def test_a_batch_whose_commit_failed_is_applied_whole_when_sent_again(tmp_path: Path, ending: str) -> None:
+    core = make_core(tmp_path)
+    core.add_claimed([claimed(1), claimed(2, index=1)])
+    a = worker(core, "a")
+    assert take(core, a) == 1
+    handout, seq = core.tasks[1].handout, a.last_seq
+    conn = _failing(core)
+    ups = _updates(a, handout, "active", ending)
+    conn.fail = 1
+    with pytest.raises(sqlite3.OperationalError):
+        task_updates.apply(core, a, 1, ups)
+    assert not conn.in_transaction  # rolled back: the next write does not join a transaction left open
+    # as before the batch: still a's, its seq where it was, nothing for the Server, the blocklist as it was
+    assert a.last_seq == seq and a.current_task_id == 1 and core.tasks[1].worker_id == a.id
+    assert core.tasks[1].failure_count == 0 and core.tasks[1] not in core.ready and not core.blocklist
+    assert sent(core) == []
+    # the retry is applied, not acknowledged as repeats
+    assert task_updates.apply(core, a, 1, ups) == ups[-1].seq
+    statuses = [u.status for u in sent(core) if u.task_id == 1]
+    assert statuses[-1] == {"completed": TaskStatus.COMPLETED, "failed": TaskStatus.SOFT_FAILED,
+                            "queued": TaskStatus.QUEUED}[ending]  # fmt: skip
+    assert (1 in core.tasks) == (ending == "failed") and a.current_task_id is None

@@ -145,7 +145,8 @@ def create_app(config: ManagerConfig) -> FastAPI:
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         errors = [FieldError(field=exc.field, message=exc.message)] if exc.field else []
         body = ErrorResponse(detail=exc.message, errors=errors)
-        headers = {"WWW-Authenticate": "Basic"} if exc.status_code == 401 else None
+        # the scheme the route wants: a worker's Basic under /worker/, a user's Bearer token elsewhere
+        headers = {"WWW-Authenticate": wanted_at(_request.url.path).scheme} if exc.status_code == 401 else None
         if isinstance(exc, TooManyAttempts):
             headers = retry_after_header(exc.retry_after)
         elif isinstance(exc, Superseded):

@@ -7,8 +7,10 @@ Server goes into the durable outbox (store/outbox.py) and leaves in batches (ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from services.manager import host_match, scheduler, server_orders, worker_controls
@@ -61,6 +63,8 @@ class ManagerCore:
         self.blocklist_dirty: set[tuple[int, str, str]] = set(self.blocklist)
         self.handout = store.max_handout(conn)
         self.waiters: dict[str, Waiter] = {}  # by worker id, oldest first
+        self._feeding_held = 0  # inside feeding_after: waiters are fed after the block
+        self.feeding_due = False  # a task came back to the ready queue meanwhile
         self.claims = ClaimSizer(config)  # how much to claim, from the workers and the hand-out rate
         # set when there is something for the Server, or a worker is waiting for tasks
         self.link_wakeup = asyncio.Event()
@@ -244,7 +248,21 @@ class ManagerCore:
         if old is not None:
             _resolve(old[1], None)
 
+    @contextlib.contextmanager
+    def feeding_after(self) -> Iterator[None]:
+        """Tasks that come back to the ready queue inside wait for the block's end to be handed out (the caller
+        feeds the waiters once its transaction committed): a transaction that fails has handed out nothing."""
+        self._feeding_held += 1
+        try:
+            yield
+        finally:
+            self._feeding_held -= 1
+
     def feed_waiters(self) -> None:
+        if self._feeding_held:
+            self.feeding_due = True
+            return
+        self.feeding_due = False
         for entry in list(self.waiters.values()):
             worker, fut, running = entry
             if fut.done():

@@ -74,7 +74,7 @@ def apply(core: ManagerCore, worker: WorkerState, task_id: int, updates: list[Wo
             )
     before = _Before.of(worker, task)
     try:
-        with transaction(core.conn):
+        with core.feeding_after(), transaction(core.conn):
             outgoing = _apply(core, worker, task, new)
             worker.last_seq = new[-1].seq
             store.save_worker_seq(core.conn, worker.id, worker.last_seq)
@@ -82,6 +82,8 @@ def apply(core: ManagerCore, worker: WorkerState, task_id: int, updates: list[Wo
     except Exception:
         before.restore(core, worker, task)
         raise
+    if core.feeding_due:  # a task back in the ready queue (failed, given back) goes to a waiting worker now
+        core.feed_waiters()
     return worker.last_seq
 
 
@@ -106,9 +108,8 @@ class _Before:
                    task.failure_count, frozenset(task.failed_on))  # fmt: skip
 
     def restore(self, core: ManagerCore, worker: WorkerState, task: HeldTask) -> None:
+        # nothing was handed out meanwhile (core.feeding_after): the task is the worker's again, as it was
         worker.last_seq = self.last_seq
-        if task.worker_id not in (None, self.task_worker_id):
-            return  # a failure or a give-back put it in the ready queue and another worker took it: it stays so
         worker.current_task_id, worker.next_task_id = self.current_task_id, self.next_task_id
         task.worker_id, task.started = self.task_worker_id, self.started
         task.failure_count, task.failed_on = self.failure_count, set(self.failed_on)

@@ -37,7 +37,9 @@ def normal_tag(text: str) -> str:
         return text
     plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     tag = _NOT_IN_A_TAG.sub("-", plain).lstrip("._:@+-").rstrip("-")
-    if tag and plain.isascii():
+    # other punctuation and spaces are dashes (`rtx – 4090`: `rtx-4090`); a letter or digit is not dropped
+    lost = any(not c.isascii() and unicodedata.category(c)[0] in "LN" for c in plain)
+    if tag and not lost:
         return tag[:64].rstrip("-")
     digest = hashlib.sha256(text.encode(errors="replace")).hexdigest()[:8]
     return f"{tag[:55].rstrip('-')}-{digest}" if tag else f"tag-{digest}"

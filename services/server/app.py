@@ -121,6 +121,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.builds = builds
     app.state.token_cache = {}
     app.state.manager_tokens_seen = {}  # the door's (api/door.py): Manager tokens found good lately
+    app.state.refusal_reasons = {}  # why a token no user holds was refused (api/deps.py bad_user_token)
     app.state.auth_backoff = Backoff(free=config.auth_free_failures)  # bad tokens, per client address
     app.state.login_backoff = Backoff(free=config.auth_free_failures)  # failed logins, per address and user
     app.state.dispatcher = Dispatcher()

@@ -19,7 +19,7 @@ import httpx
 
 from services.protocol.states import TaskStatus
 from services.protocol.worker_api import AssignedTask
-from services.protocol.worker_client import ManagerError, NoTask, StaleTask, WorkerClient
+from services.protocol.worker_client import ManagerError, NoTask, NotSignedOn, StaleTask, WorkerClient
 from services.worker.buffer import UpdateBuffer
 from services.worker.runners import thread_spawn, warm_start
 
@@ -164,7 +164,9 @@ class Prefetcher:
                     running_task_id=running,
                 )
             except StaleTask as exc:
-                if not rows:
+                if not rows or isinstance(exc, NotSignedOn):
+                    # a Manager with no sign-on of this worker (restarted) looked at nothing: the finished
+                    # task's updates stay in the buffer, to be sent again (the work loop signs on)
                     raise
                 buffer.stale_from(rows, exc)
                 return NoTask(0)

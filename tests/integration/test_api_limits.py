@@ -317,6 +317,7 @@ def test_a_write_with_credentials_the_route_would_refuse_is_refused_before_its_b
         (server.url, "/manager/updates", "Bearer made-up", "token", "not a Manager token"),
         (server.url, "/manager/tasks/1/log", user, "token", "not a Manager token"),  # a user's token, a Manager's
         (mgr.url, "/worker/heartbeat", "Basic bm8tc3VjaDp3b3JrZXI=", "authorization", "wrong secret"),
+        (mgr.url, "/worker/heartbeat", "Basic é", "authorization", "malformed"),  # beyond ASCII: was a 500
         (mgr.url, "/worker/task", "Bearer made-up", "authorization", "Basic"),  # a token where a worker's id is due
         (mgr.url, "/workers/w/sleep-schedule", "Bearer made-up", "authorization", "unknown or revoked"),
         (mgr.url, "/workers/w/sleep-schedule", "Basic bm8tc3VjaDp3b3JrZXI=", "authorization", "Server API token"),

@@ -47,7 +47,17 @@ def test_the_newest_jobs_ids_are_not_given_again_after_it_is_deleted(tmp_path: P
         r = httpx.get(f"{server.url}{API}/jobs/{first['id']}", headers=server.headers())
         assert r.status_code == 404
 
+        # a bulk change of priority leaves the log copies where they are (only a bulk delete takes them)
+        kept = data / "task-logs" / f"job-{second['id']}" / f"task-{second_tasks[0]}.log"
+        kept.parent.mkdir(parents=True)
+        kept.write_text("the second job's log\n")
+        r = httpx.post(
+            f"{server.url}{API}/jobs/bulk", json={"ids": [second["id"]], "priority": 80}, headers=server.headers()
+        )
+        assert r.status_code == 200 and r.json()["results"][0]["ok"], r.text
+        assert kept.exists()
         _delete(server, second["id"], bulk=True)
+        assert not kept.parent.exists()
         server.stop()
         server.start()  # the floor is in the database, not in the process
         third = submit(server, exec_job("third", frames="1-2"))

@@ -30,6 +30,7 @@ def test_a_demoted_user_may_not_run_again_what_they_may_no_longer_submit(tmp_pat
             canceled = wes.post("/jobs", json=exec_job("to requeue", frames="1-2")).json()
             paused = wes.post("/jobs", json=exec_job("to resume", frames="1-2", start_paused=True)).json()
             assert act(canceled["id"], "cancel").status_code == 200
+            waiting = wes.post("/jobs", json=exec_job("waits", frames="1", depends_on=[canceled["id"]])).json()
             task_id = wes.get(f"/jobs/{canceled['id']}/tasks").json()["items"][0]["id"]
             assert admin.patch(f"/users/{user_id}", json={"role": "artist"}).status_code == 200
 
@@ -42,6 +43,7 @@ def test_a_demoted_user_may_not_run_again_what_they_may_no_longer_submit(tmp_pat
             refused(act(canceled["id"], "requeue-failed"))
             refused(act(paused["id"], "resume"))
             refused(wes.post(f"/tasks/{task_id}/status", json={"action": "requeue"}))
+            refused(wes.post(f"/jobs/{waiting['id']}/release", json={}))  # from its canceled dependency
             r = wes.post("/jobs/bulk", json={"ids": [canceled["id"]], "action": "requeue"})
             assert r.status_code == 200 and not r.json()["results"][0]["ok"], r.text
             # nothing changed, and what the artist may still do is done

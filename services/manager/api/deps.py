@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 import time
@@ -76,7 +75,7 @@ def basic_credentials(header: str) -> tuple[str, str]:
         raise Unauthorized(NEEDS_WORKER.message, NEEDS_WORKER.field)
     try:
         worker_id, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # binascii.Error, UnicodeDecodeError, and characters beyond ASCII in the header
         raise Unauthorized("malformed Basic authorization", "authorization") from exc
     return worker_id, secret
 

@@ -98,13 +98,22 @@ async def current_user(
 
 
 async def bad_user_token(state: State, token: str) -> str:
-    """Why a token no user holds is refused: a Manager's, sent where a user's is due, is named as such."""
+    """Why a token no user holds is refused: a Manager's, sent where a user's is due, is named as such (found
+    once and remembered as long as the refusal, so a client repeating a bad token costs no query each time)."""
+    reasons: dict[str, tuple[float, str]] = state.refusal_reasons
+    now = time.monotonic()
+    if (hit := reasons.get(token)) is not None and hit[0] > now:
+        return hit[1]
 
     def held_by_a_manager() -> bool:
         with state.read_sessions() as session:
             return manager_for_token(session, token) is not None
 
-    return MANAGER_TOKEN_AT_USER_ROUTE if await run_in_threadpool(held_by_a_manager) else BAD_USER_TOKEN
+    reason = MANAGER_TOKEN_AT_USER_ROUTE if await run_in_threadpool(held_by_a_manager) else BAD_USER_TOKEN
+    if len(reasons) > 10_000:
+        reasons.clear()
+    reasons[token] = (now + _TOKEN_CACHE_SECONDS, reason)
+    return reason
 
 
 async def token_user(request: Request, token: str, *, count_failure: bool) -> Actor | None:

@@ -26,6 +26,7 @@ from services.server.api.deps import (
     cached_user,
     refuse_manager_token,
 )
+from services.server.db.problems import DATABASE_ERRORS
 from services.server.store.errors import TooManyAttempts
 from services.server.store.farm import manager_for_token
 
@@ -51,6 +52,8 @@ async def vouch(state: State, manager_routes: str, scope: Scope, authorization: 
             message = await bad_user_token(state, token)
     except TooManyAttempts as exc:
         return Refusal(429, exc.message, exc.field, retry_after_header(exc.retry_after))
+    except DATABASE_ERRORS:
+        return None  # the database's trouble (out of reach, full): the route says so, in its one line
     return Refusal(401, message, "token", {"www-authenticate": "Bearer"})
 
 

@@ -55,6 +55,7 @@ def release(
     """Drop dependencies of the job, by default those that failed, were canceled or are gone; it may run now."""
     job = job_store.get(session, job_id, for_update=True)
     job_store.check_may_manage(job, user)
+    cfg.policy.check_run_again(job.type, job.settings, user.role)  # it may run now: as a resume is judged
     failures.release(session, job, req.job_ids, user.name, req.reason)
     with handing_off(session, dispatcher, [job], cfg.lease_seconds):  # to Managers waiting for work
         session.commit()

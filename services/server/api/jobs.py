@@ -115,7 +115,7 @@ def bulk(
             results.append(BulkItemResult(id=job_id, ok=True))
             if req.action is not None:
                 acted_on.append(job)
-            else:
+            elif req.delete:
                 deleted.append(job_id)
         except (StoreError, ValueError) as exc:
             savepoint.rollback()

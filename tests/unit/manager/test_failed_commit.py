@@ -72,3 +72,29 @@ def test_a_batch_whose_commit_failed_is_applied_whole_when_sent_again(tmp_path: 
     assert statuses[-1] == {"completed": TaskStatus.COMPLETED, "failed": TaskStatus.SOFT_FAILED,
                             "queued": TaskStatus.QUEUED}[ending]  # fmt: skip
     assert (1 in core.tasks) == (ending == "failed") and a.current_task_id is None
+
+
+def test_a_failed_task_goes_to_a_waiting_worker_only_once_its_transaction_committed(tmp_path: Path) -> None:
+    """A soft failure puts the task back in the ready queue, where a worker waiting for work takes it: inside a
+    transaction that then failed, the waiter got a task the store never gave it and the failing worker's retry
+    met a new hand-out (stale). Waiters are fed after the COMMIT."""
+    import asyncio
+
+    core = make_core(tmp_path)
+    core.add_claimed([claimed(1)])
+    a, b = worker(core, "a"), worker(core, "b")
+    assert take(core, a) == 1
+    loop = asyncio.new_event_loop()
+    try:
+        waiting = loop.create_future()
+        core.waiters[b.id] = (b, waiting, None)
+        conn = _failing(core)
+        ups = _updates(a, core.tasks[1].handout, "active", "failed")
+        conn.fail = 1
+        with pytest.raises(sqlite3.OperationalError):
+            task_updates.apply(core, a, 1, ups)
+        assert not waiting.done() and core.tasks[1].worker_id == a.id and b.current_task_id is None
+        task_updates.apply(core, a, 1, ups)  # the retry: applied, and then b gets the task
+        assert waiting.done() and waiting.result().id == 1 and core.tasks[1].worker_id == b.id
+    finally:
+        loop.close()

@@ -273,20 +273,20 @@ async def test_no_tasks_are_claimed_while_the_store_cannot_keep_them(
         )
 
     monkeypatch.setattr(ServerLink, "_backoff", lambda self, failures: 0.05)
-    real_add, real_set_meta = ManagerCore.add_claimed, server_link.set_meta
+    real_add = ManagerCore.add_claimed
 
     def add_claimed(self: ManagerCore, tasks: list[ClaimedTask]) -> None:
         if disk["full"]:
             full()
         real_add(self, tasks)
 
-    def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    def probe_set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
         if disk["full"]:
             full()
-        real_set_meta(conn, key, value)
+        set_meta(conn, key, value)
 
     monkeypatch.setattr(ManagerCore, "add_claimed", add_claimed)
-    monkeypatch.setattr(server_link, "set_meta", set_meta)
+    monkeypatch.setattr(server_link, "set_meta", probe_set_meta)
     async with linked(tmp_path, server, workers=lambda core: worker(core, "w1")) as (core, _config):
         async with asyncio.timeout(10):
             while not claims:

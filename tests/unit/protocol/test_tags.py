@@ -67,6 +67,8 @@ def test_a_workers_own_tags_as_given_on_its_command_line() -> None:
         (".hidden", "hidden"),
         ("gpü", "gpu"),  # an accent dropped, not the letter: it used to be `gp`
         ("Ｒｅｎｄｅｒ", "Render"),  # full-width letters are the plain ones
+        ("rtx – 4090", "rtx-4090"),  # punctuation from beyond ASCII is a dash like any other
+        ("gpu·nvidia", "gpu-nvidia"),
     ],
 )
 def test_a_tag_stored_before_the_rule_stands_for_the_tag_a_worker_now_has(stored: str, tag: str) -> None:

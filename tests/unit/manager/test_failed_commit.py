@@ -98,3 +98,40 @@ def test_a_failed_task_goes_to_a_waiting_worker_only_once_its_transaction_commit
         assert waiting.done() and waiting.result().id == 1 and core.tasks[1].worker_id == b.id
     finally:
         loop.close()
+
+
+def test_claimed_tasks_go_to_waiting_workers_only_once_their_transaction_committed(tmp_path: Path) -> None:
+    """A claim's tasks are held once stored; the hand-out to a worker waiting for work is a write of its own,
+    which a failed COMMIT undid while the waiter had the task already: a restarted Manager would not know it was
+    that worker's, and could hand it out again while it ran."""
+    import asyncio
+
+    core = make_core(tmp_path)
+    b = worker(core, "b")
+    loop = asyncio.new_event_loop()
+    try:
+        waiting = loop.create_future()
+        core.waiters[b.id] = (b, waiting, None)
+        conn = _failing(core)
+        conn.fail = 1
+        real_execute = conn.execute
+        commits = {"n": 0}
+
+        def second_commit_fails(sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql == "COMMIT":
+                commits["n"] += 1
+                if commits["n"] == 2:
+                    raise sqlite3.OperationalError("database or disk is full")
+                return conn._conn.execute(sql, *args)
+            return real_execute(sql, *args)
+
+        conn.fail = 0
+        conn.execute = second_commit_fails  # type: ignore[method-assign]
+        with pytest.raises(sqlite3.OperationalError):
+            core.add_claimed([claimed(1)])
+        assert not waiting.done() and b.current_task_id is None  # nothing handed out
+        conn.execute = real_execute  # type: ignore[method-assign]
+        core.feed_waiters()  # the next turn that feeds them (a request, a claim) hands it out, written
+        assert waiting.done() and waiting.result().id == 1
+    finally:
+        loop.close()

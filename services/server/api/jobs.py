@@ -24,12 +24,14 @@ from services.protocol.jobs import (
 )
 from services.protocol.states import JobStatus, TaskStatus
 from services.server.api.deps import ConfigDep, DispatcherDep, ReadSessionDep, SessionDep, UserDep
+from services.server.config import ServerConfig
 from services.server.db.tables import JobRow
 from services.server.jobtypes.registry import get_job_type
 from services.server.store import jobs as store
 from services.server.store import log_copies, submission, task_times
 from services.server.store.convert import job_to_wire, log_entry, task_summary
 from services.server.store.errors import Invalid, StoreError
+from services.server.store.jobs import Actor
 from services.server.store.link import handing_off
 from services.server.store.submission import Limits
 
@@ -88,6 +90,14 @@ def list_jobs(
 RUN_AGAIN = frozenset({JobAction.RESUME, JobAction.REQUEUE, JobAction.REQUEUE_FAILED})
 
 
+def _act(session: Session, job: JobRow, action: JobAction, user: Actor, reason: str, cfg: ServerConfig) -> None:
+    """A wrangler's action on one job; one that runs its tasks again is judged by today's policy first."""
+    if action in RUN_AGAIN:
+        store.check_may_manage(job, user)  # someone else's job: that is the refusal to name
+        cfg.policy.check_run_again(job.type, job.settings, user.role)
+    store.apply_action(session, job, action, user, reason)
+
+
 @router.post("/bulk")
 def bulk(
     req: BulkJobRequest, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
@@ -103,10 +113,7 @@ def bulk(
         try:
             job = store.get(session, job_id, for_update=True)
             if req.action is not None:
-                if req.action in RUN_AGAIN:
-                    store.check_may_manage(job, user)
-                    cfg.policy.check_run_again(job.type, job.settings, user.role)
-                store.apply_action(session, job, req.action, user, req.reason)
+                _act(session, job, req.action, user, req.reason, cfg)
             elif req.priority is not None:
                 store.set_priority(session, job, req.priority, user)
             else:
@@ -155,10 +162,7 @@ def change_status(
     job_id: Id, req: JobActionRequest, session: SessionDep, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
 ) -> Job:
     job = store.get(session, job_id, for_update=True)
-    if req.action in RUN_AGAIN:
-        store.check_may_manage(job, user)  # someone else's job: that is the refusal to name
-        cfg.policy.check_run_again(job.type, job.settings, user.role)
-    store.apply_action(session, job, req.action, user, req.reason)
+    _act(session, job, req.action, user, req.reason, cfg)
     with handing_off(session, dispatcher, [job], cfg.lease_seconds):  # a resumed or requeued job's tasks
         session.commit()
     return job_to_wire(job)

@@ -113,7 +113,6 @@ def test_claimed_tasks_go_to_waiting_workers_only_once_their_transaction_committ
         waiting = loop.create_future()
         core.waiters[b.id] = (b, waiting, None)
         conn = _failing(core)
-        conn.fail = 1
         real_execute = conn.execute
         commits = {"n": 0}
 
@@ -125,7 +124,6 @@ def test_claimed_tasks_go_to_waiting_workers_only_once_their_transaction_committ
                 return conn._conn.execute(sql, *args)
             return real_execute(sql, *args)
 
-        conn.fail = 0
         conn.execute = second_commit_fails  # type: ignore[method-assign]
         with pytest.raises(sqlite3.OperationalError):
             core.add_claimed([claimed(1)])

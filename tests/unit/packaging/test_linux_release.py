@@ -98,6 +98,16 @@ def _program(pid: int) -> str | None:
         return None
 
 
+def _runs(pid: int, program: Path, timeout: float = 10.0) -> bool:
+    """Whether `pid` comes to run `program`: a shell's `&` child is its parent's program until it has exec'd."""
+    deadline = time.monotonic() + timeout
+    while _program(pid) != str(program):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def _gone(pid: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while _program(pid) is not None:
@@ -143,7 +153,7 @@ def test_uninstall_stops_the_tray_agent_and_removes_its_login_entry(release: Pat
     try:
         assert tray.stdout is not None
         worker = int(tray.stdout.readline())
-        assert _program(worker) == str(lib / "tablao")
+        assert _runs(worker, lib / "tablao")
         started = time.monotonic()
         uninstall = [str(release / "install.sh"), "--uninstall", "--prefix", str(prefix)]
         out = subprocess.run(uninstall, env=env, capture_output=True, text=True, timeout=50)

@@ -29,8 +29,9 @@ def take_first_start_turn(conn: Connection | Session) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest revision, sharing the engine's connection."""
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest revision (or to `revision`, for tests of a migration), sharing the engine's
+    connection."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         # Several Servers started at the same moment on an empty database would each create the tables; the
@@ -38,4 +39,4 @@ def upgrade(engine: Engine) -> None:
         # transaction, which also holds the migration (PostgreSQL's DDL is transactional).
         take_first_start_turn(conn)
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)

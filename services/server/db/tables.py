@@ -17,6 +17,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -37,6 +38,10 @@ class UserRow(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     created: Mapped[datetime]
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+# `ana` and `Ana` would be two people who look the same in every list: one name whatever its case (ASCII only)
+Index("ux_users_name_lower", func.lower(UserRow.name), unique=True)
 
 
 class ApiTokenRow(Base):

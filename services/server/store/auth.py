@@ -19,6 +19,7 @@ from services.protocol.states import Role
 from services.server.db.tables import ApiTokenRow, UserRow
 from services.server.store.convert import aware
 from services.server.store.errors import Conflict, NotFound
+from services.server.store.unique import add_named
 
 ADMIN_NAME = "admin"
 TOKEN_PREFIX = "tbl_"
@@ -62,8 +63,7 @@ def add_user(session: Session, name: str, role: Role, password: str | None = Non
         case = "" if same == name else " (user names must differ by more than case)"
         raise Conflict(f"a user named {same!r} exists already{case}", field="name")
     user = UserRow(name=name, role=role, password_hash=hash_password(password) if password else None, created=utcnow())
-    session.add(user)
-    session.flush()
+    add_named(session, user, f"a user named {name!r}, or the same name in other case, exists already")
     return user
 
 

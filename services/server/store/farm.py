@@ -15,6 +15,7 @@ from services.server.store import worker_history
 from services.server.store.auth import hash_token, new_token
 from services.server.store.convert import aware, manager_to_wire
 from services.server.store.errors import Conflict
+from services.server.store.unique import add_named
 
 RATE_MINUTES = 5  # tasks per minute are averaged over this many whole minutes
 
@@ -32,8 +33,7 @@ def create_manager(session: Session, name: str) -> tuple[ManagerRow, str]:
         raise Conflict(f"a manager named {name!r} exists already", field="name")
     token = new_token()
     row = ManagerRow(name=name, token_hash=hash_token(token), created=utcnow(), last_seq=0)
-    session.add(row)
-    session.flush()
+    add_named(session, row, f"a manager named {name!r} exists already")
     return row, token
 
 

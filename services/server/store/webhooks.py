@@ -22,6 +22,7 @@ from services.protocol.states import JobStatus
 from services.server.db.tables import JobRow, WebhookOutboxRow, WebhookRow
 from services.server.store.convert import aware
 from services.server.store.errors import Conflict, Invalid, NotFound
+from services.server.store.unique import add_named
 
 MAX_WEBHOOKS = 50  # per farm: each finished job adds one row per subscribed webhook
 ERROR_MAX_CHARS = 500
@@ -149,8 +150,7 @@ def create(session: Session, req: WebhookCreate, actor: str) -> tuple[WebhookRow
         created_by=actor,
         last_error="",
     )
-    session.add(row)
-    session.flush()
+    add_named(session, row, f"a webhook named {req.name!r} exists already")
     return row, secret
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from services.manager.core import ManagerCore
 from services.manager.store import tasks as store
-from services.manager.store.db import transaction
 from services.protocol.failures import BLOCKLIST_REPORT_MAX, BlocklistReport, Unblock
 
 Key = tuple[int, str, str]
@@ -40,7 +39,7 @@ def put_back(core: ManagerCore, keys: list[Key]) -> None:
 
 def unblock(core: ManagerCore, entries: list[Unblock]) -> None:
     """A wrangler cleared these entries: those workers may run those tasks of the job again."""
-    with transaction(core.conn):
+    with core.writing():
         for e in entries:
             key = (e.job_id, e.worker_id, e.task_type)
             core.blocklist.pop(key, None)

@@ -63,8 +63,7 @@ class ManagerCore:
         self.blocklist_dirty: set[tuple[int, str, str]] = set(self.blocklist)
         self.handout = store.max_handout(conn)
         self.waiters: dict[str, Waiter] = {}  # by worker id, oldest first
-        self._feeding_held = 0  # inside feeding_after: waiters are fed after the block
-        self.feeding_due = False  # a task came back to the ready queue meanwhile
+        self.feeding_due = False  # a task came back to the ready queue inside a transaction (feed_waiters)
         self.claims = ClaimSizer(config)  # how much to claim, from the workers and the hand-out rate
         # set when there is something for the Server, or a worker is waiting for tasks
         self.link_wakeup = asyncio.Event()
@@ -93,7 +92,7 @@ class ManagerCore:
         worker.status = (
             WorkerStatus.AWAKE if worker.status_requested != WorkerStatusRequest.ASLEEP else (WorkerStatus.ASLEEP)
         )
-        with transaction(self.conn):
+        with self.writing():
             self.workers.save(worker)
             host_match.save(self.conn, worker)
             for task in self.ready:  # what it offers may meet tasks that waited for such a worker
@@ -107,7 +106,7 @@ class ManagerCore:
         )
 
     def sign_off(self, worker: WorkerState) -> None:
-        with transaction(self.conn):
+        with self.writing():
             self.take_back(worker, "worker signed off")
             worker.signed_on = False
             worker.status = WorkerStatus.OFFLINE
@@ -123,16 +122,16 @@ class ManagerCore:
             self.workers.changed(worker)
         if worker.next_task_id is not None and (hb.status == WorkerStatus.ASLEEP or hb.unavailable is not None):
             # it said it takes no new work: it will not start its prefetched task (it gives it back too)
-            with transaction(self.conn):
+            with self.writing():
                 self.give_back_next(worker)
         if self.sleep.apply(worker, datetime.now().astimezone()):
-            with transaction(self.conn):
+            with self.writing():
                 self.workers.save(worker)
         if hb.status != worker.status or self._request_fulfilled(worker, hb.status):
             worker.status = hb.status
             if self._request_fulfilled(worker, hb.status):
                 worker.status_requested = None
-            with transaction(self.conn):
+            with self.writing():
                 self.workers.save(worker)
                 if worker.available:
                     self.feed_waiters()
@@ -147,7 +146,7 @@ class ManagerCore:
         """Workers silent longer than the timeout go offline; their tasks go back to the ready queue."""
         gone = self.workers.silent(time.monotonic() if now is None else now)
         if gone:
-            with transaction(self.conn):
+            with self.writing():
                 for worker in gone:
                     self.take_back(worker, f"worker {worker.name} timed out")
                     worker.status = WorkerStatus.OFFLINE
@@ -157,7 +156,7 @@ class ManagerCore:
 
     def forget_workers(self, worker_ids: list[str]) -> None:
         """A wrangler forgot these workers: their records, credentials, schedules and blocklist entries go."""
-        with transaction(self.conn):
+        with self.writing():
             for worker in filter(None, map(self.workers.get, worker_ids)):
                 self.take_back(worker, f"worker {worker.name} was forgotten")
                 self.workers.forget(worker.id)
@@ -183,9 +182,7 @@ class ManagerCore:
                 if old is not None:  # the Server handed it out again: the old hand-out is stale
                     self.forget(old)
             store.insert_tasks(self.conn, claims)
-        # the waiting workers get them once this commits: a hand-out inside a transaction that then failed would
-        # be a task a worker runs that the store does not say is its
-        with self.feeding_after(), transaction(self.conn):
+        with self.writing():
             for c in claims:
                 task = HeldTask(claim=c, failure_count=c.failure_count)
                 self.tasks[c.id] = task
@@ -193,8 +190,6 @@ class ManagerCore:
                 if task.requirements is not None and (why := host_match.why_none(task, self.workers)):
                     task.unmeetable = why
                     self.emit([self.update_for(task, activity=why)])
-            self.feed_waiters()
-        if self.feeding_due:
             self.feed_waiters()
 
     def next_task(self, worker: WorkerState, *, prefetch: bool = False) -> HeldTask | None:
@@ -228,7 +223,7 @@ class ManagerCore:
             # the worker went away while waiting: a task handed to it goes back to the queue
             task = fut.result() if fut.done() and not fut.cancelled() else None
             if task is not None:
-                with transaction(self.conn):
+                with self.writing():
                     if running is not None and worker.next_task_id == task.id:
                         self.give_back_next(worker)
                     else:
@@ -253,33 +248,52 @@ class ManagerCore:
             _resolve(old[1], None)
 
     @contextlib.contextmanager
-    def feeding_after(self) -> Iterator[None]:
-        """Tasks that come back to the ready queue inside wait for the block's end to be handed out (the caller
-        feeds the waiters once its transaction committed): a transaction that fails has handed out nothing."""
-        self._feeding_held += 1
-        try:
+    def writing(self) -> Iterator[None]:
+        """One write transaction (or a part of the one open); tasks that come back to the ready queue inside go to
+        waiting workers once it has committed (feed_waiters)."""
+        with transaction(self.conn):
             yield
-        finally:
-            self._feeding_held -= 1
+        if self.feeding_due:
+            self.feed_waiters()
 
     def feed_waiters(self) -> None:
-        if self._feeding_held:
+        """Hand ready tasks to waiting workers, in a transaction of their own: inside another one they wait for
+        its end (`writing`), and a worker hears of its task only once the hand-out is stored. A hand-out the
+        store did not keep (a full disk fails the COMMIT) is undone and the worker waits on; a worker running a
+        task the store does not say is its would run it beside the copy a restarted Manager hands out."""
+        if self.conn.in_transaction:
             self.feeding_due = True
             return
         self.feeding_due = False
-        for entry in list(self.waiters.values()):
-            worker, fut, running = entry
-            if fut.done():
-                continue
-            if running is None:
-                wants = worker.current_task_id is None
-            else:
-                wants = worker.current_task_id == running and worker.next_task_id is None
-            if wants and (task := self.next_task(worker, prefetch=running is not None)) is not None:
+        if not self.waiters or not self.ready:
+            return
+        handed: list[tuple[Waiter, HeldTask]] = []
+        try:
+            with transaction(self.conn):
+                for entry in list(self.waiters.values()):
+                    worker, fut, running = entry
+                    if fut.done():
+                        continue
+                    if running is None:
+                        wants = worker.current_task_id is None
+                    else:
+                        wants = worker.current_task_id == running and worker.next_task_id is None
+                    if wants and (task := self.next_task(worker, prefetch=running is not None)) is not None:
+                        handed.append((entry, task))
+                    if not self.ready:
+                        break
+        except BaseException:
+            for (worker, _, _), task in reversed(handed):
+                _release(worker, task.id)
+                self.workers.changed(worker)
+                task.worker_id = None
+                self.ready.add(task)
+            raise
+        for entry, task in handed:
+            worker, fut, _ = entry
+            if self.waiters.get(worker.id) is entry:
                 del self.waiters[worker.id]
-                fut.set_result(task)
-            if not self.ready:
-                break
+            fut.set_result(task)
 
     def _others_could_run(self, task: HeldTask) -> bool:
         return any(

@@ -5,13 +5,13 @@ Functions over the ManagerCore (core.py), which calls them; each runs in the cor
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from typing import Protocol
 
 from services.manager.model import HeldTask
 from services.manager.scheduler import Blocklist, ReadyQueue
 from services.manager.store import tasks as store
-from services.manager.store.db import transaction
 from services.protocol.link import TaskUpdate
 from services.protocol.states import TaskStatus
 
@@ -26,6 +26,7 @@ class ManagerCore(Protocol):
     blocklist_dirty: set[tuple[int, str, str]]  # entries the Server has not heard of since they changed
 
     def feed_waiters(self) -> None: ...
+    def writing(self) -> contextlib.AbstractContextManager[None]: ...
     def forget(self, task: HeldTask) -> None: ...
     def emit(self, updates: list[TaskUpdate]) -> None: ...
     def update_for(self, task: HeldTask, **fields: object) -> TaskUpdate: ...
@@ -37,7 +38,7 @@ def reset_blocklist(core: ManagerCore, job_ids: list[int]) -> None:
     for key in [k for k in core.blocklist if k[0] in jobs]:
         del core.blocklist[key]
         core.blocklist_dirty.add(key)  # reported as gone
-    with transaction(core.conn):
+    with core.writing():
         store.clear_blocklist(core.conn, sorted(jobs))
         core.feed_waiters()  # a waiting worker may take one of their tasks now
 
@@ -51,7 +52,7 @@ def reprioritize(core: ManagerCore, priorities: dict[int, int]) -> None:
     ]
     if not changed:
         return
-    with transaction(core.conn):
+    with core.writing():
         for task in changed:
             ready = task in core.ready
             core.ready.remove(task)  # its place depends on the priority: out under the old key
@@ -68,7 +69,7 @@ def drop(core: ManagerCore, task_ids: list[int], attempt: int | None = None, *, 
     A canceled task that was running is reported back as canceled (the Server waits for that report);
     its worker learns it from its next update (409) or may-i-run.
     """
-    with transaction(core.conn):
+    with core.writing():
         for task_id in task_ids:
             task = core.tasks.get(task_id)
             if task is None or (attempt is not None and task.claim.attempt != attempt):
@@ -80,7 +81,7 @@ def drop(core: ManagerCore, task_ids: list[int], attempt: int | None = None, *, 
 
 def give_back_ready(core: ManagerCore) -> int:
     """On a clean shutdown: tasks not handed to a worker go back to the Server's queue."""
-    with transaction(core.conn):
+    with core.writing():
         back = list(core.ready)
         core.emit([core.update_for(t, status=TaskStatus.QUEUED) for t in back])
         for task in back:

@@ -12,7 +12,6 @@ from services.manager.errors import Conflict, Invalid
 from services.manager.model import HeldTask, WorkerState
 from services.manager.store import logs, previews
 from services.manager.store import tasks as store
-from services.manager.store.db import transaction
 from services.protocol.common import utcnow
 from services.protocol.link import LOG_TAIL_LINES, TaskUpdate
 from services.protocol.preview import PreviewReport
@@ -74,7 +73,7 @@ def apply(core: ManagerCore, worker: WorkerState, task_id: int, updates: list[Wo
             )
     before = _Before.of(worker, task)
     try:
-        with core.feeding_after(), transaction(core.conn):
+        with core.writing():
             outgoing = _apply(core, worker, task, new)
             worker.last_seq = new[-1].seq
             store.save_worker_seq(core.conn, worker.id, worker.last_seq)
@@ -82,8 +81,6 @@ def apply(core: ManagerCore, worker: WorkerState, task_id: int, updates: list[Wo
     except Exception:
         before.restore(core, worker, task)
         raise
-    if core.feeding_due:  # a task back in the ready queue (failed, given back) goes to a waiting worker now
-        core.feed_waiters()
     return worker.last_seq
 
 
@@ -108,7 +105,7 @@ class _Before:
                    task.failure_count, frozenset(task.failed_on))  # fmt: skip
 
     def restore(self, core: ManagerCore, worker: WorkerState, task: HeldTask) -> None:
-        # nothing was handed out meanwhile (core.feeding_after): the task is the worker's again, as it was
+        # nothing was handed out meanwhile (core.writing): the task is the worker's again, as it was
         worker.last_seq = self.last_seq
         worker.current_task_id, worker.next_task_id = self.current_task_id, self.next_task_id
         task.worker_id, task.started = self.task_worker_id, self.started

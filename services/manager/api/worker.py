@@ -17,7 +17,6 @@ from services.manager.core import ManagerCore
 from services.manager.errors import Invalid, NotSignedOn, TooManyAttempts, Unauthorized
 from services.manager.model import HeldTask, WorkerState
 from services.manager.run_watch import MAX_WAIT
-from services.manager.store.db import transaction
 from services.protocol.backoff import Backoff
 from services.protocol.common import Id
 from services.protocol.input_guard import is_json
@@ -147,7 +146,7 @@ async def ask_for_task(request: Request) -> Response:
         if task is None and body.wait_seconds > 0 and prefetch.may_prefetch(worker, running):
             task = await core.wait_for_task(worker, body.wait_seconds, running)
     else:
-        with transaction(core.conn):
+        with core.writing():
             if worker.current_task_id is not None:
                 # asking for a new task while holding one: the worker has abandoned it (and its prefetched one)
                 core.take_back(worker, "the worker asked for a new task without finishing this one")
@@ -157,7 +156,7 @@ async def ask_for_task(request: Request) -> Response:
     if task is not None and instance is not None and instance != worker.instance:
         # another process signed on as this worker while this request waited, after the task was set aside for
         # it: the task goes back before this process, which is told to stop, could start it
-        with transaction(core.conn):
+        with core.writing():
             if running is not None and worker.next_task_id == task.claim.id:
                 core.give_back_next(worker)
             elif worker.current_task_id == task.claim.id:

@@ -133,3 +133,74 @@ def test_claimed_tasks_go_to_waiting_workers_only_once_their_transaction_committ
         assert waiting.done() and waiting.result().id == 1
     finally:
         loop.close()
+
+
+def test_a_hand_out_whose_commit_failed_is_undone_and_the_worker_waits_on(tmp_path: Path) -> None:
+    """Waiters are fed in a transaction of their own, after the one that made a task ready: a worker hears of its
+    task only once that hand-out is stored; a failed COMMIT leaves the task ready and the worker waiting."""
+    import asyncio
+
+    core = make_core(tmp_path)
+    b = worker(core, "b")
+    loop = asyncio.new_event_loop()
+    try:
+        waiting = loop.create_future()
+        core.waiters[b.id] = (b, waiting, None)
+        conn = _failing(core)
+        real_execute = conn.execute
+        commits = {"n": 0}
+
+        def third_commit_fails(sql: str, *args: Any) -> sqlite3.Cursor:
+            if sql == "COMMIT":
+                commits["n"] += 1
+                if commits["n"] == 3:  # the claim's two transactions go through, the hand-out's fails
+                    raise sqlite3.OperationalError("database or disk is full")
+                return conn._conn.execute(sql, *args)
+            return real_execute(sql, *args)
+
+        conn.execute = third_commit_fails  # type: ignore[method-assign]
+        with pytest.raises(sqlite3.OperationalError):
+            core.add_claimed([claimed(1)])
+        assert not conn.in_transaction
+        assert not waiting.done() and b.id in core.waiters and b.current_task_id is None
+        assert core.tasks[1] in core.ready and core.tasks[1].worker_id is None
+        conn.execute = real_execute  # type: ignore[method-assign]
+        core.feed_waiters()
+        assert waiting.done() and waiting.result().id == 1 and b.current_task_id == 1
+        assert core.conn.execute("SELECT worker_id FROM tasks WHERE id = 1").fetchone()[0] == b.id
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("how", ["signed off", "timed out", "forgotten"])
+def test_a_task_taken_back_goes_to_a_waiting_worker_only_once_its_transaction_committed(
+    tmp_path: Path, how: str
+) -> None:
+    """A worker signing off, timing out or forgotten gives its tasks back, where a worker waiting for work takes
+    them: inside the transaction that then failed, the waiter ran a task the store did not say was its."""
+    import asyncio
+
+    core = make_core(tmp_path)
+    core.add_claimed([claimed(1)])
+    a, b = worker(core, "a"), worker(core, "b")
+    assert take(core, a) == 1
+    loop = asyncio.new_event_loop()
+    try:
+        waiting = loop.create_future()
+        core.waiters[b.id] = (b, waiting, None)
+        conn = _failing(core)
+        conn.fail = 1
+        with pytest.raises(sqlite3.OperationalError):
+            if how == "signed off":
+                core.sign_off(a)
+            elif how == "timed out":
+                a.last_seen -= 10 * core.config.worker_timeout
+                core.sweep_timeouts(now=a.last_seen + 2 * core.config.worker_timeout)
+            else:
+                core.forget_workers([a.id])
+        assert not waiting.done() and b.current_task_id is None
+        core.feed_waiters()  # the next turn that feeds waiters hands it out, written
+        assert waiting.done() and waiting.result().id == 1
+        assert core.conn.execute("SELECT worker_id FROM tasks WHERE id = 1").fetchone()[0] == b.id
+    finally:
+        loop.close()

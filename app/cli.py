@@ -27,6 +27,7 @@ Clients (each takes --server URL --token-file F; default: the local all-in-one f
   jobs            list jobs
   job ID          show a job, its tasks and its log
   log TASK        a task's full log (--all: from the start; -f: follow it)
+  job-types [NAME]  the job types, or one's settings and a job of it to start from
   demo            render the sample scene on the farm
   blender-addon --output FILE.zip   make the installable zip of the Blender add-on
   tablao://job/ID                   open the desktop app on a job (the Blender add-on's links)
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         return _all_in_one(rest)
     if command in ("users", "tokens", "managers"):
         return _run("services.server.cli", "admin_main", command, rest)
-    if command in ("submit", "jobs", "job", "log"):
+    if command in ("submit", "jobs", "job", "log", "job-types"):
         return _run("services.client_cli", "main", command, rest)
     if command == "blender-addon":
         return _run("resources.addon_zip", "main", rest)

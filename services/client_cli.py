@@ -15,11 +15,12 @@ from pathlib import Path
 
 import httpx
 
-from services import openjd_submit
+from services import job_types_cli, openjd_submit
 from services.localfarm import records
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import API_PREFIX
 from services.protocol.cli_args import http_url
+from services.protocol.common import plural
 from services.protocol.jobs import Job, JobAction, JobDetail
 from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
 from services.protocol.service_probe import Service, which_service
@@ -189,7 +190,7 @@ async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
     if not _finite(body):  # NaN or 1e999: JSON cannot carry it, and httpx would stop with a traceback
         raise SystemExit(f"{args.file}: a number in the job is NaN or infinite; give a finite number")
     job = await client.submit_job(body)
-    print(f"submitted job {job.id} ({shown(job.name)}): {job.tasks_total} tasks, {job.status}")
+    print(f"submitted job {job.id} ({shown(job.name)}): {plural(job.tasks_total, 'task')}, {job.status}")
     return 0
 
 
@@ -275,6 +276,7 @@ COMMANDS: dict[str, Callable[[ServerClient, argparse.Namespace], Awaitable[int]]
     "jobs": _jobs,
     "job": _job,
     "log": _log,
+    "job-types": job_types_cli.run,
 }
 
 
@@ -299,6 +301,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     elif command == "job":
         parser.add_argument("id", type=int)
         parser.add_argument("--action", choices=[a.value for a in JobAction], help="change the job first")
+    elif command == "job-types":
+        parser.add_argument("name", nargs="?", help="a job type: its settings and a job of it to start from")
     elif command == "log":
         parser.add_argument("id", type=int, help="the task's id (`tablao job ID` lists its tasks)")
         parser.add_argument("--all", action="store_true", help="the whole log, not only its end")

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from app.models.access import UserAccess
 from app.models.sync import FarmSync
 from app.qt import QAction, QInputDialog, QMessageBox, QObject, QWidget, Signal
+from services.protocol.common import plural
 from services.protocol.jobs import BulkResult, JobAction
 
 Confirm = Callable[[str, str], bool]
@@ -33,10 +34,6 @@ def ask_int_box(parent: QWidget | None) -> AskInt:
         return number if ok else None
 
     return ask
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class SelectionActions(QObject, Generic[K]):

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from app.models.access import UserAccess
 from app.models.sync import FarmSync
 from app.qt import QInputDialog, QLineEdit, QWidget
-from app.ui.actions import Confirm, SelectionActions, plural
+from app.ui.actions import Confirm, SelectionActions
+from services.protocol.common import plural
 from services.protocol.states import WorkerStatusRequest
 
 AskText = Callable[[str, str, str], str | None]  # (title, label, current) -> text, None when canceled

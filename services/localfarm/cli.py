@@ -176,6 +176,7 @@ def _banner(farm: LocalFarm, data_dir: Path) -> None:
         f"  Data     {data_dir}\n"
         f"Submit with: {typed_tablao()} submit JOB.json --server {farm.server_url} "
         f"--token-file {farm.admin_token_file}\n"
+        f"Job types and their settings: {typed_tablao()} job-types [NAME]; the API: {farm.server_url}/api/v1/docs\n"
         f"Press Ctrl-C to stop.",
         flush=True,
     )

@@ -28,9 +28,11 @@ def holder(port: int) -> str | None:
         for conn in psutil.net_connections(kind="tcp"):
             if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
                 try:
-                    cmd = " ".join(psutil.Process(conn.pid).cmdline())[:120]
+                    cmd = " ".join(psutil.Process(conn.pid).cmdline())
                 except psutil.Error:
                     cmd = ""
+                if len(cmd) > 200:  # cut between words, and say so: a number cut short names another port
+                    cmd = cmd[:200].rsplit(" ", 1)[0] + " …"
                 return f"pid {conn.pid}" + (f" ({cmd})" if cmd else "")
     return None
 

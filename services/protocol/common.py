@@ -79,6 +79,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def plural(n: int, word: str) -> str:
+    """`1 task`, `2 tasks`: counts in messages people read."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 class WireModel(BaseModel):
     """Base of every wire model: unknown fields are refused so typos surface as 422s."""
 

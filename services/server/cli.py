@@ -212,7 +212,8 @@ def server_database_dir(data_dir: Path, named: str) -> Path:
 def admin_main(kind: str, argv: list[str]) -> int:
     """Local admin commands, run on the Server's machine against its database."""
     parser = argparse.ArgumentParser(prog=f"tablao {kind}")
-    sub = parser.add_subparsers(dest="verb", required=True)
+    verbs = {"users": "add|list", "tokens": "create", "managers": "add|list"}[kind]
+    sub = parser.add_subparsers(dest="verb", required=True, metavar=verbs)  # named in "arguments are required"
     if kind == "users":
         p = sub.add_parser("add", help="add a user")
         p.add_argument("name")

@@ -75,6 +75,31 @@ def test_submit_jobs_and_job(cli_server: ServerProcess, tmp_path: Path) -> None:
     assert f"Job {job_id}: cli exec" in r.stdout and "3 in all" in r.stdout
     r = tablao("job", job_id, "--action", "pause", *client_args(cli_server))
     assert r.returncode == 0 and "status paused" in r.stdout
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"name": "one", "type": "exec", "settings": {"command": ["true"]}}))
+    r = tablao("submit", str(one), *client_args(cli_server))
+    assert r.returncode == 0 and ": 1 task, queued" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("name", ["exec", "blender-render", "blender-bake", "blender-still", "ffmpeg-encode"])
+def test_job_types_show_the_settings_and_a_job_that_submits_as_is(
+    cli_server: ServerProcess, tmp_path: Path, name: str
+) -> None:
+    """A newcomer had only `GET /api/v1/job-types/NAME` (curl with a token) to learn a job type's settings."""
+    r = tablao("job-types", *client_args(cli_server))
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[0] for line in r.stdout.splitlines()[:6]] == sorted(
+        ["blender-bake", "blender-render", "blender-still", "exec", "ffmpeg-encode", "openjd"]
+    )
+    r = tablao("job-types", name, *client_args(cli_server))
+    assert r.returncode == 0, r.stderr
+    assert "settings:" in r.stdout and "required" in r.stdout
+    job_file = tmp_path / "job.json"
+    job_file.write_text(r.stdout.rstrip().splitlines()[-1])  # the example job, as printed
+    r = tablao("submit", str(job_file), *client_args(cli_server))
+    assert r.returncode == 0, r.stderr
+    r = tablao("job-types", "nuke", *client_args(cli_server))
+    assert r.returncode == 1 and "no job type named 'nuke'" in r.stderr
 
 
 @pytest.mark.parametrize(

@@ -404,6 +404,32 @@ def test_cancel_reaches_the_manager_in_the_ack(admin: httpx.Client, link: httpx.
     assert task(admin, c["id"])["status"] == "canceled"
 
 
+@pytest.mark.parametrize(
+    ("action", "doing", "done", "ends"),
+    [("cancel", "canceling", "canceled", "canceled"), ("pause", "pausing", "paused", "completed")],
+)
+def test_a_jobs_activity_follows_its_running_tasks_as_they_stop(
+    admin: httpx.Client, link: httpx.Client, action: str, doing: str, done: str, ends: str
+) -> None:
+    """Before, the activity said "canceling: 2 tasks still running" for ever after the job was canceled. A
+    cancel stops running tasks; a pause lets them finish."""
+    t = kind()
+    job = submit(admin, t, frames="1-3")
+    running = claim(link, [t], capacity=2)
+    active = [{"task_id": c["id"], "attempt": c["attempt"], "status": "active"} for c in running]
+    assert push(link, active).status_code == 200
+    assert admin.post(f"/jobs/{job['id']}/status", json={"action": action}).status_code == 200
+    got = admin.get(f"/jobs/{job['id']}").json()
+    assert (got["status"], got["activity"]) == (f"{action}-requested", f"{doing}: 2 tasks still running")
+    first, second = running
+    assert push(link, [{"task_id": first["id"], "attempt": first["attempt"], "status": ends}]).status_code == 200
+    got = admin.get(f"/jobs/{job['id']}").json()
+    assert (got["status"], got["activity"]) == (f"{action}-requested", f"{doing}: 1 task still running")
+    assert push(link, [{"task_id": second["id"], "attempt": second["attempt"], "status": ends}]).status_code == 200
+    got = admin.get(f"/jobs/{job['id']}").json()
+    assert (got["status"], got["activity"]) == (done, f"{done}: no task still running")
+
+
 def test_a_priority_change_reaches_the_managers_holding_tasks_of_the_job(
     server: ServerProcess, admin: httpx.Client, link: httpx.Client
 ) -> None:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from services.protocol.common import utcnow
+from services.protocol.common import plural, utcnow
 from services.protocol.jobs import JobAction, JobSubmission
 from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, Role, TaskStatus
 from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDependencyRow, TaskRow
@@ -28,6 +28,7 @@ from services.server.store.tasks import (
     log_job,
     requeue_where,
     set_job_status,
+    still_running,
     stop_unfinished,
 )
 
@@ -110,7 +111,7 @@ def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
     job.tasks_total = writer.count
     job.task_types = sorted(writer.types)
     job.status = initial
-    log_job(session, job, actor.name, f"submitted by {actor.name}: {writer.count} tasks, {initial}")
+    log_job(session, job, actor.name, f"submitted by {actor.name}: {plural(writer.count, 'task')}, {initial}")
     events.publish(session, "job-created", job_to_wire(job).model_dump(mode="json"))
     return job
 
@@ -221,7 +222,7 @@ def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor,
         set_job_status(
             session, job, JobStatus.PAUSE_REQUESTED if running else JobStatus.PAUSED, actor=who, reason=reason
         )
-        job.activity = f"paused by {who}{why}" if not running else f"pausing: {running} tasks still running"
+        job.activity = still_running(JobStatus.PAUSE_REQUESTED, running) if running else f"paused by {who}{why}"
     elif action == JobAction.RESUME:
         requeue_where(session, job, [TaskStatus.PAUSED], actor=who)
         target = JobStatus.ACTIVE if job.tasks_active or job.tasks_completed else JobStatus.QUEUED
@@ -232,7 +233,7 @@ def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor,
         set_job_status(
             session, job, JobStatus.CANCEL_REQUESTED if running else JobStatus.CANCELED, actor=who, reason=reason
         )
-        job.activity = f"canceled by {who}{why}" if not running else f"canceling: {running} tasks still running"
+        job.activity = still_running(JobStatus.CANCEL_REQUESTED, running) if running else f"canceled by {who}{why}"
     elif action in (JobAction.REQUEUE, JobAction.REQUEUE_FAILED):
         if action == JobAction.REQUEUE and status == JobStatus.COMPLETED:
             which = [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.PAUSED]
@@ -251,7 +252,7 @@ def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor,
                 log_job(
                     session, job, who, f"{n} failed or canceled tasks requeued as paused; the job stays paused{why}"
                 )
-            job.activity = f"{n} tasks requeued (paused) by {who}"
+            job.activity = f"{plural(n, 'task')} requeued (paused) by {who}"
             events.mark_job_dirty(session, job)
             return
         if status in FINISHED_JOB_STATUSES or status == JobStatus.PAUSED:
@@ -260,8 +261,8 @@ def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor,
         if n:
             give_workers_another_chance(session, job)  # a requeue usually follows a fix
         if job.status == JobStatus.REQUEUEING:
-            set_job_status(session, job, JobStatus.QUEUED, actor=who, reason=f"{n} tasks requeued")
-        job.activity = f"{n} tasks requeued by {who}"
+            set_job_status(session, job, JobStatus.QUEUED, actor=who, reason=f"{plural(n, 'task')} requeued")
+        job.activity = f"{plural(n, 'task')} requeued by {who}"
     events.mark_job_dirty(session, job)
 
 

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import ColumnElement, and_, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.protocol.common import utcnow
+from services.protocol.common import plural, utcnow
 from services.protocol.jobs import JobSubmission
 from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, TaskStatus
 from services.server.db.tables import JobRow, ManagerRow
@@ -166,7 +166,7 @@ def _finish_job(
     job.tasks_total = writer.count
     job.task_types = sorted(writer.types)
     job.status = initial
-    log_job(session, job, actor.name, f"submitted by {actor.name}: {writer.count} tasks, {initial}")
+    log_job(session, job, actor.name, f"submitted by {actor.name}: {plural(writer.count, 'task')}, {initial}")
     for problem in host_check.unmet_steps(session, job):  # openjd hostRequirements nobody meets
         log_job(session, job, "tablao", problem)
         job.activity = problem

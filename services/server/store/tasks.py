@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.protocol.common import utcnow
+from services.protocol.common import plural, utcnow
 from services.protocol.jobs import OnTaskFailure
 from services.protocol.states import JobStatus, TaskStatus
 from services.server.db.tables import (
@@ -205,6 +205,8 @@ def follow_job(session: Session, job: JobRow, *, actor: str) -> None:
     job.updated = utcnow()
     events.mark_job_dirty(session, job)
     if new == old:
+        if old in _STOPPING and job.tasks_active:  # the count of tasks still running goes down as they stop
+            job.activity = still_running(old, job.tasks_active)
         return
     reason = {
         JobStatus.FAILED: "a task failed",
@@ -216,6 +218,17 @@ def follow_job(session: Session, job: JobRow, *, actor: str) -> None:
         stop_unfinished(session, job, to=TaskStatus.CANCELED, actor=actor)
     elif new == JobStatus.COMPLETED:
         job.activity = "completed"
+    elif old in _STOPPING and new in (JobStatus.CANCELED, JobStatus.PAUSED):
+        job.activity = f"{new.value}: no task still running"
+
+
+# a pause or cancel waiting for running tasks to stop: what the job's activity says meanwhile
+_STOPPING = {JobStatus.CANCEL_REQUESTED: "canceling", JobStatus.PAUSE_REQUESTED: "pausing"}
+
+
+def still_running(status: JobStatus, running: int) -> str:
+    """The activity of a job paused or canceled whose running tasks have not all stopped yet."""
+    return f"{_STOPPING[status]}: {plural(running, 'task')} still running"
 
 
 # ---- bulk changes of a whole job ---------------------------------------------------------------

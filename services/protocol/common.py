@@ -36,13 +36,14 @@ LongText = Annotated[str, StringConstraints(max_length=10_000)]
 JSON_MAX_DEPTH = 32
 
 
-def _depth(value: Any, level: int = 0) -> int:
+def json_depth(value: Any, level: int = 0) -> int:
+    """How deep `value` nests, counted up to one past JSON_MAX_DEPTH (deeper is not looked at)."""
     if level > JSON_MAX_DEPTH:
         return level
     if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+        return max((json_depth(v, level + 1) for v in value.values()), default=level + 1)
     if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
+        return max((json_depth(v, level + 1) for v in value), default=level + 1)
     return level
 
 
@@ -50,7 +51,7 @@ def bounded_json(max_bytes: int) -> AfterValidator:
     """A free-form JSON value (settings, software versions) of at most `max_bytes` and nesting 32 deep."""
 
     def check(value: Any) -> Any:
-        if _depth(value) > JSON_MAX_DEPTH:
+        if json_depth(value) > JSON_MAX_DEPTH:
             raise ValueError(f"nested more than {JSON_MAX_DEPTH} levels deep")
         size = len(json.dumps(value, separators=(",", ":"), default=str))
         if size > max_bytes:

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from services.protocol.common import JSON_MAX_DEPTH, json_depth
+
 MAX_TEMPLATE_BYTES = 256 * 1024
 SPECIFICATION = "jobtemplate-2023-09"
 # Extensions Tablao implements; a template naming another is refused by openjd-model with its reason.
@@ -32,6 +34,9 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+_TOO_DEEP = f"the template is nested more than {JSON_MAX_DEPTH} levels deep"
+
+
 def parse_template_text(text: str) -> dict[str, Any]:
     """The template document as a dict; TemplateTextError when it is too big, malformed or not a mapping."""
     size = len(text.encode("utf-8"))
@@ -47,6 +52,10 @@ def parse_template_text(text: str) -> dict[str, Any]:
         raise TemplateTextError(f"not valid JSON: {exc}") from exc
     except yaml.YAMLError as exc:
         raise TemplateTextError(f"not valid YAML: {' '.join(str(exc).split())}") from exc
+    except RecursionError as exc:  # YAML's and JSON's parsers recurse per level: `[[[[…` 1,000 deep ends here
+        raise TemplateTextError(_TOO_DEEP) from exc
+    if json_depth(data) > JSON_MAX_DEPTH:
+        raise TemplateTextError(_TOO_DEEP)
     if not isinstance(data, dict):
         raise TemplateTextError("a job template is a mapping with specificationVersion, name and steps")
     return data

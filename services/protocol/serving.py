@@ -9,6 +9,8 @@ after a short grace instead (their clients retry); the application's own shutdow
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import uvicorn
@@ -18,9 +20,22 @@ from services.protocol.http_protocol import BoundedHttpToolsProtocol, idle_secon
 GRACE_SECONDS = 0.1  # in-flight requests get this long after the listening socket closes
 
 
+TRUSTED_PROXIES_ENV = "TABLAO_TRUSTED_PROXIES"
+
+
+def proxy_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Whose `X-Forwarded-For` names the client. uvicorn believes it from 127.0.0.1 by default, so anything on the
+    Server's machine (a task on the all-in-one farm) could claim a new address per request and never meet the
+    per-address back-off of bad tokens and logins; only the reverse proxies named in TABLAO_TRUSTED_PROXIES are."""
+    proxies = [p.strip() for p in env.get(TRUSTED_PROXIES_ENV, "").split(",") if p.strip()]
+    return {"proxy_headers": True, "forwarded_allow_ips": proxies} if proxies else {"proxy_headers": False}
+
+
 def quick_server(app: Any, **config: Any) -> uvicorn.Server:
     """A uvicorn server for app that cancels open requests GRACE_SECONDS after a stop signal; a bad
     TABLAO_REQUEST_IDLE_SECONDS raises ValueError naming it."""
+    for key, value in proxy_settings(os.environ).items():
+        config.setdefault(key, value)
     config.setdefault("timeout_graceful_shutdown", GRACE_SECONDS)
     config.setdefault("http", BoundedHttpToolsProtocol)
     BoundedHttpToolsProtocol.idle_seconds = idle_seconds_from_env()

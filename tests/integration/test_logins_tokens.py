@@ -83,6 +83,18 @@ def test_bad_tokens_back_off_but_valid_tokens_pass(server: ServerProcess) -> Non
     assert httpx.get(f"{server.url}{API}/jobs", headers=server.headers(fresh)).status_code == 200
 
 
+def test_a_forwarded_for_header_does_not_pick_the_address_failures_are_counted_against(server: ServerProcess) -> None:
+    """uvicorn believed `X-Forwarded-For` from 127.0.0.1: a program on the Server's machine could send each bad
+    token from a new address and never meet the back-off. Only TABLAO_TRUSTED_PROXIES are believed now."""
+    codes = [
+        httpx.get(
+            f"{server.url}{API}/jobs", headers={**server.headers(f"bad-{i}"), "X-Forwarded-For": f"10.0.0.{i}"}
+        ).status_code
+        for i in range(11)
+    ]
+    assert codes[:10] == [401] * 10 and codes[10] == 429
+
+
 def test_tokens_expire(server: ServerProcess) -> None:
     _add_user(server, "di")
     r = httpx.post(

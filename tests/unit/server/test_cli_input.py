@@ -162,3 +162,14 @@ def test_admin_accepts_good_input(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert admin_main("managers", ["add", "m-1", *d]) == 0
     out = capsys.readouterr().out
     assert "user bob.s@x (artist) added" in out
+
+
+def test_only_the_named_reverse_proxies_are_believed_about_the_client_address() -> None:
+    from services.protocol.serving import proxy_settings
+
+    assert proxy_settings({}) == {"proxy_headers": False}
+    assert proxy_settings({"TABLAO_TRUSTED_PROXIES": " , "}) == {"proxy_headers": False}
+    assert proxy_settings({"TABLAO_TRUSTED_PROXIES": "10.0.0.5, 10.0.0.6"}) == {
+        "proxy_headers": True,
+        "forwarded_allow_ips": ["10.0.0.5", "10.0.0.6"],
+    }

@@ -103,6 +103,13 @@ def test_billions_of_tasks_are_refused_without_expanding() -> None:
     assert time.monotonic() - start < 2
 
 
+@pytest.mark.parametrize("text", ["[" * 900 + "]" * 900, "- " * 2000 + "x", "a: " + "[" * 990 + "]" * 990,
+                                  '{"a":' * 2000 + "1" + "}" * 2000, "a: " + "[" * 40 + "]" * 40])  # fmt: skip
+def test_a_template_nested_too_deep_is_refused_naming_the_template(text: str) -> None:
+    """YAML's and JSON's parsers recurse per level: 1,000 levels were a RecursionError, a 500 at the Server."""
+    assert errors({"template": text})["template"].endswith("nested more than 32 levels deep")
+
+
 def test_huge_template_text_is_refused() -> None:
     big = {"template": one_step([{"name": "X", "type": "STRING", "range": ["x" * 1000] * 300}])}
     assert "at most" in errors(big)["template"]

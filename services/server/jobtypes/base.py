@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import GenerateJsonSchema
 
@@ -71,6 +72,35 @@ class CompiledTask:
     steps_total: int = 1
 
 
+MAX_COMMAND_BYTES = 512 * 1024 * 1024
+"""What the commands of one job's tasks may hold in all, as stored (JSON): a job over it is refused before any
+task is written. Room for the farm's default limit of a million tasks at ~500 bytes each (a render whose blend
+file and output pattern are 200 characters each); a string setting copied into every task of a big job is not.
+The openjd job type keeps its own, tighter bound (openjd_job.MAX_STORED_BYTES: its tasks are at most 100,000)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SizeEstimate:
+    """What a compilation will yield, told from the settings alone before any task is built."""
+
+    tasks: int  # exactly how many tasks compile() yields
+    command_bytes: int  # about how many bytes their commands take as stored (JSON), from a task or two × the count
+
+
+def command_bytes(task: CompiledTask) -> int:
+    """The bytes a task's commands take as stored (the JSON the Server writes)."""
+    return len(orjson.dumps(task.commands))
+
+
+def measured(tasks: Iterable[CompiledTask]) -> SizeEstimate:
+    """The exact size of a small compilation (a few hundred tasks at most), built to be measured."""
+    n = total = 0
+    for task in tasks:
+        n += 1
+        total += command_bytes(task)
+    return SizeEstimate(n, total)
+
+
 class CompileError(ValueError):
     """Settings that pass the schema but cannot be compiled; `field` names the setting at fault."""
 
@@ -101,6 +131,12 @@ class JobType(ABC):
         schema = cls.Settings.model_json_schema(schema_generator=_FormSchema)
         inlined: dict[str, Any] = _inline_refs(schema, schema.pop("$defs", {}))
         return inlined
+
+    def estimate(self, settings: Any) -> SizeEstimate | None:
+        """How many tasks `compile` yields for these validated settings and about how big their commands are,
+        without building them all, so the Server refuses a job over its limits before storing any of it; None
+        (the default, for plug-ins): unknown, and the limits are checked as the tasks come."""
+        return None
 
     @abstractmethod
     def compile(self, ctx: JobContext, settings: Any) -> Iterable[CompiledTask]:

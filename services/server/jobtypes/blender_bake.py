@@ -8,8 +8,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from services.protocol.commands import BLENDER_BAKE, BakeParams, CacheEntry, TaskType, VerifyBakeParams
-from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings
-from services.server.jobtypes.fields import PathStr, blendfile_field, frame_end_not_before_start, invalid
+from services.server.jobtypes.base import (
+    Capability,
+    CompiledTask,
+    JobContext,
+    JobType,
+    JobTypeSettings,
+    SizeEstimate,
+    measured,
+)
+from services.server.jobtypes.fields import (
+    PathStr,
+    blendfile_field,
+    frame_end_not_before_start,
+    invalid,
+    name_field,
+)
 
 VERIFY_TASK = "verify-bake"
 
@@ -26,12 +40,8 @@ class CacheSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", title="Cache")
 
     target: CacheTarget = Field(title="Simulation", description="The kind of simulation to bake.")
-    object: str | None = Field(
-        None, min_length=1, title="Object", description="Object holding the simulation; empty: every object."
-    )
-    modifier: str | None = Field(
-        None, min_length=1, title="Modifier", description="Modifier of that object; empty: every one."
-    )
+    object: str | None = name_field("Object", "Object holding the simulation; empty: every object.")
+    modifier: str | None = name_field("Modifier", "Modifier of that object; empty: every one.")
 
     @field_validator("modifier")
     @classmethod
@@ -88,8 +98,14 @@ class BlenderBake(JobType):
     description = "Bake simulation caches (point caches, fluid, cloth) in parallel, then check them."
     Settings = BlenderBakeSettings
 
+    def estimate(self, settings: Any) -> SizeEstimate:  # at most 101 tasks: built and measured
+        return measured(self._tasks(BlenderBakeSettings.model_validate(settings)))
+
     def compile(self, ctx: JobContext, settings: Any) -> list[CompiledTask]:  # one task per cache: a list is fine
-        s = BlenderBakeSettings.model_validate(settings)
+        return self._tasks(BlenderBakeSettings.model_validate(settings))
+
+    @staticmethod
+    def _tasks(s: BlenderBakeSettings) -> list[CompiledTask]:
         frames = s.frame_end - s.frame_start + 1
         tasks: list[CompiledTask] = []
         for cache in s.caches:

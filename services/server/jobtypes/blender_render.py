@@ -14,7 +14,15 @@ from services.protocol.commands import (
     FfmpegParams,
     TaskType,
 )
-from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings
+from services.server.jobtypes.base import (
+    Capability,
+    CompiledTask,
+    JobContext,
+    JobType,
+    JobTypeSettings,
+    SizeEstimate,
+    command_bytes,
+)
 from services.server.jobtypes.fields import (
     FrameRange,
     ImageFormat,
@@ -22,9 +30,10 @@ from services.server.jobtypes.fields import (
     blendfile_field,
     frames_field,
     invalid,
+    name_field,
     path_field,
 )
-from services.server.jobtypes.frames import frame_sequence, iter_chunks
+from services.server.jobtypes.frames import Chunk, chunk_bounds, frame_sequence, iter_chunks
 from services.server.jobtypes.paths import blender_output, hashes_in_name, printf_token, sibling
 
 PREVIEW_TASK = "preview-video"
@@ -59,9 +68,7 @@ class BlenderRenderSettings(JobTypeSettings):
         mode="save",
     )
     format: ImageFormat = Field(ImageFormat.PNG, title="Format", description="Image file format of the frames.")
-    scene: str | None = Field(
-        None, min_length=1, title="Scene", description="Scene to render; empty: the file's active scene."
-    )
+    scene: str | None = name_field("Scene", "Scene to render; empty: the file's active scene.")
     fps: float = Field(24, gt=0, le=1000, title="Frame rate", description="Frames per second of the preview.")
     preview_video: bool = Field(
         False,
@@ -97,9 +104,20 @@ class BlenderRender(JobType):
     description = "Render an animation with Blender, in chunks of frames; optionally a preview video after."
     Settings = BlenderRenderSettings
 
-    def compile(self, ctx: JobContext, settings: Any) -> Iterator[CompiledTask]:
+    def estimate(self, settings: Any) -> SizeEstimate:
         s = BlenderRenderSettings.model_validate(settings)
         frames = frame_sequence(s.frames)
+        n, first, last = chunk_bounds(frames, s.chunk_size)
+        base = self._base(s)
+        each = max(command_bytes(self._chunk_task(base, c)) for c in (first, last))
+        size = SizeEstimate(n, n * each)
+        if s.preview_video and s.format is not ImageFormat.OPEN_EXR:
+            preview = command_bytes(self._preview(s, frames, depends_on=()))
+            size = SizeEstimate(n + 1, size.command_bytes + preview)
+        return size
+
+    @staticmethod
+    def _base(s: BlenderRenderSettings) -> BlenderRenderParams:
         base: BlenderRenderParams = {
             "blendfile": s.blendfile,
             "output": s.output_path,
@@ -108,6 +126,22 @@ class BlenderRender(JobType):
         }
         if s.scene is not None:
             base["scene"] = s.scene
+        return base
+
+    @staticmethod
+    def _chunk_task(base: BlenderRenderParams, chunk: Chunk) -> CompiledTask:
+        """A task of several frames (what the estimate measures; one-frame tasks are built inline below)."""
+        return CompiledTask(
+            name=f"render {chunk.name}",
+            type=TaskType.BLENDER.value,
+            commands=[BLENDER_RENDER({**base, "frames": chunk.blender})],
+            steps_total=len(chunk.frames),
+        )
+
+    def compile(self, ctx: JobContext, settings: Any) -> Iterator[CompiledTask]:
+        s = BlenderRenderSettings.model_validate(settings)
+        frames = frame_sequence(s.frames)
+        base = self._base(s)
         blender = TaskType.BLENDER.value  # a plain str: the database binds it faster than a str subclass
         # Plain dicts, one task at a time: 100,000 frames compile in a fraction of a second.
         n = 0
@@ -119,12 +153,7 @@ class BlenderRender(JobType):
             n = len(frames)
         else:
             for chunk in iter_chunks(frames, s.chunk_size):
-                yield CompiledTask(
-                    name=f"render {chunk.name}",
-                    type=blender,
-                    commands=[BLENDER_RENDER({**base, "frames": chunk.blender})],
-                    steps_total=len(chunk.frames),
-                )
+                yield self._chunk_task(base, chunk)
                 n += 1
         if s.preview_video and s.format is not ImageFormat.OPEN_EXR:
             yield self._preview(s, frames, depends_on=range(n))

@@ -16,13 +16,22 @@ from services.protocol.commands import (
     MergeTilesParams,
     TaskType,
 )
-from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings
+from services.server.jobtypes.base import (
+    Capability,
+    CompiledTask,
+    JobContext,
+    JobType,
+    JobTypeSettings,
+    SizeEstimate,
+    measured,
+)
 from services.server.jobtypes.fields import (
     FORMAT_EXTENSIONS,
     ImageFormat,
     PathStr,
     blendfile_field,
     invalid,
+    name_field,
     path_field,
 )
 from services.server.jobtypes.paths import blender_output, padded, stem_and_extension
@@ -49,9 +58,7 @@ class BlenderStillSettings(JobTypeSettings):
     model_config = ConfigDict(title="Blender still")
 
     blendfile: PathStr = blendfile_field()
-    scene: str | None = Field(
-        None, min_length=1, title="Scene", description="Scene to render; empty: the file's active scene."
-    )
+    scene: str | None = name_field("Scene", "Scene to render; empty: the file's active scene.")
     frame: int = Field(1, ge=0, le=1_000_000, title="Frame", description="The frame to render.")
     output_path: PathStr = path_field(
         "Output image",
@@ -137,8 +144,14 @@ class BlenderStill(JobType):
     description = "Render one frame on several workers, as tiles or as sample chunks, and merge the parts."
     Settings = BlenderStillSettings
 
+    def estimate(self, settings: Any) -> SizeEstimate:  # at most 257 tasks: built and measured
+        return measured(self._tasks(BlenderStillSettings.model_validate(settings)))
+
     def compile(self, ctx: JobContext, settings: Any) -> list[CompiledTask]:  # a few tasks: a list is fine
-        s = BlenderStillSettings.model_validate(settings)
+        return self._tasks(BlenderStillSettings.model_validate(settings))
+
+    @staticmethod
+    def _tasks(s: BlenderStillSettings) -> list[CompiledTask]:
         # Tiles: JPEG parts would compound compression artefacts; PNG is lossless and what the merge reads best.
         # Sample chunks: 32-bit OpenEXR, scene-linear, so the merge averages light, not display values.
         if s.split is StillSplit.SAMPLES:

@@ -4,23 +4,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from services.protocol.commands import EXEC, ExecParams
-from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings
-from services.server.jobtypes.fields import FrameRange, PathStr, frames_field, invalid, path_field
-from services.server.jobtypes.frames import frame_sequence, iter_chunks
+from services.server.jobtypes.base import (
+    Capability,
+    CompiledTask,
+    JobContext,
+    JobType,
+    JobTypeSettings,
+    SizeEstimate,
+    command_bytes,
+)
+from services.server.jobtypes.fields import PATH_MAX, FrameRange, PathStr, frames_field, invalid, path_field
+from services.server.jobtypes.frames import Chunk, chunk_bounds, frame_sequence, iter_chunks
 
 # Only these three are ours; any other `{name}` is a path variable the Worker resolves.
 _PLACEHOLDER = re.compile(r"\{(start|end|frame)\}")
+ARG_MAX = PATH_MAX
+"""One command item, in characters: room for a path, the longest thing an argument usually is; a script longer
+than that belongs in a file. With at most 1000 items a task's command line stays within what Linux runs (2 MiB
+in all; Windows takes only 32,767 characters)."""
+ENV_MAX = 100
+"""Extra environment variables of an exec job."""
+ENV_NAME_MAX = 256
+ENV_VALUE_MAX = 32_767
+"""One environment value, in characters: Windows' own limit for a variable, room for a long search path."""
 
 
 class ExecSettings(JobTypeSettings):
     model_config = ConfigDict(title="Command line")
 
-    command: list[str] = Field(
+    command: list[Annotated[str, StringConstraints(max_length=ARG_MAX)]] = Field(
         min_length=1,
         max_length=1000,
         title="Command",
@@ -31,8 +48,12 @@ class ExecSettings(JobTypeSettings):
     cwd: PathStr | None = path_field(
         "Working folder", "Folder to run in; empty: the Worker's.", mode="directory", default=None
     )
-    env: dict[str, str] = Field(
+    env: dict[
+        Annotated[str, StringConstraints(max_length=ENV_NAME_MAX)],
+        Annotated[str, StringConstraints(max_length=ENV_VALUE_MAX)],
+    ] = Field(
         default_factory=dict,
+        max_length=ENV_MAX,
         title="Environment",
         description="Extra environment variables; the placeholders work in values too.",
     )
@@ -102,15 +123,22 @@ class ExecJob(JobType):
     description = "Run a program once per chunk of frames, with the frame numbers in its arguments."
     Settings = ExecSettings
 
+    def estimate(self, settings: Any) -> SizeEstimate:
+        s = ExecSettings.model_validate(settings)
+        n, first, last = chunk_bounds(frame_sequence(s.frames), s.chunk_size, split_at_gaps=True)
+        return SizeEstimate(n, n * max(command_bytes(_task(s, c)) for c in (first, last)))
+
     def compile(self, ctx: JobContext, settings: Any) -> Iterator[CompiledTask]:
         s = ExecSettings.model_validate(settings)
         for chunk in iter_chunks(frame_sequence(s.frames), s.chunk_size, split_at_gaps=True):
-            start, end = chunk.start, chunk.end
-            parameters: ExecParams = {"argv": [substitute(a, start, end) for a in s.command]}
-            if s.cwd is not None:
-                parameters["cwd"] = substitute(s.cwd, start, end)
-            if s.env:
-                parameters["env"] = {k: substitute(v, start, end) for k, v in s.env.items()}
-            yield CompiledTask(
-                name=chunk.name, type=s.task_type, commands=[EXEC(parameters)], steps_total=len(chunk.frames)
-            )
+            yield _task(s, chunk)
+
+
+def _task(s: ExecSettings, chunk: Chunk) -> CompiledTask:
+    start, end = chunk.start, chunk.end
+    parameters: ExecParams = {"argv": [substitute(a, start, end) for a in s.command]}
+    if s.cwd is not None:
+        parameters["cwd"] = substitute(s.cwd, start, end)
+    if s.env:
+        parameters["env"] = {k: substitute(v, start, end) for k, v in s.env.items()}
+    return CompiledTask(name=chunk.name, type=s.task_type, commands=[EXEC(parameters)], steps_total=len(chunk.frames))

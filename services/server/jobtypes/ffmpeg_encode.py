@@ -7,11 +7,21 @@ from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from services.protocol.commands import FFMPEG, REMOVE_PATH, TaskType
-from services.server.jobtypes.base import Capability, CompiledTask, JobContext, JobType, JobTypeSettings
+from services.server.jobtypes.base import (
+    Capability,
+    CompiledTask,
+    JobContext,
+    JobType,
+    JobTypeSettings,
+    SizeEstimate,
+    command_bytes,
+)
 from services.server.jobtypes.fields import PathStr, frame_end_not_before_start, invalid, path_field
+from services.server.jobtypes.frames import MAX_FRAMES
 from services.server.jobtypes.paths import split, stem_and_extension
 
 CONCAT_TASK = "concat"
@@ -58,6 +68,21 @@ class FfmpegEncodeSettings(JobTypeSettings):
     segment_frames: int = Field(
         500, ge=1, le=1_000_000, title="Frames per segment", description="Frames encoded by one task."
     )
+
+    @field_validator("segment_frames")
+    @classmethod
+    def _segments_bounded(cls, value: int, info: ValidationInfo) -> int:
+        """Counted before any task is built, as the frame ranges of the other job types are (frames.MAX_FRAMES)."""
+        start, end = info.data.get("frame_start"), info.data.get("frame_end")
+        if start is None or end is None or info.data.get("codec") is Codec.PRORES:
+            return value
+        segments = -(-(end - start + 1) // value)
+        if segments > MAX_FRAMES:
+            raise invalid(
+                f"{end - start + 1:,} frames in segments of {value} make {segments:,} tasks, more than "
+                f"{MAX_FRAMES:,}; use longer segments"
+            )
+        return value
 
     @field_validator("input_pattern")
     @classmethod
@@ -118,44 +143,78 @@ class FfmpegEncode(JobType):
     description = "Encode an image sequence into a video: segments in parallel, then joined without re-encoding."
     Settings = FfmpegEncodeSettings
 
+    def estimate(self, settings: Any) -> SizeEstimate:
+        s = FfmpegEncodeSettings.model_validate(settings)
+        plan = _Plan(s)
+        if len(plan.starts) == 1:
+            return SizeEstimate(1, command_bytes(plan.whole()))
+        n = len(plan.starts)
+        each = max(command_bytes(plan.segment(i, plan.starts[i])) for i in (0, n - 1))
+        # the join names every segment twice (ffmpeg's input, then a removal): a long output path counts n times
+        path = len(orjson.dumps(plan.segment_path(n - 1)))  # the longest, as JSON
+        remove = command_bytes(CompiledTask("", "", [REMOVE_PATH({"path": ""})]))
+        concat = n * (2 * path + remove) + command_bytes(plan.concat([]))
+        return SizeEstimate(n + 1, n * each + concat)
+
     def compile(self, ctx: JobContext, settings: Any) -> Iterator[CompiledTask]:
         s = FfmpegEncodeSettings.model_validate(settings)
-        stem, container = stem_and_extension(s.output_path)
+        plan = _Plan(s)
+        if len(plan.starts) == 1:
+            yield plan.whole()
+            return
+        segments: list[str] = []
+        for n, start in enumerate(plan.starts):
+            yield plan.segment(n, start)
+            segments.append(plan.segment_path(n))
+        yield plan.concat(segments)
+
+
+class _Plan:
+    """The tasks of an encode, each built on its own (so the size estimate can build just one or two)."""
+
+    def __init__(self, s: FfmpegEncodeSettings) -> None:
+        self.s = s
+        self.stem, container = stem_and_extension(s.output_path)
         container = container.lower()
-        pattern = printf_pattern(s.input_pattern)
-        fps = f"{s.fps:g}"
-        total = s.frame_end - s.frame_start + 1
-        faststart = ["-movflags", "+faststart"] if container in (".mp4", ".mov") else []
-        codec = codec_args(s.codec, s.crf, container)
+        self.pattern = printf_pattern(s.input_pattern)
+        self.fps = f"{s.fps:g}"
+        self.total = s.frame_end - s.frame_start + 1
+        self.faststart = ["-movflags", "+faststart"] if container in (".mp4", ".mov") else []
+        self.codec = codec_args(s.codec, s.crf, container)
         # MPEG-TS, the one container joined by plain concatenation, cannot carry ProRes: ProRes is intra-only
         # and quick, so it is encoded in one task.
-        segment = total if s.codec is Codec.PRORES else s.segment_frames
-        starts = range(s.frame_start, s.frame_end + 1, segment)
+        self.segment_size = self.total if s.codec is Codec.PRORES else s.segment_frames
+        self.starts = range(s.frame_start, s.frame_end + 1, self.segment_size)
 
-        def inputs(start: int, count: int) -> list[str]:
-            return ["-framerate", fps, "-start_number", str(start), "-i", pattern, "-frames:v", str(count)]
+    def inputs(self, start: int, count: int) -> list[str]:
+        return ["-framerate", self.fps, "-start_number", str(start), "-i", self.pattern, "-frames:v", str(count)]
 
-        if len(starts) == 1:
-            args = [*inputs(s.frame_start, total), *codec, *faststart, s.output_path]
-            yield _ffmpeg_task(f"encode frames {s.frame_start}-{s.frame_end}", args, total, s.output_path)
-            return
+    def whole(self) -> CompiledTask:
+        s = self.s
+        args = [*self.inputs(s.frame_start, self.total), *self.codec, *self.faststart, s.output_path]
+        return _ffmpeg_task(f"encode frames {s.frame_start}-{s.frame_end}", args, self.total, s.output_path)
 
-        segments: list[str] = []
-        for n, start in enumerate(starts):
-            count = min(segment, s.frame_end - start + 1)
-            path = f"{stem}_segment_{n:04d}.ts"
-            # Each segment's clock continues where the previous one stopped, so the joined stream's
-            # timestamps keep rising. The base keeps B-frame decode times positive in every segment:
-            # otherwise ffmpeg shifts only the first segment's timestamps and frames overlap at the seam.
-            offset = f"{SEGMENT_CLOCK_BASE + (start - s.frame_start) / s.fps:.6f}"
-            args = [*inputs(start, count), *codec, "-output_ts_offset", offset, "-f", "mpegts", path]
-            yield _ffmpeg_task(f"encode frames {start}-{start + count - 1}", args, count, path)
-            segments.append(path)
-        concat = ["-i", "concat:" + "|".join(segments), "-c", "copy", *faststart, s.output_path]
-        joined = _ffmpeg_task(CONCAT_TASK, concat, total, s.output_path, depends_on=range(len(segments)))
+    def segment_path(self, n: int) -> str:
+        return f"{self.stem}_segment_{n:04d}.ts"
+
+    def segment(self, n: int, start: int) -> CompiledTask:
+        s = self.s
+        count = min(self.segment_size, s.frame_end - start + 1)
+        path = self.segment_path(n)
+        # Each segment's clock continues where the previous one stopped, so the joined stream's
+        # timestamps keep rising. The base keeps B-frame decode times positive in every segment:
+        # otherwise ffmpeg shifts only the first segment's timestamps and frames overlap at the seam.
+        offset = f"{SEGMENT_CLOCK_BASE + (start - s.frame_start) / s.fps:.6f}"
+        args = [*self.inputs(start, count), *self.codec, "-output_ts_offset", offset, "-f", "mpegts", path]
+        return _ffmpeg_task(f"encode frames {start}-{start + count - 1}", args, count, path)
+
+    def concat(self, segments: list[str]) -> CompiledTask:
+        s = self.s
+        concat = ["-i", "concat:" + "|".join(segments), "-c", "copy", *self.faststart, s.output_path]
+        joined = _ffmpeg_task(CONCAT_TASK, concat, self.total, s.output_path, depends_on=range(len(segments)))
         # The segments are only a means to the video: removed once it is written.
         joined.commands += [REMOVE_PATH({"path": p}) for p in segments]
-        yield joined
+        return joined
 
 
 def _ffmpeg_task(name: str, args: list[str], frames: int, output: str, depends_on: Sequence[int] = ()) -> CompiledTask:

@@ -5,10 +5,18 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, ValidationInfo
+from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from services.server.jobtypes.frames import parse_frames
+
+# Every free-text setting is bounded (a 422 naming it), since the compilers copy settings into every task.
+PATH_MAX = 4096
+"""A path setting, in characters: the bound of every path the API takes (docs/api.md)."""
+NAME_MAX = 1024
+"""A Blender data name (scene, object, modifier): Blender's own limit is 255 bytes (63 before 5.0)."""
+FRAMES_MAX = 65_536
+"""A frame range's text: some 10,000 frames listed one by one; ranges say more in less (`1-250x2`)."""
 
 
 def invalid(message: str) -> PydanticCustomError:
@@ -43,8 +51,8 @@ def _frames(value: str) -> str:
 
 # A non-empty path as the submitter wrote it, variables such as `{render_root}` included; the Worker
 # resolves it for its own platform, so the Server never touches the file system.
-PathStr = Annotated[str, AfterValidator(_path)]
-FrameRange = Annotated[str, AfterValidator(_frames)]
+PathStr = Annotated[str, StringConstraints(max_length=PATH_MAX), AfterValidator(_path)]
+FrameRange = Annotated[str, StringConstraints(max_length=FRAMES_MAX), AfterValidator(_frames)]
 
 
 def path_field(
@@ -69,6 +77,11 @@ def frames_field(default: str = "1-250") -> Any:
         "e.g. `1-250` or `1-9,20,30-40x2`.",
         examples=["1-250", "1-9,20,30-40x2"],
     )
+
+
+def name_field(title: str, description: str) -> Any:
+    """An optional Blender data name (a scene, an object, a modifier): empty means the file's own choice."""
+    return Field(None, min_length=1, max_length=NAME_MAX, title=title, description=description)
 
 
 def blendfile_field() -> Any:

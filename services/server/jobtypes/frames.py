@@ -159,3 +159,18 @@ def iter_chunks(frames: Sequence[int], chunk_size: int, *, split_at_gaps: bool =
         for first, last in runs(frames):
             for start in range(first, last + 1, chunk_size):
                 yield Chunk(range(start, min(start + chunk_size - 1, last) + 1))
+
+
+def chunk_bounds(frames: Sequence[int], chunk_size: int, *, split_at_gaps: bool = False) -> tuple[int, Chunk, Chunk]:
+    """How many chunks `iter_chunks` cuts, with its first and last, without cutting them all (what a job type's
+    size estimate needs): arithmetic for one run, one pass over the runs otherwise. `frames` is not empty."""
+    first = next(iter_chunks(frames, chunk_size, split_at_gaps=split_at_gaps))
+    if chunk_size == 1:
+        return len(frames), first, Chunk((frames[-1],))
+    if not split_at_gaps or (isinstance(frames, range) and frames.step == 1):
+        count = -(-len(frames) // chunk_size)
+        return count, first, Chunk(frames[(count - 1) * chunk_size :])
+    spans = runs(frames)
+    count = sum(-(-(last - start + 1) // chunk_size) for start, last in spans)
+    start, last = spans[-1]
+    return count, first, Chunk(range(start + (last - start) // chunk_size * chunk_size, last + 1))

@@ -5,7 +5,8 @@ transaction, the next chunk compiled, and so on; last, the job made queued atomi
 Each chunk's transaction touches the job's `updated` (the heartbeat the orphan sweep watches, store/orphans.py)
 and stops the submission if the job was canceled or is being removed meanwhile. A failure anywhere removes what
 was stored, in batches, so a refused job leaves nothing behind; the job-created event is written only with the
-final step. The farm's job-size limit and per-user quotas are checked as the tasks come.
+final step. The farm's job-size limit and per-user quotas are checked before anything is stored when the job type
+can tell its size from the settings (`JobType.estimate`: every built-in one can), and as the tasks come anyway.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from services.protocol.common import plural, utcnow
 from services.protocol.jobs import JobSubmission
 from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, TaskStatus
 from services.server.db.tables import JobRow, ManagerRow
-from services.server.jobtypes.base import CompiledTask, CompileError, JobContext, JobType
+from services.server.jobtypes.base import (
+    MAX_COMMAND_BYTES,
+    CompiledTask,
+    CompileError,
+    JobContext,
+    JobType,
+    SizeEstimate,
+)
 from services.server.jobtypes.registry import get_job_type, job_types
 from services.server.store import events, failures, host_check, id_floors, orphans
 from services.server.store.convert import job_to_wire
@@ -99,10 +107,16 @@ def submit(
     except ValidationError as exc:
         errors = pydantic_errors(exc, "settings")
         raise Invalid("; ".join(f"{f}: {m}" for f, m in errors), errors=errors) from exc
+    try:
+        size = jt.estimate(settings)
+    except CompileError as exc:
+        raise Invalid(exc.message, field=f"settings.{exc.field}") from exc
+    if size is not None:
+        _check_estimate(size, limits)
 
     with _collector_paused():
         builds = builds or orphans.Builds()
-        return _build(read_sessions, write_sessions, sub, actor, limits, finish, jt, settings, builds)
+        return _build(read_sessions, write_sessions, sub, actor, limits, finish, jt, settings, builds, size)
 
 
 def _build(
@@ -115,11 +129,14 @@ def _build(
     jt: JobType,
     settings: Any,
     builds: orphans.Builds,
+    size: SizeEstimate | None,
 ) -> JobRow:
     now = utcnow()
     with write_sessions() as session:
         _check_references(session, sub)
         held = _check_active_jobs(session, actor, limits)
+        if size is not None:  # the per-user quota too, before the job row is written
+            _check_size(size.tasks, held, actor, limits)
         job = JobRow(
             id=id_floors.new_job_id(session),
             name=sub.name, type=sub.type, settings=settings.model_dump(mode="json"), priority=sub.priority,
@@ -272,6 +289,22 @@ def _held_tasks(session: Session, actor: Actor, limits: Limits) -> int:
     if limits.max_unfinished_tasks_per_user is None:
         return 0
     return session.scalar(_TASKS_LEFT, {"submitter": actor.name}) or 0
+
+
+def _check_estimate(size: SizeEstimate, limits: Limits) -> None:
+    """Refuses a job too big for the farm from its job type's estimate, before any of it is built or stored."""
+    cap = limits.max_tasks_per_job
+    if cap is not None and size.tasks > cap:
+        raise Invalid(f"the settings produce {size.tasks:,} tasks, over the farm's limit of {cap:,} per job",
+                      field="settings")  # fmt: skip
+    if size.command_bytes > MAX_COMMAND_BYTES:
+        mib = 1024 * 1024
+        raise Invalid(
+            f"the settings produce {size.tasks:,} tasks whose commands would take about "
+            f"{size.command_bytes // mib:,} MiB, over the farm's limit of {MAX_COMMAND_BYTES // mib} MiB per job; "
+            "make the settings' text shorter or the tasks fewer",
+            field="settings",
+        )
 
 
 def _check_size(n: int, held: int, actor: Actor, limits: Limits) -> None:

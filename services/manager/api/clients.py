@@ -6,8 +6,11 @@ Last-rendered previews are not served here: they go up to the Server with the up
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,6 +21,7 @@ from services.manager.api.deps import ClientDep, CoreDep
 from services.manager.errors import Forbidden, Invalid, NotFound
 from services.manager.model import HeldTask
 from services.manager.store import logs
+from services.manager.store.check import store_path
 from services.manager.store.db import transaction
 from services.protocol import VERSION
 from services.protocol.common import Id
@@ -28,6 +32,8 @@ router = APIRouter(prefix="/api/v1", tags=["clients"])
 
 FOLLOW_POLL = 0.25
 READ_MAX = 16 * 1024 * 1024  # characters per answer: a client pages through a bigger log
+FOLLOW_PIECE = 1024 * 1024  # characters per piece of a followed log: a follow from the start of a huge one too
+TEXT = "text/plain; charset=utf-8"
 FOLLOW_IDLE_END = 2.0  # after the task left this Manager, stop once nothing new came for this long
 
 
@@ -63,41 +69,56 @@ async def task_log(
     after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     limit: Annotated[int, Query(ge=1, le=READ_MAX)] = READ_MAX,
 ) -> Response:
-    """The full log of a task's recent hand-outs as text; `?follow=1` keeps streaming new lines.
+    """The full log of a task's recent hand-outs as text, a part at a time; `?follow=1` keeps streaming new lines.
 
-    For long logs, parts of it: `tail` (about that many characters of its end), `before` a position (`limit`
-    characters), `after` a position (with `follow`, what comes after it). The answer's `X-Log-First` and
-    `X-Log-Last` are the positions it covers (the cursors for the next `before` / `after`; see store/logs.py),
-    `X-Log-Earlier` whether there is more before.
+    Parts: `tail` (about that many characters of its end), `before` a position (`limit` characters), or `after`
+    a position (`limit` characters; no parameter: from the start). Never more than `limit` (≤ READ_MAX) in one
+    answer: a whole log of hundreds of MB in one string took the Manager's memory and stalled its event loop.
+    The answer's `X-Log-First` and `X-Log-Last` are the positions it covers (the cursors for the next `before` /
+    `after`; see store/logs.py), `X-Log-Earlier` whether there is more before; an empty part after a position
+    is the end. The reading runs in a thread, on a connection of its own.
     """
     if not logs.has_log(core.conn, task_id) and task_id not in core.tasks:
         raise NotFound(f"this Manager has no log of task {task_id}", "task_id")
-    if sum(x is not None for x in (tail, before)) > 1 or (follow and (tail is not None or before is not None)):
-        raise Invalid("give one of tail, before, or after (with follow)", "tail")
-    text_type = "text/plain; charset=utf-8"
+    if sum(x is not None for x in (tail, before, after)) > 1 or (follow and (tail is not None or before is not None)):
+        raise Invalid("give one of tail, before, or after (with follow or not)", "tail")
+    path = store_path(core.config.data_dir)
+    if follow:
+        return StreamingResponse(_follow(path, core.tasks, task_id, after or 0), media_type=TEXT)
     if tail is not None or before is not None:
-        text, first, last = logs.read_tail(core.conn, task_id, tail or limit, before=before)
-        earlier = logs.has_before(core.conn, task_id, first)
-        headers = {"X-Log-First": str(first), "X-Log-Last": str(last), "X-Log-Earlier": str(int(earlier))}
-        return Response(text, media_type=text_type, headers=headers)
-    after_id = max(0, (after >> logs.SHIFT) - 1) if after else 0  # a position: from the chunk it starts
-    if not follow:
-        text = "".join(c for _i, _h, c in logs.read_chunks(core.conn, task_id, after_id=after_id, limit=1_000_000))
-        return Response(text, media_type=text_type)
-    return StreamingResponse(_follow(core.conn, core.tasks, task_id, after_id), media_type=text_type)
+        read = partial(logs.read_tail, task_id=task_id, max_chars=tail or limit, before=before)
+    else:
+        read = partial(logs.read_after, task_id=task_id, after=after or 0, max_chars=limit)
+    text, first, last, earlier = await asyncio.to_thread(_read, path, task_id, read)
+    headers = {"X-Log-First": str(first), "X-Log-Last": str(last), "X-Log-Earlier": str(int(earlier))}
+    return Response(text, media_type=TEXT, headers=headers)
 
 
-async def _follow(
-    conn: sqlite3.Connection, held: dict[int, HeldTask], task_id: int, last_id: int = 0
-) -> AsyncIterator[str]:
+def _read(
+    path: Path, task_id: int, read: Callable[[sqlite3.Connection], tuple[str, int, int]]
+) -> tuple[str, int, int, bool]:
+    """A part and whether there is more before it, read in a worker thread on a connection opened for it.
+
+    Not the core's connection: the event loop writes with it meanwhile, and a read sharing it would see (and
+    join) the loop's open transaction. One connection per read costs well under a millisecond.
+    """
+    with contextlib.closing(logs.reader(path)) as conn:
+        text, first, last = read(conn)
+        return text, first, last, logs.has_before(conn, task_id, first)
+
+
+async def _follow(path: Path, held: dict[int, HeldTask], task_id: int, after: int) -> AsyncIterator[str]:
+    """New text from position `after` on, FOLLOW_PIECE characters at most at a time, until the task has left."""
     idle = 0.0
     while True:
-        chunks = logs.read_chunks(conn, task_id, after_id=last_id)
-        if chunks:
-            last_id = chunks[-1][0]
+        read = partial(logs.read_after, task_id=task_id, after=after, max_chars=FOLLOW_PIECE)
+        text, _first, last, _earlier = await asyncio.to_thread(_read, path, task_id, read)
+        if text:
+            after = last
             idle = 0.0
-            yield "".join(c for _i, _h, c in chunks)
+            yield text
             continue
+        after = last  # past chunks with nothing left in them
         if task_id not in held:
             idle += FOLLOW_POLL
             if idle >= FOLLOW_IDLE_END:

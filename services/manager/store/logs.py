@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 
 def append_log(conn: sqlite3.Connection, task_id: int, handout: int, lines: list[str]) -> None:
@@ -89,6 +90,48 @@ def read_tail(
         break
     parts.reverse()
     return "".join(parts), first, end if end is not None else first
+
+
+def read_after(conn: sqlite3.Connection, task_id: int, after: int, max_chars: int) -> tuple[str, int, int]:
+    """At most `max_chars` of the log from position `after` on, ending at a line where it can.
+
+    Returns (text, position of its start, position of its end): the end is the next `after`, so pages join into
+    the whole log with nothing lost or repeated (a line longer than `max_chars` is cut and goes on in the next
+    page). Rows are fetched one at a time and the read stops once it has enough: a huge log costs one page.
+    """
+    chunk_from, skip = after >> SHIFT, after & MASK
+    rows = conn.execute(
+        "SELECT id, lines FROM task_logs WHERE task_id = ? AND id >= ? ORDER BY id", (task_id, chunk_from)
+    )
+    parts: list[str] = []
+    size = 0
+    first: int | None = None
+    last = after
+    for chunk_id, lines in rows:
+        offset = skip if chunk_id == chunk_from else 0
+        text = str(lines)[offset:]
+        if first is None:
+            first = (chunk_id << SHIFT) | offset
+        room = max_chars - size
+        if len(text) <= room:
+            parts.append(text)
+            size += len(text)
+            last = (chunk_id + 1) << SHIFT  # where the next chunk begins
+            continue
+        newline = text.rfind("\n", 0, room)
+        take = newline + 1 if newline >= 0 else (room if size == 0 else 0)  # 0: the line goes next page
+        parts.append(text[:take])
+        last = (chunk_id << SHIFT) | (offset + take) if take else last
+        break
+    return "".join(parts), after if first is None else first, last
+
+
+def reader(path: Path) -> sqlite3.Connection:
+    """A connection of its own for reading logs in a thread: the core's is used (and written) on the event loop."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA query_only=1")
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
 
 
 def _chain(first: list[tuple[int, str]], rest: Iterable[tuple[int, str]]) -> Iterator[tuple[int, str]]:

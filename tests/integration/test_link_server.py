@@ -573,6 +573,27 @@ def test_full_log_upload(link: httpx.Client, admin: httpx.Client, server: Server
     assert link.post("/tasks/999999999/log", content=b"x").status_code == 404
 
 
+@pytest.mark.parametrize("limit", [7, 10, 64])
+def test_the_servers_copy_of_a_log_pages_forward_whole(link: httpx.Client, admin: httpx.Client, limit: int) -> None:
+    """Each page after the first lost its first line (every part was begun at the line after its start)."""
+    t = kind()
+    submit(admin, t, frames="1")
+    (c,) = claim(link, [t])
+    whole = "".join(f"line {i}\n" for i in range(40)) + "the last, unfinished"
+    assert link.post(f"/tasks/{c['id']}/log", content=whole.encode()).status_code == 204
+    pages, after = [], 0
+    for _ in range(200):
+        r = admin.get(f"/tasks/{c['id']}/log", params={"after": after, "limit": limit})
+        assert r.status_code == 200, r.text
+        if not r.content:
+            break
+        assert int(r.headers["X-Log-First"]) == after
+        pages.append(r.text)
+        after = int(r.headers["X-Log-Last"])
+    assert "".join(pages) == whole
+    assert all(p.endswith("\n") for p in pages[:-1] if len(p) < limit)  # pages end at a line where one fits
+
+
 def _report(worker_id: str) -> dict[str, Any]:
     return {"id": worker_id, "name": worker_id, "platform": "linux", "task_types": ["exec"], "tags": [],
             "status": "awake"}  # fmt: skip

@@ -76,7 +76,8 @@ def read_copy(
     """The uploaded copy, or part of it: `tail` (the last bytes), `before` / `after` a byte offset.
 
     The answer's `X-Log-First` and `X-Log-Last` are the offsets it covers and `X-Log-Earlier` says whether
-    there is more before it; ranges start at a line (a cut line is left for the next page).
+    there is more before it. A `tail` or `before` part starts at a line, an `after` part (from the last one's
+    `X-Log-Last`) ends at one: a cut line is left for the next page, and the pages join into the whole copy.
     """
     path = copy_path(cfg.data_dir, _task(session, task_id))
     if not path.exists():
@@ -97,7 +98,12 @@ def read_copy(
     with path.open("rb") as f:
         f.seek(start)
         data = f.read(end - start)
-    if start > 0 and (cut := data.find(b"\n")) >= 0 and cut + 1 < len(data):
+    forward = tail is None and before is None
+    if forward:
+        # `after` is where the page before ended: begin there and end at a whole line (the rest is the next page's)
+        if end < size and (cut := data.rfind(b"\n")) >= 0:
+            data = data[: cut + 1]
+    elif start > 0 and (cut := data.find(b"\n")) >= 0 and cut + 1 < len(data):
         data, start = data[cut + 1 :], start + cut + 1  # begin at a whole line
     headers = {"X-Log-First": str(start), "X-Log-Last": str(start + len(data)), "X-Log-Earlier": str(int(start > 0))}
     return Response(data, media_type="text/plain; charset=utf-8", headers=headers)

@@ -39,6 +39,7 @@ Services of the operating system (systemd on Linux, launchd on macOS):
 Administration (on the Server's machine; --data-dir: the Server's or a local farm's folder, or --database-url):
   users add NAME --role admin|wrangler|artist
   users list
+  users password NAME   set a user's password (asked for twice; or --password P)
   tokens create USER
   managers add NAME
   managers list

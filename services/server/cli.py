@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import logging
 import shutil
 import sys
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.localfarm.layout import DATA_DIR_ENV, FarmLayout
 from services.protocol import cli_args, process_guard, tls
+from services.protocol.admin import UserUpdate
 from services.protocol.farm import NAME_PATTERN, ManagerCreate, TokenCreate, UserCreate
 from services.protocol.secret_files import write_secret
 from services.protocol.states import Role
@@ -161,6 +163,8 @@ def _admin_input_problem(kind: str, args: argparse.Namespace) -> str | None:
     fields: dict[str, object] = {}
     if kind == "users" and args.verb == "add":
         model, fields = UserCreate, {"name": args.name, "role": args.role, "password": args.password}
+    elif kind == "users" and args.verb == "password":
+        model, fields = UserUpdate, {"password": args.password}
     elif kind == "managers" and args.verb == "add":
         model, fields = ManagerCreate, {"name": args.name}
     elif kind == "tokens":
@@ -179,6 +183,20 @@ def _admin_input_problem(kind: str, args: argparse.Namespace) -> str | None:
         shown = f" {value!r}" if field != "password" and isinstance(value, str) and len(value) <= 64 else ""
         return f"{names.get(field, field)}{shown} is refused: {why}"
     return None
+
+
+def _new_password() -> str:
+    """The password `tablao users password` sets when --password is not given: typed twice at a terminal (not
+    shown, nor kept in the shell's history), else the first line of standard input (a script's pipe)."""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line:
+            raise ValueError("no password: give --password, or one line on standard input")
+        return line.rstrip("\r\n")
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("Again: ") != first:
+        raise ValueError("the two passwords differ; nothing was changed")
+    return first
 
 
 class NoServerDatabase(ValueError):
@@ -212,7 +230,7 @@ def server_database_dir(data_dir: Path, named: str) -> Path:
 def admin_main(kind: str, argv: list[str]) -> int:
     """Local admin commands, run on the Server's machine against its database."""
     parser = argparse.ArgumentParser(prog=f"tablao {kind}")
-    verbs = {"users": "add|list", "tokens": "create", "managers": "add|list"}[kind]
+    verbs = {"users": "add|list|password", "tokens": "create", "managers": "add|list"}[kind]
     sub = parser.add_subparsers(dest="verb", required=True, metavar=verbs)  # named in "arguments are required"
     if kind == "users":
         p = sub.add_parser("add", help="add a user")
@@ -220,6 +238,12 @@ def admin_main(kind: str, argv: list[str]) -> int:
         p.add_argument("--role", required=True, choices=[r.value for r in Role])
         p.add_argument("--password", help="for logging in from the desktop app (optional, 8 characters or more)")
         sub.add_parser("list", help="list users")
+        p = sub.add_parser("password", help="set a user's password, for logging in from the desktop app")
+        p.add_argument("name")
+        p.add_argument(
+            "--password",
+            help="the new password (8 characters or more); without it, asked for twice, or read from standard input",
+        )
     elif kind == "tokens":
         p = sub.add_parser("create", help="create an API token for a user and print it")
         p.add_argument("user")
@@ -232,6 +256,12 @@ def admin_main(kind: str, argv: list[str]) -> int:
     for p in sub.choices.values():
         _storage_args(p, "the Server's data directory, or a local farm's folder (its Server's is server/ in it)")
     args = parser.parse_args(argv)
+    if kind == "users" and args.verb == "password" and args.password is None:
+        try:
+            args.password = _new_password()
+        except ValueError as exc:
+            print(f"tablao {kind}: {exc}", file=sys.stderr)
+            return 2
     if problem := _admin_input_problem(kind, args):
         print(f"tablao {kind}: {problem}", file=sys.stderr)
         return 2
@@ -294,6 +324,14 @@ def admin_main(kind: str, argv: list[str]) -> int:
             if kind == "users" and args.verb == "add":
                 user = auth.add_user(session, args.name, Role(args.role), args.password)
                 print(f"user {user.name} ({user.role}) added")
+            elif kind == "users" and args.verb == "password":
+                from services.server.store.admin import change_user
+
+                found = auth.user_by_name(session, args.name)
+                if found is None:
+                    raise StoreError(f"no user named {args.name!r}")
+                change_user(session, found.id, UserUpdate(password=args.password), actor=auth.ADMIN_NAME)
+                print(f"password of user {found.name} set: log in with it from the desktop app")
             elif kind == "users":
                 from sqlalchemy import select
 

@@ -160,3 +160,31 @@ def test_admin_commands(tmp_path: Path) -> None:
         assert r2.status_code == 200
     finally:
         srv.stop()
+
+
+def test_a_users_password_is_set_from_the_command_line(tmp_path: Path) -> None:
+    """The first admin has no password, and the desktop app on another machine logs in with one: only the API
+    (or the app, logged in already) could set it."""
+    data = ["--data-dir", str(tmp_path)]
+    srv = ServerProcess(data_dir=tmp_path, database_url=None).start()
+
+    def login(name: str, password: str) -> int:
+        body = {"username": name, "password": password}
+        return httpx.post(srv.url + "/api/v1/auth/login", json=body, timeout=30).status_code
+
+    try:
+        r = tablao("users", "password", "admin", "--password", "correct horse", *data)
+        assert r.returncode == 0 and "password of user admin set" in r.stdout, r.stderr
+        assert login("admin", "correct horse") == 200
+        piped = subprocess.run(
+            tablao_command("users", "password", "admin", *data), cwd=ROOT, env=child_env(), input="battery staple\n",
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert piped.returncode == 0, piped.stderr
+        assert login("admin", "battery staple") == 200 and login("admin", "correct horse") == 401
+        r = tablao("users", "password", "admin", "--password", "short", *data)
+        assert r.returncode == 2 and "--password is refused" in r.stderr and "short" not in r.stderr
+        r = tablao("users", "password", "nobody", "--password", "long enough", *data)
+        assert r.returncode == 1 and "no user named 'nobody'" in r.stderr
+    finally:
+        srv.stop()

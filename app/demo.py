@@ -11,7 +11,7 @@ import shutil
 from app.embedded import EmbeddedFarm, ServiceState
 from app.ui.main_window import MainWindow
 from resources.scenes import SceneError
-from services.localfarm.demo_run import DEMO_FRAMES, demo_job, demo_output_dir, make_demo_scene
+from services.localfarm.demo_run import DEMO_FRAMES, demo_job, demo_output_dir, make_demo_scene, rendered_before
 from services.protocol.server_client import ApiError
 
 
@@ -29,6 +29,11 @@ async def submit_demo(window: MainWindow, farm: EmbeddedFarm, frames: int = DEMO
         return
     work = farm.data_dir / "demo"
     out_dir = demo_output_dir(work)
+    if (video := rendered_before(work)) is not None:
+        window.message_bar.show_message(
+            f"The demo rendered at an earlier start: {video}. `tablao demo` renders it again.", error=False
+        )
+        return
     try:
         blend = await asyncio.to_thread(make_demo_scene, work, blender, frames)
         job = await window.sync.client.submit_job(demo_job(blend, out_dir, frames))

@@ -42,6 +42,13 @@ def demo_job(blendfile: Path, out_dir: Path, frames: int) -> dict[str, object]:
     }
 
 
+def rendered_before(work_dir: Path) -> Path | None:
+    """The demo's video when an earlier start of this farm rendered it: `make run` submits the demo at every
+    start, and a farm's job list would fill with copies of it."""
+    video = demo_output_dir(work_dir) / "preview.mp4"
+    return video if video.is_file() else None
+
+
 class DemoRun:
     """Submits the demo job and reports on it; used by `tablao demo` and `all-in-one --demo`."""
 

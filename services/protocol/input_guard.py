@@ -44,6 +44,10 @@ NUL_MESSAGE = "contains the NUL character (U+0000), which no field accepts"
 SURROGATE_MESSAGE = "contains a lone surrogate (\\ud800 to \\udfff without its pair), which is not text"
 NOT_A_NUMBER_MESSAGE = "NaN and Infinity are not JSON numbers; no field accepts them"
 TOO_LARGE_MESSAGE = "numbers past a float's range (1.8e308) would be Infinity; no field accepts them"
+NOT_UTF8_MESSAGE = "a JSON body is UTF-8 without a byte-order mark; this one is UTF-16 or UTF-32, or holds a NUL byte"
+# Python's parser takes UTF-16 and UTF-32 too (it guesses from the NUL bytes that ASCII has in them, or a BOM):
+# the API says UTF-8, and a raw NUL byte is in no UTF-8 JSON (inside a string it must be written \u0000)
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 
 # A JSON number that may overflow a float has a 3-digit exponent after a digit (`1e999`, `2.5E-400`) or 200
 # digits in a row. Looked for in a copy with every digit made 0, E made e and - made +: three substring searches
@@ -173,6 +177,9 @@ class InputGuard:
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if body.startswith(_BOMS) or b"\x00" in body:
+            await _refuse(send, "body", NOT_UTF8_MESSAGE)
+            return
         if _suspect(body):  # else nothing to parse (nearly always)
             found = _body_refusal(body)
             if found is not None:

@@ -68,3 +68,15 @@ def test_ordinary_bodies_are_not_parsed() -> None:
     assert not _suspect(sample("1.5e-05").encode())
     assert not _suspect(b'{"log_lines": ["Rendering frame100 of 250, 12.5e3 samples"], "n": 123456789}')
     assert _suspect(sample("1e999").encode()) and _suspect(("1" * 210 + ".0").encode())
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-8-sig"])
+async def test_a_json_body_that_is_not_plain_utf8_is_refused_naming_the_body(encoding: str) -> None:
+    """Python's parser guesses UTF-16 and UTF-32 from their NUL bytes or BOM: the API says UTF-8."""
+    raw = '{"name": "shot 10", "priority": 50}'
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        r = await client.post("/echo", content=raw.encode(encoding), headers={"Content-Type": "application/json"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body", r.text
+        ok = await client.post("/echo", content=raw.encode(), headers={"Content-Type": "application/json"})
+        assert ok.status_code == 200 and ok.content == raw.encode()

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from services.protocol.common import ResponseModel, WireModel
+from services.protocol.common import ReportedTime, ResponseModel, WireModel
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.states import ManagerStatus, Role, Unavailability, WorkerStatus, WorkerStatusRequest
 
@@ -20,9 +20,10 @@ class Utilisation(WireModel):
     """One sample of a worker machine's load.
 
     Every number is finite and bounded: the Server keeps samples in a JSON column, where PostgreSQL refuses
-    Infinity (a Manager's whole batch with it) and SQLite stores it to read back as null."""
+    Infinity (a Manager's whole batch with it) and SQLite stores it to read back as null. Its time is made UTC,
+    and one out of datetime's range in UTC is a 422 (the farm's lists showed it as sent)."""
 
-    time: datetime
+    time: ReportedTime
     cpu_percent: float = Field(ge=0, le=100, allow_inf_nan=False)
     memory_percent: float = Field(ge=0, le=100, allow_inf_nan=False)
     memory_used_mb: float = Field(ge=0, le=MAX_MEMORY_MB, allow_inf_nan=False)

@@ -28,3 +28,12 @@ def test_memory_and_load_are_bounded() -> None:
             Utilisation.model_validate({**SAMPLE, field: bound * 2})
     # a big machine is well inside: 64 TiB in use, a load of ten thousand
     assert Utilisation.model_validate({**SAMPLE, "memory_used_mb": 64 * 2**20, "load_1m": 1e4}).load_1m == 1e4
+
+
+def test_the_time_is_made_utc_and_one_with_no_utc_equivalent_is_refused() -> None:
+    """It was a plain datetime: `9999-12-31T23:59:59-14:00` passed and the farm's lists showed it as sent."""
+    sample = Utilisation.model_validate({**SAMPLE, "time": "2026-12-03T12:00:00+02:00"})
+    assert sample.time.isoformat() == "2026-12-03T10:00:00+00:00"
+    with pytest.raises(ValidationError) as info:
+        Utilisation.model_validate({**SAMPLE, "time": "9999-12-31T23:59:59-14:00"})
+    assert [e["loc"] for e in info.value.errors()] == [("time",)]

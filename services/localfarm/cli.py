@@ -106,7 +106,15 @@ async def run(args: argparse.Namespace, data_dir: Path) -> int:
     except FarmRunning as exc:
         print(f"tablao all-in-one: {exc}", file=sys.stderr)
         return 3
-    except (RuntimeError, OSError) as exc:
+    except OSError as exc:  # a folder that exists but takes no files (read-only, not ours, a system folder)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(
+            f"tablao all-in-one: cannot use the data directory {data_dir}: {exc.strerror or exc}{where}; "
+            "give another with --data-dir (or TABLAO_DATA_DIR)",
+            file=sys.stderr,
+        )
+        return 1
+    except RuntimeError as exc:
         print(f"tablao all-in-one: cannot start the farm: {exc}", file=sys.stderr)
         return 1
     stop = asyncio.Event()

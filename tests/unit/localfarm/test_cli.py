@@ -42,3 +42,16 @@ def test_a_data_dir_below_a_file_is_one_line_naming_it(tmp_path: Path, capsys: p
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"cannot use the data directory {blocker / 'farm'}" in err
     assert blocker.read_text() == "keep me"
+
+
+def test_a_data_dir_that_takes_no_farm_folder_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An existing folder where the farm's own cannot be made (here a file holds its name; a read-only or system
+    folder the same): it was `cannot start the farm: [Errno 17] File exists: '…/farm'`."""
+    (tmp_path / "farm").write_text("keep me")
+    assert cli.main(["--headless", "--workers", "0", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot use the data directory {tmp_path}: File exists" in err, err
+    assert "Errno" not in err and "--data-dir" in err
+    assert (tmp_path / "farm").read_text() == "keep me"

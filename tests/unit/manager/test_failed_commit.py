@@ -20,16 +20,20 @@ from tests.unit.manager.test_core import claimed, make_core, sent, take, worker
 
 
 class FailingCommits:
-    """The store's connection, whose next `fail` COMMITs fail as on a full disk."""
+    """The store's connection, whose next `fail` COMMITs fail as on a full disk, or only its `fail_at`-th."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self.fail = 0
+        self.fail_at: int | None = None  # counted from 1, in `commits`
+        self.commits = 0
 
     def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
-        if sql == "COMMIT" and self.fail:
-            self.fail -= 1
-            raise sqlite3.OperationalError("database or disk is full")
+        if sql == "COMMIT":
+            self.commits += 1
+            if self.fail or self.commits == self.fail_at:
+                self.fail = max(0, self.fail - 1)
+                raise sqlite3.OperationalError("database or disk is full")
         return self._conn.execute(sql, *args)
 
     def __getattr__(self, name: str) -> Any:
@@ -113,22 +117,11 @@ def test_claimed_tasks_go_to_waiting_workers_only_once_their_transaction_committ
         waiting = loop.create_future()
         core.waiters[b.id] = (b, waiting, None)
         conn = _failing(core)
-        real_execute = conn.execute
-        commits = {"n": 0}
-
-        def second_commit_fails(sql: str, *args: Any) -> sqlite3.Cursor:
-            if sql == "COMMIT":
-                commits["n"] += 1
-                if commits["n"] == 2:
-                    raise sqlite3.OperationalError("database or disk is full")
-                return conn._conn.execute(sql, *args)
-            return real_execute(sql, *args)
-
-        conn.execute = second_commit_fails  # type: ignore[method-assign]
+        conn.fail_at = 2  # the claim's tasks are stored, the transaction that holds them fails
         with pytest.raises(sqlite3.OperationalError):
             core.add_claimed([claimed(1)])
         assert not waiting.done() and b.current_task_id is None  # nothing handed out
-        conn.execute = real_execute  # type: ignore[method-assign]
+        conn.fail_at = None
         core.feed_waiters()  # the next turn that feeds them (a request, a claim) hands it out, written
         assert waiting.done() and waiting.result().id == 1
     finally:
@@ -147,24 +140,13 @@ def test_a_hand_out_whose_commit_failed_is_undone_and_the_worker_waits_on(tmp_pa
         waiting = loop.create_future()
         core.waiters[b.id] = (b, waiting, None)
         conn = _failing(core)
-        real_execute = conn.execute
-        commits = {"n": 0}
-
-        def third_commit_fails(sql: str, *args: Any) -> sqlite3.Cursor:
-            if sql == "COMMIT":
-                commits["n"] += 1
-                if commits["n"] == 3:  # the claim's two transactions go through, the hand-out's fails
-                    raise sqlite3.OperationalError("database or disk is full")
-                return conn._conn.execute(sql, *args)
-            return real_execute(sql, *args)
-
-        conn.execute = third_commit_fails  # type: ignore[method-assign]
+        conn.fail_at = 3  # the claim's two transactions go through, the hand-out's fails
         with pytest.raises(sqlite3.OperationalError):
             core.add_claimed([claimed(1)])
         assert not conn.in_transaction
         assert not waiting.done() and b.id in core.waiters and b.current_task_id is None
         assert core.tasks[1] in core.ready and core.tasks[1].worker_id is None
-        conn.execute = real_execute  # type: ignore[method-assign]
+        conn.fail_at = None
         core.feed_waiters()
         assert waiting.done() and waiting.result().id == 1 and b.current_task_id == 1
         assert core.conn.execute("SELECT worker_id FROM tasks WHERE id = 1").fetchone()[0] == b.id

@@ -11,22 +11,16 @@ goes to the next address; `Last-Event-ID` resumes on any Server of the farm.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 from pydantic import BaseModel
 
-from services.protocol import API_PREFIX
 from services.protocol.common import Page
 from services.protocol.failures import BlocklistEntry, Dependency, LogPart, LogSource
 from services.protocol.farm import (
     ApiToken,
-    Event,
     FarmStatus,
     FarmVariables,
     Health,
@@ -53,184 +47,22 @@ from services.protocol.server_answers import (
     AnswerTimeout,
     ApiError,
     BadAnswer,
-    json_of,
-    kind,
-    no_longer_than,
     raise_for_error,
-    shown_size,
-    valid,
 )
+from services.protocol.server_transport import ServerTransport
 from services.protocol.states import JobStatus, Role, TaskStatus, WorkerStatusRequest
-from services.protocol.tls import client_context
 from services.protocol.workers import UtilisationHistory
 
 # the errors every caller of the client catches: defined with the answers' checks, importable from here
 __all__ = ["AnswerTimeout", "ApiError", "BadAnswer", "ServerClient", "raise_for_error"]
-
-M = TypeVar("M", bound=BaseModel)
 
 
 class Cleared(BaseModel):
     cleared: int
 
 
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)  # the connection was never made
-_UNAVAILABLE = (502, 503, 504)  # a load balancer with no Server behind it, or a Server going down
-_BODY_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
-
-
-class ServerClient:
-    def __init__(
-        self,
-        base_url: str,
-        token: str | None = None,
-        *,
-        timeout: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-        ca_bundle: str | None = None,
-        deadline: float | None = None,
-        max_answer: int | None = None,
-    ) -> None:
-        """`deadline` (seconds) bounds each request and its whole answer, `max_answer` (bytes) an answer's size; both
-        leave the event stream alone (it is meant to stay open). The command-line client sets them."""
-        self.deadline = deadline
-        self.max_answer = max_answer
-        self.token = token  # also for the Managers a task's log is read from (task_log_source.py)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()] or [base_url.rstrip("/")]
-        self._current = 0
-        # https is verified against ca_bundle, else TABLAO_CA_BUNDLE, else the system's CAs (tls.py)
-        self._clients = [
-            httpx.AsyncClient(
-                base_url=url + API_PREFIX,
-                headers=headers,
-                timeout=timeout,
-                transport=transport,
-                verify=client_context(ca_bundle) if url.startswith("https:") else True,
-            )
-            for url in self.urls
-        ]
-
-    @property
-    def base_url(self) -> str:
-        """The Server address in use (the next one after it stops answering)."""
-        return self.urls[self._current]
-
-    @property
-    def _http(self) -> httpx.AsyncClient:
-        return self._clients[self._current]
-
-    def _move_on(self, failed: int) -> None:
-        if self._current == failed and len(self.urls) > 1:
-            self._current = (failed + 1) % len(self.urls)
-
-    async def __aenter__(self) -> ServerClient:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        for http in self._clients:
-            await http.aclose()
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return json_of(await self._response(method, path, **kwargs))
-
-    async def _model(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
-        response = await self._response(method, path, **kwargs)
-        return valid(model, json_of(response), response.status_code)
-
-    async def _models(self, model: type[M], method: str, path: str, **kwargs: Any) -> list[M]:
-        response = await self._response(method, path, **kwargs)
-        answer = json_of(response)
-        if not isinstance(answer, list):
-            raise BadAnswer(response.status_code, f"a list was expected, not {kind(answer)}")
-        # one by one: the first that does not fit ends it (pydantic would list every problem of every item)
-        return [valid(model, x, response.status_code, f"{i}.") for i, x in enumerate(answer)]
-
-    async def _page(self, model: type[M], path: str, at_most: dict[str, int], **kwargs: Any) -> M:
-        """A GET of lists no longer than asked for (`at_most`: list key → limit): longer ones are refused before
-        validation, whose cost grows with every item that does not fit."""
-        response = await self._response("GET", path, **kwargs)
-        answer = json_of(response)
-        for key, limit in at_most.items():
-            no_longer_than(answer, key, limit, response.status_code)
-        return valid(model, answer, response.status_code)
-
-    async def _response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        for _other in range(len(self.urls)):
-            index = self._current
-            try:
-                response = await self._send(index, method, path, **kwargs)
-                break
-            except _NOT_SENT:
-                # no connection was made, so nothing was sent: the next address is asked at once, any request
-                self._move_on(index)
-                if self._current == index or _other == len(self.urls) - 1:
-                    raise
-            except httpx.TransportError:
-                self._move_on(index)  # it may have been sent: the next call goes elsewhere, this one fails
-                raise
-        if response.status_code in _UNAVAILABLE:
-            self._move_on(index)
-        raise_for_error(response)
-        return response
-
-    async def _send(self, index: int, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request and its whole answer, within the deadline and the size cap when they are set."""
-        http = self._clients[index]
-        if self.deadline is None and self.max_answer is None:
-            return await http.request(method, path, **kwargs)
-        request = http.build_request(method, path, **kwargs)
-        try:
-            async with asyncio.timeout(self.deadline):
-                response = await http.send(request, stream=True)
-                try:
-                    body = await self._capped(response)
-                finally:
-                    await response.aclose()
-        except TimeoutError:
-            raise AnswerTimeout(
-                f"the Server's answer did not come in whole within {self.deadline:g} s", request=request
-            ) from None
-        # the body as read (decoded): the new response must not decode it again
-        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_HEADERS]
-        return httpx.Response(
-            response.status_code, headers=headers, content=body, request=request, extensions=response.extensions
-        )
-
-    async def _capped(self, response: httpx.Response) -> bytes:
-        cap = self.max_answer
-        length = response.headers.get("content-length", "")
-        if cap is not None and length.isdigit() and int(length) > cap:
-            raise BadAnswer(response.status_code, f"{int(length):,} bytes announced, over the {shown_size(cap)} cap")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if cap is not None and size > cap:
-                raise BadAnswer(response.status_code, f"over {shown_size(cap)}")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def _bytes(self, path: str) -> bytes | None:
-        """A binary GET; None on 404."""
-        index = self._current
-        try:
-            response = await self._send(index, "GET", path)
-        except httpx.TransportError:
-            self._move_on(index)
-            raise
-        if response.status_code == 404:
-            return None
-        raise_for_error(response)
-        return response.content
-
-    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Any route under /api/v1 (the parsed JSON answer, or None): for clients of routes listed elsewhere,
-        e.g. admin_client.py."""
-        return await self._call(method, path, **kwargs)
+class ServerClient(ServerTransport):
+    """The Server's client API, one method per route (the plumbing: server_transport.py)."""
 
     # ---- farm ----
     async def health(self) -> Health:
@@ -419,47 +251,3 @@ class ServerClient:
 
     async def create_token(self, user: str, name: str = "") -> TokenCreated:
         return await self._model(TokenCreated, "POST", "/tokens", json={"user": user, "name": name})
-
-    # ---- events ----
-    async def events(
-        self, last_event_id: int | None = None, on_open: Callable[[], Awaitable[None]] | None = None
-    ) -> AsyncGenerator[Event, None]:
-        """Yield events as they come. Ends when the connection drops; resume with the last id seen.
-
-        `on_open` is awaited once the stream is open (its start is then fixed) and before any event is read:
-        the place to load snapshots so that no change falls between the snapshot and the stream.
-        """
-        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
-        index = self._current
-        try:
-            # closed at once however the caller leaves (its task canceled while it handles an event, too), so the
-            # streaming response and its connection are released now, not when a garbage collection finds them
-            async with contextlib.aclosing(self._stream(self._clients[index], headers, on_open)) as stream:
-                async for event in stream:
-                    yield event
-        except httpx.TransportError:
-            self._move_on(index)  # the caller reconnects, to the next Server
-            raise
-
-    async def _stream(
-        self,
-        http: httpx.AsyncClient,
-        headers: dict[str, str],
-        on_open: Callable[[], Awaitable[None]] | None,
-    ) -> AsyncGenerator[Event, None]:
-        timeout = httpx.Timeout(10.0, read=60.0)
-        async with http.stream("GET", "/events", headers=headers, timeout=timeout) as response:
-            if response.status_code in _UNAVAILABLE:
-                self._move_on(self._clients.index(http))
-            if not response.is_success:
-                await response.aread()
-                raise_for_error(response)
-            if on_open is not None:
-                await on_open()
-            data: list[str] = []
-            async for line in response.aiter_lines():
-                if line.startswith("data:"):
-                    data.append(line[5:].lstrip())
-                elif not line and data:
-                    yield Event.model_validate(json.loads("\n".join(data)))
-                    data = []

@@ -42,18 +42,26 @@ def parse_template_text(text: str) -> dict[str, Any]:
     size = len(text.encode("utf-8"))
     if size > MAX_TEMPLATE_BYTES:
         raise TemplateTextError(f"the template is {size} bytes; at most {MAX_TEMPLATE_BYTES} are accepted")
-    stripped = text.lstrip()
+    not_json: json.JSONDecodeError | None = None
     try:
+        if text.lstrip().startswith("{"):
+            try:
+                return _checked(json.loads(text))
+            except json.JSONDecodeError as exc:
+                not_json = exc  # or a YAML flow mapping, `{specificationVersion: …}`, which begins the same way
         # YAML dates and the like become strings, as the same template written in JSON would hold
-        data = json.loads(
-            text if stripped.startswith("{") else json.dumps(yaml.load(text, _NoAliasLoader), default=str)
-        )
-    except json.JSONDecodeError as exc:
-        raise TemplateTextError(f"not valid JSON: {exc}") from exc
+        data = json.loads(json.dumps(yaml.load(text, _NoAliasLoader), default=str))
     except yaml.YAMLError as exc:
+        if not_json is not None:
+            raise TemplateTextError(f"not valid JSON: {not_json}") from exc
         raise TemplateTextError(f"not valid YAML: {' '.join(str(exc).split())}") from exc
     except RecursionError as exc:  # YAML's and JSON's parsers recurse per level: `[[[[…` 1,000 deep ends here
         raise TemplateTextError(_TOO_DEEP) from exc
+    return _checked(data)
+
+
+def _checked(data: Any) -> dict[str, Any]:
+    """The parsed template, if it is a mapping nested no deeper than any JSON the farm takes."""
     if json_depth(data) > JSON_MAX_DEPTH:
         raise TemplateTextError(_TOO_DEEP)
     if not isinstance(data, dict):

@@ -110,6 +110,16 @@ def test_a_template_nested_too_deep_is_refused_naming_the_template(text: str) ->
     assert errors({"template": text})["template"].endswith("nested more than 32 levels deep")
 
 
+def test_a_template_written_as_a_yaml_flow_mapping_is_read_as_yaml() -> None:
+    """Text beginning with `{` was read as JSON only: `{specificationVersion: …}` is YAML, and valid."""
+    text = ("{specificationVersion: jobtemplate-2023-09, name: flow, steps: [{name: S, script: "
+            "{actions: {onRun: {command: echo}}}}]}")  # fmt: skip
+    tasks = compile_({"template": text})
+    assert len(tasks) == 1
+    e = errors({"template": '{"name": "x",'})
+    assert e["template"].startswith("not valid JSON"), e  # neither: the JSON parser's word, for JSON writers
+
+
 def test_huge_template_text_is_refused() -> None:
     big = {"template": one_step([{"name": "X", "type": "STRING", "range": ["x" * 1000] * 300}])}
     assert "at most" in errors(big)["template"]

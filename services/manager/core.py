@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ from services.manager.workers import WorkerRegistry
 from services.protocol.link import ClaimedTask, ClaimRequest, TaskUpdate
 from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import Heartbeat, SignOnAnswer, SignOnRequest, StatusAnswer
+
+log = logging.getLogger(__name__)
 
 # a waiting task request: the worker, its answer, and for a prefetch the task it is running (None: it is idle)
 Waiter = tuple[WorkerState, "asyncio.Future[HeldTask | None]", int | None]
@@ -197,14 +200,17 @@ class ManagerCore:
 
         `prefetch`: as its next task, while it runs its current one (prefetch.py decides when that is allowed).
         """
-        if not worker.available:
-            return None
-        task = scheduler.pick(
-            self.ready, worker, self.blocklist, self.config.blocklist_threshold, self._others_could_run
-        )
+        task = self._best_for(worker)
         if task is not None:
             self._assign(task, worker, prefetch=prefetch)
         return task
+
+    def _best_for(self, worker: WorkerState) -> HeldTask | None:
+        if not worker.available:
+            return None
+        return scheduler.pick(
+            self.ready, worker, self.blocklist, self.config.blocklist_threshold, self._others_could_run
+        )
 
     async def wait_for_task(self, worker: WorkerState, wait: float, running: int | None = None) -> HeldTask | None:
         """Wait for a task for this worker; `running`: a prefetch while it runs that task."""
@@ -254,7 +260,13 @@ class ManagerCore:
         with transaction(self.conn):
             yield
         if self.feeding_due:
-            self.feed_waiters()
+            try:
+                self.feed_waiters()
+            except sqlite3.Error as exc:
+                # what the caller wrote is stored: its request succeeded. The hand-outs were undone and the
+                # workers wait on; the next write feeds them (the store's trouble is the link's to report)
+                self.feeding_due = True
+                log.debug("waiting workers not fed: %s", exc)
 
     def feed_waiters(self) -> None:
         """Hand ready tasks to waiting workers, in a transaction of their own: inside another one they wait for
@@ -267,7 +279,7 @@ class ManagerCore:
         self.feeding_due = False
         if not self.waiters or not self.ready:
             return
-        handed: list[tuple[Waiter, HeldTask]] = []
+        handed: list[tuple[Waiter, HeldTask, int]] = []  # and the task's hand-out number before
         try:
             with transaction(self.conn):
                 for entry in list(self.waiters.values()):
@@ -278,18 +290,19 @@ class ManagerCore:
                         wants = worker.current_task_id is None
                     else:
                         wants = worker.current_task_id == running and worker.next_task_id is None
-                    if wants and (task := self.next_task(worker, prefetch=running is not None)) is not None:
-                        handed.append((entry, task))
+                    if wants and (task := self._best_for(worker)) is not None:
+                        handed.append((entry, task, task.handout))
+                        self._assign(task, worker, prefetch=running is not None)
                     if not self.ready:
                         break
         except BaseException:
-            for (worker, _, _), task in reversed(handed):
+            for (worker, _, _), task, handout in reversed(handed):
                 _release(worker, task.id)
                 self.workers.changed(worker)
-                task.worker_id = None
+                task.worker_id, task.handout, task.started = None, handout, False
                 self.ready.add(task)
             raise
-        for entry, task in handed:
+        for entry, task, _ in handed:
             worker, fut, _ = entry
             if self.waiters.get(worker.id) is entry:
                 del self.waiters[worker.id]

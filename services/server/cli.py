@@ -262,6 +262,9 @@ def admin_main(kind: str, argv: list[str]) -> int:
         except ValueError as exc:
             print(f"tablao {kind}: {exc}", file=sys.stderr)
             return 2
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C at the prompt
+            print(f"\ntablao {kind}: no password given; nothing was changed", file=sys.stderr)
+            return 2
     if problem := _admin_input_problem(kind, args):
         print(f"tablao {kind}: {problem}", file=sys.stderr)
         return 2
@@ -330,6 +333,7 @@ def admin_main(kind: str, argv: list[str]) -> int:
                 found = auth.user_by_name(session, args.name)
                 if found is None:
                     raise StoreError(f"no user named {args.name!r}")
+                # the actor matters only to a change of role (no admin demotes themselves): a password is not one
                 change_user(session, found.id, UserUpdate(password=args.password), actor=auth.ADMIN_NAME)
                 print(f"password of user {found.name} set: log in with it from the desktop app")
             elif kind == "users":

@@ -103,10 +103,23 @@ def read_copy(
         # `after` is where the page before ended: begin there and end at a whole line (the rest is the next page's)
         if end < size and (cut := data.rfind(b"\n")) >= 0:
             data = data[: cut + 1]
+        elif end < size:  # one line longer than `limit`: cut between characters, the rest is the next page's
+            data = whole_characters(data)
     elif start > 0 and (cut := data.find(b"\n")) >= 0 and cut + 1 < len(data):
         data, start = data[cut + 1 :], start + cut + 1  # begin at a whole line
     headers = {"X-Log-First": str(start), "X-Log-Last": str(start + len(data)), "X-Log-Earlier": str(int(start > 0))}
     return Response(data, media_type="text/plain; charset=utf-8", headers=headers)
+
+
+def whole_characters(data: bytes) -> bytes:
+    """`data` without the start of a UTF-8 character it ends in the middle of (each page is served as UTF-8);
+    as it is when that would leave nothing (a `limit` under one character: an empty page means the end)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # where the last character begins: ASCII or a lead byte
+            length = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return data if length <= back or back == len(data) else data[:-back]
+    return data
 
 
 @router.post("/{task_id}/log/request", status_code=202)

@@ -20,4 +20,6 @@ def add_named(session: Session, row: Base, conflict: str) -> None:
     try:
         session.flush()
     except IntegrityError as exc:
+        if "name" not in str(exc.orig).lower():  # another constraint (none is expected): not a name taken
+            raise
         raise Conflict(conflict, field="name") from exc

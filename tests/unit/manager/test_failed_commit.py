@@ -141,9 +141,8 @@ def test_a_hand_out_whose_commit_failed_is_undone_and_the_worker_waits_on(tmp_pa
         core.waiters[b.id] = (b, waiting, None)
         conn = _failing(core)
         conn.fail_at = 3  # the claim's two transactions go through, the hand-out's fails
-        with pytest.raises(sqlite3.OperationalError):
-            core.add_claimed([claimed(1)])
-        assert not conn.in_transaction
+        core.add_claimed([claimed(1)])  # the claim is stored and held: no error for the claim loop
+        assert not conn.in_transaction and core.feeding_due
         assert not waiting.done() and b.id in core.waiters and b.current_task_id is None
         assert core.tasks[1] in core.ready and core.tasks[1].worker_id is None
         conn.fail_at = None
@@ -184,5 +183,38 @@ def test_a_task_taken_back_goes_to_a_waiting_worker_only_once_its_transaction_co
         core.feed_waiters()  # the next turn that feeds waiters hands it out, written
         assert waiting.done() and waiting.result().id == 1
         assert core.conn.execute("SELECT worker_id FROM tasks WHERE id = 1").fetchone()[0] == b.id
+    finally:
+        loop.close()
+
+
+def test_a_failed_hand_out_after_a_stored_batch_leaves_the_batch_applied(tmp_path: Path) -> None:
+    """The worker's batch commits, then the hand-out of the task it gave back to a waiting worker fails at its
+    own COMMIT: the batch's request succeeded (before, the error came out of it and its memory was put back to
+    before the batch the store had kept, so the retry met a stale hand-out), the hand-out is undone to the
+    task's number before it, and the waiting worker gets the task at the next write."""
+    import asyncio
+
+    core = make_core(tmp_path)
+    core.add_claimed([claimed(1)])
+    a, b = worker(core, "a"), worker(core, "b")
+    assert take(core, a) == 1
+    handout = core.tasks[1].handout
+    loop = asyncio.new_event_loop()
+    try:
+        waiting = loop.create_future()
+        core.waiters[b.id] = (b, waiting, None)
+        conn = _failing(core)
+        ups = _updates(a, handout, "active", "failed")
+        conn.fail_at = conn.commits + 2  # the batch's COMMIT goes through, the hand-out's fails
+        assert task_updates.apply(core, a, 1, ups) == ups[-1].seq
+        task = core.tasks[1]
+        assert a.last_seq == ups[-1].seq and a.current_task_id is None and task.failure_count == 1
+        assert task in core.ready and task.worker_id is None and task.handout == handout
+        assert not waiting.done() and b.current_task_id is None and core.feeding_due
+        assert task_updates.apply(core, a, 1, ups) == ups[-1].seq  # a's retry: repeats, acknowledged
+        conn.fail_at = None
+        with core.writing():  # the next write, whatever it is, feeds the waiting worker
+            pass
+        assert waiting.done() and waiting.result().id == 1 and task.worker_id == b.id and task.handout > handout
     finally:
         loop.close()

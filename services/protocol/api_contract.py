@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -159,6 +159,15 @@ def serve_docs_offline(app: FastAPI, prefix: str) -> None:
     static = Path(fastapi_offline.__file__).parent / "static"
     app.mount(f"{prefix}/docs-assets", StaticFiles(directory=static), name="docs-assets")
     openapi_url = app.openapi_url or f"{prefix}/openapi.json"
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> PlainTextResponse:
+        # a newcomer opens the address the banner printed in a browser: say what is there, not a bare 404
+        return PlainTextResponse(
+            f"{app.title} {app.version}: an HTTP API, under {prefix} (its reference and a form to try each call: "
+            f"{prefix}/docs). The farm is seen and run from the desktop app (`tablao`) or the command line "
+            "(`tablao --help`).\n"
+        )
 
     @app.get(f"{prefix}/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

@@ -205,6 +205,33 @@ class ManagerCore:
             self._assign(task, worker, prefetch=prefetch)
         return task
 
+    def hand_out(self, worker: WorkerState, *, prefetch: bool = False) -> HeldTask | None:
+        """The best ready task for this worker, handed out in a write of its own; a worker asking for a new task
+        while it holds one has abandoned that one (and its prefetched one): they are taken back first.
+
+        A hand-out whose COMMIT fails (a full disk) is undone: the worker hears of none (503) and the task is
+        ready here, as the store says, not the worker's in memory alone (a restarted Manager would hand it out
+        again while it ran)."""
+        task: HeldTask | None = None
+        try:
+            with self.writing():
+                if not prefetch and worker.current_task_id is not None:
+                    self.take_back(worker, "the worker asked for a new task without finishing this one")
+                task = self.next_task(worker, prefetch=prefetch)
+        except Exception:
+            if task is not None:
+                self.undo_hand_out(worker, task)
+            raise
+        return task
+
+    def undo_hand_out(self, worker: WorkerState, task: HeldTask) -> None:
+        """A hand-out the store did not keep: the task is ready again and the worker's slot empty."""
+        if _release(worker, task.id):
+            self.workers.changed(worker)
+        task.worker_id, task.started = None, False
+        if task.id in self.tasks:
+            self.ready.add(task)
+
     def _best_for(self, worker: WorkerState) -> HeldTask | None:
         if not worker.available:
             return None
@@ -297,10 +324,8 @@ class ManagerCore:
                         break
         except BaseException:
             for (worker, _, _), task, handout in reversed(handed):
-                _release(worker, task.id)
-                self.workers.changed(worker)
-                task.worker_id, task.handout, task.started = None, handout, False
-                self.ready.add(task)
+                task.handout = handout
+                self.undo_hand_out(worker, task)
             raise
         for entry, task, _ in handed:
             worker, fut, _ = entry

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from services.manager.core import ManagerCore
 from services.manager.model import HeldTask, WorkerState
-from services.manager.store.db import transaction
 
 
 def may_prefetch(worker: WorkerState, running_task_id: int) -> bool:
@@ -33,8 +32,7 @@ def next_for(core: ManagerCore, worker: WorkerState, running_task_id: int) -> He
             return held  # the answer to an earlier request was lost: the same hand-out again
     if not may_prefetch(worker, running_task_id):
         return None
-    with transaction(core.conn):
-        return core.next_task(worker, prefetch=True)
+    return core.hand_out(worker, prefetch=True)
 
 
 def prefetched(core: ManagerCore) -> int:

@@ -146,11 +146,7 @@ async def ask_for_task(request: Request) -> Response:
         if task is None and body.wait_seconds > 0 and prefetch.may_prefetch(worker, running):
             task = await core.wait_for_task(worker, body.wait_seconds, running)
     else:
-        with core.writing():
-            if worker.current_task_id is not None:
-                # asking for a new task while holding one: the worker has abandoned it (and its prefetched one)
-                core.take_back(worker, "the worker asked for a new task without finishing this one")
-            task = core.next_task(worker)
+        task = core.hand_out(worker)
         if task is None and body.wait_seconds > 0 and worker.available:
             task = await core.wait_for_task(worker, body.wait_seconds)
     if task is not None and instance is not None and instance != worker.instance:

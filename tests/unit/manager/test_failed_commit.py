@@ -218,3 +218,24 @@ def test_a_failed_hand_out_after_a_stored_batch_leaves_the_batch_applied(tmp_pat
         assert waiting.done() and waiting.result().id == 1 and task.worker_id == b.id and task.handout > handout
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_a_hand_out_in_the_workers_own_request_whose_commit_failed_is_undone(tmp_path: Path, prefetch: bool) -> None:
+    """The worker's request is answered 503; before, the task stayed the worker's in memory alone, and a Manager
+    restarted before the next write would have handed it out again while the worker might run it."""
+    core = make_core(tmp_path)
+    core.add_claimed([claimed(1), claimed(2, index=1)])
+    a = worker(core, "a")
+    if prefetch:
+        assert take(core, a) == 1  # running task 1: the request is for its next one
+    conn = _failing(core)
+    conn.fail = 1
+    with pytest.raises(sqlite3.OperationalError):
+        core.hand_out(a, prefetch=prefetch)
+    wanted = core.tasks[2 if prefetch else 1]
+    assert wanted in core.ready and wanted.worker_id is None and not conn.in_transaction
+    assert (a.current_task_id, a.next_task_id) == ((1, None) if prefetch else (None, None))
+    again = core.hand_out(a, prefetch=prefetch)  # the worker's retry
+    assert again is wanted and wanted.worker_id == a.id
+    assert core.conn.execute("SELECT worker_id FROM tasks WHERE id = ?", (wanted.id,)).fetchone()[0] == a.id

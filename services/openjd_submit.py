@@ -7,6 +7,7 @@ platform. Everything else — validation, defaults, tasks — is the Server's, w
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,17 @@ NAME_MAX = 200
 
 
 def is_template(path: Path, text: str) -> bool:
-    """YAML files, and JSON documents that declare a job template specification."""
+    """YAML files, and JSON documents that declare a job template specification at their top (a JSON job of
+    type `openjd` holds one deeper, in its settings, and is a job)."""
     if path.suffix.lower() in (".yaml", ".yml"):
         return True
-    return '"specificationVersion"' in text[:4096] and '"jobtemplate-' in text
+    if '"specificationVersion"' not in text:
+        return False
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return False  # read as a job, whose parse says what is wrong
+    return isinstance(doc, dict) and str(doc.get("specificationVersion", "")).startswith("jobtemplate-")
 
 
 def parse_params(items: list[str]) -> dict[str, str]:

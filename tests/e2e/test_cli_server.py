@@ -81,7 +81,7 @@ def test_submit_jobs_and_job(cli_server: ServerProcess, tmp_path: Path) -> None:
     assert r.returncode == 0 and ": 1 task, queued" in r.stdout, r.stdout
 
 
-@pytest.mark.parametrize("name", ["exec", "blender-render", "blender-bake", "blender-still", "ffmpeg-encode"])
+@pytest.mark.parametrize("name", ["exec", "blender-render", "blender-bake", "blender-still", "ffmpeg-encode", "openjd"])
 def test_job_types_show_the_settings_and_a_job_that_submits_as_is(
     cli_server: ServerProcess, tmp_path: Path, name: str
 ) -> None:

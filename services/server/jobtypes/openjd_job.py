@@ -107,6 +107,13 @@ class OpenJDSettings(JobTypeSettings):
         title="Job template",
         description=f"An Open Job Description job template ({SPECIFICATION}), as an object or as its YAML or "
         f"JSON text (at most {MAX_TEMPLATE_BYTES // 1024} KiB).",
+        examples=[
+            {
+                "specificationVersion": SPECIFICATION,
+                "name": "hello",
+                "steps": [{"name": "Say", "script": {"actions": {"onRun": {"command": "echo", "args": ["hello"]}}}}],
+            }
+        ],
     )
     parameters: dict[str, str | int | float] = Field(
         default_factory=dict,

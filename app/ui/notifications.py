@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.qt import QIcon, QObject, QSystemTrayIcon, QWidget
+from services.protocol.common import plural
 from services.protocol.jobs import Job
 from services.protocol.states import JobStatus
 
@@ -26,10 +27,10 @@ class Notifier(QObject):
 
     def job_finished(self, job: Job) -> None:
         if job.status is JobStatus.COMPLETED:
-            title, body = "Job completed", f"{job.name} (#{job.id}): {job.tasks_total} tasks done"
+            title, body = "Job completed", f"{job.name} (#{job.id}): {plural(job.tasks_total, 'task')} done"
             icon = QSystemTrayIcon.MessageIcon.Information
         else:
-            title, body = "Job failed", f"{job.name} (#{job.id}): {job.tasks_failed} tasks failed. {job.activity}"
+            title, body = "Job failed", f"{job.name} (#{job.id}): {job.tasks_failed} of {plural(job.tasks_total, 'task')} failed. {job.activity}"
             icon = QSystemTrayIcon.MessageIcon.Critical
         self.history.append((title, body))
         if self.desktop and self.tray is not None:

@@ -66,7 +66,7 @@ def test_a_notification_once_per_completed_or_failed_job(qloop, qtbot, fresh_ser
         failed = await asyncio.to_thread(run, "failed", "comp")
         await until(lambda: len(window.notifier.history) == 2, within=30, what="the failed notification")
         title, body = window.notifier.history[1]
-        assert title == "Job failed" and f"comp (#{failed})" in body and "1 tasks failed" in body
+        assert title == "Job failed" and f"comp (#{failed})" in body and "1 of 1 task failed" in body
         # a reload of everything (a reconnection) tells nothing again
         await sync.load_all()
         await asyncio.sleep(0.5)

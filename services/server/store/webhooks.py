@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from services.protocol.admin import Webhook, WebhookCreate, WebhookEvent, WebhookUpdate
-from services.protocol.common import utcnow
+from services.protocol.common import plural, utcnow
 from services.protocol.states import JobStatus
 from services.server.db.tables import JobRow, WebhookOutboxRow, WebhookRow
 from services.server.store.convert import aware
@@ -38,9 +38,9 @@ def _text(event: WebhookEvent, job: JobRow) -> str:
     """A line a chat shows as it is (Slack, Mattermost and Rocket.Chat read `text`)."""
     who = f"Job '{job.name}' (#{job.id}) of {job.submitter}"
     if event == WebhookEvent.JOB_COMPLETED:
-        return f"{who} completed: {job.tasks_completed} tasks."
+        return f"{who} completed: {plural(job.tasks_completed, 'task')}."
     if event == WebhookEvent.JOB_FAILED:
-        return f"{who} failed: {job.tasks_failed} of {job.tasks_total} tasks failed."
+        return f"{who} failed: {job.tasks_failed} of {plural(job.tasks_total, 'task')} failed."
     return f"{who} was canceled."
 
 

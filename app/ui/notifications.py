@@ -30,7 +30,8 @@ class Notifier(QObject):
             title, body = "Job completed", f"{job.name} (#{job.id}): {plural(job.tasks_total, 'task')} done"
             icon = QSystemTrayIcon.MessageIcon.Information
         else:
-            title, body = "Job failed", f"{job.name} (#{job.id}): {job.tasks_failed} of {plural(job.tasks_total, 'task')} failed. {job.activity}"
+            failed = f"{job.tasks_failed} of {plural(job.tasks_total, 'task')} failed"
+            title, body = "Job failed", f"{job.name} (#{job.id}): {failed}. {job.activity}"
             icon = QSystemTrayIcon.MessageIcon.Critical
         self.history.append((title, body))
         if self.desktop and self.tray is not None:

@@ -44,7 +44,10 @@ NUL_MESSAGE = "contains the NUL character (U+0000), which no field accepts"
 SURROGATE_MESSAGE = "contains a lone surrogate (\\ud800 to \\udfff without its pair), which is not text"
 NOT_A_NUMBER_MESSAGE = "NaN and Infinity are not JSON numbers; no field accepts them"
 TOO_LARGE_MESSAGE = "numbers past a float's range (1.8e308) would be Infinity; no field accepts them"
-NOT_UTF8_MESSAGE = "a JSON body is UTF-8 without a byte-order mark; this one is UTF-16 or UTF-32, or holds a NUL byte"
+NOT_UTF8_MESSAGE = (
+    "malformed JSON: not UTF-8 (a byte-order mark, or NUL bytes: UTF-16 or UTF-32, or compressed); a JSON body is "
+    "UTF-8, uncompressed"
+)
 # Python's parser takes UTF-16 and UTF-32 too (it guesses from the NUL bytes that ASCII has in them, or a BOM):
 # the API says UTF-8, and a raw NUL byte is in no UTF-8 JSON (inside a string it must be written \u0000)
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")

@@ -6,6 +6,7 @@ recorded in docs/benchmarks.md. Not part of `make test`.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import threading
 import time
@@ -16,13 +17,16 @@ import pytest
 
 from services.protocol.jobs import JobSubmission
 from services.protocol.states import Role
+from services.server.config import ServerConfig
 from services.server.db.engine import make_engine, sqlite_url
 from services.server.db.migrate import upgrade
 from services.server.store import jobs
 from services.server.store.sessions import open_sessions
 from tests.bench.results import record
+from tests.support.inprocess_server import admin_client
 from tests.support.manager import API, add_manager
 from tests.support.services import ServerProcess
+from tests.unit.server.jobtypes.test_settings_bounds import TOO_BIG
 
 pytestmark = [pytest.mark.bench, pytest.mark.timeout(1800)]
 
@@ -115,6 +119,31 @@ def test_submit_of_a_one_task_job_while_a_claim_waits(tmp_path: Path) -> None:
     finally:
         stop.set()
         srv.stop()
+
+
+def test_refusing_jobs_too_big_for_the_farm(tmp_path: Path) -> None:
+    """A job over the farm's task or command-size limit is refused from its job type's estimate, before any task
+    is built: the time of each refusal (the unit tests check what is refused; before the estimate, a
+    10,000,000-segment encode took 26 s)."""
+
+    async def refusals() -> list[tuple[str, float]]:
+        taken = []
+        async with admin_client(ServerConfig(data_dir=tmp_path)) as client:
+            for timed in (False, True):  # the first round warms what a farm's first submit sets up (~0.4 s)
+                for job_type, settings, _field, says in TOO_BIG:
+                    start = time.perf_counter()
+                    body = {"name": "big", "type": job_type, "settings": settings}
+                    r = await client.post("/api/v1/jobs", json=body)
+                    if timed:
+                        taken.append((f"{job_type} ({says})", time.perf_counter() - start))
+                    assert r.status_code == 422, r.text
+        return taken
+
+    taken = asyncio.run(refusals())
+    print("\nrefusing a job too big for the farm (in process, SQLite):")
+    for what, seconds in taken:
+        print(f"  {what}: {seconds * 1000:.1f} ms")
+    record("refuse_too_big_job_max_ms", max(s for _, s in taken) * 1000)
 
 
 def _latencies(client: httpx.Client, path: str, n: int = 100) -> tuple[float, float]:

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
-from services.server.app import create_app
 from services.server.config import ServerConfig
-from services.server.db.tables import JobRow, TaskRow
 from services.server.store import submission
+from tests.support.inprocess_server import admin_client, stored_jobs_and_tasks
 
 JOBS = "/api/v1/jobs"
 
@@ -23,24 +21,12 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     config = ServerConfig(
         data_dir=tmp_path, max_tasks_per_job=150, max_active_jobs_per_user=3, max_unfinished_tasks_per_user=250
     )
-    app = create_app(config)
-    token = (tmp_path / "admin.token").read_text().strip()
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t", headers={"Authorization": f"Bearer {token}"}
-    ) as c:
-        c.app = app  # type: ignore[attr-defined]
+    async with admin_client(config) as c:
         yield c
-    app.state.engine.dispose()
 
 
 def job(frames: str) -> dict[str, object]:
     return {"name": "j", "type": "exec", "settings": {"command": ["true"], "frames": frames, "chunk_size": 1}}
-
-
-def counts(client: httpx.AsyncClient) -> tuple[int, int]:
-    with client.app.state.read_sessions() as session:  # type: ignore[attr-defined]
-        return (session.scalar(select(func.count()).select_from(JobRow)) or 0,
-                session.scalar(select(func.count()).select_from(TaskRow)) or 0)  # fmt: skip
 
 
 async def test_small_and_big_jobs_are_stored_whole_with_their_tasks(client: httpx.AsyncClient) -> None:
@@ -50,7 +36,7 @@ async def test_small_and_big_jobs_are_stored_whole_with_their_tasks(client: http
     big = await client.post(JOBS, json=job(f"1-{submission.SMALL_JOB + 20}"))
     assert big.status_code == 201, big.text
     assert big.json()["tasks_total"] == submission.SMALL_JOB + 20
-    assert counts(client) == (2, 3 + submission.SMALL_JOB + 20)
+    assert stored_jobs_and_tasks(client) == (2, 3 + submission.SMALL_JOB + 20)
     tasks = (await client.get(f"{JOBS}/{small.json()['id']}/tasks")).json()
     items = tasks["items"] if isinstance(tasks, dict) else tasks
     assert sorted(t["name"] for t in items) == ["frame 1", "frame 2", "frame 3"]
@@ -61,9 +47,9 @@ async def test_limits_and_quotas_hold_for_small_jobs_and_a_refused_job_leaves_no
 ) -> None:
     r = await client.post(JOBS, json=job("1-151"))
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "settings", r.text
-    assert counts(client) == (0, 0)
+    assert stored_jobs_and_tasks(client) == (0, 0)
     r = await client.post(JOBS, json={**job("1"), "depends_on": [999]})
-    assert r.status_code == 422 and counts(client) == (0, 0)
+    assert r.status_code == 422 and stored_jobs_and_tasks(client) == (0, 0)
     for frames in ("1-100", "1-100"):
         assert (await client.post(JOBS, json=job(frames))).status_code == 201
     r = await client.post(JOBS, json=job("1-51"))  # 200 unfinished + 51 > 250
@@ -71,4 +57,4 @@ async def test_limits_and_quotas_hold_for_small_jobs_and_a_refused_job_leaves_no
     assert (await client.post(JOBS, json=job("1-50"))).status_code == 201  # exactly at the limit
     r = await client.post(JOBS, json=job("1"))  # a fourth unfinished job
     assert r.status_code == 409 and r.json()["errors"][0]["field"] == "quota", r.text
-    assert counts(client) == (3, 250)
+    assert stored_jobs_and_tasks(client) == (3, 250)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import islice
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session
@@ -32,6 +33,7 @@ from services.server.store.tasks import (
     stop_unfinished,
 )
 
+PAGE_SETTINGS_BYTES = 8 * 1024 * 1024  # a page of jobs ends early rather than carry more of their settings
 TASK_CHUNK = 10_000  # tasks compiled and inserted at a time, so a big job is never all in memory
 
 SORTABLE = {
@@ -139,7 +141,11 @@ def list_jobs(
     sort: str = "-created",
     limit: int = 50,
     cursor: str | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[list[JobRow], str | None]:
+    """A page of jobs: at most `limit`, fewer when their settings pass `max_bytes` (default PAGE_SETTINGS_BYTES;
+    never none while one is left), and the cursor after its last, or None at the end."""
+    budget = PAGE_SETTINGS_BYTES if max_bytes is None else max_bytes
     descending = sort.startswith("-")
     key = sort.lstrip("-")
     if key not in SORTABLE:
@@ -161,10 +167,23 @@ def list_jobs(
         before = tuple_(col, JobRow.id) > tuple_(value, last_id)
         stmt = stmt.where(after if descending else before)
     order = (col.desc(), JobRow.id.desc()) if descending else (col.asc(), JobRow.id.asc())
-    rows = list(session.scalars(stmt.order_by(*order).limit(limit + 1)))
+    # a job's settings may be up to 256 KiB: a page of a thousand such jobs would be loaded and sent whole, so
+    # rows are read a few at a time and the page ends, with its cursor, once their settings reach the budget
+    rows: list[JobRow] = []
+    size = 0
+    more = False
+    result = session.scalars(stmt.order_by(*order).limit(limit + 1).execution_options(yield_per=100))
+    try:
+        for row in result:
+            size += len(orjson.dumps(row.settings))
+            if len(rows) == limit or (rows and size > budget):
+                more = True
+                break
+            rows.append(row)
+    finally:
+        result.close()
     next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
+    if more:
         last = rows[-1]
         next_cursor = paging.encode(getattr(last, key), last.id)
     return rows, next_cursor

@@ -8,12 +8,15 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import httpx
 import pytest
 
-from tests.support.manager import API, ManagerProcess, add_manager
+from tests.integration.test_manager_basics import exec_job, submit
+from tests.support.manager import API, ManagerProcess, ScriptedWorker, add_manager
 from tests.support.services import ServerProcess
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -133,6 +136,59 @@ def test_revocation_reaches_the_manager_within_seconds(
         assert r.status_code == 503, r.text
         assert httpx.get(status, headers=server.headers(token)).status_code in (401, 503)  # refused either way
     finally:
+        mgr.stop()
+
+
+def test_a_followed_log_ends_when_its_token_is_revoked(
+    server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A log followed at a Manager (`?follow=1`) streamed on for as long as its task ran after its token was
+    revoked (found by an authorization audit): the token is looked at again every 5 s, as the Server's event
+    stream's is, and a revoked one ends the stream; another user's stream goes on."""
+    mgr = ManagerProcess(server.url, add_manager(server, "m3"), tmp_path_factory.mktemp("mgr") / "manager").start()
+    worker = ScriptedWorker(mgr.url, "w").register(mgr.registration_secret)
+    try:
+        revoked_token = _add_user(server, "gu")
+        kept_token = _add_user(server, "ha")
+        submit(server, exec_job("followed", frames="1"))
+        worker.sign_on()
+        task = worker.next_task(wait=30)
+        assert task is not None
+        send = partial(worker.send, task["id"])
+        assert send([worker.update(handout=task["handout"], status="active", log_lines=["first"])]).status_code == 200
+        url = f"{mgr.url}{API}/tasks/{task['id']}/log"
+        ended: dict[str, float] = {}
+        texts: dict[str, str] = {"gu": "", "ha": ""}
+
+        def follow(user: str, token: str) -> None:
+            with httpx.stream("GET", url, params={"follow": 1}, headers=server.headers(token), timeout=60) as r:
+                assert r.status_code == 200
+                for text in r.iter_text():
+                    texts[user] += text
+                    if "last" in texts[user]:
+                        break
+            ended[user] = time.monotonic()
+
+        readers = [threading.Thread(target=follow, args=a) for a in (("gu", revoked_token), ("ha", kept_token))]
+        for reader in readers:
+            reader.start()
+        wait_for(lambda: texts["gu"] and texts["ha"], 10, "both streams began")
+        tokens = httpx.get(f"{server.url}{API}/tokens", headers=server.headers()).json()
+        token_id = next(t["id"] for t in tokens if t["user"] == "gu")
+        assert httpx.delete(f"{server.url}{API}/tokens/{token_id}", headers=server.headers()).status_code == 204
+        revoked = time.monotonic()
+        for i in range(8):  # the task goes on writing for 12 s
+            time.sleep(1.5)
+            assert send([worker.update(handout=task["handout"], log_lines=[f"line {i}"])]).status_code == 200
+        readers[0].join(1)
+        assert "gu" in ended, "the revoked token's stream is still open"
+        assert ended["gu"] - revoked < 5 + 5 + 1  # the Manager's token cache, then the stream's next look
+        assert "line 7" not in texts["gu"]
+        assert send([worker.update(handout=task["handout"], log_lines=["last"])]).status_code == 200
+        readers[1].join(15)
+        assert "line 7" in texts["ha"] and "last" in texts["ha"]  # the other user's stream went on
+    finally:
+        worker.close()
         mgr.stop()
 
 

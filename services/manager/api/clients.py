@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -17,8 +17,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from services.manager import prefetch
-from services.manager.api.deps import ClientDep, CoreDep
-from services.manager.errors import Forbidden, Invalid, NotFound
+from services.manager.api.deps import ClientDep, ClientTokens, CoreDep, client_identity
+from services.manager.errors import ApiError, Forbidden, Invalid, NotFound
 from services.manager.model import HeldTask
 from services.manager.store import logs
 from services.manager.store.check import store_path
@@ -35,6 +35,9 @@ READ_MAX = 16 * 1024 * 1024  # characters per answer: a client pages through a b
 FOLLOW_PIECE = 1024 * 1024  # characters per piece of a followed log: a follow from the start of a huge one too
 TEXT = "text/plain; charset=utf-8"
 FOLLOW_IDLE_END = 2.0  # after the task left this Manager, stop once nothing new came for this long
+# a followed log's token is looked at again this often (the token cache's answer, the Server's every 5 s), as the
+# Server's event stream does: a revoked or expired token, or a disabled user's, ends the stream
+TOKEN_RECHECK_SECONDS = 5.0
 
 
 @router.get("/health")
@@ -63,6 +66,7 @@ async def task_log(
     task_id: Id,
     _client: ClientDep,
     core: CoreDep,
+    request: Request,
     follow: bool = False,
     tail: Annotated[int | None, Query(ge=1, le=READ_MAX)] = None,
     before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
@@ -84,7 +88,11 @@ async def task_log(
         raise Invalid("give one of tail, before, or after (with follow or not)", "tail")
     path = store_path(core.config.data_dir)
     if follow:
-        return StreamingResponse(_follow(path, core.tasks, task_id, after or 0), media_type=TEXT)
+        tokens: ClientTokens = request.app.state.client_tokens
+        header = request.headers.get("authorization", "")
+        address = request.client.host if request.client else "unknown"
+        still_allowed = partial(_still_allowed, tokens, header, address)
+        return StreamingResponse(_follow(path, core.tasks, task_id, after or 0, still_allowed), media_type=TEXT)
     if tail is not None or before is not None:
         read = partial(logs.read_tail, task_id=task_id, max_chars=tail or limit, before=before)
     else:
@@ -107,10 +115,31 @@ def _read(
         return text, first, last, logs.has_before(conn, task_id, first)
 
 
-async def _follow(path: Path, held: dict[int, HeldTask], task_id: int, after: int) -> AsyncIterator[str]:
-    """New text from position `after` on, FOLLOW_PIECE characters at most at a time, until the task has left."""
+async def _still_allowed(tokens: ClientTokens, header: str, address: str) -> bool:
+    try:
+        await client_identity(tokens, header, address)
+    except ApiError:  # revoked, expired, its user disabled; or the Server away too long to vouch for it
+        return False
+    return True
+
+
+async def _follow(
+    path: Path,
+    held: dict[int, HeldTask],
+    task_id: int,
+    after: int,
+    still_allowed: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[str]:
+    """New text from position `after` on, FOLLOW_PIECE characters at most at a time, until the task has left
+    or the client's token no longer works (looked at every TOKEN_RECHECK_SECONDS)."""
     idle = 0.0
+    clock = asyncio.get_running_loop().time
+    checked = clock()
     while True:
+        if clock() - checked >= TOKEN_RECHECK_SECONDS:
+            if not await still_allowed():
+                return
+            checked = clock()
         read = partial(logs.read_after, task_id=task_id, after=after, max_chars=FOLLOW_PIECE)
         text, _first, last, _earlier = await asyncio.to_thread(_read, path, task_id, read)
         if text:

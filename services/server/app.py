@@ -35,6 +35,7 @@ from services.server.jobtypes.registry import job_types
 from services.server.store import events, lease_expiry, orphans, silent, worker_history
 from services.server.store.auth import bootstrap_admin
 from services.server.store.sessions import open_sessions
+from services.server.store.token_uses import TokenUses
 from services.server.webhooks import deliver_forever
 
 log = logging.getLogger(__name__)
@@ -60,14 +61,19 @@ def create_app(config: ServerConfig) -> FastAPI:
     builds = orphans.Builds()  # the jobs this process is writing: not orphans, however long they take
     # on SQLite this process is the only writer, so a job under construction from before its start is an orphan
     sole_since = utcnow() if server_lock is not None else None
+    token_uses = TokenUses()  # the token checks note, a sweep writes
+    silent_managers = silent.SilentManagers()  # announced offline by this process
     sweeps = [
         Sweep("prune events", lambda s: events.prune(s, config.event_retention_seconds)),
         Sweep("expire leases", lambda s: lease_expiry.expire_leases(s, config.lease_seconds, started=awake.since)),
         Sweep(
             "offline workers of silent managers",
-            lambda s: silent.offline_workers_of_silent_managers(s, config.lease_seconds, started=awake.since),
+            lambda s: silent.offline_workers_of_silent_managers(
+                s, config.lease_seconds, started=awake.since, known=silent_managers
+            ),
         ),
         Sweep("prune worker history", lambda s: worker_history.prune(s, config.history_seconds)),
+        Sweep("tokens last used", token_uses.write),
         Sweep(
             "orphaned jobs under construction",
             lambda s: orphans.sweep(s, bound=config.orphan_seconds, builds=builds, started=sole_since),
@@ -120,6 +126,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.sweeps = sweeps
     app.state.builds = builds
     app.state.token_cache = {}
+    app.state.token_uses = token_uses
     app.state.manager_tokens_seen = {}  # the door's (api/door.py): Manager tokens found good lately
     app.state.refusal_reasons = {}  # why a token no user holds was refused (api/deps.py bad_user_token)
     app.state.auth_backoff = Backoff(free=config.auth_free_failures)  # bad tokens, per client address

@@ -137,6 +137,8 @@ def _look_up(state: State, address: str, token: str, count_failure: bool) -> Act
     now = time.monotonic()
     with state.read_sessions() as session:
         found = auth.user_for_token(session, token)
+    if found is not None:
+        state.token_uses.note(found[1].id)
     actor = Actor(found[0].name, Role(found[0].role)) if found else None
     # an expiring token is remembered no longer than it is valid
     ttl = _TOKEN_CACHE_SECONDS

@@ -176,10 +176,11 @@ async def upload_log(task_id: Id, request: Request, token: TokenDep, cfg: Config
 
 
 @router.post("/client-token")
-def client_token(req: ClientTokenCheck, session: SessionDep, _manager: ManagerDep) -> ClientIdentity:
+def client_token(req: ClientTokenCheck, session: SessionDep, _manager: ManagerDep, request: Request) -> ClientIdentity:
     """Who holds this API token: the Manager serves full task logs to the Server's users."""
     found = auth.user_for_token(session, req.token)
     if found is None:
         raise NotFound("unknown or revoked API token", field="token")
+    request.app.state.token_uses.note(found[1].id)
     expires = aware(found[1].expires) if found[1].expires is not None else None
     return ClientIdentity(user=found[0].name, role=found[0].role, expires=expires)

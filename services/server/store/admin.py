@@ -6,14 +6,14 @@ enabled admin can be neither disabled nor demoted. Removing a Manager gives the 
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.protocol.admin import UserUpdate
 from services.protocol.states import Role, TaskStatus
 from services.server.db.tables import ManagerRow, TaskRow, UserRow
 from services.server.states.tasks import HELD
-from services.server.store import events
+from services.server.store import events, id_floors
 from services.server.store.auth import hash_password
 from services.server.store.errors import Conflict, NotFound
 from services.server.store.tasks import set_task_status
@@ -27,8 +27,16 @@ def get_user(session: Session, user_id: int) -> UserRow:
 
 
 def _enabled_admins(session: Session) -> int:
-    q = select(func.count()).select_from(UserRow).where(UserRow.role == Role.ADMIN, UserRow.disabled.is_(False))
-    return int(session.scalar(q) or 0)
+    """How many admins are enabled, their rows locked until the transaction ends (PostgreSQL; SQLite's write
+    session holds the database's lock already): two admins stopping each other at once were each counted one of
+    two, and both changes went through."""
+    q = (
+        select(UserRow.id)
+        .where(UserRow.role == Role.ADMIN, UserRow.disabled.is_(False))
+        .order_by(UserRow.id)  # one order for every locker: no deadlock
+        .with_for_update()
+    )
+    return len(session.scalars(q).all())
 
 
 def change_user(session: Session, user_id: int, req: UserUpdate, actor: str) -> UserRow:
@@ -64,5 +72,6 @@ def remove_manager(session: Session, manager_id: int, actor: str) -> int:
         activity = f"requeued: its Manager {manager.name} was removed by {actor}"
         set_task_status(session, task, TaskStatus.QUEUED, actor=actor, activity=activity)
     events.publish(session, "manager-deleted", {"id": manager.id, "name": manager.name})
+    id_floors.note_deleted(session, id_floors.MANAGERS, manager.id)
     session.delete(manager)
     return len(held)

@@ -17,6 +17,7 @@ from services.protocol.common import utcnow
 from services.protocol.secret_files import read_secret, write_secret
 from services.protocol.states import Role
 from services.server.db.tables import ApiTokenRow, UserRow
+from services.server.store import id_floors
 from services.server.store.convert import aware
 from services.server.store.errors import Conflict, NotFound
 from services.server.store.unique import add_named
@@ -71,7 +72,14 @@ def create_token(
     session: Session, user: UserRow, name: str = "", token: str | None = None, expires: datetime | None = None
 ) -> tuple[ApiTokenRow, str]:
     token = token or new_token()
-    row = ApiTokenRow(user_id=user.id, name=name, token_hash=hash_token(token), created=utcnow(), expires=expires)
+    row = ApiTokenRow(
+        id=id_floors.new_token_id(session),
+        user_id=user.id,
+        name=name,
+        token_hash=hash_token(token),
+        created=utcnow(),
+        expires=expires,
+    )
     session.add(row)
     session.flush()
     return row, token
@@ -89,6 +97,7 @@ def revoke_token(session: Session, token_id: int) -> None:
     row = session.get(ApiTokenRow, token_id)
     if row is None:
         raise NotFound(f"no token with id {token_id}", field="id")
+    id_floors.note_deleted(session, id_floors.TOKENS, row.id)  # a retried revoke must not meet a newer token
     session.delete(row)
 
 

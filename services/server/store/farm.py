@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,7 +11,7 @@ from services.protocol.common import utcnow
 from services.protocol.farm import FarmStatus, Manager
 from services.protocol.states import ManagerStatus, WorkerStatus
 from services.server.db.tables import JobRow, ManagerRow, WorkerRow
-from services.server.store import worker_history
+from services.server.store import events, id_floors, worker_history
 from services.server.store.auth import hash_token, new_token
 from services.server.store.convert import aware, manager_to_wire
 from services.server.store.errors import Conflict
@@ -32,9 +32,39 @@ def create_manager(session: Session, name: str) -> tuple[ManagerRow, str]:
     if session.scalar(select(ManagerRow).where(ManagerRow.name == name)) is not None:
         raise Conflict(f"a manager named {name!r} exists already", field="name")
     token = new_token()
-    row = ManagerRow(name=name, token_hash=hash_token(token), created=utcnow(), last_seq=0)
+    row = ManagerRow(
+        id=id_floors.new_manager_id(session), name=name, token_hash=hash_token(token), created=utcnow(), last_seq=0
+    )
     add_named(session, row, f"a manager named {name!r} exists already")
+    _announce(session, manager_to_wire(row, ManagerStatus.NEVER_SEEN, 0, 0))
     return row, token
+
+
+def manager_wire(session: Session, m: ManagerRow, lease_seconds: float) -> Manager:
+    """One Manager as the API shows it, with its worker counts."""
+    total = select(func.count()).select_from(WorkerRow).where(WorkerRow.manager_id == m.id)
+    awake = total.where(WorkerRow.status == WorkerStatus.AWAKE)
+    return manager_to_wire(
+        m, manager_status(m, lease_seconds), int(session.scalar(total) or 0), int(session.scalar(awake) or 0)
+    )
+
+
+def _announce(session: Session, manager: Manager) -> None:
+    events.publish(session, "manager-updated", manager.model_dump(mode="json"))
+
+
+def seen(session: Session, m: ManagerRow, lease_seconds: float, now: datetime | None = None) -> None:
+    """The Manager called now; one that was never seen or offline is online again, and live views hear of it."""
+    was = manager_status(m, lease_seconds)
+    m.last_seen = now or utcnow()
+    if was != ManagerStatus.ONLINE:
+        _announce(session, manager_wire(session, m, lease_seconds))
+
+
+def announce_silent(session: Session, managers: list[ManagerRow], lease_seconds: float) -> None:
+    """These Managers fell silent (offline now): live views hear of it."""
+    for m in managers:
+        _announce(session, manager_wire(session, m, lease_seconds))
 
 
 def manager_for_token(session: Session, token: str) -> ManagerRow | None:

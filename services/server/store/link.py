@@ -37,7 +37,7 @@ from services.server.db.tables import (
 )
 from services.server.dispatch import Dispatcher, WaitingClaim
 from services.server.states.tasks import HELD, IllegalTaskTransition
-from services.server.store import events, failures, instructions, previews, worker_admin, worker_history
+from services.server.store import events, failures, farm, instructions, previews, worker_admin, worker_history
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
 from services.server.store.tasks import log_job, set_task_status
@@ -54,7 +54,7 @@ def _actor(manager: ManagerRow) -> str:
 
 def claim(session: Session, manager: ManagerRow, req: ClaimRequest, lease_seconds: float) -> list[ClaimedTask]:
     """Lease up to `capacity` runnable tasks to the Manager, in scheduler order."""
-    manager.last_seen = utcnow()
+    farm.seen(session, manager, lease_seconds)
     if req.capacity == 0:
         return []
     # Only jobs with a runnable task of an offered type: one probe of ix_tasks_runnable per job, in the
@@ -88,7 +88,7 @@ def handing_off(session: Session, dispatcher: Dispatcher, jobs: list[JobRow], le
         manager = session.get(ManagerRow, waiting.manager_id)
         if manager is None:
             return []
-        manager.last_seen = utcnow()
+        farm.seen(session, manager, lease_seconds)
         return _lease(session, manager, waiting.request, runnable, lease_seconds)
 
     if not runnable:
@@ -175,7 +175,7 @@ def apply_batch(
 ) -> UpdateAck:
     """Apply a batch once (by seq), renew the leases of held tasks, and hand over pending instructions."""
     now = utcnow()
-    manager.last_seen = now
+    farm.seen(session, manager, lease_seconds, now)
     rejected: list[RejectedUpdate] = []
     if batch.seq > manager.last_seq + 1:
         expected = manager.last_seq + 1

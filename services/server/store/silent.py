@@ -1,4 +1,6 @@
-"""Workers of a silent Manager are shown offline: the Server cannot vouch for what nobody reports."""
+"""Workers of a silent Manager are shown offline: the Server cannot vouch for what nobody reports. The Manager
+itself is announced offline to live views once when it falls silent (its status is computed from when it was
+last seen, so nothing else would tell them)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,23 @@ from sqlalchemy.orm import Session
 from services.protocol.common import utcnow
 from services.protocol.states import WorkerStatus
 from services.server.db.tables import ManagerRow, WorkerRow
-from services.server.store import events
+from services.server.store import events, farm
 from services.server.store.convert import worker_to_wire
 
 
-def offline_workers_of_silent_managers(session: Session, lease_seconds: float, *, started: float) -> None:
-    """Mark offline the workers of every Manager silent for a lease period (a housekeeping sweep).
+class SilentManagers:
+    """The Managers this process last found silent: each is announced when it joins them. Another Server process
+    announces them too (events carry whole objects: a second one changes nothing)."""
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+
+
+def offline_workers_of_silent_managers(
+    session: Session, lease_seconds: float, *, started: float, known: SilentManagers | None = None
+) -> None:
+    """Mark offline the workers of every Manager silent for a lease period (a housekeeping sweep), and announce
+    the Managers that fell silent since the last sweep (`known`: the ones found before).
 
     For one lease period after the Server starts nothing changes, as with leases: Managers that kept
     working while the Server was away report their workers' real states first (`started`, a
@@ -34,3 +47,10 @@ def offline_workers_of_silent_managers(session: Session, lease_seconds: float, *
         worker.status = WorkerStatus.OFFLINE
         worker.current_task_id = worker.next_task_id = None
         events.publish(session, "worker-updated", worker_to_wire(worker).model_dump(mode="json"))
+    if known is not None:
+        now_silent = set(session.scalars(silent))
+        newly = now_silent - known.ids
+        if newly:
+            managers = list(session.scalars(select(ManagerRow).where(ManagerRow.id.in_(newly))))
+            farm.announce_silent(session, managers, lease_seconds)
+        known.ids = now_silent

@@ -20,6 +20,7 @@ from services.protocol.admin import Webhook, WebhookCreate, WebhookEvent, Webhoo
 from services.protocol.common import plural, utcnow
 from services.protocol.states import JobStatus
 from services.server.db.tables import JobRow, WebhookOutboxRow, WebhookRow
+from services.server.store import id_floors
 from services.server.store.convert import aware
 from services.server.store.errors import Conflict, Invalid, NotFound
 from services.server.store.unique import add_named
@@ -141,6 +142,7 @@ def create(session: Session, req: WebhookCreate, actor: str) -> tuple[WebhookRow
         raise Invalid(f"a farm has at most {MAX_WEBHOOKS} webhooks: remove one first", field="name")
     secret = "whsec_" + secrets.token_urlsafe(24)
     row = WebhookRow(
+        id=id_floors.new_webhook_id(session),
         name=req.name,
         url=req.url,
         events=[e.value for e in req.events],
@@ -168,6 +170,7 @@ def change(session: Session, webhook_id: int, req: WebhookUpdate) -> WebhookRow:
 def remove(session: Session, webhook_id: int) -> None:
     row = get(session, webhook_id)
     session.execute(delete(WebhookOutboxRow).where(WebhookOutboxRow.webhook_id == row.id))  # its calls go with it
+    id_floors.note_deleted(session, id_floors.WEBHOOKS, row.id)
     session.delete(row)
 
 

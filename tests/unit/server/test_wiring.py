@@ -67,6 +67,7 @@ def test_each_app_lists_its_own_sweeps(tmp_path: Path) -> None:
         "expire leases",
         "offline workers of silent managers",
         "prune worker history",
+        "tokens last used",
         "orphaned jobs under construction",
     ]
     assert [s.name for s in a.state.sweeps] == names

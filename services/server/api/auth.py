@@ -56,7 +56,7 @@ async def login(req: LoginRequest, request: Request, cfg: ConfigDep) -> TokenCre
     and as slowly for unknown users; failures are counted per client address and per user name (429 when over).
     """
     backoff: Backoff = request.app.state.login_backoff
-    keys = (("address", client_address(request)), ("user", req.username))
+    keys = (("address", client_address(request)), ("user", req.username.lower()))  # Ana and ana are one user
     wait = max(backoff.retry_after(k) for k in keys)
     if wait:
         raise TooManyAttempts(
@@ -72,7 +72,7 @@ async def login(req: LoginRequest, request: Request, cfg: ConfigDep) -> TokenCre
 
     def stored_hash() -> tuple[str | None, bool]:
         with request.app.state.read_sessions() as session:
-            found = store.user_by_name(session, req.username)
+            found = store.user_for_login(session, req.username)
             return (found.password_hash, found.disabled) if found is not None else (None, False)
 
     checks.waiting += 1
@@ -94,7 +94,7 @@ async def login(req: LoginRequest, request: Request, cfg: ConfigDep) -> TokenCre
 
     def new_token() -> TokenCreated:
         with request.app.state.write_sessions() as session:
-            user = store.user_by_name(session, req.username)
+            user = store.user_for_login(session, req.username)
             if user is None or user.disabled:  # deleted or disabled between the two sessions
                 raise Unauthorized("wrong user name or password", field="password")
             row, token = store.create_token(session, user, name="login", expires=expires)

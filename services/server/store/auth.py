@@ -57,6 +57,16 @@ def user_by_name(session: Session, name: str) -> UserRow | None:
     return session.scalar(select(UserRow).where(UserRow.name == name))
 
 
+def user_for_login(session: Session, name: str) -> UserRow | None:
+    """The user a login names: user names differ by more than case, so `ana` logs in as `Ana`. (A farm with two
+    names in different case from before that rule (migration 0013 kept them) matches the exact one only.)"""
+    exact = user_by_name(session, name)
+    if exact is not None:
+        return exact
+    same = session.scalars(select(UserRow).where(func.lower(UserRow.name) == name.lower()).limit(2)).all()
+    return same[0] if len(same) == 1 else None
+
+
 def add_user(session: Session, name: str, role: Role, password: str | None = None) -> UserRow:
     # names differing only in case would be two people in every list that looks the same (`ana`, `Ana`)
     same = session.scalar(select(UserRow.name).where(func.lower(UserRow.name) == name.lower()))

@@ -3,7 +3,7 @@ that calls for the first time or again after a silence (online), and one that fa
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ async def test_a_manager_is_announced_when_added_when_it_calls_and_when_it_falls
     got, last = manager_events(client, last)
     assert got == []
 
-    time.sleep(LEASE + 0.3)  # silent past its lease (and the Server past its own first lease period)
+    await asyncio.sleep(LEASE + 0.3)  # silent past its lease (and the Server past its own first lease period)
     sweep(client)
     got, last = manager_events(client, last)
     assert [(m["id"], m["status"]) for m in got] == [(manager_id, "offline")]

@@ -272,7 +272,13 @@ class Agent:
         assert buffer is not None
         try:
             async with buffer.lock:
-                rows = buffer.only_task_pending(self._finished_task) if self._finished_task else []
+                if self._finished_task:
+                    rows = buffer.only_task_pending(self._finished_task)
+                else:
+                    # nothing just finished here, yet updates may be queued (a run before a restart of this worker,
+                    # made while the Manager was away): delivered first, since a worker that asks for a task while
+                    # the Manager thinks it holds one has abandoned that one, and the report would come too late
+                    rows = None if buffer.pending_count() else []
                 if rows is None:
                     # older updates are queued first: send them in order, then ask again
                     await buffer.send_head()

@@ -231,3 +231,38 @@ def test_lines_dropped_while_held_are_noted_even_once_the_disk_has_room(tmp_path
         assert json.loads(buf.head()[-1].body)["log_lines"] == ["e"]  # said once
     finally:
         buf.close()
+
+
+async def test_the_write_ahead_log_stays_small_and_is_cut_when_the_disk_is_full(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """On a 3 MB disk the buffer's log grew to 3 MB (SQLite copies it into the file at 4 MB only) and, the disk
+    full, stayed so after room was made: the buffer never took a write again (a fault-injection audit). The log
+    is copied at 1 MB and cut back, and cut to nothing when the disk is full."""
+    client = WorkerClient(receiver.url)
+    path = tmp_path / "u.sqlite"
+    wal = tmp_path / "u.sqlite-wal"
+    buf = UpdateBuffer(path, client, batch_delay=0.01)
+    sender = asyncio.create_task(buf.run_sender())
+    try:
+        largest = 0
+        for i in range(300):  # 6 MB of log lines through the buffer, sent as they come
+            buf.put(1, 1, log_lines=[f"{i} {BIG}"])
+            if i % 20 == 0:
+                await buf.drained()
+            largest = max(largest, wal.stat().st_size)
+        await buf.drained()
+        assert largest < 1.6 * 1024 * 1024, largest
+        assert wal.stat().st_size > 0
+        fill(buf)
+        pages = buf._db.execute("PRAGMA page_count").fetchone()[0]
+        buf.put(1, 1, log_lines=["y" * (pages + 10) * 4096])  # more than the whole file: kept in memory, log cut
+        assert buf.unwritten_count() == 1
+        assert wal.stat().st_size == 0
+        free(buf)
+        assert buf.store_unwritten()
+        await buf.drained()
+    finally:
+        sender.cancel()
+        await client.aclose()
+        buf.close()

@@ -124,6 +124,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.write_sessions = write_sessions
     app.state.notifier = notifier
     app.state.sweeps = sweeps
+    app.state.awake = awake
     app.state.builds = builds
     app.state.token_cache = {}
     app.state.token_uses = token_uses

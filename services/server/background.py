@@ -35,12 +35,25 @@ class Awake:
     Server resumed after more than a lease period expired every lease at its first sweep, before the Managers'
     waiting batches (which renew them and report finished tasks) were applied, and finished work ran again.
     `tick` comes before each round of sweeps; both clocks count (the monotonic clock stands still while a host
-    sleeps)."""
+    sleeps).
+
+    A database that refused writes (a full disk, out of reach) is such a time too: the Managers' batches were
+    refused with it, so their leases were not renewed, and the first sweep after the disk had room again expired
+    them before the Managers' next try, a few seconds later; finished work ran again. Each refusal
+    (`storage_refused`, from a sweep or a request) starts the grace again."""
 
     def __init__(self, stall_after: float) -> None:
         self.stall_after = stall_after
         self.since = time.monotonic()
         self._mono, self._wall = self.since, time.time()
+        self._refused = -STORAGE_LOG_EVERY
+
+    def storage_refused(self) -> None:
+        now = time.monotonic()
+        if now - self._refused >= STORAGE_LOG_EVERY:  # once an episode, not at every refused request
+            log.warning("the database refused a write: Managers get one lease period to renew their leases after it "
+                        "takes writes again")  # fmt: skip
+        self.since = self._refused = now
 
     def rested(self) -> None:
         """A round of sweeps ended: the next tick measures the wait from here (a slow round is no stall)."""
@@ -66,7 +79,10 @@ Describe = Callable[[BaseException], str | None]
 
 
 def run_sweeps_once(
-    write_sessions: sessionmaker[Session], sweeps: Sequence[Sweep], describe: Describe = lambda _exc: None
+    write_sessions: sessionmaker[Session],
+    sweeps: Sequence[Sweep],
+    describe: Describe = lambda _exc: None,
+    awake: Awake | None = None,
 ) -> None:
     for sweep in sweeps:
         until = time.monotonic() + sweep.repeat_for
@@ -79,25 +95,28 @@ def run_sweeps_once(
                     break
                 time.sleep(BATCH_PAUSE)
         except Exception as exc:
-            _sweep_failed(sweep.name, exc, describe)
+            if _sweep_failed(sweep.name, exc, describe) and awake is not None:
+                awake.storage_refused()
 
 
 STORAGE_LOG_EVERY = 60.0  # seconds between two lines about the same storage trouble of a sweep
 _storage_logged: dict[str, tuple[str, float]] = {}  # sweep -> what was last said of its storage, and when
 
 
-def _sweep_failed(name: str, exc: Exception, describe: Describe) -> None:
+def _sweep_failed(name: str, exc: Exception, describe: Describe) -> bool:
     """A traceback for a bug; for the storage's trouble (a full disk, a database out of reach) the one line the
-    requests give, again when it changes or a minute later: the sweep runs again every few seconds meanwhile."""
+    requests give, again when it changes or a minute later: the sweep runs again every few seconds meanwhile.
+    True when it was the storage's."""
     message = describe(exc)
     if message is None:
         log.exception("sweep %r failed", name)
-        return
+        return False
     now = time.monotonic()
     last = _storage_logged.get(name)
     if last is None or last[0] != message or now - last[1] >= STORAGE_LOG_EVERY:
         log.error("sweep %r waits: %s", name, message)
         _storage_logged[name] = (message, now)
+    return True
 
 
 async def sweep_forever(
@@ -110,7 +129,7 @@ async def sweep_forever(
     while True:
         if awake is not None:
             awake.tick()  # before the round, so a stall just ended gives its grace to this round's sweeps
-        await run_in_threadpool(run_sweeps_once, write_sessions, sweeps, describe)
+        await run_in_threadpool(run_sweeps_once, write_sessions, sweeps, describe, awake)
         if awake is not None:
             awake.rested()
         await asyncio.sleep(interval)

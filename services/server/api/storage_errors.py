@@ -22,6 +22,9 @@ def install(app: FastAPI) -> None:
             raise exc  # not the storage's fault: the generic 500 handling applies
         where = safe_url(str(request.app.state.engine.url))
         message = describe(exc, where) or str(exc)
+        awake = getattr(request.app.state, "awake", None)
+        if awake is not None:  # a Manager's batch refused now renewed no lease: the lease sweep waits for it
+            awake.storage_refused()
         log.error("%s %s: %s", request.method, request.url.path, message)
         return JSONResponse(error_body(message), status_code=_STATUS[found])
 

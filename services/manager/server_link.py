@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 3.0
 COLLECT_WAIT = 5.0  # seconds a claim that announced instructions waits for the batch that collects them
+DOWN_SAID_EVERY = 60.0  # while the Server stays out of reach, the log says so again this often
 
 
 class ServerLink:
@@ -36,6 +37,7 @@ class ServerLink:
         self.client = client
         self.config = core.config
         self.server_up = False
+        self._down_said = -DOWN_SAID_EVERY  # when the log last said the Server is out of reach
         self.lease_seconds = 60.0
         self._last_push = 0.0
         self._last_reports = 0.0
@@ -74,6 +76,7 @@ class ServerLink:
 
     async def _push_loop(self) -> None:
         failures = 0
+        said_refused = ("", -DOWN_SAID_EVERY)  # the last refusal logged, and when
         while True:
             keepalive = self._renew_every()
             with contextlib.suppress(TimeoutError):
@@ -91,7 +94,10 @@ class ServerLink:
                 self.core.link_wakeup.set()  # try again
             except LinkRefused as exc:
                 failures += 1
-                log.error("the Server refused an update batch: %s", exc)
+                refused = str(exc)
+                if refused != said_refused[0] or time.monotonic() - said_refused[1] >= DOWN_SAID_EVERY:
+                    log.error("the Server refused an update batch: %s", exc)  # the same refusal: once a minute
+                    said_refused = (refused, time.monotonic())
                 await asyncio.sleep(self._backoff(failures))
                 self.core.link_wakeup.set()
             except STORE_ERRORS as exc:
@@ -411,9 +417,18 @@ class ServerLink:
         return base * random.uniform(0.5, 1.0)
 
     def _went_down(self, exc: Exception) -> None:
+        now = time.monotonic()
         if self.server_up:
             others = f"; trying {self.client.server_url} next" if len(self.client.urls) > 1 else ""
             log.warning("lost the Server: %s%s", exc, others)
+            self._down_said = now
+        elif now - self._down_said >= DOWN_SAID_EVERY:
+            # never reached yet (a wrong address, a Server not started), or still away: said, not every retry
+            if isinstance(exc, LinkRefused):  # it answers, but not to this Manager (its token, say)
+                log.error("the Server at %s refuses this Manager: %s; still trying", self.client.server_url, exc)
+            else:
+                log.warning("cannot reach the Server at %s: %s; still trying", self.client.server_url, exc)
+            self._down_said = now
         self.server_up = False
 
     def _came_up(self) -> None:

@@ -25,6 +25,8 @@ from services.protocol.link import (
     UpdateBatch,
 )
 
+CLIENT_TOKEN_TIMEOUT = 10.0  # seconds a client token check may take (a client is waiting)
+
 
 class LinkError(Exception):
     """The Server could not be reached or failed (5xx): retry later."""
@@ -109,10 +111,16 @@ class ManagerClient:
         )
 
     async def check_client_token(self, token: str) -> ClientIdentity | None:
-        """Who holds this Server API token, or None when the Server does not know it."""
+        """Who holds this Server API token, or None when the Server does not know it.
+
+        A client waits for this answer (a log read, the Manager's status): a Server that takes the connection and
+        never answers (stopped, hung) is given CLIENT_TOKEN_TIMEOUT, not the link's 30 s, before the 503."""
         try:
             resp = await self._send(
-                "POST", "/manager/client-token", content=ClientTokenCheck(token=token).model_dump_json()
+                "POST",
+                "/manager/client-token",
+                content=ClientTokenCheck(token=token).model_dump_json(),
+                timeout=CLIENT_TOKEN_TIMEOUT,
             )
         except LinkRefused as exc:
             if exc.status_code in (401, 403, 404):

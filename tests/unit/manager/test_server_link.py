@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 
 import httpx
+import pytest
 
 from services.manager.answer_orders import last_bytes
 from services.manager.config import ManagerConfig
@@ -286,3 +288,20 @@ def test_an_uploaded_log_is_cut_to_its_last_bytes_as_utf8_from_a_line() -> None:
     assert len(cut) < 1000  # characters: the store's measure, which would have sent up to 4 times the bytes
     one_line = "日" * 1000  # no line to start at: the end, with no half character
     assert last_bytes(one_line, 100) == "日" * 33
+
+
+async def test_a_server_never_reached_is_said_in_the_log_once_not_at_every_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Manager given a wrong address, or started before its Server, logged nothing at all (found by a
+    fault-injection audit): only the loss of a Server it had reached was said."""
+
+    def server(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    caplog.set_level(logging.WARNING, logger="services.manager.server_link")
+    async with linked(tmp_path, server):
+        await asyncio.sleep(1.5)  # several retries of the claim and the batch
+    said = [r.getMessage() for r in caplog.records if "cannot reach the Server" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "http://127.0.0.1:1" in said[0] and "still trying" in said[0]

@@ -20,7 +20,14 @@ from services.manager.core import ManagerCore
 from services.manager.store import outbox, previews
 from services.manager.store.db import get_meta, set_meta, transaction
 from services.manager.store_health import STORE_ERRORS, StoreHealth
-from services.protocol.link import ClaimRequest, ClaimResponse, UpdateAck, UpdateBatch, WorkerReport
+from services.protocol.link import (
+    HELD_TASK_IDS_MAX,
+    ClaimRequest,
+    ClaimResponse,
+    UpdateAck,
+    UpdateBatch,
+    WorkerReport,
+)
 from services.protocol.manager_client import LinkError, LinkRefused, ManagerClient
 from services.protocol.preview import PREVIEWS_PER_BATCH
 
@@ -76,7 +83,7 @@ class ServerLink:
 
     async def _push_loop(self) -> None:
         failures = 0
-        said_refused = ("", -DOWN_SAID_EVERY)  # the last refusal logged, and when
+        said_refused = (0, -DOWN_SAID_EVERY)  # the status of the last refusal logged, and when
         while True:
             keepalive = self._renew_every()
             with contextlib.suppress(TimeoutError):
@@ -94,11 +101,11 @@ class ServerLink:
                 self.core.link_wakeup.set()  # try again
             except LinkRefused as exc:
                 failures += 1
-                refused = str(exc)
-                if refused != said_refused[0] or time.monotonic() - said_refused[1] >= DOWN_SAID_EVERY:
-                    log.error("the Server refused an update batch: %s", exc)  # the same refusal: once a minute
-                    said_refused = (refused, time.monotonic())
-                await asyncio.sleep(self._backoff(failures))
+                # the same refusal (by its status: a 429's text changes with its wait) is logged once a minute
+                if exc.status_code != said_refused[0] or time.monotonic() - said_refused[1] >= DOWN_SAID_EVERY:
+                    log.error("the Server refused an update batch: %s", exc)
+                    said_refused = (exc.status_code, time.monotonic())
+                await asyncio.sleep(max(self._backoff(failures), exc.retry_after))
                 self.core.link_wakeup.set()
             except STORE_ERRORS as exc:
                 failures += 1
@@ -286,7 +293,8 @@ class ServerLink:
             except (LinkError, LinkRefused) as exc:
                 failures += 1
                 self._went_down(exc)
-                await asyncio.sleep(self._backoff(failures))
+                wait_asked = exc.retry_after if isinstance(exc, LinkRefused) else 0.0  # a 429's Retry-After
+                await asyncio.sleep(max(self._backoff(failures), wait_asked))
                 continue
             failures = 0
             self._came_up()
@@ -386,12 +394,16 @@ class ServerLink:
                 return
             oldest = conn.execute("SELECT MIN(seq) FROM batches").fetchone()[0]
             taken = (int(oldest) if oldest is not None else int(get_meta(conn, "next_seq") or "1")) - 1
+            # a task that finished here, its report waiting with the others, is still this Manager's at the
+            # Server: its lease is renewed too, or it would expire and the finished work run again
+            waiting = outbox.tasks_waiting(conn)
         except STORE_ERRORS:
             return
         if taken < 1:
             return
         reports = self.core.workers.reports(everything=True)
-        batch = UpdateBatch(seq=taken, held_task_ids=list(self.core.tasks), workers=reports)
+        held = [*self.core.tasks, *sorted(waiting.difference(self.core.tasks))][:HELD_TASK_IDS_MAX]
+        batch = UpdateBatch(seq=taken, held_task_ids=held, workers=reports)
         try:
             ack = await self.client.push(batch)
         except (LinkError, LinkRefused) as exc:

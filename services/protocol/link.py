@@ -31,6 +31,7 @@ from services.protocol.tags import required_tags
 LOG_TAIL_LINES = 20
 TOKEN_MAX_CHARS = 200  # API tokens are 47 characters; longer strings are not tokens
 SOFTWARE_MAX_BYTES = 16 * 1024  # a worker's software versions
+HELD_TASK_IDS_MAX = 100_000  # task ids one batch may renew the leases of
 
 
 class ClaimRequest(WireModel):
@@ -122,7 +123,7 @@ class UpdateBatch(WireModel):
     task_updates: list[TaskUpdate] = Field(default_factory=list, max_length=10_000)
     workers: list[WorkerReport] = Field(default_factory=list, max_length=10_000)
     # tasks the Manager still holds: their leases are renewed
-    held_task_ids: list[Id] = Field(default_factory=list, max_length=100_000)
+    held_task_ids: list[Id] = Field(default_factory=list, max_length=HELD_TASK_IDS_MAX)
     # the latest thumbnails of jobs and workers not sent yet: a view like the worker states, applied even in a
     # repeated batch (the newest per job and per worker wins at the Server)
     previews: list[PreviewReport] = Field(default_factory=list, max_length=PREVIEWS_PER_BATCH)

@@ -35,11 +35,14 @@ class LinkError(Exception):
 class LinkRefused(Exception):
     """The Server refused the request (4xx): retrying the same request will not help."""
 
-    def __init__(self, status_code: int, detail: str, body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, status_code: int, detail: str, body: dict[str, Any] | None = None, retry_after: float = 0.0
+    ) -> None:
         super().__init__(f"{status_code}: {detail}")
         self.status_code = status_code
         self.detail = detail
         self.body = body or {}
+        self.retry_after = retry_after  # seconds the Server asked to wait (429's Retry-After), else 0
 
     def field_message(self, field: str) -> str | None:
         for err in self.body.get("errors", []):
@@ -145,5 +148,14 @@ class ManagerClient:
             except ValueError:
                 body = {}
             detail = body.get("detail", resp.text) if isinstance(body, dict) else resp.text
-            raise LinkRefused(resp.status_code, str(detail), body if isinstance(body, dict) else None)
+            raise LinkRefused(
+                resp.status_code, str(detail), body if isinstance(body, dict) else None, _retry_after(resp)
+            )
         return resp
+
+
+def _retry_after(resp: httpx.Response) -> float:
+    try:
+        return min(max(float(resp.headers.get("Retry-After", "0")), 0.0), 3600.0)
+    except ValueError:  # an HTTP date, or garbage: no wait asked for that we can read
+        return 0.0

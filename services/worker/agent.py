@@ -27,7 +27,7 @@ from services.worker.joining import sign_on, sign_on_request
 from services.worker.prefetcher import Prefetcher
 from services.worker.runners import offer, spare
 from services.worker.sampler import Sampler
-from services.worker.task_policy import effective_policy, use_policy
+from services.worker.task_policy import effective_policy, forget_rulesets, use_policy
 from services.worker.taskrun import TaskRun
 
 log = logging.getLogger("tablao.worker")
@@ -216,6 +216,9 @@ class Agent:
                 # a full disk: no new task until the results kept in memory are stored (buffer.py)
                 self.prefetch.give_back("the worker cannot store results: its disk is full")
                 self._drop_spare()
+                # the cached sandbox rules hold open the files beside the folders on the way to each protected
+                # one: a file deleted there to make room kept its space, and the disk stayed full for good
+                forget_rulesets()
                 await self.buffer.writable.wait()
                 continue
             if self._held() and not self.prefetch.started_early():

@@ -20,6 +20,15 @@ def enqueue(conn: sqlite3.Connection, updates: list[TaskUpdate]) -> None:
     )
 
 
+def tasks_waiting(conn: sqlite3.Connection) -> set[int]:
+    """The tasks with updates not yet taken by the Server (queued or in a frozen batch): reads only, so it answers
+    while the store takes no write."""
+    ids = {int(r[0]) for r in conn.execute("SELECT DISTINCT task_id FROM outbox")}
+    for (body,) in conn.execute("SELECT body FROM batches"):
+        ids.update(u.task_id for u in _decode(body))
+    return ids
+
+
 def pending_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 

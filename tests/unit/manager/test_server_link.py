@@ -305,3 +305,28 @@ async def test_a_server_never_reached_is_said_in_the_log_once_not_at_every_retry
     said = [r.getMessage() for r in caplog.records if "cannot reach the Server" in r.getMessage()]
     assert len(said) == 1, said
     assert "http://127.0.0.1:1" in said[0] and "still trying" in said[0]
+
+
+async def test_a_server_refusing_this_manager_is_said_once_and_its_retry_after_waited_for(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Manager with a token the Server does not know met 429s (the Server's back-off for bad tokens) and logged
+    each, their text changing with the wait, every few seconds, retrying without waiting as asked."""
+    asked: list[float] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        asked.append(time.monotonic())
+        if len(asked) <= 2:
+            return httpx.Response(401, json={"detail": "not a Manager token of this farm", "errors": []})
+        wait = 2 + len(asked)
+        detail = f"too many bad tokens from this address: try again in {wait} s"
+        return httpx.Response(429, json={"detail": detail, "errors": []}, headers={"Retry-After": str(wait)})
+
+    caplog.set_level(logging.WARNING, logger="services.manager.server_link")
+    async with linked(tmp_path, server):
+        await asyncio.sleep(2.5)
+    lines = [r.getMessage() for r in caplog.records if "refuse" in r.getMessage()]
+    assert len([m for m in lines if "401" in m]) == 1, lines  # said at once
+    assert len([m for m in lines if "429" in m]) == 1, lines  # once, though its text changed with each wait
+    # after the first 429 each loop (claims, batches) waited its Retry-After (3 s and more): few requests
+    assert len(asked) <= 5, len(asked)

@@ -21,7 +21,8 @@ from services.manager.core import ManagerCore
 from services.manager.server_link import ServerLink
 from services.manager.store import check, outbox
 from services.manager.store.db import set_meta, transaction
-from services.protocol.link import ClaimedTask, ClaimResponse, UpdateAck, UpdateBatch
+from services.protocol.link import ClaimedTask, ClaimResponse, TaskUpdate, UpdateAck, UpdateBatch
+from services.protocol.states import TaskStatus
 from tests.unit.manager.test_core import claimed, make_core, worker
 from tests.unit.manager.test_server_link import linked
 
@@ -105,6 +106,46 @@ async def test_leases_are_renewed_while_the_store_takes_no_write(
         async with asyncio.timeout(10):
             while not any(b.seq == 7 for b in batches):
                 await asyncio.sleep(0.05)
+
+
+async def test_a_finished_tasks_lease_is_renewed_while_its_report_waits_in_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task that finished just before the store filled had its report waiting in the outbox, no longer held in
+    memory: the renewals named only the held ones, its lease ran out at the Server, and the finished work ran again
+    (found by a fault-injection re-run). The tasks whose reports wait are renewed too."""
+    batches: list[UpdateBatch] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/manager/updates"):
+            batches.append(UpdateBatch.model_validate_json(request.content))
+            return httpx.Response(200, content=UpdateAck(last_seq=6, lease_seconds=2).model_dump_json())
+        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=2).model_dump_json())
+
+    def held(core: ManagerCore) -> None:
+        core.workers.register("s", "s", "w1", "linux")
+        core.add_claimed([claimed(7)])
+        with transaction(core.conn):
+            set_meta(core.conn, "synced", "1")
+            set_meta(core.conn, "next_seq", "7")
+            core.conn.execute("DELETE FROM outbox")
+            core.conn.execute("DELETE FROM batches")
+            # task 8 finished here (no longer held), task 9's report is frozen in a batch not yet taken
+            outbox.enqueue(core.conn, [TaskUpdate(task_id=8, attempt=1, status=TaskStatus.COMPLETED)])
+            core.conn.execute(
+                "INSERT INTO batches (seq, body) VALUES (7, ?)",
+                (outbox._encode([TaskUpdate(task_id=9, attempt=1, status=TaskStatus.COMPLETED)]),),
+            )
+
+    monkeypatch.setattr(ServerLink, "_backoff", lambda self, failures: 0.05)
+    monkeypatch.setattr(outbox, "new_seq", full)
+    monkeypatch.setattr(outbox, "next_batch", full)
+    async with linked(tmp_path, server, workers=held, keepalive=0.5, push_interval=0.01) as (core, _config):
+        async with asyncio.timeout(10):
+            while not batches:
+                await asyncio.sleep(0.05)
+        assert list(core.tasks) == [7]
+    assert batches[0].seq == 6 and batches[0].held_task_ids == [7, 8, 9]
 
 
 async def test_a_link_that_stops_stops_the_manager_and_shutdown_still_closes_the_store(

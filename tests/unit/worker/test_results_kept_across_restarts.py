@@ -12,6 +12,8 @@ Here a scripted Manager (httpx's MockTransport) answers as the real one does.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -108,4 +110,29 @@ async def test_a_restarted_worker_delivers_its_buffered_results_before_asking_fo
     assert manager.calls[0] == "updates"  # the result first, then the request for work
     assert [u["status"] for u in manager.accepted] == ["completed"]
     assert agent.buffer.pending_count() == 0
+    await close(agent)
+
+
+@pytest.mark.timeout(30)
+async def test_a_worker_whose_disk_is_full_lets_go_of_its_cached_sandbox_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cached Landlock rules hold open the files beside the folders on the way to each protected one: a file
+    deleted there to make room kept its space while they were cached, and a worker waiting for room (taking no
+    task, so never rebuilding them) waited for good (found by a fault-injection re-run on a 3 MB disk)."""
+    from services.worker import agent as agent_module
+
+    forgotten = asyncio.Event()
+    monkeypatch.setattr(agent_module, "forget_rulesets", forgotten.set)
+    agent = agent_of(tmp_path, ScriptedManager(task=1, current=1))
+    assert agent.buffer is not None
+    agent.buffer.writable.clear()  # the disk is full
+    loop = asyncio.create_task(agent._work_loop())
+    try:
+        async with asyncio.timeout(5):
+            await forgotten.wait()
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
     await close(agent)

@@ -9,6 +9,7 @@ import logging
 import shutil
 import sqlite3
 from collections import namedtuple
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,18 +70,22 @@ async def test_a_claim_the_store_cannot_keep_is_logged_once_and_the_claims_go_on
     assert "not all stored" in full_lines[0].getMessage()
 
 
-async def test_leases_are_renewed_while_the_store_takes_no_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No new batch can be numbered (a write): a repeat of the last one the Server took renews the leases, so the
-    tasks the workers run here are not handed out again elsewhere; once the store writes again, batches go on."""
-    batches: list[UpdateBatch] = []
+def _renewals(batches: list[UpdateBatch]) -> Callable[[httpx.Request], httpx.Response]:
+    """A Server that keeps the batches it gets and has taken up to seq 6; leases of 2 s."""
 
     def server(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/manager/updates"):
             batches.append(UpdateBatch.model_validate_json(request.content))
             return httpx.Response(200, content=UpdateAck(last_seq=6, lease_seconds=2).model_dump_json())
         return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=2).model_dump_json())
+
+    return server
+
+
+def _holding_task_7(
+    then: Callable[[sqlite3.Connection], None] = lambda _conn: None,
+) -> Callable[[ManagerCore], None]:
+    """A Manager holding task 7, synced with the Server up to seq 6, nothing waiting (until `then` adds some)."""
 
     def held(core: ManagerCore) -> None:
         core.workers.register("s", "s", "w1", "linux")
@@ -90,6 +95,18 @@ async def test_leases_are_renewed_while_the_store_takes_no_write(
             set_meta(core.conn, "next_seq", "7")
             core.conn.execute("DELETE FROM outbox")
             core.conn.execute("DELETE FROM batches")
+            then(core.conn)
+
+    return held
+
+
+async def test_leases_are_renewed_while_the_store_takes_no_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No new batch can be numbered (a write): a repeat of the last one the Server took renews the leases, so the
+    tasks the workers run here are not handed out again elsewhere; once the store writes again, batches go on."""
+    batches: list[UpdateBatch] = []
+    server, held = _renewals(batches), _holding_task_7()
 
     monkeypatch.setattr(ServerLink, "_backoff", lambda self, failures: 0.05)
     real_new_seq, real_next = outbox.new_seq, outbox.next_batch
@@ -116,26 +133,13 @@ async def test_a_finished_tasks_lease_is_renewed_while_its_report_waits_in_the_s
     (found by a fault-injection re-run). The tasks whose reports wait are renewed too."""
     batches: list[UpdateBatch] = []
 
-    def server(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/manager/updates"):
-            batches.append(UpdateBatch.model_validate_json(request.content))
-            return httpx.Response(200, content=UpdateAck(last_seq=6, lease_seconds=2).model_dump_json())
-        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=2).model_dump_json())
+    def waiting_reports(conn: sqlite3.Connection) -> None:
+        # task 8 finished here (no longer held), task 9's report is frozen in a batch not yet taken
+        outbox.enqueue(conn, [TaskUpdate(task_id=8, attempt=1, status=TaskStatus.COMPLETED)])
+        body = outbox._encode([TaskUpdate(task_id=9, attempt=1, status=TaskStatus.COMPLETED)])
+        conn.execute("INSERT INTO batches (seq, body) VALUES (7, ?)", (body,))
 
-    def held(core: ManagerCore) -> None:
-        core.workers.register("s", "s", "w1", "linux")
-        core.add_claimed([claimed(7)])
-        with transaction(core.conn):
-            set_meta(core.conn, "synced", "1")
-            set_meta(core.conn, "next_seq", "7")
-            core.conn.execute("DELETE FROM outbox")
-            core.conn.execute("DELETE FROM batches")
-            # task 8 finished here (no longer held), task 9's report is frozen in a batch not yet taken
-            outbox.enqueue(core.conn, [TaskUpdate(task_id=8, attempt=1, status=TaskStatus.COMPLETED)])
-            core.conn.execute(
-                "INSERT INTO batches (seq, body) VALUES (7, ?)",
-                (outbox._encode([TaskUpdate(task_id=9, attempt=1, status=TaskStatus.COMPLETED)]),),
-            )
+    server, held = _renewals(batches), _holding_task_7(waiting_reports)
 
     monkeypatch.setattr(ServerLink, "_backoff", lambda self, failures: 0.05)
     monkeypatch.setattr(outbox, "new_seq", full)

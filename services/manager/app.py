@@ -7,7 +7,6 @@ import contextlib
 import logging
 import secrets
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -156,14 +155,14 @@ def create_app(config: ManagerConfig) -> FastAPI:
             headers = {SIGN_ON_HEADER: "1"}
         return JSONResponse(body.model_dump(), status_code=exc.status_code, headers=headers)
 
-    refusals = _Refusals()
-
     @app.exception_handler(sqlite3.OperationalError)
-    async def store_failed(_request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+    async def store_failed(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
         problem = disk_problem(exc, store_path(config.data_dir))
         if problem is None:
             raise exc  # a 500, logged with its traceback
-        refusals.say(problem)
+        # one line a minute with the link's (every worker's every request is refused on a full disk), and the
+        # link claims nothing until the store takes writes again
+        request.app.state.link.store.failed(exc, "requests are answered 503")
         body = ErrorResponse(detail=f"the Manager cannot store anything now: {problem}; try again later")
         return JSONResponse(body.model_dump(), status_code=503, headers=retry_after_header(STORE_RETRY_AFTER))
 
@@ -196,22 +195,3 @@ def _link_ended(app: FastAPI, task: asyncio.Task[None]) -> None:
 def _field_error(err: Any) -> FieldError:
     loc = tuple(p for p in err.get("loc", ()) if p not in ("body", "query", "path"))
     return FieldError(field=api_contract.indexed(loc), message=str(err.get("msg", "invalid")))
-
-
-class _Refusals:
-    """Requests refused for the store's trouble, logged once a minute with how many (each worker's every request
-    is refused on a full disk: a line each grew the log with the number of workers)."""
-
-    EVERY = 60.0
-
-    def __init__(self) -> None:
-        self.said: tuple[str, float] | None = None
-        self.since = 0  # refused since the last line
-
-    def say(self, problem: str) -> None:
-        now = time.monotonic()
-        self.since += 1
-        if self.said is None or self.said[0] != problem or now - self.said[1] >= self.EVERY:
-            more = f" ({self.since} requests refused since the last line)" if self.said is not None else ""
-            log.error("requests are refused: %s%s", problem, more)
-            self.said, self.since = (problem, now), 0

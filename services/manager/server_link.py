@@ -30,12 +30,12 @@ from services.protocol.link import (
 )
 from services.protocol.manager_client import LinkError, LinkRefused, ManagerClient
 from services.protocol.preview import PREVIEWS_PER_BATCH
+from services.protocol.trouble_log import TroubleLog
 
 log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 3.0
 COLLECT_WAIT = 5.0  # seconds a claim that announced instructions waits for the batch that collects them
-DOWN_SAID_EVERY = 60.0  # while the Server stays out of reach, the log says so again this often
 
 
 class ServerLink:
@@ -44,7 +44,7 @@ class ServerLink:
         self.client = client
         self.config = core.config
         self.server_up = False
-        self._down_said = -DOWN_SAID_EVERY  # when the log last said the Server is out of reach
+        self._down_said = TroubleLog()  # what the log last said of the Server out of reach or refusing, and when
         self.lease_seconds = 60.0
         self._last_push = 0.0
         self._last_reports = 0.0
@@ -83,7 +83,7 @@ class ServerLink:
 
     async def _push_loop(self) -> None:
         failures = 0
-        said_refused = (0, -DOWN_SAID_EVERY)  # the status of the last refusal logged, and when
+        refusals = TroubleLog()
         while True:
             keepalive = self._renew_every()
             with contextlib.suppress(TimeoutError):
@@ -102,9 +102,8 @@ class ServerLink:
             except LinkRefused as exc:
                 failures += 1
                 # the same refusal (by its status: a 429's text changes with its wait) is logged once a minute
-                if exc.status_code != said_refused[0] or time.monotonic() - said_refused[1] >= DOWN_SAID_EVERY:
+                if refusals.due(exc.status_code):
                     log.error("the Server refused an update batch: %s", exc)
-                    said_refused = (exc.status_code, time.monotonic())
                 await asyncio.sleep(max(self._backoff(failures), exc.retry_after))
                 self.core.link_wakeup.set()
             except STORE_ERRORS as exc:
@@ -429,18 +428,17 @@ class ServerLink:
         return base * random.uniform(0.5, 1.0)
 
     def _went_down(self, exc: Exception) -> None:
-        now = time.monotonic()
+        refused = isinstance(exc, LinkRefused)  # it answers, but not to this Manager (its token, say)
+        due = self._down_said.due(refused)
         if self.server_up:
             others = f"; trying {self.client.server_url} next" if len(self.client.urls) > 1 else ""
             log.warning("lost the Server: %s%s", exc, others)
-            self._down_said = now
-        elif now - self._down_said >= DOWN_SAID_EVERY:
+        elif due:
             # never reached yet (a wrong address, a Server not started), or still away: said, not every retry
-            if isinstance(exc, LinkRefused):  # it answers, but not to this Manager (its token, say)
+            if refused:
                 log.error("the Server at %s refuses this Manager: %s; still trying", self.client.server_url, exc)
             else:
                 log.warning("cannot reach the Server at %s: %s; still trying", self.client.server_url, exc)
-            self._down_said = now
         self.server_up = False
 
     def _came_up(self) -> None:

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from services.manager.store.check import disk_problem, store_path
 from services.manager.store.db import set_meta, transaction
+from services.protocol.trouble_log import TroubleLog
 
 log = logging.getLogger("services.manager.server_link")
 
 STORE_ERRORS = (sqlite3.DatabaseError, OSError)  # the store took no write: a full disk, a failing one
-STORE_LOG_EVERY = 60.0  # seconds between two log lines about the same store trouble
 
 
 class StoreHealth:
@@ -28,11 +28,12 @@ class StoreHealth:
         self._conn = conn  # the core's, read at each use
         self.data_dir = data_dir
         self.trouble: str | None = None  # what is wrong with the store now (None: it takes writes)
-        self._said: tuple[str, float] | None = None  # what was last logged about it, and when
+        self._said = TroubleLog()  # a store that takes a write now and then is not logged at each turn either
         self._said_since = False  # a trouble was logged since the store last took writes
 
     def failed(self, exc: BaseException, consequence: str) -> None:
-        """One line about the store's trouble, not one per retry: again when it changes or a minute later."""
+        """One line about the store's trouble, not one per retry or request: again when it changes or a minute
+        later, with how many failed meanwhile. `consequence` says what waits meanwhile."""
         with contextlib.suppress(*STORE_ERRORS):
             if self._conn().in_transaction:  # a failed COMMIT may leave it open; later writes would join it
                 self._conn().execute("ROLLBACK")
@@ -42,12 +43,12 @@ class StoreHealth:
             # and cut now, that space comes back, and the writes may go on.
             self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         what = disk_problem(exc, store_path(self.data_dir)) or f"the Manager's store failed: {exc!r}"
-        now = time.monotonic()
         self.trouble = what
-        last = self._said  # a store that takes a write now and then is not logged at each turn either
-        if last is None or last[0] != what or now - last[1] >= STORE_LOG_EVERY:
-            log.error("%s; %s, retrying", what, consequence)
-            self._said, self._said_since = (what, now), True
+        if self._said.due(what):
+            held = self._said.held_back
+            more = f" ({held} more failures since the last line)" if held else ""
+            log.error("%s; %s, retrying%s", what, consequence, more)
+            self._said_since = True
 
     def takes_writes(self) -> bool:
         """A write of a few bytes, to learn whether the store took its trouble behind it."""

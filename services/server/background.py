@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+
+from services.protocol.trouble_log import TroubleLog
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +49,13 @@ class Awake:
         self.stall_after = stall_after
         self.since = time.monotonic()
         self._mono, self._wall = self.since, time.time()
-        self._refused = -STORAGE_LOG_EVERY
+        self._refusals = TroubleLog()
 
     def storage_refused(self) -> None:
-        now = time.monotonic()
-        if now - self._refused >= STORAGE_LOG_EVERY:  # once an episode, not at every refused request
+        if self._refusals.due():  # not at every refused request
             log.warning("the database refused a write: Managers get one lease period to renew their leases after it "
                         "takes writes again")  # fmt: skip
-        self.since = self._refused = now
+        self.since = time.monotonic()
 
     def rested(self) -> None:
         """A round of sweeps ended: the next tick measures the wait from here (a slow round is no stall)."""
@@ -99,8 +101,7 @@ def run_sweeps_once(
                 awake.storage_refused()
 
 
-STORAGE_LOG_EVERY = 60.0  # seconds between two lines about the same storage trouble of a sweep
-_storage_logged: dict[str, tuple[str, float]] = {}  # sweep -> what was last said of its storage, and when
+_storage_said: defaultdict[str, TroubleLog] = defaultdict(TroubleLog)  # by sweep: what was said of its storage
 
 
 def _sweep_failed(name: str, exc: Exception, describe: Describe) -> bool:
@@ -111,11 +112,8 @@ def _sweep_failed(name: str, exc: Exception, describe: Describe) -> bool:
     if message is None:
         log.exception("sweep %r failed", name)
         return False
-    now = time.monotonic()
-    last = _storage_logged.get(name)
-    if last is None or last[0] != message or now - last[1] >= STORAGE_LOG_EVERY:
+    if _storage_said[name].due(message):
         log.error("sweep %r waits: %s", name, message)
-        _storage_logged[name] = (message, now)
     return True
 
 

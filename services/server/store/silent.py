@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
@@ -53,4 +53,5 @@ def offline_workers_of_silent_managers(
         if newly:
             managers = list(session.scalars(select(ManagerRow).where(ManagerRow.id.in_(newly))))
             farm.announce_silent(session, managers, lease_seconds)
-        known.ids = now_silent
+        # remembered once the announcement is stored: a sweep whose commit fails announces them at the next
+        event.listen(session, "after_commit", lambda _session: setattr(known, "ids", now_silent), once=True)

@@ -191,14 +191,14 @@ async def test_a_request_on_a_full_store_answers_503_with_retry_after(
             auth = (r.json()["worker_id"], r.json()["secret"])
             monkeypatch.setattr(app.state.core, "sign_on", full)
             body = {"name": "w1", "platform": "linux", "task_types": ["exec"]}
-            caplog.set_level(logging.ERROR, logger="services.manager.app")
+            caplog.set_level(logging.ERROR, logger="services.manager.server_link")
             for _ in range(20):  # every worker's every request, on a full disk
                 r = await client.post("/api/v1/worker/sign-on", json=body, auth=auth)
     assert r.status_code == 503, r.text
     assert "is full" in r.json()["detail"]
     assert float(r.headers["Retry-After"]) > 0
     # one line, not one per refused request (they grew the log with the number of workers)
-    assert len([rec for rec in caplog.records if "requests are refused" in rec.getMessage()]) == 1
+    assert len([rec for rec in caplog.records if "requests are answered 503" in rec.getMessage()]) == 1
 
 
 def test_a_store_on_a_full_disk_is_not_called_damaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

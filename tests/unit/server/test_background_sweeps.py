@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.protocol.trouble_log import TroubleLog
 from services.server import background
 from services.server.background import Sweep, run_sweeps_once
 from services.server.db import problems
@@ -28,7 +30,7 @@ def _bug(_session: Session) -> None:
 def test_a_full_disk_is_one_line_a_minute_and_a_bug_a_traceback(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(background, "_storage_logged", {})
+    monkeypatch.setattr(background, "_storage_said", defaultdict(TroubleLog))
     sessions = sessionmaker(create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}"))
     sweeps = [Sweep("expire leases", _full), Sweep("prune events", _bug)]
     caplog.set_level(logging.ERROR, logger="services.server.background")

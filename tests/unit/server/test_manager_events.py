@@ -73,3 +73,25 @@ async def test_a_manager_is_announced_when_added_when_it_calls_and_when_it_falls
     assert [m["status"] for m in got] == ["online"]
     sweep(client)
     assert manager_events(client, last)[0] == []
+
+
+async def test_a_silent_manager_whose_announcement_was_not_stored_is_announced_at_the_next_sweep(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post(f"{API}/managers", json={"name": "site-a"})
+    manager_id, token = r.json()["id"], r.json()["token"]
+    body = {"capacity": 1, "task_types": ["exec"], "wait_seconds": 0}
+    r = await client.post(f"{API}/manager/claim", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    _, last = manager_events(client, 0)
+    await asyncio.sleep(LEASE + 0.3)
+
+    app: Any = client.app  # type: ignore[attr-defined]
+    silent_sweep = next(s for s in app.state.sweeps if s.name == "offline workers of silent managers")
+    with app.state.write_sessions() as session:
+        silent_sweep.run(session)
+        session.rollback()  # its commit failed (a full disk, the database away)
+    assert manager_events(client, last)[0] == []
+    sweep(client)
+    got, _ = manager_events(client, last)
+    assert [(m["id"], m["status"]) for m in got] == [(manager_id, "offline")]

@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from services.protocol.common import ErrorResponse
 
@@ -32,6 +33,7 @@ _DESCRIPTIONS = {
     503: "A service this one depends on (the Manager's Server) cannot be reached now",
 }
 _WRITES = {"post", "put", "patch", "delete"}
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")  # what an Allow header may name (OPTIONS: none)
 
 Location = tuple[str | int, ...]
 """Where a field is in a request: keys and list indexes, from the top (a pydantic error's `loc`)."""
@@ -75,7 +77,9 @@ def install_error_shape(app: FastAPI) -> None:
     """Plain HTTP errors (404 for an unknown path, 405, 413) and unexpected exceptions get the documented body."""
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            return _method_not_allowed(request)
         if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_UNREADABLE:
             # FastAPI's answer when its JSON parse raises something other than a decode error (nesting too deep,
             # a number too long, bytes that are not UTF-8): a malformed body like any other, named as such
@@ -87,6 +91,19 @@ def install_error_shape(app: FastAPI) -> None:
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("error inside %s %s", request.method, request.url.path, exc_info=exc)
         return error_json(500, "an error inside the service; its log has the details")
+
+
+def _method_not_allowed(request: Request) -> JSONResponse:
+    """A 405 whose `Allow` names every method of the path: Starlette's names only those of the first route that
+    matched it, and a path has a route for each method (`GET` and `POST /jobs`), so `OPTIONS /jobs` was told
+    that only `GET` is allowed."""
+    routes = request.app.router.routes  # FastAPI nests included routers: each is asked, as the router asks them
+    allow = ", ".join(
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    )
+    return error_json(405, f"{request.method} is not allowed here; this path takes {allow}", headers={"Allow": allow})
 
 
 def _statuses(method: str, operation: dict[str, Any]) -> set[int]:

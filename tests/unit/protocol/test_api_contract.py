@@ -41,3 +41,33 @@ def test_the_document_declares_the_real_error_body() -> None:
     responses = doc["paths"]["/boom/{item_id}"]["post"]["responses"]
     assert {"404", "409", "413", "422", "500"} <= set(responses)
     assert responses["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_a_405_allows_every_method_of_the_path_not_only_its_first_routes() -> None:
+    app = FastAPI()
+    api_contract.install_error_shape(app)
+
+    @app.get("/things")
+    async def list_things() -> list[int]:
+        return []
+
+    @app.post("/things")
+    async def add_thing() -> int:
+        return 1
+
+    @app.delete("/things/{thing_id}")
+    async def remove_thing(thing_id: int) -> None:
+        return None
+
+    async def call(method: str, path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.request(method, path)
+
+    for method in ("OPTIONS", "PUT", "PATCH"):
+        r = asyncio.run(call(method, "/things"))
+        assert r.status_code == 405
+        assert r.headers["Allow"] == "GET, POST"
+        assert r.json()["detail"] == f"{method} is not allowed here; this path takes GET, POST"
+    r = asyncio.run(call("GET", "/things/3"))
+    assert r.status_code == 405 and r.headers["Allow"] == "DELETE"

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # statuses the rule of thumb in api_contract._statuses does not see (route -> extra statuses)
 STORE_RETRY_AFTER = 5.0  # seconds a client is told to wait while the Manager's store takes no write
 EXTRA_STATUSES: dict[str, set[int]] = {
-    "POST /api/v1/worker/register": {401, 403, 429},  # a wrong registration secret
+    "POST /api/v1/worker/register": {401, 403, 409, 429},  # a wrong registration secret; too many workers
     "GET /api/v1/status": {503},
     "GET /api/v1/tasks/{task_id}/log": {503},
 }

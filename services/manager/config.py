@@ -57,6 +57,9 @@ class ManagerConfig:
     # this long: a token revoked during the outage works here at most this long after its last confirmation
     client_token_offline_seconds: float = 300.0
     auth_free_failures: int = 10  # wrong registration secrets or worker secrets per address before back-off
+    # workers registered here at once (None: no limit): everyone with the registration secret may register, and
+    # each is a record the Manager keeps in memory and reports to the Server (TABLAO_MAX_WORKERS)
+    max_workers: int | None = 10_000
     # path variables: name -> {platform -> value}; render_root defaults to <data_dir>/render
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
     # by worker platform: the variables table they were made from, its path mapping rules and resolved variables
@@ -148,5 +151,6 @@ _ENVIRONMENT: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("TABLAO_WORKER_TIMEOUT", "worker_timeout", cli_args.positive_float),
     ("TABLAO_BLOCKLIST_THRESHOLD", "blocklist_threshold", cli_args.positive_int),
     ("TABLAO_AUTH_FREE_FAILURES", "auth_free_failures", cli_args.non_negative_int),
+    ("TABLAO_MAX_WORKERS", "max_workers", cli_args.limit),
     ("TABLAO_MANAGER_PUBLIC_URL", "public_url", cli_args.http_url),
 )

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from services.manager import host_match, worker_controls
 from services.manager.config import ManagerConfig
-from services.manager.errors import Superseded, Unauthorized
+from services.manager.errors import Conflict, Superseded, Unauthorized
 from services.manager.model import WorkerState
 from services.manager.run_watch import RunWatch
 from services.manager.store import tasks as store
@@ -90,6 +90,14 @@ class WorkerRegistry:
     def register(self, registration_secret: str, expected: str, name: str, platform: str) -> tuple[str, str]:
         if not hmac.compare_digest(registration_secret.encode(), expected.encode()):
             raise Unauthorized("wrong registration_secret", "registration_secret")
+        limit = self.config.max_workers
+        if limit is not None and len(self._workers) >= limit:
+            raise Conflict(
+                f"this Manager has {len(self._workers)} workers registered, its limit (TABLAO_MAX_WORKERS): a "
+                "wrangler forgets the workers that are gone (the app's Workers tab, or DELETE /api/v1/workers/ID "
+                "at the Server) to make room",
+                "quota",
+            )
         worker_id = str(uuid.uuid4())
         secret = secrets.token_urlsafe(32)
         worker = WorkerState(

@@ -57,6 +57,11 @@ def non_negative_int(text: str) -> int:
     return int(_at_least(text, int, 0, strict=False))
 
 
+def limit(text: str) -> int | None:
+    """A whole number >= 1, or `none` for no limit."""
+    return None if text.strip().lower() == "none" else positive_int(text)
+
+
 def port(text: str) -> int:
     """A TCP port, 0..65535 (0: any free port)."""
     value = int(_number(text, int))

@@ -136,7 +136,7 @@ def create_app(config: ManagerConfig) -> FastAPI:
         CredentialsFirst,
         public={"/api/v1/worker/register"},
         wanted=wanted_at,
-        routes=lambda: app.routes,
+        service=app,
         vouch=lambda scope, authorization: door.vouch(app.state, scope, authorization),
     )
     app.add_middleware(AnswerWhenStopping)  # the very outermost: a request still open at a stop is a 503

@@ -15,8 +15,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import Scope
 
-from services.protocol.common import ErrorResponse
+from services.protocol.common import ID_MAX, ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def install_error_shape(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 405:
-            return _method_not_allowed(request)
+            return method_not_allowed(request.scope, request.app)
         if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_UNREADABLE:
             # FastAPI's answer when its JSON parse raises something other than a decode error (nesting too deep,
             # a number too long, bytes that are not UTF-8): a malformed body like any other, named as such
@@ -93,17 +94,27 @@ def install_error_shape(app: FastAPI) -> None:
         return error_json(500, "an error inside the service; its log has the details")
 
 
-def _method_not_allowed(request: Request) -> JSONResponse:
-    """A 405 whose `Allow` names every method of the path: Starlette's names only those of the first route that
-    matched it, and a path has a route for each method (`GET` and `POST /jobs`), so `OPTIONS /jobs` was told
-    that only `GET` is allowed."""
-    routes = request.app.router.routes  # FastAPI nests included routers: each is asked, as the router asks them
-    allow = ", ".join(
+def allowed_methods(scope: Scope, app: FastAPI) -> str:
+    """What a 405's `Allow` names: every method the path is taken with. Starlette names only the first matching
+    route's, and FastAPI makes a route per method (`GET` and `POST /jobs`), so `OPTIONS /jobs` was told only
+    `GET`. A path the API document has as it is (`/jobs/bulk`, though `/jobs/{job_id}` matches it too) takes
+    the methods the document gives it, as clients read it; any other is asked of each route with each method, as
+    the router asks (FastAPI nests included routers)."""
+    document = app.openapi().get("paths", {}).get(scope["path"])
+    if document is not None:
+        return ", ".join(sorted(m.upper() for m in document if m.upper() in _METHODS))
+    return ", ".join(
         method
         for method in _METHODS
-        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+        if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in app.routes)
     )
-    return error_json(405, f"{request.method} is not allowed here; this path takes {allow}", headers={"Allow": allow})
+
+
+def method_not_allowed(scope: Scope, app: FastAPI, headers: Mapping[str, str] = {}) -> JSONResponse:
+    allow = allowed_methods(scope, app)
+    return error_json(
+        405, f"{scope['method']} is not allowed here; this path takes {allow}", headers={**headers, "Allow": allow}
+    )
 
 
 def _statuses(method: str, operation: dict[str, Any]) -> set[int]:
@@ -163,10 +174,29 @@ def document_errors(
                     entry["content"] = {"application/json": {"schema": ref}}
                     if code == 429:
                         entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        _exact_bounds(doc)
         app.openapi_schema = doc
         return doc
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _exact_bounds(node: Any) -> None:
+    """FastAPI's document model keeps `minimum` and `maximum` as floats where a field's type is not plainly an
+    integer (an optional id, a list's items): 2^63 - 1 came out as 2^63, which the service refuses. Each bound a
+    float cannot hold exactly is put back as the integer it stands for."""
+    if isinstance(node, dict):
+        for key in ("minimum", "maximum"):
+            if isinstance(value := node.get(key), float) and value in _EXACT:
+                node[key] = _EXACT[value]
+        for child in node.values():
+            _exact_bounds(child)
+    elif isinstance(node, list):
+        for child in node:
+            _exact_bounds(child)
+
+
+_EXACT = {float(n): n for n in (ID_MAX, -ID_MAX - 1)}
 
 
 def serve_docs_offline(app: FastAPI, prefix: str) -> None:

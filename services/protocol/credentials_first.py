@@ -16,13 +16,14 @@ is still the route's to say. These answers close the connection: the body is nev
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import NamedTuple
 
-from starlette.routing import BaseRoute, Match
+from fastapi import FastAPI
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.protocol.api_contract import error_json
+from services.protocol.api_contract import error_json, method_not_allowed
 
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -51,20 +52,21 @@ Vouch = Callable[[Scope, str], Awaitable[Refusal | None]]
 class CredentialsFirst:
     """Pure ASGI middleware. `public`: the paths written to without credentials; `wanted(path)`: the scheme the
     route of that path wants (its WWW-Authenticate) and the service's own message for a request without one;
-    `vouch`: how the service's routes would answer the credentials sent, when they would refuse them."""
+    `service`: the app whose routes it answers for; `vouch`: how the service's routes would answer the credentials
+    sent, when they would refuse them."""
 
     def __init__(
         self,
         app: ASGIApp,
         public: Collection[str],
         wanted: Callable[[str], Wanted],
-        routes: Callable[[], Sequence[BaseRoute]],
+        service: FastAPI,
         vouch: Vouch | None = None,
     ) -> None:
         self.app = app
         self.public = frozenset(public)
         self.wanted = wanted
-        self.routes = routes  # the app's, read when a request needs them (routes may be added after this is made)
+        self.service = service  # its routes are read when a request needs them (they may be added after this is made)
         self.vouch = vouch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,11 +84,11 @@ class CredentialsFirst:
             await self.app(scope, receive, send)
             return
         close = {"connection": "close"}  # the body, if any, is left unread
-        matches = {route.matches(scope)[0] for route in self.routes()}
+        matches = {route.matches(scope)[0] for route in self.service.routes}
         if Match.FULL in matches:
             answer = error_json(refusal.status, refusal.message, refusal.field, {**close, **refusal.headers})
         elif Match.PARTIAL in matches:
-            answer = error_json(405, "Method Not Allowed", headers=close)
+            answer = method_not_allowed(scope, self.service, close)
         else:
             answer = error_json(404, "Not Found", headers=close)
         await answer(scope, receive, send)

@@ -154,7 +154,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         CredentialsFirst,
         public={API_PREFIX + "/auth/login"},
         wanted=lambda _path: NEEDS_TOKEN,
-        routes=lambda: app.routes,
+        service=app,
         vouch=lambda scope, authorization: door.vouch(app.state, manager_routes, scope, authorization),
     )
     app.add_middleware(AnswerWhenStopping)  # the very outermost: a request still open at a stop is a 503

@@ -62,7 +62,13 @@ def check_webhook_url(url: str) -> str:
     return url
 
 
-WebhookUrl = Annotated[str, Field(min_length=1, max_length=URL_MAX_CHARS), AfterValidator(check_webhook_url)]
+# what the document says of the URL (the check below says more: a host httpx takes, a port in range)
+_URL_PATTERN = r"^https?://[^\x00-\x20\x7f/?#@]+([/?#][^\x00-\x20\x7f]*)?$"
+WebhookUrl = Annotated[
+    str,
+    Field(min_length=1, max_length=URL_MAX_CHARS, json_schema_extra={"pattern": _URL_PATTERN}),
+    AfterValidator(check_webhook_url),
+]
 
 
 def _events(events: list[WebhookEvent]) -> list[WebhookEvent]:
@@ -71,7 +77,16 @@ def _events(events: list[WebhookEvent]) -> list[WebhookEvent]:
     return sorted(set(events), key=SUBSCRIBABLE.index)
 
 
-Events = Annotated[list[WebhookEvent], Field(min_length=1, max_length=len(SUBSCRIBABLE)), AfterValidator(_events)]
+Events = Annotated[
+    list[WebhookEvent],
+    # the document offers only the events one may subscribe to
+    Field(
+        min_length=1,
+        max_length=len(SUBSCRIBABLE),
+        json_schema_extra={"items": {"type": "string", "enum": [e.value for e in SUBSCRIBABLE]}},
+    ),
+    AfterValidator(_events),
+]
 
 
 class WebhookCreate(WireModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
@@ -57,7 +57,10 @@ class SleepSchedule(WireModel):
     """
 
     active: bool = False
-    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], max_length=7)
+    # bounds in the document; the check below says what the days are
+    days: list[Annotated[int, Field(json_schema_extra={"minimum": 0, "maximum": 6})]] = Field(
+        default_factory=lambda: [0, 1, 2, 3, 4], max_length=7
+    )
     start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     end: str = Field(default="18:00", pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
 

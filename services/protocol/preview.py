@@ -12,7 +12,7 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PlainSerializer
+from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from services.protocol.common import Id, PathText, ReportedTime, ResponseModel, WireModel
 
@@ -46,6 +46,7 @@ ImageBytes = Annotated[
     bytes,
     BeforeValidator(_decode),
     PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64", "minLength": 4, "maxLength": _B64_MAX_CHARS}),
 ]
 """An encoded image: bytes in Python, base64 in JSON, at most PREVIEW_MAX_BYTES."""
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, field_validator
 
 from services.protocol.common import ResponseModel, WireModel
-from services.protocol.tags import TAGS_MAX, tag_problem
+from services.protocol.tags import TAG_PATTERN, TAGS_MAX, tag_problem
 
 HISTORY_LIMIT_MAX = 10_000
 
@@ -20,7 +20,8 @@ def _checked_tag(tag: str) -> str:
     return tag
 
 
-Tag = Annotated[str, AfterValidator(_checked_tag)]  # the rule: services/protocol/tags.py
+# the rule: services/protocol/tags.py; the pattern is the document's (the check's message says more than a 422's)
+Tag = Annotated[str, AfterValidator(_checked_tag), Field(json_schema_extra={"pattern": f"^{TAG_PATTERN.pattern}$"})]
 
 
 class WorkerTagsBody(WireModel):

@@ -13,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from services.manager import host_match, scheduler, server_orders, worker_controls
 from services.manager.claim_sizing import ClaimSizer
@@ -458,7 +459,7 @@ class ManagerCore:
     def give_back_ready(self) -> int:
         return server_orders.give_back_ready(self)
 
-    def update_for(self, task: HeldTask, **fields: object) -> TaskUpdate:
+    def update_for(self, task: HeldTask, **fields: Any) -> TaskUpdate:
         worker = self.workers.get(task.worker_id)
         return TaskUpdate(
             task_id=task.id,

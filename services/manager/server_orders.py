@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.manager.model import HeldTask
 from services.manager.scheduler import Blocklist, ReadyQueue
@@ -29,7 +29,7 @@ class ManagerCore(Protocol):
     def writing(self) -> contextlib.AbstractContextManager[None]: ...
     def forget(self, task: HeldTask) -> None: ...
     def emit(self, updates: list[TaskUpdate]) -> None: ...
-    def update_for(self, task: HeldTask, **fields: object) -> TaskUpdate: ...
+    def update_for(self, task: HeldTask, **fields: Any) -> TaskUpdate: ...
 
 
 def reset_blocklist(core: ManagerCore, job_ids: list[int]) -> None:

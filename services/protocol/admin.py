@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import AfterValidator, Field
 
-from services.protocol.common import ResponseModel, WireModel
+from services.protocol.common import JSON_TEXT, ResponseModel, WireModel
 from services.protocol.states import Role
 
 URL_MAX_CHARS = 2000
@@ -20,7 +20,7 @@ WEBHOOK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$"
 class UserUpdate(WireModel):
     """An admin changes a user: its role, whether it may still log in and use its tokens, its password."""
 
-    role: Role | None = None
+    role: Annotated[Role | None, JSON_TEXT] = None
     disabled: bool | None = None
     password: str | None = Field(default=None, min_length=8, max_length=200)
 
@@ -78,7 +78,7 @@ def _events(events: list[WebhookEvent]) -> list[WebhookEvent]:
 
 
 Events = Annotated[
-    list[WebhookEvent],
+    list[Annotated[WebhookEvent, JSON_TEXT]],
     # the document offers only the events one may subscribe to
     Field(
         min_length=1,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from annotated_types import Ge, Le
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
 
 T = TypeVar("T")
 
@@ -70,10 +71,27 @@ def _in_utc(t: datetime) -> datetime:
         raise ValueError("a time with no UTC equivalent (its offset takes it out of years 1 to 9999)") from None
 
 
-ReportedTime = Annotated[datetime, AfterValidator(_in_utc)]
+JSON_TEXT = Strict(False)
+"""On a field of a wire model (strict: `"5"` is no number, `0` no boolean): what JSON can only carry as text, an
+enum's value or a time, is read from its text."""
+
+ReportedTime = Annotated[datetime, JSON_TEXT, AfterValidator(_in_utc)]
 """A time a worker or a Manager reports (when a task started or ended, when a worker was seen), made UTC on
 arrival: one whose offset takes it out of datetime's range is a 422 naming it, not a 500 where it is stored
 or compared, which would also stop every later batch behind it."""
+
+
+def _not_a_number(value: object) -> object:
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("a time is written as in ISO 8601 (2026-12-05T10:00:00Z), not as a number")
+    return value
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+QueryTime = Annotated[datetime, BeforeValidator(_not_a_number)]
+"""A time in a query string: pydantic would read `0.5` or `1733400000` as seconds since 1970, which the
+document (a date-time) does not offer and nobody means."""
 
 
 def utcnow() -> datetime:
@@ -86,9 +104,12 @@ def plural(n: int, word: str) -> str:
 
 
 class WireModel(BaseModel):
-    """Base of every wire model: unknown fields are refused so typos surface as 422s."""
+    """Base of every wire model: unknown fields are refused so typos surface as 422s, and a value must have the
+    JSON type the document gives it (strict): `"5"` is not taken for 5, nor `0` for false, nor `true` for 1.0, as a
+    client keeping to the document would never send them and one that does has a bug to hear of. Enums and times
+    are read from their text (`JSON_TEXT`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    model_config = ConfigDict(extra="forbid", frozen=False, strict=True)
 
 
 class ResponseModel(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
-from services.protocol.common import ReportedTime, ResponseModel, WireModel
+from services.protocol.common import JSON_TEXT, ReportedTime, ResponseModel, WireModel
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.states import ManagerStatus, Role, Unavailability, WorkerStatus, WorkerStatusRequest
 
@@ -85,7 +85,7 @@ class SleepSchedule(WireModel):
 
 
 class WorkerStatusRequestBody(WireModel):
-    status: WorkerStatusRequest
+    status: Annotated[WorkerStatusRequest, JSON_TEXT]
     # lazy: after the current task; otherwise at once (a running task is requeued)
     lazy: bool = True
 
@@ -119,7 +119,7 @@ class User(ResponseModel):
 
 class UserCreate(WireModel):
     name: str = Field(pattern=NAME_PATTERN)
-    role: Role
+    role: Annotated[Role, JSON_TEXT]
     password: str | None = Field(default=None, min_length=8, max_length=200)
 
 

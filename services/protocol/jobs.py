@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from services.protocol.common import Id, ResponseModel, SmallId, WireModel, bounded_json
+from services.protocol.common import JSON_TEXT, Id, ResponseModel, SmallId, WireModel, bounded_json
 from services.protocol.states import JobStatus, TaskStatus
 from services.protocol.workers import Tag
 
@@ -37,7 +37,7 @@ class JobSubmission(WireModel):
     manager_id: SmallId | None = None
     depends_on: list[Id] = Field(default_factory=list, max_length=100)
     max_task_failures: int = Field(default=3, ge=1, le=100)
-    on_task_failure: OnTaskFailure = OnTaskFailure.FAIL_JOB
+    on_task_failure: Annotated[OnTaskFailure, JSON_TEXT] = OnTaskFailure.FAIL_JOB
     start_paused: bool = False
 
 
@@ -132,7 +132,7 @@ class JobAction(StrEnum):
 
 
 class JobActionRequest(WireModel):
-    action: JobAction
+    action: Annotated[JobAction, JSON_TEXT]
     reason: str = Field(default="", max_length=500)
 
 
@@ -144,7 +144,7 @@ class BulkJobRequest(WireModel):
     """The same change for many jobs; exactly one of `action`, `priority` or `delete`."""
 
     ids: list[Id] = Field(min_length=1, max_length=10_000)
-    action: JobAction | None = None
+    action: Annotated[JobAction | None, JSON_TEXT] = None
     priority: int | None = Field(default=None, ge=0, le=100)
     delete: bool = False
     reason: str = Field(default="", max_length=500)

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from services.protocol.common import (
     ID_MAX,
+    JSON_TEXT,
     Count,
     Id,
     LongText,
@@ -81,7 +82,7 @@ class TaskUpdate(WireModel):
 
     task_id: Id
     attempt: Id
-    status: TaskStatus | None = None  # queued = given back unstarted
+    status: Annotated[TaskStatus | None, JSON_TEXT] = None  # queued = given back unstarted
     worker_id: WorkerKey | None = None
     worker_name: WorkerKey | None = None
     activity: str | None = Field(default=None, max_length=1000)
@@ -103,16 +104,16 @@ class WorkerReport(WireModel):
     task_types: list[ShortText] = Field(max_length=1000)
     tags: list[ShortText] = Field(max_length=1000)
     software: Annotated[dict[str, str], bounded_json(SOFTWARE_MAX_BYTES)] = Field(default_factory=dict)
-    status: WorkerStatus
+    status: Annotated[WorkerStatus, JSON_TEXT]
     current_task_id: Id | None = None
     next_task_id: Id | None = None  # prefetched: leased to the worker, which runs it right after the current one
     last_seen: ReportedTime | None = None
     utilisation: Utilisation | None = None
-    unavailable: Unavailability | None = None
+    unavailable: Annotated[Unavailability | None, JSON_TEXT] = None
     capabilities: HostCapabilities | None = None  # for OpenJD host requirements
     # the wrangler's request the Manager holds for the worker, and its number: a request with this number and
     # no status requested any more is done, and the Server stops asking
-    status_requested: WorkerStatusRequest | None = None
+    status_requested: Annotated[WorkerStatusRequest | None, JSON_TEXT] = None
     request_id: Count = 0
 
 

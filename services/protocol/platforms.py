@@ -11,7 +11,7 @@ import sys
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Strict
 
 
 class Platform(StrEnum):
@@ -49,4 +49,4 @@ def _coerce(value: object) -> object:
 
 
 # a wire field: accepts `darwin`, `Linux`, … and stores the farm's name
-PlatformField = Annotated[Platform, BeforeValidator(_coerce)]
+PlatformField = Annotated[Platform, Strict(False), BeforeValidator(_coerce)]

@@ -8,6 +8,7 @@ from pydantic import Field, StringConstraints
 
 from services.protocol.common import (
     ID_MAX,
+    JSON_TEXT,
     Count,
     Id,
     PathText,
@@ -92,7 +93,7 @@ class WorkerTaskUpdate(WireModel):
 
     seq: int = Field(ge=1, le=ID_MAX)
     handout: Id  # the Manager's hand-out number of this run of the task (AssignedTask.handout)
-    status: TaskStatus | None = None  # active, completed, failed, or queued (given back)
+    status: Annotated[TaskStatus | None, JSON_TEXT] = None  # active, completed, failed, or queued (given back)
     time: ReportedTime | None = None  # with a status: when it happened, by the worker's clock
     activity: str | None = Field(default=None, max_length=1000)
     steps_done: Count | None = None
@@ -145,8 +146,8 @@ class MayIRun(ResponseModel):
 
 
 class Heartbeat(WireModel):
-    status: WorkerStatus
+    status: Annotated[WorkerStatus, JSON_TEXT]
     current_task_id: Id | None = None
     utilisation: Utilisation | None = None
     # why it claims nothing although awake (the tray's pause, the artist's hours, the user at the machine)
-    unavailable: Unavailability | None = None
+    unavailable: Annotated[Unavailability | None, JSON_TEXT] = None

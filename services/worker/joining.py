@@ -27,10 +27,6 @@ log = logging.getLogger("tablao.worker")
 MANAGER_PORT = DEFAULT_SERVER_PORT + 1  # a Manager's default (services/manager/config.py)
 
 
-def platform_name() -> str:
-    return platforms.current().value  # the farm's name: linux, windows, macos
-
-
 async def sign_on_request(cfg: AgentConfig) -> SignOnRequest:
     """What the worker tells the Manager at sign-on: the task types whose programs it has, its software."""
     prepare_checks()
@@ -45,7 +41,7 @@ async def sign_on_request(cfg: AgentConfig) -> SignOnRequest:
         raise FatalError("this worker can run none of the requested task types")
     return SignOnRequest(
         name=cfg.name,
-        platform=platform_name(),
+        platform=platforms.current(),
         task_types=offered,
         tags=cfg.tags,
         software=versions,
@@ -63,7 +59,7 @@ async def register(cfg: AgentConfig, client: WorkerClient) -> credentials.Creden
         )
     try:
         answer = await client.register(
-            RegisterRequest(registration_secret=cfg.registration_secret, name=cfg.name, platform=platform_name())
+            RegisterRequest(registration_secret=cfg.registration_secret, name=cfg.name, platform=platforms.current())
         )
     except Unauthorized as exc:
         raise FatalError(f"the Manager refused the registration secret: {exc.detail}") from exc

@@ -18,18 +18,18 @@ from tests.support.manager import API, ManagerProcess, ScriptedWorker, add_manag
 from tests.support.services import ServerProcess
 
 EXAMPLES = 12
-# no 5xx, and status, content type, headers and body as documented. Not schemathesis's "schema-valid data
-# is accepted": the API answers 4xx to well-formed requests that fail on the farm's state (a wrong password,
-# a job type that does not exist), which no schema can express.
+# no 5xx; status, content type, headers and body as documented; data the document does not allow refused
+# (the wire models are strict: `"5"` is no number). Not schemathesis's "schema-valid data is accepted": the API
+# answers 4xx to well-formed requests that fail on the farm's state (a wrong password, a job type that does not
+# exist), which no schema can express.
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,
     checks.content_type_conformance,
     checks.response_headers_conformance,
     checks.response_schema_conformance,
+    checks.negative_data_rejection,
 ]
-# Nor "schema-violating data is rejected": pydantic's lax mode takes `"5"` for 5 and `false` for 0.0 on
-# purpose (old clients), which JSON Schema calls a violation.
 pytestmark = pytest.mark.timeout(600)
 # what fuzzing must not touch: the event stream never ends (tested in test_server_events.py), and revoking
 # tokens would revoke the fuzzer's own (revocation is tested in test_logins_tokens.py), and removing Managers
@@ -134,3 +134,39 @@ def test_manager_api_matches_its_document(farm: tuple[ServerProcess, ManagerProc
         mgr.url,
         lambda path: auth["worker"] if path.startswith(f"{API}/worker/") else auth["user"],
     )
+
+
+def _methods_not_taken(doc_url: str, base_url: str, header_for: Any) -> list[str]:
+    """Each documented path with each method its document does not give it: a 405 whose `Allow` names the
+    documented ones (schemathesis's unsupported_method and allow_header_conformance, for every path at once)."""
+    import re
+
+    import httpx
+
+    wrong = []
+    paths = httpx.get(doc_url, timeout=30).json()["paths"]
+    for template, operations in paths.items():
+        documented = sorted(m.upper() for m in operations)
+        path = re.sub(r"\{[^}]+\}", "1", template)
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+            if method.lower() in operations:
+                continue
+            r = httpx.request(
+                method, base_url + path, headers={"Authorization": header_for(template)}, content=b"{}", timeout=30
+            )
+            if r.status_code != 405 or r.headers.get("allow") != ", ".join(documented):
+                wrong.append(f"{method} {path}: {r.status_code}, Allow {r.headers.get('allow')!r} ({documented})")
+    return wrong
+
+
+def test_every_method_a_path_does_not_take_is_a_405_naming_the_ones_it_does(
+    farm: tuple[ServerProcess, ManagerProcess, dict[str, str]],
+) -> None:
+    server, mgr, auth = farm
+    wrong = _methods_not_taken(f"{server.url}{API}/openapi.json", server.url, lambda _path: auth["user"])
+    wrong += _methods_not_taken(
+        f"{mgr.url}{API}/openapi.json",
+        mgr.url,
+        lambda path: auth["worker"] if path.startswith(f"{API}/worker/") else auth["user"],
+    )
+    assert not wrong, "\n".join(wrong)

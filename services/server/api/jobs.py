@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from services.protocol.common import Id, Page
@@ -133,6 +133,12 @@ def bulk(
     for job_id in deleted:
         log_copies.forget_job(cfg.data_dir, job_id)
     return BulkResult(results=results)
+
+
+@router.api_route("/bulk", methods=["GET", "DELETE"], include_in_schema=False)
+def bulk_is_only_posted() -> None:
+    """`/jobs/bulk` is no job: a GET or DELETE of it is a 405 naming `POST`, not a 422 for the id `bulk`."""
+    raise HTTPException(405)
 
 
 @router.get("/{job_id}")

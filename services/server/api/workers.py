@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from services.protocol.common import utcnow
+from services.protocol.common import QueryTime, utcnow
 from services.protocol.farm import Worker
 from services.protocol.workers import HISTORY_LIMIT_MAX, UtilisationHistory, WorkerTagsBody
 from services.server.api.deps import ConfigDep, ReadSessionDep, SessionDep, UserDep, WranglerDep
@@ -46,7 +46,7 @@ def worker_utilisation(
     session: ReadSessionDep,
     _: UserDep,
     cfg: ConfigDep,
-    since: Annotated[datetime | None, Query(description="oldest sample wanted; default: a day ago")] = None,
+    since: Annotated[QueryTime | None, Query(description="oldest sample wanted; default: a day ago")] = None,
     limit: Annotated[int, Query(ge=1, le=HISTORY_LIMIT_MAX)] = 3000,
 ) -> UtilisationHistory:
     """The worker's CPU, memory and GPU samples since `since` (at most `limit`, the newest), oldest first."""

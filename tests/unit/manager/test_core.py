@@ -18,6 +18,7 @@ from services.manager.store import outbox
 from services.manager.store.db import connect
 from services.protocol.jobs import Command
 from services.protocol.link import ClaimedTask, TaskUpdate
+from services.protocol.platforms import Platform
 from services.protocol.states import TaskStatus
 from services.protocol.worker_api import SignOnRequest, WorkerTaskUpdate
 
@@ -45,7 +46,7 @@ def make_core(tmp_path: Path, **cfg: object) -> ManagerCore:
 def worker(core: ManagerCore, name: str, types: tuple[str, ...] = ("exec",), tags: tuple[str, ...] = ()) -> WorkerState:
     wid, _secret = core.workers.register("s", "s", name, "linux")
     w = core.workers[wid]
-    core.sign_on(w, SignOnRequest(name=name, platform="linux", task_types=list(types), tags=list(tags)))
+    core.sign_on(w, SignOnRequest(name=name, platform=Platform.LINUX, task_types=list(types), tags=list(tags)))
     return w
 
 

@@ -10,6 +10,7 @@ from services.manager.core import ManagerCore
 from services.manager.store.db import connect
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command
+from services.protocol.platforms import Platform
 from services.protocol.worker_api import SignOnRequest
 from tests.unit.manager.test_core import claimed, make_core, sent, take
 
@@ -31,7 +32,7 @@ def sign_on(core: ManagerCore, name: str, vcpu: float | None) -> Any:
     caps = None if vcpu is None else HostCapabilities(
         attributes={"attr.worker.os.family": ["linux"]}, amounts={"amount.worker.vcpu": vcpu}
     )  # fmt: skip
-    core.sign_on(w, SignOnRequest(name=name, platform="linux", task_types=["openjd"], capabilities=caps))
+    core.sign_on(w, SignOnRequest(name=name, platform=Platform.LINUX, task_types=["openjd"], capabilities=caps))
     return w
 
 

@@ -13,7 +13,7 @@ from services.manager.core import ManagerCore
 from services.manager.errors import Conflict
 from services.manager.model import WorkerState
 from services.manager.store.db import connect, transaction
-from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
+from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import Heartbeat, WorkerTaskUpdate
 from tests.unit.manager.test_core import claimed, make_core, report, sent, take, worker
 
@@ -94,7 +94,7 @@ def test_no_next_task_for_a_worker_that_would_not_run_it_and_a_sleeping_one_give
     w.status_requested = None
     assert prefetch_for(core, w) == 2
     # it tells the Manager it sleeps (or is paused at its desk): its next task goes back at once
-    core.heartbeat(w, Heartbeat(status=WorkerStatus.AWAKE, current_task_id=1, unavailable="user-active"))
+    core.heartbeat(w, Heartbeat(status=WorkerStatus.AWAKE, current_task_id=1, unavailable=Unavailability.USER_ACTIVE))
     assert w.next_task_id is None and 2 in [t.id for t in core.ready]
     core.heartbeat(w, Heartbeat(status=WorkerStatus.AWAKE, current_task_id=1))
     assert prefetch_for(core, w) == 2
@@ -142,7 +142,9 @@ def test_fencing_a_next_task_the_server_handed_out_again_is_refused(tmp_path: Pa
     report(core, w, 1, "completed")
     assert w.current_task_id is None
     with pytest.raises(Conflict):
-        task_updates.apply(core, w, 2, [WorkerTaskUpdate(seq=w.last_seq + 1, handout=old_handout, status="active")])
+        task_updates.apply(
+            core, w, 2, [WorkerTaskUpdate(seq=w.last_seq + 1, handout=old_handout, status=TaskStatus.ACTIVE)]
+        )
 
 
 def test_fair_order_a_new_higher_priority_job_waits_for_at_most_the_one_prefetched_task(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from services.manager.core import ManagerCore
 from services.manager.store.db import connect
 from services.protocol.link import WorkerInstruction, WorkerTags
+from services.protocol.platforms import Platform
 from services.protocol.states import WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import Heartbeat, SignOnRequest
 from tests.unit.manager.test_core import claimed, make_core, take, worker
@@ -33,7 +34,7 @@ def test_a_numbered_request_is_taken_once_and_is_done_when_the_worker_comes_back
     assert w.status_requested is None
     _restart(core, w.id, 1)  # the Server repeats it until it sees the report: not taken again
     assert w.status_requested is None
-    answer = core.sign_on(w, SignOnRequest(name="w1", platform="linux", task_types=["exec"]))
+    answer = core.sign_on(w, SignOnRequest(name="w1", platform=Platform.LINUX, task_types=["exec"]))
     assert answer.status_requested is None
     [report] = [r for r in core.workers.reports(everything=True) if r.id == w.id]
     assert (report.status_requested, report.request_id) == (None, 1)
@@ -49,7 +50,7 @@ def test_a_restart_asked_of_a_worker_that_never_signs_off_is_done_at_its_next_si
     core = make_core(tmp_path)
     w = worker(core, "w1")
     _restart(core, w.id, 3)
-    answer = core.sign_on(w, SignOnRequest(name="w1", platform="linux", task_types=["exec"]))
+    answer = core.sign_on(w, SignOnRequest(name="w1", platform=Platform.LINUX, task_types=["exec"]))
     assert answer.status_requested is None and w.request_id == 3
 
 
@@ -62,7 +63,7 @@ def test_edited_tags_replace_the_workers_own_and_survive_sign_on_and_restart(tmp
     assert w.tags == frozenset({"gpu"})
     assert core.claim_request() is not None and core.claim_request().tags == ["gpu"]  # type: ignore[union-attr]
     assert take(core, w) == 1
-    core.sign_on(w, SignOnRequest(name="w1", platform="linux", task_types=["exec"], tags=["cpu"]))
+    core.sign_on(w, SignOnRequest(name="w1", platform=Platform.LINUX, task_types=["exec"], tags=["cpu"]))
     assert w.tags == frozenset({"gpu"})
     again = ManagerCore(connect(tmp_path / "m.sqlite"), core.config)
     assert again.workers[w.id].tags == frozenset({"gpu"})

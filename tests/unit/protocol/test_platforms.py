@@ -36,15 +36,16 @@ def test_unknown_platforms_are_refused_with_the_known_names(bad: str) -> None:
 
 
 def test_wire_models_store_the_farm_name() -> None:
-    req = SignOnRequest(name="mac-01", platform="darwin", task_types=["blender"])
+    req = SignOnRequest.model_validate({"name": "mac-01", "platform": "darwin", "task_types": ["blender"]})
     assert req.platform is Platform.MACOS
     assert req.model_dump(mode="json")["platform"] == "macos"
-    assert RegisterRequest(registration_secret="s", name="w", platform="Windows").platform is Platform.WINDOWS
+    register = {"registration_secret": "s", "name": "w", "platform": "Windows"}
+    assert RegisterRequest.model_validate(register).platform is Platform.WINDOWS
 
 
 def test_wire_models_refuse_unknown_platforms_naming_the_field() -> None:
     with pytest.raises(ValidationError) as info:
-        SignOnRequest(name="x", platform="amiga", task_types=["blender"])
+        SignOnRequest.model_validate({"name": "x", "platform": "amiga", "task_types": ["blender"]})
     assert info.value.errors()[0]["loc"] == ("platform",)
 
 

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.protocol.jobs import JobSubmission
+from services.protocol.platforms import Platform
 from services.protocol.tags import TAG_PATTERN, normal_tag, required_tags, worker_tags
 from services.protocol.worker_api import SignOnRequest
 from services.protocol.workers import WorkerTagsBody
@@ -19,7 +20,7 @@ def job(tags: list[str]) -> Any:
 
 
 def sign_on(tags: list[str]) -> Any:
-    return SignOnRequest(name="w1", platform="linux", task_types=["exec"], tags=tags)
+    return SignOnRequest(name="w1", platform=Platform.LINUX, task_types=["exec"], tags=tags)
 
 
 def edit(tags: list[str]) -> Any:

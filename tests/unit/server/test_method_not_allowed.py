@@ -21,6 +21,8 @@ from tests.support.inprocess_server import admin_client
         ("DELETE", "/api/v1/users", "GET, POST"),
         ("POST", "/api/v1/health", "GET"),
         ("OPTIONS", "/api/v1/jobs/bulk", "POST"),  # as the document has it, though /jobs/{job_id} matches too
+        ("GET", "/api/v1/jobs/bulk", "POST"),  # not a 422 for the job id "bulk"
+        ("DELETE", "/api/v1/jobs/bulk", "POST"),
         ("PUT", "/api/v1/jobs/5", "DELETE, GET"),
         ("PUT", "/api/v1/manager/claim", "POST"),
     ],

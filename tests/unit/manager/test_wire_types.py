@@ -1,0 +1,41 @@
+"""The Manager's worker API takes values of the JSON types its document gives (strict), on its hand-parsed hot
+route too: `false` is no task id, `0` no boolean, `"1"` no number; enums are read from their text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.manager import app as manager_app
+from services.manager.config import ManagerConfig
+
+API = "/api/v1/worker"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/task", {"running_task_id": False}, "running_task_id"),
+        ("/task", {"wait_seconds": "1"}, "wait_seconds"),
+        ("/sign-on", {"name": "w1", "platform": "linux", "task_types": ["exec"], "can_restart": 0}, "can_restart"),
+        ("/heartbeat", {"status": "awake", "current_task_id": "3"}, "current_task_id"),
+    ],
+)
+async def test_a_value_of_another_json_type_is_a_422_naming_its_field(
+    tmp_path: Path, path: str, body: dict[str, Any], field: str
+) -> None:
+    config = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, registration_secret="s")
+    app = manager_app.create_app(config)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://m") as client:
+            r = await client.post(f"{API}/register", json={"registration_secret": "s", "name": "w1", "platform": "linux"})
+            auth = (r.json()["worker_id"], r.json()["secret"])
+            sign_on = {"name": "w1", "platform": "linux", "task_types": ["exec"]}
+            assert (await client.post(f"{API}/sign-on", json=sign_on, auth=auth)).status_code == 200
+            r = await client.post(f"{API}{path}", json=body, auth=auth)
+    assert r.status_code == 422, r.text
+    assert field in [e["field"] for e in r.json()["errors"]], r.text

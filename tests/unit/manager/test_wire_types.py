@@ -32,7 +32,8 @@ async def test_a_value_of_another_json_type_is_a_422_naming_its_field(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://m") as client:
-            r = await client.post(f"{API}/register", json={"registration_secret": "s", "name": "w1", "platform": "linux"})
+            register = {"registration_secret": "s", "name": "w1", "platform": "linux"}
+            r = await client.post(f"{API}/register", json=register)
             auth = (r.json()["worker_id"], r.json()["secret"])
             sign_on = {"name": "w1", "platform": "linux", "task_types": ["exec"]}
             assert (await client.post(f"{API}/sign-on", json=sign_on, auth=auth)).status_code == 200

@@ -194,8 +194,12 @@ async def _demo(farm: LocalFarm, data_dir: Path) -> None:
     """Submit the demo job and report its progress until it ends (Blender runs in a thread, not on the loop)."""
     from services.localfarm.demo_run import DemoRun, rendered_before
 
-    if (video := rendered_before(data_dir / "demo")) is not None:
-        print(f"The demo rendered at an earlier start: {video} (`{typed_tablao()} demo` renders it again)", flush=True)
+    if (earlier := rendered_before(data_dir / "demo")) is not None:
+        again = f"`{typed_tablao()} demo` renders it again"
+        if earlier.is_file():
+            print(f"The demo rendered at an earlier start: {earlier} ({again})", flush=True)
+        else:
+            print(f"The demo was submitted at an earlier start; its frames go to {earlier} ({again})", flush=True)
         return
     demo = DemoRun(farm.server_url, farm.admin_token_file.read_text().strip(), data_dir / "demo")
     try:

@@ -147,9 +147,11 @@ class EmbeddedFarm(QObject):
         self.poll()
         self._timer.start(POLL_MS)
         if self.adopted:
+            kept = " It was started on the command line: it keeps running when the app quits."
+            pid = self.handle.supervisor_pid()
             self.message.emit(
-                f"Adopted the local farm already running in {self.data_dir} "
-                f"(supervisor pid {self.handle.supervisor_pid()})."
+                f"Adopted the local farm already running in {self.data_dir} (supervisor pid {pid})."
+                + (kept if self.handle.from_command_line else "")
             )
         return True
 
@@ -177,7 +179,7 @@ class EmbeddedFarm(QObject):
         self._timer.stop()
         if self.handle.record is None:
             return
-        if self._leave_running:
+        if self._leave_running or self.handle.from_command_line:  # the latter stops where it was started
             self.handle.leave_running(True, os.getpid())
             return
         await self.handle.stop()

@@ -79,7 +79,8 @@ class ServicesPanel(QWidget):
         for r in self.rows:
             layout.addWidget(r)
         self.leave = QCheckBox("Leave the local farm running when the app quits", self)
-        self.leave.setChecked(farm.leave_running)
+        self.leave.setChecked(farm.leave_running or farm.handle.from_command_line)
+        self.leave.setEnabled(not farm.handle.from_command_line)  # not the app's to stop
         self.leave.toggled.connect(lambda on: setattr(farm, "leave_running", on))
         layout.addWidget(self.leave)
         self.which = QComboBox(self)
@@ -100,7 +101,13 @@ class ServicesPanel(QWidget):
         text = f"Local farm in <code>{self.farm.data_dir}</code>"
         if self.farm.adopted:
             pid = self.farm.handle.supervisor_pid()
-            text += f" — <b>adopted</b>: it was already running (supervisor pid {pid}) and the app took it over"
+            if self.farm.handle.from_command_line:
+                text += (
+                    f" — <b>adopted</b>: started on the command line (supervisor pid {pid}), it keeps running when "
+                    "the app quits; stop it where it was started (Ctrl-C)"
+                )
+            else:
+                text += f" — <b>adopted</b>: it was already running (supervisor pid {pid}) and the app took it over"
         self.header.setText(text)
 
     def current(self) -> Service:

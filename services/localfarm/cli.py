@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     # the desktop app: stop the farm when this process ends (unless it is told to leave the farm running)
     parser.add_argument("--owned-by", type=int, default=None, help=argparse.SUPPRESS)
+    # the desktop app started this farm for itself: another app session may adopt it and stop it when it quits
+    parser.add_argument("--for-app", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -102,7 +104,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> int:
         say=lambda line: print(line, flush=True),
     )
     try:
-        farm.claim(owner_pid=args.owned_by)
+        farm.claim(owner_pid=args.owned_by, for_app=args.for_app)
     except FarmRunning as exc:
         print(f"tablao all-in-one: {exc}", file=sys.stderr)
         return 3

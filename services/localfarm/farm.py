@@ -149,7 +149,7 @@ class LocalFarm:
 
     # -- start ------------------------------------------------------------------------------------------------
 
-    def claim(self, owner_pid: int | None = None) -> None:
+    def claim(self, owner_pid: int | None = None, for_app: bool = False) -> None:
         """Take the data directory for this run: refuse if a farm runs there, stop what an earlier run left,
         check the ports. Raises FarmRunning, or RuntimeError with a one-line reason."""
         farm_dir = self.layout.farm_dir
@@ -176,6 +176,7 @@ class LocalFarm:
             supervisor=ProcessRecord.of("supervisor", os.getpid(), state="running"),
             server_url=self.server_url,
             manager_url=self.manager_url,
+            for_app=for_app,
         )
         records.save(farm_dir, self.record)
         process_guard.private_dir(farm_dir / REQUESTS_DIR)

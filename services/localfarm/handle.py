@@ -3,7 +3,9 @@ already running on the data directory, follow its services and logs, ask it to s
 
 The desktop app uses this (through a thin Qt adapter), so the app and `tablao all-in-one --headless` run a farm
 the same way: the supervisor is that very command. A farm the app started stops with the app (the supervisor
-watches its owner) unless the user chose to leave it running; the app started again adopts it.
+watches its owner) unless the user chose to leave it running; the app started again adopts it. A farm a person
+started on the command line (`make run HEADLESS=1`) is adopted too, but never owned: it keeps running when the
+app quits, and stops where it was started.
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ class FarmHandle:
         if running is not None:
             self.adopted = True
             self.record = running
-            farm.set_owner(self.layout.farm_dir, owner_pid)
+            if running.for_app:
+                farm.set_owner(self.layout.farm_dir, owner_pid)
         else:
             self._start_supervisor(owner_pid)
         deadline = time.monotonic() + within
@@ -126,8 +129,8 @@ class FarmHandle:
         raise RuntimeError(f"the local Server did not start within {within:.0f} s:\n{self.tail()}")
 
     def _start_supervisor(self, owner_pid: int | None) -> None:
-        argv = tablao_argv("all-in-one", "--headless", "--data-dir", str(self.data_dir), "--port", str(self.port),
-                           "--workers", str(self.workers))  # fmt: skip
+        argv = tablao_argv("all-in-one", "--headless", "--for-app", "--data-dir", str(self.data_dir),
+                           "--port", str(self.port), "--workers", str(self.workers))  # fmt: skip
         for root in self.output_roots:
             argv += ["--output-root", root]
         if owner_pid is not None:
@@ -176,9 +179,15 @@ class FarmHandle:
         """Ask the supervisor to start, stop or restart one service."""
         farm.request(self.layout.farm_dir, name, action)
 
+    @property
+    def from_command_line(self) -> bool:
+        """An adopted farm a person started on the command line: it is theirs to stop, not the app's."""
+        return self.adopted and self.record is not None and not self.record.for_app
+
     def leave_running(self, leave: bool, owner_pid: int) -> None:
-        """Leave the farm running when owner_pid ends, or stop it then."""
-        farm.set_owner(self.layout.farm_dir, None if leave else owner_pid)
+        """Leave the farm running when owner_pid ends, or stop it then (a farm from the command line: left)."""
+        if not self.from_command_line:
+            farm.set_owner(self.layout.farm_dir, None if leave else owner_pid)
 
     async def stop(self, within: float = 5.0) -> None:
         """Stop the farm and wait for its supervisor to end (it stops its services first)."""

@@ -82,6 +82,9 @@ class FarmRecord:
     server_url: str = ""
     manager_url: str = ""
     services: dict[str, ProcessRecord] = field(default_factory=dict)
+    # started by the desktop app (in the background, for it), not by a person on the command line: only such a
+    # farm is the app's to stop when it quits
+    for_app: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -101,6 +104,7 @@ class FarmRecord:
             server_url=server_url,
             manager_url=manager_url,
             services={name: ProcessRecord.from_raw(srv) for name, srv in services.items()},
+            for_app=raw.get("for_app") is True,
         )
 
 

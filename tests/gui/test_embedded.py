@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -15,6 +17,7 @@ from app.desktop import start_embedded
 from app.embedded import EmbeddedFarm, ServiceState
 from app.models.sync import ConnectionState
 from app.ui.main_window import MainWindow
+from services.localfarm.supervisor import tablao_argv
 from tests.gui.conftest import until
 from tests.support.farm import free_port_pair
 
@@ -123,3 +126,47 @@ def test_leave_running_keeps_the_farm_and_the_next_start_adopts_it(qloop, qtbot,
         assert not alive, f"left running after quitting: {[p.pid for p in alive]}"
 
     qloop.run_until_complete(scenario())
+
+
+def test_a_farm_started_on_the_command_line_is_adopted_and_left_running_when_the_app_quits(
+    qloop, qtbot, tmp_path: Path
+) -> None:
+    """`make run HEADLESS=1` in one terminal, the desktop app in another: quitting the app stopped the farm the
+    first terminal ran (the app took it as its own), which that terminal only learnt as `Stopped.`."""
+    port = free_port_pair()
+    data = tmp_path / "farm"
+    argv = tablao_argv("all-in-one", "--headless", "--data-dir", str(data), "--port", str(port), "--workers", "0")
+    headless = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(timeout=2) as http:
+
+            async def up() -> bool:
+                with contextlib.suppress(httpx.HTTPError):
+                    return (await http.get(f"http://127.0.0.1:{port}/api/v1/health")).status_code == 200
+                return False
+
+            for _ in range(600):
+                if await up():
+                    break
+                await asyncio.sleep(0.1)
+            started = await start_embedded(data, port, workers=1)
+            assert started is not None
+            window, farm = started
+            qtbot.addWidget(window)
+            try:
+                assert farm.adopted and farm.handle.from_command_line
+                assert window.services is not None
+                assert "started on the command line" in window.services.header.text()
+                assert window.services.leave.isChecked() and not window.services.leave.isEnabled()
+            finally:
+                await _quit(window)
+            await asyncio.sleep(1.5)  # the supervisor looks at its owner every half second
+            assert headless.poll() is None, "quitting the app stopped the farm started on the command line"
+            assert await up()
+
+    try:
+        qloop.run_until_complete(scenario())
+    finally:
+        headless.send_signal(signal.SIGINT)  # as Ctrl-C where it runs
+        assert headless.wait(timeout=30) == 0

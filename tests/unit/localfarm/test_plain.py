@@ -224,5 +224,6 @@ def test_the_app_starts_its_farm_with_the_output_roots_it_was_given(
     FarmHandle(tmp_path / "farm", 9000, 1, ("/renders", "/b c"))._start_supervisor(owner_pid=None)
     [argv] = started
     at = argv.index("all-in-one")
-    assert argv[at:] == ["all-in-one", "--headless", "--data-dir", str(tmp_path / "farm"), "--port", "9000",
+    farm_dir = str(tmp_path / "farm")
+    assert argv[at:] == ["all-in-one", "--headless", "--for-app", "--data-dir", farm_dir, "--port", "9000",
                          "--workers", "1", "--output-root", "/renders", "--output-root", "/b c"]  # fmt: skip

@@ -187,6 +187,10 @@ async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
             body = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SystemExit(f"{args.file} is not valid JSON: {exc}") from exc
+        if args.priority is not None:  # the command line's over the file's
+            if not isinstance(body, dict):
+                raise SystemExit(f"{args.file} is not a JSON job: a job is an object {{name, type, settings, ...}}")
+            body["priority"] = args.priority
     if not _finite(body):  # NaN or 1e999: JSON cannot carry it, and httpx would stop with a traceback
         raise SystemExit(f"{args.file}: a number in the job is NaN or infinite; give a finite number")
     job = await client.submit_job(body)
@@ -293,7 +297,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             "-p", "--param", action="append", default=[], metavar="NAME=VALUE",
             help="a template parameter's value (repeatable)",
         )  # fmt: skip
-        parser.add_argument("--priority", type=int, default=None, help="the template job's priority (0-100)")
+        parser.add_argument(
+            "--priority", type=int, default=None, help="the job's priority (0-100), over a JSON job's own"
+        )
     elif command == "jobs":
         parser.add_argument("--status", action="append", help="only jobs with this status (repeatable)")
         parser.add_argument("--search", help="only jobs whose name contains this")

@@ -131,3 +131,21 @@ def test_without_a_running_local_farm_the_default_server_is_8470(
     (tmp_path / "server" / "admin.token").write_text("tbl_local\n")
     args = client_cli.build_parser("jobs").parse_args([])
     assert client_cli.connection(args) == ("http://127.0.0.1:8470", "tbl_local")
+
+
+@pytest.mark.parametrize(("flags", "wanted"), [([], 50), (["--priority", "90"], 90)])
+def test_submit_priority_is_the_command_lines_over_a_json_jobs_own(
+    flags: list[str], wanted: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tablao submit job.json --priority 90` submitted the file's priority, saying nothing."""
+    sent: list[object] = []
+
+    async def submit_job(_self: object, body: dict[str, object]) -> object:
+        sent.append(body)
+        raise SystemExit("sent")  # nothing to answer with: what was sent is what counts
+
+    monkeypatch.setattr("services.protocol.server_client.ServerClient.submit_job", submit_job)
+    job = tmp_path / "j.json"
+    job.write_text('{"name": "a", "type": "exec", "settings": {"command": ["true"]}, "priority": 50}')
+    client_cli.main("submit", [str(job), "--server", "http://127.0.0.1:9", *flags])
+    assert [b["priority"] for b in sent] == [wanted]  # type: ignore[index]

@@ -25,7 +25,9 @@ Services:
 Clients (each takes --server URL --token-file F; default: the local all-in-one farm):
   submit FILE     submit a job described in a JSON file
   jobs            list jobs
-  job ID          show a job, its tasks and its log
+  job ID          show a job, its tasks and its log (--action pause|resume|cancel|requeue|requeue-failed)
+  task ID         show a task (--action requeue|cancel first)
+  workers         list the farm's workers: status, task, why idle, tags
   log TASK        a task's full log (--all: from the start; -f: follow it)
   job-types [NAME]  the job types, or one's settings and a job of it to start from
   demo            render the sample scene on the farm
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return _all_in_one(rest)
     if command in ("users", "tokens", "managers"):
         return _run("services.server.cli", "admin_main", command, rest)
-    if command in ("submit", "jobs", "job", "log", "job-types"):
+    if command in ("submit", "jobs", "job", "task", "log", "job-types", "workers"):
         return _run("services.client_cli", "main", command, rest)
     if command == "blender-addon":
         return _run("resources.addon_zip", "main", rest)

@@ -222,6 +222,34 @@ async def _job(client: ServerClient, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _workers(client: ServerClient, _args: argparse.Namespace) -> int:
+    workers = await client.list_workers()
+    print(f"{'worker':<24} {'status':<10} {'platform':<8} {'task':>10}  why / tags")
+    for w in workers:
+        task = w.current_task_id if w.current_task_id is not None else "-"
+        why = f"{w.unavailable}; " if w.unavailable else ""
+        asked = f" (asked: {w.status_requested})" if w.status_requested else ""
+        tags = shown(" ".join(w.tags))
+        print(f"{shown(w.name)[:24]:<24} {w.status + asked:<10} {w.platform:<8} {task:>10}  {why}{tags}")
+    print(f"{plural(len(workers), 'worker')}")
+    return 0
+
+
+async def _task(client: ServerClient, args: argparse.Namespace) -> int:
+    if args.action:
+        await client.task_action(args.id, args.action, args.reason)
+    t = await client.get_task(args.id)
+    print(f"Task {t.id}: {shown(t.name)} of job {t.job_id} ({shown(t.type)})")
+    worker = f" on {shown(t.worker_name)}" if t.worker_name else ""
+    print(f"  status {t.status}{worker}, attempt {t.attempt}, {plural(t.failure_count, 'failure')}")
+    if t.activity:
+        print(f"  activity: {shown(t.activity)}")
+    for line in t.log_tail[-10:]:
+        print(f"    {log_text(line).rstrip()}")
+    print(f"  its full log: tablao log {t.id}")
+    return 0
+
+
 async def _log(client: ServerClient, args: argparse.Namespace) -> int:
     """A task's full log, as the desktop app finds it (the Manager that ran it, else the Server's copy, else its
     last lines): the end, or all of it; with --follow, new lines while the task runs. Where it comes from goes to
@@ -280,6 +308,8 @@ COMMANDS: dict[str, Callable[[ServerClient, argparse.Namespace], Awaitable[int]]
     "jobs": _jobs,
     "job": _job,
     "log": _log,
+    "workers": _workers,
+    "task": _task,
     "job-types": job_types_cli.run,
 }
 
@@ -309,6 +339,10 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--action", choices=[a.value for a in JobAction], help="change the job first")
     elif command == "job-types":
         parser.add_argument("name", nargs="?", help="a job type: its settings and a job of it to start from")
+    elif command == "task":
+        parser.add_argument("id", type=int, help="the task's id (`tablao job ID` lists its tasks)")
+        parser.add_argument("--action", choices=["requeue", "cancel"], help="requeue or cancel the task first")
+        parser.add_argument("--reason", default="", help="why, for the job's log")
     elif command == "log":
         parser.add_argument("id", type=int, help="the task's id (`tablao job ID` lists its tasks)")
         parser.add_argument("--all", action="store_true", help="the whole log, not only its end")

@@ -201,6 +201,9 @@ class ServerClient(ServerTransport):
     async def job_log(self, job_id: int, limit: int = 1000) -> list[JobLogEntry]:
         return await self._models(JobLogEntry, "GET", f"/jobs/{job_id}/log", params={"limit": limit})
 
+    async def list_workers(self) -> list[Worker]:
+        return await self._models(Worker, "GET", "/workers")
+
     async def get_task(self, task_id: int) -> Task:
         return await self._model(Task, "GET", f"/tasks/{task_id}")
 

@@ -1,10 +1,12 @@
-"""What `tablao submit|jobs|job` say on a first run: the wrong service's address, a reader that goes away
-(`| head`), a job's counts, and the local farm started on another port, against real services."""
+"""What `tablao submit|jobs|job|workers|task` say on a first run: the wrong service's address, a reader that goes
+away (`| head`), a job's counts, the workers, a task requeued or canceled, and the local farm started on another
+port, against real services."""
 
 from __future__ import annotations
 
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.allinone import AllInOne
-from tests.support.manager import API, ManagerProcess, add_manager
+from tests.support.manager import API, ManagerProcess, ScriptedWorker, add_manager
 from tests.support.services import ROOT, ServerProcess, child_env, tablao_command
 
 
@@ -98,3 +100,36 @@ def test_the_local_farm_on_another_port_is_found_and_its_banner_command_runs(tmp
         assert (r.returncode, r.stdout, r.stderr) == (0, "no jobs\n", ""), line
     finally:
         farm.close()
+
+
+def test_workers_and_a_tasks_requeue_and_cancel_from_the_command_line(farm) -> None:
+    """A wrangler on a headless server needed curl for the workers and for one task's requeue or cancel."""
+    server, mgr, token = farm
+    worker = ScriptedWorker(mgr.url, "render-07").register(mgr.registration_secret)
+    try:
+        assert worker.sign_on(tags=("gpu",)).status_code == 200
+        for _ in range(100):  # the Manager reports its workers with its next batch
+            listed = httpx.get(f"{server.url}{API}/workers", headers=server.headers(), timeout=10).json()
+            if listed and listed[0]["tags"] == ["gpu"]:
+                break
+            time.sleep(0.1)
+        conn = ("--server", server.url, "--token-file", str(token))
+        r = client("workers", *conn)
+        assert r.returncode == 0, r.stderr
+        row = next(line for line in r.stdout.splitlines() if line.startswith("render-07"))
+        assert "linux" in row and "gpu" in row, r.stdout
+        assert r.stdout.splitlines()[-1] == "1 worker"
+
+        job = submit(server, "1-2")
+        detail = httpx.get(f"{server.url}{API}/jobs/{job}", headers=server.headers(), timeout=10).json()
+        task = detail["tasks"][0]["id"]
+        r = client("task", str(task), "--action", "cancel", "--reason", "wrong camera", *conn)
+        assert r.returncode == 0, r.stderr
+        assert f"Task {task}: " in r.stdout and "status canceled" in r.stdout, r.stdout
+        r = client("task", str(task), "--action", "requeue", *conn)
+        # queued again, and the Manager may have claimed it for its worker already
+        assert r.returncode == 0 and ("status queued" in r.stdout or "status assigned" in r.stdout), r.stdout
+        r = client("task", str(task), "--action", "pause", *conn)
+        assert r.returncode == 2 and "invalid choice" in r.stderr
+    finally:
+        worker.close()

@@ -379,6 +379,21 @@ async def _check_is_a_server(url: str, detail: str, ca_bundle: str | None) -> No
     )
 
 
+def _refusal(exc: ApiError) -> str:
+    """The Server's refusal in a line: the field it names (a job's `settings.output_path`), and for a token it
+    refuses, how to get one."""
+    detail = shown(exc.detail, MAX_SHOWN)
+    fields = [e.field for e in exc.errors if e.field]
+    if exc.status_code == 422 and len(fields) == 1 and not exc.detail.startswith(fields[0]):
+        detail = f"{shown(fields[0], 200)}: {detail}"
+    if exc.status_code == 401:
+        detail += (
+            "; an admin makes a token with `tablao tokens create USER` on the Server's machine, given here with "
+            "--token-file or TABLAO_TOKEN"
+        )
+    return detail
+
+
 def run_reporting_errors(
     command: str, run: Callable[[], Awaitable[int]], *, given: str | None = None, local: bool = False
 ) -> int:
@@ -393,7 +408,7 @@ def run_reporting_errors(
     except BadAnswer as exc:
         print(f"tablao {command}: {shown(exc.detail, MAX_SHOWN)}", file=sys.stderr)
     except ApiError as exc:
-        print(f"tablao {command}: {shown(exc.detail, MAX_SHOWN)} (HTTP {exc.status_code})", file=sys.stderr)
+        print(f"tablao {command}: {_refusal(exc)} (HTTP {exc.status_code})", file=sys.stderr)
     except AnswerTimeout as exc:
         print(f"tablao {command}: {exc} (TABLAO_CLIENT_DEADLINE sets the seconds)", file=sys.stderr)
     except httpx.HTTPError as exc:

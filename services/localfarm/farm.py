@@ -41,7 +41,11 @@ class FarmRunning(RuntimeError):
     def __init__(self, data_dir: Path, record: FarmRecord | None) -> None:
         sup = record.supervisor if record else None
         where = f" (supervisor pid {sup.pid}, Server {record.server_url})" if sup and record else ""
-        super().__init__(f"a farm is already running on {data_dir}{where}; not starting another")
+        super().__init__(
+            f"a farm is already running on {data_dir}{where}; not starting another: use that one, stop it where it "
+            "runs (Ctrl-C), or run a second farm on another folder and port (--data-dir or TABLAO_DATA_DIR, "
+            "and --port; `make run` takes PORT=N)"
+        )
         self.record = record
 
 

@@ -132,6 +132,7 @@ def test_client_errors(cli_server: ServerProcess, tmp_path: Path) -> None:
     token.write_text("tbl_wrong")
     r = tablao("jobs", "--server", cli_server.url, "--token-file", str(token))
     assert r.returncode == 1 and "not valid" in r.stderr and "HTTP 401" in r.stderr
+    assert "`tablao tokens create USER`" in r.stderr  # how to get one that is
     r = tablao("jobs", "--server", f"http://127.0.0.1:{free_port()}", "--token-file", str(token))
     assert r.returncode == 1 and "cannot reach the Server" in r.stderr
 

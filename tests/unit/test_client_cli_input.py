@@ -149,3 +149,18 @@ def test_submit_priority_is_the_command_lines_over_a_json_jobs_own(
     job.write_text('{"name": "a", "type": "exec", "settings": {"command": ["true"]}, "priority": 50}')
     client_cli.main("submit", [str(job), "--server", "http://127.0.0.1:9", *flags])
     assert [b["priority"] for b in sent] == [wanted]  # type: ignore[index]
+
+
+def test_a_refusal_names_its_field_and_a_bad_token_how_to_get_one() -> None:
+    from services.protocol.common import FieldError
+    from services.protocol.server_answers import ApiError
+
+    roots = ApiError(
+        422, "'/tmp/x' is outside the farm's output roots (/r)", [FieldError(field="settings.output_path", message="…")]
+    )
+    assert client_cli._refusal(roots) == "settings.output_path: '/tmp/x' is outside the farm's output roots (/r)"
+    named = ApiError(
+        422, "settings.frames: range 5-1 ends before it starts", [FieldError(field="settings.frames", message="…")]
+    )
+    assert client_cli._refusal(named) == "settings.frames: range 5-1 ends before it starts"  # not twice
+    assert "`tablao tokens create USER`" in client_cli._refusal(ApiError(401, "the API token is not valid"))

@@ -187,6 +187,9 @@ def _banner(farm: LocalFarm, data_dir: Path) -> None:
         f"Submit with: {typed_tablao()} submit JOB.json --server {farm.server_url} "
         f"--token-file {farm.admin_token_file}\n"
         f"Job types and their settings: {typed_tablao()} job-types [NAME]; the API: {farm.server_url}/api/v1/docs\n"
+        f"Add a user with: {typed_tablao()} users add NAME --role artist --data-dir {shlex.quote(str(data_dir))}\n"
+        f"  then `tokens create NAME` for their API token, `users password NAME` to log in from the desktop app "
+        f"(the admin too: `users password admin`)\n"
         f"Press Ctrl-C to stop.",
         flush=True,
     )

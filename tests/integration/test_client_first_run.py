@@ -98,6 +98,13 @@ def test_the_local_farm_on_another_port_is_found_and_its_banner_command_runs(tmp
         assert argv[1:3] == ["submit", "JOB.json"], line
         r = client("--argv", *argv[:1], "jobs", *argv[3:], cwd=tmp_path)
         assert (r.returncode, r.stdout, r.stderr) == (0, "no jobs\n", ""), line
+        # and its user command too, on the running farm's database
+        line = next(ln for ln in farm.log().splitlines() if ln.startswith("Add a user with: "))
+        argv = [a.replace("NAME", "ana") for a in shlex.split(line.removeprefix("Add a user with: "))]
+        r = client("--argv", *argv, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        r = client("--argv", argv[0], "users", "list", *argv[-2:], cwd=tmp_path)
+        assert r.returncode == 0 and "ana" in r.stdout and "artist" in r.stdout, r.stdout + r.stderr
     finally:
         farm.close()
 

@@ -76,6 +76,7 @@ def build(frames: int, width: int, height: int, samples: int) -> None:
 def main() -> None:
     args = parse(sys.argv)
     build(args.frames, args.size[0], args.size[1], args.samples)
+    bpy.context.preferences.filepaths.save_version = 0  # made again over the old one: no sample.blend1 beside it
     bpy.ops.wm.save_as_mainfile(filepath=args.output, compress=False)
     print(f"Tablao: saved sample scene {args.output} ({args.frames} frames, {args.size[0]}x{args.size[1]})")
 

@@ -181,3 +181,11 @@ async def test_sample_chunks_merge_in_linear_light_to_what_a_full_render_gives(t
     # 8-bit PNGs after Filmic, as before, gave 0.47, and writing with Image.save_render instead of the render
     # pipeline half a level darker still
     assert error <= 1.3 * noise, f"merged differs from a full render by {error:.2f}, noise alone {noise:.2f}"
+
+
+def test_the_sample_scene_made_again_leaves_no_backup_beside_it(tmp_path: Path) -> None:
+    """Blender keeps the file it saves over as `.blend1`: the demo's folder had a stray sample.blend1."""
+    path = tmp_path / "sample.blend"
+    for _ in range(2):
+        make_sample_scene(path, frames=1, size=(16, 9), samples=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample.blend"]

@@ -34,5 +34,5 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"tablao blender-addon: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(f"Wrote {out}: install it in Blender (Edit > Preferences > Add-ons > Install...) and enable 'Tablao'.")
+    print(f"Wrote {out}: install it in Blender (Edit > Preferences > Add-ons > Install...) and tick 'Render: Tablao'.")
     return 0

@@ -95,7 +95,8 @@ class TaskRun:
         Cancelling the caller (SIGTERM) stops the command, writes `queued` and re-raises.
         """
         task = self.task
-        self.reporter.log(f"task {task.name} (hand-out {task.handout}) started on worker {self.worker_name}")
+        handout = f"hand-out no. {task.handout}"  # the Manager's count of hand-outs, not the task's id
+        self.reporter.log(f"task {task.id} ({task.name}, {handout}) started on worker {self.worker_name}")
         self._commands = asyncio.create_task(self._run_commands())
         # `active` is written (and the next task asked for) once the first command's program has started,
         # before any of its output is read: the buffer keeps its order, the start does not wait for a SQLite

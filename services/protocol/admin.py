@@ -63,7 +63,10 @@ def check_webhook_url(url: str) -> str:
 
 
 # what the document says of the URL (the check below says more: a host httpx takes, a port in range)
-_URL_PATTERN = r"^https?://[^\x00-\x20\x7f/?#@]+([/?#][^\x00-\x20\x7f]*)?$"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = r"(?::(?:[1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5]))?"
+# an ASCII host (a name IDNA would take is allowed too, but the document cannot say which those are)
+_URL_PATTERN = rf"^https?://(?:\[[0-9A-Fa-f:.]+\]|{_LABEL}(?:\.{_LABEL})*){_PORT}(?:[/?#][^\x00-\x20\x7f]*)?$"
 WebhookUrl = Annotated[
     str,
     Field(min_length=1, max_length=URL_MAX_CHARS, json_schema_extra={"pattern": _URL_PATTERN}),

@@ -12,14 +12,27 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 T = TypeVar("T")
 
+
+def _whole(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WHOLE = BeforeValidator(_whole)
+"""On an int of a wire model (strict): JSON Schema counts 14.0 as an integer, and a client's float arithmetic may
+send one; a float with nothing after the point is read as its int, any other still refused (as are "14" and
+true)."""
+Int = Annotated[int, WHOLE]
+
 ID_MAX = 2**63 - 1  # the largest id a database integer key holds; larger ones are refused with 422, not a 500
-Id = Annotated[int, Ge(0), Le(ID_MAX)]
+Id = Annotated[int, Ge(0), Le(ID_MAX), WHOLE]
 """A database id in a path, query or body: range-checked so no id reaches a query it would overflow."""
 INT_MAX = 2**31 - 1  # the largest value of a 32-bit database integer (PostgreSQL's `integer`)
-SmallId = Annotated[int, Ge(0), Le(INT_MAX)]
+SmallId = Annotated[int, Ge(0), Le(INT_MAX), WHOLE]
 """The id of a user, token, Manager or webhook: 32-bit keys, so a larger one is a 422, not PostgreSQL's
 "integer out of range" as a 500."""
-Count = Annotated[int, Ge(0), Le(INT_MAX)]
+Count = Annotated[int, Ge(0), Le(INT_MAX), WHOLE]
 """A count a client reports that the Server keeps in a 32-bit column (steps, failures, request numbers)."""
 
 # Every string and list a client sends is bounded, so the body limit is not the only thing between a
@@ -75,23 +88,24 @@ JSON_TEXT = Strict(False)
 """On a field of a wire model (strict: `"5"` is no number, `0` no boolean): what JSON can only carry as text, an
 enum's value or a time, is read from its text."""
 
-ReportedTime = Annotated[datetime, JSON_TEXT, AfterValidator(_in_utc)]
-"""A time a worker or a Manager reports (when a task started or ended, when a worker was seen), made UTC on
-arrival: one whose offset takes it out of datetime's range is a 422 naming it, not a 500 where it is stored
-or compared, which would also stop every later batch behind it."""
 
-
-def _not_a_number(value: object) -> object:
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        raise ValueError("a time is written as in ISO 8601 (2026-12-05T10:00:00Z), not as a number")
-    return value
+def _time_text(value: object) -> object:
+    """A time on the wire is text in ISO 8601: pydantic would read a number (`0.5`, `1733400000`, or either as a
+    string) as seconds since 1970, which the document (a date-time) does not offer and nobody means."""
+    if isinstance(value, datetime) or (isinstance(value, str) and not _NUMBER.fullmatch(value.strip())):
+        return value
+    raise ValueError("a time is written as in ISO 8601 (2026-12-05T10:00:00Z), not as a number")
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
-QueryTime = Annotated[datetime, BeforeValidator(_not_a_number)]
-"""A time in a query string: pydantic would read `0.5` or `1733400000` as seconds since 1970, which the
-document (a date-time) does not offer and nobody means."""
+ReportedTime = Annotated[datetime, JSON_TEXT, AfterValidator(_in_utc), BeforeValidator(_time_text)]
+"""A time a worker or a Manager reports (when a task started or ended, when a worker was seen), made UTC on
+arrival: one whose offset takes it out of datetime's range is a 422 naming it, not a 500 where it is stored
+or compared, which would also stop every later batch behind it."""
+
+QueryTime = Annotated[datetime, BeforeValidator(_time_text)]
+"""A time in a query string (`since`), as on the wire."""
 
 
 def utcnow() -> datetime:

@@ -85,7 +85,11 @@ class CredentialsFirst:
             return
         close = {"connection": "close"}  # the body, if any, is left unread
         matches = {route.matches(scope)[0] for route in self.service.routes}
-        if Match.FULL in matches:
+        documented = self.service.openapi().get("paths", {}).get(scope["path"])
+        if documented is not None and scope["method"].lower() not in documented:
+            # the route that takes it only refuses the method (`DELETE /jobs/bulk`): its 405, as with credentials
+            answer = method_not_allowed(scope, self.service, close)
+        elif Match.FULL in matches:
             answer = error_json(refusal.status, refusal.message, refusal.field, {**close, **refusal.headers})
         elif Match.PARTIAL in matches:
             answer = method_not_allowed(scope, self.service, close)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from services.protocol.common import Id, ResponseModel, WireModel, WorkerKey
+from services.protocol.common import Id, Int, ResponseModel, WireModel, WorkerKey
 
 WorkerId = Annotated[WorkerKey, StringConstraints(min_length=1)]
 TaskType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -23,8 +23,8 @@ class BlocklistReport(WireModel):
     worker_id: WorkerId
     task_type: TaskType
     worker_name: WorkerKey = ""
-    failures: int = Field(ge=0, le=1_000_000)
-    threshold: int = Field(ge=1, le=1_000_000)  # the Manager's blocklist threshold: at it, the worker is blocked
+    failures: Int = Field(ge=0, le=1_000_000)
+    threshold: Int = Field(ge=1, le=1_000_000)  # the Manager's blocklist threshold: at it, the worker is blocked
 
 
 class BlocklistKey(WireModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
-from services.protocol.common import JSON_TEXT, ReportedTime, ResponseModel, WireModel
+from services.protocol.common import JSON_TEXT, Int, ReportedTime, ResponseModel, WireModel
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.states import ManagerStatus, Role, Unavailability, WorkerStatus, WorkerStatusRequest
 
@@ -58,7 +58,7 @@ class SleepSchedule(WireModel):
 
     active: bool = False
     # bounds in the document; the check below says what the days are
-    days: list[Annotated[int, Field(json_schema_extra={"minimum": 0, "maximum": 6})]] = Field(
+    days: list[Annotated[Int, Field(json_schema_extra={"minimum": 0, "maximum": 6})]] = Field(
         default_factory=lambda: [0, 1, 2, 3, 4], max_length=7
     )
     start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from services.protocol.common import JSON_TEXT, Id, ResponseModel, SmallId, WireModel, bounded_json
+from services.protocol.common import JSON_TEXT, Id, Int, ResponseModel, SmallId, WireModel, bounded_json
 from services.protocol.states import JobStatus, TaskStatus
 from services.protocol.workers import Tag
 
@@ -32,11 +32,11 @@ class JobSubmission(WireModel):
     name: str = Field(min_length=1, max_length=NAME_MAX)
     type: str = Field(min_length=1, max_length=100)
     settings: Annotated[dict[str, Any], bounded_json(SETTINGS_MAX_BYTES)] = Field(default_factory=dict)
-    priority: int = Field(default=50, ge=0, le=100)
+    priority: Int = Field(default=50, ge=0, le=100)
     tags: list[Tag] = Field(default_factory=list, max_length=20)  # only workers with all of them run it
     manager_id: SmallId | None = None
     depends_on: list[Id] = Field(default_factory=list, max_length=100)
-    max_task_failures: int = Field(default=3, ge=1, le=100)
+    max_task_failures: Int = Field(default=3, ge=1, le=100)
     on_task_failure: Annotated[OnTaskFailure, JSON_TEXT] = OnTaskFailure.FAIL_JOB
     start_paused: bool = False
 
@@ -137,7 +137,7 @@ class JobActionRequest(WireModel):
 
 
 class PriorityRequest(WireModel):
-    priority: int = Field(ge=0, le=100)
+    priority: Int = Field(ge=0, le=100)
 
 
 class BulkJobRequest(WireModel):
@@ -145,7 +145,7 @@ class BulkJobRequest(WireModel):
 
     ids: list[Id] = Field(min_length=1, max_length=10_000)
     action: Annotated[JobAction | None, JSON_TEXT] = None
-    priority: int | None = Field(default=None, ge=0, le=100)
+    priority: Int | None = Field(default=None, ge=0, le=100)
     delete: bool = False
     reason: str = Field(default="", max_length=500)
 

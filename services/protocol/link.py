@@ -12,6 +12,7 @@ from services.protocol.common import (
     JSON_TEXT,
     Count,
     Id,
+    Int,
     LongText,
     PlatformText,
     ReportedTime,
@@ -36,7 +37,7 @@ HELD_TASK_IDS_MAX = 100_000  # task ids one batch may renew the leases of
 
 
 class ClaimRequest(WireModel):
-    capacity: int = Field(ge=0, le=10_000)
+    capacity: Int = Field(ge=0, le=10_000)
     task_types: list[ShortText] = Field(default_factory=list, max_length=1000)
     # tags offered by the Manager's workers; a job with tags goes only where all of them are offered
     tags: list[ShortText] = Field(default_factory=list, max_length=1000)
@@ -120,7 +121,7 @@ class WorkerReport(WireModel):
 class UpdateBatch(WireModel):
     """Sent in order; `seq` grows by one per batch, so the Server applies each batch exactly once."""
 
-    seq: int = Field(ge=1, le=ID_MAX)
+    seq: Int = Field(ge=1, le=ID_MAX)
     task_updates: list[TaskUpdate] = Field(default_factory=list, max_length=10_000)
     workers: list[WorkerReport] = Field(default_factory=list, max_length=10_000)
     # tasks the Manager still holds: their leases are renewed

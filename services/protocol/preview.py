@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
-from services.protocol.common import Id, PathText, ReportedTime, ResponseModel, WireModel
+from services.protocol.common import Id, Int, PathText, ReportedTime, ResponseModel, WireModel
 
 PREVIEW_MAX_PIXELS = 512  # the longer side of a thumbnail
 PREVIEW_MAX_BYTES = 256 * 1024  # the encoded image; the Worker lowers the quality until it fits
@@ -46,7 +46,15 @@ ImageBytes = Annotated[
     bytes,
     BeforeValidator(_decode),
     PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "contentEncoding": "base64", "minLength": 4, "maxLength": _B64_MAX_CHARS}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "contentEncoding": "base64",
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
+            "minLength": 4,
+            "maxLength": _B64_MAX_CHARS,
+        }
+    ),
 ]
 """An encoded image: bytes in Python, base64 in JSON, at most PREVIEW_MAX_BYTES."""
 
@@ -55,12 +63,12 @@ class Preview(WireModel):
     """A thumbnail of one saved frame, and where the full-size frame is (as the Worker saw the path)."""
 
     content_type: Literal["image/jpeg", "image/webp"]
-    width: int = Field(ge=1, le=PREVIEW_MAX_PIXELS)
-    height: int = Field(ge=1, le=PREVIEW_MAX_PIXELS)
+    width: Int = Field(ge=1, le=PREVIEW_MAX_PIXELS)
+    height: Int = Field(ge=1, le=PREVIEW_MAX_PIXELS)
     data: ImageBytes
     frame_path: PathText
-    frame_width: int | None = Field(default=None, ge=1, le=1_000_000)  # the full frame's size
-    frame_height: int | None = Field(default=None, ge=1, le=1_000_000)
+    frame_width: Int | None = Field(default=None, ge=1, le=1_000_000)  # the full frame's size
+    frame_height: Int | None = Field(default=None, ge=1, le=1_000_000)
 
 
 class PreviewReport(WireModel):

@@ -11,6 +11,7 @@ from services.protocol.common import (
     JSON_TEXT,
     Count,
     Id,
+    Int,
     PathText,
     ReportedTime,
     ResponseModel,
@@ -91,7 +92,7 @@ class SignOnAnswer(StatusAnswer):
 class WorkerTaskUpdate(WireModel):
     """One update of a running task. `seq` is per worker, across tasks; the Manager ignores repeats."""
 
-    seq: int = Field(ge=1, le=ID_MAX)
+    seq: Int = Field(ge=1, le=ID_MAX)
     handout: Id  # the Manager's hand-out number of this run of the task (AssignedTask.handout)
     status: Annotated[TaskStatus | None, JSON_TEXT] = None  # active, completed, failed, or queued (given back)
     time: ReportedTime | None = None  # with a status: when it happened, by the worker's clock

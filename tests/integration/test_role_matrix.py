@@ -221,6 +221,9 @@ SERVER: dict[str, tuple[Call, dict[str, int]]] = {
     "GET /api/v1/jobs": (fixed("/jobs"), users(200)),
     # per-job refusals of bulk changes are reported per item: the request itself succeeds
     "POST /api/v1/jobs/bulk": (_bulk, users(200)),
+    # only to refuse the method for all (not a 422 for the job id "bulk"), before any credentials are looked at
+    "GET /api/v1/jobs/bulk": (fixed("/jobs/bulk"), dict.fromkeys(WHO, 405)),
+    "DELETE /api/v1/jobs/bulk": (fixed("/jobs/bulk"), dict.fromkeys(WHO, 405)),
     "GET /api/v1/jobs/{job_id}": (on_job("/jobs/{id}"), users(200)),
     "DELETE /api/v1/jobs/{job_id}": (on_job("/jobs/{id}", canceled=True), users(204, other=403)),
     "POST /api/v1/jobs/{job_id}/status": (on_job("/jobs/{id}/status", {"action": "pause"}), users(200, other=403)),

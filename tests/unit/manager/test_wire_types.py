@@ -13,6 +13,7 @@ from services.manager import app as manager_app
 from services.manager.config import ManagerConfig
 
 API = "/api/v1/worker"
+USE = {"time": "2026-12-05T10:00:00Z", "cpu_percent": 1.0, "memory_percent": 1.0, "memory_used_mb": 1}
 
 
 @pytest.mark.parametrize(
@@ -22,6 +23,10 @@ API = "/api/v1/worker"
         ("/task", {"wait_seconds": "1"}, "wait_seconds"),
         ("/sign-on", {"name": "w1", "platform": "linux", "task_types": ["exec"], "can_restart": 0}, "can_restart"),
         ("/heartbeat", {"status": "awake", "current_task_id": "3"}, "current_task_id"),
+        ("/heartbeat", {"status": "awake", "current_task_id": 3.5}, "current_task_id"),
+        # a time is ISO 8601 text: pydantic read a number as seconds since 1970
+        ("/heartbeat", {"status": "awake", "utilisation": {**USE, "time": 0}}, "utilisation.time"),
+        ("/heartbeat", {"status": "awake", "utilisation": {**USE, "time": "1733400000"}}, "utilisation.time"),
     ],
 )
 async def test_a_value_of_another_json_type_is_a_422_naming_its_field(

@@ -41,8 +41,11 @@ async def test_a_write_without_credentials_to_a_method_the_path_does_not_take_na
     """Answered before the body is read (credentials_first.py), it had no `Allow` at all."""
     async with admin_client(ServerConfig(data_dir=tmp_path)) as client:
         r = await client.patch("/api/v1/jobs", headers={"Authorization": ""})
-    assert r.status_code == 405, r.text
-    assert r.headers["Allow"] == "GET, POST"
+        assert r.status_code == 405, r.text
+        assert r.headers["Allow"] == "GET, POST"
+        r = await client.delete("/api/v1/jobs/bulk", headers={"Authorization": ""})  # a route refuses it: no 401
+        assert r.status_code == 405, r.text
+        assert r.headers["Allow"] == "POST"
 
 
 async def test_the_document_gives_64_bit_bounds_exactly(tmp_path: Path) -> None:

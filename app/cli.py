@@ -42,7 +42,10 @@ Administration (on the Server's machine; --data-dir: the Server's or a local far
   users add NAME --role admin|wrangler|artist
   users list
   users password NAME   set a user's password (asked for twice; or --password P)
+  users disable|enable NAME   refuse a user's logins and tokens, or let them in again
   tokens create USER
+  tokens list [USER]    ids, names, last use and expiry (never the secrets)
+  tokens revoke ID
   managers add NAME
   managers list
 """

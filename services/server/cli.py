@@ -14,6 +14,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ValidationError
 
@@ -25,6 +26,9 @@ from services.protocol.secret_files import write_secret
 from services.protocol.states import Role
 from services.server.config import ServerConfig, load_variables
 from services.server.policy import FarmPolicy, PolicyError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 FULL_BELOW = 1024 * 1024  # bytes free under which SQLite's "disk I/O error" is put down to a full disk
 ALEMBIC_TABLE = "alembic_version"  # every database a Server has started on has this table
@@ -167,7 +171,7 @@ def _admin_input_problem(kind: str, args: argparse.Namespace) -> str | None:
         model, fields = UserUpdate, {"password": args.password}
     elif kind == "managers" and args.verb == "add":
         model, fields = ManagerCreate, {"name": args.name}
-    elif kind == "tokens":
+    elif kind == "tokens" and args.verb == "create":
         model, fields = TokenCreate, {"user": args.user, "name": args.name}
     if model is None:
         return None
@@ -227,10 +231,31 @@ def server_database_dir(data_dir: Path, named: str) -> Path:
     )
 
 
+LOCAL_ACTOR = "(the Server's machine)"  # who changes users here: no user's name (their pattern has no brackets)
+
+
+def _print_tokens(session: Session, user: str | None) -> None:
+    from sqlalchemy import select
+
+    from services.server.db.tables import ApiTokenRow, UserRow
+    from services.server.store import auth
+    from services.server.store.errors import StoreError
+
+    query = select(ApiTokenRow, UserRow.name).join(UserRow, UserRow.id == ApiTokenRow.user_id).order_by(ApiTokenRow.id)
+    if user is not None:
+        if (found := auth.user_by_name(session, user)) is None:
+            raise StoreError(f"no user named {user!r}")
+        query = query.where(ApiTokenRow.user_id == found.id)
+    print("id\tuser\tname\tcreated\tlast used\texpires")
+    for token, name in session.execute(query):
+        when = [f"{t:%Y-%m-%d %H:%M}" if t else "-" for t in (token.created, token.last_used, token.expires)]
+        print("\t".join([str(token.id), name, token.name or "-", *when]))
+
+
 def admin_main(kind: str, argv: list[str]) -> int:
     """Local admin commands, run on the Server's machine against its database."""
     parser = argparse.ArgumentParser(prog=f"tablao {kind}")
-    verbs = {"users": "add|list|password", "tokens": "create", "managers": "add|list"}[kind]
+    verbs = {"users": "add|list|password|disable|enable", "tokens": "create|list|revoke", "managers": "add|list"}[kind]
     sub = parser.add_subparsers(dest="verb", required=True, metavar=verbs)  # named in "arguments are required"
     if kind == "users":
         p = sub.add_parser("add", help="add a user")
@@ -244,10 +269,19 @@ def admin_main(kind: str, argv: list[str]) -> int:
             "--password",
             help="the new password (8 characters or more); without it, asked for twice, or read from standard input",
         )
+        for verb, what in (
+            ("disable", "refuse a user's logins and tokens"),
+            ("enable", "let a disabled user in again"),
+        ):
+            sub.add_parser(verb, help=what).add_argument("name")
     elif kind == "tokens":
         p = sub.add_parser("create", help="create an API token for a user and print it")
         p.add_argument("user")
         p.add_argument("--name", default="")
+        p = sub.add_parser("list", help="list API tokens (never their secrets): id, user, name, last used, expiry")
+        p.add_argument("user", nargs="?", help="only this user's")
+        p = sub.add_parser("revoke", help="revoke an API token by its id (from `tokens list`)")
+        p.add_argument("id", type=int)
     elif kind == "managers":
         p = sub.add_parser("add", help="register a Manager and print its token (shown once)")
         p.add_argument("name")
@@ -336,19 +370,32 @@ def admin_main(kind: str, argv: list[str]) -> int:
                 # the actor matters only to a change of role (no admin demotes themselves): a password is not one
                 change_user(session, found.id, UserUpdate(password=args.password), actor=auth.ADMIN_NAME)
                 print(f"password of user {found.name} set: log in with it from the desktop app")
+            elif kind == "users" and args.verb in ("disable", "enable"):
+                from services.server.store.admin import change_user
+
+                found = auth.user_by_name(session, args.name)
+                if found is None:
+                    raise StoreError(f"no user named {args.name!r}")
+                change_user(session, found.id, UserUpdate(disabled=args.verb == "disable"), actor=LOCAL_ACTOR)
+                print(f"user {found.name} {args.verb}d")
             elif kind == "users":
                 from sqlalchemy import select
 
                 from services.server.db.tables import UserRow
 
                 for u in session.scalars(select(UserRow).order_by(UserRow.name)):
-                    print(f"{u.name}\t{u.role}")
-            elif kind == "tokens":
+                    print(f"{u.name}\t{u.role}" + ("\tdisabled" if u.disabled else ""))
+            elif kind == "tokens" and args.verb == "create":
                 found = auth.user_by_name(session, args.user)
                 if found is None:
                     raise StoreError(f"no user named {args.user!r}")
                 _, token = auth.create_token(session, found, args.name)
                 print(token)
+            elif kind == "tokens" and args.verb == "revoke":
+                auth.revoke_token(session, args.id)
+                print(f"token {args.id} revoked (a Server running on this database refuses it within seconds)")
+            elif kind == "tokens":
+                _print_tokens(session, args.user)
             elif kind == "managers" and args.verb == "add":
                 row, token = farm.create_manager(session, args.name)
                 if args.token_file:

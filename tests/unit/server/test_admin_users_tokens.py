@@ -1,0 +1,48 @@
+"""On the Server's machine, an admin disables and enables users and lists and revokes API tokens from the command
+line (a headless farm's admin needed the API and curl for both, and had no way to stop a user added by mistake)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.server.cli import admin_main
+from tests.support.server_db import server_database
+
+
+def _run(capsys: pytest.CaptureFixture[str], kind: str, *argv: str, data: Path) -> tuple[int, str, str]:
+    code = admin_main(kind, [*argv, "--data-dir", str(data)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_users_disabled_enabled_and_tokens_listed_and_revoked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server_database(tmp_path)
+    assert _run(capsys, "users", "add", "root", "--role", "admin", data=tmp_path)[0] == 0
+    assert _run(capsys, "users", "add", "bob", "--role", "admin", data=tmp_path)[0] == 0
+    code, token, _ = _run(capsys, "tokens", "create", "bob", "--name", "laptop", data=tmp_path)
+    assert code == 0 and token.strip()
+
+    code, out, _ = _run(capsys, "tokens", "list", "bob", data=tmp_path)
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split("\t")[:3] == ["id", "user", "name"]
+    token_id, user, name, *_ = row.split("\t")
+    assert (user, name) == ("bob", "laptop") and token.strip() not in out  # never the secret
+
+    assert _run(capsys, "users", "disable", "bob", data=tmp_path)[:2] == (0, "user bob disabled\n")
+    assert "bob\tadmin\tdisabled" in _run(capsys, "users", "list", data=tmp_path)[1]
+    code, _, err = _run(capsys, "users", "disable", "root", data=tmp_path)  # the last enabled admin
+    assert code == 1 and "last enabled admin" in err
+    assert _run(capsys, "users", "enable", "bob", data=tmp_path)[0] == 0
+    assert "bob\tadmin\n" in _run(capsys, "users", "list", data=tmp_path)[1]
+
+    assert _run(capsys, "tokens", "revoke", token_id, data=tmp_path)[0] == 0
+    assert _run(capsys, "tokens", "list", "bob", data=tmp_path)[1].count("\n") == 1  # the header alone
+    code, _, err = _run(capsys, "tokens", "revoke", token_id, data=tmp_path)
+    assert code == 1 and f"no token with id {token_id}" in err
+    code, _, err = _run(capsys, "users", "disable", "nobody", data=tmp_path)
+    assert code == 1 and "no user named 'nobody'" in err

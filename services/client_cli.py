@@ -161,6 +161,9 @@ def print_job(job: JobDetail) -> None:
     )
     if job.activity:
         print(f"  activity: {shown(job.activity)}")
+    for key, value in job.settings.items():  # where its frames or video go ({render_root}: the Manager's)
+        if key.startswith("output") and isinstance(value, str):
+            print(f"  {shown(key)}: {shown(value)}")
     print("  tasks:")
     for t in job.tasks:
         extra = f"  ({shown(t.activity)})" if t.activity else ""

@@ -232,3 +232,14 @@ def test_control_characters_in_a_job_are_escaped(
     assert "\x1b" not in out and "\x07" not in out and "second line" not in out.replace("\\nsecond line", "")
     # the name, the activity, the task's name, worker and activity, the log entry's user and message
     assert out.count("\\x1b]0;pwned") == 7
+
+
+def test_a_job_shows_where_its_output_goes(capsys: pytest.CaptureFixture[str]) -> None:
+    """A newcomer looked for where `tablao job N` said the frames go: its output settings, as submitted."""
+    from services.protocol.jobs import JobDetail
+
+    settings = {"blendfile": "/p/a.blend", "output_path": "{render_root}/sh010/frame_####", "chunk_size": 2}
+    detail = {**JOB, "settings": settings, "tasks": [], "tasks_next_cursor": None, "log": []}
+    client_cli.print_job(JobDetail.model_validate(detail))
+    out = capsys.readouterr().out
+    assert "  output_path: {render_root}/sh010/frame_####\n" in out and "blendfile" not in out

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from services.localfarm.layout import DATA_DIR_ENV, FarmLayout
 from services.protocol import cli_args, process_guard, tls
 from services.protocol.admin import UserUpdate
+from services.protocol.common import INT_MAX
 from services.protocol.farm import NAME_PATTERN, ManagerCreate, TokenCreate, UserCreate
 from services.protocol.secret_files import write_secret
 from services.protocol.states import Role
@@ -173,6 +174,8 @@ def _admin_input_problem(kind: str, args: argparse.Namespace) -> str | None:
         model, fields = ManagerCreate, {"name": args.name}
     elif kind == "tokens" and args.verb == "create":
         model, fields = TokenCreate, {"user": args.user, "name": args.name}
+    elif kind == "tokens" and args.verb == "revoke" and not 0 <= args.id <= INT_MAX:
+        return f"id: no token has the id {args.id}"
     if model is None:
         return None
     try:
@@ -249,7 +252,8 @@ def _print_tokens(session: Session, user: str | None) -> None:
     print("id\tuser\tname\tcreated\tlast used\texpires")
     for token, name in session.execute(query):
         when = [f"{t:%Y-%m-%d %H:%M}" if t else "-" for t in (token.created, token.last_used, token.expires)]
-        print("\t".join([str(token.id), name, token.name or "-", *when]))
+        label = "".join(c if c.isprintable() else repr(c)[1:-1] for c in token.name)  # anyone's own words
+        print("\t".join([str(token.id), name, label or "-", *when]))
 
 
 def admin_main(kind: str, argv: list[str]) -> int:

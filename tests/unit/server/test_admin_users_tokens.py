@@ -46,3 +46,15 @@ def test_users_disabled_enabled_and_tokens_listed_and_revoked(
     assert code == 1 and f"no token with id {token_id}" in err
     code, _, err = _run(capsys, "users", "disable", "nobody", data=tmp_path)
     assert code == 1 and "no user named 'nobody'" in err
+    code, _, err = _run(capsys, "tokens", "revoke", str(2**40), data=tmp_path)  # past the 32-bit ids
+    assert code == 2 and f"no token has the id {2**40}" in err
+
+
+def test_a_tokens_name_is_listed_without_its_control_characters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server_database(tmp_path)
+    assert _run(capsys, "users", "add", "ana", "--role", "artist", data=tmp_path)[0] == 0
+    assert _run(capsys, "tokens", "create", "ana", "--name", "\x1b]0;pwned\x07", data=tmp_path)[0] == 0
+    out = _run(capsys, "tokens", "list", data=tmp_path)[1]
+    assert "\x1b" not in out and "\\x1b]0;pwned\\x07" in out

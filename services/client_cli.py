@@ -233,7 +233,7 @@ async def _workers(client: ServerClient, _args: argparse.Namespace) -> int:
         why = f"{w.unavailable}; " if w.unavailable else ""
         asked = f" (asked: {w.status_requested})" if w.status_requested else ""
         tags = shown(" ".join(w.tags))
-        print(f"{shown(w.name)[:24]:<24} {w.status + asked:<10} {w.platform:<8} {task:>10}  {why}{tags}")
+        print(f"{shown(w.name)[:24]:<24} {w.status + asked:<10} {shown(w.platform):<8} {task:>10}  {why}{tags}")
     print(f"{plural(len(workers), 'worker')}")
     return 0
 

@@ -17,14 +17,20 @@ def _run(capsys: pytest.CaptureFixture[str], kind: str, *argv: str, data: Path) 
     return code, out, err
 
 
+def _user_with_token(capsys: pytest.CaptureFixture[str], data: Path, name: str, role: str, token_name: str) -> str:
+    """A user with one token, on a Server database made as the Server makes it; the token."""
+    server_database(data)
+    assert _run(capsys, "users", "add", name, "--role", role, data=data)[0] == 0
+    code, token, _ = _run(capsys, "tokens", "create", name, "--name", token_name, data=data)
+    assert code == 0 and token.strip()
+    return token
+
+
 def test_users_disabled_enabled_and_tokens_listed_and_revoked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server_database(tmp_path)
+    token = _user_with_token(capsys, tmp_path, "bob", "admin", "laptop")
     assert _run(capsys, "users", "add", "root", "--role", "admin", data=tmp_path)[0] == 0
-    assert _run(capsys, "users", "add", "bob", "--role", "admin", data=tmp_path)[0] == 0
-    code, token, _ = _run(capsys, "tokens", "create", "bob", "--name", "laptop", data=tmp_path)
-    assert code == 0 and token.strip()
 
     code, out, _ = _run(capsys, "tokens", "list", "bob", data=tmp_path)
     assert code == 0
@@ -53,8 +59,6 @@ def test_users_disabled_enabled_and_tokens_listed_and_revoked(
 def test_a_tokens_name_is_listed_without_its_control_characters(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server_database(tmp_path)
-    assert _run(capsys, "users", "add", "ana", "--role", "artist", data=tmp_path)[0] == 0
-    assert _run(capsys, "tokens", "create", "ana", "--name", "\x1b]0;pwned\x07", data=tmp_path)[0] == 0
+    _user_with_token(capsys, tmp_path, "ana", "artist", "\x1b]0;pwned\x07")
     out = _run(capsys, "tokens", "list", data=tmp_path)[1]
     assert "\x1b" not in out and "\\x1b]0;pwned\\x07" in out

@@ -28,6 +28,7 @@ from services.protocol.backoff import Backoff, retry_after_header
 from services.protocol.body_limit import PUBLIC_BODY_BYTES, BodyLimit
 from services.protocol.common import ErrorResponse, FieldError
 from services.protocol.credentials_first import CredentialsFirst
+from services.protocol.head_as_get import HeadAsGet
 from services.protocol.input_guard import InputGuard
 from services.protocol.manager_client import ManagerClient
 from services.protocol.secret_files import read_secret, write_secret
@@ -139,6 +140,7 @@ def create_app(config: ManagerConfig) -> FastAPI:
         service=app,
         vouch=lambda scope, authorization: door.vouch(app.state, scope, authorization),
     )
+    app.add_middleware(HeadAsGet)  # HEAD goes through everything as GET does
     app.add_middleware(AnswerWhenStopping)  # the very outermost: a request still open at a stop is a 503
 
     @app.exception_handler(ApiError)

@@ -102,12 +102,16 @@ def allowed_methods(scope: Scope, app: FastAPI) -> str:
     the router asks (FastAPI nests included routers)."""
     document = app.openapi().get("paths", {}).get(scope["path"])
     if document is not None:
-        return ", ".join(sorted(m.upper() for m in document if m.upper() in _METHODS))
-    return ", ".join(
-        method
-        for method in _METHODS
-        if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in app.routes)
-    )
+        taken = {m.upper() for m in document} & set(_METHODS)
+    else:
+        taken = {
+            method
+            for method in _METHODS
+            if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in app.routes)
+        }
+    if "GET" in taken:
+        taken.add("HEAD")  # answered as GET is (head_as_get.py)
+    return ", ".join(sorted(taken))
 
 
 def method_not_allowed(scope: Scope, app: FastAPI, headers: Mapping[str, str] = {}) -> JSONResponse:

@@ -19,6 +19,7 @@ from services.protocol.backoff import Backoff
 from services.protocol.body_limit import PUBLIC_BODY_BYTES, BodyLimit
 from services.protocol.common import utcnow
 from services.protocol.credentials_first import CredentialsFirst
+from services.protocol.head_as_get import HeadAsGet
 from services.protocol.input_guard import InputGuard
 from services.protocol.stopping import AnswerWhenStopping
 from services.server.api import ROUTERS, door, errors, manager_link, storage_errors
@@ -157,6 +158,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         service=app,
         vouch=lambda scope, authorization: door.vouch(app.state, manager_routes, scope, authorization),
     )
+    app.add_middleware(HeadAsGet)  # HEAD goes through everything as GET does
     app.add_middleware(AnswerWhenStopping)  # the very outermost: a request still open at a stop is a 503
     return app
 

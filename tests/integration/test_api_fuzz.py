@@ -138,7 +138,7 @@ def test_manager_api_matches_its_document(farm: tuple[ServerProcess, ManagerProc
 
 def _methods_not_taken(doc_url: str, base_url: str, header_for: Any) -> list[str]:
     """Each documented path with each method its document does not give it: a 405 whose `Allow` names the
-    documented ones (schemathesis's unsupported_method and allow_header_conformance, for every path at once)."""
+    documented ones, and HEAD beside GET (schemathesis's unsupported_method and allow_header_conformance, for every path at once)."""
     import re
 
     import httpx
@@ -146,7 +146,7 @@ def _methods_not_taken(doc_url: str, base_url: str, header_for: Any) -> list[str
     wrong = []
     paths = httpx.get(doc_url, timeout=30).json()["paths"]
     for template, operations in paths.items():
-        documented = sorted(m.upper() for m in operations)
+        documented = sorted({m.upper() for m in operations} | ({"HEAD"} if "get" in operations else set()))
         path = re.sub(r"\{[^}]+\}", "1", template)
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
             if method.lower() in operations:
@@ -165,6 +165,41 @@ def test_every_method_a_path_does_not_take_is_a_405_naming_the_ones_it_does(
     server, mgr, auth = farm
     wrong = _methods_not_taken(f"{server.url}{API}/openapi.json", server.url, lambda _path: auth["user"])
     wrong += _methods_not_taken(
+        f"{mgr.url}{API}/openapi.json",
+        mgr.url,
+        lambda path: auth["worker"] if path.startswith(f"{API}/worker/") else auth["user"],
+    )
+    assert not wrong, "\n".join(wrong)
+
+
+def _head_like_get(doc_url: str, base_url: str, header_for: Any) -> list[str]:
+    """Each documented GET path asked with HEAD: GET's status and content type, and no body."""
+    import re
+
+    import httpx
+
+    wrong = []
+    paths = httpx.get(doc_url, timeout=30).json()["paths"]
+    for template in (t for t, operations in paths.items() if "get" in operations):
+        path = re.sub(r"\{[^}]+\}", "1", template)
+        headers = {"Authorization": header_for(template)}
+        # the event stream never ends: its GET is read up to its headers, as HEAD ends it
+        with httpx.stream("GET", base_url + path, headers=headers, timeout=30) as got:
+            status, kind = got.status_code, got.headers.get("content-type")
+        r = httpx.head(base_url + path, headers=headers, timeout=30)
+        if (r.status_code, r.headers.get("content-type"), r.content) != (status, kind, b""):
+            wrong.append(f"HEAD {path}: {r.status_code} {r.headers.get('content-type')} {r.content[:80]!r}")
+            wrong.append(f"  GET {path}: {status} {kind}")
+    return wrong
+
+
+def test_every_path_that_takes_get_answers_head_as_get_without_the_body(
+    farm: tuple[ServerProcess, ManagerProcess, dict[str, str]],
+) -> None:
+    """HTTP has a server that takes GET take HEAD (monitoring probes send it); FastAPI's routes refused it."""
+    server, mgr, auth = farm
+    wrong = _head_like_get(f"{server.url}{API}/openapi.json", server.url, lambda _path: auth["user"])
+    wrong += _head_like_get(
         f"{mgr.url}{API}/openapi.json",
         mgr.url,
         lambda path: auth["worker"] if path.startswith(f"{API}/worker/") else auth["user"],

@@ -67,7 +67,7 @@ def test_a_405_allows_every_method_of_the_path_not_only_its_first_routes() -> No
     for method in ("OPTIONS", "PUT", "PATCH"):
         r = asyncio.run(call(method, "/things"))
         assert r.status_code == 405
-        assert r.headers["Allow"] == "GET, POST"
-        assert r.json()["detail"] == f"{method} is not allowed here; this path takes GET, POST"
+        assert r.headers["Allow"] == "GET, HEAD, POST"
+        assert r.json()["detail"] == f"{method} is not allowed here; this path takes GET, HEAD, POST"
     r = asyncio.run(call("GET", "/things/3"))
     assert r.status_code == 405 and r.headers["Allow"] == "DELETE"

@@ -16,14 +16,14 @@ from tests.support.inprocess_server import admin_client
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("OPTIONS", "/api/v1/jobs", "GET, POST"),
-        ("PUT", "/api/v1/jobs", "GET, POST"),
-        ("DELETE", "/api/v1/users", "GET, POST"),
-        ("POST", "/api/v1/health", "GET"),
+        ("OPTIONS", "/api/v1/jobs", "GET, HEAD, POST"),
+        ("PUT", "/api/v1/jobs", "GET, HEAD, POST"),
+        ("DELETE", "/api/v1/users", "GET, HEAD, POST"),
+        ("POST", "/api/v1/health", "GET, HEAD"),
         ("OPTIONS", "/api/v1/jobs/bulk", "POST"),  # as the document has it, though /jobs/{job_id} matches too
         ("GET", "/api/v1/jobs/bulk", "POST"),  # not a 422 for the job id "bulk"
         ("DELETE", "/api/v1/jobs/bulk", "POST"),
-        ("PUT", "/api/v1/jobs/5", "DELETE, GET"),
+        ("PUT", "/api/v1/jobs/5", "DELETE, GET, HEAD"),
         ("PUT", "/api/v1/manager/claim", "POST"),
     ],
 )
@@ -42,7 +42,7 @@ async def test_a_write_without_credentials_to_a_method_the_path_does_not_take_na
     async with admin_client(ServerConfig(data_dir=tmp_path)) as client:
         r = await client.patch("/api/v1/jobs", headers={"Authorization": ""})
         assert r.status_code == 405, r.text
-        assert r.headers["Allow"] == "GET, POST"
+        assert r.headers["Allow"] == "GET, HEAD, POST"
         r = await client.delete("/api/v1/jobs/bulk", headers={"Authorization": ""})  # a route refuses it: no 401
         assert r.status_code == 405, r.text
         assert r.headers["Allow"] == "POST"

@@ -11,20 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from app.schema import FieldSpec
+from services.protocol.named_files import UnreadableFile, read_named_text
 from services.protocol.openjd_template import MAX_TEMPLATE_BYTES, TemplateTextError, parse_template_text
 
 
 def read_template(path: Path) -> dict[str, Any]:
     """The template in a file; TemplateTextError with a one-line reason otherwise."""
     try:
-        size = path.stat().st_size
-        if size > MAX_TEMPLATE_BYTES:
-            raise TemplateTextError(f"the file is {size} bytes; a template may have at most {MAX_TEMPLATE_BYTES}")
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TemplateTextError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise TemplateTextError(f"{path} is not UTF-8 text") from exc
+        text = read_named_text(path, MAX_TEMPLATE_BYTES, "an Open Job Description template")
+    except UnreadableFile as exc:
+        raise TemplateTextError(str(exc)) from None
     return parse_template_text(text)
 
 

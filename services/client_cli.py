@@ -22,6 +22,7 @@ from services.protocol import API_PREFIX
 from services.protocol.cli_args import http_url
 from services.protocol.common import plural
 from services.protocol.jobs import Job, JobAction, JobDetail
+from services.protocol.named_files import MIB, SECRET_BYTES, UnreadableFile, read_named_text
 from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
 from services.protocol.service_probe import Service, which_service
 from services.protocol.task_log_source import Place, TaskLogReader
@@ -35,6 +36,7 @@ LOCAL_FARM_DOWN = "is the local farm running? start it with `make run` or `tabla
 # A submission uploads up to 8 MiB and the Server compiles its tasks, so it gets longer.
 DEADLINE = 60.0
 SUBMIT_DEADLINE = 300.0
+JOB_FILE_BYTES = 64 * MIB  # past any Server's body limit but a generous one; a .blend given by mistake is refused
 # no answer of a Server comes near (job lists are paged, ≤ 1000 jobs; a job's first tasks and last log entries)
 MAX_ANSWER = 64 * 2**20
 MAX_SHOWN = 500  # characters of a Server's message shown in an error line
@@ -79,11 +81,9 @@ def read_token(args: argparse.Namespace) -> str:
     path = args.token_file or FarmLayout.default().admin_token_file
     hint = f"; {START_LOCAL_FARM}" if args.token_file is None else ""
     try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise SystemExit(f"cannot read the API token from {path}: {exc.strerror}{hint}") from exc
-    except UnicodeDecodeError as exc:
-        raise SystemExit(f"the API token file {path} is not text: {exc.reason}") from exc
+        token = read_named_text(path, SECRET_BYTES, "an API token file").strip()
+    except UnreadableFile as exc:
+        raise SystemExit(f"cannot read the API token from {path}: {exc.reason}{hint}") from None
     if not token:
         raise SystemExit(f"the API token file {path} is empty{hint}")
     return token
@@ -178,9 +178,9 @@ def print_job(job: JobDetail) -> None:
 
 async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
     try:
-        text = args.file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SystemExit(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}") from exc
+        text = read_named_text(args.file, JOB_FILE_BYTES, "a JSON job or an Open Job Description template")
+    except UnreadableFile as exc:
+        raise SystemExit(str(exc)) from None
     if openjd_submit.is_template(args.file, text):
         body = openjd_submit.submission(args.file, text, args.param, await client.farm_variables(), args.priority)
     else:

@@ -72,10 +72,12 @@ def main(argv: list[str]) -> int:
             return 2
     secret = None
     if args.registration_secret_file is not None:
+        from services.protocol.named_files import SECRET_BYTES, UnreadableFile, read_named_text
+
         try:
-            secret = args.registration_secret_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            print(f"tablao tray: error: --registration-secret-file: {exc.strerror}", file=sys.stderr)
+            secret = read_named_text(args.registration_secret_file, SECRET_BYTES, "a registration secret file").strip()
+        except UnreadableFile as exc:
+            print(f"tablao tray: error: --registration-secret-file: {exc}", file=sys.stderr)
             return 2
         if not secret:
             print(f"tablao tray: error: --registration-secret-file: {args.registration_secret_file} is empty",

@@ -17,6 +17,7 @@ from services.manager.store.check import StoreUnusable, check_store
 from services.protocol import cli_args, dir_lock, gc_tuning, process_guard, tls
 from services.protocol.cli_args import non_negative_int, port, positive_float, positive_int
 from services.protocol.manager_client import server_urls
+from services.protocol.named_files import SECRET_BYTES, UnreadableFile, read_named_text
 from services.protocol.serving import quick_server
 
 LOCK_NAME = "manager.lock"
@@ -79,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tablao manager: --server: {exc}", file=sys.stderr)
         return 2
     try:
-        token = args.token_file.read_text().strip()
-    except OSError as exc:
-        print(f"tablao manager: cannot read --token-file: {exc}", file=sys.stderr)
+        token = read_named_text(args.token_file, SECRET_BYTES, "a Manager token file").strip()
+    except UnreadableFile as exc:
+        print(f"tablao manager: --token-file: {exc}", file=sys.stderr)
         return 2
     if not token:
         print(f"tablao manager: --token-file: {args.token_file} is empty", file=sys.stderr)

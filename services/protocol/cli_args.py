@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from services.protocol.named_files import MIB, UnreadableFile, read_named_text
+
 
 class BadValue(argparse.ArgumentTypeError, ValueError):
     """A value out of range or malformed; its message says what is expected."""
@@ -127,9 +129,9 @@ def path_variables(text: str | Path) -> dict[str, dict[str, str]]:
     """A path-variables JSON file (`{"render_root": {"linux": "/r", "windows": "R:\\\\"}}`), its shape checked."""
     path = Path(text)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BadValue(f"cannot read {path}: {exc.strerror or exc}") from None
+        data = json.loads(read_named_text(path, MIB, "a path-variables JSON file"))
+    except UnreadableFile as exc:
+        raise BadValue(str(exc)) from None
     except ValueError as exc:
         raise BadValue(f"{path} is not JSON: {exc}") from None
     ok = isinstance(data, dict) and all(

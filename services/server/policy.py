@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.protocol.named_files import MIB, UnreadableFile, read_named_text
 from services.protocol.states import Role
 from services.server.jobtypes.base import Capability, JobType
 from services.server.jobtypes.registry import get_job_type
@@ -53,8 +54,8 @@ class FarmPolicy:
     @classmethod
     def load(cls, path: Path, extra_roots: Iterable[str] = ()) -> FarmPolicy:
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raw = tomllib.loads(read_named_text(path, MIB, "a farm policy (TOML)"))
+        except (UnreadableFile, tomllib.TOMLDecodeError) as exc:
             raise PolicyError(f"{path}: {exc}") from exc
         return cls.from_dict(raw, str(path), extra_roots)
 

@@ -19,6 +19,7 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from services.protocol import dir_lock, gc_tuning, process_guard  # noqa: E402 - after the line above
 from services.protocol.cli_args import BadValue, http_url, positive_float  # noqa: E402
+from services.protocol.named_files import SECRET_BYTES, UnreadableFile, read_named_text  # noqa: E402
 from services.protocol.tags import worker_tags  # noqa: E402
 from services.worker import capabilities, leftovers, render_limits  # noqa: E402
 from services.worker.agent import EXIT_ERROR, EXIT_SUPERSEDED, Agent  # noqa: E402
@@ -197,11 +198,9 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
     secret = os.environ.get(SECRET_ENV) or None
     if args.registration_secret_file is not None:
         try:
-            secret = args.registration_secret_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise UsageError(
-                f"--registration-secret-file: cannot read {args.registration_secret_file}: {exc.strerror}"
-            ) from exc
+            secret = read_named_text(args.registration_secret_file, SECRET_BYTES, "a registration secret file").strip()
+        except UnreadableFile as exc:
+            raise UsageError(f"--registration-secret-file: {exc}") from None
         if not secret:
             raise UsageError(f"--registration-secret-file: {args.registration_secret_file} is empty")
     programs = Programs.find(args.blender, args.ffmpeg)

@@ -164,3 +164,30 @@ def test_a_refusal_names_its_field_and_a_bad_token_how_to_get_one() -> None:
     )
     assert client_cli._refusal(named) == "settings.frames: range 5-1 ends before it starts"  # not twice
     assert "`tablao tokens create USER`" in client_cli._refusal(ApiError(401, "the API token is not valid"))
+
+
+def test_submit_of_a_blend_or_a_huge_file_is_one_line_naming_what_a_job_file_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A .blend given by mistake was read whole (4 GB for a big scene) before failing with a decoder's message;
+    `/dev/zero` was read until memory ran out."""
+    scene = tmp_path / "shot.blend"
+    scene.write_bytes(b"BLENDER-v300REND\xff\x00\x10" * 100)
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as f:
+        f.truncate(client_cli.JOB_FILE_BYTES + 1)  # sparse: no disk used
+    wanted = "so not a JSON job or an Open Job Description template"
+    for path, reason in [(scene, "it is not text (UTF-8)"), (huge, "it is over 64 MiB")]:
+        assert client_cli.main("submit", [str(path), "--server", "http://127.0.0.1:9"]) == 1
+        err = capsys.readouterr().err
+        assert err == f"tablao submit: cannot read {path}: {reason}, {wanted}\n"
+
+
+def test_a_token_file_that_is_no_token_is_refused_before_any_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = tmp_path / "big.token"
+    big.write_text("a" * 70_000)  # was sent as the token; /dev/zero was read until memory ran out
+    assert client_cli.main("jobs", ["--token-file", str(big), "--server", "http://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"tablao jobs: cannot read the API token from {big}: it is over 64 KiB, so not an API token file\n"

@@ -31,8 +31,10 @@ def test_each_parameter_type_becomes_its_field() -> None:
 def test_template_files_are_bounded_and_explained(tmp_path: Path) -> None:
     big = tmp_path / "big.yaml"
     big.write_text("x" * (MAX_TEMPLATE_BYTES + 1))
-    with pytest.raises(TemplateTextError, match="at most"):
+    with pytest.raises(TemplateTextError, match="over 256 KiB, so not an Open Job Description template"):
         read_template(big)
+    with pytest.raises(TemplateTextError, match="over 256 KiB"):  # its size says 0: it was read without end
+        read_template(Path("/dev/zero"))
     with pytest.raises(TemplateTextError, match="cannot read"):
         read_template(tmp_path / "none.yaml")
     listy = tmp_path / "list.yaml"

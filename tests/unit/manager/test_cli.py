@@ -111,6 +111,19 @@ def test_an_empty_token_file_is_refused(base: list[str], tmp_path: Path, capsys:
     assert capsys.readouterr().err.strip() == f"tablao manager: --token-file: {empty} is empty"
 
 
+def test_a_token_file_that_is_not_text_is_one_line(
+    base: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = tmp_path / "token.png"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")  # was a UnicodeDecodeError traceback
+    assert main([*base, "--token-file", str(binary)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err
+        == f"tablao manager: --token-file: cannot read {binary}: it is not text (UTF-8), so not a Manager token file"
+    )
+
+
 @pytest.mark.parametrize(
     ("env", "value"),
     [

@@ -53,6 +53,18 @@ def test_an_empty_registration_secret_file_is_refused(tmp_path) -> None:
 
 
 @pytest.mark.timeout(120)
+def test_a_registration_secret_file_that_is_not_text_is_one_line(tmp_path) -> None:
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"\xff\xd8\xff\xe0")  # was a UnicodeDecodeError traceback
+    r = run("tray", "--registration-secret-file", str(secret))
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"tablao tray: error: --registration-secret-file: cannot read {secret}: it is not text (UTF-8), so not a "
+        "registration secret file"
+    )
+
+
+@pytest.mark.timeout(120)
 def test_without_a_display_it_says_so_in_one_line(tmp_path) -> None:
     """Qt used to abort the process (SIGABRT); now one line, before Qt loads (run() checks it was not loaded)."""
     r = run("tray", "--no-save", "--data-dir", str(tmp_path / "tray"))

@@ -23,6 +23,11 @@ from tests.support.services import ROOT
         (["--manager", "localhost:8081"], "--manager: 'localhost:8081' is not an http"),
         (["--manager", "http://h", "--name", "bad name!"], "--name: 'bad name!' must be"),
         (["--manager", "http://h", "--registration-secret-file", "/nonexistent/secret"], "cannot read"),
+        # a binary file was a traceback
+        (
+            ["--manager", "http://h", "--registration-secret-file", "/bin/sh"],
+            "it is over 64 KiB, so not a registration",
+        ),
         (["--manager", "http://h", "--blender", "/nonexistent/blender"], "--blender: program '/nonexistent/blender'"),
         (["--manager", "http://h", "--task-types", ","], "--task-types: give at least one"),
         (["--manager", "http://h", "--bogus"], "unrecognized arguments: --bogus"),

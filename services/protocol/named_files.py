@@ -1,0 +1,46 @@
+"""Reading a file a person named on a command line (a job, a token, a secret, a table of path variables).
+
+Such a file is small by nature, but the name can be anything: `/dev/zero` was read until memory ran out (3.8 GB
+in ten seconds), a 4 GB .blend given to `tablao submit` by mistake was read whole before being found not to be
+text, and a binary secret file stopped the worker with a traceback. Reading stops one byte past the limit, and
+each failure is one line naming the file and what it should be.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+KIB = 1024
+MIB = 1024 * KIB
+SECRET_BYTES = 64 * KIB  # a token or a registration secret is a few dozen characters
+
+
+class UnreadableFile(ValueError):
+    """Why a named file cannot be used: `reason` alone, or the whole line naming the file as the message."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def _size(limit: int) -> str:
+    return (
+        f"{limit // MIB} MiB" if limit % MIB == 0 else f"{limit // KIB} KiB" if limit % KIB == 0 else f"{limit} bytes"
+    )
+
+
+def read_named_text(path: Path, limit: int, what: str) -> str:
+    """The UTF-8 text of `path`, at most `limit` bytes of it; `what` says what the file should be ("a JSON job or
+    an Open Job Description template") in the error."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise UnreadableFile(path, exc.strerror or str(exc)) from None
+    if len(data) > limit:
+        raise UnreadableFile(path, f"it is over {_size(limit)}, so not {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableFile(path, f"it is not text (UTF-8), so not {what}") from None

@@ -14,15 +14,16 @@ libxcb-xinerama0 libxcb-randr0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1 
 missing=()
 if [ "$gui_only" = 0 ]; then
   command -v blender >/dev/null || missing+=(blender)
-  command -v ffmpeg >/dev/null || missing+=(ffmpeg)
-  command -v ffprobe >/dev/null || missing+=(ffmpeg)
-  # the tray's end-to-end test: a real X server, a window manager and a tray host, and simulated input
-  command -v Xvfb >/dev/null || missing+=(xvfb)
-  command -v openbox >/dev/null || missing+=(openbox)
-  command -v trayer >/dev/null || missing+=(trayer)
-  command -v xdotool >/dev/null || missing+=(xdotool)
-  # a real Secret Service for the keyring tests (the bundle's own AES for it): gnome-keyring in a private D-Bus session
+  { command -v ffmpeg && command -v ffprobe; } >/dev/null || missing+=(ffmpeg)
   if [ "$(uname)" = Linux ]; then
+    # the tray's end-to-end test (X11 only; skipped elsewhere): a real X server, a window manager and a tray
+    # host, and simulated input
+    command -v Xvfb >/dev/null || missing+=(xvfb)
+    command -v openbox >/dev/null || missing+=(openbox)
+    command -v trayer >/dev/null || missing+=(trayer)
+    command -v xdotool >/dev/null || missing+=(xdotool)
+    # a real Secret Service for the keyring tests (the bundle's own AES for it): gnome-keyring in a private D-Bus
+    # session
     command -v dbus-run-session >/dev/null || missing+=(dbus-daemon)
     command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
   fi
@@ -57,9 +58,18 @@ if command -v apt-get >/dev/null; then
   echo "Installing from the distribution: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+elif [ "$(uname)" = Darwin ] && command -v brew >/dev/null; then
+  # Homebrew's Blender cask puts a `blender` command on PATH beside Blender.app
+  echo "Installing with Homebrew: ${missing[*]}"
+  for item in "${missing[@]}"; do
+    case "$item" in
+      blender) brew install --cask blender ;;
+      *) brew install "$item" ;;
+    esac
+  done
 elif [ "$(uname)" = Darwin ]; then
-  echo "Missing: ${missing[*]}. On macOS: 'brew install ffmpeg' and 'brew install --cask blender'," >&2
-  echo "then make sure 'blender' and 'ffmpeg' are on PATH." >&2
+  echo "Missing: ${missing[*]}. On macOS: install Homebrew (https://brew.sh) and run this again, or install" >&2
+  echo "Blender (blender.org) and ffmpeg yourself and put 'blender' and 'ffmpeg' on PATH." >&2
   [ "$gui_only" = 1 ] || exit 1
 else
   echo "Missing: ${missing[*]}. Install Blender and ffmpeg with your package manager and put them on PATH." >&2

@@ -2,7 +2,11 @@
 # Both create .venv on first use. HEADLESS=1 runs the farm without the desktop window; PORT=N puts its Server on
 # port N and its Manager on N+1 (default: 8470, or the desktop app's setting).
 
-PYTHON ?= python3
+# The first Python 3.11+ on PATH (a Mac's /usr/bin/python3 is 3.9); PYTHON=... chooses another
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in python3 python3.14 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+endif
 VENV := .venv
 UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
@@ -16,6 +20,9 @@ STAMP := $(VENV)/.synced
 .PHONY: run test lint check venv system-deps bench bench-peers screenshots package clean
 
 $(UV):
+	@$(if $(PYTHON),,echo "Tablao needs Python 3.11 or newer, and none of python3, python3.11 - 3.14 is (macOS: brew install\
+	 python@3.12; Debian/Ubuntu: apt-get install python3 python3-venv). Or give one: make $(or $(MAKECMDGOALS),run)\
+	 PYTHON=/path/to/python3.12" >&2; exit 1)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+import orjson
 from annotated_types import Ge, Le
 from pydantic import (
     AfterValidator,
@@ -72,6 +74,13 @@ def bounded_json(max_bytes: int) -> AfterValidator:
     """A free-form JSON value (settings, software versions) of at most `max_bytes` and nesting 32 deep."""
 
     def check(value: Any) -> Any:
+        # orjson's text is never longer than json.dumps' (which escapes every non-ASCII character), and it is
+        # written 15 times faster: a value far past the limit (an 8 MB body of numbers: 0.6 s of the checks below,
+        # on the event loop) is refused for that. It refuses what it cannot write (nested past 255 levels, an
+        # integer past 64 bits): the checks below see to those.
+        with contextlib.suppress(TypeError, orjson.JSONEncodeError):
+            if (at_least := len(orjson.dumps(value, default=str))) > max_bytes:
+                raise ValueError(f"at least {at_least} bytes of JSON, over the limit of {max_bytes}")
         if json_depth(value) > JSON_MAX_DEPTH:
             raise ValueError(f"nested more than {JSON_MAX_DEPTH} levels deep")
         size = len(json.dumps(value, separators=(",", ":"), default=str))

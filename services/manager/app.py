@@ -196,4 +196,6 @@ def _link_ended(app: FastAPI, task: asyncio.Task[None]) -> None:
 
 def _field_error(err: Any) -> FieldError:
     loc = tuple(p for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-    return FieldError(field=api_contract.indexed(loc), message=str(err.get("msg", "invalid")))
+    return FieldError(
+        field=api_contract.indexed(loc), message=str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    )

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi.routing import iter_route_contexts
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -57,6 +58,7 @@ _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 # on it cost a tenth of one regular expression on the body, which every JSON request would pay.
 _NUMBER_SHAPES = bytes.maketrans(b"123456789E-", b"000000000e+")
 _MAYBE_TOO_LARGE = (b"0e000", b"0e+000", b"0" * 200)
+OFF_LOOP_BYTES = 64 * 1024  # a suspect body larger than this is looked into in a thread
 
 
 def refusal(field: str, msg: str = NUL_MESSAGE) -> bytes:
@@ -72,15 +74,6 @@ class _NotANumber(float):
 
 class _TooLarge(float):
     """What the parser makes of a number literal past a float's range, so the walk can find where it was."""
-
-
-def _not_a_number(_constant: str) -> float:
-    return _NotANumber("nan")
-
-
-def _float(literal: str) -> float:
-    value = float(literal)
-    return value if math.isfinite(value) else _TooLarge(value)
 
 
 def _found(value: Any, bad: Callable[[Any], bool], at: Location = ()) -> Location | None:
@@ -184,7 +177,9 @@ class InputGuard:
             await _refuse(send, "body", NOT_UTF8_MESSAGE)
             return
         if _suspect(body):  # else nothing to parse (nearly always)
-            found = _body_refusal(body)
+            # a large one in a thread: the parse still holds the GIL, but the walks let the event loop run between
+            # them (a 4-million-value body held it 5 s, and every worker's request with it)
+            found = await run_in_threadpool(_body_refusal, body) if len(body) > OFF_LOOP_BYTES else _body_refusal(body)
             if found is not None:
                 loc, msg = found
                 await _refuse(send, self.name_field(loc), msg)
@@ -213,18 +208,33 @@ def _may_be_too_large(body: bytes) -> bool:
 def _body_refusal(body: bytes) -> tuple[Location, str] | None:
     """Where the body holds a NUL, a NaN or Infinity, or a number past a float's range, and what to say; None
     if it holds none (the words were inside strings) or is not JSON at all (the route says so)."""
+    made: set[type] = set()  # the refused kinds of number the parse made, if any
+
+    def not_a_number(_constant: str) -> float:
+        made.add(_NotANumber)
+        return _NotANumber("nan")
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        if math.isfinite(value):
+            return value
+        made.add(_TooLarge)
+        return _TooLarge(value)
+
     try:
-        value = json.loads(body, parse_constant=_not_a_number, parse_float=_float)
+        value = json.loads(body, parse_constant=not_a_number, parse_float=number)
     except (ValueError, RecursionError):
         return None
+    # each walk only where the parse or the bytes say it may find something: a body of millions of values with
+    # "NaN" in one string took four walks of seconds each
     try:
-        if (loc := _found(value, lambda v: isinstance(v, _NotANumber))) is not None:
+        if _NotANumber in made and (loc := _found(value, lambda v: isinstance(v, _NotANumber))) is not None:
             return loc, NOT_A_NUMBER_MESSAGE
-        if (loc := _found(value, lambda v: isinstance(v, _TooLarge))) is not None:
+        if _TooLarge in made and (loc := _found(value, lambda v: isinstance(v, _TooLarge))) is not None:
             return loc, TOO_LARGE_MESSAGE
-        if (loc := nul_in(value)) is not None:
+        if _ESCAPED in body and (loc := nul_in(value)) is not None:
             return loc, NUL_MESSAGE
-        if (loc := _found(value, _not_text)) is not None:
+        if (b"\\ud" in body or b"\\uD" in body) and (loc := _found(value, _not_text)) is not None:
             return loc, SURROGATE_MESSAGE
     except RecursionError:
         return (), NUL_MESSAGE

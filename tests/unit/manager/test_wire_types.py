@@ -45,3 +45,18 @@ async def test_a_value_of_another_json_type_is_a_422_naming_its_field(
             r = await client.post(f"{API}{path}", json=body, auth=auth)
     assert r.status_code == 422, r.text
     assert field in [e["field"] for e in r.json()["errors"]], r.text
+
+
+async def test_many_unknown_fields_are_one_error_in_the_managers_words(tmp_path: Path) -> None:
+    """Anyone with the registration secret could send 600,000 unknown keys: an error each, 2 s of the event loop."""
+    config = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, registration_secret="s")
+    app = manager_app.create_app(config)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://m") as client:
+            register = {"registration_secret": "s", "name": "w1", "platform": "linux"}
+            r = await client.post(f"{API}/register", json={**register, **{f"k{i}": 1 for i in range(5000)}})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"field": "body", "message": r.json()["errors"][0]["message"]}] and r.json()[
+        "errors"
+    ][0]["message"].startswith("5000 unknown fields ('k0', 'k1', 'k2', ...); this takes only:")

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from services.protocol import api_contract
+from services.protocol import api_contract, input_guard
 from services.protocol.input_guard import TOO_LARGE_MESSAGE, InputGuard, _suspect
 
 
@@ -81,3 +81,26 @@ async def test_a_json_body_that_is_not_plain_utf8_is_refused_naming_the_body(enc
         assert r.json()["detail"].startswith("body: malformed JSON"), r.text  # as for any body JSON cannot read
         ok = await client.post("/echo", content=raw.encode(), headers={"Content-Type": "application/json"})
         assert ok.status_code == 200 and ok.content == raw.encode()
+
+
+async def test_a_look_alike_costs_one_parse_and_no_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "NaN" inside a log line had the body parsed and walked four times over on the event loop: a body of
+    millions of values held it 5 s, and a worker's other requests with it. The walks are made only where the
+    parse (or, for text, the bytes) says a refused value may be."""
+    walks = []
+    real = input_guard._found
+    monkeypatch.setattr(input_guard, "_found", lambda *args: walks.append(args) or real(*args))
+    raw = '{"log_lines": ["Fra:1 NaN samples, Infinity, 1e999"], "values": [' + ", ".join(["1"] * 50_000) + "]}"
+    r = await post(raw)
+    assert r.status_code == 200 and r.content == raw.encode(), r.text
+    assert walks == []
+
+
+async def test_a_large_body_is_looked_into_as_a_small_one() -> None:
+    """Past OFF_LOOP_BYTES, the look is made in a thread: the same refusal, naming the same field."""
+    values = ", ".join(["1"] * (input_guard.OFF_LOOP_BYTES // 3))
+    r = await post(f'{{"values": [{values}, NaN]}}')
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == f"values.{input_guard.OFF_LOOP_BYTES // 3}"
+    r = await post(f'{{"values": [{values}], "name": "a\\u0000b"}}')
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name", r.text

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from services.protocol.worker_api import WorkerTaskUpdates
 from services.server.config import ServerConfig
 from tests.support.inprocess_server import admin_client
 
@@ -65,3 +67,22 @@ async def test_a_whole_number_written_as_a_float_is_an_integer(tmp_path: Path) -
         assert (r.json()["priority"], r.json()["max_task_failures"]) == (78, 2)
         r = await client.post(f"{API}/jobs/{r.json()['id']}/priority", json={"priority": 40.0})
         assert r.status_code == 200 and r.json()["priority"] == 40, r.text
+
+
+async def test_many_unknown_fields_are_one_error_saying_how_many(tmp_path: Path) -> None:
+    """Each unknown key was an error of its own, every one turned into a dictionary before the answer kept 50:
+    600,000 keys in an 8 MB body held the event loop 1.1 s and 500 MB. A few are still named one by one."""
+    many = {**JOB, **{f"k{i}": 1 for i in range(20_000)}}
+    few = {**JOB, **{f"k{i}": 1 for i in range(3)}}
+    async with admin_client(ServerConfig(data_dir=tmp_path)) as client:
+        r = await client.post(f"{API}/jobs", json=many)
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == ["body"]
+        assert r.json()["detail"].startswith("body: 20000 unknown fields ('k0', 'k1', 'k2', ...); this takes only: ")
+        r = await client.post(f"{API}/jobs", json=few)
+        assert r.status_code == 422 and sorted(e["field"] for e in r.json()["errors"]) == ["k0", "k1", "k2"]
+    # objects in a list: one error each, not one per key
+    batch = {"updates": [{"seq": n, "handout": 1, **{f"x{i}": 1 for i in range(60)}} for n in (1, 2)]}
+    with pytest.raises(ValidationError) as caught:
+        WorkerTaskUpdates.model_validate(batch)
+    assert [e["loc"] for e in caught.value.errors()] == [("updates", 0), ("updates", 1)]

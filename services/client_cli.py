@@ -21,6 +21,7 @@ from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import API_PREFIX
 from services.protocol.cli_args import http_url
 from services.protocol.common import plural
+from services.protocol.failures import LogPart
 from services.protocol.jobs import Job, JobAction, JobDetail
 from services.protocol.named_files import MIB, SECRET_BYTES, UnreadableFile, read_named_text
 from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
@@ -40,7 +41,6 @@ JOB_FILE_BYTES = 64 * MIB  # past any Server's body limit but a generous one; a 
 # no answer of a Server comes near (job lists are paged, ≤ 1000 jobs; a job's first tasks and last log entries)
 MAX_ANSWER = 64 * 2**20
 MAX_SHOWN = 500  # characters of a Server's message shown in an error line
-MAX_LOG_CHARS = 256 * 2**20  # `tablao log --all` prints at most this much of a log (held in memory to print)
 MAX_URL_SHOWN = 100  # characters of one Server address named in an error line
 MAX_URLS_SHOWN = 3  # addresses of --server named when none can be reached
 # what OpenSSL says when the other end answers a TLS hello in plain HTTP
@@ -248,7 +248,7 @@ async def _task(client: ServerClient, args: argparse.Namespace) -> int:
     if t.activity:
         print(f"  activity: {shown(t.activity)}")
     for line in t.log_tail[-10:]:
-        print(f"    {log_text(line).rstrip()}")
+        print(f"    {shown(line.rstrip())}")  # a line break in one is escaped: nothing looks like this command's own
     print(f"  its full log: tablao log {t.id}")
     return 0
 
@@ -264,18 +264,21 @@ async def _log(client: ServerClient, args: argparse.Namespace) -> int:
         async with asyncio.timeout(within):
             end = part = await reader.open()
         print(f"# {shown(reader.note, MAX_SHOWN)}", file=sys.stderr)
-        parts = [part.text]
-        size = len(part.text)
-        while args.all and part.earlier and size < MAX_LOG_CHARS:
-            async with asyncio.timeout(within):
-                part = await reader.earlier(part.first)
-            parts.append(part.text)
-            size += len(part.text)
-        if part.earlier:
-            more = f"the rest: over {MAX_LOG_CHARS // 2**20} MiB" if args.all else "--all prints them"
-            print(f"# earlier lines not shown ({more})", file=sys.stderr)
-        for text in reversed(parts):
-            sys.stdout.write(log_text(text))
+        if args.all and part.earlier:
+            # from its start, a part at a time, each printed as it comes: a log of gigabytes in the memory of one
+            # part (the end read first only found the log)
+            end = LogPart(text="", first=0, last=0, earlier=False)
+            while True:
+                async with asyncio.timeout(within):
+                    part = await reader.later(end.last)
+                if not part.text:
+                    break
+                sys.stdout.write(log_text(part.text))
+                end = part
+        else:
+            if part.earlier:
+                print("# earlier lines not shown (--all prints them)", file=sys.stderr)
+            sys.stdout.write(log_text(part.text))
         if args.follow and reader.place != Place.MANAGER:
             print("# not followed: only the Manager that ran the task has its new lines", file=sys.stderr)
         elif args.follow:

@@ -93,6 +93,14 @@ class TaskLogReader:
             return await self.client.log_copy(self.task_id, before=before, limit=chars)
         return LogPart(text="", first=0, last=0, earlier=False)
 
+    async def later(self, after: int, chars: int = PAGE_CHARS) -> LogPart:
+        """The part of the log after cursor `after` (a part's `last`; 0: from its start); empty at its end."""
+        if self.place == Place.MANAGER and self.source and self.source.manager_url:
+            return await self._from_manager(self.source.manager_url, after=after, limit=chars)
+        if self.place == Place.SERVER_COPY:
+            return await self.client.log_copy(self.task_id, after=after, limit=chars)
+        return LogPart(text="", first=0, last=0, earlier=False)
+
     async def follow(self, after: int) -> AsyncIterator[str]:
         """New text after cursor `after` (a part's `last`) while the task runs; only a Manager has it live."""
         if self.place != Place.MANAGER or self.source is None or not self.source.manager_url:

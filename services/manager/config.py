@@ -48,6 +48,9 @@ class ManagerConfig:
     backoff_max: float = 5.0  # cap of the exponential back-off while the Server is away
     keepalive: float = 10.0  # an empty batch at least this often renews leases and reports workers
     log_keep_handouts: int = 3  # full task logs kept per task: the last N hand-outs
+    # characters of one hand-out's log kept (None: all): past it the middle is left out (log_cap.py); a task
+    # printing without end filled the disk (TABLAO_MAX_TASK_LOG_MB)
+    max_task_log_chars: int | None = 256 * 2**20
     max_body_bytes: int = 8 * 1024 * 1024
     retry_after: float = 2.0  # suggested delay of a 204 "no task"
     # a client token the Server confirmed is trusted this long without asking again: the bound on how long a
@@ -146,11 +149,19 @@ class ManagerConfig:
         return cfg
 
 
+def _megabytes(count: int | None) -> int | None:
+    """A size given in MB (2^20), as the characters it allows (None: no limit)."""
+    if count is not None and count > 2**20:
+        raise cli_args.BadValue(f"{count} is over 1048576 MB (1 TB)")
+    return None if count is None else count * 2**20
+
+
 # environment variable, field, conversion (by the field's type, with its range: each raises ValueError)
 _ENVIRONMENT: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("TABLAO_WORKER_TIMEOUT", "worker_timeout", cli_args.positive_float),
     ("TABLAO_BLOCKLIST_THRESHOLD", "blocklist_threshold", cli_args.positive_int),
     ("TABLAO_AUTH_FREE_FAILURES", "auth_free_failures", cli_args.non_negative_int),
     ("TABLAO_MAX_WORKERS", "max_workers", cli_args.limit),
+    ("TABLAO_MAX_TASK_LOG_MB", "max_task_log_chars", lambda text: _megabytes(cli_args.limit(text))),
     ("TABLAO_MANAGER_PUBLIC_URL", "public_url", cli_args.http_url),
 )

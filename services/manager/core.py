@@ -19,6 +19,7 @@ from services.manager import host_match, scheduler, server_orders, worker_contro
 from services.manager.claim_sizing import ClaimSizer
 from services.manager.config import ManagerConfig
 from services.manager.errors import Conflict
+from services.manager.log_cap import RunLog
 from services.manager.model import HeldTask, WorkerState
 from services.manager.sleep import SleepSchedules
 from services.manager.store import logs, outbox
@@ -348,6 +349,7 @@ class ManagerCore:
         set_meta(self.conn, "handout", str(self.handout))
         self.ready.remove(task)
         task.worker_id, task.handout, task.started = worker.id, self.handout, False
+        task.log = RunLog()
         if prefetch:
             worker.next_task_id = task.id
         else:

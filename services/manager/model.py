@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from services.manager.log_cap import RunLog
 from services.protocol.farm import Utilisation
 from services.protocol.host_requirements import HostCapabilities, Requirements, of_commands
 from services.protocol.link import ClaimedTask
@@ -23,6 +24,7 @@ class HeldTask:
     # its OpenJD step's host requirements, read once here so matching a worker stays cheap (host_match.py)
     requirements: Requirements | None = field(init=False)
     unmeetable: str | None = None  # why no worker of this Manager meets them, once said
+    log: RunLog = field(default_factory=RunLog)  # what this run has written to its full log (log_cap.py)
 
     def __post_init__(self) -> None:
         self.requirements = of_commands(self.claim.commands)

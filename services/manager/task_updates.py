@@ -7,10 +7,11 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from services.manager import log_cap
 from services.manager.core import ManagerCore
 from services.manager.errors import Conflict, Invalid
 from services.manager.model import HeldTask, WorkerState
-from services.manager.store import logs, previews
+from services.manager.store import previews
 from services.manager.store import tasks as store
 from services.protocol.common import utcnow
 from services.protocol.link import LOG_TAIL_LINES, TaskUpdate
@@ -148,7 +149,7 @@ def _apply(core: ManagerCore, worker: WorkerState, task: HeldTask, new: list[Wor
             previews.keep(core.conn, report)
             core.link_wakeup.set()
         if u.log_lines:
-            logs.append_log(core.conn, task.id, task.handout, u.log_lines)
+            log_cap.append(core.conn, task.id, task.handout, task.log, u.log_lines, core.config.max_task_log_chars)
             tail.extend(u.log_lines)
             touched = True
         for name in ("activity", "steps_done", "steps_total"):

@@ -154,3 +154,31 @@ def test_two_ways_of_choosing_a_part_at_once_are_refused(
         assert r.status_code == 422, (params, r.text)
     r = httpx.get(f"{mgr.url}{API}/tasks/{task_id}/log", params={"limit": 0}, headers=server.headers(), timeout=10)
     assert r.status_code == 422, r.text
+
+
+def test_a_run_past_the_managers_log_limit_keeps_its_start_and_end(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """TABLAO_MAX_TASK_LOG_MB bounds one run of a task's log: a worker printing without end filled the disk."""
+    server = ServerProcess(data_dir=tmp_path_factory.mktemp("server"), database_url=None).start()
+    mgr = ManagerProcess(
+        server.url, add_manager(server, "m1"), tmp_path_factory.mktemp("mgr") / "manager",
+        env={"TABLAO_MAX_TASK_LOG_MB": "1"},
+    ).start()  # fmt: skip
+    try:
+        submit(server, exec_job("chatty", frames="1"))
+        worker = ScriptedWorker(mgr.url, "w").register(mgr.registration_secret)
+        worker.sign_on()
+        task = worker.next_task(wait=30)
+        assert task is not None
+        handout = task["handout"]
+        for b in range(12):  # 12 batches of 400 kB: 4.8 MB
+            batch = [f"{b:02d}-{i:05d} ".ljust(400, "x") for i in range(1000)]
+            assert worker.send(task["id"], [worker.update(handout=handout, log_lines=batch)]).status_code == 200
+        worker.close()
+        text = read(mgr, server, int(task["id"]), after=0).text
+        lines = text.splitlines()
+        assert len(text) <= 2**20 + 1000
+        assert lines[0].startswith("00-00000") and lines[-1].startswith("11-00999")
+        assert sum(line.startswith("[... ") and "left out here" in line for line in lines) == 1
+    finally:
+        mgr.stop()
+        server.stop()

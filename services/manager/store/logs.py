@@ -7,11 +7,28 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
-def append_log(conn: sqlite3.Connection, task_id: int, handout: int, lines: list[str]) -> None:
-    conn.execute(
-        "INSERT INTO task_logs (task_id, handout, lines) VALUES (?, ?, ?)",
-        (task_id, handout, "\n".join(lines) + "\n"),
-    )
+def append_log(conn: sqlite3.Connection, task_id: int, handout: int, lines: list[str]) -> int:
+    return append_log_text(conn, task_id, handout, "\n".join(lines) + "\n")
+
+
+def append_log_text(conn: sqlite3.Connection, task_id: int, handout: int, text: str) -> int:
+    """Store a chunk; its id (ids grow with time, across tasks)."""
+    cur = conn.execute("INSERT INTO task_logs (task_id, handout, lines) VALUES (?, ?, ?)", (task_id, handout, text))
+    return int(cur.lastrowid or 0)
+
+
+def first_chunk_after(conn: sqlite3.Connection, task_id: int, chunk_id: int) -> int | None:
+    row = conn.execute("SELECT MIN(id) FROM task_logs WHERE task_id = ? AND id > ?", (task_id, chunk_id)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def delete_chunks_between(conn: sqlite3.Connection, task_id: int, after: int, up_to: int) -> None:
+    """Delete the task's chunks with ids in (after, up_to]."""
+    conn.execute("DELETE FROM task_logs WHERE task_id = ? AND id > ? AND id <= ?", (task_id, after, up_to))
+
+
+def replace_chunk(conn: sqlite3.Connection, chunk_id: int, text: str) -> None:
+    conn.execute("UPDATE task_logs SET lines = ? WHERE id = ?", (text, chunk_id))
 
 
 def rotate(conn: sqlite3.Connection, task_id: int, keep: int) -> None:

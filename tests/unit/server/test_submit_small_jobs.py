@@ -58,3 +58,27 @@ async def test_limits_and_quotas_hold_for_small_jobs_and_a_refused_job_leaves_no
     r = await client.post(JOBS, json=job("1"))  # a fourth unfinished job
     assert r.status_code == 409 and r.json()["errors"][0]["field"] == "quota", r.text
     assert stored_jobs_and_tasks(client) == (3, 250)
+
+
+async def test_tasks_with_big_commands_are_stored_in_smaller_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk was 5,000 tasks whatever their size: 2,098 tasks of 250 kB commands took 1 GB of the Server's
+    memory at once. Here 20 kB a task and a budget of 200 kB a chunk: at most 10 at a time after the first."""
+    chunks: list[int] = []
+    add = submission.TaskWriter.add
+
+    def recorded(self: submission.TaskWriter, session: object, tasks: list[object]) -> None:
+        chunks.append(len(tasks))
+        add(self, session, tasks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(submission.TaskWriter, "add", recorded)
+    monkeypatch.setattr(submission, "CHUNK_BYTES", 200_000)
+    command = ["echo", *(f"{i:04d}".ljust(400, "a") for i in range(50)), "{frame}"]  # about 20 kB a task
+    async with admin_client(ServerConfig(data_dir=tmp_path)) as client:
+        body = {"name": "big", "type": "exec", "settings": {"command": command, "frames": "1-300", "chunk_size": 1}}
+        r = await client.post(JOBS, json=body)
+        assert r.status_code == 201, r.text
+        assert stored_jobs_and_tasks(client) == (1, 300)
+    assert sum(chunks) == 300 and chunks[0] == submission.SMALL_JOB + 1
+    assert max(chunks[1:]) <= 10

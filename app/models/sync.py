@@ -146,15 +146,16 @@ class FarmSync(QObject):
         self._tasks_load = self.spawn(self._load_tasks(job_id))
 
     async def _load_tasks(self, job_id: int) -> None:
-        rows: list[TaskRow] = []
         cursor: str | None = None
+        first = True
         while True:
             page = await self.client.list_tasks(job_id, limit=1000, cursor=cursor)
-            rows.extend(TaskRow.from_summary(t) for t in page.items)
+            self.store.load_task_page(job_id, [TaskRow.from_summary(t) for t in page.items], first=first)
+            first = False
             if not page.next_cursor:
                 break
             cursor = page.next_cursor
-        self.store.load_tasks(job_id, rows)
+        self.store.end_tasks_load(job_id)
         await self._load_job_log()
 
     async def _load_job_log(self, delay: float = 0.0) -> None:

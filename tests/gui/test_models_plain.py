@@ -264,3 +264,36 @@ def test_job_updated_without_settings_keeps_the_known_settings() -> None:
     assert kept is not None and kept.status == "paused" and kept.settings == {"frames": "1-9"}
     store.apply("job-updated", {**updated, "id": 2})  # a job not seen before: no settings known yet
     assert store.jobs.get(2) is not None
+
+
+def test_a_big_jobs_tasks_show_a_page_at_a_time_and_events_met_meanwhile_win(qapp) -> None:
+    """A million-task job showed nothing for 71 s while every page loaded: each page shows as it comes. A task
+    event that arrives meanwhile still wins over a page read before it."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from app.models.sync import FarmSync
+    from services.protocol.jobs import TaskSummary
+
+    store = ClientStore()
+    store.select_job(1)
+    shown_before_each_read: list[int] = []
+
+    class Client:
+        async def list_tasks(self, job_id: int, limit: int, cursor: str | None = None) -> SimpleNamespace:
+            shown_before_each_read.append(len(store.tasks))
+            page = int(cursor or 0)
+            if page == 1:  # the task 1500 (on page 2) finished meanwhile; page 2 was read before that
+                store.apply("task-updated", task(1500, status="completed"))
+            items = [TaskSummary.model_validate(task(i)) for i in range(page * limit, (page + 1) * limit)]
+            return SimpleNamespace(items=items, next_cursor=str(page + 1) if page < 2 else None)
+
+        async def job_log(self, job_id: int) -> list[Any]:
+            return []
+
+    sync = FarmSync(store, Client())  # type: ignore[arg-type]
+    store.begin_tasks_load()
+    asyncio.run(sync._load_tasks(1))
+    assert shown_before_each_read == [0, 1000, 2000]
+    assert len(store.tasks) == 3000
+    assert store.tasks.get(1500).status == "completed"  # type: ignore[union-attr]

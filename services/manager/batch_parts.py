@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from services.protocol.link import WorkerReport
+from services.protocol.link import WORKER_REPORTS_MAX, WorkerReport
 from services.protocol.manager_client import LinkRefused
 
 # worker reports in one batch: beside 300 updates, 100,000 held task ids and the previews, well inside the Server's
 # body limit (8 MB by default) however many workers there are and however much each reports (up to ~0.4 MB)
 REPORT_BYTES_PER_BATCH = 2 * 1024 * 1024
-REPORTS_PER_BATCH = 1000  # and as many worker rows as one write transaction at the Server should take
+REPORTS_PER_BATCH = WORKER_REPORTS_MAX  # and as many worker rows as one write transaction at the Server takes
 
 
 def refused_parts(exc: LinkRefused, part: str) -> set[int]:

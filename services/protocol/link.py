@@ -118,12 +118,17 @@ class WorkerReport(WireModel):
     request_id: Count = 0
 
 
+WORKER_REPORTS_MAX = 1000
+"""Worker reports in one batch: the rows of one write transaction at the Server (a Manager sends all of its workers
+in batches of at most this many; 10,000 in one held the Server's writes 6 - 8 s)."""
+
+
 class UpdateBatch(WireModel):
     """Sent in order; `seq` grows by one per batch, so the Server applies each batch exactly once."""
 
     seq: Int = Field(ge=1, le=ID_MAX)
     task_updates: list[TaskUpdate] = Field(default_factory=list, max_length=10_000)
-    workers: list[WorkerReport] = Field(default_factory=list, max_length=10_000)
+    workers: list[WorkerReport] = Field(default_factory=list, max_length=WORKER_REPORTS_MAX)
     # tasks the Manager still holds: their leases are renewed
     held_task_ids: list[Id] = Field(default_factory=list, max_length=HELD_TASK_IDS_MAX)
     # the latest thumbnails of jobs and workers not sent yet: a view like the worker states, applied even in a

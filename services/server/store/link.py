@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
@@ -320,13 +321,21 @@ def _refusal(task: TaskRow | None, manager: ManagerRow, u: TaskUpdate) -> str | 
 
 def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerReport], sample_seconds: float) -> None:
     forgotten = set(worker_admin.forgotten_ids(session, manager)) if reports else set()
+    # one query for the batch's rows, not one each (a renewal reports every worker, up to 1,000 a batch)
+    ids = [r.id for r in reports]
+    known = {
+        w.id: w
+        for i in range(0, len(ids), 1000)
+        for w in session.scalars(select(WorkerRow).where(WorkerRow.id.in_(ids[i : i + 1000])))
+    }
     for r in reports:
         if r.id in forgotten:
             continue  # a wrangler forgot it; this Manager forgets it with the answer to this batch
-        row = session.get(WorkerRow, r.id)
+        row = known.get(r.id)
         if row is None:
             row = WorkerRow(id=r.id, manager_id=manager.id, status_requested=None, status_request_lazy=True)
             session.add(row)
+            known[r.id] = row  # the same worker twice in one batch: one row
         elif row.manager_id != manager.id:
             continue  # another Manager's worker id: not this Manager's to report
         changed = (row.status, row.current_task_id, row.next_task_id, row.name) != (
@@ -336,8 +345,13 @@ def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerRe
             r.name,
         )
         row.name, row.platform = r.name, r.platform
-        row.task_types, row.tags, row.software = list(r.task_types), list(r.tags), dict(r.software)
-        row.capabilities = r.capabilities.model_dump(mode="json") if r.capabilities is not None else None
+        # a JSON column given a new list or dict is written whether or not it changed: a renewal rewrote every
+        # worker's row; only what differs is given
+        _set_if_changed(row, "task_types", list(r.task_types))
+        _set_if_changed(row, "tags", list(r.tags))
+        _set_if_changed(row, "software", dict(r.software))
+        capabilities = r.capabilities.model_dump(mode="json") if r.capabilities is not None else None
+        _set_if_changed(row, "capabilities", capabilities)
         row.status, row.current_task_id, row.next_task_id = r.status.value, r.current_task_id, r.next_task_id
         row.last_seen = r.last_seen or row.last_seen
         if r.utilisation is not None:
@@ -355,6 +369,11 @@ def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerRe
         if changed:
             session.flush()
             events.publish(session, "worker-updated", worker_to_wire(row).model_dump(mode="json"))
+
+
+def _set_if_changed(row: WorkerRow, name: str, value: Any) -> None:
+    if getattr(row, name) != value:
+        setattr(row, name, value)
 
 
 def _renew(session: Session, manager: ManagerRow, held: list[int], lease: datetime) -> None:

@@ -19,8 +19,7 @@ from services.manager import host_match, scheduler, server_orders, worker_contro
 from services.manager.claim_sizing import ClaimSizer
 from services.manager.config import ManagerConfig
 from services.manager.errors import Conflict
-from services.manager.log_cap import RunLog
-from services.manager.model import HeldTask, WorkerState
+from services.manager.model import HeldTask, RunLog, WorkerState
 from services.manager.sleep import SleepSchedules
 from services.manager.store import logs, outbox
 from services.manager.store import tasks as store

@@ -14,21 +14,11 @@ and how many characters were written up to it), and a cut deletes the chunks bet
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
 
+from services.manager.model import RunLog
 from services.manager.store import logs
 
 MARKS = 16  # marks per limit: a cut leaves out a whole number of sixteenths
-
-
-@dataclass
-class RunLog:
-    """What one run (hand-out) of a task has written to its log here, since this Manager started."""
-
-    chars: int = 0  # characters appended
-    marks: list[tuple[int, int]] = field(default_factory=list)  # (chunk id, chars up to and with it), in order
-    cut_id: int | None = None  # the chunk that says what was left out, once something was
-    cut_to: int = 0  # chars written up to the end of what was left out (0: nothing was)
 
 
 def left_out_line(chars: int, limit: int) -> str:

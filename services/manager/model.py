@@ -6,11 +6,21 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.manager.log_cap import RunLog
 from services.protocol.farm import Utilisation
 from services.protocol.host_requirements import HostCapabilities, Requirements, of_commands
 from services.protocol.link import ClaimedTask
 from services.protocol.states import Unavailability, WorkerStatus, WorkerStatusRequest
+
+
+@dataclass
+class RunLog:
+    """What one run (hand-out) of a task has written to its full log here, since this Manager started (what
+    log_cap.py needs to bound it)."""
+
+    chars: int = 0  # characters appended
+    marks: list[tuple[int, int]] = field(default_factory=list)  # (chunk id, chars up to and with it), in order
+    cut_id: int | None = None  # the chunk that says what was left out, once something was
+    cut_to: int = 0  # chars written up to the end of what was left out (0: nothing was)
 
 
 @dataclass(eq=False)

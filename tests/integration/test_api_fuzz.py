@@ -138,7 +138,8 @@ def test_manager_api_matches_its_document(farm: tuple[ServerProcess, ManagerProc
 
 def _methods_not_taken(doc_url: str, base_url: str, header_for: Any) -> list[str]:
     """Each documented path with each method its document does not give it: a 405 whose `Allow` names the
-    documented ones, and HEAD beside GET (schemathesis's unsupported_method and allow_header_conformance, for every path at once)."""
+    documented ones, and HEAD beside GET (schemathesis's unsupported_method and allow_header_conformance, for
+    every path at once)."""
     import re
 
     import httpx

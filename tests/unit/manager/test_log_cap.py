@@ -10,7 +10,7 @@ import pytest
 
 from services.manager import log_cap
 from services.manager.config import ManagerConfig
-from services.manager.log_cap import RunLog
+from services.manager.model import RunLog
 from services.manager.store import logs
 from services.manager.store.db import connect
 
@@ -18,7 +18,8 @@ LIMIT = 16_000  # characters; a mark every 1,000
 
 
 def whole_log(conn: sqlite3.Connection, task_id: int) -> str:
-    parts, after = [], 0
+    parts: list[str] = []
+    after = 0
     while True:
         text, _first, after = logs.read_after(conn, task_id, after, 1_000_000)
         if not text:

@@ -4,6 +4,7 @@ every finite number through to the route unchanged."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -87,9 +88,14 @@ async def test_a_look_alike_costs_one_parse_and_no_walk(monkeypatch: pytest.Monk
     """ "NaN" inside a log line had the body parsed and walked four times over on the event loop: a body of
     millions of values held it 5 s, and a worker's other requests with it. The walks are made only where the
     parse (or, for text, the bytes) says a refused value may be."""
-    walks = []
+    walks: list[object] = []
     real = input_guard._found
-    monkeypatch.setattr(input_guard, "_found", lambda *args: walks.append(args) or real(*args))
+
+    def found(*args: Any) -> Any:
+        walks.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(input_guard, "_found", found)
     raw = '{"log_lines": ["Fra:1 NaN samples, Infinity, 1e999"], "values": [' + ", ".join(["1"] * 50_000) + "]}"
     r = await post(raw)
     assert r.status_code == 200 and r.content == raw.encode(), r.text

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from services.server.config import ServerConfig
 from services.server.store import submission
+from services.server.store.task_writer import TaskWriter
 from tests.support.inprocess_server import admin_client, stored_jobs_and_tasks
 
 JOBS = "/api/v1/jobs"
@@ -66,13 +68,13 @@ async def test_tasks_with_big_commands_are_stored_in_smaller_chunks(
     """A chunk was 5,000 tasks whatever their size: 2,098 tasks of 250 kB commands took 1 GB of the Server's
     memory at once. Here 20 kB a task and a budget of 200 kB a chunk: at most 10 at a time after the first."""
     chunks: list[int] = []
-    add = submission.TaskWriter.add
+    add = TaskWriter.add
 
-    def recorded(self: submission.TaskWriter, session: object, tasks: list[object]) -> None:
+    def recorded(self: TaskWriter, session: Any, tasks: list[Any]) -> None:
         chunks.append(len(tasks))
-        add(self, session, tasks)  # type: ignore[arg-type]
+        add(self, session, tasks)
 
-    monkeypatch.setattr(submission.TaskWriter, "add", recorded)
+    monkeypatch.setattr(TaskWriter, "add", recorded)
     monkeypatch.setattr(submission, "CHUNK_BYTES", 200_000)
     command = ["echo", *(f"{i:04d}".ljust(400, "a") for i in range(50)), "{frame}"]  # about 20 kB a task
     async with admin_client(ServerConfig(data_dir=tmp_path)) as client:

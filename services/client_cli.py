@@ -274,6 +274,8 @@ async def _log(client: ServerClient, args: argparse.Namespace) -> int:
                 if not part.text:
                     break
                 sys.stdout.write(log_text(part.text))
+                if part.last <= end.last:  # a source whose cursor does not move on: not read again for ever
+                    break
                 end = part
         else:
             if part.earlier:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from services.protocol import api_contract
 from services.protocol.common import plural, utcnow
 from services.protocol.jobs import JobAction, JobSubmission
 from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, Role, TaskStatus
@@ -51,13 +52,16 @@ class Actor:
     role: Role
 
 
-def pydantic_errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
+def settings_invalid(exc: ValidationError, prefix: str) -> Invalid:
+    """A job type's refusal of its settings as the API's 422: its first ERRORS_SHOWN errors, and how many more
+    (10,000 unknown settings were 10,000 errors in the answer, each in `detail` again)."""
     out = []
-    for err in exc.errors():
+    for err in exc.errors(include_url=False, include_input=False)[: api_contract.ERRORS_SHOWN]:
         loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
         msg = err["msg"].removeprefix("Value error, ")
         out.append((loc, msg))
-    return out
+    detail = "; ".join(f"{f}: {m}" for f, m in out) + api_contract.more_errors(exc.error_count())
+    return Invalid(detail, errors=out)
 
 
 def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
@@ -69,8 +73,7 @@ def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
     try:
         settings = jt.Settings.model_validate(sub.settings)
     except ValidationError as exc:
-        errors = pydantic_errors(exc, "settings")
-        raise Invalid("; ".join(f"{f}: {m}" for f, m in errors), errors=errors) from exc
+        raise settings_invalid(exc, "settings") from exc
     if sub.manager_id is not None and session.get(ManagerRow, sub.manager_id) is None:
         raise Invalid(f"no manager with id {sub.manager_id}", field="manager_id")
     if sub.depends_on:

@@ -42,7 +42,7 @@ from services.server.jobtypes.registry import get_job_type, job_types
 from services.server.store import events, failures, host_check, id_floors, orphans
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Invalid
-from services.server.store.jobs import Actor, pydantic_errors
+from services.server.store.jobs import Actor, settings_invalid
 from services.server.store.task_writer import TaskWriter
 from services.server.store.tasks import log_job
 
@@ -107,8 +107,7 @@ def submit(
     try:
         settings = jt.Settings.model_validate(sub.settings)
     except ValidationError as exc:
-        errors = pydantic_errors(exc, "settings")
-        raise Invalid("; ".join(f"{f}: {m}" for f, m in errors), errors=errors) from exc
+        raise settings_invalid(exc, "settings") from exc
     try:
         size = jt.estimate(settings)
     except CompileError as exc:

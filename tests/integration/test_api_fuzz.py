@@ -4,7 +4,7 @@ the whole module runs in a couple of minutes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -136,73 +136,72 @@ def test_manager_api_matches_its_document(farm: tuple[ServerProcess, ManagerProc
     )
 
 
-def _methods_not_taken(doc_url: str, base_url: str, header_for: Any) -> list[str]:
-    """Each documented path with each method its document does not give it: a 405 whose `Allow` names the
-    documented ones, and HEAD beside GET (schemathesis's unsupported_method and allow_header_conformance, for
-    every path at once)."""
+Check = Callable[[str, str, str, dict[str, Any], dict[str, str]], list[str]]
+
+
+def _on_both_services(farm: tuple[ServerProcess, ManagerProcess, dict[str, str]], check: Check) -> list[str]:
+    """`check(base_url, template, path, operations, headers)` for each documented path of the Server and the
+    Manager (parameters given as 1), with the credentials its routes take."""
     import re
 
     import httpx
 
+    server, mgr, auth = farm
     wrong = []
-    paths = httpx.get(doc_url, timeout=30).json()["paths"]
-    for template, operations in paths.items():
-        documented = sorted({m.upper() for m in operations} | ({"HEAD"} if "get" in operations else set()))
-        path = re.sub(r"\{[^}]+\}", "1", template)
-        for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
-            if method.lower() in operations:
-                continue
-            r = httpx.request(
-                method, base_url + path, headers={"Authorization": header_for(template)}, content=b"{}", timeout=30
-            )
-            if r.status_code != 405 or r.headers.get("allow") != ", ".join(documented):
-                wrong.append(f"{method} {path}: {r.status_code}, Allow {r.headers.get('allow')!r} ({documented})")
+    for base, worker_routes in ((server.url, None), (mgr.url, f"{API}/worker/")):
+        paths = httpx.get(f"{base}{API}/openapi.json", timeout=30).json()["paths"]
+        for template, operations in paths.items():
+            who = "worker" if worker_routes and template.startswith(worker_routes) else "user"
+            path = re.sub(r"\{[^}]+\}", "1", template)
+            wrong += check(base, template, path, operations, {"Authorization": auth[who]})
+    return wrong
+
+
+def _methods_not_taken(
+    base: str, _template: str, path: str, operations: dict[str, Any], headers: dict[str, str]
+) -> list[str]:
+    """Each method the document does not give a path: a 405 whose `Allow` names the documented ones, and HEAD
+    beside GET (schemathesis's unsupported_method and allow_header_conformance, for every path at once)."""
+    import httpx
+
+    documented = sorted({m.upper() for m in operations} | ({"HEAD"} if "get" in operations else set()))
+    wrong = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        if method.lower() in operations:
+            continue
+        r = httpx.request(method, base + path, headers=headers, content=b"{}", timeout=30)
+        if r.status_code != 405 or r.headers.get("allow") != ", ".join(documented):
+            wrong.append(f"{method} {path}: {r.status_code}, Allow {r.headers.get('allow')!r} ({documented})")
     return wrong
 
 
 def test_every_method_a_path_does_not_take_is_a_405_naming_the_ones_it_does(
     farm: tuple[ServerProcess, ManagerProcess, dict[str, str]],
 ) -> None:
-    server, mgr, auth = farm
-    wrong = _methods_not_taken(f"{server.url}{API}/openapi.json", server.url, lambda _path: auth["user"])
-    wrong += _methods_not_taken(
-        f"{mgr.url}{API}/openapi.json",
-        mgr.url,
-        lambda path: auth["worker"] if path.startswith(f"{API}/worker/") else auth["user"],
-    )
+    wrong = _on_both_services(farm, _methods_not_taken)
     assert not wrong, "\n".join(wrong)
 
 
-def _head_like_get(doc_url: str, base_url: str, header_for: Any) -> list[str]:
-    """Each documented GET path asked with HEAD: GET's status and content type, and no body."""
-    import re
-
+def _head_like_get(
+    base: str, _template: str, path: str, operations: dict[str, Any], headers: dict[str, str]
+) -> list[str]:
+    """A path that takes GET asked with HEAD: GET's status and content type, and no body."""
     import httpx
 
-    wrong = []
-    paths = httpx.get(doc_url, timeout=30).json()["paths"]
-    for template in (t for t, operations in paths.items() if "get" in operations):
-        path = re.sub(r"\{[^}]+\}", "1", template)
-        headers = {"Authorization": header_for(template)}
-        # the event stream never ends: its GET is read up to its headers, as HEAD ends it
-        with httpx.stream("GET", base_url + path, headers=headers, timeout=30) as got:
-            status, kind = got.status_code, got.headers.get("content-type")
-        r = httpx.head(base_url + path, headers=headers, timeout=30)
-        if (r.status_code, r.headers.get("content-type"), r.content) != (status, kind, b""):
-            wrong.append(f"HEAD {path}: {r.status_code} {r.headers.get('content-type')} {r.content[:80]!r}")
-            wrong.append(f"  GET {path}: {status} {kind}")
-    return wrong
+    if "get" not in operations:
+        return []
+    # the event stream never ends: its GET is read up to its headers, as HEAD ends it
+    with httpx.stream("GET", base + path, headers=headers, timeout=30) as got:
+        status, kind = got.status_code, got.headers.get("content-type")
+    r = httpx.head(base + path, headers=headers, timeout=30)
+    if (r.status_code, r.headers.get("content-type"), r.content) == (status, kind, b""):
+        return []
+    return [f"HEAD {path}: {r.status_code} {r.headers.get('content-type')} {r.content[:80]!r}; GET: {status} {kind}"]
 
 
 def test_every_path_that_takes_get_answers_head_as_get_without_the_body(
     farm: tuple[ServerProcess, ManagerProcess, dict[str, str]],
 ) -> None:
     """HTTP has a server that takes GET take HEAD (monitoring probes send it); FastAPI's routes refused it."""
-    server, mgr, auth = farm
-    wrong = _head_like_get(f"{server.url}{API}/openapi.json", server.url, lambda _path: auth["user"])
-    wrong += _head_like_get(
-        f"{mgr.url}{API}/openapi.json",
-        mgr.url,
-        lambda path: auth["worker"] if path.startswith(f"{API}/worker/") else auth["user"],
-    )
+    wrong = _on_both_services(farm, _head_like_get)
     assert not wrong, "\n".join(wrong)

@@ -87,18 +87,17 @@ class TaskLogReader:
 
     async def earlier(self, before: int, chars: int = PAGE_CHARS) -> LogPart:
         """The part of the log before cursor `before` (a part's `first`)."""
-        if self.place == Place.MANAGER and self.source and self.source.manager_url:
-            return await self._from_manager(self.source.manager_url, before=before, limit=chars)
-        if self.place == Place.SERVER_COPY:
-            return await self.client.log_copy(self.task_id, before=before, limit=chars)
-        return LogPart(text="", first=0, last=0, earlier=False)
+        return await self._part(before=before, limit=chars)
 
     async def later(self, after: int, chars: int = PAGE_CHARS) -> LogPart:
         """The part of the log after cursor `after` (a part's `last`; 0: from its start); empty at its end."""
+        return await self._part(after=after, limit=chars)
+
+    async def _part(self, **params: int) -> LogPart:
         if self.place == Place.MANAGER and self.source and self.source.manager_url:
-            return await self._from_manager(self.source.manager_url, after=after, limit=chars)
+            return await self._from_manager(self.source.manager_url, **params)
         if self.place == Place.SERVER_COPY:
-            return await self.client.log_copy(self.task_id, after=after, limit=chars)
+            return await self.client.log_copy(self.task_id, **params)
         return LogPart(text="", first=0, last=0, earlier=False)
 
     async def follow(self, after: int) -> AsyncIterator[str]:

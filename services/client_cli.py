@@ -27,6 +27,7 @@ from services.protocol.named_files import MIB, SECRET_BYTES, UnreadableFile, rea
 from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
 from services.protocol.service_probe import Service, which_service
 from services.protocol.task_log_source import Place, TaskLogReader
+from services.protocol.terminal_text import escaped
 
 DEFAULT_SERVER = f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"
 EXIT_PIPE = 141  # what a shell reports for a program its reader's end of the pipe stopped (128 + SIGPIPE)
@@ -128,9 +129,7 @@ def shown(text: object, limit: int | None = None) -> str:
     text = str(text)
     if limit is not None and len(text) > limit:
         text = text[:limit] + "…"
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escaped(text)
 
 
 def _progress(job: Job) -> str:
@@ -306,9 +305,7 @@ async def _log(client: ServerClient, args: argparse.Namespace) -> int:
 def log_text(text: str) -> str:
     """A task's output for a terminal: line breaks and tabs kept, other control characters escaped (a task
     could otherwise move the cursor, retitle the window or hide lines from whoever reads its log)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+    return escaped(text, keep="\n\t")
 
 
 COMMANDS: dict[str, Callable[[ServerClient, argparse.Namespace], Awaitable[int]]] = {

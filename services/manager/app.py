@@ -172,7 +172,7 @@ def create_app(config: ManagerConfig) -> FastAPI:
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         found = exc.errors()
         errors = [_field_error(e) for e in found[: api_contract.ERRORS_SHOWN]]
-        detail = "; ".join(f"{e.field}: {e.message}" for e in errors) + api_contract.more_errors(len(found))
+        detail = api_contract.error_detail([(e.field, e.message) for e in errors], len(found))
         return JSONResponse(
             ErrorResponse(detail=detail or "invalid request", errors=errors).model_dump(), status_code=422
         )
@@ -196,6 +196,4 @@ def _link_ended(app: FastAPI, task: asyncio.Task[None]) -> None:
 
 def _field_error(err: Any) -> FieldError:
     loc = tuple(p for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-    return FieldError(
-        field=api_contract.indexed(loc), message=str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    )
+    return FieldError(field=api_contract.indexed(loc), message=api_contract.error_message(err))

@@ -67,6 +67,16 @@ def more_errors(total: int) -> str:
     return f"; and {left} more error{'s' if left != 1 else ''}" if left > 0 else ""
 
 
+def error_message(err: Mapping[str, Any]) -> str:
+    """A pydantic error's message as the services say it: without pydantic's "Value error, " before a check's own."""
+    return str(err.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+def error_detail(errors: list[tuple[str, str]], total: int) -> str:
+    """An error answer's `detail`: the listed (field, message) pairs, and how many more were left out of the list."""
+    return "; ".join(f"{field}: {message}" for field, message in errors) + more_errors(total)
+
+
 def error_json(
     status: int, detail: str, field: str | None = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:

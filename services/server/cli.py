@@ -25,11 +25,14 @@ from services.protocol.common import INT_MAX
 from services.protocol.farm import NAME_PATTERN, ManagerCreate, TokenCreate, UserCreate
 from services.protocol.secret_files import write_secret
 from services.protocol.states import Role
+from services.protocol.terminal_text import escaped
 from services.server.config import ServerConfig, load_variables
 from services.server.policy import FarmPolicy, PolicyError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from services.server.db.tables import UserRow
 
 FULL_BELOW = 1024 * 1024  # bytes free under which SQLite's "disk I/O error" is put down to a full disk
 ALEMBIC_TABLE = "alembic_version"  # every database a Server has started on has this table
@@ -237,23 +240,27 @@ def server_database_dir(data_dir: Path, named: str) -> Path:
 LOCAL_ACTOR = "(the Server's machine)"  # who changes users here: no user's name (their pattern has no brackets)
 
 
+def _user_named(session: Session, name: str) -> UserRow:
+    from services.server.store import auth
+    from services.server.store.errors import StoreError
+
+    if (found := auth.user_by_name(session, name)) is None:
+        raise StoreError(f"no user named {name!r}")
+    return found
+
+
 def _print_tokens(session: Session, user: str | None) -> None:
     from sqlalchemy import select
 
     from services.server.db.tables import ApiTokenRow, UserRow
-    from services.server.store import auth
-    from services.server.store.errors import StoreError
 
     query = select(ApiTokenRow, UserRow.name).join(UserRow, UserRow.id == ApiTokenRow.user_id).order_by(ApiTokenRow.id)
     if user is not None:
-        if (found := auth.user_by_name(session, user)) is None:
-            raise StoreError(f"no user named {user!r}")
-        query = query.where(ApiTokenRow.user_id == found.id)
+        query = query.where(ApiTokenRow.user_id == _user_named(session, user).id)
     print("id\tuser\tname\tcreated\tlast used\texpires")
     for token, name in session.execute(query):
         when = [f"{t:%Y-%m-%d %H:%M}" if t else "-" for t in (token.created, token.last_used, token.expires)]
-        label = "".join(c if c.isprintable() else repr(c)[1:-1] for c in token.name)  # anyone's own words
-        print("\t".join([str(token.id), name, label or "-", *when]))
+        print("\t".join([str(token.id), name, escaped(token.name) or "-", *when]))  # a label: anyone's own words
 
 
 def admin_main(kind: str, argv: list[str]) -> int:
@@ -368,18 +375,14 @@ def admin_main(kind: str, argv: list[str]) -> int:
             elif kind == "users" and args.verb == "password":
                 from services.server.store.admin import change_user
 
-                found = auth.user_by_name(session, args.name)
-                if found is None:
-                    raise StoreError(f"no user named {args.name!r}")
+                found = _user_named(session, args.name)
                 # the actor matters only to a change of role (no admin demotes themselves): a password is not one
                 change_user(session, found.id, UserUpdate(password=args.password), actor=auth.ADMIN_NAME)
                 print(f"password of user {found.name} set: log in with it from the desktop app")
             elif kind == "users" and args.verb in ("disable", "enable"):
                 from services.server.store.admin import change_user
 
-                found = auth.user_by_name(session, args.name)
-                if found is None:
-                    raise StoreError(f"no user named {args.name!r}")
+                found = _user_named(session, args.name)
                 change_user(session, found.id, UserUpdate(disabled=args.verb == "disable"), actor=LOCAL_ACTOR)
                 print(f"user {found.name} {args.verb}d")
             elif kind == "users":
@@ -390,9 +393,7 @@ def admin_main(kind: str, argv: list[str]) -> int:
                 for u in session.scalars(select(UserRow).order_by(UserRow.name)):
                     print(f"{u.name}\t{u.role}" + ("\tdisabled" if u.disabled else ""))
             elif kind == "tokens" and args.verb == "create":
-                found = auth.user_by_name(session, args.user)
-                if found is None:
-                    raise StoreError(f"no user named {args.user!r}")
+                found = _user_named(session, args.user)
                 _, token = auth.create_token(session, found, args.name)
                 print(token)
             elif kind == "tokens" and args.verb == "revoke":

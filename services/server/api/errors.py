@@ -53,11 +53,11 @@ def install(app: FastAPI) -> None:
         found = exc.errors()
         for err in found[: api_contract.ERRORS_SHOWN]:
             field = _loc(tuple(err.get("loc", ())))
-            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            msg = api_contract.error_message(err)
             if err.get("type") == "json_invalid":
                 field, msg = "body", f"malformed JSON: {err.get('ctx', {}).get('error', msg)}"
             errors.append((field, msg))
-        detail = "; ".join(f"{f}: {m}" for f, m in errors) + api_contract.more_errors(len(found))
+        detail = api_contract.error_detail(errors, len(found))
         return JSONResponse(error_body(detail or "invalid request", errors), status_code=422)
 
     @app.exception_handler(DataError)

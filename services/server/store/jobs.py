@@ -58,10 +58,8 @@ def settings_invalid(exc: ValidationError, prefix: str) -> Invalid:
     out = []
     for err in exc.errors(include_url=False, include_input=False)[: api_contract.ERRORS_SHOWN]:
         loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
-        msg = err["msg"].removeprefix("Value error, ")
-        out.append((loc, msg))
-    detail = "; ".join(f"{f}: {m}" for f, m in out) + api_contract.more_errors(exc.error_count())
-    return Invalid(detail, errors=out)
+        out.append((loc, api_contract.error_message(err)))
+    return Invalid(api_contract.error_detail(out, exc.error_count()), errors=out)
 
 
 def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:

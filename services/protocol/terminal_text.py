@@ -1,0 +1,12 @@
+"""Text someone else wrote (a job's name, a task's output, a token's label), made safe to print to a terminal."""
+
+from __future__ import annotations
+
+
+def escaped(text: str, keep: str = "") -> str:
+    """`text` with every character that is not printable (control characters, line breaks, bidirectional
+    overrides) written as repr writes it (\\x1b, \\n, \\u202e), except those in `keep`: printed as it is, it could
+    move the cursor, retitle the window or make a line look like the printing command's own."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)

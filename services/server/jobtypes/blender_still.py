@@ -38,6 +38,9 @@ from services.server.jobtypes.paths import blender_output, padded, stem_and_exte
 
 MERGE_TASK = "merge"
 MAX_PARTS = 256
+# The worker that merges the parts holds the whole image and every part in memory (RGBA: 4 bytes a pixel, 640 MB
+# at this size); Pillow refuses to open images past 179 million pixels as a "decompression bomb".
+MAX_PIXELS = 160_000_000
 # Blender turns a border into pixels by truncating border × size in single precision; a quarter pixel
 # inside each edge lands on the intended pixel whether Blender truncates or rounds.
 _EDGE_NUDGE = 0.25
@@ -91,6 +94,17 @@ class BlenderStillSettings(JobTypeSettings):
         valid = FORMAT_EXTENSIONS[ImageFormat(value.value)]
         if output is not None and not output.lower().endswith(valid):
             raise invalid(f"output_path must end in {' or '.join(valid)} for {value.value} images")
+        return value
+
+    @field_validator("height")
+    @classmethod
+    def _pixels_bounded(cls, value: int, info: ValidationInfo) -> int:
+        width = info.data.get("width")
+        if width is not None and width * value > MAX_PIXELS:
+            raise invalid(
+                f"{width}×{value} is {width * value:,} pixels; a still may have at most {MAX_PIXELS:,} (e.g. "
+                "16,000 × 10,000): the worker that merges its parts holds the whole image in memory"
+            )
         return value
 
     @field_validator("tiles_x")

@@ -100,6 +100,8 @@ class FfmpegEncodeSettings(JobTypeSettings):
     def _container(cls, value: str) -> str:
         if not value.lower().endswith(CONTAINERS):
             raise invalid(f"the video must end in {', '.join(CONTAINERS)}")
+        if "|" in value:  # its segments are joined as `concat:a|b|…`, which a `|` in their names would split
+            raise invalid("the video's path cannot contain '|'")
         return value
 
     @field_validator("codec")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo
 from pydantic_core import PydanticCustomError
 
+from services.protocol.file_paths import not_a_file_path
 from services.server.jobtypes.frames import parse_frames
 
 # Every free-text setting is bounded (a 422 naming it), since the compilers copy settings into every task.
@@ -36,8 +37,8 @@ def _path(value: str) -> str:
     value = value.strip()
     if not value:
         raise invalid("a path is required")
-    if "\0" in value:
-        raise invalid("a path cannot contain a NUL character")
+    if (problem := not_a_file_path(value)) is not None:
+        raise invalid(problem)
     return value
 
 

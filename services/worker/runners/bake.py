@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from services.protocol.commands import BakeParams, VerifyBakeParams
-from services.worker.runners.base import CommandFailed, RunContext, need_program
+from services.worker.runners.base import CommandFailed, RunContext, need_blend_file, need_program
 from services.worker.runners.blender import BlenderOutput
 from services.worker.runners.process import run_process
 from services.worker.task_policy import blender_autoexec_args
@@ -135,8 +133,7 @@ async def run_blender_bake(params: BakeParams | VerifyBakeParams, ctx: RunContex
     blender = need_program(NAME, ctx.programs.blender, "blender")
     blendfile = params["blendfile"]
     checked = bake_params(params)
-    if not await asyncio.to_thread(Path(blendfile).is_file):
-        raise CommandFailed(f"{NAME}: blend file {blendfile} does not exist")
+    await need_blend_file(NAME, blendfile)
     argv = [
         blender,
         *blender_autoexec_args(),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from services.protocol.command_spec import CommandSpec, InvalidParameters
+from services.protocol.file_paths import not_a_file_path
 from services.protocol.path_mapping import PathMapping
 
 P = TypeVar("P")
@@ -90,3 +93,16 @@ def need_program(command: str, path: str | None, name: str) -> str:
             f"TABLAO_{name.upper()}, or put it on PATH)"
         )
     return path
+
+
+def need_file_path(command: str, what: str, path: str) -> None:
+    """A path the program will be given must be a file's path, not a URL or an option (file_paths.py)."""
+    if (problem := not_a_file_path(path)) is not None:
+        raise CommandFailed(f"{command}: the {what} {path!r} is refused: {problem}")
+
+
+async def need_blend_file(command: str, blendfile: str) -> None:
+    need_file_path(command, "blend file", blendfile)
+    if not await asyncio.to_thread(Path(blendfile).is_file):
+        # Blender would say so too, but only after a second of start-up
+        raise CommandFailed(f"{command}: blend file {blendfile} does not exist")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from pathlib import Path
 
 from services.protocol.commands import BlenderRenderParams
-from services.worker.runners.base import CommandFailed, RunContext, need_program
+from services.worker.runners.base import CommandFailed, RunContext, need_blend_file, need_program
 from services.worker.runners.process import run_process
 from services.worker.task_policy import blender_autoexec_args
 
@@ -86,10 +84,8 @@ def render_argv(blender: str, params: BlenderRenderParams) -> list[str]:
 async def run_blender_render(params: BlenderRenderParams, ctx: RunContext) -> None:
     blender = need_program(NAME, ctx.programs.blender, "blender")
     argv = render_argv(blender, params)
-    blendfile, frames = params["blendfile"], params["frames"]
-    if not await asyncio.to_thread(Path(blendfile).is_file):
-        # Blender would say so too, but only after a second of start-up
-        raise CommandFailed(f"{NAME}: blend file {blendfile} does not exist")
+    frames = params["frames"]
+    await need_blend_file(NAME, params["blendfile"])
     parser = BlenderOutput(ctx, count_frames(frames))
     ctx.log("running: " + " ".join(argv))
     status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds, started=ctx.started)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from services.protocol.commands import FfmpegParams
-from services.worker.runners.base import CommandFailed, RunContext, need_program
+from services.worker.runners.base import CommandFailed, RunContext, need_file_path, need_program
 from services.worker.runners.process import run_process
 
 NAME = "ffmpeg"
@@ -45,10 +47,19 @@ class FfmpegProgress:
         self.last_lines = [*self.last_lines[-2:], line]
 
 
+def inputs(args: Sequence[str]) -> Iterator[str]:
+    """The files ffmpeg is asked to read: each `-i`'s value, the parts of a `concat:` join one by one."""
+    for option, value in itertools.pairwise(args):
+        if option == "-i":
+            yield from value.removeprefix("concat:").split("|") if value.startswith("concat:") else [value]
+
+
 async def run_ffmpeg(params: FfmpegParams, ctx: RunContext) -> None:
     output = params.get("output")
     program = need_program(NAME, ctx.programs.ffmpeg, "ffmpeg")
     progress = FfmpegProgress(ctx, params.get("total_frames"))
+    for source in inputs(params["args"]):
+        need_file_path(NAME, "input", source)
     argv = [program, "-y", "-nostdin", "-progress", "pipe:1", "-nostats", *params["args"]]
     ctx.log("running: " + " ".join(argv))
     status = await run_process(argv, progress.feed, grace_seconds=ctx.grace_seconds, started=ctx.started)

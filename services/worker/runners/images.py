@@ -38,7 +38,7 @@ def _open(path: Path) -> Image.Image:
             return img
     except FileNotFoundError as exc:
         raise CommandFailed(f"{NAME}: input image {path} does not exist") from exc
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise CommandFailed(f"{NAME}: cannot read image {path}: {exc}") from exc
 
 

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from services.protocol.commands import MergeSamplesParams
-from services.worker.runners.base import CommandFailed, RunContext, need_program
+from services.worker.runners.base import CommandFailed, RunContext, need_blend_file, need_program
 from services.worker.runners.blender import BlenderOutput
 from services.worker.runners.process import run_process
 from services.worker.task_policy import blender_autoexec_args
@@ -91,8 +91,7 @@ async def run_merge_samples(params: MergeSamplesParams, ctx: RunContext) -> None
     missing = [p["path"] for p in params["inputs"] if not await asyncio.to_thread(Path(p["path"]).is_file)]
     if missing:
         raise CommandFailed(f"{NAME}: missing parts: {', '.join(missing)}")
-    if not await asyncio.to_thread(Path(blendfile).is_file):
-        raise CommandFailed(f"{NAME}: blend file {blendfile} does not exist")
+    await need_blend_file(NAME, blendfile)
     await asyncio.to_thread(Path(params["output"]).parent.mkdir, parents=True, exist_ok=True)
     script_params = {k: params[k] for k in ("inputs", "output", "format")} | {"scene": params.get("scene")}
     expr = "import json\nPARAMS = " + repr(json.dumps(script_params)) + "\n" + MERGE_SCRIPT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,3 +175,45 @@ async def test_ffmpeg_output_must_exist(tmp_path: Path, rec):
     args = ["-f", "lavfi", "-i", "testsrc=size=32x32:duration=0.1", "-f", "null", "-"]
     with pytest.raises(CommandFailed, match="does not exist"):
         await run({"args": args, "output": str(tmp_path / "never.mp4")}, rec.context())
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["http://127.0.0.1:9/f_%04d.png", "concat:/r/a.ts|http://127.0.0.1:9/b.ts", "pipe:0", "-f"],
+)
+async def test_ffmpeg_is_not_started_on_an_input_that_is_not_a_file(source: str, tmp_path: Path, rec):
+    """A task stored before the Server refused such paths: ffmpeg would fetch the URL (and Landlock does not
+    confine the network)."""
+    ran = tmp_path / "ran"
+    program = tmp_path / "ffmpeg"
+    program.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    program.chmod(0o755)
+    run = get_runner("ffmpeg")
+    assert run is not None
+    with pytest.raises(CommandFailed, match=r"ffmpeg: the input .* is refused: a path cannot"):
+        await run({"args": ["-i", source, str(tmp_path / "o.mp4")]}, rec.context(Programs(ffmpeg=str(program))))
+    assert not ran.exists()
+
+
+@pytest.mark.parametrize("runner", ["blender-render", "blender-bake", "merge-samples"])
+async def test_blender_is_not_started_on_a_blend_file_that_reads_as_an_option(
+    runner: str, tmp_path: Path, rec, monkeypatch: pytest.MonkeyPatch
+):
+    """`-b --enable-autoexec` would turn on the scripts the farm turns off, given a file of that name."""
+    (tmp_path / "--enable-autoexec").write_bytes(b"")
+    (tmp_path / "part.exr").write_bytes(b"")
+    every: dict[str, dict[str, Any]] = {
+        "blender-render": {"output": "/o", "format": "PNG", "frames": "1"},
+        "blender-bake": {"target": "fluid", "frame_start": 1, "frame_end": 2},
+        "merge-samples": {
+            "inputs": [{"path": str(tmp_path / "part.exr"), "weight": 1}],
+            "output": "/o.png",
+            "format": "PNG",
+        },
+    }
+    params = every[runner]
+    run = get_runner(runner)
+    assert run is not None
+    monkeypatch.chdir(tmp_path)  # where the worker would find a file of that name
+    with pytest.raises(CommandFailed, match="blend file '--enable-autoexec' is refused"):
+        await run({"blendfile": "--enable-autoexec", **params}, rec.context(Programs(blender="/usr/bin/true")))

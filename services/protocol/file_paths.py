@@ -1,0 +1,32 @@
+"""What a path handed to a program on a worker must not be: a URL it would fetch, an option it would obey, or
+text that is not a file name at all (control characters, which also forge lines of the task's log).
+
+The Server refuses such paths in a job's settings, naming the setting; the Worker checks them again before it
+starts the program, for tasks stored before the Server checked.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# what ffmpeg takes for a protocol before a colon (`http:`, `concat:`, `pipe:`, `subfile,,…:`); a single letter is
+# a drive (`C:`)
+_SCHEME = re.compile(r"[A-Za-z0-9+.-][A-Za-z0-9+.,-]+:")
+# explicit bidirectional overrides and isolates, which make a path read other than it is
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def not_a_file_path(path: str) -> str | None:
+    """Why `path` cannot be given to a program as a file's path; None when it can."""
+    if path.startswith("-"):
+        return "a path cannot start with '-': the program would read it as an option"
+    if scheme := _SCHEME.match(path):
+        return (
+            f"a path cannot start with {scheme.group()!r}: programs read that as a URL or protocol to open, "
+            "not a file; give the file's path"
+        )
+    for c in path:
+        if c in _BIDI_CONTROLS or unicodedata.category(c) == "Cc":
+            return f"a path cannot contain the control character {c!r}"
+    return None

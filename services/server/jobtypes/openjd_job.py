@@ -8,10 +8,12 @@ before anything is expanded: a parameter space of billions of tasks is refused f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import orjson
 from openjd.model import (
     DecodeValidationError,
     Job,
@@ -22,7 +24,7 @@ from openjd.model import (
     decode_job_template,
     preprocess_job_parameters,
 )
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from services.protocol.commands import ECHO, OPENJD_TASK, OpenjdTaskParams, TaskType
 from services.protocol.openjd_template import (
@@ -36,6 +38,7 @@ from services.protocol.openjd_template import (
 from services.server.jobtypes.base import CompiledTask, CompileError, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import invalid
 
+T = TypeVar("T")
 MAX_TASKS = 100_000
 # CHUNK[INT] ranges are expanded to a list by openjd-model before chunking; bound them first
 MAX_CHUNKED_VALUES = 100_000
@@ -72,11 +75,50 @@ def outsized_int(template: dict[str, Any]) -> str | None:
     return None
 
 
-def decode(template: dict[str, Any]) -> JobTemplate:
+def through_model(call: Callable[[], T], refusal: Callable[[str], Exception]) -> T:
+    """`call()` of openjd-model; its refusal of the template, in one line, raised as `refusal(message)`.
+
+    Besides its own errors, openjd-model fails on some templates while it checks or words its refusal (an
+    IndexError for a cycle of steps, a RecursionError for a deeply bracketed combination): those are the
+    template's fault too, a 422 and not a 500.
+    """
     try:
-        return decode_job_template(template=template, supported_extensions=list(SUPPORTED_EXTENSIONS))
+        return call()
     except (DecodeValidationError, NotImplementedError, ValueError) as exc:
-        raise invalid(model_message(exc)) from exc
+        raise refusal(model_message(exc)) from exc
+    except RecursionError as exc:
+        raise refusal("the template's expressions are nested too deeply") from exc
+    except Exception as exc:
+        raise refusal(model_failure(exc)) from exc
+
+
+def model_failure(exc: Exception) -> str:
+    """What openjd-model was refusing when it failed: the validation error it was wording, if any."""
+    context = exc.__context__
+    if isinstance(context, ValidationError):
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in context.errors(include_url=False))
+    return f"openjd-model could not read the template ({type(exc).__name__}: {exc})"
+
+
+def decode(template: dict[str, Any]) -> JobTemplate:
+    """The template as openjd-model reads it; a refusal is a validation error of the `template` setting."""
+    try:
+        text = orjson.dumps(template)
+    except TypeError:  # an integer past 64 bits, refused by its own check: decoded without the cache
+        return through_model(lambda: _decode(template), invalid)
+    return through_model(lambda: _decoded(text), invalid)
+
+
+# A submission decodes its template several times (each setting's check, then the compiler's), up to 0.3 s a time
+# for a big one: the last few are kept, by their JSON text. openjd-model builds a job from a template without
+# changing it, so one decoded template serves them all.
+@lru_cache(maxsize=4)
+def _decoded(text: bytes) -> JobTemplate:
+    return _decode(orjson.loads(text))
+
+
+def _decode(template: dict[str, Any]) -> JobTemplate:
+    return decode_job_template(template=template, supported_extensions=list(SUPPORTED_EXTENSIONS))
 
 
 def parameter_values(template: JobTemplate, given: dict[str, str]) -> JobParameterValues:
@@ -94,10 +136,12 @@ def parameter_values(template: JobTemplate, given: dict[str, str]) -> JobParamet
 def instantiate(template: dict[str, Any], given: dict[str, str]) -> tuple[Job, JobParameterValues]:
     decoded = decode(template)
     values = parameter_values(decoded, given)
-    try:
-        return create_job(job_template=decoded, job_parameter_values=values), values
-    except (DecodeValidationError, ValueError) as exc:
-        raise CompileError("template", model_message(exc)) from exc
+    job = through_model(lambda: create_job(job_template=decoded, job_parameter_values=values), compile_error)
+    return job, values
+
+
+def compile_error(message: str) -> CompileError:
+    return CompileError("template", message)
 
 
 class OpenJDSettings(JobTypeSettings):
@@ -144,10 +188,8 @@ class OpenJDSettings(JobTypeSettings):
         template = info.data.get("template")
         if template is None:
             return value  # the template's own error is reported
-        try:
-            parameter_values(decode(template), as_strings(value))
-        except (ValueError, NotImplementedError) as exc:
-            raise invalid(model_message(exc)) from exc
+        decoded = decode(template)
+        through_model(lambda: parameter_values(decoded, as_strings(value)), invalid)
         return value
 
 
@@ -177,18 +219,22 @@ def step_order(job: Job) -> list[int]:
 def _space(step: Any) -> StepParameterSpaceIterator | None:
     if step.parameterSpace is None:
         return None
+    chunk_size = None
     for name, definition in step.parameterSpace.taskParameterDefinitions.items():
-        chunked = str(getattr(definition.type, "value", definition.type)) == "CHUNK[INT]"
-        if chunked and (n := len(definition.range)) > MAX_CHUNKED_VALUES:
+        if str(getattr(definition.type, "value", definition.type)) != "CHUNK[INT]":
+            continue
+        if (n := len(definition.range)) > MAX_CHUNKED_VALUES:
             raise CompileError(
                 "template",
                 f"step {step.name!r}: the CHUNK[INT] parameter {name!r} has {n:,} values; at most "
                 f"{MAX_CHUNKED_VALUES:,} are accepted",
             )
-    try:
-        return StepParameterSpaceIterator(space=step.parameterSpace)
-    except ValueError as exc:
-        raise CompileError("template", f"step {step.name!r}: {model_message(exc)}") from exc
+        # adaptive chunking (`targetRuntimeSeconds`) is not done: its chunks are `defaultTaskCount` long
+        chunk_size = int(definition.chunks.defaultTaskCount)
+    return through_model(
+        lambda: StepParameterSpaceIterator(space=step.parameterSpace, chunks_task_count_override=chunk_size),
+        lambda message: compile_error(f"step {step.name!r}: {message}"),
+    )
 
 
 def step_template(raw: dict[str, Any], step_name: str) -> dict[str, Any]:

@@ -186,3 +186,71 @@ def test_integers_within_64_bits_are_kept() -> None:
     tasks = compile_({"template": one_step(space)})
     assert [t.name for t in tasks] == [f"S X={2**62}", f"S X={2**63 - 1}", f"S X={-(2**63) + 1}"]
     orjson.dumps([t.commands for t in tasks])  # as the task writer stores them
+
+
+def _steps(*steps: dict[str, Any]) -> dict[str, Any]:
+    return {"specificationVersion": "jobtemplate-2023-09", "name": "t", "steps": list(steps)}
+
+
+def _step(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "script": {"actions": {"onRun": {"command": "echo"}}}, **extra}
+
+
+_AB = [{"name": "A", "type": "INT", "range": "1-3"}, {"name": "B", "type": "INT", "range": "1-3"}]
+_YAML = "specificationVersion: jobtemplate-2023-09\nname: y\nsteps:\n- name: S\n  script:\n    actions:\n" \
+        "      onRun:\n        command: echo\n"  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        # openjd-model failed while wording these refusals (an IndexError, a RecursionError): 500s at the Server
+        (_steps(_step("A", dependencies=[{"dependsOn": "B"}]), _step("B", dependencies=[{"dependsOn": "A"}])),
+         "Step dependencies form a cycle: A -> B -> A"),
+        (_steps(_step("S", parameterSpace={"taskParameterDefinitions": _AB,
+                                           "combination": "(" * 500 + "A" + ")" * 500 + "*B"})),
+         "the template's expressions are nested too deeply"),
+        # YAML that is no JSON: keys that are a date or binary data, NaN and infinity (a decimal.InvalidOperation)
+        (_YAML.replace("name: y", "name: y\n2001-01-01: d"), "a key of the template is a datetime.date, not text"),
+        (_YAML.replace("name: y", "name: y\n!!binary aGVsbG8=: d"), "a key of the template is a bytes, not text"),
+        (_YAML.replace("  script:", "  hostRequirements: {amounts: [{name: amount.worker.vcpu, min: .nan}]}\n"
+                                    "  script:"), "NaN and infinity are not numbers a template may hold"),
+        ('{"specificationVersion": "jobtemplate-2023-09", "name": "j", "x": -Infinity, "steps": []}',
+         "NaN and infinity are not numbers a template may hold (-Infinity)"),
+        # a key given twice kept the last value without a word
+        (_YAML.replace("name: y", "name: y\nname: z"), "the key 'name' is given twice (line 3)"),
+        ('{"specificationVersion": "jobtemplate-2023-09", "name": "j", "name": "k", "steps": []}',
+         "the key 'name' is given twice"),
+    ],
+)  # fmt: skip
+def test_templates_the_model_could_not_word_or_json_cannot_hold_are_refused_naming_why(
+    template: Any, reason: str
+) -> None:
+    assert reason in errors({"template": template})["template"]
+
+
+def test_adaptive_chunks_are_default_task_count_long() -> None:
+    """openjd-model cannot count an adaptive space (a ValueError, a 500): chunks are `defaultTaskCount` long."""
+    chunks = {"defaultTaskCount": 4, "targetRuntimeSeconds": 60, "rangeConstraint": "CONTIGUOUS"}
+    space = [{"name": "F", "type": "CHUNK[INT]", "range": "1-10", "chunks": chunks}]
+    tasks = compile_({"template": one_step(space, extensions=["TASK_CHUNKING"])})
+    assert [t.commands[0]["parameters"]["task_parameters"]["F"]["value"] for t in tasks] == ["1-4", "5-7", "8-10"]
+
+
+def test_a_submission_decodes_its_template_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each setting's check and the compiler decoded it again: up to 0.3 s a time for a big template."""
+    from openjd.model import decode_job_template
+
+    calls: list[str] = []
+
+    def counted(**kwargs: Any) -> Any:
+        calls.append(kwargs["template"]["name"])
+        return decode_job_template(**kwargs)
+
+    monkeypatch.setattr("services.server.jobtypes.openjd_job.decode_job_template", counted)
+    text = (TEMPLATES / "several_steps.yaml").read_text().replace("name: ", "name: once-", 1)
+    settings = {"template": text, "parameters": {"OutDir": "/tmp/o", "Frames": "1-2"}}
+    first = compile_(settings)
+    again = compile_(settings)
+    assert len(calls) == 1, calls
+    assert [(t.name, t.commands, t.depends_on) for t in first] == [(t.name, t.commands, t.depends_on) for t in again]

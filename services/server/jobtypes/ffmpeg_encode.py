@@ -49,7 +49,7 @@ class FfmpegEncodeSettings(JobTypeSettings):
     )
     frame_start: int = Field(1, ge=0, le=10_000_000, title="First frame", description="First frame number.")
     frame_end: int = Field(250, ge=0, le=10_000_000, title="Last frame", description="Last frame number.")
-    fps: float = Field(24, gt=0, le=1000, title="Frame rate", description="Frames per second of the video.")
+    fps: float = Field(24, ge=0.01, le=1000, title="Frame rate", description="Frames per second of the video.")
     output_path: PathStr = path_field(
         "Output video", "The video file: .mp4, .mov or .mkv.", mode="save", example="{render_root}/shot/shot.mp4"
     )

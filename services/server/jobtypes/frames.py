@@ -18,6 +18,16 @@ def parse_frames(text: str) -> list[int]:
     return list(frame_sequence(text))
 
 
+def _number(digits: str) -> int:
+    """A frame number or step; one far past any frame is refused by its length (Python will not read an integer of
+    over 4,300 digits, and says so in words meant for programmers)."""
+    if len(digits.lstrip("0")) > 18:
+        raise ValueError(
+            f"{digits[:12]}… ({len(digits):,} digits) is beyond the largest frame number {MAX_FRAME_NUMBER}"
+        )
+    return int(digits)
+
+
 def frame_sequence(text: str) -> Sequence[int]:
     """`parse_frames` without building a list for one plain range (a million frames are then a `range`, not
     36 MB of ints): what compilers use."""
@@ -35,9 +45,9 @@ def frame_sequence(text: str) -> Sequence[int]:
                 f"{part!r} is not a frame range; write frames as 7, 1-250 or 1-250x2 (x is the step), "
                 "separated by commas"
             )
-        first = int(match.group(1))
-        last = int(match.group(2)) if match.group(2) is not None else first
-        step = int(match.group(3)) if match.group(3) is not None else 1
+        first = _number(match.group(1))
+        last = _number(match.group(2)) if match.group(2) is not None else first
+        step = _number(match.group(3)) if match.group(3) is not None else 1
         if step < 1:
             raise ValueError(f"in {part!r}: step must be ≥ 1")
         if last < first:

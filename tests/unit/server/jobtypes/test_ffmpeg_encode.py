@@ -97,7 +97,9 @@ def test_prores_is_one_task() -> None:
         ({"codec": "vp9"}, "codec", "'h264', 'h265' or 'prores'"),
         ({"crf": 52}, "crf", "less than or equal to 51"),
         ({"segment_frames": 0}, "segment_frames", "greater than or equal to 1"),
-        ({"fps": -1}, "fps", "greater than 0"),
+        ({"fps": -1}, "fps", "greater than or equal to 0.01"),
+        # a frame every 10^300 s: each segment's clock offset was written with 300 digits
+        ({"fps": 1e-300}, "fps", "greater than or equal to 0.01"),
     ],
 )
 def test_bad_settings_name_the_field(change: dict[str, object], field: str, message: str) -> None:

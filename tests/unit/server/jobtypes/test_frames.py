@@ -48,6 +48,10 @@ def test_parse(text: str, frames: list[int]) -> None:
         ("1-3000000", "more than 1,000,000 frames"),
         ("1-600000,700000-1300000", "more than 1,000,000 frames"),
         ("99999999", "beyond the largest frame number"),
+        # Python will not read an integer of over 4,300 digits, and its error says to call sys.set_int_max_str_digits
+        ("1" * 5000, r"111111111111… \(5,000 digits\) is beyond the largest frame number 9999999$"),
+        ("1-" + "9" * 5000, r"\(5,000 digits\) is beyond the largest frame number"),
+        ("1-10x" + "9" * 5000, r"\(5,000 digits\) is beyond the largest frame number"),
     ],
 )
 def test_parse_refuses(text: str, message: str) -> None:

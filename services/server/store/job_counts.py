@@ -6,29 +6,49 @@ they read, and the later commit would undo the earlier one's change: with two Se
 left a job at `tasks_completed` 1,950, never completing it. So before a transaction's first change to a job's
 counters, the row is locked (`FOR UPDATE`, held to the commit) and the counters re-read from it. SQLite has one
 writer at a time, so the values it loaded are already the latest.
+
+The task's own status is read again too, under its row's lock, once its job's is held: a wrangler's cancel
+through another Server, committed while a Manager's batch waited for the job, had moved the task the batch
+had loaded as assigned; the batch counted it out of "running" and into "completed" (the cancel had already
+counted it as canceled) and wrote the task completed over its cancel.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from services.server.db.tables import JobRow
+from services.protocol.states import TaskStatus
+from services.server.db.tables import JobRow, TaskRow
 
 COUNTERS = ("tasks_total", "tasks_completed", "tasks_failed", "tasks_canceled", "tasks_active")
 _LOCKED = "tablao_locked_job_counters"
+_LOCKED_TASKS = "tablao_locked_tasks"
+_CHUNK = 500
+
+
+def _locked_in_this_transaction(session: Session, key: str) -> set[int]:
+    """The ids this transaction has locked so far, of one kind (forgotten when another transaction begins)."""
+    transaction = session.get_transaction()
+    held: tuple[object, set[int]] | None = session.info.get(key)
+    if held is None or held[0] is not transaction:
+        held = session.info[key] = (transaction, set())
+    return held[1]
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def lock_counters(session: Session, job: JobRow) -> None:
     """Lock the job's row (once per transaction) and load its current counters into `job`."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not _postgres(session):
         return
-    transaction = session.get_transaction()
-    held: tuple[object, set[int]] | None = session.info.get(_LOCKED)
-    if held is None or held[0] is not transaction:
-        held = session.info[_LOCKED] = (transaction, set())
-    if job.id in held[1]:
+    held = _locked_in_this_transaction(session, _LOCKED)
+    if job.id in held:
         return
     columns = [getattr(JobRow, name) for name in COUNTERS]
     with session.no_autoflush:  # a flush here would write values computed from what may be stale
@@ -37,4 +57,38 @@ def lock_counters(session: Session, job: JobRow) -> None:
     for name, value in zip(COUNTERS, row, strict=True):
         if not state.attrs[name].history.has_changes():  # this transaction's own changes stay
             set_committed_value(job, name, value)
-    held[1].add(job.id)
+    held.add(job.id)
+
+
+def lock_for_status_changes(session: Session, tasks: Iterable[TaskRow]) -> None:
+    """Before this transaction changes anything of these tasks: their jobs' counters locked (in id order) and
+    the tasks read again under their rows' locks, a query per 500 (PostgreSQL). What a batch of a Manager's
+    updates does first, so that it reads each task's status once it may act on it."""
+    if not _postgres(session):
+        return
+    tasks = list(tasks)
+    for job_id in sorted({t.job_id for t in tasks}):
+        lock_counters(session, session.get_one(JobRow, job_id))
+    held = _locked_in_this_transaction(session, _LOCKED_TASKS)
+    ids = sorted({t.id for t in tasks} - held)
+    with session.no_autoflush:
+        for i in range(0, len(ids), _CHUNK):
+            chosen = select(TaskRow).where(TaskRow.id.in_(ids[i : i + _CHUNK])).order_by(TaskRow.id)
+            session.execute(chosen.with_for_update().execution_options(populate_existing=True)).all()
+    held.update(ids)
+
+
+def locked_status(session: Session, task: TaskRow) -> TaskStatus:
+    """The task's status as committed, its row locked to this transaction's end (PostgreSQL, with its job's
+    counters locked first: `lock_counters`); the loaded one where this transaction locked or changed it already,
+    or on SQLite."""
+    if not _postgres(session):
+        return TaskStatus(task.status)
+    held = _locked_in_this_transaction(session, _LOCKED_TASKS)
+    if task.id in held or inspect(task).attrs.status.history.has_changes():
+        return TaskStatus(task.status)
+    with session.no_autoflush:
+        status = session.execute(select(TaskRow.status).where(TaskRow.id == task.id).with_for_update()).scalar_one()
+    set_committed_value(task, "status", status)
+    held.add(task.id)
+    return TaskStatus(status)

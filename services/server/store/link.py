@@ -41,6 +41,7 @@ from services.server.states.tasks import HELD, IllegalTaskTransition
 from services.server.store import events, failures, farm, instructions, previews, worker_admin, worker_history
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
+from services.server.store.job_counts import lock_for_status_changes
 from services.server.store.tasks import log_job, set_task_status
 
 RUNNABLE = text("tasks.status = 'queued' AND tasks.deps_pending = 0")  # literal: matches ix_tasks_runnable
@@ -207,6 +208,9 @@ def _apply_updates(
     for i in range(0, len(ids), 500):
         for row in session.scalars(select(TaskRow).where(TaskRow.id.in_(ids[i : i + 500]))):
             tasks[row.id] = row
+    # what another Server's transaction (a wrangler's cancel) committed meanwhile must be what this batch acts on
+    changing = [t for u in updates if (t := tasks.get(u.task_id)) is not None and u.status not in (None, t.status)]
+    lock_for_status_changes(session, changing)
     jobs: dict[int, JobRow] = {}
     rejected: list[RejectedUpdate] = []
     completed = 0

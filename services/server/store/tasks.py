@@ -29,7 +29,7 @@ from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD, check_transition
 from services.server.store import events, failures, task_times, webhooks
 from services.server.store.convert import task_summary
-from services.server.store.job_counts import lock_counters
+from services.server.store.job_counts import lock_counters, locked_status
 
 _SHIFTS = "tablao_dependency_shifts"
 
@@ -60,9 +60,13 @@ def set_task_status(
     time figures (`started`, `ended`: when its run began and ended, see store/task_times.py), the dependents'
     `deps_pending`, the job's status (which follows its tasks) and publishes events.
     """
-    old = TaskStatus(task.status)
     if activity is not None:
         task.activity = activity
+    old = TaskStatus(task.status)
+    if old != new:
+        job = job or session.get_one(JobRow, task.job_id)
+        lock_counters(session, job)  # another transaction may have moved them since `job` was loaded
+        old = locked_status(session, task)  # and the task with them (job_counts.py)
     if old == new:
         task.updated = utcnow()
         events.publish(session, "task-updated", task_summary(task).model_dump(mode="json"))
@@ -72,7 +76,6 @@ def set_task_status(
     task_times.note(session, task, job, old, new, started=started, ended=ended)
     task.status = new
     task.updated = utcnow()
-    lock_counters(session, job)  # another transaction may have moved them since `job` was loaded
     if (field := _COUNTER_OF.get(old)) is not None:
         setattr(job, field, getattr(job, field) - 1)
     if (field := _COUNTER_OF.get(new)) is not None:

@@ -60,3 +60,33 @@ def test_two_transactions_handing_out_tasks_of_one_job_both_count(writers: sessi
     with writers() as s:
         job = s.get_one(JobRow, job_id)
         assert (job.tasks_active, job.status) == (2, "active")
+
+
+def test_a_status_change_reads_the_task_again_once_it_holds_the_job(writers: sessionmaker[Session]) -> None:
+    """B loaded an assigned task; A canceled the job and committed; B's change must start from canceled (which may
+    not become completed), not from the assigned it read, or the cancel is counted twice and overwritten."""
+    from services.protocol.jobs import JobAction
+    from services.server.states.tasks import IllegalTaskTransition
+
+    with writers() as s:
+        sub = JobSubmission(name="counts", type="exec", settings={"command": ["true"], "frames": "1-2"})
+        job_id = jobs.submit(s, sub, jobs.Actor("admin", Role.ADMIN)).id
+        s.commit()
+        ids = list(s.scalars(select(TaskRow.id).where(TaskRow.job_id == job_id).order_by(TaskRow.id)))
+        for task_id in ids:
+            set_task_status(s, s.get_one(TaskRow, task_id), TaskStatus.ASSIGNED, actor="test")
+        s.commit()
+        if s.get_bind().dialect.name == "sqlite":
+            pytest.skip("SQLite has one writer at a time: B would begin after A's commit")
+    with writers() as b:
+        b_task, b_job = b.get_one(TaskRow, ids[0]), b.get_one(JobRow, job_id)  # B reads before A's change
+        with writers() as a:
+            admin = jobs.Actor("admin", Role.ADMIN)
+            jobs.apply_action(a, jobs.get(a, job_id, for_update=True), JobAction.CANCEL, admin)
+            a.commit()
+        with pytest.raises(IllegalTaskTransition):
+            set_task_status(b, b_task, TaskStatus.COMPLETED, actor="test", job=b_job)
+        b.rollback()
+    with writers() as s:
+        job = s.get_one(JobRow, job_id)
+        assert (job.tasks_canceled, job.tasks_completed, job.tasks_active, job.status) == (2, 0, 0, "canceled")

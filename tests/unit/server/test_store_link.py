@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import utcnow
-from services.protocol.jobs import JobSubmission
+from services.protocol.jobs import JobAction, JobSubmission
 from services.protocol.link import ClaimRequest, TaskUpdate, UpdateBatch
 from services.protocol.states import Role, TaskStatus
 from services.server.db.engine import make_engine
@@ -26,6 +26,7 @@ from services.server.db.tables import JobRow, ManagerExclusionRow, ManagerRow, T
 from services.server.store import farm, jobs, lease_expiry, link
 from services.server.store.sessions import open_sessions
 from tests.support.databases import database_url
+from tests.support.pg_race import postgres_writers, race
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -296,3 +297,32 @@ def test_a_task_no_worker_may_run_fails_naming_the_failure_that_blocklisted_them
     assert row.activity.startswith("no worker may run it: every exec worker that could is blocklisted")
     assert row.activity.endswith("; the last failure: failed: exit status 1: sh -c 'exit 1'")
     assert job(writers, job_id).tasks_failed == 1
+
+
+def test_a_batch_waiting_for_a_cancel_acts_on_the_tasks_as_the_cancel_left_them(tmp_path: Path) -> None:
+    """Two Servers on PostgreSQL: a wrangler's cancel through one is open when a Manager's batch reporting a task
+    completed reaches the other. The batch waited for the job's lock, then moved the counters from the status it
+    had read before the cancel (assigned): the job said 272 canceled of 262 and −10 running, and the task was
+    written completed over its cancel."""
+    with postgres_writers(tmp_path) as writers:
+        job_id = submit(writers, "1-3")
+        manager = Link(writers, "m")
+        held = manager.claim(3)
+        first = min(held)
+
+        def change(s: Session, who: str) -> object:
+            if who == "cancel":
+                jobs.apply_action(s, jobs.get(s, job_id, for_update=True), JobAction.CANCEL, ADMIN)
+                return None
+            manager.seq += 1
+            batch = UpdateBatch(seq=manager.seq, task_updates=[update(first, held[first], TaskStatus.COMPLETED)])
+            return link.apply_batch(s, s.get_one(ManagerRow, manager.id), batch, LEASE)
+
+        assert race(writers, change, "cancel", "batch") == "done"
+        with writers() as s:
+            rows = list(s.scalars(select(TaskRow).where(TaskRow.job_id == job_id)))
+            counted = s.get_one(JobRow, job_id)
+            statuses = sorted(str(t.status) for t in rows)
+            assert statuses == ["canceled"] * 3, statuses
+            assert (counted.tasks_canceled, counted.tasks_completed, counted.tasks_active) == (3, 0, 0)
+            assert counted.status == "canceled"

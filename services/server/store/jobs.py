@@ -20,7 +20,7 @@ from services.server.jobtypes.base import CompileError, JobContext, paused_gc
 from services.server.jobtypes.registry import get_job_type, job_types
 from services.server.states import jobs as job_states
 from services.server.states.tasks import HELD as HELD_STATUSES
-from services.server.store import events, id_floors, paging
+from services.server.store import events, id_floors, orphans, paging
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Forbidden, Invalid, NotFound
 from services.server.store.task_writer import TaskWriter
@@ -248,6 +248,11 @@ def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor,
         target = JobStatus.ACTIVE if job.tasks_active or job.tasks_completed else JobStatus.QUEUED
         set_job_status(session, job, target, actor=who, reason=f"resumed{why}")
         job.activity = f"resumed by {who}"
+    elif action == JobAction.CANCEL and status == JobStatus.UNDER_CONSTRUCTION:
+        # Not kept, canceled, with part of its tasks: its writer (here, at another Server, or none: killed) stops
+        # at its next chunk and removes it, or the orphan sweep does.
+        log_job(session, job, who, f"canceled by {who} while its tasks were being stored{why}: it is removed")
+        job.activity = orphans.CANCELED_UNBUILT
     elif action == JobAction.CANCEL:
         running = stop_unfinished(session, job, to=TaskStatus.CANCELED, actor=who)
         set_job_status(

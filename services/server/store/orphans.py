@@ -6,6 +6,9 @@ to it for longer than the bound (`orphan_seconds`), or, on SQLite, that was last
 started (one Server process per SQLite database, so no one else can be writing it). Jobs this process is
 writing are never touched, whatever their age.
 
+A job a wrangler canceled while it was being stored is removed the same way, at once: its writer, if alive,
+stops at its next chunk and removes what it stored; if it was killed, the sweep does.
+
 Removal goes in batches of short transactions (dependency rows, then tasks, from the job's last task back,
 then its log and the job), marked in the job's activity and job log first, so the job's writer, if it is
 alive after all, stops at its next chunk instead of finishing a job with holes. With several Servers on
@@ -34,6 +37,10 @@ from services.server.store.tasks import log_job
 log = logging.getLogger(__name__)
 
 REMOVING = "orphaned: being removed"  # the activity of a job the sweep is removing
+# the activity of a job a wrangler canceled while its tasks were being stored: it is removed, not kept canceled
+# with part of its tasks (a requeue of what there was then "completed" it); the sweep removes it at once
+CANCELED_UNBUILT = "canceled while its tasks were being stored: being removed"
+REMOVAL_MARKS = (REMOVING, CANCELED_UNBUILT)
 TASK_BATCH = 5_000  # tasks removed per transaction
 DEPENDENCY_BATCH = 10_000  # dependency rows removed per transaction
 SWEEPER = "server"  # the job log's author of the sweep's entry
@@ -95,7 +102,9 @@ def sweep(session: Session, *, bound: float, builds: Builds, started: datetime |
     stale = JobRow.updated < now - timedelta(seconds=bound)
     stmt = select(JobRow).where(
         JobRow.status == JobStatus.UNDER_CONSTRUCTION.value,
-        or_(stale, JobRow.updated < started) if started is not None else stale,
+        or_(stale, JobRow.updated < started, JobRow.activity == CANCELED_UNBUILT)
+        if started is not None
+        else or_(stale, JobRow.activity == CANCELED_UNBUILT),
     )
     if mine := builds.ids():
         stmt = stmt.where(JobRow.id.not_in(mine))
@@ -105,7 +114,7 @@ def sweep(session: Session, *, bound: float, builds: Builds, started: datetime |
     job = session.scalars(stmt).first()
     if job is None:
         return False
-    if job.activity != REMOVING:
+    if job.activity not in REMOVAL_MARKS:
         # `updated` stays as it was, so whichever Server sweeps next carries on where this one stopped
         idle = (now - _aware(job.updated)).total_seconds()
         message = (

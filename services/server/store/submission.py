@@ -247,7 +247,7 @@ def _heartbeat(session: Session, job_id: int) -> None:
         .where(
             JobRow.id == job_id,
             JobRow.status == JobStatus.UNDER_CONSTRUCTION.value,
-            JobRow.activity != orphans.REMOVING,
+            JobRow.activity.not_in(orphans.REMOVAL_MARKS),
         )
         .values(updated=utcnow())
         .execution_options(synchronize_session=False)

@@ -200,3 +200,53 @@ def test_a_writer_taken_for_dead_stops_at_its_next_chunk_and_leaves_nothing(
     with pytest.raises(Conflict, match="removed while its tasks were being stored"):
         submit(sessions, render("1-35"))
     assert count(writes, JobRow) == 0 and count(writes, TaskRow) == 0 and count(writes, TaskDependencyRow) == 0
+
+
+def test_a_job_canceled_while_being_stored_is_removed_not_kept_with_part_of_its_tasks(
+    sessions: tuple[Any, sessionmaker[Session]],
+) -> None:
+    """Its writer killed (another Server), a wrangler's cancel made it canceled with the tasks stored so far, for
+    good; a requeue then ran those and "completed" a job of 101 of its 20,000 frames."""
+    from services.protocol.jobs import JobAction
+
+    _, writes = sessions
+    orphan = half_written(sessions)  # written a moment ago: the sweep alone would wait for the bound
+    with writes() as s:
+        jobs.apply_action(s, jobs.get(s, orphan, for_update=True), JobAction.CANCEL, ADMIN)
+        s.commit()
+    with writes() as s:
+        job = s.get_one(JobRow, orphan)
+        assert (job.status, job.activity) == (JobStatus.UNDER_CONSTRUCTION, orphans.CANCELED_UNBUILT)
+        entries = s.scalars(select(JobLogRow.message).where(JobLogRow.job_id == orphan)).all()
+        assert any("canceled by admin while its tasks were being stored" in m for m in entries), entries
+        for action in (JobAction.REQUEUE, JobAction.REQUEUE_FAILED, JobAction.RESUME):
+            with pytest.raises(Conflict):
+                jobs.apply_action(s, job, action, ADMIN)
+    sweep_until_done(writes, bound=3600, builds=orphans.Builds())
+    assert count(writes, JobRow, id=orphan) == 0 and count(writes, TaskRow, job_id=orphan) == 0
+
+
+def test_a_writer_whose_job_is_canceled_stops_at_its_next_chunk_and_leaves_nothing(
+    sessions: tuple[Any, sessionmaker[Session]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.protocol.jobs import JobAction
+
+    monkeypatch.setattr(submission, "CHUNK", 10)
+    monkeypatch.setattr(submission, "SMALL_JOB", 5)
+    monkeypatch.setattr(submission, "CHUNK_PAUSE", 0)
+    _, writes = sessions
+    calls = []
+    real_heartbeat = submission._heartbeat
+
+    def heartbeat(session: Session, job_id: int) -> None:
+        calls.append(job_id)
+        if len(calls) == 2:  # after the first chunk, a wrangler cancels it (this session has not begun yet)
+            with writes() as other:
+                jobs.apply_action(other, jobs.get(other, job_id, for_update=True), JobAction.CANCEL, ADMIN)
+                other.commit()
+        real_heartbeat(session, job_id)
+
+    monkeypatch.setattr(submission, "_heartbeat", heartbeat)
+    with pytest.raises(Conflict, match="canceled or removed while its tasks were being stored"):
+        submit(sessions, render("1-35"))
+    assert count(writes, JobRow) == 0 and count(writes, TaskRow) == 0 and count(writes, TaskDependencyRow) == 0

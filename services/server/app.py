@@ -91,7 +91,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(sweep_forever(write_sessions, sweeps, config.sweep_interval, awake, storage_problem)),
-            asyncio.create_task(deliver_forever(read_sessions, write_sessions, notifier, config.webhooks)),
+            asyncio.create_task(
+                deliver_forever(read_sessions, write_sessions, notifier, config.webhooks, storage_problem)
+            ),
         ]
         if engine.dialect.name == "postgresql":  # other Server processes' commits wake this one's readers
             tasks.append(asyncio.create_task(notify.listen(engine.url, notifier.notify)))

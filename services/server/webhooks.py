@@ -17,7 +17,7 @@ import hmac
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from services.protocol import VERSION
 from services.protocol.common import utcnow
+from services.protocol.trouble_log import TroubleLog
 from services.server.store import webhooks as store
 from services.server.store.events import EventNotifier
 from services.server.webhook_settings import WebhookSettings
@@ -194,9 +195,13 @@ async def deliver_forever(
     write_sessions: sessionmaker[Session],
     notifier: EventNotifier,
     settings: WebhookSettings,
+    describe: Callable[[BaseException], str | None] = lambda _exc: None,
 ) -> None:
-    """Run until canceled: after commits with events (a job finishing is one), and every poll_seconds."""
+    """Run until canceled: after commits with events (a job finishing is one), and every poll_seconds.
+    `describe` words the storage's trouble (a database out of reach) in one line, said again when it changes or
+    a minute later; anything else is a bug, logged with its traceback."""
     deliverer = Deliverer(read_sessions, write_sessions, settings)
+    storage_said = TroubleLog()
     rounds = 0
     try:
         with notifier.subscribe() as woke:
@@ -207,8 +212,11 @@ async def deliver_forever(
                     rounds += 1
                     if rounds % 100 == 0:
                         await run_in_threadpool(deliverer.prune)
-                except Exception:  # a database hiccup must not end delivery for good
-                    log.exception("webhook delivery round failed")
+                except Exception as exc:  # a database hiccup must not end delivery for good
+                    if (message := describe(exc)) is None:
+                        log.exception("webhook delivery round failed")
+                    elif storage_said.due(message):
+                        log.error("webhook delivery waits: %s", message)
                     made = 0
                 if made >= settings.batch:
                     continue  # more may be due

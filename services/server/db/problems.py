@@ -13,9 +13,14 @@ _FULL = re.compile(r"disk is full|no space left|could not extend file|disk full|
 _DAMAGED = re.compile(r"not a database|malformed|disk image|corrupt|file is encrypted", re.IGNORECASE)
 _UNREACHABLE = re.compile(
     r"connection refused|could not connect|connection failed|timeout expired|name or service not known|"
-    r"no such host|unable to open database file",
+    r"no such host|unable to open database file|server closed the connection|consuming input failed|"
+    r"terminating connection|the connection is (?:closed|lost)",
     re.IGNORECASE,
 )
+# PostgreSQL's connection exceptions (class 08), and its backend ended under a request (an administrator's
+# pg_terminate_backend, a shutdown or crash of the server, or one starting up): the database is out of reach
+# for now, as when it refuses connections, and the request may be tried again
+_UNREACHABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 # SQLite's busy timeout, or the wait for this process's writer turn (db/engine.py), ran out behind another write
 _BUSY = re.compile(r"database is locked|database table is locked", re.IGNORECASE)
 # PostgreSQL gave the transaction up for another's sake (a deadlock between a claim, which locks tasks then their
@@ -52,8 +57,11 @@ def kind(exc: BaseException) -> str | None:
     if not isinstance(exc, DATABASE_ERRORS):
         return None
     text = str(root)
-    if _BUSY.search(text) or getattr(root, "sqlstate", None) in _TRY_AGAIN_SQLSTATES:
+    sqlstate = getattr(root, "sqlstate", None) or ""
+    if _BUSY.search(text) or sqlstate in _TRY_AGAIN_SQLSTATES:
         return "busy"
+    if sqlstate.startswith("08") or sqlstate in _UNREACHABLE_SQLSTATES or getattr(exc, "connection_invalidated", 0):
+        return "unreachable"
     for name, pattern in (("full", _FULL), ("damaged", _DAMAGED), ("unreachable", _UNREACHABLE)):
         if pattern.search(text):
             return name

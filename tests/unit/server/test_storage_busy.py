@@ -82,3 +82,21 @@ def test_a_postgresql_deadlock_is_busy_not_a_500() -> None:
     assert len(failures) == 1, failures
     assert kind(failures[0]) == "busy"
     assert str(describe(failures[0], "db")).startswith("storage busy")
+
+
+@pytest.mark.timeout(60)
+def test_a_postgresql_connection_ended_under_a_request_is_unreachable_not_a_500() -> None:
+    """A backend ended by pg_terminate_backend (or a restart of PostgreSQL) in the middle of a transaction was an
+    error inside the service, a 500 with a traceback in the Server's log, where an unreachable database is a 503."""
+    with fresh_postgres_database() as url:
+        engine = create_engine(url)
+        admin = create_engine(url)
+        with pytest.raises(OperationalError) as info, engine.begin() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            with admin.begin() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        admin.dispose()
+    assert kind(info.value) == "unreachable", info.value
+    assert str(describe(info.value, "db")).startswith("cannot reach the database db")

@@ -179,7 +179,7 @@ class ServerLink:
                 blocklist_complete=complete, client_url=self._client_url(renew), previews=[r for _i, r in shown],
             )  # fmt: skip
             try:
-                ack = await self.client.push(batch)
+                ack = await self.client.push(batch, answer_within=self._answer_within())
             except LinkRefused as exc:
                 self.core.workers.dirty.update(r.id for r in reports)
                 blocklist_sync.put_back(self.core, keys)
@@ -288,7 +288,7 @@ class ServerLink:
                     if resp is None:
                         continue  # a worker came that the waiting claim did not ask for: ask again at once
                 else:
-                    resp = await self.client.claim(req)
+                    resp = await self.client.claim(req, answer_within=self._answer_within())
             except (LinkError, LinkRefused) as exc:
                 failures += 1
                 self._went_down(exc)
@@ -341,6 +341,7 @@ class ServerLink:
         claim whose Manager hung up).
         """
         workers = self.core.available_worker_ids()
+        server = self.client.server_url
         claim = asyncio.ensure_future(self.client.claim(req.model_copy(update={"wait_seconds": wait})))
         woke: asyncio.Task[Any] | None = None
         try:
@@ -352,7 +353,12 @@ class ServerLink:
                 if claim.done():
                     return claim.result()
                 now = self.core.claim_request()
-                if self.core.available_worker_ids() != workers or _outgrown(req, now) or (now and not req.capacity):
+                if (
+                    self.core.available_worker_ids() != workers
+                    or _outgrown(req, now)
+                    or (now and not req.capacity)
+                    or self.client.server_url != server  # the batches moved on from a Server that hangs
+                ):
                     claim.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await claim
@@ -404,7 +410,7 @@ class ServerLink:
         held = [*self.core.tasks, *sorted(waiting.difference(self.core.tasks))][:HELD_TASK_IDS_MAX]
         batch = UpdateBatch(seq=taken, held_task_ids=held, workers=reports)
         try:
-            ack = await self.client.push(batch)
+            ack = await self.client.push(batch, answer_within=self._answer_within())
         except (LinkError, LinkRefused) as exc:
             self._went_down(exc)
             return
@@ -423,6 +429,17 @@ class ServerLink:
     def _renew_every(self) -> float:
         return min(self.config.keepalive, self.lease_seconds / 4)
 
+    def _answer_within(self) -> float | None:
+        """How long a batch or a short claim may wait for its answer before the next Server is tried.
+
+        With other Servers to go to, a quarter lease (5 to 30 s): a Server that hangs (stopped, swapping, a
+        paused VM) took the client's whole 30 s, the farm's reports and renewals waiting behind it, and with a
+        short lease the leases ran out meanwhile and finished tasks ran again. With one Server there is nowhere
+        else to go: its own 30 s."""
+        if len(self.client.urls) < 2:
+            return None
+        return min(30.0, max(5.0, self.lease_seconds / 4))
+
     def _backoff(self, failures: int) -> float:
         base = min(self.config.backoff_max, 0.1 * 2.0 ** min(failures, 10))
         return base * random.uniform(0.5, 1.0)
@@ -433,6 +450,7 @@ class ServerLink:
         if self.server_up:
             others = f"; trying {self.client.server_url} next" if len(self.client.urls) > 1 else ""
             log.warning("lost the Server: %s%s", exc, others)
+            self.core.claim_wakeup.set()  # a claim waiting at the lost Server is asked again at the next one
         elif due:
             # never reached yet (a wrong address, a Server not started), or still away: said, not every retry
             if refused:

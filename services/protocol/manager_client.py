@@ -97,12 +97,16 @@ class ManagerClient:
         if self._current == failed:
             self._current = (failed + 1) % len(self.urls)
 
-    async def claim(self, req: ClaimRequest) -> ClaimResponse:
-        resp = await self._send("POST", "/manager/claim", content=req.model_dump_json())
+    async def claim(self, req: ClaimRequest, *, answer_within: float | None = None) -> ClaimResponse:
+        """`answer_within`: seconds to wait for the answer, if not the client's own timeout."""
+        extra = {"timeout": answer_within} if answer_within is not None else {}
+        resp = await self._send("POST", "/manager/claim", content=req.model_dump_json(), **extra)
         return ClaimResponse.model_validate_json(resp.content)
 
-    async def push(self, batch: UpdateBatch) -> UpdateAck:
-        resp = await self._send("POST", "/manager/updates", content=batch.model_dump_json(exclude_defaults=True))
+    async def push(self, batch: UpdateBatch, *, answer_within: float | None = None) -> UpdateAck:
+        extra = {"timeout": answer_within} if answer_within is not None else {}
+        body = batch.model_dump_json(exclude_defaults=True)
+        resp = await self._send("POST", "/manager/updates", content=body, **extra)
         return UpdateAck.model_validate_json(resp.content)
 
     async def upload_log(self, task_id: int, text: str) -> None:

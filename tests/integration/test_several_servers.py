@@ -4,6 +4,7 @@ when the Server it talks to is killed, with nothing lost or done twice."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import time
@@ -131,6 +132,48 @@ def test_a_manager_moves_to_the_next_server_and_nothing_is_lost_or_done_twice(tm
         other.stop()
         for s in (a, b, c):
             s.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_manager_moves_on_from_a_server_that_hangs_before_its_leases_run_out(tmp_path: Path, pg_url: str) -> None:
+    """A Server stopped (SIGSTOP: swapping, a debugger, a paused VM) took the Manager's whole 30 s client timeout:
+    with a 10 s lease the leases ran out meanwhile, and finished tasks ran again at the other Server (an audit saw
+    25 of 40). With another Server to go to, a batch waits a quarter lease (at least 5 s)."""
+    a, b = start_together(tmp_path, pg_url, 2, "--lease-seconds", "10")
+    mgr = ManagerProcess(f"{a.url},{b.url}", add_manager(b, "m1"), tmp_path / "manager").start()
+    worker = start_worker(mgr, tmp_path, "w0")
+    (tmp_path / "out").mkdir()
+    ran = tmp_path / "out" / "ran.txt"
+    stopped = False
+    try:
+        command = ["sh", "-c", f"echo {{frame}} >> {ran}; sleep 0.3"]
+        body = {"name": "through b", "type": "exec", "settings": {"command": command, "frames": "1-30"}}
+        r = httpx.post(f"{b.url}{API}/jobs", json=body, headers=b.headers(), timeout=30)
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        wait_for(lambda: ran.exists() and len(ran.read_text().split()) >= 3, timeout=60, what="the first tasks")
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGSTOP)  # the Manager's Server hangs: its connections stay open, unanswered
+        stopped = True
+        hung = time.monotonic()
+        wait_for(lambda: f"lost the Server: POST {a.url}" in mgr.log_path.read_text(), timeout=60, what="a move")
+        moved_after = time.monotonic() - hung
+
+        def status() -> str:
+            return str(httpx.get(f"{b.url}{API}/jobs/{job_id}", headers=b.headers(), timeout=30).json()["status"])
+
+        wait_for(lambda: status() == "completed", timeout=120, what="the job to complete")
+        lines = ran.read_text().split()
+        assert sorted(lines, key=int) == [str(f) for f in range(1, 31)], lines  # every task ran, none twice
+        assert moved_after < 10, f"moved on after {moved_after:.1f} s"
+    finally:
+        if stopped and a.proc is not None:
+            a.proc.send_signal(signal.SIGCONT)
+        worker.kill()
+        worker.wait()
+        mgr.stop()
+        a.stop()
+        b.stop()
 
 
 def test_work_submitted_at_one_server_wakes_claims_and_event_streams_waiting_at_another(

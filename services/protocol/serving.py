@@ -9,6 +9,8 @@ after a short grace instead (their clients retry); the application's own shutdow
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -39,4 +41,18 @@ def quick_server(app: Any, **config: Any) -> uvicorn.Server:
     config.setdefault("timeout_graceful_shutdown", GRACE_SECONDS)
     config.setdefault("http", BoundedHttpToolsProtocol)
     BoundedHttpToolsProtocol.idle_seconds = idle_seconds_from_env()
-    return uvicorn.Server(uvicorn.Config(app, **config))
+    made = uvicorn.Config(app, **config)  # configures uvicorn's loggers: the filter goes on after
+    logging.getLogger("uvicorn.error").addFilter(_stop_said_plainly)
+    return uvicorn.Server(made)
+
+
+def _stop_said_plainly(record: logging.LogRecord) -> bool:
+    """The requests a stop cancels by design (long polls, event streams) are one INFO line, not an ERROR and a
+    traceback per request ("Exception in ASGI application" ... CancelledError)."""
+    if record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError):
+        return "graceful shutdown" not in str(record.exc_info[1])
+    if record.levelno >= logging.ERROR and "timeout graceful shutdown exceeded" in record.getMessage():
+        count = record.args[0] if isinstance(record.args, tuple) and record.args else "the"
+        record.msg, record.args = "stopping: %s open request(s) ended; their clients try again", (count,)
+        record.levelno, record.levelname = logging.INFO, "INFO"
+    return True

@@ -78,6 +78,14 @@ def lock_for_status_changes(session: Session, tasks: Iterable[TaskRow]) -> None:
     held.update(ids)
 
 
+def read_locked(session: Session, task: TaskRow) -> TaskRow:
+    """`task` was read under its row's lock in this transaction (`SELECT … FOR UPDATE`, as claims and the lease
+    sweep read theirs): its status is current, and `locked_status` need not read it again. Returns `task`."""
+    if _postgres(session):
+        _locked_in_this_transaction(session, _LOCKED_TASKS).add(task.id)
+    return task
+
+
 def locked_status(session: Session, task: TaskRow) -> TaskStatus:
     """The task's status as committed, its row locked to this transaction's end (PostgreSQL, with its job's
     counters locked first: `lock_counters`); the loaded one where this transaction locked or changed it already,

@@ -14,6 +14,7 @@ from services.protocol.common import utcnow
 from services.protocol.states import TaskStatus
 from services.server.db.tables import JobRow, TaskRow
 from services.server.states.tasks import HELD
+from services.server.store.job_counts import read_locked
 from services.server.store.tasks import set_task_status
 
 
@@ -37,7 +38,7 @@ def expire_leases(session: Session, lease_seconds: float, *, started: float, lim
         # every Server process runs this sweep: each task expires in exactly one of them (a second would count
         # the soft failure twice), and a Manager's update renewing the lease meanwhile is not waited for
         q = q.with_for_update(skip_locked=True)
-    rows = session.scalars(q).all()
+    rows = [read_locked(session, task) for task in session.scalars(q)]
     for task in rows:
         if TaskStatus(task.status) not in HELD:
             task.lease_expires = None

@@ -41,7 +41,7 @@ from services.server.states.tasks import HELD, IllegalTaskTransition
 from services.server.store import events, failures, farm, instructions, previews, worker_admin, worker_history
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
-from services.server.store.job_counts import lock_for_status_changes
+from services.server.store.job_counts import lock_for_status_changes, read_locked
 from services.server.store.tasks import log_job, set_task_status
 
 RUNNABLE = text("tasks.status = 'queued' AND tasks.deps_pending = 0")  # literal: matches ix_tasks_runnable
@@ -136,6 +136,7 @@ def _lease(
         if pg:
             q = q.with_for_update(skip_locked=True)
         for task in session.scalars(q):
+            read_locked(session, task)  # FOR UPDATE on PostgreSQL: its status is current
             task.attempt += 1
             task.manager_id = manager.id
             task.worker_id = task.worker_name = None

@@ -4,7 +4,7 @@ file and a real PostgreSQL database (store/submission.py, store/task_writer.py, 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import utcnow
-from services.protocol.jobs import JobSubmission
+from services.protocol.jobs import JobAction, JobSubmission
 from services.protocol.states import JobStatus, Role
 from services.server.db.engine import make_engine
 from services.server.db.migrate import upgrade
@@ -178,9 +178,21 @@ def test_sweep_leaves_jobs_this_process_writes_and_on_sqlite_removes_older_ones_
     assert count(writes, JobRow, id=mine) == 0
 
 
-def test_a_writer_taken_for_dead_stops_at_its_next_chunk_and_leaves_nothing(
-    sessions: tuple[Any, sessionmaker[Session]], monkeypatch: pytest.MonkeyPatch
+def _sweep_takes_it_for_an_orphan(other: Session, job_id: int) -> None:
+    other.execute(update(JobRow).where(JobRow.id == job_id).values(activity=orphans.REMOVING))
+
+
+def _wrangler_cancels_it(other: Session, job_id: int) -> None:
+    jobs.apply_action(other, jobs.get(other, job_id, for_update=True), JobAction.CANCEL, ADMIN)
+
+
+@pytest.mark.parametrize("meanwhile", [_sweep_takes_it_for_an_orphan, _wrangler_cancels_it])
+def test_a_writer_stops_at_its_next_chunk_and_leaves_nothing(
+    sessions: tuple[Any, sessionmaker[Session]],
+    monkeypatch: pytest.MonkeyPatch,
+    meanwhile: Callable[[Session, int], None],
 ) -> None:
+    """After its first chunk, another Server's sweep takes the job for an orphan, or a wrangler cancels it."""
     monkeypatch.setattr(submission, "CHUNK", 10)
     monkeypatch.setattr(submission, "SMALL_JOB", 5)  # 35 tasks: not a small job stored in one transaction
     monkeypatch.setattr(submission, "CHUNK_PAUSE", 0)
@@ -190,14 +202,14 @@ def test_a_writer_taken_for_dead_stops_at_its_next_chunk_and_leaves_nothing(
 
     def heartbeat(session: Session, job_id: int) -> None:
         calls.append(job_id)
-        if len(calls) == 2:  # after the first chunk, another Server's sweep takes the job for an orphan
+        if len(calls) == 2:
             with writes() as other:  # (this session has not begun yet: nothing is locked)
-                other.execute(update(JobRow).where(JobRow.id == job_id).values(activity=orphans.REMOVING))
+                meanwhile(other, job_id)
                 other.commit()
         real_heartbeat(session, job_id)
 
     monkeypatch.setattr(submission, "_heartbeat", heartbeat)
-    with pytest.raises(Conflict, match="removed while its tasks were being stored"):
+    with pytest.raises(Conflict, match="canceled or removed while its tasks were being stored"):
         submit(sessions, render("1-35"))
     assert count(writes, JobRow) == 0 and count(writes, TaskRow) == 0 and count(writes, TaskDependencyRow) == 0
 
@@ -207,8 +219,6 @@ def test_a_job_canceled_while_being_stored_is_removed_not_kept_with_part_of_its_
 ) -> None:
     """Its writer killed (another Server), a wrangler's cancel made it canceled with the tasks stored so far, for
     good; a requeue then ran those and "completed" a job of 101 of its 20,000 frames."""
-    from services.protocol.jobs import JobAction
-
     _, writes = sessions
     orphan = half_written(sessions)  # written a moment ago: the sweep alone would wait for the bound
     with writes() as s:
@@ -224,29 +234,3 @@ def test_a_job_canceled_while_being_stored_is_removed_not_kept_with_part_of_its_
                 jobs.apply_action(s, job, action, ADMIN)
     sweep_until_done(writes, bound=3600, builds=orphans.Builds())
     assert count(writes, JobRow, id=orphan) == 0 and count(writes, TaskRow, job_id=orphan) == 0
-
-
-def test_a_writer_whose_job_is_canceled_stops_at_its_next_chunk_and_leaves_nothing(
-    sessions: tuple[Any, sessionmaker[Session]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from services.protocol.jobs import JobAction
-
-    monkeypatch.setattr(submission, "CHUNK", 10)
-    monkeypatch.setattr(submission, "SMALL_JOB", 5)
-    monkeypatch.setattr(submission, "CHUNK_PAUSE", 0)
-    _, writes = sessions
-    calls = []
-    real_heartbeat = submission._heartbeat
-
-    def heartbeat(session: Session, job_id: int) -> None:
-        calls.append(job_id)
-        if len(calls) == 2:  # after the first chunk, a wrangler cancels it (this session has not begun yet)
-            with writes() as other:
-                jobs.apply_action(other, jobs.get(other, job_id, for_update=True), JobAction.CANCEL, ADMIN)
-                other.commit()
-        real_heartbeat(session, job_id)
-
-    monkeypatch.setattr(submission, "_heartbeat", heartbeat)
-    with pytest.raises(Conflict, match="canceled or removed while its tasks were being stored"):
-        submit(sessions, render("1-35"))
-    assert count(writes, JobRow) == 0 and count(writes, TaskRow) == 0 and count(writes, TaskDependencyRow) == 0

@@ -58,7 +58,10 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
             JobStatus.COMPLETED,
         }
     ),
-    JobStatus.PAUSED: frozenset({JobStatus.QUEUED, JobStatus.ACTIVE, JobStatus.CANCELED, JobStatus.REQUEUEING}),
+    # completed: its last tasks finished after the pause took them back (store/link.py, finished_after_pause)
+    JobStatus.PAUSED: frozenset(
+        {JobStatus.QUEUED, JobStatus.ACTIVE, JobStatus.CANCELED, JobStatus.REQUEUEING, JobStatus.COMPLETED}
+    ),
     JobStatus.CANCEL_REQUESTED: frozenset({JobStatus.CANCELED}),
     JobStatus.CANCELED: frozenset({JobStatus.REQUEUEING}),
     JobStatus.REQUEUEING: frozenset({JobStatus.QUEUED}),
@@ -102,11 +105,12 @@ class TaskCounts:
 
 def follow_tasks(status: JobStatus, counts: TaskCounts, *, fail_on_task_failure: bool) -> JobStatus:
     """The status a job moves to after its tasks changed; unchanged when nothing follows."""
+    if status == JobStatus.PAUSED:  # a run the pause took back may still complete (see TRANSITIONS)
+        return JobStatus.COMPLETED if counts.total and counts.completed == counts.total else status
     if status in (
         JobStatus.CANCELED,
         JobStatus.FAILED,
         JobStatus.COMPLETED,
-        JobStatus.PAUSED,
         JobStatus.UNDER_CONSTRUCTION,
         JobStatus.REQUEUEING,
     ):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from services.protocol.states import TaskStatus
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    # queued → assigned when a Manager claims it
-    TaskStatus.QUEUED: frozenset({TaskStatus.ASSIGNED, TaskStatus.PAUSED, TaskStatus.CANCELED}),
+    # queued → assigned when a Manager claims it; completed: as paused → completed, when the resume came first
+    TaskStatus.QUEUED: frozenset({TaskStatus.ASSIGNED, TaskStatus.PAUSED, TaskStatus.CANCELED, TaskStatus.COMPLETED}),
     # assigned → queued when the Manager gives it back or its lease expires
     TaskStatus.ASSIGNED: frozenset(
         {
@@ -37,7 +37,9 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.COMPLETED: frozenset({TaskStatus.QUEUED}),  # requeue
     TaskStatus.FAILED: frozenset({TaskStatus.QUEUED}),  # requeue
     TaskStatus.CANCELED: frozenset({TaskStatus.QUEUED}),  # requeue
-    TaskStatus.PAUSED: frozenset({TaskStatus.QUEUED, TaskStatus.CANCELED}),  # resume, cancel
+    # resume, cancel; completed: a run the pause took back finished before its Manager heard of the pause (the
+    # same attempt: no one has had the task since, see store/link.py)
+    TaskStatus.PAUSED: frozenset({TaskStatus.QUEUED, TaskStatus.CANCELED, TaskStatus.COMPLETED}),
 }
 
 # statuses in which a Manager holds the task and reports on it

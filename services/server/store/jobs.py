@@ -244,7 +244,7 @@ def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor,
         )
         job.activity = still_running(JobStatus.PAUSE_REQUESTED, running) if running else f"paused by {who}{why}"
     elif action == JobAction.RESUME:
-        requeue_where(session, job, [TaskStatus.PAUSED], actor=who)
+        requeue_where(session, job, [TaskStatus.PAUSED], actor=who, resume=True)
         target = JobStatus.ACTIVE if job.tasks_active or job.tasks_completed else JobStatus.QUEUED
         set_job_status(session, job, target, actor=who, reason=f"resumed{why}")
         job.activity = f"resumed by {who}"

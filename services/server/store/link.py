@@ -319,9 +319,21 @@ def _refusal(task: TaskRow | None, manager: ManagerRow, u: TaskUpdate) -> str | 
         return f"task {u.task_id} is not held by this Manager"
     if task.attempt != u.attempt:
         return f"attempt {u.attempt} of task {u.task_id} is stale (current: {task.attempt})"
-    if TaskStatus(task.status) not in HELD:
+    if TaskStatus(task.status) not in HELD and not finished_after_pause(task, u):
         return f"task {u.task_id} is {task.status}"
     return None
+
+
+def finished_after_pause(task: TaskRow, u: TaskUpdate) -> bool:
+    """A pause took the task back from this Manager while it was assigned, and its run has completed all the same:
+    the Manager handed it to a worker before it heard of the pause. Its output is kept, not rendered again.
+
+    The caller checked the Manager (a pause, and the resume after it, keep the one the task was taken from) and the
+    attempt: the task is paused, or queued again by the resume and not claimed since (a claim makes a new attempt
+    and names its Manager; any other way into the queue names none). Any other report of such a run stays
+    refused, and its worker is told to stop.
+    """
+    return u.status == TaskStatus.COMPLETED and TaskStatus(task.status) in (TaskStatus.PAUSED, TaskStatus.QUEUED)
 
 
 def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerReport], sample_seconds: float) -> None:

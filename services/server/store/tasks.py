@@ -283,7 +283,9 @@ def stop_unfinished(session: Session, job: JobRow, *, to: TaskStatus, actor: str
         )
         .values(
             status=to,
-            manager_id=None,
+            # A paused task names the Manager it was taken from: a run of it that completed before that Manager
+            # heard of the pause is kept (store/link.py, finished_after_pause)
+            **({} if to == TaskStatus.PAUSED else {"manager_id": None}),
             worker_id=None,
             worker_name=None,
             lease_expires=None,
@@ -299,11 +301,26 @@ def stop_unfinished(session: Session, job: JobRow, *, to: TaskStatus, actor: str
     return job.tasks_active
 
 
-def requeue_where(session: Session, job: JobRow, statuses: list[TaskStatus], *, actor: str) -> int:
-    """Requeue the job's tasks in `statuses`, resetting their failure counts; returns how many."""
+def requeue_where(
+    session: Session, job: JobRow, statuses: list[TaskStatus], *, actor: str, resume: bool = False
+) -> int:
+    """Requeue the job's tasks in `statuses`, resetting their failure counts; returns how many.
+
+    A resume keeps the Manager a pause took each task from until a claim hands it out again: a run of it that
+    completed before that Manager heard of the pause may still be reported (store/link.py, finished_after_pause).
+    """
     ids = session.scalars(select(TaskRow.id).where(TaskRow.job_id == job.id, TaskRow.status.in_(statuses))).all()
     if not ids:
         return 0
+    if resume:
+        # The pause's order to drop these tasks, not yet handed to their Managers, is void: delivered after a claim
+        # of the same task, it dropped the new hand-out, which then waited for its lease to run out (a minute).
+        for i in range(0, len(ids), 500):
+            session.execute(
+                delete(PendingInstructionRow).where(
+                    PendingInstructionRow.kind == "cancel-task", PendingInstructionRow.task_id.in_(ids[i : i + 500])
+                )
+            )
     now = utcnow()
     session.execute(
         update(TaskRow)
@@ -311,7 +328,7 @@ def requeue_where(session: Session, job: JobRow, statuses: list[TaskStatus], *, 
         .values(
             status=TaskStatus.QUEUED,
             failure_count=0,
-            manager_id=None,
+            **({} if resume else {"manager_id": None}),
             worker_id=None,
             worker_name=None,
             lease_expires=None,

@@ -326,3 +326,90 @@ def test_a_batch_waiting_for_a_cancel_acts_on_the_tasks_as_the_cancel_left_them(
             assert statuses == ["canceled"] * 3, statuses
             assert (counted.tasks_canceled, counted.tasks_completed, counted.tasks_active) == (3, 0, 0)
             assert counted.status == "canceled"
+
+
+def act(writers: sessionmaker[Session], job_id: int, action: JobAction) -> None:
+    with writers() as s:
+        jobs.apply_action(s, jobs.get(s, job_id, for_update=True), action, ADMIN)
+        s.commit()
+
+
+def test_a_run_that_completed_after_a_pause_took_it_back_is_kept(writers: sessionmaker[Session]) -> None:
+    """The Manager handed out tasks it had claimed before it heard of the pause: a run that completed is kept, not
+    rendered again after the resume (a job of short tasks ran 47 of 400 twice over 5 pauses). Only the Manager the
+    pause took the task from, for the attempt it took back, and only a completion."""
+    job_id = submit(writers, "1-4")
+    m, other = Link(writers, "m"), Link(writers, "other")
+    (t1, a1), (t2, a2), (t3, a3), (t4, a4) = m.claim(4).items()
+    act(writers, job_id, JobAction.PAUSE)
+    assert job(writers, job_id).status == "paused"
+    assert m.send(update(t1, a1, TaskStatus.COMPLETED, worker_id="w1", worker_name="w1")) == []
+    kept = task(writers, t1)
+    assert (kept.status, kept.manager_id, kept.worker_name) == (TaskStatus.COMPLETED, m.id, "w1")
+    # a start is not taken back (its worker is told to stop), nor another Manager's word, nor a failure
+    assert m.send(update(t2, a2, TaskStatus.ACTIVE)) == [f"task {t2} is paused"]
+    assert other.send(update(t3, a3, TaskStatus.COMPLETED)) == [f"task {t3} is not held by this Manager"]
+    assert m.send(update(t3, a3 + 1, TaskStatus.COMPLETED)) == [
+        f"attempt {a3 + 1} of task {t3} is stale (current: {a3})"
+    ]
+    assert m.send(update(t3, a3, TaskStatus.FAILED)) == [f"task {t3} is paused"]
+    row = _consistent(writers, job_id)
+    assert (row.status, row.tasks_completed) == ("paused", 1)
+    act(writers, job_id, JobAction.RESUME)
+    # resumed, not yet claimed: the run the pause took back may still complete, and only that
+    assert task(writers, t4).status == TaskStatus.QUEUED
+    assert other.send(update(t2, a2, TaskStatus.COMPLETED)) == [f"task {t2} is not held by this Manager"]
+    assert m.send(update(t2, a2, TaskStatus.ACTIVE)) == [f"task {t2} is queued"]
+    assert m.send(update(t2, a2, TaskStatus.COMPLETED)) == []
+    assert _consistent(writers, job_id).tasks_completed == 2
+    # claimed again (a new attempt): the old run's word is stale, and a new run's is the only one taken
+    again = m.claim(4)
+    assert sorted(again) == [t3, t4] and all(again[t] == a + 1 for t, a in ((t3, a3), (t4, a4)))
+    assert m.send(update(t3, a3, TaskStatus.COMPLETED)) == [f"attempt {a3} of task {t3} is stale (current: {a3 + 1})"]
+    assert m.send(*(update(t, a, TaskStatus.COMPLETED) for t, a in again.items())) == []
+    assert _consistent(writers, job_id).status == "completed"
+
+
+def test_a_requeue_or_a_lease_running_out_forgets_the_run_a_pause_took_back(writers: sessionmaker[Session]) -> None:
+    """Only a resume keeps the Manager a pause took a task from: a requeue asks for the task to run again, and a
+    task whose lease ran out was never paused."""
+    job_id = submit(writers, "1-2")
+    m = Link(writers, "m")
+    (t1, a1), _ = m.claim(2).items()
+    act(writers, job_id, JobAction.PAUSE)
+    act(writers, job_id, JobAction.REQUEUE)
+    assert m.send(update(t1, a1, TaskStatus.COMPLETED)) == [f"task {t1} is not held by this Manager"]
+    assert task(writers, t1).status == TaskStatus.QUEUED
+    (t3, a3) = next(iter(m.claim(1, lease_seconds=0.0).items()))
+    time.sleep(0.01)
+    expire(writers)
+    assert m.send(update(t3, a3, TaskStatus.COMPLETED)) == [f"task {t3} is not held by this Manager"]
+
+
+def test_a_paused_job_whose_last_runs_complete_after_the_pause_is_completed(writers: sessionmaker[Session]) -> None:
+    job_id = submit(writers, "1-2")
+    m = Link(writers, "m")
+    held = m.claim(2)
+    act(writers, job_id, JobAction.PAUSE)
+    assert m.send(*(update(t, a, TaskStatus.COMPLETED) for t, a in held.items())) == []
+    row = _consistent(writers, job_id)
+    assert (row.status, row.tasks_completed) == ("completed", 2)
+
+
+def test_a_resume_voids_the_pauses_order_to_drop_tasks_not_yet_delivered(writers: sessionmaker[Session]) -> None:
+    """Paused and resumed before the Manager's next batch: the order to drop the tasks, delivered after the Manager
+    claimed them again, dropped the new hand-out, which waited a minute for its lease to run out."""
+    job_id = submit(writers, "1-2")
+    m = Link(writers, "m")
+    held = m.claim(2)
+    act(writers, job_id, JobAction.PAUSE)
+    act(writers, job_id, JobAction.RESUME)
+    again = m.claim(2)
+    assert sorted(again) == sorted(held)
+    m.seq += 1
+    with writers() as s:
+        ack = link.apply_batch(s, s.get_one(ManagerRow, m.id), UpdateBatch(seq=m.seq), LEASE)
+        s.commit()
+    assert ack.cancel_task_ids == []
+    assert m.send(*(update(t, a, TaskStatus.COMPLETED) for t, a in again.items())) == []
+    assert _consistent(writers, job_id).status == "completed"

@@ -24,6 +24,7 @@ from services.manager.sleep import SleepSchedules
 from services.manager.store import logs, outbox
 from services.manager.store import tasks as store
 from services.manager.store.db import set_meta, transaction
+from services.manager.taken_back import TakenBack
 from services.manager.workers import WorkerRegistry
 from services.protocol.link import ClaimedTask, ClaimRequest, TaskUpdate
 from services.protocol.states import TaskStatus, WorkerStatus, WorkerStatusRequest
@@ -69,6 +70,7 @@ class ManagerCore:
         self.waiters: dict[str, Waiter] = {}  # by worker id, oldest first
         self.feeding_due = False  # a task came back to the ready queue inside a transaction (feed_waiters)
         self.claims = ClaimSizer(config)  # how much to claim, from the workers and the hand-out rate
+        self.taken_back = TakenBack()  # runs the Server took back from workers, whose completion may still come
         # set when there is something for the Server, or a worker is waiting for tasks
         self.link_wakeup = asyncio.Event()
         # a worker holds at most two: the earlier hand-out is the one it runs, the later its prefetched next

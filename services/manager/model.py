@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from services.protocol.farm import Utilisation
 from services.protocol.host_requirements import HostCapabilities, Requirements, of_commands
 from services.protocol.link import ClaimedTask
 from services.protocol.states import Unavailability, WorkerStatus, WorkerStatusRequest
+from services.protocol.worker_api import WorkerTaskUpdate
 
 
 @dataclass
@@ -47,6 +48,17 @@ class HeldTask:
     def sort_key(self) -> tuple[int, datetime, int, int, int]:
         c = self.claim
         return (-c.job_priority, c.job_created, c.job_id, c.index, c.id)
+
+    def worker_time(self, u: WorkerTaskUpdate) -> datetime:
+        """When the worker says a status change happened (its clock, UTC from the wire model), never later than
+        now by ours nor earlier than the task's job was created: a worker's wrong clock must not give a run of
+        years (or none) to the task, its job's times and the farm's estimates."""
+        now = datetime.now(UTC)
+        if u.time is None:
+            return now
+        created = self.claim.job_created
+        earliest = created if created.tzinfo else created.replace(tzinfo=UTC)
+        return max(min(u.time, now), min(earliest, now))
 
 
 @dataclass(eq=False)

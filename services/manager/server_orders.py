@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from services.manager.model import HeldTask
 from services.manager.scheduler import Blocklist, ReadyQueue
 from services.manager.store import tasks as store
+from services.manager.taken_back import TakenBack
 from services.protocol.link import TaskUpdate
 from services.protocol.states import TaskStatus
 
@@ -24,6 +25,7 @@ class ManagerCore(Protocol):
     ready: ReadyQueue
     blocklist: Blocklist
     blocklist_dirty: set[tuple[int, str, str]]  # entries the Server has not heard of since they changed
+    taken_back: TakenBack
 
     def feed_waiters(self) -> None: ...
     def writing(self) -> contextlib.AbstractContextManager[None]: ...
@@ -76,6 +78,7 @@ def drop(core: ManagerCore, task_ids: list[int], attempt: int | None = None, *, 
                 continue
             if canceled and task.started:
                 core.emit([core.update_for(task, status=TaskStatus.CANCELED, activity="canceled")])
+            core.taken_back.remember(task)  # a worker may still complete it before it hears (taken_back.py)
             core.forget(task)
 
 

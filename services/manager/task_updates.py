@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from services.manager import log_cap
 from services.manager.core import ManagerCore
@@ -34,18 +33,6 @@ def validate(updates: list[WorkerTaskUpdate], prefix: str = "updates") -> None:
                 raise Invalid(f"log line longer than {LOG_LINE_MAX_CHARS} characters", f"{prefix}[{i}].log_lines[{j}]")
 
 
-def _when(u: WorkerTaskUpdate, task: HeldTask) -> datetime:
-    """When the worker says a status change happened (its clock, UTC from the wire model), never later than
-    now by ours nor earlier than the task's job was created: a worker's wrong clock must not give a run of
-    years (or none) to the task, its job's times and the farm's estimates."""
-    now = datetime.now(UTC)
-    if u.time is None:
-        return now
-    created = task.claim.job_created
-    earliest = created if created.tzinfo else created.replace(tzinfo=UTC)
-    return max(min(u.time, now), min(earliest, now))
-
-
 def held_by(core: ManagerCore, worker: WorkerState, task_id: int) -> HeldTask:
     task = core.tasks.get(task_id)
     if task is None or task.worker_id != worker.id:
@@ -65,6 +52,10 @@ def apply(core: ManagerCore, worker: WorkerState, task_id: int, updates: list[Wo
         if held is not None and held.worker_id is not None and held.worker_id != worker.id:
             raise Conflict(f"task {task_id} is not assigned to this worker: stop it", "task_id")
         return worker.last_seq
+    held = core.tasks.get(task_id)
+    if (held is None or held.worker_id != worker.id) and (late := core.taken_back.completion(worker, task_id, new)):
+        _forward_late(core, worker, *late, new)
+        return worker.last_seq
     task = held_by(core, worker, task_id)
     for u in new:
         if u.handout != task.handout:
@@ -83,6 +74,20 @@ def apply(core: ManagerCore, worker: WorkerState, task_id: int, updates: list[Wo
         before.restore(core, worker, task)
         raise
     return worker.last_seq
+
+
+def _forward_late(
+    core: ManagerCore, worker: WorkerState, run: HeldTask, update: TaskUpdate, new: list[WorkerTaskUpdate]
+) -> None:
+    """A run the Server took back completed before its worker heard: its log is kept and its completion goes to
+    the Server, which decides (taken_back.py)."""
+    with core.writing():
+        lines = [line for u in new for line in u.log_lines]
+        if lines:
+            log_cap.append(core.conn, run.id, run.handout, run.log, lines, core.config.max_task_log_chars)
+        worker.last_seq = new[-1].seq
+        store.save_worker_seq(core.conn, worker.id, worker.last_seq)
+        core.emit([update])
 
 
 @dataclass(frozen=True)
@@ -164,12 +169,12 @@ def _apply(core: ManagerCore, worker: WorkerState, task: HeldTask, new: list[Wor
         if u.status == TaskStatus.ACTIVE:
             task.started = True
             cur.status = TaskStatus.ACTIVE
-            cur.started = _when(u, task)
+            cur.started = task.worker_time(u)
             touched = True
             store.save_task(core.conn, task)
         elif u.status == TaskStatus.COMPLETED:
             cur.status = TaskStatus.COMPLETED
-            cur.time = _when(u, task)
+            cur.time = task.worker_time(u)
             cur.steps_done = cur.steps_done if cur.steps_done is not None else task.claim.steps_total
             touched = True
             flush()

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from services.manager import task_updates
+from services.manager import taken_back, task_updates
 from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
 from services.manager.errors import Conflict
 from services.manager.model import WorkerState
-from services.manager.store import outbox
+from services.manager.store import logs, outbox
 from services.manager.store.db import connect
 from services.protocol.jobs import Command
 from services.protocol.link import ClaimedTask, TaskUpdate
@@ -276,10 +276,66 @@ def test_a_canceled_running_task_is_reported_canceled_and_its_worker_gets_409(tm
     core.drop([1, 2], canceled=True)
     assert [(u.task_id, u.status) for u in sent(core)] == [(1, TaskStatus.CANCELED)]  # 2 had not started
     assert core.tasks == {} and a.current_task_id is None
+    with pytest.raises(Conflict, match="not assigned to this worker: stop it"):
+        task_updates.apply(core, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, handout=handout, log_lines=["50 %"])])
+
+
+def test_a_run_taken_back_that_completes_before_its_worker_hears_is_forwarded_once(tmp_path: Path) -> None:
+    """A pause took back tasks this Manager had handed out: a short one completes before its worker hears. Its
+    completion goes to the Server (which keeps it for a pause, refuses it for a cancel) rather than a 409 that
+    made the task render again after the resume (24 of 400 over 5 pauses)."""
+    core = make_core(tmp_path)
+    core.add_claimed([claimed(1, attempt=3), claimed(2, index=1), claimed(3, index=2), claimed(4, index=3)])
+    a, b, c, d = (worker(core, n) for n in "abcd")
+    for w in (a, b, c, d):
+        take(core, w)
+    handouts = {t: core.tasks[t].handout for t in (1, 2, 3, 4)}
+    core.drop([1, 2, 3, 4], canceled=True)  # the Server's order: none had been reported active
+    assert sent(core) == []
+
+    def late(w: WorkerState, task_id: int, *ups: dict[str, object], handout: int | None = None) -> int:
+        h = handouts[task_id] if handout is None else handout
+        seqs = range(w.last_seq + 1, w.last_seq + 1 + len(ups))
+        batch = [WorkerTaskUpdate.model_validate({"seq": s, "handout": h, **u}) for s, u in zip(seqs, ups, strict=True)]
+        return task_updates.apply(core, w, task_id, batch)
+
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    done: dict[str, object] = {"status": "completed", "activity": "done", "log_lines": ["Saved frame 1"]}
+    assert late(a, 1, {"status": "active", "time": started.isoformat()}, done) == a.last_seq == 2
+    (forwarded,) = sent(core)
+    assert (forwarded.task_id, forwarded.attempt, forwarded.status, forwarded.worker_id) == (1, 3, "completed", a.id)
+    assert forwarded.started == started and forwarded.activity == "done"
+    assert forwarded.log_tail == ["Saved frame 1"] and forwarded.steps_done == 1
+    assert "Saved frame 1" in logs.read_tail(core.conn, 1, 1000)[0]
+    with pytest.raises(Conflict):  # once: a repeat of the same run's end is not a new one
+        late(a, 1, done)
+    with pytest.raises(Conflict):  # not another worker's run, nor another hand-out
+        late(a, 2, done, handout=handouts[2])
     with pytest.raises(Conflict):
-        task_updates.apply(
-            core, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, handout=handout, status=TaskStatus.COMPLETED)]
-        )
+        late(b, 2, done, handout=handouts[2] + 100)
+    with pytest.raises(Conflict):  # a failure or a progress report: the worker stops it, as before
+        late(c, 3, {"status": "failed"})
+    with pytest.raises(Conflict):
+        late(c, 3, done)  # and a failed run is over
+    with pytest.raises(Conflict):
+        late(d, 4, {"status": "active"}, {"log_lines": ["50 %"]})
+    assert sent(core) == []
+    # the worker had sent the start alone and the run ended meanwhile: it offers the completion on its own
+    late(d, 4, done)
+    assert [(u.task_id, u.status) for u in sent(core)] == [(4, TaskStatus.COMPLETED)]
+
+
+def test_runs_taken_back_are_kept_for_the_latest_only(tmp_path: Path) -> None:
+    core = make_core(tmp_path)
+    w = worker(core, "w")
+    for n in range(1, taken_back.KEPT + 3):
+        core.add_claimed([claimed(n, index=n)])
+        take(core, w)
+        core.drop([n], canceled=True)
+    assert core.taken_back.completion(w, 1, [WorkerTaskUpdate(seq=1, handout=1, status=TaskStatus.COMPLETED)]) is None
+    last = taken_back.KEPT + 2
+    got = core.taken_back.completion(w, last, [WorkerTaskUpdate(seq=1, handout=last, status=TaskStatus.COMPLETED)])
+    assert got is not None and got[1].task_id == last
 
 
 async def test_a_waiting_worker_gets_a_claimed_task_at_once_or_none_when_its_wait_ends(tmp_path: Path) -> None:

@@ -359,7 +359,7 @@ class UpdateBuffer:
         try:
             ack = await self.client.send_updates(batch[0].task_id, [r.body for r in batch])
         except StaleTask as exc:
-            self._stale(batch[0].task_id, batch[0].handout, exc)
+            self._stale(batch[0].task_id, batch[0].handout, exc, batch)
             return True
         except ManagerError as exc:
             if exc.status in (400, 404, 422):
@@ -373,11 +373,37 @@ class UpdateBuffer:
         self.ack(batch)
         return True
 
-    def _stale(self, task_id: int, handout: int, exc: Exception) -> None:
-        dropped = self.drop_task(task_id, handout)
-        log.info("task %d hand-out %d is stale (%s); dropped %d updates", task_id, handout, exc, dropped)
+    def _stale(self, task_id: int, handout: int, exc: Exception, sent: list[Row]) -> None:
+        end = None if any(_completes(r) for r in sent) else self._queued_completion(task_id, handout)
+        if end is not None:
+            # The run completed before this worker heard that it was taken back (a pause): its completion is offered
+            # once on its own, and the Manager still forwards it when it took the run back (the Server keeps the
+            # output), or refuses it too. The rest of the run's updates go.
+            dropped = self._drop_before(task_id, handout, end)
+            log.info("task %d hand-out %d is stale (%s); dropped %d updates, offering its completion once",
+                     task_id, handout, exc, dropped)  # fmt: skip
+        else:
+            dropped = self.drop_task(task_id, handout)
+            log.info("task %d hand-out %d is stale (%s); dropped %d updates", task_id, handout, exc, dropped)
         if self.on_stale is not None:
             self.on_stale(task_id, handout)
+
+    def _queued_completion(self, task_id: int, handout: int) -> int | None:
+        """The seq of the queued update that completes this hand-out's run, if the run has completed."""
+        query = "SELECT seq, task_id, handout, body FROM updates WHERE task_id = ? AND handout = ? AND seq > ?"
+        rows = self._db.execute(query + " ORDER BY seq", (task_id, handout, self._acked)).fetchall()
+        return next((r[0] for r in rows if _completes(Row(*r))), None)
+
+    def _drop_before(self, task_id: int, handout: int, seq: int) -> int:
+        try:
+            cur = self._db.execute(
+                "DELETE FROM updates WHERE task_id = ? AND handout <= ? AND seq < ?", (task_id, handout, seq)
+            )
+        except sqlite3.OperationalError as exc:
+            if _is_full(exc):
+                raise BufferFull(f"cannot drop updates from the update buffer {self.path}: the disk is full") from exc
+            raise
+        return cur.rowcount
 
     async def flush(self, within: float) -> bool:
         """Send everything pending, retrying with back-off, for at most `within` seconds; at a stop while the disk
@@ -441,10 +467,14 @@ class UpdateBuffer:
     def stale_from(self, rows: list[Row], exc: StaleTask) -> None:
         """The Manager refused the given rows as stale in a combined request."""
         if rows:
-            self._stale(rows[0].task_id, rows[-1].handout, exc)
+            self._stale(rows[0].task_id, rows[-1].handout, exc, rows)
 
     def wake(self) -> None:
         self._wake.set()
+
+
+def _completes(row: Row) -> bool:
+    return '"completed"' in row.body and json.loads(row.body).get("status") == "completed"
 
 
 def _dumps(update: dict[str, Any]) -> str:

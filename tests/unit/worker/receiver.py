@@ -19,6 +19,8 @@ class Receiver:
         self.last_seq = 0
         self.fail_next = 0  # answer 503 to this many requests
         self.stale_tasks: set[int] = set()
+        # as a Manager that took these runs back: it refuses their updates, but takes a completion on its own
+        self.taken_back_tasks: set[int] = set()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,7 +36,12 @@ class Receiver:
                 task_id = int(m.group(1))
                 if task_id in receiver.stale_tasks:
                     return self._answer(409, {"detail": f"task {task_id} is stale"})
-                for update in json.loads(body)["updates"]:
+                updates = json.loads(body)["updates"]
+                if task_id in receiver.taken_back_tasks:
+                    if not any(u.get("status") == "completed" for u in updates):
+                        return self._answer(409, {"detail": f"task {task_id} is stale"})
+                    receiver.taken_back_tasks.discard(task_id)
+                for update in updates:
                     if update["seq"] > receiver.last_seq:
                         receiver.updates.append((task_id, update))
                         receiver.last_seq = update["seq"]

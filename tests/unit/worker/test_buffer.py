@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.protocol.worker_client import WorkerClient
-from services.worker.buffer import Backoff, UpdateBuffer
+from services.worker.buffer import BATCH_MAX_ROWS, Backoff, UpdateBuffer
 from tests.support.ports import free_port
 from tests.unit.worker.receiver import Receiver
 
@@ -148,6 +148,29 @@ async def test_a_stale_task_drops_its_updates_and_tells_the_agent(tmp_path: Path
     buf.close()
     assert stale == [(5, 3)]
     assert [(t, u["activity"]) for t, u in receiver.updates] == [(4, "ok"), (6, "ok after")]
+
+
+async def test_a_run_taken_back_that_had_completed_offers_its_completion_once(tmp_path: Path, receiver: Receiver):
+    """The Manager refused the run's start (a pause took it back) after the run had completed: the completion,
+    queued behind, is offered on its own (the Manager forwards it, and the Server keeps the frame) rather than
+    dropped with the start, which rendered the frame again after the resume."""
+    stale: list[tuple[int, int]] = []
+    client = WorkerClient(receiver.url)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, on_stale=lambda t, a: stale.append((t, a)))
+    receiver.taken_back_tasks.update({5, 7})
+    buf.put(5, 3, status="active")
+    for i in range(BATCH_MAX_ROWS):  # the start and its log fill one request; the completion comes in the next
+        buf.put(5, 3, log_lines=[f"line {i}"])
+    buf.put(5, 3, status="completed", activity="done")
+    buf.put(7, 1, status="active")  # a run still going when it was taken back: all its updates go, as before
+    assert await buf.flush(5.0)
+    buf.put(8, 1, status="completed")
+    receiver.stale_tasks.add(8)  # a completion refused on its own is not offered again
+    assert await buf.flush(5.0)
+    await client.aclose()
+    buf.close()
+    assert [(t, u.get("status"), u.get("activity")) for t, u in receiver.updates] == [(5, "completed", "done")]
+    assert stale == [(5, 3), (7, 1), (8, 1)]
 
 
 async def test_flush_gives_up_after_its_deadline_and_keeps_the_updates(tmp_path: Path):

@@ -26,7 +26,11 @@ def not_a_file_path(path: str) -> str | None:
             f"a path cannot start with {scheme.group()!r}: programs read that as a URL or protocol to open, "
             "not a file; give the file's path"
         )
-    for c in path:
-        if c in _BIDI_CONTROLS or unicodedata.category(c) == "Cc":
-            return f"a path cannot contain the control character {c!r}"
+    if (c := control_character(path)) is not None:
+        return f"a path cannot contain the control character {c!r}"
     return None
+
+
+def control_character(text: str) -> str | None:
+    """The first control character (a line break, an escape) or bidirectional override in `text`, if any."""
+    return next((c for c in text if c in _BIDI_CONTROLS or unicodedata.category(c) == "Cc"), None)

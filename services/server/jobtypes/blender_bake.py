@@ -18,6 +18,7 @@ from services.server.jobtypes.base import (
     measured,
 )
 from services.server.jobtypes.fields import (
+    BlenderName,
     PathStr,
     blendfile_field,
     frame_end_not_before_start,
@@ -40,8 +41,8 @@ class CacheSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", title="Cache")
 
     target: CacheTarget = Field(title="Simulation", description="The kind of simulation to bake.")
-    object: str | None = name_field("Object", "Object holding the simulation; empty: every object.")
-    modifier: str | None = name_field("Modifier", "Modifier of that object; empty: every one.")
+    object: BlenderName | None = name_field("Object", "Object holding the simulation; empty: every object.")
+    modifier: BlenderName | None = name_field("Modifier", "Modifier of that object; empty: every one.")
 
     @field_validator("modifier")
     @classmethod

@@ -24,6 +24,7 @@ from services.server.jobtypes.base import (
     command_bytes,
 )
 from services.server.jobtypes.fields import (
+    BlenderName,
     FrameRange,
     ImageFormat,
     PathStr,
@@ -68,7 +69,7 @@ class BlenderRenderSettings(JobTypeSettings):
         mode="save",
     )
     format: ImageFormat = Field(ImageFormat.PNG, title="Format", description="Image file format of the frames.")
-    scene: str | None = name_field("Scene", "Scene to render; empty: the file's active scene.")
+    scene: BlenderName | None = name_field("Scene", "Scene to render; empty: the file's active scene.")
     fps: float = Field(24, gt=0, le=1000, title="Frame rate", description="Frames per second of the preview.")
     preview_video: bool = Field(
         False,

@@ -27,6 +27,7 @@ from services.server.jobtypes.base import (
 )
 from services.server.jobtypes.fields import (
     FORMAT_EXTENSIONS,
+    BlenderName,
     ImageFormat,
     PathStr,
     blendfile_field,
@@ -61,7 +62,7 @@ class BlenderStillSettings(JobTypeSettings):
     model_config = ConfigDict(title="Blender still")
 
     blendfile: PathStr = blendfile_field()
-    scene: str | None = name_field("Scene", "Scene to render; empty: the file's active scene.")
+    scene: BlenderName | None = name_field("Scene", "Scene to render; empty: the file's active scene.")
     frame: int = Field(1, ge=0, le=1_000_000, title="Frame", description="The frame to render.")
     output_path: PathStr = path_field(
         "Output image",

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, StringConstraints, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from services.protocol.file_paths import not_a_file_path
+from services.protocol.file_paths import control_character, not_a_file_path
 from services.server.jobtypes.frames import parse_frames
 
 # Every free-text setting is bounded (a 422 naming it), since the compilers copy settings into every task.
@@ -42,6 +42,12 @@ def _path(value: str) -> str:
     return value
 
 
+def _name(value: str) -> str:
+    if (c := control_character(value)) is not None:
+        raise invalid(f"a name cannot contain the control character {c!r}")
+    return value
+
+
 def _frames(value: str) -> str:
     try:
         parse_frames(value)
@@ -54,6 +60,8 @@ def _frames(value: str) -> str:
 # resolves it for its own platform, so the Server never touches the file system.
 PathStr = Annotated[str, StringConstraints(max_length=PATH_MAX), AfterValidator(_path)]
 FrameRange = Annotated[str, StringConstraints(max_length=FRAMES_MAX), AfterValidator(_frames)]
+# A Blender data name: no line break or bidirectional override, which would forge or garble the task log's lines
+BlenderName = Annotated[str, AfterValidator(_name)]
 
 
 def path_field(

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from services.protocol.commands import BakeParams, VerifyBakeParams
+from services.protocol.terminal_text import escaped
 from services.worker.runners.base import CommandFailed, RunContext, need_blend_file, need_program
 from services.worker.runners.blender import BlenderOutput
 from services.worker.runners.process import run_process
@@ -144,7 +145,7 @@ async def run_blender_bake(params: BakeParams | VerifyBakeParams, ctx: RunContex
         "--python-expr",
         bake_expression(checked),
     ]
-    ctx.log(f"running: {blender} -b {blendfile} --python-expr <{checked['target']} script>")
+    ctx.log(escaped(f"running: {blender} -b {blendfile} --python-expr <{checked['target']} script>"))
     parser = _BakeOutput(ctx, None)
     status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds, started=ctx.started)
     reason = parser.failure(status)

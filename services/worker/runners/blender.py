@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from services.protocol.commands import BlenderRenderParams
+from services.protocol.terminal_text import escaped
 from services.worker.runners.base import CommandFailed, RunContext, need_blend_file, need_program
 from services.worker.runners.process import run_process
 from services.worker.task_policy import blender_autoexec_args
@@ -87,7 +88,7 @@ async def run_blender_render(params: BlenderRenderParams, ctx: RunContext) -> No
     frames = params["frames"]
     await need_blend_file(NAME, params["blendfile"])
     parser = BlenderOutput(ctx, count_frames(frames))
-    ctx.log("running: " + " ".join(argv))
+    ctx.log("running: " + escaped(" ".join(argv)))
     status = await run_process(argv, parser.feed, grace_seconds=ctx.grace_seconds, started=ctx.started)
     reason = parser.failure(status)
     if reason:

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from services.protocol.commands import FfmpegParams
+from services.protocol.terminal_text import escaped
 from services.worker.runners.base import CommandFailed, RunContext, need_file_path, need_program
 from services.worker.runners.process import run_process
 
@@ -61,7 +62,7 @@ async def run_ffmpeg(params: FfmpegParams, ctx: RunContext) -> None:
     for source in inputs(params["args"]):
         need_file_path(NAME, "input", source)
     argv = [program, "-y", "-nostdin", "-progress", "pipe:1", "-nostats", *params["args"]]
-    ctx.log("running: " + " ".join(argv))
+    ctx.log("running: " + escaped(" ".join(argv)))
     status = await run_process(argv, progress.feed, grace_seconds=ctx.grace_seconds, started=ctx.started)
     if status != 0:
         last = progress.last_lines[-1] if progress.last_lines else "no output"

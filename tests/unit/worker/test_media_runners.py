@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -217,3 +218,16 @@ async def test_blender_is_not_started_on_a_blend_file_that_reads_as_an_option(
     monkeypatch.chdir(tmp_path)  # where the worker would find a file of that name
     with pytest.raises(CommandFailed, match="blend file '--enable-autoexec' is refused"):
         await run({"blendfile": "--enable-autoexec", **params}, rec.context(Programs(blender="/usr/bin/true")))
+
+
+async def test_the_running_line_shows_a_scene_name_on_one_line(tmp_path: Path, rec):
+    """A task stored before the Server refused such names: the line break was a second, forged line of the log."""
+    blend = tmp_path / "s.blend"
+    blend.write_bytes(b"")
+    run = get_runner("blender-render")
+    assert run is not None
+    params = {"blendfile": str(blend), "output": "/o", "format": "PNG", "frames": "1", "scene": "A\ntask 9 completed"}
+    with contextlib.suppress(CommandFailed):  # `true` renders nothing
+        await run(params, rec.context(Programs(blender="/usr/bin/true")))
+    (running,) = [line for line in rec.lines if line.startswith("running: ")]
+    assert "\n" not in running and "A\\ntask 9 completed" in running

@@ -98,3 +98,33 @@ def test_a_still_bigger_than_a_worker_can_merge_is_refused_naming_its_size() -> 
     assert side * side <= MAX_PIXELS < (side + 1) * (side + 1)
     tasks = compile_job(_type("blender-still"), **{**STILL, "width": side, "height": side})
     assert tasks
+
+
+NAME_SETTINGS: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
+    ("blender-render", RENDER, ("scene",)),
+    ("blender-still", STILL, ("scene",)),
+    ("blender-bake", BAKE, ("caches", 0, "object")),
+    ("blender-bake", BAKE, ("caches", 0, "modifier")),
+]
+
+
+@pytest.mark.parametrize(("job_type", "settings", "loc"), NAME_SETTINGS)
+@pytest.mark.parametrize(
+    ("value", "char"), [("Scene\nrunning: forged", "'\\n'"), ("\x1b[2JScene", "'\\x1b'"), ("ene\u202eSc", "'\\u202e'")]
+)
+def test_a_blender_name_with_a_control_character_is_refused_naming_the_setting(
+    job_type: str, settings: dict[str, Any], loc: tuple[str | int, ...], value: str, char: str
+) -> None:
+    """A name goes into the worker's `running:` line of the task log: a line break there forged a line."""
+    if loc[0] == "caches":
+        cache = {"target": "fluid", "object": "Smoke", str(loc[-1]): value}
+        settings = {**settings, "caches": [cache]}
+    else:
+        settings = {**settings, str(loc[0]): value}
+    assert rejected(_type(job_type), **settings) == (loc, f"a name cannot contain the control character {char}")
+
+
+def test_blender_names_of_every_script_are_kept() -> None:
+    for scene in ("Scène 01", "シーン", "sh010 – lighting", "Scene.001"):
+        tasks = compile_job(_type("blender-render"), **{**RENDER, "scene": scene})
+        assert tasks[0].commands[0]["parameters"]["scene"] == scene

@@ -28,7 +28,7 @@ from services.protocol.link import (
     UpdateBatch,
     WorkerReport,
 )
-from services.protocol.manager_client import LinkError, LinkRefused, ManagerClient
+from services.protocol.manager_client import LinkError, LinkRefused, ManagerClient, ServerBusy
 from services.protocol.preview import PREVIEWS_PER_BATCH
 from services.protocol.trouble_log import TroubleLog
 
@@ -45,6 +45,7 @@ class ServerLink:
         self.config = core.config
         self.server_up = False
         self._down_said = TroubleLog()  # what the log last said of the Server out of reach or refusing, and when
+        self._busy_said = TroubleLog()  # and of its database busy (said once a minute)
         self.lease_seconds = 60.0
         self._last_push = 0.0
         self._last_reports = 0.0
@@ -97,7 +98,7 @@ class ServerLink:
             except LinkError as exc:
                 failures += 1
                 self._went_down(exc)
-                await asyncio.sleep(self._backoff(failures))
+                await asyncio.sleep(max(self._backoff(failures), busy_wait(exc)))
                 self.core.link_wakeup.set()  # try again
             except LinkRefused as exc:
                 failures += 1
@@ -292,7 +293,7 @@ class ServerLink:
             except (LinkError, LinkRefused) as exc:
                 failures += 1
                 self._went_down(exc)
-                wait_asked = exc.retry_after if isinstance(exc, LinkRefused) else 0.0  # a 429's Retry-After
+                wait_asked = exc.retry_after if isinstance(exc, LinkRefused) else busy_wait(exc)  # Retry-After
                 await asyncio.sleep(max(self._backoff(failures), wait_asked))
                 continue
             failures = 0
@@ -445,6 +446,10 @@ class ServerLink:
         return base * random.uniform(0.5, 1.0)
 
     def _went_down(self, exc: Exception) -> None:
+        if isinstance(exc, ServerBusy):  # it works: its database gave this request up, to be sent again
+            if self._busy_said.due("busy"):
+                log.info("the Server was busy: %s; asking it again in %.0f s", exc, exc.retry_after)
+            return
         refused = isinstance(exc, LinkRefused)  # it answers, but not to this Manager (its token, say)
         due = self._down_said.due(refused)
         if self.server_up:
@@ -463,6 +468,11 @@ class ServerLink:
         if not self.server_up:
             log.info("connected to the Server at %s", self.client.server_url)
         self.server_up = True
+
+
+def busy_wait(exc: LinkError) -> float:
+    """The wait a busy Server asked for (its Retry-After), else none."""
+    return exc.retry_after if isinstance(exc, ServerBusy) else 0.0
 
 
 def _outgrown(waiting: ClaimRequest, now: ClaimRequest | None) -> bool:

@@ -32,6 +32,15 @@ class LinkError(Exception):
     """The Server could not be reached or failed (5xx): retry later."""
 
 
+class ServerBusy(LinkError):
+    """The Server answered 503 with a Retry-After (its database was busy: a PostgreSQL deadlock's loser, another
+    write holding SQLite): it works, and the same request is to be sent to it again after `retry_after`."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class LinkRefused(Exception):
     """The Server refused the request (4xx): retrying the same request will not help."""
 
@@ -143,6 +152,9 @@ class ManagerClient:
         except httpx.HTTPError as exc:
             self._move_on(index)
             raise LinkError(f"{method} {self.urls[index]}{path}: {exc!r}") from exc
+        if resp.status_code == 503 and "Retry-After" in resp.headers:
+            detail = f"{method} {self.urls[index]}{path}: HTTP 503: {_detail(resp)}"
+            raise ServerBusy(detail, _retry_after(resp))
         if resp.status_code >= 500:  # a Server failing, or a load balancer with no Server behind it
             self._move_on(index)
             raise LinkError(f"{method} {self.urls[index]}{path}: HTTP {resp.status_code}")
@@ -156,6 +168,14 @@ class ManagerClient:
                 resp.status_code, str(detail), body if isinstance(body, dict) else None, _retry_after(resp)
             )
         return resp
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:300]
+    return str(body.get("detail", ""))[:300] if isinstance(body, dict) else resp.text[:300]
 
 
 def _retry_after(resp: httpx.Response) -> float:

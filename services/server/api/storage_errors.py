@@ -13,6 +13,7 @@ from services.server.db.problems import DATABASE_ERRORS, describe, kind, safe_ur
 
 log = logging.getLogger("tablao.server.storage")
 _STATUS = {"full": 507, "damaged": 503, "unreachable": 503, "busy": 503}
+BUSY_RETRY_AFTER = 1  # seconds
 
 
 def install(app: FastAPI) -> None:
@@ -26,7 +27,10 @@ def install(app: FastAPI) -> None:
         if awake is not None:  # a Manager's batch refused now renewed no lease: the lease sweep waits for it
             awake.storage_refused()
         log.error("%s %s: %s", request.method, request.url.path, message)
-        return JSONResponse(error_body(message), status_code=_STATUS[found])
+        # busy: this Server works, and the same request will most likely go through in a moment (a Manager
+        # asks this Server again rather than taking it for lost)
+        headers = {"Retry-After": str(BUSY_RETRY_AFTER)} if found == "busy" else None
+        return JSONResponse(error_body(message), status_code=_STATUS[found], headers=headers)
 
     for error in DATABASE_ERRORS:
         if error is not OSError:  # an OSError is the database's only when it carries its error (ENOSPC)

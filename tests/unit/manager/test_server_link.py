@@ -30,11 +30,12 @@ async def linked(
     server: Callable[[httpx.Request], httpx.Response]
     | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]],
     workers: Callable[[ManagerCore], object] = lambda core: core.workers.register("s", "s", "w1", "linux"),
+    server_url: str = "http://127.0.0.1:1",
     **config: float,
 ) -> AsyncIterator[tuple[ManagerCore, ManagerConfig]]:
     """A Manager core with registered (not signed-on) workers known from an earlier run (by default one), its
     link running against `server`."""
-    cfg = ManagerConfig(server_url="http://127.0.0.1:1", token="t", data_dir=tmp_path, **config)  # type: ignore[arg-type]
+    cfg = ManagerConfig(server_url=server_url, token="t", data_dir=tmp_path, **config)  # type: ignore[arg-type]
     core = ManagerCore(connect(tmp_path / "m.sqlite"), cfg)
     workers(core)
     client = ManagerClient(cfg.server_url, cfg.token, transport=httpx.MockTransport(server))
@@ -330,3 +331,33 @@ async def test_a_server_refusing_this_manager_is_said_once_and_its_retry_after_w
     assert len([m for m in lines if "429" in m]) == 1, lines  # once, though its text changed with each wait
     # after the first 429 each loop (claims, batches) waited its Retry-After (3 s and more): few requests
     assert len(asked) <= 5, len(asked)
+
+
+async def test_a_server_whose_database_was_busy_is_asked_again_not_taken_for_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PostgreSQL deadlock's loser is a 503 "storage busy" with a Retry-After: the Manager logged "lost the
+    Server" and moved to the next one (the several-Servers audit: 2 - 7 a run under racing wrangler actions)."""
+    hosts: list[str] = []
+    busy_left = 3
+
+    def server(request: httpx.Request) -> httpx.Response:
+        nonlocal busy_left
+        hosts.append(request.url.host)
+        if busy_left:
+            busy_left -= 1
+            detail = "storage busy: the database took no write in time (deadlock detected); try again in a moment"
+            return httpx.Response(503, json={"detail": detail, "errors": []}, headers={"Retry-After": "1"})
+        if request.url.path.endswith("/manager/updates"):
+            batch = UpdateBatch.model_validate_json(request.content)
+            return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
+        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
+
+    caplog.set_level(logging.INFO, logger="services.manager.server_link")
+    async with linked(tmp_path, server, server_url="http://a.test:1,http://b.test:1"):
+        await asyncio.sleep(2.5)
+    assert set(hosts) == {"a.test"}, hosts  # the same Server, asked again
+    said = [r.getMessage() for r in caplog.records]
+    assert not any("lost the Server" in m for m in said), said
+    busy = [m for m in said if "the Server was busy" in m]
+    assert len(busy) == 1 and "storage busy" in busy[0] and "asking it again in 1 s" in busy[0], said

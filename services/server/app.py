@@ -48,7 +48,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         process_guard.private_file(config.data_dir / SQLITE_NAME)
     url = config.database_url or sqlite_url(config.data_dir)
     server_lock = hold_sqlite(url)  # SQLite serves one Server process: a second one stops here, saying why
-    engine = make_engine(url)
+    # a quarter lease: the leases the hung Server's locks kept others from renewing have not run out meanwhile
+    engine = make_engine(url, hung_after=min(30.0, max(2.0, config.lease_seconds / 4)))
     upgrade(engine)
     notifier = events.EventNotifier()  # wakes this app's event readers and waiting claims after a commit
     read_sessions, write_sessions = open_sessions(engine, notifier)

@@ -21,7 +21,11 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, hung_after: float | None = None) -> Engine:
+    """`hung_after`: on PostgreSQL, seconds a transaction of this process may wait for its next statement before
+    the database ends its session. A Server stopped in the middle of one (SIGSTOP, a paused VM, swapping) held its
+    row locks, and every other Server of the farm waited on them for as long (a Manager moved on to another
+    Server, which stalled too)."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -35,7 +39,10 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "commit", writers.end)
         event.listen(engine, "rollback", writers.end)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    connect_args = {}
+    if hung_after is not None:
+        connect_args["options"] = f"-c idle_in_transaction_session_timeout={round(hung_after * 1000)}"
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

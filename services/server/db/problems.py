@@ -18,9 +18,10 @@ _UNREACHABLE = re.compile(
     re.IGNORECASE,
 )
 # PostgreSQL's connection exceptions (class 08), and its backend ended under a request (an administrator's
-# pg_terminate_backend, a shutdown or crash of the server, or one starting up): the database is out of reach
-# for now, as when it refuses connections, and the request may be tried again
-_UNREACHABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+# pg_terminate_backend, a shutdown or crash of the server, or one starting up; this process's own transaction left
+# waiting past its idle timeout, db/engine.py): the database is out of reach for now, as when it refuses
+# connections, and the request may be tried again
+_UNREACHABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "25P03"})
 # SQLite's busy timeout, or the wait for this process's writer turn (db/engine.py), ran out behind another write
 _BUSY = re.compile(r"database is locked|database table is locked", re.IGNORECASE)
 # PostgreSQL gave the transaction up for another's sake (a deadlock between a claim, which locks tasks then their

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from services.server.api.storage_errors import _STATUS
 from services.server.app import create_app
 from services.server.config import ServerConfig
-from services.server.db.engine import SQLITE_NAME
+from services.server.db.engine import SQLITE_NAME, make_engine
 from services.server.db.problems import describe, kind
 from tests.support.databases import fresh_postgres_database
 
@@ -51,6 +52,7 @@ async def test_a_write_locked_out_by_another_process_is_a_503(tmp_path: Path) ->
         engine.dispose()
     assert r.status_code == 503, r.text
     assert r.json()["detail"].startswith("storage busy:"), r.text
+    assert r.headers["Retry-After"] == "1"  # this Server works: the same request, again in a moment
 
 
 @pytest.mark.timeout(60)
@@ -100,3 +102,30 @@ def test_a_postgresql_connection_ended_under_a_request_is_unreachable_not_a_500(
         admin.dispose()
     assert kind(info.value) == "unreachable", info.value
     assert str(describe(info.value, "db")).startswith("cannot reach the database db")
+
+
+@pytest.mark.timeout(60)
+def test_a_postgresql_transaction_left_waiting_past_its_bound_lets_go_of_its_locks() -> None:
+    """A Server stopped (SIGSTOP, a paused VM) in the middle of a transaction held its row locks for as long as it
+    was stopped, and every other Server of the farm waited on them (a Manager's batches and claims stalled until
+    the stopped one went on, two minutes in an integration test). PostgreSQL now ends such a session after
+    `hung_after` seconds: the others go on, and the stopped one, going on, meets a 503 (the database out of reach)."""
+    with fresh_postgres_database() as url:
+        hung = make_engine(url, hung_after=0.5)
+        other = make_engine(url, hung_after=0.5)
+        with other.begin() as conn:
+            conn.execute(text("CREATE TABLE t (id int PRIMARY KEY, n int)"))
+            conn.execute(text("INSERT INTO t VALUES (1, 0)"))
+        with pytest.raises(DBAPIError) as info, hung.begin() as stopped:
+            stopped.execute(text("UPDATE t SET n = n + 1 WHERE id = 1"))  # holds the row's lock
+            started = time.monotonic()
+            with other.begin() as conn:  # waits for the lock until the stopped session is ended
+                conn.execute(text("UPDATE t SET n = n + 10 WHERE id = 1"))
+            waited = time.monotonic() - started
+            stopped.execute(text("SELECT 1"))  # the stopped Server goes on
+        with other.begin() as conn:
+            assert conn.execute(text("SELECT n FROM t")).scalar_one() == 10  # the stopped one's change is undone
+        hung.dispose()
+        other.dispose()
+    assert 0.4 < waited < 5, waited
+    assert kind(info.value) == "unreachable", info.value

@@ -180,16 +180,46 @@ class ManagerCore:
         return self.claims.request(self.workers.available(), self.ready)
 
     def add_claimed(self, claims: list[ClaimedTask]) -> None:
+        # A task a pause took back from here and a resume handed back (`resumes_attempt`): a run of the attempt
+        # taken back that a worker here still has carries on as the new hand-out (the pause's order to drop it
+        # never came), and one that completed stands for it; either way it is not run again.
+        carried: list[tuple[HeldTask, ClaimedTask]] = []
+        done: list[TaskUpdate] = []
+        fresh: list[ClaimedTask] = []
+        for c in claims:
+            old = self.tasks.get(c.id)
+            if _carries_on(old, c):
+                assert old is not None
+                carried.append((old, c))
+            elif (completed := self.taken_back.stands_for(c)) is not None:
+                done.append(completed)
+            elif (back := self._given_back_to(c)) is not None:
+                carried.append((back, c))  # its worker ran on, not told: it is its again
+            else:
+                fresh.append(c)
         # stored first, held after the commit: a claim the store could not keep (a full disk fails at COMMIT,
         # after everything else) is not run here, where nothing would tell a restarted Manager it had been
         with transaction(self.conn):
-            for c in claims:
+            for c in fresh:
                 old = self.tasks.pop(c.id, None)
                 if old is not None:  # the Server handed it out again: the old hand-out is stale
                     self.forget(old)
-            store.insert_tasks(self.conn, claims)
+            store.insert_tasks(self.conn, [c for _, c in carried if c.id not in self.tasks] + fresh)
+            store.save_claims(self.conn, [c for _, c in carried])
+            for back, _ in carried:
+                if back.id not in self.tasks:
+                    store.save_task(self.conn, back)  # its worker, hand-out and start, as before it was let go
         with self.writing():
-            for c in claims:
+            for old, c in carried:
+                old.claim = c  # its worker's updates now speak for this attempt
+                if old.id not in self.tasks:
+                    self.tasks[c.id] = old
+                    worker = self.workers.get(old.worker_id)
+                    assert worker is not None
+                    worker.current_task_id = c.id
+                    self.workers.changed(worker)
+            self.emit(done)
+            for c in fresh:
                 task = HeldTask(claim=c, failure_count=c.failure_count)
                 self.tasks[c.id] = task
                 self.ready.add(task)
@@ -197,6 +227,20 @@ class ManagerCore:
                     task.unmeetable = why
                     self.emit([self.update_for(task, activity=why)])
             self.feed_waiters()
+
+    def _given_back_to(self, claim: ClaimedTask) -> HeldTask | None:
+        """The run of the attempt a resume follows that this Manager let go while its worker ran it (the pause's
+        order came), when that worker still runs it, not told, and holds nothing else as its current task."""
+        found = self.taken_back.resumable(claim) if claim.resumes_attempt is not None else None
+        if found is None:
+            return None
+        worker = self.workers.get(found[0])
+        if worker is None or worker.current_task_id is not None:
+            return None
+        run = found[1]
+        run.worker_id = worker.id  # forget() cleared it when the run was let go
+        self.taken_back.carried_on(claim.id)
+        return run
 
     def next_task(self, worker: WorkerState, *, prefetch: bool = False) -> HeldTask | None:
         """Hand the best ready task to this worker (the caller holds the write transaction).
@@ -481,3 +525,13 @@ class ManagerCore:
     def ensure_worker_not_busy(self, worker: WorkerState) -> None:
         if not worker.signed_on:
             raise Conflict("this worker has not signed on: call /api/v1/worker/sign-on first", "worker")
+
+
+def _carries_on(old: HeldTask | None, claim: ClaimedTask) -> bool:
+    """The claim hands back, after a resume, the attempt a worker here is running (add_claimed)."""
+    return (
+        old is not None
+        and claim.resumes_attempt is not None
+        and old.claim.attempt == claim.resumes_attempt
+        and old.worker_id is not None
+    )

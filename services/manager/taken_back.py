@@ -12,24 +12,72 @@ In memory only, for the last `KEPT` runs: after a restart a late completion is r
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
 
 from services.manager.model import HeldTask, WorkerState
-from services.protocol.link import LOG_TAIL_LINES, TaskUpdate
+from services.protocol.link import LOG_TAIL_LINES, ClaimedTask, TaskUpdate
 from services.protocol.states import TaskStatus
 from services.protocol.worker_api import WorkerTaskUpdate
 
 KEPT = 256  # runs: a pause of a big farm's job takes back at most one run per worker that had started it
+# a completion sent: attempt, worker id and name, when it ended and started, activity
+_Sent = tuple[int, str | None, str | None, datetime | None, datetime | None, str | None]
+
+
+@dataclass
+class _Run:
+    worker_id: str
+    task: HeldTask
+    told: bool = False  # its worker was told to stop it (a progress report refused): it will not carry on
 
 
 class TakenBack:
     def __init__(self) -> None:
-        self._runs: OrderedDict[int, tuple[str, HeldTask]] = OrderedDict()  # task id: (worker id, its run)
+        self._runs: OrderedDict[int, _Run] = OrderedDict()  # by task id
+        # the completions sent to the Server lately, by task (what stands_for needs, not their log lines): one the
+        # Server had not taken before a pause and a resume handed the task back stands for the new hand-out
+        self._completed: OrderedDict[int, _Sent] = OrderedDict()
+
+    def note_completion(self, u: TaskUpdate) -> None:
+        """Called for every completion sent (the hot path): a tuple, no copy of the update."""
+        self._completed[u.task_id] = (u.attempt, u.worker_id, u.worker_name, u.time, u.started, u.activity)
+        self._completed.move_to_end(u.task_id)
+        if len(self._completed) > KEPT:
+            self._completed.popitem(last=False)
+
+    def stands_for(self, claim: ClaimedTask) -> TaskUpdate | None:
+        """The completion of the attempt a resume follows (`claim.resumes_attempt`), sent before the claim, as the
+        completion of the claim's attempt: the Server refuses the first (stale) and takes this one."""
+        if claim.resumes_attempt is None:
+            return None
+        sent = self._completed.get(claim.id)
+        if sent is None or sent[0] != claim.resumes_attempt:
+            return None
+        del self._completed[claim.id]
+        _, worker_id, worker_name, time, started, activity = sent
+        return TaskUpdate(
+            task_id=claim.id, attempt=claim.attempt, worker_id=worker_id, worker_name=worker_name, time=time,
+            status=TaskStatus.COMPLETED, started=started, steps_done=claim.steps_total, activity=activity,
+        )  # fmt: skip
+
+    def resumable(self, claim: ClaimedTask) -> tuple[str, HeldTask] | None:
+        """(worker id, run) of the attempt a resume follows (`claim.resumes_attempt`) when its worker has not been
+        told to stop it: it may carry on as the claim's hand-out (ManagerCore.add_claimed)."""
+        run = self._runs.get(claim.id)
+        if run is None or run.told or run.task.claim.attempt != claim.resumes_attempt:
+            return None
+        return run.worker_id, run.task
+
+    def carried_on(self, task_id: int) -> None:
+        """The run is held again (ManagerCore.add_claimed): its updates are its worker's as before."""
+        self._runs.pop(task_id, None)
 
     def remember(self, task: HeldTask) -> None:
         """The task leaves this Manager while a worker holds it (call before it is forgotten)."""
         if task.worker_id is None:
             return
-        self._runs[task.id] = (task.worker_id, task)
+        self._runs[task.id] = _Run(task.worker_id, task)
         self._runs.move_to_end(task.id)
         while len(self._runs) > KEPT:
             self._runs.popitem(last=False)
@@ -39,10 +87,10 @@ class TakenBack:
     ) -> tuple[HeldTask, TaskUpdate] | None:
         """The run and its update for the Server when these new updates of the worker complete a run taken back
         from it; None for anything else (the worker is told to stop, as before)."""
-        kept = self._runs.get(task_id)
-        if kept is None or kept[0] != worker.id:
+        run = self._runs.get(task_id)
+        if run is None or run.worker_id != worker.id:
             return None
-        task = kept[1]
+        task = run.task
         if any(u.handout != task.handout for u in updates):
             return None
         if any(u.status in (TaskStatus.FAILED, TaskStatus.QUEUED) for u in updates):
@@ -52,12 +100,13 @@ class TakenBack:
         if done is None:
             # its start or progress, sent before the end: the worker is told to stop, and offers the completion on
             # its own when the run had ended meanwhile (services/worker/buffer.py)
+            run.told = True
             return None
         del self._runs[task_id]
         start = next((u for u in updates if u.status == TaskStatus.ACTIVE), None)
         activity = next((u.activity for u in reversed(updates) if u.activity is not None), None)
         lines = [line for u in updates for line in u.log_lines]
-        return task, TaskUpdate(
+        update = TaskUpdate(
             task_id=task_id,
             attempt=task.claim.attempt,
             worker_id=worker.id,
@@ -69,3 +118,5 @@ class TakenBack:
             activity=activity,
             log_tail=lines[-LOG_TAIL_LINES:],
         )
+        self.note_completion(update)
+        return task, update

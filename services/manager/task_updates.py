@@ -80,8 +80,15 @@ def _forward_late(
     core: ManagerCore, worker: WorkerState, run: HeldTask, update: TaskUpdate, new: list[WorkerTaskUpdate]
 ) -> None:
     """A run the Server took back completed before its worker heard: its log is kept and its completion goes to
-    the Server, which decides (taken_back.py)."""
+    the Server, which decides (taken_back.py). When a resume has handed the task back here meanwhile, the
+    completion stands for that hand-out, which is not run (or stops: its worker hears at its next update)."""
+    held = core.tasks.get(run.id)
+    resumed = held is not None and held.claim.resumes_attempt == run.claim.attempt
     with core.writing():
+        if resumed:
+            assert held is not None
+            update = update.model_copy(update={"attempt": held.claim.attempt})
+            core.forget(held)
         lines = [line for u in new for line in u.log_lines]
         if lines:
             log_cap.append(core.conn, run.id, run.handout, run.log, lines, core.config.max_task_log_chars)
@@ -177,6 +184,7 @@ def _apply(core: ManagerCore, worker: WorkerState, task: HeldTask, new: list[Wor
             cur.time = task.worker_time(u)
             cur.steps_done = cur.steps_done if cur.steps_done is not None else task.claim.steps_total
             touched = True
+            core.taken_back.note_completion(cur)
             flush()
             core.finish(task)
             return out

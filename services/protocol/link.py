@@ -62,6 +62,9 @@ class ClaimedTask(ResponseModel):
     failure_count: int
     commands: list[Command]
     steps_total: int
+    # The attempt a pause took back from this same Manager, when this hand-out follows it after a resume: a run
+    # of that attempt still going here carries on as this one, and one that completed stands for it
+    resumes_attempt: int | None = None
 
     @field_validator("job_tags")
     @classmethod

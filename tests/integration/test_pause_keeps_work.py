@@ -1,8 +1,9 @@
 """Pausing a job of short tasks keeps the runs that completed, with the real Server, Manager and workers.
 
 A pause takes back the tasks the Server saw only as assigned; the Manager had handed some of them to workers before
-it heard, and they completed. Their results were refused and rendered again after the resume: 47 of 400 tasks over
-5 pauses (24 once the Server kept completions its Manager forwarded; the rest reached the Manager after it had let go).
+it heard, and they completed. Their results were refused and rendered again after the resume (47 of 400 tasks over
+5 pauses). A resume at once after its pause handed the tasks back before the late completions arrived, and they
+rendered again too.
 """
 
 from __future__ import annotations
@@ -19,13 +20,11 @@ from tests.support.farm import local_farm
 pytestmark = pytest.mark.timeout(300)
 
 FRAMES = 240
-PAUSES = 4
-# A resume within a few tenths of a second of its pause may still see a run rendered again: its Manager claims the
-# task anew (a new attempt) before the completion the worker sent late reaches the Server.
-PAUSED_FOR = 0.5
-# A run whose worker reported its start alone, heard then that the run was taken back, and had finished meanwhile:
-# its completion is dropped with the start (one frame in about four runs of this test; 20 - 30 before).
-RENDERED_AGAIN_AT_MOST = 2
+# how long each pause is held before its resume: at once (a script pausing to change a priority) and as a wrangler
+PAUSED_FOR = (0.0, 0.5, 0.0, 0.5)
+# Frames rendered to the end twice before: 29 - 33 over four such pauses. After: 0 in most runs, at times a few (a
+# resume's new hand-out given to another worker before the late completion of the run it follows arrived).
+RENDERED_AGAIN_AT_MOST = 3
 
 
 def test_pausing_and_resuming_a_job_of_short_tasks_completes_every_frame_once(tmp_path: Path) -> None:
@@ -38,14 +37,14 @@ def test_pausing_and_resuming_a_job_of_short_tasks_completes_every_frame_once(tm
         job_id = job["id"]
         time.sleep(0.5)
         pauses = 0
-        while pauses < PAUSES and farm.job(job_id)["status"] != "completed":
+        while pauses < len(PAUSED_FOR) and farm.job(job_id)["status"] != "completed":
             r = farm.server.post(f"/jobs/{job_id}/status", json={"action": "pause"})
             if r.status_code == 409:  # completed meanwhile
                 break
             assert r.status_code == 200, r.text
-            pauses += 1
             farm.wait_job(job_id, {"paused", "completed"}, 60)
-            time.sleep(PAUSED_FOR)
+            time.sleep(PAUSED_FOR[pauses])
+            pauses += 1
             r = farm.server.post(f"/jobs/{job_id}/status", json={"action": "resume"})
             assert r.status_code in (200, 409), r.text
             time.sleep(0.4)

@@ -137,13 +137,15 @@ def _lease(
             q = q.with_for_update(skip_locked=True)
         for task in session.scalars(q):
             read_locked(session, task)  # FOR UPDATE on PostgreSQL: its status is current
+            # a queued task names a Manager only when a resume kept the one its pause took it from (store/tasks.py)
+            resumes = task.attempt if task.manager_id == manager.id else None
             task.attempt += 1
             task.manager_id = manager.id
             task.worker_id = task.worker_name = None
             task.lease_expires = lease
             with session.no_autoflush:
                 set_task_status(session, task, TaskStatus.ASSIGNED, actor=_actor(manager), activity="", job=job)
-            out.append(_claimed(task, job))
+            out.append(_claimed(task, job, resumes))
         if len(out) >= req.capacity:
             break
     return out
@@ -156,13 +158,14 @@ def release_claim(session: Session, manager: ManagerRow, task_ids: list[int]) ->
             set_task_status(session, task, TaskStatus.QUEUED, actor=_actor(manager), activity="claim not delivered")
 
 
-def _claimed(task: TaskRow, job: JobRow) -> ClaimedTask:
+def _claimed(task: TaskRow, job: JobRow, resumes: int | None = None) -> ClaimedTask:
     return ClaimedTask(
         id=task.id, job_id=job.id, job_name=job.name, job_priority=job.priority, job_created=aware(job.created),
         job_tags=list(job.tags or []), max_task_failures=job.max_task_failures,  # normalised by ClaimedTask
         on_task_failure=OnTaskFailure(job.on_task_failure), index=task.index, name=task.name, type=task.type,
         attempt=task.attempt, failure_count=task.failure_count,
         commands=[Command.model_validate(c) for c in task.commands], steps_total=task.steps_total,
+        resumes_attempt=resumes,
     )  # fmt: skip
 
 

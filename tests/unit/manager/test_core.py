@@ -380,3 +380,79 @@ def test_a_new_job_priority_reorders_the_tasks_held_and_survives_a_restart(tmp_p
 
     again = make_core(tmp_path)  # the new priority was stored with the held claims
     assert [t.id for t in again.ready] == [3, 4, 1, 2]
+
+
+def test_a_task_a_resume_hands_back_is_not_run_again(tmp_path: Path) -> None:
+    """Paused and resumed at once: the Server hands the task back (a new attempt, `resumes_attempt` naming the one
+    the pause took) before this Manager heard of the pause or before its completion reached the Server. A run still
+    going carries on as the new attempt, and a completion already sent stands for it; 16 - 25 of 240 frames rendered
+    twice over 4 such pauses before."""
+    core = make_core(tmp_path)
+    core.add_claimed([claimed(1), claimed(2, index=1), claimed(3, index=2)])
+    a, b = worker(core, "a"), worker(core, "b")
+    take(core, a)
+    take(core, b)
+    report(core, a, 1, "active")
+    report(core, b, 2, "active", "completed")
+    sent(core)
+    running = core.tasks[1]
+    core.add_claimed([claimed(1, attempt=2, resumes_attempt=1), claimed(2, attempt=2, resumes_attempt=1)])
+    assert core.tasks[1] is running and running.claim.attempt == 2 and running.worker_id == a.id
+    assert a.current_task_id == 1 and 1 not in {t.id for t in core.ready}
+    (stood,) = sent(core)
+    assert (stood.task_id, stood.attempt, stood.status, stood.worker_id) == (2, 2, TaskStatus.COMPLETED, b.id)
+    assert 2 not in core.tasks
+    report(core, a, 1, "completed")
+    assert [(u.task_id, u.attempt, u.status) for u in sent(core)] == [(1, 2, TaskStatus.COMPLETED)]
+    # handed out again any other way (a requeue, another pause's attempt): the old hand-out is stale, as before
+    take(core, a)
+    assert a.current_task_id == 3
+    core.add_claimed([claimed(3, attempt=2), claimed(2, attempt=3, resumes_attempt=2)])
+    assert core.tasks[3].worker_id is None and core.tasks[3] in core.ready
+    assert core.tasks[2] in core.ready  # its completion stood for attempt 2 already
+    assert sent(core) == []
+
+
+def test_a_run_let_go_by_a_pause_carries_on_when_a_resume_hands_it_back(tmp_path: Path) -> None:
+    """The pause's order came (the run was let go) and then the resume's claim: a worker still running it, not told
+    to stop, carries on as the new hand-out; a completion that comes after the claim stands for it."""
+    core = make_core(tmp_path)
+    core.add_claimed([claimed(1), claimed(2, index=1), claimed(3, index=2)])
+    a, b, c = worker(core, "a"), worker(core, "b"), worker(core, "c")
+    for w in (a, b, c):
+        take(core, w)
+    report(core, a, 1, "active")
+    handouts = {t: core.tasks[t].handout for t in (1, 2, 3)}
+    sent(core)
+    core.drop([1, 2, 3], canceled=True)
+    sent(core)
+    with pytest.raises(Conflict):  # c is told to stop its run: it will not carry on
+        task_updates.apply(core, c, 3, [WorkerTaskUpdate(seq=c.last_seq + 1, handout=handouts[3], log_lines=["x"])])
+    core.add_claimed([claimed(t, attempt=2, resumes_attempt=1) for t in (1, 2, 3)])
+    assert (core.tasks[1].worker_id, core.tasks[1].handout, core.tasks[1].started) == (a.id, handouts[1], True)
+    assert a.current_task_id == 1 and b.current_task_id == 2
+    assert core.tasks[3].worker_id is None and core.tasks[3] in core.ready
+    task_updates.apply(
+        core, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, handout=handouts[1], status=TaskStatus.COMPLETED)]
+    )
+    assert [(u.task_id, u.attempt, u.status) for u in sent(core)] == [(1, 2, TaskStatus.COMPLETED)]
+    # a restarted Manager still knows whose it is
+    again = ManagerCore(core.conn, core.config)
+    assert again.tasks[2].worker_id == b.id and again.tasks[2].claim.attempt == 2
+
+
+def test_a_late_completion_stands_for_the_hand_out_a_resume_brought_back(tmp_path: Path) -> None:
+    """The worker that ran on holds another task by then (its prefetched next became its current): the new
+    hand-out waits in the ready queue, and the run's completion stands for it."""
+    core = make_core(tmp_path)
+    core.add_claimed([claimed(1), claimed(2, index=1)])
+    a = worker(core, "a")
+    take(core, a)
+    handout = core.tasks[1].handout
+    core.drop([1], canceled=True)
+    assert take(core, a) == 2
+    core.add_claimed([claimed(1, attempt=2, resumes_attempt=1)])
+    assert core.tasks[1] in core.ready
+    task_updates.apply(core, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, handout=handout, status=TaskStatus.COMPLETED)])
+    assert [(u.task_id, u.attempt, u.status) for u in sent(core)] == [(1, 2, TaskStatus.COMPLETED)]
+    assert 1 not in core.tasks and 1 not in {t.id for t in core.ready}

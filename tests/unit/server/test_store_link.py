@@ -413,3 +413,27 @@ def test_a_resume_voids_the_pauses_order_to_drop_tasks_not_yet_delivered(writers
     assert ack.cancel_task_ids == []
     assert m.send(*(update(t, a, TaskStatus.COMPLETED) for t, a in again.items())) == []
     assert _consistent(writers, job_id).status == "completed"
+
+
+def test_a_claim_after_a_resume_names_the_attempt_the_pause_took_back(writers: sessionmaker[Session]) -> None:
+    """Only to the Manager the pause took the task from, and only after a resume (what lets that Manager carry on
+    a run of it rather than render it again)."""
+
+    def claim(manager: Link, capacity: int) -> dict[int, int | None]:
+        with writers() as s:
+            got = link.claim(s, s.get_one(ManagerRow, manager.id), ClaimRequest(capacity=capacity), LEASE)
+            s.commit()
+        return {t.id: t.resumes_attempt for t in got}
+
+    job_id = submit(writers, "1-3")
+    m, other = Link(writers, "m"), Link(writers, "other")
+    first = claim(m, 2)
+    assert list(first.values()) == [None, None]
+    act(writers, job_id, JobAction.PAUSE)
+    act(writers, job_id, JobAction.RESUME)
+    (t1, t2), t3 = sorted(first), next(t for t in range(min(first), min(first) + 3) if t not in first)
+    assert claim(other, 1) == {t1: None}  # another Manager: a task of its own, nothing to carry on
+    assert claim(m, 2) == {t2: 1, t3: None}
+    act(writers, job_id, JobAction.PAUSE)
+    act(writers, job_id, JobAction.REQUEUE)  # a requeue asks for a new run
+    assert set(claim(m, 3).values()) == {None}

@@ -50,15 +50,18 @@ class HeldTask:
         return (-c.job_priority, c.job_created, c.job_id, c.index, c.id)
 
     def worker_time(self, u: WorkerTaskUpdate) -> datetime:
-        """When the worker says a status change happened (its clock, UTC from the wire model), never later than
-        now by ours nor earlier than the task's job was created: a worker's wrong clock must not give a run of
-        years (or none) to the task, its job's times and the farm's estimates."""
-        now = datetime.now(UTC)
-        if u.time is None:
-            return now
-        created = self.claim.job_created
-        earliest = created if created.tzinfo else created.replace(tzinfo=UTC)
-        return max(min(u.time, now), min(earliest, now))
+        return reported_time(u, self.claim.job_created)
+
+
+def reported_time(u: WorkerTaskUpdate, job_created: datetime) -> datetime:
+    """When the worker says a status change happened (its clock, UTC from the wire model), never later than now by
+    ours nor earlier than the task's job was created: a worker's wrong clock must not give a run of years (or none)
+    to the task, its job's times and the farm's estimates."""
+    now = datetime.now(UTC)
+    if u.time is None:
+        return now
+    earliest = job_created if job_created.tzinfo else job_created.replace(tzinfo=UTC)
+    return max(min(u.time, now), min(earliest, now))
 
 
 @dataclass(eq=False)

@@ -15,26 +15,34 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.manager.model import HeldTask, WorkerState
+from services.manager.model import HeldTask, RunLog, WorkerState, reported_time
 from services.protocol.link import LOG_TAIL_LINES, ClaimedTask, TaskUpdate
 from services.protocol.states import TaskStatus
 from services.protocol.worker_api import WorkerTaskUpdate
 
-KEPT = 256  # runs: a pause of a big farm's job takes back at most one run per worker that had started it
+KEPT = 4096  # runs and completions: a few hundred bytes each (no commands, no log lines)
 # a completion sent: attempt, worker id and name, when it ended and started, activity
 _Sent = tuple[int, str | None, str | None, datetime | None, datetime | None, str | None]
 
 
 @dataclass
-class _Run:
+class Run:
+    """What is kept of a run let go while a worker had it: enough to report its end, or to hold it again."""
+
+    task_id: int
     worker_id: str
-    task: HeldTask
+    handout: int
+    attempt: int
+    steps_total: int
+    job_created: datetime
+    started: bool
+    log: RunLog  # what the run wrote to its full log here (log_cap.py)
     told: bool = False  # its worker was told to stop it (a progress report refused): it will not carry on
 
 
 class TakenBack:
     def __init__(self) -> None:
-        self._runs: OrderedDict[int, _Run] = OrderedDict()  # by task id
+        self._runs: OrderedDict[int, Run] = OrderedDict()  # by task id
         # the completions sent to the Server lately, by task (what stands_for needs, not their log lines): one the
         # Server had not taken before a pause and a resume handed the task back stands for the new hand-out
         self._completed: OrderedDict[int, _Sent] = OrderedDict()
@@ -61,13 +69,13 @@ class TakenBack:
             status=TaskStatus.COMPLETED, started=started, steps_done=claim.steps_total, activity=activity,
         )  # fmt: skip
 
-    def resumable(self, claim: ClaimedTask) -> tuple[str, HeldTask] | None:
-        """(worker id, run) of the attempt a resume follows (`claim.resumes_attempt`) when its worker has not been
-        told to stop it: it may carry on as the claim's hand-out (ManagerCore.add_claimed)."""
+    def resumable(self, claim: ClaimedTask) -> Run | None:
+        """The run of the attempt a resume follows (`claim.resumes_attempt`) when its worker has not been told to
+        stop it: it may carry on as the claim's hand-out (ManagerCore.add_claimed, then carried_on)."""
         run = self._runs.get(claim.id)
-        if run is None or run.told or run.task.claim.attempt != claim.resumes_attempt:
+        if run is None or run.told or run.attempt != claim.resumes_attempt:
             return None
-        return run.worker_id, run.task
+        return run
 
     def carried_on(self, task_id: int) -> None:
         """The run is held again (ManagerCore.add_claimed): its updates are its worker's as before."""
@@ -77,21 +85,23 @@ class TakenBack:
         """The task leaves this Manager while a worker holds it (call before it is forgotten)."""
         if task.worker_id is None:
             return
-        self._runs[task.id] = _Run(task.worker_id, task)
+        c = task.claim
+        self._runs[task.id] = Run(
+            task.id, task.worker_id, task.handout, c.attempt, c.steps_total, c.job_created, task.started, task.log
+        )
         self._runs.move_to_end(task.id)
         while len(self._runs) > KEPT:
             self._runs.popitem(last=False)
 
     def completion(
         self, worker: WorkerState, task_id: int, updates: list[WorkerTaskUpdate]
-    ) -> tuple[HeldTask, TaskUpdate] | None:
+    ) -> tuple[Run, TaskUpdate] | None:
         """The run and its update for the Server when these new updates of the worker complete a run taken back
         from it; None for anything else (the worker is told to stop, as before)."""
         run = self._runs.get(task_id)
         if run is None or run.worker_id != worker.id:
             return None
-        task = run.task
-        if any(u.handout != task.handout for u in updates):
+        if any(u.handout != run.handout for u in updates):
             return None
         if any(u.status in (TaskStatus.FAILED, TaskStatus.QUEUED) for u in updates):
             del self._runs[task_id]
@@ -108,15 +118,15 @@ class TakenBack:
         lines = [line for u in updates for line in u.log_lines]
         update = TaskUpdate(
             task_id=task_id,
-            attempt=task.claim.attempt,
+            attempt=run.attempt,
             worker_id=worker.id,
             worker_name=worker.name,
-            time=task.worker_time(done),
+            time=reported_time(done, run.job_created),
             status=TaskStatus.COMPLETED,
-            started=task.worker_time(start) if start is not None else None,
-            steps_done=task.claim.steps_total,
+            started=reported_time(start, run.job_created) if start is not None else None,
+            steps_done=run.steps_total,
             activity=activity,
             log_tail=lines[-LOG_TAIL_LINES:],
         )
         self.note_completion(update)
-        return task, update
+        return run, update

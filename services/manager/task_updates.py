@@ -12,6 +12,7 @@ from services.manager.errors import Conflict, Invalid
 from services.manager.model import HeldTask, WorkerState
 from services.manager.store import previews
 from services.manager.store import tasks as store
+from services.manager.taken_back import Run
 from services.protocol.common import utcnow
 from services.protocol.link import LOG_TAIL_LINES, TaskUpdate
 from services.protocol.preview import PreviewReport
@@ -77,13 +78,13 @@ def apply(core: ManagerCore, worker: WorkerState, task_id: int, updates: list[Wo
 
 
 def _forward_late(
-    core: ManagerCore, worker: WorkerState, run: HeldTask, update: TaskUpdate, new: list[WorkerTaskUpdate]
+    core: ManagerCore, worker: WorkerState, run: Run, update: TaskUpdate, new: list[WorkerTaskUpdate]
 ) -> None:
     """A run the Server took back completed before its worker heard: its log is kept and its completion goes to
     the Server, which decides (taken_back.py). When a resume has handed the task back here meanwhile, the
     completion stands for that hand-out, which is not run (or stops: its worker hears at its next update)."""
-    held = core.tasks.get(run.id)
-    resumed = held is not None and held.claim.resumes_attempt == run.claim.attempt
+    held = core.tasks.get(run.task_id)
+    resumed = held is not None and held.claim.resumes_attempt == run.attempt
     with core.writing():
         if resumed:
             assert held is not None
@@ -91,7 +92,7 @@ def _forward_late(
             core.forget(held)
         lines = [line for u in new for line in u.log_lines]
         if lines:
-            log_cap.append(core.conn, run.id, run.handout, run.log, lines, core.config.max_task_log_chars)
+            log_cap.append(core.conn, run.task_id, run.handout, run.log, lines, core.config.max_task_log_chars)
         worker.last_seq = new[-1].seq
         store.save_worker_seq(core.conn, worker.id, worker.last_seq)
         core.emit([update])

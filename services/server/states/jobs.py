@@ -58,9 +58,17 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
             JobStatus.COMPLETED,
         }
     ),
-    # completed: its last tasks finished after the pause took them back (store/link.py, finished_after_pause)
+    # completed, failed: its last tasks finished after the pause took them back (store/link.py,
+    # finished_after_pause), with none left to resume (follow_tasks)
     JobStatus.PAUSED: frozenset(
-        {JobStatus.QUEUED, JobStatus.ACTIVE, JobStatus.CANCELED, JobStatus.REQUEUEING, JobStatus.COMPLETED}
+        {
+            JobStatus.QUEUED,
+            JobStatus.ACTIVE,
+            JobStatus.CANCELED,
+            JobStatus.REQUEUEING,
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+        }
     ),
     JobStatus.CANCEL_REQUESTED: frozenset({JobStatus.CANCELED}),
     JobStatus.CANCELED: frozenset({JobStatus.REQUEUEING}),
@@ -106,7 +114,7 @@ class TaskCounts:
 def follow_tasks(status: JobStatus, counts: TaskCounts, *, fail_on_task_failure: bool) -> JobStatus:
     """The status a job moves to after its tasks changed; unchanged when nothing follows."""
     if status == JobStatus.PAUSED:  # a run the pause took back may still complete (see TRANSITIONS)
-        return JobStatus.COMPLETED if counts.total and counts.completed == counts.total else status
+        return _all_finished(counts) or status
     if status in (
         JobStatus.CANCELED,
         JobStatus.FAILED,
@@ -121,11 +129,21 @@ def follow_tasks(status: JobStatus, counts: TaskCounts, *, fail_on_task_failure:
         return JobStatus.FAILED
     if counts.total and counts.completed == counts.total:
         return JobStatus.COMPLETED
+    if (finished := _all_finished(counts)) is not None:
+        return finished
     if status == JobStatus.PAUSE_REQUESTED:
         return JobStatus.PAUSED if counts.running == 0 else status
-    if counts.total and counts.completed + counts.failed + counts.canceled == counts.total:
-        # every task finished but not all completed: failed if any failed, else canceled
-        return JobStatus.FAILED if counts.failed else JobStatus.CANCELED
     if counts.running or counts.completed or counts.failed or counts.canceled:
         return JobStatus.ACTIVE
     return status
+
+
+def _all_finished(counts: TaskCounts) -> JobStatus | None:
+    """The status of a job none of whose tasks is left to run: completed when all completed, else failed if any
+    failed, else canceled. None while a task is left (a paused one, a queued one). A paused job gets here too: one
+    that only waited for its resume would be resumed into an active job with nothing to run, for ever."""
+    if not counts.total or counts.completed + counts.failed + counts.canceled != counts.total:
+        return None
+    if counts.completed == counts.total:
+        return JobStatus.COMPLETED
+    return JobStatus.FAILED if counts.failed else JobStatus.CANCELED

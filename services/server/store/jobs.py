@@ -25,6 +25,7 @@ from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Forbidden, Invalid, NotFound
 from services.server.store.task_writer import TaskWriter
 from services.server.store.tasks import (
+    follow_job,
     give_workers_another_chance,
     instruct,
     log_job,
@@ -248,6 +249,7 @@ def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor,
         target = JobStatus.ACTIVE if job.tasks_active or job.tasks_completed else JobStatus.QUEUED
         set_job_status(session, job, target, actor=who, reason=f"resumed{why}")
         job.activity = f"resumed by {who}"
+        follow_job(session, job, actor=who)  # nothing left to run (a job paused before this was followed): it ends
     elif action == JobAction.CANCEL and status == JobStatus.UNDER_CONSTRUCTION:
         # Not kept, canceled, with part of its tasks: its writer (here, at another Server, or none: killed) stops
         # at its next chunk and removes it, or the orphan sweep does.

@@ -263,6 +263,9 @@ def stop_unfinished(session: Session, job: JobRow, *, to: TaskStatus, actor: str
     Tasks already running (`active`) keep running and are asked to stop when `to` is canceled; their
     Manager's report then settles them. Returns the number of tasks still running.
     """
+    # A batch that fails the job writes its other tasks' changes without autoflush (store/link.py): the bulk
+    # statements and the recount below must see them, or they cancel and count tasks the batch completed.
+    session.flush()
     held = session.execute(
         select(TaskRow.id, TaskRow.manager_id, TaskRow.status).where(
             TaskRow.job_id == job.id, TaskRow.status.in_(list(HELD))
@@ -312,15 +315,15 @@ def requeue_where(
     ids = session.scalars(select(TaskRow.id).where(TaskRow.job_id == job.id, TaskRow.status.in_(statuses))).all()
     if not ids:
         return 0
-    if resume:
-        # The pause's order to drop these tasks, not yet handed to their Managers, is void: delivered after a claim
-        # of the same task, it dropped the new hand-out, which then waited for its lease to run out (a minute).
-        for i in range(0, len(ids), 500):
-            session.execute(
-                delete(PendingInstructionRow).where(
-                    PendingInstructionRow.kind == "cancel-task", PendingInstructionRow.task_id.in_(ids[i : i + 500])
-                )
+    # A pause's or cancel's order to drop these tasks, not yet handed to their Managers, is void: delivered after a
+    # claim of the same task, it dropped the new hand-out, which then waited for its lease to run out (a minute). A
+    # Manager that never hears it finds its old hand-out stale at its next report, or replaced by the new one.
+    for i in range(0, len(ids), 500):
+        session.execute(
+            delete(PendingInstructionRow).where(
+                PendingInstructionRow.kind == "cancel-task", PendingInstructionRow.task_id.in_(ids[i : i + 500])
             )
+        )
     now = utcnow()
     session.execute(
         update(TaskRow)

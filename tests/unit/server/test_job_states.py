@@ -80,9 +80,13 @@ def counts(total: int = 4, completed: int = 0, failed: int = 0, canceled: int = 
         (J.CANCEL_REQUESTED, counts(running=2), True, J.CANCEL_REQUESTED),
         (J.CANCEL_REQUESTED, counts(completed=1), True, J.CANCELED),
         (J.PAUSED, counts(completed=1), True, J.PAUSED),
-        (J.PAUSED, counts(completed=3, canceled=1), True, J.PAUSED),
-        # its last runs completed after the pause took them back: nothing is left to resume
+        (J.PAUSED, counts(completed=2, canceled=1), True, J.PAUSED),
+        # its last runs completed after the pause took them back: nothing is left to resume (a resume made an active
+        # job with nothing to run, for ever)
         (J.PAUSED, counts(completed=4), True, J.COMPLETED),
+        (J.PAUSED, counts(completed=3, canceled=1), True, J.CANCELED),
+        (J.PAUSED, counts(completed=3, failed=1), False, J.FAILED),
+        (J.PAUSE_REQUESTED, counts(completed=3, failed=1), False, J.FAILED),
         (J.CANCELED, counts(completed=4), True, J.CANCELED),
         (J.COMPLETED, counts(completed=4), True, J.COMPLETED),
     ],

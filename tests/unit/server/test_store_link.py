@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import utcnow
-from services.protocol.jobs import JobAction, JobSubmission
+from services.protocol.jobs import JobAction, JobSubmission, OnTaskFailure
 from services.protocol.link import ClaimRequest, TaskUpdate, UpdateBatch
 from services.protocol.states import Role, TaskStatus
 from services.server.db.engine import make_engine
@@ -396,22 +396,26 @@ def test_a_paused_job_whose_last_runs_complete_after_the_pause_is_completed(writ
     assert (row.status, row.tasks_completed) == ("completed", 2)
 
 
-def test_a_resume_voids_the_pauses_order_to_drop_tasks_not_yet_delivered(writers: sessionmaker[Session]) -> None:
-    """Paused and resumed before the Manager's next batch: the order to drop the tasks, delivered after the Manager
-    claimed them again, dropped the new hand-out, which waited a minute for its lease to run out."""
+@pytest.mark.parametrize("again", [JobAction.RESUME, JobAction.REQUEUE])
+def test_a_resume_or_requeue_voids_the_pauses_order_to_drop_tasks_not_yet_delivered(
+    writers: sessionmaker[Session], again: JobAction
+) -> None:
+    """Paused and resumed (or requeued) before the Manager's next batch: the order to drop the tasks, delivered after
+    the Manager claimed them again, dropped the new hand-out, which waited a minute for its lease to run out (the
+    audit's pause-then-requeue: 10 tasks stuck assigned to a Manager holding none)."""
     job_id = submit(writers, "1-2")
     m = Link(writers, "m")
     held = m.claim(2)
     act(writers, job_id, JobAction.PAUSE)
-    act(writers, job_id, JobAction.RESUME)
-    again = m.claim(2)
-    assert sorted(again) == sorted(held)
+    act(writers, job_id, again)
+    again_held = m.claim(2)
+    assert sorted(again_held) == sorted(held)
     m.seq += 1
     with writers() as s:
         ack = link.apply_batch(s, s.get_one(ManagerRow, m.id), UpdateBatch(seq=m.seq), LEASE)
         s.commit()
     assert ack.cancel_task_ids == []
-    assert m.send(*(update(t, a, TaskStatus.COMPLETED) for t, a in again.items())) == []
+    assert m.send(*(update(t, a, TaskStatus.COMPLETED) for t, a in again_held.items())) == []
     assert _consistent(writers, job_id).status == "completed"
 
 
@@ -437,3 +441,51 @@ def test_a_claim_after_a_resume_names_the_attempt_the_pause_took_back(writers: s
     act(writers, job_id, JobAction.PAUSE)
     act(writers, job_id, JobAction.REQUEUE)  # a requeue asks for a new run
     assert set(claim(m, 3).values()) == {None}
+
+
+def submit_continuing(writers: sessionmaker[Session], frames: str) -> int:
+    """A job whose tasks fail for good at their first failure and whose other tasks run on."""
+    with writers() as s:
+        settings = {"command": ["true", "{frame}"], "frames": frames}
+        sub = JobSubmission(
+            name="runs on", type="exec", settings=settings, max_task_failures=1, on_task_failure=OnTaskFailure.CONTINUE
+        )
+        job_id = jobs.submit(s, sub, ADMIN).id
+        s.commit()
+    return job_id
+
+
+def test_a_batch_whose_last_report_ends_the_job_as_failed_keeps_its_counters_true(
+    writers: sessionmaker[Session],
+) -> None:
+    """The audit's `--continue` runs: a batch failed one task and completed the rest, the last completion ended the
+    job (failed), and the job's end canceled and counted as canceled the tasks the same batch had completed but not
+    yet written (completed 96, canceled 2, where the tasks were 98 completed and none canceled)."""
+    job_id = submit_continuing(writers, "1-3")
+    m = Link(writers, "m")
+    (t1, a1), (t2, a2), (t3, a3) = m.claim(3).items()
+    refused = m.send(
+        update(t1, a1, TaskStatus.FAILED, failure_count=1, activity="exit 1"),
+        update(t2, a2, TaskStatus.COMPLETED),
+        update(t3, a3, TaskStatus.COMPLETED),
+    )
+    assert refused == []
+    row = _consistent(writers, job_id)
+    assert (row.status, row.tasks_completed, row.tasks_failed, row.tasks_canceled) == ("failed", 2, 1, 0)
+
+
+def test_a_paused_job_none_of_whose_tasks_is_left_ends_rather_than_waiting_for_a_resume(
+    writers: sessionmaker[Session],
+) -> None:
+    """The audit's stuck job: paused while one task ran, that one failed and the rest completed late; the job stayed
+    paused with nothing left, and a resume made it active with nothing to run, for ever."""
+    job_id = submit_continuing(writers, "1-2")
+    m = Link(writers, "m")
+    (t1, a1), (t2, a2) = m.claim(2).items()
+    assert m.send(update(t1, a1, TaskStatus.ACTIVE)) == []
+    act(writers, job_id, JobAction.PAUSE)
+    assert job(writers, job_id).status == "pause-requested"
+    assert m.send(update(t2, a2, TaskStatus.COMPLETED)) == []  # taken back, completed all the same
+    assert m.send(update(t1, a1, TaskStatus.FAILED, failure_count=1, activity="exit 1")) == []
+    row = _consistent(writers, job_id)
+    assert (row.status, row.tasks_completed, row.tasks_failed) == ("failed", 1, 1)

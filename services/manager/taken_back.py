@@ -70,10 +70,11 @@ class TakenBack:
         )  # fmt: skip
 
     def resumable(self, claim: ClaimedTask) -> Run | None:
-        """The run of the attempt a resume follows (`claim.resumes_attempt`) when its worker has not been told to
-        stop it: it may carry on as the claim's hand-out (ManagerCore.add_claimed, then carried_on)."""
+        """The run of the attempt a resume follows (`claim.resumes_attempt`) when its worker started it and has not
+        been told to stop it: it may carry on as the claim's hand-out (ManagerCore.add_claimed, then carried_on). A
+        prefetched task never started is not one: its worker was refused it when it asked to start it."""
         run = self._runs.get(claim.id)
-        if run is None or run.told or run.attempt != claim.resumes_attempt:
+        if run is None or run.told or not run.started or run.attempt != claim.resumes_attempt:
             return None
         return run
 

@@ -417,21 +417,24 @@ def test_a_run_let_go_by_a_pause_carries_on_when_a_resume_hands_it_back(tmp_path
     """The pause's order came (the run was let go) and then the resume's claim: a worker still running it, not told
     to stop, carries on as the new hand-out; a completion that comes after the claim stands for it."""
     core = make_core(tmp_path)
-    core.add_claimed([claimed(1), claimed(2, index=1), claimed(3, index=2)])
-    a, b, c = worker(core, "a"), worker(core, "b"), worker(core, "c")
-    for w in (a, b, c):
+    core.add_claimed([claimed(1), claimed(2, index=1), claimed(3, index=2), claimed(4, index=3)])
+    a, b, c, d = (worker(core, n) for n in "abcd")
+    for w in (a, b, c, d):
         take(core, w)
-    report(core, a, 1, "active")
-    handouts = {t: core.tasks[t].handout for t in (1, 2, 3)}
+    for w, t in ((a, 1), (b, 2), (c, 3)):
+        report(core, w, t, "active")
+    handouts = {t: core.tasks[t].handout for t in (1, 2, 3, 4)}
     sent(core)
-    core.drop([1, 2, 3], canceled=True)
+    core.drop([1, 2, 3, 4], canceled=True)
     sent(core)
     with pytest.raises(Conflict):  # c is told to stop its run: it will not carry on
         task_updates.apply(core, c, 3, [WorkerTaskUpdate(seq=c.last_seq + 1, handout=handouts[3], log_lines=["x"])])
-    core.add_claimed([claimed(t, attempt=2, resumes_attempt=1) for t in (1, 2, 3)])
+    core.add_claimed([claimed(t, attempt=2, resumes_attempt=1) for t in (1, 2, 3, 4)])
     assert (core.tasks[1].worker_id, core.tasks[1].handout, core.tasks[1].started) == (a.id, handouts[1], True)
     assert a.current_task_id == 1 and b.current_task_id == 2
     assert core.tasks[3].worker_id is None and core.tasks[3] in core.ready
+    # d never said it started its task (refused it when it asked to start it, as a prefetched task): run anew
+    assert core.tasks[4] in core.ready and d.current_task_id is None
     task_updates.apply(
         core, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, handout=handouts[1], status=TaskStatus.COMPLETED)]
     )

@@ -218,6 +218,8 @@ class ManagerCore:
                     assert worker is not None
                     worker.current_task_id = c.id
                     self.workers.changed(worker)
+                if old.started:  # the Server refuses the start it heard for the attempt before: this one runs
+                    done.append(self.update_for(old, status=TaskStatus.ACTIVE, activity="running on after a resume"))
             self.emit(done)
             for c in fresh:
                 task = HeldTask(claim=c, failure_count=c.failure_count)

@@ -78,6 +78,12 @@ class TakenBack:
             return None
         return run
 
+    def told(self, task_id: int, worker_id: str) -> None:
+        """The worker heard that the run is no longer its (may-i-run said no): it stops it, so it cannot carry on."""
+        run = self._runs.get(task_id)
+        if run is not None and run.worker_id == worker_id:
+            run.told = True
+
     def carried_on(self, task_id: int) -> None:
         """The run is held again (ManagerCore.add_claimed): its updates are its worker's as before."""
         self._runs.pop(task_id, None)

@@ -210,6 +210,7 @@ def _may_i_run(core: ManagerCore, worker: WorkerState, task_id: int, handout: in
     task = core.tasks.get(task_id)
     req = worker.status_requested
     if task is None or task.worker_id != worker.id:
+        core.taken_back.told(task_id, worker.id)  # it stops the run now: a resume must not hand it back to it
         return MayIRun(may_keep_running=False, reason="the task is no longer assigned to this worker")
     if handout is not None and handout != task.handout:
         return MayIRun(may_keep_running=False, reason=f"hand-out {handout} is stale")

@@ -399,8 +399,13 @@ def test_a_task_a_resume_hands_back_is_not_run_again(tmp_path: Path) -> None:
     core.add_claimed([claimed(1, attempt=2, resumes_attempt=1), claimed(2, attempt=2, resumes_attempt=1)])
     assert core.tasks[1] is running and running.claim.attempt == 2 and running.worker_id == a.id
     assert a.current_task_id == 1 and 1 not in {t.id for t in core.ready}
-    (stood,) = sent(core)
+    stood, running_on = sent(core)
     assert (stood.task_id, stood.attempt, stood.status, stood.worker_id) == (2, 2, TaskStatus.COMPLETED, b.id)
+    # the Server refuses the start it heard for attempt 1: the run says it runs as attempt 2 (or a second pause would
+    # take it for not started and stop it, and it would have no start time)
+    assert (running_on.task_id, running_on.attempt, running_on.status, running_on.worker_id) == (
+        1, 2, TaskStatus.ACTIVE, a.id
+    )  # fmt: skip
     assert 2 not in core.tasks
     report(core, a, 1, "completed")
     assert [(u.task_id, u.attempt, u.status) for u in sent(core)] == [(1, 2, TaskStatus.COMPLETED)]
@@ -435,6 +440,9 @@ def test_a_run_let_go_by_a_pause_carries_on_when_a_resume_hands_it_back(tmp_path
     assert core.tasks[3].worker_id is None and core.tasks[3] in core.ready
     # d never said it started its task (refused it when it asked to start it, as a prefetched task): run anew
     assert core.tasks[4] in core.ready and d.current_task_id is None
+    assert sorted((u.task_id, u.attempt, u.status) for u in sent(core)) == [
+        (1, 2, TaskStatus.ACTIVE), (2, 2, TaskStatus.ACTIVE)
+    ]  # fmt: skip
     task_updates.apply(
         core, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, handout=handouts[1], status=TaskStatus.COMPLETED)]
     )
@@ -459,3 +467,25 @@ def test_a_late_completion_stands_for_the_hand_out_a_resume_brought_back(tmp_pat
     task_updates.apply(core, a, 1, [WorkerTaskUpdate(seq=a.last_seq + 1, handout=handout, status=TaskStatus.COMPLETED)])
     assert [(u.task_id, u.attempt, u.status) for u in sent(core)] == [(1, 2, TaskStatus.COMPLETED)]
     assert 1 not in core.tasks and 1 not in {t.id for t in core.ready}
+
+
+def test_a_run_whose_worker_heard_it_was_let_go_does_not_carry_on_after_a_resume(tmp_path: Path) -> None:
+    """The worker hears of the pause's drop through its may-i-run long poll and stops the run; the resume's claim,
+    arriving before the worker's next update, gave the task back to it: it no longer ran it, and when it asked for
+    a new task the task failed ("asked for a new task without finishing this one"), for good at one failure."""
+    from services.manager.api.worker import _may_i_run
+
+    core = make_core(tmp_path)
+    core.add_claimed([claimed(1, max_task_failures=1)])
+    a = worker(core, "a")
+    take(core, a)
+    report(core, a, 1, "active")
+    handout = core.tasks[1].handout
+    sent(core)
+    core.drop([1], canceled=True)
+    sent(core)
+    assert _may_i_run(core, a, 1, handout).may_keep_running is False
+    core.add_claimed([claimed(1, attempt=2, resumes_attempt=1, max_task_failures=1)])
+    assert core.tasks[1].worker_id is None and core.tasks[1] in core.ready
+    assert core.hand_out(a) is core.tasks[1]  # a new run, nothing failed
+    assert [u.status for u in sent(core)] == []

@@ -361,3 +361,22 @@ async def test_a_server_whose_database_was_busy_is_asked_again_not_taken_for_los
     assert not any("lost the Server" in m for m in said), said
     busy = [m for m in said if "the Server was busy" in m]
     assert len(busy) == 1 and "storage busy" in busy[0] and "asking it again in 1 s" in busy[0], said
+
+
+async def test_a_503_with_retry_after_that_is_not_the_servers_busy_answer_moves_on(tmp_path: Path) -> None:
+    """A proxy's or a maintenance page's 503 with a Retry-After (an hour) is no busy database: the Manager moves to
+    the next Server at once, as for any other 5xx, rather than waiting at this one."""
+    hosts: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        if request.url.host == "a.test":
+            return httpx.Response(503, text="<html>maintenance</html>", headers={"Retry-After": "3600"})
+        if request.url.path.endswith("/manager/updates"):
+            batch = UpdateBatch.model_validate_json(request.content)
+            return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
+        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
+
+    async with linked(tmp_path, server, server_url="http://a.test:1,http://b.test:1"):
+        await asyncio.sleep(1.5)
+    assert hosts[0] == "a.test" and "b.test" in hosts, hosts

@@ -233,16 +233,17 @@ class ManagerCore:
     def _given_back_to(self, claim: ClaimedTask) -> HeldTask | None:
         """The run of the attempt a resume follows that this Manager let go while its worker ran it (the pause's
         order came), when that worker still runs it, not told, and holds nothing else as its current task."""
-        run = self.taken_back.resumable(claim) if claim.resumes_attempt is not None else None
+        run = self.taken_back.resumable(claim)
         if run is None:
             return None
         worker = self.workers.get(run.worker_id)
         if worker is None or worker.current_task_id is not None:
             return None
         self.taken_back.carried_on(claim.id)
-        held = HeldTask(claim=claim, worker_id=worker.id, handout=run.handout, started=run.started, log=run.log)
-        held.failure_count = claim.failure_count
-        return held
+        return HeldTask(
+            claim=claim, worker_id=worker.id, handout=run.handout, started=run.started,
+            failure_count=claim.failure_count, log=run.log,
+        )  # fmt: skip
 
     def next_task(self, worker: WorkerState, *, prefetch: bool = False) -> HeldTask | None:
         """Hand the best ready task to this worker (the caller holds the write transaction).

@@ -28,6 +28,12 @@ class OnTaskFailure(StrEnum):
     CONTINUE = "continue"  # the rest of the job keeps running
 
 
+# a submission's key (services/protocol/resubmit.py): printable ASCII, no spaces; a UUID, or a pipeline's own
+# `shot-010/lighting/v3`
+IDEMPOTENCY_KEY = "Idempotency-Key"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
+
+
 class JobSubmission(WireModel):
     name: str = Field(min_length=1, max_length=NAME_MAX)
     type: str = Field(min_length=1, max_length=100)

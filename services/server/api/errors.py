@@ -14,7 +14,7 @@ from services.protocol import api_contract
 from services.protocol.backoff import retry_after_header
 from services.server.states.jobs import IllegalJobAction, IllegalJobTransition
 from services.server.states.tasks import IllegalTaskTransition
-from services.server.store.errors import StoreError, TooManyAttempts
+from services.server.store.errors import StoreError
 from services.server.store.tasks import IllegalTaskAction
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def store_error(_: Request, exc: StoreError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
-        if isinstance(exc, TooManyAttempts):
+        if exc.retry_after is not None:  # too many attempts (429), a job still being stored (409)
             headers = retry_after_header(exc.retry_after)
         return JSONResponse(error_body(exc.message, exc.errors), status_code=exc.status_code, headers=headers)
 

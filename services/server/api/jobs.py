@@ -5,11 +5,12 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import Id, Page
 from services.protocol.jobs import (
+    IDEMPOTENCY_KEY_PATTERN,
     BulkItemResult,
     BulkJobRequest,
     BulkResult,
@@ -28,12 +29,12 @@ from services.server.config import ServerConfig
 from services.server.db.tables import JobRow
 from services.server.jobtypes.registry import get_job_type
 from services.server.store import jobs as store
-from services.server.store import log_copies, submission, task_times
+from services.server.store import log_copies, submission, submit_keys, task_times
 from services.server.store.convert import job_to_wire, log_entry, task_summary
-from services.server.store.errors import Invalid, StoreError
+from services.server.store.errors import Conflict, Invalid, StoreError
 from services.server.store.jobs import Actor
 from services.server.store.link import handing_off
-from services.server.store.submission import Limits
+from services.server.store.submission import Limits, SubmitKey
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -42,9 +43,27 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 CURSOR_MAX = 2000
 
 
-@router.post("", status_code=201, response_model=Job)
+@router.post(
+    "",
+    status_code=201,
+    response_model=Job,
+    responses={200: {"model": Job, "description": "a repeat of a submission's Idempotency-Key: the job it made"}},
+)
 def submit_job(
-    sub: JobSubmission, request: Request, user: UserDep, dispatcher: DispatcherDep, cfg: ConfigDep
+    sub: JobSubmission,
+    request: Request,
+    user: UserDep,
+    dispatcher: DispatcherDep,
+    cfg: ConfigDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=submit_keys.HEADER,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="1 – 128 printable ASCII characters: sent again with the same body, the job the first "
+            "request made comes back (200) instead of a second job",
+        ),
+    ] = None,
 ) -> Response:
     """Compiled outside any lock and stored in short transactions (see store/submission.py)."""
     if (job_type := get_job_type(sub.type)) is not None:  # an unknown type gets its 422 from the store
@@ -55,9 +74,31 @@ def submit_job(
         return handing_off(session, dispatcher, [job], cfg.lease_seconds)  # to Managers waiting for work
 
     state = request.app.state
-    job = submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish, state.builds)
+    key_header = submit_keys.HEADER
+    key = None if idempotency_key is None else SubmitKey(idempotency_key, submit_keys.digest(sub))
+    if key is not None and (made := _made_with(state.read_sessions, user, key)) is not None:
+        return _job_answer(made, 200)
+    try:
+        job = submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish, state.builds, key)
+    except submit_keys.KeyTaken:
+        assert key is not None
+        if (made := _made_with(state.read_sessions, user, key)) is None:  # refused and removed meanwhile
+            gone = Conflict("the other submission with this key was refused meanwhile; ask again", field=key_header)
+            gone.retry_after = submit_keys.STILL_STORING_RETRY
+            raise gone from None
+        return _job_answer(made, 200)
+    return _job_answer(job, 201)
+
+
+def _made_with(read_sessions: sessionmaker[Session], user: Actor, key: SubmitKey) -> JobRow | None:
+    with read_sessions() as session:
+        return submit_keys.earlier(session, user, key.key, key.digest)
+
+
+def _job_answer(job: JobRow, status: int) -> Response:
     # our model, valid already: no second validation (for a sync route, another trip to the thread pool)
-    return Response(job_to_wire(job).model_dump_json(), 201, media_type="application/json")
+    headers = {"Idempotent-Replayed": "true"} if status == 200 else None
+    return Response(job_to_wire(job).model_dump_json(), status, headers=headers, media_type="application/json")
 
 
 @router.get("")

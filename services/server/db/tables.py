@@ -98,6 +98,9 @@ class JobRow(Base):
     task_seconds_max: Mapped[float] = mapped_column(Float, default=0.0)
     tasks_running: Mapped[int] = mapped_column(Integer, default=0)  # active tasks with a start time
     running_since_total: Mapped[float] = mapped_column(Float, default=0.0)  # their starts, Unix seconds, added up
+    # the submission's Idempotency-Key and a digest of its body (store/submit_keys.py): a repeat gets this job
+    submit_key: Mapped[str | None] = mapped_column(String(128))
+    submit_digest: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_jobs_updated_id", "updated", "id"),
@@ -106,6 +109,8 @@ class JobRow(Base):
         Index("ix_jobs_submitter_id", "submitter", "id"),
         # the scheduler's order among runnable jobs
         Index("ix_jobs_sched", "status", "priority", "created", "id"),
+        # one job per key and submitter, also when two Servers take the same repeat at once (NULLs never clash)
+        Index("ux_jobs_submit_key", "submitter", "submit_key", unique=True),
     )
 
 

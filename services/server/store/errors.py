@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class StoreError(Exception):
     status_code = 400
+    retry_after: float | None = None  # seconds, sent as Retry-After: the request may succeed if asked again then
 
     def __init__(self, message: str, *, field: str | None = None, errors: list[tuple[str, str]] | None = None):
         super().__init__(message)
@@ -33,6 +34,7 @@ class TooManyAttempts(StoreError):
     """429: too many failed attempts from this client or for this user; `retry_after` is in seconds."""
 
     status_code = 429
+    retry_after: float
 
     def __init__(self, message: str, retry_after: float, *, field: str | None = None):
         super().__init__(message, field=field)

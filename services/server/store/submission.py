@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import ColumnElement, and_, bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import plural, utcnow
@@ -39,7 +40,7 @@ from services.server.jobtypes.base import (
     command_bytes,
 )
 from services.server.jobtypes.registry import get_job_type, job_types
-from services.server.store import events, failures, host_check, id_floors, orphans
+from services.server.store import events, failures, host_check, id_floors, orphans, submit_keys
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Invalid
 from services.server.store.jobs import Actor, settings_invalid
@@ -81,6 +82,14 @@ def _collector_paused() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
+class SubmitKey:
+    """A submission's Idempotency-Key and its body's digest (submit_keys.py)."""
+
+    key: str
+    digest: str
+
+
+@dataclass(frozen=True)
 class Limits:
     """The farm's limits on load (ServerConfig); None: no limit."""
 
@@ -97,10 +106,11 @@ def submit(
     limits: Limits,
     finish: Callable[[Session, JobRow], AbstractContextManager[object]],
     builds: orphans.Builds | None = None,
+    key: SubmitKey | None = None,
 ) -> JobRow:
     """Validate, compile and store a job; `finish(session, job)` wraps the final commit (the hand-off to
-    waiting Managers); `builds` tells this process's orphan sweep which jobs are being written. Returns the job
-    as committed."""
+    waiting Managers); `builds` tells this process's orphan sweep which jobs are being written; `key` is stored
+    with the job (submit_keys.py: KeyTaken if another submission stored it first). Returns the job as committed."""
     jt = get_job_type(sub.type)
     if jt is None:
         raise Invalid(f"unknown job type {sub.type!r} (known: {', '.join(job_types())})", field="type")
@@ -117,7 +127,7 @@ def submit(
 
     with _collector_paused():
         builds = builds or orphans.Builds()
-        return _build(read_sessions, write_sessions, sub, actor, limits, finish, jt, settings, builds, size)
+        return _build(read_sessions, write_sessions, sub, actor, limits, finish, jt, settings, builds, size, key)
 
 
 def _build(
@@ -131,9 +141,12 @@ def _build(
     settings: Any,
     builds: orphans.Builds,
     size: SizeEstimate | None,
+    key: SubmitKey | None,
 ) -> JobRow:
     now = utcnow()
     with write_sessions() as session:
+        if key is not None and submit_keys.taken(session, actor, key.key):
+            raise submit_keys.KeyTaken  # a repeat got here first: its job counts in the quota checked next
         _check_references(session, sub)
         held = _check_active_jobs(session, actor, limits)
         if size is not None:  # the per-user quota too, before the job row is written
@@ -145,9 +158,15 @@ def _build(
             depends_on=sorted(set(sub.depends_on)), max_task_failures=sub.max_task_failures,
             on_task_failure=sub.on_task_failure, status=JobStatus.UNDER_CONSTRUCTION, activity="",
             created=now, updated=now,
+            submit_key=key.key if key else None, submit_digest=key.digest if key else None,
         )  # fmt: skip
         session.add(job)
-        session.flush()  # its id, for the compiler
+        try:
+            session.flush()  # its id, for the compiler
+        except IntegrityError:
+            if key is None:
+                raise
+            raise submit_keys.KeyTaken from None  # the same key's other submission, committed meanwhile
         job_id = job.id
         writer = TaskWriter(job_id, now, TaskStatus.PAUSED if sub.start_paused else TaskStatus.QUEUED)
         stream = iter(jt.compile(JobContext(job_id, sub.name, actor.name, now), settings))

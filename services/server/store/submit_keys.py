@@ -1,0 +1,67 @@
+"""Idempotent job submission: a client that sends a job with an `Idempotency-Key` header may send it again after
+losing the answer (a timeout, a Server going down mid-request, a load balancer's 502) and is given the job the
+first request made, not a second job rendering the same frames.
+
+A key is its submitter's (another user's same key is another job), stands for one submission (the same key with
+another body is refused, naming the header) and lasts as long as its job: a job deleted, or refused and so never
+stored, frees its key. The unique index on (submitter, key) makes two Servers taking the same repeat at once
+store one job; the loser answers with the winner's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.protocol.jobs import IDEMPOTENCY_KEY, JobSubmission
+from services.protocol.states import JobStatus
+from services.server.db.tables import JobRow
+from services.server.store.errors import Conflict, Invalid
+from services.server.store.jobs import Actor
+
+HEADER = IDEMPOTENCY_KEY
+STILL_STORING_RETRY = 1.0  # seconds a client waits before asking again for a job still being stored
+
+
+class KeyTaken(Exception):
+    """Storing the job met another submission's row with the same key (committed meanwhile)."""
+
+
+class StillStoring(Conflict):
+    """The first submission with this key is still storing its tasks: ask again after `retry_after` seconds."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            f"job {job_id}, submitted with this {HEADER}, is still being stored; ask again in a moment",
+            field=HEADER,
+        )
+        self.retry_after = STILL_STORING_RETRY
+
+
+def digest(sub: JobSubmission) -> str:
+    """What "the same submission" means: the parsed body, keys sorted (a client's key order is not a change)."""
+    text = json.dumps(sub.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def taken(session: Session, actor: Actor, key: str) -> bool:
+    return session.scalar(select(JobRow.id).where(JobRow.submitter == actor.name, JobRow.submit_key == key)) is not None
+
+
+def earlier(session: Session, actor: Actor, key: str, body_digest: str) -> JobRow | None:
+    """The job an earlier submission with this key made, None if there is none; refuses a different body, and
+    a job whose tasks are still being stored (the client asks again)."""
+    job = session.scalar(select(JobRow).where(JobRow.submitter == actor.name, JobRow.submit_key == key))
+    if job is None:
+        return None
+    if job.submit_digest != body_digest:
+        raise Invalid(
+            f"{HEADER} {key!r} was already used for another submission (job {job.id}); a new job needs a new key",
+            field=HEADER,
+        )
+    if job.status == JobStatus.UNDER_CONSTRUCTION.value:
+        raise StillStoring(job.id)
+    return job

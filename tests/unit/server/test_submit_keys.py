@@ -1,0 +1,151 @@
+"""`POST /jobs` with an `Idempotency-Key`, in process on a real SQLite file and on PostgreSQL: a repeat gets the
+job the first request made, never a second one, also when the repeats come at once; a different body, a bad key
+or another user's key are told apart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.server.config import ServerConfig
+from services.server.store import submission
+from tests.support.databases import database_url
+from tests.support.inprocess_server import admin_client, stored_jobs_and_tasks
+
+JOBS = "/api/v1/jobs"
+KEY = "Idempotency-Key"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    with database_url(request.param, tmp_path) as url:
+        config = ServerConfig(data_dir=tmp_path, database_url=url, max_active_jobs_per_user=4)
+        async with admin_client(config) as c:
+            yield c
+
+
+def job(frames: str = "1-3", **more: Any) -> dict[str, Any]:
+    return {"name": "j", "type": "exec", "settings": {"command": ["true"], "frames": frames, "chunk_size": 1}, **more}
+
+
+async def submit(client: httpx.AsyncClient, body: dict[str, Any], key: str, **headers: str) -> httpx.Response:
+    return await client.post(JOBS, json=body, headers={KEY: key, **headers})
+
+
+async def test_a_repeat_gets_the_job_the_first_request_made(client: httpx.AsyncClient) -> None:
+    first = await submit(client, job(), "shot-010/lighting/v3")
+    assert first.status_code == 201, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    # the same body with its keys in another order is the same submission
+    again_body = {"settings": {"chunk_size": 1, "frames": "1-3", "command": ["true"]}, "type": "exec", "name": "j"}
+    again = await submit(client, again_body, "shot-010/lighting/v3")
+    assert again.status_code == 200, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert stored_jobs_and_tasks(client) == (1, 3)
+    log = (await client.get(f"{JOBS}/{first.json()['id']}/log")).json()
+    assert sum("submitted by" in e["message"] for e in log) == 1
+    # without a key, or with another, the same body is another job
+    assert (await client.post(JOBS, json=job())).status_code == 201
+    assert (await submit(client, job(), "shot-010/lighting/v4")).status_code == 201
+    assert stored_jobs_and_tasks(client) == (3, 9)
+
+
+async def test_a_repeat_answers_with_the_job_as_it_is_now(client: httpx.AsyncClient) -> None:
+    first = (await submit(client, job(), "k1")).json()
+    r = await client.post(f"{JOBS}/{first['id']}/status", json={"action": "pause"})
+    assert r.status_code == 200, r.text
+    again = await submit(client, job(), "k1")
+    assert again.status_code == 200 and again.json()["status"] in ("paused", "pausing"), again.text
+
+
+async def test_the_same_key_with_another_body_is_refused_and_changes_nothing(client: httpx.AsyncClient) -> None:
+    first = await submit(client, job("1-3"), "k")
+    assert first.status_code == 201
+    for other in (job("1-4"), job("1-3", priority=60), job("1-3", start_paused=True)):
+        r = await submit(client, other, "k")
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == KEY
+        assert f"job {first.json()['id']}" in r.json()["detail"]
+    assert stored_jobs_and_tasks(client) == (1, 3)
+    detail = (await client.get(f"{JOBS}/{first.json()['id']}")).json()
+    assert detail["priority"] == 50 and detail["tasks_total"] == 3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "has space", "x" * 129, "tab\there", "caf\u00e9", "line\x7f"],
+    ids=["empty", "space", "129 chars", "tab", "latin-1", "del"],
+)
+async def test_a_malformed_key_is_refused_naming_the_header(client: httpx.AsyncClient, bad: str) -> None:
+    r = await client.post(JOBS, json=job(), headers=[(KEY.encode(), bad.encode("latin-1"))])
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == KEY, r.text
+    assert stored_jobs_and_tasks(client) == (0, 0)
+
+
+async def test_the_longest_key_is_taken(client: httpx.AsyncClient) -> None:
+    key = "~" + "a" * 126 + "!"
+    assert (await submit(client, job(), key)).status_code == 201
+    assert (await submit(client, job(), key)).status_code == 200
+
+
+async def test_a_key_is_its_users_own(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/v1/users", json={"name": "ana", "role": "wrangler", "password": "a-long-password-1"})
+    assert r.status_code == 201, r.text
+    token = await client.post("/api/v1/tokens", json={"user": "ana", "name": "t"})
+    assert token.status_code == 201, token.text
+    ana = {"Authorization": f"Bearer {token.json()['token']}"}
+    mine = await submit(client, job(), "same")
+    hers = await client.post(JOBS, json=job(), headers={KEY: "same", **ana})
+    assert hers.status_code == 201, hers.text
+    assert hers.json()["id"] != mine.json()["id"] and hers.json()["submitter"] == "ana"
+    again = await client.post(JOBS, json=job(), headers={KEY: "same", **ana})
+    assert again.status_code == 200 and again.json()["id"] == hers.json()["id"]
+
+
+async def test_a_refused_submission_leaves_its_key_free_and_a_deleted_job_frees_it(client: httpx.AsyncClient) -> None:
+    for _ in range(4):
+        assert (await client.post(JOBS, json=job())).status_code == 201
+    r = await submit(client, job(), "after-quota")
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "quota", r.text  # over 4 unfinished jobs
+    ids = [j["id"] for j in (await client.get(JOBS)).json()["items"]]
+    assert (await client.post(f"{JOBS}/{ids[0]}/status", json={"action": "cancel"})).status_code == 200
+    made = await submit(client, job(), "after-quota")
+    assert made.status_code == 201, made.text
+    assert (await client.post(f"{JOBS}/{made.json()['id']}/status", json={"action": "cancel"})).status_code == 200
+    assert (await client.delete(f"{JOBS}/{made.json()['id']}")).status_code == 204
+    remade = await submit(client, job(), "after-quota")
+    assert remade.status_code == 201 and remade.json()["id"] != made.json()["id"], remade.text
+
+
+@pytest.mark.parametrize("frames", ["1-3", f"1-{submission.SMALL_JOB + 20}"], ids=["small", "in chunks"])
+async def test_repeats_at_once_store_one_job(client: httpx.AsyncClient, frames: str) -> None:
+    answers = await asyncio.gather(*(submit(client, job(frames), "at-once") for _ in range(6)))
+    made = [r for r in answers if r.status_code == 201]
+    assert len(made) == 1, [(r.status_code, r.text[:200]) for r in answers]
+    job_id = made[0].json()["id"]
+    for r in answers:
+        if r.status_code == 200:
+            assert r.json()["id"] == job_id
+        elif r.status_code == 409:  # the first was still storing its tasks: ask again
+            assert r.json()["errors"][0]["field"] == KEY and r.headers["Retry-After"] == "1", r.text
+        else:
+            assert r.status_code == 201
+    assert stored_jobs_and_tasks(client)[0] == 1
+    assert (await submit(client, job(frames), "at-once")).json()["id"] == job_id
+
+
+async def test_repeats_at_once_of_the_job_that_reaches_the_quota_are_not_refused_for_it(
+    client: httpx.AsyncClient,
+) -> None:
+    for _ in range(3):
+        assert (await client.post(JOBS, json=job())).status_code == 201
+    answers = await asyncio.gather(*(submit(client, job(), "the-fourth") for _ in range(6)))
+    assert sorted(r.status_code for r in answers) == [200] * 5 + [201], [r.text[:200] for r in answers]
+    assert len({r.json()["id"] for r in answers}) == 1

@@ -8,6 +8,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,11 +19,11 @@ import httpx
 from services import job_types_cli, openjd_submit
 from services.localfarm import records
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
-from services.protocol import API_PREFIX
+from services.protocol import API_PREFIX, resubmit
 from services.protocol.cli_args import http_url
 from services.protocol.common import plural
 from services.protocol.failures import LogPart
-from services.protocol.jobs import Job, JobAction, JobDetail
+from services.protocol.jobs import IDEMPOTENCY_KEY_PATTERN, Job, JobAction, JobDetail
 from services.protocol.named_files import MIB, SECRET_BYTES, UnreadableFile, read_named_text
 from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
 from services.protocol.service_probe import Service, which_service
@@ -195,8 +196,19 @@ async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
             body["priority"] = args.priority
     if not _finite(body):  # NaN or 1e999: JSON cannot carry it, and httpx would stop with a traceback
         raise SystemExit(f"{args.file}: a number in the job is NaN or infinite; give a finite number")
-    job = await client.submit_job(body)
-    print(f"submitted job {job.id} ({shown(job.name)}): {plural(job.tasks_total, 'task')}, {job.status}")
+    key = args.idempotency_key or resubmit.new_key()
+    try:
+        made = await client.submit(body, key)
+    except (httpx.TransportError, ApiError) as exc:
+        if resubmit.maybe_made(exc):  # a second run must not make a second job
+            exc.add_note(f"the job may have been made: run the command again with --idempotency-key {key} to get it "
+                         "rather than a second one")  # fmt: skip
+        raise
+    job = made.job
+    if made.made_before:
+        print(f"job {job.id} ({shown(job.name)}) was submitted already with this key: {job.status}")
+    else:
+        print(f"submitted job {job.id} ({shown(job.name)}): {plural(job.tasks_total, 'task')}, {job.status}")
     return 0
 
 
@@ -319,6 +331,12 @@ COMMANDS: dict[str, Callable[[ServerClient, argparse.Namespace], Awaitable[int]]
 }
 
 
+def idempotency_key(text: str) -> str:
+    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, text):
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not 1-128 printable ASCII characters without spaces")
+    return text
+
+
 def build_parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"tablao {command}")
     connection_args(parser)
@@ -335,6 +353,11 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--priority", type=int, default=None, help="the job's priority (0-100), over a JSON job's own"
         )
+        parser.add_argument(
+            "--idempotency-key", metavar="KEY", type=idempotency_key,
+            help="1-128 printable ASCII characters, no spaces (e.g. shot-010/lighting/v3): running the command "
+            "again with the same key and file gives the job the first run made, not a second one",
+        )  # fmt: skip
     elif command == "jobs":
         parser.add_argument("--status", action="append", help="only jobs with this status (repeatable)")
         parser.add_argument("--search", help="only jobs whose name contains this")
@@ -411,20 +434,26 @@ def run_reporting_errors(
     except BrokenPipeError:
         return reader_gone()
     except BadAnswer as exc:
-        print(f"tablao {command}: {shown(exc.detail, MAX_SHOWN)}", file=sys.stderr)
+        said = shown(exc.detail, MAX_SHOWN) + _notes(exc)
     except ApiError as exc:
-        print(f"tablao {command}: {_refusal(exc)} (HTTP {exc.status_code})", file=sys.stderr)
+        said = f"{_refusal(exc)} (HTTP {exc.status_code}){_notes(exc)}"
     except AnswerTimeout as exc:
-        print(f"tablao {command}: {exc} (TABLAO_CLIENT_DEADLINE sets the seconds)", file=sys.stderr)
+        said = f"{exc} (TABLAO_CLIENT_DEADLINE sets the seconds){_notes(exc)}"
     except httpx.HTTPError as exc:
-        print(f"tablao {command}: {_unreachable(exc, given, local)}", file=sys.stderr)
+        said = _unreachable(exc, given, local) + _notes(exc)
     except httpx.InvalidURL as exc:  # not an HTTPError; server_url checks --server, this catches the rest
-        print(f"tablao {command}: bad Server URL (--server or TABLAO_SERVER): {exc}", file=sys.stderr)
+        said = f"bad Server URL (--server or TABLAO_SERVER): {exc}"
     except SystemExit as exc:
-        print(f"tablao {command}: {shown(exc)}", file=sys.stderr)
+        said = shown(exc)
     except OSError as exc:  # a CA bundle that is not there
-        print(f"tablao {command}: {exc}", file=sys.stderr)
+        said = str(exc)
+    print(f"tablao {command}: {said}", file=sys.stderr)
     return 1
+
+
+def _notes(exc: BaseException) -> str:
+    """What the command added to an error (`submit`: the key that gets a job whose answer was lost)."""
+    return "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
 
 
 def reader_gone() -> int:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from app import job_info
 from app.models.columns import fmt_time
 from app.models.sync import FarmSync
@@ -33,6 +35,7 @@ from app.ui.submit_dialog import SubmitDialog
 from services.protocol import timing
 from services.protocol.farm_paths import current_platform
 from services.protocol.jobs import Job
+from services.protocol.resubmit import new_key
 from services.protocol.server_client import ApiError
 
 OpenUrl = Callable[[QUrl], bool]
@@ -59,6 +62,7 @@ class JobDetails(QWidget):
         self.job_id: int | None = None
         self.variables: dict[str, dict[str, str]] | None = None  # the farm's, fetched once
         self.dialogs: list[SubmitDialog] = []
+        self._resubmit_key: tuple[int, str] | None = None  # the job resubmitted and its key, until answered
         self.fields: dict[str, QLabel] = {}
 
         form = QFormLayout()
@@ -257,11 +261,19 @@ class JobDetails(QWidget):
             return None
         self.message.setText("Submitting…")
         body: dict[str, Any] = job_info.clone_submission(job)
+        # one key per job resubmitted until the Server answers: a click again after a lost answer makes no second
+        if self._resubmit_key is None or self._resubmit_key[0] != job.id:
+            self._resubmit_key = (job.id, new_key())
         try:
-            made = await self.sync.client.submit_job(body)
+            made = await self.sync.client.submit_job(body, self._resubmit_key[1])
         except ApiError as exc:
             self.message.setText(f"The Server refused it: {exc.detail}")
+            self._resubmit_key = None
             return None
+        except (httpx.HTTPError, OSError) as exc:
+            self.message.setText(f"The Server did not answer ({str(exc) or type(exc).__name__}); resubmit to retry.")
+            return None
+        self._resubmit_key = None
         self.message.setText(f"Submitted again as job {made.id}.")
         self.submitted.emit(made)
         return made

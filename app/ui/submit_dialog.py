@@ -5,7 +5,10 @@ to their fields."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
+
+import httpx
 
 from app.qt import (
     QComboBox,
@@ -26,6 +29,7 @@ from app.ui.openjd_form import OpenJDForm
 from app.ui.schema_form import ERROR_STYLE, ErrorLabel, SchemaForm
 from services.openjd_submit import farm_path_values
 from services.protocol.jobs import Job, JobTypeInfo
+from services.protocol.resubmit import new_key
 from services.protocol.server_client import ApiError, ServerClient
 
 
@@ -40,6 +44,7 @@ class SubmitDialog(QDialog):
         self.form: SchemaForm | None = None
         self.job_types: dict[str, JobTypeInfo] = {}
         self._pending: asyncio.Task[Any] | None = None
+        self._sent: tuple[str, str] | None = None  # the last body sent (JSON) and its Idempotency-Key
 
         self.type_box = QComboBox(self)
         self.type_box.currentIndexChanged.connect(self._type_chosen)
@@ -176,14 +181,28 @@ class SubmitDialog(QDialog):
                 variables = await self.client.farm_variables()
                 settings = body["settings"]
                 settings["parameters"] = farm_path_values(self.form.template, settings["parameters"], variables)
-            job = await self.client.submit_job(body)
+            job = await self.client.submit_job(body, self.key_for(body))
         except ApiError as exc:
             self.show_server_errors(exc)
+            return None
+        except (httpx.HTTPError, OSError) as exc:
+            self.message.setText(
+                f"The Server did not answer ({str(exc) or type(exc).__name__}). Submit again to retry: "
+                "the job will not be made twice."
+            )
             return None
         self.message.setText("")
         self.submitted.emit(job)
         self.accept()
         return job
+
+    def key_for(self, body: dict[str, Any]) -> str:
+        """The same key for the same body: a second click after a lost answer gets the job the first one made
+        (the Server keeps the key, resubmit.py); any change to the form is a new job."""
+        text = json.dumps(body, sort_keys=True)
+        if self._sent is None or self._sent[0] != text:
+            self._sent = (text, new_key())
+        return self._sent[1]
 
     def show_server_errors(self, exc: ApiError) -> None:
         """Each field error next to its field, nested settings included (`settings.caches.0.target`)."""

@@ -12,11 +12,13 @@ goes to the next address; `Last-Event-ID` resumes on any Server of the farm.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
+from services.protocol import resubmit
 from services.protocol.common import Page
 from services.protocol.failures import BlocklistEntry, Dependency, LogPart, LogSource
 from services.protocol.farm import (
@@ -47,7 +49,9 @@ from services.protocol.server_answers import (
     AnswerTimeout,
     ApiError,
     BadAnswer,
+    json_of,
     raise_for_error,
+    valid,
 )
 from services.protocol.server_transport import ServerTransport
 from services.protocol.states import JobStatus, Role, TaskStatus, WorkerStatusRequest
@@ -59,6 +63,12 @@ __all__ = ["AnswerTimeout", "ApiError", "BadAnswer", "ServerClient", "raise_for_
 
 class Cleared(BaseModel):
     cleared: int
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    made_before: bool  # by an earlier call with the same key, not this one
 
 
 class ServerClient(ServerTransport):
@@ -125,9 +135,25 @@ class ServerClient(ServerTransport):
         return await self._model(ManagerCreated, "POST", "/managers", json={"name": name})
 
     # ---- jobs ----
-    async def submit_job(self, job: JobSubmission | dict[str, Any]) -> Job:
+    async def submit_job(self, job: JobSubmission | dict[str, Any], idempotency_key: str | None = None) -> Job:
+        """The job made; sent again after a lost answer, never made twice (resubmit.py)."""
+        return (await self.submit(job, idempotency_key)).job
+
+    async def submit(self, job: JobSubmission | dict[str, Any], idempotency_key: str | None = None) -> Submitted:
+        """`submit_job`, saying whether the job was made before this call: its key (one of the caller's, e.g. a
+        pipeline's shot and version; a new one if None) was a repeat at the first try."""
         body = job.model_dump(mode="json") if isinstance(job, JobSubmission) else job
-        return await self._model(Job, "POST", "/jobs", json=body)
+        headers = {resubmit.HEADER: idempotency_key or resubmit.new_key()}
+        tries = 0
+
+        async def send() -> Submitted:
+            nonlocal tries
+            tries += 1
+            response = await self._response("POST", "/jobs", json=body, headers=headers)
+            job = valid(Job, json_of(response), response.status_code)
+            return Submitted(job=job, made_before=response.status_code == 200 and tries == 1)
+
+        return await resubmit.until_answered(send)
 
     async def list_jobs(
         self,

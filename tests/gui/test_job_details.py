@@ -19,8 +19,10 @@ from app.models.sync import ConnectionState, FarmSync
 from app.qt import QUrl
 from app.ui.jobs_panel import JobsPanel
 from app.ui.schema_form import SchemaForm
+from services.protocol import resubmit
 from services.protocol.server_client import ServerClient
 from tests.gui.conftest import until
+from tests.support.lossy_proxy import LossyProxy
 from tests.support.manager import API, add_manager
 from tests.support.services import ServerProcess
 
@@ -48,9 +50,9 @@ RENDER = {
 class Panel:
     """A jobs panel on a live store, with a confirm answer and an "Open folder" that records what it opened."""
 
-    def __init__(self, server: ServerProcess, answer: bool = True) -> None:
+    def __init__(self, server: ServerProcess, answer: bool = True, url: str | None = None) -> None:
         self.store = ClientStore()
-        self.sync = FarmSync(self.store, ServerClient(server.url, server.admin_token))
+        self.sync = FarmSync(self.store, ServerClient(url or server.url, server.admin_token))
         self.asked: list[str] = []
         self.opened: list[QUrl] = []
 
@@ -263,6 +265,39 @@ def test_resubmit_after_confirmation_and_not_without(qloop, qtbot, farm_server: 
             await panel.stop()
 
     qloop.run_until_complete(scenario())
+
+
+def test_resubmit_pressed_again_after_a_lost_answer_makes_one_job(
+    qloop, qtbot, farm_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resubmit, "LOST_ANSWER_WAITS", (0.05,) * 4)
+    proxy = LossyProxy(farm_server.port, lose=1 + len(resubmit.LOST_ANSWER_WAITS))  # every try of the first press
+    panel = Panel(farm_server, url=proxy.url)
+    qtbot.addWidget(panel.panel)
+
+    async def names() -> list[str]:
+        async with ServerClient(farm_server.url, farm_server.admin_token) as actor:
+            return [j.name for j in (await actor.list_jobs(limit=100)).items]
+
+    async def scenario() -> None:
+        async with ServerClient(farm_server.url, farm_server.admin_token) as actor:
+            job = await actor.submit_job({"name": "lost again", "type": "blender-render", "settings": RENDER})
+        await panel.start()
+        await panel.show(job.id)
+        assert await panel.details.resubmit() is None
+        assert "did not answer" in panel.details.message.text() and proxy.lost == 5
+        assert (await names()).count("lost again") == 2  # the first try made it
+        made = await panel.details.resubmit()  # pressed again: the job the lost answer was about
+        assert made is not None and made.id != job.id
+        assert (await names()).count("lost again") == 2
+        another = await panel.details.resubmit()  # answered: the next press is another job
+        assert another is not None and another.id != made.id
+        await panel.stop()
+
+    try:
+        qloop.run_until_complete(scenario())
+    finally:
+        proxy.__exit__(None, None, None)
 
 
 def test_a_panel_closed_right_after_a_clone_is_not_touched_by_the_delayed_selection(qtbot) -> None:

@@ -140,11 +140,11 @@ def test_submit_priority_is_the_command_lines_over_a_json_jobs_own(
     """`tablao submit job.json --priority 90` submitted the file's priority, saying nothing."""
     sent: list[object] = []
 
-    async def submit_job(_self: object, body: dict[str, object]) -> object:
+    async def submit(_self: object, body: dict[str, object], _key: str | None = None) -> object:
         sent.append(body)
         raise SystemExit("sent")  # nothing to answer with: what was sent is what counts
 
-    monkeypatch.setattr("services.protocol.server_client.ServerClient.submit_job", submit_job)
+    monkeypatch.setattr("services.protocol.server_client.ServerClient.submit", submit)
     job = tmp_path / "j.json"
     job.write_text('{"name": "a", "type": "exec", "settings": {"command": ["true"]}, "priority": 50}')
     client_cli.main("submit", [str(job), "--server", "http://127.0.0.1:9", *flags])

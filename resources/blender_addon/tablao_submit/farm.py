@@ -8,9 +8,11 @@ act on, and the Server's field errors keyed by field name, so the panel can show
 import json
 import posixpath
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,12 +38,14 @@ FIELD_OF_SETTING = {
 
 
 class FarmError(Exception):
-    """A request that did not succeed: `message` for the status line, `fields` for messages by property."""
+    """A request that did not succeed: `message` for the status line, `fields` for messages by property;
+    `unanswered`: it may have been done, its answer was lost (a timeout, a dropped connection, a proxy's 502)."""
 
-    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str, fields: dict[str, str] | None = None, unanswered: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+        self.unanswered = unanswered
 
 
 @dataclass
@@ -59,7 +63,7 @@ def _check_url(url: str) -> None:
         raise FarmError(f"The Server URL {url!r} is not an http:// or https:// address, e.g. http://farm:8470")
 
 
-def call(conn: Connection, method: str, path: str, body: Any = None) -> Any:
+def call(conn: Connection, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
     """One JSON request to the Server; the decoded answer, or FarmError saying what went wrong."""
     _check_url(conn.url)
     if not conn.token.strip():
@@ -70,15 +74,17 @@ def call(conn: Connection, method: str, path: str, body: Any = None) -> Any:
     req.add_header("Accept", "application/json")
     if data is not None:
         req.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT_SECONDS) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as exc:
         raise _http_error(conn, exc) from None
-    except urllib.error.URLError as exc:
+    except urllib.error.URLError as exc:  # no connection made: nothing was sent
         raise FarmError(f"Cannot reach the Tablao Server at {conn.url}: {exc.reason}") from None
-    except (TimeoutError, OSError) as exc:
-        raise FarmError(f"Cannot reach the Tablao Server at {conn.url}: {exc}") from None
+    except (TimeoutError, OSError) as exc:  # sent, and no whole answer
+        raise FarmError(f"No answer from the Tablao Server at {conn.url}: {exc}", unanswered=True) from None
     if not raw:
         return None
     try:
@@ -105,6 +111,9 @@ def _http_error(conn: Connection, exc: urllib.error.HTTPError) -> FarmError:
             prop = FIELD_OF_SETTING.get(name, name)
             fields[prop] = "; ".join(filter(None, [fields.get(prop), str(err.get("message", ""))]))
     text = detail if isinstance(detail, str) else exc.reason
+    if exc.code in (502, 503, 504) or (exc.code == 409 and IDEMPOTENCY_KEY in fields):
+        # a proxy with no Server behind it, or the job an earlier try made still being stored
+        return FarmError(f"The Server could not answer now: {text} (HTTP {exc.code})", unanswered=True)
     return FarmError(f"The Server refused: {text} (HTTP {exc.code})", fields)
 
 
@@ -118,8 +127,31 @@ def farm_variables(conn: Connection) -> dict[str, dict[str, str]]:
     return dict(answer.get("variables") or {}) if isinstance(answer, dict) else {}
 
 
+IDEMPOTENCY_KEY = "Idempotency-Key"
+RETRY_AFTER_SECONDS = 1.0  # one more try after a lost answer, before the artist is told
+# the last submission whose answer was lost: its body (JSON) and key, so that submitting the same job again gets
+# the job the Server may have made then, not a second one (the Server keeps each job's key, docs/api.md)
+_unanswered: dict[str, str] = {}
+
+
 def submit(conn: Connection, body: dict[str, Any]) -> dict[str, Any]:
-    job = call(conn, "POST", "/jobs", body)
+    """The job the Server made; a lost answer is asked again once, and a later submit of the same body too, with
+    the same Idempotency-Key, so one job is made however often the artist presses Submit."""
+    text = json.dumps(body, sort_keys=True)
+    key = _unanswered.get(text) or str(uuid.uuid4())
+    _unanswered.clear()
+    for last_try in (False, True):
+        try:
+            job = call(conn, "POST", "/jobs", body, headers={IDEMPOTENCY_KEY: key})
+            break
+        except FarmError as exc:
+            if not exc.unanswered:
+                raise
+            if last_try:
+                _unanswered[text] = key
+                message = f"{exc.message}. Submit again: the job will not be made twice"
+                raise FarmError(message, unanswered=True) from None
+            time.sleep(RETRY_AFTER_SECONDS)
     if not isinstance(job, dict) or "id" not in job:
         raise FarmError("The Server accepted the job but its answer holds no job id")
     return job

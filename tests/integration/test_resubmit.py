@@ -1,0 +1,166 @@
+"""A submission whose answer is lost on the way back (a real Server process behind a proxy that closes the
+connection as the answer comes): the Python client, `tablao submit` and the Blender add-on send it again with
+the same Idempotency-Key and come away with the one job the Server made, never two."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from resources.addon_zip import ADDON_DIR
+from services.protocol import resubmit
+from services.protocol.server_client import ServerClient
+from tests.support.lossy_proxy import LossyProxy
+from tests.support.services import ROOT, ServerProcess, child_env, tablao_command
+
+_spec = importlib.util.spec_from_file_location("tablao_addon_farm_resubmit", ADDON_DIR / "farm.py")
+assert _spec is not None and _spec.loader is not None
+farm = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = farm
+_spec.loader.exec_module(farm)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = ServerProcess(data_dir=tmp_path_factory.mktemp("server"), database_url=None).start()
+    yield srv
+    srv.stop()
+
+
+def body(name: str) -> dict[str, Any]:
+    return {"name": name, "type": "exec", "settings": {"command": ["true"], "frames": "1-2", "chunk_size": 1}}
+
+
+def jobs_named(server: ServerProcess, name: str) -> list[int]:
+    r = httpx.get(f"{server.url}/api/v1/jobs", params={"search": name, "limit": 100}, headers=server.headers())
+    return [j["id"] for j in r.json()["items"] if j["name"] == name]
+
+
+@pytest.mark.parametrize("lose", [1, 3])
+async def test_the_client_sends_a_lost_submission_again_and_one_job_is_made(
+    server: ServerProcess, lose: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resubmit, "LOST_ANSWER_WAITS", (0.05,) * 4)
+    name = f"client-lost-{lose}"
+    with LossyProxy(server.port, lose=lose) as proxy:
+        async with ServerClient(proxy.url, server.admin_token) as client:
+            job = await client.submit_job(body(name))
+        assert proxy.lost == lose
+    assert jobs_named(server, name) == [job.id]
+
+
+async def test_more_lost_answers_than_tries_fail_and_the_same_key_then_gets_the_job(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resubmit, "LOST_ANSWER_WAITS", (0.05,) * 2)
+    name = "client-lost-all"
+    with LossyProxy(server.port, lose=10) as proxy:
+        async with ServerClient(proxy.url, server.admin_token) as client:
+            with pytest.raises(httpx.TransportError):
+                await client.submit(body(name), "lost-all/v1")
+        assert proxy.lost == 3
+    made = jobs_named(server, name)
+    assert len(made) == 1  # the first try made it; the two repeats did not make more
+    async with ServerClient(server.url, server.admin_token) as client:
+        again = await client.submit(body(name), "lost-all/v1")
+    assert again.job.id == made[0] and again.made_before
+    assert jobs_named(server, name) == made
+
+
+async def test_a_server_never_reached_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resubmit, "LOST_ANSWER_WAITS", (60.0,))  # a retry would hang the test
+    async with ServerClient("http://127.0.0.1:9", "t") as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.submit_job(body("never"))
+
+
+def test_tablao_submit_sends_a_lost_submission_again_and_a_rerun_with_its_key_makes_no_second_job(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    name = "cli-lost"
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(body(name)))
+
+    def run(url: str) -> subprocess.CompletedProcess[str]:
+        args = ["submit", "--server", url, "--idempotency-key", "shot-010/lighting/v3", str(job_file)]
+        env = child_env(TABLAO_TOKEN=server.admin_token)
+        return subprocess.run(tablao_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    with LossyProxy(server.port, lose=1) as proxy:
+        first = run(proxy.url)
+        assert proxy.lost == 1
+    assert first.returncode == 0, first.stderr
+    made = jobs_named(server, name)
+    assert len(made) == 1 and first.stdout.startswith(f"submitted job {made[0]} "), first.stdout
+    rerun = run(server.url)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"job {made[0]} (cli-lost) was submitted already with this key" in rerun.stdout
+    assert jobs_named(server, name) == made
+    job_file.write_text(json.dumps({**body(name), "priority": 70}))
+    changed = run(server.url)
+    assert changed.returncode == 1 and "Idempotency-Key" in changed.stderr + changed.stdout
+    assert jobs_named(server, name) == made
+
+
+def test_tablao_submit_whose_answers_are_all_lost_names_the_key_that_gets_its_job(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    name = "cli-all-lost"
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(body(name)))
+    env = child_env(TABLAO_TOKEN=server.admin_token)
+
+    def run(url: str, *more: str) -> subprocess.CompletedProcess[str]:
+        args = ["submit", "--server", url, *more, str(job_file)]
+        return subprocess.run(tablao_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    with LossyProxy(server.port, lose=100) as proxy:
+        lost = run(proxy.url)
+        assert proxy.lost == 1 + len(resubmit.LOST_ANSWER_WAITS)
+    assert lost.returncode == 1, lost.stdout
+    hint = re.search(r"run the command again with --idempotency-key (\S+) to get it", lost.stderr)
+    assert hint is not None, lost.stderr
+    made = jobs_named(server, name)
+    assert len(made) == 1
+    again = run(server.url, "--idempotency-key", hint.group(1))
+    assert again.returncode == 0 and f"job {made[0]} (cli-all-lost) was submitted already" in again.stdout
+    assert jobs_named(server, name) == made
+
+
+def test_tablao_submit_refuses_a_malformed_key(tmp_path: Path) -> None:
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(body("x")))
+    args = ["submit", "--server", "http://127.0.0.1:9", "--idempotency-key", "has space", str(job_file)]
+    done = subprocess.run(tablao_command(*args), cwd=ROOT, env=child_env(TABLAO_TOKEN="t"), capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and "printable ASCII" in done.stderr, done.stderr
+
+
+def test_the_addon_tries_again_once_and_a_second_press_of_submit_makes_no_second_job(
+    server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(farm, "RETRY_AFTER_SECONDS", 0.05)
+    name = "addon-lost"
+    with LossyProxy(server.port, lose=1) as proxy:
+        job = farm.submit(farm.Connection(proxy.url, server.admin_token), body(name))
+        assert proxy.lost == 1
+    assert jobs_named(server, name) == [job["id"]]
+    name = "addon-lost-twice"
+    with LossyProxy(server.port, lose=2) as proxy:
+        conn = farm.Connection(proxy.url, server.admin_token)
+        with pytest.raises(farm.FarmError, match="Submit again: the job will not be made twice") as lost:
+            farm.submit(conn, body(name))
+        assert lost.value.unanswered and proxy.lost == 2
+        again = farm.submit(conn, body(name))  # the artist presses Submit again
+    assert jobs_named(server, name) == [again["id"]]
+    other = farm.submit(farm.Connection(server.url, server.admin_token), body(name))
+    assert other["id"] != again["id"]  # answered: the next press is a new job

@@ -1,0 +1,84 @@
+"""A TCP proxy in front of a real Server that loses answers: the first `lose` requests starting with `prefix` reach
+the Server whole and are done there, and the client's connection is closed when the answer starts to come back,
+before any of it is passed on (a Server killed after its commit, a dropped connection, a client's timeout)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from types import TracebackType
+
+
+class LossyProxy:
+    def __init__(self, upstream_port: int, prefix: bytes = b"POST /api/v1/jobs", lose: int = 1) -> None:
+        self.upstream_port = upstream_port
+        self.prefix = prefix
+        self.to_lose = lose
+        self.lost = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> LossyProxy:
+        return self
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._listener.close()
+        for s in list(self._open):
+            _close(s)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self._open += [client, upstream]
+            losing = threading.Event()  # the request on its way is one whose answer is lost
+            threading.Thread(target=self._requests, args=(client, upstream, losing), daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client, losing), daemon=True).start()
+
+    def _requests(self, client: socket.socket, upstream: socket.socket, losing: threading.Event) -> None:
+        while data := _recv(client):
+            if data.startswith(self.prefix):  # a request's first bytes come in one piece on loopback
+                with self._lock:
+                    if self.lost < self.to_lose:
+                        self.lost += 1
+                        losing.set()
+            try:
+                upstream.sendall(data)
+            except OSError:
+                break
+        _close(upstream)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket, losing: threading.Event) -> None:
+        while data := _recv(upstream):
+            if losing.is_set():  # the Server has answered, so it has done the request: the client hears nothing
+                break
+            try:
+                client.sendall(data)
+            except OSError:
+                break
+        _close(client)
+        _close(upstream)
+
+
+def _recv(s: socket.socket) -> bytes:
+    try:
+        return s.recv(65536)
+    except OSError:
+        return b""
+
+
+def _close(s: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed already by the other direction
+        s.shutdown(socket.SHUT_RDWR)
+    s.close()

@@ -119,6 +119,9 @@ class ClientStore:
         self.job_finished_listeners: list[JobFinishedCallback] = []
         self.job_log_listeners: list[Callable[[], None]] = []
         self.preview_listeners: list[Callable[[dict[str, Any]], None]] = []  # told of last-rendered events
+        # the selected job has more tasks than the app holds: how many were loaded in order (sync.TASKS_SHOWN)
+        self.tasks_cut: int | None = None
+        self.tasks_cut_listeners: list[Callable[[], None]] = []
         # task events of the selected job that arrive while its tasks load; applied on top of the snapshot
         self._task_buffer: list[dict[str, Any]] | None = None
 
@@ -140,6 +143,15 @@ class ClientStore:
         self._task_buffer = None
         self.tasks.reset([])
         self.set_job_log([])
+        self.set_tasks_cut(job_id, None)
+
+    def set_tasks_cut(self, job_id: int | None, cut: int | None) -> None:
+        """`cut`: the selected job's tasks held in order when it has more (None: all of them are)."""
+        if job_id != self.selected_job_id or cut == self.tasks_cut:
+            return
+        self.tasks_cut = cut
+        for cb in self.tasks_cut_listeners:
+            cb()
 
     def begin_tasks_load(self) -> None:
         """From now until `load_tasks`, task events are kept and applied after the snapshot."""

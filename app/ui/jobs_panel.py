@@ -112,6 +112,7 @@ class JobsPanel(QWidget):
         top_layout.addWidget(self.jobs_view)
         self.detail_tabs = QTabWidget(self)
         self.detail_tabs.addTab(self.tasks_view, "Tasks")
+        store.tasks_cut_listeners.append(self._show_tasks_cut)
         self.detail_tabs.addTab(self.job_log, "Job log")
         self.preview = PreviewView(PreviewSource(sync, "jobs", self), self)  # the job's last-rendered frame
         self.preview.setObjectName("job-preview")
@@ -174,6 +175,22 @@ class JobsPanel(QWidget):
             if a is self.job_actions.resume or a is self.job_actions.priority:
                 menu.addSeparator()
         return menu
+
+    def _show_tasks_cut(self) -> None:
+        """The Tasks tab says when the job has more tasks than the app holds, and which ones it shows."""
+        store = self.sync.store
+        index = self.detail_tabs.indexOf(self.tasks_view)
+        job = store.jobs.get(store.selected_job_id) if store.selected_job_id is not None else None
+        if store.tasks_cut is None or job is None:
+            self.detail_tabs.setTabText(index, "Tasks")
+            self.detail_tabs.setTabToolTip(index, "")
+            return
+        self.detail_tabs.setTabText(index, f"Tasks (first {store.tasks_cut:,} of {job.tasks_total:,})")
+        self.detail_tabs.setTabToolTip(
+            index,
+            f"The first {store.tasks_cut:,} tasks, and after them those assigned, running or failed, and those that "
+            f"change while the job is shown. GET /api/v1/jobs/{job.id}/tasks (`status`, `cursor`) lists every one.",
+        )
 
     def tasks_menu(self) -> QMenu:
         menu = QMenu(self)

@@ -280,7 +280,9 @@ def test_a_big_jobs_tasks_show_a_page_at_a_time_and_events_met_meanwhile_win(qap
     shown_before_each_read: list[int] = []
 
     class Client:
-        async def list_tasks(self, job_id: int, limit: int, cursor: str | None = None) -> SimpleNamespace:
+        async def list_tasks(
+            self, job_id: int, limit: int, cursor: str | None = None, status: Any = ()
+        ) -> SimpleNamespace:
             shown_before_each_read.append(len(store.tasks))
             page = int(cursor or 0)
             if page == 1:  # the task 1500 (on page 2) finished meanwhile; page 2 was read before that

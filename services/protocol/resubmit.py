@@ -63,7 +63,7 @@ async def until_answered(send: Callable[[], Awaitable[T]]) -> T:
             wait = next(waits, None)
             if wait is None:
                 raise
-        except httpx.TransportError:  # sent, maybe stored, answer lost (the client's deadline too)
+        except httpx.TransportError:  # sent, maybe stored, answer lost
             wait = next(waits, None)
             if wait is None:
                 raise

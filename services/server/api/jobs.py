@@ -74,19 +74,27 @@ def submit_job(
         return handing_off(session, dispatcher, [job], cfg.lease_seconds)  # to Managers waiting for work
 
     state = request.app.state
-    key_header = submit_keys.HEADER
+    if len(request.headers.getlist(submit_keys.HEADER)) > 1:  # which one would the repeat send?
+        raise Invalid(f"give one {submit_keys.HEADER}, not several", field=submit_keys.HEADER)
     key = None if idempotency_key is None else SubmitKey(idempotency_key, submit_keys.digest(sub))
-    if key is not None and (made := _made_with(state.read_sessions, user, key)) is not None:
+    if key is None:
+        return _job_answer(submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish,
+                                             state.builds), 201)  # fmt: skip
+    if (made := _made_with(state.read_sessions, user, key)) is not None:
         return _job_answer(made, 200)
     try:
         job = submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish, state.builds, key)
-    except submit_keys.KeyTaken:
-        assert key is not None
-        if (made := _made_with(state.read_sessions, user, key)) is None:  # refused and removed meanwhile
-            gone = Conflict("the other submission with this key was refused meanwhile; ask again", field=key_header)
-            gone.retry_after = submit_keys.STILL_STORING_RETRY
-            raise gone from None
-        return _job_answer(made, 200)
+    except (submit_keys.KeyTaken, StoreError) as exc:
+        # A repeat at the same moment stored the job first: its answer is that job, whatever this one met on the
+        # way (on PostgreSQL the quota may count the other's job before this one's key read saw it).
+        if (made := _made_with(state.read_sessions, user, key)) is not None:
+            return _job_answer(made, 200)
+        if isinstance(exc, StoreError):
+            raise
+        header = submit_keys.HEADER
+        gone = Conflict("the other submission with this key was refused meanwhile; ask again", field=header)
+        gone.retry_after = submit_keys.STILL_STORING_RETRY
+        raise gone from None
     return _job_answer(job, 201)
 
 

@@ -163,8 +163,8 @@ def _build(
         session.add(job)
         try:
             session.flush()  # its id, for the compiler
-        except IntegrityError:
-            if key is None:
+        except IntegrityError as exc:
+            if key is None or not submit_keys.is_key_clash(exc):
                 raise
             raise submit_keys.KeyTaken from None  # the same key's other submission, committed meanwhile
         job_id = job.id

@@ -14,11 +14,13 @@ import hashlib
 import json
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.protocol.jobs import IDEMPOTENCY_KEY, JobSubmission
 from services.protocol.states import JobStatus
 from services.server.db.tables import JobRow
+from services.server.store import orphans
 from services.server.store.errors import Conflict, Invalid
 from services.server.store.jobs import Actor
 
@@ -62,6 +64,14 @@ def earlier(session: Session, actor: Actor, key: str, body_digest: str) -> JobRo
             f"{HEADER} {key!r} was already used for another submission (job {job.id}); a new job needs a new key",
             field=HEADER,
         )
+    if job.activity == orphans.CANCELED_UNBUILT:  # a wrangler's cancel: the repeat must not build it again
+        raise Conflict(f"job {job.id}, submitted with this key, was canceled while its tasks were being stored",
+                       field="status")  # fmt: skip
     if job.status == JobStatus.UNDER_CONSTRUCTION.value:
-        raise StillStoring(job.id)
+        raise StillStoring(job.id)  # being stored, or removed after its Server died: a repeat then builds it
     return job
+
+
+def is_key_clash(exc: IntegrityError) -> bool:
+    """Whether storing a job failed on the key's unique index (not on a reference gone meanwhile)."""
+    return "submit_key" in str(exc.orig)

@@ -73,3 +73,33 @@ def _a_clashing_pair_stays(url: str) -> None:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
     finally:
         engine.dispose()
+
+
+def test_a_farm_with_jobs_upgrades_to_submission_keys(db_kind: str, tmp_path: Path) -> None:
+    """0014 on a farm that has jobs: they keep everything and have no key; one key per submitter from then on."""
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            upgrade(engine, "0013")
+            with engine.begin() as conn:
+                for n in (1, 2, 3):
+                    conn.execute(
+                        text(
+                            "INSERT INTO jobs (id, name, type, settings, priority, submitter, tags, depends_on, "
+                            "max_task_failures, on_task_failure, status, activity, created, updated, tasks_total, "
+                            "tasks_completed, tasks_failed, tasks_canceled, tasks_active, task_types, tasks_timed, "
+                            "task_seconds_total, task_seconds_max, tasks_running, running_since_total) VALUES "
+                            f"({n}, 'j{n}', 'exec', '{{}}', 50, 'ana', '[]', '[]', 3, 'fail-job', 'queued', '', "
+                            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, 0, 0, 0, 0, '[]', 0, 0, 0, 0, 0)"
+                        )
+                    )
+            upgrade(engine)
+            with engine.begin() as conn:
+                rows = conn.execute(text("SELECT id, name, submit_key, submit_digest FROM jobs ORDER BY id")).all()
+                assert [tuple(r) for r in rows] == [(n, f"j{n}", None, None) for n in (1, 2, 3)]
+                conn.execute(text("UPDATE jobs SET submit_key = 'k' WHERE id = 1"))
+                conn.execute(text("UPDATE jobs SET submit_key = 'k', submitter = 'bo' WHERE id = 3"))  # bo's own
+            with pytest.raises(IntegrityError), engine.begin() as conn:
+                conn.execute(text("UPDATE jobs SET submit_key = 'k' WHERE id = 2"))
+        finally:
+            engine.dispose()

@@ -5,15 +5,24 @@ or another user's key are told apart."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from services.protocol.jobs import JobSubmission
+from services.protocol.states import JobStatus
 from services.server.config import ServerConfig
-from services.server.store import submission
+from services.server.db.tables import JobRow
+from services.server.store import orphans, submission, submit_keys
+from services.server.store.jobs import Actor
+from services.server.store.submission import SubmitKey
 from tests.support.databases import database_url
 from tests.support.inprocess_server import admin_client, stored_jobs_and_tasks
 
@@ -79,11 +88,11 @@ async def test_the_same_key_with_another_body_is_refused_and_changes_nothing(cli
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "has space", "x" * 129, "tab\there", "caf\u00e9", "line\x7f"],
-    ids=["empty", "space", "129 chars", "tab", "latin-1", "del"],
+    [[""], ["has space"], ["x" * 129], ["tab\there"], ["caf\u00e9"], ["line\x7f"], ["a", "b"]],
+    ids=["empty", "space", "129 chars", "tab", "latin-1", "del", "two of them"],
 )
-async def test_a_malformed_key_is_refused_naming_the_header(client: httpx.AsyncClient, bad: str) -> None:
-    r = await client.post(JOBS, json=job(), headers=[(KEY.encode(), bad.encode("latin-1"))])
+async def test_a_malformed_key_is_refused_naming_the_header(client: httpx.AsyncClient, bad: list[str]) -> None:
+    r = await client.post(JOBS, json=job(), headers=[(KEY.encode(), b.encode("latin-1")) for b in bad])
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == KEY, r.text
     assert stored_jobs_and_tasks(client) == (0, 0)
@@ -149,3 +158,70 @@ async def test_repeats_at_once_of_the_job_that_reaches_the_quota_are_not_refused
     answers = await asyncio.gather(*(submit(client, job(), "the-fourth") for _ in range(6)))
     assert sorted(r.status_code for r in answers) == [200] * 5 + [201], [r.text[:200] for r in answers]
     assert len({r.json()["id"] for r in answers}) == 1
+
+
+async def test_a_repeat_of_a_job_canceled_while_it_was_stored_is_refused_and_builds_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    """A wrangler canceled the job while its tasks were being stored (its removal under way): a client still
+    asking with the key must not build it again; a job whose Server died while storing it is still coming."""
+    made = (await submit(client, job(), "canceled-while-stored")).json()
+    with client.app.state.write_sessions() as session:  # type: ignore[attr-defined]
+        row = session.get_one(JobRow, made["id"])
+        row.status, row.activity = JobStatus.UNDER_CONSTRUCTION.value, orphans.CANCELED_UNBUILT
+        session.commit()
+    r = await submit(client, job(), "canceled-while-stored")
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "status", r.text
+    assert "canceled while its tasks were being stored" in r.json()["detail"] and "Retry-After" not in r.headers
+    with client.app.state.write_sessions() as session:  # type: ignore[attr-defined]
+        session.get_one(JobRow, made["id"]).activity = ""
+        session.commit()
+    r = await submit(client, job(), "canceled-while-stored")
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == KEY, r.text
+
+
+def test_only_the_keys_own_index_counts_as_a_repeat() -> None:
+    clash = IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: jobs.submitter, jobs.submit_key"))
+    pg_clash = IntegrityError(
+        "INSERT", {}, Exception('duplicate key value violates unique constraint "ux_jobs_submit_key"')
+    )
+    gone = IntegrityError("INSERT", {}, Exception("FOREIGN KEY constraint failed"))
+    assert submit_keys.is_key_clash(clash) and submit_keys.is_key_clash(pg_clash)
+    assert not submit_keys.is_key_clash(gone)
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_repeat_whose_first_commits_before_its_quota_check_gets_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repeat's key read sees nothing, then the first request commits its job, which fills the quota the
+    repeat checks next: the repeat answers with that job, not the quota's 409."""
+    with database_url("postgres", tmp_path) as url:
+        config = ServerConfig(data_dir=tmp_path, database_url=url, max_active_jobs_per_user=1)
+        async with admin_client(config) as client:
+            state = client.app.state  # type: ignore[attr-defined]
+            really_taken = submit_keys.taken
+            first: list[int] = []
+            raced: list[bool] = []
+
+            def store_the_first(actor: Actor, key: str) -> None:
+                sub = JobSubmission.model_validate(job())
+                limits = submission.Limits(None, 1, None)
+                made = submission.submit(state.read_sessions, state.write_sessions, sub, actor, limits,
+                                         lambda _s, _j: nullcontext(), state.builds,
+                                         SubmitKey(key, submit_keys.digest(sub)))  # fmt: skip
+                first.append(made.id)
+
+            def taken(session: Session, actor: Actor, key: str) -> bool:
+                found = really_taken(session, actor, key)
+                if not raced:  # the repeat's read is done: the first request now stores its job and commits
+                    raced.append(True)
+                    other = threading.Thread(target=store_the_first, args=(actor, key))
+                    other.start()
+                    other.join(10)
+                return found
+
+            monkeypatch.setattr(submit_keys, "taken", taken)
+            r = await submit(client, job(), "raced")
+            assert first and r.status_code == 200 and r.json()["id"] == first[0], r.text
+            assert stored_jobs_and_tasks(client) == (1, 3)

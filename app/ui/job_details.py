@@ -32,7 +32,7 @@ from app.qt import (
 from app.ui.actions import Confirm, confirm_box
 from app.ui.clone import fill_submit_dialog
 from app.ui.submit_dialog import SubmitDialog
-from services.protocol import timing
+from services.protocol import resubmit, timing
 from services.protocol.farm_paths import current_platform
 from services.protocol.jobs import Job
 from services.protocol.resubmit import new_key
@@ -266,12 +266,13 @@ class JobDetails(QWidget):
             self._resubmit_key = (job.id, new_key())
         try:
             made = await self.sync.client.submit_job(body, self._resubmit_key[1])
-        except ApiError as exc:
-            self.message.setText(f"The Server refused it: {exc.detail}")
-            self._resubmit_key = None
-            return None
-        except (httpx.HTTPError, OSError) as exc:
-            self.message.setText(f"The Server did not answer ({str(exc) or type(exc).__name__}); resubmit to retry.")
+        except (ApiError, httpx.HTTPError, OSError) as exc:
+            what = exc.detail if isinstance(exc, ApiError) else str(exc) or type(exc).__name__
+            if isinstance(exc, ApiError) and not resubmit.maybe_made(exc):
+                self._resubmit_key = None
+                self.message.setText(f"The Server refused it: {what}")
+            else:  # not answered (or not reached): the key stays, so pressed again the job it may have made comes
+                self.message.setText(f"The Server did not answer ({what}); resubmit to retry.")
             return None
         self._resubmit_key = None
         self.message.setText(f"Submitted again as job {made.id}.")

@@ -5,8 +5,10 @@ timeout, a connection dropped mid-request or a load balancer's 502/503/504 (the 
 and died before answering), the same request goes again, to the next of the farm's Servers if there are
 several, and the Server answers with the job the first one made. While that job's tasks are still being stored
 (409 naming the key) the client asks again every second. A Server never reached (no connection on the first
-try: nothing was sent) fails at once, as every other call does, and so does any refusal, and so does the
-caller's own deadline (`AnswerTimeout`: the command line said how long it waits; it names the key to use again).
+try: nothing was sent) fails at once, as every other call does, and so does any refusal, and so does an answer
+past the caller's own deadline (`AnswerTimeout`); no try starts once that deadline (else ten minutes) has passed
+since the first. A failure after a try that may have reached the Server is marked (`maybe_made`), so the caller
+can name the key that gets its job.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import httpx
@@ -27,13 +29,17 @@ T = TypeVar("T")
 HEADER = IDEMPOTENCY_KEY
 LOST_ANSWER_WAITS = (0.5, 1.0, 2.0, 4.0)  # seconds before each further try after a lost answer
 STILL_STORING_WAIT = 1.0  # the Server's Retry-After for a job still being stored
-STILL_STORING_FOR = 600.0  # a million-task job stores in a minute or two; ten is a Server that went away
+STILL_STORING_FOR = 600.0  # no try after this (without a caller's deadline): a million-task job stores in a minute
 _UNAVAILABLE = (502, 503, 504)
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+_SENT_BEFORE = "tablao_submission_may_be_made"  # set on the failure `until_answered` ends with
 
 
 def maybe_made(exc: BaseException) -> bool:
-    """Whether a submission that failed so may have made its job (its answer lost, or its job still storing)."""
+    """Whether a submission that failed so may have made its job: its answer lost (at this try or an earlier
+    one, `until_answered` marks the last failure so), or its job still being stored."""
+    if getattr(exc, _SENT_BEFORE, False):
+        return True
     if isinstance(exc, _NOT_SENT):
         return False
     if isinstance(exc, httpx.TransportError):
@@ -47,37 +53,35 @@ def new_key() -> str:
     return str(uuid.uuid4())
 
 
-async def until_answered(send: Callable[[], Awaitable[T]]) -> T:
-    """`send()` again while its answer may have been lost, as the module says; the last failure otherwise."""
+async def until_answered(send: Callable[[], Awaitable[T]], within: float | None = None) -> T:
+    """`send()` again while its answer may have been lost, as the module says; the last failure otherwise. No
+    try starts more than `within` seconds (the caller's deadline; else STILL_STORING_FOR) after the first."""
+    end = time.monotonic() + (within if within is not None else STILL_STORING_FOR)
     waits = iter(LOST_ANSWER_WAITS)
-    first = True
-    storing_since: float | None = None
+    sent = False  # a try may have reached the Server: the last failure says so, whatever it is
     while True:
         try:
             return await send()
-        except AnswerTimeout:
-            raise  # the caller's whole wait, not one lost answer
-        except _NOT_SENT:
-            if first:
-                raise  # no Server reached and nothing sent: say so now
-            wait = next(waits, None)
-            if wait is None:
+        except Exception as exc:
+            wait = _again_after(exc, waits, first=not sent)
+            sent = sent or maybe_made(exc)
+            if wait is None or time.monotonic() + wait > end:
+                if sent:
+                    setattr(exc, _SENT_BEFORE, True)
                 raise
-        except httpx.TransportError:  # sent, maybe stored, answer lost
-            wait = next(waits, None)
-            if wait is None:
-                raise
-        except ApiError as exc:
-            if exc.status_code in _UNAVAILABLE:
-                wait = next(waits, None)
-                if wait is None:
-                    raise
-            elif exc.status_code == 409 and HEADER in exc.field_errors():
-                storing_since = storing_since if storing_since is not None else time.monotonic()
-                if time.monotonic() - storing_since > STILL_STORING_FOR:
-                    raise
-                wait = STILL_STORING_WAIT
-            else:
-                raise
-        first = False
         await asyncio.sleep(wait)
+
+
+def _again_after(exc: Exception, waits: Iterator[float], *, first: bool) -> float | None:
+    """Seconds before the next try after `exc`, None for none."""
+    if isinstance(exc, AnswerTimeout):
+        return None  # the caller's whole wait for one answer, not one lost answer
+    if isinstance(exc, _NOT_SENT):
+        return None if first else next(waits, None)  # never reached and nothing sent: say so now
+    if isinstance(exc, httpx.TransportError):  # sent, maybe stored, answer lost
+        return next(waits, None)
+    if isinstance(exc, ApiError) and exc.status_code in _UNAVAILABLE:
+        return next(waits, None)
+    if isinstance(exc, ApiError) and exc.status_code == 409 and HEADER in exc.field_errors():
+        return STILL_STORING_WAIT  # bounded by the end above
+    return None

@@ -153,7 +153,7 @@ class ServerClient(ServerTransport):
             job = valid(Job, json_of(response), response.status_code)
             return Submitted(job=job, made_before=response.status_code == 200 and tries == 1)
 
-        return await resubmit.until_answered(send)
+        return await resubmit.until_answered(send, within=self.deadline)
 
     async def list_jobs(
         self,

@@ -267,11 +267,13 @@ def test_resubmit_after_confirmation_and_not_without(qloop, qtbot, farm_server: 
     qloop.run_until_complete(scenario())
 
 
+@pytest.mark.parametrize("how", ["drop", "502"])
 def test_resubmit_pressed_again_after_a_lost_answer_makes_one_job(
-    qloop, qtbot, farm_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+    qloop, qtbot, farm_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
+    """The first press's every try reached the Server, whose answers were lost (or a load balancer's 502)."""
     monkeypatch.setattr(resubmit, "LOST_ANSWER_WAITS", (0.05,) * 4)
-    proxy = LossyProxy(farm_server.port, lose=1 + len(resubmit.LOST_ANSWER_WAITS))  # every try of the first press
+    proxy = LossyProxy(farm_server.port, lose=1 + len(resubmit.LOST_ANSWER_WAITS), how=how)
     panel = Panel(farm_server, url=proxy.url)
     qtbot.addWidget(panel.panel)
 

@@ -45,13 +45,13 @@ def jobs_named(server: ServerProcess, name: str) -> list[int]:
     return [j["id"] for j in r.json()["items"] if j["name"] == name]
 
 
-@pytest.mark.parametrize("lose", [1, 3])
+@pytest.mark.parametrize(("lose", "how"), [(1, "drop"), (3, "drop"), (2, "cut"), (2, "502")])
 async def test_the_client_sends_a_lost_submission_again_and_one_job_is_made(
-    server: ServerProcess, lose: int, monkeypatch: pytest.MonkeyPatch
+    server: ServerProcess, lose: int, how: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(resubmit, "LOST_ANSWER_WAITS", (0.05,) * 4)
-    name = f"client-lost-{lose}"
-    with LossyProxy(server.port, lose=lose) as proxy:
+    name = f"client-lost-{lose}-{how}"
+    with LossyProxy(server.port, lose=lose, how=how) as proxy:
         async with ServerClient(proxy.url, server.admin_token) as client:
             job = await client.submit_job(body(name))
         assert proxy.lost == lose
@@ -136,6 +136,32 @@ def test_tablao_submit_whose_answers_are_all_lost_names_the_key_that_gets_its_jo
     assert jobs_named(server, name) == made
 
 
+def test_tablao_submit_to_a_server_gone_after_storing_names_the_key_that_gets_its_job(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """The first try reached the Server, which stored the job and went away: every later try is refused a
+    connection, and the command says which key gets the job rather than a second one."""
+    name = "cli-server-gone"
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(body(name)))
+    env = child_env(TABLAO_TOKEN=server.admin_token)
+
+    def run(url: str, *more: str) -> subprocess.CompletedProcess[str]:
+        args = ["submit", "--server", url, *more, str(job_file)]
+        return subprocess.run(tablao_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    with LossyProxy(server.port, lose=1, then_refuse=True) as proxy:
+        gone = run(proxy.url)
+    assert gone.returncode == 1 and "cannot reach the Server" in gone.stderr, gone.stderr
+    hint = re.search(r"run the command again with --idempotency-key (\S+) to get it", gone.stderr)
+    assert hint is not None, gone.stderr
+    made = jobs_named(server, name)
+    assert len(made) == 1
+    again = run(server.url, "--idempotency-key", hint.group(1))
+    assert again.returncode == 0 and f"job {made[0]} (cli-server-gone) was submitted already" in again.stdout
+    assert jobs_named(server, name) == made
+
+
 def test_tablao_submit_refuses_a_malformed_key(tmp_path: Path) -> None:
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps(body("x")))
@@ -151,6 +177,11 @@ def test_the_addon_tries_again_once_and_a_second_press_of_submit_makes_no_second
     monkeypatch.setattr(farm, "RETRY_AFTER_SECONDS", 0.05)
     name = "addon-lost"
     with LossyProxy(server.port, lose=1) as proxy:
+        job = farm.submit(farm.Connection(proxy.url, server.admin_token), body(name))
+        assert proxy.lost == 1
+    assert jobs_named(server, name) == [job["id"]]
+    name = "addon-cut"
+    with LossyProxy(server.port, lose=1, how="cut") as proxy:  # the answer's head comes, its body is cut off
         job = farm.submit(farm.Connection(proxy.url, server.admin_token), body(name))
         assert proxy.lost == 1
     assert jobs_named(server, name) == [job["id"]]

@@ -1,6 +1,10 @@
 """A TCP proxy in front of a real Server that loses answers: the first `lose` requests starting with `prefix` reach
 the Server whole and are done there, and the client's connection is closed when the answer starts to come back,
-before any of it is passed on (a Server killed after its commit, a dropped connection, a client's timeout)."""
+before any of it is passed on (a Server killed after its commit, a dropped connection, a client's timeout).
+
+`how`: "drop" (as above), "cut" (the answer's head and a few bytes of its body pass, then the connection closes),
+"502" (a load balancer's Bad Gateway instead of the answer). `then_refuse`: once the last answer is lost, the proxy
+takes no more connections (the Server is gone)."""
 
 from __future__ import annotations
 
@@ -11,10 +15,19 @@ from types import TracebackType
 
 
 class LossyProxy:
-    def __init__(self, upstream_port: int, prefix: bytes = b"POST /api/v1/jobs", lose: int = 1) -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        prefix: bytes = b"POST /api/v1/jobs",
+        lose: int = 1,
+        how: str = "drop",
+        then_refuse: bool = False,
+    ) -> None:
         self.upstream_port = upstream_port
         self.prefix = prefix
         self.to_lose = lose
+        self.how = how
+        self.then_refuse = then_refuse
         self.lost = 0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -30,7 +43,7 @@ class LossyProxy:
         return self
 
     def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._listener.close()
+        _close(self._listener)
         for s in list(self._open):
             _close(s)
 
@@ -60,8 +73,22 @@ class LossyProxy:
         _close(upstream)
 
     def _answers(self, upstream: socket.socket, client: socket.socket, losing: threading.Event) -> None:
+        head = b""
         while data := _recv(upstream):
-            if losing.is_set():  # the Server has answered, so it has done the request: the client hears nothing
+            if losing.is_set():  # the Server has answered, so it has done the request
+                if self.how == "cut":
+                    head += data
+                    if b"\r\n\r\n" not in head:
+                        continue
+                    data = head[: head.index(b"\r\n\r\n") + 4 + 10]
+                elif self.how == "502":
+                    data = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 11\r\nConnection: close\r\n\r\nBad Gateway"
+                else:
+                    data = b""
+                with contextlib.suppress(OSError):
+                    client.sendall(data)
+                if self.then_refuse and self.lost >= self.to_lose:
+                    _close(self._listener)  # shut down first: a close alone leaves accept() taking them
                 break
             try:
                 client.sendall(data)

@@ -5,6 +5,7 @@ the tests can call them from any Python 3.10+. Every failure becomes a `FarmErro
 act on, and the Server's field errors keyed by field name, so the panel can show them next to the field.
 """
 
+import http.client
 import json
 import posixpath
 import sys
@@ -83,8 +84,10 @@ def call(conn: Connection, method: str, path: str, body: Any = None, headers: di
         raise _http_error(conn, exc) from None
     except urllib.error.URLError as exc:  # no connection made: nothing was sent
         raise FarmError(f"Cannot reach the Tablao Server at {conn.url}: {exc.reason}") from None
-    except (TimeoutError, OSError) as exc:  # sent, and no whole answer
-        raise FarmError(f"No answer from the Tablao Server at {conn.url}: {exc}", unanswered=True) from None
+    except (TimeoutError, OSError, http.client.HTTPException) as exc:  # sent, and no whole answer (cut off too)
+        raise FarmError(
+            f"No answer from the Tablao Server at {conn.url}: {exc or type(exc).__name__}", unanswered=True
+        ) from None
     if not raw:
         return None
     try:

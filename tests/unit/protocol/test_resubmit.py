@@ -3,6 +3,7 @@ stored while it is, and nothing else (refusals, a Server never reached, the call
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from services.protocol import resubmit
 from services.protocol.common import FieldError
 from services.protocol.server_answers import AnswerTimeout, ApiError
+from services.protocol.server_client import ServerClient
 
 REQUEST = httpx.Request("POST", "http://farm/api/v1/jobs")
 STILL_STORING = ApiError(409, "job 7 is still being stored", [FieldError(field="Idempotency-Key", message="…")])
@@ -91,3 +93,43 @@ async def test_refusals_a_server_never_reached_and_the_callers_deadline_are_not_
 async def test_a_server_not_reached_on_a_later_try_is_tried_again() -> None:
     send, calls = failing(ApiError(502, "bad gateway"), httpx.ConnectError("refused", request=REQUEST))
     assert await resubmit.until_answered(send) == "job" and calls[0] == 3
+
+
+async def test_a_failure_after_a_try_that_may_have_reached_the_server_says_so() -> None:
+    """Try 1 reached the Server, which stored the job and went away; the later tries find no Server. The last
+    failure looks like "never sent", but the job may have been made: the caller must name the key."""
+    refused = httpx.ConnectError("refused", request=REQUEST)
+    send, calls = failing(httpx.RemoteProtocolError("dropped", request=REQUEST), *[refused] * 4)
+    with pytest.raises(httpx.ConnectError) as lost:
+        await resubmit.until_answered(send)
+    assert calls[0] == 5 and resubmit.maybe_made(lost.value)
+    never = httpx.ConnectError("refused", request=REQUEST)
+    send, calls = failing(never)
+    with pytest.raises(httpx.ConnectError):
+        await resubmit.until_answered(send)
+    assert not resubmit.maybe_made(never)
+
+
+async def test_no_try_starts_after_the_callers_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resubmit, "STILL_STORING_WAIT", 0.05)
+    send, calls = failing(*[STILL_STORING] * 1000)
+    started = time.monotonic()
+    with pytest.raises(ApiError):
+        await resubmit.until_answered(send, within=0.3)
+    assert time.monotonic() - started < 0.6 and 3 <= calls[0] <= 8
+
+
+async def test_the_client_bounds_its_tries_by_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resubmit, "STILL_STORING_WAIT", 1.0)  # the Server's Retry-After
+    posts: list[float] = []
+
+    def still_storing(request: httpx.Request) -> httpx.Response:
+        posts.append(time.monotonic())
+        body = {"detail": "job 7 is still being stored", "errors": [{"field": "Idempotency-Key", "message": "…"}]}
+        return httpx.Response(409, json=body, headers={"Retry-After": "1"})
+
+    transport = httpx.MockTransport(still_storing)
+    async with ServerClient("http://farm", "t", transport=transport, deadline=0.5) as client:
+        with pytest.raises(ApiError) as refused:
+            await client.submit_job({"name": "j", "type": "exec", "settings": {}})
+    assert refused.value.status_code == 409 and len(posts) == 1  # the next try would start after the deadline

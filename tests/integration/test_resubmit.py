@@ -83,82 +83,58 @@ async def test_a_server_never_reached_fails_at_once(monkeypatch: pytest.MonkeyPa
             await client.submit_job(body("never"))
 
 
+def tablao_submit(server: ServerProcess, job_file: Path, url: str, *more: str) -> subprocess.CompletedProcess[str]:
+    args = ["submit", "--server", url, *more, str(job_file)]
+    env = child_env(TABLAO_TOKEN=server.admin_token)
+    return subprocess.run(tablao_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
 def test_tablao_submit_sends_a_lost_submission_again_and_a_rerun_with_its_key_makes_no_second_job(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     name = "cli-lost"
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps(body(name)))
-
-    def run(url: str) -> subprocess.CompletedProcess[str]:
-        args = ["submit", "--server", url, "--idempotency-key", "shot-010/lighting/v3", str(job_file)]
-        env = child_env(TABLAO_TOKEN=server.admin_token)
-        return subprocess.run(tablao_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-
+    key = ("--idempotency-key", "shot-010/lighting/v3")
     with LossyProxy(server.port, lose=1) as proxy:
-        first = run(proxy.url)
+        first = tablao_submit(server, job_file, proxy.url, *key)
         assert proxy.lost == 1
     assert first.returncode == 0, first.stderr
     made = jobs_named(server, name)
     assert len(made) == 1 and first.stdout.startswith(f"submitted job {made[0]} "), first.stdout
-    rerun = run(server.url)
+    rerun = tablao_submit(server, job_file, server.url, *key)
     assert rerun.returncode == 0, rerun.stderr
     assert f"job {made[0]} (cli-lost) was submitted already with this key" in rerun.stdout
     assert jobs_named(server, name) == made
     job_file.write_text(json.dumps({**body(name), "priority": 70}))
-    changed = run(server.url)
+    changed = tablao_submit(server, job_file, server.url, *key)
     assert changed.returncode == 1 and "Idempotency-Key" in changed.stderr + changed.stdout
     assert jobs_named(server, name) == made
 
 
-def test_tablao_submit_whose_answers_are_all_lost_names_the_key_that_gets_its_job(
-    server: ServerProcess, tmp_path: Path
+@pytest.mark.parametrize(
+    ("lose", "then_refuse", "says"),
+    [(100, False, "cannot reach the Server: "), (1, True, "cannot reach the Server: connection refused")],
+    ids=["every answer lost", "the Server gone after storing it"],
+)
+def test_tablao_submit_that_may_have_made_its_job_names_the_key_that_gets_it(
+    server: ServerProcess, tmp_path: Path, lose: int, then_refuse: bool, says: str
 ) -> None:
-    name = "cli-all-lost"
+    """Every try's answer was lost; or the first try reached the Server, which stored the job and went away, and
+    every later try is refused a connection: the command says which key gets the job rather than a second one."""
+    name = f"cli-unanswered-{lose}"
     job_file = tmp_path / "job.json"
     job_file.write_text(json.dumps(body(name)))
-    env = child_env(TABLAO_TOKEN=server.admin_token)
-
-    def run(url: str, *more: str) -> subprocess.CompletedProcess[str]:
-        args = ["submit", "--server", url, *more, str(job_file)]
-        return subprocess.run(tablao_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-
-    with LossyProxy(server.port, lose=100) as proxy:
-        lost = run(proxy.url)
-        assert proxy.lost == 1 + len(resubmit.LOST_ANSWER_WAITS)
-    assert lost.returncode == 1, lost.stdout
-    hint = re.search(r"run the command again with --idempotency-key (\S+) to get it", lost.stderr)
-    assert hint is not None, lost.stderr
+    with LossyProxy(server.port, lose=lose, then_refuse=then_refuse) as proxy:
+        failed = tablao_submit(server, job_file, proxy.url)
+        assert proxy.lost == min(lose, 1 + len(resubmit.LOST_ANSWER_WAITS))
+    assert failed.returncode == 1 and says in failed.stderr, failed.stderr
+    hint = re.search(r"run the command again with --idempotency-key (\S+) to get it", failed.stderr)
+    assert hint is not None, failed.stderr
     made = jobs_named(server, name)
     assert len(made) == 1
-    again = run(server.url, "--idempotency-key", hint.group(1))
-    assert again.returncode == 0 and f"job {made[0]} (cli-all-lost) was submitted already" in again.stdout
-    assert jobs_named(server, name) == made
-
-
-def test_tablao_submit_to_a_server_gone_after_storing_names_the_key_that_gets_its_job(
-    server: ServerProcess, tmp_path: Path
-) -> None:
-    """The first try reached the Server, which stored the job and went away: every later try is refused a
-    connection, and the command says which key gets the job rather than a second one."""
-    name = "cli-server-gone"
-    job_file = tmp_path / "job.json"
-    job_file.write_text(json.dumps(body(name)))
-    env = child_env(TABLAO_TOKEN=server.admin_token)
-
-    def run(url: str, *more: str) -> subprocess.CompletedProcess[str]:
-        args = ["submit", "--server", url, *more, str(job_file)]
-        return subprocess.run(tablao_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-
-    with LossyProxy(server.port, lose=1, then_refuse=True) as proxy:
-        gone = run(proxy.url)
-    assert gone.returncode == 1 and "cannot reach the Server" in gone.stderr, gone.stderr
-    hint = re.search(r"run the command again with --idempotency-key (\S+) to get it", gone.stderr)
-    assert hint is not None, gone.stderr
-    made = jobs_named(server, name)
-    assert len(made) == 1
-    again = run(server.url, "--idempotency-key", hint.group(1))
-    assert again.returncode == 0 and f"job {made[0]} (cli-server-gone) was submitted already" in again.stdout
+    again = tablao_submit(server, job_file, server.url, "--idempotency-key", hint.group(1))
+    assert again.returncode == 0 and f"job {made[0]} ({name}) was submitted already" in again.stdout
     assert jobs_named(server, name) == made
 
 

@@ -171,3 +171,11 @@ def test_the_addon_tries_again_once_and_a_second_press_of_submit_makes_no_second
     assert jobs_named(server, name) == [again["id"]]
     other = farm.submit(farm.Connection(server.url, server.admin_token), body(name))
     assert other["id"] != again["id"]  # answered: the next press is a new job
+    name = "addon-server-gone"
+    with (  # stored, then the Server went away
+        LossyProxy(server.port, lose=1, then_refuse=True) as proxy,
+        pytest.raises(farm.FarmError, match="Submit again: the job will not be made twice"),
+    ):
+        farm.submit(farm.Connection(proxy.url, server.admin_token), body(name))
+    back = farm.submit(farm.Connection(server.url, server.admin_token), body(name))  # pressed again once it is back
+    assert jobs_named(server, name) == [back["id"]]

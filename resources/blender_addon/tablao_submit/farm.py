@@ -143,18 +143,21 @@ def submit(conn: Connection, body: dict[str, Any]) -> dict[str, Any]:
     text = json.dumps(body, sort_keys=True)
     key = _unanswered.get(text) or str(uuid.uuid4())
     _unanswered.clear()
+    sent = False  # a try may have reached the Server: the job may be made, whatever the last try met
     for last_try in (False, True):
         try:
             job = call(conn, "POST", "/jobs", body, headers={IDEMPOTENCY_KEY: key})
             break
         except FarmError as exc:
-            if not exc.unanswered:
+            sent = sent or exc.unanswered
+            if exc.unanswered and not last_try:
+                time.sleep(RETRY_AFTER_SECONDS)
+                continue
+            if not sent:
                 raise
-            if last_try:
-                _unanswered[text] = key
-                message = f"{exc.message}. Submit again: the job will not be made twice"
-                raise FarmError(message, unanswered=True) from None
-            time.sleep(RETRY_AFTER_SECONDS)
+            _unanswered[text] = key
+            message = f"{exc.message}. Submit again: the job will not be made twice"
+            raise FarmError(message, exc.fields, unanswered=True) from None
     if not isinstance(job, dict) or "id" not in job:
         raise FarmError("The Server accepted the job but its answer holds no job id")
     return job

@@ -66,6 +66,13 @@ def submit_job(
     ] = None,
 ) -> Response:
     """Compiled outside any lock and stored in short transactions (see store/submission.py)."""
+    state = request.app.state
+    if len(request.headers.getlist(submit_keys.HEADER)) > 1:  # which one would the repeat send?
+        raise Invalid(f"give one {submit_keys.HEADER}, not several", field=submit_keys.HEADER)
+    key = None if idempotency_key is None else SubmitKey(idempotency_key, submit_keys.digest(sub))
+    # a repeat gets the job it made first, also when today's policy would refuse it (it is the user's own job)
+    if key is not None and (made := _made_with(state.read_sessions, user, key)) is not None:
+        return _job_answer(made, 200)
     if (job_type := get_job_type(sub.type)) is not None:  # an unknown type gets its 422 from the store
         cfg.policy.check_submission(sub.type, job_type, sub.settings, user.role)
     limits = Limits(cfg.max_tasks_per_job, cfg.max_active_jobs_per_user, cfg.max_unfinished_tasks_per_user)
@@ -73,15 +80,9 @@ def submit_job(
     def finish(session: Session, job: JobRow) -> AbstractContextManager[object]:
         return handing_off(session, dispatcher, [job], cfg.lease_seconds)  # to Managers waiting for work
 
-    state = request.app.state
-    if len(request.headers.getlist(submit_keys.HEADER)) > 1:  # which one would the repeat send?
-        raise Invalid(f"give one {submit_keys.HEADER}, not several", field=submit_keys.HEADER)
-    key = None if idempotency_key is None else SubmitKey(idempotency_key, submit_keys.digest(sub))
     if key is None:
         return _job_answer(submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish,
                                              state.builds), 201)  # fmt: skip
-    if (made := _made_with(state.read_sessions, user, key)) is not None:
-        return _job_answer(made, 200)
     try:
         job = submission.submit(state.read_sessions, state.write_sessions, sub, user, limits, finish, state.builds, key)
     except (submit_keys.KeyTaken, StoreError) as exc:

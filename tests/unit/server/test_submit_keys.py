@@ -116,6 +116,13 @@ async def test_a_key_is_its_users_own(client: httpx.AsyncClient) -> None:
     assert hers.json()["id"] != mine.json()["id"] and hers.json()["submitter"] == "ana"
     again = await client.post(JOBS, json=job(), headers={KEY: "same", **ana})
     assert again.status_code == 200 and again.json()["id"] == hers.json()["id"]
+    # demoted meanwhile: the repeat still gets her job (today's policy refuses artists `exec`), a new one does not
+    demoted = await client.patch(f"/api/v1/users/{r.json()['id']}", json={"role": "artist"})
+    assert demoted.status_code == 200, demoted.text
+    again = await client.post(JOBS, json=job(), headers={KEY: "same", **ana})
+    assert again.status_code == 200 and again.json()["id"] == hers.json()["id"], again.text
+    refused = await client.post(JOBS, json=job(), headers={KEY: "another", **ana})
+    assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "type", refused.text
 
 
 async def test_a_refused_submission_leaves_its_key_free_and_a_deleted_job_frees_it(client: httpx.AsyncClient) -> None:

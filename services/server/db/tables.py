@@ -114,6 +114,17 @@ class JobRow(Base):
     )
 
 
+class CanceledSubmitKeyRow(Base):
+    """The key of a job a wrangler canceled while its tasks were being stored, kept after the job is removed, so
+    a client still repeating that submission is told so instead of building it again (store/submit_keys.py)."""
+
+    __tablename__ = "canceled_submit_keys"
+    submitter: Mapped[str] = mapped_column(String(64), primary_key=True)
+    submit_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    job_id: Mapped[int] = mapped_column(BigId)
+    canceled: Mapped[datetime]
+
+
 class TaskRow(Base):
     __tablename__ = "tasks"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
 from services.protocol.states import JobStatus
-from services.server.db.tables import JobLogRow, JobRow, TaskDependencyRow, TaskRow
+from services.server.db.tables import CanceledSubmitKeyRow, JobLogRow, JobRow, TaskDependencyRow, TaskRow
 from services.server.store import events, id_floors
 from services.server.store.tasks import log_job
 
@@ -89,9 +89,23 @@ def remove_batch(session: Session, job_id: int) -> bool:
             session.execute(delete(TaskRow).where(TaskRow.id.in_(ids)))
         return True
     id_floors.note_deleted(session, id_floors.JOBS, job_id)
+    _keep_canceled_key(session, job_id)
     session.execute(delete(JobLogRow).where(JobLogRow.job_id == job_id))
     session.execute(delete(JobRow).where(JobRow.id == job_id))
     return False
+
+
+def _keep_canceled_key(session: Session, job_id: int) -> None:
+    """A job canceled while it was being stored leaves its submission's key behind: a client repeating that
+    submission is told of the cancel rather than building the job again (store/submit_keys.py)."""
+    found = session.execute(
+        select(JobRow.submitter, JobRow.submit_key).where(
+            JobRow.id == job_id, JobRow.activity == CANCELED_UNBUILT, JobRow.submit_key.is_not(None)
+        )
+    ).first()
+    if found is not None:
+        submitter, key = found
+        session.merge(CanceledSubmitKeyRow(submitter=submitter, submit_key=key, job_id=job_id, canceled=utcnow()))
 
 
 def sweep(session: Session, *, bound: float, builds: Builds, started: datetime | None = None) -> bool:

@@ -4,8 +4,10 @@ first request made, not a second job rendering the same frames.
 
 A key is its submitter's (another user's same key is another job), stands for one submission (the same key with
 another body is refused, naming the header) and lasts as long as its job: a job deleted, or refused and so never
-stored, frees its key. The unique index on (submitter, key) makes two Servers taking the same repeat at once
-store one job; the loser answers with the winner's.
+stored, frees its key; a job a wrangler canceled while it was being stored keeps it after its removal
+(`canceled_submit_keys`), so a client still repeating it is told of the cancel rather than building it again.
+The unique index on (submitter, key) makes two Servers taking the same repeat at once store one job; the loser
+answers with the winner's.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from services.protocol.jobs import IDEMPOTENCY_KEY, JobSubmission
 from services.protocol.states import JobStatus
-from services.server.db.tables import JobRow
+from services.server.db.tables import CanceledSubmitKeyRow, JobRow
 from services.server.store import orphans
 from services.server.store.errors import Conflict, Invalid
 from services.server.store.jobs import Actor
@@ -50,6 +52,9 @@ def digest(sub: JobSubmission) -> str:
 
 
 def taken(session: Session, actor: Actor, key: str) -> bool:
+    """Whether the key names a job, or one canceled while it was being stored."""
+    if session.get(CanceledSubmitKeyRow, (actor.name, key)) is not None:
+        return True
     return session.scalar(select(JobRow.id).where(JobRow.submitter == actor.name, JobRow.submit_key == key)) is not None
 
 
@@ -58,6 +63,8 @@ def earlier(session: Session, actor: Actor, key: str, body_digest: str) -> JobRo
     a job whose tasks are still being stored (the client asks again)."""
     job = session.scalar(select(JobRow).where(JobRow.submitter == actor.name, JobRow.submit_key == key))
     if job is None:
+        if (canceled := session.get(CanceledSubmitKeyRow, (actor.name, key))) is not None:
+            raise _canceled_while_stored(canceled.job_id)
         return None
     if job.submit_digest != body_digest:
         raise Invalid(
@@ -65,11 +72,15 @@ def earlier(session: Session, actor: Actor, key: str, body_digest: str) -> JobRo
             field=HEADER,
         )
     if job.activity == orphans.CANCELED_UNBUILT:  # a wrangler's cancel: the repeat must not build it again
-        raise Conflict(f"job {job.id}, submitted with this key, was canceled while its tasks were being stored",
-                       field="status")  # fmt: skip
+        raise _canceled_while_stored(job.id)
     if job.status == JobStatus.UNDER_CONSTRUCTION.value:
         raise StillStoring(job.id)  # being stored, or removed after its Server died: a repeat then builds it
     return job
+
+
+def _canceled_while_stored(job_id: int) -> Conflict:
+    return Conflict(f"job {job_id}, submitted with this key, was canceled while its tasks were being stored; "
+                    "a new submission needs a new key", field="status")  # fmt: skip
 
 
 def is_key_clash(exc: IntegrityError) -> bool:

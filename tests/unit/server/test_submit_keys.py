@@ -232,3 +232,28 @@ async def test_on_postgresql_a_repeat_whose_first_commits_before_its_quota_check
             r = await submit(client, job(), "raced")
             assert first and r.status_code == 200 and r.json()["id"] == first[0], r.text
             assert stored_jobs_and_tasks(client) == (1, 3)
+
+
+async def test_a_job_canceled_while_stored_is_not_built_again_by_a_repeat_after_its_removal(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(submission, "CHUNK", 500)
+    monkeypatch.setattr(submission, "CHUNK_PAUSE", 0.3)  # a slow store: a window to cancel in
+    body = job("1-3000")
+    first = asyncio.ensure_future(submit(client, body, "canceled-then-removed"))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        building = (await client.get(JOBS, params={"status": "under-construction"})).json()["items"]
+        if building:
+            break
+    assert building, "the job was never seen being stored"
+    canceled = await client.post(f"{JOBS}/{building[0]['id']}/status", json={"action": "cancel"})
+    assert canceled.status_code == 200, canceled.text
+    assert (await first).status_code == 409  # its writer stopped at its next chunk and removed what it stored
+    assert stored_jobs_and_tasks(client) == (0, 0)
+    again = await submit(client, body, "canceled-then-removed")
+    assert again.status_code == 409 and again.json()["errors"][0]["field"] == "status", again.text
+    assert f"job {building[0]['id']}" in again.json()["detail"]
+    assert stored_jobs_and_tasks(client) == (0, 0)
+    other = await submit(client, body, "a-new-key")
+    assert other.status_code == 201, other.text

@@ -167,6 +167,7 @@ class JobsPanel(QWidget):
             for e in self.sync.store.job_log
         ]
         self.job_log.setPlainText("\n".join(lines))
+        self._show_tasks_cut()  # the job changed (its log is read again after each change): its total too
 
     def jobs_menu(self) -> QMenu:
         menu = QMenu(self)

@@ -7,8 +7,8 @@ several, and the Server answers with the job the first one made. While that job'
 (409 naming the key) the client asks again every second. A Server never reached (no connection on the first
 try: nothing was sent) fails at once, as every other call does, and so does any refusal, and so does an answer
 past the caller's own deadline (`AnswerTimeout`); no try starts once that deadline (else ten minutes) has passed
-since the first. A failure after a try that may have reached the Server is marked (`maybe_made`), so the caller
-can name the key that gets its job.
+since the first (so the whole may take up to twice it). A failure after a try that may have reached the Server is
+marked (`maybe_made`), so the caller can name the key that gets its job.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import TypeVar
 import httpx
 
 from services.protocol.jobs import IDEMPOTENCY_KEY
-from services.protocol.server_answers import AnswerTimeout, ApiError
+from services.protocol.server_answers import AnswerTimeout, ApiError, BadAnswer
 
 T = TypeVar("T")
 
@@ -43,6 +43,8 @@ def maybe_made(exc: BaseException) -> bool:
     if isinstance(exc, _NOT_SENT):
         return False
     if isinstance(exc, httpx.TransportError):
+        return True
+    if isinstance(exc, BadAnswer) and exc.status_code < 300:  # made, and answered in a shape not understood
         return True
     return isinstance(exc, ApiError) and (
         exc.status_code in _UNAVAILABLE or (exc.status_code == 409 and HEADER in exc.field_errors())

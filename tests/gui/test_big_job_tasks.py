@@ -67,3 +67,20 @@ def test_a_job_bigger_than_the_app_holds_shows_its_first_tasks_and_those_needing
         await sync.client.aclose()
 
     qloop.run_until_complete(scenario())
+
+
+def test_the_tasks_tab_follows_the_jobs_total_when_it_changes(qloop, qtbot) -> None:
+    """A job selected while still being stored has no total yet: the tab's count follows the job's updates."""
+    from tests.gui.test_models_plain import job
+
+    store = ClientStore()
+    panel = JobsPanel(FarmSync(store, ServerClient("http://127.0.0.1:9", "unused")))  # never started
+    qtbot.addWidget(panel)
+    tab = panel.detail_tabs.indexOf(panel.tasks_view)
+    store.apply("job-created", {**job(7, status="under-construction"), "tasks_total": 0})
+    store.select_job(7)
+    store.set_tasks_cut(7, 1000)
+    assert panel.detail_tabs.tabText(tab) == "Tasks (first 1,000 of 0)"
+    store.apply("job-updated", {**job(7), "tasks_total": 2500})  # its total once stored
+    store.set_job_log([])  # as the sync reads the selected job's log again after each change of it
+    assert panel.detail_tabs.tabText(tab) == "Tasks (first 1,000 of 2,500)"

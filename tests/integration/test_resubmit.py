@@ -177,5 +177,9 @@ def test_the_addon_tries_again_once_and_a_second_press_of_submit_makes_no_second
         pytest.raises(farm.FarmError, match="Submit again: the job will not be made twice"),
     ):
         farm.submit(farm.Connection(proxy.url, server.admin_token), body(name))
+    # pressed again while the Server is still away (nothing reached it this time): the key is still kept
+    with pytest.raises(farm.FarmError, match="Submit again") as away:
+        farm.submit(farm.Connection("http://127.0.0.1:9", server.admin_token), body(name))
+    assert "Cannot reach" in away.value.message
     back = farm.submit(farm.Connection(server.url, server.admin_token), body(name))  # pressed again once it is back
     assert jobs_named(server, name) == [back["id"]]

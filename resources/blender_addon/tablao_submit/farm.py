@@ -141,9 +141,12 @@ def submit(conn: Connection, body: dict[str, Any]) -> dict[str, Any]:
     """The job the Server made; a lost answer is asked again once, and a later submit of the same body too, with
     the same Idempotency-Key, so one job is made however often the artist presses Submit."""
     text = json.dumps(body, sort_keys=True)
-    key = _unanswered.get(text) or str(uuid.uuid4())
+    remembered = _unanswered.get(text)
+    key = remembered or str(uuid.uuid4())
     _unanswered.clear()
-    sent = False  # a try may have reached the Server: the job may be made, whatever the last try met
+    # a try may have reached the Server (this press's, or an earlier one's whose key this is): the job may be
+    # made, whatever the last try met, so the key is kept until the Server answers
+    sent = remembered is not None
     for last_try in (False, True):
         try:
             job = call(conn, "POST", "/jobs", body, headers={IDEMPOTENCY_KEY: key})

@@ -11,7 +11,7 @@ import pytest
 
 from services.protocol import resubmit
 from services.protocol.common import FieldError
-from services.protocol.server_answers import AnswerTimeout, ApiError
+from services.protocol.server_answers import AnswerTimeout, ApiError, BadAnswer
 from services.protocol.server_client import ServerClient
 
 REQUEST = httpx.Request("POST", "http://farm/api/v1/jobs")
@@ -133,3 +133,8 @@ async def test_the_client_bounds_its_tries_by_its_deadline(monkeypatch: pytest.M
         with pytest.raises(ApiError) as refused:
             await client.submit_job({"name": "j", "type": "exec", "settings": {}})
     assert refused.value.status_code == 409 and len(posts) == 1  # the next try would start after the deadline
+
+
+def test_an_answer_not_understood_after_the_job_was_made_counts_as_maybe_made() -> None:
+    assert resubmit.maybe_made(BadAnswer(201, "a status this client does not know"))
+    assert not resubmit.maybe_made(BadAnswer(404, "not JSON"))

@@ -35,7 +35,6 @@ from app.ui.submit_dialog import SubmitDialog
 from services.protocol import resubmit, timing
 from services.protocol.farm_paths import current_platform
 from services.protocol.jobs import Job
-from services.protocol.resubmit import new_key
 from services.protocol.server_client import ApiError
 
 OpenUrl = Callable[[QUrl], bool]
@@ -62,7 +61,7 @@ class JobDetails(QWidget):
         self.job_id: int | None = None
         self.variables: dict[str, dict[str, str]] | None = None  # the farm's, fetched once
         self.dialogs: list[SubmitDialog] = []
-        self._resubmit_key: tuple[int, str] | None = None  # the job resubmitted and its key, until answered
+        self._resubmit_keys = resubmit.SameKey()  # one key per job resubmitted, until the Server answers
         self.fields: dict[str, QLabel] = {}
 
         form = QFormLayout()
@@ -261,20 +260,17 @@ class JobDetails(QWidget):
             return None
         self.message.setText("Submitting…")
         body: dict[str, Any] = job_info.clone_submission(job)
-        # one key per job resubmitted until the Server answers: a click again after a lost answer makes no second
-        if self._resubmit_key is None or self._resubmit_key[0] != job.id:
-            self._resubmit_key = (job.id, new_key())
         try:
-            made = await self.sync.client.submit_job(body, self._resubmit_key[1])
+            made = await self.sync.client.submit_job(body, self._resubmit_keys.key_for(job.id))
         except (ApiError, httpx.HTTPError, OSError) as exc:
             what = exc.detail if isinstance(exc, ApiError) else str(exc) or type(exc).__name__
             if isinstance(exc, ApiError) and not resubmit.maybe_made(exc):
-                self._resubmit_key = None
+                self._resubmit_keys.answered()
                 self.message.setText(f"The Server refused it: {what}")
             else:  # not answered (or not reached): the key stays, so pressed again the job it may have made comes
                 self.message.setText(f"The Server did not answer ({what}); resubmit to retry.")
             return None
-        self._resubmit_key = None
+        self._resubmit_keys.answered()
         self.message.setText(f"Submitted again as job {made.id}.")
         self.submitted.emit(made)
         return made

@@ -29,7 +29,7 @@ from app.ui.openjd_form import OpenJDForm
 from app.ui.schema_form import ERROR_STYLE, ErrorLabel, SchemaForm
 from services.openjd_submit import farm_path_values
 from services.protocol.jobs import Job, JobTypeInfo
-from services.protocol.resubmit import new_key
+from services.protocol.resubmit import SameKey
 from services.protocol.server_client import ApiError, ServerClient
 
 
@@ -44,7 +44,7 @@ class SubmitDialog(QDialog):
         self.form: SchemaForm | None = None
         self.job_types: dict[str, JobTypeInfo] = {}
         self._pending: asyncio.Task[Any] | None = None
-        self._sent: tuple[str, str] | None = None  # the last body sent (JSON) and its Idempotency-Key
+        self._keys = SameKey()  # one Idempotency-Key while the form's body is unchanged
 
         self.type_box = QComboBox(self)
         self.type_box.currentIndexChanged.connect(self._type_chosen)
@@ -199,10 +199,7 @@ class SubmitDialog(QDialog):
     def key_for(self, body: dict[str, Any]) -> str:
         """The same key for the same body: a second click after a lost answer gets the job the first one made
         (the Server keeps the key, resubmit.py); any change to the form is a new job."""
-        text = json.dumps(body, sort_keys=True)
-        if self._sent is None or self._sent[0] != text:
-            self._sent = (text, new_key())
-        return self._sent[1]
+        return self._keys.key_for(json.dumps(body, sort_keys=True))
 
     def show_server_errors(self, exc: ApiError) -> None:
         """Each field error next to its field, nested settings included (`settings.caches.0.target`)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import TypeVar
 
 import httpx
@@ -53,6 +53,22 @@ def maybe_made(exc: BaseException) -> bool:
 
 def new_key() -> str:
     return str(uuid.uuid4())
+
+
+class SameKey:
+    """One key per thing submitted (a form's body, a job resubmitted) until the Server answers: pressed again after
+    a lost answer, the same key gets the job the first press may have made; anything else is a new key."""
+
+    def __init__(self) -> None:
+        self._held: tuple[Hashable, str] | None = None
+
+    def key_for(self, what: Hashable) -> str:
+        if self._held is None or self._held[0] != what:
+            self._held = (what, new_key())
+        return self._held[1]
+
+    def answered(self) -> None:
+        self._held = None
 
 
 async def until_answered(send: Callable[[], Awaitable[T]], within: float | None = None) -> T:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,17 +51,21 @@ def digest(sub: JobSubmission) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _keyed(actor: Actor, key: str) -> ColumnElement[bool]:
+    return and_(JobRow.submitter == actor.name, JobRow.submit_key == key)  # ux_jobs_submit_key
+
+
 def taken(session: Session, actor: Actor, key: str) -> bool:
     """Whether the key names a job, or one canceled while it was being stored."""
     if session.get(CanceledSubmitKeyRow, (actor.name, key)) is not None:
         return True
-    return session.scalar(select(JobRow.id).where(JobRow.submitter == actor.name, JobRow.submit_key == key)) is not None
+    return session.scalar(select(JobRow.id).where(_keyed(actor, key))) is not None
 
 
 def earlier(session: Session, actor: Actor, key: str, body_digest: str) -> JobRow | None:
     """The job an earlier submission with this key made, None if there is none; refuses a different body, and
     a job whose tasks are still being stored (the client asks again)."""
-    job = session.scalar(select(JobRow).where(JobRow.submitter == actor.name, JobRow.submit_key == key))
+    job = session.scalar(select(JobRow).where(_keyed(actor, key)))
     if job is None:
         if (canceled := session.get(CanceledSubmitKeyRow, (actor.name, key))) is not None:
             raise _canceled_while_stored(canceled.job_id)

@@ -4,7 +4,6 @@ a changed form is a new job."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from app.ui.submit_dialog import SubmitDialog
@@ -15,11 +14,6 @@ from tests.support.lossy_proxy import LossyProxy
 from tests.support.services import ServerProcess
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def jobs_named(server: ServerProcess, name: str) -> list[int]:
-    r = httpx.get(f"{server.url}/api/v1/jobs", params={"search": name}, headers=server.headers())
-    return [j["id"] for j in r.json()["items"] if j["name"] == name]
 
 
 def test_a_second_press_after_a_lost_answer_makes_no_second_job(
@@ -40,12 +34,12 @@ def test_a_second_press_after_a_lost_answer_makes_no_second_job(
         assert await dialog.send() is None
         assert "Submit again to retry: the job will not be made twice" in dialog.message.text()
         assert proxy.lost == 5
-        made = jobs_named(fresh_server, "lost answer")
+        made = fresh_server.jobs_named("lost answer")
         assert len(made) == 1  # the first try made it, the repeats did not
 
         job = await dialog.send()  # the second press: answered this time
         assert job is not None and [job.id] == made
-        assert jobs_named(fresh_server, "lost answer") == made
+        assert fresh_server.jobs_named("lost answer") == made
 
         dialog.name.setText("lost answer, renamed")  # another form: another job, another key
         renamed = await dialog.send()
@@ -55,4 +49,4 @@ def test_a_second_press_after_a_lost_answer_makes_no_second_job(
     try:
         qloop.run_until_complete(scenario())
     finally:
-        proxy.__exit__(None, None, None)
+        proxy.close()

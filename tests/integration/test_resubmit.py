@@ -40,11 +40,6 @@ def body(name: str) -> dict[str, Any]:
     return {"name": name, "type": "exec", "settings": {"command": ["true"], "frames": "1-2", "chunk_size": 1}}
 
 
-def jobs_named(server: ServerProcess, name: str) -> list[int]:
-    r = httpx.get(f"{server.url}/api/v1/jobs", params={"search": name, "limit": 100}, headers=server.headers())
-    return [j["id"] for j in r.json()["items"] if j["name"] == name]
-
-
 @pytest.mark.parametrize(("lose", "how"), [(1, "drop"), (3, "drop"), (2, "cut"), (2, "502")])
 async def test_the_client_sends_a_lost_submission_again_and_one_job_is_made(
     server: ServerProcess, lose: int, how: str, monkeypatch: pytest.MonkeyPatch
@@ -55,7 +50,7 @@ async def test_the_client_sends_a_lost_submission_again_and_one_job_is_made(
         async with ServerClient(proxy.url, server.admin_token) as client:
             job = await client.submit_job(body(name))
         assert proxy.lost == lose
-    assert jobs_named(server, name) == [job.id]
+    assert server.jobs_named(name) == [job.id]
 
 
 async def test_more_lost_answers_than_tries_fail_and_the_same_key_then_gets_the_job(
@@ -68,12 +63,12 @@ async def test_more_lost_answers_than_tries_fail_and_the_same_key_then_gets_the_
             with pytest.raises(httpx.TransportError):
                 await client.submit(body(name), "lost-all/v1")
         assert proxy.lost == 3
-    made = jobs_named(server, name)
+    made = server.jobs_named(name)
     assert len(made) == 1  # the first try made it; the two repeats did not make more
     async with ServerClient(server.url, server.admin_token) as client:
         again = await client.submit(body(name), "lost-all/v1")
     assert again.job.id == made[0] and again.made_before
-    assert jobs_named(server, name) == made
+    assert server.jobs_named(name) == made
 
 
 async def test_a_server_never_reached_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,16 +95,16 @@ def test_tablao_submit_sends_a_lost_submission_again_and_a_rerun_with_its_key_ma
         first = tablao_submit(server, job_file, proxy.url, *key)
         assert proxy.lost == 1
     assert first.returncode == 0, first.stderr
-    made = jobs_named(server, name)
+    made = server.jobs_named(name)
     assert len(made) == 1 and first.stdout.startswith(f"submitted job {made[0]} "), first.stdout
     rerun = tablao_submit(server, job_file, server.url, *key)
     assert rerun.returncode == 0, rerun.stderr
     assert f"job {made[0]} (cli-lost) was submitted already with this key" in rerun.stdout
-    assert jobs_named(server, name) == made
+    assert server.jobs_named(name) == made
     job_file.write_text(json.dumps({**body(name), "priority": 70}))
     changed = tablao_submit(server, job_file, server.url, *key)
     assert changed.returncode == 1 and "Idempotency-Key" in changed.stderr + changed.stdout
-    assert jobs_named(server, name) == made
+    assert server.jobs_named(name) == made
 
 
 @pytest.mark.parametrize(
@@ -131,11 +126,11 @@ def test_tablao_submit_that_may_have_made_its_job_names_the_key_that_gets_it(
     assert failed.returncode == 1 and says in failed.stderr, failed.stderr
     hint = re.search(r"run the command again with --idempotency-key (\S+) to get it", failed.stderr)
     assert hint is not None, failed.stderr
-    made = jobs_named(server, name)
+    made = server.jobs_named(name)
     assert len(made) == 1
     again = tablao_submit(server, job_file, server.url, "--idempotency-key", hint.group(1))
     assert again.returncode == 0 and f"job {made[0]} ({name}) was submitted already" in again.stdout
-    assert jobs_named(server, name) == made
+    assert server.jobs_named(name) == made
 
 
 def test_tablao_submit_refuses_a_malformed_key(tmp_path: Path) -> None:
@@ -155,12 +150,12 @@ def test_the_addon_tries_again_once_and_a_second_press_of_submit_makes_no_second
     with LossyProxy(server.port, lose=1) as proxy:
         job = farm.submit(farm.Connection(proxy.url, server.admin_token), body(name))
         assert proxy.lost == 1
-    assert jobs_named(server, name) == [job["id"]]
+    assert server.jobs_named(name) == [job["id"]]
     name = "addon-cut"
     with LossyProxy(server.port, lose=1, how="cut") as proxy:  # the answer's head comes, its body is cut off
         job = farm.submit(farm.Connection(proxy.url, server.admin_token), body(name))
         assert proxy.lost == 1
-    assert jobs_named(server, name) == [job["id"]]
+    assert server.jobs_named(name) == [job["id"]]
     name = "addon-lost-twice"
     with LossyProxy(server.port, lose=2) as proxy:
         conn = farm.Connection(proxy.url, server.admin_token)
@@ -168,7 +163,7 @@ def test_the_addon_tries_again_once_and_a_second_press_of_submit_makes_no_second
             farm.submit(conn, body(name))
         assert lost.value.unanswered and proxy.lost == 2
         again = farm.submit(conn, body(name))  # the artist presses Submit again
-    assert jobs_named(server, name) == [again["id"]]
+    assert server.jobs_named(name) == [again["id"]]
     other = farm.submit(farm.Connection(server.url, server.admin_token), body(name))
     assert other["id"] != again["id"]  # answered: the next press is a new job
     name = "addon-server-gone"
@@ -182,4 +177,4 @@ def test_the_addon_tries_again_once_and_a_second_press_of_submit_makes_no_second
         farm.submit(farm.Connection("http://127.0.0.1:9", server.admin_token), body(name))
     assert "Cannot reach" in away.value.message
     back = farm.submit(farm.Connection(server.url, server.admin_token), body(name))  # pressed again once it is back
-    assert jobs_named(server, name) == [back["id"]]
+    assert server.jobs_named(name) == [back["id"]]

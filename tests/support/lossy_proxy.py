@@ -43,6 +43,9 @@ class LossyProxy:
         return self
 
     def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
         _close(self._listener)
         for s in list(self._open):
             _close(s)

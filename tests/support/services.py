@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from tests.support.ports import free_port, wait_http
 
 # a busy shared machine can take longer than this to import and migrate; TABLAO_TEST_START_TIMEOUT raises it
@@ -88,3 +90,8 @@ class ServerProcess:
 
     def headers(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.admin_token}"}
+
+    def jobs_named(self, name: str) -> list[int]:
+        """The ids of the Server's jobs of exactly this name (of its first 1,000 matches)."""
+        r = httpx.get(f"{self.url}/api/v1/jobs", params={"search": name, "limit": 1000}, headers=self.headers())
+        return [j["id"] for j in r.json()["items"] if j["name"] == name]

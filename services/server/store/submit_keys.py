@@ -5,7 +5,8 @@ first request made, not a second job rendering the same frames.
 A key is its submitter's (another user's same key is another job), stands for one submission (the same key with
 another body is refused, naming the header) and lasts as long as its job: a job deleted, or refused and so never
 stored, frees its key; a job a wrangler canceled while it was being stored keeps it after its removal
-(`canceled_submit_keys`), so a client still repeating it is told of the cancel rather than building it again.
+(`canceled_submit_keys`, for `CANCELED_KEYS_KEPT`: longer than any client keeps repeating), so a client still
+repeating it is told of the cancel rather than building it again.
 The unique index on (submitter, key) makes two Servers taking the same repeat at once store one job; the loser
 answers with the winner's.
 """
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from services.protocol.common import utcnow
 from services.protocol.jobs import IDEMPOTENCY_KEY, JobSubmission
 from services.protocol.states import JobStatus
 from services.server.db.tables import CanceledSubmitKeyRow, JobRow
@@ -28,6 +31,8 @@ from services.server.store.jobs import Actor
 
 HEADER = IDEMPOTENCY_KEY
 STILL_STORING_RETRY = 1.0  # seconds a client waits before asking again for a job still being stored
+# a client repeats a submission for minutes (`tablao submit` 5, the app 10), the Blender add-on while Blender runs
+CANCELED_KEYS_KEPT = timedelta(days=7)
 
 
 class KeyTaken(Exception):
@@ -90,3 +95,10 @@ def _canceled_while_stored(job_id: int) -> Conflict:
 def is_key_clash(exc: IntegrityError) -> bool:
     """Whether storing a job failed on the key's unique index (not on a reference gone meanwhile)."""
     return "submit_key" in str(exc.orig)
+
+
+def prune_canceled(session: Session, kept: timedelta = CANCELED_KEYS_KEPT) -> int:
+    """A housekeeping sweep: forget the keys of jobs canceled while being stored longer ago than `kept` (a
+    repeat after that is a new submission, as after the job's deletion)."""
+    result = session.execute(delete(CanceledSubmitKeyRow).where(CanceledSubmitKeyRow.canceled < utcnow() - kept))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -8,6 +8,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from contextlib import nullcontext
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from services.protocol.common import utcnow
 from services.protocol.jobs import JobSubmission
 from services.protocol.states import JobStatus
 from services.server.config import ServerConfig
-from services.server.db.tables import JobRow
+from services.server.db.tables import CanceledSubmitKeyRow, JobRow
 from services.server.store import orphans, submission, submit_keys
 from services.server.store.jobs import Actor
 from services.server.store.submission import SubmitKey
@@ -257,3 +259,20 @@ async def test_a_job_canceled_while_stored_is_not_built_again_by_a_repeat_after_
     assert stored_jobs_and_tasks(client) == (0, 0)
     other = await submit(client, body, "a-new-key")
     assert other.status_code == 201, other.text
+
+
+async def test_the_key_of_a_job_canceled_while_stored_is_forgotten_after_a_week(client: httpx.AsyncClient) -> None:
+    write_sessions = client.app.state.write_sessions  # type: ignore[attr-defined]
+    now = utcnow()
+    with write_sessions() as session:
+        for key, age in (("last-month", timedelta(days=30)), ("yesterday", timedelta(days=1))):
+            session.add(CanceledSubmitKeyRow(submitter="admin", submit_key=key, job_id=7, canceled=now - age))
+        session.commit()
+    with write_sessions() as session:
+        assert submit_keys.prune_canceled(session) == 1
+        session.commit()
+    recent = await submit(client, job(), "yesterday")
+    assert recent.status_code == 409 and recent.json()["errors"][0]["field"] == "status", recent.text
+    old = await submit(client, job(), "last-month")  # a repeat this late is a new submission
+    assert old.status_code == 201, old.text
+    assert stored_jobs_and_tasks(client) == (1, 3)

@@ -264,10 +264,13 @@ class JobDetails(QWidget):
             made = await self.sync.client.submit_job(body, self._resubmit_keys.key_for(job.id))
         except (ApiError, httpx.HTTPError, OSError) as exc:
             what = exc.detail if isinstance(exc, ApiError) else str(exc) or type(exc).__name__
-            if isinstance(exc, ApiError) and not resubmit.maybe_made(exc):
+            if not resubmit.maybe_made(exc) and isinstance(exc, ApiError):
                 self._resubmit_keys.answered()
+            # otherwise the key stays (an earlier try may have reached the Server): pressed again, the job it
+            # may have made comes, never a second one
+            if resubmit.refused(exc):
                 self.message.setText(f"The Server refused it: {what}")
-            else:  # not answered (or not reached): the key stays, so pressed again the job it may have made comes
+            else:
                 self.message.setText(f"The Server did not answer ({what}); resubmit to retry.")
             return None
         self._resubmit_keys.answered()

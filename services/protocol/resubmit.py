@@ -51,6 +51,17 @@ def maybe_made(exc: BaseException) -> bool:
     )
 
 
+def refused(exc: BaseException) -> bool:
+    """Whether the Server answered the submission with a refusal (a 4xx other than "still being stored"): after
+    an earlier try's lost answer too, since a repeat of a job that was made is answered with that job."""
+    return (
+        isinstance(exc, ApiError)
+        and not isinstance(exc, BadAnswer)
+        and 400 <= exc.status_code < 500
+        and not (exc.status_code == 409 and HEADER in exc.field_errors())
+    )
+
+
 def new_key() -> str:
     return str(uuid.uuid4())
 

@@ -20,6 +20,7 @@ from app.qt import QUrl
 from app.ui.jobs_panel import JobsPanel
 from app.ui.schema_form import SchemaForm
 from services.protocol import resubmit
+from services.protocol.server_answers import ApiError
 from services.protocol.server_client import ServerClient
 from tests.gui.conftest import until
 from tests.support.lossy_proxy import LossyProxy
@@ -296,6 +297,40 @@ def test_resubmit_pressed_again_after_a_lost_answer_makes_one_job(
         qloop.run_until_complete(scenario())
     finally:
         proxy.close()
+
+
+def test_resubmit_refused_after_a_lost_answer_says_refused_and_keeps_its_key(
+    qloop, qtbot, farm_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first try's answer was lost, the next was refused (the Server looked the key up and found no job)."""
+    monkeypatch.setattr(resubmit, "LOST_ANSWER_WAITS", (0.05,) * 4)
+    panel = Panel(farm_server)
+    qtbot.addWidget(panel.panel)
+    keys: list[str] = []
+
+    async def scenario() -> None:
+        async with ServerClient(farm_server.url, farm_server.admin_token) as actor:
+            job = await actor.submit_job({"name": "refused", "type": "blender-render", "settings": RENDER})
+        await panel.start()
+        await panel.show(job.id)
+        real = panel.sync.client._response
+
+        async def lost_then_refused(method: str, path: str, **kw: Any) -> httpx.Response:
+            if method != "POST" or path != "/jobs":
+                return await real(method, path, **kw)
+            keys.append(kw["headers"][resubmit.HEADER])
+            if len(keys) % 2:
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            raise ApiError(403, "your role may not submit jobs")
+
+        monkeypatch.setattr(panel.sync.client, "_response", lost_then_refused)
+        assert await panel.details.resubmit() is None
+        assert panel.details.message.text() == "The Server refused it: your role may not submit jobs"
+        assert await panel.details.resubmit() is None
+        assert len(keys) == 4 and len(set(keys)) == 1  # kept: pressed again, a job the lost try made would come
+        await panel.stop()
+
+    qloop.run_until_complete(scenario())
 
 
 def test_a_panel_closed_right_after_a_clone_is_not_touched_by_the_delayed_selection(qtbot) -> None:

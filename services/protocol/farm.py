@@ -12,6 +12,9 @@ from services.protocol.host_requirements import HostCapabilities
 from services.protocol.states import ManagerStatus, Role, Unavailability, WorkerStatus, WorkerStatusRequest
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+# a worker's name goes into logs, the app and the Server's lists: the rule of `tablao worker --name`, so a name
+# cannot carry a line break ("w\nINFO ...") or a right-to-left override; the Server holds a Manager's reports to it
+WorkerName = Annotated[str, Field(pattern=NAME_PATTERN)]
 MAX_MEMORY_MB = 2**40  # an exbibyte: far past any machine, well inside a float
 MAX_LOAD = 1e6  # run-queue length; a machine that loaded would not be sending heartbeats
 

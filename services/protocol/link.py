@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from services.protocol.common import (
     ID_MAX,
@@ -23,12 +23,12 @@ from services.protocol.common import (
     bounded_json,
 )
 from services.protocol.failures import BLOCKLIST_REPORT_MAX, BlocklistReport, Unblock
-from services.protocol.farm import Utilisation
+from services.protocol.farm import Utilisation, WorkerName
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command, OnTaskFailure
 from services.protocol.preview import PREVIEWS_PER_BATCH, PreviewReport
 from services.protocol.states import TaskStatus, Unavailability, WorkerStatus, WorkerStatusRequest
-from services.protocol.tags import required_tags
+from services.protocol.tags import normal_tag, required_tags
 
 LOG_TAIL_LINES = 20
 TOKEN_MAX_CHARS = 200  # API tokens are 47 characters; longer strings are not tokens
@@ -88,7 +88,7 @@ class TaskUpdate(WireModel):
     attempt: Id
     status: Annotated[TaskStatus | None, JSON_TEXT] = None  # queued = given back unstarted
     worker_id: WorkerKey | None = None
-    worker_name: WorkerKey | None = None
+    worker_name: WorkerName | None = None
     activity: str | None = Field(default=None, max_length=1000)
     steps_done: Count | None = None
     steps_total: Count | None = None
@@ -101,12 +101,17 @@ class TaskUpdate(WireModel):
     unrunnable_here: bool = False
 
 
+# a worker signs on with tags (services/protocol/tags.py); one a Manager kept from before the rule is reported as
+# the tag it stands for, never as text with line breaks or controls, and without leaving the worker out
+ReportedTag = Annotated[ShortText, AfterValidator(normal_tag)]
+
+
 class WorkerReport(WireModel):
     id: WorkerKey
-    name: WorkerKey
+    name: WorkerName
     platform: PlatformText
     task_types: list[ShortText] = Field(max_length=1000)
-    tags: list[ShortText] = Field(max_length=1000)
+    tags: list[ReportedTag] = Field(max_length=1000)
     software: Annotated[dict[str, str], bounded_json(SOFTWARE_MAX_BYTES)] = Field(default_factory=dict)
     status: Annotated[WorkerStatus, JSON_TEXT]
     current_task_id: Id | None = None

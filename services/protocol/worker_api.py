@@ -19,7 +19,7 @@ from services.protocol.common import (
     WireModel,
     bounded_json,
 )
-from services.protocol.farm import NAME_PATTERN, Utilisation
+from services.protocol.farm import Utilisation, WorkerName
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command
 from services.protocol.path_mapping import PathMapping
@@ -45,11 +45,6 @@ SUPERSEDED_HEADER = "Tablao-Superseded"
 # on a 409 to a task request from a worker the Manager has no sign-on of (it restarted): the finished task's
 # updates the request carried were not looked at, so the worker signs on and sends them again (not stale)
 SIGN_ON_HEADER = "Tablao-Sign-On-First"
-
-
-# a worker's name goes into logs, the app and the Server's lists: the rule of `tablao worker --name`, so a name
-# cannot carry a line break ("w\nINFO ...") or a right-to-left override
-WorkerName = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class RegisterRequest(WireModel):

@@ -388,6 +388,31 @@ def test_reported_times_are_made_utc_and_one_with_no_utc_equivalent_is_refused_n
     assert admin.get("/jobs").status_code == 200
 
 
+def test_a_workers_name_must_be_one_a_worker_may_sign_on_with_and_its_tags_are_made_tags(
+    admin: httpx.Client, link: httpx.Client
+) -> None:
+    """The rule of the Manager's worker routes holds at the Server too: a name with a line break or a right-to-left
+    override is refused naming the field wherever a Manager reports one; a tag from before the rule is its tag."""
+    ttype = kind()
+    submit(admin, ttype, frames="1")
+    (t,) = claim(link, [ttype])
+    evil = "evil\n\u202egnp.exe"
+    update = {"task_id": t["id"], "attempt": t["attempt"], "status": "active", "worker_id": "w", "worker_name": evil}
+    r = push(link, [update], seq=link.seq + 1)  # type: ignore[attr-defined]
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["task_updates.0.worker_name"]
+    r = push(link, [], seq=link.seq + 1, workers=[{**worker_report("w", ttype), "name": evil}])  # type: ignore[attr-defined]
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["workers.0.name"], r.text
+    image = {"content_type": "image/jpeg", "width": 4, "height": 4, "data": "AAAA", "frame_path": "/r/f.png"}
+    preview = {"task_id": t["id"], "job_id": t["job_id"], "worker_id": "w", "worker_name": evil,
+               "time": "2026-01-01T00:00:00Z", "preview": image}  # fmt: skip
+    r = push(link, [], seq=link.seq + 1, previews=[preview])  # type: ignore[attr-defined]
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["previews.0.worker_name"], r.text
+    report = {**worker_report("w-tags", ttype), "tags": ["rtx 4090\n", "gpu"]}
+    assert push(link, [], workers=[report]).status_code == 200
+    (got,) = [w for w in admin.get("/workers").json() if w["id"] == report["id"]]
+    assert sorted(got["tags"]) == ["gpu", "rtx-4090"]
+
+
 def test_cancel_reaches_the_manager_in_the_ack(admin: httpx.Client, link: httpx.Client) -> None:
     t = kind()
     job = submit(admin, t, frames="1")
@@ -566,11 +591,29 @@ def test_full_log_upload(link: httpx.Client, admin: httpx.Client, server: Server
     t = kind()
     submit(admin, t, frames="1")
     (c,) = claim(link, [t])
-    r = link.post(f"/tasks/{c['id']}/log", content=b"all\nthe\nlines\n", headers={"Content-Type": "text/plain"})
+
+    def upload() -> httpx.Response:
+        return link.post(f"/tasks/{c['id']}/log", content=b"all\nthe\nlines\n", headers={"Content-Type": "text/plain"})
+
+    r = upload()  # nobody asked: a Manager cannot fill the Server's disk
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "id", r.text
+    assert "did not ask" in r.json()["detail"]
+    assert list(server.data_dir.glob(f"task-logs/*/task-{c['id']}.log")) == []
+    ask_for_log(admin, link, c["id"])
+    r = upload()
     assert r.status_code == 204, r.text
     stored = list(server.data_dir.glob(f"task-logs/*/task-{c['id']}.log"))
     assert [p.read_text() for p in stored] == ["all\nthe\nlines\n"]
+    assert upload().status_code == 204  # a retry after a lost answer
+    assert list((server.data_dir / "task-logs" / "uploads").iterdir()) == []
     assert link.post("/tasks/999999999/log", content=b"x").status_code == 404
+
+
+def ask_for_log(admin: httpx.Client, link: httpx.Client, task_id: int) -> None:
+    """A user asks for the task's full log; the Manager hears of it in the answer to its next batch."""
+    assert admin.post(f"/tasks/{task_id}/log/request").status_code == 202
+    ack = push(link, [])
+    assert ack.status_code == 200 and task_id in ack.json()["upload_log_task_ids"], ack.text
 
 
 @pytest.mark.parametrize("limit", [7, 10, 64])
@@ -580,6 +623,7 @@ def test_the_servers_copy_of_a_log_pages_forward_whole(link: httpx.Client, admin
     submit(admin, t, frames="1")
     (c,) = claim(link, [t])
     whole = "".join(f"line {i}\n" for i in range(40)) + "é🎬日" * 9 + "\nthe last, unfinished"
+    ask_for_log(admin, link, c["id"])
     assert link.post(f"/tasks/{c['id']}/log", content=whole.encode()).status_code == 204
     pages, after = [], 0
     for _ in range(200):

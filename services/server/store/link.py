@@ -224,6 +224,12 @@ def _apply_updates(
         if reason is not None or task is None:
             rejected.append(RejectedUpdate(task_id=u.task_id, reason=reason or "", attempt=u.attempt))
             continue
+        if _changes_nothing(task, u):
+            # no event, no write but the lease's: an update that repeats what is stored is not news to the
+            # farm's clients (a Manager sending thousands of them filled the event log)
+            if task.status in HELD:
+                task.lease_expires = lease
+            continue
         job = jobs.get(task.job_id) or jobs.setdefault(task.job_id, session.get_one(JobRow, task.job_id))
         if u.worker_id is not None:
             task.worker_id, task.worker_name = u.worker_id, u.worker_name
@@ -269,6 +275,20 @@ def _apply_updates(
 
 UNRUNNABLE = "no worker may run it"
 CAUSE_MAX_CHARS = 300
+
+
+def _changes_nothing(task: TaskRow, u: TaskUpdate) -> bool:
+    return (
+        u.status in (None, task.status)
+        and not u.log_tail
+        and not u.unrunnable_here
+        and u.activity in (None, task.activity)
+        and u.steps_done in (None, task.steps_done)
+        and u.steps_total in (None, task.steps_total)
+        and u.failure_count in (None, task.failure_count)
+        and u.worker_id in (None, task.worker_id)
+        and u.worker_name in (None, task.worker_name)
+    )
 
 
 def _exclude(session: Session, manager: ManagerRow, task: TaskRow, job: JobRow) -> str | None:

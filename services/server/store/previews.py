@@ -2,7 +2,9 @@
 
 A Manager may report a preview only of a task it holds (or held to its end) and for its own worker; anything else
 is ignored, as a repeated batch's worker states are. A preview older than the one stored (a Manager that was
-away sends late) does not replace it. Each new image is announced as a `last-rendered` event without the image.
+away sends late) does not replace it; a time ahead of the Server's clock counts as now, so a Manager whose clock
+runs ahead cannot hold a job's preview against every other Manager's. Each new image is announced as a
+`last-rendered` event without the image.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from services.protocol.common import utcnow
 from services.protocol.preview import LastRendered, PreviewReport
 from services.server.db.tables import LastRenderedRow, ManagerRow, TaskRow, WorkerRow
 from services.server.store import events
@@ -21,7 +24,10 @@ JOB, WORKER = "job", "worker"
 
 
 def apply_reports(session: Session, manager: ManagerRow, reports: list[PreviewReport]) -> None:
+    now = utcnow()
     for r in reports:
+        if r.time > now:
+            r = r.model_copy(update={"time": now})
         task = session.get(TaskRow, r.task_id)
         if task is None or task.job_id != r.job_id or task.manager_id != manager.id:
             continue  # not this Manager's task (any more): a requeued task's late frame is not news

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,9 @@ from services.protocol.link import ClaimRequest, TaskUpdate, UpdateBatch
 from services.protocol.states import Role, TaskStatus
 from services.server.db.engine import make_engine
 from services.server.db.migrate import upgrade
-from services.server.db.tables import JobRow, ManagerExclusionRow, ManagerRow, TaskRow
-from services.server.store import farm, jobs, lease_expiry, link
+from services.server.db.tables import EventRow, JobRow, ManagerExclusionRow, ManagerRow, TaskRow
+from services.server.store import farm, jobs, lease_expiry, link, previews
+from services.server.store.convert import aware
 from services.server.store.sessions import open_sessions
 from tests.support.databases import database_url
 from tests.support.pg_race import postgres_writers, race
@@ -100,7 +102,7 @@ def expire(writers: sessionmaker[Session]) -> int:
     return n
 
 
-def update(task_id: int, attempt: int, status: TaskStatus, **fields: object) -> TaskUpdate:
+def update(task_id: int, attempt: int, status: TaskStatus | None, **fields: object) -> TaskUpdate:
     return TaskUpdate.model_validate({"task_id": task_id, "attempt": attempt, "status": status, **fields})
 
 
@@ -489,3 +491,51 @@ def test_a_paused_job_none_of_whose_tasks_is_left_ends_rather_than_waiting_for_a
     assert m.send(update(t1, a1, TaskStatus.FAILED, failure_count=1, activity="exit 1")) == []
     row = _consistent(writers, job_id)
     assert (row.status, row.tasks_completed, row.tasks_failed) == ("failed", 1, 1)
+
+
+def test_a_preview_dated_ahead_of_the_servers_clock_does_not_hold_the_jobs_preview(
+    writers: sessionmaker[Session],
+) -> None:
+    """A Manager whose clock runs ahead (or a hostile one) cannot keep every other Manager's frames off the job."""
+    job_id = submit(writers, frames="1-2")
+    ahead, behind = Link(writers, "ahead"), Link(writers, "behind")
+    (task_a,) = ahead.claim(1)
+    (task_b,) = behind.claim(1)
+
+    def report(by: Link, task_id: int, when: datetime, path: str) -> None:
+        image = {"content_type": "image/jpeg", "width": 4, "height": 4, "data": "AAAA", "frame_path": path}
+        r = {"task_id": task_id, "job_id": job_id, "worker_id": "w", "worker_name": "w", "time": when}
+        by.seq += 1
+        with by.writers() as s:
+            batch = UpdateBatch.model_validate({"seq": by.seq, "previews": [{**r, "preview": image}]})
+            link.apply_batch(s, s.get_one(ManagerRow, by.id), batch, LEASE)
+            s.commit()
+
+    report(ahead, task_a, datetime(9999, 12, 31, tzinfo=UTC), "/r/ahead.png")
+    report(behind, task_b, utcnow() + timedelta(seconds=1), "/r/behind.png")
+    with writers() as s:
+        shown = previews.get(s, previews.JOB, str(job_id))
+        assert shown.frame_path == "/r/behind.png"
+        assert aware(shown.time) < datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def test_an_update_that_changes_nothing_is_no_event_and_still_renews_the_lease(writers: sessionmaker[Session]) -> None:
+    submit(writers, frames="1")
+    manager = Link(writers, "m")
+    ((task_id, attempt),) = manager.claim(1).items()
+
+    def task_events() -> int:
+        with writers() as s:
+            return len(s.scalars(select(EventRow.id).where(EventRow.type == "task-updated")).all())
+
+    same = update(task_id, attempt, TaskStatus.ACTIVE, activity="frame 1", worker_id="w1", worker_name="w1")
+    assert manager.send(same) == []
+    before, lease = task_events(), task(writers, task_id).lease_expires
+    assert before >= 1 and lease is not None
+    time.sleep(0.01)
+    assert manager.send(same, update(task_id, attempt, None, activity="frame 1", steps_done=0)) == []
+    assert task_events() == before
+    renewed = task(writers, task_id).lease_expires
+    assert renewed is not None and renewed > lease
+    assert manager.send(update(task_id, attempt, None, activity="frame 1 sampling")) == []
+    assert task_events() == before + 1

@@ -46,6 +46,13 @@ def test_a_demoted_user_may_not_run_again_what_they_may_no_longer_submit(tmp_pat
             refused(wes.post(f"/jobs/{waiting['id']}/release", json={}))  # from its canceled dependency
             r = wes.post("/jobs/bulk", json={"ids": [canceled["id"]], "action": "requeue"})
             assert r.status_code == 200 and not r.json()["results"][0]["ok"], r.text
+            # deleting the canceled job `waiting` waits for would let it run: judged as its release
+            r = wes.delete(f"/jobs/{canceled['id']}")
+            refused(r)
+            assert f"job {waiting['id']} waits for job {canceled['id']}" in r.json()["detail"]
+            r = wes.post("/jobs/bulk", json={"ids": [canceled["id"]], "delete": True})
+            assert r.status_code == 200 and "you are artist" in r.json()["results"][0]["error"], r.text
+            assert admin.get(f"/jobs/{waiting['id']}").json()["depends_on"] == [canceled["id"]]
             # nothing changed, and what the artist may still do is done
             assert admin.get(f"/jobs/{canceled['id']}").json()["status"] == "canceled"
             assert admin.get(f"/jobs/{paused['id']}").json()["status"] == "paused"

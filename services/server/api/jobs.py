@@ -167,6 +167,7 @@ def bulk(
             elif req.priority is not None:
                 store.set_priority(session, job, req.priority, user)
             else:
+                _check_releases(session, job, user, cfg)
                 store.delete_job(session, job, user)
             savepoint.commit()
             results.append(BulkItemResult(id=job_id, ok=True))
@@ -207,10 +208,31 @@ def get_job(
 
 @router.delete("/{job_id}", status_code=204)
 def delete_job(job_id: Id, session: SessionDep, user: UserDep, cfg: ConfigDep) -> Response:
-    store.delete_job(session, store.get(session, job_id, for_update=True), user)
+    job = store.get(session, job_id, for_update=True)
+    _check_releases(session, job, user, cfg)
+    store.delete_job(session, job, user)
     session.commit()
     log_copies.forget_job(cfg.data_dir, job_id)
     return Response(status_code=204)
+
+
+def _check_releases(session: Session, job: JobRow, user: Actor, cfg: ServerConfig) -> None:
+    """A deleted dependency counts as done, so deleting a job that did not complete lets the jobs waiting for it
+    run: judged as releasing them is (their owner, a wrangler or an admin; today's policy for the caller's role),
+    or a demoted user could start a command job by deleting the job it waits for."""
+    store.check_may_manage(job, user)  # the job's own refusals come first
+    if job.status not in (JobStatus.CANCELED.value, JobStatus.FAILED.value):
+        return  # completed: its dependents were free already; unfinished: not deleted (store.delete_job)
+    for waiting in store.waiting_for(session, job.id):
+        try:
+            store.check_may_manage(waiting, user)
+            cfg.policy.check_run_again(waiting.type, waiting.settings, user.role)
+        except StoreError as exc:
+            raise type(exc)(
+                f"job {waiting.id} waits for job {job.id}, and deleting it would let job {waiting.id} run: "
+                f"{exc.message}",
+                field=exc.field or "id",
+            ) from exc
 
 
 @router.post("/{job_id}/status")

@@ -312,6 +312,17 @@ def set_priority(session: Session, job: JobRow, priority: int, actor: Actor) -> 
             instruct(session, manager_id, "reprioritize", [job.id])
 
 
+def waiting_for(session: Session, job_id: int) -> list[JobRow]:
+    """The unfinished jobs that wait for this one (its id in their `depends_on`)."""
+    candidates = session.execute(
+        select(JobRow.id, JobRow.depends_on).where(
+            JobRow.status.not_in([s.value for s in FINISHED_JOB_STATUSES]), JobRow.depends_on.is_not(None)
+        )
+    ).all()
+    ids = [i for i, deps in candidates if job_id in (deps or [])]
+    return list(session.scalars(select(JobRow).where(JobRow.id.in_(ids)).order_by(JobRow.id))) if ids else []
+
+
 def delete_job(session: Session, job: JobRow, actor: Actor) -> None:
     check_may_manage(job, actor)
     if JobStatus(job.status) not in FINISHED_JOB_STATUSES:

@@ -33,7 +33,7 @@ from services.server.db.problems import safe_url
 from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
 from services.server.jobtypes.registry import job_types
-from services.server.store import events, lease_expiry, orphans, silent, submit_keys, worker_history
+from services.server.store import events, lease_expiry, log_copies, orphans, silent, submit_keys, worker_history
 from services.server.store.auth import bootstrap_admin
 from services.server.store.sessions import open_sessions
 from services.server.store.token_uses import TokenUses
@@ -77,6 +77,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         Sweep("prune worker history", lambda s: worker_history.prune(s, config.history_seconds)),
         Sweep("tokens last used", token_uses.write),
         Sweep("prune canceled submission keys", submit_keys.prune_canceled),
+        Sweep("prune log uploads asked for", lambda s: log_copies.prune_asked(s, config.data_dir)),
         Sweep(
             "orphaned jobs under construction",
             lambda s: orphans.sweep(s, bound=config.orphan_seconds, builds=builds, started=sole_since),

@@ -28,8 +28,9 @@ WRITE_WITHIN = 5.0  # seconds; the old route kept this write waiting 30 s
 def stalled_upload(fresh_server: ServerProcess) -> Iterator[socket.socket]:
     """A Manager's log upload that declared 100,000 bytes and sent 10, left open."""
     token = add_manager(fresh_server, "slow-uploader")
+    task_id = asked_task(fresh_server, token, "stalled-upload")
     head = (
-        f"POST {API}/manager/tasks/1/log HTTP/1.1\r\n"
+        f"POST {API}/manager/tasks/{task_id}/log HTTP/1.1\r\n"
         f"Host: 127.0.0.1:{fresh_server.port}\r\n"
         f"Authorization: Bearer {token}\r\n"
         "Content-Type: text/plain\r\n"
@@ -40,6 +41,19 @@ def stalled_upload(fresh_server: ServerProcess) -> Iterator[socket.socket]:
         sock.sendall(head.encode() + b"0123456789")
         time.sleep(1.0)  # the Server has the headers and is in the route, waiting for the rest of the body
         yield sock
+
+
+def asked_task(server: ServerProcess, token: str, task_type: str) -> int:
+    """A task the Manager holding `token` claimed and was asked for the full log of (only such a log is taken)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url + API, headers=server.headers(), timeout=30) as admin:
+        body = {"name": "long log", "type": "exec", "settings": {"command": ["true"], "task_type": task_type}}
+        assert admin.post("/jobs", json=body).status_code == 201
+        r = httpx.post(f"{server.url}{API}/manager/claim", json={"capacity": 1, "task_types": [task_type]},
+                       headers=headers, timeout=30)  # fmt: skip
+        (task,) = r.json()["tasks"]
+        assert admin.post(f"/tasks/{task['id']}/log/request").status_code == 202
+        return int(task["id"])
 
 
 def test_a_write_goes_through_while_a_log_upload_stalls(
@@ -106,10 +120,7 @@ def test_a_log_past_the_body_limit_is_taken_on_its_route_only(fresh_server: Serv
     manager = httpx.Client(base_url=f"{fresh_server.url}{API}/manager", headers={"Authorization": f"Bearer {token}"})
     admin = httpx.Client(base_url=fresh_server.url + API, headers=fresh_server.headers(), timeout=30)
     try:
-        body = {"name": "long log", "type": "exec", "settings": {"command": ["true"], "task_type": "upload-limit"}}
-        assert admin.post("/jobs", json=body).status_code == 201
-        r = manager.post("/claim", json={"capacity": 1, "task_types": ["upload-limit"]}, timeout=30)
-        (task,) = r.json()["tasks"]
+        task = {"id": asked_task(fresh_server, token, "upload-limit")}
         log = b"".join(b"line %07d %s\n" % (i, b"y" * 100) for i in range(90_000))  # 9.5 MB
         r = manager.post(f"/tasks/{task['id']}/log", content=log, headers={"Content-Type": "text/plain"}, timeout=60)
         assert r.status_code == 204, r.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +31,7 @@ from services.server.store.events import EventNotifier
 router = APIRouter(prefix="/manager", tags=["manager link"])
 
 MAX_LOG_BYTES = 64 * 1024 * 1024
+WRITE_EVERY = 1024 * 1024  # bytes of an uploaded log gathered before a write to its file
 # the one route whose body may be bigger than the services' body limit: app.py gives it MAX_LOG_BYTES
 LOG_UPLOAD_ROUTE = ("POST", "/manager/tasks/{task_id}/log")
 
@@ -151,28 +153,48 @@ async def updates(batch: UpdateBatch, request: Request, token: TokenDep, cfg: Co
 @router.post("/tasks/{task_id}/log", status_code=204)
 async def upload_log(task_id: Id, request: Request, token: TokenDep, cfg: ConfigDep) -> Response:
     """The full log of a task, uploaded when the Server asked for it (at most MAX_LOG_BYTES)."""
-    # The token before the body: this route's body may be far bigger than any other's, and only a Manager's
-    # is read. In a read session, closed before the body: a write session holds SQLite's write lock from its
-    # start, and a slow (or stalled) upload would keep every other write of the farm waiting behind it.
+    # The token and the Server's request before the body: this route's body may be far bigger than any other's,
+    # and only a Manager's asked-for log is read. In a read session, closed before the body: a write session
+    # holds SQLite's write lock from its start, and a slow (or stalled) upload would keep every other write of
+    # the farm waiting behind it.
     readers, writers = request.app.state.read_sessions, request.app.state.write_sessions
 
-    def check_token() -> None:
+    def check_asked() -> None:
         with readers() as session:
-            manager_by_token(session, token, request)
+            log_copies.check_asked(session, manager_by_token(session, token, request), task_id)
 
-    await run_in_threadpool(check_token)
-    body = await request.body()
-    if len(body) > MAX_LOG_BYTES:
-        raise Invalid(f"the log is larger than {MAX_LOG_BYTES} bytes", field="body")
+    await run_in_threadpool(check_asked)
+    received = await run_in_threadpool(log_copies.receiving, cfg.data_dir)
+    try:
+        await _receive(request, received)
+    except BaseException:
+        received.unlink(missing_ok=True)
+        raise
 
     def keep() -> None:
-        # one trip to the thread pool for the session, the token check (again: the Manager may have been removed
+        # one trip to the thread pool for the session, the checks (again: the Manager may have been removed
         # while its body came) and the copy, as in `updates`
         with writers() as session:
-            log_copies.store(session, manager_by_token(session, token, request), task_id, cfg.data_dir, body)
+            log_copies.store(session, manager_by_token(session, token, request), task_id, cfg.data_dir, received)
 
     await run_in_threadpool(keep)
     return Response(status_code=204)
+
+
+async def _receive(request: Request, path: Path) -> None:
+    """The body into `path` as it comes, a few writes per MiB: concurrent uploads hold no whole log in memory."""
+    size = 0
+    part = bytearray()
+    with path.open("wb") as f:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_LOG_BYTES:
+                raise Invalid(f"the log is larger than {MAX_LOG_BYTES} bytes", field="body")
+            part += chunk
+            if len(part) >= WRITE_EVERY:
+                await run_in_threadpool(f.write, bytes(part))
+                part.clear()
+        await run_in_threadpool(f.write, bytes(part))
 
 
 @router.post("/client-token")

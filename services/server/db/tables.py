@@ -271,6 +271,16 @@ class PendingInstructionRow(Base):
     created: Mapped[datetime]
 
 
+class LogUploadAskedRow(Base):
+    """A Manager was asked to upload a task's full log: its upload is taken for a while after (store/log_copies.py);
+    one nobody asked for is refused, so a Manager cannot fill the Server's disk with logs."""
+
+    __tablename__ = "log_uploads_asked"
+    task_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    manager_id: Mapped[int] = mapped_column(Integer)
+    asked: Mapped[datetime] = mapped_column(index=True)
+
+
 class ManagerExclusionRow(Base):
     """A Manager none of whose workers may run a job's tasks of one type (all of them blocklisted for it).
 

@@ -27,7 +27,7 @@ from services.server.db.tables import (
     PendingInstructionRow,
     WorkerRow,
 )
-from services.server.store import failures, worker_admin
+from services.server.store import failures, log_copies, worker_admin
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +80,8 @@ def hand_over(session: Session, manager: ManagerRow, ack: UpdateAck) -> None:
         if instr.kind == "reprioritize":
             reprioritized.add(instr.task_id)  # a job id: the priority sent is the job's current one
         else:
+            if instr.kind == "upload-log":
+                log_copies.note_asked(session, manager.id, instr.task_id)  # its upload is taken for a while
             {
                 "cancel-task": ack.cancel_task_ids,
                 "upload-log": ack.upload_log_task_ids,

@@ -9,14 +9,17 @@ from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
-from services.server.db.tables import ManagerRow
+from services.protocol.common import utcnow
+from services.server.db.tables import LogUploadAskedRow, ManagerRow
 from services.server.store import log_copies
 
 
 class OneTask:
-    """A session that knows one task, held by Manager 1."""
+    """A session that knows one task, held by Manager 1, which was just asked for its log."""
 
-    def get(self, _table: Any, task_id: int) -> SimpleNamespace:
+    def get(self, table: Any, task_id: int) -> SimpleNamespace:
+        if table is LogUploadAskedRow:
+            return SimpleNamespace(task_id=task_id, manager_id=1, asked=utcnow())
         return SimpleNamespace(id=task_id, job_id=3, manager_id=1)
 
 
@@ -30,7 +33,9 @@ def test_overlapping_uploads_of_one_log_leave_one_whole_copy_and_no_leftovers(tm
         start.wait()
         try:
             for _ in range(5):  # a Manager retrying while its first try is still being written
-                log_copies.store(session, manager, 7, tmp_path, body)
+                received = log_copies.receiving(tmp_path)
+                received.write_bytes(body)
+                log_copies.store(session, manager, 7, tmp_path, received)
         except BaseException as exc:
             errors.append(exc)
 
@@ -43,3 +48,4 @@ def test_overlapping_uploads_of_one_log_leave_one_whole_copy_and_no_leftovers(tm
     folder = tmp_path / "task-logs" / "job-3"
     assert [p.name for p in folder.iterdir()] == ["task-7.log"]
     assert (folder / "task-7.log").read_bytes() in bodies  # one upload's copy, whole: never two mixed
+    assert list((tmp_path / "task-logs" / log_copies.UPLOADS).iterdir()) == []

@@ -98,6 +98,7 @@ class ServerLink:
             except LinkError as exc:
                 failures += 1
                 self._went_down(exc)
+                self._compact_queue()
                 await asyncio.sleep(max(self._backoff(failures), busy_wait(exc)))
                 self.core.link_wakeup.set()  # try again
             except LinkRefused as exc:
@@ -105,6 +106,7 @@ class ServerLink:
                 # the same refusal (by its status: a 429's text changes with its wait) is logged once a minute
                 if refusals.due(exc.status_code):
                     log.error("the Server refused an update batch: %s", exc)
+                self._compact_queue()
                 await asyncio.sleep(max(self._backoff(failures), exc.retry_after))
                 self.core.link_wakeup.set()
             except STORE_ERRORS as exc:
@@ -440,6 +442,16 @@ class ServerLink:
         if len(self.client.urls) < 2:
             return None
         return min(30.0, max(5.0, self.lease_seconds / 4))
+
+    def _compact_queue(self) -> None:
+        """Updates wait while the Server is away: their queue is kept to about a row per task (outbox.compact)."""
+        try:
+            merged = outbox.compact(self.core.conn)
+        except STORE_ERRORS as exc:  # a full disk, say: the queue stays as it is, and the store says so
+            self.store.failed(exc, "updates wait")
+            return
+        if merged is not None:
+            log.debug("merged the oldest queued updates into %d while the Server is away", merged)
 
     def _backoff(self, failures: int) -> float:
         base = min(self.config.backoff_max, 0.1 * 2.0 ** min(failures, 10))

@@ -58,6 +58,30 @@ def next_batch(conn: sqlite3.Connection, max_updates: int) -> tuple[int, list[Ta
     return seq, _decode(body)
 
 
+COMPACT_AT = 2_000  # queued updates past which a Server away makes the queue's oldest ones merge (`compact`)
+COMPACT_ROWS = 10_000  # the most merged at once: a tenth of a second of the Manager's loop
+
+
+def compact(conn: sqlite3.Connection, at: int = COMPACT_AT) -> int | None:
+    """While the Server is away the queue grows by a row per worker update (each with its log tail); past `at`
+    rows its oldest ones (at most COMPACT_ROWS) are merged as freezing them into a batch would merge them, so it
+    holds about one row per task instead. Returns the rows left of those merged, None when under `at`."""
+    queued = int(conn.execute("SELECT COUNT(*) FROM (SELECT 1 FROM outbox LIMIT ?)", (at + 1,)).fetchone()[0])
+    if queued <= at:
+        return None
+    with transaction(conn):
+        rows = conn.execute("SELECT id, task_id, body FROM outbox ORDER BY id LIMIT ?", (COMPACT_ROWS,)).fetchall()
+        merged = coalesce([TaskUpdate.model_validate_json(r[2]) for r in rows])
+        conn.execute("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
+        # the merged rows go back at the queue's head, before anything queued after them, in their order
+        first = int(rows[0][0])
+        conn.executemany(
+            "INSERT INTO outbox (id, task_id, body) VALUES (?, ?, ?)",
+            [(first + i, u.task_id, u.model_dump_json(exclude_defaults=True)) for i, u in enumerate(merged)],
+        )
+    return len(merged)
+
+
 def drop_from_batch(conn: sqlite3.Connection, seq: int, indexes: set[int]) -> list[TaskUpdate]:
     """Take the updates at these positions out of frozen batch `seq` (the Server will never take them); the
     batch keeps its number, so the Server's count is unchanged. Returns what was dropped."""

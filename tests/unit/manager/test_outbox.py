@@ -62,3 +62,21 @@ def test_resync_renumbers_after_the_servers_count(tmp_path: Path) -> None:
     outbox.resync(conn, 41)  # the Server already knew this Manager up to 41
     got = outbox.next_batch(conn, 100)
     assert got is not None and got[0] == 42 and [u.task_id for u in got[1]] == [1]
+
+
+def test_a_long_queue_is_merged_to_about_a_row_per_task_and_sends_what_it_would_have(tmp_path: Path) -> None:
+    """While the Server is away every worker update was a row of its own (with its log tail): 300 requests of
+    a worker printing long lines made 58 MB of queue."""
+    conn = connect(tmp_path / "m.sqlite")
+    queued = [up(t, S.ACTIVE if i == 0 else None, [f"{t}:{i}:" + "x" * 1000]) for i in range(300) for t in (1, 2, 3)]
+    queued += [up(2, S.COMPLETED, ["done"]), up(3, S.SOFT_FAILED), up(3, S.ACTIVE, ["again"])]
+    outbox.enqueue(conn, queued)
+    assert outbox.compact(conn, at=len(queued)) is None  # under the mark: untouched
+    assert outbox.pending_count(conn) == len(queued)
+    assert outbox.compact(conn, at=100) == 4
+    outbox.enqueue(conn, [up(1, None, ["later"])])  # queued after the merge: still after it
+    assert outbox.pending_count(conn) == 5
+    _seq, sent = outbox.next_batch(conn, 1000)  # type: ignore[misc]
+    assert sent == outbox.coalesce([*queued, up(1, None, ["later"])])
+    assert [(u.task_id, u.status) for u in sent] == [(1, S.ACTIVE), (2, S.COMPLETED), (3, S.SOFT_FAILED), (3, S.ACTIVE)]
+    assert sent[0].log_tail[-1] == "later" and sent[1].log_tail[-1] == "done"

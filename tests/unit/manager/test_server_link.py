@@ -98,32 +98,33 @@ async def test_a_claim_that_says_instructions_wait_brings_a_batch_at_once_and_wa
 
 
 async def test_a_renewal_of_many_big_worker_reports_leaves_in_batches_the_server_takes(tmp_path: Path) -> None:
-    """Every worker's report rides on a renewal; 40 workers reporting 1,000 tags each (~6 MB of reports) would
+    """Every worker's report rides on a renewal; 90 workers reporting 1,000 tags each (~6.5 MB of reports) would
     make one batch the Server refuses as too big, and then every update after it would wait for ever."""
     batches: list[tuple[int, UpdateBatch]] = []
     reported: set[str] = set()
     everyone = asyncio.Event()
+    workers = 90
 
     def server(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/manager/updates"):
             batch = UpdateBatch.model_validate_json(request.content)
             batches.append((len(request.content), batch))
             reported.update(w.id for w in batch.workers)
-            if len(reported) == 41:
+            if len(reported) == workers:
                 everyone.set()
             return httpx.Response(200, content=UpdateAck(last_seq=batch.seq, lease_seconds=60).model_dump_json())
         return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
 
     def big_workers(core: ManagerCore) -> None:
-        for i in range(41):
+        for i in range(workers):
             wid, _ = core.workers.register("s", "s", f"w{i}", "linux")
-            core.workers[wid].tags = frozenset(f"{i}-{n}-".ljust(150, "t") for n in range(1000))
+            core.workers[wid].tags = frozenset(f"{i}-{n}-".ljust(64, "t") for n in range(1000))  # the longest
 
     async with linked(tmp_path, server, big_workers):
         await asyncio.wait_for(everyone.wait(), 5)  # at once, one batch after the other: not one per interval
     assert len(batches) >= 3
     assert all(size < 3 * 1024 * 1024 for size, _ in batches)  # the Server's default limit is 8 MB
-    assert sum(len(b.workers) for _, b in batches) == 41  # each once
+    assert sum(len(b.workers) for _, b in batches) == workers  # each once
 
 
 async def _refused_once(
@@ -380,3 +381,20 @@ async def test_a_503_with_retry_after_that_is_not_the_servers_busy_answer_moves_
     async with linked(tmp_path, server, server_url="http://a.test:1,http://b.test:1"):
         await asyncio.sleep(1.5)
     assert hosts[0] == "a.test" and "b.test" in hosts, hosts
+
+
+async def test_updates_queued_while_the_server_is_away_are_merged_as_they_wait(tmp_path: Path) -> None:
+    """Found by a hostile-input audit: with the Server stopped, a worker's 300 update requests of long log lines
+    made 291 queued rows (58 MB), growing 12 MB/s; the merging happened only when a batch was frozen."""
+
+    def server(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    async with linked(tmp_path, server) as (core, _cfg):
+        for i in range(30):
+            tail = [f"line {i}.{n} " + "x" * 2000 for n in range(20)]
+            outbox.enqueue(core.conn, [TaskUpdate(task_id=t, attempt=1, log_tail=tail) for t in range(1, 101)])
+            core.link_wakeup.set()
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # a retry or two after the last
+        assert outbox.pending_count(core.conn) <= outbox.COMPACT_AT

@@ -374,8 +374,19 @@ class ServerLink:
     # --- housekeeping ----------------------------------------------------------------------------------------
 
     async def _sweep(self) -> None:
+        every = min(1.0, self.config.worker_timeout / 4)
+        stall_after = every + self.config.worker_timeout / 4
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(min(1.0, self.config.worker_timeout / 4))
+            await asyncio.sleep(every)
+            now = time.monotonic()
+            if now - last > stall_after:
+                # stopped (SIGSTOP, a paused VM) or starved: nobody was heard, and the workers' requests wait to be
+                # read; timed out now, they would lose the tasks they finished meanwhile and run them again
+                self.core.workers.awake_since = now
+                log.warning("this Manager was stalled for %.0f s: its workers get %.0f s to be heard again",
+                            now - last - every, self.config.worker_timeout)  # fmt: skip
+            last = now
             try:
                 if self.core.sweep_timeouts():
                     self.core.link_wakeup.set()

@@ -71,6 +71,7 @@ class WorkerRegistry:
         self._load_instances()
         # workers whose report the Server has not had yet (all of them after a start)
         self.dirty: set[str] = set(self._workers)
+        self.awake_since = 0.0  # monotonic: the end of this process's last stall (server_link.ServerLink._sweep)
 
     def __getitem__(self, worker_id: str) -> WorkerState:
         return self._workers[worker_id]
@@ -198,9 +199,16 @@ class WorkerRegistry:
             self._on_change()
 
     def silent(self, now: float) -> list[WorkerState]:
-        """Workers not offline that were not heard of for longer than the worker timeout."""
+        """Workers not offline that were not heard of for longer than the worker timeout, counted from the end of
+        this Manager's last stall at the earliest (`awake_since`): a Manager that was stopped or starved heard
+        nobody meanwhile, and its workers' requests are still waiting to be read."""
         timeout = self.config.worker_timeout
-        return [w for w in self._workers.values() if w.status != WorkerStatus.OFFLINE and now - w.last_seen > timeout]
+        since = self.awake_since
+        return [
+            w
+            for w in self._workers.values()
+            if w.status != WorkerStatus.OFFLINE and now - max(w.last_seen, since) > timeout
+        ]
 
     def apply_instructions(self, requests: list[WorkerInstruction]) -> list[WorkerState]:
         """Status changes the Server asks of workers; each worker hears of its own at its next request.

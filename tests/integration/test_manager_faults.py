@@ -330,3 +330,36 @@ def test_a_worker_waiting_for_a_task_when_the_manager_stops_gets_503_not_500(
     assert r.status_code in (204, 503), r.text  # the Manager may end the wait itself first
     assert mgr.proc.wait(30) in (0, -signal.SIGTERM)
     assert "Exception in ASGI application" not in mgr.log_path.read_text()
+
+
+@pytest.mark.timeout(120)
+def test_a_manager_stalled_past_the_worker_timeout_keeps_the_work_its_workers_finished_meanwhile(
+    server: ServerProcess, tmp_path: Path, new_worker: WorkerFactory, stop_at_end: list[ManagerProcess]
+) -> None:
+    """Found by a fault-injection audit: a Manager SIGSTOPped longer than the worker timeout took every worker for
+    silent when it resumed, before reading their waiting requests, and their finished frames rendered again."""
+    mgr = ManagerProcess(
+        server.url, add_manager(server, "m-stall"), tmp_path / "manager", env={"TABLAO_WORKER_TIMEOUT": "2"}
+    ).start()
+    stop_at_end.append(mgr)
+    job = submit(server, exec_job("stalled manager", frames="1"))
+    w = new_worker(mgr, "steady")
+    w.sign_on()
+    task = w.next_task()
+    assert task is not None
+    assert w.send(task["id"], [w.update(handout=task["handout"], status="active")]).status_code == 200
+    assert mgr.proc is not None
+    mgr.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(4.0)  # twice the worker timeout; the worker finished meanwhile, its report waits to be read
+        done = w.update(handout=task["handout"], status="completed", log_lines=lines_of(task, w.name))
+        with ThreadPoolExecutor(1) as pool:
+            sent = pool.submit(w.send, task["id"], [done])
+            time.sleep(0.5)
+            mgr.proc.send_signal(signal.SIGCONT)
+            answer = sent.result(timeout=30)
+    finally:
+        mgr.proc.send_signal(signal.SIGCONT)
+    assert answer.status_code == 200, answer.text
+    assert_server_view_complete(server, job["id"], {task["id"]: "steady"})
+    mgr.stop()

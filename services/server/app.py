@@ -74,6 +74,9 @@ def create_app(config: ServerConfig) -> FastAPI:
                 s, config.lease_seconds, started=awake.since, known=silent_managers
             ),
         ),
+        Sweep(
+            "offline workers nobody reports", lambda s: silent.offline_workers_nobody_reports(s, started=awake.since)
+        ),
         Sweep("prune worker history", lambda s: worker_history.prune(s, config.history_seconds)),
         Sweep("tokens last used", token_uses.write),
         Sweep("prune canceled submission keys", submit_keys.prune_canceled),

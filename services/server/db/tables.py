@@ -216,6 +216,8 @@ class WorkerRow(Base):
     # edited tags its Manager has not confirmed yet
     tags_requested: Mapped[list[Any] | None] = mapped_column(JSON(none_as_null=True))
     utilisation_sampled: Mapped[datetime | None]  # the time of its newest row in worker_samples
+    # the Server's time of its Manager's last report of it as not offline (store/silent.py)
+    reported: Mapped[datetime | None]
 
 
 class WorkerSampleRow(Base):

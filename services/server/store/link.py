@@ -38,7 +38,7 @@ from services.server.db.tables import (
 )
 from services.server.dispatch import Dispatcher, WaitingClaim
 from services.server.states.tasks import HELD, IllegalTaskTransition
-from services.server.store import events, failures, farm, instructions, previews, worker_admin, worker_history
+from services.server.store import events, failures, farm, instructions, previews, silent, worker_admin, worker_history
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
 from services.server.store.job_counts import lock_for_status_changes, read_locked
@@ -359,7 +359,12 @@ def finished_after_pause(task: TaskRow, u: TaskUpdate) -> bool:
     return u.status == TaskStatus.COMPLETED and TaskStatus(task.status) in (TaskStatus.PAUSED, TaskStatus.QUEUED)
 
 
+# how stale WorkerRow.reported may be: a tenth of the time after which a worker no Manager reports goes offline
+REPORTED_EVERY = timedelta(seconds=silent.UNREPORTED_SECONDS / 10)
+
+
 def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerReport], sample_seconds: float) -> None:
+    now = utcnow()
     forgotten = set(worker_admin.forgotten_ids(session, manager)) if reports else set()
     # one query for the batch's rows, not one each (a renewal reports every worker, up to 1,000 a batch)
     ids = [r.id for r in reports]
@@ -393,6 +398,8 @@ def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerRe
         capabilities = r.capabilities.model_dump(mode="json") if r.capabilities is not None else None
         _set_if_changed(row, "capabilities", capabilities)
         row.status, row.current_task_id, row.next_task_id = r.status.value, r.current_task_id, r.next_task_id
+        if r.status != WorkerStatus.OFFLINE and (row.reported is None or aware(row.reported) < now - REPORTED_EVERY):
+            row.reported = now  # its Manager knows it; noted now and then, not with every report (a row write each)
         row.last_seen = r.last_seen or row.last_seen
         if r.utilisation is not None:
             row.utilisation = r.utilisation.model_dump(mode="json")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from sqlalchemy import event, select
+from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
@@ -55,3 +55,28 @@ def offline_workers_of_silent_managers(
             farm.announce_silent(session, managers, lease_seconds)
         # remembered once the announcement is stored: a sweep whose commit fails announces them at the next
         event.listen(session, "after_commit", lambda _session: setattr(known, "ids", now_silent), once=True)
+
+
+UNREPORTED_SECONDS = 900.0  # a worker no Manager has reported for this long (while online): its Manager lost it
+
+
+def offline_workers_nobody_reports(session: Session, *, started: float, after: float = UNREPORTED_SECONDS) -> None:
+    """Mark offline the workers no Manager has reported as online for `after` seconds (a housekeeping sweep).
+
+    A Manager reports every worker it knows with each lease renewal, and one silent for its worker timeout as
+    offline; a worker it no longer knows at all (its store lost, or started afresh with `--fresh-store`) it never
+    reports again, and the Server showed it awake for ever, busy with a task long finished, and refused to forget
+    it. The time is the Server's own (`WorkerRow.reported`), so no Manager's clock matters; a row from before
+    it was kept counts from the Server's start, and nothing changes in the first `after` seconds after a start."""
+    if time.monotonic() - started < after:
+        return
+    cutoff = utcnow() - timedelta(seconds=after)
+    rows = session.scalars(
+        select(WorkerRow).where(
+            WorkerRow.status != WorkerStatus.OFFLINE, or_(WorkerRow.reported.is_(None), WorkerRow.reported < cutoff)
+        )
+    ).all()
+    for worker in rows:
+        worker.status = WorkerStatus.OFFLINE
+        worker.current_task_id = worker.next_task_id = None
+        events.publish(session, "worker-updated", worker_to_wire(worker).model_dump(mode="json"))

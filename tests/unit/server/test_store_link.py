@@ -23,8 +23,8 @@ from services.protocol.link import ClaimRequest, TaskUpdate, UpdateBatch
 from services.protocol.states import Role, TaskStatus
 from services.server.db.engine import make_engine
 from services.server.db.migrate import upgrade
-from services.server.db.tables import EventRow, JobRow, ManagerExclusionRow, ManagerRow, TaskRow
-from services.server.store import farm, jobs, lease_expiry, link, previews
+from services.server.db.tables import EventRow, JobRow, ManagerExclusionRow, ManagerRow, TaskRow, WorkerRow
+from services.server.store import farm, jobs, lease_expiry, link, previews, silent
 from services.server.store.convert import aware
 from services.server.store.sessions import open_sessions
 from tests.support.databases import database_url
@@ -539,3 +539,37 @@ def test_an_update_that_changes_nothing_is_no_event_and_still_renews_the_lease(w
     assert renewed is not None and renewed > lease
     assert manager.send(update(task_id, attempt, None, activity="frame 1 sampling")) == []
     assert task_events() == before + 1
+
+
+def test_a_worker_its_manager_no_longer_reports_goes_offline(writers: sessionmaker[Session]) -> None:
+    """Found by a fault-injection audit: after a Manager lost its store (or started with --fresh-store) the Server
+    showed its old workers awake for ever, busy with tasks long finished, and refused to forget them."""
+    manager = Link(writers, "m")
+
+    def report(*worker_ids: str) -> None:
+        reports = [{"id": w, "name": w, "platform": "linux", "task_types": ["exec"], "tags": [], "status": "awake",
+                    "current_task_id": 42} for w in worker_ids]  # fmt: skip
+        manager.seq += 1
+        with writers() as s:
+            batch = UpdateBatch.model_validate({"seq": manager.seq, "workers": reports})
+            link.apply_batch(s, s.get_one(ManagerRow, manager.id), batch, LEASE)
+            s.commit()
+
+    report("ghost", "alive", "from-before")
+    with writers() as s:
+        s.get_one(WorkerRow, "ghost").reported = utcnow() - timedelta(seconds=silent.UNREPORTED_SECONDS + 5)
+        s.get_one(WorkerRow, "from-before").reported = None  # a row kept from before the column
+        s.commit()
+    long_ago = time.monotonic() - 2 * silent.UNREPORTED_SECONDS
+    with writers() as s:
+        silent.offline_workers_nobody_reports(s, started=time.monotonic())  # just started: nothing yet
+        s.commit()
+        assert s.get_one(WorkerRow, "ghost").status == "awake"
+    report("alive")  # a renewal: its Manager still knows this one
+    with writers() as s:
+        silent.offline_workers_nobody_reports(s, started=long_ago)
+        s.commit()
+    with writers() as s:
+        gone = [s.get_one(WorkerRow, w) for w in ("ghost", "from-before")]
+        assert [(w.status, w.current_task_id) for w in gone] == [("offline", None)] * 2
+        assert s.get_one(WorkerRow, "alive").status == "awake"

@@ -92,16 +92,15 @@ def read_token(args: argparse.Namespace) -> str:
 
 
 def connection(args: argparse.Namespace) -> tuple[str, str]:
-    """The Server's URL and the API token to use. With the local farm's admin token (no --token-file, no
-    TABLAO_TOKEN), the default Server is that farm's, where its supervisor recorded it (`tablao all-in-one
-    --port` may have moved it), so the token and the address belong together."""
+    """The Server's URL and the API token to use. Without --server, the local farm's when one runs, where its
+    supervisor recorded it (`tablao all-in-one --port` may have moved it), whoever's token is given (a user's
+    token made with `tablao tokens create` is for that farm too); else DEFAULT_SERVER."""
     token = read_token(args)
     if args.server:
         return args.server, token
-    if args.token_file is None and not os.environ.get("TABLAO_TOKEN"):
-        farm = records.running(FarmLayout.default().farm_dir)
-        if farm is not None and farm.server_url:
-            return farm.server_url, token
+    farm = records.running(FarmLayout.default().farm_dir)
+    if farm is not None and farm.server_url:
+        return farm.server_url, token
     return DEFAULT_SERVER, token
 
 
@@ -161,6 +160,12 @@ def print_job(job: JobDetail) -> None:
     )
     if job.activity:
         print(f"  activity: {shown(job.activity)}")
+    if job.tags:  # what a worker must have to run it
+        print(f"  needs tags: {shown(', '.join(job.tags))}")
+    if job.depends_on:
+        print(f"  waits for jobs: {', '.join(str(d) for d in job.depends_on)}")
+    if job.manager_id is not None:
+        print(f"  only on Manager {job.manager_id}")
     for key, value in job.settings.items():  # where its frames or video go ({render_root}: the Manager's)
         if key.startswith("output") and isinstance(value, str):
             print(f"  {shown(key)}: {shown(value)}")
@@ -255,7 +260,9 @@ async def _task(client: ServerClient, args: argparse.Namespace) -> int:
     t = await client.get_task(args.id)
     print(f"Task {t.id}: {shown(t.name)} of job {t.job_id} ({shown(t.type)})")
     worker = f" on {shown(t.worker_name)}" if t.worker_name else ""
-    print(f"  status {t.status}{worker}, attempt {t.attempt}, {plural(t.failure_count, 'failure')}")
+    # not the attempt: that counts the Server's hand-outs to Managers (a Manager retries a failed task on its
+    # own workers within one), and "attempt 1, 3 failures" read as a contradiction
+    print(f"  status {t.status}{worker}, {plural(t.failure_count, 'failure')}")
     if t.activity:
         print(f"  activity: {shown(t.activity)}")
     for line in t.log_tail[-10:]:

@@ -24,7 +24,7 @@ LOCK_NAME = "manager.lock"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="tablao manager", description="Run a Tablao Manager.")
+    p = cli_args.Parser(prog="tablao manager", description="Run a Tablao Manager.")
     p.add_argument(
         "--server", required=True,
         help="the Server's URL, e.g. http://127.0.0.1:8470; several Servers of one farm separated by commas "

@@ -7,10 +7,12 @@ code reading the same values from the environment catches it like any bad conver
 from __future__ import annotations
 
 import argparse
+import difflib
 import ipaddress
 import json
 import math
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 
@@ -143,3 +145,45 @@ def path_variables(text: str | Path) -> dict[str, dict[str, str]]:
     if not ok:
         raise BadValue(f"{path}: path variables must map names to {{platform: value}} tables of strings")
     return {name: dict(table) for name, table in data.items()}
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that names a misspelt option before a required one it left missing: `--manger URL` was
+    reported as "the following arguments are required: --manager", the typo unmentioned."""
+
+    _argv: list[str]
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        import sys
+
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        super().error(self.explained(message))
+
+    def explained(self, message: str) -> str:
+        """argparse's message, or the unknown options when those are what left a required one missing."""
+        if message.startswith("the following arguments are required") and (unknown := self._unknown_options()):
+            close = difflib.get_close_matches(unknown[0], list(self._option_string_actions), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            return f"unrecognized arguments: {' '.join(unknown)}{hint}"
+        return message
+
+    def _unknown_options(self) -> list[str]:
+        known = self._option_string_actions
+        unknown = []
+        for arg in getattr(self, "_argv", []):
+            if arg == "--":
+                break
+            name = arg.split("=", 1)[0]
+            if not name.startswith("-") or name == "-" or name in known:
+                continue
+            if self.allow_abbrev and name.startswith("--") and any(o.startswith(name) for o in known):
+                continue
+            if name[1:2].isdigit():
+                continue  # a negative number, a value
+            unknown.append(name)
+        return unknown

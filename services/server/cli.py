@@ -70,7 +70,7 @@ def _database_problem(exc: BaseException, cfg: ServerConfig) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """`tablao server`'s arguments (`tablao service install server` checks a unit's flags with it too)."""
-    parser = argparse.ArgumentParser(prog="tablao server", description="Run the Tablao Server.")
+    parser = cli_args.Parser(prog="tablao server", description="Run the Tablao Server.")
     _storage_args(parser, "where the Server keeps its database and admin.token")
     parser.add_argument(
         "--host",
@@ -118,6 +118,9 @@ def main(argv: list[str]) -> int:
     process_guard.harden()
     process_guard.private_files()  # the database, its WAL and logs: 0600
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # seven "setup plugin alembic.autogenerate.…" lines at every start said nothing to an admin; the migrations a
+    # start runs ("Running upgrade …") are still said
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     from services.protocol import gc_tuning
     from services.protocol.serving import quick_server
@@ -165,6 +168,7 @@ def _admin_input_problem(kind: str, args: argparse.Namespace) -> str | None:
     names = dict(_ARGUMENTS)
     if kind == "tokens":
         names["name"] = "--name"
+    names["password"] = getattr(args, "password_from", names["password"])
     if (bad := _unencodable(args, names)) is not None:
         return f"{bad} is not valid text (it holds bytes that are not UTF-8)"
     model: type[BaseModel] | None = None
@@ -188,6 +192,8 @@ def _admin_input_problem(kind: str, args: argparse.Namespace) -> str | None:
         field = str(error["loc"][0]) if error["loc"] else ""
         pattern = (error.get("ctx") or {}).get("pattern")
         why = _NAME_RULE if pattern == NAME_PATTERN else error["msg"]
+        if error["type"] == "string_too_short":
+            why = f"it has fewer than {(error.get('ctx') or {}).get('min_length')} characters"
         value = error.get("input")
         # the value helps find a typo; a password is never shown, nor a value too long to read
         shown = f" {value!r}" if field != "password" and isinstance(value, str) and len(value) <= 64 else ""
@@ -195,18 +201,19 @@ def _admin_input_problem(kind: str, args: argparse.Namespace) -> str | None:
     return None
 
 
-def _new_password() -> str:
-    """The password `tablao users password` sets when --password is not given: typed twice at a terminal (not
-    shown, nor kept in the shell's history), else the first line of standard input (a script's pipe)."""
+def _new_password() -> tuple[str, str]:
+    """The password `tablao users password` sets when --password is not given, and where it came from: typed
+    twice at a terminal (not shown, nor kept in the shell's history), else the first line of standard input (a
+    script's pipe)."""
     if not sys.stdin.isatty():
         line = sys.stdin.readline()
         if not line:
             raise ValueError("no password: give --password, or one line on standard input")
-        return line.rstrip("\r\n")
+        return line.rstrip("\r\n"), "the password on standard input"
     first = getpass.getpass("New password: ")
     if getpass.getpass("Again: ") != first:
         raise ValueError("the two passwords differ; nothing was changed")
-    return first
+    return first, "the password typed"
 
 
 class NoServerDatabase(ValueError):
@@ -233,7 +240,8 @@ def server_database_dir(data_dir: Path, named: str) -> Path:
         return farm.parent
     raise NoServerDatabase(
         f"no Server database in {data_dir} ({named}; nor in its server/ folder): give the --data-dir the Server "
-        "runs with, or the folder given to `tablao all-in-one`; a Server makes its database when it first starts"
+        "runs with, or the folder given to `tablao all-in-one` (a Server on PostgreSQL: its --database-url, or "
+        "TABLAO_DATABASE_URL); a Server makes its database when it first starts"
     )
 
 
@@ -303,7 +311,7 @@ def admin_main(kind: str, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if kind == "users" and args.verb == "password" and args.password is None:
         try:
-            args.password = _new_password()
+            args.password, args.password_from = _new_password()
         except ValueError as exc:
             print(f"tablao {kind}: {exc}", file=sys.stderr)
             return 2

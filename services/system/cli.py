@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import plistlib
 import shlex
 import shutil
 import subprocess
@@ -195,8 +196,28 @@ def _remove(spec: ServiceSpec, platform: str, path: Path, run: bool) -> bool:
         return False
     for command in _commands(spec, platform, path, install=False) if run else []:
         subprocess.run(command, check=False)  # already stopped or never loaded is fine: the file goes anyway
+    data_dir = _installed_data_dir(path, platform) or spec.data_dir
     path.unlink()
     if run and platform == "systemd":
         subprocess.run(_commands(spec, platform, path, install=False)[-1], check=False)
-    print(f"removed {path}; the data directory {spec.data_dir} is kept")
+    print(f"removed {path}; the data directory {data_dir} is kept")
     return True
+
+
+def _installed_data_dir(path: Path, platform: str) -> str | None:
+    """The --data-dir the installed service runs with (it was installed with its own, perhaps), None if unread."""
+    try:
+        if platform == "launchd":
+            argv = list(plistlib.loads(path.read_bytes()).get("ProgramArguments") or [])
+        else:
+            line = next(x for x in path.read_text().splitlines() if x.startswith("ExecStart="))
+            # systemd's own escapes of % and $ (units.py), then the shell-like quoting
+            argv = shlex.split(line.removeprefix("ExecStart=").replace("%%", "%").replace("$$", "$"))
+    except (OSError, ValueError, StopIteration, plistlib.InvalidFileException):
+        return None
+    for i, arg in enumerate(argv):
+        if arg == "--data-dir" and i + 1 < len(argv):
+            return str(argv[i + 1])
+        if isinstance(arg, str) and arg.startswith("--data-dir="):
+            return arg.removeprefix("--data-dir=")
+    return None

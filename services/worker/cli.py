@@ -18,7 +18,7 @@ from pathlib import Path
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from services.protocol import dir_lock, gc_tuning, process_guard  # noqa: E402 - after the line above
-from services.protocol.cli_args import BadValue, http_url, positive_float  # noqa: E402
+from services.protocol.cli_args import BadValue, Parser, http_url, positive_float  # noqa: E402
 from services.protocol.named_files import SECRET_BYTES, UnreadableFile, read_named_text  # noqa: E402
 from services.protocol.tags import worker_tags  # noqa: E402
 from services.worker import capabilities, leftovers, render_limits  # noqa: E402
@@ -44,9 +44,9 @@ class UsageError(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(Parser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
+        raise UsageError(self.explained(message))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -243,3 +243,17 @@ def test_a_job_shows_where_its_output_goes(capsys: pytest.CaptureFixture[str]) -
     client_cli.print_job(JobDetail.model_validate(detail))
     out = capsys.readouterr().out
     assert "  output_path: {render_root}/sh010/frame_####\n" in out and "blendfile" not in out
+
+
+def test_a_job_shows_the_tags_and_jobs_it_waits_for(capsys: pytest.CaptureFixture[str]) -> None:
+    """A newcomer's job asking for a tag no worker had stayed queued, and `tablao job N` showed nothing of why."""
+    from services.protocol.jobs import JobDetail
+
+    waiting = {"tags": ["gpu", "rtx-4090"], "depends_on": [16, 17], "manager_id": 2}
+    detail = {**JOB, **waiting, "tasks": [], "tasks_next_cursor": None, "log": []}
+    client_cli.print_job(JobDetail.model_validate(detail))
+    out = capsys.readouterr().out
+    assert "  needs tags: gpu, rtx-4090\n" in out and "  waits for jobs: 16, 17\n" in out
+    assert "  only on Manager 2\n" in out
+    client_cli.print_job(JobDetail.model_validate({**JOB, "tasks": [], "tasks_next_cursor": None, "log": []}))
+    assert "needs tags" not in capsys.readouterr().out

@@ -75,3 +75,4 @@ def test_a_line_break_inside_a_log_line_is_escaped_in_a_tasks_view(capsys: pytes
     lines = capsys.readouterr().out.splitlines()
     assert "    Fra:1 rendering\\nTask 9: completed" in lines and "    Fra:2" in lines
     assert not [line for line in lines if line.startswith("Task 9: completed")]
+    assert "  status active on w1, 0 failures" in lines  # no "attempt 1" beside "3 failures" (a contradiction)

@@ -132,3 +132,18 @@ def test_an_address_is_shown_without_user_password_or_query() -> None:
     long = client_cli._address("http://h:1/" + "a" * 500)
     assert len(long) == client_cli.MAX_URL_SHOWN + 1 and long.endswith("…")
     assert client_cli._address("http://h:1/\x1b[2J") == "http://h:1/\\x1b[2J"  # escaped as shown() does
+
+
+def test_a_users_token_goes_to_the_running_local_farm_too(
+    closed_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by a newcomer's first run: `make run PORT=18470`, then `tablao tokens create ana > ana.token` and
+    `tablao jobs --token-file ana.token` tried 8470, while the farm ran on 18470."""
+    token = tmp_path / "ana.token"
+    token.write_text("tbl_not_checked_before_the_connection\n")
+    monkeypatch.setattr(records, "running", lambda _farm_dir: records.FarmRecord(server_url=closed_url))
+    for argv, env in ((["--token-file", str(token)], None), ([], "tbl_from_the_environment")):
+        if env is not None:
+            monkeypatch.setenv("TABLAO_TOKEN", env)
+        assert client_cli.main("jobs", argv) == 1
+        assert f"(tried {closed_url})" in _line(capsys.readouterr().err)

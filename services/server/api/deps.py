@@ -70,7 +70,7 @@ DispatcherDep = Annotated[Dispatcher, Depends(dispatcher)]
 
 # a request without credentials; also the answer of the door (credentials_first.py) to a write without them
 NEEDS_TOKEN = Wanted("Bearer", "this route needs an API token: send 'Authorization: Bearer <token>'", "token")
-BAD_USER_TOKEN = "the API token is not valid (revoked, expired, or from another farm)"
+BAD_USER_TOKEN = "the API token is not valid (revoked, expired, its user disabled, or from another farm)"
 MANAGER_TOKEN_AT_USER_ROUTE = "this is a Manager's token; this route needs a user's API token"
 NOT_A_MANAGER_TOKEN = "not a Manager token of this farm"
 

@@ -1,4 +1,5 @@
-"""Says, when an `openjd` job is submitted, which of its steps no worker on the farm can run (host requirements).
+"""Says, when a job is submitted, what no worker on the farm has: the tags it asks for, and for an `openjd` job
+the host requirements of its steps.
 
 The Managers match each task to a worker (services/manager/host_match.py); this is the farm-wide view, from
 the capabilities the Managers report for their workers, so a job nobody can run says so in its log and
@@ -53,3 +54,20 @@ def unmet_steps(session: Session, job: JobRow) -> list[str]:
         for name, req in wanted
         if all(unmet(req, caps) is not None for caps in workers)
     ]
+
+
+def unmet_tags(session: Session, job: JobRow) -> str | None:
+    """A sentence when the job asks for tags that no worker of the farm (of its Manager, if it names one) has."""
+    needed = required_tags(job.tags)
+    if not needed:
+        return None
+    q = select(WorkerRow.tags)
+    if job.manager_id is not None:
+        q = q.where(WorkerRow.manager_id == job.manager_id)
+    tag_sets = [set(tags or []) for tags in session.scalars(q)]
+    if not tag_sets or any(needed <= tags for tags in tag_sets):
+        return None  # no worker at all: nothing is special about this job
+    return (
+        f"no worker on the farm has the tags {', '.join(sorted(needed))}; its tasks wait until one does (a worker's "
+        "--tags, or a wrangler's edit of its tags)"
+    )

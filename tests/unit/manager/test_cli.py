@@ -167,3 +167,13 @@ def test_module_entry_point_gives_no_traceback(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "--worker-timeout" in proc.stderr
+
+
+def test_a_misspelt_required_option_is_named(base: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`--srver URL` was "the following arguments are required: --server", the typo unmentioned."""
+    argv = ["--srver" if a == "--server" else a for a in base]
+    with pytest.raises(SystemExit) as exc:
+        parse_args(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == "tablao manager: error: unrecognized arguments: --srver (did you mean --server?)"

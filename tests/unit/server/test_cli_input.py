@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -173,3 +174,16 @@ def test_only_the_named_reverse_proxies_are_believed_about_the_client_address() 
         "proxy_headers": True,
         "forwarded_allow_ips": ["10.0.0.5", "10.0.0.6"],
     }
+
+
+def test_a_short_password_from_standard_input_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`printf 'short\\n' | tablao users password admin` said "--password is refused", though none was given."""
+    server_database(tmp_path)
+    assert admin_main("users", ["add", "alice", "--role", "admin", "--data-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert admin_main("users", ["password", "alice", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "tablao users: the password on standard input is refused: it has fewer than 8 characters"

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from services.server.config import ServerConfig
-from services.server.store import submission
+from services.server.db.tables import WorkerRow
+from services.server.store import farm, submission
 from services.server.store.task_writer import TaskWriter
 from tests.support.inprocess_server import admin_client, stored_jobs_and_tasks
 
@@ -84,3 +85,22 @@ async def test_tasks_with_big_commands_are_stored_in_smaller_chunks(
         assert stored_jobs_and_tasks(client) == (1, 300)
     assert sum(chunks) == 300 and chunks[0] == submission.SMALL_JOB + 1
     assert max(chunks[1:]) <= 10
+
+
+async def test_a_job_asking_for_tags_no_worker_has_says_so_at_once(client: httpx.AsyncClient) -> None:
+    """A newcomer's job asking for `gpu` stayed queued for ever with an empty activity."""
+    with client.app.state.write_sessions() as session:  # type: ignore[attr-defined]
+        manager, _ = farm.create_manager(session, "m")
+        session.flush()
+        for name, tags in (("cpu-1", ["linux"]), ("gpu-1", ["gpu", "linux"])):
+            session.add(WorkerRow(id=name, manager_id=manager.id, name=name, platform="linux", task_types=["exec"],
+                                  tags=tags, software={}, status="awake"))  # fmt: skip
+        session.commit()
+    nobody = await client.post(JOBS, json={**job("1"), "tags": ["gpu", "rtx-4090"]})
+    assert nobody.status_code == 201, nobody.text
+    said = nobody.json()["activity"]
+    assert said.startswith("no worker on the farm has the tags gpu, rtx-4090; its tasks wait"), said
+    log = (await client.get(f"{JOBS}/{nobody.json()['id']}")).json()["log"]
+    assert any(entry["message"] == said for entry in log)
+    fits = await client.post(JOBS, json={**job("1"), "tags": ["gpu"]})
+    assert fits.status_code == 201 and fits.json()["activity"] == "", fits.text

@@ -57,9 +57,10 @@ def test_system_unit_runs_this_installation_with_its_data_and_flags(
     assert "not started" in capsys.readouterr().out
     _verify(unit)
 
-    assert cli.main(["remove", "manager", "--root", str(tmp_path / "root"), "--data-dir", str(data)]) == 0
+    assert cli.main(["remove", "manager", "--root", str(tmp_path / "root")]) == 0
     assert not unit.exists()
-    assert "is kept" in capsys.readouterr().out
+    # the folder the unit ran with, not the default one (a newcomer was told of /var/lib/tablao/manager)
+    assert f"the data directory {data} is kept" in capsys.readouterr().out
     assert cli.main(["remove", "manager", "--root", str(tmp_path / "root")]) == 1
     assert "not installed" in capsys.readouterr().err
 

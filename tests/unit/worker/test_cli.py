@@ -31,6 +31,9 @@ from tests.support.services import ROOT
         (["--manager", "http://h", "--blender", "/nonexistent/blender"], "--blender: program '/nonexistent/blender'"),
         (["--manager", "http://h", "--task-types", ","], "--task-types: give at least one"),
         (["--manager", "http://h", "--bogus"], "unrecognized arguments: --bogus"),
+        # a misspelt required option was "the following arguments are required: --manager", the typo unnamed
+        (["--manger", "http://h"], "unrecognized arguments: --manger (did you mean --manager?)"),
+        (["--manger=http://h", "--tagz", "gpu"], "unrecognized arguments: --manger --tagz (did you mean --manager?)"),
         (["--manager", "http://127.0.0.1:abc"], "--manager: 'http://127.0.0.1:abc' is not a valid URL"),
         (["--manager", "http://[::1"], "--manager: 'http://[::1' is not a valid URL"),
         (["--manager", "http://h", "--poll-wait", "nan"], "argument --poll-wait: must be within 0..60"),

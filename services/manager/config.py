@@ -51,6 +51,9 @@ class ManagerConfig:
     # characters of one hand-out's log kept (None: all): past it the middle is left out (log_cap.py); a task
     # printing without end filled the disk (TABLAO_MAX_TASK_LOG_MB)
     max_task_log_chars: int | None = 256 * 2**20
+    # days the full log of a task that left this Manager is kept after its newest line (None: for ever):
+    # nothing else deleted them, and a busy Manager's disk filled over weeks (log_retention.py, TABLAO_TASK_LOG_DAYS)
+    task_log_days: int | None = 30
     max_body_bytes: int = 8 * 1024 * 1024
     retry_after: float = 2.0  # suggested delay of a 204 "no task"
     # a client token the Server confirmed is trusted this long without asking again: the bound on how long a
@@ -163,5 +166,6 @@ _ENVIRONMENT: tuple[tuple[str, str, Callable[[str], object]], ...] = (
     ("TABLAO_AUTH_FREE_FAILURES", "auth_free_failures", cli_args.non_negative_int),
     ("TABLAO_MAX_WORKERS", "max_workers", cli_args.limit),
     ("TABLAO_MAX_TASK_LOG_MB", "max_task_log_chars", lambda text: _megabytes(cli_args.limit(text))),
+    ("TABLAO_TASK_LOG_DAYS", "task_log_days", cli_args.limit),
     ("TABLAO_MANAGER_PUBLIC_URL", "public_url", cli_args.http_url),
 )

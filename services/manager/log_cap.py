@@ -4,7 +4,9 @@ A render printing in a loop, or a worker sending log batches without end, filled
 20 s from one fake worker) with nothing refused: only a line and a batch were bounded. Past
 `max_task_log_chars` (TABLAO_MAX_TASK_LOG_MB), the oldest part after the run's first sixteenth is deleted down to
 three quarters of the limit, and one line in its place says how much was left out. The end of a log, where a
-failure says what went wrong, is what a wrangler reads first; its start says what was run.
+failure says what went wrong, is what a wrangler reads first; its start says what was run. An update longer than
+a sixteenth of the limit is stored in parts of that size, ending where lines end: the head and the newest chunk
+are kept whole, and one worker update may be 8 MB (as single chunks, a run capped at 2 MB kept 12.6 MB).
 
 Chunks are rows whose ids are shared by every task, so what to delete is not looked for by reading the rows
 (their text is the log): the run keeps a mark every sixteenth of the limit (the id of the chunk that crossed it,
@@ -14,6 +16,7 @@ and how many characters were written up to it), and a cut deletes the chunks bet
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 
 from services.manager.model import RunLog
 from services.manager.store import logs
@@ -33,15 +36,31 @@ def append(
 ) -> None:
     """Store a worker update's lines; past `limit` characters kept, cut the run's middle."""
     text = "\n".join(lines) + "\n"
-    chunk_id = logs.append_log_text(conn, task_id, handout, text)
-    run.chars += len(text)
     if limit is None:
+        logs.append_log_text(conn, task_id, handout, text)
+        run.chars += len(text)
         return
     step = max(limit // MARKS, 1)
-    if run.chars - (run.marks[-1][1] if run.marks else 0) >= step:
-        run.marks.append((chunk_id, run.chars))  # the first: the end of the run's head, which is always kept
-    if run.marks and kept(run) > limit:
-        _cut(conn, task_id, run, limit, chunk_id)
+    for piece in pieces(text, step):
+        chunk_id = logs.append_log_text(conn, task_id, handout, piece)
+        run.chars += len(piece)
+        if run.chars - (run.marks[-1][1] if run.marks else 0) >= step:
+            run.marks.append((chunk_id, run.chars))  # the first: the end of the run's head, which is always kept
+        if run.marks and kept(run) > limit:
+            _cut(conn, task_id, run, limit, chunk_id)
+
+
+def pieces(text: str, size: int) -> Iterator[str]:
+    """`text` in parts of at most `size` characters that end where lines end (a longer line is a part of its own)."""
+    start = 0
+    while len(text) - start > size:
+        end = text.rfind("\n", start, start + size) + 1
+        if end <= start:
+            end = text.find("\n", start + size) + 1 or len(text)
+        yield text[start:end]
+        start = end
+    if start < len(text):
+        yield text[start:]
 
 
 def kept(run: RunLog) -> int:

@@ -13,7 +13,7 @@ import random
 import time
 from typing import Any
 
-from services.manager import blocklist_sync
+from services.manager import blocklist_sync, log_retention
 from services.manager.answer_orders import AnswerOrders
 from services.manager.batch_parts import fit_reports, refused_parts
 from services.manager.core import ManagerCore
@@ -71,6 +71,9 @@ class ServerLink:
         self.core.link_wakeup.set()
         # no loop may end alone: the others would go on half-alive (claiming tasks whose leases nobody renews)
         loops = [asyncio.create_task(f(), name=f.__name__) for f in (self._push_loop, self._claim_loop, self._sweep)]
+        if (days := self.config.task_log_days) is not None:
+            retention = log_retention.run(lambda: self.core.conn, days, self.store)
+            loops.append(asyncio.create_task(retention, name="log_retention"))
         try:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
             ended = done.pop()

@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS task_logs (
     lines TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_task_logs_task ON task_logs (task_id, id);
+-- the newest chunk id now and then, so chunks (which have no time) can be told apart by age (store/old_logs.py);
+-- made here on the first start of a Manager that has it, like every table of this script
+CREATE TABLE IF NOT EXISTS log_marks (at REAL PRIMARY KEY, chunk_id INTEGER NOT NULL);
 -- the outgoing update buffer: single updates, then frozen batches with their sequence number
 CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);

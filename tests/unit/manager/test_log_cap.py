@@ -64,6 +64,31 @@ def test_the_line_says_how_much_was_left_out(tmp_path: Path) -> None:
     assert abs(left_out * 2**20 - (run.chars - log_cap.kept(run))) < 0.06 * 2**20
 
 
+def test_huge_updates_keep_the_log_within_the_limit(tmp_path: Path) -> None:
+    """An update may be 8 MB: kept whole as the run's head or its newest chunk, a 2 MB cap kept 12.6 MB."""
+    conn = connect(tmp_path / "m.sqlite")
+    run = RunLog()
+    limit = 2 * 2**20
+    for n in range(3):
+        lines = [f"{n}-{i:05d} ".ljust(99, "x") for i in range(80_000)]  # 8 MB in one update
+        log_cap.append(conn, 7, 1, run, lines, limit)
+        text = whole_log(conn, 7)
+        assert len(text) <= limit + limit // 16 + 300, n
+    lines = text.splitlines()
+    assert lines[0].startswith("0-00000") and lines[-1].startswith("2-79999")
+    assert all(len(line) == 99 for line in lines if not line.startswith("[..."))  # whole lines only
+    cut = [line for line in lines if line.startswith("[...")]
+    assert len(cut) == 1
+    left_out = float(cut[0].split()[1])
+    assert abs(left_out * 2**20 - (run.chars - log_cap.kept(run))) < 0.06 * 2**20
+
+
+def test_a_line_longer_than_a_part_is_kept_whole() -> None:
+    assert list(log_cap.pieces("ab\ncdefgh\ni\n", 4)) == ["ab\n", "cdefgh\n", "i\n"]
+    assert list(log_cap.pieces("abcdefgh\n", 4)) == ["abcdefgh\n"]
+    assert list(log_cap.pieces("a\nb\n", 4)) == ["a\nb\n"]
+
+
 def test_without_a_limit_everything_is_kept(tmp_path: Path) -> None:
     conn = connect(tmp_path / "m.sqlite")
     write(conn, RunLog(), 500, None)

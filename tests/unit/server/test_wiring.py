@@ -66,8 +66,11 @@ def test_each_app_lists_its_own_sweeps(tmp_path: Path) -> None:
         "prune events",
         "expire leases",
         "offline workers of silent managers",
+        "offline workers nobody reports",
         "prune worker history",
         "tokens last used",
+        "prune canceled submission keys",
+        "prune log uploads asked for",
         "orphaned jobs under construction",
     ]
     assert [s.name for s in a.state.sweeps] == names

@@ -13,7 +13,7 @@ from uvicorn.config import LOG_LEVELS
 from services.localfarm.layout import FarmLayout
 from services.manager.app import create_app
 from services.manager.config import DEFAULT_PORT, ManagerConfig
-from services.manager.store.check import StoreUnusable, check_store
+from services.manager.store.check import StoreUnusable, check_owner, check_store
 from services.protocol import cli_args, dir_lock, gc_tuning, process_guard, tls
 from services.protocol.cli_args import non_negative_int, port, positive_float, positive_int
 from services.protocol.manager_client import server_urls
@@ -134,6 +134,7 @@ def hold_data_dir(data_dir: Path) -> dir_lock.DirLock:
 
 def _checked_run(args: argparse.Namespace, config: ManagerConfig) -> int:
     try:
+        check_owner(config.data_dir, config.server_url, config.token, fresh=args.fresh_store)
         check_store(config.data_dir, fresh=args.fresh_store)
     except StoreUnusable as exc:
         print(f"tablao manager: cannot start: {exc}", file=sys.stderr)

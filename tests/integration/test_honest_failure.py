@@ -67,6 +67,34 @@ def test_a_manager_with_a_lost_store_refuses_to_start_and_workers_register_again
         server.stop()
 
 
+def test_a_manager_refuses_the_store_of_a_manager_of_another_server(tmp_path: Path) -> None:
+    """Found by a newcomer: `tablao manager` without --data-dir for another Server took the local farm's Manager
+    store, and that farm's workers showed at the other Server. One of the two may change: a token replaced."""
+    server = ServerProcess(data_dir=tmp_path / "server", database_url=None).start()
+    other = ServerProcess(data_dir=tmp_path / "other", database_url=None).start()
+    mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "manager").start()
+    try:
+        mgr.stop()
+        mgr.token = add_manager(server, "m1-new-token")  # the same Server, another token: its store still
+        mgr.start()
+        mgr.stop()
+        elsewhere = ManagerProcess(other.url, add_manager(other, "room-c"), mgr.data_dir, port=mgr.port)
+        elsewhere.data_dir.parent.joinpath(f"{elsewhere.data_dir.name}.token").write_text(elsewhere.token)
+        refused = _start_refused(elsewhere)
+        assert refused.returncode == 2, refused.stderr
+        (line,) = refused.stderr.strip().splitlines()
+        assert "holds the store of a Manager of another Server" in line and server.url in line, line
+        assert "--data-dir of its own" in line and "--fresh-store" in line
+        elsewhere.extra_args = ("--fresh-store",)
+        elsewhere.start()  # told to, it sets that store aside and begins empty
+        assert len(list(mgr.data_dir.glob("tablao-manager.sqlite.damaged-*"))) == 1
+        elsewhere.stop()
+    finally:
+        mgr.stop()
+        server.stop()
+        other.stop()
+
+
 def test_the_server_shows_a_silent_managers_workers_offline_and_back_when_it_reports(tmp_path: Path) -> None:
     server = ServerProcess(data_dir=tmp_path / "server", database_url=None, extra_args=("--lease-seconds", "3")).start()
     mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "manager").start()

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -17,6 +20,7 @@ from services.protocol.sqlite_files import file_problem, note_created, set_aside
 
 STORE_NAME = "tablao-manager.sqlite"
 MARKER_NAME = "store.created"
+LINK_NAME = "linked-to.json"  # the Server (URL and a digest of the token) the store's Manager worked for
 _TABLES = {"meta", "tasks", "workers", "blocklist", "task_logs"}
 FULL_BELOW = 1024 * 1024  # bytes free under which a failed write is put down to a full disk
 
@@ -46,6 +50,32 @@ def check_store(data_dir: Path, *, fresh: bool) -> None:
             )
         set_aside(path)
     note_created(marker)
+
+
+def check_owner(data_dir: Path, server_url: str, token: str, *, fresh: bool) -> None:
+    """Raise StoreUnusable when the store is another Manager's: it worked for another Server with another token
+    (`tablao manager` without --data-dir took the local farm's store, and its workers and tasks showed at the
+    other Server). One of the two may change (a Server moved; a token replaced). With `fresh`, the store is set
+    aside and this Manager starts empty."""
+    link = data_dir / LINK_NAME
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    try:
+        earlier = json.loads(link.read_text())
+        other = earlier["server_url"] != server_url and earlier["token_sha256"] != digest
+    except (OSError, ValueError, KeyError, TypeError):
+        other = False  # none yet (a new store, or one from before this file), or unreadable: written below
+    path = store_path(data_dir)
+    if other and path.exists():
+        if not fresh:
+            raise StoreUnusable(
+                f"the data directory {data_dir} holds the store of a Manager of another Server "
+                f"({earlier['server_url']}, another token): give this Manager a --data-dir of its own, or start "
+                "with --fresh-store to set that store aside and begin with an empty one"
+            )
+        set_aside(path)
+    tmp = link.with_name(f"{LINK_NAME}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"server_url": server_url, "token_sha256": digest}))
+    tmp.replace(link)
 
 
 def disk_problem(exc: BaseException, path: Path) -> str | None:

@@ -219,6 +219,14 @@ def serve_docs_offline(app: FastAPI, prefix: str) -> None:
 
     static = Path(fastapi_offline.__file__).parent / "static"
     app.mount(f"{prefix}/docs-assets", StaticFiles(directory=static), name="docs-assets")
+
+    @app.api_route(f"{prefix}/docs-assets", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                   include_in_schema=False)  # fmt: skip
+    async def no_asset() -> None:
+        # the folder itself is no file: without this, Starlette's slash redirect answered an empty 307 (to any
+        # method, with or without a token) where every other path no route takes is a 404 in the errors' shape
+        raise StarletteHTTPException(status_code=404, detail="Not Found")
+
     openapi_url = app.openapi_url or f"{prefix}/openapi.json"
 
     @app.get("/", include_in_schema=False)

@@ -163,7 +163,20 @@ def _bulk(farm: Farm) -> tuple[str, Any]:
     return "/jobs/bulk", {"ids": [farm.job()["id"]], "priority": 60}
 
 
+def docs_folder() -> dict[str, tuple[Call, dict[str, int]]]:
+    """The API reference's folder itself is no file: a 404 in the errors' shape (it was an empty 307 to a
+    redirect that then refused the method); a write needs a user's token first, as on every route."""
+    return {
+        f"{method} /api/v1/docs-assets": (
+            fixed("/docs-assets"),
+            dict.fromkeys(WHO, 404) if method == "OPTIONS" else users(404),
+        )
+        for method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    }
+
+
 SERVER: dict[str, tuple[Call, dict[str, int]]] = {
+    **docs_folder(),
     "GET /api/v1/openapi.json": (fixed("/openapi.json"), PUBLIC),
     "GET /": (fixed("/"), PUBLIC),
     "GET /api/v1/docs": (fixed("/docs"), PUBLIC),
@@ -264,6 +277,7 @@ SERVER: dict[str, tuple[Call, dict[str, int]]] = {
 }
 
 MANAGER: dict[str, tuple[Call, dict[str, int]]] = {
+    **docs_folder(),
     "GET /api/v1/openapi.json": (fixed("/openapi.json"), PUBLIC),
     "GET /": (fixed("/"), PUBLIC),
     "GET /api/v1/docs": (fixed("/docs"), PUBLIC),

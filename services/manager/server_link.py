@@ -60,6 +60,7 @@ class ServerLink:
         self._collected = 0
         self._pushed = asyncio.Event()  # set after each batch the Server took
         self.store = StoreHealth(lambda: core.conn, core.config.data_dir)  # whether the store takes writes now
+        self._compacted = 0  # queued rows the last merge left, while the Server is away (_compact_queue)
         self.orders = AnswerOrders(core, client, self._backoff)  # what the Server's answers tell this Manager
         # Claims and batches go to the Server side by side: the Server's writers take turns on a lock of their
         # own (db/engine.py), so neither meets SQLite's busy handler, and taking turns here as well left both
@@ -98,6 +99,7 @@ class ServerLink:
             try:
                 await self.push_pending()
                 failures = 0
+                self._compacted = 0
             except LinkError as exc:
                 failures += 1
                 self._went_down(exc)
@@ -458,13 +460,15 @@ class ServerLink:
         return min(30.0, max(5.0, self.lease_seconds / 4))
 
     def _compact_queue(self) -> None:
-        """Updates wait while the Server is away: their queue is kept to about a row per task (outbox.compact)."""
+        """Updates wait while the Server is away: their queue is kept to about a row per task (outbox.compact),
+        merged again once it has doubled since (a queue of many tasks' rows is not read at every retry)."""
         try:
-            merged = outbox.compact(self.core.conn)
+            merged = outbox.compact(self.core.conn, at=max(outbox.COMPACT_AT, 2 * self._compacted))
         except STORE_ERRORS as exc:  # a full disk, say: the queue stays as it is, and the store says so
             self.store.failed(exc, "updates wait")
             return
         if merged is not None:
+            self._compacted = merged
             log.debug("merged the oldest queued updates into %d while the Server is away", merged)
 
     def _backoff(self, failures: int) -> float:

@@ -58,7 +58,7 @@ def next_batch(conn: sqlite3.Connection, max_updates: int) -> tuple[int, list[Ta
     return seq, _decode(body)
 
 
-COMPACT_AT = 2_000  # queued updates past which a Server away makes the queue's oldest ones merge (`compact`)
+COMPACT_AT = 200  # queued updates past which a Server away makes the queue's oldest ones merge (`compact`)
 COMPACT_ROWS = 10_000  # the most merged at once: a tenth of a second of the Manager's loop
 
 

@@ -391,7 +391,7 @@ async def test_updates_queued_while_the_server_is_away_are_merged_as_they_wait(t
         raise httpx.ConnectError("connection refused", request=request)
 
     async with linked(tmp_path, server) as (core, _cfg):
-        for i in range(30):
+        for i in range(30):  # 3,000 updates of 100 tasks
             tail = [f"line {i}.{n} " + "x" * 2000 for n in range(20)]
             outbox.enqueue(core.conn, [TaskUpdate(task_id=t, attempt=1, log_tail=tail) for t in range(1, 101)])
             core.link_wakeup.set()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from services.protocol.common import JSON_TEXT, Int, ReportedTime, ResponseModel, WireModel
 from services.protocol.host_requirements import HostCapabilities
@@ -15,6 +16,22 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 # a worker's name goes into logs, the app and the Server's lists: the rule of `tablao worker --name`, so a name
 # cannot carry a line break ("w\nINFO ...") or a right-to-left override; the Server holds a Manager's reports to it
 WorkerName = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+_NAME = re.compile(NAME_PATTERN.removeprefix("^").removesuffix("$"))
+_NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9._@-]+")
+
+
+def reported_name(name: str) -> str:
+    """A worker's name as a Manager reports it, made one the rule allows: itself when it is one, else each run of
+    other characters a dash (`Render Node 1`: `Render-Node-1`, a line break or a right-to-left override: a dash).
+    A Manager may hold a name from before its worker routes kept to the rule; refusing it stopped that Manager."""
+    if _NAME.fullmatch(name):
+        return name
+    return _NOT_IN_A_NAME.sub("-", name).lstrip("._@-")[:64] or "worker"
+
+
+# on the link: never refused (the Manager builds these models itself; an error there ended its link loop)
+ReportedName = Annotated[str, StringConstraints(max_length=64), AfterValidator(reported_name)]
 MAX_MEMORY_MB = 2**40  # an exbibyte: far past any machine, well inside a float
 MAX_LOAD = 1e6  # run-queue length; a machine that loaded would not be sending heartbeats
 

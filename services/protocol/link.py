@@ -23,7 +23,7 @@ from services.protocol.common import (
     bounded_json,
 )
 from services.protocol.failures import BLOCKLIST_REPORT_MAX, BlocklistReport, Unblock
-from services.protocol.farm import Utilisation, WorkerName
+from services.protocol.farm import ReportedName, Utilisation
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.jobs import Command, OnTaskFailure
 from services.protocol.preview import PREVIEWS_PER_BATCH, PreviewReport
@@ -88,7 +88,7 @@ class TaskUpdate(WireModel):
     attempt: Id
     status: Annotated[TaskStatus | None, JSON_TEXT] = None  # queued = given back unstarted
     worker_id: WorkerKey | None = None
-    worker_name: WorkerName | None = None
+    worker_name: ReportedName | None = None
     activity: str | None = Field(default=None, max_length=1000)
     steps_done: Count | None = None
     steps_total: Count | None = None
@@ -108,7 +108,7 @@ ReportedTag = Annotated[ShortText, AfterValidator(normal_tag)]
 
 class WorkerReport(WireModel):
     id: WorkerKey
-    name: WorkerName
+    name: ReportedName
     platform: PlatformText
     task_types: list[ShortText] = Field(max_length=1000)
     tags: list[ReportedTag] = Field(max_length=1000)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from services.protocol.common import Id, Int, PathText, ReportedTime, ResponseModel, WireModel
-from services.protocol.farm import WorkerName
+from services.protocol.farm import ReportedName
 
 PREVIEW_MAX_PIXELS = 512  # the longer side of a thumbnail
 PREVIEW_MAX_BYTES = 256 * 1024  # the encoded image; the Worker lowers the quality until it fits
@@ -78,7 +78,7 @@ class PreviewReport(WireModel):
     task_id: Id
     job_id: Id
     worker_id: str = Field(min_length=1, max_length=64)  # as the Server's workers table holds them
-    worker_name: WorkerName
+    worker_name: ReportedName
     time: ReportedTime
     preview: Preview
 

@@ -77,3 +77,17 @@ def test_a_new_process_after_a_restart_is_not_said_to_follow_one_heard_from_sinc
     restarted, running = [r.getMessage() for r in caplog.records]
     assert "in a new process" in restarted and "not heard from since this Manager started" in restarted, restarted
     assert "while 127.0.0.1 was signed on, heard from 0 s ago" in running, running
+
+
+def test_a_name_kept_from_before_the_rule_is_reported_not_refused(tmp_path: Path) -> None:
+    """Found by a review: a Manager whose store held `Render Node 1` (the worker API took any name before the
+    rule) failed to build its report at every start, and its link loop, and the Manager, ended."""
+    from services.manager.workers import _report
+    from services.protocol.link import TaskUpdate
+
+    conn = connect(tmp_path / "m.sqlite")
+    registry = WorkerRegistry(conn, ManagerConfig(server_url="http://s", token="t", data_dir=tmp_path))
+    wid, _ = registry.register("s", "s", "w1", "linux")
+    registry[wid].name = "Render Node 1"
+    assert _report(registry[wid]).name == "Render-Node-1"
+    assert TaskUpdate(task_id=1, attempt=1, worker_name="Render Node 1").worker_name == "Render-Node-1"

@@ -158,6 +158,7 @@ def bulk(
     results = []
     acted_on = []
     deleted: list[int] = []
+    waiting: dict[int, list[int]] | None = None
     for job_id in dict.fromkeys(req.ids):
         savepoint = session.begin_nested()
         try:
@@ -167,7 +168,9 @@ def bulk(
             elif req.priority is not None:
                 store.set_priority(session, job, req.priority, user)
             else:
-                _check_releases(session, job, user, cfg)
+                if waiting is None:
+                    waiting = store.waiting_on(session)  # once: a bulk delete may name thousands of jobs
+                _check_releases(session, job, user, cfg, waiting)
                 store.delete_job(session, job, user)
             savepoint.commit()
             results.append(BulkItemResult(id=job_id, ok=True))
@@ -209,28 +212,32 @@ def get_job(
 @router.delete("/{job_id}", status_code=204)
 def delete_job(job_id: Id, session: SessionDep, user: UserDep, cfg: ConfigDep) -> Response:
     job = store.get(session, job_id, for_update=True)
-    _check_releases(session, job, user, cfg)
+    _check_releases(session, job, user, cfg, store.waiting_on(session))
     store.delete_job(session, job, user)
     session.commit()
     log_copies.forget_job(cfg.data_dir, job_id)
     return Response(status_code=204)
 
 
-def _check_releases(session: Session, job: JobRow, user: Actor, cfg: ServerConfig) -> None:
+def _check_releases(
+    session: Session, job: JobRow, user: Actor, cfg: ServerConfig, waiting: dict[int, list[int]]
+) -> None:
     """A deleted dependency counts as done, so deleting a job that did not complete lets the jobs waiting for it
     run: judged as releasing them is (their owner, a wrangler or an admin; today's policy for the caller's role),
-    or a demoted user could start a command job by deleting the job it waits for."""
+    or a demoted user could start a command job by deleting the job it waits for. `waiting`: store.waiting_on."""
     store.check_may_manage(job, user)  # the job's own refusals come first
     if job.status not in (JobStatus.CANCELED.value, JobStatus.FAILED.value):
         return  # completed: its dependents were free already; unfinished: not deleted (store.delete_job)
-    for waiting in store.waiting_for(session, job.id):
+    for waiting_id in waiting.get(job.id, []):
+        other = session.get(JobRow, waiting_id)
+        if other is None:
+            continue
         try:
-            store.check_may_manage(waiting, user)
-            cfg.policy.check_run_again(waiting.type, waiting.settings, user.role)
+            store.check_may_manage(other, user)
+            cfg.policy.check_run_again(other.type, other.settings, user.role)
         except StoreError as exc:
             raise type(exc)(
-                f"job {waiting.id} waits for job {job.id}, and deleting it would let job {waiting.id} run: "
-                f"{exc.message}",
+                f"job {other.id} waits for job {job.id}, and deleting it would let job {other.id} run: {exc.message}",
                 field=exc.field or "id",
             ) from exc
 

@@ -26,6 +26,7 @@ SCAN = 500  # chunks looked at in one transaction (their ids and tasks, read by 
 BUDGET = 200  # chunks deleted in one transaction at most
 TIME_LIMIT = 0.005  # seconds of deleting in one transaction, past which it ends (after the chunk it was deleting)
 PAUSE = 0.05  # seconds between the transactions of a pass: worker requests go in between
+CLOCK_JUMP = 300.0  # seconds the wall clock may move apart from the monotonic one between passes (NTP slews less)
 
 
 class LogRetention:
@@ -35,12 +36,23 @@ class LogRetention:
         self._up_to: int | None = None  # during a pass: the newest chunk id `days` ago
         self._after = 0  # during a pass: the chunk id it has looked at up to
         self._tasks = 0  # during a pass: tasks whose logs it deleted
+        self._clocks: tuple[float, float] | None = None  # (wall, monotonic) at the last pass's start
 
-    def step(self, now: float) -> bool:
-        """One short transaction of a pass (the first notes a mark); True while the pass has more to look at."""
+    def step(self, now: float, mono: float | None = None) -> bool:
+        """One short transaction of a pass (the first notes a mark); True while the pass has more to look at.
+        `now`: the wall clock; `mono`: the monotonic one (default: time.monotonic())."""
         conn = self._conn()
+        mono = time.monotonic() if mono is None else mono
         with transaction(conn):
             if self._up_to is None:
+                if self._clocks is not None:
+                    # the wall clock jumped (a restored VM, a bad time source): the marks move with it, or a jump
+                    # a year ahead took every log for a year old; within this process the monotonic clock says
+                    jump = (now - self._clocks[0]) - (mono - self._clocks[1])
+                    if abs(jump) > CLOCK_JUMP:
+                        old_logs.shift_marks(conn, jump)
+                        log.warning("the clock jumped %+.0f s: the ages of task logs are kept as they were", jump)
+                self._clocks = (now, mono)
                 old_logs.mark(conn, now, MARK_EVERY)
                 self._up_to = old_logs.newest_chunk_at(conn, now - self.days * 86400)
                 if self._up_to is None:

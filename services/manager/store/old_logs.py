@@ -23,6 +23,11 @@ def mark(conn: sqlite3.Connection, now: float, every: float) -> None:
         conn.execute("INSERT INTO log_marks (at, chunk_id) SELECT ?, COALESCE(MAX(id), 0) FROM task_logs", (now,))
 
 
+def shift_marks(conn: sqlite3.Connection, seconds: float) -> None:
+    """Move every mark by `seconds`: the wall clock jumped, and a log's age is what the clock measured before."""
+    conn.execute("UPDATE log_marks SET at = at + ?", (seconds,))
+
+
 def newest_chunk_at(conn: sqlite3.Connection, at: float) -> int | None:
     """The highest chunk id that existed at `at`, as the marks know it (None: no mark is that old); the marks
     before the one that says so are no longer needed and are deleted."""

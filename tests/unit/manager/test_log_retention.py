@@ -43,10 +43,11 @@ def run(core: ManagerCore, w: WorkerState, task_id: int, attempt: int = 1, *, do
     assert (task_id in core.tasks) != done
 
 
-def sweep(retention: LogRetention, now: float) -> None:
-    """A whole pass, as the housekeeping loop makes it (one short transaction a step)."""
+def sweep(retention: LogRetention, now: float, mono: float | None = None) -> None:
+    """A whole pass, as the housekeeping loop makes it (one short transaction a step); the days pass on both
+    clocks unless `mono` says otherwise (the wall clock jumped)."""
     steps = 0
-    while retention.step(now):
+    while retention.step(now, now if mono is None else mono):
         steps += 1
         assert steps < 1000
 
@@ -198,3 +199,20 @@ def test_a_bad_number_of_days_names_the_variable(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TABLAO_TASK_LOG_DAYS", value)
     with pytest.raises(ValueError, match=f"TABLAO_TASK_LOG_DAYS: .*{value}"):
         ManagerConfig.from_env(server_url="http://s", token="t", data_dir=Path("/tmp/unused"))
+
+
+def test_a_jump_of_the_wall_clock_ages_no_log(tmp_path: Path) -> None:
+    """Found by a review: a clock set a year ahead (a restored VM, a bad time source) took every log for a year
+    old, and one pass deleted the logs of tasks finished minutes before."""
+    core = make_core(tmp_path)
+    w = worker(core, "w")
+    retention = LogRetention(lambda: core.conn, 30)
+    run(core, w, 1)
+    sweep(retention, T0)
+    run(core, w, 2)
+    run(core, w, 3)
+    sweep(retention, T0 + 365 * DAY + 600, mono=T0 + 600)  # ten minutes later, the wall clock a year ahead
+    assert log_of(core.conn, 1) == ["start 1", "1 run 1"] and log_of(core.conn, 2) == ["start 2", "2 run 1"]
+    sweep(retention, T0 + 396 * DAY, mono=T0 + 31 * DAY)  # a month on both clocks after the jump: 1 and 2 go
+    assert log_of(core.conn, 1) == log_of(core.conn, 2) == []
+    assert log_of(core.conn, 3) == ["start 3", "3 run 1"]  # the newest chunk of all stays

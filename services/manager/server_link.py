@@ -103,7 +103,7 @@ class ServerLink:
             except LinkError as exc:
                 failures += 1
                 self._went_down(exc)
-                self._compact_queue()
+                await self._compact_queue()
                 await asyncio.sleep(max(self._backoff(failures), busy_wait(exc)))
                 self.core.link_wakeup.set()  # try again
             except LinkRefused as exc:
@@ -111,7 +111,7 @@ class ServerLink:
                 # the same refusal (by its status: a 429's text changes with its wait) is logged once a minute
                 if refusals.due(exc.status_code):
                     log.error("the Server refused an update batch: %s", exc)
-                self._compact_queue()
+                await self._compact_queue()
                 await asyncio.sleep(max(self._backoff(failures), exc.retry_after))
                 self.core.link_wakeup.set()
             except STORE_ERRORS as exc:
@@ -459,17 +459,23 @@ class ServerLink:
             return None
         return min(30.0, max(5.0, self.lease_seconds / 4))
 
-    def _compact_queue(self) -> None:
-        """Updates wait while the Server is away: their queue is kept to about a row per task (outbox.compact),
-        merged again once it has doubled since (a queue of many tasks' rows is not read at every retry)."""
-        try:
-            merged = outbox.compact(self.core.conn, at=max(outbox.COMPACT_AT, 2 * self._compacted))
-        except STORE_ERRORS as exc:  # a full disk, say: the queue stays as it is, and the store says so
-            self.store.failed(exc, "updates wait")
-            return
-        if merged is not None:
-            self._compacted = merged
-            log.debug("merged the oldest queued updates into %d while the Server is away", merged)
+    async def _compact_queue(self) -> None:
+        """Updates wait while the Server is away: their queue is kept to about a row per task (outbox.compact), in
+        merges of a bounded size with the loop free between them, again once the queue has doubled since."""
+        at = max(outbox.COMPACT_AT, 2 * self._compacted)
+        while True:
+            try:
+                merged = outbox.compact(self.core.conn, at=at)
+            except STORE_ERRORS as exc:  # a full disk, say: the queue stays as it is, and the store says so
+                self.store.failed(exc, "updates wait")
+                return
+            if merged is None:
+                return
+            read, left = merged
+            self._compacted = left
+            if left >= read:
+                return  # its head alone is a whole merge's worth (very many tasks' long tails): no further now
+            await asyncio.sleep(0)  # the workers' requests go in between
 
     def _backoff(self, failures: int) -> float:
         base = min(self.config.backoff_max, 0.1 * 2.0 ** min(failures, 10))

@@ -59,18 +59,26 @@ def next_batch(conn: sqlite3.Connection, max_updates: int) -> tuple[int, list[Ta
 
 
 COMPACT_AT = 200  # queued updates past which a Server away makes the queue's oldest ones merge (`compact`)
-COMPACT_ROWS = 10_000  # the most merged at once: a tenth of a second of the Manager's loop
+COMPACT_ROWS = 10_000  # the most merged at once
+COMPACT_BYTES = 8 * 1024 * 1024  # and at most about this much of their JSON: parsed on the Manager's loop (~50 ms)
 
 
-def compact(conn: sqlite3.Connection, at: int = COMPACT_AT) -> int | None:
+def compact(conn: sqlite3.Connection, at: int = COMPACT_AT) -> tuple[int, int] | None:
     """While the Server is away the queue grows by a row per worker update (each with its log tail); past `at`
-    rows its oldest ones (at most COMPACT_ROWS) are merged as freezing them into a batch would merge them, so it
-    holds about one row per task instead. Returns the rows left of those merged, None when under `at`."""
+    rows its oldest ones (at most COMPACT_ROWS, COMPACT_BYTES: call it again for more) are merged as freezing them
+    into a batch would merge them, so it holds about one row per task instead. Returns (rows read, rows they
+    became), None when under `at`."""
     queued = int(conn.execute("SELECT COUNT(*) FROM (SELECT 1 FROM outbox LIMIT ?)", (at + 1,)).fetchone()[0])
     if queued <= at:
         return None
     with transaction(conn):
-        rows = conn.execute("SELECT id, task_id, body FROM outbox ORDER BY id LIMIT ?", (COMPACT_ROWS,)).fetchall()
+        rows = []
+        size = 0
+        for row in conn.execute("SELECT id, task_id, body FROM outbox ORDER BY id LIMIT ?", (COMPACT_ROWS,)):
+            rows.append(row)
+            size += len(row[2])
+            if size >= COMPACT_BYTES:  # 10,000 rows of long log tails took 2.9 s to parse
+                break
         merged = coalesce([TaskUpdate.model_validate_json(r[2]) for r in rows])
         conn.execute("DELETE FROM outbox WHERE id <= ?", (rows[-1][0],))
         # the merged rows go back at the queue's head, before anything queued after them, in their order
@@ -79,7 +87,7 @@ def compact(conn: sqlite3.Connection, at: int = COMPACT_AT) -> int | None:
             "INSERT INTO outbox (id, task_id, body) VALUES (?, ?, ?)",
             [(first + i, u.task_id, u.model_dump_json(exclude_defaults=True)) for i, u in enumerate(merged)],
         )
-    return len(merged)
+    return len(rows), len(merged)
 
 
 def drop_from_batch(conn: sqlite3.Connection, seq: int, indexes: set[int]) -> list[TaskUpdate]:

@@ -103,6 +103,7 @@ def test_a_preview_reaches_the_server_and_is_announced(farm: tuple[ServerProcess
         assert got["frame_path"] == "/renders/frame_0001.png"
         image = httpx.get(f"{server.url}{API}/jobs/{job['id']}/last-rendered", headers=server.headers(), timeout=10)
         assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        assert image.headers["x-content-type-options"] == "nosniff"  # its bytes are a Manager's, unchecked
         with Image.open(io.BytesIO(image.content)) as img:
             assert (img.format, img.size) == ("JPEG", (128, 72))
         same = httpx.get(

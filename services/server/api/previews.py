@@ -25,7 +25,8 @@ _IMAGE: dict[int | str, dict[str, Any]] = {
 
 def _image(row: LastRenderedRow, if_none_match: str | None) -> Response:
     etag = f'"{row.scope}-{row.owner}-{row.version}"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    # the bytes are a Manager's, never checked to be an image: a browser must not guess another type from them
+    headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers=headers)
     return Response(row.data, media_type=row.content_type, headers=headers)

@@ -2,8 +2,8 @@
 
 An upload is taken only from the task's Manager and only within `ASKED_FOR` of the Server asking it (a user's
 request, handed to the Manager with its next update batch: `note_asked`), so a Manager cannot fill the Server's
-disk with logs nobody asked for. The body is written to a file of its own as it comes (`receive`), never held
-whole in memory, and replaces the earlier copy in one step.
+disk with logs nobody asked for. The route writes the body to a file of its own as it comes (`receiving`), never
+holding it whole in memory, and `store` puts it in place of the earlier copy in one step.
 """
 
 from __future__ import annotations

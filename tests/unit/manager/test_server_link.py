@@ -390,11 +390,14 @@ async def test_updates_queued_while_the_server_is_away_are_merged_as_they_wait(t
     def server(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    async with linked(tmp_path, server) as (core, _cfg):
+    async with linked(tmp_path, server, backoff_max=0.5) as (core, _cfg):
         for i in range(30):  # 3,000 updates of 100 tasks
             tail = [f"line {i}.{n} " + "x" * 2000 for n in range(20)]
             outbox.enqueue(core.conn, [TaskUpdate(task_id=t, attempt=1, log_tail=tail) for t in range(1, 101)])
             core.link_wakeup.set()
             await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)  # a retry or two after the last
+        for _ in range(150):  # up to 15 s: the merge comes with the next retry (every 0.25 - 0.5 s by now)
+            if outbox.pending_count(core.conn) <= outbox.COMPACT_AT:
+                break
+            await asyncio.sleep(0.1)
         assert outbox.pending_count(core.conn) <= outbox.COMPACT_AT

@@ -11,6 +11,7 @@ import difflib
 import ipaddress
 import json
 import math
+import sys
 from pathlib import Path
 from typing import NoReturn
 
@@ -156,8 +157,6 @@ class Parser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
-        import sys
-
         self._argv = list(sys.argv[1:] if args is None else args)
         return super().parse_known_args(args, namespace)
 

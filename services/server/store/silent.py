@@ -5,6 +5,7 @@ last seen, so nothing else would tell them)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import event, or_, select
@@ -43,10 +44,7 @@ def offline_workers_of_silent_managers(
     rows = session.scalars(
         select(WorkerRow).where(WorkerRow.manager_id.in_(silent), WorkerRow.status != WorkerStatus.OFFLINE)
     ).all()
-    for worker in rows:
-        worker.status = WorkerStatus.OFFLINE
-        worker.current_task_id = worker.next_task_id = None
-        events.publish(session, "worker-updated", worker_to_wire(worker).model_dump(mode="json"))
+    _take_offline(session, rows)
     if known is not None:
         now_silent = set(session.scalars(silent))
         newly = now_silent - known.ids
@@ -76,7 +74,12 @@ def offline_workers_nobody_reports(session: Session, *, started: float, after: f
             WorkerRow.status != WorkerStatus.OFFLINE, or_(WorkerRow.reported.is_(None), WorkerRow.reported < cutoff)
         )
     ).all()
-    for worker in rows:
+    _take_offline(session, rows)
+
+
+def _take_offline(session: Session, workers: Sequence[WorkerRow]) -> None:
+    """Show these workers offline, with no task, and tell the live views."""
+    for worker in workers:
         worker.status = WorkerStatus.OFFLINE
         worker.current_task_id = worker.next_task_id = None
         events.publish(session, "worker-updated", worker_to_wire(worker).model_dump(mode="json"))

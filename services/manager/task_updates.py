@@ -15,7 +15,7 @@ from services.manager.store import tasks as store
 from services.manager.taken_back import Run
 from services.protocol.common import utcnow
 from services.protocol.link import LOG_TAIL_LINES, TaskUpdate
-from services.protocol.preview import PreviewReport
+from services.protocol.preview import PreviewReport, is_image
 from services.protocol.states import TaskStatus
 from services.protocol.worker_api import LOG_LINE_MAX_CHARS, WorkerTaskUpdate
 
@@ -32,6 +32,8 @@ def validate(updates: list[WorkerTaskUpdate], prefix: str = "updates") -> None:
         for j, line in enumerate(u.log_lines):
             if len(line) > LOG_LINE_MAX_CHARS:
                 raise Invalid(f"log line longer than {LOG_LINE_MAX_CHARS} characters", f"{prefix}[{i}].log_lines[{j}]")
+        if u.preview is not None and not is_image(u.preview.content_type, u.preview.data):
+            raise Invalid(f"the preview is not a {u.preview.content_type} image", f"{prefix}[{i}].preview.data")
 
 
 def held_by(core: ManagerCore, worker: WorkerState, task_id: int) -> HeldTask:

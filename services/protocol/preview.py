@@ -72,6 +72,19 @@ class Preview(WireModel):
     frame_height: Int | None = Field(default=None, ge=1, le=1_000_000)
 
 
+def is_image(content_type: str, data: bytes) -> bool:
+    """Whether the bytes begin as an image of the type they are said to be (a JPEG's marker, a WebP's RIFF header).
+
+    Not a decoder: a preview is served with nosniff under its stated type, so what matters is that what claims
+    to be a JPEG is not an HTML page or a script a hostile Worker or Manager passed off as one.
+    """
+    if content_type == "image/jpeg":
+        return data[:3] == b"\xff\xd8\xff"
+    if content_type == "image/webp":
+        return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    return False
+
+
 class PreviewReport(WireModel):
     """Manager → Server: a worker's latest preview, the latest of its job too when nothing newer came."""
 

@@ -406,7 +406,7 @@ def test_a_workers_name_and_tags_are_made_ones_a_worker_may_sign_on_with(
               "worker_name": "Render Node 1"}  # fmt: skip
     assert push(link, [update]).status_code == 200
     assert task(admin, t["id"])["worker_name"] == "Render-Node-1"
-    image = {"content_type": "image/jpeg", "width": 4, "height": 4, "data": "AAAA", "frame_path": "/r/f.png"}
+    image = {"content_type": "image/jpeg", "width": 4, "height": 4, "data": "/9j/4A==", "frame_path": "/r/f.png"}
     preview = {"task_id": t["id"], "job_id": t["job_id"], "worker_id": report["id"], "worker_name": evil,
                "time": "2026-01-01T00:00:00Z", "preview": image}  # fmt: skip
     assert push(link, [], previews=[preview]).status_code == 200

@@ -89,6 +89,12 @@ def test_a_preview_reaches_the_server_and_is_announced(farm: tuple[ServerProcess
             ({**preview(64, 36), "width": 4096}, "updates[0].preview.width"),
             ({**preview(64, 36), "content_type": "image/png"}, "updates[0].preview.content_type"),
             ({**preview(64, 36), "data": base64.b64encode(b"x" * 300_000).decode()}, "updates[0].preview.data"),
+            # a page passed off as a JPEG, or a JPEG said to be a WebP
+            (
+                {**preview(64, 36), "data": base64.b64encode(b"<html><script>1</script>").decode()},
+                "updates[0].preview.data",
+            ),
+            ({**preview(64, 36), "content_type": "image/webp"}, "updates[0].preview.data"),
         ):
             r = worker.send(task["id"], [worker.update(handout=a, preview=bad)])
             assert r.status_code == 422, r.text
@@ -103,7 +109,7 @@ def test_a_preview_reaches_the_server_and_is_announced(farm: tuple[ServerProcess
         assert got["frame_path"] == "/renders/frame_0001.png"
         image = httpx.get(f"{server.url}{API}/jobs/{job['id']}/last-rendered", headers=server.headers(), timeout=10)
         assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
-        assert image.headers["x-content-type-options"] == "nosniff"  # its bytes are a Manager's, unchecked
+        assert image.headers["x-content-type-options"] == "nosniff"  # only its first bytes were checked
         with Image.open(io.BytesIO(image.content)) as img:
             assert (img.format, img.size) == ("JPEG", (128, 72))
         same = httpx.get(

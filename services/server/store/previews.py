@@ -3,8 +3,9 @@
 A Manager may report a preview only of a task it holds (or held to its end) and for its own worker; anything else
 is ignored, as a repeated batch's worker states are. A preview older than the one stored (a Manager that was
 away sends late) does not replace it; a time ahead of the Server's clock counts as now, so a Manager whose clock
-runs ahead cannot hold a job's preview against every other Manager's. Each new image is announced as a
-`last-rendered` event without the image.
+runs ahead cannot hold a job's preview against every other Manager's. Bytes that do not begin as the image type
+they claim are dropped, not refused: the batch carries task updates that must not be held back by a preview.
+Each new image is announced as a `last-rendered` event without the image.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
-from services.protocol.preview import LastRendered, PreviewReport
+from services.protocol.preview import LastRendered, PreviewReport, is_image
 from services.server.db.tables import LastRenderedRow, ManagerRow, TaskRow, WorkerRow
 from services.server.store import events
 from services.server.store.convert import aware
@@ -26,6 +27,8 @@ JOB, WORKER = "job", "worker"
 def apply_reports(session: Session, manager: ManagerRow, reports: list[PreviewReport]) -> None:
     now = utcnow()
     for r in reports:
+        if not is_image(r.preview.content_type, r.preview.data):
+            continue
         if r.time > now:
             r = r.model_copy(update={"time": now})
         task = session.get(TaskRow, r.task_id)

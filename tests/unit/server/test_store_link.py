@@ -6,6 +6,7 @@ fresh database per test. The HTTP tests (tests/integration/test_link_server.py) 
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from services.server.db.migrate import upgrade
 from services.server.db.tables import EventRow, JobRow, ManagerExclusionRow, ManagerRow, TaskRow, WorkerRow
 from services.server.store import farm, jobs, lease_expiry, link, previews, silent
 from services.server.store.convert import aware
+from services.server.store.errors import NotFound
 from services.server.store.sessions import open_sessions
 from tests.support.databases import database_url
 from tests.support.pg_race import postgres_writers, race
@@ -503,7 +505,7 @@ def test_a_preview_dated_ahead_of_the_servers_clock_does_not_hold_the_jobs_previ
     (task_b,) = behind.claim(1)
 
     def report(by: Link, task_id: int, when: datetime, path: str) -> None:
-        image = {"content_type": "image/jpeg", "width": 4, "height": 4, "data": "AAAA", "frame_path": path}
+        image = {"content_type": "image/jpeg", "width": 4, "height": 4, "data": "/9j/4A==", "frame_path": path}
         r = {"task_id": task_id, "job_id": job_id, "worker_id": "w", "worker_name": "w", "time": when}
         by.seq += 1
         with by.writers() as s:
@@ -517,6 +519,35 @@ def test_a_preview_dated_ahead_of_the_servers_clock_does_not_hold_the_jobs_previ
         shown = previews.get(s, previews.JOB, str(job_id))
         assert shown.frame_path == "/r/behind.png"
         assert aware(shown.time) < datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def test_a_preview_that_is_not_the_image_it_claims_is_dropped_and_the_batch_applied(
+    writers: sessionmaker[Session],
+) -> None:
+    """A hostile Manager's page said to be a JPEG is never served; the task update beside it still counts."""
+    job_id = submit(writers, frames="1")
+    manager = Link(writers, "m")
+    ((task_id, attempt),) = manager.claim(1).items()
+    page = base64.b64encode(b"<html><script>alert(1)</script></html>").decode()
+    webp_said_jpeg = base64.b64encode(b"RIFF\x00\x00\x00\x00WEBPVP8 ").decode()
+    for data in (page, webp_said_jpeg):
+        image = {"content_type": "image/jpeg", "width": 4, "height": 4, "data": data, "frame_path": "/r/f.png"}
+        r = {"task_id": task_id, "job_id": job_id, "worker_id": "w", "worker_name": "w", "time": utcnow()}
+        manager.seq += 1
+        with manager.writers() as s:
+            batch = UpdateBatch.model_validate(
+                {
+                    "seq": manager.seq,
+                    "task_updates": [{"task_id": task_id, "attempt": attempt, "status": "active"}],
+                    "previews": [{**r, "preview": image}],
+                }
+            )
+            assert link.apply_batch(s, s.get_one(ManagerRow, manager.id), batch, LEASE).rejected == []
+            s.commit()
+    with writers() as s:
+        assert s.get_one(TaskRow, task_id).status == "active"
+        with pytest.raises(NotFound):
+            previews.get(s, previews.JOB, str(job_id))
 
 
 def test_an_update_that_changes_nothing_is_no_event_and_still_renews_the_lease(writers: sessionmaker[Session]) -> None:

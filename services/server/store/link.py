@@ -215,6 +215,7 @@ def _apply_updates(
     # what another Server's transaction (a wrangler's cancel) committed meanwhile must be what this batch acts on
     changing = [t for u in updates if (t := tasks.get(u.task_id)) is not None and u.status not in (None, t.status)]
     lock_for_status_changes(session, changing)
+    foreign = _others_workers(session, manager, {u.worker_id for u in updates if u.worker_id is not None})
     jobs: dict[int, JobRow] = {}
     rejected: list[RejectedUpdate] = []
     completed = 0
@@ -231,7 +232,7 @@ def _apply_updates(
                 task.lease_expires = lease
             continue
         job = jobs.get(task.job_id) or jobs.setdefault(task.job_id, session.get_one(JobRow, task.job_id))
-        if u.worker_id is not None:
+        if u.worker_id is not None and u.worker_id not in foreign:
             task.worker_id, task.worker_name = u.worker_id, u.worker_name
         if u.steps_total is not None:
             task.steps_total = u.steps_total
@@ -271,6 +272,19 @@ def _apply_updates(
             completed += 1
     worker_history.count_completed(session, manager.id, completed)
     return rejected
+
+
+def _others_workers(session: Session, manager: ManagerRow, named: set[str]) -> set[str]:
+    """Which of these worker ids are another Manager's: an update naming one keeps the task's worker as it was (a
+    hostile Manager would otherwise show its task running on a worker of another Manager)."""
+    ids = sorted(named)
+    return {
+        w
+        for i in range(0, len(ids), 1000)
+        for w in session.scalars(
+            select(WorkerRow.id).where(WorkerRow.id.in_(ids[i : i + 1000]), WorkerRow.manager_id != manager.id)
+        )
+    }
 
 
 UNRUNNABLE = "no worker may run it"

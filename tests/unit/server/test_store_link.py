@@ -521,6 +521,26 @@ def test_a_preview_dated_ahead_of_the_servers_clock_does_not_hold_the_jobs_previ
         assert aware(shown.time) < datetime(2100, 1, 1, tzinfo=UTC)
 
 
+def test_an_update_naming_another_managers_worker_keeps_the_tasks_worker(writers: sessionmaker[Session]) -> None:
+    """A hostile Manager cannot show its task running on a worker of another Manager; its update still counts."""
+    submit(writers, frames="1-2")
+    mine, other = Link(writers, "mine"), Link(writers, "other")
+    with writers() as s:
+        s.add(WorkerRow(id="theirs", manager_id=other.id, name="theirs", platform="linux", task_types=["exec"],
+                        tags=[], software={}, status="awake"))  # fmt: skip
+        s.commit()
+    ((t1, a1), (t2, a2)) = mine.claim(2).items()
+    assert mine.send(update(t1, a1, TaskStatus.ACTIVE, worker_id="theirs", worker_name="theirs")) == []
+    assert (task(writers, t1).status, task(writers, t1).worker_id, task(writers, t1).worker_name) == (
+        "active",
+        None,
+        None,
+    )
+    assert mine.send(update(t2, a2, TaskStatus.ACTIVE, worker_id="w-mine", worker_name="w-mine")) == []
+    assert mine.send(update(t2, a2, None, worker_id="theirs", worker_name="theirs")) == []
+    assert (task(writers, t2).worker_id, task(writers, t2).worker_name) == ("w-mine", "w-mine")
+
+
 def test_a_preview_that_is_not_the_image_it_claims_is_dropped_and_the_batch_applied(
     writers: sessionmaker[Session],
 ) -> None:

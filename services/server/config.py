@@ -76,6 +76,9 @@ class ServerConfig:
     max_tasks_per_job: int | None = 1_000_000
     max_active_jobs_per_user: int | None = 1_000
     max_unfinished_tasks_per_user: int | None = 5_000_000
+    # worker rows one Manager may have here (TABLAO_MAX_WORKERS_PER_MANAGER; store/worker_limit.py): twice a
+    # Manager's own default limit of workers, room for the ghosts of a reset store
+    max_workers_per_manager: int | None = 20_000
     login_token_days: float = 30.0  # tokens made by logging in expire after this long
     # failed logins or bad tokens a client address (or, for logins, a user name) may have before it must
     # wait, 1 s then twice as long after each further failure, up to 5 minutes (TABLAO_AUTH_FREE_FAILURES)
@@ -114,10 +117,16 @@ class ServerConfig:
             cfg.utilisation_sample_seconds = sample
         if (orphan := env_seconds("TABLAO_ORPHAN_SECONDS")) is not None:
             cfg.orphan_seconds = orphan
-        for key in ("max_tasks_per_job", "max_active_jobs_per_user", "max_unfinished_tasks_per_user"):
+        for key in (
+            "max_tasks_per_job",
+            "max_active_jobs_per_user",
+            "max_unfinished_tasks_per_user",
+            "max_workers_per_manager",
+        ):
             name = f"TABLAO_{key.upper()}"
             if (raw := os.environ.get(name)) is not None:
-                setattr(cfg, key, env_int(name) if raw.strip().lower() not in ("", "none") else None)
+                least = 1 if key == "max_workers_per_manager" else 0  # 0 workers would be no farm
+                setattr(cfg, key, env_int(name, least=least) if raw.strip().lower() not in ("", "none") else None)
         for key, value in overrides.items():
             if value is not None:
                 setattr(cfg, key, value)

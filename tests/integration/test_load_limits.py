@@ -1,5 +1,6 @@
-"""Limits on load: the farm's job-size limit and per-user quotas, just over each, and big jobs stored in
-short transactions (other writes go through while one is under construction; a refused job leaves nothing)."""
+"""Limits on load: the farm's job-size limit, per-user quotas and workers per Manager, just over each, and big jobs
+stored in short transactions (other writes go through while one is under construction; a refused job leaves
+nothing)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from tests.integration.test_server_jobs import render_job
-from tests.support.manager import API
+from tests.support.manager import API, add_manager
 from tests.support.services import ServerProcess
 
 pytestmark = pytest.mark.timeout(300)
@@ -24,6 +25,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         "TABLAO_MAX_TASKS_PER_JOB": "100",
         "TABLAO_MAX_ACTIVE_JOBS_PER_USER": "3",
         "TABLAO_MAX_UNFINISHED_TASKS_PER_USER": "150",
+        "TABLAO_MAX_WORKERS_PER_MANAGER": "5",
     }
     srv = ServerProcess(data_dir=tmp_path_factory.mktemp("server"), database_url=None, env=env).start()
     yield srv
@@ -114,3 +116,14 @@ def test_big_jobs_do_not_hold_other_writers(tmp_path_factory: pytest.TempPathFac
         assert big["status"] == "queued" and big["tasks_total"] == 200_000
     finally:
         srv.stop()
+
+
+def test_workers_per_manager_limit(server: ServerProcess) -> None:
+    """A Manager reporting ever more new worker ids gets rows for its limit's worth; the rest of its batch applies."""
+    link = {"Authorization": f"Bearer {add_manager(server, 'many-workers')}"}
+    workers = [{"id": f"many-{i}", "name": f"many-{i}", "platform": "linux", "task_types": ["blender"], "tags": [],
+                "status": "awake"} for i in range(8)]  # fmt: skip
+    r = httpx.post(f"{server.url}{API}/manager/updates", json={"seq": 1, "workers": workers}, headers=link)
+    assert r.status_code == 200, r.text
+    shown = [w["id"] for w in httpx.get(f"{server.url}{API}/workers", headers=server.headers()).json()]
+    assert sorted(w for w in shown if w.startswith("many-")) == [f"many-{i}" for i in range(5)]

@@ -142,7 +142,14 @@ async def updates(batch: UpdateBatch, request: Request, token: TokenDep, cfg: Co
         # would be a trip of its own (several per batch, tens of batches a second)
         with writers() as session:
             manager = manager_by_token(session, token, request)
-            ack = store.apply_batch(session, manager, batch, cfg.lease_seconds, cfg.utilisation_sample_seconds)
+            ack = store.apply_batch(
+                session,
+                manager,
+                batch,
+                cfg.lease_seconds,
+                cfg.utilisation_sample_seconds,
+                cfg.max_workers_per_manager,
+            )
             session.commit()
             return ack
 

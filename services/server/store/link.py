@@ -38,7 +38,17 @@ from services.server.db.tables import (
 )
 from services.server.dispatch import Dispatcher, WaitingClaim
 from services.server.states.tasks import HELD, IllegalTaskTransition
-from services.server.store import events, failures, farm, instructions, previews, silent, worker_admin, worker_history
+from services.server.store import (
+    events,
+    failures,
+    farm,
+    instructions,
+    previews,
+    silent,
+    worker_admin,
+    worker_history,
+    worker_limit,
+)
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
 from services.server.store.job_counts import lock_for_status_changes, read_locked
@@ -178,8 +188,11 @@ def apply_batch(
     batch: UpdateBatch,
     lease_seconds: float,
     sample_seconds: float = worker_history.SAMPLE_SECONDS,
+    max_workers: int | None = None,
 ) -> UpdateAck:
-    """Apply a batch once (by seq), renew the leases of held tasks, and hand over pending instructions."""
+    """Apply a batch once (by seq), renew the leases of held tasks, and hand over pending instructions.
+
+    `max_workers`: worker rows this Manager may have (worker_limit.py); None for no limit."""
     now = utcnow()
     farm.seen(session, manager, lease_seconds, now)
     rejected: list[RejectedUpdate] = []
@@ -193,7 +206,7 @@ def apply_batch(
         rejected = _apply_updates(session, manager, batch.task_updates, now + timedelta(seconds=lease_seconds))
         manager.last_seq = batch.seq
     # repeats (seq <= last_seq) change nothing; their worker states and leases are current, so use them
-    _apply_workers(session, manager, batch.workers, sample_seconds)
+    _apply_workers(session, manager, batch.workers, sample_seconds, max_workers)
     previews.apply_reports(session, manager, batch.previews)  # after the workers: a new worker's row exists
     _renew(session, manager, batch.held_task_ids, now + timedelta(seconds=lease_seconds))
     failures.apply_reports(session, manager, batch.blocklist, batch.blocklist_complete)
@@ -377,7 +390,13 @@ def finished_after_pause(task: TaskRow, u: TaskUpdate) -> bool:
 REPORTED_EVERY = timedelta(seconds=silent.UNREPORTED_SECONDS / 10)
 
 
-def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerReport], sample_seconds: float) -> None:
+def _apply_workers(
+    session: Session,
+    manager: ManagerRow,
+    reports: list[WorkerReport],
+    sample_seconds: float,
+    max_workers: int | None,
+) -> None:
     now = utcnow()
     forgotten = set(worker_admin.forgotten_ids(session, manager)) if reports else set()
     # one query for the batch's rows, not one each (a renewal reports every worker, up to 1,000 a batch)
@@ -387,11 +406,16 @@ def _apply_workers(session: Session, manager: ManagerRow, reports: list[WorkerRe
         for i in range(0, len(ids), 1000)
         for w in session.scalars(select(WorkerRow).where(WorkerRow.id.in_(ids[i : i + 1000])))
     }
+    unknown = {r.id for r in reports if r.id not in known and r.id not in forgotten}
+    room = worker_limit.room(session, manager, len(unknown), set(ids), max_workers)
     for r in reports:
         if r.id in forgotten:
             continue  # a wrangler forgot it; this Manager forgets it with the answer to this batch
         row = known.get(r.id)
         if row is None:
+            if room <= 0:
+                continue  # past the Manager's limit of workers at this Server (worker_limit.py)
+            room -= 1
             row = WorkerRow(id=r.id, manager_id=manager.id, status_requested=None, status_request_lazy=True)
             session.add(row)
             known[r.id] = row  # the same worker twice in one batch: one row

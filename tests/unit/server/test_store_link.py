@@ -25,7 +25,7 @@ from services.protocol.states import Role, TaskStatus
 from services.server.db.engine import make_engine
 from services.server.db.migrate import upgrade
 from services.server.db.tables import EventRow, JobRow, ManagerExclusionRow, ManagerRow, TaskRow, WorkerRow
-from services.server.store import farm, jobs, lease_expiry, link, previews, silent
+from services.server.store import farm, jobs, lease_expiry, link, previews, silent, worker_limit
 from services.server.store.convert import aware
 from services.server.store.errors import NotFound
 from services.server.store.sessions import open_sessions
@@ -519,6 +519,48 @@ def test_a_preview_dated_ahead_of_the_servers_clock_does_not_hold_the_jobs_previ
         shown = previews.get(s, previews.JOB, str(job_id))
         assert shown.frame_path == "/r/behind.png"
         assert aware(shown.time) < datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def test_a_manager_reporting_new_worker_ids_without_end_is_held_to_its_limit(
+    writers: sessionmaker[Session], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile Manager made a worker row per new id it reported; at the limit its offline workers reported longest
+    ago make room, and with none offline the new ids are not stored (a warning names the Manager)."""
+    monkeypatch.setattr(worker_limit, "_warned", {})
+    monkeypatch.setattr(worker_limit, "WARN_EVERY_S", 0.0)
+    manager, other = Link(writers, "m"), Link(writers, "other")
+
+    def report(*workers: tuple[str, str]) -> None:
+        body = [{"id": w, "name": w, "platform": "linux", "task_types": ["exec"], "tags": [], "status": status}
+                for w, status in workers]  # fmt: skip
+        for by in (manager, other):
+            by.seq += 1
+            with writers() as s:
+                batch = UpdateBatch.model_validate({"seq": by.seq, "workers": body if by is manager else []})
+                link.apply_batch(s, s.get_one(ManagerRow, by.id), batch, LEASE, max_workers=3)
+                s.commit()
+
+    def rows() -> set[str]:
+        with writers() as s:
+            return set(s.scalars(select(WorkerRow.id).where(WorkerRow.manager_id == manager.id)))
+
+    report(("gone-1", "offline"), ("gone-2", "offline"), ("a", "awake"))
+    with writers() as s:  # both were online once; gone-2 longest ago
+        s.get_one(WorkerRow, "gone-1").reported = utcnow() - timedelta(hours=1)
+        s.get_one(WorkerRow, "gone-2").reported = utcnow() - timedelta(hours=2)
+        s.commit()
+    report(("b", "awake"))
+    assert rows() == {"gone-1", "a", "b"}
+    with caplog.at_level("WARNING"):
+        report(("c", "awake"), ("d", "awake"))  # room for one, made by the last offline worker
+        assert rows() == {"a", "b", "c"}
+        assert "manager m reported 1 new worker beyond its limit of 3" in caplog.text
+        report(*((f"evil-{i}", "awake") for i in range(500)))
+        assert rows() == {"a", "b", "c"}
+        assert "manager m reported 500 new workers beyond its limit of 3" in caplog.text
+    report(("a", "asleep"))  # a known worker still updates at the limit
+    with writers() as s:
+        assert s.get_one(WorkerRow, "a").status == "asleep"
 
 
 def test_an_update_naming_another_managers_worker_keeps_the_tasks_worker(writers: sessionmaker[Session]) -> None:

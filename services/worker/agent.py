@@ -302,6 +302,11 @@ class Agent:
                     buffer.stale_from(rows, exc)
                     self._finished_task = None
                     return None
+                except ManagerError as exc:
+                    if exc.status != 413 or not rows:
+                        raise
+                    buffer.too_large(rows, exc)  # sent again smaller, with the next request
+                    return None
                 buffer.ack(rows)
                 self._finished_task = None
         except Unauthorized as exc:

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,13 @@ from services.worker.held_updates import HeldUpdates, Row
 log = logging.getLogger("tablao.worker.buffer")
 
 BATCH_MAX_ROWS = 1000  # WorkerTaskUpdates.updates max_length
-BATCH_MAX_CHARS = 4_000_000
+BATCH_MAX_CHARS = 4_000_000  # half the Manager's default limit on a request's body (8 MiB)
+# one stored update's JSON: a task printing long lines fast made single updates larger than any request the
+# Manager takes (refused with 413 for ever, the worker wedged); a larger one is stored as several, in order
+ROW_MAX_CHARS = 1_000_000
+# after a 413 (a Manager whose limit is lower than the default) batches shrink, never below this
+SMALLEST_BATCH_CHARS = 64_000
+_SPLIT_FIELDS = ("log_lines", "output_files")
 # rows holding a preview (each up to ~350 kB of JSON): the newest per task is kept, and at most this many in all,
 # so a long Manager outage with frames saved every second does not grow the buffer
 PREVIEW_ROWS_MAX = 8
@@ -94,6 +101,7 @@ class UpdateBuffer:
         self.writable.set()
         self._held = HeldUpdates()
         self._acked = 0  # rows up to here were acknowledged but not deleted yet (a full disk): not sent again
+        self._batch_chars = BATCH_MAX_CHARS  # halved at each 413 (too_large)
         self._retry: asyncio.Task[None] | None = None
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -141,8 +149,13 @@ class UpdateBuffer:
 
     def _put(self, task_id: int, handout: int, fields: dict[str, Any]) -> int:
         seq = self.last_seq + 1
-        self._write(Row(seq, task_id, handout, _dumps({"seq": seq, "handout": handout, **fields})), preview=False)
-        self.last_seq = seq
+        body = _dumps({"seq": seq, "handout": handout, **fields})
+        for part in [fields] if len(body) <= ROW_MAX_CHARS else _parts(fields):
+            seq = self.last_seq + 1
+            if part is not fields:
+                body = _dumps({"seq": seq, "handout": handout, **part})
+            self._write(Row(seq, task_id, handout, body), preview=False)
+            self.last_seq = seq
         self._drained.clear()
         self._wake.set()
         return seq
@@ -260,7 +273,31 @@ class UpdateBuffer:
             "SELECT seq, task_id, handout, body FROM updates WHERE seq > ? ORDER BY seq LIMIT ?",
             (self._acked, BATCH_MAX_ROWS),
         ).fetchall()
-        return _one_batch([Row(*r) for r in rows])
+        return _one_batch([Row(*r) for r in rows], self._batch_chars)
+
+    def too_large(self, rows: list[Row], exc: ManagerError) -> None:
+        """The Manager refused these rows, sent as one request, as larger than it takes (413). Later batches are at
+        most half as large; a row alone is cut to fit (log lines from its middle, a line saying so; a preview
+        dropped) rather than sent again as it is, for ever: a buffer written before rows had a size limit, or a
+        Manager whose limit is below the default."""
+        size = sum(len(r.body) for r in rows)
+        self._batch_chars = max(SMALLEST_BATCH_CHARS, min(self._batch_chars, size // 2))
+        log.warning(
+            "the Manager refused %d updates of task %d as too large (%s); sending at most %d characters at a time",
+            len(rows), rows[0].task_id, exc.detail, self._batch_chars,
+        )  # fmt: skip
+        if len(rows) == 1 and len(rows[0].body) > self._batch_chars:
+            self._cut(rows[0], self._batch_chars)
+
+    def _cut(self, row: Row, target: int) -> None:
+        update = json.loads(row.body)
+        if "preview" in update:
+            self._db.execute("DELETE FROM updates WHERE seq = ?", (row.seq,))  # a preview can go; the next replaces it
+            log.warning("dropped a preview of task %d that the Manager would not take", row.task_id)
+        else:
+            body = _dumps(_cut_to(update, target))
+            self._db.execute("UPDATE updates SET body = ? WHERE seq = ?", (body, row.seq))
+        self._note_drained()
 
     def only_task_pending(self, task_id: int) -> list[Row] | None:
         """All pending rows when every one belongs to task_id and they fit one batch; otherwise None."""
@@ -366,6 +403,9 @@ class UpdateBuffer:
                 # the Manager will never take these (unknown task, malformed); retrying forever helps no one
                 log.error("Manager refused updates of task %d for good: %s", batch[0].task_id, exc)
                 self.drop_task(batch[0].task_id, batch[-1].handout)
+                return True
+            if exc.status == 413:
+                self.too_large(batch, exc)
                 return True
             raise
         if self.move_past(ack.last_seq):
@@ -477,7 +517,7 @@ def _completes(row: Row) -> bool:
     return '"completed"' in row.body and json.loads(row.body).get("status") == "completed"
 
 
-def _dumps(update: dict[str, Any]) -> str:
+def _dumps(update: Any) -> str:
     """The update as stored and sent, with any NUL a task printed replaced by U+FFFD, as undecodable bytes are:
     the Manager refuses NULs (a 422, which would drop the task's updates), and no database column takes them."""
     body = json.dumps(update, separators=(",", ":"))
@@ -486,7 +526,66 @@ def _dumps(update: dict[str, Any]) -> str:
     return body
 
 
-def _one_batch(rows: list[Row]) -> list[Row]:
+def _parts(fields: dict[str, Any]) -> list[dict[str, Any]]:
+    """An update too large for one row as several, each within ROW_MAX_CHARS of JSON: its log lines (and output
+    files) in order, in parts of their own first; the other fields (a status among them) with the last part."""
+    rest = {k: v for k, v in fields.items() if k not in _SPLIT_FIELDS}
+    budget = ROW_MAX_CHARS - len(_dumps(rest)) - 200  # the seq, the hand-out, the list's name
+    parts: list[dict[str, Any]] = []
+    for name in _SPLIT_FIELDS:
+        chunk: list[Any] = []
+        size = 0
+        for item in fields.get(name) or ():
+            n = len(_dumps(item)) + 1
+            if chunk and size + n > budget:
+                parts.append({name: chunk})
+                chunk, size = [], 0
+            chunk.append(item)
+            size += n
+        if chunk:
+            parts.append({name: chunk})
+    if rest or not parts:
+        parts.append(rest)
+    return parts
+
+
+_LEFT_OUT_NOTE = "[tablao] {} log lines left out here: the update was larger than the Manager takes"
+_LEFT_OUT = re.compile(re.escape(_LEFT_OUT_NOTE).replace(r"\{\}", r"(\d+)"))
+
+
+def _cut_to(update: dict[str, Any], target: int) -> dict[str, Any]:
+    """The update within `target` characters of JSON: log lines kept from both ends, the middle left out with a
+    line saying how many; output files past what fits left out (the Manager's log of them is a convenience)."""
+    lines: list[str] = update.pop("log_lines", None) or []
+    files: list[str] = update.pop("output_files", None) or []
+    budget = target - len(_dumps(update)) - 200
+    sizes = [len(_dumps(line)) + 1 for line in lines]
+    head, tail, used = 0, 0, 0
+    while head + tail < len(lines):
+        i = head if head <= tail else len(lines) - 1 - tail
+        if used + sizes[i] > budget:
+            break
+        used += sizes[i]
+        if head <= tail:
+            head += 1
+        else:
+            tail += 1
+    if head + tail < len(lines):
+        # a row cut before (each 413 halves the size) counts the lines its own note stood for
+        gone = sum(int(m[1]) if (m := _LEFT_OUT.fullmatch(line)) else 1 for line in lines[head : len(lines) - tail])
+        note = _LEFT_OUT_NOTE.format(gone)
+        lines = [*lines[:head], note, *lines[len(lines) - tail :]]
+        used += len(_dumps(note)) + 1
+    kept: list[str] = []
+    for path in files:
+        used += len(_dumps(path)) + 1
+        if used > budget:
+            break
+        kept.append(path)
+    return {**update, **({"log_lines": lines} if lines else {}), **({"output_files": kept} if kept else {})}
+
+
+def _one_batch(rows: list[Row], max_chars: int = BATCH_MAX_CHARS) -> list[Row]:
     """The leading rows that belong to one hand-out of one task and fit one request, in seq order.
 
     One hand-out, not only one task: the Manager refuses a whole request when one of its updates is of a stale
@@ -496,7 +595,7 @@ def _one_batch(rows: list[Row]) -> list[Row]:
     size = 0
     for row in rows[:BATCH_MAX_ROWS]:
         if batch and (
-            row.task_id != batch[0].task_id or row.handout != batch[0].handout or size + len(row.body) > BATCH_MAX_CHARS
+            row.task_id != batch[0].task_id or row.handout != batch[0].handout or size + len(row.body) > max_chars
         ):
             break
         batch.append(row)

@@ -12,6 +12,8 @@ from services.protocol.worker_api import LOG_CHUNK_MAX_LINES
 from services.worker.buffer import UpdateBuffer
 
 ACTIVITY_MAX = 1000
+# a chunk's characters: long lines printed fast (5,000 of 10,000 characters) made 50 MB updates held in memory
+LOG_CHUNK_MAX_CHARS = 500_000  # half a buffer row (buffer.ROW_MAX_CHARS): plain text is one row
 
 
 class TaskReporter:
@@ -28,13 +30,15 @@ class TaskReporter:
         self.steps_total = steps_total
         self.steps_done = 0
         self._lines: list[str] = []
+        self._chars = 0  # in _lines
         self._fields: dict[str, Any] = {}
         self._outputs: list[str] = []
         self.discarded = False
 
     def log(self, line: str) -> None:
         self._lines.append(line)
-        if len(self._lines) >= LOG_CHUNK_MAX_LINES:
+        self._chars += len(line)
+        if len(self._lines) >= LOG_CHUNK_MAX_LINES or self._chars >= LOG_CHUNK_MAX_CHARS:
             self.flush()
 
     def progress(self, done: int | None, total: int | None = None) -> None:
@@ -59,6 +63,7 @@ class TaskReporter:
         """The task is no longer ours (409): nothing more of it goes out."""
         self.discarded = True
         self._lines.clear()
+        self._chars = 0
         self._fields.clear()
         self._outputs.clear()
 
@@ -74,7 +79,7 @@ class TaskReporter:
             fields["log_lines"] = self._lines
         if self._outputs:
             fields["output_files"] = self._outputs
-        self._lines, self._fields, self._outputs = [], {}, []
+        self._lines, self._fields, self._outputs, self._chars = [], {}, [], 0
         return self.buffer.put(self.task_id, self.handout, **fields)
 
     def finish(self, status: TaskStatus, activity: str) -> None:

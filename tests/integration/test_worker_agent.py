@@ -357,3 +357,25 @@ def test_a_servers_address_given_as_the_managers_stops_the_worker_with_one_line(
         f"{fresh_server.url} is not a Tablao Manager (it is a Tablao Server): give a Manager's address with "
         "--manager (a Manager listens on port 8471 unless told otherwise)"
     )
+
+
+def test_a_task_printing_long_lines_fast_completes_and_the_worker_goes_on(farm, tmp_path: Path) -> None:
+    """1,000 lines of 9,000 characters at once (as one update, 9 MB of JSON; 27 MB as escaped é) were over the
+    Manager's 8 MiB limit: refused 413 for ever, the task active for good and the worker taking no more work."""
+    server, mgr = farm
+    agent = AgentProcess(mgr, tmp_path / "w1", "w1")
+    try:
+        script = "import sys; sys.stdout.write(''.join(f'{i} ' + 'é' * 9000 + '\\n' for i in range(1000)))"
+        job = submit(server, [sys.executable, "-c", script], "1")
+        after = submit(server, ["echo", "next {frame}"], "1")
+
+        def done() -> bool:
+            return all(t["status"] == "completed" for j in (job, after) for t in tasks_of(server, j))
+
+        wait_for(done, timeout=120, what=f"both jobs to complete; worker log:\n{agent.log_text()[-3000:]}")
+        (t,) = tasks_of(server, job)
+        log = task_log(server, mgr, t["id"])
+        assert "999 " + "é" * 9000 in log and "0 " + "é" * 9000 in log
+        assert "413" not in agent.log_text()
+    finally:
+        agent.stop()

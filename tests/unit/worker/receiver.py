@@ -18,6 +18,8 @@ class Receiver:
         self.requests: list[float] = []
         self.last_seq = 0
         self.fail_next = 0  # answer 503 to this many requests
+        self.max_body: int | None = None  # a larger request's body is refused 413, as a Manager's limit does
+        self.too_large = 0  # requests refused so
         self.stale_tasks: set[int] = set()
         # as a Manager that took these runs back: it refuses their updates, but takes a completion on its own
         self.taken_back_tasks: set[int] = set()
@@ -30,6 +32,9 @@ class Receiver:
                 m = re.fullmatch(r"/api/v1/worker/tasks/(\d+)/updates", self.path)
                 if m is None:
                     return self._answer(404, {"detail": "no such path"})
+                if receiver.max_body is not None and len(body) > receiver.max_body:
+                    receiver.too_large += 1
+                    return self._answer(413, {"detail": f"the request body ({len(body)} bytes) is over the limit"})
                 if receiver.fail_next > 0:
                     receiver.fail_next -= 1
                     return self._answer(503, {"detail": "busy"})

@@ -46,8 +46,8 @@ SURROGATE_MESSAGE = "contains a lone surrogate (\\ud800 to \\udfff without its p
 NOT_A_NUMBER_MESSAGE = "NaN and Infinity are not JSON numbers; no field accepts them"
 TOO_LARGE_MESSAGE = "numbers past a float's range (1.8e308) would be Infinity; no field accepts them"
 NOT_UTF8_MESSAGE = (
-    "malformed JSON: not UTF-8 (a byte-order mark, or NUL bytes: UTF-16 or UTF-32, or compressed); a JSON body is "
-    "UTF-8, uncompressed"
+    "malformed JSON: not UTF-8 (a byte-order mark, NUL bytes: UTF-16 or UTF-32, compressed, or bytes no UTF-8 "
+    "text has, such as an encoded lone surrogate); a JSON body is UTF-8, uncompressed"
 )
 # Python's parser takes UTF-16 and UTF-32 too (it guesses from the NUL bytes that ASCII has in them, or a BOM):
 # the API says UTF-8, and a raw NUL byte is in no UTF-8 JSON (inside a string it must be written \u0000)
@@ -173,7 +173,7 @@ class InputGuard:
             if not message.get("more_body", False):
                 break
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if body.startswith(_BOMS) or b"\x00" in body:
+        if body.startswith(_BOMS) or b"\x00" in body or not _utf8(body):
             await _refuse(send, "body", NOT_UTF8_MESSAGE)
             return
         if _suspect(body):  # else nothing to parse (nearly always)
@@ -185,6 +185,19 @@ class InputGuard:
                 await _refuse(send, self.name_field(loc), msg)
                 return
         await self.app(scope, _replay(body, None, receive), send)
+
+
+def _utf8(body: bytes) -> bool:
+    """Strict UTF-8. Python's parser reads bytes with `surrogatepass`: a lone surrogate sent as bytes (ED A0 80)
+    became text that no encoder writes again, stored where a field had no pattern (a worker's `software`), and a
+    Manager's link died on it at every start, and GET /workers answered 500."""
+    if body.isascii():
+        return True
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _suspect(body: bytes) -> bool:

@@ -91,6 +91,13 @@ def save_worker_seq(conn: sqlite3.Connection, worker_id: str, seq: int) -> None:
     conn.execute("UPDATE workers SET last_seq = ? WHERE id = ?", (seq, worker_id))
 
 
+def _text(value: str) -> str:
+    """The text with any lone surrogate as U+FFFD. A Manager of before the input guard read strict UTF-8 stored
+    what a worker sent as an encoded lone surrogate; no encoder writes it, and the link to the Server died on it
+    at every start."""
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def load_workers(conn: sqlite3.Connection) -> list[WorkerState]:
     rows = conn.execute(
         "SELECT id, secret_hash, name, platform, task_types, tags, software, status, last_seq,"
@@ -102,11 +109,11 @@ def load_workers(conn: sqlite3.Connection) -> list[WorkerState]:
         w = WorkerState(
             id=r[0],
             secret_hash=r[1],
-            name=r[2],
-            platform=r[3],
-            task_types=frozenset(json.loads(r[4])),
-            tags=frozenset(json.loads(r[5])),
-            software=json.loads(r[6]),
+            name=_text(r[2]),
+            platform=_text(r[3]),
+            task_types=frozenset(_text(t) for t in json.loads(r[4])),
+            tags=frozenset(_text(t) for t in json.loads(r[5])),
+            software={_text(k): _text(v) for k, v in json.loads(r[6]).items()},
             status=WorkerStatus(r[7]),
             last_seq=r[8],
             status_requested=WorkerStatusRequest(r[9]) if r[9] else None,

@@ -91,3 +91,18 @@ def test_a_name_kept_from_before_the_rule_is_reported_not_refused(tmp_path: Path
     registry[wid].name = "Render Node 1"
     assert _report(registry[wid]).name == "Render-Node-1"
     assert TaskUpdate(task_id=1, attempt=1, worker_name="Render Node 1").worker_name == "Render-Node-1"
+
+
+def test_a_lone_surrogate_a_worker_stored_before_the_guard_is_read_as_u_fffd(tmp_path: Path) -> None:
+    """A worker's `software` holding an encoded lone surrogate was stored (json escapes it) and read back as text no
+    encoder writes: the Manager's link died on it at every start. Its store is read with U+FFFD instead."""
+    workers = registry(tmp_path)
+    worker_id, _ = workers.register("s", "s", "w", "linux")
+    workers.conn.execute(
+        "UPDATE workers SET software = ?, task_types = ? WHERE id = ?",
+        ('{"blender": "4.2\\ud800", "\\udfff": "x"}', '["exec\\ud83d"]', worker_id),
+    )
+    again = registry(tmp_path)[worker_id]
+    assert again.software == {"blender": "4.2\ufffd", "\ufffd": "x"}
+    assert again.task_types == frozenset({"exec\ufffd"})
+    "".join([*again.software, *again.software.values(), *again.task_types]).encode()  # text again

@@ -84,6 +84,31 @@ async def test_a_json_body_that_is_not_plain_utf8_is_refused_naming_the_body(enc
         assert ok.status_code == 200 and ok.content == raw.encode()
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"software": {"blender": "4.2\xed\xa0\x80"}}',  # a lone surrogate, encoded: Python's parser took it
+        b'{"software": {"\xed\xbf\xbf": "4.2"}}',
+        b'{"name": "caf\xe9"}',  # Latin-1
+        b'{"name": "\xf0\x9f\x98"}',  # an emoji cut short
+        b'{"name": "\xc0\xaf"}',  # an overlong slash
+    ],
+)
+async def test_bytes_no_utf8_text_has_are_refused_naming_the_body(raw: bytes) -> None:
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        r = await client.post("/echo", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body", r.text
+
+
+async def test_utf8_text_of_every_width_passes() -> None:
+    raw = '{"name": "é ü 日本 😀"}'.encode()
+    transport = httpx.ASGITransport(app=make_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        r = await client.post("/echo", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200 and r.content == raw, r.text
+
+
 async def test_a_look_alike_costs_one_parse_and_no_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """ "NaN" inside a log line had the body parsed and walked four times over on the event loop: a body of
     millions of values held it 5 s, and a worker's other requests with it. The walks are made only where the

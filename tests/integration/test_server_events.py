@@ -97,3 +97,22 @@ def test_bad_last_event_id(server: ServerProcess) -> None:
     r = httpx.get(server.url + API + "/events", headers={**server.headers(), "Last-Event-ID": "yesterday"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "Last-Event-ID"
     assert httpx.get(server.url + API + "/events").status_code == 401
+
+
+def test_a_last_event_id_ahead_of_every_event_gets_a_reset_then_what_comes(server: ServerProcess) -> None:
+    """A client reconnecting after the database was restored (or to another farm) sent an id past every event:
+    the stream waited for ids past it and said nothing while jobs came and went."""
+    import threading
+    import time
+
+    def submit_later() -> None:
+        time.sleep(0.5)
+        httpx.post(f"{server.url}{API}/jobs", json=render_job(name="after-restore"), headers=server.headers())
+
+    t = threading.Thread(target=submit_later)
+    t.start()
+    events = read_events(server, 10**12, 2)
+    t.join()
+    assert events[0]["type"] == "reset", events
+    assert events[1]["type"] == "job-created" and events[1]["data"]["name"] == "after-restore"
+    assert events[1]["id"] > events[0]["id"]

@@ -73,6 +73,11 @@ async def event_stream(
             # the client missed more than the retention window: it must reload everything
             yield frame(first - 1, "reset", utcnow().isoformat(), {"reason": "events expired"})
             last = first - 1
+        elif last and last > (top := await run_in_threadpool(newest)):
+            # ahead of every event here (a database restored or made anew, another farm): the stream waited for
+            # ids past the client's and said nothing; the client's view is of another history, so it reloads
+            yield frame(top, "reset", utcnow().isoformat(), {"reason": "event id ahead of this Server's events"})
+            last = top
         clock = asyncio.get_running_loop().time
         checked = sent = clock()
         with hub.listening():

@@ -49,6 +49,13 @@ class JobTypeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    @classmethod
+    def from_submission(cls, raw: dict[str, Any]) -> JobTypeSettings:
+        """The settings as a job's submission gave them, read as JSON and strictly, as every wire model is: `"2"`
+        is no chunk size, `true` no frame, `1` no switch (they were taken as 2, 1 and true); enums and times from
+        their text. ValidationError as for any settings."""
+        return cls.model_validate_json(orjson.dumps(raw), strict=True)
+
 
 @dataclass(frozen=True, slots=True)
 class JobContext:

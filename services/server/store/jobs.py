@@ -70,7 +70,7 @@ def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
         known = ", ".join(job_types())
         raise Invalid(f"unknown job type {sub.type!r} (known: {known})", field="type")
     try:
-        settings = jt.Settings.model_validate(sub.settings)
+        settings = jt.Settings.from_submission(sub.settings)
     except ValidationError as exc:
         raise settings_invalid(exc, "settings") from exc
     if sub.manager_id is not None and session.get(ManagerRow, sub.manager_id) is None:

@@ -115,7 +115,7 @@ def submit(
     if jt is None:
         raise Invalid(f"unknown job type {sub.type!r} (known: {', '.join(job_types())})", field="type")
     try:
-        settings = jt.Settings.model_validate(sub.settings)
+        settings = jt.Settings.from_submission(sub.settings)
     except ValidationError as exc:
         raise settings_invalid(exc, "settings") from exc
     try:

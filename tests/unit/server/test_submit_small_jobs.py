@@ -104,3 +104,31 @@ async def test_a_job_asking_for_tags_no_worker_has_says_so_at_once(client: httpx
     assert any(entry["message"] == said for entry in log)
     fits = await client.post(JOBS, json={**job("1"), "tags": ["gpu"]})
     assert fits.status_code == 201 and fits.json()["activity"] == "", fits.text
+
+
+def render(**settings: object) -> dict[str, object]:
+    base = {"blendfile": "/projects/shot.blend", "frames": "1-2", "output_path": "/renders/shot/frame_####"}
+    return {"name": "r", "type": "blender-render", "settings": {**base, **settings}}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (render(chunk_size=True), "settings.chunk_size"),
+        (render(chunk_size="2"), "settings.chunk_size"),
+        (render(fps="30"), "settings.fps"),
+        (render(preview_video="true"), "settings.preview_video"),
+        (render(preview_video=1), "settings.preview_video"),
+        ({**job("1"), "settings": {**job("1")["settings"], "chunk_size": "3"}}, "settings.chunk_size"),  # type: ignore[dict-item]
+    ],
+)
+async def test_settings_of_another_json_type_than_documented_are_refused(
+    client: httpx.AsyncClient, body: dict[str, object], field: str
+) -> None:
+    """As on every wire model: `"2"` is no chunk size, `true` no number, `1` no switch (they were stored as 2, 1
+    and true). A float setting takes a whole number, and an enum its text."""
+    r = await client.post(JOBS, json=body)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == [field], r.text
+    assert stored_jobs_and_tasks(client) == (0, 0)
+    ok = await client.post(JOBS, json=render(fps=30, chunk_size=2, preview_video=False))
+    assert ok.status_code == 201, ok.text

@@ -13,12 +13,16 @@ in the Server's data directory) changes that per capability or per job type, and
     [outputs]
     roots = ["{render_root}", "/srv/renders"]
 
+Every table, key and job type the file names must be known (a job type from a plug-in too): a misspelt one
+(`[sumbit]`, `Exec = []`) would leave the farm as it was while its admin believes it changed.
+
 Paths are checked as text here (the Server never sees the workers' disks); each worker checks them again
 after path variables and symbolic links are resolved (services/worker/output_roots.py).
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import posixpath
 import re
@@ -31,7 +35,7 @@ from typing import Any
 from services.protocol.named_files import MIB, UnreadableFile, read_named_text
 from services.protocol.states import Role
 from services.server.jobtypes.base import Capability, JobType
-from services.server.jobtypes.registry import get_job_type
+from services.server.jobtypes.registry import get_job_type, registered_names
 from services.server.store.errors import Forbidden, Invalid
 
 DEFAULT_ROLES: dict[Capability, frozenset[Role]] = {
@@ -39,6 +43,8 @@ DEFAULT_ROLES: dict[Capability, frozenset[Role]] = {
     Capability.PROGRAM: frozenset({Role.ARTIST, Role.WRANGLER, Role.ADMIN}),
 }
 _DRIVE = re.compile(r"^[A-Za-z]:/")
+_SUBMIT_KEYS = (*(c.value for c in Capability), "job_types")
+_OUTPUTS_KEYS = ("roots",)
 
 
 class PolicyError(ValueError):
@@ -57,11 +63,15 @@ class FarmPolicy:
             raw = tomllib.loads(read_named_text(path, MIB, "a farm policy (TOML)"))
         except (UnreadableFile, tomllib.TOMLDecodeError) as exc:
             raise PolicyError(f"{path}: {exc}") from exc
+        except RecursionError:  # tomllib reads nested arrays recursively
+            raise PolicyError(f"{path}: nested too deeply to be a farm policy") from None
         return cls.from_dict(raw, str(path), extra_roots)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], where: str = "policy", extra_roots: Iterable[str] = ()) -> FarmPolicy:
-        submit = raw.get("submit", {})
+        _known_keys(raw, ("submit", "outputs"), where, "", what="table")
+        submit = _table(raw, "submit", where, "[submit] with command, program and job_types")
+        _known_keys(submit, _SUBMIT_KEYS, where, "submit")
         capability_roles = dict(DEFAULT_ROLES)
         for cap in Capability:
             if cap.value in submit:
@@ -69,8 +79,11 @@ class FarmPolicy:
         per_type = submit.get("job_types", {})
         if not isinstance(per_type, dict):
             raise PolicyError(f"{where}: submit.job_types must be a table of job type = [roles]")
+        _known_keys(per_type, registered_names(), where, "submit.job_types", what="job type")
         job_type_roles = {name: _roles(v, f"{where}: submit.job_types.{name}") for name, v in per_type.items()}
-        roots = raw.get("outputs", {}).get("roots", [])
+        outputs = _table(raw, "outputs", where, "[outputs] with roots = [folders]")
+        _known_keys(outputs, _OUTPUTS_KEYS, where, "outputs")
+        roots = outputs.get("roots", [])
         if not isinstance(roots, list) or not all(isinstance(r, str) and r.strip() for r in roots):
             raise PolicyError(f"{where}: outputs.roots must be a list of folder paths")
         return cls(capability_roles, job_type_roles, tuple(dict.fromkeys([*roots, *extra_roots])))
@@ -109,6 +122,27 @@ class FarmPolicy:
         job_type = get_job_type(name)
         if job_type is not None:
             self.check_submission(name, job_type, settings, role, doing="submitted or run again")
+
+
+def _table(raw: Mapping[str, Any], key: str, where: str, shape: str) -> Mapping[str, Any]:
+    """raw[key] when it is a table ({} when absent); `submit = "admin"` is a PolicyError saying the shape."""
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise PolicyError(f"{where}: {key} must be a table ({shape}), not {type(value).__name__}")
+    return value
+
+
+def _known_keys(table: Mapping[str, Any], known: Iterable[str], where: str, inside: str, what: str = "key") -> None:
+    """PolicyError naming the first key of `table` (the table `inside`, "" for the file) not among `known`, and
+    the likeliest one meant."""
+    names = sorted(known)
+    for key in table:
+        if key not in names:
+            close = difflib.get_close_matches(key.lower(), names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            # repr: a quoted TOML key may hold anything, a line break included
+            place = f"{inside}: " if inside else ""
+            raise PolicyError(f"{where}: {place}{key!r} is not a known {what} (known: {', '.join(names)}){hint}")
 
 
 def _roles(value: Any, where: str) -> frozenset[Role]:

@@ -21,5 +21,11 @@ def job_types() -> dict[str, JobType]:
     return dict(sorted(found.items()))
 
 
+def registered_names() -> frozenset[str]:
+    """The names registered as job types, plug-ins' included, without loading them: a broken plug-in's name is
+    still one the farm's policy may name (services/server/policy.py)."""
+    return frozenset(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
 def get_job_type(name: str) -> JobType | None:
     return job_types().get(name)

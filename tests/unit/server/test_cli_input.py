@@ -187,3 +187,17 @@ def test_a_short_password_from_standard_input_is_named_as_such(
     assert admin_main("users", ["password", "alice", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "tablao users: the password on standard input is refused: it has fewer than 8 characters"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[submit.job_types]\nExec = []\n", '[sumbit]\ncommand = ["admin"]\n', 'submit = "admin"\n', "outputs = 1\n"],
+)
+def test_server_refuses_a_policy_it_would_misread(
+    text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "policy.toml").write_text(text)
+    assert main(["--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    _one_line_naming(err, str(tmp_path / "policy.toml"))
+    assert err.startswith("tablao server: cannot start: ")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from services.protocol.states import Role
+from services.server.jobtypes import registry
 from services.server.jobtypes.registry import get_job_type
 from services.server.policy import FarmPolicy, PolicyError, output_fields, under_roots
 from services.server.store.errors import Forbidden, Invalid
@@ -48,3 +51,39 @@ def test_output_paths_are_checked_after_dot_dot_with_the_field_named() -> None:
         FarmPolicy(output_roots=roots).check_submission("blender-render", render, {"preview_path": "/tmp/p.mp4"},
                                                         Role.ARTIST)  # fmt: skip
     assert caught.value.field == "settings.preview_path"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[submit.job_types]\nExec = []\n", "'Exec' is not a known job type"),  # exec stayed on
+        ('[submit.job_types]\nnope = ["admin"]\n', "'nope' is not a known job type"),
+        ('[submit.job_types]\n"../x" = []\n', "'../x' is not a known job type"),
+        ('[sumbit]\ncommand = ["admin"]\n', "'sumbit' is not a known table"),
+        ('[submit]\ncomand = ["admin"]\n', "submit: 'comand' is not a known key"),
+        ('[outputs]\nroot = ["/srv"]\n', "outputs: 'root' is not a known key"),
+        ('submit = "admin"\n', "submit must be a table"),
+        ('submit = ["admin"]\n', "submit must be a table"),
+        ("outputs = 1\n", "outputs must be a table"),
+        ("a = " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+    ],
+)
+def test_a_policy_file_with_unknown_or_misshapen_keys_is_refused(text: str, named: str, tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        FarmPolicy.load(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and named in message and "\n" not in message
+
+
+def test_a_near_miss_is_suggested_and_a_plug_in_job_type_is_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(PolicyError, match="did you mean 'exec'"):
+        FarmPolicy.from_dict({"submit": {"job_types": {"Exec": []}}})
+
+    class PlugIn:
+        name = "studio-comp"
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [PlugIn()])  # named, not loaded
+    policy = FarmPolicy.from_dict({"submit": {"job_types": {"studio-comp": ["admin"]}}})
+    assert policy.job_type_roles == {"studio-comp": frozenset({Role.ADMIN})}

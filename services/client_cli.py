@@ -29,6 +29,7 @@ from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, 
 from services.protocol.service_probe import Service, which_service
 from services.protocol.task_log_source import Place, TaskLogReader
 from services.protocol.terminal_text import escaped
+from services.protocol.token_text import token_problem
 
 DEFAULT_SERVER = f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"
 EXIT_PIPE = 141  # what a shell reports for a program its reader's end of the pipe stopped (128 + SIGPIPE)
@@ -77,8 +78,11 @@ def connection_args(parser: argparse.ArgumentParser) -> None:
 
 
 def read_token(args: argparse.Namespace) -> str:
-    """The API token: TABLAO_TOKEN, --token-file, else the local farm's admin.token; SystemExit saying why not."""
-    if args.token_file is None and (env := os.environ.get("TABLAO_TOKEN")):
+    """The API token: TABLAO_TOKEN, --token-file, else the local farm's admin.token; SystemExit saying why not
+    (never quoting the token: it is checked here, before httpx would put it in an error of its own)."""
+    if args.token_file is None and (env := os.environ.get("TABLAO_TOKEN", "").strip()):
+        if problem := token_problem(env):
+            raise SystemExit(f"TABLAO_TOKEN is not a usable API token: {problem}")
         return env
     path = args.token_file or FarmLayout.default().admin_token_file
     hint = f"; {START_LOCAL_FARM}" if args.token_file is None else ""
@@ -88,6 +92,8 @@ def read_token(args: argparse.Namespace) -> str:
         raise SystemExit(f"cannot read the API token from {path}: {exc.reason}{hint}") from None
     if not token:
         raise SystemExit(f"the API token file {path} is empty{hint}")
+    if problem := token_problem(token):
+        raise SystemExit(f"the API token file {path} is not usable: {problem}")
     return token
 
 

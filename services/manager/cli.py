@@ -19,6 +19,7 @@ from services.protocol.cli_args import non_negative_int, port, positive_float, p
 from services.protocol.manager_client import server_urls
 from services.protocol.named_files import SECRET_BYTES, UnreadableFile, read_named_text
 from services.protocol.serving import quick_server
+from services.protocol.token_text import token_problem
 
 LOCK_NAME = "manager.lock"
 
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not token:
         print(f"tablao manager: --token-file: {args.token_file} is empty", file=sys.stderr)
+        return 2
+    if problem := token_problem(token):  # it goes in a header: a line break there is a 400 at every call
+        print(f"tablao manager: --token-file: the token in {args.token_file} is not usable: {problem}", file=sys.stderr)
         return 2
     if problem := tls.listen_problem(args.host, args.tls_cert, args.tls_key, insecure_http=args.insecure_http):
         print(f"tablao manager: cannot start: {problem}", file=sys.stderr)

@@ -11,6 +11,7 @@ from pathlib import Path
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import cli_args, platforms
 from services.protocol.path_mapping import PathMapping, derive_path_mappings
+from services.protocol.token_text import registration_secret_problem
 
 DEFAULT_PORT = DEFAULT_SERVER_PORT + 1
 
@@ -138,7 +139,10 @@ class ManagerConfig:
 
         Raises ValueError naming the environment variable when one holds a bad value."""
         cfg = cls(server_url=server_url, token=token)
-        if secret := os.environ.get("TABLAO_WORKER_REGISTRATION_SECRET"):
+        if secret := os.environ.get("TABLAO_WORKER_REGISTRATION_SECRET", "").strip():
+            # surrounding white space stripped as the workers strip theirs; a NUL no worker could ever send
+            if problem := registration_secret_problem(secret):
+                raise ValueError(f"TABLAO_WORKER_REGISTRATION_SECRET is not a usable registration secret: {problem}")
             cfg.registration_secret = secret
         for env, key, convert in _ENVIRONMENT:
             if raw := os.environ.get(env):

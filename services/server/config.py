@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import cli_args
+from services.protocol.token_text import admin_token_problem
 from services.server.policy import FarmPolicy
 from services.server.webhook_settings import WebhookSettings
 
@@ -103,7 +104,10 @@ class ServerConfig:
         cfg = cls()
         if url := os.environ.get("TABLAO_DATABASE_URL"):
             cfg.database_url = url
-        if token := os.environ.get("TABLAO_ADMIN_TOKEN"):
+        if token := os.environ.get("TABLAO_ADMIN_TOKEN", "").strip():
+            # refused at start: a token no client can send (a line break, not ASCII) or one a guess finds
+            if problem := admin_token_problem(token):
+                raise ValueError(f"TABLAO_ADMIN_TOKEN is not a usable admin token: {problem}")
             cfg.admin_token = token
         if variables := os.environ.get("TABLAO_VARIABLES"):
             try:

@@ -21,6 +21,7 @@ from services.protocol import dir_lock, gc_tuning, process_guard  # noqa: E402 -
 from services.protocol.cli_args import BadValue, Parser, http_url, positive_float  # noqa: E402
 from services.protocol.named_files import SECRET_BYTES, UnreadableFile, read_named_text  # noqa: E402
 from services.protocol.tags import worker_tags  # noqa: E402
+from services.protocol.token_text import registration_secret_problem  # noqa: E402
 from services.worker import capabilities, leftovers, render_limits  # noqa: E402
 from services.worker.agent import EXIT_ERROR, EXIT_SUPERSEDED, Agent  # noqa: E402
 from services.worker.agent_config import AgentConfig  # noqa: E402
@@ -195,7 +196,8 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
     name = args.name or socket.gethostname().split(".")[0] or "worker"
     if not _NAME.match(name):
         raise UsageError(f"--name: {name!r} must be 1-64 letters, digits, '.', '_', '@' or '-'")
-    secret = os.environ.get(SECRET_ENV) or None
+    secret = os.environ.get(SECRET_ENV, "").strip() or None
+    # refused here, not by the Manager: its 422 would be retried every few seconds for ever
     if args.registration_secret_file is not None:
         try:
             secret = read_named_text(args.registration_secret_file, SECRET_BYTES, "a registration secret file").strip()
@@ -203,6 +205,12 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
             raise UsageError(f"--registration-secret-file: {exc}") from None
         if not secret:
             raise UsageError(f"--registration-secret-file: {args.registration_secret_file} is empty")
+        if problem := registration_secret_problem(secret):
+            raise UsageError(
+                f"--registration-secret-file: the secret in {args.registration_secret_file} is not usable: {problem}"
+            )
+    elif secret is not None and (problem := registration_secret_problem(secret)):
+        raise UsageError(f"{SECRET_ENV} is not a usable registration secret: {problem}")
     programs = Programs.find(args.blender, args.ffmpeg)
     for flag, given, found in (
         ("--blender", args.blender, programs.blender),

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from services.protocol import process_guard, secret_files
+from services.protocol.token_text import token_problem
 
 FILE_NAME = "worker.json"
 # written when another process signed on with these credentials (a copied machine): this one then stays down,
@@ -38,6 +39,9 @@ def load(data_dir: Path, manager_url: str, *, in_keyring: bool = False) -> Crede
         else:
             raw = json.loads(path.read_text(encoding="utf-8"))
         creds = Credentials(str(raw["manager_url"]), str(raw["worker_id"]), str(raw["secret"]))
+        # both go in a Basic authorization header: anything else would fail there at every call
+        if problem := token_problem(creds.worker_id) or token_problem(creds.secret):
+            raise ValueError(f"its worker_id or secret is not usable: {problem}")
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:

@@ -191,3 +191,29 @@ def test_a_token_file_that_is_no_token_is_refused_before_any_request(
     assert client_cli.main("jobs", ["--token-file", str(big), "--server", "http://127.0.0.1:9"]) == 1
     err = capsys.readouterr().err
     assert err == f"tablao jobs: cannot read the API token from {big}: it is over 64 KiB, so not an API token file\n"
+
+
+SECRET = "tbl_Zq8secretpart"  # what an error line must never show
+UNSENDABLE_TOKENS = [
+    (f"# the render farm's token\n{SECRET}\n", "more than one line"),  # was "Illegal header value b'Bearer …'"
+    (f"{SECRET}é\n", "not ASCII"),  # was a UnicodeEncodeError traceback
+    (f"{SECRET} {SECRET}\n", "white space"),
+    (f"{SECRET}\x1b\n", "control character"),  # (no environment variable can hold a NUL)
+]
+
+
+@pytest.mark.parametrize(("text", "why"), UNSENDABLE_TOKENS)
+def test_a_token_no_header_can_carry_is_named_without_showing_it(
+    text: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "api.token"
+    path.write_text(text, encoding="utf-8")
+    assert client_cli.main("jobs", ["--token-file", str(path), "--server", "http://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tablao jobs: the API token file {path} is not usable: ") and why in err
+    assert err.count("\n") == 1 and "Zq8secret" not in err
+    monkeypatch.setenv("TABLAO_TOKEN", text)
+    assert client_cli.main("jobs", ["--server", "http://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tablao jobs: TABLAO_TOKEN is not a usable API token: ") and why in err
+    assert err.count("\n") == 1 and "Zq8secret" not in err

@@ -177,3 +177,30 @@ def test_a_misspelt_required_option_is_named(base: list[str], capsys: pytest.Cap
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == "tablao manager: error: unrecognized arguments: --srver (did you mean --server?)"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("t0ken\nsecond\n", "more than one line"), ("t0k\x00en\n", "control character"), ("t0kén\n", "not ASCII")],
+)
+def test_a_token_no_header_can_carry_is_refused_without_showing_it(
+    base: list[str], text: str, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a line break went raw into the lean transport's header: a 400 at every call, for ever
+    path = tmp_path / "bad-token"
+    path.write_text(text, encoding="utf-8")
+    assert main([*base, "--token-file", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tablao manager: --token-file: the token in {path} is not usable: ") and why in err
+    assert "\n" not in err and "t0k" not in err
+
+
+@pytest.mark.parametrize("value", ["s3cret\x01", "s3\x1bcret", "x" * 201])
+def test_a_registration_secret_no_worker_can_send_is_refused(
+    base: list[str], value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TABLAO_WORKER_REGISTRATION_SECRET", value)
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tablao manager: TABLAO_WORKER_REGISTRATION_SECRET is not a usable registration secret: ")
+    assert "\n" not in err and "s3" not in err and "xxx" not in err

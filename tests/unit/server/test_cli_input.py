@@ -201,3 +201,23 @@ def test_server_refuses_a_policy_it_would_misread(
     err = capsys.readouterr().err
     _one_line_naming(err, str(tmp_path / "policy.toml"))
     assert err.startswith("tablao server: cannot start: ")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("a", "1 characters, fewer than 16"), ("tbl_0123456789abcdef\nx", "more than one line"),
+     ("tbl_0123456789abcdéf", "not ASCII"), ("tbl_0123456789\x7fabcdef", "control character")],
+)  # fmt: skip
+def test_a_preset_admin_token_nobody_could_use_stops_the_server(
+    value: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TABLAO_ADMIN_TOKEN", value)
+    assert main(["--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    _one_line_naming(err, "TABLAO_ADMIN_TOKEN")
+    assert why in err and "0123456789" not in err
+
+
+def test_a_preset_admin_token_is_stripped_as_a_token_file_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLAO_ADMIN_TOKEN", " tbl_0123456789abcdef\n")
+    assert ServerConfig.from_env().admin_token == "tbl_0123456789abcdef"

@@ -135,3 +135,32 @@ def test_a_second_worker_on_a_running_workers_data_dir_is_refused(tmp_path, caps
 def test_the_help_shows_a_managers_default_port():
     text = build_parser().format_help()
     assert "http://127.0.0.1:8471" in text and "8081" not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("s3cret\x00\n", "control character"), ("# farm secret\ns3cret\n", "more than one line"), ("x" * 201, "201")],
+)
+def test_a_registration_secret_the_manager_would_refuse_stops_the_worker_at_start(
+    text: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the Manager's 422 was retried every few seconds, for ever
+    monkeypatch.setattr(cli, "process_guard", None)  # a worker that gets past its checks fails here, not runs
+    path = tmp_path / "secret"
+    path.write_text(text)
+    assert main(["--manager", "http://h", "--registration-secret-file", str(path), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tablao worker: error: --registration-secret-file: the secret in {path} is not usable: ")
+    assert why in err and "\n" not in err and "s3cret" not in err
+    monkeypatch.setenv("TABLAO_WORKER_REGISTRATION_SECRET", text.replace("\x00", "\x01"))  # no NUL in an env
+    assert main(["--manager", "http://h", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tablao worker: error: TABLAO_WORKER_REGISTRATION_SECRET is not a usable registration")
+    assert why in err and "\n" not in err and "s3cret" not in err
+
+
+def test_stored_credentials_no_header_can_carry_are_damaged(tmp_path: Path) -> None:
+    credentials.save(tmp_path, credentials.Credentials("http://m:8081", "w-1", "s3cret\n"))
+    with pytest.raises(ValueError, match=r"more than one line.*delete it to register again") as caught:
+        credentials.load(tmp_path, "http://m:8081")
+    assert "s3cret" not in str(caught.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 
 def escaped(text: str, keep: str = "") -> str:
     """`text` with every character that is not printable (control characters, line breaks, bidirectional
@@ -10,3 +12,12 @@ def escaped(text: str, keep: str = "") -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
+def first_control(text: str) -> int | None:
+    """Where the first control character (U+0000-U+001F, U+007F-U+009F) or lone surrogate (bytes that were not
+    UTF-8) of `text` is, else None. Spaces of any kind and bidirectional marks are not counted: a path or a secret
+    may hold them."""
+    if text.isprintable():
+        return None
+    return next((i for i, c in enumerate(text) if unicodedata.category(c) in ("Cc", "Cs")), None)

@@ -9,6 +9,8 @@ Manager's register route takes (`worker_api.RegisterRequest`). The messages neve
 
 from __future__ import annotations
 
+from services.protocol.terminal_text import first_control
+
 ADMIN_TOKEN_MIN = 16  # characters of a preset admin token; the Server makes 47 ("tbl_" and 256 random bits)
 REGISTRATION_SECRET_MAX = 200  # what worker_api.RegisterRequest takes
 
@@ -52,9 +54,8 @@ def registration_secret_problem(secret: str) -> str | None:
         return "it is empty"
     if len(secret) > REGISTRATION_SECRET_MAX:
         return f"it has {len(secret)} characters, more than the {REGISTRATION_SECRET_MAX} a Manager takes"
-    for i, c in enumerate(secret):
-        if c in "\r\n":
-            return "it has more than one line: put the secret alone in it, with no comment"
-        if not c.isprintable():  # control characters (NUL: the Manager refuses it), and bytes not UTF-8
-            return f"character {i + 1} ({_char(c)}) is a control character or not text"
+    if "\n" in secret or "\r" in secret:
+        return "it has more than one line: put the secret alone in it, with no comment"
+    if (i := first_control(secret)) is not None:  # NUL: the Manager refuses it; a lone surrogate: not UTF-8
+        return f"character {i + 1} ({_char(secret[i])}) is a control character or not text"
     return None

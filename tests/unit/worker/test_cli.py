@@ -164,3 +164,10 @@ def test_stored_credentials_no_header_can_carry_are_damaged(tmp_path: Path) -> N
     with pytest.raises(ValueError, match=r"more than one line.*delete it to register again") as caught:
         credentials.load(tmp_path, "http://m:8081")
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_registration_secret_may_hold_any_space_but_no_control_character(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("our farm\u00a0secret\n")  # taken by the Manager as it is: not refused here either
+    args = build_parser().parse_args(["--manager", "http://h", "--registration-secret-file", str(path)])
+    assert make_config(args).registration_secret == "our farm\u00a0secret"

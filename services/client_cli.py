@@ -21,7 +21,7 @@ from services.localfarm import records
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import API_PREFIX, resubmit
 from services.protocol.cli_args import http_url
-from services.protocol.common import plural
+from services.protocol.common import JSON_MAX_DEPTH, json_depth, plural
 from services.protocol.failures import LogPart
 from services.protocol.jobs import IDEMPOTENCY_KEY_PATTERN, Job, JobAction, JobDetail
 from services.protocol.named_files import MIB, SECRET_BYTES, UnreadableFile, read_named_text
@@ -201,6 +201,12 @@ async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
             body = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SystemExit(f"{args.file} is not valid JSON: {exc}") from exc
+        except RecursionError:  # json's parser recurses into each nested array or object
+            raise SystemExit(f"{args.file} is nested too deeply to be a JSON job") from None
+        # the Server takes settings nested JSON_MAX_DEPTH deep; far deeper, _finite and the request's own JSON
+        # writer would recurse past Python's limit (a traceback)
+        if any(json_depth(v) > JSON_MAX_DEPTH for v in (body.values() if isinstance(body, dict) else [body])):
+            raise SystemExit(f"{args.file}: the job is nested more than {JSON_MAX_DEPTH} levels deep in its settings")
         if args.priority is not None:  # the command line's over the file's
             if not isinstance(body, dict):
                 raise SystemExit(f"{args.file} is not a JSON job: a job is an object {{name, type, settings, ...}}")

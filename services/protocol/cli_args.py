@@ -18,6 +18,7 @@ from typing import NoReturn
 import httpx
 
 from services.protocol.named_files import MIB, UnreadableFile, read_named_text
+from services.protocol.terminal_text import first_control
 
 
 class BadValue(argparse.ArgumentTypeError, ValueError):
@@ -137,6 +138,8 @@ def path_variables(text: str | Path) -> dict[str, dict[str, str]]:
         raise BadValue(str(exc)) from None
     except ValueError as exc:
         raise BadValue(f"{path} is not JSON: {exc}") from None
+    except RecursionError:  # json's parser recurses into each nested array or object
+        raise BadValue(f"{path} is nested too deeply to be a path-variables file") from None
     ok = isinstance(data, dict) and all(
         isinstance(name, str)
         and isinstance(table, dict)
@@ -145,6 +148,19 @@ def path_variables(text: str | Path) -> dict[str, dict[str, str]]:
     )
     if not ok:
         raise BadValue(f"{path}: path variables must map names to {{platform: value}} tables of strings")
+    for name, table in data.items():
+        # a value with a NUL was taken, and then every task failed with "embedded null byte"
+        if not name.strip():
+            raise BadValue(f"{path}: a path variable has an empty name")
+        for where in (name, *table):
+            if first_control(where) is not None:
+                raise BadValue(f"{path}: the path variable name or platform {where!r} holds a control character")
+        for platform, value in table.items():
+            if first_control(value) is not None:
+                raise BadValue(
+                    f"{path}: path variable {name!r} on {platform!r} holds a control character or bytes that are "
+                    "not text; a path cannot"
+                )
     return {name: dict(table) for name, table in data.items()}
 
 

@@ -217,3 +217,18 @@ def test_a_token_no_header_can_carry_is_named_without_showing_it(
     err = capsys.readouterr().err
     assert err.startswith("tablao jobs: TABLAO_TOKEN is not a usable API token: ") and why in err
     assert err.count("\n") == 1 and "Zq8secret" not in err
+
+
+@pytest.mark.parametrize(
+    ("depth", "why"),
+    [(40, "nested more than 32 levels deep"), (950, "nested"), (50_000, "nested too deeply")],
+)
+def test_submit_of_a_deeply_nested_job_is_one_line(
+    depth: int, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 950 levels were a RecursionError traceback in _finite, 50,000 one in json's parser
+    job = tmp_path / "deep.json"
+    job.write_text('{"name": "a", "type": "exec", "settings": {"x": ' + "[" * depth + "]" * depth + "}}")
+    assert client_cli.main("submit", [str(job), "--server", "http://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tablao submit: {job}") and why in err and err.count("\n") == 1

@@ -204,3 +204,31 @@ def test_a_registration_secret_no_worker_can_send_is_refused(
     err = capsys.readouterr().err.strip()
     assert err.startswith("tablao manager: TABLAO_WORKER_REGISTRATION_SECRET is not a usable registration secret: ")
     assert "\n" not in err and "s3" not in err and "xxx" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", "nested too deeply"),  # was a RecursionError traceback
+        ('{"render_root": {"linux": "/r\\u0000x"}}', "'render_root' on 'linux' holds a control character"),
+        ('{"render_root": {"linux": "/r\\nx"}}', "'render_root' on 'linux' holds a control character"),
+        ('{"": {"linux": "/r"}}', "a path variable has an empty name"),
+        ('{"root\\u001b": {"linux": "/r"}}', "'root\\x1b' holds a control character"),
+    ],
+)
+def test_a_variables_file_no_task_could_use_is_refused_naming_it(
+    base: list[str], text: str, why: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _variables(tmp_path, text)
+    with pytest.raises(SystemExit) as exit_:
+        main([*base, "--variables", path])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and "argument --variables" in last and path in last and why in last
+
+
+def test_a_variable_may_hold_any_space(base: list[str], tmp_path: Path) -> None:
+    variables = {"render root": {"linux": "/mnt/Render\u00a0Farm/out"}}
+    args = parse_args([*base, "--variables", _variables(tmp_path, json.dumps(variables))])
+    assert args.variables == variables

@@ -221,3 +221,27 @@ def test_a_preset_admin_token_nobody_could_use_stops_the_server(
 def test_a_preset_admin_token_is_stripped_as_a_token_file_is(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TABLAO_ADMIN_TOKEN", " tbl_0123456789abcdef\n")
     assert ServerConfig.from_env().admin_token == "tbl_0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"a": ' + "[" * 50_000 + "]" * 50_000 + "}", "nested too deeply"),  # was a RecursionError traceback
+        ('{"render_root": {"linux": "/r\\u0000x"}}', "'render_root' on 'linux' holds a control character"),
+        ('{"": {"linux": "/r"}}', "a path variable has an empty name"),
+    ],
+)
+def test_server_refuses_a_variables_file_no_task_could_use(
+    text: str, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "vars.json"
+    path.write_text(text)
+    assert main(["--data-dir", str(tmp_path), "--variables", str(path)]) == 2
+    err = capsys.readouterr().err
+    _one_line_naming(err, str(path))
+    assert why in err
+    monkeypatch.setenv("TABLAO_VARIABLES", str(path))
+    assert main(["--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    _one_line_naming(err, "TABLAO_VARIABLES")
+    assert why in err and str(path) in err

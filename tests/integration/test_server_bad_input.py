@@ -20,6 +20,20 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
         yield c
 
 
+def openjd_job(steps: list[dict[str, Any]], **template: Any) -> dict[str, Any]:
+    """An `openjd` job of these steps (each given a script), with extra template keys."""
+    steps = [{"script": {"actions": {"onRun": {"command": "echo"}}}, **step} for step in steps]
+    body = {"specificationVersion": "jobtemplate-2023-09", "name": "t", "steps": steps, **template}
+    return {"name": "ojd", "type": "openjd", "settings": {"template": body}}
+
+
+def space(*parameters: dict[str, Any]) -> dict[str, Any]:
+    return {"taskParameterDefinitions": list(parameters)}
+
+
+FOUR_BILLION = {"type": "INT", "range": "1-4000000000"}
+
+
 def snapshot(client: httpx.Client) -> Any:
     jobs = client.get("/jobs", params={"limit": 1000}).json()["items"]
     return [(j, client.get(f"/jobs/{j['id']}/tasks", params={"limit": 1000}).json()["items"]) for j in jobs]
@@ -41,6 +55,15 @@ def snapshot(client: httpx.Client) -> Any:
         ({**render_job(), "name": ""}, 422, "name", "at least 1 character"),
         ({**render_job(), "depends_on": [987654]}, 422, "depends_on", "no job with id 987654"),
         ({**render_job(), "bogus": 1}, 422, "bogus", "Extra inputs are not permitted"),
+        # more than 2**63 tasks: openjd-model's len() of the space was an OverflowError, a 500
+        (
+            openjd_job(
+                [{"name": "S", "parameterSpace": space({"name": "X", **FOUR_BILLION}, {"name": "Y", **FOUR_BILLION})}]
+            ),
+            422,
+            "settings.template",
+            "the template makes 16,000,000,000,000,000,000 tasks; a job may have at most 100,000",
+        ),
     ],
 )
 def test_bad_submissions(client: httpx.Client, body: dict[str, Any], status: int, field: str, reason: str) -> None:

@@ -8,6 +8,7 @@ before anything is expanded: a parameter space of billions of tasks is refused f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,7 @@ from openjd.model import (
     decode_job_template,
     preprocess_job_parameters,
 )
+from openjd.model._step_param_space_iter import AssociationNode, Node, ProductNode
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from services.protocol.commands import ECHO, OPENJD_TASK, OpenjdTaskParams, TaskType
@@ -237,6 +239,29 @@ def _space(step: Any) -> StepParameterSpaceIterator | None:
     )
 
 
+def space_size(space: StepParameterSpaceIterator) -> int:
+    """How many tasks a step's parameter space makes, counted without listing any.
+
+    `len()` of openjd-model's space is an index-sized integer: past 2**63 combinations (two INT ranges of four
+    billion values) it raised OverflowError, a 500. Its expression tree is multiplied out here instead, as Python
+    integers of any size, without recursing (a combination may be deeply bracketed).
+    """
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Node, bool]] = [(space._expr_tree, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if isinstance(node, ProductNode | AssociationNode) and not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in node.children)
+        elif isinstance(node, ProductNode):
+            sizes[id(node)] = math.prod(sizes[id(child)] for child in node.children)
+        elif isinstance(node, AssociationNode):
+            sizes[id(node)] = sizes[id(node.children[0])]  # the model checks that the associated lengths agree
+        else:  # one parameter's values or chunks, which the model has listed or counted itself
+            sizes[id(node)] = node.__len__()
+    return sizes[id(space._expr_tree)]
+
+
 def step_template(raw: dict[str, Any], step_name: str) -> dict[str, Any]:
     """The part of the template a task of one step needs to run: its step (without dependencies), the job's
     parameter definitions and environments."""
@@ -264,7 +289,7 @@ class OpenJDJob(JobType):
         job_parameters = {name: v.value for name, v in values.items()}
         order = step_order(job)
         spaces = {i: _space(job.steps[i]) for i in order}
-        counts = {i: (len(sp) if sp is not None else 1) for i, sp in spaces.items()}
+        counts = {i: (space_size(sp) if sp is not None else 1) for i, sp in spaces.items()}
         if (total := sum(counts.values())) > MAX_TASKS:
             raise CompileError("template", f"the template makes {total:,} tasks; a job may have at most {MAX_TASKS:,}")
         payloads = {i: step_template(s.template, job.steps[i].name) for i in order}

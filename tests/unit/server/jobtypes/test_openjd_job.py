@@ -103,6 +103,36 @@ def test_billions_of_tasks_are_refused_without_expanding() -> None:
     assert time.monotonic() - start < 2
 
 
+_FOUR_BILLION = {"type": "INT", "range": "1-4000000000"}
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("space", "combination", "tasks"),
+    [
+        ([{"name": "X", **_FOUR_BILLION}, {"name": "Y", **_FOUR_BILLION}], None, f"{16 * 10**18:,}"),
+        ([{"name": f"P{i}", "type": "INT", "range": "1-1000"} for i in range(10)], None, f"{10**30:,}"),
+        ([{"name": "F", "type": "CHUNK[INT]", "range": "1-100000",
+           "chunks": {"defaultTaskCount": 1, "rangeConstraint": "CONTIGUOUS"}},
+          {"name": "X", **_FOUR_BILLION}, {"name": "Y", **_FOUR_BILLION}], None, f"{16 * 10**23:,}"),
+        # products inside an association, each past 2**63 (the model's own length failed within the association)
+        ([{"name": n, **_FOUR_BILLION} for n in "ABCD"], "(A * B, C * D)", f"{16 * 10**18:,}"),
+    ],
+)  # fmt: skip
+def test_spaces_past_64_bits_of_tasks_are_refused_without_expanding(
+    space: list[dict[str, Any]], combination: str | None, tasks: str
+) -> None:
+    """`len()` of openjd-model's space is an index-sized integer: past 2**63 tasks it was an OverflowError, a 500."""
+    template = one_step(space, extensions=["TASK_CHUNKING"])
+    if combination is not None:
+        template["steps"][0]["parameterSpace"]["combination"] = combination
+    start = time.monotonic()
+    with pytest.raises(CompileError, match=f"at most {MAX_TASKS:,}") as info:
+        compile_({"template": template})
+    assert info.value.field == "template" and f"the template makes {tasks} tasks" in info.value.message
+    assert time.monotonic() - start < 2
+
+
 @pytest.mark.parametrize("text", ["[" * 900 + "]" * 900, "- " * 2000 + "x", "a: " + "[" * 990 + "]" * 990,
                                   '{"a":' * 2000 + "1" + "}" * 2000, "a: " + "[" * 40 + "]" * 40])  # fmt: skip
 def test_a_template_nested_too_deep_is_refused_naming_the_template(text: str) -> None:

@@ -199,3 +199,20 @@ def test_job_types_and_farm_status(client: httpx.Client) -> None:
 def test_openapi_is_published(server: ServerProcess) -> None:
     doc = httpx.get(server.url + API + "/openapi.json").json()
     assert "/api/v1/jobs" in doc["paths"]
+
+
+def test_a_chain_of_a_thousand_openjd_steps_is_a_job(client: httpx.Client) -> None:
+    """Ordering the steps recursed once per step: 1,000 dependent steps listed last step first were a 500."""
+
+    def step(i: int) -> dict[str, Any]:
+        after = {"dependencies": [{"dependsOn": f"s{i - 1}"}]} if i else {}
+        return {"name": f"s{i}", "script": {"actions": {"onRun": {"command": "echo"}}}, **after}
+
+    template = {"specificationVersion": "jobtemplate-2023-09", "name": "chain",
+                "steps": [step(i) for i in reversed(range(1000))]}  # fmt: skip
+    job = submit(client, {"name": "chain", "type": "openjd", "settings": {"template": template}})
+    assert job["tasks_total"] == 1000
+    tasks = client.get(f"/jobs/{job['id']}/tasks", params={"limit": 1000}).json()["items"]
+    assert [t["name"] for t in tasks[:3]] == ["s0", "s1", "s2"] and tasks[-1]["name"] == "s999"
+    last = client.get(f"/tasks/{tasks[-1]['id']}").json()
+    assert last["depends_on"] == [tasks[-2]["id"]]

@@ -200,21 +200,36 @@ def as_strings(values: dict[str, str | int | float]) -> dict[str, str]:
 
 
 def step_order(job: Job) -> list[int]:
-    """Indexes of the job's steps with every step after the steps it depends on (the model rejects cycles)."""
+    """Indexes of the job's steps with every step after the steps it depends on.
+
+    Depth first without recursing: a chain of a thousand dependent steps, listed last step first, was a
+    RecursionError. The model refuses a cycle as it decodes the template; one met here is refused too.
+    """
     index = {step.name: i for i, step in enumerate(job.steps)}
+
+    def dependencies(i: int) -> Iterator[int]:
+        return (index[dep.dependsOn] for dep in job.steps[i].dependencies or [])
+
     done: list[int] = []
-    seen: set[int] = set()
-
-    def visit(i: int) -> None:
-        if i in seen:
-            return
-        seen.add(i)
-        for dep in job.steps[i].dependencies or []:
-            visit(index[dep.dependsOn])
-        done.append(i)
-
-    for i in range(len(job.steps)):
-        visit(i)
+    placed: dict[int, bool] = {}  # False while the steps it depends on are being placed
+    for first in range(len(job.steps)):
+        if first in placed:
+            continue
+        placed[first] = False
+        stack = [(first, dependencies(first))]
+        while stack:
+            i, pending = stack[-1]
+            for j in pending:
+                if j not in placed:
+                    placed[j] = False
+                    stack.append((j, dependencies(j)))
+                    break
+                if not placed[j]:
+                    raise CompileError("template", f"step dependencies form a cycle through {job.steps[j].name!r}")
+            else:
+                stack.pop()
+                placed[i] = True
+                done.append(i)
     return done
 
 

@@ -6,14 +6,16 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import orjson
 import pytest
 from pydantic import ValidationError
 
+from services.protocol.openjd_template import MAX_TEMPLATE_BYTES
 from services.server.jobtypes.base import CompileError, JobContext
-from services.server.jobtypes.openjd_job import MAX_TASKS, OpenJDJob, OpenJDSettings
+from services.server.jobtypes.openjd_job import MAX_TASKS, OpenJDJob, OpenJDSettings, step_order
 from tests.unit.server.jobtypes.helpers import listed
 
 TEMPLATES = Path(__file__).parents[3] / "support" / "openjd"
@@ -257,6 +259,38 @@ def test_templates_the_model_could_not_word_or_json_cannot_hold_are_refused_nami
     template: Any, reason: str
 ) -> None:
     assert reason in errors({"template": template})["template"]
+
+
+def chain(steps: int) -> dict[str, Any]:
+    """`steps` steps, each depending on the one before, listed last step first (the smallest such template)."""
+
+    def step(i: int) -> dict[str, Any]:
+        return _step(f"s{i}", dependencies=[{"dependsOn": f"s{i - 1}"}]) if i else _step("s0")
+
+    return _steps(*(step(i) for i in reversed(range(steps))))
+
+
+@pytest.mark.timeout(30)
+def test_a_chain_of_as_many_steps_as_a_template_holds_is_ordered() -> None:
+    """Ordering the steps recursed once per step: a chain of 1,000 (137 KB) was a RecursionError, a 500. The
+    size limit holds about 2,400 such steps."""
+    template = chain(2_400)
+    assert len(orjson.dumps(template)) <= MAX_TEMPLATE_BYTES
+    tasks = compile_({"template": template})
+    assert [t.name for t in tasks] == [f"s{i}" for i in range(2_400)]
+    assert [t.depends_on for t in tasks] == [[]] + [[i] for i in range(2_399)]
+
+
+def test_a_cycle_met_while_ordering_steps_is_refused() -> None:
+    """The model refuses a cycle as it decodes a template; ordering does not take its word for it."""
+    steps = [
+        SimpleNamespace(name=n, dependencies=[SimpleNamespace(dependsOn=d)])
+        for n, d in [("A", "B"), ("B", "C"), ("C", "B")]
+    ]
+    with pytest.raises(CompileError, match="step dependencies form a cycle through 'B'"):
+        step_order(cast("Any", SimpleNamespace(steps=steps)))
+    steps[2].dependencies = []
+    assert step_order(cast("Any", SimpleNamespace(steps=steps))) == [2, 1, 0]
 
 
 def test_adaptive_chunks_are_default_task_count_long() -> None:

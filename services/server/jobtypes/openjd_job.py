@@ -277,13 +277,15 @@ def space_size(space: StepParameterSpaceIterator) -> int:
     return sizes[id(space._expr_tree)]
 
 
-def step_template(raw: dict[str, Any], step_name: str) -> dict[str, Any]:
-    """The part of the template a task of one step needs to run: its step (without dependencies), the job's
-    parameter definitions and environments."""
-    step = next(s for s in raw["steps"] if s.get("name") == step_name)
-    out = {k: v for k, v in raw.items() if k != "steps"}
-    out["steps"] = [{k: v for k, v in step.items() if k != "dependencies"}]
-    return out
+def step_templates(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """By step name, the part of the template a task of that step needs to run: its step (without dependencies),
+    the job's parameter definitions and environments. All at once: looking each step up in the list took time
+    growing with the square of the steps (5.7 s for 8,000)."""
+    rest = {k: v for k, v in raw.items() if k != "steps"}
+    return {
+        step["name"]: {**rest, "steps": [{k: v for k, v in step.items() if k != "dependencies"}]}
+        for step in raw["steps"]
+    }
 
 
 def task_name(step: str, params: dict[str, Any]) -> str:
@@ -307,7 +309,8 @@ class OpenJDJob(JobType):
         counts = {i: (space_size(sp) if sp is not None else 1) for i, sp in spaces.items()}
         if (total := sum(counts.values())) > MAX_TASKS:
             raise CompileError("template", f"the template makes {total:,} tasks; a job may have at most {MAX_TASKS:,}")
-        payloads = {i: step_template(s.template, job.steps[i].name) for i in order}
+        by_name = step_templates(s.template)
+        payloads = {i: by_name[job.steps[i].name] for i in order}
         # every task carries its step's template and all job parameter values: count both
         per_task_values = template_size({"job_parameters": job_parameters})
         stored = sum((template_size(payloads[i]) + per_task_values) * counts[i] for i in order)

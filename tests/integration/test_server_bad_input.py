@@ -20,11 +20,13 @@ def client(server: ServerProcess) -> Iterator[httpx.Client]:
         yield c
 
 
-def openjd_job(steps: list[dict[str, Any]], **template: Any) -> dict[str, Any]:
-    """An `openjd` job of these steps (each given a script), with extra template keys."""
+def openjd_job(
+    steps: list[dict[str, Any]], parameters: dict[str, Any] | None = None, **template: Any
+) -> dict[str, Any]:
+    """An `openjd` job of these steps (each given a script) and parameter values, with extra template keys."""
     steps = [{"script": {"actions": {"onRun": {"command": "echo"}}}, **step} for step in steps]
     body = {"specificationVersion": "jobtemplate-2023-09", "name": "t", "steps": steps, **template}
-    return {"name": "ojd", "type": "openjd", "settings": {"template": body}}
+    return {"name": "ojd", "type": "openjd", "settings": {"template": body, "parameters": parameters or {}}}
 
 
 def space(*parameters: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +65,19 @@ def snapshot(client: httpx.Client) -> Any:
             422,
             "settings.template",
             "the template makes 16,000,000,000,000,000,000 tasks; a job may have at most 100,000",
+        ),
+        # openjd-model skips a bound of 0, and takes NaN and infinity for a FLOAT
+        (
+            openjd_job([{"name": "S"}], {"N": -5}, parameterDefinitions=[{"name": "N", "type": "INT", "minValue": 0}]),
+            422,
+            "settings.parameters",
+            "Value (-5) for parameter N must be at least 0.",
+        ),
+        (
+            openjd_job([{"name": "S"}], {"F": "nan"}, parameterDefinitions=[{"name": "F", "type": "FLOAT"}]),
+            422,
+            "settings.parameters",
+            "Value (nan) for parameter F must be a finite number, within a float's range (1.8e308).",
         ),
     ],
 )

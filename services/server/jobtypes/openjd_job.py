@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -125,14 +126,48 @@ def _decode(template: dict[str, Any]) -> JobTemplate:
 
 def parameter_values(template: JobTemplate, given: dict[str, str]) -> JobParameterValues:
     """Values checked against the definitions, defaults added; ValueError with the model's reason."""
+    # first: openjd-model fails on NaN against a bound (decimal.InvalidOperation), a reason that names nothing
+    check_numbers(template, given)
     # a Server cannot see the submitter's disk: PATH values are kept as given (they may use farm variables)
-    return preprocess_job_parameters(
+    values = preprocess_job_parameters(
         job_template=template,
         job_parameter_values=given,
         job_template_dir=Path(),
         current_working_dir=Path(),
         allow_job_template_dir_walk_up=True,
     )
+    # the defaults: the model checks them against the bounds, but a FLOAT one may be past a float's range
+    check_numbers(template, {name: v.value for name, v in values.items() if name not in given}, "Default value")
+    return values
+
+
+def check_numbers(template: JobTemplate, values: Mapping[str, str], what: str = "Value") -> None:
+    """ValueError, in openjd-model's words, for an INT or FLOAT value outside its definition's minValue or maxValue,
+    or a FLOAT that is not finite; values the model cannot read as numbers are left to its own refusal.
+
+    openjd-model skips a bound of 0 (`if self.minValue and value < self.minValue`): `N=-5` ran against
+    `minValue: 0`. It takes `nan`, `inf` and `1e400` (past a float's range) for a FLOAT too, which a template
+    may not hold.
+    """
+    for definition in template.parameterDefinitions or []:
+        raw = values.get(definition.name)
+        kind = str(getattr(definition.type, "value", definition.type))
+        if raw is None or kind not in ("INT", "FLOAT"):
+            continue
+        value: int | Decimal
+        try:
+            value = int(raw) if kind == "INT" else Decimal(raw)
+            finite = isinstance(value, int) or (value.is_finite() and math.isfinite(float(value)))
+        except (ValueError, ArithmeticError):
+            continue
+        said = f"{what} ({raw}) for parameter {definition.name}"
+        if not finite:
+            raise ValueError(f"{said} must be a finite number, within a float's range (1.8e308).")
+        low, high = getattr(definition, "minValue", None), getattr(definition, "maxValue", None)
+        if low is not None and value < low:
+            raise ValueError(f"{said} must be at least {low}.")
+        if high is not None and value > high:
+            raise ValueError(f"{said} must be at most {high}.")
 
 
 def instantiate(template: dict[str, Any], given: dict[str, str]) -> tuple[Job, JobParameterValues]:

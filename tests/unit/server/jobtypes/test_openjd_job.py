@@ -91,6 +91,57 @@ def test_invalid_templates_and_values_carry_the_models_reason() -> None:
     assert "OutDir" in e["parameters"] and "Nope" in e["parameters"], e
 
 
+def with_parameter(**definition: Any) -> dict[str, Any]:
+    return one_step([{"name": "X", "type": "INT", "range": [1]}], parameterDefinitions=[definition])
+
+
+@pytest.mark.parametrize(
+    ("definition", "value", "reason"),
+    [
+        # openjd-model skips a bound of 0 (`if self.minValue and ...`): these ran
+        ({"name": "N", "type": "INT", "minValue": 0}, "-5", "Value (-5) for parameter N must be at least 0."),
+        ({"name": "N", "type": "INT", "minValue": 0}, -1, "Value (-1) for parameter N must be at least 0."),
+        ({"name": "N", "type": "INT", "maxValue": 0}, "5", "Value (5) for parameter N must be at most 0."),
+        ({"name": "F", "type": "FLOAT", "minValue": 0}, "-0.5", "Value (-0.5) for parameter F must be at least 0."),
+        ({"name": "F", "type": "FLOAT", "maxValue": 0.0}, 0.25, "Value (0.25) for parameter F must be at most 0.0."),
+        # NaN and infinity, which a template may not hold, and a number a float cannot hold, which is infinity
+        ({"name": "F", "type": "FLOAT", "minValue": 0}, "-inf", "Value (-inf) for parameter F must be a finite"),
+        ({"name": "F", "type": "FLOAT"}, "nan", "Value (nan) for parameter F must be a finite number"),
+        ({"name": "F", "type": "FLOAT"}, "inf", "Value (inf) for parameter F must be a finite number"),
+        ({"name": "F", "type": "FLOAT"}, "1e400", "Value (1e400) for parameter F must be a finite number, within a "
+                                                  "float's range (1.8e308)."),
+        ({"name": "F", "type": "FLOAT"}, "sNaN", "Value (sNaN) for parameter F must be a finite number"),
+        # against a bound, openjd-model failed on NaN itself (decimal.InvalidOperation), naming nothing
+        ({"name": "F", "type": "FLOAT", "minValue": 1}, "NaN", "Value (NaN) for parameter F must be a finite number"),
+        # a default the model checks against its bounds, but not against a float's range
+        ({"name": "F", "type": "FLOAT", "default": "1e400"}, None, "Default value (1E+400) for parameter F must be "
+                                                                   "a finite number"),
+    ],
+)  # fmt: skip
+def test_numbers_outside_their_bounds_or_not_finite_are_refused_naming_the_parameter(
+    definition: dict[str, Any], value: Any, reason: str
+) -> None:
+    values = {} if value is None else {definition["name"]: value}
+    e = errors({"template": with_parameter(**definition), "parameters": values})
+    assert list(e) == ["parameters"] and e["parameters"].startswith(reason), e
+
+
+@pytest.mark.parametrize(
+    ("definition", "value"),
+    [
+        ({"name": "N", "type": "INT", "minValue": 0, "maxValue": 0}, "0"),
+        ({"name": "N", "type": "INT", "minValue": -3}, -3),
+        ({"name": "F", "type": "FLOAT", "minValue": 0, "maxValue": 1}, "0.0"),
+        ({"name": "F", "type": "FLOAT"}, "1e-400"),  # rounds to zero: finite
+        ({"name": "F", "type": "FLOAT"}, "-1.7e308"),
+        ({"name": "S", "type": "STRING", "minLength": 0}, ""),  # a length is never below 0: nothing skipped
+    ],
+)
+def test_numbers_on_their_bounds_are_kept(definition: dict[str, Any], value: Any) -> None:
+    tasks = compile_({"template": with_parameter(**definition), "parameters": {definition["name"]: value}})
+    assert tasks[0].commands[0]["parameters"]["job_parameters"] == {definition["name"]: str(value)}
+
+
 @pytest.mark.timeout(10)
 def test_billions_of_tasks_are_refused_without_expanding() -> None:
     space = [{"name": "X", "type": "INT", "range": "1-1000000000"}, {"name": "Y", "type": "INT", "range": "1-1000"}]

@@ -1,16 +1,15 @@
 """The `openjd` job type: an Open Job Description job template (2023-09) and its parameter values.
 
-Validation is openjd-model's own (no hand-written validator): the template is decoded, parameter values are
-checked and defaults applied, then each step's parameter space becomes one task per combination (or per
-chunk, with the TASK_CHUNKING extension) and step dependencies become task dependencies. Sizes are checked
-before anything is expanded: a parameter space of billions of tasks is refused from its length alone.
+Validation is openjd-model's own (no hand-written validator; `openjd_gaps` checks what it lets through): the
+template is decoded, parameter values are checked and defaults applied, then each step's parameter space becomes
+one task per combination (or per chunk, with the TASK_CHUNKING extension) and step dependencies become task
+dependencies. Sizes are checked before anything is expanded: a parameter space of billions of tasks is refused
+from its length alone.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +25,6 @@ from openjd.model import (
     decode_job_template,
     preprocess_job_parameters,
 )
-from openjd.model._step_param_space_iter import AssociationNode, Node, ProductNode
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from services.protocol.commands import ECHO, OPENJD_TASK, OpenjdTaskParams, TaskType
@@ -40,6 +38,7 @@ from services.protocol.openjd_template import (
 )
 from services.server.jobtypes.base import CompiledTask, CompileError, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import invalid
+from services.server.jobtypes.openjd_gaps import check_numbers, space_size
 
 T = TypeVar("T")
 MAX_TASKS = 100_000
@@ -139,35 +138,6 @@ def parameter_values(template: JobTemplate, given: dict[str, str]) -> JobParamet
     # the defaults: the model checks them against the bounds, but a FLOAT one may be past a float's range
     check_numbers(template, {name: v.value for name, v in values.items() if name not in given}, "Default value")
     return values
-
-
-def check_numbers(template: JobTemplate, values: Mapping[str, str], what: str = "Value") -> None:
-    """ValueError, in openjd-model's words, for an INT or FLOAT value outside its definition's minValue or maxValue,
-    or a FLOAT that is not finite; values the model cannot read as numbers are left to its own refusal.
-
-    openjd-model skips a bound of 0 (`if self.minValue and value < self.minValue`): `N=-5` ran against
-    `minValue: 0`. It takes `nan`, `inf` and `1e400` (past a float's range) for a FLOAT too, which a template
-    may not hold.
-    """
-    for definition in template.parameterDefinitions or []:
-        raw = values.get(definition.name)
-        kind = str(getattr(definition.type, "value", definition.type))
-        if raw is None or kind not in ("INT", "FLOAT"):
-            continue
-        value: int | Decimal
-        try:
-            value = int(raw) if kind == "INT" else Decimal(raw)
-            finite = isinstance(value, int) or (value.is_finite() and math.isfinite(float(value)))
-        except (ValueError, ArithmeticError):
-            continue
-        said = f"{what} ({raw}) for parameter {definition.name}"
-        if not finite:
-            raise ValueError(f"{said} must be a finite number, within a float's range (1.8e308).")
-        low, high = getattr(definition, "minValue", None), getattr(definition, "maxValue", None)
-        if low is not None and value < low:
-            raise ValueError(f"{said} must be at least {low}.")
-        if high is not None and value > high:
-            raise ValueError(f"{said} must be at most {high}.")
 
 
 def instantiate(template: dict[str, Any], given: dict[str, str]) -> tuple[Job, JobParameterValues]:
@@ -287,29 +257,6 @@ def _space(step: Any) -> StepParameterSpaceIterator | None:
         lambda: StepParameterSpaceIterator(space=step.parameterSpace, chunks_task_count_override=chunk_size),
         lambda message: compile_error(f"step {step.name!r}: {message}"),
     )
-
-
-def space_size(space: StepParameterSpaceIterator) -> int:
-    """How many tasks a step's parameter space makes, counted without listing any.
-
-    `len()` of openjd-model's space is an index-sized integer: past 2**63 combinations (two INT ranges of four
-    billion values) it raised OverflowError, a 500. Its expression tree is multiplied out here instead, as Python
-    integers of any size, without recursing (a combination may be deeply bracketed).
-    """
-    sizes: dict[int, int] = {}
-    stack: list[tuple[Node, bool]] = [(space._expr_tree, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if isinstance(node, ProductNode | AssociationNode) and not children_done:
-            stack.append((node, True))
-            stack.extend((child, False) for child in node.children)
-        elif isinstance(node, ProductNode):
-            sizes[id(node)] = math.prod(sizes[id(child)] for child in node.children)
-        elif isinstance(node, AssociationNode):
-            sizes[id(node)] = sizes[id(node.children[0])]  # the model checks that the associated lengths agree
-        else:  # one parameter's values or chunks, which the model has listed or counted itself
-            sizes[id(node)] = node.__len__()
-    return sizes[id(space._expr_tree)]
 
 
 def step_templates(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,8 @@ import unicodedata
 _SCHEME = re.compile(r"[A-Za-z0-9+.-][A-Za-z0-9+.,-]+:")
 # explicit bidirectional overrides and isolates, which make a path read other than it is
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# control characters, and the line and paragraph separators Python's splitlines and text views break lines at
+_LINE_BREAKING = ("Cc", "Zl", "Zp")
 
 
 def not_a_file_path(path: str) -> str | None:
@@ -32,5 +34,8 @@ def not_a_file_path(path: str) -> str | None:
 
 
 def control_character(text: str) -> str | None:
-    """The first control character (a line break, an escape) or bidirectional override in `text`, if any."""
-    return next((c for c in text if c in _BIDI_CONTROLS or unicodedata.category(c) == "Cc"), None)
+    """The first control character (a line break, an escape; U+2028 and U+2029, which split lines as well), or
+    bidirectional override in `text`, if any."""
+    if text.isprintable():  # nearly always: one pass in C
+        return None
+    return next((c for c in text if c in _BIDI_CONTROLS or unicodedata.category(c) in _LINE_BREAKING), None)

@@ -6,14 +6,26 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from services.protocol.common import JSON_TEXT, Id, Int, ResponseModel, SmallId, WireModel, bounded_json
+from services.protocol.file_paths import control_character
 from services.protocol.states import JobStatus, TaskStatus
 from services.protocol.workers import Tag
 
 NAME_MAX = 200
 SETTINGS_MAX_BYTES = 256 * 1024  # a job's settings; big inputs belong in files, not in every job event
+
+
+def _one_line(name: str) -> str:
+    if (c := control_character(name)) is not None:
+        raise ValueError(f"a job's name is one line of text, without control characters: it holds {c!r}")
+    return name
+
+
+JobName = Annotated[str, Field(min_length=1, max_length=NAME_MAX), AfterValidator(_one_line)]
+"""A job's name: shown in lists, logs, notifications and webhooks' chat lines, where a line break or a
+bidirectional override would forge another line or read backwards."""
 
 
 class Command(WireModel):
@@ -35,7 +47,7 @@ IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
 
 
 class JobSubmission(WireModel):
-    name: str = Field(min_length=1, max_length=NAME_MAX)
+    name: JobName
     type: str = Field(min_length=1, max_length=100)
     settings: Annotated[dict[str, Any], bounded_json(SETTINGS_MAX_BYTES)] = Field(default_factory=dict)
     priority: Int = Field(default=50, ge=0, le=100)

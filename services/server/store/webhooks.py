@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from services.protocol.admin import Webhook, WebhookCreate, WebhookEvent, WebhookUpdate
 from services.protocol.common import plural, utcnow
 from services.protocol.states import JobStatus
+from services.protocol.terminal_text import escaped
 from services.server.db.tables import JobRow, WebhookOutboxRow, WebhookRow
 from services.server.store import id_floors
 from services.server.store.convert import aware
@@ -35,9 +36,16 @@ EVENT_OF = {
 }
 
 
+def _chat(text: str) -> str:
+    """Someone's text in a chat line: non-printable characters written out (a line break in a job's name forged a
+    second line; names stored before the Server refused them keep them), and `&`, `<` and `>` escaped as Slack
+    asks, so a name cannot ping the channel (`<!here>`) or make a link (`<https://…|report>`)."""
+    return escaped(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _text(event: WebhookEvent, job: JobRow) -> str:
     """A line a chat shows as it is (Slack, Mattermost and Rocket.Chat read `text`)."""
-    who = f"Job '{job.name}' (#{job.id}) of {job.submitter}"
+    who = f"Job '{_chat(job.name)}' (#{job.id}) of {_chat(job.submitter)}"
     if event == WebhookEvent.JOB_COMPLETED:
         return f"{who} completed: {plural(job.tasks_completed, 'task')}."
     if event == WebhookEvent.JOB_FAILED:

@@ -132,3 +132,15 @@ async def test_settings_of_another_json_type_than_documented_are_refused(
     assert stored_jobs_and_tasks(client) == (0, 0)
     ok = await client.post(JOBS, json=render(fps=30, chunk_size=2, preview_video=False))
     assert ok.status_code == 201, ok.text
+
+
+@pytest.mark.parametrize(
+    "name", ["a\nJob 'x' (#9) of admin completed", "shot\u2028two", "gnp.\u202eexe", "bell\x07", "tab\tname"]
+)
+async def test_a_job_name_of_more_than_one_line_of_text_is_refused(client: httpx.AsyncClient, name: str) -> None:
+    """A job's name goes into lists, notifications and webhooks' chat lines: a line break forged a second line."""
+    r = await client.post(JOBS, json={**job("1"), "name": name})
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["name"], r.text
+    assert "one line of text" in r.text
+    ok = await client.post(JOBS, json={**job("1"), "name": "shot 010 – lighting v3 «final» 日本"})
+    assert ok.status_code == 201, ok.text

@@ -41,6 +41,8 @@ NOT_FILE_PATHS = [
     ("/r/a\nfake log line/f_%04d.png", "control character '\\n'"),
     ("/r/\x1b[2Jf_%04d.png", "control character '\\x1b'"),
     ("/r/gnp.\u202ef_%04d.png", "control character '\\u202e'"),
+    ("/r/a\u2028[tablao] task completed/f_%04d.png", "control character '\\u2028'"),  # splitlines breaks there
+    ("/r/a\u2029b/f_%04d.png", "control character '\\u2029'"),
 ]
 
 
@@ -110,7 +112,13 @@ NAME_SETTINGS: list[tuple[str, dict[str, Any], tuple[str | int, ...]]] = [
 
 @pytest.mark.parametrize(("job_type", "settings", "loc"), NAME_SETTINGS)
 @pytest.mark.parametrize(
-    ("value", "char"), [("Scene\nrunning: forged", "'\\n'"), ("\x1b[2JScene", "'\\x1b'"), ("ene\u202eSc", "'\\u202e'")]
+    ("value", "char"),
+    [
+        ("Scene\nrunning: forged", "'\\n'"),
+        ("\x1b[2JScene", "'\\x1b'"),
+        ("ene\u202eSc", "'\\u202e'"),
+        ("Scene\u2028running: forged", "'\\u2028'"),
+    ],
 )
 def test_a_blender_name_with_a_control_character_is_refused_naming_the_setting(
     job_type: str, settings: dict[str, Any], loc: tuple[str | int, ...], value: str, char: str

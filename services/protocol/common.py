@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -24,16 +25,22 @@ from pydantic import (
 T = TypeVar("T")
 
 
+_DIGITS = re.compile(r"0|[1-9][0-9]*")
+
+
 def _whole(value: object) -> object:
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        # a path's or a query's number: Python's int() took "2_0" for 20, and " 2", "+2", "2.0" and "02" for 2
+        raise ValueError("a whole number is written in digits only (no sign, point, space or leading zero)")
     return value
 
 
 WHOLE = BeforeValidator(_whole)
 """On an int of a wire model (strict): JSON Schema counts 14.0 as an integer, and a client's float arithmetic may
 send one; a float with nothing after the point is read as its int, any other still refused (as are "14" and
-true)."""
+true). In a path or a query (text) a number is its digits, one spelling per number."""
 Int = Annotated[int, WHOLE]
 
 ID_MAX = 2**63 - 1  # the largest id a database integer key holds; larger ones are refused with 422, not a 500

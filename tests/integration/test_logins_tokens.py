@@ -81,6 +81,7 @@ def test_bad_tokens_back_off_but_valid_tokens_pass(server: ServerProcess) -> Non
     assert codes[:10] == [401] * 10 and codes[10] == 429
     r = httpx.get(f"{server.url}{API}/jobs", headers=server.headers("bad-again"))
     assert r.status_code == 429 and "Retry-After" in r.headers
+    assert [e["field"] for e in r.json()["errors"]] == ["token"], r.text  # the errors' shape names what was wrong
     assert httpx.get(f"{server.url}{API}/jobs", headers=server.headers(token)).status_code == 200
     fresh = httpx.post(f"{server.url}{API}/tokens", json={"user": "cy"}, headers=server.headers()).json()["token"]
     assert httpx.get(f"{server.url}{API}/jobs", headers=server.headers(fresh)).status_code == 200

@@ -24,7 +24,7 @@ from services.manager.store import logs
 from services.manager.store.check import store_path
 from services.manager.store.db import transaction
 from services.protocol import VERSION
-from services.protocol.common import Id
+from services.protocol.common import Id, Int
 from services.protocol.farm import SleepSchedule
 from services.protocol.link import ClientIdentity
 
@@ -68,10 +68,10 @@ async def task_log(
     core: CoreDep,
     request: Request,
     follow: bool = False,
-    tail: Annotated[int | None, Query(ge=1, le=READ_MAX)] = None,
-    before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-    limit: Annotated[int, Query(ge=1, le=READ_MAX)] = READ_MAX,
+    tail: Annotated[Int | None, Query(ge=1, le=READ_MAX)] = None,
+    before: Annotated[Int | None, Query(ge=0, le=2**62)] = None,
+    after: Annotated[Int | None, Query(ge=0, le=2**62)] = None,
+    limit: Annotated[Int, Query(ge=1, le=READ_MAX)] = READ_MAX,
 ) -> Response:
     """The full log of a task's recent hand-outs as text, a part at a time; `?follow=1` keeps streaming new lines.
 

@@ -152,7 +152,9 @@ def _look_up(state: State, address: str, token: str, count_failure: bool) -> Act
     backoff: Backoff = state.auth_backoff
     key = ("address", address)
     if actor is None and count_failure and (wait := backoff.retry_after(key) or backoff.failed(key)):
-        raise TooManyAttempts(f"too many bad API tokens from this address: try again in {wait:.0f} s", wait)
+        raise TooManyAttempts(
+            f"too many bad API tokens from this address: try again in {wait:.0f} s", wait, field="token"
+        )
     return actor
 
 
@@ -195,7 +197,9 @@ def refuse_manager_token(backoff: Backoff, address: str) -> None:
     """A bad Manager token from `address`: TooManyAttempts once the address has sent too many."""
     key = ("manager-address", address)
     if wait := backoff.retry_after(key) or backoff.failed(key):
-        raise TooManyAttempts(f"too many bad Manager tokens from this address: try again in {wait:.0f} s", wait)
+        raise TooManyAttempts(
+            f"too many bad Manager tokens from this address: try again in {wait:.0f} s", wait, field="token"
+        )
 
 
 def current_manager(request: Request, session: SessionDep, token: TokenDep) -> ManagerRow:

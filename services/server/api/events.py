@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from services.protocol.common import ID_MAX, utcnow
+from services.protocol.common import ID_MAX, Int, utcnow
 from services.server.api.deps import TokenDep, UserDep, token_user
 from services.server.api.event_hub import EventHub, frame, read_frames
 from services.server.store import events
@@ -41,7 +41,7 @@ async def event_stream(
     _: UserDep,
     token: TokenDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, le=ID_MAX, description="resume after this event id")] = None,
+    after: Annotated[Int | None, Query(ge=0, le=ID_MAX, description="resume after this event id")] = None,
 ) -> StreamingResponse:
     makers = request.app.state.read_sessions
 

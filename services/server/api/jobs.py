@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.protocol.common import Id, Page
+from services.protocol.common import Id, Int, Page
 from services.protocol.jobs import (
     IDEMPOTENCY_KEY_PATTERN,
     BulkItemResult,
@@ -119,7 +119,7 @@ def list_jobs(
     type: Annotated[str | None, Query(max_length=100)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     sort: Annotated[str, Query(max_length=20)] = "-created",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: Annotated[Int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=CURSOR_MAX)] = None,
 ) -> Page[Job]:
     rows, next_cursor = store.list_jobs(
@@ -197,7 +197,7 @@ def bulk_is_only_posted() -> None:
 
 @router.get("/{job_id}")
 def get_job(
-    job_id: Id, session: ReadSessionDep, _: UserDep, tasks_limit: Annotated[int, Query(ge=0, le=1000)] = 100
+    job_id: Id, session: ReadSessionDep, _: UserDep, tasks_limit: Annotated[Int, Query(ge=0, le=1000)] = 100
 ) -> JobDetail:
     job = store.get(session, job_id)
     tasks, next_cursor = store.list_tasks(session, job_id, limit=tasks_limit) if tasks_limit else ([], None)
@@ -267,7 +267,7 @@ def list_tasks(
     session: ReadSessionDep,
     _: UserDep,
     status: Annotated[list[TaskStatus] | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+    limit: Annotated[Int, Query(ge=1, le=5000)] = 100,
     cursor: Annotated[str | None, Query(max_length=CURSOR_MAX)] = None,
 ) -> Page[TaskSummary]:
     rows, next_cursor = store.list_tasks(session, job_id, status=status, limit=limit, cursor=cursor)
@@ -276,7 +276,7 @@ def list_tasks(
 
 @router.get("/{job_id}/log")
 def get_log(
-    job_id: Id, session: ReadSessionDep, _: UserDep, limit: Annotated[int, Query(ge=1, le=100_000)] = 1000
+    job_id: Id, session: ReadSessionDep, _: UserDep, limit: Annotated[Int, Query(ge=1, le=100_000)] = 1000
 ) -> list[JobLogEntry]:
     store.get(session, job_id)
     return [log_entry(r) for r in store.job_log(session, job_id, limit=limit)]

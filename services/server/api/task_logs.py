@@ -17,7 +17,7 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.protocol.common import Id
+from services.protocol.common import Id, Int
 from services.protocol.failures import LogSource
 from services.protocol.states import ManagerStatus
 from services.server.api.deps import ConfigDep, ReadSessionDep, SessionDep, UserDep
@@ -68,10 +68,10 @@ def read_copy(
     session: ReadSessionDep,
     _: UserDep,
     cfg: ConfigDep,
-    tail: Annotated[int | None, Query(ge=1, le=READ_MAX)] = None,
-    before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-    after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-    limit: Annotated[int, Query(ge=1, le=READ_MAX)] = READ_MAX,
+    tail: Annotated[Int | None, Query(ge=1, le=READ_MAX)] = None,
+    before: Annotated[Int | None, Query(ge=0, le=2**62)] = None,
+    after: Annotated[Int | None, Query(ge=0, le=2**62)] = None,
+    limit: Annotated[Int, Query(ge=1, le=READ_MAX)] = READ_MAX,
 ) -> Response:
     """The uploaded copy, or part of it: `tail` (the last bytes), `before` / `after` a byte offset.
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from services.protocol.common import QueryTime, utcnow
+from services.protocol.common import Int, QueryTime, utcnow
 from services.protocol.farm import Worker
 from services.protocol.workers import HISTORY_LIMIT_MAX, UtilisationHistory, WorkerTagsBody
 from services.server.api.deps import ConfigDep, ReadSessionDep, SessionDep, UserDep, WranglerDep
@@ -47,7 +47,7 @@ def worker_utilisation(
     _: UserDep,
     cfg: ConfigDep,
     since: Annotated[QueryTime | None, Query(description="oldest sample wanted; default: a day ago")] = None,
-    limit: Annotated[int, Query(ge=1, le=HISTORY_LIMIT_MAX)] = 3000,
+    limit: Annotated[Int, Query(ge=1, le=HISTORY_LIMIT_MAX)] = 3000,
 ) -> UtilisationHistory:
     """The worker's CPU, memory and GPU samples since `since` (at most `limit`, the newest), oldest first."""
     if session.get(WorkerRow, worker_id) is None:

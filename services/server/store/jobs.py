@@ -149,7 +149,7 @@ def list_jobs(
     never none while one is left), and the cursor after its last, or None at the end."""
     budget = PAGE_SETTINGS_BYTES if max_bytes is None else max_bytes
     descending = sort.startswith("-")
-    key = sort.lstrip("-")
+    key = sort.removeprefix("-")  # one minus: `--created` is no sort
     if key not in SORTABLE:
         raise Invalid(f"cannot sort by {key!r} (choose from {', '.join(SORTABLE)})", field="sort")
     col = SORTABLE[key]

@@ -1,9 +1,11 @@
 """What openjd-model lets through or cannot do for a Server, checked here: counting a parameter space past 2**63
-tasks, a job parameter's bound of 0, and FLOAT values that are not finite."""
+tasks, a job parameter's bound of 0, FLOAT values that are not finite, and numbers written other than in ASCII
+digits."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 
@@ -32,6 +34,30 @@ def space_size(space: StepParameterSpaceIterator) -> int:
         else:  # one parameter's values or chunks, which the model has listed or counted itself
             sizes[id(node)] = node.__len__()
     return sizes[id(space._expr_tree)]
+
+
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|s?nan)", re.IGNORECASE)
+
+
+def plain_numbers(template: JobTemplate, values: Mapping[str, str]) -> dict[str, str]:
+    """The values with each INT written as its digits (`7` for ` 7 `, `+7` or `07`) and each FLOAT without spaces
+    around it; ValueError, naming the parameter, for a number in other characters. Python's int() and Decimal
+    took `1_000` and Arabic-Indic digits (`٣`), which went on to the task's command line as they were typed."""
+    kinds = {d.name: str(getattr(d.type, "value", d.type)) for d in template.parameterDefinitions or []}
+    out = dict(values)
+    for name, raw in values.items():
+        kind = kinds.get(name)
+        if kind not in ("INT", "FLOAT") or not isinstance(raw, str):
+            continue
+        text = raw.strip()
+        if kind == "INT" and _INT.fullmatch(text):
+            out[name] = str(int(text))
+        elif kind == "FLOAT" and _FLOAT.fullmatch(text):
+            out[name] = text  # not finite: check_numbers says so
+        else:
+            raise ValueError(f"Value ({raw}) for parameter {name} must be a number written in ASCII digits.")
+    return out
 
 
 def check_numbers(template: JobTemplate, values: Mapping[str, str], what: str = "Value") -> None:

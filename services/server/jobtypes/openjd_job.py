@@ -38,7 +38,7 @@ from services.protocol.openjd_template import (
 )
 from services.server.jobtypes.base import CompiledTask, CompileError, JobContext, JobType, JobTypeSettings
 from services.server.jobtypes.fields import invalid
-from services.server.jobtypes.openjd_gaps import check_numbers, space_size
+from services.server.jobtypes.openjd_gaps import check_numbers, plain_numbers, space_size
 
 T = TypeVar("T")
 MAX_TASKS = 100_000
@@ -125,6 +125,7 @@ def _decode(template: dict[str, Any]) -> JobTemplate:
 
 def parameter_values(template: JobTemplate, given: dict[str, str]) -> JobParameterValues:
     """Values checked against the definitions, defaults added; ValueError with the model's reason."""
+    given = plain_numbers(template, given)
     # first: openjd-model fails on NaN against a bound (decimal.InvalidOperation), a reason that names nothing
     check_numbers(template, given)
     # a Server cannot see the submitter's disk: PATH values are kept as given (they may use farm variables)

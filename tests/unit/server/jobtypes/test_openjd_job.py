@@ -142,6 +142,23 @@ def test_numbers_on_their_bounds_are_kept(definition: dict[str, Any], value: Any
     assert tasks[0].commands[0]["parameters"]["job_parameters"] == {definition["name"]: str(value)}
 
 
+@pytest.mark.parametrize(
+    ("kind", "given", "passed_on"),
+    [("INT", " 7 ", "7"), ("INT", "+3", "3"), ("INT", "007", "7"), ("INT", "-0", "0"), ("FLOAT", " 1.5 ", "1.5")],
+)
+def test_a_number_parameter_reaches_the_command_as_its_digits(kind: str, given: str, passed_on: str) -> None:
+    tasks = compile_({"template": with_parameter(name="N", type=kind), "parameters": {"N": given}})
+    assert tasks[0].commands[0]["parameters"]["job_parameters"] == {"N": passed_on}
+
+
+@pytest.mark.parametrize(("kind", "given"), [("INT", "1_000"), ("INT", "\u0663"), ("INT", "\uff17"),
+                                             ("FLOAT", "1_000.5"), ("FLOAT", "\u0661.5"), ("INT", "0x10")])  # fmt: skip
+def test_a_number_parameter_in_other_characters_is_refused_naming_it(kind: str, given: str) -> None:
+    """Python's int() took `1_000` and Arabic-Indic digits, which went on to the task's command line as typed."""
+    e = errors({"template": with_parameter(name="N", type=kind), "parameters": {"N": given}})
+    assert list(e) == ["parameters"] and "parameter N must be a number written in ASCII digits" in e["parameters"], e
+
+
 @pytest.mark.timeout(10)
 def test_billions_of_tasks_are_refused_without_expanding() -> None:
     space = [{"name": "X", "type": "INT", "range": "1-1000000000"}, {"name": "Y", "type": "INT", "range": "1-1000"}]

@@ -151,22 +151,31 @@ def _shift_dependents(session: Session, task_ids: list[int], delta: int) -> None
 
 
 def cancel_dependents(session: Session, job: JobRow, task_ids: list[int], *, actor: str) -> None:
-    """Tasks that wait on a failed or canceled task can never run: cancel them, transitively."""
-    frontier = task_ids
-    while frontier:
-        dependents = select(TaskDependencyRow.task_id).where(TaskDependencyRow.depends_on_id.in_(frontier))
-        rows = session.scalars(
-            select(TaskRow).where(
-                TaskRow.id.in_(dependents), TaskRow.status.in_([TaskStatus.QUEUED, TaskStatus.PAUSED])
-            )
-        ).all()
-        for row in rows:
-            row.status = TaskStatus.CANCELED
-            row.activity = "canceled: a task it depends on did not complete"
-            row.updated = utcnow()
-            job.tasks_canceled += 1
-            events.publish(session, "task-updated", task_summary(row).model_dump(mode="json"))
-        frontier = [r.id for r in rows]
+    """Tasks that wait on a failed or canceled task can never run: cancel them, transitively.
+
+    Found in one recursive query, through waiting (queued or paused) tasks only, as a level at a time would: a
+    chain of 2,400 OpenJD steps took a query per level, 2 s with the write lock held."""
+    waiting = [TaskStatus.QUEUED, TaskStatus.PAUSED]
+    dep = TaskDependencyRow
+    first = (
+        select(dep.task_id.label("id"))
+        .join(TaskRow, TaskRow.id == dep.task_id)
+        .where(dep.depends_on_id.in_(task_ids), TaskRow.status.in_(waiting))
+    )
+    reach = first.cte("reach", recursive=True)
+    reach = reach.union(
+        select(dep.task_id)
+        .join(reach, dep.depends_on_id == reach.c.id)
+        .join(TaskRow, TaskRow.id == dep.task_id)
+        .where(TaskRow.status.in_(waiting))
+    )
+    rows = session.scalars(select(TaskRow).where(TaskRow.id.in_(select(reach.c.id))).order_by(TaskRow.id)).all()
+    for row in rows:
+        row.status = TaskStatus.CANCELED
+        row.activity = "canceled: a task it depends on did not complete"
+        row.updated = utcnow()
+        job.tasks_canceled += 1
+        events.publish(session, "task-updated", task_summary(row).model_dump(mode="json"))
 
 
 def log_job(session: Session, job: JobRow, actor: str, message: str) -> None:

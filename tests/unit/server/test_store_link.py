@@ -666,3 +666,39 @@ def test_a_worker_its_manager_no_longer_reports_goes_offline(writers: sessionmak
         gone = [s.get_one(WorkerRow, w) for w in ("ghost", "from-before")]
         assert [(w.status, w.current_task_id) for w in gone] == [("offline", None)] * 2
         assert s.get_one(WorkerRow, "alive").status == "awake"
+
+
+def test_a_failed_task_cancels_every_task_waiting_on_it_however_deep_and_only_those(
+    writers: sessionmaker[Session],
+) -> None:
+    """A chain, a diamond below it, and a step of its own: the failure of the chain's first task cancels the chain
+    and the diamond (each task once), and leaves the independent step queued."""
+
+    def step(name: str, *after: str) -> dict[str, object]:
+        deps = {"dependencies": [{"dependsOn": a} for a in after]} if after else {}
+        return {"name": name, "script": {"actions": {"onRun": {"command": "echo"}}}, **deps}
+
+    chain = [step("c0"), *(step(f"c{i}", f"c{i - 1}") for i in range(1, 60))]
+    diamond = [step("left", "c59"), step("right", "c59"), step("bottom", "left", "right")]
+    template = {"specificationVersion": "jobtemplate-2023-09", "name": "deps",
+                "steps": [*chain, *diamond, step("alone")]}  # fmt: skip
+    with writers() as s:
+        sub = JobSubmission(name="deps", type="openjd", settings={"template": template}, max_task_failures=1,
+                            on_task_failure=OnTaskFailure.CONTINUE)  # fmt: skip
+        job_id = jobs.submit(s, sub, ADMIN).id
+        s.commit()
+    m = Link(writers, "m")
+    claimed = m.claim(10)  # only what may run: c0 and alone
+    with writers() as s:
+        names = {t.id: t.name for t in s.scalars(select(TaskRow).where(TaskRow.job_id == job_id))}
+    by_name = {names[t]: (t, a) for t, a in claimed.items()}
+    assert set(by_name) == {"c0", "alone"}
+    t0, a0 = by_name["c0"]
+    assert m.send(update(t0, a0, TaskStatus.ACTIVE)) == []
+    assert m.send(update(t0, a0, TaskStatus.FAILED, failure_count=1)) == []
+    with writers() as s:
+        status = {t.name: t.status for t in s.scalars(select(TaskRow).where(TaskRow.job_id == job_id))}
+        row = s.get_one(JobRow, job_id)
+        assert status.pop("c0") == "failed" and status.pop("alone") == "assigned"
+        assert set(status.values()) == {"canceled"} and len(status) == 59 + 3
+        assert row.tasks_canceled == 62

@@ -25,6 +25,7 @@ from app.ui.main_window import MainWindow
 from app.ui.start_dialog import StartChoice, StartDialog
 from services.localfarm.layout import default_data_dir
 from services.protocol.server_client import ApiError, ServerClient
+from services.protocol.token_text import token_problem
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -97,6 +98,9 @@ async def connect(choice: StartChoice) -> str:
         token = load_token(choice.server_url) or ""
     if not token:
         raise ApiError(401, "Give a password or an API token.")
+    if (problem := token_problem(token)) is not None:
+        # said here: httpx's UnicodeEncodeError for a pasted non-ASCII token was no error the dialog shows
+        raise ApiError(422, f"That API token cannot be sent: {problem}.")
     async with ServerClient(choice.server_url, token) as client:
         await client.farm_status()  # proves the token before anything is kept
     return token

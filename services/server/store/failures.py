@@ -14,7 +14,6 @@ dropped) or canceled.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 
 from sqlalchemy import String, cast, delete, select
@@ -27,6 +26,7 @@ from services.server.db.tables import BlocklistRow, JobLogRow, JobRow, ManagerEx
 from services.server.store import events
 from services.server.store.convert import aware
 from services.server.store.errors import Invalid
+from services.server.store.now_and_then import NowAndThen, since_note
 
 log = logging.getLogger(__name__)
 
@@ -96,23 +96,17 @@ def apply_reports(session: Session, manager: ManagerRow, reports: list[Blocklist
     session.flush()
 
 
-REFUSED_WARN_EVERY_S = 600.0
-_refused_warned: dict[int, tuple[float, int]] = {}  # manager id -> (when last logged, batches refused since)
+_refused = NowAndThen(600.0)  # per Manager
 
 
 def _warn_refused(manager: ManagerRow, refused: list[str]) -> None:
     """Only a Manager that speaks for others' workers or jobs gets here: worth a look at who holds its token. It
     reports all its entries again with each lease renewal, so one line per Manager every ten minutes at most."""
-    now = time.monotonic()
-    last, since = _refused_warned.get(manager.id, (float("-inf"), 0))
-    if now - last < REFUSED_WARN_EVERY_S:
-        _refused_warned[manager.id] = (last, since + 1)
+    if (since := _refused.due(manager.id)) is None:
         return
-    _refused_warned[manager.id] = (now, 0)
     log.warning(
         "manager %s reported %d blocklist entr%s not its own to report; ignored: %s%s",
-        manager.name, len(refused), "y" if len(refused) == 1 else "ies", "; ".join(refused[:3]),
-        f" ({since} more such batches since the last warning)" if since else "",
+        manager.name, len(refused), "y" if len(refused) == 1 else "ies", "; ".join(refused[:3]), since_note(since),
     )  # fmt: skip
 
 

@@ -11,7 +11,6 @@ the Server logs a warning naming the Manager, at most every ten minutes.
 from __future__ import annotations
 
 import logging
-import time
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,12 +18,12 @@ from sqlalchemy.orm import Session
 from services.protocol.states import WorkerStatus
 from services.server.db.tables import ManagerRow, WorkerRow
 from services.server.store import events
+from services.server.store.now_and_then import NowAndThen, since_note
 from services.server.store.worker_history import forget_samples
 
 log = logging.getLogger(__name__)
 
-WARN_EVERY_S = 600.0
-_warned: dict[int, tuple[float, int]] = {}  # manager id -> (when last logged, batches turned away since)
+_warned = NowAndThen(600.0)  # per Manager
 
 
 def room(session: Session, manager: ManagerRow, new: int, keep: set[str], limit: int | None) -> int:
@@ -53,15 +52,10 @@ def room(session: Session, manager: ManagerRow, new: int, keep: set[str], limit:
 
 
 def _warn(manager: ManagerRow, turned_away: int, limit: int) -> None:
-    now = time.monotonic()
-    last, since = _warned.get(manager.id, (float("-inf"), 0))
-    if now - last < WARN_EVERY_S:
-        _warned[manager.id] = (last, since + 1)
+    if (since := _warned.due(manager.id)) is None:
         return
-    _warned[manager.id] = (now, 0)
     log.warning(
         "manager %s reported %d new worker%s beyond its limit of %d workers at this Server (none of its workers is "
         "offline to make room); not stored: forget workers that are gone, or raise TABLAO_MAX_WORKERS_PER_MANAGER%s",
-        manager.name, turned_away, "" if turned_away == 1 else "s", limit,
-        f" ({since} more such batches since the last warning)" if since else "",
+        manager.name, turned_away, "" if turned_away == 1 else "s", limit, since_note(since),
     )  # fmt: skip

@@ -28,6 +28,7 @@ from services.server.db.tables import EventRow, JobRow, ManagerExclusionRow, Man
 from services.server.store import farm, jobs, lease_expiry, link, previews, silent, worker_limit
 from services.server.store.convert import aware
 from services.server.store.errors import NotFound
+from services.server.store.now_and_then import NowAndThen
 from services.server.store.sessions import open_sessions
 from tests.support.databases import database_url
 from tests.support.pg_race import postgres_writers, race
@@ -526,8 +527,7 @@ def test_a_manager_reporting_new_worker_ids_without_end_is_held_to_its_limit(
 ) -> None:
     """A hostile Manager made a worker row per new id it reported; at the limit its offline workers reported longest
     ago make room, and with none offline the new ids are not stored (a warning names the Manager)."""
-    monkeypatch.setattr(worker_limit, "_warned", {})
-    monkeypatch.setattr(worker_limit, "WARN_EVERY_S", 0.0)
+    monkeypatch.setattr(worker_limit, "_warned", NowAndThen(0.0))
     manager, other = Link(writers, "m"), Link(writers, "other")
 
     def report(*workers: tuple[str, str]) -> None:

@@ -55,6 +55,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # keep the WAL from growing without bound under constant writes (a Flamenco 3.8 complaint)
     cur.execute("PRAGMA journal_size_limit=67108864")
     cur.close()
+    # Unicode lower case for searches (store/jobs.py): SQLite's own lower() and LIKE fold ASCII only, so `émile`
+    # found `Émile-shot` on PostgreSQL and not here
+    dbapi_conn.create_function(UNICODE_LOWER, 1, _lower, deterministic=True)
+
+
+UNICODE_LOWER = "tablao_lower"
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 class _WriterTurn:

@@ -15,6 +15,7 @@ from services.protocol import api_contract
 from services.protocol.common import plural, utcnow
 from services.protocol.jobs import JobAction, JobSubmission
 from services.protocol.states import FINISHED_JOB_STATUSES, JobStatus, Role, TaskStatus
+from services.server.db.engine import UNICODE_LOWER
 from services.server.db.tables import JobLogRow, JobRow, ManagerRow, TaskDependencyRow, TaskRow
 from services.server.jobtypes.base import CompileError, JobContext, paused_gc
 from services.server.jobtypes.registry import get_job_type, job_types
@@ -162,7 +163,10 @@ def list_jobs(
         stmt = stmt.where(JobRow.type == type_)
     if search:
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(JobRow.name.ilike(pattern, escape="\\"))
+        if session.get_bind().dialect.name == "sqlite":
+            stmt = stmt.where(getattr(func, UNICODE_LOWER)(JobRow.name).like(pattern.lower(), escape="\\"))
+        else:
+            stmt = stmt.where(JobRow.name.ilike(pattern, escape="\\"))
     if cursor:
         value, last_id = paging.decode(cursor, col)
         after = tuple_(col, JobRow.id) < tuple_(value, last_id)

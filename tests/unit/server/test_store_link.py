@@ -702,3 +702,22 @@ def test_a_failed_task_cancels_every_task_waiting_on_it_however_deep_and_only_th
         assert status.pop("c0") == "failed" and status.pop("alone") == "assigned"
         assert set(status.values()) == {"canceled"} and len(status) == 59 + 3
         assert row.tasks_canceled == 62
+
+
+def test_a_search_finds_names_whatever_their_case_on_both_databases(writers: sessionmaker[Session]) -> None:
+    """SQLite's LIKE folds ASCII only: `émile` found `Émile-shot` on PostgreSQL and not on SQLite."""
+    names = ["émile-shot", "Émile-shot", "ÉMILE-SHOT", "emile-plain", "ÜBERSCHALL", "100%_done", "1000 done"]
+    with writers() as s:
+        for name in names:
+            sub = JobSubmission(name=name, type="exec", settings={"command": ["true"], "frames": "1"})
+            jobs.submit(s, sub, ADMIN)
+        s.commit()
+
+    def found(search: str) -> list[str]:
+        with writers() as s:
+            return sorted(j.name for j in jobs.list_jobs(s, search=search, limit=100)[0])
+
+    assert found("émile") == ["ÉMILE-SHOT", "Émile-shot", "émile-shot"]
+    assert found("ÉMILE") == found("émile")
+    assert found("überschall") == ["ÜBERSCHALL"]
+    assert found("0%_") == ["100%_done"]  # LIKE's wildcards are the text they are

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.protocol.farm_paths import current_platform, to_farm_path
+from services.protocol.file_paths import control_character
 from services.protocol.openjd_template import TemplateTextError, parse_template_text
 
 _PARAM_REF = re.compile(r"\{\{\s*Param\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -52,6 +53,8 @@ def job_name(template: dict[str, Any], values: dict[str, str]) -> str:
     }
     raw = str(template.get("name") or "openjd job")
     name = _PARAM_REF.sub(lambda m: values.get(m.group(1), defaults.get(m.group(1), m.group(0))), raw)
+    # a job's name is one line (the Server refuses a line break or an override): a value's become spaces
+    name = "".join(" " if control_character(c) else c for c in name)
     return name.strip()[:NAME_MAX] or "openjd job"
 
 

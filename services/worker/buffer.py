@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import random
-import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -30,17 +29,12 @@ from services.protocol import process_guard
 from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
 from services.worker.buffer_check import BUFFER_NAME, note_created
 from services.worker.held_updates import HeldUpdates, Row
+from services.worker.update_sizes import ROW_MAX_CHARS, SMALLEST_BATCH_CHARS, cut_to, dumps, parts
 
 log = logging.getLogger("tablao.worker.buffer")
 
 BATCH_MAX_ROWS = 1000  # WorkerTaskUpdates.updates max_length
 BATCH_MAX_CHARS = 4_000_000  # half the Manager's default limit on a request's body (8 MiB)
-# one stored update's JSON: a task printing long lines fast made single updates larger than any request the
-# Manager takes (refused with 413 for ever, the worker wedged); a larger one is stored as several, in order
-ROW_MAX_CHARS = 1_000_000
-# after a 413 (a Manager whose limit is lower than the default) batches shrink, never below this
-SMALLEST_BATCH_CHARS = 64_000
-_SPLIT_FIELDS = ("log_lines", "output_files")
 # rows holding a preview (each up to ~350 kB of JSON): the newest per task is kept, and at most this many in all,
 # so a long Manager outage with frames saved every second does not grow the buffer
 PREVIEW_ROWS_MAX = 8
@@ -149,11 +143,11 @@ class UpdateBuffer:
 
     def _put(self, task_id: int, handout: int, fields: dict[str, Any]) -> int:
         seq = self.last_seq + 1
-        body = _dumps({"seq": seq, "handout": handout, **fields})
-        for part in [fields] if len(body) <= ROW_MAX_CHARS else _parts(fields):
+        body = dumps({"seq": seq, "handout": handout, **fields})
+        for part in [fields] if len(body) <= ROW_MAX_CHARS else parts(fields):
             seq = self.last_seq + 1
             if part is not fields:
-                body = _dumps({"seq": seq, "handout": handout, **part})
+                body = dumps({"seq": seq, "handout": handout, **part})
             self._write(Row(seq, task_id, handout, body), preview=False)
             self.last_seq = seq
         self._drained.clear()
@@ -169,7 +163,7 @@ class UpdateBuffer:
         if self._held and not self._held.may_hold_preview():
             return None
         seq = self.last_seq + 1
-        body = _dumps({"seq": seq, "handout": handout, "preview": preview})
+        body = dumps({"seq": seq, "handout": handout, "preview": preview})
         self._write(Row(seq, task_id, handout, body), preview=True)
         self.last_seq = seq
         self._drained.clear()
@@ -279,8 +273,10 @@ class UpdateBuffer:
         """The Manager refused these rows, sent as one request, as larger than it takes (413). Later batches are at
         most half as large; a row alone is cut to fit (log lines from its middle, a line saying so; a preview
         dropped) rather than sent again as it is, for ever: a buffer written before rows had a size limit, or a
-        Manager whose limit is below the default."""
+        Manager whose limit is below the default. Raises `exc` when there is nothing left to make smaller (a proxy
+        that takes less than SMALLEST_BATCH_CHARS): sent again after the usual back-off, not in a loop."""
         size = sum(len(r.body) for r in rows)
+        before = self._batch_chars
         self._batch_chars = max(SMALLEST_BATCH_CHARS, min(self._batch_chars, size // 2))
         log.warning(
             "the Manager refused %d updates of task %d as too large (%s); sending at most %d characters at a time",
@@ -288,15 +284,23 @@ class UpdateBuffer:
         )  # fmt: skip
         if len(rows) == 1 and len(rows[0].body) > self._batch_chars:
             self._cut(rows[0], self._batch_chars)
+        elif len(rows) == 1 or self._batch_chars == before:
+            raise exc
 
     def _cut(self, row: Row, target: int) -> None:
         update = json.loads(row.body)
-        if "preview" in update:
-            self._db.execute("DELETE FROM updates WHERE seq = ?", (row.seq,))  # a preview can go; the next replaces it
-            log.warning("dropped a preview of task %d that the Manager would not take", row.task_id)
-        else:
-            body = _dumps(_cut_to(update, target))
-            self._db.execute("UPDATE updates SET body = ? WHERE seq = ?", (body, row.seq))
+        try:
+            if "preview" in update:
+                # a preview can go; the task's next one replaces it
+                self._db.execute("DELETE FROM updates WHERE seq = ?", (row.seq,))
+                log.warning("dropped a preview of task %d that the Manager would not take", row.task_id)
+            else:
+                body = dumps(cut_to(update, target))
+                self._db.execute("UPDATE updates SET body = ? WHERE seq = ?", (body, row.seq))
+        except sqlite3.OperationalError as exc:
+            if _is_full(exc):
+                raise BufferFull(f"cannot cut an update in the update buffer {self.path}: the disk is full") from exc
+            raise
         self._note_drained()
 
     def only_task_pending(self, task_id: int) -> list[Row] | None:
@@ -343,7 +347,7 @@ class UpdateBuffer:
                 self._db.execute("DELETE FROM updates WHERE seq <= ?", (self._acked,))
                 self._db.execute("UPDATE updates SET seq = -seq")  # out of the way of the new numbers
                 for new, (old, body) in enumerate(rows, start=seen + 1):
-                    renumbered = _dumps({**json.loads(body), "seq": new})
+                    renumbered = dumps({**json.loads(body), "seq": new})
                     self._db.execute("UPDATE updates SET seq = ?, body = ? WHERE seq = ?", (new, renumbered, -old))
                 self._db.execute(
                     "INSERT INTO meta (key, value) VALUES ('last_seq', ?)"
@@ -356,7 +360,7 @@ class UpdateBuffer:
             raise
         self._acked = 0  # every stored row was renumbered past it
         self._held.replace([
-            (Row(new, row.task_id, row.handout, _dumps({**json.loads(row.body), "seq": new})), preview)
+            (Row(new, row.task_id, row.handout, dumps({**json.loads(row.body), "seq": new})), preview)
             for new, (row, preview) in enumerate(self._held.rows, start=seen + 1 + len(rows))
         ])  # fmt: skip
         self.last_seq = seen + len(rows) + len(self._held)
@@ -517,74 +521,6 @@ def _completes(row: Row) -> bool:
     return '"completed"' in row.body and json.loads(row.body).get("status") == "completed"
 
 
-def _dumps(update: Any) -> str:
-    """The update as stored and sent, with any NUL a task printed replaced by U+FFFD, as undecodable bytes are:
-    the Manager refuses NULs (a 422, which would drop the task's updates), and no database column takes them."""
-    body = json.dumps(update, separators=(",", ":"))
-    if "\\u0000" in body:  # rare: a second pass rather than a scan of every string of every update
-        body = json.dumps(_without_nul(update), separators=(",", ":"))
-    return body
-
-
-def _parts(fields: dict[str, Any]) -> list[dict[str, Any]]:
-    """An update too large for one row as several, each within ROW_MAX_CHARS of JSON: its log lines (and output
-    files) in order, in parts of their own first; the other fields (a status among them) with the last part."""
-    rest = {k: v for k, v in fields.items() if k not in _SPLIT_FIELDS}
-    budget = ROW_MAX_CHARS - len(_dumps(rest)) - 200  # the seq, the hand-out, the list's name
-    parts: list[dict[str, Any]] = []
-    for name in _SPLIT_FIELDS:
-        chunk: list[Any] = []
-        size = 0
-        for item in fields.get(name) or ():
-            n = len(_dumps(item)) + 1
-            if chunk and size + n > budget:
-                parts.append({name: chunk})
-                chunk, size = [], 0
-            chunk.append(item)
-            size += n
-        if chunk:
-            parts.append({name: chunk})
-    if rest or not parts:
-        parts.append(rest)
-    return parts
-
-
-_LEFT_OUT_NOTE = "[tablao] {} log lines left out here: the update was larger than the Manager takes"
-_LEFT_OUT = re.compile(re.escape(_LEFT_OUT_NOTE).replace(r"\{\}", r"(\d+)"))
-
-
-def _cut_to(update: dict[str, Any], target: int) -> dict[str, Any]:
-    """The update within `target` characters of JSON: log lines kept from both ends, the middle left out with a
-    line saying how many; output files past what fits left out (the Manager's log of them is a convenience)."""
-    lines: list[str] = update.pop("log_lines", None) or []
-    files: list[str] = update.pop("output_files", None) or []
-    budget = target - len(_dumps(update)) - 200
-    sizes = [len(_dumps(line)) + 1 for line in lines]
-    head, tail, used = 0, 0, 0
-    while head + tail < len(lines):
-        i = head if head <= tail else len(lines) - 1 - tail
-        if used + sizes[i] > budget:
-            break
-        used += sizes[i]
-        if head <= tail:
-            head += 1
-        else:
-            tail += 1
-    if head + tail < len(lines):
-        # a row cut before (each 413 halves the size) counts the lines its own note stood for
-        gone = sum(int(m[1]) if (m := _LEFT_OUT.fullmatch(line)) else 1 for line in lines[head : len(lines) - tail])
-        note = _LEFT_OUT_NOTE.format(gone)
-        lines = [*lines[:head], note, *lines[len(lines) - tail :]]
-        used += len(_dumps(note)) + 1
-    kept: list[str] = []
-    for path in files:
-        used += len(_dumps(path)) + 1
-        if used > budget:
-            break
-        kept.append(path)
-    return {**update, **({"log_lines": lines} if lines else {}), **({"output_files": kept} if kept else {})}
-
-
 def _one_batch(rows: list[Row], max_chars: int = BATCH_MAX_CHARS) -> list[Row]:
     """The leading rows that belong to one hand-out of one task and fit one request, in seq order.
 
@@ -601,16 +537,6 @@ def _one_batch(rows: list[Row], max_chars: int = BATCH_MAX_CHARS) -> list[Row]:
         batch.append(row)
         size += len(row.body)
     return batch
-
-
-def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_without_nul(v) for v in value]
-    return value
 
 
 def open_buffer(data_dir: Path, client: WorkerClient, **kwargs: Any) -> UpdateBuffer:

@@ -13,7 +13,7 @@ from services.worker.buffer import UpdateBuffer
 
 ACTIVITY_MAX = 1000
 # a chunk's characters: long lines printed fast (5,000 of 10,000 characters) made 50 MB updates held in memory
-LOG_CHUNK_MAX_CHARS = 500_000  # half a buffer row (buffer.ROW_MAX_CHARS): plain text is one row
+LOG_CHUNK_MAX_CHARS = 500_000  # half a buffer row (update_sizes.ROW_MAX_CHARS): plain text is one row
 
 
 class TaskReporter:

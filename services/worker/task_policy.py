@@ -105,11 +105,11 @@ def output_problem(command: str, params: Mapping[str, Any]) -> str | None:
 
 
 def make_output_folders(command: str, params: Mapping[str, Any]) -> None:
-    """Create the folders a confined command's new files go to (call after `output_problem` said none)."""
-    if not current().confine:
-        return
+    """Create the folders a command's new files go to, outside protected folders (call after `output_problem`
+    said none). Confined, the program could not make them itself; unconfined, some (ffmpeg) do not."""
     for folder in output_roots.folders_to_make(command, params, current().protect):
-        forget_rulesets()  # a cached ruleset would not know the new folder
+        if current().confine:
+            forget_rulesets()  # a cached ruleset would not know the new folder
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # the command reports it in its own words

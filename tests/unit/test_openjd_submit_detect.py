@@ -1,12 +1,13 @@
 """`tablao submit FILE` tells an Open Job Description template from a JSON job: a job of type `openjd` holds a
-template in its settings, and was taken for a template itself (its `name`, `type`, `settings` then refused)."""
+template in its settings, and was taken for a template itself (its `name`, `type`, `settings` then refused); the
+job's name it makes from the template's stays one line."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from services.openjd_submit import is_template
+from services.openjd_submit import is_template, job_name
 
 TEMPLATE = {"specificationVersion": "jobtemplate-2023-09", "name": "t", "steps": []}
 
@@ -18,3 +19,11 @@ def test_a_template_is_told_from_a_json_job_that_holds_one() -> None:
     assert not is_template(Path("job.json"), json.dumps(job))
     assert not is_template(Path("job.json"), json.dumps({"name": "j", "type": "exec", "settings": {}}))
     assert not is_template(Path("bad.json"), '{"specificationVersion": "jobtemplate-2023-09", oops')
+
+
+def test_a_job_name_filled_from_a_parameter_stays_one_line() -> None:
+    """The Server refuses a job name with a line break, which a STRING parameter's value may hold; the user of
+    `tablao submit` never typed the name and could not change it."""
+    template = {"name": "Shot {{Param.Note}}", "parameterDefinitions": [{"name": "Note", "type": "STRING"}]}
+    assert job_name(template, {"Note": "a\nb\tc\u2028d\u202ee"}) == "Shot a b c d e"
+    assert job_name(template, {"Note": "\n"}) == "Shot"

@@ -12,6 +12,7 @@ pydantic models so compiling 100,000 tasks stays cheap. `docs/commands.md`, gene
 from __future__ import annotations
 
 import gc
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,7 +55,24 @@ class JobTypeSettings(BaseModel):
         """The settings as a job's submission gave them, read as JSON and strictly, as every wire model is: `"2"`
         is no chunk size, `true` no frame, `1` no switch (they were taken as 2, 1 and true); enums and times from
         their text. ValidationError as for any settings."""
-        return cls.model_validate_json(orjson.dumps(raw), strict=True)
+        raw = _whole_numbers(raw)
+        try:
+            text = orjson.dumps(raw)
+        except TypeError:  # an integer past 64 bits, which orjson does not write: the settings refuse it by name
+            text = json.dumps(raw).encode()
+        return cls.model_validate_json(text, strict=True)
+
+
+def _whole_numbers(value: Any) -> Any:
+    """Floats with nothing after the point as ints, as the wire models take them (`WHOLE`): JSON Schema counts 2.0
+    as an integer, and a client's float arithmetic may send one for `chunk_size`. (Bodies nest at most 32 deep.)"""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)

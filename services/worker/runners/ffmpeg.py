@@ -63,9 +63,6 @@ async def run_ffmpeg(params: FfmpegParams, ctx: RunContext) -> None:
         need_file_path(NAME, "input", source)
     if output is not None:
         need_file_path(NAME, "output", output)
-        # ffmpeg does not make folders: an output in a folder not there yet failed ("No such file or directory"),
-        # where every other runner that writes makes it
-        await asyncio.to_thread(Path(output).parent.mkdir, parents=True, exist_ok=True)
     argv = [program, "-y", "-nostdin", "-progress", "pipe:1", "-nostats", *params["args"]]
     ctx.log("running: " + escaped(" ".join(argv)))
     status = await run_process(argv, progress.feed, grace_seconds=ctx.grace_seconds, started=ctx.started)

@@ -132,6 +132,16 @@ async def test_settings_of_another_json_type_than_documented_are_refused(
     assert stored_jobs_and_tasks(client) == (0, 0)
     ok = await client.post(JOBS, json=render(fps=30, chunk_size=2, preview_video=False))
     assert ok.status_code == 201, ok.text
+    whole = await client.post(JOBS, json=render(chunk_size=2.0, fps=24.0))  # JSON Schema's integer, as WHOLE takes
+    assert whole.status_code == 201 and whole.json()["settings"]["chunk_size"] == 2, whole.text
+
+
+@pytest.mark.parametrize("big", [2**70, -(2**64)])
+async def test_a_setting_past_64_bits_is_refused_naming_it(client: httpx.AsyncClient, big: int) -> None:
+    """orjson writes no such integer: reading the settings strictly was a 500 for them."""
+    for body, field in ((render(chunk_size=big), "settings.chunk_size"), (render(zz_extra=big), "settings.zz_extra")):
+        r = await client.post(JOBS, json=body)
+        assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == [field], r.text
 
 
 @pytest.mark.parametrize(

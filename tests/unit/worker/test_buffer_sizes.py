@@ -11,8 +11,9 @@ import pytest
 
 from services.protocol.states import TaskStatus
 from services.protocol.worker_client import WorkerClient
-from services.worker.buffer import ROW_MAX_CHARS, UpdateBuffer
+from services.worker.buffer import UpdateBuffer
 from services.worker.reporter import LOG_CHUNK_MAX_CHARS, TaskReporter
+from services.worker.update_sizes import ROW_MAX_CHARS
 from tests.unit.worker.receiver import Receiver
 
 MANAGER_LIMIT = 8 * 1024 * 1024
@@ -105,3 +106,20 @@ async def test_a_task_printing_long_lines_fast_is_flushed_by_size(tmp_path: Path
     reporter.flush(TaskStatus.COMPLETED)
     await deliver(buf, client)
     assert len(lines_of(receiver)) == per_chunk * 3
+
+
+async def test_a_row_the_manager_never_takes_is_retried_after_a_back_off_not_in_a_loop(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A proxy taking less than the smallest batch: nothing is left to make smaller, so the usual back-off holds."""
+    receiver.max_body = 10_000
+    client = WorkerClient(receiver.url)
+    buf = UpdateBuffer(tmp_path / "u.sqlite", client, batch_delay=0.01)
+    buf.put(1, 1, log_lines=["v" * 9000] * 3)  # 27 kB: under the smallest batch, over the proxy's limit
+    sender = asyncio.create_task(buf.run_sender())
+    await asyncio.sleep(1.5)
+    sender.cancel()
+    await client.aclose()
+    assert 1 <= receiver.too_large <= 10, receiver.too_large
+    assert buf.pending_count() == 1  # kept, to be sent when it can be
+    buf.close()

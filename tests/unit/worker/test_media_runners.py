@@ -161,18 +161,6 @@ async def test_ffmpeg_progress_from_real_output(tmp_path: Path, rec):
 
 
 @needs_ffmpeg
-async def test_ffmpeg_makes_the_folder_of_its_output(tmp_path: Path, rec):
-    """An artist's encode into a folder not there yet failed with ffmpeg's "No such file or directory"."""
-    run = get_runner("ffmpeg")
-    assert run is not None
-    out = tmp_path / "newdir" / "sub" / "clip.mp4"
-    args = ["-f", "lavfi", "-i", "testsrc=size=32x32:rate=24:duration=0.2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-            str(out)]  # fmt: skip
-    await run({"args": args, "output": str(out)}, rec.context())
-    assert out.stat().st_size > 0 and rec.outputs == [str(out)]
-
-
-@needs_ffmpeg
 async def test_ffmpeg_failure_names_the_reason(tmp_path: Path, rec):
     run = get_runner("ffmpeg")
     assert run is not None

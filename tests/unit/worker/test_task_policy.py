@@ -85,6 +85,23 @@ def test_written_paths_must_resolve_under_a_root_after_variables_and_links(tmp_p
     assert task_policy.output_problem("echo", {"output": "/anything"}) is None
 
 
+def test_output_folders_are_made_outside_protected_ones_confined_or_not(tmp_path: Path) -> None:
+    """An artist's encode into a folder not there yet failed on a worker running unconfined (ffmpeg makes no
+    folders, and only a confined run had them made); a folder inside a protected one is never made."""
+    guarded = tmp_path / "service"
+    try:
+        for confine in (False, True):
+            task_policy.use_policy(task_policy.TaskPolicy(confine=confine, protect=(guarded,)))
+            out = tmp_path / f"confine-{confine}" / "newdir" / "sub" / "x.mp4"
+            task_policy.make_output_folders("ffmpeg", {"output": str(out)})
+            assert out.parent.is_dir(), confine
+            inside = guarded / f"confine-{confine}" / "made" / "x.mp4"
+            task_policy.make_output_folders("ffmpeg", {"output": str(inside)})
+            assert not inside.parent.exists() and not guarded.exists(), confine
+    finally:
+        task_policy.use_policy(task_policy.TaskPolicy())
+
+
 @needs_landlock
 async def test_confined_task_cannot_read_protected_files_nor_write_outside_the_roots(tmp_path: Path) -> None:
     data, roots = tmp_path / "data", tmp_path / "renders"

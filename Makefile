@@ -38,7 +38,8 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 run: venv
-ifeq ($(HEADLESS),1)
+# HEADLESS=true or yes too: anything else started the desktop app, which on a server says there is no display
+ifneq ($(filter 1 true yes on TRUE YES ON True Yes On,$(HEADLESS)),)
 	$(VENV)/bin/tablao all-in-one --headless --demo --workers $(WORKERS)$(PORT_ARG)
 else
 	@bash scripts/system-deps.sh --gui-only

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import math
 import os
@@ -13,6 +14,7 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -77,14 +79,20 @@ def connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca-bundle", help="CA certificates to verify an https Server (env TABLAO_CA_BUNDLE)")
 
 
+_token_from = ""  # where read_token found the token: a refusal names it (a stale TABLAO_TOKEN went unnamed)
+
+
 def read_token(args: argparse.Namespace) -> str:
     """The API token: TABLAO_TOKEN, --token-file, else the local farm's admin.token; SystemExit saying why not
     (never quoting the token: it is checked here, before httpx would put it in an error of its own)."""
+    global _token_from
     if args.token_file is None and (env := os.environ.get("TABLAO_TOKEN", "").strip()):
         if problem := token_problem(env):
             raise SystemExit(f"TABLAO_TOKEN is not a usable API token: {problem}")
+        _token_from = "TABLAO_TOKEN"
         return env
     path = args.token_file or FarmLayout.default().admin_token_file
+    _token_from = str(path)
     hint = f"; {START_LOCAL_FARM}" if args.token_file is None else ""
     try:
         token = read_named_text(path, SECRET_BYTES, "an API token file").strip()
@@ -97,10 +105,26 @@ def read_token(args: argparse.Namespace) -> str:
     return token
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def connection(args: argparse.Namespace) -> tuple[str, str]:
     """The Server's URL and the API token to use. Without --server, the local farm's when one runs, where its
     supervisor recorded it (`tablao all-in-one --port` may have moved it), whoever's token is given (a user's
     token made with `tablao tokens create` is for that farm too); else DEFAULT_SERVER."""
+    if args.server and args.token_file is None and not os.environ.get("TABLAO_TOKEN", "").strip():
+        host = urlsplit(args.server).hostname or ""
+        if not _loopback(host):
+            # the local farm's admin token is for a Server on this machine: a mistyped or another farm's address
+            # would have been sent it
+            raise SystemExit(
+                f"--server {args.server} is another machine's: give a token of that Server with --token-file or "
+                "TABLAO_TOKEN (the local farm's admin token is sent only to a Server on this machine)"
+            )
     token = read_token(args)
     if args.server:
         return args.server, token
@@ -434,9 +458,10 @@ def _refusal(exc: ApiError) -> str:
     if exc.status_code == 422 and len(fields) == 1 and not exc.detail.startswith(fields[0]):
         detail = f"{shown(fields[0], 200)}: {detail}"
     if exc.status_code == 401:
+        source = f" (this one is from {shown(_token_from, 300)})" if _token_from else ""
         detail += (
-            "; an admin makes a token with `tablao tokens create USER` on the Server's machine, given here with "
-            "--token-file or TABLAO_TOKEN"
+            f"{source}; an admin makes a token with `tablao tokens create USER` on the Server's machine, given here "
+            "with --token-file or TABLAO_TOKEN"
         )
     return detail
 
@@ -488,7 +513,15 @@ def _unreachable(exc: httpx.HTTPError, given: str | None, local: bool) -> str:
     """'cannot reach the Server: connection refused (tried http://h:8470)': the address (every one given, when
     none could be connected to: the client tries the next at once), a TLS hint, and how to start the local farm
     when its address refused."""
-    reason = "connection refused" if _refused(exc) else shown(exc or type(exc).__name__, MAX_SHOWN)
+    if _refused(exc):
+        reason = "connection refused"
+    elif str(exc):
+        reason = shown(exc, MAX_SHOWN)
+    elif isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError)):
+        # httpx's text is empty when the peer closed without a word of HTTP (another protocol's port)
+        reason = "the connection was closed without an HTTP answer: is that a Tablao Server's address?"
+    else:
+        reason = type(exc).__name__
     urls = [u.strip() for u in (given or "").split(",") if u.strip()]
     tried = _request_url(exc)
     if tried is not None:

@@ -28,7 +28,7 @@ def holder(port: int) -> str | None:
         for conn in psutil.net_connections(kind="tcp"):
             if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
                 try:
-                    cmd = " ".join(psutil.Process(conn.pid).cmdline())
+                    cmd = " ".join(a for a in psutil.Process(conn.pid).cmdline() if a.strip())  # redis pads with ""
                 except psutil.Error:
                     cmd = ""
                 if len(cmd) > 200:  # cut between words, and say so: a number cut short names another port

@@ -18,6 +18,9 @@ SETTINGS_MAX_BYTES = 256 * 1024  # a job's settings; big inputs belong in files,
 
 
 def _one_line(name: str) -> str:
+    name = name.strip()  # a name pasted from a spreadsheet ends in a line break
+    if not name:
+        raise ValueError("a job's name cannot be only white space")
     if (c := control_character(name)) is not None:
         raise ValueError(f"a job's name is one line of text, without control characters: it holds {c!r}")
     return name

@@ -232,3 +232,68 @@ def test_submit_of_a_deeply_nested_job_is_one_line(
     assert client_cli.main("submit", [str(job), "--server", "http://127.0.0.1:9"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"tablao submit: {job}") and why in err and err.count("\n") == 1
+
+
+def test_the_local_farms_admin_token_is_never_sent_to_another_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tablao jobs --server http://other:8470` without a token of its own sent that Server the workstation's
+    admin token (a mistyped address too). Only a Server on this machine gets it; another asks for its token."""
+    monkeypatch.delenv("TABLAO_TOKEN")
+    monkeypatch.setenv("TABLAO_DATA_DIR", str(tmp_path / "farm"))
+    token_file = tmp_path / "farm" / "server" / "admin.token"
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text("tbl_" + "a" * 43 + "\n")
+    seen: list[str] = []
+
+    class Listener(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Listener) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        port = httpd.server_address[1]
+        for host in ("10.255.255.1", "farm.example.org", "[2001:db8::1]"):
+            assert client_cli.main("jobs", ["--server", f"http://{host}:{port}"]) == 1
+            err = capsys.readouterr().err
+            assert "is another machine's: give a token of that Server with --token-file or TABLAO_TOKEN" in err
+            assert err.count("\n") == 1
+        for host in ("127.0.0.1", "localhost"):  # this machine's Server: the local token goes, as before
+            assert client_cli.main("jobs", ["--server", f"http://{host}:{port}"]) == 1
+        httpd.shutdown()
+    assert seen == ["Bearer tbl_" + "a" * 43] * 2
+
+
+def test_a_refused_token_is_named_by_where_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stale TABLAO_TOKEN exported long ago was refused with advice to give --token-file or TABLAO_TOKEN, and
+    nothing said it was the one in use."""
+
+    class Refuser(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"detail": "the API token is not valid", "errors": [{"field": "token", "message": "x"}]}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    token_file = tmp_path / "mine.token"
+    token_file.write_text("tbl_stale\n")
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuser) as httpd:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        assert client_cli.main("jobs", ["--server", url]) == 1
+        assert "(this one is from TABLAO_TOKEN)" in capsys.readouterr().err
+        assert client_cli.main("jobs", ["--server", url, "--token-file", str(token_file)]) == 1
+        assert f"(this one is from {token_file})" in capsys.readouterr().err
+        httpd.shutdown()

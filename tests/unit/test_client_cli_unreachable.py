@@ -147,3 +147,28 @@ def test_a_users_token_goes_to_the_running_local_farm_too(
             monkeypatch.setenv("TABLAO_TOKEN", env)
         assert client_cli.main("jobs", argv) == 1
         assert f"(tried {closed_url})" in _line(capsys.readouterr().err)
+
+
+def test_a_port_that_closes_without_a_word_of_http_is_said_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """Another protocol's port (AMQP, say) that closes the connection: the reason after the colon was empty."""
+    import struct
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+        def hang_up() -> None:
+            for _ in range(3):  # the client may try again
+                conn, _ = listener.accept()
+                conn.recv(1024)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
+                conn.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        assert client_cli.main("jobs", ["--server", url]) == 1
+    line = _line(capsys.readouterr().err)
+    assert line.startswith("tablao jobs: cannot reach the Server: the connection was closed without an HTTP answer"), (
+        line
+    )

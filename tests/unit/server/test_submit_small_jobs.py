@@ -154,3 +154,7 @@ async def test_a_job_name_of_more_than_one_line_of_text_is_refused(client: httpx
     assert "one line of text" in r.text
     ok = await client.post(JOBS, json={**job("1"), "name": "shot 010 – lighting v3 «final» 日本"})
     assert ok.status_code == 201, ok.text
+    pasted = await client.post(JOBS, json={**job("1"), "name": "  shot 10\n"})  # from a spreadsheet's cell
+    assert pasted.status_code == 201 and pasted.json()["name"] == "shot 10", pasted.text
+    blank = await client.post(JOBS, json={**job("1"), "name": " \n "})
+    assert blank.status_code == 422 and [e["field"] for e in blank.json()["errors"]] == ["name"], blank.text

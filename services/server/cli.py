@@ -392,7 +392,9 @@ def admin_main(kind: str, argv: list[str]) -> int:
 
                 found = _user_named(session, args.name)
                 change_user(session, found.id, UserUpdate(disabled=args.verb == "disable"), actor=LOCAL_ACTOR)
-                print(f"user {found.name} {args.verb}d")
+                # as for a revoked token: a running Server trusts a checked token for a few seconds more
+                later = " (a Server running on this database refuses their tokens within seconds)"
+                print(f"user {found.name} {args.verb}d" + (later if args.verb == "disable" else ""))
             elif kind == "users":
                 from sqlalchemy import select
 

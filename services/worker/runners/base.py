@@ -105,4 +105,6 @@ async def need_blend_file(command: str, blendfile: str) -> None:
     need_file_path(command, "blend file", blendfile)
     if not await asyncio.to_thread(Path(blendfile).is_file):
         # Blender would say so too, but only after a second of start-up
+        if await asyncio.to_thread(Path(blendfile).is_dir):
+            raise CommandFailed(f"{command}: blend file {blendfile} is a folder, not a file")
         raise CommandFailed(f"{command}: blend file {blendfile} does not exist")

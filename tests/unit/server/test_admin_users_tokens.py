@@ -39,7 +39,10 @@ def test_users_disabled_enabled_and_tokens_listed_and_revoked(
     token_id, user, name, *_ = row.split("\t")
     assert (user, name) == ("bob", "laptop") and token.strip() not in out  # never the secret
 
-    assert _run(capsys, "users", "disable", "bob", data=tmp_path)[:2] == (0, "user bob disabled\n")
+    assert _run(capsys, "users", "disable", "bob", data=tmp_path)[:2] == (
+        0,
+        "user bob disabled (a Server running on this database refuses their tokens within seconds)\n",
+    )
     assert "bob\tadmin\tdisabled" in _run(capsys, "users", "list", data=tmp_path)[1]
     code, _, err = _run(capsys, "users", "disable", "root", data=tmp_path)  # the last enabled admin
     assert code == 1 and "last enabled admin" in err

@@ -108,6 +108,15 @@ async def test_render_of_a_missing_blend_file_fails_before_starting_blender(rec)
         await run(params, rec.context(Programs(blender="/usr/bin/true")))
 
 
+async def test_render_of_a_folder_given_as_the_blend_file_says_it_is_a_folder(tmp_path: Path, rec):
+    """A newcomer's folder was reported as a blend file that "does not exist"."""
+    run = get_runner("blender-render")
+    assert run is not None
+    params = {"blendfile": str(tmp_path), "output": "/o", "format": "PNG", "frames": "1"}
+    with pytest.raises(CommandFailed, match="is a folder, not a file"):
+        await run(params, rec.context(Programs(blender="/usr/bin/true")))
+
+
 def test_bake_parameters_are_embedded_as_json():
     p = bake_params({"target": "cloth", "object": "Flag", "frame_start": 1, "frame_end": 10, "blendfile": "/b"})
     assert p == {"target": "cloth", "frame_start": 1, "frame_end": 10, "object": "Flag", "modifier": None}

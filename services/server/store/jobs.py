@@ -3,11 +3,12 @@ detail, wrangler actions, priority and deletion."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from itertools import islice
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Text, cast, delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -54,13 +55,21 @@ class Actor:
     role: Role
 
 
-def settings_invalid(exc: ValidationError, prefix: str) -> Invalid:
+def settings_invalid(exc: ValidationError, prefix: str, settings: type[BaseModel] | None = None) -> Invalid:
     """A job type's refusal of its settings as the API's 422: its first ERRORS_SHOWN errors, and how many more
-    (10,000 unknown settings were 10,000 errors in the answer, each in `detail` again)."""
+    (10,000 unknown settings were 10,000 errors in the answer, each in `detail` again). An unknown setting of
+    `settings` (the job type's model) says which it likely meant: `comand` was "Extra inputs are not permitted"."""
+    known = sorted(settings.model_fields) if settings is not None else []
     out = []
     for err in exc.errors(include_url=False, include_input=False)[: api_contract.ERRORS_SHOWN]:
         loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
-        out.append((loc, api_contract.error_message(err)))
+        message = api_contract.error_message(err)
+        if err["type"] == "extra_forbidden" and len(err["loc"]) == 1 and known:
+            close = difflib.get_close_matches(str(err["loc"][0]).lower(), known, n=1)
+            message = f"not a setting of this job type (its settings: {', '.join(known)})" + (
+                f"; did you mean {close[0]!r}?" if close else ""
+            )
+        out.append((loc, message))
     return Invalid(api_contract.error_detail(out, exc.error_count()), errors=out)
 
 
@@ -73,7 +82,7 @@ def submit(session: Session, sub: JobSubmission, actor: Actor) -> JobRow:
     try:
         settings = jt.Settings.from_submission(sub.settings)
     except ValidationError as exc:
-        raise settings_invalid(exc, "settings") from exc
+        raise settings_invalid(exc, "settings", jt.Settings) from exc
     if sub.manager_id is not None and session.get(ManagerRow, sub.manager_id) is None:
         raise Invalid(f"no manager with id {sub.manager_id}", field="manager_id")
     if sub.depends_on:

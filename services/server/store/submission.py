@@ -117,7 +117,7 @@ def submit(
     try:
         settings = jt.Settings.from_submission(sub.settings)
     except ValidationError as exc:
-        raise settings_invalid(exc, "settings") from exc
+        raise settings_invalid(exc, "settings", jt.Settings) from exc
     try:
         size = jt.estimate(settings)
     except CompileError as exc:

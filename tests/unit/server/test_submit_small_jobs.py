@@ -158,3 +158,15 @@ async def test_a_job_name_of_more_than_one_line_of_text_is_refused(client: httpx
     assert pasted.status_code == 201 and pasted.json()["name"] == "shot 10", pasted.text
     blank = await client.post(JOBS, json={**job("1"), "name": " \n "})
     assert blank.status_code == 422 and [e["field"] for e in blank.json()["errors"]] == ["name"], blank.text
+
+
+async def test_a_misspelt_setting_is_named_with_the_one_likely_meant(client: httpx.AsyncClient) -> None:
+    """A newcomer's `comand` got pydantic's "Extra inputs are not permitted" and no word of `command`."""
+    r = await client.post(JOBS, json={"name": "typo", "type": "exec", "settings": {"comand": ["true"], "frames": "1"}})
+    assert r.status_code == 422, r.text
+    errors = {e["field"]: e["message"] for e in r.json()["errors"]}
+    assert errors["settings.command"] == "Field required"
+    assert errors["settings.comand"].startswith("not a setting of this job type (its settings: chunk_size, command,")
+    assert errors["settings.comand"].endswith("; did you mean 'command'?")
+    r = await client.post(JOBS, json={**job("1"), "settings": {**job("1")["settings"], "zzz": 1}})  # type: ignore[dict-item]
+    assert "did you mean" not in r.text and "not a setting of this job type" in r.text

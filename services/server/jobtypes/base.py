@@ -63,11 +63,14 @@ class JobTypeSettings(BaseModel):
         return cls.model_validate_json(text, strict=True)
 
 
+_WHOLE_MAX = 2.0**53  # floats up to here hold whole numbers exactly
+
+
 def _whole_numbers(value: Any) -> Any:
     """Floats with nothing after the point as ints, as the wire models take them (`WHOLE`): JSON Schema counts 2.0
     as an integer, and a client's float arithmetic may send one for `chunk_size`. (Bodies nest at most 32 deep.)"""
-    if type(value) is float and value.is_integer():
-        return int(value)
+    if type(value) is float and value.is_integer() and abs(value) <= _WHOLE_MAX:
+        return int(value)  # not 1e308: a 309-digit int that no JSON writer here takes (GET /jobs was a 500)
     if isinstance(value, dict):
         return {k: _whole_numbers(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, 
 from services.protocol.service_probe import Service, which_service
 from services.protocol.task_log_source import Place, TaskLogReader
 from services.protocol.terminal_text import escaped
+from services.protocol.tls import is_loopback
 from services.protocol.token_text import token_problem
 
 DEFAULT_SERVER = f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"
@@ -105,20 +105,13 @@ def read_token(args: argparse.Namespace) -> str:
     return token
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def connection(args: argparse.Namespace) -> tuple[str, str]:
     """The Server's URL and the API token to use. Without --server, the local farm's when one runs, where its
     supervisor recorded it (`tablao all-in-one --port` may have moved it), whoever's token is given (a user's
     token made with `tablao tokens create` is for that farm too); else DEFAULT_SERVER."""
     if args.server and args.token_file is None and not os.environ.get("TABLAO_TOKEN", "").strip():
         host = urlsplit(args.server).hostname or ""
-        if not _loopback(host):
+        if not is_loopback(host):
             # the local farm's admin token is for a Server on this machine: a mistyped or another farm's address
             # would have been sent it
             raise SystemExit(

@@ -228,7 +228,16 @@ def _apply_updates(
     # what another Server's transaction (a wrangler's cancel) committed meanwhile must be what this batch acts on
     changing = [t for u in updates if (t := tasks.get(u.task_id)) is not None and u.status not in (None, t.status)]
     lock_for_status_changes(session, changing)
-    foreign = _others_workers(session, manager, {u.worker_id for u in updates if u.worker_id is not None})
+    # every update names its worker; only one that would change the task's worker is looked up (a new run)
+    foreign = _others_workers(
+        session,
+        manager,
+        {
+            u.worker_id
+            for u in updates
+            if u.worker_id is not None and (t := tasks.get(u.task_id)) is not None and u.worker_id != t.worker_id
+        },
+    )
     jobs: dict[int, JobRow] = {}
     rejected: list[RejectedUpdate] = []
     completed = 0
@@ -290,6 +299,8 @@ def _apply_updates(
 def _others_workers(session: Session, manager: ManagerRow, named: set[str]) -> set[str]:
     """Which of these worker ids are another Manager's: an update naming one keeps the task's worker as it was (a
     hostile Manager would otherwise show its task running on a worker of another Manager)."""
+    if not named:
+        return set()
     ids = sorted(named)
     return {
         w

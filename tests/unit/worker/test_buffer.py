@@ -24,9 +24,9 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-async def send_all_and_close(buf: UpdateBuffer, client: WorkerClient) -> None:
+async def send_all_and_close(buf: UpdateBuffer, client: WorkerClient, within: float = 5.0) -> None:
     sender = asyncio.create_task(buf.run_sender())
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(within):
         await buf.drained()
     sender.cancel()
     await client.aclose()

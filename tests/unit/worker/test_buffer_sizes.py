@@ -15,6 +15,7 @@ from services.worker.buffer import UpdateBuffer
 from services.worker.reporter import LOG_CHUNK_MAX_CHARS, TaskReporter
 from services.worker.update_sizes import ROW_MAX_CHARS
 from tests.unit.worker.receiver import Receiver
+from tests.unit.worker.test_buffer import send_all_and_close
 
 MANAGER_LIMIT = 8 * 1024 * 1024
 
@@ -28,12 +29,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 async def deliver(buf: UpdateBuffer, client: WorkerClient) -> None:
-    sender = asyncio.create_task(buf.run_sender())
-    async with asyncio.timeout(20):
-        await buf.drained()
-    sender.cancel()
-    await client.aclose()
-    buf.close()
+    await send_all_and_close(buf, client, within=20.0)  # tens of MB of updates
 
 
 def lines_of(receiver: Receiver) -> list[str]:

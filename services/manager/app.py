@@ -33,6 +33,7 @@ from services.protocol.input_guard import InputGuard
 from services.protocol.manager_client import ManagerClient
 from services.protocol.secret_files import read_secret, write_secret
 from services.protocol.stopping import AnswerWhenStopping
+from services.protocol.token_text import registration_secret_problem
 from services.protocol.worker_api import SIGN_ON_HEADER, SUPERSEDED_HEADER
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,16 @@ EXTRA_STATUSES: dict[str, set[int]] = {
 
 
 def registration_secret(config: ManagerConfig) -> str:
-    """The farm's worker registration secret: from the config, else the data dir's file (made at first start)."""
+    """The farm's worker registration secret: from the config, else the data dir's file (made at first start).
+
+    ValueError naming the file when the file holds one no worker could send (hand-edited): it is the
+    admin's to mend, since every worker of the farm was given it."""
     if config.registration_secret:
         return config.registration_secret
     path = config.registration_secret_file()
     if existing := read_secret(path):
+        if problem := registration_secret_problem(existing):
+            raise ValueError(f"the worker registration secret in {path} cannot be used: {problem}")
         return existing
     if path.exists():  # empty: its writer (an older Manager) died before writing it; no worker can use it
         log.warning("%s was empty; a new worker registration secret was written to it", path)

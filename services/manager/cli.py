@@ -11,7 +11,7 @@ import uvicorn
 from uvicorn.config import LOG_LEVELS
 
 from services.localfarm.layout import FarmLayout
-from services.manager.app import create_app
+from services.manager.app import create_app, registration_secret
 from services.manager.config import DEFAULT_PORT, ManagerConfig
 from services.manager.store.check import StoreUnusable, check_owner, check_store
 from services.protocol import cli_args, dir_lock, gc_tuning, process_guard, tls
@@ -141,6 +141,11 @@ def _checked_run(args: argparse.Namespace, config: ManagerConfig) -> int:
         check_owner(config.data_dir, config.server_url, config.token, fresh=args.fresh_store)
         check_store(config.data_dir, fresh=args.fresh_store)
     except StoreUnusable as exc:
+        print(f"tablao manager: cannot start: {exc}", file=sys.stderr)
+        return 2
+    try:  # read before serving: a bad secret file is one line here, a traceback in the app's start-up
+        config.registration_secret = registration_secret(config)
+    except ValueError as exc:
         print(f"tablao manager: cannot start: {exc}", file=sys.stderr)
         return 2
     app = create_app(config)

@@ -27,8 +27,12 @@ def write_secret(path: Path, secret: str) -> None:
 
 
 def read_secret(path: Path) -> str | None:
-    """The secret in `path`; None when there is no file or it holds nothing (a crash of an older writer)."""
+    """The secret in `path`; None when there is no file or it holds nothing (a crash of an older writer).
+
+    ValueError naming the file when it is not UTF-8 text (hand-edited, or another file put in its place)."""
     try:
-        return path.read_text().strip() or None
+        return path.read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None

@@ -124,7 +124,10 @@ def bootstrap_admin(session: Session, data_dir: Path, preset_token: str | None) 
             create_token(session, admin, name="preset", token=preset_token)
         return
     path = data_dir / "admin.token"
-    existing = read_secret(path)
+    try:
+        existing = read_secret(path)
+    except ValueError:  # not text: no token of ours; replaced as a token the database does not know is
+        existing = None
     if existing and user_for_token(session, existing) is not None:
         return
     _, token = create_token(session, admin, name="admin.token")

@@ -25,7 +25,7 @@ from services.protocol.cli_args import http_url
 from services.protocol.common import JSON_MAX_DEPTH, json_depth, plural
 from services.protocol.failures import LogPart
 from services.protocol.jobs import IDEMPOTENCY_KEY_PATTERN, Job, JobAction, JobDetail
-from services.protocol.named_files import MIB, SECRET_BYTES, UnreadableFile, read_named_text
+from services.protocol.named_files import MIB, SECRET_BYTES, UnreadableFile, read_named_text, shown_name
 from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
 from services.protocol.service_probe import Service, which_service
 from services.protocol.task_log_source import Place, TaskLogReader
@@ -206,9 +206,12 @@ def print_job(job: JobDetail) -> None:
 
 async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
     try:
-        text = read_named_text(args.file, JOB_FILE_BYTES, "a JSON job or an Open Job Description template")
+        text = read_named_text(
+            args.file, JOB_FILE_BYTES, "a JSON job or an Open Job Description template", dash_is_stdin=True
+        )
     except UnreadableFile as exc:
         raise SystemExit(str(exc)) from None
+    where = shown_name(args.file)
     if openjd_submit.is_template(args.file, text):
         body = openjd_submit.submission(args.file, text, args.param, await client.farm_variables(), args.priority)
     else:
@@ -217,19 +220,19 @@ async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
         try:
             body = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SystemExit(f"{args.file} is not valid JSON: {exc}") from exc
+            raise SystemExit(f"{where} is not valid JSON: {exc}") from exc
         except RecursionError:  # json's parser recurses into each nested array or object
-            raise SystemExit(f"{args.file} is nested too deeply to be a JSON job") from None
+            raise SystemExit(f"{where} is nested too deeply to be a JSON job") from None
         # the Server takes settings nested JSON_MAX_DEPTH deep; far deeper, _finite and the request's own JSON
         # writer would recurse past Python's limit (a traceback)
         if any(json_depth(v) > JSON_MAX_DEPTH for v in (body.values() if isinstance(body, dict) else [body])):
-            raise SystemExit(f"{args.file}: the job is nested more than {JSON_MAX_DEPTH} levels deep in its settings")
+            raise SystemExit(f"{where}: the job is nested more than {JSON_MAX_DEPTH} levels deep in its settings")
         if args.priority is not None:  # the command line's over the file's
             if not isinstance(body, dict):
-                raise SystemExit(f"{args.file} is not a JSON job: a job is an object {{name, type, settings, ...}}")
+                raise SystemExit(f"{where} is not a JSON job: a job is an object {{name, type, settings, ...}}")
             body["priority"] = args.priority
     if not _finite(body):  # NaN or 1e999: JSON cannot carry it, and httpx would stop with a traceback
-        raise SystemExit(f"{args.file}: a number in the job is NaN or infinite; give a finite number")
+        raise SystemExit(f"{where}: a number in the job is NaN or infinite; give a finite number")
     key = args.idempotency_key or resubmit.new_key()
     try:
         made = await client.submit(body, key)
@@ -380,7 +383,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "file", type=Path,
             help="a JSON job {name, type, settings, priority, ...}, or an Open Job Description job template "
-            "(YAML or JSON; docs/openjd.md)",
+            "(YAML or JSON; docs/openjd.md); - reads it from standard input",
         )  # fmt: skip
         parser.add_argument(
             "-p", "--param", action="append", default=[], metavar="NAME=VALUE",

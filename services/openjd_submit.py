@@ -14,6 +14,7 @@ from typing import Any
 
 from services.protocol.farm_paths import current_platform, to_farm_path
 from services.protocol.file_paths import control_character
+from services.protocol.named_files import STDIN, shown_name
 from services.protocol.openjd_template import TemplateTextError, parse_template_text
 
 _PARAM_REF = re.compile(r"\{\{\s*Param\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -26,7 +27,8 @@ def is_template(path: Path, text: str) -> bool:
     if path.suffix.lower() in (".yaml", ".yml"):
         return True
     if '"specificationVersion"' not in text:
-        return False
+        # standard input has no suffix: a YAML template is told by its text (a JSON job starts with `{`)
+        return path == STDIN and "specificationVersion" in text and not text.lstrip().startswith(("{", "["))
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError):
@@ -81,7 +83,7 @@ def submission(
     try:
         template = parse_template_text(text)
     except TemplateTextError as exc:
-        raise SystemExit(f"{path}: {exc}") from exc
+        raise SystemExit(f"{shown_name(path)}: {exc}") from exc
     values = parse_params(params)
     body: dict[str, Any] = {
         "name": job_name(template, values),

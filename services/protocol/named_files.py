@@ -8,18 +8,25 @@ each failure is one line naming the file and what it should be.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 KIB = 1024
 MIB = 1024 * KIB
 SECRET_BYTES = 64 * KIB  # a token or a registration secret is a few dozen characters
+STDIN = Path("-")  # the name that means standard input where a command takes it (`tablao submit -`)
+
+
+def shown_name(path: Path) -> str:
+    """How an error names `path`: standard input for `-`."""
+    return "standard input" if path == STDIN else str(path)
 
 
 class UnreadableFile(ValueError):
     """Why a named file cannot be used: `reason` alone, or the whole line naming the file as the message."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"cannot read {path}: {reason}")
+        super().__init__(f"cannot read {shown_name(path)}: {reason}")
         self.path = path
         self.reason = reason
 
@@ -30,12 +37,15 @@ def _size(limit: int) -> str:
     )
 
 
-def read_named_text(path: Path, limit: int, what: str) -> str:
+def read_named_text(path: Path, limit: int, what: str, *, dash_is_stdin: bool = False) -> str:
     """The UTF-8 text of `path`, at most `limit` bytes of it; `what` says what the file should be ("a JSON job or
-    an Open Job Description template") in the error."""
+    an Open Job Description template") in the error. With `dash_is_stdin`, `-` is standard input."""
     try:
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
+        if dash_is_stdin and path == STDIN:
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with path.open("rb") as f:
+                data = f.read(limit + 1)
     except OSError as exc:
         raise UnreadableFile(path, exc.strerror or str(exc)) from None
     if len(data) > limit:

@@ -4,6 +4,7 @@ NaN, a token file that is missing or empty; and say so when https meets a plain-
 from __future__ import annotations
 
 import http.server
+import io
 import threading
 from pathlib import Path
 
@@ -297,3 +298,51 @@ def test_a_refused_token_is_named_by_where_it_came_from(
         assert client_cli.main("jobs", ["--server", url, "--token-file", str(token_file)]) == 1
         assert f"(this one is from {token_file})" in capsys.readouterr().err
         httpd.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted_type"),
+    [
+        ('{"name": "a", "type": "exec", "settings": {"command": ["true"]}}', "exec"),
+        (
+            "specificationVersion: 'jobtemplate-2023-09'\nname: from a pipe\nsteps:\n- name: s\n  script:\n"
+            "    actions:\n      onRun:\n        command: 'true'\n",
+            "openjd",
+        ),
+    ],
+)
+def test_submit_dash_reads_the_job_or_template_from_standard_input(
+    text: str, wanted_type: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline writes the job and pipes it in (`make-job | tablao submit -`), as kubectl -f - takes one."""
+    sent: list[dict[str, object]] = []
+
+    async def submit(_self: object, body: dict[str, object], _key: str | None = None) -> object:
+        sent.append(body)
+        raise SystemExit("sent")
+
+    async def farm_variables(_self: object) -> dict[str, dict[str, str]]:
+        return {}
+
+    monkeypatch.setattr("services.protocol.server_client.ServerClient.submit", submit)
+    monkeypatch.setattr("services.protocol.server_client.ServerClient.farm_variables", farm_variables)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    client_cli.main("submit", ["-", "--server", "http://127.0.0.1:9"])
+    assert [b["type"] for b in sent] == [wanted_type]
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (b"not json", "standard input is not valid JSON"),
+        (b"\xff\xfe", "cannot read standard input: it is not text"),
+        (b"{" * 10 + b" " * 2000, "cannot read standard input: it is over 1 KiB"),
+    ],
+)
+def test_submit_dash_names_standard_input_in_its_refusals(
+    data: bytes, said: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(client_cli, "JOB_FILE_BYTES", 1024)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    assert client_cli.main("submit", ["-", "--server", "http://127.0.0.1:9"]) != 0
+    assert said in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -33,12 +34,28 @@ def frame_end_not_before_start(cls: type, value: int, info: ValidationInfo) -> i
     return value
 
 
+# where a path every worker reads the same way may start: a POSIX root (and Blender's `//`, relative to the
+# .blend), a Windows root or UNC share (`\\`), a drive's root (`R:\\`, `R:/`), or a path variable (`{render_root}`)
+_WORKER_ABSOLUTE = re.compile(r"[/\\{]|[A-Za-z]:[/\\]")
+
+
 def _path(value: str) -> str:
     value = value.strip()
     if not value:
         raise invalid("a path is required")
     if (problem := not_a_file_path(value)) is not None:
         raise invalid(problem)
+    if value.startswith("~"):
+        raise invalid(
+            "a path cannot start with '~': on a worker that is the home folder of the account the worker runs "
+            "as, not yours; give the full path, or start it with a path variable such as {render_root}"
+        )
+    if not _WORKER_ABSOLUTE.match(value):
+        raise invalid(
+            f"{value[:60]!r} is a relative path, which each worker would read from its own folder: give the full "
+            "path as the workers see it (/mnt/projects/…, R:\\projects\\…, \\\\server\\share\\…), or start it "
+            "with a path variable such as {render_root}"
+        )
     return value
 
 

@@ -76,6 +76,30 @@ def test_a_path_that_is_not_a_file_path_is_refused_naming_the_setting(
     assert reason in msg, msg
 
 
+@pytest.mark.parametrize(("job_type", "settings", "name"), PATH_SETTINGS)
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("sample", "is a relative path, which each worker would read from its own folder"),
+        ("renders/sh010", "'renders/sh010"),
+        ("./renders", "'./renders"),
+        ("../renders", "'../renders"),
+        ("C:renders", "'C:renders"),  # relative to drive C's current folder
+        ("renderroot}/x", "is a relative path"),
+        ("~/renders", "cannot start with '~': on a worker that is the home folder of the account the worker runs"),
+        ("~render/x", "cannot start with '~'"),
+    ],
+)
+def test_a_path_each_worker_would_read_its_own_way_is_refused_naming_the_setting(
+    job_type: str, settings: dict[str, Any], name: str, value: str, reason: str
+) -> None:
+    """It was taken, and failed on a worker three times (or wrote frames into a worker's own folder)."""
+    loc, msg = rejected(_type(job_type), **{**settings, name: _with_frame_number(job_type, name, value)})
+    assert loc == (name,)
+    assert reason in msg, msg
+    assert "{render_root}" in msg  # says what to write instead
+
+
 @pytest.mark.parametrize(
     "path",
     ["/mnt/r/f_####.png", "{render_root}/sh010/f_####.png", "C:\\renders\\f_####.png", "C:/renders/f_####.png",

@@ -20,6 +20,7 @@ from services.manager.core import ManagerCore
 from services.manager.store import outbox, previews
 from services.manager.store.db import get_meta, set_meta, transaction
 from services.manager.store_health import STORE_ERRORS, StoreHealth
+from services.protocol import variable_names
 from services.protocol.link import (
     HELD_TASK_IDS_MAX,
     ClaimRequest,
@@ -185,6 +186,7 @@ class ServerLink:
             batch = UpdateBatch(
                 seq=seq, task_updates=updates, workers=reports, held_task_ids=held, blocklist=blocked,
                 blocklist_complete=complete, client_url=self._client_url(renew), previews=[r for _i, r in shown],
+                variables=variable_names.reportable(self.config.variable_table()) if renew else None,
             )  # fmt: skip
             try:
                 ack = await self.client.push(batch, answer_within=self._answer_within())

@@ -119,6 +119,7 @@ class Manager(ResponseModel):
     workers_total: int = 0
     workers_awake: int = 0
     client_url: str | None = None  # where users read full task logs from it (it reports this itself)
+    variables: list[str] | None = None  # the names of its path variables, as it reports them (None: not yet)
 
 
 class ManagerCreate(WireModel):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
+from services.protocol import variable_names
 from services.protocol.common import (
     ID_MAX,
     JSON_TEXT,
@@ -34,6 +35,9 @@ LOG_TAIL_LINES = 20
 TOKEN_MAX_CHARS = 200  # API tokens are 47 characters; longer strings are not tokens
 SOFTWARE_MAX_BYTES = 16 * 1024  # a worker's software versions
 HELD_TASK_IDS_MAX = 100_000  # task ids one batch may renew the leases of
+VariableName = Annotated[
+    str, StringConstraints(pattern=f"^{variable_names.NAME_PATTERN}$", max_length=variable_names.NAME_MAX)
+]
 
 
 class ClaimRequest(WireModel):
@@ -147,6 +151,9 @@ class UpdateBatch(WireModel):
     blocklist_complete: bool = False
     # where the Server's users reach this Manager (full task logs), e.g. http://render-a.lan:8471
     client_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # the names of this Manager's path variables (sent with each lease renewal), so the Server can refuse a job
+    # whose path names one no worker knows; None: not said (an older Manager, or too many to tell)
+    variables: list[VariableName] | None = Field(default=None, max_length=variable_names.REPORTED_MAX)
 
 
 class RejectedUpdate(ResponseModel):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-_BRACED = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+from services.protocol.variable_names import BRACED
 
 
 def substitute(value: Any, variables: Mapping[str, str]) -> Any:
@@ -20,7 +19,7 @@ def substitute(value: Any, variables: Mapping[str, str]) -> Any:
     if isinstance(value, str):
         if "{" not in value:
             return value
-        return _BRACED.sub(lambda m: variables.get(m.group(1), m.group(0)), value)
+        return BRACED.sub(lambda m: variables.get(m.group(1), m.group(0)), value)
     if isinstance(value, list):
         return [substitute(v, variables) for v in value]
     if isinstance(value, dict):

@@ -131,3 +131,30 @@ def test_a_waiting_claim_is_dropped_when_its_workers_go_to_sleep_and_renewed_whe
         took = time.monotonic() - woke
     assert task is not None and task["job_id"] == job["id"]
     assert took < 3, f"{took:.1f} s: the worker waited for an old claim to time out"
+
+
+def test_the_managers_path_variables_reach_the_server_which_refuses_a_path_naming_another(
+    fresh_server: ServerProcess, tmp_path: Path
+) -> None:
+    """A real Manager says its variables' names with its lease renewal; a job naming a misspelt one is a 422."""
+    table = tmp_path / "variables.json"
+    table.write_text('{"shots": {"linux": "/mnt/shots"}, "with space": {"linux": "/x"}}')
+    token = add_manager(fresh_server, "m1")
+    mgr = ManagerProcess(fresh_server.url, token, tmp_path / "manager", extra_args=("--variables", str(table)))
+    mgr.start()
+    try:
+
+        def said() -> list[str] | None:
+            r = httpx.get(f"{fresh_server.url}{API}/managers", headers=fresh_server.headers(), timeout=30)
+            return r.json()[0]["variables"]  # type: ignore[no-any-return]
+
+        # "with space" cannot be named in a path as {with space}: not said, and not refused by the Server
+        assert wait_for(lambda: said() == ["render_root", "shots"], timeout=30)
+        body = exec_job("typo") | {"settings": {"command": ["true"], "cwd": "{shot}/sh010"}}
+        r = httpx.post(f"{fresh_server.url}{API}/jobs", json=body, headers=fresh_server.headers(), timeout=30)
+        assert r.status_code == 422 and "did you mean {shots}?" in r.text, r.text
+        body["settings"]["cwd"] = "{shots}/sh010"
+        submit(fresh_server, body)
+        assert "Traceback" not in mgr.log_text()
+    finally:
+        mgr.stop()

@@ -29,7 +29,7 @@ from services.server.config import ServerConfig
 from services.server.db.tables import JobRow
 from services.server.jobtypes.registry import get_job_type
 from services.server.store import jobs as store
-from services.server.store import log_copies, submission, submit_keys, task_times
+from services.server.store import log_copies, path_variables, submission, submit_keys, task_times
 from services.server.store.convert import job_to_wire, log_entry, task_summary
 from services.server.store.errors import Conflict, Invalid, StoreError
 from services.server.store.jobs import Actor
@@ -75,6 +75,8 @@ def submit_job(
         return _job_answer(made, 200)
     if (job_type := get_job_type(sub.type)) is not None:  # an unknown type gets its 422 from the store
         cfg.policy.check_submission(sub.type, job_type, sub.settings, user.role)
+        with state.read_sessions() as session:
+            path_variables.check(session, job_type, sub.settings, cfg.variables, sub.manager_id)
     limits = Limits(cfg.max_tasks_per_job, cfg.max_active_jobs_per_user, cfg.max_unfinished_tasks_per_user)
 
     def finish(session: Session, job: JobRow) -> AbstractContextManager[object]:

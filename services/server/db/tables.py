@@ -64,6 +64,8 @@ class ManagerRow(Base):
     last_seen: Mapped[datetime | None]
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # last update batch applied
     client_url: Mapped[str | None] = mapped_column(String(500))  # where users read full task logs from it
+    # the names of its path variables as it last said them (None: not said): a job's path may name only these
+    variables: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class JobRow(Base):

@@ -152,6 +152,17 @@ class JobType(ABC):
     label: ClassVar[str]
     description: ClassVar[str]
     Settings: ClassVar[type[JobTypeSettings]]
+    # `{name}`s its path settings may hold that it fills in itself (exec's `{frame}`), not path variables
+    path_placeholders: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def path_settings(cls) -> list[str]:
+        """Its settings that are file paths (`format: path` in the schema, fields.path_field)."""
+        return [
+            name
+            for name, f in cls.Settings.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("format") == "path"
+        ]
 
     @classmethod
     def settings_schema(cls) -> dict[str, Any]:

@@ -122,6 +122,7 @@ class ExecJob(JobType):
     label = "Command line"
     description = "Run a program once per chunk of frames, with the frame numbers in its arguments."
     Settings = ExecSettings
+    path_placeholders = frozenset({"start", "end", "frame"})  # the working folder may hold them
 
     def estimate(self, settings: Any) -> SizeEstimate:
         s = ExecSettings.model_validate(settings)

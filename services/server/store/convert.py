@@ -171,4 +171,5 @@ def manager_to_wire(m: ManagerRow, status: ManagerStatus, workers_total: int, wo
         workers_total=workers_total,
         workers_awake=workers_awake,
         client_url=m.client_url,
+        variables=m.variables,
     )

@@ -212,6 +212,8 @@ def apply_batch(
     failures.apply_reports(session, manager, batch.blocklist, batch.blocklist_complete)
     if batch.client_url is not None and batch.client_url != manager.client_url:
         manager.client_url = batch.client_url  # where the app reads this Manager's full task logs
+    if batch.variables is not None and batch.variables != manager.variables:
+        manager.variables = batch.variables  # what a job's paths may name (store/path_variables.py)
     ack = UpdateAck(last_seq=manager.last_seq, rejected=rejected, lease_seconds=lease_seconds)
     instructions.hand_over(session, manager, ack)
     return ack

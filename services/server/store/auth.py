@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from datetime import datetime
@@ -24,6 +25,9 @@ from services.server.store.unique import add_named
 
 ADMIN_NAME = "admin"
 TOKEN_PREFIX = "tbl_"
+PRESET_NAME = "preset"  # the token TABLAO_ADMIN_TOKEN installs; revoked, its row stays (expired): see revoke_token
+
+log = logging.getLogger(__name__)
 
 
 def new_token() -> str:
@@ -81,6 +85,10 @@ def add_user(session: Session, name: str, role: Role, password: str | None = Non
 def create_token(
     session: Session, user: UserRow, name: str = "", token: str | None = None, expires: datetime | None = None
 ) -> tuple[ApiTokenRow, str]:
+    """A new token of `user`; Conflict naming `user` for a disabled user (the token would be refused at once,
+    and enabling the user later would bring it to life unseen)."""
+    if user.disabled:
+        raise Conflict(f"user {user.name} is disabled: enable it first", field="user")
     token = token or new_token()
     row = ApiTokenRow(
         id=id_floors.new_token_id(session),
@@ -95,33 +103,59 @@ def create_token(
     return row, token
 
 
+def _token_row(session: Session, token: str) -> ApiTokenRow | None:
+    return session.scalar(select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(token)))
+
+
+def _expired(row: ApiTokenRow) -> bool:
+    return row.expires is not None and aware(row.expires) <= utcnow()
+
+
 def user_for_token(session: Session, token: str) -> tuple[UserRow, ApiTokenRow] | None:
-    row = session.scalar(select(ApiTokenRow).where(ApiTokenRow.token_hash == hash_token(token)))
-    if row is None or (row.expires is not None and aware(row.expires) <= utcnow()):
+    row = _token_row(session, token)
+    if row is None or _expired(row):
         return None
     user = session.get(UserRow, row.user_id)
     return (user, row) if user is not None and not user.disabled else None
 
 
 def revoke_token(session: Session, token_id: int) -> None:
+    """Delete the token; TABLAO_ADMIN_TOKEN's is expired instead, so the next start, finding its hash, does not
+    install it again (a leaked preset that was revoked came back as a full admin token at every restart)."""
     row = session.get(ApiTokenRow, token_id)
     if row is None:
         raise NotFound(f"no token with id {token_id}", field="id")
+    if row.name == PRESET_NAME:
+        if not _expired(row):
+            row.expires = utcnow()
+        return
     id_floors.note_deleted(session, id_floors.TOKENS, row.id)  # a retried revoke must not meet a newer token
     session.delete(row)
 
 
 def bootstrap_admin(session: Session, data_dir: Path, preset_token: str | None) -> None:
-    """On the first start make an admin and write its token to data_dir/admin.token (mode 0600).
+    """On the first start make an admin and write its token to data_dir/admin.token (mode 0600); at a later
+    start, write a new one when the file's token no longer works (revoked, or the file lost or edited).
 
-    With TABLAO_ADMIN_TOKEN set, that token is made valid for the admin instead, and nothing is written.
-    """
+    With TABLAO_ADMIN_TOKEN set, that token is made valid for the admin instead, once: a revoked one stays
+    revoked (the next start only warns), and nothing is written. A disabled or demoted admin stays so, with a
+    warning: an admin may do either, and the start must not undo it (a disabled admin's preset token was
+    inserted again at every start, which the unique hash refused: the Server could not start)."""
     admin = user_by_name(session, ADMIN_NAME)
     if admin is None:
         admin = add_user(session, ADMIN_NAME, Role.ADMIN)
+    source = "TABLAO_ADMIN_TOKEN" if preset_token else str(data_dir / "admin.token")
+    if admin.disabled:
+        log.warning("the user %s is disabled: %s gives no access until an admin enables it", admin.name, source)
+        return
+    if admin.role != Role.ADMIN.value:
+        log.warning("the user %s has the role %s now: %s gives only that", admin.name, admin.role, source)
     if preset_token:
-        if user_for_token(session, preset_token) is None:
-            create_token(session, admin, name="preset", token=preset_token)
+        row = _token_row(session, preset_token)
+        if row is None:
+            create_token(session, admin, name=PRESET_NAME, token=preset_token)
+        elif row.user_id != admin.id or _expired(row):
+            log.warning("TABLAO_ADMIN_TOKEN holds a token that was revoked or expired: it gives no access; set another")
         return
     path = data_dir / "admin.token"
     try:

@@ -1,14 +1,25 @@
-"""The admin.token file a Server writes at its first start (services/server/store/auth.bootstrap_admin)."""
+"""The admin a Server makes at its start: the admin.token file, or the preset TABLAO_ADMIN_TOKEN
+(services/server/store/auth.bootstrap_admin), and what revoking or disabling them does to later starts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
 
+from services.protocol.states import Role
 from services.server.db.engine import make_engine, sqlite_url
-from services.server.store.auth import bootstrap_admin, user_for_token
+from services.server.store.auth import (
+    add_user,
+    bootstrap_admin,
+    create_token,
+    revoke_token,
+    user_by_name,
+    user_for_token,
+)
+from services.server.store.errors import Conflict
 from tests.support.server_db import server_database
 
 
@@ -30,3 +41,103 @@ def test_an_admin_token_file_the_database_does_not_know_is_replaced(tmp_path: Pa
         assert (tmp_path / "admin.token").read_text().strip() == token
     finally:
         engine.dispose()
+
+
+def _start(data: Path, preset: str | None) -> None:
+    """What a Server's start does with the admin (app.py's lifespan), on the database in `data`."""
+    engine = make_engine(sqlite_url(data))
+    try:
+        with Session(engine) as session, session.begin():
+            bootstrap_admin(session, data, preset)
+    finally:
+        engine.dispose()
+
+
+def _works(data: Path, token: str) -> bool:
+    engine = make_engine(sqlite_url(data))
+    try:
+        with Session(engine) as session:
+            return user_for_token(session, token) is not None
+    finally:
+        engine.dispose()
+
+
+def _change(data: Path, change: Callable[[Session], None]) -> None:
+    engine = make_engine(sqlite_url(data))
+    try:
+        with Session(engine) as session, session.begin():
+            change(session)
+    finally:
+        engine.dispose()
+
+
+PRESET = "preset-admin-token-0123456789"
+
+
+def test_a_revoked_preset_admin_token_stays_revoked_across_restarts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It lives in unit files and CI variables: one that leaked and was revoked came back at the next start."""
+    server_database(tmp_path)
+    _start(tmp_path, PRESET)
+    assert _works(tmp_path, PRESET)
+    token_id = _token_id(tmp_path, PRESET)
+    _change(tmp_path, lambda s: revoke_token(s, token_id))
+    assert not _works(tmp_path, PRESET)
+    _change(tmp_path, lambda s: revoke_token(s, token_id))  # a repeat keeps it revoked
+    for _ in range(2):
+        _start(tmp_path, PRESET)
+        assert not _works(tmp_path, PRESET)
+    assert "TABLAO_ADMIN_TOKEN holds a token that was revoked" in caplog.text
+    other = PRESET + "-rotated"
+    _start(tmp_path, other)  # a new one in the environment is installed
+    assert _works(tmp_path, other) and not _works(tmp_path, PRESET)
+
+
+def _token_id(data: Path, token: str) -> int:
+    engine = make_engine(sqlite_url(data))
+    try:
+        with Session(engine) as session:
+            found = user_for_token(session, token)
+            assert found is not None
+            return found[1].id
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("preset", [PRESET, None])
+def test_a_disabled_admin_stays_disabled_and_the_server_still_starts(
+    tmp_path: Path, preset: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a preset token, the start inserted its hash again and the unique index stopped every start."""
+    server_database(tmp_path)
+    _start(tmp_path, preset)
+    token = preset or (tmp_path / "admin.token").read_text().strip()
+
+    def disable(session: Session) -> None:
+        admin = user_by_name(session, "admin")
+        assert admin is not None
+        admin.disabled = True
+
+    _change(tmp_path, disable)
+    for _ in range(2):
+        _start(tmp_path, preset)
+        assert not _works(tmp_path, token)
+    assert "the user admin is disabled" in caplog.text
+    assert (tmp_path / "admin.token").exists() == (preset is None)
+    if preset is None:
+        assert (tmp_path / "admin.token").read_text().strip() == token  # not replaced by one that cannot work
+
+
+def test_no_token_is_made_for_a_disabled_user(tmp_path: Path) -> None:
+    """Enabling the user later would have brought it to life, unseen by whoever disabled the user."""
+    server_database(tmp_path)
+    _start(tmp_path, None)
+
+    def make(session: Session) -> None:
+        bob = add_user(session, "bob", Role.ARTIST)
+        bob.disabled = True
+        with pytest.raises(Conflict, match="user bob is disabled: enable it first"):
+            create_token(session, bob, "laptop")
+
+    _change(tmp_path, make)

@@ -206,3 +206,26 @@ def test_a_job_submitted_after_its_dependency_failed_says_so_at_once(
     assert r.status_code == 200 and r.json()["depends_on"] == []
     bad = people["wrangler"].post(f"/jobs/{later['id']}/release", json={"job_ids": []})
     assert bad.status_code == 422
+
+
+def test_an_artist_deletes_her_canceled_job_that_another_artists_job_waits_for(
+    people: dict[str, httpx.Client], link: httpx.Client
+) -> None:
+    """Any artist could make a job wait for hers and so keep her from ever deleting her own job (403). The
+    delete is hers; letting his job run is not: it is paused, and its owner resumes (it runs) or cancels it."""
+    t = kind()
+    hers = submit(people["artist"], t, frames="1")
+    assert people["artist"].post(f"/jobs/{hers['id']}/status", json={"action": "cancel"}).status_code == 200
+    his = submit(people["other"], t, frames="1", depends_on=[hers["id"]])
+    mine_too = submit(people["artist"], t, frames="1", depends_on=[hers["id"]])
+    r = people["artist"].delete(f"/jobs/{hers['id']}")
+    assert r.status_code == 204, r.text
+    held = people["admin"].get(f"/jobs/{his['id']}").json()
+    assert held["status"] == "paused", held
+    assert any(f"job {hers['id']}, which this job waited for, was deleted by" in m for m in messages(
+        people["admin"], his["id"]))  # fmt: skip
+    assert [c["job_id"] for c in claim(link, [t])] == [mine_too["id"]]  # hers is released, his is not
+    assert people["artist"].post(f"/jobs/{his['id']}/status", json={"action": "resume"}).status_code == 403
+    r = people["other"].post(f"/jobs/{his['id']}/status", json={"action": "resume"})
+    assert r.status_code == 200, r.text
+    assert [c["job_id"] for c in claim(link, [t])] == [his["id"]]  # its owner chose: it runs without hers

@@ -46,13 +46,6 @@ def test_a_demoted_user_may_not_run_again_what_they_may_no_longer_submit(tmp_pat
             refused(wes.post(f"/jobs/{waiting['id']}/release", json={}))  # from its canceled dependency
             r = wes.post("/jobs/bulk", json={"ids": [canceled["id"]], "action": "requeue"})
             assert r.status_code == 200 and not r.json()["results"][0]["ok"], r.text
-            # deleting the canceled job `waiting` waits for would let it run: judged as its release
-            r = wes.delete(f"/jobs/{canceled['id']}")
-            refused(r)
-            assert f"job {waiting['id']} waits for job {canceled['id']}" in r.json()["detail"]
-            r = wes.post("/jobs/bulk", json={"ids": [canceled["id"]], "delete": True})
-            assert r.status_code == 200 and "you are artist" in r.json()["results"][0]["error"], r.text
-            assert admin.get(f"/jobs/{waiting['id']}").json()["depends_on"] == [canceled["id"]]
             # nothing changed, and what the artist may still do is done
             assert admin.get(f"/jobs/{canceled['id']}").json()["status"] == "canceled"
             assert admin.get(f"/jobs/{paused['id']}").json()["status"] == "paused"
@@ -60,6 +53,16 @@ def test_a_demoted_user_may_not_run_again_what_they_may_no_longer_submit(tmp_pat
             # a wrangler may run it again
             r = admin.post(f"/jobs/{canceled['id']}/status", json={"action": "requeue"})
             assert r.status_code == 200 and r.json()["status"] in ("queued", "requeueing"), r.text
+            assert admin.post(f"/jobs/{canceled['id']}/status", json={"action": "cancel"}).status_code == 200
+            # deleting the canceled job `waiting` waits for would let it run: the delete is the artist's to make,
+            # the run is not, so `waiting` is paused, and resuming it is refused as any run again is
+            r = wes.post("/jobs/bulk", json={"ids": [canceled["id"]], "delete": True})
+            assert r.status_code == 200 and r.json()["results"][0]["ok"], r.text
+            held = admin.get(f"/jobs/{waiting['id']}").json()
+            assert held["status"] == "paused" and held["depends_on"] == [canceled["id"]], held
+            said = f"job {canceled['id']}, which this job waited for, was deleted by wes"
+            assert any(said in e["message"] for e in held["log"]), held["log"]
+            refused(act(waiting["id"], "resume"))
             wes.close()
     finally:
         server.stop()

@@ -172,7 +172,7 @@ def bulk(
             else:
                 if waiting is None:
                     waiting = store.waiting_on(session)  # once: a bulk delete may name thousands of jobs
-                _check_releases(session, job, user, cfg, waiting)
+                _release_or_hold(session, job, user, cfg, waiting)
                 store.delete_job(session, job, user)
             savepoint.commit()
             results.append(BulkItemResult(id=job_id, ok=True))
@@ -214,34 +214,33 @@ def get_job(
 @router.delete("/{job_id}", status_code=204)
 def delete_job(job_id: Id, session: SessionDep, user: UserDep, cfg: ConfigDep) -> Response:
     job = store.get(session, job_id, for_update=True)
-    _check_releases(session, job, user, cfg, store.waiting_on(session))
+    _release_or_hold(session, job, user, cfg, store.waiting_on(session))
     store.delete_job(session, job, user)
     session.commit()
     log_copies.forget_job(cfg.data_dir, job_id)
     return Response(status_code=204)
 
 
-def _check_releases(
+def _release_or_hold(
     session: Session, job: JobRow, user: Actor, cfg: ServerConfig, waiting: dict[int, list[int]]
 ) -> None:
     """A deleted dependency counts as done, so deleting a job that did not complete lets the jobs waiting for it
-    run: judged as releasing them is (their owner, a wrangler or an admin; today's policy for the caller's role),
-    or a demoted user could start a command job by deleting the job it waits for. `waiting`: store.waiting_on."""
+    run. Those the caller may not release (another artist's; one today's policy would not let the caller run,
+    or a demoted user could start a command job by deleting the job it waits for) are paused instead, for their
+    owner or a wrangler to resume (they run without it) or cancel: refusing the delete let any artist keep another
+    from ever deleting her own job by making a job wait for it. `waiting`: store.waiting_on."""
     store.check_may_manage(job, user)  # the job's own refusals come first
     if job.status not in (JobStatus.CANCELED.value, JobStatus.FAILED.value):
         return  # completed: its dependents were free already; unfinished: not deleted (store.delete_job)
     for waiting_id in waiting.get(job.id, []):
-        other = session.get(JobRow, waiting_id)
+        other = session.get(JobRow, waiting_id, with_for_update=True)
         if other is None:
             continue
         try:
             store.check_may_manage(other, user)
             cfg.policy.check_run_again(other.type, other.settings, user.role)
         except StoreError as exc:
-            raise type(exc)(
-                f"job {other.id} waits for job {job.id}, and deleting it would let job {other.id} run: {exc.message}",
-                field=exc.field or "id",
-            ) from exc
+            store.hold_waiting(session, other, job.id, user, exc.message)
 
 
 @router.post("/{job_id}/status")

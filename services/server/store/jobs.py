@@ -340,6 +340,20 @@ def waiting_on(session: Session) -> dict[int, list[int]]:
     return waiting
 
 
+def hold_waiting(session: Session, job: JobRow, deleted_id: int, actor: Actor, why_not: str) -> None:
+    """`job` waits for job `deleted_id`, which `actor` deletes without being allowed to let `job` run (`why_not`):
+    it is paused (one paused already stays so), and its log says why and what its owner may do."""
+    log_job(
+        session, job, actor.name,
+        f"job {deleted_id}, which this job waited for, was deleted by {actor.name}, who may not let it run "
+        f"({why_not}): paused; resume it to run without that job, or cancel it",
+    )  # fmt: skip
+    if JobStatus(job.status) in job_states.ACTION_FROM[JobAction.PAUSE]:
+        # as the Server, not as `actor`: the pause is what keeps the job from running on another's word
+        apply_action(session, job, JobAction.PAUSE, Actor(actor.name, Role.ADMIN), f"job {deleted_id} deleted")
+    events.mark_job_dirty(session, job)
+
+
 def delete_job(session: Session, job: JobRow, actor: Actor) -> None:
     check_may_manage(job, actor)
     if JobStatus(job.status) not in FINISHED_JOB_STATUSES:

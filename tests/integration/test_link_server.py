@@ -4,6 +4,7 @@ update batches applied once by seq, stale attempts refused, leases expired, inst
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 import uuid
@@ -608,6 +609,27 @@ def test_full_log_upload(link: httpx.Client, admin: httpx.Client, server: Server
     assert upload().status_code == 204  # a retry after a lost answer
     assert list((server.data_dir / "task-logs" / "uploads").iterdir()) == []
     assert link.post("/tasks/999999999/log", content=b"x").status_code == 404
+
+
+def test_a_finished_tasks_log_copied_after_it_finished_is_not_uploaded_again(
+    link: httpx.Client, admin: httpx.Client, server: ServerProcess
+) -> None:
+    """Any user could have the Manager upload the same 32 MiB again after each delivery."""
+    t = kind()
+    submit(admin, t, frames="1")
+    (c,) = claim(link, [t])
+    assert push(link, [{"task_id": c["id"], "attempt": c["attempt"], "status": "completed"}]).status_code == 200
+    ask_for_log(admin, link, c["id"])
+    assert link.post(f"/tasks/{c['id']}/log", content=b"the whole log\n").status_code == 204
+    ask_for_log(admin, link, c["id"])  # just after the end: its last lines may still come, so it is asked again
+    assert link.post(f"/tasks/{c['id']}/log", content=b"the whole log\nand its last line\n").status_code == 204
+    (copy,) = server.data_dir.glob(f"task-logs/*/task-{c['id']}.log")
+    later = copy.stat().st_mtime + 120  # as received two minutes after the task finished
+    os.utime(copy, (later, later))
+    r = admin.post(f"/tasks/{c['id']}/log/request")
+    assert r.status_code == 202 and r.json()["requested"] is False, r.text
+    assert c["id"] not in push(link, []).json()["upload_log_task_ids"]
+    assert admin.get(f"/tasks/{c['id']}/log").text == "the whole log\nand its last line\n"
 
 
 def ask_for_log(admin: httpx.Client, link: httpx.Client, task_id: int) -> None:

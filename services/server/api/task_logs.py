@@ -19,10 +19,11 @@ from sqlalchemy.orm import Session
 
 from services.protocol.common import Id, Int
 from services.protocol.failures import LogSource
-from services.protocol.states import ManagerStatus
+from services.protocol.states import FINISHED_TASK_STATUSES, ManagerStatus, TaskStatus
 from services.server.api.deps import ConfigDep, ReadSessionDep, SessionDep, UserDep
 from services.server.db.tables import ManagerRow, PendingInstructionRow, TaskRow
 from services.server.store import log_copies
+from services.server.store.convert import aware
 from services.server.store.errors import Conflict, Invalid, NotFound
 from services.server.store.farm import manager_status
 from services.server.store.tasks import instruct
@@ -37,6 +38,9 @@ def _task(session: Session, task_id: int) -> TaskRow:
     if task is None:
         raise NotFound(f"no task with id {task_id}", field="id")
     return task
+
+
+FINAL_AFTER_SECONDS = 60.0  # a copy received this long after its task finished holds the whole log
 
 
 def copy_path(data_dir: Path, task: TaskRow) -> Path:
@@ -122,12 +126,29 @@ def whole_characters(data: bytes) -> bytes:
     return data
 
 
+def _copy_is_final(data_dir: Path, task: TaskRow) -> bool:
+    """Whether the Server's copy of the task's log was received well after the task last changed, having
+    finished (a canceled task's worker may still send its last lines for a while)."""
+    if TaskStatus(task.status) not in FINISHED_TASK_STATUSES:
+        return False
+    try:
+        received = copy_path(data_dir, task).stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return received > aware(task.updated).timestamp() + FINAL_AFTER_SECONDS
+
+
 @router.post("/{task_id}/log/request", status_code=202)
-def request_copy(task_id: Id, session: SessionDep, _: UserDep) -> dict[str, object]:
-    """Ask the task's Manager to upload its full log (delivered with the answer to its next update batch)."""
+def request_copy(task_id: Id, session: SessionDep, _: UserDep, cfg: ConfigDep) -> dict[str, object]:
+    """Ask the task's Manager to upload its full log (delivered with the answer to its next update batch).
+
+    Not asked when the Server's copy was received after the task finished (it is the whole log already): any
+    user could otherwise have the Manager upload the same 32 MiB again after each delivery."""
     task = _task(session, task_id)
     if task.manager_id is None:
         raise Conflict(f"task {task_id} has not been run by any Manager", field="id")
+    if _copy_is_final(cfg.data_dir, task):
+        return {"task_id": task.id, "manager_id": task.manager_id, "requested": False}
     pending = session.scalar(
         select(PendingInstructionRow.id).where(
             PendingInstructionRow.manager_id == task.manager_id,

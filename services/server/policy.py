@@ -12,6 +12,11 @@ in the Server's data directory) changes that per capability or per job type, and
     exec = ["admin"]
     [outputs]
     roots = ["{render_root}", "/srv/renders"]
+    [priority]
+    artist = 60
+
+`[priority]` caps the priority (0 – 100) each role may give a job, at submission or later; none by default.
+Lowering a job's priority is always allowed, so an artist may lower her job a wrangler raised.
 
 Every table, key and job type the file names must be known (a job type from a plug-in too): a misspelt one
 (`[sumbit]`, `Exec = []`) would leave the farm as it was while its admin believes it changed.
@@ -45,6 +50,7 @@ DEFAULT_ROLES: dict[Capability, frozenset[Role]] = {
 _DRIVE = re.compile(r"^[A-Za-z]:/")
 _SUBMIT_KEYS = (*(c.value for c in Capability), "job_types")
 _OUTPUTS_KEYS = ("roots",)
+PRIORITY_MAX = 100  # the highest priority a job may have (protocol.jobs)
 
 
 class PolicyError(ValueError):
@@ -56,6 +62,7 @@ class FarmPolicy:
     capability_roles: Mapping[Capability, frozenset[Role]] = field(default_factory=lambda: dict(DEFAULT_ROLES))
     job_type_roles: Mapping[str, frozenset[Role]] = field(default_factory=dict)
     output_roots: tuple[str, ...] = ()
+    priority_caps: Mapping[Role, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path, extra_roots: Iterable[str] = ()) -> FarmPolicy:
@@ -69,7 +76,7 @@ class FarmPolicy:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], where: str = "policy", extra_roots: Iterable[str] = ()) -> FarmPolicy:
-        _known_keys(raw, ("submit", "outputs"), where, "", what="table")
+        _known_keys(raw, ("submit", "outputs", "priority"), where, "", what="table")
         submit = _table(raw, "submit", where, "[submit] with command, program and job_types")
         _known_keys(submit, _SUBMIT_KEYS, where, "submit")
         capability_roles = dict(DEFAULT_ROLES)
@@ -86,7 +93,14 @@ class FarmPolicy:
         roots = outputs.get("roots", [])
         if not isinstance(roots, list) or not all(isinstance(r, str) and r.strip() for r in roots):
             raise PolicyError(f"{where}: outputs.roots must be a list of folder paths")
-        return cls(capability_roles, job_type_roles, tuple(dict.fromkeys([*roots, *extra_roots])))
+        caps = _table(raw, "priority", where, "[priority] with role = highest priority, e.g. artist = 60")
+        _known_keys(caps, [r.value for r in Role], where, "priority", what="role")
+        for role, cap in caps.items():
+            if type(cap) is not int or not 0 <= cap <= PRIORITY_MAX:
+                raise PolicyError(f"{where}: priority.{role} must be a whole number from 0 to {PRIORITY_MAX}")
+        priority_caps = {Role(role): cap for role, cap in caps.items()}
+        roots_all = tuple(dict.fromkeys([*roots, *extra_roots]))
+        return cls(capability_roles, job_type_roles, roots_all, priority_caps)
 
     def roles_for(self, name: str, job_type: JobType) -> frozenset[Role]:
         if name in self.job_type_roles:
@@ -114,6 +128,16 @@ class FarmPolicy:
                     f"{value!r} is outside the farm's output roots ({', '.join(self.output_roots)})",
                     field=f"settings.{key}",
                 )
+
+    def check_priority(self, priority: int, role: Role, current: int | None = None) -> None:
+        """Forbidden (403) naming `priority` when `role` may not give a job this priority (`current`: the job's
+        now, for a change: lowering it, or keeping it, is always allowed)."""
+        cap = self.priority_caps.get(role)
+        if cap is None or priority <= cap or (current is not None and priority <= current):
+            return
+        raise Forbidden(
+            f"on this farm the {role} role may give a job priority {cap} at most (asked: {priority})", field="priority"
+        )
 
     def check_run_again(self, name: str, settings: Mapping[str, Any], role: Role) -> None:
         """As check_submission, for a job's tasks made runnable again (requeued, resumed): what a role may not

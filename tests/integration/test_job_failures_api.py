@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -229,3 +230,28 @@ def test_an_artist_deletes_her_canceled_job_that_another_artists_job_waits_for(
     r = people["other"].post(f"/jobs/{his['id']}/status", json={"action": "resume"})
     assert r.status_code == 200, r.text
     assert [c["job_id"] for c in claim(link, [t])] == [his["id"]]  # its owner chose: it runs without hers
+
+
+def test_a_farm_may_cap_the_priority_artists_give(tmp_path: Path) -> None:
+    """Nothing kept an artist from putting every job of hers ahead of the whole queue (priority 100)."""
+    (tmp_path / "policy.toml").write_text("[priority]\nartist = 60\n")
+    srv = ServerProcess(data_dir=tmp_path, database_url=None).start()
+    try:
+        with httpx.Client(base_url=srv.url + API, headers=srv.headers(), timeout=30) as admin:
+            assert admin.post("/users", json={"name": "ana", "role": "artist"}).status_code == 201
+            token = admin.post("/tokens", json={"user": "ana"}).json()["token"]
+            ana = httpx.Client(base_url=srv.url + API, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            body = {"name": "r", "type": "blender-render", "priority": 90,
+                    "settings": {"blendfile": "/p/a.blend", "output_path": "/r/f_####", "frames": "1"}}  # fmt: skip
+            r = ana.post("/jobs", json=body)
+            assert r.status_code == 403 and r.json()["errors"][0]["field"] == "priority", r.text
+            job = ana.post("/jobs", json=body | {"priority": 60}).json()
+            for change in (ana.post(f"/jobs/{job['id']}/priority", json={"priority": 61}),
+                           ana.post("/jobs/bulk", json={"ids": [job["id"]], "priority": 99})):  # fmt: skip
+                assert change.status_code in (200, 403), change.text
+                assert "priority 60 at most" in change.text
+            assert admin.post(f"/jobs/{job['id']}/priority", json={"priority": 95}).status_code == 200
+            assert ana.post(f"/jobs/{job['id']}/priority", json={"priority": 70}).json()["priority"] == 70
+            ana.close()
+    finally:
+        srv.stop()

@@ -77,6 +77,7 @@ def submit_job(
         cfg.policy.check_submission(sub.type, job_type, sub.settings, user.role)
         with state.read_sessions() as session:
             path_variables.check(session, job_type, sub.settings, cfg.variables, sub.manager_id)
+    cfg.policy.check_priority(sub.priority, user.role)
     limits = Limits(cfg.max_tasks_per_job, cfg.max_active_jobs_per_user, cfg.max_unfinished_tasks_per_user)
 
     def finish(session: Session, job: JobRow) -> AbstractContextManager[object]:
@@ -168,6 +169,8 @@ def bulk(
             if req.action is not None:
                 _act(session, job, req.action, user, req.reason, cfg)
             elif req.priority is not None:
+                store.check_may_manage(job, user)  # someone else's job: that is the refusal to name
+                cfg.policy.check_priority(req.priority, user.role, job.priority)
                 store.set_priority(session, job, req.priority, user)
             else:
                 if waiting is None:
@@ -255,8 +258,10 @@ def change_status(
 
 
 @router.post("/{job_id}/priority")
-def change_priority(job_id: Id, req: PriorityRequest, session: SessionDep, user: UserDep) -> Job:
+def change_priority(job_id: Id, req: PriorityRequest, session: SessionDep, user: UserDep, cfg: ConfigDep) -> Job:
     job = store.get(session, job_id, for_update=True)
+    store.check_may_manage(job, user)
+    cfg.policy.check_priority(req.priority, user.role, job.priority)
     store.set_priority(session, job, req.priority, user)
     session.commit()
     return job_to_wire(job)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,35 @@ def test_a_near_miss_is_suggested_and_a_plug_in_job_type_is_known(monkeypatch: p
     monkeypatch.setattr(registry, "entry_points", lambda group: [PlugIn()])  # named, not loaded
     policy = FarmPolicy.from_dict({"submit": {"job_types": {"studio-comp": ["admin"]}}})
     assert policy.job_type_roles == {"studio-comp": frozenset({Role.ADMIN})}
+
+
+def test_a_farm_caps_the_priority_a_role_may_give() -> None:
+    policy = FarmPolicy.from_dict({"priority": {"artist": 60, "wrangler": 90}})
+    policy.check_priority(60, Role.ARTIST)
+    with pytest.raises(Forbidden, match=r"the artist role may give a job priority 60 at most \(asked: 61\)") as caught:
+        policy.check_priority(61, Role.ARTIST)
+    assert caught.value.field == "priority"
+    with pytest.raises(Forbidden):
+        policy.check_priority(95, Role.WRANGLER, current=90)
+    policy.check_priority(100, Role.ADMIN)
+    policy.check_priority(80, Role.ARTIST, current=90)  # lowering a job a wrangler raised
+    policy.check_priority(90, Role.ARTIST, current=90)  # keeping it
+    FarmPolicy().check_priority(100, Role.ARTIST)  # no cap by default
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[priority]\nartist = 101\n", "priority.artist must be a whole number from 0 to 100"),
+        ("[priority]\nartist = -1\n", "priority.artist must be a whole number from 0 to 100"),
+        ("[priority]\nartist = 60.5\n", "priority.artist must be a whole number"),
+        ("[priority]\nartist = true\n", "priority.artist must be a whole number"),
+        ("[priority]\nartists = 60\n", "'artists' is not a known role"),
+        ("priority = 60\n", "priority must be a table"),
+    ],
+)
+def test_a_misshapen_priority_table_stops_the_server_naming_it(text: str, named: str, tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(PolicyError, match=re.escape(named)):
+        FarmPolicy.load(path)

@@ -27,7 +27,7 @@ Clients (each takes --server URL --token-file F; default: the local all-in-one f
   jobs            list jobs
   job ID          show a job, its tasks and its log (--action pause|resume|cancel|requeue|requeue-failed)
   task ID         show a task (--action requeue|cancel first)
-  workers         list the farm's workers: status, task, why idle, tags
+  workers         the farm's workers (status, task, why idle, tags); one's details; --action sleep|wake|forget …
   log TASK        a task's full log (--all: from the start; -f: follow it)
   job-types [NAME]  the job types, or one's settings and a job of it to start from
   demo            render the sample scene on the farm

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from services import job_types_cli, openjd_submit
+from services import job_types_cli, openjd_submit, workers_cli
 from services.localfarm import records
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import API_PREFIX, resubmit
@@ -273,19 +273,6 @@ async def _job(client: ServerClient, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _workers(client: ServerClient, _args: argparse.Namespace) -> int:
-    workers = await client.list_workers()
-    print(f"{'worker':<24} {'status':<10} {'platform':<8} {'task':>10}  why / tags")
-    for w in workers:
-        task = w.current_task_id if w.current_task_id is not None else "-"
-        why = f"{w.unavailable}; " if w.unavailable else ""
-        asked = f" (asked: {w.status_requested})" if w.status_requested else ""
-        tags = shown(" ".join(w.tags))
-        print(f"{shown(w.name)[:24]:<24} {w.status + asked:<10} {shown(w.platform):<8} {task:>10}  {why}{tags}")
-    print(f"{plural(len(workers), 'worker')}")
-    return 0
-
-
 async def _task(client: ServerClient, args: argparse.Namespace) -> int:
     if args.action:
         await client.task_action(args.id, args.action, args.reason)
@@ -364,7 +351,7 @@ COMMANDS: dict[str, Callable[[ServerClient, argparse.Namespace], Awaitable[int]]
     "jobs": _jobs,
     "job": _job,
     "log": _log,
-    "workers": _workers,
+    "workers": workers_cli.run,
     "task": _task,
     "job-types": job_types_cli.run,
 }
@@ -404,6 +391,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     elif command == "job":
         parser.add_argument("id", type=int)
         parser.add_argument("--action", choices=[a.value for a in JobAction], help="change the job first")
+    elif command == "workers":
+        workers_cli.add_arguments(parser)
     elif command == "job-types":
         parser.add_argument("name", nargs="?", help="a job type: its settings and a job of it to start from")
     elif command == "task":

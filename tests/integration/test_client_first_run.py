@@ -126,6 +126,19 @@ def test_workers_and_a_tasks_requeue_and_cancel_from_the_command_line(farm) -> N
         row = next(line for line in r.stdout.splitlines() if line.startswith("render-07"))
         assert "linux" in row and "gpu" in row, r.stdout
         assert r.stdout.splitlines()[-1] == "1 worker"
+        # one worker by its name or the start of its id, and a wrangler's requests of it
+        worker_id = httpx.get(f"{server.url}{API}/workers", headers=server.headers(), timeout=10).json()[0]["id"]
+        assert worker_id[:8] in row
+        r = client("workers", worker_id[:6], *conn)
+        assert r.returncode == 0 and r.stdout.startswith(f"Worker render-07  ({worker_id}, Manager "), r.stdout
+        r = client("workers", "render-07", "--action", "sleep", *conn)
+        assert r.returncode == 0 and "(asked: asleep)" in r.stdout, r.stdout + r.stderr
+        r = client("workers", "render-7", *conn)
+        assert r.returncode == 1 and "no worker is named render-7" in r.stderr, r.stderr
+        r = client("workers", "render-07", "--action", "forget", *conn)
+        assert r.returncode == 1 and "offline" in r.stderr and "409" in r.stderr, r.stderr  # it is online
+        r = client("workers", "--now", *conn)
+        assert r.returncode == 1 and "need a worker" in r.stderr, r.stderr
 
         job = submit(server, "1-2")
         detail = httpx.get(f"{server.url}{API}/jobs/{job}", headers=server.headers(), timeout=10).json()

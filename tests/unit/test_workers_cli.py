@@ -1,0 +1,56 @@
+"""`tablao workers WORKER`: which worker a name, an id or the start of an id names (services/workers_cli.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.protocol.farm import Worker
+from services.protocol.states import WorkerStatus
+from services.workers_cli import find
+
+
+def _worker(worker_id: str, name: str) -> Worker:
+    return Worker(
+        id=worker_id, name=name, manager_id=1, platform="linux", task_types=["blender"], tags=[], software={},
+        status=WorkerStatus.AWAKE, status_requested=None, current_task_id=None, last_seen=None, utilisation=None,
+    )  # fmt: skip
+
+
+WORKERS = [
+    _worker("3f2a9c1e-0000", "render-01"),
+    _worker("3f2a77aa-0000", "render-02"),
+    _worker("b0b0b0b0-0000", "render-02"),  # the same name at another Manager
+    _worker("c0ffee00-0000", "3f2a"),  # a name that is also the start of others' ids
+]
+
+
+@pytest.mark.parametrize(
+    ("given", "found"),
+    [("render-01", "3f2a9c1e-0000"), ("3f2a9", "3f2a9c1e-0000"), ("b0b0b0b0-0000", "b0b0b0b0-0000"),
+     ("3f2a", "c0ffee00-0000"), ("c0ff", "c0ffee00-0000")],
+)  # fmt: skip
+def test_a_name_an_id_or_the_start_of_one_names_one_worker(given: str, found: str) -> None:
+    assert find(WORKERS, given).id == found
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("render-02", "2 workers are named render-02: give its id (3f2a77aa-0000, b0b0b0b0-0000)"),
+        ("3f2a7", None),
+        ("3f2", "no worker is named 3f2 or has it as its id"),  # too short to be the start of an id
+        ("render-0\x1b[2J", "no worker is named render-0\\x1b[2J"),  # the terminal is not driven by the name
+    ],
+)
+def test_what_names_no_single_worker_says_why(given: str, said: str | None) -> None:
+    if said is None:
+        assert find(WORKERS, given).name == "render-02"
+        return
+    with pytest.raises(SystemExit) as exited:
+        find(WORKERS, given)
+    assert str(exited.value.code).startswith(said)
+
+
+def test_an_id_start_shared_by_several_asks_for_more() -> None:
+    with pytest.raises(SystemExit, match="2 workers have an id starting with 3f2a9: give more of it"):
+        find([*WORKERS, _worker("3f2a9d00-0000", "render-09")], "3f2a9")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from services.protocol.trouble_log import TroubleLog
+from services.server.db.engine import write_waited
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,17 @@ class Awake:
                         "takes writes again")  # fmt: skip
         self.since = time.monotonic()
 
+    def waited(self, seconds: float) -> None:
+        """A sweep's write waited this long to begin: the Managers' batches waited with it (a lock another process
+        held on the database), so their leases were not renewed meanwhile. A wait past `stall_after` starts the
+        grace again, as a stall does: before, the sweep that got the lock first expired them all."""
+        if seconds <= self.stall_after:
+            return
+        if self._refusals.due():
+            log.warning("a write waited %.0f s for the database: Managers get one lease period to renew their "
+                        "leases", seconds)  # fmt: skip
+        self.since = time.monotonic()
+
     def rested(self) -> None:
         """A round of sweeps ended: the next tick measures the wait from here (a slow round is no stall)."""
         self._mono, self._wall = time.monotonic(), time.time()
@@ -91,6 +103,8 @@ def run_sweeps_once(
         try:
             while True:
                 with write_sessions() as session:
+                    if awake is not None:  # before the sweep: the lease expiry, of this round or a later one
+                        awake.waited(write_waited(session))
                     more = sweep.run(session)
                     session.commit()
                 if not (sweep.repeat_for and more is True and time.monotonic() < until):

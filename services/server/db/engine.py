@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_NAME = "tablao-server.sqlite"
+BEGIN_WAITED = "tablao_begin_waited"  # conn.info: seconds a write transaction waited for its turn and SQLite's lock
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -87,6 +89,7 @@ class _WriterTurn:
         if not conn.get_execution_options().get("tablao_write", False):
             conn.exec_driver_sql("BEGIN")
             return
+        asked = time.monotonic()
         if not self._lock.acquire(timeout=self._timeout):
             raise OperationalError("BEGIN IMMEDIATE", None, Exception("database is locked (writer turn timed out)"))
         try:
@@ -95,10 +98,18 @@ class _WriterTurn:
             self._lock.release()
             raise
         conn.info["tablao_writer_turn"] = True
+        conn.info[BEGIN_WAITED] = time.monotonic() - asked
 
     def end(self, conn: Any) -> None:
         if conn.info.pop("tablao_writer_turn", False):
             self._lock.release()
+
+
+def write_waited(session: Session) -> float:
+    """Seconds the session's write transaction waited to begin (SQLite: another process held the database's
+    write lock, or this one's writers were slow); 0 on PostgreSQL, whose writers do not wait to begin."""
+    waited = session.connection().info.get(BEGIN_WAITED, 0.0)
+    return float(waited)
 
 
 def make_sessionmakers(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Session]]:

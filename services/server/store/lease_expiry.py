@@ -19,7 +19,7 @@ from services.server.store.tasks import set_task_status
 
 
 def expire_leases(session: Session, lease_seconds: float, *, started: float, limit: int = 1000) -> int:
-    """Tasks whose Manager went silent go back to `queued`; a started one counts as a soft failure.
+    """Tasks whose Manager went silent go back to `queued`, still naming it; a started one counts as a soft failure.
 
     For one lease period after the Server started, or resumed after a stall (`started`, a `time.monotonic()`;
     background.Awake), nothing expires: Managers that kept working while the Server was away get the chance to
@@ -51,7 +51,12 @@ def expire_leases(session: Session, lease_seconds: float, *, started: float, lim
                 session, task, TaskStatus.FAILED, actor="server", activity="failed: its Manager went silent", job=job
             )
         else:
+            holder = task.manager_id
             set_task_status(
                 session, task, TaskStatus.QUEUED, actor="server", activity="requeued: its Manager went silent", job=job
             )
+            # named until a claim hands it out again, as a pause names it: a Manager that was only slow (stopped,
+            # its answers delayed) may still report the run as completed, or claim the task back and carry the run
+            # on (claim's resumes_attempt), rather than render it again (link.finished_after_pause)
+            task.manager_id = holder
     return len(rows)

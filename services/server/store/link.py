@@ -388,13 +388,14 @@ def _refusal(task: TaskRow | None, manager: ManagerRow, u: TaskUpdate) -> str | 
 
 
 def finished_after_pause(task: TaskRow, u: TaskUpdate) -> bool:
-    """A pause took the task back from this Manager while it was assigned, and its run has completed all the same:
-    the Manager handed it to a worker before it heard of the pause. Its output is kept, not rendered again.
+    """A pause took the task back from this Manager while it was assigned, or its lease ran out while the Manager
+    was only slow (lease_expiry.py), and its run has completed all the same: the Manager handed it to a worker
+    before it heard of the pause, or reports late. Its output is kept, not rendered again.
 
-    The caller checked the Manager (a pause, and the resume after it, keep the one the task was taken from) and the
-    attempt: the task is paused, or queued again by the resume and not claimed since (a claim makes a new attempt
-    and names its Manager; any other way into the queue names none). Any other report of such a run stays
-    refused, and its worker is told to stop.
+    The caller checked the Manager (a pause and the resume after it, and a lease expiry, keep the one the task was
+    taken from) and the attempt: the task is paused, or queued again by the resume or the expiry and not claimed
+    since (a claim makes a new attempt and names its Manager; any other way into the queue names none). Any
+    other report of such a run stays refused, and its worker is told to stop.
     """
     return u.status == TaskStatus.COMPLETED and TaskStatus(task.status) in (TaskStatus.PAUSED, TaskStatus.QUEUED)
 

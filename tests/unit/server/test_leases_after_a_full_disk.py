@@ -1,7 +1,8 @@
-"""Leases are not expired the moment a full disk has room again, or a lock another process held is let go (found by a fault-injection audit: the Server's
-disk full for longer than a lease, the first sweep after expired every lease before the Managers' batches, held
-back by their back-off, could renew them; finished work ran again, and counted a failure). A refused write starts
-one lease period of grace, as a stall of the Server's process does."""
+"""Leases are not expired the moment a full disk has room again, or a lock another process held is let go
+(found by a fault-injection audit: the Server's disk full for longer than a lease, the first sweep after expired
+every lease before the Managers' batches, held back by their back-off, could renew them; finished work ran again,
+and counted a failure). A refused write starts one lease period of grace, as a stall of the Server's process
+does, and so does a sweep's long wait for the database."""
 
 from __future__ import annotations
 

@@ -150,8 +150,38 @@ def test_an_expired_lease_requeues_an_unstarted_task_without_counting_a_failure(
     time.sleep(0.01)
     assert expire(writers) == 1
     row = task(writers, tid)
-    assert (row.status, row.failure_count, row.manager_id, row.lease_expires) == (TaskStatus.QUEUED, 0, None, None)
+    # still naming its Manager, which may report its run late (below)
+    assert (row.status, row.failure_count, row.manager_id, row.lease_expires) == (TaskStatus.QUEUED, 0, m.id, None)
     assert m.claim(1) == {tid: attempt + 1}
+
+
+def test_a_slow_managers_run_of_an_expired_lease_is_kept_not_rendered_again(writers: sessionmaker[Session]) -> None:
+    """Found by a fault-injection audit: a Manager stopped (or its answers delayed) past its lease had finished
+    runs refused as not held and rendered them again; as after a pause, its completion is kept, and a claim of
+    the task by it names the attempt it ran (`resumes_attempt`), so the run it holds stands for the new one."""
+    job_id = submit(writers, "1-3")
+    m, other = Link(writers, "m"), Link(writers, "other")
+    claimed = m.claim(3)
+    late_done, taken, carried = sorted(claimed)
+    for tid in claimed:
+        assert m.send(update(tid, claimed[tid], TaskStatus.ACTIVE, worker_id="w1", worker_name="w1")) == []
+    with writers() as s:  # the Manager stops: every lease runs out
+        for tid in claimed:
+            s.get_one(TaskRow, tid).lease_expires = s.get_one(TaskRow, tid).updated
+        s.commit()
+    assert expire(writers) == 3
+    # back: the completion it held is kept
+    assert m.send(update(late_done, claimed[late_done], TaskStatus.COMPLETED, steps_done=1)) == []
+    assert task(writers, late_done).status == TaskStatus.COMPLETED
+    # another Manager's claim makes it another run: the first one's completion of it is refused
+    assert other.claim(1) == {taken: claimed[taken] + 1}
+    refused = m.send(update(taken, claimed[taken], TaskStatus.COMPLETED, steps_done=1))
+    assert len(refused) == 1 and "not held by this Manager" in refused[0]
+    with writers() as s:
+        again = link.claim(s, s.get_one(ManagerRow, m.id), ClaimRequest(capacity=3), LEASE)
+        s.commit()
+    assert {t.id: t.resumes_attempt for t in again} == {carried: claimed[carried]}  # it carries its run on
+    assert job(writers, job_id).tasks_completed == 1
 
 
 def test_an_expired_lease_of_a_started_task_is_a_soft_failure(writers: sessionmaker[Session]) -> None:
@@ -375,9 +405,9 @@ def test_a_run_that_completed_after_a_pause_took_it_back_is_kept(writers: sessio
     assert _consistent(writers, job_id).status == "completed"
 
 
-def test_a_requeue_or_a_lease_running_out_forgets_the_run_a_pause_took_back(writers: sessionmaker[Session]) -> None:
-    """Only a resume keeps the Manager a pause took a task from: a requeue asks for the task to run again, and a
-    task whose lease ran out was never paused."""
+def test_a_requeue_forgets_the_run_a_pause_took_back(writers: sessionmaker[Session]) -> None:
+    """A resume keeps the Manager a pause took a task from (and so does a lease running out, above); a requeue
+    asks for the task to run again."""
     job_id = submit(writers, "1-2")
     m = Link(writers, "m")
     (t1, a1), _ = m.claim(2).items()
@@ -385,10 +415,6 @@ def test_a_requeue_or_a_lease_running_out_forgets_the_run_a_pause_took_back(writ
     act(writers, job_id, JobAction.REQUEUE)
     assert m.send(update(t1, a1, TaskStatus.COMPLETED)) == [f"task {t1} is not held by this Manager"]
     assert task(writers, t1).status == TaskStatus.QUEUED
-    (t3, a3) = next(iter(m.claim(1, lease_seconds=0.0).items()))
-    time.sleep(0.01)
-    expire(writers)
-    assert m.send(update(t3, a3, TaskStatus.COMPLETED)) == [f"task {t3} is not held by this Manager"]
 
 
 def test_a_paused_job_whose_last_runs_complete_after_the_pause_is_completed(writers: sessionmaker[Session]) -> None:

@@ -158,11 +158,12 @@ def bulk(
     chosen = [req.action is not None, req.priority is not None, req.delete]
     if sum(chosen) != 1:
         raise Invalid("give exactly one of action, priority or delete", field="action")
-    results = []
+    results: dict[int, BulkItemResult] = {}
     acted_on = []
     deleted: list[int] = []
     waiting: dict[int, list[int]] | None = None
-    for job_id in dict.fromkeys(req.ids):
+    # locked in id order, as every bulk request locks them: two in opposite orders deadlocked on PostgreSQL
+    for job_id in sorted(set(req.ids)):
         savepoint = session.begin_nested()
         try:
             job = store.get(session, job_id, for_update=True)
@@ -178,20 +179,20 @@ def bulk(
                 _release_or_hold(session, job, user, cfg, waiting)
                 store.delete_job(session, job, user)
             savepoint.commit()
-            results.append(BulkItemResult(id=job_id, ok=True))
+            results[job_id] = BulkItemResult(id=job_id, ok=True)
             if req.action is not None:
                 acted_on.append(job)
             elif req.delete:
                 deleted.append(job_id)
         except (StoreError, ValueError) as exc:
             savepoint.rollback()
-            results.append(BulkItemResult(id=job_id, ok=False, error=str(getattr(exc, "message", exc))))
+            results[job_id] = BulkItemResult(id=job_id, ok=False, error=str(getattr(exc, "message", exc)))
     # resumed or requeued jobs go to waiting claims in this transaction, after every savepoint has ended
     with handing_off(session, dispatcher, acted_on, cfg.lease_seconds):
         session.commit()
     for job_id in deleted:
         log_copies.forget_job(cfg.data_dir, job_id)
-    return BulkResult(results=results)
+    return BulkResult(results=[results[job_id] for job_id in dict.fromkeys(req.ids)])
 
 
 @router.api_route("/bulk", methods=["GET", "DELETE"], include_in_schema=False)

@@ -27,6 +27,7 @@ from services.server.store.convert import job_to_wire
 _DIRTY_JOBS = "tablao_dirty_jobs"
 _PENDING = "tablao_pending_events"
 _WRITTEN = "tablao_events_written"
+_KEPT = "tablao_events_kept"  # events of committed savepoints, written at the outermost commit
 
 
 def publish(session: Session, type_: str, data: dict[str, Any]) -> None:
@@ -57,6 +58,13 @@ def _write_events(session: Session) -> None:
     for job in dirty.values():
         if job in session and job not in session.deleted:
             pending.append(("job-updated", _job_event_data(job)))
+    if session.in_nested_transaction():
+        # A savepoint's commit: its events are written at the outermost one. Written here, they took the farm-wide
+        # event lock (PostgreSQL) at a bulk action's first job and held it while the action locked the next jobs,
+        # and every other writer of those jobs deadlocked with it (half of the bulk actions answered 503).
+        session.info.setdefault(_KEPT, []).extend(pending)
+        return
+    pending = session.info.pop(_KEPT, []) + pending
     if not pending:
         return
     bind = session.get_bind()
@@ -81,8 +89,9 @@ def wake_at_commit(session: Session) -> None:
 def forget(session: Session) -> None:
     session.info.pop(_DIRTY_JOBS, None)
     session.info.pop(_PENDING, None)
-    if not session.in_nested_transaction():  # what earlier savepoints wrote is still to be announced
+    if not session.in_nested_transaction():  # what earlier savepoints committed is still to be written
         session.info.pop(_WRITTEN, None)
+        session.info.pop(_KEPT, None)
 
 
 class EventNotifier:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.protocol.common import utcnow
@@ -25,7 +25,7 @@ from services.protocol.states import Role, TaskStatus
 from services.server.db.engine import make_engine
 from services.server.db.migrate import upgrade
 from services.server.db.tables import EventRow, JobRow, ManagerExclusionRow, ManagerRow, TaskRow, WorkerRow
-from services.server.store import farm, jobs, lease_expiry, link, previews, silent, worker_limit
+from services.server.store import farm, job_counts, jobs, lease_expiry, link, previews, silent, worker_limit
 from services.server.store.convert import aware
 from services.server.store.errors import NotFound
 from services.server.store.now_and_then import NowAndThen
@@ -747,3 +747,84 @@ def test_a_search_finds_names_whatever_their_case_on_both_databases(writers: ses
     assert found("ÉMILE") == found("émile")
     assert found("überschall") == ["ÜBERSCHALL"]
     assert found("0%_") == ["100%_done"]  # LIKE's wildcards are the text they are
+
+
+def test_a_batch_waiting_for_a_job_deleted_meanwhile_refuses_its_updates(
+    writers: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a multi-Server audit: a wrangler's delete at another Server committed while a Manager's batch
+    waited for the job's row, and the batch answered 500 (NoResultFound) and the Manager failed over."""
+    if writers.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the delete would wait for the batch")
+    job_id = submit(writers, "1-2")
+    m = Link(writers, "m")
+    held = m.claim(2)
+    (t1, a1), (t2, a2) = held.items()
+    original = job_counts.lock_for_status_changes
+
+    def deleted_meanwhile(session: Session, tasks: list[TaskRow]) -> set[int]:
+        with writers() as other:  # another Server's delete of the canceled job, committed before the lock
+            row = jobs.get(other, job_id, for_update=True)
+            jobs.apply_action(other, row, JobAction.CANCEL, ADMIN)
+            jobs.delete_job(other, row, ADMIN)
+            other.commit()
+        return original(session, tasks)
+
+    monkeypatch.setattr(link, "lock_for_status_changes", deleted_meanwhile)
+    refused = m.send(update(t1, a1, TaskStatus.COMPLETED), update(t2, a2, TaskStatus.ACTIVE))
+    assert refused == [f"no task with id {t1}", f"no task with id {t2}"]
+    monkeypatch.setattr(link, "lock_for_status_changes", original)
+    assert m.send(update(t1, a1, TaskStatus.COMPLETED)) == [f"no task with id {t1}"]  # and after, as ever
+
+
+def test_a_savepoints_events_wait_for_the_outermost_commit(writers: sessionmaker[Session]) -> None:
+    """Found by a multi-Server audit: a bulk action wrote its first job's events at that job's savepoint, taking
+    the farm's event lock (PostgreSQL) while it went on to lock the next job: a single change of that job holding
+    it waited for the lock at its commit, and the two deadlocked (half of the bulk actions answered 503)."""
+    if writers.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    a, b = submit(writers, "1"), submit(writers, "1")
+    bulk_began, single_locked = threading.Event(), threading.Event()
+
+    def bulk() -> None:
+        with writers() as s:
+            savepoint = s.begin_nested()
+            jobs.set_priority(s, jobs.get(s, a, for_update=True), 70, ADMIN)
+            savepoint.commit()
+            bulk_began.set()
+            assert single_locked.wait(10)
+            savepoint = s.begin_nested()
+            jobs.set_priority(s, jobs.get(s, b, for_update=True), 70, ADMIN)  # waits for the single change
+            savepoint.commit()
+            s.commit()
+
+    def single() -> None:
+        assert bulk_began.wait(10)
+        with writers() as s:
+            jobs.set_priority(s, jobs.get(s, b, for_update=True), 60, ADMIN)
+            single_locked.set()
+            s.commit()  # its event: it took the event lock the bulk held since its first savepoint
+
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(bulk), pool.submit(single)]:
+            done.result(timeout=30)  # a deadlock was an OperationalError in one of them
+    assert (job(writers, a).priority, job(writers, b).priority) == (70, 70)
+    with writers() as s:
+        updated = [e.data["id"] for e in s.scalars(select(EventRow).order_by(EventRow.id)) if e.type == "job-updated"]
+    assert updated[-3:] == [b, a, b]  # the single change's, then the bulk's two, written at its commit
+
+
+def test_a_savepoint_rolled_back_drops_its_events_and_keeps_the_earlier_ones(writers: sessionmaker[Session]) -> None:
+    a, b = submit(writers, "1"), submit(writers, "1")
+    with writers() as s:
+        first = s.scalar(select(func.max(EventRow.id))) or 0
+        savepoint = s.begin_nested()
+        jobs.set_priority(s, jobs.get(s, a, for_update=True), 70, ADMIN)
+        savepoint.commit()
+        savepoint = s.begin_nested()
+        jobs.set_priority(s, jobs.get(s, b, for_update=True), 70, ADMIN)
+        savepoint.rollback()  # a bulk item refused
+        s.commit()
+    with writers() as s:
+        written = [(e.type, e.data["id"]) for e in s.scalars(select(EventRow).where(EventRow.id > first))]
+    assert written == [("job-updated", a)]

@@ -23,6 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from services.protocol.states import TaskStatus
 from services.server.db.tables import JobRow, TaskRow
+from services.server.store.errors import Conflict
 
 COUNTERS = ("tasks_total", "tasks_completed", "tasks_failed", "tasks_canceled", "tasks_active")
 _LOCKED = "tablao_locked_job_counters"
@@ -43,8 +44,17 @@ def _postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+class JobGone(Conflict):
+    """The job was deleted by a transaction that committed while this one waited for its row."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} was deleted meanwhile", field="id")
+        self.job_id = job_id
+
+
 def lock_counters(session: Session, job: JobRow) -> None:
-    """Lock the job's row (once per transaction) and load its current counters into `job`."""
+    """Lock the job's row (once per transaction) and load its current counters into `job`; JobGone (a 409)
+    when a delete of the job committed while this waited for its row."""
     if not _postgres(session):
         return
     held = _locked_in_this_transaction(session, _LOCKED)
@@ -52,7 +62,9 @@ def lock_counters(session: Session, job: JobRow) -> None:
         return
     columns = [getattr(JobRow, name) for name in COUNTERS]
     with session.no_autoflush:  # a flush here would write values computed from what may be stale
-        row = session.execute(select(*columns).where(JobRow.id == job.id).with_for_update()).one()
+        row = session.execute(select(*columns).where(JobRow.id == job.id).with_for_update()).one_or_none()
+    if row is None:
+        raise JobGone(job.id)
     state = inspect(job)
     for name, value in zip(COUNTERS, row, strict=True):
         if not state.attrs[name].history.has_changes():  # this transaction's own changes stay
@@ -60,15 +72,24 @@ def lock_counters(session: Session, job: JobRow) -> None:
     held.add(job.id)
 
 
-def lock_for_status_changes(session: Session, tasks: Iterable[TaskRow]) -> None:
+def lock_for_status_changes(session: Session, tasks: Iterable[TaskRow]) -> set[int]:
     """Before this transaction changes anything of these tasks: their jobs' counters locked (in id order) and
     the tasks read again under their rows' locks, a query per 500 (PostgreSQL). What a batch of a Manager's
-    updates does first, so that it reads each task's status once it may act on it."""
+    updates does first, so that it reads each task's status once it may act on it. Returns the ids of the jobs
+    deleted while it waited (their tasks are gone: the caller must not write them)."""
     if not _postgres(session):
-        return
+        return set()
     tasks = list(tasks)
+    gone: set[int] = set()
     for job_id in sorted({t.job_id for t in tasks}):
-        lock_counters(session, session.get_one(JobRow, job_id))
+        job = session.get(JobRow, job_id)
+        try:
+            if job is None:
+                raise JobGone(job_id)
+            lock_counters(session, job)
+        except JobGone:
+            gone.add(job_id)
+    tasks = [t for t in tasks if t.job_id not in gone]
     held = _locked_in_this_transaction(session, _LOCKED_TASKS)
     ids = sorted({t.id for t in tasks} - held)
     with session.no_autoflush:
@@ -76,6 +97,7 @@ def lock_for_status_changes(session: Session, tasks: Iterable[TaskRow]) -> None:
             chosen = select(TaskRow).where(TaskRow.id.in_(ids[i : i + _CHUNK])).order_by(TaskRow.id)
             session.execute(chosen.with_for_update().execution_options(populate_existing=True)).all()
     held.update(ids)
+    return gone
 
 
 def read_locked(session: Session, task: TaskRow) -> TaskRow:

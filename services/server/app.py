@@ -28,7 +28,7 @@ from services.server.background import Awake, Sweep, sweep_forever
 from services.server.config import ServerConfig
 from services.server.db import notify, problems
 from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url
-from services.server.db.migrate import take_first_start_turn, upgrade
+from services.server.db.migrate import serving_lock, take_first_start_turn, upgrade
 from services.server.db.problems import safe_url
 from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
@@ -95,6 +95,8 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # PostgreSQL: held while this process serves, so a newer version's start refuses to migrate under it
+        serving = await asyncio.to_thread(serving_lock, engine)
         tasks = [
             asyncio.create_task(sweep_forever(write_sessions, sweeps, config.sweep_interval, awake, storage_problem)),
             asyncio.create_task(
@@ -115,6 +117,8 @@ def create_app(config: ServerConfig) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await warming
+            if serving is not None:
+                serving.close()
             engine.dispose()
             if server_lock is not None:
                 server_lock.release()

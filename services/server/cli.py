@@ -332,7 +332,7 @@ def admin_main(kind: str, argv: list[str]) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url
-    from services.server.db.migrate import upgrade
+    from services.server.db.migrate import SchemaProblem, upgrade
     from services.server.db.problems import safe_url
     from services.server.store import auth, farm
     from services.server.store.errors import StoreError
@@ -370,7 +370,7 @@ def admin_main(kind: str, argv: list[str]) -> int:
             engine.dispose()
             return 2
         upgrade(engine)
-    except (SQLAlchemyError, OSError, CommandError) as exc:  # CommandError: a database of a newer Tablao
+    except (SQLAlchemyError, OSError, CommandError, SchemaProblem) as exc:  # SchemaProblem: a newer Tablao's
         print(f"tablao {kind}: {_database_problem(exc, cfg)}", file=sys.stderr)
         engine.dispose()
         return 1

@@ -6,11 +6,22 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 # pg_advisory_xact_lock key of schema migrations ("tablao" + 1): Servers starting at once migrate one by one
 MIGRATION_LOCK = 0x7461626C616F01
+# pg_advisory_lock_shared key each serving Server process holds for its life (serving_lock): a start that would
+# change the schema sees them, and refuses rather than change it under their feet
+SERVING_LOCK = 0x7461626C616F02
+
+
+class SchemaProblem(RuntimeError):
+    """The database's schema cannot be brought to this version's now; the message says why and what to do."""
+
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -38,5 +49,52 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         # lock makes them take turns, and the later ones find the schema current. It is released with this
         # transaction, which also holds the migration (PostgreSQL's DDL is transactional).
         take_first_start_turn(conn)
+        _check_may_upgrade(conn, ScriptDirectory.from_config(cfg))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def _check_may_upgrade(conn: Connection, scripts: ScriptDirectory) -> None:
+    """SchemaProblem for a database a newer Tablao made (a revision these scripts do not know: alembic said only
+    "Can't locate revision identified by '0016'"), and for one that needs migrating while other Servers serve it
+    (the migration ran under them, whose code expects the schema it changes)."""
+    current = MigrationContext.configure(conn).get_current_revision()
+    head = scripts.get_current_head()
+    if current is None or current == head:
+        return
+    try:
+        scripts.get_revision(current)
+    except CommandError:
+        raise SchemaProblem(
+            f"the database was made by a newer version of Tablao (its schema revision {current!r}; this version "
+            f"knows up to {head!r}): run that version, or restore the backup made before upgrading"
+        ) from None
+    if conn.dialect.name != "postgresql":
+        return  # SQLite: this process holds the one-Server lock (server_lock.py)
+    if conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SERVING_LOCK}).scalar():
+        return  # nobody serves it; held to the migration's commit, so none starts serving meanwhile
+    serving = conn.execute(
+        text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid::bigint = :high AND objid::bigint = :low AND objsubid = 1"
+        ),
+        {"high": SERVING_LOCK >> 32, "low": SERVING_LOCK & 0xFFFFFFFF},
+    ).scalar()
+    raise SchemaProblem(
+        f"{serving or 'other'} Server process(es) of an older version serve this database (schema revision "
+        f"{current!r}; this version migrates it to {head!r}): stop them, then start this version, and the others "
+        "only once they are upgraded too (docs/operations.md, Upgrading)"
+    )
+
+
+def serving_lock(engine: Engine) -> Connection | None:
+    """On PostgreSQL, a connection of its own holding SERVING_LOCK shared for as long as it stays open: the sign
+    of a Server process serving the database that a newer version's start looks for (None on SQLite)."""
+    if engine.dialect.name != "postgresql":
+        return None
+    conn = engine.connect()
+    conn.detach()  # closed for good when closed, its lock with it, rather than kept in the pool holding it
+    conn.execute(text("SELECT pg_advisory_lock_shared(:key)"), {"key": SERVING_LOCK})
+    conn.commit()  # a session-level lock outlives the transaction; an idle one is not ended by the hang timeout
+    return conn

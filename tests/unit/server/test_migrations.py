@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
-from services.server.db.migrate import alembic_config, upgrade
+from services.server.db.migrate import SchemaProblem, alembic_config, serving_lock, upgrade
 from services.server.db.tables import Base
 from tests.support.databases import database_url
 
@@ -101,5 +101,44 @@ def test_a_farm_with_jobs_upgrades_to_submission_keys(db_kind: str, tmp_path: Pa
                 conn.execute(text("UPDATE jobs SET submit_key = 'k', submitter = 'bo' WHERE id = 3"))  # bo's own
             with pytest.raises(IntegrityError), engine.begin() as conn:
                 conn.execute(text("UPDATE jobs SET submit_key = 'k' WHERE id = 2"))
+        finally:
+            engine.dispose()
+
+
+def test_a_database_of_a_newer_tablao_is_refused_saying_so(db_kind: str, tmp_path: Path) -> None:
+    """Alembic said only "Can't locate revision identified by '0099'"."""
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            upgrade(engine)
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+            with pytest.raises(SchemaProblem, match=r"made by a newer version of Tablao \(its schema revision '0099'"):
+                upgrade(engine)
+        finally:
+            engine.dispose()
+
+
+def test_a_migration_waits_for_no_server_to_serve_the_database(tmp_path: Path) -> None:
+    """A multi-Server audit: a newer Server migrated the shared schema under the older ones serving it."""
+    with database_url("postgres", tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+            assert head is not None
+            older = f"{int(head) - 1:04d}"
+            upgrade(engine, older)
+            serving = serving_lock(engine)  # a Server of that version, serving
+            assert serving is not None
+            with pytest.raises(SchemaProblem, match=r"1 Server process\(es\) of an older version serve this"):
+                upgrade(engine)
+            with engine.connect() as conn:
+                assert MigrationContext.configure(conn).get_current_revision() == older  # nothing changed
+            serving.close()  # it stopped
+            upgrade(engine)
+            again = serving_lock(engine)  # a current one serving does not keep a start of its version out
+            assert again is not None
+            upgrade(engine)
+            again.close()
         finally:
             engine.dispose()

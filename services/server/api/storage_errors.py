@@ -22,11 +22,12 @@ def install(app: FastAPI) -> None:
         if found is None:
             raise exc  # not the storage's fault: the generic 500 handling applies
         where = safe_url(str(request.app.state.engine.url))
-        message = describe(exc, where) or str(exc)
         awake = getattr(request.app.state, "awake", None)
         if awake is not None:  # a Manager's batch refused now renewed no lease: the lease sweep waits for it
             awake.storage_refused()
-        log.error("%s %s: %s", request.method, request.url.path, message)
+        log.error("%s %s: %s", request.method, request.url.path, describe(exc, where) or str(exc))
+        # the client hears what happened, not where: the database's host, port, role and name are the admin's
+        message = describe(exc, "of this Server", detail=False) or "the Server's database failed"
         # busy: this Server works, and the same request will most likely go through in a moment (a Manager
         # asks this Server again rather than taking it for lost)
         headers = {"Retry-After": str(BUSY_RETRY_AFTER)} if found == "busy" else None

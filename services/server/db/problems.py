@@ -69,18 +69,20 @@ def kind(exc: BaseException) -> str | None:
     return None
 
 
-def describe(exc: BaseException, where: str) -> str | None:
-    """One line saying what is wrong with the database at `where` and what to do, or None if unknown."""
+def describe(exc: BaseException, where: str, *, detail: bool = True) -> str | None:
+    """One line saying what is wrong with the database at `where` and what to do, or None if unknown; without
+    `detail`, not the driver's words (they may name the database's host, port and role: an API client's answer)."""
     found = kind(exc)
     first = str(_root(exc)).strip().splitlines()[0] if str(_root(exc)).strip() else type(exc).__name__
+    said = f" ({first})" if detail else ""
     if found == "full":
-        return f"the disk holding the database {where} is full ({first}): free some space; nothing was lost"
+        return f"the disk holding the database {where} is full{said}: free some space; nothing was lost"
     if found == "damaged":
-        return f"the database {where} is damaged ({first}): restore it from a backup"
+        return f"the database {where} is damaged{said}: restore it from a backup"
     if found == "busy":
-        return f"storage busy: the database {where} took no write in time ({first}); try again in a moment"
+        return f"storage busy: the database {where} took no write in time{said}; try again in a moment"
     if found == "unreachable":
-        return f"cannot reach the database {where} ({first})"
+        return f"cannot reach the database {where}{said}"
     return None
 
 

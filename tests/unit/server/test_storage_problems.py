@@ -57,4 +57,5 @@ async def test_a_full_disk_during_a_request_is_a_507_saying_so(tmp_path: Path) -
         r = await client.post("/api/v1/jobs", json=body, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 507, r.text
     assert "is full" in r.json()["detail"] and "nothing was lost" in r.json()["detail"]
+    assert str(tmp_path) not in r.text and "sqlite" not in r.text  # where the database lies is the admin's to know
     engine.dispose()

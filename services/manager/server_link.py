@@ -54,6 +54,9 @@ class ServerLink:
         self._reports_left = False  # reports that did not fit the last batch follow in the next ones, at once
         # what the Server refused (422) of the worker reports (by worker id) and blocklist entries, and when
         self._refused: dict[object, float] = {}
+        # the names of this Manager's path variables go with each renewal, until a Server refuses the field (an
+        # older one, which refuses any field it does not know): then not again until this Manager restarts
+        self._say_variables = True
         self._url_sent: str | None = None
         # claims that ended with "instructions", and how many of them a batch built after them has collected: a
         # batch leaves even with nothing to report while some are not (one in flight before may not carry them)
@@ -186,7 +189,9 @@ class ServerLink:
             batch = UpdateBatch(
                 seq=seq, task_updates=updates, workers=reports, held_task_ids=held, blocklist=blocked,
                 blocklist_complete=complete, client_url=self._client_url(renew), previews=[r for _i, r in shown],
-                variables=variable_names.reportable(self.config.variable_table()) if renew else None,
+                variables=(
+                    variable_names.reportable(self.config.variable_table()) if renew and self._say_variables else None
+                ),
             )  # fmt: skip
             try:
                 ack = await self.client.push(batch, answer_within=self._answer_within())
@@ -250,7 +255,15 @@ class ServerLink:
             log.error("the Server refused %d preview(s); dropped: %s", len(refused_previews), exc.detail)
             with transaction(self.core.conn):
                 previews.mark_sent(self.core.conn, refused_previews)
-        return bool(dropped or workers or blocks or refused_previews)
+        fields = [str(e.get("field", "")) for e in exc.body.get("errors", []) if isinstance(e, dict)]
+        older = self._say_variables and any(f.split(".")[0] == "variables" for f in fields)
+        if older:
+            log.warning(
+                "the Server does not take the names of this Manager's path variables (an older Server): not sent "
+                "again until this Manager restarts; it cannot check a job's paths against them"
+            )
+            self._say_variables = False
+        return bool(dropped or workers or blocks or refused_previews or older)
 
     def _acknowledge(self, seq: int, ack: UpdateAck) -> None:
         conn = self.core.conn

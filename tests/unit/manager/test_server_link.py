@@ -172,6 +172,15 @@ async def test_a_worker_report_the_server_refuses_is_left_out_and_the_batch_goes
     assert all(bad[0] not in [w.id for w in b.workers] for b in taken)
 
 
+async def test_an_older_server_refusing_the_variables_field_gets_batches_without_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A newer Manager before its Server was upgraded: every batch was refused for the field it did not know."""
+    taken = await _refused_once(tmp_path, lambda core: None, lambda b: "variables" if b.variables is not None else None)
+    assert all(b.variables is None for b in taken)
+    assert "an older Server" in caplog.text
+
+
 async def test_a_blocklist_entry_the_server_refuses_is_left_out_likewise(tmp_path: Path) -> None:
     def blocked_twice(core: ManagerCore) -> None:
         wid, _ = core.workers.register("s", "s", "w1", "linux")

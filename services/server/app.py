@@ -27,7 +27,7 @@ from services.server.api.deps import NEEDS_TOKEN
 from services.server.background import Awake, Sweep, sweep_forever
 from services.server.config import ServerConfig
 from services.server.db import notify, problems
-from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url
+from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url, write_waited
 from services.server.db.migrate import serving_lock, take_first_start_turn, upgrade
 from services.server.db.problems import safe_url
 from services.server.db.server_lock import hold_sqlite
@@ -59,7 +59,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         session.commit()
 
     # leases get one lease period of grace after a start, and after a stall of this process (see expire_leases)
-    awake = Awake(stall_after=config.sweep_interval + config.lease_seconds / 4)
+    awake = Awake(stall_after=config.sweep_interval + config.lease_seconds / 4, write_waited=write_waited)
     builds = orphans.Builds()  # the jobs this process is writing: not orphans, however long they take
     # on SQLite this process is the only writer, so a job under construction from before its start is an orphan
     sole_since = utcnow() if server_lock is not None else None

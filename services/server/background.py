@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from services.protocol.trouble_log import TroubleLog
-from services.server.db.engine import write_waited
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +45,9 @@ class Awake:
     them before the Managers' next try, a few seconds later; finished work ran again. Each refusal
     (`storage_refused`, from a sweep or a request) starts the grace again."""
 
-    def __init__(self, stall_after: float) -> None:
+    def __init__(self, stall_after: float, write_waited: Callable[[Session], float] = lambda _s: 0.0) -> None:
         self.stall_after = stall_after
+        self.write_waited = write_waited  # seconds a session's write waited to begin (db/engine.write_waited)
         self.since = time.monotonic()
         self._mono, self._wall = self.since, time.time()
         self._refusals = TroubleLog()
@@ -104,7 +104,7 @@ def run_sweeps_once(
             while True:
                 with write_sessions() as session:
                     if awake is not None:  # before the sweep: the lease expiry, of this round or a later one
-                        awake.waited(write_waited(session))
+                        awake.waited(awake.write_waited(session))
                     more = sweep.run(session)
                     session.commit()
                 if not (sweep.repeat_for and more is True and time.monotonic() < until):

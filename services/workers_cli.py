@@ -50,7 +50,7 @@ def find(workers: list[Worker], given: str) -> Worker:
     if len(by_name) == 1:
         return by_name[0]
     if by_name:
-        ids = ", ".join(w.id for w in by_name)
+        ids = ", ".join(_shown(w.id) for w in by_name)
         raise SystemExit(f"{len(by_name)} workers are named {_shown(given)}: give its id ({ids})")
     by_prefix = [w for w in workers if len(given) >= ID_PREFIX_MIN and w.id.startswith(given)]
     if len(by_prefix) == 1:
@@ -68,7 +68,7 @@ def print_list(workers: list[Worker]) -> None:
         asked = f" (asked: {w.status_requested})" if w.status_requested else ""
         tags = _shown(" ".join(w.tags))
         print(
-            f"{_shown(w.name)[:24]:<24} {w.id[:ID_SHOWN]:<{ID_SHOWN}} {w.status + asked:<10} "
+            f"{_shown(w.name)[:24]:<24} {_shown(w.id[:ID_SHOWN]):<{ID_SHOWN}} {w.status + asked:<10} "
             f"{_shown(w.platform):<8} {task:>10}  {why}{tags}"
         )
     print(plural(len(workers), "worker"))
@@ -76,7 +76,7 @@ def print_list(workers: list[Worker]) -> None:
 
 def print_worker(w: Worker) -> None:
     asked = f" (asked: {w.status_requested})" if w.status_requested else ""
-    print(f"Worker {_shown(w.name)}  ({w.id}, Manager {w.manager_id})")
+    print(f"Worker {_shown(w.name)}  ({_shown(w.id)}, Manager {w.manager_id})")
     print(f"  status {w.status}{asked}" + (f"; not taking work: {w.unavailable}" if w.unavailable else ""))
     if w.current_task_id is not None:
         after = f", then task {w.next_task_id}" if w.next_task_id is not None else ""
@@ -100,7 +100,7 @@ async def run(client: ServerClient, args: argparse.Namespace) -> int:
         raise SystemExit("--now goes with --action sleep, wake, shutdown or restart")
     if args.action == "forget":
         await client.forget_worker(worker.id)
-        print(f"worker {_shown(worker.name)} ({worker.id}) forgotten: if it comes back, it registers again")
+        print(f"worker {_shown(worker.name)} ({_shown(worker.id)}) forgotten: if it comes back, it registers again")
         return 0
     if args.action is not None:
         worker = await client.request_worker_status(worker.id, ACTIONS[args.action], lazy=not args.now)

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from app.qt import QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
 from services.protocol.farm import SleepSchedule
+from services.protocol.server_client import segment
 
 API_PREFIX = "/api/v1"
 DAY_SHORT = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -78,7 +79,9 @@ class ManagerSchedules:
         url, token = self.endpoint()
         if not url:
             raise ValueError("no Manager address set (Settings): sleep schedules live on the Manager")
-        return f"{url.rstrip('/')}{API_PREFIX}/workers/{worker_id}/sleep-schedule", {"Authorization": f"Bearer {token}"}
+        return f"{url.rstrip('/')}{API_PREFIX}/workers/{segment(worker_id)}/sleep-schedule", {
+            "Authorization": f"Bearer {token}"
+        }
 
     async def get(self, worker_id: str) -> SleepSchedule:
         url, headers = self._url(worker_id)

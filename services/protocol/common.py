@@ -59,6 +59,11 @@ ShortText = Annotated[str, StringConstraints(max_length=200)]
 """Names, tags, platforms, worker ids: one short line."""
 WorkerKey = Annotated[str, StringConstraints(max_length=64)]
 """A worker's id or name: 64 characters, as the Manager registers them and the Server's tables hold them."""
+WORKER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+WorkerIdText = Annotated[str, StringConstraints(pattern=WORKER_ID_PATTERN, max_length=64)]
+"""A worker's id as a Manager reports it (a UUID from the Managers that make them): one path segment in every
+client's URLs. Any text was taken, and an id such as `x/../../tokens/1` sent a wrangler's `DELETE /workers/{id}`
+to another route (clients' HTTP libraries fold `..`)."""
 PlatformText = Annotated[str, StringConstraints(max_length=32)]
 """An operating system's name as a worker reports it."""
 PathText = Annotated[str, StringConstraints(max_length=4096)]

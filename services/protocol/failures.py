@@ -9,9 +9,9 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from services.protocol.common import Id, Int, ResponseModel, WireModel, WorkerKey
+from services.protocol.common import Id, Int, ResponseModel, WireModel, WorkerIdText, WorkerKey
 
-WorkerId = Annotated[WorkerKey, StringConstraints(min_length=1)]
+WorkerId = WorkerIdText
 TaskType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 BLOCKLIST_REPORT_MAX = 10_000  # entries per update batch; a Manager with more sends the rest with the next ones
 

@@ -20,7 +20,7 @@ from services.protocol.common import (
     ResponseModel,
     ShortText,
     WireModel,
-    WorkerKey,
+    WorkerIdText,
     bounded_json,
 )
 from services.protocol.failures import BLOCKLIST_REPORT_MAX, BlocklistReport, Unblock
@@ -91,7 +91,7 @@ class TaskUpdate(WireModel):
     task_id: Id
     attempt: Id
     status: Annotated[TaskStatus | None, JSON_TEXT] = None  # queued = given back unstarted
-    worker_id: WorkerKey | None = None
+    worker_id: WorkerIdText | None = None
     worker_name: ReportedName | None = None
     activity: str | None = Field(default=None, max_length=1000)
     steps_done: Count | None = None
@@ -111,7 +111,7 @@ ReportedTag = Annotated[ShortText, AfterValidator(normal_tag)]
 
 
 class WorkerReport(WireModel):
-    id: WorkerKey
+    id: WorkerIdText
     name: ReportedName
     platform: PlatformText
     task_types: list[ShortText] = Field(max_length=1000)

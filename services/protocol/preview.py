@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
-from services.protocol.common import Id, Int, PathText, ReportedTime, ResponseModel, WireModel
+from services.protocol.common import Id, Int, PathText, ReportedTime, ResponseModel, WireModel, WorkerIdText
 from services.protocol.farm import ReportedName
 
 PREVIEW_MAX_PIXELS = 512  # the longer side of a thumbnail
@@ -90,7 +90,7 @@ class PreviewReport(WireModel):
 
     task_id: Id
     job_id: Id
-    worker_id: str = Field(min_length=1, max_length=64)  # as the Server's workers table holds them
+    worker_id: WorkerIdText  # as the Server's workers table holds them
     worker_name: ReportedName
     time: ReportedTime
     preview: Preview

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel
 
@@ -61,6 +62,12 @@ from services.protocol.workers import UtilisationHistory
 __all__ = ["AnswerTimeout", "ApiError", "BadAnswer", "ServerClient", "raise_for_error"]
 
 
+def segment(value: int | str) -> str:
+    """`value` as one path segment: a worker id holding `/` or `..` (a hostile Manager's) must not make a request
+    another route's (`/workers/x/../../tokens/1` was `DELETE /tokens/1`)."""
+    return quote(str(value), safe="")
+
+
 class Cleared(BaseModel):
     cleared: int
 
@@ -98,26 +105,26 @@ class ServerClient(ServerTransport):
 
     async def request_worker_status(self, worker_id: str, status: WorkerStatusRequest, lazy: bool = True) -> Worker:
         body = {"status": status, "lazy": lazy}
-        return await self._model(Worker, "POST", f"/workers/{worker_id}/status-request", json=body)
+        return await self._model(Worker, "POST", f"/workers/{segment(worker_id)}/status-request", json=body)
 
     async def last_rendered(self, scope: str, owner: int | str) -> tuple[LastRendered, bytes] | None:
         """The latest preview of a job (scope "jobs") or a worker ("workers"): what it shows and the image;
         None before the first."""
         try:
-            info = await self._model(LastRendered, "GET", f"/{scope}/{owner}/last-rendered/info")
+            info = await self._model(LastRendered, "GET", f"/{scope}/{segment(owner)}/last-rendered/info")
         except ApiError as exc:
             if exc.status_code == 404:
                 return None
             raise
-        image = await self._bytes(f"/{scope}/{owner}/last-rendered")
+        image = await self._bytes(f"/{scope}/{segment(owner)}/last-rendered")
         return None if image is None else (info, image)
 
     async def set_worker_tags(self, worker_id: str, tags: Sequence[str]) -> Worker:
         body = {"tags": list(tags)}
-        return await self._model(Worker, "PUT", f"/workers/{worker_id}/tags", json=body)
+        return await self._model(Worker, "PUT", f"/workers/{segment(worker_id)}/tags", json=body)
 
     async def forget_worker(self, worker_id: str) -> None:
-        await self._call("DELETE", f"/workers/{worker_id}")
+        await self._call("DELETE", f"/workers/{segment(worker_id)}")
 
     async def worker_utilisation(
         self, worker_id: str, since: datetime | None = None, limit: int = 3000
@@ -125,7 +132,7 @@ class ServerClient(ServerTransport):
         params: dict[str, Any] = {"limit": limit}
         if since is not None:
             params["since"] = since.isoformat()
-        path = f"/workers/{worker_id}/utilisation"
+        path = f"/workers/{segment(worker_id)}/utilisation"
         return await self._page(UtilisationHistory, path, {"samples": limit}, params=params)
 
     async def managers(self) -> list[Manager]:

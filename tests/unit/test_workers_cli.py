@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
+from pydantic import ValidationError
 
 from services.protocol.farm import Worker
+from services.protocol.link import WorkerReport
+from services.protocol.server_client import ServerClient
 from services.protocol.states import WorkerStatus
 from services.workers_cli import find
 
@@ -54,3 +58,28 @@ def test_what_names_no_single_worker_says_why(given: str, said: str | None) -> N
 def test_an_id_start_shared_by_several_asks_for_more() -> None:
     with pytest.raises(SystemExit, match="2 workers have an id starting with 3f2a9: give more of it"):
         find([*WORKERS, _worker("3f2a9d00-0000", "render-09")], "3f2a9")
+
+
+async def test_a_worker_id_is_one_path_segment_whatever_it_holds() -> None:
+    """A hostile Manager's worker id `x/../../tokens/1` made `tablao workers NAME --action forget` a
+    `DELETE /tokens/1` (httpx folds `..`); the Server now refuses such ids too."""
+    seen: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.raw_path.decode())
+        return httpx.Response(204)
+
+    client = ServerClient("http://127.0.0.1:9", "t" * 20, transport=httpx.MockTransport(server))
+    try:
+        await client.forget_worker("x/../../tokens/1")
+    finally:
+        await client.aclose()
+    assert seen == ["/api/v1/workers/x%2F..%2F..%2Ftokens%2F1"]
+
+
+@pytest.mark.parametrize("worker_id", ["x/../../tokens/1", "..", "a b", "\x1b[2J", "", "x" * 65])
+def test_the_server_takes_no_worker_id_that_is_not_one_plain_segment(worker_id: str) -> None:
+    report = {"id": worker_id, "name": "w", "platform": "linux", "task_types": [], "tags": [], "status": "awake"}
+    with pytest.raises(ValidationError):
+        WorkerReport.model_validate(report)
+    WorkerReport.model_validate(report | {"id": "3f2a9c1e-0b6d-4a51-9d0e-2f0c1a7b9e11"})

@@ -129,6 +129,10 @@ class FarmPolicy:
                     field=f"settings.{key}",
                 )
 
+    def highest_priority(self, priority: int, role: Role) -> int:
+        """`priority`, or the role's cap when that is lower."""
+        return min(priority, self.priority_caps.get(role, priority))
+
     def check_priority(self, priority: int, role: Role, current: int | None = None) -> None:
         """Forbidden (403) naming `priority` when `role` may not give a job this priority (`current`: the job's
         now, for a change: lowering it, or keeping it, is always allowed)."""

@@ -77,7 +77,10 @@ def submit_job(
         cfg.policy.check_submission(sub.type, job_type, sub.settings, user.role)
         with state.read_sessions() as session:
             path_variables.check(session, job_type, sub.settings, cfg.variables, sub.manager_id)
-    cfg.policy.check_priority(sub.priority, user.role)
+    if "priority" in sub.model_fields_set:
+        cfg.policy.check_priority(sub.priority, user.role)
+    else:  # the default (50) past the role's cap: the cap, so a form or command that gives none still submits
+        sub.priority = cfg.policy.highest_priority(sub.priority, user.role)
     limits = Limits(cfg.max_tasks_per_job, cfg.max_active_jobs_per_user, cfg.max_unfinished_tasks_per_user)
 
     def finish(session: Session, job: JobRow) -> AbstractContextManager[object]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from services.protocol.states import Role
 from services.server.config import ServerConfig
 from services.server.policy import FarmPolicy

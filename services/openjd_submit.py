@@ -32,7 +32,8 @@ def is_template(path: Path, text: str) -> bool:
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError):
-        return False  # read as a job, whose parse says what is wrong
+        # read as a job, whose parse says what is wrong; from standard input, YAML with the key quoted
+        return path == STDIN and not text.lstrip().startswith(("{", "["))
     return isinstance(doc, dict) and str(doc.get("specificationVersion", "")).startswith("jobtemplate-")
 
 

@@ -17,6 +17,7 @@ from typing import NoReturn
 
 import httpx
 
+from services.protocol import variable_names
 from services.protocol.named_files import MIB, UnreadableFile, read_named_text
 from services.protocol.terminal_text import first_control
 
@@ -148,6 +149,8 @@ def path_variables(text: str | Path) -> dict[str, dict[str, str]]:
     )
     if not ok:
         raise BadValue(f"{path}: path variables must map names to {{platform: value}} tables of strings")
+    if len(data) > variable_names.REPORTED_MAX:  # a Manager tells the Server their names: it takes this many
+        raise BadValue(f"{path}: {len(data)} path variables; a farm may have at most {variable_names.REPORTED_MAX}")
     for name, table in data.items():
         # a value with a NUL was taken, and then every task failed with "embedded null byte"
         if not name.strip():

@@ -403,6 +403,8 @@ def admin_main(kind: str, argv: list[str]) -> int:
                 for u in session.scalars(select(UserRow).order_by(UserRow.name)):
                     print(f"{u.name}\t{u.role}" + ("\tdisabled" if u.disabled else ""))
             elif kind == "tokens" and args.verb == "create":
+                if args.name == auth.PRESET_NAME:  # as POST /tokens: revoking it would only expire it
+                    raise StoreError(f"the name {auth.PRESET_NAME!r} is kept for TABLAO_ADMIN_TOKEN's token")
                 found = _user_named(session, args.user)
                 _, token = auth.create_token(session, found, args.name)
                 print(token)

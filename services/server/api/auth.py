@@ -124,6 +124,8 @@ def list_tokens(session: ReadSessionDep, _: AdminDep) -> list[ApiToken]:
 
 @router.post("/tokens", status_code=201)
 def create_token(req: TokenCreate, session: SessionDep, _: AdminDep) -> TokenCreated:
+    if req.name == store.PRESET_NAME:  # revoking it only expires it (store.revoke_token): the Server's own
+        raise Invalid(f"the name {store.PRESET_NAME!r} is kept for TABLAO_ADMIN_TOKEN's token", field="name")
     user = store.user_by_name(session, req.user)
     if user is None:
         raise Invalid(f"no user named {req.user!r}", field="user")

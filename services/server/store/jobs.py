@@ -342,7 +342,13 @@ def waiting_on(session: Session) -> dict[int, list[int]]:
 
 def hold_waiting(session: Session, job: JobRow, deleted_id: int, actor: Actor, why_not: str) -> None:
     """`job` waits for job `deleted_id`, which `actor` deletes without being allowed to let `job` run (`why_not`):
-    it is paused (one paused already stays so), and its log says why and what its owner may do."""
+    it is paused (one paused already stays so), and its log says why and what its owner may do. One still being
+    stored (a big submission) cannot be paused yet: Conflict, to be tried again once it is stored."""
+    if JobStatus(job.status) == JobStatus.UNDER_CONSTRUCTION:
+        raise Conflict(
+            f"job {job.id} waits for job {deleted_id} and is still being stored: delete it again in a moment",
+            field="id",
+        )
     log_job(
         session, job, actor.name,
         f"job {deleted_id}, which this job waited for, was deleted by {actor.name}, who may not let it run "

@@ -66,7 +66,16 @@ def test_out_of_range_flags_are_argparse_errors(
     assert last.startswith(f"tablao manager: error: argument {named}")
 
 
-@pytest.mark.parametrize("text", ["{bad", "[1, 2]", '{"a": "/r"}', '{"a": {"linux": 1}}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{bad",
+        "[1, 2]",
+        '{"a": "/r"}',
+        '{"a": {"linux": 1}}',
+        json.dumps({f"v{i}": {"linux": "/r"} for i in range(501)}),  # more than the Server takes the names of
+    ],
+)
 def test_a_malformed_variables_file_is_refused_naming_it(
     base: list[str], text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from services.protocol.states import Role
+from services.server.config import ServerConfig
 from services.server.db.engine import make_engine, sqlite_url
 from services.server.store.auth import (
     add_user,
@@ -20,6 +21,7 @@ from services.server.store.auth import (
     user_for_token,
 )
 from services.server.store.errors import Conflict
+from tests.support.inprocess_server import admin_client
 from tests.support.server_db import server_database
 
 
@@ -141,3 +143,20 @@ def test_no_token_is_made_for_a_disabled_user(tmp_path: Path) -> None:
             create_token(session, bob, "laptop")
 
     _change(tmp_path, make)
+
+
+def test_no_other_token_may_take_the_presets_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Revoking a token of that name only expires it (the preset's rule): one an admin named so could never go."""
+    from services.server.cli import admin_main
+
+    server_database(tmp_path)
+    _start(tmp_path, None)
+    assert admin_main("tokens", ["create", "admin", "--name", "preset", "--data-dir", str(tmp_path)]) != 0
+    assert "kept for TABLAO_ADMIN_TOKEN" in capsys.readouterr().err
+
+
+async def test_the_api_keeps_the_presets_name_too(tmp_path: Path) -> None:
+    async with admin_client(ServerConfig(data_dir=tmp_path)) as admin:
+        r = await admin.post("/api/v1/tokens", json={"user": "admin", "name": "preset"})
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name", r.text
+        assert (await admin.post("/api/v1/tokens", json={"user": "admin", "name": "laptop"})).status_code == 201

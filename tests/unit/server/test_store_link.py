@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.protocol.common import utcnow
 from services.protocol.jobs import JobAction, JobSubmission, OnTaskFailure
 from services.protocol.link import ClaimRequest, TaskUpdate, UpdateBatch
-from services.protocol.states import Role, TaskStatus
+from services.protocol.states import JobStatus, Role, TaskStatus
 from services.server.db.engine import make_engine
 from services.server.db.migrate import upgrade
 from services.server.db.tables import EventRow, JobRow, ManagerExclusionRow, ManagerRow, TaskRow, WorkerRow
 from services.server.store import farm, job_counts, jobs, lease_expiry, link, previews, silent, worker_limit
 from services.server.store.convert import aware
-from services.server.store.errors import NotFound
+from services.server.store.errors import Conflict, NotFound
 from services.server.store.now_and_then import NowAndThen
 from services.server.store.sessions import open_sessions
 from tests.support.databases import database_url
@@ -828,3 +828,14 @@ def test_a_savepoint_rolled_back_drops_its_events_and_keeps_the_earlier_ones(wri
     with writers() as s:
         written = [(e.type, e.data["id"]) for e in s.scalars(select(EventRow).where(EventRow.id > first))]
     assert written == [("job-updated", a)]
+
+
+def test_a_waiting_job_still_being_stored_cannot_be_held_yet(writers: sessionmaker[Session]) -> None:
+    """From the review: it was logged as paused, then queued when stored, and ran without the deleted job."""
+    job_id = submit(writers, "1")
+    with writers() as s:
+        row = s.get_one(JobRow, job_id)
+        row.status = JobStatus.UNDER_CONSTRUCTION
+        with pytest.raises(Conflict, match="still being stored: delete it again in a moment"):
+            jobs.hold_waiting(s, row, 999, jobs.Actor("ana", Role.ARTIST), "ana may not")
+        s.rollback()

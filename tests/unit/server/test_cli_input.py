@@ -122,7 +122,7 @@ def test_admin_database_of_a_newer_version(tmp_path: Path, capsys: pytest.Captur
     conn.close()
     assert admin_main("users", ["list", "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    _one_line_naming(err, "Can't locate revision identified by '0099'")
+    _one_line_naming(err, "the database was made by a newer version of Tablao (its schema revision '0099'")
 
 
 @pytest.mark.parametrize(

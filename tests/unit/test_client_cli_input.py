@@ -309,6 +309,11 @@ def test_a_refused_token_is_named_by_where_it_came_from(
             "    actions:\n      onRun:\n        command: 'true'\n",
             "openjd",
         ),
+        (  # YAML with its keys quoted: no suffix to go by, and not JSON
+            '"specificationVersion": "jobtemplate-2023-09"\n"name": quoted\nsteps:\n- name: s\n  script:\n'
+            "    actions:\n      onRun:\n        command: 'true'\n",
+            "openjd",
+        ),
     ],
 )
 def test_submit_dash_reads_the_job_or_template_from_standard_input(
@@ -346,24 +351,3 @@ def test_submit_dash_names_standard_input_in_its_refusals(
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
     assert client_cli.main("submit", ["-", "--server", "http://127.0.0.1:9"]) != 0
     assert said in capsys.readouterr().err
-
-
-def test_submit_dash_takes_a_yaml_template_whose_keys_are_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: list[dict[str, object]] = []
-
-    async def submit(_self: object, body: dict[str, object], _key: str | None = None) -> object:
-        sent.append(body)
-        raise SystemExit("sent")
-
-    async def farm_variables(_self: object) -> dict[str, dict[str, str]]:
-        return {}
-
-    monkeypatch.setattr("services.protocol.server_client.ServerClient.submit", submit)
-    monkeypatch.setattr("services.protocol.server_client.ServerClient.farm_variables", farm_variables)
-    text = (
-        '"specificationVersion": "jobtemplate-2023-09"\n"name": quoted\nsteps:\n- name: s\n  script:\n'
-        "    actions:\n      onRun:\n        command: 'true'\n"
-    )
-    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
-    client_cli.main("submit", ["-", "--server", "http://127.0.0.1:9"])
-    assert [b["type"] for b in sent] == ["openjd"]

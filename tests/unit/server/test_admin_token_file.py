@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,32 +46,31 @@ def test_an_admin_token_file_the_database_does_not_know_is_replaced(tmp_path: Pa
         engine.dispose()
 
 
-def _start(data: Path, preset: str | None) -> None:
-    """What a Server's start does with the admin (app.py's lifespan), on the database in `data`."""
+@contextmanager
+def _session(data: Path) -> Iterator[Session]:
+    """A session in a transaction on the database in `data`, committed at the end, its engine disposed."""
     engine = make_engine(sqlite_url(data))
     try:
         with Session(engine) as session, session.begin():
-            bootstrap_admin(session, data, preset)
+            yield session
     finally:
         engine.dispose()
+
+
+def _start(data: Path, preset: str | None) -> None:
+    """What a Server's start does with the admin (app.py's lifespan), on the database in `data`."""
+    with _session(data) as session:
+        bootstrap_admin(session, data, preset)
 
 
 def _works(data: Path, token: str) -> bool:
-    engine = make_engine(sqlite_url(data))
-    try:
-        with Session(engine) as session:
-            return user_for_token(session, token) is not None
-    finally:
-        engine.dispose()
+    with _session(data) as session:
+        return user_for_token(session, token) is not None
 
 
 def _change(data: Path, change: Callable[[Session], None]) -> None:
-    engine = make_engine(sqlite_url(data))
-    try:
-        with Session(engine) as session, session.begin():
-            change(session)
-    finally:
-        engine.dispose()
+    with _session(data) as session:
+        change(session)
 
 
 PRESET = "preset-admin-token-0123456789"
@@ -97,14 +97,10 @@ def test_a_revoked_preset_admin_token_stays_revoked_across_restarts(
 
 
 def _token_id(data: Path, token: str) -> int:
-    engine = make_engine(sqlite_url(data))
-    try:
-        with Session(engine) as session:
-            found = user_for_token(session, token)
-            assert found is not None
-            return found[1].id
-    finally:
-        engine.dispose()
+    with _session(data) as session:
+        found = user_for_token(session, token)
+        assert found is not None
+        return found[1].id
 
 
 @pytest.mark.parametrize("preset", [PRESET, None])

@@ -26,7 +26,7 @@ from services.server.api import ROUTERS, door, errors, manager_link, storage_err
 from services.server.api.deps import NEEDS_TOKEN
 from services.server.background import Awake, Sweep, sweep_forever
 from services.server.config import ServerConfig
-from services.server.db import notify, problems
+from services.server.db import notify, problems, stuck_sessions
 from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url, write_waited
 from services.server.db.migrate import serving_lock, take_first_start_turn, upgrade
 from services.server.db.problems import safe_url
@@ -49,7 +49,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     url = config.database_url or sqlite_url(config.data_dir)
     server_lock = hold_sqlite(url)  # SQLite serves one Server process: a second one stops here, saying why
     # a quarter lease: the leases the hung Server's locks kept others from renewing have not run out meanwhile
-    engine = make_engine(url, hung_after=min(30.0, max(2.0, config.lease_seconds / 4)))
+    hung_after = min(30.0, max(2.0, config.lease_seconds / 4))
+    engine = make_engine(url, hung_after=hung_after)
     upgrade(engine)
     notifier = events.EventNotifier()  # wakes this app's event readers and waiting claims after a commit
     read_sessions, write_sessions = open_sessions(engine, notifier)
@@ -105,6 +106,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         ]
         if engine.dialect.name == "postgresql":  # other Server processes' commits wake this one's readers
             tasks.append(asyncio.create_task(notify.listen(engine.url, notifier.notify)))
+            # and a Server stopped in the middle of a statement does not stall them with the locks it holds
+            tasks.append(asyncio.create_task(stuck_sessions.watch(engine.url, hung_after)))
         # the job types load on first use (entry points and their modules: a few hundred ms); load them now,
         # beside the first requests, rather than inside the farm's first submission
         warming = asyncio.get_running_loop().run_in_executor(None, _load_job_types)

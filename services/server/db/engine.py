@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_NAME = "tablao-server.sqlite"
+APPLICATION_NAME = "tablao-server"  # PostgreSQL: the Servers' sessions, unless the URL names another
 BEGIN_WAITED = "tablao_begin_waited"  # conn.info: seconds a write transaction waited for its turn and SQLite's lock
 
 
@@ -27,7 +28,7 @@ def make_engine(url: str, *, hung_after: float | None = None) -> Engine:
     """`hung_after`: on PostgreSQL, seconds a transaction of this process may wait for its next statement before
     the database ends its session. A Server stopped in the middle of one (SIGSTOP, a paused VM, swapping) held its
     row locks, and every other Server of the farm waited on them for as long (a Manager moved on to another
-    Server, which stalled too)."""
+    Server, which stalled too). One stopped in the middle of a statement is ended by db/stuck_sessions.py."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -41,7 +42,9 @@ def make_engine(url: str, *, hung_after: float | None = None) -> Engine:
         event.listen(engine, "commit", writers.end)
         event.listen(engine, "rollback", writers.end)
         return engine
-    connect_args = {}
+    connect_args: dict[str, Any] = {}
+    if "application_name" not in make_url(url).query:  # how db/stuck_sessions.py tells the Servers' sessions
+        connect_args["application_name"] = APPLICATION_NAME
     if hung_after is not None:
         connect_args["options"] = f"-c idle_in_transaction_session_timeout={round(hung_after * 1000)}"
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args)

@@ -24,10 +24,9 @@ from services.protocol.link import (
     UpdateAck,
     UpdateBatch,
 )
+from services.protocol.server_answers import busy_wait
 
 CLIENT_TOKEN_TIMEOUT = 10.0  # seconds a client token check may take (a client is waiting)
-BUSY_DETAIL = "storage busy:"  # how the Server's 503 for a busy database begins (server/db/problems.py)
-BUSY_WAIT_MAX = 5.0  # seconds: the most a busy Server's Retry-After holds the link back
 
 
 class LinkError(Exception):
@@ -154,10 +153,9 @@ class ManagerClient:
         except httpx.HTTPError as exc:
             self._move_on(index)
             raise LinkError(f"{method} {self.urls[index]}{path}: {exc!r}") from exc
-        if resp.status_code == 503 and "Retry-After" in resp.headers and _detail(resp).startswith(BUSY_DETAIL):
-            # only the Server's own word (a proxy's or a maintenance page's 503 moves on, as any other 5xx)
-            detail = f"{method} {self.urls[index]}{path}: HTTP 503: {_detail(resp)}"
-            raise ServerBusy(detail, min(_retry_after(resp), BUSY_WAIT_MAX))
+        wait = busy_wait(resp)  # only the Server's own word: a proxy's 503 moves on, as any other 5xx
+        if wait is not None:
+            raise ServerBusy(f"{method} {self.urls[index]}{path}: HTTP 503: {_detail(resp)}", wait)
         if resp.status_code >= 500:  # a Server failing, or a load balancer with no Server behind it
             self._move_on(index)
             raise LinkError(f"{method} {self.urls[index]}{path}: HTTP {resp.status_code}")

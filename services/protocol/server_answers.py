@@ -47,6 +47,28 @@ def describe(exc: ValidationError) -> str:
     return f"{where + ': ' if where else ''}{first['msg']}{f', and {more} more' if more else ''}"
 
 
+BUSY_DETAIL = "storage busy:"  # how the Server's 503 for a busy database begins (server/db/problems.py)
+BUSY_WAIT_MAX = 5.0  # seconds: the most a busy Server's Retry-After holds a request back
+
+
+def busy_wait(response: httpx.Response) -> float | None:
+    """The wait a Server whose database gave the request up asked for (503 "storage busy" with Retry-After: a
+    PostgreSQL deadlock's loser, a write that waited too long for SQLite; nothing of it was applied, and the same
+    request most likely goes through in a moment), else None. Only the Server's own word: a proxy's 503 is not."""
+    if response.status_code != 503 or "Retry-After" not in response.headers:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not (isinstance(body, dict) and str(body.get("detail", "")).startswith(BUSY_DETAIL)):
+        return None
+    try:
+        return min(max(float(response.headers["Retry-After"]), 0.0), BUSY_WAIT_MAX)
+    except ValueError:
+        return BUSY_WAIT_MAX
+
+
 def raise_for_error(response: httpx.Response) -> None:
     if response.is_success:
         return

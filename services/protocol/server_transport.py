@@ -3,7 +3,9 @@ each request's deadline and answer cap, answers checked against their models, an
 
 When no connection can be made to the Server in use, a call goes to the next address at once (nothing was
 sent); when one fails after that, or answers 502/503/504 from a load balancer, the call fails as usual and the
-next call, or the event stream's reconnection, goes to the next address.
+next call, or the event stream's reconnection, goes to the next address. A Server's own 503 "storage busy" (its
+database gave the request up: nothing was applied) is asked again after its Retry-After, twice at most, and moves
+nothing on: a wrangler's pause that lost a deadlock to a Manager's claim goes through instead of failing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from services.protocol.farm import Event
 from services.protocol.server_answers import (
     AnswerTimeout,
     BadAnswer,
+    busy_wait,
     json_of,
     kind,
     no_longer_than,
@@ -35,6 +38,8 @@ M = TypeVar("M", bound=BaseModel)
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)  # the connection was never made
 _UNAVAILABLE = (502, 503, 504)  # a load balancer with no Server behind it, or a Server going down
+# a Server whose database gave a request up (a deadlock's loser) applied nothing of it: sent again, twice at most
+BUSY_TRIES = 3
 _BODY_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
 
 
@@ -118,6 +123,20 @@ class ServerTransport:
         return valid(model, answer, response.status_code)
 
     async def _response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        for _busy in range(BUSY_TRIES - 1):
+            response = await self._answer(method, path, **kwargs)
+            wait = busy_wait(response)
+            if wait is None:
+                break
+            await asyncio.sleep(wait)
+        else:
+            response = await self._answer(method, path, **kwargs)
+        raise_for_error(response)
+        return response
+
+    async def _answer(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request's answer, from the next Server when this one is not reached; a 502/503/504 that is not
+        the Server's own "busy" moves the next call on too."""
         for _other in range(len(self.urls)):
             index = self._current
             try:
@@ -131,9 +150,8 @@ class ServerTransport:
             except httpx.TransportError:
                 self._move_on(index)  # it may have been sent: the next call goes elsewhere, this one fails
                 raise
-        if response.status_code in _UNAVAILABLE:
+        if response.status_code in _UNAVAILABLE and busy_wait(response) is None:
             self._move_on(index)
-        raise_for_error(response)
         return response
 
     async def _send(self, index: int, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -72,14 +72,39 @@ def lock_counters(session: Session, job: JobRow) -> None:
     held.add(job.id)
 
 
-def lock_for_status_changes(session: Session, tasks: Iterable[TaskRow]) -> set[int]:
+def lock_for_status_changes(session: Session, tasks: Iterable[TaskRow], also: Iterable[TaskRow] = ()) -> set[int]:
     """Before this transaction changes anything of these tasks: their jobs' counters locked (in id order) and
     the tasks read again under their rows' locks, a query per 500 (PostgreSQL). What a batch of a Manager's
-    updates does first, so that it reads each task's status once it may act on it. Returns the ids of the jobs
-    deleted while it waited (their tasks are gone: the caller must not write them)."""
+    updates does first, so that it reads each task's status once it may act on it. `also`: tasks it will write
+    without changing their status (progress), their rows locked as the write would (their jobs' not). Returns the
+    ids of the jobs deleted while it read or waited (their tasks are gone: the caller must not write them)."""
     if not _postgres(session):
         return set()
     tasks = list(tasks)
+    gone = _lock_counters_of(session, tasks)
+    tasks = [t for t in tasks if t.job_id not in gone]
+    held = _locked_in_this_transaction(session, _LOCKED_TASKS)
+    ids = sorted({t.id for t in tasks} - held)
+    with session.no_autoflush:
+        for i in range(0, len(ids), _CHUNK):
+            chosen = select(TaskRow).where(TaskRow.id.in_(ids[i : i + _CHUNK])).order_by(TaskRow.id)
+            session.execute(chosen.with_for_update().execution_options(populate_existing=True)).all()
+    held.update(ids)
+    writing = {t.id: t.job_id for t in also if t.job_id not in gone and t.id not in held}
+    ids = sorted(writing)
+    with session.no_autoflush:
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            # FOR NO KEY UPDATE, the lock the write takes: taken now, a delete committed since the read shows
+            found = session.scalars(
+                select(TaskRow.id).where(TaskRow.id.in_(chunk)).order_by(TaskRow.id).with_for_update(key_share=True)
+            ).all()
+            gone.update(writing[task_id] for task_id in set(chunk).difference(found))
+    return gone
+
+
+def _lock_counters_of(session: Session, tasks: list[TaskRow]) -> set[int]:
+    """The counters of these tasks' jobs locked, in id order; the ids of the jobs deleted meanwhile."""
     gone: set[int] = set()
     for job_id in sorted({t.job_id for t in tasks}):
         job = session.get(JobRow, job_id)
@@ -89,14 +114,6 @@ def lock_for_status_changes(session: Session, tasks: Iterable[TaskRow]) -> set[i
             lock_counters(session, job)
         except JobGone:
             gone.add(job_id)
-    tasks = [t for t in tasks if t.job_id not in gone]
-    held = _locked_in_this_transaction(session, _LOCKED_TASKS)
-    ids = sorted({t.id for t in tasks} - held)
-    with session.no_autoflush:
-        for i in range(0, len(ids), _CHUNK):
-            chosen = select(TaskRow).where(TaskRow.id.in_(ids[i : i + _CHUNK])).order_by(TaskRow.id)
-            session.execute(chosen.with_for_update().execution_options(populate_existing=True)).all()
-    held.update(ids)
     return gone
 
 

@@ -229,8 +229,10 @@ def _apply_updates(
             tasks[row.id] = row
     # what another Server's transaction (a wrangler's cancel) committed meanwhile must be what this batch acts on
     changing = [t for u in updates if (t := tasks.get(u.task_id)) is not None and u.status not in (None, t.status)]
-    if gone := lock_for_status_changes(session, changing):
-        # deleted while this waited for their rows (a wrangler's delete at another Server): refused as unknown
+    changing_ids = {t.id for t in changing}
+    others = [t for i, t in tasks.items() if i not in changing_ids]  # progress: written too, status unchanged
+    if gone := lock_for_status_changes(session, changing, also=others):
+        # deleted since they were read (a wrangler's delete at another Server): refused as unknown
         for task_id in [i for i, t in tasks.items() if t.job_id in gone]:
             session.expunge(tasks.pop(task_id))
     # every update names its worker; only one that would change the task's worker is looked up (a new run)

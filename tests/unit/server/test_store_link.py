@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -762,19 +763,50 @@ def test_a_batch_waiting_for_a_job_deleted_meanwhile_refuses_its_updates(
     (t1, a1), (t2, a2) = held.items()
     original = job_counts.lock_for_status_changes
 
-    def deleted_meanwhile(session: Session, tasks: list[TaskRow]) -> set[int]:
+    def deleted_meanwhile(session: Session, *args: Any, **kwargs: Any) -> set[int]:
         with writers() as other:  # another Server's delete of the canceled job, committed before the lock
             row = jobs.get(other, job_id, for_update=True)
             jobs.apply_action(other, row, JobAction.CANCEL, ADMIN)
             jobs.delete_job(other, row, ADMIN)
             other.commit()
-        return original(session, tasks)
+        return original(session, *args, **kwargs)
 
     monkeypatch.setattr(link, "lock_for_status_changes", deleted_meanwhile)
     refused = m.send(update(t1, a1, TaskStatus.COMPLETED), update(t2, a2, TaskStatus.ACTIVE))
     assert refused == [f"no task with id {t1}", f"no task with id {t2}"]
     monkeypatch.setattr(link, "lock_for_status_changes", original)
     assert m.send(update(t1, a1, TaskStatus.COMPLETED)) == [f"no task with id {t1}"]  # and after, as ever
+
+
+def test_a_batchs_progress_for_a_job_deleted_meanwhile_is_refused_and_the_rest_applies(
+    writers: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same with updates that change no status (progress, activity): the batch wrote the deleted tasks' rows
+    and its flush failed (StaleDataError, a 500), and the other job's updates in it with it."""
+    if writers.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the delete would wait for the batch")
+    doomed, kept = submit(writers, "1"), submit(writers, "1")
+    m = Link(writers, "m")
+    held = m.claim(2)
+    by_job = {task(writers, t).job_id: (t, a) for t, a in held.items()}
+    (t1, a1), (t2, a2) = by_job[doomed], by_job[kept]
+    assert m.send(update(t2, a2, TaskStatus.ACTIVE)) == []  # t1 is canceled at once: no run of it began
+    original = job_counts.lock_for_status_changes
+
+    def deleted_meanwhile(session: Session, *args: Any, **kwargs: Any) -> set[int]:
+        with writers() as other:  # another Server's delete of the canceled job, committed after the batch read
+            row = jobs.get(other, doomed, for_update=True)
+            jobs.apply_action(other, row, JobAction.CANCEL, ADMIN)
+            jobs.delete_job(other, row, ADMIN)
+            other.commit()
+        return original(session, *args, **kwargs)
+
+    monkeypatch.setattr(link, "lock_for_status_changes", deleted_meanwhile)
+    refused = m.send(
+        update(t1, a1, None, steps_done=1, steps_total=2), update(t2, a2, None, steps_done=1, steps_total=2)
+    )
+    assert refused == [f"no task with id {t1}"]
+    assert task(writers, t2).steps_done == 1
 
 
 def test_a_savepoints_events_wait_for_the_outermost_commit(writers: sessionmaker[Session]) -> None:

@@ -13,7 +13,7 @@ from app.models.access import UserAccess
 from app.models.sync import FarmSync
 from app.qt import QAction, QInputDialog, QMessageBox, QObject, QWidget, Signal
 from services.protocol.common import plural
-from services.protocol.jobs import BulkResult, JobAction
+from services.protocol.jobs import PRIORITY_DEFAULT, PRIORITY_MAX, BulkResult, JobAction
 
 Confirm = Callable[[str, str], bool]
 AskInt = Callable[[str, str, int], int | None]
@@ -30,7 +30,7 @@ def confirm_box(parent: QWidget | None) -> Confirm:
 
 def ask_int_box(parent: QWidget | None) -> AskInt:
     def ask(title: str, label: str, value: int) -> int | None:
-        number, ok = QInputDialog.getInt(parent, title, label, value, 0, 100)
+        number, ok = QInputDialog.getInt(parent, title, label, value, 0, PRIORITY_MAX)
         return number if ok else None
 
     return ask
@@ -143,7 +143,9 @@ class JobActions(SelectionActions[int]):
 
     def _priority(self, ids: list[int]) -> None:
         job = self.sync.store.jobs.get(ids[0])
-        value = self.ask_int("Priority", "Priority (0–100, higher runs first):", job.priority if job else 50)
+        value = self.ask_int(
+            "Priority", f"Priority (0–{PRIORITY_MAX}, higher runs first):", job.priority if job else PRIORITY_DEFAULT
+        )
         if value is not None:
             self._spawn(self._send(ids, priority=value))
 

@@ -28,7 +28,7 @@ from app.ui.job_fields import JobFields
 from app.ui.openjd_form import OpenJDForm
 from app.ui.schema_form import ERROR_STYLE, ErrorLabel, SchemaForm
 from services.openjd_submit import farm_path_values
-from services.protocol.jobs import Job, JobTypeInfo
+from services.protocol.jobs import PRIORITY_DEFAULT, PRIORITY_MAX, Job, JobTypeInfo
 from services.protocol.resubmit import SameKey
 from services.protocol.server_client import ApiError, ServerClient
 
@@ -51,8 +51,8 @@ class SubmitDialog(QDialog):
         self.name = QLineEdit(self)
         self.name.setObjectName("job-name")
         self.priority = QSpinBox(self)
-        self.priority.setRange(0, 100)
-        self.priority.setValue(50)
+        self.priority.setRange(0, PRIORITY_MAX)
+        self.priority.setValue(PRIORITY_DEFAULT)
         self.description = QLabel(self)
         self.description.setWordWrap(True)
         self.common_errors = {"name": ErrorLabel(self), "priority": ErrorLabel(self)}

@@ -49,11 +49,15 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
 
 
+PRIORITY_MAX = 100  # priorities are 0 (last) to this (first)
+PRIORITY_DEFAULT = 50
+
+
 class JobSubmission(WireModel):
     name: JobName
     type: str = Field(min_length=1, max_length=100)
     settings: Annotated[dict[str, Any], bounded_json(SETTINGS_MAX_BYTES)] = Field(default_factory=dict)
-    priority: Int = Field(default=50, ge=0, le=100)
+    priority: Int = Field(default=PRIORITY_DEFAULT, ge=0, le=PRIORITY_MAX)
     tags: list[Tag] = Field(default_factory=list, max_length=20)  # only workers with all of them run it
     manager_id: SmallId | None = None
     depends_on: list[Id] = Field(default_factory=list, max_length=100)
@@ -158,7 +162,7 @@ class JobActionRequest(WireModel):
 
 
 class PriorityRequest(WireModel):
-    priority: Int = Field(ge=0, le=100)
+    priority: Int = Field(ge=0, le=PRIORITY_MAX)
 
 
 class BulkJobRequest(WireModel):
@@ -166,7 +170,7 @@ class BulkJobRequest(WireModel):
 
     ids: list[Id] = Field(min_length=1, max_length=10_000)
     action: Annotated[JobAction | None, JSON_TEXT] = None
-    priority: Int | None = Field(default=None, ge=0, le=100)
+    priority: Int | None = Field(default=None, ge=0, le=PRIORITY_MAX)
     delete: bool = False
     reason: str = Field(default="", max_length=500)
 

@@ -15,6 +15,8 @@ from services.protocol.farm import Worker
 from services.protocol.jobs import Job
 from services.protocol.states import FINISHED_JOB_STATUSES, RUNNABLE_JOB_STATUSES, WorkerStatus
 
+ETA_MAX = 100 * 365.25 * 86400  # seconds: a longer estimate is no estimate
+
 
 class WorkerLike(Protocol):
     """What `fits` reads of a worker: the wire model, or a lighter row the Server reads for many at once."""
@@ -44,7 +46,9 @@ def estimate(*, left: int, running: int, running_elapsed: float, mean: float | N
         return None
     running = min(running, left)
     work = (left - running) * mean + max(running * mean - running_elapsed, 0.0)
-    return work / min(workers, left)
+    eta = work / min(workers, left)
+    # past a century it is a clock gone wrong, not a job; and its date would be past the calendar's end
+    return eta if 0.0 <= eta <= ETA_MAX else None
 
 
 def tasks_left(job: Job) -> int:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.protocol.jobs import PRIORITY_MAX
 from services.protocol.named_files import MIB, UnreadableFile, read_named_text
 from services.protocol.states import Role
 from services.server.jobtypes.base import Capability, JobType
@@ -50,7 +51,6 @@ DEFAULT_ROLES: dict[Capability, frozenset[Role]] = {
 _DRIVE = re.compile(r"^[A-Za-z]:/")
 _SUBMIT_KEYS = (*(c.value for c in Capability), "job_types")
 _OUTPUTS_KEYS = ("roots",)
-PRIORITY_MAX = 100  # the highest priority a job may have (protocol.jobs)
 
 
 class PolicyError(ValueError):

@@ -160,6 +160,26 @@ def test_eta_from_the_tasks_left_their_mean_and_the_workers_that_can_run_them(ad
     assert admin.get(f"/jobs/{job['id']}").json()["eta_seconds"] is None
 
 
+def test_a_start_long_before_its_job_existed_is_taken_as_an_hour_before_and_the_list_still_answers(
+    admin: httpx.Client, link: Link
+) -> None:
+    """A worker clock at 1970 (or a Manager's year 1) made the job's mean decades long: its ETA's date overflowed
+    and GET /jobs answered 500 to everyone, for good."""
+    link.worker()
+    job = submit(admin, link, "1-300")
+    created = at(job["created"])
+    first, second, *_ = link.claim(2)
+    link.push(update(first, "completed", started=datetime(1970, 1, 1, 0, 0, 5, tzinfo=UTC), time=datetime.now(UTC)))
+    link.push(update(second, "completed", started=datetime(1, 1, 1, tzinfo=UTC), time=datetime.now(UTC)))
+    r = admin.get("/jobs", params={"limit": 1000})
+    assert r.status_code == 200, r.text
+    j = admin.get(f"/jobs/{job['id']}").json()
+    assert at(j["started"]) >= created - timedelta(hours=1)
+    assert at(admin.get(f"/tasks/{first['id']}").json()["started"]) >= created - timedelta(hours=1)
+    assert 3600 <= j["task_seconds_max"] <= 3600 + 120
+    assert j["eta_seconds"] is not None and j["eta"] is not None  # 298 tasks of an hour over one worker
+
+
 def test_job_events_carry_the_time_figures(admin: httpx.Client, link: Link, server: ServerProcess) -> None:
     job = submit(admin, link, "1")
     (t,) = link.claim()

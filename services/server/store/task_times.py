@@ -5,13 +5,15 @@ tasks and first start stay true without reading its other tasks; `recount()` reb
 after a change of many tasks at once (a requeue), as `store.tasks.recount` does for the counts.
 
 Times come from the Manager's updates, stamped by the worker's clock where it said (docs/api.md "Time"); they
-are kept no later than the Server's now, so a worker clock running ahead cannot make a task end in the future.
+are kept no later than the Server's now, so a worker clock running ahead cannot make a task end in the future,
+and a start no earlier than an hour before the job was submitted: a worker clock at 1970 (a dead CMOS battery) or
+a hostile Manager's year 1 made the job's mean task time decades long, and its ETA past the calendar's end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import func, select
@@ -33,8 +35,16 @@ def _epoch(t: datetime) -> float:
     return aware(t).timestamp()
 
 
+SKEW_ALLOWED = timedelta(hours=1)  # how far behind the Server's a worker's clock may be for a start to stand
+
+
 def _clamp(t: datetime | None, now: datetime) -> datetime:
     return now if t is None else min(aware(t), now)
+
+
+def _start(t: datetime | None, job: JobRow, now: datetime) -> datetime:
+    """A run's start as reported, within its bounds: not in the future, not long before its job existed."""
+    return max(_clamp(t, now), aware(job.created) - SKEW_ALLOWED)
 
 
 def note(
@@ -59,7 +69,7 @@ def note(
     if old == TaskStatus.COMPLETED and new != old and task.render_seconds is not None:
         _forget_completed(session, task, job)
     if new == TaskStatus.ACTIVE and (new != old or started is not None):
-        task.started = _clamp(started, now)
+        task.started = _start(started, job, now)
         task.finished = task.render_seconds = None
         job.tasks_running += 1
         job.running_since_total += _epoch(task.started)
@@ -67,7 +77,7 @@ def note(
         return
     if new in _ENDS_RUN and new != old and (started is not None or old == TaskStatus.ACTIVE):
         if started is not None:  # it started and ended between two of the Manager's updates
-            task.started = _clamp(started, now)
+            task.started = _start(started, job, now)
             _note_start(job, task.started)
         assert task.started is not None
         task.finished = max(_clamp(ended, now), aware(task.started))

@@ -47,6 +47,15 @@ def test_estimate_spreads_the_work_left_over_the_workers() -> None:
     assert timing.estimate(left=5, running=0, running_elapsed=0, mean=1.0, workers=0) is None
 
 
+def test_an_estimate_past_a_century_is_none_rather_than_a_date_past_the_calendars_end() -> None:
+    """A worker clock at 1970 made a mean of decades: `now + eta` overflowed, and GET /jobs answered 500."""
+    century = timing.ETA_MAX
+    assert timing.estimate(left=1, running=0, running_elapsed=0, mean=century, workers=1) == century
+    assert timing.estimate(left=300, running=0, running_elapsed=0, mean=1.8e9, workers=1) is None
+    assert timing.estimate(left=2, running=0, running_elapsed=0, mean=float("inf"), workers=1) is None
+    assert timing.job_estimate(job(task_seconds_mean=1e300), 1, NOW) is None
+
+
 def test_job_estimate_takes_the_running_tasks_elapsed_from_their_mean_start() -> None:
     j = job(tasks_running=2, running_since_mean=NOW - timedelta(seconds=1.5))
     # 6 left, 2 running 1.5 s each: 4 × 2 + 2 × 0.5 = 9 s over 3 workers

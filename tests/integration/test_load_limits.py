@@ -7,12 +7,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.test_server_jobs import render_job
+from tests.support.databases import fresh_postgres_database
 from tests.support.manager import API, add_manager
 from tests.support.services import ServerProcess
 
@@ -32,9 +34,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     srv.stop()
 
 
-def _user(server: ServerProcess, name: str) -> dict[str, str]:
+def _user(server: ServerProcess, name: str, role: str = "artist") -> dict[str, str]:
     h = server.headers()
-    assert httpx.post(f"{server.url}{API}/users", json={"name": name, "role": "artist"}, headers=h).is_success
+    assert httpx.post(f"{server.url}{API}/users", json={"name": name, "role": role}, headers=h).is_success
     token = httpx.post(f"{server.url}{API}/tokens", json={"user": name}, headers=h).json()["token"]
     return {"Authorization": f"Bearer {token}"}
 
@@ -127,3 +129,40 @@ def test_workers_per_manager_limit(server: ServerProcess) -> None:
     assert r.status_code == 200, r.text
     shown = [w["id"] for w in httpx.get(f"{server.url}{API}/workers", headers=server.headers()).json()]
     assert sorted(w for w in shown if w.startswith("many-")) == [f"many-{i}" for i in range(5)]
+
+
+@pytest.mark.postgres
+def test_counted_limits_hold_when_the_requests_come_at_once_on_postgresql(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """From a hostile-input audit: on PostgreSQL each transaction counted before either inserted, so twelve
+    submissions sent at once past a quota of three made twelve jobs, and forty webhooks at once made 51 of 50."""
+    with fresh_postgres_database() as url:
+        env = {"TABLAO_MAX_ACTIVE_JOBS_PER_USER": "3", "TABLAO_MAX_UNFINISHED_TASKS_PER_USER": "5"}
+        srv = ServerProcess(data_dir=tmp_path_factory.mktemp("pg"), database_url=url, env=env).start()
+        try:
+            jobs_h, tasks_h, admin = _user(srv, "racer", "wrangler"), _user(srv, "racer2", "wrangler"), srv.headers()
+
+            def submit(headers: dict[str, str], frames: str) -> int:
+                body = {"name": "at once", "type": "exec", "start_paused": True,
+                        "settings": {"command": ["true"], "frames": frames}}  # fmt: skip
+                return httpx.post(f"{srv.url}{API}/jobs", json=body, headers=headers, timeout=60).status_code
+
+            def webhook(i: int) -> int:
+                body = {"name": f"hook-{i}", "url": "http://127.0.0.1:9/hook"}
+                return httpx.post(f"{srv.url}{API}/webhooks", json=body, headers=admin, timeout=60).status_code
+
+            for i in range(45):
+                assert webhook(i) == 201
+            with ThreadPoolExecutor(12) as pool:
+                by_jobs = sorted(pool.map(lambda _: submit(jobs_h, "1"), range(12)))
+                by_tasks = sorted(pool.map(lambda _: submit(tasks_h, "1-2"), range(12)))  # 2 jobs of 2 fit in 5
+                hooks = sorted(pool.map(webhook, range(100, 112)))
+            assert by_jobs == [201] * 3 + [409] * 9
+            assert by_tasks == [201] * 2 + [409] * 10
+            assert hooks == [201] * 5 + [409] * 7
+            listed = httpx.get(f"{srv.url}{API}/jobs", params={"limit": 100}, headers=admin).json()["items"]
+            assert sorted(j["submitter"] for j in listed) == ["racer"] * 3 + ["racer2"] * 2
+            assert len(httpx.get(f"{srv.url}{API}/webhooks", headers=admin).json()) == 50
+        finally:
+            srv.stop()

@@ -40,7 +40,7 @@ from services.server.jobtypes.base import (
     command_bytes,
 )
 from services.server.jobtypes.registry import get_job_type, job_types
-from services.server.store import events, failures, host_check, id_floors, orphans, submit_keys
+from services.server.store import counted, events, failures, host_check, id_floors, orphans, submit_keys
 from services.server.store.convert import job_to_wire
 from services.server.store.errors import Conflict, Invalid
 from services.server.store.jobs import Actor, settings_invalid
@@ -303,6 +303,7 @@ def _check_active_jobs(session: Session, actor: Actor, limits: Limits) -> int:
     the same statement (a small job's submission is a handful of statements: each one counts)."""
     if limits.max_active_jobs_per_user is None and limits.max_unfinished_tasks_per_user is None:
         return 0
+    counted.count_alone(session, counted.USER_QUOTAS, actor.name)  # to this transaction's end: its job counts next
     active, held = session.execute(_QUOTA_USE, {"submitter": actor.name}).one()
     cap = limits.max_active_jobs_per_user
     if cap is not None and active >= cap:

@@ -21,9 +21,9 @@ from services.protocol.common import plural, utcnow
 from services.protocol.states import JobStatus
 from services.protocol.terminal_text import escaped
 from services.server.db.tables import JobRow, WebhookOutboxRow, WebhookRow
-from services.server.store import id_floors
+from services.server.store import counted, id_floors
 from services.server.store.convert import aware
-from services.server.store.errors import Conflict, Invalid, NotFound
+from services.server.store.errors import Conflict, NotFound
 from services.server.store.unique import add_named
 
 MAX_WEBHOOKS = 50  # per farm: each finished job adds one row per subscribed webhook
@@ -146,8 +146,9 @@ def list_all(session: Session) -> list[Webhook]:
 def create(session: Session, req: WebhookCreate, actor: str) -> tuple[WebhookRow, str]:
     if session.scalar(select(WebhookRow.id).where(WebhookRow.name == req.name)) is not None:
         raise Conflict(f"a webhook named {req.name!r} exists already", field="name")
+    counted.count_alone(session, counted.WEBHOOKS)
     if (session.scalar(select(func.count()).select_from(WebhookRow)) or 0) >= MAX_WEBHOOKS:
-        raise Invalid(f"a farm has at most {MAX_WEBHOOKS} webhooks: remove one first", field="name")
+        raise Conflict(f"a farm has at most {MAX_WEBHOOKS} webhooks: remove one first", field="quota")
     secret = "whsec_" + secrets.token_urlsafe(24)
     row = WebhookRow(
         id=id_floors.new_webhook_id(session),

@@ -201,5 +201,7 @@ def _link_ended(app: FastAPI, task: asyncio.Task[None]) -> None:
 
 
 def _field_error(err: Any) -> FieldError:
+    if (malformed := api_contract.malformed_json(err)) is not None:
+        return FieldError(field="body", message=malformed)
     loc = tuple(p for p in err.get("loc", ()) if p not in ("body", "query", "path"))
     return FieldError(field=api_contract.indexed(loc), message=api_contract.error_message(err))

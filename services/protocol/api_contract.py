@@ -72,6 +72,14 @@ def error_message(err: Mapping[str, Any]) -> str:
     return str(err.get("msg", "invalid")).removeprefix("Value error, ")
 
 
+def malformed_json(err: Mapping[str, Any]) -> str | None:
+    """The message of a body that is not JSON at all (its error names `body`, not pydantic's byte offset), else
+    None."""
+    if err.get("type") != "json_invalid":
+        return None
+    return f"malformed JSON: {err.get('ctx', {}).get('error', error_message(err))}"
+
+
 def error_detail(errors: list[tuple[str, str]], total: int) -> str:
     """An error answer's `detail`: the listed (field, message) pairs, and how many more were left out of the list."""
     return "; ".join(f"{field}: {message}" for field, message in errors) + more_errors(total)

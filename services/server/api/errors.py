@@ -54,8 +54,8 @@ def install(app: FastAPI) -> None:
         for err in found[: api_contract.ERRORS_SHOWN]:
             field = _loc(tuple(err.get("loc", ())))
             msg = api_contract.error_message(err)
-            if err.get("type") == "json_invalid":
-                field, msg = "body", f"malformed JSON: {err.get('ctx', {}).get('error', msg)}"
+            if (malformed := api_contract.malformed_json(err)) is not None:
+                field, msg = "body", malformed
             errors.append((field, msg))
         detail = api_contract.error_detail(errors, len(found))
         return JSONResponse(error_body(detail or "invalid request", errors), status_code=422)

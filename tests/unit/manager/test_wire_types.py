@@ -64,3 +64,17 @@ async def test_many_unknown_fields_are_one_error_in_the_managers_words(tmp_path:
     [error] = r.json()["errors"]
     assert error["field"] == "body"
     assert error["message"].startswith("5000 unknown fields ('k0', 'k1', 'k2', ...); this takes only:"), r.text
+
+
+@pytest.mark.parametrize("path", ["/register", "/sign-on", "/heartbeat", "/task", "/tasks/1/updates"])
+@pytest.mark.parametrize("body", [b"{", b'{"a":1}x', b"\xff"])
+async def test_a_body_that_is_not_json_is_a_422_naming_body(tmp_path: Path, path: str, body: bytes) -> None:
+    """Found by a hostile-input audit: the Manager named pydantic's byte offset (`[1]`, `[7]`) as the field."""
+    async with manager_client(tmp_path) as client:
+        r = await client.post(f"{API}/register", json=REGISTER)
+        auth = (r.json()["worker_id"], r.json()["secret"])
+        headers = {"Content-Type": "application/json"}
+        r = await client.post(f"{API}{path}", content=body, headers=headers, auth=auth)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["body"], r.text
+    assert r.json()["detail"].startswith("body: "), r.text

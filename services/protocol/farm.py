@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from services.protocol.common import JSON_TEXT, Int, ReportedTime, ResponseModel, WireModel
+from services.protocol.file_paths import control_character
 from services.protocol.host_requirements import HostCapabilities
 from services.protocol.states import ManagerStatus, Role, Unavailability, WorkerStatus, WorkerStatusRequest
 
@@ -158,9 +159,17 @@ class ApiToken(ResponseModel):
     expires: datetime | None = None  # None: valid until revoked
 
 
+def _token_name(name: str) -> str:
+    name = name.strip()  # only white space: no name, as none given
+    if (c := control_character(name)) is not None:
+        raise ValueError(f"a token's name is one line of text, without control characters: it holds {c!r}")
+    return name
+
+
 class TokenCreate(WireModel):
     user: str = Field(min_length=1, max_length=64)
-    name: str = Field(default="", max_length=100)
+    # shown in the admin's token list: a line break or a bidirectional override would forge another row
+    name: Annotated[str, Field(max_length=100), AfterValidator(_token_name)] = ""
     expires_days: float | None = Field(default=None, gt=0, le=3650, description="None: valid until revoked")
 
 

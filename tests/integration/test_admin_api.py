@@ -96,6 +96,20 @@ def test_bad_user_changes_are_refused_naming_the_field(admin: httpx.Client, body
     assert next(u for u in admin.get("/users").json() if u["id"] == user["id"]) == user
 
 
+@pytest.mark.parametrize("name", ["\u202eevil", "two\nlines", "para\u2029graph", "line\u2028sep", "esc\u001b[2J"])
+def test_a_token_name_is_one_line_without_controls(admin: httpx.Client, name: str) -> None:
+    """From a hostile-input audit: the admin's token list showed any text as a token's name (an override
+    reversing the row, a line break forging another)."""
+    user, _, _ = new_user(admin)
+    before = [t["id"] for t in admin.get("/tokens").json()]
+    r = admin.post("/tokens", json={"user": user["name"], "name": name})
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["name"], r.text
+    assert [t["id"] for t in admin.get("/tokens").json()] == before
+    r = admin.post("/tokens", json={"user": user["name"], "name": "  laptop  "})
+    assert r.status_code == 201 and r.json()["name"] == "laptop", r.text
+    assert admin.post("/tokens", json={"user": user["name"], "name": " "}).json()["name"] == ""
+
+
 def test_missing_users_and_managers(admin: httpx.Client) -> None:
     assert admin.patch("/users/987654", json={"role": "artist"}).status_code == 404
     r = admin.patch(f"/users/{2**70}", json={"role": "artist"})

@@ -267,6 +267,8 @@ def _apply_updates(
             task.steps_total = u.steps_total
         if u.steps_done is not None:
             task.steps_done = u.steps_done
+        if task.steps_done > task.steps_total:  # a worker's count past its own total: done, not 2,147,483,647 %
+            task.steps_done = task.steps_total
         if u.failure_count is not None:
             task.failure_count = u.failure_count
         if u.log_tail:
@@ -380,6 +382,13 @@ def _exclude(session: Session, manager: ManagerRow, task: TaskRow, job: JobRow) 
     return f"{reason}; the last failure: {cause[:CAUSE_MAX_CHARS]}" if cause else reason
 
 
+# what a Manager reports of a task it holds: a run's start and end, or the task given back unstarted (queued)
+_REPORTED = frozenset(
+    {TaskStatus.ACTIVE, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.SOFT_FAILED, TaskStatus.CANCELED,
+     TaskStatus.QUEUED}
+)  # fmt: skip
+
+
 def _refusal(task: TaskRow | None, manager: ManagerRow, u: TaskUpdate) -> str | None:
     if task is None:
         return f"no task with id {u.task_id}"
@@ -387,6 +396,10 @@ def _refusal(task: TaskRow | None, manager: ManagerRow, u: TaskUpdate) -> str | 
         return f"task {u.task_id} is not held by this Manager"
     if task.attempt != u.attempt:
         return f"attempt {u.attempt} of task {u.task_id} is stale (current: {task.attempt})"
+    if u.status is not None and u.status not in _REPORTED:
+        # only a wrangler pauses a task (its job) and only a claim assigns one: taken from a Manager, a paused
+        # task sat in an active job that nothing would run
+        return f"a Manager does not report a task {u.status}"
     if TaskStatus(task.status) not in HELD and not finished_after_pause(task, u):
         return f"task {u.task_id} is {task.status}"
     return None

@@ -809,6 +809,30 @@ def test_a_batchs_progress_for_a_job_deleted_meanwhile_is_refused_and_the_rest_a
     assert task(writers, t2).steps_done == 1
 
 
+@pytest.mark.parametrize("status", [TaskStatus.PAUSED, TaskStatus.ASSIGNED])
+def test_a_status_no_manager_reports_is_refused_and_the_rest_of_the_batch_applies(
+    writers: sessionmaker[Session], status: TaskStatus
+) -> None:
+    """From a hostile-input audit: a Manager's `paused` for a task it held was taken, and the task sat paused in
+    an active job that nothing would run until a wrangler requeued it."""
+    submit(writers, "1-2")
+    m = Link(writers, "m")
+    (t1, a1), (t2, a2) = m.claim(2).items()
+    refused = m.send(update(t1, a1, status), update(t2, a2, TaskStatus.ACTIVE))
+    assert refused == [f"a Manager does not report a task {status}"]
+    assert (task(writers, t1).status, task(writers, t2).status) == ("assigned", "active")
+
+
+def test_steps_done_past_the_steps_total_are_kept_at_the_total(writers: sessionmaker[Session]) -> None:
+    submit(writers, "1")
+    m = Link(writers, "m")
+    ((t1, a1),) = m.claim(1).items()
+    assert m.send(update(t1, a1, TaskStatus.ACTIVE, steps_done=2147483647, steps_total=1)) == []
+    assert (task(writers, t1).steps_done, task(writers, t1).steps_total) == (1, 1)
+    assert m.send(update(t1, a1, None, steps_total=4)) == []  # the total grew: the count stays as it was
+    assert (task(writers, t1).steps_done, task(writers, t1).steps_total) == (1, 4)
+
+
 def test_a_savepoints_events_wait_for_the_outermost_commit(writers: sessionmaker[Session]) -> None:
     """Found by a multi-Server audit: a bulk action wrote its first job's events at that job's savepoint, taking
     the farm's event lock (PostgreSQL) while it went on to lock the next job: a single change of that job holding

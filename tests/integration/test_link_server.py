@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -377,14 +378,19 @@ def test_reported_times_are_made_utc_and_one_with_no_utc_equivalent_is_refused_n
     report = {**worker_report("w", ttype), "last_seen": no_utc}
     r = push(link, [], seq=link.seq + 1, workers=[report])  # type: ignore[attr-defined]
     assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["workers.0.last_seen"], r.text
-    started, ended = "2026-01-01T10:00:00+05:00", "2026-01-01T10:00:02+05:00"
+    # a minute ago, at +05:00 (a start long before the job's submission would be moved up to it)
+    began = (datetime.now(UTC) - timedelta(minutes=1)).replace(microsecond=0)
+    five = timezone(timedelta(hours=5))
+    started, ended = began.astimezone(five).isoformat(), (began + timedelta(seconds=2)).astimezone(five).isoformat()
+    assert started.endswith("+05:00")
     update = {"task_id": t["id"], "attempt": t["attempt"], "status": "completed", "started": started, "time": ended}
     assert push(link, [update]).status_code == 200
     got = task(admin, t["id"])
+    utc = "%Y-%m-%dT%H:%M:%SZ"
     assert (got["status"], got["started"], got["finished"]) == (
         "completed",
-        "2026-01-01T05:00:00Z",
-        "2026-01-01T05:00:02Z",
+        began.strftime(utc),
+        (began + timedelta(seconds=2)).strftime(utc),
     )
     assert admin.get("/jobs").status_code == 200
 
@@ -529,6 +535,28 @@ def test_requeueing_a_failed_job_tells_every_manager_to_forget_its_blocklist(
     assert push(link, []).json()["reset_blocklist_job_ids"] == [job["id"]]
     assert push(link, []).json()["reset_blocklist_job_ids"] == []  # delivered once
     assert [x["id"] for x in claim(link, [t])] == [c["id"]]
+
+
+def test_a_task_of_a_job_failed_by_another_task_is_not_requeued_alone(admin: httpx.Client, link: httpx.Client) -> None:
+    """From a hostile-input audit: the requeue answered 200, the job went requeueing → queued → failed again at
+    once for the failed task left, and canceled the requeued one: nothing changed but four log lines."""
+    t = kind()
+    job = submit(admin, t, frames="1-3", max_task_failures=1)
+    first, *_ = claim(link, [t], capacity=1)
+    assert push(link, [{"task_id": first["id"], "attempt": first["attempt"], "status": "failed"}]).status_code == 200
+    tasks = admin.get(f"/jobs/{job['id']}/tasks").json()["items"]
+    canceled = next(x for x in tasks if x["status"] == "canceled")
+    log_before = admin.get(f"/jobs/{job['id']}/log").json()
+    r = admin.post(f"/tasks/{canceled['id']}/status", json={"action": "requeue"})
+    assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["status"], r.text
+    assert "requeue-failed" in r.json()["detail"]
+    assert admin.get(f"/jobs/{job['id']}/log").json() == log_before
+    assert (task(admin, canceled["id"])["status"], admin.get(f"/jobs/{job['id']}").json()["status"]) == (
+        "canceled", "failed"
+    )  # fmt: skip
+    r = admin.post(f"/tasks/{first['id']}/status", json={"action": "requeue"})  # the failed one itself: it may
+    assert r.status_code == 200 and r.json()["status"] == "queued", r.text
+    assert admin.get(f"/jobs/{job['id']}").json()["status"] != "failed"
 
 
 @pytest.mark.timeout(60)

@@ -401,6 +401,13 @@ def requeue_task(session: Session, task: TaskRow, job: JobRow, *, actor: str, re
     old = TaskStatus(task.status)
     if old not in REQUEUEABLE:
         raise IllegalTaskAction(f"cannot requeue a task that is {old} (only from: {_names(REQUEUEABLE)})")
+    still_failed = job.tasks_failed - (old == TaskStatus.FAILED)
+    if job.on_task_failure == OnTaskFailure.FAIL_JOB and still_failed > 0:
+        # the job would fail again at once for the failed task left, canceling this one: a 200 that did nothing
+        raise IllegalTaskAction(
+            f"job {job.id} fails at any failed task, and {plural(still_failed, 'other task')} of it failed: "
+            "requeue the failed tasks (the job's requeue-failed), or the whole job"
+        )
     if old == TaskStatus.SOFT_FAILED and task.manager_id is not None:
         instruct(session, task.manager_id, "cancel-task", [task.id])
     if JobStatus(job.status) in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED):

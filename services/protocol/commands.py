@@ -28,6 +28,11 @@ Text = Annotated[str, Field(min_length=1)]
 PathText = Annotated[str, Field(min_length=1)]
 
 
+# a task type a job names and a worker offers: one word of lower case letters, digits and dashes
+TASK_TYPE_PATTERN = r"^[a-z][a-z0-9-]{0,49}$"
+TaskTypeName = Annotated[str, Field(pattern=TASK_TYPE_PATTERN)]
+
+
 class TaskType(StrEnum):
     """Which workers may run a task: those that offer its type."""
 

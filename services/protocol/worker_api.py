@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
+from services.protocol.commands import TaskTypeName
 from services.protocol.common import (
     ID_MAX,
     JSON_TEXT,
@@ -15,7 +16,6 @@ from services.protocol.common import (
     PathText,
     ReportedTime,
     ResponseModel,
-    ShortText,
     WireModel,
     bounded_json,
 )
@@ -61,7 +61,7 @@ class RegisterResponse(ResponseModel):
 class SignOnRequest(WireModel):
     name: WorkerName
     platform: PlatformField
-    task_types: list[ShortText] = Field(min_length=1, max_length=50)
+    task_types: list[TaskTypeName] = Field(min_length=1, max_length=50)
     tags: list[Tag] = Field(default_factory=list, max_length=TAGS_MAX)
     software: Annotated[dict[str, str], bounded_json(SOFTWARE_MAX_BYTES)] = Field(default_factory=dict)
     can_restart: bool = False

@@ -19,6 +19,7 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 from services.protocol import dir_lock, gc_tuning, process_guard  # noqa: E402 - after the line above
 from services.protocol.cli_args import BadValue, Parser, http_url, positive_float  # noqa: E402
+from services.protocol.commands import TASK_TYPE_PATTERN  # noqa: E402
 from services.protocol.named_files import SECRET_BYTES, UnreadableFile, read_named_text  # noqa: E402
 from services.protocol.tags import worker_tags  # noqa: E402
 from services.protocol.token_text import registration_secret_problem  # noqa: E402
@@ -230,6 +231,10 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
     task_types = _csv(args.task_types) if args.task_types is not None else None
     if task_types is not None and not task_types:
         raise UsageError("--task-types: give at least one task type")
+    for given in task_types or []:
+        if re.fullmatch(TASK_TYPE_PATTERN, given) is None:
+            raise UsageError(f"--task-types: {given!r} is no task type (a lower case letter, then up to 49 lower "
+                             "case letters, digits and dashes, e.g. blender or exec-gpu)")  # fmt: skip
     if args.run_as is not None:
         _check_run_as(args.run_as)
     try:

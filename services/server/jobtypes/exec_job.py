@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
-from services.protocol.commands import EXEC, ExecParams
+from services.protocol.commands import EXEC, TASK_TYPE_PATTERN, ExecParams
 from services.server.jobtypes.base import (
     Capability,
     CompiledTask,
@@ -67,7 +67,7 @@ class ExecSettings(JobTypeSettings):
     )
     task_type: str = Field(
         "exec",
-        pattern=r"^[a-z][a-z0-9-]{0,49}$",
+        pattern=TASK_TYPE_PATTERN,
         title="Task type",
         description="Which workers may run it: those offering this task type.",
     )

@@ -37,6 +37,9 @@ async def manager_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         ("/task", {"wait_seconds": "1"}, "wait_seconds"),
         ("/sign-on", {"name": "w1", "platform": "linux", "task_types": ["exec"], "can_restart": 0}, "can_restart"),
         ("/heartbeat", {"status": "awake", "current_task_id": "3"}, "current_task_id"),
+        # a type no job can name (as exec's task_type): shown in every list, run by nothing
+        ("/sign-on", {"name": "w1", "platform": "linux", "task_types": [""]}, "task_types[0]"),
+        ("/sign-on", {"name": "w1", "platform": "linux", "task_types": ["exec", "\u202eevil"]}, "task_types[1]"),
         ("/heartbeat", {"status": "awake", "current_task_id": 3.5}, "current_task_id"),
         # a time is ISO 8601 text: pydantic read a number as seconds since 1970
         ("/heartbeat", {"status": "awake", "utilisation": {**USE, "time": 0}}, "utilisation.time"),

@@ -30,6 +30,9 @@ from tests.support.services import ROOT
         ),
         (["--manager", "http://h", "--blender", "/nonexistent/blender"], "--blender: program '/nonexistent/blender'"),
         (["--manager", "http://h", "--task-types", ","], "--task-types: give at least one"),
+        # a worker offering a type no job can name signed on, and showed it in every list
+        (["--manager", "http://h", "--task-types", "exec,Blender"], "--task-types: 'Blender' is no task type"),
+        (["--manager", "http://h", "--task-types", "\u202eexec"], "--task-types: '\\u202eexec' is no task type"),
         (["--manager", "http://h", "--bogus"], "unrecognized arguments: --bogus"),
         # a misspelt required option was "the following arguments are required: --manager", the typo unnamed
         (["--manger", "http://h"], "unrecognized arguments: --manger (did you mean --manager?)"),

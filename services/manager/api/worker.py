@@ -190,7 +190,7 @@ async def may_i_run(
     worker: WorkerDep,
     core: CoreDep,
     handout: Id | None = None,
-    wait: Annotated[float, Query(ge=0, le=MAX_WAIT)] = 0,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT, allow_inf_nan=False)] = 0,
     heard: WorkerStatusRequest | None = None,
 ) -> Response:
     """May the worker keep running this task? With `wait`, the answer waits (long poll, run_watch.py) until it

@@ -81,3 +81,15 @@ async def test_a_body_that_is_not_json_is_a_422_naming_body(tmp_path: Path, path
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == ["body"], r.text
     assert r.json()["detail"].startswith("body: "), r.text
+
+
+@pytest.mark.parametrize("wait", ["nan", "NaN", "inf", "-1", "61"])
+async def test_may_i_run_names_wait_for_a_wait_that_is_no_number_of_seconds(tmp_path: Path, wait: str) -> None:
+    """From a hostile-input audit: `wait=NaN` was refused as "should be ≤ 60"."""
+    async with manager_client(tmp_path) as client:
+        r = await client.post(f"{API}/register", json=REGISTER)
+        auth = (r.json()["worker_id"], r.json()["secret"])
+        r = await client.get(f"{API}/tasks/1/may-i-run", params={"wait": wait}, auth=auth)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["wait"], r.text
+    if wait.lower() in ("nan", "inf"):
+        assert "finite" in r.json()["detail"], r.text

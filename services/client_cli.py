@@ -234,12 +234,15 @@ async def _submit(client: ServerClient, args: argparse.Namespace) -> int:
     if not _finite(body):  # NaN or 1e999: JSON cannot carry it, and httpx would stop with a traceback
         raise SystemExit(f"{where}: a number in the job is NaN or infinite; give a finite number")
     key = args.idempotency_key or resubmit.new_key()
+    again = f"run the command again with --idempotency-key {key} to get it rather than a second one"
     try:
         made = await client.submit(body, key)
     except (httpx.TransportError, ApiError) as exc:
         if resubmit.maybe_made(exc):  # a second run must not make a second job
-            exc.add_note(f"the job may have been made: run the command again with --idempotency-key {key} to get it "
-                         "rather than a second one")  # fmt: skip
+            exc.add_note(f"the job may have been made: {again}")
+        raise
+    except asyncio.CancelledError:  # Ctrl-C: the request may have reached the Server (a big job: it goes on)
+        print(f"tablao submit: interrupted; the job may have been made: {again}", file=sys.stderr)
         raise
     job = made.job
     if made.made_before:
@@ -462,6 +465,8 @@ def run_reporting_errors(
         return code
     except BrokenPipeError:
         return reader_gone()
+    except KeyboardInterrupt:  # Ctrl-C (the way to stop `log -f`): what the command had to say, it said
+        return EXIT_INTERRUPTED
     except BadAnswer as exc:
         said = shown(exc.detail, MAX_SHOWN) + _notes(exc)
     except ApiError as exc:
@@ -483,6 +488,9 @@ def run_reporting_errors(
 def _notes(exc: BaseException) -> str:
     """What the command added to an error (`submit`: the key that gets a job whose answer was lost)."""
     return "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
+
+
+EXIT_INTERRUPTED = 128 + 2  # as a shell reports a program ended by SIGINT
 
 
 def reader_gone() -> int:

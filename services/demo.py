@@ -7,7 +7,14 @@ import sys
 import time
 from pathlib import Path
 
-from services.client_cli import cli_client, connection, connection_args, reader_gone, run_reporting_errors
+from services.client_cli import (
+    EXIT_INTERRUPTED,
+    cli_client,
+    connection,
+    connection_args,
+    reader_gone,
+    run_reporting_errors,
+)
 from services.localfarm.demo_run import DemoRun
 from services.localfarm.layout import FarmLayout
 
@@ -33,6 +40,7 @@ def main(argv: list[str]) -> int:
 
     if run_reporting_errors("demo", check_server, given=args.server, local=not args.server) != 0:
         return 1
+    demo: DemoRun | None = None
     try:
         demo = DemoRun(server, token, work_dir, args.frames)
         demo.submit()
@@ -44,4 +52,9 @@ def main(argv: list[str]) -> int:
         return 1
     except BrokenPipeError:
         return reader_gone()
+    except KeyboardInterrupt:
+        if demo is not None and demo.job_id is not None:
+            print(f"tablao demo: stopped waiting; the demo job {demo.job_id} goes on (stop it with: tablao job "
+                  f"{demo.job_id} --action cancel)", file=sys.stderr)  # fmt: skip
+        return EXIT_INTERRUPTED
     return 0

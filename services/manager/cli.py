@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem := tls.listen_problem(args.host, args.tls_cert, args.tls_key, insecure_http=args.insecure_http):
         print(f"tablao manager: cannot start: {problem}", file=sys.stderr)
         return 2
+    if "https:" in args.server and (problem := tls.ca_bundle_problem(args.ca_bundle)):
+        print(f"tablao manager: cannot start: {problem}", file=sys.stderr)
+        return 2
     try:
         config = ManagerConfig.from_env(
             args.server, token, data_dir=args.data_dir, host=args.host, port=args.port, name=args.name,

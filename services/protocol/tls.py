@@ -17,11 +17,29 @@ CA_ENV = "TABLAO_CA_BUNDLE"
 
 
 def client_context(ca_bundle: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
-    """A verifying client context: the given bundle, else TABLAO_CA_BUNDLE, else the system's CAs."""
+    """A verifying client context: the given bundle, else TABLAO_CA_BUNDLE, else the system's CAs. An OSError
+    naming the bundle when it is not there or holds no certificate."""
     bundle = ca_bundle or os.environ.get(CA_ENV) or None
     if bundle is not None and not Path(bundle).is_file():
         raise FileNotFoundError(f"CA bundle {bundle} not found")
-    return ssl.create_default_context(cafile=str(bundle) if bundle else None)
+    try:
+        return ssl.create_default_context(cafile=str(bundle) if bundle else None)
+    except ssl.SSLError as exc:  # a key, a certificate request, not PEM at all: OpenSSL's words, no file named
+        raise OSError(f"CA bundle {bundle}: no CA certificate in it ({_reason(exc)})") from None
+
+
+def ca_bundle_problem(ca_bundle: str | os.PathLike[str] | None) -> str | None:
+    """Why a service's --ca-bundle (else TABLAO_CA_BUNDLE) cannot be used, or None: said at its start, not as a
+    traceback at its first call."""
+    try:
+        client_context(ca_bundle)
+    except OSError as exc:
+        return str(exc) if ca_bundle else f"{CA_ENV}: {exc}"
+    return None
+
+
+def _reason(exc: ssl.SSLError) -> str:
+    return str(exc.reason or exc).replace("_", " ").lower()
 
 
 def is_loopback(host: str) -> bool:
@@ -49,6 +67,16 @@ def listen_problem(
     for label, path in (("tls-cert", cert), ("tls-key", key)):
         if check_files and path is not None and not path.is_file():
             return f"{flag_prefix}{label}: {path} not found"
+    if check_files and cert is not None and key is not None:
+        try:  # as the server will load them, after its start was announced: a traceback then
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except ssl.SSLError as exc:
+            return (
+                f"{flag_prefix}tls-cert {cert} and {flag_prefix}tls-key {key} are not a PEM certificate (chain) and "
+                f"its private key ({_reason(exc)})"
+            )
+        except OSError as exc:
+            return f"{flag_prefix}tls-cert {cert}, {flag_prefix}tls-key {key}: {exc.strerror or exc}"
     if cert is None and not is_loopback(host) and not insecure_http:
         return (
             f"listening on {host} without TLS would send tokens and secrets in clear over the network; give "

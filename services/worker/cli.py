@@ -17,7 +17,7 @@ from pathlib import Path
 # this module is imported before httpx, as with `python -m services.worker.cli`.
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
-from services.protocol import dir_lock, gc_tuning, process_guard  # noqa: E402 - after the line above
+from services.protocol import dir_lock, gc_tuning, process_guard, tls  # noqa: E402 - after the line above
 from services.protocol.cli_args import BadValue, Parser, http_url, positive_float  # noqa: E402
 from services.protocol.commands import TASK_TYPE_PATTERN  # noqa: E402
 from services.protocol.named_files import SECRET_BYTES, UnreadableFile, read_named_text  # noqa: E402
@@ -228,6 +228,8 @@ def make_config(args: argparse.Namespace) -> AgentConfig:
     # --heartbeat-interval, --may-i-run-interval and --poll-wait are checked by their argparse types
     if args.render_threads is not None and not 1 <= args.render_threads <= 4096:
         raise UsageError("--render-threads must be within 1..4096")
+    if url.startswith("https:") and (problem := tls.ca_bundle_problem(args.ca_bundle)):
+        raise UsageError(problem)
     task_types = _csv(args.task_types) if args.task_types is not None else None
     if task_types is not None and not task_types:
         raise UsageError("--task-types: give at least one task type")

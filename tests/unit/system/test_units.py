@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path, PurePosixPath
 
 import pytest
+import trustme
 
 from services.system import cli
 from services.system.flags import flags_problem
@@ -260,6 +261,11 @@ def test_installing_for_real_looks_for_the_certificates(
     assert not unit.exists() and not (tmp_path / "data").exists()
     cert.write_text("cert")
     key.write_text("key")
+    assert cli.main(argv) == 2  # files the service could not load: said now, not at its first start
+    assert f"--tls-cert {cert} and --tls-key {key} are not a PEM certificate" in capsys.readouterr().err
+    issued = trustme.CA().issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
     assert cli.main(argv) == 0
     assert unit.is_file()
 

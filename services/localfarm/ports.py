@@ -37,10 +37,10 @@ def holder(port: int) -> str | None:
     return None
 
 
-def busy_message(host: str, port: int, role: str) -> str | None:
+def busy_message(host: str, port: int, role: str, choose: str = CHOOSE_PORT) -> str | None:
     """None if port is free on host; else one line naming the port, the service it was for, and its holder."""
     if bindable(host, port):
         return None
     who = holder(port)
     held = f"held by {who}" if who else "held by another program (one this user cannot see)"
-    return f"port {port} on {host}, needed for the {role}, is {held}; stop it or choose another port: {CHOOSE_PORT}"
+    return f"port {port} on {host}, needed for the {role}, is {held}; stop it or choose another port: {choose}"

@@ -11,6 +11,7 @@ import uvicorn
 from uvicorn.config import LOG_LEVELS
 
 from services.localfarm.layout import FarmLayout
+from services.localfarm.ports import busy_message
 from services.manager.app import create_app, registration_secret
 from services.manager.config import DEFAULT_PORT, ManagerConfig
 from services.manager.store.check import StoreUnusable, check_owner, check_store
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # a bad environment variable, named in the message
         print(f"tablao manager: {exc}", file=sys.stderr)
         return 2
+    if config.port and (busy := busy_message(config.host, config.port, "Manager", choose="--port N")):
+        print(f"tablao manager: cannot start: {busy}", file=sys.stderr)
+        return 2
     # the registration secret was read; keep it out of /proc/PID/environ and this process out of reach
     process_guard.forget_env(["TABLAO_WORKER_REGISTRATION_SECRET"])
     process_guard.harden()
@@ -146,6 +150,9 @@ def _checked_run(args: argparse.Namespace, config: ManagerConfig) -> int:
     except StoreUnusable as exc:
         print(f"tablao manager: cannot start: {exc}", file=sys.stderr)
         return 2
+    secret_from = (
+        "TABLAO_WORKER_REGISTRATION_SECRET" if config.registration_secret else str(config.registration_secret_file())
+    )
     try:  # read before serving: a bad secret file is one line here, a traceback in the app's start-up
         config.registration_secret = registration_secret(config)
     except ValueError as exc:
@@ -161,6 +168,9 @@ def _checked_run(args: argparse.Namespace, config: ManagerConfig) -> int:
     except ValueError as exc:  # TABLAO_REQUEST_IDLE_SECONDS
         print(f"tablao manager: {exc}", file=sys.stderr)
         return 2
+    # where the secret every worker is given is: the admin copies it from there
+    address = f"{tls.scheme(args.tls_cert)}://{cli_args.url_host(config.host)}:{config.port or '(a free port)'}"
+    print(f"Tablao Manager on {address} (worker registration secret: {secret_from})", flush=True)
     if args.port_file is not None:
         _report_port(server, args.port_file)
     if config.public_url is None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ValidationError
 
 from services.localfarm.layout import DATA_DIR_ENV, FarmLayout
+from services.localfarm.ports import busy_message
 from services.protocol import cli_args, process_guard, tls
 from services.protocol.admin import UserUpdate
 from services.protocol.common import INT_MAX
@@ -112,6 +113,10 @@ def main(argv: list[str]) -> int:
         cfg.policy = _policy(args.policy or cfg.data_dir / "policy.toml", args.output_root, required=bool(args.policy))
     except PolicyError as exc:
         print(f"tablao server: cannot start: {exc}", file=sys.stderr)
+        return 2
+    # before the database and the admin token are made, and the address announced: uvicorn's own words came after
+    if cfg.port and (busy := busy_message(cfg.host, cfg.port, "Server", choose="--port N")):
+        print(f"tablao server: cannot start: {busy}", file=sys.stderr)
         return 2
     # the admin token and a database URL's password were read; keep them from other processes of this user
     process_guard.forget_env(["TABLAO_ADMIN_TOKEN", "TABLAO_DATABASE_URL"])

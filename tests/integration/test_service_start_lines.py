@@ -1,0 +1,59 @@
+"""What a standalone Server and Manager say at their start: a port another program holds is one line naming it,
+before anything is made (it was uvicorn's words after the start was announced and the database made); the
+Manager says where its worker registration secret is, which the admin gives every worker."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.manager import ManagerProcess, add_manager
+from tests.support.services import ROOT, ServerProcess, child_env
+
+
+@pytest.fixture
+def held_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield int(s.getsockname()[1])
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=child_env(), capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+
+
+def test_a_server_on_a_held_port_says_so_before_making_anything(tmp_path: Path, held_port: int) -> None:
+    done = _run("server", "--data-dir", str(tmp_path / "s"), "--port", str(held_port))
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.startswith(f"tablao server: cannot start: port {held_port} on 127.0.0.1, needed for the "
+                                  "Server, is held by pid "), done.stderr  # fmt: skip
+    assert done.stderr.rstrip().endswith("stop it or choose another port: --port N")
+    assert not (tmp_path / "s" / "admin.token").exists() and not (tmp_path / "s" / "tablao-server.sqlite").exists()
+
+
+def test_a_manager_on_a_held_port_says_so_and_one_started_names_its_secret(tmp_path: Path, held_port: int) -> None:
+    token = tmp_path / "token"
+    token.write_text("tbl_unused\n")
+    args = ("manager", "--server", "http://127.0.0.1:1", "--token-file", str(token), "--data-dir", str(tmp_path / "m"))
+    done = _run(*args, "--port", str(held_port))
+    assert done.returncode == 2, done.stderr
+    assert f"tablao manager: cannot start: port {held_port} on 127.0.0.1, needed for the Manager" in done.stderr
+    server = ServerProcess(data_dir=tmp_path / "server", database_url=None).start()
+    try:
+        mgr = ManagerProcess(server.url, add_manager(server, "m1"), tmp_path / "m1").start()
+        try:
+            said = mgr.log_path.read_text()
+            assert f"(worker registration secret: {tmp_path / 'm1' / 'worker-registration.secret'})" in said, said
+        finally:
+            mgr.stop()
+    finally:
+        server.stop()

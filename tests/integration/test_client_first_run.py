@@ -57,6 +57,20 @@ def test_a_managers_address_is_named_as_not_a_server(farm) -> None:
     # a Server's own 404 keeps its words
     r = client("job", "999", "--server", server.url, "--token-file", str(token))
     assert (r.returncode, r.stderr) == (1, "tablao job: no job with id 999 (HTTP 404)\n")
+    # its API's address (a newcomer's audit: "is not a Tablao Server (it answered 404 Not Found)")
+    r = client("jobs", "--server", f"{server.url}/api/v1/", "--token-file", str(token))
+    assert (r.returncode, r.stderr) == (
+        1, f"tablao jobs: {server.url}/api/v1 is not a Tablao Server's address but its API's: give --server "
+           f"{server.url}\n"
+    )  # fmt: skip
+    # no token for a Server given by address: that Server's, not the local farm's (a newcomer was told to start it)
+    r = subprocess.run(
+        tablao_command("jobs", "--server", server.url), cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={**child_env(TABLAO_DATA_DIR=str(token.parent / "no-farm")), "TABLAO_TOKEN": ""},
+    )  # fmt: skip
+    assert r.returncode == 1 and r.stderr.rstrip().endswith(
+        f"give {server.url}'s token with --token-file or TABLAO_TOKEN"
+    ), r.stderr
 
 
 @pytest.mark.parametrize("argv", [("jobs",), ("job", "JOB", "--action", "pause")])

@@ -134,4 +134,26 @@ class ServerConfig:
         for key, value in overrides.items():
             if value is not None:
                 setattr(cfg, key, value)
+        if cfg.database_url is not None:
+            cfg.database_url = database_url(cfg.database_url)
         return cfg
+
+
+_URL_GIVEN = "the database URL (--database-url or TABLAO_DATABASE_URL)"
+
+
+def database_url(url: str) -> str:
+    """A database URL as SQLAlchemy takes it with Tablao's driver: `postgres://` and `postgresql://` (as hosting
+    providers and psql write them) are psycopg's; ValueError for a database Tablao does not run on (SQLAlchemy's
+    words were "Can't load plugin: sqlalchemy.dialects:postgres" and "No module named 'MySQLdb'")."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"{_URL_GIVEN} is written postgresql://user@host/database (or sqlite:////path/file.sqlite)")
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme == "postgresql+psycopg" or scheme == "sqlite":
+        return url
+    raise ValueError(
+        f"{_URL_GIVEN}: {scheme[:40]}:// is not a database Tablao runs on: PostgreSQL (postgresql://user@host/db) "
+        "or SQLite (the default, in --data-dir)"
+    )

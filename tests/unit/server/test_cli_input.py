@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.server.cli import admin_main, main
-from services.server.config import ServerConfig
+from services.server.config import ServerConfig, database_url
 from tests.support.server_db import server_database
 
 BAD_ENV = [
@@ -106,7 +106,9 @@ def test_admin_data_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFix
         _one_line_naming(capsys.readouterr().err, "--data-dir")
 
 
-@pytest.mark.parametrize("url", ["notaurl", "postgresql://u:secret@h:abc/x"])
+@pytest.mark.parametrize(
+    "url", ["notaurl", "postgresql://u:secret@h:abc/x", "mysql://u:secret@h/x", "postgres://u:secret@h:abc/x"]
+)
 def test_admin_bad_database_url(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert admin_main("managers", ["list", "--data-dir", str(tmp_path), "--database-url", url]) != 0
     err = capsys.readouterr().err
@@ -245,3 +247,13 @@ def test_server_refuses_a_variables_file_no_task_could_use(
     err = capsys.readouterr().err
     _one_line_naming(err, "TABLAO_VARIABLES")
     assert why in err and str(path) in err
+
+
+def test_a_database_url_as_psql_writes_it_is_psycopgs_and_other_databases_are_named() -> None:
+    """SQLAlchemy's words were "Can't load plugin: sqlalchemy.dialects:postgres" and "No module named 'MySQLdb'"."""
+    for given in ("postgres://u@h/db", "postgresql://u@h/db", "postgresql+psycopg://u@h/db"):
+        assert database_url(given) == "postgresql+psycopg://u@h/db"
+    assert database_url("sqlite:////tmp/x.sqlite") == "sqlite:////tmp/x.sqlite"
+    for given, said in (("mysql://u@h/db", "mysql:// is not a database Tablao runs on"), ("u@h/db", "is written")):
+        with pytest.raises(ValueError, match=said):
+            database_url(given)

@@ -6,6 +6,7 @@ client commands) must run on machines without it.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 from collections.abc import Callable
@@ -142,6 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     if command in modules:
         return _run(modules[command], "main", rest)
+    known = [*modules, "desktop", "users", "tokens", "managers", "submit", "jobs", "job", "task", "log", "job-types",
+             "workers", "blender-addon", "help", "version"]  # fmt: skip
+    if close := difflib.get_close_matches(command, known, n=1):
+        # a typo: one line, as for a misspelt option; the whole usage hid the one word that mattered
+        print(
+            f"tablao: unknown command {command!r} (did you mean {close[0]}?); tablao help lists them", file=sys.stderr
+        )
+        return 2
     print(f"tablao: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

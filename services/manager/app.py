@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from services.manager.core import ManagerCore
 from services.manager.errors import ApiError, NotSignedOn, Superseded, TooManyAttempts
 from services.manager.server_link import ServerLink
 from services.manager.store.check import disk_problem, store_path
-from services.manager.store.db import connect
+from services.manager.store.db import connect, get_meta, set_meta
 from services.protocol import VERSION, api_contract
 from services.protocol.backoff import Backoff, retry_after_header
 from services.protocol.body_limit import PUBLIC_BODY_BYTES, BodyLimit
@@ -45,6 +46,15 @@ EXTRA_STATUSES: dict[str, set[int]] = {
     "GET /api/v1/status": {503},
     "GET /api/v1/tasks/{task_id}/log": {503},
 }
+
+
+def store_id(conn: sqlite3.Connection) -> str:
+    """This store's id, made at its first start: the Server tells two Managers sharing a token apart by it."""
+    if (known := get_meta(conn, "store_id")) is not None:
+        return known
+    made = uuid.uuid4().hex
+    set_meta(conn, "store_id", made)  # autocommit: one statement
+    return made
 
 
 def registration_secret(config: ManagerConfig) -> str:
@@ -92,7 +102,7 @@ def create_app(config: ManagerConfig) -> FastAPI:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         conn = connect(store_path(config.data_dir))
         core = ManagerCore(conn, config)
-        client = ManagerClient(config.server_url, config.token, ca_bundle=config.ca_bundle)
+        client = ManagerClient(config.server_url, config.token, ca_bundle=config.ca_bundle, store_id=store_id(conn))
         link = ServerLink(core, client)
         app.state.core = core
         app.state.link = link

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -83,6 +84,11 @@ class ClaimResponse(ResponseModel):
     # the Server holds new instructions for this Manager (a wrangler's request): send an update batch now to
     # collect them, rather than at the next keep-alive. A waiting claim ends early to say so.
     instructions: bool = False
+
+
+# each Manager's store id, sent with every call to the Server (server/api/manager_stores.py): a uuid4's hex
+MANAGER_STORE_HEADER = "Tablao-Manager-Store"
+MANAGER_STORE_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 
 class TaskUpdate(WireModel):

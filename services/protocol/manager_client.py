@@ -17,6 +17,7 @@ from services.protocol import API_PREFIX
 from services.protocol.cli_args import http_url
 from services.protocol.lean_transport import transport_for
 from services.protocol.link import (
+    MANAGER_STORE_HEADER,
     ClaimRequest,
     ClaimResponse,
     ClientIdentity,
@@ -79,13 +80,18 @@ class ManagerClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         ca_bundle: str | None = None,
+        store_id: str | None = None,
     ) -> None:
+        """`store_id`: the Manager's store's, sent with every call (one Manager per token, at the Server)."""
         self.urls = server_urls(base_url)
         self._current = 0
+        headers = {"Authorization": f"Bearer {token}"}
+        if store_id is not None:
+            headers[MANAGER_STORE_HEADER] = store_id
         self._clients = [
             httpx.AsyncClient(
                 base_url=url + API_PREFIX,
-                headers={"Authorization": f"Bearer {token}"},
+                headers=headers,
                 timeout=httpx.Timeout(timeout, connect=5.0),
                 transport=transport or transport_for(url, ca_bundle=ca_bundle),
             )

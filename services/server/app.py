@@ -24,6 +24,7 @@ from services.protocol.input_guard import InputGuard
 from services.protocol.stopping import AnswerWhenStopping
 from services.server.api import ROUTERS, door, errors, manager_link, storage_errors
 from services.server.api.deps import NEEDS_TOKEN
+from services.server.api.manager_stores import ManagerStores
 from services.server.background import Awake, Sweep, sweep_forever
 from services.server.config import ServerConfig
 from services.server.db import notify, problems, stuck_sessions
@@ -147,6 +148,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.manager_tokens_seen = {}  # the door's (api/door.py): Manager tokens found good lately
     app.state.refusal_reasons = {}  # why a token no user holds was refused (api/deps.py bad_user_token)
     app.state.auth_backoff = Backoff(free=config.auth_free_failures)  # bad tokens, per client address
+    app.state.manager_stores = ManagerStores(config.lease_seconds)  # one Manager per Manager token
     app.state.login_backoff = Backoff(free=config.auth_free_failures)  # failed logins, per address and user
     app.state.dispatcher = Dispatcher()
     errors.install(app)

@@ -1,4 +1,4 @@
-"""What a standalone Server and Manager say at their start: a port another program holds is one line naming it,
+"""What a standalone Server and Manager say at their start (and a second Manager on one token): a port another program holds is one line naming it,
 before anything is made (it was uvicorn's words after the start was announced and the database made); the
 Manager says where its worker registration secret is, which the admin gives every worker."""
 
@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.manager import ManagerProcess, add_manager
 from tests.support.services import ROOT, ServerProcess, child_env
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -56,4 +57,26 @@ def test_a_manager_on_a_held_port_says_so_and_one_started_names_its_secret(tmp_p
         finally:
             mgr.stop()
     finally:
+        server.stop()
+
+
+def test_a_second_manager_with_the_same_token_takes_it_over_and_the_first_says_it_is_refused(tmp_path: Path) -> None:
+    """From a newcomer's audit: a second Manager started with a Manager's token ran beside the first, neither log
+    said a word, and their batches shared one sequence (each one's taken for the other's repeats, dropped)."""
+    server = ServerProcess(data_dir=tmp_path / "server", database_url=None).start()
+    token = add_manager(server, "room-a")
+    first = ManagerProcess(server.url, token, tmp_path / "first").start()
+    second: ManagerProcess | None = None
+    try:
+        second = ManagerProcess(server.url, token, tmp_path / "second").start()
+        wait_for(
+            lambda: "another Manager took over the token of Manager 'room-a'" in first.log_path.read_text(),
+            timeout=60, what="the first Manager to be refused",
+        )  # fmt: skip
+        assert "took over" not in second.log_path.read_text()
+        assert "took over its token from the one heard" in server.log_path.read_text()
+    finally:
+        if second is not None:
+            second.stop()
+        first.stop()
         server.stop()

@@ -15,6 +15,7 @@ from starlette.datastructures import State
 from services.protocol.backoff import Backoff
 from services.protocol.common import utcnow
 from services.protocol.credentials_first import Wanted
+from services.protocol.link import MANAGER_STORE_HEADER
 from services.protocol.states import Role
 from services.server.config import ServerConfig
 from services.server.db.tables import ManagerRow
@@ -190,6 +191,8 @@ def manager_by_token(session: Session, token: str, request: Request | None = Non
         if request is not None:
             refuse_manager_token(request.app.state.auth_backoff, client_address(request))
         raise Unauthorized(NOT_A_MANAGER_TOKEN, field="token")
+    if request is not None and (stores := getattr(request.app.state, "manager_stores", None)) is not None:
+        stores.check(manager.id, manager.name, request.headers.get(MANAGER_STORE_HEADER))
     return manager
 
 

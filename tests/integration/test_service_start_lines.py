@@ -1,6 +1,7 @@
-"""What a standalone Server and Manager say at their start (and a second Manager on one token): a port another program holds is one line naming it,
-before anything is made (it was uvicorn's words after the start was announced and the database made); the
-Manager says where its worker registration secret is, which the admin gives every worker."""
+"""What a standalone Server and Manager say at their start: a port another program holds is one line naming
+it, before anything is made (it was uvicorn's words after the start was announced and the database made); the
+Manager says where its worker registration secret is, which the admin gives every worker. And a second Manager
+started on one Manager's token takes it over, the first saying it is refused."""
 
 from __future__ import annotations
 

@@ -69,6 +69,23 @@ def _database_problem(exc: BaseException, cfg: ServerConfig) -> str:
     return found or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
+def _farm_folder_problem(cfg: ServerConfig) -> str | None:
+    """A local farm's folder given as --data-dir: a Server there made a second, empty database beside the farm's
+    (and the admin commands then found two and blamed older versions)."""
+    from services.server.db.engine import SQLITE_NAME
+
+    if cfg.database_url or (cfg.data_dir / SQLITE_NAME).exists():
+        return None
+    farm_server = FarmLayout(cfg.data_dir).server_dir
+    if not (farm_server / SQLITE_NAME).is_file():
+        return None
+    return (
+        f"{cfg.data_dir} is a local farm's folder, whose Server keeps its database in {farm_server}: give "
+        f"--data-dir {farm_server} for that Server, or run the whole farm with tablao all-in-one --data-dir "
+        f"{cfg.data_dir}"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """`tablao server`'s arguments (`tablao service install server` checks a unit's flags with it too)."""
     parser = cli_args.Parser(prog="tablao server", description="Run the Tablao Server.")
@@ -113,6 +130,9 @@ def main(argv: list[str]) -> int:
         cfg.policy = _policy(args.policy or cfg.data_dir / "policy.toml", args.output_root, required=bool(args.policy))
     except PolicyError as exc:
         print(f"tablao server: cannot start: {exc}", file=sys.stderr)
+        return 2
+    if problem := _farm_folder_problem(cfg):
+        print(f"tablao server: cannot start: {problem}", file=sys.stderr)
         return 2
     # before the database and the admin token are made, and the address announced: uvicorn's own words came after
     if cfg.port and (busy := busy_message(cfg.host, cfg.port, "Server", choose="--port N")):

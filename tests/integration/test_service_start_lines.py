@@ -81,3 +81,19 @@ def test_a_second_manager_with_the_same_token_takes_it_over_and_the_first_says_i
             second.stop()
         first.stop()
         server.stop()
+
+
+def test_a_server_given_a_local_farms_folder_names_the_farms_server_folder(tmp_path: Path) -> None:
+    """From a newcomer's audit: it made a second, empty database there, and the admin commands then refused the
+    folder for holding two, blaming earlier versions."""
+    farm_server = tmp_path / "farm" / "server"
+    farm_server.mkdir(parents=True)
+    (farm_server / "tablao-server.sqlite").write_bytes(b"")
+    done = _run("server", "--data-dir", str(tmp_path / "farm"), "--port", "0")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"tablao server: cannot start: {tmp_path / 'farm'} is a local farm's folder, whose Server keeps its database "
+        f"in {farm_server}: give --data-dir {farm_server} for that Server, or run the whole farm with tablao "
+        f"all-in-one --data-dir {tmp_path / 'farm'}\n"
+    )
+    assert not (tmp_path / "farm" / "tablao-server.sqlite").exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -750,6 +750,25 @@ def test_a_search_finds_names_whatever_their_case_on_both_databases(writers: ses
     assert found("0%_") == ["100%_done"]  # LIKE's wildcards are the text they are
 
 
+def delete_before_the_lock(
+    monkeypatch: pytest.MonkeyPatch, writers: sessionmaker[Session], job_id: int
+) -> Callable[..., set[int]]:
+    """The next batch's lock finds the job canceled and deleted by another Server's transaction, committed after
+    the batch read its tasks; returns the lock as it was."""
+    original = job_counts.lock_for_status_changes
+
+    def deleted_meanwhile(session: Session, *args: Any, **kwargs: Any) -> set[int]:
+        with writers() as other:
+            row = jobs.get(other, job_id, for_update=True)
+            jobs.apply_action(other, row, JobAction.CANCEL, ADMIN)
+            jobs.delete_job(other, row, ADMIN)
+            other.commit()
+        return original(session, *args, **kwargs)
+
+    monkeypatch.setattr(link, "lock_for_status_changes", deleted_meanwhile)
+    return original
+
+
 def test_a_batch_waiting_for_a_job_deleted_meanwhile_refuses_its_updates(
     writers: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -761,17 +780,7 @@ def test_a_batch_waiting_for_a_job_deleted_meanwhile_refuses_its_updates(
     m = Link(writers, "m")
     held = m.claim(2)
     (t1, a1), (t2, a2) = held.items()
-    original = job_counts.lock_for_status_changes
-
-    def deleted_meanwhile(session: Session, *args: Any, **kwargs: Any) -> set[int]:
-        with writers() as other:  # another Server's delete of the canceled job, committed before the lock
-            row = jobs.get(other, job_id, for_update=True)
-            jobs.apply_action(other, row, JobAction.CANCEL, ADMIN)
-            jobs.delete_job(other, row, ADMIN)
-            other.commit()
-        return original(session, *args, **kwargs)
-
-    monkeypatch.setattr(link, "lock_for_status_changes", deleted_meanwhile)
+    original = delete_before_the_lock(monkeypatch, writers, job_id)
     refused = m.send(update(t1, a1, TaskStatus.COMPLETED), update(t2, a2, TaskStatus.ACTIVE))
     assert refused == [f"no task with id {t1}", f"no task with id {t2}"]
     monkeypatch.setattr(link, "lock_for_status_changes", original)
@@ -791,17 +800,7 @@ def test_a_batchs_progress_for_a_job_deleted_meanwhile_is_refused_and_the_rest_a
     by_job = {task(writers, t).job_id: (t, a) for t, a in held.items()}
     (t1, a1), (t2, a2) = by_job[doomed], by_job[kept]
     assert m.send(update(t2, a2, TaskStatus.ACTIVE)) == []  # t1 is canceled at once: no run of it began
-    original = job_counts.lock_for_status_changes
-
-    def deleted_meanwhile(session: Session, *args: Any, **kwargs: Any) -> set[int]:
-        with writers() as other:  # another Server's delete of the canceled job, committed after the batch read
-            row = jobs.get(other, doomed, for_update=True)
-            jobs.apply_action(other, row, JobAction.CANCEL, ADMIN)
-            jobs.delete_job(other, row, ADMIN)
-            other.commit()
-        return original(session, *args, **kwargs)
-
-    monkeypatch.setattr(link, "lock_for_status_changes", deleted_meanwhile)
+    delete_before_the_lock(monkeypatch, writers, doomed)
     refused = m.send(
         update(t1, a1, None, steps_done=1, steps_total=2), update(t2, a2, None, steps_done=1, steps_total=2)
     )

@@ -230,7 +230,8 @@ def _apply_updates(
     # what another Server's transaction (a wrangler's cancel) committed meanwhile must be what this batch acts on
     changing = [t for u in updates if (t := tasks.get(u.task_id)) is not None and u.status not in (None, t.status)]
     changing_ids = {t.id for t in changing}
-    others = [t for i, t in tasks.items() if i not in changing_ids]  # progress: written too, status unchanged
+    # progress: written too, their status unchanged (another Manager's are refused below, and not locked)
+    others = [t for i, t in tasks.items() if i not in changing_ids and t.manager_id == manager.id]
     if gone := lock_for_status_changes(session, changing, also=others):
         # deleted since they were read (a wrangler's delete at another Server): refused as unknown
         for task_id in [i for i, t in tasks.items() if t.job_id in gone]:

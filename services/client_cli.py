@@ -579,11 +579,17 @@ def _addresses(urls: list[str]) -> str:
 
 
 def _tls_hint(exc: httpx.HTTPError) -> str:
-    """A hint when an https connection met a plain-HTTP answer instead of a TLS handshake."""
+    """A hint when an https connection met a plain-HTTP answer instead of a TLS handshake, when plain http met a
+    Server that closed at once (one serving https does), or when the Server's certificate is not of a known CA."""
     for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return "; give the CA that signed the Server's certificate with --ca-bundle or TABLAO_CA_BUNDLE"
         if isinstance(cause, ssl.SSLError) and cause.reason in _PLAIN_HTTP_REASONS:
             plain = f"http://{exc.request.url.netloc.decode()}" if _has_request(exc) else "http://"
             return f"; this Server may not use TLS (try {plain})"
+    closed = isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError))
+    if closed and _has_request(exc) and exc.request.url.scheme == "http":
+        return f"; if this Server uses TLS, try https://{exc.request.url.netloc.decode()}"
     return ""
 
 

@@ -178,3 +178,38 @@ def test_a_port_that_closes_without_a_word_of_http_is_said_so(capsys: pytest.Cap
     assert line.startswith("tablao jobs: cannot reach the Server: the connection was closed without an HTTP answer"), (
         line
     )
+
+
+def test_tls_mistakes_either_way_say_what_to_give(capsys: pytest.CaptureFixture[str]) -> None:
+    """From a newcomer's audit: http:// to a Server serving https said only that it disconnected, and an https
+    Server whose CA the client does not know gave OpenSSL's words with no word of --ca-bundle."""
+    import http.server
+    import ssl
+    import threading
+
+    import trustme
+
+    class _Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    where = f"127.0.0.1:{httpd.server_address[1]}"
+    try:
+        assert client_cli.main("jobs", ["--server", f"http://{where}"]) == 1
+        assert _line(capsys.readouterr().err).endswith(f"; if this Server uses TLS, try https://{where}")
+        assert client_cli.main("jobs", ["--server", f"https://{where}"]) == 1
+        line = _line(capsys.readouterr().err)
+        assert line.endswith("; give the CA that signed the Server's certificate with --ca-bundle or TABLAO_CA_BUNDLE")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

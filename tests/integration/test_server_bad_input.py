@@ -212,3 +212,17 @@ def test_logging_in_takes_only_a_small_body(server: ServerProcess) -> None:
     """Anyone may log in: a body of megabytes is refused before it is parsed."""
     r = httpx.post(f"{server.url}{API}/auth/login", json={"username": "a", "password": "b" * 70_000})
     assert r.status_code == 413 and "65536 bytes" in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"), [("setings", "settings"), ("Priority", "priority"), ("dependson", "depends_on")]
+)
+def test_a_misspelt_field_of_a_submission_names_the_likely_one(client: httpx.Client, typo: str, meant: str) -> None:
+    """From a newcomer's audit: a job file's `setings` was "Extra inputs are not permitted" alone, where a typo
+    inside the settings already said "did you mean"."""
+    body = {"name": "typo", "type": "exec", "settings": {"command": ["true"], "frames": "1"}, typo: {}}
+    r = client.post("/jobs", json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {"field": typo, "message": f"Extra inputs are not permitted; did you mean {meant!r}?"}
+    ], r.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from typing import Any
 
@@ -31,6 +32,16 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def _likely_field(request: Request, unknown: str) -> str:
+    """'; did you mean 'settings'?' for a body's unknown top-level field close to one of the route's model (a job
+    file's `setings` was "Extra inputs are not permitted" alone; a setting's own typo already said more)."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(body, "field_info", None), "annotation", None)
+    known = list(getattr(model, "model_fields", None) or ())
+    close = difflib.get_close_matches(unknown.lower(), known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 # statuses the rule of thumb in api_contract._statuses does not see (route -> extra statuses)
 EXTRA_STATUSES: dict[str, set[int]] = {
     "POST /api/v1/auth/login": {401, 429},
@@ -48,7 +59,7 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.message, exc.errors), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
         found = exc.errors()
         for err in found[: api_contract.ERRORS_SHOWN]:
@@ -56,6 +67,8 @@ def install(app: FastAPI) -> None:
             msg = api_contract.error_message(err)
             if (malformed := api_contract.malformed_json(err)) is not None:
                 field, msg = "body", malformed
+            elif err.get("type") == "extra_forbidden" and len(err.get("loc", ())) == 2:
+                msg += _likely_field(request, str(err["loc"][1]))
             errors.append((field, msg))
         detail = api_contract.error_detail(errors, len(found))
         return JSONResponse(error_body(detail or "invalid request", errors), status_code=422)

@@ -433,6 +433,9 @@ def admin_main(kind: str, argv: list[str]) -> int:
                 found = _user_named(session, args.user)
                 _, token = auth.create_token(session, found, args.name)
                 print(token)
+                if sys.stdout.isatty():  # to a person, not to `> ana.token`: where it goes next
+                    print(f"(the token of {found.name}, shown once: keep it in a file for --token-file, or in "
+                          "TABLAO_TOKEN)", file=sys.stderr)  # fmt: skip
             elif kind == "tokens" and args.verb == "revoke":
                 auth.revoke_token(session, args.id)
                 print(f"token {args.id} revoked (a Server running on this database refuses it within seconds)")

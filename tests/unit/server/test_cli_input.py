@@ -257,3 +257,21 @@ def test_a_database_url_as_psql_writes_it_is_psycopgs_and_other_databases_are_na
     for given, said in (("mysql://u@h/db", "mysql:// is not a database Tablao runs on"), ("u@h/db", "is written")):
         with pytest.raises(ValueError, match=said):
             database_url(given)
+
+
+def test_a_token_made_for_a_person_says_where_it_goes_and_one_made_for_a_file_is_bare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From a newcomer's audit: `tablao tokens create ana` printed the bare token and nothing of what to do with
+    it; `> ana.token` must still get the token alone."""
+    server_database(tmp_path)
+    assert admin_main("users", ["add", "ana", "--role", "artist", "--data-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert admin_main("tokens", ["create", "ana", "--data-dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("tbl_") and out.count("\n") == 1 and err == ""
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert admin_main("tokens", ["create", "ana", "--data-dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("tbl_")
+    assert err == "(the token of ana, shown once: keep it in a file for --token-file, or in TABLAO_TOKEN)\n"

@@ -12,7 +12,8 @@ CHOOSE_PORT = "--port N (make run PORT=N)"
 
 
 def bindable(host: str, port: int) -> bool:
-    with socket.socket() as s:
+    host = host.strip("[]")  # `--host [::1]`
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         if hasattr(socket, "SO_REUSEADDR"):  # as uvicorn binds: a port in TIME_WAIT is free
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -3,11 +3,13 @@ line (a headless farm's admin needed the API and curl for both, and had no way t
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from services.server.cli import admin_main
+from services.server.db.engine import SQLITE_NAME
 from tests.support.server_db import server_database
 
 
@@ -62,6 +64,11 @@ def test_users_disabled_enabled_and_tokens_listed_and_revoked(
 def test_a_tokens_name_is_listed_without_its_control_characters(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _user_with_token(capsys, tmp_path, "ana", "artist", "\x1b]0;pwned\x07")
+    _user_with_token(capsys, tmp_path, "ana", "artist", "laptop")
+    # a name no longer taken (one line, no control characters), as a version before that check stored it
+    code, _, err = _run(capsys, "tokens", "create", "ana", "--name", "\x1b]0;pwned\x07", data=tmp_path)
+    assert code != 0 and "name" in err
+    with sqlite3.connect(tmp_path / SQLITE_NAME) as db:
+        db.execute("UPDATE api_tokens SET name = ? WHERE name = 'laptop'", ("\x1b]0;pwned\x07",))
     out = _run(capsys, "tokens", "list", data=tmp_path)[1]
     assert "\x1b" not in out and "\\x1b]0;pwned\\x07" in out

@@ -96,7 +96,11 @@ def read_token(args: argparse.Namespace) -> str:
     hint = ""
     if args.token_file is None:  # the local farm's admin token was looked for
         server = getattr(args, "server", None)
-        hint = f"; give {server}'s token with --token-file or TABLAO_TOKEN" if server else f"; {START_LOCAL_FARM}"
+        hint = (
+            f"; give {_address(server)}'s token with --token-file or TABLAO_TOKEN"
+            if server
+            else f"; {START_LOCAL_FARM}"
+        )
     try:
         token = read_named_text(path, SECRET_BYTES, "an API token file").strip()
     except UnreadableFile as exc:
@@ -433,8 +437,9 @@ async def _check_is_a_server(url: str, detail: str, ca_bundle: str | None) -> No
     404 (no such job) is left as it is."""
     parts = urlsplit(url)
     if parts.path.rstrip("/").endswith(("/api/v1", "/api")):  # the routes' own path went after it again
-        base = url.rstrip("/").removesuffix("/v1").removesuffix("/api")
-        raise SystemExit(f"{url} is not a Tablao Server's address but its API's: give --server {base}")
+        given = _address(url)
+        base = given.removesuffix("/v1").removesuffix("/api")
+        raise SystemExit(f"{given} is not a Tablao Server's address but its API's: give --server {base}")
     service = await which_service(url, ca_bundle=ca_bundle)
     if service is Service.SERVER or (service is None and detail != "Not Found"):
         return  # a Server's, or an answer that names what was not found: the Server's own words say more

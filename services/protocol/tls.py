@@ -68,9 +68,17 @@ def listen_problem(
         if check_files and path is not None and not path.is_file():
             return f"{flag_prefix}{label}: {path} not found"
     if check_files and cert is not None and key is not None:
+        asked: list[bool] = []
+
+        def passphrase() -> bytes:  # never a prompt on the terminal (uvicorn's load would wait at one)
+            asked.append(True)
+            return b""
+
         try:  # as the server will load them, after its start was announced: a traceback then
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key, password=passphrase)
         except ssl.SSLError as exc:
+            if asked:
+                return f"{flag_prefix}tls-key {key} is encrypted with a passphrase: give the key without one"
             return (
                 f"{flag_prefix}tls-cert {cert} and {flag_prefix}tls-key {key} are not a PEM certificate (chain) and "
                 f"its private key ({_reason(exc)})"

@@ -69,3 +69,20 @@ def test_each_service_stops_at_its_start_in_one_line(pems: dict[str, Path], tmp_
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert ("CA bundle" in done.stderr) or ("--tls-cert" in done.stderr), done.stderr
     assert not (tmp_path / "server" / "admin.token").exists()  # nothing made before the refusal
+
+
+def test_a_key_with_a_passphrase_is_named_without_a_prompt(pems: dict[str, Path], tmp_path: Path) -> None:
+    """The service would have stopped at OpenSSL's passphrase prompt (none under a service manager)."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pems["key"].read_bytes(), password=None)
+    locked = tmp_path / "locked-key.pem"
+    locked.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    problem = tls.listen_problem("127.0.0.1", pems["cert"], locked, insecure_http=False)
+    assert problem == f"--tls-key {locked} is encrypted with a passphrase: give the key without one"

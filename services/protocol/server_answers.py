@@ -4,6 +4,7 @@ per-field errors), and anything a Tablao Server does not send (not JSON, the wro
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeVar
 
 import httpx
@@ -64,9 +65,10 @@ def busy_wait(response: httpx.Response) -> float | None:
     if not (isinstance(body, dict) and str(body.get("detail", "")).startswith(BUSY_DETAIL)):
         return None
     try:
-        return min(max(float(response.headers["Retry-After"]), 0.0), BUSY_WAIT_MAX)
+        wait = float(response.headers["Retry-After"])
     except ValueError:
         return BUSY_WAIT_MAX
+    return min(max(wait, 0.0), BUSY_WAIT_MAX) if math.isfinite(wait) else BUSY_WAIT_MAX
 
 
 def raise_for_error(response: httpx.Response) -> None:

@@ -94,3 +94,14 @@ async def test_a_proxys_503_is_not_sent_again_and_the_next_call_goes_to_the_next
             await client.call("POST", "/jobs/1/status", json={"status": "paused"})
         assert len(_Scripted.seen) == 1
         assert client.base_url == servers[1]
+
+
+@pytest.mark.parametrize(("given", "wait"), [("1", 1.0), ("0", 0.0), ("-3", 0.0), ("600", 5.0), ("nan", 5.0),
+                                             ("inf", 5.0), ("soon", 5.0)])  # fmt: skip
+def test_a_busy_answers_wait_is_kept_within_bounds(given: str, wait: float) -> None:
+    import httpx
+
+    from services.protocol.server_answers import busy_wait
+
+    answer = httpx.Response(503, headers={"Retry-After": given}, json={"detail": "storage busy: a moment"})
+    assert busy_wait(answer) == wait

@@ -105,6 +105,10 @@ def _all_in_one(rest: list[str]) -> int:
     return _run("app.desktop", "main", argv)
 
 
+ADMIN_COMMANDS = ("users", "tokens", "managers")
+CLIENT_COMMANDS = ("submit", "jobs", "job", "task", "log", "job-types", "workers")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     # a service started by a supervisor (all-in-one, the app, the tray) dies with it, however it ends
@@ -126,9 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run("app.desktop", "main", rest)
     if command == "all-in-one":
         return _all_in_one(rest)
-    if command in ("users", "tokens", "managers"):
+    if command in ADMIN_COMMANDS:
         return _run("services.server.cli", "admin_main", command, rest)
-    if command in ("submit", "jobs", "job", "task", "log", "job-types", "workers"):
+    if command in CLIENT_COMMANDS:
         return _run("services.client_cli", "main", command, rest)
     if command == "blender-addon":
         return _run("resources.addon_zip", "main", rest)
@@ -143,8 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if command in modules:
         return _run(modules[command], "main", rest)
-    known = [*modules, "desktop", "users", "tokens", "managers", "submit", "jobs", "job", "task", "log", "job-types",
-             "workers", "blender-addon", "help", "version"]  # fmt: skip
+    known = [*modules, *ADMIN_COMMANDS, *CLIENT_COMMANDS, "desktop", "blender-addon", "help", "version"]
     if close := difflib.get_close_matches(command, known, n=1):
         # a typo: one line, as for a misspelt option; the whole usage hid the one word that mattered
         print(

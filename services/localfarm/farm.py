@@ -27,6 +27,7 @@ from services.localfarm.ports import busy_message
 from services.localfarm.records import FarmLock, FarmRecord, ProcessRecord
 from services.localfarm.supervisor import Child, ChildSpec, ChildState, Supervisor, tablao_argv
 from services.protocol import process_guard
+from services.protocol.link_probe import start_problem
 from services.protocol.secret_files import write_secret
 
 OWNER_FILE = "owner.json"
@@ -206,10 +207,13 @@ class LocalFarm:
             worker.start()
 
     async def ensure_manager_token(self, name: str = "local") -> None:
-        """Register the local Manager once; its token is kept in manager.token (mode 0600)."""
+        """Register the local Manager once; its token is kept in manager.token (mode 0600). A token the Server
+        refuses (the wrangler removed the local Manager) is replaced: its Manager would not start with it."""
         token_file = self.layout.manager_token_file
-        if token_file.exists() and token_file.read_text().strip():
-            return
+        if token_file.exists() and (token := token_file.read_text().strip()):
+            if await asyncio.to_thread(start_problem, [self.server_url], token, token_file) is None:
+                return
+            self.say("The Server no longer knows the local Manager's token (it was removed); adding it again.")
         headers = {"Authorization": f"Bearer {self.admin_token_file.read_text().strip()}"}
         candidate = name
         async with httpx.AsyncClient(timeout=10) as http:

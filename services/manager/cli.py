@@ -17,6 +17,7 @@ from services.manager.config import DEFAULT_PORT, ManagerConfig
 from services.manager.store.check import StoreUnusable, check_owner, check_store
 from services.protocol import cli_args, dir_lock, gc_tuning, process_guard, tls
 from services.protocol.cli_args import non_negative_int, port, positive_float, positive_int
+from services.protocol.link_probe import start_problem
 from services.protocol.manager_client import server_urls
 from services.protocol.named_files import SECRET_BYTES, UnreadableFile, read_named_text
 from services.protocol.serving import quick_server
@@ -110,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if config.port and (busy := busy_message(config.host, config.port, "Manager", choose="--port N")):
         print(f"tablao manager: cannot start: {busy}", file=sys.stderr)
+        return 2
+    if problem := start_problem(server_urls(config.server_url), token, args.token_file, args.ca_bundle):
+        print(f"tablao manager: cannot start: {problem}", file=sys.stderr)
         return 2
     # the registration secret was read; keep it out of /proc/PID/environ and this process out of reach
     process_guard.forget_env(["TABLAO_WORKER_REGISTRATION_SECRET"])

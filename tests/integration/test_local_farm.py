@@ -300,3 +300,28 @@ def _wait_state(tmp_path: Path, name: str, state: str, other_than: int) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"{name} is not {state} again: {records.load(tmp_path / 'farm' / 'farm')}")
+
+
+def test_a_local_manager_the_wrangler_removed_is_added_again_at_the_next_start(tmp_path: Path) -> None:
+    """Its kept token is refused by the Server, and a Manager refuses to start on a refused token: the farm makes
+    it a new one rather than start a Manager that stops at once."""
+    farm = AllInOne(tmp_path / "farm", workers=1).start()
+    try:
+        farm.wait_running()
+        api, headers = f"http://127.0.0.1:{farm.port}/api/v1", _headers(farm.data_dir)
+        [local] = httpx.get(f"{api}/managers", headers=headers, timeout=30).json()
+        assert httpx.delete(f"{api}/managers/{local['id']}", headers=headers, timeout=30).status_code == 204
+    finally:
+        farm.close()
+    again = AllInOne(tmp_path / "farm", workers=1, port=farm.port).start()
+    try:
+        again.wait_running()
+        assert "no longer knows the local Manager's token" in again.log()
+        body = {"name": "after", "type": "exec", "settings": {"command": ["true"], "frames": "1", "chunk_size": 1}}
+        job = httpx.post(f"{api}/jobs", json=body, headers=headers, timeout=30).json()["id"]
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{api}/jobs/{job}", headers=headers, timeout=30).json()["status"] != "completed":
+            assert time.monotonic() < deadline, "the job never completed on the farm's Manager added again"
+            time.sleep(0.2)
+    finally:
+        again.close()

@@ -97,3 +97,40 @@ def test_a_server_given_a_local_farms_folder_names_the_farms_server_folder(tmp_p
         f"all-in-one --data-dir {tmp_path / 'farm'}\n"
     )
     assert not (tmp_path / "farm" / "tablao-server.sqlite").exists()
+
+
+def test_a_manager_whose_token_or_server_address_is_wrong_says_so_and_does_not_start(tmp_path: Path) -> None:
+    """From a newcomer's audit: a Manager given a wrong token (here the admin's, a common mix-up, and a made-up
+    one) or a Manager's address for its Server's started, took workers and logged a refusal once a minute; each is
+    now one line at its start. A Server that does not answer is still waited for (test_a_manager_on_a_held_port)."""
+    server = ServerProcess(data_dir=tmp_path / "server", database_url=None).start()
+    try:
+        for i, text in enumerate([(tmp_path / "server" / "admin.token").read_text(), "tbl_made_up\n"]):
+            token = tmp_path / f"token{i}"
+            token.write_text(text)
+            data = tmp_path / f"m{i}"
+            done = _run("manager", "--server", server.url, "--token-file", str(token), "--data-dir", str(data),
+                        "--port", "0")  # fmt: skip
+            assert done.returncode == 2, (done.stdout, done.stderr)
+            assert done.stderr == (
+                f"tablao manager: cannot start: the Server at {server.url} refuses its token (not a Manager token "
+                f"of this farm): --token-file {token} must hold the token the Server showed when this Manager was "
+                "added (tablao managers add NAME, on its machine)\n"
+            )
+            assert not data.exists()
+        token = tmp_path / "good"
+        token.write_text(add_manager(server, "m1"))
+        mgr = ManagerProcess(server.url, token.read_text(), tmp_path / "m1").start()
+        try:  # a Manager's address given as the Server's
+            done = _run("manager", "--server", mgr.url, "--token-file", str(token), "--data-dir", str(tmp_path / "m2"),
+                        "--port", "0")  # fmt: skip
+        finally:
+            mgr.stop()
+        assert done.returncode == 2, (done.stdout, done.stderr)
+        assert done.stderr == (
+            f"tablao manager: cannot start: {mgr.url} does not answer as a Tablao Server (HTTP 404 to the Manager "
+            "link's /api/v1/manager/client-token): is --server the Server's address, not a Manager's or another "
+            "program's?\n"
+        )
+    finally:
+        server.stop()

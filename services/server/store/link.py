@@ -441,6 +441,7 @@ def _apply_workers(
     }
     unknown = {r.id for r in reports if r.id not in known and r.id not in forgotten}
     room = worker_limit.room(session, manager, len(unknown), set(ids), max_workers)
+    own_tasks = _own_tasks(session, manager, reports, known)
     for r in reports:
         if r.id in forgotten:
             continue  # a wrangler forgot it; this Manager forgets it with the answer to this batch
@@ -454,10 +455,13 @@ def _apply_workers(
             known[r.id] = row  # the same worker twice in one batch: one row
         elif row.manager_id != manager.id:
             continue  # another Manager's worker id: not this Manager's to report
+        # a task another Manager holds is not shown at this one's worker (the farm would show two rendering it)
+        current = r.current_task_id if r.current_task_id in own_tasks else None
+        next_task = r.next_task_id if r.next_task_id in own_tasks else None
         changed = (row.status, row.current_task_id, row.next_task_id, row.name) != (
             r.status.value,
-            r.current_task_id,
-            r.next_task_id,
+            current,
+            next_task,
             r.name,
         )
         row.name, row.platform = r.name, r.platform
@@ -468,7 +472,7 @@ def _apply_workers(
         _set_if_changed(row, "software", dict(r.software))
         capabilities = r.capabilities.model_dump(mode="json") if r.capabilities is not None else None
         _set_if_changed(row, "capabilities", capabilities)
-        row.status, row.current_task_id, row.next_task_id = r.status.value, r.current_task_id, r.next_task_id
+        row.status, row.current_task_id, row.next_task_id = r.status.value, current, next_task
         if r.status != WorkerStatus.OFFLINE and (row.reported is None or aware(row.reported) < now - REPORTED_EVERY):
             row.reported = now  # its Manager knows it; noted now and then, not with every report (a row write each)
         row.last_seen = r.last_seen or row.last_seen
@@ -487,6 +491,29 @@ def _apply_workers(
         if changed:
             session.flush()
             events.publish(session, "worker-updated", worker_to_wire(row).model_dump(mode="json"))
+
+
+def _own_tasks(
+    session: Session, manager: ManagerRow, reports: list[WorkerReport], known: dict[str, WorkerRow]
+) -> set[int | None]:
+    """The task ids the reports name that this Manager may show its workers at (None, no task, among them): the
+    ones its rows show already, and those of the others it holds, looked up in one query."""
+    named: set[int] = set()
+    shown: set[int | None] = {None}
+    for r in reports:
+        row = known.get(r.id)
+        for task_id in (r.current_task_id, r.next_task_id):
+            if task_id is None:
+                continue
+            if row is not None and row.manager_id == manager.id and task_id in (row.current_task_id, row.next_task_id):
+                shown.add(task_id)  # checked when its row took it
+            else:
+                named.add(task_id)
+    found = sorted(named - shown)
+    for i in range(0, len(found), 1000):
+        batch = found[i : i + 1000]
+        shown.update(session.scalars(select(TaskRow.id).where(TaskRow.id.in_(batch), TaskRow.manager_id == manager.id)))
+    return shown
 
 
 def _set_if_changed(row: WorkerRow, name: str, value: Any) -> None:

@@ -34,11 +34,11 @@ def apply_reports(session: Session, manager: ManagerRow, reports: list[PreviewRe
         task = session.get(TaskRow, r.task_id)
         if task is None or task.job_id != r.job_id or task.manager_id != manager.id:
             continue  # not this Manager's task (any more): a requeued task's late frame is not news
-        job_row = _put(session, JOB, str(r.job_id), r)
         worker = session.get(WorkerRow, r.worker_id)
-        worker_row = (
-            _put(session, WORKER, r.worker_id, r) if worker is not None and worker.manager_id == manager.id else None
-        )
+        if worker is not None and worker.manager_id != manager.id:
+            continue  # another Manager's worker: the job's preview would show it rendering this Manager's task
+        job_row = _put(session, JOB, str(r.job_id), r)
+        worker_row = _put(session, WORKER, r.worker_id, r) if worker is not None else None
         if job_row is None and worker_row is None:
             continue
         shown = job_row or worker_row

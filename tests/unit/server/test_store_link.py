@@ -610,6 +610,41 @@ def test_an_update_naming_another_managers_worker_keeps_the_tasks_worker(writers
     assert (task(writers, t2).worker_id, task(writers, t2).worker_name) == ("w-mine", "w-mine")
 
 
+def test_a_manager_cannot_show_another_managers_worker_or_task_in_its_reports(writers: sessionmaker[Session]) -> None:
+    """From a role-matrix audit: a Manager's preview of its own task named another Manager's worker, and the job's
+    latest frame showed that worker rendering it; a worker report of its own named another Manager's task as its
+    current one, and the farm showed two workers on that task. Both are left out; the rest applies."""
+    job_id = submit(writers, frames="1-2")
+    mine, other = Link(writers, "mine"), Link(writers, "other")
+    with writers() as s:
+        s.add(WorkerRow(id="theirs", manager_id=other.id, name="theirs", platform="linux", task_types=["exec"],
+                        tags=[], software={}, status="awake"))  # fmt: skip
+        s.commit()
+    (my_task,) = mine.claim(1)
+    (their_task,) = other.claim(1)
+    image = {"content_type": "image/jpeg", "width": 4, "height": 4, "data": "/9j/4A==", "frame_path": "/r/f.png"}
+    preview = {"task_id": my_task, "job_id": job_id, "worker_id": "theirs", "worker_name": "theirs", "time": utcnow()}
+    worker = {"id": "w-mine", "name": "w-mine", "platform": "linux", "task_types": ["exec"], "tags": [],
+              "status": "awake"}  # fmt: skip
+    for current, next_task, shown in ((their_task, my_task, (None, my_task)), (my_task, their_task, (my_task, None))):
+        mine.seq += 1
+        with writers() as s:
+            batch = UpdateBatch.model_validate(
+                {
+                    "seq": mine.seq,
+                    "previews": [{**preview, "preview": image}],
+                    "workers": [{**worker, "current_task_id": current, "next_task_id": next_task}],
+                }
+            )
+            link.apply_batch(s, s.get_one(ManagerRow, mine.id), batch, LEASE)
+            s.commit()
+        with writers() as s:
+            with pytest.raises(NotFound):
+                previews.get(s, previews.JOB, str(job_id))
+            row = s.get_one(WorkerRow, "w-mine")
+            assert (row.current_task_id, row.next_task_id) == shown
+
+
 def test_a_preview_that_is_not_the_image_it_claims_is_dropped_and_the_batch_applied(
     writers: sessionmaker[Session],
 ) -> None:

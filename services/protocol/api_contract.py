@@ -104,7 +104,9 @@ def install_error_shape(app: FastAPI) -> None:
             # a number too long, bytes that are not UTF-8): a malformed body like any other, named as such
             body = {"detail": f"body: {UNREADABLE_BODY}", "errors": [{"field": "body", "message": UNREADABLE_BODY}]}
             return JSONResponse(body, status_code=422)
-        return error_json(exc.status_code, str(exc.detail), headers=exc.headers)
+        # a path no route takes names the path: a client's mistyped address, told apart from an unknown id
+        field = "path" if exc.status_code == 404 and exc.detail == "Not Found" else None
+        return error_json(exc.status_code, str(exc.detail), field, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -135,7 +137,7 @@ def allowed_methods(scope: Scope, app: FastAPI) -> str:
 def method_not_allowed(scope: Scope, app: FastAPI, headers: Mapping[str, str] = {}) -> JSONResponse:
     allow = allowed_methods(scope, app)
     return error_json(
-        405, f"{scope['method']} is not allowed here; this path takes {allow}", headers={**headers, "Allow": allow}
+        405, f"{scope['method']} is not allowed here; this path takes {allow}", "method", {**headers, "Allow": allow}
     )
 
 

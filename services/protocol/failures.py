@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from services.protocol.common import Id, Int, ResponseModel, WireModel, WorkerIdText, WorkerKey
+from services.protocol.jobs import Reason
 
 WorkerId = WorkerIdText
 TaskType = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -67,7 +68,7 @@ class ReleaseRequest(WireModel):
     """Drop dependencies of a job; None: every dependency that failed, was canceled or is gone."""
 
     job_ids: list[Id] | None = Field(default=None, min_length=1, max_length=100)
-    reason: str = Field(default="", max_length=500)
+    reason: Reason = ""
 
 
 class Dependency(ResponseModel):

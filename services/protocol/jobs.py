@@ -31,6 +31,18 @@ JobName = Annotated[str, Field(min_length=1, max_length=NAME_MAX), AfterValidato
 bidirectional override would forge another line or read backwards."""
 
 
+def _reason_line(reason: str) -> str:
+    reason = reason.strip()
+    if (c := control_character(reason)) is not None:
+        raise ValueError(f"a reason is one line of text, without control characters: it holds {c!r}")
+    return reason
+
+
+Reason = Annotated[str, Field(max_length=500), AfterValidator(_reason_line)]
+"""Why a user acted (paused, requeued, released): a line of the job log, where a line break would forge another
+entry (a wrangler's approval, say) and a bidirectional override would read backwards."""
+
+
 class Command(WireModel):
     """One step of a task, run by the Worker's command runner of the same name."""
 
@@ -158,7 +170,7 @@ class JobAction(StrEnum):
 
 class JobActionRequest(WireModel):
     action: Annotated[JobAction, JSON_TEXT]
-    reason: str = Field(default="", max_length=500)
+    reason: Reason = ""
 
 
 class PriorityRequest(WireModel):
@@ -172,7 +184,7 @@ class BulkJobRequest(WireModel):
     action: Annotated[JobAction | None, JSON_TEXT] = None
     priority: Int | None = Field(default=None, ge=0, le=PRIORITY_MAX)
     delete: bool = False
-    reason: str = Field(default="", max_length=500)
+    reason: Reason = ""
 
 
 class BulkItemResult(ResponseModel):
@@ -187,7 +199,7 @@ class BulkResult(ResponseModel):
 
 class TaskActionRequest(WireModel):
     action: Literal["requeue", "cancel"]
-    reason: str = Field(default="", max_length=500)
+    reason: Reason = ""
 
 
 class JobTypeInfo(ResponseModel):

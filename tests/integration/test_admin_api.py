@@ -52,7 +52,8 @@ def test_role_changes_and_disabling_reach_the_users_tokens_at_once(admin: httpx.
     r = admin.patch(f"/users/{user['id']}", json={"disabled": True})
     assert r.status_code == 200 and r.json()["disabled"] is True
     assert me(server, token).status_code == 401
-    assert login(server, user["name"], password).status_code == 403  # the right password: told why
+    refused = login(server, user["name"], password)  # the right password: told why, naming the user's name
+    assert refused.status_code == 403 and [e["field"] for e in refused.json()["errors"]] == ["name"], refused.text
     assert login(server, user["name"], "not-the-password").status_code == 401  # else: nothing learnt
     listed = next(u for u in admin.get("/users").json() if u["id"] == user["id"])
     assert listed["disabled"] is True

@@ -328,6 +328,10 @@ def _status(http: httpx.Client, base: str, method: str, path: str, body: Any, he
         kwargs["json"] = body
     http.cookies.clear()  # each call stands alone: only its own headers say who calls
     with http.stream(method, base + path, **kwargs) as r:  # streamed: /events never ends
+        if r.status_code >= 400:  # every refusal is the documented body, naming what it refuses
+            r.read()
+            errors = r.json()["errors"]
+            assert errors and all(e["field"] for e in errors), f"{method} {path}: {r.status_code} {r.text}"
         return r.status_code
 
 

@@ -89,7 +89,7 @@ async def login(req: LoginRequest, request: Request, cfg: ConfigDep) -> TokenCre
         raise Unauthorized("wrong user name or password", field="password")
     backoff.succeeded(keys[1])
     if disabled:  # said only to who knows the password: it tells nothing to someone guessing
-        raise Forbidden("this user is disabled: ask an admin of the farm")
+        raise Forbidden("this user is disabled: ask an admin of the farm", field="name")
     expires = utcnow() + timedelta(days=cfg.login_token_days)
 
     def new_token() -> TokenCreated:

@@ -166,7 +166,7 @@ def require(*roles: Role):  # type: ignore[no-untyped-def]
     async def check(user: UserDep) -> Actor:
         if user.role not in roles:
             allowed = " or ".join(roles)
-            raise Forbidden(f"this needs the role {allowed}; {user.name} is {user.role}")
+            raise Forbidden(f"this needs the role {allowed}; {user.name} is {user.role}", field="token")
         return user
 
     return Depends(check)

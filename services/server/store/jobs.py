@@ -239,7 +239,7 @@ def job_log(session: Session, job_id: int, limit: int = 1000) -> list[JobLogRow]
 
 def check_may_manage(job: JobRow, actor: Actor) -> None:
     if actor.role == Role.ARTIST and job.submitter != actor.name:
-        raise Forbidden(f"job {job.id} belongs to {job.submitter}; artists manage only their own jobs")
+        raise Forbidden(f"job {job.id} belongs to {job.submitter}; artists manage only their own jobs", field="job_id")
 
 
 def apply_action(session: Session, job: JobRow, action: JobAction, actor: Actor, reason: str = "") -> None:

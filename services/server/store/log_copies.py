@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from services.protocol.common import utcnow
 from services.server.db.tables import LogUploadAskedRow, ManagerRow, PendingInstructionRow, TaskRow
 from services.server.store.convert import aware
-from services.server.store.errors import Conflict, NotFound
+from services.server.store.errors import Conflict
 
 ASKED_FOR = timedelta(hours=1)  # a Manager's tries (and a retry after a lost answer) fit well inside
 UPLOADS = "uploads"  # under task-logs/: bodies being received
@@ -35,9 +35,7 @@ def note_asked(session: Session, manager_id: int, task_id: int) -> None:
 def check_asked(session: Session, manager: ManagerRow, task_id: int) -> TaskRow:
     """The task, when this Manager may upload its log now; refused naming `id` otherwise."""
     task = session.get(TaskRow, task_id)
-    if task is None:
-        raise NotFound(f"no task with id {task_id}", field="id")
-    if task.manager_id != manager.id:
+    if task is None or task.manager_id != manager.id:  # no task at all is not one it holds either (api.md)
         raise Conflict(f"task {task_id} is not held by this Manager", field="id")
     asked = session.get(LogUploadAskedRow, task_id)
     if asked is not None and asked.manager_id == manager.id and aware(asked.asked) > utcnow() - ASKED_FOR:

@@ -69,5 +69,18 @@ def test_a_405_allows_every_method_of_the_path_not_only_its_first_routes() -> No
         assert r.status_code == 405
         assert r.headers["Allow"] == "GET, HEAD, POST"
         assert r.json()["detail"] == f"{method} is not allowed here; this path takes GET, HEAD, POST"
+        assert [e["field"] for e in r.json()["errors"]] == ["method"]
     r = asyncio.run(call("GET", "/things/3"))
     assert r.status_code == 405 and r.headers["Allow"] == "DELETE"
+
+
+def test_a_path_no_route_takes_names_the_path() -> None:
+    """Told apart from an unknown id (404 naming it): the client's address is wrong, not the thing it asks for."""
+
+    async def call() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://test") as client:
+            return await client.get("/no/such/route")
+
+    r = asyncio.run(call())
+    assert r.status_code == 404
+    assert r.json() == {"detail": "Not Found", "errors": [{"field": "path", "message": "Not Found"}]}

@@ -7,11 +7,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
 from services.server.db.tables import LogUploadAskedRow, ManagerRow
 from services.server.store import log_copies
+from services.server.store.errors import Conflict
 
 
 class OneTask:
@@ -49,3 +51,18 @@ def test_overlapping_uploads_of_one_log_leave_one_whole_copy_and_no_leftovers(tm
     assert [p.name for p in folder.iterdir()] == ["task-7.log"]
     assert (folder / "task-7.log").read_bytes() in bodies  # one upload's copy, whole: never two mixed
     assert list((tmp_path / "task-logs" / log_copies.UPLOADS).iterdir()) == []
+
+
+class NoTask:
+    def get(self, table: Any, task_id: int) -> None:
+        return None
+
+
+def test_a_log_for_a_task_the_manager_does_not_hold_is_refused_alike_whether_or_not_it_exists() -> None:
+    """From a role-matrix audit: an unknown task was a 404 and another Manager's a 409, so a Manager's token told
+    which task ids exist; api.md promises the 409 naming `id` for both."""
+    manager = cast("ManagerRow", SimpleNamespace(id=2))
+    for session in (OneTask(), NoTask()):
+        with pytest.raises(Conflict) as refused:
+            log_copies.check_asked(cast("Session", session), manager, 7)
+        assert (refused.value.message, refused.value.field) == ("task 7 is not held by this Manager", "id")

@@ -62,7 +62,8 @@ def remove_manager(session: Session, manager_id: int, actor: str) -> int:
 
     Returns how many tasks went back to the queue. Jobs restricted to it may then run on any Manager.
     """
-    manager = session.get(ManagerRow, manager_id)
+    # locked: of two removes at once (PostgreSQL), the second waits and finds it gone (404), not a failed delete
+    manager = session.get(ManagerRow, manager_id, with_for_update=True)
     if manager is None:
         raise NotFound(f"no manager with id {manager_id}", field="id")
     held = session.scalars(

@@ -122,7 +122,8 @@ def user_for_token(session: Session, token: str) -> tuple[UserRow, ApiTokenRow] 
 def revoke_token(session: Session, token_id: int) -> None:
     """Delete the token; TABLAO_ADMIN_TOKEN's is expired instead, so the next start, finding its hash, does not
     install it again (a leaked preset that was revoked came back as a full admin token at every restart)."""
-    row = session.get(ApiTokenRow, token_id)
+    # locked: of two revokes at once (PostgreSQL), the second waits and then finds it gone (404), not a second 204
+    row = session.get(ApiTokenRow, token_id, with_for_update=True)
     if row is None:
         raise NotFound(f"no token with id {token_id}", field="id")
     if row.name == PRESET_NAME:

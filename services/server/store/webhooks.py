@@ -111,8 +111,8 @@ def queue_ping(session: Session, webhook_id: int, actor: str) -> str:
 # ---- settings --------------------------------------------------------------------------------
 
 
-def get(session: Session, webhook_id: int) -> WebhookRow:
-    row = session.get(WebhookRow, webhook_id)
+def get(session: Session, webhook_id: int, *, for_update: bool = False) -> WebhookRow:
+    row = session.get(WebhookRow, webhook_id, with_for_update=for_update or None)
     if row is None:
         raise NotFound(f"no webhook with id {webhook_id}", field="id")
     return row
@@ -177,7 +177,7 @@ def change(session: Session, webhook_id: int, req: WebhookUpdate) -> WebhookRow:
 
 
 def remove(session: Session, webhook_id: int) -> None:
-    row = get(session, webhook_id)
+    row = get(session, webhook_id, for_update=True)  # of two removes at once, the second finds it gone (404)
     session.execute(delete(WebhookOutboxRow).where(WebhookOutboxRow.webhook_id == row.id))  # its calls go with it
     id_floors.note_deleted(session, id_floors.WEBHOOKS, row.id)
     session.delete(row)

@@ -71,8 +71,11 @@ def test_two_removes_of_one_manager_or_webhook_at_once_are_one_removal_and_one_4
             made = webhooks.create(s, WebhookCreate(name="chat", url="https://chat.example/hook"), "ana")[0].id
         s.commit()
 
-    def remove(s: Session, _who: str) -> object:
-        return admin.remove_manager(s, made, "ana") if what == "manager" else webhooks.remove(s, made)
+    def remove(s: Session, _who: str) -> None:
+        if what == "manager":
+            admin.remove_manager(s, made, "ana")
+        else:
+            webhooks.remove(s, made)
 
     got = race(writers, remove, "ana", "bo")
     assert isinstance(got, NotFound) and got.field == "id", got

@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Callable
 
+from services.protocol import EXIT_INTERRUPTED
+
 USAGE = """usage: tablao [COMMAND] [ARGS...]
 
 With no command, opens the desktop app (`tablao desktop [--embedded ...]` with its options).
@@ -110,7 +112,15 @@ CLIENT_COMMANDS = ("submit", "jobs", "job", "task", "log", "job-types", "workers
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    try:
+        return _dispatch(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before the command took it over (its modules still loading, a second or so): no traceback
+        print("tablao: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: list[str]) -> int:
     # a service started by a supervisor (all-in-one, the app, the tray) dies with it, however it ends
     from services.localfarm.lifeline import hold_from_environment
 

@@ -20,7 +20,7 @@ import httpx
 from services import job_types_cli, openjd_submit, workers_cli
 from services.localfarm import records
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
-from services.protocol import API_PREFIX, resubmit
+from services.protocol import API_PREFIX, EXIT_INTERRUPTED, resubmit
 from services.protocol.cli_args import http_url
 from services.protocol.common import JSON_MAX_DEPTH, json_depth, plural
 from services.protocol.failures import LogPart
@@ -500,9 +500,6 @@ def run_reporting_errors(
 def _notes(exc: BaseException) -> str:
     """What the command added to an error (`submit`: the key that gets a job whose answer was lost)."""
     return "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
-
-
-EXIT_INTERRUPTED = 128 + 2  # as a shell reports a program ended by SIGINT
 
 
 def reader_gone() -> int:

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 from services.client_cli import (
-    EXIT_INTERRUPTED,
     cli_client,
     connection,
     connection_args,
@@ -17,6 +16,7 @@ from services.client_cli import (
 )
 from services.localfarm.demo_run import DemoRun
 from services.localfarm.layout import FarmLayout
+from services.protocol import EXIT_INTERRUPTED
 
 
 def main(argv: list[str]) -> int:

@@ -53,7 +53,7 @@ def test_ctrl_c_while_a_command_loads_is_one_line_and_exit_130(
     def interrupted(name: str) -> object:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(app.cli.importlib, "import_module", interrupted)
+    monkeypatch.setattr("importlib.import_module", interrupted)
     assert app.cli.main(["server", "--help"]) == 130
     assert capsys.readouterr().err == "tablao: interrupted\n"
 

@@ -99,13 +99,14 @@ class ManagerCore:
             WorkerStatus.AWAKE if worker.status_requested != WorkerStatusRequest.ASLEEP else (WorkerStatus.ASLEEP)
         )
         with self.writing():
-            self.workers.save(worker)
+            self.workers.came_or_went(worker)
             host_match.save(self.conn, worker)
             for task in self.ready:  # what it offers may meet tasks that waited for such a worker
                 if task.unmeetable and host_match.meets(task, worker):
                     task.unmeetable = None
             self.feed_waiters()
         self.claim_wakeup.set()
+        self.link_wakeup.set()  # the Server shows it at once
         variables = self.config.resolved_variables(worker.platform)
         return SignOnAnswer(
             status_requested=worker.status_requested, lazy=worker.lazy, variables=variables, last_seq=worker.last_seq
@@ -117,7 +118,8 @@ class ManagerCore:
             worker.signed_on = False
             worker.status = WorkerStatus.OFFLINE
             worker_controls.leaving_done(worker)
-            self.workers.save(worker)
+            self.workers.came_or_went(worker)
+        self.link_wakeup.set()
 
     def heartbeat(self, worker: WorkerState, hb: Heartbeat) -> StatusAnswer:
         if hb.utilisation is not None:

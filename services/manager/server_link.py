@@ -150,7 +150,7 @@ class ServerLink:
                     self._collected < self._collects or now - self._last_renewal >= self._renew_every() * 0.9
                 )
                 reports_due = self.core.workers.dirty and (
-                    self._reports_left or now - self._last_reports >= REPORT_INTERVAL
+                    self._reports_left or self.core.workers.news or now - self._last_reports >= REPORT_INTERVAL
                 )
                 blocklist_due = bool(self.core.blocklist_dirty) and not sent
                 if sent or not (keepalive_due or reports_due or blocklist_due or previews.has_unsent(conn)):
@@ -171,7 +171,11 @@ class ServerLink:
             unreported = any(r.worker_id in dirty for _i, r in shown) or not blocklisted.isdisjoint(dirty)
             reports = (
                 self.core.workers.reports(everything=renew)
-                if renew or unreported or self._reports_left or now - self._last_reports >= REPORT_INTERVAL
+                if renew
+                or unreported
+                or self._reports_left
+                or self.core.workers.news
+                or now - self._last_reports >= REPORT_INTERVAL
                 else []
             )
             first = {r.worker_id for _i, r in shown} | blocklisted

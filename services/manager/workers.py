@@ -71,6 +71,9 @@ class WorkerRegistry:
         self._load_instances()
         # workers whose report the Server has not had yet (all of them after a start)
         self.dirty: set[str] = set(self._workers)
+        # a worker came or went (signed on or off): its report goes at once, not with the next few seconds' (a
+        # wrangler who starts a worker looks for it in the app)
+        self.news = False
         self.awake_since = 0.0  # monotonic: the end of this process's last stall (server_link.ServerLink._sweep)
 
     def __getitem__(self, worker_id: str) -> WorkerState:
@@ -192,6 +195,11 @@ class WorkerRegistry:
         store.save_worker(self.conn, worker)
         self.changed(worker)
 
+    def came_or_went(self, worker: WorkerState) -> None:
+        """Write the worker's record, to be reported with the next batch, without waiting for the reports' turn."""
+        self.save(worker)
+        self.news = True
+
     def changed(self, worker: WorkerState) -> None:
         self.dirty.add(worker.id)
         self.run_watch.tell(worker.id)
@@ -261,4 +269,5 @@ class WorkerRegistry:
         """Reports of the workers that changed since the last call (or of all of them) for the Server."""
         ids = list(self._workers) if everything else list(self.dirty)
         self.dirty.clear()
+        self.news = False
         return [_report(self._workers[i]) for i in ids if i in self._workers]

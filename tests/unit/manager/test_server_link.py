@@ -16,12 +16,14 @@ import pytest
 from services.manager.answer_orders import last_bytes
 from services.manager.config import ManagerConfig
 from services.manager.core import ManagerCore
-from services.manager.server_link import ServerLink
+from services.manager.server_link import REPORT_INTERVAL, ServerLink
 from services.manager.store import outbox
 from services.manager.store.db import connect
 from services.protocol.link import ClaimResponse, TaskUpdate, UpdateAck, UpdateBatch
 from services.protocol.manager_client import ManagerClient
-from services.protocol.states import TaskStatus
+from services.protocol.platforms import Platform
+from services.protocol.states import TaskStatus, WorkerStatus
+from services.protocol.worker_api import SignOnRequest
 
 
 @contextlib.asynccontextmanager
@@ -66,6 +68,34 @@ async def test_a_started_manager_reports_its_workers_at_once_not_after_a_keep_al
         await asyncio.wait_for(pushed.wait(), config.keepalive / 4)
         wid = next(iter(core.workers)).id
     assert [w.id for w in batches[0].workers] == [wid]
+
+
+async def test_a_worker_signing_on_or_off_is_reported_at_once_not_with_the_next_reports(tmp_path: Path) -> None:
+    """From a newcomer's audit: `tablao workers` showed a worker just started seconds late (worker states ride
+    along every REPORT_INTERVAL); one that comes or goes is news, sent with the next batch, now."""
+    batches: list[UpdateBatch] = []
+    pushed = asyncio.Event()
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/manager/updates"):
+            batches.append(UpdateBatch.model_validate_json(request.content))
+            pushed.set()
+            return httpx.Response(200, content=UpdateAck(last_seq=batches[-1].seq, lease_seconds=60).model_dump_json())
+        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
+
+    async with linked(tmp_path, server) as (core, _config):
+        await asyncio.wait_for(pushed.wait(), 5)  # the start's own, with every worker's report
+        worker = next(iter(core.workers))
+        for change in ("on", "off"):
+            pushed.clear()
+            if change == "on":
+                core.sign_on(worker, SignOnRequest(name="w1", platform=Platform.LINUX, task_types=["exec"]))
+            else:
+                core.sign_off(worker)
+            await asyncio.wait_for(pushed.wait(), REPORT_INTERVAL / 2)
+            assert [(w.id, w.status) for w in batches[-1].workers] == [
+                (worker.id, WorkerStatus.AWAKE if change == "on" else WorkerStatus.OFFLINE)
+            ]
 
 
 async def test_a_claim_that_says_instructions_wait_brings_a_batch_at_once_and_waits_for_it(tmp_path: Path) -> None:

@@ -196,6 +196,7 @@ def apply_batch(
     now = utcnow()
     farm.seen(session, manager, lease_seconds, now)
     rejected: list[RejectedUpdate] = []
+    applied: set[int] = set()  # tasks of this Manager's, by the updates it took (its worker reports name them)
     if batch.seq > manager.last_seq + 1:
         expected = manager.last_seq + 1
         raise Conflict(
@@ -205,8 +206,9 @@ def apply_batch(
     if batch.seq == manager.last_seq + 1:
         rejected = _apply_updates(session, manager, batch.task_updates, now + timedelta(seconds=lease_seconds))
         manager.last_seq = batch.seq
+        applied = {u.task_id for u in batch.task_updates} - {r.task_id for r in rejected}
     # repeats (seq <= last_seq) change nothing; their worker states and leases are current, so use them
-    _apply_workers(session, manager, batch.workers, sample_seconds, max_workers)
+    _apply_workers(session, manager, batch.workers, sample_seconds, max_workers, applied)
     previews.apply_reports(session, manager, batch.previews)  # after the workers: a new worker's row exists
     _renew(session, manager, batch.held_task_ids, now + timedelta(seconds=lease_seconds))
     failures.apply_reports(session, manager, batch.blocklist, batch.blocklist_complete)
@@ -429,6 +431,7 @@ def _apply_workers(
     reports: list[WorkerReport],
     sample_seconds: float,
     max_workers: int | None,
+    applied: set[int],
 ) -> None:
     now = utcnow()
     forgotten = set(worker_admin.forgotten_ids(session, manager)) if reports else set()
@@ -441,7 +444,7 @@ def _apply_workers(
     }
     unknown = {r.id for r in reports if r.id not in known and r.id not in forgotten}
     room = worker_limit.room(session, manager, len(unknown), set(ids), max_workers)
-    own_tasks = _own_tasks(session, manager, reports, known)
+    own_tasks = _own_tasks(session, manager, reports, known, applied)
     for r in reports:
         if r.id in forgotten:
             continue  # a wrangler forgot it; this Manager forgets it with the answer to this batch
@@ -494,12 +497,13 @@ def _apply_workers(
 
 
 def _own_tasks(
-    session: Session, manager: ManagerRow, reports: list[WorkerReport], known: dict[str, WorkerRow]
+    session: Session, manager: ManagerRow, reports: list[WorkerReport], known: dict[str, WorkerRow], applied: set[int]
 ) -> set[int | None]:
     """The task ids the reports name that this Manager may show its workers at (None, no task, among them): the
-    ones its rows show already, and those of the others it holds, looked up in one query."""
+    ones its rows show already, those its updates in this batch changed, and those of the others it holds,
+    looked up in one query."""
     named: set[int] = set()
-    shown: set[int | None] = {None}
+    shown: set[int | None] = {None, *applied}
     for r in reports:
         row = known.get(r.id)
         for task_id in (r.current_task_id, r.next_task_id):

@@ -109,8 +109,9 @@ class ManagerCore:
         self.link_wakeup.set()  # the Server shows it at once
         variables = self.config.resolved_variables(worker.platform)
         return SignOnAnswer(
-            status_requested=worker.status_requested, lazy=worker.lazy, variables=variables, last_seq=worker.last_seq
-        )
+            status_requested=worker.status_requested, lazy=worker.lazy, variables=variables, last_seq=worker.last_seq,
+            worker_timeout=self.config.worker_timeout,
+        )  # fmt: skip
 
     def sign_off(self, worker: WorkerState) -> None:
         with self.writing():

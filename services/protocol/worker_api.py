@@ -82,6 +82,10 @@ class SignOnAnswer(StatusAnswer):
     # than its credentials (its data folder wiped, the credentials kept in the keyring) numbers its updates
     # after it, or they would be taken for repeats and ignored (None from an older Manager)
     last_seq: int | None = Field(default=None, ge=0, le=ID_MAX)
+    # seconds without a word from this worker after which the Manager takes its tasks back, the prefetched one
+    # included: a worker that has not heard the Manager for a good part of it gives its prefetched task back
+    # rather than start it unasked (None from an older Manager: the worker assumes the default, 60 s)
+    worker_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class WorkerTaskUpdate(WireModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Sequence
 
 import httpx
@@ -101,6 +102,7 @@ class WorkerClient:
         self.instance = secrets.token_urlsafe(12)  # this process's, on every call (worker_api.INSTANCE_HEADER)
         # told when the Manager says another process signed on with this worker's identity since
         self.on_superseded: Callable[[], None] | None = None
+        self.last_heard = 0.0  # monotonic: the Manager's last answer (not a proxy's or its own 5xx)
         self._http = httpx.AsyncClient(
             base_url=self.base_url + API_PREFIX + "/worker",
             timeout=timeout,
@@ -110,6 +112,8 @@ class WorkerClient:
         )
 
     async def _heard(self, resp: httpx.Response) -> None:
+        if resp.status_code < 500:
+            self.last_heard = time.monotonic()
         if resp.status_code == 409 and SUPERSEDED_HEADER in resp.headers and self.on_superseded is not None:
             self.on_superseded()
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 
 import httpx
@@ -38,6 +39,12 @@ EXIT_RESTART = 75  # EX_TEMPFAIL: the supervisor (all-in-one, systemd, the tray)
 # EX_CONFIG: another process signed on with this worker's identity; starting again would only take it back from
 # that one (the systemd unit's RestartPreventExitStatus, the tray and the local farm do not restart it)
 EXIT_SUPERSEDED = 78
+# The Manager takes a silent worker's tasks back after its worker timeout (said at sign-on; this from an older
+# Manager, its default). A worker that has not heard the Manager for this share of it gives its prefetched task
+# back rather than start it unasked: the Manager may have handed it to another worker meanwhile.
+MANAGER_WORKER_TIMEOUT = 60.0
+TOUCH_SHARE = 0.5
+TOUCH_CHECK_SECONDS = 1.0
 
 
 class _Refused(Exception):
@@ -67,6 +74,7 @@ class Agent:
         self.paused = False
         self.unavailable: str | None = None  # why it claims nothing: "user-active", "outside-hours", ...
         self.reachable = True  # the Manager answered the last request
+        self._manager_timeout = MANAGER_WORKER_TIMEOUT  # the Manager's worker timeout, from the sign-on
         self.listeners: list[Callable[[str], None]] = []  # told "state", "task-started", "task-finished:<status>"
         self._poll: asyncio.Task[AssignedTask | None] | None = None
         self._spare: spare.Spare | None = None  # while idle: a process held for the next task (runners/spare.py)
@@ -75,6 +83,7 @@ class Agent:
             self.client,
             poll_wait=config.poll_wait,
             may_ask=self._may_take,
+            in_touch=self._in_touch,
             on=config.prefetch,
             warm_starts=config.warm_start,
         )
@@ -168,6 +177,7 @@ class Agent:
             if not background:
                 background.append(asyncio.create_task(self.buffer.run_sender()))
                 background.append(asyncio.create_task(self._heartbeat_loop()))
+                background.append(asyncio.create_task(self._touch_loop()))
             try:
                 await self._work_loop()
                 return
@@ -198,6 +208,7 @@ class Agent:
             cfg.manager_url, cfg.name, creds.worker_id, ",".join(body.task_types),
         )  # fmt: skip
         self._variables = answer.variables  # (each task carries them too, and the last one's are kept)
+        self._manager_timeout = answer.worker_timeout or MANAGER_WORKER_TIMEOUT
         if answer.last_seq is not None and self.buffer is not None:
             try:
                 self.buffer.move_past(answer.last_seq)
@@ -227,6 +238,7 @@ class Agent:
                 self._state_changed.clear()
                 await self._state_changed.wait()
                 continue
+            self._give_back_if_out_of_touch()
             prefetched = self.prefetch.take()
             if prefetched is not None:
                 await self._run(*prefetched)  # prefetched while the task before ran: no round trip in between
@@ -380,6 +392,27 @@ class Agent:
         if self._finished_task == task_id:
             self._finished_task = None
         self.prefetch.forget(task_id)
+
+    # -- touch with the Manager ---------------------------------------------------------------------------
+
+    def _in_touch(self) -> bool:
+        """The Manager answered recently enough that a task it leased us is still ours to start unasked."""
+        return time.monotonic() - self.client.last_heard < self._manager_timeout * TOUCH_SHARE
+
+    def _give_back_if_out_of_touch(self) -> None:
+        # a prefetched task whose program started already runs on, as the task before it did (a 409 stops it)
+        if self.prefetch.task is None or self.prefetch.started_early() or self._in_touch():
+            return
+        silent = time.monotonic() - self.client.last_heard
+        self.prefetch.give_back(
+            f"no answer from the Manager for {silent:.0f} s: past {self._manager_timeout:.0f} s it gives a silent "
+            "worker's tasks to others"
+        )
+
+    async def _touch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TOUCH_CHECK_SECONDS)
+            self._give_back_if_out_of_touch()
 
     # -- heartbeats and requested state changes ----------------------------------------------------------
 

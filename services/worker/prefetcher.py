@@ -35,6 +35,7 @@ class Prefetcher:
         *,
         poll_wait: float,
         may_ask: Callable[[], bool],
+        in_touch: Callable[[], bool] = lambda: True,
         on: bool = True,
         warm_starts: bool = True,
     ) -> None:
@@ -44,6 +45,9 @@ class Prefetcher:
         self.buffer: UpdateBuffer | None = None  # the agent's, set once it is open
         self.poll_wait = poll_wait
         self.may_ask = may_ask  # False while the worker takes no new work (asleep, paused, stopping)
+        # False when the Manager has been silent long enough that it may have given our task away: the task's
+        # program is then not arranged to start by itself (the agent gives the task back)
+        self.in_touch = in_touch
         self.task: AssignedTask | None = None  # leased to us: the one we run next
         self.warm: warm_start.WarmStart | None = None  # its first process, made ahead (runners/warm_start.py)
         self._poll: asyncio.Task[None] | None = None
@@ -78,7 +82,7 @@ class Prefetcher:
 
     def _hand_on(self) -> None:
         warm, last = self.warm, self._last
-        if warm is None or last is None or not warm.made():
+        if warm is None or last is None or not warm.made() or not self.in_touch():
             return
         self._last = None  # one try: a process that does not fit now starts when its task does
         if warm.open_when_ended(last):

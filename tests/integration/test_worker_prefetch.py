@@ -8,13 +8,15 @@ import signal
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import psutil
 import pytest
 
 from tests.integration.test_worker_agent import AgentProcess, _request, _worker, farm, submit, tasks_of  # noqa: F401 - farm: the fixture
+from tests.support.cut_proxy import CutProxy
 from tests.support.manager import API, ManagerProcess, add_manager
 from tests.support.services import ServerProcess
 from tests.support.waiting import wait_for
@@ -208,3 +210,40 @@ def test_a_manager_killed_and_started_again_keeps_current_and_next_and_each_task
     finally:
         agent.stop()
         mgr.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_cut_off_from_its_manager_does_not_start_its_prefetched_task(
+    fresh_server: ServerProcess, tmp_path: Path
+) -> None:
+    """From a fault-injection audit: a worker whose line to the Manager was cut ran its running task to its end and
+    then its prefetched one, which the Manager had meanwhile given to another worker (its worker timeout passed):
+    that frame ran twice. A worker that has not heard the Manager for half the worker timeout (said at sign-on)
+    gives its prefetched task back instead; only the task it was running may run twice (docs/manager.md)."""
+    mgr = ManagerProcess(fresh_server.url, add_manager(fresh_server, "m1"), tmp_path / "manager",
+                         extra_args=("--worker-timeout", "6")).start()  # fmt: skip
+    out = tmp_path / "out"
+    agents: list[AgentProcess] = []
+    with CutProxy(mgr.port) as line:
+        try:
+            cut_off = AgentProcess(cast("ManagerProcess", SimpleNamespace(url=line.url,
+                                   registration_secret=mgr.registration_secret)), tmp_path / "w1", "w1")  # fmt: skip
+            agents.append(cut_off)
+            frames_job(fresh_server, out, "1-3", 12)
+            # the next task leased and its process made ahead (runners/warm_start.py), early in the running one
+            wait_for(lambda: _held_processes(cut_off.proc.pid), timeout=60, what="the prefetched task's process")
+            line.cut()
+            (running,) = ran(out)
+            agents.append(AgentProcess(mgr, tmp_path / "w2", "w2"))  # takes what the Manager takes back
+            wait_for(lambda: sum(ran(out).values()) >= 3, timeout=120, what="the other frames to run elsewhere")
+            time.sleep(14)  # past the end of the cut-off worker's running task: it would start the next one then
+            line.mend()
+            wait_for(lambda: "is stale" in cut_off.log_text(), timeout=60, what="the cut-off worker to hear")
+            counts = ran(out)
+            # the running task may run again (its worker was silent past the timeout); no other one
+            assert counts == Counter({1: 1, 2: 1, 3: 1, running: counts[running]}), counts
+            assert "given back: no answer from the Manager for" in cut_off.log_text()
+        finally:
+            for agent in agents:
+                agent.stop()
+            mgr.stop()

@@ -37,18 +37,36 @@ class StoreHealth:
         with contextlib.suppress(*STORE_ERRORS):
             if self._conn().in_transaction:  # a failed COMMIT may leave it open; later writes would join it
                 self._conn().execute("ROLLBACK")
-        with contextlib.suppress(*STORE_ERRORS):
-            # The write-ahead log is copied into the store only after a commit that went through, and on a full
-            # disk none does: it keeps up to 4 MB of the disk (1000 pages) for a store of a few hundred KB. Copied
-            # and cut now, that space comes back, and the writes may go on.
-            self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        uncut = self._cut_wal()
         what = disk_problem(exc, store_path(self.data_dir)) or f"the Manager's store failed: {exc!r}"
+        if uncut:
+            what += f" ({uncut})"
         self.trouble = what
         if self._said.due(what):
             held = self._said.held_back
             more = f" ({held} more failures since the last line)" if held else ""
             log.error("%s; %s, retrying%s", what, consequence, more)
             self._said_since = True
+
+    def _cut_wal(self) -> str | None:
+        """The write-ahead log is copied into the store only after a commit that went through, and on a full disk
+        none does: it keeps up to 4 MB of the disk (1000 pages) for a store of a few hundred KB. Copied and cut
+        now, that space comes back, and the writes may go on. The copy needs room in the store's file for the
+        pages new to it, so on a disk full to the last block it can fail too: then said, not silent."""
+        wal = store_path(self.data_dir).with_name(store_path(self.data_dir).name + "-wal")
+        try:
+            row = self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except STORE_ERRORS as exc:
+            reason = str(exc)
+        else:
+            if not row or not row[0]:
+                return None
+            reason = "the store was being read"
+        try:
+            size = f" ({wal.stat().st_size // 1024} KB)"
+        except OSError:
+            size = ""
+        return f"its write-ahead log{size} could not be copied into the store to give the space back: {reason}"
 
     def takes_writes(self) -> bool:
         """A write of a few bytes, to learn whether the store took its trouble behind it."""

@@ -11,12 +11,16 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from services.protocol.sqlite_files import file_problem, note_created, set_aside
+
+log = logging.getLogger(__name__)
 
 STORE_NAME = "tablao-manager.sqlite"
 MARKER_NAME = "store.created"
@@ -59,6 +63,7 @@ def check_owner(data_dir: Path, server_url: str, token: str, *, fresh: bool) -> 
     aside and this Manager starts empty."""
     link = data_dir / LINK_NAME
     digest = hashlib.sha256(token.encode()).hexdigest()
+    earlier: Any = None
     try:
         earlier = json.loads(link.read_text())
         other = earlier["server_url"] != server_url and earlier["token_sha256"] != digest
@@ -73,9 +78,16 @@ def check_owner(data_dir: Path, server_url: str, token: str, *, fresh: bool) -> 
                 "with --fresh-store to set that store aside and begin with an empty one"
             )
         set_aside(path)
+    wanted = {"server_url": server_url, "token_sha256": digest}
+    if earlier == wanted:
+        return  # as it was: nothing to write (a start on a full disk must not fail here, docs/manager.md)
     tmp = link.with_name(f"{LINK_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"server_url": server_url, "token_sha256": digest}))
-    tmp.replace(link)
+    try:
+        tmp.write_text(json.dumps(wanted))
+        tmp.replace(link)
+    except OSError as exc:  # a full disk: the store waits for room; this note is written at a later start
+        tmp.unlink(missing_ok=True)
+        log.warning("could not note which Server and token %s works for: %s", data_dir, exc)
 
 
 def disk_problem(exc: BaseException, path: Path) -> str | None:

@@ -367,3 +367,45 @@ def httpx_client_stub() -> Any:
     from services.protocol.manager_client import ManagerClient
 
     return ManagerClient("http://127.0.0.1:1", "t")
+
+
+def test_a_start_on_a_full_disk_does_not_fail_noting_its_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """From a fault-injection audit: every start rewrote linked-to.json, so a Manager started on a full disk died
+    there with a traceback (docs/manager.md says it waits for room) and left an empty temporary file each time."""
+    check.check_owner(tmp_path, "http://s:8470", "t", fresh=False)  # the first start, with room
+    before = (tmp_path / check.LINK_NAME).read_text()
+
+    def no_room(*_args: object, **_kw: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", no_room)
+    check.check_owner(tmp_path, "http://s:8470", "t", fresh=False)  # the same: nothing to write
+    with caplog.at_level(logging.WARNING):
+        check.check_owner(tmp_path, "http://moved:8470", "t", fresh=False)  # a move: noted at a later start
+    assert "No space left on device" in caplog.text
+    assert (tmp_path / check.LINK_NAME).read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [check.LINK_NAME]
+
+
+def test_a_write_ahead_log_that_cannot_be_cut_is_said_in_the_stores_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """From a fault-injection audit: on a disk full to the last block the cut failed (the copy needs room in the
+    store's file) and nothing said so; the 4 MB the docs promised back stayed taken."""
+    from services.manager.store_health import StoreHealth
+
+    class NoRoom:
+        in_transaction = False
+
+        def execute(self, sql: str) -> Any:
+            raise sqlite3.OperationalError(FULL)
+
+    (tmp_path / (check.STORE_NAME + "-wal")).write_bytes(b"x" * 4096)
+    health = StoreHealth(lambda: NoRoom(), tmp_path)  # type: ignore[arg-type, return-value]
+    with caplog.at_level(logging.ERROR):
+        health.failed(sqlite3.OperationalError(FULL), "updates wait")
+    assert f"its write-ahead log (4 KB) could not be copied into the store to give the space back: {FULL}" in (
+        caplog.text
+    )

@@ -39,13 +39,12 @@ class StoreHealth:
                 self._conn().execute("ROLLBACK")
         uncut = self._cut_wal()
         what = disk_problem(exc, store_path(self.data_dir)) or f"the Manager's store failed: {exc!r}"
-        if uncut:
-            what += f" ({uncut})"
         self.trouble = what
-        if self._said.due(what):
+        if self._said.due(what):  # (not by the log's size, which may change at each failure)
             held = self._said.held_back
             more = f" ({held} more failures since the last line)" if held else ""
-            log.error("%s; %s, retrying%s", what, consequence, more)
+            also = f" ({uncut})" if uncut else ""
+            log.error("%s%s; %s, retrying%s", what, also, consequence, more)
             self._said_since = True
 
     def _cut_wal(self) -> str | None:

@@ -59,7 +59,7 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
         }
     ),
     # completed, failed: its last tasks finished after the pause took them back (store/link.py,
-    # finished_after_pause), with none left to resume (follow_tasks)
+    # finished_after_stop), with none left to resume (follow_tasks)
     JobStatus.PAUSED: frozenset(
         {
             JobStatus.QUEUED,

@@ -36,7 +36,9 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     ),
     TaskStatus.COMPLETED: frozenset({TaskStatus.QUEUED}),  # requeue
     TaskStatus.FAILED: frozenset({TaskStatus.QUEUED}),  # requeue
-    TaskStatus.CANCELED: frozenset({TaskStatus.QUEUED}),  # requeue
+    # requeue; completed: a run the cancel took back finished before its Manager heard of the cancel (a Manager
+    # down at the time reports it when back): its output exists, and a requeue of the job need not render it again
+    TaskStatus.CANCELED: frozenset({TaskStatus.QUEUED, TaskStatus.COMPLETED}),
     # resume, cancel; completed: a run the pause took back finished before its Manager heard of the pause (the
     # same attempt: no one has had the task since, see store/link.py)
     TaskStatus.PAUSED: frozenset({TaskStatus.QUEUED, TaskStatus.CANCELED, TaskStatus.COMPLETED}),

@@ -57,6 +57,6 @@ def expire_leases(session: Session, lease_seconds: float, *, started: float, lim
             )
             # named until a claim hands it out again, as a pause names it: a Manager that was only slow (stopped,
             # its answers delayed) may still report the run as completed, or claim the task back and carry the run
-            # on (claim's resumes_attempt), rather than render it again (link.finished_after_pause)
+            # on (claim's resumes_attempt), rather than render it again (link.finished_after_stop)
             task.manager_id = holder
     return len(rows)

@@ -403,22 +403,27 @@ def _refusal(task: TaskRow | None, manager: ManagerRow, u: TaskUpdate) -> str | 
         # only a wrangler pauses a task (its job) and only a claim assigns one: taken from a Manager, a paused
         # task sat in an active job that nothing would run
         return f"a Manager does not report a task {u.status}"
-    if TaskStatus(task.status) not in HELD and not finished_after_pause(task, u):
+    if TaskStatus(task.status) not in HELD and not finished_after_stop(task, u):
         return f"task {u.task_id} is {task.status}"
     return None
 
 
-def finished_after_pause(task: TaskRow, u: TaskUpdate) -> bool:
-    """A pause took the task back from this Manager while it was assigned, or its lease ran out while the Manager
-    was only slow (lease_expiry.py), and its run has completed all the same: the Manager handed it to a worker
-    before it heard of the pause, or reports late. Its output is kept, not rendered again.
+def finished_after_stop(task: TaskRow, u: TaskUpdate) -> bool:
+    """A pause or a cancel took the task back from this Manager while it was assigned, or its lease ran out while
+    the Manager was only slow (lease_expiry.py), and its run has completed all the same: the Manager handed it to a
+    worker before it heard of the pause or cancel, or reports late (it was down). Its output is kept, not rendered
+    again; a canceled job stays canceled (states/jobs.py follow_tasks), with the run counted as completed.
 
-    The caller checked the Manager (a pause and the resume after it, and a lease expiry, keep the one the task was
-    taken from) and the attempt: the task is paused, or queued again by the resume or the expiry and not claimed
-    since (a claim makes a new attempt and names its Manager; any other way into the queue names none). Any
-    other report of such a run stays refused, and its worker is told to stop.
+    The caller checked the Manager (a pause and the resume after it, a cancel, and a lease expiry, keep the one the
+    task was taken from) and the attempt: the task is paused or canceled, or queued again by the resume or the
+    expiry and not claimed since (a claim makes a new attempt and names its Manager; any other way into the queue
+    names none). Any other report of such a run stays refused, and its worker is told to stop.
     """
-    return u.status == TaskStatus.COMPLETED and TaskStatus(task.status) in (TaskStatus.PAUSED, TaskStatus.QUEUED)
+    return u.status == TaskStatus.COMPLETED and TaskStatus(task.status) in (
+        TaskStatus.PAUSED,
+        TaskStatus.QUEUED,
+        TaskStatus.CANCELED,
+    )
 
 
 # how stale WorkerRow.reported may be: a tenth of the time after which a worker no Manager reports goes offline

@@ -295,9 +295,8 @@ def stop_unfinished(session: Session, job: JobRow, *, to: TaskStatus, actor: str
         )
         .values(
             status=to,
-            # A paused task names the Manager it was taken from: a run of it that completed before that Manager
-            # heard of the pause is kept (store/link.py, finished_after_pause)
-            **({} if to == TaskStatus.PAUSED else {"manager_id": None}),
+            # A paused or canceled task names the Manager it was taken from: a run of it that completed before
+            # that Manager heard of the pause or cancel is kept (store/link.py, finished_after_stop)
             worker_id=None,
             worker_name=None,
             lease_expires=None,
@@ -319,7 +318,7 @@ def requeue_where(
     """Requeue the job's tasks in `statuses`, resetting their failure counts; returns how many.
 
     A resume keeps the Manager a pause took each task from until a claim hands it out again: a run of it that
-    completed before that Manager heard of the pause may still be reported (store/link.py, finished_after_pause).
+    completed before that Manager heard of the pause may still be reported (store/link.py, finished_after_stop).
     """
     ids = session.scalars(select(TaskRow.id).where(TaskRow.job_id == job.id, TaskRow.status.in_(statuses))).all()
     if not ids:

@@ -64,7 +64,7 @@ def test_two_transactions_handing_out_tasks_of_one_job_both_count(writers: sessi
 
 def test_a_status_change_reads_the_task_again_once_it_holds_the_job(writers: sessionmaker[Session]) -> None:
     """B loaded an assigned task; A canceled the job and committed; B's change must start from canceled (which may
-    not become completed), not from the assigned it read, or the cancel is counted twice and overwritten."""
+    not become active), not from the assigned it read, or the cancel is counted twice and overwritten."""
     from services.protocol.jobs import JobAction
     from services.server.states.tasks import IllegalTaskTransition
 
@@ -85,7 +85,7 @@ def test_a_status_change_reads_the_task_again_once_it_holds_the_job(writers: ses
             jobs.apply_action(a, jobs.get(a, job_id, for_update=True), JobAction.CANCEL, admin)
             a.commit()
         with pytest.raises(IllegalTaskTransition):
-            set_task_status(b, b_task, TaskStatus.COMPLETED, actor="test", job=b_job)
+            set_task_status(b, b_task, TaskStatus.ACTIVE, actor="test", job=b_job)
         b.rollback()
     with writers() as s:
         job = s.get_one(JobRow, job_id)

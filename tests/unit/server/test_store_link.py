@@ -338,8 +338,9 @@ def test_a_task_no_worker_may_run_fails_naming_the_failure_that_blocklisted_them
 def test_a_batch_waiting_for_a_cancel_acts_on_the_tasks_as_the_cancel_left_them(tmp_path: Path) -> None:
     """Two Servers on PostgreSQL: a wrangler's cancel through one is open when a Manager's batch reporting a task
     completed reaches the other. The batch waited for the job's lock, then moved the counters from the status it
-    had read before the cancel (assigned): the job said 272 canceled of 262 and −10 running, and the task was
-    written completed over its cancel."""
+    had read before the cancel (assigned): the job said 272 canceled of 262 and −10 running. It now starts from the
+    task as the cancel left it (canceled), whose completion is kept as a run that finished before its Manager heard
+    of the cancel, the counters moved from canceled."""
     with postgres_writers(tmp_path) as writers:
         job_id = submit(writers, "1-3")
         manager = Link(writers, "m")
@@ -359,8 +360,8 @@ def test_a_batch_waiting_for_a_cancel_acts_on_the_tasks_as_the_cancel_left_them(
             rows = list(s.scalars(select(TaskRow).where(TaskRow.job_id == job_id)))
             counted = s.get_one(JobRow, job_id)
             statuses = sorted(str(t.status) for t in rows)
-            assert statuses == ["canceled"] * 3, statuses
-            assert (counted.tasks_canceled, counted.tasks_completed, counted.tasks_active) == (3, 0, 0)
+            assert statuses == ["canceled", "canceled", "completed"], statuses
+            assert (counted.tasks_canceled, counted.tasks_completed, counted.tasks_active) == (2, 1, 0)
             assert counted.status == "canceled"
 
 
@@ -404,6 +405,34 @@ def test_a_run_that_completed_after_a_pause_took_it_back_is_kept(writers: sessio
     assert m.send(update(t3, a3, TaskStatus.COMPLETED)) == [f"attempt {a3} of task {t3} is stale (current: {a3 + 1})"]
     assert m.send(*(update(t, a, TaskStatus.COMPLETED) for t, a in again.items())) == []
     assert _consistent(writers, job_id).status == "completed"
+
+
+def test_a_run_that_completed_before_its_manager_heard_of_a_cancel_is_kept_and_the_job_stays_canceled(
+    writers: sessionmaker[Session],
+) -> None:
+    """From a fault-injection audit: a Manager killed just after two runs completed, the job canceled while it was
+    down, the Manager back with their completions: they were refused and the tasks counted canceled, though their
+    frames were rendered (a requeue of the job rendered them again). As after a pause: only that Manager's word,
+    for the attempt the cancel took back, and only a completion; the job stays canceled."""
+    job_id = submit(writers, "1-3")
+    m, other = Link(writers, "m"), Link(writers, "other")
+    (t1, a1), (t2, a2), (t3, a3) = m.claim(3).items()
+    act(writers, job_id, JobAction.CANCEL)
+    assert job(writers, job_id).status == "canceled"
+    assert other.send(update(t1, a1, TaskStatus.COMPLETED)) == [f"task {t1} is not held by this Manager"]
+    assert m.send(update(t2, a2, TaskStatus.ACTIVE)) == [f"task {t2} is canceled"]
+    assert m.send(update(t2, a2, TaskStatus.FAILED)) == [f"task {t2} is canceled"]
+    assert m.send(update(t1, a1, TaskStatus.COMPLETED, worker_id="w1", worker_name="w1")) == []
+    kept = task(writers, t1)
+    assert (kept.status, kept.worker_name) == (TaskStatus.COMPLETED, "w1")
+    row = _consistent(writers, job_id)
+    assert (row.status, row.tasks_completed, row.tasks_canceled) == ("canceled", 1, 2)
+    # a requeue of the job runs what was not rendered, not what was
+    act(writers, job_id, JobAction.REQUEUE)
+    assert {t: task(writers, t).status for t in (t1, t2, t3)} == {
+        t1: TaskStatus.COMPLETED, t2: TaskStatus.QUEUED, t3: TaskStatus.QUEUED
+    }  # fmt: skip
+    assert m.send(update(t3, a3, TaskStatus.COMPLETED)) == [f"task {t3} is not held by this Manager"]
 
 
 def test_a_requeue_forgets_the_run_a_pause_took_back(writers: sessionmaker[Session]) -> None:

@@ -17,7 +17,7 @@ ALLOWED = {
     (T.ACTIVE, T.CANCELED),
     (T.SOFT_FAILED, T.ASSIGNED), (T.SOFT_FAILED, T.ACTIVE), (T.SOFT_FAILED, T.COMPLETED),
     (T.SOFT_FAILED, T.FAILED), (T.SOFT_FAILED, T.QUEUED), (T.SOFT_FAILED, T.PAUSED), (T.SOFT_FAILED, T.CANCELED),
-    (T.COMPLETED, T.QUEUED), (T.FAILED, T.QUEUED), (T.CANCELED, T.QUEUED),
+    (T.COMPLETED, T.QUEUED), (T.FAILED, T.QUEUED), (T.CANCELED, T.QUEUED), (T.CANCELED, T.COMPLETED),
     (T.PAUSED, T.QUEUED), (T.PAUSED, T.CANCELED), (T.PAUSED, T.COMPLETED),
 }  # fmt: skip
 
@@ -34,5 +34,7 @@ def test_transition_table(old: T, new: T) -> None:
 
 
 def test_finished_tasks_only_go_back_to_the_queue() -> None:
-    for finished in (T.COMPLETED, T.FAILED, T.CANCELED):
+    """A canceled one may also complete: a run the cancel took back finished before its Manager heard of it."""
+    for finished in (T.COMPLETED, T.FAILED):
         assert [s for s in T if can_transition(finished, s)] == [T.QUEUED]
+    assert {s for s in T if can_transition(T.CANCELED, s)} == {T.QUEUED, T.COMPLETED}

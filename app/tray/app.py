@@ -7,6 +7,7 @@ redraws the icon. A user's return therefore stops a render within about 0.25 s p
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,9 +52,13 @@ class TrayApp(QObject):
         save_settings: bool = True,
         worker_extra: list[str] | None = None,
         now: Callable[[], datetime] = local_now,
+        run_only: dict[str, Any] | None = None,
     ) -> None:
+        """`run_only`: the stored values of settings given for this run only (`--hours`, `--away-after`): saved
+        as they were, unless the artist changes that setting in this run."""
         super().__init__()
         self.settings = settings
+        self.run_only = dict(run_only or {})
         self.data_dir = data_dir
         self.log_path = data_dir / "worker.log"
         self.idle = idle
@@ -282,6 +287,8 @@ class TrayApp(QObject):
 
     def set_away_only(self, on: bool) -> None:
         self.settings.away_only = on
+        self.run_only.pop("away_only", None)  # the artist's own choice: kept
+        self.run_only.pop("away_minutes", None)
         self._save()
         self.tick()
 
@@ -289,6 +296,7 @@ class TrayApp(QObject):
         dialog = HoursDialog(self.settings.hours)
         if dialog.exec():
             self.settings.hours = dialog.result_hours
+            self.run_only.pop("hours", None)  # the artist's own choice: kept
             self._save()
             self.tick()
 
@@ -351,4 +359,6 @@ class TrayApp(QObject):
 
     def _save(self) -> None:
         if self.save_settings:
-            self.settings.save()
+            # what the command line gave for this run only stays as it was stored (an artist's hours were lost
+            # to `--hours` given once for a test)
+            dataclasses.replace(self.settings, **self.run_only).save()

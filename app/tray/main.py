@@ -21,14 +21,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tablao tray",
         description="The tray worker agent: renders for the farm on this workstation when you allow it.",
     )
-    p.add_argument("--manager", metavar="URL", help="the Manager's URL for this run (default: from Settings…)")
-    p.add_argument("--name", help="the worker's name for this run (default: from Settings…)")
+    p.add_argument(
+        "--manager", metavar="URL", help="the Manager's URL, remembered in Settings… (with --no-save: this run only)"
+    )
+    p.add_argument("--name", help="the worker's name, remembered in Settings… (with --no-save: this run only)")
     p.add_argument("--data-dir", type=Path, metavar="D", help="where the tray's worker keeps its files")
     p.add_argument(
         "--registration-secret-file", type=Path, metavar="F", help="read the farm's registration secret from F "
         "and keep it in the keyring"
     )  # fmt: skip
-    p.add_argument("--away-after", type=float, metavar="S", help="render only after S seconds without input")
+    p.add_argument(
+        "--away-after", type=float, metavar="S", help="render only after S seconds without input, for this run"
+    )
     p.add_argument("--hours", metavar="JSON", help="rendering hours for this run, as stored in the settings")
     p.add_argument("--no-save", action="store_true", help="do not save settings changed in this run")
     # tries a schedule as if the clock showed this local time now (and runs on from there): for tests and demos
@@ -116,19 +120,27 @@ def main(argv: list[str]) -> int:
             return 1
 
     settings = TraySettings.load()
-    if args.manager:
-        settings.manager_url = args.manager.rstrip("/")
-    if args.name:
-        settings.worker_name = args.name
+    if args.manager or args.name:
+        # the roll-out's one run (docs/operations.md): the Manager and the name are remembered from now on
+        settings.manager_url = args.manager.rstrip("/") if args.manager else settings.manager_url
+        settings.worker_name = args.name or settings.worker_name
+        if not args.no_save:
+            settings.save()
+    run_only: dict[str, object] = {}  # the stored values of what is given for this run only
     if args.away_after is not None:
+        run_only.update(away_only=settings.away_only, away_minutes=settings.away_minutes)
         settings.away_only, settings.away_minutes = True, args.away_after / 60.0
     if hours is not None:
+        run_only["hours"] = settings.hours
         settings.hours = hours
     if secret and not save_registration_secret(settings.manager_url, secret):
         print("tablao tray: error: no secure keyring to keep the registration secret in", file=sys.stderr)
         return 1
     if not QSystemTrayIcon.isSystemTrayAvailable():
-        QMessageBox.critical(None, "Tablao tray", "This desktop has no system tray to show the Tablao icon in.")
+        said = "This desktop has no system tray to show the Tablao icon in."
+        print(f"tablao tray: error: {said}", file=sys.stderr)  # started from a terminal or a login script
+        if QApplication.platformName() not in ("offscreen", "minimal"):  # a box no one can see would hang here
+            QMessageBox.critical(None, "Tablao tray", said)
         return 1
     tray = TrayApp(
         settings,
@@ -136,6 +148,7 @@ def main(argv: list[str]) -> int:
         idle=idle.detect(),
         autostart=autostart.for_this_platform(),
         save_settings=not args.no_save,
+        run_only=run_only,
         worker_extra=list(args.worker_arg),
         now=lambda: datetime.now().astimezone() + offset,
     )

@@ -3,6 +3,7 @@ settings persist and the registration secret goes to the keyring (the in-memory 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,28 @@ def test_the_workers_tab_says_why_a_worker_is_unavailable() -> None:
     column = next(c for c in worker_columns(Store()) if c.title == "Unavailable")  # type: ignore[arg-type]
     assert column.display(w) == "user at desk"
     assert column.display(w.model_copy(update={"unavailable": None})) == ""
+
+
+def test_settings_given_for_one_run_are_not_saved_by_a_later_change(qapp, tmp_path: Path) -> None:
+    """From an admin/artist audit: `--hours` or `--away-after`, given once (a test, a demo), were saved for good by
+    the next menu change, and the artist's own rendering hours were lost. What the artist changes in that run is
+    saved; the run's own values are not."""
+    from app.tray.app import TrayApp
+
+    stored = TraySettings(manager_url="http://farm:8471", worker_name="anna-ws", hours=RenderingHours.after_hours())
+    stored.save()
+    this_run = dataclasses.replace(stored, hours=RenderingHours.from_json({"always": True}), away_only=True,
+                                   away_minutes=0.1)  # fmt: skip
+    app = TrayApp(
+        this_run, data_dir=tmp_path, idle=Detection(None, ["none here"]),
+        autostart=XdgAutostart(tmp_path / "home"),
+        run_only={"hours": stored.hours, "away_only": stored.away_only, "away_minutes": stored.away_minutes},
+    )  # fmt: skip
+    app.child = FakeChild()  # type: ignore[assignment]
+    try:
+        app.set_start_at_login(False)  # any change saves the settings
+        assert TraySettings.load() == stored
+        app.set_away_only(True)  # the artist's own choice is kept, the run's hours still not
+        assert TraySettings.load() == dataclasses.replace(stored, away_only=True, away_minutes=0.1)
+    finally:
+        app.timer.stop()

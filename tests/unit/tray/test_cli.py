@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +79,19 @@ def test_without_a_display_it_says_so_in_one_line(tmp_path) -> None:
 def test_away_after_stays_within_what_the_settings_load_again() -> None:
     r = run("tray", "--away-after", "14401")  # 4 h and a second: a saved run would not load back
     assert r.returncode == 2 and r.stderr.strip() == "tablao tray: error: --away-after: at most 14400 seconds"
+
+
+@pytest.mark.timeout(120)
+def test_the_manager_and_name_given_once_are_remembered(tmp_path: Path) -> None:
+    """docs/operations.md's roll-out runs `tablao tray --manager URL ...` once; the settings then remember it (from
+    an admin/artist audit: they did only when some other setting happened to be changed in that run). Here there
+    is no system tray (offscreen): the tray says so in one line and ends, not at a box no one sees."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    r = subprocess.run(
+        [sys.executable, "-m", "app.cli", "tray", "--manager", "http://farm:8471/", "--name", "anna-ws",
+         "--data-dir", str(tmp_path / "tray")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 1 and "no system tray" in r.stderr, r.stderr
+    stored = (tmp_path / "Tablao" / "Tablao.conf").read_text()
+    assert "manager_url=http://farm:8471" in stored and "worker_name=anna-ws" in stored, stored

@@ -111,14 +111,21 @@ class TrayApp(QObject):
         self.a_start = self._action("Start rendering", self.start_worker)
         self.menu.addSeparator()
         self.a_away = self._action("Render only when I'm away", self.set_away_only, checkable=True)
-        self.a_away.setChecked(self.settings.away_only and self.idle.provider is not None)
+        # as stored: not the artist's choice in this run (which `toggled` would take it for, and save)
+        self.a_away.blockSignals(True)
+        self.a_away.setChecked(self.settings.away_only)
+        self.a_away.blockSignals(False)
         if self.idle.provider is None:
-            self.a_away.setEnabled(False)
+            # chosen before (another desktop, an earlier session): it holds, since being away cannot be told
+            # here, and stays there to be turned off; not chosen: it cannot be
+            self.a_away.setEnabled(self.settings.away_only)
             self.a_away.setText(f"Render only when I'm away (unavailable: {self.idle.why_not})")
         self.a_hours = self._action("Rendering hours…", self.edit_hours)
         self.a_settings = self._action("Settings…", self.edit_settings)
         self.a_login = self._action("Start at login", self.set_start_at_login, checkable=True)
+        self.a_login.blockSignals(True)
         self.a_login.setChecked(self.autostart.enabled())
+        self.a_login.blockSignals(False)
         self.menu.addSeparator()
         self.a_open = self._action("Open Tablao", self.open_desktop)
         self.a_log = self._action("Show log", self.show_log)
@@ -191,7 +198,8 @@ class TrayApp(QObject):
             paused=self.paused,
             in_hours=s.hours.allows(now),
             asleep=bool(self.info and self.info.get("status") == "asleep"),
-            away_only=s.away_only and self.idle.provider is not None,
+            # chosen but not measurable here: never proven away, so nothing renders (the artist said so)
+            away_only=s.away_only,
             idle_seconds=self.idle_seconds() if s.away_only else None,
             away_after=s.away_minutes * 60.0,
             finish_on_return=s.finish_on_return,

@@ -142,10 +142,15 @@ def main(argv: list[str]) -> int:
         if QApplication.platformName() not in ("offscreen", "minimal"):  # a box no one can see would hang here
             QMessageBox.critical(None, "Tablao tray", said)
         return 1
+    detected = idle.detect()
+    if args.away_after is not None and detected.provider is None:
+        print(f"tablao tray: error: --away-after: this session's idle time cannot be read ({detected.why_not})",
+              file=sys.stderr)  # fmt: skip
+        return 2
     tray = TrayApp(
         settings,
         data_dir=args.data_dir or default_data_dir(),
-        idle=idle.detect(),
+        idle=detected,
         autostart=autostart.for_this_platform(),
         save_settings=not args.no_save,
         run_only=run_only,

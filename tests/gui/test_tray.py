@@ -249,3 +249,26 @@ def test_settings_given_for_one_run_are_not_saved_by_a_later_change(qapp, tmp_pa
         assert TraySettings.load() == dataclasses.replace(stored, away_only=True, away_minutes=0.1)
     finally:
         app.timer.stop()
+
+
+def test_away_only_chosen_where_idle_time_cannot_be_read_renders_nothing_and_can_be_turned_off(
+    qapp, tmp_path: Path
+) -> None:
+    """From an admin/artist audit: chosen on another desktop (or before), it was silently ignored where the idle
+    time cannot be read, and the tray rendered while the artist was at the desk."""
+    from app.tray.app import TrayApp
+
+    settings = TraySettings(manager_url="http://127.0.0.1:9", away_only=True)
+    app = TrayApp(settings, data_dir=tmp_path, idle=Detection(None, ["X11: no X display"]),
+                  autostart=XdgAutostart(tmp_path), save_settings=False)  # fmt: skip
+    app.child = FakeChild()  # type: ignore[assignment]
+    app.info = {"status": "awake", "reachable": True, "task": None, "paused": False}
+    try:
+        app.tick()
+        assert app.decision is not None and not app.decision.may_claim
+        assert app.a_away.isEnabled() and app.a_away.isChecked()
+        app.set_away_only(False)
+        app.tick()
+        assert app.decision.may_claim
+    finally:
+        app.timer.stop()

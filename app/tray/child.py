@@ -18,6 +18,7 @@ from app.qt import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 from services.localfarm.supervisor import tablao_argv
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2  # argparse's, and the worker's for a value it refuses at its start
 EXIT_RESTART = 75
 EXIT_SUPERSEDED = 78  # another process signed on with this worker's identity (services/worker/agent.py)
 BACKOFF_START = 1.0
@@ -148,7 +149,7 @@ class WorkerChild(QObject):
         self._kill.stop()
         if not self.wanted:
             why = "stopped"
-        elif code == EXIT_ERROR:
+        elif code in (EXIT_ERROR, EXIT_USAGE):  # EXIT_USAGE: a setting it refuses, which a restart does not mend
             self.wanted = False
             why = "stopped: it needs your attention (see Show log)"
         elif code == EXIT_SUPERSEDED:

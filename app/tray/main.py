@@ -53,7 +53,17 @@ def main(argv: list[str]) -> int:
     if args.away_after is not None and not (math.isfinite(args.away_after) and args.away_after > 0):
         print("tablao tray: error: --away-after must be a finite number > 0", file=sys.stderr)
         return 2
-    from app.tray.limits import AWAY_MINUTES_MAX  # the settings' own limit: a saved value loads again
+    from app.tray.limits import AWAY_MINUTES_MAX, valid_manager_url, valid_worker_name
+
+    # what the worker it starts would refuse: one line here, not a worker restarted for ever behind the icon
+    if args.manager and not valid_manager_url(args.manager.rstrip("/")):
+        print("tablao tray: error: --manager: not an http:// or https:// URL of a Manager (without a user name, "
+              "password, query or fragment)", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.name is not None and not valid_worker_name(args.name):
+        print("tablao tray: error: --name: 1 – 64 letters, digits, '.', '_', '@' or '-', starting with a letter or "
+              "digit", file=sys.stderr)  # fmt: skip
+        return 2
 
     if args.away_after is not None and args.away_after > AWAY_MINUTES_MAX * 60:
         print(f"tablao tray: error: --away-after: at most {AWAY_MINUTES_MAX * 60:g} seconds", file=sys.stderr)

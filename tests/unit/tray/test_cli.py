@@ -95,3 +95,20 @@ def test_the_manager_and_name_given_once_are_remembered(tmp_path: Path) -> None:
     assert r.returncode == 1 and "no system tray" in r.stderr, r.stderr
     stored = (tmp_path / "Tablao" / "Tablao.conf").read_text()
     assert "manager_url=http://farm:8471" in stored and "worker_name=anna-ws" in stored, stored
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--manager", "ftp://x"), "--manager: not an http:// or https:// URL"),
+        (("--manager", "http://u:secret@mgr:8471"), "--manager: not an http:// or https:// URL"),
+        (("--name", "a b"), "--name: 1 – 64 letters"),
+    ],
+)
+def test_a_manager_or_name_the_worker_would_refuse_is_one_line(args: tuple[str, ...], said: str) -> None:
+    """From an admin/artist audit: the tray started, and its worker exited at once with a usage error that the
+    tray took for a crash: restarted for ever, the tooltip showing the URL's password."""
+    r = run("tray", *args)
+    assert r.returncode == 2 and r.stderr.startswith(f"tablao tray: error: {said}"), r.stderr
+    assert "secret" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

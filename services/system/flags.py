@@ -80,4 +80,23 @@ def flags_problem(role: str, flags: list[str], *, data_dir: str, check_files: bo
             http_url(parsed.manager)
     except ValueError as exc:
         return f"`tablao {role}` would not start: --{'server' if role == 'manager' else 'manager'}: {exc}"
+    if role == "worker":
+        return _worker_problem(parsed, check_files=check_files)
+    return None
+
+
+def _worker_problem(parsed: argparse.Namespace, *, check_files: bool) -> str | None:
+    """The worker's own checks of its flags at its start (its name, tags, thread count, task types; with
+    `check_files`, its secret file, programs and --run-as user too): a unit failing them restarted every few
+    seconds for ever."""
+    from services.worker.cli import UsageError, make_config
+
+    if not check_files:
+        # the files and programs named are the other machine's: only the checks of the values themselves
+        parsed = argparse.Namespace(**{**vars(parsed), "registration_secret_file": None, "blender": None,
+                                       "ffmpeg": None, "ca_bundle": None, "run_as": None})  # fmt: skip
+    try:
+        make_config(parsed)
+    except UsageError as exc:
+        return f"`tablao worker` would not start: {exc}"
     return None

@@ -338,3 +338,24 @@ def test_a_system_service_runs_as_root_only_when_asked(
     assert _unit_values(unit.read_text(), "User") == ["root"]
     assert cli.main(["install", "server", "--user", "--root", str(tmp_path), "--data-dir", "/srv/u"]) == 0
     assert cli.main(["remove", "server", "--root", str(tmp_path), "--data-dir", "/srv/t"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--name", "a b"], "--name: 'a b' must be"),
+        (["--tags", "a;b"], "--tags"),
+        (["--task-types", "Blender"], "--task-types: 'Blender' is no task type"),
+        (["--render-threads", "0"], "--render-threads must be within 1..4096"),
+    ],
+)
+def test_a_worker_unit_whose_worker_would_refuse_its_flags_is_not_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], said: str
+) -> None:
+    """From an admin/artist audit: `service install worker -- --name "a b"` wrote the unit (exit 0), whose worker
+    then refused its flags at every start and was restarted every 5 s for ever."""
+    argv = ["install", "worker", "--root", str(tmp_path), "--data-dir", "/srv/w", "--", "--manager", "https://m:8471"]
+    assert cli.main([*argv, *flags]) == 2
+    err = capsys.readouterr().err
+    assert "`tablao worker` would not start: " in err and said in err and err.count("\n") == 1, err
+    assert not any(tmp_path.rglob("*.service"))

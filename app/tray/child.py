@@ -147,15 +147,16 @@ class WorkerChild(QObject):
         self.proc.deleteLater()
         self.proc = None
         self._kill.stop()
+        # (the tray shows these after "Stopped: ")
         if not self.wanted:
-            why = "stopped"
+            why = ""
         elif code in (EXIT_ERROR, EXIT_USAGE):  # EXIT_USAGE: a setting it refuses, which a restart does not mend
             self.wanted = False
-            why = "stopped: it needs your attention (see Show log)"
+            why = "it needs your attention (see Show log)"
         elif code == EXIT_SUPERSEDED:
             self.wanted = False
             # EX_CONFIG: another computer took this worker's identity, or its update buffer is damaged
-            why = "stopped: it needs your attention, its log says why and what to do (see Show log)"
+            why = "it needs your attention, its log says why and what to do (see Show log)"
         elif code == EXIT_RESTART:
             why = "restarting"
             self._restart.start(0)

@@ -272,3 +272,18 @@ def test_away_only_chosen_where_idle_time_cannot_be_read_renders_nothing_and_can
         assert app.decision.may_claim
     finally:
         app.timer.stop()
+
+
+@pytest.mark.parametrize(("wanted", "code"), [(True, 1), (True, 2), (True, 78), (False, 0)])
+def test_a_worker_that_stopped_is_said_once_in_the_tooltip(qapp, tmp_path: Path, wanted: bool, code: int) -> None:
+    """From an admin/artist audit: the tooltip read "Stopped: stopped: it needs your attention"."""
+    from app.qt import QProcess
+    from app.tray.child import WorkerChild
+    from app.tray.texts import state_text
+
+    child = WorkerChild(tmp_path / "worker.log")
+    child.proc, child.wanted = QProcess(), wanted
+    child._finished(code, QProcess.ExitStatus.NormalExit)
+    assert child.last_exit is not None
+    said = state_text(TrayState.STOPPED, stopped_why=child.last_exit[1])
+    assert said.lower().count("stopped") == 1, said

@@ -3,10 +3,11 @@ Manager): while cut, open connections are closed and new ones are closed as they
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 from types import TracebackType
+
+from tests.support.lossy_proxy import close_socket
 
 
 class CutProxy:
@@ -27,14 +28,14 @@ class CutProxy:
         return self
 
     def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        _close(self._listener)
+        close_socket(self._listener)
         self.cut()
 
     def cut(self) -> None:
         with self._lock:
             self.is_cut = True
             for s in self._open:
-                _close(s)
+                close_socket(s)
             self._open.clear()
 
     def mend(self) -> None:
@@ -49,7 +50,7 @@ class CutProxy:
                 return
             with self._lock:
                 if self.is_cut:
-                    _close(client)
+                    close_socket(client)
                     continue
                 upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
                 self._open += [client, upstream]
@@ -69,12 +70,5 @@ def _pipe(source: socket.socket, dest: socket.socket) -> None:
             dest.sendall(data)
         except OSError:
             break
-    _close(source)
-    _close(dest)
-
-
-def _close(s: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        s.shutdown(socket.SHUT_RDWR)
-    with contextlib.suppress(OSError):
-        s.close()
+    close_socket(source)
+    close_socket(dest)

@@ -46,9 +46,9 @@ class LossyProxy:
         self.close()
 
     def close(self) -> None:
-        _close(self._listener)
+        close_socket(self._listener)
         for s in list(self._open):
-            _close(s)
+            close_socket(s)
 
     def _accept(self) -> None:
         while True:
@@ -73,7 +73,7 @@ class LossyProxy:
                 upstream.sendall(data)
             except OSError:
                 break
-        _close(upstream)
+        close_socket(upstream)
 
     def _answers(self, upstream: socket.socket, client: socket.socket, losing: threading.Event) -> None:
         head = b""
@@ -91,14 +91,14 @@ class LossyProxy:
                 with contextlib.suppress(OSError):
                     client.sendall(data)
                 if self.then_refuse and self.lost >= self.to_lose:
-                    _close(self._listener)  # shut down first: a close alone leaves accept() taking them
+                    close_socket(self._listener)  # shut down first: a close alone leaves accept() taking them
                 break
             try:
                 client.sendall(data)
             except OSError:
                 break
-        _close(client)
-        _close(upstream)
+        close_socket(client)
+        close_socket(upstream)
 
 
 def _recv(s: socket.socket) -> bytes:
@@ -108,7 +108,7 @@ def _recv(s: socket.socket) -> bytes:
         return b""
 
 
-def _close(s: socket.socket) -> None:
+def close_socket(s: socket.socket) -> None:
     with contextlib.suppress(OSError):  # closed already by the other direction
         s.shutdown(socket.SHUT_RDWR)
     s.close()

@@ -52,17 +52,25 @@ async def linked(
         core.conn.close()
 
 
-async def test_a_started_manager_reports_its_workers_at_once_not_after_a_keep_alive(tmp_path: Path) -> None:
-    batches: list[UpdateBatch] = []
-    pushed = asyncio.Event()
+class Recording:
+    """A stand-in Server that takes every batch (kept in `batches`, `pushed` set at each) and has no task."""
 
-    def server(request: httpx.Request) -> httpx.Response:
+    def __init__(self) -> None:
+        self.batches: list[UpdateBatch] = []
+        self.pushed = asyncio.Event()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/manager/updates"):
-            batches.append(UpdateBatch.model_validate_json(request.content))
-            pushed.set()
-            return httpx.Response(200, content=UpdateAck(last_seq=batches[-1].seq, lease_seconds=60).model_dump_json())
+            self.batches.append(UpdateBatch.model_validate_json(request.content))
+            self.pushed.set()
+            ack = UpdateAck(last_seq=self.batches[-1].seq, lease_seconds=60)
+            return httpx.Response(200, content=ack.model_dump_json())
         return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
 
+
+async def test_a_started_manager_reports_its_workers_at_once_not_after_a_keep_alive(tmp_path: Path) -> None:
+    server = Recording()
+    batches, pushed = server.batches, server.pushed
     async with linked(tmp_path, server) as (core, config):
         # the keep-alive is 10 s: a batch well before that is the start's own
         await asyncio.wait_for(pushed.wait(), config.keepalive / 4)
@@ -73,16 +81,8 @@ async def test_a_started_manager_reports_its_workers_at_once_not_after_a_keep_al
 async def test_a_worker_signing_on_or_off_is_reported_at_once_not_with_the_next_reports(tmp_path: Path) -> None:
     """From a newcomer's audit: `tablao workers` showed a worker just started seconds late (worker states ride
     along every REPORT_INTERVAL); one that comes or goes is news, sent with the next batch, now."""
-    batches: list[UpdateBatch] = []
-    pushed = asyncio.Event()
-
-    def server(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/manager/updates"):
-            batches.append(UpdateBatch.model_validate_json(request.content))
-            pushed.set()
-            return httpx.Response(200, content=UpdateAck(last_seq=batches[-1].seq, lease_seconds=60).model_dump_json())
-        return httpx.Response(200, content=ClaimResponse(tasks=[], lease_seconds=60).model_dump_json())
-
+    server = Recording()
+    batches, pushed = server.batches, server.pushed
     async with linked(tmp_path, server) as (core, _config):
         await asyncio.wait_for(pushed.wait(), 5)  # the start's own, with every worker's report
         worker = next(iter(core.workers))

@@ -248,8 +248,10 @@ def test_bundled_tray_program_starts_the_tray_agent(bundle: Path, tmp_path: Path
         time.sleep(5)
         if tray.poll() is None:
             assert _stop(tray, signal.SIGTERM) in (0, -signal.SIGTERM), log_path.read_text()
-        else:
-            assert tray.returncode == 0, log_path.read_text()
+        else:  # offscreen there is no system tray: the tray says so in one line (it waited at a box no one saw)
+            said = log_path.read_text()
+            assert tray.returncode == 0 or (tray.returncode == 1 and "no system tray" in said), said
+            assert "Traceback" not in said, said
     finally:
         if tray.poll() is None:
             tray.kill()

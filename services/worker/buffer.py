@@ -28,6 +28,7 @@ import httpx
 from services.protocol import process_guard
 from services.protocol.worker_client import ManagerError, StaleTask, WorkerClient
 from services.worker.buffer_check import BUFFER_NAME, note_created
+from services.worker.disk_news import DiskNews
 from services.worker.held_updates import HeldUpdates, Row
 from services.worker.update_sizes import ROW_MAX_CHARS, SMALLEST_BATCH_CHARS, cut_to, dumps, parts
 
@@ -97,6 +98,7 @@ class UpdateBuffer:
         self._acked = 0  # rows up to here were acknowledged but not deleted yet (a full disk): not sent again
         self._batch_chars = BATCH_MAX_CHARS  # halved at each 413 (too_large)
         self._retry: asyncio.Task[None] | None = None
+        self._news = DiskNews(path)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -210,10 +212,7 @@ class UpdateBuffer:
         self._cut_wal()
         if self.writable.is_set():
             self.writable.clear()
-            log.warning(
-                "the disk holding the worker's update buffer %s is full: task updates are kept in memory and "
-                "written once space is freed; no new tasks are taken meanwhile", self.path,
-            )  # fmt: skip
+            self._news.filled()
         if self._retry is None or self._retry.done():
             # with no loop running (a test), the next store_unwritten() call tries again
             with contextlib.suppress(RuntimeError):
@@ -242,9 +241,7 @@ class UpdateBuffer:
                 return False
             self._held.remove_first()
         if not self.writable.is_set():
-            log.warning(
-                "the worker's update buffer %s has room again: the updates kept in memory are stored", self.path
-            )
+            self._news.room()
             self.writable.set()
             self._wake.set()
         return True

@@ -14,6 +14,7 @@ import pytest
 from services.protocol.worker_api import LOG_CHUNK_MAX_LINES, WorkerTaskUpdates
 from services.protocol.worker_client import WorkerClient
 from services.worker.buffer import UpdateBuffer
+from services.worker.disk_news import NEARLY_FULL_WINDOW, DiskNews
 from tests.unit.worker.receiver import Receiver
 
 BIG = "x" * 20_000  # a few pages: past any room left in the file
@@ -266,3 +267,43 @@ async def test_the_write_ahead_log_stays_small_and_is_cut_when_the_disk_is_full(
         sender.cancel()
         await client.aclose()
         buf.close()
+
+
+def test_a_nearly_full_disk_is_said_once_not_at_every_task(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The disk fills at each task and room is made at once (as cutting the write-ahead log does): a fault-injection
+    audit saw "full" and "room again" in the same millisecond, task after task."""
+    buf = UpdateBuffer(tmp_path / "u.sqlite", WorkerClient("http://127.0.0.1:9"))
+    try:
+        buf.put(1, 1, status="active")
+        with caplog.at_level(logging.WARNING, logger="tablao.worker.buffer"):
+            for task in range(2, 22):
+                fill(buf)
+                buf.put(task, 1, log_lines=[BIG])
+                assert not buf.writable.is_set()
+                free(buf)
+                assert buf.store_unwritten() and buf.writable.is_set()
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 3, said  # full, room again, then: nearly full
+        assert "is full" in said[0] and "has room again" in said[1] and "is nearly full" in said[2], said
+        assert buf.pending_count() == 21  # every update stored
+    finally:
+        buf.close()
+
+
+def test_nearly_full_is_said_again_now_and_then_and_a_disk_that_stayed_writable_is_news_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    news = DiskNews(Path("/buf"), clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="tablao.worker.buffer"):
+        for _ in range(100):  # every 10 s, for 1,000 s
+            news.filled()
+            news.room()
+            now[0] += 10
+        now[0] += NEARLY_FULL_WINDOW  # a quiet minute: the next fill is news
+        news.filled()
+    said = [r.getMessage() for r in caplog.records]
+    assert [m.split(" is ")[1].split(":")[0] for m in said if "has room" not in m] == [
+        "full", "nearly full", "still nearly full", "full",
+    ], said  # fmt: skip
+    assert "filled 60 times in the last 10 minutes" in said[3], said

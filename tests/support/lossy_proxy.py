@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from types import TracebackType
+
+from tests.support.loopback_proxy import LoopbackProxy, close_socket, recv
 
 
-class LossyProxy:
+class LossyProxy(LoopbackProxy):
     def __init__(
         self,
         upstream_port: int,
@@ -23,47 +24,21 @@ class LossyProxy:
         how: str = "drop",
         then_refuse: bool = False,
     ) -> None:
-        self.upstream_port = upstream_port
         self.prefix = prefix
         self.to_lose = lose
         self.how = how
         self.then_refuse = then_refuse
         self.lost = 0
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._open: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(upstream_port)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LossyProxy:
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
-
-    def close(self) -> None:
-        close_socket(self._listener)
-        for s in list(self._open):
-            close_socket(s)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            self._open += [client, upstream]
-            losing = threading.Event()  # the request on its way is one whose answer is lost
-            threading.Thread(target=self._requests, args=(client, upstream, losing), daemon=True).start()
-            threading.Thread(target=self._answers, args=(upstream, client, losing), daemon=True).start()
+    def _connected(self, client: socket.socket) -> None:
+        upstream = self._connect_upstream(client)
+        losing = threading.Event()  # the request on its way is one whose answer is lost
+        threading.Thread(target=self._requests, args=(client, upstream, losing), daemon=True).start()
+        threading.Thread(target=self._answers, args=(upstream, client, losing), daemon=True).start()
 
     def _requests(self, client: socket.socket, upstream: socket.socket, losing: threading.Event) -> None:
-        while data := _recv(client):
+        while data := recv(client):
             if data.startswith(self.prefix):  # a request's first bytes come in one piece on loopback
                 with self._lock:
                     if self.lost < self.to_lose:
@@ -77,7 +52,7 @@ class LossyProxy:
 
     def _answers(self, upstream: socket.socket, client: socket.socket, losing: threading.Event) -> None:
         head = b""
-        while data := _recv(upstream):
+        while data := recv(upstream):
             if losing.is_set():  # the Server has answered, so it has done the request
                 if self.how == "cut":
                     head += data
@@ -99,16 +74,3 @@ class LossyProxy:
                 break
         close_socket(client)
         close_socket(upstream)
-
-
-def _recv(s: socket.socket) -> bytes:
-    try:
-        return s.recv(65536)
-    except OSError:
-        return b""
-
-
-def close_socket(s: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # closed already by the other direction
-        s.shutdown(socket.SHUT_RDWR)
-    s.close()

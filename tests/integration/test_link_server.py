@@ -759,3 +759,36 @@ def test_a_claim_waiting_when_the_server_stops_is_answered_503_not_500(tmp_path:
         assert "Exception in ASGI application" not in srv.log_path.read_text()
     finally:
         srv.stop()
+
+
+def test_pages_of_the_servers_copy_smaller_than_a_character_hold_whole_characters(
+    link: httpx.Client, admin: httpx.Client
+) -> None:
+    """`limit=1` served half of a character (invalid UTF-8), forward and backward; a page always holds a whole one."""
+    t = kind()
+    submit(admin, t, frames="1")
+    (c,) = claim(link, [t])
+    whole = "aé🎬日\n" * 3 + "日🎬é"
+    ask_for_log(admin, link, c["id"])
+    assert link.post(f"/tasks/{c['id']}/log", content=whole.encode()).status_code == 204
+    for limit in (1, 2, 3):
+        forward, after = [], 0
+        for _ in range(100):
+            r = admin.get(f"/tasks/{c['id']}/log", params={"after": after, "limit": limit})
+            if not r.content:
+                break
+            forward.append(r.content.decode())  # raises on half a character
+            after = int(r.headers["X-Log-Last"])
+        assert "".join(forward) == whole, (limit, forward)
+        backward, before = [], len(whole.encode())
+        for _ in range(100):
+            r = admin.get(f"/tasks/{c['id']}/log", params={"before": before, "limit": limit})
+            backward.append(r.content.decode())
+            before = int(r.headers["X-Log-First"])
+            if r.headers["X-Log-Earlier"] == "0":
+                break
+        assert "".join(reversed(backward)) == whole, (limit, backward)
+    r = admin.get(f"/tasks/{c['id']}/log", params={"tail": 1})
+    assert r.content.decode() == "é" and int(r.headers["X-Log-First"]) == len(whole.encode()) - 2
+    r = admin.get(f"/tasks/{c['id']}/log", params={"after": 2, "limit": 1})  # inside the é
+    assert r.content.decode() == "🎬" and r.headers["X-Log-First"] == "3", r.content

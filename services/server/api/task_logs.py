@@ -99,30 +99,63 @@ def read_copy(
     else:
         start = min(after or 0, size)
         end = min(size, start + limit)
-    with path.open("rb") as f:
-        f.seek(start)
-        data = f.read(end - start)
-    forward = tail is None and before is None
-    if forward:
-        # `after` is where the page before ended: begin there and end at a whole line (the rest is the next page's)
-        if end < size and (cut := data.rfind(b"\n")) >= 0:
-            data = data[: cut + 1]
-        elif end < size:  # one line longer than `limit`: cut between characters, the rest is the next page's
-            data = whole_characters(data)
-    elif start > 0 and (cut := data.find(b"\n")) >= 0 and cut + 1 < len(data):
-        data, start = data[cut + 1 :], start + cut + 1  # begin at a whole line
+    data, start = _page(path, start, end, size, forward=tail is None and before is None)
     headers = {"X-Log-First": str(start), "X-Log-Last": str(start + len(data)), "X-Log-Earlier": str(int(start > 0))}
     return Response(data, media_type="text/plain; charset=utf-8", headers=headers)
 
 
+def _page(path: Path, start: int, end: int, size: int, *, forward: bool) -> tuple[bytes, int]:
+    """The bytes from `start` to `end` made a page of whole characters (each page is served as UTF-8), and where it
+    starts. A forward page (`after`: where the page before ended) ends at a whole line, the rest being the next
+    page's; a backward one (`tail`, `before`) begins at one. A line longer than the page is cut between characters,
+    and a page smaller than one character holds that character (a `limit` of 1 served half of one)."""
+    # a few bytes either side of the page: a character cut at either end is made whole (the page's start may move
+    # past three bytes continuing a character, and the character then begun is up to four long)
+    begin = max(0, start - 3)
+    with path.open("rb") as f:
+        f.seek(begin)
+        around = f.read(min(size, end + 6) - begin)
+    data = around[start - begin : end - begin]
+    if forward:
+        start += _continuation_bytes(around[start - begin :])  # an `after` inside a character (no page ends there)
+        data = around[start - begin : end - begin]
+        if end < size and (cut := data.rfind(b"\n")) >= 0:
+            data = data[: cut + 1]
+        elif end < size:
+            data = whole_characters(data) or _first_character(around[start - begin :])
+        return data, start
+    if start > 0 and (cut := data.find(b"\n")) >= 0 and cut + 1 < len(data):
+        return data[cut + 1 :], start + cut + 1  # begin at a whole line
+    if end < size:
+        data = whole_characters(data)  # a `before` not at a character's start
+    if (skip := _continuation_bytes(data)) < len(data) or start == 0:
+        return data[skip:], start + skip
+    lead = start - begin  # the page holds only part of a character: the page is that character, from its start
+    while lead > 0 and around[lead] & 0xC0 == 0x80:
+        lead -= 1
+    return _first_character(around[lead:]), begin + lead
+
+
+def _continuation_bytes(data: bytes) -> int:
+    """How many of `data`'s first bytes (at most three) continue a character begun before them."""
+    n = 0
+    while n < min(3, len(data)) and data[n] & 0xC0 == 0x80:
+        n += 1
+    return n
+
+
+def _first_character(data: bytes) -> bytes:
+    lead = data[0] if data else 0
+    return data[: 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4]
+
+
 def whole_characters(data: bytes) -> bytes:
-    """`data` without the start of a UTF-8 character it ends in the middle of (each page is served as UTF-8);
-    as it is when that would leave nothing (a `limit` under one character: an empty page means the end)."""
+    """`data` without the start of a UTF-8 character it ends in the middle of; empty when it holds only that."""
     for back in range(1, min(4, len(data)) + 1):
         byte = data[-back]
         if byte & 0xC0 != 0x80:  # where the last character begins: ASCII or a lead byte
             length = 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return data if length <= back or back == len(data) else data[:-back]
+            return data if length <= back else data[:-back]
     return data
 
 

@@ -274,12 +274,11 @@ LOCAL_ACTOR = "(the Server's machine)"  # who changes users here: no user's name
 
 
 def _user_named(session: Session, name: str) -> UserRow:
+    """The user named exactly, else the one named so in other case (`bob` finds `Bob`); StoreError for none or
+    several (a farm from before names had to differ by more than case), listing them."""
     from services.server.store import auth
-    from services.server.store.errors import StoreError
 
-    if (found := auth.user_by_name(session, name)) is None:
-        raise StoreError(f"no user named {name!r}")
-    return found
+    return auth.user_named(session, name)
 
 
 def _print_tokens(session: Session, user: str | None) -> None:

@@ -5,7 +5,9 @@ systemctl. macOS: a launchd plist (/Library/LaunchDaemons, or ~/Library/LaunchAg
 launchctl. The unit runs this same installation (the bundle's `tablao`, or this Python environment) with
 `--data-dir` and the flags given after `--`, which are checked first as the service will check them at its start
 (flags.py): a unit that would only crash-loop is not written. `--root DIR` writes under DIR instead and runs nothing:
-for packagers and tests. Removing stops and disables the service and deletes its file; its data directory is kept.
+for packagers and tests. Installing over an installed service restarts it with the new file (its old flags ran on
+otherwise); removing stops and disables the service, `--no-start` or not, and deletes its file; its data directory
+is kept.
 """
 
 from __future__ import annotations
@@ -63,12 +65,22 @@ def service_path(spec: ServiceSpec, platform: str, root: Path | None) -> Path:
     return root / (path.relative_to(home) if spec.user_scope else path.relative_to(path.anchor))
 
 
+def _ctl(spec: ServiceSpec) -> list[str]:
+    return ["systemctl", "--user"] if spec.user_scope else ["systemctl"]
+
+
 def _commands(spec: ServiceSpec, platform: str, path: Path, install: bool) -> list[list[str]]:
-    """The service manager's commands that enable and start (or stop and disable) the service."""
+    """The service manager's commands that enable and (re)start (or stop and disable) the service."""
     if platform == "systemd":
-        ctl = ["systemctl", "--user"] if spec.user_scope else ["systemctl"]
+        ctl = _ctl(spec)
         if install:
-            return [[*ctl, "daemon-reload"], [*ctl, "enable", "--now", f"{spec.name}.service"]]
+            # restart, not `enable --now`: that leaves a running service as it is, on its old flags; restart starts
+            # a stopped one too
+            return [
+                [*ctl, "daemon-reload"],
+                [*ctl, "enable", f"{spec.name}.service"],
+                [*ctl, "restart", f"{spec.name}.service"],
+            ]
         return [[*ctl, "disable", "--now", f"{spec.name}.service"], [*ctl, "daemon-reload"]]
     domain = f"gui/{os.getuid()}" if spec.user_scope else "system"
     if install:
@@ -90,7 +102,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--run-as", default="", help="system services: the account to run as (default: you)")
     parser.add_argument("--platform", choices=["systemd", "launchd"], default=default_platform())
     parser.add_argument("--root", type=Path, help="write under this folder and run no service manager")
-    parser.add_argument("--no-start", action="store_true", help="write the file only; enable and start nothing")
+    parser.add_argument(
+        "--no-start",
+        action="store_true",
+        help="install: write the file only; enable, start or restart nothing (remove stops the service all the same)",
+    )
     return parser.parse_args(argv), flags
 
 
@@ -134,7 +150,8 @@ def main(argv: list[str]) -> int:
         print(f"{PROG}: {problem}", file=sys.stderr)
         return 2
     path = service_path(spec, args.platform, args.root)
-    run = args.root is None and not args.no_start
+    # a removed unit's service must not run on: remove stops it whatever --no-start says (it ran on, unseen)
+    run = args.root is None and (args.action == "remove" or not args.no_start)
     if run and shutil.which("systemctl" if args.platform == "systemd" else "launchctl") is None:
         print(f"{PROG}: {args.platform} is not available here; use --root DIR to only write the file", file=sys.stderr)
         return 1
@@ -187,19 +204,37 @@ def _install(spec: ServiceSpec, platform: str, path: Path, data_dir: Path | None
     print(f"{'replaced' if replaced else 'wrote'} {path}")
     for command in _commands(spec, platform, path, install=True) if run else []:
         subprocess.run(command, check=True)
-    print(f"{spec.name}: " + ("enabled and started" if run else "not started (start it with your service manager)"))
+    if run:
+        print(f"{spec.name}: enabled and " + ("restarted with the new file" if replaced else "started"))
+    elif replaced and data_dir is not None:  # not under --root: a service of the old file may be running
+        print(f"{spec.name}: not restarted: if it runs, it keeps its old flags until {_restart_hint(spec, platform)}")
+    else:
+        print(f"{spec.name}: not started (start it with your service manager)")
+
+
+def _restart_hint(spec: ServiceSpec, platform: str) -> str:
+    if platform == "systemd":
+        return f"`{shlex.join([*_ctl(spec), 'daemon-reload'])}` and `{shlex.join([*_ctl(spec), 'restart', spec.name])}`"
+    return "unloaded and loaded again (`launchctl bootout`, then `launchctl bootstrap`)"
 
 
 def _remove(spec: ServiceSpec, platform: str, path: Path, run: bool) -> bool:
     if not path.exists():
         print(f"{PROG}: no {path}: {spec.name} is not installed", file=sys.stderr)
         return False
+    said: list[tuple[list[str], int]] = []
     for command in _commands(spec, platform, path, install=False) if run else []:
-        subprocess.run(command, check=False)  # already stopped or never loaded is fine: the file goes anyway
+        # already stopped or never loaded is fine: the file goes anyway
+        said.append((command, subprocess.run(command, check=False).returncode))
     data_dir = _installed_data_dir(path, platform) or spec.data_dir
     path.unlink()
     if run and platform == "systemd":
         subprocess.run(_commands(spec, platform, path, install=False)[-1], check=False)
+    if failed := [(command, code) for command, code in said if code != 0]:
+        command, code = failed[0]
+        print(f"{spec.name}: `{shlex.join(command)}` exited with {code} (it was not running, or could not be stopped)")
+    elif run:
+        print(f"{spec.name}: stopped and disabled")
     print(f"removed {path}; the data directory {data_dir} is kept")
     return True
 

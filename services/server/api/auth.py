@@ -126,9 +126,7 @@ def list_tokens(session: ReadSessionDep, _: AdminDep) -> list[ApiToken]:
 def create_token(req: TokenCreate, session: SessionDep, _: AdminDep) -> TokenCreated:
     if req.name == store.PRESET_NAME:  # revoking it only expires it (store.revoke_token): the Server's own
         raise Invalid(f"the name {store.PRESET_NAME!r} is kept for TABLAO_ADMIN_TOKEN's token", field="name")
-    user = store.user_by_name(session, req.user)
-    if user is None:
-        raise Invalid(f"no user named {req.user!r}", field="user")
+    user = store.user_named(session, req.user, field="user")  # `bob` is `Bob`, as at a login
     expires = utcnow() + timedelta(days=req.expires_days) if req.expires_days else None
     row, token = store.create_token(session, user, req.name, expires=expires)
     session.commit()

@@ -68,6 +68,10 @@ class ManagerRow(Base):
     variables: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
+# as for users: `Render-A` and `render-a` would look like one Manager in every list (ASCII names)
+Index("ux_managers_name_lower", func.lower(ManagerRow.name), unique=True)
+
+
 class JobRow(Base):
     __tablename__ = "jobs"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

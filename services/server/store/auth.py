@@ -20,7 +20,7 @@ from services.protocol.states import Role
 from services.server.db.tables import ApiTokenRow, UserRow
 from services.server.store import id_floors
 from services.server.store.convert import aware
-from services.server.store.errors import Conflict, NotFound
+from services.server.store.errors import Conflict, Invalid, NotFound
 from services.server.store.unique import add_named
 
 ADMIN_NAME = "admin"
@@ -61,14 +61,41 @@ def user_by_name(session: Session, name: str) -> UserRow | None:
     return session.scalar(select(UserRow).where(UserRow.name == name))
 
 
+def _same_but_case(session: Session, name: str, limit: int) -> list[UserRow]:
+    """Users whose name is `name` in any case, at most `limit`, by name. Names are ASCII (NAME_PATTERN), where
+    SQLite's lower() and PostgreSQL's agree."""
+    query = select(UserRow).where(func.lower(UserRow.name) == name.lower()).order_by(UserRow.name).limit(limit)
+    return list(session.scalars(query))
+
+
 def user_for_login(session: Session, name: str) -> UserRow | None:
     """The user a login names: user names differ by more than case, so `ana` logs in as `Ana`. (A farm with two
     names in different case from before that rule (migration 0013 kept them) matches the exact one only.)"""
     exact = user_by_name(session, name)
     if exact is not None:
         return exact
-    same = session.scalars(select(UserRow).where(func.lower(UserRow.name) == name.lower()).limit(2)).all()
+    same = _same_but_case(session, name, 2)
     return same[0] if len(same) == 1 else None
+
+
+AMBIGUOUS_SHOWN = 10  # users listed when a name in other case matches several (a farm from before 0013)
+
+
+def user_named(session: Session, name: str, field: str = "name") -> UserRow:
+    """The user an admin names (`tablao tokens create bob`, POST /tokens): the exact name, else the one user whose
+    name is it in other case (`bob` is `Bob`). Invalid naming `field` when there is none, or when a farm from before
+    the rule holds several (`Bob`, `BOB`): the message lists them, to be named exactly."""
+    exact = user_by_name(session, name)
+    if exact is not None:
+        return exact
+    same = _same_but_case(session, name, AMBIGUOUS_SHOWN + 1)
+    if len(same) == 1:
+        return same[0]
+    if not same:
+        raise Invalid(f"no user named {name!r}", field=field)
+    names = ", ".join(sorted(u.name for u in same)[:AMBIGUOUS_SHOWN]) + (", ..." if len(same) > AMBIGUOUS_SHOWN else "")
+    message = f"{name!r} is ambiguous: it is the name of users {names} in other case; give one exactly"
+    raise Invalid(message, field=field)
 
 
 def add_user(session: Session, name: str, role: Role, password: str | None = None) -> UserRow:

@@ -29,13 +29,16 @@ def manager_status(m: ManagerRow, lease_seconds: float) -> ManagerStatus:
 
 
 def create_manager(session: Session, name: str) -> tuple[ManagerRow, str]:
-    if session.scalar(select(ManagerRow).where(ManagerRow.name == name)) is not None:
-        raise Conflict(f"a manager named {name!r} exists already", field="name")
+    # `Render-A` beside `render-a` would be two Managers that look the same in every list (names are ASCII)
+    same = session.scalar(select(ManagerRow.name).where(func.lower(ManagerRow.name) == name.lower()).limit(1))
+    if same is not None:
+        case = "" if same == name else " (manager names must differ by more than case)"
+        raise Conflict(f"a manager named {same!r} exists already{case}", field="name")
     token = new_token()
     row = ManagerRow(
         id=id_floors.new_manager_id(session), name=name, token_hash=hash_token(token), created=utcnow(), last_seq=0
     )
-    add_named(session, row, f"a manager named {name!r} exists already")
+    add_named(session, row, f"a manager named {name!r}, or the same name in other case, exists already")
     _announce(session, manager_to_wire(row, ManagerStatus.NEVER_SEEN, 0, 0))
     return row, token
 

@@ -22,6 +22,7 @@ from tests.support.databases import database_url
 
 # SQLite's reflection cannot read an index on an expression (PostgreSQL's can); the test below checks that one
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index ux_users_name_lower")
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index ux_managers_name_lower")
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
 def test_migrations_match_the_tables(db_url: str) -> None:
     engine = create_engine(db_url)
@@ -73,6 +74,43 @@ def _a_clashing_pair_stays(url: str) -> None:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
     finally:
         engine.dispose()
+
+
+_MANAGER = (
+    "INSERT INTO managers (id, name, token_hash, created, last_seq) "
+    "VALUES ({n}, '{name}', 'h{n}', CURRENT_TIMESTAMP, 0)"
+)
+
+
+def test_the_migrated_schema_keeps_manager_names_differing_only_in_case_out(db_kind: str, tmp_path: Path) -> None:
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            upgrade(engine)
+            with engine.begin() as conn:
+                conn.execute(text(_MANAGER.format(n=1, name="Render-A")))
+            with pytest.raises(IntegrityError), engine.begin() as conn:
+                conn.execute(text(_MANAGER.format(n=2, name="render-a")))
+        finally:
+            engine.dispose()
+
+
+def test_a_farm_with_manager_names_differing_only_in_case_still_upgrades(db_kind: str, tmp_path: Path) -> None:
+    """0018 on Managers `Render-A` and `render-a` registered before the rule: both stay, the index is left out."""
+    with database_url(db_kind, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            upgrade(engine, "0017")
+            with engine.begin() as conn:
+                for n, name in enumerate(("Render-A", "render-a"), 1):
+                    conn.execute(text(_MANAGER.format(n=n, name=name)))
+            upgrade(engine)
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM managers")).scalar() == 2
+                head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+                assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+        finally:
+            engine.dispose()
 
 
 def test_a_farm_with_jobs_upgrades_to_submission_keys(db_kind: str, tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Two requests adding the same name at the same instant (PostgreSQL, where the store's read before the insert does
-not serialise them): the second gets the read's 409 naming the field, not a 500, and for users the case of the name
-does not matter. SQLite's write sessions take the write lock first, so the read alone decides there."""
+not serialise them): the second gets the read's 409 naming the field, not a 500, and for users and Managers the
+case of the name does not matter. SQLite's write sessions take the write lock first, so the read alone decides there."""
 
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ def test_a_user_named_in_other_case_at_the_same_instant_is_a_conflict(writers: s
 def test_a_manager_of_the_same_name_at_the_same_instant_is_a_conflict(writers: sessionmaker[Session]) -> None:
     got = race(writers, farm.create_manager, "render-1", "render-1")
     assert isinstance(got, Conflict) and got.field == "name" and "render-1" in got.message
+    assert _count(writers, ManagerRow) == 1
+
+
+def test_a_manager_named_in_other_case_at_the_same_instant_is_a_conflict(writers: sessionmaker[Session]) -> None:
+    got = race(writers, farm.create_manager, "Render-A", "render-a")
+    assert isinstance(got, Conflict) and got.field == "name" and "other case" in got.message
     assert _count(writers, ManagerRow) == 1
 
 

@@ -40,6 +40,9 @@ def quick_server(app: Any, **config: Any) -> uvicorn.Server:
         config.setdefault(key, value)
     config.setdefault("timeout_graceful_shutdown", GRACE_SECONDS)
     config.setdefault("http", BoundedHttpToolsProtocol)
+    # uvicorn's own logging set-up gives its loggers handlers of their own ("INFO:     Started server process"):
+    # without it their lines go through the service's, in its format, in one log
+    config.setdefault("log_config", None)
     BoundedHttpToolsProtocol.idle_seconds = idle_seconds_from_env()
     made = uvicorn.Config(app, **config)  # configures uvicorn's loggers: the filter goes on after
     logging.getLogger("uvicorn.error").addFilter(_stop_said_plainly)

@@ -5,6 +5,7 @@ started on one Manager's token takes it over, the first saying it is refused."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -134,3 +135,22 @@ def test_a_manager_whose_token_or_server_address_is_wrong_says_so_and_does_not_s
         )
     finally:
         server.stop()
+
+
+def test_uvicorns_lines_are_in_the_services_own_format(tmp_path: Path) -> None:
+    """The Manager's log mixed uvicorn's "INFO:     Started server process" with its own timestamped lines."""
+    token = tmp_path / "token"
+    token.write_text("tbl_unused\n")
+    log = tmp_path / "manager.log"
+    args = ["manager", "--server", "http://127.0.0.1:1", "--token-file", str(token), "--data-dir", str(tmp_path / "m"),
+            "--port", "0", "--log-level", "info"]  # fmt: skip
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=child_env(), stderr=out)
+    try:
+        wait_for(lambda: "Application startup complete" in log.read_text(), timeout=60, what="the Manager's start")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    said = log.read_text()
+    assert not re.search(r"^[A-Z]+: ", said, re.MULTILINE), said
+    assert re.search(r"^\d{4}-\d\d-\d\d [\d:,]+ uvicorn.error INFO Application startup complete", said, re.M), said

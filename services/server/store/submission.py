@@ -157,7 +157,7 @@ def _build(
             submitter=actor.name, tags=sorted(set(sub.tags)), manager_id=sub.manager_id,
             depends_on=sorted(set(sub.depends_on)), max_task_failures=sub.max_task_failures,
             on_task_failure=sub.on_task_failure, status=JobStatus.UNDER_CONSTRUCTION, activity="",
-            created=now, updated=now,
+            created=now, updated=now, tasks_total=size.tasks if size is not None else 0,
             submit_key=key.key if key else None, submit_digest=key.digest if key else None,
         )  # fmt: skip
         session.add(job)
@@ -179,7 +179,7 @@ def _build(
         session.commit()
     with builds.writing(job_id):
         try:
-            _store_tasks(read_sessions, write_sessions, actor, limits, writer, head, stream)
+            _store_tasks(read_sessions, write_sessions, actor, limits, writer, head, stream, size)
             with write_sessions() as session:
                 _heartbeat(session, job_id)
                 return _finish_job(session, session.get_one(JobRow, job_id), writer, sub, actor, finish)
@@ -237,16 +237,22 @@ def _store_tasks(
     writer: TaskWriter,
     chunk: list[CompiledTask],
     stream: Iterator[CompiledTask],
+    size: SizeEstimate | None,
 ) -> None:
-    """Stores `chunk`, then compiles and stores the rest of `stream` a chunk at a time."""
-    with read_sessions() as session:
-        held = _held_tasks(session, actor, limits)
+    """Stores `chunk`, then compiles and stores the rest of `stream` a chunk at a time.
+
+    While it is being stored the job counts in its submitter's quota with its estimated tasks (set with the job
+    row), or those stored so far where its type makes no estimate: it counted none, and two big jobs submitted at
+    once each passed a quota only both together went over. The quota is read again before each chunk."""
+    reserved = size.tasks if size is not None else 0
     while chunk:
+        with read_sessions() as session:
+            held = _held_tasks(session, actor, limits, but=writer.job_id)
         _check_size(writer.count + len(chunk), held, actor, limits)
         more, first = True, True
         while more:  # the chunk's tasks, then its dependency rows a slice per transaction
             with write_sessions() as session:
-                _heartbeat(session, writer.job_id)
+                _heartbeat(session, writer.job_id, tasks=max(reserved, writer.count + (len(chunk) if first else 0)))
                 if first:
                     writer.add(session, chunk)
                     first = False
@@ -258,9 +264,9 @@ def _store_tasks(
         chunk = _next_chunk(stream, n)
 
 
-def _heartbeat(session: Session, job_id: int) -> None:
+def _heartbeat(session: Session, job_id: int, tasks: int | None = None) -> None:
     """Marks the job as being written (the orphan sweep's clue), or stops if someone canceled it or the sweep
-    took it for an orphan meanwhile."""
+    took it for an orphan meanwhile. `tasks`: what the job counts in its submitter's quota meanwhile."""
     touched = session.execute(
         update(JobRow)
         .where(
@@ -268,7 +274,7 @@ def _heartbeat(session: Session, job_id: int) -> None:
             JobRow.status == JobStatus.UNDER_CONSTRUCTION.value,
             JobRow.activity.not_in(orphans.REMOVAL_MARKS),
         )
-        .values(updated=utcnow())
+        .values(updated=utcnow(), **({} if tasks is None else {"tasks_total": tasks}))
         .execution_options(synchronize_session=False)
     )
     if touched.rowcount != 1:  # type: ignore[attr-defined]
@@ -295,7 +301,7 @@ _TASKS_LEFT_SUM = func.coalesce(
     func.sum(JobRow.tasks_total - JobRow.tasks_completed - JobRow.tasks_failed - JobRow.tasks_canceled), 0
 )
 _QUOTA_USE = select(func.count(), _TASKS_LEFT_SUM).select_from(JobRow).where(_UNFINISHED)
-_TASKS_LEFT = select(_TASKS_LEFT_SUM).where(_UNFINISHED)
+_TASKS_LEFT = select(_TASKS_LEFT_SUM).where(_UNFINISHED, JobRow.id != bindparam("but"))
 
 
 def _check_active_jobs(session: Session, actor: Actor, limits: Limits) -> int:
@@ -314,11 +320,11 @@ def _check_active_jobs(session: Session, actor: Actor, limits: Limits) -> int:
     return int(held or 0)
 
 
-def _held_tasks(session: Session, actor: Actor, limits: Limits) -> int:
-    """The actor's tasks not finished yet, if the farm has a quota on them."""
+def _held_tasks(session: Session, actor: Actor, limits: Limits, but: int) -> int:
+    """The actor's tasks not finished yet but job `but`'s, if the farm has a quota on them."""
     if limits.max_unfinished_tasks_per_user is None:
         return 0
-    return session.scalar(_TASKS_LEFT, {"submitter": actor.name}) or 0
+    return session.scalar(_TASKS_LEFT, {"submitter": actor.name, "but": but}) or 0
 
 
 def _check_estimate(size: SizeEstimate, limits: Limits) -> None:

@@ -200,13 +200,13 @@ def test_a_writer_stops_at_its_next_chunk_and_leaves_nothing(
     calls = []
     real_heartbeat = submission._heartbeat
 
-    def heartbeat(session: Session, job_id: int) -> None:
+    def heartbeat(session: Session, job_id: int, tasks: int | None = None) -> None:
         calls.append(job_id)
         if len(calls) == 2:
             with writes() as other:  # (this session has not begun yet: nothing is locked)
                 meanwhile(other, job_id)
                 other.commit()
-        real_heartbeat(session, job_id)
+        real_heartbeat(session, job_id, tasks)
 
     monkeypatch.setattr(submission, "_heartbeat", heartbeat)
     with pytest.raises(Conflict, match="canceled or removed while its tasks were being stored"):

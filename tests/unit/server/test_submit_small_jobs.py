@@ -3,7 +3,9 @@ limits and quotas either way, and a refused job leaves nothing behind."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 
 from services.server.config import ServerConfig
 from services.server.db.tables import WorkerRow
+from services.server.jobtypes.exec_job import ExecJob
 from services.server.store import farm, submission
 from services.server.store.task_writer import TaskWriter
 from tests.support.inprocess_server import admin_client, stored_jobs_and_tasks
@@ -170,3 +173,38 @@ async def test_a_misspelt_setting_is_named_with_the_one_likely_meant(client: htt
     assert errors["settings.comand"].endswith("; did you mean 'command'?")
     r = await client.post(JOBS, json={**job("1"), "settings": {**job("1")["settings"], "zzz": 1}})  # type: ignore[dict-item]
     assert "did you mean" not in r.text and "not a setting of this job type" in r.text
+
+
+@pytest.mark.parametrize("estimated", [True, False])
+async def test_a_big_job_being_stored_counts_in_its_submitters_quota(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, estimated: bool
+) -> None:
+    """It counted nothing until it was whole: two big jobs submitted at once each passed a quota of 250 unfinished
+    tasks that both together went over. Now it counts its estimate (or, for a type that makes none, the tasks
+    stored so far: its first 101 here)."""
+    if not estimated:
+        monkeypatch.setattr(ExecJob, "estimate", lambda self, settings: None)
+    being_stored, go_on = threading.Event(), threading.Event()
+    next_chunk = submission._next_chunk
+    first_thread: list[int] = []
+
+    def paused(stream: Iterator[Any], n: int) -> list[Any]:
+        """The first job's thread waits once its first chunk is stored (its second call: the first is its head)."""
+        if not first_thread:
+            first_thread.append(threading.get_ident())
+        elif threading.get_ident() == first_thread[0] and not being_stored.is_set():
+            being_stored.set()
+            assert go_on.wait(20)
+        return next_chunk(stream, n)
+
+    monkeypatch.setattr(submission, "_next_chunk", paused)
+    first = asyncio.create_task(client.post(JOBS, json=job("1-140")))
+    assert await asyncio.to_thread(being_stored.wait, 20)
+    try:
+        second = await client.post(JOBS, json=job("1-150"))  # 101 or 140 of the first's + 150 > 250
+        assert second.status_code == 409 and second.json()["errors"][0]["field"] == "quota", second.text
+    finally:
+        go_on.set()
+    r = await first
+    assert r.status_code == 201 and r.json()["tasks_total"] == 140, r.text
+    assert (await client.post(JOBS, json=job("1-110"))).status_code == 201  # 250: at the limit, not past it

@@ -26,7 +26,8 @@ from app.qt import (
     QUrl,
 )
 from app.tray import autostart as autostart_mod
-from app.tray.child import WorkerChild, private_log
+from app.tray.child import WorkerChild
+from app.tray.datadir import private_log
 from app.tray.dialogs import HoursDialog, SettingsDialog
 from app.tray.idle import Detection, IdleUnavailable
 from app.tray.policy import AgentState, Decision, Facts, Policy, TrayState, user_away

@@ -98,6 +98,15 @@ def main(argv: list[str]) -> int:
                   file=sys.stderr)  # fmt: skip
             return 2
 
+    from app.tray.datadir import DataDirError, default_data_dir, prepare_data_dir
+
+    data_dir = args.data_dir or default_data_dir()
+    try:  # a file given for the folder, a folder that cannot be written: one line here, not a silent tray
+        prepare_data_dir(data_dir)
+    except DataDirError as exc:
+        print(f"tablao tray: error: {'--data-dir' if args.data_dir else 'the data folder'}: {exc}", file=sys.stderr)
+        return 2
+
     from app.display import missing_display
 
     if missing_display():  # Qt would abort the process (SIGABRT) with a message about reinstalling
@@ -109,7 +118,7 @@ def main(argv: list[str]) -> int:
     from app.qt import QApplication, QLocalServer, QLocalSocket, QMessageBox, QSystemTrayIcon, QTimer
     from app.tray import autostart, idle
     from app.tray.app import TrayApp
-    from app.tray.settings import TraySettings, default_data_dir, save_registration_secret
+    from app.tray.settings import TraySettings, save_registration_secret
 
     app = QApplication(["tablao tray"])
     app.setQuitOnLastWindowClosed(False)  # dialogs close; the tray stays
@@ -159,7 +168,7 @@ def main(argv: list[str]) -> int:
         return 2
     tray = TrayApp(
         settings,
-        data_dir=args.data_dir or default_data_dir(),
+        data_dir=data_dir,
         idle=detected,
         autostart=autostart.for_this_platform(),
         save_settings=not args.no_save,

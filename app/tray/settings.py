@@ -8,11 +8,9 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import keyring
 import keyring.errors
-import platformdirs
 
 from app.qt import QSettings
 from app.secrets import secure_keyring
@@ -37,10 +35,6 @@ SECRET_SERVICE = "tablao-tray"
 
 def default_name() -> str:
     return (socket.gethostname().split(".")[0] or "workstation")[:64]
-
-
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("tablao")) / "tray-worker"
 
 
 @dataclass

@@ -112,3 +112,31 @@ def test_a_manager_or_name_the_worker_would_refuse_is_one_line(args: tuple[str, 
     r = run("tray", *args)
     assert r.returncode == 2 and r.stderr.startswith(f"tablao tray: error: {said}"), r.stderr
     assert "secret" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("under_a_file", "said"), [(False, "it is a file, not a folder"), (True, "cannot be created")])
+def test_an_unusable_data_dir_is_one_line(tmp_path: Path, under_a_file: bool, said: str) -> None:
+    """From an audit: a traceback (FileExistsError, NotADirectoryError) and a tray that never showed; now one
+    line naming the folder and why, before Qt loads."""
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    folder = a_file / "tray" if under_a_file else a_file
+    r = run("tray", "--no-save", "--data-dir", str(folder))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"tablao tray: error: --data-dir: {folder}: {said}"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="POSIX modes; root writes anywhere")
+def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "tray"
+    folder.mkdir(mode=0o500)
+    try:
+        r = run("tray", "--no-save", "--data-dir", str(folder))
+    finally:
+        folder.chmod(0o700)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().startswith(f"tablao tray: error: --data-dir: {folder}: cannot be written to ("), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -9,11 +9,14 @@ import hashlib
 import json
 import math
 import os
+import signal
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 EXIT_ALREADY_RUNNING = 3
+QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +49,40 @@ def instance_name() -> str:
     session = os.environ.get("XDG_SESSION_ID") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     key = f"{getpass.getuser()}|{session or 'console'}"
     return "tablao-tray-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class SignalQuit:
+    """Ctrl-C (SIGINT) and SIGTERM quit the tray as its menu's Quit does without asking: the worker gives its task
+    back and signs off, then the loop ends; `code` is then 128 + the signal (130 for Ctrl-C), as a shell reports.
+
+    Python runs signal handlers only between bytecodes and the Qt loop may sit in C for long: `timer` (started by
+    `install`) hands control to Python a few times a second so the handler runs promptly.
+    """
+
+    def __init__(self, quit_now: Callable[[], None]) -> None:
+        from app.qt import QTimer
+
+        self.quit_now = quit_now
+        self.received: int | None = None
+        self.timer = QTimer()
+        self.timer.timeout.connect(lambda: None)
+
+    @property
+    def code(self) -> int | None:
+        return None if self.received is None else 128 + self.received
+
+    def install(self) -> None:
+        for sig in QUIT_SIGNALS:
+            signal.signal(sig, self._on_signal)
+        self.timer.start(200)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        from app.qt import QTimer
+
+        first = self.received is None
+        self.received = signum
+        if first:  # not from inside the handler: the quit waits for the worker, which may take seconds
+            QTimer.singleShot(0, lambda: self.quit_now())  # the quit in place when it runs
 
 
 def main(argv: list[str]) -> int:
@@ -123,6 +160,8 @@ def main(argv: list[str]) -> int:
     app = QApplication(["tablao tray"])
     app.setQuitOnLastWindowClosed(False)  # dialogs close; the tray stays
     GuiThreadCollector(parent=app).start()
+    signals = SignalQuit(app.quit)  # from here on, not a KeyboardInterrupt traceback
+    signals.install()
     name = instance_name()
     probe = QLocalSocket()
     probe.connectToServer(name)
@@ -177,7 +216,10 @@ def main(argv: list[str]) -> int:
         now=lambda: datetime.now().astimezone() + offset,
     )
     tray.on_quit = app.quit
+    signals.quit_now = lambda: tray.quit(ask=False)
+    if signals.code is not None:  # Ctrl-C while starting: nothing to stop yet
+        return signals.code
     QTimer.singleShot(0, tray.start)
     code = app.exec()
     server.close()
-    return int(code)
+    return signals.code if signals.code is not None else int(code)

@@ -27,7 +27,7 @@ from app.qt import (
 )
 from app.tray import autostart as autostart_mod
 from app.tray.child import WorkerChild
-from app.tray.datadir import private_log
+from app.tray.datadir import LOG_NAME, private_log
 from app.tray.dialogs import HoursDialog, SettingsDialog
 from app.tray.idle import Detection, IdleUnavailable
 from app.tray.policy import AgentState, Decision, Facts, Policy, TrayState, user_away
@@ -61,7 +61,7 @@ class TrayApp(QObject):
         self.settings = settings
         self.run_only = dict(run_only or {})
         self.data_dir = data_dir
-        self.log_path = data_dir / "worker.log"
+        self.log_path = data_dir / LOG_NAME
         self.idle = idle
         self.autostart = autostart
         self.save_settings = save_settings

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import platformdirs
 
+LOG_NAME = "worker.log"  # the tray's worker's log, which the tray's own warnings join; the artist's Show log
+
 
 class DataDirError(ValueError):
     """A data folder the tray cannot use; the message names the path and the reason."""

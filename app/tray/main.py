@@ -7,6 +7,7 @@ import argparse
 import getpass
 import hashlib
 import json
+import logging
 import math
 import os
 import signal
@@ -49,6 +50,25 @@ def instance_name() -> str:
     session = os.environ.get("XDG_SESSION_ID") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     key = f"{getpass.getuser()}|{session or 'console'}"
     return "tablao-tray-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def log_warnings(log_path: Path) -> None:
+    """The tray's own warnings (a hand-edited setting ignored) go to stderr and to the log the artist opens with
+    Show log (its worker's, which it appends to), not only to a terminal no one sees at login."""
+    from app.tray.datadir import private_log
+
+    logger = logging.getLogger("app.tray")
+    if any(h.get_name() == "tablao-tray" for h in logger.handlers):
+        return
+    private_log(log_path)
+    to_file = logging.FileHandler(log_path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s tablao tray: %(levelname)s: %(message)s"))
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setFormatter(logging.Formatter("tablao tray: %(levelname)s: %(message)s"))
+    for handler in (to_file, to_stderr):
+        handler.set_name("tablao-tray")
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
 
 
 class SignalQuit:
@@ -135,7 +155,7 @@ def main(argv: list[str]) -> int:
                   file=sys.stderr)  # fmt: skip
             return 2
 
-    from app.tray.datadir import DataDirError, default_data_dir, prepare_data_dir
+    from app.tray.datadir import LOG_NAME, DataDirError, default_data_dir, prepare_data_dir
 
     data_dir = args.data_dir or default_data_dir()
     try:  # a file given for the folder, a folder that cannot be written: one line here, not a silent tray
@@ -177,6 +197,7 @@ def main(argv: list[str]) -> int:
                   file=sys.stderr)  # fmt: skip
             return 1
 
+    log_warnings(data_dir / LOG_NAME)
     settings = TraySettings.load()
     if args.manager or args.name:
         # the roll-out's one run (docs/operations.md): the Manager and the name are remembered from now on

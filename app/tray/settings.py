@@ -15,7 +15,7 @@ import keyring.errors
 from app.qt import QSettings
 from app.secrets import secure_keyring
 from app.settings import APPLICATION, ORGANISATION
-from app.tray.hours import HoursError, RenderingHours
+from app.tray.hours import HoursError, RenderingHours, parse_bool
 from app.tray.limits import (
     AWAY_MINUTES_MAX,
     HOURS_MAX_CHARS,
@@ -86,13 +86,11 @@ class TraySettings:
             value = q.value(key)
             if value is None:
                 return default
-            word = str(value).strip().lower() if isinstance(value, (str, bool, int)) else ""
-            if word in ("true", "1"):
-                return True
-            if word in ("false", "0"):
-                return False
-            damaged(key, value, default, "neither true nor false")
-            return default
+            got = parse_bool(value)
+            if got is None:
+                damaged(key, value, default, "neither true nor false")
+                return default
+            return got
 
         def number(key: str, default: float, ok: Callable[[float], bool], why: str) -> float:
             value = q.value(key)
@@ -113,12 +111,28 @@ class TraySettings:
         hours = d.hours  # unset or damaged: render any time, as on first start
         raw_hours = text("hours", "", max_chars=HOURS_MAX_CHARS)
         if raw_hours:
+            skipped: list[str] = []
             try:
-                hours = RenderingHours.from_json(json.loads(raw_hours))
+                read = RenderingHours.from_json(json.loads(raw_hours), skipped=skipped)
             except (ValueError, RecursionError, HoursError) as exc:
                 damaged("hours", raw_hours, "any time", str(exc) or type(exc).__name__)
+            else:
+                if skipped and not read.always and not any(read.days.values()):  # nothing good left
+                    damaged("hours", raw_hours, "any time", "; ".join(skipped)[:200])
+                else:  # one bad window must not cost the artist the good ones
+                    hours = read
+                    for why in skipped:
+                        log.warning("tray setting hours: %s: ignored, the other rendering hours kept", why[:200])
         threads_why = f"not a whole number 0-{RENDER_THREADS_MAX}"
-        raw_tags = text("tags", d.tags)
+        # a hand edit `tags=gpu, linux` in the ini file reads back as a list of texts
+        listed = q.value("tags")
+        if isinstance(listed, list) and all(isinstance(t, str) for t in listed):
+            raw_tags = ", ".join(listed)
+            if len(raw_tags) > TEXT_MAX_CHARS:
+                damaged("tags", raw_tags, d.tags, f"longer than {TEXT_MAX_CHARS} characters")
+                raw_tags = d.tags
+        else:
+            raw_tags = text("tags", d.tags)
         tags, refused = usable_tags(raw_tags)
         if refused:
             damaged("tags", raw_tags, tags, f"not tags the worker takes: {', '.join(map(repr, refused))[:120]}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -140,3 +141,20 @@ def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().startswith(f"tablao tray: error: --data-dir: {folder}: cannot be written to ("), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(120)
+def test_settings_warnings_land_in_the_log_the_artist_opens(tmp_path: Path) -> None:
+    """From an audit: a hand-edited setting the tray ignored was said on stderr only, which no one sees when the
+    tray starts at login; now in its log (Show log) too."""
+    conf = tmp_path / "Tablao" / "Tablao.conf"
+    conf.parent.mkdir()
+    hours = json.dumps({"days": {"mon": [["19:00", "08:00"], ["25:00", "26:00"]]}})
+    conf.write_text("[tray]\nhours=" + json.dumps(hours) + "\n")  # quoted, as Qt writes it
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "app.cli", "tray", "--no-save", "--data-dir", str(tmp_path / "tray")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1 and "no system tray" in r.stderr, r.stderr  # offscreen: after the settings load
+    said = "tray setting hours: mon: '25:00' is not a time like 19:00: ignored, the other rendering hours kept"
+    assert said in r.stderr
+    assert said in (tmp_path / "tray" / "worker.log").read_text()

@@ -316,8 +316,12 @@ class TrayApp(QObject):
         if not dialog.exec():
             return
         if (secret := dialog.new_secret()) and not save_registration_secret(s.manager_url, secret):
-            QMessageBox.warning(None, "Tablao", "No secure keyring was found: the registration secret was not "
-                                "kept (it is never written to a plain file).")  # fmt: skip
+            if not s.manager_url:  # kept under no Manager, it would never be used
+                said = "The registration secret was not kept: it belongs to a Manager, so set the Manager address too."
+            else:
+                said = "No secure keyring was found: the registration secret was not kept (it is never written to a " \
+                       "plain file); give it again once a keyring is available."  # fmt: skip
+            QMessageBox.warning(None, "Tablao", said)
         self._save()
         if secret or before != (s.manager_url, s.worker_name, s.tags, s.render_threads, s.low_priority):
             self.child.stop()

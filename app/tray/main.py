@@ -199,6 +199,10 @@ def main(argv: list[str]) -> int:
 
     log_warnings(data_dir / LOG_NAME)
     settings = TraySettings.load()
+    if secret and not (args.manager or settings.manager_url):  # kept under no Manager, it would never be used
+        print("tablao tray: error: --registration-secret-file: no Manager to keep the secret for; give --manager URL "
+              "too", file=sys.stderr)  # fmt: skip
+        return 2
     if args.manager or args.name:
         # the roll-out's one run (docs/operations.md): the Manager and the name are remembered from now on
         settings.manager_url = args.manager.rstrip("/") if args.manager else settings.manager_url

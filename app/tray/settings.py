@@ -8,6 +8,7 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import keyring
 import keyring.errors
@@ -31,6 +32,7 @@ from app.tray.limits import (
 log = logging.getLogger(__name__)
 
 SECRET_SERVICE = "tablao-tray"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def default_name() -> str:
@@ -173,12 +175,38 @@ class TraySettings:
         q.sync()
 
 
+def secret_key(manager_url: str) -> str:
+    """The keyring entry for a Manager: one per Manager however its URL is written (scheme and host in lower
+    case, the scheme's default port dropped, no trailing slash): "http://Mgr.lan:80/" is "http://mgr.lan"."""
+    url = manager_url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url.rstrip("/")
+    if not parts.scheme or not parts.hostname:
+        return url.rstrip("/")
+    scheme = parts.scheme.lower()
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    if port is not None and port != DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), parts.query, parts.fragment))
+
+
+def _old_keys(manager_url: str) -> list[str]:
+    """Where versions before secret_key kept it: the URL exactly as given, with or without its slash."""
+    bare = manager_url.rstrip("/")
+    return [k for k in dict.fromkeys((manager_url, bare, bare + "/")) if bare and k != secret_key(manager_url)]
+
+
 def save_registration_secret(manager_url: str, secret: str) -> bool:
     """Keep the farm's registration secret in the keyring; False (nothing written anywhere) without one."""
-    if not secure_keyring():
+    if not manager_url or not secure_keyring():  # under no Manager it would never be used
         return False
     try:
-        keyring.set_password(SECRET_SERVICE, manager_url, secret)
+        keyring.set_password(SECRET_SERVICE, secret_key(manager_url), secret)
     except keyring.errors.KeyringError:
         return False
     return True
@@ -188,11 +216,15 @@ def load_registration_secret(manager_url: str) -> str | None:
     if not manager_url or not secure_keyring():
         return None
     try:
-        return keyring.get_password(SECRET_SERVICE, manager_url)
+        for key in (secret_key(manager_url), *_old_keys(manager_url)):
+            if (secret := keyring.get_password(SECRET_SERVICE, key)) is not None:
+                return secret
     except keyring.errors.KeyringError:
         return None
+    return None
 
 
 def forget_registration_secret(manager_url: str) -> None:
-    with contextlib.suppress(keyring.errors.KeyringError):
-        keyring.delete_password(SECRET_SERVICE, manager_url)
+    for key in (secret_key(manager_url), *_old_keys(manager_url)):
+        with contextlib.suppress(keyring.errors.KeyringError):
+            keyring.delete_password(SECRET_SERVICE, key)

@@ -158,3 +158,18 @@ def test_settings_warnings_land_in_the_log_the_artist_opens(tmp_path: Path) -> N
     said = "tray setting hours: mon: '25:00' is not a time like 19:00: ignored, the other rendering hours kept"
     assert said in r.stderr
     assert said in (tmp_path / "tray" / "worker.log").read_text()
+
+
+@pytest.mark.timeout(120)
+def test_a_registration_secret_without_a_manager_is_refused(tmp_path: Path) -> None:
+    """From an audit: it was kept in the keyring under an empty Manager URL, and never used."""
+    secret = tmp_path / "secret"
+    secret.write_text("farm-secret\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "app.cli", "tray", "--no-save", "--data-dir", str(tmp_path / "tray"),
+                        "--registration-secret-file", str(secret)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (
+        "tablao tray: error: --registration-secret-file: no Manager to keep the secret for; give --manager URL too"
+    )

@@ -26,7 +26,8 @@ from app.qt import (
     QUrl,
 )
 from app.tray import autostart as autostart_mod
-from app.tray.child import WorkerChild, private_log
+from app.tray.child import WorkerChild
+from app.tray.datadir import LOG_NAME, private_log
 from app.tray.dialogs import HoursDialog, SettingsDialog
 from app.tray.idle import Detection, IdleUnavailable
 from app.tray.policy import AgentState, Decision, Facts, Policy, TrayState, user_away
@@ -60,7 +61,7 @@ class TrayApp(QObject):
         self.settings = settings
         self.run_only = dict(run_only or {})
         self.data_dir = data_dir
-        self.log_path = data_dir / "worker.log"
+        self.log_path = data_dir / LOG_NAME
         self.idle = idle
         self.autostart = autostart
         self.save_settings = save_settings
@@ -315,8 +316,12 @@ class TrayApp(QObject):
         if not dialog.exec():
             return
         if (secret := dialog.new_secret()) and not save_registration_secret(s.manager_url, secret):
-            QMessageBox.warning(None, "Tablao", "No secure keyring was found: the registration secret was not "
-                                "kept (it is never written to a plain file).")  # fmt: skip
+            if not s.manager_url:  # kept under no Manager, it would never be used
+                said = "The registration secret was not kept: it belongs to a Manager, so set the Manager address too."
+            else:
+                said = "No secure keyring was found: the registration secret was not kept (it is never written to a " \
+                       "plain file); give it again once a keyring is available."  # fmt: skip
+            QMessageBox.warning(None, "Tablao", said)
         self._save()
         if secret or before != (s.manager_url, s.worker_name, s.tags, s.render_threads, s.low_priority):
             self.child.stop()

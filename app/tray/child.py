@@ -9,12 +9,12 @@ it (a refused secret), so it is not restarted; exit 75 (restart requested) start
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from app.qt import QObject, QProcess, QProcessEnvironment, QTimer, Signal
+from app.tray.datadir import private_log
 from services.localfarm.supervisor import tablao_argv
 
 EXIT_ERROR = 1
@@ -25,20 +25,6 @@ BACKOFF_START = 1.0
 BACKOFF_CAP = 60.0
 GOOD_RUN_SECONDS = 60.0
 LINE_MAX = 1 << 20
-
-
-def private_log(path: Path) -> None:
-    """Make the worker's log 0600 in a 0700 folder (it names the Manager, the worker's id, jobs and tasks).
-
-    QProcess would create the file with the session's umask (0644 in a 0755 folder, usually): it is created here
-    first, and a file or folder left by an older version gets these modes too.
-    """
-    folder = path.parent
-    for missing in reversed([p for p in (folder, *folder.parents) if not p.exists()]):
-        missing.mkdir(mode=0o700, exist_ok=True)
-    folder.chmod(0o700)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    path.chmod(0o600)
 
 
 class WorkerChild(QObject):

@@ -110,35 +110,74 @@ class RenderingHours:
         }
 
     @classmethod
-    def from_json(cls, raw: object) -> RenderingHours:
+    def from_json(cls, raw: object, *, skipped: list[str] | None = None) -> RenderingHours:
+        """Hours from their settings form. Strict by default (HoursError at the first fault: `--hours`, the
+        dialog); given `skipped` (hand-edited settings), a bad day, window or `always` is left out and said
+        there, and the good windows are kept. A value that is not an object still raises."""
         if not isinstance(raw, dict):
             raise HoursError("rendering hours must be an object")
+
+        def fault(message: str) -> None:
+            if skipped is None:
+                raise HoursError(message)
+            skipped.append(message)
+
         days: dict[int, list[Window]] = {d: [] for d in range(7)}
         given = raw.get("days", {})
         if not isinstance(given, dict):
             raise HoursError("'days' must be an object keyed mon..sun")
         for key, windows in given.items():
             if key not in DAYS:
-                raise HoursError(f"unknown day {key!r} (use {', '.join(DAYS)})")
-            if not isinstance(windows, list) or len(windows) > MAX_WINDOWS_PER_DAY:
-                raise HoursError(f"{key}: give a list of at most {MAX_WINDOWS_PER_DAY} [start, end] windows")
+                fault(f"unknown day {key!r} (use {', '.join(DAYS)})")
+                continue
+            if not isinstance(windows, list):
+                fault(f"{key}: give a list of at most {MAX_WINDOWS_PER_DAY} [start, end] windows")
+                continue
+            if len(windows) > MAX_WINDOWS_PER_DAY:
+                fault(f"{key}: give a list of at most {MAX_WINDOWS_PER_DAY} [start, end] windows (the first "
+                      f"{MAX_WINDOWS_PER_DAY} kept)")  # fmt: skip
+                windows = windows[:MAX_WINDOWS_PER_DAY]
             for pair in windows:
-                if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
-                    raise HoursError(f'{key}: {pair!r} is not a ["HH:MM", "HH:MM"] window')
                 try:
-                    start, end = parse_hhmm(pair[0]), parse_hhmm(pair[1], is_end=True)
+                    days[DAYS.index(key)].append(_window(key, pair))
                 except HoursError as exc:
-                    raise HoursError(f"{key}: {exc}") from None
-                if start == end and start != 0:
-                    raise HoursError(f"{key}: window {pair[0]}-{pair[1]} is empty (use 00:00-24:00 for all day)")
-                days[DAYS.index(key)].append(Window(start, DAY_MINUTES if (start, end) == (0, 0) else end))
-        return cls(days=days, always=bool(raw.get("always", False)))
+                    fault(str(exc))
+        always = parse_bool(raw.get("always", False))
+        if always is None:
+            fault(f"'always': {str(raw.get('always'))[:40]!r} is neither true nor false")
+        return cls(days=days, always=bool(always))
 
     def summary(self) -> str:
         if self.always:
             return "any time"
         parts = [f"{DAYS[d].title()} {', '.join(w.text() for w in ws)}" for d, ws in self.days.items() if ws]
         return "; ".join(parts) or "never"
+
+
+def _window(day: str, pair: object) -> Window:
+    if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+        raise HoursError(f'{day}: {str(pair)[:60]} is not a ["HH:MM", "HH:MM"] window')
+    try:
+        start, end = parse_hhmm(pair[0]), parse_hhmm(pair[1], is_end=True)
+    except HoursError as exc:
+        raise HoursError(f"{day}: {exc}") from None
+    if start == end and start != 0:
+        raise HoursError(f"{day}: window {pair[0]}-{pair[1]} is empty (use 00:00-24:00 for all day)")
+    return Window(start, DAY_MINUTES if (start, end) == (0, 0) else end)
+
+
+def parse_bool(value: object) -> bool | None:
+    """A yes/no a person may have written: a JSON boolean, 1 or 0, or "true"/"false"/"yes"/"no"/"1"/"0" in
+    any case; None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        return {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(
+            value.strip().lower()
+        )
+    return None
 
 
 def _local(now: datetime, zone: tzinfo | None) -> datetime:

@@ -1,7 +1,8 @@
 """What each tray setting may hold: one definition for the settings dialog, TraySettings.load and the command line.
 
-A damaged or hand-edited value outside these falls back to the default when the settings load, with a log line
-naming the setting. Qt-free, so `tablao tray` checks its options before Qt loads.
+A damaged or hand-edited value outside these falls back to the default when the settings load (one bad
+rendering-hours window is left out alone), with a log line naming the setting. Qt-free, so `tablao tray`
+checks its options before Qt loads.
 """
 
 from __future__ import annotations

@@ -7,13 +7,17 @@ import argparse
 import getpass
 import hashlib
 import json
+import logging
 import math
 import os
+import signal
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 EXIT_ALREADY_RUNNING = 3
+QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +50,59 @@ def instance_name() -> str:
     session = os.environ.get("XDG_SESSION_ID") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     key = f"{getpass.getuser()}|{session or 'console'}"
     return "tablao-tray-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def log_warnings(log_path: Path) -> None:
+    """The tray's own warnings (a hand-edited setting ignored) go to stderr and to the log the artist opens with
+    Show log (its worker's, which it appends to), not only to a terminal no one sees at login."""
+    from app.tray.datadir import private_log
+
+    logger = logging.getLogger("app.tray")
+    if any(h.get_name() == "tablao-tray" for h in logger.handlers):
+        return
+    private_log(log_path)
+    to_file = logging.FileHandler(log_path, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s tablao tray: %(levelname)s: %(message)s"))
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setFormatter(logging.Formatter("tablao tray: %(levelname)s: %(message)s"))
+    for handler in (to_file, to_stderr):
+        handler.set_name("tablao-tray")
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
+
+
+class SignalQuit:
+    """Ctrl-C (SIGINT) and SIGTERM quit the tray as its menu's Quit does without asking: the worker gives its task
+    back and signs off, then the loop ends; `code` is then 128 + the signal (130 for Ctrl-C), as a shell reports.
+
+    Python runs signal handlers only between bytecodes and the Qt loop may sit in C for long: `timer` (started by
+    `install`) hands control to Python a few times a second so the handler runs promptly.
+    """
+
+    def __init__(self, quit_now: Callable[[], None]) -> None:
+        from app.qt import QTimer
+
+        self.quit_now = quit_now
+        self.received: int | None = None
+        self.timer = QTimer()
+        self.timer.timeout.connect(lambda: None)
+
+    @property
+    def code(self) -> int | None:
+        return None if self.received is None else 128 + self.received
+
+    def install(self) -> None:
+        for sig in QUIT_SIGNALS:
+            signal.signal(sig, self._on_signal)
+        self.timer.start(200)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        from app.qt import QTimer
+
+        first = self.received is None
+        self.received = signum
+        if first:  # not from inside the handler: the quit waits for the worker, which may take seconds
+            QTimer.singleShot(0, lambda: self.quit_now())  # the quit in place when it runs
 
 
 def main(argv: list[str]) -> int:
@@ -98,6 +155,15 @@ def main(argv: list[str]) -> int:
                   file=sys.stderr)  # fmt: skip
             return 2
 
+    from app.tray.datadir import LOG_NAME, DataDirError, default_data_dir, prepare_data_dir
+
+    data_dir = args.data_dir or default_data_dir()
+    try:  # a file given for the folder, a folder that cannot be written: one line here, not a silent tray
+        prepare_data_dir(data_dir)
+    except DataDirError as exc:
+        print(f"tablao tray: error: {'--data-dir' if args.data_dir else 'the data folder'}: {exc}", file=sys.stderr)
+        return 2
+
     from app.display import missing_display
 
     if missing_display():  # Qt would abort the process (SIGABRT) with a message about reinstalling
@@ -109,11 +175,13 @@ def main(argv: list[str]) -> int:
     from app.qt import QApplication, QLocalServer, QLocalSocket, QMessageBox, QSystemTrayIcon, QTimer
     from app.tray import autostart, idle
     from app.tray.app import TrayApp
-    from app.tray.settings import TraySettings, default_data_dir, save_registration_secret
+    from app.tray.settings import TraySettings, save_registration_secret
 
     app = QApplication(["tablao tray"])
     app.setQuitOnLastWindowClosed(False)  # dialogs close; the tray stays
     GuiThreadCollector(parent=app).start()
+    signals = SignalQuit(app.quit)  # from here on, not a KeyboardInterrupt traceback
+    signals.install()
     name = instance_name()
     probe = QLocalSocket()
     probe.connectToServer(name)
@@ -129,7 +197,12 @@ def main(argv: list[str]) -> int:
                   file=sys.stderr)  # fmt: skip
             return 1
 
+    log_warnings(data_dir / LOG_NAME)
     settings = TraySettings.load()
+    if secret and not (args.manager or settings.manager_url):  # kept under no Manager, it would never be used
+        print("tablao tray: error: --registration-secret-file: no Manager to keep the secret for; give --manager URL "
+              "too", file=sys.stderr)  # fmt: skip
+        return 2
     if args.manager or args.name:
         # the roll-out's one run (docs/operations.md): the Manager and the name are remembered from now on
         settings.manager_url = args.manager.rstrip("/") if args.manager else settings.manager_url
@@ -159,7 +232,7 @@ def main(argv: list[str]) -> int:
         return 2
     tray = TrayApp(
         settings,
-        data_dir=args.data_dir or default_data_dir(),
+        data_dir=data_dir,
         idle=detected,
         autostart=autostart.for_this_platform(),
         save_settings=not args.no_save,
@@ -168,7 +241,10 @@ def main(argv: list[str]) -> int:
         now=lambda: datetime.now().astimezone() + offset,
     )
     tray.on_quit = app.quit
+    signals.quit_now = lambda: tray.quit(ask=False)
+    if signals.code is not None:  # Ctrl-C while starting: nothing to stop yet
+        return signals.code
     QTimer.singleShot(0, tray.start)
     code = app.exec()
     server.close()
-    return int(code)
+    return signals.code if signals.code is not None else int(code)

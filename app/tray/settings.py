@@ -8,16 +8,15 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import keyring
 import keyring.errors
-import platformdirs
 
 from app.qt import QSettings
 from app.secrets import secure_keyring
 from app.settings import APPLICATION, ORGANISATION
-from app.tray.hours import HoursError, RenderingHours
+from app.tray.hours import HoursError, RenderingHours, parse_bool
 from app.tray.limits import (
     AWAY_MINUTES_MAX,
     HOURS_MAX_CHARS,
@@ -33,14 +32,11 @@ from app.tray.limits import (
 log = logging.getLogger(__name__)
 
 SECRET_SERVICE = "tablao-tray"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def default_name() -> str:
     return (socket.gethostname().split(".")[0] or "workstation")[:64]
-
-
-def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("tablao")) / "tray-worker"
 
 
 @dataclass
@@ -92,13 +88,11 @@ class TraySettings:
             value = q.value(key)
             if value is None:
                 return default
-            word = str(value).strip().lower() if isinstance(value, (str, bool, int)) else ""
-            if word in ("true", "1"):
-                return True
-            if word in ("false", "0"):
-                return False
-            damaged(key, value, default, "neither true nor false")
-            return default
+            got = parse_bool(value)
+            if got is None:
+                damaged(key, value, default, "neither true nor false")
+                return default
+            return got
 
         def number(key: str, default: float, ok: Callable[[float], bool], why: str) -> float:
             value = q.value(key)
@@ -119,12 +113,28 @@ class TraySettings:
         hours = d.hours  # unset or damaged: render any time, as on first start
         raw_hours = text("hours", "", max_chars=HOURS_MAX_CHARS)
         if raw_hours:
+            skipped: list[str] = []
             try:
-                hours = RenderingHours.from_json(json.loads(raw_hours))
+                read = RenderingHours.from_json(json.loads(raw_hours), skipped=skipped)
             except (ValueError, RecursionError, HoursError) as exc:
                 damaged("hours", raw_hours, "any time", str(exc) or type(exc).__name__)
+            else:
+                if skipped and not read.always and not any(read.days.values()):  # nothing good left
+                    damaged("hours", raw_hours, "any time", "; ".join(skipped)[:200])
+                else:  # one bad window must not cost the artist the good ones
+                    hours = read
+                    for why in skipped:
+                        log.warning("tray setting hours: %s: ignored, the other rendering hours kept", why[:200])
         threads_why = f"not a whole number 0-{RENDER_THREADS_MAX}"
-        raw_tags = text("tags", d.tags)
+        # a hand edit `tags=gpu, linux` in the ini file reads back as a list of texts
+        listed = q.value("tags")
+        if isinstance(listed, list) and all(isinstance(t, str) for t in listed):
+            raw_tags = ", ".join(listed)
+            if len(raw_tags) > TEXT_MAX_CHARS:
+                damaged("tags", raw_tags, d.tags, f"longer than {TEXT_MAX_CHARS} characters")
+                raw_tags = d.tags
+        else:
+            raw_tags = text("tags", d.tags)
         tags, refused = usable_tags(raw_tags)
         if refused:
             damaged("tags", raw_tags, tags, f"not tags the worker takes: {', '.join(map(repr, refused))[:120]}")
@@ -165,12 +175,38 @@ class TraySettings:
         q.sync()
 
 
+def secret_key(manager_url: str) -> str:
+    """The keyring entry for a Manager: one per Manager however its URL is written (scheme and host in lower
+    case, the scheme's default port dropped, no trailing slash): "http://Mgr.lan:80/" is "http://mgr.lan"."""
+    url = manager_url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url.rstrip("/")
+    if not parts.scheme or not parts.hostname:
+        return url.rstrip("/")
+    scheme = parts.scheme.lower()
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    if port is not None and port != DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, parts.path.rstrip("/"), parts.query, parts.fragment))
+
+
+def _old_keys(manager_url: str) -> list[str]:
+    """Where versions before secret_key kept it: the URL exactly as given, with or without its slash."""
+    bare = manager_url.rstrip("/")
+    return [k for k in dict.fromkeys((manager_url, bare, bare + "/")) if bare and k != secret_key(manager_url)]
+
+
 def save_registration_secret(manager_url: str, secret: str) -> bool:
     """Keep the farm's registration secret in the keyring; False (nothing written anywhere) without one."""
-    if not secure_keyring():
+    if not manager_url or not secure_keyring():  # under no Manager it would never be used
         return False
     try:
-        keyring.set_password(SECRET_SERVICE, manager_url, secret)
+        keyring.set_password(SECRET_SERVICE, secret_key(manager_url), secret)
     except keyring.errors.KeyringError:
         return False
     return True
@@ -180,11 +216,15 @@ def load_registration_secret(manager_url: str) -> str | None:
     if not manager_url or not secure_keyring():
         return None
     try:
-        return keyring.get_password(SECRET_SERVICE, manager_url)
+        for key in (secret_key(manager_url), *_old_keys(manager_url)):
+            if (secret := keyring.get_password(SECRET_SERVICE, key)) is not None:
+                return secret
     except keyring.errors.KeyringError:
         return None
+    return None
 
 
 def forget_registration_secret(manager_url: str) -> None:
-    with contextlib.suppress(keyring.errors.KeyringError):
-        keyring.delete_password(SECRET_SERVICE, manager_url)
+    for key in (secret_key(manager_url), *_old_keys(manager_url)):
+        with contextlib.suppress(keyring.errors.KeyringError):
+            keyring.delete_password(SECRET_SERVICE, key)

@@ -44,7 +44,17 @@ def load(data_dir: Path, manager_url: str, *, in_keyring: bool = False) -> Crede
             raise ValueError(f"its worker_id or secret is not usable: {problem}")
     except FileNotFoundError:
         return None
+    except _KeyringUnreadable as exc:  # there is no worker.json to blame: the tray's worker keeps none
+        raise ValueError(
+            f"its credentials are kept only in the system keyring ({where_in_keyring(data_dir)}), which cannot be "
+            f"read ({exc}); unlock or install a keyring, or give the registration secret again to register anew"
+        ) from exc
     except (ValueError, KeyError, TypeError) as exc:
+        if in_keyring:
+            raise ValueError(
+                f"its credentials in the system keyring ({where_in_keyring(data_dir)}) are damaged ({exc}); delete "
+                "that entry to register again"
+            ) from exc
         raise ValueError(f"{path} is damaged ({exc}); delete it to register again") from exc
     return creds if creds.manager_url.rstrip("/") == manager_url.rstrip("/") else None
 
@@ -58,8 +68,16 @@ def save(data_dir: Path, creds: Credentials, *, in_keyring: bool = False) -> Non
     secret_files.write_secret(data_dir / FILE_NAME, json.dumps(asdict(creds), indent=2))
 
 
+class _KeyringUnreadable(Exception):
+    """No keyring to read from (none installed, locked, or refused)."""
+
+
 def _account(data_dir: Path) -> str:
     return str(data_dir.resolve())
+
+
+def where_in_keyring(data_dir: Path) -> str:
+    return f"service {KEYRING_SERVICE!r}, entry {_account(data_dir)!r}"
 
 
 def _keyring_get(data_dir: Path) -> str | None:
@@ -69,7 +87,7 @@ def _keyring_get(data_dir: Path) -> str | None:
     try:
         return keyring.get_password(KEYRING_SERVICE, _account(data_dir))
     except keyring.errors.KeyringError as exc:
-        raise ValueError(f"the system keyring cannot be read ({exc})") from exc
+        raise _KeyringUnreadable(str(exc) or type(exc).__name__) from exc
 
 
 def _keyring_set(data_dir: Path, value: str) -> None:
@@ -79,7 +97,10 @@ def _keyring_set(data_dir: Path, value: str) -> None:
     try:
         keyring.set_password(KEYRING_SERVICE, _account(data_dir), value)
     except keyring.errors.KeyringError as exc:
-        raise ValueError(f"no secure keyring to keep the worker's credentials in ({exc})") from exc
+        raise ValueError(
+            f"no secure keyring to keep the worker's credentials in ({exc}): they were not kept anywhere (never in a "
+            "file), so the registration secret must be given again at the next start"
+        ) from exc
 
 
 def mark_superseded(data_dir: Path, worker_id: str) -> None:

@@ -287,3 +287,30 @@ def test_a_worker_that_stopped_is_said_once_in_the_tooltip(qapp, tmp_path: Path,
     assert child.last_exit is not None
     said = state_text(TrayState.STOPPED, stopped_why=child.last_exit[1])
     assert said.lower().count("stopped") == 1, said
+
+
+@pytest.mark.parametrize(
+    ("given", "read_as"),
+    [
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("HTTP://Manager.Studio.LAN:8081", "http://manager.studio.lan:8081"),
+        ("http://mgr.lan:80/", "http://mgr.lan"),
+        ("https://mgr.lan:443", "https://MGR.lan/"),
+    ],
+)
+def test_the_secret_is_found_however_the_manager_url_is_written(given: str, read_as: str) -> None:
+    """From an audit: the secret was keyed by the exact URL, so a trailing slash or a capital lost it."""
+    assert save_registration_secret(given, "farm-secret")
+    assert load_registration_secret(read_as) == "farm-secret"
+    assert load_registration_secret("http://other.lan:8081") is None
+
+
+def test_a_secret_kept_by_an_older_version_is_still_found(memory_keyring) -> None:
+    memory_keyring.set_password("tablao-tray", "http://Mgr.lan:8081/", "old-secret")  # the exact URL, as before
+    assert load_registration_secret("http://Mgr.lan:8081/") == "old-secret"
+    assert load_registration_secret("http://Mgr.lan:8081") == "old-secret"
+
+
+def test_a_secret_without_a_manager_is_not_kept(memory_keyring) -> None:
+    assert not save_registration_secret("", "farm-secret")
+    assert memory_keyring.secrets == {}

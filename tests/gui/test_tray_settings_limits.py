@@ -157,3 +157,42 @@ def test_a_tag_the_worker_would_refuse_is_dropped_and_the_good_ones_kept(
         assert TraySettings.load().tags == kept
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("tray setting tags=") and refused in line and f"using {kept!r}" in line, line
+
+
+def test_tags_written_by_hand_as_a_list_load(caplog: pytest.LogCaptureFixture) -> None:
+    """From an audit: `tags=gpu, linux` written in Tablao.conf reads back as a list, and was dropped."""
+    stored("tags", ["gpu", " linux "])
+    with caplog.at_level(logging.WARNING, logger="app.tray.settings"):
+        assert TraySettings.load().tags == "gpu, linux"
+    assert not caplog.records
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("yes", True), ("NO", False), ("True", True), ("0", False), (" 1 ", True)]
+)
+def test_flags_take_the_yes_and_no_a_person_writes(value: str, expected: bool, caplog) -> None:
+    stored("away_only", value)
+    with caplog.at_level(logging.WARNING, logger="app.tray.settings"):
+        assert TraySettings.load().away_only is expected
+    assert not caplog.records
+
+
+def test_one_bad_rendering_window_keeps_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    """From an audit: one mistyped window cost the artist all their rendering hours (render any time)."""
+    typed = {"days": {"mon": [["19:00", "08:00"], ["25:00", "26:00"]], "sat": [["00:00", "24:00"]]}}
+    stored("hours", json.dumps(typed))
+    with caplog.at_level(logging.WARNING, logger="app.tray.settings"):
+        hours = TraySettings.load().hours
+    assert hours == RenderingHours.from_json({"days": {"mon": [["19:00", "08:00"]], "sat": [["00:00", "24:00"]]}})
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("tray setting hours: mon: '25:00'") and "other rendering hours kept" in line, line
+
+
+@pytest.mark.parametrize(("always", "expected", "warned"), [("false", False, 0), ("Yes", True, 0), ("maybe", False, 1)])
+def test_always_written_as_text(always: str, expected: bool, warned: int, caplog: pytest.LogCaptureFixture) -> None:
+    """From an audit: "always": "false" was read as true, and the artist's windows ignored."""
+    stored("hours", json.dumps({"always": always, "days": {"mon": [["19:00", "08:00"]]}}))
+    with caplog.at_level(logging.WARNING, logger="app.tray.settings"):
+        hours = TraySettings.load().hours
+    assert hours.always is expected and hours.days[0]
+    assert len(caplog.records) == warned

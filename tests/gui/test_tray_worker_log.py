@@ -1,4 +1,4 @@
-"""The tray's worker log (it names the Manager, the worker's id, jobs and tasks) is 0600 in a 0700 folder."""
+"""The tray's worker log (it names the Manager, the worker's id, jobs and tasks) is 0600; folders made for it 0700."""
 
 from __future__ import annotations
 
@@ -53,13 +53,14 @@ def test_a_new_log_is_private(qtbot, tmp_path: Path, session_umask: None) -> Non
 
 @pytest.mark.timeout(60)
 def test_a_log_left_readable_by_an_older_version_is_made_private(qtbot, tmp_path: Path, session_umask: None) -> None:
+    """The file is made 0600; the folder, which the tray did not create (a shared --data-dir), keeps its mode."""
     log = tmp_path / "tray-worker" / "worker.log"
     log.parent.mkdir(mode=0o755)
     log.write_text("before\n")
     log.chmod(0o644)
     run_child(qtbot, log)
     assert log.read_text() == "before\nsigned on to http://mgr.lan:8081\n"  # appended, not replaced
-    assert (mode(log), mode(log.parent)) == (0o600, 0o700)
+    assert (mode(log), mode(log.parent)) == (0o600, 0o755)
 
 
 def test_show_log_makes_a_private_file_too(tmp_path: Path, session_umask: None, monkeypatch) -> None:

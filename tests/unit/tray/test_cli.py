@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -112,3 +113,63 @@ def test_a_manager_or_name_the_worker_would_refuse_is_one_line(args: tuple[str, 
     r = run("tray", *args)
     assert r.returncode == 2 and r.stderr.startswith(f"tablao tray: error: {said}"), r.stderr
     assert "secret" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("under_a_file", "said"), [(False, "it is a file, not a folder"), (True, "cannot be created")])
+def test_an_unusable_data_dir_is_one_line(tmp_path: Path, under_a_file: bool, said: str) -> None:
+    """From an audit: a traceback (FileExistsError, NotADirectoryError) and a tray that never showed; now one
+    line naming the folder and why, before Qt loads."""
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    folder = a_file / "tray" if under_a_file else a_file
+    r = run("tray", "--no-save", "--data-dir", str(folder))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"tablao tray: error: --data-dir: {folder}: {said}"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="POSIX modes; root writes anywhere")
+def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "tray"
+    folder.mkdir(mode=0o500)
+    try:
+        r = run("tray", "--no-save", "--data-dir", str(folder))
+    finally:
+        folder.chmod(0o700)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().startswith(f"tablao tray: error: --data-dir: {folder}: cannot be written to ("), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(120)
+def test_settings_warnings_land_in_the_log_the_artist_opens(tmp_path: Path) -> None:
+    """From an audit: a hand-edited setting the tray ignored was said on stderr only, which no one sees when the
+    tray starts at login; now in its log (Show log) too."""
+    conf = tmp_path / "Tablao" / "Tablao.conf"
+    conf.parent.mkdir()
+    hours = json.dumps({"days": {"mon": [["19:00", "08:00"], ["25:00", "26:00"]]}})
+    conf.write_text("[tray]\nhours=" + json.dumps(hours) + "\n")  # quoted, as Qt writes it
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "app.cli", "tray", "--no-save", "--data-dir", str(tmp_path / "tray")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1 and "no system tray" in r.stderr, r.stderr  # offscreen: after the settings load
+    said = "tray setting hours: mon: '25:00' is not a time like 19:00: ignored, the other rendering hours kept"
+    assert said in r.stderr
+    assert said in (tmp_path / "tray" / "worker.log").read_text()
+
+
+@pytest.mark.timeout(120)
+def test_a_registration_secret_without_a_manager_is_refused(tmp_path: Path) -> None:
+    """From an audit: it was kept in the keyring under an empty Manager URL, and never used."""
+    secret = tmp_path / "secret"
+    secret.write_text("farm-secret\n")
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "app.cli", "tray", "--no-save", "--data-dir", str(tmp_path / "tray"),
+                        "--registration-secret-file", str(secret)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (
+        "tablao tray: error: --registration-secret-file: no Manager to keep the secret for; give --manager URL too"
+    )

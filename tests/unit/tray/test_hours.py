@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.tray.hours import HoursError, RenderingHours, Window
+from app.tray.hours import DAY_MINUTES, HoursError, RenderingHours, Window
 
 PARIS = ZoneInfo("Europe/Paris")
 NY = ZoneInfo("America/New_York")
@@ -105,3 +105,33 @@ def test_settings_round_trip_and_bad_input() -> None:
         with pytest.raises(HoursError, match=message):
             RenderingHours.from_json(bad)
     assert "Mon 19:00–08:00" in HOURS.summary()
+
+
+@pytest.mark.parametrize(
+    ("always", "read"),
+    [(True, True), (False, False), ("false", False), ("FALSE", False), ("No", False), ("0", False),
+     ("true", True), (" Yes ", True), ("1", True), (1, True), (0, False)],
+)  # fmt: skip
+def test_always_takes_the_yes_and_no_a_person_writes(always: object, read: bool) -> None:
+    """From an audit: "always": "false" (a string) was read as true, so the artist's windows were ignored."""
+    assert RenderingHours.from_json({"always": always, "days": {"mon": [["19:00", "08:00"]]}}).always is read
+
+
+def test_a_bad_always_is_an_error_or_skipped() -> None:
+    with pytest.raises(HoursError, match="neither true nor false"):
+        RenderingHours.from_json({"always": "maybe"})
+    skipped: list[str] = []
+    hours = RenderingHours.from_json({"always": "maybe", "days": {"mon": [["19:00", "08:00"]]}}, skipped=skipped)
+    assert hours.always is False and hours.days[0] == [Window(19 * 60, 8 * 60)]
+    assert len(skipped) == 1 and "'always'" in skipped[0]
+
+
+def test_skipping_keeps_the_good_windows() -> None:
+    raw = {"days": {"mon": [["19:00", "08:00"], ["25:00", "26:00"]], "moonday": [], "tue": "evenings",
+                    "sat": [["00:00", "24:00"]]}}  # fmt: skip
+    skipped: list[str] = []
+    hours = RenderingHours.from_json(raw, skipped=skipped)
+    assert hours.days[0] == [Window(19 * 60, 8 * 60)] and hours.days[5] == [Window(0, DAY_MINUTES)]
+    assert len(skipped) == 3 and "not a time" in skipped[0] and "moonday" in skipped[1] and "tue" in skipped[2]
+    with pytest.raises(HoursError, match="not a time"):  # strict without `skipped` (--hours, the dialog)
+        RenderingHours.from_json(raw)

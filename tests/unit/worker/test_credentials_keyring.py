@@ -54,9 +54,20 @@ def test_no_keyring_is_a_clear_error(tmp_path: Path) -> None:
     previous = keyring.get_keyring()
     keyring.set_keyring(FailKeyring())  # type: ignore[no-untyped-call]
     try:
-        with pytest.raises(ValueError, match="no secure keyring"):
+        with pytest.raises(ValueError, match=r"no secure keyring.*must be given again"):
             credentials.save(tmp_path, Credentials("http://x", "w", "s"), in_keyring=True)
-        with pytest.raises(ValueError, match="cannot be read"):
+        with pytest.raises(ValueError, match="cannot be read") as caught:
             credentials.load(tmp_path, "http://x", in_keyring=True)
+        # from an audit: it blamed a damaged worker.json, which the tray's worker never writes
+        said = str(caught.value)
+        assert "worker.json" not in said and "system keyring" in said and str(tmp_path.resolve()) in said, said
+        assert not (tmp_path / "worker.json").exists()
     finally:
         keyring.set_keyring(previous)
+
+
+def test_a_damaged_keyring_entry_names_the_entry(memory: _Memory, tmp_path: Path) -> None:
+    memory.secrets[("tablao-worker", str(tmp_path.resolve()))] = "not json"
+    with pytest.raises(ValueError, match="in the system keyring") as caught:
+        credentials.load(tmp_path, "http://x", in_keyring=True)
+    assert "worker.json" not in str(caught.value) and "delete that entry" in str(caught.value)

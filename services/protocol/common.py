@@ -213,6 +213,10 @@ class ErrorResponse(ResponseModel):
     errors: list[FieldError] = Field(default_factory=list)
 
 
+# a list answered as a JSON list (older clients read it so) carries its next page's `cursor` in this header
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
+
+
 class Page(ResponseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None

@@ -68,6 +68,9 @@ def segment(value: int | str) -> str:
     return quote(str(value), safe="")
 
 
+WORKERS_PAGE = 1000  # the Server's default and largest page of workers
+
+
 class Cleared(BaseModel):
     cleared: int
 
@@ -100,8 +103,28 @@ class ServerClient(ServerTransport):
     async def job_type(self, name: str) -> JobTypeInfo:
         return await self._model(JobTypeInfo, "GET", f"/job-types/{name}")
 
-    async def workers(self) -> list[Worker]:
-        return await self._models(Worker, "GET", "/workers")
+    async def workers_page(
+        self, limit: int = WORKERS_PAGE, cursor: str | None = None
+    ) -> tuple[list[Worker], str | None]:
+        """A page of the workers by name, and the cursor of the next page (None at the end)."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        return await self._listed_page(Worker, "/workers", params=params)
+
+    async def workers(self, page_size: int = WORKERS_PAGE) -> list[Worker]:
+        """Every worker, a page at a time: a farm may have more than one page holds (a Server from before paging
+        answers them all in one page, without a cursor)."""
+        out: list[Worker] = []
+        cursor: str | None = None
+        while True:
+            page, next_cursor = await self.workers_page(page_size, cursor)
+            out.extend(page)
+            if next_cursor is None:
+                return out
+            if not page or next_cursor == cursor:  # no way forward: a broken Server would have it ask for ever
+                raise BadAnswer(200, f"the workers' page after cursor {cursor!r} leads nowhere")
+            cursor = next_cursor
 
     async def request_worker_status(self, worker_id: str, status: WorkerStatusRequest, lazy: bool = True) -> Worker:
         body = {"status": status, "lazy": lazy}
@@ -235,7 +258,7 @@ class ServerClient(ServerTransport):
         return await self._models(JobLogEntry, "GET", f"/jobs/{job_id}/log", params={"limit": limit})
 
     async def list_workers(self) -> list[Worker]:
-        return await self._models(Worker, "GET", "/workers")
+        return await self.workers()
 
     async def get_task(self, task_id: int) -> Task:
         return await self._model(Task, "GET", f"/tasks/{task_id}")

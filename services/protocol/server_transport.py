@@ -20,6 +20,7 @@ import httpx
 from pydantic import BaseModel
 
 from services.protocol import API_PREFIX
+from services.protocol.common import NEXT_CURSOR_HEADER
 from services.protocol.farm import Event
 from services.protocol.server_answers import (
     AnswerTimeout,
@@ -106,12 +107,13 @@ class ServerTransport:
         return valid(model, json_of(response), response.status_code)
 
     async def _models(self, model: type[M], method: str, path: str, **kwargs: Any) -> list[M]:
-        response = await self._response(method, path, **kwargs)
-        answer = json_of(response)
-        if not isinstance(answer, list):
-            raise BadAnswer(response.status_code, f"a list was expected, not {kind(answer)}")
-        # one by one: the first that does not fit ends it (pydantic would list every problem of every item)
-        return [valid(model, x, response.status_code, f"{i}.") for i, x in enumerate(answer)]
+        return _items(model, await self._response(method, path, **kwargs))
+
+    async def _listed_page(self, model: type[M], path: str, **kwargs: Any) -> tuple[list[M], str | None]:
+        """A GET of a list answered as a JSON list, and the cursor of its next page (`X-Next-Cursor`): None on the
+        last page, and from a Server from before paging, which answers the whole list."""
+        response = await self._response("GET", path, **kwargs)
+        return _items(model, response), response.headers.get(NEXT_CURSOR_HEADER) or None
 
     async def _page(self, model: type[M], path: str, at_most: dict[str, int], **kwargs: Any) -> M:
         """A GET of lists no longer than asked for (`at_most`: list key → limit): longer ones are refused before
@@ -252,3 +254,11 @@ class ServerTransport:
                 elif not line and data:
                     yield Event.model_validate(json.loads("\n".join(data)))
                     data = []
+
+
+def _items(model: type[M], response: httpx.Response) -> list[M]:
+    answer = json_of(response)
+    if not isinstance(answer, list):
+        raise BadAnswer(response.status_code, f"a list was expected, not {kind(answer)}")
+    # one by one: the first that does not fit ends it (pydantic would list every problem of every item)
+    return [valid(model, x, response.status_code, f"{i}.") for i, x in enumerate(answer)]

@@ -299,3 +299,44 @@ def test_a_big_jobs_tasks_show_a_page_at_a_time_and_events_met_meanwhile_win(qap
     assert shown_before_each_read == [0, 1000, 2000]
     assert len(store.tasks) == 3000
     assert store.tasks.get(1500).status == "completed"  # type: ignore[union-attr]
+
+
+def test_the_workers_model_holds_every_page_of_a_big_farms_workers(qapp, qtmodeltester) -> None:
+    """The app read the first page of `GET /workers` only: a farm with more workers than one page showed part of
+    them. The Server here answers two a page, whatever `limit` asks, the next page's cursor in `X-Next-Cursor`."""
+    import asyncio
+
+    import httpx
+
+    from app.models.sync import FarmSync
+    from services.protocol.server_client import ServerClient
+
+    farm = [worker(i) for i in range(5)]
+
+    def server(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/v1")
+        if path == "/jobs":
+            return httpx.Response(200, json={"items": [], "next_cursor": None})
+        if path == "/managers":
+            return httpx.Response(200, json=[])
+        assert path == "/workers", path
+        start = int(request.url.params.get("cursor", 0))
+        more = {"X-Next-Cursor": str(start + 2)} if start + 2 < len(farm) else {}
+        return httpx.Response(200, json=farm[start : start + 2], headers=more)
+
+    store = ClientStore()
+    workers = WorkersModel(store)
+    client = ServerClient("http://127.0.0.1:9", "t" * 20, transport=httpx.MockTransport(server))
+    sync = FarmSync(store, client)
+
+    async def load() -> None:
+        try:
+            await sync.load_all()
+        finally:
+            await client.aclose()
+
+    asyncio.run(load())
+    workers.flush()
+    assert workers.rowCount() == 5
+    assert all(f"w{i}" in store.workers for i in range(5))
+    qtmodeltester.check(workers)

@@ -792,3 +792,50 @@ def test_pages_of_the_servers_copy_smaller_than_a_character_hold_whole_character
     assert r.content.decode() == "é" and int(r.headers["X-Log-First"]) == len(whole.encode()) - 2
     r = admin.get(f"/tasks/{c['id']}/log", params={"after": 2, "limit": 1})  # inside the é
     assert r.content.decode() == "🎬" and r.headers["X-Log-First"] == "3", r.content
+
+
+def _worker_pages(admin: httpx.Client, limit: int) -> list[list[dict[str, Any]]]:
+    pages: list[list[dict[str, Any]]] = []
+    params: dict[str, Any] = {"limit": limit}
+    for _ in range(1000):
+        r = admin.get("/workers", params=params)
+        assert r.status_code == 200, r.text
+        pages.append(r.json())
+        if "X-Next-Cursor" not in r.headers:
+            return pages
+        params["cursor"] = r.headers["X-Next-Cursor"]
+    raise AssertionError("the workers' pages never ended")
+
+
+def test_the_workers_list_comes_a_page_at_a_time_each_worker_once_in_order(
+    admin: httpx.Client, link: httpx.Client
+) -> None:
+    """A big farm's thousands of workers were one unbounded answer: pages of `limit`, joined by `X-Next-Cursor`,
+    hold every worker once, by name then id (two workers share a name here)."""
+    tag = uuid.uuid4().hex[:6]
+    ours = [{**_report(f"pg-{tag}-{i}"), "name": f"pg-{tag}-{min(i, 3)}"} for i in range(5)]
+    assert push(link, [], workers=ours).status_code == 200
+    whole = admin.get("/workers")  # no parameters: the first page of the default size, every worker here
+    assert whole.status_code == 200 and "X-Next-Cursor" not in whole.headers, whole.headers
+    pages = _worker_pages(admin, 2)
+    assert all(len(p) == 2 for p in pages[:-1]) and 1 <= len(pages[-1]) <= 2
+    joined = [w["id"] for p in pages for w in p]
+    assert joined == [w["id"] for w in whole.json()]
+    assert len(set(joined)) == len(joined)
+    mine = [w for w in joined if w.startswith(f"pg-{tag}-")]
+    assert mine == [f"pg-{tag}-{i}" for i in range(5)]  # by name, then id for the two named pg-...-3
+    keys = [(w["name"], w["id"]) for p in pages for w in p if w["id"] in mine]
+    assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"limit": "x"}, "limit"), ({"cursor": "nonsense"}, "cursor"),
+     ({"cursor": "WzEsMl0"}, "cursor"), ({"cursor": "x" * 2001}, "cursor")],
+)  # fmt: skip
+def test_a_workers_page_out_of_range_or_a_cursor_not_handed_out_is_a_422_naming_it(
+    admin: httpx.Client, params: dict[str, Any], field: str
+) -> None:
+    r = admin.get("/workers", params=params)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == [field], r.text

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+
 import httpx
 import pytest
 from pydantic import ValidationError
 
 from services.protocol.farm import Worker
 from services.protocol.link import WorkerReport
-from services.protocol.server_client import ServerClient
+from services.protocol.server_client import BadAnswer, ServerClient
 from services.protocol.states import WorkerStatus
-from services.workers_cli import find
+from services.workers_cli import find, run
 
 
 def _worker(worker_id: str, name: str) -> Worker:
@@ -83,3 +85,48 @@ def test_the_server_takes_no_worker_id_that_is_not_one_plain_segment(worker_id: 
     with pytest.raises(ValidationError):
         WorkerReport.model_validate(report)
     WorkerReport.model_validate(report | {"id": "3f2a9c1e-0b6d-4a51-9d0e-2f0c1a7b9e11"})
+
+
+def paged_server(workers: list[Worker], page: int = 2) -> httpx.MockTransport:
+    """A Server answering `GET /workers` `page` at a time whatever `limit` asks (its cap may be lower), the next
+    page's cursor in `X-Next-Cursor`."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/v1/workers", request.url
+        start = int(request.url.params.get("cursor", 0))
+        items = workers[start : start + page]
+        more = start + page < len(workers)
+        headers = {"X-Next-Cursor": str(start + page)} if more else {}
+        return httpx.Response(200, json=[w.model_dump(mode="json") for w in items], headers=headers)
+
+    return httpx.MockTransport(answer)
+
+
+FARM = [_worker(f"{i:08x}-0000", f"render-{i:02d}") for i in range(5)]
+
+
+async def test_the_list_and_a_worker_named_come_from_every_page(capsys: pytest.CaptureFixture[str]) -> None:
+    """A farm with more workers than one page of the Server's list showed the first page only, and a worker on
+    a later page was "no worker is named ..."."""
+    client = ServerClient("http://127.0.0.1:9", "t" * 20, transport=paged_server(FARM))
+    try:
+        assert await run(client, argparse.Namespace(worker=None, action=None, now=False)) == 0
+        listed = capsys.readouterr().out
+        assert all(w.name in listed for w in FARM) and listed.endswith("5 workers\n"), listed
+        assert await run(client, argparse.Namespace(worker="render-04", action=None, now=False)) == 0
+        assert "Worker render-04" in capsys.readouterr().out
+        assert [w.id for w in await client.workers()] == [w.id for w in FARM]
+    finally:
+        await client.aclose()
+
+
+async def test_a_page_that_leads_nowhere_is_a_bad_answer_not_a_loop() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=[], headers={"X-Next-Cursor": "again"})
+
+    client = ServerClient("http://127.0.0.1:9", "t" * 20, transport=httpx.MockTransport(answer))
+    try:
+        with pytest.raises(BadAnswer, match="leads nowhere"):
+            await client.workers()
+    finally:
+        await client.aclose()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from sqlalchemy import select
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from services.protocol import VERSION
+from services.protocol.common import NEXT_CURSOR_HEADER, Int
 from services.protocol.farm import (
     FarmStatus,
     FarmVariables,
@@ -20,8 +22,8 @@ from services.protocol.farm import (
 from services.protocol.jobs import JobTypeInfo
 from services.protocol.states import ManagerStatus
 from services.server.api.deps import AdminDep, ConfigDep, ReadSessionDep, SessionDep, UserDep, WranglerDep
+from services.server.api.jobs import CURSOR_MAX
 from services.server.api.workers import WorkerId
-from services.server.db.tables import WorkerRow
 from services.server.jobtypes.registry import get_job_type, job_types
 from services.server.store import farm as store
 from services.server.store import worker_admin
@@ -29,6 +31,8 @@ from services.server.store.convert import manager_to_wire, worker_to_wire
 from services.server.store.errors import NotFound
 
 router = APIRouter(tags=["farm"])
+
+WORKERS_PAGE_MAX = 1000  # the default too: one page holds a normal farm's workers, as before paging
 
 
 @router.get("/health")
@@ -69,8 +73,19 @@ def get_job_type_info(name: str, _: UserDep) -> JobTypeInfo:
 
 
 @router.get("/workers")
-def list_workers(session: ReadSessionDep, _: UserDep) -> list[Worker]:
-    return [worker_to_wire(w) for w in session.scalars(select(WorkerRow).order_by(WorkerRow.name))]
+def list_workers(
+    session: ReadSessionDep,
+    _: UserDep,
+    response: Response,
+    limit: Annotated[Int, Query(ge=1, le=WORKERS_PAGE_MAX)] = WORKERS_PAGE_MAX,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX)] = None,
+) -> list[Worker]:
+    """A page of the workers by name; `X-Next-Cursor` (absent on the last page) is the `cursor` for the next. The
+    answer stays a list, as older clients read it, who get the first page: a normal farm's every worker."""
+    rows, next_cursor = store.list_workers(session, limit=limit, cursor=cursor)
+    if next_cursor is not None:
+        response.headers[NEXT_CURSOR_HEADER] = next_cursor
+    return [worker_to_wire(w) for w in rows]
 
 
 @router.post("/workers/{worker_id}/status-request")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
 from services.protocol.farm import FarmStatus, Manager
 from services.protocol.states import ManagerStatus, WorkerStatus
 from services.server.db.tables import JobRow, ManagerRow, WorkerRow
-from services.server.store import events, id_floors, worker_history
+from services.server.store import events, id_floors, paging, worker_history
 from services.server.store.auth import hash_token, new_token
 from services.server.store.convert import aware, manager_to_wire
 from services.server.store.errors import Conflict
@@ -87,6 +87,20 @@ def list_managers(session: Session, lease_seconds: float) -> list[Manager]:
         manager_to_wire(m, manager_status(m, lease_seconds), counts.get(m.id, 0), awake.get(m.id, 0))
         for m in session.scalars(select(ManagerRow).order_by(ManagerRow.id))
     ]
+
+
+def list_workers(session: Session, *, limit: int, cursor: str | None = None) -> tuple[list[WorkerRow], str | None]:
+    """A page of workers by name (then id: names repeat across Managers), and the cursor after its last, or None
+    at the end. A big farm's thousands of workers, each with its capabilities, were one unbounded answer."""
+    stmt = select(WorkerRow)
+    if cursor:
+        name, worker_id = paging.decode_keyed(cursor, WorkerRow.name, WorkerRow.id)
+        stmt = stmt.where(tuple_(WorkerRow.name, WorkerRow.id) > tuple_(name, worker_id))
+    rows = list(session.scalars(stmt.order_by(WorkerRow.name, WorkerRow.id).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, paging.encode(rows[-1].name, rows[-1].id)
 
 
 def farm_status(session: Session, lease_seconds: float) -> FarmStatus:

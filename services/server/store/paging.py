@@ -21,7 +21,7 @@ from services.server.store.errors import Invalid
 _DATE_TEXT_MAX = 64  # longer than any isoformat() of a datetime ("...T00:00:00.000000+00:00" is 32 characters)
 
 
-def encode(sort_value: Any, row_id: int) -> str:
+def encode(sort_value: Any, row_id: int | str) -> str:
     if isinstance(sort_value, datetime):
         sort_value = {"t": sort_value.isoformat()}
     raw = json.dumps([sort_value, row_id], separators=(",", ":")).encode()
@@ -30,14 +30,27 @@ def encode(sort_value: Any, row_id: int) -> str:
 
 def decode(cursor: str, column: QueryableAttribute[Any]) -> tuple[Any, int]:
     """The (sort value, id) of a cursor `encode` made for rows sorted by `column`; Invalid for anything else."""
+    value, row_id = _pair(cursor)
+    if not _is_int(row_id, 0, ID_MAX):
+        raise _not_ours()
+    return _sort_value(value, column), row_id
+
+
+def decode_keyed(cursor: str, column: QueryableAttribute[Any], key: QueryableAttribute[Any]) -> tuple[Any, Any]:
+    """`decode` for rows whose unique key is `key`, not an integer id (a worker's id is its Manager's text)."""
+    value, row_key = _pair(cursor)
+    return _sort_value(value, column), _sort_value(row_key, key)
+
+
+def _pair(cursor: str) -> tuple[Any, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         pair = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # bad base64, bytes or JSON are all ValueErrors
         raise _not_ours() from exc
-    if not (isinstance(pair, list) and len(pair) == 2 and _is_int(pair[1], 0, ID_MAX)):
+    if not (isinstance(pair, list) and len(pair) == 2):
         raise _not_ours()
-    return _sort_value(pair[0], column), pair[1]
+    return pair[0], pair[1]
 
 
 def _sort_value(value: Any, column: QueryableAttribute[Any]) -> Any:

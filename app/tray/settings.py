@@ -8,7 +8,6 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 import keyring
 import keyring.errors
@@ -28,11 +27,11 @@ from app.tray.limits import (
     valid_render_threads,
     valid_worker_name,
 )
+from services.protocol.same_address import address_key
 
 log = logging.getLogger(__name__)
 
 SECRET_SERVICE = "tablao-tray"
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def default_name() -> str:
@@ -176,23 +175,9 @@ class TraySettings:
 
 
 def secret_key(manager_url: str) -> str:
-    """The keyring entry for a Manager: one per Manager however its URL is written (scheme and host in lower
-    case, the scheme's default port dropped, no trailing slash): "http://Mgr.lan:80/" is "http://mgr.lan"."""
-    url = manager_url.strip()
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return url.rstrip("/")
-    if not parts.scheme or not parts.hostname:
-        return url.rstrip("/")
-    scheme = parts.scheme.lower()
-    host = parts.hostname.lower()
-    if ":" in host:  # IPv6
-        host = f"[{host}]"
-    if port is not None and port != DEFAULT_PORTS.get(scheme):
-        host = f"{host}:{port}"
-    return urlunsplit((scheme, host, parts.path.rstrip("/"), parts.query, parts.fragment))
+    """The keyring entry for a Manager: one per Manager however its URL is written ("http://Mgr.lan:80/" is
+    "http://mgr.lan")."""
+    return address_key(manager_url)
 
 
 def _old_keys(manager_url: str) -> list[str]:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from services.protocol import process_guard, secret_files
+from services.protocol.same_address import same_address
 from services.protocol.token_text import token_problem
 
 FILE_NAME = "worker.json"
@@ -56,7 +57,9 @@ def load(data_dir: Path, manager_url: str, *, in_keyring: bool = False) -> Crede
                 "that entry to register again"
             ) from exc
         raise ValueError(f"{path} is damaged ({exc}); delete it to register again") from exc
-    return creds if creds.manager_url.rstrip("/") == manager_url.rstrip("/") else None
+    # the same Manager however its URL is written (`localhost` for `127.0.0.1`, a capital, its default port): the
+    # worker registered anew, its old self left offline at the Manager with its sleep schedule and tags
+    return creds if same_address(creds.manager_url, manager_url) else None
 
 
 def save(data_dir: Path, creds: Credentials, *, in_keyring: bool = False) -> None:

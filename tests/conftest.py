@@ -54,3 +54,11 @@ def quick_lease_server(tmp_path: Path) -> Iterator[ServerProcess]:
     srv = ServerProcess(data_dir=tmp_path / "server", database_url=None, extra_args=QUICK_LEASE).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def session_umask() -> Iterator[None]:
+    """A desktop session's usual umask (022) while the test runs: what a file's mode is made from."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)

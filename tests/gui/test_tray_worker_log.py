@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import stat
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.tray.child import WorkerChild
+from tests.support.file_modes import mode
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 
@@ -22,17 +20,6 @@ class EchoChild(WorkerChild):
     @staticmethod
     def worker_argv(args: list[str]) -> list[str]:
         return [sys.executable, "-c", "import sys; sys.stderr.write('signed on to http://mgr.lan:8081\\n')"]
-
-
-@pytest.fixture
-def session_umask() -> Iterator[None]:
-    old = os.umask(0o022)  # a desktop session's usual umask
-    yield
-    os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 def run_child(qtbot, log: Path) -> None:

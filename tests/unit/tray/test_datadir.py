@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import stat
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.tray.datadir import DataDirError, prepare_data_dir, private_log
+from tests.support.file_modes import mode
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 
 
 @pytest.fixture(autouse=True)
-def session_umask() -> Iterator[None]:
-    old = os.umask(0o022)  # a desktop session's usual umask
-    yield
-    os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
+def _umask(session_umask: None) -> None:
+    """Every test here in a desktop session's umask."""
 
 
 def test_folders_the_tray_creates_are_private(tmp_path: Path) -> None:

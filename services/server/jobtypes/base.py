@@ -22,8 +22,9 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import PydanticCustomError
 
 
 class _FormSchema(GenerateJsonSchema):
@@ -60,7 +61,30 @@ class JobTypeSettings(BaseModel):
             text = orjson.dumps(raw)
         except TypeError:  # an integer past 64 bits, which orjson does not write: the settings refuse it by name
             text = json.dumps(raw).encode()
-        return cls.model_validate_json(text, strict=True)
+        settings = cls.model_validate_json(text, strict=True)
+        if (at := _outsized_int(settings.model_dump(mode="json"))) is not None:
+            # one a field took as it is (an openjd job's parameter values): stored, it made every list of jobs
+            # holding it a 500, for every user (an API fuzzing audit)
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [{"type": PydanticCustomError("int_too_big", OUTSIZED_INT), "loc": at, "input": "(an integer)"}],
+            )
+        return settings
+
+
+OUTSIZED_INT = f"integers are at most {2**63 - 1} either side of zero: no larger one is stored"
+
+
+def _outsized_int(value: Any) -> tuple[str | int, ...] | None:
+    """Where the first integer past 64 bits is in settings as stored (JSON); None if there is none."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while stack:
+        at, item = stack.pop()
+        if isinstance(item, int) and not isinstance(item, bool) and not -(2**63) < item < 2**63:
+            return at
+        inside: Any = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        stack.extend(((*at, key), child) for key, child in reversed(list(inside)))  # the first in order is named
+    return None
 
 
 _WHOLE_MAX = 2.0**53  # floats up to here hold whole numbers exactly

@@ -4,8 +4,10 @@ detail, wrangler actions, priority and deletion."""
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -143,6 +145,13 @@ def get(session: Session, job_id: int, *, for_update: bool = False) -> JobRow:
     return job
 
 
+def _settings_size(settings: Any) -> int:
+    try:
+        return len(orjson.dumps(settings))
+    except TypeError:  # an integer past 64 bits, stored before settings refused them: the list was a 500
+        return len(json.dumps(settings))
+
+
 def list_jobs(
     session: Session,
     *,
@@ -190,7 +199,7 @@ def list_jobs(
     result = session.scalars(stmt.order_by(*order).limit(limit + 1).execution_options(yield_per=100))
     try:
         for row in result:
-            size += len(orjson.dumps(row.settings))
+            size += _settings_size(row.settings)
             if len(rows) == limit or (rows and size > budget):
                 more = True
                 break

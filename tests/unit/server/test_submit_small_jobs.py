@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from services.server.config import ServerConfig
-from services.server.db.tables import WorkerRow
+from services.server.db.tables import JobRow, WorkerRow
 from services.server.jobtypes.exec_job import ExecJob
 from services.server.store import farm, submission
 from services.server.store.task_writer import TaskWriter
@@ -208,3 +208,42 @@ async def test_a_big_job_being_stored_counts_in_its_submitters_quota(
     r = await first
     assert r.status_code == 201 and r.json()["tasks_total"] == 140, r.text
     assert (await client.post(JOBS, json=job("1-110"))).status_code == 201  # 250: at the limit, not past it
+
+
+OPENJD_WITH_X = {
+    "specificationVersion": "jobtemplate-2023-09", "name": "t",
+    "parameterDefinitions": [{"name": "X", "type": "INT"}, {"name": "F", "type": "FLOAT"}],
+    "steps": [{"name": "a", "script": {"actions": {"onRun": {"command": "echo"}}}}],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("big", [2**70, -(2**70), 2**63])
+async def test_an_openjd_parameter_past_64_bits_is_refused_and_the_job_list_still_reads(
+    client: httpx.AsyncClient, big: int
+) -> None:
+    """From an API fuzzing audit: it was stored, and every page of GET /jobs holding it was a 500 for everyone."""
+    for name in ("X", "F"):
+        settings = {"template": OPENJD_WITH_X, "parameters": {"X": 1, "F": 1.5, name: big}}
+        r = await client.post(JOBS, json={"name": "big", "type": "openjd", "start_paused": True, "settings": settings})
+        assert r.status_code == 422, r.text
+        (error,) = r.json()["errors"]
+        assert error["field"] == f"settings.parameters.{name}" and "at most 9223372036854775807" in error["message"]
+    assert stored_jobs_and_tasks(client) == (0, 0)
+    settings = {"template": OPENJD_WITH_X, "parameters": {"X": 2**63 - 1, "F": 1.5}}
+    r = await client.post(JOBS, json={"name": "ok", "type": "openjd", "start_paused": True, "settings": settings})
+    assert r.status_code == 201, r.text
+    assert (await client.get(JOBS)).status_code == 200
+
+
+async def test_a_job_stored_with_an_integer_past_64_bits_before_they_were_refused_is_listed(
+    client: httpx.AsyncClient,
+) -> None:
+    settings = {"template": OPENJD_WITH_X, "parameters": {"X": 1, "F": 1.5}}
+    r = await client.post(JOBS, json={"name": "old", "type": "openjd", "start_paused": True, "settings": settings})
+    assert r.status_code == 201, r.text
+    with client.app.state.write_sessions() as session:  # type: ignore[attr-defined]
+        job = session.get_one(JobRow, r.json()["id"])
+        job.settings = {**job.settings, "parameters": {"X": 2**70, "F": 1.5}}
+        session.commit()
+    listed = await client.get(JOBS)
+    assert listed.status_code == 200 and [j["id"] for j in listed.json()["items"]] == [r.json()["id"]], listed.text

@@ -35,7 +35,7 @@ from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
 from services.server.jobtypes.registry import job_types
 from services.server.store import events, lease_expiry, log_copies, orphans, silent, submit_keys, worker_history
-from services.server.store.auth import bootstrap_admin
+from services.server.store.auth import bootstrap_admin, prune_expired_tokens
 from services.server.store.sessions import open_sessions
 from services.server.store.token_uses import TokenUses
 from services.server.webhooks import deliver_forever
@@ -82,6 +82,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         Sweep("prune worker history", lambda s: worker_history.prune(s, config.history_seconds)),
         Sweep("tokens last used", token_uses.write),
         Sweep("prune canceled submission keys", submit_keys.prune_canceled),
+        Sweep("prune expired tokens", prune_expired_tokens, repeat_for=2.0),
         Sweep("prune log uploads asked for", lambda s: log_copies.prune_asked(s, config.data_dir)),
         Sweep(
             "orphaned jobs under construction",

@@ -8,10 +8,10 @@ import hmac
 import logging
 import os
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
@@ -159,6 +159,29 @@ def revoke_token(session: Session, token_id: int) -> None:
         return
     id_floors.note_deleted(session, id_floors.TOKENS, row.id)  # a retried revoke must not meet a newer token
     session.delete(row)
+
+
+EXPIRED_TOKENS_KEPT = timedelta(days=30)  # an expired token is listed this long after (who had one, when used)
+PRUNE_BATCH = 1000
+
+
+def prune_expired_tokens(session: Session, kept: timedelta = EXPIRED_TOKENS_KEPT) -> bool:
+    """A housekeeping sweep: delete tokens expired longer ago than `kept`, a batch at a time (True: more left).
+    Every login makes a token and none was ever deleted: the token list grew by one row per login for good.
+    The preset's row stays (its hash keeps TABLAO_ADMIN_TOKEN from being installed again once revoked)."""
+    ids = list(
+        session.scalars(
+            select(ApiTokenRow.id)
+            .where(ApiTokenRow.expires < utcnow() - kept, ApiTokenRow.name != PRESET_NAME)
+            .order_by(ApiTokenRow.id)
+            .limit(PRUNE_BATCH)
+        )
+    )
+    if not ids:
+        return False
+    id_floors.note_deleted(session, id_floors.TOKENS, ids[-1])
+    session.execute(delete(ApiTokenRow).where(ApiTokenRow.id.in_(ids)).execution_options(synchronize_session=False))
+    return len(ids) == PRUNE_BATCH
 
 
 def bootstrap_admin(session: Session, data_dir: Path, preset_token: str | None) -> None:

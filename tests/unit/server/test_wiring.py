@@ -70,6 +70,7 @@ def test_each_app_lists_its_own_sweeps(tmp_path: Path) -> None:
         "prune worker history",
         "tokens last used",
         "prune canceled submission keys",
+        "prune expired tokens",
         "prune log uploads asked for",
         "orphaned jobs under construction",
     ]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from services.protocol import variable_names
+from services.protocol.cli_args import http_url
 from services.protocol.common import (
     ID_MAX,
     JSON_TEXT,
@@ -160,6 +162,18 @@ class UpdateBatch(WireModel):
     # the names of this Manager's path variables (sent with each lease renewal), so the Server can refuse a job
     # whose path names one no worker knows; None: not said (an older Manager, or too many to tell)
     variables: list[VariableName] | None = Field(default=None, max_length=variable_names.REPORTED_MAX)
+
+    @field_validator("client_url")
+    @classmethod
+    def _usable_url(cls, value: str | None) -> str | None:
+        """A URL the Manager's own start would take (cli_args.http_url): users' clients send their token there, so
+        a port past 65535, user info (`http://a@b`), a query or a bidirectional override is refused, not shown."""
+        if value is None:
+            return None
+        if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+            raise ValueError("a Manager's URL holds no control or formatting characters")
+        http_url(value)
+        return value
 
 
 class RejectedUpdate(ResponseModel):

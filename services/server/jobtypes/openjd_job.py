@@ -9,6 +9,7 @@ from its length alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -239,11 +240,39 @@ def step_order(job: Job) -> list[int]:
     return done
 
 
+def _check_range(step: str, name: str, definition: Any) -> None:
+    """CompileError for a task parameter value a job parameter could not be (an API fuzzing audit): a FLOAT that
+    is not finite (`nan`, `1e999` took no check as range values), an INT past 64 bits (`-9223372036854775813-...`)."""
+    kind = str(getattr(definition.type, "value", definition.type))
+    given = definition.range
+    if kind == "FLOAT" and isinstance(given, list):
+        for value in given:
+            try:
+                finite = math.isfinite(float(value))
+            except (ValueError, OverflowError):
+                continue  # not a number: the model's own refusal
+            if not finite:
+                raise CompileError("template", f"step {step!r}: FLOAT parameter {name!r}: {str(value)[:40]} is not a "
+                                   "finite number within a float's range (1.8e308)")  # fmt: skip
+    elif kind in ("INT", "CHUNK[INT]"):
+        ends = [r for part in getattr(given, "ranges", []) for r in (part.start, part.end)]
+        values = given if isinstance(given, list) else ends
+        for value in values:
+            try:
+                outside = abs(int(value)) > MAX_INT
+            except (ValueError, TypeError):
+                continue  # not a whole number: the model's own refusal
+            if outside:
+                raise CompileError("template", f"step {step!r}: INT parameter {name!r}: {value} is past 64 bits: "
+                                   f"integers are at most {MAX_INT} either side of zero")  # fmt: skip
+
+
 def _space(step: Any) -> StepParameterSpaceIterator | None:
     if step.parameterSpace is None:
         return None
     chunk_size = None
     for name, definition in step.parameterSpace.taskParameterDefinitions.items():
+        _check_range(step.name, name, definition)
         if str(getattr(definition.type, "value", definition.type)) != "CHUNK[INT]":
             continue
         if (n := len(definition.range)) > MAX_CHUNKED_VALUES:

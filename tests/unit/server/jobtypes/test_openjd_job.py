@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -386,3 +387,28 @@ def test_a_submission_decodes_its_template_once(monkeypatch: pytest.MonkeyPatch)
     again = compile_(settings)
     assert len(calls) == 1, calls
     assert [(t.name, t.commands, t.depends_on) for t in first] == [(t.name, t.commands, t.depends_on) for t in again]
+
+
+@pytest.mark.parametrize(
+    ("definition", "said"),
+    [
+        ({"type": "FLOAT", "range": ["1.5", "nan"]}, "nan is not a finite number"),
+        ({"type": "FLOAT", "range": ["1e999"]}, "1e999 is not a finite number"),
+        ({"type": "FLOAT", "range": ["-inf", 2]}, "-inf is not a finite number"),
+        ({"type": "INT", "range": "-9223372036854775813--9223372036854775808"}, "-9223372036854775813 is past 64 bits"),
+        ({"type": "INT", "range": [1, str(2**63)]}, f"{2**63} is past 64 bits"),
+    ],
+)
+def test_task_parameter_values_a_job_parameter_could_not_be_are_refused(definition: dict[str, Any], said: str) -> None:
+    """From an API fuzzing audit: range values took no check, where the same values as job parameters are refused."""
+    with pytest.raises(CompileError, match=f"parameter 'X': {re.escape(said)}") as info:
+        compile_({"template": one_step([{"name": "X", **definition}])})
+    assert info.value.field == "template"
+
+
+def test_task_parameter_values_on_the_edges_are_kept() -> None:
+    space: list[dict[str, Any]] = [
+        {"name": "X", "type": "INT", "range": [-(2**63) + 1, 2**63 - 1]},
+        {"name": "F", "type": "FLOAT", "range": ["1e308"]},
+    ]
+    assert len(compile_({"template": one_step(space)})) == 2

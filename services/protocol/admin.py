@@ -14,7 +14,8 @@ from services.protocol.common import JSON_TEXT, ResponseModel, WireModel
 from services.protocol.states import Role
 
 URL_MAX_CHARS = 2000
-WEBHOOK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$"
+# no space at either end: `hook ` beside `hook` would look like one webhook
+WEBHOOK_NAME_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9 ._@-]{0,62}[A-Za-z0-9._@-])?$"
 
 
 class UserUpdate(WireModel):

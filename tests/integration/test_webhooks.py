@@ -188,6 +188,7 @@ def test_several_servers_on_one_database_deliver_each_call_once(tmp_path: Path) 
         ({"name": "a", "url": "http://chat.example/", "events": ["job-exploded"]}, "events.0", "Input should be"),
         ({"name": "a", "url": "http://chat.example/", "events": ["ping"]}, "events", "ping is sent only"),
         ({"name": "", "url": "http://chat.example/"}, "name", "should match pattern"),
+        ({"name": "hook ", "url": "http://chat.example/"}, "name", "should match pattern"),  # `hook` to the eye
         ({"name": "a", "url": "http://chat.example/", "secret": "mine"}, "secret", "Extra inputs"),
     ],
 )
@@ -205,8 +206,9 @@ def test_bad_webhook_settings_are_refused_naming_the_field(
 def test_webhook_changes_and_missing_ones(admin: httpx.Client) -> None:
     hook = add_webhook(admin, "http://127.0.0.1:9/hook")
     try:
-        r = admin.post("/webhooks", json={"name": hook["name"], "url": "http://127.0.0.1:9/other"})
-        assert r.status_code == 409 and r.json()["errors"][0]["field"] == "name"
+        for name in (hook["name"], hook["name"].upper()):  # names differing only in case looked like one
+            r = admin.post("/webhooks", json={"name": name, "url": "http://127.0.0.1:9/other"})
+            assert r.status_code == 409 and r.json()["errors"][0]["field"] == "name", r.text
         r = admin.patch(f"/webhooks/{hook['id']}", json={"enabled": False, "events": ["job-failed", "job-failed"]})
         assert r.status_code == 200 and r.json()["enabled"] is False and r.json()["events"] == ["job-failed"]
         for url in ("gopher://x", "http://☃.com/x"):

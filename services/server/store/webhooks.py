@@ -144,9 +144,12 @@ def list_all(session: Session) -> list[Webhook]:
 
 
 def create(session: Session, req: WebhookCreate, actor: str) -> tuple[WebhookRow, str]:
-    if session.scalar(select(WebhookRow.id).where(WebhookRow.name == req.name)) is not None:
-        raise Conflict(f"a webhook named {req.name!r} exists already", field="name")
-    counted.count_alone(session, counted.WEBHOOKS)
+    counted.count_alone(session, counted.WEBHOOKS)  # to this transaction's end: two creates at once see each other
+    # `Hook` beside `hook` would look like one webhook in every list, as users' and Managers' names (ASCII)
+    same = session.scalar(select(WebhookRow.name).where(func.lower(WebhookRow.name) == req.name.lower()).limit(1))
+    if same is not None:
+        case = "" if same == req.name else " (webhook names must differ by more than case)"
+        raise Conflict(f"a webhook named {same!r} exists already{case}", field="name")
     if (session.scalar(select(func.count()).select_from(WebhookRow)) or 0) >= MAX_WEBHOOKS:
         raise Conflict(f"a farm has at most {MAX_WEBHOOKS} webhooks: remove one first", field="quota")
     secret = "whsec_" + secrets.token_urlsafe(24)

@@ -208,6 +208,9 @@ def _admin_input_problem(kind: str, args: argparse.Namespace) -> str | None:
         model, fields = TokenCreate, {"user": args.user, "name": args.name}
     elif kind == "tokens" and args.verb == "revoke" and not 0 <= args.id <= INT_MAX:
         return f"id: no token has the id {args.id}"
+    token_file = getattr(args, "token_file", None) if kind == "managers" else None
+    if token_file is not None and (problem := _new_file_problem(token_file)):
+        return f"--token-file {token_file}: {problem}"
     if model is None:
         return None
     try:
@@ -223,6 +226,21 @@ def _admin_input_problem(kind: str, args: argparse.Namespace) -> str | None:
         # the value helps find a typo; a password is never shown, nor a value too long to read
         shown = f" {value!r}" if field != "password" and isinstance(value, str) and len(value) <= 64 else ""
         return f"{names.get(field, field)}{shown} is refused: {why}"
+    return None
+
+
+def _new_file_problem(path: Path) -> str | None:
+    """Why a new Manager's token may not be written at `path`: it was renamed over whatever was there (a device
+    such as /dev/full, a symbolic link, another file) and missing folders were made (a typing error succeeded)."""
+    if str(path) == "":
+        return "give a file's path"
+    if path.is_symlink():
+        return "is a symbolic link: give the path of the file to write"
+    if path.exists():
+        what = "a folder" if path.is_dir() else "a file" if path.is_file() else "a device, pipe or socket"
+        return f"is {what} already; give a new file's path (remove the old file first to reuse its name)"
+    if not path.parent.is_dir():
+        return f"its folder {path.parent} does not exist"
     return None
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -156,3 +157,34 @@ async def test_the_api_keeps_the_presets_name_too(tmp_path: Path) -> None:
         r = await admin.post("/api/v1/tokens", json={"user": "admin", "name": "preset"})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name", r.text
         assert (await admin.post("/api/v1/tokens", json={"user": "admin", "name": "laptop"})).status_code == 201
+
+
+@pytest.mark.parametrize("what", ["device", "symlink", "file", "folder", "no folder", "fifo"])
+def test_a_managers_token_file_is_written_only_as_a_new_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], what: str
+) -> None:
+    """From a CLI audit: `--token-file /dev/full` (as root) replaced the device with a file holding the token; a
+    symbolic link or another file was replaced alike, and a mistyped folder was made."""
+    from services.server.cli import admin_main
+    from tests.support.server_db import server_database
+
+    server_database(tmp_path / "s")
+    kept = tmp_path / "precious.txt"
+    kept.write_text("keep me\n")
+    target = {"device": Path("/dev/null"), "file": kept, "folder": tmp_path, "no folder": tmp_path / "nope" / "t"}.get(
+        what, tmp_path / "t"
+    )
+    if what == "symlink":
+        target.symlink_to(kept)
+    elif what == "fifo":
+        os.mkfifo(target)
+    code = admin_main("managers", ["add", "room-a", "--token-file", str(target), "--data-dir", str(tmp_path / "s")])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.startswith(f"tablao managers: --token-file {target}: "), err
+    assert kept.read_text() == "keep me\n" and not (tmp_path / "nope").exists()
+    assert Path("/dev/null").is_char_device() and (what != "symlink" or target.is_symlink())
+    code = admin_main("managers", ["list", "--data-dir", str(tmp_path / "s")])
+    assert "room-a" not in capsys.readouterr().out  # refused before anything was added
+    assert admin_main("managers", ["add", "room-a", "--token-file", str(tmp_path / "new.token"),
+                                   "--data-dir", str(tmp_path / "s")]) == 0  # fmt: skip
+    assert (tmp_path / "new.token").read_text().strip()

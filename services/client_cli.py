@@ -535,7 +535,20 @@ def _unreachable(exc: httpx.HTTPError, given: str | None, local: bool) -> str:
     else:
         where = f" (tried {_address(tried)})" if tried is not None else ""
     hint = f"; {LOCAL_FARM_DOWN}" if local and isinstance(exc, httpx.ConnectError) else ""
+    if isinstance(exc, httpx.ReadTimeout):  # it was reached: it took the connection and said nothing
+        waited = _read_timeout(exc)
+        within = f" within {waited:g} s" if waited is not None else ""
+        return (f"the Server did not answer{within}{where}: it took the connection but sent nothing (a Server "
+                "stopped or overloaded, or another program on that port)")  # fmt: skip
     return f"cannot reach the Server: {reason}{where}{_tls_hint(exc)}{hint}"
+
+
+def _read_timeout(exc: httpx.HTTPError) -> float | None:
+    """The seconds the request waited for an answer, as its timeout set them."""
+    if not _has_request(exc):
+        return None
+    timeout = exc.request.extensions.get("timeout", {}).get("read")
+    return float(timeout) if isinstance(timeout, (int, float)) else None
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

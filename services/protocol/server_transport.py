@@ -69,7 +69,9 @@ class ServerTransport:
             httpx.AsyncClient(
                 base_url=url + API_PREFIX,
                 headers=headers,
-                timeout=timeout,
+                # the deadline, when set, is what a silent Server meets (its message names it): an answer waited for
+                # 30 s was "ReadTimeout" under a 60 s deadline
+                timeout=httpx.Timeout(timeout, read=max(timeout, deadline + 5)) if deadline is not None else timeout,
                 transport=transport,
                 verify=client_context(ca_bundle) if url.startswith("https:") else True,
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,3 +214,35 @@ def test_tls_mistakes_either_way_say_what_to_give(capsys: pytest.CaptureFixture[
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.parametrize("deadline", [None, "2"])
+def test_a_server_that_takes_the_connection_and_says_nothing_is_said_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, deadline: str | None
+) -> None:
+    """From a CLI audit: "cannot reach the Server: ReadTimeout" after 30 s under a 60 s deadline, for a Server that
+    was reached; the deadline's own words came only when it was the shorter."""
+    from services.protocol import server_transport
+
+    real = server_transport.ServerTransport.__init__
+
+    def quick(self: Any, *args: Any, **kwargs: Any) -> None:  # httpx's timeouts at 1 s, under the 2 s deadline
+        real(self, *args, **{**kwargs, "timeout": 1.0})
+
+    monkeypatch.setattr(server_transport.ServerTransport, "__init__", quick)
+    if deadline is None:  # no deadline (as a library caller): httpx's read timeout
+        monkeypatch.delenv("TABLAO_CLIENT_DEADLINE")
+        monkeypatch.setattr(client_cli, "deadline", lambda command: None)
+    else:
+        monkeypatch.setenv("TABLAO_CLIENT_DEADLINE", deadline)
+    with socket.socket() as listener:  # takes connections (the backlog) and never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        assert client_cli.main("jobs", ["--server", url]) == 1
+    line = _line(capsys.readouterr().err)
+    assert "ReadTimeout" not in line and "cannot reach" not in line, line
+    if deadline is None:
+        assert line.startswith("tablao jobs: the Server did not answer within 1 s (tried "), line
+    else:
+        assert "did not come in whole within 2 s" in line, line

@@ -21,13 +21,14 @@ from services import job_types_cli, openjd_submit, workers_cli
 from services.localfarm import records
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import API_PREFIX, EXIT_INTERRUPTED, resubmit
-from services.protocol.cli_args import http_url
-from services.protocol.common import JSON_MAX_DEPTH, json_depth, plural
+from services.protocol.cli_args import http_url, whole_in
+from services.protocol.common import ID_MAX, JSON_MAX_DEPTH, json_depth, plural
 from services.protocol.failures import LogPart
 from services.protocol.jobs import IDEMPOTENCY_KEY_PATTERN, Job, JobAction, JobDetail
 from services.protocol.named_files import MIB, SECRET_BYTES, UnreadableFile, read_named_text, shown_name
 from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
 from services.protocol.service_probe import Service, which_service
+from services.protocol.states import JobStatus
 from services.protocol.task_log_source import Place, TaskLogReader
 from services.protocol.terminal_text import escaped
 from services.protocol.tls import is_loopback
@@ -166,6 +167,9 @@ def _progress(job: Job) -> str:
     return f"{job.tasks_completed}/{job.tasks_total}"
 
 
+JOBS_SHOWN_MAX = 1000  # the Server's largest page of jobs
+
+
 def print_jobs(jobs: list[Job]) -> None:
     if not jobs:
         print("no jobs")
@@ -205,7 +209,8 @@ def print_job(job: JobDetail) -> None:
         worker = f" on {shown(t.worker_name)}" if t.worker_name else ""
         print(f"    {t.id:>8}  {t.status:<12} {shown(t.name)}{worker}{extra}")
     if job.tasks_next_cursor:
-        print("    …")
+        left = job.tasks_total - len(job.tasks)
+        print(f"    … {left:,} more (`tablao task ID` shows one; the desktop app lists them all)")
     print("  log:")
     for entry in job.log[-20:]:
         print(f"    {entry.time:%Y-%m-%d %H:%M:%S}  {shown(entry.user)}: {shown(entry.message)}")
@@ -273,6 +278,10 @@ def _finite(value: object) -> bool:
 async def _jobs(client: ServerClient, args: argparse.Namespace) -> int:
     page = await client.list_jobs(status=args.status or (), search=args.search, limit=args.limit)
     print_jobs(page.items)
+    if page.next_cursor:  # on stderr: the table on stdout stays the jobs alone, for a script
+        more = f"--limit up to {JOBS_SHOWN_MAX} or " if args.limit < JOBS_SHOWN_MAX else ""
+        print(f"(the newest {len(page.items)} shown; more jobs match: {more}--status / --search to narrow)",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -387,7 +396,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             help="a template parameter's value (repeatable)",
         )  # fmt: skip
         parser.add_argument(
-            "--priority", type=int, default=None, help="the job's priority (0-100), over a JSON job's own"
+            "--priority", type=whole_in(0, 100), default=None, help="the job's priority (0-100), over a JSON job's own"
         )
         parser.add_argument(
             "--idempotency-key", metavar="KEY", type=idempotency_key,
@@ -395,22 +404,26 @@ def build_parser(command: str) -> argparse.ArgumentParser:
             "again with the same key and file gives the job the first run made, not a second one",
         )  # fmt: skip
     elif command == "jobs":
-        parser.add_argument("--status", action="append", help="only jobs with this status (repeatable)")
+        parser.add_argument(
+            "--status", action="append", choices=[s.value for s in JobStatus], metavar="STATUS",
+            help=f"only jobs with this status (repeatable): {', '.join(s.value for s in JobStatus)}",
+        )  # fmt: skip
         parser.add_argument("--search", help="only jobs whose name contains this")
-        parser.add_argument("--limit", type=int, default=50)
+        parser.add_argument("--limit", type=whole_in(1, JOBS_SHOWN_MAX), default=50,
+                            help=f"at most this many jobs, newest first (1-{JOBS_SHOWN_MAX}; default 50)")  # fmt: skip
     elif command == "job":
-        parser.add_argument("id", type=int)
+        parser.add_argument("id", type=whole_in(1, ID_MAX), help="the job's id (`tablao jobs` lists them)")
         parser.add_argument("--action", choices=[a.value for a in JobAction], help="change the job first")
     elif command == "workers":
         workers_cli.add_arguments(parser)
     elif command == "job-types":
         parser.add_argument("name", nargs="?", help="a job type: its settings and a job of it to start from")
     elif command == "task":
-        parser.add_argument("id", type=int, help="the task's id (`tablao job ID` lists its tasks)")
+        parser.add_argument("id", type=whole_in(1, ID_MAX), help="the task's id (`tablao job ID` lists its tasks)")
         parser.add_argument("--action", choices=["requeue", "cancel"], help="requeue or cancel the task first")
         parser.add_argument("--reason", default="", help="why, for the job's log")
     elif command == "log":
-        parser.add_argument("id", type=int, help="the task's id (`tablao job ID` lists its tasks)")
+        parser.add_argument("id", type=whole_in(1, ID_MAX), help="the task's id (`tablao job ID` lists its tasks)")
         parser.add_argument("--all", action="store_true", help="the whole log, not only its end")
         parser.add_argument("--follow", "-f", action="store_true", help="then new lines while the task runs")
     return parser

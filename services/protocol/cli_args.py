@@ -12,6 +12,7 @@ import ipaddress
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -62,6 +63,19 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """A whole number >= 0."""
     return int(_at_least(text, int, 0, strict=False))
+
+
+def whole_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number within low..high (an id, a page's size), refused at the command line with
+    the bounds rather than after a round trip in the Server's words."""
+
+    def read(text: str) -> int:
+        value = int(_number(text, int))
+        if not low <= value <= high:
+            raise BadValue(f"must be a whole number from {low:,} to {high:,}, not {text!r}")
+        return value
+
+    return read
 
 
 def limit(text: str) -> int | None:

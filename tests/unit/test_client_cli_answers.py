@@ -257,3 +257,29 @@ def test_a_job_shows_the_tags_and_jobs_it_waits_for(capsys: pytest.CaptureFixtur
     assert "  only on Manager 2\n" in out
     client_cli.print_job(JobDetail.model_validate({**JOB, "tasks": [], "tasks_next_cursor": None, "log": []}))
     assert "needs tags" not in capsys.readouterr().out
+
+
+@pytest.mark.timeout(30)
+def test_a_job_list_cut_at_its_limit_says_more_jobs_match(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From a CLI audit: 50 jobs shown of more, and nothing said; a wrangler took them for all."""
+    monkeypatch.setattr(_Fake, "answer", (200, json.dumps({"items": [JOB], "next_cursor": "abc"}).encode()))
+    assert _run("jobs", ["--limit", "1"], server, tmp_path) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 2  # the table alone, for a script
+    assert (
+        captured.err == "(the newest 1 shown; more jobs match: --limit up to 1000 or --status / --search to narrow)\n"
+    )
+    monkeypatch.setattr(_Fake, "answer", (200, json.dumps({"items": [JOB], "next_cursor": None}).encode()))
+    assert _run("jobs", [], server, tmp_path) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_job_with_more_tasks_than_shown_says_how_many(capsys: pytest.CaptureFixture[str]) -> None:
+    from services.protocol.jobs import JobDetail
+
+    task = {**TASK, "name": "frame 1", "worker_name": "w", "activity": ""}
+    detail = {**JOB, "tasks_total": 100_000, "tasks": [task], "tasks_next_cursor": "c", "log": []}
+    client_cli.print_job(JobDetail.model_validate(detail))
+    assert "    … 99,999 more (`tablao task ID` shows one; the desktop app lists them all)\n" in capsys.readouterr().out

@@ -351,3 +351,29 @@ def test_submit_dash_names_standard_input_in_its_refusals(
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
     assert client_cli.main("submit", ["-", "--server", "http://127.0.0.1:9"]) != 0
     assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "argv", "named"),
+    [
+        ("jobs", ["--limit", "0"], "--limit"),
+        ("jobs", ["--limit", "-1"], "--limit"),
+        ("jobs", ["--limit", "1001"], "--limit"),
+        ("jobs", ["--status", "bogus"], "--status"),
+        ("job", ["-1"], "id"),
+        ("job", ["99999999999999999999999"], "id"),
+        ("task", ["0"], "id"),
+        ("log", ["-3"], "id"),
+        ("submit", ["job.json", "--priority", "-5"], "--priority"),
+    ],
+)
+def test_arguments_out_of_range_are_usage_errors_before_any_request(
+    command: str, argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From a CLI audit: they went to the Server and came back as exit 1 in its words (`job_id: a whole number is
+    written in digits only`), naming its field rather than the argument."""
+    with pytest.raises(SystemExit) as exited:
+        client_cli.main(command, [*argv, "--server", "http://127.0.0.1:9"])
+    assert exited.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert f"argument {named}" in last and "Traceback" not in last, last

@@ -8,6 +8,7 @@ each failure is one line naming the file and what it should be.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +45,13 @@ def read_named_text(path: Path, limit: int, what: str, *, dash_is_stdin: bool = 
         if dash_is_stdin and path == STDIN:
             data = sys.stdin.buffer.read(limit + 1)
         else:
-            with path.open("rb") as f:
+            # not blocking at the open: a named pipe no one writes to held the command for ever, saying nothing;
+            # opened so, it reads as empty (a pipe with a writer, `<(command)`, reads as before)
+            nonblocking = getattr(os, "O_NONBLOCK", 0)  # (POSIX: Windows has no named pipes on a path)
+            fd = os.open(path, os.O_RDONLY | nonblocking)
+            with os.fdopen(fd, "rb") as f:
+                if nonblocking:
+                    os.set_blocking(fd, True)  # a writer's bytes are waited for, as by any read
                 data = f.read(limit + 1)
     except OSError as exc:
         raise UnreadableFile(path, exc.strerror or str(exc)) from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,18 @@ def test_a_missing_file_or_a_folder_says_why(tmp_path: Path) -> None:
         read_named_text(tmp_path / "nope", KIB, "a job")
     with pytest.raises(UnreadableFile, match="Is a directory"):
         read_named_text(tmp_path, KIB, "a job")
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_named_pipe_no_one_writes_to_reads_as_empty_and_one_written_to_is_read(tmp_path: Path) -> None:
+    """From a CLI audit: `tablao jobs --token-file fifo` and `tablao submit fifo` waited for ever, saying nothing."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert read_named_text(fifo, KIB, "a token") == ""
+    # `tablao submit <(make-job)`: a pipe with a writer is read as it comes
+    writer = threading.Thread(target=lambda: fifo.write_text('{"name": "a"}'))
+    writer.start()
+    time.sleep(0.5)  # the writer is waiting at its open
+    assert read_named_text(fifo, KIB, "a JSON job") == '{"name": "a"}'
+    writer.join(5)

@@ -13,7 +13,7 @@ import argparse
 from services.protocol.common import plural
 from services.protocol.farm import Worker
 from services.protocol.server_client import ServerClient
-from services.protocol.states import WorkerStatusRequest
+from services.protocol.states import WorkerStatus, WorkerStatusRequest
 from services.protocol.terminal_text import escaped
 
 ID_SHOWN = 8  # characters of a worker's id in the list: enough to tell thousands apart
@@ -60,15 +60,20 @@ def find(workers: list[Worker], given: str) -> Worker:
     raise SystemExit(f"no worker is named {_shown(given)} or has it as its id; `tablao workers` lists them")
 
 
+# the longest status with one asked for: `starting→shutdown`
+STATUS_WIDTH = max(len(f"{s}→{r}") for s in WorkerStatus for r in WorkerStatusRequest)
+
+
 def print_list(workers: list[Worker]) -> None:
-    print(f"{'worker':<24} {'id':<{ID_SHOWN}} {'status':<10} {'platform':<8} {'task':>10}  why / tags")
+    print(f"{'worker':<24} {'id':<{ID_SHOWN}} {'status':<{STATUS_WIDTH}} {'platform':<8} {'task':>10}  why / tags")
     for w in workers:
         task = w.current_task_id if w.current_task_id is not None else "-"
         why = f"{w.unavailable}; " if w.unavailable else ""
-        asked = f" (asked: {w.status_requested})" if w.status_requested else ""
+        # a status asked for and not reached yet, in the column's width: "(asked: asleep)" pushed the rest aside
+        asked = f"→{w.status_requested}" if w.status_requested else ""
         tags = _shown(" ".join(w.tags))
         print(
-            f"{_shown(w.name)[:24]:<24} {_shown(w.id[:ID_SHOWN]):<{ID_SHOWN}} {w.status + asked:<10} "
+            f"{_shown(w.name)[:24]:<24} {_shown(w.id[:ID_SHOWN]):<{ID_SHOWN}} {w.status + asked:<{STATUS_WIDTH}} "
             f"{_shown(w.platform):<8} {task:>10}  {why}{tags}"
         )
     print(plural(len(workers), "worker"))

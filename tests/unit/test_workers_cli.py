@@ -130,3 +130,17 @@ async def test_a_page_that_leads_nowhere_is_a_bad_answer_not_a_loop() -> None:
             await client.workers()
     finally:
         await client.aclose()
+
+
+def test_a_status_asked_for_keeps_the_columns_in_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """From a CLI audit: "offline (asked: asleep)" in a 10-wide column pushed the rest of its row aside."""
+    from services.protocol.states import WorkerStatusRequest
+    from services.workers_cli import print_list
+
+    asked = WORKERS[0].model_copy(
+        update={"status": WorkerStatus.STARTING, "status_requested": WorkerStatusRequest.SHUTDOWN}
+    )
+    print_list([asked, WORKERS[1]])
+    rows = capsys.readouterr().out.splitlines()
+    assert "starting→shutdown" in rows[1]
+    assert len({row.index("linux") for row in rows[1:3]}) == 1 and rows[0].index("platform") == rows[1].index("linux")

@@ -430,7 +430,10 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 
 def main(command: str, argv: list[str]) -> int:
-    args = build_parser(command).parse_args(argv)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if problem := _usage_problem(command, args):
+        parser.error(problem)  # exit 2, as argparse's own, before any request (it was exit 1 after one)
 
     async def run() -> int:
         server, token = connection(args)
@@ -443,6 +446,14 @@ def main(command: str, argv: list[str]) -> int:
                 raise
 
     return run_reporting_errors(command, run, given=args.server, local=not args.server)
+
+
+def _usage_problem(command: str, args: argparse.Namespace) -> str | None:
+    if command == "workers":
+        return workers_cli.usage_problem(args)
+    if command == "task" and args.reason and not args.action:
+        return "--reason goes with --action requeue or cancel (it is written in the job's log)"
+    return None
 
 
 async def _check_is_a_server(url: str, detail: str, ca_bundle: str | None) -> None:

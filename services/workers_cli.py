@@ -94,15 +94,20 @@ def print_worker(w: Worker) -> None:
         print(f"  {_shown(name)}: {_shown(version)}")
 
 
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong in the arguments themselves, said before any request (a usage error, exit 2)."""
+    if args.worker is None and (args.action or args.now):
+        return "--action and --now need a worker: `tablao workers NAME --action sleep`"
+    if args.now and args.action in (None, "forget"):
+        return "--now goes with --action sleep, wake, shutdown or restart"
+    return None
+
+
 async def run(client: ServerClient, args: argparse.Namespace) -> int:
     if args.worker is None:
-        if args.action or args.now:
-            raise SystemExit("--action and --now need a worker: `tablao workers NAME --action sleep`")
         print_list(await client.list_workers())
         return 0
     worker = find(await client.list_workers(), args.worker)
-    if args.now and args.action in (None, "forget"):
-        raise SystemExit("--now goes with --action sleep, wake, shutdown or restart")
     if args.action == "forget":
         await client.forget_worker(worker.id)
         print(f"worker {_shown(worker.name)} ({_shown(worker.id)}) forgotten: if it comes back, it registers again")

@@ -152,7 +152,7 @@ def test_workers_and_a_tasks_requeue_and_cancel_from_the_command_line(farm) -> N
         r = client("workers", "render-07", "--action", "forget", *conn)
         assert r.returncode == 1 and "offline" in r.stderr and "409" in r.stderr, r.stderr  # it is online
         r = client("workers", "--now", *conn)
-        assert r.returncode == 1 and "need a worker" in r.stderr, r.stderr
+        assert r.returncode == 2 and "need a worker" in r.stderr, r.stderr
 
         job = submit(server, "1-2")
         detail = httpx.get(f"{server.url}{API}/jobs/{job}", headers=server.headers(), timeout=10).json()

@@ -377,3 +377,22 @@ def test_arguments_out_of_range_are_usage_errors_before_any_request(
     assert exited.value.code == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert f"argument {named}" in last and "Traceback" not in last, last
+
+
+@pytest.mark.parametrize(
+    ("command", "argv", "said"),
+    [
+        ("workers", ["--action", "sleep"], "need a worker"),
+        ("workers", ["--now"], "need a worker"),
+        ("workers", ["render-07", "--now"], "--now goes with --action"),
+        ("task", ["7", "--reason", "wrong camera"], "--reason goes with --action"),
+    ],
+)
+def test_arguments_that_do_not_go_together_are_usage_errors_before_any_request(
+    command: str, argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From a CLI audit: exit 1, and `workers x --now` with the Server down said "connection refused" instead."""
+    with pytest.raises(SystemExit) as exited:
+        client_cli.main(command, [*argv, "--server", "http://127.0.0.1:9"])
+    assert exited.value.code == 2
+    assert said in capsys.readouterr().err.splitlines()[-1]

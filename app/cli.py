@@ -26,7 +26,7 @@ Services:
   tray            the tray worker agent: render on this workstation after hours
 
 Clients (each takes --server URL --token-file F; default: the local all-in-one farm):
-  submit FILE     submit a job described in a JSON file
+  submit FILE     submit a job: a JSON job or an Open Job Description template (YAML or JSON)
   jobs            list jobs
   job ID          show a job, its tasks and its log (--action pause|resume|cancel|requeue|requeue-failed)
   task ID         show a task (--action requeue|cancel first)
@@ -130,6 +130,8 @@ def _dispatch(args: list[str]) -> int:
     command, rest = args[0], args[1:]
     if command.lower().startswith("tablao://"):
         return _open_link(command, rest)
+    if command == "help" and rest and not rest[0].startswith("-"):  # `tablao help jobs`: that command's help
+        return main([rest[0], "--help"])
     if command in ("-h", "--help", "help"):
         print(USAGE)
         return 0

@@ -36,9 +36,11 @@ from services.protocol.token_text import token_problem
 
 DEFAULT_SERVER = f"http://127.0.0.1:{DEFAULT_SERVER_PORT}"
 EXIT_PIPE = 141  # what a shell reports for a program its reader's end of the pipe stopped (128 + SIGPIPE)
-START_LOCAL_FARM = "is the local farm running? start it with `make run HEADLESS=1`, or give --server and --token-file"
 # after a refused connection to the local farm's address (no --server given)
-LOCAL_FARM_DOWN = "is the local farm running? start it with `make run` or `tablao all-in-one`, or give --server"
+# the same words wherever it is said: `make run` from a source checkout, `tablao all-in-one` from a package
+LOCAL_FARM_DOWN = (
+    "is the local farm running? start it with `tablao all-in-one` (`make run` in a source checkout), or give --server"
+)
 # a request and its whole answer (seconds; env TABLAO_CLIENT_DEADLINE): a Server dripping bytes waits no longer.
 # A submission uploads up to 8 MiB and the Server compiles its tasks, so it gets longer.
 DEADLINE = 60.0
@@ -100,7 +102,7 @@ def read_token(args: argparse.Namespace) -> str:
         hint = (
             f"; give {_address(server)}'s token with --token-file or TABLAO_TOKEN"
             if server
-            else f"; {START_LOCAL_FARM}"
+            else f"; {LOCAL_FARM_DOWN} and --token-file"
         )
     try:
         token = read_named_text(path, SECRET_BYTES, "an API token file").strip()

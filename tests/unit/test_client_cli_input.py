@@ -92,7 +92,8 @@ def test_a_missing_local_farm_token_says_how_to_start_the_farm(
     assert client_cli.main("job", ["13"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"tablao job: cannot read the API token from {tmp_path / 'server' / 'admin.token'}: ")
-    assert "is the local farm running? start it with `make run HEADLESS=1`, or give --server and --token-file" in err
+    assert f"is the local farm running? {client_cli.LOCAL_FARM_DOWN.split('? ')[1]} and --token-file" in err
+    assert "start it with `tablao all-in-one` (`make run` in a source checkout)" in err
     assert len(err.splitlines()) == 1
 
 
@@ -396,3 +397,11 @@ def test_arguments_that_do_not_go_together_are_usage_errors_before_any_request(
         client_cli.main(command, [*argv, "--server", "http://127.0.0.1:9"])
     assert exited.value.code == 2
     assert said in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_help_with_a_command_is_that_commands_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """From a CLI audit: `tablao help jobs` printed the general help."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["help", "jobs"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: tablao jobs ")

@@ -112,7 +112,7 @@ def test_the_default_local_farm_address_says_how_to_start_the_farm(
     line = _line(capsys.readouterr().err)
     assert line == (
         f"tablao jobs: cannot reach the Server: connection refused (tried {closed_url}); is the local farm running? "
-        "start it with `make run` or `tablao all-in-one`, or give --server"
+        "start it with `tablao all-in-one` (`make run` in a source checkout), or give --server"
     )
 
 
@@ -124,7 +124,7 @@ def test_a_recorded_local_farm_that_refuses_says_how_to_start_the_farm(
     monkeypatch.setattr(records, "running", lambda _farm_dir: records.FarmRecord(server_url=closed_url))
     assert client_cli.main("jobs", []) == 1
     line = _line(capsys.readouterr().err)
-    assert f"(tried {closed_url}); is the local farm running? start it with `make run`" in line
+    assert f"(tried {closed_url}); is the local farm running? start it with `tablao all-in-one`" in line
 
 
 def test_an_address_is_shown_without_user_password_or_query() -> None:

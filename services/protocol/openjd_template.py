@@ -67,7 +67,9 @@ def parse_template_text(text: str) -> dict[str, Any]:
             raise TemplateTextError(_TOO_DEEP) from exc
         if not_json is not None:
             raise TemplateTextError(f"not valid JSON: {not_json}") from exc
-        raise TemplateTextError(f"not valid YAML: {' '.join(str(exc).split())}") from exc
+        # the parser names its input "<unicode string>": the line and column say where, the caller says which file
+        said = " ".join(str(exc).split()).replace(' in "<unicode string>",', " at")
+        raise TemplateTextError(f"not valid YAML: {said}") from exc
     except RecursionError as exc:  # YAML's and JSON's parsers recurse per level: `[[[[…` 1,000 deep ends here
         raise TemplateTextError(_TOO_DEEP) from exc
     except TypeError as exc:  # a key that is a date or binary data (`!!binary`): JSON keys are text

@@ -85,6 +85,7 @@ def test_invalid_templates_and_values_carry_the_models_reason() -> None:
     assert "template" in e
     e = errors({"template": "a: [unclosed"})
     assert e["template"].startswith("not valid YAML"), e
+    assert "<unicode string>" not in e["template"] and "line " in e["template"], e  # where, not the parser's name
     e = errors({"template": "base: &b [1]\nother: *b\n"})
     assert "aliases are not accepted" in e["template"]
     text = (TEMPLATES / "several_steps.yaml").read_text()

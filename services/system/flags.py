@@ -57,6 +57,8 @@ def flags_problem(role: str, flags: list[str], *, data_dir: str, check_files: bo
     for here."""
     parsed = _parse(role, ["--data-dir", data_dir, *flags])
     if isinstance(parsed, str):
+        if not flags:  # "refuses the flags after --" when none were given: say where they go
+            return f"`tablao {role}` needs flags, given after `--` (`tablao service install {role} -- FLAGS`): {parsed}"
         return f"`tablao {role}` refuses the flags after `--`: {parsed}"
     if str(parsed.data_dir) != data_dir:
         # `--data-dir=X`, an abbreviation (`--data X`): the service would use X, while the unit's working

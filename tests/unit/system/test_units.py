@@ -209,6 +209,7 @@ def test_shipped_templates_are_what_the_code_writes() -> None:
         ("manager", ["--server", "https://s:8470", "--token-file", "/t", "--host", "10.0.0.5"], "without TLS"),
         ("manager", ["--server", "ftp://s", "--token-file", "/t"], "--server: 'ftp://s' is not an http"),
         ("worker", ["--registration-secret-file", "/s"], "required: --manager"),
+        ("worker", [], "`tablao worker` needs flags, given after `--` (`tablao service install worker -- FLAGS`)"),
         ("worker", ["--manager", "https://m:8471", "--render-priority", "high"], "argument --render-priority"),
         ("worker", ["--manager", "m:8471"], "--manager: 'm:8471' is not an http"),
         ("worker", ["--manager", "https://w:pw@m:8471"], "must not carry a user name or password"),

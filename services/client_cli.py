@@ -12,7 +12,6 @@ import re
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,7 +20,7 @@ from services import job_types_cli, openjd_submit, workers_cli
 from services.localfarm import records
 from services.localfarm.layout import DEFAULT_SERVER_PORT, FarmLayout
 from services.protocol import API_PREFIX, EXIT_INTERRUPTED, resubmit
-from services.protocol.cli_args import http_url, whole_in
+from services.protocol.cli_args import file_path, http_url, whole_in
 from services.protocol.common import ID_MAX, JSON_MAX_DEPTH, json_depth, plural
 from services.protocol.failures import LogPart
 from services.protocol.jobs import IDEMPOTENCY_KEY_PATTERN, Job, JobAction, JobDetail
@@ -75,7 +74,7 @@ def connection_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--token-file",
-        type=Path,
+        type=file_path,
         default=None,
         help="file holding an API token (env TABLAO_TOKEN holds one directly; default: the local farm's admin.token)",
     )
@@ -389,7 +388,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     connection_args(parser)
     if command == "submit":
         parser.add_argument(
-            "file", type=Path,
+            "file", type=file_path,
             help="a JSON job {name, type, settings, priority, ...}, or an Open Job Description job template "
             "(YAML or JSON; docs/openjd.md); - reads it from standard input",
         )  # fmt: skip

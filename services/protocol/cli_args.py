@@ -78,6 +78,14 @@ def whole_in(low: int, high: int) -> Callable[[str], int]:
     return read
 
 
+def file_path(text: str) -> Path:
+    """A file's path as given; an empty one is refused (Path("") is ".", and "cannot read .: Is a directory" said
+    nothing of the empty argument)."""
+    if not text.strip():
+        raise BadValue("give a file's path (it is empty)")
+    return Path(text)
+
+
 def limit(text: str) -> int | None:
     """A whole number >= 1, or `none` for no limit."""
     return None if text.strip().lower() == "none" else positive_int(text)

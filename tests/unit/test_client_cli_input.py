@@ -405,3 +405,14 @@ def test_help_with_a_command_is_that_commands_help(capsys: pytest.CaptureFixture
         cli.main(["help", "jobs"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.startswith("usage: tablao jobs ")
+
+
+@pytest.mark.parametrize(("command", "argv"), [("jobs", ["--token-file", ""]), ("submit", [""])])
+def test_an_empty_file_argument_is_named_as_empty(
+    command: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From a CLI audit: `--token-file ""` said "cannot read the API token from .: Is a directory"."""
+    with pytest.raises(SystemExit) as exited:
+        client_cli.main(command, [*argv, "--server", "http://127.0.0.1:9"])
+    assert exited.value.code == 2
+    assert "give a file's path (it is empty)" in capsys.readouterr().err.splitlines()[-1]

@@ -18,7 +18,7 @@ from app.link_events import LinkOpener
 from app.login import REFUSED, check_remembered, forget_when_refused
 from app.models.store import ClientStore
 from app.models.sync import FarmSync
-from app.qt import QApplication, QDialog, QMessageBox, QTimer
+from app.qt import QApplication, QDialog, QMessageBox, QTimer, as_html
 from app.secrets import NO_KEYRING, load_token, save_token, secure_keyring
 from app.settings import APPLICATION, ORGANISATION, AppSettings
 from app.ui.main_window import MainWindow
@@ -69,7 +69,7 @@ async def start_embedded(
     farm.message.disconnect(collect)
     if not started:
         if not CLOSE.requested:
-            QMessageBox.critical(None, "Tablao", "\n\n".join(messages) or "The local farm did not start.")
+            QMessageBox.critical(None, "Tablao", as_html("\n\n".join(messages) or "The local farm did not start."))
         return None
     token = farm.admin_token()
     sync = FarmSync(ClientStore(), ServerClient(farm.server_url, token))
@@ -156,7 +156,7 @@ async def run(args: argparse.Namespace, links: LinkOpener | None = None) -> int:
         try:
             token = await connect(c)
         except (ApiError, httpx.HTTPError, OSError) as exc:
-            QMessageBox.warning(None, "Tablao", f"Could not connect to {c.server_url}:\n{exc}")
+            QMessageBox.warning(None, "Tablao", as_html(f"Could not connect to {c.server_url}:\n{exc}"))
             continue
         choice = c
         if not save_token(c.server_url, token):

@@ -46,6 +46,7 @@ from PySide6.QtGui import (
     QTextCursor,
     QTextDocument,
 )
+from PySide6.QtGui import Qt as _GuiQt
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -183,4 +184,23 @@ __all__ = [
     "Qt",
     "Signal",
     "Slot",
+    "as_html",
+    "plain_label",
 ]
+
+
+# Qt takes a label's, a tooltip's or a message box's text for HTML when its first line looks like some ("<b>", an
+# "<img src=...>", "&lt;"): a job named `<img src="/dev/zero">` made every wrangler's app load that "image" and
+# abort (an audit). Text from the farm goes through one of these two.
+
+
+def plain_label(label: QLabel) -> QLabel:
+    """`label` showing its text as written, never as HTML."""
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    return label
+
+
+def as_html(text: str) -> str:
+    """`text` as the HTML that shows it as written (escaped, its line breaks kept): for a tooltip, a message box's
+    or an input dialog's label, where no plain-text switch is offered."""
+    return str(_GuiQt.convertFromPlainText(text, Qt.WhiteSpaceMode.WhiteSpaceNormal))  # spaces stay breakable

@@ -16,6 +16,7 @@ from app.qt import (
     QSpinBox,
     QVBoxLayout,
     QWidget,
+    plain_label,
 )
 from app.tray.hours import DAYS, HoursError, RenderingHours
 from app.tray.limits import (
@@ -51,7 +52,7 @@ class HoursDialog(QDialog):
         preset = QPushButton("Weekday evenings and weekends")
         preset.clicked.connect(lambda: self.set_hours(RenderingHours.after_hours()))
         layout.addWidget(preset)
-        self.error = QLabel("")
+        self.error = plain_label(QLabel(""))
         self.error.setStyleSheet("color: #b00020")
         self.error.setWordWrap(True)
         layout.addWidget(self.error)
@@ -147,7 +148,7 @@ class SettingsDialog(QDialog):
         form.addRow("Notify me when", self.n_started)
         form.addRow("", self.n_stopped)
         form.addRow("", self.n_failed)
-        self.error = QLabel("")
+        self.error = plain_label(QLabel(""))
         self.error.setStyleSheet("color: #b00020")
         form.addRow(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)

@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from app.models.access import UserAccess
 from app.models.sync import FarmSync
-from app.qt import QAction, QInputDialog, QMessageBox, QObject, QWidget, Signal
+from app.qt import QAction, QInputDialog, QMessageBox, QObject, QWidget, Signal, as_html
 from services.protocol.common import plural
 from services.protocol.jobs import PRIORITY_DEFAULT, PRIORITY_MAX, BulkResult, JobAction
 
@@ -22,7 +22,7 @@ K = TypeVar("K", int, str)  # what the selection holds: job and task ids, worker
 
 def confirm_box(parent: QWidget | None) -> Confirm:
     def confirm(title: str, text: str) -> bool:
-        answer = QMessageBox.question(parent, title, text)
+        answer = QMessageBox.question(parent, title, as_html(text))
         return answer == QMessageBox.StandardButton.Yes
 
     return confirm
@@ -30,7 +30,7 @@ def confirm_box(parent: QWidget | None) -> Confirm:
 
 def ask_int_box(parent: QWidget | None) -> AskInt:
     def ask(title: str, label: str, value: int) -> int | None:
-        number, ok = QInputDialog.getInt(parent, title, label, value, 0, PRIORITY_MAX)
+        number, ok = QInputDialog.getInt(parent, title, as_html(label), value, 0, PRIORITY_MAX)
         return number if ok else None
 
     return ask

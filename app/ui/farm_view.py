@@ -8,7 +8,7 @@ import asyncio
 import httpx
 
 from app.models.sync import FarmSync
-from app.qt import QLabel, QWidget
+from app.qt import QLabel, QWidget, plain_label
 from services.protocol.farm import FarmStatus
 from services.protocol.server_client import ApiError
 
@@ -26,6 +26,7 @@ def farm_text(s: FarmStatus) -> str:
 class FarmHeader(QLabel):
     def __init__(self, sync: FarmSync, parent: QWidget | None = None) -> None:
         super().__init__("Farm: …", parent)
+        plain_label(self)
         self.setObjectName("farm-view")
         self.setStyleSheet("padding: 4px 8px; font-weight: bold;")
         self.sync = sync

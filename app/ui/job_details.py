@@ -28,6 +28,7 @@ from app.qt import (
     QVBoxLayout,
     QWidget,
     Signal,
+    plain_label,
 )
 from app.ui.actions import Confirm, confirm_box
 from app.ui.clone import fill_submit_dialog
@@ -70,13 +71,13 @@ class JobDetails(QWidget):
             ("submitter", "Submitter"), ("tags", "Tags"), ("manager", "Manager"), ("depends", "Depends on"),
             ("failures", "Failures"),
         ]:  # fmt: skip
-            label = QLabel(self)
+            label = plain_label(QLabel(self))
             label.setObjectName(f"detail-{key}")
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             label.setWordWrap(True)
             form.addRow(title, label)
             self.fields[key] = label
-        self.output = QLabel(self)
+        self.output = plain_label(QLabel(self))
         self.output.setObjectName("detail-output")
         self.output.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.open_folder_button = QPushButton("Open folder", self)
@@ -101,7 +102,7 @@ class JobDetails(QWidget):
         self.resubmit_button.setObjectName("resubmit-job")
         self.resubmit_button.setToolTip("Submit this job again as it is")
         self.resubmit_button.clicked.connect(lambda: self.sync.spawn(self._resubmit()))
-        self.message = QLabel(self)
+        self.message = plain_label(QLabel(self))
         self.message.setObjectName("detail-message")
         self.message.setWordWrap(True)
         buttons = QHBoxLayout()

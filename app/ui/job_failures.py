@@ -3,6 +3,7 @@ job canceled) when one of them failed or was canceled. Reloaded with the job log
 
 from __future__ import annotations
 
+from app.models.access import UserAccess
 from app.models.sync import FarmSync
 from app.qt import (
     QAbstractItemView,
@@ -16,6 +17,7 @@ from app.qt import (
     QVBoxLayout,
     QWidget,
     Signal,
+    plain_label,
 )
 from app.ui.actions import Confirm, confirm_box
 from services.protocol.failures import BlocklistEntry, Dependency
@@ -40,9 +42,17 @@ class JobFailuresPanel(QWidget):
     done = Signal(str)  # a short line for the status bar
     loaded = Signal()
 
-    def __init__(self, sync: FarmSync, parent: QWidget | None = None, confirm: Confirm | None = None) -> None:
+    def __init__(
+        self,
+        sync: FarmSync,
+        parent: QWidget | None = None,
+        confirm: Confirm | None = None,
+        access: UserAccess | None = None,
+    ) -> None:
         super().__init__(parent)
         self.sync = sync
+        self.access = access or UserAccess(self)
+        self.access.changed.connect(self._enable)
         self.confirm = confirm or confirm_box(self)
         self.job_id: int | None = None
         self.entries: list[BlocklistEntry] = []
@@ -55,7 +65,7 @@ class JobFailuresPanel(QWidget):
         self.clear_button = QPushButton("Clear selected entries", self)
         self.clear_button.setToolTip("Those workers may run those tasks of this job again")
         self.clear_button.clicked.connect(self.clear_selected)
-        self.blocklist_note = QLabel(self)
+        self.blocklist_note = plain_label(QLabel(self))
         box = QGroupBox("Blocklist: workers that failed this job's tasks", self)
         col = QVBoxLayout(box)
         col.addWidget(self.blocklist_note)
@@ -67,7 +77,7 @@ class JobFailuresPanel(QWidget):
 
         self.deps = _table(DEPENDENCY_COLUMNS, self)
         self.deps.setObjectName("dependencies-table")
-        self.deps_note = QLabel(self)
+        self.deps_note = plain_label(QLabel(self))
         self.deps_note.setObjectName("dependencies-note")
         self.deps_note.setWordWrap(True)
         self.release_button = QPushButton("Release (drop failed and canceled dependencies)", self)
@@ -140,9 +150,18 @@ class JobFailuresPanel(QWidget):
         self.loaded.emit()
 
     def _enable(self) -> None:
-        self.clear_button.setEnabled(bool(self.blocklist.selectionModel().selectedRows()))
-        self.release_button.setEnabled(any(d.blocking or d.status is None for d in self.dependencies))
-        self.cancel_button.setEnabled(any(d.blocking for d in self.dependencies))
+        # as the job actions: an artist's buttons on another's job would only meet the Server's refusal (an audit)
+        job = self.sync.store.jobs.items.get(self.job_id) if self.job_id is not None else None
+        refusal = self.access.jobs_refusal([job.submitter if job is not None else None]) if self.job_id else ""
+        self.clear_button.setEnabled(not refusal and bool(self.blocklist.selectionModel().selectedRows()))
+        self.release_button.setEnabled(not refusal and any(d.blocking or d.status is None for d in self.dependencies))
+        self.cancel_button.setEnabled(not refusal and any(d.blocking for d in self.dependencies))
+        for button, why in (
+            (self.clear_button, "Those workers may run those tasks of this job again"),
+            (self.release_button, ""),
+            (self.cancel_button, ""),
+        ):
+            button.setToolTip(refusal or why)
 
     # --- actions ----------------------------------------------------------------------------------------------
 

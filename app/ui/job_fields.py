@@ -19,6 +19,7 @@ from app.qt import (
     Qt,
     QVBoxLayout,
     QWidget,
+    plain_label,
 )
 from app.ui.schema_form import ErrorLabel
 from services.protocol.jobs import JobSubmission, OnTaskFailure
@@ -71,7 +72,7 @@ class JobFields(QGroupBox):
             self.on_task_failure.addItem(label, value.value)
         self.start_paused = QCheckBox("Start paused (resume it from the jobs list)", self)
         self.start_paused.setObjectName("job-start-paused")
-        self.note = QLabel(self)
+        self.note = plain_label(QLabel(self))
         self.note.setWordWrap(True)
         self.note.hide()
         self.errors = {

@@ -120,7 +120,9 @@ class JobsPanel(QWidget):
         details.addWidget(self.detail_tabs)
         details.addWidget(self.preview)
         details.setSizes([700, 300])
-        self.failures = JobFailuresPanel(sync, self, confirm=confirm)  # blocklist, dependencies that failed
+        self.failures = JobFailuresPanel(
+            sync, self, confirm=confirm, access=self.access
+        )  # blocklist, dependencies that failed
         self.detail_tabs.addTab(self.failures, "Failures")
         self.details = JobDetails(sync, self, confirm=confirm)
         # The context object cancels the timer when the panel goes first (a test or the app closing within 200 ms).

@@ -30,6 +30,7 @@ from app.qt import (
     QVBoxLayout,
     QWidget,
     Signal,
+    plain_label,
 )
 
 MAX_LINES = 200_000  # lines held: a 100 MB log is read a part at a time, never whole
@@ -48,7 +49,7 @@ class LogView(QWidget):
         self.text.setReadOnly(True)
         self.text.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.source = QLabel(self)
+        self.source = plain_label(QLabel(self))
         self.source.setObjectName("log-source")
         self.source.setWordWrap(True)
         self.follow = QCheckBox("Follow new lines", self)
@@ -72,7 +73,7 @@ class LogView(QWidget):
         self.previous_button.clicked.connect(self.find_previous)
         self.next_button = QPushButton("Next", self)
         self.next_button.clicked.connect(self.find_next)
-        self.matches = QLabel(self)
+        self.matches = plain_label(QLabel(self))
         self.matches.setObjectName("log-matches")
         for keys, where, slot in (
             (QKeySequence(QKeySequence.StandardKey.Find), self, self.search.setFocus),

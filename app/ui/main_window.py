@@ -25,6 +25,7 @@ from app.qt import (
     QVBoxLayout,
     QWidget,
     Signal,
+    plain_label,
 )
 from app.ui.actions import Confirm
 from app.ui.admin import AdminAccess
@@ -51,7 +52,7 @@ class MessageBar(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.label = QLabel(self)
+        self.label = plain_label(QLabel(self))
         self.label.setWordWrap(True)
         self.label.setObjectName("message-bar")
         close = QToolButton(self)
@@ -119,9 +120,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self._toolbar()
-        self.connection = QLabel(self)
+        self.connection = plain_label(QLabel(self))
         self.connection.setObjectName("connection-state")
-        self.counts = QLabel(self)
+        self.counts = plain_label(QLabel(self))
         self.statusBar().addWidget(self.connection)
         self.statusBar().addPermanentWidget(self.counts)
         sync.state_changed.connect(self._state_changed)

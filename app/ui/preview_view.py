@@ -17,6 +17,8 @@ from app.qt import (
     QUrl,
     QVBoxLayout,
     QWidget,
+    as_html,
+    plain_label,
 )
 
 MIN_SIZE = (160, 90)
@@ -41,7 +43,7 @@ class PreviewView(QWidget):
         # the pixmap follows the label's size, never the other way round (no resize loop)
         self.image.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.image.setStyleSheet("background: #303030; color: #b0b0b0;")
-        self.caption = QLabel(self)
+        self.caption = plain_label(QLabel(self))
         self.caption.setObjectName("preview-caption")
         self.caption.setWordWrap(True)
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -67,10 +69,10 @@ class PreviewView(QWidget):
         name = PurePath(info.frame_path).name
         self.caption.setText(" · ".join(p for p in (name, size, info.worker_name, when) if p))
         if self.source.frame_readable:
-            self.image.setToolTip(f"{info.frame_path}\nClick to open the full-size frame")
+            self.image.setToolTip(as_html(f"{info.frame_path}\nClick to open the full-size frame"))
             self.image.setCursor(Qt.CursorShape.PointingHandCursor)
         else:
-            self.image.setToolTip(f"{info.frame_path}\n(not readable from this computer)")
+            self.image.setToolTip(as_html(f"{info.frame_path}\n(not readable from this computer)"))
             self.image.setCursor(Qt.CursorShape.ArrowCursor)
 
     def _scale(self) -> None:

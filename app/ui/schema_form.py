@@ -25,6 +25,8 @@ from app.qt import (
     QSpinBox,
     QVBoxLayout,
     QWidget,
+    as_html,
+    plain_label,
 )
 from app.schema import FieldSpec
 from app.schema_values import as_raw, build_settings, initial_text
@@ -37,6 +39,7 @@ INT_LIMIT = 2_000_000_000
 class ErrorLabel(QLabel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        plain_label(self)  # the Server's refusal may quote what was typed
         self.setStyleSheet(ERROR_STYLE)
         self.setWordWrap(True)
         self.hide()
@@ -91,7 +94,7 @@ class SchemaForm(QWidget):
             editor = self._editor(spec)
             editor.setObjectName(f"setting-{spec.name}")
             if spec.description:
-                editor.setToolTip(spec.description)
+                editor.setToolTip(as_html(spec.description))
             error = ErrorLabel(self)
             error.setObjectName(f"error-{spec.name}")
             cell = QWidget(self)

@@ -4,6 +4,8 @@ Start, Stop and Restart are requests to the farm's supervisor; the row shows wha
 
 from __future__ import annotations
 
+import html
+
 from app.embedded import EmbeddedFarm, Service, ServiceState
 from app.models.columns import status_colour
 from app.qt import (
@@ -98,7 +100,7 @@ class ServicesPanel(QWidget):
         self._show_log()
 
     def show_header(self) -> None:
-        text = f"Local farm in <code>{self.farm.data_dir}</code>"
+        text = f"Local farm in <code>{html.escape(str(self.farm.data_dir))}</code>"  # rich text: a path is text
         if self.farm.adopted:
             pid = self.farm.handle.supervisor_pid()
             if self.farm.handle.from_command_line:

@@ -7,7 +7,17 @@ from collections.abc import Callable
 import httpx
 from pydantic import ValidationError
 
-from app.qt import QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QWidget
+from app.qt import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QWidget,
+    plain_label,
+)
 from services.protocol.farm import SleepSchedule
 from services.protocol.server_client import segment
 
@@ -33,7 +43,7 @@ class SleepScheduleDialog(QDialog):
         form.addRow("Until", self.end)
         form.addRow(QLabel("In the Manager's local time; an end before the start runs past midnight. The worker "
                            "finishes its task before it sleeps."))  # fmt: skip
-        self.error = QLabel("")
+        self.error = plain_label(QLabel(""))
         self.error.setStyleSheet("color: #b00020")
         form.addRow(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)

@@ -17,6 +17,7 @@ from app.qt import (
     QSpinBox,
     QVBoxLayout,
     QWidget,
+    plain_label,
 )
 from app.secrets import NO_KEYRING, secure_keyring
 from app.settings import AppSettings
@@ -81,7 +82,7 @@ class StartDialog(QDialog):
         self.keyring_warning.setVisible(not secure_keyring())
         rf.addRow(self.keyring_warning)
 
-        self.error = QLabel(self)
+        self.error = plain_label(QLabel(self))
         self.error.setStyleSheet("color: #d63a3a;")
         self.error.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)

@@ -22,6 +22,7 @@ from app.qt import (
     QVBoxLayout,
     QWidget,
     Signal,
+    plain_label,
 )
 from app.schema import parse_schema
 from app.ui.job_fields import JobFields
@@ -53,10 +54,10 @@ class SubmitDialog(QDialog):
         self.priority = QSpinBox(self)
         self.priority.setRange(0, PRIORITY_MAX)
         self.priority.setValue(PRIORITY_DEFAULT)
-        self.description = QLabel(self)
+        self.description = plain_label(QLabel(self))
         self.description.setWordWrap(True)
         self.common_errors = {"name": ErrorLabel(self), "priority": ErrorLabel(self)}
-        self.message = QLabel(self)
+        self.message = plain_label(QLabel(self))
         self.message.setStyleSheet(ERROR_STYLE)
         self.message.setWordWrap(True)
         self.message.setObjectName("submit-message")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from app.models.access import UserAccess
 from app.models.sync import FarmSync
-from app.qt import QInputDialog, QLineEdit, QWidget
+from app.qt import QInputDialog, QLineEdit, QWidget, as_html
 from app.ui.actions import Confirm, SelectionActions
 from services.protocol.common import plural
 from services.protocol.states import WorkerStatusRequest
@@ -22,7 +22,7 @@ AskText = Callable[[str, str, str], str | None]  # (title, label, current) -> te
 
 def ask_text_box(parent: QWidget | None) -> AskText:
     def ask(title: str, label: str, value: str) -> str | None:
-        text, ok = QInputDialog.getText(parent, title, label, QLineEdit.EchoMode.Normal, value)
+        text, ok = QInputDialog.getText(parent, title, as_html(label), QLineEdit.EchoMode.Normal, value)
         return text if ok else None
 
     return ask

@@ -16,6 +16,7 @@ from app.models.sync import ConnectionState, FarmSync
 from app.qt import QAction
 from app.ui.main_window import MainWindow
 from services.protocol.admin_client import AdminClient
+from services.protocol.failures import Dependency
 from services.protocol.server_client import ServerClient
 from services.protocol.states import Role
 from tests.gui.conftest import until
@@ -136,6 +137,15 @@ def test_actions_follow_the_role(qloop, qtbot, quick_lease_server: ServerProcess
             assert "own jobs" in tip and "admin" in tip
         artist.w.jobs.job_actions.delete.trigger()
         assert artist.asked == []
+        # the Failures tab's buttons too (they were offered, and met the Server's refusal): with a failed dependency
+        failures = artist.w.jobs.failures
+        for job_id, offered in ((others, False), (own, True)):
+            artist.select_jobs(job_id)
+            await until(lambda job_id=job_id: failures.job_id == job_id, what="the failures of the job")
+            failures.dependencies = [Dependency(job_id=99, name="dep", status="failed", blocking=True)]
+            failures._enable()
+            assert failures.release_button.isEnabled() is offered and failures.cancel_button.isEnabled() is offered
+            assert ("own jobs" in failures.release_button.toolTip()) is not offered
 
         # the wrangler: everything, on any job
         wrangler.select_worker()

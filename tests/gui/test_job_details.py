@@ -340,3 +340,48 @@ def test_a_panel_closed_right_after_a_clone_is_not_touched_by_the_delayed_select
     panel.details.submitted.emit(type("Made", (), {"id": 7})())
     panel.deleteLater()
     qtbot.wait(400)  # an exception in the delayed call fails the test through pytest-qt
+
+
+MARKUP = '<b>bold</b> <a href="file:///etc/passwd">x</a>'
+
+
+def shown_as_written(label: Any) -> bool:
+    """The label shows its text as written (its tags as characters), not as HTML: plain text, or text Qt would not
+    take for HTML."""
+    from PySide6.QtGui import Qt as GuiQt
+
+    from app.qt import Qt
+
+    return bool(label.textFormat() == Qt.TextFormat.PlainText or not GuiQt.mightBeRichText(label.text()))
+
+
+def test_markup_in_a_jobs_name_and_output_is_shown_as_text_not_html(
+    qloop, qtbot, farm_server: ServerProcess, tmp_path: Path
+) -> None:
+    """From a desktop-app audit: a job named `<img src="/dev/zero">` aborted every wrangler's app (its Details, the
+    notification when it ended); `<b>`, links and `&lt;` were rendered. Labels, tooltips, message boxes: as text."""
+    from app.qt import QLabel, as_html
+    from app.ui.main_window import MessageBar
+
+    p = Panel(farm_server)
+    qtbot.addWidget(p.panel)
+
+    async def scenario() -> None:
+        async with ServerClient(farm_server.url, farm_server.admin_token) as actor:
+            render = {**RENDER, "output_path": "{render_root}/<b>BOLD</b>&amp;/frame_####"}
+            job = await actor.submit_job({"name": MARKUP, "type": "blender-render", "settings": render})
+        await p.start()
+        await p.show(job.id)
+        d = p.details
+        labels = [lab for lab in d.findChildren(QLabel) if "<" in lab.text()]
+        assert {d.output, *[f for f in d.fields.values()]} & set(labels), [lab.text() for lab in labels]
+        for label in labels:
+            assert shown_as_written(label), label.text()
+        await p.stop()
+
+    qloop.run_until_complete(scenario())
+    bar = MessageBar()
+    qtbot.addWidget(bar)
+    bar.show_message(f"Job failed: {MARKUP}")
+    assert shown_as_written(bar.label)
+    assert as_html("<img/>&\nline") == "<p>&lt;img/&gt;&amp;<br>\nline</p>"

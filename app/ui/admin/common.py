@@ -23,6 +23,7 @@ from app.qt import (
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
+    plain_label,
 )
 from services.protocol.server_client import ApiError
 
@@ -55,7 +56,7 @@ class AdminTab(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setVisible(False)
-        self.message = QLabel(self)
+        self.message = plain_label(QLabel(self))
         self.message.setWordWrap(True)
         self.message.setObjectName("admin-message")
         self.buttons = QHBoxLayout()
@@ -142,7 +143,7 @@ class ShowOnceDialog(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.secret, 1)
         row.addWidget(copy)
-        label = QLabel(text + "\n\nIt is shown this once: copy it now.", self)
+        label = plain_label(QLabel(text + "\n\nIt is shown this once: copy it now.", self))
         label.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.qt import QComboBox, QDialog, QInputDialog, QLineEdit, QWidget
+from app.qt import QComboBox, QDialog, QInputDialog, QLineEdit, QWidget, as_html
 from app.ui.actions import Confirm
 from app.ui.admin.common import AdminTab, FormDialog, Spawn, when
 from services.protocol.admin_client import AdminClient
@@ -74,7 +74,9 @@ class UsersTab(AdminTab):
         if user is None:
             self.say("Select a user first.", error=True)
             return
-        role, ok = QInputDialog.getItem(self, "Change role", f"Role of {user.name}:", ROLES, ROLES.index(user.role))
+        role, ok = QInputDialog.getItem(
+            self, "Change role", as_html(f"Role of {user.name}:"), ROLES, ROLES.index(user.role)
+        )
         if ok:
             self.spawn(self.change(user.id, role=Role(role)))
 

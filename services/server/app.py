@@ -22,6 +22,7 @@ from services.protocol.credentials_first import CredentialsFirst
 from services.protocol.head_as_get import HeadAsGet
 from services.protocol.input_guard import InputGuard
 from services.protocol.stopping import AnswerWhenStopping
+from services.protocol.trouble_log import TroubleLog
 from services.server.api import ROUTERS, door, errors, manager_link, storage_errors
 from services.server.api.deps import NEEDS_TOKEN
 from services.server.api.manager_stores import ManagerStores
@@ -29,7 +30,7 @@ from services.server.background import Awake, Sweep, sweep_forever
 from services.server.config import ServerConfig
 from services.server.db import notify, problems, stuck_sessions
 from services.server.db.engine import SQLITE_NAME, make_engine, sqlite_url, write_waited
-from services.server.db.migrate import serving_lock, take_first_start_turn, upgrade
+from services.server.db.migrate import ServingLock, serving_lock, take_first_start_turn, upgrade
 from services.server.db.problems import safe_url
 from services.server.db.server_lock import hold_sqlite
 from services.server.dispatch import Dispatcher
@@ -41,6 +42,31 @@ from services.server.store.token_uses import TokenUses
 from services.server.webhooks import deliver_forever
 
 log = logging.getLogger(__name__)
+
+
+SERVING_LOCK_CHECK = 10.0  # seconds between looks at this Server's hold of the serving lock (PostgreSQL)
+
+
+async def _keep_serving(lock: ServingLock) -> None:
+    """Takes the serving lock again whenever its connection was ended; says so, and when it could not."""
+    said, lost = TroubleLog(), False
+    try:
+        while True:
+            await asyncio.sleep(SERVING_LOCK_CHECK)
+            taken_before = lock.taken
+            try:
+                held = await asyncio.to_thread(lock.check)
+            except Exception as exc:  # the database out of reach: the requests say so too; tried again
+                held, why = False, f"cannot reach the database ({type(exc).__name__})"
+            else:
+                why = "a newer version of Tablao migrates the database while this Server serves it: stop this Server"
+            if held and (lost or lock.taken != taken_before):
+                log.warning("the serving lock's connection had ended (a database restart?): the lock is held again")
+            if not held and said.due(why):
+                log.error("this Server does not hold the serving lock: %s", why)
+            lost = not held
+    finally:
+        lock.close()
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -100,7 +126,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # PostgreSQL: held while this process serves, so a newer version's start refuses to migrate under it
         serving = await asyncio.to_thread(serving_lock, engine)
-        tasks = [
+        tasks = [] if serving is None else [asyncio.create_task(_keep_serving(ServingLock(engine, serving)))]
+        tasks += [
             asyncio.create_task(sweep_forever(write_sessions, sweeps, config.sweep_interval, awake, storage_problem)),
             asyncio.create_task(
                 deliver_forever(read_sessions, write_sessions, notifier, config.webhooks, storage_problem)
@@ -123,7 +150,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                     await task
             await warming
             if serving is not None:
-                serving.close()
+                serving.close()  # (a connection taken again instead is closed by _keep_serving's end)
             engine.dispose()
             if server_lock is not None:
                 server_lock.release()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from alembic import command
@@ -10,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 # pg_advisory_xact_lock key of schema migrations ("tablao" + 1): Servers starting at once migrate one by one
@@ -86,6 +88,49 @@ def _check_may_upgrade(conn: Connection, scripts: ScriptDirectory) -> None:
         f"{current!r}; this version migrates it to {head!r}): stop them, then start this version, and the others "
         "only once they are upgraded too (docs/operations.md, Upgrading)"
     )
+
+
+class ServingLock:
+    """SERVING_LOCK held for as long as this Server serves, taken again when its connection was ended (a PostgreSQL
+    restart or fail-over, an idle-connection reaper, `pg_terminate_backend`): taken once at the start, it was lost
+    for good then, and a newer version's start migrated the schema under this Server (a multi-Server audit)."""
+
+    def __init__(self, engine: Engine, conn: Connection) -> None:
+        self.engine = engine
+        self.taken = 0  # times the lock was taken
+        self._hold(conn)
+
+    def _hold(self, conn: Connection) -> None:
+        self.conn, self.taken = conn, self.taken + 1
+        # the driver's own connection: one whose server ended it is closed through it (SQLAlchemy's close of an
+        # invalidated detached connection left it open, a ResourceWarning at its collection)
+        self._driver = conn.connection.driver_connection
+
+    def check(self) -> bool:
+        """Whether the lock is held (its connection answers, or a new one took it again). A database out of reach
+        raises, as any query does; False when a newer version's migration holds the lock now (said by the caller)."""
+        if not self.conn.closed:
+            try:
+                self.conn.execute(text("SELECT 1"))
+                self.conn.commit()
+                return True
+            except DBAPIError:
+                self.close()
+        conn = self.engine.connect()
+        conn.detach()
+        took = bool(conn.execute(text("SELECT pg_try_advisory_lock_shared(:key)"), {"key": SERVING_LOCK}).scalar())
+        conn.commit()
+        if not took:
+            conn.close()
+            return False
+        self._hold(conn)
+        return True
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        with contextlib.suppress(Exception):
+            self._driver.close()  # type: ignore[union-attr]
 
 
 def serving_lock(engine: Engine) -> Connection | None:

@@ -7,6 +7,7 @@ not on a studio's database at its next upgrade.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -178,5 +179,54 @@ def test_a_migration_waits_for_no_server_to_serve_the_database(tmp_path: Path) -
             assert again is not None
             upgrade(engine)
             again.close()
+        finally:
+            engine.dispose()
+
+
+def _holders(engine: Any) -> list[int]:
+    """The backends holding SERVING_LOCK shared."""
+    from services.server.db.migrate import SERVING_LOCK
+
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' AND granted "
+                    "AND classid::bigint = :high AND objid::bigint = :low AND objsubid = 1"
+                ),
+                {"high": SERVING_LOCK >> 32, "low": SERVING_LOCK & 0xFFFFFFFF},
+            ).scalars()
+        )
+
+
+def test_a_serving_lock_whose_connection_was_ended_is_taken_again(tmp_path: Path) -> None:
+    """A multi-Server audit: the lock's connection ended (a PostgreSQL restart, pg_terminate_backend), the Server
+    served on without it for good, and a newer version's start migrated the schema under it."""
+    from services.server.db.migrate import ServingLock
+
+    with database_url("postgres", tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            upgrade(engine)
+            first = serving_lock(engine)
+            assert first is not None
+            lock = ServingLock(engine, first)
+            assert lock.check() and lock.taken == 1  # held: nothing to do
+            (pid,) = _holders(engine)
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            assert _holders(engine) == []
+            assert lock.check() and lock.taken == 2
+            assert len(_holders(engine)) == 1 and _holders(engine) != [pid]
+            # a newer version's migration holds it (exclusive, to its commit): not taken, and said so by the caller
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": _holders(engine)[0]})
+                from services.server.db.migrate import SERVING_LOCK
+
+                assert conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SERVING_LOCK}).scalar()
+                assert lock.check() is False
+                conn.rollback()
+            assert lock.check() and len(_holders(engine)) == 1
+            lock.close()
         finally:
             engine.dispose()

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.protocol.commands import TASK_TYPE_PROGRAMS, TaskType
 from services.protocol.host_requirements import OS_FAMILY, HostCapabilities, describe, parse, unmet
 from services.protocol.tags import required_tags
 from services.server.db.tables import JobRow, WorkerRow
@@ -54,6 +55,38 @@ def unmet_steps(session: Session, job: JobRow) -> list[str]:
         for name, req in wanted
         if all(unmet(req, caps) is not None for caps in workers)
     ]
+
+
+def unmet_task_types(session: Session, job: JobRow) -> str | None:
+    """A sentence when the job has tasks of a type that no worker of the farm (of its Manager, if it names one)
+    offers: a worker without Blender on its PATH offers no `blender` tasks, and a newcomer's job waited "queued"
+    for ever with nothing said (only the worker's details showed its task types)."""
+    wanted = set(job.task_types or [])
+    if not wanted:
+        return None
+    q = select(WorkerRow.task_types)
+    if job.manager_id is not None:
+        q = q.where(WorkerRow.manager_id == job.manager_id)
+    offered_sets = [set(types or []) for types in session.scalars(q)]
+    if not offered_sets:
+        return None  # no worker at all: nothing is special about this job
+    offered = set().union(*offered_sets)
+    missing = sorted(wanted - offered)
+    if not missing:
+        return None
+    programs = [p for t in missing if t in _KNOWN_TYPES and (p := TASK_TYPE_PROGRAMS[TaskType(t)])]
+    how = (
+        f" (a worker offers them once it finds {programs[0]}: on its PATH, or given with --{programs[0]})"
+        if programs
+        else ""
+    )
+    return (
+        f"no worker on the farm runs {', '.join(missing)} tasks (they offer {', '.join(sorted(offered)) or 'none'}); "
+        f"its tasks wait until one does{how}"
+    )
+
+
+_KNOWN_TYPES = {t.value for t in TaskType}
 
 
 def unmet_tags(session: Session, job: JobRow) -> str | None:

@@ -247,3 +247,26 @@ async def test_a_job_stored_with_an_integer_past_64_bits_before_they_were_refuse
         session.commit()
     listed = await client.get(JOBS)
     assert listed.status_code == 200 and [j["id"] for j in listed.json()["items"]] == [r.json()["id"]], listed.text
+
+
+async def test_a_job_of_a_task_type_no_worker_offers_says_so_at_once(client: httpx.AsyncClient) -> None:
+    """From a newcomer's audit: a Blender job on a farm whose workers found no Blender stayed "queued" for ever,
+    nothing said (only a worker's details showed its task types)."""
+    with client.app.state.write_sessions() as session:  # type: ignore[attr-defined]
+        manager, _ = farm.create_manager(session, "m")
+        session.flush()
+        types = ["exec", "ffmpeg"]
+        session.add(WorkerRow(id="w1", manager_id=manager.id, name="w1", platform="linux", task_types=types, tags=[],
+                              software={}, status="awake"))  # fmt: skip
+        session.commit()
+    nobody = await client.post(JOBS, json=render())
+    assert nobody.status_code == 201, nobody.text
+    said = nobody.json()["activity"]
+    assert said == (
+        "no worker on the farm runs blender tasks (they offer exec, ffmpeg); its tasks wait until one does (a worker "
+        "offers them once it finds blender: on its PATH, or given with --blender)"
+    ), said
+    log = (await client.get(f"{JOBS}/{nobody.json()['id']}")).json()["log"]
+    assert any(entry["message"] == said for entry in log)
+    fits = await client.post(JOBS, json=job("1"))
+    assert fits.status_code == 201 and fits.json()["activity"] == "", fits.text

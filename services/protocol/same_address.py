@@ -35,3 +35,15 @@ def address_key(url: str) -> str:
 
 def same_address(a: str, b: str) -> bool:
     return address_key(a) == address_key(b)
+
+
+def on_this_machine(a: str, b: str) -> bool:
+    """Both URLs name a service on this machine's loopback, by the same scheme, whatever their ports: the local farm
+    started on another port (`make run PORT=8480`) is the same Manager, its store and workers kept."""
+    try:
+        first, second = urlsplit(a.strip()), urlsplit(b.strip())
+        hosts = (first.hostname or "").lower(), (second.hostname or "").lower()
+    except ValueError:
+        return False
+    loopback = all(h in LOOPBACK or h.startswith("127.") for h in hosts)
+    return loopback and first.scheme.lower() == second.scheme.lower()

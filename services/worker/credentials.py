@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from services.protocol import process_guard, secret_files
-from services.protocol.same_address import same_address
+from services.protocol.same_address import on_this_machine, same_address
 from services.protocol.token_text import token_problem
 
 FILE_NAME = "worker.json"
@@ -59,7 +59,11 @@ def load(data_dir: Path, manager_url: str, *, in_keyring: bool = False) -> Crede
         raise ValueError(f"{path} is damaged ({exc}); delete it to register again") from exc
     # the same Manager however its URL is written (`localhost` for `127.0.0.1`, a capital, its default port): the
     # worker registered anew, its old self left offline at the Manager with its sleep schedule and tags
-    return creds if same_address(creds.manager_url, manager_url) else None
+    # and a Manager on this machine's loopback at another port may be the same one (the local farm started with
+    # another PORT registered its workers anew each time, the old ones left offline): sign-on tells, and a Manager
+    # that does not know them has the worker register again (joining.py)
+    known = same_address(creds.manager_url, manager_url) or on_this_machine(creds.manager_url, manager_url)
+    return creds if known else None
 
 
 def save(data_dir: Path, creds: Credentials, *, in_keyring: bool = False) -> None:

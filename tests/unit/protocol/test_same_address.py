@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.protocol.same_address import address_key, same_address
+from services.protocol.same_address import address_key, on_this_machine, same_address
 from services.worker import credentials
 
 
@@ -52,4 +52,14 @@ def test_a_worker_keeps_its_identity_when_its_manager_is_named_another_way(tmp_p
     creds = credentials.Credentials("http://127.0.0.1:8471", "w-1", "s3cret-value")
     credentials.save(tmp_path, creds)
     assert credentials.load(tmp_path, "http://localhost:8471/") == creds
-    assert credentials.load(tmp_path, "http://127.0.0.1:8472") is None  # another Manager: register there
+    assert credentials.load(tmp_path, "http://mgr.lan:8471") is None  # another Manager: register there
+
+
+def test_a_worker_of_a_local_manager_started_on_another_port_tries_its_identity_there(tmp_path: Path) -> None:
+    """From a newcomer's audit: `make run PORT=8480` registered the local farm's workers anew (the old ones left
+    offline, two `local-1`s); the Manager's sign-on answer tells whether it knows them."""
+    creds = credentials.Credentials("http://127.0.0.1:8471", "w-1", "s3cret-value")
+    credentials.save(tmp_path, creds)
+    assert credentials.load(tmp_path, "http://localhost:8481") == creds
+    assert credentials.load(tmp_path, "https://127.0.0.1:8481") is None  # another scheme: another service
+    assert not on_this_machine("http://127.0.0.1:8471", "http://10.0.0.5:8471")

@@ -104,7 +104,9 @@ def test_a_bad_idle_setting_is_one_line_at_start(tmp_path: Path, role: str) -> N
     if role == "manager":
         token = tmp_path / "t"
         token.write_text("x")
-        args = ["manager", "--server", "http://127.0.0.1:9", "--token-file", str(token), "--data-dir", str(tmp_path)]
+        # on a free port, not the default one: a farm running on this machine holds that
+        args = ["manager", "--server", "http://127.0.0.1:9", "--token-file", str(token), "--data-dir", str(tmp_path),
+                "--port", "0"]  # fmt: skip
     env = child_env(TABLAO_REQUEST_IDLE_SECONDS="soon")
     out = subprocess.run(tablao_command(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr

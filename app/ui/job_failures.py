@@ -38,6 +38,9 @@ def _table(columns: tuple[str, ...], parent: QWidget) -> QTableWidget:
     return table
 
 
+CLEAR_TIP = "Those workers may run those tasks of this job again"
+
+
 class JobFailuresPanel(QWidget):
     done = Signal(str)  # a short line for the status bar
     loaded = Signal()
@@ -63,7 +66,6 @@ class JobFailuresPanel(QWidget):
         self.blocklist.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.blocklist.itemSelectionChanged.connect(self._enable)
         self.clear_button = QPushButton("Clear selected entries", self)
-        self.clear_button.setToolTip("Those workers may run those tasks of this job again")
         self.clear_button.clicked.connect(self.clear_selected)
         self.blocklist_note = plain_label(QLabel(self))
         box = QGroupBox("Blocklist: workers that failed this job's tasks", self)
@@ -157,7 +159,7 @@ class JobFailuresPanel(QWidget):
         self.release_button.setEnabled(not refusal and any(d.blocking or d.status is None for d in self.dependencies))
         self.cancel_button.setEnabled(not refusal and any(d.blocking for d in self.dependencies))
         for button, why in (
-            (self.clear_button, "Those workers may run those tasks of this job again"),
+            (self.clear_button, CLEAR_TIP),
             (self.release_button, ""),
             (self.cancel_button, ""),
         ):

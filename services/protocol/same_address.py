@@ -27,7 +27,7 @@ def address_key(url: str) -> str:
         return text.rstrip("/")
     scheme = parts.scheme.lower()
     host = parts.hostname.lower().rstrip(".")
-    host = "localhost" if host in LOOPBACK or host.startswith("127.") else f"[{host}]" if ":" in host else host
+    host = "localhost" if _loopback(host) else f"[{host}]" if ":" in host else host
     if port is not None and port != DEFAULT_PORTS.get(scheme):
         host = f"{host}:{port}"
     return urlunsplit((scheme, host, parts.path.rstrip("/"), parts.query, parts.fragment))
@@ -45,5 +45,8 @@ def on_this_machine(a: str, b: str) -> bool:
         hosts = (first.hostname or "").lower(), (second.hostname or "").lower()
     except ValueError:
         return False
-    loopback = all(h in LOOPBACK or h.startswith("127.") for h in hosts)
-    return loopback and first.scheme.lower() == second.scheme.lower()
+    return all(map(_loopback, hosts)) and first.scheme.lower() == second.scheme.lower()
+
+
+def _loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")

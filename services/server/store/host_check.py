@@ -57,20 +57,23 @@ def unmet_steps(session: Session, job: JobRow) -> list[str]:
     ]
 
 
-def unmet_task_types(session: Session, job: JobRow) -> str | None:
-    """A sentence when the job has tasks of a type that no worker of the farm (of its Manager, if it names one)
-    offers: a worker without Blender on its PATH offers no `blender` tasks, and a newcomer's job waited "queued"
-    for ever with nothing said (only the worker's details showed its task types)."""
-    wanted = set(job.task_types or [])
-    if not wanted:
-        return None
-    q = select(WorkerRow.task_types)
+def offers(session: Session, job: JobRow) -> list[tuple[set[str], set[str]]]:
+    """The task types and tags of each worker that may run the job (of its Manager, if it names one): read once
+    per submission for both checks below."""
+    q = select(WorkerRow.task_types, WorkerRow.tags)
     if job.manager_id is not None:
         q = q.where(WorkerRow.manager_id == job.manager_id)
-    offered_sets = [set(types or []) for types in session.scalars(q)]
-    if not offered_sets:
-        return None  # no worker at all: nothing is special about this job
-    offered = set().union(*offered_sets)
+    return [(set(types or []), set(tags or [])) for types, tags in session.execute(q)]
+
+
+def unmet_task_types(job: JobRow, workers: list[tuple[set[str], set[str]]]) -> str | None:
+    """A sentence when the job has tasks of a type that none of `workers` offers: a worker without Blender on its
+    PATH offers no `blender` tasks, and a newcomer's job waited "queued" for ever with nothing said (only the
+    worker's details showed its task types)."""
+    wanted = set(job.task_types or [])
+    if not wanted or not workers:  # no worker at all: nothing is special about this job
+        return None
+    offered = set().union(*(types for types, _ in workers))
     missing = sorted(wanted - offered)
     if not missing:
         return None
@@ -89,17 +92,11 @@ def unmet_task_types(session: Session, job: JobRow) -> str | None:
 _KNOWN_TYPES = {t.value for t in TaskType}
 
 
-def unmet_tags(session: Session, job: JobRow) -> str | None:
-    """A sentence when the job asks for tags that no worker of the farm (of its Manager, if it names one) has."""
+def unmet_tags(job: JobRow, workers: list[tuple[set[str], set[str]]]) -> str | None:
+    """A sentence when the job asks for tags that none of `workers` has."""
     needed = required_tags(job.tags)
-    if not needed:
-        return None
-    q = select(WorkerRow.tags)
-    if job.manager_id is not None:
-        q = q.where(WorkerRow.manager_id == job.manager_id)
-    tag_sets = [set(tags or []) for tags in session.scalars(q)]
-    if not tag_sets or any(needed <= tags for tags in tag_sets):
-        return None  # no worker at all: nothing is special about this job
+    if not needed or not workers or any(needed <= tags for _, tags in workers):
+        return None  # (no worker at all: nothing is special about this job)
     return (
         f"no worker on the farm has the tags {', '.join(sorted(needed))}; its tasks wait until one does (a worker's "
         "--tags, or a wrangler's edit of its tags)"

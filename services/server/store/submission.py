@@ -204,7 +204,8 @@ def _finish_job(
     job.task_types = sorted(writer.types)
     job.status = initial
     log_job(session, job, actor.name, f"submitted by {actor.name}: {plural(writer.count, 'task')}, {initial}")
-    unmet = [host_check.unmet_task_types(session, job), host_check.unmet_tags(session, job)]
+    workers = host_check.offers(session, job)
+    unmet = [host_check.unmet_task_types(job, workers), host_check.unmet_tags(job, workers)]
     for problem in [*filter(None, unmet), *host_check.unmet_steps(session, job)]:
         log_job(session, job, "tablao", problem)  # tags, openjd hostRequirements: nobody has them
         job.activity = problem

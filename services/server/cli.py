@@ -322,13 +322,18 @@ def admin_main(kind: str, argv: list[str]) -> int:
         p = sub.add_parser("add", help="add a user")
         p.add_argument("name")
         p.add_argument("--role", required=True, choices=[r.value for r in Role])
-        p.add_argument("--password", help="for logging in from the desktop app (optional, 8 characters or more)")
+        p.add_argument(
+            "--password",
+            help="for logging in from the desktop app (optional, 8 characters or more); it shows in `ps` and the "
+            "shell's history: `users password NAME` asks for it instead",
+        )
         sub.add_parser("list", help="list users")
         p = sub.add_parser("password", help="set a user's password, for logging in from the desktop app")
         p.add_argument("name")
         p.add_argument(
             "--password",
-            help="the new password (8 characters or more); without it, asked for twice, or read from standard input",
+            help="the new password (8 characters or more; it shows in `ps` and the shell's history); without it, "
+            "asked for twice, or read from standard input",
         )
         for verb, what in (
             ("disable", "refuse a user's logins and tokens"),

@@ -186,6 +186,7 @@ __all__ = [
     "Slot",
     "as_html",
     "plain_label",
+    "session_bus_has",
 ]
 
 
@@ -204,3 +205,18 @@ def as_html(text: str) -> str:
     """`text` as the HTML that shows it as written (escaped, its line breaks kept): for a tooltip, a message box's
     or an input dialog's label, where no plain-text switch is offered."""
     return str(_GuiQt.convertFromPlainText(text, Qt.WhiteSpaceMode.WhiteSpaceNormal))  # spaces stay breakable
+
+
+def session_bus_has(service: str) -> bool:
+    """Whether a program holds the D-Bus name `service` on the session bus: False without a bus (Windows, macOS, a
+    bare X session) or without Qt's D-Bus module."""
+    try:  # imported here: only a Linux notification asks, and QtDBus may be missing from a trimmed Qt
+        from PySide6.QtDBus import QDBusConnection
+    except ImportError:
+        return False
+    bus = QDBusConnection.sessionBus()
+    names = bus.interface() if bus.isConnected() else None
+    if names is None:
+        return False
+    reply = names.isServiceRegistered(service)
+    return reply.isValid() and bool(reply.value())

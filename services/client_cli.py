@@ -29,7 +29,7 @@ from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, 
 from services.protocol.service_probe import Service, which_service
 from services.protocol.states import JobStatus
 from services.protocol.task_log_source import Place, TaskLogReader
-from services.protocol.terminal_text import escaped
+from services.protocol.terminal_text import cut, escaped
 from services.protocol.tls import is_loopback
 from services.protocol.token_text import token_problem
 
@@ -48,6 +48,7 @@ JOB_FILE_BYTES = 64 * MIB  # past any Server's body limit but a generous one; a 
 # no answer of a Server comes near (job lists are paged, ≤ 1000 jobs; a job's first tasks and last log entries)
 MAX_ANSWER = 64 * 2**20
 MAX_SHOWN = 500  # characters of a Server's message shown in an error line
+LOG_LINE_SHOWN = 2_000  # characters of one log line in `tablao task` (`tablao log` prints lines whole)
 MAX_URL_SHOWN = 100  # characters of one Server address named in an error line
 MAX_URLS_SHOWN = 3  # addresses of --server named when none can be reached
 # what OpenSSL says when the other end answers a TLS hello in plain HTTP
@@ -304,9 +305,15 @@ async def _task(client: ServerClient, args: argparse.Namespace) -> int:
     print(f"  status {t.status}{worker}, {plural(t.failure_count, 'failure')}")
     if t.activity:
         print(f"  activity: {shown(t.activity)}")
+    any_cut = False
     for line in t.log_tail[-10:]:
-        print(f"    {shown(line.rstrip())}")  # a line break in one is escaped: nothing looks like this command's own
-    print(f"  its full log: tablao log {t.id}")
+        # a line break in one is escaped: nothing looks like this command's own; a long one (a progress bar's
+        # 10 MB of carriage returns) is cut, so the task's view stays on screen
+        head, more = cut(line.rstrip(), LOG_LINE_SHOWN)
+        print(f"    {shown(head)}" + (f"… {more:,} more {'character' if more == 1 else 'characters'}" if more else ""))
+        any_cut = any_cut or more > 0
+    whole = ", lines whole" if any_cut else ""
+    print(f"  its full log{whole}: tablao log {t.id}" + (" (--all from its first line)" if any_cut else ""))
     return 0
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from app.notification_text import body_takes_markup, notification_body
 from app.qt import (
     QAction,
     QDesktopServices,
@@ -74,7 +75,7 @@ class TrayApp(QObject):
         self.paused_until: datetime | None = None
         self.quit_after_task = False
         self.stopped_why = "" if settings.manager_url else "set the Manager address in Settings…"
-        self.notices: list[tuple[str, str]] = []  # (title, text) of notifications shown, newest last
+        self.notices: list[tuple[str, str]] = []  # (title, body) of notifications shown, newest last
         self.child = WorkerChild(self.log_path, self)
         self.child.control_line.connect(self._on_event)
         self.child.started.connect(self._on_child_started)
@@ -85,6 +86,7 @@ class TrayApp(QObject):
         self.menu = QMenu()
         self._build_menu()
         self.icon.setContextMenu(self.menu)
+        self.markup = body_takes_markup()  # whether the notification server reads the body as markup
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.tick)
         self.on_quit: Callable[[], None] = lambda: None
@@ -262,9 +264,11 @@ class TrayApp(QObject):
         self.tick()
 
     def notify(self, title: str, text: str) -> None:
-        self.notices.append((title, text))
+        """Show `text`, which may hold farm text (a job's name), as written: escaped where it would be markup."""
+        body = notification_body(text, markup=self.markup)
+        self.notices.append((title, body))
         if QSystemTrayIcon.supportsMessages():
-            self.icon.showMessage(title, text, self.icons[TrayState.RENDERING], 8000)
+            self.icon.showMessage(title, body, self.icons[TrayState.RENDERING], 8000)
 
     # -- menu actions -----------------------------------------------------------------------------------
 

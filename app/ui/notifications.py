@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.notification_text import body_takes_markup, notification_body
 from app.qt import QIcon, QObject, QSystemTrayIcon, QWidget
 from services.protocol.common import plural
 from services.protocol.jobs import Job
@@ -14,12 +15,14 @@ class Notifier(QObject):
     def __init__(self, icon: QIcon, in_window: Callable[[str, str], None], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.in_window = in_window
-        self.history: list[tuple[str, str]] = []
+        self.history: list[tuple[str, str]] = []  # (title, body as written), newest last
         self.tray: QSystemTrayIcon | None = None
+        self.markup = False  # whether the notification server reads the body as markup
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.tray = QSystemTrayIcon(icon, self)
             self.tray.setToolTip("Tablao")
             self.tray.show()
+            self.markup = body_takes_markup()
 
     @property
     def desktop(self) -> bool:
@@ -35,6 +38,7 @@ class Notifier(QObject):
             icon = QSystemTrayIcon.MessageIcon.Critical
         self.history.append((title, body))
         if self.desktop and self.tray is not None:
-            self.tray.showMessage(title, body, icon, 10_000)
+            # the job's name and activity line come from the farm: escaped where the server reads markup
+            self.tray.showMessage(title, notification_body(body, markup=self.markup), icon, 10_000)
         else:
             self.in_window(title, body)

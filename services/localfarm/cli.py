@@ -17,12 +17,16 @@ import shutil
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from services.localfarm.farm import FarmRunning, LocalFarm
 from services.localfarm.layout import DATA_DIR_ENV, DEFAULT_SERVER_PORT, default_data_dir
 from services.protocol import process_guard
+
+if TYPE_CHECKING:
+    from services.localfarm.demo_earlier import EarlierDemo
 
 DEFAULT_WORKERS = 2
 
@@ -195,16 +199,26 @@ def _banner(farm: LocalFarm, data_dir: Path) -> None:
     )
 
 
+async def _earlier_demo(farm: LocalFarm, where: Path) -> EarlierDemo:
+    """The demo an earlier start submitted, with its job's state (canceled, failed, …) as the Server tells it."""
+    from services.localfarm.demo_earlier import EarlierDemo, look_up
+    from services.protocol.server_client import ServerClient
+
+    try:
+        token = farm.admin_token_file.read_text().strip()
+    except OSError:
+        return EarlierDemo(where)
+    async with ServerClient(farm.server_url, token, timeout=10) as client:
+        return await look_up(client, where)
+
+
 async def _demo(farm: LocalFarm, data_dir: Path) -> None:
     """Submit the demo job and report its progress until it ends (Blender runs in a thread, not on the loop)."""
+    from services.localfarm.demo_earlier import told
     from services.localfarm.demo_run import DemoRun, rendered_before
 
     if (earlier := rendered_before(data_dir / "demo")) is not None:
-        again = f"`{typed_tablao()} demo` renders it again"
-        if earlier.is_file():
-            print(f"The demo rendered at an earlier start: {earlier} ({again})", flush=True)
-        else:
-            print(f"The demo was submitted at an earlier start; its frames go to {earlier} ({again})", flush=True)
+        print(told(await _earlier_demo(farm, earlier), typed_tablao()), flush=True)
         return
     demo = DemoRun(farm.server_url, farm.admin_token_file.read_text().strip(), data_dir / "demo")
     try:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from services.localfarm.demo_earlier import remember_job
+
 DEMO_FRAMES = 24
 
 
@@ -44,8 +46,9 @@ def demo_job(blendfile: Path, out_dir: Path, frames: int) -> dict[str, object]:
 
 def rendered_before(work_dir: Path) -> Path | None:
     """Where the demo an earlier start of this farm submitted is: its video once rendered, else the folder its
-    frames go to (the job is still on the farm and renders on): `make run` asks for the demo at every start, and
-    a farm's job list filled with copies of it, each ahead of the user's own jobs. None at a farm's first start."""
+    frames go to (its job's state is for demo_earlier.look_up to ask): `make run` asks for the demo at every start,
+    and a farm's job list filled with copies of it, each ahead of the user's own jobs. None at a farm's first
+    start."""
     runs = sorted(p for p in work_dir.glob("render-*") if p.is_dir())  # named by time: the newest last
     if not runs:
         return None
@@ -80,7 +83,7 @@ class DemoRun:
         if r.status_code != 201:
             raise SystemExit(f"the Server refused the demo job: {r.json().get('detail', r.text)}")
         self.job_id = int(r.json()["id"])
-        self.out_dir.mkdir(parents=True, exist_ok=True)  # what tells a later start that the demo was submitted
+        remember_job(self.out_dir, self.job_id)  # what tells a later start that the demo was submitted, and which
         print(f"Demo job {self.job_id} submitted: {self.frames} frames of {blend}", flush=True)
         return self.job_id
 

@@ -21,3 +21,26 @@ def first_control(text: str) -> int | None:
     if text.isprintable():
         return None
     return next((i for i, c in enumerate(text) if unicodedata.category(c) in ("Cc", "Cs")), None)
+
+
+# what may not be parted from the character before it: combining marks, a zero-width joiner's emoji sequence, an
+# emoji's variation selector; a cut that split them would print a different character than the line holds
+_JOINING = frozenset("\u200d\ufe0e\ufe0f")
+_BACK_OFF_MAX = 32  # a line of only combining marks is still cut, near the width
+
+
+def cut(text: str, width: int) -> tuple[str, int]:
+    """`text`'s first `width` characters or fewer, never parting a character from its combining marks or an emoji
+    sequence, and how many characters were left off (0: `text` whole)."""
+    if len(text) <= width:
+        return text, 0
+    end = width
+    while end > width - _BACK_OFF_MAX and end > 1 and _joins(text[end - 1], text[end]):
+        end -= 1
+    if _joins(text[end - 1], text[end]):  # no place to cut within reach: cut at the width after all
+        end = width
+    return text[:end], len(text) - end
+
+
+def _joins(before: str, after: str) -> bool:
+    return after in _JOINING or before == "\u200d" or unicodedata.category(after).startswith("M")

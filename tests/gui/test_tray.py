@@ -135,6 +135,25 @@ def test_away_only_stops_a_render_when_the_user_returns_and_notifies(tray) -> No
     assert tray.notices[-1][0] == "A task failed"
 
 
+@pytest.mark.parametrize("markup", [True, False])
+def test_a_notification_shows_a_job_name_as_written(tray, markup: bool) -> None:
+    """A freedesktop server reads the body as markup: a job named `<img src=...>` is escaped there, never loaded;
+    where the body is plain text (Windows, macOS, Qt's balloon) it stays as written. Controls never pass."""
+    tray.markup = markup
+    tray.a_away.setChecked(True)
+    tray.clock.t += 61
+    tray.tick()
+    rendering(tray)
+    tray.info["task"]["job_name"] = '<img src="file:///etc/passwd">\u202e & co'
+    tray._on_event({**tray.info, "event": "task-started"})
+    title, body = tray.notices[-1]
+    assert title == "Rendering started"
+    if markup:
+        assert body == 'While you were away: &lt;img src="file:///etc/passwd"&gt; &amp; co frame 3'
+    else:
+        assert body == 'While you were away: <img src="file:///etc/passwd"> & co frame 3'
+
+
 def test_outside_hours_and_asleep_show_their_state(tray) -> None:
     tray.settings.hours = RenderingHours.after_hours()
     tray.tick()

@@ -13,10 +13,10 @@ from app.models.access import UserAccess
 from app.models.sync import FarmSync
 from app.qt import QAction, QInputDialog, QMessageBox, QObject, QWidget, Signal, as_html
 from services.protocol.common import plural
-from services.protocol.jobs import PRIORITY_DEFAULT, PRIORITY_MAX, BulkResult, JobAction
+from services.protocol.jobs import PRIORITY_DEFAULT, BulkResult, JobAction
 
 Confirm = Callable[[str, str], bool]
-AskInt = Callable[[str, str, int], int | None]
+AskInt = Callable[[str, str, int, int], int | None]  # title, label, value, highest: the number, None when dismissed
 K = TypeVar("K", int, str)  # what the selection holds: job and task ids, worker ids
 
 
@@ -29,8 +29,8 @@ def confirm_box(parent: QWidget | None) -> Confirm:
 
 
 def ask_int_box(parent: QWidget | None) -> AskInt:
-    def ask(title: str, label: str, value: int) -> int | None:
-        number, ok = QInputDialog.getInt(parent, title, as_html(label), value, 0, PRIORITY_MAX)
+    def ask(title: str, label: str, value: int, highest: int) -> int | None:
+        number, ok = QInputDialog.getInt(parent, title, as_html(label), min(value, highest), 0, highest)
         return number if ok else None
 
     return ask
@@ -142,10 +142,14 @@ class JobActions(SelectionActions[int]):
             self._spawn(self._send(ids, delete=True))
 
     def _priority(self, ids: list[int]) -> None:
-        job = self.sync.store.jobs.get(ids[0])
-        value = self.ask_int(
-            "Priority", f"Priority (0–{PRIORITY_MAX}, higher runs first):", job.priority if job else PRIORITY_DEFAULT
-        )
+        jobs = self.sync.store.jobs
+        job = jobs.get(ids[0])
+        # what every selected job takes: past the role's cap a job may keep or lower its priority, never raise it
+        known = [j.priority for i in ids if (j := jobs.get(i)) is not None]
+        highest = self.access.highest_priority(min(known) if known else None)
+        note = self.access.priority_note()
+        label = f"Priority (0–{highest}, higher runs first):" + (f"\n{note}" if note else "")
+        value = self.ask_int("Priority", label, job.priority if job else PRIORITY_DEFAULT, highest)
         if value is not None:
             self._spawn(self._send(ids, priority=value))
 

@@ -19,7 +19,12 @@ def fill_submit_dialog(dialog: SubmitDialog, job: Job) -> None:
     """After `dialog.load(preferred=job.type)`: the form shows the job; the user edits and submits."""
     body = clone_submission(job)
     dialog.name.setText(job.name)
-    dialog.priority.setValue(job.priority)
+    dialog.priority.setValue(job.priority)  # at most the role's cap: a new job's priority may not pass it
+    if job.priority > dialog.priority.value():
+        dialog.message.setText(
+            f"{job.name} has priority {job.priority}, above the {dialog.priority.value()} the farm's policy lets "
+            "your role give a new job: the new job gets that."
+        )
     form = dialog.form
     if isinstance(form, OpenJDForm):
         _fill_openjd(dialog, form, job.settings)

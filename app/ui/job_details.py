@@ -1,5 +1,6 @@
 """The selected job's details: its times and ETA, settings as submitted and as this machine reads them, output
-folder, dependencies, tags and Manager; Clone (the submission dialog filled in) and Resubmit (the same again)."""
+folder, dependencies, tags and Manager; Clone (the submission dialog filled in) and Resubmit (the same again),
+offered only for a job type the farm's policy lets the user submit (the Server's `/job-types` says which)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 import httpx
 
 from app import job_info
+from app.models.access import UserAccess
 from app.models.columns import fmt_time
-from app.models.sync import FarmSync
+from app.models.sync import ConnectionState, FarmSync
 from app.qt import (
     QDesktopServices,
     QFormLayout,
@@ -35,7 +37,7 @@ from app.ui.clone import fill_submit_dialog
 from app.ui.submit_dialog import SubmitDialog
 from services.protocol import resubmit, timing
 from services.protocol.farm_paths import current_platform
-from services.protocol.jobs import Job
+from services.protocol.jobs import Job, JobTypeInfo
 from services.protocol.server_client import ApiError
 
 OpenUrl = Callable[[QUrl], bool]
@@ -52,6 +54,7 @@ class JobDetails(QWidget):
         parent: QWidget | None = None,
         confirm: Confirm | None = None,
         open_url: OpenUrl | None = None,
+        access: UserAccess | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName("job-details")
@@ -61,6 +64,11 @@ class JobDetails(QWidget):
         self.platform = current_platform()
         self.job_id: int | None = None
         self.variables: dict[str, dict[str, str]] | None = None  # the farm's, fetched once
+        self.access = access or UserAccess(self)  # a user not known: Clone and Resubmit offered, the Server decides
+        # the farm's job types as the Server gives them to this user (may_submit): fetched when a job is first
+        # shown, again at each connection (the farm's policy may have changed) and when the user or role changes
+        self.job_types: dict[str, JobTypeInfo] | None = None
+        self._types_loading = self._types_again = False
         self.dialogs: list[SubmitDialog] = []
         self._resubmit_keys = resubmit.SameKey()  # one key per job resubmitted, until the Server answers
         self.fields: dict[str, QLabel] = {}
@@ -96,11 +104,13 @@ class JobDetails(QWidget):
 
         self.clone_button = QPushButton("Clone…", self)
         self.clone_button.setObjectName("clone-job")
-        self.clone_button.setToolTip("Open the submission form filled in with this job's type, settings and fields")
+        self.clone_tip = "Open the submission form filled in with this job's type, settings and fields"
+        self.clone_button.setToolTip(self.clone_tip)
         self.clone_button.clicked.connect(lambda: self.sync.spawn(self._clone()))
         self.resubmit_button = QPushButton("Resubmit…", self)
         self.resubmit_button.setObjectName("resubmit-job")
-        self.resubmit_button.setToolTip("Submit this job again as it is")
+        self.resubmit_tip = "Submit this job again as it is"
+        self.resubmit_button.setToolTip(self.resubmit_tip)
         self.resubmit_button.clicked.connect(lambda: self.sync.spawn(self._resubmit()))
         self.message = plain_label(QLabel(self))
         self.message.setObjectName("detail-message")
@@ -118,6 +128,8 @@ class JobDetails(QWidget):
         self.clock.setInterval(1000)
         self.clock.timeout.connect(self.refresh)
         self.clock.start()
+        self.access.changed.connect(self._reload_job_types)
+        sync.state_changed.connect(self._state_changed)
         self.show_job(None)
 
     def _text(self, name: str) -> QPlainTextEdit:
@@ -139,7 +151,38 @@ class JobDetails(QWidget):
         if self.variables is None and job_id is not None:
             self.variables = {}  # asked once; an old Server without the route leaves them empty
             self.sync.spawn(self._load_variables())
+        if self.job_types is None and job_id is not None:
+            self._reload_job_types()
         self.refresh()
+
+    def _state_changed(self, state: str) -> None:
+        if state == ConnectionState.CONNECTED and self.job_types is not None:
+            self._reload_job_types()
+
+    def _reload_job_types(self) -> None:
+        if self._types_loading:  # the answer on its way may be from before the change: ask again after it
+            self._types_again = True
+            return
+        self._types_loading, self._types_again = True, False
+        self.sync.spawn(self._load_job_types())
+
+    async def _load_job_types(self) -> None:
+        try:
+            infos = await self.sync.client.job_types()
+        except (ApiError, httpx.HTTPError, OSError):
+            return  # not known: both offered, the Server decides; asked again at the next connection
+        finally:
+            self._types_loading = False
+        self.job_types = {info.name: info for info in infos}
+        self.refresh()
+        if self._types_again:
+            self._reload_job_types()
+
+    def submit_refusal(self, job: Job) -> str:
+        """Why the user may not submit a job like this one (its type is reserved for other roles); empty when
+        they may, or when the farm's job types are not known yet."""
+        info = (self.job_types or {}).get(job.type)
+        return self.access.submit_refusal(info) if info is not None else ""
 
     async def _load_variables(self) -> None:
         try:
@@ -161,8 +204,10 @@ class JobDetails(QWidget):
 
     def refresh(self) -> None:
         job = self.job()
-        for b in (self.clone_button, self.resubmit_button):
-            b.setEnabled(job is not None)
+        why = self.submit_refusal(job) if job is not None else ""
+        for b, tip in ((self.clone_button, self.clone_tip), (self.resubmit_button, self.resubmit_tip)):
+            b.setEnabled(job is not None and not why)
+            b.setToolTip(why or tip)
         if job is None:
             for label in self.fields.values():
                 label.setText("")
@@ -237,7 +282,10 @@ class JobDetails(QWidget):
         job = self.job()
         if job is None:
             return None
-        dialog = SubmitDialog(self.sync.client, self.window())
+        if why := self.submit_refusal(job):  # said now, not by a 403 once the form is filled in
+            self.message.setText(why)
+            return None
+        dialog = SubmitDialog(self.sync.client, self.window(), self.access)
         dialog.setWindowTitle(f"Submit a job like {job.name}")
         dialog.submitted.connect(self.submitted.emit)
         dialog.finished.connect(lambda _r: self.dialogs.remove(dialog) if dialog in self.dialogs else None)
@@ -257,10 +305,19 @@ class JobDetails(QWidget):
         job = self.job()
         if job is None:
             return None
-        if not self.confirm("Resubmit", f"Submit {job.name!r} (#{job.id}) again, with the same settings?"):
+        if why := self.submit_refusal(job):
+            self.message.setText(why)
+            return None
+        body: dict[str, Any] = job_info.clone_submission(job)
+        # a new job's priority may not pass the role's cap (a wrangler may have raised this one past it)
+        priority = min(job.priority, self.access.highest_priority())
+        body["priority"] = priority
+        lowered = f" at priority {priority}, the most your role may give (it has {job.priority})"
+        text = f"Submit {job.name!r} (#{job.id}) again, with the same settings"
+        text += f"{lowered}?" if priority < job.priority else "?"
+        if not self.confirm("Resubmit", text):
             return None
         self.message.setText("Submitting…")
-        body: dict[str, Any] = job_info.clone_submission(job)
         try:
             made = await self.sync.client.submit_job(body, self._resubmit_keys.key_for(job.id))
         except (ApiError, httpx.HTTPError, OSError) as exc:

@@ -124,7 +124,7 @@ class JobsPanel(QWidget):
             sync, self, confirm=confirm, access=self.access
         )  # blocklist, dependencies that failed
         self.detail_tabs.addTab(self.failures, "Failures")
-        self.details = JobDetails(sync, self, confirm=confirm)
+        self.details = JobDetails(sync, self, confirm=confirm, access=self.access)
         # The context object cancels the timer when the panel goes first (a test or the app closing within 200 ms).
         self.details.submitted.connect(lambda job: QTimer.singleShot(200, self, lambda: self.select_job(job.id)))
         self.detail_tabs.addTab(self.details, "Details")

@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
 
     # --- dialogs --------------------------------------------------------------------------------
     def open_submit_dialog(self) -> SubmitDialog:
-        dialog = SubmitDialog(self.sync.client, self)
+        dialog = SubmitDialog(self.sync.client, self, self.access)
         dialog.submitted.connect(lambda job: self.statusBar().showMessage(f"Submitted job {job.id}", 5000))
         dialog.submitted.connect(lambda job: QTimer.singleShot(200, self.jobs, lambda: self.jobs.select_job(job.id)))
         self.sync.spawn(dialog.load())

@@ -1,6 +1,7 @@
 """The job submission dialog: name, type, priority, the type's own settings form and the job's scheduling
 fields (tags, dependencies, Manager, failure limits, start paused); the Server's field errors are shown next
-to their fields."""
+to their fields. The farm's policy is followed before sending: a job type the user may not submit is listed but
+cannot be chosen (its tooltip says whom it is for), and the priority goes no higher than the user's role's cap."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from app.models.access import UserAccess
 from app.qt import (
     QComboBox,
     QDialog,
@@ -19,6 +21,7 @@ from app.qt import (
     QLineEdit,
     QScrollArea,
     QSpinBox,
+    QStandardItemModel,
     QVBoxLayout,
     QWidget,
     Signal,
@@ -29,7 +32,7 @@ from app.ui.job_fields import JobFields
 from app.ui.openjd_form import OpenJDForm
 from app.ui.schema_form import ERROR_STYLE, ErrorLabel, SchemaForm
 from services.openjd_submit import farm_path_values
-from services.protocol.jobs import PRIORITY_DEFAULT, PRIORITY_MAX, Job, JobTypeInfo
+from services.protocol.jobs import PRIORITY_DEFAULT, Job, JobTypeInfo
 from services.protocol.resubmit import SameKey
 from services.protocol.server_client import ApiError, ServerClient
 
@@ -37,11 +40,12 @@ from services.protocol.server_client import ApiError, ServerClient
 class SubmitDialog(QDialog):
     submitted = Signal(object)  # the Job the Server made
 
-    def __init__(self, client: ServerClient, parent: QWidget | None = None) -> None:
+    def __init__(self, client: ServerClient, parent: QWidget | None = None, access: UserAccess | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Submit a job")
         self.resize(620, 700)
         self.client = client
+        self.access = access or UserAccess(self)  # a user not known: every type and priority offered
         self.form: SchemaForm | None = None
         self.job_types: dict[str, JobTypeInfo] = {}
         self._pending: asyncio.Task[Any] | None = None
@@ -52,8 +56,10 @@ class SubmitDialog(QDialog):
         self.name = QLineEdit(self)
         self.name.setObjectName("job-name")
         self.priority = QSpinBox(self)
-        self.priority.setRange(0, PRIORITY_MAX)
+        self.priority.setObjectName("job-priority")
         self.priority.setValue(PRIORITY_DEFAULT)
+        self._bound_priority()
+        self.access.changed.connect(self._bound_priority)
         self.description = plain_label(QLabel(self))
         self.description.setWordWrap(True)
         self.common_errors = {"name": ErrorLabel(self), "priority": ErrorLabel(self)}
@@ -100,20 +106,44 @@ class SubmitDialog(QDialog):
         box.addWidget(error)
         return cell
 
+    def _bound_priority(self) -> None:
+        """0 to the role's cap (the whole range without one): a new job's priority is checked against the cap."""
+        self.priority.setRange(0, self.access.highest_priority())
+        self.priority.setToolTip(self.access.priority_note())
+
     async def load(self, preferred: str | None = None) -> None:
-        """Fetch the job types and build the form of the first (or `preferred`) one; list Managers and jobs."""
+        """Fetch the job types and build the form of the first (or `preferred`) one the user may submit; list
+        Managers and jobs. A type the farm's policy keeps from the user is listed disabled, saying for whom."""
         infos = await self.client.job_types()
         await self.job_fields.load(self.client)
         self.job_types = {}
         self.type_box.blockSignals(True)
         self.type_box.clear()
+        model = self.type_box.model()
         for info in infos:
             self.job_types[info.name] = info
             self.type_box.addItem(info.label or info.name, info.name)
+            why = self.access.submit_refusal(info)
+            if why and isinstance(model, QStandardItemModel):  # a combo box's own model is one
+                item = model.item(self.type_box.count() - 1)
+                item.setEnabled(False)
+                item.setToolTip(why)
         self.type_box.blockSignals(False)
-        index = self.type_box.findData(preferred) if preferred else 0
-        self.type_box.setCurrentIndex(max(index, 0))
+        allowed = [i for i, info in enumerate(infos) if info.may_submit]
+        index = self.type_box.findData(preferred) if preferred else -1
+        if index not in allowed:
+            index = allowed[0] if allowed else -1
+        self.type_box.setCurrentIndex(index)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(allowed))
+        if not allowed:
+            self.message.setText("The farm's policy lets you submit none of its job types; ask a wrangler or admin.")
+            return
         await self.choose_type(self.type_box.currentData())
+
+    def refusal(self, name: str) -> str:
+        """Why the user may not submit a job of type `name`, as the Server said when the types were loaded."""
+        info = self.job_types.get(name)
+        return self.access.submit_refusal(info) if info is not None else ""
 
     def _type_chosen(self, _index: int) -> None:
         name = self.type_box.currentData()
@@ -148,6 +178,9 @@ class SubmitDialog(QDialog):
     def submission(self) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """The body to send, or None and the errors found before sending."""
         assert self.form is not None
+        if why := self.refusal(self.type_box.currentData() or ""):  # listed disabled, yet chosen by code
+            self.message.setText(why)
+            return None, {"type": why}
         settings, errors = self.form.settings()
         job_values, job_errors = self.job_fields.values()
         common: dict[str, str] = {}

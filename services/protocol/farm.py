@@ -196,6 +196,9 @@ class Me(ResponseModel):
 
     name: str
     role: Role
+    # The highest priority the farm's policy ([priority]) lets this role give a job, at submission or later
+    # (lowering is always allowed); None: no cap, or an older Server that does not say.
+    priority_cap: int | None = None
 
 
 class FarmVariables(ResponseModel):

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field
 
 from services.protocol.common import JSON_TEXT, Id, Int, ResponseModel, SmallId, WireModel, bounded_json
 from services.protocol.file_paths import control_character
-from services.protocol.states import JobStatus, TaskStatus
+from services.protocol.states import JobStatus, Role, TaskStatus
 from services.protocol.workers import Tag
 
 NAME_MAX = 200
@@ -207,3 +207,7 @@ class JobTypeInfo(ResponseModel):
     label: str
     description: str
     settings_schema: dict[str, Any]
+    # The farm's policy ([submit]) for the caller: whether they may submit the type, and which roles may. An
+    # older Server says neither: every type is offered, and the Server refuses at submission as it always did.
+    may_submit: bool = True
+    submit_roles: list[Role] | None = None

@@ -101,8 +101,9 @@ def test_admin_creates_manager_and_gets_token_once(server: ServerProcess, tokens
 
 def test_me_names_the_token_owner_and_role(server: ServerProcess, tokens: dict[str, str]) -> None:
     with as_user(server, tokens["ana"]) as ana, as_user(server, tokens["wes"]) as wes:
-        assert ana.get("/me").json() == {"name": "ana", "role": "artist"}
-        assert wes.get("/me").json() == {"name": "wes", "role": "wrangler"}
+        # no [priority] in the farm's policy: no cap
+        assert ana.get("/me").json() == {"name": "ana", "role": "artist", "priority_cap": None}
+        assert wes.get("/me").json() == {"name": "wes", "role": "wrangler", "priority_cap": None}
         # a Server started without --variables publishes an empty table rather than guessing
         assert ana.get("/farm/variables").json() == {"variables": {}}
     assert httpx.get(server.url + API + "/me").status_code == 401

@@ -97,7 +97,7 @@ class AdminAccess(QObject):
         finally:
             self._checking = False
         self.role = me.role
-        self.access.set_user(me.name, me.role)
+        self.access.set_user(me.name, me.role, me.priority_cap)
         if self.menu is not None:
             self.menu.menuAction().setVisible(self.role == Role.ADMIN)
         elif self.role == Role.ADMIN:

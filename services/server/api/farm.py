@@ -25,10 +25,12 @@ from services.server.api.deps import AdminDep, ConfigDep, ReadSessionDep, Sessio
 from services.server.api.jobs import CURSOR_MAX
 from services.server.api.workers import WorkerId
 from services.server.jobtypes.registry import get_job_type, job_types
+from services.server.policy import FarmPolicy
 from services.server.store import farm as store
 from services.server.store import worker_admin
 from services.server.store.convert import manager_to_wire, worker_to_wire
 from services.server.store.errors import NotFound
+from services.server.store.jobs import Actor
 
 router = APIRouter(tags=["farm"])
 
@@ -41,8 +43,8 @@ def health() -> Health:
 
 
 @router.get("/me")
-def who_am_i(user: UserDep) -> Me:
-    return Me(name=user.name, role=user.role)
+def who_am_i(user: UserDep, cfg: ConfigDep) -> Me:
+    return Me(name=user.name, role=user.role, priority_cap=cfg.policy.priority_caps.get(user.role))
 
 
 @router.get("/farm/variables")
@@ -55,21 +57,31 @@ def farm_status(session: ReadSessionDep, _: UserDep, cfg: ConfigDep) -> FarmStat
     return store.farm_status(session, cfg.lease_seconds)
 
 
-def _job_type_info(name: str) -> JobTypeInfo:
+def _job_type_info(name: str, user: Actor, policy: FarmPolicy) -> JobTypeInfo:
+    """The type as `user` sees it: with whether the farm's policy lets them submit it (a client offers only
+    those), and the roles that may (a client says whom a refused one is for)."""
     jt = get_job_type(name)
     if jt is None:
         raise NotFound(f"no job type named {name!r} (known: {', '.join(job_types())})", field="name")
-    return JobTypeInfo(name=name, label=jt.label, description=jt.description, settings_schema=jt.settings_schema())
+    roles = policy.roles_for(name, jt)
+    return JobTypeInfo(
+        name=name,
+        label=jt.label,
+        description=jt.description,
+        settings_schema=jt.settings_schema(),
+        may_submit=user.role in roles,
+        submit_roles=sorted(roles),
+    )
 
 
 @router.get("/job-types")
-def list_job_types(_: UserDep) -> list[JobTypeInfo]:
-    return [_job_type_info(name) for name in job_types()]
+def list_job_types(user: UserDep, cfg: ConfigDep) -> list[JobTypeInfo]:
+    return [_job_type_info(name, user, cfg.policy) for name in job_types()]
 
 
 @router.get("/job-types/{name}")
-def get_job_type_info(name: str, _: UserDep) -> JobTypeInfo:
-    return _job_type_info(name)
+def get_job_type_info(name: str, user: UserDep, cfg: ConfigDep) -> JobTypeInfo:
+    return _job_type_info(name, user, cfg.policy)
 
 
 @router.get("/workers")

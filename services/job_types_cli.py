@@ -48,11 +48,21 @@ def _example(prop: dict[str, Any]) -> Any:
     return {"boolean": False, "object": {}}.get(str(kind), "…")
 
 
+def refused(info: JobTypeInfo) -> str:
+    """Why the caller may not submit this type (the farm's policy, as the Server said), or ""."""
+    if info.may_submit:
+        return ""
+    roles = " or ".join(str(r) for r in info.submit_roles or []) or "no role"
+    return f"not for you: the farm's policy reserves it for {roles}"
+
+
 def describe(info: JobTypeInfo) -> str:
     """A job type's settings, one line each, then a job of it to start from."""
     schema = info.settings_schema
     required = set(schema.get("required", []))
     lines = [f"{info.name}: {info.label}", f"  {info.description}", "", "settings:"]
+    if why := refused(info):
+        lines[2:2] = ["", f"  ({why})"]
     example: dict[str, Any] = {}
     for name, prop in schema.get("properties", {}).items():
         if name in required:
@@ -73,6 +83,7 @@ async def run(client: ServerClient, args: argparse.Namespace) -> int:
     infos = await client.job_types()
     width = max((len(i.name) for i in infos), default=0)
     for info in infos:
-        print(f"{info.name:<{width}}  {info.label}: {_short(info.description)}")
+        why = f" ({refused(info)})" if not info.may_submit else ""
+        print(f"{info.name:<{width}}  {info.label}: {_short(info.description)}{why}")
     print("\n`tablao job-types NAME` shows a type's settings and a job of it to start from.")
     return 0

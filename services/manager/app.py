@@ -135,6 +135,9 @@ def create_app(config: ManagerConfig) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
+        # another spelling of a path (a trailing slash) is a 404, not a redirect to an address built from the
+        # request's Host header (Starlette's default), which a client need not trust
+        redirect_slashes=False,
     )
     app.include_router(worker.router)
     app.include_router(clients.router)
@@ -185,9 +188,14 @@ def create_app(config: ManagerConfig) -> FastAPI:
         return JSONResponse(body.model_dump(), status_code=503, headers=retry_after_header(STORE_RETRY_AFTER))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         found = exc.errors()
-        errors = [_field_error(e) for e in found[: api_contract.ERRORS_SHOWN]]
+        errors = [
+            FieldError(field="body", message=api_contract.SEND_AS_JSON)
+            if api_contract.body_not_sent_as_json(request, e)
+            else _field_error(e)
+            for e in found[: api_contract.ERRORS_SHOWN]
+        ]
         detail = api_contract.error_detail([(e.field, e.message) for e in errors], len(found))
         return JSONResponse(
             ErrorResponse(detail=detail or "invalid request", errors=errors).model_dump(), status_code=422

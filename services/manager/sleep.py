@@ -22,7 +22,10 @@ class SleepSchedules:
         self.asleep_by_schedule: set[str] = set()
         for worker_id, body in conn.execute("SELECT worker_id, body FROM sleep_schedules"):
             raw = json.loads(body)
-            self.schedules[worker_id] = SleepSchedule.model_validate(raw["schedule"])
+            schedule = raw["schedule"]
+            if str(schedule.get("end", "")).startswith("24:"):  # "24:59" was taken before: it meant midnight too
+                schedule["end"] = "24:00"
+            self.schedules[worker_id] = SleepSchedule.model_validate(schedule)
             if raw.get("asleep_by_schedule"):
                 self.asleep_by_schedule.add(worker_id)
 

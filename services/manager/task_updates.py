@@ -20,6 +20,11 @@ from services.protocol.states import TaskStatus
 from services.protocol.worker_api import LOG_LINE_MAX_CHARS, WorkerTaskUpdate
 
 WORKER_STATUSES = (TaskStatus.ACTIVE, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.QUEUED)
+# How far past the worker's last seq a batch may go. A worker numbers its updates one by one (2**40 is a thousand
+# updates a second for 35 years); one that jumped to the highest seq the wire takes was acknowledged, and every
+# later update of that worker was a "repeat", acknowledged and dropped: its completions lost, its tasks
+# soft-failed when it asked for the next.
+SEQ_JUMP_MAX = 2**40
 
 
 def validate(updates: list[WorkerTaskUpdate], prefix: str = "updates") -> None:
@@ -47,6 +52,11 @@ def apply(core: ManagerCore, worker: WorkerState, task_id: int, updates: list[Wo
     """Apply the updates not seen before (seq > the worker's last); returns the worker's last seq."""
     validate(updates)
     new = [u for u in updates if u.seq > worker.last_seq]
+    if new and new[-1].seq - worker.last_seq > SEQ_JUMP_MAX:
+        raise Invalid(
+            f"seq {new[-1].seq} jumps more than 2**40 past this worker's last ({worker.last_seq})",
+            f"updates[{updates.index(new[-1])}].seq",
+        )
     if not new:
         # All repeats: nothing is stored twice. Seqs are the worker's own, so a batch for another worker's task
         # may look like a repeat: it is refused as a new one would be, not acknowledged. A task no worker holds

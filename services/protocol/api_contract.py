@@ -18,6 +18,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from services.protocol.common import ID_MAX, ErrorResponse
+from services.protocol.terminal_text import escaped
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,21 @@ def dotted(loc: Location) -> str:
     return ".".join(str(p) for p in loc) or "body"
 
 
+FIELD_NAME_SHOWN = 60  # of a field name an error repeats: an unknown key is the client's text, of any length
+
+
+def field_part(part: object) -> str:
+    """One step of a field's path as an error names it: the client's unknown key (a 100,000-character one made a
+    200 KB answer, twice over) cut, and its control characters and bidirectional overrides written out."""
+    text = escaped(str(part))
+    return text if len(text) <= FIELD_NAME_SHOWN else text[: FIELD_NAME_SHOWN - 1] + "…"
+
+
 def indexed(loc: Location) -> str:
     """A field as the Manager names it in errors: `updates[0].log_lines[2]`."""
     field = ""
     for part in loc:
-        field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else part)
+        field += f"[{part}]" if isinstance(part, int) else (f".{field_part(part)}" if field else field_part(part))
     return field or "body"
 
 
@@ -78,6 +89,18 @@ def malformed_json(err: Mapping[str, Any]) -> str | None:
     if err.get("type") != "json_invalid":
         return None
     return f"malformed JSON: {err.get('ctx', {}).get('error', error_message(err))}"
+
+
+SEND_AS_JSON = "send the body as JSON (Content-Type: application/json)"
+
+
+def body_not_sent_as_json(request: Request, err: Mapping[str, Any]) -> bool:
+    """Whether `err` is FastAPI's for a whole body it did not read as JSON because the request did not say it was
+    (no Content-Type, `text/plain`): "Input should be a valid dictionary" named nothing the client could fix."""
+    if tuple(err.get("loc", ())) != ("body",):
+        return False
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return not (kind.endswith("/json") or kind.endswith("+json"))  # FastAPI's own test of a JSON body
 
 
 def error_detail(errors: list[tuple[str, str]], total: int) -> str:

@@ -83,7 +83,7 @@ class SleepSchedule(WireModel):
         default_factory=lambda: [0, 1, 2, 3, 4], max_length=7
     )
     start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    end: str = Field(default="18:00", pattern=r"^([01]\d|2[0-4]):[0-5]\d$")
+    end: str = Field(default="18:00", pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
     @field_validator("days")
     @classmethod

@@ -37,7 +37,8 @@ def normalize(name: str) -> Platform:
         return Platform(key)
     except ValueError:
         known = ", ".join(p.value for p in Platform)
-        raise ValueError(f"unknown platform {name!r}: expected one of {known}") from None
+        shown = f"{name[:40]!r}…" if len(name) > 40 else repr(name)  # the client's text, of any length
+        raise ValueError(f"unknown platform {shown}: expected one of {known}") from None
 
 
 def current() -> Platform:

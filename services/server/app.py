@@ -162,6 +162,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         docs_url=None,  # served offline below
         redoc_url=None,
         lifespan=lifespan,
+        # another spelling of a path (a trailing slash) is a 404, not a redirect to an address built from the
+        # request's Host header (Starlette's default), which a client need not trust
+        redirect_slashes=False,
     )
     app.state.config = config
     app.state.engine = engine

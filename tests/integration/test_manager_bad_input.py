@@ -302,3 +302,81 @@ def test_the_public_registration_route_takes_only_a_small_body(farm: tuple[Serve
     body = {"registration_secret": "x", "name": "w", "platform": "linux", "pad": "a" * 70_000}
     r = httpx.post(f"{mgr.url}{API}/worker/register", json=body)
     assert r.status_code == 413 and "65536 bytes" in r.json()["detail"], r.text
+
+
+def test_a_seq_jumping_past_any_worker_s_count_is_refused_and_the_worker_goes_on(
+    farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker
+) -> None:
+    """One update at the highest seq the wire takes was acknowledged; every later update of the worker was then a
+    "repeat", acknowledged and dropped (its completion lost, its task soft-failed when it asked for the next)."""
+    task = worker.next_task()
+    assert task is not None
+    top = {"seq": 2**63 - 1, "handout": task["handout"], "status": "active"}
+    r = worker.send(task["id"], [top])
+    assert r.status_code == 422 and field_of(r) == ["updates[0].seq"], r.text
+    assert "2**40" in r.json()["detail"]
+    assert worker.sign_on().json()["last_seq"] == worker.seq  # nothing taken from it
+    assert worker.run_task(task).status_code == 200
+    r = httpx.get(f"{farm[1].url}{API}/tasks/{task['id']}/log", headers=farm[0].headers())
+    assert f"{task['name']} line 0" in r.text  # the completion was stored, not taken for a repeat
+
+
+def test_a_finished_task_id_without_its_updates_is_refused_and_the_task_kept(
+    farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker
+) -> None:
+    """It was ignored, and the task it named soft-failed as "asked for a new task without finishing this one"."""
+    task = worker.next_task()
+    assert task is not None
+    r = worker.http.post("/task", json={"finished_task_id": task["id"]})
+    assert r.status_code == 422 and field_of(r) == ["finished"], r.text
+    assert worker.run_task(task).status_code == 200  # still this worker's hand-out
+
+
+def test_a_heartbeat_cannot_say_offline(farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker) -> None:
+    """A worker running a task was listed offline by a heartbeat saying so; leaving is signing off."""
+    r = worker.heartbeat("offline")
+    assert r.status_code == 422 and field_of(r) == ["status"] and "sign-off" in r.json()["detail"], r.text
+    assert worker.heartbeat("awake").status_code == 200
+
+
+def test_unknown_field_names_are_cut_and_written_out_in_errors(worker: ScriptedWorker) -> None:
+    """A 100,000-character unknown key came back whole, twice (a 200 KB answer); U+202E and escapes raw."""
+    r = worker.http.post("/heartbeat", json={"status": "awake", "k" * 100_000: 1, "\u202eevil\x1b[31m": 2})
+    assert r.status_code == 422, r.text
+    assert len(r.content) < 2_000
+    fields = field_of(r)
+    assert all(len(f) <= 60 for f in fields) and "\u202e" not in r.text and "\x1b" not in r.text
+    assert "\\u202eevil\\x1b[31m" in fields
+
+
+def test_a_body_not_sent_as_json_is_told_so(farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker) -> None:
+    """It was "Input should be a valid dictionary or object to extract fields from", at the Manager and the Server."""
+    for headers in ({"Content-Type": "text/plain"}, {}):
+        r = worker.http.post("/heartbeat", content=b'{"status": "awake"}', headers=headers)
+        assert r.status_code == 422 and field_of(r) == ["body"], r.text
+        assert "Content-Type: application/json" in r.json()["detail"]
+    server = farm[0]
+    r = httpx.post(f"{server.url}{API}/jobs", content=b"{}", headers={**server.headers(), "Content-Type": "text/plain"})
+    assert r.status_code == 422 and "Content-Type: application/json" in r.json()["detail"], r.text
+
+
+def test_a_trailing_slash_is_a_404_not_a_redirect_to_the_host_header(
+    farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker
+) -> None:
+    """Starlette answered 307 with a Location built from the request's Host header (`http://evil.example/...`)."""
+    r = worker.http.post("/heartbeat/", json={"status": "awake"}, headers={"Host": "evil.example"})
+    assert r.status_code == 404 and "location" not in r.headers, r.text
+    r = httpx.get(f"{farm[0].url}{API}/jobs/", headers={**farm[0].headers(), "Host": "evil.example"})
+    assert r.status_code == 404 and "location" not in r.headers, r.text
+
+
+def test_sleep_schedule_bounds(farm: tuple[ServerProcess, ManagerProcess], worker: ScriptedWorker) -> None:
+    server, mgr = farm
+    url = f"{mgr.url}{API}/workers"
+    r = httpx.put(f"{url}/{worker.worker_id}/sleep-schedule", json={"end": "24:59"}, headers=server.headers())
+    assert r.status_code == 422 and field_of(r) == ["end"], r.text
+    assert httpx.put(
+        f"{url}/{worker.worker_id}/sleep-schedule", json={"end": "24:00"}, headers=server.headers()
+    ).is_success
+    r = httpx.get(f"{url}/{'w' * 5_000}/sleep-schedule", headers=server.headers())
+    assert r.status_code == 422 and len(r.content) < 2_000, r.text  # the id was repeated whole in a 404

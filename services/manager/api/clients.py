@@ -24,7 +24,7 @@ from services.manager.store import logs
 from services.manager.store.check import store_path
 from services.manager.store.db import transaction
 from services.protocol import VERSION
-from services.protocol.common import Id, Int
+from services.protocol.common import Id, Int, WorkerIdText
 from services.protocol.farm import SleepSchedule
 from services.protocol.link import ClientIdentity
 
@@ -161,14 +161,16 @@ def _wrangler(client: ClientIdentity) -> None:
 
 
 @router.get("/workers/{worker_id}/sleep-schedule")
-async def get_sleep_schedule(worker_id: str, _client: ClientDep, core: CoreDep) -> SleepSchedule:
+async def get_sleep_schedule(worker_id: WorkerIdText, _client: ClientDep, core: CoreDep) -> SleepSchedule:
     if core.workers.get(worker_id) is None:
         raise NotFound(f"this Manager has no worker {worker_id!r}", "worker_id")
     return core.sleep.get(worker_id)
 
 
 @router.put("/workers/{worker_id}/sleep-schedule")
-async def put_sleep_schedule(worker_id: str, body: SleepSchedule, client: ClientDep, core: CoreDep) -> SleepSchedule:
+async def put_sleep_schedule(
+    worker_id: WorkerIdText, body: SleepSchedule, client: ClientDep, core: CoreDep
+) -> SleepSchedule:
     """Set the schedule; the Manager applies it at the worker's next heartbeat."""
     _wrangler(client)
     if core.workers.get(worker_id) is None:

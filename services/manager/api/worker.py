@@ -17,10 +17,11 @@ from services.manager.core import ManagerCore
 from services.manager.errors import Invalid, NotSignedOn, TooManyAttempts, Unauthorized
 from services.manager.model import HeldTask, WorkerState
 from services.manager.run_watch import MAX_WAIT
+from services.protocol import api_contract
 from services.protocol.backoff import Backoff
 from services.protocol.common import Id
 from services.protocol.input_guard import is_json
-from services.protocol.states import WorkerStatusRequest
+from services.protocol.states import WorkerStatus, WorkerStatusRequest
 from services.protocol.worker_api import (
     STATUS_LAZY_HEADER,
     STATUS_REQUESTED_HEADER,
@@ -87,6 +88,9 @@ async def sign_off(worker: WorkerDep, core: CoreDep) -> Response:
 
 @router.post("/heartbeat")
 async def heartbeat(body: Heartbeat, worker: WorkerDep, core: CoreDep) -> Response:
+    if body.status == WorkerStatus.OFFLINE:
+        # a heartbeat is the worker saying it is there: the farm listed one running a task as offline
+        raise Invalid("a heartbeat cannot say offline: a worker leaving signs off (/api/v1/worker/sign-off)", "status")
     return _json(core.heartbeat(worker, body))
 
 
@@ -127,13 +131,16 @@ async def ask_for_task(request: Request) -> Response:
     core: ManagerCore = request.app.state.core
     if not is_json(request.scope):
         # as FastAPI's routes refuse it; the input guard looks for NULs and NaN only in bodies sent as JSON
-        raise Invalid("send the body as JSON (Content-Type: application/json)", "body")
+        raise Invalid(api_contract.SEND_AS_JSON, "body")
     try:
         body = TaskRequest.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
     if not worker.signed_on:
         raise NotSignedOn("this worker has not signed on: call /api/v1/worker/sign-on first", "worker")
+    if body.finished is None and body.finished_task_id is not None:
+        # its report would be ignored and the task it names soft-failed as "asked for a new one without finishing"
+        raise Invalid("finished is required with finished_task_id (the task's final updates)", "finished")
     if body.finished is not None:
         if body.finished_task_id is None:
             raise Invalid("finished_task_id is required with finished", "finished_task_id")

@@ -26,7 +26,7 @@ def error_body(detail: str, errors: list[tuple[str, str]] | None = None) -> dict
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc]
+    parts = [api_contract.field_part(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:] or parts
     return ".".join(parts)
@@ -67,6 +67,8 @@ def install(app: FastAPI) -> None:
             msg = api_contract.error_message(err)
             if (malformed := api_contract.malformed_json(err)) is not None:
                 field, msg = "body", malformed
+            elif api_contract.body_not_sent_as_json(request, err):
+                field, msg = "body", api_contract.SEND_AS_JSON
             elif err.get("type") == "extra_forbidden" and len(err.get("loc", ())) == 2:
                 msg += _likely_field(request, str(err["loc"][1]))
             errors.append((field, msg))

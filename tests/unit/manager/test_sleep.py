@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -75,3 +76,14 @@ def test_the_manager_puts_to_sleep_and_wakes_only_what_it_put_to_sleep(tmp_path:
     again.set("w2", NIGHTS)
     assert not again.apply(w2, day)
     assert w2.status_requested is None
+
+
+def test_an_end_past_midnight_stored_before_is_read_as_midnight(tmp_path: Path) -> None:
+    """ "24:59" was taken once; the wire takes only "24:00" now, and a Manager must still start from such a store."""
+    with pytest.raises(ValidationError):
+        SleepSchedule(end="24:59")
+    conn = connect(tmp_path / "manager.sqlite")
+    old = {"schedule": {"active": True, "days": [0], "start": "22:00", "end": "24:59"}, "asleep_by_schedule": False}
+    conn.execute("INSERT INTO sleep_schedules (worker_id, body) VALUES ('w', ?)", (json.dumps(old),))
+    schedule = SleepSchedules(conn).get("w")
+    assert schedule.end == "24:00" and schedule.asleep_at(datetime(2026, 12, 7, 23, 59))

@@ -169,7 +169,9 @@ class MainWindow(QMainWindow):
         dialog = SubmitDialog(self.sync.client, self)
         dialog.submitted.connect(lambda job: self.statusBar().showMessage(f"Submitted job {job.id}", 5000))
         dialog.submitted.connect(lambda job: QTimer.singleShot(200, self.jobs, lambda: self.jobs.select_job(job.id)))
-        self.sync.spawn(dialog.load())
+        # the link coming back (the event stream reconnected) lets a dialog opened meanwhile load at once
+        self.sync.state_changed.connect(dialog.link_state)
+        dialog.load_in_background()
         dialog.open()
         return dialog
 

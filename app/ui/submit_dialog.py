@@ -1,15 +1,21 @@
 """The job submission dialog: name, type, priority, the type's own settings form and the job's scheduling
 fields (tags, dependencies, Manager, failure limits, start paused); the Server's field errors are shown next
-to their fields."""
+to their fields.
+
+Opened while the Server does not answer, it says so and loads the job types by itself once the Server answers:
+it asks again with back-off while it is open, and at once when the app's link to the Server comes back
+(`server_answering`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 import httpx
 
+from app.models.sync import ConnectionState
 from app.qt import (
     QComboBox,
     QDialog,
@@ -33,6 +39,9 @@ from services.protocol.jobs import PRIORITY_DEFAULT, PRIORITY_MAX, Job, JobTypeI
 from services.protocol.resubmit import SameKey
 from services.protocol.server_client import ApiError, ServerClient
 
+RETRY_FIRST = 0.5  # seconds before asking again for the job types; doubled each time, up to RETRY_MAX
+RETRY_MAX = 5.0
+
 
 class SubmitDialog(QDialog):
     submitted = Signal(object)  # the Job the Server made
@@ -46,6 +55,8 @@ class SubmitDialog(QDialog):
         self.job_types: dict[str, JobTypeInfo] = {}
         self._pending: asyncio.Task[Any] | None = None
         self._keys = SameKey()  # one Idempotency-Key while the form's body is unchanged
+        self._loader: asyncio.Task[None] | None = None
+        self._answering = asyncio.Event()  # set when the app's link to the Server is back: ask again now
 
         self.type_box = QComboBox(self)
         self.type_box.currentIndexChanged.connect(self._type_chosen)
@@ -84,6 +95,7 @@ class SubmitDialog(QDialog):
         )
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
         ok.setText("Submit")
+        ok.setEnabled(False)  # until a job type's form is shown
         self.buttons.accepted.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -115,6 +127,46 @@ class SubmitDialog(QDialog):
         self.type_box.setCurrentIndex(max(index, 0))
         await self.choose_type(self.type_box.currentData())
 
+    def load_in_background(self, preferred: str | None = None) -> asyncio.Task[None]:
+        """`load`, asked again while the Server does not answer and the dialog is open."""
+        self._loader = asyncio.ensure_future(self.load_until_answered(preferred))
+        return self._loader
+
+    async def load_until_answered(self, preferred: str | None = None) -> None:
+        wait = RETRY_FIRST
+        while True:
+            try:
+                await self.load(preferred)
+            except ApiError as exc:
+                if exc.status_code < 500:  # an answer (a refused token, say): asking again would not change it
+                    self.message.setText(f"Could not list the job types: {exc.detail}")
+                    return
+                what = exc.detail  # a proxy's 502, a Server busy or starting: it may answer soon
+            except (httpx.HTTPError, OSError) as exc:
+                what = str(exc) or type(exc).__name__
+            else:
+                self.message.setText("")
+                return
+            self.message.setText(f"The farm is not answering ({what}). The job types load here as soon as it answers.")
+            self._answering.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answering.wait(), wait)
+            wait = min(wait * 2, RETRY_MAX)
+
+    def server_answering(self) -> None:
+        """The app's link to the Server is back: a load waiting to ask again asks now."""
+        self._answering.set()
+
+    def link_state(self, state: str) -> None:
+        """Connected to the app's `FarmSync.state_changed`: its event stream open again means the Server answers."""
+        if state == ConnectionState.CONNECTED:
+            self.server_answering()
+
+    def done(self, result: int) -> None:
+        if self._loader is not None:
+            self._loader.cancel()  # closed: nobody waits for the job types any more
+        super().done(result)
+
     def _type_chosen(self, _index: int) -> None:
         name = self.type_box.currentData()
         if name:
@@ -140,6 +192,7 @@ class SubmitDialog(QDialog):
         self.form_holder.addWidget(self.form)
         self.form_type = name
         self.description.setText(info.description)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
 
     def _template_named(self, name: str) -> None:
         if name and not self.name.text().strip():

@@ -110,6 +110,8 @@ class MainWindow(QMainWindow):
         sync.error.connect(self.message_bar.show_message)
         for actions in (self.jobs.job_actions, self.jobs.task_actions, self.workers.actions_, self.jobs.failures):
             actions.done.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        for many in (self.jobs.job_actions, self.jobs.task_actions, self.workers.actions_):
+            many.reported.connect(self.message_bar.show_message)  # an action on many items: its outcome stays
         self.jobs.task_log_requested.connect(self.open_task_log)
         self.notifier = Notifier(icon, self._notify_in_window, self)
         sync.store.job_finished_listeners.append(self.notifier.job_finished)

@@ -191,6 +191,10 @@ class RecordTableModel(QAbstractTableModel):
     def key_at(self, row: int) -> Hashable:
         return self._keys[row]
 
+    def keys_between(self, first: int, last: int) -> list[Hashable]:
+        """The keys of rows `first` to `last`, both included: one slice, for a selection of many rows."""
+        return self._keys[first : last + 1]
+
     def row_of(self, key: Hashable) -> int | None:
         return self._row.get(key)
 

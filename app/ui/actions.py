@@ -12,12 +12,15 @@ from typing import Any, Generic, TypeVar
 from app.models.access import UserAccess
 from app.models.sync import FarmSync
 from app.qt import QAction, QInputDialog, QMessageBox, QObject, QWidget, Signal, as_html
+from app.ui import bulk
 from services.protocol.common import plural
-from services.protocol.jobs import PRIORITY_DEFAULT, BulkResult, JobAction
+from services.protocol.jobs import PRIORITY_DEFAULT, BulkItemResult, BulkJobRequest, JobAction
 
 Confirm = Callable[[str, str], bool]
 AskInt = Callable[[str, str, int, int], int | None]  # title, label, value, highest: the number, None when dismissed
 K = TypeVar("K", int, str)  # what the selection holds: job and task ids, worker ids
+# ids the Server takes in one `POST /jobs/bulk` (its request model's bound): more go in several requests
+JOBS_PER_REQUEST = next(m.max_length for m in BulkJobRequest.model_fields["ids"].metadata if hasattr(m, "max_length"))
 
 
 def confirm_box(parent: QWidget | None) -> Confirm:
@@ -42,6 +45,7 @@ class SelectionActions(QObject, Generic[K]):
     when something is selected that `access` allows (`refusal` says why not); they follow a change of user."""
 
     done = Signal(str)  # a short line for the status bar
+    reported = Signal(str, bool)  # the outcome of an action on many items, for the message bar; True: some refused
 
     def __init__(
         self,
@@ -73,6 +77,17 @@ class SelectionActions(QObject, Generic[K]):
         action.triggered.connect(triggered)
         self.all.append(action)
         return action
+
+    def progress(self, verb: str, noun: str) -> Callable[[int, int], None]:
+        return lambda done, total: self.done.emit(f"{verb} {noun}s: {done:,} of {total:,}…")
+
+    def report(self, done_verb: str, noun: str, total: int, done: int, refused: list[tuple[K, str]]) -> None:
+        """The outcome of an action on several items, in the message bar; on one, the status bar (its refusal
+        came as an error already)."""
+        text = bulk.outcome(done_verb, noun, total, done, refused)
+        if total > 1:
+            self.reported.emit(text[0].upper() + text[1:], bool(refused))
+        self.done.emit(text[0].upper() + text[1:])
 
     def refusal(self, ids: list[K]) -> str:
         """Why the user may not act on these (an empty string when they may); subclasses apply the Server's rules."""
@@ -167,13 +182,25 @@ class JobActions(SelectionActions[int]):
                 await client.set_priority(ids[0], priority)
             self.done.emit(f"Job {ids[0]}: {what}")
             return
-        result: BulkResult = await client.bulk(ids, action=action, priority=priority, delete=delete)
-        failed = [r for r in result.results if not r.ok]
-        if failed:
-            lines = "; ".join(f"job {r.id}: {r.error}" for r in failed[:5])
-            more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-            raise RuntimeError(f"{len(failed)} of {len(ids)} jobs were not {what}: {lines}{more}")
-        self.done.emit(f"{plural(len(ids), 'job')}: {what}")
+        results: list[BulkItemResult] = []
+        for part in bulk.chunks(ids, JOBS_PER_REQUEST):  # the Server's bound on ids per request
+            answer = await client.bulk(part, action=action, priority=priority, delete=delete)
+            results.extend(answer.results)
+            if len(ids) > JOBS_PER_REQUEST:
+                self.done.emit(f"jobs: {len(results):,} of {len(ids):,}…")
+        refused = [(r.id, r.error or "refused") for r in results if not r.ok]
+        done_verb = "deleted" if delete else (JOB_DONE[action] if action else f"set priority {priority} of")
+        self.report(done_verb, "job", len(ids), len(results) - len(refused), refused)
+
+
+TASK_DONE = {"requeue": "requeued", "cancel": "canceled"}
+JOB_DONE = {
+    JobAction.PAUSE: "paused",
+    JobAction.RESUME: "resumed",
+    JobAction.CANCEL: "canceled",
+    JobAction.REQUEUE: "requeued",
+    JobAction.REQUEUE_FAILED: "requeued the failed tasks of",
+}
 
 
 class TaskActions(SelectionActions[int]):
@@ -202,6 +229,8 @@ class TaskActions(SelectionActions[int]):
         self.sync.spawn(self._send(ids, action))
 
     async def _send(self, ids: list[int], action: str) -> None:
-        for task_id in ids:
-            await self.sync.client.task_action(task_id, action)
-        self.done.emit(f"{plural(len(ids), 'task')}: {action}")
+        # no bulk route for tasks: one request each, a few at a time, the window staying usable
+        done, refused = await bulk.each(
+            ids, lambda i: self.sync.client.task_action(i, action), self.progress(f"{action}ing", "task")
+        )
+        self.report(TASK_DONE[action], "task", len(ids), done, refused)

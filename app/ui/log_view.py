@@ -3,6 +3,10 @@
 It holds at most MAX_LINES lines: new lines beyond that push the oldest out, and earlier parts are loaded on
 demand (the owner reads them and calls `prepend`) until the bound is reached. Search finds the next or
 previous match (wrapping), highlights the matches in view, and counts them up to COUNT_MAX.
+
+Programs write for a terminal (Blender and ffmpeg colour their lines, rewrite a progress line with \r): the view
+shows their text without the escape sequences and control characters (services/protocol/terminal_text.py), and
+breaks a line longer than LINE_CHARS into parts, as one line of megabytes takes Qt seconds to lay out.
 """
 
 from __future__ import annotations
@@ -32,11 +36,28 @@ from app.qt import (
     Signal,
     plain_label,
 )
+from services.protocol.terminal_text import DisplayStream, for_display
 
 MAX_LINES = 200_000  # lines held: a 100 MB log is read a part at a time, never whole
 COUNT_MAX = 10_000  # matches counted; beyond that the count says "10000+"
 SEARCH_DELAY_MS = 150
 HIGHLIGHT_MAX = 500  # matches highlighted at once, around the current one
+LINE_CHARS = 10_000  # a longer line is shown in parts of this length: Qt lays a 2 MB line out in about a second
+
+
+def fold(text: str, column: int = 0, width: int = LINE_CHARS) -> str:
+    """`text` with a line break after every `width` characters of a longer line; its first line continues one
+    that has `column` characters already."""
+    if column + len(text) <= width:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        used = column if i == 0 else 0
+        if used + len(line) > width:
+            first = max(width - used, 0)
+            parts = [line[:first], *(line[j : j + width] for j in range(first, len(line), width))]
+            lines[i] = "\n".join(parts)
+    return "\n".join(lines)
 
 
 class LogView(QWidget):
@@ -102,6 +123,7 @@ class LogView(QWidget):
         self.match_count = 0
         self._found: list[int] = []
         self._found_key: tuple[str, int] = ("", -1)
+        self._tail = DisplayStream()  # an escape sequence split between two pieces of the tail is held back
 
     # --- text -------------------------------------------------------------------------------------------------
 
@@ -110,8 +132,11 @@ class LogView(QWidget):
 
     def append(self, chunk: str) -> None:
         """New text at the end (a live tail); the oldest lines go once the view holds MAX_LINES."""
+        chunk = self._tail.feed(chunk)
         if not chunk:
             return
+        column = self.text.document().lastBlock().length() - 1
+        chunk = fold(chunk, column)
         bar = self.text.verticalScrollBar()
         keep = bar.value()
         doc = self.text.document()
@@ -141,6 +166,7 @@ class LogView(QWidget):
         """An earlier part (or the first one read) at the start; the view stays where the reader was."""
         self.loading = False
         room = MAX_LINES - self.lines()
+        chunk = fold(for_display(chunk))
         if chunk and room > 0:
             lines = chunk.splitlines(keepends=True)
             if len(lines) > room:

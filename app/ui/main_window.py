@@ -12,7 +12,6 @@ from app.models.sync import ConnectionState, FarmSync
 from app.qt import (
     QAction,
     QCloseEvent,
-    QHBoxLayout,
     QIcon,
     QInputDialog,
     QLabel,
@@ -32,6 +31,7 @@ from app.ui.admin import AdminAccess
 from app.ui.app_icon import app_icon
 from app.ui.jobs_panel import JobsPanel
 from app.ui.managers_panel import ManagersPanel
+from app.ui.message_bar import MessageBar
 from app.ui.notifications import Notifier
 from app.ui.services_panel import ServicesPanel
 from app.ui.submit_dialog import SubmitDialog
@@ -45,32 +45,6 @@ STATE_STYLE = {
     ConnectionState.UNAUTHORIZED: "color: #d63a3a; font-weight: bold;",
     ConnectionState.STOPPED: "color: #8a8a8a;",
 }
-
-
-class MessageBar(QWidget):
-    """A dismissable line at the top of the window: Server errors are shown here, never swallowed."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.label = plain_label(QLabel(self))
-        self.label.setWordWrap(True)
-        self.label.setObjectName("message-bar")
-        close = QToolButton(self)
-        close.setText("✕")
-        close.clicked.connect(self.hide)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(8, 4, 8, 4)
-        row.addWidget(self.label, 1)
-        row.addWidget(close)
-        self.messages: list[str] = []
-        self.hide()
-
-    def show_message(self, text: str, error: bool = True) -> None:
-        self.messages.append(text)
-        colour = "#fde2e2" if error else "#e2f0fd"
-        self.setStyleSheet(f"background: {colour};")
-        self.label.setText(text)
-        self.show()
 
 
 class MainWindow(QMainWindow):
@@ -124,11 +98,20 @@ class MainWindow(QMainWindow):
         self.connection.setObjectName("connection-state")
         self.counts = plain_label(QLabel(self))
         self.statusBar().addWidget(self.connection)
+        # the bar's history, also when the bar was dismissed
+        self.messages_button = QToolButton(self)
+        self.messages_button.setText("Messages")
+        self.messages_button.setObjectName("messages-button")
+        self.messages_button.setToolTip("The last messages shown at the top of the window, with their times")
+        self.messages_button.clicked.connect(self.message_bar.show_history)
+        self.statusBar().addPermanentWidget(self.messages_button)
         self.statusBar().addPermanentWidget(self.counts)
         sync.state_changed.connect(self._state_changed)
         sync.error.connect(self.message_bar.show_message)
         for actions in (self.jobs.job_actions, self.jobs.task_actions, self.workers.actions_, self.jobs.failures):
             actions.done.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        for many in (self.jobs.job_actions, self.jobs.task_actions, self.workers.actions_):
+            many.reported.connect(self.message_bar.show_message)  # an action on many items: its outcome stays
         self.jobs.task_log_requested.connect(self.open_task_log)
         self.notifier = Notifier(icon, self._notify_in_window, self)
         sync.store.job_finished_listeners.append(self.notifier.job_finished)
@@ -188,7 +171,9 @@ class MainWindow(QMainWindow):
         dialog = SubmitDialog(self.sync.client, self, self.access)
         dialog.submitted.connect(lambda job: self.statusBar().showMessage(f"Submitted job {job.id}", 5000))
         dialog.submitted.connect(lambda job: QTimer.singleShot(200, self.jobs, lambda: self.jobs.select_job(job.id)))
-        self.sync.spawn(dialog.load())
+        # the link coming back (the event stream reconnected) lets a dialog opened meanwhile load at once
+        self.sync.state_changed.connect(dialog.link_state)
+        dialog.load_in_background()
         dialog.open()
         return dialog
 

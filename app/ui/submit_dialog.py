@@ -1,17 +1,23 @@
 """The job submission dialog: name, type, priority, the type's own settings form and the job's scheduling
 fields (tags, dependencies, Manager, failure limits, start paused); the Server's field errors are shown next
 to their fields. The farm's policy is followed before sending: a job type the user may not submit is listed but
-cannot be chosen (its tooltip says whom it is for), and the priority goes no higher than the user's role's cap."""
+cannot be chosen (its tooltip says whom it is for), and the priority goes no higher than the user's role's cap.
+
+Opened while the Server does not answer, it says so and loads the job types by itself once the Server answers:
+it asks again with back-off while it is open, and at once when the app's link to the Server comes back
+(`server_answering`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
 import httpx
 
 from app.models.access import UserAccess
+from app.models.sync import ConnectionState
 from app.qt import (
     QComboBox,
     QDialog,
@@ -36,6 +42,9 @@ from services.protocol.jobs import PRIORITY_DEFAULT, Job, JobTypeInfo
 from services.protocol.resubmit import SameKey
 from services.protocol.server_client import ApiError, ServerClient
 
+RETRY_FIRST = 0.5  # seconds before asking again for the job types; doubled each time, up to RETRY_MAX
+RETRY_MAX = 5.0
+
 
 class SubmitDialog(QDialog):
     submitted = Signal(object)  # the Job the Server made
@@ -50,6 +59,8 @@ class SubmitDialog(QDialog):
         self.job_types: dict[str, JobTypeInfo] = {}
         self._pending: asyncio.Task[Any] | None = None
         self._keys = SameKey()  # one Idempotency-Key while the form's body is unchanged
+        self._loader: asyncio.Task[None] | None = None
+        self._answering = asyncio.Event()  # set when the app's link to the Server is back: ask again now
 
         self.type_box = QComboBox(self)
         self.type_box.currentIndexChanged.connect(self._type_chosen)
@@ -90,6 +101,7 @@ class SubmitDialog(QDialog):
         )
         ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
         ok.setText("Submit")
+        ok.setEnabled(False)  # until a job type's form is shown
         self.buttons.accepted.connect(self.submit)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -145,6 +157,47 @@ class SubmitDialog(QDialog):
         info = self.job_types.get(name)
         return self.access.submit_refusal(info) if info is not None else ""
 
+    def load_in_background(self, preferred: str | None = None) -> asyncio.Task[None]:
+        """`load`, asked again while the Server does not answer and the dialog is open."""
+        self._loader = asyncio.ensure_future(self.load_until_answered(preferred))
+        return self._loader
+
+    async def load_until_answered(self, preferred: str | None = None) -> None:
+        wait = RETRY_FIRST
+        while True:
+            try:
+                await self.load(preferred)
+            except ApiError as exc:
+                if exc.status_code < 500:  # an answer (a refused token, say): asking again would not change it
+                    self.message.setText(f"Could not list the job types: {exc.detail}")
+                    return
+                what = exc.detail  # a proxy's 502, a Server busy or starting: it may answer soon
+            except (httpx.HTTPError, OSError) as exc:
+                what = str(exc) or type(exc).__name__
+            else:
+                if self.message.text().startswith("The farm is not answering"):
+                    self.message.setText("")  # what `load` said of the farm's policy stays
+                return
+            self.message.setText(f"The farm is not answering ({what}). The job types load here as soon as it answers.")
+            self._answering.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answering.wait(), wait)
+            wait = min(wait * 2, RETRY_MAX)
+
+    def server_answering(self) -> None:
+        """The app's link to the Server is back: a load waiting to ask again asks now."""
+        self._answering.set()
+
+    def link_state(self, state: str) -> None:
+        """Connected to the app's `FarmSync.state_changed`: its event stream open again means the Server answers."""
+        if state == ConnectionState.CONNECTED:
+            self.server_answering()
+
+    def done(self, result: int) -> None:
+        if self._loader is not None:
+            self._loader.cancel()  # closed: nobody waits for the job types any more
+        super().done(result)
+
     def _type_chosen(self, _index: int) -> None:
         name = self.type_box.currentData()
         if name:
@@ -170,6 +223,7 @@ class SubmitDialog(QDialog):
         self.form_holder.addWidget(self.form)
         self.form_type = name
         self.description.setText(info.description)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
 
     def _template_named(self, name: str) -> None:
         if name and not self.name.text().strip():

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from app.models.access import UserAccess
 from app.models.sync import FarmSync
 from app.qt import QInputDialog, QLineEdit, QWidget, as_html
+from app.ui import bulk
 from app.ui.actions import Confirm, SelectionActions
-from services.protocol.common import plural
 from services.protocol.states import WorkerStatusRequest
 
 AskText = Callable[[str, str, str], str | None]  # (title, label, current) -> text, None when canceled
@@ -76,10 +76,14 @@ class WorkerActions(SelectionActions[str]):
         self.sync.spawn(self._send_status(ids, request, lazy))
 
     async def _send_status(self, ids: list[str], status: WorkerStatusRequest, lazy: bool) -> None:
-        for worker_id in ids:
-            await self.sync.client.request_worker_status(worker_id, status, lazy=lazy)
+        # no bulk route for workers: one request each, a few at a time (app/ui/bulk.py)
+        done, refused = await bulk.each(
+            ids,
+            lambda w: self.sync.client.request_worker_status(w, status, lazy=lazy),
+            self.progress("asking", "worker"),
+        )
         when = "" if status == WorkerStatusRequest.AWAKE else (" after the current task" if lazy else " now")
-        self.done.emit(f"{plural(len(ids), 'worker')}: asked to {status.value}{when}")
+        self.report(f"asked to {status.value}{when}:", "worker", len(ids), done, refused)
 
     # --- tags -----------------------------------------------------------------------------------
     def _edit_tags(self, ids: list[str]) -> None:
@@ -95,10 +99,12 @@ class WorkerActions(SelectionActions[str]):
             self.sync.spawn(self._send_tags(ids, parse_tags(text)))
 
     async def _send_tags(self, ids: list[str], tags: list[str]) -> None:
-        for worker_id in ids:
+        async def send(worker_id: str) -> None:
             worker = await self.sync.client.set_worker_tags(worker_id, tags)
             self.sync.store.workers.upsert(worker)  # at once; the event stream confirms it
-        self.done.emit(f"{plural(len(ids), 'worker')}: tags {', '.join(tags) or '(none)'}")
+
+        done, refused = await bulk.each(ids, send, self.progress("tagging", "worker"))
+        self.report(f"tags {', '.join(tags) or '(none)'} set on", "worker", len(ids), done, refused)
 
     # --- forget ---------------------------------------------------------------------------------
     def _forget(self, ids: list[str]) -> None:
@@ -110,8 +116,10 @@ class WorkerActions(SelectionActions[str]):
             self.sync.spawn(self._send_forget(ids))
 
     async def _send_forget(self, ids: list[str]) -> None:
-        for worker_id in ids:
+        async def send(worker_id: str) -> None:
             await self.sync.client.forget_worker(worker_id)
             self.sync.store.workers.remove(worker_id)
             self.sync.store.utilisation.pop(worker_id, None)
-        self.done.emit(f"{plural(len(ids), 'worker')} forgotten")
+
+        done, refused = await bulk.each(ids, send, self.progress("forgetting", "worker"))
+        self.report("forgot", "worker", len(ids), done, refused)

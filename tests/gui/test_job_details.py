@@ -361,7 +361,7 @@ def test_markup_in_a_jobs_name_and_output_is_shown_as_text_not_html(
     """From a desktop-app audit: a job named `<img src="/dev/zero">` aborted every wrangler's app (its Details, the
     notification when it ended); `<b>`, links and `&lt;` were rendered. Labels, tooltips, message boxes: as text."""
     from app.qt import QLabel, as_html
-    from app.ui.main_window import MessageBar
+    from app.ui.message_bar import MessageBar
 
     p = Panel(farm_server)
     qtbot.addWidget(p.panel)

@@ -115,6 +115,28 @@ def test_a_big_log_shows_its_end_quickly_and_search_stays_bounded(qtbot) -> None
     assert elapsed < 5.0, f"{elapsed:.2f} s to show and search one part"
 
 
+def test_terminal_escapes_are_not_shown_and_a_huge_line_does_not_stall_the_view(qtbot) -> None:
+    view = LogView()
+    qtbot.addWidget(view)
+    view.resize(600, 300)
+    view.show()
+    view.prepend("\x1b]0;Blender\x07\x1b[32mFra:1\x1b[0m Mem:1M\r\n", more_before=False)
+    # a live tail in pieces that split an escape sequence, and a progress line rewritten with \r
+    for piece in ("\x1b[1;3", "1mError\x1b[0", "m: bad\r", "\nframe=1\rframe=2\x1b[K\n"):
+        view.append(piece)
+    assert view.text.toPlainText() == "Fra:1 Mem:1M\nError: bad\nframe=1\nframe=2\n"
+    started = time.perf_counter()
+    view.append("x" * 2_000_000 + "\n")  # one line of 2 MB
+    view.append("\x1b[31m\x1b[0m\x1b[2K" * 100_000)  # 1.3 MB of escapes only: nothing to show
+    qtbot.wait(1)  # painted
+    elapsed = time.perf_counter() - started
+    doc = view.text.document()
+    longest = max(doc.findBlockByNumber(n).length() - 1 for n in range(doc.blockCount()))
+    assert longest == log_view.LINE_CHARS  # shown in parts
+    assert view.text.toPlainText().count("x") == 2_000_000  # and nothing of it lost
+    assert elapsed < 3.0, f"{elapsed:.2f} s for a 2 MB line and a run of escapes"
+
+
 def test_matches_follow_a_tail_past_the_bound(qtbot, monkeypatch) -> None:
     monkeypatch.setattr(log_view, "MAX_LINES", 300)
     view = LogView()

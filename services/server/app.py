@@ -174,6 +174,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.sweeps = sweeps
     app.state.awake = awake
     app.state.builds = builds
+    app.state.sole_since = sole_since  # a repeat takes over a job under construction from before (orphans.py)
     app.state.token_cache = {}
     app.state.token_uses = token_uses
     app.state.manager_tokens_seen = {}  # the door's (api/door.py): Manager tokens found good lately

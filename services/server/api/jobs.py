@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import State
 
 from services.protocol.common import Id, Int, Page
 from services.protocol.jobs import (
@@ -29,7 +30,7 @@ from services.server.config import ServerConfig
 from services.server.db.tables import JobRow
 from services.server.jobtypes.registry import get_job_type
 from services.server.store import jobs as store
-from services.server.store import log_copies, path_variables, submission, submit_keys, task_times
+from services.server.store import log_copies, orphans, path_variables, submission, submit_keys, task_times
 from services.server.store.convert import job_to_wire, log_entry, task_summary
 from services.server.store.errors import Conflict, Invalid, StoreError
 from services.server.store.jobs import Actor
@@ -71,7 +72,7 @@ def submit_job(
         raise Invalid(f"give one {submit_keys.HEADER}, not several", field=submit_keys.HEADER)
     key = None if idempotency_key is None else SubmitKey(idempotency_key, submit_keys.digest(sub))
     # a repeat gets the job it made first, also when today's policy would refuse it (it is the user's own job)
-    if key is not None and (made := _made_with(state.read_sessions, user, key)) is not None:
+    if key is not None and (made := _made_or_taken_over(state, cfg, user, key)) is not None:
         return _job_answer(made, 200)
     if (job_type := get_job_type(sub.type)) is not None:  # an unknown type gets its 422 from the store
         cfg.policy.check_submission(sub.type, job_type, sub.settings, user.role)
@@ -103,6 +104,19 @@ def submit_job(
         gone.retry_after = submit_keys.STILL_STORING_RETRY
         raise gone from None
     return _job_answer(job, 201)
+
+
+def _made_or_taken_over(state: State, cfg: ServerConfig, user: Actor, key: SubmitKey) -> JobRow | None:
+    """The job an earlier request with this key made; None if there is none, or if its Server died while storing
+    it (that job is removed here, so this request stores the submission anew, store/orphans.py take_over)."""
+    try:
+        return _made_with(state.read_sessions, user, key)
+    except submit_keys.StillStoring as still:
+        bound = orphans.builder_silent_bound(cfg.orphan_seconds)
+        if not submission.take_over(state.write_sessions, still.job_id, user, key.key, bound, state.builds,
+                                    state.sole_since):  # fmt: skip
+            raise  # its writer is alive (or another repeat took it over): ask again in a moment
+        return None
 
 
 def _made_with(read_sessions: sessionmaker[Session], user: Actor, key: SubmitKey) -> JobRow | None:

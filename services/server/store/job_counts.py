@@ -52,36 +52,50 @@ class JobGone(Conflict):
         self.job_id = job_id
 
 
-def lock_counters(session: Session, job: JobRow) -> None:
+def lock_counters(session: Session, job: JobRow, *, skip_locked: bool = False) -> bool:
     """Lock the job's row (once per transaction) and load its current counters into `job`; JobGone (a 409)
-    when a delete of the job committed while this waited for its row."""
+    when a delete of the job committed while this waited for its row. `skip_locked`: rather than wait for
+    another transaction's lock, return False (the job's row is not locked, or the job is gone)."""
     if not _postgres(session):
-        return
+        return True
     held = _locked_in_this_transaction(session, _LOCKED)
     if job.id in held:
-        return
+        return True
     columns = [getattr(JobRow, name) for name in COUNTERS]
     with session.no_autoflush:  # a flush here would write values computed from what may be stale
-        row = session.execute(select(*columns).where(JobRow.id == job.id).with_for_update()).one_or_none()
+        stmt = select(*columns).where(JobRow.id == job.id).with_for_update(skip_locked=skip_locked)
+        row = session.execute(stmt).one_or_none()
     if row is None:
+        if skip_locked:
+            return False
         raise JobGone(job.id)
     state = inspect(job)
     for name, value in zip(COUNTERS, row, strict=True):
         if not state.attrs[name].history.has_changes():  # this transaction's own changes stay
             set_committed_value(job, name, value)
     held.add(job.id)
+    return True
 
 
-def lock_for_status_changes(session: Session, tasks: Iterable[TaskRow], also: Iterable[TaskRow] = ()) -> set[int]:
+def lock_for_status_changes(
+    session: Session, tasks: Iterable[TaskRow], also: Iterable[TaskRow] = (), also_jobs: Iterable[int] = ()
+) -> set[int]:
     """Before this transaction changes anything of these tasks: their jobs' counters locked (in id order) and
     the tasks read again under their rows' locks, a query per 500 (PostgreSQL). What a batch of a Manager's
     updates does first, so that it reads each task's status once it may act on it. `also`: tasks it will write
-    without changing their status (progress), their rows locked as the write would (their jobs' not). Returns the
-    ids of the jobs deleted while it read or waited (their tasks are gone: the caller must not write them)."""
+    without changing their status (progress), their rows locked as the write would; `also_jobs`: the jobs of
+    other tasks it will write so (lease renewals). Returns the ids of the jobs deleted while it read or waited
+    (their tasks are gone: the caller must not write them).
+
+    Every job's row is locked before any task row, as a wrangler's job action (pause, cancel, requeue) locks
+    the job and then writes its tasks: a batch that wrote a task first and then waited for its job, while the
+    action held the job and waited for that task, deadlocked (40P01, a 503 to both)."""
     if not _postgres(session):
         return set()
     tasks = list(tasks)
-    gone = _lock_counters_of(session, tasks)
+    also = list(also)
+    shared = ({t.job_id for t in also} | set(also_jobs)) - {t.job_id for t in tasks}
+    gone = _lock_counters_of(session, tasks, shared)
     tasks = [t for t in tasks if t.job_id not in gone]
     held = _locked_in_this_transaction(session, _LOCKED_TASKS)
     ids = sorted({t.id for t in tasks} - held)
@@ -103,10 +117,25 @@ def lock_for_status_changes(session: Session, tasks: Iterable[TaskRow], also: It
     return gone
 
 
-def _lock_counters_of(session: Session, tasks: list[TaskRow]) -> set[int]:
-    """The counters of these tasks' jobs locked, in id order; the ids of the jobs deleted meanwhile."""
+def _lock_counters_of(session: Session, tasks: list[TaskRow], shared: set[int] | None = None) -> set[int]:
+    """The counters of these tasks' jobs locked, and the rows of the jobs `shared` with a lock that only job
+    actions' (FOR UPDATE) wait for, all in id order; the ids of the jobs deleted meanwhile."""
     gone: set[int] = set()
-    for job_id in sorted({t.job_id for t in tasks}):
+    shared = shared or set()
+    held = _locked_in_this_transaction(session, _LOCKED)
+    for job_id in sorted({t.job_id for t in tasks} | shared):
+        if job_id in shared:
+            # FOR KEY SHARE: other batches writing the job's tasks or counters go on; a job action waits, and
+            # this batch waits for one, before either touches the job's tasks
+            if (
+                job_id not in held
+                and session.scalar(
+                    select(JobRow.id).where(JobRow.id == job_id).with_for_update(key_share=True, read=True)
+                )
+                is None
+            ):
+                gone.add(job_id)
+            continue
         job = session.get(JobRow, job_id)
         try:
             if job is None:

@@ -14,7 +14,7 @@ from services.protocol.common import utcnow
 from services.protocol.states import TaskStatus
 from services.server.db.tables import JobRow, TaskRow
 from services.server.states.tasks import HELD
-from services.server.store.job_counts import read_locked
+from services.server.store.job_counts import lock_counters, read_locked
 from services.server.store.tasks import set_task_status
 
 
@@ -44,6 +44,10 @@ def expire_leases(session: Session, lease_seconds: float, *, started: float, lim
             task.lease_expires = None
             continue
         job = session.get_one(JobRow, task.job_id)
+        if not lock_counters(session, job, skip_locked=True):
+            # holding task rows, this sweep never waits for a job's: a wrangler's action holding the job and
+            # waiting for this task deadlocked with it. The task expires at the next round.
+            continue
         if TaskStatus(task.status) == TaskStatus.ACTIVE:
             task.failure_count += 1
         if task.failure_count >= job.max_task_failures:

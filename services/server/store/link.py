@@ -51,7 +51,7 @@ from services.server.store import (
 )
 from services.server.store.convert import aware, worker_to_wire
 from services.server.store.errors import Conflict
-from services.server.store.job_counts import lock_for_status_changes, read_locked
+from services.server.store.job_counts import JobGone, lock_counters, lock_for_status_changes, read_locked
 from services.server.store.tasks import log_job, set_task_status
 
 RUNNABLE = text("tasks.status = 'queued' AND tasks.deps_pending = 0")  # literal: matches ix_tasks_runnable
@@ -129,11 +129,23 @@ def _lease(
         if waiting_on
         else set()
     )
+    locked_one = False
     for job in jobs:
         if not _may_take(job, manager.id, offered):
             continue
         if unfinished.intersection(job.depends_on or []):
             continue  # a job runs after the jobs it depends on have completed (a deleted one counts as done)
+        if pg:
+            # The job's row before its tasks', as a wrangler's action (pause, cancel) locks them: a claim that
+            # locked a task and then waited for its job, while a pause held the job and waited for the task,
+            # deadlocked. Jobs come in priority order, not in id order as batches lock them, so a claim waits
+            # only for the first job it locks: holding one, it passes a job another transaction holds.
+            try:
+                if not lock_counters(session, job, skip_locked=locked_one):
+                    continue
+            except JobGone:
+                continue
+            locked_one = True
         # the task types none of this Manager's workers may run, in the same statement: a query of its own
         # was one more round trip per claim, and most Managers have no exclusion at all
         excluded = select(ManagerExclusionRow.task_type).where(
@@ -203,10 +215,14 @@ def apply_batch(
             f"update batch seq {batch.seq} skips ahead of this Server: the next expected is {expected}",
             errors=[("seq", f"expected {expected}")],
         )
+    renewed_jobs = _jobs_held(session, manager, batch.held_task_ids)  # locked before any task (job_counts.py)
     if batch.seq == manager.last_seq + 1:
-        rejected = _apply_updates(session, manager, batch.task_updates, now + timedelta(seconds=lease_seconds))
+        lease = now + timedelta(seconds=lease_seconds)
+        rejected = _apply_updates(session, manager, batch.task_updates, lease, renewed_jobs)
         manager.last_seq = batch.seq
         applied = {u.task_id for u in batch.task_updates} - {r.task_id for r in rejected}
+    else:
+        lock_for_status_changes(session, [], also_jobs=renewed_jobs)
     # repeats (seq <= last_seq) change nothing; their worker states and leases are current, so use them
     _apply_workers(session, manager, batch.workers, sample_seconds, max_workers, applied)
     previews.apply_reports(session, manager, batch.previews)  # after the workers: a new worker's row exists
@@ -221,8 +237,29 @@ def apply_batch(
     return ack
 
 
+def _jobs_held(session: Session, manager: ManagerRow, held: list[int]) -> set[int]:
+    """The jobs of the tasks among `held` that this Manager holds: their leases are renewed (PostgreSQL only, where
+    their rows are locked first; SQLite has one writer at a time)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return set()
+    jobs: set[int] = set()
+    for i in range(0, len(held), 1000):
+        jobs.update(
+            session.scalars(
+                select(TaskRow.job_id)
+                .where(
+                    TaskRow.id.in_(held[i : i + 1000]),
+                    TaskRow.manager_id == manager.id,
+                    TaskRow.status.in_(list(HELD)),
+                )
+                .distinct()
+            )
+        )
+    return jobs
+
+
 def _apply_updates(
-    session: Session, manager: ManagerRow, updates: list[TaskUpdate], lease: datetime
+    session: Session, manager: ManagerRow, updates: list[TaskUpdate], lease: datetime, renewed_jobs: set[int]
 ) -> list[RejectedUpdate]:
     tasks: dict[int, TaskRow] = {}
     ids = sorted({u.task_id for u in updates})
@@ -234,7 +271,7 @@ def _apply_updates(
     changing_ids = {t.id for t in changing}
     # progress: written too, their status unchanged (another Manager's are refused below, and not locked)
     others = [t for i, t in tasks.items() if i not in changing_ids and t.manager_id == manager.id]
-    if gone := lock_for_status_changes(session, changing, also=others):
+    if gone := lock_for_status_changes(session, changing, also=others, also_jobs=renewed_jobs):
         # deleted since they were read (a wrangler's delete at another Server): refused as unknown
         for task_id in [i for i, t in tasks.items() if t.job_id in gone]:
             session.expunge(tasks.pop(task_id))

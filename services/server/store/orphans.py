@@ -15,6 +15,11 @@ alive after all, stops at its next chunk instead of finishing a job with holes. 
 PostgreSQL every Server runs the sweep: each batch locks the job's row (`FOR UPDATE SKIP LOCKED`), so two
 sweeps take turns on one job and never remove the same rows twice; a sweep killed half-way is finished by
 the next one, since the job still matches.
+
+A client repeating the submission (the same Idempotency-Key, store/submit_keys.py) need not wait for the sweep's
+bound: once the job's writer has been silent for `builder_silent_bound` (or, on SQLite, wrote last before this
+Server started) the repeat takes the job over (`take_over`): marks it for removal and frees its key in one
+conditional update, so of two repeats at once exactly one wins, then removes it and stores the submission anew.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, or_, select, tuple_
+from sqlalchemy import delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
@@ -44,6 +49,14 @@ REMOVAL_MARKS = (REMOVING, CANCELED_UNBUILT)
 TASK_BATCH = 5_000  # tasks removed per transaction
 DEPENDENCY_BATCH = 10_000  # dependency rows removed per transaction
 SWEEPER = "server"  # the job log's author of the sweep's entry
+# How long a job's writer may be silent before a repeat of its submission takes the job over. The writer touches
+# the job with every chunk's transaction: 5,000 tasks compiled and written, well under a second, a few seconds on
+# a loaded PostgreSQL. Its longest silence alive is one chunk plus a wait for a pooled connection, which gives up
+# after 30 s (SQLAlchemy's pool timeout) and fails the build; and a Server stuck that long inside a transaction
+# is ended by the database (`hung_after`, at most 30 s, services/server/app.py). So 60 s of silence is a writer
+# that is dead or failing on its own, and still well within a client's minutes of repeating. A writer only slowed
+# past it (a paused VM) loses nothing accepted: its next chunk finds the job marked and stops (submission.py).
+BUILDER_SILENT = 60.0
 
 
 class Builds:
@@ -68,9 +81,64 @@ class Builds:
             return sorted(self._ids)
 
 
+def builder_silent_bound(orphan_seconds: float) -> float:
+    """Seconds of a writer's silence after which a repeat of its submission takes the job over (BUILDER_SILENT,
+    or the sweep's own bound when that is shorter: the sweep would remove the job then anyway)."""
+    return min(BUILDER_SILENT, orphan_seconds)
+
+
+def take_over(
+    session: Session,
+    job_id: int,
+    *,
+    submitter: str,
+    key: str,
+    bound: float,
+    builds: Builds,
+    started: datetime | None = None,
+) -> bool:
+    """Claims job `job_id`, still under construction for the submission `key`, for a repeat of that submission
+    when its writer is dead: silent for `bound` seconds, or (`started`, SQLite) last heard of before this Server
+    started. In the caller's transaction: the job is marked for removal and its key freed, so the repeat stores
+    the submission anew once the caller commits and removes the job (`remove_batch`). True if claimed; a live
+    writer's job, one of this process's own builds, or one another repeat claimed first is left alone."""
+    if job_id in builds.ids():
+        return False  # written by this process: alive, however slowly
+    silent = JobRow.updated < utcnow() - timedelta(seconds=bound)
+    claimed = session.execute(
+        update(JobRow)
+        .where(
+            JobRow.id == job_id,
+            JobRow.submitter == submitter,
+            JobRow.submit_key == key,
+            JobRow.status == JobStatus.UNDER_CONSTRUCTION.value,
+            JobRow.activity.not_in(REMOVAL_MARKS),
+            or_(silent, JobRow.updated < started) if started is not None else silent,
+        )
+        # one statement: on PostgreSQL a second repeat's update waits for the first's row lock, then finds the
+        # job no longer matches (its key is gone), so exactly one repeat claims it
+        .values(activity=REMOVING, submit_key=None)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    job = session.get_one(JobRow, job_id)
+    message = (
+        f"removed: left under construction by a Server that stopped writing it (last written "
+        f"{_aware(job.updated):%Y-%m-%d %H:%M:%S} UTC); a repeat of its submission stores it anew"
+    )
+    log_job(session, job, SWEEPER, message)
+    log.warning("job %d %r: %s", job.id, job.name, message)
+    return True
+
+
 def remove_batch(session: Session, job_id: int) -> bool:
     """Removes one batch of a job's rows, from its last task back; True while some are left. The job's own row
     and log go with the last batch. Safe to repeat, and on a job already gone."""
+    if session.get_bind().dialect.name == "postgresql":
+        # the job's row first, as the sweep does: two removers (a repeat's and a sweep, or a writer's own) take
+        # turns on a job instead of deleting the same rows at once, which could deadlock
+        session.execute(select(JobRow.id).where(JobRow.id == job_id).with_for_update())
     ids = session.scalars(
         select(TaskRow.id).where(TaskRow.job_id == job_id).order_by(TaskRow.index.desc()).limit(TASK_BATCH)
     ).all()
@@ -114,11 +182,10 @@ def sweep(session: Session, *, bound: float, builds: Builds, started: datetime |
     `started`: when this Server started, if it is the only one that can write the database (SQLite)."""
     now = utcnow()
     stale = JobRow.updated < now - timedelta(seconds=bound)
+    marked = JobRow.activity.in_(REMOVAL_MARKS)  # canceled, or found an orphan already (a repeat took it over)
     stmt = select(JobRow).where(
         JobRow.status == JobStatus.UNDER_CONSTRUCTION.value,
-        or_(stale, JobRow.updated < started, JobRow.activity == CANCELED_UNBUILT)
-        if started is not None
-        else or_(stale, JobRow.activity == CANCELED_UNBUILT),
+        or_(stale, JobRow.updated < started, marked) if started is not None else or_(stale, marked),
     )
     if mine := builds.ids():
         stmt = stmt.where(JobRow.id.not_in(mine))

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
@@ -356,6 +357,28 @@ def _check_size(n: int, held: int, actor: Actor, limits: Limits) -> None:
             f"{actor.name} has {held} unfinished tasks; {n} or more would pass the farm's limit of {cap} per user",
             field="quota",
         )
+
+
+def take_over(
+    write_sessions: sessionmaker[Session],
+    job_id: int,
+    actor: Actor,
+    key: str,
+    bound: float,
+    builds: orphans.Builds,
+    started: datetime | None,
+) -> bool:
+    """For a repeat of the submission `key`: claims its job `job_id` if the Server writing it died (orphans.py
+    take_over) and removes it, so the repeat stores the submission anew. False: its writer is alive, or another
+    repeat claimed it first."""
+    with write_sessions() as session:
+        claimed = orphans.take_over(
+            session, job_id, submitter=actor.name, key=key, bound=bound, builds=builds, started=started
+        )
+        session.commit()
+    if claimed:
+        _discard(write_sessions, job_id)  # a sweep meeting it meanwhile takes turns with this (remove_batch)
+    return claimed
 
 
 def _discard(write_sessions: sessionmaker[Session], job_id: int) -> None:

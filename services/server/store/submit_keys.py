@@ -47,6 +47,7 @@ class StillStoring(Conflict):
             f"job {job_id}, submitted with this {HEADER}, is still being stored; ask again in a moment",
             field=HEADER,
         )
+        self.job_id = job_id
         self.retry_after = STILL_STORING_RETRY
 
 
@@ -83,7 +84,7 @@ def earlier(session: Session, actor: Actor, key: str, body_digest: str) -> JobRo
     if job.activity == orphans.CANCELED_UNBUILT:  # a wrangler's cancel: the repeat must not build it again
         raise _canceled_while_stored(job.id)
     if job.status == JobStatus.UNDER_CONSTRUCTION.value:
-        raise StillStoring(job.id)  # being stored, or removed after its Server died: a repeat then builds it
+        raise StillStoring(job.id)  # being stored, or its Server died: the repeat may take it over (orphans.py)
     return job
 
 

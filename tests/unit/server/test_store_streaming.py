@@ -234,3 +234,56 @@ def test_a_job_canceled_while_being_stored_is_removed_not_kept_with_part_of_its_
                 jobs.apply_action(s, job, action, ADMIN)
     sweep_until_done(writes, bound=3600, builds=orphans.Builds())
     assert count(writes, JobRow, id=orphan) == 0 and count(writes, TaskRow, job_id=orphan) == 0
+
+
+def keyed(writes: sessionmaker[Session], job_id: int, key: str = "k") -> None:
+    with writes() as s:
+        s.execute(update(JobRow).where(JobRow.id == job_id).values(submit_key=key, submit_digest="d"))
+        s.commit()
+
+
+def take_over(writes: sessionmaker[Session], job_id: int, **kw: Any) -> bool:
+    args: dict[str, Any] = {"submitter": "admin", "key": "k", "bound": 60, "builds": orphans.Builds()} | kw
+    with writes() as s:
+        claimed = orphans.take_over(s, job_id, **args)
+        s.commit()
+    return claimed
+
+
+def test_a_repeat_takes_over_only_a_job_whose_writer_is_silent_past_the_bound(
+    sessions: tuple[Any, sessionmaker[Session]],
+) -> None:
+    _, writes = sessions
+    orphan = half_written(sessions)
+    keyed(writes, orphan)
+    stale(writes, orphan, seconds=30)
+    assert not take_over(writes, orphan), "written 30 s ago: its writer may be alive and slow"
+    stale(writes, orphan, seconds=90)
+    builds = orphans.Builds()
+    with builds.writing(orphan):
+        assert not take_over(writes, orphan, builds=builds), "this process writes it: alive"
+    assert not take_over(writes, orphan, key="other"), "another submission's job"
+    assert not take_over(writes, orphan, submitter="someone"), "another user's job"
+    assert take_over(writes, orphan)
+    assert not take_over(writes, orphan), "taken over once: a second repeat does not claim it again"
+    with writes() as s:
+        job = s.get_one(JobRow, orphan)
+        assert (job.activity, job.submit_key) == (orphans.REMOVING, None)  # its key is free for the repeat
+    # its writer, were it alive after all, stops at its next chunk; the sweep removes it at once, bound or not
+    with writes() as s, pytest.raises(Conflict):
+        submission._heartbeat(s, orphan)
+    sweep_until_done(writes, bound=3600, builds=orphans.Builds())
+    assert count(writes, JobRow, id=orphan) == 0 and count(writes, TaskRow, job_id=orphan) == 0
+
+
+def test_on_sqlite_a_job_written_before_this_server_started_is_taken_over_at_once(tmp_path: Path) -> None:
+    with database_url("sqlite", tmp_path) as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        sessions = open_sessions(engine)
+        _, writes = sessions
+        orphan = half_written(sessions)
+        keyed(writes, orphan)
+        assert not take_over(writes, orphan, started=utcnow() - timedelta(seconds=5))
+        assert take_over(writes, orphan, started=utcnow() + timedelta(seconds=1))
+        engine.dispose()

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, or_, select, tuple_, update
+from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from services.protocol.common import utcnow
@@ -99,9 +99,10 @@ def take_over(
 ) -> bool:
     """Claims job `job_id`, still under construction for the submission `key`, for a repeat of that submission
     when its writer is dead: silent for `bound` seconds, or (`started`, SQLite) last heard of before this Server
-    started. In the caller's transaction: the job is marked for removal and its key freed, so the repeat stores
-    the submission anew once the caller commits and removes the job (`remove_batch`). True if claimed; a live
-    writer's job, one of this process's own builds, or one another repeat claimed first is left alone."""
+    started, or found so by a sweep already removing it. In the caller's transaction: the job is marked for
+    removal and its key freed, so the repeat stores the submission anew once the caller commits and removes the
+    job (`remove_batch`). True if claimed; a live writer's job, one of this process's own builds, or one another
+    repeat claimed first is left alone."""
     if job_id in builds.ids():
         return False  # written by this process: alive, however slowly
     silent = JobRow.updated < utcnow() - timedelta(seconds=bound)
@@ -112,8 +113,14 @@ def take_over(
             JobRow.submitter == submitter,
             JobRow.submit_key == key,
             JobRow.status == JobStatus.UNDER_CONSTRUCTION.value,
-            JobRow.activity.not_in(REMOVAL_MARKS),
-            or_(silent, JobRow.updated < started) if started is not None else silent,
+            or_(
+                # found an orphan already: a sweep is removing it (at a restart on SQLite it often starts first)
+                JobRow.activity == REMOVING,
+                and_(
+                    JobRow.activity.not_in(REMOVAL_MARKS),
+                    or_(silent, JobRow.updated < started) if started is not None else silent,
+                ),
+            ),
         )
         # one statement: on PostgreSQL a second repeat's update waits for the first's row lock, then finds the
         # job no longer matches (its key is gone), so exactly one repeat claims it

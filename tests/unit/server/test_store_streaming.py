@@ -287,3 +287,21 @@ def test_on_sqlite_a_job_written_before_this_server_started_is_taken_over_at_onc
         assert not take_over(writes, orphan, started=utcnow() - timedelta(seconds=5))
         assert take_over(writes, orphan, started=utcnow() + timedelta(seconds=1))
         engine.dispose()
+
+
+def test_a_repeat_takes_over_a_job_a_sweep_is_already_removing(sessions: tuple[Any, sessionmaker[Session]]) -> None:
+    """At a restart on SQLite the sweep often finds the orphan first: the repeat got 409s until it had removed all
+    of it. Written a moment ago, so by silence alone it would not be taken over."""
+    _, writes = sessions
+    orphan = half_written(sessions)
+    keyed(writes, orphan)
+    with writes() as s:
+        s.get_one(JobRow, orphan).activity = orphans.REMOVING  # the sweep's mark, its key still held
+        s.commit()
+    assert take_over(writes, orphan)
+    assert not take_over(writes, orphan), "once"
+    with writes() as s:
+        s.get_one(JobRow, orphan).activity = orphans.CANCELED_UNBUILT
+        s.get_one(JobRow, orphan).submit_key = "k"
+        s.commit()
+    assert not take_over(writes, orphan), "a wrangler's cancel: the repeat must not build it again"

@@ -39,6 +39,7 @@ from services.protocol.server_answers import (
     shown_size,
     valid,
 )
+from services.protocol.server_memory import ServerMemory
 from services.protocol.tls import client_context
 
 M = TypeVar("M", bound=BaseModel)
@@ -65,19 +66,25 @@ class ServerTransport:
         deadline: float | None = None,
         max_answer: int | None = None,
         first_answer: float | None = FIRST_ANSWER,
+        memory: ServerMemory | None = None,
     ) -> None:
         """`deadline` (seconds) bounds each request and its whole answer, `max_answer` (bytes) an answer's size; both
         leave the event stream alone (it is meant to stay open). The command-line client sets them. `first_answer`
         (seconds; None: not asked) is what a Server not heard from yet has to answer its health when there are
-        others to go to."""
+        others to go to. `memory`: where the address that answered last is recalled from (the first call starts
+        there) and kept at `aclose()`."""
         self.deadline = deadline
         self.max_answer = max_answer
         self.first_answer = first_answer
+        self.memory = memory
         self.token = token  # also for the Managers a task's log is read from (task_log_source.py)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()] or [base_url.rstrip("/")]
         self._current = 0
         self._heard: set[int] = set()  # Servers that answered since the client last moved away from them
+        self.answered: int | None = None  # the place of the Server that answered last
+        if memory is not None and len(self.urls) > 1:
+            self._current = memory.recall(self.urls) or 0
         # https is verified against ca_bundle, else TABLAO_CA_BUNDLE, else the system's CAs (tls.py)
         self._clients = [
             httpx.AsyncClient(
@@ -108,6 +115,7 @@ class ServerTransport:
 
     def _heard_from(self, index: int) -> None:
         self._heard.add(index)
+        self.answered = index
 
     async def _pick(self) -> None:
         """Make the Server in use one that answers, as the module says: each not heard from yet is asked for its
@@ -146,6 +154,8 @@ class ServerTransport:
     async def aclose(self) -> None:
         for http in self._clients:
             await http.aclose()
+        if self.memory is not None and self.answered is not None and len(self.urls) > 1:
+            self.memory.keep(self.urls, self.answered)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return json_of(await self._response(method, path, **kwargs))

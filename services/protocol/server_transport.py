@@ -11,7 +11,9 @@ When no connection can be made to the Server in use, a call goes to the next add
 sent); when one fails after that, or answers 502/503/504 from a load balancer, the call fails as usual and the
 next call, or the event stream's reconnection, goes to the next address. A Server's own 503 "storage busy" (its
 database gave the request up: nothing was applied) is asked again after its Retry-After, twice at most, and moves
-nothing on: a wrangler's pause that lost a deadlock to a Manager's claim goes through instead of failing.
+nothing on: a wrangler's pause that lost a deadlock to a Manager's claim goes through instead of failing. The
+event stream is taken for dead after `STREAM_SILENCE` keep-alive periods of silence (the Server announces its
+period), and reconnects to the next Server.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Self, TypeVar
 
@@ -26,7 +29,7 @@ import httpx
 from pydantic import BaseModel
 
 from services.protocol import API_PREFIX
-from services.protocol.common import NEXT_CURSOR_HEADER
+from services.protocol.common import KEEPALIVE_HEADER, NEXT_CURSOR_HEADER
 from services.protocol.farm import Event
 from services.protocol.server_answers import (
     AnswerTimeout,
@@ -52,6 +55,8 @@ _BODY_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
 # seconds a Server not heard from yet has to answer its health (with other Servers to go to): it answers in
 # milliseconds, over a WAN and a TLS handshake well under a second
 FIRST_ANSWER = 3.0
+STREAM_SILENCE = 3  # keep-alive periods of silence that end the event stream: the Server hangs
+STREAM_READ = 60.0  # the event stream's wait for a line from a Server that announces no keep-alive (before it did)
 
 
 class ServerTransport:
@@ -301,7 +306,7 @@ class ServerTransport:
         headers: dict[str, str],
         on_open: Callable[[], Awaitable[None]] | None,
     ) -> AsyncGenerator[Event, None]:
-        timeout = httpx.Timeout(10.0, read=60.0)
+        timeout = httpx.Timeout(10.0, read=STREAM_READ)
         async with http.stream("GET", "/events", headers=headers, timeout=timeout) as response:
             if response.status_code in _UNAVAILABLE:
                 self._move_on(self._clients.index(http))
@@ -312,12 +317,49 @@ class ServerTransport:
             if on_open is not None:
                 await on_open()
             data: list[str] = []
-            async for line in response.aiter_lines():
+            async for line in _lines(response):
                 if line.startswith("data:"):
                     data.append(line[5:].lstrip())
                 elif not line and data:
                     yield Event.model_validate(json.loads("\n".join(data)))
                     data = []
+
+
+def _silence(announced: str | None) -> float | None:
+    """Seconds without a line that end an event stream whose Server announced its keep-alive period so; None for
+    a Server that announced none (it is waited for STREAM_READ a line, as before)."""
+    try:
+        period = float(announced or "nan")
+    except ValueError:
+        return None
+    if not math.isfinite(period) or period <= 0:
+        return None
+    return STREAM_SILENCE * min(max(period, 1.0), 300.0)  # a strange period is kept within reason
+
+
+async def _lines(response: httpx.Response) -> AsyncGenerator[str, None]:
+    """The event stream's lines; httpx.ReadTimeout after a silence of STREAM_SILENCE keep-alive periods (a Server
+    that hangs keeps the connection open and says nothing). Only the wait for a line counts: not the time the
+    caller spends on what it was given."""
+    silence = _silence(response.headers.get(KEEPALIVE_HEADER))
+    lines = response.aiter_lines()
+    if silence is None:
+        async for line in lines:
+            yield line
+        return
+    while True:
+        try:
+            async with asyncio.timeout(silence):
+                line = await anext(lines)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise httpx.ReadTimeout(
+                f"the event stream said nothing for {silence:g} s (its Server sends a keep-alive every "
+                f"{silence / STREAM_SILENCE:g} s): the Server hangs",
+                request=response.request,
+            ) from None
+        yield line
 
 
 def _items(model: type[M], response: httpx.Response) -> list[M]:

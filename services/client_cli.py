@@ -26,6 +26,7 @@ from services.protocol.failures import LogPart
 from services.protocol.jobs import IDEMPOTENCY_KEY_PATTERN, Job, JobAction, JobDetail
 from services.protocol.named_files import MIB, SECRET_BYTES, UnreadableFile, read_named_text, shown_name
 from services.protocol.server_client import AnswerTimeout, ApiError, BadAnswer, ServerClient
+from services.protocol.server_memory import ServerMemory
 from services.protocol.service_probe import Service, which_service
 from services.protocol.states import JobStatus
 from services.protocol.task_log_source import Place, TaskLogReader
@@ -152,8 +153,12 @@ def deadline(command: str) -> float:
 
 
 def cli_client(command: str, server: str, token: str, ca_bundle: str | None) -> ServerClient:
-    """A ServerClient with the command-line client's deadline and answer size cap."""
-    return ServerClient(server, token, ca_bundle=ca_bundle, deadline=deadline(command), max_answer=MAX_ANSWER)
+    """A ServerClient with the command-line client's deadline and answer size cap; with several Servers, starting
+    at the one that answered the last command (server_memory.py): each command would pay again for passing over
+    one that hangs."""
+    return ServerClient(
+        server, token, ca_bundle=ca_bundle, deadline=deadline(command), max_answer=MAX_ANSWER, memory=ServerMemory()
+    )
 
 
 def shown(text: object, limit: int | None = None) -> str:

@@ -20,6 +20,19 @@ from tests.support.databases import database_url
 from tests.support.services import QUICK_LEASE, ServerProcess
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The user state folder (XDG_STATE_HOME: where `tablao` commands remember which of several Servers answered)
+    is the tests' own, for this process and the commands it starts, not the user's."""
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = old
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def db_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)

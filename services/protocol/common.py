@@ -215,6 +215,9 @@ class ErrorResponse(ResponseModel):
 
 # a list answered as a JSON list (older clients read it so) carries its next page's `cursor` in this header
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
+# the event stream's promise: a line at least this often (seconds), a comment when there is no event, so a client
+# can take a longer silence for a Server that hangs (a Server from before it sends none)
+KEEPALIVE_HEADER = "X-Keepalive-Seconds"
 
 
 class Page(ResponseModel, Generic[T]):

@@ -1,11 +1,19 @@
 """The HTTP plumbing of ServerClient (server_client.py): a farm's Server addresses and the move to the next one,
 each request's deadline and answer cap, answers checked against their models, and the event stream.
 
+With several addresses, a Server not heard from since the client came to it is first asked for its health, which
+it answers in milliseconds, within `first_answer` seconds: one that takes the connection and says nothing (a
+Server stopped, swapping, a paused VM) is passed over for the next before the request is sent, so it costs those
+seconds, not the request's whole deadline, and a request that is not safe to repeat is still sent once. A Server
+that answered is then given the whole deadline: a big submission or listing is never abandoned half way. When no
+Server answers in time, the first that took a connection gets the request (it may only be slow), as before.
 When no connection can be made to the Server in use, a call goes to the next address at once (nothing was
 sent); when one fails after that, or answers 502/503/504 from a load balancer, the call fails as usual and the
 next call, or the event stream's reconnection, goes to the next address. A Server's own 503 "storage busy" (its
 database gave the request up: nothing was applied) is asked again after its Retry-After, twice at most, and moves
-nothing on: a wrangler's pause that lost a deadlock to a Manager's claim goes through instead of failing.
+nothing on: a wrangler's pause that lost a deadlock to a Manager's claim goes through instead of failing. The
+event stream is taken for dead after `STREAM_SILENCE` keep-alive periods of silence (the Server announces its
+period), and reconnects to the next Server.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Self, TypeVar
 
@@ -20,7 +29,7 @@ import httpx
 from pydantic import BaseModel
 
 from services.protocol import API_PREFIX
-from services.protocol.common import NEXT_CURSOR_HEADER
+from services.protocol.common import KEEPALIVE_HEADER, NEXT_CURSOR_HEADER
 from services.protocol.farm import Event
 from services.protocol.server_answers import (
     AnswerTimeout,
@@ -33,6 +42,7 @@ from services.protocol.server_answers import (
     shown_size,
     valid,
 )
+from services.protocol.server_memory import ServerMemory
 from services.protocol.tls import client_context
 
 M = TypeVar("M", bound=BaseModel)
@@ -42,6 +52,11 @@ _UNAVAILABLE = (502, 503, 504)  # a load balancer with no Server behind it, or a
 # a Server whose database gave a request up (a deadlock's loser) applied nothing of it: sent again, twice at most
 BUSY_TRIES = 3
 _BODY_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
+# seconds a Server not heard from yet has to answer its health (with other Servers to go to): it answers in
+# milliseconds, over a WAN and a TLS handshake well under a second
+FIRST_ANSWER = 3.0
+STREAM_SILENCE = 3  # keep-alive periods of silence that end the event stream: the Server hangs
+STREAM_READ = 60.0  # the event stream's wait for a line from a Server that announces no keep-alive (before it did)
 
 
 class ServerTransport:
@@ -55,15 +70,26 @@ class ServerTransport:
         ca_bundle: str | None = None,
         deadline: float | None = None,
         max_answer: int | None = None,
+        first_answer: float | None = FIRST_ANSWER,
+        memory: ServerMemory | None = None,
     ) -> None:
         """`deadline` (seconds) bounds each request and its whole answer, `max_answer` (bytes) an answer's size; both
-        leave the event stream alone (it is meant to stay open). The command-line client sets them."""
+        leave the event stream alone (it is meant to stay open). The command-line client sets them. `first_answer`
+        (seconds; None: not asked) is what a Server not heard from yet has to answer its health when there are
+        others to go to. `memory`: where the address that answered last is recalled from (the first call starts
+        there) and kept at `aclose()`."""
         self.deadline = deadline
         self.max_answer = max_answer
+        self.first_answer = first_answer
+        self.memory = memory
         self.token = token  # also for the Managers a task's log is read from (task_log_source.py)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()] or [base_url.rstrip("/")]
         self._current = 0
+        self._heard: set[int] = set()  # Servers that answered since the client last moved away from them
+        self.answered: int | None = None  # the place of the Server that answered last
+        if memory is not None and len(self.urls) > 1:
+            self._current = memory.recall(self.urls) or 0
         # https is verified against ca_bundle, else TABLAO_CA_BUNDLE, else the system's CAs (tls.py)
         self._clients = [
             httpx.AsyncClient(
@@ -88,8 +114,41 @@ class ServerTransport:
         return self._clients[self._current]
 
     def _move_on(self, failed: int) -> None:
+        self._heard.discard(failed)  # asked for its health again before the next request, if it comes to it
         if self._current == failed and len(self.urls) > 1:
             self._current = (failed + 1) % len(self.urls)
+
+    def _heard_from(self, index: int) -> None:
+        self._heard.add(index)
+        self.answered = index
+
+    async def _pick(self) -> None:
+        """Make the Server in use one that answers, as the module says: each not heard from yet is asked for its
+        health; one refusing connections, saying it is unavailable, or silent past `first_answer` is passed over.
+        When none answers, the first that may only be slow (it took a connection, or was slow to) stays in use."""
+        bound = self.first_answer
+        if bound is None or len(self.urls) < 2:
+            return
+        slow: int | None = None
+        for _other in range(len(self.urls)):
+            index = self._current
+            if index in self._heard:
+                return
+            try:
+                async with asyncio.timeout(bound):  # a Server dripping bytes resets httpx's read timeout, not this
+                    response = await self._clients[index].get("/health", timeout=bound)
+            except httpx.ConnectError:
+                pass  # nobody there: a request would move past it at once as well
+            except (httpx.TransportError, TimeoutError):
+                slow = index if slow is None else slow
+            else:
+                if response.status_code not in _UNAVAILABLE:
+                    self._heard_from(index)
+                    return
+                slow = index if slow is None else slow  # a load balancer with no Server behind it, this moment
+            self._move_on(index)
+        if slow is not None:
+            self._current = slow
 
     async def __aenter__(self) -> Self:
         return self
@@ -100,6 +159,8 @@ class ServerTransport:
     async def aclose(self) -> None:
         for http in self._clients:
             await http.aclose()
+        if self.memory is not None and self.answered is not None and len(self.urls) > 1:
+            self.memory.keep(self.urls, self.answered)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return json_of(await self._response(method, path, **kwargs))
@@ -141,6 +202,7 @@ class ServerTransport:
     async def _answer(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request's answer, from the next Server when this one is not reached; a 502/503/504 that is not
         the Server's own "busy" moves the next call on too."""
+        await self._pick()
         for _other in range(len(self.urls)):
             index = self._current
             try:
@@ -156,6 +218,8 @@ class ServerTransport:
                 raise
         if response.status_code in _UNAVAILABLE and busy_wait(response) is None:
             self._move_on(index)
+        else:
+            self._heard_from(index)
         return response
 
     async def _send(self, index: int, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -197,6 +261,7 @@ class ServerTransport:
 
     async def _bytes(self, path: str) -> bytes | None:
         """A binary GET; None on 404."""
+        await self._pick()
         index = self._current
         try:
             response = await self._send(index, "GET", path)
@@ -223,6 +288,7 @@ class ServerTransport:
         the place to load snapshots so that no change falls between the snapshot and the stream.
         """
         headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+        await self._pick()
         index = self._current
         try:
             # closed at once however the caller leaves (its task canceled while it handles an event, too), so the
@@ -240,22 +306,60 @@ class ServerTransport:
         headers: dict[str, str],
         on_open: Callable[[], Awaitable[None]] | None,
     ) -> AsyncGenerator[Event, None]:
-        timeout = httpx.Timeout(10.0, read=60.0)
+        timeout = httpx.Timeout(10.0, read=STREAM_READ)
         async with http.stream("GET", "/events", headers=headers, timeout=timeout) as response:
             if response.status_code in _UNAVAILABLE:
                 self._move_on(self._clients.index(http))
             if not response.is_success:
                 await response.aread()
                 raise_for_error(response)
+            self._heard_from(self._clients.index(http))
             if on_open is not None:
                 await on_open()
             data: list[str] = []
-            async for line in response.aiter_lines():
+            async for line in _lines(response):
                 if line.startswith("data:"):
                     data.append(line[5:].lstrip())
                 elif not line and data:
                     yield Event.model_validate(json.loads("\n".join(data)))
                     data = []
+
+
+def _silence(announced: str | None) -> float | None:
+    """Seconds without a line that end an event stream whose Server announced its keep-alive period so; None for
+    a Server that announced none (it is waited for STREAM_READ a line, as before)."""
+    try:
+        period = float(announced or "nan")
+    except ValueError:
+        return None
+    if not math.isfinite(period) or period <= 0:
+        return None
+    return STREAM_SILENCE * min(max(period, 1.0), 300.0)  # a strange period is kept within reason
+
+
+async def _lines(response: httpx.Response) -> AsyncGenerator[str, None]:
+    """The event stream's lines; httpx.ReadTimeout after a silence of STREAM_SILENCE keep-alive periods (a Server
+    that hangs keeps the connection open and says nothing). Only the wait for a line counts: not the time the
+    caller spends on what it was given."""
+    silence = _silence(response.headers.get(KEEPALIVE_HEADER))
+    lines = response.aiter_lines()
+    if silence is None:
+        async for line in lines:
+            yield line
+        return
+    while True:
+        try:
+            async with asyncio.timeout(silence):
+                line = await anext(lines)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise httpx.ReadTimeout(
+                f"the event stream said nothing for {silence:g} s (its Server sends a keep-alive every "
+                f"{silence / STREAM_SILENCE:g} s): the Server hangs",
+                request=response.request,
+            ) from None
+        yield line
 
 
 def _items(model: type[M], response: httpx.Response) -> list[M]:

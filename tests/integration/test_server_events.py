@@ -116,3 +116,24 @@ def test_a_last_event_id_ahead_of_every_event_gets_a_reset_then_what_comes(serve
     assert events[0]["type"] == "reset", events
     assert events[1]["type"] == "job-created" and events[1]["data"]["name"] == "after-restore"
     assert events[1]["id"] > events[0]["id"]
+
+
+def test_an_idle_stream_says_a_keepalive_as_often_as_it_announces(server: ServerProcess) -> None:
+    """A client takes a few keep-alive periods of silence for a Server that hangs and moves on: the stream says how
+    often it speaks, and does. It was every 15 s, unannounced, and clients waited their 60 s read timeout."""
+    import time
+
+    with httpx.stream("GET", server.url + API + "/events", headers=server.headers(), timeout=20) as r:
+        assert r.status_code == 200
+        period = float(r.headers["X-Keepalive-Seconds"])
+        assert 0 < period <= 5
+        heard: list[float] = []
+        start = time.monotonic()
+        for line in r.iter_lines():
+            if line.startswith(": keep-alive"):
+                heard.append(time.monotonic() - start)
+                if len(heard) == 2:
+                    break
+    # the second within two periods and a margin for a loaded machine: the first after one, the next one later
+    assert heard[1] < 2 * period + 1.5, heard
+    assert heard[1] - heard[0] > period / 2, heard

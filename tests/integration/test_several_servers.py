@@ -259,3 +259,70 @@ async def wait_seen(seen: list[tuple[int, str]], arrived: asyncio.Event, count: 
         while len(seen) < count:
             arrived.clear()
             await arrived.wait()
+
+
+@pytest.mark.timeout(180)
+async def test_a_server_that_hangs_costs_clients_seconds_not_their_timeouts(tmp_path: Path, pg_url: str) -> None:
+    """An audit stopped one of two Servers (SIGSTOP: its socket takes connections and nothing answers): each
+    `tablao` command waited its 60 s deadline there and failed, and the app's event stream its 60 s read timeout.
+    Now a command asks the Server's health first (3 s) and the stream leaves after three keep-alive periods."""
+    a, b = start_together(tmp_path, pg_url, 2)
+    client = ServerClient(f"{a.url},{b.url}", a.admin_token)
+    seen: list[str] = []
+    arrived = asyncio.Event()
+    stopped = False
+    try:
+
+        async def follow() -> None:
+            last: int | None = None
+            while True:  # the desktop app's sync loop: reconnect after a drop, from the last id
+                try:
+                    async for event in client.events(last):
+                        last = event.id
+                        if event.type == "job-created":
+                            seen.append(str(event.data["name"]))
+                            arrived.set()
+                except (httpx.HTTPError, OSError):
+                    await asyncio.sleep(0.2)
+
+        follower = asyncio.create_task(follow())
+        await client.submit_job({"name": "before", "type": "exec", "settings": {"command": ["true"], "frames": "1"}})
+        async with asyncio.timeout(30):
+            await arrived.wait()
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGSTOP)
+        stopped = True
+        hung = time.monotonic()
+
+        def command(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+            start = time.monotonic()
+            env = child_env(TABLAO_TOKEN=b.admin_token, XDG_STATE_HOME=str(tmp_path / "state"))
+            done = subprocess.run(
+                [sys.executable, "-m", "app.cli", *args, "--server", f"{a.url},{b.url}"],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
+            )  # fmt: skip
+            return done, time.monotonic() - start
+
+        first, first_took = await asyncio.to_thread(command, "jobs")
+        assert first.returncode == 0 and "before" in first.stdout, first.stderr
+        again, again_took = await asyncio.to_thread(command, "jobs")  # starts at Server B
+        assert again.returncode == 0, again.stderr
+        # the first pays for the health question (3 s) beside the program's start, the next only its start
+        assert first_took < again_took + 8, (first_took, again_took)
+
+        async with ServerClient(b.url, b.admin_token) as at_b:
+            await at_b.submit_job({"name": "after", "type": "exec", "settings": {"command": ["true"], "frames": "1"}})
+        async with asyncio.timeout(60):
+            while seen != ["before", "after"]:
+                arrived.clear()
+                await arrived.wait()
+        moved_after = time.monotonic() - hung
+        assert client.base_url == b.url
+        assert moved_after < 30, f"{moved_after:.1f} s"  # three 5 s keep-alive periods, and the reconnection
+        follower.cancel()
+    finally:
+        if stopped and a.proc is not None:
+            a.proc.send_signal(signal.SIGCONT)
+        await client.aclose()
+        a.stop()
+        b.stop()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from services.protocol.common import ID_MAX, Int, utcnow
+from services.protocol.common import ID_MAX, KEEPALIVE_HEADER, Int, utcnow
 from services.server.api.deps import TokenDep, UserDep, token_user
 from services.server.api.event_hub import EventHub, frame, read_frames
 from services.server.store import events
@@ -19,7 +19,10 @@ from services.server.store.errors import Invalid
 router = APIRouter(tags=["events"])
 
 POLL_SECONDS = 1.0  # fallback for events written by other Server processes
-KEEPALIVE_SECONDS = 15.0
+# a comment line this often on an idle stream, announced in KEEPALIVE_HEADER: a client takes a few times this of
+# silence for a Server that hangs (stopped, a paused VM) and moves to the next (it waited its 60 s read timeout).
+# One short write per idle stream at the wake-up the token check makes anyway.
+KEEPALIVE_SECONDS = 5.0
 # an open stream's token is looked at again this often (a dict lookup; the database at most every 10 s): a revoked
 # or expired token, or a disabled user's, ends the stream, and the client's reconnection gets the 401
 TOKEN_RECHECK_SECONDS = 5.0
@@ -98,13 +101,14 @@ async def event_stream(
                 if frames:
                     sent = clock()
                     continue
-                await hub.wait(TOKEN_RECHECK_SECONDS)
-                if clock() - sent >= KEEPALIVE_SECONDS and not hub.frames_after(last):
+                await hub.wait(min(TOKEN_RECHECK_SECONDS, KEEPALIVE_SECONDS - (clock() - sent)))
+                # a timer may fire a hair early: a wait that ran its course counts as the whole period
+                if clock() - sent >= KEEPALIVE_SECONDS - 0.05 and not hub.frames_after(last):
                     yield b": keep-alive\n\n"
                     sent = clock()
 
     return StreamingResponse(
         stream(),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", KEEPALIVE_HEADER: f"{KEEPALIVE_SECONDS:g}"},
     )

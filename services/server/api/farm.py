@@ -38,7 +38,9 @@ WORKERS_PAGE_MAX = 1000  # the default too: one page holds a normal farm's worke
 
 
 @router.get("/health")
-def health() -> Health:
+async def health() -> Health:
+    # on the event loop, not in the thread pool: clients with several Servers ask it with a 3 s bound before a
+    # first request (server_transport.py), and a busy Server's full pool would have them pass it over
     return Health(status="ok", version=VERSION)
 
 

@@ -16,6 +16,7 @@ import pytest
 from services import client_cli
 from services.protocol import server_memory
 from tests.support.services import ServerProcess
+from tests.support.silent_servers import taken
 
 
 @pytest.fixture
@@ -29,23 +30,6 @@ def hung() -> Iterator[socket.socket]:
 
 def url_of(listener: socket.socket) -> str:
     return f"http://127.0.0.1:{listener.getsockname()[1]}"
-
-
-def taken(listener: socket.socket) -> list[bytes]:
-    """What each connection made to the listener so far sent (accepting them now)."""
-    listener.setblocking(False)
-    said: list[bytes] = []
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except BlockingIOError:
-            return said
-        with conn:
-            conn.settimeout(0.5)
-            try:
-                said.append(conn.recv(65536))
-            except TimeoutError:
-                said.append(b"")
 
 
 @pytest.fixture(autouse=True)

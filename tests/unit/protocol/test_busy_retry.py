@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -14,6 +13,7 @@ import pytest
 
 from services.protocol.server_answers import ApiError
 from services.protocol.server_client import ServerClient
+from tests.support.silent_servers import scripted
 
 Answer = tuple[int, dict[str, str], object]
 BUSY: Answer = (503, {"Retry-After": "0"}, {"detail": "storage busy: the database took no write in time"})
@@ -46,16 +46,8 @@ class _Scripted(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def servers() -> Iterator[list[str]]:
     _Scripted.seen = []
-    started = []
-    for _ in range(2):
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-        httpd.daemon_threads = True
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        started.append(httpd)
-    yield [f"http://127.0.0.1:{h.server_address[1]}" for h in started]
-    for h in started:
-        h.shutdown()
-        h.server_close()
+    with scripted(_Scripted) as urls:
+        yield urls
 
 
 def _ports(seen: list[str]) -> list[str]:

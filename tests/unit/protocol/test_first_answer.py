@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import ClassVar
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from services.protocol.server_client import ServerClient
+from tests.support.silent_servers import scripted, taken
 
 
 class _Scripted(http.server.BaseHTTPRequestHandler):
@@ -54,16 +54,8 @@ def servers() -> Iterator[list[str]]:
     _Scripted.posts = []
     _Scripted.health = {}
     _Scripted.slow = 0.0
-    started = []
-    for _ in range(2):
-        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-        httpd.daemon_threads = True
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        started.append(httpd)
-    yield [f"http://127.0.0.1:{h.server_address[1]}" for h in started]
-    for h in started:
-        h.shutdown()
-        h.server_close()
+    with scripted(_Scripted) as urls:
+        yield urls
 
 
 def port(url: str) -> int:
@@ -87,17 +79,8 @@ async def test_a_load_balancer_without_a_server_behind_it_is_passed_over(servers
         assert _Scripted.posts == [port(servers[1])]
 
 
-def _said(listener: socket.socket) -> list[bytes]:
-    listener.setblocking(False)
-    said: list[bytes] = []
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except BlockingIOError:
-            return said
-        with conn:
-            conn.settimeout(0.5)
-            said.append(conn.recv(65536).split(b"\r\n")[0])
+def _said(listener: socket.socket) -> list[str]:
+    return [said.split(b"\r\n")[0].decode() for said in taken(listener)]
 
 
 async def test_with_no_server_answering_the_request_goes_once_to_the_first_that_took_the_connection() -> None:
@@ -111,5 +94,5 @@ async def test_with_no_server_answering_the_request_goes_once_to_the_first_that_
         async with ServerClient(",".join(urls), "tbl_x", first_answer=0.3, deadline=1) as client:
             with pytest.raises(httpx.ReadTimeout):  # the deadline's AnswerTimeout: it may only have been slow
                 await client.call("POST", "/jobs/1/status", json={"action": "pause"})
-        assert _said(first) == [b"GET /api/v1/health HTTP/1.1", b"POST /api/v1/jobs/1/status HTTP/1.1"]
-        assert _said(second) == [b"GET /api/v1/health HTTP/1.1"]
+        assert _said(first) == ["GET /api/v1/health HTTP/1.1", "POST /api/v1/jobs/1/status HTTP/1.1"]
+        assert _said(second) == ["GET /api/v1/health HTTP/1.1"]

@@ -60,11 +60,11 @@ def test_all_of_a_log_is_printed_in_order_a_part_at_a_time(monkeypatch: pytest.M
     assert made[0].printed_before_read == [0, 3, 6, 9, 12, 15]  # each part out before the next is asked for
 
 
-def test_a_line_break_inside_a_log_line_is_escaped_in_a_tasks_view(capsys: pytest.CaptureFixture[str]) -> None:
-    """A worker's line holding a line break printed its second half at column 0, as if the command's own."""
+def _task_view(log_tail: list[str], capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """What `tablao task 9` prints of an active task whose last lines are `log_tail`."""
     task = SimpleNamespace(
         id=9, name="frames 1-10", job_id=3, type="exec", worker_name="w1", status="active", attempt=1,
-        failure_count=0, activity="", log_tail=["Fra:1 rendering\nTask 9: completed", "Fra:2\n"],
+        failure_count=0, activity="", log_tail=log_tail,
     )  # fmt: skip
 
     class Client:
@@ -73,7 +73,12 @@ def test_a_line_break_inside_a_log_line_is_escaped_in_a_tasks_view(capsys: pytes
 
     args = SimpleNamespace(id=9, action=None, reason="")
     assert asyncio.run(client_cli._task(Client(), args)) == 0  # type: ignore[arg-type]
-    lines = capsys.readouterr().out.splitlines()
+    return capsys.readouterr().out.splitlines()
+
+
+def test_a_line_break_inside_a_log_line_is_escaped_in_a_tasks_view(capsys: pytest.CaptureFixture[str]) -> None:
+    """A worker's line holding a line break printed its second half at column 0, as if the command's own."""
+    lines = _task_view(["Fra:1 rendering\nTask 9: completed", "Fra:2\n"], capsys)
     assert "    Fra:1 rendering\\nTask 9: completed" in lines and "    Fra:2" in lines
     assert not [line for line in lines if line.startswith("Task 9: completed")]
     assert "  status active on w1, 0 failures" in lines  # no "attempt 1" beside "3 failures" (a contradiction)
@@ -83,18 +88,7 @@ def test_a_long_log_line_is_cut_in_a_tasks_view(capsys: pytest.CaptureFixture[st
     """A single 10 MB line (a progress bar's carriage returns) flooded the terminal: cut at 2,000 characters, whole
     ones, with how much was left off and where the line is whole. `tablao log` prints it whole."""
     long = "x" * 1_999 + "e\u0301" + "y" * 9_998_000  # the cut would part é's e from its accent
-    task = SimpleNamespace(
-        id=9, name="frames 1-10", job_id=3, type="exec", worker_name="w1", status="active", attempt=1,
-        failure_count=0, activity="", log_tail=["Fra:1", long, "z" * 2_000, "z" * 2_001],
-    )  # fmt: skip
-
-    class Client:
-        async def get_task(self, _task_id: int) -> SimpleNamespace:
-            return task
-
-    args = SimpleNamespace(id=9, action=None, reason="")
-    assert asyncio.run(client_cli._task(Client(), args)) == 0  # type: ignore[arg-type]
-    lines = capsys.readouterr().out.splitlines()
+    lines = _task_view(["Fra:1", long, "z" * 2_000, "z" * 2_001], capsys)
     assert lines[-5:] == [
         "    Fra:1",
         "    " + "x" * 1_999 + "… 9,998,002 more characters",

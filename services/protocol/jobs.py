@@ -177,10 +177,13 @@ class PriorityRequest(WireModel):
     priority: Int = Field(ge=0, le=PRIORITY_MAX)
 
 
+BULK_MAX = 10_000  # ids in one bulk request, of jobs or of tasks
+
+
 class BulkJobRequest(WireModel):
     """The same change for many jobs; exactly one of `action`, `priority` or `delete`."""
 
-    ids: list[Id] = Field(min_length=1, max_length=10_000)
+    ids: list[Id] = Field(min_length=1, max_length=BULK_MAX)
     action: Annotated[JobAction | None, JSON_TEXT] = None
     priority: Int | None = Field(default=None, ge=0, le=PRIORITY_MAX)
     delete: bool = False
@@ -197,8 +200,19 @@ class BulkResult(ResponseModel):
     results: list[BulkItemResult]
 
 
+TaskAction = Literal["requeue", "cancel"]
+
+
 class TaskActionRequest(WireModel):
-    action: Literal["requeue", "cancel"]
+    action: TaskAction
+    reason: Reason = ""
+
+
+class BulkTaskRequest(WireModel):
+    """The same action for many tasks: each is refused or done on its own, as `POST /tasks/{id}/status` would."""
+
+    ids: list[Id] = Field(min_length=1, max_length=BULK_MAX)  # a repeated id is acted on once
+    action: TaskAction
     reason: Reason = ""
 
 

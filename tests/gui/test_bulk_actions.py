@@ -11,7 +11,7 @@ import pytest
 
 from app.models.store import ClientStore, TaskRow
 from app.models.sync import ConnectionState, FarmSync
-from app.ui import bulk
+from app.ui import actions, bulk
 from app.ui.main_window import MainWindow
 from services.protocol.server_client import ServerClient
 from tests.bench.bench_gui_tasks_model import task_dict
@@ -79,3 +79,72 @@ def test_cancel_many_tasks_reports_how_many_and_the_refusals(
         await window.shutdown()
 
     qloop.run_until_complete(scenario())
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Every request the app sends the Server, counted by method and route; `older`: answer the tasks' bulk route
+    as a Server from before it does (405, its path being only a task's, which is GET)."""
+
+    def __init__(self, older: bool = False) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.older = older
+        self.sent: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/v1")
+        route = "/tasks/{id}/status" if path.startswith("/tasks/") and path.endswith("/status") else path
+        self.sent.append(f"{request.method} {route}")
+        if self.older and request.method == "POST" and path == "/tasks/bulk":
+            detail = "POST is not allowed here; this path takes GET, HEAD"
+            body = {"detail": detail, "errors": [{"field": "method", "message": detail}]}
+            return httpx.Response(405, json=body, headers={"Allow": "GET, HEAD"}, request=request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def count(self, route: str) -> int:
+        return self.sent.count(route)
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["bulk-route", "older-server"])
+def test_select_all_requeue_sends_the_bulk_route_in_chunks(
+    qloop, qtbot, fresh_server: ServerProcess, monkeypatch: pytest.MonkeyPatch, older: bool
+) -> None:
+    """30 selected tasks, 8 ids a request (the Server takes 10,000): 4 requests to the bulk route, none per task;
+    a Server without the route (405) gets one request per task, and the same outcome."""
+    monkeypatch.setattr(actions, "BULK_MAX", 8)
+    token = fresh_server.admin_token
+    h = {"Authorization": f"Bearer {token}"}
+    settings = {"command": ["sleep", "60"], "frames": "1-30", "chunk_size": 1}
+    r = httpx.post(
+        f"{fresh_server.url}/api/v1/jobs", json={"name": "many", "type": "exec", "settings": settings}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    job_id = int(r.json()["id"])
+    r = httpx.post(f"{fresh_server.url}/api/v1/jobs/{job_id}/status", json={"action": "cancel"}, headers=h)
+    assert r.status_code == 200, r.text
+    transport = CountingTransport(older)
+    sync = FarmSync(ClientStore(), ServerClient(fresh_server.url, token, transport=transport))
+    window = MainWindow(sync, token, confirm=lambda title, text: True)
+    qtbot.addWidget(window)
+    window.show()
+
+    async def scenario() -> None:
+        sync.start()
+        await until(lambda: sync.state == ConnectionState.CONNECTED, what="connected")
+        window.jobs.select_job(job_id)
+        await until(lambda: window.jobs.tasks_model.rowCount() == 30, what="the tasks")
+        window.jobs.tasks_view.selectAll()
+        window.jobs.task_actions.requeue.trigger()
+        await until(lambda: "Requeued" in window.message_bar.label.text(), within=60, what="the outcome")
+        assert window.message_bar.label.text() == "Requeued 30 of 30 tasks"
+        await window.shutdown()
+
+    qloop.run_until_complete(scenario())
+    if older:
+        assert (transport.count("POST /tasks/bulk"), transport.count("POST /tasks/{id}/status")) == (1, 30)
+    else:
+        assert (transport.count("POST /tasks/bulk"), transport.count("POST /tasks/{id}/status")) == (4, 0)
+    r = httpx.get(f"{fresh_server.url}/api/v1/jobs/{job_id}", headers=h)
+    assert r.json()["tasks_canceled"] == 0  # every one requeued

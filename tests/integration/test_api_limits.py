@@ -169,6 +169,7 @@ def test_ids_out_of_range_are_422_never_500(farm: tuple[ServerProcess, ManagerPr
         ("DELETE", f"/tokens/{big}", None),
         ("GET", f"/events?after={big}", None),
         ("POST", "/jobs/bulk", {"ids": [job["id"], TOO_BIG_ID], "action": "pause"}),
+        ("POST", "/tasks/bulk", {"ids": [TOO_BIG_ID], "action": "cancel"}),
         ("POST", "/jobs", {**exec_job("deps"), "depends_on": [TOO_BIG_ID]}),
         ("POST", "/jobs", {**exec_job("mgr"), "manager_id": TOO_BIG_ID}),
     ]

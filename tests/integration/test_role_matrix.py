@@ -163,6 +163,10 @@ def _bulk(farm: Farm) -> tuple[str, Any]:
     return "/jobs/bulk", {"ids": [farm.job()["id"]], "priority": 60}
 
 
+def _task_bulk(farm: Farm) -> tuple[str, Any]:
+    return "/tasks/bulk", {"ids": [farm.task_id()], "action": "cancel"}
+
+
 def docs_folder() -> dict[str, tuple[Call, dict[str, int]]]:
     """The API reference's folder itself is no file: a 404 in the errors' shape (it was an empty 307 to a
     redirect that then refused the method); a write needs a user's token first, as on every route."""
@@ -265,6 +269,9 @@ SERVER: dict[str, tuple[Call, dict[str, int]]] = {
     "GET /api/v1/tasks/{task_id}/log": (on_task("/tasks/{id}/log"), users(404)),
     "POST /api/v1/tasks/{task_id}/log/request": (on_task("/tasks/{id}/log/request"), users(409)),
     "POST /api/v1/tasks/{task_id}/status": (on_task("/tasks/{id}/status", {"action": "cancel"}), users(200, other=403)),
+    # another artist's task is refused in its item of the answer, as the single route refuses it with a 403
+    "POST /api/v1/tasks/bulk": (_task_bulk, users(200)),
+    "GET /api/v1/tasks/bulk": (fixed("/tasks/bulk"), dict.fromkeys(WHO, 405)),  # not a 422 for the task id "bulk"
     "GET /api/v1/events": (fixed("/events"), users(200)),
     "POST /api/v1/manager/claim": (fixed("/manager/claim", {"capacity": 0}), only_manager(200)),
     "POST /api/v1/manager/updates": (fixed("/manager/updates", {"seq": 1}), only_manager(200)),

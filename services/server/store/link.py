@@ -326,14 +326,25 @@ def _apply_updates(
             # Without autoflush: set_task_status's UPDATE of the dependents would otherwise flush every
             # pending row first, once per task (most of a batch's cost). Failures read other tasks'
             # statuses (cancel_dependents), so they keep autoflush.
-            times = {"started": u.started, "ended": u.time}
+            started = u.started
             if new == TaskStatus.ACTIVE and u.started is None:
-                times["started"] = u.time  # a Manager of before `started`: its update's time is the start
+                started = u.time  # a Manager of before `started`: its update's time is the start
             if new in (TaskStatus.FAILED, TaskStatus.CANCELED):
-                set_task_status(session, task, new, actor=_actor(manager), activity=activity, job=job, **times)
+                set_task_status(
+                    session, task, new, actor=_actor(manager), activity=activity, job=job, started=started, ended=u.time
+                )
             else:
                 with session.no_autoflush:
-                    set_task_status(session, task, new, actor=_actor(manager), activity=activity, job=job, **times)
+                    set_task_status(
+                        session,
+                        task,
+                        new,
+                        actor=_actor(manager),
+                        activity=activity,
+                        job=job,
+                        started=started,
+                        ended=u.time,
+                    )
         except IllegalTaskTransition as exc:
             rejected.append(RejectedUpdate(task_id=u.task_id, reason=str(exc), attempt=u.attempt))
             continue

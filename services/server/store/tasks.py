@@ -26,7 +26,7 @@ from services.server.db.tables import (
     TaskRow,
 )
 from services.server.states import jobs as job_states
-from services.server.states.tasks import HELD, check_transition
+from services.server.states.tasks import CANCELABLE, HELD, REQUEUEABLE, check_transition
 from services.server.store import events, failures, task_times, webhooks
 from services.server.store.convert import task_summary
 from services.server.store.job_counts import lock_counters, locked_status
@@ -53,12 +53,14 @@ def set_task_status(
     job: JobRow | None = None,
     started: datetime | None = None,
     ended: datetime | None = None,
+    dependents: bool = True,
 ) -> None:
     """Move one task to `new` and keep everything that depends on it true.
 
     Raises `IllegalTaskTransition` for a change the task state machine refuses. Keeps the job's counters and
     time figures (`started`, `ended`: when its run began and ended, see store/task_times.py), the dependents'
-    `deps_pending`, the job's status (which follows its tasks) and publishes events.
+    `deps_pending`, the job's status (which follows its tasks) and publishes events. `dependents`: False when the
+    caller knows that no task depends on this one (a failed or canceled one has no dependents to cancel).
     """
     if activity is not None:
         task.activity = activity
@@ -94,7 +96,7 @@ def set_task_status(
     if new == TaskStatus.QUEUED:
         task.steps_done = 0
     events.publish(session, "task-updated", task_summary(task).model_dump(mode="json"))
-    if new in (TaskStatus.FAILED, TaskStatus.CANCELED):
+    if new in (TaskStatus.FAILED, TaskStatus.CANCELED) and dependents:
         cancel_dependents(session, job, [task.id], actor=actor)
     follow_job(session, job, actor=actor)
 
@@ -394,38 +396,62 @@ def recount(session: Session, job: JobRow) -> None:
 # ---- a wrangler's action on one task -----------------------------------------------------------
 
 
-def requeue_task(session: Session, task: TaskRow, job: JobRow, *, actor: str, reason: str = "") -> None:
-    from services.server.states.tasks import REQUEUEABLE
-
+def requeue_refusal(task: TaskRow, job: JobRow) -> str | None:
+    """Why `requeue_task` would refuse this task now; None when it would requeue it."""
     old = TaskStatus(task.status)
     if old not in REQUEUEABLE:
-        raise IllegalTaskAction(f"cannot requeue a task that is {old} (only from: {_names(REQUEUEABLE)})")
+        return f"cannot requeue a task that is {old} (only from: {_names(REQUEUEABLE)})"
     still_failed = job.tasks_failed - (old == TaskStatus.FAILED)
     if job.on_task_failure == OnTaskFailure.FAIL_JOB and still_failed > 0:
         # the job would fail again at once for the failed task left, canceling this one: a 200 that did nothing
-        raise IllegalTaskAction(
+        return (
             f"job {job.id} fails at any failed task, and {plural(still_failed, 'other task')} of it failed: "
             "requeue the failed tasks (the job's requeue-failed), or the whole job"
         )
+    if old == TaskStatus.PAUSED and JobStatus(job.status) in (JobStatus.PAUSED, JobStatus.PAUSE_REQUESTED):
+        return "the job is paused: resume the job to run its tasks"
+    return None
+
+
+def requeue_task(
+    session: Session, task: TaskRow, job: JobRow, *, actor: str, reason: str = "", another_chance: bool = True
+) -> None:
+    """Requeue one task; `requeue_refusal` is its only refusal, raised before anything is written.
+
+    `another_chance`: False when this transaction gave the workers another chance at this job's tasks of this type
+    already (store/task_bulk.py): doing it again would only queue the same instructions again."""
+    if (why := requeue_refusal(task, job)) is not None:
+        raise IllegalTaskAction(why)
+    old = TaskStatus(task.status)
     if old == TaskStatus.SOFT_FAILED and task.manager_id is not None:
         instruct(session, task.manager_id, "cancel-task", [task.id])
     if JobStatus(job.status) in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED):
         set_job_status(session, job, JobStatus.REQUEUEING, actor=actor, reason=f"task {task.name} requeued")
         set_job_status(session, job, JobStatus.QUEUED, actor=actor)
-    if old == TaskStatus.PAUSED and JobStatus(job.status) in (JobStatus.PAUSED, JobStatus.PAUSE_REQUESTED):
-        raise IllegalTaskAction("the job is paused: resume the job to run its tasks")
     task.failure_count = 0
-    give_workers_another_chance(session, job, task.type)
+    if another_chance:
+        give_workers_another_chance(session, job, task.type)
     set_task_status(session, task, TaskStatus.QUEUED, actor=actor, activity=f"requeued by {actor}", job=job)
     log_job(session, job, actor, f"task {task.name} requeued" + (f": {reason}" if reason else ""))
 
 
-def cancel_task(session: Session, task: TaskRow, job: JobRow, *, actor: str, reason: str = "") -> None:
-    from services.server.states.tasks import CANCELABLE
-
+def cancel_refusal(task: TaskRow) -> str | None:
+    """Why `cancel_task` would refuse this task now; None when it would cancel it."""
     old = TaskStatus(task.status)
     if old not in CANCELABLE:
-        raise IllegalTaskAction(f"cannot cancel a task that is {old} (only from: {_names(CANCELABLE)})")
+        return f"cannot cancel a task that is {old} (only from: {_names(CANCELABLE)})"
+    return None
+
+
+def cancel_task(
+    session: Session, task: TaskRow, job: JobRow, *, actor: str, reason: str = "", dependents: bool = True
+) -> None:
+    """Cancel one task (its Manager is asked to stop it if it runs); `cancel_refusal` is its only refusal, raised
+    before anything is written. `dependents`: False when the caller knows that no task depends on this one (so
+    none waits on it to be canceled with it: store/task_bulk.py asks once for many tasks)."""
+    if (why := cancel_refusal(task)) is not None:
+        raise IllegalTaskAction(why)
+    old = TaskStatus(task.status)
     log_job(session, job, actor, f"task {task.name} canceled" + (f": {reason}" if reason else ""))
     if old in HELD and task.manager_id is not None:
         instruct(session, task.manager_id, "cancel-task", [task.id])
@@ -434,7 +460,9 @@ def cancel_task(session: Session, task: TaskRow, job: JobRow, *, actor: str, rea
         task.activity = f"cancel requested by {actor}"
         events.publish(session, "task-updated", task_summary(task).model_dump(mode="json"))
         return
-    set_task_status(session, task, TaskStatus.CANCELED, actor=actor, activity=f"canceled by {actor}", job=job)
+    set_task_status(
+        session, task, TaskStatus.CANCELED, actor=actor, activity=f"canceled by {actor}", job=job, dependents=dependents
+    )
 
 
 class IllegalTaskAction(ValueError):

@@ -23,6 +23,8 @@ from tests.support.inprocess_server import admin_client
         ("OPTIONS", "/api/v1/jobs/bulk", "POST"),  # as the document has it, though /jobs/{job_id} matches too
         ("GET", "/api/v1/jobs/bulk", "POST"),  # not a 422 for the job id "bulk"
         ("DELETE", "/api/v1/jobs/bulk", "POST"),
+        ("GET", "/api/v1/tasks/bulk", "POST"),  # not a 422 for the task id "bulk"
+        ("DELETE", "/api/v1/tasks/bulk", "POST"),
         ("PUT", "/api/v1/jobs/5", "DELETE, GET, HEAD"),
         ("PUT", "/api/v1/manager/claim", "POST"),
     ],

@@ -14,13 +14,11 @@ from app.models.sync import FarmSync
 from app.qt import QAction, QInputDialog, QMessageBox, QObject, QWidget, Signal, as_html
 from app.ui import bulk
 from services.protocol.common import plural
-from services.protocol.jobs import BULK_MAX, PRIORITY_DEFAULT, BulkItemResult, BulkJobRequest, JobAction
+from services.protocol.jobs import BULK_MAX, PRIORITY_DEFAULT, BulkItemResult, JobAction
 
 Confirm = Callable[[str, str], bool]
 AskInt = Callable[[str, str, int, int], int | None]  # title, label, value, highest: the number, None when dismissed
 K = TypeVar("K", int, str)  # what the selection holds: job and task ids, worker ids
-# ids the Server takes in one `POST /jobs/bulk` (its request model's bound): more go in several requests
-JOBS_PER_REQUEST = next(m.max_length for m in BulkJobRequest.model_fields["ids"].metadata if hasattr(m, "max_length"))
 
 
 def confirm_box(parent: QWidget | None) -> Confirm:
@@ -183,10 +181,10 @@ class JobActions(SelectionActions[int]):
             self.done.emit(f"Job {ids[0]}: {what}")
             return
         results: list[BulkItemResult] = []
-        for part in bulk.chunks(ids, JOBS_PER_REQUEST):  # the Server's bound on ids per request
+        for part in bulk.chunks(ids, BULK_MAX):  # the Server's bound on ids per request
             answer = await client.bulk(part, action=action, priority=priority, delete=delete)
             results.extend(answer.results)
-            if len(ids) > JOBS_PER_REQUEST:
+            if len(ids) > BULK_MAX:
                 self.done.emit(f"jobs: {len(results):,} of {len(ids):,}…")
         refused = [(r.id, r.error or "refused") for r in results if not r.ok]
         done_verb = "deleted" if delete else (JOB_DONE[action] if action else f"set priority {priority} of")
